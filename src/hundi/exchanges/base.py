@@ -1,0 +1,177 @@
+"""The sans-I/O contract every venue implements.
+
+A venue protocol is pure code: it builds connection URLs and subscribe messages, turns received
+bytes into records, and runs the order-book sync rules. It never opens a socket, sleeps or reads
+the clock: the caller passes ``now_ns``/``recv_ns`` in and performs the I/O it asks for
+(``connections()`` to open, ``due_requests()`` to fetch). That is what lets the same code run
+live, in replays of raw captures and in tests on recorded frames (the ``websockets`` model:
+a protocol state machine plus a thin asyncio adapter, here :mod:`hundi.connection`).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from hundi.records import (
+    Bbo,
+    BookChange,
+    Candle,
+    Channel,
+    Event,
+    Record,
+    Ticker,
+    Trade,
+)
+
+
+class FrameStatus(enum.IntEnum):
+    """How a received frame was accounted for (rejections raise :class:`RejectedFrame`)."""
+
+    PROCESSED = 0  # market data turned into records (or buffered for the book)
+    FILTERED = 1  # acks, pings, heartbeats, control: nothing to store, by design
+
+
+class RejectedFrame(Exception):
+    """A frame that could not be used. ``reason`` is a short stable key for the summary."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class RecordSink:
+    """Per-channel lists the protocol appends records to; drained in batches by the pipeline."""
+
+    __slots__ = ("bbo", "book", "candles", "events", "ticker", "trades")
+
+    def __init__(self) -> None:
+        self.trades: list[Trade] = []
+        self.bbo: list[Bbo] = []
+        self.ticker: list[Ticker] = []
+        self.book: list[BookChange] = []
+        self.candles: list[Candle] = []
+        self.events: list[Event] = []
+
+    def __len__(self) -> int:
+        return (
+            len(self.trades)
+            + len(self.bbo)
+            + len(self.ticker)
+            + len(self.book)
+            + len(self.candles)
+            + len(self.events)
+        )
+
+    def items(self) -> Iterator[tuple[Channel, list[Record]]]:
+        """Non-empty channels and their records."""
+        for channel in Channel:
+            records: list[Record] = getattr(self, channel.value)
+            if records:
+                yield channel, records
+
+    def drain(self) -> dict[Channel, list[Record]]:
+        """Take everything collected so far, leaving the sink empty."""
+        taken = dict(self.items())
+        for channel in taken:
+            setattr(self, channel.value, [])
+        return taken
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One WebSocket connection the venue wants open."""
+
+    key: str  # stable id, used in logs, raw captures and ``receive``
+    url: str
+    subscribe: tuple[bytes, ...] = ()  # messages to send after the socket opens, in order
+    max_outgoing_per_s: float = 5.0  # venue limit on client messages
+    max_lifetime_s: float = 23.5 * 3600  # reconnect proactively before the venue drops us
+    ping_interval_s: float | None = None  # client pings; None = only answer server pings
+
+
+@dataclass(frozen=True, slots=True)
+class RestRequest:
+    """A REST call the venue needs (order-book snapshots)."""
+
+    key: str  # e.g. the native symbol whose book needs it
+    url: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RestResponse:
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class VenueConfig:
+    """What a user asks a venue for; venue-specific knobs live in ``options``."""
+
+    market: str
+    symbols: tuple[str, ...]  # native symbols, e.g. BTCUSDT
+    channels: tuple[Channel, ...]
+    endpoint: str | None = None  # WS base URL override
+    rest_endpoint: str | None = None  # REST base URL override
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BookState:
+    """A venue's view of one book for status screens and summaries."""
+
+    symbol: str
+    synced: bool
+    bids: int
+    asks: int
+    best_bid: float
+    best_ask: float
+    last_update_id: int
+
+
+class VenueProtocol(ABC):
+    """Pure state machine of one venue market. See the module docstring."""
+
+    exchange: str
+
+    @abstractmethod
+    def connections(self) -> list[StreamSpec]:
+        """The connections to open, with their subscribe messages."""
+
+    @abstractmethod
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """Handle one received frame; append records to ``out``.
+
+        Raises :class:`RejectedFrame` for frames that cannot be used (malformed, unknown event,
+        unknown symbol...). Must never raise anything else on bad input.
+        """
+
+    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:  # noqa: B027
+        """A connection (re)opened; books on it will need a fresh snapshot."""
+
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:  # noqa: B027
+        """A connection dropped; books on it are no longer continuous (record a gap)."""
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        """REST calls to make now, within the venue's rate limits and back-offs."""
+        return []
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:  # noqa: B027
+        """Feed back the answer to a :meth:`due_requests` call (or a transport failure as 599)."""
+
+    def next_wakeup_ns(self) -> int | None:
+        """When ``due_requests`` may next return something (for the I/O loop's sleep)."""
+        return None
+
+    def books(self) -> list[BookState]:
+        return []
+
+    def normalize_symbol(self, native: str) -> str:
+        return native

@@ -1,0 +1,228 @@
+"""The normalized record model shared by every venue, the pipeline and every store.
+
+Records are msgspec Structs: typed, cheap to build on the hot path (no dict per message, no
+Decimal), and turned into columns only in batches (:func:`to_arrow`). Every record carries
+``ts`` (the exchange's event time) and ``recv_ts`` (local receive time), both int ns UTC.
+Where an exchange sends no event time (Binance spot ``bookTicker``), ``ts`` is the receive time
+and the venue documents it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any, ClassVar, Final
+
+import msgspec
+import pyarrow as pa
+
+
+class Channel(enum.StrEnum):
+    """Normalized channel names; they are also the store's partition names."""
+
+    TRADES = "trades"
+    BBO = "bbo"
+    TICKER = "ticker"
+    BOOK = "book"
+    CANDLES = "candles"
+    EVENTS = "events"
+
+
+class Side(enum.IntEnum):
+    """Aggressor side of a trade / side of a book level, stored as int8."""
+
+    BUY = 1
+    SELL = -1
+
+
+BID: Final = 1
+ASK: Final = -1
+
+
+class Record(msgspec.Struct, frozen=True, gc=False, kw_only=True):
+    """Common head of every record."""
+
+    CHANNEL: ClassVar[Channel]
+
+    exchange: str
+    symbol: str  # normalized, e.g. BTC-USDT, BTC-USDT-PERP
+    native_symbol: str  # as the exchange spells it, e.g. BTCUSDT
+    ts: int  # exchange event time, ns UTC
+    recv_ts: int  # local receive time, ns UTC
+
+
+class Trade(Record, frozen=True, gc=False, kw_only=True):
+    """One (aggregate) trade. ``side`` is the taker's side: 1 buy, -1 sell."""
+
+    CHANNEL: ClassVar[Channel] = Channel.TRADES
+
+    trade_id: int  # aggregate trade id for aggTrade streams, trade id for trade streams
+    price: float
+    size: float
+    side: int
+    first_trade_id: int  # aggTrade covers [first_trade_id, last_trade_id]; equal for plain trades
+    last_trade_id: int
+
+
+class Bbo(Record, frozen=True, gc=False, kw_only=True):
+    """Best bid and offer (top of book)."""
+
+    CHANNEL: ClassVar[Channel] = Channel.BBO
+
+    update_id: int
+    bid_price: float
+    bid_size: float
+    ask_price: float
+    ask_size: float
+
+
+class Ticker(Record, frozen=True, gc=False, kw_only=True):
+    """Rolling 24 h statistics."""
+
+    CHANNEL: ClassVar[Channel] = Channel.TICKER
+
+    last_price: float
+    last_size: float
+    open_price: float
+    high_price: float
+    low_price: float
+    volume: float  # base asset
+    quote_volume: float
+    vwap: float
+    price_change: float
+    price_change_pct: float
+    trade_count: int
+    open_time: int  # ns
+    close_time: int  # ns
+    first_trade_id: int
+    last_trade_id: int
+
+
+class BookChange(Record, frozen=True, gc=False, kw_only=True):
+    """One L2 level set (size > 0) or delete (size == 0).
+
+    ``snapshot`` is True for the levels of a REST snapshot that (re)starts the book; a snapshot
+    replaces the whole side state for the symbol. ``first_update_id``/``update_id``/
+    ``prev_update_id`` are the exchange's sequence ids of the message the level came from
+    (Binance ``U``/``u``/``pu``; -1 where the exchange sends none).
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.BOOK
+
+    side: int  # 1 bid, -1 ask
+    price: float
+    size: float
+    snapshot: bool
+    first_update_id: int
+    update_id: int
+    prev_update_id: int
+
+
+class Candle(Record, frozen=True, gc=False, kw_only=True):
+    """A kline update; ``closed`` marks the final update of the interval."""
+
+    CHANNEL: ClassVar[Channel] = Channel.CANDLES
+
+    interval: str
+    open_time: int  # ns
+    close_time: int  # ns
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    taker_buy_volume: float
+    trade_count: int
+    closed: bool
+
+
+class EventKind(enum.StrEnum):
+    GAP = "gap"  # sequence break detected; data between expected and received is missing
+    RESYNC = "resync"  # a fresh snapshot was requested to rebuild the book
+    SYNCED = "synced"  # book rebuilt and consistent again
+    RECONNECT = "reconnect"
+    STALE = "stale"  # no data within the watchdog window
+    SHUTDOWN = "shutdown"  # the exchange announced a server shutdown
+
+
+class Event(Record, frozen=True, gc=False, kw_only=True):
+    """Integrity events: gaps, resyncs, reconnects. Stored so every hole is explained."""
+
+    CHANNEL: ClassVar[Channel] = Channel.EVENTS
+
+    kind: str  # an EventKind value
+    channel: str  # the channel affected
+    expected: int  # expected sequence id (-1 if not applicable)
+    received: int  # received sequence id (-1 if not applicable)
+    detail: str
+
+
+RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
+    Channel.TRADES: Trade,
+    Channel.BBO: Bbo,
+    Channel.TICKER: Ticker,
+    Channel.BOOK: BookChange,
+    Channel.CANDLES: Candle,
+    Channel.EVENTS: Event,
+}
+
+_ARROW_TYPES: Final[dict[Any, pa.DataType]] = {
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+    bool: pa.bool_(),
+}
+
+
+def _schema_for(record_type: type[Record]) -> pa.Schema:
+    hints = msgspec.structs.fields(record_type)
+    fields = []
+    for f in hints:
+        arrow_type = _ARROW_TYPES[f.type]
+        if f.name in ("ts", "recv_ts", "open_time", "close_time"):
+            arrow_type = pa.timestamp("ns", tz="UTC")
+        elif f.name == "side":
+            arrow_type = pa.int8()
+        elif f.name in ("exchange", "symbol", "native_symbol", "kind", "channel", "interval"):
+            arrow_type = pa.dictionary(pa.int32(), pa.string())
+        fields.append(pa.field(f.name, arrow_type, nullable=False))
+    return pa.schema(fields)
+
+
+SCHEMAS: Final[dict[Channel, pa.Schema]] = {c: _schema_for(t) for c, t in RECORD_TYPES.items()}
+FIELD_NAMES: Final[dict[Channel, tuple[str, ...]]] = {
+    c: tuple(f.name for f in msgspec.structs.fields(t)) for c, t in RECORD_TYPES.items()
+}
+
+
+def to_arrow(channel: Channel, records: Sequence[Record]) -> pa.Table:
+    """Records of one channel → an Arrow table with the channel's schema (columnar, batched)."""
+    schema = SCHEMAS[channel]
+    if not records:
+        return schema.empty_table()
+    columns = list(zip(*map(msgspec.structs.astuple, records), strict=True))
+    arrays = []
+    for field, column in zip(schema, columns, strict=True):
+        if pa.types.is_dictionary(field.type):
+            arrays.append(pa.array(column, pa.string()).dictionary_encode())
+        elif pa.types.is_timestamp(field.type):
+            arrays.append(pa.array(column, pa.int64()).cast(field.type))
+        else:
+            arrays.append(pa.array(column, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def from_arrow(channel: Channel, table: pa.Table) -> list[Record]:
+    """Arrow table → records (tests and replays; not the hot path)."""
+    record_type = RECORD_TYPES[channel]
+    names = FIELD_NAMES[channel]
+    columns = []
+    for name in names:
+        col = table.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = col.cast(pa.int64())
+        elif pa.types.is_dictionary(col.type):
+            col = col.cast(pa.string())
+        columns.append(col.to_pylist())
+    return [record_type(**dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]

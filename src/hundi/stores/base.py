@@ -1,0 +1,86 @@
+"""The store contract and the URL → store registry.
+
+Stores are found by URL scheme through the ``hundi.stores`` entry-point group, so a new store
+(KairosDB, Cassandra, ...) is a new package folder plus one entry point; the core never changes.
+A bare path (no scheme) means the embedded store (scheme ``file``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from hundi.records import Channel, Record
+
+
+class StoreError(Exception):
+    """A store failure with a message fit for the user (never containing secrets)."""
+
+
+class Store(ABC):
+    """Where batches of records go, and where they are read back from.
+
+    ``write`` is called from one writer thread (never the event loop) with records grouped by
+    channel; it may buffer, but ``flush`` must make everything written so far durable and
+    visible to readers in other processes. ``close`` flushes.
+    """
+
+    scheme: str = ""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+
+    @abstractmethod
+    def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None: ...
+
+    @abstractmethod
+    def flush(self) -> None: ...
+
+    def close(self) -> None:
+        self.flush()
+
+    @abstractmethod
+    def read(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Records as a DataFrame indexed by exchange time ``ts`` (UTC), sorted."""
+
+    def describe(self) -> str:
+        """Human label for logs: the URL without credentials."""
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return self.url
+
+
+def scheme_of(url: str) -> str:
+    parts = urlsplit(url)
+    # Windows drive letters and bare paths have no real scheme.
+    if not parts.scheme or len(parts.scheme) == 1:
+        return "file"
+    return parts.scheme
+
+
+def open_store(url: str, **options: Any) -> Store:
+    """Open the store a URL names (``./data``, ``file:./data``, ``kairosdb+http://...``)."""
+    scheme = scheme_of(url)
+    found = entry_points(group="hundi.stores", name=scheme)
+    if not found:
+        known = sorted(ep.name for ep in entry_points(group="hundi.stores"))
+        raise StoreError(f"unknown store scheme {scheme!r} in {url!r}; known: {', '.join(known)}")
+    store_class = next(iter(found)).load()
+    store: Store = store_class(url, **options)
+    return store
