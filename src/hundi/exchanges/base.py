@@ -170,6 +170,10 @@ class VenueProtocol(ABC):
         """When ``due_requests`` may next return something (for the I/O loop's sleep)."""
         return None
 
+    def take_reconnects(self) -> list[str]:
+        """Connection keys the venue asked to reconnect (e.g. a ``serverShutdown`` notice)."""
+        return []
+
     def books(self) -> list[BookState]:
         return []
 
