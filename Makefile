@@ -1,0 +1,45 @@
+# Wunder / hundi — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DURATION ?= 30
+MARKET ?= spot
+SYMBOLS ?= BTCUSDT,ETHUSDT
+DEMO_STORE ?= ./data
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint typecheck check demo bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/hundi: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/hundi ## Create .venv and install hundi with dev tools
+
+test: venv ## Run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff (lint + format check)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: venv ## mypy --strict on the package
+	$(BIN)/mypy
+
+check: lint typecheck test ## Everything CI checks
+
+demo: venv ## Simulator + collector for DURATION s into ./data, then summary and a sample query
+	@bash scripts/demo.sh "$(DURATION)" "$(MARKET)" "$(SYMBOLS)" "$(DEMO_STORE)"
+
+bench: venv ## Throughput benchmarks (simulator at full speed → collector → embedded store)
+	$(BIN)/python bench/run.py
+
+clean: ## Remove the venv, caches and demo data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data logs build *.egg-info src/*.egg-info
