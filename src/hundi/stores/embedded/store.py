@@ -1,0 +1,347 @@
+"""The embedded store: Parquet part files under a directory, no server, readable by any tool.
+
+Layout and file naming: :mod:`hundi.stores.embedded.layout`. Guarantees:
+
+* ``flush`` writes each buffered partition as a new file atomically (temp file in the same
+  directory, fsync, ``os.replace``, fsync of the directory), so a reader in another process
+  never sees a half-written file and a ``kill -9`` loses only what was not flushed.
+* Flushing every second makes many small files; once a partition has ``compact_fanout`` files of
+  one level from this run, ``flush`` merges them into one file of the next level (a log-structured
+  merge: each row is rewritten about log_fanout(flushes per day) times). The merged file
+  supersedes its inputs by name, and the inputs are deleted only after ``grace_s`` seconds, so a
+  concurrent reader whose directory listing raced the rename still finds every row exactly once.
+* Restarts append: each store instance writes under a fresh run id.
+
+Reading tools other than :meth:`EmbeddedStore.read`: the files hold every record column, so read
+them without hive partitioning, e.g.
+``duckdb.sql("select * from read_parquet('data/exchange=binance/channel=trades/**/*.parquet')")``
+or ``pandas.read_parquet(path_of_one_partition_dir)``. (With ``hive_partitioning=true`` DuckDB
+replaces the ``channel`` column of the events table by the directory value.) Such readers may
+see the rows of a compaction twice for up to ``grace_s`` seconds; :meth:`EmbeddedStore.read`
+never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hundi.records import SCHEMAS, Channel, Record, to_arrow
+from hundi.stores.base import Store, StoreError
+from hundi.stores.embedded.layout import (
+    NS_PER_DAY,
+    TMP_PREFIX,
+    PartFile,
+    day_of_ns,
+    list_parts,
+    part_name,
+    partition_dir,
+    split_live,
+)
+
+_PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
+_READ_RETRIES = 5
+
+
+def path_of_url(url: str) -> Path:
+    """``./data``, ``file:./data``, ``file:///abs/data`` → a path."""
+    if url.startswith("file://"):
+        return Path(unquote(urlsplit(url).path))
+    if url.startswith("file:"):
+        return Path(url[len("file:") :])
+    return Path(url)
+
+
+def _new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
+
+
+class EmbeddedStore(Store):
+    """Parquet files partitioned by exchange/channel/symbol/date. See the module docstring.
+
+    Options: ``compact_fanout`` (files per level before merging, default 16), ``grace_s``
+    (seconds before superseded files are deleted, default 30), ``fsync`` (default true).
+    """
+
+    scheme = "file"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url)
+        self.root = path_of_url(url)
+        self.compact_fanout = max(2, int(options.get("compact_fanout", 16)))
+        self.grace_s = float(options.get("grace_s", 30.0))
+        self.fsync = _as_bool(options.get("fsync", True))
+        self.run_id = _new_run_id()
+        self._sequence = 0
+        self._buffers: dict[Channel, list[Record]] = {}
+        # This run's live files per partition directory, by level (what compaction merges).
+        self._own: dict[Path, dict[int, list[PartFile]]] = {}
+        self._pending_deletes: list[tuple[float, list[Path]]] = []
+        self._check_writable()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f"{TMP_PREFIX}{self.run_id}.probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            reason = e.strerror or type(e).__name__
+            raise StoreError(f"store path {str(self.root)!r} is not writable: {reason}") from None
+
+    def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        for channel, records in batches.items():
+            if records:
+                self._buffers.setdefault(Channel(channel), []).extend(records)
+
+    def flush(self) -> None:
+        buffers, self._buffers = self._buffers, {}
+        touched: set[Path] = set()
+        try:
+            for channel, records in buffers.items():
+                for key, table in _partitions(channel, records):
+                    touched.add(self._write_part(key, table))
+        except OSError as e:
+            raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
+        for directory in touched:
+            self._maybe_compact(directory)
+        self._delete_due()
+
+    def close(self) -> None:
+        self.flush()
+
+    def _next_sequence(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    def _write_part(self, key: _PartitionKey, table: pa.Table) -> Path:
+        exchange, channel, symbol, day = key
+        directory = partition_dir(self.root, exchange, channel.value, symbol, day)
+        if directory not in self._own:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._own[directory] = {}
+            self._clean_leftovers(directory)
+        seq = self._next_sequence()
+        part = self._write_file(directory, table, seq, seq, 0)
+        self._own[directory].setdefault(0, []).append(part)
+        return directory
+
+    def _write_file(
+        self, directory: Path, table: pa.Table, first: int, last: int, level: int
+    ) -> PartFile:
+        final = directory / part_name(self.run_id, first, last, level)
+        tmp = directory / f"{TMP_PREFIX}{final.name}.tmp"
+        with tmp.open("wb") as f:
+            pq.write_table(table, f, compression="zstd", write_statistics=True)
+            if self.fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, final)
+        if self.fsync:
+            _fsync_dir(directory)
+        return PartFile(self.run_id, first, last, level, final)
+
+    def _maybe_compact(self, directory: Path) -> None:
+        """Merge a full level into one file of the next level, cascading upwards."""
+        levels = self._own[directory]
+        level = 0
+        while len(levels.get(level, ())) >= self.compact_fanout:
+            inputs = levels.pop(level)
+            try:
+                table = pa.concat_tables(pq.read_table(p.path) for p in inputs)
+                merged = self._write_file(
+                    directory, table, inputs[0].first, inputs[-1].last, level + 1
+                )
+            except OSError as e:
+                levels[level] = inputs  # the inputs are still live; retry at the next flush
+                raise StoreError(f"compacting {str(directory)!r} failed: {e}") from None
+            levels.setdefault(level + 1, []).append(merged)
+            self._pending_deletes.append(
+                (time.monotonic() + self.grace_s, [p.path for p in inputs])
+            )
+            level += 1
+
+    def compact(self) -> None:
+        """Delete superseded files whose grace period is over (``flush`` also does this)."""
+        self._delete_due()
+
+    def _delete_due(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        keep: list[tuple[float, list[Path]]] = []
+        for deadline, paths in self._pending_deletes:
+            if force or deadline <= now:
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+            else:
+                keep.append((deadline, paths))
+        self._pending_deletes = keep
+
+    def _clean_leftovers(self, directory: Path) -> None:
+        """Remove what crashed earlier runs left: superseded inputs and stale temp files."""
+        horizon = time.time() - max(self.grace_s, 60.0)
+        _, superseded = split_live(list_parts(directory))
+        candidates = [p.path for p in superseded]
+        candidates += [p for p in directory.glob(f"{TMP_PREFIX}*") if p.is_file()]
+        for path in candidates:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < horizon:
+                    path.unlink()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
+        channel = Channel(channel)
+        for attempt in range(_READ_RETRIES):
+            files = self._live_files(exchange, channel, symbol, start, end)
+            try:
+                table = _read_tables(channel, files, start, end)
+                break
+            except FileNotFoundError:
+                # A file deleted after its grace period between listing and opening.
+                if attempt == _READ_RETRIES - 1:
+                    raise StoreError(
+                        f"store {str(self.root)!r} changed too fast to read consistently"
+                    ) from None
+        return _to_frame(table)
+
+    def _live_files(
+        self,
+        exchange: str,
+        channel: Channel,
+        symbol: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> list[PartFile]:
+        base = self.root / f"exchange={exchange}" / f"channel={channel.value}"
+        if symbol is not None:
+            symbol_dirs = [base / f"symbol={symbol}"]
+        else:
+            symbol_dirs = sorted(p for p in _subdirs(base) if p.name.startswith("symbol="))
+        first_day = _utc(start).date() if start else None
+        last_day = _utc(end).date() if end else None
+        files: list[PartFile] = []
+        for symbol_dir in symbol_dirs:
+            for day_dir in sorted(_subdirs(symbol_dir)):
+                day = _day_of_dir(day_dir.name)
+                if day is None:
+                    continue
+                if (first_day and day < first_day) or (last_day and day > last_day):
+                    continue
+                live, _ = split_live(list_parts(day_dir))
+                files.extend(live)
+        return files
+
+
+def _partitions(
+    channel: Channel, records: Sequence[Record]
+) -> list[tuple[_PartitionKey, pa.Table]]:
+    """Split one channel's records by (exchange, symbol, UTC day), keeping their order."""
+    table = to_arrow(channel, records)
+    first = records[0]
+    day_numbers = pc.divide(table.column("ts").cast(pa.int64()), NS_PER_DAY)
+    exchange_col = table.column("exchange").cast(pa.string())
+    symbol_col = table.column("symbol").cast(pa.string())
+    keys = pa.table({"e": exchange_col, "s": symbol_col, "d": day_numbers})
+    unique = keys.group_by(["e", "s", "d"]).aggregate([]).to_pylist()
+    if len(unique) == 1:
+        return [((first.exchange, channel, first.symbol, day_of_ns(first.ts)), table)]
+    parts = []
+    for key in unique:
+        mask = pc.and_(
+            pc.and_(pc.equal(exchange_col, key["e"]), pc.equal(symbol_col, key["s"])),
+            pc.equal(day_numbers, key["d"]),
+        )
+        day = day_of_ns(int(key["d"]) * NS_PER_DAY)
+        parts.append(((str(key["e"]), channel, str(key["s"]), day), table.filter(mask)))
+    return parts
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    try:
+        return [p for p in directory.iterdir() if p.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _day_of_dir(name: str) -> date | None:
+    if not name.startswith("date="):
+        return None
+    try:
+        return date.fromisoformat(name[len("date=") :])
+    except ValueError:
+        return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _read_tables(
+    channel: Channel, files: list[PartFile], start: datetime | None, end: datetime | None
+) -> pa.Table:
+    schema = SCHEMAS[channel]
+    if not files:
+        return schema.empty_table()
+    tables = [pq.read_table(f.path, schema=schema) for f in files]
+    table = pa.concat_tables(tables, promote_options="permissive")
+    ts = table.column("ts")
+    if start is not None or end is not None:
+        conditions = []
+        if start is not None:
+            conditions.append(pc.greater_equal(ts, pa.scalar(_utc(start), ts.type)))
+        if end is not None:
+            conditions.append(pc.less(ts, pa.scalar(_utc(end), ts.type)))
+        mask = conditions[0] if len(conditions) == 1 else pc.and_(*conditions)
+        table = table.filter(mask)
+    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
+    return table.take(order)
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    columns = [
+        col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col for col in table.columns
+    ]
+    plain = pa.Table.from_arrays(columns, names=table.column_names)
+    frame: pd.DataFrame = plain.to_pandas().set_index("ts")
+    return frame
+
+
+__all__ = ["EmbeddedStore", "path_of_url"]
