@@ -1,0 +1,283 @@
+"""The embedded Parquet store: exact round trips, atomic visibility, crash safety, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from hundi.records import (
+    Bbo,
+    BookChange,
+    Candle,
+    Channel,
+    Event,
+    Record,
+    Ticker,
+    Trade,
+    from_arrow,
+)
+from hundi.stores.base import StoreError, open_store
+from hundi.stores.embedded import EmbeddedStore
+from hundi.stores.embedded.layout import list_parts, split_live
+
+T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
+SECOND = 1_000_000_000
+HEAD = {"exchange": "binance", "symbol": "BTC-USDT", "native_symbol": "BTCUSDT"}
+
+
+def trade(i: int, *, ts: int | None = None, symbol: str = "BTC-USDT") -> Trade:
+    stamp = T0 + i * 1_000 if ts is None else ts
+    return Trade(
+        exchange="binance",
+        symbol=symbol,
+        native_symbol=symbol.replace("-", ""),
+        ts=stamp,
+        recv_ts=stamp + 7,
+        trade_id=i,
+        price=60_000.5 + i * 0.01,
+        size=0.001 * (i % 7 + 1),
+        side=1 if i % 2 else -1,
+        first_trade_id=i,
+        last_trade_id=i,
+    )
+
+
+def one_of_each() -> dict[Channel, list[Record]]:
+    return {
+        Channel.TRADES: [trade(1), trade(2)],
+        Channel.BBO: [
+            Bbo(**HEAD, ts=T0, recv_ts=T0 + 1, update_id=9, bid_price=1.5, bid_size=2.0,
+                ask_price=1.6, ask_size=3.25),
+        ],
+        Channel.TICKER: [
+            Ticker(**HEAD, ts=T0, recv_ts=T0 + 1, last_price=1.0, last_size=2.0,
+                   open_price=0.9, high_price=1.1, low_price=0.8, volume=1e6,
+                   quote_volume=1e6, vwap=0.95, price_change=0.1, price_change_pct=11.1,
+                   trade_count=123, open_time=T0 - 86_400 * SECOND, close_time=T0,
+                   first_trade_id=1, last_trade_id=123),
+        ],
+        Channel.BOOK: [
+            BookChange(**HEAD, ts=T0, recv_ts=T0 + 1, side=1, price=10.0, size=1.0,
+                       snapshot=True, first_update_id=-1, update_id=100, prev_update_id=-1),
+            BookChange(**HEAD, ts=T0, recv_ts=T0 + 1, side=-1, price=11.0, size=0.0,
+                       snapshot=False, first_update_id=101, update_id=102, prev_update_id=100),
+        ],
+        Channel.CANDLES: [
+            Candle(**HEAD, ts=T0, recv_ts=T0 + 1, interval="1m", open_time=T0,
+                   close_time=T0 + 60 * SECOND - 1, open=1.0, high=2.0, low=0.5, close=1.5,
+                   volume=10.0, quote_volume=15.0, taker_buy_volume=4.0, trade_count=7,
+                   closed=False),
+        ],
+        Channel.EVENTS: [
+            Event(**HEAD, ts=T0, recv_ts=T0, kind="gap", channel="book", expected=5,
+                  received=9, detail="U > last+1"),
+        ],
+    }  # fmt: skip
+
+
+def records_of(store: EmbeddedStore, channel: Channel, symbol: str | None = "BTC-USDT") -> list:
+    frame = store.read(exchange="binance", symbol=symbol, channel=channel)
+    table = pa.Table.from_pandas(frame.reset_index(), preserve_index=False)
+    return from_arrow(channel, table)
+
+
+def test_every_record_type_round_trips_exactly(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path / "data"))
+    batches = one_of_each()
+    store.write(batches)
+    store.flush()
+    for channel, records in batches.items():
+        assert records_of(store, channel) == records, channel
+
+
+def test_read_frame_shape_and_empty_result(tmp_path: Path) -> None:
+    store = open_store(f"file:{tmp_path / 'data'}")
+    store.write({Channel.TRADES: [trade(2), trade(1)]})
+    store.flush()
+    frame = store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.TRADES)
+    assert frame.index.name == "ts"
+    assert str(frame.index.tz) == "UTC"
+    assert list(frame["trade_id"]) == [1, 2]  # sorted by ts
+    assert frame["symbol"].iloc[0] == "BTC-USDT"
+    empty = store.read(exchange="binance", symbol="ETH-USDT", channel=Channel.TRADES)
+    assert empty.empty
+    assert list(empty.columns) == list(frame.columns)
+    assert empty.index.name == "ts"
+
+
+def test_time_range_symbols_and_day_partitions(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path))
+    day = 86_400 * SECOND
+    store.write(
+        {
+            Channel.TRADES: [
+                trade(1, ts=T0 - 1),  # previous UTC day
+                trade(2, ts=T0),
+                trade(3, ts=T0 + day + 5, symbol="ETH-USDT"),
+            ]
+        }
+    )
+    store.flush()
+    dates = sorted(p.name for p in tmp_path.glob("exchange=binance/channel=trades/*/*"))
+    assert dates == ["date=2024-04-30", "date=2024-05-01", "date=2024-05-02"]
+    everything = store.read(exchange="binance", symbol=None, channel=Channel.TRADES)
+    assert list(everything["trade_id"]) == [1, 2, 3]
+    window = store.read(
+        exchange="binance",
+        symbol=None,
+        channel=Channel.TRADES,
+        start=datetime(2024, 5, 1, tzinfo=UTC),
+        end=datetime(2024, 5, 2, tzinfo=UTC),
+    )
+    assert list(window["trade_id"]) == [2]
+    naive = store.read(
+        exchange="binance", symbol="ETH-USDT", channel=Channel.TRADES, start=datetime(2024, 5, 2)
+    )
+    assert list(naive["trade_id"]) == [3]
+
+
+def test_equal_timestamps_keep_write_order(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path), compact_fanout=2)
+    written = [trade(i, ts=T0) for i in range(10)]
+    for record in written:
+        store.write({Channel.TRADES: [record]})
+        store.flush()
+    assert records_of(store, Channel.TRADES) == written
+
+
+def test_compaction_merges_without_duplicates_and_deletes_after_grace(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path), compact_fanout=4, grace_s=0.0)
+    written = []
+    for i in range(37):
+        written.append(trade(i))
+        store.write({Channel.TRADES: [written[-1]]})
+        store.flush()
+    (partition,) = tmp_path.glob("exchange=binance/channel=trades/symbol=BTC-USDT/date=*")
+    live, superseded = split_live(list_parts(partition))
+    assert superseded == []  # grace 0: deleted at the flush that compacted
+    assert sorted(p.level for p in live) == [0, 1, 2, 2]  # 37 = 2*16 + 1*4 + 1
+    assert records_of(store, Channel.TRADES) == written
+
+
+def test_superseded_inputs_are_invisible_during_grace(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path), compact_fanout=3, grace_s=3600)
+    written = [trade(i) for i in range(7)]
+    for record in written:
+        store.write({Channel.TRADES: [record]})
+        store.flush()
+    files = list(tmp_path.rglob("*.parquet"))
+    assert len(files) == 7 + 2  # every part is still on disk next to the two L1 files
+    assert records_of(store, Channel.TRADES) == written
+
+
+def test_restart_appends_without_name_collisions(tmp_path: Path) -> None:
+    first = EmbeddedStore(str(tmp_path))
+    first.write({Channel.TRADES: [trade(1)]})
+    first.close()
+    second = EmbeddedStore(str(tmp_path))
+    assert second.run_id != first.run_id
+    second.write({Channel.TRADES: [trade(2)]})
+    second.close()
+    assert [r.trade_id for r in records_of(second, Channel.TRADES)] == [1, 2]
+
+
+def test_unwritable_paths_fail_at_open(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    with pytest.raises(StoreError, match="not writable"):
+        EmbeddedStore(str(blocker))
+    with pytest.raises(StoreError, match="not writable"):
+        EmbeddedStore(str(blocker / "data"))
+    with pytest.raises(StoreError, match="not writable"):
+        EmbeddedStore("/proc/self/hundi-data")  # procfs refuses new entries, even for root
+
+
+def test_temp_files_are_never_read(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.TRADES: [trade(1)]})
+    store.flush()
+    (partition,) = tmp_path.glob("exchange=binance/channel=trades/symbol=*/date=*")
+    (partition / ".tmp-half-written.parquet.tmp").write_bytes(b"PAR1 garbage")
+    (partition / "notes.txt").write_text("stray")
+    assert [r.trade_id for r in records_of(store, Channel.TRADES)] == [1]
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from hundi.records import Channel, Trade
+    from hundi.stores.embedded import EmbeddedStore
+
+    root, fanout = sys.argv[1], int(sys.argv[2])
+    store = EmbeddedStore(root, compact_fanout=fanout, grace_s=0.2)
+    T0 = 1_714_521_600_000_000_000
+    i = 0
+    while True:
+        batch = [
+            Trade(exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT",
+                  ts=T0 + (i + k) * 1000, recv_ts=T0 + (i + k) * 1000, trade_id=i + k,
+                  price=1.0, size=1.0, side=1, first_trade_id=i + k, last_trade_id=i + k)
+            for k in range(50)
+        ]
+        store.write({Channel.TRADES: batch})
+        store.flush()
+        i += 50
+        print(i, flush=True)
+    """
+)
+
+
+def _start_writer(root: Path, fanout: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(root), str(fanout)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_kill_9_mid_run_leaves_a_clean_store_with_everything_flushed(tmp_path: Path) -> None:
+    writer = _start_writer(tmp_path, 3)
+    assert writer.stdout is not None
+    flushed = 0
+    while flushed < 3000:
+        flushed = int(writer.stdout.readline())
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    frame = EmbeddedStore(str(tmp_path)).read(
+        exchange="binance", symbol="BTC-USDT", channel=Channel.TRADES
+    )
+    ids = list(frame["trade_id"])
+    assert ids == list(range(len(ids)))  # no duplicates, no holes
+    assert len(ids) >= flushed
+
+
+def test_concurrent_reader_never_errors_or_sees_duplicates(tmp_path: Path) -> None:
+    writer = _start_writer(tmp_path, 3)
+    assert writer.stdout is not None
+    try:
+        writer.stdout.readline()
+        reader = EmbeddedStore(str(tmp_path))
+        seen = 0
+        deadline = time.monotonic() + 3.0
+        reads = 0
+        while time.monotonic() < deadline:
+            frame = reader.read(exchange="binance", symbol="BTC-USDT", channel=Channel.TRADES)
+            ids = list(frame["trade_id"])
+            assert ids == list(range(len(ids)))
+            assert len(ids) >= seen
+            seen = len(ids)
+            reads += 1
+        assert seen > 0
+        assert reads > 3
+    finally:
+        writer.kill()
+        writer.wait()
