@@ -1,0 +1,334 @@
+"""Binance order-book sync: buffer diffs, validate a REST snapshot, apply, detect gaps.
+
+The rules are Binance's own ("How to manage a local order book correctly"):
+
+* spot: buffer diffs; a snapshot whose ``lastUpdateId + 1`` is older than the first buffered
+  ``U`` cannot be continued from the buffer → refetch; drop buffered diffs with
+  ``u <= lastUpdateId``; the first applied diff straddles ``U <= lastUpdateId + 1 <= u``;
+  afterwards a diff with ``U > last_u + 1`` is a gap.
+* USD-M: drop diffs with ``u < lastUpdateId``; the first applied diff straddles
+  ``U <= lastUpdateId <= u``; afterwards ``pu`` must equal the previous ``u``.
+
+Diffs whose ``u`` is not newer than the book (duplicates, late arrivals) are ignored: applying
+them would move levels back in time. A diff that would cross the book is treated as a gap, so a
+stored book is never crossed. Every gap records ``gap`` + ``resync`` events, clears the book and
+starts buffering again; the caller fetches a snapshot when :attr:`OrderBook.wants_snapshot`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from hundi.exchanges.base import BookState, RecordSink
+from hundi.exchanges.binance.messages import DepthSnapshotMsg, DepthUpdateMsg, Level
+from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
+
+MS = 1_000_000  # Binance times are ms; records are ns
+
+
+class BookSide:
+    """Price → size with a lazily cleaned heap for the best price (dict + heap, O(1) amortized).
+
+    ``sign`` is -1 for bids (heap holds negated prices, so the top is the highest bid) and +1
+    for asks.
+    """
+
+    __slots__ = ("_heap", "levels", "sign")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.levels: dict[float, float] = {}
+        self._heap: list[float] = []
+
+    def clear(self) -> None:
+        self.levels = {}
+        self._heap = []
+
+    def load(self, levels: list[Level]) -> None:
+        self.levels = {price: size for price, size in levels if size > 0.0}
+        self._heap = [self.sign * price for price in self.levels]
+        heapq.heapify(self._heap)
+
+    def set(self, price: float, size: float) -> None:
+        levels = self.levels
+        if size > 0.0:
+            if price not in levels:
+                heapq.heappush(self._heap, self.sign * price)
+            levels[price] = size
+        elif levels.pop(price, None) is not None and len(self._heap) > 2 * len(levels) + 64:
+            self._heap = [self.sign * p for p in levels]
+            heapq.heapify(self._heap)
+
+    def best(self) -> float | None:
+        heap = self._heap
+        levels = self.levels
+        while heap:
+            price = self.sign * heap[0]
+            if price in levels:
+                return price
+            heapq.heappop(heap)
+        return None
+
+
+class OrderBook:
+    """Sync state machine of one symbol's book; appends BookChange rows and events to a sink."""
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        symbol: str,
+        native: str,
+        usdm: bool,
+        max_buffer: int,
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.native = native
+        self.usdm = usdm
+        self.max_buffer = max_buffer
+        self.bids = BookSide(-1)
+        self.asks = BookSide(1)
+        self.synced = False
+        self.last_update_id = -1
+        self.buffer: deque[tuple[DepthUpdateMsg, int]] = deque()
+        self.pending: tuple[DepthSnapshotMsg, int] | None = None
+        self.wants_snapshot = True
+        self.snapshots_used = 0
+        self.snapshots_refused = 0
+
+    # ------------------------------------------------------------------ state for the caller
+    @property
+    def needs_request(self) -> bool:
+        """A snapshot should be fetched: unsynced, diffs buffered, none held back."""
+        return (
+            self.wants_snapshot and not self.synced and self.pending is None and bool(self.buffer)
+        )
+
+    def state(self) -> BookState:
+        best_bid = self.bids.best()
+        best_ask = self.asks.best()
+        return BookState(
+            symbol=self.symbol,
+            synced=self.synced,
+            bids=len(self.bids.levels),
+            asks=len(self.asks.levels),
+            best_bid=math.nan if best_bid is None else best_bid,
+            best_ask=math.nan if best_ask is None else best_ask,
+            last_update_id=self.last_update_id if self.synced else -1,
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def on_diff(self, msg: DepthUpdateMsg, recv_ns: int, out: RecordSink) -> None:
+        if self.synced:
+            self._on_live(msg, recv_ns, out)
+            return
+        if len(self.buffer) >= self.max_buffer:
+            first = self.buffer[0][0]
+            ts = msg.event_time * MS
+            self._emit(
+                out,
+                EventKind.GAP,
+                ts,
+                recv_ns,
+                first.first_id,
+                msg.first_id,
+                f"diff buffer full ({self.max_buffer}) while waiting for a snapshot",
+            )
+            self._emit(out, EventKind.RESYNC, ts, recv_ns, -1, -1, "buffer overflow")
+            self.buffer.clear()
+            self.wants_snapshot = True
+        self.buffer.append((msg, recv_ns))
+        if self.pending is not None:
+            self._try_sync(out)
+
+    def on_snapshot(self, snap: DepthSnapshotMsg, recv_ns: int, out: RecordSink) -> None:
+        """A REST snapshot arrived. Ignored if the book synced meanwhile."""
+        self.wants_snapshot = False
+        if self.synced:
+            return
+        self.pending = (snap, recv_ns)
+        self._try_sync(out)
+
+    def snapshot_failed(self) -> None:
+        """The request failed; ask again (the scheduler paces the retry)."""
+        if not self.synced:
+            self.wants_snapshot = True
+
+    def disconnect(self, now_ns: int, out: RecordSink) -> None:
+        """The connection carrying this book dropped: whatever comes next is not continuous."""
+        if self.synced:
+            self._emit(out, EventKind.GAP, now_ns, now_ns, self._expected(), -1, "disconnect")
+            self._emit(out, EventKind.RESYNC, now_ns, now_ns, -1, -1, "disconnect")
+        self._reset()
+
+    # ------------------------------------------------------------------ sync
+    def _try_sync(self, out: RecordSink) -> None:
+        assert self.pending is not None
+        snap, snap_recv_ns = self.pending
+        lid = snap.last_update_id
+        buffer = self.buffer
+        if self.usdm:
+            while buffer and buffer[0][0].final_id < lid:
+                buffer.popleft()
+        else:
+            while buffer and buffer[0][0].final_id <= lid:
+                buffer.popleft()
+        if not buffer:
+            return  # snapshot is ahead of every diff so far; wait for the straddling one
+        first, first_recv_ns = buffer[0]
+        continues = first.first_id <= lid if self.usdm else first.first_id <= lid + 1
+        snap_ts = snap.event_time * MS if snap.event_time >= 0 else snap_recv_ns
+        if not continues:
+            self.pending = None
+            self.wants_snapshot = True
+            self.snapshots_refused += 1
+            self._emit(
+                out,
+                EventKind.RESYNC,
+                snap_ts,
+                snap_recv_ns,
+                first.first_id,
+                lid,
+                f"stale snapshot: lastUpdateId {lid} is older than the first buffered "
+                f"diff U={first.first_id}; refetching",
+            )
+            return
+        self.pending = None
+        self.bids.load(snap.bids)
+        self.asks.load(snap.asks)
+        best_bid, best_ask = self.bids.best(), self.asks.best()
+        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+            self.bids.clear()
+            self.asks.clear()
+            self.wants_snapshot = True
+            self.snapshots_refused += 1
+            self._emit(out, EventKind.RESYNC, snap_ts, snap_recv_ns, -1, lid, "crossed snapshot")
+            return
+        self.synced = True
+        self.last_update_id = lid
+        self.snapshots_used += 1
+        self._emit_snapshot(snap, snap_ts, snap_recv_ns, out)
+        self._emit(out, EventKind.SYNCED, snap_ts, snap_recv_ns, -1, lid, "snapshot applied")
+        buffered = list(buffer)
+        buffer.clear()
+        self._apply(first, first_recv_ns, out)
+        for msg, recv_ns in buffered[1:]:
+            self.on_diff(msg, recv_ns, out)
+
+    def _on_live(self, msg: DepthUpdateMsg, recv_ns: int, out: RecordSink) -> None:
+        last = self.last_update_id
+        if msg.final_id <= last:
+            return  # duplicate or late: the book already contains it
+        if self.usdm:
+            if msg.prev_final_id != last:
+                self._gap(out, msg, recv_ns, last, msg.prev_final_id, "pu != previous u")
+                return
+        elif msg.first_id > last + 1:
+            self._gap(out, msg, recv_ns, last + 1, msg.first_id, "U skips ahead")
+            return
+        self._apply(msg, recv_ns, out)
+
+    def _apply(self, msg: DepthUpdateMsg, recv_ns: int, out: RecordSink) -> None:
+        ts = msg.event_time * MS
+        first_id, final_id, prev_id = msg.first_id, msg.final_id, msg.prev_final_id
+        exchange, symbol, native = self.exchange, self.symbol, self.native
+        rows = []
+        bids_set, asks_set = self.bids.set, self.asks.set
+        for price, size in msg.bids:
+            bids_set(price, size)
+            rows.append(BookChange(
+                exchange=exchange, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+                side=BID, price=price, size=size, snapshot=False, first_update_id=first_id,
+                update_id=final_id, prev_update_id=prev_id,
+            ))  # fmt: skip
+        for price, size in msg.asks:
+            asks_set(price, size)
+            rows.append(BookChange(
+                exchange=exchange, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+                side=ASK, price=price, size=size, snapshot=False, first_update_id=first_id,
+                update_id=final_id, prev_update_id=prev_id,
+            ))  # fmt: skip
+        best_bid, best_ask = self.bids.best(), self.asks.best()
+        if best_bid is not None and best_ask is not None and best_bid >= best_ask:
+            self._gap(
+                out,
+                msg,
+                recv_ns,
+                -1,
+                final_id,
+                f"diff would cross the book (bid {best_bid} >= ask {best_ask})",
+            )
+            return
+        self.last_update_id = final_id
+        out.book.extend(rows)
+
+    def _gap(
+        self,
+        out: RecordSink,
+        msg: DepthUpdateMsg,
+        recv_ns: int,
+        expected: int,
+        received: int,
+        detail: str,
+    ) -> None:
+        """Sequence break: record it, drop the book, start buffering from ``msg``."""
+        ts = msg.event_time * MS
+        self._reset()
+        self._emit(out, EventKind.GAP, ts, recv_ns, expected, received, detail)
+        self._emit(out, EventKind.RESYNC, ts, recv_ns, -1, -1, detail)
+        self.buffer.append((msg, recv_ns))
+
+    def _reset(self) -> None:
+        self.synced = False
+        self.last_update_id = -1
+        self.bids.clear()
+        self.asks.clear()
+        self.buffer.clear()
+        self.pending = None
+        self.wants_snapshot = True
+
+    def _expected(self) -> int:
+        return self.last_update_id if self.usdm else self.last_update_id + 1
+
+    # ------------------------------------------------------------------ output
+    def _emit(
+        self,
+        out: RecordSink,
+        kind: str,
+        ts: int,
+        recv_ts: int,
+        expected: int,
+        received: int,
+        detail: str,
+    ) -> None:
+        out.events.append(
+            Event(
+                exchange=self.exchange,
+                symbol=self.symbol,
+                native_symbol=self.native,
+                ts=ts,
+                recv_ts=recv_ts,
+                kind=kind,
+                channel=Channel.BOOK.value,
+                expected=expected,
+                received=received,
+                detail=detail,
+            )
+        )
+
+    def _emit_snapshot(
+        self, snap: DepthSnapshotMsg, ts: int, recv_ns: int, out: RecordSink
+    ) -> None:
+        exchange, symbol, native = self.exchange, self.symbol, self.native
+        lid = snap.last_update_id
+        rows = out.book
+        for side, levels in ((BID, self.bids.levels), (ASK, self.asks.levels)):
+            for price, size in levels.items():
+                rows.append(BookChange(
+                    exchange=exchange, symbol=symbol, native_symbol=native, ts=ts,
+                    recv_ts=recv_ns, side=side, price=price, size=size, snapshot=True,
+                    first_update_id=-1, update_id=lid, prev_update_id=-1,
+                ))  # fmt: skip

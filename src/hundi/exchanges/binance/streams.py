@@ -1,0 +1,179 @@
+"""Which streams to open, on which connections, and the REST snapshot URLs.
+
+Subscription style: each connection opens the bare combined-stream path (``/stream``) and sends
+``SUBSCRIBE`` messages (at most ``subscribe_batch`` streams each), paced by
+``max_outgoing_per_s``. Streams are not put in the URL because 1024 stream names make a ~30 KB
+URL that proxies and servers refuse; acks (``{"result":null,"id":n}``) confirm each batch.
+
+USD-M: since the 2026 split, ``depth``/``bookTicker`` (high-frequency) go to ``/public/stream``
+and ``aggTrade``/``kline``/``ticker`` to ``/market/stream`` on ``fstream.binance.com``; the
+``usdm_split=false`` option keeps the legacy single ``/stream`` path for everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from hundi.exchanges.base import StreamSpec
+from hundi.exchanges.binance.symbols import Market, SymbolInfo
+from hundi.records import Channel
+
+MAX_STREAMS_PER_CONNECTION = 1024
+DEFAULT_SUBSCRIBE_BATCH = 200
+
+SPOT_WS = "wss://stream.binance.com:9443"
+SPOT_REST = "https://api.binance.com"
+USDM_WS = "wss://fstream.binance.com"
+USDM_REST = "https://fapi.binance.com"
+
+# Client message limits per connection (Binance: spot 5/s, USD-M 10/s).
+MAX_OUTGOING_PER_S = {Market.SPOT: 5.0, Market.USDM: 10.0}
+
+KLINE_INTERVALS = frozenset(
+    ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
+     "1M")
+)  # fmt: skip
+TRADE_STREAMS = frozenset(("aggTrade", "trade"))
+USDM_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+SPOT_MAX_DEPTH_LIMIT = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    """One stream name and what it carries."""
+
+    name: str  # e.g. btcusdt@aggTrade
+    kind: str  # aggTrade, trade, bookTicker, ticker, kline, depth
+    symbol: SymbolInfo
+    group: str  # connection group: public, market or stream (legacy / spot)
+
+
+def stream_kind_name(channel: Channel, trade_stream: str, kline_interval: str) -> tuple[str, str]:
+    """Channel → (kind, stream-name suffix)."""
+    if channel is Channel.TRADES:
+        return trade_stream, trade_stream
+    if channel is Channel.BBO:
+        return "bookTicker", "bookTicker"
+    if channel is Channel.TICKER:
+        return "ticker", "ticker"
+    if channel is Channel.BOOK:
+        return "depth", "depth@100ms"
+    if channel is Channel.CANDLES:
+        return "kline", f"kline_{kline_interval}"
+    raise ValueError(f"Binance has no stream for channel {channel.value!r}")
+
+
+def connection_group(market: Market, kind: str, split: bool) -> str:
+    if market is Market.SPOT:
+        return "public"
+    if not split:
+        return "stream"
+    return "public" if kind in ("depth", "bookTicker", "trade") else "market"
+
+
+def group_path(market: Market, group: str) -> str:
+    if market is Market.USDM and group in ("public", "market"):
+        return f"/{group}/stream"
+    return "/stream"
+
+
+def plan_streams(
+    market: Market,
+    symbols: tuple[SymbolInfo, ...],
+    channels: tuple[Channel, ...],
+    *,
+    trade_stream: str,
+    kline_interval: str,
+    split: bool,
+) -> list[StreamPlan]:
+    """Every stream, grouped per symbol so a symbol's streams share a connection."""
+    plans = []
+    for symbol in symbols:
+        for channel in channels:
+            if channel is Channel.EVENTS:
+                continue  # produced locally, no stream
+            kind, suffix = stream_kind_name(channel, trade_stream, kline_interval)
+            plans.append(
+                StreamPlan(
+                    f"{symbol.stream}@{suffix}",
+                    kind,
+                    symbol,
+                    connection_group(market, kind, split),
+                )
+            )
+    return plans
+
+
+def subscribe_messages(names: list[str], batch: int) -> tuple[bytes, ...]:
+    """``SUBSCRIBE`` messages with ids 1, 2, ... per connection."""
+    return tuple(
+        msgspec.json.encode(
+            {"method": "SUBSCRIBE", "params": names[i : i + batch], "id": i // batch + 1}
+        )
+        for i in range(0, len(names), batch)
+    )
+
+
+def build_connections(
+    market: Market,
+    plans: list[StreamPlan],
+    ws_base: str,
+    *,
+    per_connection: int,
+    subscribe_batch: int,
+) -> tuple[list[StreamSpec], dict[str, str]]:
+    """Connections (keys ``<market>-<group>-<n>``) and the stream → connection-key map."""
+    base = ws_base.rstrip("/")
+    specs: list[StreamSpec] = []
+    owner: dict[str, str] = {}
+    groups: dict[str, list[StreamPlan]] = {}
+    for plan in plans:
+        groups.setdefault(plan.group, []).append(plan)
+    for group, members in groups.items():
+        for n, start in enumerate(range(0, len(members), per_connection)):
+            names = [p.name for p in members[start : start + per_connection]]
+            key = f"{market.value}-{group}-{n}"
+            specs.append(
+                StreamSpec(
+                    key=key,
+                    url=base + group_path(market, group),
+                    subscribe=subscribe_messages(names, subscribe_batch),
+                    max_outgoing_per_s=MAX_OUTGOING_PER_S[market],
+                )
+            )
+            owner.update(dict.fromkeys(names, key))
+    return specs, owner
+
+
+def depth_url(market: Market, rest_base: str, native: str, limit: int) -> str:
+    path = "/api/v3/depth" if market is Market.SPOT else "/fapi/v1/depth"
+    return f"{rest_base.rstrip('/')}{path}?symbol={native}&limit={limit}"
+
+
+def depth_weight(market: Market, limit: int) -> int:
+    """Request weight of a depth snapshot (Binance docs, 2026)."""
+    if market is Market.SPOT:
+        if limit <= 100:
+            return 5
+        if limit <= 500:
+            return 25
+        if limit <= 1000:
+            return 50
+        return 250
+    if limit <= 50:
+        return 2
+    if limit <= 100:
+        return 5
+    if limit <= 500:
+        return 10
+    return 20
+
+
+def validate_depth_limit(market: Market, limit: int) -> int:
+    if market is Market.USDM and limit not in USDM_DEPTH_LIMITS:
+        raise ValueError(f"USD-M depth_limit must be one of {USDM_DEPTH_LIMITS}, got {limit}")
+    if market is Market.SPOT and not 1 <= limit <= SPOT_MAX_DEPTH_LIMIT:
+        raise ValueError(f"spot depth_limit must be 1..{SPOT_MAX_DEPTH_LIMIT}, got {limit}")
+    return limit
