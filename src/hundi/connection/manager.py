@@ -1,0 +1,568 @@
+"""The asyncio I/O adapter around a sans-I/O :class:`~hundi.exchanges.base.VenueProtocol`.
+
+One :class:`ConnectionManager` per venue keeps every :class:`StreamSpec` connection open and
+runs the venue's REST requests. The hot path is a synchronous callback per received message:
+``time.time_ns()`` once, ``protocol.receive`` into the shared :class:`RecordSink`, one
+accounting call. No await, no queue hop, no allocation beyond what the protocol does.
+
+Reconnects:
+
+* drops and refused connects: capped exponential backoff with full jitter, reset once a
+  connection stayed up ``healthy_after_s``; every retry is logged with its reason, forever.
+* stale streams (nothing received, pings included, for ``stale_after_s``): reconnect with a
+  *separate* backoff that grows per consecutive stale reconnect, so an illiquid stream that is
+  legitimately silent does not reconnect in a tight loop.
+* lifetime (``max_lifetime_s``) and venue requests (``take_reconnects``, e.g. Binance
+  ``serverShutdown``): make-before-break. The new socket is opened and subscribed while the old
+  keeps delivering; the new one's messages are held back. ``overlap_s`` after the new socket's
+  first message the old one is retired and the held messages are delivered, minus those that
+  the old socket already delivered byte-for-byte (the same event serialised by the same
+  exchange stream is the same bytes). Per stream, messages stay in order and none is lost or
+  doubled, so the protocol sees no close/open and keeps its book. The protocol's own
+  sequence checks (Binance depth drops ``u <= last``) remain the second line of defence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import aiohttp
+
+from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.connection.backoff import Backoff
+from hundi.connection.client import CloseInfo, WsClient, WsConnectError, WsConnection
+from hundi.exchanges.base import (
+    RecordSink,
+    RejectedFrame,
+    RestRequest,
+    RestResponse,
+    StreamSpec,
+    VenueProtocol,
+)
+from hundi.pipeline.accounting import Accounting
+from hundi.records import Event, EventKind
+
+log = logging.getLogger("hundi.connection")
+
+CaptureHook = Callable[[CaptureEvent], None]
+QuarantineHook = Callable[[int, str, str, bytes], None]  # ts_ns, conn key, reason, frame
+
+
+@dataclass(slots=True)
+class ConnectionSettings:
+    """Timing knobs; the defaults suit live venues, tests shrink them."""
+
+    backoff_initial_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    healthy_after_s: float = 30.0  # a connection up this long resets the backoff
+    stale_after_s: float = 60.0
+    stale_backoff_initial_s: float = 5.0
+    stale_backoff_cap_s: float = 300.0
+    connect_timeout_s: float = 10.0
+    overlap_s: float = 2.0  # make-before-break: read both this long after the new one's 1st message
+    rollover_wait_s: float = 30.0  # switch anyway if the new socket stays silent this long
+    overlap_max_frames: int = 500_000  # bound on messages held back during an overlap
+    lifetime_s: float | None = None  # overrides StreamSpec.max_lifetime_s (tests)
+    rest_timeout_s: float = 10.0
+    rest_concurrency: int = 4
+    check_every_frames: int = 1024  # call ``on_frames`` after this many messages
+    tick_s: float = 0.25  # supervisor wake-up period (stale checks, venue reconnect requests)
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Per-connection counters for the status screen and the summary."""
+
+    key: str
+    url: str
+    connected: bool = False
+    frames: int = 0
+    bytes: int = 0
+    connects: int = 0
+    reconnects: int = 0
+    stale_reconnects: int = 0
+    rollovers: int = 0
+    connect_failures: int = 0
+    last_frame_ns: int = 0
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_DELIVER, _HOLD, _DELIVER_REMEMBER, _DROP = 0, 1, 2, 3
+
+
+class _Feed:
+    """Routes one socket's messages: deliver, hold back (new socket in an overlap), deliver and
+    remember (old socket in an overlap) or drop (retired socket)."""
+
+    __slots__ = ("deliver", "first_at", "held", "key", "mode", "seen")
+
+    def __init__(self, key: str, deliver: Callable[[str, bytes, int], None], mode: int) -> None:
+        self.key = key
+        self.deliver = deliver
+        self.mode = mode
+        self.held: list[tuple[int, bytes]] = []
+        self.seen: set[bytes] = set()
+        self.first_at = 0.0
+
+    def __call__(self, data: bytes) -> None:
+        recv_ns = time.time_ns()
+        mode = self.mode
+        if mode == _DELIVER:
+            self.deliver(self.key, data, recv_ns)
+        elif mode == _HOLD:
+            if not self.held:
+                self.first_at = time.monotonic()
+            self.held.append((recv_ns, data))
+        elif mode == _DELIVER_REMEMBER:
+            self.seen.add(data)
+            self.deliver(self.key, data, recv_ns)
+
+
+class _Live:
+    """An open socket with its feed and birth time."""
+
+    __slots__ = ("closed", "conn", "feed", "opened_at")
+
+    def __init__(self, conn: WsConnection, feed: _Feed) -> None:
+        self.conn = conn
+        self.feed = feed
+        self.opened_at = time.monotonic()
+        self.closed: asyncio.Task[CloseInfo] = asyncio.get_running_loop().create_task(
+            conn.wait_closed()
+        )
+
+
+class ConnectionManager:
+    """Keeps one venue's WebSockets open and its REST requests served (see module doc)."""
+
+    def __init__(
+        self,
+        protocol: VenueProtocol,
+        sink: RecordSink,
+        accounting: Accounting,
+        client: WsClient,
+        *,
+        settings: ConnectionSettings | None = None,
+        capture: CaptureHook | None = None,
+        quarantine: QuarantineHook | None = None,
+        on_frames: Callable[[], None] | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.sink = sink
+        self.accounting = accounting
+        self.client = client
+        self.settings = settings or ConnectionSettings()
+        self.capture = capture
+        self.quarantine = quarantine
+        self.on_frames = on_frames
+        self.specs = protocol.connections()
+        self.stats: dict[str, StreamStats] = {s.key: StreamStats(s.key, s.url) for s in self.specs}
+        self.rest_requests = 0
+        self.rest_failures = 0
+        self._receive = protocol.receive
+        self._since_check = 0
+        self._internal_errors_logged: set[str] = set()
+        self._live: set[WsConnection] = set()
+        self._paused = False
+        self._stop = asyncio.Event()
+        self._reconnect_requests: set[str] = set()
+
+    # --- hot path -----------------------------------------------------------------------------
+
+    def _deliver(self, key: str, data: bytes, recv_ns: int) -> None:
+        stats = self.stats[key]
+        stats.frames += 1
+        stats.bytes += len(data)
+        stats.last_frame_ns = recv_ns
+        if self.capture is not None:
+            self.capture(CaptureEvent(CaptureKind.RECV, recv_ns, key, data=data))
+        try:
+            status = self._receive(key, data, recv_ns, self.sink)
+        except RejectedFrame as exc:
+            self.accounting.reject(exc.reason)
+            if self.quarantine is not None:
+                self.quarantine(recv_ns, key, exc.reason, data)
+        except Exception as exc:
+            self._internal_error(key, data, recv_ns, exc)
+        else:
+            self.accounting.count(status)
+        self._since_check += 1
+        if self._since_check >= self.settings.check_every_frames:
+            self._since_check = 0
+            if self.on_frames is not None:
+                self.on_frames()
+
+    def _internal_error(self, key: str, data: bytes, recv_ns: int, exc: Exception) -> None:
+        """A protocol bug: count it, quarantine the frame, log the traceback once per kind."""
+        self.accounting.reject("internal_error")
+        if self.quarantine is not None:
+            self.quarantine(recv_ns, key, "internal_error", data)
+        kind = type(exc).__name__
+        if kind not in self._internal_errors_logged:
+            self._internal_errors_logged.add(kind)
+            log.error(
+                "%s: venue protocol raised %s on a frame (counted as rejected internal_error; "
+                "further ones are counted, not logged)",
+                key,
+                kind,
+                exc_info=exc,
+            )
+
+    # --- control ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop reading; :meth:`run` closes every socket and returns."""
+        self._stop.set()
+
+    def pause_reading(self) -> None:
+        """Backpressure: stop reading every socket until :meth:`resume_reading`."""
+        if not self._paused:
+            self._paused = True
+            for conn in self._live:
+                conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            now = time.monotonic()
+            for conn in self._live:
+                conn.last_activity = now  # silence while paused was ours, not the venue's
+                conn.resume_reading()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def request_reconnect(self, key: str) -> None:
+        """Ask for a make-before-break reconnect of one stream (as ``take_reconnects`` does)."""
+        self._reconnect_requests.add(key)
+
+    async def run(self) -> None:
+        """Run every stream and the REST loop until :meth:`stop`."""
+        tasks = [asyncio.create_task(self._run_stream(spec), name=spec.key) for spec in self.specs]
+        tasks.append(asyncio.create_task(self._run_rest(), name="rest"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- WebSocket streams --------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _open(self, spec: StreamSpec, mode: int) -> _Live:
+        stats = self.stats[spec.key]
+        feed = _Feed(spec.key, self._deliver, mode)
+        conn = await self.client.connect(
+            spec.url, feed, connect_timeout=self.settings.connect_timeout_s
+        )
+        self._live.add(conn)
+        if self._paused:
+            conn.pause_reading()
+        now = time.time_ns()
+        stats.connects += 1
+        if self.capture is not None:
+            self.capture(CaptureEvent(CaptureKind.OPEN, now, spec.key, url=spec.url))
+        gap = 1.0 / spec.max_outgoing_per_s if spec.max_outgoing_per_s > 0 else 0.0
+        for i, message in enumerate(spec.subscribe):
+            if i and gap:
+                await asyncio.sleep(gap)
+            conn.send(message)
+            if self.capture is not None:
+                self.capture(CaptureEvent(CaptureKind.SENT, time.time_ns(), spec.key, data=message))
+        return _Live(conn, feed)
+
+    async def _close(self, live: _Live, reason: str) -> CloseInfo:
+        live.feed.mode = _DROP
+        if not live.closed.done():
+            live.conn.close(1000, reason)
+        try:
+            info = await asyncio.wait_for(asyncio.shield(live.closed), 5.0)
+        except TimeoutError:
+            info = CloseInfo(1006, f"{reason} (close timed out)")
+        self._live.discard(live.conn)
+        return info
+
+    def _closed_event(self, key: str, kind: EventKind, detail: str) -> None:
+        now = time.time_ns()
+        self.sink.events.append(
+            Event(
+                exchange=self.protocol.exchange,
+                symbol="",
+                native_symbol="",
+                ts=now,
+                recv_ts=now,
+                kind=kind.value,
+                channel="",
+                expected=-1,
+                received=-1,
+                detail=f"{key}: {detail}",
+            )
+        )
+
+    def _lost(self, key: str, detail: str) -> None:
+        """The socket is gone: tell the protocol (gap) and the capture."""
+        now = time.time_ns()
+        self.stats[key].connected = False
+        if self.capture is not None:
+            self.capture(CaptureEvent(CaptureKind.CLOSE, now, key, data=detail.encode()))
+        self.protocol.on_close(key, now, self.sink)
+
+    async def _run_stream(self, spec: StreamSpec) -> None:
+        key = spec.key
+        stats = self.stats[key]
+        settings = self.settings
+        backoff = Backoff(settings.backoff_initial_s, settings.backoff_cap_s)
+        stale_backoff = Backoff(
+            settings.stale_backoff_initial_s, settings.stale_backoff_cap_s, min_fraction=0.5
+        )
+        lifetime = settings.lifetime_s if settings.lifetime_s is not None else spec.max_lifetime_s
+        ever_connected = False
+        while not self._stop.is_set():
+            try:
+                live = await self._open(spec, _DELIVER)
+            except WsConnectError as exc:
+                stats.connect_failures += 1
+                stats.last_error = str(exc)
+                delay = backoff.next()
+                log.warning("%s: %s; retry #%d in %.1fs", key, exc, backoff.attempt, delay)
+                await self._sleep(delay)
+                continue
+            stats.connected = True
+            if ever_connected:
+                stats.reconnects += 1
+                self.accounting.reconnects += 1
+                self._closed_event(key, EventKind.RECONNECT, "reconnected")
+            ever_connected = True
+            log.info("%s: connected to %s", key, spec.url)
+            self.protocol.on_open(key, time.time_ns(), self.sink)
+            outcome, live = await self._supervise(spec, live, lifetime)
+            if outcome == "stopped":
+                info = await self._close(live, "collector stopping")
+                self._lost(key, "collector stopping")
+                log.info("%s: closed (%s)", key, info.describe())
+                return
+            if outcome == "stale":
+                stats.stale_reconnects += 1
+                await self._close(live, "stale")
+                silent = time.monotonic() - live.conn.last_activity
+                self._lost(key, f"stale: nothing received for {silent:.1f}s")
+                self._closed_event(key, EventKind.STALE, f"nothing received for {silent:.1f}s")
+                delay = stale_backoff.next()
+                log.warning(
+                    "%s: nothing received for %.1fs (stale #%d); reconnecting in %.1fs",
+                    key,
+                    silent,
+                    stale_backoff.attempt,
+                    delay,
+                )
+            else:
+                info = live.closed.result()
+                self._live.discard(live.conn)
+                self._lost(key, info.describe())
+                stats.last_error = f"closed: {info.describe()}"
+                if time.monotonic() - live.opened_at >= settings.healthy_after_s:
+                    backoff.reset()
+                    stale_backoff.reset()
+                delay = backoff.next()
+                log.warning(
+                    "%s: connection closed (%s); reconnect #%d in %.1fs",
+                    key,
+                    info.describe(),
+                    backoff.attempt,
+                    delay,
+                )
+            await self._sleep(delay)
+
+    async def _supervise(self, spec: StreamSpec, live: _Live, lifetime: float) -> tuple[str, _Live]:
+        """Watch one open stream; returns ("stopped" | "stale" | "closed", the live socket)."""
+        settings = self.settings
+        key = spec.key
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        rollover_backoff = Backoff(settings.backoff_initial_s, settings.backoff_cap_s)
+        next_rollover_try = 0.0
+        try:
+            while True:
+                await asyncio.wait(
+                    (live.closed, stop_wait),
+                    timeout=settings.tick_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if self._stop.is_set():
+                    return "stopped", live
+                if live.closed.done():
+                    return "closed", live
+                now = time.monotonic()
+                if not self._paused and now - live.conn.last_activity > settings.stale_after_s:
+                    return "stale", live
+                requested = key in self._reconnect_requests or key in self._venue_requests()
+                aged = now - live.opened_at >= lifetime
+                if (requested or aged) and now >= next_rollover_try:
+                    why = "venue asked to reconnect" if requested else "connection lifetime"
+                    self._reconnect_requests.discard(key)
+                    new = await self._rollover(spec, live, why)
+                    if new is live:
+                        next_rollover_try = time.monotonic() + rollover_backoff.next()
+                    else:
+                        rollover_backoff.reset()
+                        live = new
+        finally:
+            stop_wait.cancel()
+
+    def _venue_requests(self) -> set[str]:
+        for asked in self.protocol.take_reconnects():
+            self._reconnect_requests.add(asked)
+        return self._reconnect_requests
+
+    async def _rollover(self, spec: StreamSpec, old: _Live, why: str) -> _Live:
+        """Make-before-break switch to a fresh socket (see the module docstring)."""
+        key = spec.key
+        stats = self.stats[key]
+        log.info("%s: %s; opening a new connection before closing the old one", key, why)
+        try:
+            new = await self._open(spec, _HOLD)
+        except WsConnectError as exc:
+            stats.connect_failures += 1
+            log.warning("%s: rollover connect failed (%s); keeping the old connection", key, exc)
+            return old
+        old.feed.mode = _DELIVER_REMEMBER
+        settings = self.settings
+        started = time.monotonic()
+        while not self._stop.is_set():
+            if old.closed.done() or new.closed.done():
+                break
+            held = new.feed.held
+            now = time.monotonic()
+            if held and now - new.feed.first_at >= settings.overlap_s:
+                break
+            if len(held) >= settings.overlap_max_frames:
+                break
+            if now - started >= settings.rollover_wait_s:
+                break
+            await asyncio.sleep(min(0.05, settings.overlap_s / 4))
+        if new.closed.done():
+            self._live.discard(new.conn)
+            old.feed.mode = _DELIVER
+            old.feed.seen.clear()
+            log.warning("%s: new connection closed during rollover; keeping the old one", key)
+            return old
+        # Switch: retire the old socket, then deliver what only the new one saw, in order.
+        old.feed.mode = _DROP
+        seen = old.feed.seen
+        deliver = self._deliver
+        duplicates = 0
+        for recv_ns, data in new.feed.held:
+            if data in seen:
+                duplicates += 1
+            else:
+                deliver(key, data, recv_ns)
+        new.feed.held = []
+        new.feed.mode = _DELIVER
+        old.feed.seen = set()
+        old_gone_first = old.closed.done()
+        asyncio.get_running_loop().create_task(self._close(old, "rollover"))
+        stats.rollovers += 1
+        stats.reconnects += 1
+        self.accounting.reconnects += 1
+        self._closed_event(key, EventKind.RECONNECT, f"rollover ({why})")
+        log.info(
+            "%s: switched to the new connection (%d overlapping messages deduplicated%s)",
+            key,
+            duplicates,
+            "; old one had already closed" if old_gone_first else "",
+        )
+        return new
+
+    # --- REST ---------------------------------------------------------------------------------
+
+    async def _run_rest(self) -> None:
+        settings = self.settings
+        timeout = aiohttp.ClientTimeout(total=settings.rest_timeout_s)
+        limit = asyncio.Semaphore(settings.rest_concurrency)
+        pending: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            try:
+                while not self._stop.is_set():
+                    now = time.time_ns()
+                    for request in self.protocol.due_requests(now):
+                        task = asyncio.create_task(self._fetch(session, limit, request))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                    wake = self.protocol.next_wakeup_ns()
+                    # Frames change what is due (a book needing a snapshot), so poll at least
+                    # every 100 ms; sleep less when the venue says it is due sooner.
+                    delay = 0.1 if wake is None else min(0.1, max(0.005, (wake - now) / 1e9))
+                    await self._sleep(delay)
+            finally:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _fetch(
+        self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest
+    ) -> None:
+        async with limit:
+            self.rest_requests += 1
+            try:
+                async with session.get(request.url) as reply:
+                    body = await reply.read()
+                    response = RestResponse(reply.status, body, dict(reply.headers))
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                response = RestResponse(599, reason.encode())
+            recv_ns = time.time_ns()
+            if response.status >= 400:
+                self.rest_failures += 1
+                log.warning(
+                    "REST %s for %s: status %d %s",
+                    request.url,
+                    request.key,
+                    response.status,
+                    response.body[:200].decode("utf-8", "replace"),
+                )
+            if self.capture is not None:
+                self.capture(
+                    CaptureEvent(
+                        CaptureKind.REST,
+                        recv_ns,
+                        request.key,
+                        url=request.url,
+                        data=response.body,
+                        status=response.status,
+                    )
+                )
+            try:
+                self.protocol.receive_response(request, response, recv_ns, self.sink)
+            except Exception as exc:
+                kind = f"rest:{type(exc).__name__}"
+                if kind not in self._internal_errors_logged:
+                    self._internal_errors_logged.add(kind)
+                    log.error(
+                        "venue protocol raised %s on a REST response for %s",
+                        type(exc).__name__,
+                        request.key,
+                        exc_info=exc,
+                    )
+
+
+__all__ = [
+    "CaptureHook",
+    "ConnectionManager",
+    "ConnectionSettings",
+    "QuarantineHook",
+    "StreamStats",
+]

@@ -1,0 +1,294 @@
+"""The connection manager over real sockets against an in-test exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import web
+from wsharness import Exchange, SeqVenue, trade_ids
+
+from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
+from hundi.connection.manager import ConnectionManager, ConnectionSettings
+from hundi.exchanges.base import RecordSink
+from hundi.pipeline.accounting import Accounting
+
+FAST = ConnectionSettings(
+    backoff_initial_s=0.05,
+    backoff_cap_s=0.4,
+    healthy_after_s=0.5,
+    stale_after_s=5.0,
+    connect_timeout_s=2.0,
+    overlap_s=0.1,
+    rollover_wait_s=2.0,
+    tick_s=0.02,
+)
+
+CLIENTS: list[Callable[[], WsClient]] = [PicowsClient, AiohttpClient]
+
+
+@pytest.fixture
+async def exchange() -> AsyncIterator[Exchange]:
+    ex = await Exchange().start()
+    yield ex
+    await ex.close()
+
+
+def settings(**changes: float | None) -> ConnectionSettings:
+    values = {name: getattr(FAST, name) for name in FAST.__slots__}
+    values.update(changes)
+    return ConnectionSettings(**values)  # type: ignore[arg-type]
+
+
+class Running:
+    """A manager running in the background of a test."""
+
+    def __init__(self, venue: SeqVenue, client: WsClient, config: ConnectionSettings) -> None:
+        self.venue = venue
+        self.sink = RecordSink()
+        self.accounting = Accounting()
+        self.quarantined: list[tuple[str, str, bytes]] = []
+        self.manager = ConnectionManager(
+            venue,
+            self.sink,
+            self.accounting,
+            client,
+            settings=config,
+            quarantine=lambda ts, conn, reason, data: self.quarantined.append((conn, reason, data)),
+        )
+        self.task = asyncio.create_task(self.manager.run())
+
+    async def until(self, condition: Callable[[], bool], within: float = 5.0) -> None:
+        deadline = time.monotonic() + within
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            assert not self.task.done(), self.task
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.manager.stop()
+        await asyncio.wait_for(self.task, 10)
+
+
+def assert_continuous(ids: list[int]) -> None:
+    assert ids, "no trades received"
+    assert ids == list(range(ids[0], ids[0] + len(ids))), "lost or doubled events"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_streams_frames_and_sends_paced_subscriptions(
+    exchange: Exchange, client: Callable[[], WsClient]
+) -> None:
+    venue = SeqVenue(exchange.url, subscribe=(b'{"sub":1}', b'{"sub":2}'), rate=10.0)
+    run = Running(venue, client(), FAST)
+    await run.until(lambda: len(exchange.received) == 2 and len(run.sink.trades) > 20)
+    await run.stop()
+    assert exchange.received == ['{"sub":1}', '{"sub":2}']
+    assert venue.opens == ["main"] and venue.closes == ["main"]
+    assert_continuous(trade_ids(run.sink))
+    assert run.accounting.balanced()
+    assert run.accounting.processed == len(run.sink.trades)
+
+
+async def test_subscriptions_respect_the_outgoing_rate(exchange: Exchange) -> None:
+    venue = SeqVenue(exchange.url, subscribe=(b"1", b"2", b"3"), rate=5.0)
+    run = Running(venue, PicowsClient(), FAST)
+    await run.until(lambda: len(exchange.received) == 1)
+    first_seen = time.monotonic()
+    await run.until(lambda: len(exchange.received) == 3)
+    await run.stop()
+    # Three messages at 5/s need two 0.2 s gaps.
+    assert time.monotonic() - first_seen >= 0.35
+    assert exchange.received == ["1", "2", "3"]
+
+
+async def test_rejected_and_buggy_frames_are_counted_and_quarantined(
+    exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue = SeqVenue(exchange.url)
+    run = Running(venue, PicowsClient(), FAST)
+    await run.until(lambda: len(run.sink.trades) > 3)
+    with caplog.at_level(logging.ERROR, logger="hundi.connection"):
+        for _ in range(3):
+            exchange.send_all("not json")
+            exchange.send_all('{"boom": 1}')
+        exchange.send_all('{"ack": 1}')
+        await run.until(lambda: run.accounting.filtered == 1)
+    count = len(run.sink.trades)
+    await run.until(lambda: len(run.sink.trades) > count + 3)  # still collecting
+    await run.stop()
+    assert run.accounting.rejected == {"malformed": 3, "internal_error": 3}
+    assert run.accounting.balanced()
+    assert sorted({reason for _, reason, _ in run.quarantined}) == ["internal_error", "malformed"]
+    bug_logs = [r for r in caplog.records if "internal_error" in r.getMessage()]
+    assert len(bug_logs) == 1 and bug_logs[0].exc_info is not None
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_reconnects_after_the_server_drops_us(
+    exchange: Exchange, client: Callable[[], WsClient]
+) -> None:
+    venue = SeqVenue(exchange.url)
+    run = Running(venue, client(), FAST)
+    await run.until(lambda: len(run.sink.trades) > 5)
+    exchange.drop_all()
+    await run.until(lambda: run.accounting.reconnects == 1 and exchange.connects == 2)
+    count = len(run.sink.trades)
+    await run.until(lambda: len(run.sink.trades) > count + 5)
+    await run.stop()
+    assert venue.opens == ["main", "main"]
+    assert venue.closes == ["main", "main"]  # the drop, then our own stop
+    assert run.manager.stats["main"].reconnects == 1
+    assert [e.kind for e in run.sink.events].count("reconnect") == 1
+
+
+async def test_unreachable_endpoint_is_retried_with_backoff_until_it_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    venue = SeqVenue(f"ws://127.0.0.1:{port}/stream")
+    caplog.set_level(logging.WARNING, logger="hundi.connection")
+    run = Running(venue, PicowsClient(), settings(backoff_initial_s=0.1, backoff_cap_s=0.2))
+    await asyncio.sleep(1.0)
+    failures = run.manager.stats["main"].connect_failures
+    # Never an instant loop: delays are at least 0.01 s and average ~0.1 s here.
+    assert 3 <= failures <= 40
+    retries = [r.getMessage() for r in caplog.records if "retry #" in r.getMessage()]
+    assert len(retries) == failures
+    assert all("cannot connect" in message for message in retries)
+    ex = await Exchange().start(port)
+    try:
+        await run.until(lambda: len(run.sink.trades) > 3)
+        await run.stop()
+    finally:
+        await ex.close()
+    assert venue.opens == ["main"]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_server_pings_are_answered(
+    exchange: Exchange, client: Callable[[], WsClient]
+) -> None:
+    run = Running(SeqVenue(exchange.url), client(), FAST)
+    await run.until(lambda: len(exchange.clients) == 1)
+    server_side = next(iter(exchange.clients))
+    pong = await server_side.ping(b"are you there")
+    latency = await asyncio.wait_for(pong, 2.0)
+    await run.stop()
+    assert latency >= 0
+
+
+async def test_pings_keep_a_silent_stream_alive(exchange: Exchange) -> None:
+    exchange.running = False
+    run = Running(SeqVenue(exchange.url), PicowsClient(), settings(stale_after_s=0.3))
+    await run.until(lambda: len(exchange.clients) == 1)
+    server_side = next(iter(exchange.clients))
+    for _ in range(10):
+        await server_side.ping()
+        await asyncio.sleep(0.1)
+    await run.stop()
+    assert run.manager.stats["main"].stale_reconnects == 0
+    assert exchange.connects == 1
+
+
+async def test_stale_stream_reconnects_with_growing_delays(exchange: Exchange) -> None:
+    exchange.running = False  # a connected but silent exchange
+    config = settings(stale_after_s=0.2, stale_backoff_initial_s=0.2, stale_backoff_cap_s=5.0)
+    connected_at: list[float] = []
+    venue = SeqVenue(exchange.url)
+    original = venue.on_open
+
+    def on_open(conn_key: str, now_ns: int, out: RecordSink) -> None:
+        connected_at.append(time.monotonic())
+        original(conn_key, now_ns, out)
+
+    venue.on_open = on_open  # type: ignore[method-assign]
+    run = Running(venue, PicowsClient(), config)
+    await run.until(lambda: len(connected_at) == 4, within=10)
+    await run.stop()
+    intervals = [b - a for a, b in itertools.pairwise(connected_at)]
+    # Interval n = stale window (0.2 s) + a delay in [0.1 * 2**n, 0.2 * 2**n].
+    for n, interval in enumerate(intervals):
+        assert interval >= 0.2 + 0.1 * 2**n - 0.02
+    assert intervals[2] > intervals[0]
+    assert run.manager.stats["main"].stale_reconnects == 3
+    assert [e.kind for e in run.sink.events].count("stale") == 3
+
+
+async def test_lifetime_rollover_keeps_the_stream_continuous(exchange: Exchange) -> None:
+    venue = SeqVenue(exchange.url)
+    run = Running(venue, PicowsClient(), settings(lifetime_s=0.4))
+    await run.until(lambda: run.manager.stats["main"].rollovers >= 3, within=10)
+    await run.stop()
+    assert venue.opens == ["main"]  # the protocol never saw the socket change: book kept
+    assert venue.closes == ["main"]  # only our final stop
+    assert_continuous(trade_ids(run.sink))
+    assert run.accounting.reconnects == run.manager.stats["main"].rollovers
+    assert exchange.connects >= 4
+
+
+async def test_venue_requested_reconnect_is_make_before_break(exchange: Exchange) -> None:
+    venue = SeqVenue(exchange.url)
+    run = Running(venue, PicowsClient(), FAST)
+    await run.until(lambda: len(run.sink.trades) > 10)
+    exchange.send_all('{"shutdown": 1}')
+    await run.until(lambda: run.manager.stats["main"].rollovers == 1)
+    count = len(run.sink.trades)
+    await run.until(lambda: len(run.sink.trades) > count + 10)
+    await run.stop()
+    assert venue.opens == ["main"]
+    assert_continuous(trade_ids(run.sink))
+    assert exchange.connects == 2
+
+
+async def test_pause_reading_stops_delivery_until_resumed(exchange: Exchange) -> None:
+    run = Running(SeqVenue(exchange.url), PicowsClient(), settings(stale_after_s=0.3))
+    await run.until(lambda: len(run.sink.trades) > 5)
+    run.manager.pause_reading()
+    await asyncio.sleep(0.05)
+    paused_at = len(run.sink.trades)
+    await asyncio.sleep(0.5)  # longer than the stale window: pausing must not look stale
+    assert len(run.sink.trades) == paused_at
+    run.manager.resume_reading()
+    await run.until(lambda: len(run.sink.trades) > paused_at + 50)
+    await run.stop()
+    assert_continuous(trade_ids(run.sink))  # the socket buffered; nothing lost
+    assert run.manager.stats["main"].stale_reconnects == 0
+
+
+async def test_rest_requests_are_served_and_transport_errors_become_599(
+    exchange: Exchange,
+) -> None:
+    async def snapshot(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"lastUpdateId": 7}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/depth", snapshot)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        ok = SeqVenue(exchange.url, rest_url=f"http://127.0.0.1:{port}/depth")
+        run = Running(ok, PicowsClient(), FAST)
+        await run.until(lambda: len(ok.responses) == 1)
+        await run.stop()
+    finally:
+        await runner.cleanup()
+    assert ok.responses[0].status == 200
+    assert ok.responses[0].body == b'{"lastUpdateId": 7}'
+
+    down = SeqVenue(exchange.url, rest_url=f"http://127.0.0.1:{port}/depth")
+    run = Running(down, PicowsClient(), FAST)
+    await run.until(lambda: len(down.responses) == 1)
+    await run.stop()
+    assert down.responses[0].status == 599
+    assert b"Connect" in down.responses[0].body
