@@ -1,0 +1,100 @@
+"""Rejected frames, kept verbatim so nothing is silently dropped and bugs can be replayed.
+
+JSON lines: ``{"ts": NS, "time": ISO, "conn": KEY, "reason": KEY, "data": TEXT}`` (``data`` is
+the frame decoded as UTF-8 with invalid bytes backslash-escaped, cut at ``max_frame_bytes`` with
+``"truncated": true``). The file rotates at ``max_bytes`` into ``PATH.1`` … ``PATH.N`` so a
+misbehaving feed cannot fill the disk.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+
+class _Line(msgspec.Struct, omit_defaults=True):
+    ts: int
+    time: str
+    conn: str
+    reason: str
+    data: str
+    truncated: bool = False
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class Quarantine:
+    """Thread-safe appender of rejected frames. See the module docstring."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = 64 << 20,
+        backups: int = 3,
+        max_frame_bytes: int = 1 << 20,
+    ) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.max_frame_bytes = max_frame_bytes
+        self.count = 0
+        self._lock = threading.Lock()
+        self._file: IO[bytes] | None = None
+        self._size = 0
+
+    def add(self, ts_ns: int, conn: str, reason: str, data: bytes | str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        truncated = len(raw) > self.max_frame_bytes
+        text = raw[: self.max_frame_bytes].decode("utf-8", "backslashreplace")
+        moment = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat()
+        line = _encoder.encode(_Line(ts_ns, moment, conn, reason, text, truncated)) + b"\n"
+        with self._lock:
+            if self._file is None:
+                self._open()
+            elif self._size + len(line) > self.max_bytes and self._size > 0:
+                self._rotate()
+            assert self._file is not None
+            self._file.write(line)
+            self._size += len(line)
+            self.count += 1
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def __enter__(self) -> Quarantine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("ab")
+        self._size = self._file.tell()
+
+    def _rotate(self) -> None:
+        assert self._file is not None
+        self._file.close()
+        for n in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.backups > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink()
+        self._open()

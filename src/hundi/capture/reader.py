@@ -1,0 +1,117 @@
+"""Read raw captures, ours (:mod:`hundi.capture.format`) or the recordings line format.
+
+The format is detected per file (gzip magic → ours), so a replay can be given a mix of both.
+Files are merged in receive-time order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from hundi.capture.events import CaptureEvent
+from hundi.capture.format import FORMAT, GZIP_MAGIC, CaptureBlock, CaptureHeader, decoder
+from hundi.capture.recordings import read_recording
+
+_CHUNK = 1 << 20
+
+
+class CaptureFormatError(ValueError):
+    """A capture file that cannot be read (message names the file)."""
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given; directories → their capture and recording files, sorted by name."""
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and _looks_readable(p)))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CaptureFormatError(f"{path}: no such capture file or directory")
+    return files
+
+
+def _looks_readable(path: Path) -> bool:
+    from hundi.capture.recordings import is_recording
+
+    return is_ours(path) or is_recording(path)
+
+
+def is_ours(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
+    """Decompressed gzip members; a truncated last member (crash mid-write) ends the stream."""
+    inflater = zlib.decompressobj(31)
+    pieces: list[bytes] = []
+    pending = b""
+    while True:
+        chunk = pending or f.read(_CHUNK)
+        pending = b""
+        if not chunk:
+            return  # an unfinished member here is the truncated tail of a crash: stop
+        try:
+            pieces.append(inflater.decompress(chunk))
+        except zlib.error as e:
+            if not f.read(1):
+                return  # garbage only in the tail: a torn final write
+            raise CaptureFormatError(f"{path}: corrupt compressed data ({e})") from None
+        if inflater.eof:
+            yield b"".join(pieces)
+            pieces = []
+            pending = inflater.unused_data
+            inflater = zlib.decompressobj(31)
+
+
+def read_members(path: Path) -> Iterator[CaptureHeader | CaptureBlock]:
+    with path.open("rb") as f:
+        for payload in _members(f, path):
+            try:
+                yield decoder.decode(payload)
+            except msgspec.DecodeError as e:
+                raise CaptureFormatError(f"{path}: not a hundi capture block ({e})") from None
+
+
+def read_header(path: Path) -> CaptureHeader:
+    for member in read_members(path):
+        if isinstance(member, CaptureHeader) and member.format == FORMAT:
+            return member
+        break
+    raise CaptureFormatError(f"{path}: no hundi capture header")
+
+
+def read_capture_file(path: Path) -> Iterator[CaptureEvent]:
+    """Events of one of our files, in write order."""
+    members = read_members(path)
+    first = next(members, None)
+    if not isinstance(first, CaptureHeader):
+        raise CaptureFormatError(f"{path}: no hundi capture header")
+    for member in members:
+        if isinstance(member, CaptureBlock):
+            yield from member.events
+
+
+def read_file(path: Path) -> Iterator[CaptureEvent]:
+    """One file of either format."""
+    return read_capture_file(path) if is_ours(path) else read_recording(path)
+
+
+def read_capture(paths: Iterable[str | Path]) -> Iterator[CaptureEvent]:
+    """Events of all files (or directories of them), merged in receive-time order."""
+    files = expand(paths)
+    return heapq.merge(*(read_file(p) for p in files), key=lambda e: e.ts)
+
+
+def headers(paths: Iterable[str | Path]) -> list[CaptureHeader]:
+    """Headers of our files among ``paths`` (recordings have none)."""
+    return [read_header(p) for p in expand(paths) if is_ours(p)]
