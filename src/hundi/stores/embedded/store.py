@@ -86,7 +86,8 @@ class EmbeddedStore(Store):
     """Parquet files partitioned by exchange/channel/symbol/date. See the module docstring.
 
     Options: ``compact_fanout`` (files per level before merging, default 16), ``grace_s``
-    (seconds before superseded files are deleted, default 30), ``fsync`` (default true).
+    (seconds before superseded files are deleted, default 30), ``fsync`` (default true),
+    ``read_only`` (default false: the store must exist; nothing is created or written).
     """
 
     scheme = "file"
@@ -103,7 +104,12 @@ class EmbeddedStore(Store):
         # This run's live files per partition directory, by level (what compaction merges).
         self._own: dict[Path, dict[int, list[PartFile]]] = {}
         self._pending_deletes: list[tuple[float, list[Path]]] = []
-        self._check_writable()
+        self.read_only = _as_bool(options.get("read_only", False))
+        if self.read_only:
+            if not self.root.is_dir():
+                raise StoreError(f"no store at {str(self.root)!r} (not a directory)")
+        else:
+            self._check_writable()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -118,6 +124,8 @@ class EmbeddedStore(Store):
             raise StoreError(f"store path {str(self.root)!r} is not writable: {reason}") from None
 
     def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        if self.read_only:
+            raise StoreError(f"store {str(self.root)!r} was opened read-only")
         for channel, records in batches.items():
             if records:
                 self._buffers.setdefault(Channel(channel), []).extend(records)

@@ -1,0 +1,163 @@
+"""Reading stored data back: ``hundi.read`` for notebooks and ``hundi query`` for the shell."""
+
+from __future__ import annotations
+
+import io
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from hundi.records import Channel
+from hundi.stores.base import Store, StoreError, open_store
+
+
+class QueryError(ValueError):
+    """A bad query argument; the message says which and why."""
+
+
+def parse_time(value: str | datetime | None, name: str) -> datetime | None:
+    """ISO string or datetime → aware UTC datetime; naive values are UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise QueryError(
+                f"{name}: {value!r} is not an ISO date/time (e.g. 2024-05-01T12:00:00Z)"
+            ) from None
+    if not isinstance(value, datetime):
+        raise QueryError(f"{name}: expected an ISO string or datetime, got {type(value).__name__}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_channel(channel: str | Channel) -> Channel:
+    try:
+        return Channel(channel)
+    except ValueError:
+        known = ", ".join(c.value for c in Channel)
+        raise QueryError(f"unknown channel {channel!r}; known: {known}") from None
+
+
+def read(
+    store: str | Store,
+    *,
+    exchange: str,
+    symbol: str | None = None,
+    channel: str | Channel = "trades",
+    start: str | datetime | None = None,
+    end: str | datetime | None = None,
+) -> pd.DataFrame:
+    """Stored records as a DataFrame indexed by exchange time ``ts`` (UTC), ``start <= ts < end``.
+
+    ``store`` is a URL (``./data``, ``file:./data``) or an open store; ``symbol=None`` reads all.
+    """
+    selected = parse_channel(channel)
+    first = parse_time(start, "start")
+    last = parse_time(end, "end")
+    if first is not None and last is not None and last < first:
+        raise QueryError(f"end {last.isoformat()} is before start {first.isoformat()}")
+    opened = open_store(store, read_only=True) if isinstance(store, str) else store
+    return opened.read(exchange=exchange, symbol=symbol, channel=selected, start=first, end=last)
+
+
+def _print_table(shown: pd.DataFrame, total: int) -> None:
+    """Small results in full; large ones as head and tail, with the counts.
+
+    Columns holding one value throughout (exchange, symbol...) go into the title to save width.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    head_tail = 10
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=250)
+    constant = [
+        c
+        for c in shown.columns
+        if len(shown) > 0 and shown[c].dtype.kind in "OT" and shown[c].nunique() == 1
+    ]
+    labels = " ".join(f"{c}={shown[c].iloc[0]}" for c in constant)
+    count = f"{total} rows" if len(shown) == total else f"{len(shown)} of {total} rows"
+    table = Table(title=f"{labels}  {count}".strip(), title_justify="left")
+    columns = [c for c in shown.columns if c not in constant]
+    table.add_column(str(shown.index.name or ""), style="cyan", no_wrap=True)
+    for column in columns:
+        numeric = shown[column].dtype.kind in "iuf"
+        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=True)
+
+    def add(rows: pd.DataFrame) -> None:
+        for index, row in zip(rows.index, rows[columns].itertuples(index=False), strict=True):
+            table.add_row(_cell(index), *(_cell(v) for v in row))
+
+    if len(shown) > 2 * head_tail:
+        add(shown.iloc[:head_tail])
+        table.add_row("…", *(["…"] * len(columns)))
+        add(shown.iloc[-head_tail:])
+        table.caption = f"first and last {head_tail} of {len(shown)} rows"
+    else:
+        add(shown)
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f") + f"{value.nanosecond:03d}"
+    return str(value)
+
+
+@click.command()
+@click.option("--store", "store_url", required=True, help="Store URL, e.g. ./data")
+@click.option("--exchange", required=True)
+@click.option("--symbol", default=None, help="Normalized symbol, e.g. BTC-USDT; default all.")
+@click.option("--channel", default="trades", show_default=True)
+@click.option("--start", default=None, help="ISO time, inclusive; naive = UTC.")
+@click.option("--end", default=None, help="ISO time, exclusive; naive = UTC.")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "csv", "parquet"]), default="table",
+    show_default=True,
+)  # fmt: skip
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Default: stdout.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N rows (first).")
+def query(
+    store_url: str,
+    exchange: str,
+    symbol: str | None,
+    channel: str,
+    start: str | None,
+    end: str | None,
+    output_format: str,
+    output: Path | None,
+    limit: int | None,
+) -> None:
+    """Print or export stored records."""
+    try:
+        frame = read(
+            store_url, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end
+        )
+        total = len(frame)
+        if limit is not None:
+            frame = frame.iloc[:limit]
+        if output_format == "table":
+            _print_table(frame, total)
+        elif output_format == "csv":
+            if output is None:
+                buffer = io.StringIO()
+                frame.to_csv(buffer)
+                click.echo(buffer.getvalue(), nl=False)
+            else:
+                frame.to_csv(output)
+        else:
+            if output is None:
+                raise QueryError("--format parquet needs --output FILE")
+            frame.to_parquet(output)
+    except (QueryError, StoreError, OSError) as e:
+        click.echo(f"hundi query: {e}", err=True)
+        sys.exit(2)
