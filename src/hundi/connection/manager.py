@@ -433,13 +433,17 @@ class ConnectionManager:
         key = spec.key
         stats = self.stats[key]
         log.info("%s: %s; opening a new connection before closing the old one", key, why)
+        # Remember the old socket's messages *before* the new one can hold any: a message
+        # both sockets carry must be found in ``seen`` when the held ones are delivered.
+        old.feed.mode = _DELIVER_REMEMBER
         try:
             new = await self._open(spec, _HOLD)
         except WsConnectError as exc:
+            old.feed.mode = _DELIVER
+            old.feed.seen = set()
             stats.connect_failures += 1
             log.warning("%s: rollover connect failed (%s); keeping the old connection", key, exc)
             return old
-        old.feed.mode = _DELIVER_REMEMBER
         settings = self.settings
         started = time.monotonic()
         while not self._stop.is_set():
@@ -457,7 +461,7 @@ class ConnectionManager:
         if new.closed.done():
             self._live.discard(new.conn)
             old.feed.mode = _DELIVER
-            old.feed.seen.clear()
+            old.feed.seen = set()
             log.warning("%s: new connection closed during rollover; keeping the old one", key)
             return old
         # Switch: retire the old socket, then deliver what only the new one saw, in order.
