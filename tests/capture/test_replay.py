@@ -1,0 +1,114 @@
+"""``hundi replay`` on the real Binance recordings and on our own capture format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+from click.testing import CliRunner
+
+import hundi
+from hundi.capture.cli import replay, run_replay
+from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.capture.infer import infer_config
+from hundi.capture.reader import read_capture
+from hundi.capture.writer import RawCaptureWriter, venue_header
+from hundi.exchanges import venue_factory
+from hundi.records import Channel, from_arrow
+
+SUMMARY_KEYS = {"frames", "records", "gaps", "resyncs", "reconnects"}
+
+
+def stored(store: Path, channel: Channel) -> list[object]:
+    frame = hundi.read(str(store), exchange="binance", channel=channel)
+    return from_arrow(channel, pa.Table.from_pandas(frame.reset_index(), preserve_index=False))
+
+
+def test_replay_recordings_spot_and_usdm(tmp_path: Path, recordings_dir: Path) -> None:
+    for name, market, symbol in [
+        ("BINANCE", "spot", "NKN-USDT"),
+        ("BINANCE_FUTURES", "usdm", "SUSHI-USDT-PERP"),
+    ]:
+        summary_path = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(
+            replay,
+            [
+                *map(str, sorted(recordings_dir.glob(f"{name}.*"))),
+                "--store", str(tmp_path / name),
+                "--summary-json", str(summary_path),
+                "--quarantine", str(tmp_path / f"{name}.q"),
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summary = json.loads(summary_path.read_text())
+        assert summary.keys() >= SUMMARY_KEYS
+        assert summary["market"] == market
+        frames = summary["frames"]
+        assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]
+        assert frames["received"] > 200
+        assert summary["replay"]["rest"]["answered"] == 4
+        assert all(book["synced"] for book in summary["books"].values())
+        for channel in (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.CANDLES):
+            assert summary["records"][channel.value] > 0
+            frame = hundi.read(str(tmp_path / name), exchange="binance", channel=channel)
+            assert len(frame) == summary["records"][channel.value]
+        trades = hundi.read(str(tmp_path / name), exchange="binance", symbol=symbol)
+        assert set(trades["symbol"]) == {symbol}
+
+
+def test_our_capture_replays_to_the_same_records(tmp_path: Path, recordings_dir: Path) -> None:
+    """Re-record the futures recording in our format (protocol connection keys) and compare."""
+    files = sorted(recordings_dir.glob("BINANCE_FUTURES.*"))
+    config = infer_config(files, "binance", None)
+    protocol = venue_factory("binance")(config)
+    (spec,) = protocol.connections()
+    with RawCaptureWriter(tmp_path / "raw", venues=[venue_header("binance", config)]) as writer:
+        for e in read_capture(files):
+            conn = spec.key if e.kind is not CaptureKind.REST else "rest"
+            writer.record(e.kind, e.ts, conn, e.url, e.data, e.status)
+    theirs = run_replay(files, [str(tmp_path / "theirs")])
+    ours = run_replay([tmp_path / "raw"], [str(tmp_path / "ours")])
+    assert ours["frames"] == theirs["frames"]
+    assert ours["records"] == theirs["records"]
+    for channel in Channel:
+        assert stored(tmp_path / "ours", channel) == stored(tmp_path / "theirs", channel)
+
+
+def test_unanswered_snapshot_leaves_book_unsynced_and_rejects_are_quarantined(
+    tmp_path: Path, recordings_dir: Path
+) -> None:
+    files = sorted(recordings_dir.glob("BINANCE.*"))
+    config = infer_config(files, "binance", None)
+    (spec,) = venue_factory("binance")(config).connections()
+    events = [
+        e
+        for e in read_capture(files)
+        if not (e.kind is CaptureKind.REST and "symbol=LRCBTC" in e.url)
+    ]
+    garbage = CaptureEvent(CaptureKind.RECV, events[-1].ts + 1, spec.key, data=b"{nope")
+    with RawCaptureWriter(tmp_path / "raw", venues=[venue_header("binance", config)]) as writer:
+        for e in [*events, garbage]:
+            conn = spec.key if e.kind is not CaptureKind.REST else "rest"
+            writer.record(e.kind, e.ts, conn, e.url, e.data, e.status)
+    quarantine = tmp_path / "rejected.jsonl"
+    summary = run_replay([tmp_path / "raw"], [str(tmp_path / "s")], quarantine_path=quarantine)
+    assert summary["books"]["LRC-BTC"]["synced"] is False
+    assert summary["books"]["NKN-USDT"]["synced"] is True
+    assert summary["replay"]["rest"]["unanswered"] == 1
+    assert summary["frames"]["rejected_reasons"] == {"malformed_json": 1}
+    (line,) = quarantine.read_text().splitlines()
+    assert json.loads(line)["data"] == "{nope"
+    assert summary["balanced"] is True
+
+
+def test_replay_errors_are_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(replay, [str(tmp_path / "missing.hcap.gz"), "--store", "x"])
+    assert result.exit_code == 2
+    assert "no such capture file" in result.output
+    assert "Traceback" not in result.output
+    bad = tmp_path / "bad.0"
+    bad.write_text("this is not a recording line\n")
+    result = CliRunner().invoke(replay, [str(bad), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
