@@ -1,0 +1,181 @@
+"""Binance JSON payloads, byte-exact in field order, names and types (spot and USD-M differ).
+
+Shapes follow Binance's stream documentation and the real frames in ``../shared/recordings``
+(``tests/simulator/test_frames.py`` compares them key by key). Built with f-strings: one
+allocation per frame, no intermediate dicts.
+"""
+
+from __future__ import annotations
+
+from hundi.simulator.binance.market import Kline, Rolling24h, SymbolSpec, fixed
+from hundi.simulator.config import Market
+
+SPOT_DECIMALS = 8  # spot prints every price and quantity with 8 decimals
+
+
+class FrameEncoder:
+    """Formats one symbol's events for one market."""
+
+    __slots__ = ("futures", "pad", "pd", "qd", "quote_decimals", "quote_pad", "symbol")
+
+    def __init__(self, spec: SymbolSpec, market: Market) -> None:
+        self.symbol = spec.symbol
+        self.futures = market is Market.USDM
+        self.pd = spec.price_decimals
+        self.qd = spec.qty_decimals
+        self.pad = 0 if self.futures else SPOT_DECIMALS
+        # price * qty carries pd + qd decimals; spot shows 8 of them, futures all
+        self.quote_decimals = spec.price_decimals + spec.qty_decimals
+        self.quote_pad = 0 if self.futures else SPOT_DECIMALS
+
+    def price(self, ticks: int) -> str:
+        return fixed(ticks, self.pd, self.pad)
+
+    def qty(self, lots: int) -> str:
+        return fixed(lots, self.qd, self.pad)
+
+    def quote(self, value: int) -> str:
+        if not self.futures and self.quote_decimals > SPOT_DECIMALS:
+            cut = self.quote_decimals - SPOT_DECIMALS
+            return fixed(value // 10**cut, SPOT_DECIMALS)
+        return fixed(value, self.quote_decimals, self.quote_pad)
+
+    def levels(self, side: dict[int, int], descending: bool) -> str:
+        p, q = self.price, self.qty
+        return ",".join(f'["{p(k)}","{q(side[k])}"]' for k in sorted(side, reverse=descending))
+
+    # -- streams --------------------------------------------------------------------------
+    def agg_trade(
+        self,
+        event_ms: int,
+        agg_id: int,
+        price: int,
+        qty: int,
+        first: int,
+        last: int,
+        trade_ms: int,
+        maker: bool,
+    ) -> bytes:
+        m = "true" if maker else "false"
+        if self.futures:
+            return (
+                f'{{"e":"aggTrade","E":{event_ms},"a":{agg_id},"s":"{self.symbol}",'
+                f'"p":"{self.price(price)}","q":"{self.qty(qty)}","f":{first},"l":{last},'
+                f'"T":{trade_ms},"m":{m}}}'
+            ).encode()
+        return (
+            f'{{"e":"aggTrade","E":{event_ms},"s":"{self.symbol}","a":{agg_id},'
+            f'"p":"{self.price(price)}","q":"{self.qty(qty)}","f":{first},"l":{last},'
+            f'"T":{trade_ms},"m":{m},"M":true}}'
+        ).encode()
+
+    def trade(
+        self, event_ms: int, trade_id: int, price: int, qty: int, trade_ms: int, maker: bool
+    ) -> bytes:
+        m = "true" if maker else "false"
+        if self.futures:
+            return (
+                f'{{"e":"trade","E":{event_ms},"T":{trade_ms},"s":"{self.symbol}",'
+                f'"t":{trade_id},"p":"{self.price(price)}","q":"{self.qty(qty)}",'
+                f'"X":"MARKET","m":{m}}}'
+            ).encode()
+        return (
+            f'{{"e":"trade","E":{event_ms},"s":"{self.symbol}","t":{trade_id},'
+            f'"p":"{self.price(price)}","q":"{self.qty(qty)}","T":{trade_ms},"m":{m},"M":true}}'
+        ).encode()
+
+    def book_ticker(
+        self, event_ms: int, update_id: int, bid: int, bid_qty: int, ask: int, ask_qty: int
+    ) -> bytes:
+        body = (
+            f'"u":{update_id},"s":"{self.symbol}","b":"{self.price(bid)}",'
+            f'"B":"{self.qty(bid_qty)}","a":"{self.price(ask)}","A":"{self.qty(ask_qty)}"'
+        )
+        if self.futures:
+            return f'{{"e":"bookTicker",{body},"T":{event_ms},"E":{event_ms}}}'.encode()
+        return f"{{{body}}}".encode()
+
+    def depth_update(
+        self,
+        event_ms: int,
+        first: int,
+        last: int,
+        prev_last: int,
+        bids: dict[int, int],
+        asks: dict[int, int],
+    ) -> bytes:
+        b = self.levels(bids, descending=True)
+        a = self.levels(asks, descending=False)
+        if self.futures:
+            return (
+                f'{{"e":"depthUpdate","E":{event_ms},"T":{event_ms},"s":"{self.symbol}",'
+                f'"U":{first},"u":{last},"pu":{prev_last},"b":[{b}],"a":[{a}]}}'
+            ).encode()
+        return (
+            f'{{"e":"depthUpdate","E":{event_ms},"s":"{self.symbol}","U":{first},"u":{last},'
+            f'"b":[{b}],"a":[{a}]}}'
+        ).encode()
+
+    def kline(self, event_ms: int, k: Kline, closed: bool) -> bytes:
+        return (
+            f'{{"e":"kline","E":{event_ms},"s":"{self.symbol}","k":{{"t":{k.open_ms},'
+            f'"T":{k.close_ms},"s":"{self.symbol}","i":"{k.interval}","f":{k.first_id},'
+            f'"L":{k.last_id},"o":"{self.price(k.open)}","c":"{self.price(k.close)}",'
+            f'"h":"{self.price(k.high)}","l":"{self.price(k.low)}","v":"{self.qty(k.volume)}",'
+            f'"n":{k.trades},"x":{"true" if closed else "false"},"q":"{self.quote(k.quote)}",'
+            f'"V":"{self.qty(k.taker_buy_volume)}","Q":"{self.quote(k.taker_buy_quote)}",'
+            f'"B":"0"}}}}'
+        ).encode()
+
+    def ticker(
+        self, event_ms: int, s: Rolling24h, bid: int, bid_qty: int, ask: int, ask_qty: int
+    ) -> bytes:
+        change = s.last - s.open
+        percent = f"{change * 100 / s.open:.3f}" if s.open else "0.000"
+        weighted = s.quote // s.volume if s.volume else s.last  # in ticks: quote / lots
+        count = s.trades
+        first = s.first_id if count else -1
+        last = s.last_id if count else -1
+        head = (
+            f'"e":"24hrTicker","E":{event_ms},"s":"{self.symbol}","p":"{self.price(change)}",'
+            f'"P":"{percent}","w":"{self.price(weighted)}"'
+        )
+        tail = (
+            f'"o":"{self.price(s.open)}","h":"{self.price(s.high)}","l":"{self.price(s.low)}",'
+            f'"v":"{self.qty(s.volume)}","q":"{self.quote(s.quote)}","O":{s.open_ms},'
+            f'"C":{event_ms},"F":{first},"L":{last},"n":{count}'
+        )
+        if self.futures:
+            return (
+                f'{{{head},"c":"{self.price(s.last)}","Q":"{self.qty(s.last_qty)}",{tail}}}'
+            ).encode()
+        return (
+            f'{{{head},"x":"{self.price(s.open)}","c":"{self.price(s.last)}",'
+            f'"Q":"{self.qty(s.last_qty)}","b":"{self.price(bid)}","B":"{self.qty(bid_qty)}",'
+            f'"a":"{self.price(ask)}","A":"{self.qty(ask_qty)}",{tail}}}'
+        ).encode()
+
+    # -- REST -----------------------------------------------------------------------------
+    def depth_snapshot(
+        self,
+        last_update_id: int,
+        bids: dict[int, int],
+        asks: dict[int, int],
+        limit: int,
+        now_ms: int,
+    ) -> bytes:
+        p, q = self.price, self.qty
+        top_bids = sorted(bids, reverse=True)[:limit]
+        top_asks = sorted(asks)[:limit]
+        b = ",".join(f'["{p(k)}","{q(bids[k])}"]' for k in top_bids)
+        a = ",".join(f'["{p(k)}","{q(asks[k])}"]' for k in top_asks)
+        if self.futures:
+            return (
+                f'{{"lastUpdateId":{last_update_id},"E":{now_ms},"T":{now_ms},'
+                f'"bids":[{b}],"asks":[{a}]}}'
+            ).encode()
+        return f'{{"lastUpdateId":{last_update_id},"bids":[{b}],"asks":[{a}]}}'.encode()
+
+
+def server_shutdown(event_ms: int) -> bytes:
+    return f'{{"e":"serverShutdown","E":{event_ms}}}'.encode()

@@ -1,0 +1,134 @@
+"""Captured traffic to play back: WebSocket frames verbatim, REST bodies by path and symbol.
+
+Reads the recordings line format (:mod:`hundi.capture.recordings`) and, when that module exists,
+our own capture files through ``hundi.capture.reader.read_capture``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.capture.recordings import is_recording, read_recording
+
+
+class _Envelope(msgspec.Struct):
+    stream: str = ""
+    data: msgspec.Raw = msgspec.Raw(b"")
+
+
+class _Ids(msgspec.Struct):
+    e: str = ""
+    a: int | str | None = None  # aggTrade id; a price string in bookTicker/depth
+    t: int | None = None
+    U: int | None = None
+    u: int | None = None
+
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+_decode_ids = msgspec.json.Decoder(_Ids).decode
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayFrame:
+    ts_ns: int
+    data: bytes  # exactly as captured
+    stream: str  # the combined-stream name, "" when the frame is not an envelope
+    payload: bytes  # the envelope's ``data`` (what a raw ``/ws/`` client gets)
+    first: int  # ids for the ground truth, -1 when the frame carries none
+    last: int
+
+
+def _ids(payload: bytes) -> tuple[int, int]:
+    try:
+        ids = _decode_ids(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return -1, -1
+    if ids.e == "aggTrade" and isinstance(ids.a, int):
+        return ids.a, ids.a
+    if ids.e == "trade" and ids.t is not None:
+        return ids.t, ids.t
+    if ids.e == "depthUpdate" and ids.U is not None and ids.u is not None:
+        return ids.U, ids.u
+    return -1, -1
+
+
+def to_frame(event: CaptureEvent) -> ReplayFrame:
+    data = event.data
+    stream, payload = "", data
+    try:
+        envelope = _decode_envelope(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        envelope = None
+    if envelope is not None and envelope.stream and bytes(envelope.data):
+        stream, payload = envelope.stream, bytes(envelope.data)
+    first, last = _ids(payload)
+    return ReplayFrame(event.ts, data, stream, payload, first, last)
+
+
+def _events(path: Path) -> Iterator[CaptureEvent]:
+    if is_recording(path):
+        return read_recording(path)
+    try:
+        reader = importlib.import_module("hundi.capture.reader")
+    except ImportError:
+        raise ValueError(f"{path}: not in the recordings format") from None
+    events: Iterator[CaptureEvent] = iter(reader.read_capture([path]))
+    return events
+
+
+@dataclass(slots=True)
+class ReplayData:
+    frames: list[ReplayFrame] = field(default_factory=list)
+    rest: dict[tuple[str, str], list[tuple[int, bytes]]] = field(default_factory=dict)
+    served: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, paths: Iterable[Path]) -> ReplayData:
+        merged = heapq.merge(*(_events(Path(p)) for p in paths), key=lambda e: e.ts)
+        data = cls()
+        for event in merged:
+            if event.kind is CaptureKind.RECV:
+                data.frames.append(to_frame(event))
+            elif event.kind is CaptureKind.REST:
+                data.rest.setdefault(_rest_key(event.url), []).append(
+                    (event.status or 200, event.data)
+                )
+        return data
+
+    def rest_answer(self, path: str, symbol: str) -> tuple[int, bytes] | None:
+        """The recorded answer for this request: the n-th call gets the n-th recording."""
+        key = (path, symbol.upper())
+        answers = self.rest.get(key)
+        if not answers:
+            return None
+        n = self.served.get(key, 0)
+        self.served[key] = n + 1
+        return answers[min(n, len(answers) - 1)]
+
+    def symbols(self) -> list[str]:
+        found: dict[str, None] = {}
+        for frame in self.frames:
+            if frame.stream:
+                found[frame.stream.partition("@")[0].upper()] = None
+        return list(found)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "frames": len(self.frames),
+            "rest": {f"{p}?symbol={s}" if s else p: len(v) for (p, s), v in self.rest.items()},
+        }
+
+
+def _rest_key(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    symbol = parse_qs(parts.query).get("symbol", [""])[0]
+    return parts.path, symbol.upper()

@@ -1,0 +1,115 @@
+"""``hundi simulate binance``: run the simulator until Ctrl-C, SIGTERM or ``--duration``.
+
+The first stdout lines are machine-readable (``ws_url=...``, ``rest_url=...``), flushed at once,
+so scripts and tests can start it as a subprocess and read where to connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from hundi.simulator.config import FaultSpec, FaultSpecError, Market, SimulatorConfig
+
+
+@click.group()
+def simulate() -> None:
+    """Exchange simulators speaking the real protocols over real sockets."""
+
+
+@simulate.command()
+@click.option("--market", type=click.Choice([m.value for m in Market]), default="spot")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
+@click.option(
+    "--rate",
+    type=float,
+    default=1000.0,
+    show_default=True,
+    help="Messages per second generated over all symbols; 0 = as fast as possible.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--fault", "faults", multiple=True, metavar="KIND[:PARAM]", help="Repeatable.")
+@click.option(
+    "--replay",
+    "replay",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Play captured frames instead of the synthetic market (repeatable).",
+)
+@click.option("--speed", type=click.Choice(["original", "max"]), default="original")
+@click.option("--ping-interval", type=float, default=None, help="Seconds (Binance: 20 / 180).")
+@click.option("--pong-timeout", type=float, default=None, help="Seconds (Binance: 60 / 600).")
+@click.option("--max-connection-age", type=float, default=24 * 3600.0, show_default=True)
+@click.option("--max-send-buffer", type=int, default=8 * 1024 * 1024, show_default=True)
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def binance(
+    market: str,
+    host: str,
+    port: int,
+    symbols: str,
+    rate: float,
+    seed: int,
+    faults: tuple[str, ...],
+    replay: tuple[Path, ...],
+    speed: str,
+    ping_interval: float | None,
+    pong_timeout: float | None,
+    max_connection_age: float,
+    max_send_buffer: int,
+    duration: float | None,
+) -> None:
+    """Binance spot or USD-M: combined/raw streams, live SUBSCRIBE, REST depth snapshots."""
+    try:
+        config = SimulatorConfig(
+            market=Market(market),
+            host=host,
+            port=port,
+            symbols=tuple(symbols.split(",")),
+            rate=rate,
+            seed=seed,
+            faults=tuple(FaultSpec.parse(f) for f in faults),
+            replay=replay,
+            speed=speed,
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+            max_connection_age=max_connection_age,
+            max_send_buffer=max_send_buffer,
+            duration=duration,
+        )
+    except (FaultSpecError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        asyncio.run(_serve(config))
+    except OSError as e:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    from hundi.simulator.binance.server import BinanceSimulator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with BinanceSimulator(config) as sim:
+        print(f"ws_url={sim.ws_url}", flush=True)
+        print(f"rest_url={sim.rest_url}", flush=True)
+        print(f"market={config.market.value}", flush=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.duration)
+        stats = sim.stats()
+    print(
+        f"stopped: {stats['messages_generated']} messages generated "
+        f"({stats['messages_per_s']:.0f}/s), {stats['frames_sent']} frames sent, "
+        f"{stats['faults_total']} faults",
+        file=sys.stderr,
+        flush=True,
+    )

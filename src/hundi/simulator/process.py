@@ -1,0 +1,75 @@
+"""Run ``hundi simulate binance`` as a subprocess and learn its URLs (for tests and benches)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+
+class SimulatorProcess:
+    """``with SimulatorProcess(["--rate", "500"]) as sim: sim.ws_url, sim.rest_url``.
+
+    ``args`` are the options of ``hundi simulate binance``; the process is started with the
+    current interpreter (``python -m hundi.simulator binance``) and stopped with SIGTERM.
+    """
+
+    def __init__(self, args: Sequence[str] = (), startup_timeout: float = 20.0) -> None:
+        self.args = list(args)
+        self.startup_timeout = startup_timeout
+        self.ws_url = ""
+        self.rest_url = ""
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> SimulatorProcess:
+        cmd = [sys.executable, "-m", "hundi.simulator", "binance", *self.args]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while not (self.ws_url and self.rest_url):
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise RuntimeError(f"simulator exited before printing its URLs: {err.strip()}")
+            key, _, value = line.strip().partition("=")
+            if key == "ws_url":
+                self.ws_url = value
+            elif key == "rest_url":
+                self.rest_url = value
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("simulator did not print its URLs in time")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait; returns the exit code."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> SimulatorProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
