@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from hundi.capture.events import CaptureEvent, CaptureKind
 from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, RestRequest, RestResponse
 from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.records import BID, BookChange
 
 
 @dataclass
@@ -78,3 +79,27 @@ def replay(protocol: BinanceProtocol, events: Iterable[CaptureEvent]) -> ReplayR
             pending[request.key] = request
             result.requests.append((event.ts, request))
     return result
+
+
+class RowBook:
+    """Rebuilds books from emitted BookChange rows alone, as a store reader would.
+
+    A run of snapshot rows (a snapshot row after a non-snapshot row, or with another
+    ``update_id``) restarts the symbol's book.
+    """
+
+    def __init__(self) -> None:
+        self.books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self._last: dict[str, tuple[bool, int]] = {}
+
+    def apply(self, rows: Iterable[BookChange]) -> None:
+        for row in rows:
+            if row.snapshot and self._last.get(row.symbol) != (True, row.update_id):
+                self.books[row.symbol] = ({}, {})
+            self._last[row.symbol] = (row.snapshot, row.update_id)
+            bids, asks = self.books[row.symbol]
+            side = bids if row.side == BID else asks
+            if row.size > 0:
+                side[row.price] = row.size
+            else:
+                side.pop(row.price, None)

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binance_replay import ReplayResult, query_symbol, replay
+from binance_replay import ReplayResult, RowBook, query_symbol, replay
 
 from hundi.capture.events import CaptureEvent, CaptureKind
 from hundi.capture.recordings import read_recordings
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.protocol import BinanceProtocol
-from hundi.records import ASK, BID, BookChange, Channel, EventKind
+from hundi.records import ASK, BID, Channel, EventKind
 
 SPOT_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
 USDM_SYMBOLS = ("SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT")
@@ -50,28 +50,15 @@ def kinds(result: ReplayResult, symbol: str) -> list[str]:
     return [e.kind for e in result.sink.events if e.symbol == symbol]
 
 
-def rebuild(rows: list[BookChange]) -> dict[str, tuple[dict[float, float], dict[float, float]]]:
-    """An independent book per symbol from the emitted rows (snapshot rows restart a book)."""
-    books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
-    in_snapshot: dict[str, bool] = {}
-    for row in rows:
-        if row.snapshot and not in_snapshot.get(row.symbol, False):
-            books[row.symbol] = ({}, {})
-        in_snapshot[row.symbol] = row.snapshot
-        bids, asks = books[row.symbol]
-        side = bids if row.side == BID else asks
-        if row.size > 0:
-            side[row.price] = row.size
-        else:
-            side.pop(row.price, None)
-    return books
-
-
-def assert_rows_rebuild_books(protocol: BinanceProtocol, result: ReplayResult) -> None:
-    rebuilt = rebuild(result.sink.book)
-    for native in protocol._books:
+def assert_rows_rebuild_books(
+    protocol: BinanceProtocol, result: ReplayResult, natives: tuple[str, ...]
+) -> None:
+    """The stored rows alone rebuild exactly the protocol's final books."""
+    rebuilt = RowBook()
+    rebuilt.apply(result.sink.book)
+    for native in natives:
         book = protocol.book(native)
-        assert rebuilt[book.symbol] == (book.bids.levels, book.asks.levels)
+        assert rebuilt.books[book.symbol] == (book.bids.levels, book.asks.levels)
 
 
 # ---------------------------------------------------------------------------------------- spot
@@ -99,7 +86,7 @@ def test_spot_books_never_crossed_and_all_sync_from_recorded_snapshots(spot) -> 
     assert result.unused_responses == []
     for symbol in ("NKN-USDT", "BLZ-ETH", "LRC-BTC", "RUNE-EUR"):
         assert kinds(result, symbol) == [EventKind.SYNCED]
-    assert_rows_rebuild_books(protocol, result)
+    assert_rows_rebuild_books(protocol, result, SPOT_SYMBOLS)
 
 
 def test_spot_snapshot_rows_then_straddling_diff(spot, recordings_dir: Path) -> None:
@@ -188,7 +175,7 @@ def test_usdm_books_sync_by_the_usdm_rule(usdm, recordings_dir: Path) -> None:
         boundary[native] = first.update_id == snapshot_id
         assert kinds(result, book.symbol) == [EventKind.SYNCED]
     assert boundary == {"AKROUSDT": True, "KEEPUSDT": True, "CTKUSDT": True, "SUSHIUSDT": False}
-    assert_rows_rebuild_books(protocol, result)
+    assert_rows_rebuild_books(protocol, result, USDM_SYMBOLS)
 
 
 def test_usdm_hand_checked_records(usdm) -> None:

@@ -322,10 +322,22 @@ class OrderBook:
     def _emit_snapshot(
         self, snap: DepthSnapshotMsg, ts: int, recv_ns: int, out: RecordSink
     ) -> None:
+        """One ``snapshot=True`` row per level, all with ``update_id = lastUpdateId``.
+
+        Readers restart the book at a run of snapshot rows (a new run begins where the previous
+        row was no snapshot row or had another ``update_id``). An entirely empty snapshot still
+        needs such a run, so it is written as one delete row (bid, price 0, size 0).
+        """
         exchange, symbol, native = self.exchange, self.symbol, self.native
         lid = snap.last_update_id
         rows = out.book
-        for side, levels in ((BID, self.bids.levels), (ASK, self.asks.levels)):
+        levels_by_side: tuple[tuple[int, dict[float, float]], ...] = (
+            (BID, self.bids.levels),
+            (ASK, self.asks.levels),
+        )
+        if not self.bids.levels and not self.asks.levels:
+            levels_by_side = ((BID, {0.0: 0.0}),)
+        for side, levels in levels_by_side:
             for price, size in levels.items():
                 rows.append(BookChange(
                     exchange=exchange, symbol=symbol, native_symbol=native, ts=ts,
