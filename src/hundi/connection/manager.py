@@ -30,11 +30,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.capture.events import CaptureKind
 from hundi.connection.backoff import Backoff
 from hundi.connection.client import CloseInfo, WsClient, WsConnectError, WsConnection
 from hundi.exchanges.base import (
@@ -50,7 +50,21 @@ from hundi.records import Event, EventKind
 
 log = logging.getLogger("hundi.connection")
 
-CaptureHook = Callable[[CaptureEvent], None]
+
+class CaptureHook(Protocol):
+    """Raw capture (``RawCaptureWriter.record``): called on the hot path, must not block long."""
+
+    def __call__(
+        self,
+        kind: CaptureKind,
+        ts_ns: int,
+        conn: str,
+        url: str = "",
+        data: bytes | str = b"",
+        status: int = 0,
+    ) -> None: ...
+
+
 QuarantineHook = Callable[[int, str, str, bytes], None]  # ts_ns, conn key, reason, frame
 
 
@@ -184,7 +198,7 @@ class ConnectionManager:
         stats.bytes += len(data)
         stats.last_frame_ns = recv_ns
         if self.capture is not None:
-            self.capture(CaptureEvent(CaptureKind.RECV, recv_ns, key, data=data))
+            self.capture(CaptureKind.RECV, recv_ns, key, data=data)
         try:
             status = self._receive(key, data, recv_ns, self.sink)
         except RejectedFrame as exc:
@@ -276,14 +290,14 @@ class ConnectionManager:
         now = time.time_ns()
         stats.connects += 1
         if self.capture is not None:
-            self.capture(CaptureEvent(CaptureKind.OPEN, now, spec.key, url=spec.url))
+            self.capture(CaptureKind.OPEN, now, spec.key, url=spec.url)
         gap = 1.0 / spec.max_outgoing_per_s if spec.max_outgoing_per_s > 0 else 0.0
         for i, message in enumerate(spec.subscribe):
             if i and gap:
                 await asyncio.sleep(gap)
             conn.send(message)
             if self.capture is not None:
-                self.capture(CaptureEvent(CaptureKind.SENT, time.time_ns(), spec.key, data=message))
+                self.capture(CaptureKind.SENT, time.time_ns(), spec.key, data=message)
         return _Live(conn, feed)
 
     async def _close(self, live: _Live, reason: str) -> CloseInfo:
@@ -319,7 +333,7 @@ class ConnectionManager:
         now = time.time_ns()
         self.stats[key].connected = False
         if self.capture is not None:
-            self.capture(CaptureEvent(CaptureKind.CLOSE, now, key, data=detail.encode()))
+            self.capture(CaptureKind.CLOSE, now, key, data=detail.encode())
         self.protocol.on_close(key, now, self.sink)
 
     async def _run_stream(self, spec: StreamSpec) -> None:
@@ -540,14 +554,12 @@ class ConnectionManager:
                 )
             if self.capture is not None:
                 self.capture(
-                    CaptureEvent(
-                        CaptureKind.REST,
-                        recv_ns,
-                        request.key,
-                        url=request.url,
-                        data=response.body,
-                        status=response.status,
-                    )
+                    CaptureKind.REST,
+                    recv_ns,
+                    request.key,
+                    url=request.url,
+                    data=response.body,
+                    status=response.status,
                 )
             try:
                 self.protocol.receive_response(request, response, recv_ns, self.sink)

@@ -1,0 +1,399 @@
+"""``hundi collect``: record venues into stores (and optionally raw captures) until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from hundi.capture.quarantine import Quarantine
+from hundi.capture.writer import CaptureError, RawCaptureWriter, venue_header
+from hundi.config import (
+    ConfigError,
+    FeedConfig,
+    Settings,
+    load_config_file,
+    load_settings,
+    parse_channels,
+)
+from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
+from hundi.connection.manager import ConnectionSettings
+from hundi.exchanges import venue_factory
+from hundi.exchanges.base import VenueConfig, VenueProtocol
+from hundi.logs import LogRuntime, setup_logging
+from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.status import StatusReporter
+from hundi.stores.base import Store, StoreError, open_store, scheme_of
+
+EXIT_SETUP = 2  # bad configuration, unwritable store: nothing was collected
+EXIT_DATA = 1  # ran, but some records could not be stored
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_SETUP)
+
+
+def _symbols(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    symbols = tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    if not symbols:
+        raise click.BadParameter("give at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    return symbols
+
+
+@click.command()
+@click.argument("exchange", required=False)
+@click.option("--market", default=None, help="spot | usdm (exchange-specific). [default: spot]")
+@click.option("--symbols", help="Native symbols, comma separated, e.g. BTCUSDT,ETHUSDT.")
+@click.option(
+    "--channels",
+    default="trades,bbo,book",
+    show_default=True,
+    help="Comma separated: trades,bbo,ticker,book,candles.",
+)
+@click.option("--endpoint", help="WebSocket base URL override (e.g. a simulator's ws_url).")
+@click.option("--rest-endpoint", help="REST base URL override (e.g. a simulator's rest_url).")
+@click.option(
+    "--store", "stores", multiple=True, help="Store URL; repeat to fan out. [default: ./data]"
+)
+@click.option("--raw", "raw_dir", type=click.Path(file_okay=False), help="Raw capture directory.")
+@click.option("--quarantine", "quarantine_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Stop cleanly after SECONDS (default: until SIGINT/SIGTERM).",
+)
+@click.option("--summary-json", type=click.Path(dir_okay=False), help="Write the summary here.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="YAML with settings and feeds.",
+)
+@click.option("--depth-limit", type=click.IntRange(min=1), help="REST book snapshot depth.")
+@click.option(
+    "--flush-interval",
+    type=click.FloatRange(min=0, min_open=True, max=60),
+    help="Seconds between store flushes. [default: 1]",
+)
+@click.option(
+    "--stale-after",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Reconnect a stream silent this long. [default: 60]",
+)
+@click.option(
+    "--option", "options", multiple=True, metavar="KEY=VALUE", help="Venue option; repeatable."
+)
+def collect(
+    exchange: str | None,
+    market: str | None,
+    symbols: str | None,
+    channels: str,
+    endpoint: str | None,
+    rest_endpoint: str | None,
+    stores: tuple[str, ...],
+    raw_dir: str | None,
+    quarantine_path: str | None,
+    duration: float | None,
+    summary_json: str | None,
+    config_path: str | None,
+    depth_limit: int | None,
+    flush_interval: float | None,
+    stale_after: float | None,
+    options: tuple[str, ...],
+) -> None:
+    """Collect market data from EXCHANGE (e.g. binance) into stores.
+
+    Without EXCHANGE the feeds come from --config. Logs go to HUNDI_LOG_PATH; a live status
+    screen is shown when stdout is a terminal.
+    """
+    try:
+        config_file = load_config_file(Path(config_path)) if config_path else None
+        settings = load_settings(
+            {
+                "store": stores or None,
+                "flush_interval": flush_interval,
+                "stale_after": stale_after,
+            },
+            config_file=config_file,
+        )
+        if exchange:
+            venue_options = _options(options)
+            if depth_limit is not None:
+                venue_options["depth_limit"] = str(depth_limit)
+            if not symbols:
+                raise click.UsageError("--symbols is required with an EXCHANGE argument")
+            feeds = [
+                FeedConfig(
+                    exchange=exchange.lower(),
+                    market=(market or "spot").lower(),
+                    symbols=_symbols(symbols),
+                    channels=parse_channels(channels),
+                    endpoint=endpoint,
+                    rest_endpoint=rest_endpoint,
+                    options=venue_options,
+                )
+            ]
+        elif config_file and config_file.feeds:
+            feeds = config_file.feeds
+        else:
+            raise click.UsageError("give an EXCHANGE (e.g. binance) or a --config with feeds")
+    except ConfigError as exc:
+        _fail(str(exc))
+    code = _collect(feeds, settings, raw_dir, quarantine_path, duration, summary_json)
+    sys.exit(code)
+
+
+def _options(pairs: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def _build_venues(feeds: Sequence[FeedConfig]) -> list[tuple[FeedConfig, VenueProtocol]]:
+    venues = []
+    for feed in feeds:
+        try:
+            factory = venue_factory(feed.exchange)
+            venue = factory(
+                VenueConfig(
+                    market=feed.market,
+                    symbols=feed.symbols,
+                    channels=feed.channels,
+                    endpoint=feed.endpoint,
+                    rest_endpoint=feed.rest_endpoint,
+                    options=dict(feed.options),
+                )
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+        venues.append((feed, venue))
+    return venues
+
+
+def _open_stores(urls: Sequence[str]) -> dict[str, Store]:
+    opened: dict[str, Store] = {}
+    for url in urls:
+        if url in opened:
+            continue
+        try:
+            opened[url] = open_store(url)
+        except StoreError as exc:
+            for store in opened.values():
+                with contextlib.suppress(Exception):
+                    store.close()
+            _fail(str(exc))
+    return opened
+
+
+def _quarantine_path(explicit: str | None, raw_dir: str | None, stores: Sequence[str]) -> Path:
+    """``--quarantine``, else next to the raw capture, else inside the first file store."""
+    if explicit:
+        return Path(explicit)
+    if raw_dir:
+        return Path(raw_dir) / "quarantine.jsonl"
+    for url in stores:
+        if scheme_of(url) == "file":
+            return Path(url.removeprefix("file:")) / "quarantine.jsonl"
+    return Path("quarantine.jsonl")
+
+
+def _client(settings: Settings) -> WsClient:
+    if settings.ws_client == "aiohttp":
+        return AiohttpClient()
+    try:
+        import picows  # noqa: F401
+    except ImportError:
+        return AiohttpClient()
+    return PicowsClient()
+
+
+def _collect(
+    feeds: Sequence[FeedConfig],
+    settings: Settings,
+    raw_dir: str | None,
+    quarantine_path: str | None,
+    duration: float | None,
+    summary_json: str | None,
+) -> int:
+    venues = _build_venues(feeds)
+    # Feeds with their own ``stores`` go there; the others to the settings' stores. One
+    # collector per distinct store set keeps routing trivial.
+    groups: dict[tuple[str, ...], list[VenueProtocol]] = {}
+    for feed, venue in venues:
+        groups.setdefault(feed.stores or settings.store, []).append(venue)
+    all_urls = [url for urls in groups for url in urls]
+    stores = _open_stores(all_urls)
+    if summary_json:
+        _check_writable_file(Path(summary_json))
+    logs = _start_logging(settings)
+    capture = None
+    if raw_dir:
+        try:
+            capture = RawCaptureWriter(
+                raw_dir,
+                venues=[
+                    venue_header(
+                        feed.exchange,
+                        VenueConfig(
+                            feed.market,
+                            feed.symbols,
+                            feed.channels,
+                            feed.endpoint,
+                            feed.rest_endpoint,
+                            dict(feed.options),
+                        ),
+                    )
+                    for feed, _ in venues
+                ],
+            )
+        except CaptureError as exc:
+            logs.close()
+            _fail(str(exc))
+    quarantine = Quarantine(_quarantine_path(quarantine_path, raw_dir, all_urls))
+    collector_settings = CollectorSettings(
+        flush_interval=settings.flush_interval,
+        queue_batches=settings.queue_batches,
+        connection=ConnectionSettings(stale_after_s=settings.stale_after),
+    )
+    client = _client(settings)
+    collectors = [
+        Collector(
+            group_venues,
+            [stores[url] for url in urls],
+            settings=collector_settings,
+            client=client,
+            capture=capture.record if capture else None,
+            quarantine=quarantine.add,
+        )
+        for urls, group_venues in groups.items()
+    ]
+    try:
+        summaries = asyncio.run(_run(collectors, settings, logs, duration))
+    finally:
+        if capture is not None:
+            try:
+                capture.close()
+            except CaptureError as exc:
+                click.echo(f"Error: {exc}", err=True)
+        quarantine.close()
+        logs.close()
+    summary = summaries[0] if len(summaries) == 1 else _merge(summaries)
+    summary["quarantine"] = {"path": str(quarantine.path), "frames": quarantine.count}
+    summary["log_path"] = str(settings.log_path)
+    summary["log_dropped"] = logs.dropped
+    summary["ws_client"] = client.name
+    if capture is not None:
+        summary["raw"] = {
+            "files": [str(p) for p in capture.paths],
+            "events": capture.events_written,
+        }
+    _print_summary(summary)
+    if summary_json:
+        Path(summary_json).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    lost = any(store["lost"] for store in summary["stores"])
+    return EXIT_DATA if lost or not summary["balanced"] else 0
+
+
+def _check_writable_file(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        _fail(f"--summary-json {str(path)!r}: directory {str(parent)!r} is not writable")
+
+
+def _start_logging(settings: Settings) -> LogRuntime:
+    try:
+        return setup_logging(
+            settings.log_path,
+            queue_max_size=settings.log_queue_max_size,
+            max_lines=settings.log_max_lines,
+            console=not sys.stdout.isatty(),
+        )
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+async def _run(
+    collectors: Sequence[Collector], settings: Settings, logs: LogRuntime, duration: float | None
+) -> list[dict[str, Any]]:
+    loop = asyncio.get_running_loop()
+
+    def stop_all(reason: str) -> None:
+        for collector in collectors:
+            collector.stop(reason)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_all, signal.Signals(signum).name)
+    reporters = [
+        StatusReporter(c, interval=settings.log_update_interval, log_lines=logs.recent.lines)
+        for c in collectors
+    ]
+    status_tasks = [asyncio.create_task(r.run()) for r in reporters]
+    try:
+        return list(await asyncio.gather(*(c.run(duration) for c in collectors)))
+    finally:
+        for task in status_tasks:
+            task.cancel()
+        await asyncio.gather(*status_tasks, return_exceptions=True)
+
+
+def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several collectors (feeds with different stores) → one summary, counters summed."""
+    merged: dict[str, Any] = {"collectors": list(summaries)}
+    frames: dict[str, Any] = {"rejected_reasons": {}}
+    for key in ("received", "processed", "filtered", "rejected"):
+        frames[key] = sum(s["frames"][key] for s in summaries)
+    for s in summaries:
+        for reason, n in s["frames"]["rejected_reasons"].items():
+            frames["rejected_reasons"][reason] = frames["rejected_reasons"].get(reason, 0) + n
+    records: dict[str, int] = {}
+    for s in summaries:
+        for channel, n in s["records"].items():
+            records[channel] = records.get(channel, 0) + n
+    merged.update(
+        frames=frames,
+        records=records,
+        gaps=sum(s["gaps"] for s in summaries),
+        resyncs=sum(s["resyncs"] for s in summaries),
+        reconnects=sum(s["reconnects"] for s in summaries),
+        balanced=all(s["balanced"] for s in summaries),
+        duration_s=max(s["duration_s"] for s in summaries),
+        msgs_per_s=sum(s["msgs_per_s"] for s in summaries),
+        streams={k: v for s in summaries for k, v in s["streams"].items()},
+        stores=[store for s in summaries for store in s["stores"]],
+    )
+    return merged
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    frames = summary["frames"]
+    reasons = ", ".join(f"{k}={v}" for k, v in frames["rejected_reasons"].items())
+    records = ", ".join(f"{k}={v}" for k, v in summary["records"].items() if v)
+    lines = [
+        f"collected for {summary['duration_s']:.1f}s "
+        f"({summary['msgs_per_s']:,.0f} msgs/s, client {summary['ws_client']})",
+        f"frames: received {frames['received']}, processed {frames['processed']}, "
+        f"filtered {frames['filtered']}, rejected {frames['rejected']}"
+        + (f" ({reasons})" if reasons else ""),
+        f"records stored: {records or 'none'}",
+        f"gaps {summary['gaps']}, resyncs {summary['resyncs']}, reconnects {summary['reconnects']}",
+    ]
+    for store in summary["stores"]:
+        lost = sum(store["lost"].values())
+        state = f"LOST {lost} records ({store['last_error']})" if lost else "ok"
+        lines.append(f"store {store['store']}: {sum(store['records'].values())} records, {state}")
+    click.echo("\n".join(lines))

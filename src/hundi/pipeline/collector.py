@@ -1,0 +1,340 @@
+"""The collector: venues + connection managers + store writers + raw capture, one event loop.
+
+Hot path: frame → ``protocol.receive`` → the shared :class:`RecordSink` (no await per record).
+Every ``flush_interval`` (and early when the sink holds ``max_batch_records``) the sink is
+drained into one batch that is offered to every store writer's bounded queue. If any queue is
+full the batch is held, all sockets stop reading (backpressure: the kernel buffers, then the
+exchange, absorb it) and the hold is retried until accepted: memory stays bounded and nothing
+is dropped. ``stop()`` (SIGINT/SIGTERM, ``--duration``) stops reading, drains the sink one last
+time, lets every writer store and flush everything, and returns the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hundi.connection.client import WsClient, default_client
+from hundi.connection.manager import (
+    CaptureHook,
+    ConnectionManager,
+    ConnectionSettings,
+    QuarantineHook,
+)
+from hundi.exchanges.base import BookState, RecordSink, VenueProtocol
+from hundi.pipeline.accounting import Accounting
+from hundi.pipeline.writer import Batch, StoreWriter
+from hundi.records import Channel, EventKind, Record
+from hundi.stores.base import Store
+
+log = logging.getLogger("hundi.pipeline")
+
+
+@dataclass(slots=True)
+class SymbolView:
+    """What the status screen shows per symbol: last price and exchange→local lag."""
+
+    exchange: str
+    symbol: str
+    last_price: float = 0.0
+    lag_ms: float = 0.0
+    records: int = 0
+
+
+@dataclass(slots=True)
+class CollectorSettings:
+    flush_interval: float = 1.0
+    max_batch_records: int = 50_000
+    queue_batches: int = 32
+    shutdown_timeout_s: float = 30.0
+    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+
+
+class Collector:
+    """Runs venues into stores until stopped or ``duration`` elapses. See the module doc."""
+
+    def __init__(
+        self,
+        venues: Sequence[VenueProtocol],
+        stores: Sequence[Store],
+        *,
+        settings: CollectorSettings | None = None,
+        client: WsClient | None = None,
+        capture: CaptureHook | None = None,
+        quarantine: QuarantineHook | None = None,
+    ) -> None:
+        self.settings = settings or CollectorSettings()
+        self.accounting = Accounting()
+        self.sink = RecordSink()
+        self.venues = list(venues)
+        self.stores = list(stores)
+        self.client = client or default_client()
+        self.writers: list[StoreWriter] = []
+        self.managers = [
+            ConnectionManager(
+                venue,
+                self.sink,
+                self.accounting,
+                self.client,
+                settings=self.settings.connection,
+                capture=capture,
+                quarantine=quarantine,
+                on_frames=self._check_sink,
+            )
+            for venue in self.venues
+        ]
+        self.symbols: dict[tuple[str, str], SymbolView] = {}
+        self.started = 0.0
+        self.finished = 0.0
+        self.backpressure_events = 0
+        self.backpressure_s = 0.0
+        self._held: list[tuple[StoreWriter, Batch]] = []
+        self._paused_at: float | None = None
+        self._stop = asyncio.Event()
+        self._drain_now = asyncio.Event()
+        self.stop_reason = ""
+        self._last_books: list[tuple[str, BookState]] | None = None
+
+    # --- control ------------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            log.info("stopping: %s", reason)
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
+
+    def _check_sink(self) -> None:
+        """Called every N frames by the managers: drain early when the sink is large."""
+        if len(self.sink) >= self.settings.max_batch_records:
+            self._drain_now.set()
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run(self, duration: float | None = None) -> dict[str, Any]:
+        """Collect until :meth:`stop` or ``duration`` seconds; returns the summary."""
+        settings = self.settings
+        self.writers = [
+            StoreWriter(
+                store, max_batches=settings.queue_batches, flush_interval=settings.flush_interval
+            )
+            for store in self.stores
+        ]
+        self.started = time.monotonic()
+        manager_tasks = [asyncio.create_task(m.run()) for m in self.managers]
+        drainer = asyncio.create_task(self._drain_loop())
+        timer = None
+        if duration is not None:
+            timer = asyncio.get_running_loop().call_later(
+                duration, self.stop, f"duration {duration:g}s reached"
+            )
+        try:
+            await self._stop.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            # Integrity events up to now count; the gaps the closing sockets record next
+            # only mark where this run's data ends, so they are stored but not counted.
+            self._last_books = self.books()
+            if not self._held:
+                self._drain()
+            for manager in self.managers:
+                manager.stop()
+            # Sockets must close even while paused by backpressure.
+            results = await asyncio.gather(*manager_tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.error("connection manager failed: %r", result, exc_info=result)
+            drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drainer
+            await self._final_drain()
+        self.finished = time.monotonic()
+        return self.summary()
+
+    async def _drain_loop(self) -> None:
+        interval = self.settings.flush_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain_now.wait(), interval if not self._held else 0.02)
+            self._drain_now.clear()
+            self._push_held()
+            if not self._held:
+                self._drain()
+            self._update_backpressure()
+
+    def _drain(self) -> None:
+        if not len(self.sink):
+            return
+        batch = self.sink.drain()
+        self._observe(batch)
+        for writer in self.writers:
+            if not writer.offer(batch):
+                self._held.append((writer, batch))
+
+    def _push_held(self) -> None:
+        still: list[tuple[StoreWriter, Batch]] = []
+        for writer, batch in self._held:
+            if not writer.offer(batch):
+                still.append((writer, batch))
+        self._held = still
+
+    def _update_backpressure(self) -> None:
+        if self._held:
+            if self._paused_at is None:
+                self._paused_at = time.monotonic()
+                self.backpressure_events += 1
+                full = sorted({w.label for w, _ in self._held})
+                log.warning(
+                    "store queue full (%s): pausing socket reads until it catches up",
+                    ", ".join(full),
+                )
+                for manager in self.managers:
+                    manager.pause_reading()
+        # Resume only with room for more than one batch, so we do not flap.
+        elif self._paused_at is not None and all(
+            w.backlog <= w.queue.maxsize // 2 for w in self.writers
+        ):
+            paused = time.monotonic() - self._paused_at
+            self.backpressure_s += paused
+            self._paused_at = None
+            log.info("store caught up after %.2fs; reading sockets again", paused)
+            for manager in self.managers:
+                manager.resume_reading()
+
+    async def _final_drain(self) -> None:
+        """Everything left in the sink and held → the writers, then close them (blocking)."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        if len(self.sink):
+            batch = self.sink.drain()
+            self._observe(batch, count_integrity=False)
+            self._held.extend((writer, batch) for writer in self.writers)
+        while self._held and time.monotonic() < deadline:
+            self._push_held()
+            if self._held:
+                await asyncio.sleep(0.02)
+        for writer, batch in self._held:
+            writer.lost.update({c.value: len(r) for c, r in batch.items()})
+            log.error("store %s: shutdown timeout; a batch could not be queued", writer.label)
+        self._held = []
+        remaining = max(1.0, deadline - time.monotonic())
+        await asyncio.gather(
+            *(asyncio.to_thread(writer.close, remaining) for writer in self.writers)
+        )
+        self._update_records()
+
+    # --- observation --------------------------------------------------------------------------
+
+    def _observe(self, batch: Batch, *, count_integrity: bool = True) -> None:
+        """Per drained batch: integrity events into the accounting, last prices for status."""
+        events = batch.get(Channel.EVENTS)
+        if events and count_integrity:
+            for event in events:
+                kind = getattr(event, "kind", "")
+                if kind == EventKind.GAP:
+                    self.accounting.gaps += 1
+                elif kind == EventKind.RESYNC:
+                    self.accounting.resyncs += 1
+        for channel in (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.CANDLES):
+            records = batch.get(channel)
+            if records:
+                self._note_last(channel, records)
+        self._update_records()
+
+    def _note_last(self, channel: Channel, records: list[Record]) -> None:
+        latest = {r.symbol: r for r in records}
+        for symbol, record in latest.items():
+            key = (record.exchange, symbol)
+            view = self.symbols.get(key)
+            if view is None:
+                view = self.symbols[key] = SymbolView(record.exchange, symbol)
+            price = _price_of(record)
+            if price:
+                view.last_price = price
+            view.lag_ms = (record.recv_ts - record.ts) / 1e6
+        for symbol, n in Counter(r.symbol for r in records).items():
+            self.symbols[(records[0].exchange, symbol)].records += n
+
+    def _update_records(self) -> None:
+        """``records`` = stored in *every* store (the minimum across stores, per channel)."""
+        if not self.writers:
+            return
+        counts = [writer.stored for writer in self.writers]
+        for channel in Channel:
+            self.accounting.records[channel.value] = min(c[channel.value] for c in counts)
+
+    def books(self) -> list[tuple[str, BookState]]:
+        return [(venue.exchange, book) for venue in self.venues for book in venue.books()]
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def summary(self) -> dict[str, Any]:
+        end = self.finished or time.monotonic()
+        duration = max(end - self.started, 1e-9) if self.started else 0.0
+        streams = {
+            f"{venue.exchange}:{key}": stats.as_dict()
+            for venue, manager in zip(self.venues, self.managers, strict=True)
+            for key, stats in manager.stats.items()
+        }
+        stores = [
+            {
+                "store": writer.label,
+                "records": dict(sorted(writer.stored.items())),
+                "errors": writer.errors,
+                "last_error": writer.last_error,
+                "lost": dict(sorted(writer.lost.items())),
+            }
+            for writer in self.writers
+        ]
+        return self.accounting.summary(
+            duration_s=round(duration, 3),
+            msgs_per_s=round(self.accounting.received / duration, 1) if duration else 0.0,
+            stop_reason=self.stop_reason,
+            streams=streams,
+            stores=stores,
+            rest={
+                "requests": sum(m.rest_requests for m in self.managers),
+                "failures": sum(m.rest_failures for m in self.managers),
+            },
+            backpressure={
+                "events": self.backpressure_events,
+                "paused_s": round(self.backpressure_s, 3),
+            },
+            books=[
+                {
+                    "exchange": exchange,
+                    "symbol": book.symbol,
+                    "synced": book.synced,
+                    "bids": book.bids,
+                    "asks": book.asks,
+                }
+                for exchange, book in (
+                    self._last_books if self._last_books is not None else self.books()
+                )
+            ],
+        )
+
+
+def _price_of(record: Record) -> float:
+    for name in ("price", "last_price", "close"):
+        value = getattr(record, name, None)
+        if value is not None:
+            return float(value)
+    bid = getattr(record, "bid_price", None)
+    ask = getattr(record, "ask_price", None)
+    if bid is not None and ask is not None:
+        return (float(bid) + float(ask)) / 2
+    return 0.0
