@@ -269,6 +269,7 @@ class BinanceProtocol(VenueProtocol):
                 book = route.book
                 if book.needs_request:
                     self._wanting[route.native] = None
+                    self._now_ns = max(self._now_ns, recv_ns)
             return FrameStatus.PROCESSED
         return self._control(conn_key, frame, data, recv_ns, out)
 

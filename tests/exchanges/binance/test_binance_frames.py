@@ -1,0 +1,157 @@
+"""Frame handling: control frames, rejections with stable reasons, shutdown, every payload type."""
+
+from __future__ import annotations
+
+import pytest
+
+from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, VenueConfig
+from hundi.exchanges.binance import BinanceVenue
+from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.records import Channel, EventKind
+
+ALL = (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.BOOK, Channel.CANDLES)
+MS = 1_000_000
+
+
+@pytest.fixture
+def spot() -> BinanceProtocol:
+    return BinanceVenue(VenueConfig("spot", ("BNBBTC", "BTCUSDT"), ALL))
+
+
+def reject_reason(protocol: BinanceProtocol, data: bytes) -> str:
+    out = RecordSink()
+    with pytest.raises(RejectedFrame) as info:
+        protocol.receive("spot-public-0", data, 1, out)
+    assert len(out) == 0
+    return info.value.reason
+
+
+def test_subscribe_ack_is_filtered(spot: BinanceProtocol) -> None:
+    out = RecordSink()
+    assert spot.receive("spot-public-0", b'{"result":null,"id":1}', 1, out) is FrameStatus.FILTERED
+    assert len(out) == 0
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b'{"code": 2, "msg": "Invalid request: unknown variable"}', "server_error"),
+        (b'{"error": {"code": 2, "msg": "Invalid request"}, "id": 3}', "server_error"),
+        (b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade"', "malformed_json"),
+        (b"not json", "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[1, 2]", "invalid_message"),
+        (b'{"stream": 5}', "invalid_message"),
+        (b'{"stream":"bnbbtc@aggTrade"}', "invalid_message"),
+        (b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":1}}', "invalid_message"),
+        (b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":1,"a":1,"p":"x","q":"1",'
+         b'"f":1,"l":1,"T":1,"m":true}}', "invalid_message"),  # price not a number
+        (b'{"stream":"bnbbtc@aggTrade","data":[]}', "invalid_message"),
+        (b'{"stream":"bnbbtc@aggTrade","data":{"e":"markPriceUpdate","E":1}}', "unknown_event"),
+        (b'{"stream":"bnbbtc@markPrice","data":{"e":"markPriceUpdate"}}', "unknown_stream"),
+        (b'{"stream":"ethusdt@aggTrade","data":{"e":"aggTrade"}}', "unknown_symbol"),
+        (b'{"e":"outboundAccountPosition","E":1}', "unknown_event"),
+        (b'{"id": 7}', "invalid_message"),
+    ],
+)  # fmt: skip
+def test_bad_frames_are_rejected_with_stable_reasons(
+    spot: BinanceProtocol, frame: bytes, reason: str
+) -> None:
+    assert reject_reason(spot, frame) == reason
+
+
+def test_server_shutdown_asks_for_a_reconnect(spot: BinanceProtocol) -> None:
+    out = RecordSink()
+    status = spot.receive("spot-public-0", b'{"e":"serverShutdown","E":1770123456789}', 5, out)
+    assert status is FrameStatus.PROCESSED
+    [event] = out.events
+    assert (event.kind, event.ts, event.recv_ts) == (EventKind.SHUTDOWN, 1770123456789 * MS, 5)
+    assert "spot-public-0" in event.detail
+    assert spot.take_reconnects() == ["spot-public-0"]
+    assert spot.take_reconnects() == []
+    # Also inside a combined-stream envelope and the WebSocket-API wrapper.
+    spot.receive("spot-public-1", b'{"stream":"x","data":{"e":"serverShutdown","E":1}}', 6, out)
+    spot.receive("spot-public-1", b'{"event":{"e":"serverShutdown","E":1}}', 7, out)
+    assert spot.take_reconnects() == ["spot-public-1"]
+    assert [e.kind for e in out.events] == [EventKind.SHUTDOWN] * 3
+
+
+def test_ticker_and_trade_payloads() -> None:
+    protocol = BinanceVenue(
+        VenueConfig("spot", ("BNBBTC",), ALL, options={"trade_stream": "trade"})
+    )
+    out = RecordSink()
+    ticker = (
+        b'{"stream":"bnbbtc@ticker","data":{"e":"24hrTicker","E":1672515782136,"s":"BNBBTC",'
+        b'"p":"0.0015","P":"250.00","w":"0.0018","x":"0.0009","c":"0.0025","Q":"10","b":"0.0024",'
+        b'"B":"10","a":"0.0026","A":"100","o":"0.0010","h":"0.0025","l":"0.0010","v":"10000",'
+        b'"q":"18","O":0,"C":86400000,"F":0,"L":18150,"n":18151}}'
+    )
+    trade = (
+        b'{"stream":"bnbbtc@trade","data":{"e":"trade","E":1672515782136,"s":"BNBBTC",'
+        b'"t":12345,"p":"0.001","q":"100","T":1672515782130,"m":true,"M":true}}'
+    )
+    assert protocol.receive("spot-public-0", ticker, 9, out) is FrameStatus.PROCESSED
+    assert protocol.receive("spot-public-0", trade, 9, out) is FrameStatus.PROCESSED
+    [t] = out.ticker
+    assert (t.last_price, t.last_size, t.open_price, t.high_price, t.low_price) == (
+        0.0025, 10.0, 0.001, 0.0025, 0.001,
+    )  # fmt: skip
+    assert (t.volume, t.quote_volume, t.vwap, t.price_change, t.price_change_pct) == (
+        10000.0, 18.0, 0.0018, 0.0015, 250.0,
+    )  # fmt: skip
+    assert (t.trade_count, t.open_time, t.close_time, t.first_trade_id, t.last_trade_id) == (
+        18151, 0, 86400000 * MS, 0, 18150,
+    )  # fmt: skip
+    assert t.ts == 1672515782136 * MS
+    [tr] = out.trades
+    assert (tr.trade_id, tr.first_trade_id, tr.last_trade_id, tr.price, tr.size, tr.side) == (
+        12345, 12345, 12345, 0.001, 100.0, -1,
+    )  # fmt: skip
+    assert tr.ts == 1672515782130 * MS
+
+
+def test_depth_frames_while_unsynced_are_processed_and_request_a_snapshot(
+    spot: BinanceProtocol,
+) -> None:
+    out = RecordSink()
+    frame = (
+        b'{"stream":"bnbbtc@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BNBBTC",'
+        b'"U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}}'
+    )
+    assert spot.receive("spot-public-0", frame, 1_000, out) is FrameStatus.PROCESSED
+    assert len(out) == 0  # buffered until a snapshot arrives
+    assert spot.next_wakeup_ns() == 1_000
+    [request] = spot.due_requests(1_000)
+    assert request.key == "BNBBTC"
+    assert request.url == "https://api.binance.com/api/v3/depth?symbol=BNBBTC&limit=1000"
+    assert request.weight == 50
+    assert spot.due_requests(2_000) == []  # one in flight per symbol
+    assert spot.next_wakeup_ns() is None
+
+
+def test_on_close_unsyncs_books_on_that_connection_only() -> None:
+    from hundi.exchanges.base import RestResponse
+
+    protocol = BinanceVenue(VenueConfig("usdm", ("BTCUSDT",), (Channel.BOOK, Channel.TRADES)))
+    out = RecordSink()
+    diff = (
+        b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT",'
+        b'"U":10,"u":12,"pu":9,"b":[["100.0","1"]],"a":[["101.0","1"]]}}'
+    )
+    protocol.receive("usdm-public-0", diff, 1, out)
+    [request] = protocol.due_requests(1)
+    body = b'{"lastUpdateId":11,"E":2,"T":2,"bids":[["99.0","1"]],"asks":[["102.0","1"]]}'
+    protocol.receive_response(request, RestResponse(200, body), 2, out)
+    assert [b.synced for b in protocol.books()] == [True]
+    protocol.on_close("usdm-market-0", 3, out)
+    assert [b.synced for b in protocol.books()] == [True]
+    protocol.on_close("usdm-public-0", 4, out)
+    [state] = protocol.books()
+    assert not state.synced and state.bids == 0
+    assert [e.kind for e in out.events] == [EventKind.SYNCED, EventKind.GAP, EventKind.RESYNC]
+    assert out.events[1].detail == "disconnect" and out.events[1].expected == 12
+    protocol.on_open("usdm-public-0", 5, out)
+    assert protocol.due_requests(10**12) == []  # waits for diffs to buffer first
+    protocol.receive("usdm-public-0", diff.replace(b'"U":10', b'"U":11'), 6, out)
+    assert [r.key for r in protocol.due_requests(10**12)] == ["BTCUSDT"]
