@@ -11,10 +11,14 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hundi.simulator.config import FaultSpec, FaultSpecError, Market, SimulatorConfig
+
+if TYPE_CHECKING:
+    from hundi.simulator.binance.server import BinanceSimulator
 
 
 @click.group()
@@ -85,21 +89,26 @@ def binance(
         )
     except (FaultSpecError, ValueError) as e:
         raise click.UsageError(str(e)) from None
+    from hundi.simulator.binance.server import BinanceSimulator
+
     try:
-        asyncio.run(_serve(config))
+        sim = BinanceSimulator(config)  # reads --replay files: bad input fails here, cleanly
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        asyncio.run(_serve(sim))
     except OSError as e:
         raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
 
 
-async def _serve(config: SimulatorConfig) -> None:
-    from hundi.simulator.binance.server import BinanceSimulator
-
+async def _serve(sim: BinanceSimulator) -> None:
+    config = sim.config
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with BinanceSimulator(config) as sim:
+    async with sim:
         print(f"ws_url={sim.ws_url}", flush=True)
         print(f"rest_url={sim.rest_url}", flush=True)
         print(f"market={config.market.value}", flush=True)
