@@ -268,7 +268,9 @@ def load_config_file(path: Path) -> ConfigFile:
     bad = sorted(str(k) for k in settings if k not in known)
     if bad:
         raise ConfigError(f"config {str(path)!r}: unknown settings {bad}")
-    feeds_raw = document.get("feeds") or []
+    feeds_raw = document.get("feeds")
+    if feeds_raw is None:
+        feeds_raw = []
     if not isinstance(feeds_raw, list):
         raise ConfigError(f"config {str(path)!r}: 'feeds' must be a list")
     feeds = [_feed(raw, i) for i, raw in enumerate(feeds_raw)]
