@@ -108,7 +108,10 @@ class SimulatorConfig:
     stats_closed_connections: int = 1_000  # closed connections kept in stats
 
     def __post_init__(self) -> None:
+        # accept the CLI spellings too: "usdm", "gap:5", "path/to/capture"
         self.market = Market(self.market)
+        self.faults = tuple(FaultSpec.parse(f) if isinstance(f, str) else f for f in self.faults)
+        self.replay = tuple(Path(p) for p in self.replay)
         self.symbols = tuple(s.strip().upper() for s in self.symbols if s.strip())
         if not self.symbols and not self.replay:
             raise ValueError("at least one symbol is needed")
