@@ -1,0 +1,187 @@
+"""The collector over real sockets: batching into stores, backpressure, store failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+from wsharness import Exchange, SeqVenue
+
+from hundi.connection.client import PicowsClient
+from hundi.connection.manager import ConnectionSettings
+from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.records import Channel, Record, Trade
+from hundi.stores.base import Store
+
+
+class MemoryStore(Store):
+    """A real (in-memory) store that can be slow or fail on purpose."""
+
+    scheme = "memory"
+
+    def __init__(self, url: str = "memory:", *, write_delay: float = 0.0, fail_first: int = 0):
+        super().__init__(url)
+        self.write_delay = write_delay
+        self.fail_first = fail_first
+        self.buffer: list[Record] = []
+        self.durable: list[Record] = []
+        self.calls = 0
+        self.threads: set[str] = set()
+
+    def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            raise OSError("disk on fire")
+        time.sleep(self.write_delay)
+        for records in batches.values():
+            self.buffer.extend(records)
+
+    def flush(self) -> None:
+        self.durable.extend(self.buffer)
+        self.buffer = []
+
+    def read(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        raise NotImplementedError("tests read .durable directly")
+
+    def trade_ids(self) -> list[int]:
+        return [r.trade_id for r in self.durable if isinstance(r, Trade)]
+
+
+@pytest.fixture
+async def exchange() -> AsyncIterator[Exchange]:
+    ex = await Exchange(interval=0.001).start()
+    yield ex
+    await ex.close()
+
+
+def fast_settings(**changes: Any) -> CollectorSettings:
+    values: dict[str, Any] = {
+        "flush_interval": 0.05,
+        "max_batch_records": 50,
+        "queue_batches": 4,
+        "shutdown_timeout_s": 10.0,
+        "connection": ConnectionSettings(
+            backoff_initial_s=0.05, stale_after_s=5.0, check_every_frames=8, tick_s=0.02
+        ),
+    }
+    values.update(changes)
+    return CollectorSettings(**values)
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+def assert_continuous(ids: list[int]) -> None:
+    assert ids and ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+async def test_records_reach_every_store_and_are_counted_once_stored(exchange: Exchange) -> None:
+    first, second = MemoryStore(), MemoryStore()
+    collector = Collector(
+        [SeqVenue(exchange.url)], [first, second], settings=fast_settings(), client=PicowsClient()
+    )
+    summary = await collector.run(duration=0.8)
+    assert_continuous(first.trade_ids())
+    assert first.trade_ids() == second.trade_ids()
+    assert summary["records"]["trades"] == len(first.trade_ids()) == summary["frames"]["processed"]
+    assert summary["records"]["events"] == 1  # the closing gap, stored...
+    assert summary["gaps"] == 0  # ...but not counted as a gap of the run
+    assert summary["balanced"] and summary["stop_reason"] == "duration 0.8s reached"
+    assert all(name.startswith("store:") for name in first.threads)
+    assert [s["lost"] for s in summary["stores"]] == [{}, {}]
+
+
+async def test_slow_store_applies_backpressure_and_loses_nothing(exchange: Exchange) -> None:
+    slow = MemoryStore(write_delay=0.15)
+    settings = fast_settings(queue_batches=2)
+    collector = Collector(
+        [SeqVenue(exchange.url)], [slow], settings=settings, client=PicowsClient()
+    )
+    peak_backlog = 0
+    peak_sink = 0
+
+    async def watch() -> None:
+        nonlocal peak_backlog, peak_sink
+        while True:
+            await asyncio.sleep(0.005)
+            if collector.writers:
+                peak_backlog = max(peak_backlog, collector.writers[0].backlog)
+            peak_sink = max(peak_sink, len(collector.sink))
+
+    watcher = asyncio.create_task(watch())
+    summary = await collector.run(duration=2.0)
+    watcher.cancel()
+    assert summary["backpressure"]["events"] >= 1
+    assert summary["backpressure"]["paused_s"] > 0.2
+    assert peak_backlog <= 2  # the queue is bounded...
+    assert peak_sink < 2000  # ...and so is what piles up in the sink while reads are paused
+    ids = slow.trade_ids()
+    assert_continuous(ids)  # ...and nothing was dropped
+    assert summary["records"]["trades"] == len(ids) == summary["frames"]["processed"]
+    # The exchange produced more than the slow store let us read: the socket absorbed it.
+    assert exchange.seq > ids[-1]
+
+
+async def test_failing_store_is_retried_and_keeps_the_data(
+    exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = MemoryStore(fail_first=3)
+    collector = Collector(
+        [SeqVenue(exchange.url)], [flaky], settings=fast_settings(), client=PicowsClient()
+    )
+    summary = await collector.run(duration=1.5)
+    assert_continuous(flaky.trade_ids())
+    assert summary["stores"][0]["errors"] == 3
+    assert summary["stores"][0]["lost"] == {}
+    assert summary["records"]["trades"] == len(flaky.trade_ids())
+    retries = [r.getMessage() for r in caplog.records if "write failed" in r.getMessage()]
+    assert len(retries) == 3 and "disk on fire" in retries[0] and "data kept" in retries[0]
+
+
+async def test_store_failing_past_shutdown_reports_lost_records(exchange: Exchange) -> None:
+    dead = MemoryStore(fail_first=10**9)
+    collector = Collector(
+        [SeqVenue(exchange.url)],
+        [dead],
+        settings=fast_settings(shutdown_timeout_s=0.5),
+        client=PicowsClient(),
+    )
+    summary = await collector.run(duration=0.3)
+    lost = summary["stores"][0]["lost"]
+    assert lost["trades"] == summary["frames"]["processed"] > 0  # counted, never silent
+    assert summary["records"]["trades"] == 0
+
+
+async def test_gaps_and_resyncs_come_from_event_records(exchange: Exchange) -> None:
+    store = MemoryStore()
+    collector = Collector(
+        [SeqVenue(exchange.url)], [store], settings=fast_settings(), client=PicowsClient()
+    )
+    task = asyncio.create_task(collector.run())
+    await until(lambda: bool(store.durable))
+    exchange.drop_all()  # SeqVenue.on_close records a gap event
+    await until(lambda: collector.accounting.reconnects > 0)
+    collector.stop()
+    summary = await task
+    assert summary["gaps"] == 1
+    assert summary["reconnects"] == 1
+    assert summary["stop_reason"] == "stop requested"
