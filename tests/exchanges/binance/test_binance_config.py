@@ -10,6 +10,7 @@ from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.exchanges.binance.streams import depth_url
 from hundi.exchanges.binance.symbols import Market, normalize, parse_market
 from hundi.records import Channel
 
@@ -146,8 +147,6 @@ def test_endpoints_are_configuration() -> None:
             options={"depth_limit": "100"},
         )
     )  # fmt: skip
-    from hundi.exchanges.binance.streams import depth_url
-
     assert depth_url(spot.market, spot.rest_base, "BTCUSDT", spot.depth_limit) == (
         "http://h:1/api/v3/depth?symbol=BTCUSDT&limit=100"
     )

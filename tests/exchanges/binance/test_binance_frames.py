@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, VenueConfig
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.protocol import BinanceProtocol
 from hundi.records import Channel, EventKind
@@ -131,8 +135,6 @@ def test_depth_frames_while_unsynced_are_processed_and_request_a_snapshot(
 
 
 def test_on_close_unsyncs_books_on_that_connection_only() -> None:
-    from hundi.exchanges.base import RestResponse
-
     protocol = BinanceVenue(VenueConfig("usdm", ("BTCUSDT",), (Channel.BOOK, Channel.TRADES)))
     out = RecordSink()
     diff = (
@@ -155,3 +157,77 @@ def test_on_close_unsyncs_books_on_that_connection_only() -> None:
     assert protocol.due_requests(10**12) == []  # waits for diffs to buffer first
     protocol.receive("usdm-public-0", diff.replace(b'"U":10', b'"U":11'), 6, out)
     assert [r.key for r in protocol.due_requests(10**12)] == ["BTCUSDT"]
+
+
+TEMPLATES = [
+    b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":1,"s":"BNBBTC","a":1,"p":"0.1",'
+    b'"q":"2","f":1,"l":1,"T":1,"m":true,"M":true}}',
+    b'{"stream":"bnbbtc@bookTicker","data":{"u":4,"s":"BNBBTC","b":"0.1","B":"1","a":"0.2",'
+    b'"A":"1"}}',
+    b'{"stream":"bnbbtc@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BNBBTC","U":1,"u":2,'
+    b'"b":[["0.1","1"]],"a":[["0.2","0"]]}}',
+    b'{"stream":"bnbbtc@kline_1m","data":{"e":"kline","E":1,"s":"BNBBTC","k":{"t":0,"T":59999,'
+    b'"s":"BNBBTC","i":"1m","f":1,"L":2,"o":"1","c":"1","h":"1","l":"1","v":"1","n":2,"x":true,'
+    b'"q":"1","V":"1","Q":"1","B":"0"}}}',
+    b'{"result":null,"id":1}',
+    b'{"e":"serverShutdown","E":1}',
+]
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["stream", "data", "e", "E", "p", "b", "u", "U", "result",
+                                       "code", "event", "k"]), children, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@st.composite
+def hostile_frames(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["mutate", "random", "json"]))
+    if kind == "random":
+        return draw(st.binary(max_size=64))
+    if kind == "json":
+        value = draw(JSON_VALUES)
+        if draw(st.booleans()):
+            value = {
+                "stream": draw(
+                    st.sampled_from(
+                        ["bnbbtc@aggTrade", "bnbbtc@depth@100ms", "bnbbtc@kline_1m", "x@y"]
+                    )
+                ),
+                "data": value,
+            }
+        return json.dumps(value).encode()
+    frame = bytearray(draw(st.sampled_from(TEMPLATES)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(frame) - 1))
+        op = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if op == "flip":
+            frame[at] = draw(st.integers(0, 255))
+        elif op == "cut":
+            del frame[at : at + draw(st.integers(1, 8))]
+        else:
+            frame[at:at] = draw(st.sampled_from([b'"', b"-", b"1e999", b"nan", b"[", b"}", b","]))
+        if not frame:
+            break
+    return bytes(frame)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(hostile_frames(), min_size=1, max_size=5))
+def test_hostile_frames_only_ever_raise_rejected_frame(frames: list[bytes]) -> None:
+    protocol = BinanceVenue(VenueConfig("spot", ("BNBBTC",), ALL))
+    out = RecordSink()
+    for frame in frames:
+        try:
+            status = protocol.receive("spot-public-0", frame, 1, out)
+        except RejectedFrame as e:
+            assert e.reason in {
+                "malformed_json", "invalid_message", "unknown_stream", "unknown_symbol",
+                "unknown_event", "server_error",
+            }  # fmt: skip
+        else:
+            assert status in (FrameStatus.PROCESSED, FrameStatus.FILTERED)
+    for record in out.trades + out.bbo:
+        assert record.ts >= 0

@@ -7,12 +7,20 @@ exchange's one-letter keys (case matters: ``E`` event time vs ``e`` event type).
 
 from __future__ import annotations
 
-from typing import Final
+import sys
+from typing import Annotated, Final
 
 import msgspec
-from msgspec import Raw, Struct, field
+from msgspec import Meta, Raw, Struct, field
 
-Level = tuple[float, float]
+# Constrained numbers: a NaN/inf/negative price or an id/time that would overflow int64 columns
+# is rejected at decode time (one bad frame), instead of poisoning a book or a whole batch.
+Num = Annotated[float, Meta(ge=0.0, le=sys.float_info.max)]
+Signed = Annotated[float, Meta(ge=-sys.float_info.max, le=sys.float_info.max)]  # changes
+Id = Annotated[int, Meta(ge=-1, le=2**63 - 1)]
+Millis = Annotated[int, Meta(ge=0, le=(2**63 - 1) // 1_000_000)]  # fits int64 ns
+
+Level = tuple[Num, Num]
 EMPTY: Final = Raw(b"")
 
 
@@ -42,93 +50,93 @@ class EventHead(Struct, gc=False):
 
 
 class AggTradeMsg(Struct, gc=False):
-    event_time: int = field(name="E")
-    agg_id: int = field(name="a")
-    price: float = field(name="p")
-    qty: float = field(name="q")
-    first_id: int = field(name="f")
-    last_id: int = field(name="l")
-    trade_time: int = field(name="T")
+    event_time: Millis = field(name="E")
+    agg_id: Id = field(name="a")
+    price: Num = field(name="p")
+    qty: Num = field(name="q")
+    first_id: Id = field(name="f")
+    last_id: Id = field(name="l")
+    trade_time: Millis = field(name="T")
     buyer_is_maker: bool = field(name="m")
 
 
 class TradeMsg(Struct, gc=False):
-    event_time: int = field(name="E")
-    trade_id: int = field(name="t")
-    price: float = field(name="p")
-    qty: float = field(name="q")
-    trade_time: int = field(name="T")
+    event_time: Millis = field(name="E")
+    trade_id: Id = field(name="t")
+    price: Num = field(name="p")
+    qty: Num = field(name="q")
+    trade_time: Millis = field(name="T")
     buyer_is_maker: bool = field(name="m")
 
 
 class BookTickerMsg(Struct, gc=False):
     """Spot sends no ``e``/``E``; USD-M adds both plus ``T``. -1 marks "not sent"."""
 
-    update_id: int = field(name="u")
-    bid: float = field(name="b")
-    bid_qty: float = field(name="B")
-    ask: float = field(name="a")
-    ask_qty: float = field(name="A")
-    event_time: int = field(name="E", default=-1)
+    update_id: Id = field(name="u")
+    bid: Num = field(name="b")
+    bid_qty: Num = field(name="B")
+    ask: Num = field(name="a")
+    ask_qty: Num = field(name="A")
+    event_time: Millis = field(name="E", default=-1)
 
 
 class TickerMsg(Struct, gc=False):
-    event_time: int = field(name="E")
-    price_change: float = field(name="p")
-    price_change_pct: float = field(name="P")
-    vwap: float = field(name="w")
-    last: float = field(name="c")
-    last_qty: float = field(name="Q")
-    open: float = field(name="o")
-    high: float = field(name="h")
-    low: float = field(name="l")
-    volume: float = field(name="v")
-    quote_volume: float = field(name="q")
-    open_time: int = field(name="O")
-    close_time: int = field(name="C")
-    first_id: int = field(name="F")
-    last_id: int = field(name="L")
-    count: int = field(name="n")
+    event_time: Millis = field(name="E")
+    price_change: Signed = field(name="p")
+    price_change_pct: Signed = field(name="P")
+    vwap: Num = field(name="w")
+    last: Num = field(name="c")
+    last_qty: Num = field(name="Q")
+    open: Num = field(name="o")
+    high: Num = field(name="h")
+    low: Num = field(name="l")
+    volume: Num = field(name="v")
+    quote_volume: Num = field(name="q")
+    open_time: Millis = field(name="O")
+    close_time: Millis = field(name="C")
+    first_id: Id = field(name="F")
+    last_id: Id = field(name="L")
+    count: Id = field(name="n")
 
 
 class Kline(Struct, gc=False):
-    open_time: int = field(name="t")
-    close_time: int = field(name="T")
+    open_time: Millis = field(name="t")
+    close_time: Millis = field(name="T")
     interval: str = field(name="i")
-    open: float = field(name="o")
-    close: float = field(name="c")
-    high: float = field(name="h")
-    low: float = field(name="l")
-    volume: float = field(name="v")
-    count: int = field(name="n")
+    open: Num = field(name="o")
+    close: Num = field(name="c")
+    high: Num = field(name="h")
+    low: Num = field(name="l")
+    volume: Num = field(name="v")
+    count: Id = field(name="n")
     closed: bool = field(name="x")
-    quote_volume: float = field(name="q")
-    taker_buy_volume: float = field(name="V")
+    quote_volume: Num = field(name="q")
+    taker_buy_volume: Num = field(name="V")
 
 
 class KlineMsg(Struct, gc=False):
-    event_time: int = field(name="E")
+    event_time: Millis = field(name="E")
     k: Kline
 
 
 class DepthUpdateMsg(Struct, gc=False):
     """Diff depth. ``pu`` (previous final id) exists on USD-M only."""
 
-    event_time: int = field(name="E")
-    first_id: int = field(name="U")
-    final_id: int = field(name="u")
+    event_time: Millis = field(name="E")
+    first_id: Id = field(name="U")
+    final_id: Id = field(name="u")
     bids: list[Level] = field(name="b")
     asks: list[Level] = field(name="a")
-    prev_final_id: int = field(name="pu", default=-1)
+    prev_final_id: Id = field(name="pu", default=-1)
 
 
 class DepthSnapshotMsg(Struct, gc=False):
     """REST ``/api/v3/depth`` and ``/fapi/v1/depth`` (the latter adds ``E``/``T``)."""
 
-    last_update_id: int = field(name="lastUpdateId")
+    last_update_id: Id = field(name="lastUpdateId")
     bids: list[Level]
     asks: list[Level]
-    event_time: int = field(name="E", default=-1)
+    event_time: Millis = field(name="E", default=-1)
 
 
 FRAME_DECODER: Final = msgspec.json.Decoder(Frame)
