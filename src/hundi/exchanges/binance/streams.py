@@ -70,6 +70,8 @@ def connection_group(market: Market, kind: str, split: bool) -> str:
         return "public"
     if not split:
         return "stream"
+    # The 2026 notice names depth and bookTicker as /public (high-frequency); the per-trade
+    # ``trade`` stream is routed with them as high-frequency data (not confirmed by the notice).
     return "public" if kind in ("depth", "bookTicker", "trade") else "market"
 
 
