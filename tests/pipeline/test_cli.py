@@ -1,0 +1,183 @@
+"""``hundi collect`` as a user runs it: subprocesses against the Binance simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hundi.records import Channel
+from hundi.simulator.process import SimulatorProcess
+from hundi.stores.base import open_store
+
+HUNDI = str(Path(sys.executable).parent / "hundi")
+
+
+def env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HUNDI_LOG_PATH": str(tmp_path / "logs" / "hundi.log"),
+        "HUNDI_LOG_UPDATE_INTERVAL": "0.2",
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(path.read_text())
+    return summary
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Any:
+    with SimulatorProcess(["--rate", "400", "--symbols", "BTCUSDT,ETHUSDT"]) as sim:
+        yield sim
+
+
+def test_sigterm_flushes_everything_to_the_store(
+    simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    store = tmp_path / "data"
+    summary_path = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [
+            HUNDI,
+            "collect",
+            "binance",
+            "--symbols",
+            "BTCUSDT,ETHUSDT",
+            "--channels",
+            "trades,bbo,book",
+            "--endpoint",
+            simulator.ws_url,
+            "--rest-endpoint",
+            simulator.rest_url,
+            "--store",
+            str(store),
+            "--summary-json",
+            str(summary_path),
+            "--flush-interval",
+            "5",  # longer than the run: only the shutdown flush can store the data
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(tmp_path),
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "frames" in line and "frames 0 " not in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = read_summary(summary_path)
+    assert summary["stop_reason"] == "SIGTERM"
+    assert summary["balanced"]
+    assert summary["frames"]["received"] == (
+        summary["frames"]["processed"]
+        + summary["frames"]["filtered"]
+        + summary["frames"]["rejected"]
+    )
+    assert summary["records"]["trades"] > 0 and summary["records"]["book"] > 0
+    stored = open_store(str(store), read_only=True)
+    for channel in (Channel.TRADES, Channel.BBO, Channel.BOOK):
+        frame = stored.read(exchange="binance", symbol=None, channel=channel)
+        assert len(frame) == summary["records"][channel.value]
+    assert "records stored" in out
+
+
+def test_unreachable_endpoint_retries_until_duration_then_writes_summary(tmp_path: Path) -> None:
+    port = free_port()
+    summary_path = tmp_path / "s.json"
+    result = subprocess.run(
+        [
+            HUNDI,
+            "collect",
+            "binance",
+            "--symbols",
+            "BTCUSDT",
+            "--channels",
+            "trades",
+            "--endpoint",
+            f"ws://127.0.0.1:{port}",
+            "--rest-endpoint",
+            f"http://127.0.0.1:{port}",
+            "--store",
+            str(tmp_path / "data"),
+            "--duration",
+            "2",
+            "--summary-json",
+            str(summary_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    retries = [line for line in result.stderr.splitlines() if "cannot connect" in line]
+    assert len(retries) >= 2 and "retry #" in retries[0]
+    summary = read_summary(summary_path)
+    stream = next(iter(summary["streams"].values()))
+    assert stream["connect_failures"] == len(retries)
+    assert summary["frames"]["received"] == 0 and summary["balanced"]
+    log_text = (tmp_path / "logs" / "hundi.log").read_text()
+    assert "cannot connect" in log_text
+
+
+def test_unwritable_store_is_one_clear_error_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    result = subprocess.run(
+        [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--store", str(blocker / "data")],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: store path") and "not writable" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_env", "message"),
+    [
+        (["--duration", "-1"], {}, "Invalid value for '--duration'"),
+        (["--channels", "trades,depth"], {}, "unknown channel 'depth'"),
+        (["--market", "options"], {}, "market"),
+        ([], {"HUNDI_LOG_QUEUE_MAX_SIZE": "abc"}, "HUNDI_LOG_QUEUE_MAX_SIZE must be a positive"),
+    ],
+)
+def test_bad_values_exit_2_without_traceback(
+    tmp_path: Path, args: list[str], extra_env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--store", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path, **extra_env),
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
