@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -33,6 +34,10 @@ class SimulatorProcess:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.startup_timeout
         while not (self.ws_url and self.rest_url):
+            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
+            if not ready:
+                self.stop()
+                raise TimeoutError("simulator did not print its URLs in time")
             line = self.proc.stdout.readline()
             if not line:
                 err = self.proc.stderr.read() if self.proc.stderr else ""
@@ -42,9 +47,6 @@ class SimulatorProcess:
                 self.ws_url = value
             elif key == "rest_url":
                 self.rest_url = value
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError("simulator did not print its URLs in time")
         return self
 
     def stop(self, timeout: float = 10.0) -> int:
