@@ -43,6 +43,8 @@ def test_subscribe_ack_is_filtered(spot: BinanceProtocol) -> None:
         (b'{"error": {"code": 2, "msg": "Invalid request"}, "id": 3}', "server_error"),
         (b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade"', "malformed_json"),
         (b"not json", "malformed_json"),
+        (b'{"e":"\x80serverShutdown","E":1}', "malformed_json"),  # invalid UTF-8
+        (b'{"stream":"bnbbtc@aggTrade","data":{"e":"\xff"}}', "malformed_json"),
         (b"", "malformed_json"),
         (b"[1, 2]", "invalid_message"),
         (b'{"stream": 5}', "invalid_message"),

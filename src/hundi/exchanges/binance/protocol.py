@@ -71,6 +71,8 @@ KNOWN_OPTIONS = frozenset({
 # Binance's REQUEST_WEIGHT per minute; we use half by default.
 WEIGHT_BUDGET = {Market.SPOT: 6000, Market.USDM: 2400}
 SHUTDOWN = "serverShutdown"
+# msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, not DecodeError.
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
 class _ShutdownEvent(msgspec.Struct, gc=False):
@@ -246,7 +248,7 @@ class BinanceProtocol(VenueProtocol):
             frame = FRAME_DECODER.decode(data)
         except msgspec.ValidationError as e:
             raise RejectedFrame("invalid_message", str(e)) from None
-        except msgspec.DecodeError as e:
+        except DECODE_ERRORS as e:
             raise RejectedFrame("malformed_json", str(e)) from None
         stream = frame.stream
         if stream is not None:
@@ -263,7 +265,7 @@ class BinanceProtocol(VenueProtocol):
                 raise RejectedFrame("unknown_stream", stream)
             try:
                 route.handle(payload, recv_ns, out)
-            except msgspec.DecodeError as e:  # includes ValidationError
+            except DECODE_ERRORS as e:  # includes ValidationError
                 return self._misfit(conn_key, route, payload, recv_ns, out, e)
             if type(route) is DepthRoute:
                 book = route.book
@@ -280,13 +282,17 @@ class BinanceProtocol(VenueProtocol):
         payload: Raw,
         recv_ns: int,
         out: RecordSink,
-        error: msgspec.DecodeError,
+        error: Exception,
     ) -> FrameStatus:
         """A payload that did not decode as its stream's type: say why, precisely."""
+        if isinstance(error, UnicodeDecodeError):
+            raise RejectedFrame("malformed_json", str(error))
         if self._is_shutdown(payload):
             return self._shutdown(conn_key, payload, recv_ns, out)
         try:
             head = EVENT_HEAD_DECODER.decode(payload)
+        except UnicodeDecodeError as e:
+            raise RejectedFrame("malformed_json", str(e)) from None
         except msgspec.DecodeError:
             raise RejectedFrame("invalid_message", str(error)) from None
         if head.e is not None and head.e != route.EVENT_TYPE:
@@ -314,7 +320,7 @@ class BinanceProtocol(VenueProtocol):
     def _is_shutdown(payload: Raw) -> bool:
         try:
             return _SHUTDOWN_DECODER.decode(payload).e == SHUTDOWN
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             return False
 
     def _shutdown(self, conn_key: str, payload: Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
@@ -365,7 +371,7 @@ class BinanceProtocol(VenueProtocol):
         if 200 <= status < 300:
             try:
                 snapshot = SNAPSHOT_DECODER.decode(response.body)
-            except msgspec.DecodeError:
+            except DECODE_ERRORS:
                 status = 599  # unusable body: retry like a transport failure
         self._scheduler.completed(native, status, response.headers, recv_ns)
         if snapshot is not None:
