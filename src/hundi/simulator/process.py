@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
+from typing import IO
 
 
 class SimulatorProcess:
@@ -32,13 +34,16 @@ class SimulatorProcess:
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
         )
         assert self.proc.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        # a thread drains stdout so the child never blocks on a full pipe
+        threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout
         while not (self.ws_url and self.rest_url):
-            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
-            if not ready:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 self.stop()
-                raise TimeoutError("simulator did not print its URLs in time")
-            line = self.proc.stdout.readline()
+                raise TimeoutError("simulator did not print its URLs in time") from None
             if not line:
                 err = self.proc.stderr.read() if self.proc.stderr else ""
                 raise RuntimeError(f"simulator exited before printing its URLs: {err.strip()}")
@@ -60,9 +65,8 @@ class SimulatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         return self.proc.returncode
 
     def __enter__(self) -> SimulatorProcess:
@@ -75,3 +79,11 @@ class SimulatorProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    """Forward the child's stdout lines; an empty string marks its end."""
+    for line in stream:
+        lines.put(line)
+    lines.put("")
+    stream.close()

@@ -11,12 +11,23 @@ from hundi.simulator.binance.market import Kline, Rolling24h, SymbolSpec, fixed
 from hundi.simulator.config import Market
 
 SPOT_DECIMALS = 8  # spot prints every price and quantity with 8 decimals
+TEXT_CACHE = 50_000  # formatted prices/quantities kept per symbol (bounded)
 
 
 class FrameEncoder:
     """Formats one symbol's events for one market."""
 
-    __slots__ = ("futures", "pad", "pd", "qd", "quote_decimals", "quote_pad", "symbol")
+    __slots__ = (
+        "futures",
+        "pad",
+        "pd",
+        "prices",
+        "qd",
+        "qtys",
+        "quote_decimals",
+        "quote_pad",
+        "symbol",
+    )
 
     def __init__(self, spec: SymbolSpec, market: Market) -> None:
         self.symbol = spec.symbol
@@ -27,12 +38,25 @@ class FrameEncoder:
         # price * qty carries pd + qd decimals; spot shows 8 of them, futures all
         self.quote_decimals = spec.price_decimals + spec.qty_decimals
         self.quote_pad = 0 if self.futures else SPOT_DECIMALS
+        # prices and sizes repeat a lot (the book lives near the touch): format each once
+        self.prices: dict[int, str] = {}
+        self.qtys: dict[int, str] = {}
 
     def price(self, ticks: int) -> str:
-        return fixed(ticks, self.pd, self.pad)
+        text = self.prices.get(ticks)
+        if text is None:
+            text = fixed(ticks, self.pd, self.pad)
+            if len(self.prices) < TEXT_CACHE:
+                self.prices[ticks] = text
+        return text
 
     def qty(self, lots: int) -> str:
-        return fixed(lots, self.qd, self.pad)
+        text = self.qtys.get(lots)
+        if text is None:
+            text = fixed(lots, self.qd, self.pad)
+            if len(self.qtys) < TEXT_CACHE:
+                self.qtys[lots] = text
+        return text
 
     def quote(self, value: int) -> str:
         if not self.futures and self.quote_decimals > SPOT_DECIMALS:

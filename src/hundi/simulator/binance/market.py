@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 # Known symbols get a realistic price scale; others are drawn from the seed.
 _KNOWN = {
@@ -172,7 +173,8 @@ class SymbolMarket:
             self.bids[mid - 1 - i] = self._order_size()
             self.asks[mid + i] = self._order_size()
         self.channels: list[DepthChannel] = []
-        self.events: list[tuple[object, ...]] = []
+        # ("A", ...) / ("B", ...) tuples, see the class docstring; tuples keep the hot path cheap
+        self.events: list[tuple[Any, ...]] = []
         self.klines: dict[str, Kline] = {}
         self.stats = Rolling24h(now_ms, mid, mid, mid, mid)
         self.now_ms = now_ms

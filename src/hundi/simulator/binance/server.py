@@ -326,27 +326,20 @@ class BinanceSimulator:
         for event in market.events:
             if event[0] == "A":
                 _, agg_id, price, qty, first, last, maker, fills = event
-                assert isinstance(agg_id, int) and isinstance(price, int)
-                assert isinstance(qty, int) and isinstance(first, int) and isinstance(last, int)
                 stream = f"{lower}@aggTrade"
                 if stream in self._subs:
-                    payload = enc.agg_trade(
-                        now_ms, agg_id, price, qty, first, last, now_ms, bool(maker)
-                    )
+                    payload = enc.agg_trade(now_ms, agg_id, price, qty, first, last, now_ms, maker)
                     self._publish(stream, payload, agg_id, agg_id)
                 produced += 1
                 if spot:
-                    assert isinstance(fills, list)
                     trade_stream = f"{lower}@trade"
                     if trade_stream in self._subs:
                         for tid, fill_qty in fills:
-                            payload = enc.trade(now_ms, tid, price, fill_qty, now_ms, bool(maker))
+                            payload = enc.trade(now_ms, tid, price, fill_qty, now_ms, maker)
                             self._publish(trade_stream, payload, tid, tid)
                     produced += len(fills)
             else:
                 _, uid, bid, bid_qty, ask, ask_qty = event
-                assert isinstance(uid, int) and isinstance(bid, int) and isinstance(ask, int)
-                assert isinstance(bid_qty, int) and isinstance(ask_qty, int)
                 stream = f"{lower}@bookTicker"
                 if stream in self._subs:
                     payload = enc.book_ticker(now_ms, uid, bid, bid_qty, ask, ask_qty)
