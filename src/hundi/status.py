@@ -127,5 +127,7 @@ class StatusReporter:
         else:
             while True:
                 await asyncio.sleep(self.interval)
+                if self.collector.stopping:
+                    return  # sockets are closing: the summary follows
                 self.sample()
                 print(self.line(), file=self.out, flush=True)

@@ -71,6 +71,8 @@ def test_sigterm_flushes_everything_to_the_store(
             str(summary_path),
             "--flush-interval",
             "5",  # longer than the run: only the shutdown flush can store the data
+            "--raw",
+            str(tmp_path / "raw"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -102,6 +104,9 @@ def test_sigterm_flushes_everything_to_the_store(
         frame = stored.read(exchange="binance", symbol=None, channel=channel)
         assert len(frame) == summary["records"][channel.value]
     assert "records stored" in out
+    # Raw capture: every frame plus opens, sent subscriptions, REST responses and the close.
+    assert summary["raw"]["events"] > summary["frames"]["received"]
+    assert all(Path(p).stat().st_size > 0 for p in summary["raw"]["files"])
 
 
 def test_unreachable_endpoint_retries_until_duration_then_writes_summary(tmp_path: Path) -> None:

@@ -278,6 +278,10 @@ class Collector:
         return [(venue.exchange, book) for venue in self.venues for book in venue.books()]
 
     @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
     def paused(self) -> bool:
         return self._paused_at is not None
 
