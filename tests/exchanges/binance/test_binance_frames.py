@@ -57,6 +57,8 @@ def test_subscribe_ack_is_filtered(spot: BinanceProtocol) -> None:
         (b'{"stream":"bnbbtc@markPrice","data":{"e":"markPriceUpdate"}}', "unknown_stream"),
         (b'{"stream":"ethusdt@aggTrade","data":{"e":"aggTrade"}}', "unknown_symbol"),
         (b'{"e":"outboundAccountPosition","E":1}', "unknown_event"),
+        (b'{"e":"serverShutdown","E":99999999999999999999}', "invalid_message"),
+        (b'{"event":{"e":"somethingElse"}}', "invalid_message"),
         (b'{"id": 7}', "invalid_message"),
     ],
 )  # fmt: skip

@@ -49,6 +49,13 @@ class EventHead(Struct, gc=False):
     e: str | None = None
 
 
+class ShutdownMsg(Struct, gc=False):
+    """``serverShutdown``: the server will close the connection soon."""
+
+    e: str | None = None
+    event_time: Millis = field(name="E", default=-1)
+
+
 class AggTradeMsg(Struct, gc=False):
     event_time: Millis = field(name="E")
     agg_id: Id = field(name="a")
@@ -141,6 +148,7 @@ class DepthSnapshotMsg(Struct, gc=False):
 
 FRAME_DECODER: Final = msgspec.json.Decoder(Frame)
 EVENT_HEAD_DECODER: Final = msgspec.json.Decoder(EventHead)
+SHUTDOWN_DECODER: Final = msgspec.json.Decoder(ShutdownMsg)
 AGG_TRADE_DECODER: Final = msgspec.json.Decoder(AggTradeMsg, strict=False)
 TRADE_DECODER: Final = msgspec.json.Decoder(TradeMsg, strict=False)
 BOOK_TICKER_DECODER: Final = msgspec.json.Decoder(BookTickerMsg, strict=False)

@@ -5,20 +5,8 @@ stream name picks a prebuilt :class:`~hundi.exchanges.binance.routes.Route`, and
 typed decoder builds the record. Control frames (subscribe acks) are FILTERED; server errors,
 malformed JSON, unknown streams/symbols/events raise :class:`RejectedFrame` with stable reasons.
 
-Options (``VenueConfig.options``, all strings):
-
-``trade_stream``  ``aggTrade`` (default) or ``trade``
-``kline_interval``  default ``1m``
-``usdm_split``  ``true`` (default): USD-M /public + /market paths; ``false``: legacy ``/stream``
-``depth_limit``  REST snapshot depth, default 1000
-``book_buffer``  max diffs buffered per unsynced book, default 2000
-``max_streams_per_connection``  default 1024 (Binance's limit)
-``subscribe_batch``  streams per SUBSCRIBE message, default 200
-``rest_weight_per_minute``  default half of Binance's budget (spot 3000, USD-M 1200)
-``rest_min_interval_ms``  minimal gap between REST requests, default 100
-``seed``  seed of the back-off jitter RNG, default 0
-``quote_assets``  extra quote assets, comma separated
-``symbol_map``  explicit names, ``NATIVE=BASE-QUOTE,...``
+Options (``VenueConfig.options``, strings) are listed and checked in
+:mod:`hundi.exchanges.binance.options`.
 """
 
 from __future__ import annotations
@@ -44,10 +32,13 @@ from hundi.exchanges.binance.book import MS, OrderBook
 from hundi.exchanges.binance.messages import (
     EVENT_HEAD_DECODER,
     FRAME_DECODER,
+    SHUTDOWN_DECODER,
     SNAPSHOT_DECODER,
     DepthSnapshotMsg,
     Frame,
+    ShutdownMsg,
 )
+from hundi.exchanges.binance.options import BinanceOptions
 from hundi.exchanges.binance.ratelimit import RestScheduler
 from hundi.exchanges.binance.routes import ROUTE_TYPES, DepthRoute, Route
 from hundi.exchanges.binance.symbols import (
@@ -56,56 +47,23 @@ from hundi.exchanges.binance.symbols import (
     SymbolInfo,
     normalize,
     parse_market,
-    parse_symbol_map,
 )
 from hundi.records import Channel, Event, EventKind
 
 EXCHANGE = "binance"
 
-KNOWN_OPTIONS = frozenset({
-    "trade_stream", "kline_interval", "usdm_split", "depth_limit", "book_buffer",
-    "max_streams_per_connection", "subscribe_batch", "rest_weight_per_minute",
-    "rest_min_interval_ms", "seed", "quote_assets", "symbol_map",
-})  # fmt: skip
-
-# Binance's REQUEST_WEIGHT per minute; we use half by default.
-WEIGHT_BUDGET = {Market.SPOT: 6000, Market.USDM: 2400}
 SHUTDOWN = "serverShutdown"
 # msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, not DecodeError.
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
-class _ShutdownEvent(msgspec.Struct, gc=False):
-    e: str | None = None
-    E: int = -1
-
-
-_SHUTDOWN_DECODER = msgspec.json.Decoder(_ShutdownEvent)
-
-
-def _int_option(options: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = options.get(name)
-    if text is None:
-        return default
+def _shutdown_msg(payload: Raw) -> ShutdownMsg | None:
+    """The payload as a ``serverShutdown`` event, or None if it is not one."""
     try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"option {name} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"option {name} must be within {low}..{high}, got {value}")
-    return value
-
-
-def _bool_option(options: dict[str, str], name: str, default: bool) -> bool:
-    text = options.get(name)
-    if text is None:
-        return default
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"option {name} must be true or false, got {text!r}")
+        msg = SHUTDOWN_DECODER.decode(payload)
+    except DECODE_ERRORS:
+        return None
+    return msg if msg.e == SHUTDOWN else None
 
 
 class BinanceProtocol(VenueProtocol):
@@ -114,53 +72,25 @@ class BinanceProtocol(VenueProtocol):
     exchange = EXCHANGE
 
     def __init__(self, config: VenueConfig, rng: random.Random | None = None) -> None:
-        options = dict(config.options)
-        unknown = set(options) - KNOWN_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unknown Binance option(s) {sorted(unknown)}; known: {sorted(KNOWN_OPTIONS)}"
-            )
         self.market = market = parse_market(config.market)
+        opts = BinanceOptions.parse(config.options, market)
         if not config.symbols:
             raise ValueError("no symbols configured")
         channels = tuple(dict.fromkeys(config.channels))
         if not [c for c in channels if c is not Channel.EVENTS]:
             raise ValueError("no market-data channels configured")
 
-        quotes = KNOWN_QUOTE_ASSETS + tuple(
-            q.strip().upper() for q in options.get("quote_assets", "").split(",") if q.strip()
-        )
-        overrides = parse_symbol_map(options.get("symbol_map", ""))
-        infos = tuple(
-            {
-                info.native: info
-                for info in (normalize(s, market, quotes, overrides) for s in config.symbols)
-            }.values()
-        )
-        self._symbols: dict[str, SymbolInfo] = {i.native: i for i in infos}
+        quotes = KNOWN_QUOTE_ASSETS + opts.quote_assets
+        by_native = {}
+        for native in config.symbols:
+            info = normalize(native, market, quotes, opts.symbol_map)
+            by_native[info.native] = info
+        infos = tuple(by_native.values())
+        self._symbols: dict[str, SymbolInfo] = by_native
         self._stream_symbols = frozenset(i.stream for i in infos)
 
-        trade_stream = options.get("trade_stream", "aggTrade")
-        if trade_stream not in streams.TRADE_STREAMS:
-            raise ValueError(f"option trade_stream must be aggTrade or trade, got {trade_stream!r}")
-        kline_interval = options.get("kline_interval", "1m")
-        if kline_interval not in streams.KLINE_INTERVALS:
-            raise ValueError(f"unknown kline_interval {kline_interval!r}")
-        split = _bool_option(options, "usdm_split", True)
-        self.depth_limit = streams.validate_depth_limit(
-            market, _int_option(options, "depth_limit", 1000, 1, streams.SPOT_MAX_DEPTH_LIMIT)
-        )
-        self.depth_weight = streams.depth_weight(market, self.depth_limit)
-        per_connection = _int_option(
-            options,
-            "max_streams_per_connection",
-            streams.MAX_STREAMS_PER_CONNECTION,
-            1,
-            streams.MAX_STREAMS_PER_CONNECTION,
-        )
-        batch = _int_option(options, "subscribe_batch", streams.DEFAULT_SUBSCRIBE_BATCH, 1, 1024)
-        book_buffer = _int_option(options, "book_buffer", 2000, 1, 1_000_000)
-
+        self.depth_limit = opts.depth_limit
+        self.depth_weight = streams.depth_weight(market, opts.depth_limit)
         ws_base = config.endpoint or (streams.SPOT_WS if market is Market.SPOT else streams.USDM_WS)
         self.rest_base = config.rest_endpoint or (
             streams.SPOT_REST if market is Market.SPOT else streams.USDM_REST
@@ -169,12 +99,16 @@ class BinanceProtocol(VenueProtocol):
             market,
             infos,
             channels,
-            trade_stream=trade_stream,
-            kline_interval=kline_interval,
-            split=split,
+            trade_stream=opts.trade_stream,
+            kline_interval=opts.kline_interval,
+            split=opts.usdm_split,
         )
         self._specs, owner = streams.build_connections(
-            market, plans, ws_base, per_connection=per_connection, subscribe_batch=batch
+            market,
+            plans,
+            ws_base,
+            per_connection=opts.max_streams_per_connection,
+            subscribe_batch=opts.subscribe_batch,
         )
 
         self._books: dict[str, OrderBook] = {}
@@ -189,7 +123,7 @@ class BinanceProtocol(VenueProtocol):
                     symbol=info.normalized,
                     native=info.native,
                     usdm=market is Market.USDM,
-                    max_buffer=book_buffer,
+                    max_buffer=opts.book_buffer,
                 )
                 self._books[info.native] = book
                 self._book_conn[info.native] = owner[plan.name]
@@ -198,19 +132,10 @@ class BinanceProtocol(VenueProtocol):
                 route = ROUTE_TYPES[plan.kind](EXCHANGE, info.normalized, info.native)
             self._routes[plan.name] = route
 
-        budget = WEIGHT_BUDGET[market] // 2
         self._scheduler = RestScheduler(
-            weight_per_minute=_int_option(
-                options,
-                "rest_weight_per_minute",
-                budget,
-                self.depth_weight,
-                WEIGHT_BUDGET[market],
-            ),
-            min_interval_ns=_int_option(options, "rest_min_interval_ms", 100, 0, 60_000) * MS,
-            rng=rng
-            if rng is not None
-            else random.Random(_int_option(options, "seed", 0, 0, 2**63 - 1)),
+            weight_per_minute=opts.rest_weight_per_minute,
+            min_interval_ns=opts.rest_min_interval_ms * MS,
+            rng=rng if rng is not None else random.Random(opts.seed),
         )
         self._wanting: dict[str, None] = {}  # natives whose book wants a snapshot, in order
         self._reconnects: list[str] = []
@@ -257,8 +182,8 @@ class BinanceProtocol(VenueProtocol):
             if not payload:
                 raise RejectedFrame("invalid_message", f"stream {stream!r} frame without data")
             if route is None:
-                if self._is_shutdown(payload):
-                    return self._shutdown(conn_key, payload, recv_ns, out)
+                if (shutdown := _shutdown_msg(payload)) is not None:
+                    return self._shutdown(conn_key, shutdown, recv_ns, out)
                 symbol = stream.partition("@")[0]
                 if symbol not in self._stream_symbols:
                     raise RejectedFrame("unknown_symbol", stream)
@@ -287,8 +212,8 @@ class BinanceProtocol(VenueProtocol):
         """A payload that did not decode as its stream's type: say why, precisely."""
         if isinstance(error, UnicodeDecodeError):
             raise RejectedFrame("malformed_json", str(error))
-        if self._is_shutdown(payload):
-            return self._shutdown(conn_key, payload, recv_ns, out)
+        if (shutdown := _shutdown_msg(payload)) is not None:
+            return self._shutdown(conn_key, shutdown, recv_ns, out)
         try:
             head = EVENT_HEAD_DECODER.decode(payload)
         except UnicodeDecodeError as e:
@@ -308,24 +233,21 @@ class BinanceProtocol(VenueProtocol):
             raise RejectedFrame("server_error", detail)
         if frame.result:
             return FrameStatus.FILTERED  # subscribe / unsubscribe ack
-        if frame.e == SHUTDOWN:
-            return self._shutdown(conn_key, Raw(data), recv_ns, out)
-        if frame.event and self._is_shutdown(frame.event):  # WebSocket-API style wrapper
-            return self._shutdown(conn_key, frame.event, recv_ns, out)
+        if frame.e == SHUTDOWN or frame.event:  # bare, or in the WebSocket-API wrapper
+            shutdown = _shutdown_msg(Raw(data) if frame.e == SHUTDOWN else frame.event)
+            if shutdown is not None:
+                return self._shutdown(conn_key, shutdown, recv_ns, out)
+            if frame.e == SHUTDOWN:
+                raise RejectedFrame("invalid_message", "serverShutdown with a bad event time")
         if frame.e is not None:
             raise RejectedFrame("unknown_event", frame.e)
         raise RejectedFrame("invalid_message", "neither stream data, ack, error nor event")
 
-    @staticmethod
-    def _is_shutdown(payload: Raw) -> bool:
-        try:
-            return _SHUTDOWN_DECODER.decode(payload).e == SHUTDOWN
-        except DECODE_ERRORS:
-            return False
-
-    def _shutdown(self, conn_key: str, payload: Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
+    def _shutdown(
+        self, conn_key: str, msg: ShutdownMsg, recv_ns: int, out: RecordSink
+    ) -> FrameStatus:
         """The server will drop this connection soon: reconnect now, while data still flows."""
-        event_ms = _SHUTDOWN_DECODER.decode(payload).E
+        event_ms = msg.event_time
         out.events.append(Event(
             exchange=EXCHANGE, symbol="", native_symbol="",
             ts=event_ms * MS if event_ms >= 0 else recv_ns, recv_ts=recv_ns,

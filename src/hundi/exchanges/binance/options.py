@@ -1,0 +1,120 @@
+"""The venue's ``options`` (strings in :class:`VenueConfig`) parsed and checked once.
+
+Unknown or out-of-range options fail at configuration time with a message naming the option,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hundi.exchanges.binance import streams
+from hundi.exchanges.binance.symbols import Market, parse_symbol_map
+
+# Binance's REQUEST_WEIGHT per minute and IP; by default we spend at most half of it.
+WEIGHT_BUDGET = {Market.SPOT: 6000, Market.USDM: 2400}
+
+OPTION_HELP = {
+    "trade_stream": "aggTrade (default) or trade",
+    "kline_interval": "kline interval, default 1m",
+    "usdm_split": "true (default): USD-M /public + /market paths; false: legacy /stream",
+    "depth_limit": "REST snapshot depth, default 1000",
+    "book_buffer": "max diffs buffered per unsynced book, default 2000",
+    "max_streams_per_connection": "default 1024 (Binance's limit)",
+    "subscribe_batch": "streams per SUBSCRIBE message, default 200",
+    "rest_weight_per_minute": "REST weight budget, default half of Binance's (3000 / 1200)",
+    "rest_min_interval_ms": "minimal gap between REST requests, default 100",
+    "seed": "seed of the back-off jitter RNG, default 0",
+    "quote_assets": "extra quote assets, comma separated",
+    "symbol_map": "explicit names, NATIVE=BASE-QUOTE,...",
+}
+
+
+def _int(options: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = options.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"option {name} must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"option {name} must be within {low}..{high}, got {value}")
+    return value
+
+
+def _bool(options: Mapping[str, str], name: str, default: bool) -> bool:
+    text = options.get(name)
+    if text is None:
+        return default
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"option {name} must be true or false, got {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BinanceOptions:
+    trade_stream: str
+    kline_interval: str
+    usdm_split: bool
+    depth_limit: int
+    book_buffer: int
+    max_streams_per_connection: int
+    subscribe_batch: int
+    rest_weight_per_minute: int
+    rest_min_interval_ms: int
+    seed: int
+    quote_assets: tuple[str, ...]
+    symbol_map: dict[str, str]
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str], market: Market) -> BinanceOptions:
+        unknown = set(options) - set(OPTION_HELP)
+        if unknown:
+            raise ValueError(
+                f"unknown Binance option(s) {sorted(unknown)}; known: {sorted(OPTION_HELP)}"
+            )
+        trade_stream = options.get("trade_stream", "aggTrade")
+        if trade_stream not in streams.TRADE_STREAMS:
+            raise ValueError(f"option trade_stream must be aggTrade or trade, got {trade_stream!r}")
+        kline_interval = options.get("kline_interval", "1m")
+        if kline_interval not in streams.KLINE_INTERVALS:
+            raise ValueError(f"unknown kline_interval {kline_interval!r}")
+        depth_limit = streams.validate_depth_limit(
+            market, _int(options, "depth_limit", 1000, 1, streams.SPOT_MAX_DEPTH_LIMIT)
+        )
+        budget = WEIGHT_BUDGET[market]
+        return cls(
+            trade_stream=trade_stream,
+            kline_interval=kline_interval,
+            usdm_split=_bool(options, "usdm_split", True),
+            depth_limit=depth_limit,
+            book_buffer=_int(options, "book_buffer", 2000, 1, 1_000_000),
+            max_streams_per_connection=_int(
+                options,
+                "max_streams_per_connection",
+                streams.MAX_STREAMS_PER_CONNECTION,
+                1,
+                streams.MAX_STREAMS_PER_CONNECTION,
+            ),
+            subscribe_batch=_int(
+                options, "subscribe_batch", streams.DEFAULT_SUBSCRIBE_BATCH, 1, 1024
+            ),
+            rest_weight_per_minute=_int(
+                options,
+                "rest_weight_per_minute",
+                budget // 2,
+                streams.depth_weight(market, depth_limit),
+                budget,
+            ),
+            rest_min_interval_ms=_int(options, "rest_min_interval_ms", 100, 0, 60_000),
+            seed=_int(options, "seed", 0, 0, 2**63 - 1),
+            quote_assets=tuple(
+                q.strip().upper() for q in options.get("quote_assets", "").split(",") if q.strip()
+            ),
+            symbol_map=parse_symbol_map(options.get("symbol_map", "")),
+        )
