@@ -1,4 +1,4 @@
-"""Venue protocols, one folder per exchange, found by name through ``hundi.exchanges`` entry points."""
+"""Venue protocols: one folder per exchange, found by name via ``hundi.exchanges`` entry points."""
 
 from __future__ import annotations
 

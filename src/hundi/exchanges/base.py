@@ -161,9 +161,9 @@ class VenueProtocol(ABC):
         """REST calls to make now, within the venue's rate limits and back-offs."""
         return []
 
-    def receive_response(
+    def receive_response(  # noqa: B027
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
-    ) -> None:  # noqa: B027
+    ) -> None:
         """Feed back the answer to a :meth:`due_requests` call (or a transport failure as 599)."""
 
     def next_wakeup_ns(self) -> int | None:
