@@ -229,9 +229,29 @@ def test_hostile_frames_only_ever_raise_rejected_frame(frames: list[bytes]) -> N
         except RejectedFrame as e:
             assert e.reason in {
                 "malformed_json", "invalid_message", "unknown_stream", "unknown_symbol",
-                "unknown_event", "server_error",
+                "unknown_event", "server_error", "duplicate_trade",
             }  # fmt: skip
         else:
             assert status in (FrameStatus.PROCESSED, FrameStatus.FILTERED)
     for record in out.trades + out.bbo:
         assert record.ts >= 0
+
+
+def _agg(agg_id: int) -> bytes:
+    return (
+        b'{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":5,"s":"BNBBTC","a":%d,'
+        b'"p":"0.001","q":"2","f":%d,"l":%d,"T":4,"m":false,"M":true}}' % (agg_id, agg_id, agg_id)
+    )
+
+
+def test_trade_id_gap_is_recorded_and_duplicate_rejected(spot: BinanceProtocol) -> None:
+    out = RecordSink()
+    for agg_id in (10, 11, 14):
+        assert spot.receive("spot-public-0", _agg(agg_id), 7, out) is FrameStatus.PROCESSED
+    assert [t.trade_id for t in out.trades] == [10, 11, 14]
+    [gap] = out.events
+    assert (gap.kind, gap.channel, gap.expected, gap.received) == ("gap", "trades", 12, 14)
+    assert reject_reason(spot, _agg(11)) == "duplicate_trade"
+    late = RecordSink()
+    assert spot.receive("spot-public-0", _agg(12), 8, late) is FrameStatus.PROCESSED
+    assert [t.trade_id for t in late.trades] == [12] and not late.events

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from msgspec import Raw
 
-from hundi.exchanges.base import RecordSink
+from hundi.exchanges.base import RecordSink, RejectedFrame
 from hundi.exchanges.binance.book import MS, OrderBook
 from hundi.exchanges.binance.messages import (
     AGG_TRADE_DECODER,
@@ -26,7 +26,8 @@ from hundi.exchanges.binance.messages import (
     TickerMsg,
     TradeMsg,
 )
-from hundi.records import Bbo, Candle, Ticker, Trade
+from hundi.exchanges.sequence import IdSequence, IdVerdict
+from hundi.records import Bbo, Candle, Channel, Event, EventKind, Ticker, Trade
 
 SELL = -1
 BUY = 1
@@ -48,7 +49,32 @@ class Route:
         raise NotImplementedError
 
 
-class AggTradeRoute(Route):
+class TradeIdRoute(Route):
+    """Trade streams: ids are contiguous per symbol, so holes and duplicates are detectable."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self, exchange: str, symbol: str, native: str) -> None:
+        super().__init__(exchange, symbol, native)
+        self.ids = IdSequence()
+
+    def _admit(self, trade_id: int, ts: int, recv_ns: int, out: RecordSink) -> None:
+        """Raise on a duplicate; record a gap event when ids were skipped."""
+        expected = self.ids.expected()
+        verdict = self.ids.check(trade_id, trade_id)
+        if verdict is IdVerdict.NEXT or verdict is IdVerdict.LATE:
+            return
+        if verdict is IdVerdict.DUPLICATE:
+            raise RejectedFrame("duplicate_trade", f"{self.native} trade id {trade_id}")
+        out.events.append(Event(
+            exchange=self.exchange, symbol=self.symbol, native_symbol=self.native, ts=ts,
+            recv_ts=recv_ns, kind=EventKind.GAP.value, channel=Channel.TRADES.value,
+            expected=expected, received=trade_id,
+            detail=f"trade ids {expected}..{trade_id - 1} never received",
+        ))  # fmt: skip
+
+
+class AggTradeRoute(TradeIdRoute):
     """``aggTrade``: ``m`` (buyer is maker) means the taker sold. ``ts`` is the trade time."""
 
     __slots__ = ()
@@ -57,6 +83,7 @@ class AggTradeRoute(Route):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: AggTradeMsg = self.decode(raw)
+        self._admit(m.agg_id, m.trade_time * MS, recv_ns, out)
         out.trades.append(Trade(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
             ts=m.trade_time * MS, recv_ts=recv_ns, trade_id=m.agg_id, price=m.price,
@@ -65,7 +92,7 @@ class AggTradeRoute(Route):
         ))  # fmt: skip
 
 
-class TradeRoute(Route):
+class TradeRoute(TradeIdRoute):
     """``trade`` (option ``trade_stream=trade``): one exchange trade per record."""
 
     __slots__ = ()
@@ -74,6 +101,7 @@ class TradeRoute(Route):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: TradeMsg = self.decode(raw)
+        self._admit(m.trade_id, m.trade_time * MS, recv_ns, out)
         out.trades.append(Trade(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
             ts=m.trade_time * MS, recv_ts=recv_ns, trade_id=m.trade_id, price=m.price,
