@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def read(
-    store: str | Store,
+    store: str | os.PathLike[str] | Store,
     *,
     exchange: str,
     symbol: str | None = None,
@@ -24,7 +25,7 @@ def read(
 ) -> pd.DataFrame:
     """Read stored records as a pandas DataFrame indexed by exchange time (UTC).
 
-    ``store`` is a store URL (``./data``, ``file:./data``...) or an open :class:`Store`.
+    ``store`` is a store URL or path (``./data``, ``file:./data``...) or an open :class:`Store`.
     ``start``/``end`` accept ISO strings or datetimes; naive values are UTC.
     """
     from hundi.query import read as _read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +47,7 @@ def parse_channel(channel: str | Channel) -> Channel:
 
 
 def read(
-    store: str | Store,
+    store: str | os.PathLike[str] | Store,
     *,
     exchange: str,
     symbol: str | None = None,
@@ -63,7 +64,10 @@ def read(
     last = parse_time(end, "end")
     if first is not None and last is not None and last < first:
         raise QueryError(f"end {last.isoformat()} is before start {first.isoformat()}")
-    opened = open_store(store, read_only=True) if isinstance(store, str) else store
+    if isinstance(store, Store):
+        opened = store
+    else:
+        opened = open_store(os.fspath(store), read_only=True)
     return opened.read(exchange=exchange, symbol=symbol, channel=selected, start=first, end=last)
 
 
