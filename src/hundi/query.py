@@ -64,10 +64,7 @@ def read(
     last = parse_time(end, "end")
     if first is not None and last is not None and last < first:
         raise QueryError(f"end {last.isoformat()} is before start {first.isoformat()}")
-    if isinstance(store, Store):
-        opened = store
-    else:
-        opened = open_store(os.fspath(store), read_only=True)
+    opened = store if isinstance(store, Store) else open_store(os.fspath(store), read_only=True)
     return opened.read(exchange=exchange, symbol=symbol, channel=selected, start=first, end=last)
 
 

@@ -145,8 +145,10 @@ def test_collect_query_and_replay(market: str, tmp_path: Path) -> None:
 FAULTS = {
     "disconnect:1.5": lambda s: s["reconnects"] >= 1,
     "gap:1": lambda s: s["gaps"] >= 1 and s["resyncs"] >= 1,
-    "malformed:1": lambda s: s["frames"]["rejected_reasons"].get("malformed_json", 0) >= 1
-    and s["quarantine"]["frames"] == s["frames"]["rejected"],
+    "malformed:1": lambda s: (
+        s["frames"]["rejected_reasons"].get("malformed_json", 0) >= 1
+        and s["quarantine"]["frames"] == s["frames"]["rejected"]
+    ),
     "duplicate:0.5": lambda s: s["frames"]["rejected"] >= 1 or s["gaps"] >= 1,
     "reorder:0.5": lambda s: s["frames"]["processed"] > 0,
     "stale-snapshot": lambda s: s["resyncs"] >= 1,
