@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from hundi.connection.client import WsClient, default_client
@@ -35,6 +36,7 @@ from hundi.records import Channel, EventKind, Record
 from hundi.stores.base import Store
 
 log = logging.getLogger("hundi.pipeline")
+_SYMBOL = attrgetter("symbol")
 
 
 @dataclass(slots=True)
@@ -253,7 +255,10 @@ class Collector:
         self._update_records()
 
     def _note_last(self, channel: Channel, records: list[Record]) -> None:
-        latest = {r.symbol: r for r in records}
+        # Runs on the event loop for every record of a batch: C-level map/zip/Counter, no
+        # per-record Python frame.
+        symbols = list(map(_SYMBOL, records))
+        latest = dict(zip(symbols, records, strict=True))
         for symbol, record in latest.items():
             key = (record.exchange, symbol)
             view = self.symbols.get(key)
@@ -263,7 +268,7 @@ class Collector:
             if price:
                 view.last_price = price
             view.lag_ms = (record.recv_ts - record.ts) / 1e6
-        for symbol, n in Counter(r.symbol for r in records).items():
+        for symbol, n in Counter(symbols).items():
             self.symbols[(records[0].exchange, symbol)].records += n
 
     def _update_records(self) -> None:
