@@ -132,10 +132,13 @@ class StoreWriter:
         return False
 
     def _run(self) -> None:
+        # Flush at half the interval: the collector drains its sink at the other half, so a
+        # record is durable within one flush interval of being received.
+        every = self.flush_interval / 2
         last_flush = time.monotonic()
         while True:
             try:
-                batch = self.queue.get(timeout=self.flush_interval)
+                batch = self.queue.get(timeout=every)
             except queue.Empty:
                 batch = {}
             if batch is _STOP:
@@ -145,7 +148,7 @@ class StoreWriter:
                     self._unflushed.update(batch_counts(batch))
                 else:
                     self.lost.update(batch_counts(batch))
-            if time.monotonic() - last_flush >= self.flush_interval:
+            if time.monotonic() - last_flush >= every:
                 self._flush()
                 last_flush = time.monotonic()
         # Shutdown: anything still queued after the stop marker cannot exist (the collector

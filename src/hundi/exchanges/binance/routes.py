@@ -60,8 +60,12 @@ class TradeIdRoute(Route):
 
     def _admit(self, trade_id: int, ts: int, recv_ns: int, out: RecordSink) -> None:
         """Raise on a duplicate; record a gap event when ids were skipped."""
-        expected = self.ids.expected()
-        verdict = self.ids.check(trade_id, trade_id)
+        ids = self.ids
+        if trade_id == ids.last + 1 and ids.first >= 0:  # the common case, kept cheap
+            ids.last = trade_id
+            return
+        expected = ids.expected()
+        verdict = ids.check(trade_id, trade_id)
         if verdict is IdVerdict.NEXT or verdict is IdVerdict.LATE:
             return
         if verdict is IdVerdict.DUPLICATE:
