@@ -269,7 +269,8 @@ class Collector:
             price = _price_of(record)
             if price:
                 view.last_price = price
-            view.lag_ms = (record.recv_ts - record.ts) / 1e6
+            if record.ts != record.recv_ts:  # records without an exchange time tell no lag
+                view.lag_ms = (record.recv_ts - record.ts) / 1e6
         for symbol, n in Counter(symbols).items():
             self.symbols[(records[0].exchange, symbol)].records += n
 
