@@ -149,6 +149,10 @@ class Collector:
             # Integrity events up to now count; the gaps the closing sockets record next
             # only mark where this run's data ends, so they are stored but not counted.
             self._last_books = self.books()
+            # The periodic drainer stops first, so it cannot count the closing gaps.
+            drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drainer
             if not self._held:
                 self._drain()
             for manager in self.managers:
@@ -158,9 +162,6 @@ class Collector:
             for result in results:
                 if isinstance(result, BaseException):
                     log.error("connection manager failed: %r", result, exc_info=result)
-            drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drainer
             await self._final_drain()
         self.finished = time.monotonic()
         return self.summary()
