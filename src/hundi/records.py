@@ -192,9 +192,7 @@ def _schema_for(record_type: type[Record]) -> pa.Schema:
 
 
 SCHEMAS: Final[dict[Channel, pa.Schema]] = {c: _schema_for(t) for c, t in RECORD_TYPES.items()}
-FIELD_NAMES: Final[dict[Channel, tuple[str, ...]]] = {
-    c: tuple(f.name for f in msgspec.structs.fields(t)) for c, t in RECORD_TYPES.items()
-}
+FIELD_NAMES: Final[dict[Channel, tuple[str, ...]]] = {c: tuple(s.names) for c, s in SCHEMAS.items()}
 
 
 _GETTERS: Final[dict[Channel, tuple[tuple[Any, pa.DataType], ...]]] = {
