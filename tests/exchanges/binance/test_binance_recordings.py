@@ -10,7 +10,7 @@ import pytest
 from binance_replay import ReplayResult, RowBook, query_symbol, replay
 
 from hundi.capture.events import CaptureEvent, CaptureKind
-from hundi.capture.recordings import read_recordings
+from hundi.capture.reader import read_capture
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.protocol import BinanceProtocol
@@ -23,7 +23,7 @@ MS = 1_000_000
 
 
 def events(recordings_dir: Path, name: str) -> Iterator[CaptureEvent]:
-    return read_recordings([recordings_dir / f"{name}.ws.1.0", recordings_dir / f"{name}.http.0.0"])
+    return read_capture([recordings_dir / f"{name}.ws.1.0", recordings_dir / f"{name}.http.0.0"])
 
 
 def venue(market: str, symbols: tuple[str, ...]) -> BinanceProtocol:
@@ -64,10 +64,11 @@ def assert_rows_rebuild_books(
 # ---------------------------------------------------------------------------------------- spot
 def test_spot_every_frame_accounted_and_none_rejected(spot, recordings_dir: Path) -> None:
     _, result = spot
-    assert result.received == recv_count(recordings_dir, "BINANCE") == 265
-    assert result.processed + result.filtered + sum(result.rejected.values()) == result.received
-    assert not result.rejected
-    assert result.processed == result.received
+    frames = result.accounting
+    assert frames.received == recv_count(recordings_dir, "BINANCE") == 265
+    assert frames.balanced()
+    assert not frames.rejected
+    assert frames.processed == frames.received
 
 
 def test_spot_books_never_crossed_and_all_sync_from_recorded_snapshots(spot) -> None:
@@ -83,7 +84,7 @@ def test_spot_books_never_crossed_and_all_sync_from_recorded_snapshots(spot) -> 
     ]
     # The protocol asks exactly what the recorded client fetched.
     assert all(request.url == url for _, request, url in result.answered)
-    assert result.unused_responses == []
+    assert (result.stats.rest_unused, result.stats.rest_unanswered) == (0, 0)
     for symbol in ("NKN-USDT", "BLZ-ETH", "LRC-BTC", "RUNE-EUR"):
         assert kinds(result, symbol) == [EventKind.SYNCED]
     assert_rows_rebuild_books(protocol, result, SPOT_SYMBOLS)
@@ -146,9 +147,10 @@ def test_spot_hand_checked_trade_bbo_candle(spot) -> None:
 # ---------------------------------------------------------------------------------------- USD-M
 def test_usdm_every_frame_accounted_and_none_rejected(usdm, recordings_dir: Path) -> None:
     _, result = usdm
-    assert result.received == recv_count(recordings_dir, "BINANCE_FUTURES") == 1535
-    assert result.processed + result.filtered + sum(result.rejected.values()) == result.received
-    assert not result.rejected
+    frames = result.accounting
+    assert frames.received == recv_count(recordings_dir, "BINANCE_FUTURES") == 1535
+    assert frames.balanced()
+    assert not frames.rejected
 
 
 def test_usdm_books_sync_by_the_usdm_rule(usdm, recordings_dir: Path) -> None:
@@ -164,6 +166,7 @@ def test_usdm_books_sync_by_the_usdm_rule(usdm, recordings_dir: Path) -> None:
     assert all(protocol.book(s).snapshots_refused == 0 for s in USDM_SYMBOLS)
     assert sorted(r.key for _, r in result.requests) == sorted(USDM_SYMBOLS)
     assert all(request.url == url for _, request, url in result.answered)
+    assert (result.stats.rest_unused, result.stats.rest_unanswered) == (0, 0)
     boundary = {}
     for native in ("AKROUSDT", "KEEPUSDT", "CTKUSDT", "SUSHIUSDT"):
         book = protocol.book(native)
@@ -248,5 +251,5 @@ def test_usdm_legacy_single_path_decodes_the_same(recordings_dir: Path) -> None:
         ("usdm-stream-0", "wss://fstream.binance.com/stream")
     ]
     result = replay(protocol, events(recordings_dir, "BINANCE_FUTURES"))
-    assert not result.rejected
+    assert not result.accounting.rejected
     assert all(state.synced for state in protocol.books())
