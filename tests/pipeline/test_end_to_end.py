@@ -149,10 +149,17 @@ FAULTS = {
         s["frames"]["rejected_reasons"].get("malformed_json", 0) >= 1
         and s["quarantine"]["frames"] == s["frames"]["rejected"]
     ),
-    "duplicate:0.5": lambda s: s["frames"]["rejected"] >= 1 or s["gaps"] >= 1,
-    "reorder:0.5": lambda s: s["frames"]["processed"] > 0,
+    # a resent frame is recognised as such, never mistaken for a hole
+    "duplicate:0.5": lambda s: (
+        s["frames"]["rejected_reasons"].get("duplicate_trade", 0) >= 1 and s["gaps"] == 0
+    ),
+    "reorder:0.5": lambda s: s["gaps"] >= 1 and s["resyncs"] >= 1,
     "stale-snapshot": lambda s: s["resyncs"] >= 1,
-    "rest-429:2": lambda s: s["rest"]["requests"] >= 3,
+    "rest-429:2": lambda s: (
+        s["rest"]["failures"] == 2
+        and s["rest"]["requests"] >= 4
+        and all(book["synced"] for book in s["books"])
+    ),
     # the server drops a client that lags by more than 64 KiB; whether ours lags is up to the
     # machine, so the check is: either it kept up, or it was dropped and reconnected
     "slow-reader:65536": lambda s: s["reconnects"] >= 1 or s["frames"]["received"] > 1000,
