@@ -16,7 +16,7 @@ import msgspec
 
 from hundi.capture.events import CaptureEvent
 from hundi.capture.format import FORMAT, GZIP_MAGIC, CaptureBlock, CaptureHeader, decoder
-from hundi.capture.recordings import read_recording
+from hundi.capture.recordings import is_recording, read_recording
 
 _CHUNK = 1 << 20
 
@@ -40,8 +40,6 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _looks_readable(path: Path) -> bool:
-    from hundi.capture.recordings import is_recording
-
     return is_ours(path) or is_recording(path)
 
 

@@ -7,9 +7,8 @@ Lines: ``URL <-> TS`` (connection opened), ``URL <- TS: MSG`` (sent), ``TS: MSG`
 
 from __future__ import annotations
 
-import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from hundi.capture.events import CaptureEvent, CaptureKind
@@ -84,9 +83,3 @@ def read_recording(path: Path) -> Iterator[CaptureEvent]:
                 raise RecordingFormatError(f"{path}:{number}: {e}") from None
             if event is not None:
                 yield event
-
-
-def read_recordings(paths: Iterable[Path]) -> Iterator[CaptureEvent]:
-    """Several recording files merged in receive-time order (stable for equal times)."""
-    streams = [read_recording(p) for p in paths]
-    return heapq.merge(*streams, key=lambda e: e.ts)
