@@ -143,9 +143,6 @@ class EmbeddedStore(Store):
             self._maybe_compact(directory)
         self._delete_due()
 
-    def close(self) -> None:
-        self.flush()
-
     def _next_sequence(self) -> int:
         self._sequence += 1
         return self._sequence
@@ -199,15 +196,11 @@ class EmbeddedStore(Store):
             )
             level += 1
 
-    def compact(self) -> None:
-        """Delete superseded files whose grace period is over (``flush`` also does this)."""
-        self._delete_due()
-
-    def _delete_due(self, *, force: bool = False) -> None:
+    def _delete_due(self) -> None:
         now = time.monotonic()
         keep: list[tuple[float, list[Path]]] = []
         for deadline, paths in self._pending_deletes:
-            if force or deadline <= now:
+            if deadline <= now:
                 for path in paths:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
