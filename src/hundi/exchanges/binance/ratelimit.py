@@ -100,10 +100,6 @@ class RestScheduler:
             self._key_failures[key] = failures
             self._key_not_before_ns[key] = now_ns + self._backoff_ns(failures)
 
-    @property
-    def blocked_until_ns(self) -> int:
-        return self._blocked_until_ns
-
 
 def _retry_after_ns(headers: Mapping[str, str], default_ns: int) -> int:
     for name, value in headers.items():
