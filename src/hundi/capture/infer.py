@@ -38,7 +38,7 @@ def config_of_header(venue: VenueHeader) -> VenueConfig:
 def infer_config(paths: Iterable[Path], exchange: str, market: str | None) -> VenueConfig:
     """The venue config of a capture (ours: header; recordings: streams)."""
     files = expand(paths)
-    ours = [h for h in headers(files)]
+    ours = headers(files)
     if ours:
         venues = {(v.exchange, v.market): v for h in ours for v in h.venues}
         candidates = [
