@@ -87,10 +87,11 @@ class AggTradeRoute(TradeIdRoute):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: AggTradeMsg = self.decode(raw)
-        self._admit(m.agg_id, m.trade_time * MS, recv_ns, out)
+        ts = m.trade_time * MS
+        self._admit(m.agg_id, ts, recv_ns, out)
         out.trades.append(Trade(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
-            ts=m.trade_time * MS, recv_ts=recv_ns, trade_id=m.agg_id, price=m.price,
+            ts=ts, recv_ts=recv_ns, trade_id=m.agg_id, price=m.price,
             size=m.qty, side=SELL if m.buyer_is_maker else BUY, first_trade_id=m.first_id,
             last_trade_id=m.last_id,
         ))  # fmt: skip
@@ -105,10 +106,11 @@ class TradeRoute(TradeIdRoute):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: TradeMsg = self.decode(raw)
-        self._admit(m.trade_id, m.trade_time * MS, recv_ns, out)
+        ts = m.trade_time * MS
+        self._admit(m.trade_id, ts, recv_ns, out)
         out.trades.append(Trade(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
-            ts=m.trade_time * MS, recv_ts=recv_ns, trade_id=m.trade_id, price=m.price,
+            ts=ts, recv_ts=recv_ns, trade_id=m.trade_id, price=m.price,
             size=m.qty, side=SELL if m.buyer_is_maker else BUY, first_trade_id=m.trade_id,
             last_trade_id=m.trade_id,
         ))  # fmt: skip
