@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
-from wsharness import Exchange, SeqVenue, trade_ids
+from wsharness import Exchange, SeqVenue, assert_continuous, trade_ids, until
 
 from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
 from hundi.connection.manager import ConnectionManager, ConnectionSettings
@@ -64,20 +64,19 @@ class Running:
         self.task = asyncio.create_task(self.manager.run())
 
     async def until(self, condition: Callable[[], bool], within: float = 5.0) -> None:
-        deadline = time.monotonic() + within
-        while not condition():
-            assert time.monotonic() < deadline, "condition not reached in time"
+        """``until``, failing at once if the manager ended instead."""
+
+        def reached() -> bool:
+            if condition():
+                return True
             assert not self.task.done(), self.task
-            await asyncio.sleep(0.01)
+            return False
+
+        await until(reached, within)
 
     async def stop(self) -> None:
         self.manager.stop()
         await asyncio.wait_for(self.task, 10)
-
-
-def assert_continuous(ids: list[int]) -> None:
-    assert ids, "no trades received"
-    assert ids == list(range(ids[0], ids[0] + len(ids))), "lost or doubled events"
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,3 +202,17 @@ class SeqVenue(VenueProtocol):
 
 def trade_ids(sink: RecordSink) -> list[int]:
     return [t.trade_id for t in sink.trades]
+
+
+def assert_continuous(ids: list[int]) -> None:
+    """The exchange's sequence arrived whole: not empty, nothing lost, nothing doubled."""
+    assert ids, "no trades received"
+    assert ids == list(range(ids[0], ids[0] + len(ids))), "lost or doubled events"
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll ``condition`` on the running loop; fail the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
