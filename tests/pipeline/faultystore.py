@@ -1,4 +1,4 @@
-"""A real in-memory store for pipeline tests: can be slow or fail on purpose."""
+"""A real embedded store that is slow or fails on purpose, for backpressure and retry tests."""
 
 from __future__ import annotations
 
@@ -6,24 +6,26 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
-from hundi.records import Channel, Record, Trade
+from hundi.records import Channel, Record
 from hundi.stores.base import Store
+from hundi.stores.embedded import EmbeddedStore
 
 
-class MemoryStore(Store):
-    """A real (in-memory) store that can be slow or fail on purpose."""
+class FaultyStore(Store):
+    """Delegates to an ``EmbeddedStore`` at ``root``; the first ``fail_first`` writes raise and
+    every write first sleeps ``write_delay`` s. Remembers which threads wrote."""
 
-    scheme = "memory"
+    scheme = "file"
 
-    def __init__(self, url: str = "memory:", *, write_delay: float = 0.0, fail_first: int = 0):
-        super().__init__(url)
+    def __init__(self, root: Path, *, write_delay: float = 0.0, fail_first: int = 0) -> None:
+        super().__init__(str(root))
+        self.inner = EmbeddedStore(str(root))
         self.write_delay = write_delay
         self.fail_first = fail_first
-        self.buffer: list[Record] = []
-        self.durable: list[Record] = []
         self.calls = 0
         self.threads: set[str] = set()
 
@@ -33,12 +35,13 @@ class MemoryStore(Store):
         if self.calls <= self.fail_first:
             raise OSError("disk on fire")
         time.sleep(self.write_delay)
-        for records in batches.values():
-            self.buffer.extend(records)
+        self.inner.write(batches)
 
     def flush(self) -> None:
-        self.durable.extend(self.buffer)
-        self.buffer = []
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
 
     def read(
         self,
@@ -49,7 +52,6 @@ class MemoryStore(Store):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pd.DataFrame:
-        raise NotImplementedError("tests read .durable directly")
-
-    def trade_ids(self) -> list[int]:
-        return [r.trade_id for r in self.durable if isinstance(r, Trade)]
+        return self.inner.read(
+            exchange=exchange, symbol=symbol, channel=channel, start=start, end=end
+        )

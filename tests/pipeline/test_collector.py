@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from memstore import MemoryStore
-from wsharness import Exchange, SeqVenue
+from faultystore import FaultyStore
+from wsharness import Exchange, SeqVenue, assert_continuous, until
 
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionSettings
 from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.records import Channel
+from hundi.stores.base import Store
+from hundi.stores.embedded import EmbeddedStore
 
 
 @pytest.fixture
@@ -37,35 +40,41 @@ def fast_settings(**changes: Any) -> CollectorSettings:
     return CollectorSettings(**values)
 
 
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
+def stored_ids(store: Store) -> list[int]:
+    """Trade ids read back from the store, in exchange-time order."""
+    trades = store.read(exchange=SeqVenue.exchange, symbol=None, channel=Channel.TRADES)
+    return [int(i) for i in trades["trade_id"]]
 
 
-def assert_continuous(ids: list[int]) -> None:
-    assert ids and ids == list(range(ids[0], ids[0] + len(ids)))
+def stored_events(store: Store) -> list[str]:
+    events = store.read(exchange=SeqVenue.exchange, symbol=None, channel=Channel.EVENTS)
+    return [str(kind) for kind in events["kind"]]
 
 
-async def test_records_reach_every_store_and_are_counted_once_stored(exchange: Exchange) -> None:
-    first, second = MemoryStore(), MemoryStore()
+async def test_records_reach_every_store_and_are_counted_once_stored(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    first, second = FaultyStore(tmp_path / "a"), EmbeddedStore(str(tmp_path / "b"))
     collector = Collector(
         [SeqVenue(exchange.url)], [first, second], settings=fast_settings(), client=PicowsClient()
     )
     summary = await collector.run(duration=0.8)
-    assert_continuous(first.trade_ids())
-    assert first.trade_ids() == second.trade_ids()
-    assert summary["records"]["trades"] == len(first.trade_ids()) == summary["frames"]["processed"]
+    ids = stored_ids(first)
+    assert_continuous(ids)
+    assert ids == stored_ids(second)
+    assert summary["records"]["trades"] == len(ids) == summary["frames"]["processed"]
     assert summary["records"]["events"] == 1  # the closing gap, stored...
+    assert stored_events(first) == stored_events(second) == ["gap"]
     assert summary["gaps"] == 0  # ...but not counted as a gap of the run
     assert summary["balanced"] and summary["stop_reason"] == "duration 0.8s reached"
     assert all(name.startswith("store:") for name in first.threads)
     assert [s["lost"] for s in summary["stores"]] == [{}, {}]
 
 
-async def test_slow_store_applies_backpressure_and_loses_nothing(exchange: Exchange) -> None:
-    slow = MemoryStore(write_delay=0.15)
+async def test_slow_store_applies_backpressure_and_loses_nothing(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    slow = FaultyStore(tmp_path, write_delay=0.15)
     settings = fast_settings(queue_batches=2)
     collector = Collector(
         [SeqVenue(exchange.url)], [slow], settings=settings, client=PicowsClient()
@@ -88,7 +97,7 @@ async def test_slow_store_applies_backpressure_and_loses_nothing(exchange: Excha
     assert summary["backpressure"]["paused_s"] > 0.2
     assert peak_backlog <= 2  # the queue is bounded...
     assert peak_sink < 2000  # ...and so is what piles up in the sink while reads are paused
-    ids = slow.trade_ids()
+    ids = stored_ids(slow)
     assert_continuous(ids)  # ...and nothing was dropped
     assert summary["records"]["trades"] == len(ids) == summary["frames"]["processed"]
     # The exchange produced more than the slow store let us read: the socket absorbed it.
@@ -96,23 +105,26 @@ async def test_slow_store_applies_backpressure_and_loses_nothing(exchange: Excha
 
 
 async def test_failing_store_is_retried_and_keeps_the_data(
-    exchange: Exchange, caplog: pytest.LogCaptureFixture
+    exchange: Exchange, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    flaky = MemoryStore(fail_first=3)
+    flaky = FaultyStore(tmp_path, fail_first=3)
     collector = Collector(
         [SeqVenue(exchange.url)], [flaky], settings=fast_settings(), client=PicowsClient()
     )
     summary = await collector.run(duration=1.5)
-    assert_continuous(flaky.trade_ids())
+    ids = stored_ids(flaky)
+    assert_continuous(ids)
     assert summary["stores"][0]["errors"] == 3
     assert summary["stores"][0]["lost"] == {}
-    assert summary["records"]["trades"] == len(flaky.trade_ids())
+    assert summary["records"]["trades"] == len(ids)
     retries = [r.getMessage() for r in caplog.records if "write failed" in r.getMessage()]
     assert len(retries) == 3 and "disk on fire" in retries[0] and "data kept" in retries[0]
 
 
-async def test_store_failing_past_shutdown_reports_lost_records(exchange: Exchange) -> None:
-    dead = MemoryStore(fail_first=10**9)
+async def test_store_failing_past_shutdown_reports_lost_records(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    dead = FaultyStore(tmp_path, fail_first=10**9)
     collector = Collector(
         [SeqVenue(exchange.url)],
         [dead],
@@ -123,19 +135,21 @@ async def test_store_failing_past_shutdown_reports_lost_records(exchange: Exchan
     lost = summary["stores"][0]["lost"]
     assert lost["trades"] == summary["frames"]["processed"] > 0  # counted, never silent
     assert summary["records"]["trades"] == 0
+    assert stored_ids(dead) == []
 
 
-async def test_gaps_and_resyncs_come_from_event_records(exchange: Exchange) -> None:
-    store = MemoryStore()
+async def test_gaps_and_resyncs_come_from_event_records(exchange: Exchange, tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path))
     collector = Collector(
         [SeqVenue(exchange.url)], [store], settings=fast_settings(), client=PicowsClient()
     )
     task = asyncio.create_task(collector.run())
-    await until(lambda: bool(store.durable))
+    await until(lambda: bool(collector.writers) and collector.writers[0].stored["trades"] > 0)
     exchange.drop_all()  # SeqVenue.on_close records a gap event
     await until(lambda: collector.accounting.reconnects > 0)
     collector.stop()
     summary = await task
     assert summary["gaps"] == 1
     assert summary["reconnects"] == 1
+    assert stored_events(store).count("gap") == 2  # the drop, then the closing one at stop
     assert summary["stop_reason"] == "stop requested"

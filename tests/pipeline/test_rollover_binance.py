@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
-from memstore import MemoryStore
-
+import hundi
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges.base import VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.pipeline.collector import Collector, CollectorSettings
-from hundi.records import BookChange, Channel, Event, Trade
+from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
+from hundi.stores.embedded import EmbeddedStore
 
 
-async def test_lifetime_rollovers_lose_no_book_and_no_trade() -> None:
+async def test_lifetime_rollovers_lose_no_book_and_no_trade(tmp_path: Path) -> None:
     with SimulatorProcess(["--rate", "400", "--symbols", "BTCUSDT,ETHUSDT"]) as sim:
         venue = BinanceVenue(
             VenueConfig(
@@ -26,7 +27,7 @@ async def test_lifetime_rollovers_lose_no_book_and_no_trade() -> None:
                 sim.rest_url,
             )
         )
-        store = MemoryStore()
+        store = EmbeddedStore(str(tmp_path))
         settings = CollectorSettings(
             flush_interval=0.1,
             connection=ConnectionSettings(lifetime_s=0.8, overlap_s=0.2, tick_s=0.05),
@@ -37,16 +38,17 @@ async def test_lifetime_rollovers_lose_no_book_and_no_trade() -> None:
     assert stream["rollovers"] >= 2 and stream["connects"] == stream["rollovers"] + 1
     assert summary["gaps"] == 0 and summary["resyncs"] == 0  # the books never broke
     assert all(book["synced"] for book in summary["books"])
-    events = [r for r in store.durable if isinstance(r, Event)]
-    assert [e.kind for e in events if e.kind in ("gap", "resync")] == ["gap", "resync"] * 2
-    assert all("disconnect" in e.detail for e in events if e.kind == "gap")  # only at the end
     for symbol in ("BTC-USDT", "ETH-USDT"):
-        trades = [r.trade_id for r in store.durable if isinstance(r, Trade) and r.symbol == symbol]
-        assert trades and all(b == a + 1 for a, b in pairwise(trades)), symbol
-        diffs = [
-            (r.first_update_id, r.update_id)
-            for r in store.durable
-            if isinstance(r, BookChange) and r.symbol == symbol and not r.snapshot
-        ]
-        ids = sorted({d for d in diffs})
-        assert all(b[0] == a[1] + 1 for a, b in pairwise(ids)), symbol  # U == previous u + 1
+        events = hundi.read(tmp_path, exchange="binance", symbol=symbol, channel="events")
+        breaks = events[events["kind"].isin(["gap", "resync"])]
+        assert breaks["kind"].tolist() == ["gap", "resync"], symbol
+        gaps = breaks[breaks["kind"] == "gap"]
+        assert all("disconnect" in detail for detail in gaps["detail"])  # only at the end
+        trades = hundi.read(tmp_path, exchange="binance", symbol=symbol, channel="trades")
+        ids = trades["trade_id"].tolist()
+        assert ids and all(b == a + 1 for a, b in pairwise(ids)), symbol
+        book = hundi.read(tmp_path, exchange="binance", symbol=symbol, channel="book")
+        diffs = book[~book["snapshot"]]
+        spans = sorted(set(zip(diffs["first_update_id"], diffs["update_id"], strict=True)))
+        assert spans, symbol
+        assert all(b[0] == a[1] + 1 for a, b in pairwise(spans)), symbol  # U == previous u + 1
