@@ -154,7 +154,10 @@ FAULTS = {
         s["frames"]["rejected_reasons"].get("duplicate_trade", 0) >= 1 and s["gaps"] == 0
     ),
     "reorder:0.5": lambda s: s["gaps"] >= 1 and s["resyncs"] >= 1,
-    "stale-snapshot": lambda s: s["resyncs"] >= 1,
+    # a snapshot older than the buffered diffs is refused and refetched, never built on
+    "stale-snapshot": lambda s: (
+        s["resyncs"] >= 1 and s["gaps"] == 0 and all(book["synced"] for book in s["books"])
+    ),
     "rest-429:2": lambda s: (
         s["rest"]["failures"] == 2
         and s["rest"]["requests"] >= 4
@@ -163,7 +166,13 @@ FAULTS = {
     # the server drops a client that lags by more than 64 KiB; whether ours lags is up to the
     # machine, so the check is: either it kept up, or it was dropped and reconnected
     "slow-reader:65536": lambda s: s["reconnects"] >= 1 or s["frames"]["received"] > 1000,
-    "shutdown:1": lambda s: s["records"]["events"] >= 1,
+    # serverShutdown → make-before-break reconnect: no gap, no resync, books intact
+    "shutdown:1": lambda s: (
+        s["reconnects"] >= 1
+        and s["gaps"] == 0
+        and s["resyncs"] == 0
+        and all(book["synced"] for book in s["books"])
+    ),
 }
 
 
