@@ -87,13 +87,6 @@ class Exchange:
         for ws in list(self.clients):
             ws.transport.abort()
 
-    async def stop_listening(self) -> None:
-        """Refuse new connections (and drop current ones)."""
-        assert self.server is not None
-        self.server.close()
-        self.drop_all()
-        await self.server.wait_closed()
-
     async def close(self) -> None:
         if self.ticker is not None:
             self.ticker.cancel()
