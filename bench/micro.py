@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from frames import CHANNEL_OF_KIND, Generated, generate
+from frames import CHANNEL_OF_KIND, KINDS, Generated, generate
 
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionManager
@@ -295,11 +295,10 @@ def store_bench(
 
 def run_all(seconds: float = 1.0, log: Callable[[str], None] = print) -> dict[str, Any]:
     log("microbench: generating frames from the simulator market")
-    all_kinds = ("aggTrade", "trade", "bookTicker", "depth", "kline", "ticker")
     protocol: list[dict[str, Any]] = []
     mixed: dict[Channel, list[Record]] = {}
     for market in (Market.SPOT, Market.USDM):
-        gen = generate(market, SYMBOLS, 60_000, kinds=all_kinds, slow_every=50)
+        gen = generate(market, SYMBOLS, 60_000, kinds=KINDS, slow_every=50)
         depth = generate(market, SYMBOLS, 2_000, kinds=("depth",))
         gen.frames.extend(depth.frames)  # a long continuous diff run (kept apart by kind)
         gen.snapshots = depth.snapshots
