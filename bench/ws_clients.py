@@ -21,19 +21,14 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
+from hundi.simulator.wire import ws_frame
+
 PAYLOAD = (
     b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1633998511123,"s":"BTCUSDT",'
     b'"a":912345678,"p":"57321.01000000","q":"0.01234000","f":1091234567,"l":1091234569,'
     b'"T":1633998511121,"m":false,"M":true}}'
 )
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def _frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes([0x81, n]) + payload
-    return bytes([0x81, 126]) + n.to_bytes(2, "big") + payload
 
 
 async def _serve_client(
@@ -50,7 +45,7 @@ async def _serve_client(
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
     )
     chunk_frames = 1000
-    chunk = _frame(PAYLOAD) * chunk_frames
+    chunk = ws_frame(PAYLOAD) * chunk_frames
     sent = 0
     while sent < frames:
         writer.write(chunk)
