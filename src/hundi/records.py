@@ -29,13 +29,9 @@ class Channel(enum.StrEnum):
     EVENTS = "events"
 
 
-class Side(enum.IntEnum):
-    """Aggressor side of a trade / side of a book level, stored as int8."""
-
-    BUY = 1
-    SELL = -1
-
-
+# Sides, stored as int8: a trade's taker side (BUY/SELL) and a book level's side (BID/ASK).
+BUY: Final = 1
+SELL: Final = -1
 BID: Final = 1
 ASK: Final = -1
 

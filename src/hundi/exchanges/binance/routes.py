@@ -27,10 +27,7 @@ from hundi.exchanges.binance.messages import (
     TradeMsg,
 )
 from hundi.exchanges.sequence import IdSequence, IdVerdict
-from hundi.records import Bbo, Candle, Channel, Event, EventKind, Ticker, Trade
-
-SELL = -1
-BUY = 1
+from hundi.records import BUY, SELL, Bbo, Candle, Channel, Event, EventKind, Ticker, Trade
 
 
 class Route:
