@@ -11,6 +11,7 @@ import struct
 
 OP_TEXT = 0x1
 OP_PING = 0x9
+OP_PONG = 0xA
 
 
 def ws_frame(payload: bytes, opcode: int = OP_TEXT) -> bytes:

@@ -36,7 +36,7 @@ from hundi.simulator.config import (
     SimulatorConfig,
 )
 from hundi.simulator.ground_truth import ConnectionRecord, FaultLog
-from hundi.simulator.wire import OP_PING, ws_frame
+from hundi.simulator.wire import OP_PING, OP_PONG, ws_frame
 
 Tag = tuple[str, int, int]  # (stream, first id, last id); -1 ids for frames without ids
 
@@ -719,7 +719,7 @@ class BinanceSimulator:
             if msg.type is WSMsgType.PONG:
                 conn.ping_sent = 0.0
             elif msg.type is WSMsgType.PING:
-                conn.push(ws_frame(bytes(msg.data), 0xA), None)
+                conn.push(ws_frame(bytes(msg.data), OP_PONG), None)
                 self._flush(conn)
             elif msg.type is WSMsgType.TEXT:
                 self._request(conn, str(msg.data))
