@@ -6,9 +6,7 @@ our own capture files through ``hundi.capture.reader.read_capture``.
 
 from __future__ import annotations
 
-import heapq
-import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 
 from hundi.capture.events import CaptureEvent, CaptureKind
-from hundi.capture.recordings import is_recording, read_recording
+from hundi.capture.reader import read_capture
 
 
 class _Envelope(msgspec.Struct):
@@ -74,17 +72,6 @@ def to_frame(event: CaptureEvent) -> ReplayFrame:
     return ReplayFrame(event.ts, data, stream, payload, first, last)
 
 
-def _events(path: Path) -> Iterator[CaptureEvent]:
-    if is_recording(path):
-        return read_recording(path)
-    try:
-        reader = importlib.import_module("hundi.capture.reader")
-    except ImportError:
-        raise ValueError(f"{path}: not in the recordings format") from None
-    events: Iterator[CaptureEvent] = iter(reader.read_capture([path]))
-    return events
-
-
 @dataclass(slots=True)
 class ReplayData:
     frames: list[ReplayFrame] = field(default_factory=list)
@@ -93,9 +80,8 @@ class ReplayData:
 
     @classmethod
     def load(cls, paths: Iterable[Path]) -> ReplayData:
-        merged = heapq.merge(*(_events(Path(p)) for p in paths), key=lambda e: e.ts)
         data = cls()
-        for event in merged:
+        for event in read_capture([Path(p) for p in paths]):
             if event.kind is CaptureKind.RECV:
                 data.frames.append(to_frame(event))
             elif event.kind is CaptureKind.REST:
