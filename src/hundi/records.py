@@ -141,6 +141,7 @@ class EventKind(enum.StrEnum):
     RECONNECT = "reconnect"
     STALE = "stale"  # no data within the watchdog window
     SHUTDOWN = "shutdown"  # the exchange announced a server shutdown
+    INVALID_SYMBOL = "invalid_symbol"  # configured, but the exchange does not list/trade it
 
 
 class Event(Record, frozen=True, gc=False, kw_only=True):

@@ -15,7 +15,7 @@ from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.writer import RawCaptureWriter, venue_header
 from hundi.exchanges import venue_factory
-from hundi.records import Channel, from_arrow
+from hundi.records import Channel, EventKind, from_arrow
 
 SUMMARY_KEYS = {"frames", "records", "gaps", "resyncs", "reconnects"}
 
@@ -47,7 +47,8 @@ def test_replay_recordings_spot_and_usdm(tmp_path: Path, recordings_dir: Path) -
         frames = summary["frames"]
         assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]
         assert frames["received"] > 200
-        assert summary["replay"]["rest"]["answered"] == 4
+        # the four depth snapshots and the exchangeInfo of NAME.0, nothing left over
+        assert summary["replay"]["rest"] == {"answered": 5, "unanswered": 0, "unused": 0}
         assert all(book["synced"] for book in summary["books"].values())
         for channel in (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.CANDLES):
             assert summary["records"][channel.value] > 0
@@ -55,6 +56,9 @@ def test_replay_recordings_spot_and_usdm(tmp_path: Path, recordings_dir: Path) -
             assert len(frame) == summary["records"][channel.value]
         trades = hundi.read(str(tmp_path / name), exchange="binance", symbol=symbol)
         assert set(trades["symbol"]) == {symbol}
+        # every recorded symbol is listed and trading in the recorded exchangeInfo
+        events = hundi.read(str(tmp_path / name), exchange="binance", channel=Channel.EVENTS)
+        assert len(events) and EventKind.INVALID_SYMBOL not in set(events["kind"])
 
 
 def test_our_capture_replays_to_the_same_records(tmp_path: Path, recordings_dir: Path) -> None:

@@ -212,3 +212,37 @@ def test_kill_9_then_restart_continues_the_same_store(tmp_path: Path) -> None:
         assert trades["trade_id"].is_unique
     # a clean run leaves no temp file (the killed run's are removed once surely stale, 60 s)
     assert set(store.rglob(".tmp-*")) <= crash_leftovers
+
+
+def test_symbol_the_exchange_does_not_list_is_reported_not_silent(tmp_path: Path) -> None:
+    """Binance accepts streams of unknown symbols and sends nothing: exchangeInfo tells us."""
+    store, summary_path = tmp_path / "data", tmp_path / "summary.json"
+    log_path = tmp_path / "logs" / "hundi.log"
+    with SimulatorProcess(["--symbols", "BTCUSDT", "--rate", "200", "--seed", "3"]) as sim:
+        done = subprocess.run(
+            [*HUNDI, "collect", "binance", "--market", "spot", "--symbols", "XYZUSDT,BTCUSDT",
+             "--channels", CHANNELS, "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url,
+             "--store", str(store), "--flush-interval", "0.2", "--duration", "3",
+             "--summary-json", str(summary_path)],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            env={**os.environ, "HUNDI_LOG_PATH": str(log_path)},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(summary_path.read_text())
+    assert summary["invalid_symbols"] == ["XYZUSDT"]
+    assert "(no data for them): XYZUSDT" in done.stdout
+    frames = summary["frames"]
+    assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]
+    assert summary["balanced"] is True
+    btc = hundi.read(store, exchange="binance", symbol="BTC-USDT", channel="trades")
+    assert len(btc) > 0
+    assert summary["records"]["trades"] == len(btc)  # nothing for XYZ-USDT
+    events = hundi.read(store, exchange="binance", channel="events")
+    invalid = events[events["kind"] == "invalid_symbol"]
+    assert invalid[["symbol", "native_symbol", "channel", "detail"]].values.tolist() == [
+        ["XYZ-USDT", "XYZUSDT", "", "BINANCE spot does not list XYZUSDT (exchangeInfo)"]
+    ]
+    warnings = [
+        line for line in log_path.read_text().splitlines() if "does not list XYZUSDT" in line
+    ]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], warnings

@@ -2,9 +2,10 @@
 
 The replay plays the collector's I/O role with recorded I/O: OPEN → ``on_open``, RECV →
 ``receive``, CLOSE → ``on_close``, and every REST request the protocol asks for (at the
-capture's clock) is answered with the first captured REST response for the same URL path and
-``symbol`` received at or after the request. A request nobody answered in the capture stays
-unanswered, exactly as it was live (the book stays unsynced).
+capture's clock, first at the time of the first event, as a collector asks when it starts:
+e.g. Binance's ``exchangeInfo``) is answered with the first captured REST response for the
+same URL path and ``symbol`` received at or after the request. A request nobody answered in
+the capture stays unanswered, exactly as it was live (the book stays unsynced).
 
 Connections are matched by key (our captures) or, for foreign recordings whose single socket
 may carry streams the protocol spreads over several connections, by URL: a captured connection
@@ -43,7 +44,7 @@ class ReplayStats:
     closes: int = 0
     rest_answered: int = 0
     rest_unanswered: int = 0  # requests the capture holds no response for
-    rest_unused: int = 0  # captured responses nobody asked for (e.g. exchangeInfo)
+    rest_unused: int = 0  # captured responses nobody asked for
     first_ts: int | None = None
     last_ts: int | None = None
     skipped: int = 0  # events of connections this protocol does not own
@@ -118,6 +119,8 @@ class _Replayer:
 
     def run(self, events: Iterable[CaptureEvent]) -> ReplayStats:
         for event in events:
+            if self.stats.first_ts is None:
+                self.ask(event.ts)  # what the protocol wants at start, before the capture's clock
             self.advance_clock(event.ts)
             self.handle(event)
             self.ask(event.ts)

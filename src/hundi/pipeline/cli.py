@@ -370,6 +370,7 @@ def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         gaps=sum(s["gaps"] for s in summaries),
         resyncs=sum(s["resyncs"] for s in summaries),
         reconnects=sum(s["reconnects"] for s in summaries),
+        invalid_symbols=list(dict.fromkeys(n for s in summaries for n in s["invalid_symbols"])),
         balanced=all(s["balanced"] for s in summaries),
         duration_s=max(s["duration_s"] for s in summaries),
         msgs_per_s=sum(s["msgs_per_s"] for s in summaries),
@@ -392,6 +393,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"records stored: {records or 'none'}",
         f"gaps {summary['gaps']}, resyncs {summary['resyncs']}, reconnects {summary['reconnects']}",
     ]
+    if summary["invalid_symbols"]:
+        lines.append(
+            "not listed or not trading on the exchange (no data for them): "
+            + ", ".join(summary["invalid_symbols"])
+        )
     for store in summary["stores"]:
         lost = sum(store["lost"].values())
         state = f"LOST {lost} records ({store['last_error']})" if lost else "ok"

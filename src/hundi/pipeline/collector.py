@@ -103,6 +103,8 @@ class Collector:
         self._drain_now = asyncio.Event()
         self.stop_reason = ""
         self._last_books: list[tuple[str, BookState]] | None = None
+        # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
+        self.invalid_symbols: dict[str, None] = {}
 
     # --- control ------------------------------------------------------------------------------
 
@@ -242,15 +244,22 @@ class Collector:
     # --- observation --------------------------------------------------------------------------
 
     def _observe(self, batch: Batch, *, count_integrity: bool = True) -> None:
-        """Per drained batch: integrity events into the accounting, last prices for status."""
+        """Per drained batch: integrity events into the accounting, last prices for status.
+
+        An ``invalid_symbol`` event is logged as a warning (status screen, log file), because
+        the exchange itself just stays silent about such a symbol.
+        """
         events = batch.get(Channel.EVENTS)
-        if events and count_integrity:
+        if events:
             for event in events:
                 kind = getattr(event, "kind", "")
-                if kind == EventKind.GAP:
+                if kind == EventKind.GAP and count_integrity:
                     self.accounting.gaps += 1
-                elif kind == EventKind.RESYNC:
+                elif kind == EventKind.RESYNC and count_integrity:
                     self.accounting.resyncs += 1
+                elif kind == EventKind.INVALID_SYMBOL:
+                    log.warning("%s: no data will come for it", getattr(event, "detail", ""))
+                    self.invalid_symbols[getattr(event, "native_symbol", "")] = None
         for channel in (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.CANDLES):
             records = batch.get(channel)
             if records:
@@ -316,6 +325,7 @@ class Collector:
             duration_s=round(duration, 3),
             msgs_per_s=round(self.accounting.received / duration, 1) if duration else 0.0,
             stop_reason=self.stop_reason,
+            invalid_symbols=list(self.invalid_symbols),
             streams=streams,
             stores=stores,
             rest={

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
-from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.exchanges.binance.protocol import EXCHANGE_INFO_KEY, BinanceProtocol
 from hundi.records import Channel, EventKind, to_arrow
 
 ALL = (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.BOOK, Channel.CANDLES)
@@ -130,7 +130,8 @@ def test_depth_frames_while_unsynced_are_processed_and_request_a_snapshot(
     assert spot.receive("spot-public-0", frame, 1_000, out) is FrameStatus.PROCESSED
     assert len(out) == 0  # buffered until a snapshot arrives
     assert spot.next_wakeup_ns() == 1_000
-    [request] = spot.due_requests(1_000)
+    request, info = spot.due_requests(1_000)  # and the start-up exchangeInfo, unspaced
+    assert info.key == EXCHANGE_INFO_KEY
     assert request.key == "BNBBTC"
     assert request.url == "https://api.binance.com/api/v3/depth?symbol=BNBBTC&limit=1000"
     assert request.weight == 50
@@ -146,7 +147,8 @@ def test_on_close_unsyncs_books_on_that_connection_only() -> None:
         b'"U":10,"u":12,"pu":9,"b":[["100.0","1"]],"a":[["101.0","1"]]}}'
     )
     protocol.receive("usdm-public-0", diff, 1, out)
-    [request] = protocol.due_requests(1)
+    request, info = protocol.due_requests(1)
+    assert info.key == EXCHANGE_INFO_KEY  # left unanswered: it changes nothing for the book
     body = b'{"lastUpdateId":11,"E":2,"T":2,"bids":[["99.0","1"]],"asks":[["102.0","1"]]}'
     protocol.receive_response(request, RestResponse(200, body), 2, out)
     assert [b.synced for b in protocol.books()] == [True]

@@ -6,7 +6,7 @@ import random
 
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
-from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.exchanges.binance.protocol import EXCHANGE_INFO_KEY, BinanceProtocol
 from hundi.exchanges.binance.ratelimit import RestScheduler
 from hundi.records import Channel
 
@@ -29,7 +29,8 @@ def test_429_retry_after_blocks_every_request() -> None:
     protocol = book_venue("BTCUSDT", "ETHUSDT")
     buffer_diff(protocol, "BTCUSDT", 0)
     buffer_diff(protocol, "ETHUSDT", 0)
-    [first] = protocol.due_requests(0)
+    first, info = protocol.due_requests(0)
+    assert (first.key, info.key) == ("BTCUSDT", EXCHANGE_INFO_KEY)  # exchangeInfo: unspaced
     protocol.receive_response(first, RestResponse(429, b"", {"Retry-After": "7"}), S, RecordSink())
     assert protocol.next_wakeup_ns() == 8 * S
     assert protocol.due_requests(8 * S - 1) == []
@@ -89,6 +90,22 @@ def test_other_4xx_backs_off_only_that_symbol() -> None:
     assert scheduler.may_send("B", 1, 0)
 
 
+def test_side_request_is_unspaced_and_its_server_errors_back_off_only_itself() -> None:
+    scheduler = RestScheduler(weight_per_minute=10**6, min_interval_ns=S, backoff_base_ns=S)
+    scheduler.sent("A", 1, 0)
+    assert scheduler.may_send("info", 1, 0, side=True)  # not spaced after A
+    scheduler.sent("info", 1, 0, side=True)
+    scheduler.completed("A", 200, {}, 0)
+    assert scheduler.earliest_ns("A", 1, 0) == S  # spaced after A only, not after info
+    for status in (500, 599):
+        scheduler.completed("info", status, {}, 0, side=True)
+        assert not scheduler.may_send("info", 1, 0, side=True)
+        assert scheduler.earliest_ns("A", 1, 0) == S
+        scheduler.sent("info", 1, 0, side=True)
+    scheduler.completed("info", 429, {"Retry-After": "5"}, 0, side=True)
+    assert scheduler.earliest_ns("A", 1, 0) == 5 * S  # rate limits are per IP: everyone waits
+
+
 def test_weight_budget_and_spacing() -> None:
     # Spot limit 1000 weighs 50; a 120/min budget fits two requests per minute.
     protocol = book_venue(
@@ -96,7 +113,8 @@ def test_weight_budget_and_spacing() -> None:
     )
     for native in ("AUSDT", "BUSDT", "CUSDT"):
         buffer_diff(protocol, native, 0)
-    assert [r.key for r in protocol.due_requests(0)] == ["AUSDT"]
+    # exchangeInfo (weight 20) goes along: it is not spaced; 50 + 20 of 120 spent
+    assert [r.key for r in protocol.due_requests(0)] == ["AUSDT", EXCHANGE_INFO_KEY]
     assert protocol.due_requests(S // 4) == []  # spacing
     assert protocol.next_wakeup_ns() == S // 2
     assert [r.key for r in protocol.due_requests(S // 2)] == ["BUSDT"]
@@ -108,7 +126,8 @@ def test_weight_budget_and_spacing() -> None:
 def test_stale_snapshot_leads_to_a_refetch() -> None:
     protocol = book_venue("BTCUSDT")
     buffer_diff(protocol, "BTCUSDT", 0, first=500)
-    [request] = protocol.due_requests(0)
+    request, info = protocol.due_requests(0)
+    assert info.key == EXCHANGE_INFO_KEY
     out = RecordSink()
     stale = b'{"lastUpdateId":400,"bids":[["1.0","1"]],"asks":[["2.0","1"]]}'
     protocol.receive_response(request, RestResponse(200, stale), S, out)
@@ -123,7 +142,8 @@ def test_stale_snapshot_leads_to_a_refetch() -> None:
 def test_garbage_snapshot_body_is_retried_like_a_transport_failure() -> None:
     protocol = book_venue("BTCUSDT", seed="3")
     buffer_diff(protocol, "BTCUSDT", 0)
-    [request] = protocol.due_requests(0)
+    request, info = protocol.due_requests(0)
+    assert info.key == EXCHANGE_INFO_KEY
     protocol.receive_response(request, RestResponse(200, b"<html>oops"), S, RecordSink())
     wake = protocol.next_wakeup_ns()
     assert wake is not None and wake > S

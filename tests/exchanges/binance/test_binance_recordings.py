@@ -13,7 +13,7 @@ from hundi.capture.events import CaptureEvent, CaptureKind
 from hundi.capture.reader import read_capture
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
-from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.exchanges.binance.protocol import EXCHANGE_INFO_KEY, BinanceProtocol
 from hundi.records import ASK, BID, Channel, EventKind
 
 SPOT_SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
@@ -23,7 +23,8 @@ MS = 1_000_000
 
 
 def events(recordings_dir: Path, name: str) -> Iterator[CaptureEvent]:
-    return read_capture([recordings_dir / f"{name}.ws.1.0", recordings_dir / f"{name}.http.0.0"])
+    """The recording: ``NAME.0`` holds the exchangeInfo fetched at start, then the streams."""
+    return read_capture([recordings_dir / f"{name}.{part}" for part in ("0", "ws.1.0", "http.0.0")])
 
 
 def venue(market: str, symbols: tuple[str, ...]) -> BinanceProtocol:
@@ -78,13 +79,16 @@ def test_spot_books_never_crossed_and_all_sync_from_recorded_snapshots(spot) -> 
     assert {s.symbol: s.synced for s in protocol.books()} == dict.fromkeys(
         ("NKN-USDT", "BLZ-ETH", "LRC-BTC", "RUNE-EUR"), True
     )
-    assert sorted(r.key for _, r in result.requests) == sorted(SPOT_SYMBOLS)
-    assert [query_symbol(url) for _, _, url in result.answered] == [
-        r.key for _, r, _ in result.answered
+    assert sorted(r.key for _, r in result.requests) == sorted((*SPOT_SYMBOLS, EXCHANGE_INFO_KEY))
+    # exchangeInfo first (the recorded client fetched it before connecting), then depth.
+    assert result.answered[0][1].key == EXCHANGE_INFO_KEY
+    assert [query_symbol(url) for _, _, url in result.answered[1:]] == [
+        r.key for _, r, _ in result.answered[1:]
     ]
     # The protocol asks exactly what the recorded client fetched.
     assert all(request.url == url for _, request, url in result.answered)
     assert (result.stats.rest_unused, result.stats.rest_unanswered) == (0, 0)
+    assert protocol.invalid_symbols == []  # all four are listed and trading
     for symbol in ("NKN-USDT", "BLZ-ETH", "LRC-BTC", "RUNE-EUR"):
         assert kinds(result, symbol) == [EventKind.SYNCED]
     assert_rows_rebuild_books(protocol, result, SPOT_SYMBOLS)
@@ -164,9 +168,10 @@ def test_usdm_books_sync_by_the_usdm_rule(usdm, recordings_dir: Path) -> None:
     assert result.crossed == []
     assert all(state.synced for state in protocol.books())
     assert all(protocol.book(s).snapshots_refused == 0 for s in USDM_SYMBOLS)
-    assert sorted(r.key for _, r in result.requests) == sorted(USDM_SYMBOLS)
+    assert sorted(r.key for _, r in result.requests) == sorted((*USDM_SYMBOLS, EXCHANGE_INFO_KEY))
     assert all(request.url == url for _, request, url in result.answered)
     assert (result.stats.rest_unused, result.stats.rest_unanswered) == (0, 0)
+    assert protocol.invalid_symbols == []  # all four are listed perpetuals, trading
     boundary = {}
     for native in ("AKROUSDT", "KEEPUSDT", "CTKUSDT", "SUSHIUSDT"):
         book = protocol.book(native)
@@ -215,7 +220,9 @@ def test_usdm_stale_snapshots_are_refused_and_refetched(recordings_dir: Path) ->
     event, and ask for a fresh snapshot.
     """
     recorded = list(events(recordings_dir, "BINANCE_FUTURES"))
-    snapshots = {query_symbol(e.url): e for e in recorded if e.kind is CaptureKind.REST}
+    snapshots = {
+        query_symbol(e.url): e for e in recorded if e.kind is CaptureKind.REST and "/depth" in e.url
+    }
     late_start = max(e.ts for e in snapshots.values()) + 2_000_000_000
     protocol = venue("usdm", USDM_SYMBOLS)
     out = RecordSink()
@@ -225,7 +232,8 @@ def test_usdm_stale_snapshots_are_refused_and_refetched(recordings_dir: Path) ->
             protocol.receive("usdm-public-0", event.data, event.ts, out)
             for request in protocol.due_requests(event.ts):
                 requests[request.key] = request
-    assert sorted(requests) == sorted(USDM_SYMBOLS)
+    assert sorted(requests) == sorted((*USDM_SYMBOLS, EXCHANGE_INFO_KEY))
+    del requests[EXCHANGE_INFO_KEY]  # left unanswered: it must not hold up the snapshots
     now = late_start + 30_000_000_000
     for native, request in requests.items():
         protocol.receive_response(request, RestResponse(200, snapshots[native].data), now, out)

@@ -146,6 +146,22 @@ class DepthSnapshotMsg(Struct, gc=False):
     event_time: Millis = field(name="E", default=-1)
 
 
+class ListedSymbol(Struct, gc=False):
+    """One ``exchangeInfo`` symbol: just what tells whether we can collect it as configured."""
+
+    symbol: str
+    status: str
+    base: str = field(name="baseAsset")
+    quote: str = field(name="quoteAsset")
+    contract_type: str | None = field(name="contractType", default=None)  # USD-M only
+
+
+class ExchangeInfoMsg(Struct, gc=False):
+    """``GET /api/v3/exchangeInfo`` or ``/fapi/v1/exchangeInfo``; filters etc. are skipped."""
+
+    symbols: list[ListedSymbol]
+
+
 FRAME_DECODER: Final = msgspec.json.Decoder(Frame)
 EVENT_HEAD_DECODER: Final = msgspec.json.Decoder(EventHead)
 SHUTDOWN_DECODER: Final = msgspec.json.Decoder(ShutdownMsg)
@@ -156,3 +172,4 @@ TICKER_DECODER: Final = msgspec.json.Decoder(TickerMsg, strict=False)
 KLINE_DECODER: Final = msgspec.json.Decoder(KlineMsg, strict=False)
 DEPTH_DECODER: Final = msgspec.json.Decoder(DepthUpdateMsg, strict=False)
 SNAPSHOT_DECODER: Final = msgspec.json.Decoder(DepthSnapshotMsg, strict=False)
+EXCHANGE_INFO_DECODER: Final = msgspec.json.Decoder(ExchangeInfoMsg)

@@ -1,5 +1,10 @@
 """The Binance venue protocol (spot and USD-M futures), sans-I/O.
 
+At start the protocol fetches ``exchangeInfo`` once (after any due book snapshot, retried until
+answered) and records an ``invalid_symbol`` event for each configured symbol Binance does not
+list, does not trade, or (USD-M) lists as something other than the perpetual we name it as:
+Binance accepts subscriptions to unknown streams and then sends nothing, silently.
+
 Frames are combined-stream envelopes; the envelope is decoded with ``data`` left raw, the
 stream name picks a prebuilt :class:`~hundi.exchanges.binance.routes.Route`, and that route's
 typed decoder builds the record. Control frames (subscribe acks) are FILTERED; server errors,
@@ -31,11 +36,14 @@ from hundi.exchanges.binance import streams
 from hundi.exchanges.binance.book import MS, OrderBook
 from hundi.exchanges.binance.messages import (
     EVENT_HEAD_DECODER,
+    EXCHANGE_INFO_DECODER,
     FRAME_DECODER,
     SHUTDOWN_DECODER,
     SNAPSHOT_DECODER,
     DepthSnapshotMsg,
+    ExchangeInfoMsg,
     Frame,
+    ListedSymbol,
     ShutdownMsg,
 )
 from hundi.exchanges.binance.options import BinanceOptions
@@ -53,6 +61,10 @@ from hundi.records import Channel, Event, EventKind
 EXCHANGE = "binance"
 
 SHUTDOWN = "serverShutdown"
+# REST key of the exchangeInfo request; lower-case letters, so never a (upper-case) native symbol.
+EXCHANGE_INFO_KEY = "exchangeInfo"
+TRADING = "TRADING"
+PERPETUAL = "PERPETUAL"
 # msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, not DecodeError.
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
@@ -138,6 +150,10 @@ class BinanceProtocol(VenueProtocol):
             rng=rng if rng is not None else random.Random(opts.seed),
         )
         self._wanting: dict[str, None] = {}  # natives whose book wants a snapshot, in order
+        self._info_url = streams.exchange_info_url(market, self.rest_base)
+        self.info_weight = streams.exchange_info_weight(market)
+        self._info_wanted = True  # exchangeInfo not yet answered and not in flight
+        self.invalid_symbols: list[str] = []  # natives exchangeInfo says we cannot collect
         self._reconnects: list[str] = []
         self._now_ns = 0
 
@@ -278,6 +294,16 @@ class BinanceProtocol(VenueProtocol):
                 url=streams.depth_url(self.market, self.rest_base, native, self.depth_limit),
                 weight=self.depth_weight,
             ))  # fmt: skip
+        # A side request after the books: it never makes a book wait (see the scheduler).
+        info_weight = self.info_weight
+        if self._info_wanted and scheduler.may_send(
+            EXCHANGE_INFO_KEY, info_weight, now_ns, side=True
+        ):
+            scheduler.sent(EXCHANGE_INFO_KEY, info_weight, now_ns, side=True)
+            self._info_wanted = False
+            requests.append(
+                RestRequest(key=EXCHANGE_INFO_KEY, url=self._info_url, weight=info_weight)
+            )
         return requests
 
     def receive_response(
@@ -285,6 +311,9 @@ class BinanceProtocol(VenueProtocol):
     ) -> None:
         self._now_ns = max(self._now_ns, recv_ns)
         native = request.key
+        if native == EXCHANGE_INFO_KEY:
+            self._exchange_info(response, recv_ns, out)
+            return
         book = self._books.get(native)
         if book is None:
             return
@@ -303,12 +332,62 @@ class BinanceProtocol(VenueProtocol):
         if book.needs_request:
             self._wanting[native] = None
 
+    def _exchange_info(self, response: RestResponse, recv_ns: int, out: RecordSink) -> None:
+        """Check every configured symbol against the listing; unusable answers are retried."""
+        info: ExchangeInfoMsg | None = None
+        status = response.status
+        if 200 <= status < 300:
+            try:
+                info = EXCHANGE_INFO_DECODER.decode(response.body)
+            except DECODE_ERRORS:
+                status = 599  # unusable body: retry like a transport failure
+        self._scheduler.completed(EXCHANGE_INFO_KEY, status, response.headers, recv_ns, side=True)
+        if info is None:
+            self._info_wanted = True
+            return
+        listed = {s.symbol: s for s in info.symbols}
+        for native, symbol in self._symbols.items():
+            problem = self._listing_problem(symbol, listed.get(native))
+            if problem is None:
+                continue
+            self.invalid_symbols.append(native)
+            out.events.append(Event(
+                exchange=EXCHANGE, symbol=symbol.normalized, native_symbol=native,
+                ts=recv_ns, recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="",
+                expected=-1, received=-1, detail=problem,
+            ))  # fmt: skip
+
+    def _listing_problem(self, symbol: SymbolInfo, listed: ListedSymbol | None) -> str | None:
+        """Why ``symbol`` cannot be collected as configured, or None if it can."""
+        venue = f"{EXCHANGE.upper()} {self.market.value}"
+        native = symbol.native
+        if listed is None:
+            return f"{venue} does not list {native} (exchangeInfo)"
+        pair = f"{native} ({listed.base}/{listed.quote})"
+        if listed.status != TRADING:
+            return f"{venue} lists {pair} with status {listed.status}, not {TRADING} (exchangeInfo)"
+        if (
+            self.market is Market.USDM
+            and symbol.normalized.endswith("-PERP")
+            and listed.contract_type != PERPETUAL
+        ):
+            return (
+                f"{venue} lists {pair} as {listed.contract_type or 'no contract type'}, not "
+                f"{PERPETUAL}, yet it is collected as {symbol.normalized} (exchangeInfo)"
+            )
+        return None
+
     def next_wakeup_ns(self) -> int | None:
+        scheduler = self._scheduler
         times = [
-            self._scheduler.earliest_ns(native, self.depth_weight, self._now_ns)
+            scheduler.earliest_ns(native, self.depth_weight, self._now_ns)
             for native in self._wanting
-            if native not in self._scheduler.in_flight
+            if native not in scheduler.in_flight
         ]
+        if self._info_wanted:
+            times.append(
+                scheduler.earliest_ns(EXCHANGE_INFO_KEY, self.info_weight, self._now_ns, side=True)
+            )
         return min(times) if times else None
 
     # ------------------------------------------------------------------ status

@@ -154,6 +154,16 @@ def depth_url(market: Market, rest_base: str, native: str, limit: int) -> str:
     return f"{rest_base.rstrip('/')}{path}?symbol={native}&limit={limit}"
 
 
+def exchange_info_url(market: Market, rest_base: str) -> str:
+    path = "/api/v3/exchangeInfo" if market is Market.SPOT else "/fapi/v1/exchangeInfo"
+    return f"{rest_base.rstrip('/')}{path}"
+
+
+def exchange_info_weight(market: Market) -> int:
+    """Request weight of a full (all symbols) exchangeInfo (Binance docs, 2026)."""
+    return 20 if market is Market.SPOT else 1
+
+
 def depth_weight(market: Market, limit: int) -> int:
     """Request weight of a depth snapshot (Binance docs, 2026)."""
     if market is Market.SPOT:
