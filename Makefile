@@ -10,7 +10,7 @@ DEMO_STORE ?= ./data
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint typecheck check demo bench clean
+.PHONY: help venv test lint typecheck check demo bench clean services-up services-down services-status services-logs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ test: venv ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint + format check)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench services
+	$(BIN)/ruff format --check src tests bench services
 
 typecheck: venv ## mypy --strict on the package
 	$(BIN)/mypy
@@ -40,6 +40,18 @@ demo: venv ## Simulator + collector for DURATION s into ./data, then summary and
 
 bench: venv ## Throughput benchmarks (simulator at full speed → collector → embedded store)
 	$(BIN)/python bench/run.py
+
+services-up: venv ## Start real Cassandra 5 + KairosDB from Maven Central jars (logs: .services/logs)
+	$(BIN)/python services/manage.py up
+
+services-down: ## Stop the servers services-up started
+	$(BIN)/python services/manage.py down
+
+services-status: ## Show whether Cassandra and KairosDB are up
+	$(BIN)/python services/manage.py status
+
+services-logs: ## Tail the servers' logs
+	$(BIN)/python services/manage.py logs
 
 clean: ## Remove the venv, caches and demo data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data logs build *.egg-info src/*.egg-info
