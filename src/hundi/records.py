@@ -37,9 +37,17 @@ ASK: Final = -1
 
 
 class Record(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """Common head of every record."""
+    """Common head of every record.
+
+    ``IDENTITY`` names the fields that, together with ``exchange``, ``symbol`` and ``ts``,
+    identify one record uniquely: stores key rows by them so that writing a record again (a
+    retried batch, a second collector on the same feed) replaces it instead of duplicating it.
+    Every record type declares it; choose fields the exchange sends, not local ones like
+    ``recv_ts``, so two collectors agree.
+    """
 
     CHANNEL: ClassVar[Channel]
+    IDENTITY: ClassVar[tuple[str, ...]]
 
     exchange: str
     symbol: str  # normalized, e.g. BTC-USDT, BTC-USDT-PERP
@@ -52,6 +60,8 @@ class Trade(Record, frozen=True, gc=False, kw_only=True):
     """One (aggregate) trade. ``side`` is the taker's side: 1 buy, -1 sell."""
 
     CHANNEL: ClassVar[Channel] = Channel.TRADES
+    # Trade ids (aggregate or plain) are unique per symbol; trades sharing a millisecond differ.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("trade_id",)
 
     trade_id: int  # aggregate trade id for aggTrade streams, trade id for trade streams
     price: float
@@ -65,6 +75,10 @@ class Bbo(Record, frozen=True, gc=False, kw_only=True):
     """Best bid and offer (top of book)."""
 
     CHANNEL: ClassVar[Channel] = Channel.BBO
+    # Binance spot and USD-M ``u`` is the order-book update id that moved the top of book: one
+    # per update, unique per symbol. On spot ``ts`` is the local receive time, so two collectors
+    # write the same update at two different ``ts`` (retries still match).
+    IDENTITY: ClassVar[tuple[str, ...]] = ("update_id",)
 
     update_id: int
     bid_price: float
@@ -77,6 +91,9 @@ class Ticker(Record, frozen=True, gc=False, kw_only=True):
     """Rolling 24 h statistics."""
 
     CHANNEL: ClassVar[Channel] = Channel.TICKER
+    # One push per event time; the window end and last trade id tell apart two pushes that
+    # might share a millisecond.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("close_time", "last_trade_id")
 
     last_price: float
     last_size: float
@@ -105,6 +122,9 @@ class BookChange(Record, frozen=True, gc=False, kw_only=True):
     """
 
     CHANNEL: ClassVar[Channel] = Channel.BOOK
+    # One message holds one row per (side, price); ``update_id`` tells messages of one
+    # millisecond apart, and ``snapshot`` a snapshot level from a diff with the same id.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("update_id", "side", "price", "snapshot")
 
     side: int  # 1 bid, -1 ask
     price: float
@@ -119,6 +139,8 @@ class Candle(Record, frozen=True, gc=False, kw_only=True):
     """A kline update; ``closed`` marks the final update of the interval."""
 
     CHANNEL: ClassVar[Channel] = Channel.CANDLES
+    # Updates of several intervals (and, at a boundary, of two klines) share event times.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("interval", "open_time")
 
     interval: str
     open_time: int  # ns
@@ -148,6 +170,9 @@ class Event(Record, frozen=True, gc=False, kw_only=True):
     """Integrity events: gaps, resyncs, reconnects. Stored so every hole is explained."""
 
     CHANNEL: ClassVar[Channel] = Channel.EVENTS
+    # ``detail`` names the connection or id range, so two events of one kind at one instant
+    # (two connections dropping together) stay two rows; a re-written event matches itself.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("kind", "channel", "expected", "received", "detail")
 
     kind: str  # an EventKind value
     channel: str  # the channel affected
