@@ -87,6 +87,8 @@ KEYS: dict[str, _Key] = {
     "stale_after": _Key("HUNDI_STALE_AFTER", _positive_float, "a positive number of seconds", "60"),
     "queue_batches": _Key("HUNDI_QUEUE_BATCHES", _positive_int, "a positive integer", "32"),
     "ws_client": _Key("HUNDI_WS_CLIENT", _ws_client, "'picows' or 'aiohttp'", "picows"),
+    "spool_dir": _Key("HUNDI_SPOOL_DIR", _nonempty, "a folder path", "./spool"),
+    "spill_after": _Key("HUNDI_SPILL_AFTER", _positive_float, "a positive number of seconds", "5"),
 }
 
 
@@ -103,6 +105,8 @@ class Settings:
     stale_after: float
     queue_batches: int
     ws_client: str
+    spool_dir: Path
+    spill_after: float
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -171,7 +175,30 @@ def load_settings(
                 ) from None
         sources[name] = origin
     values["log_path"] = Path(values["log_path"])
+    values["spool_dir"] = Path(values["spool_dir"])
     return Settings(**values, sources=sources)
+
+
+def env_with_files(
+    *file_names: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, str]:
+    """The process environment over dotenv files in ``cwd`` (later files win over earlier).
+
+    For settings of one component kept in its own files (e.g. ``.cassandra.env`` and a
+    ``.secret.cassandra.env`` that is never committed): same precedence as ``.hundi.env``.
+    """
+    merged: dict[str, str] = {}
+    for name in file_names:
+        path = (cwd or Path.cwd()) / name
+        if not path.is_file():
+            continue
+        try:
+            values = dotenv_values(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {type(exc).__name__}") from None
+        merged.update({k: v for k, v in values.items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
 
 
 # --- YAML ---------------------------------------------------------------------------------------

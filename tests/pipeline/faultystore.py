@@ -55,3 +55,29 @@ class FaultyStore(Store):
         return self.inner.read(
             exchange=exchange, symbol=symbol, channel=channel, start=start, end=end
         )
+
+
+class OutageStore(FaultyStore):
+    """A store whose server can be 'down' (every call raises ConnectionError), marked
+    idempotent so the writer spools for it; ``discard`` drops the unflushed buffer."""
+
+    idempotent = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.down = threading.Event()
+        self.flushed_batches = 0
+
+    def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        if self.down.is_set():
+            raise ConnectionError("server unreachable")
+        super().write(batches)
+
+    def flush(self) -> None:
+        if self.down.is_set():
+            raise ConnectionError("server unreachable")
+        self.inner.flush()
+        self.flushed_batches += 1
+
+    def discard(self) -> None:
+        self.inner._buffers.clear()

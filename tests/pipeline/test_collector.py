@@ -40,9 +40,9 @@ def fast_settings(**changes: Any) -> CollectorSettings:
     return CollectorSettings(**values)
 
 
-def stored_ids(store: Store) -> list[int]:
+def stored_ids(store: Store, exchange: str = SeqVenue.exchange) -> list[int]:
     """Trade ids read back from the store, in exchange-time order."""
-    trades = store.read(exchange=SeqVenue.exchange, symbol=None, channel=Channel.TRADES)
+    trades = store.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
     return [int(i) for i in trades["trade_id"]]
 
 

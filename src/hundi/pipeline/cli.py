@@ -269,6 +269,8 @@ def _collect(
         flush_interval=settings.flush_interval,
         queue_batches=settings.queue_batches,
         connection=ConnectionSettings(stale_after_s=settings.stale_after),
+        spool_dir=settings.spool_dir,
+        spill_after_s=settings.spill_after,
     )
     client = _client(settings)
     collectors = [

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from hundi.connection.client import WsClient, default_client
@@ -31,6 +32,7 @@ from hundi.connection.manager import (
 )
 from hundi.exchanges.base import BookState, RecordSink, VenueProtocol
 from hundi.pipeline.accounting import Accounting
+from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
 from hundi.records import Channel, EventKind, Record
 from hundi.stores.base import Store
@@ -56,6 +58,9 @@ class CollectorSettings:
     max_batch_records: int = 50_000
     queue_batches: int = 32
     shutdown_timeout_s: float = 30.0
+    # Outage spool for idempotent stores (None: no spool, a down store means backpressure).
+    spool_dir: Path | None = None
+    spill_after_s: float = 5.0
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
@@ -119,6 +124,11 @@ class Collector:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
 
+    def _spool_for(self, store: Store) -> Spool | None:
+        if self.settings.spool_dir is None or not store.idempotent:
+            return None
+        return Spool(spool_folder(self.settings.spool_dir, store.describe()))
+
     def _check_sink(self) -> None:
         """Called every N frames by the managers: drain early when the sink is large."""
         if len(self.sink) >= self.settings.max_batch_records:
@@ -131,7 +141,11 @@ class Collector:
         settings = self.settings
         self.writers = [
             StoreWriter(
-                store, max_batches=settings.queue_batches, flush_interval=settings.flush_interval
+                store,
+                max_batches=settings.queue_batches,
+                flush_interval=settings.flush_interval,
+                spool=self._spool_for(store),
+                spill_after_s=settings.spill_after_s,
             )
             for store in self.stores
         ]
@@ -318,6 +332,9 @@ class Collector:
                 "errors": writer.errors,
                 "last_error": writer.last_error,
                 "lost": dict(sorted(writer.lost.items())),
+                "spooled": dict(sorted(writer.spooled.items())),
+                "spooled_total": writer.spooled_total,
+                "outages": writer.outages,
             }
             for writer in self.writers
         ]

@@ -5,10 +5,18 @@ Why bounded: a slow or failing store fills its queue, and the collector then sto
 sockets (backpressure) instead of growing memory without limit or dropping data. A store that
 raises is retried with backoff, the failed batch kept; records count as *stored* only once a
 ``flush`` after their ``write`` succeeded.
+
+Outages: for an idempotent store (Cassandra, KairosDB) given a :class:`~hundi.pipeline.spool.Spool`,
+a write or flush still failing after ``spill_after_s`` moves the unconfirmed batches, and every
+batch after them, to the durable local spool, so collection goes on without memory growth. The
+spool is sent oldest first once the store answers again (probed with the capped backoff), so
+per-series order holds; what is still spooled at exit stays on disk and goes first next start.
+A full spool falls back to backpressure. Nothing is dropped in any of these paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -17,6 +25,7 @@ from collections import Counter
 from typing import Final
 
 from hundi.connection.backoff import Backoff
+from hundi.pipeline.spool import Spool, SpoolError
 from hundi.records import Channel, Record
 from hundi.stores.base import Store
 
@@ -41,6 +50,8 @@ class StoreWriter:
         flush_interval: float = 1.0,
         retry_initial_s: float = 0.2,
         retry_cap_s: float = 10.0,
+        spool: Spool | None = None,
+        spill_after_s: float = 5.0,
     ) -> None:
         self.store = store
         self.label = store.describe()
@@ -50,11 +61,29 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._stored: Counter[str] = Counter()
         self._unflushed: Counter[str] = Counter()
+        self._since_flush: list[Batch] = []  # written, not yet confirmed by a flush
         self.errors = 0
         self.last_error = ""
         self.lost: Counter[str] = Counter()
         self.closed_ok = False
         self._deadline: float | None = None  # monotonic time after which retries give up
+        # The spool only for stores where re-sending is harmless (see Store.idempotent).
+        self.spool = spool if spool is not None and store.idempotent else None
+        self.spill_after_s = spill_after_s
+        self._spooled: Counter[str] = Counter()  # records in the spool now
+        self.spooled_total = 0  # records that went through the spool during this run
+        self.outages = 0
+        self._spooling = False
+        self._next_probe = 0.0
+        if self.spool is not None and len(self.spool):
+            self._spooled = self.spool.pending()
+            self._spooling = True
+            log.warning(
+                "store %s: %d records spooled by an earlier run at %s; sending them first",
+                self.label,
+                sum(self._spooled.values()),
+                self.spool.directory,
+            )
         self._thread = threading.Thread(target=self._run, name=f"store:{self.label}", daemon=True)
         self._thread.start()
 
@@ -77,9 +106,20 @@ class StoreWriter:
         with self._lock:
             return Counter(self._stored)
 
+    @property
+    def spooled(self) -> Counter[str]:
+        """Records waiting in the durable spool (the store is, or was just, down)."""
+        with self._lock:
+            return +self._spooled
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
     def close(self, deadline_s: float) -> None:
         """Finish: write everything queued, flush, close; give up retrying after
-        ``deadline_s`` (what could not be stored is counted in :attr:`lost`, and logged)."""
+        ``deadline_s``. What could not be stored stays in the spool when there is one (sent on
+        the next start), otherwise it is counted in :attr:`lost` and logged."""
         self._deadline = time.monotonic() + deadline_s
         while True:
             try:
@@ -95,18 +135,32 @@ class StoreWriter:
     def _giving_up(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
+    def _note_error(self, exc: Exception) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
     def _attempt(self, what: str, action: object) -> bool:
-        """Run ``action`` until it succeeds, or the shutdown deadline passes (False)."""
+        """Run ``action`` until it succeeds (True). False when the shutdown deadline passes or,
+        with a spool, when it kept failing for ``spill_after_s`` (the caller spools)."""
         assert callable(action)
+        started = time.monotonic()
         while True:
             try:
                 action()
             except Exception as exc:
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._note_error(exc)
                 delay = self._retry.next()
-                if self._giving_up():
-                    log.error("store %s: %s failed (%s); giving up", self.label, what, exc)
+                spill = self.spool is not None and (
+                    time.monotonic() + delay - started >= self.spill_after_s
+                )
+                if self._giving_up() or spill:
+                    log.error(
+                        "store %s: %s failed (%s); %s",
+                        self.label,
+                        what,
+                        self.last_error,
+                        "spooling" if self.spool is not None else "giving up",
+                    )
                     return False
                 log.error(
                     "store %s: %s failed (%s); retry #%d in %.1fs, data kept",
@@ -121,6 +175,19 @@ class StoreWriter:
             self._retry.reset()
             return True
 
+    def _write(self, batch: Batch) -> None:
+        if self._spooling:
+            self._spill([batch])
+            return
+        if self._attempt("write", lambda: self.store.write(batch)):
+            self._unflushed.update(batch_counts(batch))
+            if self.spool is not None:
+                self._since_flush.append(batch)
+        elif self.spool is not None:
+            self._start_outage([*self._since_flush, batch])
+        else:
+            self.lost.update(batch_counts(batch))
+
     def _flush(self) -> bool:
         if not self._unflushed:
             return True
@@ -128,8 +195,103 @@ class StoreWriter:
             with self._lock:
                 self._stored.update(self._unflushed)
             self._unflushed = Counter()
+            self._since_flush = []
+            return True
+        if self.spool is not None:
+            self._start_outage(self._since_flush)
             return True
         return False
+
+    def _start_outage(self, batches: list[Batch]) -> None:
+        """The store is down: what it has not confirmed goes to the spool, in order."""
+        self.outages += 1
+        try:
+            self.store.discard()
+        except Exception as exc:  # the store's own cleanup failing must not lose the batches
+            log.warning("store %s: discard after outage failed: %s", self.label, exc)
+        self._unflushed = Counter()
+        self._since_flush = []
+        self._spooling = True
+        self._next_probe = time.monotonic() + self._retry.next()
+        assert self.spool is not None
+        log.error(
+            "store %s is unreachable (%s); spooling to %s until it answers again",
+            self.label,
+            self.last_error,
+            self.spool.directory,
+        )
+        self._spill(batches)
+
+    def _spill(self, batches: list[Batch]) -> None:
+        """Append to the spool; a full or failing spool blocks here (→ backpressure) while the
+        store is probed, never drops."""
+        assert self.spool is not None
+        for index, batch in enumerate(batches):
+            warned = False
+            while True:
+                try:
+                    self.spool.append(batch)
+                    break
+                except SpoolError as exc:
+                    if not warned:
+                        log.error("store %s: %s; holding data (backpressure)", self.label, exc)
+                        warned = True
+                    if self._giving_up():
+                        for unsaved in batches[index:]:
+                            self.lost.update(batch_counts(unsaved))
+                        log.error("store %s: shutdown deadline; batches not spooled", self.label)
+                        return
+                    self._next_probe = 0.0
+                    self._drain_spool(budget_s=1.0)
+                    time.sleep(0.5)
+            counts = batch_counts(batch)
+            with self._lock:
+                self._spooled.update(counts)
+            self.spooled_total += sum(counts.values())
+
+    def _drain_spool(self, budget_s: float) -> None:
+        """Send the oldest spooled batches while the store takes them, within ``budget_s``."""
+        spool = self.spool
+        if spool is None or time.monotonic() < self._next_probe:
+            return
+        deadline = time.monotonic() + budget_s
+        while len(spool) and time.monotonic() < deadline:
+            try:
+                items = spool.peek(8)
+            except SpoolError as exc:
+                self._note_error(exc)
+                log.error("store %s: %s", self.label, exc)
+                self._next_probe = time.monotonic() + self._retry.next()
+                return
+            try:
+                for _, batch in items:
+                    self.store.write(batch)
+                self.store.flush()
+            except Exception as exc:
+                self._note_error(exc)
+                with contextlib.suppress(Exception):
+                    self.store.discard()
+                delay = self._retry.next()
+                self._next_probe = time.monotonic() + delay
+                log.warning(
+                    "store %s still unreachable (%s); %d records spooled, next try in %.1fs",
+                    self.label,
+                    self.last_error,
+                    sum(self._spooled.values()),
+                    delay,
+                )
+                return
+            spool.remove([path for path, _ in items])
+            sent: Counter[str] = Counter()
+            for _, batch in items:
+                sent.update(batch_counts(batch))
+            with self._lock:
+                self._stored.update(sent)
+                self._spooled.subtract(sent)
+            self._retry.reset()
+        if not len(spool) and self._spooling:
+            self._spooling = False
+            log.warning("store %s is back: spool drained, writing directly again", self.label)
 
     def _run(self) -> None:
         # Flush at half the interval: the collector drains its sink at the other half, so a
@@ -144,24 +306,37 @@ class StoreWriter:
             if batch is _STOP:
                 break
             if batch:
-                if self._attempt("write", lambda b=batch: self.store.write(b)):
-                    self._unflushed.update(batch_counts(batch))
-                else:
-                    self.lost.update(batch_counts(batch))
-            if time.monotonic() - last_flush >= every:
+                self._write(batch)
+            if self._spooling:
+                self._drain_spool(budget_s=every)
+            elif time.monotonic() - last_flush >= every:
                 self._flush()
                 last_flush = time.monotonic()
-        # Shutdown: anything still queued after the stop marker cannot exist (the collector
-        # stops offering first), so flush and close.
+        self._finish()
+
+    def _finish(self) -> None:
+        """Shutdown: flush, then try the spool until the deadline; close the store."""
         flushed = self._flush()
         if not flushed:
             self.lost.update(self._unflushed)
+        while self._spooling and not self._giving_up():
+            wait = self._next_probe - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 0.5))
+                continue
+            self._drain_spool(budget_s=1.0)
+        if self._spooling and self.spool is not None:
+            log.error(
+                "store %s: %d records remain spooled at %s; they are sent on the next start",
+                self.label,
+                sum(self.spooled.values()),
+                self.spool.directory,
+            )
         try:
             self.store.close()
-            self.closed_ok = flushed
+            self.closed_ok = flushed and not self._spooling
         except Exception as exc:
-            self.errors += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._note_error(exc)
             log.error("store %s: close failed (%s)", self.label, self.last_error)
         if self.lost:
             log.error(

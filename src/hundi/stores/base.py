@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -32,6 +32,10 @@ class Store(ABC):
     """
 
     scheme: str = ""
+    #: Re-writing a record is harmless (keyed upserts: Cassandra, KairosDB). Only such stores
+    #: get the outage spool: after an outage the writer re-sends what the store may or may not
+    #: have taken, which would duplicate rows in an append-only store.
+    idempotent: ClassVar[bool] = False
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
@@ -44,6 +48,13 @@ class Store(ABC):
 
     def close(self) -> None:
         self.flush()
+
+    def discard(self) -> None:
+        """Forget what was written since the last successful ``flush``.
+
+        Called on idempotent stores when an outage makes the writer spool those batches: the
+        store must not keep retrying them itself (they will be re-sent from the spool)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot discard unflushed writes")
 
     @abstractmethod
     def read(

@@ -1,0 +1,141 @@
+"""A durable, bounded, first-in-first-out spool of batches on local disk, one per store.
+
+Why: when a network store (Cassandra, KairosDB) is down for longer than a few retries, the
+collector must keep collecting without holding the outage in memory. Batches go here instead,
+each in its own file written atomically (temp file, fsync, rename, directory fsync), and are
+sent to the store oldest first after it recovers, so per-series order is kept. A spool left by
+a previous run (the store was still down at exit) is drained on the next start.
+
+Files are msgpack (msgspec): ``{channel: [record, ...]}``, decoded back into typed records by
+the channel's record type, so any channel a venue or the series engine adds just works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+
+from hundi.records import RECORD_TYPES, Channel, Record
+
+Batch = dict[Channel, list[Record]]
+
+_SUFFIX = ".batch"
+_encoder = msgspec.msgpack.Encoder()
+_envelope = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
+_decoders = {channel: msgspec.msgpack.Decoder(list[t]) for channel, t in RECORD_TYPES.items()}  # type: ignore[valid-type]
+
+
+class SpoolError(Exception):
+    """The spool cannot take or give back a batch (disk full, a corrupt file...)."""
+
+
+class SpoolFull(SpoolError):
+    """The spool reached its size limit; the writer falls back to backpressure."""
+
+
+def spool_folder(root: Path, store_label: str) -> Path:
+    """One folder per store, named from its (credential-free) label."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", store_label).strip("_") or "store"
+    return root / slug[:120]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """FIFO of batches in ``directory``; at most ``max_bytes`` on disk."""
+
+    def __init__(self, directory: Path, *, max_bytes: int = 2 * 1024**3) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpoolError(f"cannot create spool folder {directory}: {exc}") from None
+        for stale in directory.glob("*.tmp"):  # an append interrupted by a crash: never renamed
+            stale.unlink(missing_ok=True)
+        self._files: list[Path] = sorted(directory.glob(f"*{_SUFFIX}"))
+        self._bytes = sum(path.stat().st_size for path in self._files)
+        self._next = int(self._files[-1].stem) + 1 if self._files else 0
+        self._file_counts: dict[Path, Counter[str]] = {}  # filled on append and on load
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def pending(self) -> Counter[str]:
+        """Records waiting, per channel."""
+        total: Counter[str] = Counter()
+        for path in self._files:
+            if path not in self._file_counts:
+                self._load(path)
+            total.update(self._file_counts[path])
+        return total
+
+    def append(self, batch: Batch) -> None:
+        """Write one batch durably; raises :class:`SpoolFull` at the size limit."""
+        body = _encoder.encode({channel.value: records for channel, records in batch.items()})
+        if self._bytes + len(body) > self.max_bytes:
+            raise SpoolFull(
+                f"spool {self.directory} is full ({self._bytes} of {self.max_bytes} bytes)"
+            )
+        path = self.directory / f"{self._next:016d}{_SUFFIX}"
+        temporary = path.with_suffix(".tmp")
+        try:
+            with temporary.open("wb") as handle:
+                handle.write(body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.rename(path)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise SpoolError(f"cannot write spool file {path}: {exc}") from None
+        self._next += 1
+        self._files.append(path)
+        self._bytes += len(body)
+        self._file_counts[path] = _count(batch)
+
+    def peek(self, limit: int) -> list[tuple[Path, Batch]]:
+        """Up to ``limit`` oldest batches, without removing them."""
+        return [(path, self._load(path)) for path in self._files[:limit]]
+
+    def remove(self, paths: list[Path]) -> None:
+        """Drop batches the store has durably taken (the oldest ones, in order)."""
+        for path in paths:
+            if not self._files or self._files[0] != path:
+                raise SpoolError(f"spool {self.directory}: {path.name} is not the oldest batch")
+            size = path.stat().st_size
+            path.unlink()
+            self._files.pop(0)
+            self._file_counts.pop(path, None)
+            self._bytes -= size
+        if paths:
+            _fsync_dir(self.directory)
+
+    def _load(self, path: Path) -> Batch:
+        try:
+            raw = _envelope.decode(path.read_bytes())
+            batch = {
+                Channel(name): _decoders[Channel(name)].decode(body) for name, body in raw.items()
+            }
+        except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
+            raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
+        self._file_counts[path] = _count(batch)
+        return batch
+
+
+def _count(batch: Batch) -> Counter[str]:
+    return Counter({channel.value: len(records) for channel, records in batch.items()})

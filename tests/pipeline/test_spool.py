@@ -1,0 +1,197 @@
+"""The outage spool: durable FIFO files, and the writer/collector spilling into it and draining."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from faultystore import OutageStore
+from test_collector import fast_settings, stored_ids
+from wsharness import Exchange, SeqVenue, assert_continuous, until
+
+from hundi.connection.client import PicowsClient
+from hundi.pipeline.collector import Collector
+from hundi.pipeline.spool import Spool, SpoolError, SpoolFull, spool_folder
+from hundi.pipeline.writer import Batch, StoreWriter
+from hundi.records import Channel, Event, Trade
+
+
+def trades(first: int, count: int) -> list[Trade]:
+    return [
+        Trade(
+            exchange="x",
+            symbol="BTC-USDT",
+            native_symbol="BTCUSDT",
+            ts=1_700_000_000_000_000_000 + i * 1_000_000,
+            recv_ts=1_700_000_000_000_500_000 + i * 1_000_000,
+            trade_id=i,
+            price=100.0 + i / 100,
+            size=0.001 * (i % 7 + 1),
+            side=1 if i % 2 else -1,
+            first_trade_id=i,
+            last_trade_id=i,
+        )
+        for i in range(first, first + count)
+    ]
+
+
+def a_batch(first: int, count: int) -> Batch:
+    event = Event(
+        exchange="x",
+        symbol="BTC-USDT",
+        native_symbol="BTCUSDT",
+        ts=1,
+        recv_ts=2,
+        kind="gap",
+        channel="trades",
+        expected=first,
+        received=first + 1,
+        detail="test",
+    )
+    return {Channel.TRADES: list(trades(first, count)), Channel.EVENTS: [event]}
+
+
+def test_spool_is_fifo_and_survives_reopening(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s")
+    batches = [a_batch(i * 10, 10) for i in range(5)]
+    for batch in batches:
+        spool.append(batch)
+    assert len(spool) == 5 and spool.pending() == {"trades": 50, "events": 5}
+    (tmp_path / "s" / "0000000000000099.tmp").write_bytes(b"half a write")  # a crash mid-append
+
+    reopened = Spool(tmp_path / "s")
+    assert len(reopened) == 5 and reopened.pending()["trades"] == 50
+    assert not list((tmp_path / "s").glob("*.tmp"))
+    first_two = reopened.peek(2)
+    assert [b for _, b in first_two] == batches[:2]  # typed records, equal, in order
+    reopened.remove([path for path, _ in first_two])
+    assert reopened.pending() == {"trades": 30, "events": 3}
+    reopened.append(a_batch(1000, 1))
+    assert [b[Channel.TRADES][0].trade_id for _, b in reopened.peek(10)] == [20, 30, 40, 1000]
+    with pytest.raises(SpoolError, match="not the oldest"):
+        reopened.remove([reopened.peek(2)[1][0]])
+
+
+def test_spool_refuses_past_its_size_and_reports_corrupt_files(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=4000)
+    spool.append(a_batch(0, 10))
+    with pytest.raises(SpoolFull, match="is full"):
+        for i in range(1, 100):
+            spool.append(a_batch(i * 10, 10))
+    assert spool.size_bytes <= 4000
+    oldest, _ = spool.peek(1)[0]
+    oldest.write_bytes(b"\x00garbage")
+    with pytest.raises(SpoolError, match="cannot be read"):
+        Spool(tmp_path, max_bytes=4000).peek(1)
+
+
+def test_spool_folder_names_have_no_credentials_or_separators(tmp_path: Path) -> None:
+    folder = spool_folder(tmp_path, "cassandra://reader@db:9042/ks")
+    assert folder.parent == tmp_path and "/" not in folder.name and ":" not in folder.name
+
+
+def test_writer_spools_during_an_outage_and_drains_in_order(tmp_path: Path) -> None:
+    store = OutageStore(tmp_path / "store")
+    writer = StoreWriter(
+        store,
+        max_batches=2,
+        flush_interval=0.05,
+        retry_initial_s=0.01,
+        retry_cap_s=0.05,
+        spool=Spool(tmp_path / "spool"),
+        spill_after_s=0.1,
+    )
+    for i in range(3):
+        assert writer.offer(a_batch(i * 10, 10)) or _wait_offer(writer, a_batch(i * 10, 10))
+    _wait(lambda: writer.stored["trades"] == 30)
+    store.down.set()
+    for i in range(3, 20):  # far more batches than the queue holds: the spool takes them
+        _wait_offer(writer, a_batch(i * 10, 10))
+    _wait(lambda: writer.spooled["trades"] == 170)
+    assert writer.spooling and writer.outages == 1
+    store.down.clear()
+    _wait(lambda: not writer.spooling)
+    writer.close(deadline_s=5)
+    assert writer.stored["trades"] == 200 and writer.spooled == {} and writer.lost == {}
+    assert stored_ids(store, exchange="x") == list(range(200))
+    assert not list((tmp_path / "spool").iterdir())
+
+
+def test_spool_left_at_exit_is_sent_first_on_the_next_start(tmp_path: Path) -> None:
+    store = OutageStore(tmp_path / "store")
+    store.down.set()
+    writer = StoreWriter(
+        store,
+        flush_interval=0.05,
+        retry_initial_s=0.01,
+        retry_cap_s=0.05,
+        spool=Spool(tmp_path / "spool"),
+        spill_after_s=0.05,
+    )
+    _wait_offer(writer, a_batch(0, 10))
+    _wait_offer(writer, a_batch(10, 10))
+    _wait(lambda: writer.spooled["trades"] == 20)
+    writer.close(deadline_s=0.3)
+    assert writer.lost == {} and writer.spooled["trades"] == 20 and not writer.closed_ok
+
+    store.down.clear()
+    restarted = StoreWriter(
+        store, flush_interval=0.05, spool=Spool(tmp_path / "spool"), spill_after_s=0.05
+    )
+    assert restarted.spooling  # the earlier run's spool goes first
+    _wait_offer(restarted, a_batch(20, 5))
+    _wait(lambda: restarted.stored["trades"] == 25)
+    restarted.close(deadline_s=5)
+    assert stored_ids(store, exchange="x") == list(range(25))
+
+
+@pytest.fixture
+async def exchange() -> AsyncIterator[Exchange]:
+    ex = await Exchange(interval=0.001).start()
+    yield ex
+    await ex.close()
+
+
+async def test_collector_keeps_collecting_through_a_store_outage(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    store = OutageStore(tmp_path / "store")
+    settings = fast_settings(spool_dir=tmp_path / "spool", spill_after_s=0.2, queue_batches=2)
+    collector = Collector(
+        [SeqVenue(exchange.url)], [store], settings=settings, client=PicowsClient()
+    )
+    run = asyncio.create_task(collector.run())
+    await until(lambda: bool(collector.writers) and collector.writers[0].stored["trades"] > 50)
+    store.down.set()
+    await until(lambda: collector.writers[0].spooled["trades"] > 300)
+    during = collector.accounting.received
+    await asyncio.sleep(0.5)
+    assert collector.accounting.received > during  # still reading the exchange
+    assert not collector.paused
+    store.down.clear()
+    await until(lambda: not collector.writers[0].spooling, within=10)
+    collector.stop()
+    summary = await run
+    ids = stored_ids(store)
+    assert_continuous(ids)
+    assert summary["records"]["trades"] == len(ids) == summary["frames"]["processed"]
+    stats = summary["stores"][0]
+    assert stats["outages"] >= 1 and stats["spooled"] == {} and stats["lost"] == {}
+    assert stats["spooled_total"] > 300 and summary["balanced"]
+
+
+def _wait(condition: object, within: float = 10.0) -> None:
+    import time
+
+    assert callable(condition)
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def _wait_offer(writer: StoreWriter, batch: Batch) -> bool:
+    _wait(lambda: writer.offer(batch))
+    return True
