@@ -1,0 +1,266 @@
+"""Tables generated from :data:`hundi.records.SCHEMAS`, created and migrated idempotently.
+
+One table per channel, named after it, holding every record field::
+
+    PRIMARY KEY ((exchange, symbol, ts_day), ts, *IDENTITY)
+
+* The partition is one symbol-day of one channel: bounded (a busy book is a few million rows a
+  day), and a time-range read touches only the days it covers.
+* Clustering by exchange time and then the record type's ``IDENTITY`` (exchange ids) makes a row
+  key name one record, so writing it again (a retried batch, a second collector) overwrites the
+  same row instead of duplicating it, and records sharing a millisecond, even a nanosecond, stay
+  apart.
+* Timestamps are ``bigint`` nanoseconds: CQL ``timestamp`` holds milliseconds and would lose
+  precision. ``side`` (int8) is ``tinyint``.
+* TimeWindowCompactionStrategy with one-day windows and ``default_time_to_live`` from
+  ``CASSANDRA_TTL``: whole SSTables expire together, never rewritten by compaction.
+
+The ``hundi_partitions`` index table lists which (symbol, day) partitions exist per (exchange,
+channel), so reads without a symbol or a time range find their partitions without a scan. It has
+no TTL: a stale entry costs one empty query; a missing one would hide data.
+
+Migration compares ``system_schema.columns`` with the record schema: a field the record type
+gained is added with ``ALTER TABLE ... ADD`` (old rows read it as null); a changed type or key is
+an error, since Cassandra cannot change either in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+from cassandra import InvalidRequest
+from cassandra.cluster import Session
+
+from hundi.records import RECORD_TYPES, SCHEMAS, Channel
+from hundi.stores.base import StoreError
+
+log = logging.getLogger("hundi.stores.cassandra")
+
+DAY_COLUMN = "ts_day"  # days since the epoch of ``ts`` (UTC); part of the partition key
+PARTITION_KEY = ("exchange", "symbol", DAY_COLUMN)
+INDEX_TABLE = "hundi_partitions"
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def cql_type(arrow_type: pa.DataType) -> str:
+    """The CQL column type that holds an Arrow field's values exactly."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_timestamp(arrow_type):
+        return "bigint"  # the integer in the field's unit (ns): lossless
+    simple = {
+        pa.int64(): "bigint",
+        pa.int32(): "int",
+        pa.int16(): "smallint",
+        pa.int8(): "tinyint",
+        pa.float64(): "double",
+        pa.float32(): "float",
+        pa.bool_(): "boolean",
+        pa.string(): "text",
+        pa.large_string(): "text",
+        pa.binary(): "blob",
+    }
+    found = simple.get(arrow_type)
+    if found is None:
+        raise StoreError(f"the Cassandra store cannot hold Arrow type {arrow_type}")
+    return found
+
+
+def quote(name: str) -> str:
+    """Quoted identifier: field names like ``open``/``interval`` stay legal, case is kept."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """One channel's table: columns in record-field order, then the day column."""
+
+    channel: Channel
+    name: str
+    fields: tuple[str, ...]  # record fields, in struct order (the INSERT order)
+    columns: dict[str, str]  # every column → CQL type, including the day column
+    clustering: tuple[str, ...]
+
+    def create_cql(self, keyspace: str, ttl_s: int) -> str:
+        columns = ", ".join(f"{quote(n)} {t}" for n, t in self.columns.items())
+        partition = ", ".join(quote(n) for n in PARTITION_KEY)
+        clustering = ", ".join(quote(n) for n in self.clustering)
+        order = ", ".join(f"{quote(n)} ASC" for n in self.clustering)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {quote(keyspace)}.{quote(self.name)} ({columns}, "
+            f"PRIMARY KEY (({partition}), {clustering})) "
+            f"WITH CLUSTERING ORDER BY ({order}) "
+            "AND compaction = {'class': 'TimeWindowCompactionStrategy', "
+            "'compaction_window_unit': 'DAYS', 'compaction_window_size': '1'} "
+            f"AND default_time_to_live = {int(ttl_s)}"
+        )
+
+    def insert_cql(self, keyspace: str) -> str:
+        names = (*self.fields, DAY_COLUMN)
+        return (
+            f"INSERT INTO {quote(keyspace)}.{quote(self.name)} "
+            f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
+        )
+
+    def select_cql(self, keyspace: str) -> str:
+        return (
+            f"SELECT {', '.join(quote(n) for n in self.fields)} "
+            f"FROM {quote(keyspace)}.{quote(self.name)} "
+            f"WHERE {quote('exchange')} = ? AND {quote('symbol')} = ? AND {quote(DAY_COLUMN)} = ? "
+            f"AND {quote('ts')} >= ? AND {quote('ts')} < ?"
+        )
+
+
+def table_spec(channel: Channel, schema: pa.Schema | None = None) -> TableSpec:
+    """The table for a channel from its record schema (``schema`` overrides, for migrations)."""
+    schema = SCHEMAS[channel] if schema is None else schema
+    record_type = RECORD_TYPES[channel]
+    identity = getattr(record_type, "IDENTITY", None)
+    if not identity:
+        raise StoreError(f"record type {record_type.__name__} declares no IDENTITY")
+    columns = {f.name: cql_type(f.type) for f in schema}
+    if DAY_COLUMN in columns:
+        raise StoreError(f"record field {DAY_COLUMN!r} clashes with the Cassandra day column")
+    columns[DAY_COLUMN] = "int"
+    clustering = ("ts", *(name for name in identity if name not in PARTITION_KEY))
+    missing = [name for name in (*PARTITION_KEY[:2], *clustering) if name not in columns]
+    if missing:
+        raise StoreError(f"channel {channel.value!r} has no field(s) {missing} for its key")
+    return TableSpec(channel, channel.value, tuple(schema.names), columns, clustering)
+
+
+def index_create_cql(keyspace: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote(keyspace)}.{INDEX_TABLE} ("
+        f"exchange text, channel text, symbol text, {DAY_COLUMN} int, "
+        f"PRIMARY KEY ((exchange, channel), symbol, {DAY_COLUMN}))"
+    )
+
+
+def index_insert_cql(keyspace: str) -> str:
+    return (
+        f"INSERT INTO {quote(keyspace)}.{INDEX_TABLE} (exchange, channel, symbol, {DAY_COLUMN}) "
+        "VALUES (?, ?, ?, ?)"
+    )
+
+
+def index_select_cql(keyspace: str, *, with_symbol: bool) -> str:
+    where = "exchange = ? AND channel = ?" + (" AND symbol = ?" if with_symbol else "")
+    return f"SELECT symbol, {DAY_COLUMN} FROM {quote(keyspace)}.{INDEX_TABLE} WHERE {where}"
+
+
+# --- live schema -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTable:
+    """What ``system_schema`` says about one existing table."""
+
+    columns: dict[str, str]  # name → CQL type
+    partition_key: tuple[str, ...]
+    clustering: tuple[str, ...]
+    ttl_s: int
+
+
+def live_tables(session: Session, keyspace: str) -> dict[str, LiveTable]:
+    """Existing tables of the keyspace (empty when the keyspace does not exist)."""
+    described: dict[str, list[tuple[str, str, str, int]]] = {}
+    rows = session.execute(
+        "SELECT table_name, column_name, type, kind, position FROM system_schema.columns "
+        "WHERE keyspace_name = %s",
+        (keyspace,),
+    )
+    for table, column, cql, kind, position in rows:
+        described.setdefault(table, []).append((column, cql, kind, position))
+    ttls = {
+        table: int(ttl)
+        for table, ttl in session.execute(
+            "SELECT table_name, default_time_to_live FROM system_schema.tables "
+            "WHERE keyspace_name = %s",
+            (keyspace,),
+        )
+    }
+    return {
+        table: LiveTable(
+            columns={column: cql for column, cql, _, _ in columns},
+            partition_key=_key_columns(columns, "partition_key"),
+            clustering=_key_columns(columns, "clustering"),
+            ttl_s=ttls.get(table, 0),
+        )
+        for table, columns in described.items()
+    }
+
+
+def _key_columns(columns: list[tuple[str, str, str, int]], kind: str) -> tuple[str, ...]:
+    """Names of the columns of one key kind, in key position order."""
+    return tuple(name for name, _, k, _ in sorted(columns, key=lambda c: c[3]) if k == kind)
+
+
+def keyspace_exists(session: Session, keyspace: str) -> bool:
+    rows = session.execute(
+        "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
+    )
+    return rows.one() is not None
+
+
+def ensure_schema(
+    session: Session,
+    keyspace: str,
+    replication_cql: str,
+    ttl_s: int,
+    specs: Mapping[Channel, TableSpec],
+) -> None:
+    """Create the keyspace and every table if missing; add columns records gained; set the TTL.
+
+    Idempotent, and safe against another process doing the same at the same time (``IF NOT
+    EXISTS``; a column someone else added first is fine).
+    """
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication = {replication_cql}"
+    )
+    existing = live_tables(session, keyspace)
+    if INDEX_TABLE not in existing:
+        session.execute(index_create_cql(keyspace))
+    for spec in specs.values():
+        live = existing.get(spec.name)
+        if live is None:
+            session.execute(spec.create_cql(keyspace, ttl_s))
+            log.info("created Cassandra table %s.%s", keyspace, spec.name)
+            continue
+        _migrate(session, keyspace, spec, live, ttl_s)
+
+
+def _migrate(session: Session, keyspace: str, spec: TableSpec, live: LiveTable, ttl_s: int) -> None:
+    table = f"{keyspace}.{spec.name}"
+    if live.partition_key != PARTITION_KEY or live.clustering != spec.clustering:
+        raise StoreError(
+            f"Cassandra table {table} has key ({', '.join(live.partition_key)}), "
+            f"{', '.join(live.clustering)} but records need ({', '.join(PARTITION_KEY)}), "
+            f"{', '.join(spec.clustering)}; a key cannot be changed in place: migrate the data "
+            "to a new keyspace"
+        )
+    for name, cql in spec.columns.items():
+        have = live.columns.get(name)
+        if have is None:
+            try:
+                session.execute(
+                    f"ALTER TABLE {quote(keyspace)}.{quote(spec.name)} ADD {quote(name)} {cql}"
+                )
+            except InvalidRequest as exc:
+                if "already exist" not in str(exc):  # another process added it first: fine
+                    raise
+            log.info("added column %s %s to Cassandra table %s", name, cql, table)
+        elif have != cql:
+            raise StoreError(
+                f"Cassandra column {table}.{name} is {have} but records need {cql}; "
+                "Cassandra cannot change a column type: migrate the data to a new keyspace"
+            )
+    if live.ttl_s != ttl_s:
+        session.execute(
+            f"ALTER TABLE {quote(keyspace)}.{quote(spec.name)} "
+            f"WITH default_time_to_live = {int(ttl_s)}"
+        )
+        log.info("set default_time_to_live of %s to %d s", table, ttl_s)

@@ -1,0 +1,388 @@
+"""The Cassandra store (URL scheme ``cassandra``): lossless tick tables on a Cassandra cluster.
+
+Tables and keys: :mod:`hundi.stores.cassandra.schema`. Settings and credentials:
+:mod:`hundi.stores.cassandra.settings`.
+
+Writing: ``write`` groups each channel's records by partition (exchange, symbol, UTC day), sends
+them as single-partition UNLOGGED batches of prepared INSERTs (``CASSANDRA_BATCH_ROWS`` rows;
+one partition per batch, so the batch costs the coordinator nothing and is applied as one
+mutation) with at most ``CASSANDRA_CONCURRENCY`` requests in flight, and returns once every
+request is acknowledged at ``CASSANDRA_CONSISTENCY``. So ``flush`` has nothing left to do, and a
+failed ``write`` leaves nothing half-known: it raises :class:`StoreError` and the writer sends the
+same batch again, which rewrites the same rows (keys are exchange ids) without duplicates.
+
+Reading: the partition index gives the (symbol, day) partitions of the request; each is read by
+its clustering range ``start <= ts < end`` and the rows become Arrow columns with the record
+schema's types, then the same DataFrame the embedded store returns (index ``ts`` as UTC
+nanosecond timestamps, names as strings, ``side`` int8), so notebooks can switch stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any, NoReturn
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from cassandra import AuthenticationFailed, DriverException, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+    Session,
+)
+from cassandra.concurrent import execute_concurrent
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, tuple_factory
+
+from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Record
+from hundi.stores.base import Store, StoreError
+from hundi.stores.cassandra.schema import (
+    NS_PER_DAY,
+    TableSpec,
+    ensure_schema,
+    index_insert_cql,
+    index_select_cql,
+    keyspace_exists,
+    live_tables,
+    table_spec,
+)
+from hundi.stores.cassandra.settings import (
+    load_settings,
+    options_override,
+    replication_cql,
+)
+
+log = logging.getLogger("hundi.stores.cassandra")
+
+_DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+_READ_WINDOW = 16  # partition reads in flight
+_FETCH_SIZE = 10_000  # rows per page
+_MIN_TS = -(2**63)
+_MAX_TS = 2**63 - 1
+
+_PartitionKey = tuple[str, str, int]  # exchange, symbol, day
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
+
+
+class CassandraStore(Store):
+    """Records in Cassandra tables, one per channel; see the module docstring.
+
+    Options: ``read_only`` (nothing is created or written; the keyspace must exist), and any
+    :class:`CassandraSettings` field (``batch_rows``, ``concurrency``, ...) to override the
+    environment, e.g. for benchmarks. Unknown options are ignored.
+    """
+
+    scheme = "cassandra"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url)
+        settings = load_settings(url)
+        overrides = options_override(settings, options)
+        self.settings = dataclasses.replace(settings, **overrides) if overrides else settings
+        self.read_only = _as_bool(options.get("read_only", False))
+        self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
+        self._inserts: dict[Channel, tuple[PreparedStatement, Any]] = {}
+        self._selects: dict[Channel, PreparedStatement] = {}
+        self._indexed: set[tuple[Channel, _PartitionKey]] = set()
+        self._cluster, self._session = self._connect()
+        try:
+            self._prepare_schema()
+        except BaseException:
+            self._cluster.shutdown()
+            raise
+
+    # -- connection ------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"cassandra://{self.settings.where}"
+
+    def _fail(self, doing: str, exc: BaseException) -> NoReturn:
+        """Raise one clear StoreError: where, what, why; the password scrubbed from the cause."""
+        raise StoreError(f"Cassandra {self.settings.where}: {doing} failed: {self._cause(exc)}")
+
+    def _cause(self, exc: BaseException) -> str:
+        if isinstance(exc, NoHostAvailable):
+            errors = list(exc.errors.values())
+            if errors and all(isinstance(e, AuthenticationFailed) for e in errors):
+                who = self.settings.user or "(no user)"
+                text = f"authentication failed for user {who!r} (check CASSANDRA_USER/PASSWORD)"
+            elif errors:
+                parts = [f"{host}: {type(e).__name__}: {e}" for host, e in exc.errors.items()]
+                text = "no host available (" + "; ".join(parts) + ")"
+            else:
+                text = "no host available"
+        else:
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        password = self.settings.password
+        return text.replace(password, "***") if password else text
+
+    def _connect(self) -> tuple[Cluster, Session]:
+        s = self.settings
+        auth = None
+        if s.user is not None:
+            if s.password is None:
+                raise StoreError(
+                    f"Cassandra {s.where}: user {s.user!r} given but no CASSANDRA_PASSWORD "
+                    "(set it in .secret.cassandra.env or the environment)"
+                )
+            auth = PlainTextAuthProvider(username=s.user, password=s.password)
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.local_dc)),
+            consistency_level=s.consistency,
+            request_timeout=s.request_timeout_s,
+            row_factory=tuple_factory,
+        )
+        cluster = Cluster(
+            contact_points=list(s.hosts),
+            port=s.port,
+            protocol_version=s.protocol_version,
+            auth_provider=auth,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=s.connect_timeout_s,
+            control_connection_timeout=s.connect_timeout_s,
+            reconnection_policy=ExponentialReconnectionPolicy(0.5, 30.0),
+        )
+        try:
+            session = cluster.connect()
+        except Exception as exc:  # the driver raises NoHostAvailable, but also plain errors
+            cluster.shutdown()
+            self._fail("connecting", exc)
+        session.default_fetch_size = _FETCH_SIZE
+        return cluster, session
+
+    def _prepare_schema(self) -> None:
+        s = self.settings
+        try:
+            if self.read_only:
+                if not keyspace_exists(self._session, s.keyspace):
+                    raise StoreError(f"Cassandra {s.where}: no keyspace {s.keyspace!r}")
+                present = live_tables(self._session, s.keyspace)
+                self._specs = {c: t for c, t in self._specs.items() if t.name in present}
+            else:
+                ensure_schema(
+                    self._session, s.keyspace, replication_cql(s.replication), s.ttl_s, self._specs
+                )
+                self._index_insert = self._session.prepare(index_insert_cql(s.keyspace))
+            self._index_by_symbol = self._session.prepare(
+                index_select_cql(s.keyspace, with_symbol=True)
+            )
+            self._index_all = self._session.prepare(index_select_cql(s.keyspace, with_symbol=False))
+        except StoreError:
+            raise
+        except _DRIVER_ERRORS as exc:
+            self._fail("preparing the schema", exc)
+
+    def close(self) -> None:
+        """Nothing is buffered (``write`` waits for acknowledgements): just disconnect."""
+        self._cluster.shutdown()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _insert_for(self, channel: Channel) -> tuple[PreparedStatement, Any]:
+        found = self._inserts.get(channel)
+        if found is None:
+            spec = self._specs[channel]
+            prepared = self._session.prepare(spec.insert_cql(self.settings.keyspace))
+            found = (prepared, attrgetter(*spec.fields))
+            self._inserts[channel] = found
+        return found
+
+    def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        """Send every record and wait until all are acknowledged (see the module docstring)."""
+        if self.read_only:
+            raise StoreError(f"Cassandra {self.settings.where} was opened read-only")
+        statements: list[tuple[Any, Any]] = []
+        new_index: list[tuple[Channel, _PartitionKey]] = []
+        try:
+            for channel, records in batches.items():
+                if records:
+                    self._statements(Channel(channel), records, statements, new_index)
+        except _DRIVER_ERRORS as exc:
+            self._fail("preparing statements", exc)
+        if not statements:
+            return
+        results = execute_concurrent(
+            self._session,
+            statements,
+            concurrency=self.settings.concurrency,
+            raise_on_first_error=False,
+        )
+        failures = [outcome for ok, outcome in results if not ok]
+        if failures:
+            rows = sum(len(records) for records in batches.values())
+            self._fail(
+                f"writing {rows} records ({len(failures)} of {len(statements)} requests)",
+                failures[0],
+            )
+        self._indexed.update(new_index)
+
+    def _statements(
+        self,
+        channel: Channel,
+        records: Sequence[Record],
+        out: list[tuple[Any, Any]],
+        new_index: list[tuple[Channel, _PartitionKey]],
+    ) -> None:
+        """Append the requests for one channel's records: index entries, then data."""
+        insert, row_of = self._insert_for(channel)
+        partitions: dict[_PartitionKey, list[tuple[Any, ...]]] = {}
+        for record in records:
+            day = record.ts // NS_PER_DAY
+            key = (record.exchange, record.symbol, day)
+            rows = partitions.get(key)
+            if rows is None:
+                rows = partitions[key] = []
+            rows.append((*row_of(record), day))
+        for key in partitions:
+            if (channel, key) not in self._indexed:
+                exchange, symbol, day = key
+                out.append((self._index_insert, (exchange, channel.value, symbol, day)))
+                new_index.append((channel, key))
+        size = self.settings.batch_rows
+        if size == 1:
+            out.extend((insert, row) for rows in partitions.values() for row in rows)
+            return
+        for rows in partitions.values():
+            for first in range(0, len(rows), size):
+                chunk = rows[first : first + size]
+                if len(chunk) == 1:
+                    out.append((insert, chunk[0]))
+                    continue
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for row in chunk:
+                    batch.add(insert, row)
+                out.append((batch, None))
+
+    def flush(self) -> None:
+        """Nothing to do: ``write`` returns only once Cassandra acknowledged every record."""
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
+        channel = Channel(channel)
+        schema = SCHEMAS[channel]
+        spec = self._specs.get(channel)
+        if spec is None:  # read-only and the table was never created: nothing was stored
+            return _frame(_plain_schema(schema).empty_table())
+        low = _ns(start) if start is not None else _MIN_TS
+        high = _ns(end) if end is not None else _MAX_TS
+        try:
+            partitions = self._partitions(exchange, channel, symbol, low, high)
+            rows = self._fetch(spec, exchange, partitions, low, high)
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"reading {channel.value}", exc)
+        return _frame(_table(schema, rows))
+
+    def _partitions(
+        self, exchange: str, channel: Channel, symbol: str | None, low: int, high: int
+    ) -> list[tuple[str, int]]:
+        """(symbol, day) partitions that may hold rows with ``low <= ts < high``, in order."""
+        if symbol is None:
+            found = self._session.execute(self._index_all, (exchange, channel.value))
+        else:
+            found = self._session.execute(self._index_by_symbol, (exchange, channel.value, symbol))
+        first_day = low // NS_PER_DAY
+        last_day = (high - 1) // NS_PER_DAY
+        return sorted((s, d) for s, d in found if first_day <= d <= last_day)
+
+    def _fetch(
+        self,
+        spec: TableSpec,
+        exchange: str,
+        partitions: list[tuple[str, int]],
+        low: int,
+        high: int,
+    ) -> list[tuple[Any, ...]]:
+        """Every row of the partitions, partition by partition, a bounded number in flight."""
+        select = self._selects.get(spec.channel)
+        if select is None:
+            select = self._session.prepare(spec.select_cql(self.settings.keyspace))
+            self._selects[spec.channel] = select
+        rows: list[tuple[Any, ...]] = []
+        pending: list[ResponseFuture] = []
+        queue = iter(partitions)
+        for symbol, day in _take(queue, _READ_WINDOW):
+            pending.append(self._session.execute_async(select, (exchange, symbol, day, low, high)))
+        while pending:
+            result = pending.pop(0).result()
+            for symbol, day in _take(queue, 1):
+                pending.append(
+                    self._session.execute_async(select, (exchange, symbol, day, low, high))
+                )
+            while True:
+                rows.extend(result.current_rows)
+                if not result.has_more_pages:
+                    break
+                result.fetch_next_page()
+        return rows
+
+
+def _take(items: Iterable[tuple[str, int]], count: int) -> list[tuple[str, int]]:
+    taken = []
+    for item in items:
+        taken.append(item)
+        if len(taken) == count:
+            break
+    return taken
+
+
+def _ns(moment: datetime) -> int:
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return int(pd.Timestamp(aware).value)
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """Dictionary-encoded names become plain strings, as the embedded store returns them."""
+    return pa.schema(
+        [
+            pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+            for f in schema
+        ]
+    )
+
+
+def _table(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Row tuples (record-field order) → a table with the record schema's column types."""
+    plain = _plain_schema(schema)
+    if not rows:
+        return plain.empty_table()
+    columns = list(zip(*rows, strict=True))
+    arrays = [pa.array(values, f.type) for values, f in zip(columns, plain, strict=True)]
+    table = pa.Table.from_arrays(arrays, schema=plain)
+    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
+    return table.take(order)
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    frame: pd.DataFrame = table.to_pandas().set_index("ts")
+    return frame
+
+
+__all__ = ["CassandraStore"]

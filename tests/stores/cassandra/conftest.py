@@ -1,0 +1,47 @@
+"""Cassandra store fixtures: one shared test keyspace, a direct driver session for checks."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy
+from cassandra.query import tuple_factory
+
+
+def keyspace_url(cassandra_url: str, keyspace: str) -> str:
+    """The test server's URL with another keyspace."""
+    parts = urlsplit(cassandra_url)
+    return parts._replace(path=f"/{keyspace}").geturl()
+
+
+@pytest.fixture(scope="session")
+def cql(cassandra_url: str) -> Iterator[Session]:
+    """A plain driver session on the test node, to inspect and prepare schemas directly."""
+    parts = urlsplit(cassandra_url)
+    profile = ExecutionProfile(
+        load_balancing_policy=DCAwareRoundRobinPolicy(), row_factory=tuple_factory
+    )
+    cluster = Cluster(
+        [parts.hostname or "127.0.0.1"],
+        port=parts.port or 9042,
+        protocol_version=5,
+        auth_provider=PlainTextAuthProvider(
+            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
+        ),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    )
+    session = cluster.connect()
+    yield session
+    cluster.shutdown()
+
+
+@pytest.fixture
+def exchange() -> str:
+    """A fresh exchange name per test: tests share the keyspace but never each other's rows."""
+    return f"x{secrets.token_hex(4)}"
