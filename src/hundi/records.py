@@ -27,6 +27,8 @@ class Channel(enum.StrEnum):
     BOOK = "book"
     CANDLES = "candles"
     EVENTS = "events"
+    ORDERS = "orders"  # own order updates (authenticated streams)
+    FILLS = "fills"  # own trades (authenticated streams)
 
 
 # Sides, stored as int8: a trade's taker side (BUY/SELL) and a book level's side (BID/ASK).
@@ -164,6 +166,7 @@ class EventKind(enum.StrEnum):
     STALE = "stale"  # no data within the watchdog window
     SHUTDOWN = "shutdown"  # the exchange announced a server shutdown
     INVALID_SYMBOL = "invalid_symbol"  # configured, but the exchange does not list/trade it
+    AUTH_FAILED = "auth_failed"  # the venue refused our credentials; retried with a capped backoff
 
 
 class Event(Record, frozen=True, gc=False, kw_only=True):
@@ -181,6 +184,72 @@ class Event(Record, frozen=True, gc=False, kw_only=True):
     detail: str
 
 
+class Order(Record, frozen=True, gc=False, kw_only=True):
+    """One update of one of our own orders (authenticated streams).
+
+    ``status`` is normalized (:data:`ORDER_STATUSES`); ``execution`` is what the venue says
+    happened (Binance execution type ``x``, Bitfinex ``on``/``ou``/``oc``/``os``) and
+    ``venue_status`` its own status text, kept so nothing the venue said is lost. ``filled`` is
+    cumulative; ``last_fill_*`` describe this update's fill (0 when it is not a fill) and
+    ``fee``/``fee_asset`` that fill's fee.
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.ORDERS
+    # Cumulative ``filled`` grows with every fill, so (order, execution, filled) at ``ts`` names
+    # one update even when several share a millisecond.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("order_id", "execution", "filled")
+
+    order_id: str  # the exchange's id
+    client_order_id: str
+    side: int  # 1 buy, -1 sell
+    order_type: str  # venue spelling, e.g. LIMIT, MARKET, EXCHANGE LIMIT
+    time_in_force: str  # GTC, IOC, FOK, GTX... ("" where the venue has none)
+    status: str  # an ORDER_STATUSES value
+    venue_status: str
+    execution: str
+    price: float  # limit price, 0 for market orders
+    stop_price: float  # 0 when not a conditional order
+    quantity: float  # original quantity (positive)
+    filled: float  # cumulative filled quantity
+    average_price: float  # of the filled part, 0 before the first fill
+    last_fill_price: float
+    last_fill_quantity: float
+    fee: float  # of this update's fill
+    fee_asset: str
+    trade_id: int  # this update's fill, -1 if none
+    reject_reason: str
+    created_ts: int  # order creation time, ns (-1 if the venue does not say)
+
+
+class Fill(Record, frozen=True, gc=False, kw_only=True):
+    """One execution of one of our own orders (authenticated streams)."""
+
+    CHANNEL: ClassVar[Channel] = Channel.FILLS
+    IDENTITY: ClassVar[tuple[str, ...]] = ("trade_id", "order_id")
+
+    trade_id: int
+    order_id: str
+    client_order_id: str
+    side: int  # 1 buy, -1 sell
+    order_type: str
+    price: float
+    quantity: float
+    fee: float  # positive = paid, negative = rebate (Bitfinex reports fees negative: flipped)
+    fee_asset: str
+    maker: bool
+
+
+# Normalized order statuses (``Order.status``).
+ORDER_STATUSES: Final = (
+    "new",
+    "partially_filled",
+    "filled",
+    "canceled",
+    "pending_cancel",
+    "rejected",
+    "expired",
+)
+
 RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.TRADES: Trade,
     Channel.BBO: Bbo,
@@ -188,6 +257,8 @@ RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.BOOK: BookChange,
     Channel.CANDLES: Candle,
     Channel.EVENTS: Event,
+    Channel.ORDERS: Order,
+    Channel.FILLS: Fill,
 }
 
 _ARROW_TYPES: Final[dict[Any, pa.DataType]] = {

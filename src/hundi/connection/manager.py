@@ -20,6 +20,12 @@ Reconnects:
   exchange stream is the same bytes). Per stream, messages stay in order and none is lost or
   doubled, so the protocol sees no close/open and keeps its book. The protocol's own
   sequence checks (Binance depth drops ``u <= last``) remain the second line of defence.
+
+Authenticated streams (``StreamSpec.private``): the URL and the messages of each open come from
+``protocol.opening`` at that moment (fresh signatures, listen keys); when it answers None (no
+listen key yet, authentication back-off) the stream waits without touching the network. Their
+messages, URLs and private REST answers are never logged or captured: captures show the spec's
+public URL and a redaction marker instead.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from hundi.capture.events import CaptureKind
 from hundi.connection.backoff import Backoff
 from hundi.connection.client import CloseInfo, WsClient, WsConnectError, WsConnection
 from hundi.exchanges.base import (
+    Opening,
     RecordSink,
     RejectedFrame,
     RestRequest,
@@ -111,6 +118,11 @@ class StreamStats:
 
 
 _DELIVER, _HOLD, _DELIVER_REMEMBER, _DROP = 0, 1, 2, 3
+REDACTED = b"<redacted: authenticated message>"
+
+
+class _NotReady(Exception):
+    """The protocol cannot give this stream's URL/messages yet (``opening`` returned None)."""
 
 
 class _Feed:
@@ -280,10 +292,16 @@ class ConnectionManager:
 
     async def _open(self, spec: StreamSpec, mode: int) -> _Live:
         stats = self.stats[spec.key]
+        opening = self._opening(spec)
         feed = _Feed(spec.key, self._deliver, mode)
-        conn = await self.client.connect(
-            spec.url, feed, connect_timeout=self.settings.connect_timeout_s
-        )
+        try:
+            conn = await self.client.connect(
+                opening.url, feed, connect_timeout=self.settings.connect_timeout_s
+            )
+        except WsConnectError as exc:
+            if spec.private and opening.url != spec.url:
+                raise WsConnectError(str(exc).replace(opening.url, spec.url)) from None
+            raise
         self._live.add(conn)
         if self._paused:
             conn.pause_reading()
@@ -292,13 +310,21 @@ class ConnectionManager:
         if self.capture is not None:
             self.capture(CaptureKind.OPEN, now, spec.key, url=spec.url)
         gap = 1.0 / spec.max_outgoing_per_s if spec.max_outgoing_per_s > 0 else 0.0
-        for i, message in enumerate(spec.subscribe):
+        for i, message in enumerate(opening.messages):
             if i and gap:
                 await asyncio.sleep(gap)
             conn.send(message)
             if self.capture is not None:
-                self.capture(CaptureKind.SENT, time.time_ns(), spec.key, data=message)
+                shown = REDACTED if spec.private else message
+                self.capture(CaptureKind.SENT, time.time_ns(), spec.key, data=shown)
         return _Live(conn, feed)
+
+    def _opening(self, spec: StreamSpec) -> Opening:
+        """This open's URL and messages, built now (fresh signatures, listen keys)."""
+        opening = self.protocol.opening(spec, time.time_ns())
+        if opening is None:
+            raise _NotReady(spec.key)
+        return opening
 
     async def _close(self, live: _Live, reason: str) -> CloseInfo:
         live.feed.mode = _DROP
@@ -346,9 +372,16 @@ class ConnectionManager:
         )
         lifetime = settings.lifetime_s if settings.lifetime_s is not None else spec.max_lifetime_s
         ever_connected = False
+        waiting = False
         while not self._stop.is_set():
             try:
                 live = await self._open(spec, _DELIVER)
+            except _NotReady:
+                if not waiting:
+                    log.info("%s: waiting for the venue protocol (credentials or listen key)", key)
+                    waiting = True
+                await self._sleep(settings.tick_s)
+                continue
             except WsConnectError as exc:
                 stats.connect_failures += 1
                 stats.last_error = str(exc)
@@ -356,6 +389,7 @@ class ConnectionManager:
                 log.warning("%s: %s; retry #%d in %.1fs", key, exc, backoff.attempt, delay)
                 await self._sleep(delay)
                 continue
+            waiting = False
             stats.connected = True
             if ever_connected:
                 stats.reconnects += 1
@@ -409,6 +443,7 @@ class ConnectionManager:
         stop_wait = asyncio.ensure_future(self._stop.wait())
         rollover_backoff = Backoff(settings.backoff_initial_s, settings.backoff_cap_s)
         next_rollover_try = 0.0
+        stale_after = settings.stale_after_s if spec.stale_after_s is None else spec.stale_after_s
         try:
             while True:
                 await asyncio.wait(
@@ -421,7 +456,7 @@ class ConnectionManager:
                 if live.closed.done():
                     return "closed", live
                 now = time.monotonic()
-                if not self._paused and now - live.conn.last_activity > settings.stale_after_s:
+                if not self._paused and now - live.conn.last_activity > stale_after:
                     return "stale", live
                 requested = key in self._reconnect_requests or key in self._venue_requests()
                 aged = now - live.opened_at >= lifetime
@@ -452,6 +487,10 @@ class ConnectionManager:
         old.feed.mode = _DELIVER_REMEMBER
         try:
             new = await self._open(spec, _HOLD)
+        except _NotReady:
+            old.feed.mode = _DELIVER
+            old.feed.seen = set()
+            return old
         except WsConnectError as exc:
             old.feed.mode = _DELIVER
             old.feed.seen = set()
@@ -536,7 +575,9 @@ class ConnectionManager:
         async with limit:
             self.rest_requests += 1
             try:
-                async with session.get(request.url) as reply:
+                async with session.request(
+                    request.method, request.url, headers=dict(request.headers)
+                ) as reply:
                     body = await reply.read()
                     response = RestResponse(reply.status, body, dict(reply.headers))
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -546,13 +587,14 @@ class ConnectionManager:
             if response.status >= 400:
                 self.rest_failures += 1
                 log.warning(
-                    "REST %s for %s: status %d %s",
+                    "REST %s %s for %s: status %d %s",
+                    request.method,
                     request.url,
                     request.key,
                     response.status,
-                    response.body[:200].decode("utf-8", "replace"),
+                    "" if request.private else response.body[:200].decode("utf-8", "replace"),
                 )
-            if self.capture is not None:
+            if self.capture is not None and not request.private:
                 self.capture(
                     CaptureKind.REST,
                     recv_ns,

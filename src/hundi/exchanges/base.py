@@ -21,6 +21,8 @@ from hundi.records import (
     Candle,
     Channel,
     Event,
+    Fill,
+    Order,
     Record,
     Ticker,
     Trade,
@@ -44,27 +46,29 @@ class RejectedFrame(Exception):
 
 
 class RecordSink:
-    """Per-channel lists the protocol appends records to; drained in batches by the pipeline."""
+    """Per-channel lists the protocol appends records to; drained in batches by the pipeline.
 
-    __slots__ = ("bbo", "book", "candles", "events", "ticker", "trades")
+    One list attribute per :class:`Channel`, named by its value (``sink.trades``...), so a
+    channel added to ``records`` gets its list without editing this class.
+    """
+
+    __slots__ = tuple(c.value for c in Channel)
+
+    trades: list[Trade]
+    bbo: list[Bbo]
+    ticker: list[Ticker]
+    book: list[BookChange]
+    candles: list[Candle]
+    events: list[Event]
+    orders: list[Order]
+    fills: list[Fill]
 
     def __init__(self) -> None:
-        self.trades: list[Trade] = []
-        self.bbo: list[Bbo] = []
-        self.ticker: list[Ticker] = []
-        self.book: list[BookChange] = []
-        self.candles: list[Candle] = []
-        self.events: list[Event] = []
+        for channel in Channel:
+            setattr(self, channel.value, [])
 
     def __len__(self) -> int:
-        return (
-            len(self.trades)
-            + len(self.bbo)
-            + len(self.ticker)
-            + len(self.book)
-            + len(self.candles)
-            + len(self.events)
-        )
+        return sum(len(getattr(self, channel.value)) for channel in Channel)
 
     def items(self) -> Iterator[tuple[Channel, list[Record]]]:
         """Non-empty channels and their records."""
@@ -91,15 +95,38 @@ class StreamSpec:
     max_outgoing_per_s: float = 5.0  # venue limit on client messages
     max_lifetime_s: float = 23.5 * 3600  # reconnect proactively before the venue drops us
     ping_interval_s: float | None = None  # client pings; None = only answer server pings
+    # Authenticated: the URL/messages come from ``VenueProtocol.opening`` at each (re)open and
+    # carry credentials or a listen key, so logs and raw captures show ``url`` and redact them.
+    private: bool = False
+    # Streams that are legitimately quiet for long (an idle account) override the collector's
+    # stale window; None = the collector's.
+    stale_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What to connect to and send for one (re)open of a stream, built at that moment.
+
+    Signed messages (timestamps, nonces) and listen-key URLs cannot be fixed in advance, so the
+    I/O layer asks the protocol for them at every open.
+    """
+
+    url: str = field(repr=False)
+    messages: tuple[bytes, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class RestRequest:
-    """A REST call the venue needs (order-book snapshots)."""
+    """A REST call the venue needs (order-book snapshots, listen keys)."""
 
     key: str  # e.g. the native symbol whose book needs it
     url: str
     weight: int = 1
+    method: str = "GET"
+    # Headers may hold an API key: never in reprs, logs or captures.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Private answers (a listen key) are neither logged nor captured.
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +177,11 @@ class VenueProtocol(ABC):
         Raises :class:`RejectedFrame` for frames that cannot be used (malformed, unknown event,
         unknown symbol...). Must never raise anything else on bad input.
         """
+
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
+        """URL and messages for opening ``spec`` now; None = not yet (waiting for a listen key
+        or an authentication back-off): the I/O layer asks again a little later."""
+        return Opening(spec.url, spec.subscribe)
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:  # noqa: B027
         """A connection (re)opened; books on it will need a fresh snapshot."""

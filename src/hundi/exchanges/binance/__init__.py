@@ -10,13 +10,24 @@ from __future__ import annotations
 import random
 
 from hundi.exchanges.base import VenueConfig
-from hundi.exchanges.binance.protocol import BinanceProtocol
+from hundi.exchanges.binance.protocol import PRIVATE_CHANNELS, BinanceProtocol
 from hundi.exchanges.binance.symbols import Market
+from hundi.exchanges.credentials import Credentials, require_credentials
 
 
-def BinanceVenue(config: VenueConfig, rng: random.Random | None = None) -> BinanceProtocol:
-    """Build the protocol for ``config``; raises ValueError on a bad configuration."""
-    return BinanceProtocol(config, rng=rng)
+def BinanceVenue(
+    config: VenueConfig,
+    rng: random.Random | None = None,
+    credentials: Credentials | None = None,
+) -> BinanceProtocol:
+    """Build the protocol for ``config``; raises ValueError on a bad configuration.
+
+    The ``orders``/``fills`` channels need credentials: given, or else loaded from the
+    environment / ``.secret.binance.env`` (:mod:`hundi.exchanges.credentials`).
+    """
+    if credentials is None and PRIVATE_CHANNELS.intersection(config.channels):
+        credentials = require_credentials("binance")
+    return BinanceProtocol(config, rng=rng, credentials=credentials)
 
 
 __all__ = ["BinanceProtocol", "BinanceVenue", "Market"]

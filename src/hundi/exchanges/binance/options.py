@@ -28,6 +28,14 @@ OPTION_HELP = {
     "seed": "seed of the back-off jitter RNG, default 0",
     "quote_assets": "extra quote assets, comma separated",
     "symbol_map": "explicit names, NATIVE=BASE-QUOTE,...",
+    # authenticated streams (channels orders, fills)
+    "private_endpoint": "user-data WS base (spot: the WebSocket API host), default: --endpoint "
+    "if given, else Binance's",
+    "listen_key_keepalive_s": "USD-M listen key keep-alive period, default 1800",
+    "recv_window_ms": "spot user-data subscription recvWindow, default 5000",
+    "auth_retry_initial_ms": "first retry after refused credentials, default 10000",
+    "auth_retry_cap_ms": "longest retry delay after refused credentials, default 600000",
+    "auth_max_attempts": "refused authentications in a row before giving up, default 8",
 }
 
 
@@ -70,6 +78,12 @@ class BinanceOptions:
     seed: int
     quote_assets: tuple[str, ...]
     symbol_map: dict[str, str]
+    private_endpoint: str | None
+    listen_key_keepalive_s: int
+    recv_window_ms: int
+    auth_retry_initial_ms: int
+    auth_retry_cap_ms: int
+    auth_max_attempts: int
 
     @classmethod
     def parse(cls, options: Mapping[str, str], market: Market) -> BinanceOptions:
@@ -117,4 +131,10 @@ class BinanceOptions:
                 q.strip().upper() for q in options.get("quote_assets", "").split(",") if q.strip()
             ),
             symbol_map=parse_symbol_map(options.get("symbol_map", "")),
+            private_endpoint=options.get("private_endpoint") or None,
+            listen_key_keepalive_s=_int(options, "listen_key_keepalive_s", 1800, 1, 3300),
+            recv_window_ms=_int(options, "recv_window_ms", 5000, 1, 60_000),
+            auth_retry_initial_ms=_int(options, "auth_retry_initial_ms", 10_000, 1, 3_600_000),
+            auth_retry_cap_ms=_int(options, "auth_retry_cap_ms", 600_000, 1, 86_400_000),
+            auth_max_attempts=_int(options, "auth_max_attempts", 8, 1, 1000),
         )

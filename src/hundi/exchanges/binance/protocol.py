@@ -12,6 +12,10 @@ malformed JSON, unknown streams/symbols/events raise :class:`RejectedFrame` with
 
 Options (``VenueConfig.options``, strings) are listed and checked in
 :mod:`hundi.exchanges.binance.options`.
+
+The ``orders`` and ``fills`` channels add one authenticated user-data connection (key
+``userdata``), run by :mod:`hundi.exchanges.binance.userdata`; it covers every symbol of the
+account, not just the configured ones.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import random
 import msgspec
 from msgspec import Raw
 
+from hundi.exchanges.authretry import AuthRetry
 from hundi.exchanges.base import (
     BookState,
     FrameStatus,
+    Opening,
     RecordSink,
     RejectedFrame,
     RestRequest,
@@ -56,7 +62,18 @@ from hundi.exchanges.binance.symbols import (
     normalize,
     parse_market,
 )
+from hundi.exchanges.binance.userdata import (
+    LISTEN_KEY,
+    SPOT_WS_API,
+    USERDATA_KEY,
+    FuturesUserData,
+    SpotUserData,
+    UserDataStream,
+)
+from hundi.exchanges.credentials import Credentials
 from hundi.records import Channel, Event, EventKind
+
+PRIVATE_CHANNELS = frozenset((Channel.ORDERS, Channel.FILLS))
 
 EXCHANGE = "binance"
 
@@ -83,14 +100,23 @@ class BinanceProtocol(VenueProtocol):
 
     exchange = EXCHANGE
 
-    def __init__(self, config: VenueConfig, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: VenueConfig,
+        rng: random.Random | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.market = market = parse_market(config.market)
         opts = BinanceOptions.parse(config.options, market)
         if not config.symbols:
             raise ValueError("no symbols configured")
-        channels = tuple(dict.fromkeys(config.channels))
-        if not [c for c in channels if c is not Channel.EVENTS]:
+        wanted = tuple(dict.fromkeys(config.channels))
+        private = [c for c in wanted if c in PRIVATE_CHANNELS]
+        channels = tuple(c for c in wanted if c not in PRIVATE_CHANNELS)
+        if not private and not [c for c in channels if c is not Channel.EVENTS]:
             raise ValueError("no market-data channels configured")
+        if private and credentials is None:
+            raise ValueError("the orders and fills channels need API credentials")
 
         quotes = KNOWN_QUOTE_ASSETS + opts.quote_assets
         by_native = {}
@@ -156,6 +182,36 @@ class BinanceProtocol(VenueProtocol):
         self.invalid_symbols: list[str] = []  # natives exchangeInfo says we cannot collect
         self._reconnects: list[str] = []
         self._now_ns = 0
+        self._quotes = quotes
+        self._symbol_map = opts.symbol_map
+        self._account_symbols: dict[str, str] = {}
+        self.userdata: UserDataStream | None = None
+        if private:
+            assert credentials is not None
+            retry = AuthRetry(
+                initial_s=opts.auth_retry_initial_ms / 1000,
+                cap_s=opts.auth_retry_cap_ms / 1000,
+                max_attempts=opts.auth_max_attempts,
+            )
+            if market is Market.SPOT:
+                self.userdata = SpotUserData(
+                    credentials,
+                    self._account_symbol,
+                    retry,
+                    opts.private_endpoint or config.endpoint or SPOT_WS_API,
+                    opts.recv_window_ms,
+                )
+            else:
+                self.userdata = FuturesUserData(
+                    credentials,
+                    self._account_symbol,
+                    retry,
+                    opts.private_endpoint or ws_base,
+                    self.rest_base,
+                    opts.usdm_split,
+                    opts.listen_key_keepalive_s,
+                )
+            self._specs.append(self.userdata.spec)
 
     # ------------------------------------------------------------------ connections
     def connections(self) -> list[StreamSpec]:
@@ -165,11 +221,38 @@ class BinanceProtocol(VenueProtocol):
         info = self._symbols.get(native.upper())
         return info.normalized if info is not None else native
 
+    def _account_symbol(self, native: str) -> str:
+        """Account events name any symbol of the account: normalize it once, keep it."""
+        known = self._account_symbols.get(native)
+        if known is None:
+            info = self._symbols.get(native)
+            if info is not None:
+                known = info.normalized
+            else:
+                try:
+                    info = normalize(native, self.market, self._quotes, self._symbol_map)
+                    known = info.normalized
+                except ValueError:
+                    known = native  # an unknown quote asset: keep the native name
+            self._account_symbols[native] = known
+        return known
+
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
+        if spec.key == USERDATA_KEY and self.userdata is not None:
+            return self.userdata.opening(now_ns)
+        return Opening(spec.url, spec.subscribe)
+
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         """A fresh connection starts a fresh diff sequence: books on it start over."""
+        if conn_key == USERDATA_KEY and self.userdata is not None:
+            self.userdata.on_open(now_ns, out)
+            return
         self._disconnect_books(conn_key, now_ns, out)
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        if conn_key == USERDATA_KEY and self.userdata is not None:
+            self.userdata.on_close(now_ns, out)
+            return
         self._disconnect_books(conn_key, now_ns, out)
 
     def _disconnect_books(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
@@ -181,10 +264,14 @@ class BinanceProtocol(VenueProtocol):
 
     def take_reconnects(self) -> list[str]:
         taken, self._reconnects = self._reconnects, []
+        if self.userdata is not None and self.userdata.take_reconnect():
+            taken.append(USERDATA_KEY)
         return taken
 
     # ------------------------------------------------------------------ frames
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        if conn_key == USERDATA_KEY and self.userdata is not None:
+            return self.userdata.receive(data, recv_ns, out)
         try:
             frame = FRAME_DECODER.decode(data)
         except msgspec.ValidationError as e:
@@ -304,6 +391,8 @@ class BinanceProtocol(VenueProtocol):
             requests.append(
                 RestRequest(key=EXCHANGE_INFO_KEY, url=self._info_url, weight=info_weight)
             )
+        if self.userdata is not None:
+            requests += self.userdata.due_requests(now_ns)
         return requests
 
     def receive_response(
@@ -311,6 +400,9 @@ class BinanceProtocol(VenueProtocol):
     ) -> None:
         self._now_ns = max(self._now_ns, recv_ns)
         native = request.key
+        if native == LISTEN_KEY and self.userdata is not None:
+            self.userdata.receive_response(request, response, recv_ns, out)
+            return
         if native == EXCHANGE_INFO_KEY:
             self._exchange_info(response, recv_ns, out)
             return
@@ -388,6 +480,8 @@ class BinanceProtocol(VenueProtocol):
             times.append(
                 scheduler.earliest_ns(EXCHANGE_INFO_KEY, self.info_weight, self._now_ns, side=True)
             )
+        if self.userdata is not None and (wake := self.userdata.next_wakeup_ns()) is not None:
+            times.append(wake)
         return min(times) if times else None
 
     # ------------------------------------------------------------------ status

@@ -1,0 +1,534 @@
+"""Binance user-data streams (own orders and fills), sans-I/O.
+
+Spot (since listen keys were retired on 2026-02-20): one WebSocket-API connection
+(``/ws-api/v3``); on every open it sends ``userDataStream.subscribe.signature`` with ``apiKey``,
+``timestamp`` and the HMAC-SHA256 ``signature``; events then arrive as
+``{"subscriptionId": n, "event": {...}}``. ``eventStreamTerminated`` ends the subscription: we
+reconnect (make-before-break) and subscribe again.
+
+USD-M: ``POST /fapi/v1/listenKey`` (header ``X-MBX-APIKEY``) yields a 60-minute key, kept alive
+with ``PUT`` every ``listen_key_keepalive_s`` (30 min); error -1125 (unknown key) or a
+``listenKeyExpired`` event makes us create a new key and reconnect. Events arrive bare on
+``/private/ws/<listenKey>``.
+
+Neither venue replays account events missed while disconnected, so a dropped user-data
+connection records a ``gap`` event on the ``orders`` channel: stored orders are complete except
+where such an event says otherwise. A refused key or signature records ``auth_failed``, logs one
+clear line and retries with :class:`~hundi.exchanges.authretry.AuthRetry` (capped, counted); the
+market-data connections are untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from hundi.exchanges.authretry import AuthRetry
+from hundi.exchanges.base import (
+    FrameStatus,
+    Opening,
+    RecordSink,
+    RejectedFrame,
+    RestRequest,
+    RestResponse,
+    StreamSpec,
+)
+from hundi.exchanges.binance.auth import signed_ws_params
+from hundi.exchanges.binance.userdata_messages import (
+    ACCOUNT_POSITION_DECODER,
+    ACCOUNT_UPDATE_DECODER,
+    API_ERROR_DECODER,
+    API_REPLY_DECODER,
+    BALANCE_UPDATE_DECODER,
+    EVENT_HEAD_DECODER,
+    EXECUTION_REPORT_DECODER,
+    LISTEN_KEY_DECODER,
+    LISTEN_KEY_EXPIRED_DECODER,
+    ORDER_TRADE_UPDATE_DECODER,
+    STREAM_TERMINATED_DECODER,
+    TRADE_LITE_DECODER,
+    ApiError,
+    ExecutionReport,
+    FuturesOrder,
+)
+from hundi.exchanges.credentials import Credentials
+from hundi.records import BUY, SELL, Channel, Event, EventKind, Fill, Order
+
+log = logging.getLogger("hundi.exchanges.binance")
+
+EXCHANGE = "binance"
+USERDATA_KEY = "userdata"  # connection key of the private stream
+LISTEN_KEY = "listenKey"  # REST key of listen-key requests (never a native symbol: lower case)
+MS = 1_000_000
+S = 1_000_000_000
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+
+SPOT_WS_API = "wss://ws-api.binance.com:443"
+# Binance codes meaning "these credentials / this signature are not accepted".
+AUTH_ERROR_CODES = frozenset((-1002, -1021, -1022, -2008, -2014, -2015))
+LISTEN_KEY_UNKNOWN = -1125
+
+STATUSES = {
+    "NEW": "new",
+    "PENDING_NEW": "new",
+    "PARTIALLY_FILLED": "partially_filled",
+    "FILLED": "filled",
+    "CANCELED": "canceled",
+    "PENDING_CANCEL": "pending_cancel",
+    "REJECTED": "rejected",
+    "EXPIRED": "expired",
+    "EXPIRED_IN_MATCH": "expired",
+}
+# Account events we understand and check, but do not store (balances, OCO lists, positions).
+SPOT_UNSTORED = frozenset(("listStatus", "externalLockUpdate"))
+USDM_UNSTORED = frozenset((
+    "MARGIN_CALL", "ACCOUNT_CONFIG_UPDATE", "STRATEGY_UPDATE", "GRID_UPDATE",
+    "CONDITIONAL_ORDER_TRIGGER_REJECT", "ALGO_UPDATE",
+))  # fmt: skip
+
+
+def _side(text: str) -> int:
+    if text == "BUY":
+        return BUY
+    if text == "SELL":
+        return SELL
+    raise RejectedFrame("invalid_message", f"unknown order side {text!r}")
+
+
+class UserDataStream:
+    """What spot and USD-M share: the connection, auth back-off, gap and auth events."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        normalize: Callable[[str], str],
+        retry: AuthRetry,
+        spec: StreamSpec,
+    ) -> None:
+        self.credentials = credentials
+        self.normalize = normalize
+        self.retry = retry
+        self.spec = spec
+        self.subscribed = False
+        self.reconnect_wanted = False
+        self.now_ns = 0
+        self.orders = 0
+        self.fills = 0
+
+    # -- hooks the protocol delegates to -------------------------------------------------
+    def opening(self, now_ns: int) -> Opening | None:
+        raise NotImplementedError
+
+    def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        raise NotImplementedError
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        return []
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        return None
+
+    def next_wakeup_ns(self) -> int | None:
+        if self.reconnect_wanted and not self.retry.gave_up and self.retry.retry_at_ns:
+            return self.retry.retry_at_ns
+        return None
+
+    def on_open(self, now_ns: int, out: RecordSink) -> None:
+        self.now_ns = max(self.now_ns, now_ns)
+
+    def on_close(self, now_ns: int, out: RecordSink) -> None:
+        self.now_ns = max(self.now_ns, now_ns)
+        if self.subscribed:
+            self.subscribed = False
+            self._event(out, EventKind.GAP, now_ns, "user-data stream closed; Binance does not "
+                        "replay account events missed until it is subscribed again")
+
+    def take_reconnect(self) -> bool:
+        if self.reconnect_wanted and self._ready(self.now_ns):
+            self.reconnect_wanted = False
+            return True
+        return False
+
+    def _ready(self, now_ns: int) -> bool:
+        return self.retry.allowed(now_ns)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _event(self, out: RecordSink, kind: EventKind, ts: int, detail: str) -> None:
+        out.events.append(Event(
+            exchange=EXCHANGE, symbol="", native_symbol="", ts=ts, recv_ts=ts,
+            kind=kind.value, channel=Channel.ORDERS.value, expected=-1, received=-1,
+            detail=self._scrub(detail),
+        ))  # fmt: skip
+
+    def _scrub(self, text: str) -> str:
+        """Venue texts never carry our key, but a message is only shown after making sure."""
+        for value in self.credentials.values():
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    def _auth_failed(self, out: RecordSink, now_ns: int, why: str) -> None:
+        delay = self.retry.failed(now_ns)
+        attempt = self.retry.failures
+        source = self.credentials.source
+        if delay is None:
+            detail = (f"Binance refused the API credentials from {source} ({why}); giving up "
+                      f"after {attempt} attempts: fix the key and restart")  # fmt: skip
+            log.error("%s", self._scrub(detail))
+        else:
+            detail = (f"Binance refused the API credentials from {source} ({why}); "
+                      f"attempt {attempt}, next in {delay:.0f}s")  # fmt: skip
+            log.warning("%s", self._scrub(detail))
+        self._event(out, EventKind.AUTH_FAILED, now_ns, detail)
+        self.reconnect_wanted = delay is not None
+
+    def _order(
+        self,
+        out: RecordSink,
+        recv_ns: int,
+        native: str,
+        ts: int,
+        *,
+        order_id: int,
+        client_order_id: str,
+        side: str,
+        order_type: str,
+        time_in_force: str,
+        venue_status: str,
+        execution: str,
+        price: float,
+        stop_price: float,
+        quantity: float,
+        filled: float,
+        average_price: float,
+        last_price: float,
+        last_quantity: float,
+        fee: float,
+        fee_asset: str,
+        trade_id: int,
+        maker: bool,
+        reject_reason: str,
+        created_ts: int,
+    ) -> None:
+        symbol = self.normalize(native)
+        signed_side = _side(side)
+        oid = str(order_id)
+        out.orders.append(Order(
+            exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+            order_id=oid, client_order_id=client_order_id, side=signed_side,
+            order_type=order_type, time_in_force=time_in_force,
+            status=STATUSES.get(venue_status, venue_status.lower()), venue_status=venue_status,
+            execution=execution, price=price, stop_price=stop_price, quantity=quantity,
+            filled=filled, average_price=average_price, last_fill_price=last_price,
+            last_fill_quantity=last_quantity, fee=fee, fee_asset=fee_asset, trade_id=trade_id,
+            reject_reason=reject_reason, created_ts=created_ts,
+        ))  # fmt: skip
+        self.orders += 1
+        if execution == "TRADE":
+            out.fills.append(Fill(
+                exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+                trade_id=trade_id, order_id=oid, client_order_id=client_order_id,
+                side=signed_side, order_type=order_type, price=last_price,
+                quantity=last_quantity, fee=fee, fee_asset=fee_asset, maker=maker,
+            ))  # fmt: skip
+            self.fills += 1
+
+
+class SpotUserData(UserDataStream):
+    """Spot: WebSocket API ``userDataStream.subscribe.signature`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        normalize: Callable[[str], str],
+        retry: AuthRetry,
+        ws_api_base: str,
+        recv_window_ms: int,
+    ) -> None:
+        url = ws_api_base.rstrip("/") + "/ws-api/v3"
+        spec = StreamSpec(
+            key=USERDATA_KEY, url=url, max_outgoing_per_s=5.0, private=True,
+            stale_after_s=None,
+        )  # fmt: skip
+        super().__init__(credentials, normalize, retry, spec)
+        self.recv_window_ms = recv_window_ms
+        self._next_id = 0
+        self._pending: set[int] = set()
+
+    def opening(self, now_ns: int) -> Opening | None:
+        self.now_ns = max(self.now_ns, now_ns)
+        if not self._ready(now_ns):
+            return None
+        self._next_id += 1
+        self._pending.add(self._next_id)
+        params = signed_ws_params(self.credentials, now_ns // MS, self.recv_window_ms)
+        message = msgspec.json.encode(
+            {"id": self._next_id, "method": "userDataStream.subscribe.signature", "params": params}
+        )
+        return Opening(self.spec.url, (message,))
+
+    def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        self.now_ns = max(self.now_ns, recv_ns)
+        try:
+            reply = API_REPLY_DECODER.decode(data)
+        except msgspec.ValidationError as e:
+            raise RejectedFrame("invalid_message", str(e)) from None
+        except DECODE_ERRORS as e:
+            raise RejectedFrame("malformed_json", str(e)) from None
+        if reply.event:
+            return self._event_frame(reply.event, recv_ns, out)
+        if reply.id is not None or reply.status is not None:
+            return self._reply(reply.id, reply.status, reply.error, recv_ns, out)
+        raise RejectedFrame("invalid_message", "neither an event nor a reply")
+
+    def _reply(
+        self,
+        rid: int | str | None,
+        status: int | None,
+        error: msgspec.Raw,
+        recv_ns: int,
+        out: RecordSink,
+    ) -> FrameStatus:
+        ours = isinstance(rid, int) and rid in self._pending
+        if ours:
+            assert isinstance(rid, int)
+            self._pending.discard(rid)
+        if status == 200 and not error:
+            if ours:
+                self.subscribed = True
+                self.retry.succeeded()
+                log.info("Binance user-data stream subscribed")
+            return FrameStatus.FILTERED
+        problem = ApiError()
+        if error:
+            try:
+                problem = API_ERROR_DECODER.decode(error)
+            except DECODE_ERRORS:
+                problem = ApiError(msg="unreadable error")
+        why = f"status {status}, code {problem.code}: {problem.msg}"
+        if ours:
+            self._auth_failed(out, recv_ns, why)
+            return FrameStatus.PROCESSED
+        raise RejectedFrame("server_error", self._scrub(why))
+
+    def _event_frame(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
+        try:
+            kind = EVENT_HEAD_DECODER.decode(payload).e
+            if kind == "executionReport":
+                self._execution(EXECUTION_REPORT_DECODER.decode(payload), recv_ns, out)
+                return FrameStatus.PROCESSED
+            if kind == "outboundAccountPosition":
+                ACCOUNT_POSITION_DECODER.decode(payload)
+                return FrameStatus.FILTERED
+            if kind == "balanceUpdate":
+                BALANCE_UPDATE_DECODER.decode(payload)
+                return FrameStatus.FILTERED
+            if kind == "eventStreamTerminated":
+                ended = STREAM_TERMINATED_DECODER.decode(payload)
+                return self._terminated(ended.event_time, recv_ns, out)
+        except msgspec.ValidationError as e:
+            raise RejectedFrame("invalid_message", str(e)) from None
+        except DECODE_ERRORS as e:
+            raise RejectedFrame("malformed_json", str(e)) from None
+        if kind in SPOT_UNSTORED:
+            return FrameStatus.FILTERED
+        raise RejectedFrame("unknown_event", kind or "(no event type)")
+
+    def _terminated(self, event_ms: int, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """The subscription ended: subscribe again on a fresh connection, at once."""
+        self.subscribed = False
+        self.reconnect_wanted = True
+        self._event(out, EventKind.GAP, event_ms * MS if event_ms else recv_ns,
+                    "eventStreamTerminated: subscription ended; subscribing again")  # fmt: skip
+        log.warning("Binance ended the user-data subscription; subscribing again")
+        return FrameStatus.PROCESSED
+
+    def _execution(self, msg: ExecutionReport, recv_ns: int, out: RecordSink) -> None:
+        filled = msg.filled
+        self._order(
+            out, recv_ns, msg.symbol, msg.transaction_time * MS,
+            order_id=msg.order_id,
+            # a cancel's ``c`` is the cancel request's id; ``C`` is the order's own
+            client_order_id=msg.original_client_order_id or msg.client_order_id,
+            side=msg.side, order_type=msg.order_type, time_in_force=msg.time_in_force,
+            venue_status=msg.status, execution=msg.execution, price=msg.price,
+            stop_price=msg.stop_price, quantity=msg.quantity, filled=filled,
+            average_price=msg.filled_quote / filled if filled > 0 else 0.0,
+            last_price=msg.last_price, last_quantity=msg.last_quantity,
+            fee=msg.commission, fee_asset=msg.commission_asset or "",
+            trade_id=msg.trade_id, maker=msg.maker,
+            reject_reason="" if msg.reject_reason == "NONE" else msg.reject_reason,
+            created_ts=msg.created_time * MS if msg.created_time else -1,
+        )  # fmt: skip
+
+
+class FuturesUserData(UserDataStream):
+    """USD-M: listen key over REST, events on ``/private/ws/<key>`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        normalize: Callable[[str], str],
+        retry: AuthRetry,
+        ws_base: str,
+        rest_base: str,
+        split: bool,
+        keepalive_s: float,
+    ) -> None:
+        self.ws_path = ws_base.rstrip("/") + ("/private/ws/" if split else "/ws/")
+        spec = StreamSpec(
+            key=USERDATA_KEY, url=self.ws_path.rstrip("/"), max_outgoing_per_s=10.0,
+            private=True,
+            # USD-M pings every 3 minutes and an idle account sends nothing in between
+            stale_after_s=600.0,
+        )  # fmt: skip
+        super().__init__(credentials, normalize, retry, spec)
+        self.rest_url = rest_base.rstrip("/") + "/fapi/v1/listenKey"
+        self.keepalive_ns = int(keepalive_s * S)
+        self.listen_key: str | None = None
+        self.connected_key: str | None = None  # the key of the open connection
+        self.in_flight = False
+        self.keepalive_due_ns = 0
+        self.retry_at_ns = 0  # transport-failure back-off (auth refusals use ``retry``)
+        self.transport_failures = 0
+
+    def opening(self, now_ns: int) -> Opening | None:
+        self.now_ns = max(self.now_ns, now_ns)
+        if self.listen_key is None:
+            return None
+        self.connected_key = self.listen_key
+        return Opening(self.ws_path + self.listen_key)
+
+    def take_reconnect(self) -> bool:
+        if self.reconnect_wanted and self.listen_key is not None:
+            self.reconnect_wanted = False
+            return True
+        return False
+
+    # -- REST ------------------------------------------------------------------------------
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        self.now_ns = max(self.now_ns, now_ns)
+        if self.in_flight or now_ns < self.retry_at_ns:
+            return []
+        if self.listen_key is None:
+            if not self.retry.allowed(now_ns):
+                return []
+            method = "POST"
+        elif now_ns >= self.keepalive_due_ns:
+            method = "PUT"
+        else:
+            return []
+        self.in_flight = True
+        headers = {"X-MBX-APIKEY": self.credentials.api_key.reveal()}
+        return [RestRequest(LISTEN_KEY, self.rest_url, 1, method, headers, private=True)]
+
+    def next_wakeup_ns(self) -> int | None:
+        if self.in_flight:
+            return None
+        if self.listen_key is None:
+            if self.retry.gave_up:
+                return None
+            return max(self.retry.retry_at_ns, self.retry_at_ns)
+        return max(self.keepalive_due_ns, self.retry_at_ns)
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        self.now_ns = max(self.now_ns, recv_ns)
+        self.in_flight = False
+        status = response.status
+        if 200 <= status < 300:
+            self.transport_failures = 0
+            if request.method == "POST":
+                try:
+                    key = LISTEN_KEY_DECODER.decode(response.body).listen_key
+                except DECODE_ERRORS:
+                    self._transport_failed(recv_ns, "listen key reply without a listenKey")
+                    return
+                self.retry.succeeded()
+                self.listen_key = key
+                if self.connected_key is not None and self.connected_key != key:
+                    self.reconnect_wanted = True  # the open connection listens to a dead key
+            self.keepalive_due_ns = recv_ns + self.keepalive_ns
+            return
+        problem = ApiError()
+        with contextlib.suppress(*DECODE_ERRORS):
+            problem = API_ERROR_DECODER.decode(response.body)
+        if problem.code == LISTEN_KEY_UNKNOWN:
+            log.warning("Binance forgot the listen key (-1125); creating a new one")
+            self._event(out, EventKind.GAP, recv_ns,
+                        "listen key unknown (-1125); new key, reconnecting")  # fmt: skip
+            self.listen_key = None
+            self.reconnect_wanted = True
+            return
+        if status in (401, 403) or problem.code in AUTH_ERROR_CODES:
+            self.listen_key = None
+            self._auth_failed(out, recv_ns, f"status {status}, code {problem.code}: {problem.msg}")
+            return
+        self._transport_failed(recv_ns, f"status {status}")
+
+    def _transport_failed(self, now_ns: int, why: str) -> None:
+        """Network trouble or a 5xx: try again, doubling from 1 s to at most a minute."""
+        self.transport_failures += 1
+        delay = min(60.0, 2.0 ** (self.transport_failures - 1))
+        self.retry_at_ns = now_ns + int(delay * S)
+        log.warning("Binance listen key request failed (%s); retry in %.0fs", why, delay)
+
+    # -- frames ----------------------------------------------------------------------------
+    def on_open(self, now_ns: int, out: RecordSink) -> None:
+        super().on_open(now_ns, out)
+        self.subscribed = True  # a listen-key stream delivers from the moment it opens
+
+    def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        self.now_ns = max(self.now_ns, recv_ns)
+        try:
+            kind = EVENT_HEAD_DECODER.decode(data).e
+            if kind == "ORDER_TRADE_UPDATE":
+                msg = ORDER_TRADE_UPDATE_DECODER.decode(data)
+                self._execution(msg.order, msg.transaction_time, recv_ns, out)
+                return FrameStatus.PROCESSED
+            if kind == "TRADE_LITE":
+                TRADE_LITE_DECODER.decode(data)  # the fill is stored from ORDER_TRADE_UPDATE
+                return FrameStatus.FILTERED
+            if kind == "ACCOUNT_UPDATE":
+                ACCOUNT_UPDATE_DECODER.decode(data)
+                return FrameStatus.FILTERED
+            if kind == "listenKeyExpired":
+                expired = LISTEN_KEY_EXPIRED_DECODER.decode(data)
+                return self._expired(expired.event_time, recv_ns, out)
+        except msgspec.ValidationError as e:
+            raise RejectedFrame("invalid_message", str(e)) from None
+        except DECODE_ERRORS as e:
+            raise RejectedFrame("malformed_json", str(e)) from None
+        if kind in USDM_UNSTORED:
+            return FrameStatus.FILTERED
+        raise RejectedFrame("unknown_event", kind or "(no event type)")
+
+    def _expired(self, event_ms: int, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """The key lapsed: get a new one, then reconnect to it."""
+        self.listen_key = None
+        self.in_flight = False
+        self.retry_at_ns = 0
+        self.reconnect_wanted = True
+        self._event(out, EventKind.GAP, event_ms * MS if event_ms else recv_ns,
+                    "listenKeyExpired: new listen key, reconnecting")  # fmt: skip
+        log.warning("Binance listen key expired; creating a new one and reconnecting")
+        return FrameStatus.PROCESSED
+
+    def _execution(self, o: FuturesOrder, event_t: int, recv_ns: int, out: RecordSink) -> None:
+        trade = o.execution == "TRADE"
+        self._order(
+            out, recv_ns, o.symbol, (o.trade_time or event_t) * MS,
+            order_id=o.order_id, client_order_id=o.client_order_id, side=o.side,
+            order_type=o.order_type, time_in_force=o.time_in_force, venue_status=o.status,
+            execution=o.execution, price=o.price, stop_price=o.stop_price, quantity=o.quantity,
+            filled=o.filled, average_price=o.average_price, last_price=o.last_price,
+            last_quantity=o.last_quantity, fee=o.commission, fee_asset=o.commission_asset or "",
+            trade_id=o.trade_id if trade else -1, maker=o.maker,
+            reject_reason=o.expiry_reason if o.status == "EXPIRED" else "", created_ts=-1,
+        )  # fmt: skip
