@@ -14,12 +14,6 @@ from cassandra.policies import DCAwareRoundRobinPolicy
 from cassandra.query import tuple_factory
 
 
-def keyspace_url(cassandra_url: str, keyspace: str) -> str:
-    """The test server's URL with another keyspace."""
-    parts = urlsplit(cassandra_url)
-    return parts._replace(path=f"/{keyspace}").geturl()
-
-
 @pytest.fixture(scope="session")
 def cql(cassandra_url: str) -> Iterator[Session]:
     """A plain driver session on the test node, to inspect and prepare schemas directly."""

@@ -113,8 +113,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _split_url(url: str) -> tuple[str | None, list[tuple[str, int]], str | None]:
-    """(user, [(host, port)], keyspace) from ``cassandra://[user@]h1[:p],h2[:p]/ks``.
+def _split_url(url: str) -> tuple[str | None, list[tuple[str, int | None]], str | None]:
+    """(user, [(host, port or None)], keyspace) from ``cassandra://[user@]h1[:p],h2[:p]/ks``.
 
     Parsed by hand because ``urllib`` cannot split a comma-separated host list.
     """
@@ -130,7 +130,7 @@ def _split_url(url: str) -> tuple[str | None, list[tuple[str, int]], str | None]
                 f"in {SECRET_ENV_FILE} or the environment"
             )
         user = unquote(userinfo) or None
-    hosts: list[tuple[str, int]] = []
+    hosts: list[tuple[str, int | None]] = []
     for part in netloc.split(","):
         part = part.strip()
         if not part:
@@ -140,7 +140,7 @@ def _split_url(url: str) -> tuple[str | None, list[tuple[str, int]], str | None]
             raise StoreError(f"bad host {part!r} in Cassandra store URL")
         host = match["v6"] or match["h"]
         port_text = match["p6"] or match["p"]
-        hosts.append((host, int(port_text) if port_text else DEFAULT_PORT))
+        hosts.append((host, int(port_text) if port_text else None))
     if not hosts:
         raise StoreError("Cassandra store URL names no host (cassandra://host:9042/keyspace)")
     keyspace = unquote(path.strip("/")) or None
@@ -152,8 +152,8 @@ def load_settings(
 ) -> CassandraSettings:
     """URL + environment + env files → validated settings; a bad value names its key."""
     user, hosts, keyspace = _split_url(url)
-    ports = {port for _, port in hosts}
-    if len(ports) > 1:
+    ports = {port for _, port in hosts if port is not None}
+    if len(ports) > 1:  # the driver takes one port for all contact points
         raise StoreError("all Cassandra hosts in the store URL must use the same port")
     try:
         env = env_with_files(ENV_FILE, SECRET_ENV_FILE, environ=environ, cwd=cwd)
@@ -176,7 +176,7 @@ def load_settings(
     local_dc = env.get("CASSANDRA_DC", "").strip() or None
     return CassandraSettings(
         hosts=tuple(h for h, _ in hosts),
-        port=ports.pop(),
+        port=ports.pop() if ports else DEFAULT_PORT,
         keyspace=keyspace,
         user=user or (env.get("CASSANDRA_USER", "").strip() or None),
         password=env.get("CASSANDRA_PASSWORD") or None,

@@ -38,6 +38,7 @@ from cassandra.cluster import (
     NoHostAvailable,
     ResponseFuture,
     Session,
+    UnresolvableContactPoints,
 )
 from cassandra.concurrent import execute_concurrent
 from cassandra.policies import (
@@ -150,16 +151,21 @@ class CassandraStore(Store):
             request_timeout=s.request_timeout_s,
             row_factory=tuple_factory,
         )
-        cluster = Cluster(
-            contact_points=list(s.hosts),
-            port=s.port,
-            protocol_version=s.protocol_version,
-            auth_provider=auth,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connect_timeout=s.connect_timeout_s,
-            control_connection_timeout=s.connect_timeout_s,
-            reconnection_policy=ExponentialReconnectionPolicy(0.5, 30.0),
-        )
+        try:
+            cluster = Cluster(
+                contact_points=list(s.hosts),
+                port=s.port,
+                protocol_version=s.protocol_version,
+                auth_provider=auth,
+                execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                connect_timeout=s.connect_timeout_s,
+                control_connection_timeout=s.connect_timeout_s,
+                reconnection_policy=ExponentialReconnectionPolicy(0.5, 30.0),
+            )
+        except UnresolvableContactPoints:
+            raise StoreError(
+                f"Cassandra {s.where}: cannot resolve the host name(s) {', '.join(s.hosts)}"
+            ) from None
         try:
             session = cluster.connect()
         except Exception as exc:  # the driver raises NoHostAvailable, but also plain errors

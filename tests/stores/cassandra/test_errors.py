@@ -1,0 +1,76 @@
+"""Connection failures give one clear StoreError and never show the password anywhere."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+
+from hundi.stores.base import StoreError, open_store
+
+SECRET = "s3cr3t-Pa55-never-shown"
+
+
+def closed_port() -> int:
+    """A local port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def assert_secret_nowhere(error: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error.__cause__) and error.__cause__ is None
+    assert SECRET not in caplog.text
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in repr(record.args)
+
+
+def test_wrong_password_is_one_clear_error_without_the_password(
+    cassandra_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CASSANDRA_PASSWORD", SECRET)
+    with pytest.raises(StoreError) as raised:
+        open_store(cassandra_url)
+    message = str(raised.value)
+    assert "authentication failed for user 'cassandra'" in message
+    assert "127.0.0.1:9042/hundi_test" in message
+    assert_secret_nowhere(raised.value, caplog)
+
+
+def test_unreachable_host_is_one_clear_error_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("CASSANDRA_PASSWORD", SECRET)
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    port = closed_port()
+    with pytest.raises(StoreError) as raised:
+        open_store(f"cassandra://127.0.0.1:{port}/hundi_test")
+    message = str(raised.value)
+    assert f"127.0.0.1:{port}/hundi_test" in message
+    assert "no host available" in message
+    assert_secret_nowhere(raised.value, caplog)
+
+
+def test_a_user_without_a_password_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CASSANDRA_PASSWORD", raising=False)
+    with pytest.raises(StoreError, match="no CASSANDRA_PASSWORD"):
+        open_store(f"cassandra://someone@127.0.0.1:{closed_port()}/hundi_test")
+
+
+def test_a_password_in_the_url_is_refused_and_not_echoed() -> None:
+    with pytest.raises(StoreError) as raised:
+        open_store(f"cassandra://cassandra:{SECRET}@127.0.0.1:9042/hundi_test")
+    assert "CASSANDRA_PASSWORD" in str(raised.value)
+    assert SECRET not in str(raised.value)
+
+
+def test_an_unresolvable_host_name_is_a_clear_error() -> None:
+    with pytest.raises(StoreError, match="cannot resolve the host name"):
+        open_store("cassandra://no-such-host.invalid/hundi_test")
