@@ -1,0 +1,606 @@
+"""``book_at``: the L2 order book at any time, from stored changes and cached checkpoints.
+
+What "the book at T" means (the collector's own rules, applied to what it stored):
+
+* A symbol's book rows are put in exchange sequence order: ``update_id``, a snapshot's rows
+  before the diffs with the same id. (Time order is not the application order: a spot snapshot
+  is stamped with its receive time, after the diffs buffered while it was fetched.)
+* Of the rows with ``ts <= T``, a run of ``snapshot`` rows restarts the book; a diff that
+  continues the sequence (Binance spot ``U == previous u + 1``, USD-M ``pu == previous u``,
+  the first diff straddling the snapshot's id) is applied, level by level, last write wins; a
+  diff that does not continue it leaves the book unsynced (frozen) until the next snapshot.
+
+Replaying that from the last snapshot can mean hours of changes, so checkpoints are built
+lazily, once per (exchange, symbol, UTC day): the full book every ``checkpoint_rows`` rows at
+cut points where every earlier row is older than every later one. ``book_at(T)`` loads the last
+checkpoint at or before T and applies only the rows stored after it. Checkpoints live in a
+sidecar directory next to the embedded store (``<store>/.hundi-cache/book-checkpoints``; if that
+is not writable, ``~/.cache/hundi``) and are keyed by the day's live file names and sizes
+chained with the previous day's key, so a new flush, a compaction or an earlier day's change
+rebuilds exactly what it invalidates. The collector is not involved (option (a) of the design:
+no extra stored channel, works on every store written so far, including replays).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hundi.records import BID, Channel
+from hundi.research._source import (
+    ResearchError,
+    StoreLike,
+    TimeLike,
+    day_of,
+    day_start_ns,
+    days,
+    embedded_root,
+    fingerprint,
+    ns_to_timestamp,
+    open_for_reading,
+    read_partition_days,
+    to_ns,
+)
+
+CHECKPOINT_ROWS: Final = 50_000
+_FORMAT: Final = "1"
+_COLUMNS: Final = (
+    "ts",
+    "recv_ts",
+    "side",
+    "price",
+    "size",
+    "snapshot",
+    "first_update_id",
+    "update_id",
+    "prev_update_id",
+)
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+
+@dataclass(slots=True)
+class Levels:
+    """A full book: ``key`` is -price for bids and +price for asks, so sorted keys list each
+    side best first; ``ts`` is when each level got its size."""
+
+    key: F64
+    size: F64
+    ts: I64
+
+    @staticmethod
+    def empty() -> Levels:
+        return Levels(np.empty(0), np.empty(0), np.empty(0, np.int64))
+
+    def merge(self, key: F64, size: F64, ts: I64) -> Levels:
+        """Apply level writes in order: last write per level wins, size 0 deletes."""
+        if len(key) == 0:
+            return self
+        keys = np.concatenate([self.key, key])[::-1]
+        sizes = np.concatenate([self.size, size])[::-1]
+        stamps = np.concatenate([self.ts, ts])[::-1]
+        unique, first = np.unique(keys, return_index=True)  # first in reversed = last written
+        kept_sizes = sizes[first]
+        keep = kept_sizes > 0.0
+        return Levels(unique[keep], kept_sizes[keep], stamps[first][keep])
+
+
+@dataclass(slots=True)
+class BookState:
+    """The walk's state between rows: the book plus what the next diff must continue."""
+
+    levels: Levels
+    synced: bool = False
+    last_u: int = -1  # update_id of the last row seen (applied or not)
+    last_snapshot: bool = False  # the last row seen was a snapshot row
+    snapshot_ts: int = -1  # ts of the snapshot the book was restarted from
+    update_id: int = -1  # update_id of the last applied row
+
+
+@dataclass(slots=True)
+class Block:
+    """Book rows as numpy columns, in exchange sequence order."""
+
+    ts: I64
+    side: npt.NDArray[np.int8]
+    price: F64
+    size: F64
+    snapshot: Bools
+    first_id: I64
+    update_id: I64
+    prev_id: I64
+    carried: Bools = field(default_factory=lambda: np.zeros(0, np.bool_))
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @staticmethod
+    def from_table(table: pa.Table, carried: pa.Table | None = None) -> Block:
+        """Rows of ``table`` (plus rows ``carried`` over from the day before), sequence-ordered.
+
+        Rows first get the stable (ts, recv_ts) order a store read gives; then, when every row
+        has an exchange sequence id, the stable sort by (update_id, not snapshot).
+        """
+        parts = [table] if carried is None or carried.num_rows == 0 else [carried, table]
+        carry_flags = [np.zeros(table.num_rows, np.bool_)]
+        if len(parts) == 2:
+            assert carried is not None
+            carry_flags.insert(0, np.ones(carried.num_rows, np.bool_))
+        merged = pa.concat_tables(parts)
+
+        def column(name: str) -> npt.NDArray[np.generic]:
+            col = merged.column(name)
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.int64())
+            values: npt.NDArray[np.generic] = np.asarray(col.to_numpy())
+            return values
+
+        ts = column("ts").astype(np.int64)
+        recv = column("recv_ts").astype(np.int64)
+        update_id = column("update_id").astype(np.int64)
+        snapshot = column("snapshot").astype(np.bool_)
+        order = np.lexsort((recv, ts))
+        if len(update_id) and (update_id >= 0).all():
+            order = order[np.lexsort((~snapshot[order], update_id[order]))]
+        return Block(
+            ts=ts[order],
+            side=column("side").astype(np.int8)[order],
+            price=column("price").astype(np.float64)[order],
+            size=column("size").astype(np.float64)[order],
+            snapshot=snapshot[order],
+            first_id=column("first_update_id").astype(np.int64)[order],
+            update_id=update_id[order],
+            prev_id=column("prev_update_id").astype(np.int64)[order],
+            carried=np.concatenate(carry_flags)[order],
+        )
+
+    def take(self, mask: Bools) -> pa.Table:
+        """Selected rows as a table (the rows carried to the next day)."""
+        return pa.table(
+            {
+                "ts": pa.array(self.ts[mask], pa.timestamp("ns", tz="UTC")),
+                "recv_ts": pa.array(self.ts[mask], pa.timestamp("ns", tz="UTC")),
+                "side": self.side[mask],
+                "price": self.price[mask],
+                "size": self.size[mask],
+                "snapshot": self.snapshot[mask],
+                "first_update_id": self.first_id[mask],
+                "update_id": self.update_id[mask],
+                "prev_update_id": self.prev_id[mask],
+            }
+        )
+
+
+@dataclass(slots=True)
+class Walk:
+    """Per-row verdicts of one pass over a block from a start state (all vectorized)."""
+
+    applied: Bools  # the row is part of a synced stretch (snapshot rows included)
+    resets: I64  # positions where a snapshot run starts
+    broken_from: int  # first row of the final unsynced stretch (len(block) if synced at end)
+
+
+def walk(block: Block, start: BookState) -> Walk:
+    n = len(block)
+    if n == 0:
+        return Walk(np.zeros(0, np.bool_), np.zeros(0, np.int64), 0)
+    u, snap = block.update_id, block.snapshot
+    prev_u = np.empty(n, np.int64)
+    prev_u[0] = start.last_u
+    prev_u[1:] = u[:-1]
+    prev_snap = np.empty(n, np.bool_)
+    prev_snap[0] = start.last_snapshot
+    prev_snap[1:] = snap[:-1]
+    message_start = np.ones(n, np.bool_)
+    message_start[1:] = (u[1:] != u[:-1]) | (snap[1:] != snap[:-1])
+    resets = message_start & snap
+    sequenced = (u >= 0) & (prev_u >= 0)
+    usdm = block.prev_id >= 0
+    first = block.first_id
+    after_snapshot = np.where(
+        usdm, (first <= prev_u) & (prev_u <= u), (first <= prev_u + 1) & (prev_u + 1 <= u)
+    )
+    after_diff = np.where(usdm, block.prev_id == prev_u, first == prev_u + 1)
+    continues = ~sequenced | np.where(prev_snap, after_snapshot, after_diff)
+    breaks = message_start & ~snap & ~continues
+    events = resets | breaks
+    last_event = np.maximum.accumulate(np.where(events, np.arange(n), -1))
+    applied = np.where(last_event >= 0, snap[np.maximum(last_event, 0)], start.synced)
+    applied_rows = np.flatnonzero(applied)
+    broken_from = int(applied_rows[-1]) + 1 if len(applied_rows) else 0
+    return Walk(applied, np.flatnonzero(resets), broken_from)
+
+
+def advance(block: Block, start: BookState, verdict: Walk, stops: I64) -> list[BookState]:
+    """States after the first ``p`` rows for each ``p`` in ``stops`` (ascending)."""
+    states: list[BookState] = []
+    state = start
+    position = 0
+    key_all = np.where(block.side == BID, -block.price, block.price)
+    positions = np.arange(len(block))
+    last_applied = np.maximum.accumulate(np.where(verdict.applied, positions, -1))
+    for stop in stops.tolist():
+        if stop > position:
+            resets = verdict.resets[(verdict.resets >= position) & (verdict.resets < stop)]
+            levels, snapshot_ts = state.levels, state.snapshot_ts
+            begin = position
+            if len(resets):
+                begin = int(resets[-1])
+                levels, snapshot_ts = Levels.empty(), int(block.ts[begin])
+            chosen = np.flatnonzero(verdict.applied[begin:stop]) + begin
+            levels = levels.merge(key_all[chosen], block.size[chosen], block.ts[chosen])
+            last = stop - 1
+            applied_last = int(last_applied[last])
+            state = BookState(
+                levels=levels,
+                synced=bool(verdict.applied[last]),
+                last_u=int(block.update_id[last]),
+                last_snapshot=bool(block.snapshot[last]),
+                snapshot_ts=snapshot_ts,
+                update_id=(
+                    int(block.update_id[applied_last]) if applied_last >= 0 else state.update_id
+                ),
+            )
+            position = stop
+        states.append(state)
+    return states
+
+
+def cut_points(block: Block, every: int) -> I64:
+    """Positions ``p`` (about every ``every`` rows) where all rows before are strictly older
+    than all rows from ``p`` on, and no row carried from the day before is still to come."""
+    n = len(block)
+    if n < 2:
+        return np.zeros(0, np.int64)
+    prefix_max = np.maximum.accumulate(block.ts)
+    suffix_min = np.minimum.accumulate(block.ts[::-1])[::-1]
+    valid = np.zeros(n, np.bool_)
+    valid[1:] = prefix_max[:-1] < suffix_min[1:]
+    carried = np.flatnonzero(block.carried)
+    if len(carried):
+        valid[: int(carried[-1]) + 1] = False
+    candidates = np.flatnonzero(valid)
+    if len(candidates) == 0:
+        return np.zeros(0, np.int64)
+    where = np.searchsorted(candidates, np.arange(every, n, every))
+    return np.unique(candidates[where[where < len(candidates)]]).astype(np.int64)
+
+
+# --- the per-day checkpoint index ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DayIndex:
+    """Checkpoints of one (exchange, symbol, day): ``as_of[i]`` is the newest ts included in
+    ``states[i]``; ``states[0]`` is the state the day started from (with ``carry``, the rows
+    of earlier days still waiting for their snapshot); the last state ends the day."""
+
+    day: date
+    key: str
+    as_of: list[int]
+    states: list[BookState]
+    carry_in: pa.Table
+    carry_out: pa.Table
+
+    def locate(self, at_ns: int) -> int:
+        position = int(np.searchsorted(np.asarray(self.as_of, np.int64), at_ns, side="right"))
+        return max(position - 1, 0)
+
+
+def _empty_rows() -> pa.Table:
+    return pa.table(
+        {
+            "ts": pa.array([], pa.timestamp("ns", tz="UTC")),
+            "recv_ts": pa.array([], pa.timestamp("ns", tz="UTC")),
+            "side": pa.array([], pa.int8()),
+            "price": pa.array([], pa.float64()),
+            "size": pa.array([], pa.float64()),
+            "snapshot": pa.array([], pa.bool_()),
+            "first_update_id": pa.array([], pa.int64()),
+            "update_id": pa.array([], pa.int64()),
+            "prev_update_id": pa.array([], pa.int64()),
+        }
+    )
+
+
+def build_day(
+    rows: pa.Table, day: date, start: BookState, carry_in: pa.Table, key: str, every: int
+) -> DayIndex:
+    block = Block.from_table(rows, carry_in)
+    verdict = walk(block, start)
+    cuts = cut_points(block, every)
+    stops = np.append(cuts, len(block)).astype(np.int64)
+    states = advance(block, start, verdict, stops)
+    as_of = [day_start_ns(day) - 1] + [int(block.ts[: int(p)].max()) for p in cuts]
+    as_of.append(max(as_of[-1], int(block.ts.max()) if len(block) else as_of[-1]))
+    tail = np.zeros(len(block), np.bool_)
+    tail[verdict.broken_from :] = True
+    carry_out = block.take(tail) if len(block) else _empty_rows()
+    return DayIndex(day, key, as_of, [start, *states], carry_in, carry_out)
+
+
+class CheckpointCache:
+    """Day indexes of one embedded store, on disk (sidecar) and in memory (a few days)."""
+
+    def __init__(self, root: Path, directory: Path | None, every: int) -> None:
+        self.root = root
+        self.every = every
+        self.directory = directory if directory is not None else _cache_dir(root)
+        self.memory: OrderedDict[tuple[str, str, date], DayIndex] = OrderedDict()
+
+    def index(self, exchange: str, symbol: str, day: date) -> DayIndex | None:
+        """The index of ``day`` or of the last earlier day with book rows (None: no rows)."""
+        stored = [d for d in days(self.root, exchange, Channel.BOOK.value, symbol) if d <= day]
+        if not stored:
+            return None
+        keys: list[str] = []
+        previous = f"v{_FORMAT}:{self.every}"
+        for d in stored:
+            fp = fingerprint(self.root, exchange, Channel.BOOK.value, symbol, d)
+            previous = hashlib.sha1(f"{previous}\n{d}\n{fp}".encode()).hexdigest()
+            keys.append(previous)
+        # find the newest day whose index is current, then build forward from there
+        position = len(stored) - 1
+        found: DayIndex | None = None
+        while position >= 0:
+            found = self._load(exchange, symbol, stored[position], keys[position])
+            if found is not None:
+                break
+            position -= 1
+        for i in range(position + 1, len(stored)):
+            start = found.states[-1] if found is not None else BookState(Levels.empty())
+            carry = found.carry_out if found is not None else _empty_rows()
+            rows = read_partition_days(
+                self.root, exchange, Channel.BOOK, symbol, [stored[i]], _COLUMNS, None, None
+            )
+            found = build_day(rows, stored[i], start, carry, keys[i], self.every)
+            self._save(exchange, symbol, stored[i], found)
+        return found
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def _files(self, exchange: str, symbol: str, day: date, key: str) -> tuple[Path, ...]:
+        """(levels, carry in, carry out) of one day's index; the key is in the names, so a
+        reader never pairs one build's levels with another build's carries."""
+        assert self.directory is not None
+        base = self.directory / f"exchange={exchange}" / f"symbol={symbol}"
+        stem = f"{day.isoformat()}-{key[:20]}"
+        return tuple(base / f"{stem}.{part}.parquet" for part in ("levels", "in", "out"))
+
+    def _load(self, exchange: str, symbol: str, day: date, key: str) -> DayIndex | None:
+        memo_key = (exchange, symbol, day)
+        cached = self.memory.get(memo_key)
+        if cached is not None and cached.key == key:
+            self.memory.move_to_end(memo_key)
+            return cached
+        if self.directory is None:
+            return None
+        files = self._files(exchange, symbol, day, key)
+        if not files[0].exists():
+            return None
+        try:
+            loaded = _read_index(day, key, *files)
+        except (OSError, pa.ArrowException, ValueError, KeyError):
+            return None  # unreadable: rebuild
+        self._remember(memo_key, loaded)
+        return loaded
+
+    def _save(self, exchange: str, symbol: str, day: date, index: DayIndex) -> None:
+        self._remember((exchange, symbol, day), index)
+        if self.directory is None:
+            return
+        files = self._files(exchange, symbol, day, index.key)
+        try:
+            _write_index(index, *files)
+        except OSError:
+            self.directory = None  # not writable after all: keep indexes in memory only
+            return
+        for old in files[0].parent.glob(f"{day.isoformat()}-*.parquet"):
+            if old not in files:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+    def _remember(self, memo_key: tuple[str, str, date], index: DayIndex) -> None:
+        self.memory[memo_key] = index
+        self.memory.move_to_end(memo_key)
+        while len(self.memory) > 8:
+            self.memory.popitem(last=False)
+
+
+def _cache_dir(root: Path) -> Path | None:
+    """``<store>/.hundi-cache/book-checkpoints`` if writable, else under ``~/.cache/hundi``."""
+    candidates = [root / ".hundi-cache" / "book-checkpoints"]
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    candidates.append(Path.home() / ".cache" / "hundi" / "book-checkpoints" / digest)
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+            probe = candidate / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return candidate
+        except OSError:
+            continue
+    return None
+
+
+def _write_index(index: DayIndex, levels_path: Path, in_path: Path, out_path: Path) -> None:
+    """Levels of every checkpoint in one file, the per-checkpoint fields in its metadata;
+    written last, so its presence means the carries are complete."""
+    levels_path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "key": index.key,
+        "as_of": index.as_of,
+        "lengths": [len(s.levels.key) for s in index.states],
+        "states": [
+            [s.synced, s.last_u, s.last_snapshot, s.snapshot_ts, s.update_id] for s in index.states
+        ],
+    }
+    levels = pa.table(
+        {
+            "key": np.concatenate([s.levels.key for s in index.states]),
+            "size": np.concatenate([s.levels.size for s in index.states]),
+            "ts": np.concatenate([s.levels.ts for s in index.states]),
+        }
+    ).replace_schema_metadata({"hundi.checkpoints": json.dumps(meta)})
+    for table, path in (
+        (index.carry_in, in_path),
+        (index.carry_out, out_path),
+        (levels, levels_path),
+    ):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path: Path) -> DayIndex:
+    table = pq.read_table(levels_path)
+    meta = json.loads((table.schema.metadata or {})[b"hundi.checkpoints"])
+    if meta["key"] != key:
+        raise ValueError("checkpoint key mismatch")
+    keys = table.column("key").to_numpy()
+    sizes = table.column("size").to_numpy()
+    stamps = table.column("ts").to_numpy()
+    states = []
+    offset = 0
+    for length, fields in zip(meta["lengths"], meta["states"], strict=True):
+        part = slice(offset, offset + length)
+        offset += length
+        synced, last_u, last_snapshot, snapshot_ts, update_id = fields
+        states.append(
+            BookState(
+                Levels(keys[part], sizes[part], stamps[part]),
+                bool(synced),
+                int(last_u),
+                bool(last_snapshot),
+                int(snapshot_ts),
+                int(update_id),
+            )
+        )
+    as_of = [int(v) for v in meta["as_of"]]
+    return DayIndex(day, key, as_of, states, pq.read_table(in_path), pq.read_table(out_path))
+
+
+# --- public --------------------------------------------------------------------------------
+
+_CACHES: dict[tuple[str, str, int], CheckpointCache] = {}
+
+
+def _cache_for(root: Path, cache_dir: Path | None, every: int) -> CheckpointCache:
+    memo_key = (str(root.resolve()), str(cache_dir), every)
+    cache = _CACHES.get(memo_key)
+    if cache is None:
+        cache = _CACHES[memo_key] = CheckpointCache(root, cache_dir, every)
+    return cache
+
+
+def state_at(
+    store: StoreLike,
+    exchange: str,
+    symbol: str,
+    at: TimeLike,
+    *,
+    checkpoint_rows: int = CHECKPOINT_ROWS,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[BookState, int]:
+    """The book state at ``at`` (and ``at`` in ns); what :func:`book_at` formats."""
+    at_ns = to_ns(at, "ts")
+    if at_ns is None:
+        raise ResearchError("book_at needs a time")
+    opened = open_for_reading(store)
+    root = embedded_root(opened)
+    if root is None:
+        raise ResearchError(
+            f"book_at reads the embedded store's files; {opened.describe()} is not one "
+            "(replicate the data to a file store, e.g. with `hundi replay`)"
+        )
+    cache = _cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
+    day = day_of(at_ns)
+    index = cache.index(exchange, symbol, day)
+    if index is None:
+        return BookState(Levels.empty()), at_ns
+    position = index.locate(at_ns)
+    if index.day < day or position == len(index.states) - 1:
+        return index.states[-1], at_ns  # nothing stored after the day's last row
+    start = index.states[position]
+    rows = read_partition_days(
+        root, exchange, Channel.BOOK, symbol, [day], _COLUMNS, index.as_of[position] + 1, at_ns,
+        end_inclusive=True,
+    )  # fmt: skip
+    block = Block.from_table(rows, index.carry_in if position == 0 else None)
+    verdict = walk(block, start)
+    (state,) = advance(block, start, verdict, np.array([len(block)], np.int64))
+    return state, at_ns
+
+
+def book_at(
+    store: StoreLike,
+    exchange: str,
+    symbol: str,
+    ts: TimeLike,
+    *,
+    depth: int | None = None,
+    checkpoint_rows: int = CHECKPOINT_ROWS,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """The L2 book of ``symbol`` at ``ts`` (inclusive), rebuilt from stored changes.
+
+    One row per level: ``side`` (1 bid, -1 ask), ``price``, ``size``, ``level`` (0 = best),
+    bids best first then asks best first, indexed by the time each level got its size (UTC).
+    ``depth`` keeps the best N levels per side. ``attrs``: ``as_of``, ``synced`` (False when
+    the stream broke and no snapshot restarted it yet: the book shown is the last consistent
+    one), ``update_id`` (last applied exchange sequence id) and ``snapshot_ts``.
+    """
+    state, at_ns = state_at(
+        store, exchange, symbol, ts, checkpoint_rows=checkpoint_rows, cache_dir=cache_dir
+    )
+    return levels_frame(state, at_ns, depth)
+
+
+def levels_frame(state: BookState, at_ns: int, depth: int | None) -> pd.DataFrame:
+    levels = state.levels
+    bids = levels.key < 0
+    asks = levels.key > 0
+    parts = []
+    for mask, side in ((bids, 1), (asks, -1)):
+        keys = levels.key[mask]
+        count = len(keys) if depth is None else min(depth, len(keys))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "side": np.full(count, side, np.int8),
+                    "price": np.abs(keys[:count]),
+                    "size": levels.size[mask][:count],
+                    "level": np.arange(count, dtype=np.int64),
+                },
+                index=pd.DatetimeIndex(
+                    pd.to_datetime(levels.ts[mask][:count], unit="ns", utc=True), name="ts"
+                ),
+            )
+        )
+    frame = pd.concat(parts)
+    frame.attrs.update(
+        as_of=ns_to_timestamp(at_ns),
+        synced=state.synced,
+        update_id=state.update_id,
+        snapshot_ts=ns_to_timestamp(state.snapshot_ts) if state.snapshot_ts >= 0 else None,
+    )
+    return frame
