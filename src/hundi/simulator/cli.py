@@ -18,6 +18,7 @@ import click
 from hundi.simulator.config import FaultSpec, FaultSpecError, Market, SimulatorConfig
 
 if TYPE_CHECKING:
+    from hundi.simulator.binance.private import BinancePrivate
     from hundi.simulator.binance.server import BinanceSimulator
 
 
@@ -53,6 +54,18 @@ def simulate() -> None:
 @click.option("--max-connection-age", type=float, default=24 * 3600.0, show_default=True)
 @click.option("--max-send-buffer", type=int, default=8 * 1024 * 1024, show_default=True)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option(
+    "--private",
+    is_flag=True,
+    help="Serve user-data streams for the account in BINANCE_API_KEY/_SECRET "
+    "(environment or .secret.binance.env).",
+)
+@click.option("--order-interval", type=float, default=0.05, show_default=True,
+              help="Seconds between two order updates of the private account.")  # fmt: skip
+@click.option("--listen-key-ttl", type=float, default=3600.0, show_default=True,
+              help="USD-M listen key lifetime without keep-alive, seconds.")  # fmt: skip
+@click.option("--private-fault", "private_faults", multiple=True, metavar="KIND:N",
+              help="terminate:N, listen-key-expire:N, drop:N (each N s); repeatable.")  # fmt: skip
 def binance(
     market: str,
     host: str,
@@ -68,6 +81,10 @@ def binance(
     max_connection_age: float,
     max_send_buffer: int,
     duration: float | None,
+    private: bool,
+    order_interval: float,
+    listen_key_ttl: float,
+    private_faults: tuple[str, ...],
 ) -> None:
     """Binance spot or USD-M: combined/raw streams, live SUBSCRIBE, REST depth snapshots."""
     try:
@@ -95,10 +112,42 @@ def binance(
         sim = BinanceSimulator(config)  # reads --replay files: bad input fails here, cleanly
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    if private or private_faults:
+        sim.private = _private(config, order_interval, listen_key_ttl, private_faults)
     try:
         asyncio.run(_serve(sim))
     except OSError as e:
         raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
+def _private(
+    config: SimulatorConfig,
+    order_interval: float,
+    listen_key_ttl: float,
+    faults: tuple[str, ...],
+) -> BinancePrivate:
+    from hundi.exchanges.credentials import CredentialError, require_credentials
+    from hundi.simulator.binance.private import BinancePrivate, PrivateConfig
+
+    try:
+        credentials = require_credentials("binance")
+        parsed = dict(PrivateConfig.parse_fault(f) for f in faults)
+    except (CredentialError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    if not order_interval > 0 or not listen_key_ttl > 0:
+        raise click.UsageError("--order-interval and --listen-key-ttl must be > 0")
+    return BinancePrivate(
+        config.market,
+        PrivateConfig(
+            credentials=credentials,
+            order_interval_s=order_interval,
+            faults=parsed,
+            listen_key_ttl_s=listen_key_ttl,
+            ping_interval_s=config.effective_ping_interval,
+            seed=config.seed,
+        ),
+        config.symbols,
+    )
 
 
 async def _serve(sim: BinanceSimulator) -> None:

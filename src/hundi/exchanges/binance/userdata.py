@@ -253,7 +253,8 @@ class SpotUserData(UserDataStream):
         url = ws_api_base.rstrip("/") + "/ws-api/v3"
         spec = StreamSpec(
             key=USERDATA_KEY, url=url, max_outgoing_per_s=5.0, private=True,
-            stale_after_s=None,
+            # the WebSocket API pings every 3 minutes and an idle account sends nothing else
+            stale_after_s=600.0,
         )  # fmt: skip
         super().__init__(credentials, normalize, retry, spec)
         self.recv_window_ms = recv_window_ms

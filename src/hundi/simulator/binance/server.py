@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from hundi.simulator.binance.frames import FrameEncoder, server_shutdown
 from hundi.simulator.binance.market import Kline, SymbolMarket, SymbolSpec
+from hundi.simulator.binance.private import BinancePrivate
 from hundi.simulator.binance.replay import ReplayData, ReplayFrame
 from hundi.simulator.binance.streams import (
     DEFAULT_DEPTH_MS,
@@ -164,6 +165,8 @@ class BinanceSimulator:
         if slow is not None:
             self._max_unsent = int(slow.param) if slow.param else DEFAULT_SLOW_READER_BOUND
         self._flat_out = config.rate == 0 or slow is not None
+        # private endpoints (user-data streams), set before start() when simulated
+        self.private: BinancePrivate | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> BinanceSimulator:
@@ -207,6 +210,8 @@ class BinanceSimulator:
             app.router.add_get(f"{prefix}/stream", self._ws_handler)
             app.router.add_get(f"{prefix}/ws", self._ws_handler)
             app.router.add_get(f"{prefix}/ws/{{streams:.+}}", self._ws_handler)
+        if self.private is not None:
+            self.private.install(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
@@ -220,10 +225,14 @@ class BinanceSimulator:
         self._tasks.append(loop.create_task(self._housekeeping()))
         if self._replay is None:
             self._tasks.append(loop.create_task(self._run_market()))
+        if self.private is not None:
+            self._tasks.append(loop.create_task(self.private.run()))
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self.private is not None:
+            await self.private.close()
         for conn in list(self._conns.values()):
             if conn.replay_task is not None:
                 conn.replay_task.cancel()
