@@ -138,6 +138,11 @@ class KairosStore(Store):
         finally:
             self.client.close()
 
+    @property
+    def backlog_points(self) -> int:
+        """Points written but not yet accepted by KairosDB (pending rows and unsent bodies)."""
+        return self._buffered_points()
+
     def _buffered_points(self) -> int:
         rule = self.converter.series_rule
         rows = sum(len(r) * len(rule(series).fields) for (series, _), r in self._pending.items())
