@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -193,3 +195,8 @@ def sort_by_time(table: pa.Table) -> pa.Table:
 
 def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def index_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """A frame's UTC DatetimeIndex as int ns."""
+    return np.asarray(pd.DatetimeIndex(frame.index).asi8, np.int64)

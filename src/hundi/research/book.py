@@ -57,7 +57,7 @@ from hundi.research._source import (
 
 CHECKPOINT_ROWS: Final = 50_000
 _FORMAT: Final = "1"
-_COLUMNS: Final = (
+BOOK_COLUMNS: Final = (
     "ts",
     "recv_ts",
     "side",
@@ -301,7 +301,7 @@ class DayIndex:
         return max(position - 1, 0)
 
 
-def _empty_rows() -> pa.Table:
+def empty_rows() -> pa.Table:
     return pa.table(
         {
             "ts": pa.array([], pa.timestamp("ns", tz="UTC")),
@@ -329,7 +329,7 @@ def build_day(
     as_of.append(max(as_of[-1], int(block.ts.max()) if len(block) else as_of[-1]))
     tail = np.zeros(len(block), np.bool_)
     tail[verdict.broken_from :] = True
-    carry_out = block.take(tail) if len(block) else _empty_rows()
+    carry_out = block.take(tail) if len(block) else empty_rows()
     return DayIndex(day, key, as_of, [start, *states], carry_in, carry_out)
 
 
@@ -363,9 +363,9 @@ class CheckpointCache:
             position -= 1
         for i in range(position + 1, len(stored)):
             start = found.states[-1] if found is not None else BookState(Levels.empty())
-            carry = found.carry_out if found is not None else _empty_rows()
+            carry = found.carry_out if found is not None else empty_rows()
             rows = read_partition_days(
-                self.root, exchange, Channel.BOOK, symbol, [stored[i]], _COLUMNS, None, None
+                self.root, exchange, Channel.BOOK, symbol, [stored[i]], BOOK_COLUMNS, None, None
             )
             found = build_day(rows, stored[i], start, carry, keys[i], self.every)
             self._save(exchange, symbol, stored[i], found)
@@ -504,7 +504,7 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
 _CACHES: dict[tuple[str, str, int], CheckpointCache] = {}
 
 
-def _cache_for(root: Path, cache_dir: Path | None, every: int) -> CheckpointCache:
+def cache_for(root: Path, cache_dir: Path | None, every: int) -> CheckpointCache:
     memo_key = (str(root.resolve()), str(cache_dir), every)
     cache = _CACHES.get(memo_key)
     if cache is None:
@@ -532,7 +532,7 @@ def state_at(
             f"book_at reads the embedded store's files; {opened.describe()} is not one "
             "(replicate the data to a file store, e.g. with `hundi replay`)"
         )
-    cache = _cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
+    cache = cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
     day = day_of(at_ns)
     index = cache.index(exchange, symbol, day)
     if index is None:
@@ -542,7 +542,7 @@ def state_at(
         return index.states[-1], at_ns  # nothing stored after the day's last row
     start = index.states[position]
     rows = read_partition_days(
-        root, exchange, Channel.BOOK, symbol, [day], _COLUMNS, index.as_of[position] + 1, at_ns,
+        root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS, index.as_of[position] + 1, at_ns,
         end_inclusive=True,
     )  # fmt: skip
     block = Block.from_table(rows, index.carry_in if position == 0 else None)

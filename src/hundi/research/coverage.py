@@ -1,0 +1,260 @@
+"""Coverage report: which time ranges of each stream are stored, and what broke them.
+
+A stream is (exchange, symbol, channel). Its rows are split into ranges at the stream's stored
+``gap`` events (a hole the collector detected: skipped trade ids, a broken book sequence, a
+dropped connection); resyncs of the stream and exchange-wide reconnects/stale connections are
+counted in the range they fall in. So a hole is never silent: each range either ends the data or
+names the gap that ended it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from hundi.query import parse_channel
+from hundi.records import Channel, EventKind
+from hundi.research._source import (
+    ResearchError,
+    StoreLike,
+    TimeLike,
+    channels,
+    days,
+    embedded_root,
+    exchanges,
+    index_ns,
+    ns_to_timestamp,
+    open_for_reading,
+    read_partition_days,
+    symbols,
+    to_ns,
+)
+from hundi.stores.base import Store
+
+RANGE_COLUMNS = [
+    "exchange",
+    "symbol",
+    "channel",
+    "end",
+    "rows",
+    "ended_by",
+    "gap_detail",
+    "missing_ids",
+    "resyncs",
+    "reconnects",
+]
+STREAM_COLUMNS = [
+    "exchange",
+    "symbol",
+    "channel",
+    "last",
+    "rows",
+    "ranges",
+    "gaps",
+    "resyncs",
+    "reconnects",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    start_ns: int | None
+    end_ns: int | None
+
+
+def coverage(
+    store: StoreLike,
+    exchange: str | None = None,
+    *,
+    symbol: str | None = None,
+    channel: str | Channel | None = None,
+    start: TimeLike = None,
+    end: TimeLike = None,
+    by: str = "range",
+) -> pd.DataFrame:
+    """Stored ranges per stream, indexed by each range's first ``ts`` (UTC).
+
+    ``by="range"`` (default): one row per unbroken range with ``end`` (last ts), ``rows``,
+    ``ended_by`` ("gap" or "" for the last range), the gap's ``gap_detail`` and
+    ``missing_ids`` (trade ids skipped, -1 if not counted), and the ``resyncs`` and
+    ``reconnects`` that fell in the range. ``by="stream"``: one row per stream indexed by its
+    first ts, with ``last``, ``rows``, ``ranges``, ``gaps``, ``resyncs``, ``reconnects``.
+    ``exchange=None`` lists every exchange (embedded store only).
+    """
+    if by not in ("range", "stream"):
+        raise ResearchError(f"by must be 'range' or 'stream', not {by!r}")
+    window = _Window(to_ns(start, "start"), to_ns(end, "end"))
+    opened = open_for_reading(store)
+    wanted = parse_channel(channel) if channel is not None else None
+    if exchange is None:
+        root = embedded_root(opened)
+        if root is None:
+            raise ResearchError(f"{opened.describe()} cannot list its exchanges: name one")
+        names = exchanges(root)
+    else:
+        names = [exchange]
+    ranges = [
+        frame
+        for name in names
+        for frame in _exchange_ranges(opened, name, symbol, wanted, window)
+        if len(frame)
+    ]
+    table = pd.concat(ranges) if ranges else _empty(RANGE_COLUMNS)
+    table = table.reset_index().sort_values(["exchange", "symbol", "channel", "start"])
+    table = table.set_index("start")
+    if by == "stream":
+        return _by_stream(table)
+    return table
+
+
+def _exchange_ranges(
+    store: Store, exchange: str, symbol: str | None, wanted: Channel | None, window: _Window
+) -> Iterable[pd.DataFrame]:
+    events = _ts_and(store, exchange, symbol=None, channel=Channel.EVENTS, window=window)
+    connection = events[
+        (events["symbol"] == "")
+        & events["kind"].isin([EventKind.RECONNECT.value, EventKind.STALE.value])
+    ]
+    reconnect_ts = np.sort(index_ns(connection))
+    for channel in _channels(store, exchange, wanted):
+        for name, stamps in _stream_times(store, exchange, symbol, channel, window):
+            mine = events[(events["symbol"] == name) & (events["channel"] == channel.value)]
+            yield _ranges(exchange, name, channel, stamps, mine, reconnect_ts)
+
+
+def _channels(store: Store, exchange: str, wanted: Channel | None) -> list[Channel]:
+    if wanted is not None:
+        return [wanted]
+    root = embedded_root(store)
+    if root is None:
+        return [c for c in Channel if c is not Channel.EVENTS]
+    known = {c.value: c for c in Channel}
+    return [known[c] for c in channels(root, exchange) if c in known and c != "events"]
+
+
+def _stream_times(
+    store: Store, exchange: str, symbol: str | None, channel: Channel, window: _Window
+) -> Iterable[tuple[str, npt.NDArray[np.int64]]]:
+    """(symbol, sorted ts in ns) per stored symbol of one channel."""
+    root = embedded_root(store)
+    if root is None:
+        frame = store.read(
+            exchange=exchange,
+            symbol=symbol,
+            channel=channel,
+            start=_stamp(window.start_ns),
+            end=_stamp(window.end_ns),
+        )
+        for name, part in frame.groupby("symbol", sort=True):
+            yield str(name), np.sort(index_ns(part))
+        return
+    names = [symbol] if symbol is not None else symbols(root, exchange, channel.value)
+    for name in names:
+        table = read_partition_days(
+            root,
+            exchange,
+            channel,
+            name,
+            days(root, exchange, channel.value, name),
+            ["ts"],
+            window.start_ns,
+            window.end_ns,
+        )
+        stamps = np.sort(table.column("ts").cast("int64").to_numpy())
+        if len(stamps):
+            yield name, stamps
+
+
+def _ts_and(
+    store: Store, exchange: str, *, symbol: str | None, channel: Channel, window: _Window
+) -> pd.DataFrame:
+    return store.read(
+        exchange=exchange,
+        symbol=symbol,
+        channel=channel,
+        start=_stamp(window.start_ns),
+        end=_stamp(window.end_ns),
+    )
+
+
+def _stamp(ns: int | None) -> pd.Timestamp | None:
+    return None if ns is None else ns_to_timestamp(ns)
+
+
+def _ranges(
+    exchange: str,
+    symbol: str,
+    channel: Channel,
+    stamps: npt.NDArray[np.int64],
+    events: pd.DataFrame,
+    reconnect_ts: npt.NDArray[np.int64],
+) -> pd.DataFrame:
+    gaps = events[events["kind"] == EventKind.GAP.value]
+    gap_ts = index_ns(gaps)
+    # rows stamped at or after a gap belong to the range after it
+    bounds = np.searchsorted(stamps, gap_ts, side="left")
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(stamps)]])
+    resync_ts = np.sort(index_ns(events[events["kind"] == EventKind.RESYNC.value]))
+    records = []
+    for i, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        if hi <= lo:
+            continue  # two gaps with nothing stored between them: counted in the next range
+        ended = i < len(gap_ts)
+        first, last = int(stamps[lo]), int(stamps[hi - 1])
+        span_end = int(gap_ts[i]) if ended else last
+        expected = int(gaps["expected"].iloc[i]) if ended else -1
+        received = int(gaps["received"].iloc[i]) if ended else -1
+        records.append(
+            {
+                "start": first,
+                "exchange": exchange,
+                "symbol": symbol,
+                "channel": channel.value,
+                "end": ns_to_timestamp(last),
+                "rows": hi - lo,
+                "ended_by": "gap" if ended else "",
+                "gap_detail": str(gaps["detail"].iloc[i]) if ended else "",
+                "missing_ids": (
+                    received - expected
+                    if ended and channel is Channel.TRADES and expected >= 0 and received >= 0
+                    else -1
+                ),
+                "resyncs": _count_in(resync_ts, first, span_end),
+                "reconnects": _count_in(reconnect_ts, first, span_end),
+            }
+        )
+    frame = pd.DataFrame.from_records(records, columns=["start", *RANGE_COLUMNS])
+    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("start"), unit="ns", utc=True))
+    frame.index.name = "start"
+    return frame
+
+
+def _count_in(sorted_ts: npt.NDArray[np.int64], lo: int, hi: int) -> int:
+    return int(np.searchsorted(sorted_ts, hi, "right") - np.searchsorted(sorted_ts, lo, "left"))
+
+
+def _by_stream(ranges: pd.DataFrame) -> pd.DataFrame:
+    if ranges.empty:
+        return _empty(STREAM_COLUMNS, "first")
+    keyed = ranges.reset_index()
+    grouped = keyed.groupby(["exchange", "symbol", "channel"], sort=True)
+    frame = grouped.agg(
+        first=("start", "min"),
+        last=("end", "max"),
+        rows=("rows", "sum"),
+        ranges=("rows", "size"),
+        gaps=("ended_by", lambda s: int((s == "gap").sum())),
+        resyncs=("resyncs", "sum"),
+        reconnects=("reconnects", "sum"),
+    ).reset_index()
+    return frame.set_index("first")[STREAM_COLUMNS].sort_values(["exchange", "symbol", "channel"])
+
+
+def _empty(columns: list[str], index_name: str = "start") -> pd.DataFrame:
+    index = pd.DatetimeIndex([], tz="UTC", name=index_name)
+    return pd.DataFrame({c: [] for c in columns}, index=index)
