@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import click
 import pandas as pd
@@ -46,6 +48,34 @@ def parse_channel(channel: str | Channel) -> Channel:
         raise QueryError(f"unknown channel {channel!r}; known: {known}") from None
 
 
+@runtime_checkable
+class AggregatingStore(Protocol):
+    """A store that aggregates on its server (KairosDB): buckets of ``sampling`` per group."""
+
+    def aggregate(
+        self,
+        *,
+        exchange: str,
+        channel: Channel | str,
+        symbol: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        aggregate: Sequence[str] = (),
+        sampling: str = "1s",
+        align: str = "start",
+        group_by: Sequence[str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> pd.DataFrame: ...
+
+
+def _names(value: str | Sequence[str] | None) -> list[str] | None:
+    """``"a,b"`` or ``["a", "b"]`` → ``["a", "b"]``; ``""`` → ``[]``; None stays None."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
 def read(
     store: str | os.PathLike[str] | Store,
     *,
@@ -54,18 +84,49 @@ def read(
     channel: str | Channel = "trades",
     start: str | datetime | None = None,
     end: str | datetime | None = None,
+    aggregate: str | Sequence[str] | None = None,
+    sampling: str | None = None,
+    align: str | None = None,
+    group_by: str | Sequence[str] | None = None,
+    fields: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Stored records as a DataFrame indexed by exchange time ``ts`` (UTC), ``start <= ts < end``.
 
     ``store`` is a URL (``./data``, ``file:./data``) or an open store; ``symbol=None`` reads all.
+    ``fields`` keeps only those value columns. Server-side aggregation (stores that support it,
+    e.g. KairosDB): ``aggregate`` (``"avg"``, ``["avg", "max"]``, ``"p99"``...) per ``sampling``
+    bucket (default ``1s``), ``align`` ``start``/``end``/``none``, ``group_by`` tags (default all
+    of the channel's open tags, ``()`` aggregates across them).
     """
     selected = parse_channel(channel)
     first = parse_time(start, "start")
     last = parse_time(end, "end")
     if first is not None and last is not None and last < first:
         raise QueryError(f"end {last.isoformat()} is before start {first.isoformat()}")
+    aggregators = _names(aggregate) or []
+    columns = _names(fields)
+    if not aggregators and (sampling is not None or align is not None or group_by is not None):
+        raise QueryError("sampling, align and group_by need an aggregate (e.g. aggregate='avg')")
     opened = store if isinstance(store, Store) else open_store(os.fspath(store), read_only=True)
-    return opened.read(exchange=exchange, symbol=symbol, channel=selected, start=first, end=last)
+    if aggregators:
+        if not isinstance(opened, AggregatingStore):
+            raise QueryError(
+                f"store {opened.describe()} cannot aggregate on its server; read the records "
+                "and aggregate them with pandas (e.g. frame.resample('1s'))"
+            )
+        return opened.aggregate(
+            exchange=exchange, channel=selected, symbol=symbol, start=first, end=last,
+            aggregate=aggregators, sampling=sampling or "1s", align=align or "start",
+            group_by=_names(group_by), fields=columns,
+        )  # fmt: skip
+    frame = opened.read(exchange=exchange, symbol=symbol, channel=selected, start=first, end=last)
+    if columns is not None:
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            known = ", ".join(map(str, frame.columns))
+            raise QueryError(f"no field {', '.join(map(repr, unknown))} in {selected}; {known}")
+        frame = frame[columns]
+    return frame
 
 
 def _print_table(shown: pd.DataFrame, total: int) -> None:
@@ -127,6 +188,25 @@ def _cell(value: object) -> str:
 )  # fmt: skip
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Default: stdout.")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most N rows (first).")
+@click.option(
+    "--field", "fields", multiple=True, help="Only this value column (repeatable); default all."
+)
+@click.option(
+    "--aggregate", "aggregates", multiple=True,
+    help="Server-side aggregator per --sampling bucket (repeatable): avg, min, max, sum, count, "
+    "first, last, dev, p50, p99... (stores that aggregate, e.g. KairosDB).",
+)  # fmt: skip
+@click.option("--sampling", default=None, help="Bucket size for --aggregate: 500ms, 1s, 5min, 1h.")
+@click.option(
+    "--align", type=click.Choice(["start", "end", "none"]), default=None,
+    help="Buckets at whole multiples of the sampling labelled by start (default) or end; "
+    "none: from the query start.",
+)  # fmt: skip
+@click.option(
+    "--group-by", default=None,
+    help="Comma-separated tags to group --aggregate by (default: all open tags, e.g. symbol); "
+    "'' aggregates across them.",
+)  # fmt: skip
 def query(
     store_url: str,
     exchange: str,
@@ -137,12 +217,19 @@ def query(
     output_format: str,
     output: Path | None,
     limit: int | None,
+    fields: tuple[str, ...],
+    aggregates: tuple[str, ...],
+    sampling: str | None,
+    align: str | None,
+    group_by: str | None,
 ) -> None:
-    """Print or export stored records."""
+    """Print or export stored records (or server-side aggregates of them)."""
     try:
         frame = read(
-            store_url, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end
-        )
+            store_url, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
+            aggregate=list(aggregates) or None, sampling=sampling, align=align,
+            group_by=group_by, fields=list(fields) or None,
+        )  # fmt: skip
         total = len(frame)
         if limit is not None:
             frame = frame.iloc[:limit]
