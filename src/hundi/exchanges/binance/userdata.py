@@ -126,6 +126,7 @@ class UserDataStream:
         raise NotImplementedError
 
     def due_requests(self, now_ns: int) -> list[RestRequest]:
+        self.now_ns = max(self.now_ns, now_ns)  # the I/O loop's clock, polled often
         return []
 
     def receive_response(
@@ -145,8 +146,13 @@ class UserDataStream:
         self.now_ns = max(self.now_ns, now_ns)
         if self.subscribed:
             self.subscribed = False
-            self._event(out, EventKind.GAP, now_ns, "user-data stream closed; Binance does not "
-                        "replay account events missed until it is subscribed again")
+            self._event(
+                out,
+                EventKind.GAP,
+                now_ns,
+                "user-data stream closed; Binance does not "
+                "replay account events missed until it is subscribed again",
+            )
 
     def take_reconnect(self) -> bool:
         if self.reconnect_wanted and self._ready(self.now_ns):
