@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
-from hundi.records import Channel
+from hundi.records import SERIES_CHANNELS, Channel
 
 ENV_FILE = ".hundi.env"
 
@@ -220,7 +220,7 @@ def _as_list(value: Any, where: str) -> tuple[str, ...]:
 def parse_channels(text: str | tuple[str, ...], where: str = "--channels") -> tuple[Channel, ...]:
     """``trades,bbo`` → channels; unknown names are a clear error listing the valid ones."""
     names = _as_list(text if isinstance(text, str) else list(text), where)
-    known = {c.value: c for c in Channel if c is not Channel.EVENTS}
+    known = {c.value: c for c in Channel if c is not Channel.EVENTS and c not in SERIES_CHANNELS}
     channels: list[Channel] = []
     for name in names:
         channel = known.get(name.lower())

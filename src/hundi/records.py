@@ -29,6 +29,11 @@ class Channel(enum.StrEnum):
     EVENTS = "events"
     ORDERS = "orders"  # own order updates (authenticated streams)
     FILLS = "fills"  # own trades (authenticated streams)
+    BARS = "bars"  # derived (hundi.series): OHLCV bars
+    BOOK_TOP = "book_top"  # derived: top-N book snapshot metrics
+    BOOK_LEVELS = "book_levels"  # derived: top-N book snapshot levels, one row per level
+    FLOW = "flow"  # derived: trade-flow imbalance and realized volatility, rolling
+    BASIS = "basis"  # derived: spread and basis between two streams
 
 
 # Sides, stored as int8: a trade's taker side (BUY/SELL) and a book level's side (BID/ASK).
@@ -250,6 +255,123 @@ ORDER_STATUSES: Final = (
     "expired",
 )
 
+
+# --- derived series (hundi.series): computed by the collector, recomputable offline ----------
+
+
+class Bar(Record, frozen=True, gc=False, kw_only=True):
+    """An OHLCV bar. ``interval`` names the bar kind: ``1m`` (time), ``ticks:100``,
+    ``volume:2.5``.
+
+    Time bars: ``ts`` is the bar's start, ``close_time`` its (exclusive) end; an empty bar has
+    ``open = high = low = close`` = the previous close, zero volume and trade ids -1. Tick and
+    volume bars: ``ts``/``close_time`` are the first/last trade's times. ``recv_ts`` is when the
+    bar became final by the rule in :mod:`hundi.series` (so online and offline agree).
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.BARS
+    IDENTITY: ClassVar[tuple[str, ...]] = ("interval", "first_trade_id")
+
+    interval: str
+    close_time: int  # ns
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float  # base asset
+    quote_volume: float
+    vwap: float  # quote_volume / volume; NaN for an empty bar
+    buy_volume: float  # taker buys
+    sell_volume: float  # taker sells
+    trade_count: int
+    first_trade_id: int  # -1 for an empty bar
+    last_trade_id: int
+
+
+class BookTop(Record, frozen=True, gc=False, kw_only=True):
+    """Top-``depth`` book metrics sampled at ``ts`` (every ``interval``), NaN where a side is
+    empty. ``imbalance`` = (bid_volume - ask_volume) / (bid_volume + ask_volume) over the
+    top ``depth`` levels; ``microprice`` weights the best prices by the opposite best size."""
+
+    CHANNEL: ClassVar[Channel] = Channel.BOOK_TOP
+    IDENTITY: ClassVar[tuple[str, ...]] = ("interval", "depth")
+
+    interval: str
+    depth: int
+    bid_price: float
+    bid_size: float
+    ask_price: float
+    ask_size: float
+    mid: float
+    spread: float
+    microprice: float
+    imbalance: float
+    bid_volume: float  # summed size of the top ``depth`` bid levels
+    ask_volume: float
+    bid_levels: int  # levels present, <= depth
+    ask_levels: int
+    update_id: int  # exchange sequence id of the last change applied (-1 if none)
+
+
+class BookLevel(Record, frozen=True, gc=False, kw_only=True):
+    """One level of a top-``depth`` snapshot (level 0 is the best), one row per level."""
+
+    CHANNEL: ClassVar[Channel] = Channel.BOOK_LEVELS
+    IDENTITY: ClassVar[tuple[str, ...]] = ("interval", "depth", "side", "level")
+
+    interval: str
+    depth: int
+    side: int  # 1 bid, -1 ask
+    level: int
+    price: float
+    size: float
+
+
+class Flow(Record, frozen=True, gc=False, kw_only=True):
+    """Rolling trade flow and risk at the end ``ts`` of each ``interval`` bar, over the last
+    ``window`` (its ``returns`` bars). ``flow_imbalance`` = (buy - sell) / (buy + sell) taker
+    volume, NaN without volume; ``realized_vol`` = sqrt(sum of squared log returns of the bar
+    closes), not annualized."""
+
+    CHANNEL: ClassVar[Channel] = Channel.FLOW
+    IDENTITY: ClassVar[tuple[str, ...]] = ("interval", "window")
+
+    interval: str
+    window: str
+    buy_volume: float
+    sell_volume: float
+    flow_imbalance: float
+    realized_vol: float
+    returns: int
+
+
+class Basis(Record, frozen=True, gc=False, kw_only=True):
+    """Two streams on a common clock: each leg's last BBO mid as of ``ts``.
+
+    ``symbol`` is ``A_B``; ``spread`` = mid_b - mid_a, ``basis`` = spread / mid_a.
+    ``ts_a``/``ts_b`` are the exchange times (ns) of the quotes used.
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.BASIS
+    IDENTITY: ClassVar[tuple[str, ...]] = ("interval",)
+
+    interval: str
+    leg_a: str
+    leg_b: str
+    mid_a: float
+    mid_b: float
+    spread: float
+    basis: float
+    ts_a: int
+    ts_b: int
+
+
+# Channels the pipeline derives itself (never subscribed from a venue).
+SERIES_CHANNELS: Final = frozenset(
+    {Channel.BARS, Channel.BOOK_TOP, Channel.BOOK_LEVELS, Channel.FLOW, Channel.BASIS}
+)
+
+
 RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.TRADES: Trade,
     Channel.BBO: Bbo,
@@ -259,6 +381,11 @@ RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.EVENTS: Event,
     Channel.ORDERS: Order,
     Channel.FILLS: Fill,
+    Channel.BARS: Bar,
+    Channel.BOOK_TOP: BookTop,
+    Channel.BOOK_LEVELS: BookLevel,
+    Channel.FLOW: Flow,
+    Channel.BASIS: Basis,
 }
 
 _ARROW_TYPES: Final[dict[Any, pa.DataType]] = {

@@ -73,7 +73,8 @@ class RecordSink:
     def items(self) -> Iterator[tuple[Channel, list[Record]]]:
         """Non-empty channels and their records."""
         for channel in Channel:
-            records: list[Record] = getattr(self, channel.value)
+            # derived channels (hundi.series) have no list here: venues never produce them
+            records: list[Record] | None = getattr(self, channel.value, None)
             if records:
                 yield channel, records
 

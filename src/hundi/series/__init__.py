@@ -1,0 +1,34 @@
+"""Derived market-data series: bars, book snapshots, flow and risk, cross-market basis.
+
+Computed live by the collector (``hundi collect ... --series bars:1s,book:10@1s``; see
+:mod:`hundi.series.engine`) and stored like any channel, and recomputable offline from stored
+raw data with the functions below, which give equal results (:mod:`hundi.series.core`).
+"""
+
+from hundi.series.offline import (
+    basis,
+    book_levels,
+    book_snapshots,
+    flow,
+    flow_imbalance,
+    realized_volatility,
+    tick_bars,
+    time_bars,
+    volume_bars,
+)
+from hundi.series.spec import SeriesPlan, SeriesSpecError, parse_series
+
+__all__ = [
+    "SeriesPlan",
+    "SeriesSpecError",
+    "basis",
+    "book_levels",
+    "book_snapshots",
+    "flow",
+    "flow_imbalance",
+    "parse_series",
+    "realized_volatility",
+    "tick_bars",
+    "time_bars",
+    "volume_bars",
+]
