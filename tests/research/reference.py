@@ -10,7 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 
-def replay_book(rows: pd.DataFrame, at: pd.Timestamp) -> tuple[dict[tuple[int, float], float], bool]:
+def replay_book(
+    rows: pd.DataFrame, at: pd.Timestamp
+) -> tuple[dict[tuple[int, float], float], bool]:
     """``({(side, price): size}, synced)`` at ``at`` from all stored book rows of one symbol."""
     frame = rows.reset_index()
     frame = frame[frame["ts"] <= at]
