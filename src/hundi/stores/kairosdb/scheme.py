@@ -22,9 +22,12 @@ silently. The full scheme (also in README "KairosDB store"):
 * book changes, own orders and fills: not sent (lossless stores only). Book levels would need
   the price as a tag (unbounded cardinality) and collide by the thousand per ms; orders and
   fills are account data.
+* derived series (bars, book_top, book_levels, flow, basis): last value per ms, with the
+  variant fields of their ``IDENTITY`` as tags (``interval``, ``depth``, ``side``/``level``,
+  ``window``), so e.g. the 20 levels of one book snapshot never overwrite each other.
 * any other channel (new record types): every numeric field becomes a metric (last per ms),
-  the schema's dictionary-encoded string fields (``interval``, ``kind``...) become tags, so
-  new channels work without edits here; :data:`OVERRIDES` may replace that per channel.
+  the schema's dictionary-encoded strings and the ``IDENTITY`` strings become tags, so new
+  channels work without edits here; :data:`OVERRIDES` may replace that per channel.
 """
 
 from __future__ import annotations
@@ -321,33 +324,67 @@ OVERRIDES: Final[dict[str, RuleFactory]] = {
         "events", ("count",), extra_tags=("kind", "channel"), horizon_ms=horizon,
         identity=("kind", "channel", "expected", "received", "detail"),
     ),
+    # Derived series (hundi.series): the variant fields of their IDENTITY are tags, so bars of
+    # different intervals or book levels of one snapshot never overwrite each other.
+    "bars": lambda _: LastPerMs(
+        "bars",
+        (
+            "open", "high", "low", "close", "volume", "quote_volume", "vwap", "buy_volume",
+            "sell_volume", "trade_count",
+        ),
+        extra_tags=("interval",),
+    ),
+    "book_top": lambda _: LastPerMs(
+        "book_top",
+        (
+            "bid_price", "bid_size", "ask_price", "ask_size", "mid", "spread", "microprice",
+            "imbalance", "bid_volume", "ask_volume", "bid_levels", "ask_levels",
+        ),
+        extra_tags=("interval", "depth"),
+    ),
+    "book_levels": lambda _: LastPerMs(
+        "book_levels", ("price", "size"), extra_tags=("interval", "depth", "side", "level")
+    ),
+    "flow": lambda _: LastPerMs(
+        "flow",
+        ("buy_volume", "sell_volume", "flow_imbalance", "realized_vol", "returns"),
+        extra_tags=("interval", "window"),
+    ),
+    "basis": lambda _: LastPerMs(
+        "basis", ("mid_a", "mid_b", "spread", "basis"), extra_tags=("interval",)
+    ),
 }  # fmt: skip
 
 _NUMERIC = (int, float, bool)
 
 
 def generic_rule(channel: str) -> ChannelRule | None:
-    """Last-per-ms of every numeric, non-time field of a channel's record type."""
+    """Last-per-ms of every numeric, non-time field of a channel's record type.
+
+    Tags: the schema's dictionary-encoded strings (``interval``, ``kind``...) and the string
+    fields of the type's ``IDENTITY`` (variants such as a rolling ``window``). Integer fields
+    that hold times (``*_ts``, ``ts_*``, ``*_time``) are left out: ns do not fit a double.
+    """
     known = {c.value: c for c in RECORD_TYPES}
     if channel not in known:
         return None
     record_type = RECORD_TYPES[known[channel]]
     schema: pa.Schema | None = SCHEMAS.get(known[channel])
+    identity = getattr(record_type, "IDENTITY", ())
     fields: list[str] = []
     tags: list[str] = []
     for f in msgspec.structs.fields(record_type):
         arrow_type = schema.field(f.name).type if schema is not None else None
         is_time = arrow_type is not None and pa.types.is_timestamp(arrow_type)
-        if f.name in ("ts", "recv_ts") or is_time:
+        name = f.name
+        if is_time or name == "ts" or name.endswith(("_ts", "_time")) or name.startswith("ts_"):
             continue
         if f.type in _NUMERIC:
-            fields.append(f.name)
-        elif (
-            arrow_type is not None
-            and pa.types.is_dictionary(arrow_type)
-            and f.name not in (*BASE_TAGS, "native_symbol")
-        ):
-            tags.append(f.name)
+            fields.append(name)
+        elif f.type is str and name not in (*BASE_TAGS, "native_symbol"):
+            dictionary = arrow_type is not None and pa.types.is_dictionary(arrow_type)
+            if dictionary or name in identity:
+                tags.append(name)
     if not fields:
         return None
     return LastPerMs(channel, fields, extra_tags=tags)
