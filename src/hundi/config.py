@@ -21,6 +21,7 @@ import yaml
 from dotenv import dotenv_values
 
 from hundi.records import SERIES_CHANNELS, Channel
+from hundi.series.spec import SeriesPlan, SeriesSpecError, parse_series
 
 ENV_FILE = ".hundi.env"
 
@@ -122,6 +123,7 @@ class FeedConfig:
     rest_endpoint: str | None = None
     stores: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
+    series: SeriesPlan | None = None  # derived series to compute live (hundi.series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +248,7 @@ def _feed(raw: Any, index: int) -> FeedConfig:
         "rest_endpoint",
         "stores",
         "options",
+        "series",
     }
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -270,7 +273,18 @@ def _feed(raw: Any, index: int) -> FeedConfig:
         rest_endpoint=raw.get("rest_endpoint"),
         stores=_as_list(raw["stores"], f"{where}.stores") if raw.get("stores") else (),
         options={str(k): str(v) for k, v in options.items()},
+        series=_series(raw.get("series"), f"{where}.series"),
     )
+
+
+def _series(value: Any, where: str) -> SeriesPlan | None:
+    """A feed's ``series`` (``"bars:1s,book:10@1s"`` or a list of such items)."""
+    if value is None:
+        return None
+    try:
+        return parse_series(_as_list(value, where), where)
+    except SeriesSpecError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_config_file(path: Path) -> ConfigFile:

@@ -30,6 +30,10 @@ from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
 from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.records import Channel
+from hundi.series.engine import Scope, SeriesEngine
+from hundi.series.spec import EXAMPLE, BasisSpec, BookTopSpec, SeriesPlan, SeriesSpecError
+from hundi.series.spec import parse_series as _parse_series
 from hundi.status import StatusReporter
 from hundi.stores.base import Store, StoreError, open_store, scheme_of
 
@@ -94,6 +98,12 @@ def _symbols(text: str | None) -> tuple[str, ...]:
 @click.option(
     "--option", "options", multiple=True, metavar="KEY=VALUE", help="Venue option; repeatable."
 )
+@click.option(
+    "--series",
+    "series_text",
+    metavar="SPECS",
+    help=f"Derived series to compute and store, e.g. {EXAMPLE}. With --config: per feed key.",
+)
 def collect(
     exchange: str | None,
     market: str | None,
@@ -111,6 +121,7 @@ def collect(
     flush_interval: float | None,
     stale_after: float | None,
     options: tuple[str, ...],
+    series_text: str | None,
 ) -> None:
     """Collect market data from EXCHANGE (e.g. binance) into stores.
 
@@ -142,9 +153,15 @@ def collect(
                     endpoint=endpoint,
                     rest_endpoint=rest_endpoint,
                     options=venue_options,
+                    series=_series_option(series_text),
                 )
             ]
         elif config_file and config_file.feeds:
+            if series_text is not None:
+                raise click.UsageError(
+                    "--series applies to an EXCHANGE given on the command line; "
+                    "with --config, set `series:` on each feed"
+                )
             feeds = config_file.feeds
         else:
             raise click.UsageError("give an EXCHANGE (e.g. binance) or a --config with feeds")
@@ -152,6 +169,45 @@ def collect(
         _fail(str(exc))
     code = _collect(feeds, settings, raw_dir, quarantine_path, duration, summary_json)
     sys.exit(code)
+
+
+def _series_option(text: str | None) -> SeriesPlan | None:
+    if text is None:
+        return None
+    try:
+        return _parse_series(text, "--series")
+    except SeriesSpecError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _series_engine(pairs: Sequence[tuple[FeedConfig, VenueProtocol]]) -> SeriesEngine | None:
+    """The series engine of one collector (feeds sharing stores), checked against its feeds:
+    every series needs its input channel, and a basis leg must be a collected BBO stream."""
+    plans: list[tuple[Scope, SeriesPlan]] = []
+    quoted: set[tuple[str, str]] = set()
+    for feed, venue in pairs:
+        symbols = frozenset((venue.exchange, venue.normalize_symbol(n)) for n in feed.symbols)
+        if Channel.BBO in feed.channels:
+            quoted |= symbols
+        if feed.series:
+            plans.append((symbols, feed.series))
+    for feed, _ in pairs:
+        for spec in feed.series.specs if feed.series else ():
+            if isinstance(spec, BasisSpec):
+                for leg in (spec.leg_a, spec.leg_b):
+                    if not any(leg.matches(*key) for key in quoted):
+                        _fail(
+                            f"series basis: leg {leg.label} is not a collected bbo stream of "
+                            "feeds sharing these stores (add it as a feed with channel bbo)"
+                        )
+                continue
+            needed = Channel.BOOK if isinstance(spec, BookTopSpec) else Channel.TRADES
+            if needed not in feed.channels:
+                _fail(
+                    f"series for {feed.exchange} {feed.market}: {needed.value} must be among "
+                    f"its channels ({', '.join(c.value for c in feed.channels)})"
+                )
+    return SeriesEngine(plans) if plans else None
 
 
 def _options(pairs: Sequence[str]) -> dict[str, str]:
@@ -234,8 +290,11 @@ def _collect(
     # Feeds with their own ``stores`` go there; the others to the settings' stores. One
     # collector per distinct store set keeps routing trivial.
     groups: dict[tuple[str, ...], list[VenueProtocol]] = {}
+    grouped_feeds: dict[tuple[str, ...], list[tuple[FeedConfig, VenueProtocol]]] = {}
     for feed, venue in venues:
         groups.setdefault(feed.stores or settings.store, []).append(venue)
+        grouped_feeds.setdefault(feed.stores or settings.store, []).append((feed, venue))
+    engines = {urls: _series_engine(pairs) for urls, pairs in grouped_feeds.items()}
     all_urls = [url for urls in groups for url in urls]
     stores = _open_stores(all_urls)
     if summary_json:
@@ -281,6 +340,7 @@ def _collect(
             client=client,
             capture=capture.record if capture else None,
             quarantine=quarantine.add,
+            series=engines[urls],
         )
         for urls, group_venues in groups.items()
     ]
@@ -378,8 +438,40 @@ def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         msgs_per_s=sum(s["msgs_per_s"] for s in summaries),
         streams={k: v for s in summaries for k, v in s["streams"].items()},
         stores=[store for s in summaries for store in s["stores"]],
+        series=_merge_series([s["series"] for s in summaries if s.get("series")]),
     )
     return merged
+
+
+def _merge_series(parts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    if not parts:
+        return None
+    merged: dict[str, Any] = {"records": {}}
+    for part in parts:
+        for channel, n in part["records"].items():
+            merged["records"][channel] = merged["records"].get(channel, 0) + n
+        for key, value in part.items():
+            if key == "behind":
+                merged[key] = merged.get(key, False) or value
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                merged[key] = merged.get(key, 0) + value
+    merged["last_error"] = next((p["last_error"] for p in parts if p["last_error"]), "")
+    return merged
+
+
+def _series_line(series: dict[str, Any]) -> str:
+    records = ", ".join(f"{k}={v}" for k, v in series["records"].items()) or "none yet"
+    line = f"series computed: {records}"
+    if series["behind"]:
+        line += (
+            f"; FELL BEHIND: {series['dropped_batches']} batches "
+            f"({series['dropped_records']} records) not computed, series restarted"
+        )
+    if series["late_records"]:
+        line += f"; {series['late_records']} records arrived after their interval was emitted"
+    if series["errors"]:
+        line += f"; {series['errors']} errors ({series['last_error']})"
+    return line
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -395,6 +487,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"records stored: {records or 'none'}",
         f"gaps {summary['gaps']}, resyncs {summary['resyncs']}, reconnects {summary['reconnects']}",
     ]
+    if summary.get("series"):
+        lines.append(_series_line(summary["series"]))
     if summary["invalid_symbols"]:
         lines.append(
             "not listed or not trading on the exchange (no data for them): "

@@ -35,6 +35,7 @@ from hundi.pipeline.accounting import Accounting
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
 from hundi.records import Channel, EventKind, Record
+from hundi.series.engine import SeriesEngine, SeriesRunner
 from hundi.stores.base import Store
 
 log = logging.getLogger("hundi.pipeline")
@@ -76,8 +77,13 @@ class Collector:
         client: WsClient | None = None,
         capture: CaptureHook | None = None,
         quarantine: QuarantineHook | None = None,
+        series: SeriesEngine | None = None,
     ) -> None:
         self.settings = settings or CollectorSettings()
+        # Derived series (bars, book snapshots...) computed on their own thread from each
+        # drained batch; their records join the next batch to the stores.
+        self.series_engine = series if series else None
+        self.series: SeriesRunner | None = None
         self.accounting = Accounting()
         self.sink = RecordSink()
         self.venues = list(venues)
@@ -149,6 +155,8 @@ class Collector:
             )
             for store in self.stores
         ]
+        if self.series_engine is not None:
+            self.series = SeriesRunner(self.series_engine)
         self.started = time.monotonic()
         manager_tasks = [asyncio.create_task(m.run()) for m in self.managers]
         drainer = asyncio.create_task(self._drain_loop())
@@ -196,9 +204,16 @@ class Collector:
             self._update_backpressure()
 
     def _drain(self) -> None:
-        if not len(self.sink):
+        batch: Batch = self.sink.drain() if len(self.sink) else {}
+        if self.series is not None:
+            # Every drain ticks the series clock, data or not: time bars close on the clock.
+            # ``now`` is read after the drain, so every record drained was received before it.
+            self.series.offer(batch, time.time_ns())
+            derived = self.series.take()
+            if derived:
+                batch = {**batch, **derived}
+        if not batch:
             return
-        batch = self.sink.drain()
         self._observe(batch)
         for writer in self.writers:
             if not writer.offer(batch):
@@ -237,8 +252,15 @@ class Collector:
     async def _final_drain(self) -> None:
         """Everything left in the sink and held → the writers, then close them (blocking)."""
         deadline = time.monotonic() + self.settings.shutdown_timeout_s
-        if len(self.sink):
-            batch = self.sink.drain()
+        batch: Batch = self.sink.drain() if len(self.sink) else {}
+        if self.series is not None:
+            await asyncio.to_thread(
+                self.series.finish, batch, time.time_ns(), self.settings.shutdown_timeout_s / 2
+            )
+            derived = self.series.take()
+            if derived:
+                batch = {**batch, **derived}
+        if batch:
             self._observe(batch, count_integrity=False)
             self._held.extend((writer, batch) for writer in self.writers)
         while self._held and time.monotonic() < deadline:
@@ -353,6 +375,7 @@ class Collector:
                 "events": self.backpressure_events,
                 "paused_s": round(self.backpressure_s, 3),
             },
+            series=self.series.summary() if self.series is not None else None,
             books=[
                 {
                     "exchange": exchange,

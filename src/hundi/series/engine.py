@@ -384,6 +384,17 @@ class SeriesRunner:
             output, self._output = self._output, {}
         return output
 
+    def finish(self, batch: Batch, now_ns: int, timeout_s: float) -> None:
+        """The last batch (waited for, up to ``timeout_s``), then :meth:`close`."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self.queue.put(_Item(batch, now_ns, self._lost_pending), timeout=timeout_s)
+        except queue.Full:
+            self.dropped_batches += 1
+            self.dropped_records += sum(len(r) for r in batch.values())
+            log.error("series engine still behind at shutdown: its last batch is not computed")
+        self.close(max(0.0, deadline - time.monotonic()))
+
     def close(self, timeout_s: float) -> None:
         """Compute everything queued (up to ``timeout_s``), then stop the thread."""
         deadline = time.monotonic() + timeout_s
