@@ -214,3 +214,14 @@ def test_read_only_on_a_missing_keyspace_is_a_clear_error(cassandra_url: str) ->
     url = cassandra_url.rsplit("/", 1)[0] + "/hundi_test_absent"
     with pytest.raises(StoreError, match="no keyspace 'hundi_test_absent'"):
         open_store(url, read_only=True)
+
+
+def test_a_record_that_cannot_be_stored_is_logged_and_does_not_block_the_others(
+    store: Store, exchange: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = [sample(Trade, i, exchange=exchange, symbol="BTC-USDT", ts=T0 + i) for i in (1, 2)]
+    bad = msgspec.structs.replace(good[0], trade_id=2**64, ts=T0 + 5)
+    store.write({Channel.TRADES: [good[0], bad, good[1]]})
+    frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    assert records_of(frame, Channel.TRADES) == good
+    assert "trades: field trade_id=18446744073709551616 cannot be stored" in caplog.text

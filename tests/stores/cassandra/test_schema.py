@@ -15,7 +15,7 @@ from hundi.stores.cassandra.schema import table_spec
 
 KEYSPACE = "hundi_test_migrate"
 T0 = 1_714_521_600_000_000_000
-DAY0 = T0 // 86_400_000_000_000
+DAY0 = T0 // 86_400_000_000_000  # the ts_day column
 
 
 def keyspace_url(cassandra_url: str, keyspace: str) -> str:
@@ -63,19 +63,7 @@ def test_older_tables_are_migrated_and_opening_again_changes_nothing(
     cql.execute(old.create_cql(keyspace, ttl_s=0))
     cql.execute(
         cql.prepare(old.insert_cql(keyspace)),
-        (
-            "binance",
-            "BTC-USDT",
-            "BTCUSDT",
-            T0,
-            T0 + 1,
-            1,
-            10.0,
-            1.0,
-            1,
-            1,
-            T0 // 86_400_000_000_000,
-        ),
+        ("binance", "BTC-USDT", "BTCUSDT", T0, T0 + 1, 1, 10.0, 1.0, 1, 1, DAY0),
     )
     assert "last_trade_id" not in columns(cql, "trades")
 

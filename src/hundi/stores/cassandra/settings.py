@@ -193,8 +193,8 @@ def load_settings(
             DEFAULT_REPLICATION,
         ),
         ttl_s=get("CASSANDRA_TTL", _int_at_least(0), "seconds >= 0 (0 = keep forever)", "0"),
-        concurrency=get("CASSANDRA_CONCURRENCY", _int_at_least(1), "a positive integer", "64"),
-        batch_rows=get("CASSANDRA_BATCH_ROWS", _int_at_least(1), "a positive integer", "32"),
+        concurrency=get("CASSANDRA_CONCURRENCY", _int_at_least(1), "a positive integer", "32"),
+        batch_rows=get("CASSANDRA_BATCH_ROWS", _int_at_least(1), "a positive integer", "64"),
         local_dc=local_dc,
         protocol_version=get(
             "CASSANDRA_PROTOCOL_VERSION", _int_at_least(3), "a protocol version (3, 4, 5)", "5"

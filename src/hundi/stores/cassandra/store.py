@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, NoReturn
@@ -46,10 +47,18 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, tuple_factory
+from cassandra.query import (
+    BatchStatement,
+    BatchType,
+    BoundStatement,
+    PreparedStatement,
+    Statement,
+    tuple_factory,
+)
 
 from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Record
 from hundi.stores.base import Store, StoreError
+from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
 from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
     TableSpec,
@@ -100,7 +109,7 @@ class CassandraStore(Store):
         self.settings = dataclasses.replace(settings, **overrides) if overrides else settings
         self.read_only = _as_bool(options.get("read_only", False))
         self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
-        self._inserts: dict[Channel, tuple[PreparedStatement, Any]] = {}
+        self._inserts: dict[Channel, _Insert] = {}
         self._selects: dict[Channel, PreparedStatement] = {}
         self._indexed: set[tuple[Channel, _PartitionKey]] = set()
         self._cluster, self._session = self._connect()
@@ -117,14 +126,20 @@ class CassandraStore(Store):
 
     def _fail(self, doing: str, exc: BaseException) -> NoReturn:
         """Raise one clear StoreError: where, what, why; the password scrubbed from the cause."""
-        raise StoreError(f"Cassandra {self.settings.where}: {doing} failed: {self._cause(exc)}")
+        cause = self._cause(exc)
+        raise StoreError(f"Cassandra {self.settings.where}: {doing} failed: {cause}") from None
 
     def _cause(self, exc: BaseException) -> str:
         if isinstance(exc, NoHostAvailable):
             errors = list(exc.errors.values())
             if errors and all(isinstance(e, AuthenticationFailed) for e in errors):
-                who = self.settings.user or "(no user)"
-                text = f"authentication failed for user {who!r} (check CASSANDRA_USER/PASSWORD)"
+                if self.settings.user is None:
+                    text = "the server requires a login: set CASSANDRA_USER and CASSANDRA_PASSWORD"
+                else:
+                    text = (
+                        f"authentication failed for user {self.settings.user!r} "
+                        "(check CASSANDRA_USER/CASSANDRA_PASSWORD)"
+                    )
             elif errors:
                 parts = [f"{host}: {type(e).__name__}: {e}" for host, e in exc.errors.items()]
                 text = "no host available (" + "; ".join(parts) + ")"
@@ -202,12 +217,15 @@ class CassandraStore(Store):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _insert_for(self, channel: Channel) -> tuple[PreparedStatement, Any]:
+    def _insert_for(self, channel: Channel) -> _Insert:
         found = self._inserts.get(channel)
         if found is None:
             spec = self._specs[channel]
             prepared = self._session.prepare(spec.insert_cql(self.settings.keyspace))
-            found = (prepared, attrgetter(*spec.fields))
+            encoder = RowEncoder(
+                f"{self.settings.keyspace}.{spec.name}", list(spec.columns.items())
+            )
+            found = _Insert(prepared, attrgetter(*spec.fields), encoder)
             self._inserts[channel] = found
         return found
 
@@ -215,7 +233,7 @@ class CassandraStore(Store):
         """Send every record and wait until all are acknowledged (see the module docstring)."""
         if self.read_only:
             raise StoreError(f"Cassandra {self.settings.where} was opened read-only")
-        statements: list[tuple[Any, Any]] = []
+        statements: list[tuple[Statement, None]] = []
         new_index: list[tuple[Channel, _PartitionKey]] = []
         try:
             for channel, records in batches.items():
@@ -244,37 +262,45 @@ class CassandraStore(Store):
         self,
         channel: Channel,
         records: Sequence[Record],
-        out: list[tuple[Any, Any]],
+        out: list[tuple[Statement, None]],
         new_index: list[tuple[Channel, _PartitionKey]],
     ) -> None:
-        """Append the requests for one channel's records: index entries, then data."""
-        insert, row_of = self._insert_for(channel)
-        partitions: dict[_PartitionKey, list[tuple[Any, ...]]] = {}
+        """Append the requests for one channel's records: index entries, then data.
+
+        A record with a value its column cannot hold (a bug upstream) is logged and left out,
+        so it cannot block every record after it.
+        """
+        insert = self._insert_for(channel)
+        row_of, encode = insert.row_of, insert.encoder.encode
+        partitions: dict[_PartitionKey, list[list[bytes]]] = {}
         for record in records:
             day = record.ts // NS_PER_DAY
+            try:
+                values = encode((*row_of(record), day))
+            except UnstorableRow as exc:
+                log.error("%s; record not stored: %r", exc, record)
+                continue
             key = (record.exchange, record.symbol, day)
             rows = partitions.get(key)
             if rows is None:
                 rows = partitions[key] = []
-            rows.append((*row_of(record), day))
+            rows.append(values)
         for key in partitions:
             if (channel, key) not in self._indexed:
                 exchange, symbol, day = key
-                out.append((self._index_insert, (exchange, channel.value, symbol, day)))
+                index_entry = self._index_insert.bind((exchange, channel.value, symbol, day))
+                out.append((index_entry, None))
                 new_index.append((channel, key))
-        size = self.settings.batch_rows
-        if size == 1:
-            out.extend((insert, row) for rows in partitions.values() for row in rows)
-            return
+        prepared, size = insert.prepared, self.settings.batch_rows
         for rows in partitions.values():
             for first in range(0, len(rows), size):
                 chunk = rows[first : first + size]
                 if len(chunk) == 1:
-                    out.append((insert, chunk[0]))
+                    out.append((_bound(prepared, chunk[0]), None))
                     continue
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for row in chunk:
-                    batch.add(insert, row)
+                for values in chunk:
+                    batch.add(_bound(prepared, values))
                 out.append((batch, None))
 
     def flush(self) -> None:
@@ -348,6 +374,22 @@ class CassandraStore(Store):
                     break
                 result.fetch_next_page()
         return rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    """A channel's prepared INSERT, its record → row getter and its row encoder."""
+
+    prepared: PreparedStatement
+    row_of: Callable[[Record], tuple[Any, ...]]
+    encoder: RowEncoder
+
+
+def _bound(prepared: PreparedStatement, values: list[bytes]) -> BoundStatement:
+    """A bound INSERT from already serialized values (see :mod:`.encode`)."""
+    statement = BoundStatement(prepared)
+    statement.values = values
+    return statement
 
 
 def _take(items: Iterable[tuple[str, int]], count: int) -> list[tuple[str, int]]:
