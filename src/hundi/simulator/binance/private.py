@@ -37,7 +37,7 @@ from aiohttp import WSMsgType, web
 
 from hundi.exchanges.credentials import Credentials
 from hundi.simulator.config import Market
-from hundi.simulator.lifecycle import Lifecycles, Step
+from hundi.simulator.lifecycle import SCENARIOS, Lifecycles, Step
 
 FAULTS = ("terminate", "listen-key-expire", "drop")
 INVALID_KEY = (-2015, "Invalid API-key, IP, or permissions for action.")
@@ -100,7 +100,11 @@ class BinancePrivate:
         self.market = market
         self.config = config
         self._key, self._secret = config.credentials.values()
-        self.lifecycles = Lifecycles(random.Random(config.seed), symbols)
+        # USD-M answers a rejected order on the request; its user-data stream never shows one
+        scenarios = (
+            SCENARIOS if market is Market.SPOT else tuple(s for s in SCENARIOS if s != "reject")
+        )
+        self.lifecycles = Lifecycles(random.Random(config.seed), symbols, scenarios=scenarios)
         self._conns: dict[int, _Conn] = {}
         self._next_conn = 1
         self._closed: deque[_Conn] = deque(maxlen=1000)
@@ -234,15 +238,14 @@ class BinancePrivate:
             "f": "GTX" if o.time_in_force == "IOC" else o.time_in_force,
             "q": _f(o.quantity), "p": _f(o.price),
             "ap": _f(step.filled_quote / step.filled if step.filled else 0.0), "sp": _f(0.0),
-            "x": "EXPIRED" if step.execution == "REJECTED" else step.execution,
-            "X": "EXPIRED" if step.status == "REJECTED" else step.status,
+            "x": step.execution, "X": step.status,
             "i": o.order_id, "l": _f(step.last_quantity), "z": _f(step.filled),
             "L": _f(step.last_price), "N": step.fee_asset or "USDT", "n": _f(step.fee),
             "T": now, "t": step.trade_id if trade else 0, "b": _f(0.0), "a": _f(0.0),
             "m": step.maker, "R": False, "wt": "CONTRACT_PRICE", "ot": o.order_type,
             "ps": "BOTH", "cp": False, "rp": _f(0.0), "pP": False, "si": 0, "ss": 0,
             "V": "EXPIRE_TAKER", "pm": "NONE", "gtd": 0,
-            "er": "6" if step.status in ("EXPIRED", "REJECTED") else "0",
+            "er": "6" if step.status == "EXPIRED" else "0",
         }  # fmt: skip
         events: list[dict[str, Any]] = []
         if trade:
