@@ -272,3 +272,19 @@ def test_bounded_memory_write_sends_early_and_bodies_are_split(
     store.settings = dataclasses.replace(store.settings, verify_timeout_s=20)
     everything = [bbo(s * 1000 + ms, 0, 1.0) for s in range(3) for ms in range(100)]
     store.verify_records({Channel.BBO: everything})
+
+
+def test_discard_then_resend_from_the_spool_stores_each_trade_once(store: KairosStore) -> None:
+    first = [trade(i, ms=i % 5, price=10.0 + i, size=1.0, side=1) for i in range(10)]
+    again = [trade(i, ms=3 + i % 5, price=10.0 + i, size=2.0, side=-1) for i in range(10, 20)]
+    assert store.idempotent
+    store.write({Channel.TRADES: first})
+    store.flush()
+    store.write({Channel.TRADES: again})
+    store.discard()  # the writer's outage path: these batches went to its spool
+    assert store.backlog_points == 0
+    store.write({Channel.TRADES: again})  # drained from the spool after recovery
+    store.flush()
+    want = expected_trades_ms(first + again)
+    got = stored_trades_ms(store)
+    pd.testing.assert_frame_equal(got[want.columns], want, check_exact=False, rtol=1e-12)

@@ -93,3 +93,24 @@ def test_lossless_only_channels_have_no_rule_and_are_counted_as_not_sent() -> No
 def test_bbo_keeps_the_last_update_of_each_ms() -> None:
     pending = Converter().convert({Channel.BBO: [bbo(0, 1, 1.0), bbo(0, 2, 2.0), bbo(0, 3, 1.5)]})
     assert pending[("bbo", ("binance", "BTC-USDT"))] == {T0 // MS: (1.5, 1e-05, 2.0, 3.0)}
+
+
+def test_rollback_forgets_everything_since_the_commit_so_redelivery_counts_once() -> None:
+    """The writer's outage path: discard() rolls back, then the spool re-sends the batches."""
+    a = [trade(i, ms=i % 4, price=1.0 + i, size=1.0, side=1) for i in range(8)]
+    b = [trade(i, ms=2 + i % 30, price=1.0 + i, size=0.5, side=-1) for i in range(8, 60)]
+    reference = Converter(horizon_ms=10)
+    want: dict = {}
+    reference.add({Channel.TRADES: a}, want)
+    reference.add({Channel.TRADES: b}, want)
+
+    converter = Converter(horizon_ms=10)
+    got: dict = {}
+    converter.add({Channel.TRADES: a}, got)
+    converter.commit()
+    converter.add({Channel.TRADES: b}, {})  # written, then the store went down: discarded
+    converter.rollback()
+    converter.add({Channel.TRADES: b}, got)  # re-sent from the spool
+    assert got == want
+    rule = converter.rule(Channel.TRADES)
+    assert isinstance(rule, TradesPerMs) and not rule.late

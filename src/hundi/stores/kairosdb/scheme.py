@@ -121,6 +121,15 @@ class _Bucket:
     def __init__(self) -> None:
         self.seen: set[Any] = set()
 
+    def copy(self) -> Any:
+        """An independent copy (for the undo log)."""
+        twin = object.__new__(type(self))
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                setattr(twin, name, getattr(self, name))
+        twin.seen = set(self.seen)
+        return twin
+
 
 class PerMsAggregate(ChannelRule):
     """One aggregate per ms, merged across batches while the ms is within the merge horizon.
@@ -146,6 +155,31 @@ class PerMsAggregate(ChannelRule):
         self._open: dict[TagValues, dict[int, Any]] = {}
         self._evicted_through: dict[TagValues, int] = {}
         self.late: Counter[TagValues] = Counter()
+        # Undo log since the last commit: each touched or evicted bucket's earlier state
+        # (None: it did not exist), and each series' earlier eviction mark.
+        self._undo: dict[tuple[TagValues, int], Any] = {}
+        self._undo_evicted: dict[TagValues, int | None] = {}
+
+    def commit(self) -> None:
+        """What was added so far is confirmed stored: forget the undo log."""
+        self._undo.clear()
+        self._undo_evicted.clear()
+
+    def rollback(self) -> None:
+        """Back to the state of the last :meth:`commit`: the records added since will be
+        delivered again (the writer re-sends them from its outage spool)."""
+        for (key, ms), before in self._undo.items():
+            buckets = self._open.setdefault(key, {})
+            if before is None:
+                buckets.pop(ms, None)
+            else:
+                buckets[ms] = before
+        for key, mark in self._undo_evicted.items():
+            if mark is None:
+                self._evicted_through.pop(key, None)
+            else:
+                self._evicted_through[key] = mark
+        self.commit()
 
     @abstractmethod
     def new_bucket(self, record: Any) -> _Bucket: ...
@@ -171,9 +205,12 @@ class PerMsAggregate(ChannelRule):
                     self._late(key, ms)
                     continue
                 bucket = buckets[ms] = self.new_bucket(record)
+                self._undo.setdefault((key, ms), None)
             ident = identity(record) if identity is not None else record
             if ident in bucket.seen:
                 continue
+            if (key, ms) not in self._undo:
+                self._undo[(key, ms)] = bucket.copy()
             bucket.seen.add(ident)
             self.merge(bucket, record)
             touched.setdefault(key, set()).add(ms)
@@ -189,14 +226,19 @@ class PerMsAggregate(ChannelRule):
         old = [ms for ms in buckets if ms < oldest_kept]
         if old:
             for ms in old:
-                del buckets[ms]
+                # Evicted untouched since the commit: its current state is the one to restore.
+                self._undo.setdefault((key, ms), buckets.pop(ms))
+            if key not in self._undo_evicted:
+                self._undo_evicted[key] = self._evicted_through.get(key)
             self._evicted_through[key] = max(self._evicted_through.get(key, -(1 << 62)), *old)
 
     def _late(self, key: TagValues, ms: int) -> None:
         if not self.late[key]:
             log.warning(
                 "kairosdb %s %s: a record for ms %d arrived after that ms left the %d ms merge "
-                "horizon; not sent to KairosDB (the lossless stores have it)",
+                "horizon (out of order by more than that, or a re-delivery); not re-sent to "
+                "KairosDB, whose aggregate for that ms it would overwrite (the lossless stores "
+                "have it)",
                 self.series, "/".join(key), ms, self.horizon_ms,
             )  # fmt: skip
         self.late[key] += 1
@@ -436,6 +478,16 @@ class Converter:
                 continue
             rule.add(records, out)
         return skipped
+
+    def commit(self) -> None:
+        for rule in self.rules():
+            if isinstance(rule, PerMsAggregate):
+                rule.commit()
+
+    def rollback(self) -> None:
+        for rule in self.rules():
+            if isinstance(rule, PerMsAggregate):
+                rule.rollback()
 
     def convert(self, batches: Mapping[Channel, Sequence[Record]]) -> Pending:
         out: Pending = {}

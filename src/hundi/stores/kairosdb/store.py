@@ -84,6 +84,9 @@ class KairosStore(Store):
     ``read_only`` (nothing is written; ``write`` raises)."""
 
     scheme = "kairosdb+http"
+    # Re-sending overwrites the same metric+tags+ms with the same value; per-ms aggregates
+    # roll back on discard() so re-sent trades are counted once.
+    idempotent = True
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url)
@@ -130,6 +133,15 @@ class KairosStore(Store):
                 # Re-send what KairosDB lost (the next flush); overwriting is idempotent.
                 self._outbox.extend(self._bodies(mismatch.entries))
                 raise StoreError(str(mismatch)) from None
+        self.converter.commit()
+
+    def discard(self) -> None:
+        """Forget everything since the last successful flush (the writer's outage spool will
+        write those batches again): unsent rows and bodies, and the per-ms aggregates' state."""
+        self._pending = {}
+        self._outbox.clear()
+        self._unverified = []
+        self.converter.rollback()
 
     def close(self) -> None:
         try:
