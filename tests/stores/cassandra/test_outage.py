@@ -1,0 +1,133 @@
+"""A Cassandra outage mid-run: ``write`` raises StoreError, and after recovery the same batch
+is written again without duplicates. The outage is real: the store talks to the node through a
+TCP relay that the test cuts (closing every connection and refusing new ones) and restores."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from hundi.records import Channel, Record, Trade
+from hundi.stores.base import StoreError, open_store
+
+T0 = 1_714_521_600_000_000_000
+
+
+class Relay:
+    """Forwards local TCP connections to ``upstream``; ``cut`` and ``restore`` the link."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        self._listener.close()
+        self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def relay(cassandra_url: str) -> Iterator[Relay]:
+    parts = urlsplit(cassandra_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 9042))
+    yield relay
+    if relay._listener is not None:
+        relay.cut()
+
+
+def trades(exchange: str, first: int, count: int) -> list[Record]:
+    return [
+        Trade(
+            exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0 + i,
+            recv_ts=T0 + i, trade_id=i, price=1.0 + i, size=1.0, side=1, first_trade_id=i,
+            last_trade_id=i,
+        )
+        for i in range(first, first + count)
+    ]  # fmt: skip
+
+
+def test_outage_raises_store_error_and_recovery_rewrites_without_duplicates(
+    relay: Relay, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "3")
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "3")
+    store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")
+    try:
+        before = trades(exchange, 0, 50)
+        store.write({Channel.TRADES: before})
+        relay.cut()
+        during = trades(exchange, 50, 50)
+        with pytest.raises(StoreError) as raised:
+            store.write({Channel.TRADES: during})
+        assert f"127.0.0.1:{relay.port}/hundi_test" in str(raised.value)
+        assert "writing 50 records" in str(raised.value)
+
+        relay.restore()
+        deadline = time.monotonic() + 90  # the driver reconnects with a capped backoff
+        while True:  # what StoreWriter does: retry the same batch until it is acknowledged
+            try:
+                store.write({Channel.TRADES: during})
+                break
+            except StoreError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    finally:
+        store.close()
+    assert list(frame["trade_id"]) == list(range(100))
