@@ -41,7 +41,8 @@ def collect(tmp: Path, market: str, duration: float) -> dict[str, Any]:
 
 
 def read(store: Path, channel: str, symbol: str) -> pd.DataFrame:
-    return hundi.read(store, exchange="binance", symbol=symbol, channel=channel)
+    frame: pd.DataFrame = hundi.read(store, exchange="binance", symbol=symbol, channel=channel)
+    return frame
 
 
 def only(frame: pd.DataFrame, **where: object) -> pd.DataFrame:
