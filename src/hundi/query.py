@@ -200,7 +200,7 @@ def _cell(value: object) -> str:
 @click.option(
     "--align", type=click.Choice(["start", "end", "none"]), default=None,
     help="Buckets at whole multiples of the sampling labelled by start (default) or end; "
-    "none: from the query start.",
+    "none: from the query start, labelled by their first point.",
 )  # fmt: skip
 @click.option(
     "--group-by", default=None,

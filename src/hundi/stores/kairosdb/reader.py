@@ -67,7 +67,8 @@ class Aggregation:
 
     ``align``: ``start`` buckets at whole multiples of the sampling since the epoch, labelled by
     their start (pandas ``resample(rule, label="left", closed="left")``); ``end`` the same
-    buckets labelled by their end; ``none`` buckets from the query start.
+    buckets labelled by their end; ``none`` buckets from the query start, labelled by their
+    first point (KairosDB's own default).
     """
 
     name: str
