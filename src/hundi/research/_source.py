@@ -8,6 +8,7 @@ row-group statistics. Other stores fall back to ``Store.read``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from hundi.query import QueryError, parse_time
 from hundi.records import SCHEMAS, Channel
@@ -186,7 +188,13 @@ def read_partition_days(
 
 
 def sort_by_time(table: pa.Table) -> pa.Table:
-    """Stable (ts, recv_ts) order, the order ``Store.read`` returns."""
+    """Stable (ts, recv_ts) order, the order ``Store.read`` returns (no copy if already so)."""
+    if table.num_rows > 1 and "recv_ts" in table.column_names:
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        recv = table.column("recv_ts").cast(pa.int64()).to_numpy()
+        step = np.diff(ts)
+        if (step >= 0).all() and (np.diff(recv)[step == 0] >= 0).all():
+            return table
     keys = [("ts", "ascending")]
     if "recv_ts" in table.column_names:
         keys.append(("recv_ts", "ascending"))
@@ -200,3 +208,17 @@ def days_between(first: date, last: date) -> list[date]:
 def index_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     """A frame's UTC DatetimeIndex as int ns."""
     return np.asarray(pd.DatetimeIndex(frame.index).asi8, np.int64)
+
+
+def native_symbol(store: Store, exchange: str, channel: Channel, symbol: str) -> str:
+    """How the exchange spells ``symbol`` (read from one stored row); ``symbol`` if none."""
+    root = embedded_root(store)
+    if root is None:
+        frame = store.read(exchange=exchange, symbol=symbol, channel=channel)
+        return str(frame["native_symbol"].iloc[0]) if len(frame) else symbol
+    for day in days(root, exchange, channel.value, symbol):
+        for path in live_files(root, exchange, channel.value, symbol, day):
+            with contextlib.suppress(FileNotFoundError, IndexError):
+                column = pq.ParquetFile(path).read_row_group(0, columns=["native_symbol"])
+                return str(column.column(0)[0])
+    return symbol

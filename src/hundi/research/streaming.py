@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -46,10 +47,13 @@ def iter_batches(
     end: TimeLike = None,
     columns: Sequence[str] | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    ordered: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """Arrow record batches of ``start <= ts < end``, in time order, one day at a time.
 
     ``columns`` selects columns (``ts`` is always included). String columns are plain strings.
+    ``ordered=False`` skips sorting each day by (ts, recv_ts): rows come in storage order,
+    still day by day (for order-insensitive aggregations over many rows).
     """
     selected = parse_channel(channel)
     wanted = _columns(selected, columns)
@@ -76,20 +80,79 @@ def iter_batches(
             table = pa.Table.from_pandas(frame.reset_index()[list(wanted)], preserve_index=False)
             yield from table.to_batches(max_chunksize=chunk_rows)
         return
-    names = [symbol] if symbol is not None else symbols(root, exchange, selected.value)
-    stored_days = sorted({d for name in names for d in days(root, exchange, selected.value, name)})
+    for _, table in _embedded_days(
+        root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
+    ):
+        yield from table.to_batches(max_chunksize=chunk_rows)
+
+
+def iter_day_tables(
+    store: StoreLike,
+    *,
+    exchange: str,
+    symbol: str | None = None,
+    channel: str | Channel = "trades",
+    start: TimeLike = None,
+    end: TimeLike = None,
+    columns: Sequence[str] | None = None,
+    ordered: bool = True,
+) -> Iterator[tuple[date, pa.Table]]:
+    """(day, Arrow table) per stored UTC day: the unit :func:`iter_batches` cuts into chunks.
+
+    Days without rows are skipped.
+    """
+    selected = parse_channel(channel)
+    wanted = _columns(selected, columns)
+    first_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+    opened = open_for_reading(store)
+    root = embedded_root(opened)
+    if root is None:
+        batches = iter_batches(
+            opened, exchange=exchange, symbol=symbol, channel=selected, start=start, end=end,
+            columns=columns, ordered=ordered,
+        )  # fmt: skip
+        by_day: dict[date, list[pa.RecordBatch]] = {}
+        for batch in batches:
+            if batch.num_rows:
+                first_ts = batch.column("ts").cast(pa.int64())[0].as_py()
+                by_day.setdefault(day_of(first_ts), []).append(batch)
+        for day, found in by_day.items():
+            yield day, pa.Table.from_batches(found)
+        return
+    yield from _embedded_days(
+        root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
+    )
+
+
+def _embedded_days(
+    root: Path,
+    exchange: str,
+    symbol: str | None,
+    channel: Channel,
+    wanted: tuple[str, ...],
+    first_ns: int | None,
+    end_ns: int | None,
+    *,
+    ordered: bool,
+) -> Iterator[tuple[date, pa.Table]]:
+    names = [symbol] if symbol is not None else symbols(root, exchange, channel.value)
+    stored_days = sorted({d for name in names for d in days(root, exchange, channel.value, name)})
     for day in _within(stored_days, first_ns, end_ns):
         for _ in range(5):
-            files = [f for name in names for f in live_files(root, exchange, selected, name, day)]
+            files = [f for name in names for f in live_files(root, exchange, channel, name, day)]
             try:
-                table = read_files(selected, files, _with_order(wanted), first_ns, end_ns)
+                table = read_files(
+                    channel, files, _with_order(wanted) if ordered else wanted, first_ns, end_ns
+                )
                 break
             except FileNotFoundError:
                 continue  # compaction removed a file between listing and reading
         else:
             raise ResearchError(f"store {str(root)!r} changed too fast to read consistently")
-        table = sort_by_time(table).select(list(wanted))
-        yield from table.to_batches(max_chunksize=chunk_rows)
+        if ordered:
+            table = sort_by_time(table).select(list(wanted))
+        if table.num_rows:
+            yield day, table
 
 
 def iter_read(
