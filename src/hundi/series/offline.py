@@ -50,20 +50,20 @@ TimeLike = str | datetime | pd.Timestamp | None
 # --- conversions --------------------------------------------------------------------------------
 
 
-def _duration(value: IntervalLike, name: str) -> Duration:
+def _duration(value: IntervalLike, name: str, *, allow_zero: bool = False) -> Duration:
     if isinstance(value, pd.Timedelta):
         ns = int(value.value)
-        if ns <= 0 or ns % 1_000_000:
+        if ns < 0 or (ns == 0 and not allow_zero) or ns % 1_000_000:
             raise SeriesSpecError(f"{name}: {value} must be a positive whole number of ms")
         return Duration(ns, duration_label(ns))
     try:
-        return parse_duration(value)
+        return parse_duration(value, allow_zero=allow_zero)
     except SeriesSpecError as exc:
         raise SeriesSpecError(f"{name}: {exc}") from None
 
 
 def _grace_ns(grace: IntervalLike | None) -> int:
-    return DEFAULT_GRACE_NS if grace is None else _duration(grace, "grace").ns
+    return DEFAULT_GRACE_NS if grace is None else _duration(grace, "grace", allow_zero=True).ns
 
 
 def _time_ns(value: TimeLike, name: str) -> int | None:

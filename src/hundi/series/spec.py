@@ -41,19 +41,21 @@ class Duration:
     label: str
 
 
-def parse_duration(text: str) -> Duration:
+def parse_duration(text: str, *, allow_zero: bool = False) -> Duration:
     """``"1m"`` → 60 s in ns, labelled ``"1m"``; ``"90s"`` stays ``"90s"``."""
     match = _DURATION.match(text)
     if not match:
         raise SeriesSpecError(f"{text!r} is not a duration like 250ms, 1s, 5m, 1h, 1d")
     ns = int(match.group(1)) * _UNITS[match.group(2)]
-    if ns <= 0:
+    if ns < 0 or (ns == 0 and not allow_zero):
         raise SeriesSpecError(f"{text!r}: a duration must be positive")
     return Duration(ns, duration_label(ns))
 
 
 def duration_label(ns: int) -> str:
     """The canonical name of a duration: its largest whole unit."""
+    if ns == 0:
+        return "0ms"
     for unit in ("d", "h", "m", "s", "ms"):
         size = _UNITS[unit]
         if ns % size == 0:
@@ -180,7 +182,7 @@ def parse_item(item: str) -> Spec | Duration:
         if kind == "bars":
             return TimeBars(parse_duration(rest))
         if kind == "grace":
-            return parse_duration(rest)
+            return parse_duration(rest, allow_zero=True)
     except SeriesSpecError as exc:
         raise SeriesSpecError(f"{item!r}: {exc}") from None
     if kind == "ticks":
