@@ -4,7 +4,7 @@ the same records read back from a store."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ def replayed(files: Sequence[Path]) -> dict[Channel, list[Record]]:
     config = infer_config(files, "binance", None)
     records: dict[Channel, list[Record]] = {}
 
-    def sink(batch: dict[Channel, Sequence[Record]]) -> None:
+    def sink(batch: Mapping[Channel, Sequence[Record]]) -> None:
         for channel, part in batch.items():
             records.setdefault(channel, []).extend(part)
 
