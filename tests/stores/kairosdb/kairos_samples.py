@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
+import numpy as np
+import pandas as pd
+
 from hundi.records import (
     Bbo,
     BookChange,
@@ -14,6 +18,7 @@ from hundi.records import (
     Ticker,
     Trade,
 )
+from hundi.stores.kairosdb import KairosStore
 
 T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
 MS = 1_000_000
@@ -87,3 +92,37 @@ def one_of_each() -> dict[Channel, list[Record]]:
                   received=-1, detail=""),
         ],
     }  # fmt: skip
+
+
+def expected_trades_ms(trades: list[Trade]) -> pd.DataFrame:
+    """What the per-ms trade aggregate must be, computed independently in pandas."""
+    df = pd.DataFrame([msgspec.structs.asdict(t) for t in trades]).drop_duplicates("trade_id")
+    df = df.sort_values(["ts", "trade_id"])
+    df["ms"] = df["ts"] // MS
+    df["quote"] = df["price"] * df["size"]
+    df["buy"] = np.where(df["side"] > 0, df["size"], 0.0)
+    df["sell"] = np.where(df["side"] < 0, df["size"], 0.0)
+    g = df.groupby("ms")
+    out = pd.DataFrame(
+        {
+            "count": g.size().astype("float64"),
+            "volume": g["size"].sum(),
+            "quote_volume": g["quote"].sum(),
+            "buy_volume": g["buy"].sum(),
+            "sell_volume": g["sell"].sum(),
+            "first_price": g["price"].first(),
+            "high_price": g["price"].max(),
+            "low_price": g["price"].min(),
+            "last_price": g["price"].last(),
+        }
+    )
+    out["vwap"] = out["quote_volume"] / out["volume"]
+    out.index = pd.DatetimeIndex(pd.to_datetime(out.index, unit="ms", utc=True), name="ts")
+    return out
+
+
+def stored_trades_ms(store: KairosStore, symbol: str = "BTC-USDT") -> pd.DataFrame:
+    frame = store.read(exchange="binance", symbol=symbol, channel=Channel.TRADES)
+    assert (frame["exchange"] == "binance").all()
+    assert (frame["symbol"] == symbol).all()
+    return frame.drop(columns=["exchange", "symbol"])

@@ -7,49 +7,14 @@ import dataclasses
 import random
 import socket
 
-import msgspec
 import numpy as np
 import pandas as pd
 import pytest
-from kairos_samples import MS, T0, bbo, one_of_each, trade
+from kairos_samples import MS, T0, bbo, expected_trades_ms, one_of_each, stored_trades_ms, trade
 
-from hundi.records import Channel, Record, Trade
+from hundi.records import Channel, Record
 from hundi.stores.base import StoreError, open_store
 from hundi.stores.kairosdb import KairosStore
-
-
-def expected_trades_ms(trades: list[Trade]) -> pd.DataFrame:
-    """What the per-ms trade aggregate must be, computed independently in pandas."""
-    df = pd.DataFrame([msgspec.structs.asdict(t) for t in trades]).drop_duplicates("trade_id")
-    df = df.sort_values(["ts", "trade_id"])
-    df["ms"] = df["ts"] // MS
-    df["quote"] = df["price"] * df["size"]
-    df["buy"] = np.where(df["side"] > 0, df["size"], 0.0)
-    df["sell"] = np.where(df["side"] < 0, df["size"], 0.0)
-    g = df.groupby("ms")
-    out = pd.DataFrame(
-        {
-            "count": g.size().astype("float64"),
-            "volume": g["size"].sum(),
-            "quote_volume": g["quote"].sum(),
-            "buy_volume": g["buy"].sum(),
-            "sell_volume": g["sell"].sum(),
-            "first_price": g["price"].first(),
-            "high_price": g["price"].max(),
-            "low_price": g["price"].min(),
-            "last_price": g["price"].last(),
-        }
-    )
-    out["vwap"] = out["quote_volume"] / out["volume"]
-    out.index = pd.DatetimeIndex(pd.to_datetime(out.index, unit="ms", utc=True), name="ts")
-    return out
-
-
-def stored_trades_ms(store: KairosStore, symbol: str = "BTC-USDT") -> pd.DataFrame:
-    frame = store.read(exchange="binance", symbol=symbol, channel=Channel.TRADES)
-    assert (frame["exchange"] == "binance").all()
-    assert (frame["symbol"] == symbol).all()
-    return frame.drop(columns=["exchange", "symbol"])
 
 
 def test_every_record_type_round_trips_per_the_scheme(store: KairosStore) -> None:
