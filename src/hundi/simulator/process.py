@@ -17,19 +17,23 @@ from typing import IO
 class SimulatorProcess:
     """``with SimulatorProcess(["--rate", "500"]) as sim: sim.ws_url, sim.rest_url``.
 
-    ``args`` are the options of ``hundi simulate binance``; the process is started with the
-    current interpreter (``python -m hundi.simulator binance``) and stopped with SIGTERM.
+    ``args`` are the options of ``hundi simulate <venue>`` (default binance); the process is
+    started with the current interpreter (``python -m hundi.simulator <venue>``) and stopped
+    with SIGTERM.
     """
 
-    def __init__(self, args: Sequence[str] = (), startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self, args: Sequence[str] = (), startup_timeout: float = 20.0, venue: str = "binance"
+    ) -> None:
         self.args = list(args)
+        self.venue = venue
         self.startup_timeout = startup_timeout
         self.ws_url = ""
         self.rest_url = ""
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> SimulatorProcess:
-        cmd = [sys.executable, "-m", "hundi.simulator", "binance", *self.args]
+        cmd = [sys.executable, "-m", "hundi.simulator", self.venue, *self.args]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
         )

@@ -1,0 +1,347 @@
+"""The Bitfinex v2 venue protocol, sans-I/O: authenticated channel 0 (own orders and fills).
+
+On every open of the authenticated connection (``wss://api.bitfinex.com/ws/2``) it sends the
+``auth`` event (:mod:`hundi.exchanges.bitfinex.auth`, a fresh strictly increasing nonce each
+time). Bitfinex answers ``{"event":"auth","status":"OK"|"FAILED",...}`` and then streams
+channel 0: the open-order snapshot ``os`` and ``on``/``ou``/``oc`` order updates become
+:class:`~hundi.records.Order` records, ``tu`` trade updates (the ones carrying the fee) become
+:class:`~hundi.records.Fill` records (``te``, the same trade without its fee, is checked and
+filtered), ``n`` notifications of refused order requests become ``rejected`` orders, and
+positions, wallets, balances and heartbeats are filtered.
+
+Replay on reconnect: Bitfinex re-sends the open-order snapshot after every authentication, so an
+open order that changed while we were away is stored again (from ``os``), while one that did not
+change is skipped; fills and orders that closed meanwhile are not replayed, so a dropped
+connection records a ``gap`` event on ``orders``.
+
+A refused key, signature or nonce records ``auth_failed`` and retries with a capped back-off
+(:class:`~hundi.exchanges.authretry.AuthRetry`). Public market data (``book``, ``trades``...
+on ``api-pub``) is not implemented yet; it would add its own connections next to ``auth``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from hundi.exchanges.authretry import AuthRetry
+from hundi.exchanges.base import (
+    FrameStatus,
+    Opening,
+    RecordSink,
+    RejectedFrame,
+    RestRequest,
+    StreamSpec,
+    VenueConfig,
+    VenueProtocol,
+)
+from hundi.exchanges.bitfinex.auth import NonceClock, auth_message
+from hundi.exchanges.bitfinex.messages import (
+    CHANNEL_DECODER,
+    CONTROL_DECODER,
+    NOTIFICATION_DECODER,
+    ORDER_DECODER,
+    ORDERS_DECODER,
+    TRADE_DECODER,
+    ControlMsg,
+    OrderArray,
+)
+from hundi.exchanges.credentials import Credentials
+from hundi.records import BUY, SELL, Channel, Event, EventKind, Fill, Order
+
+log = logging.getLogger("hundi.exchanges.bitfinex")
+
+EXCHANGE = "bitfinex"
+AUTH_KEY = "auth"  # connection key of the authenticated connection
+AUTH_WS = "wss://api.bitfinex.com"
+MS = 1_000_000
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
+PRIVATE_CHANNELS = frozenset((Channel.ORDERS, Channel.FILLS))
+ORDER_KINDS = frozenset(("on", "ou", "oc"))
+# channel-0 messages we understand but do not store: positions, wallets, balances, margin and
+# funding info, funding offers/credits/loans and their trades
+UNSTORED = frozenset((
+    "ps", "pn", "pu", "pc", "ws", "wu", "bu", "miu", "fiu", "te", "fte", "ftu",
+    "fos", "fon", "fou", "foc", "fcs", "fcn", "fcu", "fcc", "fls", "fln", "flu", "flc",
+))  # fmt: skip
+RECONNECT_INFO = 20051  # "please reconnect": the server is going away
+OPTION_HELP = {
+    "private_endpoint": "authenticated WS base, default: --endpoint if given, else Bitfinex's",
+    "auth_retry_initial_ms": "first retry after refused credentials, default 10000",
+    "auth_retry_cap_ms": "longest retry delay after refused credentials, default 600000",
+    "auth_max_attempts": "refused authentications in a row before giving up, default 8",
+}
+
+
+def order_status(text: str) -> str:
+    """Bitfinex's status text (``EXECUTED @ 107.6(-0.2): was PARTIALLY FILLED @ ...``) →
+    the normalized status; the text before ``was:`` is the current state."""
+    current = text.split(" was:", 1)[0].strip().upper()
+    if current.startswith("ACTIVE"):
+        return "new"
+    if current.startswith("EXECUTED"):
+        return "filled"
+    if current.startswith("PARTIALLY FILLED"):
+        return "partially_filled"
+    if current.startswith(("IOC CANCELED", "FILLORKILL CANCELED", "POSTONLY CANCELED")):
+        return "expired"
+    if current.startswith(("CANCELED", "INSUFFICIENT", "RSN_")):
+        return "canceled"
+    return current.lower() or "unknown"
+
+
+def normalize(native: str) -> str:
+    """``tBTCUSD`` → ``BTC-USD``; ``tBTCF0:USTF0`` → ``BTCF0-USTF0``."""
+    body = native[1:] if native[:1] in ("t", "f") else native
+    if ":" in body:
+        base, _, quote = body.partition(":")
+        return f"{base}-{quote}"
+    if len(body) == 6:
+        return f"{body[:3]}-{body[3:]}"
+    return body
+
+
+def _int_option(options: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = options.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"option {name} must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"option {name} must be within {low}..{high}, got {value}")
+    return value
+
+
+class BitfinexProtocol(VenueProtocol):
+    """See the module docstring. Build it with :func:`hundi.exchanges.bitfinex.BitfinexVenue`."""
+
+    exchange = EXCHANGE
+
+    def __init__(self, config: VenueConfig, credentials: Credentials | None) -> None:
+        unknown = set(config.options) - set(OPTION_HELP)
+        if unknown:
+            raise ValueError(
+                f"unknown Bitfinex option(s) {sorted(unknown)}; known: {sorted(OPTION_HELP)}"
+            )
+        channels = set(config.channels) - {Channel.EVENTS}
+        public = sorted(c.value for c in channels - PRIVATE_CHANNELS)
+        if public:
+            raise ValueError(
+                f"Bitfinex market data ({', '.join(public)}) is not implemented yet; "
+                "Bitfinex collects the authenticated channels orders and fills"
+            )
+        if not channels:
+            raise ValueError("no channels configured")
+        if credentials is None:
+            raise ValueError("the orders and fills channels need API credentials")
+        self.credentials = credentials
+        options = config.options
+        self.retry = AuthRetry(
+            initial_s=_int_option(options, "auth_retry_initial_ms", 10_000, 1, 3_600_000) / 1000,
+            cap_s=_int_option(options, "auth_retry_cap_ms", 600_000, 1, 86_400_000) / 1000,
+            max_attempts=_int_option(options, "auth_max_attempts", 8, 1, 1000),
+        )
+        base = options.get("private_endpoint") or config.endpoint or AUTH_WS
+        self.auth_spec = StreamSpec(
+            key=AUTH_KEY,
+            url=base.rstrip("/") + "/ws/2",
+            max_outgoing_per_s=5.0,
+            private=True,
+            stale_after_s=60.0,  # heartbeats every 15 s
+        )
+        self.nonces = NonceClock()
+        self.authenticated = False
+        self._reconnect_wanted = False
+        self._now_ns = 0
+        # the last stored state of each open order: skip unchanged ``os`` replays
+        self._open_orders: dict[int, tuple[str, float, float]] = {}
+
+    # -- connections --------------------------------------------------------------------------
+    def connections(self) -> list[StreamSpec]:
+        return [self.auth_spec]
+
+    def normalize_symbol(self, native: str) -> str:
+        return normalize(native)
+
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
+        self._now_ns = max(self._now_ns, now_ns)
+        if spec.key != AUTH_KEY:
+            return Opening(spec.url, spec.subscribe)
+        if not self.retry.allowed(now_ns):
+            return None
+        return Opening(spec.url, (auth_message(self.credentials, self.nonces.next(now_ns)),))
+
+    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        self._now_ns = max(self._now_ns, now_ns)
+
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        self._now_ns = max(self._now_ns, now_ns)
+        if conn_key == AUTH_KEY and self.authenticated:
+            self.authenticated = False
+            self._event(out, EventKind.GAP, now_ns, "authenticated connection closed; Bitfinex "
+                        "re-sends open orders on re-auth, not fills or closed orders")  # fmt: skip
+
+    def take_reconnects(self) -> list[str]:
+        if self._reconnect_wanted and self.retry.allowed(self._now_ns):
+            self._reconnect_wanted = False
+            return [AUTH_KEY]
+        return []
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        self._now_ns = max(self._now_ns, now_ns)  # the I/O loop's clock, polled often
+        return []
+
+    def next_wakeup_ns(self) -> int | None:
+        if self._reconnect_wanted and not self.retry.gave_up and self.retry.retry_at_ns:
+            return self.retry.retry_at_ns
+        return None
+
+    # -- frames -------------------------------------------------------------------------------
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        self._now_ns = max(self._now_ns, recv_ns)
+        try:
+            if data[:1] == b"{":
+                return self._control(CONTROL_DECODER.decode(data), recv_ns, out)
+            msg = CHANNEL_DECODER.decode(data)
+            if msg.chan_id != 0:
+                raise RejectedFrame("unknown_channel", str(msg.chan_id))
+            kind = msg.kind
+            if kind == "hb":
+                return FrameStatus.FILTERED
+            if kind in ORDER_KINDS:
+                self._order(ORDER_DECODER.decode(msg.payload), kind, recv_ns, out)
+                return FrameStatus.PROCESSED
+            if kind == "tu":
+                self._fill(msg.payload, recv_ns, out)
+                return FrameStatus.PROCESSED
+            if kind == "os":
+                return self._snapshot(msg.payload, recv_ns, out)
+            if kind == "n":
+                return self._notification(msg.payload, recv_ns, out)
+            if kind == "te":
+                TRADE_DECODER.decode(msg.payload)  # stored from ``tu``, which has the fee
+                return FrameStatus.FILTERED
+        except msgspec.ValidationError as e:
+            raise RejectedFrame("invalid_message", str(e)) from None
+        except DECODE_ERRORS as e:
+            raise RejectedFrame("malformed_json", str(e)) from None
+        if kind in UNSTORED:
+            return FrameStatus.FILTERED
+        raise RejectedFrame("unknown_event", kind or "(no type)")
+
+    def _control(self, msg: ControlMsg, recv_ns: int, out: RecordSink) -> FrameStatus:
+        if msg.event == "auth":
+            if msg.status == "OK":
+                self.authenticated = True
+                self.retry.succeeded()
+                log.info("Bitfinex authenticated")
+                return FrameStatus.FILTERED
+            self._auth_failed(out, recv_ns, f"code {msg.code}: {msg.msg}")
+            return FrameStatus.PROCESSED
+        if msg.event == "info":
+            if msg.code == RECONNECT_INFO:
+                self._reconnect_wanted = True
+            return FrameStatus.FILTERED
+        if msg.event in ("conf", "pong"):
+            return FrameStatus.FILTERED
+        if msg.event == "error":
+            raise RejectedFrame("server_error", self._scrub(f"code {msg.code}: {msg.msg}"))
+        raise RejectedFrame("unknown_event", msg.event)
+
+    def _auth_failed(self, out: RecordSink, now_ns: int, why: str) -> None:
+        delay = self.retry.failed(now_ns)
+        attempt = self.retry.failures
+        source = self.credentials.source
+        if delay is None:
+            detail = (f"Bitfinex refused the API credentials from {source} ({why}); giving up "
+                      f"after {attempt} attempts: fix the key and restart")  # fmt: skip
+            log.error("%s", self._scrub(detail))
+        else:
+            detail = (f"Bitfinex refused the API credentials from {source} ({why}); "
+                      f"attempt {attempt}, next in {delay:.0f}s")  # fmt: skip
+            log.warning("%s", self._scrub(detail))
+        self._event(out, EventKind.AUTH_FAILED, now_ns, detail)
+        self._reconnect_wanted = delay is not None
+
+    def _scrub(self, text: str) -> str:
+        for value in self.credentials.values():
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    def _event(self, out: RecordSink, kind: EventKind, ts: int, detail: str) -> None:
+        out.events.append(Event(
+            exchange=EXCHANGE, symbol="", native_symbol="", ts=ts, recv_ts=ts, kind=kind.value,
+            channel=Channel.ORDERS.value, expected=-1, received=-1, detail=self._scrub(detail),
+        ))  # fmt: skip
+
+    def _snapshot(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """Open orders after (re)authentication: store those that changed since last seen."""
+        orders = ORDERS_DECODER.decode(payload)
+        before = len(out.orders)
+        for order in orders:
+            if order.id is not None and self._open_orders.get(order.id) == _state(order):
+                continue
+            self._order(order, "os", recv_ns, out)
+        return FrameStatus.PROCESSED if len(out.orders) > before else FrameStatus.FILTERED
+
+    def _order(
+        self,
+        o: OrderArray,
+        execution: str,
+        recv_ns: int,
+        out: RecordSink,
+        status: str | None = None,
+        reject_reason: str = "",
+    ) -> None:
+        quantity = abs(o.amount_orig)
+        filled = round(quantity - abs(o.amount), 12)
+        venue_status = o.status or ""
+        normalized = status or order_status(venue_status)
+        if o.id is not None:
+            if normalized in ("new", "partially_filled"):
+                self._open_orders[o.id] = _state(o)
+            else:
+                self._open_orders.pop(o.id, None)
+        ts_ms = o.mts_update or o.mts_create
+        out.orders.append(Order(
+            exchange=EXCHANGE, symbol=normalize(o.symbol), native_symbol=o.symbol,
+            ts=ts_ms * MS if ts_ms else recv_ns, recv_ts=recv_ns,
+            order_id="" if o.id is None else str(o.id),
+            client_order_id="" if o.cid is None else str(o.cid),
+            side=BUY if o.amount_orig > 0 else SELL, order_type=o.order_type, time_in_force="",
+            status=normalized, venue_status=venue_status, execution=execution,
+            price=o.price or 0.0, stop_price=o.price_aux_limit or 0.0, quantity=quantity,
+            filled=filled, average_price=o.price_avg or 0.0, last_fill_price=0.0,
+            last_fill_quantity=0.0, fee=0.0, fee_asset="", trade_id=-1,
+            reject_reason=reject_reason,
+            created_ts=o.mts_create * MS if o.mts_create else -1,
+        ))  # fmt: skip
+
+    def _fill(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> None:
+        t = TRADE_DECODER.decode(payload)
+        out.fills.append(Fill(
+            exchange=EXCHANGE, symbol=normalize(t.symbol), native_symbol=t.symbol,
+            ts=t.mts_create * MS, recv_ts=recv_ns, trade_id=t.id, order_id=str(t.order_id),
+            client_order_id="" if t.cid is None else str(t.cid),
+            side=BUY if t.exec_amount > 0 else SELL, order_type=t.order_type or "",
+            price=t.exec_price, quantity=abs(t.exec_amount),
+            fee=-(t.fee or 0.0),  # Bitfinex reports a paid fee as a negative amount
+            fee_asset=t.fee_currency or "", maker=t.maker == 1,
+        ))  # fmt: skip
+
+    def _notification(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """A refused order request (``on-req`` with status ERROR/FAILURE) is a rejected order."""
+        n = NOTIFICATION_DECODER.decode(payload)
+        if n.type == "on-req" and n.status in ("ERROR", "FAILURE") and n.info:
+            order = ORDER_DECODER.decode(n.info)
+            self._order(order, "n", recv_ns, out, status="rejected", reject_reason=n.text)
+            return FrameStatus.PROCESSED
+        return FrameStatus.FILTERED
+
+
+def _state(order: OrderArray) -> tuple[str, float, float]:
+    return (order.status or "", order.amount, order.price or 0.0)

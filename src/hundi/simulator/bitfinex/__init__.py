@@ -1,0 +1,1 @@
+"""Bitfinex simulator: the authenticated v2 WebSocket (own orders and fills)."""
