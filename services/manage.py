@@ -319,8 +319,10 @@ def start_kairosdb(ports: Ports | None = None, timeout: float = 180.0) -> None:
     command = [
         "java",
         f"-Xmx{heap}",
-        # Guice 4 reflects into java.lang on JDK 17.
+        # Guice 4 reflects into java.lang on JDK 17; the query validator into java.util
+        # (group_by tag fails with "error during validation" without it).
         "--add-opens=java.base/java.lang=ALL-UNNAMED",
+        "--add-opens=java.base/java.util=ALL-UNNAMED",
         f"-Dlogback.configurationFile={home / 'logback.xml'}",
         "-cp",
         f"{lib}/*",
