@@ -79,7 +79,7 @@ log = logging.getLogger("hundi.stores.cassandra")
 
 _DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
 _READ_WINDOW = 16  # partition reads in flight
-_FETCH_SIZE = 10_000  # rows per page
+_FETCH_SIZE = 20_000  # rows per page
 _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
 
