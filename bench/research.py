@@ -56,10 +56,18 @@ def make_trades(root: Path, count: int) -> None:
         hi = min(lo + BATCH, count)
         batch = [
             Trade(
-                exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=t,
-                recv_ts=t + 3_000_000, trade_id=i, price=p, size=s, side=d,
-                first_trade_id=i, last_trade_id=i,
-            )  # fmt: skip
+                exchange="binance",
+                symbol="BTC-USDT",
+                native_symbol="BTCUSDT",
+                ts=t,
+                recv_ts=t + 3_000_000,
+                trade_id=i,
+                price=p,
+                size=s,
+                side=d,
+                first_trade_id=i,
+                last_trade_id=i,
+            )
             for i, t, p, s, d in zip(
                 range(lo, hi),
                 ts[lo:hi].tolist(),
