@@ -55,6 +55,7 @@ def run_replay(
     started = time.monotonic()
     paths = expand(files)
     config = infer_config(paths, exchange, market)
+    config.authenticate = False  # captured private frames are parsed, never re-authenticated
     protocol = venue_factory(exchange)(config)
     stores = [open_store(url) for url in store_urls]
     quarantine = Quarantine(quarantine_path) if quarantine_path is not None else None

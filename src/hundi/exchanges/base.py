@@ -147,6 +147,9 @@ class VenueConfig:
     endpoint: str | None = None  # WS base URL override
     rest_endpoint: str | None = None  # REST base URL override
     options: dict[str, str] = field(default_factory=dict)
+    # False for replays: authenticated channels' captured frames are parsed, but no credentials
+    # are loaded and nothing is signed or opened.
+    authenticate: bool = True
 
 
 @dataclass(slots=True)

@@ -25,7 +25,8 @@ def BinanceVenue(
     The ``orders``/``fills`` channels need credentials: given, or else loaded from the
     environment / ``.secret.binance.env`` (:mod:`hundi.exchanges.credentials`).
     """
-    if credentials is None and PRIVATE_CHANNELS.intersection(config.channels):
+    private = PRIVATE_CHANNELS.intersection(config.channels)
+    if credentials is None and private and config.authenticate:
         credentials = require_credentials("binance")
     return BinanceProtocol(config, rng=rng, credentials=credentials)
 

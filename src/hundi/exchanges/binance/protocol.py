@@ -115,7 +115,7 @@ class BinanceProtocol(VenueProtocol):
         channels = tuple(c for c in wanted if c not in PRIVATE_CHANNELS)
         if not private and not [c for c in channels if c is not Channel.EVENTS]:
             raise ValueError("no market-data channels configured")
-        if private and credentials is None:
+        if private and credentials is None and config.authenticate:
             raise ValueError("the orders and fills channels need API credentials")
 
         quotes = KNOWN_QUOTE_ASSETS + opts.quote_assets
@@ -187,7 +187,6 @@ class BinanceProtocol(VenueProtocol):
         self._account_symbols: dict[str, str] = {}
         self.userdata: UserDataStream | None = None
         if private:
-            assert credentials is not None
             retry = AuthRetry(
                 initial_s=opts.auth_retry_initial_ms / 1000,
                 cap_s=opts.auth_retry_cap_ms / 1000,

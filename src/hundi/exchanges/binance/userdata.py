@@ -103,11 +103,12 @@ class UserDataStream:
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: Credentials | None,
         normalize: Callable[[str], str],
         retry: AuthRetry,
         spec: StreamSpec,
     ) -> None:
+        """``credentials`` None (replays only): frames are parsed, nothing is authenticated."""
         self.credentials = credentials
         self.normalize = normalize
         self.retry = retry
@@ -173,6 +174,8 @@ class UserDataStream:
 
     def _scrub(self, text: str) -> str:
         """Venue texts never carry our key, but a message is only shown after making sure."""
+        if self.credentials is None:
+            return text
         for value in self.credentials.values():
             if value:
                 text = text.replace(value, "***")
@@ -181,7 +184,7 @@ class UserDataStream:
     def _auth_failed(self, out: RecordSink, now_ns: int, why: str) -> None:
         delay = self.retry.failed(now_ns)
         attempt = self.retry.failures
-        source = self.credentials.source
+        source = self.credentials.source if self.credentials is not None else "nowhere"
         if delay is None:
             detail = (f"Binance refused the API credentials from {source} ({why}); giving up "
                       f"after {attempt} attempts: fix the key and restart")  # fmt: skip
@@ -250,7 +253,7 @@ class SpotUserData(UserDataStream):
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: Credentials | None,
         normalize: Callable[[str], str],
         retry: AuthRetry,
         ws_api_base: str,
@@ -269,7 +272,7 @@ class SpotUserData(UserDataStream):
 
     def opening(self, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)
-        if not self._ready(now_ns):
+        if self.credentials is None or not self._ready(now_ns):
             return None
         self._next_id += 1
         self._pending.add(self._next_id)
@@ -379,7 +382,7 @@ class FuturesUserData(UserDataStream):
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: Credentials | None,
         normalize: Callable[[str], str],
         retry: AuthRetry,
         ws_base: str,
@@ -421,6 +424,8 @@ class FuturesUserData(UserDataStream):
     def due_requests(self, now_ns: int) -> list[RestRequest]:
         self.now_ns = max(self.now_ns, now_ns)
         if self.in_flight or now_ns < self.retry_at_ns:
+            return []
+        if self.credentials is None:
             return []
         if self.listen_key is None:
             if not self.retry.allowed(now_ns):

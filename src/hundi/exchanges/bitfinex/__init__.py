@@ -14,7 +14,8 @@ from hundi.exchanges.credentials import Credentials, require_credentials
 
 def BitfinexVenue(config: VenueConfig, credentials: Credentials | None = None) -> BitfinexProtocol:
     """Build the protocol for ``config``; raises ValueError on a bad configuration."""
-    if credentials is None and PRIVATE_CHANNELS.intersection(config.channels):
+    private = PRIVATE_CHANNELS.intersection(config.channels)
+    if credentials is None and private and config.authenticate:
         credentials = require_credentials("bitfinex")
     return BitfinexProtocol(config, credentials)
 

@@ -121,6 +121,7 @@ class BitfinexProtocol(VenueProtocol):
     exchange = EXCHANGE
 
     def __init__(self, config: VenueConfig, credentials: Credentials | None) -> None:
+        """``credentials`` None (replays only): frames are parsed, nothing is authenticated."""
         unknown = set(config.options) - set(OPTION_HELP)
         if unknown:
             raise ValueError(
@@ -135,7 +136,7 @@ class BitfinexProtocol(VenueProtocol):
             )
         if not channels:
             raise ValueError("no channels configured")
-        if credentials is None:
+        if credentials is None and config.authenticate:
             raise ValueError("the orders and fills channels need API credentials")
         self.credentials = credentials
         options = config.options
@@ -170,7 +171,7 @@ class BitfinexProtocol(VenueProtocol):
         self._now_ns = max(self._now_ns, now_ns)
         if spec.key != AUTH_KEY:
             return Opening(spec.url, spec.subscribe)
-        if not self.retry.allowed(now_ns):
+        if self.credentials is None or not self.retry.allowed(now_ns):
             return None
         return Opening(spec.url, (auth_message(self.credentials, self.nonces.next(now_ns)),))
 
@@ -254,7 +255,7 @@ class BitfinexProtocol(VenueProtocol):
     def _auth_failed(self, out: RecordSink, now_ns: int, why: str) -> None:
         delay = self.retry.failed(now_ns)
         attempt = self.retry.failures
-        source = self.credentials.source
+        source = self.credentials.source if self.credentials is not None else "nowhere"
         if delay is None:
             detail = (f"Bitfinex refused the API credentials from {source} ({why}); giving up "
                       f"after {attempt} attempts: fix the key and restart")  # fmt: skip
@@ -267,6 +268,8 @@ class BitfinexProtocol(VenueProtocol):
         self._reconnect_wanted = delay is not None
 
     def _scrub(self, text: str) -> str:
+        if self.credentials is None:
+            return text
         for value in self.credentials.values():
             if value:
                 text = text.replace(value, "***")
