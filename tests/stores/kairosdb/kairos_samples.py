@@ -90,6 +90,8 @@ def one_of_each() -> dict[Channel, list[Record]]:
                   received=15, detail="U > last+1"),
             Event(**HEAD, ts=T0 + 20, recv_ts=T0, kind="resync", channel="book", expected=-1,
                   received=-1, detail=""),
+            Event(exchange="binance", symbol="", native_symbol="", ts=T0, recv_ts=T0,
+                  kind="reconnect", channel="", expected=-1, received=-1, detail="spot: closed"),
         ],
     }  # fmt: skip
 

@@ -28,7 +28,9 @@ def test_collect_into_kairosdb_matches_the_lossless_store(
 ) -> None:
     kairos = f"{kairosdb_url}?prefix={prefix}&ttl=3600&verify=1"
     summary_path = tmp_path / "summary.json"
-    with SimulatorProcess(["--market", "spot", "--rate", "400", "--seed", "3"]) as sim:
+    # Disconnects make connection-level events (no symbol, no channel) on top of market data.
+    args = ["--market", "spot", "--rate", "400", "--seed", "3", "--fault", "disconnect:1.5"]
+    with SimulatorProcess(args) as sim:
         done = subprocess.run(
             [sys.executable, "-m", "hundi", "collect", "binance", "--symbols", ",".join(SYMBOLS),
              "--channels", "trades,bbo,book,candles", "--endpoint", sim.ws_url,
@@ -60,5 +62,12 @@ def test_collect_into_kairosdb_matches_the_lossless_store(
         assert stored.index.tolist() == last.index.tolist()
         assert stored["bid_price"].tolist() == last["bid_price"].tolist()
         assert stored["ask_size"].tolist() == last["ask_size"].tolist()
+    events = hundi.read(lossless, exchange="binance", channel="events")
+    assert (events["symbol"] == "").any()
+    tags = events.replace({"symbol": {"": "none"}, "channel": {"": "none"}})
+    per_ms = tags.groupby([tags.index.floor("ms"), "symbol", "kind", "channel"]).size()
+    stored_events = store.read(exchange="binance", symbol=None, channel=Channel.EVENTS)
+    keyed = stored_events.set_index(["symbol", "kind", "channel"], append=True)["count"]
+    assert keyed.sort_index().to_dict() == per_ms.astype("float64").sort_index().to_dict()
     with pytest.raises(StoreError, match="not stored in KairosDB"):
         store.read(exchange="binance", symbol=None, channel=Channel.BOOK)

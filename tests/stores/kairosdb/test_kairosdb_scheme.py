@@ -62,7 +62,7 @@ def test_conversion_rows_per_channel() -> None:
     assert set(pending) == {
         ("trades_ms", key), ("bbo", key), ("ticker", key), ("candles", (*key, "1m")),
         ("candles", (*key, "1s")), ("events", (*key, "gap", "book")),
-        ("events", (*key, "resync", "book")),
+        ("events", (*key, "resync", "book")), ("events", ("binance", "", "reconnect", "")),
     }  # fmt: skip
     assert pending[("bbo", key)][T0 // MS] == (2.0, 1e-05, 2.5, 3.0)
     assert pending[("events", (*key, "gap", "book"))] == {T0 // MS: (2,)}

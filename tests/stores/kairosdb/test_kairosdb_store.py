@@ -58,6 +58,9 @@ def test_every_record_type_round_trips_per_the_scheme(store: KairosStore) -> Non
     events = store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.EVENTS)
     counts = events.set_index(["kind", "channel"])["count"]
     assert counts.to_dict() == {("gap", "book"): 2.0, ("resync", "book"): 1.0}
+    # Connection-level events have no symbol or channel: stored under the tag value "none".
+    connection = store.read(exchange="binance", symbol="none", channel=Channel.EVENTS)
+    assert connection[["kind", "channel", "count"]].values.tolist() == [["reconnect", "none", 1.0]]
 
     assert store.not_sent == {"book": 1}
     with pytest.raises(StoreError, match="'book' is not stored in KairosDB"):

@@ -8,6 +8,8 @@ silently. The full scheme (also in README "KairosDB store"):
   ``symbol`` plus, where a channel needs it, a few low-cardinality tags (``interval`` for
   candles, ``kind``/``channel`` for events). Never ids or prices in tags: KairosDB looks up
   row keys by tag, and that lookup is its slow phase.
+* an empty tag value (connection-level events have no symbol or channel) is stored as
+  ``none``: KairosDB rejects empty tag values.
 * timestamp: ``ts // 1_000_000`` (floor of the ns time to ms; candles use ``open_time``).
 * trades → ``trades_ms``: one aggregate per ms (count, volumes, vwap, first/high/low/last
   price), because several trades often share a millisecond. The latest buckets of each series
@@ -49,6 +51,9 @@ log = logging.getLogger("hundi.stores.kairosdb")
 
 NS_PER_MS: Final = 1_000_000
 BASE_TAGS: Final = ("exchange", "symbol")
+# KairosDB rejects an empty tag value (HTTP 400, the whole body); connection-level events have
+# no symbol or channel, so an empty value is stored as this.
+EMPTY_TAG: Final = "none"
 
 TagValues = tuple[str, ...]  # in the order of a rule's ``tag_names``
 # Pending points: (series name, tag values) → {ms: one value per field of the rule}.

@@ -43,7 +43,14 @@ from hundi.stores.kairosdb.reader import (
     assemble,
     ms_range,
 )
-from hundi.stores.kairosdb.scheme import EXCLUDED, ChannelRule, Converter, Pending, rule_for
+from hundi.stores.kairosdb.scheme import (
+    EMPTY_TAG,
+    EXCLUDED,
+    ChannelRule,
+    Converter,
+    Pending,
+    rule_for,
+)
 from hundi.stores.kairosdb.settings import KairosSettings, load_settings
 
 log = logging.getLogger("hundi.stores.kairosdb")
@@ -182,7 +189,10 @@ class KairosStore(Store):
             if not rows:
                 continue
             rule = converter.series_rule(series)
-            tags = dict(zip(rule.tag_names, tag_values, strict=True))
+            tags = {
+                name: value or EMPTY_TAG
+                for name, value in zip(rule.tag_names, tag_values, strict=True)
+            }
             ms = list(rows.keys())
             table = np.array(list(rows.values()), dtype=np.float64)
             finite = np.isfinite(table)
