@@ -1,6 +1,8 @@
-"""A Cassandra outage mid-run: ``write`` raises StoreError, and after recovery the same batch
-is written again without duplicates. The outage is real: the store talks to the node through a
-TCP relay that the test cuts (closing every connection and refusing new ones) and restores."""
+"""A Cassandra outage mid-run: ``write`` raises StoreError, after recovery the same batch is
+written again without duplicates, and through the pipeline's StoreWriter the outage goes to the
+spool and back with every record stored once. The outage is real: the store talks to the node
+through a TCP relay that the test cuts (closing every connection, refusing new ones) and
+restores."""
 
 from __future__ import annotations
 
@@ -8,11 +10,14 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from hundi.pipeline.spool import Spool
+from hundi.pipeline.writer import StoreWriter
 from hundi.records import Channel, Record, Trade
 from hundi.stores.base import StoreError, open_store
 
@@ -131,3 +136,41 @@ def test_outage_raises_store_error_and_recovery_rewrites_without_duplicates(
     finally:
         store.close()
     assert list(frame["trade_id"]) == list(range(100))
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_store_writer_spools_through_an_outage_and_stores_everything_once(
+    relay: Relay, exchange: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
+    store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")
+    writer = StoreWriter(
+        store, flush_interval=0.2, retry_initial_s=0.05, retry_cap_s=0.5,
+        spool=Spool(tmp_path / "spool"), spill_after_s=0.3,
+    )  # fmt: skip
+    batches = [trades(exchange, start, 40) for start in (0, 40, 80, 120)]
+    try:
+        assert writer.offer({Channel.TRADES: batches[0]})
+        wait_for(lambda: writer.stored["trades"] == 40, "the first batch stored")
+        relay.cut()
+        assert writer.offer({Channel.TRADES: batches[1]})
+        assert writer.offer({Channel.TRADES: batches[2]})
+        wait_for(lambda: writer.outages >= 1 and writer.spooled_total >= 80, "the spool")
+        relay.restore()
+        assert writer.offer({Channel.TRADES: batches[3]})
+        wait_for(lambda: writer.stored["trades"] == 160, "recovery")
+    finally:
+        writer.close(deadline_s=10)
+    assert not writer.lost and writer.closed_ok
+    reader = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test", read_only=True)
+    try:
+        frame = reader.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    finally:
+        reader.close()
+    assert list(frame["trade_id"]) == list(range(160))

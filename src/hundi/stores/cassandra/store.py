@@ -102,6 +102,7 @@ class CassandraStore(Store):
     """
 
     scheme = "cassandra"
+    idempotent = True  # rows are keyed by exchange ids: the writer may re-send (outage spool)
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url)
@@ -310,6 +311,9 @@ class CassandraStore(Store):
 
     def flush(self) -> None:
         """Nothing to do: ``write`` returns only once Cassandra acknowledged every record."""
+
+    def discard(self) -> None:
+        """Nothing to forget: a failed ``write`` keeps nothing to retry by itself."""
 
     # -- reading ---------------------------------------------------------------------------
 
