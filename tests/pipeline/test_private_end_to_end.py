@@ -144,6 +144,19 @@ def test_spot_orders_and_fills_survive_terminations_and_drops(
     assert "eventStreamTerminated" in " ".join(events["detail"])
     assert_no_secret_anywhere(tmp_path, done.stdout, done.stderr)
 
+    # the raw capture replays into the same orders and fills, without any credentials
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_API_")}
+    raw_files = sorted(str(p) for p in (tmp_path / "raw").glob("*.hcap.gz"))
+    replayed = subprocess.run(
+        [*HUNDI, "replay", *raw_files, "--store", str(tmp_path / "replayed")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    for channel in ("orders", "fills"):
+        live = hundi.read(tmp_path / "data", exchange="binance", channel=channel)
+        again = hundi.read(tmp_path / "replayed", exchange="binance", channel=channel)
+        assert len(again) == len(live) > 0
+
 
 def test_usdm_listen_key_kept_alive_and_recreated_after_expiry(
     credentials: None, tmp_path: Path
