@@ -24,6 +24,16 @@ def test_defaults_and_url_parts(tmp_path: Path) -> None:
     assert settings.where == "db1:9142,db2:9142/ticks"
 
 
+def test_without_hosts_in_the_url_the_seeds_are_the_contact_points(tmp_path: Path) -> None:
+    seeds = {"CASSANDRA_SEEDS": "10.0.0.1, 10.0.0.2:9142"}
+    settings = load_settings("cassandra:///ticks", environ=seeds, cwd=tmp_path)
+    assert (settings.hosts, settings.port, settings.keyspace) == (
+        ("10.0.0.1", "10.0.0.2"),
+        9142,
+        "ticks",
+    )
+
+
 def test_ipv6_hosts_and_default_keyspace(tmp_path: Path) -> None:
     settings = load_settings("cassandra://[::1]:9043", environ={}, cwd=tmp_path)
     assert settings.hosts == ("::1",)

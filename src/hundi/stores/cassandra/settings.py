@@ -1,10 +1,12 @@
 """Where the Cassandra store connects and how it writes: the URL plus ``.cassandra.env`` keys.
 
-``cassandra://[user@]host[:port][,host[:port]...]/keyspace``. The password is read ONLY from
-``CASSANDRA_PASSWORD`` (environment or ``.secret.cassandra.env``), never from the URL, so it
-cannot leak through command lines, config files or log lines that print the URL. Precedence per
-key: environment > ``.secret.cassandra.env`` > ``.cassandra.env`` (both in the current directory)
-> default; the URL's user and keyspace win over ``CASSANDRA_USER``/``CASSANDRA_KEYSPACE``.
+``cassandra://[user@]host[:port][,host[:port]...]/keyspace``; with no host
+(``cassandra:///keyspace``) the contact points are ``CASSANDRA_SEEDS``. The password is read
+ONLY from ``CASSANDRA_PASSWORD`` (environment or ``.secret.cassandra.env``), never from the URL,
+so it cannot leak through command lines, config files or log lines that print the URL.
+Precedence per key: environment > ``.secret.cassandra.env`` > ``.cassandra.env`` (both in the
+current directory) > default; the URL's user and keyspace win over ``CASSANDRA_USER`` and
+``CASSANDRA_KEYSPACE``.
 """
 
 from __future__ import annotations
@@ -130,21 +132,23 @@ def _split_url(url: str) -> tuple[str | None, list[tuple[str, int | None]], str 
                 f"in {SECRET_ENV_FILE} or the environment"
             )
         user = unquote(userinfo) or None
+    keyspace = unquote(path.strip("/")) or None
+    return user, _split_hosts(netloc, "the Cassandra store URL"), keyspace
+
+
+def _split_hosts(text: str, where: str) -> list[tuple[str, int | None]]:
+    """``h1[:p],[v6]:p,...`` → [(host, port or None)]."""
     hosts: list[tuple[str, int | None]] = []
-    for part in netloc.split(","):
+    for part in text.split(","):
         part = part.strip()
         if not part:
             continue
         match = _HOST.fullmatch(part)
         if match is None:
-            raise StoreError(f"bad host {part!r} in Cassandra store URL")
-        host = match["v6"] or match["h"]
+            raise StoreError(f"bad host {part!r} in {where}")
         port_text = match["p6"] or match["p"]
-        hosts.append((host, int(port_text) if port_text else None))
-    if not hosts:
-        raise StoreError("Cassandra store URL names no host (cassandra://host:9042/keyspace)")
-    keyspace = unquote(path.strip("/")) or None
-    return user, hosts, keyspace
+        hosts.append((match["v6"] or match["h"], int(port_text) if port_text else None))
+    return hosts
 
 
 def load_settings(
@@ -152,13 +156,20 @@ def load_settings(
 ) -> CassandraSettings:
     """URL + environment + env files → validated settings; a bad value names its key."""
     user, hosts, keyspace = _split_url(url)
-    ports = {port for _, port in hosts if port is not None}
-    if len(ports) > 1:  # the driver takes one port for all contact points
-        raise StoreError("all Cassandra hosts in the store URL must use the same port")
     try:
         env = env_with_files(ENV_FILE, SECRET_ENV_FILE, environ=environ, cwd=cwd)
     except ConfigError as exc:
         raise StoreError(str(exc)) from None
+    if not hosts:  # cassandra:///keyspace: the cluster's seed nodes are the contact points
+        hosts = _split_hosts(env.get("CASSANDRA_SEEDS", ""), "CASSANDRA_SEEDS")
+    if not hosts:
+        raise StoreError(
+            "Cassandra store URL names no host (cassandra://host:9042/keyspace) "
+            "and CASSANDRA_SEEDS is not set"
+        )
+    ports = {port for _, port in hosts if port is not None}
+    if len(ports) > 1:  # the driver takes one port for all contact points
+        raise StoreError("all Cassandra hosts must use the same port")
 
     def get(key: str, parse: Callable[[str], T], expected: str, default: str) -> T:
         raw = env.get(key)
