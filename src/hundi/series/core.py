@@ -71,8 +71,8 @@ def _length(columns: Columns) -> int:
 def _is_sorted(values: npt.NDArray[np.generic], strict: bool = False) -> bool:
     if len(values) < 2:
         return True
-    step = np.diff(values)
-    return bool(np.all(step > 0)) if strict else bool(np.all(step >= 0))
+    later, earlier = values[1:], values[:-1]
+    return bool(np.all(later > earlier)) if strict else bool(np.all(later >= earlier))
 
 
 def trade_order(trade_id: I8) -> I8 | None:
@@ -117,7 +117,6 @@ def _segment_bars(trades: Columns, starts: I8) -> Columns:
     side = trades["side"]
     ends = np.append(starts[1:], len(price))
     last = ends - 1
-    zero = np.zeros_like(size)
     volume = np.add.reduceat(size, starts)
     quote = np.add.reduceat(price * size, starts)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -130,8 +129,8 @@ def _segment_bars(trades: Columns, starts: I8) -> Columns:
         "volume": volume,
         "quote_volume": quote,
         "vwap": vwap,
-        "buy_volume": np.add.reduceat(np.where(side > 0, size, zero), starts),
-        "sell_volume": np.add.reduceat(np.where(side < 0, size, zero), starts),
+        "buy_volume": np.add.reduceat(np.where(side > 0, size, 0.0), starts),
+        "sell_volume": np.add.reduceat(np.where(side < 0, size, 0.0), starts),
         "trade_count": (ends - starts).astype(np.int64),
         "first_trade_id": trades["trade_id"][starts],
         "last_trade_id": trades["trade_id"][last],
@@ -174,9 +173,12 @@ class TimeBarBuilder:
         trades = _concat(self.pending) if self.pending else {}
         if trades:
             final = trades["bucket"] < limit
-            keep = _take(trades, ~final)
-            self.pending = [keep] if _length(keep) else []
-            trades = _take(trades, final)
+            if final.all():
+                self.pending = []
+            else:
+                keep = _take(trades, ~final)
+                self.pending = [keep] if _length(keep) else []
+                trades = _take(trades, final)
         bars = self._bars(trades, self.next_bucket, limit)
         self.next_bucket = limit
         self.last_close = float(bars["close"][-1])
@@ -208,8 +210,10 @@ class TimeBarBuilder:
             if not (_is_sorted(bucket) and _is_sorted(trade_id, strict=True)):
                 trades = _take(trades, np.lexsort((trade_id, bucket)))
                 bucket = trades["bucket"]
-            starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-            where = bucket[starts] - first
+            # bars are few, trades many: find each bar's first trade by binary search
+            bounds = np.searchsorted(bucket, np.arange(first, limit + 1, dtype=np.int64))
+            where = np.flatnonzero(bounds[1:] > bounds[:-1])
+            starts = bounds[where]
             segments = _segment_bars(trades, starts)
             for name in out:
                 if name in segments:

@@ -101,6 +101,15 @@ def _symbols(frame: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]
     """(exchange, symbol, native_symbol, rows) per symbol, sorted like a store read."""
     if frame.empty:
         return
+    exchanges, symbols = frame["exchange"], frame["symbol"]
+    if bool((exchanges == exchanges.iloc[0]).all()) and bool((symbols == symbols.iloc[0]).all()):
+        yield (
+            str(exchanges.iloc[0]),
+            str(symbols.iloc[0]),
+            str(frame["native_symbol"].iloc[0]),
+            frame,
+        )
+        return
     for (exchange, symbol), rows in frame.groupby(["exchange", "symbol"], sort=True):
         yield str(exchange), str(symbol), str(rows["native_symbol"].iloc[0]), rows
 
