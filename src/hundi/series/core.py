@@ -68,7 +68,7 @@ def _length(columns: Columns) -> int:
     return len(next(iter(columns.values()))) if columns else 0
 
 
-def _is_sorted(values: npt.NDArray[np.generic], strict: bool = False) -> bool:
+def _is_sorted(values: npt.NDArray[Any], strict: bool = False) -> bool:
     if len(values) < 2:
         return True
     later, earlier = values[1:], values[:-1]
