@@ -55,3 +55,11 @@ services-logs: ## Tail the servers' logs
 
 clean: ## Remove the venv, caches and demo data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data logs build *.egg-info src/*.egg-info
+
+.PHONY: notebooks jupyter
+notebooks: venv ## Run every notebook headless against fresh simulator data (NOTEBOOK_OUT=dir keeps the executed copies)
+	$(BIN)/python -m hundi.research.notebooks $(if $(NOTEBOOK_OUT),--out $(NOTEBOOK_OUT),)
+
+jupyter: venv ## JupyterLab on 127.0.0.1 with hundi installed (.jupyter.env; JUPYTER_TOKEN from .secret.jupyter.env)
+	@test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+	$(BIN)/python -m hundi.research.jupyter
