@@ -11,7 +11,7 @@ from cassandra.cluster import Session
 
 from hundi.records import SCHEMAS, Channel, Trade
 from hundi.stores.base import StoreError, open_store
-from hundi.stores.cassandra.schema import table_spec
+from hundi.stores.cassandra.schema import index_create_cql, index_insert_cql, table_spec
 
 KEYSPACE = "hundi_test_migrate"
 T0 = 1_714_521_600_000_000_000
@@ -65,10 +65,20 @@ def test_older_tables_are_migrated_and_opening_again_changes_nothing(
         cql.prepare(old.insert_cql(keyspace)),
         ("binance", "BTC-USDT", "BTCUSDT", T0, T0 + 1, 1, 10.0, 1.0, 1, 1, DAY0),
     )
+    cql.execute(index_create_cql(keyspace))
+    cql.execute(cql.prepare(index_insert_cql(keyspace)), ("binance", "trades", "BTC-USDT", DAY0))
+    assert "last_trade_id" not in columns(cql, "trades")
+    url = keyspace_url(cassandra_url, keyspace)
+    reader = open_store(url, read_only=True)  # reads, never migrates: the new field is null
+    try:
+        frame = reader.read(exchange="binance", symbol=None, channel=Channel.TRADES)
+    finally:
+        reader.close()
+    assert list(frame["trade_id"]) == [1] and pd.isna(frame["last_trade_id"].iloc[0])
+    assert list(frame.columns) == [n for n in SCHEMAS[Channel.TRADES].names if n != "ts"]
     assert "last_trade_id" not in columns(cql, "trades")
 
     monkeypatch.setenv("CASSANDRA_TTL", "3600")
-    url = keyspace_url(cassandra_url, keyspace)
     store = open_store(url)
     try:
         assert columns(cql, "trades")["last_trade_id"] == "bigint"

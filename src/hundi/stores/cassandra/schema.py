@@ -105,9 +105,9 @@ class TableSpec:
             f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
         )
 
-    def select_cql(self, keyspace: str) -> str:
+    def select_cql(self, keyspace: str, fields: tuple[str, ...]) -> str:
         return (
-            f"SELECT {', '.join(quote(n) for n in self.fields)} "
+            f"SELECT {', '.join(quote(n) for n in fields)} "
             f"FROM {quote(keyspace)}.{quote(self.name)} "
             f"WHERE {quote('exchange')} = ? AND {quote('symbol')} = ? AND {quote(DAY_COLUMN)} = ? "
             f"AND {quote('ts')} >= ? AND {quote('ts')} < ?"

@@ -113,6 +113,9 @@ class CassandraStore(Store):
         self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
         self._inserts: dict[Channel, _Insert] = {}
         self._selects: dict[Channel, PreparedStatement] = {}
+        # Fields each table has; a read-only store does not migrate, so older tables may lack
+        # fields records gained since: those read as nulls.
+        self._readable = {channel: spec.fields for channel, spec in self._specs.items()}
         self._indexed: set[tuple[Channel, _PartitionKey]] = set()
         self._cluster, self._session = self._connect()
         try:
@@ -200,6 +203,10 @@ class CassandraStore(Store):
                     raise StoreError(f"Cassandra {s.where}: no keyspace {s.keyspace!r}")
                 present = live_tables(self._session, s.keyspace)
                 self._specs = {c: t for c, t in self._specs.items() if t.name in present}
+                self._readable = {
+                    c: tuple(f for f in t.fields if f in present[t.name].columns)
+                    for c, t in self._specs.items()
+                }
             else:
                 ensure_schema(
                     self._session, s.keyspace, replication_cql(s.replication), s.ttl_s, self._specs
@@ -336,10 +343,11 @@ class CassandraStore(Store):
         high = _ns(end) if end is not None else _MAX_TS
         try:
             partitions = self._partitions(exchange, channel, symbol, low, high)
-            rows = self._fetch(spec, exchange, partitions, low, high)
+            fields = self._readable[channel]
+            rows = self._fetch(spec, fields, exchange, partitions, low, high)
         except _DRIVER_ERRORS as exc:
             self._fail(f"reading {channel.value}", exc)
-        return _frame(_table(schema, rows))
+        return _frame(_table(schema, fields, rows))
 
     def _partitions(
         self, exchange: str, channel: Channel, symbol: str | None, low: int, high: int
@@ -356,6 +364,7 @@ class CassandraStore(Store):
     def _fetch(
         self,
         spec: TableSpec,
+        fields: tuple[str, ...],
         exchange: str,
         partitions: list[tuple[str, int]],
         low: int,
@@ -364,7 +373,7 @@ class CassandraStore(Store):
         """Every row of the partitions, partition by partition, a bounded number in flight."""
         select = self._selects.get(spec.channel)
         if select is None:
-            select = self._session.prepare(spec.select_cql(self.settings.keyspace))
+            select = self._session.prepare(spec.select_cql(self.settings.keyspace, fields))
             self._selects[spec.channel] = select
         rows: list[tuple[Any, ...]] = []
         pending: list[ResponseFuture] = []
@@ -425,13 +434,17 @@ def _plain_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
-def _table(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> pa.Table:
-    """Row tuples (record-field order) → a table with the record schema's column types."""
+def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Row tuples of ``fields`` → a table with the record schema's columns and types (a field
+    the table lacks is all null)."""
     plain = _plain_schema(schema)
     if not rows:
         return plain.empty_table()
-    columns = list(zip(*rows, strict=True))
-    arrays = [pa.array(values, f.type) for values, f in zip(columns, plain, strict=True)]
+    columns = dict(zip(fields, zip(*rows, strict=True), strict=True))
+    arrays = [
+        pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(len(rows), f.type)
+        for f in plain
+    ]
     table = pa.Table.from_arrays(arrays, schema=plain)
     order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
     return table.take(order)
