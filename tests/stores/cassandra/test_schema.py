@@ -55,7 +55,7 @@ def without(schema: pa.Schema, name: str) -> pa.Schema:
     return schema.remove(schema.get_field_index(name))
 
 
-def test_older_tables_are_migrated_and_opening_again_changes_nothing(
+def test_older_tables_are_readable_then_migrated_and_reopening_changes_nothing(
     cql: Session, keyspace: str, cassandra_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The table as an older hundi made it: Trade had no last_trade_id yet; one row in it.
