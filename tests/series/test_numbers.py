@@ -179,3 +179,17 @@ def test_window_sums_do_not_depend_on_where_the_array_starts() -> None:
     tail = window_sums(values[300:], 60)
     assert np.array_equal(whole[300:], tail)
     assert window_sums(values[:10], 60).size == 0
+
+
+def test_a_resync_leaves_no_stale_snapshots() -> None:
+    """Changes until 1.5 s, then a gap: the next snapshot run (at 4.2 s) restarts the book; the
+    2, 3 and 4 s samples would show a book nobody knew, so there are none."""
+    rows = [
+        *BOOK[:6],
+        change(4.2, BID, 90.0, 1.0, 50, snapshot=True),
+        change(4.2, ASK, 91.0, 1.0, 50, snapshot=True),
+        change(5.5, ASK, 91.0, 2.0, 51),
+    ]
+    tops = offline.book_snapshots(frame(Channel.BOOK, rows), 1, "1s")
+    assert list(tops.index) == [at(1), at(5)]
+    assert (tops["bid_price"].iloc[1], tops["ask_size"].iloc[1]) == (90.0, 1.0)

@@ -24,7 +24,8 @@ Rules that make "final" well defined (the same online and offline):
   after a REST snapshot take effect at the snapshot's time). The snapshot at ``T`` (a multiple
   of the interval) is the book after every change with effective time ``<= T``; it is taken
   when the first change after ``T`` arrives. A run of ``snapshot`` rows restarts the book;
-  rows before the first such run are ignored (the book is unknown until then).
+  rows before the first such run are ignored (the book is unknown until then), and a later run
+  (a resync after a gap) gets no samples between the last change before it and itself.
 * **Flow / volatility** windows are the last ``window / step`` time bars of ``step``; the
   first value needs one more bar (the first return's base).
 * **Basis** at ``T``: each leg's last quote with ``e <= T`` (ordered by ``e, ts, recv_ts``),
@@ -400,8 +401,11 @@ class BookSampler:
             if cut > position:
                 self.last_uid, self.last_recv = int(uid[cut - 1]), int(recv[cut - 1])
             position = cut
-            for interval, depth, lo_k, hi_k in cuts[cut]:
-                self._sample(interval, depth, lo_k, hi_k)
+            # A later snapshot run is a resync: the book went unknown at some point since the
+            # last change, so the times before the new snapshot get no (stale) sample.
+            if not (run_start[cut] and self.known):
+                for interval, depth, lo_k, hi_k in cuts[cut]:
+                    self._sample(interval, depth, lo_k, hi_k)
             if run_start[cut]:
                 self.bids, self.asks = {}, {}
                 self.known = True
