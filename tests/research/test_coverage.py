@@ -1,0 +1,89 @@
+"""Coverage: stored ranges per stream, split at stored gaps, with resyncs and reconnects."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from synthetic import MIDNIGHT, MS, event, trade, write
+
+import hundi
+from hundi.records import Channel
+from hundi.research import ResearchError, coverage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from simdata import collect
+
+
+def test_ranges_split_at_gaps_and_count_what_happened_inside(tmp_path: Path) -> None:
+    t0 = MIDNIGHT - 10_000 * MS
+    first = [trade(t0 + i * MS, i, 100.0) for i in range(1, 11)]
+    second = [trade(t0 + 100 * MS + i * MS, i, 101.0) for i in range(15, 21)]
+    events = [
+        event(t0 + 5 * MS, "reconnect", "", symbol=""),
+        event(second[0].ts, "gap", "trades", expected=11, received=15, detail="ids 11..14 lost"),
+        event(t0 + 200 * MS, "resync", "book"),  # another stream's event: not counted here
+    ]
+    store = write(tmp_path / "data", {Channel.TRADES: first + second, Channel.EVENTS: events})
+    ranges = coverage(store, "binance", channel="trades")
+    assert isinstance(ranges.index, pd.DatetimeIndex) and str(ranges.index.tz) == "UTC"
+    assert list(ranges["rows"]) == [10, 6]
+    assert list(ranges["ended_by"]) == ["gap", ""]
+    assert list(ranges["missing_ids"]) == [4, -1]
+    assert ranges["gap_detail"].iloc[0] == "ids 11..14 lost"
+    assert list(ranges["reconnects"]) == [1, 0]
+    assert list(ranges["resyncs"]) == [0, 0]
+    assert ranges.index[0] == pd.Timestamp(first[0].ts, unit="ns", tz="UTC")
+    assert ranges["end"].iloc[1] == pd.Timestamp(second[-1].ts, unit="ns", tz="UTC")
+    streams = coverage(store, by="stream")  # every exchange of the store
+    row = streams[streams["channel"] == "trades"].iloc[0]
+    assert (row["rows"], row["ranges"], row["gaps"], row["reconnects"]) == (16, 2, 1, 1)
+    assert set(streams["channel"]) == {"trades"}  # events are the explanation, not a stream
+    # a window keeps only what is inside it
+    inside = coverage(
+        store, "binance", channel="trades", start=pd.Timestamp(second[0].ts, unit="ns", tz="UTC")
+    )
+    assert list(inside["rows"]) == [6]
+
+
+def test_simulator_streams_are_whole_and_counted(sim_stores: dict[str, Path]) -> None:
+    store = sim_stores["usdm"]
+    streams = coverage(store, "binance", by="stream")
+    assert set(streams["channel"]) >= {"trades", "bbo", "book", "ticker"}
+    for row in streams.itertuples():
+        stored = hundi.read(store, exchange="binance", symbol=row.symbol, channel=row.channel)
+        assert row.rows == len(stored), row
+        assert row.Index == stored.index[0] and row.last == stored.index[-1]
+        assert row.ranges == 1
+    # the only gaps: books closed when the collector stopped (a disconnect ends the last range)
+    ranges = coverage(store, "binance")
+    ended = ranges[ranges["ended_by"] == "gap"]
+    assert set(ended["channel"]) <= {"book"} and set(ended["gap_detail"]) <= {"disconnect"}
+
+
+def test_a_real_gap_fault_shows_up_as_two_book_ranges(tmp_path: Path) -> None:
+    store = tmp_path / "data"
+    collect("spot", store, seconds=3, seed=9, fault="gap:1")
+    events = hundi.read(store, exchange="binance", channel="events")
+    book_gaps = events[(events["kind"] == "gap") & (events["channel"] == "book")]
+    assert len(book_gaps) >= 1
+    ranges = coverage(store, "binance", channel="book")
+    for symbol, mine in ranges.groupby("symbol"):
+        expected = book_gaps[book_gaps["symbol"] == symbol]
+        assert (mine["ended_by"] == "gap").sum() == len(expected), symbol
+        assert mine["rows"].sum() == len(
+            hundi.read(store, exchange="binance", symbol=str(symbol), channel="book")
+        )
+        if len(expected):
+            assert mine["resyncs"].sum() >= len(expected)  # each gap was followed by a resync
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    store = write(tmp_path / "data", {Channel.TRADES: [trade(MIDNIGHT, 1, 1.0)]})
+    with pytest.raises(ResearchError, match="by must be"):
+        coverage(store, by="day")
+    with pytest.raises(ValueError, match="unknown channel"):
+        coverage(store, channel="nope")
+    assert coverage(store, "kraken").empty
