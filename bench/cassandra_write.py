@@ -13,9 +13,13 @@ import argparse
 import time
 from collections.abc import Sequence
 
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import DCAwareRoundRobinPolicy
+
 from hundi.records import BookChange, Channel, Record, Trade
 from hundi.stores.base import open_store
-from hundi.stores.cassandra import CassandraStore
+from hundi.stores.cassandra.settings import load_settings
 
 T0 = 1_714_521_600_000_000_000
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT")
@@ -82,11 +86,22 @@ def main() -> None:
         reader.close()
         assert len(frame) == args.records, (len(frame), args.records)
         print(f"{channel.value:8} read {len(frame) / elapsed:,.0f} rec/s ({len(frame)} rows)")
-    cleanup = open_store(args.url)
-    assert isinstance(cleanup, CassandraStore)
-    keyspace = cleanup.settings.keyspace
-    cleanup._session.execute(f'DROP KEYSPACE IF EXISTS "{keyspace}"', timeout=60)
-    cleanup.close()
+    drop_keyspace(args.url)
+
+
+def drop_keyspace(url: str) -> None:
+    """Remove the scratch keyspace with a plain driver session (the store never drops data)."""
+    settings = load_settings(url)
+    auth = PlainTextAuthProvider(settings.user, settings.password) if settings.user else None
+    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy())
+    cluster = Cluster(
+        list(settings.hosts), port=settings.port, protocol_version=settings.protocol_version,
+        auth_provider=auth, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    )  # fmt: skip
+    try:
+        cluster.connect().execute(f'DROP KEYSPACE IF EXISTS "{settings.keyspace}"', timeout=60)
+    finally:
+        cluster.shutdown()
 
 
 if __name__ == "__main__":
