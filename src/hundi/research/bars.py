@@ -142,6 +142,9 @@ def _frame(parts: list[Columns], constants: dict[str, str]) -> pd.DataFrame:
     arrays = []
     for f in schema:
         arrow_type = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        if n == 0:
+            arrays.append(pa.array([], arrow_type))
+            continue
         values = [constants[f.name]] * n if f.name in constants else merged[f.name]
         arrays.append(pa.array(values, arrow_type))
     frame: pd.DataFrame = pa.Table.from_arrays(arrays, names=schema.names).to_pandas()

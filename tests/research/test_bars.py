@@ -1,0 +1,72 @@
+"""``hundi.bars`` equals the series' offline ``time_bars`` (the collector's rule) and plain
+pandas resampling where the rules coincide, including across midnight."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import MIDNIGHT, MS, trade, write
+
+import hundi
+from hundi.records import Channel
+from hundi.research import ResearchError, bars
+from hundi.series.offline import time_bars
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+@pytest.mark.parametrize("interval", ["1s", "250ms", "1m"])
+def test_equal_to_the_series_offline_bars(
+    market: str, interval: str, sim_stores: dict[str, Path]
+) -> None:
+    store = sim_stores[market]
+    symbol = "BTC-USDT" if market == "spot" else "ETH-USDT-PERP"
+    ours = bars(store, "binance", symbol, interval)
+    theirs = time_bars(hundi.read(store, exchange="binance", symbol=symbol), interval)
+    assert len(ours) > 0
+    pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_ohlcv_equals_pandas_resample_when_nothing_is_late(sim_stores: dict[str, Path]) -> None:
+    store = sim_stores["spot"]
+    trades = hundi.read(store, exchange="binance", symbol="ETH-USDT")
+    # a grace longer than any delay: every trade counts in the bar of its exchange time
+    ours = bars(store, "binance", "ETH-USDT", pd.Timedelta("500ms"), grace=pd.Timedelta("1h"))
+    resampled = trades["price"].resample("500ms").ohlc()
+    resampled["volume"] = trades["size"].resample("500ms").sum()
+    resampled["trade_count"] = trades["price"].resample("500ms").count()
+    traded = ours[ours["trade_count"] > 0]
+    expected = resampled[resampled["trade_count"] > 0]
+    assert list(traded.index) == list(expected.index)
+    for column in ("open", "high", "low", "close", "trade_count"):
+        assert np.array_equal(traded[column].to_numpy(), expected[column].to_numpy()), column
+    assert np.allclose(traded["volume"], expected["volume"])
+
+
+def test_across_midnight_with_a_late_trade(tmp_path: Path) -> None:
+    trades = [trade(MIDNIGHT - 3000 * MS + i * 250 * MS, i, 100.0 + i % 7) for i in range(24)]
+    # printed 100 ms before midnight, received 900 ms later: with 500 ms grace it counts after
+    trades.append(trade(MIDNIGHT - 100 * MS, 24, 90.0, recv_delay=900 * MS))
+    trades.sort(key=lambda t: t.ts)
+    store = write(tmp_path / "data", {Channel.TRADES: trades})
+    frame = hundi.read(store, exchange="binance")
+    for interval in ("1s", "250ms", "7s"):
+        pd.testing.assert_frame_equal(
+            bars(store, "binance", "BTC-USDT", interval), time_bars(frame, interval)
+        )
+    second = bars(store, "binance", "BTC-USDT", "1s")
+    late = second[second["last_trade_id"] == 24]
+    assert late.index[0] == pd.Timestamp(MIDNIGHT, unit="ns", tz="UTC")
+
+
+def test_window_and_errors(sim_stores: dict[str, Path]) -> None:
+    store = sim_stores["spot"]
+    trades = hundi.read(store, exchange="binance", symbol="BTC-USDT")
+    start = trades.index[len(trades) // 2]
+    part = bars(store, "binance", "BTC-USDT", "1s", start=start)
+    assert part["trade_count"].sum() == (trades.index >= start).sum()
+    assert bars(store, "binance", "NOPE-USDT", "1s").empty
+    with pytest.raises(ResearchError, match="interval"):
+        bars(store, "binance", "BTC-USDT", "soon")

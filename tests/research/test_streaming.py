@@ -1,0 +1,57 @@
+"""Streaming reads: chunks that concatenate to exactly ``hundi.read``, never spanning a day."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from synthetic import MIDNIGHT, MS, trade, write
+
+import hundi
+from hundi.records import Channel
+from hundi.research import ResearchError, iter_batches, iter_read
+from hundi.research.streaming import iter_day_tables
+
+
+@pytest.mark.parametrize("symbol", [None, "ETH-USDT"])
+def test_chunks_concatenate_to_read(sim_stores: dict[str, Path], symbol: str | None) -> None:
+    store = sim_stores["spot"]
+    for channel in ("trades", "book", "events"):
+        whole = hundi.read(store, exchange="binance", symbol=symbol, channel=channel)
+        chunks = list(
+            iter_read(store, exchange="binance", symbol=symbol, channel=channel, chunk_rows=50)
+        )
+        assert all(len(c) <= 50 for c in chunks)
+        pd.testing.assert_frame_equal(pd.concat(chunks), whole)
+    whole = hundi.read(store, exchange="binance", channel="trades")
+    start, end = whole.index[10], whole.index[-10]
+    window = pd.concat(
+        iter_read(store, exchange="binance", start=start, end=end, columns=["price"])
+    )
+    expected = whole[(whole.index >= start) & (whole.index < end)][["price"]]
+    pd.testing.assert_frame_equal(window, expected)
+
+
+def test_days_are_never_mixed_and_batches_are_arrow(tmp_path: Path) -> None:
+    trades = [trade(MIDNIGHT + (i - 5) * 100 * MS, i, 100.0 + i) for i in range(10)]
+    store = write(tmp_path / "data", {Channel.TRADES: trades[::2]}, {Channel.TRADES: trades[1::2]})
+    days = [(day, table.num_rows) for day, table in iter_day_tables(store, exchange="binance")]
+    assert [n for _, n in days] == [5, 5] and days[0][0] < days[1][0]
+    batches = list(iter_batches(store, exchange="binance", columns=["trade_id"], chunk_rows=3))
+    assert all(isinstance(b, pa.RecordBatch) and b.num_rows <= 3 for b in batches)
+    assert [i for b in batches for i in b.column("trade_id").to_pylist()] == list(range(10))
+    assert batches[0].schema.names == ["ts", "trade_id"]
+    # two writes out of time order still come back sorted by (ts, recv_ts)
+    ids = [i for c in iter_read(store, exchange="binance") for i in c["trade_id"]]
+    assert ids == list(range(10))
+
+
+def test_bad_arguments_are_clear(sim_stores: dict[str, Path]) -> None:
+    store = sim_stores["spot"]
+    with pytest.raises(ResearchError, match="unknown column"):
+        next(iter_read(store, exchange="binance", columns=["pricee"]))
+    with pytest.raises(ResearchError, match="end is before start"):
+        next(iter_read(store, exchange="binance", start="2024-01-02", end="2024-01-01"))
+    assert list(iter_read(store, exchange="binance", symbol="NOPE-USDT")) == []
