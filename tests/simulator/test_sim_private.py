@@ -65,20 +65,22 @@ async def ask(sim: BinanceSimulator, request: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("request_", "status", "code"),
+    ("changes", "status", "code"),
     [
-        (subscribe(key="wrong"), 401, -2015),
-        (subscribe(key=""), 401, -2014),
-        (subscribe(secret="wrong"), 400, -1022),
-        (subscribe(ts=1_000_000), 400, -1021),  # far outside recvWindow
-        (subscribe(ts=time.time_ns() // 1_000_000 + 3_600_000), 400, -1021),  # from the future
+        ({"key": "wrong"}, 401, -2015),
+        ({"key": ""}, 401, -2014),
+        ({"secret": "wrong"}, 400, -1022),
+        ({"ts_offset_ms": -3_600_000}, 400, -1021),  # far outside recvWindow
+        ({"ts_offset_ms": 3_600_000}, 400, -1021),  # from the future
     ],
 )
 async def test_spot_subscription_is_refused_like_binance(
-    make_private: MakePrivate, request_: dict[str, Any], status: int, code: int
+    make_private: MakePrivate, changes: dict[str, Any], status: int, code: int
 ) -> None:
     sim = await make_private(order_interval_s=60)
-    reply = await ask(sim, request_)
+    offset = changes.pop("ts_offset_ms", 0)
+    request = subscribe(ts=time.time_ns() // 1_000_000 + offset, **changes)  # signed now
+    reply = await ask(sim, request)
     assert reply["id"] == 7 and reply["status"] == status and reply["error"]["code"] == code
     assert sim.private is not None and sim.private.auth_failed == {str(code): 1}
 
