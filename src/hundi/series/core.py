@@ -260,6 +260,13 @@ class CountBarBuilder:
         """Every finished bar so far; None if none."""
         if not self.pending:
             return None
+        if self.count is not None:
+            if sum(_length(chunk) for chunk in self.pending) < self.count:
+                return None
+        else:
+            assert self.volume is not None
+            if int(np.floor_divide(self.cumulative, self.volume)) <= self.pending[0]["bar"][0]:
+                return None  # the oldest waiting bar is not finished: do not re-concatenate
         trades = _concat(self.pending)
         n = _length(trades)
         if self.count is not None:
