@@ -78,6 +78,7 @@ async def test_spot_subscription_is_refused_like_binance(
     make_private: MakePrivate, changes: dict[str, Any], status: int, code: int
 ) -> None:
     sim = await make_private(order_interval_s=60)
+    changes = dict(changes)  # parameters are shared between runs: never mutate them
     offset = changes.pop("ts_offset_ms", 0)
     request = subscribe(ts=time.time_ns() // 1_000_000 + offset, **changes)  # signed now
     reply = await ask(sim, request)
