@@ -1,0 +1,130 @@
+"""Authenticated streams in the connection manager: URLs and messages built at each open by the
+protocol, waiting while it is not ready, and never a credential in logs or captures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from test_manager import FAST, Running
+from wsharness import Exchange, SeqVenue, until
+
+from hundi.capture.events import CaptureKind
+from hundi.connection.client import PicowsClient
+from hundi.connection.manager import REDACTED, ConnectionManager
+from hundi.exchanges.base import (
+    Opening,
+    RecordSink,
+    RestRequest,
+    StreamSpec,
+)
+from hundi.pipeline.accounting import Accounting
+
+TOKEN, SIGNATURE, API_KEY = "tok3n-SECRET", "sig-SECRET", "apikey-SECRET"
+
+
+@pytest.fixture
+async def exchange() -> AsyncIterator[Exchange]:
+    ex = await Exchange().start()
+    yield ex
+    await ex.close()
+
+
+class PrivateVenue(SeqVenue):
+    """One private stream: not ready until ``ready``; each open signs a fresh message."""
+
+    def __init__(self, url: str, rest_url: str = "") -> None:
+        super().__init__(url, rest_url=rest_url)
+        self.ready = False
+        self.openings = 0
+
+    def connections(self) -> list[StreamSpec]:
+        return [StreamSpec(key="main", url=self.url, private=True)]
+
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
+        if not self.ready:
+            return None
+        self.openings += 1
+        return Opening(
+            f"{self.url}?token={TOKEN}", (f'{{"auth":"{SIGNATURE}{self.openings}"}}'.encode(),)
+        )
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        if self.rest_due:
+            self.rest_due = False
+            return [
+                RestRequest("key", self.rest_url, 1, "POST", {"X-API-KEY": API_KEY}, private=True)
+            ]
+        return []
+
+
+async def test_private_stream_waits_then_opens_with_fresh_signed_messages(
+    exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue = PrivateVenue(exchange.url)
+    captured: list[tuple[CaptureKind, str, str, bytes | str]] = []
+    sink = RecordSink()
+    manager = ConnectionManager(
+        venue, sink, Accounting(), PicowsClient(), settings=FAST,
+        capture=lambda kind, ts, conn, url="", data=b"", status=0: captured.append(
+            (kind, conn, url, data)
+        ),
+    )  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        task = asyncio.create_task(manager.run())
+        await asyncio.sleep(0.3)
+        assert exchange.connects == 0  # not ready: no network attempt at all
+        assert manager.stats["main"].connect_failures == 0
+        venue.ready = True
+        await until(lambda: bool(exchange.received) and len(sink.trades) > 5)
+        exchange.drop_all()
+        await until(lambda: len(exchange.received) >= 2)
+        manager.stop()
+        await asyncio.wait_for(task, 10)
+    assert exchange.received == [f'{{"auth":"{SIGNATURE}1"}}', f'{{"auth":"{SIGNATURE}2"}}']
+    assert all(path.endswith(f"?token={TOKEN}") for path in exchange.paths)
+    sent = [data for kind, _c, _u, data in captured if kind is CaptureKind.SENT]
+    assert sent == [REDACTED, REDACTED]
+    opened = [url for kind, _c, url, _d in captured if kind is CaptureKind.OPEN]
+    assert opened == [exchange.url, exchange.url]
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("websockets")]
+    text = "\n".join(ours) + repr(captured) + repr(manager.stats)  # (not the test server's)
+    assert TOKEN not in text and SIGNATURE not in text
+
+
+async def test_private_rest_request_sends_method_and_headers_but_logs_and_captures_nothing(
+    exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def listen_key(request: web.Request) -> web.Response:
+        seen.append((request.method, request.headers.get("X-API-KEY", "")))
+        return web.json_response({"code": -1, "msg": f"refused {TOKEN}"}, status=400)
+
+    app = web.Application()
+    app.router.add_route("POST", "/key", listen_key)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        venue = PrivateVenue(exchange.url, rest_url=f"http://127.0.0.1:{port}/key")
+        run = Running(venue, PicowsClient(), FAST)
+        captured: list[Any] = []
+        run.manager.capture = lambda *a, **k: captured.append((a, k))
+        with caplog.at_level(logging.DEBUG):
+            await run.until(lambda: len(venue.responses) == 1)
+            await run.stop()
+    finally:
+        await runner.cleanup()
+    assert seen == [("POST", API_KEY)]
+    assert venue.responses[0].status == 400 and TOKEN.encode() in venue.responses[0].body
+    assert not [c for c in captured if c[0][0] is CaptureKind.REST]
+    assert "status 400" in caplog.text
+    assert TOKEN not in caplog.text and API_KEY not in caplog.text
+    assert API_KEY not in repr(RestRequest("k", "u", 1, "POST", {"X-API-KEY": API_KEY}))
