@@ -309,3 +309,21 @@ def test_usdm_events_become_orders_and_fills() -> None:
     for event in (lite, account):
         assert p.receive(USERDATA_KEY, msgspec.json.encode(event), T0, out).name == "FILTERED"
     assert len(out.orders) == 1 and len(out.fills) == 1
+
+
+def test_usdm_a_listen_key_whose_stream_never_opens_is_replaced() -> None:
+    p = protocol("usdm")
+    (post,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    p.receive_response(post, RestResponse(200, b'{"listenKey":"DEAD"}'), T0, RecordSink())
+    for _ in range(3):  # three connect attempts fail (the manager never calls on_open)
+        assert p.opening(spec(p), T0) is not None
+    assert p.opening(spec(p), T0) is None
+    (again,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    assert again.method == "POST"
+    p.receive_response(again, RestResponse(200, b'{"listenKey":"LIVE"}'), T0, RecordSink())
+    opening = p.opening(spec(p), T0)
+    assert opening is not None and opening.url.endswith("/LIVE")
+    p.on_open(USERDATA_KEY, T0, RecordSink())
+    for _ in range(5):  # once a stream opened, reopening the same key is fine
+        p.on_open(USERDATA_KEY, T0, RecordSink())
+        assert p.opening(spec(p), T0) is not None

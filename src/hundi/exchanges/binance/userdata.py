@@ -70,6 +70,9 @@ SPOT_WS_API = "wss://ws-api.binance.com:443"
 # Binance codes meaning "these credentials / this signature are not accepted".
 AUTH_ERROR_CODES = frozenset((-1002, -1021, -1022, -2008, -2014, -2015))
 LISTEN_KEY_UNKNOWN = -1125
+MAX_PENDING = 16  # subscription requests awaiting a reply that we still recognise
+# Opens of one listen key that never got connected: the key is probably dead, ask for one.
+MAX_OPENS_PER_KEY = 3
 
 STATUSES = {
     "NEW": "new",
@@ -276,6 +279,8 @@ class SpotUserData(UserDataStream):
             return None
         self._next_id += 1
         self._pending.add(self._next_id)
+        if len(self._pending) > MAX_PENDING:  # replies lost with their connections
+            self._pending.discard(min(self._pending))
         params = signed_ws_params(self.credentials, now_ns // MS, self.recv_window_ms)
         message = msgspec.json.encode(
             {"id": self._next_id, "method": "userDataStream.subscribe.signature", "params": params}
@@ -402,6 +407,7 @@ class FuturesUserData(UserDataStream):
         self.keepalive_ns = int(keepalive_s * S)
         self.listen_key: str | None = None
         self.connected_key: str | None = None  # the key of the open connection
+        self.opens_on_key = 0  # opening() calls since the last successful open
         self.in_flight = False
         self.keepalive_due_ns = 0
         self.retry_at_ns = 0  # transport-failure back-off (auth refusals use ``retry``)
@@ -411,6 +417,14 @@ class FuturesUserData(UserDataStream):
         self.now_ns = max(self.now_ns, now_ns)
         if self.listen_key is None:
             return None
+        if self.opens_on_key >= MAX_OPENS_PER_KEY:
+            # the stream keeps refusing this key (a key Binance forgot between keep-alives):
+            # a POST returns the account's live key, or a new one
+            log.warning("Binance refuses the listen key's stream; asking for the live key")
+            self.listen_key = None
+            self.opens_on_key = 0
+            return None
+        self.opens_on_key += 1
         self.connected_key = self.listen_key
         return Opening(self.ws_path + self.listen_key)
 
@@ -494,10 +508,12 @@ class FuturesUserData(UserDataStream):
     # -- frames ----------------------------------------------------------------------------
     def on_open(self, now_ns: int, out: RecordSink) -> None:
         super().on_open(now_ns, out)
+        self.opens_on_key = 0
         self.subscribed = True  # a listen-key stream delivers from the moment it opens
 
     def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         self.now_ns = max(self.now_ns, recv_ns)
+        self.opens_on_key = 0  # the stream works (also after a make-before-break switch)
         try:
             kind = EVENT_HEAD_DECODER.decode(data).e
             if kind == "ORDER_TRADE_UPDATE":
