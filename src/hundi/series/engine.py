@@ -195,6 +195,10 @@ class SeriesEngine:
             for spec in plan.specs
             if isinstance(spec, BasisSpec)
         ]
+        kinds = {type(spec) for _, plan in self.plans for spec in plan.specs}
+        # channels not needed are not even converted to columns
+        self._wants_trades = bool(kinds & {TimeBars, TickBars, VolumeBars, FlowSpec})
+        self._wants_book = BookTopSpec in kinds
         # the exchange each basis leg was first seen on: (leg a, leg b) per pair
         self._leg_exchanges: dict[int, list[str]] = {}
         self.emitted: Counter[str] = Counter()
@@ -233,7 +237,7 @@ class SeriesEngine:
     def process(self, batch: Batch, now_ns: int) -> dict[Channel, list[Record]]:
         """One drained batch at receive-clock ``now_ns`` → the series records now final."""
         out: dict[Channel, list[Record]] = {}
-        trades = batch.get(Channel.TRADES)
+        trades = batch.get(Channel.TRADES) if self._wants_trades else None
         if trades:
             columns = columns_of(trades, TRADE_COLUMNS)
             for exchange, symbol, native, index in group_by_symbol(trades):
@@ -245,7 +249,7 @@ class SeriesEngine:
                     time_series.builder.add(mine)
                 for _, builder in series.counts:
                     builder.add(mine)
-        book = batch.get(Channel.BOOK)
+        book = batch.get(Channel.BOOK) if self._wants_book else None
         if book:
             columns = columns_of(book, BOOK_COLUMNS)
             for exchange, symbol, native, index in group_by_symbol(book):
@@ -354,6 +358,7 @@ class SeriesRunner:
         self.queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batches)
         self._lock = threading.Lock()
         self._output: dict[Channel, list[Record]] = {}
+        self._emitted: Counter[str] = Counter()  # per channel, read by summaries any time
         self._lost_pending = False
         self.dropped_batches = 0
         self.dropped_records = 0
@@ -430,10 +435,13 @@ class SeriesRunner:
                 with self._lock:
                     for channel, records in result.items():
                         self._output.setdefault(channel, []).extend(records)
+                        self._emitted[channel.value] += len(records)
 
     def summary(self) -> dict[str, Any]:
+        with self._lock:
+            emitted = dict(sorted(self._emitted.items()))
         return {
-            "records": dict(sorted(self.engine.emitted.items())),
+            "records": emitted,
             "batches": self.processed_batches,
             "busy_s": round(self.busy_s, 3),
             "behind": self.dropped_batches > 0,
