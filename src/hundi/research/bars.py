@@ -25,7 +25,7 @@ from hundi.research._source import (
     open_for_reading,
 )
 from hundi.research.streaming import iter_day_tables
-from hundi.series.core import Columns, TimeBarBuilder, effective_time
+from hundi.series.core import Columns, TimeBarBuilder
 from hundi.series.spec import DEFAULT_GRACE_NS, SeriesSpecError, duration_label, parse_duration
 
 NEEDED = ("ts", "recv_ts", "price", "size", "side", "trade_id")
@@ -106,8 +106,11 @@ def _columns(table: pa.Table, builder: TimeBarBuilder) -> Columns:
         if pa.types.is_timestamp(column.type):
             column = column.cast(pa.int64())
         found[name] = column.to_numpy()
-    effective = effective_time(found["ts"], found["recv_ts"], builder.grace)
-    found["bucket"] = effective // builder.interval
+    # effective_time(ts, recv_ts, grace) // interval, in one buffer (10M rows: 80 MB, not 240)
+    bucket = np.subtract(found["recv_ts"], builder.grace)
+    np.maximum(found["ts"], bucket, out=bucket)
+    np.floor_divide(bucket, builder.interval, out=bucket)
+    found["bucket"] = bucket
     return found
 
 
