@@ -71,3 +71,24 @@ def test_secrets_are_masked_everywhere(caplog: pytest.LogCaptureFixture) -> None
         assert KEY not in text and SECRET not in text
     with pytest.raises(TypeError):
         pickle.dumps(found.api_secret)
+
+
+def test_an_ed25519_key_file_replaces_the_secret(tmp_path: Path) -> None:
+    pem = (
+        "-----BEGIN PRIVATE KEY-----\n"
+        "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA6rAMcrn9g\n"
+        "-----END PRIVATE KEY-----\n"
+    )
+    (tmp_path / "ed.pem").write_text(pem)
+    env = {"BINANCE_API_KEY": KEY, "BINANCE_ED25519_KEY": "ed.pem"}
+    found = load_credentials("binance", environ=env, cwd=tmp_path)
+    assert found is not None and found.ed25519_pem is not None
+    assert found.ed25519_pem.reveal() == pem and found.api_secret.reveal() == ""
+    assert "MC4CAQAw" not in repr(found)
+    assert any("MC4CAQAw" in value for value in found.values())  # scrubbed like the rest
+    with pytest.raises(CredentialError, match="cannot be read"):
+        load_credentials(
+            "binance", environ={**env, "BINANCE_ED25519_KEY": "nope.pem"}, cwd=tmp_path
+        )
+    with pytest.raises(CredentialError, match="BINANCE_API_KEY is missing"):
+        load_credentials("binance", environ={"BINANCE_ED25519_KEY": "ed.pem"}, cwd=tmp_path)

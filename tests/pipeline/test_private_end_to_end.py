@@ -261,3 +261,34 @@ def test_bitfinex_orders_and_fills_survive_drops_and_replay_open_orders(
     assert_no_secret_anywhere(
         tmp_path, done.stdout, done.stderr, exchange="bitfinex", secrets=(bfx_key, bfx_secret)
     )
+
+
+def test_spot_with_an_ed25519_key_logs_on_again_after_drops(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    pem = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        .decode()
+    )
+    key_file = tmp_path_factory.mktemp("keys") / "binance-ed25519.pem"
+    key_file.write_text(pem)
+    monkeypatch.setenv("BINANCE_API_KEY", KEY)
+    monkeypatch.setenv("BINANCE_ED25519_KEY", str(key_file))
+    monkeypatch.delenv("BINANCE_API_SECRET", raising=False)
+    sim_args = ["--market", "spot", "--rate", "100", "--private", "--order-interval", "0.02",
+                "--private-fault", "drop:2"]  # fmt: skip
+    with SimulatorProcess(sim_args) as sim:
+        _summary, done = collect(sim, tmp_path, "spot", 5)
+        found = truth(sim)
+    assert found["auth_ok"] >= 2 and not found["auth_failed"] and found["faults"]["drop"] >= 1
+    check_orders_match(tmp_path / "data", found["delivered"])
+    body = [line for line in pem.splitlines() if not line.startswith("-")]
+    assert_no_secret_anywhere(tmp_path, done.stdout, done.stderr, secrets=(KEY, *body))

@@ -127,3 +127,51 @@ async def test_usdm_listen_key_rules(make_private: MakePrivate) -> None:
         async with session.ws_connect(f"{sim.ws_url}/private/ws/{key}"):
             pass
     assert sim.private is not None and sim.private.keepalives == 1
+
+
+async def test_ed25519_account_logs_on_then_subscribes() -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    creds = Credentials("binance", Secret(KEY), Secret(""), "test", ed25519_pem=Secret(pem))
+    config = SimulatorConfig(symbols=("BTCUSDT",), rate=50)
+    sim = BinanceSimulator(config)
+    sim.private = BinancePrivate(
+        config.market, PrivateConfig(credentials=creds, order_interval_s=60), config.symbols
+    )
+    await sim.start()
+    try:
+
+        def logon(sign_with: Ed25519PrivateKey) -> dict[str, Any]:
+            params: dict[str, Any] = {"apiKey": KEY, "timestamp": time.time_ns() // 1_000_000}
+            payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+            params["signature"] = base64.b64encode(sign_with.sign(payload.encode())).decode()
+            return {"id": 1, "method": "session.logon", "params": params}
+
+        subscribe_ = {"id": 2, "method": "userDataStream.subscribe"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{sim.ws_url}/ws-api/v3") as ws,
+        ):
+
+            async def ask_(request: dict[str, Any]) -> dict[str, Any]:
+                await ws.send_str(msgspec.json.encode(request).decode())
+                answer: dict[str, Any] = msgspec.json.decode((await ws.receive(timeout=5)).data)
+                return answer
+
+            assert (await ask_(subscribe_))["error"]["code"] == -2015  # not logged on
+            refused = await ask_(logon(Ed25519PrivateKey.generate()))
+            assert refused["error"]["code"] == -1022
+            assert (await ask_(subscribe()))["error"]["code"] == -1022  # HMAC on an Ed25519 key
+            assert (await ask_(logon(key)))["status"] == 200
+            assert (await ask_(subscribe_))["result"] == {"subscriptionId": 0}
+    finally:
+        await sim.stop()

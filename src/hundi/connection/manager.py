@@ -201,6 +201,8 @@ class ConnectionManager:
         self._paused = False
         self._stop = asyncio.Event()
         self._reconnect_requests: set[str] = set()
+        # authenticated streams: what they receive is redacted before captures and quarantine
+        self._private = frozenset(s.key for s in self.specs if s.private)
 
     # --- hot path -----------------------------------------------------------------------------
 
@@ -210,13 +212,15 @@ class ConnectionManager:
         stats.bytes += len(data)
         stats.last_frame_ns = recv_ns
         if self.capture is not None:
-            self.capture(CaptureKind.RECV, recv_ns, key, data=data)
+            shown = data if key not in self._private else self.protocol.redact(key, data)
+            self.capture(CaptureKind.RECV, recv_ns, key, data=shown)
         try:
             status = self._receive(key, data, recv_ns, self.sink)
         except RejectedFrame as exc:
             self.accounting.reject(exc.reason)
             if self.quarantine is not None:
-                self.quarantine(recv_ns, key, exc.reason, data)
+                shown = data if key not in self._private else self.protocol.redact(key, data)
+                self.quarantine(recv_ns, key, exc.reason, shown)
         except Exception as exc:
             self._internal_error(key, data, recv_ns, exc)
         else:
@@ -231,7 +235,8 @@ class ConnectionManager:
         """A protocol bug: count it, quarantine the frame, log the traceback once per kind."""
         self.accounting.reject("internal_error")
         if self.quarantine is not None:
-            self.quarantine(recv_ns, key, "internal_error", data)
+            shown = data if key not in self._private else self.protocol.redact(key, data)
+            self.quarantine(recv_ns, key, "internal_error", shown)
         kind = type(exc).__name__
         if kind not in self._internal_errors_logged:
             self._internal_errors_logged.add(kind)

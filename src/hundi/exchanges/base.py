@@ -187,6 +187,11 @@ class VenueProtocol(ABC):
         or an authentication back-off): the I/O layer asks again a little later."""
         return Opening(spec.url, spec.subscribe)
 
+    def redact(self, conn_key: str, data: bytes) -> bytes:
+        """A frame of an authenticated stream as it may be written to raw captures and
+        quarantine files: venues echo API keys (Binance ``session.logon``) or listen keys."""
+        return data
+
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:  # noqa: B027
         """A connection (re)opened; books on it will need a fresh snapshot."""
 

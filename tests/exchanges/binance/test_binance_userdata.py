@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+from typing import Any
 
 import msgspec
 import pytest
@@ -327,3 +329,67 @@ def test_usdm_a_listen_key_whose_stream_never_opens_is_replaced() -> None:
     for _ in range(5):  # once a stream opened, reopening the same key is fine
         p.on_open(USERDATA_KEY, T0, RecordSink())
         assert p.opening(spec(p), T0) is not None
+
+
+def ed25519_protocol() -> tuple[BinanceProtocol, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    creds = Credentials("binance", Secret(KEY), Secret(""), "test", ed25519_pem=Secret(pem))
+    config = VenueConfig(
+        market="spot", symbols=("BTCUSDT",), channels=(Channel.ORDERS,), endpoint="ws://sim",
+        options={"auth_retry_initial_ms": "1000"},
+    )  # fmt: skip
+    return BinanceVenue(config, credentials=creds), key.public_key()
+
+
+def test_ed25519_keys_log_the_session_on_then_subscribe() -> None:
+    p, public_key = ed25519_protocol()
+    opening = p.opening(spec(p), T0)
+    assert opening is not None
+    logon, subscribe = (msgspec.json.decode(m) for m in opening.messages)
+    assert logon["method"] == "session.logon" and subscribe == {
+        "id": logon["id"] + 1,
+        "method": "userDataStream.subscribe",
+    }
+    params = logon["params"]
+    unsigned = {k: v for k, v in params.items() if k != "signature"}
+    public_key.verify(base64.b64decode(params["signature"]), sorted_payload(unsigned).encode())
+    out = RecordSink()
+    ok = {"id": logon["id"], "status": 200, "result": {"apiKey": "x"}}
+    assert p.receive(USERDATA_KEY, msgspec.json.encode(ok), T0, out).name == "FILTERED"
+    subscribed = {"id": subscribe["id"], "status": 200, "result": {"subscriptionId": 0}}
+    p.receive(USERDATA_KEY, msgspec.json.encode(subscribed), T0, out)
+    p.on_close(USERDATA_KEY, T0, out)
+    assert [e.kind for e in out.events] == ["gap"]  # it was subscribed
+
+
+def test_a_refused_logon_is_one_auth_failure_not_two() -> None:
+    p, _ = ed25519_protocol()
+    opening = p.opening(spec(p), T0)
+    assert opening is not None
+    logon, subscribe = (msgspec.json.decode(m) for m in opening.messages)
+    out = RecordSink()
+    for rid in (logon["id"], subscribe["id"]):
+        error = {"id": rid, "status": 400, "error": {"code": -1022, "msg": "Signature invalid."}}
+        p.receive(USERDATA_KEY, msgspec.json.encode(error), T0, out)
+    assert [e.kind for e in out.events] == ["auth_failed"]
+
+
+def test_frames_are_redacted_for_captures() -> None:
+    spot = protocol()
+    echo = b'{"id":1,"status":200,"result":{"apiKey":"' + KEY.encode() + b'"}}'
+    assert KEY.encode() not in spot.redact(USERDATA_KEY, echo)
+    assert spot.redact("spot-public-0", echo) == echo  # market data is never touched
+    usdm = protocol("usdm")
+    (post,) = [r for r in usdm.due_requests(T0) if r.key == LISTEN_KEY]
+    usdm.receive_response(post, RestResponse(200, b'{"listenKey":"LK-secret"}'), T0, RecordSink())
+    usdm.opening(spec(usdm), T0)
+    expired = b'{"e":"listenKeyExpired","E":"1736996475556","listenKey":"LK-secret"}'
+    assert b"LK-secret" not in usdm.redact(USERDATA_KEY, expired)

@@ -241,6 +241,11 @@ class BinanceProtocol(VenueProtocol):
             return self.userdata.opening(now_ns)
         return Opening(spec.url, spec.subscribe)
 
+    def redact(self, conn_key: str, data: bytes) -> bytes:
+        if conn_key == USERDATA_KEY and self.userdata is not None:
+            return self.userdata.redact(data)
+        return data
+
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         """A fresh connection starts a fresh diff sequence: books on it start over."""
         if conn_key == USERDATA_KEY and self.userdata is not None:

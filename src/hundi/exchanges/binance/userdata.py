@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -36,7 +37,7 @@ from hundi.exchanges.base import (
     RestResponse,
     StreamSpec,
 )
-from hundi.exchanges.binance.auth import signed_ws_params
+from hundi.exchanges.binance.auth import load_ed25519, signed_logon_params, signed_ws_params
 from hundi.exchanges.binance.userdata_messages import (
     ACCOUNT_POSITION_DECODER,
     ACCOUNT_UPDATE_DECODER,
@@ -54,7 +55,7 @@ from hundi.exchanges.binance.userdata_messages import (
     ExecutionReport,
     FuturesOrder,
 )
-from hundi.exchanges.credentials import Credentials
+from hundi.exchanges.credentials import Credentials, redact_values
 from hundi.records import BUY, SELL, Channel, Event, EventKind, Fill, Order
 
 log = logging.getLogger("hundi.exchanges.binance")
@@ -157,6 +158,15 @@ class UserDataStream:
                 "user-data stream closed; Binance does not "
                 "replay account events missed until it is subscribed again",
             )
+
+    def redact(self, data: bytes) -> bytes:
+        """Credentials (Binance echoes the API key on ``session.logon``) and listen keys."""
+        values = self.credentials.values() if self.credentials is not None else ()
+        return redact_values(data, (*values, *self.tokens()))
+
+    def tokens(self) -> tuple[str, ...]:
+        """Bearer tokens of the stream (listen keys) that captures must not show either."""
+        return ()
 
     def take_reconnect(self) -> bool:
         if self.reconnect_wanted and self._ready(self.now_ns):
@@ -271,21 +281,35 @@ class SpotUserData(UserDataStream):
         super().__init__(credentials, normalize, retry, spec)
         self.recv_window_ms = recv_window_ms
         self._next_id = 0
-        self._pending: set[int] = set()
+        self._pending: dict[int, str] = {}  # request id -> "logon" | "subscribe"
+        self._doomed: set[int] = set()  # subscribe ids whose logon was refused
+        # Ed25519 keys log the session on, then subscribe without a signature
+        self._ed25519: Any = None
+        if credentials is not None and credentials.ed25519_pem is not None:
+            self._ed25519 = load_ed25519(credentials.ed25519_pem.reveal())
+
+    def _request(self, kind: str) -> int:
+        self._next_id += 1
+        self._pending[self._next_id] = kind
+        while len(self._pending) > MAX_PENDING:  # replies lost with their connections
+            del self._pending[next(iter(self._pending))]
+        return self._next_id
 
     def opening(self, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)
         if self.credentials is None or not self._ready(now_ns):
             return None
-        self._next_id += 1
-        self._pending.add(self._next_id)
-        if len(self._pending) > MAX_PENDING:  # replies lost with their connections
-            self._pending.discard(min(self._pending))
-        params = signed_ws_params(self.credentials, now_ns // MS, self.recv_window_ms)
-        message = msgspec.json.encode(
-            {"id": self._next_id, "method": "userDataStream.subscribe.signature", "params": params}
-        )
-        return Opening(self.spec.url, (message,))
+        encode = msgspec.json.encode
+        timestamp = now_ns // MS
+        if self._ed25519 is None:
+            params = signed_ws_params(self.credentials, timestamp, self.recv_window_ms)
+            method = "userDataStream.subscribe.signature"
+            request = {"id": self._request("subscribe"), "method": method, "params": params}
+            return Opening(self.spec.url, (encode(request),))
+        logon = signed_logon_params(self.credentials, self._ed25519, timestamp, self.recv_window_ms)
+        first = {"id": self._request("logon"), "method": "session.logon", "params": logon}
+        then = {"id": self._request("subscribe"), "method": "userDataStream.subscribe"}
+        return Opening(self.spec.url, (encode(first), encode(then)))
 
     def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         self.now_ns = max(self.now_ns, recv_ns)
@@ -309,12 +333,9 @@ class SpotUserData(UserDataStream):
         recv_ns: int,
         out: RecordSink,
     ) -> FrameStatus:
-        ours = isinstance(rid, int) and rid in self._pending
-        if ours:
-            assert isinstance(rid, int)
-            self._pending.discard(rid)
+        kind = self._pending.pop(rid, "") if isinstance(rid, int) else ""
         if status == 200 and not error:
-            if ours:
+            if kind == "subscribe":
                 self.subscribed = True
                 self.retry.succeeded()
                 log.info("Binance user-data stream subscribed")
@@ -326,7 +347,12 @@ class SpotUserData(UserDataStream):
             except DECODE_ERRORS:
                 problem = ApiError(msg="unreadable error")
         why = f"status {status}, code {problem.code}: {problem.msg}"
-        if ours:
+        if kind == "subscribe" and isinstance(rid, int) and rid in self._doomed:
+            self._doomed.discard(rid)
+            return FrameStatus.FILTERED  # follows a refused logon, already reported
+        if kind:
+            if kind == "logon" and isinstance(rid, int):
+                self._doomed.add(rid + 1)
             self._auth_failed(out, recv_ns, why)
             return FrameStatus.PROCESSED
         raise RejectedFrame("server_error", self._scrub(why))
@@ -427,6 +453,9 @@ class FuturesUserData(UserDataStream):
         self.opens_on_key += 1
         self.connected_key = self.listen_key
         return Opening(self.ws_path + self.listen_key)
+
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.listen_key, self.connected_key) if k)
 
     def take_reconnect(self) -> bool:
         if self.reconnect_wanted and self.listen_key is not None:

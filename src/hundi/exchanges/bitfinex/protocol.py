@@ -47,7 +47,7 @@ from hundi.exchanges.bitfinex.messages import (
     ControlMsg,
     OrderArray,
 )
-from hundi.exchanges.credentials import Credentials
+from hundi.exchanges.credentials import Credentials, redact_values
 from hundi.records import BUY, SELL, Channel, Event, EventKind, Fill, Order
 
 log = logging.getLogger("hundi.exchanges.bitfinex")
@@ -138,6 +138,8 @@ class BitfinexProtocol(VenueProtocol):
             raise ValueError("no channels configured")
         if credentials is None and config.authenticate:
             raise ValueError("the orders and fills channels need API credentials")
+        if credentials is not None and credentials.ed25519_pem is not None:
+            raise ValueError("Bitfinex keys are HMAC keys: set BITFINEX_API_SECRET, not a key file")
         self.credentials = credentials
         options = config.options
         self.retry = AuthRetry(
@@ -174,6 +176,11 @@ class BitfinexProtocol(VenueProtocol):
         if self.credentials is None or not self.retry.allowed(now_ns):
             return None
         return Opening(spec.url, (auth_message(self.credentials, self.nonces.next(now_ns)),))
+
+    def redact(self, conn_key: str, data: bytes) -> bytes:
+        if self.credentials is None:
+            return data
+        return redact_values(data, self.credentials.values())
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)

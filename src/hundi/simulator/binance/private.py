@@ -22,6 +22,7 @@ connection, plus authentication and listen-key counters.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -34,7 +35,9 @@ from typing import Any
 
 import msgspec
 from aiohttp import WSMsgType, web
+from cryptography.exceptions import InvalidSignature
 
+from hundi.exchanges.binance.auth import load_ed25519
 from hundi.exchanges.credentials import Credentials
 from hundi.simulator.config import Market
 from hundi.simulator.lifecycle import SCENARIOS, Lifecycles, Step
@@ -45,6 +48,9 @@ KEY_FORMAT = (-2014, "API-key format invalid.")
 BAD_SIGNATURE = (-1022, "Signature for this request is not valid.")
 BAD_TIMESTAMP = (-1021, "Timestamp for this request is outside of the recvWindow.")
 UNKNOWN_KEY = (-1125, "This listenKey does not exist.")
+NOT_LOGGED_ON = (-2015, "Invalid API-key, IP, or permissions for action.")
+ED25519_ONLY = (-4056, "HMAC_SHA256 API key is not supported.")
+ED25519_SIGNATURE_PARAM = (-1022, "Signature for this request is not valid.")
 GROUND_TRUTH_MAX = 200_000
 
 
@@ -82,13 +88,16 @@ class PrivateConfig:
 
 
 class _Conn:
-    __slots__ = ("closed_ns", "conn_id", "listen_key", "opened_ns", "subscription", "ws")
+    __slots__ = (
+        "closed_ns", "conn_id", "listen_key", "logged_on", "opened_ns", "subscription", "ws",
+    )  # fmt: skip
 
     def __init__(self, conn_id: int, ws: web.WebSocketResponse, listen_key: str = "") -> None:
         self.conn_id = conn_id
         self.ws = ws
         self.listen_key = listen_key
         self.subscription: int | None = None  # spot: the subscription id once subscribed
+        self.logged_on = False  # spot: session.logon accepted (Ed25519 keys)
         self.opened_ns = time.time_ns()
         self.closed_ns = 0
 
@@ -99,7 +108,12 @@ class BinancePrivate:
     def __init__(self, market: Market, config: PrivateConfig, symbols: tuple[str, ...]) -> None:
         self.market = market
         self.config = config
-        self._key, self._secret = config.credentials.values()
+        self._key = config.credentials.api_key.reveal()
+        self._secret = config.credentials.api_secret.reveal()
+        self._public_key: Any = None  # an Ed25519 account verifies session.logon with it
+        pem = config.credentials.ed25519_pem
+        if pem is not None:
+            self._public_key = load_ed25519(pem.reveal()).public_key()
         # USD-M answers a rejected order on the request; its user-data stream never shows one
         scenarios = (
             SCENARIOS if market is Market.SPOT else tuple(s for s in SCENARIOS if s != "reject")
@@ -352,6 +366,20 @@ class BinancePrivate:
             self.auth_ok += 1
             conn.subscription = 0 if conn.subscription is None else conn.subscription + 1
             await self._reply(conn, rid, 200, result={"subscriptionId": conn.subscription})
+        elif method == "session.logon" and isinstance(params, dict):
+            problem = self._check_logon(params)
+            if problem is not None:
+                await self._fail(conn, rid, 401 if problem[0] in (-2014, -2015) else 400, problem)
+                return
+            conn.logged_on = True
+            await self._reply(conn, rid, 200, result={"apiKey": self._key})
+        elif method == "userDataStream.subscribe":
+            if not conn.logged_on:
+                await self._fail(conn, rid, 401, NOT_LOGGED_ON)
+                return
+            self.auth_ok += 1
+            conn.subscription = 0 if conn.subscription is None else conn.subscription + 1
+            await self._reply(conn, rid, 200, result={"subscriptionId": conn.subscription})
         elif method == "userDataStream.unsubscribe":
             conn.subscription = None
             await self._reply(conn, rid, 200, result={})
@@ -359,8 +387,23 @@ class BinancePrivate:
             unknown = {"code": -1100, "msg": f"Unknown method {method!r}."}
             await self._reply(conn, rid, 400, error=unknown)
 
-    def _check_signed(self, params: dict[str, Any]) -> tuple[int, str] | None:
-        """Binance's order of checks: key, timestamp window, signature."""
+    def _check_logon(self, params: dict[str, Any]) -> tuple[int, str] | None:
+        """``session.logon``: Ed25519 keys only; key, timestamp window, then the signature."""
+        if self._public_key is None:
+            return ED25519_ONLY
+        problem = self._check_key_and_time(params)
+        if problem is not None:
+            return problem
+        signature = params.get("signature")
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
+        try:
+            self._public_key.verify(base64.b64decode(str(signature), validate=True),
+                                    payload.encode())  # fmt: skip
+        except (InvalidSignature, ValueError):
+            return BAD_SIGNATURE
+        return None
+
+    def _check_key_and_time(self, params: dict[str, Any]) -> tuple[int, str] | None:
         key = params.get("apiKey")
         if not isinstance(key, str) or not key:
             return KEY_FORMAT
@@ -375,6 +418,15 @@ class BinancePrivate:
             or not (timestamp < now + 1000 and now - timestamp <= window)
         ):
             return BAD_TIMESTAMP
+        return None
+
+    def _check_signed(self, params: dict[str, Any]) -> tuple[int, str] | None:
+        """Binance's order of checks: key, timestamp window, signature."""
+        if self._public_key is not None:
+            return ED25519_SIGNATURE_PARAM
+        problem = self._check_key_and_time(params)
+        if problem is not None:
+            return problem
         signature = params.get("signature")
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
         expected = hmac.new(self._secret.encode(), payload.encode(), hashlib.sha256).hexdigest()

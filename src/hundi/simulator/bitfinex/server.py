@@ -100,7 +100,8 @@ class BitfinexSimulator:
 
     def __init__(self, config: BitfinexSimConfig) -> None:
         self.config = config
-        self._key, self._secret = config.credentials.values()
+        self._key = config.credentials.api_key.reveal()
+        self._secret = config.credentials.api_secret.reveal()
         self.lifecycles = Lifecycles(random.Random(config.seed), config.symbols, fee_asset="USD")
         self._conns: dict[int, _Conn] = {}
         self._closed: deque[_Conn] = deque(maxlen=1000)
