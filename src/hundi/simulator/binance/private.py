@@ -89,12 +89,16 @@ class PrivateConfig:
 
 class _Conn:
     __slots__ = (
-        "closed_ns", "conn_id", "listen_key", "logged_on", "opened_ns", "subscription", "ws",
+        "closed_ns", "conn_id", "listen_key", "logged_on", "opened_ns", "subscription",
+        "transport", "ws",
     )  # fmt: skip
 
-    def __init__(self, conn_id: int, ws: web.WebSocketResponse, listen_key: str = "") -> None:
+    def __init__(
+        self, conn_id: int, ws: web.WebSocketResponse, transport: Any, listen_key: str = ""
+    ) -> None:
         self.conn_id = conn_id
         self.ws = ws
+        self.transport = transport  # to drop the connection abruptly (fault ``drop``)
         self.listen_key = listen_key
         self.subscription: int | None = None  # spot: the subscription id once subscribed
         self.logged_on = False  # spot: session.logon accepted (Ed25519 keys)
@@ -291,9 +295,8 @@ class BinancePrivate:
             self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
             if kind == "drop":
                 for conn in list(self._conns.values()):
-                    transport = conn.ws._req.transport if conn.ws._req is not None else None
-                    if transport is not None:
-                        transport.abort()
+                    if conn.transport is not None:
+                        conn.transport.abort()
             elif kind == "terminate" and self.market is Market.SPOT:
                 for conn in self._listeners():
                     await self._send(conn, {"e": "eventStreamTerminated", "E": _now_ms()})
@@ -312,8 +315,8 @@ class BinancePrivate:
             await conn.ws.close(code=1000, message=b"listen key expired")
 
     # -- spot WebSocket API -------------------------------------------------------------------
-    def _open(self, ws: web.WebSocketResponse, listen_key: str = "") -> _Conn:
-        conn = _Conn(self._next_conn, ws, listen_key)
+    def _open(self, request: web.Request, ws: web.WebSocketResponse, listen_key: str = "") -> _Conn:
+        conn = _Conn(self._next_conn, ws, request.transport, listen_key)
         self._next_conn += 1
         self._conns[conn.conn_id] = conn
         return conn
@@ -326,7 +329,7 @@ class BinancePrivate:
     async def _ws_api(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=self.config.ping_interval_s, max_msg_size=1 << 16)
         await ws.prepare(request)
-        conn = self._open(ws)
+        conn = self._open(request, ws)
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -466,7 +469,7 @@ class BinancePrivate:
             return web.json_response({"code": UNKNOWN_KEY[0], "msg": UNKNOWN_KEY[1]}, status=400)
         ws = web.WebSocketResponse(heartbeat=self.config.ping_interval_s, max_msg_size=1 << 16)
         await ws.prepare(request)
-        conn = self._open(ws, key)
+        conn = self._open(request, ws, key)
         try:
             async for _msg in ws:
                 pass  # the listen-key stream takes no requests
