@@ -202,6 +202,47 @@ def test_new_rows_invalidate_the_checkpoints_and_the_disk_cache_is_reused(tmp_pa
     assert len(list(cache.rglob("2024-05-02-*.levels.parquet"))) == 1
 
 
+def test_a_live_day_is_extended_with_new_flushes_not_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector flushing while a notebook asks: each flush adds checkpoints for its rows
+    only; compactions of files already seen change nothing; the result stays exact."""
+    store, cache = tmp_path / "data", tmp_path / "cache"
+    rows = [change(DAY2, BID, 99.0, 1.0, 100, snapshot=True)]
+    rows.append(change(DAY2, ASK, 101.0, 1.0, 100, snapshot=True))
+    for u in range(101, 131):
+        level = (
+            (BID, 99.0 - (u % 4) * 0.5, float(u % 3))
+            if u % 2
+            else (ASK, 101.0 + (u % 5) * 0.5, 2.0)
+        )
+        rows += spot_message(DAY2 + (u - 100) * 100 * MS, u, u, [level])
+    target = EmbeddedStore(str(store), fsync=False, compact_fanout=2, grace_s=0)
+    target.write({Channel.BOOK: rows[:4]})
+    target.flush()
+    first = book_at(store, "binance", "BTC-USDT", rows[-1].ts, checkpoint_rows=2, cache_dir=cache)
+    rebuilds = []
+    original = book_module.build_day
+
+    def counting_build(*args: object, **kwargs: object) -> book_module.DayIndex:
+        rebuilds.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(book_module, "build_day", counting_build)
+    for lo in range(4, len(rows), 3):
+        target.write({Channel.BOOK: rows[lo : lo + 3]})
+        target.flush()  # fanout 2: most flushes also compact earlier files
+        if lo % 2:
+            book_module._CACHES.clear()  # a new process: the index comes from disk
+        stored = hundi.read(store, exchange="binance", symbol="BTC-USDT", channel="book")
+        for at in probe_times(stored, 10):
+            got = book_at(store, "binance", "BTC-USDT", at, checkpoint_rows=2, cache_dir=cache)
+            assert as_dict(got) == replay_book(stored, at)[0], at
+    target.close()
+    assert rebuilds == []
+    assert as_dict(first) != as_dict(got)
+
+
 def test_unwritable_store_directory_falls_back_to_a_user_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -113,17 +113,6 @@ def live_files(root: Path, exchange: str, channel: str, symbol: str, day: date) 
     return [p.path for p in live]
 
 
-def fingerprint(root: Path, exchange: str, channel: str, symbol: str, day: date) -> str:
-    """Changes whenever the partition's live content may have changed (new flush, compaction)."""
-    parts = []
-    for path in live_files(root, exchange, channel, symbol, day):
-        try:
-            parts.append(f"{path.name}:{path.stat().st_size}")
-        except FileNotFoundError:
-            parts.append(f"{path.name}:gone")
-    return "|".join(parts)
-
-
 def read_files(
     channel: Channel,
     files: Sequence[Path],

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hundi.records import BID, Channel
@@ -48,12 +49,14 @@ from hundi.research._source import (
     day_start_ns,
     days,
     embedded_root,
-    fingerprint,
     ns_to_timestamp,
     open_for_reading,
+    read_files,
     read_partition_days,
     to_ns,
 )
+from hundi.stores.base import StoreError
+from hundi.stores.embedded.layout import list_parts, parse_part, partition_dir, split_live
 
 CHECKPOINT_ROWS: Final = 50_000
 _FORMAT: Final = "1"
@@ -295,6 +298,8 @@ class DayIndex:
     states: list[BookState]
     carry_in: pa.Table
     carry_out: pa.Table
+    files: tuple[tuple[str, int, int], ...] = ()  # part files (name, size, rows) it was built from
+    prev_key: str = ""  # the previous day's key it was built on
 
     def locate(self, at_ns: int) -> int:
         position = int(np.searchsorted(np.asarray(self.as_of, np.int64), at_ns, side="right"))
@@ -321,16 +326,115 @@ def build_day(
     rows: pa.Table, day: date, start: BookState, carry_in: pa.Table, key: str, every: int
 ) -> DayIndex:
     block = Block.from_table(rows, carry_in)
+    as_of, states, carry_out = _checkpoints(block, start, day_start_ns(day) - 1, every)
+    return DayIndex(
+        day, key, [day_start_ns(day) - 1, *as_of], [start, *states], carry_in, carry_out
+    )
+
+
+def _checkpoints(
+    block: Block, start: BookState, floor: int, every: int
+) -> tuple[list[int], list[BookState], pa.Table]:
+    """(as_of, states) at the block's cut points and at its end, and its unsynced tail."""
     verdict = walk(block, start)
     cuts = cut_points(block, every)
     stops = np.append(cuts, len(block)).astype(np.int64)
     states = advance(block, start, verdict, stops)
-    as_of = [day_start_ns(day) - 1] + [int(block.ts[: int(p)].max()) for p in cuts]
-    as_of.append(max(as_of[-1], int(block.ts.max()) if len(block) else as_of[-1]))
+    prefix_max = np.maximum.accumulate(block.ts) if len(block) else block.ts
+    as_of = [int(prefix_max[int(p) - 1]) for p in cuts]
+    as_of.append(max([floor, *as_of, int(prefix_max[-1]) if len(block) else floor]))
     tail = np.zeros(len(block), np.bool_)
     tail[verdict.broken_from :] = True
     carry_out = block.take(tail) if len(block) else empty_rows()
-    return DayIndex(day, key, as_of, [start, *states], carry_in, carry_out)
+    return as_of, states, carry_out
+
+
+def extend_day(stale: DayIndex, sources: list[SourceFile], key: str, every: int) -> DayIndex | None:
+    """``stale`` brought up to date with only the rows it has not seen, or None when that
+    would not be exact (rows vanished, a new row is not newer than every row seen, or the
+    book ended waiting for a snapshot): then the day is rebuilt.
+
+    New rows come from new flushes, or inside compactions that merged seen files with new
+    ones: a compaction holds exactly the rows of its inputs, so the rows of one not newer
+    than the last row seen must be as many as its seen inputs held.
+    """
+    old = {name: (size, rows) for name, size, rows in stale.files}
+    old_parts: dict[str, list[tuple[int, int, int]]] = {}  # run → (first, last, rows)
+    for name, (_, rows) in old.items():
+        part = parse_part(Path(name))
+        if part is None:
+            return None
+        old_parts.setdefault(part.run, []).append((part.first, part.last, rows))
+    present: dict[str, list[tuple[int, int]]] = {}
+    fresh: list[SourceFile] = []
+    seen_inside = 0  # rows of seen files merged into fresh compactions
+    for source in sources:
+        present.setdefault(source.run, []).append((source.first, source.last))
+        if source.name in old:
+            if old[source.name][0] != source.size:
+                return None  # rewritten in place: not something the store does
+            continue
+        inputs = [
+            rows
+            for first, last, rows in old_parts.get(source.run, ())
+            if source.first <= first and last <= source.last
+        ]
+        covered = {i for lo, hi, _ in old_parts.get(source.run, ()) for i in range(lo, hi + 1)}
+        if set(range(source.first, source.last + 1)) <= covered:
+            continue  # a compaction of seen files only: the same rows
+        fresh.append(source)
+        seen_inside += sum(inputs)
+    for run, parts in old_parts.items():
+        for first, last, _ in parts:
+            if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
+                return None  # rows the index was built from are gone
+    files = tuple((s.name, s.size, s.rows) for s in sources)
+    if not fresh:
+        return replace(stale, key=key, files=files)
+    if stale.carry_out.num_rows:
+        return None
+    table = read_files(Channel.BOOK, [s.path for s in fresh], BOOK_COLUMNS, None, None)
+    newer = pc.greater(
+        table.column("ts"), pa.scalar(stale.as_of[-1], pa.int64()).cast(table.column("ts").type)
+    )
+    if table.num_rows - pc.sum(newer).as_py() != seen_inside:
+        return None  # a new row not newer than the last one seen (or rows went missing)
+    block = Block.from_table(table.filter(newer))
+    as_of, states, carry_out = _checkpoints(block, stale.states[-1], stale.as_of[-1], every)
+    return replace(
+        stale,
+        key=key,
+        as_of=[*stale.as_of, *as_of],
+        states=[*stale.states, *states],
+        carry_out=carry_out,
+        files=files,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A live part file of a book partition, as an index records it."""
+
+    name: str
+    size: int
+    run: str
+    first: int
+    last: int
+    path: Path
+
+    @property
+    def rows(self) -> int:
+        """Rows in the file (its Parquet footer)."""
+        return int(pq.read_metadata(self.path).num_rows)
+
+
+def _sources(root: Path, exchange: str, symbol: str, day: date) -> list[SourceFile]:
+    """Raises FileNotFoundError if a file vanishes while listing (compaction): list again."""
+    directory = partition_dir(root, exchange, Channel.BOOK.value, symbol, day)
+    live, _ = split_live(list_parts(directory))
+    return [
+        SourceFile(p.path.name, p.path.stat().st_size, p.run, p.first, p.last, p.path) for p in live
+    ]
 
 
 class CheckpointCache:
@@ -344,16 +448,25 @@ class CheckpointCache:
 
     def index(self, exchange: str, symbol: str, day: date) -> DayIndex | None:
         """The index of ``day`` or of the last earlier day with book rows (None: no rows)."""
+        for _ in range(5):
+            try:
+                return self._index(exchange, symbol, day)
+            except FileNotFoundError:
+                continue  # compaction removed a file between listing and reading
+        raise StoreError(f"store {str(self.root)!r} changed too fast to read consistently")
+
+    def _index(self, exchange: str, symbol: str, day: date) -> DayIndex | None:
         stored = [d for d in days(self.root, exchange, Channel.BOOK.value, symbol) if d <= day]
         if not stored:
             return None
+        sources = [_sources(self.root, exchange, symbol, d) for d in stored]
         keys: list[str] = []
         previous = f"v{_FORMAT}:{self.every}"
-        for d in stored:
-            fp = fingerprint(self.root, exchange, Channel.BOOK.value, symbol, d)
+        for d, files in zip(stored, sources, strict=True):
+            fp = "|".join(f"{f.name}:{f.size}" for f in files)
             previous = hashlib.sha1(f"{previous}\n{d}\n{fp}".encode()).hexdigest()
             keys.append(previous)
-        # find the newest day whose index is current, then build forward from there
+        # find the newest day whose index is current, then bring later days up to date
         position = len(stored) - 1
         found: DayIndex | None = None
         while position >= 0:
@@ -362,12 +475,21 @@ class CheckpointCache:
                 break
             position -= 1
         for i in range(position + 1, len(stored)):
-            start = found.states[-1] if found is not None else BookState(Levels.empty())
-            carry = found.carry_out if found is not None else empty_rows()
-            rows = read_partition_days(
-                self.root, exchange, Channel.BOOK, symbol, [stored[i]], BOOK_COLUMNS, None, None
-            )
-            found = build_day(rows, stored[i], start, carry, keys[i], self.every)
+            prev_key = keys[i - 1] if i else f"v{_FORMAT}:{self.every}"
+            stale = self._load_any(exchange, symbol, stored[i])
+            built = None
+            if stale is not None and stale.prev_key == prev_key:
+                built = extend_day(stale, sources[i], keys[i], self.every)
+            if built is None:
+                start = found.states[-1] if found is not None else BookState(Levels.empty())
+                carry = found.carry_out if found is not None else empty_rows()
+                rows = read_files(
+                    Channel.BOOK, [f.path for f in sources[i]], BOOK_COLUMNS, None, None
+                )
+                built = build_day(rows, stored[i], start, carry, keys[i], self.every)
+                built.files = tuple((f.name, f.size, f.rows) for f in sources[i])
+                built.prev_key = prev_key
+            found = built
             self._save(exchange, symbol, stored[i], found)
         return found
 
@@ -398,6 +520,24 @@ class CheckpointCache:
             return None  # unreadable: rebuild
         self._remember(memo_key, loaded)
         return loaded
+
+    def _load_any(self, exchange: str, symbol: str, day: date) -> DayIndex | None:
+        """Whatever index of ``day`` is at hand, current or not (to extend it)."""
+        cached = self.memory.get((exchange, symbol, day))
+        if cached is not None:
+            return cached
+        if self.directory is None:
+            return None
+        base = self.directory / f"exchange={exchange}" / f"symbol={symbol}"
+        for levels in base.glob(f"{day.isoformat()}-*.levels.parquet"):
+            try:
+                meta = json.loads(pq.read_schema(levels).metadata[b"hundi.checkpoints"])
+                return _read_index(
+                    day, meta["key"], *self._files(exchange, symbol, day, meta["key"])
+                )
+            except (OSError, pa.ArrowException, ValueError, KeyError, TypeError):
+                continue
+        return None
 
     def _save(self, exchange: str, symbol: str, day: date, index: DayIndex) -> None:
         self._remember((exchange, symbol, day), index)
@@ -444,6 +584,8 @@ def _write_index(index: DayIndex, levels_path: Path, in_path: Path, out_path: Pa
     levels_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "key": index.key,
+        "prev_key": index.prev_key,
+        "files": index.files,
         "as_of": index.as_of,
         "lengths": [len(s.levels.key) for s in index.states],
         "states": [
@@ -496,7 +638,9 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
             )
         )
     as_of = [int(v) for v in meta["as_of"]]
-    return DayIndex(day, key, as_of, states, pq.read_table(in_path), pq.read_table(out_path))
+    files = tuple((str(name), int(size), int(rows)) for name, size, rows in meta["files"])
+    carry_in, carry_out = pq.read_table(in_path), pq.read_table(out_path)
+    return DayIndex(day, key, as_of, states, carry_in, carry_out, files, str(meta["prev_key"]))
 
 
 # --- public --------------------------------------------------------------------------------
