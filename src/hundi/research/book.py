@@ -388,7 +388,7 @@ def extend_day(stale: DayIndex, sources: list[SourceFile], key: str, every: int)
         for first, last, _ in parts:
             if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
                 return None  # rows the index was built from are gone
-    files = tuple((s.name, s.size, s.rows) for s in sources)
+    files = tuple((s.name, s.size, old[s.name][1] if s.name in old else s.rows) for s in sources)
     if not fresh:
         return replace(stale, key=key, files=files)
     if stale.carry_out.num_rows:
