@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simdata import collect
+from researchsim import collect
 
 
 @pytest.fixture(scope="session")

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from synthetic import MIDNIGHT, MS, event, trade, write
+from researchrows import MIDNIGHT, MS, event, trade, write
+from researchsim import collect
 
 import hundi
 from hundi.records import Channel
 from hundi.research import ResearchError, coverage
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from simdata import collect
 
 
 def test_ranges_split_at_gaps_and_count_what_happened_inside(tmp_path: Path) -> None:

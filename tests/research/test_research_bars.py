@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import MIDNIGHT, MS, trade, write
+from researchrows import MIDNIGHT, MS, trade, write
 
 import hundi
 from hundi.records import Channel

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from synthetic import MIDNIGHT, MS, trade, write
+from researchrows import MIDNIGHT, MS, trade, write
 
 import hundi
 from hundi.records import Channel

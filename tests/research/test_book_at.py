@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from reference import as_dict, replay_book
+from bookreplay import as_dict, replay_book
 
 import hundi
 from hundi.capture.infer import infer_config
