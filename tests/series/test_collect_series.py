@@ -98,3 +98,40 @@ def test_online_series_equal_offline_recomputation(tmp_path: Path) -> None:
         end=pair.index[-1],
     )
     assert_equal(pair, recomputed)
+
+
+def test_basis_between_spot_and_perpetual_feeds_from_yaml(tmp_path: Path) -> None:
+    """Two feeds (spot and USD-M simulators) in one YAML, sharing the store: the basis of
+    BTC-USDT vs BTC-USDT-PERP on a common 1 s clock equals its offline recomputation."""
+    with (
+        SimulatorProcess(["--market", "spot", "--rate", "200", "--seed", "3"]) as spot,
+        SimulatorProcess(["--market", "usdm", "--rate", "200", "--seed", "4"]) as perp,
+    ):
+        (tmp_path / "feeds.yaml").write_text(
+            "settings:\n  store: data\n  flush_interval: 0.2\n"
+            "feeds:\n"
+            f"  - {{exchange: binance, market: spot, symbols: BTCUSDT, channels: [trades, bbo],\n"
+            f"     endpoint: '{spot.ws_url}', rest_endpoint: '{spot.rest_url}',\n"
+            "     series: ['basis:BTC-USDT/BTC-USDT-PERP@1s', 'bars:1s']}\n"
+            f"  - {{exchange: binance, market: usdm, symbols: BTCUSDT, channels: [bbo],\n"
+            f"     endpoint: '{perp.ws_url}', rest_endpoint: '{perp.rest_url}'}}\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "hundi", "collect", "--config", "feeds.yaml",
+             "--duration", "5", "--summary-json", "summary.json"],
+            capture_output=True, text=True, timeout=90, cwd=tmp_path,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["series"]["records"]["basis"] > 0
+    store = tmp_path / "data"
+    pair = hundi.read(store, exchange="binance", symbol="BTC-USDT_BTC-USDT-PERP", channel="basis")
+    assert set(pair["leg_b"]) == {"binance:BTC-USDT-PERP"}
+    recomputed = offline.basis(
+        read(store, "bbo", "BTC-USDT"), read(store, "bbo", "BTC-USDT-PERP"), "1s",
+        end=pair.index[-1],
+    )  # fmt: skip
+    assert_equal(pair, recomputed)
+    # bars are only for the feed that asked for them
+    assert len(read(store, "bars", "BTC-USDT")) > 0
+    assert len(read(store, "bars", "BTC-USDT-PERP")) == 0
