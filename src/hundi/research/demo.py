@@ -26,8 +26,12 @@ def collect_simulated(
     seconds: float = 5.0,
     rate: int = 400,
     seed: int = 7,
+    series: str | None = "bars:1s,book:10@1s",
 ) -> Path:
-    """Collect ``seconds`` of simulated ``markets`` into ``store``; returns the store path."""
+    """Collect ``seconds`` of simulated ``markets`` into ``store``; returns the store path.
+
+    ``series``: derived series the collectors compute live and store (``--series``).
+    """
     target = Path(store).resolve()
     target.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -42,6 +46,8 @@ def collect_simulated(
                 "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url,
                 "--store", str(target), "--flush-interval", "0.5", "--duration", str(seconds),
             ]  # fmt: skip
+            if series:
+                args += ["--series", series]
             collectors.append(
                 (
                     market,
