@@ -59,7 +59,7 @@ from hundi.stores.base import StoreError
 from hundi.stores.embedded.layout import list_parts, parse_part, partition_dir, split_live
 
 CHECKPOINT_ROWS: Final = 50_000
-_FORMAT: Final = "1"
+_FORMAT: Final = "2"  # bump when the saved index changes shape
 BOOK_COLUMNS: Final = (
     "ts",
     "recv_ts",
@@ -172,7 +172,8 @@ class Block:
         )
 
     def take(self, mask: Bools) -> pa.Table:
-        """Selected rows as a table (the rows carried to the next day)."""
+        """Selected rows as a table (the rows carried to the next day). Their order is already
+        settled, so ``recv_ts`` (only a tie-breaker before the sequence sort) repeats ``ts``."""
         return pa.table(
             {
                 "ts": pa.array(self.ts[mask], pa.timestamp("ns", tz="UTC")),
