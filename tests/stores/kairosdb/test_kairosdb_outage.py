@@ -57,9 +57,14 @@ class Link:
         while True:
             try:
                 client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:
-                return
+                client.close()  # upstream down: refuse this one, keep accepting
+                continue
+            server.settimeout(None)
             self._open += [client, server]
             for source, target in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
