@@ -128,7 +128,14 @@ def check_all_stores(summary: dict[str, Any], stores: list[str], kairosdb_url: s
     for native in SYMBOLS:
         symbol = normalized(native, "spot")
         trades = hundi.read(embedded, exchange="binance", symbol=symbol, channel="trades")
-        assert kairos_trade_count(kairosdb_url, symbol, start.to_pydatetime()) == len(trades)
+        # HTTP 204 means queued: give KairosDB's ingest queue a bounded time to catch up.
+        deadline = time.monotonic() + 30
+        while (seen := kairos_trade_count(kairosdb_url, symbol, start.to_pydatetime())) != len(
+            trades
+        ):
+            assert seen < len(trades), f"{symbol}: KairosDB counts {seen} > {len(trades)} trades"
+            assert time.monotonic() < deadline, f"{symbol}: KairosDB has {seen} of {len(trades)}"
+            time.sleep(0.5)
 
 
 @pytest.mark.slow
