@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,28 @@ def kairosdb_url() -> str:
     if not healthy:
         _unavailable(f"KairosDB at {http_url}")
     return KAIROSDB_TEST_URL
+
+
+@pytest.fixture
+def cassandra_keyspace(cassandra_url: str) -> Iterator[str]:
+    """The test node's URL with a fresh keyspace (the store creates it), dropped afterwards."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    keyspace = f"hundi_t{uuid.uuid4().hex[:12]}"
+    yield cassandra_url.rsplit("/", 1)[0] + "/" + keyspace
+    parts = urlsplit(cassandra_url)
+    cluster = Cluster(
+        [parts.hostname or "127.0.0.1"],
+        port=parts.port or 9042,
+        auth_provider=PlainTextAuthProvider(
+            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
+        ),
+    )
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()

@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -41,27 +39,6 @@ def services() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def cassandra_store(cassandra_url: str) -> Iterator[str]:
-    """A fresh keyspace per test, dropped afterwards."""
-    keyspace = f"hundi_e2e_{uuid.uuid4().hex[:10]}"
-    yield cassandra_url.rsplit("/", 1)[0] + "/" + keyspace
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(
-        ["127.0.0.1"],
-        port=int(cassandra_url.rsplit(":", 1)[1].split("/")[0]),
-        auth_provider=PlainTextAuthProvider(
-            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
-        ),
-    )
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
 
 
 def stored_counts(store: str, exchange: str = "binance") -> dict[str, int]:
@@ -140,29 +117,29 @@ def check_all_stores(summary: dict[str, Any], stores: list[str], kairosdb_url: s
 
 @pytest.mark.slow
 def test_collect_into_embedded_cassandra_and_kairosdb_at_once(
-    cassandra_store: str, kairosdb_url: str, tmp_path: Path
+    cassandra_keyspace: str, kairosdb_url: str, tmp_path: Path
 ) -> None:
     env = {**os.environ, "HUNDI_SPOOL_DIR": str(tmp_path / "spool")}
     with SimulatorProcess(["--market", "spot", "--rate", "300", "--seed", "11"]) as sim:
-        args = collect_args(sim, "spot", tmp_path / "data", "--store", cassandra_store)
+        args = collect_args(sim, "spot", tmp_path / "data", "--store", cassandra_keyspace)
         args += ["--store", kairosdb_url, "--duration", "5"]
         args += ["--summary-json", str(tmp_path / "summary.json")]
         summary, _ = run_collect(args, tmp_path, env, timeout=120)
     records = [entry["records"] for entry in summary["stores"]]
     assert records[0] == records[1] == records[2], records  # every store took every record
     assert all(entry["outages"] == 0 for entry in summary["stores"])
-    check_all_stores(summary, [str(tmp_path / "data"), cassandra_store], kairosdb_url)
+    check_all_stores(summary, [str(tmp_path / "data"), cassandra_keyspace], kairosdb_url)
 
 
 @pytest.mark.slow
 def test_both_servers_down_for_20s_mid_collection_loses_nothing(
-    cassandra_store: str, kairosdb_url: str, tmp_path: Path
+    cassandra_keyspace: str, kairosdb_url: str, tmp_path: Path
 ) -> None:
     manage = services()
     spool = tmp_path / "spool"
     env = {**os.environ, "HUNDI_SPOOL_DIR": str(spool), "HUNDI_SPILL_AFTER": "2"}
     with SimulatorProcess(["--market", "spot", "--rate", "300", "--seed", "12"]) as sim:
-        args = collect_args(sim, "spot", tmp_path / "data", "--store", cassandra_store)
+        args = collect_args(sim, "spot", tmp_path / "data", "--store", cassandra_keyspace)
         args += ["--store", kairosdb_url, "--summary-json", str(tmp_path / "summary.json")]
         collector = subprocess.Popen(
             args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -197,4 +174,4 @@ def test_both_servers_down_for_20s_mid_collection_loses_nothing(
     assert all(entry["spooled_total"] > 0 for entry in summary["stores"] if entry["outages"])
     trades = hundi.read(tmp_path / "data", exchange="binance", channel="trades")
     assert (trades.index > pd.Timestamp(down_at) + pd.Timedelta(seconds=5)).sum() > 100
-    check_all_stores(summary, [str(tmp_path / "data"), cassandra_store], kairosdb_url)
+    check_all_stores(summary, [str(tmp_path / "data"), cassandra_keyspace], kairosdb_url)

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,36 +19,15 @@ from hundi.series import offline
 from hundi.simulator.process import SimulatorProcess
 
 
-@pytest.fixture
-def cassandra_store(cassandra_url: str) -> Iterator[str]:
-    """A fresh keyspace, dropped afterwards."""
-    keyspace = f"hundi_series_{uuid.uuid4().hex[:10]}"
-    yield cassandra_url.rsplit("/", 1)[0] + "/" + keyspace
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(
-        ["127.0.0.1"],
-        port=int(cassandra_url.rsplit(":", 1)[1].split("/")[0]),
-        auth_provider=PlainTextAuthProvider(
-            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
-        ),
-    )
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-    finally:
-        cluster.shutdown()
-
-
 @pytest.mark.slow
-def test_series_in_every_store(cassandra_store: str, kairosdb_url: str, tmp_path: Path) -> None:
+def test_series_in_every_store(cassandra_keyspace: str, kairosdb_url: str, tmp_path: Path) -> None:
     kairos = f"{kairosdb_url}?prefix=series{uuid.uuid4().hex[:8]}"
     embedded = str(tmp_path / "data")
     with SimulatorProcess(["--market", "spot", "--rate", "300", "--seed", "7"]) as sim:
         args = [
             sys.executable, "-m", "hundi", "collect", "binance", "--symbols", "BTCUSDT,ETHUSDT",
             "--channels", "trades,bbo,book", "--endpoint", sim.ws_url,
-            "--rest-endpoint", sim.rest_url, "--store", embedded, "--store", cassandra_store,
+            "--rest-endpoint", sim.rest_url, "--store", embedded, "--store", cassandra_keyspace,
             "--store", kairos, "--flush-interval", "0.2", "--duration", "5",
             "--summary-json", str(tmp_path / "summary.json"),
             "--series", "bars:1s,book:5@1s,flow:3s@1s,basis:BTC-USDT/ETH-USDT@1s",
@@ -67,14 +45,14 @@ def test_series_in_every_store(cassandra_store: str, kairosdb_url: str, tmp_path
             assert store["records"].get(channel.value) == summary["series"]["records"][channel]
     for channel in SERIES_CHANNELS:
         mine = hundi.read(embedded, exchange="binance", channel=channel)
-        theirs = hundi.read(cassandra_store, exchange="binance", channel=channel)
+        theirs = hundi.read(cassandra_keyspace, exchange="binance", channel=channel)
         assert len(mine) == len(theirs) > 0, channel
-    trades = hundi.read(cassandra_store, exchange="binance", symbol="BTC-USDT", channel="trades")
-    bars = hundi.read(cassandra_store, exchange="binance", symbol="BTC-USDT", channel="bars")
+    trades = hundi.read(cassandra_keyspace, exchange="binance", symbol="BTC-USDT", channel="trades")
+    bars = hundi.read(cassandra_keyspace, exchange="binance", symbol="BTC-USDT", channel="bars")
     again = offline.time_bars(trades, "1s", end=bars["close_time"].iloc[-1])
     pd.testing.assert_frame_equal(bars, again, check_exact=True)
-    book = hundi.read(cassandra_store, exchange="binance", symbol="BTC-USDT", channel="book")
-    tops = hundi.read(cassandra_store, exchange="binance", symbol="BTC-USDT", channel="book_top")
+    book = hundi.read(cassandra_keyspace, exchange="binance", symbol="BTC-USDT", channel="book")
+    tops = hundi.read(cassandra_keyspace, exchange="binance", symbol="BTC-USDT", channel="book_top")
     pd.testing.assert_frame_equal(tops, offline.book_snapshots(book, 5, "1s"), check_exact=True)
     # KairosDB keeps the last value per ms and series: one point per 1s bar
     points = hundi.read(kairos, exchange="binance", symbol="BTC-USDT", channel="bars")

@@ -6,9 +6,6 @@ restores."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,79 +17,17 @@ from hundi.pipeline.spool import Spool
 from hundi.pipeline.writer import StoreWriter
 from hundi.records import Channel, Record, Trade
 from hundi.stores.base import StoreError, open_store
+from tcprelay import TcpRelay
 
 T0 = 1_714_521_600_000_000_000
 
 
-class Relay:
-    """Forwards local TCP connections to ``upstream``; ``cut`` and ``restore`` the link."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        assert self._listener is not None
-        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
-        self._listener.close()
-        self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self._lock:
-                self._sockets += [client, server]
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, target):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-
 @pytest.fixture
-def relay(cassandra_url: str) -> Iterator[Relay]:
+def relay(cassandra_url: str) -> Iterator[TcpRelay]:
     parts = urlsplit(cassandra_url)
-    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 9042))
+    relay = TcpRelay((parts.hostname or "127.0.0.1", parts.port or 9042))
     yield relay
-    if relay._listener is not None:
-        relay.cut()
+    relay.cut()
 
 
 def trades(exchange: str, first: int, count: int) -> list[Record]:
@@ -107,7 +42,7 @@ def trades(exchange: str, first: int, count: int) -> list[Record]:
 
 
 def test_outage_raises_store_error_and_recovery_rewrites_without_duplicates(
-    relay: Relay, exchange: str, monkeypatch: pytest.MonkeyPatch
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "3")
     monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "3")
@@ -146,7 +81,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) 
 
 
 def test_store_writer_spools_through_an_outage_and_stores_everything_once(
-    relay: Relay, exchange: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
     store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")

@@ -4,9 +4,6 @@ batches; after recovery every per-ms aggregate is exact — nothing lost, nothin
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,68 +17,13 @@ from hundi.pipeline.spool import Spool
 from hundi.pipeline.writer import StoreWriter
 from hundi.records import Channel, Record
 from hundi.stores.kairosdb import KairosStore
-
-
-class Link:
-    """A TCP relay to ``upstream`` on a fixed local port that can be cut and restored."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self._open: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        if self._listener is None:
-            return
-        self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        self._listener = None
-        sockets, self._open = self._open, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return  # cut
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()  # upstream down: refuse this one, keep accepting
-                continue
-            server.settimeout(None)
-            self._open += [client, server]
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                target.sendall(data)
-        with contextlib.suppress(OSError):
-            target.shutdown(socket.SHUT_WR)
+from tcprelay import TcpRelay
 
 
 @pytest.fixture
-def link(kairosdb_url: str) -> Iterator[Link]:
+def link(kairosdb_url: str) -> Iterator[TcpRelay]:
     parts = urlsplit(kairosdb_url)
-    relay = Link((parts.hostname or "127.0.0.1", parts.port or 8080))
+    relay = TcpRelay((parts.hostname or "127.0.0.1", parts.port or 8080))
     yield relay
     relay.cut()
 
@@ -94,7 +36,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) 
 
 
 def test_outage_spool_and_recovery_keep_per_ms_aggregates_exact(
-    link: Link, kairosdb_url: str, prefix: str, tmp_path: Path
+    link: TcpRelay, kairosdb_url: str, prefix: str, tmp_path: Path
 ) -> None:
     store = KairosStore(
         f"kairosdb+http://127.0.0.1:{link.port}", prefix=prefix, ttl=3600, verify=True,
