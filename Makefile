@@ -18,10 +18,10 @@ help: ## List the targets
 $(BIN)/hundi: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
 	@touch $@
 
-venv: $(BIN)/hundi ## Create .venv and install hundi with dev tools
+venv: $(BIN)/hundi ## Create .venv and install hundi with dev tools, notebook and JupyterLab deps
 
 test: venv ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -61,5 +61,4 @@ notebooks: venv ## Run every notebook headless against fresh simulator data (NOT
 	$(BIN)/python -m hundi.research.notebooks $(if $(NOTEBOOK_OUT),--out $(NOTEBOOK_OUT),)
 
 jupyter: venv ## JupyterLab on 127.0.0.1 with hundi installed (.jupyter.env; JUPYTER_TOKEN from .secret.jupyter.env)
-	@test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
 	$(BIN)/python -m hundi.research.jupyter
