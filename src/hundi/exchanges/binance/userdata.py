@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from hundi.exchanges.authretry import AuthRetry
+from hundi.exchanges.authretry import AuthRetry, PrivateSession
 from hundi.exchanges.base import (
     FrameStatus,
     Opening,
@@ -55,8 +55,8 @@ from hundi.exchanges.binance.userdata_messages import (
     ExecutionReport,
     FuturesOrder,
 )
-from hundi.exchanges.credentials import Credentials, redact_values
-from hundi.records import BUY, SELL, Channel, Event, EventKind, Fill, Order
+from hundi.exchanges.credentials import Credentials
+from hundi.records import BUY, SELL, EventKind, Fill, Order
 
 log = logging.getLogger("hundi.exchanges.binance")
 
@@ -114,11 +114,10 @@ class UserDataStream:
     ) -> None:
         """``credentials`` None (replays only): frames are parsed, nothing is authenticated."""
         self.credentials = credentials
+        self.session = PrivateSession(EXCHANGE, "Binance", credentials, retry, log)
         self.normalize = normalize
-        self.retry = retry
         self.spec = spec
         self.subscribed = False
-        self.reconnect_wanted = False
         self.now_ns = 0
         self.orders = 0
         self.fills = 0
@@ -140,9 +139,7 @@ class UserDataStream:
         return None
 
     def next_wakeup_ns(self) -> int | None:
-        if self.reconnect_wanted and not self.retry.gave_up and self.retry.retry_at_ns:
-            return self.retry.retry_at_ns
-        return None
+        return self.session.next_wakeup_ns()
 
     def on_open(self, now_ns: int, out: RecordSink) -> None:
         self.now_ns = max(self.now_ns, now_ns)
@@ -151,7 +148,7 @@ class UserDataStream:
         self.now_ns = max(self.now_ns, now_ns)
         if self.subscribed:
             self.subscribed = False
-            self._event(
+            self.session.event(
                 out,
                 EventKind.GAP,
                 now_ns,
@@ -161,54 +158,16 @@ class UserDataStream:
 
     def redact(self, data: bytes) -> bytes:
         """Credentials (Binance echoes the API key on ``session.logon``) and listen keys."""
-        values = self.credentials.values() if self.credentials is not None else ()
-        return redact_values(data, (*values, *self.tokens()))
+        return self.session.redact(data, self.tokens())
 
     def tokens(self) -> tuple[str, ...]:
         """Bearer tokens of the stream (listen keys) that captures must not show either."""
         return ()
 
     def take_reconnect(self) -> bool:
-        if self.reconnect_wanted and self._ready(self.now_ns):
-            self.reconnect_wanted = False
-            return True
-        return False
-
-    def _ready(self, now_ns: int) -> bool:
-        return self.retry.allowed(now_ns)
+        return self.session.take_reconnect(self.now_ns)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _event(self, out: RecordSink, kind: EventKind, ts: int, detail: str) -> None:
-        out.events.append(Event(
-            exchange=EXCHANGE, symbol="", native_symbol="", ts=ts, recv_ts=ts,
-            kind=kind.value, channel=Channel.ORDERS.value, expected=-1, received=-1,
-            detail=self._scrub(detail),
-        ))  # fmt: skip
-
-    def _scrub(self, text: str) -> str:
-        """Venue texts never carry our key, but a message is only shown after making sure."""
-        if self.credentials is None:
-            return text
-        for value in self.credentials.values():
-            if value:
-                text = text.replace(value, "***")
-        return text
-
-    def _auth_failed(self, out: RecordSink, now_ns: int, why: str) -> None:
-        delay = self.retry.failed(now_ns)
-        attempt = self.retry.failures
-        source = self.credentials.source if self.credentials is not None else "nowhere"
-        if delay is None:
-            detail = (f"Binance refused the API credentials from {source} ({why}); giving up "
-                      f"after {attempt} attempts: fix the key and restart")  # fmt: skip
-            log.error("%s", self._scrub(detail))
-        else:
-            detail = (f"Binance refused the API credentials from {source} ({why}); "
-                      f"attempt {attempt}, next in {delay:.0f}s")  # fmt: skip
-            log.warning("%s", self._scrub(detail))
-        self._event(out, EventKind.AUTH_FAILED, now_ns, detail)
-        self.reconnect_wanted = delay is not None
-
     def _order(
         self,
         out: RecordSink,
@@ -297,7 +256,7 @@ class SpotUserData(UserDataStream):
 
     def opening(self, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)
-        if self.credentials is None or not self._ready(now_ns):
+        if self.credentials is None or not self.session.retry.allowed(now_ns):
             return None
         encode = msgspec.json.encode
         timestamp = now_ns // MS
@@ -337,7 +296,7 @@ class SpotUserData(UserDataStream):
         if status == 200 and not error:
             if kind == "subscribe":
                 self.subscribed = True
-                self.retry.succeeded()
+                self.session.retry.succeeded()
                 log.info("Binance user-data stream subscribed")
             return FrameStatus.FILTERED
         problem = ApiError()
@@ -353,9 +312,9 @@ class SpotUserData(UserDataStream):
         if kind:
             if kind == "logon" and isinstance(rid, int):
                 self._doomed.add(rid + 1)
-            self._auth_failed(out, recv_ns, why)
+            self.session.auth_failed(out, recv_ns, why)
             return FrameStatus.PROCESSED
-        raise RejectedFrame("server_error", self._scrub(why))
+        raise RejectedFrame("server_error", self.session.scrub(why))
 
     def _event_frame(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
         try:
@@ -383,9 +342,10 @@ class SpotUserData(UserDataStream):
     def _terminated(self, event_ms: int, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The subscription ended: subscribe again on a fresh connection, at once."""
         self.subscribed = False
-        self.reconnect_wanted = True
-        self._event(out, EventKind.GAP, event_ms * MS if event_ms else recv_ns,
-                    "eventStreamTerminated: subscription ended; subscribing again")  # fmt: skip
+        self.session.reconnect_wanted = True
+        ts = event_ms * MS if event_ms else recv_ns
+        detail = "eventStreamTerminated: subscription ended; subscribing again"
+        self.session.event(out, EventKind.GAP, ts, detail)
         log.warning("Binance ended the user-data subscription; subscribing again")
         return FrameStatus.PROCESSED
 
@@ -458,8 +418,8 @@ class FuturesUserData(UserDataStream):
         return tuple(k for k in (self.listen_key, self.connected_key) if k)
 
     def take_reconnect(self) -> bool:
-        if self.reconnect_wanted and self.listen_key is not None:
-            self.reconnect_wanted = False
+        if self.session.reconnect_wanted and self.listen_key is not None:
+            self.session.reconnect_wanted = False
             return True
         return False
 
@@ -471,7 +431,7 @@ class FuturesUserData(UserDataStream):
         if self.credentials is None:
             return []
         if self.listen_key is None:
-            if not self.retry.allowed(now_ns):
+            if not self.session.retry.allowed(now_ns):
                 return []
             method = "POST"
         elif now_ns >= self.keepalive_due_ns:
@@ -486,9 +446,9 @@ class FuturesUserData(UserDataStream):
         if self.in_flight:
             return None
         if self.listen_key is None:
-            if self.retry.gave_up:
+            if self.session.retry.gave_up:
                 return None
-            return max(self.retry.retry_at_ns, self.retry_at_ns)
+            return max(self.session.retry.retry_at_ns, self.retry_at_ns)
         return max(self.keepalive_due_ns, self.retry_at_ns)
 
     def receive_response(
@@ -505,10 +465,11 @@ class FuturesUserData(UserDataStream):
                 except DECODE_ERRORS:
                     self._transport_failed(recv_ns, "listen key reply without a listenKey")
                     return
-                self.retry.succeeded()
+                self.session.retry.succeeded()
                 self.listen_key = key
                 if self.connected_key is not None and self.connected_key != key:
-                    self.reconnect_wanted = True  # the open connection listens to a dead key
+                    # the open connection listens to a dead key
+                    self.session.reconnect_wanted = True
             self.keepalive_due_ns = recv_ns + self.keepalive_ns
             return
         problem = ApiError()
@@ -516,14 +477,15 @@ class FuturesUserData(UserDataStream):
             problem = API_ERROR_DECODER.decode(response.body)
         if problem.code == LISTEN_KEY_UNKNOWN:
             log.warning("Binance forgot the listen key (-1125); creating a new one")
-            self._event(out, EventKind.GAP, recv_ns,
-                        "listen key unknown (-1125); new key, reconnecting")  # fmt: skip
+            self.session.event(out, EventKind.GAP, recv_ns,
+                               "listen key unknown (-1125); new key, reconnecting")  # fmt: skip
             self.listen_key = None
-            self.reconnect_wanted = True
+            self.session.reconnect_wanted = True
             return
         if status in (401, 403) or problem.code in AUTH_ERROR_CODES:
             self.listen_key = None
-            self._auth_failed(out, recv_ns, f"status {status}, code {problem.code}: {problem.msg}")
+            why = f"status {status}, code {problem.code}: {problem.msg}"
+            self.session.auth_failed(out, recv_ns, why)
             return
         self._transport_failed(recv_ns, f"status {status}")
 
@@ -571,9 +533,10 @@ class FuturesUserData(UserDataStream):
         self.listen_key = None
         self.in_flight = False
         self.retry_at_ns = 0
-        self.reconnect_wanted = True
-        self._event(out, EventKind.GAP, event_ms * MS if event_ms else recv_ns,
-                    "listenKeyExpired: new listen key, reconnecting")  # fmt: skip
+        self.session.reconnect_wanted = True
+        ts = event_ms * MS if event_ms else recv_ns
+        detail = "listenKeyExpired: new listen key, reconnecting"
+        self.session.event(out, EventKind.GAP, ts, detail)
         log.warning("Binance listen key expired; creating a new one and reconnecting")
         return FrameStatus.PROCESSED
 

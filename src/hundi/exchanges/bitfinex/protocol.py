@@ -25,7 +25,7 @@ import logging
 
 import msgspec
 
-from hundi.exchanges.authretry import AuthRetry
+from hundi.exchanges.authretry import AuthRetry, PrivateSession
 from hundi.exchanges.base import (
     FrameStatus,
     Opening,
@@ -47,8 +47,8 @@ from hundi.exchanges.bitfinex.messages import (
     ControlMsg,
     OrderArray,
 )
-from hundi.exchanges.credentials import Credentials, redact_values
-from hundi.records import BUY, SELL, Channel, Event, EventKind, Fill, Order
+from hundi.exchanges.credentials import Credentials
+from hundi.records import BUY, SELL, Channel, EventKind, Fill, Order
 
 log = logging.getLogger("hundi.exchanges.bitfinex")
 
@@ -142,11 +142,12 @@ class BitfinexProtocol(VenueProtocol):
             raise ValueError("Bitfinex keys are HMAC keys: set BITFINEX_API_SECRET, not a key file")
         self.credentials = credentials
         options = config.options
-        self.retry = AuthRetry(
+        retry = AuthRetry(
             initial_s=_int_option(options, "auth_retry_initial_ms", 10_000, 1, 3_600_000) / 1000,
             cap_s=_int_option(options, "auth_retry_cap_ms", 600_000, 1, 86_400_000) / 1000,
             max_attempts=_int_option(options, "auth_max_attempts", 8, 1, 1000),
         )
+        self.session = PrivateSession(EXCHANGE, "Bitfinex", credentials, retry, log)
         base = options.get("private_endpoint") or config.endpoint or AUTH_WS
         self.auth_spec = StreamSpec(
             key=AUTH_KEY,
@@ -157,7 +158,6 @@ class BitfinexProtocol(VenueProtocol):
         )
         self.nonces = NonceClock()
         self.authenticated = False
-        self._reconnect_wanted = False
         self._now_ns = 0
         # the last stored state of each open order: skip unchanged ``os`` replays
         self._open_orders: dict[int, tuple[str, float, float]] = {}
@@ -173,14 +173,12 @@ class BitfinexProtocol(VenueProtocol):
         self._now_ns = max(self._now_ns, now_ns)
         if spec.key != AUTH_KEY:
             return Opening(spec.url, spec.subscribe)
-        if self.credentials is None or not self.retry.allowed(now_ns):
+        if self.credentials is None or not self.session.retry.allowed(now_ns):
             return None
         return Opening(spec.url, (auth_message(self.credentials, self.nonces.next(now_ns)),))
 
     def redact(self, conn_key: str, data: bytes) -> bytes:
-        if self.credentials is None:
-            return data
-        return redact_values(data, self.credentials.values())
+        return self.session.redact(data)
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
@@ -189,23 +187,21 @@ class BitfinexProtocol(VenueProtocol):
         self._now_ns = max(self._now_ns, now_ns)
         if conn_key == AUTH_KEY and self.authenticated:
             self.authenticated = False
-            self._event(out, EventKind.GAP, now_ns, "authenticated connection closed; Bitfinex "
-                        "re-sends open orders on re-auth, not fills or closed orders")  # fmt: skip
+            detail = (
+                "authenticated connection closed; Bitfinex re-sends open orders on "
+                "re-auth, not fills or closed orders"
+            )
+            self.session.event(out, EventKind.GAP, now_ns, detail)
 
     def take_reconnects(self) -> list[str]:
-        if self._reconnect_wanted and self.retry.allowed(self._now_ns):
-            self._reconnect_wanted = False
-            return [AUTH_KEY]
-        return []
+        return [AUTH_KEY] if self.session.take_reconnect(self._now_ns) else []
 
     def due_requests(self, now_ns: int) -> list[RestRequest]:
         self._now_ns = max(self._now_ns, now_ns)  # the I/O loop's clock, polled often
         return []
 
     def next_wakeup_ns(self) -> int | None:
-        if self._reconnect_wanted and not self.retry.gave_up and self.retry.retry_at_ns:
-            return self.retry.retry_at_ns
-        return None
+        return self.session.next_wakeup_ns()
 
     # -- frames -------------------------------------------------------------------------------
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
@@ -244,49 +240,20 @@ class BitfinexProtocol(VenueProtocol):
         if msg.event == "auth":
             if msg.status == "OK":
                 self.authenticated = True
-                self.retry.succeeded()
+                self.session.retry.succeeded()
                 log.info("Bitfinex authenticated")
                 return FrameStatus.FILTERED
-            self._auth_failed(out, recv_ns, f"code {msg.code}: {msg.msg}")
+            self.session.auth_failed(out, recv_ns, f"code {msg.code}: {msg.msg}")
             return FrameStatus.PROCESSED
         if msg.event == "info":
             if msg.code == RECONNECT_INFO:
-                self._reconnect_wanted = True
+                self.session.reconnect_wanted = True
             return FrameStatus.FILTERED
         if msg.event in ("conf", "pong"):
             return FrameStatus.FILTERED
         if msg.event == "error":
-            raise RejectedFrame("server_error", self._scrub(f"code {msg.code}: {msg.msg}"))
+            raise RejectedFrame("server_error", self.session.scrub(f"code {msg.code}: {msg.msg}"))
         raise RejectedFrame("unknown_event", msg.event)
-
-    def _auth_failed(self, out: RecordSink, now_ns: int, why: str) -> None:
-        delay = self.retry.failed(now_ns)
-        attempt = self.retry.failures
-        source = self.credentials.source if self.credentials is not None else "nowhere"
-        if delay is None:
-            detail = (f"Bitfinex refused the API credentials from {source} ({why}); giving up "
-                      f"after {attempt} attempts: fix the key and restart")  # fmt: skip
-            log.error("%s", self._scrub(detail))
-        else:
-            detail = (f"Bitfinex refused the API credentials from {source} ({why}); "
-                      f"attempt {attempt}, next in {delay:.0f}s")  # fmt: skip
-            log.warning("%s", self._scrub(detail))
-        self._event(out, EventKind.AUTH_FAILED, now_ns, detail)
-        self._reconnect_wanted = delay is not None
-
-    def _scrub(self, text: str) -> str:
-        if self.credentials is None:
-            return text
-        for value in self.credentials.values():
-            if value:
-                text = text.replace(value, "***")
-        return text
-
-    def _event(self, out: RecordSink, kind: EventKind, ts: int, detail: str) -> None:
-        out.events.append(Event(
-            exchange=EXCHANGE, symbol="", native_symbol="", ts=ts, recv_ts=ts, kind=kind.value,
-            channel=Channel.ORDERS.value, expected=-1, received=-1, detail=self._scrub(detail),
-        ))  # fmt: skip
 
     def _snapshot(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
         """Open orders after (re)authentication: store those that changed since last seen."""
