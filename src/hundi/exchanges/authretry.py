@@ -12,13 +12,22 @@ reconnect, and keep credentials out of texts, events and captured frames.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hundi.exchanges.base import RecordSink
 from hundi.exchanges.credentials import Credentials, redact_values
+from hundi.exchanges.options import int_option
 from hundi.records import Channel, Event, EventKind
 
 NS = 1_000_000_000
+
+# The venue options (VenueConfig.options) that tune the back-off, with their help texts.
+AUTH_RETRY_OPTIONS = {
+    "auth_retry_initial_ms": "first retry after refused credentials, default 10000",
+    "auth_retry_cap_ms": "longest retry delay after refused credentials, default 600000",
+    "auth_max_attempts": "refused authentications in a row before giving up, default 8",
+}
 
 
 @dataclass(slots=True)
@@ -28,6 +37,15 @@ class AuthRetry:
     max_attempts: int = 8  # authentication attempts in a row that may fail before we give up
     failures: int = 0
     retry_at_ns: int = 0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> AuthRetry:
+        """A fresh back-off tuned by the venue's :data:`AUTH_RETRY_OPTIONS` (checked here)."""
+        return cls(
+            initial_s=int_option(options, "auth_retry_initial_ms", 10_000, 1, 3_600_000) / 1000,
+            cap_s=int_option(options, "auth_retry_cap_ms", 600_000, 1, 86_400_000) / 1000,
+            max_attempts=int_option(options, "auth_max_attempts", 8, 1, 1000),
+        )
 
     def failed(self, now_ns: int) -> float | None:
         """Count a refusal; the delay before the next attempt, or None once we give up."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hundi.exchanges.authretry import AUTH_RETRY_OPTIONS, AuthRetry
 from hundi.exchanges.binance import streams
 from hundi.exchanges.binance.symbols import Market, parse_symbol_map
+from hundi.exchanges.options import int_option as _int
 
 # Binance's REQUEST_WEIGHT per minute and IP; by default we spend at most half of it.
 WEIGHT_BUDGET = {Market.SPOT: 6000, Market.USDM: 2400}
@@ -33,23 +35,8 @@ OPTION_HELP = {
     "if given, else Binance's",
     "listen_key_keepalive_s": "USD-M listen key keep-alive period, default 1800",
     "recv_window_ms": "spot user-data subscription recvWindow, default 5000",
-    "auth_retry_initial_ms": "first retry after refused credentials, default 10000",
-    "auth_retry_cap_ms": "longest retry delay after refused credentials, default 600000",
-    "auth_max_attempts": "refused authentications in a row before giving up, default 8",
+    **AUTH_RETRY_OPTIONS,
 }
-
-
-def _int(options: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = options.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"option {name} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"option {name} must be within {low}..{high}, got {value}")
-    return value
 
 
 def _bool(options: Mapping[str, str], name: str, default: bool) -> bool:
@@ -81,9 +68,7 @@ class BinanceOptions:
     private_endpoint: str | None
     listen_key_keepalive_s: int
     recv_window_ms: int
-    auth_retry_initial_ms: int
-    auth_retry_cap_ms: int
-    auth_max_attempts: int
+    auth_retry: AuthRetry  # fresh: the user-data stream's back-off after refused credentials
 
     @classmethod
     def parse(cls, options: Mapping[str, str], market: Market) -> BinanceOptions:
@@ -134,7 +119,5 @@ class BinanceOptions:
             private_endpoint=options.get("private_endpoint") or None,
             listen_key_keepalive_s=_int(options, "listen_key_keepalive_s", 1800, 1, 3300),
             recv_window_ms=_int(options, "recv_window_ms", 5000, 1, 60_000),
-            auth_retry_initial_ms=_int(options, "auth_retry_initial_ms", 10_000, 1, 3_600_000),
-            auth_retry_cap_ms=_int(options, "auth_retry_cap_ms", 600_000, 1, 86_400_000),
-            auth_max_attempts=_int(options, "auth_max_attempts", 8, 1, 1000),
+            auth_retry=AuthRetry.from_options(options),
         )

@@ -25,7 +25,6 @@ import random
 import msgspec
 from msgspec import Raw
 
-from hundi.exchanges.authretry import AuthRetry
 from hundi.exchanges.base import (
     BookState,
     FrameStatus,
@@ -187,11 +186,7 @@ class BinanceProtocol(VenueProtocol):
         self._account_symbols: dict[str, str] = {}
         self.userdata: UserDataStream | None = None
         if private:
-            retry = AuthRetry(
-                initial_s=opts.auth_retry_initial_ms / 1000,
-                cap_s=opts.auth_retry_cap_ms / 1000,
-                max_attempts=opts.auth_max_attempts,
-            )
+            retry = opts.auth_retry
             if market is Market.SPOT:
                 self.userdata = SpotUserData(
                     credentials,

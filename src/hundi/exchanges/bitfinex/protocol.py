@@ -25,7 +25,7 @@ import logging
 
 import msgspec
 
-from hundi.exchanges.authretry import AuthRetry, PrivateSession
+from hundi.exchanges.authretry import AUTH_RETRY_OPTIONS, AuthRetry, PrivateSession
 from hundi.exchanges.base import (
     FrameStatus,
     Opening,
@@ -68,9 +68,7 @@ UNSTORED = frozenset((
 RECONNECT_INFO = 20051  # "please reconnect": the server is going away
 OPTION_HELP = {
     "private_endpoint": "authenticated WS base, default: --endpoint if given, else Bitfinex's",
-    "auth_retry_initial_ms": "first retry after refused credentials, default 10000",
-    "auth_retry_cap_ms": "longest retry delay after refused credentials, default 600000",
-    "auth_max_attempts": "refused authentications in a row before giving up, default 8",
+    **AUTH_RETRY_OPTIONS,
 }
 
 
@@ -102,19 +100,6 @@ def normalize(native: str) -> str:
     return body
 
 
-def _int_option(options: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = options.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"option {name} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"option {name} must be within {low}..{high}, got {value}")
-    return value
-
-
 class BitfinexProtocol(VenueProtocol):
     """See the module docstring. Build it with :func:`hundi.exchanges.bitfinex.BitfinexVenue`."""
 
@@ -141,14 +126,9 @@ class BitfinexProtocol(VenueProtocol):
         if credentials is not None and credentials.ed25519_pem is not None:
             raise ValueError("Bitfinex keys are HMAC keys: set BITFINEX_API_SECRET, not a key file")
         self.credentials = credentials
-        options = config.options
-        retry = AuthRetry(
-            initial_s=_int_option(options, "auth_retry_initial_ms", 10_000, 1, 3_600_000) / 1000,
-            cap_s=_int_option(options, "auth_retry_cap_ms", 600_000, 1, 86_400_000) / 1000,
-            max_attempts=_int_option(options, "auth_max_attempts", 8, 1, 1000),
-        )
+        retry = AuthRetry.from_options(config.options)
         self.session = PrivateSession(EXCHANGE, "Bitfinex", credentials, retry, log)
-        base = options.get("private_endpoint") or config.endpoint or AUTH_WS
+        base = config.options.get("private_endpoint") or config.endpoint or AUTH_WS
         self.auth_spec = StreamSpec(
             key=AUTH_KEY,
             url=base.rstrip("/") + "/ws/2",
