@@ -52,8 +52,6 @@ from hundi.exchanges.binance.userdata_messages import (
     STREAM_TERMINATED_DECODER,
     TRADE_LITE_DECODER,
     ApiError,
-    ExecutionReport,
-    FuturesOrder,
 )
 from hundi.exchanges.credentials import Credentials
 from hundi.records import BUY, SELL, EventKind, Fill, Order
@@ -94,6 +92,21 @@ USDM_UNSTORED = frozenset((
 ))  # fmt: skip
 
 
+# An account event's handler: (payload, recv_ns, out) -> status; decode errors are mapped by the
+# caller, :meth:`UserDataStream._account_event`.
+EventHandler = Callable[[bytes, int, RecordSink], FrameStatus]
+
+
+def _checked(decoder: msgspec.json.Decoder[Any]) -> EventHandler:
+    """The handler of an event we check (decode) but do not store."""
+
+    def check(payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        decoder.decode(payload)
+        return FrameStatus.FILTERED
+
+    return check
+
+
 def _side(text: str) -> int:
     if text == "BUY":
         return BUY
@@ -119,6 +132,9 @@ class UserDataStream:
         self.spec = spec
         self.subscribed = False
         self.now_ns = 0
+        # account events by type (``e``); the unstored ones are only filtered, not even decoded
+        self.handlers: dict[str, EventHandler] = {}
+        self.unstored: frozenset[str] = frozenset()
         self.orders = 0
         self.fills = 0
 
@@ -168,6 +184,21 @@ class UserDataStream:
         return self.session.take_reconnect(self.now_ns)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _account_event(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """One account event: its type picks the handler that decodes it strictly typed."""
+        try:
+            kind = EVENT_HEAD_DECODER.decode(payload).e
+            handle = self.handlers.get(kind)
+            if handle is not None:
+                return handle(payload, recv_ns, out)
+        except msgspec.ValidationError as e:
+            raise RejectedFrame("invalid_message", str(e)) from None
+        except DECODE_ERRORS as e:
+            raise RejectedFrame("malformed_json", str(e)) from None
+        if kind in self.unstored:
+            return FrameStatus.FILTERED
+        raise RejectedFrame("unknown_event", kind or "(no event type)")
+
     def _order(
         self,
         out: RecordSink,
@@ -241,6 +272,13 @@ class SpotUserData(UserDataStream):
         self.recv_window_ms = recv_window_ms
         self._next_id = 0
         self._pending: dict[int, str] = {}  # request id -> "logon" | "subscribe"
+        self.handlers = {
+            "executionReport": self._execution,
+            "outboundAccountPosition": _checked(ACCOUNT_POSITION_DECODER),
+            "balanceUpdate": _checked(BALANCE_UPDATE_DECODER),
+            "eventStreamTerminated": self._terminated,
+        }
+        self.unstored = SPOT_UNSTORED
         self._doomed: set[int] = set()  # subscribe ids whose logon was refused
         # Ed25519 keys log the session on, then subscribe without a signature
         self._ed25519: Any = None
@@ -279,7 +317,7 @@ class SpotUserData(UserDataStream):
         except DECODE_ERRORS as e:
             raise RejectedFrame("malformed_json", str(e)) from None
         if reply.event:
-            return self._event_frame(reply.event, recv_ns, out)
+            return self._account_event(reply.event, recv_ns, out)
         if reply.id is not None or reply.status is not None:
             return self._reply(reply.id, reply.status, reply.error, recv_ns, out)
         raise RejectedFrame("invalid_message", "neither an event nor a reply")
@@ -316,31 +354,9 @@ class SpotUserData(UserDataStream):
             return FrameStatus.PROCESSED
         raise RejectedFrame("server_error", self.session.scrub(why))
 
-    def _event_frame(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> FrameStatus:
-        try:
-            kind = EVENT_HEAD_DECODER.decode(payload).e
-            if kind == "executionReport":
-                self._execution(EXECUTION_REPORT_DECODER.decode(payload), recv_ns, out)
-                return FrameStatus.PROCESSED
-            if kind == "outboundAccountPosition":
-                ACCOUNT_POSITION_DECODER.decode(payload)
-                return FrameStatus.FILTERED
-            if kind == "balanceUpdate":
-                BALANCE_UPDATE_DECODER.decode(payload)
-                return FrameStatus.FILTERED
-            if kind == "eventStreamTerminated":
-                ended = STREAM_TERMINATED_DECODER.decode(payload)
-                return self._terminated(ended.event_time, recv_ns, out)
-        except msgspec.ValidationError as e:
-            raise RejectedFrame("invalid_message", str(e)) from None
-        except DECODE_ERRORS as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
-        if kind in SPOT_UNSTORED:
-            return FrameStatus.FILTERED
-        raise RejectedFrame("unknown_event", kind or "(no event type)")
-
-    def _terminated(self, event_ms: int, recv_ns: int, out: RecordSink) -> FrameStatus:
+    def _terminated(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The subscription ended: subscribe again on a fresh connection, at once."""
+        event_ms = STREAM_TERMINATED_DECODER.decode(payload).event_time
         self.subscribed = False
         self.session.reconnect_wanted = True
         ts = event_ms * MS if event_ms else recv_ns
@@ -349,7 +365,8 @@ class SpotUserData(UserDataStream):
         log.warning("Binance ended the user-data subscription; subscribing again")
         return FrameStatus.PROCESSED
 
-    def _execution(self, msg: ExecutionReport, recv_ns: int, out: RecordSink) -> None:
+    def _execution(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        msg = EXECUTION_REPORT_DECODER.decode(payload)
         filled = msg.filled
         self._order(
             out, recv_ns, msg.symbol, msg.transaction_time * MS,
@@ -366,6 +383,7 @@ class SpotUserData(UserDataStream):
             reject_reason="" if msg.reject_reason == "NONE" else msg.reject_reason,
             created_ts=msg.created_time * MS if msg.created_time else -1,
         )  # fmt: skip
+        return FrameStatus.PROCESSED
 
 
 class FuturesUserData(UserDataStream):
@@ -398,6 +416,13 @@ class FuturesUserData(UserDataStream):
         self.keepalive_due_ns = 0
         self.retry_at_ns = 0  # transport-failure back-off (auth refusals use ``retry``)
         self.transport_failures = 0
+        self.handlers = {
+            "ORDER_TRADE_UPDATE": self._execution,
+            "TRADE_LITE": _checked(TRADE_LITE_DECODER),  # fills are stored from ORDER_TRADE_UPDATE
+            "ACCOUNT_UPDATE": _checked(ACCOUNT_UPDATE_DECODER),
+            "listenKeyExpired": self._expired,
+        }
+        self.unstored = USDM_UNSTORED
 
     def opening(self, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)
@@ -505,31 +530,11 @@ class FuturesUserData(UserDataStream):
     def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         self.now_ns = max(self.now_ns, recv_ns)
         self.opens_on_key = 0  # the stream works (also after a make-before-break switch)
-        try:
-            kind = EVENT_HEAD_DECODER.decode(data).e
-            if kind == "ORDER_TRADE_UPDATE":
-                msg = ORDER_TRADE_UPDATE_DECODER.decode(data)
-                self._execution(msg.order, msg.transaction_time, recv_ns, out)
-                return FrameStatus.PROCESSED
-            if kind == "TRADE_LITE":
-                TRADE_LITE_DECODER.decode(data)  # the fill is stored from ORDER_TRADE_UPDATE
-                return FrameStatus.FILTERED
-            if kind == "ACCOUNT_UPDATE":
-                ACCOUNT_UPDATE_DECODER.decode(data)
-                return FrameStatus.FILTERED
-            if kind == "listenKeyExpired":
-                expired = LISTEN_KEY_EXPIRED_DECODER.decode(data)
-                return self._expired(expired.event_time, recv_ns, out)
-        except msgspec.ValidationError as e:
-            raise RejectedFrame("invalid_message", str(e)) from None
-        except DECODE_ERRORS as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
-        if kind in USDM_UNSTORED:
-            return FrameStatus.FILTERED
-        raise RejectedFrame("unknown_event", kind or "(no event type)")
+        return self._account_event(data, recv_ns, out)
 
-    def _expired(self, event_ms: int, recv_ns: int, out: RecordSink) -> FrameStatus:
+    def _expired(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The key lapsed: get a new one, then reconnect to it."""
+        event_ms = LISTEN_KEY_EXPIRED_DECODER.decode(payload).event_time
         self.listen_key = None
         self.in_flight = False
         self.retry_at_ns = 0
@@ -540,10 +545,12 @@ class FuturesUserData(UserDataStream):
         log.warning("Binance listen key expired; creating a new one and reconnecting")
         return FrameStatus.PROCESSED
 
-    def _execution(self, o: FuturesOrder, event_t: int, recv_ns: int, out: RecordSink) -> None:
+    def _execution(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        update = ORDER_TRADE_UPDATE_DECODER.decode(payload)
+        o = update.order
         trade = o.execution == "TRADE"
         self._order(
-            out, recv_ns, o.symbol, (o.trade_time or event_t) * MS,
+            out, recv_ns, o.symbol, (o.trade_time or update.transaction_time) * MS,
             order_id=o.order_id, client_order_id=o.client_order_id, side=o.side,
             order_type=o.order_type, time_in_force=o.time_in_force, venue_status=o.status,
             execution=o.execution, price=o.price, stop_price=o.stop_price, quantity=o.quantity,
@@ -552,3 +559,4 @@ class FuturesUserData(UserDataStream):
             trade_id=o.trade_id if trade else -1, maker=o.maker,
             reject_reason=o.expiry_reason if o.status == "EXPIRED" else "", created_ts=-1,
         )  # fmt: skip
+        return FrameStatus.PROCESSED
