@@ -180,6 +180,19 @@ class TimeBarBuilder:
                 keep = _take(trades, ~final)
                 self.pending = [keep] if _length(keep) else []
                 trades = _take(trades, final)
+        return self.emit(trades, limit)
+
+    def emit(self, trades: Columns, limit: int) -> Columns | None:
+        """Every bar before bucket ``limit`` from bucketed ``trades`` that all lie before it.
+
+        What :meth:`close` does with its final trades; bulk readers (``hundi.bars`` over days of
+        stored trades) call it directly so the trades are not copied through ``pending``."""
+        if self.next_bucket is None:
+            if not _length(trades):
+                return None
+            self.next_bucket = int(trades["bucket"].min())
+        if limit <= self.next_bucket:
+            return None
         bars = self._bars(trades, self.next_bucket, limit)
         self.next_bucket = limit
         self.last_close = float(bars["close"][-1])
