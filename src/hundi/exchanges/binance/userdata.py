@@ -45,11 +45,10 @@ from hundi.exchanges.binance.userdata_messages import (
     API_REPLY_DECODER,
     BALANCE_UPDATE_DECODER,
     EVENT_HEAD_DECODER,
+    EVENT_TIME_DECODER,
     EXECUTION_REPORT_DECODER,
     LISTEN_KEY_DECODER,
-    LISTEN_KEY_EXPIRED_DECODER,
     ORDER_TRADE_UPDATE_DECODER,
-    STREAM_TERMINATED_DECODER,
     TRADE_LITE_DECODER,
     ApiError,
 )
@@ -356,7 +355,7 @@ class SpotUserData(UserDataStream):
 
     def _terminated(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The subscription ended: subscribe again on a fresh connection, at once."""
-        event_ms = STREAM_TERMINATED_DECODER.decode(payload).event_time
+        event_ms = EVENT_TIME_DECODER.decode(payload).event_time
         self.subscribed = False
         self.session.reconnect_wanted = True
         ts = event_ms * MS if event_ms else recv_ns
@@ -534,7 +533,7 @@ class FuturesUserData(UserDataStream):
 
     def _expired(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The key lapsed: get a new one, then reconnect to it."""
-        event_ms = LISTEN_KEY_EXPIRED_DECODER.decode(payload).event_time
+        event_ms = EVENT_TIME_DECODER.decode(payload).event_time
         self.listen_key = None
         self.in_flight = False
         self.retry_at_ns = 0

@@ -116,8 +116,10 @@ class BalanceUpdate(Struct, gc=False):
     clear_time: Millis = field(name="T")
 
 
-class StreamTerminated(Struct, gc=False):
-    """Spot ``eventStreamTerminated``: the subscription ended (session logged out...)."""
+class EventTime(Struct, gc=False):
+    """An event of which only its time is used: spot ``eventStreamTerminated`` (the subscription
+    ended: session logged out...) and USD-M ``listenKeyExpired`` (whose ``E`` is sometimes sent
+    quoted: lax decoding takes both)."""
 
     event_time: Millis = field(name="E", default=0)
 
@@ -218,12 +220,6 @@ class AccountUpdate(Struct, gc=False):
     account: AccountData = field(name="a")
 
 
-class ListenKeyExpired(Struct, gc=False):
-    """USD-M ``listenKeyExpired`` (``E`` is sometimes sent quoted: lax decoding takes both)."""
-
-    event_time: Millis = field(name="E", default=0)
-
-
 class ListenKeyReply(Struct, gc=False):
     listen_key: str = field(name="listenKey")
 
@@ -234,9 +230,8 @@ EVENT_HEAD_DECODER: Final = msgspec.json.Decoder(EventHead)
 EXECUTION_REPORT_DECODER: Final = msgspec.json.Decoder(ExecutionReport, strict=False)
 ACCOUNT_POSITION_DECODER: Final = msgspec.json.Decoder(AccountPosition, strict=False)
 BALANCE_UPDATE_DECODER: Final = msgspec.json.Decoder(BalanceUpdate, strict=False)
-STREAM_TERMINATED_DECODER: Final = msgspec.json.Decoder(StreamTerminated, strict=False)
+EVENT_TIME_DECODER: Final = msgspec.json.Decoder(EventTime, strict=False)
 ORDER_TRADE_UPDATE_DECODER: Final = msgspec.json.Decoder(OrderTradeUpdate, strict=False)
 TRADE_LITE_DECODER: Final = msgspec.json.Decoder(TradeLite, strict=False)
 ACCOUNT_UPDATE_DECODER: Final = msgspec.json.Decoder(AccountUpdate, strict=False)
-LISTEN_KEY_EXPIRED_DECODER: Final = msgspec.json.Decoder(ListenKeyExpired, strict=False)
 LISTEN_KEY_DECODER: Final = msgspec.json.Decoder(ListenKeyReply)
