@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -37,6 +36,7 @@ from hundi.simulator.config import (
     SimulatorConfig,
 )
 from hundi.simulator.ground_truth import ConnectionRecord, FaultLog
+from hundi.simulator.site import SimulatorSite
 from hundi.simulator.wire import OP_PING, OP_PONG, ws_frame
 
 Tag = tuple[str, int, int]  # (stream, first id, last id); -1 ids for frames without ids
@@ -110,7 +110,7 @@ class ClientConnection:
         return self.out_bytes + self.transport.get_write_buffer_size()
 
 
-class BinanceSimulator:
+class BinanceSimulator(SimulatorSite[SimulatorConfig]):
     """Binance over real sockets. ``async with BinanceSimulator(cfg) as sim: sim.ws_url ...``."""
 
     def __init__(self, config: SimulatorConfig) -> None:
@@ -126,7 +126,6 @@ class BinanceSimulator:
         self._tasks: list[asyncio.Task[None]] = []
         self._close_tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
-        self._site: web.SockSite | None = None
         self._started_ns = 0
         self._started_mono = 0.0
         self.port = 0
@@ -169,26 +168,6 @@ class BinanceSimulator:
         self.private: BinancePrivate | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
-    async def __aenter__(self) -> BinanceSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self._url_host}:{self.port}"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{self._url_host}:{self.port}"
-
-    @property
-    def _url_host(self) -> str:
-        host = self.config.host
-        return f"[{host}]" if ":" in host else host
-
     async def start(self) -> None:
         self._started_ns = time.time_ns()
         self._started_mono = time.monotonic()
@@ -212,15 +191,7 @@ class BinanceSimulator:
             app.router.add_get(f"{prefix}/ws/{{streams:.+}}", self._ws_handler)
         if self.private is not None:
             self.private.install(app)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        self.port = sock.getsockname()[1]
-        self._site = web.SockSite(self._runner, sock)
-        await self._site.start()
+        await self._listen(app)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._housekeeping()))
         if self._replay is None:
@@ -243,9 +214,7 @@ class BinanceSimulator:
         self._tasks.clear()
         if self._close_tasks:
             await asyncio.wait(list(self._close_tasks), timeout=2)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._unlisten()
 
     # -- synthetic market -------------------------------------------------------------------
     def _build_market(self) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import hmac
 import random
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from hundi.exchanges.credentials import Credentials
 from hundi.simulator.lifecycle import Lifecycles, SimOrder, Step
+from hundi.simulator.site import SimulatorSite
 
 GROUND_TRUTH_MAX = 200_000
 BAD_KEY = (10100, "apikey: invalid")
@@ -95,7 +95,7 @@ def status_text(step: Step) -> str:
     return "CANCELED" + (f" was: PARTIALLY FILLED @ {price}" if step.filled else "")
 
 
-class BitfinexSimulator:
+class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
     """``async with BitfinexSimulator(cfg) as sim: sim.ws_url``."""
 
     def __init__(self, config: BitfinexSimConfig) -> None:
@@ -118,33 +118,12 @@ class BitfinexSimulator:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def __aenter__(self) -> BitfinexSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
-
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/ws/2", self._ws)
         app.router.add_get("/sim/private", self._ground_truth)
         app.router.add_get("/sim/stats", self._ground_truth)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        await self._listen(app)
         now = time.monotonic()
         self._fault_next = {k: now + every for k, every in self.config.faults.items()}
         loop = asyncio.get_running_loop()
@@ -159,9 +138,7 @@ class BitfinexSimulator:
         for conn in list(self._conns.values()):
             with contextlib.suppress(Exception):
                 await conn.ws.close(code=1001, message=b"simulator stopped")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._unlisten()
 
     def stats(self) -> dict[str, Any]:
         conns = list(self._closed) + list(self._conns.values())
