@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
-from wsharness import Exchange, SeqVenue, assert_continuous, trade_ids, until
+from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
 from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
 from hundi.connection.manager import ConnectionManager, ConnectionSettings
@@ -270,24 +270,15 @@ async def test_rest_requests_are_served_and_transport_errors_become_599(
     async def snapshot(request: web.Request) -> web.Response:
         return web.Response(body=b'{"lastUpdateId": 7}', content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/depth", snapshot)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        ok = SeqVenue(exchange.url, rest_url=f"http://127.0.0.1:{port}/depth")
+    async with http_route("GET", "/depth", snapshot) as url:
+        ok = SeqVenue(exchange.url, rest_url=url)
         run = Running(ok, PicowsClient(), FAST)
         await run.until(lambda: len(ok.responses) == 1)
         await run.stop()
-    finally:
-        await runner.cleanup()
     assert ok.responses[0].status == 200
     assert ok.responses[0].body == b'{"lastUpdateId": 7}'
 
-    down = SeqVenue(exchange.url, rest_url=f"http://127.0.0.1:{port}/depth")
+    down = SeqVenue(exchange.url, rest_url=url)  # the server is gone
     run = Running(down, PicowsClient(), FAST)
     await run.until(lambda: len(down.responses) == 1)
     await run.stop()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from test_manager import FAST, Running
-from wsharness import Exchange, SeqVenue, until
+from wsharness import Exchange, SeqVenue, http_route, until
 
 from hundi.capture.events import CaptureKind
 from hundi.connection.client import PicowsClient
@@ -105,23 +105,14 @@ async def test_private_rest_request_sends_method_and_headers_but_logs_and_captur
         seen.append((request.method, request.headers.get("X-API-KEY", "")))
         return web.json_response({"code": -1, "msg": f"refused {TOKEN}"}, status=400)
 
-    app = web.Application()
-    app.router.add_route("POST", "/key", listen_key)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        venue = PrivateVenue(exchange.url, rest_url=f"http://127.0.0.1:{port}/key")
+    async with http_route("POST", "/key", listen_key) as url:
+        venue = PrivateVenue(exchange.url, rest_url=url)
         run = Running(venue, PicowsClient(), FAST)
         captured: list[Any] = []
         run.manager.capture = lambda *a, **k: captured.append((a, k))
         with caplog.at_level(logging.DEBUG):
             await run.until(lambda: len(venue.responses) == 1)
             await run.stop()
-    finally:
-        await runner.cleanup()
     assert seen == [("POST", API_KEY)]
     assert venue.responses[0].status == 400 and TOKEN.encode() in venue.responses[0].body
     assert not [c for c in captured if c[0][0] is CaptureKind.REST]

@@ -1,4 +1,4 @@
-"""A real in-test WebSocket exchange and a minimal venue protocol for it.
+"""A real in-test WebSocket exchange, a minimal venue protocol for it and a one-route HTTP server.
 
 The server broadcasts one global, numbered event sequence to every connected client (as an
 exchange does), with byte-identical frames on every connection, so tests can check that a
@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 
 from hundi.exchanges.base import (
@@ -27,6 +29,21 @@ from hundi.exchanges.base import (
     VenueProtocol,
 )
 from hundi.records import Event, Trade
+
+
+@contextlib.asynccontextmanager
+async def http_route(method: str, path: str, handler: Handler) -> AsyncIterator[str]:
+    """A real HTTP server on a free local port answering one route; yields that route's URL
+    (which refuses connections once the block is left)."""
+    app = web.Application()
+    app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
+    finally:
+        await runner.cleanup()
 
 
 @dataclass
