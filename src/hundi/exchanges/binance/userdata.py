@@ -198,6 +198,13 @@ class UserDataStream:
             return FrameStatus.FILTERED
         raise RejectedFrame("unknown_event", kind or "(no event type)")
 
+    def _ended(self, payload: bytes, recv_ns: int, out: RecordSink, detail: str) -> FrameStatus:
+        """Binance ended the stream (an event with just its time): a gap, then a reconnect."""
+        event_ms = EVENT_TIME_DECODER.decode(payload).event_time
+        self.session.reconnect_wanted = True
+        self.session.event(out, EventKind.GAP, event_ms * MS if event_ms else recv_ns, detail)
+        return FrameStatus.PROCESSED
+
     def _order(
         self,
         out: RecordSink,
@@ -355,14 +362,11 @@ class SpotUserData(UserDataStream):
 
     def _terminated(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The subscription ended: subscribe again on a fresh connection, at once."""
-        event_ms = EVENT_TIME_DECODER.decode(payload).event_time
-        self.subscribed = False
-        self.session.reconnect_wanted = True
-        ts = event_ms * MS if event_ms else recv_ns
         detail = "eventStreamTerminated: subscription ended; subscribing again"
-        self.session.event(out, EventKind.GAP, ts, detail)
+        status = self._ended(payload, recv_ns, out, detail)
+        self.subscribed = False
         log.warning("Binance ended the user-data subscription; subscribing again")
-        return FrameStatus.PROCESSED
+        return status
 
     def _execution(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         msg = EXECUTION_REPORT_DECODER.decode(payload)
@@ -533,16 +537,13 @@ class FuturesUserData(UserDataStream):
 
     def _expired(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """The key lapsed: get a new one, then reconnect to it."""
-        event_ms = EVENT_TIME_DECODER.decode(payload).event_time
+        detail = "listenKeyExpired: new listen key, reconnecting"
+        status = self._ended(payload, recv_ns, out, detail)
         self.listen_key = None
         self.in_flight = False
         self.retry_at_ns = 0
-        self.session.reconnect_wanted = True
-        ts = event_ms * MS if event_ms else recv_ns
-        detail = "listenKeyExpired: new listen key, reconnecting"
-        self.session.event(out, EventKind.GAP, ts, detail)
         log.warning("Binance listen key expired; creating a new one and reconnecting")
-        return FrameStatus.PROCESSED
+        return status
 
     def _execution(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         update = ORDER_TRADE_UPDATE_DECODER.decode(payload)
