@@ -7,9 +7,17 @@ import socket
 
 import pytest
 
+from hundi.records import Channel, Trade
 from hundi.stores.base import StoreError, open_store
 
 SECRET = "s3cr3t-Pa55-never-shown"
+
+
+def trade() -> Trade:
+    return Trade(
+        exchange="x", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=1, recv_ts=2, trade_id=1,
+        price=1.0, size=1.0, side=1, first_trade_id=1, last_trade_id=1,
+    )  # fmt: skip
 
 
 def closed_port() -> int:
@@ -48,8 +56,16 @@ def test_unreachable_host_is_one_clear_error_without_the_password(
     monkeypatch.setenv("CASSANDRA_PASSWORD", SECRET)
     monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
     port = closed_port()
-    with pytest.raises(StoreError) as raised:
-        open_store(f"cassandra://127.0.0.1:{port}/hundi_test")
+    store = open_store(f"cassandra://127.0.0.1:{port}/hundi_test")  # a collector starts...
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("hundi")
+    ]
+    assert len(warnings) == 1 and "no host available" in warnings[0]  # ...saying why, once
+    with pytest.raises(StoreError) as raised:  # and every write says it (the writer spools)
+        store.write({Channel.TRADES: [trade()]})
+    store.close()
     message = str(raised.value)
     assert f"127.0.0.1:{port}/hundi_test" in message
     assert "no host available" in message

@@ -109,3 +109,29 @@ def test_store_writer_spools_through_an_outage_and_stores_everything_once(
     finally:
         reader.close()
     assert list(frame["trade_id"]) == list(range(160))
+
+
+def test_cluster_down_at_start_opens_anyway_and_connects_on_a_later_write(
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    relay.cut()
+    store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")  # no exception
+    try:
+        with pytest.raises(StoreError, match="no host available"):
+            store.write({Channel.TRADES: trades(exchange, 0, 10)})  # the writer spools this
+        relay.restore()
+        store.write({Channel.TRADES: trades(exchange, 0, 10)})
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    finally:
+        store.close()
+    assert list(frame["trade_id"]) == list(range(10))
+
+
+def test_cluster_down_is_still_an_error_for_a_reader(
+    relay: TcpRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    relay.cut()
+    with pytest.raises(StoreError, match="no host available"):
+        open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test", read_only=True)

@@ -117,12 +117,27 @@ class CassandraStore(Store):
         # fields records gained since: those read as nulls.
         self._readable = {channel: spec.fields for channel, spec in self._specs.items()}
         self._indexed: set[tuple[Channel, _PartitionKey]] = set()
+        self._unreachable = False  # the last connect failed for want of a node (not a login)
+        self._opened = False
+        try:
+            self._open()
+        except StoreError as exc:
+            # A collector must not refuse to start because the cluster is briefly down (a
+            # reboot, a rolling restart): it starts, its writer spools, and the store connects
+            # on a later write. Bad credentials and bad names still stop it here, clearly.
+            if self.read_only or not self._unreachable:
+                raise
+            log.warning("%s; collecting on, the data is spooled until it answers", exc)
+
+    def _open(self) -> None:
+        """Connect and create/migrate the schema (again on each write until it succeeds)."""
         self._cluster, self._session = self._connect()
         try:
             self._prepare_schema()
         except BaseException:
             self._cluster.shutdown()
             raise
+        self._opened = True
 
     # -- connection ------------------------------------------------------------------------
 
@@ -191,6 +206,9 @@ class CassandraStore(Store):
             session = cluster.connect()
         except Exception as exc:  # the driver raises NoHostAvailable, but also plain errors
             cluster.shutdown()
+            self._unreachable = isinstance(exc, NoHostAvailable) and not any(
+                isinstance(e, AuthenticationFailed) for e in exc.errors.values()
+            )
             self._fail("connecting", exc)
         session.default_fetch_size = _FETCH_SIZE
         return cluster, session
@@ -223,7 +241,8 @@ class CassandraStore(Store):
 
     def close(self) -> None:
         """Nothing is buffered (``write`` waits for acknowledgements): just disconnect."""
-        self._cluster.shutdown()
+        if self._opened:
+            self._cluster.shutdown()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -243,6 +262,8 @@ class CassandraStore(Store):
         """Send every record and wait until all are acknowledged (see the module docstring)."""
         if self.read_only:
             raise StoreError(f"Cassandra {self.settings.where} was opened read-only")
+        if not self._opened:
+            self._open()  # raises StoreError while the cluster is still down: the writer spools
         statements: list[tuple[Statement, None]] = []
         new_index: list[tuple[Channel, _PartitionKey]] = []
         try:
@@ -334,6 +355,8 @@ class CassandraStore(Store):
         end: datetime | None = None,
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
+        if not self._opened:
+            self._open()
         channel = Channel(channel)
         schema = SCHEMAS[channel]
         spec = self._specs.get(channel)
