@@ -10,7 +10,7 @@ DEMO_STORE ?= ./data
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint typecheck check demo bench clean services-up services-down services-status services-logs
+.PHONY: help venv test lint typecheck check demo bench bench-stores bench-series bench-research clean services-up services-down services-status services-logs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -33,13 +33,23 @@ lint: venv ## ruff (lint + format check)
 typecheck: venv ## mypy --strict on the package
 	$(BIN)/mypy
 
-check: lint typecheck test ## Everything CI checks
+check: lint typecheck services-up test ## Everything CI checks (starts the real servers)
 
 demo: venv ## Simulator + collector for DURATION s into ./data, then summary and a sample query
 	@bash scripts/demo.sh "$(DURATION)" "$(MARKET)" "$(SYMBOLS)" "$(DEMO_STORE)"
 
 bench: venv ## Throughput benchmarks (simulator at full speed → collector → embedded store)
 	$(BIN)/python bench/run.py
+
+bench-stores: services-up ## Cassandra and KairosDB write/read throughput on the real servers
+	$(BIN)/python bench/cassandra_write.py
+	$(BIN)/python bench/kairosdb_write.py
+
+bench-series: venv ## Streaming series engine and offline bars (10M trades) vs pandas
+	$(BIN)/python bench/series.py
+
+bench-research: venv ## hundi.bars over 10M stored trades and book_at latency vs pandas baselines
+	$(BIN)/python bench/research.py
 
 services-up: venv ## Start real Cassandra 5 + KairosDB from Maven Central jars (logs: .services/logs)
 	$(BIN)/python services/manage.py up
