@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from test_manager import FAST, Running
-from wsharness import Exchange, SeqVenue, http_route, until
+from test_manager import FAST, Running, settings
+from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
 from hundi.capture.events import CaptureKind
 from hundi.connection.client import PicowsClient
@@ -119,3 +119,31 @@ async def test_private_rest_request_sends_method_and_headers_but_logs_and_captur
     assert "status 400" in caplog.text
     assert TOKEN not in caplog.text and API_KEY not in caplog.text
     assert API_KEY not in repr(RestRequest("k", "u", 1, "POST", {"X-API-KEY": API_KEY}))
+
+
+async def test_private_rollover_whose_new_socket_dies_delivers_its_messages_and_breaks(
+    exchange: Exchange,
+) -> None:
+    """The venue ended the old socket's subscription (it goes silent) and the new socket dies
+    during the overlap: what the new one received is delivered, then the protocol hears of the
+    break (its gap) instead of the manager keeping a socket that carries nothing."""
+    venue = PrivateVenue(exchange.url)
+    venue.ready = True
+    run = Running(venue, PicowsClient(), settings(overlap_s=10.0, rollover_wait_s=20.0))
+    await run.until(lambda: len(run.sink.trades) > 5 and len(exchange.clients) == 1)
+    (old,) = exchange.clients
+    exchange.silent.add(old)  # the old subscription ended
+    await asyncio.sleep(0.05)
+    last_old = max(trade_ids(run.sink))
+    venue.reconnects.append("main")
+    await until(lambda: len(exchange.clients) == 2)
+    (new,) = exchange.clients - {old}
+    await asyncio.sleep(0.3)  # the new socket's messages are held back in the overlap
+    assert max(trade_ids(run.sink)) == last_old
+    new.transport.abort()
+    await run.until(lambda: venue.closes == ["main"] and len(venue.opens) == 2)
+    await run.stop()
+    (gap, *_) = [e for e in run.sink.events if e.kind == "gap"]
+    salvaged = [t for t in run.sink.trades if t.trade_id > last_old and t.recv_ts <= gap.ts]
+    assert len(salvaged) > 5  # delivered before the gap that says the stream broke
+    assert_continuous([t.trade_id for t in salvaged])

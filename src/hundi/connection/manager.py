@@ -20,6 +20,10 @@ Reconnects:
   exchange stream is the same bytes). Per stream, messages stay in order and none is lost or
   doubled, so the protocol sees no close/open and keeps its book. The protocol's own
   sequence checks (Binance depth drops ``u <= last``) remain the second line of defence.
+  If the new socket dies during the overlap the old one is kept, except on an authenticated
+  stream when the new one had received messages the old one had not: its subscription may be
+  the only live one (the venue ended the old's), so those are delivered and the old socket is
+  closed as well: a break the protocol hears of (``on_close``), not a silent hole.
 
 Authenticated streams (``StreamSpec.private``): the URL and the messages of each open come from
 ``protocol.opening`` at that moment (fresh signatures, listen keys); when it answers None (no
@@ -471,6 +475,9 @@ class ConnectionManager:
                     new = await self._rollover(spec, live, why)
                     if new is live:
                         next_rollover_try = time.monotonic() + rollover_backoff.next()
+                        if requested and not live.closed.done():
+                            # the venue's wish stands until a switch (or a fresh socket) answers it
+                            self._reconnect_requests.add(key)
                     else:
                         rollover_backoff.reset()
                         live = new
@@ -518,6 +525,8 @@ class ConnectionManager:
             await asyncio.sleep(min(0.05, settings.overlap_s / 4))
         if new.closed.done():
             self._live.discard(new.conn)
+            if spec.private and any(data not in old.feed.seen for _, data in new.feed.held):
+                return await self._salvage(key, old, new)
             old.feed.mode = _DELIVER
             old.feed.seen = set()
             log.warning("%s: new connection closed during rollover; keeping the old one", key)
@@ -548,6 +557,27 @@ class ConnectionManager:
             "; old one had already closed" if old_gone_first else "",
         )
         return new
+
+    async def _salvage(self, key: str, old: _Live, new: _Live) -> _Live:
+        """The new socket of an authenticated stream died in the overlap with messages the old
+        one never carried: deliver them, then end the old socket too.
+
+        A private subscription belongs to its socket: the venue may already have ended the old
+        one's (that is often why we roll over), so it need not carry what the new one did.
+        Dropping the held messages and keeping the old socket would lose them with nothing to
+        say so; closing it makes the protocol hear of the break (``on_close``: its gap).
+        """
+        old.feed.mode = _DROP
+        seen = old.feed.seen
+        deliver = self._deliver
+        for recv_ns, data in new.feed.held:
+            if data not in seen:
+                deliver(key, data, recv_ns)
+        new.feed.held = []
+        old.feed.seen = set()
+        log.warning("%s: new connection closed during rollover; reconnecting afresh", key)
+        await self._close(old, "rollover failed")
+        return old
 
     # --- REST ---------------------------------------------------------------------------------
 
