@@ -27,8 +27,8 @@ test: venv ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv ## ruff (lint + format check)
-	$(BIN)/ruff check src tests bench services
-	$(BIN)/ruff format --check src tests bench services
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: venv ## mypy --strict on the package
 	$(BIN)/mypy
