@@ -141,13 +141,7 @@ def load_settings(
 ) -> Settings:
     """Resolve every key by precedence and validate it (see the module docstring)."""
     environ = os.environ if environ is None else environ
-    env_path = (cwd or Path.cwd()) / ENV_FILE
-    dotenv: dict[str, str | None] = {}
-    if env_path.is_file():
-        try:
-            dotenv = dict(dotenv_values(env_path))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {env_path}: {exc}") from None
+    dotenv = read_env_file((cwd or Path.cwd()) / ENV_FILE)
     yaml_settings = config_file.settings if config_file else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -181,6 +175,19 @@ def load_settings(
     return Settings(**values, sources=sources)
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """A dotenv file's assignments ({} when it does not exist).
+
+    The error names the file and the failure's type only: the content may hold secrets."""
+    if not path.is_file():
+        return {}
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {type(exc).__name__}") from None
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def env_with_files(
     *file_names: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> dict[str, str]:
@@ -191,14 +198,7 @@ def env_with_files(
     """
     merged: dict[str, str] = {}
     for name in file_names:
-        path = (cwd or Path.cwd()) / name
-        if not path.is_file():
-            continue
-        try:
-            values = dotenv_values(path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {type(exc).__name__}") from None
-        merged.update({k: v for k, v in values.items() if v is not None})
+        merged.update(read_env_file((cwd or Path.cwd()) / name))
     merged.update(os.environ if environ is None else environ)
     return merged
 

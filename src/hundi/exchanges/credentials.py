@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
+from hundi.config import ConfigError, read_env_file
 
 MASK = "***"
 
@@ -113,9 +113,9 @@ def load_credentials(
     if not path.is_file():
         return None
     try:
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialError(f"cannot read {path}: {type(exc).__name__}") from None
+        values = read_env_file(path)
+    except ConfigError as exc:
+        raise CredentialError(str(exc)) from None
     if values.get(ed_name):
         return _ed25519(venue, values, key_name, ed_name, path.name, base)
     found = _pair(values, key_name, secret_name, str(path))

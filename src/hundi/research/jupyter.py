@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
+from hundi.config import ConfigError, read_env_file
 
 SETTINGS_FILE = ".jupyter.env"
 SECRET_FILE = ".secret.jupyter.env"
@@ -66,6 +66,13 @@ def _flag(values: Mapping[str, str | None], key: str, default: bool) -> bool:
     raise JupyterConfigError(f"{SETTINGS_FILE}: {key} must be yes or no, not {raw!r}")
 
 
+def _read(path: Path) -> dict[str, str]:
+    try:
+        return read_env_file(path)
+    except ConfigError as exc:
+        raise JupyterConfigError(str(exc)) from None
+
+
 def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> Launch:
     """Read ``.jupyter.env`` and ``.secret.jupyter.env`` in ``directory``.
 
@@ -74,9 +81,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
     """
     env = dict(os.environ if environ is None else environ)
     settings_path = directory / SETTINGS_FILE
-    values: dict[str, str | None] = {}
-    if settings_path.is_file():
-        values.update(dotenv_values(settings_path))
+    values = _read(settings_path)
     values.update({k: v for k, v in env.items() if k.startswith("JUPYTER_")})
     secret_path = directory / SECRET_FILE
     token = env.get("JUPYTER_TOKEN")
@@ -86,7 +91,7 @@ def load_settings(directory: Path, environ: Mapping[str, str] | None = None) -> 
                 f"{SECRET_FILE} not found in {directory}: copy {SECRET_FILE}.example to "
                 f"{SECRET_FILE} and set JUPYTER_TOKEN"
             )
-        token = dotenv_values(secret_path).get("JUPYTER_TOKEN") or ""
+        token = _read(secret_path).get("JUPYTER_TOKEN") or ""
     if not token.strip():
         raise JupyterConfigError(f"{SECRET_FILE}: JUPYTER_TOKEN is missing or empty")
     port_text = (values.get("JUPYTER_PORT") or "8888").strip()

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from dotenv import dotenv_values
-
+from hundi.config import ConfigError, read_env_file
 from hundi.stores.base import StoreError
 
 ENV_FILE = ".kairosdb.env"
@@ -134,13 +133,10 @@ def load_settings(
 ) -> KairosSettings:
     """Resolve and validate every setting (see the module docstring for the precedence)."""
     environ = os.environ if environ is None else environ
-    env_path = (cwd or Path.cwd()) / ENV_FILE
-    dotenv: dict[str, str | None] = {}
-    if env_path.is_file():
-        try:
-            dotenv = dict(dotenv_values(env_path))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"cannot read {env_path}: {type(exc).__name__}") from None
+    try:
+        dotenv = read_env_file((cwd or Path.cwd()) / ENV_FILE)
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
 
     def lookup(env: str) -> tuple[str | None, str]:
         if environ.get(env) is not None:
