@@ -55,3 +55,23 @@ def test_bad_arguments_are_clear(sim_stores: dict[str, Path]) -> None:
     with pytest.raises(ResearchError, match="end is before start"):
         next(iter_read(store, exchange="binance", start="2024-01-02", end="2024-01-01"))
     assert list(iter_read(store, exchange="binance", symbol="NOPE-USDT")) == []
+
+
+def test_a_network_store_streams_day_by_day_between_start_and_end(
+    cassandra_keyspace: str,
+) -> None:
+    from hundi.stores.base import open_store
+
+    trades = [trade(MIDNIGHT + (i - 5) * 100 * MS, i, 100.0 + i) for i in range(10)]
+    target = open_store(cassandra_keyspace)
+    target.write({Channel.TRADES: trades})
+    target.close()
+    start = pd.Timestamp(MIDNIGHT - 10_000 * MS, tz="UTC").to_pydatetime()
+    end = pd.Timestamp(MIDNIGHT + 10_000 * MS, tz="UTC").to_pydatetime()
+    days = list(iter_day_tables(cassandra_keyspace, exchange="binance", start=start, end=end))
+    assert [table.num_rows for _, table in days] == [5, 5] and days[0][0] < days[1][0]
+    chunks = list(iter_read(cassandra_keyspace, exchange="binance", start=start, end=end))
+    whole = hundi.read(cassandra_keyspace, exchange="binance", start=start, end=end)
+    pd.testing.assert_frame_equal(pd.concat(chunks), whole)
+    with pytest.raises(ResearchError, match="needs start and end"):
+        next(iter_read(cassandra_keyspace, exchange="binance"))

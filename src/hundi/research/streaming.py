@@ -55,34 +55,10 @@ def iter_batches(
     ``ordered=False`` skips sorting each day by (ts, recv_ts): rows come in storage order,
     still day by day (for order-insensitive aggregations over many rows).
     """
-    selected = parse_channel(channel)
-    wanted = _columns(selected, columns)
-    first_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
-    if first_ns is not None and end_ns is not None and end_ns < first_ns:
-        raise ResearchError("end is before start")
-    opened = open_for_reading(store)
-    root = embedded_root(opened)
-    if root is None:
-        if first_ns is None or end_ns is None:
-            raise ResearchError(
-                f"streaming from {opened.describe()} needs start and end (it cannot list days)"
-            )
-        for day in days_between(day_of(first_ns), day_of(end_ns - 1)):
-            lo = max(first_ns, day_start_ns(day))
-            hi = min(end_ns, day_start_ns(day + timedelta(days=1)))
-            frame = opened.read(
-                exchange=exchange,
-                symbol=symbol,
-                channel=selected,
-                start=ns_to_timestamp(lo),
-                end=ns_to_timestamp(hi),
-            )
-            table = pa.Table.from_pandas(frame.reset_index()[list(wanted)], preserve_index=False)
-            yield from table.to_batches(max_chunksize=chunk_rows)
-        return
-    for _, table in _embedded_days(
-        root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
-    ):
+    for _, table in iter_day_tables(
+        store, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
+        columns=columns, ordered=ordered,
+    ):  # fmt: skip
         yield from table.to_batches(max_chunksize=chunk_rows)
 
 
@@ -99,29 +75,36 @@ def iter_day_tables(
 ) -> Iterator[tuple[date, pa.Table]]:
     """(day, Arrow table) per stored UTC day: the unit :func:`iter_batches` cuts into chunks.
 
-    Days without rows are skipped.
+    Days without rows are skipped. A store other than the embedded one cannot list its days,
+    so it needs ``start`` and ``end`` and is read through ``Store.read`` one day at a time.
     """
     selected = parse_channel(channel)
     wanted = _columns(selected, columns)
     first_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
+    if first_ns is not None and end_ns is not None and end_ns < first_ns:
+        raise ResearchError("end is before start")
     opened = open_for_reading(store)
     root = embedded_root(opened)
-    if root is None:
-        batches = iter_batches(
-            opened, exchange=exchange, symbol=symbol, channel=selected, start=start, end=end,
-            columns=columns, ordered=ordered,
-        )  # fmt: skip
-        by_day: dict[date, list[pa.RecordBatch]] = {}
-        for batch in batches:
-            if batch.num_rows:
-                first_ts = batch.column("ts").cast(pa.int64())[0].as_py()
-                by_day.setdefault(day_of(first_ts), []).append(batch)
-        for day, found in by_day.items():
-            yield day, pa.Table.from_batches(found)
+    if root is not None:
+        yield from _embedded_days(
+            root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
+        )
         return
-    yield from _embedded_days(
-        root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
-    )
+    if first_ns is None or end_ns is None:
+        raise ResearchError(
+            f"streaming from {opened.describe()} needs start and end (it cannot list days)"
+        )
+    for day in days_between(day_of(first_ns), day_of(end_ns - 1)):
+        frame = opened.read(
+            exchange=exchange,
+            symbol=symbol,
+            channel=selected,
+            start=ns_to_timestamp(max(first_ns, day_start_ns(day))),
+            end=ns_to_timestamp(min(end_ns, day_start_ns(day + timedelta(days=1)))),
+        )
+        table = pa.Table.from_pandas(frame.reset_index()[list(wanted)], preserve_index=False)
+        if table.num_rows:
+            yield day, table
 
 
 def _embedded_days(
