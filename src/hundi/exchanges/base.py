@@ -73,8 +73,7 @@ class RecordSink:
     def items(self) -> Iterator[tuple[Channel, list[Record]]]:
         """Non-empty channels and their records."""
         for channel in Channel:
-            # derived channels (hundi.series) have no list here: venues never produce them
-            records: list[Record] | None = getattr(self, channel.value, None)
+            records: list[Record] = getattr(self, channel.value)
             if records:
                 yield channel, records
 
