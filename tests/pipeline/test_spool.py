@@ -104,7 +104,7 @@ def test_writer_spools_during_an_outage_and_drains_in_order(tmp_path: Path) -> N
         spill_after_s=0.1,
     )
     for i in range(3):
-        assert writer.offer(a_batch(i * 10, 10)) or _wait_offer(writer, a_batch(i * 10, 10))
+        _wait_offer(writer, a_batch(i * 10, 10))
     _wait(lambda: writer.stored["trades"] == 30)
     store.down.set()
     for i in range(3, 20):  # far more batches than the queue holds: the spool takes them
@@ -192,6 +192,6 @@ def _wait(condition: object, within: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def _wait_offer(writer: StoreWriter, batch: Batch) -> bool:
+def _wait_offer(writer: StoreWriter, batch: Batch) -> None:
+    """Offer until the bounded queue takes the batch."""
     _wait(lambda: writer.offer(batch))
-    return True
