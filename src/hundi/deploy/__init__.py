@@ -1,0 +1,1 @@
+"""Deployment support: the repository's env files, Kubernetes rendering and validation."""
