@@ -57,6 +57,13 @@ def _store_list(text: str) -> tuple[str, ...]:
     return stores
 
 
+def _shard(text: str) -> str:
+    value = text.strip().lower()
+    if value and value != "auto" and not value.isdigit():
+        raise ValueError(text)
+    return value
+
+
 def _ws_client(text: str) -> str:
     value = text.strip().lower()
     if value not in ("picows", "aiohttp"):
@@ -90,6 +97,9 @@ KEYS: dict[str, _Key] = {
     "ws_client": _Key("HUNDI_WS_CLIENT", _ws_client, "'picows' or 'aiohttp'", "picows"),
     "spool_dir": _Key("HUNDI_SPOOL_DIR", _nonempty, "a folder path", "./spool"),
     "spill_after": _Key("HUNDI_SPILL_AFTER", _positive_float, "a positive number of seconds", "5"),
+    # Collector sharding (hundi.pipeline.shard): '' = all symbols, 'auto' = StatefulSet ordinal.
+    "shard": _Key("HUNDI_SHARD", _shard, "'auto', a shard number or empty", ""),
+    "shards": _Key("HUNDI_SHARDS", _positive_int, "a positive integer", "1"),
 }
 
 
@@ -108,6 +118,8 @@ class Settings:
     ws_client: str
     spool_dir: Path
     spill_after: float
+    shard: str
+    shards: int
     sources: dict[str, str] = field(default_factory=dict)
 
 

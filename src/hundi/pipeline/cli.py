@@ -30,6 +30,7 @@ from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
 from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.pipeline.shard import resolve_shard, shard_feeds
 from hundi.records import Channel
 from hundi.series.engine import Scope, SeriesEngine
 from hundi.series.spec import EXAMPLE, BasisSpec, BookTopSpec, SeriesPlan, SeriesSpecError
@@ -104,6 +105,16 @@ def _symbols(text: str | None) -> tuple[str, ...]:
     metavar="SPECS",
     help=f"Derived series to compute and store, e.g. {EXAMPLE}. With --config: per feed key.",
 )
+@click.option(
+    "--shard",
+    metavar="auto|N",
+    help="Collect only shard N of the symbols (auto: the StatefulSet ordinal of the host name).",
+)
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    help="Number of shards, the collector replica count (HUNDI_SHARDS). [default: 1]",
+)
 def collect(
     exchange: str | None,
     market: str | None,
@@ -122,6 +133,8 @@ def collect(
     stale_after: float | None,
     options: tuple[str, ...],
     series_text: str | None,
+    shard: str | None,
+    shards: int | None,
 ) -> None:
     """Collect market data from EXCHANGE (e.g. binance) into stores.
 
@@ -135,6 +148,8 @@ def collect(
                 "store": stores or None,
                 "flush_interval": flush_interval,
                 "stale_after": stale_after,
+                "shard": shard,
+                "shards": shards,
             },
             config_file=config_file,
         )
@@ -165,8 +180,13 @@ def collect(
             feeds = config_file.feeds
         else:
             raise click.UsageError("give an EXCHANGE (e.g. binance) or a --config with feeds")
+        selected = resolve_shard(settings.shard, settings.shards)
+        feeds = shard_feeds(feeds, selected)
     except ConfigError as exc:
         _fail(str(exc))
+    if selected is not None:
+        mine = "; ".join(f"{f.exchange} {f.market} {','.join(f.symbols)}" for f in feeds)
+        click.echo(f"{selected}: {mine}", err=True)
     code = _collect(feeds, settings, raw_dir, quarantine_path, duration, summary_json)
     sys.exit(code)
 
