@@ -14,6 +14,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from hundi.api.cli import serve
     from hundi.capture.cli import replay
     from hundi.pipeline.cli import collect
     from hundi.query import query
@@ -23,6 +24,7 @@ def _register() -> None:
     main.add_command(simulate)
     main.add_command(replay)
     main.add_command(query)
+    main.add_command(serve)
 
 
 _register()

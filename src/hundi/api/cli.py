@@ -1,0 +1,59 @@
+"""``hundi serve``: the HTTP API Grafana's Infinity datasource reads (see :mod:`hundi.api`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
+from hundi.config import ConfigError, load_settings
+from hundi.research._source import ResearchError
+from hundi.research.bars import interval_ns
+
+
+def _duration(text: str) -> int:
+    try:
+        return interval_ns(text)
+    except ResearchError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option(
+    "--store", "store_url", default=None,
+    help="Store URL to read (./data, cassandra://host/keyspace...); default: the first of "
+    "HUNDI_STORE (environment or .hundi.env).",
+)  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--max-range", default="1d", show_default=True,
+    help="Longest from..to one request may ask for (250ms, 1h, 1d...).",
+)  # fmt: skip
+@click.option(
+    "--max-points", type=click.IntRange(min=1), default=DEFAULT_MAX_POINTS, show_default=True,
+    help="Most intervals (bars, buckets) one request may ask for.",
+)  # fmt: skip
+@click.option(
+    "--max-rows", type=click.IntRange(min=1), default=DEFAULT_MAX_ROWS, show_default=True,
+    help="Most raw rows (trades, quotes, events) one request may read.",
+)  # fmt: skip
+def serve(
+    store_url: str | None, host: str, port: int, max_range: str, max_points: int, max_rows: int
+) -> None:
+    """Serve stored data over HTTP for Grafana (Infinity datasource): /api/v1/..."""
+    from aiohttp import web
+
+    from hundi.api.server import create_app, public_store
+
+    if store_url is None:
+        try:
+            store_url = load_settings().store[0]
+        except ConfigError as exc:
+            click.echo(f"hundi serve: {exc}", err=True)
+            sys.exit(2)
+    limits = Limits(max_range_ns=_duration(max_range), max_points=max_points, max_rows=max_rows)
+    app = create_app(store_url, limits)
+    click.echo(f"hundi serve: {public_store(store_url)} on http://{host}:{port}/api/v1/", err=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

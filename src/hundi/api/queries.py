@@ -1,0 +1,380 @@
+"""What each API endpoint computes: stored data → flat rows (dicts) for Grafana.
+
+Everything goes through hundi's read path (``Store.read``, :func:`hundi.bars`,
+:func:`hundi.research.streaming.iter_day_tables`), so the API shows what a notebook would.
+Times in rows are epoch milliseconds (Infinity parses ``timestamp_epoch`` as ms); a bucket
+is labelled by its start. Work is bounded by :class:`Limits`: the range, the number of
+buckets and the raw rows read are checked before or while reading, never after the fact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+from hundi.records import Channel, EventKind
+from hundi.research import bars as research_bars
+from hundi.research._source import embedded_root, ns_to_timestamp, symbols
+from hundi.research.streaming import iter_day_tables
+from hundi.series.spec import duration_label
+from hundi.stores.base import Store
+
+Row = dict[str, Any]
+NS_PER_MS = 1_000_000
+
+#: channels the symbol list looks in (a symbol with any of them stored is listed)
+SYMBOL_CHANNELS = (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.BARS, Channel.BOOK_TOP)
+EVENT_KINDS = tuple(kind.value for kind in EventKind)
+
+
+DEFAULT_MAX_RANGE_NS = 24 * 3600 * 10**9
+DEFAULT_MAX_POINTS = 20_000
+DEFAULT_MAX_ROWS = 5_000_000
+
+
+class ApiError(ValueError):
+    """A request the API will not answer as asked (HTTP 400); the message says why."""
+
+
+class TooMuchData(ApiError):
+    """The request would read more than the limits allow (HTTP 413)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one request, so one dashboard refresh cannot read a year of ticks."""
+
+    max_range_ns: int = DEFAULT_MAX_RANGE_NS  # from..to
+    max_points: int = DEFAULT_MAX_POINTS  # buckets per series
+    max_rows: int = DEFAULT_MAX_ROWS  # raw rows read (trades, quotes, events) per request
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A validated request: ``start <= ts < end`` (ns) cut into buckets of ``step`` ns."""
+
+    start: int
+    end: int
+    step: int
+
+    @property
+    def label(self) -> str:
+        return duration_label(self.step)
+
+    def first_bucket(self) -> int:
+        return self.start // self.step
+
+    def buckets(self) -> npt.NDArray[np.int64]:
+        """Bucket numbers overlapping the range."""
+        return np.arange(self.first_bucket(), -(-self.end // self.step), dtype=np.int64)
+
+    def timestamps(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return ns_to_timestamp(self.start), ns_to_timestamp(self.end)
+
+
+def window(start_ms: int, end_ms: int, step_ns: int, limits: Limits) -> Window:
+    """Check a requested range and step against the limits."""
+    if end_ms <= start_ms:
+        raise ApiError(f"to ({end_ms}) must be after from ({start_ms})")
+    span = (end_ms - start_ms) * NS_PER_MS
+    if span > limits.max_range_ns:
+        raise TooMuchData(
+            f"range of {span / 3.6e12:.1f} h exceeds the limit of "
+            f"{duration_label(limits.max_range_ns)} (hundi serve --max-range)"
+        )
+    if step_ns % NS_PER_MS:
+        raise ApiError("interval must be a whole number of milliseconds")
+    if -(-span // step_ns) > limits.max_points:
+        raise TooMuchData(
+            f"{-(-span // step_ns)} intervals of {duration_label(step_ns)} exceed the limit of "
+            f"{limits.max_points} (a larger interval, or hundi serve --max-points)"
+        )
+    return Window(start_ms * NS_PER_MS, end_ms * NS_PER_MS, step_ns)
+
+
+def _ms(ns: Any) -> int:
+    return int(ns) // NS_PER_MS
+
+
+def _number(value: Any) -> float | int | None:
+    """JSON-safe number: NaN and infinities become null (Grafana shows a gap)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> list[Row]:
+    """Frame indexed by UTC ts → rows with ``time`` in epoch ms and the named columns."""
+    times = pd.DatetimeIndex(frame.index).asi8 // NS_PER_MS
+    values = [frame[c].to_numpy() for c in columns]
+    return [
+        {"time": int(t), **{c: _number(v[i]) for c, v in zip(columns, values, strict=True)}}
+        for i, t in enumerate(times.tolist())
+    ]
+
+
+def _day_tables(
+    store: Store,
+    limits: Limits,
+    *,
+    exchange: str,
+    symbol: str | None,
+    channel: Channel,
+    span: Window,
+    columns: Sequence[str],
+) -> Iterator[pa.Table]:
+    """Stored rows of the window a day at a time, stopping at ``max_rows``."""
+    seen = 0
+    start, end = span.timestamps()
+    for _, table in iter_day_tables(
+        store, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
+        columns=columns, ordered=False,
+    ):  # fmt: skip
+        seen += table.num_rows
+        if seen > limits.max_rows:
+            raise TooMuchData(
+                f"more than {limits.max_rows} {channel.value} rows in the range; narrow it "
+                "(or hundi serve --max-rows)"
+            )
+        yield table
+
+
+def _ns_column(table: pa.Table, name: str) -> npt.NDArray[np.int64]:
+    column = table.column(name)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    return np.asarray(column.to_numpy(), np.int64)
+
+
+# --- symbols ---------------------------------------------------------------------------------
+
+
+def stored_symbols(store: Store, exchange: str) -> list[Row]:
+    """(exchange, symbol) pairs with market data stored, sorted.
+
+    The embedded store lists its partition folders; Cassandra asks its partition index (one
+    small query per channel). Other stores (KairosDB) cannot list without reading data.
+    """
+    names: set[str] = set()
+    root = embedded_root(store)
+    if root is not None:
+        for channel in SYMBOL_CHANNELS:
+            names.update(symbols(root, exchange, channel.value))
+    else:
+        listing = getattr(store, "_partitions", None)
+        if listing is None:
+            raise ApiError(f"{store.describe()} cannot list its symbols; type the symbol instead")
+        for channel in SYMBOL_CHANNELS:
+            names.update(name for name, _ in listing(exchange, channel, None, 0, 2**63 - 1))
+    return [{"exchange": exchange, "symbol": name} for name in sorted(names)]
+
+
+# --- bars ------------------------------------------------------------------------------------
+
+BAR_COLUMNS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "vwap",
+    "buy_volume",
+    "sell_volume",
+    "trade_count",
+)
+
+
+def bar_rows(store: Store, *, exchange: str, symbol: str, span: Window) -> tuple[str, list[Row]]:
+    """OHLCV bars: the stored ``bars`` series of this interval if the collector kept one,
+    else computed from stored trades by :func:`hundi.bars` (the collector's own builder).
+    Returns (source, rows)."""
+    start, end = span.timestamps()
+    stored = store.read(
+        exchange=exchange, symbol=symbol, channel=Channel.BARS, start=start, end=end
+    )
+    stored = stored[stored["interval"] == span.label] if len(stored) else stored
+    if len(stored):
+        return "bars", _rows(stored, BAR_COLUMNS)
+    # bounded by the range limit: hundi.bars streams a day of six trade columns at a time
+    computed = research_bars(
+        store, exchange, symbol, pd.Timedelta(span.step, unit="ns"), start=start, end=end
+    )
+    return "trades", _rows(computed, BAR_COLUMNS)
+
+
+# --- book ------------------------------------------------------------------------------------
+
+BOOK_COLUMNS = (
+    "mid",
+    "spread",
+    "imbalance",
+    "microprice",
+    "bid_price",
+    "bid_size",
+    "ask_price",
+    "ask_size",
+)
+_BBO_COLUMNS = ("ts", "bid_price", "bid_size", "ask_price", "ask_size")
+
+
+def book_rows(
+    store: Store,
+    limits: Limits,
+    *,
+    exchange: str,
+    symbol: str,
+    span: Window,
+    depth: int | None = None,
+) -> tuple[str, list[Row]]:
+    """Mid, spread, imbalance and microprice per interval. Returns (source, rows).
+
+    From the stored ``book_top`` series of this interval when the collector kept one (its
+    imbalance is over ``depth`` levels; the smallest stored depth unless ``depth`` is given).
+    Otherwise from stored BBO quotes: the row at ``T`` is the last quote in ``(T - interval,
+    T]``, i.e. the top of book at ``T`` as of the last update; an interval without quotes has
+    no row (it could be a quiet book or a collector outage: the events say which). Imbalance
+    there is over the best level only, ``(bid_size - ask_size) / (bid_size + ask_size)``.
+    """
+    start, end = span.timestamps()
+    stored = store.read(
+        exchange=exchange, symbol=symbol, channel=Channel.BOOK_TOP, start=start, end=end
+    )
+    if len(stored):
+        stored = stored[stored["interval"] == span.label]
+    if len(stored):
+        chosen = int(stored["depth"].min()) if depth is None else depth
+        stored = stored[stored["depth"] == chosen]
+        if len(stored):
+            return f"book_top:{chosen}", _rows(stored, BOOK_COLUMNS)
+    parts = list(
+        _day_tables(
+            store, limits, exchange=exchange, symbol=symbol, channel=Channel.BBO, span=span,
+            columns=_BBO_COLUMNS,
+        )
+    )  # fmt: skip
+    if not parts:
+        return "bbo", []
+    table = pa.concat_tables(parts)
+    ts = _ns_column(table, "ts")
+    quotes = pd.DataFrame({name: table.column(name).to_numpy() for name in _BBO_COLUMNS[1:]})
+    quotes["label"] = -(-ts // span.step) * span.step  # T: the grid time at or after ts
+    quotes["ts"] = ts
+    last = quotes.sort_values(["ts"], kind="stable").groupby("label", sort=True).last()
+    last = last[(last.index >= span.start) & (last.index < span.end)]
+    bid, ask = last["bid_price"].to_numpy(), last["ask_price"].to_numpy()
+    bid_size, ask_size = last["bid_size"].to_numpy(), last["ask_size"].to_numpy()
+    sizes = bid_size + ask_size
+    frame = pd.DataFrame(
+        {
+            "mid": (bid + ask) / 2,
+            "spread": ask - bid,
+            "imbalance": (bid_size - ask_size) / sizes,
+            "microprice": (bid * ask_size + ask * bid_size) / sizes,
+            "bid_price": bid,
+            "bid_size": bid_size,
+            "ask_price": ask,
+            "ask_size": ask_size,
+        },
+        index=pd.to_datetime(last.index.to_numpy(), unit="ns", utc=True),
+    )
+    return "bbo", _rows(frame, BOOK_COLUMNS)
+
+
+# --- collector health ------------------------------------------------------------------------
+
+
+def coverage_rows(
+    store: Store,
+    limits: Limits,
+    *,
+    exchange: str,
+    symbol: str | None,
+    channels: Sequence[Channel],
+    span: Window,
+) -> list[Row]:
+    """Records stored per interval, one column per channel, every interval of the range
+    (zero where nothing was stored: a hole shows as a drop to 0)."""
+    buckets = span.buckets()
+    first = int(buckets[0])
+    counts = {}
+    for channel in channels:
+        total = np.zeros(len(buckets), np.int64)
+        for table in _day_tables(
+            store, limits, exchange=exchange, symbol=symbol, channel=channel, span=span,
+            columns=("ts",),
+        ):  # fmt: skip
+            index = _ns_column(table, "ts") // span.step - first
+            total += np.bincount(index, minlength=len(buckets))[: len(buckets)]
+        counts[channel.value] = total.tolist()
+    return [
+        {"time": _ms(b * span.step), **{name: values[i] for name, values in counts.items()}}
+        for i, b in enumerate(buckets.tolist())
+    ]
+
+
+LAG_QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "max": 1.0}
+
+
+def lag_rows(
+    store: Store,
+    limits: Limits,
+    *,
+    exchange: str,
+    symbol: str | None,
+    channel: Channel,
+    span: Window,
+) -> list[Row]:
+    """Receive lag ``recv_ts - ts`` in ms per interval: p50, p90, p99, max and the count,
+    for intervals with records. Negative lags mean the exchange clock is ahead of ours (or,
+    Binance spot BBO, ``ts`` is the receive time itself: lag 0)."""
+    parts = [
+        (_ns_column(t, "ts"), _ns_column(t, "recv_ts"))
+        for t in _day_tables(
+            store, limits, exchange=exchange, symbol=symbol, channel=channel, span=span,
+            columns=("ts", "recv_ts"),
+        )
+    ]  # fmt: skip
+    if not parts:
+        return []
+    ts = np.concatenate([p[0] for p in parts])
+    lag = pd.Series((np.concatenate([p[1] for p in parts]) - ts) / NS_PER_MS)
+    grouped = lag.groupby(ts // span.step, sort=True)
+    stats = pd.DataFrame({name: grouped.quantile(q) for name, q in LAG_QUANTILES.items()})
+    stats["count"] = grouped.size()
+    stats.index = pd.to_datetime(stats.index.to_numpy(np.int64) * span.step, unit="ns", utc=True)
+    return _rows(stats, (*LAG_QUANTILES, "count"))
+
+
+def event_rows(
+    store: Store, limits: Limits, *, exchange: str, symbol: str | None, span: Window
+) -> list[Row]:
+    """Integrity events per interval, one column per kind (gap, resync, reconnect...),
+    every interval of the range. With a symbol: its events plus the connection-wide ones
+    (reconnects and stale connections name no symbol)."""
+    buckets = span.buckets()
+    first = int(buckets[0])
+    counts = {kind: np.zeros(len(buckets), np.int64) for kind in EVENT_KINDS}
+    for table in _day_tables(
+        store, limits, exchange=exchange, symbol=None, channel=Channel.EVENTS, span=span,
+        columns=("ts", "symbol", "kind"),
+    ):  # fmt: skip
+        names = np.asarray(table.column("symbol").to_pylist(), object)
+        kinds = np.asarray(table.column("kind").to_pylist(), object)
+        index = _ns_column(table, "ts") // span.step - first
+        mine = np.ones(len(index), bool) if symbol is None else (names == symbol) | (names == "")
+        for kind, total in counts.items():
+            chosen = index[mine & (kinds == kind)]
+            total += np.bincount(chosen, minlength=len(buckets))[: len(buckets)]
+    return [
+        {"time": _ms(b * span.step), **{k: int(v[i]) for k, v in counts.items()}}
+        for i, b in enumerate(buckets.tolist())
+    ]
