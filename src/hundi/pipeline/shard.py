@@ -10,6 +10,7 @@ so scaling means changing both (the overlays set them together).
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Sequence
@@ -52,7 +53,9 @@ def resolve_shard(spec: str, count: int, hostname: str | None = None) -> Shard |
     if count < 1:
         raise ShardError(f"HUNDI_SHARDS must be a positive integer, got {count}")
     if spec == "auto":
-        index = ordinal_from_hostname(hostname if hostname is not None else socket.gethostname())
+        if hostname is None:  # Kubernetes sets HOSTNAME to the pod name
+            hostname = os.environ.get("HOSTNAME") or socket.gethostname()
+        index = ordinal_from_hostname(hostname)
     elif spec.isdigit():
         index = int(spec)
     else:
