@@ -17,6 +17,7 @@ def _register() -> None:
     from hundi.api.cli import serve
     from hundi.capture.cli import replay
     from hundi.pipeline.cli import collect
+    from hundi.pipeline.health import health
     from hundi.query import query
     from hundi.simulator.cli import simulate
 
@@ -25,6 +26,7 @@ def _register() -> None:
     main.add_command(replay)
     main.add_command(query)
     main.add_command(serve)
+    main.add_command(health)
 
 
 _register()

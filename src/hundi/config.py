@@ -100,6 +100,8 @@ KEYS: dict[str, _Key] = {
     # Collector sharding (hundi.pipeline.shard): '' = all symbols, 'auto' = StatefulSet ordinal.
     "shard": _Key("HUNDI_SHARD", _shard, "'auto', a shard number or empty", ""),
     "shards": _Key("HUNDI_SHARDS", _positive_int, "a positive integer", "1"),
+    # '' = health.json beside the log file (hundi.pipeline.health)
+    "health_file": _Key("HUNDI_HEALTH_FILE", str.strip, "a file path", ""),
 }
 
 
@@ -120,6 +122,7 @@ class Settings:
     spill_after: float
     shard: str
     shards: int
+    health_file: Path | None = None  # status JSON `hundi health` reads; None: beside the log
     sources: dict[str, str] = field(default_factory=dict)
 
 
@@ -184,6 +187,7 @@ def load_settings(
         sources[name] = origin
     values["log_path"] = Path(values["log_path"])
     values["spool_dir"] = Path(values["spool_dir"])
+    values["health_file"] = Path(values["health_file"]) if values["health_file"] else None
     return Settings(**values, sources=sources)
 
 

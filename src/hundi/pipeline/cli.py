@@ -30,6 +30,7 @@ from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
 from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.pipeline.health import collector_health, health_path, run_health_loop
 from hundi.pipeline.shard import resolve_shard, shard_feeds
 from hundi.records import Channel
 from hundi.series.engine import Scope, SeriesEngine
@@ -425,6 +426,16 @@ async def _run(
         for c in collectors
     ]
     status_tasks = [asyncio.create_task(r.run()) for r in reporters]
+    # The health file `hundi health` reads (Docker HEALTHCHECK, Kubernetes probes), same pace.
+    status_tasks.append(
+        asyncio.create_task(
+            run_health_loop(
+                health_path(settings),
+                settings.log_update_interval,
+                lambda: collector_health(collectors, settings.stale_after),
+            )
+        )
+    )
     try:
         return list(await asyncio.gather(*(c.run(duration) for c in collectors)))
     finally:

@@ -1,0 +1,158 @@
+"""Health file: what ``hundi health`` (Docker HEALTHCHECK, Kubernetes probes) reads.
+
+A long-running process (``hundi collect``, ``hundi serve``) rewrites a small JSON status file
+every status interval, atomically (temp file + rename), so a probe never reads half a file. The
+probe is a separate process: it only checks that the file is fresh and says ``ok``, so it works
+the same in a container, a pod and a shell, and needs no port or credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hundi.config import ConfigError, Settings, load_settings
+from hundi.pipeline.collector import Collector
+
+DEFAULT_MAX_AGE_S = 30.0
+EXIT_UNHEALTHY = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One status snapshot: ``ok`` False comes with the reason a probe prints."""
+
+    component: str
+    ok: bool
+    reason: str = ""
+    written_at: float = 0.0  # Unix time, set by write_health
+    pid: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def write_health(path: Path, health: Health) -> None:
+    """Write ``health`` to ``path`` atomically (readers see the old or the new file, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = asdict(health) | {"written_at": time.time(), "pid": os.getpid()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_health(path: Path, max_age_s: float, now: float | None = None) -> str | None:
+    """``None`` when ``path`` is fresh and ok, else one line saying why not."""
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return f"no health file at {path} (is the collector running with this HUNDI_HEALTH_FILE?)"
+    except (OSError, ValueError) as exc:
+        return f"unreadable health file {path}: {type(exc).__name__}"
+    if not isinstance(record, dict):
+        return f"unreadable health file {path}: not a JSON object"
+    written_at = record.get("written_at")
+    if not isinstance(written_at, int | float):
+        return f"unreadable health file {path}: no written_at"
+    age = (time.time() if now is None else now) - written_at
+    component = record.get("component", "process")
+    if age > max_age_s:
+        return f"{component} health file {path} is stale: {age:.0f}s old (max {max_age_s:g}s)"
+    if record.get("ok") is not True:
+        return f"{component} unhealthy: {record.get('reason') or 'no reason given'}"
+    return None
+
+
+def collector_health(collectors: Sequence[Collector], stale_after_s: float) -> Health:
+    """Failing when a store lost records, the collector stops, or no frame arrived for twice the
+    stale-stream timeout (the connection managers reconnect a silent stream after one)."""
+    problems: list[str] = []
+    now_ns = time.time_ns()
+    frames = 0
+    for collector in collectors:
+        if collector.stopping:
+            problems.append(f"stopping ({collector.stop_reason})")
+        for writer in collector.writers:
+            lost = sum(writer.lost.values())
+            if lost:
+                problems.append(f"store {writer.label} lost {lost} records ({writer.last_error})")
+        frames += collector.accounting.received
+        stats = [s for m in collector.managers for s in m.stats.values()]
+        last_ns = max((s.last_frame_ns for s in stats), default=0)
+        since = (now_ns - last_ns) / 1e9 if last_ns else time.monotonic() - collector.started
+        if stats and collector.started and since > 2 * stale_after_s:
+            problems.append(f"no frame received for {since:.0f}s")
+    return Health(
+        component="collector",
+        ok=not problems,
+        reason="; ".join(dict.fromkeys(problems)),
+        details={
+            "frames": frames,
+            "backlog": sum(w.backlog for c in collectors for w in c.writers),
+            "paused": any(c.paused for c in collectors),
+        },
+    )
+
+
+async def run_health_loop(path: Path, interval_s: float, probe: Callable[[], Health]) -> None:
+    """Write ``probe()`` to ``path`` every ``interval_s`` until cancelled (then one last time, so
+    a stopped process reads as unhealthy at once instead of after ``--max-age``)."""
+    try:
+        while True:
+            write_health(path, probe())
+            await asyncio.sleep(interval_s)
+    except asyncio.CancelledError:
+        last = probe()
+        write_health(path, Health(last.component, False, "stopped", details=last.details))
+        raise
+
+
+@click.command()
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_MAX_AGE_S,
+    show_default=True,
+    help="Seconds after which the health file counts as stale.",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Health file. [default: HUNDI_HEALTH_FILE, else health.json beside HUNDI_LOG_PATH]",
+)
+def health(max_age: float, path: Path | None) -> None:
+    """Exit 0 when the running collector (or API) is healthy, else 1 with one line saying why.
+
+    For Docker HEALTHCHECK and Kubernetes probes: reads the status file the process rewrites
+    every HUNDI_LOG_UPDATE_INTERVAL seconds.
+    """
+    if path is None:
+        try:
+            path = health_path(load_settings())
+        except ConfigError as exc:
+            click.echo(f"unhealthy: {exc}", err=True)
+            sys.exit(EXIT_UNHEALTHY)
+    problem = check_health(path, max_age)
+    if problem is not None:
+        click.echo(f"unhealthy: {problem}", err=True)
+        sys.exit(EXIT_UNHEALTHY)
+    click.echo("ok")
+
+
+def health_path(settings: Settings) -> Path:
+    """The health file of these settings (HUNDI_HEALTH_FILE, else beside the log file)."""
+    return settings.health_file or settings.log_path.parent / "health.json"

@@ -1,0 +1,117 @@
+"""``hundi health``: what the Docker HEALTHCHECK and the Kubernetes probes run.
+
+A real ``hundi collect`` against the Binance simulator writes the health file; ``hundi health``
+runs as a separate process, as a probe does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hundi.pipeline.health import Health, check_health, write_health
+from hundi.simulator.process import SimulatorProcess
+
+HUNDI = str(Path(sys.executable).parent / "hundi")
+
+
+def probe(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HUNDI, "health", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or dict(os.environ),
+        cwd=cwd,
+    )
+
+
+def test_fresh_ok_file_is_healthy(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    write_health(path, Health("collector", True))
+    result = probe("--file", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_stale_file_is_unhealthy_and_says_how_old(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    write_health(path, Health("collector", True))
+    record = json.loads(path.read_text())
+    record["written_at"] -= 120
+    path.write_text(json.dumps(record))
+    result = probe("--file", str(path), "--max-age", "30")
+    assert result.returncode == 1
+    assert "is stale: " in result.stderr and "s old (max 30s)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_and_garbled_files_are_unhealthy(tmp_path: Path) -> None:
+    missing = probe("--file", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1
+    assert f"no health file at {tmp_path / 'nope.json'}" in missing.stderr
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text("{half")
+    result = probe("--file", str(garbled))
+    assert result.returncode == 1 and "unreadable health file" in result.stderr
+
+
+def test_failing_collector_reports_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    write_health(path, Health("collector", False, "store x lost 3 records (OSError: disk)"))
+    assert check_health(path, 30) == "collector unhealthy: store x lost 3 records (OSError: disk)"
+
+
+def test_running_collector_is_healthy_and_stopped_one_is_not(tmp_path: Path) -> None:
+    """The default path (beside HUNDI_LOG_PATH) is shared by collector and probe via settings."""
+    env = {
+        **os.environ,
+        "HUNDI_LOG_PATH": str(tmp_path / "logs" / "hundi.log"),
+        "HUNDI_LOG_UPDATE_INTERVAL": "0.2",
+    }
+    env.pop("HUNDI_HEALTH_FILE", None)
+    health_file = tmp_path / "logs" / "health.json"
+    with SimulatorProcess(["--rate", "200", "--symbols", "BTCUSDT"]) as sim:
+        proc = subprocess.Popen(
+            [
+                HUNDI,
+                "collect",
+                "binance",
+                "--symbols",
+                "BTCUSDT",
+                "--channels",
+                "trades",
+                "--endpoint",
+                sim.ws_url,
+                "--rest-endpoint",
+                sim.rest_url,
+                "--store",
+                str(tmp_path / "data"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "collect.err").open("w"),
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not health_file.exists():
+                time.sleep(0.1)
+            running = probe(env=env, cwd=tmp_path)
+            assert running.returncode == 0, running.stderr
+            assert running.stdout.strip() == "ok"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert proc.returncode == 0, (tmp_path / "collect.err").read_text()
+    stopped = probe(env=env, cwd=tmp_path)
+    assert stopped.returncode == 1
+    assert stopped.stderr.strip() == "unhealthy: collector unhealthy: stopped"
