@@ -1,0 +1,112 @@
+"""The market dashboard: per symbol, candles with VWAP and volume, mid and spread, book
+imbalance. One row per selected symbol (the row repeats over the ``symbol`` variable)."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import candlestick
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.models import candlestick as candlestick_models
+from grafana_foundation_sdk.models.dashboard import Dashboard, DashboardCursorSync, VariableOption
+
+from hundi.dashboards.common import (
+    TAGS,
+    api,
+    exchange_variable,
+    legend,
+    on_right,
+    series_panel,
+    symbol_variable,
+)
+from hundi.dashboards.infinity import DATASOURCE, Query
+
+UID = "hundi-market"
+#: bar/sample intervals offered; bars the collector stores (--series bars:1m) are used as
+#: they are, other intervals are computed from trades by the API
+INTERVALS = ("1s", "10s", "1m", "5m", "15m", "1h")
+SYMBOL = "${symbol:percentencode}"
+EXCHANGE = "${exchange:percentencode}"
+
+
+def _bars() -> Query:
+    query = Query(api("bars", exchange=EXCHANGE, symbol=SYMBOL, interval="${interval}"))
+    query = query.time("time")
+    for name in ("open", "high", "low", "close", "volume", "vwap"):
+        query = query.number(name)
+    return query
+
+
+def _book(*fields: str) -> Query:
+    query = Query(api("book", exchange=EXCHANGE, symbol=SYMBOL, interval="${interval}"))
+    query = query.time("time")
+    for name in fields:
+        query = query.number(name)
+    return query
+
+
+def _candles() -> candlestick.Panel:
+    fields = (
+        candlestick.CandlestickFieldMap()
+        .open("open")
+        .high("high")
+        .low("low")
+        .close("close")
+        .volume("volume")
+    )
+    return (
+        candlestick.Panel()
+        .title("$symbol: candles, VWAP and volume")
+        .description("OHLCV bars per $interval; VWAP drawn over them (hundi /api/v1/bars).")
+        .datasource(DATASOURCE)
+        .with_target(_bars())
+        .mode(candlestick_models.VizDisplayMode.CANDLES_VOLUME)
+        .candle_style(candlestick_models.CandleStyle.CANDLES)
+        .color_strategy(candlestick_models.ColorStrategy.OPEN_CLOSE)
+        .fields(fields)
+        .include_all_fields(True)  # vwap: a line over the candles
+        .legend(legend())
+        .span(24)
+        .height(10)
+    )
+
+
+def build() -> Dashboard:
+    interval = (
+        db.CustomVariable("interval")
+        .label("Interval")
+        .values(",".join(INTERVALS))
+        .current(VariableOption(text="1m", value="1m", selected=True))
+    )
+    spread = on_right(
+        series_panel(
+            "$symbol: mid and spread", _book("mid", "microprice", "spread"), unit="none"
+        ).description("Mid and microprice (left), spread (right) at each $interval."),
+        "spread",
+    )
+    imbalance = (
+        series_panel("$symbol: book imbalance", _book("imbalance"), unit="percentunit")
+        .description(
+            "(bid size - ask size) / (bid size + ask size): over the stored book_top depth, "
+            "or the best level from BBO quotes when the collector kept no book series."
+        )
+        .min(-1)
+        .max(1)
+    )
+    row = db.Row("$symbol").repeat("symbol")
+    builder = (
+        db.Dashboard("hundi: market")
+        .uid(UID)
+        .description("Candles, VWAP, volume, spread, mid and book imbalance per symbol.")
+        .tags(TAGS)
+        .editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .time("now-6h", "now")
+        .refresh("1m")
+        .with_variable(exchange_variable())
+        .with_variable(symbol_variable(multi=True))
+        .with_variable(interval)
+        .with_row(row)
+        .with_panel(_candles())
+        .with_panel(spread)
+        .with_panel(imbalance)
+    )
+    return builder.build()
