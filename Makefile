@@ -8,17 +8,30 @@ MARKET ?= spot
 SYMBOLS ?= BTCUSDT,ETHUSDT
 DEMO_STORE ?= ./data
 PYTEST_ARGS ?=
+# Images (`make images`; deploy/k8s uses the same names): IMAGE_REGISTRY=registry.example:5000
+IMAGE_TAG ?= latest
+IMAGE_REGISTRY ?=
+IMAGE_PREFIX := $(if $(IMAGE_REGISTRY),$(IMAGE_REGISTRY)/,)
+# Development venv profile for hundi-venv-install / hundi-install (scripts/install.sh).
+PROFILE ?= dev
+# Where `make hundi-up` reads the .*.env files (compose reads them from HUNDI_ENV_DIR too).
+ENV_DIR ?= .
+# docker compose command (override e.g. with COMPOSE="docker-compose").
+COMPOSE ?= docker compose
+# hundi-debug: file=<script> args="<args>" where=container|local wait=yes|no port=5678
+where ?= container
+wait ?= yes
+port ?= 5678
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint typecheck check demo bench bench-stores bench-series bench-research clean services-up services-down services-status services-logs
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}'
 
-$(BIN)/hundi: pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,notebooks]'
+# The same script the Dockerfile runs (profile dev = the image's dev target): CI exercises it.
+$(BIN)/hundi: pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) scripts/install.sh $(VENV) dev
 	@touch $@
 
 venv: $(BIN)/hundi ## Create .venv and install hundi with dev tools, notebook and JupyterLab deps
@@ -65,6 +78,54 @@ services-logs: ## Tail the servers' logs
 
 clean: ## Remove the venv, caches and demo data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data logs build *.egg-info src/*.egg-info
+
+.PHONY: hundi-venv-bootstrap hundi-venv-install hundi-install hundi-vscode-bootstrap hundi-up hundi-down hundi-logs hundi-debug hundi-env-check images
+hundi-venv-bootstrap: ## Create .venv with current pip, setuptools and wheel
+	PYTHON=$(PYTHON) scripts/install.sh $(VENV) $(PROFILE) bootstrap
+
+hundi-venv-install: ## Third-party dependencies into .venv (PROFILE=dev|prod|jupyter, default dev)
+	scripts/install.sh $(VENV) $(PROFILE) deps
+
+hundi-install: ## hundi itself into .venv (editable for PROFILE=dev, no dependency changes)
+	scripts/install.sh $(VENV) $(PROFILE) self
+
+hundi-vscode-bootstrap: ## Write/merge .vscode settings, launch (debugpy attach :5678) and extensions
+	$(PYTHON) scripts/vscode_bootstrap.py .vscode
+
+# Every env file the compose stack reads: one message naming each missing file or key.
+HUNDI_UP_ENV_FILES := .hundi.env .cassandra.env .kairosdb.env .jupyter.env .secret.cassandra.env .secret.grafana.env .secret.jupyter.env
+hundi-env-check: venv ## Check the env files the dev stack needs (ENV_DIR=dir, default .)
+	@$(BIN)/python -m hundi.deploy.envfiles --dir $(ENV_DIR) $(HUNDI_UP_ENV_FILES)
+
+# `docker compose version` first: without the compose plugin docker's own "unknown command" is
+# clearer than the flag error a subcommand gives; without an engine the subcommand says so.
+COMPOSE_CHECK = @$(COMPOSE) version >/dev/null
+
+hundi-up: hundi-env-check ## Development stack with docker compose (Cassandra, KairosDB, collector, API, Grafana, Jupyter)
+	$(COMPOSE_CHECK)
+	HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) $(COMPOSE) up --detach --build
+
+hundi-down: ## Stop the development stack (volumes kept; `docker compose down -v` drops them)
+	$(COMPOSE_CHECK)
+	HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) $(COMPOSE) down
+
+hundi-logs: ## Follow the development stack's logs
+	$(COMPOSE_CHECK)
+	HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) $(COMPOSE) logs --follow --tail=200
+
+hundi-debug: ## Run file=<file> args=<args> under debugpy on 0.0.0.0:5678 (dev container; where=local: .venv; wait=no)
+	@HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) COMPOSE="$(COMPOSE)" BIN=$(BIN) \
+		scripts/debug.sh "$(where)" "$(wait)" "$(port)" "$(file)" $(args)
+
+images: ## docker build wunder/hundi (prod), wunder/hundi-dev, wunder/hundi-jupyter, wunder/kairosdb
+	docker build --target prod --tag $(IMAGE_PREFIX)wunder/hundi:$(IMAGE_TAG) .
+	docker build --target dev --tag $(IMAGE_PREFIX)wunder/hundi-dev:$(IMAGE_TAG) .
+	docker build --target jupyter --tag $(IMAGE_PREFIX)wunder/hundi-jupyter:$(IMAGE_TAG) .
+	docker build --tag $(IMAGE_PREFIX)wunder/kairosdb:$(IMAGE_TAG) deploy/kairosdb
+
+# Kubernetes (deploy/k8s) and Grafana (deploy/grafana) targets live beside their files.
+-include deploy/k8s/k8s.mk
+-include deploy/grafana/grafana.mk
 
 .PHONY: notebooks jupyter
 notebooks: venv ## Run every notebook headless against fresh simulator data (NOTEBOOK_OUT=dir keeps the executed copies)
