@@ -130,13 +130,15 @@ def _day_tables(
     channel: Channel,
     span: Window,
     columns: Sequence[str],
+    ordered: bool = False,
 ) -> Iterator[pa.Table]:
-    """Stored rows of the window a day at a time, stopping at ``max_rows``."""
+    """Stored rows of the window a day at a time (``ordered``: by (ts, recv_ts) as
+    ``hundi.read`` sorts them), stopping at ``max_rows``."""
     seen = 0
     start, end = span.timestamps()
     for _, table in iter_day_tables(
         store, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
-        columns=columns, ordered=False,
+        columns=columns, ordered=ordered,
     ):  # fmt: skip
         seen += table.num_rows
         if seen > limits.max_rows:
@@ -239,10 +241,11 @@ def book_rows(
 
     From the stored ``book_top`` series of this interval when the collector kept one (its
     imbalance is over ``depth`` levels; the smallest stored depth unless ``depth`` is given).
-    Otherwise from stored BBO quotes: the row at ``T`` is the last quote in ``(T - interval,
-    T]``, i.e. the top of book at ``T`` as of the last update; an interval without quotes has
-    no row (it could be a quiet book or a collector outage: the events say which). Imbalance
-    there is over the best level only, ``(bid_size - ask_size) / (bid_size + ask_size)``.
+    Otherwise from stored BBO quotes: the row of an interval (labelled by its start, like a
+    bar) is its last quote, the top of book at the interval's end as of the last update; an
+    interval without quotes has no row (a quiet book or a collector outage: the events say
+    which). Imbalance there is over the best level only,
+    ``(bid_size - ask_size) / (bid_size + ask_size)``, and microprice uses the best level.
     """
     start, end = span.timestamps()
     stored = store.read(
@@ -258,7 +261,7 @@ def book_rows(
     parts = list(
         _day_tables(
             store, limits, exchange=exchange, symbol=symbol, channel=Channel.BBO, span=span,
-            columns=_BBO_COLUMNS,
+            columns=_BBO_COLUMNS, ordered=True,
         )
     )  # fmt: skip
     if not parts:
@@ -266,10 +269,8 @@ def book_rows(
     table = pa.concat_tables(parts)
     ts = _ns_column(table, "ts")
     quotes = pd.DataFrame({name: table.column(name).to_numpy() for name in _BBO_COLUMNS[1:]})
-    quotes["label"] = -(-ts // span.step) * span.step  # T: the grid time at or after ts
-    quotes["ts"] = ts
-    last = quotes.sort_values(["ts"], kind="stable").groupby("label", sort=True).last()
-    last = last[(last.index >= span.start) & (last.index < span.end)]
+    quotes["label"] = ts // span.step * span.step  # rows in (ts, recv_ts) order: last = latest
+    last = quotes.groupby("label", sort=True).last()
     bid, ask = last["bid_price"].to_numpy(), last["ask_price"].to_numpy()
     bid_size, ask_size = last["bid_size"].to_numpy(), last["ask_size"].to_numpy()
     sizes = bid_size + ask_size

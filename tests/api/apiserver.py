@@ -1,0 +1,99 @@
+"""Test helpers: real exchange recordings replayed into a real store, and ``hundi serve``
+running as its own process on a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HUNDI = Path(sys.executable).with_name("hundi")
+#: Binance USD-M futures, 2021-07-22: trades, bbo, book and events of 4 perpetuals (README of
+#: the recordings); SUSHI-USDT-PERP has the most of each
+RECORDING = "BINANCE_FUTURES"
+SYMBOL = "SUSHI-USDT-PERP"
+
+
+def replay(recordings: Path, store_url: str, work: Path) -> None:
+    """``hundi replay`` of the recording into the store (as live collection would write it)."""
+    files = sorted(str(p) for p in recordings.glob(f"{RECORDING}.*"))
+    subprocess.run(
+        [str(HUNDI), "replay", *files, "--store", store_url,
+         "--quarantine", str(work / "quarantine.jsonl"), "--summary-json", str(work / "s.json")],
+        check=True, capture_output=True, cwd=work,
+    )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Api:
+    base: str
+    process: subprocess.Popen[bytes]
+
+    def get(self, path: str) -> Reply:
+        """GET a path (with its query string) and parse the JSON body."""
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=120) as reply:
+                return Reply(reply.status, json.load(reply), dict(reply.headers))
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, json.load(error), dict(error.headers))
+
+
+@contextmanager
+def serve(
+    store_url: str | None, cwd: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[Api]:
+    """``hundi serve`` in a subprocess; waits until it answers HTTP, stops it afterwards."""
+    port = free_port()
+    args = [str(HUNDI), "serve", "--port", str(port), *extra]
+    if store_url is not None:
+        args += ["--store", store_url]
+    process = subprocess.Popen(
+        args, cwd=cwd, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = Api(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise AssertionError(f"hundi serve exited {process.returncode}: {output}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("hundi serve did not listen within 60 s") from None
+                time.sleep(0.1)
+        yield api
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
