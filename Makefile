@@ -16,6 +16,8 @@ IMAGE_PREFIX := $(if $(IMAGE_REGISTRY),$(IMAGE_REGISTRY)/,)
 PROFILE ?= dev
 # Where `make hundi-up` reads the .*.env files (compose reads them from HUNDI_ENV_DIR too).
 ENV_DIR ?= .
+# hundi-vscode-bootstrap writes here
+VSCODE_DIR ?= .vscode
 # docker compose command (override e.g. with COMPOSE="docker-compose").
 COMPOSE ?= docker compose
 # hundi-debug: file=<script> args="<args>" where=container|local wait=yes|no port=5678
@@ -90,7 +92,7 @@ hundi-install: ## hundi itself into .venv (editable for PROFILE=dev, no dependen
 	scripts/install.sh $(VENV) $(PROFILE) self
 
 hundi-vscode-bootstrap: ## Write/merge .vscode settings, launch (debugpy attach :5678) and extensions
-	$(PYTHON) scripts/vscode_bootstrap.py .vscode
+	$(PYTHON) scripts/vscode_bootstrap.py $(VSCODE_DIR)
 
 # Every env file the compose stack reads: one message naming each missing file or key.
 HUNDI_UP_ENV_FILES := .hundi.env .cassandra.env .kairosdb.env .jupyter.env .secret.cassandra.env .secret.grafana.env .secret.jupyter.env
@@ -100,21 +102,23 @@ hundi-env-check: venv ## Check the env files the dev stack needs (ENV_DIR=dir, d
 # `docker compose version` first: without the compose plugin docker's own "unknown command" is
 # clearer than the flag error a subcommand gives; without an engine the subcommand says so.
 COMPOSE_CHECK = @$(COMPOSE) version >/dev/null
+# compose.yaml reads the env files from HUNDI_ENV_DIR and runs the hundi services as this user.
+COMPOSE_ENV = HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) HUNDI_UID=$$(id -u) HUNDI_GID=$$(id -g) IMAGE_TAG=$(IMAGE_TAG)
 
 hundi-up: hundi-env-check ## Development stack with docker compose (Cassandra, KairosDB, collector, API, Grafana, Jupyter)
 	$(COMPOSE_CHECK)
-	HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) $(COMPOSE) up --detach --build
+	$(COMPOSE_ENV) $(COMPOSE) up --detach --build
 
 hundi-down: ## Stop the development stack (volumes kept; `docker compose down -v` drops them)
 	$(COMPOSE_CHECK)
-	HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) $(COMPOSE) down
+	$(COMPOSE_ENV) $(COMPOSE) down
 
 hundi-logs: ## Follow the development stack's logs
 	$(COMPOSE_CHECK)
-	HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) $(COMPOSE) logs --follow --tail=200
+	$(COMPOSE_ENV) $(COMPOSE) logs --follow --tail=200
 
 hundi-debug: ## Run file=<file> args=<args> under debugpy on 0.0.0.0:5678 (dev container; where=local: .venv; wait=no)
-	@HUNDI_ENV_DIR=$(abspath $(ENV_DIR)) COMPOSE="$(COMPOSE)" BIN=$(BIN) \
+	@$(COMPOSE_ENV) COMPOSE="$(COMPOSE)" BIN=$(BIN) \
 		scripts/debug.sh "$(where)" "$(wait)" "$(port)" "$(file)" $(args)
 
 images: ## docker build wunder/hundi (prod), wunder/hundi-dev, wunder/hundi-jupyter, wunder/kairosdb
