@@ -125,7 +125,7 @@ images: ## docker build wunder/hundi (prod), wunder/hundi-dev, wunder/hundi-jupy
 	docker build --target prod --tag $(IMAGE_PREFIX)wunder/hundi:$(IMAGE_TAG) .
 	docker build --target dev --tag $(IMAGE_PREFIX)wunder/hundi-dev:$(IMAGE_TAG) .
 	docker build --target jupyter --tag $(IMAGE_PREFIX)wunder/hundi-jupyter:$(IMAGE_TAG) .
-	docker build --tag $(IMAGE_PREFIX)wunder/kairosdb:$(IMAGE_TAG) deploy/kairosdb
+	docker build --file deploy/kairosdb/Dockerfile --tag $(IMAGE_PREFIX)wunder/kairosdb:$(IMAGE_TAG) .
 
 # Kubernetes (deploy/k8s) and Grafana (deploy/grafana) targets live beside their files.
 -include deploy/k8s/k8s.mk
