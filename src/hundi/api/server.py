@@ -234,13 +234,17 @@ async def book(request: web.Request) -> web.Response:
     return _rows(rows, source)
 
 
-async def coverage(request: web.Request) -> web.Response:
+def _scope(request: web.Request) -> tuple[str, str | None, Window, Limits]:
+    """Exchange, optional symbol, window and limits: what the collector-health endpoints take."""
     exchange = _required(request, "exchange")
     symbol = _text(request, "symbol", required=False)
+    return exchange, symbol, _window(request), request.app[LIMITS]
+
+
+async def coverage(request: web.Request) -> web.Response:
+    exchange, symbol, span, limits = _scope(request)
     text = _text(request, "channel", required=False) or DEFAULT_COVERAGE_CHANNELS
     channels = [_channel(name.strip()) for name in text.split(",") if name.strip()]
-    span = _window(request)
-    limits = request.app[LIMITS]
     rows = await _run(
         request,
         lambda store: coverage_rows(
@@ -251,11 +255,8 @@ async def coverage(request: web.Request) -> web.Response:
 
 
 async def lag(request: web.Request) -> web.Response:
-    exchange = _required(request, "exchange")
-    symbol = _text(request, "symbol", required=False)
+    exchange, symbol, span, limits = _scope(request)
     channel = _channel(_text(request, "channel", required=False) or "trades")
-    span = _window(request)
-    limits = request.app[LIMITS]
     rows = await _run(
         request,
         lambda store: lag_rows(
@@ -266,10 +267,7 @@ async def lag(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.Response:
-    exchange = _required(request, "exchange")
-    symbol = _text(request, "symbol", required=False)
-    span = _window(request)
-    limits = request.app[LIMITS]
+    exchange, symbol, span, limits = _scope(request)
     rows = await _run(
         request,
         lambda store: event_rows(store, limits, exchange=exchange, symbol=symbol, span=span),

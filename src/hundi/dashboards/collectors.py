@@ -4,21 +4,22 @@ interval (a hole is a drop to zero), receive lag percentiles, and the integrity 
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.models.dashboard import Dashboard, DashboardCursorSync, VariableOption
+from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from hundi.api.queries import EVENT_KINDS, LAG_QUANTILES
 from hundi.dashboards.common import (
-    TAGS,
     api,
     as_bars,
-    exchange_variable,
+    choice_variable,
+    dashboard,
     on_right,
     series_panel,
     symbol_variable,
 )
 from hundi.dashboards.infinity import Query
 
+TITLE = "hundi: collectors and coverage"
+DESCRIPTION = "Collector health and data coverage of what hundi stored."
 UID = "hundi-collectors"
 #: channels counted in the coverage panel (raw market data the collectors write)
 COVERAGE_CHANNELS = ("trades", "bbo", "book", "ticker", "candles")
@@ -39,12 +40,7 @@ def _query(path: str, columns: tuple[str, ...], **params: str) -> Query:
 
 
 def build() -> Dashboard:
-    lag_channel = (
-        db.CustomVariable("lag_channel")
-        .label("Lag of")
-        .values(",".join(LAG_CHANNELS))
-        .current(VariableOption(text="trades", value="trades", selected=True))
-    )
+    lag_channel = choice_variable("lag_channel", "Lag of", LAG_CHANNELS, "trades")
     coverage = as_bars(
         series_panel(
             "Records stored per interval",
@@ -76,15 +72,11 @@ def build() -> Dashboard:
         .interval(MIN_INTERVAL)
     )
     builder = (
-        db.Dashboard("hundi: collectors and coverage")
-        .uid(UID)
-        .description("Collector health and data coverage of what hundi stored.")
-        .tags(TAGS)
-        .editable()
-        .tooltip(DashboardCursorSync.CROSSHAIR)
-        .time("now-6h", "now")
-        .refresh("1m")
-        .with_variable(exchange_variable())
+        dashboard(
+            "hundi: collectors and coverage",
+            UID,
+            "Collector health and data coverage of what hundi stored.",
+        )
         .with_variable(symbol_variable(multi=False))
         .with_variable(lag_channel)
         .with_panel(coverage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -9,6 +10,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
     DynamicConfigValue,
     VariableOption,
     VariableRefresh,
@@ -28,15 +30,38 @@ def api(path: str, **params: str) -> str:
     return f"/api/v1/{path}?{query}{RANGE}"
 
 
+def dashboard(title: str, uid: str, description: str) -> db.Dashboard:
+    """A hundi dashboard: tagged, shared crosshair, the last 6 hours, refreshed each minute,
+    the exchange as its first variable."""
+    return (
+        db.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(TAGS)
+        .editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .time("now-6h", "now")
+        .refresh("1m")
+        .with_variable(exchange_variable())
+    )
+
+
+def choice_variable(
+    name: str, label: str, values: Sequence[str], default: str
+) -> db.CustomVariable:
+    """A drop-down of fixed values."""
+    return (
+        db.CustomVariable(name)
+        .label(label)
+        .values(",".join(values))
+        .current(VariableOption(text=default, value=default, selected=True))
+    )
+
+
 def exchange_variable() -> db.CustomVariable:
     """The exchanges hundi can collect (its ``hundi.exchanges`` entry points)."""
     names = sorted(ep.name for ep in entry_points(group="hundi.exchanges"))
-    return (
-        db.CustomVariable("exchange")
-        .label("Exchange")
-        .values(",".join(names))
-        .current(VariableOption(text=names[0], value=names[0], selected=True))
-    )
+    return choice_variable("exchange", "Exchange", names, names[0])
 
 
 def symbol_variable(*, multi: bool) -> db.QueryVariable:

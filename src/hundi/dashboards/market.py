@@ -6,12 +6,12 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import candlestick
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import candlestick as candlestick_models
-from grafana_foundation_sdk.models.dashboard import Dashboard, DashboardCursorSync, VariableOption
+from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from hundi.dashboards.common import (
-    TAGS,
     api,
-    exchange_variable,
+    choice_variable,
+    dashboard,
     legend,
     on_right,
     series_panel,
@@ -19,6 +19,8 @@ from hundi.dashboards.common import (
 )
 from hundi.dashboards.infinity import DATASOURCE, Query
 
+TITLE = "hundi: market"
+DESCRIPTION = "Candles, VWAP, volume, spread, mid and book imbalance per symbol."
 UID = "hundi-market"
 #: bar/sample intervals offered; bars the collector stores (--series bars:1m) are used as
 #: they are, other intervals are computed from trades by the API
@@ -70,12 +72,7 @@ def _candles() -> candlestick.Panel:
 
 
 def build() -> Dashboard:
-    interval = (
-        db.CustomVariable("interval")
-        .label("Interval")
-        .values(",".join(INTERVALS))
-        .current(VariableOption(text="1m", value="1m", selected=True))
-    )
+    interval = choice_variable("interval", "Interval", INTERVALS, "1m")
     spread = on_right(
         series_panel(
             "$symbol: mid and spread", _book("mid", "microprice", "spread"), unit="none"
@@ -93,15 +90,11 @@ def build() -> Dashboard:
     )
     row = db.Row("$symbol").repeat("symbol")
     builder = (
-        db.Dashboard("hundi: market")
-        .uid(UID)
-        .description("Candles, VWAP, volume, spread, mid and book imbalance per symbol.")
-        .tags(TAGS)
-        .editable()
-        .tooltip(DashboardCursorSync.CROSSHAIR)
-        .time("now-6h", "now")
-        .refresh("1m")
-        .with_variable(exchange_variable())
+        dashboard(
+            "hundi: market",
+            UID,
+            "Candles, VWAP, volume, spread, mid and book imbalance per symbol.",
+        )
         .with_variable(symbol_variable(multi=True))
         .with_variable(interval)
         .with_row(row)
