@@ -1,0 +1,80 @@
+"""scripts/install.sh, the install recipe of the images, really run (no Docker engine needed).
+
+The prod profile is installed the way the Dockerfile's build stage does it: from a directory
+holding only what the build context admits (pyproject.toml, README.md, src, the script), into
+a fresh venv. One test, because it costs a full dependency install (pip's cache helps).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def context_copy(tmp_path: Path) -> Path:
+    """What the Dockerfile copies into its build stage, nothing else."""
+    build = tmp_path / "build"
+    (build / "scripts").mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, build / name)
+    shutil.copy(REPO / "scripts" / "install.sh", build / "scripts" / "install.sh")
+    shutil.copytree(
+        REPO / "src",
+        build / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+    )
+    return build
+
+
+def run(*cmd: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_prod_profile_installs_a_working_non_editable_hundi(tmp_path: Path) -> None:
+    build = context_copy(tmp_path)
+    venv = tmp_path / "venv"
+    script = build / "scripts" / "install.sh"
+    installed = subprocess.run(
+        [str(script), str(venv), "prod"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    version = run(venv / "bin" / "hundi", "--version")
+    assert version.returncode == 0 and version.stdout.startswith("hundi, version ")
+    health = run(venv / "bin" / "hundi", "health", "--help")
+    assert health.returncode == 0 and "--max-age" in health.stdout
+    # a regular install: the package lives in the venv, not in the source tree it came from
+    shutil.rmtree(build / "src")
+    location = run(venv / "bin" / "python", "-c", "import hundi; print(hundi.__file__)")
+    assert location.stdout.strip().startswith(str(venv)), location.stdout + location.stderr
+    # runtime dependencies only: no test or notebook tools in the production venv
+    extras = run(venv / "bin" / "python", "-c", "import pytest")
+    assert extras.returncode != 0
+    # idempotent: a second run only confirms what is there
+    again = run(script, venv, "prod", "deps", timeout=600)
+    assert again.returncode == 0, again.stderr
+
+
+def test_install_script_errors_name_the_problem(tmp_path: Path) -> None:
+    script = REPO / "scripts" / "install.sh"
+    usage = run(script)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    profile = run(script, tmp_path / "v", "staging")
+    assert profile.returncode == 2
+    assert "unknown profile 'staging' (expected prod, dev or jupyter)" in profile.stderr
+    no_venv = run(script, tmp_path / "v", "prod", "deps")
+    assert no_venv.returncode == 2
+    assert f"no venv at {tmp_path / 'v'} (run the bootstrap step first" in no_venv.stderr
+    step = run(script, tmp_path / "v", "prod", "wheel")
+    assert step.returncode == 2 and "unknown step 'wheel'" in step.stderr
