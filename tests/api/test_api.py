@@ -3,13 +3,14 @@ the API queried over a real socket, its numbers checked against hundi and pandas
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from apiserver import SYMBOL, Api, free_port, replay, serve
+from apiserver import HUNDI, SYMBOL, Api, free_port, replay, serve
 
 import hundi
 from hundi import series
@@ -242,3 +243,13 @@ def test_store_down_is_a_clean_503_and_no_secret(tmp_path: Path) -> None:
         assert api.process.poll() is None
     output = api.process.stdout.read().decode() if api.process.stdout else ""
     assert password not in output
+
+
+def test_an_aggregating_store_is_refused_at_start(tmp_path: Path) -> None:
+    """KairosDB keeps per-ms aggregates: bars or lag from them would be wrong, so no serving."""
+    done = subprocess.run(
+        [str(HUNDI), "serve", "--store", "kairosdb+http://127.0.0.1:9", "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "stores per-millisecond aggregates, not every record" in done.stderr

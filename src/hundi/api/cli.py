@@ -10,6 +10,7 @@ from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
 from hundi.config import ConfigError, load_settings
 from hundi.research._source import ResearchError
 from hundi.research.bars import interval_ns
+from hundi.stores.base import StoreError
 
 
 def _duration(text: str) -> int:
@@ -54,6 +55,10 @@ def serve(
             click.echo(f"hundi serve: {exc}", err=True)
             sys.exit(2)
     limits = Limits(max_range_ns=_duration(max_range), max_points=max_points, max_rows=max_rows)
-    app = create_app(store_url, limits)
+    try:
+        app = create_app(store_url, limits)
+    except StoreError as exc:
+        click.echo(f"hundi serve: {exc}", err=True)
+        sys.exit(2)
     click.echo(f"hundi serve: {public_store(store_url)} on http://{host}:{port}/api/v1/", err=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None)

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from importlib.metadata import entry_points
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -34,7 +35,7 @@ from hundi.api.queries import (
     stored_symbols,
     window,
 )
-from hundi.query import QueryError, parse_channel
+from hundi.query import AggregatingStore, QueryError, parse_channel
 from hundi.records import Channel
 from hundi.research._source import ns_to_timestamp
 from hundi.research.bars import interval_ns
@@ -76,8 +77,24 @@ LIMITS: web.AppKey[Limits] = web.AppKey("limits", Limits)
 SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("slots", asyncio.Semaphore)
 
 
+def check_lossless(store_url: str) -> None:
+    """Refuse a store that keeps aggregates instead of records (KairosDB): bars, lag and
+    coverage computed from per-millisecond aggregates would be plausible and wrong."""
+    scheme = scheme_of(store_url)
+    found = entry_points(group="hundi.stores", name=scheme)
+    if not found:
+        raise StoreError(f"unknown store scheme {scheme!r}")
+    if issubclass(next(iter(found)).load(), AggregatingStore):
+        raise StoreError(
+            f"{scheme} stores per-millisecond aggregates, not every record: serve the lossless "
+            "store (cassandra://... or a folder); for KairosDB on Grafana <= 10 see "
+            "deploy/grafana/README.md"
+        )
+
+
 def create_app(store_url: str, limits: Limits | None = None) -> web.Application:
-    """The API application for one store URL (``./data``, ``cassandra://...``)."""
+    """The API application for one lossless store URL (``./data``, ``cassandra://...``)."""
+    check_lossless(store_url)
     app = web.Application(middlewares=[_errors])
     app[STORE] = _StoreHolder(store_url)
     app[LIMITS] = limits or Limits()
