@@ -30,7 +30,7 @@ EXCHANGE = "${exchange:percentencode}"
 
 
 def _bars() -> Query:
-    query = Query(api("bars", exchange=EXCHANGE, symbol=SYMBOL, interval="${interval}"))
+    query = Query(api("bars", exchange=EXCHANGE, symbol=SYMBOL, interval="${step}"))
     query = query.time("time")
     for name in ("open", "high", "low", "close", "volume", "vwap"):
         query = query.number(name)
@@ -38,7 +38,7 @@ def _bars() -> Query:
 
 
 def _book(*fields: str) -> Query:
-    query = Query(api("book", exchange=EXCHANGE, symbol=SYMBOL, interval="${interval}"))
+    query = Query(api("book", exchange=EXCHANGE, symbol=SYMBOL, interval="${step}"))
     query = query.time("time")
     for name in fields:
         query = query.number(name)
@@ -57,7 +57,7 @@ def _candles() -> candlestick.Panel:
     return (
         candlestick.Panel()
         .title("$symbol: candles, VWAP and volume")
-        .description("OHLCV bars per $interval; VWAP drawn over them (hundi /api/v1/bars).")
+        .description("OHLCV bars per $step; VWAP drawn over them (hundi /api/v1/bars).")
         .datasource(DATASOURCE)
         .with_target(_bars())
         .mode(candlestick_models.VizDisplayMode.CANDLES_VOLUME)
@@ -72,11 +72,12 @@ def _candles() -> candlestick.Panel:
 
 
 def build() -> Dashboard:
-    interval = choice_variable("interval", "Interval", INTERVALS, "1m")
+    # not "interval": Grafana once had a built-in $interval, a variable of that name is ambiguous
+    step = choice_variable("step", "Step", INTERVALS, "1m")
     spread = on_right(
         series_panel(
             "$symbol: mid and spread", _book("mid", "microprice", "spread"), unit="none"
-        ).description("Mid and microprice (left), spread (right) at each $interval."),
+        ).description("Mid and microprice (left), spread (right) at each $step."),
         "spread",
     )
     imbalance = (
@@ -96,7 +97,7 @@ def build() -> Dashboard:
             "Candles, VWAP, volume, spread, mid and book imbalance per symbol.",
         )
         .with_variable(symbol_variable(multi=True))
-        .with_variable(interval)
+        .with_variable(step)
         .with_row(row)
         .with_panel(_candles())
         .with_panel(spread)
