@@ -10,6 +10,8 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 # $KUSTOMIZE (a kustomize of your own) wins over the one `make k8s-tools` installs.
 export KUSTOMIZE ?=
 KUBE = $(BIN)/python -m hundi.deploy.kube
+# The env files are read from ENV_DIR (the Makefile's, default: the repository root).
+K8S_ENV = --env-dir $(or $(ENV_DIR),.)
 K8S_DEPS = venv $(if $(KUSTOMIZE),,$(TOOLS_BIN)/kustomize)
 
 .PHONY: k8s-tools k8s-render k8s-validate backend-namespace frontend-namespace cassandra kairosdb hundi-api-deploy collectors grafana jupyter-deploy
@@ -21,31 +23,31 @@ $(TOOLS_BIN)/kustomize:
 k8s-tools: $(TOOLS_BIN)/kustomize ## Install kustomize v5.7.1 into .tools/bin (needs go; or set KUSTOMIZE=path)
 
 k8s-render: $(K8S_DEPS) ## Print the manifests of OVERLAY=dev|prod from the env files (COMPONENT=cassandra... for one)
-	@$(KUBE) render --overlay $(OVERLAY) $(if $(COMPONENT),--component $(COMPONENT))
+	@$(KUBE) render --overlay $(OVERLAY) $(K8S_ENV) $(if $(COMPONENT),--component $(COMPONENT))
 
 k8s-validate: $(K8S_DEPS) ## Render every overlay from the *.example env files and validate each object offline
 	$(KUBE) validate --examples
 
 backend-namespace: $(K8S_DEPS) ## Namespace backend with its default-deny NetworkPolicies (kubectl apply)
-	$(KUBE) apply backend-namespace --overlay $(OVERLAY)
+	$(KUBE) apply backend-namespace --overlay $(OVERLAY) $(K8S_ENV)
 
 frontend-namespace: $(K8S_DEPS) ## Namespace frontend with its default-deny NetworkPolicies (kubectl apply)
-	$(KUBE) apply frontend-namespace --overlay $(OVERLAY)
+	$(KUBE) apply frontend-namespace --overlay $(OVERLAY) $(K8S_ENV)
 
 cassandra: $(K8S_DEPS) ## Cassandra StatefulSet (3 nodes in prod, 1 in dev), credentials from .secret.cassandra.env
-	$(KUBE) apply cassandra --overlay $(OVERLAY)
+	$(KUBE) apply cassandra --overlay $(OVERLAY) $(K8S_ENV)
 
 kairosdb: $(K8S_DEPS) ## KairosDB Deployment on the Cassandra datastore (image wunder/kairosdb)
-	$(KUBE) apply kairosdb --overlay $(OVERLAY)
+	$(KUBE) apply kairosdb --overlay $(OVERLAY) $(K8S_ENV)
 
 hundi-api-deploy: $(K8S_DEPS) ## hundi's HTTP API (hundi serve) for Grafana, in the backend namespace
-	$(KUBE) apply hundi-api --overlay $(OVERLAY)
+	$(KUBE) apply hundi-api --overlay $(OVERLAY) $(K8S_ENV)
 
 collectors: $(K8S_DEPS) ## Collector StatefulSet; pod N records shard N of deploy/k8s/base/collectors/collectors.yaml
-	$(KUBE) apply collectors --overlay $(OVERLAY)
+	$(KUBE) apply collectors --overlay $(OVERLAY) $(K8S_ENV)
 
 grafana: $(K8S_DEPS) ## Grafana with the hundi datasource and dashboards, admin password from .secret.grafana.env
-	$(KUBE) apply grafana --overlay $(OVERLAY)
+	$(KUBE) apply grafana --overlay $(OVERLAY) $(K8S_ENV)
 
 jupyter-deploy: $(K8S_DEPS) ## JupyterLab with hundi in the frontend namespace, token from .secret.jupyter.env
-	$(KUBE) apply jupyter --overlay $(OVERLAY)
+	$(KUBE) apply jupyter --overlay $(OVERLAY) $(K8S_ENV)
