@@ -75,3 +75,16 @@ def test_a_network_store_streams_day_by_day_between_start_and_end(
     pd.testing.assert_frame_equal(pd.concat(chunks), whole)
     with pytest.raises(ResearchError, match="needs start and end"):
         next(iter_read(cassandra_keyspace, exchange="binance"))
+
+
+def test_an_aggregating_store_is_refused_with_a_reason(kairosdb_url: str) -> None:
+    """KairosDB keeps per-ms aggregates: bars from it would look right and be wrong."""
+    with pytest.raises(ResearchError, match="per-millisecond aggregates"):
+        hundi.bars(
+            kairosdb_url,
+            exchange="binance",
+            symbol="BTC-USDT",
+            interval="1m",
+            start="2026-11-27",
+            end="2026-11-28",
+        )

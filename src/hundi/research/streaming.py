@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from hundi.query import parse_channel
+from hundi.query import AggregatingStore, parse_channel
 from hundi.records import SCHEMAS, Channel
 from hundi.research._source import (
     ResearchError,
@@ -90,6 +90,12 @@ def iter_day_tables(
             root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
         )
         return
+    if isinstance(opened, AggregatingStore):
+        raise ResearchError(
+            f"{opened.describe()} keeps per-millisecond aggregates, not every record: read "
+            "records from a lossless store (a folder or cassandra://), or use hundi.read with "
+            "aggregate= for server-side aggregates"
+        )
     if first_ns is None or end_ns is None:
         raise ResearchError(
             f"streaming from {opened.describe()} needs start and end (it cannot list days)"
