@@ -3,6 +3,7 @@
 #
 #   start.sh          size the heap, configure auth, start Cassandra (PID 1 stays this script)
 #   start.sh heap     print the computed MAX_HEAP_SIZE / HEAP_NEWSIZE and exit (tests, debugging)
+#   start.sh configure  only switch $CASSANDRA_CONF/cassandra.yaml to password auth
 #
 # Heap: cassandra-env.sh sizes the heap from the *host's* RAM (/proc/meminfo), which in a pod is
 # the node's memory, not the container's limit, so the JVM would be OOM-killed. Here the limit
@@ -187,6 +188,7 @@ main() {
 		size_heap
 		echo "MAX_HEAP_SIZE=$MAX_HEAP_SIZE HEAP_NEWSIZE=$HEAP_NEWSIZE"
 		;;
+	configure) configure ;;
 	start)
 		size_heap
 		configure
@@ -203,7 +205,7 @@ main() {
 		while kill -0 "$pid" 2>/dev/null; do wait "$pid" || rc=$?; done
 		exit "$rc"
 		;;
-	*) die "usage: start.sh [start|heap]" ;;
+	*) die "usage: start.sh [start|heap|configure]" ;;
 	esac
 }
 
