@@ -44,10 +44,10 @@ WORKDIR /app
 RUN mkdir -p /app/data /app/logs /app/spool && chown -R 10001:10001 /app
 ENV HUNDI_STORE=/app/data \
     HUNDI_LOG_PATH=/app/logs/hundi.log \
-    HUNDI_HEALTH_FILE=/app/logs/health.json \
     HUNDI_SPOOL_DIR=/app/spool
 USER 10001:10001
-# `hundi collect` (and `hundi serve`) rewrite HUNDI_HEALTH_FILE every status interval;
+# `hundi collect` (and `hundi serve`) rewrite HUNDI_HEALTH_FILE (default: health.json beside
+# HUNDI_LOG_PATH, so a pod that moves its logs to a volume moves it too) every status interval;
 # `hundi health` fails when it is stale, missing or reports a failing collector.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["hundi", "health", "--max-age", "30"]
@@ -67,7 +67,6 @@ COPY . .
 # Editable: the venv points at /src/src, so the bind-mounted checkout is what runs.
 RUN scripts/install.sh /opt/venv dev self \
     && mkdir -p /src/logs /src/data /src/spool && chown -R 10001:10001 /src
-ENV HUNDI_HEALTH_FILE=/tmp/hundi-health.json
 USER 10001:10001
 # debugpy (make hundi-debug listens here)
 EXPOSE 5678

@@ -6,6 +6,7 @@ runs as a separate process, as a probe does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from hundi.pipeline.health import Health, check_health, write_health
 from hundi.simulator.process import SimulatorProcess
@@ -115,3 +118,48 @@ def test_running_collector_is_healthy_and_stopped_one_is_not(tmp_path: Path) -> 
     stopped = probe(env=env, cwd=tmp_path)
     assert stopped.returncode == 1
     assert stopped.stderr.strip() == "unhealthy: collector unhealthy: stopped"
+
+
+async def test_server_writes_health_while_running_and_stopped_after(tmp_path: Path) -> None:
+    """``serve_health`` is the hook of ``hundi serve``: a real aiohttp server runs it."""
+    from aiohttp import web
+
+    from hundi.config import load_settings
+    from hundi.pipeline.health import serve_health
+
+    path = tmp_path / "api-health.json"
+    settings = load_settings(
+        environ={"HUNDI_HEALTH_FILE": str(path), "HUNDI_LOG_UPDATE_INTERVAL": "0.1"},
+        cwd=tmp_path,
+    )
+    app = web.Application()
+    app.cleanup_ctx.append(serve_health(settings))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        assert check_health(path, 30) is None
+        assert json.loads(path.read_text())["component"] == "api"
+    finally:
+        await runner.cleanup()
+    assert check_health(path, 30) == "api unhealthy: stopped"
+
+
+async def test_unwritable_health_file_is_logged_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    from hundi.pipeline.health import run_health_loop
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    task = asyncio.create_task(
+        run_health_loop(blocker / "health.json", 0.01, lambda: Health("collector", True))
+    )
+    await asyncio.sleep(0.1)
+    assert not task.done()  # still running: the process goes on
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    warnings = [r for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(warnings) == 1  # once per distinct error, not every interval

@@ -9,20 +9,25 @@ the same in a container, a pod and a shell, and needs no port or credentials.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
+from aiohttp import web
 
 from hundi.config import ConfigError, Settings, load_settings
 from hundi.pipeline.collector import Collector
+
+log = logging.getLogger("hundi.health")
 
 DEFAULT_MAX_AGE_S = 30.0
 EXIT_UNHEALTHY = 1
@@ -59,7 +64,7 @@ def check_health(path: Path, max_age_s: float, now: float | None = None) -> str 
     try:
         record = json.loads(path.read_text())
     except FileNotFoundError:
-        return f"no health file at {path} (is the collector running with this HUNDI_HEALTH_FILE?)"
+        return f"no health file at {path} (is hundi collect/serve running with it?)"
     except (OSError, ValueError) as exc:
         return f"unreadable health file {path}: {type(exc).__name__}"
     if not isinstance(record, dict):
@@ -109,15 +114,51 @@ def collector_health(collectors: Sequence[Collector], stale_after_s: float) -> H
 
 async def run_health_loop(path: Path, interval_s: float, probe: Callable[[], Health]) -> None:
     """Write ``probe()`` to ``path`` every ``interval_s`` until cancelled (then one last time, so
-    a stopped process reads as unhealthy at once instead of after ``--max-age``)."""
+    a stopped process reads as unhealthy at once instead of after ``--max-age``).
+
+    A file that cannot be written is logged (once per distinct error) and retried: the process
+    keeps working, and the probe reports the missing or stale file."""
+    failed = ""
+
+    def write(health: Health) -> None:
+        nonlocal failed
+        try:
+            write_health(path, health)
+            failed = ""
+        except OSError as exc:
+            if str(exc) != failed:
+                log.warning("health file %s cannot be written: %s", path, exc)
+            failed = str(exc)
+
     try:
         while True:
-            write_health(path, probe())
+            write(probe())
             await asyncio.sleep(interval_s)
     except asyncio.CancelledError:
         last = probe()
-        write_health(path, Health(last.component, False, "stopped", details=last.details))
+        write(Health(last.component, False, "stopped", details=last.details))
         raise
+
+
+def serve_health(
+    settings: Settings, component: str = "api"
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp ``cleanup_ctx`` writing a health file while the server runs (``hundi serve``:
+    ``app.cleanup_ctx.append(serve_health(load_settings()))``); healthy while its loop runs."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(
+            run_health_loop(
+                health_path(settings), settings.log_update_interval, lambda: Health(component, True)
+            )
+        )
+        await asyncio.sleep(0)  # the loop's first write: healthy as soon as the server is set up
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 @click.command()
