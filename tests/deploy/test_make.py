@@ -218,3 +218,16 @@ def test_hundi_debug_says_what_is_wrong(tmp_path: Path) -> None:
     result = make("hundi-debug", f"file={outside}", "COMPOSE=true")
     assert result.returncode != 0
     assert "outside the repository, which the container mounts at /src" in result.stderr
+
+
+def test_images_builds_each_target_under_the_shared_names() -> None:
+    result = make("--dry-run", "images", "IMAGE_REGISTRY=registry.example:5000", "IMAGE_TAG=1.2")
+    assert result.returncode == 0, result.stderr
+    builds = [line for line in result.stdout.splitlines() if line.startswith("docker build")]
+    assert builds == [
+        "docker build --target prod --tag registry.example:5000/wunder/hundi:1.2 .",
+        "docker build --target dev --tag registry.example:5000/wunder/hundi-dev:1.2 .",
+        "docker build --target jupyter --tag registry.example:5000/wunder/hundi-jupyter:1.2 .",
+        "docker build --file deploy/kairosdb/Dockerfile "
+        "--tag registry.example:5000/wunder/kairosdb:1.2 .",
+    ]
