@@ -1,0 +1,615 @@
+"""deploy/k8s rendered with the real kustomize, validated offline against the Kubernetes schemas,
+and held to the deployment's rules: non-root, limits, probes, secrets only in Secrets, network
+paths only where something must talk, Cassandra's shape, collector sharding."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hundi.config import load_config_file
+from hundi.deploy.envfiles import ENV_FILES, EnvFileError, load_env_files
+from hundi.deploy.kube import (
+    COMPONENTS,
+    DEPLOY,
+    KUBERNETES_VERSION,
+    OVERLAYS,
+    REPO,
+    DeployError,
+    apply,
+    containers,
+    decoded_secret_data,
+    find_kustomize,
+    pod_spec,
+    references,
+    render,
+    select,
+    validate,
+)
+from hundi.pipeline.shard import Shard, shard_feeds
+
+Object = dict[str, Any]
+REPLICAS = {"dev": {"cassandra": 1, "collectors": 1}, "prod": {"cassandra": 3, "collectors": 3}}
+
+
+@pytest.fixture(scope="module")
+def kustomize() -> Path:
+    """The real kustomize (KUSTOMIZE or `make k8s-tools`); missing under CI is a failure."""
+    try:
+        return find_kustomize()
+    except DeployError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def env_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real-looking env files: the templates with a distinct random value for every secret."""
+    directory = tmp_path_factory.mktemp("env")
+    for name, spec in ENV_FILES.items():
+        lines = (REPO / spec.example).read_text().splitlines()
+        if spec.secret:
+            lines = [
+                f"{line.partition('=')[0]}={secrets.token_urlsafe(18)}"
+                if "=" in line and not line.lstrip().startswith("#")
+                else line
+                for line in lines
+            ]
+        (directory / name).write_text("\n".join(lines) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def secret_env(env_dir: Path) -> dict[str, str]:
+    names = [name for name, spec in ENV_FILES.items() if spec.secret]
+    return {k: v for values in load_env_files(env_dir, names).values() for k, v in values.items()}
+
+
+@pytest.fixture(scope="module")
+def rendered(kustomize: Path, env_dir: Path) -> dict[str, list[Object]]:
+    return {name: render(name, env_dir=env_dir, kustomize=kustomize) for name in OVERLAYS}
+
+
+@pytest.fixture(params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def objects(rendered: dict[str, list[Object]], overlay: str) -> list[Object]:
+    return rendered[overlay]
+
+
+def find(objects: list[Object], kind: str, name: str, namespace: str | None = None) -> Object:
+    for obj in objects:
+        meta = obj["metadata"]
+        if (obj["kind"], meta["name"]) == (kind, name) and namespace in (
+            None,
+            meta.get("namespace"),
+        ):
+            return obj
+    raise AssertionError(f"no {kind} {name} in {namespace}")
+
+
+def generated(objects: list[Object], kind: str, base: str, namespace: str) -> Object:
+    """A generated ConfigMap/Secret by its name before kustomize's hash suffix."""
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and o["metadata"]["name"].rsplit("-", 1)[0] == base
+        and o["metadata"].get("namespace") == namespace
+    ]
+    assert len(found) == 1, (kind, base, namespace)
+    return found[0]
+
+
+def workloads(objects: list[Object]) -> Iterator[tuple[Object, Object]]:
+    for obj in objects:
+        spec = pod_spec(obj)
+        if spec is not None:
+            yield obj, spec
+
+
+def env_of(container: Object) -> dict[str, Object]:
+    return {var["name"]: var for var in container.get("env") or []}
+
+
+def spec_of(objects: list[Object], deployment: str) -> Object:
+    spec = pod_spec(find(objects, "Deployment", deployment))
+    assert spec is not None
+    return spec
+
+
+def container(objects: list[Object], kind: str, name: str, container_name: str) -> Object:
+    spec = pod_spec(find(objects, kind, name))
+    assert spec is not None
+    return next(c for c in spec["containers"] if c["name"] == container_name)
+
+
+# --- rendering and schemas ---------------------------------------------------------------------
+
+
+def test_every_overlay_renders_from_the_committed_templates_and_validates(
+    kustomize: Path,
+) -> None:
+    """What `make k8s-validate` does in CI: only the *.example files exist there."""
+    for name in OVERLAYS:
+        objects = render(name, examples=True, kustomize=kustomize)
+        validate(objects, KUBERNETES_VERSION)
+        kinds = {o["kind"] for o in objects}
+        assert {"Namespace", "StatefulSet", "Deployment", "Service", "ConfigMap", "Secret"} <= kinds
+        assert {"NetworkPolicy", "PodDisruptionBudget", "PersistentVolumeClaim"} <= kinds
+
+
+def test_real_env_files_render_and_validate(objects: list[Object]) -> None:
+    validate(objects)
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {
+        "backend",
+        "frontend",
+    }
+
+
+def test_validation_is_strict_and_names_the_object(objects: list[Object]) -> None:
+    broken = yaml.safe_load(yaml.safe_dump(find(objects, "Service", "cassandra")))
+    broken["spec"]["clusterIp"] = "None"  # misspelt field: must not pass silently
+    with pytest.raises(DeployError, match=r"Service/cassandra: .*'clusterIp' was unexpected"):
+        validate([broken])
+
+
+def test_every_component_selects_its_objects_and_what_they_reference(
+    objects: list[Object],
+) -> None:
+    for component in COMPONENTS:
+        chosen = select(objects, component)
+        assert chosen, component
+        validate(chosen)
+        if component.endswith("-namespace"):
+            namespace = component.removesuffix("-namespace")
+            assert find(chosen, "Namespace", namespace)
+            assert find(chosen, "NetworkPolicy", "default-deny", namespace)
+            continue
+        present = {
+            (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in chosen
+        }
+        for obj, spec in workloads(chosen):
+            namespace = obj["metadata"]["namespace"]
+            for kind, name in references(spec):
+                assert (kind, namespace, name) in present, (component, kind, name)
+
+
+def test_no_dangling_reference_to_a_configmap_or_secret(objects: list[Object]) -> None:
+    present = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
+    for obj, spec in workloads(objects):
+        for kind, name in references(spec):
+            assert (kind, obj["metadata"]["namespace"], name) in present, (obj["kind"], name)
+
+
+def test_a_missing_env_file_fails_naming_the_file(tmp_path: Path, env_dir: Path) -> None:
+    for name in ENV_FILES:
+        if name != ".secret.grafana.env":
+            shutil.copy(env_dir / name, tmp_path / name)
+    with pytest.raises(EnvFileError, match=r"\.secret\.grafana\.env is missing"):
+        render("dev", env_dir=tmp_path, kustomize=Path("/nonexistent"))  # fails before kustomize
+
+
+def test_an_incomplete_env_file_fails_naming_file_and_key(tmp_path: Path, env_dir: Path) -> None:
+    for name in ENV_FILES:
+        shutil.copy(env_dir / name, tmp_path / name)
+    text = (tmp_path / ".cassandra.env").read_text()
+    (tmp_path / ".cassandra.env").write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("CASSANDRA_DC="))
+    )
+    with pytest.raises(EnvFileError, match=r"\.cassandra\.env: CASSANDRA_DC is not set"):
+        render("prod", env_dir=tmp_path, kustomize=Path("/nonexistent"))
+
+
+def test_apply_dry_run_prints_and_a_missing_kubectl_is_one_clear_error(
+    kustomize: Path, env_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUSTOMIZE", str(kustomize))
+    text = apply("grafana", "dev", env_dir=env_dir, dry_run=True)
+    assert {d["kind"] for d in yaml.safe_load_all(text)} >= {"Deployment", "Secret", "Service"}
+    monkeypatch.setenv("KUBECTL", "kubectl-that-does-not-exist")
+    with pytest.raises(DeployError, match=r"kubectl not found: install it .* DRY_RUN=1"):
+        apply("grafana", "dev", env_dir=env_dir, dry_run=False)
+
+
+# --- security ----------------------------------------------------------------------------------
+
+
+def test_every_container_runs_non_root_without_privileges(objects: list[Object]) -> None:
+    checked = 0
+    for obj, spec in workloads(objects):
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        pod = spec.get("securityContext") or {}
+        assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+        assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), where
+        assert spec.get("automountServiceAccountToken") is False, where
+        for c in containers(spec):
+            context = {**pod, **(c.get("securityContext") or {})}
+            name = f"{where}/{c['name']}"
+            assert context.get("runAsNonRoot") is True, name
+            assert context.get("runAsUser", 0) > 0 and context.get("runAsGroup", 0) > 0, name
+            assert context.get("allowPrivilegeEscalation") is False, name
+            assert context.get("privileged", False) is False, name
+            assert context.get("readOnlyRootFilesystem") is True, name
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], name
+            assert "add" not in context.get("capabilities", {}), name
+            checked += 1
+    assert checked == 8  # 6 main containers + 2 init containers
+
+
+def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
+    for obj, spec in workloads(objects):
+        for c in containers(spec):
+            resources = c.get("resources") or {}
+            for bound in ("requests", "limits"):
+                assert set(resources.get(bound, {})) >= {"cpu", "memory"}, (
+                    obj["metadata"]["name"],
+                    c["name"],
+                    bound,
+                )
+
+
+def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Object]) -> None:
+    for obj, spec in workloads(objects):
+        for c in spec["containers"]:
+            assert "readinessProbe" in c and "livenessProbe" in c, (obj["metadata"]["name"], c)
+
+
+def test_namespaces_enforce_the_restricted_pod_security_level(objects: list[Object]) -> None:
+    for name in ("backend", "frontend"):
+        labels = find(objects, "Namespace", name)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_secrets_live_only_in_secrets(objects: list[Object], secret_env: dict[str, str]) -> None:
+    """No secret key or value in a ConfigMap or an env literal; every one is in a Secret."""
+    values = [v for v in secret_env.values() if v]
+    assert values, "the secret env files must give the check something to find"
+    in_secrets: set[str] = set()
+    for obj in objects:
+        if obj["kind"] == "Secret":
+            in_secrets |= set(decoded_secret_data(obj).values())
+        if obj["kind"] == "ConfigMap":
+            data = {**(obj.get("data") or {}), **(obj.get("binaryData") or {})}
+            name = obj["metadata"]["name"]
+            assert not set(data) & set(secret_env), f"secret key in ConfigMap {name}"
+            for text in data.values():
+                assert not any(value in text for value in values), f"secret in ConfigMap {name}"
+    for _, spec in workloads(objects):
+        for c in containers(spec):
+            for var in c.get("env") or []:
+                literal = var.get("value", "")
+                assert not any(value in literal for value in values), (c["name"], var["name"])
+                if var["name"] in secret_env:
+                    assert "secretKeyRef" in var.get("valueFrom", {}), (c["name"], var["name"])
+            for arg in [*c.get("args", []), *c.get("command", [])]:
+                assert not any(value in arg for value in values), c["name"]
+    # Every secret the pods need is generated (values from the secret env files).
+    needed = {"CASSANDRA_USER", "CASSANDRA_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD", "JUPYTER_TOKEN"}
+    assert {secret_env[key] for key in needed} <= in_secrets
+
+
+def test_rendering_never_leaves_the_secrets_in_the_repository(rendered: object) -> None:
+    assert not (DEPLOY / "k8s" / "env").exists()
+
+
+# --- network policies --------------------------------------------------------------------------
+
+Pod = tuple[str, dict[str, str]]  # namespace, labels
+
+
+def _selects(selector: Object, labels: dict[str, str]) -> bool:
+    assert "matchExpressions" not in selector, "the evaluator below knows matchLabels only"
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def _peer(peer: Object, policy_namespace: str, pod: Pod) -> bool:
+    if "ipBlock" in peer:
+        return False  # in-cluster pods are not matched by the public ipBlocks used here
+    namespace, labels = pod
+    if "namespaceSelector" in peer:
+        if not _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):
+            return False
+    elif namespace != policy_namespace:
+        return False
+    return "podSelector" not in peer or _selects(peer["podSelector"], labels)
+
+
+def _ports(rule: Object, port: int) -> bool:
+    return "ports" not in rule or any(p.get("port") == port for p in rule["ports"])
+
+
+def _allows(objects: list[Object], direction: str, pod: Pod, peer: Pod | None, port: int) -> bool:
+    """Whether ``pod``'s policies let traffic go to/come from ``peer`` (None: the internet)."""
+    kind, peers = ("Egress", "to") if direction == "egress" else ("Ingress", "from")
+    policies = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and o["metadata"]["namespace"] == pod[0]
+        and _selects(o["spec"]["podSelector"], pod[1])
+        and kind in o["spec"]["policyTypes"]
+    ]
+    if not policies:
+        return True  # not isolated
+    for policy in policies:
+        for rule in policy["spec"].get(direction) or []:
+            if not _ports(rule, port):
+                continue
+            if peers not in rule:
+                return True
+            for p in rule[peers]:
+                if peer is None and "ipBlock" in p and p["ipBlock"]["cidr"] == "0.0.0.0/0":
+                    return True
+                if peer is not None and _peer(p, policy["metadata"]["namespace"], peer):
+                    return True
+    return False
+
+
+def can_talk(objects: list[Object], source: Pod, target: Pod, port: int) -> bool:
+    return _allows(objects, "egress", source, target, port) and _allows(
+        objects, "ingress", target, source, port
+    )
+
+
+def pod(objects: list[Object], name: str) -> Pod:
+    for obj, _ in workloads(objects):
+        if obj["metadata"]["name"] == name:
+            return obj["metadata"]["namespace"], obj["spec"]["template"]["metadata"]["labels"]
+    raise AssertionError(name)
+
+
+def test_default_deny_in_both_namespaces_and_every_pod_has_its_own_policy(
+    objects: list[Object],
+) -> None:
+    for namespace in ("backend", "frontend"):
+        deny = find(objects, "NetworkPolicy", "default-deny", namespace)["spec"]
+        assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+        assert "ingress" not in deny and "egress" not in deny
+    for obj, _ in workloads(objects):
+        namespace, labels = pod(objects, obj["metadata"]["name"])
+        own = [
+            p
+            for p in objects
+            if p["kind"] == "NetworkPolicy"
+            and p["metadata"]["namespace"] == namespace
+            and p["spec"]["podSelector"]
+            and _selects(p["spec"]["podSelector"], labels)
+        ]
+        assert own, obj["metadata"]["name"]
+
+
+ALLOWED = [
+    ("collectors", "cassandra", 9042),
+    ("collectors", "kairosdb", 8080),
+    ("kairosdb", "cassandra", 9042),
+    ("hundi-api", "cassandra", 9042),
+    ("grafana", "hundi-api", 8000),
+    ("grafana", "kairosdb", 8080),  # legacy KairosDB datasource
+    ("jupyter", "cassandra", 9042),
+    ("jupyter", "kairosdb", 8080),
+    ("jupyter", "hundi-api", 8000),
+    ("cassandra", "cassandra", 7000),
+]
+DENIED = [
+    ("grafana", "cassandra", 9042),
+    ("collectors", "hundi-api", 8000),
+    ("hundi-api", "kairosdb", 8080),
+    ("kairosdb", "cassandra", 7000),
+    ("cassandra", "kairosdb", 8080),
+    ("jupyter", "collectors", 8000),
+    ("collectors", "grafana", 3000),
+    ("hundi-api", "jupyter", 8888),
+]
+
+
+def test_only_what_must_talk_can_talk(objects: list[Object]) -> None:
+    for source, target, port in ALLOWED:
+        assert can_talk(objects, pod(objects, source), pod(objects, target), port), (source, target)
+    for source, target, port in DENIED:
+        assert not can_talk(objects, pod(objects, source), pod(objects, target), port), (
+            source,
+            target,
+        )
+
+
+def test_grafana_and_jupyter_are_reachable_in_cluster_only(objects: list[Object]) -> None:
+    stranger: Pod = ("default", {"app": "anything"})
+    assert can_talk(objects, stranger, pod(objects, "grafana"), 3000)
+    assert can_talk(objects, stranger, pod(objects, "jupyter"), 8888)
+    for name, port in (("cassandra", 9042), ("kairosdb", 8080), ("hundi-api", 8000)):
+        assert not can_talk(objects, stranger, pod(objects, name), port), name
+    for name in ("grafana", "jupyter"):
+        ingress = find(objects, "NetworkPolicy", name, "frontend")["spec"]["ingress"]
+        assert all("ipBlock" not in peer for rule in ingress for peer in rule["from"])
+
+
+def test_only_collectors_and_grafana_reach_the_internet(objects: list[Object]) -> None:
+    for name in ("collectors", "grafana"):  # exchanges; grafana.com for the plugin
+        assert _allows(objects, "egress", pod(objects, name), None, 443), name
+    assert _allows(objects, "egress", pod(objects, "collectors"), None, 9443)
+    for name in ("cassandra", "kairosdb", "hundi-api", "jupyter"):
+        assert not _allows(objects, "egress", pod(objects, name), None, 443), name
+    dns: Pod = ("kube-system", {"k8s-app": "kube-dns"})
+    for obj, _ in workloads(objects):
+        assert _allows(objects, "egress", pod(objects, obj["metadata"]["name"]), dns, 53)
+
+
+# --- Cassandra ---------------------------------------------------------------------------------
+
+
+def test_cassandra_statefulset_shape(objects: list[Object], overlay: str) -> None:
+    sts = find(objects, "StatefulSet", "cassandra", "backend")
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert sts["spec"]["replicas"] == REPLICAS[overlay]["cassandra"]
+    service = find(objects, "Service", sts["spec"]["serviceName"], "backend")
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"]
+    assert _selects({"matchLabels": service["spec"]["selector"]}, labels)
+    first = f"{sts['metadata']['name']}-0.{service['metadata']['name']}.backend.svc.cluster.local"
+    assert first == "cassandra-0.cassandra.backend.svc.cluster.local"
+    env = env_of(container(objects, "StatefulSet", "cassandra", "cassandra"))
+    assert env["CASSANDRA_SEEDS"]["value"] == first
+    assert env["CASSANDRA_REPLICAS"]["value"] == str(sts["spec"]["replicas"])
+    assert env["MEMORY_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"] == "limits.memory"
+    cluster = generated(objects, "ConfigMap", "cluster", "backend")
+    assert cluster["data"]["CASSANDRA_RF"] == str(min(sts["spec"]["replicas"], 3))
+    # Storage: a claim per pod, mounted where Cassandra keeps its data.
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    mounts = container(objects, "StatefulSet", "cassandra", "cassandra")["volumeMounts"]
+    assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/cassandra"} in mounts
+
+
+def test_cassandra_spreads_over_machines_and_keeps_a_quorum(objects: list[Object]) -> None:
+    sts = find(objects, "StatefulSet", "cassandra", "backend")
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    (term,) = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert _selects(term["labelSelector"], labels)
+    pdb = find(objects, "PodDisruptionBudget", "cassandra", "backend")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert _selects(pdb["spec"]["selector"], labels)
+
+
+def test_cassandra_runs_the_start_script_from_its_configmap(objects: list[Object]) -> None:
+    c = container(objects, "StatefulSet", "cassandra", "cassandra")
+    script = generated(objects, "ConfigMap", "cassandra-start", "backend")
+    assert script["data"]["start.sh"] == (DEPLOY / "k8s/base/cassandra/start.sh").read_text()
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "start")
+    assert c["command"] == ["bash", f"{mount['mountPath']}/start.sh"]
+    env = env_of(c)
+    for key in ("CASSANDRA_USER", "CASSANDRA_PASSWORD"):
+        ref = env[key]["valueFrom"]["secretKeyRef"]
+        assert key in decoded_secret_data(find(objects, "Secret", ref["name"], "backend"))
+
+
+# --- the other components ----------------------------------------------------------------------
+
+
+def test_kairosdb_uses_cassandra_probes_health_and_queues_on_a_volume(
+    objects: list[Object],
+) -> None:
+    c = container(objects, "Deployment", "kairosdb", "kairosdb")
+    assert c["image"].startswith("wunder/kairosdb:")
+    for probe in ("readinessProbe", "startupProbe"):
+        assert c[probe]["httpGet"]["path"] == "/api/v1/health/check"
+    env = env_of(c)
+    assert env["KAIROSDB_CASSANDRA_HOSTS"]["value"] == "cassandra.backend.svc.cluster.local:9042"
+    queue = env["KAIROSDB_QUEUE_PATH"]["value"]
+    volumes = {v["name"]: v for v in spec_of(objects, "kairosdb")["volumes"]}
+    mount = next(m for m in c["volumeMounts"] if queue.startswith(m["mountPath"] + "/"))
+    claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+    assert find(objects, "PersistentVolumeClaim", claim, "backend")
+
+
+def test_collectors_shard_by_ordinal_over_the_configured_symbols(
+    objects: list[Object], overlay: str, tmp_path: Path
+) -> None:
+    sts = find(objects, "StatefulSet", "collectors", "backend")
+    replicas = sts["spec"]["replicas"]
+    assert replicas == REPLICAS[overlay]["collectors"]
+    c = container(objects, "StatefulSet", "collectors", "collector")
+    assert env_of(c)["HUNDI_SHARDS"]["value"] == str(replicas)
+    args = c["args"]
+    assert args[:1] == ["collect"] and args[args.index("--shard") + 1] == "auto"
+    stores = env_of(c)["HUNDI_STORE"]["value"]
+    assert stores.startswith("cassandra://cassandra.backend.svc.cluster.local:9042/")
+    assert "kairosdb+http://kairosdb.backend.svc.cluster.local:8080" in stores
+    # The mounted feed list is a valid hundi config and every symbol lands in one pod.
+    config_path = Path(args[args.index("--config") + 1])
+    feeds_map = generated(objects, "ConfigMap", "collectors-feeds", "backend")
+    local = tmp_path / config_path.name
+    local.write_text(feeds_map["data"][config_path.name])
+    feeds = load_config_file(local).feeds
+    everything = sorted((f.exchange, f.market, s) for f in feeds for s in f.symbols)
+    split = sorted(
+        (f.exchange, f.market, s)
+        for ordinal in range(replicas)
+        for f in shard_feeds(feeds, Shard(ordinal, replicas))
+        for s in f.symbols
+    )
+    assert split == everything
+
+
+def test_grafana_admin_password_and_provisioning_from_files(objects: list[Object]) -> None:
+    c = container(objects, "Deployment", "grafana", "grafana")
+    env = env_of(c)
+    ref = env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" in decoded_secret_data(
+        find(objects, "Secret", ref["name"], "frontend")
+    )
+    assert env["GF_INSTALL_PLUGINS"]["value"] == "yesoreyeram-infinity-datasource"
+    api = env["HUNDI_API_URL"]["value"]
+    assert api == "http://hundi-api.backend.svc.cluster.local:8000"
+    assert find(objects, "Service", "hundi-api", "backend")["spec"]["ports"][0]["port"] == 8000
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec_of(objects, "grafana")["volumes"]}
+
+    def mounted(path: str) -> Object:
+        name = volumes[mounts[path]]["configMap"]["name"]
+        return find(objects, "ConfigMap", name, "frontend")
+
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    datasources = mounted("/etc/grafana/provisioning/datasources")["data"]
+    assert datasources == {"hundi.yaml": (provisioning / "datasources/hundi.yaml").read_text()}
+    providers_text = mounted("/etc/grafana/provisioning/dashboards")["data"]["hundi.yaml"]
+    assert providers_text == (provisioning / "dashboards/hundi.yaml").read_text()
+    (provider,) = yaml.safe_load(providers_text)["providers"]
+    # Every generated dashboard is mounted where the provider looks.
+    dashboards = mounted(provider["options"]["path"])["data"]
+    files = {p.name: p.read_text() for p in (DEPLOY / "grafana" / "dashboards").glob("*.json")}
+    assert files and dashboards == files
+
+
+def test_jupyter_token_from_the_secret_and_notebooks_on_a_seeded_volume(
+    objects: list[Object],
+) -> None:
+    deployment = find(objects, "Deployment", "jupyter", "frontend")
+    spec = deployment["spec"]["template"]["spec"]
+    c = container(objects, "Deployment", "jupyter", "jupyter")
+    ref = env_of(c)["JUPYTER_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert "JUPYTER_TOKEN" in decoded_secret_data(find(objects, "Secret", ref["name"], "frontend"))
+    notebooks = next(m for m in c["volumeMounts"] if m["mountPath"].endswith("/notebooks"))
+    (seed,) = spec["initContainers"]
+    assert seed["image"] == c["image"]
+    assert "-n" in seed["command"]  # never overwrites a user's notebook
+    assert any(m["name"] == notebooks["name"] for m in seed["volumeMounts"])
+    volume = next(v for v in spec["volumes"] if v["name"] == notebooks["name"])
+    assert find(
+        objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"], "frontend"
+    )
+
+
+def test_generated_configs_are_the_env_files(
+    objects: list[Object], env_dir: Path, secret_env: dict[str, str]
+) -> None:
+    """ConfigMaps hold exactly the non-secret files' values; Secrets the secret files'."""
+    loaded = load_env_files(env_dir)
+    assert (
+        generated(objects, "ConfigMap", "cassandra-config", "backend")["data"]
+        == (loaded[".cassandra.env"])
+    )
+    assert (
+        generated(objects, "ConfigMap", "hundi-config", "frontend")["data"]
+        == (loaded[".hundi.env"])
+    )
+    secret = generated(objects, "Secret", "cassandra-credentials", "frontend")
+    assert decoded_secret_data(secret) == loaded[".secret.cassandra.env"]
+    assert (
+        base64.b64decode(secret["data"]["CASSANDRA_PASSWORD"]).decode()
+        == (secret_env["CASSANDRA_PASSWORD"])
+    )
