@@ -10,8 +10,9 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 # $KUSTOMIZE (a kustomize of your own) wins over the one `make k8s-tools` installs.
 export KUSTOMIZE ?=
 KUBE = $(BIN)/python -m hundi.deploy.kube
-# The env files are read from ENV_DIR (the Makefile's, default: the repository root).
-K8S_ENV = --env-dir $(or $(ENV_DIR),.)
+# The env files are read from ENV_DIR (the Makefile's, default: the repository root); the
+# wunder/* images from IMAGE_REGISTRY when set (`make images IMAGE_REGISTRY=... && docker push`).
+K8S_ENV = --env-dir $(or $(ENV_DIR),.) $(if $(IMAGE_REGISTRY),--image-registry $(IMAGE_REGISTRY))
 K8S_DEPS = venv $(if $(KUSTOMIZE),,$(TOOLS_BIN)/kustomize)
 
 .PHONY: k8s-tools k8s-render k8s-validate backend-namespace frontend-namespace cassandra kairosdb hundi-api-deploy collectors grafana jupyter-deploy

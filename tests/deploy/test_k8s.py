@@ -613,3 +613,17 @@ def test_generated_configs_are_the_env_files(
         base64.b64decode(secret["data"]["CASSANDRA_PASSWORD"]).decode()
         == (secret_env["CASSANDRA_PASSWORD"])
     )
+
+
+def test_an_image_registry_prefixes_only_hundis_images(kustomize: Path, env_dir: Path) -> None:
+    objects = render(
+        "prod", env_dir=env_dir, kustomize=kustomize, image_registry="reg.example:5000/"
+    )
+    images = {c["image"] for _, spec in workloads(objects) for c in containers(spec)}
+    assert images == {
+        "reg.example:5000/wunder/hundi:0.1.0",
+        "reg.example:5000/wunder/hundi-jupyter:0.1.0",
+        "reg.example:5000/wunder/kairosdb:0.1.0",
+        "cassandra:5.0.6",
+        "grafana/grafana:11.6.0",
+    }

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,12 @@ def render(
     env_dir: Path = REPO,
     examples: bool = False,
     kustomize: Path | None = None,
+    image_registry: str | None = None,
 ) -> list[Object]:
-    """The overlay's objects (only ``component``'s and what they reference, when given)."""
+    """The overlay's objects (only ``component``'s and what they reference, when given).
+
+    ``image_registry`` (e.g. ``registry.example:5000``) prefixes hundi's own images
+    (``wunder/...``, pushed there by ``make images IMAGE_REGISTRY=...``); public images stay."""
     if overlay not in OVERLAYS:
         raise DeployError(f"unknown overlay {overlay!r}; choose from {', '.join(OVERLAYS)}")
     if component is not None and component not in COMPONENTS:
@@ -134,7 +138,17 @@ def render(
         message = _scrub(result.stderr.strip() or result.stdout.strip(), secrets)
         raise DeployError(f"kustomize build of overlay {overlay} failed:\n{message}")
     objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    if image_registry:
+        _prefix_images(objects, image_registry.rstrip("/"))
     return objects if component is None else select(objects, component)
+
+
+def _prefix_images(objects: list[Object], registry: str) -> None:
+    for obj in objects:
+        spec = pod_spec(obj)
+        for container in containers(spec) if spec else ():
+            if container["image"].startswith("wunder/"):
+                container["image"] = f"{registry}/{container['image']}"
 
 
 def _labels(obj: Object) -> dict[str, str]:
@@ -260,10 +274,11 @@ def apply(
     *,
     env_dir: Path = REPO,
     dry_run: bool | None = None,
+    image_registry: str | None = None,
 ) -> str:
     """Render ``component``, validate it and pipe it to ``kubectl apply -f -``; with
     ``dry_run`` (default: ``DRY_RUN=1``) return the YAML instead of applying it."""
-    objects = render(overlay, component, env_dir=env_dir)
+    objects = render(overlay, component, env_dir=env_dir, image_registry=image_registry)
     validate(objects)
     if dry_run is None:
         dry_run = os.environ.get("DRY_RUN", "") not in ("", "0")
@@ -304,12 +319,18 @@ _env_dir = click.option(
     show_default="repository root",
     help="Directory holding the env files.",
 )
+_registry = click.option(
+    "--image-registry",
+    envvar="IMAGE_REGISTRY",
+    default=None,
+    help="Registry holding the wunder/* images (default: none, images loaded into the cluster).",
+)
 _examples = click.option(
     "--examples", is_flag=True, help="Render from the committed *.example templates (CI)."
 )
 
 
-def _run(action: Any) -> None:
+def _run(action: Callable[[], None]) -> None:
     try:
         action()
     except ConfigError as exc:
@@ -327,13 +348,19 @@ def main() -> None:
 @click.option("--component", type=click.Choice(COMPONENTS), help="Only this component.")
 @_env_dir
 @_examples
-def render_command(overlay: str, component: str | None, env_dir: Path, examples: bool) -> None:
+@_registry
+def render_command(
+    overlay: str, component: str | None, env_dir: Path, examples: bool, image_registry: str | None
+) -> None:
     """Print the rendered YAML."""
-    _run(
-        lambda: click.echo(
-            to_yaml(render(overlay, component, env_dir=env_dir, examples=examples)), nl=False
+
+    def show() -> None:
+        objects = render(
+            overlay, component, env_dir=env_dir, examples=examples, image_registry=image_registry
         )
-    )
+        click.echo(to_yaml(objects), nl=False)
+
+    _run(show)
 
 
 @main.command("validate")
@@ -359,9 +386,14 @@ def validate_command(overlay: str | None, env_dir: Path, examples: bool) -> None
 @click.argument("component", type=click.Choice(COMPONENTS))
 @click.option("--overlay", type=click.Choice(OVERLAYS), default="dev", show_default=True)
 @_env_dir
-def apply_command(component: str, overlay: str, env_dir: Path) -> None:
+@_registry
+def apply_command(component: str, overlay: str, env_dir: Path, image_registry: str | None) -> None:
     """Apply COMPONENT to the current kubectl context (DRY_RUN=1: print it instead)."""
-    _run(lambda: click.echo(apply(component, overlay, env_dir=env_dir), nl=False))
+    _run(
+        lambda: click.echo(
+            apply(component, overlay, env_dir=env_dir, image_registry=image_registry), nl=False
+        )
+    )
 
 
 if __name__ == "__main__":
