@@ -75,6 +75,7 @@ CMD ["sleep", "infinity"]
 # --- jupyter ------------------------------------------------------------------------------------
 FROM base AS jupyter
 COPY --from=build-jupyter /opt/venv /opt/venv
+RUN install -d --owner 10001 --group 10001 /home/hundi/work
 WORKDIR /home/hundi/work
 COPY --chown=10001:10001 notebooks ./notebooks
 USER 10001:10001
