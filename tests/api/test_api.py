@@ -3,7 +3,9 @@ the API queried over a real socket, its numbers checked against hundi and pandas
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -205,8 +207,17 @@ def test_bad_parameters_answer_400_with_the_reason(recordings_dir: Path, tmp_pat
         (f"coverage?{span}&channel=book", 413, "more than 1000 book rows"),
     ]
     # the store comes from HUNDI_STORE (as in the container) when --store is not given
-    with serve(None, tmp_path, "--max-rows", "1000", env={"HUNDI_STORE": str(data)}) as api:
+    health_env = {"HUNDI_STORE": str(data), "HUNDI_HEALTH_FILE": str(tmp_path / "health.json")}
+    with serve(None, tmp_path, "--max-rows", "1000", env=health_env) as api:
         assert api.get("/api/v1/health").body == {"status": "ok", "store": "file"}
+        # the image's HEALTHCHECK (`hundi health`) sees the running server's health file
+        checked = subprocess.run(
+            [sys.executable, "-m", "hundi", "health"],
+            env={**os.environ, **health_env},
+            capture_output=True,
+            text=True,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         for path, status, message in cases:
             reply = api.get(f"/api/v1/{path}")
             assert reply.status == status, (path, reply.body)

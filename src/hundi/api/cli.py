@@ -47,18 +47,22 @@ def serve(
     from aiohttp import web
 
     from hundi.api.server import create_app, public_store
+    from hundi.pipeline.health import serve_health
 
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        click.echo(f"hundi serve: {exc}", err=True)
+        sys.exit(2)
     if store_url is None:
-        try:
-            store_url = load_settings().store[0]
-        except ConfigError as exc:
-            click.echo(f"hundi serve: {exc}", err=True)
-            sys.exit(2)
+        store_url = settings.store[0]
     limits = Limits(max_range_ns=_duration(max_range), max_points=max_points, max_rows=max_rows)
     try:
         app = create_app(store_url, limits)
     except StoreError as exc:
         click.echo(f"hundi serve: {exc}", err=True)
         sys.exit(2)
+    # The container's HEALTHCHECK (`hundi health`) reads this file; HTTP probes use /api/v1/health.
+    app.cleanup_ctx.append(serve_health(settings))
     click.echo(f"hundi serve: {public_store(store_url)} on http://{host}:{port}/api/v1/", err=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None)
