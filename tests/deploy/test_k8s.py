@@ -268,6 +268,13 @@ def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Ob
             assert "readinessProbe" in c and "livenessProbe" in c, (obj["metadata"]["name"], c)
 
 
+def test_configmaps_and_secrets_fit_in_etcd(objects: list[Object]) -> None:
+    for obj in objects:
+        if obj["kind"] in ("ConfigMap", "Secret"):
+            size = sum(len(v) for v in (obj.get("data") or {}).values())
+            assert size < 1024 * 1024, obj["metadata"]["name"]
+
+
 def test_namespaces_enforce_the_restricted_pod_security_level(objects: list[Object]) -> None:
     for name in ("backend", "frontend"):
         labels = find(objects, "Namespace", name)["metadata"]["labels"]

@@ -296,8 +296,13 @@ def apply(
                     f"namespace {namespace} does not exist (or the cluster is unreachable): "
                     f"run `make {namespace}-namespace` first"
                 )
+    # Server-side apply: no last-applied annotation, so a large ConfigMap (dashboards) fits.
     result = subprocess.run(
-        [kubectl, "apply", "-f", "-"], input=text, capture_output=True, text=True, check=False
+        [kubectl, "apply", "--server-side", "--field-manager=hundi", "-f", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise DeployError(f"kubectl apply of {component} failed:\n{result.stderr.strip()}")
