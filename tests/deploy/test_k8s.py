@@ -590,10 +590,12 @@ def test_jupyter_token_from_the_secret_and_notebooks_on_a_seeded_volume(
     c = container(objects, "Deployment", "jupyter", "jupyter")
     ref = env_of(c)["JUPYTER_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert "JUPYTER_TOKEN" in decoded_secret_data(find(objects, "Secret", ref["name"], "frontend"))
-    notebooks = next(m for m in c["volumeMounts"] if m["mountPath"].endswith("/notebooks"))
+    # The image serves /home/hundi/work (its CMD's root_dir): that is the volume.
+    notebooks = next(m for m in c["volumeMounts"] if m["mountPath"] == "/home/hundi/work")
+    assert "--ServerApp.root_dir=/home/hundi/work" in (REPO / "Dockerfile").read_text()
     (seed,) = spec["initContainers"]
     assert seed["image"] == c["image"]
-    assert "-n" in seed["command"]  # never overwrites a user's notebook
+    assert seed["command"] == ["cp", "-R", "-n", "/home/hundi/work/notebooks", "/seed/"]
     assert any(m["name"] == notebooks["name"] for m in seed["volumeMounts"])
     volume = next(v for v in spec["volumes"] if v["name"] == notebooks["name"])
     assert find(
