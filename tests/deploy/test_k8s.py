@@ -8,6 +8,8 @@ import base64
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -636,3 +638,28 @@ def test_an_image_registry_prefixes_only_hundis_images(kustomize: Path, env_dir:
         "cassandra:5.0.6",
         "grafana/grafana:11.6.0",
     }
+
+
+def test_command_line_validates_and_names_a_missing_file(kustomize: Path, tmp_path: Path) -> None:
+    """`python -m hundi.deploy.kube` as `make k8s-validate` and `make cassandra` run it."""
+    command = [sys.executable, "-m", "hundi.deploy.kube"]
+    env = {**os.environ, "KUSTOMIZE": str(kustomize)}
+    ok = subprocess.run(
+        [*command, "validate", "--examples"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0, ok.stderr
+    counts = [len(render(name, examples=True, kustomize=kustomize)) for name in OVERLAYS]
+    assert ok.stdout.splitlines() == [
+        f"ok: overlay {name}: {count} objects valid for Kubernetes {KUBERNETES_VERSION}"
+        for name, count in zip(OVERLAYS, counts, strict=True)
+    ]
+    missing = subprocess.run(
+        [*command, "apply", "cassandra", "--env-dir", str(tmp_path)],
+        env={**env, "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2
+    assert f"{tmp_path / '.secret.cassandra.env'} is missing" in missing.stderr
+    assert "Traceback" not in missing.stderr and missing.stdout == ""
