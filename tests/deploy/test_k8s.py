@@ -22,6 +22,7 @@ from hundi.deploy.envfiles import ENV_FILES, EnvFileError, load_env_files
 from hundi.deploy.kube import (
     COMPONENTS,
     DEPLOY,
+    K8S_ENV_FILES,
     KUBERNETES_VERSION,
     OVERLAYS,
     REPO,
@@ -195,6 +196,18 @@ def test_no_dangling_reference_to_a_configmap_or_secret(objects: list[Object]) -
     for obj, spec in workloads(objects):
         for kind, name in references(spec):
             assert (kind, obj["metadata"]["namespace"], name) in present, (obj["kind"], name)
+
+
+def test_the_env_files_checked_are_the_ones_the_kustomization_reads() -> None:
+    base = yaml.safe_load((DEPLOY / "k8s" / "base" / "kustomization.yaml").read_text())
+    generators = base["configMapGenerator"] + base["secretGenerator"]
+    read = {Path(path).name for g in generators for path in g.get("envs", [])}
+    assert read == set(K8S_ENV_FILES)
+    # Secret files only feed Secrets, the others only ConfigMaps.
+    for g in base["configMapGenerator"]:
+        assert not any(ENV_FILES[Path(p).name].secret for p in g.get("envs", [])), g["name"]
+    for g in base["secretGenerator"]:
+        assert all(ENV_FILES[Path(p).name].secret for p in g["envs"]), g["name"]
 
 
 def test_a_missing_env_file_fails_naming_the_file(tmp_path: Path, env_dir: Path) -> None:

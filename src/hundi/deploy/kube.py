@@ -28,7 +28,7 @@ import click
 import yaml
 
 from hundi.config import ConfigError
-from hundi.deploy.envfiles import ENV_FILES, load_env_files, secret_values
+from hundi.deploy.envfiles import load_env_files, secret_values
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -48,7 +48,15 @@ COMPONENTS = (
 )
 COMPONENT_LABEL = "app.kubernetes.io/component"
 # The env files deploy/k8s/base/kustomization.yaml generates ConfigMaps/Secrets from.
-K8S_ENV_FILES = tuple(ENV_FILES)
+K8S_ENV_FILES = (
+    ".hundi.env",
+    ".cassandra.env",
+    ".kairosdb.env",
+    ".jupyter.env",
+    ".secret.cassandra.env",
+    ".secret.grafana.env",
+    ".secret.jupyter.env",
+)
 
 Object = dict[str, Any]
 
