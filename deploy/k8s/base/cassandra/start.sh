@@ -117,14 +117,15 @@ set_yaml() {
 
 cql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 
-# cqlsh with credentials in a private file, never on the command line (ps shows argv).
+# cqlsh with credentials in a private file, never on the command line (ps shows argv), over
+# loopback (rpc_address is 0.0.0.0; the pod's own IP may be subject to its NetworkPolicy).
 cql_as() {
 	local user=$1 password=$2 rc=0
 	local rc_file
 	rc_file=$(mktemp)
 	chmod 600 "$rc_file"
 	printf '[authentication]\nusername = %s\npassword = %s\n' "$user" "$password" >"$rc_file"
-	cqlsh --cqlshrc="$rc_file" --request-timeout=60 "${POD_IP:-127.0.0.1}" "${@:3}" 2>&1 || rc=$?
+	cqlsh --cqlshrc="$rc_file" --request-timeout=60 127.0.0.1 "${@:3}" 2>&1 || rc=$?
 	rm -f "$rc_file"
 	return "$rc"
 }
