@@ -12,8 +12,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,28 +131,8 @@ def _post(port: int, path: str, body: object) -> bytes:
         return data
 
 
-@pytest.fixture
-def keyspace(cassandra_url: str) -> Iterator[str]:
-    """A keyspace of its own on the real Cassandra, dropped afterwards."""
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
-
-    name = f"kairosdb_image_{uuid.uuid4().hex[:8]}"
-    yield name
-    cluster = Cluster(
-        ["127.0.0.1"],
-        auth_provider=PlainTextAuthProvider(
-            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
-        ),
-    )
-    try:
-        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
-    finally:
-        cluster.shutdown()
-
-
 def test_start_script_runs_kairosdb_against_the_real_cassandra(
-    tmp_path: Path, kairosdb_url: str, keyspace: str
+    tmp_path: Path, kairosdb_url: str, cassandra_keyspace: str
 ) -> None:
     """The image's ENTRYPOINT with the image's layout: jars in $KAIROSDB_HOME/lib."""
     if not (JARS.is_dir() and shutil.which("java")):
@@ -174,7 +152,8 @@ def test_start_script_runs_kairosdb_against_the_real_cassandra(
             "KAIROSDB_QUEUE_PATH": str(tmp_path / "queue"),
             "KAIROSDB_PORT": str(port),
             "KAIROSDB_CASSANDRA_HOSTS": "127.0.0.1:9042",
-            "KAIROSDB_KEYSPACE": keyspace,
+            # a fresh keyspace of the real Cassandra (dropped afterwards), named by the fixture
+            "KAIROSDB_KEYSPACE": cassandra_keyspace.rsplit("/", 1)[1],
             "KAIROSDB_WRITE_CONSISTENCY": "ONE",
             "KAIROSDB_JAVA_OPTS": "-Xmx256m",
             "CASSANDRA_USER": os.environ["CASSANDRA_USER"],
