@@ -12,6 +12,7 @@ Run alone: ``.venv/bin/python bench/micro.py``.
 from __future__ import annotations
 
 import gc
+import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionManager
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
+from hundi.exchanges.binance.protocol import EXCHANGE_INFO_KEY
 from hundi.pipeline.accounting import Accounting
 from hundi.records import Channel, Record, to_arrow
 from hundi.simulator.config import Market
@@ -40,11 +42,9 @@ def _venue(market: Market, symbols: Sequence[str], kinds: Sequence[str]) -> Any:
     return BinanceVenue(VenueConfig(market.value, tuple(symbols), channels, options=options))
 
 
-def _sync_books(
-    venue: Any, frames: list[bytes], snapshots: dict[str, bytes], sink: RecordSink
-) -> int:
-    """Feed diffs until every book is synced, answering its snapshot request from
-    ``snapshots``; returns how many frames that took (they are not timed)."""
+def _sync_books(venue: Any, frames: list[bytes], gen: Generated, sink: RecordSink) -> int:
+    """Feed diffs until every book is synced, answering its snapshot request from the
+    generated snapshots; returns how many frames that took (they are not timed)."""
     used = 0
     now = time.time_ns()
     while venue.books() and not all(b.synced for b in venue.books()) and used < len(frames):
@@ -52,9 +52,27 @@ def _sync_books(
         venue.receive(_conn_of(venue, frames[used]), frames[used], now, sink)
         used += 1
         for request in venue.due_requests(now):
-            body = snapshots[request.key]
+            body = gen.snapshots.get(request.key) or _exchange_info(venue, gen.symbols, request.key)
             venue.receive_response(request, RestResponse(200, body), now, sink)
     return used
+
+
+def _exchange_info(venue: Any, symbols: Sequence[str], key: str) -> bytes:
+    """The start-up ``exchangeInfo`` answer: every configured symbol listed as trading."""
+    if key != EXCHANGE_INFO_KEY:
+        raise KeyError(f"bench has no answer for REST request {key!r}")
+    usdm = venue.market.value == Market.USDM.value
+    listed = [
+        {
+            "symbol": native,
+            "status": "TRADING",
+            "baseAsset": native.removesuffix("USDT"),
+            "quoteAsset": "USDT",
+            **({"contractType": "PERPETUAL"} if usdm else {}),
+        }
+        for native in symbols
+    ]
+    return json.dumps({"symbols": listed}).encode()
 
 
 def _conn_of(venue: Any, frame: bytes) -> str:
@@ -118,7 +136,7 @@ def protocol_bench(
         venue = _venue(market, gen.symbols, [kind])
         venues.append(venue)
         if kind == "depth":
-            skip = _sync_books(venue, all_frames, gen.snapshots, sink)
+            skip = _sync_books(venue, all_frames, gen, sink)
             sink.drain()
         key = _conn_of(venue, all_frames[skip])
         if via_manager:
@@ -232,7 +250,7 @@ def records_of(market: Market, gen: Generated) -> dict[Channel, list[Record]]:
     frames = [data for _, data in gen.frames]
     depth = gen.of_kind("depth")
     if depth:
-        _sync_books(venue, depth, gen.snapshots, sink)
+        _sync_books(venue, depth, gen, sink)
     for data in frames:
         venue.receive(_conn_of(venue, data), data, time.time_ns(), sink)
     return sink.drain()
