@@ -283,6 +283,21 @@ def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Ob
             assert "readinessProbe" in c and "livenessProbe" in c, (obj["metadata"]["name"], c)
 
 
+# HTTP endpoints that answer an error while Cassandra is down (they read the store).
+STORE_CHECKS = {("hundi-api", "/api/v1/health"), ("kairosdb", "/api/v1/health/check")}
+
+
+def test_liveness_never_depends_on_cassandra(objects: list[Object]) -> None:
+    """A Cassandra outage makes pods unready, never restarts them: a restart heals nothing."""
+    for obj, spec in workloads(objects):
+        for c in spec["containers"]:
+            path = c["livenessProbe"].get("httpGet", {}).get("path")
+            assert (obj["metadata"]["name"], path) not in STORE_CHECKS, obj["metadata"]["name"]
+    api = container(objects, "Deployment", "hundi-api", "hundi-api")
+    assert api["readinessProbe"]["httpGet"]["path"] == "/api/v1/health"
+    assert api["livenessProbe"]["exec"]["command"][:2] == ["hundi", "health"]
+
+
 def test_configmaps_and_secrets_fit_in_etcd(objects: list[Object]) -> None:
     for obj in objects:
         if obj["kind"] in ("ConfigMap", "Secret"):
