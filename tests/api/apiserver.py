@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+
+from hundi.records import Channel, from_arrow
+from hundi.stores.base import open_store
+
 HUNDI = Path(sys.executable).with_name("hundi")
 #: Binance USD-M futures, 2021-07-22: trades, bbo, book and events of 4 perpetuals (README of
 #: the recordings); SUSHI-USDT-PERP has the most of each
@@ -32,6 +38,41 @@ def replay(recordings: Path, store_url: str, work: Path) -> None:
          "--quarantine", str(work / "quarantine.jsonl"), "--summary-json", str(work / "s.json")],
         check=True, capture_output=True, cwd=work,
     )  # fmt: skip
+
+
+def records(channel: Channel, frame: pd.DataFrame) -> list[Any]:
+    """A series frame (as ``hundi.series`` returns it) → records (NaN stays NaN: an empty
+    bar's vwap)."""
+    flat = frame.reset_index()
+    columns = {}
+    for name in flat.columns:
+        column = flat[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            columns[name] = pa.array(column.array.asi8)
+        elif column.dtype.kind in "biuf":
+            columns[name] = pa.array(column.to_numpy())
+        else:
+            columns[name] = pa.array(column.astype(str).tolist())
+    return from_arrow(channel, pa.table(columns))
+
+
+def write_series(store_url: str, frames: dict[Channel, list[pd.DataFrame]]) -> None:
+    """Store series computed offline, as the collector would have stored them live."""
+    store = open_store(store_url)
+    try:
+        for channel, parts in frames.items():
+            for frame in parts:
+                store.write({channel: records(channel, frame)})
+        store.flush()
+    finally:
+        store.close()
+
+
+def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """API rows → a float frame indexed by UTC time."""
+    frame = pd.DataFrame(rows)
+    frame.index = pd.to_datetime(frame.pop("time"), unit="ms", utc=True)
+    return frame.astype(float)
 
 
 def free_port() -> int:

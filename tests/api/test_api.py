@@ -11,21 +11,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from apiserver import HUNDI, SYMBOL, Api, free_port, replay, serve
+from apiserver import HUNDI, SYMBOL, Api, free_port, replay, rows_frame, serve, write_series
 
 import hundi
 from hundi import series
-from hundi.records import Channel, from_arrow
-from hundi.stores.base import open_store
+from hundi.records import Channel
 
 EXCHANGE = "binance"
-
-
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    frame.index = pd.to_datetime(frame.pop("time"), unit="ms", utc=True)
-    return frame.astype(float)
 
 
 def _close(got: pd.Series, expected: pd.Series) -> None:
@@ -33,21 +25,6 @@ def _close(got: pd.Series, expected: pd.Series) -> None:
     np.testing.assert_allclose(
         got.to_numpy(float), expected.to_numpy(float), rtol=1e-12, equal_nan=True
     )
-
-
-def _records(channel: Channel, frame: pd.DataFrame) -> list[Any]:
-    """A series frame → records (NaN stays NaN: an empty bar's vwap)."""
-    flat = frame.reset_index()
-    columns = {}
-    for name in flat.columns:
-        column = flat[name]
-        if isinstance(column.dtype, pd.DatetimeTZDtype):
-            columns[name] = pa.array(column.array.asi8)
-        elif column.dtype.kind in "biuf":
-            columns[name] = pa.array(column.to_numpy())
-        else:
-            columns[name] = pa.array(column.astype(str).tolist())
-    return from_arrow(channel, pa.table(columns))
 
 
 def _window(frames: list[pd.DataFrame]) -> tuple[int, int]:
@@ -97,7 +74,7 @@ def test_api_numbers_agree_with_hundi_and_pandas(
             "/api/v1/bars?" + "&".join(f"{k}={v}" for k, v in {**span, "interval": "1s"}.items())
         )
         assert reply.status == 200 and reply.headers["X-Hundi-Source"] == "trades"
-        got = _frame(reply.body)
+        got = rows_frame(reply.body)
         expected = hundi.bars(url, EXCHANGE, SYMBOL, "1s", start=start, end=end)
         for column in (
             "open",
@@ -119,7 +96,7 @@ def test_api_numbers_agree_with_hundi_and_pandas(
             "/api/v1/book?" + "&".join(f"{k}={v}" for k, v in {**span, "interval": "1s"}.items())
         )
         assert reply.status == 200 and reply.headers["X-Hundi-Source"] == "bbo"
-        got = _frame(reply.body)
+        got = rows_frame(reply.body)
         last = bbo.groupby(bbo.index.floor("1s")).last()
         _close(got["mid"], (last["bid_price"] + last["ask_price"]) / 2)
         _close(got["spread"], last["ask_price"] - last["bid_price"])
@@ -127,7 +104,7 @@ def test_api_numbers_agree_with_hundi_and_pandas(
         _close(got["imbalance"], (last["bid_size"] - last["ask_size"]) / sizes)
 
         # coverage: rows per 10 s per channel, every interval of the range
-        got = _frame(_get(api, "coverage", **span, interval="10s", channel="trades,bbo,book"))
+        got = rows_frame(_get(api, "coverage", **span, interval="10s", channel="trades,bbo,book"))
         assert len(got) == (end_ms - start_ms) // 10_000
         for name, frame in read.items():
             counts = frame.groupby(frame.index.floor("10s")).size()
@@ -135,7 +112,7 @@ def test_api_numbers_agree_with_hundi_and_pandas(
             assert got[name].sum() == len(frame)
 
         # receive lag percentiles per 10 s
-        got = _frame(_get(api, "lag", **span, interval="10s", channel="trades"))
+        got = rows_frame(_get(api, "lag", **span, interval="10s", channel="trades"))
         lag_ms = pd.Series(
             (trades["recv_ts"].to_numpy("int64") - trades.index.asi8) / 1e6, index=trades.index
         )
@@ -147,30 +124,20 @@ def test_api_numbers_agree_with_hundi_and_pandas(
         # events per minute by kind: this symbol's and connection-wide ones
         events = hundi.read(url, exchange=EXCHANGE, channel="events", start=start, end=end)
         mine = events[(events["symbol"] == SYMBOL) | (events["symbol"] == "")]
-        got = _frame(_get(api, "events", **span, interval="1m"))
+        got = rows_frame(_get(api, "events", **span, interval="1m"))
         for kind, count in mine["kind"].value_counts().items():
             assert got[kind].sum() == count
         assert got["synced"].sum() >= 1
 
         # once the collector's own series are stored, the API serves them as they are
-        store = open_store(url)
-        try:
-            bars = series.time_bars(trades, "1s")
-            tops = series.book_snapshots(book, 5, "1s")
-            store.write(
-                {
-                    Channel.BARS: _records(Channel.BARS, bars),
-                    Channel.BOOK_TOP: _records(Channel.BOOK_TOP, tops),
-                }
-            )
-            store.flush()
-        finally:
-            store.close()
+        bars = series.time_bars(trades, "1s")
+        tops = series.book_snapshots(book, 5, "1s")
+        write_series(url, {Channel.BARS: [bars], Channel.BOOK_TOP: [tops]})
         reply = api.get(
             "/api/v1/bars?" + "&".join(f"{k}={v}" for k, v in {**span, "interval": "1s"}.items())
         )
         assert reply.headers["X-Hundi-Source"] == "bars"
-        got = _frame(reply.body)
+        got = rows_frame(reply.body)
         inside = bars[(bars.index >= start) & (bars.index < end)]
         for column in ("open", "close", "volume", "vwap"):
             _close(got[column], inside[column])
@@ -178,7 +145,7 @@ def test_api_numbers_agree_with_hundi_and_pandas(
             "/api/v1/book?" + "&".join(f"{k}={v}" for k, v in {**span, "interval": "1s"}.items())
         )
         assert reply.headers["X-Hundi-Source"] == "book_top:5"
-        got = _frame(reply.body)
+        got = rows_frame(reply.body)
         for column in ("mid", "spread", "imbalance", "microprice"):
             _close(got[column], tops[column])
 

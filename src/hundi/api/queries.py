@@ -19,6 +19,13 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from hundi.api.rollup import (
+    finest_source,
+    one_bar_per_time,
+    roll_up_bars,
+    sample_book,
+    time_intervals,
+)
 from hundi.records import Channel, EventKind
 from hundi.research import bars as research_bars
 from hundi.research._source import embedded_root, ns_to_timestamp, symbols
@@ -195,17 +202,39 @@ BAR_COLUMNS = (
 )
 
 
+def _aligned(span: Window) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window widened to whole intervals: the first and last bar are complete."""
+    first = span.start // span.step * span.step
+    return ns_to_timestamp(first), ns_to_timestamp(-(-span.end // span.step) * span.step)
+
+
+def source_label(kind: str, stored: str, step: int, at: str = ":") -> str:
+    """``X-Hundi-Source`` of an answer from a stored series: ``bars`` when it is of the asked
+    interval, ``bars:1m->5m`` (``book_top:10@10s->1m``) when derived from a finer one (ASCII:
+    HTTP header values are)."""
+    asked = duration_label(step)
+    return kind if stored == asked else f"{kind}{at}{stored}->{asked}"
+
+
 def bar_rows(store: Store, *, exchange: str, symbol: str, span: Window) -> tuple[str, list[Row]]:
-    """OHLCV bars: the stored ``bars`` series of this interval if the collector kept one,
-    else computed from stored trades by :func:`hundi.bars` (the collector's own builder).
-    Returns (source, rows)."""
-    start, end = span.timestamps()
+    """OHLCV bars of ``span``'s intervals, from the cheapest source that has them exactly.
+
+    The collector's stored ``bars`` series of this interval; else one of a finer interval that
+    divides it, rolled up (:func:`hundi.api.rollup.roll_up_bars`: the same bars, from a
+    stored bar per interval instead of every trade); else computed from stored trades by
+    :func:`hundi.bars` (the collector's own builder). Returns (source, rows).
+    """
+    start, end = _aligned(span)
     stored = store.read(
         exchange=exchange, symbol=symbol, channel=Channel.BARS, start=start, end=end
     )
-    stored = stored[stored["interval"] == span.label] if len(stored) else stored
-    if len(stored):
-        return "bars", _rows(stored, BAR_COLUMNS)
+    chosen = finest_source(time_intervals(stored["interval"]), span.step) if len(stored) else None
+    if chosen is not None:
+        bars = one_bar_per_time(stored[stored["interval"] == chosen])
+        if chosen != span.label:
+            bars = roll_up_bars(bars, span.step)
+        return source_label("bars", chosen, span.step), _rows(bars, BAR_COLUMNS)
+    start, end = span.timestamps()
     # bounded by the range limit: hundi.bars streams a day of six trade columns at a time
     computed = research_bars(
         store, exchange, symbol, pd.Timedelta(span.step, unit="ns"), start=start, end=end
@@ -239,25 +268,28 @@ def book_rows(
 ) -> tuple[str, list[Row]]:
     """Mid, spread, imbalance and microprice per interval. Returns (source, rows).
 
-    From the stored ``book_top`` series of this interval when the collector kept one (its
-    imbalance is over ``depth`` levels; the smallest stored depth unless ``depth`` is given).
-    Otherwise from stored BBO quotes: the row of an interval (labelled by its start, like a
-    bar) is its last quote, the top of book at the interval's end as of the last update; an
-    interval without quotes has no row (a quiet book or a collector outage: the events say
-    which). Imbalance there is over the best level only,
+    From the stored ``book_top`` series of this interval when the collector kept one, else of
+    a finer interval dividing it, sampled at the coarser step (``rollup.sample_book``); its
+    imbalance is over ``depth`` levels (the smallest stored depth unless ``depth`` is given),
+    and a row at T is the book at T. Otherwise from stored BBO quotes: the row of an interval
+    (labelled by its start, like a bar) is its last quote, the top of book at the interval's
+    end as of the last update; an interval without quotes has no row (a quiet book or a
+    collector outage: the events say which). Imbalance there is over the best level only,
     ``(bid_size - ask_size) / (bid_size + ask_size)``, and microprice uses the best level.
     """
     start, end = span.timestamps()
     stored = store.read(
         exchange=exchange, symbol=symbol, channel=Channel.BOOK_TOP, start=start, end=end
     )
-    if len(stored):
-        stored = stored[stored["interval"] == span.label]
-    if len(stored):
-        chosen = int(stored["depth"].min()) if depth is None else depth
-        stored = stored[stored["depth"] == chosen]
-        if len(stored):
-            return f"book_top:{chosen}", _rows(stored, BOOK_COLUMNS)
+    if len(stored) and depth is not None:
+        stored = stored[stored["depth"] == depth]
+    chosen = finest_source(time_intervals(stored["interval"]), span.step) if len(stored) else None
+    if chosen is not None:
+        stored = stored[stored["interval"] == chosen]
+        levels = int(stored["depth"].min()) if depth is None else depth
+        tops = sample_book(stored[stored["depth"] == levels], span.step)
+        label = source_label(f"book_top:{levels}", chosen, span.step, at="@")
+        return label, _rows(tops, BOOK_COLUMNS)
     parts = list(
         _day_tables(
             store, limits, exchange=exchange, symbol=symbol, channel=Channel.BBO, span=span,
