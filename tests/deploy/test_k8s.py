@@ -287,15 +287,21 @@ def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Ob
 STORE_CHECKS = {("hundi-api", "/api/v1/health"), ("kairosdb", "/api/v1/health/check")}
 
 
-def test_liveness_never_depends_on_cassandra(objects: list[Object]) -> None:
+def test_liveness_and_startup_never_depend_on_cassandra(objects: list[Object]) -> None:
     """A Cassandra outage makes pods unready, never restarts them: a restart heals nothing."""
     for obj, spec in workloads(objects):
         for c in spec["containers"]:
-            path = c["livenessProbe"].get("httpGet", {}).get("path")
-            assert (obj["metadata"]["name"], path) not in STORE_CHECKS, obj["metadata"]["name"]
+            for probe in ("livenessProbe", "startupProbe"):
+                path = c.get(probe, {}).get("httpGet", {}).get("path")
+                assert (obj["metadata"]["name"], path) not in STORE_CHECKS, (
+                    obj["metadata"]["name"],
+                    probe,
+                )
     api = container(objects, "Deployment", "hundi-api", "hundi-api")
     assert api["readinessProbe"]["httpGet"]["path"] == "/api/v1/health"
     assert api["livenessProbe"]["exec"]["command"][:2] == ["hundi", "health"]
+    kairosdb = container(objects, "Deployment", "kairosdb", "kairosdb")
+    assert kairosdb["readinessProbe"]["httpGet"]["path"] == "/api/v1/health/check"
 
 
 def test_configmaps_and_secrets_fit_in_etcd(objects: list[Object]) -> None:
@@ -542,8 +548,10 @@ def test_kairosdb_uses_cassandra_probes_health_and_queues_on_a_volume(
 ) -> None:
     c = container(objects, "Deployment", "kairosdb", "kairosdb")
     assert c["image"].startswith("wunder/kairosdb:")
-    for probe in ("readinessProbe", "startupProbe"):
-        assert c[probe]["httpGet"]["path"] == "/api/v1/health/check"
+    # ready when the datastore answers; started and alive while Jetty answers
+    assert c["readinessProbe"]["httpGet"]["path"] == "/api/v1/health/check"
+    for probe in ("startupProbe", "livenessProbe"):
+        assert c[probe]["httpGet"]["path"] == "/api/v1/health/status"
     env = env_of(c)
     assert env["KAIROSDB_CASSANDRA_HOSTS"]["value"] == "cassandra.backend.svc.cluster.local:9042"
     queue = env["KAIROSDB_QUEUE_PATH"]["value"]

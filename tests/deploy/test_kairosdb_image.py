@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -182,6 +183,60 @@ def test_start_script_runs_kairosdb_against_the_real_cassandra(
             values = reply["queries"][0]["results"][0]["values"]
             time.sleep(0.5)
         assert values == [point]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def test_without_cassandra_kairosdb_stays_up_alive_and_unready(tmp_path: Path) -> None:
+    """What the Deployment's probes rely on: with Cassandra unreachable KairosDB keeps running
+    (start_async), /health/status (startup, liveness) answers 200 and /health/check
+    (readiness) does not, so the pod waits unready instead of being restarted."""
+    if not (JARS.is_dir() and shutil.which("java")):
+        _missing(f"KairosDB jars ({JARS}) or java missing: run `make services-up`")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "lib").symlink_to(JARS)
+    shutil.copy(REPO / "services" / "kairosdb" / "logback.xml", home / "logback.xml")
+    port, nowhere = _free_port(), _free_port()  # nothing listens on `nowhere`
+    log = (tmp_path / "kairosdb.log").open("w")
+    process = subprocess.Popen(
+        ["bash", str(START)],
+        env={
+            "PATH": os.environ["PATH"],
+            "KAIROSDB_HOME": str(home),
+            "KAIROSDB_RUN_DIR": str(tmp_path / "run"),
+            "KAIROSDB_QUEUE_PATH": str(tmp_path / "queue"),
+            "KAIROSDB_PORT": str(port),
+            "KAIROSDB_CASSANDRA_HOSTS": f"127.0.0.1:{nowhere}",
+            "KAIROSDB_JAVA_OPTS": "-Xmx256m",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while _status(port, "/api/v1/health/status") != 200:
+            assert process.poll() is None, (tmp_path / "kairosdb.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "KairosDB never answered /health/status"
+            time.sleep(1)
+        assert _status(port, "/api/v1/health/check") not in (0, 204)
+        assert process.poll() is None
     finally:
         process.send_signal(signal.SIGTERM)
         try:
