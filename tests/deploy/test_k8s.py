@@ -540,6 +540,22 @@ def test_cassandra_runs_the_start_script_from_its_configmap(objects: list[Object
         assert key in decoded_secret_data(find(objects, "Secret", ref["name"], "backend"))
 
 
+def _gib(quantity: str) -> float:
+    number, unit = quantity[:-2], quantity[-2:]
+    return float(number) * {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 2**10}[unit]
+
+
+def test_cassandra_logs_fit_their_volume(objects: list[Object]) -> None:
+    """An emptyDir over its sizeLimit evicts the pod: the logs volume holds what Cassandra's
+    default logback retains (5GB of rolled system.log, 5GB of debug.log, live files, gc.log)."""
+    c = container(objects, "StatefulSet", "cassandra", "cassandra")
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/var/log/cassandra")
+    spec = pod_spec(find(objects, "StatefulSet", "cassandra", "backend"))
+    assert spec is not None
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert _gib(volume["emptyDir"]["sizeLimit"]) >= 5 + 5 + 0.25
+
+
 # --- the other components ----------------------------------------------------------------------
 
 
