@@ -556,6 +556,30 @@ def test_cassandra_logs_fit_their_volume(objects: list[Object]) -> None:
     assert _gib(volume["emptyDir"]["sizeLimit"]) >= 5 + 5 + 0.25
 
 
+# hundi.logs rotates HUNDI_LOG_PATH at 64 MiB and keeps 3 backups; the health file sits beside.
+HUNDI_LOG_RETENTION_GIB = 4 * 64 / 1024
+
+
+def test_hundi_logs_fit_their_volume(objects: list[Object]) -> None:
+    """The volume under HUNDI_LOG_PATH holds hundi's whole log retention with room to spare
+    (an emptyDir over its sizeLimit evicts the pod)."""
+    checked = 0
+    for obj, spec in workloads(objects):
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            log_path = env_of(c).get("HUNDI_LOG_PATH", {}).get("value")
+            if log_path is None:
+                continue
+            mount = max(
+                (m for m in c["volumeMounts"] if log_path.startswith(m["mountPath"] + "/")),
+                key=lambda m: len(m["mountPath"]),
+            )
+            limit = _gib(volumes[mount["name"]]["emptyDir"]["sizeLimit"])
+            assert limit >= 1.25 * HUNDI_LOG_RETENTION_GIB, (obj["metadata"]["name"], limit)
+            checked += 1
+    assert checked >= 3  # collectors, hundi-api, jupyter
+
+
 # --- the other components ----------------------------------------------------------------------
 
 
