@@ -22,9 +22,11 @@ from hundi.dashboards.infinity import DATASOURCE, Query
 TITLE = "hundi: market"
 DESCRIPTION = "Candles, VWAP, volume, spread, mid and book imbalance per symbol."
 UID = "hundi-market"
-#: bar/sample intervals offered; bars the collector stores (--series bars:1m) are used as
-#: they are, other intervals are computed from trades by the API
-INTERVALS = ("1s", "10s", "1m", "5m", "15m", "1h")
+#: bar/sample intervals offered: each is answered from the series the collectors store
+#: (deploy/k8s collectors.yaml: bars:10s, bars:1m, book:10@10s) as stored (10s, 1m) or rolled
+#: up from them (30s from 10s, 5m/15m/1h from 1m; the book sampled from 10s), never from a day
+#: of trades. No 1s: 24 h of it exceeds hundi serve's 20,000 points and is not stored.
+INTERVALS = ("10s", "30s", "1m", "5m", "15m", "1h")
 SYMBOL = "${symbol:percentencode}"
 EXCHANGE = "${exchange:percentencode}"
 
