@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,3 +79,40 @@ def test_install_script_errors_name_the_problem(tmp_path: Path) -> None:
     assert f"no venv at {tmp_path / 'v'} (run the bootstrap step first" in no_venv.stderr
     step = run(script, tmp_path / "v", "prod", "wheel")
     assert step.returncode == 2 and "unknown step 'wheel'" in step.stderr
+
+
+def test_dev_editable_install_follows_the_checkout_mounted_over_it(tmp_path: Path) -> None:
+    """The dev image installs hundi editable from /src, then compose bind-mounts the developer's
+    checkout over /src, hiding what the build copied. What points the venv at the source must
+    live in the venv (site-packages), so the mounted checkout is what runs."""
+    checkout = context_copy(tmp_path)  # the image's /src
+    venv = tmp_path / "venv"
+    # The dependencies come from this test run's venv (a .pth file) instead of a second full
+    # install: what is under test is where the editable install of hundi itself points.
+    assert run(sys.executable, "-m", "venv", venv).returncode == 0
+    site = run(
+        venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"
+    )
+    deps = sysconfig.get_path("purelib")
+    (Path(site.stdout.strip()) / "_test_deps.pth").write_text(deps + "\n")
+    installed = subprocess.run(
+        [str(checkout / "scripts" / "install.sh"), str(venv), "dev", "bootstrap", "self"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    # the bind mount: the image's copy disappears, another checkout shows at the same path
+    checkout.rename(tmp_path / "hidden-by-the-mount")
+    mounted = context_copy(tmp_path)
+    assert mounted == checkout
+    (mounted / "src" / "hundi" / "_mounted_edit.py").write_text("EDITED = True\n")
+    found = run(
+        venv / "bin" / "python",
+        "-c",
+        "import hundi, hundi._mounted_edit as m; print(hundi.__file__, m.EDITED)",
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [str(mounted / "src" / "hundi" / "__init__.py"), "True"]
