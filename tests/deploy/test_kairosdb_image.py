@@ -13,6 +13,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,43 @@ def _missing(message: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@contextmanager
+def _kairosdb(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The image's ENTRYPOINT with the image's layout (jars in $KAIROSDB_HOME/lib), stopped
+    with SIGTERM as Kubernetes stops it."""
+    if not (JARS.is_dir() and shutil.which("java")):
+        _missing(f"KairosDB jars ({JARS}) or java missing: run `make services-up`")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "lib").symlink_to(JARS)
+    shutil.copy(REPO / "services" / "kairosdb" / "logback.xml", home / "logback.xml")
+    port = _free_port()
+    with (tmp_path / "kairosdb.log").open("w") as log:
+        process = subprocess.Popen(
+            ["bash", str(START)],
+            env={
+                "PATH": os.environ["PATH"],
+                "KAIROSDB_HOME": str(home),
+                "KAIROSDB_RUN_DIR": str(tmp_path / "run"),
+                "KAIROSDB_QUEUE_PATH": str(tmp_path / "queue"),
+                "KAIROSDB_PORT": str(port),
+                "KAIROSDB_JAVA_OPTS": "-Xmx256m",
+                **env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process, port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def render(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -136,34 +175,15 @@ def test_start_script_runs_kairosdb_against_the_real_cassandra(
     tmp_path: Path, kairosdb_url: str, cassandra_keyspace: str
 ) -> None:
     """The image's ENTRYPOINT with the image's layout: jars in $KAIROSDB_HOME/lib."""
-    if not (JARS.is_dir() and shutil.which("java")):
-        _missing(f"KairosDB jars ({JARS}) or java missing: run `make services-up`")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "lib").symlink_to(JARS)
-    shutil.copy(REPO / "services" / "kairosdb" / "logback.xml", home / "logback.xml")
-    port = _free_port()
-    log = (tmp_path / "kairosdb.log").open("w")
-    process = subprocess.Popen(
-        ["bash", str(START)],
-        env={
-            "PATH": os.environ["PATH"],
-            "KAIROSDB_HOME": str(home),
-            "KAIROSDB_RUN_DIR": str(tmp_path / "run"),
-            "KAIROSDB_QUEUE_PATH": str(tmp_path / "queue"),
-            "KAIROSDB_PORT": str(port),
-            "KAIROSDB_CASSANDRA_HOSTS": "127.0.0.1:9042",
-            # a fresh keyspace of the real Cassandra (dropped afterwards), named by the fixture
-            "KAIROSDB_KEYSPACE": cassandra_keyspace.rsplit("/", 1)[1],
-            "KAIROSDB_WRITE_CONSISTENCY": "ONE",
-            "KAIROSDB_JAVA_OPTS": "-Xmx256m",
-            "CASSANDRA_USER": os.environ["CASSANDRA_USER"],
-            "CASSANDRA_PASSWORD": os.environ["CASSANDRA_PASSWORD"],
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    env = {
+        "KAIROSDB_CASSANDRA_HOSTS": "127.0.0.1:9042",
+        # a fresh keyspace of the real Cassandra (dropped afterwards), named by the fixture
+        "KAIROSDB_KEYSPACE": cassandra_keyspace.rsplit("/", 1)[1],
+        "KAIROSDB_WRITE_CONSISTENCY": "ONE",
+        "CASSANDRA_USER": os.environ["CASSANDRA_USER"],
+        "CASSANDRA_PASSWORD": os.environ["CASSANDRA_PASSWORD"],
+    }
+    with _kairosdb(tmp_path, env) as (process, port):
         deadline = time.monotonic() + 180
         while not _healthy(port):
             assert process.poll() is None, (tmp_path / "kairosdb.log").read_text()[-3000:]
@@ -183,14 +203,6 @@ def test_start_script_runs_kairosdb_against_the_real_cassandra(
             values = reply["queries"][0]["results"][0]["values"]
             time.sleep(0.5)
         assert values == [point]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _status(port: int, path: str) -> int:
@@ -207,29 +219,11 @@ def test_without_cassandra_kairosdb_stays_up_alive_and_unready(tmp_path: Path) -
     """What the Deployment's probes rely on: with Cassandra unreachable KairosDB keeps running
     (start_async), /health/status (startup, liveness) answers 200 and /health/check
     (readiness) does not, so the pod waits unready instead of being restarted."""
-    if not (JARS.is_dir() and shutil.which("java")):
-        _missing(f"KairosDB jars ({JARS}) or java missing: run `make services-up`")
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "lib").symlink_to(JARS)
-    shutil.copy(REPO / "services" / "kairosdb" / "logback.xml", home / "logback.xml")
-    port, nowhere = _free_port(), _free_port()  # nothing listens on `nowhere`
-    log = (tmp_path / "kairosdb.log").open("w")
-    process = subprocess.Popen(
-        ["bash", str(START)],
-        env={
-            "PATH": os.environ["PATH"],
-            "KAIROSDB_HOME": str(home),
-            "KAIROSDB_RUN_DIR": str(tmp_path / "run"),
-            "KAIROSDB_QUEUE_PATH": str(tmp_path / "queue"),
-            "KAIROSDB_PORT": str(port),
-            "KAIROSDB_CASSANDRA_HOSTS": f"127.0.0.1:{nowhere}",
-            "KAIROSDB_JAVA_OPTS": "-Xmx256m",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    nowhere = _free_port()  # nothing listens there
+    with _kairosdb(tmp_path, {"KAIROSDB_CASSANDRA_HOSTS": f"127.0.0.1:{nowhere}"}) as (
+        process,
+        port,
+    ):
         deadline = time.monotonic() + 180
         while _status(port, "/api/v1/health/status") != 200:
             assert process.poll() is None, (tmp_path / "kairosdb.log").read_text()[-3000:]
@@ -237,11 +231,3 @@ def test_without_cassandra_kairosdb_stays_up_alive_and_unready(tmp_path: Path) -
             time.sleep(1)
         assert _status(port, "/api/v1/health/check") not in (0, 204)
         assert process.poll() is None
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
