@@ -10,7 +10,7 @@ from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
 from hundi.config import ConfigError, load_settings
 from hundi.research._source import ResearchError
 from hundi.research.bars import interval_ns
-from hundi.stores.base import StoreError
+from hundi.stores.base import StoreError, describe_url
 
 
 def _duration(text: str) -> int:
@@ -46,7 +46,7 @@ def serve(
     """Serve stored data over HTTP for Grafana (Infinity datasource): /api/v1/..."""
     from aiohttp import web
 
-    from hundi.api.server import create_app, public_store
+    from hundi.api.server import create_app
     from hundi.pipeline.health import serve_health
 
     try:
@@ -64,5 +64,5 @@ def serve(
         sys.exit(2)
     # The container's HEALTHCHECK (`hundi health`) reads this file; HTTP probes use /api/v1/health.
     app.cleanup_ctx.append(serve_health(settings))
-    click.echo(f"hundi serve: {public_store(store_url)} on http://{host}:{port}/api/v1/", err=True)
+    click.echo(f"hundi serve: {describe_url(store_url)} on http://{host}:{port}/api/v1/", err=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None)

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -290,12 +289,3 @@ async def events(request: web.Request) -> web.Response:
         lambda store: event_rows(store, limits, exchange=exchange, symbol=symbol, span=span),
     )
     return _rows(rows)
-
-
-def public_store(url: str) -> str:
-    """The store URL for a log line: scheme, hosts and path, never a user or password."""
-    parts = urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return parts._replace(netloc=netloc, query="", fragment="").geturl()

@@ -70,11 +70,16 @@ class Store(ABC):
 
     def describe(self) -> str:
         """Human label for logs: the URL without credentials."""
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return parts._replace(netloc=netloc).geturl()
-        return self.url
+        return describe_url(self.url)
+
+
+def describe_url(url: str) -> str:
+    """A store URL fit for logs and messages: a password in it is masked."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
 
 
 def scheme_of(url: str) -> str:
