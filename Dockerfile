@@ -14,6 +14,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    UV_NO_CACHE=1 \
+    UV_LINK_MODE=copy \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 RUN groupadd --system --gid 10001 hundi \
@@ -26,9 +28,10 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends gcc g++ libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-# Dependencies first (their layer is reused until pyproject.toml changes), then hundi itself.
-COPY pyproject.toml README.md ./
-COPY scripts/install.sh scripts/install.sh
+# Dependencies first (their layer is reused until pyproject.toml or uv.lock changes), then hundi
+# itself. Every package comes from uv.lock: the image holds exactly what CI tested.
+COPY pyproject.toml uv.lock README.md ./
+COPY scripts/install.sh scripts/uv-requirements.txt scripts/
 RUN scripts/install.sh /opt/venv prod bootstrap deps
 COPY src ./src
 RUN scripts/install.sh /opt/venv prod self
@@ -60,8 +63,8 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends gcc g++ libc6-dev git \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY scripts/install.sh scripts/install.sh
+COPY pyproject.toml uv.lock README.md ./
+COPY scripts/install.sh scripts/uv-requirements.txt scripts/
 RUN scripts/install.sh /opt/venv dev bootstrap deps
 COPY . .
 # Editable: the venv points at /src/src, so the bind-mounted checkout is what runs.

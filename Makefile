@@ -26,22 +26,41 @@ wait ?= yes
 port ?= 5678
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint typecheck check demo bench bench-stores bench-series bench-research clean services-up services-down services-status services-logs
+.PHONY: help venv runtime-venv test test-fast deps-upgrade lint typecheck check demo bench bench-stores bench-series bench-research clean services-up services-down services-status services-logs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}'
 
 # The same script the Dockerfile runs (profile dev = the image's dev target): CI exercises it.
-$(BIN)/hundi: pyproject.toml scripts/install.sh
+# Everything comes from uv.lock (exact versions, hashes); the stamp is newer than the lock once
+# the venv matches it.
+DEV_STAMP := $(VENV)/.hundi-dev-installed
+$(DEV_STAMP): pyproject.toml uv.lock scripts/install.sh scripts/uv-requirements.txt
 	PYTHON=$(PYTHON) scripts/install.sh $(VENV) dev
 	@touch $@
 
-venv: $(BIN)/hundi ## Create .venv and install hundi with dev tools, notebook and JupyterLab deps
+venv: $(DEV_STAMP) ## Create .venv from uv.lock: hundi (editable), dev tools, notebook and JupyterLab deps
 
-test: venv ## Run the whole test suite (what CI runs)
+# `make demo` needs the runtime only (~15 s from an empty uv cache); a dev venv already has it.
+runtime-venv: ## .venv with the runtime only (what make demo needs), unless a venv exists
+	@test -x $(BIN)/hundi || PYTHON=$(PYTHON) scripts/install.sh $(VENV) runtime
+
+test: venv ## The whole test suite (CI runs lint, typecheck, k8s-validate and the servers too: .ci/run)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff (lint + format check)
+test-fast: venv ## The suite without the tests marked slow (sockets, processes, servers): the edit loop
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+deps-upgrade: ## Relock every dependency to its newest release, install it and run the suite
+	PYTHON=$(PYTHON) scripts/install.sh $(VENV) dev bootstrap
+	.tools/uv/bin/uv lock --upgrade
+	PYTHON=$(PYTHON) scripts/install.sh $(VENV) dev deps self
+	@touch $(DEV_STAMP)
+	$(MAKE) lint typecheck test
+	@echo "deps-upgrade: the suite passes on the new uv.lock; review 'git diff uv.lock' and commit it"
+
+lint: venv ## ruff (lint + format check); uv.lock matches pyproject.toml
+	.tools/uv/bin/uv lock --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -50,7 +69,7 @@ typecheck: venv ## mypy --strict on the package
 
 check: lint typecheck services-up test ## Everything CI checks (starts the real servers)
 
-demo: venv ## Simulator + collector for DURATION s into ./data, then summary and a sample query
+demo: runtime-venv ## Simulator + collector for DURATION s into ./data, then summary and a sample query
 	@bash scripts/demo.sh "$(DURATION)" "$(MARKET)" "$(SYMBOLS)" "$(DEMO_STORE)"
 
 bench: venv ## Throughput benchmarks (simulator at full speed → collector → embedded store)
@@ -82,10 +101,10 @@ clean: ## Remove the venv, caches and demo data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data logs build *.egg-info src/*.egg-info
 
 .PHONY: hundi-venv-bootstrap hundi-venv-install hundi-install hundi-vscode-bootstrap hundi-up hundi-down hundi-logs hundi-debug hundi-env-check images
-hundi-venv-bootstrap: ## Create .venv with current pip, setuptools and wheel
+hundi-venv-bootstrap: ## Create .venv (no pip) and the pinned uv in .tools/uv
 	PYTHON=$(PYTHON) scripts/install.sh $(VENV) $(PROFILE) bootstrap
 
-hundi-venv-install: ## Third-party dependencies into .venv (PROFILE=dev|prod|jupyter, default dev)
+hundi-venv-install: ## Third-party dependencies from uv.lock into .venv (PROFILE=dev|runtime|prod|jupyter)
 	scripts/install.sh $(VENV) $(PROFILE) deps
 
 hundi-install: ## hundi itself into .venv (editable for PROFILE=dev, no dependency changes)

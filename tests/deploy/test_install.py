@@ -2,7 +2,7 @@
 
 The prod profile is installed the way the Dockerfile's build stage does it: from a directory
 holding only what the build context admits (pyproject.toml, README.md, src, the script), into
-a fresh venv. One test, because it costs a full dependency install (pip's cache helps).
+a fresh venv, every package from uv.lock (uv's cache, filled by `make venv`, makes it seconds).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,9 +21,10 @@ def context_copy(tmp_path: Path) -> Path:
     """What the Dockerfile copies into its build stage, nothing else."""
     build = tmp_path / "build"
     (build / "scripts").mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
         shutil.copy(REPO / name, build / name)
-    shutil.copy(REPO / "scripts" / "install.sh", build / "scripts" / "install.sh")
+    for name in ("install.sh", "uv-requirements.txt"):
+        shutil.copy(REPO / "scripts" / name, build / "scripts" / name)
     shutil.copytree(
         REPO / "src",
         build / "src",
@@ -62,9 +63,28 @@ def test_prod_profile_installs_a_working_non_editable_hundi(tmp_path: Path) -> N
     # runtime dependencies only: no test or notebook tools in the production venv
     extras = run(venv / "bin" / "python", "-c", "import pytest")
     assert extras.returncode != 0
+    # the versions are uv.lock's, not whatever is newest today; no installer left in the venv
+    locked = tomllib.loads((REPO / "uv.lock").read_text())["package"]
+    pins = {p["name"]: p["version"] for p in locked if p["name"] in {"msgspec", "pyarrow"}}
+    versions = run(
+        venv / "bin" / "python",
+        "-c",
+        "import importlib.metadata as m; print(m.version('msgspec'), m.version('pyarrow'))",
+    )
+    assert versions.stdout.split() == [pins["msgspec"], pins["pyarrow"]], versions.stderr
+    assert run(venv / "bin" / "python", "-c", "import pip").returncode != 0
     # idempotent: a second run only confirms what is there
     again = run(script, venv, "prod", "deps", timeout=600)
     assert again.returncode == 0, again.stderr
+    assert run(venv / "bin" / "hundi", "--version").returncode == 0
+    # a dependency added to pyproject.toml without relocking is refused, not resolved today
+    pyproject = build / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"click>=8.1",', '"click>=8.1", "six",'))
+    drifted = run(script, venv, "prod", "deps", timeout=600)
+    assert drifted.returncode != 0
+    said = " ".join(drifted.stderr.split())
+    assert "`uv.lock` needs to be updated, but `--locked` was provided" in said, said
+    assert "uv.lock no longer matches pyproject.toml, run 'make deps-upgrade'" in said
 
 
 def test_install_script_errors_name_the_problem(tmp_path: Path) -> None:
@@ -73,7 +93,7 @@ def test_install_script_errors_name_the_problem(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "usage:" in usage.stderr
     profile = run(script, tmp_path / "v", "staging")
     assert profile.returncode == 2
-    assert "unknown profile 'staging' (expected prod, dev or jupyter)" in profile.stderr
+    assert "unknown profile 'staging' (expected prod, runtime, dev or jupyter)" in profile.stderr
     no_venv = run(script, tmp_path / "v", "prod", "deps")
     assert no_venv.returncode == 2
     assert f"no venv at {tmp_path / 'v'} (run the bootstrap step first" in no_venv.stderr
@@ -87,14 +107,6 @@ def test_dev_editable_install_follows_the_checkout_mounted_over_it(tmp_path: Pat
     live in the venv (site-packages), so the mounted checkout is what runs."""
     checkout = context_copy(tmp_path)  # the image's /src
     venv = tmp_path / "venv"
-    # The dependencies come from this test run's venv (a .pth file) instead of a second full
-    # install: what is under test is where the editable install of hundi itself points.
-    assert run(sys.executable, "-m", "venv", venv).returncode == 0
-    site = run(
-        venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"
-    )
-    deps = sysconfig.get_path("purelib")
-    (Path(site.stdout.strip()) / "_test_deps.pth").write_text(deps + "\n")
     installed = subprocess.run(
         [str(checkout / "scripts" / "install.sh"), str(venv), "dev", "bootstrap", "self"],
         capture_output=True,

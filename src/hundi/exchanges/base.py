@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+import msgspec
+
 from hundi.records import (
     Bbo,
     BookChange,
@@ -43,6 +45,36 @@ class RejectedFrame(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+# What a decoder may raise on bytes it cannot use. msgspec raised UnicodeDecodeError for invalid
+# UTF-8 up to 0.19 and DecodeError since; JSON nested past its depth limit raises RecursionError.
+DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+Bytes = bytes | bytearray | memoryview | msgspec.Raw
+
+
+def is_utf8(data: Bytes) -> bool:
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_rejection(data: Bytes, error: Exception) -> RejectedFrame:
+    """Why bytes that failed to decode are rejected, judged by what the bytes are, never by
+    which exception a library version happens to raise: not UTF-8 text, or not JSON at all, is
+    ``malformed_json``; well-formed JSON of the wrong shape (a ``ValidationError``) is
+    ``invalid_message``."""
+    if not is_utf8(data):
+        return RejectedFrame("malformed_json", f"not UTF-8 text ({error})")
+    if isinstance(error, msgspec.ValidationError):
+        return RejectedFrame("invalid_message", str(error))
+    if isinstance(error, RecursionError):
+        return RejectedFrame("malformed_json", "JSON nested too deeply")
+    return RejectedFrame("malformed_json", str(error))
 
 
 class RecordSink:

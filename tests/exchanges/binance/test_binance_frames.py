@@ -46,6 +46,9 @@ def test_subscribe_ack_is_filtered(spot: BinanceProtocol) -> None:
         (b'{"e":"\x80serverShutdown","E":1}', "malformed_json"),  # invalid UTF-8
         (b'{"stream":"bnbbtc@aggTrade","data":{"e":"\xff"}}', "malformed_json"),
         (b"", "malformed_json"),
+        (b'{"x":' * 100_000 + b"1" + b"}" * 100_000, "malformed_json"),  # nested too deep
+        (b'{"stream":"bnbbtc@aggTrade","data":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+         "malformed_json"),
         (b"[1, 2]", "invalid_message"),
         (b'{"stream": 5}', "invalid_message"),
         (b'{"stream":"bnbbtc@aggTrade"}', "invalid_message"),

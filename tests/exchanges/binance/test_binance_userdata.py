@@ -124,6 +124,8 @@ def test_account_events_are_checked_and_filtered(event: dict[str, object]) -> No
     ("frame", "reason"),
     [
         (b"{not json", "malformed_json"),
+        (b'{"event":{"e":"\xff"}}', "malformed_json"),  # not UTF-8, inside the event
+        (b'{"event":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "malformed_json"),
         (wrap({"e": "somethingNew", "E": 1}), "unknown_event"),
         (wrap({**REPORT, "q": "-1"}), "invalid_message"),
         (wrap({**REPORT, "S": "SIDEWAYS"}), "invalid_message"),

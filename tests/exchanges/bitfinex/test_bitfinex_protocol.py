@@ -159,6 +159,8 @@ def test_closing_an_authenticated_connection_records_a_gap() -> None:
     ("data", "reason"),
     [
         (b"[0,", "malformed_json"),
+        (b'[0,"os",[[1,"\xff"]]]', "malformed_json"),  # not UTF-8
+        (b'[0,"n",' + b"[" * 100_000 + b"]" * 100_000 + b"]", "malformed_json"),
         (frame(0, "zz", []), "unknown_event"),
         (frame(5, "hb"), "unknown_channel"),
         (frame(0, "on", ["x"]), "invalid_message"),

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import random
 
-import msgspec
 from msgspec import Raw
 
 from hundi.exchanges.base import (
+    DECODE_ERRORS,
     BookState,
     FrameStatus,
     Opening,
@@ -36,6 +36,8 @@ from hundi.exchanges.base import (
     StreamSpec,
     VenueConfig,
     VenueProtocol,
+    decode_rejection,
+    is_utf8,
 )
 from hundi.exchanges.binance import streams
 from hundi.exchanges.binance.book import MS, OrderBook
@@ -81,8 +83,6 @@ SHUTDOWN = "serverShutdown"
 EXCHANGE_INFO_KEY = "exchangeInfo"
 TRADING = "TRADING"
 PERPETUAL = "PERPETUAL"
-# msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, not DecodeError.
-DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 
 def _shutdown_msg(payload: Raw) -> ShutdownMsg | None:
@@ -273,10 +273,8 @@ class BinanceProtocol(VenueProtocol):
             return self.userdata.receive(data, recv_ns, out)
         try:
             frame = FRAME_DECODER.decode(data)
-        except msgspec.ValidationError as e:
-            raise RejectedFrame("invalid_message", str(e)) from None
         except DECODE_ERRORS as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
+            raise decode_rejection(data, e) from None
         stream = frame.stream
         if stream is not None:
             route = self._routes.get(stream)
@@ -312,15 +310,13 @@ class BinanceProtocol(VenueProtocol):
         error: Exception,
     ) -> FrameStatus:
         """A payload that did not decode as its stream's type: say why, precisely."""
-        if isinstance(error, UnicodeDecodeError):
-            raise RejectedFrame("malformed_json", str(error))
+        if isinstance(error, RecursionError) or not is_utf8(payload):
+            raise decode_rejection(payload, error) from None
         if (shutdown := _shutdown_msg(payload)) is not None:
             return self._shutdown(conn_key, shutdown, recv_ns, out)
         try:
             head = EVENT_HEAD_DECODER.decode(payload)
-        except UnicodeDecodeError as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
-        except msgspec.DecodeError:
+        except DECODE_ERRORS:
             raise RejectedFrame("invalid_message", str(error)) from None
         if head.e is not None and head.e != route.EVENT_TYPE:
             raise RejectedFrame("unknown_event", f"{head.e!r} on a {route.EVENT_TYPE} stream")

@@ -29,6 +29,7 @@ import msgspec
 
 from hundi.exchanges.authretry import AuthRetry, PrivateSession
 from hundi.exchanges.base import (
+    DECODE_ERRORS,
     FrameStatus,
     Opening,
     RecordSink,
@@ -36,6 +37,7 @@ from hundi.exchanges.base import (
     RestRequest,
     RestResponse,
     StreamSpec,
+    decode_rejection,
 )
 from hundi.exchanges.binance.auth import load_ed25519, signed_logon_params, signed_ws_params
 from hundi.exchanges.binance.userdata_messages import (
@@ -62,7 +64,6 @@ USERDATA_KEY = "userdata"  # connection key of the private stream
 LISTEN_KEY = "listenKey"  # REST key of listen-key requests (never a native symbol: lower case)
 MS = 1_000_000
 S = 1_000_000_000
-DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 
 SPOT_WS_API = "wss://ws-api.binance.com:443"
 # Binance codes meaning "these credentials / this signature are not accepted".
@@ -190,10 +191,8 @@ class UserDataStream:
             handle = self.handlers.get(kind)
             if handle is not None:
                 return handle(payload, recv_ns, out)
-        except msgspec.ValidationError as e:
-            raise RejectedFrame("invalid_message", str(e)) from None
         except DECODE_ERRORS as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
+            raise decode_rejection(payload, e) from None
         if kind in self.unstored:
             return FrameStatus.FILTERED
         raise RejectedFrame("unknown_event", kind or "(no event type)")
@@ -318,10 +317,8 @@ class SpotUserData(UserDataStream):
         self.now_ns = max(self.now_ns, recv_ns)
         try:
             reply = API_REPLY_DECODER.decode(data)
-        except msgspec.ValidationError as e:
-            raise RejectedFrame("invalid_message", str(e)) from None
         except DECODE_ERRORS as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
+            raise decode_rejection(data, e) from None
         if reply.event:
             return self._account_event(reply.event, recv_ns, out)
         if reply.id is not None or reply.status is not None:

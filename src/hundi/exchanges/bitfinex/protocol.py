@@ -27,6 +27,7 @@ import msgspec
 
 from hundi.exchanges.authretry import AUTH_RETRY_OPTIONS, AuthRetry, PrivateSession
 from hundi.exchanges.base import (
+    DECODE_ERRORS,
     FrameStatus,
     Opening,
     RecordSink,
@@ -35,6 +36,7 @@ from hundi.exchanges.base import (
     StreamSpec,
     VenueConfig,
     VenueProtocol,
+    decode_rejection,
 )
 from hundi.exchanges.bitfinex.auth import NonceClock, auth_message
 from hundi.exchanges.bitfinex.messages import (
@@ -56,7 +58,6 @@ EXCHANGE = "bitfinex"
 AUTH_KEY = "auth"  # connection key of the authenticated connection
 AUTH_WS = "wss://api.bitfinex.com"
 MS = 1_000_000
-DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)
 PRIVATE_CHANNELS = frozenset((Channel.ORDERS, Channel.FILLS))
 ORDER_KINDS = frozenset(("on", "ou", "oc"))
 # channel-0 messages we understand but do not store: positions, wallets, balances, margin and
@@ -208,10 +209,8 @@ class BitfinexProtocol(VenueProtocol):
             if kind == "te":
                 TRADE_DECODER.decode(msg.payload)  # stored from ``tu``, which has the fee
                 return FrameStatus.FILTERED
-        except msgspec.ValidationError as e:
-            raise RejectedFrame("invalid_message", str(e)) from None
         except DECODE_ERRORS as e:
-            raise RejectedFrame("malformed_json", str(e)) from None
+            raise decode_rejection(data, e) from None
         if kind in UNSTORED:
             return FrameStatus.FILTERED
         raise RejectedFrame("unknown_event", kind or "(no type)")
