@@ -103,3 +103,65 @@ def cassandra_keyspace(cassandra_url: str) -> Iterator[str]:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
         cluster.shutdown()
+
+
+# --- what child processes said, on failure -------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _children_of_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every simulator a test starts joins the children whose stderr a failure report shows."""
+    import children
+    from hundi.simulator.process import SimulatorProcess
+
+    children.take_all()
+    start = SimulatorProcess.start
+
+    def start_and_register(self: SimulatorProcess) -> SimulatorProcess:
+        children.register(f"simulator {' '.join(self.args)}", self.stderr_tail)
+        return start(self)
+
+    monkeypatch.setattr(SimulatorProcess, "start", start_and_register)
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if call.when in ("call", "teardown") and report.failed:  # type: ignore[attr-defined]
+        import children
+
+        for label, tail in children.take_all():
+            try:
+                text = tail()
+            except (OSError, ValueError) as exc:
+                text = f"(stderr unreadable: {exc})"
+            report.sections.append(  # type: ignore[attr-defined]
+                (f"stderr of child: {label}", text or "(empty)")
+            )
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _cassandra_clusters_are_shut_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Cassandra driver cluster a test creates is shut down by the end of that test.
+
+    A cluster left open keeps reconnecting in the background for the rest of the run: the log
+    of one failing test held hundreds of ``Error attempting to reconnect`` warnings from clusters
+    of earlier tests. A leak fails the test that made it (and is shut down here)."""
+    from cassandra.cluster import Cluster
+
+    created: list[Cluster] = []
+    init = Cluster.__init__
+
+    def tracked_init(self: Cluster, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        created.append(self)
+
+    monkeypatch.setattr(Cluster, "__init__", tracked_init)
+    yield
+    leaked = [cluster for cluster in created if not cluster.is_shutdown]
+    for cluster in leaked:
+        cluster.shutdown()
+    if leaked:
+        pytest.fail(f"{len(leaked)} Cassandra cluster(s) left open by this test: close its stores")

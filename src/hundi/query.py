@@ -14,7 +14,7 @@ import click
 import pandas as pd
 
 from hundi.records import Channel
-from hundi.stores.base import Store, StoreError, open_store
+from hundi.stores.base import Store, StoreError, reading
 
 
 class QueryError(ValueError):
@@ -107,26 +107,28 @@ def read(
     columns = _names(fields)
     if not aggregators and (sampling is not None or align is not None or group_by is not None):
         raise QueryError("sampling, align and group_by need an aggregate (e.g. aggregate='avg')")
-    opened = store if isinstance(store, Store) else open_store(os.fspath(store), read_only=True)
-    if aggregators:
-        if not isinstance(opened, AggregatingStore):
-            raise QueryError(
-                f"store {opened.describe()} cannot aggregate on its server; read the records "
-                "and aggregate them with pandas (e.g. frame.resample('1s'))"
-            )
-        return opened.aggregate(
-            exchange=exchange, channel=selected, symbol=symbol, start=first, end=last,
-            aggregate=aggregators, sampling=sampling or "1s", align=align or "start",
-            group_by=_names(group_by), fields=columns,
-        )  # fmt: skip
-    frame = opened.read(exchange=exchange, symbol=symbol, channel=selected, start=first, end=last)
-    if columns is not None:
-        unknown = [c for c in columns if c not in frame.columns]
-        if unknown:
-            known = ", ".join(map(str, frame.columns))
-            raise QueryError(f"no field {', '.join(map(repr, unknown))} in {selected}; {known}")
-        frame = frame[columns]
-    return frame
+    with reading(store) as opened:
+        if aggregators:
+            if not isinstance(opened, AggregatingStore):
+                raise QueryError(
+                    f"store {opened.describe()} cannot aggregate on its server; read the records "
+                    "and aggregate them with pandas (e.g. frame.resample('1s'))"
+                )
+            return opened.aggregate(
+                exchange=exchange, channel=selected, symbol=symbol, start=first, end=last,
+                aggregate=aggregators, sampling=sampling or "1s", align=align or "start",
+                group_by=_names(group_by), fields=columns,
+            )  # fmt: skip
+        frame = opened.read(
+            exchange=exchange, symbol=symbol, channel=selected, start=first, end=last
+        )
+        if columns is not None:
+            unknown = [c for c in columns if c not in frame.columns]
+            if unknown:
+                known = ", ".join(map(str, frame.columns))
+                raise QueryError(f"no field {', '.join(map(repr, unknown))} in {selected}; {known}")
+            frame = frame[columns]
+        return frame
 
 
 def _print_table(shown: pd.DataFrame, total: int) -> None:

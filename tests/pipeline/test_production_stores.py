@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +25,7 @@ import pytest
 from test_end_to_end import SYMBOLS, collect_args, normalized
 
 import hundi
+from children import Child, spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 
@@ -74,6 +76,22 @@ def kairos_trade_count(kairosdb_url: str, symbol: str, start: datetime) -> int:
         kairosdb_url, exchange="binance", symbol=symbol, channel="trades", start=start
     )
     return int(aggregates["count"].sum())
+
+
+def trades_stored(store: Path) -> bool:
+    return (
+        any(store.rglob("*.parquet"))
+        and not hundi.read(store, exchange="binance", channel="trades").empty
+    )
+
+
+def wait_for(condition: Callable[[], bool], child: Child, timeout_s: float, what: str) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` on timeout or if ``child`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert child.poll() is None, f"the collector exited ({child.returncode}) waiting for {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s:g}s"
+        time.sleep(0.2)
 
 
 def run_collect(
@@ -141,32 +159,34 @@ def test_both_servers_down_for_20s_mid_collection_loses_nothing(
     with SimulatorProcess(["--market", "spot", "--rate", "300", "--seed", "12"]) as sim:
         args = collect_args(sim, "spot", tmp_path / "data", "--store", cassandra_keyspace)
         args += ["--store", kairosdb_url, "--summary-json", str(tmp_path / "summary.json")]
-        collector = subprocess.Popen(
-            args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        collector = spawn(args, cwd=tmp_path, env=env)
         try:
-            time.sleep(6)
+            # The outage starts once the collector is storing (its stores are open): on a loaded
+            # box that can take well over the few seconds it takes on a quiet one.
+            wait_for(
+                lambda: trades_stored(tmp_path / "data"), collector, 120, "first trades stored"
+            )
             down_at = datetime.now(UTC)
             manage.stop("kairosdb")  # first, so it hands its queue to Cassandra
             manage.stop("cassandra")
-            time.sleep(20)
-            assert collector.poll() is None, "the collector died during the outage"
+            outage_ends = time.monotonic() + 20
+            wait_for(lambda: bool(list(spool.rglob("*.batch"))), collector, 60, "spooling")
+            while time.monotonic() < outage_ends:  # the scenario: both servers down for 20 s
+                assert collector.poll() is None, "the collector died during the outage"
+                time.sleep(0.5)
             assert list(spool.rglob("*.batch")), "nothing was spooled during the outage"
             manage.start("cassandra")
             manage.start("kairosdb")
-            deadline = time.monotonic() + 90
-            while list(spool.rglob("*.batch")):
-                assert time.monotonic() < deadline, "the spool never drained"
-                time.sleep(0.5)
-            time.sleep(2)
+            wait_for(lambda: not list(spool.rglob("*.batch")), collector, 180, "spool drained")
             collector.send_signal(signal.SIGINT)
-            _, stderr = collector.communicate(timeout=60)
+            collector.wait(timeout=120)
         finally:
             if collector.poll() is None:
                 collector.kill()
             manage.start("cassandra")
             manage.start("kairosdb")
-    assert collector.returncode == 0, stderr[-3000:]
+    stderr = collector.stderr_text()
+    assert collector.returncode == 0, stderr
     assert "Traceback" not in stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     outages = {entry["store"]: entry["outages"] for entry in summary["stores"]}

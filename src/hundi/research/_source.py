@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from hundi.query import QueryError, parse_time
 from hundi.records import SCHEMAS, Channel
-from hundi.stores.base import Store, StoreError, open_store
+from hundi.stores.base import Store, StoreError
 from hundi.stores.embedded import EmbeddedStore
 from hundi.stores.embedded.layout import list_parts, partition_dir, split_live
 
@@ -35,12 +35,6 @@ _RETRIES = 5
 
 class ResearchError(QueryError):
     """A research call that cannot be answered as asked; the message says why."""
-
-
-def open_for_reading(store: StoreLike) -> Store:
-    if isinstance(store, Store):
-        return store
-    return open_store(os.fspath(store), read_only=True)
 
 
 def to_ns(value: TimeLike, name: str) -> int | None:

@@ -26,7 +26,6 @@ from hundi.research._source import (
     embedded_root,
     index_ns,
     ns_to_timestamp,
-    open_for_reading,
     read_partition_days,
     to_ns,
 )
@@ -39,6 +38,7 @@ from hundi.research.book import (
     empty_rows,
     walk,
 )
+from hundi.stores.base import reading
 
 QUOTE_COLUMNS = ["bid_price", "bid_size", "ask_price", "ask_size", "quote_ts"]
 
@@ -62,39 +62,39 @@ def trades_with_book(
     """
     if source not in ("bbo", "book"):
         raise ResearchError(f"source must be 'bbo' or 'book', not {source!r}")
-    opened = open_for_reading(store)
-    trades = opened.read(
-        exchange=exchange,
-        symbol=symbol,
-        channel=Channel.TRADES,
-        start=_stamp(to_ns(start, "start")),
-        end=_stamp(to_ns(end, "end")),
-    )
-    if trades.empty:
-        quotes = pd.DataFrame({c: pd.Series(dtype="float64") for c in QUOTE_COLUMNS[:-1]})
-        quotes["quote_ts"] = pd.Series(dtype="datetime64[ns, UTC]")
-        return trades.join(quotes, how="left")
-    stamps = index_ns(trades)
-    first, last = int(stamps[0]), int(stamps[-1])
-    if source == "bbo":
-        bbo = opened.read(
+    with reading(store) as opened:
+        trades = opened.read(
             exchange=exchange,
             symbol=symbol,
-            channel=Channel.BBO,
-            start=ns_to_timestamp(first) - lookback,
-            end=ns_to_timestamp(last + 1),
+            channel=Channel.TRADES,
+            start=_stamp(to_ns(start, "start")),
+            end=_stamp(to_ns(end, "end")),
         )
-        quotes = bbo[QUOTE_COLUMNS[:-1]].assign(quote_ts=bbo.index)
-    else:
-        quotes = book_tops(opened, exchange, symbol, first, last)
-    joined = pd.merge_asof(
-        trades.reset_index(),
-        quotes.reset_index(drop=True).assign(ts=quotes["quote_ts"].to_numpy()),
-        on="ts",
-        direction="backward",
-        allow_exact_matches=True,
-    )
-    return joined.set_index("ts")
+        if trades.empty:
+            quotes = pd.DataFrame({c: pd.Series(dtype="float64") for c in QUOTE_COLUMNS[:-1]})
+            quotes["quote_ts"] = pd.Series(dtype="datetime64[ns, UTC]")
+            return trades.join(quotes, how="left")
+        stamps = index_ns(trades)
+        first, last = int(stamps[0]), int(stamps[-1])
+        if source == "bbo":
+            bbo = opened.read(
+                exchange=exchange,
+                symbol=symbol,
+                channel=Channel.BBO,
+                start=ns_to_timestamp(first) - lookback,
+                end=ns_to_timestamp(last + 1),
+            )
+            quotes = bbo[QUOTE_COLUMNS[:-1]].assign(quote_ts=bbo.index)
+        else:
+            quotes = book_tops(opened, exchange, symbol, first, last)
+        joined = pd.merge_asof(
+            trades.reset_index(),
+            quotes.reset_index(drop=True).assign(ts=quotes["quote_ts"].to_numpy()),
+            on="ts",
+            direction="backward",
+            allow_exact_matches=True,
+        )
+        return joined.set_index("ts")
 
 
 def _stamp(ns: int | None) -> pd.Timestamp | None:
@@ -112,32 +112,34 @@ def book_tops(
 ) -> pd.DataFrame:
     """Top of the rebuilt book after every depth message with ``first <= ts <= last``, plus
     the state at ``first`` (columns as :data:`QUOTE_COLUMNS`, ``quote_ts`` nondecreasing)."""
-    opened = open_for_reading(store)
-    root = embedded_root(opened)
-    if root is None:
-        raise ResearchError(f"the rebuilt book needs the embedded store; not {opened.describe()}")
-    cache = cache_for(root, None, checkpoint_rows)
-    parts: list[pd.DataFrame] = []
-    for day in days_between(day_of(first_ns), day_of(last_ns)):
-        index = cache.index(exchange, symbol, day)
-        if index is None or index.day < day:
-            if index is not None and not parts:
-                parts.append(_tops_of_state(index.states[-1], first_ns))
-            continue
-        lo = max(first_ns, day_start_ns(day))
-        position = index.locate(lo - 1)
-        start = index.states[position]
-        rows = read_partition_days(
-            root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS, index.as_of[position] + 1,
-            last_ns, end_inclusive=True,
-        )  # fmt: skip
-        block = Block.from_table(rows, index.carry_in if position == 0 else None)
-        parts.append(_tops(block, start, lo))
-    if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in QUOTE_COLUMNS})
-    tops = pd.concat(parts, ignore_index=True)
-    tops["quote_ts"] = pd.to_datetime(tops["quote_ts"], unit="ns", utc=True)
-    return tops
+    with reading(store) as opened:
+        root = embedded_root(opened)
+        if root is None:
+            raise ResearchError(
+                f"the rebuilt book needs the embedded store; not {opened.describe()}"
+            )
+        cache = cache_for(root, None, checkpoint_rows)
+        parts: list[pd.DataFrame] = []
+        for day in days_between(day_of(first_ns), day_of(last_ns)):
+            index = cache.index(exchange, symbol, day)
+            if index is None or index.day < day:
+                if index is not None and not parts:
+                    parts.append(_tops_of_state(index.states[-1], first_ns))
+                continue
+            lo = max(first_ns, day_start_ns(day))
+            position = index.locate(lo - 1)
+            start = index.states[position]
+            rows = read_partition_days(
+                root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
+                index.as_of[position] + 1, last_ns, end_inclusive=True,
+            )  # fmt: skip
+            block = Block.from_table(rows, index.carry_in if position == 0 else None)
+            parts.append(_tops(block, start, lo))
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype="float64") for c in QUOTE_COLUMNS})
+        tops = pd.concat(parts, ignore_index=True)
+        tops["quote_ts"] = pd.to_datetime(tops["quote_ts"], unit="ns", utc=True)
+        return tops
 
 
 def _tops_of_state(state: BookState, at_ns: int) -> pd.DataFrame:

@@ -22,11 +22,11 @@ from hundi.research._source import (
     TimeLike,
     day_start_ns,
     native_symbol,
-    open_for_reading,
 )
 from hundi.research.streaming import iter_day_tables
 from hundi.series.core import Columns, TimeBarBuilder
 from hundi.series.spec import DEFAULT_GRACE_NS, SeriesSpecError, duration_label, parse_duration
+from hundi.stores.base import reading
 
 NEEDED = ("ts", "recv_ts", "price", "size", "side", "trade_id")
 
@@ -68,35 +68,35 @@ def bars(
     """
     step = interval_ns(interval)
     grace_ns = DEFAULT_GRACE_NS if grace is None else int(pd.Timedelta(grace).value)
-    opened = open_for_reading(store)
-    builder = TimeBarBuilder(step, grace_ns)
-    out: list[Columns] = []
-    held: Columns | None = None  # trades not yet turned into bars (the latest day's)
-    for day, table in iter_day_tables(
-        opened, exchange=exchange, symbol=symbol, channel="trades", start=start, end=end,
-        columns=NEEDED, ordered=False,
-    ):  # fmt: skip
-        trades = _columns(table, builder)
-        if held is not None:
-            # no trade of this day or later can be in a bar before this day: those are final
-            limit = day_start_ns(day) // step
-            later = held["bucket"] >= limit
-            if later.any():
-                _close(builder, {n: v[~later] for n, v in held.items()}, limit, out)
-                trades = {n: np.concatenate([held[n][later], trades[n]]) for n in trades}
-            else:
-                _close(builder, held, limit, out)
-        held = trades
-    if held is not None and len(held["bucket"]):
-        # through the last trade's bar, like hundi.series.offline.time_bars
-        _close(builder, held, int(held["bucket"].max()) + 1, out)
-    names = {
-        "exchange": exchange,
-        "symbol": symbol,
-        "native_symbol": native_symbol(opened, exchange, Channel.TRADES, symbol),
-        "interval": duration_label(step),
-    }
-    return _frame(out, names)
+    with reading(store) as opened:
+        builder = TimeBarBuilder(step, grace_ns)
+        out: list[Columns] = []
+        held: Columns | None = None  # trades not yet turned into bars (the latest day's)
+        for day, table in iter_day_tables(
+            opened, exchange=exchange, symbol=symbol, channel="trades", start=start, end=end,
+            columns=NEEDED, ordered=False,
+        ):  # fmt: skip
+            trades = _columns(table, builder)
+            if held is not None:
+                # no trade of this day or later can be in a bar before this day: those are final
+                limit = day_start_ns(day) // step
+                later = held["bucket"] >= limit
+                if later.any():
+                    _close(builder, {n: v[~later] for n, v in held.items()}, limit, out)
+                    trades = {n: np.concatenate([held[n][later], trades[n]]) for n in trades}
+                else:
+                    _close(builder, held, limit, out)
+            held = trades
+        if held is not None and len(held["bucket"]):
+            # through the last trade's bar, like hundi.series.offline.time_bars
+            _close(builder, held, int(held["bucket"].max()) + 1, out)
+        names = {
+            "exchange": exchange,
+            "symbol": symbol,
+            "native_symbol": native_symbol(opened, exchange, Channel.TRADES, symbol),
+            "interval": duration_label(step),
+        }
+        return _frame(out, names)
 
 
 def _columns(table: pa.Table, builder: TimeBarBuilder) -> Columns:

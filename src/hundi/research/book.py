@@ -50,12 +50,11 @@ from hundi.research._source import (
     days,
     embedded_root,
     ns_to_timestamp,
-    open_for_reading,
     read_files,
     read_partition_days,
     to_ns,
 )
-from hundi.stores.base import StoreError
+from hundi.stores.base import StoreError, reading
 from hundi.stores.embedded.layout import list_parts, parse_part, partition_dir, split_live
 
 CHECKPOINT_ROWS: Final = 50_000
@@ -670,30 +669,30 @@ def state_at(
     at_ns = to_ns(at, "ts")
     if at_ns is None:
         raise ResearchError("book_at needs a time")
-    opened = open_for_reading(store)
-    root = embedded_root(opened)
-    if root is None:
-        raise ResearchError(
-            f"book_at reads the embedded store's files; {opened.describe()} is not one "
-            "(replicate the data to a file store, e.g. with `hundi replay`)"
-        )
-    cache = cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
-    day = day_of(at_ns)
-    index = cache.index(exchange, symbol, day)
-    if index is None:
-        return BookState(Levels.empty()), at_ns
-    position = index.locate(at_ns)
-    if index.day < day or position == len(index.states) - 1:
-        return index.states[-1], at_ns  # nothing stored after the day's last row
-    start = index.states[position]
-    rows = read_partition_days(
-        root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS, index.as_of[position] + 1, at_ns,
-        end_inclusive=True,
-    )  # fmt: skip
-    block = Block.from_table(rows, index.carry_in if position == 0 else None)
-    verdict = walk(block, start)
-    (state,) = advance(block, start, verdict, np.array([len(block)], np.int64))
-    return state, at_ns
+    with reading(store) as opened:
+        root = embedded_root(opened)
+        if root is None:
+            raise ResearchError(
+                f"book_at reads the embedded store's files; {opened.describe()} is not one "
+                "(replicate the data to a file store, e.g. with `hundi replay`)"
+            )
+        cache = cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
+        day = day_of(at_ns)
+        index = cache.index(exchange, symbol, day)
+        if index is None:
+            return BookState(Levels.empty()), at_ns
+        position = index.locate(at_ns)
+        if index.day < day or position == len(index.states) - 1:
+            return index.states[-1], at_ns  # nothing stored after the day's last row
+        start = index.states[position]
+        rows = read_partition_days(
+            root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
+            index.as_of[position] + 1, at_ns, end_inclusive=True,
+        )  # fmt: skip
+        block = Block.from_table(rows, index.carry_in if position == 0 else None)
+        verdict = walk(block, start)
+        (state,) = advance(block, start, verdict, np.array([len(block)], np.int64))
+        return state, at_ns
 
 
 def book_at(

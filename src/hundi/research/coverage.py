@@ -28,12 +28,11 @@ from hundi.research._source import (
     exchanges,
     index_ns,
     ns_to_timestamp,
-    open_for_reading,
     read_partition_days,
     symbols,
     to_ns,
 )
-from hundi.stores.base import Store
+from hundi.stores.base import Store, reading
 
 RANGE_COLUMNS = [
     "exchange",
@@ -88,27 +87,27 @@ def coverage(
     if by not in ("range", "stream"):
         raise ResearchError(f"by must be 'range' or 'stream', not {by!r}")
     window = _Window(to_ns(start, "start"), to_ns(end, "end"))
-    opened = open_for_reading(store)
-    wanted = parse_channel(channel) if channel is not None else None
-    if exchange is None:
-        root = embedded_root(opened)
-        if root is None:
-            raise ResearchError(f"{opened.describe()} cannot list its exchanges: name one")
-        names = exchanges(root)
-    else:
-        names = [exchange]
-    ranges = [
-        frame
-        for name in names
-        for frame in _exchange_ranges(opened, name, symbol, wanted, window)
-        if len(frame)
-    ]
-    table = pd.concat(ranges) if ranges else _empty(RANGE_COLUMNS)
-    table = table.reset_index().sort_values(["exchange", "symbol", "channel", "start"])
-    table = table.set_index("start")
-    if by == "stream":
-        return _by_stream(table)
-    return table
+    with reading(store) as opened:
+        wanted = parse_channel(channel) if channel is not None else None
+        if exchange is None:
+            root = embedded_root(opened)
+            if root is None:
+                raise ResearchError(f"{opened.describe()} cannot list its exchanges: name one")
+            names = exchanges(root)
+        else:
+            names = [exchange]
+        ranges = [
+            frame
+            for name in names
+            for frame in _exchange_ranges(opened, name, symbol, wanted, window)
+            if len(frame)
+        ]
+        table = pd.concat(ranges) if ranges else _empty(RANGE_COLUMNS)
+        table = table.reset_index().sort_values(["exchange", "symbol", "channel", "start"])
+        table = table.set_index("start")
+        if by == "stream":
+            return _by_stream(table)
+        return table
 
 
 def _exchange_ranges(

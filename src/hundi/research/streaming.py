@@ -27,12 +27,12 @@ from hundi.research._source import (
     embedded_root,
     live_files,
     ns_to_timestamp,
-    open_for_reading,
     read_files,
     sort_by_time,
     symbols,
     to_ns,
 )
+from hundi.stores.base import reading
 
 DEFAULT_CHUNK_ROWS = 1_000_000
 
@@ -83,34 +83,34 @@ def iter_day_tables(
     first_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
     if first_ns is not None and end_ns is not None and end_ns < first_ns:
         raise ResearchError("end is before start")
-    opened = open_for_reading(store)
-    root = embedded_root(opened)
-    if root is not None:
-        yield from _embedded_days(
-            root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
-        )
-        return
-    if isinstance(opened, AggregatingStore):
-        raise ResearchError(
-            f"{opened.describe()} keeps per-millisecond aggregates, not every record: read "
-            "records from a lossless store (a folder or cassandra://), or use hundi.read with "
-            "aggregate= for server-side aggregates"
-        )
-    if first_ns is None or end_ns is None:
-        raise ResearchError(
-            f"streaming from {opened.describe()} needs start and end (it cannot list days)"
-        )
-    for day in days_between(day_of(first_ns), day_of(end_ns - 1)):
-        frame = opened.read(
-            exchange=exchange,
-            symbol=symbol,
-            channel=selected,
-            start=ns_to_timestamp(max(first_ns, day_start_ns(day))),
-            end=ns_to_timestamp(min(end_ns, day_start_ns(day + timedelta(days=1)))),
-        )
-        table = pa.Table.from_pandas(frame.reset_index()[list(wanted)], preserve_index=False)
-        if table.num_rows:
-            yield day, table
+    with reading(store) as opened:
+        root = embedded_root(opened)
+        if root is not None:
+            yield from _embedded_days(
+                root, exchange, symbol, selected, wanted, first_ns, end_ns, ordered=ordered
+            )
+            return
+        if isinstance(opened, AggregatingStore):
+            raise ResearchError(
+                f"{opened.describe()} keeps per-millisecond aggregates, not every record: read "
+                "records from a lossless store (a folder or cassandra://), or use hundi.read with "
+                "aggregate= for server-side aggregates"
+            )
+        if first_ns is None or end_ns is None:
+            raise ResearchError(
+                f"streaming from {opened.describe()} needs start and end (it cannot list days)"
+            )
+        for day in days_between(day_of(first_ns), day_of(end_ns - 1)):
+            frame = opened.read(
+                exchange=exchange,
+                symbol=symbol,
+                channel=selected,
+                start=ns_to_timestamp(max(first_ns, day_start_ns(day))),
+                end=ns_to_timestamp(min(end_ns, day_start_ns(day + timedelta(days=1)))),
+            )
+            table = pa.Table.from_pandas(frame.reset_index()[list(wanted)], preserve_index=False)
+            if table.num_rows:
+                yield day, table
 
 
 def _embedded_days(

@@ -7,6 +7,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -31,11 +32,15 @@ class SimulatorProcess:
         self.ws_url = ""
         self.rest_url = ""
         self.proc: subprocess.Popen[str] | None = None
+        # stderr goes to a file, not a pipe: nobody reads a pipe while the simulator runs, and a
+        # full one would block it; the file's tail explains a failure (stderr_tail).
+        self._stderr: IO[str] | None = None
 
     def start(self) -> SimulatorProcess:
         cmd = [sys.executable, "-m", "hundi.simulator", self.venue, *self.args]
+        self._stderr = tempfile.TemporaryFile("w+", prefix="hundi-simulator-")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+            cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=dict(os.environ)
         )
         assert self.proc.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
@@ -49,8 +54,10 @@ class SimulatorProcess:
                 self.stop()
                 raise TimeoutError("simulator did not print its URLs in time") from None
             if not line:
-                err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise RuntimeError(f"simulator exited before printing its URLs: {err.strip()}")
+                self.proc.wait()
+                raise RuntimeError(
+                    f"simulator exited before printing its URLs: {self.stderr_tail().strip()}"
+                )
             key, _, value = line.strip().partition("=")
             if key == "ws_url":
                 self.ws_url = value
@@ -69,9 +76,15 @@ class SimulatorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
         return self.proc.returncode
+
+    def stderr_tail(self, chars: int = 4000) -> str:
+        """The last ``chars`` characters the simulator wrote to stderr."""
+        if self._stderr is None:
+            return ""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()[-chars:]
 
     def __enter__(self) -> SimulatorProcess:
         return self.start()

@@ -7,8 +7,10 @@ A bare path (no scheme) means the embedded store (scheme ``file``).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -100,3 +102,18 @@ def open_store(url: str, **options: Any) -> Store:
     store_class = next(iter(found)).load()
     store: Store = store_class(url, **options)
     return store
+
+
+@contextmanager
+def reading(store: str | os.PathLike[str] | Store) -> Iterator[Store]:
+    """The store to read from: one given open stays open; one opened here from a URL is closed
+    when the read is done (a Cassandra store left open keeps its driver's threads and reconnects
+    alive for the life of the process: a notebook leaked one per call)."""
+    if isinstance(store, Store):
+        yield store
+        return
+    opened = open_store(os.fspath(store), read_only=True)
+    try:
+        yield opened
+    finally:
+        opened.close()

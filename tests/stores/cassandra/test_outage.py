@@ -135,3 +135,33 @@ def test_cluster_down_is_still_an_error_for_a_reader(
     relay.cut()
     with pytest.raises(StoreError, match="no host available"):
         open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test", read_only=True)
+
+
+def test_cluster_lost_while_preparing_the_schema_opens_anyway(
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connected, then the cluster goes away before the schema is ready (a collector started
+    just as the servers stopped): that is an outage to spool through, not a setup error (the
+    collector exited with code 2 here)."""
+    from hundi.stores.cassandra import store as cassandra_store
+
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "3")
+    prepare = cassandra_store.ensure_schema
+
+    def outage_then_prepare(*args: object, **kwargs: object) -> None:
+        relay.cut()
+        prepare(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cassandra_store, "ensure_schema", outage_then_prepare)
+    store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")  # no exception
+    monkeypatch.setattr(cassandra_store, "ensure_schema", prepare)
+    try:
+        with pytest.raises(StoreError):
+            store.write({Channel.TRADES: trades(exchange, 0, 10)})  # the writer spools this
+        relay.restore()
+        store.write({Channel.TRADES: trades(exchange, 0, 10)})
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    finally:
+        store.close()
+    assert list(frame["trade_id"]) == list(range(10))

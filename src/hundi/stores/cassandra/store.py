@@ -31,7 +31,12 @@ from typing import Any, NoReturn
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from cassandra import AuthenticationFailed, DriverException, RequestExecutionException
+from cassandra import (
+    AuthenticationFailed,
+    DriverException,
+    RequestExecutionException,
+    RequestValidationException,
+)
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -43,6 +48,7 @@ from cassandra.cluster import (
     UnresolvableContactPoints,
 )
 from cassandra.concurrent import execute_concurrent
+from cassandra.connection import ConnectionException
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -78,13 +84,27 @@ from hundi.stores.cassandra.settings import (
 
 log = logging.getLogger("hundi.stores.cassandra")
 
-_DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+_DRIVER_ERRORS = (
+    DriverException,
+    RequestExecutionException,
+    NoHostAvailable,
+    ConnectionException,
+    OSError,
+)
 _READ_WINDOW = 16  # partition reads in flight
 _FETCH_SIZE = 20_000  # rows per page
 _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
 
 _PartitionKey = tuple[str, str, int]  # exchange, symbol, day
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server answered and said no (bad request, no permission, bad login): retrying the
+    same thing cannot help, unlike a timeout or a node that is not there."""
+    if isinstance(exc, NoHostAvailable):
+        return any(_refused(e) for e in exc.errors.values())
+    return isinstance(exc, RequestValidationException | AuthenticationFailed)
 
 
 def _as_bool(value: Any) -> bool:
@@ -206,9 +226,7 @@ class CassandraStore(Store):
             session = cluster.connect()
         except Exception as exc:  # the driver raises NoHostAvailable, but also plain errors
             cluster.shutdown()
-            self._unreachable = isinstance(exc, NoHostAvailable) and not any(
-                isinstance(e, AuthenticationFailed) for e in exc.errors.values()
-            )
+            self._unreachable = isinstance(exc, NoHostAvailable) and not _refused(exc)
             self._fail("connecting", exc)
         session.default_fetch_size = _FETCH_SIZE
         return cluster, session
@@ -237,6 +255,11 @@ class CassandraStore(Store):
         except StoreError:
             raise
         except _DRIVER_ERRORS as exc:
+            # The cluster going down between connecting and preparing (a timeout, no host left)
+            # is an outage like any other; only an answer that refuses the request (invalid,
+            # unauthorized) is a setup error. A collector started just as the cluster stopped
+            # exited with code 2 here instead of spooling.
+            self._unreachable = not _refused(exc)
             self._fail("preparing the schema", exc)
 
     def close(self) -> None:
