@@ -44,7 +44,10 @@ class Child(subprocess.Popen[str]):
     stdout_file: IO[str] | None
 
     def stderr_text(self) -> str:
-        return _file_tail(self.stderr_file)
+        """Everything the child wrote to stderr so far."""
+        self.stderr_file.flush()
+        self.stderr_file.seek(0)
+        return self.stderr_file.read()
 
     def stdout_text(self) -> str:
         assert self.stdout_file is not None, "stdout was not sent to a file"
@@ -71,5 +74,5 @@ def spawn(args: Sequence[str | Path], *, stdout: Any = "file", **popen: Any) -> 
     )
     child.stderr_file = err
     child.stdout_file = out
-    register(" ".join(str(a) for a in args)[:200], child.stderr_text)
+    register(" ".join(str(a) for a in args)[:200], lambda: _file_tail(err))
     return child

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from children import Child, spawn
 from hundi.records import Channel, from_arrow
 from hundi.stores.base import open_store
 
@@ -92,7 +93,7 @@ class Reply:
 @dataclass
 class Api:
     base: str
-    process: subprocess.Popen[bytes]
+    process: Child
 
     def get(self, path: str) -> Reply:
         """GET a path (with its query string) and parse the JSON body."""
@@ -112,16 +113,14 @@ def serve(
     args = [str(HUNDI), "serve", "--port", str(port), *extra]
     if store_url is not None:
         args += ["--store", store_url]
-    process = subprocess.Popen(
-        args, cwd=cwd, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    # stdout and stderr to files (spawn): an unread pipe fills up and blocks the server
+    process = spawn(args, cwd=cwd, env={**os.environ, **(env or {})})
     api = Api(f"http://127.0.0.1:{port}", process)
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
+                output = process.stdout_text() + process.stderr_text()
                 raise AssertionError(f"hundi serve exited {process.returncode}: {output}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):

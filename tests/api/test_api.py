@@ -219,7 +219,8 @@ def test_store_down_is_a_clean_503_and_no_secret(tmp_path: Path) -> None:
         assert password not in str(health.body) + str(bars.body)
         assert api.get("/api/v1/health").status == 503  # still serving, still honest
         assert api.process.poll() is None
-    output = api.process.stdout.read().decode() if api.process.stdout else ""
+    output = api.process.stdout_text() + api.process.stderr_text()
+    assert output.strip(), "hundi serve said nothing"
     assert password not in output
 
 

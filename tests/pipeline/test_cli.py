@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from children import spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import open_store
@@ -52,7 +53,7 @@ def test_sigterm_flushes_everything_to_the_store(
 ) -> None:
     store = tmp_path / "data"
     summary_path = tmp_path / "summary.json"
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             HUNDI,
             "collect",
@@ -75,8 +76,6 @@ def test_sigterm_flushes_everything_to_the_store(
             str(tmp_path / "raw"),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         env=env(tmp_path),
     )
     assert proc.stdout is not None
@@ -87,7 +86,8 @@ def test_sigterm_flushes_everything_to_the_store(
             break
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=60)
+    err = proc.stderr_text()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     summary = read_summary(summary_path)

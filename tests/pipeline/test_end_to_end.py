@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 import hundi
+from children import spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 
@@ -192,10 +193,7 @@ def test_collect_under_fault(fault: str, tmp_path: Path) -> None:
 def test_kill_9_then_restart_continues_the_same_store(tmp_path: Path) -> None:
     store = tmp_path / "data"
     with SimulatorProcess(["--rate", "400", "--seed", "11"]) as sim:
-        proc = subprocess.Popen(
-            collect_args(sim, "spot", store),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
-        )  # fmt: skip
+        proc = spawn(collect_args(sim, "spot", store), cwd=tmp_path)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not list(store.rglob("*.parquet")):
             time.sleep(0.2)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from children import spawn
 from hundi.pipeline.health import Health, check_health, write_health
 from hundi.simulator.process import SimulatorProcess
 
@@ -82,7 +83,7 @@ def test_running_collector_is_healthy_and_stopped_one_is_not(tmp_path: Path) -> 
     env.pop("HUNDI_HEALTH_FILE", None)
     health_file = tmp_path / "logs" / "health.json"
     with SimulatorProcess(["--rate", "200", "--symbols", "BTCUSDT"]) as sim:
-        proc = subprocess.Popen(
+        proc = spawn(
             [
                 HUNDI,
                 "collect",
@@ -98,9 +99,6 @@ def test_running_collector_is_healthy_and_stopped_one_is_not(tmp_path: Path) -> 
                 "--store",
                 str(tmp_path / "data"),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "collect.err").open("w"),
-            text=True,
             env=env,
             cwd=tmp_path,
         )
@@ -114,7 +112,7 @@ def test_running_collector_is_healthy_and_stopped_one_is_not(tmp_path: Path) -> 
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-    assert proc.returncode == 0, (tmp_path / "collect.err").read_text()
+    assert proc.returncode == 0, proc.stderr_text()
     stopped = probe(env=env, cwd=tmp_path)
     assert stopped.returncode == 1
     assert stopped.stderr.strip() == "unhealthy: collector unhealthy: stopped"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from children import spawn
 from hundi.config import ConfigError, FeedConfig, load_settings
 from hundi.pipeline.shard import Shard, ShardError, resolve_shard, shard_feeds
 from hundi.records import Channel
@@ -143,16 +144,15 @@ def test_collect_replicas_split_the_symbols_of_a_real_run(tmp_path: Path) -> Non
                 "HUNDI_LOG_PATH": str(tmp_path / f"log-{ordinal}" / "hundi.log"),
             }
             procs.append(
-                subprocess.Popen(
+                spawn(
                     [HUNDI, "collect", "--config", str(config), "--duration", "3"],
                     env=env,
                     cwd=tmp_path,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
                 )
             )
-        results = [proc.communicate(timeout=60) for proc in procs]
+        for proc in procs:
+            proc.wait(timeout=120)
+        results = [(proc.stdout_text(), proc.stderr_text()) for proc in procs]
     for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     assert "shard 0 of 2: binance spot BTCUSDT,SOLUSDT" in results[0][1]
