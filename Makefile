@@ -41,9 +41,12 @@ $(DEV_STAMP): pyproject.toml uv.lock scripts/install.sh scripts/uv-requirements.
 
 venv: $(DEV_STAMP) ## Create .venv from uv.lock: hundi (editable), dev tools, notebook and JupyterLab deps
 
-# `make demo` needs the runtime only (~15 s from an empty uv cache); a dev venv already has it.
+# `make demo` needs the runtime only (34 packages, ~20 s from an empty cache on a quiet machine,
+# up to a minute on a loaded one); a dev venv already has it.
 runtime-venv: ## .venv with the runtime only (what make demo needs), unless a venv exists
-	@test -x $(BIN)/hundi || PYTHON=$(PYTHON) scripts/install.sh $(VENV) runtime
+	@test -x $(BIN)/hundi || { \
+		echo "[demo] installing hundi's runtime from uv.lock into $(VENV) (34 packages, ~20-60 s the first time)"; \
+		PYTHON=$(PYTHON) scripts/install.sh $(VENV) runtime; }
 
 test: venv ## The whole test suite (CI runs lint, typecheck, k8s-validate and the servers too: .ci/run)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

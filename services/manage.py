@@ -40,6 +40,7 @@ SERVICES = Path(__file__).resolve().parent
 REPO = SERVICES.parent
 RUNTIME = Path(os.environ.get("HUNDI_SERVICES_DIR", REPO / ".services")).resolve()
 LOGS = RUNTIME / "logs"
+PROGRESS_EVERY_S = 15.0
 
 
 class ServiceError(RuntimeError):
@@ -96,22 +97,42 @@ def _fetch_jars(name: str) -> Path:
         raise ServiceError("mvn is not on PATH; Maven is needed to fetch the server jars")
     shutil.rmtree(lib, ignore_errors=True)
     lib.mkdir(parents=True)
-    _log(f"{name}: fetching jars from Maven Central into {lib}")
+    _log(
+        f"{name}: fetching jars from Maven Central into {lib} (once; on a fresh machine about "
+        "2-3 min for Cassandra, 1-2 min for KairosDB, most of it Maven's own plugins)"
+    )
     command = [
         "mvn",
-        "-q",
         "-B",
+        "--no-transfer-progress",
         "-f",
         str(pom),
         "dependency:copy-dependencies",
         f"-DoutputDirectory={lib}",
         "-DincludeScope=runtime",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ServiceError(
-            f"{name}: `{' '.join(command)}` failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
+    LOGS.mkdir(parents=True, exist_ok=True)
+    maven_log = LOGS / f"{name}-maven.log"
+    started = time.monotonic()
+    with maven_log.open("w") as out:
+        fetch = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                fetch.wait(timeout=PROGRESS_EVERY_S)
+                break
+            except subprocess.TimeoutExpired:
+                # a heartbeat for the person waiting, not a wait for a condition
+                jars = sum(1 for _ in lib.glob("*.jar"))
+                _log(
+                    f"{name}: still fetching, {time.monotonic() - started:.0f}s so far "
+                    f"({jars} jars copied; Maven's log: {maven_log})"
+                )
+    if fetch.returncode != 0:
+        output = maven_log.read_text(errors="replace")
+        raise ServiceError(f"{name}: `{' '.join(command)}` failed:\n{output[-3000:]}")
+    jars = sum(1 for _ in lib.glob("*.jar"))
+    size_mb = sum(p.stat().st_size for p in lib.glob("*.jar")) / 1e6
+    _log(f"{name}: {jars} jars ({size_mb:.0f} MB) fetched in {time.monotonic() - started:.0f}s")
     stamp.touch()
     return lib
 

@@ -7,11 +7,16 @@ into one embedded store, so spot and perpetual data overlap in time (what a basi
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO
 
+from hundi.query import read
 from hundi.research._source import ResearchError
 from hundi.simulator.process import SimulatorProcess
 
@@ -27,9 +32,14 @@ def collect_simulated(
     rate: int = 400,
     seed: int = 7,
     series: str | None = "bars:1s,book:10@1s",
+    timeout: float = 180.0,
 ) -> Path:
-    """Collect ``seconds`` of simulated ``markets`` into ``store``; returns the store path.
+    """Collect simulated ``markets`` into ``store`` until they hold ``seconds`` of trades that
+    overlap in time; returns the store path.
 
+    The collectors run until that is true and are then stopped cleanly (SIGTERM flushes), not for
+    a fixed time each: on a loaded machine one collector can start seconds after the other, and
+    two fixed windows then barely overlap (a basis or a common bar would have nothing to use).
     ``series``: derived series the collectors compute live and store (``--series``).
     """
     target = Path(store).resolve()
@@ -44,27 +54,64 @@ def collect_simulated(
                 sys.executable, "-m", "hundi", "collect", "binance", "--market", market,
                 "--symbols", ",".join(symbols), "--channels", CHANNELS,
                 "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url,
-                "--store", str(target), "--flush-interval", "0.5", "--duration", str(seconds),
+                "--store", str(target), "--flush-interval", "0.5",
             ]  # fmt: skip
             if series:
                 args += ["--series", series]
-            collectors.append(
-                (
-                    market,
-                    subprocess.Popen(
-                        args,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                        cwd=target.parent,
-                    ),
-                )
+            # stderr to a file: a pipe read only at the end could fill up and stall the collector
+            errors = stack.enter_context(tempfile.TemporaryFile("w+"))
+            process = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=errors, text=True, cwd=target.parent
             )
-        for market, process in collectors:
-            _, errors = process.communicate(timeout=seconds + 60)
-            if process.returncode != 0:
+            stack.callback(_stop, process)
+            collectors.append((market, process, errors))
+        deadline = time.monotonic() + timeout
+        while _overlap_s(target, markets) < seconds:
+            for market, process, errors in collectors:
+                if process.poll() is not None:
+                    raise ResearchError(_failure(market, process, errors))
+            if time.monotonic() > deadline:
                 raise ResearchError(
-                    f"collecting simulated {market} failed ({process.returncode}): "
-                    f"{errors.strip()[-500:]}"
+                    f"collecting simulated {', '.join(markets)}: no {seconds:g} s of overlapping "
+                    f"trades within {timeout:g} s"
                 )
+            time.sleep(0.5)
+        for _, process, _ in collectors:
+            process.send_signal(signal.SIGTERM)
+        for market, process, errors in collectors:
+            process.wait(timeout=60)
+            if process.returncode != 0:
+                raise ResearchError(_failure(market, process, errors))
     return target
+
+
+def _overlap_s(store: Path, markets: tuple[str, ...]) -> float:
+    """Seconds during which every market has stored trades (0 until each has some)."""
+    if not any(store.rglob("*.parquet")):
+        return 0.0
+    trades = read(store, exchange="binance", channel="trades", fields=["symbol"])
+    if trades.empty:
+        return 0.0
+    perpetual = trades["symbol"].astype(str).str.endswith("-PERP")
+    spans = []
+    for market in markets:
+        times = trades.index[perpetual] if market == "usdm" else trades.index[~perpetual]
+        if times.empty:
+            return 0.0
+        spans.append((times.min(), times.max()))
+    first = max(lo for lo, _ in spans)
+    last = min(hi for _, hi in spans)
+    return max(0.0, float((last - first).total_seconds()))
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _failure(market: str, process: subprocess.Popen[str], errors: IO[str]) -> str:
+    errors.flush()
+    errors.seek(0)
+    said = errors.read().strip()[-2000:]
+    return f"collecting simulated {market} failed ({process.returncode}): {said}"
