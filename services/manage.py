@@ -98,8 +98,8 @@ def _fetch_jars(name: str) -> Path:
     shutil.rmtree(lib, ignore_errors=True)
     lib.mkdir(parents=True)
     _log(
-        f"{name}: fetching jars from Maven Central into {lib} (once; on a fresh machine about "
-        "2-3 min for Cassandra, 1-2 min for KairosDB, most of it Maven's own plugins)"
+        f"{name}: fetching jars from Maven Central into {lib} (once; measured 30 s to 3 min "
+        "per server on fresh machines, depending on the network)"
     )
     command = [
         "mvn",
