@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 
 import hundi
@@ -116,3 +117,49 @@ def test_replay_errors_are_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(replay, [str(bad), "--store", str(tmp_path / "s")])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong", "right"), [("BINANCE", "usdm", "spot"), ("BINANCE_FUTURES", "spot", "usdm")]
+)
+def test_a_wrong_market_is_an_error_not_a_silent_replay(
+    tmp_path: Path, recordings_dir: Path, name: str, wrong: str, right: str
+) -> None:
+    """Spot recordings replayed as USD-M stored PERP symbols and no book rows, exit 0."""
+    files = [str(p) for p in sorted(recordings_dir.glob(f"{name}.*"))]
+    result = CliRunner().invoke(replay, [*files, "--store", str(tmp_path / "s"), "--market", wrong])
+    assert result.exit_code == 2, result.output
+    assert f"the capture is Binance {right}" in result.output
+    assert f"give --market {right}" in result.output
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.parquet"))
+
+
+def test_unanswered_requests_make_the_replay_exit_non_zero(
+    tmp_path: Path, recordings_dir: Path
+) -> None:
+    """A capture that cannot answer the protocol's snapshot request replays, stores what it can,
+    and says so with exit 1 instead of "ok"."""
+    files = sorted(recordings_dir.glob("BINANCE.*"))
+    config = infer_config(files, "binance", None)
+    (spec,) = venue_factory("binance")(config).connections()
+    with RawCaptureWriter(tmp_path / "raw", venues=[venue_header("binance", config)]) as writer:
+        for e in read_capture(files):
+            if e.kind is CaptureKind.REST and "symbol=LRCBTC" in e.url:
+                continue
+            conn = spec.key if e.kind is not CaptureKind.REST else "rest"
+            writer.record(e.kind, e.ts, conn, e.url, e.data, e.status)
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        replay,
+        [
+            str(tmp_path / "raw"),
+            "--store",
+            str(tmp_path / "s"),
+            "--summary-json",
+            str(summary_path),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "incomplete: 1 REST request(s) the capture holds no answer for" in result.output
+    assert "books not synced: LRC-BTC" in result.output
+    assert json.loads(summary_path.read_text())["records"]["trades"] > 0  # stored all the same

@@ -132,3 +132,30 @@ def replay(
     click.echo(text)
     if summary_json is not None:
         summary_json.write_text(text + "\n")
+    problems = replay_problems(summary)
+    if problems:
+        click.echo(f"hundi replay: incomplete: {'; '.join(problems)}", err=True)
+        sys.exit(EXIT_INCOMPLETE)
+
+
+EXIT_INCOMPLETE = 1  # replayed and stored, but the capture did not fit the protocol's requests
+
+
+def replay_problems(summary: dict[str, Any]) -> list[str]:
+    """What makes a replay not a faithful copy of the live run: REST requests the protocol made
+    that the capture cannot answer (its books stay unsynced), and captured responses nobody
+    asked for (a capture of another market or of symbols the replay does not follow)."""
+    rest = summary["replay"]["rest"]
+    problems = []
+    if rest["unanswered"]:
+        unsynced = sorted(s for s, book in summary["books"].items() if not book["synced"])
+        problems.append(
+            f"{rest['unanswered']} REST request(s) the capture holds no answer for"
+            + (f" (books not synced: {', '.join(unsynced)})" if unsynced else "")
+        )
+    if rest["unused"]:
+        problems.append(
+            f"{rest['unused']} recorded REST response(s) nothing asked for (another market or "
+            "symbols? see --market)"
+        )
+    return problems

@@ -104,10 +104,17 @@ def _binance_from_recordings(files: list[Path], market: str | None) -> VenueConf
     if not symbols:
         return _binance_from_configuration_line(files, market)
     found_market = _market_of(urls)
+    if market is not None and market != found_market:
+        # Replaying spot frames as USD-M (or the reverse) stores wrong symbols and no book:
+        # the URLs say which market the capture is, so a different --market is an error.
+        raise InferenceError(
+            f"the capture is Binance {found_market} (its URLs: {', '.join(sorted(set(urls)))}), "
+            f"not {market}: drop --market or give --market {found_market}"
+        )
     if found_market == "usdm" and any(urlsplit(u).path.rstrip("/") == "/stream" for u in urls):
         options["usdm_split"] = "false"  # a legacy single-path connection
     return VenueConfig(
-        market=market or found_market,
+        market=found_market,
         symbols=tuple(symbols),
         channels=(*channels, Channel.EVENTS),
         options=options,
@@ -157,8 +164,14 @@ def _binance_from_configuration_line(files: list[Path], market: str | None) -> V
                         for symbol in listed:
                             symbols[symbol.removesuffix("-PERP").replace("-", "")] = None
                 perp = any(s.endswith("-PERP") for v in configured.values() for s in v)
+                found = "usdm" if perp else "spot"
+                if market is not None and market != found:
+                    raise InferenceError(
+                        f"the capture's configuration line lists Binance {found} symbols, not "
+                        f"{market}: drop --market or give --market {found}"
+                    )
                 return VenueConfig(
-                    market=market or ("usdm" if perp else "spot"),
+                    market=found,
                     symbols=tuple(symbols),
                     channels=(*channels, Channel.EVENTS),
                 )
