@@ -20,7 +20,7 @@ from hundi.capture.reader import read_capture
 from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import venue_factory
 from hundi.pipeline.accounting import Accounting
-from hundi.records import ASK, BID, BookChange, Channel
+from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
 from hundi.research import ResearchError, book_at
 from hundi.research import book as book_module
 from hundi.stores.embedded import EmbeddedStore
@@ -265,3 +265,44 @@ def test_bad_arguments_are_clear_errors(sim_stores: dict[str, Path]) -> None:
         book_at(sim_stores["spot"], "binance", "BTC-USDT", "yesterday")
     empty = book_at(sim_stores["spot"], "binance", "NOPE-USDT", "2030-01-01")
     assert empty.empty and not empty.attrs["synced"]
+
+
+def book_gap(ts: int, detail: str) -> Event:
+    return Event(
+        exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=ts, recv_ts=ts,
+        kind=EventKind.GAP.value, channel=Channel.BOOK.value, expected=112, received=-1,
+        detail=detail,
+    )  # fmt: skip
+
+
+def test_a_stored_gap_makes_the_frozen_book_unsynced_until_the_next_snapshot(
+    tmp_path: Path,
+) -> None:
+    """After a gap the collector stores no change until a snapshot restarts the book, so the
+    rows alone show the pre-gap book; the stored gap event says it is stale (it said synced)."""
+    store = tmp_path / "data"
+    t0 = DAY2 - 3_600_000 * MS
+    rows = [change(t0, BID, 99.0, 1.0, 100, snapshot=True),
+            change(t0, ASK, 101.0, 1.0, 100, snapshot=True)]  # fmt: skip
+    rows += spot_message(t0 + 1000 * MS, 101, 101, [(BID, 99.5, 2.0)])
+    gap_at = t0 + 2000 * MS
+    resync_at = t0 + 9000 * MS
+    rows += [change(resync_at, BID, 98.0, 3.0, 150, snapshot=True),
+             change(resync_at, ASK, 100.0, 3.0, 150, snapshot=True)]  # fmt: skip
+    target = EmbeddedStore(str(store), fsync=False)
+    target.write({Channel.BOOK: rows, Channel.EVENTS: [book_gap(gap_at, "disconnect")]})
+    target.close()
+    before = book_at(store, "binance", "BTC-USDT", gap_at - 1)
+    assert before.attrs["synced"] and as_dict(before)[(BID, 99.5)] == 2.0
+    during = book_at(store, "binance", "BTC-USDT", gap_at + 5000 * MS)
+    assert not during.attrs["synced"]  # the frozen book of before the gap
+    assert as_dict(during) == as_dict(before)
+    assert not book_at(store, "binance", "BTC-USDT", gap_at).attrs["synced"]
+    after = book_at(store, "binance", "BTC-USDT", resync_at)
+    assert after.attrs["synced"] and as_dict(after) == {(BID, 98.0): 3.0, (ASK, 100.0): 3.0}
+    # a gap with no resync at all: stale to the end
+    store2 = tmp_path / "data2"
+    target = EmbeddedStore(str(store2), fsync=False)
+    target.write({Channel.BOOK: rows[:3], Channel.EVENTS: [book_gap(gap_at, "sequence break")]})
+    target.close()
+    assert not book_at(store2, "binance", "BTC-USDT", resync_at * 2).attrs["synced"]

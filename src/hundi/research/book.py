@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hundi.records import BID, Channel
+from hundi.records import BID, Channel, EventKind
 from hundi.research._source import (
     ResearchError,
     StoreLike,
@@ -54,7 +54,7 @@ from hundi.research._source import (
     read_partition_days,
     to_ns,
 )
-from hundi.stores.base import StoreError, reading
+from hundi.stores.base import Store, StoreError, reading
 from hundi.stores.embedded.layout import list_parts, parse_part, partition_dir, split_live
 
 CHECKPOINT_ROWS: Final = 50_000
@@ -665,34 +665,75 @@ def state_at(
     checkpoint_rows: int = CHECKPOINT_ROWS,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[BookState, int]:
-    """The book state at ``at`` (and ``at`` in ns); what :func:`book_at` formats."""
+    """The book state at ``at`` (and ``at`` in ns); what :func:`book_at` formats.
+
+    The state is rebuilt from the stored book rows, then checked against the stored ``gap``
+    events of the book: after a gap the collector stores no change until a new snapshot
+    restarts the book, so rows alone would show the frozen pre-gap book as synced."""
     at_ns = to_ns(at, "ts")
     if at_ns is None:
         raise ResearchError("book_at needs a time")
     with reading(store) as opened:
-        root = embedded_root(opened)
-        if root is None:
-            raise ResearchError(
-                f"book_at reads the embedded store's files; {opened.describe()} is not one "
-                "(replicate the data to a file store, e.g. with `hundi replay`)"
-            )
-        cache = cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
-        day = day_of(at_ns)
-        index = cache.index(exchange, symbol, day)
-        if index is None:
-            return BookState(Levels.empty()), at_ns
-        position = index.locate(at_ns)
-        if index.day < day or position == len(index.states) - 1:
-            return index.states[-1], at_ns  # nothing stored after the day's last row
-        start = index.states[position]
-        rows = read_partition_days(
-            root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
-            index.as_of[position] + 1, at_ns, end_inclusive=True,
-        )  # fmt: skip
-        block = Block.from_table(rows, index.carry_in if position == 0 else None)
-        verdict = walk(block, start)
-        (state,) = advance(block, start, verdict, np.array([len(block)], np.int64))
+        state = _rows_state_at(opened, exchange, symbol, at_ns, checkpoint_rows, cache_dir)
+        if state.synced and broken_after(opened, exchange, symbol, state.snapshot_ts, at_ns):
+            state = replace(state, synced=False)
         return state, at_ns
+
+
+def broken_after(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: int) -> bool:
+    """Whether the book's stream broke (a stored book ``gap`` event) after ``since_ns`` (the
+    snapshot the book was restarted from) and at or before ``at_ns``. A gap at the snapshot's own
+    time is the one that snapshot repaired."""
+    # Stores take datetimes (microseconds): read a range that surely covers the nanosecond
+    # bounds, then cut it exactly.
+    events = store.read(
+        exchange=exchange,
+        symbol=symbol,
+        channel=Channel.EVENTS,
+        start=ns_to_timestamp(since_ns // 1000 * 1000).to_pydatetime(),
+        end=ns_to_timestamp((at_ns // 1000 + 1) * 1000).to_pydatetime(),
+    )
+    if events.empty:
+        return False
+    times = pd.DatetimeIndex(events.index).as_unit("ns").asi8
+    events = events[(times > since_ns) & (times <= at_ns)]
+    kinds = events["kind"].astype(str)
+    channels = events["channel"].astype(str)
+    return bool(((kinds == EventKind.GAP.value) & (channels == Channel.BOOK.value)).any())
+
+
+def _rows_state_at(
+    opened: Store,
+    exchange: str,
+    symbol: str,
+    at_ns: int,
+    checkpoint_rows: int,
+    cache_dir: str | os.PathLike[str] | None,
+) -> BookState:
+    """The book after every stored row with ``ts <= at_ns`` (checkpoints make it cheap)."""
+    root = embedded_root(opened)
+    if root is None:
+        raise ResearchError(
+            f"book_at reads the embedded store's files; {opened.describe()} is not one "
+            "(replicate the data to a file store, e.g. with `hundi replay`)"
+        )
+    cache = cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
+    day = day_of(at_ns)
+    index = cache.index(exchange, symbol, day)
+    if index is None:
+        return BookState(Levels.empty())
+    position = index.locate(at_ns)
+    if index.day < day or position == len(index.states) - 1:
+        return index.states[-1]  # nothing stored after the day's last row
+    start = index.states[position]
+    rows = read_partition_days(
+        root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
+        index.as_of[position] + 1, at_ns, end_inclusive=True,
+    )  # fmt: skip
+    block = Block.from_table(rows, index.carry_in if position == 0 else None)
+    verdict = walk(block, start)
+    (state,) = advance(block, start, verdict, np.array([len(block)], np.int64))
+    return state
 
 
 def book_at(
