@@ -117,7 +117,7 @@ hundi-vscode-bootstrap: ## Write/merge .vscode settings, launch (debugpy attach 
 	$(PYTHON) scripts/vscode_bootstrap.py $(VSCODE_DIR)
 
 # Every env file the compose stack reads: one message naming each missing file or key.
-HUNDI_UP_ENV_FILES := .hundi.env .cassandra.env .kairosdb.env .jupyter.env .secret.cassandra.env .secret.grafana.env .secret.jupyter.env
+HUNDI_UP_ENV_FILES := .hundi.env .cassandra.env .kairosdb.env .jupyter.env .secret.cassandra.env .secret.grafana.env .secret.jupyter.env .secret.hundi.env
 hundi-env-check: venv ## Check the env files the dev stack needs (ENV_DIR=dir, default .)
 	@$(BIN)/python -m hundi.deploy.envfiles --dir $(ENV_DIR) $(HUNDI_UP_ENV_FILES)
 

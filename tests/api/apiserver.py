@@ -95,10 +95,13 @@ class Api:
     base: str
     process: Child
 
-    def get(self, path: str) -> Reply:
+    def get(self, path: str, token: str | None = None) -> Reply:
         """GET a path (with its query string) and parse the JSON body."""
+        request = urllib.request.Request(self.base + path)
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(self.base + path, timeout=120) as reply:
+            with urllib.request.urlopen(request, timeout=120) as reply:
                 return Reply(reply.status, json.load(reply), dict(reply.headers))
         except urllib.error.HTTPError as error:
             return Reply(error.code, json.load(error), dict(error.headers))

@@ -14,6 +14,7 @@ import pandas as pd
 from apiserver import HUNDI, SYMBOL, Api, free_port, replay, rows_frame, serve, write_series
 
 import hundi
+from children import spawn
 from hundi import series
 from hundi.records import Channel
 
@@ -172,6 +173,20 @@ def test_bad_parameters_answer_400_with_the_reason(recordings_dir: Path, tmp_pat
         (f"bars?exchange=binance&symbol=X&from=0&to={end_ms}", 413, "exceeds the limit of 1d"),
         (f"coverage?{span}&interval=1ms", 413, "intervals of 1ms exceed the limit"),
         (f"coverage?{span}&channel=book", 413, "more than 1000 book rows"),
+        # names become file paths in the embedded store: another store on disk was readable
+        (
+            "bars?exchange=binance%2F..%2F..%2Fdecoy%2Fexchange%3Dbinance&symbol=BTC-USDT"
+            f"&from={start_ms}&to={end_ms}",
+            400,
+            "exchange: 'binance/../../decoy/exchange=binance' is not a valid name",
+        ),
+        (f"bars?exchange=binance&symbol=..&from={start_ms}&to={end_ms}", 400, "not a valid"),
+        (f"bars?exchange=binance&symbol=A%00B&from={start_ms}&to={end_ms}", 400, "symbol"),
+        (f"bars?exchange={'x' * 7000}&symbol=X&from=1&to=2", 400, "exchange: not a valid value"),
+        # out of range: were 500s (OutOfBoundsDatetime, OverflowError)
+        ("bars?exchange=binance&symbol=X&from=-9000000000000000&to=2", 400, "from: -9000000"),
+        (f"bars?{span}&interval=99999999999999999999d", 400, "interval: '99999999999999999999d'"),
+        (f"bars?exchange=binance&symbol=X&from=1&to={10**20}", 400, "to: 1000000000"),
     ]
     # the store comes from HUNDI_STORE (as in the container) when --store is not given
     health_env = {"HUNDI_STORE": str(data), "HUNDI_HEALTH_FILE": str(tmp_path / "health.json")}
@@ -232,3 +247,56 @@ def test_an_aggregating_store_is_refused_at_start(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "stores per-millisecond aggregates, not every record" in done.stderr
+
+
+TOKEN = "k3Xy-test-token-0123456789abcdef"
+
+
+def test_a_token_guards_every_endpoint_but_health(recordings_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    replay(recordings_dir, str(data), tmp_path)
+    query = f"/api/v1/symbols?exchange={EXCHANGE}"
+    env = {"HUNDI_API_TOKEN": TOKEN}
+    # listening on every address (the test talks to it over loopback) needs the token
+    with serve(str(data), tmp_path, "--host", "0.0.0.0", env=env) as api:
+        assert api.get("/api/v1/health").status == 200  # probes carry no secret
+        assert api.get(query).status == 401
+        assert api.get(query, token="wrong-" + TOKEN[6:]).status == 401
+        reply = api.get(query, token=TOKEN)
+        assert reply.status == 200 and {"exchange": EXCHANGE, "symbol": SYMBOL} in reply.body
+    said = api.process.stdout_text() + api.process.stderr_text()
+    assert "token required" in said and TOKEN not in said
+    # also from .secret.hundi.env in the working directory
+    (tmp_path / ".secret.hundi.env").write_text(f"HUNDI_API_TOKEN={TOKEN}\n")
+    with serve(str(data), tmp_path) as api:
+        assert api.get(query).status == 401
+        assert api.get(query, token=TOKEN).status == 200
+
+
+def test_a_public_bind_without_a_token_or_with_a_weak_one_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    cases = [
+        ({}, "--host 0.0.0.0 can be reached from other machines: set HUNDI_API_TOKEN"),
+        ({"HUNDI_API_TOKEN": "change-me"}, "HUNDI_API_TOKEN is still a placeholder"),
+        ({"HUNDI_API_TOKEN": "short"}, "HUNDI_API_TOKEN is 5 characters"),
+    ]
+    for extra, message in cases:
+        env = {k: v for k, v in os.environ.items() if k != "HUNDI_API_TOKEN"}
+        done = subprocess.run(
+            [str(HUNDI), "serve", "--store", str(tmp_path), "--host", "0.0.0.0",
+             "--port", str(free_port())],
+            cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
+        assert "short" not in done.stderr or "short" not in message
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with serve(str(tmp_path), tmp_path) as api:
+        port = api.base.rsplit(":", 1)[1]
+        second = spawn([str(HUNDI), "serve", "--store", str(tmp_path), "--port", port])
+        assert second.wait(timeout=60) == 2
+        said = second.stderr_text()
+        assert f"cannot listen on 127.0.0.1:{port}" in said and "Traceback" not in said

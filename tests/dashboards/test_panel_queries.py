@@ -140,7 +140,8 @@ def test_every_panel_query_returns_rows(
     first = min(f.index.min() for f in frames.values()).floor("1min")
     last = max(f.index.max() for f in frames.values()).ceil("1min")
     span = (first.value // 1_000_000, last.value // 1_000_000)
-    with serve(url, tmp_path) as api:
+    # --cache-ttl 0: the same panel queries are asked again right after the series are written
+    with serve(url, tmp_path, "--cache-ttl", "0") as api:
         # raw data only: the market panels are computed from trades and BBO quotes
         raw = _every_panel(api, span)
         assert len(raw) >= 6 and all(a.rows > 0 for a in raw), [a for a in raw if not a.rows]

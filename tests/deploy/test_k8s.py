@@ -739,3 +739,21 @@ def test_command_line_validates_and_names_a_missing_file(kustomize: Path, tmp_pa
     assert missing.returncode == 2
     assert f"{tmp_path / '.secret.cassandra.env'} is missing" in missing.stderr
     assert "Traceback" not in missing.stderr and missing.stdout == ""
+
+
+def test_the_api_token_reaches_hundi_serve_and_grafanas_datasource(objects: list[Object]) -> None:
+    """hundi serve listens on the pod network, so it requires HUNDI_API_TOKEN; Grafana's
+    datasource sends the same Secret's token as a bearer header."""
+    api = container(objects, "Deployment", "hundi-api", "hundi-api")
+    assert "0.0.0.0" in api["args"]
+    grafana = container(objects, "Deployment", "grafana", "grafana")
+    for c, namespace in ((api, "backend"), (grafana, "frontend")):
+        ref = env_of(c)["HUNDI_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+        secret = find(objects, "Secret", ref["name"], namespace)
+        assert "HUNDI_API_TOKEN" in decoded_secret_data(secret)
+    datasources = yaml.safe_load(
+        (REPO / "deploy" / "grafana" / "provisioning" / "datasources" / "hundi.yaml").read_text()
+    )["datasources"]
+    (hundi,) = datasources
+    assert hundi["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert hundi["secureJsonData"]["httpHeaderValue1"] == "Bearer ${HUNDI_API_TOKEN}"

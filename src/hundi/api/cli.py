@@ -40,29 +40,56 @@ def _duration(text: str) -> int:
     "--max-rows", type=click.IntRange(min=1), default=DEFAULT_MAX_ROWS, show_default=True,
     help="Most raw rows (trades, quotes, events) one request may read.",
 )  # fmt: skip
+@click.option(
+    "--cache-ttl", type=click.FloatRange(min=0), default=2.0, show_default=True,
+    help="Seconds an answer is reused for the same request (0: only while it is computed).",
+)  # fmt: skip
 def serve(
-    store_url: str | None, host: str, port: int, max_range: str, max_points: int, max_rows: int
+    store_url: str | None,
+    host: str,
+    port: int,
+    max_range: str,
+    max_points: int,
+    max_rows: int,
+    cache_ttl: float,
 ) -> None:
     """Serve stored data over HTTP for Grafana (Infinity datasource): /api/v1/..."""
     from aiohttp import web
 
+    from hundi.api.auth import SECRET_ENV_FILE, TOKEN_ENV, is_loopback, load_token
     from hundi.api.server import create_app
     from hundi.pipeline.health import serve_health
 
     try:
         settings = load_settings()
+        token = load_token()
     except ConfigError as exc:
         click.echo(f"hundi serve: {exc}", err=True)
+        sys.exit(2)
+    if token is None and not is_loopback(host):
+        click.echo(
+            f"hundi serve: --host {host} can be reached from other machines: set {TOKEN_ENV} "
+            f"(environment or {SECRET_ENV_FILE}) so only holders of the token can read",
+            err=True,
+        )
         sys.exit(2)
     if store_url is None:
         store_url = settings.store[0]
     limits = Limits(max_range_ns=_duration(max_range), max_points=max_points, max_rows=max_rows)
     try:
-        app = create_app(store_url, limits)
+        app = create_app(store_url, limits, token=token, cache_ttl_s=cache_ttl)
     except StoreError as exc:
         click.echo(f"hundi serve: {exc}", err=True)
         sys.exit(2)
     # The container's HEALTHCHECK (`hundi health`) reads this file; HTTP probes use /api/v1/health.
     app.cleanup_ctx.append(serve_health(settings))
-    click.echo(f"hundi serve: {describe_url(store_url)} on http://{host}:{port}/api/v1/", err=True)
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    auth = "token required" if token is not None else "no token: loopback only"
+    click.echo(
+        f"hundi serve: {describe_url(store_url)} on http://{host}:{port}/api/v1/ ({auth})",
+        err=True,
+    )
+    try:
+        web.run_app(app, host=host, port=port, print=None, access_log=None)
+    except OSError as exc:  # the port is taken, the address is not ours...
+        click.echo(f"hundi serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)

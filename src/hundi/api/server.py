@@ -2,24 +2,33 @@
 
 Every data endpoint answers a JSON array of flat objects with ``time`` in epoch ms. Store
 reads block, so they run in worker threads (at most ``CONCURRENCY`` at once: a dashboard
-fires all its panels together, and a few parallel reads keep a small box responsive).
-Errors are one JSON object ``{"error": "..."}``: 400 for a bad parameter, 413 for a request
-beyond the limits, 503 when the store cannot be reached. Messages never carry credentials
-(store errors are written without them; the store is shown by ``describe()``).
+fires all its panels together, and a few parallel reads keep a small box responsive). The
+wait for a slot is bounded (``MAX_WAITING`` requests, then 503 with ``Retry-After``) and so is a
+read (``READ_TIMEOUT_S``, under Grafana's 30 s); identical requests share one read while it runs
+and reuse its answer for ``CACHE_TTL_S`` (a dashboard opened by many users, or refreshed by all
+its panels at once, reads once). Errors are one JSON object ``{"error": "..."}``: 400 for a bad
+parameter, 401 without the token (:mod:`hundi.api.auth`), 413 for a request beyond the limits,
+503 when the store cannot be reached or the server is busy. Parameters are checked against
+strict patterns before they reach a store (names become file paths in the embedded store).
+Messages never carry credentials (store errors are written without them; the store is shown by
+``describe()``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
+from hundi.api.auth import require_token
 from hundi.api.queries import (
     ApiError,
     Limits,
@@ -43,6 +52,13 @@ from hundi.stores.base import Store, StoreError, open_store, scheme_of
 log = logging.getLogger(__name__)
 
 CONCURRENCY = 4
+MAX_WAITING = 64  # requests waiting for a read slot; beyond: 503 + Retry-After
+READ_TIMEOUT_S = 25.0  # Grafana gives up at 30 s
+CACHE_TTL_S = 2.0
+CACHE_ENTRIES = 128
+# exchange, symbol: letters, digits, '.', '_', '-' (BTC-USDT-PERP, BTC-USD-20261225), no path parts
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_EPOCH_MS = (2**63 - 1) // 1_000_000  # the last millisecond an int64 ns time holds (2262)
 DEFAULT_COVERAGE_CHANNELS = "trades,bbo,book"
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,9 +87,70 @@ class _StoreHolder:
                 self._store = None
 
 
+class Busy(Exception):
+    """Too many requests waiting for a read slot, or a read that took too long: retry later."""
+
+
+class _Reads:
+    """Blocking store reads in worker threads: bounded in number, in queue and in time, and
+    shared between identical requests (one read, many answers) for a short while."""
+
+    def __init__(self, slots: int, max_waiting: int, timeout_s: float, ttl_s: float) -> None:
+        self.slots = asyncio.Semaphore(slots)
+        self.max_waiting = max_waiting
+        self.timeout_s = timeout_s
+        self.ttl_s = ttl_s
+        self.waiting = 0
+        self.reads = 0  # reads started (tests and the log see how much sharing saved)
+        self._running: dict[str, asyncio.Future[Any]] = {}
+        self._answers: OrderedDict[str, tuple[float, object]] = OrderedDict()
+
+    async def run(self, key: str | None, work: Callable[[], T]) -> T:
+        if key is None:
+            return await self._read(work)
+        now = time.monotonic()
+        answer = self._answers.get(key)
+        if answer is not None and answer[0] > now:
+            return answer[1]  # type: ignore[return-value]
+        running: asyncio.Future[Any] | None = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._read(work))
+            self._running[key] = running
+            running.add_done_callback(lambda done: self._keep(key, done))
+        result: T = await asyncio.shield(running)
+        return result
+
+    def _keep(self, key: str, done: asyncio.Future[Any]) -> None:
+        self._running.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        self._answers[key] = (time.monotonic() + self.ttl_s, done.result())
+        self._answers.move_to_end(key)
+        while len(self._answers) > CACHE_ENTRIES:
+            self._answers.popitem(last=False)
+
+    async def _read(self, work: Callable[[], T]) -> T:
+        if self.slots.locked() and self.waiting >= self.max_waiting:
+            raise Busy(f"{self.waiting} requests are waiting for the store; retry shortly")
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.reads += 1
+        future = asyncio.get_running_loop().run_in_executor(None, work)
+        # The slot is held until the thread is done, even after a timeout answered the client:
+        # a thread cannot be stopped, and freeing its slot early would unbound the reads.
+        future.add_done_callback(lambda _: self.slots.release())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
+        except TimeoutError:
+            raise Busy(f"the read took longer than {self.timeout_s:g} s") from None
+
+
 STORE: web.AppKey[_StoreHolder] = web.AppKey("store", _StoreHolder)
 LIMITS: web.AppKey[Limits] = web.AppKey("limits", Limits)
-SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("slots", asyncio.Semaphore)
+READS: web.AppKey[_Reads] = web.AppKey("reads", _Reads)
 
 
 def check_lossless(store_url: str) -> None:
@@ -91,13 +168,23 @@ def check_lossless(store_url: str) -> None:
         )
 
 
-def create_app(store_url: str, limits: Limits | None = None) -> web.Application:
-    """The API application for one lossless store URL (``./data``, ``cassandra://...``)."""
+def create_app(
+    store_url: str,
+    limits: Limits | None = None,
+    *,
+    token: str | None = None,
+    max_waiting: int = MAX_WAITING,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    cache_ttl_s: float = CACHE_TTL_S,
+) -> web.Application:
+    """The API application for one lossless store URL (``./data``, ``cassandra://...``);
+    with ``token``, every endpoint but the health check requires it."""
     check_lossless(store_url)
-    app = web.Application(middlewares=[_errors])
+    middlewares: list[Any] = [_errors] if token is None else [require_token(token), _errors]
+    app = web.Application(middlewares=middlewares)
     app[STORE] = _StoreHolder(store_url)
     app[LIMITS] = limits or Limits()
-    app[SLOTS] = asyncio.Semaphore(CONCURRENCY)
+    app[READS] = _Reads(CONCURRENCY, max_waiting, read_timeout_s, cache_ttl_s)
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/symbols", symbols)
     app.router.add_get("/api/v1/bars", bars)
@@ -123,6 +210,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except TooMuchData as exc:
         return _error(413, str(exc))
+    except Busy as exc:
+        return web.json_response(
+            {"error": f"busy: {exc}"}, status=503, headers={"Retry-After": "1"}
+        )
     except (ApiError, QueryError) as exc:  # ResearchError is a QueryError
         return _error(400, str(exc))
     except StoreError as exc:
@@ -134,11 +225,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(500, f"internal error answering {request.path} (see the server log)")
 
 
-async def _run(request: web.Request, work: Callable[[Store], T]) -> T:
-    """Run a blocking store read in a worker thread, a bounded number at once."""
+async def _run(request: web.Request, work: Callable[[Store], T], *, shared: bool = True) -> T:
+    """Run a blocking store read in a worker thread (see :class:`_Reads`); ``shared``: the
+    answer depends only on the path and query, so identical requests may share it."""
     holder = request.app[STORE]
-    async with request.app[SLOTS]:
-        return await asyncio.to_thread(lambda: work(holder.get()))
+    key = f"{request.path}?{sorted(request.query.items())}" if shared else None
+    return await request.app[READS].run(key, lambda: work(holder.get()))
 
 
 # --- parameters ------------------------------------------------------------------------------
@@ -146,6 +238,8 @@ async def _run(request: web.Request, work: Callable[[Store], T]) -> T:
 
 def _text(request: web.Request, name: str, *, required: bool = True) -> str | None:
     value = request.query.get(name, "").strip()
+    if len(value) > 256 or "\x00" in value:
+        raise ApiError(f"{name}: not a valid value")
     if not value:
         if required:
             raise ApiError(f"missing parameter {name!r}")
@@ -159,14 +253,33 @@ def _required(request: web.Request, name: str) -> str:
     return value
 
 
+def _name(request: web.Request, name: str, *, required: bool = True) -> str | None:
+    """An exchange or symbol: a strict pattern, so no value can become another file path."""
+    value = _text(request, name, required=required)
+    if value is not None and not NAME.fullmatch(value):
+        raise ApiError(
+            f"{name}: {value[:64]!r} is not a valid name (letters, digits, '.', '_', '-')"
+        )
+    return value
+
+
+def _required_name(request: web.Request, name: str) -> str:
+    value = _name(request, name)
+    assert value is not None
+    return value
+
+
 def _epoch_ms(request: web.Request, name: str) -> int:
     text = _required(request, name)
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise ApiError(
-            f"{name}: {text!r} is not epoch milliseconds (Grafana: ${{__{name}}})"
+            f"{name}: {text[:64]!r} is not epoch milliseconds (Grafana: ${{__{name}}})"
         ) from None
+    if not 0 <= value <= MAX_EPOCH_MS:
+        raise ApiError(f"{name}: {value} is outside 0..{MAX_EPOCH_MS} (epoch milliseconds)")
+    return value
 
 
 def _window(request: web.Request, default_interval: str = "1m") -> Window:
@@ -175,6 +288,10 @@ def _window(request: web.Request, default_interval: str = "1m") -> Window:
         step = interval_ns(interval)
     except QueryError as exc:
         raise ApiError(f"interval: {exc}") from None
+    except (OverflowError, ValueError):
+        raise ApiError(f"interval: {interval[:64]!r} is not a duration") from None
+    if step > MAX_EPOCH_MS * 1_000_000:
+        raise ApiError(f"interval: {interval[:64]!r} is longer than any range")
     return window(_epoch_ms(request, "from"), _epoch_ms(request, "to"), step, request.app[LIMITS])
 
 
@@ -209,7 +326,7 @@ async def health(request: web.Request) -> web.Response:
         )
 
     try:
-        await _run(request, probe)
+        await _run(request, probe, shared=False)
     except StoreError as exc:
         return web.json_response(
             {"status": "unavailable", "store": scheme, "error": str(exc)}, status=503
@@ -218,12 +335,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def symbols(request: web.Request) -> web.Response:
-    exchange = _required(request, "exchange")
+    exchange = _required_name(request, "exchange")
     return _rows(await _run(request, lambda store: stored_symbols(store, exchange)))
 
 
 async def bars(request: web.Request) -> web.Response:
-    exchange, symbol = _required(request, "exchange"), _required(request, "symbol")
+    exchange, symbol = _required_name(request, "exchange"), _required_name(request, "symbol")
     span = _window(request)
     source, rows = await _run(
         request, lambda store: bar_rows(store, exchange=exchange, symbol=symbol, span=span)
@@ -232,7 +349,7 @@ async def bars(request: web.Request) -> web.Response:
 
 
 async def book(request: web.Request) -> web.Response:
-    exchange, symbol = _required(request, "exchange"), _required(request, "symbol")
+    exchange, symbol = _required_name(request, "exchange"), _required_name(request, "symbol")
     span = _window(request, "1s")
     depth_text = _text(request, "depth", required=False)
     depth = None
@@ -252,8 +369,8 @@ async def book(request: web.Request) -> web.Response:
 
 def _scope(request: web.Request) -> tuple[str, str | None, Window, Limits]:
     """Exchange, optional symbol, window and limits: what the collector-health endpoints take."""
-    exchange = _required(request, "exchange")
-    symbol = _text(request, "symbol", required=False)
+    exchange = _required_name(request, "exchange")
+    symbol = _name(request, "symbol", required=False)
     return exchange, symbol, _window(request), request.app[LIMITS]
 
 

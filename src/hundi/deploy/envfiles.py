@@ -59,6 +59,7 @@ ENV_FILES: dict[str, EnvFile] = {
         ),
         EnvFile(".secret.grafana.env", ("GF_SECURITY_ADMIN_PASSWORD",), "Grafana admin password"),
         EnvFile(".secret.jupyter.env", ("JUPYTER_TOKEN",), "JupyterLab token"),
+        EnvFile(".secret.hundi.env", ("HUNDI_API_TOKEN",), "hundi API token (serve, Grafana)"),
     )
 }
 

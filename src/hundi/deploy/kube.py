@@ -56,6 +56,7 @@ K8S_ENV_FILES = (
     ".secret.cassandra.env",
     ".secret.grafana.env",
     ".secret.jupyter.env",
+    ".secret.hundi.env",
 )
 
 Object = dict[str, Any]
