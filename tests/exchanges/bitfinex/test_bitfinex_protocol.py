@@ -74,7 +74,7 @@ def test_order_updates_become_orders() -> None:
 def test_tu_is_the_fill_te_is_filtered() -> None:
     p = protocol()
     out = RecordSink()
-    trade = [901, "tBTCUSD", 1700000000600, 42, -0.5, 30000.5, "EXCHANGE LIMIT", 30000.5, 1]
+    trade = [901, "tBTCUSD", T0 // 1_000_000 - 400, 42, -0.5, 30000.5, "EXCHANGE LIMIT", 30000.5, 1]
     assert p.receive(AUTH_KEY, frame(0, "te", [*trade, None, None, 1001]), T0, out).name == (
         "FILTERED"
     )
@@ -186,3 +186,40 @@ def test_market_data_is_a_clear_not_yet() -> None:
     config = VenueConfig(market="spot", symbols=("TBTCUSD",), channels=(Channel.TRADES,))
     with pytest.raises(ValueError, match="not implemented yet"):
         BitfinexVenue(config, credentials=CREDS)
+
+
+T0_MS = T0 // 1_000_000
+
+
+def fill_frame(price: float | str = 30000.5, amount: float = -0.5, mts: int = T0_MS) -> bytes:
+    trade = [901, "tBTCUSD", mts, 42, amount, price, "EXCHANGE LIMIT", 30000.5, 1]
+    return frame(0, "tu", [*trade, -0.03, "USD", 1001])
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (fill_frame(price=0.0), "price"),
+        (fill_frame(price=-30000.5), "price"),
+        (fill_frame(price=1e299), "price"),  # decodes (the decoder bounds at 1e300)
+        (fill_frame(amount=0.0), "size"),
+        (fill_frame(amount=-1e299), "size"),
+        (fill_frame(mts=1), "trade time"),  # 1970
+        (fill_frame(mts=9_000_000_000_000), "trade time"),  # 2255
+        (fill_frame(mts=T0_MS - 86_400_001), "trade time"),
+    ],
+)
+def test_impossible_fills_are_rejected_naming_the_field(data: bytes, field: str) -> None:
+    out = RecordSink()
+    with pytest.raises(RejectedFrame) as info:
+        protocol().receive(AUTH_KEY, data, T0, out)
+    assert (info.value.reason, info.value.detail.split(":")[0]) == ("invalid_value", field)
+    assert len(out) == 0
+
+
+def test_plausible_fill_is_stored() -> None:
+    out = RecordSink()
+    assert protocol().receive(AUTH_KEY, fill_frame(mts=T0_MS - 86_399_000), T0, out).name == (
+        "PROCESSED"
+    )
+    assert [f.price for f in out.fills] == [30000.5]

@@ -20,6 +20,7 @@ account, not just the configured ones.
 
 from __future__ import annotations
 
+import logging
 import random
 
 from msgspec import Raw
@@ -72,9 +73,12 @@ from hundi.exchanges.binance.userdata import (
     UserDataStream,
 )
 from hundi.exchanges.credentials import Credentials
+from hundi.exchanges.validity import check_levels, check_time
 from hundi.records import Channel, Event, EventKind
 
 PRIVATE_CHANNELS = frozenset((Channel.ORDERS, Channel.FILLS))
+
+log = logging.getLogger("hundi.exchanges.binance")
 
 EXCHANGE = "binance"
 
@@ -83,6 +87,16 @@ SHUTDOWN = "serverShutdown"
 EXCHANGE_INFO_KEY = "exchangeInfo"
 TRADING = "TRADING"
 PERPETUAL = "PERPETUAL"
+
+
+def _plausible(snapshot: DepthSnapshotMsg, recv_ns: int) -> DepthSnapshotMsg:
+    """The snapshot, if its levels and time are possible (:mod:`hundi.exchanges.validity`);
+    raises :class:`RejectedFrame` otherwise."""
+    check_levels("bid", snapshot.bids)
+    check_levels("ask", snapshot.asks)
+    if snapshot.event_time >= 0:
+        check_time("event time", snapshot.event_time * MS, recv_ns)
+    return snapshot
 
 
 def _shutdown_msg(payload: Raw) -> ShutdownMsg | None:
@@ -408,9 +422,12 @@ class BinanceProtocol(VenueProtocol):
         status = response.status
         if 200 <= status < 300:
             try:
-                snapshot = SNAPSHOT_DECODER.decode(response.body)
+                snapshot = _plausible(SNAPSHOT_DECODER.decode(response.body), recv_ns)
             except DECODE_ERRORS:
                 status = 599  # unusable body: retry like a transport failure
+            except RejectedFrame as e:
+                log.warning("%s depth snapshot refused (%s); refetching", native, e)
+                status = 599
         self._scheduler.completed(native, status, response.headers, recv_ns)
         if snapshot is not None:
             book.on_snapshot(snapshot, recv_ns, out)

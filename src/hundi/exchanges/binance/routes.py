@@ -1,7 +1,9 @@
 """Per-stream handlers: one typed decode, one record per payload (or book rows).
 
 A route is built once per subscribed stream, holding the decoder and the symbol names it needs,
-so the hot path is: decode envelope → dict lookup by stream name → typed decode → record.
+so the hot path is: decode envelope → dict lookup by stream name → typed decode → plausibility
+checks (:mod:`hundi.exchanges.validity`: an impossible value rejects the frame as
+``invalid_value``) → record.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ from hundi.exchanges.binance.messages import (
     TradeMsg,
 )
 from hundi.exchanges.sequence import IdSequence, IdVerdict
+from hundi.exchanges.validity import (
+    check_bbo,
+    check_candle,
+    check_levels,
+    check_ticker,
+    check_time,
+    check_trade,
+)
 from hundi.records import BUY, SELL, Bbo, Candle, Channel, Event, EventKind, Ticker, Trade
 
 
@@ -56,9 +66,9 @@ class TradeIdRoute(Route):
         self.ids = IdSequence()
 
     def _admit(self, trade_id: int, ts: int, recv_ns: int, out: RecordSink) -> None:
-        """Raise on a duplicate; record a gap event when ids were skipped."""
+        """Raise on a duplicate or an expired id; record a gap event when ids were skipped."""
         ids = self.ids
-        if trade_id == ids.last + 1 and ids.first >= 0:  # the common case, kept cheap
+        if trade_id == ids.last + 1 and ids.last >= 0:  # the common case, kept cheap
             ids.last = trade_id
             return
         expected = ids.expected()
@@ -67,6 +77,12 @@ class TradeIdRoute(Route):
             return
         if verdict is IdVerdict.DUPLICATE:
             raise RejectedFrame("duplicate_trade", f"{self.native} trade id {trade_id}")
+        if verdict is IdVerdict.EXPIRED:
+            raise RejectedFrame(
+                "expired_trade",
+                f"{self.native} trade id {trade_id}: ids up to {ids.first - 1} are settled "
+                f"(seen, or in a hole declared final after {ids.max_holes} newer holes)",
+            )
         out.events.append(Event(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native, ts=ts,
             recv_ts=recv_ns, kind=EventKind.GAP.value, channel=Channel.TRADES.value,
@@ -85,6 +101,7 @@ class AggTradeRoute(TradeIdRoute):
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: AggTradeMsg = self.decode(raw)
         ts = m.trade_time * MS
+        check_trade(m.price, m.qty, ts, recv_ns)  # before ``_admit``: a refused id stays a hole
         self._admit(m.agg_id, ts, recv_ns, out)
         out.trades.append(Trade(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
@@ -104,6 +121,7 @@ class TradeRoute(TradeIdRoute):
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: TradeMsg = self.decode(raw)
         ts = m.trade_time * MS
+        check_trade(m.price, m.qty, ts, recv_ns)
         self._admit(m.trade_id, ts, recv_ns, out)
         out.trades.append(Trade(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
@@ -122,9 +140,11 @@ class BookTickerRoute(Route):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: BookTickerMsg = self.decode(raw)
+        ts = m.event_time * MS if m.event_time >= 0 else recv_ns
+        check_bbo(m.bid, m.bid_qty, m.ask, m.ask_qty, ts, recv_ns)
         out.bbo.append(Bbo(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
-            ts=m.event_time * MS if m.event_time >= 0 else recv_ns, recv_ts=recv_ns,
+            ts=ts, recv_ts=recv_ns,
             update_id=m.update_id, bid_price=m.bid, bid_size=m.bid_qty, ask_price=m.ask,
             ask_size=m.ask_qty,
         ))  # fmt: skip
@@ -137,9 +157,14 @@ class TickerRoute(Route):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: TickerMsg = self.decode(raw)
+        ts = m.event_time * MS
+        check_ticker(
+            m.last, m.last_qty, m.open, m.high, m.low, m.vwap, m.volume, m.quote_volume,
+            m.price_change, m.price_change_pct, ts, recv_ns,
+        )  # fmt: skip
         out.ticker.append(Ticker(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
-            ts=m.event_time * MS, recv_ts=recv_ns, last_price=m.last, last_size=m.last_qty,
+            ts=ts, recv_ts=recv_ns, last_price=m.last, last_size=m.last_qty,
             open_price=m.open, high_price=m.high, low_price=m.low, volume=m.volume,
             quote_volume=m.quote_volume, vwap=m.vwap, price_change=m.price_change,
             price_change_pct=m.price_change_pct, trade_count=m.count,
@@ -156,9 +181,14 @@ class KlineRoute(Route):
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: KlineMsg = self.decode(raw)
         k = m.k
+        ts = m.event_time * MS
+        check_candle(
+            k.open, k.high, k.low, k.close, k.volume, k.quote_volume, k.taker_buy_volume, ts,
+            recv_ns,
+        )  # fmt: skip
         out.candles.append(Candle(
             exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
-            ts=m.event_time * MS, recv_ts=recv_ns, interval=k.interval,
+            ts=ts, recv_ts=recv_ns, interval=k.interval,
             open_time=k.open_time * MS, close_time=k.close_time * MS, open=k.open, high=k.high,
             low=k.low, close=k.close, volume=k.volume, quote_volume=k.quote_volume,
             taker_buy_volume=k.taker_buy_volume, trade_count=k.count, closed=k.closed,
@@ -178,7 +208,10 @@ class DepthRoute(Route):
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
         m: DepthUpdateMsg = self.decode(raw)
-        self.book.on_diff(m, recv_ns, out)
+        check_levels("bid", m.bids)
+        check_levels("ask", m.asks)
+        check_time("event time", m.event_time * MS, recv_ns)
+        self.book.on_diff(m, recv_ns, out)  # a refused diff is a sequence break for the book
 
 
 ROUTE_TYPES: dict[str, type[Route]] = {

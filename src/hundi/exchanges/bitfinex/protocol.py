@@ -50,6 +50,7 @@ from hundi.exchanges.bitfinex.messages import (
     OrderArray,
 )
 from hundi.exchanges.credentials import Credentials
+from hundi.exchanges.validity import check_trade
 from hundi.records import BUY, SELL, Channel, EventKind, Fill, Order
 
 log = logging.getLogger("hundi.exchanges.bitfinex")
@@ -279,9 +280,11 @@ class BitfinexProtocol(VenueProtocol):
 
     def _fill(self, payload: msgspec.Raw, recv_ns: int, out: RecordSink) -> None:
         t = TRADE_DECODER.decode(payload)
+        ts = t.mts_create * MS
+        check_trade(t.exec_price, abs(t.exec_amount), ts, recv_ns)  # docs/validity.md
         out.fills.append(Fill(
             exchange=EXCHANGE, symbol=normalize(t.symbol), native_symbol=t.symbol,
-            ts=t.mts_create * MS, recv_ts=recv_ns, trade_id=t.id, order_id=str(t.order_id),
+            ts=ts, recv_ts=recv_ns, trade_id=t.id, order_id=str(t.order_id),
             client_order_id="" if t.cid is None else str(t.cid),
             side=BUY if t.exec_amount > 0 else SELL, order_type=t.order_type or "",
             price=t.exec_price, quantity=abs(t.exec_amount),
