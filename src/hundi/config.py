@@ -97,6 +97,10 @@ KEYS: dict[str, _Key] = {
     "ws_client": _Key("HUNDI_WS_CLIENT", _ws_client, "'picows' or 'aiohttp'", "picows"),
     "spool_dir": _Key("HUNDI_SPOOL_DIR", _nonempty, "a folder path", "./spool"),
     "spill_after": _Key("HUNDI_SPILL_AFTER", _positive_float, "a positive number of seconds", "5"),
+    # A store failing this long with no spool to take over (full disk) stops the collector.
+    "store_give_up_after": _Key(
+        "HUNDI_STORE_GIVE_UP_AFTER", _positive_float, "a positive number of seconds", "300"
+    ),
     # Collector sharding (hundi.pipeline.shard): '' = all symbols, 'auto' = StatefulSet ordinal.
     "shard": _Key("HUNDI_SHARD", _shard, "'auto', a shard number or empty", ""),
     "shards": _Key("HUNDI_SHARDS", _positive_int, "a positive integer", "1"),
@@ -120,6 +124,7 @@ class Settings:
     ws_client: str
     spool_dir: Path
     spill_after: float
+    store_give_up_after: float
     shard: str
     shards: int
     health_file: Path | None = None  # status JSON `hundi health` reads; None: beside the log

@@ -4,11 +4,16 @@ Why: a log call on the event loop must never block on disk. Records go into a bo
 when it is full they are dropped *and counted* (reported in the status and the summary) rather
 than stalling collection. A listener thread writes them to ``HUNDI_LOG_PATH`` and keeps the
 last ``HUNDI_LOG_MAX_LINES`` lines for the status screen.
+
+Logging never takes the collector down: a line the file cannot take (disk full) is dropped and
+counted like a queue overflow, the first such failure is reported with one line on stderr, and
+:meth:`LogRuntime.close` never raises.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import logging
 import logging.handlers
@@ -53,6 +58,48 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
                 self.dropped += 1
 
 
+class SafeFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file, whose write failures are counted in :attr:`failed` and reported once on
+    stderr instead of printing ``--- Logging error ---`` and a traceback per line."""
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.failed = 0
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failure(sys.exc_info()[1])
+
+    def _failure(self, exc: BaseException | None) -> None:
+        self.failed += 1
+        if self.failed == 1:
+            reason = getattr(exc, "strerror", None) or exc or "unknown error"
+            with contextlib.suppress(Exception):
+                sys.stderr.write(
+                    f"hundi: cannot write the log file {self.baseFilename}: {reason}; log lines "
+                    "it cannot take are dropped and counted (log_dropped in the summary)\n"
+                )
+                sys.stderr.flush()
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self._failure(exc)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:
+            self._failure(exc)
+
+
+class _Listener(logging.handlers.QueueListener):
+    def enqueue_sentinel(self) -> None:
+        # The queue may be full at close: wait for the listener to make room, never raise.
+        with contextlib.suppress(queue.Full):
+            self.queue.put(self._sentinel, timeout=10.0)  # type: ignore[attr-defined]
+
+
 class RecentLines(logging.Handler):
     """Keeps the last ``n`` formatted lines (the status screen's log pane)."""
 
@@ -75,21 +122,24 @@ class LogRuntime:
     listener: logging.handlers.QueueListener
     recent: RecentLines
     installed: list[logging.Handler] = field(default_factory=list)
+    file: SafeFileHandler | None = None
 
     @property
     def dropped(self) -> int:
-        return self.handler.dropped
+        """Log lines lost: the queue was full, or the file could not take them."""
+        return self.handler.dropped + (self.file.failed if self.file is not None else 0)
 
     def close(self) -> None:
-        self.listener.stop()
+        """Drain the queue into the file and close it; never raises."""
+        with contextlib.suppress(Exception):
+            self.listener.stop()
         for name in LOGGERS:
             logger = logging.getLogger(name)
             for handler in self.installed:
                 logger.removeHandler(handler)
-        for handler in self.installed:
-            handler.close()
-        for handler in self.listener.handlers:
-            handler.close()
+        for handler in [*self.installed, *self.listener.handlers]:
+            with contextlib.suppress(Exception):
+                handler.close()
 
 
 def setup_logging(
@@ -107,9 +157,7 @@ def setup_logging(
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=64 << 20, backupCount=3, encoding="utf-8"
-        )
+        file_handler = SafeFileHandler(path, max_bytes=64 << 20, backups=3)
     except OSError as exc:
         raise ConfigError(
             f"HUNDI_LOG_PATH {str(path)!r} is not writable: {exc.strerror or exc}"
@@ -124,7 +172,7 @@ def setup_logging(
         targets.append(stderr)
     bounded: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=queue_max_size)
     handler = DroppingQueueHandler(bounded)
-    listener = logging.handlers.QueueListener(bounded, *targets, respect_handler_level=True)
+    listener = _Listener(bounded, *targets, respect_handler_level=True)
     listener.start()
     for name in LOGGERS:
         logger = logging.getLogger(name)
@@ -132,7 +180,7 @@ def setup_logging(
         # Client libraries are quiet unless something fails; ours log at ``level``.
         logger.setLevel(level if name == "hundi" else logging.WARNING)
         logger.propagate = False
-    return LogRuntime(path, handler, listener, recent, installed=[handler])
+    return LogRuntime(path, handler, listener, recent, installed=[handler], file=file_handler)
 
 
 class _OneLine(logging.Formatter):

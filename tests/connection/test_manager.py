@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -284,3 +286,33 @@ async def test_rest_requests_are_served_and_transport_errors_become_599(
     await run.stop()
     assert down.responses[0].status == 599
     assert b"Connect" in down.responses[0].body
+
+
+async def test_stale_event_reports_the_silence_that_was_judged(exchange: Exchange) -> None:
+    """The silence is measured when staleness is decided, not after the close handshake
+    (whose frames used to reset it: "nothing received for 0.0s")."""
+    exchange.running = False
+    run = Running(SeqVenue(exchange.url), PicowsClient(), settings(stale_after_s=0.3))
+    await run.until(lambda: any(e.kind == "stale" for e in run.sink.events))
+    await run.stop()
+    stale = next(e for e in run.sink.events if e.kind == "stale")
+    found = re.search(r"nothing received for ([0-9.]+)s", stale.detail)
+    assert found, stale.detail
+    assert 0.3 <= float(found.group(1)) < 5.0
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_large_frame_still_arriving_is_not_stale(
+    exchange: Exchange, client: Callable[[], WsClient]
+) -> None:
+    """Bytes arriving are life: one frame that takes four stale windows to arrive (a large
+    frame on a slow link) is received whole on the same connection."""
+    exchange.running = False
+    run = Running(SeqVenue(exchange.url), client(), settings(stale_after_s=0.3))
+    await run.until(lambda: len(exchange.clients) == 1)
+    big = json.dumps({"s": "X", "seq": 1, "p": 100.0, "pad": "x" * 4_000_000}).encode()
+    await exchange.trickle(big, chunks=40, every=0.03)  # 1.2 s for one frame
+    await run.until(lambda: len(run.sink.trades) == 1)
+    await run.stop()
+    assert run.manager.stats["main"].stale_reconnects == 0
+    assert exchange.connects == 1

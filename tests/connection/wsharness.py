@@ -99,6 +99,21 @@ class Exchange:
     def send_all(self, frame: str) -> None:
         broadcast(self.clients, frame)
 
+    async def trickle(self, message: bytes, *, chunks: int, every: float) -> None:
+        """Send ``message`` to every client as ONE unfragmented text frame, written in
+        ``chunks`` pieces ``every`` seconds apart: a large frame on a slow link."""
+        size = len(message)
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")  # FIN + text, 64-bit length
+        transports = [ws.transport for ws in self.clients]
+        step = -(-size // chunks)
+        for i, start in enumerate(range(0, size, step)):
+            if i:
+                await asyncio.sleep(every)
+            piece = message[start : start + step]
+            for transport in transports:
+                if not transport.is_closing():  # a client may have given up on it
+                    transport.write(header + piece if i == 0 else piece)
+
     def drop_all(self) -> None:
         """Kill every connection without a close handshake (a network drop)."""
         for ws in list(self.clients):

@@ -4,16 +4,25 @@ JSON lines: ``{"ts": NS, "time": ISO, "conn": KEY, "reason": KEY, "data": TEXT}`
 the frame decoded as UTF-8 with invalid bytes backslash-escaped, cut at ``max_frame_bytes`` with
 ``"truncated": true``). The file rotates at ``max_bytes`` into ``PATH.1`` … ``PATH.N`` so a
 misbehaving feed cannot fill the disk.
+
+A file that cannot be written (disk full) never raises into the caller, which is the socket's
+frame callback: the first failure is logged once and kept in :attr:`Quarantine.error`, the
+frames are still counted as rejected by the collector, and later ones are counted in
+:attr:`Quarantine.unwritten` instead of written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import msgspec
+
+log = logging.getLogger("hundi.capture")
 
 
 class _Line(msgspec.Struct, omit_defaults=True):
@@ -44,6 +53,8 @@ class Quarantine:
         self.backups = backups
         self.max_frame_bytes = max_frame_bytes
         self.count = 0
+        self.unwritten = 0  # frames not written because the file failed
+        self.error = ""  # why the file failed ("" while it works)
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._size = 0
@@ -55,25 +66,48 @@ class Quarantine:
         moment = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat()
         line = _encoder.encode(_Line(ts_ns, moment, conn, reason, text, truncated)) + b"\n"
         with self._lock:
-            if self._file is None:
-                self._open()
-            elif self._size + len(line) > self.max_bytes and self._size > 0:
-                self._rotate()
-            assert self._file is not None
-            self._file.write(line)
+            if self.error:
+                self.unwritten += 1
+                return
+            try:
+                if self._file is None:
+                    self._open()
+                elif self._size + len(line) > self.max_bytes and self._size > 0:
+                    self._rotate()
+                assert self._file is not None
+                self._file.write(line)
+                self._file.flush()  # rare lines: each is counted once the OS has it
+            except OSError as exc:
+                self._failed(exc)
+                self.unwritten += 1
+                return
             self._size += len(line)
             self.count += 1
 
     def flush(self) -> None:
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
+            if self._file is not None and not self.error:
+                try:
+                    self._file.flush()
+                except OSError as exc:
+                    self._failed(exc)
 
     def close(self) -> None:
+        """Close the file; never raises (a failure is logged and kept in :attr:`error`)."""
         with self._lock:
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                file, self._file = self._file, None
+                try:
+                    file.close()
+                except OSError as exc:
+                    self._failed(exc)
+                    with contextlib.suppress(OSError):
+                        file.close()
+
+    def _failed(self, exc: OSError) -> None:
+        if not self.error:
+            self.error = f"quarantine file {self.path} cannot be written: {exc}"
+            log.error("%s; rejected frames are still counted, no longer kept", self.error)
 
     def __enter__(self) -> Quarantine:
         return self

@@ -6,10 +6,16 @@ takes the buffer, encodes it as one msgpack block, gzips it as one member and ap
 current file (format: :mod:`hundi.capture.format`). Memory is bounded: when the buffer exceeds
 ``max_buffer_bytes`` (the disk is slower than the feed) ``record`` writes the block itself,
 which slows the caller down instead of dropping data.
+
+A write that fails (disk full) is remembered: from then on :meth:`RawCaptureWriter.record` and
+:meth:`~RawCaptureWriter.flush` raise that :class:`CaptureError` (the collector stops capturing
+at the first one, see :mod:`hundi.pipeline.collector`), and :meth:`~RawCaptureWriter.close`
+raises nothing else: no ``OSError`` escapes it, and the file is closed whatever happens.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -115,6 +121,11 @@ class RawCaptureWriter:
 
     __call__ = record
 
+    @property
+    def error(self) -> str:
+        """Why the capture stopped ("" while it works)."""
+        return "" if self._error is None else str(self._error)
+
     # -- writing ---------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -139,6 +150,8 @@ class RawCaptureWriter:
         finally:
             with self._io_lock:
                 self._close_file()
+        if self._error is not None:
+            raise self._error
 
     def __enter__(self) -> RawCaptureWriter:
         return self
@@ -190,9 +203,14 @@ class RawCaptureWriter:
     def _close_file(self) -> None:
         if self._file is None:
             return
+        file, self._file = self._file, None
         try:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            file.flush()
+            os.fsync(file.fileno())
+        except OSError as e:
+            if self._error is None:
+                self._error = CaptureError(f"raw capture write failed in {self.directory}: {e}")
         finally:
-            self._file.close()
-            self._file = None
+            # closes the descriptor even when flushing what is left fails
+            with contextlib.suppress(OSError):
+                file.close()

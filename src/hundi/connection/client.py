@@ -21,6 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
+import struct
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -45,12 +48,53 @@ class CloseInfo:
         return f"code {self.code}" + (f" ({self.reason})" if self.reason else "")
 
 
+# ``struct tcp_info`` (Linux ``<linux/tcp.h>``, a stable ABI): ``tcpi_last_data_recv``, the
+# milliseconds since the kernel last received data on the socket, is the u32 at byte 52.
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+_LAST_DATA_RECV = struct.Struct("=I")
+_LAST_DATA_RECV_AT = 52
+
+
+def tcp_idle_s(sock: Any) -> float | None:
+    """Seconds since the kernel last received data (any bytes, of any frame, complete or not)
+    on TCP socket ``sock``; None where that cannot be known (not Linux, not TCP)."""
+    if _TCP_INFO is None or sock is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 104)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None
+    if len(info) < _LAST_DATA_RECV_AT + 4:
+        return None
+    millis: int = _LAST_DATA_RECV.unpack_from(info, _LAST_DATA_RECV_AT)[0]
+    return millis / 1000.0
+
+
 class WsConnection(ABC):
     """An open WebSocket delivering every data message to ``on_message`` synchronously."""
 
     def __init__(self) -> None:
-        #: ``time.monotonic()`` of the last frame of any kind (data, ping, pong): liveness.
+        #: ``time.monotonic()`` of the last complete frame of any kind (data, ping, pong).
         self.last_activity = time.monotonic()
+
+    def silent_for(self, now: float) -> float:
+        """Seconds without a sign of life at ``now`` (``time.monotonic()``).
+
+        A frame is delivered only once it is complete, so a large frame on a slow link looks
+        silent for as long as it takes to arrive; the bytes arriving meanwhile are life. Where
+        the kernel tells (Linux ``TCP_INFO``), the silence is the shorter of "since the last
+        complete frame" and "since the last bytes received". Cheap enough for a periodic
+        watchdog (one ``getsockopt``), not meant for the per-message path.
+        """
+        silent = now - self.last_activity
+        idle = tcp_idle_s(self.raw_socket())
+        if idle is not None and idle < silent:
+            silent = idle
+        return silent
+
+    def raw_socket(self) -> Any:
+        """The underlying socket (for :meth:`silent_for`), or None if unknown."""
+        return None
 
     @abstractmethod
     def send(self, data: bytes) -> None:
@@ -125,6 +169,11 @@ class _PicowsConnection(WsConnection):
             else:
                 self.close_info = CloseInfo(1006, "connection lost")
         return self.close_info
+
+    def raw_socket(self) -> Any:
+        if self.transport is None:
+            return None
+        return self.transport.underlying_transport.get_extra_info("socket")
 
     def pause_reading(self) -> None:
         self.transport.underlying_transport.pause_reading()
@@ -222,7 +271,8 @@ def _aiohttp_ended() -> frozenset[Any]:
 
 
 class _AiohttpConnection(WsConnection):
-    """aiohttp answers pings itself (``autoping``), so only data frames count as liveness."""
+    """aiohttp answers pings itself (``autoping``), so only data frames update
+    ``last_activity``; pings still count as life through :meth:`silent_for` (bytes received)."""
 
     def __init__(self, session: Any, ws: Any, on_message: OnMessage) -> None:
         super().__init__()
@@ -281,6 +331,9 @@ class _AiohttpConnection(WsConnection):
         if self.close_info is None:
             self.close_info = CloseInfo(self.ws.close_code or 1000, "closed by us")
         return self.close_info
+
+    def raw_socket(self) -> Any:
+        return self.ws.get_extra_info("socket")
 
     def pause_reading(self) -> None:
         self.reading.clear()

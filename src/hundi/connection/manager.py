@@ -11,7 +11,9 @@ Reconnects:
   connection stayed up ``healthy_after_s``; every retry is logged with its reason, forever.
 * stale streams (nothing received, pings included, for ``stale_after_s``): reconnect with a
   *separate* backoff that grows per consecutive stale reconnect, so an illiquid stream that is
-  legitimately silent does not reconnect in a tight loop.
+  legitimately silent does not reconnect in a tight loop. Any bytes received count, not just
+  complete frames (:meth:`~hundi.connection.client.WsConnection.silent_for`), so one large
+  frame on a slow link is not taken for silence; the silence reported is the one judged.
 * lifetime (``max_lifetime_s``) and venue requests (``take_reconnects``, e.g. Binance
   ``serverShutdown``): make-before-break. The new socket is opened and subscribed while the old
   keeps delivering; the new one's messages are held back. ``overlap_s`` after the new socket's
@@ -160,12 +162,13 @@ class _Feed:
 class _Live:
     """An open socket with its feed and birth time."""
 
-    __slots__ = ("closed", "conn", "feed", "opened_at")
+    __slots__ = ("closed", "conn", "feed", "opened_at", "silent_s")
 
     def __init__(self, conn: WsConnection, feed: _Feed) -> None:
         self.conn = conn
         self.feed = feed
         self.opened_at = time.monotonic()
+        self.silent_s = 0.0  # the silence that made the watchdog call it stale
         self.closed: asyncio.Task[CloseInfo] = asyncio.get_running_loop().create_task(
             conn.wait_closed()
         )
@@ -185,6 +188,7 @@ class ConnectionManager:
         capture: CaptureHook | None = None,
         quarantine: QuarantineHook | None = None,
         on_frames: Callable[[], None] | None = None,
+        on_capture_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.protocol = protocol
         self.sink = sink
@@ -194,6 +198,7 @@ class ConnectionManager:
         self.capture = capture
         self.quarantine = quarantine
         self.on_frames = on_frames
+        self.on_capture_error = on_capture_error
         self.specs = protocol.connections()
         self.stats: dict[str, StreamStats] = {s.key: StreamStats(s.key, s.url) for s in self.specs}
         self.rest_requests = 0
@@ -215,9 +220,13 @@ class ConnectionManager:
         stats.frames += 1
         stats.bytes += len(data)
         stats.last_frame_ns = recv_ns
-        if self.capture is not None:
+        capture = self.capture
+        if capture is not None:
             shown = data if key not in self._private else self.protocol.redact(key, data)
-            self.capture(CaptureKind.RECV, recv_ns, key, data=shown)
+            try:
+                capture(CaptureKind.RECV, recv_ns, key, data=shown)
+            except Exception as exc:  # never into the socket's callback: see _capture_failed
+                self._capture_failed(exc)
         try:
             status = self._receive(key, data, recv_ns, self.sink)
         except RejectedFrame as exc:
@@ -234,6 +243,32 @@ class ConnectionManager:
             self._since_check = 0
             if self.on_frames is not None:
                 self.on_frames()
+
+    def _capture(
+        self,
+        kind: CaptureKind,
+        ts_ns: int,
+        conn: str,
+        url: str = "",
+        data: bytes | str = b"",
+        status: int = 0,
+    ) -> None:
+        """Raw capture off the per-frame path (opens, sends, closes, REST), failures handled."""
+        if self.capture is not None:
+            try:
+                self.capture(kind, ts_ns, conn, url=url, data=data, status=status)
+            except Exception as exc:
+                self._capture_failed(exc)
+
+    def _capture_failed(self, exc: Exception) -> None:
+        """The raw capture raised (its disk is full...). An exception escaping into the socket's
+        frame callback would be logged per frame and wedge the run, so capturing stops here and
+        ``on_capture_error`` (the collector) decides what else happens."""
+        self.capture = None
+        if self.on_capture_error is not None:
+            self.on_capture_error(exc)
+        else:
+            log.error("raw capture stopped, collection goes on without it: %s", exc)
 
     def _internal_error(self, key: str, data: bytes, recv_ns: int, exc: Exception) -> None:
         """A protocol bug: count it, quarantine the frame, log the traceback once per kind."""
@@ -316,16 +351,18 @@ class ConnectionManager:
             conn.pause_reading()
         now = time.time_ns()
         stats.connects += 1
-        if self.capture is not None:
-            self.capture(CaptureKind.OPEN, now, spec.key, url=spec.url)
+        self._capture(CaptureKind.OPEN, now, spec.key, url=spec.url)
         gap = 1.0 / spec.max_outgoing_per_s if spec.max_outgoing_per_s > 0 else 0.0
         for i, message in enumerate(opening.messages):
             if i and gap:
                 await asyncio.sleep(gap)
             conn.send(message)
-            if self.capture is not None:
-                shown = REDACTED if spec.private else message
-                self.capture(CaptureKind.SENT, time.time_ns(), spec.key, data=shown)
+            self._capture(
+                CaptureKind.SENT,
+                time.time_ns(),
+                spec.key,
+                data=REDACTED if spec.private else message,
+            )
         return _Live(conn, feed)
 
     def _opening(self, spec: StreamSpec) -> Opening:
@@ -367,8 +404,7 @@ class ConnectionManager:
         """The socket is gone: tell the protocol (gap) and the capture."""
         now = time.time_ns()
         self.stats[key].connected = False
-        if self.capture is not None:
-            self.capture(CaptureKind.CLOSE, now, key, data=detail.encode())
+        self._capture(CaptureKind.CLOSE, now, key, data=detail.encode())
         self.protocol.on_close(key, now, self.sink)
 
     async def _run_stream(self, spec: StreamSpec) -> None:
@@ -416,7 +452,7 @@ class ConnectionManager:
             if outcome == "stale":
                 stats.stale_reconnects += 1
                 await self._close(live, "stale")
-                silent = time.monotonic() - live.conn.last_activity
+                silent = live.silent_s  # as judged: the close handshake is activity too
                 self._lost(key, f"stale: nothing received for {silent:.1f}s")
                 self._closed_event(key, EventKind.STALE, f"nothing received for {silent:.1f}s")
                 delay = stale_backoff.next()
@@ -465,7 +501,12 @@ class ConnectionManager:
                 if live.closed.done():
                     return "closed", live
                 now = time.monotonic()
-                if not self._paused and now - live.conn.last_activity > stale_after:
+                if (
+                    not self._paused
+                    and now - live.conn.last_activity > stale_after  # cheap pre-check
+                    and (silent := live.conn.silent_for(now)) > stale_after
+                ):
+                    live.silent_s = silent
                     return "stale", live
                 requested = key in self._reconnect_requests or key in self._venue_requests()
                 aged = now - live.opened_at >= lifetime
@@ -629,8 +670,8 @@ class ConnectionManager:
                     response.status,
                     "" if request.private else response.body[:200].decode("utf-8", "replace"),
                 )
-            if self.capture is not None and not request.private:
-                self.capture(
+            if not request.private:
+                self._capture(
                     CaptureKind.REST,
                     recv_ns,
                     request.key,

@@ -40,7 +40,7 @@ from hundi.status import StatusReporter
 from hundi.stores.base import Store, StoreError, open_store, scheme_of
 
 EXIT_SETUP = 2  # bad configuration, unwritable store: nothing was collected
-EXIT_DATA = 1  # ran, but some records could not be stored
+EXIT_DATA = 1  # ran, but some records (or the raw capture) could not be stored
 
 
 def _fail(message: str) -> NoReturn:
@@ -351,6 +351,7 @@ def _collect(
         connection=ConnectionSettings(stale_after_s=settings.stale_after),
         spool_dir=settings.spool_dir,
         spill_after_s=settings.spill_after,
+        store_give_up_after_s=settings.store_give_up_after,
     )
     client = _client(settings)
     collectors = [
@@ -372,11 +373,17 @@ def _collect(
             try:
                 capture.close()
             except CaptureError as exc:
-                click.echo(f"Error: {exc}", err=True)
-        quarantine.close()
-        logs.close()
+                if not any(c.capture_error for c in collectors):  # else reported when it failed
+                    click.echo(f"Error: {exc}", err=True)
+        quarantine.close()  # never raises either
+        logs.close()  # never raises: a full log disk must not take the exit down
     summary = summaries[0] if len(summaries) == 1 else _merge(summaries)
-    summary["quarantine"] = {"path": str(quarantine.path), "frames": quarantine.count}
+    summary["quarantine"] = {
+        "path": str(quarantine.path),
+        "frames": quarantine.count,
+        "unwritten": quarantine.unwritten,
+        "error": quarantine.error,
+    }
     summary["log_path"] = str(settings.log_path)
     summary["log_dropped"] = logs.dropped
     summary["ws_client"] = client.name
@@ -384,12 +391,14 @@ def _collect(
         summary["raw"] = {
             "files": [str(p) for p in capture.paths],
             "events": capture.events_written,
+            "error": capture.error,
         }
     _print_summary(summary)
     if summary_json:
         Path(summary_json).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    lost = any(store["lost"] for store in summary["stores"])
-    return EXIT_DATA if lost or not summary["balanced"] else 0
+    lost = any(store["lost"] or store["gave_up"] for store in summary["stores"])
+    raw_failed = capture is not None and bool(capture.error)  # the capture asked for is partial
+    return EXIT_DATA if lost or raw_failed or not summary["balanced"] else 0
 
 
 def _check_writable_file(path: Path) -> None:
@@ -528,5 +537,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for store in summary["stores"]:
         lost = sum(store["lost"].values())
         state = f"LOST {lost} records ({store['last_error']})" if lost else "ok"
+        if lost and store.get("loss_events"):
+            state += f", described by {store['loss_events']} stored gap events"
         lines.append(f"store {store['store']}: {sum(store['records'].values())} records, {state}")
+    if summary.get("raw", {}).get("error"):
+        lines.append(f"raw capture STOPPED early: {summary['raw']['error']}")
+    if summary.get("log_dropped"):
+        lines.append(
+            f"log lines dropped (queue full or log file unwritable): {summary['log_dropped']}"
+        )
     click.echo("\n".join(lines))

@@ -7,6 +7,17 @@ full the batch is held, all sockets stop reading (backpressure: the kernel buffe
 exchange, absorb it) and the hold is retried until accepted: memory stays bounded and nothing
 is dropped. ``stop()`` (SIGINT/SIGTERM, ``--duration``) stops reading, drains the sink one last
 time, lets every writer store and flush everything, and returns the summary.
+
+A store that keeps failing (a full disk) holds its data and the backpressure holds the sockets;
+once it has failed for ``store_give_up_after_s`` its writer gives up and the collector stops
+(:attr:`Collector.failed`), counting what could not be stored as lost (see
+:mod:`hundi.pipeline.writer`).
+
+A raw capture that cannot be written (its disk is full) never reaches the sockets' callbacks:
+capturing stops with one error line and a stored gap event (channel ``raw``) per exchange, and
+collection goes on. Why not stop the run: the market data cannot be fetched again later, the raw
+capture is a copy of it; the user who asked for ``--raw`` still hears of it loudly (the error
+line, the event, ``raw.error`` in the summary and a non-zero exit of ``hundi collect``).
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from hundi.exchanges.base import BookState, RecordSink, VenueProtocol
 from hundi.pipeline.accounting import Accounting
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
-from hundi.records import Channel, EventKind, Record
+from hundi.records import Channel, Event, EventKind, Record
 from hundi.series.engine import SeriesEngine, SeriesRunner
 from hundi.stores.base import Store
 
@@ -62,6 +73,8 @@ class CollectorSettings:
     # Outage spool for idempotent stores (None: no spool, a down store means backpressure).
     spool_dir: Path | None = None
     spill_after_s: float = 5.0
+    # A store failing this long without a spool (disk full) stops the collector (None: never).
+    store_give_up_after_s: float | None = None
     connection: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
@@ -100,6 +113,7 @@ class Collector:
                 capture=capture,
                 quarantine=quarantine,
                 on_frames=self._check_sink,
+                on_capture_error=self._capture_failed,
             )
             for venue in self.venues
         ]
@@ -113,6 +127,8 @@ class Collector:
         self._stop = asyncio.Event()
         self._drain_now = asyncio.Event()
         self.stop_reason = ""
+        self.failed = ""  # why the collector stopped itself (a store it gave up on)
+        self.capture_error = ""  # why the raw capture stopped ("" while it works)
         self._last_books: list[tuple[str, BookState]] | None = None
         # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
         self.invalid_symbols: dict[str, None] = {}
@@ -135,6 +151,37 @@ class Collector:
             return None
         return Spool(spool_folder(self.settings.spool_dir, store.describe()))
 
+    def _capture_failed(self, exc: Exception) -> None:
+        """The raw capture failed (see the module docstring): capture no more, say so once,
+        and store a gap event per exchange (channel ``raw``)."""
+        if self.capture_error:
+            return
+        self.capture_error = str(exc) or type(exc).__name__
+        for manager in self.managers:
+            manager.capture = None
+        # One line per process, however many collectors share the capture.
+        if not getattr(exc, "reported", False):
+            with contextlib.suppress(AttributeError):
+                exc.reported = True  # type: ignore[attr-defined]
+            log.error("raw capture stopped, collection goes on without it: %s", self.capture_error)
+        now = time.time_ns()
+        for exchange in dict.fromkeys(venue.exchange for venue in self.venues):
+            self.sink.events.append(
+                Event(
+                    exchange=exchange,
+                    symbol="",
+                    native_symbol="",
+                    ts=now,
+                    recv_ts=now,
+                    kind=EventKind.GAP.value,
+                    channel="raw",
+                    expected=-1,
+                    received=-1,
+                    detail=f"raw capture stopped, nothing captured from here on: "
+                    f"{self.capture_error}",
+                )
+            )
+
     def _check_sink(self) -> None:
         """Called every N frames by the managers: drain early when the sink is large."""
         if len(self.sink) >= self.settings.max_batch_records:
@@ -152,6 +199,7 @@ class Collector:
                 flush_interval=settings.flush_interval,
                 spool=self._spool_for(store),
                 spill_after_s=settings.spill_after_s,
+                give_up_after_s=settings.store_give_up_after_s,
             )
             for store in self.stores
         ]
@@ -202,6 +250,10 @@ class Collector:
             if not self._held:
                 self._drain()
             self._update_backpressure()
+            for writer in self.writers:
+                if writer.failed and not self.failed:
+                    self.failed = writer.failed
+                    self.stop(writer.failed)
 
     def _drain(self) -> None:
         batch: Batch = self.sink.drain() if len(self.sink) else {}
@@ -268,7 +320,7 @@ class Collector:
             if self._held:
                 await asyncio.sleep(0.02)
         for writer, batch in self._held:
-            writer.lost.update({c.value: len(r) for c, r in batch.items()})
+            writer.note_lost(batch, "shutdown deadline: never handed to the store")
             log.error("store %s: shutdown timeout; a batch could not be queued", writer.label)
         self._held = []
         remaining = max(1.0, deadline - time.monotonic())
@@ -289,7 +341,9 @@ class Collector:
         if events:
             for event in events:
                 kind = getattr(event, "kind", "")
-                if kind == EventKind.GAP and count_integrity:
+                # a raw capture that stopped is no gap in the market data (summary: raw.error)
+                raw = getattr(event, "channel", "") == "raw"
+                if kind == EventKind.GAP and count_integrity and not raw:
                     self.accounting.gaps += 1
                 elif kind == EventKind.RESYNC and count_integrity:
                     self.accounting.resyncs += 1
@@ -357,6 +411,8 @@ class Collector:
                 "spooled": dict(sorted(writer.spooled.items())),
                 "spooled_total": writer.spooled_total,
                 "outages": writer.outages,
+                "gave_up": writer.failed,
+                "loss_events": writer.loss_events,
             }
             for writer in self.writers
         ]

@@ -12,21 +12,32 @@ batch after them, to the durable local spool, so collection goes on without memo
 spool is sent oldest first once the store answers again (probed with the capped backoff), so
 per-series order holds; what is still spooled at exit stays on disk and goes first next start.
 A full spool falls back to backpressure. Nothing is dropped in any of these paths.
+
+A store that keeps failing without a spool (the embedded store's disk is full): the failed batch
+stays in the store and is retried with backoff while the bounded queue fills and the collector
+stops reading sockets. Past ``give_up_after_s`` of uninterrupted failures the writer gives up
+(one error line; :attr:`StoreWriter.failed` tells the collector to stop): what the store has
+not confirmed is dropped from it and counted in :attr:`StoreWriter.lost`, later batches get one
+try each, and at close gap events describing every loss (channel, count, first time, trade ids)
+are written to the store, retried until the shutdown deadline, since space may have returned.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import queue
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Final
 
 from hundi.connection.backoff import Backoff
 from hundi.pipeline.spool import Spool, SpoolError
-from hundi.records import Channel, Record
+from hundi.records import Channel, Event, EventKind, Record
 from hundi.stores.base import Store
 
 log = logging.getLogger("hundi.pipeline")
@@ -37,6 +48,51 @@ _STOP: Final = None
 
 def batch_counts(batch: Batch) -> Counter[str]:
     return Counter({channel.value: len(records) for channel, records in batch.items()})
+
+
+@dataclass(slots=True)
+class _Loss:
+    """Records of one (exchange, symbol, channel) received but not stored, for a gap event."""
+
+    exchange: str
+    symbol: str
+    native_symbol: str
+    channel: str
+    cause: str
+    count: int = 0
+    first_ts: int = 0
+    first_id: int = -1
+    last_id: int = -1
+
+    def add(self, record: Record) -> None:
+        self.count += 1
+        if self.count == 1 or record.ts < self.first_ts:
+            self.first_ts = record.ts
+        trade_id = getattr(record, "trade_id", None)
+        if isinstance(trade_id, int):
+            self.first_id = trade_id if self.first_id < 0 else min(self.first_id, trade_id)
+            self.last_id = max(self.last_id, trade_id)
+
+    def event(self) -> Event:
+        ids = f", trade ids {self.first_id}..{self.last_id}" if self.first_id >= 0 else ""
+        return Event(
+            exchange=self.exchange,
+            symbol=self.symbol,
+            native_symbol=self.native_symbol,
+            ts=self.first_ts,
+            recv_ts=time.time_ns(),
+            kind=EventKind.GAP.value,
+            channel=self.channel,
+            # for trades the missing ids are within [expected, received), as for a feed gap
+            expected=self.first_id,
+            received=self.last_id + 1 if self.first_id >= 0 else -1,
+            detail=f"{self.count} records received but not stored{ids}: {self.cause}",
+        )
+
+
+def _cause(error: str) -> str:
+    disk_full = os.strerror(errno.ENOSPC)
+    return f"disk full ({error})" if disk_full in error else f"store failing ({error})"
 
 
 class StoreWriter:
@@ -52,6 +108,7 @@ class StoreWriter:
         retry_cap_s: float = 10.0,
         spool: Spool | None = None,
         spill_after_s: float = 5.0,
+        give_up_after_s: float | None = None,
     ) -> None:
         self.store = store
         self.label = store.describe()
@@ -65,8 +122,14 @@ class StoreWriter:
         self.errors = 0
         self.last_error = ""
         self.lost: Counter[str] = Counter()
+        self._losses: dict[tuple[str, str, str], _Loss] = {}  # what ``lost`` counts, for events
+        self.loss_events = 0  # gap events describing losses that the store took
         self.closed_ok = False
         self._deadline: float | None = None  # monotonic time after which retries give up
+        # Without a spool: stop retrying once the store failed this long without a success.
+        self.give_up_after_s = give_up_after_s
+        self.failing_since: float | None = None  # monotonic start of the current failures
+        self.failed = ""  # why the writer gave up on its store ("" while it has not)
         # The spool only for stores where re-sending is harmless (see Store.idempotent).
         self.spool = spool if spool is not None and store.idempotent else None
         self.spill_after_s = spill_after_s
@@ -116,6 +179,23 @@ class StoreWriter:
     def spooling(self) -> bool:
         return self._spooling
 
+    def note_lost(self, batch: Batch, cause: str = "") -> None:
+        """Count a batch that will never be stored (either thread); described at close by gap
+        events (see the module docstring)."""
+        cause = cause or _cause(self.last_error)
+        with self._lock:
+            self.lost.update(batch_counts(batch))
+            for channel, records in batch.items():
+                for record in records:
+                    key = (record.exchange, record.symbol, channel.value)
+                    loss = self._losses.get(key)
+                    if loss is None:
+                        loss = self._losses[key] = _Loss(
+                            record.exchange, record.symbol, record.native_symbol, channel.value,
+                            cause,
+                        )  # fmt: skip
+                    loss.add(record)
+
     def close(self, deadline_s: float) -> None:
         """Finish: write everything queued, flush, close; give up retrying after
         ``deadline_s``. What could not be stored stays in the spool when there is one (sent on
@@ -139,9 +219,19 @@ class StoreWriter:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
 
+    def _stalled(self, now: float) -> bool:
+        return (
+            self.spool is None
+            and self.give_up_after_s is not None
+            and self.failing_since is not None
+            and now - self.failing_since >= self.give_up_after_s
+        )
+
     def _attempt(self, what: str, action: object) -> bool:
-        """Run ``action`` until it succeeds (True). False when the shutdown deadline passes or,
-        with a spool, when it kept failing for ``spill_after_s`` (the caller spools)."""
+        """Run ``action`` until it succeeds (True). False when the shutdown deadline passes,
+        with a spool when it kept failing for ``spill_after_s`` (the caller spools), without
+        one once the store failed for ``give_up_after_s`` (then, and from then on, after one
+        try: :attr:`failed`)."""
         assert callable(action)
         started = time.monotonic()
         while True:
@@ -149,7 +239,28 @@ class StoreWriter:
                 action()
             except Exception as exc:
                 self._note_error(exc)
+                now = time.monotonic()
+                if self.failing_since is None:
+                    self.failing_since = now
+                if self.failed:
+                    return False
+                if self._stalled(now):
+                    self.failed = (
+                        f"store {self.label}: {what} failing for "
+                        f"{now - self.failing_since:.0f}s ({self.last_error})"
+                    )
+                    log.error(
+                        "%s; giving up: what it holds is counted as lost and collection stops",
+                        self.failed,
+                    )
+                    return False
                 delay = self._retry.next()
+                if self.give_up_after_s is not None and self.spool is None:
+                    # wake up in time to give up when the limit is reached
+                    limit = self.failing_since + self.give_up_after_s
+                    delay = min(delay, max(0.0, limit - now))
+                if self._deadline is not None:
+                    delay = min(delay, max(0.0, self._deadline - now))
                 spill = self.spool is not None and (
                     time.monotonic() + delay - started >= self.spill_after_s
                 )
@@ -159,7 +270,7 @@ class StoreWriter:
                         self.label,
                         what,
                         self.last_error,
-                        "spooling" if self.spool is not None else "giving up",
+                        "spooling" if self.spool is not None else "shutdown deadline passed",
                     )
                     return False
                 log.error(
@@ -172,6 +283,7 @@ class StoreWriter:
                 )
                 time.sleep(delay)
                 continue
+            self.failing_since = None
             self._retry.reset()
             return True
 
@@ -181,12 +293,11 @@ class StoreWriter:
             return
         if self._attempt("write", lambda: self.store.write(batch)):
             self._unflushed.update(batch_counts(batch))
-            if self.spool is not None:
-                self._since_flush.append(batch)
+            self._since_flush.append(batch)
         elif self.spool is not None:
             self._start_outage([*self._since_flush, batch])
         else:
-            self.lost.update(batch_counts(batch))
+            self.note_lost(batch)
 
     def _flush(self) -> bool:
         if not self._unflushed:
@@ -201,6 +312,55 @@ class StoreWriter:
             self._start_outage(self._since_flush)
             return True
         return False
+
+    def _abandon(self) -> None:
+        """Give up on what the store has not confirmed: drop it from the store (a later flush or
+        close must not store what is counted as lost) and count it lost."""
+        try:
+            self.store.discard()
+        except NotImplementedError:
+            log.warning(
+                "store %s cannot drop unconfirmed writes; close may still store some", self.label
+            )
+        except Exception as exc:
+            log.warning("store %s: discard failed: %s", self.label, exc)
+        for batch in self._since_flush:
+            self.note_lost(batch)
+        self._unflushed = Counter()
+        self._since_flush = []
+
+    def _store_loss_events(self) -> None:
+        """Gap events describing every loss, retried until the shutdown deadline: the disk may
+        have room again (or room for these few rows)."""
+        with self._lock:
+            events = [loss.event() for loss in self._losses.values()]
+        if not events:
+            return
+        retry = Backoff(0.1, 2.0)
+        while True:
+            try:
+                self.store.write({Channel.EVENTS: events})
+                self.store.flush()
+            except Exception as exc:
+                self._note_error(exc)
+                with contextlib.suppress(Exception):
+                    self.store.discard()
+                remaining = (self._deadline or 0.0) - time.monotonic()
+                if remaining <= 0:
+                    log.error(
+                        "store %s: the %d gap events describing the lost records could not be "
+                        "stored either (%s)",
+                        self.label,
+                        len(events),
+                        self.last_error,
+                    )
+                    return
+                time.sleep(min(retry.next(), remaining))
+                continue
+            with self._lock:
+                self._stored[Channel.EVENTS.value] += len(events)
+            self.loss_events = len(events)
+            return
 
     def _start_outage(self, batches: list[Batch]) -> None:
         """The store is down: what it has not confirmed goes to the spool, in order."""
@@ -238,7 +398,7 @@ class StoreWriter:
                         warned = True
                     if self._giving_up():
                         for unsaved in batches[index:]:
-                            self.lost.update(batch_counts(unsaved))
+                            self.note_lost(unsaved, f"spool failing ({exc})")
                         log.error("store %s: shutdown deadline; batches not spooled", self.label)
                         return
                     self._next_probe = 0.0
@@ -310,7 +470,8 @@ class StoreWriter:
             if self._spooling:
                 self._drain_spool(budget_s=every)
             elif time.monotonic() - last_flush >= every:
-                self._flush()
+                if not self._flush():  # given up (or past the shutdown deadline)
+                    self._abandon()
                 last_flush = time.monotonic()
         self._finish()
 
@@ -318,7 +479,7 @@ class StoreWriter:
         """Shutdown: flush, then try the spool until the deadline; close the store."""
         flushed = self._flush()
         if not flushed:
-            self.lost.update(self._unflushed)
+            self._abandon()
         while self._spooling and not self._giving_up():
             wait = self._next_probe - time.monotonic()
             if wait > 0:
@@ -332,6 +493,7 @@ class StoreWriter:
                 sum(self.spooled.values()),
                 self.spool.directory,
             )
+        self._store_loss_events()
         try:
             self.store.close()
             self.closed_ok = flushed and not self._spooling

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -281,3 +283,41 @@ def test_concurrent_reader_never_errors_or_sees_duplicates(tmp_path: Path) -> No
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_failed_flush_publishes_nothing_keeps_everything_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills in the middle of a flush (ENOSPC injected at the second file): nothing
+    of that flush becomes visible, no temp file stays, and the next flush stores all of it."""
+    import pyarrow.parquet as pq
+
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.TRADES: [trade(1), trade(2, symbol="ETH-USDT")]})
+    write_table = pq.write_table
+    calls = 0
+
+    def second_file_hits_a_full_disk(table: pa.Table, where: Any, **options: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            where.write(b"PAR1 half a file")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write_table(table, where, **options)
+
+    monkeypatch.setattr(pq, "write_table", second_file_hits_a_full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.flush()
+    assert records_of(store, Channel.TRADES, symbol=None) == []
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+    store.write({Channel.TRADES: [trade(3)]})
+    store.flush()  # the disk has room again
+    assert [r.trade_id for r in records_of(store, Channel.TRADES)] == [1, 3]
+    assert [r.trade_id for r in records_of(store, Channel.TRADES, "ETH-USDT")] == [2]
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+    store.write({Channel.TRADES: [trade(4)]})
+    store.discard()  # given up on: a later flush must not store it after all
+    store.flush()
+    assert [r.trade_id for r in records_of(store, Channel.TRADES)] == [1, 3]

@@ -5,6 +5,10 @@ Layout and file naming: :mod:`hundi.stores.embedded.layout`. Guarantees:
 * ``flush`` writes each buffered partition as a new file atomically (temp file in the same
   directory, fsync, ``os.replace``, fsync of the directory), so a reader in another process
   never sees a half-written file and a ``kill -9`` loses only what was not flushed.
+* A ``flush`` that fails (disk full...) publishes nothing and keeps everything: every partition
+  is written to a temp file first and renamed only once all of them are on disk; a failure
+  removes the temp files (and undoes the renames already done) and leaves the data pending, so
+  the next ``flush`` writes it again. ``discard`` drops it (the writer gave up on it).
 * Flushing every second makes many small files; once a partition has ``compact_fanout`` files of
   one level from this run, ``flush`` merges them into one file of the next level (a log-structured
   merge: each row is rewritten about log_fanout(flushes per day) times). The merged file
@@ -24,6 +28,7 @@ never does.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import time
@@ -53,6 +58,7 @@ from hundi.stores.embedded.layout import (
 
 _PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
 _READ_RETRIES = 5
+log = logging.getLogger("hundi.stores")
 
 
 def path_of_url(url: str) -> Path:
@@ -101,6 +107,8 @@ class EmbeddedStore(Store):
         self.run_id = _new_run_id()
         self._sequence = 0
         self._buffers: dict[Channel, list[Record]] = {}
+        # Written but not yet on disk: what failed flushes kept, per partition, in write order.
+        self._pending: dict[_PartitionKey, pa.Table] = {}
         # This run's live files per partition directory, by level (what compaction merges).
         self._own: dict[Path, dict[int, list[PartFile]]] = {}
         self._pending_deletes: list[tuple[float, list[Path]]] = []
@@ -131,50 +139,104 @@ class EmbeddedStore(Store):
                 self._buffers.setdefault(Channel(channel), []).extend(records)
 
     def flush(self) -> None:
-        buffers, self._buffers = self._buffers, {}
-        touched: set[Path] = set()
-        try:
-            for channel, records in buffers.items():
-                for key, table in _partitions(channel, records):
-                    touched.add(self._write_part(key, table))
-        except OSError as e:
-            raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
-        for directory in touched:
-            self._maybe_compact(directory)
+        """Publish everything written so far, all or nothing (see the module docstring)."""
+        if self._buffers:
+            fresh = [
+                part
+                for channel, records in self._buffers.items()
+                for part in _partitions(channel, records)
+            ]
+            for key, table in fresh:
+                kept = self._pending.get(key)
+                self._pending[key] = table if kept is None else pa.concat_tables([kept, table])
+            self._buffers = {}
+        if self._pending:
+            try:
+                written = self._publish(list(self._pending.items()))
+            except OSError as e:
+                raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
+            self._pending = {}
+            for directory, part in written:
+                self._own[directory].setdefault(0, []).append(part)
+            for directory in dict.fromkeys(directory for directory, _ in written):
+                try:
+                    self._maybe_compact(directory)
+                except StoreError as e:
+                    # The data is durable in the uncompacted files; merging is retried later.
+                    log.warning("%s; retried at a later flush", e)
         self._delete_due()
+
+    def discard(self) -> None:
+        """Forget what was written since the last successful ``flush`` (the writer gave up on it
+        and counts it as lost, so no later ``flush`` or ``close`` may store it after all)."""
+        self._buffers = {}
+        self._pending = {}
 
     def _next_sequence(self) -> int:
         self._sequence += 1
         return self._sequence
 
-    def _write_part(self, key: _PartitionKey, table: pa.Table) -> Path:
-        exchange, channel, symbol, day = key
-        directory = partition_dir(self.root, exchange, channel.value, symbol, day)
-        if directory not in self._own:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._own[directory] = {}
-            self._clean_leftovers(directory)
-        seq = self._next_sequence()
-        part = self._write_file(directory, table, seq, seq, 0)
-        self._own[directory].setdefault(0, []).append(part)
-        return directory
+    def _publish(self, parts: list[tuple[_PartitionKey, pa.Table]]) -> list[tuple[Path, PartFile]]:
+        """Every part as a new level-0 file, or none: temp files first, renames once all are
+        written. On failure no temp file is left and no renamed file stays visible."""
+        staged: list[tuple[Path, Path, PartFile]] = []  # directory, temp file, final part
+        renamed: list[Path] = []
+        try:
+            for (exchange, channel, symbol, day), table in parts:
+                directory = partition_dir(self.root, exchange, channel.value, symbol, day)
+                if directory not in self._own:
+                    directory.mkdir(parents=True, exist_ok=True)
+                    self._own[directory] = {}
+                    self._clean_leftovers(directory)
+                seq = self._next_sequence()
+                tmp, part = self._write_temp(directory, table, seq, seq, 0)
+                staged.append((directory, tmp, part))
+            for _, tmp, part in staged:
+                os.replace(tmp, part.path)
+                renamed.append(part.path)
+            if self.fsync:
+                for directory in dict.fromkeys(directory for directory, _, _ in staged):
+                    _fsync_dir(directory)
+        except BaseException:
+            for _, tmp, part in staged:
+                with contextlib.suppress(OSError):
+                    (part.path if part.path in renamed else tmp).unlink()
+            raise
+        return [(directory, part) for directory, _, part in staged]
 
     def _write_file(
         self, directory: Path, table: pa.Table, first: int, last: int, level: int
     ) -> PartFile:
-        final = directory / part_name(self.run_id, first, last, level)
-        tmp = directory / f"{TMP_PREFIX}{final.name}.tmp"
-        with tmp.open("wb") as f:
-            pq.write_table(
-                table, f, compression="zstd", write_statistics=True, **_encodings(table.schema)
-            )
-            if self.fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, final)
+        tmp, part = self._write_temp(directory, table, first, last, level)
+        try:
+            os.replace(tmp, part.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         if self.fsync:
             _fsync_dir(directory)
-        return PartFile(self.run_id, first, last, level, final)
+        return part
+
+    def _write_temp(
+        self, directory: Path, table: pa.Table, first: int, last: int, level: int
+    ) -> tuple[Path, PartFile]:
+        """The part written (and fsync'd) under its temp name; a failed write leaves no file."""
+        final = directory / part_name(self.run_id, first, last, level)
+        tmp = directory / f"{TMP_PREFIX}{final.name}.tmp"
+        try:
+            with tmp.open("wb") as f:
+                pq.write_table(
+                    table, f, compression="zstd", write_statistics=True, **_encodings(table.schema)
+                )
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return tmp, PartFile(self.run_id, first, last, level, final)
 
     def _maybe_compact(self, directory: Path) -> None:
         """Merge a full level into one file of the next level, cascading upwards."""
