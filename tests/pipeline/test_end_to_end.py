@@ -81,6 +81,18 @@ def check_run(summary: dict[str, Any], stats: dict[str, Any], market: str, store
         assert len(stored) == summary["records"][channel.value], channel
         if channel in (Channel.TRADES, Channel.BBO, Channel.BOOK):
             assert len(stored) > 0, channel
+    assert_no_silent_loss(store, stats, market)
+    events = hundi.read(store, exchange="binance", channel="events")
+    # a book left unsynced at the end is explained: its last book event is a gap or resync
+    for book in summary["books"]:
+        if not book["synced"]:
+            mine = events[(events["symbol"] == book["symbol"]) & (events["channel"] == "book")]
+            assert len(mine) and mine["kind"].iloc[-1] in ("gap", "resync"), book
+
+
+def assert_no_silent_loss(store: Path, stats: dict[str, Any], market: str = "spot") -> None:
+    """Every trade id the simulator sent to any of our connections, up to the newest stored,
+    is stored or lies inside a stored trades gap event; none is stored twice."""
     events = hundi.read(store, exchange="binance", channel="events")
     for native in SYMBOLS:
         symbol = normalized(native, market)
@@ -100,11 +112,6 @@ def check_run(summary: dict[str, Any], stats: dict[str, Any], market: str, store
         assert missing <= explained, f"{symbol}: {sorted(missing - explained)[:10]} lost silently"
         assert trades.index.is_monotonic_increasing
         assert trades.index.tz is not None
-    # a book left unsynced at the end is explained: its last book event is a gap or resync
-    for book in summary["books"]:
-        if not book["synced"]:
-            mine = events[(events["symbol"] == book["symbol"]) & (events["channel"] == "book")]
-            assert len(mine) and mine["kind"].iloc[-1] in ("gap", "resync"), book
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
@@ -204,12 +211,48 @@ def test_kill_9_then_restart_continues_the_same_store(tmp_path: Path) -> None:
         assert len(after_crash) > 0  # the half-written temp files of the killed run are ignored
         crash_leftovers = set(store.rglob(".tmp-*"))
         summary = run_collect(sim, "spot", tmp_path, duration=2)
+        stats = sim_stats(sim)
     everything = hundi.read(store, exchange="binance", channel="trades")
     assert len(everything) == len(after_crash) + summary["records"]["trades"]
     for _, trades in everything.groupby("symbol"):
         assert trades["trade_id"].is_unique
+    # what the killed run received but had not stored, and what nobody received between the
+    # runs, is one stored gap per stream, checked against what the simulator sent
+    assert summary["restart_gaps"] >= len(SYMBOLS)
+    assert_no_silent_loss(store, stats)
+    coverage = hundi.coverage(store, "binance", channel="trades", by="stream")
+    assert (coverage["gaps"] >= 1).all(), coverage
     # a clean run leaves no temp file (the killed run's are removed once surely stale, 60 s)
     assert set(store.rglob(".tmp-*")) <= crash_leftovers
+
+
+def test_sigterm_then_restart_loses_nothing_received_and_explains_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A clean stop stores everything it received (the ids of its connection form an unbroken
+    prefix of what was sent to it); the restart records the hole between the runs."""
+    store = tmp_path / "data"
+    with SimulatorProcess(["--rate", "400", "--seed", "13"]) as sim:
+        proc = spawn(collect_args(sim, "spot", store), cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while not list(store.rglob("*.parquet")):
+            assert proc.poll() is None, "the collector exited"
+            assert time.monotonic() < deadline, "nothing stored within 60 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, proc.stderr_text()
+        first_run = hundi.read(store, exchange="binance", channel="trades")
+        sent_first = sim_stats(sim)["connections"]
+        summary = run_collect(sim, "spot", tmp_path, duration=2)
+        stats = sim_stats(sim)
+    for native in SYMBOLS:
+        symbol = normalized(native, "spot")
+        stored = set(first_run[first_run["symbol"] == symbol]["trade_id"])
+        sent = sent_trade_ids({"connections": sent_first}, native)
+        kept = [i for i in sent if i in stored]
+        assert kept == sent[: len(kept)], f"{symbol}: a hole inside what the stopped run received"
+    assert summary["restart_gaps"] >= len(SYMBOLS)
+    assert_no_silent_loss(store, stats)
 
 
 def test_symbol_the_exchange_does_not_list_is_reported_not_silent(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from hundi.connection.manager import (
 )
 from hundi.exchanges.base import BookState, RecordSink, VenueProtocol
 from hundi.pipeline.accounting import Accounting
+from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
 from hundi.records import Channel, Event, EventKind, Record
@@ -96,6 +97,8 @@ class Collector:
         # Derived series (bars, book snapshots...) computed on their own thread from each
         # drained batch; their records join the next batch to the stores.
         self.series_engine = series if series else None
+        # The hole since the previous run into these stores, as stored gap events.
+        self.restart_gaps = RestartGaps(stores)
         self.series: SeriesRunner | None = None
         self.accounting = Accounting()
         self.sink = RecordSink()
@@ -264,12 +267,21 @@ class Collector:
             derived = self.series.take()
             if derived:
                 batch = {**batch, **derived}
+        batch = self._with_restart_gaps(batch)
         if not batch:
             return
         self._observe(batch)
         for writer in self.writers:
             if not writer.offer(batch):
                 self._held.append((writer, batch))
+
+    def _with_restart_gaps(self, batch: Batch, wait_s: float = 0.0) -> Batch:
+        """``batch`` plus the gap events of the holes since the previous run found so far."""
+        self.restart_gaps.note(batch)
+        found = self.restart_gaps.take(wait_s)
+        if not found:
+            return batch
+        return {**batch, Channel.EVENTS: [*batch.get(Channel.EVENTS, ()), *found]}
 
     def _push_held(self) -> None:
         still: list[tuple[StoreWriter, Batch]] = []
@@ -312,6 +324,10 @@ class Collector:
             derived = self.series.take()
             if derived:
                 batch = {**batch, **derived}
+        batch = self._with_restart_gaps(
+            batch, wait_s=min(5.0, self.settings.shutdown_timeout_s / 4)
+        )
+        self.restart_gaps.close()
         if batch:
             self._observe(batch, count_integrity=False)
             self._held.extend((writer, batch) for writer in self.writers)
@@ -420,6 +436,8 @@ class Collector:
             duration_s=round(duration, 3),
             msgs_per_s=round(self.accounting.received / duration, 1) if duration else 0.0,
             stop_reason=self.stop_reason,
+            # holes since the previous run into the same stores (stored as gap events)
+            restart_gaps=self.restart_gaps.found,
             invalid_symbols=list(self.invalid_symbols),
             streams=streams,
             stores=stores,

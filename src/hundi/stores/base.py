@@ -11,6 +11,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -19,6 +20,15 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from hundi.records import Channel, Record
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """Where a stored stream ends: its last ``ts`` (ns) and, for sequenced channels, its highest
+    sequence id (trade id, book update id; -1 when the channel has none)."""
+
+    ts: int
+    last_id: int = -1
 
 
 class StoreError(Exception):
@@ -73,6 +83,14 @@ class Store(ABC):
     def describe(self) -> str:
         """Human label for logs: the URL without credentials."""
         return describe_url(self.url)
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        """Where the stored stream ends among rows with ``ts < before_ns`` (None: nothing
+        stored, or this store cannot tell cheaply). A collector compares its first records
+        with it to record the hole since the previous run (:mod:`hundi.pipeline.resume`)."""
+        return None
 
 
 def describe_url(url: str) -> str:

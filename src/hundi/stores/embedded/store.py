@@ -43,8 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hundi.records import SCHEMAS, Channel, Record, to_arrow
-from hundi.stores.base import Store, StoreError
+from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
+from hundi.stores.base import Store, StoreError, StreamPosition
 from hundi.stores.embedded.layout import (
     NS_PER_DAY,
     TMP_PREFIX,
@@ -55,6 +55,7 @@ from hundi.stores.embedded.layout import (
     partition_dir,
     split_live,
 )
+from hundi.stores.embedded.positions import last_position
 
 _PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
 _READ_RETRIES = 5
@@ -282,6 +283,18 @@ class EmbeddedStore(Store):
                     path.unlink()
 
     # -- reading ---------------------------------------------------------------------------
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        return last_position(
+            self.root,
+            exchange,
+            Channel(channel).value,
+            symbol,
+            SEQUENCE_FIELDS.get(Channel(channel)),
+            before_ns,
+        )
 
     def read(
         self,
