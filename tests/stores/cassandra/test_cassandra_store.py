@@ -225,3 +225,37 @@ def test_a_record_that_cannot_be_stored_is_logged_and_does_not_block_the_others(
     frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
     assert records_of(frame, Channel.TRADES) == good
     assert "trades: field trade_id=18446744073709551616 cannot be stored" in caplog.text
+
+
+def test_last_position_is_the_newest_row_before_a_time(cassandra_url: str, exchange: str) -> None:
+    """Where a stream ended, for the restart gap of a collector that writes only to Cassandra:
+    the newest day first, one row per query."""
+    from hundi.stores.base import StreamPosition
+
+    day = 86_400 * 1_000_000_000
+    trades = [
+        Trade(
+            exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0 + i * day // 4,
+            recv_ts=T0 + i * day // 4, trade_id=100 + i, price=1.0, size=1.0, side=1,
+            first_trade_id=100 + i, last_trade_id=100 + i,
+        )
+        for i in range(10)  # 2.5 days
+    ]  # fmt: skip
+    store = open_store(cassandra_url)
+    try:
+        store.write({Channel.TRADES: trades})
+        store.flush()
+        end = T0 + 100 * day
+        assert store.last_position(exchange, "BTC-USDT", Channel.TRADES, end) == StreamPosition(
+            trades[-1].ts, 109
+        )
+        middle = trades[5].ts  # rows strictly before it: trade 104, a day earlier partition
+        assert store.last_position(exchange, "BTC-USDT", Channel.TRADES, middle) == (
+            StreamPosition(trades[4].ts, 104)
+        )
+        assert store.last_position(exchange, "BTC-USDT", Channel.TRADES, T0) is None
+        assert store.last_position(exchange, "ETH-USDT", Channel.TRADES, end) is None
+        bbo = store.last_position(exchange, "BTC-USDT", Channel.BBO, end)
+        assert bbo is None
+    finally:
+        store.close()

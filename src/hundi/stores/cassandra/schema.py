@@ -105,6 +105,15 @@ class TableSpec:
             f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
         )
 
+    def last_row_cql(self, keyspace: str, fields: tuple[str, ...]) -> str:
+        """The newest row of one partition before a time (``ts`` leads the clustering)."""
+        return (
+            f"SELECT {', '.join(quote(n) for n in fields)} "
+            f"FROM {quote(keyspace)}.{quote(self.name)} "
+            f"WHERE {quote('exchange')} = ? AND {quote('symbol')} = ? AND {quote(DAY_COLUMN)} = ? "
+            f"AND {quote('ts')} < ? ORDER BY {quote('ts')} DESC LIMIT 1"
+        )
+
     def select_cql(self, keyspace: str, fields: tuple[str, ...]) -> str:
         return (
             f"SELECT {', '.join(quote(n) for n in fields)} "

@@ -63,8 +63,8 @@ from cassandra.query import (
     tuple_factory,
 )
 
-from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Record
-from hundi.stores.base import Store, StoreError
+from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record
+from hundi.stores.base import Store, StoreError, StreamPosition
 from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
 from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
@@ -394,6 +394,39 @@ class CassandraStore(Store):
         except _DRIVER_ERRORS as exc:
             self._fail(f"reading {channel.value}", exc)
         return _frame(_table(schema, fields, rows))
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        """The newest row before ``before_ns``: the partition index gives the stream's days,
+        and one ``ORDER BY ts DESC LIMIT 1`` query per day (newest first) finds it; the row's
+        sequence id is the highest at that time (ids grow with time; the identity columns
+        follow ``ts`` in the clustering order)."""
+        if not self._opened:
+            self._open()
+        channel = Channel(channel)
+        spec = self._specs.get(channel)
+        if spec is None:
+            return None
+        id_field = SEQUENCE_FIELDS.get(channel)
+        fields = ("ts",) if id_field is None else ("ts", id_field)
+        try:
+            days = sorted(
+                (d for _, d in self._partitions(exchange, channel, symbol, _MIN_TS, before_ns)),
+                reverse=True,
+            )
+            if not days:
+                return None
+            select = self._session.prepare(spec.last_row_cql(self.settings.keyspace, fields))
+            for day in days:
+                row = self._session.execute(select, (exchange, symbol, day, before_ns)).one()
+                if row is not None:
+                    return StreamPosition(
+                        ts=int(row[0]), last_id=int(row[1]) if id_field is not None else -1
+                    )
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"finding where {symbol} {channel.value} ended", exc)
+        return None
 
     def _partitions(
         self, exchange: str, channel: Channel, symbol: str | None, low: int, high: int
