@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,6 +129,15 @@ def _children_of_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, subprocess.CalledProcessError | subprocess.TimeoutExpired):
+        # check=True and timeouts: the exception's message does not carry what the child said
+        said = error.stderr or error.output or ""
+        if isinstance(said, bytes):
+            said = said.decode(errors="replace")
+        report.sections.append(  # type: ignore[attr-defined]
+            (f"stderr of {error.cmd!r}"[:200], said[-4000:] or "(empty)")
+        )
     if call.when in ("call", "teardown") and report.failed:  # type: ignore[attr-defined]
         import children
 
