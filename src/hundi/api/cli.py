@@ -41,8 +41,9 @@ def _duration(text: str) -> int:
     help="Most raw rows (trades, quotes, events) one request may read.",
 )  # fmt: skip
 @click.option(
-    "--cache-ttl", type=click.FloatRange(min=0), default=2.0, show_default=True,
-    help="Seconds an answer is reused for the same request (0: only while it is computed).",
+    "--cache-ttl", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="Seconds an answer is reused for the same request after it is computed (identical "
+    "requests arriving while it is computed always share it); answers may then be that old.",
 )  # fmt: skip
 def serve(
     store_url: str | None,

@@ -5,8 +5,8 @@ reads block, so they run in worker threads (at most ``CONCURRENCY`` at once: a d
 fires all its panels together, and a few parallel reads keep a small box responsive). The
 wait for a slot is bounded (``MAX_WAITING`` requests, then 503 with ``Retry-After``) and so is a
 read (``READ_TIMEOUT_S``, under Grafana's 30 s); identical requests share one read while it runs
-and reuse its answer for ``CACHE_TTL_S`` (a dashboard opened by many users, or refreshed by all
-its panels at once, reads once). Errors are one JSON object ``{"error": "..."}``: 400 for a bad
+(a dashboard opened by many users at once reads once), and with ``--cache-ttl`` reuse its answer
+for that long. Errors are one JSON object ``{"error": "..."}``: 400 for a bad
 parameter, 401 without the token (:mod:`hundi.api.auth`), 413 for a request beyond the limits,
 503 when the store cannot be reached or the server is busy. Parameters are checked against
 strict patterns before they reach a store (names become file paths in the embedded store).
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 CONCURRENCY = 4
 MAX_WAITING = 64  # requests waiting for a read slot; beyond: 503 + Retry-After
 READ_TIMEOUT_S = 25.0  # Grafana gives up at 30 s
-CACHE_TTL_S = 2.0
+CACHE_TTL_S = 0.0  # answers are shared while computed; reuse after that is opt-in
 CACHE_ENTRIES = 128
 # exchange, symbol: letters, digits, '.', '_', '-' (BTC-USDT-PERP, BTC-USD-20261225), no path parts
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
