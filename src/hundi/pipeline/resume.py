@@ -15,8 +15,8 @@ meet, stores a ``gap`` event:
 
 The event is stamped with the first new record's times, like a gap found live; coverage then
 splits the stream there. The position comes from the first store that can tell (the embedded
-store reads two columns of its last day, Cassandra one newest row per day; KairosDB cannot). Per drained
-batch the check costs a set of its streams per watched channel.
+store reads two columns of its last day, Cassandra one newest row per day; KairosDB cannot).
+Per drained batch the check costs a set of its streams per watched channel.
 """
 
 from __future__ import annotations
