@@ -172,6 +172,8 @@ class EventKind(enum.StrEnum):
     SHUTDOWN = "shutdown"  # the exchange announced a server shutdown
     INVALID_SYMBOL = "invalid_symbol"  # configured, but the exchange does not list/trade it
     AUTH_FAILED = "auth_failed"  # the venue refused our credentials; retried with a capped backoff
+    BACKFILLED = "backfilled"  # ids expected..received-1 of a gap were fetched again over REST
+    UNRECOVERABLE = "unrecoverable"  # ids expected..received-1 of a gap cannot be fetched again
 
 
 class Event(Record, frozen=True, gc=False, kw_only=True):

@@ -11,7 +11,9 @@ faults on request, and report the ground truth of what they sent::
 ``opened_ns``, ``closed_ns``, ``close_reason``, ``subscriptions``, ``frames_sent``, ``bytes_sent``
 and ``streams`` = {stream name: {``frames``, ``first``, ``last``, ``count``, ``ranges`` (ids in
 send order, ``[[first, last], ...]``), ``truncated``}} (ids: aggTrade ``a``, trade ``t``, depth
-``U``..``u``); ``symbols`` {SYMBOL: last ids}; ``faults[]`` each ``{kind, at_ns, conn, symbol,
+``U``..``u``); ``symbols`` {SYMBOL: last ids, ``oldest_kept_agg_id`` (the oldest id REST
+``aggTrades`` still answers: the last ``trade_history`` aggTrades are kept, older ids answer
+``[]``)}; ``faults[]`` each ``{kind, at_ns, conn, symbol,
 stream, first_id, last_id, detail}``; totals ``messages_generated``, ``messages_per_s``,
 ``frames_sent``, ``bytes_sent``.
 """

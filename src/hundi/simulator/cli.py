@@ -55,6 +55,8 @@ def simulate() -> None:
 @click.option("--max-connection-age", type=float, default=24 * 3600.0, show_default=True)
 @click.option("--max-send-buffer", type=int, default=8 * 1024 * 1024, show_default=True)
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--trade-history", type=click.IntRange(min=0), default=100_000, show_default=True,
+              help="Newest aggTrades per symbol REST answers; older ids: [].")  # fmt: skip
 @click.option(
     "--private",
     is_flag=True,
@@ -82,6 +84,7 @@ def binance(
     max_connection_age: float,
     max_send_buffer: int,
     duration: float | None,
+    trade_history: int,
     private: bool,
     order_interval: float,
     listen_key_ttl: float,
@@ -104,6 +107,7 @@ def binance(
             max_connection_age=max_connection_age,
             max_send_buffer=max_send_buffer,
             duration=duration,
+            trade_history=trade_history,
         )
     except (FaultSpecError, ValueError) as e:
         raise click.UsageError(str(e)) from None

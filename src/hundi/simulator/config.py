@@ -18,7 +18,7 @@ class Market(enum.StrEnum):
 
 class FaultKind(enum.StrEnum):
     DISCONNECT = "disconnect"  # every N s: drop every client connection (no close frame)
-    GAP = "gap"  # every N s: one depth frame per symbol is never sent (its ids are skipped)
+    GAP = "gap"  # every N s: one depth and one aggTrade frame per symbol are never sent
     MALFORMED = "malformed"  # every N s: a truncated JSON text frame to every client
     DUPLICATE = "duplicate"  # every N s: the last aggTrade and depth frame are sent again
     REORDER = "reorder"  # every N s: two consecutive aggTrade (and depth) frames are swapped
@@ -106,6 +106,7 @@ class SimulatorConfig:
     depth_interval_ms: int = 100  # the fastest diff stream; REST snapshots follow it
     stats_id_ranges: int = 10_000  # id ranges kept per connection and stream (bounded memory)
     stats_closed_connections: int = 1_000  # closed connections kept in stats
+    trade_history: int = 100_000  # aggTrades per symbol REST ``aggTrades`` can still answer
 
     def __post_init__(self) -> None:
         # accept the CLI spellings too: "usdm", "gap:5", "path/to/capture"

@@ -28,6 +28,8 @@ OPTION_HELP = {
     "rest_weight_per_minute": "REST weight budget, default half of Binance's (3000 / 1200)",
     "rest_min_interval_ms": "minimal gap between REST requests, default 100",
     "seed": "seed of the back-off jitter RNG, default 0",
+    "backfill_requests_per_gap": "aggTrades REST requests (1000 trades each) spent fetching the "
+    "missed trades of one gap, oldest gap first, default 5; 0 turns backfilling off",
     "quote_assets": "extra quote assets, comma separated",
     "symbol_map": "explicit names, NATIVE=BASE-QUOTE,...",
     # authenticated streams (channels orders, fills)
@@ -63,6 +65,7 @@ class BinanceOptions:
     rest_weight_per_minute: int
     rest_min_interval_ms: int
     seed: int
+    backfill_requests_per_gap: int
     quote_assets: tuple[str, ...]
     symbol_map: dict[str, str]
     private_endpoint: str | None
@@ -112,6 +115,7 @@ class BinanceOptions:
             ),
             rest_min_interval_ms=_int(options, "rest_min_interval_ms", 100, 0, 60_000),
             seed=_int(options, "seed", 0, 0, 2**63 - 1),
+            backfill_requests_per_gap=_int(options, "backfill_requests_per_gap", 5, 0, 1000),
             quote_assets=tuple(
                 q.strip().upper() for q in options.get("quote_assets", "").split(",") if q.strip()
             ),

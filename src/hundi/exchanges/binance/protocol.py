@@ -10,6 +10,10 @@ stream name picks a prebuilt :class:`~hundi.exchanges.binance.routes.Route`, and
 typed decoder builds the record. Control frames (subscribe acks) are FILTERED; server errors,
 malformed JSON, unknown streams/symbols/events raise :class:`RejectedFrame` with stable reasons.
 
+Trade ids a ``gap`` event names on an ``aggTrade`` stream are fetched again over REST
+``aggTrades`` in the background (:mod:`hundi.exchanges.binance.backfill`; option
+``backfill_requests_per_gap``).
+
 Options (``VenueConfig.options``, strings) are listed and checked in
 :mod:`hundi.exchanges.binance.options`.
 
@@ -41,6 +45,8 @@ from hundi.exchanges.base import (
     is_utf8,
 )
 from hundi.exchanges.binance import streams
+from hundi.exchanges.binance.backfill import KEY_PREFIX as BACKFILL_PREFIX
+from hundi.exchanges.binance.backfill import TradeBackfill
 from hundi.exchanges.binance.book import MS, OrderBook
 from hundi.exchanges.binance.messages import (
     EVENT_HEAD_DECODER,
@@ -56,7 +62,7 @@ from hundi.exchanges.binance.messages import (
 )
 from hundi.exchanges.binance.options import BinanceOptions
 from hundi.exchanges.binance.ratelimit import RestScheduler
-from hundi.exchanges.binance.routes import ROUTE_TYPES, DepthRoute, Route
+from hundi.exchanges.binance.routes import ROUTE_TYPES, AggTradeRoute, DepthRoute, Route
 from hundi.exchanges.binance.symbols import (
     KNOWN_QUOTE_ASSETS,
     Market,
@@ -188,6 +194,14 @@ class BinanceProtocol(VenueProtocol):
             min_interval_ns=opts.rest_min_interval_ms * MS,
             rng=rng if rng is not None else random.Random(opts.seed),
         )
+        # missed aggregate trades fetched again over REST (option backfill_requests_per_gap)
+        self.backfill = TradeBackfill(
+            market, self.rest_base, self._scheduler, opts.backfill_requests_per_gap
+        )
+        if opts.backfill_requests_per_gap > 0:
+            for route in self._routes.values():
+                if type(route) is AggTradeRoute:
+                    route.backfill = self.backfill.add(route)
         self._wanting: dict[str, None] = {}  # natives whose book wants a snapshot, in order
         self._info_url = streams.exchange_info_url(market, self.rest_base)
         self.info_weight = streams.exchange_info_weight(market)
@@ -400,6 +414,8 @@ class BinanceProtocol(VenueProtocol):
             requests.append(
                 RestRequest(key=EXCHANGE_INFO_KEY, url=self._info_url, weight=info_weight)
             )
+        if self.backfill.symbols:
+            requests += self.backfill.due_requests(now_ns)
         if self.userdata is not None:
             requests += self.userdata.due_requests(now_ns)
         return requests
@@ -414,6 +430,9 @@ class BinanceProtocol(VenueProtocol):
             return
         if native == EXCHANGE_INFO_KEY:
             self._exchange_info(response, recv_ns, out)
+            return
+        if native.startswith(BACKFILL_PREFIX):
+            self.backfill.receive_response(request, response, recv_ns, out)
             return
         book = self._books.get(native)
         if book is None:
@@ -492,6 +511,8 @@ class BinanceProtocol(VenueProtocol):
             times.append(
                 scheduler.earliest_ns(EXCHANGE_INFO_KEY, self.info_weight, self._now_ns, side=True)
             )
+        if self.backfill.symbols:
+            times += self.backfill.next_wakeup_ns(self._now_ns)
         if self.userdata is not None and (wake := self.userdata.next_wakeup_ns()) is not None:
             times.append(wake)
         return min(times) if times else None

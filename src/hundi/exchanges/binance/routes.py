@@ -13,6 +13,7 @@ from typing import ClassVar
 from msgspec import Raw
 
 from hundi.exchanges.base import RecordSink, RejectedFrame
+from hundi.exchanges.binance.backfill import SymbolBackfill
 from hundi.exchanges.binance.book import MS, OrderBook
 from hundi.exchanges.binance.messages import (
     AGG_TRADE_DECODER,
@@ -59,11 +60,12 @@ class Route:
 class TradeIdRoute(Route):
     """Trade streams: ids are contiguous per symbol, so holes and duplicates are detectable."""
 
-    __slots__ = ("ids",)
+    __slots__ = ("backfill", "ids")
 
     def __init__(self, exchange: str, symbol: str, native: str) -> None:
         super().__init__(exchange, symbol, native)
         self.ids = IdSequence()
+        self.backfill: SymbolBackfill | None = None  # set when missed ids are fetched again
 
     def _admit(self, trade_id: int, ts: int, recv_ns: int, out: RecordSink) -> None:
         """Raise on a duplicate or an expired id; record a gap event when ids were skipped."""
@@ -89,6 +91,8 @@ class TradeIdRoute(Route):
             expected=expected, received=trade_id,
             detail=f"trade ids {expected}..{trade_id - 1} never received",
         ))  # fmt: skip
+        if self.backfill is not None:
+            self.backfill.want(expected, trade_id, recv_ns, out)
 
 
 class AggTradeRoute(TradeIdRoute):

@@ -10,6 +10,9 @@ from __future__ import annotations
 from hundi.simulator.binance.market import Kline, Rolling24h, SymbolSpec, fixed
 from hundi.simulator.config import Market
 
+# one aggTrade as streamed: (agg_id, price ticks, qty lots, first id, last id, trade ms, maker)
+AggRow = tuple[int, int, int, int, int, int, bool]
+
 SPOT_DECIMALS = 8  # spot prints every price and quantity with 8 decimals
 TEXT_CACHE = 50_000  # formatted prices/quantities kept per symbol (bounded)
 
@@ -91,6 +94,20 @@ class FrameEncoder:
             f'{{"e":"aggTrade","E":{event_ms},"s":"{self.symbol}","a":{agg_id},'
             f'"p":"{self.price(price)}","q":"{self.qty(qty)}","f":{first},"l":{last},'
             f'"T":{trade_ms},"m":{m},"M":true}}'
+        ).encode()
+
+    def agg_trades_rest(self, rows: list[AggRow]) -> bytes:
+        """``GET /api/v3/aggTrades`` (with ``M``) or ``/fapi/v1/aggTrades`` (without)."""
+        best = "" if self.futures else ',"M":true'
+        p, q = self.price, self.qty
+        return (
+            "["
+            + ",".join(
+                f'{{"a":{a},"p":"{p(price)}","q":"{q(qty)}","f":{first},"l":{last},'
+                f'"T":{trade_ms},"m":{"true" if maker else "false"}{best}}}'
+                for a, price, qty, first, last, trade_ms, maker in rows
+            )
+            + "]"
         ).encode()
 
     def trade(

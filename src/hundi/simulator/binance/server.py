@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
-from hundi.simulator.binance.frames import FrameEncoder, server_shutdown
+from hundi.simulator.binance.frames import AggRow, FrameEncoder, server_shutdown
 from hundi.simulator.binance.market import Kline, SymbolMarket, SymbolSpec
 from hundi.simulator.binance.private import BinancePrivate
 from hundi.simulator.binance.replay import ReplayData, ReplayFrame
@@ -144,6 +145,9 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         self._hold_armed: set[str] = set()
         self._held: dict[str, tuple[bytes, int, int]] = {}
         self._gap_armed: set[tuple[str, int]] = set()
+        self._trade_gap_armed: set[str] = set()  # symbols whose next aggTrade frame is skipped
+        # the newest aggTrades per symbol, as streamed, for REST ``aggTrades``
+        self._agg_history: dict[str, deque[AggRow]] = {}
         self._fault_round = 0
         self._fault_next: dict[FaultKind, float] = {}
         self.generated = 0
@@ -182,6 +186,7 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         for rest in rest_roots:
             app.router.add_get(f"{rest}/depth", self._rest_depth)
             app.router.add_get(f"{rest}/exchangeInfo", self._rest_exchange_info)
+            app.router.add_get(f"{rest}/aggTrades", self._rest_agg_trades)
             app.router.add_get(f"{rest}/ping", self._rest_ping)
             app.router.add_get(f"{rest}/time", self._rest_time)
         prefixes = [""] + (["/public", "/market"] if usdm or replaying else [])
@@ -233,6 +238,7 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
             self._markets[symbol] = market
             self._encoders[symbol] = FrameEncoder(spec, self.market)
             self._published[symbol] = market.snapshot()
+            self._agg_history[symbol] = deque(maxlen=self.config.trade_history)
         self._symbol_list = list(self._markets)
         self._ensure_depth_speed(self.config.depth_interval_ms)
 
@@ -301,11 +307,24 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         lower = market.spec.symbol.lower()
         produced = 0
         spot = self.market is Market.SPOT
+        symbol = market.spec.symbol
+        history = self._agg_history[symbol]
         for event in market.events:
             if event[0] == "A":
                 _, agg_id, price, qty, first, last, maker, fills = event
+                history.append((agg_id, price, qty, first, last, now_ms, maker))
                 stream = f"{lower}@aggTrade"
-                if stream in self._subs:
+                if stream in self._subs and symbol in self._trade_gap_armed:
+                    self._trade_gap_armed.discard(symbol)
+                    self.faults.record(
+                        "gap",
+                        symbol=symbol,
+                        stream=stream,
+                        first_id=agg_id,
+                        last_id=agg_id,
+                        detail="aggTrade frame not sent",
+                    )
+                elif stream in self._subs:
                     payload = enc.agg_trade(now_ms, agg_id, price, qty, first, last, now_ms, maker)
                     self._publish(stream, payload, agg_id, agg_id)
                 produced += 1
@@ -497,6 +516,7 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         if self._due(FaultKind.GAP, now):
             for key in self._depth_names:
                 self._gap_armed.add(key)
+            self._trade_gap_armed.update(self._symbol_list)
         symbol = self._symbol_list[self._fault_round % len(self._symbol_list)]
         lower = symbol.lower()
         base = f"{lower}@depth@{self.config.depth_interval_ms}ms"
@@ -916,6 +936,33 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         body = self._encoders[upper].depth_snapshot(book[0], book[1], book[2], limit, _now_ms())
         return self._rest(body, weight)
 
+    async def _rest_agg_trades(self, request: web.Request) -> web.Response:
+        """``aggTrades``: the newest ``trade_history`` aggTrades as streamed; older ids: ``[]``."""
+        futures = self.market is Market.USDM
+        weight = 20 if futures else 4
+        symbol = request.query.get("symbol", "")
+        if not symbol:
+            return self._rest({"code": -1102, "msg": MISSING_SYMBOL}, weight, 400)
+        raw_limit = request.query.get("limit", "500")
+        raw_from = request.query.get("fromId")
+        if not raw_limit.isdigit() or (raw_from is not None and not raw_from.isdigit()):
+            return self._rest({"code": -1100, "msg": BAD_LIMIT_CHARS}, weight, 400)
+        limit = max(1, min(int(raw_limit), 1000))
+        if self._replay is not None:
+            return self._rest(b"[]", weight)
+        upper = symbol.upper()
+        if upper not in self._markets or symbol != upper:
+            return self._rest({"code": -1121, "msg": "Invalid symbol."}, weight, 400)
+        history = self._agg_history[upper]
+        if raw_from is None:
+            start = max(0, len(history) - limit)
+        elif not history or int(raw_from) < history[0][0]:
+            start = len(history)  # older than what is kept: the venue no longer has them
+        else:
+            start = min(len(history), int(raw_from) - history[0][0])  # ids are contiguous
+        rows = list(itertools.islice(history, start, start + limit))
+        return self._rest(self._encoders[upper].agg_trades_rest(rows), weight)
+
     async def _rest_exchange_info(self, request: web.Request) -> web.Response:
         futures = self.market is Market.USDM
         weight = 1 if futures else 20
@@ -1000,8 +1047,10 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         uptime = time.monotonic() - self._started_mono if self._started_mono else 0.0
         symbols = {}
         for symbol, market in self._markets.items():
+            history = self._agg_history[symbol]
             symbols[symbol] = {
                 "last_agg_id": market.agg_id,
+                "oldest_kept_agg_id": history[0][0] if history else -1,
                 "last_trade_id": market.trade_id,
                 "update_id": market.update_id,
                 "published_update_id": self._published[symbol][0],
