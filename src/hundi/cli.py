@@ -20,6 +20,7 @@ def _register() -> None:
     from hundi.pipeline.health import health
     from hundi.query import query
     from hundi.simulator.cli import simulate
+    from hundi.stores.embedded.check import store
 
     main.add_command(collect)
     main.add_command(simulate)
@@ -27,6 +28,7 @@ def _register() -> None:
     main.add_command(query)
     main.add_command(serve)
     main.add_command(health)
+    main.add_command(store)
 
 
 _register()

@@ -22,7 +22,14 @@ them without hive partitioning, e.g.
 or ``pandas.read_parquet(path_of_one_partition_dir)``. (With ``hive_partitioning=true`` DuckDB
 replaces the ``channel`` column of the events table by the directory value.) Such readers may
 see the rows of a compaction twice for up to ``grace_s`` seconds; :meth:`EmbeddedStore.read`
-never does.
+never does. Opening a store for writing and closing it delete superseded files whose grace
+period is over, so none outlives it across restarts; docs/embedded-store.md shows how to read
+only the live files.
+
+Integrity (:mod:`hundi.stores.embedded.integrity`): every part carries a CRC-32 of its bytes in
+its name; :meth:`EmbeddedStore.read` verifies the bytes it reads (and the footer, schema and
+decoding), and a damaged part is moved to ``ROOT/.quarantine/`` with one warning while the rest
+of the partition stays readable.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import pyarrow.parquet as pq
 
 from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
 from hundi.stores.base import Store, StoreError, StreamPosition
+from hundi.stores.embedded.integrity import crc_of, problem_of_bytes, quarantine, remember_sound
 from hundi.stores.embedded.layout import (
     NS_PER_DAY,
     TMP_PREFIX,
@@ -53,7 +61,10 @@ from hundi.stores.embedded.layout import (
     list_parts,
     part_name,
     partition_dir,
+    partition_dirs,
     split_live,
+    stale_temps,
+    superseded_due,
 )
 from hundi.stores.embedded.positions import last_position
 
@@ -119,6 +130,7 @@ class EmbeddedStore(Store):
                 raise StoreError(f"no store at {str(self.root)!r} (not a directory)")
         else:
             self._check_writable()
+            self._sweep()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -223,13 +235,19 @@ class EmbeddedStore(Store):
         self, directory: Path, table: pa.Table, first: int, last: int, level: int
     ) -> tuple[Path, PartFile]:
         """The part written (and fsync'd) under its temp name; a failed write leaves no file."""
-        final = directory / part_name(self.run_id, first, last, level)
+        # Serialized in memory first so the checksum in the name hashes bytes already at hand
+        # (no re-read of the file; see hundi.stores.embedded.integrity).
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            table, sink, compression="zstd", write_statistics=True, **_encodings(table.schema)
+        )
+        data = sink.getvalue()
+        crc = crc_of(data)
+        final = directory / part_name(self.run_id, first, last, level, crc)
         tmp = directory / f"{TMP_PREFIX}{final.name}.tmp"
         try:
             with tmp.open("wb") as f:
-                pq.write_table(
-                    table, f, compression="zstd", write_statistics=True, **_encodings(table.schema)
-                )
+                f.write(memoryview(data))
                 if self.fsync:
                     f.flush()
                     os.fsync(f.fileno())
@@ -237,7 +255,7 @@ class EmbeddedStore(Store):
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        return tmp, PartFile(self.run_id, first, last, level, final)
+        return tmp, PartFile(self.run_id, first, last, level, final, crc)
 
     def _maybe_compact(self, directory: Path) -> None:
         """Merge a full level into one file of the next level, cascading upwards."""
@@ -246,7 +264,15 @@ class EmbeddedStore(Store):
         while len(levels.get(level, ())) >= self.compact_fanout:
             inputs = levels.pop(level)
             try:
-                table = pa.concat_tables(pq.read_table(p.path) for p in inputs)
+                tables = []
+                for part in list(inputs):
+                    try:
+                        tables.append(_read_part(part))
+                    except (_Damaged, FileNotFoundError):
+                        inputs.remove(part)  # quarantined (by us or a reader): merge the rest
+                if not inputs:
+                    continue
+                table = pa.concat_tables(tables)
                 merged = self._write_file(
                     directory, table, inputs[0].first, inputs[-1].last, level + 1
                 )
@@ -272,15 +298,23 @@ class EmbeddedStore(Store):
         self._pending_deletes = keep
 
     def _clean_leftovers(self, directory: Path) -> None:
-        """Remove what crashed earlier runs left: superseded inputs and stale temp files."""
-        horizon = time.time() - max(self.grace_s, 60.0)
-        _, superseded = split_live(list_parts(directory))
-        candidates = [p.path for p in superseded]
-        candidates += [p for p in directory.glob(f"{TMP_PREFIX}*") if p.is_file()]
-        for path in candidates:
+        """Remove what crashed or stopped runs left: superseded inputs and stale temp files."""
+        for path in superseded_due(directory, self.grace_s) + stale_temps(directory):
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < horizon:
-                    path.unlink()
+                path.unlink()
+
+    def _sweep(self, directories: list[Path] | None = None) -> None:
+        """:meth:`_clean_leftovers` in every partition (or the given ones): no superseded file
+        outlives its grace period across restarts, and a clean close leaves none that is due."""
+        for directory in partition_dirs(self.root) if directories is None else directories:
+            with contextlib.suppress(OSError):
+                self._clean_leftovers(directory)
+
+    def close(self) -> None:
+        super().close()
+        if not self.read_only:
+            self._delete_due()
+            self._sweep(list(self._own))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -307,14 +341,21 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
-        for attempt in range(_READ_RETRIES):
+        attempt = 0
+        skipped: set[Path] = set()  # damaged parts that could not be moved away
+        while True:
             files = self._live_files(exchange, channel, symbol, start, end)
+            files = [f for f in files if f.path not in skipped]
             try:
                 table = _read_tables(channel, files, start, end)
                 break
+            except _Damaged as e:
+                # Quarantined: list again (the inputs of a damaged compaction may be live again).
+                skipped.add(e.path)
             except FileNotFoundError:
+                attempt += 1
                 # A file deleted after its grace period between listing and opening.
-                if attempt == _READ_RETRIES - 1:
+                if attempt == _READ_RETRIES:
                     raise StoreError(
                         f"store {str(self.root)!r} changed too fast to read consistently"
                     ) from None
@@ -343,7 +384,8 @@ class EmbeddedStore(Store):
                     continue
                 if (first_day and day < first_day) or (last_day and day > last_day):
                     continue
-                live, _ = split_live(list_parts(day_dir))
+                # verified while read, from the bytes read (_read_part): no second pass here
+                live, _ = split_live(list_parts(day_dir), verify=False)
                 files.extend(live)
         return files
 
@@ -417,7 +459,7 @@ def _read_tables(
     schema = SCHEMAS[channel]
     if not files:
         return schema.empty_table()
-    tables = [pq.read_table(f.path, schema=schema) for f in files]
+    tables = [_read_part(f, schema) for f in files]
     table = pa.concat_tables(tables, promote_options="permissive")
     ts = table.column("ts")
     if start is not None or end is not None:
@@ -430,6 +472,31 @@ def _read_tables(
         table = table.filter(mask)
     order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
     return table.take(order)
+
+
+class _Damaged(Exception):
+    """A part failed verification and was quarantined (or skipped if it could not be moved)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path))
+        self.path = path
+
+
+def _read_part(part: PartFile, schema: pa.Schema | None = None) -> pa.Table:
+    """The part's rows, verified from the bytes read (checksum, footer, schema, decoding); a
+    damaged part is quarantined and :class:`_Damaged` raised. FileNotFoundError propagates."""
+    data = pa.py_buffer(part.path.read_bytes())
+    reason = problem_of_bytes(part.path, part.crc, data)
+    if reason is None:
+        try:
+            table = pq.read_table(pa.BufferReader(data), schema=schema)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            reason = f"unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        else:
+            remember_sound(part.path)
+            return table
+    quarantine(part.path, reason)
+    raise _Damaged(part.path)
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:

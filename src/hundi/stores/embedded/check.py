@@ -1,0 +1,125 @@
+"""``hundi store check STORE [--repair]``: damaged parts, superseded files, stale temp files.
+
+Walks every partition folder of an embedded store and prints one line per problem and a
+summary line. Exit 0 only when the store is clean, 1 when something was found (also when
+``--repair`` fixed it: run again to see it clean), 2 for bad input (no such store).
+
+``--repair`` moves damaged parts and stray files to ``STORE/.quarantine/`` (same relative
+path), deletes superseded files (the compacted file that covers them holds their rows; hundi's
+own readers list again when a file vanishes) and stale temp files (untouched for a minute: their
+writer died). After it, any Parquet reader sees every row of the folder exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from hundi.stores.embedded.integrity import QUARANTINE, is_sound, problem, quarantine
+from hundi.stores.embedded.layout import (
+    TMP_PREFIX,
+    list_parts,
+    parse_part,
+    partition_dirs,
+    split_live,
+    stale_temps,
+)
+from hundi.stores.embedded.store import path_of_url
+
+EXIT_CLEAN, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def check_store(root: Path, *, repair: bool) -> tuple[list[str], int, int]:
+    """(one line per problem, partitions walked, parts checked)."""
+    lines: list[str] = []
+    parts_checked = 0
+    directories = partition_dirs(root)
+    for directory in directories:
+        files = list_parts(directory)
+        live, superseded = split_live(files, verify=False)
+        for part in live:
+            parts_checked += 1
+            try:
+                reason = problem(part.path, part.crc)
+            except FileNotFoundError:
+                continue  # deleted by a running writer's compaction meanwhile
+            except OSError as e:
+                reason = f"unreadable: {e.strerror or e}"
+            if reason is None:
+                continue
+            action = ""
+            if repair:
+                target = quarantine(part.path, reason)
+                action = f" -> quarantined to {target}" if target else " -> could not be moved"
+            lines.append(f"damaged: {part.path}: {reason}{action}")
+        for part in superseded:
+            action = ""
+            if repair:
+                with contextlib.suppress(FileNotFoundError):
+                    part.path.unlink()
+                action = " -> deleted"
+            lines.append(f"superseded: {part.path}: its rows are in a compacted file{action}")
+        for path in stale_temps(directory):
+            action = ""
+            if repair:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                action = " -> deleted"
+            lines.append(f"stale temp file: {path}: left by a writer that died{action}")
+        for path in sorted(directory.iterdir()):
+            if path.name.startswith(TMP_PREFIX) or parse_part(path) is not None:
+                continue
+            action = ""
+            if repair and path.is_file():
+                target = quarantine(path, "stray file")
+                action = f" -> quarantined to {target}" if target else " -> could not be moved"
+            lines.append(f"stray file: {path}: not a part of the store{action}")
+    if repair:
+        # what is left must now verify (a damaged compaction's inputs may be live again)
+        for directory in directories:
+            for part in split_live(list_parts(directory), verify=False)[0]:
+                is_sound(part.path, part.crc)
+    return lines, len(directories), parts_checked
+
+
+@click.group("store")
+def store() -> None:
+    """Maintain an embedded (Parquet folder) store."""
+
+
+@store.command("check")
+@click.argument("store_path", metavar="STORE")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Quarantine damaged parts, delete superseded and stale temp files.",
+)
+def check(store_path: str, repair: bool) -> None:
+    """Verify every part file of the embedded store STORE (a folder or file: URL).
+
+    One line per problem (damaged part, superseded file, stale temp file, stray file), then a
+    summary. Exit 0 when clean, 1 when problems were found (even if repaired), 2 on bad input.
+    """
+    root = path_of_url(store_path)
+    if not root.is_dir():
+        click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        lines, partitions, parts = check_store(root, repair=repair)
+    except OSError as e:
+        click.echo(f"cannot check {str(root)!r}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    for line in lines:
+        click.echo(line)
+    quarantined = sum(1 for p in (root / QUARANTINE).rglob("*") if p.is_file())
+    held = f", {quarantined} file(s) in {root / QUARANTINE}" if quarantined else ""
+    checked = f"{parts} live part(s) in {partitions} partition(s){held}"
+    if not lines:
+        click.echo(f"clean: {checked}")
+        sys.exit(EXIT_CLEAN)
+    done = "repaired" if repair else "found (run with --repair to fix)"
+    click.echo(f"{len(lines)} problem(s) {done}: {checked}")
+    sys.exit(EXIT_PROBLEMS)

@@ -1,0 +1,266 @@
+"""Damaged part files of the embedded store: detected, quarantined once, the rest still readable.
+
+Real stores in tmp dirs, damaged the way disks and people damage them: truncated, emptied,
+overwritten in the middle, replaced by a non-Parquet file, a file of another channel copied in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from hundi.records import Bbo, Channel, Trade
+from hundi.stores.embedded import EmbeddedStore
+from hundi.stores.embedded.layout import list_parts, parse_part, split_live
+
+T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
+HUNDI = Path(sys.executable).with_name("hundi")
+
+
+def trade(i: int) -> Trade:
+    stamp = T0 + i * 1_000
+    return Trade(
+        exchange="binance",
+        symbol="BTC-USDT",
+        native_symbol="BTCUSDT",
+        ts=stamp,
+        recv_ts=stamp + 7,
+        trade_id=i,
+        price=60_000.5 + i * 0.01,
+        size=0.001 * (i % 7 + 1),
+        side=1 if i % 2 else -1,
+        first_trade_id=i,
+        last_trade_id=i,
+    )
+
+
+def bbo(i: int) -> Bbo:
+    stamp = T0 + i * 1_000
+    return Bbo(
+        exchange="binance",
+        symbol="BTC-USDT",
+        native_symbol="BTCUSDT",
+        ts=stamp,
+        recv_ts=stamp + 1,
+        update_id=i,
+        bid_price=1.5,
+        bid_size=2.0,
+        ask_price=1.6,
+        ask_size=3.0,
+    )
+
+
+def three_trade_parts(root: Path) -> list[Path]:
+    """A store with three flushes of trades (100 rows each): the three part files."""
+    store = EmbeddedStore(str(root))
+    for flush in range(3):
+        store.write({Channel.TRADES: [trade(flush * 100 + i) for i in range(100)]})
+        store.flush()
+    store.write({Channel.BBO: [bbo(i) for i in range(10)]})
+    store.close()
+    (partition,) = root.glob("exchange=binance/channel=trades/symbol=BTC-USDT/date=*")
+    return sorted(p.path for p in list_parts(partition))
+
+
+def trade_ids(root: Path) -> list[int]:
+    frame = EmbeddedStore(str(root), read_only=True).read(
+        exchange="binance", symbol="BTC-USDT", channel=Channel.TRADES
+    )
+    return sorted(int(i) for i in frame["trade_id"])
+
+
+def damage_middle(path: Path) -> None:
+    """Garbage (4 KiB, a quarter of a small file) in the middle, its size and footer intact."""
+    data = bytearray(path.read_bytes())
+    size = min(4096, len(data) // 4)
+    middle = len(data) // 2 - size // 2
+    data[middle : middle + size] = os.urandom(size)
+    path.write_bytes(bytes(data))
+
+
+def damage_truncate(path: Path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def damage_empty(path: Path) -> None:
+    os.truncate(path, 0)
+
+
+def damage_not_parquet(path: Path) -> None:
+    path.write_text("this is not a parquet file\n" * 100)
+
+
+def damage_footer(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-12:-4] = b"\xff" * 8  # footer length and the end of the footer
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = {
+    "middle": damage_middle,
+    "truncated": damage_truncate,
+    "empty": damage_empty,
+    "not_parquet": damage_not_parquet,
+    "bad_footer": damage_footer,
+}
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGES))
+def test_a_damaged_part_is_quarantined_and_the_rest_stays_readable(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    parts = three_trade_parts(root)
+    victim = parts[1]
+    DAMAGES[how](victim)
+    with caplog.at_level(logging.WARNING, logger="hundi.stores"):
+        assert trade_ids(root) == list(range(100)) + list(range(200, 300))
+        assert trade_ids(root) == list(range(100)) + list(range(200, 300))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert victim.name in warnings[0]
+    assert not victim.exists()
+    moved = root / ".quarantine" / victim.relative_to(root)
+    assert moved.is_file()
+
+
+def test_a_file_of_another_channel_copied_in_is_quarantined(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    parts = three_trade_parts(root)
+    (bbo_dir,) = root.glob("exchange=binance/channel=bbo/symbol=BTC-USDT/date=*")
+    # A trades file (its own name) in the bbo folder: it must not read as rows of NaN bbo values.
+    stray = bbo_dir / parts[0].name
+    shutil.copy(parts[0], stray)
+    with caplog.at_level(logging.WARNING, logger="hundi.stores"):
+        frame = EmbeddedStore(str(root), read_only=True).read(
+            exchange="binance", symbol="BTC-USDT", channel=Channel.BBO
+        )
+    assert len(frame) == 10
+    assert not frame["bid_price"].isna().any()
+    assert any(stray.name in r.getMessage() and "schema" in r.getMessage() for r in caplog.records)
+    assert not stray.exists()
+
+
+def test_research_listing_skips_damaged_parts(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    parts = three_trade_parts(root)
+    damage_middle(parts[2])
+    live, _ = split_live(list_parts(parts[2].parent))
+    assert [p.path for p in live] == parts[:2]
+
+
+def test_parts_carry_a_checksum_in_their_name(tmp_path: Path) -> None:
+    parts = three_trade_parts(tmp_path / "data")
+    for path in parts:
+        part = parse_part(path)
+        assert part is not None and part.crc is not None
+
+
+def test_parts_written_before_checksums_are_still_read(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    parts = three_trade_parts(root)
+    for path in parts:  # the names older versions wrote: no checksum
+        part = parse_part(path)
+        assert part is not None
+        path.rename(path.with_name(path.name.rsplit("-", 1)[0] + ".parquet"))
+    assert trade_ids(root) == list(range(300))
+
+
+def test_superseded_files_do_not_outlive_the_grace_period_across_restarts(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    store = EmbeddedStore(str(root), compact_fanout=2, grace_s=3600)
+    for i in range(4):
+        store.write({Channel.TRADES: [trade(i)]})
+        store.flush()
+    store.close()
+    (partition,) = root.glob("exchange=binance/channel=trades/symbol=BTC-USDT/date=*")
+    _, superseded = split_live(list_parts(partition))
+    assert len(superseded) == 6  # within the grace period: kept
+    long_ago = time.time() - 2 * 3600
+    for path in partition.iterdir():
+        os.utime(path, (long_ago, long_ago))
+    EmbeddedStore(str(root), grace_s=3600).close()  # a restart that writes nothing
+    live, superseded = split_live(list_parts(partition))
+    assert superseded == []
+    assert len(live) == 1
+    # so a plain reader of the folder sees every row once
+    table = pq.read_table(partition)
+    assert sorted(table.column("trade_id").to_pylist()) == [0, 1, 2, 3]
+
+
+def run_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HUNDI), "store", "check", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_store_check_reports_and_repairs(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    store = EmbeddedStore(str(root), compact_fanout=2, grace_s=3600)
+    for i in range(3):
+        store.write({Channel.TRADES: [trade(i)]})
+        store.flush()
+    store.close()
+    (partition,) = root.glob("exchange=binance/channel=trades/symbol=BTC-USDT/date=*")
+    live, superseded = split_live(list_parts(partition), verify=False)
+    damage_middle(live[-1].path)
+    stale = partition / ".tmp-stale.parquet.tmp"
+    stale.write_bytes(b"half")
+    long_ago = time.time() - 3600
+    os.utime(stale, (long_ago, long_ago))
+
+    clean = run_check(str(tmp_path / "nothing-here"))
+    assert clean.returncode == 2
+    assert len(clean.stderr.strip().splitlines()) == 1, clean.stderr
+    assert "Traceback" not in clean.stderr
+
+    found = run_check(str(root))
+    assert found.returncode == 1, found.stdout + found.stderr
+    lines = found.stdout.strip().splitlines()
+    assert sum("damaged" in line for line in lines) == 1
+    assert sum("superseded" in line for line in lines) == len(superseded) == 2
+    assert sum("temp" in line for line in lines) == 1
+    assert live[-1].path.name in found.stdout
+
+    repaired = run_check(str(root), "--repair")
+    assert repaired.returncode == 1
+    assert (root / ".quarantine" / live[-1].path.relative_to(root)).is_file()
+    assert not stale.exists()
+    assert all(not p.path.exists() for p in superseded)
+
+    again = run_check(str(root))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(again.stdout.strip().splitlines()) == 1
+    assert trade_ids(root) == [0, 1]
+
+
+def test_compaction_merges_the_rest_when_an_input_was_quarantined(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    store = EmbeddedStore(str(root), compact_fanout=3, grace_s=0)
+    for i in range(2):
+        store.write({Channel.TRADES: [trade(i)]})
+        store.flush()
+    (partition,) = root.glob("exchange=binance/channel=trades/symbol=BTC-USDT/date=*")
+    first = min(p.path for p in list_parts(partition))
+    damage_empty(first)
+    assert trade_ids(root) == [1]  # a reader quarantined it
+    with caplog.at_level(logging.WARNING, logger="hundi.stores"):
+        store.write({Channel.TRADES: [trade(2)]})
+        store.flush()  # compacts the two parts left
+        store.write({Channel.TRADES: [trade(3)]})
+        store.flush()
+    assert not [r for r in caplog.records if "compacting" in r.getMessage()]
+    assert sorted(p.level for p in list_parts(partition)) == [0, 1]
+    assert trade_ids(root) == [1, 2, 3]
