@@ -249,7 +249,19 @@ def test_sigterm_then_restart_loses_nothing_received_and_explains_the_rest(
         assert proc.wait(60) == 0, proc.stderr_text()
         first_run = hundi.read(store, exchange="binance", channel="trades")
         sent_first = sim_stats(sim)["connections"]
-        summary = run_collect(sim, "spot", tmp_path, duration=2)
+        # the restart's hole is fetched back over REST: run until every symbol's is
+        summary_path = tmp_path / "summary.json"
+        second = spawn(
+            [*collect_args(sim, "spot", store), "--summary-json", str(summary_path)], cwd=tmp_path
+        )
+        deadline = time.monotonic() + 90
+        while not backfilled_after_restart(store):
+            assert second.poll() is None, "the restarted collector exited"
+            assert time.monotonic() < deadline, "the hole between the runs was not fetched back"
+            time.sleep(0.5)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, second.stderr_text()
+        summary = json.loads(summary_path.read_text())
         stats = sim_stats(sim)
     for native in SYMBOLS:
         symbol = normalized(native, "spot")
@@ -259,6 +271,26 @@ def test_sigterm_then_restart_loses_nothing_received_and_explains_the_rest(
         assert kept == sent[: len(kept)], f"{symbol}: a hole inside what the stopped run received"
     assert summary["restart_gaps"] >= len(SYMBOLS)
     assert_no_silent_loss(store, stats)
+    # and nothing is missing at all: every id from the first stored to the newest is stored
+    for native in SYMBOLS:
+        symbol = normalized(native, "spot")
+        ids = hundi.read(store, exchange="binance", symbol=symbol, channel="trades")["trade_id"]
+        assert sorted(ids) == list(range(ids.min(), ids.max() + 1)), f"{symbol}: ids missing"
+
+
+def backfilled_after_restart(store: Path) -> bool:
+    """Every symbol's restart gap of trades has a ``backfilled`` event covering its end."""
+    events = hundi.read(store, exchange="binance", channel="events")
+    trades = events[events["channel"] == "trades"]
+    for native in SYMBOLS:
+        mine = trades[trades["symbol"] == normalized(native, "spot")]
+        restart = mine[(mine["kind"] == "gap") & mine["detail"].str.startswith("restart:")]
+        refetched = mine[mine["kind"].isin(["backfilled", "unrecoverable"])]
+        if restart.empty or refetched.empty:
+            return False
+        if refetched["received"].max() < restart["received"].max():
+            return False
+    return True
 
 
 def test_symbol_the_exchange_does_not_list_is_reported_not_silent(tmp_path: Path) -> None:

@@ -249,5 +249,11 @@ class VenueProtocol(ABC):
     def books(self) -> list[BookState]:
         return []
 
+    def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:
+        """Fetch back what ``gap`` says is missing, when the venue can (e.g. trades by id over
+        REST), for a gap found outside the protocol (between two runs). True: it will try, and
+        says how it went with events in ``out``; False: nothing can be fetched for it here."""
+        return False
+
     def normalize_symbol(self, native: str) -> str:
         return native

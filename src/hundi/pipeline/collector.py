@@ -281,6 +281,13 @@ class Collector:
         found = self.restart_gaps.take(wait_s)
         if not found:
             return batch
+        if not self.stopping:
+            # what a venue can fetch back (trades by id) it fetches, as for a gap seen live
+            now_ns = time.time_ns()
+            for gap in found:
+                for venue in self.venues:
+                    if venue.exchange == gap.exchange and venue.recover(gap, now_ns, self.sink):
+                        break
         return {**batch, Channel.EVENTS: [*batch.get(Channel.EVENTS, ()), *found]}
 
     def _push_held(self) -> None:

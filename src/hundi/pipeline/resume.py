@@ -71,13 +71,13 @@ class RestartGaps:
                 lookup = self._lookups.submit(self._position, channel, first)
                 self._pending.append((channel, first, lookup))
 
-    def take(self, wait_s: float = 0.0) -> list[Record]:
+    def take(self, wait_s: float = 0.0) -> list[Event]:
         """Gap events of the look-ups done (waiting up to ``wait_s`` for the others)."""
         if not self._pending:
             return []
         if wait_s > 0:
             wait([lookup for _, _, lookup in self._pending], timeout=wait_s)
-        events: list[Record] = []
+        events: list[Event] = []
         still = []
         for channel, first, lookup in self._pending:
             if not lookup.done():

@@ -518,6 +518,23 @@ class BinanceProtocol(VenueProtocol):
         return min(times) if times else None
 
     # ------------------------------------------------------------------ status
+    def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:
+        """A trades gap of one of our symbols (e.g. between two runs) joins that symbol's
+        REST backfill queue, like a gap the stream showed."""
+        if (
+            gap.kind != EventKind.GAP.value
+            or gap.channel != Channel.TRADES.value
+            or gap.expected < 0
+            or gap.received <= gap.expected
+        ):
+            return False
+        for symbol in self.backfill.symbols.values():
+            if symbol.exchange == gap.exchange and symbol.symbol == gap.symbol:
+                self._now_ns = max(self._now_ns, now_ns)
+                symbol.want(gap.expected, gap.received, now_ns, out)
+                return True
+        return False
+
     def books(self) -> list[BookState]:
         return [book.state() for book in self._books.values()]
 
