@@ -88,6 +88,11 @@ def check_symbol(
     if fault.startswith("gap"):
         skipped = [i for i in withheld(stats, native) if min(stored) < i < max(stored)]
         assert skipped and set(skipped) <= recovered
+    # coverage shows each gap's ids as recovered, with how
+    ranges_seen = hundi.coverage(store, "binance", symbol=symbol, channel="trades")
+    ended = ranges_seen[ranges_seen["ended_by"] == "gap"]
+    assert len(ended) and (ended["recovered_ids"] == ended["missing_ids"]).all(), ended
+    assert (ended["unrecoverable_ids"] == 0).all()
     # the fetched trades carry the values the simulator generated
     by_id = trades.set_index("trade_id")
     for lo, hi in ranges:
@@ -115,3 +120,7 @@ def test_trades_the_venue_no_longer_has_are_said_unrecoverable(tmp_path: Path) -
         said = list(zip(lost["expected"], lost["received"], strict=True))
         assert said == list(zip(gaps["expected"], gaps["received"], strict=True))
         assert all("no longer available" in d for d in lost["detail"])
+        ranges_seen = hundi.coverage(store, "binance", symbol=symbol, channel="trades")
+        ended = ranges_seen[ranges_seen["ended_by"] == "gap"]
+        assert (ended["unrecoverable_ids"] == ended["missing_ids"]).all(), ended
+        assert (ended["recovered_ids"] == 0).all()

@@ -43,6 +43,8 @@ RANGE_COLUMNS = [
     "ended_by",
     "gap_detail",
     "missing_ids",
+    "recovered_ids",
+    "unrecoverable_ids",
     "resyncs",
     "reconnects",
 ]
@@ -54,6 +56,8 @@ STREAM_COLUMNS = [
     "rows",
     "ranges",
     "gaps",
+    "missing_ids",
+    "recovered_ids",
     "resyncs",
     "reconnects",
 ]
@@ -79,9 +83,11 @@ def coverage(
 
     ``by="range"`` (default): one row per unbroken range with ``end`` (last ts), ``rows``,
     ``ended_by`` ("gap" or "" for the last range), the gap's ``gap_detail`` and
-    ``missing_ids`` (trade ids skipped, -1 if not counted), and the ``resyncs`` and
-    ``reconnects`` that fell in the range. ``by="stream"``: one row per stream indexed by its
-    first ts, with ``last``, ``rows``, ``ranges``, ``gaps``, ``resyncs``, ``reconnects``.
+    ``missing_ids`` (trade ids skipped, -1 if not counted), of those ``recovered_ids`` (fetched
+    back over REST: ``backfilled`` events) and ``unrecoverable_ids`` (the venue no longer had
+    them), and the ``resyncs`` and ``reconnects`` that fell in the range. ``by="stream"``: one
+    row per stream indexed by its first ts, with ``last``, ``rows``, ``ranges``, ``gaps``,
+    ``missing_ids``, ``recovered_ids``, ``resyncs``, ``reconnects``.
     ``exchange=None`` lists every exchange (embedded store only).
     """
     if by not in ("range", "stream"):
@@ -194,6 +200,8 @@ def _ranges(
 ) -> pd.DataFrame:
     gaps = events[events["kind"] == EventKind.GAP.value]
     gap_ts = index_ns(gaps)
+    backfilled = _id_ranges(events, EventKind.BACKFILLED)
+    unrecoverable = _id_ranges(events, EventKind.UNRECOVERABLE)
     # rows stamped at or after a gap belong to the range after it
     bounds = np.searchsorted(stamps, gap_ts, side="left")
     starts = np.concatenate([[0], bounds])
@@ -208,6 +216,7 @@ def _ranges(
         span_end = int(gap_ts[i]) if ended else last
         expected = int(gaps["expected"].iloc[i]) if ended else -1
         received = int(gaps["received"].iloc[i]) if ended else -1
+        counted = ended and channel is Channel.TRADES and expected >= 0 and received >= 0
         records.append(
             {
                 "start": first,
@@ -218,10 +227,10 @@ def _ranges(
                 "rows": hi - lo,
                 "ended_by": "gap" if ended else "",
                 "gap_detail": str(gaps["detail"].iloc[i]) if ended else "",
-                "missing_ids": (
-                    received - expected
-                    if ended and channel is Channel.TRADES and expected >= 0 and received >= 0
-                    else -1
+                "missing_ids": received - expected if counted else -1,
+                "recovered_ids": _overlap(backfilled, expected, received) if counted else -1,
+                "unrecoverable_ids": (
+                    _overlap(unrecoverable, expected, received) if counted else -1
                 ),
                 "resyncs": _count_in(resync_ts, first, span_end),
                 "reconnects": _count_in(reconnect_ts, first, span_end),
@@ -231,6 +240,24 @@ def _ranges(
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("start"), unit="ns", utc=True))
     frame.index.name = "start"
     return frame
+
+
+def _id_ranges(events: pd.DataFrame, kind: EventKind) -> list[tuple[int, int]]:
+    """The ``[expected, received)`` id ranges of ``kind`` events, merged and sorted."""
+    chosen = events[events["kind"] == kind.value]
+    spans = sorted(zip(chosen["expected"].tolist(), chosen["received"].tolist(), strict=True))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _overlap(spans: list[tuple[int, int]], lo: int, hi: int) -> int:
+    """How many ids of ``[lo, hi)`` the merged ``spans`` cover."""
+    return sum(max(0, min(hi, b) - max(lo, a)) for a, b in spans)
 
 
 def _count_in(sorted_ts: npt.NDArray[np.int64], lo: int, hi: int) -> int:
@@ -248,6 +275,8 @@ def _by_stream(ranges: pd.DataFrame) -> pd.DataFrame:
         rows=("rows", "sum"),
         ranges=("rows", "size"),
         gaps=("ended_by", lambda s: int((s == "gap").sum())),
+        missing_ids=("missing_ids", lambda s: int(s[s >= 0].sum())),
+        recovered_ids=("recovered_ids", lambda s: int(s[s >= 0].sum())),
         resyncs=("resyncs", "sum"),
         reconnects=("reconnects", "sum"),
     ).reset_index()
