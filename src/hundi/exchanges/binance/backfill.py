@@ -22,11 +22,10 @@ from collections import deque
 from typing import Final, Protocol
 
 import msgspec
-from msgspec import Struct, field
 
 from hundi.exchanges.base import DECODE_ERRORS, RecordSink, RejectedFrame, RestRequest, RestResponse
 from hundi.exchanges.binance.book import MS
-from hundi.exchanges.binance.messages import Id, Millis, Num
+from hundi.exchanges.binance.messages import AggTrade
 from hundi.exchanges.binance.ratelimit import RestScheduler
 from hundi.exchanges.binance.symbols import Market
 from hundi.exchanges.sequence import IdSequence, IdVerdict
@@ -42,19 +41,7 @@ PAGE: Final = 1000  # Binance's maximum ``limit``
 MAX_PENDING: Final = 1024
 
 
-class RestAggTrade(Struct, gc=False):
-    """One entry of ``GET /api/v3/aggTrades`` / ``/fapi/v1/aggTrades``."""
-
-    agg_id: Id = field(name="a")
-    price: Num = field(name="p")
-    qty: Num = field(name="q")
-    first_id: Id = field(name="f")
-    last_id: Id = field(name="l")
-    trade_time: Millis = field(name="T")
-    buyer_is_maker: bool = field(name="m")
-
-
-AGG_TRADES_DECODER: Final = msgspec.json.Decoder(list[RestAggTrade], strict=False)
+AGG_TRADES_DECODER: Final = msgspec.json.Decoder(list[AggTrade], strict=False)
 
 
 def agg_trades_weight(market: Market) -> int:
@@ -114,7 +101,7 @@ class SymbolBackfill:
         self.pending.append(_Range(lo, hi, self.requests_per_gap))
 
     def answer(
-        self, lo: int, limit: int, trades: list[RestAggTrade], recv_ns: int, out: RecordSink
+        self, lo: int, limit: int, trades: list[AggTrade], recv_ns: int, out: RecordSink
     ) -> None:
         """The venue's answer to ``fromId=lo&limit=limit``: store what is missing, settle."""
         pending = self.pending
@@ -261,7 +248,7 @@ class TradeBackfill:
             return
         lo, limit = asked
         status = response.status
-        trades: list[RestAggTrade] | None = None
+        trades: list[AggTrade] | None = None
         if 200 <= status < 300:
             try:
                 trades = AGG_TRADES_DECODER.decode(response.body)

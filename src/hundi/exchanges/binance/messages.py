@@ -56,8 +56,10 @@ class ShutdownMsg(Struct, gc=False):
     event_time: Millis = field(name="E", default=-1)
 
 
-class AggTradeMsg(Struct, gc=False):
-    event_time: Millis = field(name="E")
+class AggTrade(Struct, gc=False):
+    """One aggregate trade: an entry of REST ``aggTrades`` (spot ``/api/v3``, USD-M
+    ``/fapi/v1``), and the body of the ``aggTrade`` stream event."""
+
     agg_id: Id = field(name="a")
     price: Num = field(name="p")
     qty: Num = field(name="q")
@@ -65,6 +67,10 @@ class AggTradeMsg(Struct, gc=False):
     last_id: Id = field(name="l")
     trade_time: Millis = field(name="T")
     buyer_is_maker: bool = field(name="m")
+
+
+class AggTradeMsg(AggTrade, gc=False):
+    event_time: Millis = field(name="E")
 
 
 class TradeMsg(Struct, gc=False):
