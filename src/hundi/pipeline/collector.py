@@ -51,6 +51,9 @@ from hundi.series.engine import SeriesEngine, SeriesRunner
 from hundi.stores.base import Store
 
 log = logging.getLogger("hundi.pipeline")
+# The ``channel`` of the event a failed raw capture stores: no market-data channel, not counted
+# as a market-data gap.
+RAW_CHANNEL = "raw"
 _SYMBOL = attrgetter("symbol")
 
 
@@ -177,7 +180,7 @@ class Collector:
                     ts=now,
                     recv_ts=now,
                     kind=EventKind.GAP.value,
-                    channel="raw",
+                    channel=RAW_CHANNEL,
                     expected=-1,
                     received=-1,
                     detail=f"raw capture stopped, nothing captured from here on: "
@@ -365,7 +368,7 @@ class Collector:
             for event in events:
                 kind = getattr(event, "kind", "")
                 # a raw capture that stopped is no gap in the market data (summary: raw.error)
-                raw = getattr(event, "channel", "") == "raw"
+                raw = getattr(event, "channel", "") == RAW_CHANNEL
                 if kind == EventKind.GAP and count_integrity and not raw:
                     self.accounting.gaps += 1
                 elif kind == EventKind.RESYNC and count_integrity:

@@ -16,30 +16,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_embedded_store import T0, trade
 
-from hundi.records import Bbo, Channel, Trade
+from hundi.records import Bbo, Channel
 from hundi.stores.embedded import EmbeddedStore
 from hundi.stores.embedded.layout import list_parts, parse_part, split_live
 
-T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
 HUNDI = Path(sys.executable).with_name("hundi")
-
-
-def trade(i: int) -> Trade:
-    stamp = T0 + i * 1_000
-    return Trade(
-        exchange="binance",
-        symbol="BTC-USDT",
-        native_symbol="BTCUSDT",
-        ts=stamp,
-        recv_ts=stamp + 7,
-        trade_id=i,
-        price=60_000.5 + i * 0.01,
-        size=0.001 * (i % 7 + 1),
-        side=1 if i % 2 else -1,
-        first_trade_id=i,
-        last_trade_id=i,
-    )
 
 
 def bbo(i: int) -> Bbo:

@@ -123,9 +123,13 @@ def _key(path: Path) -> tuple[int, int, int]:
 def remember_sound(path: Path) -> None:
     """Record that ``path`` was just verified (so listings do not hash it again)."""
     with contextlib.suppress(OSError):
-        if len(_sound) >= _SOUND_CACHE_MAX:
-            _sound.clear()
-        _sound[path] = _key(path)
+        _remember(path, _key(path))
+
+
+def _remember(path: Path, key: tuple[int, int, int]) -> None:
+    if len(_sound) >= _SOUND_CACHE_MAX:
+        _sound.clear()
+    _sound[path] = key
 
 
 def is_sound(path: Path, crc: str | None) -> bool:
@@ -144,9 +148,7 @@ def is_sound(path: Path, crc: str | None) -> bool:
     except OSError as e:
         reason = f"unreadable: {e.strerror or e}"
     if reason is None:
-        if len(_sound) >= _SOUND_CACHE_MAX:
-            _sound.clear()
-        _sound[path] = key
+        _remember(path, key)
         return True
     quarantine(path, reason)
     return False
