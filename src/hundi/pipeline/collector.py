@@ -247,10 +247,16 @@ class Collector:
     async def _drain_loop(self) -> None:
         # Records wait in the sink up to half the flush interval and in the writer up to the
         # other half, so what a kill -9 can lose stays within one flush interval.
+        # It ends on the stop flag, not only on cancel: Python 3.11's ``wait_for`` swallows a
+        # cancel that lands as the awaited event fires (a flood sets ``_drain_now`` all the
+        # time), and the collector then never stopped.
         interval = self.settings.flush_interval / 2
-        while True:
+        while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drain_now.wait(), interval if not self._held else 0.02)
+                async with asyncio.timeout(interval if not self._held else 0.02):
+                    await self._drain_now.wait()
+            if self._stop.is_set():
+                return  # run() drains the rest; the closing gaps must not count as this run's
             self._drain_now.clear()
             self._push_held()
             if not self._held:
