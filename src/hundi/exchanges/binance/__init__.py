@@ -13,6 +13,7 @@ from hundi.exchanges.base import VenueConfig
 from hundi.exchanges.binance.protocol import PRIVATE_CHANNELS, BinanceProtocol
 from hundi.exchanges.binance.symbols import Market
 from hundi.exchanges.credentials import Credentials, require_credentials
+from hundi.exchanges.registry import Exchange
 
 
 def BinanceVenue(
@@ -31,4 +32,6 @@ def BinanceVenue(
     return BinanceProtocol(config, rng=rng, credentials=credentials)
 
 
-__all__ = ["BinanceProtocol", "BinanceVenue", "Market"]
+EXCHANGE = Exchange(name="binance", venue=BinanceVenue)
+
+__all__ = ["EXCHANGE", "BinanceProtocol", "BinanceVenue", "Market"]

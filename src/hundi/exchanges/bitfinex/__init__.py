@@ -10,6 +10,7 @@ from __future__ import annotations
 from hundi.exchanges.base import VenueConfig
 from hundi.exchanges.bitfinex.protocol import PRIVATE_CHANNELS, BitfinexProtocol
 from hundi.exchanges.credentials import Credentials, require_credentials
+from hundi.exchanges.registry import Exchange
 
 
 def BitfinexVenue(config: VenueConfig, credentials: Credentials | None = None) -> BitfinexProtocol:
@@ -20,4 +21,6 @@ def BitfinexVenue(config: VenueConfig, credentials: Credentials | None = None) -
     return BitfinexProtocol(config, credentials)
 
 
-__all__ = ["BitfinexProtocol", "BitfinexVenue"]
+EXCHANGE = Exchange(name="bitfinex", venue=BitfinexVenue)
+
+__all__ = ["EXCHANGE", "BitfinexProtocol", "BitfinexVenue"]
