@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hundi.simulator.binance.frames import FrameEncoder
-from hundi.simulator.binance.market import SymbolMarket, SymbolSpec
-from hundi.simulator.config import Market
+from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.market import SymbolMarket, SymbolSpec
 
 WARMUP_STEPS = 500  # as the simulator: the book has some history before frames start
 KINDS = ("aggTrade", "trade", "bookTicker", "depth", "kline", "ticker")
@@ -41,7 +41,7 @@ CHANNEL_OF_KIND = {
 class Generated:
     """Frames in generation order, each tagged with its stream kind, plus REST snapshots."""
 
-    market: Market
+    market: BinanceVariant
     symbols: tuple[str, ...]
     frames: list[tuple[str, bytes]] = field(default_factory=list)  # (kind, envelope bytes)
     snapshots: dict[str, bytes] = field(default_factory=dict)  # native symbol → REST body
@@ -59,7 +59,7 @@ class Generated:
 
 
 def generate(
-    market: Market,
+    market: BinanceVariant,
     symbols: tuple[str, ...],
     n_frames: int,
     *,
@@ -93,7 +93,7 @@ def generate(
     symbol_of = list(symbols)
     frames = out.frames
     steps = [0] * len(markets)
-    spot = market is Market.SPOT
+    spot = market is BinanceVariant.SPOT
 
     def emit(kind: str, lower: str, payload: bytes) -> None:
         stream = f"{lower}@{STREAM_SUFFIX[kind]}"
@@ -149,9 +149,11 @@ def write_recording(gen: Generated, directory: Path, name: str = "BENCH") -> lis
     http = directory / f"{name}.http.0.0"
     t0_us = gen.start_ms * 1000
     rest_host = (
-        "https://api.binance.com" if gen.market is Market.SPOT else "https://fapi.binance.com"
+        "https://api.binance.com"
+        if gen.market is BinanceVariant.SPOT
+        else "https://fapi.binance.com"
     )
-    rest_path = "/api/v3/depth" if gen.market is Market.SPOT else "/fapi/v1/depth"
+    rest_path = "/api/v3/depth" if gen.market is BinanceVariant.SPOT else "/fapi/v1/depth"
     with ws.open("wb") as f:
         f.write(b"wss://bench/stream <-> %d.%06d\n" % divmod(t0_us, 1_000_000))
         for n, (_, data) in enumerate(gen.frames, 1):

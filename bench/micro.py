@@ -21,14 +21,14 @@ from typing import Any
 
 from frames import CHANNEL_OF_KIND, KINDS, Generated, generate
 
+from hundi.accounting import Accounting
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionManager
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.protocol import EXCHANGE_INFO_KEY
-from hundi.pipeline.accounting import Accounting
 from hundi.records import Channel, Record, to_arrow
-from hundi.simulator.config import Market
+from hundi.simulator.binance.rules import BinanceVariant
 from hundi.stores.embedded import EmbeddedStore
 
 RECORDINGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "recordings"
@@ -36,7 +36,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 DRAIN_EVERY = 1024  # frames between sink drains, as the collector checks its sink
 
 
-def _venue(market: Market, symbols: Sequence[str], kinds: Sequence[str]) -> Any:
+def _venue(market: BinanceVariant, symbols: Sequence[str], kinds: Sequence[str]) -> Any:
     channels = tuple(dict.fromkeys(Channel(CHANNEL_OF_KIND[k]) for k in kinds))
     options = {"trade_stream": "trade"} if "trade" in kinds else {}
     return BinanceVenue(VenueConfig(market.value, tuple(symbols), channels, options=options))
@@ -61,7 +61,7 @@ def _exchange_info(venue: Any, symbols: Sequence[str], key: str) -> bytes:
     """The start-up ``exchangeInfo`` answer: every configured symbol listed as trading."""
     if key != EXCHANGE_INFO_KEY:
         raise KeyError(f"bench has no answer for REST request {key!r}")
-    usdm = venue.market.value == Market.USDM.value
+    usdm = venue.market.value == BinanceVariant.USDM.value
     listed = [
         {
             "symbol": native,
@@ -122,7 +122,7 @@ def _timed_receive(
 
 
 def protocol_bench(
-    market: Market, gen: Generated, kind: str, seconds: float, via_manager: bool = False
+    market: BinanceVariant, gen: Generated, kind: str, seconds: float, via_manager: bool = False
 ) -> dict[str, Any]:
     """One message type through a fresh venue per pass; depth runs once (a long diff run)."""
     all_frames = gen.of_kind(kind)
@@ -184,7 +184,10 @@ def protocol_bench(
 def recordings_bench(seconds: float) -> list[dict[str, Any]]:
     """The real captured Binance frames, looped per stream type (stateless types only)."""
     results = []
-    for name, market in (("BINANCE.ws.1.0", Market.SPOT), ("BINANCE_FUTURES.ws.1.0", Market.USDM)):
+    for name, market in (
+        ("BINANCE.ws.1.0", BinanceVariant.SPOT),
+        ("BINANCE_FUTURES.ws.1.0", BinanceVariant.USDM),
+    ):
         path = RECORDINGS / name
         if not path.exists():
             continue
@@ -213,7 +216,7 @@ def recordings_bench(seconds: float) -> list[dict[str, Any]]:
             def make_deliver(
                 kind: str = kind, frames: list[bytes] = frames, sink: RecordSink = sink,
                 accounting: Accounting = accounting, kind_symbols: list[str] = kind_symbols,
-                market: Market = market,
+                market: BinanceVariant = market,
             ) -> Callable[[bytes], None]:  # fmt: skip
                 venue = _venue(market, kind_symbols, [kind])
                 receive, count, time_ns = venue.receive, accounting.count, time.time_ns
@@ -242,7 +245,7 @@ def recordings_bench(seconds: float) -> list[dict[str, Any]]:
     return results
 
 
-def records_of(market: Market, gen: Generated) -> dict[Channel, list[Record]]:
+def records_of(market: BinanceVariant, gen: Generated) -> dict[Channel, list[Record]]:
     """Every generated frame through one venue: the records a collector would store."""
     kinds = sorted({k for k, _ in gen.frames})
     venue = _venue(market, gen.symbols, kinds)
@@ -315,7 +318,7 @@ def run_all(seconds: float = 1.0, log: Callable[[str], None] = print) -> dict[st
     log("microbench: generating frames from the simulator market")
     protocol: list[dict[str, Any]] = []
     mixed: dict[Channel, list[Record]] = {}
-    for market in (Market.SPOT, Market.USDM):
+    for market in (BinanceVariant.SPOT, BinanceVariant.USDM):
         gen = generate(market, SYMBOLS, 60_000, kinds=KINDS, slow_every=50)
         depth = generate(market, SYMBOLS, 2_000, kinds=("depth",))
         gen.frames.extend(depth.frames)  # a long continuous diff run (kept apart by kind)
@@ -325,7 +328,7 @@ def run_all(seconds: float = 1.0, log: Callable[[str], None] = print) -> dict[st
         protocol.append(protocol_bench(market, depth, "depth", seconds))
         protocol.append(protocol_bench(market, gen, "aggTrade", seconds, via_manager=True))
         protocol.append(protocol_bench(market, gen, "bookTicker", seconds, via_manager=True))
-        if market is Market.SPOT:
+        if market is BinanceVariant.SPOT:
             feed = generate(market, SYMBOLS, 120_000, kinds=("aggTrade", "bookTicker", "depth"))
             mixed = records_of(market, feed)
         log(f"microbench: protocol {market.value} done")

@@ -46,7 +46,7 @@ from frames import generate, write_recording  # noqa: E402
 from micro import run_all as run_micro  # noqa: E402
 
 from hundi.simulator import SimulatorProcess  # noqa: E402
-from hundi.simulator.config import Market  # noqa: E402
+from hundi.simulator.binance.rules import BinanceVariant  # noqa: E402
 from hundi.stores.embedded.layout import list_parts, split_live  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
@@ -245,7 +245,7 @@ def end_to_end(
                 console.log(f"bare picows+msgspec: {name}")
                 bare[name] = run_bare(sim, channels, duration)
     console.log(f"replay: generating {replay_frames:,} spot frames")
-    gen = generate(Market.SPOT, SYMBOLS, replay_frames)
+    gen = generate(BinanceVariant.SPOT, SYMBOLS, replay_frames)
     files = write_recording(gen, tmp / "replay")
     del gen
     args = ["--symbols", symbols, "--speed", "max", "--max-send-buffer", str(1 << 31)]

@@ -14,7 +14,7 @@ from wsharness import Exchange, SeqVenue
 
 from hundi.connection.client import PicowsClient
 from hundi.pipeline.collector import Collector, CollectorSettings
-from hundi.status import StatusReporter
+from hundi.pipeline.status import StatusReporter
 
 
 async def test_plain_line_and_live_screen_show_the_run() -> None:

@@ -7,6 +7,9 @@ expected form and where it came from, so a typo never surfaces as a traceback de
 
 The YAML file may also list many ``feeds`` (exchange, market, symbols, channels, endpoints,
 stores) so one collector process can record several venues.
+
+The pieces every settings resolver shares (:class:`ConfigError`, dotenv reading, value parsers)
+live in :mod:`hundi.settings`, which the lower layers use; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,30 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dotenv import dotenv_values
 
 from hundi.records import SERIES_CHANNELS, Channel
 from hundi.series.spec import SeriesPlan, SeriesSpecError, parse_series
+from hundi.settings import (
+    ConfigError,
+    env_with_files,
+    positive_float,
+    positive_int,
+    read_env_file,
+)
 
 ENV_FILE = ".hundi.env"
-
-
-class ConfigError(Exception):
-    """A setting or config file is invalid; the message is the whole user-facing explanation."""
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(text)
-    return value
 
 
 def _nonempty(text: str) -> str:
@@ -82,28 +73,28 @@ class _Key:
 KEYS: dict[str, _Key] = {
     "log_path": _Key("HUNDI_LOG_PATH", _nonempty, "a file path", "./logs/hundi.log"),
     "log_queue_max_size": _Key(
-        "HUNDI_LOG_QUEUE_MAX_SIZE", _positive_int, "a positive integer", "10000"
+        "HUNDI_LOG_QUEUE_MAX_SIZE", positive_int, "a positive integer", "10000"
     ),
     "log_update_interval": _Key(
-        "HUNDI_LOG_UPDATE_INTERVAL", _positive_float, "a positive number of seconds", "1.0"
+        "HUNDI_LOG_UPDATE_INTERVAL", positive_float, "a positive number of seconds", "1.0"
     ),
-    "log_max_lines": _Key("HUNDI_LOG_MAX_LINES", _positive_int, "a positive integer", "10"),
+    "log_max_lines": _Key("HUNDI_LOG_MAX_LINES", positive_int, "a positive integer", "10"),
     "store": _Key("HUNDI_STORE", _store_list, "comma-separated store URLs", "./data"),
     "flush_interval": _Key(
-        "HUNDI_FLUSH_INTERVAL", _positive_float, "a positive number of seconds", "1.0"
+        "HUNDI_FLUSH_INTERVAL", positive_float, "a positive number of seconds", "1.0"
     ),
-    "stale_after": _Key("HUNDI_STALE_AFTER", _positive_float, "a positive number of seconds", "60"),
-    "queue_batches": _Key("HUNDI_QUEUE_BATCHES", _positive_int, "a positive integer", "32"),
+    "stale_after": _Key("HUNDI_STALE_AFTER", positive_float, "a positive number of seconds", "60"),
+    "queue_batches": _Key("HUNDI_QUEUE_BATCHES", positive_int, "a positive integer", "32"),
     "ws_client": _Key("HUNDI_WS_CLIENT", _ws_client, "'picows' or 'aiohttp'", "picows"),
     "spool_dir": _Key("HUNDI_SPOOL_DIR", _nonempty, "a folder path", "./spool"),
-    "spill_after": _Key("HUNDI_SPILL_AFTER", _positive_float, "a positive number of seconds", "5"),
+    "spill_after": _Key("HUNDI_SPILL_AFTER", positive_float, "a positive number of seconds", "5"),
     # A store failing this long with no spool to take over (full disk) stops the collector.
     "store_give_up_after": _Key(
-        "HUNDI_STORE_GIVE_UP_AFTER", _positive_float, "a positive number of seconds", "300"
+        "HUNDI_STORE_GIVE_UP_AFTER", positive_float, "a positive number of seconds", "300"
     ),
     # Collector sharding (hundi.pipeline.shard): '' = all symbols, 'auto' = StatefulSet ordinal.
     "shard": _Key("HUNDI_SHARD", _shard, "'auto', a shard number or empty", ""),
-    "shards": _Key("HUNDI_SHARDS", _positive_int, "a positive integer", "1"),
+    "shards": _Key("HUNDI_SHARDS", positive_int, "a positive integer", "1"),
     # '' = health.json beside the log file (hundi.pipeline.health)
     "health_file": _Key("HUNDI_HEALTH_FILE", str.strip, "a file path", ""),
 }
@@ -133,7 +124,10 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class FeedConfig:
-    """One exchange market to record (a YAML ``feeds`` entry or the CLI arguments)."""
+    """One exchange market to record (a YAML ``feeds`` entry or the CLI arguments).
+
+    Its venue part becomes the venue's :class:`~hundi.exchanges.base.VenueConfig` in one place,
+    :func:`hundi.pipeline.cli.venue_config`."""
 
     exchange: str
     market: str
@@ -194,34 +188,6 @@ def load_settings(
     values["spool_dir"] = Path(values["spool_dir"])
     values["health_file"] = Path(values["health_file"]) if values["health_file"] else None
     return Settings(**values, sources=sources)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """A dotenv file's assignments ({} when it does not exist).
-
-    The error names the file and the failure's type only: the content may hold secrets."""
-    if not path.is_file():
-        return {}
-    try:
-        values = dotenv_values(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {type(exc).__name__}") from None
-    return {key: value for key, value in values.items() if value is not None}
-
-
-def env_with_files(
-    *file_names: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None
-) -> dict[str, str]:
-    """The process environment over dotenv files in ``cwd`` (later files win over earlier).
-
-    For settings of one component kept in its own files (e.g. ``.cassandra.env`` and a
-    ``.secret.cassandra.env`` that is never committed): same precedence as ``.hundi.env``.
-    """
-    merged: dict[str, str] = {}
-    for name in file_names:
-        merged.update(read_env_file((cwd or Path.cwd()) / name))
-    merged.update(os.environ if environ is None else environ)
-    return merged
 
 
 # --- YAML ---------------------------------------------------------------------------------------
@@ -337,3 +303,20 @@ def load_config_file(path: Path) -> ConfigFile:
         raise ConfigError(f"config {str(path)!r}: 'feeds' must be a list")
     feeds = [_feed(raw, i) for i, raw in enumerate(feeds_raw)]
     return ConfigFile(settings={str(k): str(v) for k, v in settings.items()}, feeds=feeds)
+
+
+__all__ = [
+    "ENV_FILE",
+    "KEYS",
+    "ConfigError",
+    "ConfigFile",
+    "FeedConfig",
+    "Settings",
+    "env_with_files",
+    "load_config_file",
+    "load_settings",
+    "parse_channels",
+    "positive_float",
+    "positive_int",
+    "read_env_file",
+]

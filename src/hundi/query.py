@@ -8,13 +8,14 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import click
 import pandas as pd
 
 from hundi.records import Channel
-from hundi.stores.base import Store, StoreError, reading
+from hundi.stores.base import AggregatingStore, Store, StoreError, reading
+
+__all__ = ["AggregatingStore", "QueryError", "parse_channel", "parse_time", "query", "read"]
 
 
 class QueryError(ValueError):
@@ -46,26 +47,6 @@ def parse_channel(channel: str | Channel) -> Channel:
     except ValueError:
         known = ", ".join(c.value for c in Channel)
         raise QueryError(f"unknown channel {channel!r}; known: {known}") from None
-
-
-@runtime_checkable
-class AggregatingStore(Protocol):
-    """A store that aggregates on its server (KairosDB): buckets of ``sampling`` per group."""
-
-    def aggregate(
-        self,
-        *,
-        exchange: str,
-        channel: Channel | str,
-        symbol: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        aggregate: Sequence[str] = (),
-        sampling: str = "1s",
-        align: str = "start",
-        group_by: Sequence[str] | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> pd.DataFrame: ...
 
 
 def _names(value: str | Sequence[str] | None) -> list[str] | None:

@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
+from hundi.accounting import Accounting
 from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
 from hundi.connection.manager import ConnectionManager, ConnectionSettings
 from hundi.exchanges.base import RecordSink
-from hundi.pipeline.accounting import Accounting
 
 FAST = ConnectionSettings(
     backoff_initial_s=0.05,

@@ -13,6 +13,7 @@ from aiohttp import web
 from test_manager import FAST, Running, settings
 from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
+from hundi.accounting import Accounting
 from hundi.capture.events import CaptureKind
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import REDACTED, ConnectionManager
@@ -22,7 +23,6 @@ from hundi.exchanges.base import (
     RestRequest,
     StreamSpec,
 )
-from hundi.pipeline.accounting import Accounting
 
 TOKEN, SIGNATURE, API_KEY = "tok3n-SECRET", "sig-SECRET", "apikey-SECRET"
 

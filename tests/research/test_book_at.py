@@ -15,11 +15,11 @@ import pytest
 from bookreplay import as_dict, replay_book
 
 import hundi
+from hundi.accounting import Accounting
 from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import venue_factory
-from hundi.pipeline.accounting import Accounting
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
 from hundi.research import ResearchError, book_at
 from hundi.research import book as book_module

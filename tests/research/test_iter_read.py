@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -13,6 +14,7 @@ import hundi
 from hundi.records import Channel
 from hundi.research import ResearchError, iter_batches, iter_read
 from hundi.research.streaming import iter_day_tables
+from hundi.stores.base import Store, open_store
 
 
 @pytest.mark.parametrize("symbol", [None, "ETH-USDT"])
@@ -57,11 +59,7 @@ def test_bad_arguments_are_clear(sim_stores: dict[str, Path]) -> None:
     assert list(iter_read(store, exchange="binance", symbol="NOPE-USDT")) == []
 
 
-def test_a_network_store_streams_day_by_day_between_start_and_end(
-    cassandra_keyspace: str,
-) -> None:
-    from hundi.stores.base import open_store
-
+def test_a_network_store_streams_day_by_day(cassandra_keyspace: str) -> None:
     trades = [trade(MIDNIGHT + (i - 5) * 100 * MS, i, 100.0 + i) for i in range(10)]
     target = open_store(cassandra_keyspace)
     target.write({Channel.TRADES: trades})
@@ -73,8 +71,44 @@ def test_a_network_store_streams_day_by_day_between_start_and_end(
     chunks = list(iter_read(cassandra_keyspace, exchange="binance", start=start, end=end))
     whole = hundi.read(cassandra_keyspace, exchange="binance", start=start, end=end)
     pd.testing.assert_frame_equal(pd.concat(chunks), whole)
+    # the partition index lists the days: no range needed
+    everything = pd.concat(iter_read(cassandra_keyspace, exchange="binance"))
+    pd.testing.assert_frame_equal(everything, hundi.read(cassandra_keyspace, exchange="binance"))
+    prices = pd.concat(iter_read(cassandra_keyspace, exchange="binance", columns=["price"]))
+    assert (
+        prices.columns.tolist() == ["price"] and prices["price"].tolist() == whole["price"].tolist()
+    )
+
+
+class _Unlisted(Store):
+    """A store that can read but not list: the contract's defaults."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__("unlisted://")
+        self.inner = inner
+
+    def write(self, batches: Any) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+    def read(self, **query: Any) -> pd.DataFrame:
+        return self.inner.read(**query)
+
+
+def test_a_store_that_cannot_list_its_days_streams_between_start_and_end(
+    tmp_path: Path,
+) -> None:
+    trades = [trade(MIDNIGHT + (i - 5) * 100 * MS, i, 100.0 + i) for i in range(10)]
+    store = _Unlisted(open_store(str(write(tmp_path / "data", {Channel.TRADES: trades}))))
+    start, end = MIDNIGHT - 10_000 * MS, MIDNIGHT + 10_000 * MS
+    days = list(iter_day_tables(store, exchange="binance", start=start, end=end))
+    assert [table.num_rows for _, table in days] == [5, 5] and days[0][0] < days[1][0]
+    chunks = list(iter_read(store, exchange="binance", start=start, end=end, columns=["price"]))
+    assert pd.concat(chunks)["price"].tolist() == [100.0 + i for i in range(10)]
     with pytest.raises(ResearchError, match="needs start and end"):
-        next(iter_read(cassandra_keyspace, exchange="binance"))
+        next(iter_read(store, exchange="binance"))
 
 
 def test_an_aggregating_store_is_refused_with_a_reason(kairosdb_url: str) -> None:

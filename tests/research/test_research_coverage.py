@@ -84,3 +84,28 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown channel"):
         coverage(store, channel="nope")
     assert coverage(store, "kraken").empty
+
+
+def test_a_network_store_lists_and_covers_like_the_embedded_one(
+    cassandra_keyspace: str, tmp_path: Path
+) -> None:
+    """Through the store contract: Cassandra's partition index lists exchanges, channels,
+    symbols and days, so coverage needs neither an exchange nor a channel."""
+    from hundi.stores.base import open_store
+
+    t0 = MIDNIGHT - 10_000 * MS
+    trades = [trade(t0 + i * 1000 * MS, i, 100.0) for i in range(1, 21)]  # across midnight
+    trades += [trade(t0 + i * MS, i, 50.0, symbol="ETH-USDT") for i in range(1, 6)]
+    events = [event(trades[12].ts, "gap", "trades", expected=12, received=13, detail="lost")]
+    batch = {Channel.TRADES: trades, Channel.EVENTS: events}
+    embedded = write(tmp_path / "data", batch)
+    target = open_store(cassandra_keyspace)
+    try:
+        target.write(batch)
+    finally:
+        target.close()
+    for by in ("range", "stream"):
+        expected = coverage(embedded, by=by)
+        got = coverage(cassandra_keyspace, by=by)
+        assert len(expected) == (3 if by == "range" else 2)
+        pd.testing.assert_frame_equal(got, expected)

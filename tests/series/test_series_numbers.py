@@ -193,3 +193,32 @@ def test_a_resync_leaves_no_stale_snapshots() -> None:
     tops = offline.book_snapshots(frame(Channel.BOOK, rows), 1, "1s")
     assert list(tops.index) == [at(1), at(5)]
     assert (tops["bid_price"].iloc[1], tops["ask_size"].iloc[1]) == (90.0, 1.0)
+
+
+def test_a_broken_sequence_leaves_no_samples_until_the_next_snapshot() -> None:
+    """Diff 12 is missing: 13 (2.5 s) does not continue 11 under Binance's rule (the one
+    ``book_at`` applies), so the book is unknown from 2.5 s until the snapshot at 4.2 s. The
+    2 s sample is the book before the break; there are no 3 and 4 s samples; online, fed in
+    any batches, equals offline."""
+    rows = [
+        *BOOK[:6],
+        change(2.5, BID, 100.5, 4.0, 13),
+        change(3.5, BID, 100.7, 4.0, 14),
+        change(4.2, BID, 90.0, 1.0, 50, snapshot=True),
+        change(4.2, ASK, 91.0, 1.0, 50, snapshot=True),
+        change(5.5, ASK, 91.0, 2.0, 51),
+        change(6.5, ASK, 91.0, 3.0, 52),
+    ]
+    tops = offline.book_snapshots(frame(Channel.BOOK, rows), 1, "1s")
+    assert list(tops.index) == [at(1), at(2), at(5), at(6)]
+    assert tops["bid_price"].iloc[1] == 99.0 and list(tops["update_id"]) == [10, 11, 50, 51]
+    for size in (1, 2, 3, len(rows)):
+        engine = SeriesEngine([(None, parse_series("book:1@1s"))])
+        online: list[BookTop] = []
+        for begin in range(0, len(rows), size):
+            out = engine.process({Channel.BOOK: rows[begin : begin + size]}, T0 + 10 * S)
+            online += [r for r in out.get(Channel.BOOK_TOP, []) if isinstance(r, BookTop)]
+        assert [(r.ts, r.bid_price, r.update_id) for r in online] == [
+            (T0 + k * S, p, u)
+            for k, p, u in zip((1, 2, 5, 6), tops["bid_price"], tops["update_id"], strict=True)
+        ], size

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 import hundi
+from hundi.accounting import Accounting
 from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.replay import replay_events
 from hundi.exchanges import venue_factory
-from hundi.pipeline.accounting import Accounting
 from hundi.records import Channel, Record
 from hundi.series import offline
 from hundi.series.engine import SeriesEngine

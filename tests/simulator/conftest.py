@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from simharness import MakeSim
 
-from hundi.simulator import BinanceSimulator, SimulatorConfig
+from hundi.simulator.binance.config import SimulatorConfig
+from hundi.simulator.binance.server import BinanceSimulator
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from hundi.simulator import BinanceSimulator
+from hundi.simulator.binance.server import BinanceSimulator
 
 MakeSim = Callable[..., Awaitable[BinanceSimulator]]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hundi.simulator.config import FaultKind, FaultSpec, FaultSpecError, SimulatorConfig
+from hundi.simulator.binance.config import FaultKind, FaultSpec, FaultSpecError, SimulatorConfig
 
 
 def test_fault_specs_parse_kind_and_parameter() -> None:

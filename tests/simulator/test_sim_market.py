@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from hundi.simulator.binance.market import SymbolMarket, SymbolSpec, fixed
+from hundi.simulator.market import SymbolMarket, SymbolSpec, SyntheticMarket, fixed
 
 
 def make(seed: int = 7, symbol: str = "BTCUSDT") -> SymbolMarket:
@@ -84,3 +84,31 @@ def test_fixed_point_text_is_exact() -> None:
     assert fixed(-49, 2) == "-0.49"
     assert fixed(12, 0) == "12"
     assert fixed(12, 0, 8) == "12.00000000"
+
+
+def test_the_shared_market_is_one_seeded_sequence_over_all_symbols() -> None:
+    def trace(seed: int) -> list[tuple[object, ...]]:
+        market = SyntheticMarket(("BTCUSDT", "ETHUSDT", "FOOBAR"), seed, 0, trade_history=10)
+        out: list[tuple[object, ...]] = []
+        for _ in range(2000):
+            stepped = market.step()
+            out.extend((stepped.spec.symbol, *e) for e in stepped.events)
+            stepped.events.clear()
+        return out
+
+    assert trace(5) == trace(5)
+    assert trace(5) != trace(6)
+    assert {e[0] for e in trace(5)} == {"BTCUSDT", "ETHUSDT", "FOOBAR"}
+
+
+def test_published_book_follows_the_diffs_and_the_pre_warmup_book_is_older() -> None:
+    market = SyntheticMarket(("BTCUSDT",), 7, 0, trade_history=10)
+    assert market.pre_warmup["BTCUSDT"][0] < market.published["BTCUSDT"][0]
+    assert market.add_depth_speed(100) and not market.add_depth_speed(100)
+    for _ in range(500):
+        market.step().events.clear()
+    for symbol, diff in market.take_depth(100):
+        market.publish_depth(symbol, diff)
+    book = market.symbols["BTCUSDT"]
+    assert market.published["BTCUSDT"] == (book.update_id, book.bids, book.asks)
+    assert list(market.take_depth(100)) == []

@@ -13,9 +13,10 @@ import msgspec
 import pytest
 
 from hundi.exchanges.credentials import Credentials, Secret
-from hundi.simulator import BinanceSimulator, SimulatorConfig
+from hundi.simulator.binance.config import SimulatorConfig
 from hundi.simulator.binance.private import BinancePrivate, PrivateConfig
-from hundi.simulator.config import Market
+from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.binance.server import BinanceSimulator
 
 KEY, SECRET = "simKEY-123456", "simSECRET-abcdef"
 MakePrivate = Callable[..., Awaitable[BinanceSimulator]]
@@ -26,7 +27,7 @@ async def make_private() -> AsyncIterator[MakePrivate]:
     started: list[BinanceSimulator] = []
 
     async def factory(market: str = "spot", **private: Any) -> BinanceSimulator:
-        config = SimulatorConfig(market=Market(market), symbols=("BTCUSDT",), rate=50)
+        config = SimulatorConfig(market=BinanceVariant(market), symbols=("BTCUSDT",), rate=50)
         sim = BinanceSimulator(config)
         creds = Credentials("binance", Secret(KEY), Secret(SECRET), "test")
         sim.private = BinancePrivate(

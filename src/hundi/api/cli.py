@@ -8,7 +8,7 @@ import click
 
 from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
 from hundi.config import ConfigError, load_settings
-from hundi.research._source import ResearchError
+from hundi.research import ResearchError
 from hundi.research.bars import interval_ns
 from hundi.stores.base import StoreError, describe_url
 

@@ -1,7 +1,7 @@
 """What each API endpoint computes: stored data → flat rows (dicts) for Grafana.
 
-Everything goes through hundi's read path (``Store.read``, :func:`hundi.bars`,
-:func:`hundi.research.streaming.iter_day_tables`), so the API shows what a notebook would.
+Everything goes through the store contract (``Store.read``, ``Store.read_days``,
+``Store.symbols``) and :func:`hundi.bars`, so the API shows what a notebook would.
 Times in rows are epoch milliseconds (Infinity parses ``timestamp_epoch`` as ms); a bucket
 is labelled by its start. Work is bounded by :class:`Limits`: the range, the number of
 buckets and the raw rows read are checked before or while reading, never after the fact.
@@ -28,10 +28,8 @@ from hundi.api.rollup import (
 )
 from hundi.records import Channel, EventKind
 from hundi.research import bars as research_bars
-from hundi.research._source import embedded_root, ns_to_timestamp, symbols
-from hundi.research.streaming import iter_day_tables
 from hundi.series.spec import duration_label
-from hundi.stores.base import Store
+from hundi.stores.base import Store, Unsupported
 
 Row = dict[str, Any]
 NS_PER_MS = 1_000_000
@@ -46,11 +44,11 @@ DEFAULT_MAX_POINTS = 20_000
 DEFAULT_MAX_ROWS = 5_000_000
 
 
-class ApiError(ValueError):
+class BadRequest(ValueError):
     """A request the API will not answer as asked (HTTP 400); the message says why."""
 
 
-class TooMuchData(ApiError):
+class TooMuchData(BadRequest):
     """The request would read more than the limits allow (HTTP 413)."""
 
 
@@ -86,10 +84,14 @@ class Window:
         return ns_to_timestamp(self.start), ns_to_timestamp(self.end)
 
 
+def ns_to_timestamp(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(ns, unit="ns", tz="UTC")
+
+
 def window(start_ms: int, end_ms: int, step_ns: int, limits: Limits) -> Window:
     """Check a requested range and step against the limits."""
     if end_ms <= start_ms:
-        raise ApiError(f"to ({end_ms}) must be after from ({start_ms})")
+        raise BadRequest(f"to ({end_ms}) must be after from ({start_ms})")
     span = (end_ms - start_ms) * NS_PER_MS
     if span > limits.max_range_ns:
         raise TooMuchData(
@@ -97,7 +99,7 @@ def window(start_ms: int, end_ms: int, step_ns: int, limits: Limits) -> Window:
             f"{duration_label(limits.max_range_ns)} (hundi serve --max-range)"
         )
     if step_ns % NS_PER_MS:
-        raise ApiError("interval must be a whole number of milliseconds")
+        raise BadRequest("interval must be a whole number of milliseconds")
     if -(-span // step_ns) > limits.max_points:
         raise TooMuchData(
             f"{-(-span // step_ns)} intervals of {duration_label(step_ns)} exceed the limit of "
@@ -142,9 +144,8 @@ def _day_tables(
     """Stored rows of the window a day at a time (``ordered``: by (ts, recv_ts) as
     ``hundi.read`` sorts them), stopping at ``max_rows``."""
     seen = 0
-    start, end = span.timestamps()
-    for _, table in iter_day_tables(
-        store, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
+    for _, table in store.read_days(
+        exchange=exchange, symbol=symbol, channel=channel, start_ns=span.start, end_ns=span.end,
         columns=columns, ordered=ordered,
     ):  # fmt: skip
         seen += table.num_rows
@@ -169,20 +170,18 @@ def _ns_column(table: pa.Table, name: str) -> npt.NDArray[np.int64]:
 def stored_symbols(store: Store, exchange: str) -> list[Row]:
     """(exchange, symbol) pairs with market data stored, sorted.
 
-    The embedded store lists its partition folders; Cassandra asks its partition index (one
-    small query per channel). Other stores (KairosDB) cannot list without reading data.
+    ``Store.symbols``: the embedded store lists its partition folders, Cassandra asks its
+    partition index (one small query per channel). Other stores (KairosDB) cannot list without
+    reading data.
     """
     names: set[str] = set()
-    root = embedded_root(store)
-    if root is not None:
+    try:
         for channel in SYMBOL_CHANNELS:
-            names.update(symbols(root, exchange, channel.value))
-    else:
-        listing = getattr(store, "_partitions", None)
-        if listing is None:
-            raise ApiError(f"{store.describe()} cannot list its symbols; type the symbol instead")
-        for channel in SYMBOL_CHANNELS:
-            names.update(name for name, _ in listing(exchange, channel, None, 0, 2**63 - 1))
+            names.update(store.symbols(exchange, channel))
+    except Unsupported:
+        raise BadRequest(
+            f"{store.describe()} cannot list its symbols; type the symbol instead"
+        ) from None
     return [{"exchange": exchange, "symbol": name} for name in sorted(names)]
 
 

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from hundi.api.auth import require_token
 from hundi.api.queries import (
-    ApiError,
+    BadRequest,
     Limits,
     Row,
     TooMuchData,
@@ -40,14 +40,14 @@ from hundi.api.queries import (
     coverage_rows,
     event_rows,
     lag_rows,
+    ns_to_timestamp,
     stored_symbols,
     window,
 )
-from hundi.query import AggregatingStore, QueryError, parse_channel
+from hundi.query import QueryError, parse_channel
 from hundi.records import Channel
-from hundi.research._source import ns_to_timestamp
 from hundi.research.bars import interval_ns
-from hundi.stores.base import Store, StoreError, open_store, scheme_of
+from hundi.stores.base import AggregatingStore, Store, StoreError, open_store, scheme_of
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response(
             {"error": f"busy: {exc}"}, status=503, headers={"Retry-After": "1"}
         )
-    except (ApiError, QueryError) as exc:  # ResearchError is a QueryError
+    except (BadRequest, QueryError) as exc:  # ResearchError is a QueryError
         return _error(400, str(exc))
     except StoreError as exc:
         return _error(503, f"store unavailable: {exc}")
@@ -239,10 +239,10 @@ async def _run(request: web.Request, work: Callable[[Store], T], *, shared: bool
 def _text(request: web.Request, name: str, *, required: bool = True) -> str | None:
     value = request.query.get(name, "").strip()
     if len(value) > 256 or "\x00" in value:
-        raise ApiError(f"{name}: not a valid value")
+        raise BadRequest(f"{name}: not a valid value")
     if not value:
         if required:
-            raise ApiError(f"missing parameter {name!r}")
+            raise BadRequest(f"missing parameter {name!r}")
         return None
     return value
 
@@ -257,7 +257,7 @@ def _name(request: web.Request, name: str, *, required: bool = True) -> str | No
     """An exchange or symbol: a strict pattern, so no value can become another file path."""
     value = _text(request, name, required=required)
     if value is not None and not NAME.fullmatch(value):
-        raise ApiError(
+        raise BadRequest(
             f"{name}: {value[:64]!r} is not a valid name (letters, digits, '.', '_', '-')"
         )
     return value
@@ -274,11 +274,11 @@ def _epoch_ms(request: web.Request, name: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ApiError(
+        raise BadRequest(
             f"{name}: {text[:64]!r} is not epoch milliseconds (Grafana: ${{__{name}}})"
         ) from None
     if not 0 <= value <= MAX_EPOCH_MS:
-        raise ApiError(f"{name}: {value} is outside 0..{MAX_EPOCH_MS} (epoch milliseconds)")
+        raise BadRequest(f"{name}: {value} is outside 0..{MAX_EPOCH_MS} (epoch milliseconds)")
     return value
 
 
@@ -287,11 +287,11 @@ def _window(request: web.Request, default_interval: str = "1m") -> Window:
     try:
         step = interval_ns(interval)
     except QueryError as exc:
-        raise ApiError(f"interval: {exc}") from None
+        raise BadRequest(f"interval: {exc}") from None
     except (OverflowError, ValueError):
-        raise ApiError(f"interval: {interval[:64]!r} is not a duration") from None
+        raise BadRequest(f"interval: {interval[:64]!r} is not a duration") from None
     if step > MAX_EPOCH_MS * 1_000_000:
-        raise ApiError(f"interval: {interval[:64]!r} is longer than any range")
+        raise BadRequest(f"interval: {interval[:64]!r} is longer than any range")
     return window(_epoch_ms(request, "from"), _epoch_ms(request, "to"), step, request.app[LIMITS])
 
 
@@ -299,7 +299,7 @@ def _channel(name: str) -> Channel:
     try:
         return parse_channel(name)
     except QueryError as exc:
-        raise ApiError(f"channel: {exc}") from None
+        raise BadRequest(f"channel: {exc}") from None
 
 
 def _rows(rows: list[Row], source: str | None = None) -> web.Response:
@@ -355,7 +355,7 @@ async def book(request: web.Request) -> web.Response:
     depth = None
     if depth_text is not None:
         if not depth_text.isdigit() or int(depth_text) < 1:
-            raise ApiError(f"depth: {depth_text!r} is not a positive integer")
+            raise BadRequest(f"depth: {depth_text!r} is not a positive integer")
         depth = int(depth_text)
     limits = request.app[LIMITS]
     source, rows = await _run(

@@ -11,13 +11,13 @@ from typing import Any
 
 import click
 
-from hundi.capture.infer import InferenceError, infer_config
+from hundi.accounting import Accounting
+from hundi.capture.infer import InferenceError, infer_config, infer_exchange
 from hundi.capture.quarantine import Quarantine
 from hundi.capture.reader import CaptureFormatError, expand, is_ours, read_capture
 from hundi.capture.recordings import RecordingFormatError
 from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import venue_factory
-from hundi.pipeline.accounting import Accounting
 from hundi.stores.base import Store, StoreError, open_store
 
 FLUSH_EVERY_RECORDS = 200_000
@@ -47,13 +47,18 @@ def run_replay(
     files: Sequence[Path],
     store_urls: Sequence[str],
     *,
-    exchange: str = "binance",
+    exchange: str | None = None,
     market: str | None = None,
     quarantine_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Replay ``files`` into the stores; returns the summary (same keys as the collector's)."""
+    """Replay ``files`` into the stores; returns the summary (same keys as the collector's).
+
+    ``exchange`` and ``market`` default to what the capture says (:mod:`hundi.capture.infer`).
+    """
     started = time.monotonic()
     paths = expand(files)
+    if exchange is None:
+        exchange = infer_exchange(paths)
     config = infer_config(paths, exchange, market)
     config.authenticate = False  # captured private frames are parsed, never re-authenticated
     protocol = venue_factory(exchange)(config)
@@ -95,8 +100,15 @@ def run_replay(
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--store", "stores", multiple=True, help="Store URL (repeatable), e.g. ./data")
 @click.option("--summary-json", type=click.Path(path_type=Path), help="Write the summary here.")
-@click.option("--exchange", default="binance", show_default=True)
-@click.option("--market", type=click.Choice(["spot", "usdm"]), help="Default: from the capture.")
+@click.option(
+    "--exchange",
+    metavar="NAME",
+    help="A registered exchange (`hundi.exchanges`). Default: from the capture's header or "
+    "file names.",
+)
+@click.option(
+    "--market", metavar="MARKET", help="The exchange's market. Default: from the capture."
+)
 @click.option(
     "--quarantine",
     "quarantine_path",
@@ -109,7 +121,7 @@ def replay(
     files: tuple[Path, ...],
     stores: tuple[str, ...],
     summary_json: Path | None,
-    exchange: str,
+    exchange: str | None,
     market: str | None,
     quarantine_path: Path,
 ) -> None:

@@ -1,22 +1,22 @@
-"""What venue configuration produced a capture, so ``hundi replay`` needs no flags.
+"""What exchange and venue configuration produced a capture, so ``hundi replay`` needs no flags.
 
-Our captures say it in their header. Foreign recordings say it with their connection URLs
-(``/stream?streams=btcusdt@aggTrade/...``), their SUBSCRIBE messages, or, as a last resort, the
-``configuration:`` line of the recordings' ``NAME.0`` file.
+Our captures say it in their header, read here for every exchange. Foreign recordings are each
+exchange's business: the registered ``infer_capture`` of the exchange
+(:class:`~hundi.exchanges.registry.Exchange`) reads their URLs and messages; which exchange a
+recording is comes from its file name (``NAME.ws.1.0``: the ``NAME`` an exchange lists in its
+``recordings``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-import msgspec
-
-from hundi.capture.events import CaptureKind
 from hundi.capture.format import VenueHeader
-from hundi.capture.reader import expand, headers, is_ours, read_file
+from hundi.capture.reader import expand, headers, is_ours
 from hundi.exchanges.base import VenueConfig
+from hundi.exchanges.registry import exchange as registered
+from hundi.exchanges.registry import exchange_names, exchanges
 from hundi.records import Channel
 
 
@@ -35,8 +35,39 @@ def config_of_header(venue: VenueHeader) -> VenueConfig:
     )
 
 
+def recording_name(path: Path) -> str:
+    """``KRAKEN.ws.50.0`` → ``KRAKEN``: the name an exchange's ``recordings`` list."""
+    return path.name.split(".", 1)[0]
+
+
+def infer_exchange(paths: Iterable[Path]) -> str:
+    """The registered exchange a capture is of: ours say it in their header, recordings by
+    their file names. InferenceError (one line) unless that names exactly one."""
+    files = expand(paths)
+    found = {v.exchange for h in headers(files) for v in h.venues}
+    names = sorted({recording_name(p) for p in files if not is_ours(p)})
+    if names:
+        claimed = {n: e.name for e in exchanges().values() for n in names if n in e.recordings}
+        unclaimed = [n for n in names if n not in claimed]
+        if unclaimed:
+            raise InferenceError(
+                f"no registered exchange claims recordings named {', '.join(unclaimed)}; "
+                f"give --exchange ({_known()})"
+            )
+        found.update(claimed.values())
+    if len(found) == 1:
+        return found.pop()
+    if not found:
+        raise InferenceError(f"the capture names no exchange; give --exchange ({_known()})")
+    raise InferenceError(
+        f"the capture holds several exchanges ({', '.join(sorted(found))}); pick one with "
+        "--exchange"
+    )
+
+
 def infer_config(paths: Iterable[Path], exchange: str, market: str | None) -> VenueConfig:
-    """The venue config of a capture (ours: header; recordings: streams)."""
+    """The venue config of ``exchange`` in a capture (ours: header; recordings: the exchange's
+    ``infer_capture``)."""
     files = expand(paths)
     ours = headers(files)
     if ours:
@@ -58,124 +89,22 @@ def infer_config(paths: Iterable[Path], exchange: str, market: str | None) -> Ve
             + ", ".join(v.market for v in candidates)
             + "); pick one with --market"
         )
-    if exchange != "binance":
-        raise InferenceError(f"cannot infer a {exchange} configuration from recordings")
-    return _binance_from_recordings([p for p in files if not is_ours(p)], market)
-
-
-_CHANNEL_OF_KIND = {
-    "aggTrade": Channel.TRADES,
-    "trade": Channel.TRADES,
-    "bookTicker": Channel.BBO,
-    "ticker": Channel.TICKER,
-}
-
-
-def _binance_from_recordings(files: list[Path], market: str | None) -> VenueConfig:
-    urls: list[str] = []
-    names: list[str] = []
-    for path in files:
-        for event in read_file(path):
-            if event.kind is CaptureKind.OPEN:
-                urls.append(event.url)
-                names += parse_qs(urlsplit(event.url).query).get("streams", [""])[0].split("/")
-            elif event.kind is CaptureKind.SENT:
-                names += _subscribed(event.data)
-            else:
-                break  # connection setup precedes data
-    symbols: dict[str, None] = {}
-    channels: dict[Channel, None] = {}
-    options: dict[str, str] = {}
-    for name in filter(None, names):
-        stream_symbol, _, kind = name.partition("@")
-        if kind.startswith("depth"):
-            channel = Channel.BOOK
-        elif kind.startswith("kline_"):
-            channel = Channel.CANDLES
-            options["kline_interval"] = kind.removeprefix("kline_")
-        elif kind in _CHANNEL_OF_KIND:
-            channel = _CHANNEL_OF_KIND[kind]
-            if kind == "trade":
-                options["trade_stream"] = "trade"
-        else:
-            continue
-        symbols[stream_symbol.upper()] = None
-        channels[channel] = None
-    if not symbols:
-        return _binance_from_configuration_line(files, market)
-    found_market = _market_of(urls)
-    if market is not None and market != found_market:
-        # Replaying spot frames as USD-M (or the reverse) stores wrong symbols and no book:
-        # the URLs say which market the capture is, so a different --market is an error.
-        raise InferenceError(
-            f"the capture is Binance {found_market} (its URLs: {', '.join(sorted(set(urls)))}), "
-            f"not {market}: drop --market or give --market {found_market}"
-        )
-    if found_market == "usdm" and any(urlsplit(u).path.rstrip("/") == "/stream" for u in urls):
-        options["usdm_split"] = "false"  # a legacy single-path connection
-    return VenueConfig(
-        market=found_market,
-        symbols=tuple(symbols),
-        channels=(*channels, Channel.EVENTS),
-        options=options,
-    )
-
-
-def _subscribed(data: bytes) -> list[str]:
     try:
-        message = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return []
-    if isinstance(message, dict) and message.get("method") == "SUBSCRIBE":
-        params = message.get("params")
-        if isinstance(params, list):
-            return [p for p in params if isinstance(p, str)]
-    return []
+        infer = registered(exchange).infer_capture
+    except ValueError as e:  # not registered: the message lists the known names
+        raise InferenceError(str(e)) from None
+    if infer is None:
+        raise InferenceError(
+            f"cannot infer a {exchange} configuration from recordings (the exchange registers "
+            "no infer_capture); replay a capture written by `hundi collect --raw`"
+        )
+    try:
+        return infer([p for p in files if not is_ours(p)], market)
+    except InferenceError:
+        raise
+    except ValueError as e:
+        raise InferenceError(str(e)) from None
 
 
-def _market_of(urls: list[str]) -> str:
-    usdm = any("fstream" in urlsplit(u).netloc or "/fapi/" in u for u in urls)
-    return "usdm" if usdm else "spot"
-
-
-_CONFIGURATION_CHANNELS = {
-    "trades": Channel.TRADES,
-    "l2_book": Channel.BOOK,
-    "ticker": Channel.BBO,  # cryptofeed's Binance ticker is the bookTicker stream
-    "candles": Channel.CANDLES,
-}
-
-
-def _binance_from_configuration_line(files: list[Path], market: str | None) -> VenueConfig:
-    for path in files:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.startswith("configuration:"):
-                    continue
-                try:
-                    configured = msgspec.json.decode(line.partition(":")[2])
-                except msgspec.DecodeError:
-                    break
-                symbols: dict[str, None] = {}
-                channels: dict[Channel, None] = {}
-                for name, listed in configured.items():
-                    if name in _CONFIGURATION_CHANNELS:
-                        channels[_CONFIGURATION_CHANNELS[name]] = None
-                        for symbol in listed:
-                            symbols[symbol.removesuffix("-PERP").replace("-", "")] = None
-                perp = any(s.endswith("-PERP") for v in configured.values() for s in v)
-                found = "usdm" if perp else "spot"
-                if market is not None and market != found:
-                    raise InferenceError(
-                        f"the capture's configuration line lists Binance {found} symbols, not "
-                        f"{market}: drop --market or give --market {found}"
-                    )
-                return VenueConfig(
-                    market=found,
-                    symbols=tuple(symbols),
-                    channels=(*channels, Channel.EVENTS),
-                )
-    raise InferenceError(
-        "cannot infer symbols and channels from the capture (no stream URLs, SUBSCRIBE "
-        "messages or configuration line)"
-    )
+def _known() -> str:
+    return ", ".join(exchange_names())

@@ -58,7 +58,7 @@ def parse_line(line: str, conn: str) -> CaptureEvent | None:
 
 
 def connection_key(path: Path) -> str:
-    """``BINANCE.ws.1.0`` → ``BINANCE.ws.1``; REST files share ``BINANCE.http``."""
+    """``NAME.ws.1.0`` → ``NAME.ws.1``; REST files share ``NAME.http``."""
     parts = path.name.split(".")
     if len(parts) >= 3 and parts[1] in ("ws", "http"):
         return ".".join(parts[:3]) if parts[1] == "ws" else f"{parts[0]}.http"

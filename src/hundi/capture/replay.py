@@ -3,7 +3,7 @@
 The replay plays the collector's I/O role with recorded I/O: OPEN → ``on_open``, RECV →
 ``receive``, CLOSE → ``on_close``, and every REST request the protocol asks for (at the
 capture's clock, first at the time of the first event, as a collector asks when it starts:
-e.g. Binance's ``exchangeInfo``) is answered with the first captured REST response for the
+e.g. a venue's instrument list) is answered with the first captured REST response for the
 same URL path and ``symbol`` received at or after the request. A request nobody answered in
 the capture stays unanswered, exactly as it was live (the book stays unsynced).
 
@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from hundi.accounting import Accounting
 from hundi.capture.events import CaptureEvent, CaptureKind
 from hundi.capture.quarantine import Quarantine
 from hundi.exchanges.base import (
@@ -28,7 +29,6 @@ from hundi.exchanges.base import (
     RestResponse,
     VenueProtocol,
 )
-from hundi.pipeline.accounting import Accounting
 from hundi.records import Channel, EventKind, Record
 
 Batch = Mapping[Channel, Sequence[Record]]

@@ -382,10 +382,12 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def default_client() -> WsClient:
-    """picows unless ``HUNDI_WS_CLIENT=aiohttp`` or picows is not installed."""
-    wanted = os.environ.get("HUNDI_WS_CLIENT", "").strip().lower()
-    if wanted == "aiohttp":
+def default_client(wanted: str | None = None) -> WsClient:
+    """The one place the WebSocket client is chosen: picows unless ``wanted`` (by default
+    ``HUNDI_WS_CLIENT``) is ``aiohttp`` or picows is not installed."""
+    if wanted is None:
+        wanted = os.environ.get("HUNDI_WS_CLIENT", "")
+    if wanted.strip().lower() == "aiohttp":
         return AiohttpClient()
     try:
         import picows  # noqa: F401

@@ -147,11 +147,22 @@ class Opening:
     messages: tuple[bytes, ...] = field(default=(), repr=False)
 
 
+class RestPurpose(enum.StrEnum):
+    """What a :class:`RestRequest` is for: the venue routes the answer by this tag, never by
+    parsing the request's ``key`` (which only names it in logs, captures and rate limits)."""
+
+    BOOK_SNAPSHOT = "book_snapshot"  # an order book's REST snapshot
+    SYMBOL_LISTING = "symbol_listing"  # the venue's list of symbols (Binance ``exchangeInfo``)
+    TRADE_BACKFILL = "trade_backfill"  # missed trades fetched again
+    SESSION_KEY = "session_key"  # the token of a private stream (Binance listen key)
+    OTHER = "other"  # untagged: a venue with a single kind of request, test doubles
+
+
 @dataclass(frozen=True, slots=True)
 class RestRequest:
     """A REST call the venue needs (order-book snapshots, listen keys)."""
 
-    key: str  # e.g. the native symbol whose book needs it
+    key: str  # e.g. the native symbol whose book needs it; also the capture's connection name
     url: str
     weight: int = 1
     method: str = "GET"
@@ -159,6 +170,7 @@ class RestRequest:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Private answers (a listen key) are neither logged nor captured.
     private: bool = False
+    purpose: RestPurpose = field(default=RestPurpose.OTHER, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +196,8 @@ class VenueConfig:
 
 
 @dataclass(slots=True)
-class BookState:
-    """A venue's view of one book for status screens and summaries."""
+class BookStatus:
+    """A venue's view of one live book for status screens and summaries."""
 
     symbol: str
     synced: bool
@@ -246,7 +258,7 @@ class VenueProtocol(ABC):
         """Connection keys the venue asked to reconnect (e.g. a ``serverShutdown`` notice)."""
         return []
 
-    def books(self) -> list[BookState]:
+    def books(self) -> list[BookStatus]:
         return []
 
     def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hundi.config import ConfigError, read_env_file
+from hundi.settings import ConfigError, read_env_file
 
 MASK = "***"
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from hundi.book.rule import UNCHECKED, ContinuityRule
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 
 
@@ -33,7 +35,7 @@ class Exchange:
     name: str  # the records' ``exchange`` value and the CLI name
     venue: VenueFactory  # builds the sans-I/O protocol for a config
     # How this venue's stored L2 rows continue one another (``hundi.book``); None: no L2 book.
-    book_rule: Any = None
+    book_rule: ContinuityRule | None = None
     # Builds a replay config from third-party capture files (``hundi replay`` without --config).
     infer_capture: CaptureInference | None = None
     # "module:attribute" of the click command ``hundi simulate <name>`` runs (imported lazily).
@@ -61,3 +63,14 @@ def exchanges() -> dict[str, Exchange]:
 def exchange_names() -> list[str]:
     """Registered names without importing any venue (cheap: for help texts and errors)."""
     return sorted(ep.name for ep in entry_points(group="hundi.exchanges"))
+
+
+@cache
+def book_rule(name: str) -> ContinuityRule:
+    """The continuity rule of exchange ``name``'s stored book rows; for an exchange that is not
+    registered or declares none, :data:`~hundi.book.rule.UNCHECKED` (only snapshots restart)."""
+    try:
+        rule = exchange(name).book_rule
+    except ValueError:
+        return UNCHECKED
+    return UNCHECKED if rule is None else rule

@@ -24,7 +24,7 @@ from hundi.config import (
     load_settings,
     parse_channels,
 )
-from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
+from hundi.connection.client import default_client
 from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
@@ -32,11 +32,11 @@ from hundi.logs import LogRuntime, setup_logging
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.pipeline.health import collector_health, health_path, run_health_loop
 from hundi.pipeline.shard import resolve_shard, shard_feeds
+from hundi.pipeline.status import StatusReporter
 from hundi.records import Channel
 from hundi.series.engine import Scope, SeriesEngine
 from hundi.series.spec import EXAMPLE, BasisSpec, BookTopSpec, SeriesPlan, SeriesSpecError
 from hundi.series.spec import parse_series as _parse_series
-from hundi.status import StatusReporter
 from hundi.stores.base import Store, StoreError, open_store, scheme_of
 
 EXIT_SETUP = 2  # bad configuration, unwritable store: nothing was collected
@@ -241,21 +241,25 @@ def _options(pairs: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def venue_config(feed: FeedConfig) -> VenueConfig:
+    """The one place a feed becomes what its venue protocol (and the capture header) takes:
+    the venue part of a :class:`FeedConfig` (its ``stores`` and ``series`` are ours)."""
+    return VenueConfig(
+        market=feed.market,
+        symbols=feed.symbols,
+        channels=feed.channels,
+        endpoint=feed.endpoint,
+        rest_endpoint=feed.rest_endpoint,
+        options=dict(feed.options),
+    )
+
+
 def _build_venues(feeds: Sequence[FeedConfig]) -> list[tuple[FeedConfig, VenueProtocol]]:
     venues = []
     for feed in feeds:
         try:
             factory = venue_factory(feed.exchange)
-            venue = factory(
-                VenueConfig(
-                    market=feed.market,
-                    symbols=feed.symbols,
-                    channels=feed.channels,
-                    endpoint=feed.endpoint,
-                    rest_endpoint=feed.rest_endpoint,
-                    options=dict(feed.options),
-                )
-            )
+            venue = factory(venue_config(feed))
         except ValueError as exc:
             _fail(str(exc))
         venues.append((feed, venue))
@@ -289,16 +293,6 @@ def _quarantine_path(explicit: str | None, raw_dir: str | None, stores: Sequence
     return Path("quarantine.jsonl")
 
 
-def _client(settings: Settings) -> WsClient:
-    if settings.ws_client == "aiohttp":
-        return AiohttpClient()
-    try:
-        import picows  # noqa: F401
-    except ImportError:
-        return AiohttpClient()
-    return PicowsClient()
-
-
 def _collect(
     feeds: Sequence[FeedConfig],
     settings: Settings,
@@ -326,20 +320,7 @@ def _collect(
         try:
             capture = RawCaptureWriter(
                 raw_dir,
-                venues=[
-                    venue_header(
-                        feed.exchange,
-                        VenueConfig(
-                            feed.market,
-                            feed.symbols,
-                            feed.channels,
-                            feed.endpoint,
-                            feed.rest_endpoint,
-                            dict(feed.options),
-                        ),
-                    )
-                    for feed, _ in venues
-                ],
+                venues=[venue_header(feed.exchange, venue_config(feed)) for feed, _ in venues],
             )
         except CaptureError as exc:
             logs.close()
@@ -353,7 +334,7 @@ def _collect(
         spill_after_s=settings.spill_after,
         store_give_up_after_s=settings.store_give_up_after,
     )
-    client = _client(settings)
+    client = default_client(settings.ws_client)
     collectors = [
         Collector(
             group_venues,

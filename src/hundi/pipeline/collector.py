@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+from hundi.accounting import Accounting
 from hundi.connection.client import WsClient, default_client
 from hundi.connection.manager import (
     CaptureHook,
@@ -41,8 +41,7 @@ from hundi.connection.manager import (
     ConnectionSettings,
     QuarantineHook,
 )
-from hundi.exchanges.base import BookState, RecordSink, VenueProtocol
-from hundi.pipeline.accounting import Accounting
+from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
@@ -135,7 +134,7 @@ class Collector:
         self.stop_reason = ""
         self.failed = ""  # why the collector stopped itself (a store it gave up on)
         self.capture_error = ""  # why the raw capture stopped ("" while it works)
-        self._last_books: list[tuple[str, BookState]] | None = None
+        self._last_books: list[tuple[str, BookStatus]] | None = None
         # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
         self.invalid_symbols: dict[str, None] = {}
 
@@ -146,11 +145,6 @@ class Collector:
             self.stop_reason = reason
             log.info("stopping: %s", reason)
         self._stop.set()
-
-    def install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
 
     def _spool_for(self, store: Store) -> Spool | None:
         if self.settings.spool_dir is None or not store.idempotent:
@@ -414,7 +408,7 @@ class Collector:
         for channel in Channel:
             self.accounting.records[channel.value] = min(c[channel.value] for c in counts)
 
-    def books(self) -> list[tuple[str, BookState]]:
+    def books(self) -> list[tuple[str, BookStatus]]:
         return [(venue.exchange, book) for venue in self.venues for book in venue.books()]
 
     @property

@@ -1,36 +1,58 @@
-"""Where research functions get their rows: the embedded store's files directly, columns only.
+"""What the research functions share: argument parsing, time helpers and :class:`ResearchError`.
 
-``Store.read`` loads every column of a whole range into pandas. Research functions need a few
-columns of a lot of rows (bars: ts/price/size of millions of trades), so for the embedded store
-they read the live Parquet files of the partitions they need with pyarrow, pruned by file and
-row-group statistics. Other stores fall back to ``Store.read``.
+Rows come from the store contract (:class:`hundi.stores.base.Store`): ``read``, and for a
+lot of rows ``read_days`` (a day of a few Arrow columns at a time, pruned by the store), with
+``symbols``/``days`` to list what is stored. Nothing here knows a store's layout.
+
+The embedded-store helpers at the end (``embedded_root``, ``days``, ``read_files``,
+``read_partition_days``) delegate to :class:`hundi.stores.embedded.EmbeddedStore`; they remain
+for :mod:`hundi.research.book` and :mod:`hundi.research.asof` until those read through the
+contract too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from hundi.query import QueryError, parse_time
-from hundi.records import SCHEMAS, Channel
-from hundi.stores.base import Store, StoreError
+from hundi.records import Channel
+from hundi.stores.base import (
+    NS_PER_DAY,
+    Store,
+    day_of_ns,
+    day_start_ns,
+    days_between,
+)
 from hundi.stores.embedded import EmbeddedStore
-from hundi.stores.embedded.layout import list_parts, partition_dir, split_live
+from hundi.stores.embedded.store import scan_files
 
 StoreLike = str | os.PathLike[str] | Store
 TimeLike = str | datetime | pd.Timestamp | int | None
-_RETRIES = 5
+
+__all__ = [
+    "ResearchError",
+    "StoreLike",
+    "TimeLike",
+    "day_of",
+    "day_start_ns",
+    "days",
+    "days_between",
+    "embedded_root",
+    "index_ns",
+    "native_symbol",
+    "ns_to_timestamp",
+    "read_files",
+    "read_partition_days",
+    "to_ns",
+]
 
 
 class ResearchError(QueryError):
@@ -58,53 +80,38 @@ def ns_to_timestamp(ns: int) -> pd.Timestamp:
 
 
 def day_of(ns: int) -> date:
-    return datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).date()
+    return day_of_ns(ns)
 
 
-def day_start_ns(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+def index_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """A frame's UTC DatetimeIndex as int ns."""
+    return np.asarray(pd.DatetimeIndex(frame.index).asi8, np.int64)
 
 
-def _subdirs(directory: Path, prefix: str) -> list[Path]:
-    try:
-        return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith(prefix))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+def native_symbol(store: Store, exchange: str, channel: Channel, symbol: str) -> str:
+    """How the exchange spells ``symbol`` (from its first stored day); ``symbol`` if none."""
+    for _, table in store.read_days(
+        exchange=exchange, symbol=symbol, channel=channel, columns=["native_symbol"],
+        ordered=False,
+    ):  # fmt: skip
+        return str(table.column("native_symbol")[0])
+    return symbol
+
+
+# --- embedded store only (book.py, asof.py) ---------------------------------------------------
 
 
 def embedded_root(store: Store) -> Path | None:
     return store.root if isinstance(store, EmbeddedStore) else None
 
 
-def exchanges(root: Path) -> list[str]:
-    return [p.name.removeprefix("exchange=") for p in _subdirs(root, "exchange=")]
-
-
-def channels(root: Path, exchange: str) -> list[str]:
-    base = root / f"exchange={exchange}"
-    return [p.name.removeprefix("channel=") for p in _subdirs(base, "channel=")]
-
-
-def symbols(root: Path, exchange: str, channel: str) -> list[str]:
-    base = root / f"exchange={exchange}" / f"channel={channel}"
-    return [p.name.removeprefix("symbol=") for p in _subdirs(base, "symbol=")]
+def _embedded(root: Path) -> EmbeddedStore:
+    return EmbeddedStore(os.fspath(root), read_only=True)
 
 
 def days(root: Path, exchange: str, channel: str, symbol: str) -> list[date]:
-    base = root / f"exchange={exchange}" / f"channel={channel}" / f"symbol={symbol}"
-    found = []
-    for directory in _subdirs(base, "date="):
-        try:
-            found.append(date.fromisoformat(directory.name.removeprefix("date=")))
-        except ValueError:
-            continue
-    return found
-
-
-def live_files(root: Path, exchange: str, channel: str, symbol: str, day: date) -> list[Path]:
-    """The partition's files a reader must read (superseded compaction inputs excluded)."""
-    live, _ = split_live(list_parts(partition_dir(root, exchange, channel, symbol, day)))
-    return [p.path for p in live]
+    """The stored days of one symbol's channel: :meth:`EmbeddedStore.days`."""
+    return _embedded(root).days(exchange, Channel(channel), symbol)
 
 
 def read_files(
@@ -121,29 +128,9 @@ def read_files(
     Dictionary columns come back as plain strings; a file deleted by compaction between
     listing and reading is the caller's cue to list again (FileNotFoundError propagates).
     """
-    schema = SCHEMAS[channel]
-    wanted = list(columns) if columns is not None else schema.names
-    if not files:
-        return _plain(schema.empty_table().select(wanted))
-    dataset = ds.dataset([os.fspath(f) for f in files], schema=schema, format="parquet")
-    ts = ds.field("ts")
-    ts_type = schema.field("ts").type
-    condition: ds.Expression | None = None
-    if start_ns is not None:
-        condition = ts >= pa.scalar(start_ns, pa.int64()).cast(ts_type)
-    if end_ns is not None:
-        upper = pa.scalar(end_ns, pa.int64()).cast(ts_type)
-        bound = ts <= upper if end_inclusive else ts < upper
-        condition = bound if condition is None else condition & bound
-    table = dataset.to_table(columns=wanted, filter=condition)
-    return _plain(table)
-
-
-def _plain(table: pa.Table) -> pa.Table:
-    columns = [
-        col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col for col in table.columns
-    ]
-    return pa.Table.from_arrays(columns, names=table.column_names)
+    if end_inclusive and end_ns is not None:
+        end_ns += 1
+    return scan_files(channel, files, columns, start_ns, end_ns)
 
 
 def read_partition_days(
@@ -158,50 +145,22 @@ def read_partition_days(
     *,
     end_inclusive: bool = False,
 ) -> pa.Table:
-    """One symbol's rows over some days, retried when compaction removes a file mid-read."""
-    for _ in range(_RETRIES):
-        files = [f for d in day_list for f in live_files(root, exchange, channel.value, symbol, d)]
-        try:
-            return read_files(
-                channel, files, columns, start_ns, end_ns, end_inclusive=end_inclusive
+    """One symbol's rows over some days, unsorted: :meth:`EmbeddedStore.read_days` per day."""
+    if end_inclusive and end_ns is not None:
+        end_ns += 1
+    store = _embedded(root)
+    tables = []
+    for day in sorted(set(day_list)):
+        first = day_start_ns(day)
+        lo = first if start_ns is None else max(start_ns, first)
+        hi = first + NS_PER_DAY if end_ns is None else min(end_ns, first + NS_PER_DAY)
+        tables += [
+            table
+            for _, table in store.read_days(
+                exchange=exchange, symbol=symbol, channel=channel, start_ns=lo, end_ns=hi,
+                columns=columns, ordered=False,
             )
-        except FileNotFoundError:
-            continue
-    raise StoreError(f"store {str(root)!r} changed too fast to read consistently")
-
-
-def sort_by_time(table: pa.Table) -> pa.Table:
-    """Stable (ts, recv_ts) order, the order ``Store.read`` returns (no copy if already so)."""
-    if table.num_rows > 1 and "recv_ts" in table.column_names:
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        recv = table.column("recv_ts").cast(pa.int64()).to_numpy()
-        step = np.diff(ts)
-        if (step >= 0).all() and (np.diff(recv)[step == 0] >= 0).all():
-            return table
-    keys = [("ts", "ascending")]
-    if "recv_ts" in table.column_names:
-        keys.append(("recv_ts", "ascending"))
-    return table.take(pc.sort_indices(table, sort_keys=keys))
-
-
-def days_between(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def index_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
-    """A frame's UTC DatetimeIndex as int ns."""
-    return np.asarray(pd.DatetimeIndex(frame.index).asi8, np.int64)
-
-
-def native_symbol(store: Store, exchange: str, channel: Channel, symbol: str) -> str:
-    """How the exchange spells ``symbol`` (read from one stored row); ``symbol`` if none."""
-    root = embedded_root(store)
-    if root is None:
-        frame = store.read(exchange=exchange, symbol=symbol, channel=channel)
-        return str(frame["native_symbol"].iloc[0]) if len(frame) else symbol
-    for day in days(root, exchange, channel.value, symbol):
-        for path in live_files(root, exchange, channel.value, symbol, day):
-            with contextlib.suppress(FileNotFoundError, IndexError):
-                column = pq.ParquetFile(path).read_row_group(0, columns=["native_symbol"])
-                return str(column.column(0)[0])
-    return symbol
+        ]  # fmt: skip
+    if not tables:
+        return scan_files(channel, [], columns, None, None)
+    return pa.concat_tables(tables)

@@ -8,14 +8,14 @@ starting from a :mod:`hundi.research.book` checkpoint rather than the start of t
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
-from hundi.exchanges.binance.book import BookSide
-from hundi.records import BID, Channel
+from hundi.book.replay import BOOK_COLUMNS, Block, ReplayState, empty_rows, tops
+from hundi.exchanges.registry import book_rule
+from hundi.records import Channel
 from hundi.research._source import (
     ResearchError,
     StoreLike,
@@ -29,15 +29,7 @@ from hundi.research._source import (
     read_partition_days,
     to_ns,
 )
-from hundi.research.book import (
-    BOOK_COLUMNS,
-    CHECKPOINT_ROWS,
-    Block,
-    BookState,
-    cache_for,
-    empty_rows,
-    walk,
-)
+from hundi.research.book import CHECKPOINT_ROWS, book_gaps, cache_for
 from hundi.stores.base import reading
 
 QUOTE_COLUMNS = ["bid_price", "bid_size", "ask_price", "ask_size", "quote_ts"]
@@ -111,7 +103,11 @@ def book_tops(
     checkpoint_rows: int = CHECKPOINT_ROWS,
 ) -> pd.DataFrame:
     """Top of the rebuilt book after every depth message with ``first <= ts <= last``, plus
-    the state at ``first`` (columns as :data:`QUOTE_COLUMNS`, ``quote_ts`` nondecreasing)."""
+    the state at ``first`` (columns as :data:`QUOTE_COLUMNS`, ``quote_ts`` nondecreasing).
+
+    The book is :func:`hundi.research.book.book_at`'s: the exchange's continuity rule judges
+    the rows, and a stored book ``gap`` event after the book's snapshot unsyncs it (NaN) from
+    the gap on until the next snapshot."""
     with reading(store) as opened:
         root = embedded_root(opened)
         if root is None:
@@ -119,93 +115,40 @@ def book_tops(
                 f"the rebuilt book needs the embedded store; not {opened.describe()}"
             )
         cache = cache_for(root, None, checkpoint_rows)
-        parts: list[pd.DataFrame] = []
+        rule = book_rule(exchange)
+        # (block, start state, first time, last time, keep the row at the first time) per day
+        replays: list[tuple[Block, ReplayState, int, int, bool]] = []
         for day in days_between(day_of(first_ns), day_of(last_ns)):
             index = cache.index(exchange, symbol, day)
+            until = min(last_ns, day_start_ns(day + timedelta(days=1)) - 1)
             if index is None or index.day < day:
-                if index is not None and not parts:
-                    parts.append(_tops_of_state(index.states[-1], first_ns))
+                if index is not None:  # no rows this day: the last day's end state holds
+                    lo = max(first_ns, day_start_ns(day))
+                    empty = Block.from_table(empty_rows())
+                    replays.append((empty, index.states[-1], lo, until, not replays))
                 continue
             lo = max(first_ns, day_start_ns(day))
             position = index.locate(lo - 1)
-            start = index.states[position]
             rows = read_partition_days(
                 root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
                 index.as_of[position] + 1, last_ns, end_inclusive=True,
             )  # fmt: skip
             block = Block.from_table(rows, index.carry_in if position == 0 else None)
-            parts.append(_tops(block, start, lo))
-        if not parts:
+            replays.append((block, index.states[position], lo, until, True))
+        if not replays:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in QUOTE_COLUMNS})
-        tops = pd.concat(parts, ignore_index=True)
-        tops["quote_ts"] = pd.to_datetime(tops["quote_ts"], unit="ns", utc=True)
-        return tops
-
-
-def _tops_of_state(state: BookState, at_ns: int) -> pd.DataFrame:
-    return _tops(Block.from_table(empty_rows()), state, at_ns)
-
-
-def _tops(block: Block, start: BookState, first_ns: int) -> pd.DataFrame:
-    """Replay ``block`` from ``start`` with a heap per side, recording the top per message.
-
-    Messages before ``first_ns`` only build state; one row at ``first_ns`` gives the state
-    there. Times are the running maximum of ``ts``, the moment a top became known (a spot
-    snapshot's buffered diffs take effect at the snapshot).
-    """
-    verdict = walk(block, start)
-    bids, asks = BookSide(-1), BookSide(1)
-    for key, size in zip(start.levels.key.tolist(), start.levels.size.tolist(), strict=True):
-        (bids if key < 0 else asks).set(abs(key), size)
-    n = len(block)
-    message_end = np.ones(n, np.bool_)
-    if n:
-        message_end[:-1] = (block.update_id[1:] != block.update_id[:-1]) | (
-            block.snapshot[1:] != block.snapshot[:-1]
+        since = min(
+            start.snapshot_ts if start.snapshot_ts >= 0 else lo - 1
+            for _, start, lo, _, _ in replays
         )
-    resets = np.zeros(n, np.bool_)
-    resets[verdict.resets] = True
-    effective = np.maximum.accumulate(block.ts) if n else block.ts
-    stamps: list[int] = []
-    rows: list[tuple[float, float, float, float]] = []
-    synced = start.synced
-    emitted_start = False
-    side, price, size, applied = (
-        block.side.tolist(),
-        block.price.tolist(),
-        block.size.tolist(),
-        verdict.applied.tolist(),
-    )
-    ends, reset_list, eff = message_end.tolist(), resets.tolist(), effective.tolist()
-    for i in range(n):
-        if eff[i] >= first_ns and not emitted_start:
-            stamps.append(first_ns)
-            rows.append(_top(bids, asks, synced))
-            emitted_start = True
-        if reset_list[i]:
-            bids.clear()
-            asks.clear()
-        synced = applied[i]
-        if synced:
-            (bids if side[i] == BID else asks).set(price[i], size[i])
-        if ends[i] and eff[i] >= first_ns:
-            stamps.append(eff[i])
-            rows.append(_top(bids, asks, synced))
-    if not emitted_start:
-        stamps.insert(0, first_ns)
-        rows.insert(0, _top(bids, asks, synced))
-    frame = pd.DataFrame(rows, columns=QUOTE_COLUMNS[:-1])
-    frame["quote_ts"] = np.asarray(stamps, np.int64)
-    return frame
-
-
-def _top(bids: BookSide, asks: BookSide, synced: bool) -> tuple[float, float, float, float]:
-    if not synced:
-        return (math.nan, math.nan, math.nan, math.nan)
-    bid, ask = bids.best(), asks.best()
-    return (
-        math.nan if bid is None else bid,
-        math.nan if bid is None else bids.levels[bid],
-        math.nan if ask is None else ask,
-        math.nan if ask is None else asks.levels[ask],
-    )
+        since = min([since, *(int(block.ts.min()) - 1 for block, *_ in replays if len(block))])
+        gaps = book_gaps(opened, exchange, symbol, since, last_ns)
+        parts: list[pd.DataFrame] = []
+        for block, start, lo, until, keep_first in replays:
+            stamps, rows_ = tops(block, start, rule, gaps, lo, until)
+            frame = pd.DataFrame(rows_, columns=QUOTE_COLUMNS[:-1])
+            frame["quote_ts"] = np.asarray(stamps, np.int64)
+            parts.append(frame if keep_first else frame.iloc[1:])
+        quotes = pd.concat(parts, ignore_index=True)
+        quotes["quote_ts"] = pd.to_datetime(quotes["quote_ts"], unit="ns", utc=True)
+        return quotes

@@ -1,14 +1,10 @@
 """``book_at``: the L2 order book at any time, from stored changes and cached checkpoints.
 
-What "the book at T" means (the collector's own rules, applied to what it stored):
-
-* A symbol's book rows are put in exchange sequence order: ``update_id``, a snapshot's rows
-  before the diffs with the same id. (Time order is not the application order: a spot snapshot
-  is stamped with its receive time, after the diffs buffered while it was fetched.)
-* Of the rows with ``ts <= T``, a run of ``snapshot`` rows restarts the book; a diff that
-  continues the sequence (Binance spot ``U == previous u + 1``, USD-M ``pu == previous u``,
-  the first diff straddling the snapshot's id) is applied, level by level, last write wins; a
-  diff that does not continue it leaves the book unsynced (frozen) until the next snapshot.
+"The book at T" is the stored rows with ``ts <= T`` applied in exchange sequence order by
+:mod:`hundi.book.replay` (a run of ``snapshot`` rows restarts the book, a diff that does not
+continue the sequence under the exchange's registered continuity rule, ``hundi.exchanges
+.exchange(name).book_rule``, leaves it unsynced until the next snapshot), then judged against
+the book's stored ``gap`` events (:func:`hundi.book.replay.book_at`).
 
 Replaying that from the last snapshot can mean hours of changes, so checkpoints are built
 lazily, once per (exchange, symbol, UTC day): the full book every ``checkpoint_rows`` rows at
@@ -28,7 +24,7 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
@@ -40,7 +36,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hundi.records import BID, Channel, EventKind
+from hundi.book.replay import (
+    BOOK_COLUMNS,
+    Block,
+    Levels,
+    ReplayState,
+    advance,
+    empty_rows,
+    replay,
+    walk,
+)
+from hundi.book.replay import book_at as judge_gaps
+from hundi.book.rule import ContinuityRule
+from hundi.exchanges.registry import book_rule
+from hundi.records import Channel, EventKind
 from hundi.research._source import (
     ResearchError,
     StoreLike,
@@ -59,208 +68,7 @@ from hundi.stores.embedded.layout import list_parts, parse_part, partition_dir, 
 
 CHECKPOINT_ROWS: Final = 50_000
 _FORMAT: Final = "2"  # bump when the saved index changes shape
-BOOK_COLUMNS: Final = (
-    "ts",
-    "recv_ts",
-    "side",
-    "price",
-    "size",
-    "snapshot",
-    "first_update_id",
-    "update_id",
-    "prev_update_id",
-)
-F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-Bools = npt.NDArray[np.bool_]
-
-
-@dataclass(slots=True)
-class Levels:
-    """A full book: ``key`` is -price for bids and +price for asks, so sorted keys list each
-    side best first; ``ts`` is when each level got its size."""
-
-    key: F64
-    size: F64
-    ts: I64
-
-    @staticmethod
-    def empty() -> Levels:
-        return Levels(np.empty(0), np.empty(0), np.empty(0, np.int64))
-
-    def merge(self, key: F64, size: F64, ts: I64) -> Levels:
-        """Apply level writes in order: last write per level wins, size 0 deletes."""
-        if len(key) == 0:
-            return self
-        keys = np.concatenate([self.key, key])[::-1]
-        sizes = np.concatenate([self.size, size])[::-1]
-        stamps = np.concatenate([self.ts, ts])[::-1]
-        unique, first = np.unique(keys, return_index=True)  # first in reversed = last written
-        kept_sizes = sizes[first]
-        keep = kept_sizes > 0.0
-        return Levels(unique[keep], kept_sizes[keep], stamps[first][keep])
-
-
-@dataclass(slots=True)
-class BookState:
-    """The walk's state between rows: the book plus what the next diff must continue."""
-
-    levels: Levels
-    synced: bool = False
-    last_u: int = -1  # update_id of the last row seen (applied or not)
-    last_snapshot: bool = False  # the last row seen was a snapshot row
-    snapshot_ts: int = -1  # ts of the snapshot the book was restarted from
-    update_id: int = -1  # update_id of the last applied row
-
-
-@dataclass(slots=True)
-class Block:
-    """Book rows as numpy columns, in exchange sequence order."""
-
-    ts: I64
-    side: npt.NDArray[np.int8]
-    price: F64
-    size: F64
-    snapshot: Bools
-    first_id: I64
-    update_id: I64
-    prev_id: I64
-    carried: Bools = field(default_factory=lambda: np.zeros(0, np.bool_))
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    @staticmethod
-    def from_table(table: pa.Table, carried: pa.Table | None = None) -> Block:
-        """Rows of ``table`` (plus rows ``carried`` over from the day before), sequence-ordered.
-
-        Rows first get the stable (ts, recv_ts) order a store read gives; then, when every row
-        has an exchange sequence id, the stable sort by (update_id, not snapshot).
-        """
-        parts = [table] if carried is None or carried.num_rows == 0 else [carried, table]
-        carry_flags = [np.zeros(table.num_rows, np.bool_)]
-        if len(parts) == 2:
-            assert carried is not None
-            carry_flags.insert(0, np.ones(carried.num_rows, np.bool_))
-        merged = pa.concat_tables(parts)
-
-        def column(name: str) -> npt.NDArray[np.generic]:
-            col = merged.column(name)
-            if pa.types.is_timestamp(col.type):
-                col = col.cast(pa.int64())
-            values: npt.NDArray[np.generic] = np.asarray(col.to_numpy())
-            return values
-
-        ts = column("ts").astype(np.int64)
-        recv = column("recv_ts").astype(np.int64)
-        update_id = column("update_id").astype(np.int64)
-        snapshot = column("snapshot").astype(np.bool_)
-        order = np.lexsort((recv, ts))
-        if len(update_id) and (update_id >= 0).all():
-            order = order[np.lexsort((~snapshot[order], update_id[order]))]
-        return Block(
-            ts=ts[order],
-            side=column("side").astype(np.int8)[order],
-            price=column("price").astype(np.float64)[order],
-            size=column("size").astype(np.float64)[order],
-            snapshot=snapshot[order],
-            first_id=column("first_update_id").astype(np.int64)[order],
-            update_id=update_id[order],
-            prev_id=column("prev_update_id").astype(np.int64)[order],
-            carried=np.concatenate(carry_flags)[order],
-        )
-
-    def take(self, mask: Bools) -> pa.Table:
-        """Selected rows as a table (the rows carried to the next day). Their order is already
-        settled, so ``recv_ts`` (only a tie-breaker before the sequence sort) repeats ``ts``."""
-        return pa.table(
-            {
-                "ts": pa.array(self.ts[mask], pa.timestamp("ns", tz="UTC")),
-                "recv_ts": pa.array(self.ts[mask], pa.timestamp("ns", tz="UTC")),
-                "side": self.side[mask],
-                "price": self.price[mask],
-                "size": self.size[mask],
-                "snapshot": self.snapshot[mask],
-                "first_update_id": self.first_id[mask],
-                "update_id": self.update_id[mask],
-                "prev_update_id": self.prev_id[mask],
-            }
-        )
-
-
-@dataclass(slots=True)
-class Walk:
-    """Per-row verdicts of one pass over a block from a start state (all vectorized)."""
-
-    applied: Bools  # the row is part of a synced stretch (snapshot rows included)
-    resets: I64  # positions where a snapshot run starts
-    broken_from: int  # first row of the final unsynced stretch (len(block) if synced at end)
-
-
-def walk(block: Block, start: BookState) -> Walk:
-    n = len(block)
-    if n == 0:
-        return Walk(np.zeros(0, np.bool_), np.zeros(0, np.int64), 0)
-    u, snap = block.update_id, block.snapshot
-    prev_u = np.empty(n, np.int64)
-    prev_u[0] = start.last_u
-    prev_u[1:] = u[:-1]
-    prev_snap = np.empty(n, np.bool_)
-    prev_snap[0] = start.last_snapshot
-    prev_snap[1:] = snap[:-1]
-    message_start = np.ones(n, np.bool_)
-    message_start[1:] = (u[1:] != u[:-1]) | (snap[1:] != snap[:-1])
-    resets = message_start & snap
-    sequenced = (u >= 0) & (prev_u >= 0)
-    usdm = block.prev_id >= 0
-    first = block.first_id
-    after_snapshot = np.where(
-        usdm, (first <= prev_u) & (prev_u <= u), (first <= prev_u + 1) & (prev_u + 1 <= u)
-    )
-    after_diff = np.where(usdm, block.prev_id == prev_u, first == prev_u + 1)
-    continues = ~sequenced | np.where(prev_snap, after_snapshot, after_diff)
-    breaks = message_start & ~snap & ~continues
-    events = resets | breaks
-    last_event = np.maximum.accumulate(np.where(events, np.arange(n), -1))
-    applied = np.where(last_event >= 0, snap[np.maximum(last_event, 0)], start.synced)
-    applied_rows = np.flatnonzero(applied)
-    broken_from = int(applied_rows[-1]) + 1 if len(applied_rows) else 0
-    return Walk(applied, np.flatnonzero(resets), broken_from)
-
-
-def advance(block: Block, start: BookState, verdict: Walk, stops: I64) -> list[BookState]:
-    """States after the first ``p`` rows for each ``p`` in ``stops`` (ascending)."""
-    states: list[BookState] = []
-    state = start
-    position = 0
-    key_all = np.where(block.side == BID, -block.price, block.price)
-    positions = np.arange(len(block))
-    last_applied = np.maximum.accumulate(np.where(verdict.applied, positions, -1))
-    for stop in stops.tolist():
-        if stop > position:
-            resets = verdict.resets[(verdict.resets >= position) & (verdict.resets < stop)]
-            levels, snapshot_ts = state.levels, state.snapshot_ts
-            begin = position
-            if len(resets):
-                begin = int(resets[-1])
-                levels, snapshot_ts = Levels.empty(), int(block.ts[begin])
-            chosen = np.flatnonzero(verdict.applied[begin:stop]) + begin
-            levels = levels.merge(key_all[chosen], block.size[chosen], block.ts[chosen])
-            last = stop - 1
-            applied_last = int(last_applied[last])
-            state = BookState(
-                levels=levels,
-                synced=bool(verdict.applied[last]),
-                last_u=int(block.update_id[last]),
-                last_snapshot=bool(block.snapshot[last]),
-                snapshot_ts=snapshot_ts,
-                update_id=(
-                    int(block.update_id[applied_last]) if applied_last >= 0 else state.update_id
-                ),
-            )
-            position = stop
-        states.append(state)
-    return states
 
 
 def cut_points(block: Block, every: int) -> I64:
@@ -295,7 +103,7 @@ class DayIndex:
     day: date
     key: str
     as_of: list[int]
-    states: list[BookState]
+    states: list[ReplayState]
     carry_in: pa.Table
     carry_out: pa.Table
     files: tuple[tuple[str, int, int], ...] = ()  # part files (name, size, rows) it was built from
@@ -306,37 +114,27 @@ class DayIndex:
         return max(position - 1, 0)
 
 
-def empty_rows() -> pa.Table:
-    return pa.table(
-        {
-            "ts": pa.array([], pa.timestamp("ns", tz="UTC")),
-            "recv_ts": pa.array([], pa.timestamp("ns", tz="UTC")),
-            "side": pa.array([], pa.int8()),
-            "price": pa.array([], pa.float64()),
-            "size": pa.array([], pa.float64()),
-            "snapshot": pa.array([], pa.bool_()),
-            "first_update_id": pa.array([], pa.int64()),
-            "update_id": pa.array([], pa.int64()),
-            "prev_update_id": pa.array([], pa.int64()),
-        }
-    )
-
-
 def build_day(
-    rows: pa.Table, day: date, start: BookState, carry_in: pa.Table, key: str, every: int
+    rows: pa.Table,
+    day: date,
+    start: ReplayState,
+    carry_in: pa.Table,
+    key: str,
+    every: int,
+    rule: ContinuityRule,
 ) -> DayIndex:
     block = Block.from_table(rows, carry_in)
-    as_of, states, carry_out = _checkpoints(block, start, day_start_ns(day) - 1, every)
+    as_of, states, carry_out = _checkpoints(block, start, day_start_ns(day) - 1, every, rule)
     return DayIndex(
         day, key, [day_start_ns(day) - 1, *as_of], [start, *states], carry_in, carry_out
     )
 
 
 def _checkpoints(
-    block: Block, start: BookState, floor: int, every: int
-) -> tuple[list[int], list[BookState], pa.Table]:
+    block: Block, start: ReplayState, floor: int, every: int, rule: ContinuityRule
+) -> tuple[list[int], list[ReplayState], pa.Table]:
     """(as_of, states) at the block's cut points and at its end, and its unsynced tail."""
-    verdict = walk(block, start)
+    verdict = walk(block, start, rule)
     cuts = cut_points(block, every)
     stops = np.append(cuts, len(block)).astype(np.int64)
     states = advance(block, start, verdict, stops)
@@ -349,7 +147,9 @@ def _checkpoints(
     return as_of, states, carry_out
 
 
-def extend_day(stale: DayIndex, sources: list[SourceFile], key: str, every: int) -> DayIndex | None:
+def extend_day(
+    stale: DayIndex, sources: list[SourceFile], key: str, every: int, rule: ContinuityRule
+) -> DayIndex | None:
     """``stale`` brought up to date with only the rows it has not seen, or None when that
     would not be exact (rows vanished, a new row is not newer than every row seen, or the
     book ended waiting for a snapshot): then the day is rebuilt.
@@ -400,7 +200,7 @@ def extend_day(stale: DayIndex, sources: list[SourceFile], key: str, every: int)
     if table.num_rows - pc.sum(newer).as_py() != seen_inside:
         return None  # a new row not newer than the last one seen (or rows went missing)
     block = Block.from_table(table.filter(newer))
-    as_of, states, carry_out = _checkpoints(block, stale.states[-1], stale.as_of[-1], every)
+    as_of, states, carry_out = _checkpoints(block, stale.states[-1], stale.as_of[-1], every, rule)
     return replace(
         stale,
         key=key,
@@ -466,6 +266,7 @@ class CheckpointCache:
             fp = "|".join(f"{f.name}:{f.size}" for f in files)
             previous = hashlib.sha1(f"{previous}\n{d}\n{fp}".encode()).hexdigest()
             keys.append(previous)
+        rule = book_rule(exchange)
         # find the newest day whose index is current, then bring later days up to date
         position = len(stored) - 1
         found: DayIndex | None = None
@@ -479,14 +280,14 @@ class CheckpointCache:
             stale = self._load_any(exchange, symbol, stored[i])
             built = None
             if stale is not None and stale.prev_key == prev_key:
-                built = extend_day(stale, sources[i], keys[i], self.every)
+                built = extend_day(stale, sources[i], keys[i], self.every, rule)
             if built is None:
-                start = found.states[-1] if found is not None else BookState(Levels.empty())
+                start = found.states[-1] if found is not None else ReplayState(Levels.empty())
                 carry = found.carry_out if found is not None else empty_rows()
                 rows = read_files(
                     Channel.BOOK, [f.path for f in sources[i]], BOOK_COLUMNS, None, None
                 )
-                built = build_day(rows, stored[i], start, carry, keys[i], self.every)
+                built = build_day(rows, stored[i], start, carry, keys[i], self.every, rule)
                 built.files = tuple((f.name, f.size, f.rows) for f in sources[i])
                 built.prev_key = prev_key
             found = built
@@ -628,7 +429,7 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
         offset += length
         synced, last_u, last_snapshot, snapshot_ts, update_id = fields
         states.append(
-            BookState(
+            ReplayState(
                 Levels(keys[part], sizes[part], stamps[part]),
                 bool(synced),
                 int(last_u),
@@ -664,7 +465,7 @@ def state_at(
     *,
     checkpoint_rows: int = CHECKPOINT_ROWS,
     cache_dir: str | os.PathLike[str] | None = None,
-) -> tuple[BookState, int]:
+) -> tuple[ReplayState, int]:
     """The book state at ``at`` (and ``at`` in ns); what :func:`book_at` formats.
 
     The state is rebuilt from the stored book rows, then checked against the stored ``gap``
@@ -675,15 +476,15 @@ def state_at(
         raise ResearchError("book_at needs a time")
     with reading(store) as opened:
         state = _rows_state_at(opened, exchange, symbol, at_ns, checkpoint_rows, cache_dir)
-        if state.synced and broken_after(opened, exchange, symbol, state.snapshot_ts, at_ns):
-            state = replace(state, synced=False)
+        if state.synced:
+            gaps = book_gaps(opened, exchange, symbol, state.snapshot_ts, at_ns)
+            state = judge_gaps(state, gaps, at_ns)
         return state, at_ns
 
 
-def broken_after(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: int) -> bool:
-    """Whether the book's stream broke (a stored book ``gap`` event) after ``since_ns`` (the
-    snapshot the book was restarted from) and at or before ``at_ns``. A gap at the snapshot's own
-    time is the one that snapshot repaired."""
+def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: int) -> I64:
+    """Times (sorted) of the book's stored ``gap`` events after ``since_ns`` and at or before
+    ``at_ns``."""
     # Stores take datetimes (microseconds): read a range that surely covers the nanosecond
     # bounds, then cut it exactly.
     events = store.read(
@@ -694,12 +495,17 @@ def broken_after(store: Store, exchange: str, symbol: str, since_ns: int, at_ns:
         end=ns_to_timestamp((at_ns // 1000 + 1) * 1000).to_pydatetime(),
     )
     if events.empty:
-        return False
+        return np.zeros(0, np.int64)
     times = pd.DatetimeIndex(events.index).as_unit("ns").asi8
-    events = events[(times > since_ns) & (times <= at_ns)]
-    kinds = events["kind"].astype(str)
-    channels = events["channel"].astype(str)
-    return bool(((kinds == EventKind.GAP.value) & (channels == Channel.BOOK.value)).any())
+    kinds = events["kind"].astype(str).to_numpy()
+    channels = events["channel"].astype(str).to_numpy()
+    chosen = (
+        (times > since_ns)
+        & (times <= at_ns)
+        & (kinds == EventKind.GAP.value)
+        & (channels == Channel.BOOK.value)
+    )
+    return np.sort(np.asarray(times[chosen], np.int64))
 
 
 def _rows_state_at(
@@ -709,7 +515,7 @@ def _rows_state_at(
     at_ns: int,
     checkpoint_rows: int,
     cache_dir: str | os.PathLike[str] | None,
-) -> BookState:
+) -> ReplayState:
     """The book after every stored row with ``ts <= at_ns`` (checkpoints make it cheap)."""
     root = embedded_root(opened)
     if root is None:
@@ -721,7 +527,7 @@ def _rows_state_at(
     day = day_of(at_ns)
     index = cache.index(exchange, symbol, day)
     if index is None:
-        return BookState(Levels.empty())
+        return ReplayState(Levels.empty())
     position = index.locate(at_ns)
     if index.day < day or position == len(index.states) - 1:
         return index.states[-1]  # nothing stored after the day's last row
@@ -731,9 +537,7 @@ def _rows_state_at(
         index.as_of[position] + 1, at_ns, end_inclusive=True,
     )  # fmt: skip
     block = Block.from_table(rows, index.carry_in if position == 0 else None)
-    verdict = walk(block, start)
-    (state,) = advance(block, start, verdict, np.array([len(block)], np.int64))
-    return state
+    return replay(block, start, book_rule(exchange))
 
 
 def book_at(
@@ -760,7 +564,7 @@ def book_at(
     return levels_frame(state, at_ns, depth)
 
 
-def levels_frame(state: BookState, at_ns: int, depth: int | None) -> pd.DataFrame:
+def levels_frame(state: ReplayState, at_ns: int, depth: int | None) -> pd.DataFrame:
     levels = state.levels
     bids = levels.key < 0
     asks = levels.key > 0

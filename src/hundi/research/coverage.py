@@ -22,17 +22,11 @@ from hundi.research._source import (
     ResearchError,
     StoreLike,
     TimeLike,
-    channels,
-    days,
-    embedded_root,
-    exchanges,
     index_ns,
     ns_to_timestamp,
-    read_partition_days,
-    symbols,
     to_ns,
 )
-from hundi.stores.base import Store, reading
+from hundi.stores.base import Store, Unsupported, reading
 
 RANGE_COLUMNS = [
     "exchange",
@@ -96,10 +90,11 @@ def coverage(
     with reading(store) as opened:
         wanted = parse_channel(channel) if channel is not None else None
         if exchange is None:
-            root = embedded_root(opened)
-            if root is None:
-                raise ResearchError(f"{opened.describe()} cannot list its exchanges: name one")
-            names = exchanges(root)
+            try:
+                names = opened.exchanges()
+            except Unsupported:
+                message = f"{opened.describe()} cannot list its exchanges: name one"
+                raise ResearchError(message) from None
         else:
             names = [exchange]
         ranges = [
@@ -134,44 +129,39 @@ def _exchange_ranges(
 def _channels(store: Store, exchange: str, wanted: Channel | None) -> list[Channel]:
     if wanted is not None:
         return [wanted]
-    root = embedded_root(store)
-    if root is None:
-        return [c for c in Channel if c is not Channel.EVENTS]
-    known = {c.value: c for c in Channel}
-    return [known[c] for c in channels(root, exchange) if c in known and c != "events"]
+    try:
+        stored = store.channels(exchange)
+    except Unsupported:
+        stored = list(Channel)  # every channel is looked for
+    return [c for c in stored if c is not Channel.EVENTS]
 
 
 def _stream_times(
     store: Store, exchange: str, symbol: str | None, channel: Channel, window: _Window
 ) -> Iterable[tuple[str, npt.NDArray[np.int64]]]:
     """(symbol, sorted ts in ns) per stored symbol of one channel."""
-    root = embedded_root(store)
-    if root is None:
-        frame = store.read(
-            exchange=exchange,
-            symbol=symbol,
-            channel=channel,
-            start=_stamp(window.start_ns),
-            end=_stamp(window.end_ns),
-        )
-        for name, part in frame.groupby("symbol", sort=True):
-            yield str(name), np.sort(index_ns(part))
-        return
-    names = [symbol] if symbol is not None else symbols(root, exchange, channel.value)
+    if symbol is not None:
+        names = [symbol]
+    else:
+        try:
+            names = store.symbols(exchange, channel)
+        except Unsupported:
+            raise ResearchError(
+                f"{store.describe()} cannot list its symbols: name one (symbol=...)"
+            ) from None
     for name in names:
-        table = read_partition_days(
-            root,
-            exchange,
-            channel,
-            name,
-            days(root, exchange, channel.value, name),
-            ["ts"],
-            window.start_ns,
-            window.end_ns,
-        )
-        stamps = np.sort(table.column("ts").cast("int64").to_numpy())
-        if len(stamps):
-            yield name, stamps
+        try:
+            parts = [
+                table.column("ts").cast("int64").to_numpy()
+                for _, table in store.read_days(
+                    exchange=exchange, symbol=name, channel=channel, start_ns=window.start_ns,
+                    end_ns=window.end_ns, columns=["ts"], ordered=False,
+                )
+            ]  # fmt: skip
+        except Unsupported as exc:
+            raise ResearchError(f"coverage: {exc}") from None
+        if parts:
+            yield name, np.sort(np.concatenate(parts))
 
 
 def _ts_and(

@@ -25,7 +25,10 @@ Rules that make "final" well defined (the same online and offline):
   of the interval) is the book after every change with effective time ``<= T``; it is taken
   when the first change after ``T`` arrives. A run of ``snapshot`` rows restarts the book;
   rows before the first such run are ignored (the book is unknown until then), and a later run
-  (a resync after a gap) gets no samples between the last change before it and itself.
+  (a resync after a gap) gets no samples between the last change before it and itself. A diff
+  that does not continue the sequence under the exchange's continuity rule (``hundi.book``, the
+  rule ``book_at`` applies) leaves the book unknown from its effective time until the next
+  snapshot run: no samples in between.
 * **Flow / volatility** windows are the last ``window / step`` time bars of ``step``; the
   first value needs one more bar (the first return's base).
 * **Basis** at ``T``: each leg's last quote with ``e <= T`` (ordered by ``e, ts, recv_ts``),
@@ -43,6 +46,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hundi.book.replay import sequence
+from hundi.book.rule import UNCHECKED, ContinuityRule
 from hundi.records import ASK, BID
 
 F8 = npt.NDArray[np.float64]
@@ -349,14 +354,16 @@ class BookSamples:
 class BookSampler:
     """One symbol's book, rebuilt from BookChange columns and sampled on a grid per interval."""
 
-    def __init__(self, grids: Sequence[tuple[int, int]]) -> None:
-        """``grids``: (interval ns, depth) pairs."""
+    def __init__(self, grids: Sequence[tuple[int, int]], rule: ContinuityRule = UNCHECKED) -> None:
+        """``grids``: (interval ns, depth) pairs; ``rule``: the exchange's continuity rule."""
         self.grids = list(dict.fromkeys(grids))
+        self.rule = rule
+        self.prev_u = -1  # update id of the last row seen (applied or not), for ``rule``
+        self.prev_snapshot = False  # the last row seen was a snapshot row
         self.bids: dict[float, float] = {}
         self.asks: dict[float, float] = {}
         self.known = False  # a snapshot run has started the book
-        self.eff = NO_TIME  # effective time of the last applied change
-        self.last_snapshot_uid: int | None = None  # update id if the last row was a snapshot row
+        self.eff = NO_TIME  # effective time of the last change seen since the book was known
         self.last_uid = -1
         self.last_recv = 0
         self._applied = 0
@@ -368,7 +375,7 @@ class BookSampler:
         self.bids, self.asks = {}, {}
         self.known = False
         self.eff = NO_TIME
-        self.last_snapshot_uid = None
+        self.prev_u, self.prev_snapshot = -1, False
 
     def add(self, rows: Columns) -> dict[tuple[int, int], BookSamples]:
         """Changes in sequence order → snapshots per (interval, depth) grid they completed."""
@@ -386,19 +393,28 @@ class BookSampler:
     def _add(self, rows: Columns, n: int) -> None:
         snapshot = rows["snapshot"].astype(bool)
         uid = rows["update_id"]
-        prev_snap = np.r_[self.last_snapshot_uid is not None, snapshot[:-1]]
-        prev_uid = np.r_[
-            self.last_snapshot_uid if self.last_snapshot_uid is not None else -1, uid[:-1]
-        ]
-        run_start = snapshot & (~prev_snap | (uid != prev_uid))
-        self.last_snapshot_uid = int(uid[-1]) if snapshot[-1] else None
+        # where snapshot runs restart the book and diffs break the sequence: the verdicts of
+        # ``hundi.book.replay.walk``, so the same as ``book_at``'s; a break leaves the book
+        # unknown until the next snapshot run
+        judged = sequence(
+            self.rule,
+            snapshot,
+            rows["first_update_id"],
+            uid,
+            rows["prev_update_id"],
+            self.prev_u,
+            self.prev_snapshot,
+        )
+        run_start, breaks = judged.resets, judged.breaks
+        self.prev_u, self.prev_snapshot = int(uid[-1]), bool(snapshot[-1])
         begin = 0
-        if not self.known:
+        if self.eff == NO_TIME:  # never known (or input lost): start at the first snapshot run
             starts = np.flatnonzero(run_start)
             if not len(starts):
                 return
             begin = int(starts[0])
-        base = self.eff if self.known else int(rows["ts"][begin])
+        # after a break the book is unknown but its clock runs on, as if it were one batch
+        base = self.eff if self.eff != NO_TIME else int(rows["ts"][begin])
         eff = np.maximum.accumulate(np.r_[base, rows["ts"][begin:]])
         prev_eff, eff = eff[:-1], eff[1:]
         cuts: dict[int, list[tuple[int, int, int, int]]] = {}
@@ -411,26 +427,32 @@ class BookSampler:
                 cuts.setdefault(begin + int(i), []).append(
                     (interval, depth, int(lo[i]), int(hi[i]))
                 )
-        for i in np.flatnonzero(run_start[begin:]):
+        for i in np.flatnonzero(run_start[begin:] | breaks[begin:]):
             cuts.setdefault(begin + int(i), [])
         side, price, size = rows["side"], rows["price"], rows["size"]
         recv = rows["recv_ts"]
         position = begin
         for cut in sorted(cuts):
-            self._apply(side, price, size, position, cut)
-            if cut > position:
-                self.last_uid, self.last_recv = int(uid[cut - 1]), int(recv[cut - 1])
+            if self.known:
+                self._apply(side, price, size, position, cut)
+                if cut > position:
+                    self.last_uid, self.last_recv = int(uid[cut - 1]), int(recv[cut - 1])
             position = cut
             # A later snapshot run is a resync: the book went unknown at some point since the
-            # last change, so the times before the new snapshot get no (stale) sample.
-            if not (run_start[cut] and self.known):
+            # last change, so the times before the new snapshot get no (stale) sample. Nor do
+            # the times while the book is unknown after a break.
+            if self.known and not run_start[cut]:
                 for interval, depth, lo_k, hi_k in cuts[cut]:
                     self._sample(interval, depth, lo_k, hi_k)
             if run_start[cut]:
                 self.bids, self.asks = {}, {}
                 self.known = True
-        self._apply(side, price, size, position, n)
-        self.last_uid, self.last_recv = int(uid[n - 1]), int(recv[n - 1])
+            elif breaks[cut] and self.known:
+                self.bids, self.asks = {}, {}
+                self.known = False
+        if self.known:
+            self._apply(side, price, size, position, n)
+            self.last_uid, self.last_recv = int(uid[n - 1]), int(recv[n - 1])
         self.eff = int(eff[-1])
 
     def _apply(self, side: npt.NDArray[np.generic], price: F8, size: F8, a: int, b: int) -> None:

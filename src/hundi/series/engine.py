@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hundi.book.rule import UNCHECKED, ContinuityRule
+from hundi.exchanges.registry import book_rule
 from hundi.records import (
     Bar,
     Basis,
@@ -73,7 +75,9 @@ BOOK_COLUMNS: dict[str, Any] = {
     "price": np.float64,
     "size": np.float64,
     "snapshot": np.bool_,
+    "first_update_id": np.int64,
     "update_id": np.int64,
+    "prev_update_id": np.int64,
     "ts": np.int64,
     "recv_ts": np.int64,
 }
@@ -149,7 +153,7 @@ class _TimeSeries:
 class _SymbolSeries:
     """Everything computed for one (exchange, symbol)."""
 
-    def __init__(self, plan: SeriesPlan, native: str) -> None:
+    def __init__(self, plan: SeriesPlan, native: str, rule: ContinuityRule = UNCHECKED) -> None:
         self.native = native
         self.times: dict[int, _TimeSeries] = {}
         self.counts: list[tuple[str, CountBarBuilder]] = []
@@ -168,7 +172,7 @@ class _SymbolSeries:
             elif isinstance(spec, BookTopSpec):
                 grids.append((spec.interval.ns, spec.depth))
                 self.book_labels[(spec.interval.ns, spec.depth)] = spec.interval.label
-        self.book = BookSampler(grids) if grids else None
+        self.book = BookSampler(grids, rule) if grids else None
 
     def _time(self, interval_ns: int, grace_ns: int) -> _TimeSeries:
         series = self.times.get(interval_ns)
@@ -229,7 +233,7 @@ class SeriesEngine:
             series = None
             for scope, plan in self.plans:
                 if scope is None or key in scope:
-                    series = _SymbolSeries(plan, native)
+                    series = _SymbolSeries(plan, native, book_rule(exchange))
                     break
             self._symbols[key] = series
         return self._symbols[key]

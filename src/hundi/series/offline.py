@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from hundi.exchanges.registry import book_rule
 from hundi.records import SCHEMAS, Channel
 from hundi.series.core import (
     BasisCalculator,
@@ -237,7 +238,7 @@ def _book_samples(
         order = book_order(columns["update_id"], columns["snapshot"])
         if order is not None:
             columns = {name: values[order] for name, values in columns.items()}
-        sampler = BookSampler([(duration.ns, depth)])
+        sampler = BookSampler([(duration.ns, depth)], book_rule(exchange))
         samples = sampler.add(columns).get((duration.ns, depth))
         if samples is None:
             continue

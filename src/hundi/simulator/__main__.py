@@ -1,4 +1,4 @@
-"""``python -m hundi.simulator binance ...``: the simulator without the rest of the CLI."""
+"""``python -m hundi.simulator <venue> ...``: the simulator without the rest of the CLI."""
 
 from hundi.simulator.cli import simulate
 

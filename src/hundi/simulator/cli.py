@@ -1,241 +1,51 @@
-"""``hundi simulate binance``: run the simulator until Ctrl-C, SIGTERM or ``--duration``.
+"""``hundi simulate <venue>``: one subcommand per registered exchange that has a simulator.
 
-The first stdout lines are machine-readable (``ws_url=...``, ``rest_url=...``), flushed at once,
-so scripts and tests can start it as a subprocess and read where to connect.
+The venues come from the ``hundi.exchanges`` entry points (:mod:`hundi.exchanges.registry`):
+an exchange whose registration names a ``simulator`` (``"module:attribute"`` of a click command,
+e.g. ``hundi.simulator.<venue>.command:<venue>``) becomes ``hundi simulate <name>`` and
+``python -m hundi.simulator <name>``, with no edit here. Commands are imported only when run or
+listed (``--help``); a command module keeps its server import inside the command, so listing
+them stays cheap.
+
+Each command prints its URLs first on stdout (``ws_url=...``, ``rest_url=...``), flushed at
+once, so scripts and tests can start it as a subprocess and read where to connect
+(:class:`~hundi.simulator.process.SimulatorProcess`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
+from importlib import import_module
 
 import click
 
-from hundi.simulator.config import FaultSpec, FaultSpecError, Market, SimulatorConfig
-
-if TYPE_CHECKING:
-    from hundi.simulator.binance.private import BinancePrivate
-    from hundi.simulator.binance.server import BinanceSimulator
-    from hundi.simulator.bitfinex.server import BitfinexSimulator
+from hundi.exchanges.registry import exchange, exchanges
 
 
-@click.group()
+def load_command(target: str) -> click.Command:
+    """The click command at ``"module:attribute"``; TypeError if it is not one."""
+    module, _, attribute = target.partition(":")
+    command = getattr(import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"simulator {target!r} is not a click command: {command!r}")
+    return command
+
+
+class _RegisteredSimulators(click.Group):
+    """Subcommands from the exchange registry, each loaded on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, ex in exchanges().items() if ex.simulator)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        try:
+            target = exchange(cmd_name).simulator
+        except ValueError:
+            return None  # click: "No such command"
+        if not target:
+            raise click.UsageError(f"exchange {cmd_name!r} has no simulator", ctx)
+        return load_command(target)
+
+
+@click.group(cls=_RegisteredSimulators)
 def simulate() -> None:
     """Exchange simulators speaking the real protocols over real sockets."""
-
-
-@simulate.command()
-@click.option("--market", type=click.Choice([m.value for m in Market]), default="spot")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
-@click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
-@click.option(
-    "--rate",
-    type=float,
-    default=1000.0,
-    show_default=True,
-    help="Messages per second generated over all symbols; 0 = as fast as possible.",
-)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--fault", "faults", multiple=True, metavar="KIND[:PARAM]", help="Repeatable.")
-@click.option(
-    "--replay",
-    "replay",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Play captured frames instead of the synthetic market (repeatable).",
-)
-@click.option("--speed", type=click.Choice(["original", "max"]), default="original")
-@click.option("--ping-interval", type=float, default=None, help="Seconds (Binance: 20 / 180).")
-@click.option("--pong-timeout", type=float, default=None, help="Seconds (Binance: 60 / 600).")
-@click.option("--max-connection-age", type=float, default=24 * 3600.0, show_default=True)
-@click.option("--max-send-buffer", type=int, default=8 * 1024 * 1024, show_default=True)
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-@click.option("--trade-history", type=click.IntRange(min=0), default=100_000, show_default=True,
-              help="Newest aggTrades per symbol REST answers; older ids: [].")  # fmt: skip
-@click.option(
-    "--private",
-    is_flag=True,
-    help="Serve user-data streams for the account in BINANCE_API_KEY/_SECRET "
-    "(environment or .secret.binance.env).",
-)
-@click.option("--order-interval", type=float, default=0.05, show_default=True,
-              help="Seconds between two order updates of the private account.")  # fmt: skip
-@click.option("--listen-key-ttl", type=float, default=3600.0, show_default=True,
-              help="USD-M listen key lifetime without keep-alive, seconds.")  # fmt: skip
-@click.option("--private-fault", "private_faults", multiple=True, metavar="KIND:N",
-              help="terminate:N, listen-key-expire:N, drop:N (each N s); repeatable.")  # fmt: skip
-def binance(
-    market: str,
-    host: str,
-    port: int,
-    symbols: str,
-    rate: float,
-    seed: int,
-    faults: tuple[str, ...],
-    replay: tuple[Path, ...],
-    speed: str,
-    ping_interval: float | None,
-    pong_timeout: float | None,
-    max_connection_age: float,
-    max_send_buffer: int,
-    duration: float | None,
-    trade_history: int,
-    private: bool,
-    order_interval: float,
-    listen_key_ttl: float,
-    private_faults: tuple[str, ...],
-) -> None:
-    """Binance spot or USD-M: combined/raw streams, live SUBSCRIBE, REST depth snapshots."""
-    try:
-        config = SimulatorConfig(
-            market=Market(market),
-            host=host,
-            port=port,
-            symbols=tuple(symbols.split(",")),
-            rate=rate,
-            seed=seed,
-            faults=tuple(FaultSpec.parse(f) for f in faults),
-            replay=replay,
-            speed=speed,
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            max_connection_age=max_connection_age,
-            max_send_buffer=max_send_buffer,
-            duration=duration,
-            trade_history=trade_history,
-        )
-    except (FaultSpecError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
-    from hundi.simulator.binance.server import BinanceSimulator
-
-    try:
-        sim = BinanceSimulator(config)  # reads --replay files: bad input fails here, cleanly
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
-    if private or private_faults:
-        sim.private = _private(config, order_interval, listen_key_ttl, private_faults)
-    try:
-        asyncio.run(_serve(sim))
-    except OSError as e:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
-
-
-def _private(
-    config: SimulatorConfig,
-    order_interval: float,
-    listen_key_ttl: float,
-    faults: tuple[str, ...],
-) -> BinancePrivate:
-    from hundi.exchanges.credentials import CredentialError, require_credentials
-    from hundi.simulator.binance.private import BinancePrivate, PrivateConfig
-
-    try:
-        credentials = require_credentials("binance")
-        parsed = dict(PrivateConfig.parse_fault(f) for f in faults)
-    except (CredentialError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
-    if not order_interval > 0 or not listen_key_ttl > 0:
-        raise click.UsageError("--order-interval and --listen-key-ttl must be > 0")
-    return BinancePrivate(
-        config.market,
-        PrivateConfig(
-            credentials=credentials,
-            order_interval_s=order_interval,
-            faults=parsed,
-            listen_key_ttl_s=listen_key_ttl,
-            ping_interval_s=config.effective_ping_interval,
-            seed=config.seed,
-        ),
-        config.symbols,
-    )
-
-
-@simulate.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
-@click.option("--symbols", default="tBTCUSD,tETHUSD", show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--order-interval", type=float, default=0.05, show_default=True,
-              help="Seconds between two order updates of the account.")  # fmt: skip
-@click.option("--heartbeat", type=float, default=15.0, show_default=True, help="Seconds.")
-@click.option("--private-fault", "private_faults", multiple=True, metavar="drop:N",
-              help="drop:N aborts every socket each N s; repeatable.")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
-def bitfinex(
-    host: str,
-    port: int,
-    symbols: str,
-    seed: int,
-    order_interval: float,
-    heartbeat: float,
-    private_faults: tuple[str, ...],
-    duration: float | None,
-) -> None:
-    """Bitfinex v2 authenticated WebSocket for the account in BITFINEX_API_KEY/_SECRET."""
-    from hundi.exchanges.credentials import CredentialError, require_credentials
-    from hundi.simulator.bitfinex.server import BitfinexSimConfig, BitfinexSimulator
-
-    try:
-        credentials = require_credentials("bitfinex")
-        faults: dict[str, float] = {}
-        for text in private_faults:
-            kind, _, raw = text.partition(":")
-            if kind != "drop" or not raw.replace(".", "", 1).isdigit() or not float(raw) > 0:
-                raise ValueError(f"unknown private fault {text!r} (known: drop:N)")
-            faults[kind] = float(raw)
-    except (CredentialError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
-    if not order_interval > 0 or not heartbeat > 0:
-        raise click.UsageError("--order-interval and --heartbeat must be > 0")
-    config = BitfinexSimConfig(
-        credentials=credentials, host=host, port=port,
-        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
-        order_interval_s=order_interval, heartbeat_s=heartbeat, faults=faults, seed=seed,
-    )  # fmt: skip
-    try:
-        asyncio.run(_serve_bitfinex(BitfinexSimulator(config), duration))
-    except OSError as e:
-        raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
-
-
-async def _serve_bitfinex(sim: BitfinexSimulator, duration: float | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with sim:
-        print(f"ws_url={sim.ws_url}", flush=True)
-        print(f"rest_url={sim.rest_url}", flush=True)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
-        steps = sim.steps
-    print(f"stopped: {steps} order updates", file=sys.stderr, flush=True)
-
-
-async def _serve(sim: BinanceSimulator) -> None:
-    config = sim.config
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with sim:
-        print(f"ws_url={sim.ws_url}", flush=True)
-        print(f"rest_url={sim.rest_url}", flush=True)
-        print(f"market={config.market.value}", flush=True)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), config.duration)
-        stats = sim.stats()
-    print(
-        f"stopped: {stats['messages_generated']} messages generated "
-        f"({stats['messages_per_s']:.0f}/s), {stats['frames_sent']} frames sent, "
-        f"{stats['faults_total']} faults",
-        file=sys.stderr,
-        flush=True,
-    )

@@ -1,4 +1,4 @@
-"""Run ``hundi simulate binance`` as a subprocess and learn its URLs (for tests and benches)."""
+"""Run ``hundi simulate <venue>`` as a subprocess and learn its URLs (for tests and benches)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from typing import IO
 class SimulatorProcess:
     """``with SimulatorProcess(["--rate", "500"]) as sim: sim.ws_url, sim.rest_url``.
 
-    ``args`` are the options of ``hundi simulate <venue>`` (default binance); the process is
-    started with the current interpreter (``python -m hundi.simulator <venue>``) and stopped
-    with SIGTERM.
+    ``args`` are the options of ``hundi simulate <venue>``; the process is started with the
+    current interpreter (``python -m hundi.simulator <venue>``) and stopped with SIGTERM. Any
+    registered venue with a simulator works; the default stays the first simulator the project
+    had, so existing callers keep working.
     """
 
     def __init__(

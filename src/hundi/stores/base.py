@@ -3,6 +3,13 @@
 Stores are found by URL scheme through the ``hundi.stores`` entry-point group, so a new store
 (KairosDB, Cassandra, ...) is a new package folder plus one entry point; the core never changes.
 A bare path (no scheme) means the embedded store (scheme ``file``).
+
+Reading is this contract, for notebooks, the research functions and the HTTP API alike:
+``read`` (a range as one DataFrame), ``read_days`` (a range as Arrow tables of a few columns,
+one UTC day at a time), ``exchanges``/``channels``/``symbols``/``days`` (what is stored;
+:class:`Unsupported` where a store cannot tell without reading data), ``last_position``, and
+the optional :class:`AggregatingStore` capability (server-side aggregation). Each store
+implements them once; nothing above the stores knows how one lays out its data.
 """
 
 from __future__ import annotations
@@ -12,14 +19,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import pandas as pd
+import pyarrow as pa
 
 from hundi.records import Channel, Record
+
+NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +43,11 @@ class StreamPosition:
 
 class StoreError(Exception):
     """A store failure with a message fit for the user (never containing secrets)."""
+
+
+class Unsupported(StoreError):
+    """This store cannot do what was asked (list its days, its symbols...); the message says
+    what, naming the store."""
 
 
 class Store(ABC):
@@ -84,6 +99,73 @@ class Store(ABC):
         """Human label for logs: the URL without credentials."""
         return describe_url(self.url)
 
+    # -- listing: what is stored (Unsupported where a store cannot tell without reading data) --
+
+    def exchanges(self) -> list[str]:
+        """Exchanges with anything stored, sorted."""
+        raise Unsupported(f"{self.describe()} cannot list its exchanges")
+
+    def channels(self, exchange: str) -> list[Channel]:
+        """Channels with anything stored for ``exchange``, sorted by name."""
+        raise Unsupported(f"{self.describe()} cannot list its channels")
+
+    def symbols(self, exchange: str, channel: Channel) -> list[str]:
+        """Symbols with rows of ``channel`` stored, sorted."""
+        raise Unsupported(f"{self.describe()} cannot list its symbols")
+
+    def days(self, exchange: str, channel: Channel, symbol: str | None = None) -> list[date]:
+        """UTC days with rows of ``channel`` (of ``symbol``; None: of any symbol), sorted."""
+        raise Unsupported(f"{self.describe()} cannot list its days")
+
+    # -- streaming: a large range one UTC day at a time -------------------------------------
+
+    def read_days(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        columns: Sequence[str] | None = None,
+        ordered: bool = True,
+    ) -> Iterator[tuple[date, pa.Table]]:
+        """(day, Arrow table) per stored UTC day with rows of ``start_ns <= ts < end_ns``, in
+        day order; days without such rows are skipped, so memory is bounded by one day.
+
+        ``columns`` (default all of the channel's record fields) are returned in that order;
+        names are plain strings, ``ts`` a UTC timestamp. ``ordered`` sorts each day stably by
+        (ts, recv_ts), as :meth:`read` does; without it rows come in storage order.
+
+        This default lists the days with :meth:`days` (without a listing it needs ``start_ns``
+        and ``end_ns``) and reads each through :meth:`read`.
+        """
+        channel = Channel(channel)
+        try:
+            stored = self.days(exchange, channel, symbol)
+        except Unsupported:
+            if start_ns is None or end_ns is None:
+                raise Unsupported(
+                    f"{self.describe()} cannot list its days: reading it by day needs start and end"
+                ) from None
+            stored = days_between(day_of_ns(start_ns), day_of_ns(end_ns - 1))
+        for day in days_within(stored, start_ns, end_ns):
+            first = day_start_ns(day)
+            lo = first if start_ns is None else max(start_ns, first)
+            hi = first + NS_PER_DAY if end_ns is None else min(end_ns, first + NS_PER_DAY)
+            frame = self.read(
+                exchange=exchange,
+                symbol=symbol,
+                channel=channel,
+                start=pd.Timestamp(lo, unit="ns", tz="UTC"),
+                end=pd.Timestamp(hi, unit="ns", tz="UTC"),
+            ).reset_index()
+            if columns is not None:
+                frame = frame[list(columns)]
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if table.num_rows:
+                yield day, table
+
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
     ) -> StreamPosition | None:
@@ -91,6 +173,48 @@ class Store(ABC):
         stored, or this store cannot tell cheaply). A collector compares its first records
         with it to record the hole since the previous run (:mod:`hundi.pipeline.resume`)."""
         return None
+
+
+@runtime_checkable
+class AggregatingStore(Protocol):
+    """The aggregating capability: a store that aggregates on its server (KairosDB), buckets
+    of ``sampling`` per group. Such a store keeps aggregates, not every record: what it
+    :meth:`Store.read` returns are its stored series, not the records written."""
+
+    def aggregate(
+        self,
+        *,
+        exchange: str,
+        channel: Channel | str,
+        symbol: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        aggregate: Sequence[str] = (),
+        sampling: str = "1s",
+        align: str = "start",
+        group_by: Sequence[str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> pd.DataFrame: ...
+
+
+def day_of_ns(ts_ns: int) -> date:
+    """The UTC day of a time in ns (the partition unit of every store)."""
+    return datetime.fromtimestamp(ts_ns // NS_PER_DAY * 86_400, tz=UTC).date()
+
+
+def day_start_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def days_within(stored: Sequence[date], start_ns: int | None, end_ns: int | None) -> list[date]:
+    """The days of ``stored`` that may hold rows with ``start_ns <= ts < end_ns``."""
+    lo = day_of_ns(start_ns) if start_ns is not None else None
+    hi = day_of_ns(end_ns - 1) if end_ns is not None else None
+    return [d for d in stored if (lo is None or d >= lo) and (hi is None or d <= hi)]
 
 
 def describe_url(url: str) -> str:

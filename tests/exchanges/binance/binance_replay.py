@@ -12,10 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from hundi.accounting import Accounting
 from hundi.capture.events import CaptureEvent
 from hundi.capture.replay import Batch, ReplayStats, replay_events
 from hundi.exchanges.base import (
-    BookState,
+    BookStatus,
     FrameStatus,
     RecordSink,
     RestRequest,
@@ -24,7 +25,6 @@ from hundi.exchanges.base import (
     VenueProtocol,
 )
 from hundi.exchanges.binance.protocol import BinanceProtocol
-from hundi.pipeline.accounting import Accounting
 from hundi.records import BID, BookChange
 
 
@@ -106,7 +106,7 @@ class _Watched(VenueProtocol):
     def take_reconnects(self) -> list[str]:
         return self.protocol.take_reconnects()
 
-    def books(self) -> list[BookState]:
+    def books(self) -> list[BookStatus]:
         return self.protocol.books()
 
 

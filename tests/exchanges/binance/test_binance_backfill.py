@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from hundi.exchanges.base import RecordSink, RestRequest, RestResponse, VenueConfig
+from hundi.exchanges.base import RecordSink, RestPurpose, RestRequest, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.backfill import KEY_PREFIX
 from hundi.exchanges.binance.protocol import BinanceProtocol
@@ -44,7 +44,9 @@ def page(ids: range, futures: bool = False) -> bytes:
 
 
 def backfills(protocol: BinanceProtocol, now: int) -> list[RestRequest]:
-    return [r for r in protocol.due_requests(now) if r.key.startswith(KEY_PREFIX)]
+    requests = [r for r in protocol.due_requests(now) if r.purpose is RestPurpose.TRADE_BACKFILL]
+    assert all(r.key.startswith(KEY_PREFIX) for r in requests)  # names kept in captures
+    return requests
 
 
 def answer(protocol: BinanceProtocol, request: RestRequest, response: RestResponse) -> RecordSink:
@@ -191,7 +193,7 @@ def test_usdm_url_and_weight() -> None:
 @pytest.mark.parametrize("options", [{"backfill_requests_per_gap": "0"}, {"trade_stream": "trade"}])
 def test_no_backfill_when_turned_off_or_on_the_plain_trade_stream(options: dict[str, str]) -> None:
     protocol = venue(**options)
-    assert protocol.backfill.symbols == {}
+    assert protocol.market_data.backfill.symbols == {}
 
 
 def test_the_option_is_checked() -> None:

@@ -9,10 +9,13 @@ from binance_replay import RowBook
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from hundi.book import UNCHECKED, Block, Levels, ReplayState, replay
+from hundi.exchanges import exchange
 from hundi.exchanges.base import RecordSink
-from hundi.exchanges.binance.book import BookSide, OrderBook
+from hundi.exchanges.binance.book import BOOK_RULE, OrderBook
 from hundi.exchanges.binance.messages import DepthSnapshotMsg, DepthUpdateMsg, Level
-from hundi.records import EventKind
+from hundi.exchanges.registry import book_rule
+from hundi.records import BookChange, Channel, EventKind, to_arrow
 
 Sides = tuple[dict[float, float], dict[float, float]]
 
@@ -36,26 +39,6 @@ def snapshot(last: int, bids: list[Level], asks: list[Level]) -> DepthSnapshotMs
 
 
 # ------------------------------------------------------------------------------------ unit cases
-def test_book_side_tracks_best_through_deletes_and_reinserts() -> None:
-    bids = BookSide(-1)
-    bids.load([(1.0, 1.0), (2.0, 1.0), (3.0, 1.0)])
-    assert bids.best() == 3.0
-    bids.set(3.0, 0.0)
-    assert bids.best() == 2.0
-    bids.set(3.0, 5.0)
-    bids.set(2.5, 1.0)
-    assert bids.best() == 3.0
-    for price in (3.0, 2.5, 2.0, 1.0):
-        bids.set(price, 0.0)
-    assert bids.best() is None
-    asks = BookSide(1)
-    for i in range(500):  # churn: the lazy heap is compacted, best stays right
-        asks.set(10.0 + i % 7, 1.0)
-        asks.set(10.0 + (i + 3) % 7, 0.0)
-    assert asks.best() == min(asks.levels)
-    assert len(asks._heap) <= 2 * len(asks.levels) + 64
-
-
 def test_spot_stale_snapshot_is_refused_then_a_fresh_one_syncs() -> None:
     book = make_book(usdm=False)
     out = RecordSink()
@@ -274,3 +257,41 @@ def test_in_order_stream_syncs_once_and_stays_synced(usdm: bool) -> None:
         book.on_diff(diff(first, first + 1, [(1.0 + i % 3, 1.0)], [], prev=first - 1), 3, out)
     assert book.synced and book.last_update_id == 202
     assert [e.kind for e in out.events] == [EventKind.SYNCED]
+
+
+# ---------------------------------------------------------------- the stored rows' continuity
+def replayed(rows: list[BookChange]) -> ReplayState:
+    """The stored rows replayed as every reader of stored books does (``hundi.book``)."""
+    block = Block.from_table(to_arrow(Channel.BOOK, rows))
+    return replay(block, ReplayState(Levels.empty()), exchange("binance").book_rule or UNCHECKED)
+
+
+def test_binance_registers_its_book_rule() -> None:
+    assert exchange("binance").book_rule is BOOK_RULE
+    assert book_rule("binance") is BOOK_RULE
+    assert book_rule("no-such-venue") is UNCHECKED
+
+
+@pytest.mark.parametrize("usdm", [False, True])
+def test_the_rows_a_live_book_stores_replay_to_the_same_book(usdm: bool) -> None:
+    """What the live sync applied, the registered rule accepts; a dropped diff it does not."""
+    book = make_book(usdm=usdm)
+    out = RecordSink()
+    book.on_diff(diff(101, 102, [(1.0, 1.0)], [], prev=100), 1, out)
+    book.on_snapshot(snapshot(101, [(1.0, 3.0)], [(5.0, 1.0)]), 2, out)
+    for i in range(20):
+        first = 103 + 2 * i
+        book.on_diff(
+            diff(first, first + 1, [(1.0 + i % 3, 1.0 + i)], [(5.0 + i % 2, 2.0)], prev=first - 1),
+            3,
+            out,
+        )
+    assert book.synced
+    state = replayed(out.book)
+    assert state.synced and state.update_id == book.last_update_id
+    pairs = zip(state.levels.key.tolist(), state.levels.size.tolist(), strict=True)
+    levels = {abs(key): size for key, size in pairs}
+    assert levels == {**book.bids.levels, **book.asks.levels}
+    # a store that lost one applied diff: the rule sees the break, the book stays unsynced
+    lost = [row for row in out.book if row.update_id != 110]
+    assert not replayed(lost).synced

@@ -147,11 +147,12 @@ def test_endpoints_are_configuration() -> None:
             options={"depth_limit": "100"},
         )
     )  # fmt: skip
-    assert depth_url(spot.market, spot.rest_base, "BTCUSDT", spot.depth_limit) == (
+    half = spot.market_data
+    assert depth_url(half.market, half.rest_base, "BTCUSDT", half.depth_limit) == (
         "http://h:1/api/v3/depth?symbol=BTCUSDT&limit=100"
     )
-    assert spot.depth_weight == 5
-    assert protocol.depth_weight == 20  # USD-M limit 1000
+    assert half.depth_weight == 5
+    assert protocol.market_data.depth_weight == 20  # USD-M limit 1000
 
 
 def test_more_than_1024_streams_split_into_stable_connections() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from hundi.exchanges.base import RecordSink, RejectedFrame, RestResponse, VenueConfig
+from hundi.exchanges.base import RecordSink, RejectedFrame, RestPurpose, RestResponse, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.auth import hmac_sha256_hex, sorted_payload
 from hundi.exchanges.binance.protocol import BinanceProtocol
@@ -21,6 +21,7 @@ KEY, SECRET = "userKEY-0123456789", "userSECRET-abcdefghij"
 CREDS = Credentials("binance", Secret(KEY), Secret(SECRET), "test")
 S = 1_000_000_000
 T0 = 1_795_000_000 * S  # a wall-clock time in ns
+SESSION = RestPurpose.SESSION_KEY  # listen-key requests are tagged so, and answered by the tag
 
 
 def protocol(market: str = "spot", **options: str) -> BinanceProtocol:
@@ -232,16 +233,17 @@ def test_usdm_listen_key_is_created_kept_alive_and_used_in_the_url() -> None:
     p = protocol("usdm", listen_key_keepalive_s="60")
     s = spec(p)
     assert p.opening(s, T0) is None  # no key yet
-    requests = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    requests = [r for r in p.due_requests(T0) if r.purpose is SESSION]
     (post,) = requests
+    assert post.key == LISTEN_KEY  # its name in logs
     assert (post.method, post.url) == ("POST", "http://sim/fapi/v1/listenKey")
     assert post.headers == {"X-MBX-APIKEY": KEY} and post.private and KEY not in repr(post)
-    assert not [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]  # one in flight
+    assert not [r for r in p.due_requests(T0) if r.purpose is SESSION]  # one in flight
     p.receive_response(post, RestResponse(200, b'{"listenKey":"LK1"}'), T0, RecordSink())
     opening = p.opening(s, T0)
     assert opening is not None and opening.url == "ws://sim/private/ws/LK1"
-    assert not [r for r in p.due_requests(T0 + 59 * S) if r.key == LISTEN_KEY]
-    (put,) = [r for r in p.due_requests(T0 + 60 * S) if r.key == LISTEN_KEY]
+    assert not [r for r in p.due_requests(T0 + 59 * S) if r.purpose is SESSION]
+    (put,) = [r for r in p.due_requests(T0 + 60 * S) if r.purpose is SESSION]
     assert put.method == "PUT"
 
 
@@ -250,15 +252,15 @@ def test_usdm_unknown_listen_key_is_recreated_and_the_stream_reconnected() -> No
     p.opening(spec(p), T0)
     p.due_requests(T0)  # exchangeInfo etc.
     p2 = protocol("usdm", listen_key_keepalive_s="60")
-    (post,) = [r for r in p2.due_requests(T0) if r.key == LISTEN_KEY]
+    (post,) = [r for r in p2.due_requests(T0) if r.purpose is SESSION]
     p2.receive_response(post, RestResponse(200, b'{"listenKey":"LK1"}'), T0, RecordSink())
     assert p2.opening(spec(p2), T0) is not None
-    (put,) = [r for r in p2.due_requests(T0 + 60 * S) if r.key == LISTEN_KEY]
+    (put,) = [r for r in p2.due_requests(T0 + 60 * S) if r.purpose is SESSION]
     out = RecordSink()
     body = b'{"code":-1125,"msg":"This listenKey does not exist."}'
     p2.receive_response(put, RestResponse(400, body), T0 + 60 * S, out)
     assert [e.kind for e in out.events] == ["gap"]
-    (post2,) = [r for r in p2.due_requests(T0 + 60 * S) if r.key == LISTEN_KEY]
+    (post2,) = [r for r in p2.due_requests(T0 + 60 * S) if r.purpose is SESSION]
     assert post2.method == "POST"
     p2.receive_response(post2, RestResponse(200, b'{"listenKey":"LK2"}'), T0 + 61 * S, out)
     assert USERDATA_KEY in p2.take_reconnects()
@@ -268,7 +270,7 @@ def test_usdm_unknown_listen_key_is_recreated_and_the_stream_reconnected() -> No
 
 def test_usdm_listen_key_expired_event_gets_a_new_key() -> None:
     p = protocol("usdm")
-    (post,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    (post,) = [r for r in p.due_requests(T0) if r.purpose is SESSION]
     p.receive_response(post, RestResponse(200, b'{"listenKey":"LK1"}'), T0, RecordSink())
     out = RecordSink()
     p.on_open(USERDATA_KEY, T0, out)
@@ -276,19 +278,19 @@ def test_usdm_listen_key_expired_event_gets_a_new_key() -> None:
     p.receive(USERDATA_KEY, frame, T0, out)
     assert out.events[-1].kind == "gap" and "listenKeyExpired" in out.events[-1].detail
     assert p.opening(spec(p), T0) is None
-    (post2,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    (post2,) = [r for r in p.due_requests(T0) if r.purpose is SESSION]
     assert post2.method == "POST"
 
 
 def test_usdm_refused_key_is_an_auth_failure_with_backoff() -> None:
     p = protocol("usdm")
-    (post,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    (post,) = [r for r in p.due_requests(T0) if r.purpose is SESSION]
     out = RecordSink()
     body = b'{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}'
     p.receive_response(post, RestResponse(401, body), T0, out)
     assert [e.kind for e in out.events] == ["auth_failed"]
-    assert not [r for r in p.due_requests(T0 + S // 2) if r.key == LISTEN_KEY]
-    assert [r for r in p.due_requests(T0 + S) if r.key == LISTEN_KEY]
+    assert not [r for r in p.due_requests(T0 + S // 2) if r.purpose is SESSION]
+    assert [r for r in p.due_requests(T0 + S) if r.purpose is SESSION]
 
 
 def test_usdm_events_become_orders_and_fills() -> None:
@@ -317,12 +319,12 @@ def test_usdm_events_become_orders_and_fills() -> None:
 
 def test_usdm_a_listen_key_whose_stream_never_opens_is_replaced() -> None:
     p = protocol("usdm")
-    (post,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    (post,) = [r for r in p.due_requests(T0) if r.purpose is SESSION]
     p.receive_response(post, RestResponse(200, b'{"listenKey":"DEAD"}'), T0, RecordSink())
     for _ in range(3):  # three connect attempts fail (the manager never calls on_open)
         assert p.opening(spec(p), T0) is not None
     assert p.opening(spec(p), T0) is None
-    (again,) = [r for r in p.due_requests(T0) if r.key == LISTEN_KEY]
+    (again,) = [r for r in p.due_requests(T0) if r.purpose is SESSION]
     assert again.method == "POST"
     p.receive_response(again, RestResponse(200, b'{"listenKey":"LIVE"}'), T0, RecordSink())
     opening = p.opening(spec(p), T0)
@@ -390,7 +392,7 @@ def test_frames_are_redacted_for_captures() -> None:
     assert KEY.encode() not in spot.redact(USERDATA_KEY, echo)
     assert spot.redact("spot-public-0", echo) == echo  # market data is never touched
     usdm = protocol("usdm")
-    (post,) = [r for r in usdm.due_requests(T0) if r.key == LISTEN_KEY]
+    (post,) = [r for r in usdm.due_requests(T0) if r.purpose is SESSION]
     usdm.receive_response(post, RestResponse(200, b'{"listenKey":"LK-secret"}'), T0, RecordSink())
     usdm.opening(spec(usdm), T0)
     expired = b'{"e":"listenKeyExpired","E":"1736996475556","listenKey":"LK-secret"}'

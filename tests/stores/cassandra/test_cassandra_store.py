@@ -182,6 +182,50 @@ def test_symbol_and_time_range_select_partitions(store: Store, exchange: str) ->
     assert ids(None, day1 + timedelta(days=10), None) == []
 
 
+def test_listing_and_reading_by_day_like_the_embedded_store(
+    store: Store, exchange: str, tmp_path: Path
+) -> None:
+    def trade(i: int, ts: int, symbol: str) -> Record:
+        return sample(Trade, i, exchange=exchange, symbol=symbol, ts=ts)
+
+    trades: list[Record] = [
+        trade(1, T0 - 1, "BTC-USDT"),
+        trade(3, T0 + 5, "BTC-USDT"),
+        trade(2, T0, "ETH-USDT"),
+        trade(4, T0 + DAY, "ETH-USDT"),
+    ]
+    store.write({Channel.TRADES: trades})
+    embedded = EmbeddedStore(str(tmp_path))
+    embedded.write({Channel.TRADES: trades})
+    embedded.flush()
+    for either in (store, embedded):
+        assert exchange in either.exchanges()
+        assert either.channels(exchange) == [Channel.TRADES]
+        assert either.channels("nobody") == []
+        assert either.symbols(exchange, Channel.TRADES) == ["BTC-USDT", "ETH-USDT"]
+        assert either.symbols(exchange, Channel.BOOK) == []
+        day = datetime(2024, 5, 1).date()
+        assert either.days(exchange, Channel.TRADES, "ETH-USDT") == [day, day + timedelta(1)]
+        assert either.days(exchange, Channel.TRADES) == [
+            day - timedelta(1),
+            day,
+            day + timedelta(1),
+        ]
+    for query in (
+        {"symbol": None},
+        {"symbol": "ETH-USDT", "columns": ["price", "trade_id"]},
+        {"symbol": None, "start_ns": T0, "end_ns": T0 + DAY, "columns": ["ts", "symbol"]},
+        {"symbol": None, "start_ns": T0 + 1, "ordered": False, "columns": ["ts"]},
+    ):
+        ours = list(store.read_days(exchange=exchange, channel=Channel.TRADES, **query))
+        theirs = list(embedded.read_days(exchange=exchange, channel=Channel.TRADES, **query))
+        assert [d for d, _ in ours] == [d for d, _ in theirs], query
+        for (_, mine), (_, reference) in zip(ours, theirs, strict=True):
+            if not query.get("ordered", True):
+                mine, reference = mine.sort_by("ts"), reference.sort_by("ts")
+            assert mine.equals(reference), query
+
+
 def test_empty_reads_have_the_embedded_shape(store: Store, tmp_path: Path) -> None:
     embedded = EmbeddedStore(str(tmp_path))
     for channel in (Channel.TRADES, Channel.BOOK):

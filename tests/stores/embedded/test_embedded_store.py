@@ -147,6 +147,77 @@ def test_time_range_symbols_and_day_partitions(tmp_path: Path) -> None:
     assert list(naive["trade_id"]) == [3]
 
 
+def test_listing_and_reading_by_day(tmp_path: Path) -> None:
+    """The widened contract: what is stored, and a day of a few columns at a time."""
+    store = EmbeddedStore(str(tmp_path))
+    day = 86_400 * SECOND
+    late = trade(5, ts=T0 + 10)
+    store.write({Channel.TRADES: [trade(1, ts=T0 - 1), late, trade(3, ts=T0 + day + 5)]})
+    store.write({Channel.TRADES: [trade(4, ts=T0 + 2, symbol="ETH-USDT")]})
+    store.flush()
+    store.write({Channel.TRADES: [trade(2, ts=T0 + 1)]})  # a later file, earlier rows
+    store.flush()
+    (tmp_path / "exchange=binance" / "channel=trades" / "symbol=BTC-USDT" / "date=junk").mkdir()
+    assert store.exchanges() == ["binance"]
+    assert store.channels("binance") == [Channel.TRADES]
+    assert store.symbols("binance", Channel.TRADES) == ["BTC-USDT", "ETH-USDT"]
+    assert store.symbols("binance", Channel.BOOK) == [] and store.exchanges() != ["okx"]
+    d = [datetime(2024, 4, 30).date(), datetime(2024, 5, 1).date(), datetime(2024, 5, 2).date()]
+    assert store.days("binance", Channel.TRADES, "ETH-USDT") == [d[1]]
+    assert store.days("binance", Channel.TRADES) == d
+
+    def ids(**query: Any) -> list[tuple[Any, list[int]]]:
+        return [
+            (stored, table.column("trade_id").to_pylist())
+            for stored, table in store.read_days(
+                exchange="binance", channel=Channel.TRADES, **query
+            )
+        ]
+
+    assert ids(symbol=None) == [(d[0], [1]), (d[1], [2, 4, 5]), (d[2], [3])]
+    assert ids(symbol="BTC-USDT", start_ns=T0, end_ns=T0 + day) == [(d[1], [2, 5])]
+    assert ids(symbol=None, start_ns=T0 + 2, end_ns=T0 + 3) == [(d[1], [4])]
+    assert ids(symbol="SOL-USDT") == []
+    unordered = ids(symbol=None, start_ns=T0, end_ns=T0 + day, ordered=False)
+    assert sorted(unordered[0][1]) == [2, 4, 5]
+    (_, table), *_ = store.read_days(
+        exchange="binance", symbol=None, channel=Channel.TRADES, columns=["price", "symbol"]
+    )
+    assert table.column_names == ["price", "symbol"] and table.column("symbol").type == pa.string()
+    # concatenated, the days are the read
+    whole = store.read(exchange="binance", symbol=None, channel=Channel.TRADES)
+    days = [t for _, t in store.read_days(exchange="binance", symbol=None, channel=Channel.TRADES)]
+    assert pa.concat_tables(days).to_pandas().set_index("ts").equals(whole)
+
+
+def test_a_file_compacted_away_mid_read_is_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hundi.stores.embedded.store as module
+
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.TRADES: [trade(1), trade(2)]})
+    store.flush()
+    real = module.scan_files
+    calls = []
+
+    def vanishing(*args: Any) -> pa.Table:
+        calls.append(1)
+        if len(calls) == 1:
+            raise FileNotFoundError("compacted meanwhile")
+        return real(*args)
+
+    monkeypatch.setattr(module, "scan_files", vanishing)
+    (_, table), *_ = store.read_days(exchange="binance", symbol=None, channel=Channel.TRADES)
+    assert table.column("trade_id").to_pylist() == [1, 2] and len(calls) == 2
+    monkeypatch.setattr(module, "scan_files", lambda *_: (_ for _ in ()).throw(FileNotFoundError()))
+    with pytest.raises(StoreError, match="changed too fast"):
+        list(store.read_days(exchange="binance", symbol=None, channel=Channel.TRADES))
+    position = store.last_position
+    with pytest.raises(StoreError, match="changed too fast"):
+        position("binance", "BTC-USDT", Channel.TRADES, T0 + SECOND)
+
+
 def test_equal_timestamps_keep_write_order(tmp_path: Path) -> None:
     store = EmbeddedStore(str(tmp_path), compact_fanout=2)
     written = [trade(i, ts=T0) for i in range(10)]

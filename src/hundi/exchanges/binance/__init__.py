@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 
 from hundi.exchanges.base import VenueConfig
+from hundi.exchanges.binance.book import BOOK_RULE
+from hundi.exchanges.binance.capture import infer_capture
 from hundi.exchanges.binance.protocol import PRIVATE_CHANNELS, BinanceProtocol
 from hundi.exchanges.binance.symbols import Market
 from hundi.exchanges.credentials import Credentials, require_credentials
@@ -32,6 +34,13 @@ def BinanceVenue(
     return BinanceProtocol(config, rng=rng, credentials=credentials)
 
 
-EXCHANGE = Exchange(name="binance", venue=BinanceVenue)
+EXCHANGE = Exchange(
+    name="binance",
+    venue=BinanceVenue,
+    book_rule=BOOK_RULE,
+    infer_capture=infer_capture,
+    simulator="hundi.simulator.binance.command:binance",
+    recordings=("BINANCE", "BINANCE_FUTURES"),
+)
 
 __all__ = ["EXCHANGE", "BinanceProtocol", "BinanceVenue", "Market"]

@@ -23,18 +23,25 @@ from typing import Final, Protocol
 
 import msgspec
 
-from hundi.exchanges.base import DECODE_ERRORS, RecordSink, RejectedFrame, RestRequest, RestResponse
+from hundi.exchanges.base import (
+    DECODE_ERRORS,
+    RecordSink,
+    RejectedFrame,
+    RestPurpose,
+    RestRequest,
+    RestResponse,
+)
 from hundi.exchanges.binance.book import MS
+from hundi.exchanges.binance.markets import BinanceMarket
 from hundi.exchanges.binance.messages import AggTrade
 from hundi.exchanges.binance.ratelimit import RestScheduler
-from hundi.exchanges.binance.symbols import Market
 from hundi.exchanges.sequence import IdSequence, IdVerdict
 from hundi.exchanges.validity import check_positive
 from hundi.records import BUY, SELL, Channel, Event, EventKind, Trade
 
 log = logging.getLogger("hundi.exchanges.binance")
 
-# REST keys are "aggTrades:" + native symbol: lower-case letters, so never a native symbol.
+# REST keys (names in logs, captures and the scheduler) are "aggTrades:" + native symbol.
 KEY_PREFIX: Final = "aggTrades:"
 PAGE: Final = 1000  # Binance's maximum ``limit``
 # Ranges waiting per symbol; one more is refused (and called unrecoverable) rather than kept.
@@ -44,14 +51,11 @@ MAX_PENDING: Final = 1024
 AGG_TRADES_DECODER: Final = msgspec.json.Decoder(list[AggTrade], strict=False)
 
 
-def agg_trades_weight(market: Market) -> int:
-    """Request weight of ``aggTrades`` (Binance docs, 2026: spot 4, USD-M 20)."""
-    return 4 if market is Market.SPOT else 20
-
-
-def agg_trades_url(market: Market, rest_base: str, native: str, from_id: int, limit: int) -> str:
-    path = "/api/v3/aggTrades" if market is Market.SPOT else "/fapi/v1/aggTrades"
-    return f"{rest_base.rstrip('/')}{path}?symbol={native}&fromId={from_id}&limit={limit}"
+def agg_trades_url(
+    market: BinanceMarket, rest_base: str, native: str, from_id: int, limit: int
+) -> str:
+    query = f"symbol={native}&fromId={from_id}&limit={limit}"
+    return f"{market.rest_url('aggTrades', rest_base)}?{query}"
 
 
 class TradeIdOwner(Protocol):
@@ -202,7 +206,7 @@ class TradeBackfill:
 
     def __init__(
         self,
-        market: Market,
+        market: BinanceMarket,
         rest_base: str,
         scheduler: RestScheduler,
         requests_per_gap: int,
@@ -211,7 +215,7 @@ class TradeBackfill:
         self.rest_base = rest_base
         self.scheduler = scheduler
         self.requests_per_gap = requests_per_gap
-        self.weight = agg_trades_weight(market)
+        self.weight = market.agg_trades_weight
         self.symbols: dict[str, SymbolBackfill] = {}  # by REST key
         self._in_flight: dict[str, tuple[int, int]] = {}  # REST key -> (fromId, limit) asked
 
@@ -235,7 +239,9 @@ class TradeBackfill:
             limit = min(PAGE, gap.hi - gap.lo)
             self._in_flight[key] = (gap.lo, limit)
             url = agg_trades_url(self.market, self.rest_base, symbol.native, gap.lo, limit)
-            requests.append(RestRequest(key=key, url=url, weight=weight))
+            requests.append(
+                RestRequest(key=key, url=url, weight=weight, purpose=RestPurpose.TRADE_BACKFILL)
+            )
         return requests
 
     def receive_response(

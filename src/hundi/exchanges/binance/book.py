@@ -13,63 +13,62 @@ Diffs whose ``u`` is not newer than the book (duplicates, late arrivals) are ign
 them would move levels back in time. A diff that would cross the book is treated as a gap, so a
 stored book is never crossed. Every gap records ``gap`` + ``resync`` events, clears the book and
 starts buffering again; the caller fetches a snapshot when :attr:`OrderBook.wants_snapshot`.
+
+The book's sides are :class:`hundi.book.BookSide`; :data:`BOOK_RULE` is how readers of the
+stored rows (``hundi.book``) judge their continuity, registered as this exchange's
+``book_rule``.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
+from typing import Final
 
-from hundi.exchanges.base import BookState, RecordSink
-from hundi.exchanges.binance.messages import DepthSnapshotMsg, DepthUpdateMsg, Level
+import numpy as np
+
+from hundi.book.rule import I64, Bools
+from hundi.book.side import BookSide
+from hundi.exchanges.base import BookStatus, RecordSink
+from hundi.exchanges.binance.messages import DepthSnapshotMsg, DepthUpdateMsg
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
 
 MS = 1_000_000  # Binance times are ms; records are ns
 
 
-class BookSide:
-    """Price → size with a lazily cleaned heap for the best price (dict + heap, O(1) amortized).
+class BinanceBookRule:
+    """Binance's continuity of stored book rows (:class:`hundi.book.rule.ContinuityRule`).
 
-    ``sign`` is -1 for bids (heap holds negated prices, so the top is the highest bid) and +1
-    for asks.
+    What :class:`OrderBook` enforces live, judged on the rows it stored: a USD-M row carries
+    ``pu`` (``prev_update_id >= 0``) and continues when ``pu == previous u`` (the first diff
+    after a snapshot straddles it: ``U <= lastUpdateId <= u``); a spot row continues when
+    ``U == previous u + 1`` (after a snapshot ``U <= lastUpdateId + 1 <= u``). The live sync
+    takes its snapshot straddle from :meth:`straddles`; live, a spot diff overlapping the book
+    (``U <= last + 1 < u``) is applied, which a stored row judges a break (Binance spot diffs
+    are contiguous: it does not happen).
     """
 
-    __slots__ = ("_heap", "levels", "sign")
+    @staticmethod
+    def straddles(first_id: int, final_id: int, snapshot_id: int, usdm: bool) -> bool:
+        """The first diff applied on a snapshot: ``U <= lastUpdateId <= u`` (USD-M), spot
+        ``U <= lastUpdateId + 1 <= u``."""
+        expected = snapshot_id if usdm else snapshot_id + 1
+        return first_id <= expected <= final_id
 
-    def __init__(self, sign: int) -> None:
-        self.sign = sign
-        self.levels: dict[float, float] = {}
-        self._heap: list[float] = []
+    def after_snapshot(self, first_id: I64, update_id: I64, prev_id: I64, prev_u: I64) -> Bools:
+        usdm = prev_id >= 0
+        return np.where(
+            usdm,
+            (first_id <= prev_u) & (prev_u <= update_id),
+            (first_id <= prev_u + 1) & (prev_u + 1 <= update_id),
+        )
 
-    def clear(self) -> None:
-        self.levels = {}
-        self._heap = []
+    def after_diff(self, first_id: I64, update_id: I64, prev_id: I64, prev_u: I64) -> Bools:
+        continued: Bools = np.where(prev_id >= 0, prev_id == prev_u, first_id == prev_u + 1)
+        return continued
 
-    def load(self, levels: list[Level]) -> None:
-        self.levels = {price: size for price, size in levels if size > 0.0}
-        self._heap = [self.sign * price for price in self.levels]
-        heapq.heapify(self._heap)
 
-    def set(self, price: float, size: float) -> None:
-        levels = self.levels
-        if size > 0.0:
-            if price not in levels:
-                heapq.heappush(self._heap, self.sign * price)
-            levels[price] = size
-        elif levels.pop(price, None) is not None and len(self._heap) > 2 * len(levels) + 64:
-            self._heap = [self.sign * p for p in levels]
-            heapq.heapify(self._heap)
-
-    def best(self) -> float | None:
-        heap = self._heap
-        levels = self.levels
-        while heap:
-            price = self.sign * heap[0]
-            if price in levels:
-                return price
-            heapq.heappop(heap)
-        return None
+BOOK_RULE: Final = BinanceBookRule()
 
 
 class OrderBook:
@@ -107,10 +106,10 @@ class OrderBook:
             self.wants_snapshot and not self.synced and self.pending is None and bool(self.buffer)
         )
 
-    def state(self) -> BookState:
+    def state(self) -> BookStatus:
         best_bid = self.bids.best()
         best_ask = self.asks.best()
-        return BookState(
+        return BookStatus(
             symbol=self.symbol,
             synced=self.synced,
             bids=len(self.bids.levels),
@@ -179,7 +178,8 @@ class OrderBook:
         if not buffer:
             return  # snapshot is ahead of every diff so far; wait for the straddling one
         first, first_recv_ns = buffer[0]
-        continues = first.first_id <= lid if self.usdm else first.first_id <= lid + 1
+        # the buffer holds no diff older than the snapshot: only U can miss the straddle
+        continues = BOOK_RULE.straddles(first.first_id, first.final_id, lid, self.usdm)
         snap_ts = snap.event_time * MS if snap.event_time >= 0 else snap_recv_ns
         if not continues:
             self.pending = None

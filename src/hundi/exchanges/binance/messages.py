@@ -43,8 +43,9 @@ class Frame(Struct, gc=False):
     event: Raw = EMPTY
 
 
-class EventHead(Struct, gc=False):
-    """Just the event type, to explain why a payload did not fit its stream's shape."""
+class StreamEventType(Struct, gc=False):
+    """Just the event type (``e``) of a market-data payload, read only to explain why it did not
+    fit its stream's shape (spot ``bookTicker`` payloads carry none: None)."""
 
     e: str | None = None
 
@@ -169,7 +170,7 @@ class ExchangeInfoMsg(Struct, gc=False):
 
 
 FRAME_DECODER: Final = msgspec.json.Decoder(Frame)
-EVENT_HEAD_DECODER: Final = msgspec.json.Decoder(EventHead)
+STREAM_EVENT_TYPE_DECODER: Final = msgspec.json.Decoder(StreamEventType)
 SHUTDOWN_DECODER: Final = msgspec.json.Decoder(ShutdownMsg)
 AGG_TRADE_DECODER: Final = msgspec.json.Decoder(AggTradeMsg, strict=False)
 TRADE_DECODER: Final = msgspec.json.Decoder(TradeMsg, strict=False)

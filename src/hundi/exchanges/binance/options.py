@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from hundi.exchanges.authretry import AUTH_RETRY_OPTIONS, AuthRetry
 from hundi.exchanges.binance import streams
-from hundi.exchanges.binance.symbols import Market, parse_symbol_map
+from hundi.exchanges.binance.markets import MARKETS, BinanceMarket
+from hundi.exchanges.binance.symbols import parse_symbol_map
 from hundi.exchanges.options import int_option as _int
 
-# Binance's REQUEST_WEIGHT per minute and IP; by default we spend at most half of it.
-WEIGHT_BUDGET = {Market.SPOT: 6000, Market.USDM: 2400}
+# The largest depth_limit any market takes; each market then checks its own.
+MAX_DEPTH_LIMIT = max(m.max_depth_limit for m in MARKETS.values())
 
 OPTION_HELP = {
     "trade_stream": "aggTrade (default) or trade",
@@ -74,7 +75,7 @@ class BinanceOptions:
     auth_retry: AuthRetry  # fresh: the user-data stream's back-off after refused credentials
 
     @classmethod
-    def parse(cls, options: Mapping[str, str], market: Market) -> BinanceOptions:
+    def parse(cls, options: Mapping[str, str], market: BinanceMarket) -> BinanceOptions:
         unknown = set(options) - set(OPTION_HELP)
         if unknown:
             raise ValueError(
@@ -86,10 +87,10 @@ class BinanceOptions:
         kline_interval = options.get("kline_interval", "1m")
         if kline_interval not in streams.KLINE_INTERVALS:
             raise ValueError(f"unknown kline_interval {kline_interval!r}")
-        depth_limit = streams.validate_depth_limit(
-            market, _int(options, "depth_limit", 1000, 1, streams.SPOT_MAX_DEPTH_LIMIT)
+        depth_limit = market.validate_depth_limit(
+            _int(options, "depth_limit", 1000, 1, MAX_DEPTH_LIMIT)
         )
-        budget = WEIGHT_BUDGET[market]
+        budget = market.weight_budget  # Binance's; by default we spend at most half of it
         return cls(
             trade_stream=trade_stream,
             kline_interval=kline_interval,
@@ -110,7 +111,7 @@ class BinanceOptions:
                 options,
                 "rest_weight_per_minute",
                 budget // 2,
-                streams.depth_weight(market, depth_limit),
+                market.depth_weight(depth_limit),
                 budget,
             ),
             rest_min_interval_ms=_int(options, "rest_min_interval_ms", 100, 0, 60_000),

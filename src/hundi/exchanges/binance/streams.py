@@ -17,27 +17,18 @@ from dataclasses import dataclass
 import msgspec
 
 from hundi.exchanges.base import StreamSpec
-from hundi.exchanges.binance.symbols import Market, SymbolInfo
+from hundi.exchanges.binance.markets import BinanceMarket
+from hundi.exchanges.binance.symbols import SymbolInfo
 from hundi.records import Channel
 
 MAX_STREAMS_PER_CONNECTION = 1024
 DEFAULT_SUBSCRIBE_BATCH = 200
-
-SPOT_WS = "wss://stream.binance.com:9443"
-SPOT_REST = "https://api.binance.com"
-USDM_WS = "wss://fstream.binance.com"
-USDM_REST = "https://fapi.binance.com"
-
-# Client message limits per connection (Binance: spot 5/s, USD-M 10/s).
-MAX_OUTGOING_PER_S = {Market.SPOT: 5.0, Market.USDM: 10.0}
 
 KLINE_INTERVALS = frozenset(
     ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
      "1M")
 )  # fmt: skip
 TRADE_STREAMS = frozenset(("aggTrade", "trade"))
-USDM_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-SPOT_MAX_DEPTH_LIMIT = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +38,7 @@ class StreamPlan:
     name: str  # e.g. btcusdt@aggTrade
     kind: str  # aggTrade, trade, bookTicker, ticker, kline, depth
     symbol: SymbolInfo
-    group: str  # connection group: public, market or stream (legacy / spot)
+    group: str  # connection group: public, market (split paths) or stream (one path)
 
 
 def stream_kind_name(channel: Channel, trade_stream: str, kline_interval: str) -> tuple[str, str]:
@@ -65,8 +56,8 @@ def stream_kind_name(channel: Channel, trade_stream: str, kline_interval: str) -
     raise ValueError(f"Binance has no stream for channel {channel.value!r}")
 
 
-def connection_group(market: Market, kind: str, split: bool) -> str:
-    if market is Market.SPOT:
+def connection_group(market: BinanceMarket, kind: str, split: bool) -> str:
+    if not market.split_paths:
         return "public"
     if not split:
         return "stream"
@@ -75,14 +66,14 @@ def connection_group(market: Market, kind: str, split: bool) -> str:
     return "public" if kind in ("depth", "bookTicker", "trade") else "market"
 
 
-def group_path(market: Market, group: str) -> str:
-    if market is Market.USDM and group in ("public", "market"):
+def group_path(market: BinanceMarket, group: str) -> str:
+    if market.split_paths and group in ("public", "market"):
         return f"/{group}/stream"
     return "/stream"
 
 
 def plan_streams(
-    market: Market,
+    market: BinanceMarket,
     symbols: tuple[SymbolInfo, ...],
     channels: tuple[Channel, ...],
     *,
@@ -119,7 +110,7 @@ def subscribe_messages(names: list[str], batch: int) -> tuple[bytes, ...]:
 
 
 def build_connections(
-    market: Market,
+    market: BinanceMarket,
     plans: list[StreamPlan],
     ws_base: str,
     *,
@@ -136,56 +127,18 @@ def build_connections(
     for group, members in groups.items():
         for n, start in enumerate(range(0, len(members), per_connection)):
             names = [p.name for p in members[start : start + per_connection]]
-            key = f"{market.value}-{group}-{n}"
+            key = f"{market.market.value}-{group}-{n}"
             specs.append(
                 StreamSpec(
                     key=key,
                     url=base + group_path(market, group),
                     subscribe=subscribe_messages(names, subscribe_batch),
-                    max_outgoing_per_s=MAX_OUTGOING_PER_S[market],
+                    max_outgoing_per_s=market.max_outgoing_per_s,
                 )
             )
             owner.update(dict.fromkeys(names, key))
     return specs, owner
 
 
-def depth_url(market: Market, rest_base: str, native: str, limit: int) -> str:
-    path = "/api/v3/depth" if market is Market.SPOT else "/fapi/v1/depth"
-    return f"{rest_base.rstrip('/')}{path}?symbol={native}&limit={limit}"
-
-
-def exchange_info_url(market: Market, rest_base: str) -> str:
-    path = "/api/v3/exchangeInfo" if market is Market.SPOT else "/fapi/v1/exchangeInfo"
-    return f"{rest_base.rstrip('/')}{path}"
-
-
-def exchange_info_weight(market: Market) -> int:
-    """Request weight of a full (all symbols) exchangeInfo (Binance docs, 2026)."""
-    return 20 if market is Market.SPOT else 1
-
-
-def depth_weight(market: Market, limit: int) -> int:
-    """Request weight of a depth snapshot (Binance docs, 2026)."""
-    if market is Market.SPOT:
-        if limit <= 100:
-            return 5
-        if limit <= 500:
-            return 25
-        if limit <= 1000:
-            return 50
-        return 250
-    if limit <= 50:
-        return 2
-    if limit <= 100:
-        return 5
-    if limit <= 500:
-        return 10
-    return 20
-
-
-def validate_depth_limit(market: Market, limit: int) -> int:
-    if market is Market.USDM and limit not in USDM_DEPTH_LIMITS:
-        raise ValueError(f"USD-M depth_limit must be one of {USDM_DEPTH_LIMITS}, got {limit}")
-    if market is Market.SPOT and not 1 <= limit <= SPOT_MAX_DEPTH_LIMIT:
-        raise ValueError(f"spot depth_limit must be 1..{SPOT_MAX_DEPTH_LIMIT}, got {limit}")
-    return limit
+def depth_url(market: BinanceMarket, rest_base: str, native: str, limit: int) -> str:
+    return f"{market.rest_url('depth', rest_base)}?symbol={native}&limit={limit}"

@@ -1,4 +1,4 @@
-"""Binance markets and native ↔ normalized symbol names.
+"""Native ↔ normalized Binance symbol names (the markets: :mod:`.markets`).
 
 Binance spells symbols as one glued word (``BTCUSDT``), so the quote asset is found by suffix
 against a list of known quote assets, longest first (``FDUSD`` before ``USD``...). Unknown
@@ -8,33 +8,20 @@ spell a symbol out explicitly.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hundi.exchanges.binance.markets import MARKETS, Market, parse_market
 
-class Market(enum.StrEnum):
-    SPOT = "spot"
-    USDM = "usdm"  # USDⓈ-M futures (fstream / fapi)
-
-
-_MARKET_ALIASES = {
-    "spot": Market.SPOT,
-    "usdm": Market.USDM,
-    "usd-m": Market.USDM,
-    "usds-m": Market.USDM,
-    "um": Market.USDM,
-    "futures": Market.USDM,
-    "usdm-futures": Market.USDM,
-}
-
-
-def parse_market(name: str) -> Market:
-    try:
-        return _MARKET_ALIASES[name.strip().lower()]
-    except KeyError:
-        known = ", ".join(sorted(_MARKET_ALIASES))
-        raise ValueError(f"unknown Binance market {name!r}; known: {known}") from None
+__all__ = [
+    "KNOWN_QUOTE_ASSETS",
+    "Market",
+    "SymbolInfo",
+    "normalize",
+    "parse_market",
+    "parse_symbol_map",
+    "split_native",
+]
 
 
 # Quote assets seen on Binance spot and USD-M; matched longest first so that e.g. ``USDT`` wins
@@ -71,16 +58,16 @@ def normalize(
     quote_assets: Iterable[str] = KNOWN_QUOTE_ASSETS,
     overrides: Mapping[str, str] | None = None,
 ) -> SymbolInfo:
-    """One native symbol → its names. USD-M perpetuals get ``-PERP``, deliveries their date."""
+    """One native symbol → its names. Perpetual futures get ``-PERP``, deliveries their date."""
     native = native.strip().upper()
     if not native or not native.replace("_", "").isalnum():
         raise ValueError(f"invalid Binance symbol {native!r}")
     if overrides and native in overrides:
         return SymbolInfo(native, overrides[native], native.lower())
-    if market is Market.SPOT:
+    if not MARKETS[market].futures:
         base, quote = split_native(native, quote_assets)
         return SymbolInfo(native, f"{base}-{quote}", native.lower())
-    pair, _, delivery = native.partition("_")
+    pair, _, delivery = native.partition("_")  # BTCUSDT_260626; COIN-M: BTCUSD_PERP
     base, quote = split_native(pair, quote_assets)
     suffix = delivery if delivery else "PERP"
     return SymbolInfo(native, f"{base}-{quote}-{suffix}", native.lower())

@@ -6,10 +6,14 @@ Spot (since listen keys were retired on 2026-02-20): one WebSocket-API connectio
 ``{"subscriptionId": n, "event": {...}}``. ``eventStreamTerminated`` ends the subscription: we
 reconnect (make-before-break) and subscribe again.
 
-USD-M: ``POST /fapi/v1/listenKey`` (header ``X-MBX-APIKEY``) yields a 60-minute key, kept alive
-with ``PUT`` every ``listen_key_keepalive_s`` (30 min); error -1125 (unknown key) or a
-``listenKeyExpired`` event makes us create a new key and reconnect. Events arrive bare on
-``/private/ws/<listenKey>``.
+USD-M (futures markets, :class:`FuturesUserData`): ``POST /fapi/v1/listenKey`` (header
+``X-MBX-APIKEY``) yields a 60-minute key, kept alive with ``PUT`` every
+``listen_key_keepalive_s`` (30 min); error -1125 (unknown key) or a ``listenKeyExpired`` event
+makes us create a new key and reconnect. Events arrive bare on ``/private/ws/<listenKey>``.
+
+Each market's row (:mod:`hundi.exchanges.binance.markets`) names its user-data class; the
+protocol runs it as the user-data half, next to the market-data half
+(:mod:`hundi.exchanges.binance.marketdata`), on the connection :data:`USERDATA_KEY`.
 
 Neither venue replays account events missed while disconnected, so a dropped user-data
 connection records a ``gap`` event on the ``orders`` channel: stored orders are complete except
@@ -22,8 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from abc import abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -34,19 +39,21 @@ from hundi.exchanges.base import (
     Opening,
     RecordSink,
     RejectedFrame,
+    RestPurpose,
     RestRequest,
     RestResponse,
     StreamSpec,
+    VenueProtocol,
     decode_rejection,
 )
 from hundi.exchanges.binance.auth import load_ed25519, signed_logon_params, signed_ws_params
 from hundi.exchanges.binance.userdata_messages import (
+    ACCOUNT_EVENT_TYPE_DECODER,
     ACCOUNT_POSITION_DECODER,
     ACCOUNT_UPDATE_DECODER,
     API_ERROR_DECODER,
     API_REPLY_DECODER,
     BALANCE_UPDATE_DECODER,
-    EVENT_HEAD_DECODER,
     EVENT_TIME_DECODER,
     EXECUTION_REPORT_DECODER,
     LISTEN_KEY_DECODER,
@@ -57,15 +64,18 @@ from hundi.exchanges.binance.userdata_messages import (
 from hundi.exchanges.credentials import Credentials
 from hundi.records import BUY, SELL, EventKind, Fill, Order
 
+if TYPE_CHECKING:
+    from hundi.exchanges.binance.markets import BinanceMarket
+    from hundi.exchanges.binance.options import BinanceOptions
+
 log = logging.getLogger("hundi.exchanges.binance")
 
 EXCHANGE = "binance"
 USERDATA_KEY = "userdata"  # connection key of the private stream
-LISTEN_KEY = "listenKey"  # REST key of listen-key requests (never a native symbol: lower case)
+LISTEN_KEY = "listenKey"  # REST key (name) of listen-key requests
 MS = 1_000_000
 S = 1_000_000_000
 
-SPOT_WS_API = "wss://ws-api.binance.com:443"
 # Binance codes meaning "these credentials / this signature are not accepted".
 AUTH_ERROR_CODES = frozenset((-1002, -1021, -1022, -2008, -2014, -2015))
 LISTEN_KEY_UNKNOWN = -1125
@@ -115,8 +125,11 @@ def _side(text: str) -> int:
     raise RejectedFrame("invalid_message", f"unknown order side {text!r}")
 
 
-class UserDataStream:
-    """What spot and USD-M share: the connection, auth back-off, gap and auth events."""
+class UserDataStream(VenueProtocol):
+    """The user-data half of the venue, one connection (:data:`USERDATA_KEY`): what spot and
+    futures share (auth back-off, gap and auth events); subclasses speak each market's way."""
+
+    exchange = EXCHANGE
 
     def __init__(
         self,
@@ -138,12 +151,25 @@ class UserDataStream:
         self.orders = 0
         self.fills = 0
 
-    # -- hooks the protocol delegates to -------------------------------------------------
-    def opening(self, now_ns: int) -> Opening | None:
-        raise NotImplementedError
+    @classmethod
+    @abstractmethod
+    def for_market(
+        cls,
+        market: BinanceMarket,
+        credentials: Credentials | None,
+        normalize: Callable[[str], str],
+        opts: BinanceOptions,
+        endpoint: str | None,
+        rest_base: str,
+    ) -> UserDataStream:
+        """The stream of ``market``; ``endpoint``: the configured WS base, if any."""
 
-    def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
-        raise NotImplementedError
+    # -- the VenueProtocol of the one connection --------------------------------------------
+    def connections(self) -> list[StreamSpec]:
+        return [self.spec]
+
+    @abstractmethod
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None: ...
 
     def due_requests(self, now_ns: int) -> list[RestRequest]:
         self.now_ns = max(self.now_ns, now_ns)  # the I/O loop's clock, polled often
@@ -157,10 +183,10 @@ class UserDataStream:
     def next_wakeup_ns(self) -> int | None:
         return self.session.next_wakeup_ns()
 
-    def on_open(self, now_ns: int, out: RecordSink) -> None:
+    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self.now_ns = max(self.now_ns, now_ns)
 
-    def on_close(self, now_ns: int, out: RecordSink) -> None:
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self.now_ns = max(self.now_ns, now_ns)
         if self.subscribed:
             self.subscribed = False
@@ -172,13 +198,16 @@ class UserDataStream:
                 "replay account events missed until it is subscribed again",
             )
 
-    def redact(self, data: bytes) -> bytes:
+    def redact(self, conn_key: str, data: bytes) -> bytes:
         """Credentials (Binance echoes the API key on ``session.logon``) and listen keys."""
         return self.session.redact(data, self.tokens())
 
     def tokens(self) -> tuple[str, ...]:
         """Bearer tokens of the stream (listen keys) that captures must not show either."""
         return ()
+
+    def take_reconnects(self) -> list[str]:
+        return [self.spec.key] if self.take_reconnect() else []
 
     def take_reconnect(self) -> bool:
         return self.session.take_reconnect(self.now_ns)
@@ -187,7 +216,7 @@ class UserDataStream:
     def _account_event(self, payload: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         """One account event: its type picks the handler that decodes it strictly typed."""
         try:
-            kind = EVENT_HEAD_DECODER.decode(payload).e
+            kind = ACCOUNT_EVENT_TYPE_DECODER.decode(payload).e
             handle = self.handlers.get(kind)
             if handle is not None:
                 return handle(payload, recv_ns, out)
@@ -290,6 +319,19 @@ class SpotUserData(UserDataStream):
         if credentials is not None and credentials.ed25519_pem is not None:
             self._ed25519 = load_ed25519(credentials.ed25519_pem.reveal())
 
+    @classmethod
+    def for_market(
+        cls,
+        market: BinanceMarket,
+        credentials: Credentials | None,
+        normalize: Callable[[str], str],
+        opts: BinanceOptions,
+        endpoint: str | None,
+        rest_base: str,
+    ) -> SpotUserData:
+        ws_api_base = opts.private_endpoint or endpoint or market.private_ws_base
+        return cls(credentials, normalize, opts.auth_retry, ws_api_base, opts.recv_window_ms)
+
     def _request(self, kind: str) -> int:
         self._next_id += 1
         self._pending[self._next_id] = kind
@@ -297,7 +339,7 @@ class SpotUserData(UserDataStream):
             del self._pending[next(iter(self._pending))]
         return self._next_id
 
-    def opening(self, now_ns: int) -> Opening | None:
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)
         if self.credentials is None or not self.session.retry.allowed(now_ns):
             return None
@@ -313,7 +355,7 @@ class SpotUserData(UserDataStream):
         then = {"id": self._request("subscribe"), "method": "userDataStream.subscribe"}
         return Opening(self.spec.url, (encode(first), encode(then)))
 
-    def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         self.now_ns = max(self.now_ns, recv_ns)
         try:
             reply = API_REPLY_DECODER.decode(data)
@@ -387,7 +429,8 @@ class SpotUserData(UserDataStream):
 
 
 class FuturesUserData(UserDataStream):
-    """USD-M: listen key over REST, events on ``/private/ws/<key>`` (see the module docstring)."""
+    """Futures (USD-M): listen key over REST, events on ``/private/ws/<key>`` (split paths) or
+    ``/ws/<key>`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -395,7 +438,7 @@ class FuturesUserData(UserDataStream):
         normalize: Callable[[str], str],
         retry: AuthRetry,
         ws_base: str,
-        rest_base: str,
+        listen_key_url: str,
         split: bool,
         keepalive_s: float,
     ) -> None:
@@ -407,7 +450,7 @@ class FuturesUserData(UserDataStream):
             stale_after_s=600.0,
         )  # fmt: skip
         super().__init__(credentials, normalize, retry, spec)
-        self.rest_url = rest_base.rstrip("/") + "/fapi/v1/listenKey"
+        self.rest_url = listen_key_url
         self.keepalive_ns = int(keepalive_s * S)
         self.listen_key: str | None = None
         self.connected_key: str | None = None  # the key of the open connection
@@ -424,7 +467,27 @@ class FuturesUserData(UserDataStream):
         }
         self.unstored = USDM_UNSTORED
 
-    def opening(self, now_ns: int) -> Opening | None:
+    @classmethod
+    def for_market(
+        cls,
+        market: BinanceMarket,
+        credentials: Credentials | None,
+        normalize: Callable[[str], str],
+        opts: BinanceOptions,
+        endpoint: str | None,
+        rest_base: str,
+    ) -> FuturesUserData:
+        return cls(
+            credentials,
+            normalize,
+            opts.auth_retry,
+            ws_base=opts.private_endpoint or endpoint or market.private_ws_base,
+            listen_key_url=market.rest_url("listenKey", rest_base),
+            split=opts.usdm_split and market.split_paths,
+            keepalive_s=opts.listen_key_keepalive_s,
+        )
+
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)
         if self.listen_key is None:
             return None
@@ -465,7 +528,17 @@ class FuturesUserData(UserDataStream):
             return []
         self.in_flight = True
         headers = {"X-MBX-APIKEY": self.credentials.api_key.reveal()}
-        return [RestRequest(LISTEN_KEY, self.rest_url, 1, method, headers, private=True)]
+        return [
+            RestRequest(
+                LISTEN_KEY,
+                self.rest_url,
+                1,
+                method,
+                headers,
+                private=True,
+                purpose=RestPurpose.SESSION_KEY,
+            )
+        ]
 
     def next_wakeup_ns(self) -> int | None:
         if self.in_flight:
@@ -522,12 +595,12 @@ class FuturesUserData(UserDataStream):
         log.warning("Binance listen key request failed (%s); retry in %.0fs", why, delay)
 
     # -- frames ----------------------------------------------------------------------------
-    def on_open(self, now_ns: int, out: RecordSink) -> None:
-        super().on_open(now_ns, out)
+    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        super().on_open(conn_key, now_ns, out)
         self.opens_on_key = 0
         self.subscribed = True  # a listen-key stream delivers from the moment it opens
 
-    def receive(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         self.now_ns = max(self.now_ns, recv_ns)
         self.opens_on_key = 0  # the stream works (also after a make-before-break switch)
         return self._account_event(data, recv_ns, out)

@@ -33,7 +33,10 @@ class ApiError(Struct, gc=False):
     msg: str = ""
 
 
-class EventHead(Struct, gc=False):
+class AccountEventType(Struct, gc=False):
+    """Just the type (``e``) of an account event: it picks the handler that decodes the event
+    strictly typed ("" when absent: an unknown event)."""
+
     e: str = ""
 
 
@@ -226,7 +229,7 @@ class ListenKeyReply(Struct, gc=False):
 
 API_REPLY_DECODER: Final = msgspec.json.Decoder(ApiReply)
 API_ERROR_DECODER: Final = msgspec.json.Decoder(ApiError, strict=False)
-EVENT_HEAD_DECODER: Final = msgspec.json.Decoder(EventHead)
+ACCOUNT_EVENT_TYPE_DECODER: Final = msgspec.json.Decoder(AccountEventType)
 EXECUTION_REPORT_DECODER: Final = msgspec.json.Decoder(ExecutionReport, strict=False)
 ACCOUNT_POSITION_DECODER: Final = msgspec.json.Decoder(AccountPosition, strict=False)
 BALANCE_UPDATE_DECODER: Final = msgspec.json.Decoder(BalanceUpdate, strict=False)

@@ -21,6 +21,10 @@ def BitfinexVenue(config: VenueConfig, credentials: Credentials | None = None) -
     return BitfinexProtocol(config, credentials)
 
 
-EXCHANGE = Exchange(name="bitfinex", venue=BitfinexVenue)
+EXCHANGE = Exchange(
+    name="bitfinex",
+    venue=BitfinexVenue,
+    simulator="hundi.simulator.bitfinex.command:bitfinex",
+)
 
 __all__ = ["EXCHANGE", "BitfinexProtocol", "BitfinexVenue"]

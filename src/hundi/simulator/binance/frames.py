@@ -7,18 +7,15 @@ allocation per frame, no intermediate dicts.
 
 from __future__ import annotations
 
-from hundi.simulator.binance.market import Kline, Rolling24h, SymbolSpec, fixed
-from hundi.simulator.config import Market
-
-# one aggTrade as streamed: (agg_id, price ticks, qty lots, first id, last id, trade ms, maker)
-AggRow = tuple[int, int, int, int, int, int, bool]
+from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.market import Kline, Rolling24h, SymbolSpec, TradeRow, fixed
 
 SPOT_DECIMALS = 8  # spot prints every price and quantity with 8 decimals
 TEXT_CACHE = 50_000  # formatted prices/quantities kept per symbol (bounded)
 
 
 class FrameEncoder:
-    """Formats one symbol's events for one market."""
+    """Formats one symbol's events for one Binance variant."""
 
     __slots__ = (
         "futures",
@@ -32,9 +29,9 @@ class FrameEncoder:
         "symbol",
     )
 
-    def __init__(self, spec: SymbolSpec, market: Market) -> None:
+    def __init__(self, spec: SymbolSpec, variant: BinanceVariant) -> None:
         self.symbol = spec.symbol
-        self.futures = market is Market.USDM
+        self.futures = variant is BinanceVariant.USDM
         self.pd = spec.price_decimals
         self.qd = spec.qty_decimals
         self.pad = 0 if self.futures else SPOT_DECIMALS
@@ -96,7 +93,7 @@ class FrameEncoder:
             f'"T":{trade_ms},"m":{m},"M":true}}'
         ).encode()
 
-    def agg_trades_rest(self, rows: list[AggRow]) -> bytes:
+    def agg_trades_rest(self, rows: list[TradeRow]) -> bytes:
         """``GET /api/v3/aggTrades`` (with ``M``) or ``/fapi/v1/aggTrades`` (without)."""
         best = "" if self.futures else ',"M":true'
         p, q = self.price, self.qty

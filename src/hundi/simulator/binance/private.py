@@ -39,7 +39,7 @@ from cryptography.exceptions import InvalidSignature
 
 from hundi.exchanges.binance.auth import load_ed25519
 from hundi.exchanges.credentials import Credentials
-from hundi.simulator.config import Market
+from hundi.simulator.binance.rules import BinanceVariant
 from hundi.simulator.lifecycle import SCENARIOS, Lifecycles, Step
 
 FAULTS = ("terminate", "listen-key-expire", "drop")
@@ -109,7 +109,9 @@ class _Conn:
 class BinancePrivate:
     """Install with :meth:`install`, run :meth:`run` as a task, :meth:`close` at stop."""
 
-    def __init__(self, market: Market, config: PrivateConfig, symbols: tuple[str, ...]) -> None:
+    def __init__(
+        self, market: BinanceVariant, config: PrivateConfig, symbols: tuple[str, ...]
+    ) -> None:
         self.market = market
         self.config = config
         self._key = config.credentials.api_key.reveal()
@@ -120,7 +122,9 @@ class BinancePrivate:
             self._public_key = load_ed25519(pem.reveal()).public_key()
         # USD-M answers a rejected order on the request; its user-data stream never shows one
         scenarios = (
-            SCENARIOS if market is Market.SPOT else tuple(s for s in SCENARIOS if s != "reject")
+            SCENARIOS
+            if market is BinanceVariant.SPOT
+            else tuple(s for s in SCENARIOS if s != "reject")
         )
         self.lifecycles = Lifecycles(random.Random(config.seed), symbols, scenarios=scenarios)
         self._conns: dict[int, _Conn] = {}
@@ -140,7 +144,7 @@ class BinancePrivate:
     # -- wiring -------------------------------------------------------------------------------
     def install(self, app: web.Application) -> None:
         app.router.add_get("/sim/private", self._ground_truth)
-        if self.market is Market.SPOT:
+        if self.market is BinanceVariant.SPOT:
             app.router.add_get("/ws-api/v3", self._ws_api)
         else:
             for method in ("POST", "PUT", "DELETE"):
@@ -188,12 +192,12 @@ class BinancePrivate:
 
     # -- delivery -----------------------------------------------------------------------------
     def _listeners(self) -> list[_Conn]:
-        if self.market is Market.SPOT:
+        if self.market is BinanceVariant.SPOT:
             return [c for c in self._conns.values() if c.subscription is not None]
         return [c for c in self._conns.values() if c.listen_key and c.listen_key == self.listen_key]
 
     async def _send(self, conn: _Conn, event: dict[str, Any]) -> bool:
-        if self.market is Market.SPOT:
+        if self.market is BinanceVariant.SPOT:
             body: dict[str, Any] = {"subscriptionId": conn.subscription, "event": event}
         else:
             body = event
@@ -205,7 +209,11 @@ class BinancePrivate:
 
     async def _step(self, step: Step) -> None:
         self.steps += 1
-        events = self._spot_events(step) if self.market is Market.SPOT else self._usdm_events(step)
+        events = (
+            self._spot_events(step)
+            if self.market is BinanceVariant.SPOT
+            else self._usdm_events(step)
+        )
         for conn in self._listeners():
             for event in events:
                 if not await self._send(conn, event):
@@ -297,7 +305,7 @@ class BinancePrivate:
                 for conn in list(self._conns.values()):
                     if conn.transport is not None:
                         conn.transport.abort()
-            elif kind == "terminate" and self.market is Market.SPOT:
+            elif kind == "terminate" and self.market is BinanceVariant.SPOT:
                 for conn in self._listeners():
                     await self._send(conn, {"e": "eventStreamTerminated", "E": _now_ms()})
                     conn.subscription = None

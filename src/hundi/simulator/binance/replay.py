@@ -1,11 +1,14 @@
 """Captured traffic to play back: WebSocket frames verbatim, REST bodies by path and symbol.
 
 Reads the recordings line format (:mod:`hundi.capture.recordings`) and, when that module exists,
-our own capture files through ``hundi.capture.reader.read_capture``.
+our own capture files through ``hundi.capture.reader.read_capture``. :class:`ReplayPlayer` sends
+the frames to each subscribed connection, paced like the capture or flat out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +19,11 @@ import msgspec
 
 from hundi.capture.events import CaptureEvent, CaptureKind
 from hundi.capture.reader import read_capture
+from hundi.simulator.binance.fanout import ClientConnection, FanOut
+from hundi.simulator.wire import ws_frame
+
+BATCH_FRAMES = 500  # frames between two flushes
+UNNAMED_STREAM = "(no stream)"  # replayed frames that are not combined-stream envelopes
 
 
 class _Envelope(msgspec.Struct):
@@ -118,3 +126,56 @@ def _rest_key(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     symbol = parse_qs(parts.query).get("symbol", [""])[0]
     return parts.path, symbol.upper()
+
+
+class ReplayPlayer:
+    """Plays :class:`ReplayData` to each connection from its first subscription on."""
+
+    def __init__(self, data: ReplayData, speed: str, fanout: FanOut) -> None:
+        self.data = data
+        self.original_speed = speed == "original"
+        self.fanout = fanout
+
+    def start(self, conn: ClientConnection) -> None:
+        if conn.streams and conn.replay_task is None:
+            conn.replay_task = asyncio.get_running_loop().create_task(self.play(conn))
+
+    async def play(self, conn: ClientConnection) -> None:
+        """Send the captured frames to one connection, paced like the capture or flat out."""
+        frames = self.data.frames
+        if not frames:
+            return
+        flush = self.fanout.flush
+        original = self.original_speed
+        t0 = frames[0].ts_ns
+        start = time.monotonic()
+        batch = 0
+        for frame in frames:
+            if conn.closing:
+                return
+            if original:
+                wait = (frame.ts_ns - t0) / 1e9 - (time.monotonic() - start)
+                if wait > 0:
+                    flush(conn)
+                    await asyncio.sleep(wait)
+            _push(conn, frame)
+            batch += 1
+            if batch >= BATCH_FRAMES:
+                batch = 0
+                flush(conn)
+                while not conn.closing and conn.unsent() > conn.high_water:
+                    await asyncio.sleep(0.001)
+                    flush(conn)
+                await asyncio.sleep(0)
+        flush(conn)
+        self.fanout.log.record("replay-done", conn=conn.conn_id, detail=f"{len(frames)} frames")
+
+
+def _push(conn: ClientConnection, frame: ReplayFrame) -> None:
+    if frame.stream:
+        if frame.stream not in conn.streams:
+            return
+        data = frame.data if conn.combined else frame.payload
+        conn.push(ws_frame(data), (frame.stream, frame.first, frame.last))
+    else:
+        conn.push(ws_frame(frame.data), (UNNAMED_STREAM, -1, -1))

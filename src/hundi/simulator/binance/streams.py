@@ -1,14 +1,14 @@
-"""Binance stream names: which exist per market and which endpoint may carry them."""
+"""Binance stream names: which exist per variant and which endpoint may carry them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hundi.simulator.binance.market import INTERVAL_MS
-from hundi.simulator.config import Market
+from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.market import INTERVAL_MS
 
-DEPTH_SPEEDS_MS = {Market.SPOT: (1000, 100), Market.USDM: (250, 500, 100)}
-DEFAULT_DEPTH_MS = {Market.SPOT: 1000, Market.USDM: 250}
+DEPTH_SPEEDS_MS = {BinanceVariant.SPOT: (1000, 100), BinanceVariant.USDM: (250, 500, 100)}
+DEFAULT_DEPTH_MS = {BinanceVariant.SPOT: 1000, BinanceVariant.USDM: 250}
 
 # USD-M's 2026 endpoint split: /public carries the book streams, /market the trade-driven ones;
 # the legacy paths carry everything.
@@ -25,8 +25,8 @@ class StreamName:
     depth_ms: int = 0  # diff-depth speed
 
 
-def parse_stream(text: str, market: Market) -> StreamName | None:
-    """A stream this market publishes, or ``None`` (Binance accepts those and sends nothing)."""
+def parse_stream(text: str, variant: BinanceVariant) -> StreamName | None:
+    """A stream this variant publishes, or ``None`` (Binance accepts those and sends nothing)."""
     symbol, sep, rest = text.partition("@")
     if not sep or not symbol:
         return None
@@ -34,20 +34,20 @@ def parse_stream(text: str, market: Market) -> StreamName | None:
     upper = symbol.upper()
     if rest in ("aggTrade", "bookTicker", "ticker"):
         return StreamName(name, upper, rest)
-    if rest == "trade" and market is Market.SPOT:
+    if rest == "trade" and variant is BinanceVariant.SPOT:
         return StreamName(name, upper, rest)
     if rest.startswith("kline_") and rest[6:] in INTERVAL_MS:
-        if rest[6:] == "1s" and market is not Market.SPOT:
+        if rest[6:] == "1s" and variant is not BinanceVariant.SPOT:
             return None
         return StreamName(name, upper, "kline", interval=rest[6:])
     if rest == "depth":
-        return StreamName(name, upper, "depth", depth_ms=DEFAULT_DEPTH_MS[market])
+        return StreamName(name, upper, "depth", depth_ms=DEFAULT_DEPTH_MS[variant])
     if rest.startswith("depth@") and rest.endswith("ms"):
         try:
             speed = int(rest[6:-2])
         except ValueError:
             return None
-        if speed in DEPTH_SPEEDS_MS[market]:
+        if speed in DEPTH_SPEEDS_MS[variant]:
             return StreamName(name, upper, "depth", depth_ms=speed)
     return None
 

@@ -156,6 +156,11 @@ def index_insert_cql(keyspace: str) -> str:
     )
 
 
+def index_keys_cql(keyspace: str) -> str:
+    """Every (exchange, channel) the index has entries for: its partition keys, a small scan."""
+    return f"SELECT DISTINCT exchange, channel FROM {quote(keyspace)}.{INDEX_TABLE}"
+
+
 def index_select_cql(keyspace: str, *, with_symbol: bool) -> str:
     where = "exchange = ? AND channel = ?" + (" AND symbol = ?" if with_symbol else "")
     return f"SELECT symbol, {DAY_COLUMN} FROM {quote(keyspace)}.{INDEX_TABLE} WHERE {where}"

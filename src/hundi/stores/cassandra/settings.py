@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from cassandra import ConsistencyLevel
 
-from hundi.config import ConfigError, env_with_files
+from hundi.settings import ConfigError, env_with_files, positive_float
 from hundi.stores.base import StoreError
 
 ENV_FILE = ".cassandra.env"
@@ -61,10 +61,6 @@ class CassandraSettings:
         """``host:port,.../keyspace`` for messages: no user, no password."""
         hosts = ",".join(f"{h}:{self.port}" for h in self.hosts)
         return f"{hosts}/{self.keyspace}"
-
-    @property
-    def consistency_name(self) -> str:
-        return str(ConsistencyLevel.value_to_name[self.consistency])
 
 
 def replication_cql(replication: Mapping[str, str]) -> str:
@@ -106,13 +102,6 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise ValueError(text)
-    return value
 
 
 def _split_url(url: str) -> tuple[str | None, list[tuple[str, int | None]], str | None]:
@@ -210,11 +199,9 @@ def load_settings(
         protocol_version=get(
             "CASSANDRA_PROTOCOL_VERSION", _int_at_least(3), "a protocol version (3, 4, 5)", "5"
         ),
-        connect_timeout_s=get(
-            "CASSANDRA_CONNECT_TIMEOUT", _positive_float, "positive seconds", "5"
-        ),
+        connect_timeout_s=get("CASSANDRA_CONNECT_TIMEOUT", positive_float, "positive seconds", "5"),
         request_timeout_s=get(
-            "CASSANDRA_REQUEST_TIMEOUT", _positive_float, "positive seconds", "10"
+            "CASSANDRA_REQUEST_TIMEOUT", positive_float, "positive seconds", "10"
         ),
     )
 

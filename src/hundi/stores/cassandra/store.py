@@ -21,10 +21,11 @@ nanosecond timestamps, names as strings, ``side`` int8), so notebooks can switch
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, NoReturn
 
@@ -64,13 +65,14 @@ from cassandra.query import (
 )
 
 from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record
-from hundi.stores.base import Store, StoreError, StreamPosition
+from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns
 from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
 from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
     TableSpec,
     ensure_schema,
     index_insert_cql,
+    index_keys_cql,
     index_select_cql,
     keyspace_exists,
     live_tables,
@@ -132,7 +134,7 @@ class CassandraStore(Store):
         self.read_only = _as_bool(options.get("read_only", False))
         self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
         self._inserts: dict[Channel, _Insert] = {}
-        self._selects: dict[Channel, PreparedStatement] = {}
+        self._selects: dict[tuple[Channel, tuple[str, ...]], PreparedStatement] = {}
         # Fields each table has; a read-only store does not migrate, so older tables may lack
         # fields records gained since: those read as nulls.
         self._readable = {channel: spec.fields for channel, spec in self._specs.items()}
@@ -378,22 +380,100 @@ class CassandraStore(Store):
         end: datetime | None = None,
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
-        if not self._opened:
-            self._open()
         channel = Channel(channel)
-        schema = SCHEMAS[channel]
-        spec = self._specs.get(channel)
-        if spec is None:  # read-only and the table was never created: nothing was stored
-            return _frame(_plain_schema(schema).empty_table())
         low = _ns(start) if start is not None else _MIN_TS
         high = _ns(end) if end is not None else _MAX_TS
         try:
             partitions = self._partitions(exchange, channel, symbol, low, high)
-            fields = self._readable[channel]
-            rows = self._fetch(spec, fields, exchange, partitions, low, high)
+            table = self._rows(exchange, channel, partitions, low, high, None)
         except _DRIVER_ERRORS as exc:
             self._fail(f"reading {channel.value}", exc)
-        return _frame(_table(schema, fields, rows))
+        return _frame(table)
+
+    def read_days(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        columns: Sequence[str] | None = None,
+        ordered: bool = True,
+    ) -> Iterator[tuple[date, pa.Table]]:
+        """See :meth:`Store.read_days`: the partition index gives the days, and each day's
+        partitions are read for the wanted columns only."""
+        channel = Channel(channel)
+        low = start_ns if start_ns is not None else _MIN_TS
+        high = end_ns if end_ns is not None else _MAX_TS
+        wanted = list(columns) if columns is not None else SCHEMAS[channel].names
+        needed = {*wanted, "recv_ts"} if ordered else set(wanted)
+        try:
+            partitions = self._partitions(exchange, channel, symbol, low, high)
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"reading {channel.value}", exc)
+        by_day = sorted(partitions, key=lambda partition: partition[1])
+        for day, group in itertools.groupby(by_day, key=lambda partition: partition[1]):
+            try:
+                table = self._rows(exchange, channel, list(group), low, high, needed)
+            except _DRIVER_ERRORS as exc:
+                self._fail(f"reading {channel.value}", exc)
+            if table.num_rows:
+                yield day_of_ns(day * NS_PER_DAY), table.select(wanted)
+
+    def exchanges(self) -> list[str]:
+        """From the partition index's keys."""
+        return sorted({exchange for exchange, _ in self._index_keys()})
+
+    def channels(self, exchange: str) -> list[Channel]:
+        """From the partition index's keys."""
+        known = {c.value: c for c in Channel}
+        found = {known[c] for e, c in self._index_keys() if e == exchange and c in known}
+        return sorted(found, key=lambda channel: channel.value)
+
+    def _index_keys(self) -> list[tuple[str, str]]:
+        if not self._opened:
+            self._open()
+        try:
+            rows = self._session.execute(index_keys_cql(self.settings.keyspace))
+        except _DRIVER_ERRORS as exc:
+            self._fail("listing what is stored", exc)
+        return [(str(exchange), str(channel)) for exchange, channel in rows]
+
+    def symbols(self, exchange: str, channel: Channel) -> list[str]:
+        """From the partition index: one small query."""
+        try:
+            return sorted({name for name, _ in self._index(exchange, Channel(channel), None)})
+        except _DRIVER_ERRORS as exc:
+            self._fail("listing symbols", exc)
+
+    def days(self, exchange: str, channel: Channel, symbol: str | None = None) -> list[date]:
+        """From the partition index: one small query."""
+        try:
+            entries = self._index(exchange, Channel(channel), symbol)
+        except _DRIVER_ERRORS as exc:
+            self._fail("listing days", exc)
+        return [day_of_ns(day * NS_PER_DAY) for day in sorted({day for _, day in entries})]
+
+    def _rows(
+        self,
+        exchange: str,
+        channel: Channel,
+        partitions: list[tuple[str, int]],
+        low: int,
+        high: int,
+        needed: set[str] | None,
+    ) -> pa.Table:
+        """The rows of the partitions with ``low <= ts < high`` as a table of the record
+        schema (fields not ``needed`` all null), sorted stably by (ts, recv_ts)."""
+        schema = SCHEMAS[channel]
+        spec = self._specs.get(channel)
+        if spec is None:  # read-only and the table was never created: nothing was stored
+            return _plain_schema(schema).empty_table()
+        fields = tuple(
+            f for f in self._readable[channel] if needed is None or f in needed or f == "ts"
+        )
+        return _table(schema, fields, self._fetch(spec, fields, exchange, partitions, low, high))
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
@@ -432,13 +512,20 @@ class CassandraStore(Store):
         self, exchange: str, channel: Channel, symbol: str | None, low: int, high: int
     ) -> list[tuple[str, int]]:
         """(symbol, day) partitions that may hold rows with ``low <= ts < high``, in order."""
+        first_day = low // NS_PER_DAY
+        last_day = (high - 1) // NS_PER_DAY
+        found = self._index(exchange, channel, symbol)
+        return sorted((s, d) for s, d in found if first_day <= d <= last_day)
+
+    def _index(self, exchange: str, channel: Channel, symbol: str | None) -> list[tuple[str, int]]:
+        """Every (symbol, day) partition of the channel (of ``symbol``) the index lists."""
+        if not self._opened:
+            self._open()
         if symbol is None:
             found = self._session.execute(self._index_all, (exchange, channel.value))
         else:
             found = self._session.execute(self._index_by_symbol, (exchange, channel.value, symbol))
-        first_day = low // NS_PER_DAY
-        last_day = (high - 1) // NS_PER_DAY
-        return sorted((s, d) for s, d in found if first_day <= d <= last_day)
+        return [(str(s), int(d)) for s, d in found]
 
     def _fetch(
         self,
@@ -450,10 +537,10 @@ class CassandraStore(Store):
         high: int,
     ) -> list[tuple[Any, ...]]:
         """Every row of the partitions, partition by partition, a bounded number in flight."""
-        select = self._selects.get(spec.channel)
+        select = self._selects.get((spec.channel, fields))
         if select is None:
             select = self._session.prepare(spec.select_cql(self.settings.keyspace, fields))
-            self._selects[spec.channel] = select
+            self._selects[spec.channel, fields] = select
         rows: list[tuple[Any, ...]] = []
         pending: list[ResponseFuture] = []
         queue = iter(partitions)

@@ -31,7 +31,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from hundi.stores.embedded.integrity import is_sound
@@ -42,7 +42,6 @@ _NAME = re.compile(
     r"^(?P<run>[0-9T]+-[0-9a-f]+)-(?P<first>\d{10})-(?P<last>\d{10})-L(?P<level>\d+)"
     r"(?:-(?P<crc>[0-9a-f]{8}))?\.parquet$"
 )
-NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -87,10 +86,6 @@ def partition_dir(root: Path, exchange: str, channel: str, symbol: str, day: dat
         / f"symbol={symbol}"
         / f"date={day.isoformat()}"
     )
-
-
-def day_of_ns(ts_ns: int) -> date:
-    return datetime.fromtimestamp(ts_ns // NS_PER_DAY * 86_400, tz=UTC).date()
 
 
 def split_live(

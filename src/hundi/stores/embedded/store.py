@@ -39,25 +39,32 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
-from hundi.stores.base import Store, StoreError, StreamPosition
+from hundi.stores.base import (
+    NS_PER_DAY,
+    Store,
+    StoreError,
+    StreamPosition,
+    day_of_ns,
+    days_within,
+)
 from hundi.stores.embedded.integrity import crc_of, problem_of_bytes, quarantine, remember_sound
 from hundi.stores.embedded.layout import (
-    NS_PER_DAY,
     TMP_PREFIX,
     PartFile,
-    day_of_ns,
     list_parts,
     part_name,
     partition_dir,
@@ -66,10 +73,10 @@ from hundi.stores.embedded.layout import (
     stale_temps,
     superseded_due,
 )
-from hundi.stores.embedded.positions import last_position
 
 _PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
 _READ_RETRIES = 5
+_T = TypeVar("_T")
 log = logging.getLogger("hundi.stores")
 
 
@@ -316,19 +323,64 @@ class EmbeddedStore(Store):
             self._delete_due()
             self._sweep(list(self._own))
 
+    # -- listing ---------------------------------------------------------------------------
+
+    def exchanges(self) -> list[str]:
+        return _names(self.root, "exchange=")
+
+    def channels(self, exchange: str) -> list[Channel]:
+        known = {c.value: c for c in Channel}
+        found = _names(self.root / f"exchange={exchange}", "channel=")
+        return [known[name] for name in found if name in known]
+
+    def symbols(self, exchange: str, channel: Channel) -> list[str]:
+        return _names(self._channel_dir(exchange, channel), "symbol=")
+
+    def days(self, exchange: str, channel: Channel, symbol: str | None = None) -> list[date]:
+        names = [symbol] if symbol is not None else self.symbols(exchange, channel)
+        base = self._channel_dir(exchange, channel)
+        return sorted({day for name in names for day in _dated(base / f"symbol={name}")})
+
+    def _channel_dir(self, exchange: str, channel: Channel) -> Path:
+        return self.root / f"exchange={exchange}" / f"channel={Channel(channel).value}"
+
     # -- reading ---------------------------------------------------------------------------
+
+    def _consistently(self, attempt: Callable[[set[Path]], _T]) -> _T:
+        """``attempt(skipped)`` (list the live files, then read them) until the listing and the
+        read agree. A file deleted by compaction between the two (after its grace period) makes
+        it list again; a part found damaged while read was quarantined, so it is listed again
+        without it (``skipped`` holds those that could not be moved away; the inputs of a
+        damaged compaction may be live again)."""
+        attempts = 0
+        skipped: set[Path] = set()
+        while True:
+            try:
+                return attempt(skipped)
+            except _Damaged as e:
+                skipped.add(e.path)
+            except FileNotFoundError:
+                attempts += 1
+                if attempts == _READ_RETRIES:
+                    raise StoreError(
+                        f"store {str(self.root)!r} changed too fast to read consistently"
+                    ) from None
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
     ) -> StreamPosition | None:
-        return last_position(
-            self.root,
-            exchange,
-            Channel(channel).value,
-            symbol,
-            SEQUENCE_FIELDS.get(Channel(channel)),
-            before_ns,
-        )
+        """From the newest day with rows before ``before_ns``: its ``ts`` column (and the
+        sequence id column), so a collector's start reads one day of two columns per stream."""
+        channel = Channel(channel)
+        id_field = SEQUENCE_FIELDS.get(channel)
+        columns = ["ts"] if id_field is None else ["ts", id_field]
+        for day in reversed(days_within(self.days(exchange, channel, symbol), None, before_ns)):
+            table = self._day_table(exchange, channel, [symbol], day, columns, None, before_ns)
+            if table.num_rows:
+                last_ts = int(pc.max(table.column("ts").cast(pa.int64())).as_py())
+                last_id = -1 if id_field is None else int(pc.max(table.column(id_field)).as_py())
+                return StreamPosition(ts=last_ts, last_id=last_id)
+        return None
 
     def read(
         self,
@@ -341,25 +393,62 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
-        attempt = 0
-        skipped: set[Path] = set()  # damaged parts that could not be moved away
-        while True:
+
+        def attempt(skipped: set[Path]) -> pa.Table:
             files = self._live_files(exchange, channel, symbol, start, end)
-            files = [f for f in files if f.path not in skipped]
-            try:
-                table = _read_tables(channel, files, start, end)
-                break
-            except _Damaged as e:
-                # Quarantined: list again (the inputs of a damaged compaction may be live again).
-                skipped.add(e.path)
-            except FileNotFoundError:
-                attempt += 1
-                # A file deleted after its grace period between listing and opening.
-                if attempt == _READ_RETRIES:
-                    raise StoreError(
-                        f"store {str(self.root)!r} changed too fast to read consistently"
-                    ) from None
-        return _to_frame(table)
+            return _read_tables(channel, [f for f in files if f.path not in skipped], start, end)
+
+        return _to_frame(self._consistently(attempt))
+
+    def read_days(
+        self,
+        *,
+        exchange: str,
+        symbol: str | None,
+        channel: Channel,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        columns: Sequence[str] | None = None,
+        ordered: bool = True,
+    ) -> Iterator[tuple[date, pa.Table]]:
+        """See :meth:`Store.read_days`. Only the wanted columns of the day's live files are
+        read, pruned by file and row-group statistics on ``ts``."""
+        channel = Channel(channel)
+        names = [symbol] if symbol is not None else self.symbols(exchange, channel)
+        wanted = list(columns) if columns is not None else SCHEMAS[channel].names
+        order = ["ts", "recv_ts"] if ordered else []
+        read = [*wanted, *(name for name in order if name not in wanted)]
+        for day in days_within(self.days(exchange, channel, symbol), start_ns, end_ns):
+            table = self._day_table(exchange, channel, names, day, read, start_ns, end_ns)
+            if ordered:
+                table = sort_by_time(table).select(wanted)
+            if table.num_rows:
+                yield day, table
+
+    def _day_table(
+        self,
+        exchange: str,
+        channel: Channel,
+        names: Sequence[str],
+        day: date,
+        columns: Sequence[str],
+        start_ns: int | None,
+        end_ns: int | None,
+    ) -> pa.Table:
+        """Some symbols' rows of one day with ``start_ns <= ts < end_ns``, unsorted."""
+
+        def attempt(skipped: set[Path]) -> pa.Table:
+            paths = [
+                part.path
+                for name in names
+                # verified before they are read (damaged ones quarantined and left out)
+                for part in split_live(
+                    list_parts(partition_dir(self.root, exchange, channel.value, name, day))
+                )[0]
+            ]
+            return scan_files(channel, paths, columns, start_ns, end_ns)
+
+        return self._consistently(attempt)
 
     def _live_files(
         self,
@@ -369,25 +458,66 @@ class EmbeddedStore(Store):
         start: datetime | None,
         end: datetime | None,
     ) -> list[PartFile]:
-        base = self.root / f"exchange={exchange}" / f"channel={channel.value}"
-        if symbol is not None:
-            symbol_dirs = [base / f"symbol={symbol}"]
-        else:
-            symbol_dirs = sorted(p for p in _subdirs(base) if p.name.startswith("symbol="))
+        names = [symbol] if symbol is not None else self.symbols(exchange, channel)
         first_day = _utc(start).date() if start else None
         last_day = _utc(end).date() if end else None
         files: list[PartFile] = []
-        for symbol_dir in symbol_dirs:
-            for day_dir in sorted(_subdirs(symbol_dir)):
-                day = _day_of_dir(day_dir.name)
-                if day is None:
-                    continue
+        for name in names:
+            for day in self.days(exchange, channel, name):
                 if (first_day and day < first_day) or (last_day and day > last_day):
                     continue
                 # verified while read, from the bytes read (_read_part): no second pass here
-                live, _ = split_live(list_parts(day_dir), verify=False)
+                directory = partition_dir(self.root, exchange, channel.value, name, day)
+                live, _ = split_live(list_parts(directory), verify=False)
                 files.extend(live)
         return files
+
+
+def scan_files(
+    channel: Channel,
+    paths: Sequence[Path],
+    columns: Sequence[str] | None,
+    start_ns: int | None,
+    end_ns: int | None,
+) -> pa.Table:
+    """``columns`` (default all) of the rows of part files with ``start_ns <= ts < end_ns``,
+    unsorted, names as plain strings. A file deleted meanwhile raises FileNotFoundError."""
+    schema = SCHEMAS[channel]
+    wanted = list(columns) if columns is not None else schema.names
+    if not paths:
+        return plain_strings(schema.empty_table().select(wanted))
+    dataset = ds.dataset([os.fspath(p) for p in paths], schema=schema, format="parquet")
+    ts = ds.field("ts")
+    ts_type = schema.field("ts").type
+    condition: ds.Expression | None = None
+    if start_ns is not None:
+        condition = ts >= pa.scalar(start_ns, pa.int64()).cast(ts_type)
+    if end_ns is not None:
+        bound = ts < pa.scalar(end_ns, pa.int64()).cast(ts_type)
+        condition = bound if condition is None else condition & bound
+    return plain_strings(dataset.to_table(columns=wanted, filter=condition))
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """Dictionary-encoded columns (names) as plain strings, as every read returns them."""
+    columns = [
+        col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col for col in table.columns
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def sort_by_time(table: pa.Table) -> pa.Table:
+    """Stable (ts, recv_ts) order, the order ``read`` returns (no copy if already so)."""
+    if table.num_rows > 1 and "recv_ts" in table.column_names:
+        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        recv = table.column("recv_ts").cast(pa.int64()).to_numpy()
+        step = np.diff(ts)
+        if (step >= 0).all() and (np.diff(recv)[step == 0] >= 0).all():
+            return table
+    keys = [("ts", "ascending")]
+    if "recv_ts" in table.column_names:
+        keys.append(("recv_ts", "ascending"))
+    return table.take(pc.sort_indices(table, sort_keys=keys))
 
 
 def _encodings(schema: pa.Schema) -> dict[str, Any]:
@@ -433,20 +563,26 @@ def _partitions(
     return parts
 
 
-def _subdirs(directory: Path) -> list[Path]:
+def _names(directory: Path, prefix: str) -> list[str]:
+    """The ``prefix<name>`` folders of ``directory`` (a partition level), names sorted."""
     try:
-        return [p for p in directory.iterdir() if p.is_dir()]
+        entries = list(os.scandir(directory))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    return sorted(
+        e.name.removeprefix(prefix) for e in entries if e.name.startswith(prefix) and e.is_dir()
+    )
 
 
-def _day_of_dir(name: str) -> date | None:
-    if not name.startswith("date="):
-        return None
-    try:
-        return date.fromisoformat(name[len("date=") :])
-    except ValueError:
-        return None
+def _dated(symbol_dir: Path) -> list[date]:
+    """The days of a symbol's ``date=`` folders (other names are not partitions)."""
+    found = []
+    for name in _names(symbol_dir, "date="):
+        with contextlib.suppress(ValueError):
+            day = date.fromisoformat(name)
+            if day.isoformat() == name:  # the folder partition_dir names
+                found.append(day)
+    return found
 
 
 def _utc(moment: datetime) -> datetime:
@@ -500,12 +636,8 @@ def _read_part(part: PartFile, schema: pa.Schema | None = None) -> pa.Table:
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
-    columns = [
-        col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col for col in table.columns
-    ]
-    plain = pa.Table.from_arrays(columns, names=table.column_names)
-    frame: pd.DataFrame = plain.to_pandas().set_index("ts")
+    frame: pd.DataFrame = plain_strings(table).to_pandas().set_index("ts")
     return frame
 
 
-__all__ = ["EmbeddedStore", "path_of_url"]
+__all__ = ["EmbeddedStore", "path_of_url", "plain_strings", "scan_files", "sort_by_time"]

@@ -2,7 +2,7 @@
 
 KairosDB keeps one double per (metric, tags, millisecond): a second point with the same key
 *overwrites* the first. Every rule here is about never letting that overwrite lose data
-silently. The full scheme (also in README "KairosDB store"):
+silently. The full scheme (also in docs/kairosdb-store.md):
 
 * metric ``<prefix>.<series>.<field>`` (prefix ``hundi`` by default), tags ``exchange`` and
   ``symbol`` plus, where a channel needs it, a few low-cardinality tags (``interval`` for

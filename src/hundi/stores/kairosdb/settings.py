@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from hundi.config import ConfigError, read_env_file
+from hundi.settings import ConfigError, positive_float, read_env_file
 from hundi.stores.base import StoreError
 
 ENV_FILE = ".kairosdb.env"
@@ -55,13 +55,6 @@ def _whole(text: str) -> int:
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
-        raise ValueError(text)
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
         raise ValueError(text)
     return value
 
@@ -108,9 +101,9 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any], str, str]] = {
     ),
     "verify": ("KAIROSDB_VERIFY", _flag, "1/0, true/false", "0"),
     "verify_timeout": (
-        "KAIROSDB_VERIFY_TIMEOUT", _positive_float, "a positive number of seconds", "10"
+        "KAIROSDB_VERIFY_TIMEOUT", positive_float, "a positive number of seconds", "10"
     ),
-    "timeout": ("KAIROSDB_TIMEOUT", _positive_float, "a positive number of seconds", "10"),
+    "timeout": ("KAIROSDB_TIMEOUT", positive_float, "a positive number of seconds", "10"),
     "max_points_per_post": (
         "KAIROSDB_MAX_POINTS_PER_POST", _positive_int, "a positive integer", "50000"
     ),

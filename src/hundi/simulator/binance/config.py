@@ -10,10 +10,14 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class Market(enum.StrEnum):
-    SPOT = "spot"
-    USDM = "usdm"
+from hundi.simulator.binance.rules import (
+    DAY_S,
+    INCOMING_MSGS_PER_S,
+    PING_INTERVAL_S,
+    PONG_TIMEOUT_S,
+    REST_WEIGHT_PER_MIN,
+    BinanceVariant,
+)
 
 
 class FaultKind(enum.StrEnum):
@@ -74,20 +78,11 @@ class FaultSpec:
         return self.kind.value if self.param is None else f"{self.kind.value}:{self.param:g}"
 
 
-# Binance's documented connection rules, per market.
-PING_INTERVAL_S = {Market.SPOT: 20.0, Market.USDM: 180.0}
-PONG_TIMEOUT_S = {Market.SPOT: 60.0, Market.USDM: 600.0}
-INCOMING_MSGS_PER_S = {Market.SPOT: 5, Market.USDM: 10}
-REST_WEIGHT_PER_MIN = {Market.SPOT: 6000, Market.USDM: 2400}
-MAX_STREAMS_PER_CONNECTION = 1024
-DAY_S = 24 * 3600.0
-
-
 @dataclass(slots=True)
 class SimulatorConfig:
     """Everything ``hundi simulate binance`` accepts; ``None`` means the market's Binance value."""
 
-    market: Market = Market.SPOT
+    market: BinanceVariant = BinanceVariant.SPOT
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
@@ -110,7 +105,7 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         # accept the CLI spellings too: "usdm", "gap:5", "path/to/capture"
-        self.market = Market(self.market)
+        self.market = BinanceVariant(self.market)
         self.faults = tuple(FaultSpec.parse(f) if isinstance(f, str) else f for f in self.faults)
         self.replay = tuple(Path(p) for p in self.replay)
         self.symbols = tuple(s.strip().upper() for s in self.symbols if s.strip())

@@ -1,11 +1,10 @@
-"""A deterministic synthetic market for one symbol: an L2 book, takers that eat it, and the
-statistics Binance derives from the trades (klines, 24 h ticker).
+"""One symbol's synthetic market: an L2 book, makers that add and cancel, takers that eat it, and
+the trade and update ids that result.
 
-Prices and quantities are integers (ticks of ``10**-price_decimals``, lots of
-``10**-qty_decimals``): no floats, no Decimal on the hot path, and every string the server emits
-is exact. All randomness comes from one ``random.Random`` seeded from the simulator seed and the
-symbol, so the same seed gives the same trades, ids and book changes (only wall-clock timestamps
-and how changes are grouped into 100 ms diff frames differ between runs).
+All randomness comes from one ``random.Random`` seeded from the simulator seed and the symbol, so
+the same seed gives the same trades, ids and book changes (only wall-clock timestamps and how
+changes are grouped into diff frames differ between runs). Nothing here knows a venue's wire
+format: ``events`` and :class:`DepthChannel` are what a venue's encoder turns into frames.
 """
 
 from __future__ import annotations
@@ -15,6 +14,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from hundi.simulator.market.candles import Kline, Rolling24h
+
+BookSnapshot = tuple[int, dict[int, int], dict[int, int]]  # (last update id, bids, asks)
+# (first update id, last update id, last id of the previous diff, bids, asks)
+DepthDiff = tuple[int, int, int, dict[int, int], dict[int, int]]
+
 # Known symbols get a realistic price scale; others are drawn from the seed.
 _KNOWN = {
     "BTCUSDT": (60_000.0, 2, 5),
@@ -23,39 +28,9 @@ _KNOWN = {
     "SOLUSDT": (150.0, 2, 3),
 }
 
-INTERVAL_MS = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-    "3d": 259_200_000,
-    "1w": 604_800_000,
-}
-
 BOOK_LEVELS = 60  # levels per side at start; the book stays near this size
 MAX_LEVELS = 300  # a side is pruned from its far end beyond this
 NEAR = 20  # new orders and cancels land within this many ticks of the best price
-
-
-def fixed(value: int, decimals: int, pad_to: int = 0) -> str:
-    """Integer in units of ``10**-decimals`` → exact decimal text, right-padded with zeros."""
-    sign = "-" if value < 0 else ""
-    value = -value if value < 0 else value
-    if decimals == 0:
-        text = f"{sign}{value}"
-        return f"{text}.{'0' * pad_to}" if pad_to else text
-    scale = 10**decimals
-    whole, frac = divmod(value, scale)
-    return f"{sign}{whole}.{frac:0{decimals}d}{'0' * (pad_to - decimals)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +55,8 @@ class SymbolSpec:
 class DepthChannel:
     """Book changes accumulated for one diff-depth stream speed (100 ms, 1000 ms...).
 
-    Binance sends, per interval, the final quantity of every level that changed, with ``U``/``u``
-    the first/last update id folded in and (USD-M) ``pu`` the ``u`` of the previous frame.
+    Per interval: the final quantity of every level that changed, the first and last update id
+    folded in and the last id of the previous interval (Binance's ``U``, ``u`` and ``pu``).
     """
 
     __slots__ = ("asks", "bids", "first_id", "interval_ms", "last_id", "prev_final_id")
@@ -94,7 +69,7 @@ class DepthChannel:
         self.last_id = 0
         self.prev_final_id = last_update_id
 
-    def take(self) -> tuple[int, int, int, dict[int, int], dict[int, int]] | None:
+    def take(self) -> DepthDiff | None:
         """``(U, u, pu, bids, asks)`` of the interval just ended, or ``None`` if nothing changed."""
         if not self.first_id:
             return None
@@ -104,54 +79,10 @@ class DepthChannel:
         return out
 
 
-@dataclass(slots=True)
-class Kline:
-    """The open candle of one interval, built from the trades (Binance semantics)."""
-
-    interval: str
-    open_ms: int
-    close_ms: int
-    first_id: int = -1
-    last_id: int = -1
-    open: int = 0
-    high: int = 0
-    low: int = 0
-    close: int = 0
-    volume: int = 0  # lots
-    quote: int = 0  # ticks * lots
-    trades: int = 0
-    taker_buy_volume: int = 0
-    taker_buy_quote: int = 0
-
-    @classmethod
-    def starting(cls, interval: str, now_ms: int, last_price: int) -> Kline:
-        span = INTERVAL_MS[interval]
-        start = now_ms - now_ms % span
-        p = last_price
-        return cls(interval, start, start + span - 1, open=p, high=p, low=p, close=p)
-
-
-@dataclass(slots=True)
-class Rolling24h:
-    """Ticker statistics since the simulator started (a run is shorter than the 24 h window)."""
-
-    open_ms: int
-    open: int
-    high: int
-    low: int
-    last: int
-    last_qty: int = 0
-    volume: int = 0
-    quote: int = 0
-    first_id: int = -1
-    last_id: int = -1
-    trades: int = 0
-
-
 class SymbolMarket:
     """One symbol's book and tape. ``step()`` performs one random market action.
 
-    Output, in the order things happened, goes to ``events`` as tuples the server turns into
+    Output, in the order things happened, goes to ``events`` as tuples a venue's feed turns into
     frames: ``("A", agg_id, price, qty, first_trade_id, last_trade_id, buyer_is_maker, fills)``
     (``fills`` = [(trade_id, qty)]) and ``("B", update_id, bid, bid_qty, ask, ask_qty)`` when the
     top of book changed.
@@ -220,7 +151,7 @@ class SymbolMarket:
         self.channels.append(channel)
         return channel
 
-    def snapshot(self) -> tuple[int, dict[int, int], dict[int, int]]:
+    def snapshot(self) -> BookSnapshot:
         return self.update_id, dict(self.bids), dict(self.asks)
 
     # -- one market action -----------------------------------------------------------------

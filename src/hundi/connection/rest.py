@@ -1,0 +1,118 @@
+"""The REST loop of one venue: run the requests its sans-I/O protocol says are due.
+
+Order-book snapshots, listen keys...: ``protocol.due_requests`` is polled at least every 100 ms
+(frames change what is due) and sooner when ``next_wakeup_ns`` says so; at most
+``rest_concurrency`` requests are in flight. Transport errors become status 599 responses, so
+the protocol always hears back. Private answers (listen keys) are neither logged nor captured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import aiohttp
+
+from hundi.capture.events import CaptureKind
+from hundi.connection.sockets import CaptureHook, ConnectionSettings
+from hundi.exchanges.base import RecordSink, RestRequest, RestResponse, VenueProtocol
+
+log = logging.getLogger("hundi.connection")
+
+
+class RestLoop:
+    """Serves one venue protocol's REST requests until ``stop`` is set."""
+
+    def __init__(
+        self,
+        protocol: VenueProtocol,
+        sink: RecordSink,
+        settings: ConnectionSettings,
+        capture: CaptureHook,
+        stop: asyncio.Event,
+    ) -> None:
+        self.protocol = protocol
+        self.sink = sink
+        self.settings = settings
+        self.capture = capture  # failures handled by the caller's hook
+        self._stop = stop
+        self.requests = 0
+        self.failures = 0
+        self._errors_logged: set[str] = set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def run(self) -> None:
+        settings = self.settings
+        timeout = aiohttp.ClientTimeout(total=settings.rest_timeout_s)
+        limit = asyncio.Semaphore(settings.rest_concurrency)
+        pending: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            try:
+                while not self._stop.is_set():
+                    now = time.time_ns()
+                    for request in self.protocol.due_requests(now):
+                        task = asyncio.create_task(self._fetch(session, limit, request))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                    wake = self.protocol.next_wakeup_ns()
+                    # Frames change what is due (a book needing a snapshot), so poll at least
+                    # every 100 ms; sleep less when the venue says it is due sooner.
+                    delay = 0.1 if wake is None else min(0.1, max(0.005, (wake - now) / 1e9))
+                    await self._sleep(delay)
+            finally:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _fetch(
+        self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest
+    ) -> None:
+        async with limit:
+            self.requests += 1
+            try:
+                async with session.request(
+                    request.method, request.url, headers=dict(request.headers)
+                ) as reply:
+                    body = await reply.read()
+                    response = RestResponse(reply.status, body, dict(reply.headers))
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                response = RestResponse(599, reason.encode())
+            recv_ns = time.time_ns()
+            if response.status >= 400:
+                self.failures += 1
+                log.warning(
+                    "REST %s %s for %s: status %d %s",
+                    request.method,
+                    request.url,
+                    request.key,
+                    response.status,
+                    "" if request.private else response.body[:200].decode("utf-8", "replace"),
+                )
+            if not request.private:
+                self.capture(
+                    CaptureKind.REST,
+                    recv_ns,
+                    request.key,
+                    url=request.url,
+                    data=response.body,
+                    status=response.status,
+                )
+            try:
+                self.protocol.receive_response(request, response, recv_ns, self.sink)
+            except Exception as exc:
+                kind = f"rest:{type(exc).__name__}"
+                if kind not in self._errors_logged:
+                    self._errors_logged.add(kind)
+                    log.error(
+                        "venue protocol raised %s on a REST response for %s",
+                        type(exc).__name__,
+                        request.key,
+                        exc_info=exc,
+                    )

@@ -1,0 +1,162 @@
+"""Binance capture inference: which spot/USD-M config a foreign recording was made with.
+
+The registered ``infer_capture`` of Binance (:class:`~hundi.exchanges.registry.Exchange`), used
+by ``hundi replay`` for files that are not our own captures (ours carry a header, read
+generically by :mod:`hundi.capture.infer`). The recordings say it with their connection URLs
+(``/stream?streams=btcusdt@aggTrade/...``), their SUBSCRIBE messages, or, as a last resort, the
+``configuration:`` line of the recordings' ``NAME.0`` file.
+
+The files are read here, line by line, rather than through :mod:`hundi.capture` (which imports
+the exchanges: the layering forbids the way back). Only the connection setup is needed: the
+``URL <-> TS`` (opened) and ``URL <- TS: MESSAGE`` (sent) lines before the first received one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from hundi.exchanges.base import VenueConfig
+from hundi.records import Channel
+
+_CHANNEL_OF_KIND = {
+    "aggTrade": Channel.TRADES,
+    "trade": Channel.TRADES,
+    "bookTicker": Channel.BBO,
+    "ticker": Channel.TICKER,
+}
+
+
+def infer_capture(files: Sequence[Path], market: str | None) -> VenueConfig:
+    """The config that replays the recordings ``files``; ValueError (one line) if they do not
+    say enough or contradict ``market``."""
+    urls: list[str] = []
+    names: list[str] = []
+    for path in files:
+        for url, sent in _setup(path):
+            if sent is None:
+                urls.append(url)
+                names += parse_qs(urlsplit(url).query).get("streams", [""])[0].split("/")
+            else:
+                names += _subscribed(sent)
+    symbols: dict[str, None] = {}
+    channels: dict[Channel, None] = {}
+    options: dict[str, str] = {}
+    for name in filter(None, names):
+        stream_symbol, _, kind = name.partition("@")
+        if kind.startswith("depth"):
+            channel = Channel.BOOK
+        elif kind.startswith("kline_"):
+            channel = Channel.CANDLES
+            options["kline_interval"] = kind.removeprefix("kline_")
+        elif kind in _CHANNEL_OF_KIND:
+            channel = _CHANNEL_OF_KIND[kind]
+            if kind == "trade":
+                options["trade_stream"] = "trade"
+        else:
+            continue
+        symbols[stream_symbol.upper()] = None
+        channels[channel] = None
+    if not symbols:
+        return _from_configuration_line(files, market)
+    found_market = _market_of(urls)
+    if market is not None and market != found_market:
+        # Replaying spot frames as USD-M (or the reverse) stores wrong symbols and no book:
+        # the URLs say which market the capture is, so a different --market is an error.
+        raise ValueError(
+            f"the capture is Binance {found_market} (its URLs: {', '.join(sorted(set(urls)))}), "
+            f"not {market}: drop --market or give --market {found_market}"
+        )
+    if found_market == "usdm" and any(urlsplit(u).path.rstrip("/") == "/stream" for u in urls):
+        options["usdm_split"] = "false"  # a legacy single-path connection
+    return VenueConfig(
+        market=found_market,
+        symbols=tuple(symbols),
+        channels=(*channels, Channel.EVENTS),
+        options=options,
+    )
+
+
+_TS = r"\d+(?:\.\d+)?"
+_OPEN = re.compile(rf"^(\S+) <-> {_TS}\s*$")
+_SENT = re.compile(rf"^(\S+) <- {_TS}: (.*)$")
+
+
+def _setup(path: Path) -> Iterator[tuple[str, str | None]]:
+    """(url, None) per connection opened, (url, message) per message sent, up to the first
+    line of anything else: connection setup precedes data."""
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("configuration:"):
+                continue
+            if m := _OPEN.match(line):
+                yield m[1], None
+            elif m := _SENT.match(line):
+                yield m[1], m[2]
+            else:
+                return
+
+
+def _subscribed(data: str) -> list[str]:
+    try:
+        message = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return []
+    if isinstance(message, dict) and message.get("method") == "SUBSCRIBE":
+        params = message.get("params")
+        if isinstance(params, list):
+            return [p for p in params if isinstance(p, str)]
+    return []
+
+
+def _market_of(urls: list[str]) -> str:
+    usdm = any("fstream" in urlsplit(u).netloc or "/fapi/" in u for u in urls)
+    return "usdm" if usdm else "spot"
+
+
+_CONFIGURATION_CHANNELS = {
+    "trades": Channel.TRADES,
+    "l2_book": Channel.BOOK,
+    "ticker": Channel.BBO,  # cryptofeed's Binance ticker is the bookTicker stream
+    "candles": Channel.CANDLES,
+}
+
+
+def _from_configuration_line(files: Sequence[Path], market: str | None) -> VenueConfig:
+    for path in files:
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith("configuration:"):
+                    continue
+                try:
+                    configured = msgspec.json.decode(line.partition(":")[2])
+                except msgspec.DecodeError:
+                    break
+                symbols: dict[str, None] = {}
+                channels: dict[Channel, None] = {}
+                for name, listed in configured.items():
+                    if name in _CONFIGURATION_CHANNELS:
+                        channels[_CONFIGURATION_CHANNELS[name]] = None
+                        for symbol in listed:
+                            symbols[symbol.removesuffix("-PERP").replace("-", "")] = None
+                perp = any(s.endswith("-PERP") for v in configured.values() for s in v)
+                found = "usdm" if perp else "spot"
+                if market is not None and market != found:
+                    raise ValueError(
+                        f"the capture's configuration line lists Binance {found} symbols, not "
+                        f"{market}: drop --market or give --market {found}"
+                    )
+                return VenueConfig(
+                    market=found,
+                    symbols=tuple(symbols),
+                    channels=(*channels, Channel.EVENTS),
+                )
+    raise ValueError(
+        "cannot infer symbols and channels from the capture (no stream URLs, SUBSCRIBE "
+        "messages or configuration line)"
+    )

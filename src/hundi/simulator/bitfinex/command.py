@@ -1,0 +1,83 @@
+"""``hundi simulate bitfinex``: the Bitfinex v2 authenticated WebSocket until Ctrl-C, SIGTERM or
+``--duration``.
+
+Registered as the ``simulator`` of the ``bitfinex`` exchange (``hundi.exchanges.bitfinex``);
+:mod:`hundi.simulator.cli` loads it only when it is run or listed. The first stdout lines are
+``ws_url=...`` and ``rest_url=...``, flushed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from hundi.simulator.bitfinex.server import BitfinexSimulator
+
+
+@click.command(name="bitfinex")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--symbols", default="tBTCUSD,tETHUSD", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--order-interval", type=float, default=0.05, show_default=True,
+              help="Seconds between two order updates of the account.")  # fmt: skip
+@click.option("--heartbeat", type=float, default=15.0, show_default=True, help="Seconds.")
+@click.option("--private-fault", "private_faults", multiple=True, metavar="drop:N",
+              help="drop:N aborts every socket each N s; repeatable.")  # fmt: skip
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def bitfinex(
+    host: str,
+    port: int,
+    symbols: str,
+    seed: int,
+    order_interval: float,
+    heartbeat: float,
+    private_faults: tuple[str, ...],
+    duration: float | None,
+) -> None:
+    """Bitfinex v2 authenticated WebSocket for the account in BITFINEX_API_KEY/_SECRET."""
+    from hundi.exchanges.credentials import CredentialError, require_credentials
+    from hundi.simulator.bitfinex.server import BitfinexSimConfig, BitfinexSimulator
+
+    try:
+        credentials = require_credentials("bitfinex")
+        faults: dict[str, float] = {}
+        for text in private_faults:
+            kind, _, raw = text.partition(":")
+            if kind != "drop" or not raw.replace(".", "", 1).isdigit() or not float(raw) > 0:
+                raise ValueError(f"unknown private fault {text!r} (known: drop:N)")
+            faults[kind] = float(raw)
+    except (CredentialError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    if not order_interval > 0 or not heartbeat > 0:
+        raise click.UsageError("--order-interval and --heartbeat must be > 0")
+    config = BitfinexSimConfig(
+        credentials=credentials, host=host, port=port,
+        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
+        order_interval_s=order_interval, heartbeat_s=heartbeat, faults=faults, seed=seed,
+    )  # fmt: skip
+    try:
+        asyncio.run(_serve_bitfinex(BitfinexSimulator(config), duration))
+    except OSError as e:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+
+
+async def _serve_bitfinex(sim: BitfinexSimulator, duration: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with sim:
+        print(f"ws_url={sim.ws_url}", flush=True)
+        print(f"rest_url={sim.rest_url}", flush=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+        steps = sim.steps
+    print(f"stopped: {steps} order updates", file=sys.stderr, flush=True)
