@@ -20,8 +20,8 @@ from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import venue_factory
-from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
-from hundi.research import ResearchError, book_at
+from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind, Trade
+from hundi.research import ResearchError, book_at, trades_with_book
 from hundi.research import book as book_module
 from hundi.stores.embedded import EmbeddedStore
 
@@ -111,6 +111,7 @@ def test_equals_replay_and_the_collectors_book_on_real_recordings(
 # --- hand-made rows: a resync across midnight -----------------------------------------------
 
 DAY2 = int(datetime(2024, 5, 2, tzinfo=UTC).timestamp()) * 1_000_000_000
+DAY2_DATE = datetime(2024, 5, 2, tzinfo=UTC).date()
 MS = 1_000_000
 
 
@@ -306,3 +307,47 @@ def test_a_stored_gap_makes_the_frozen_book_unsynced_until_the_next_snapshot(
     target.write({Channel.BOOK: rows[:3], Channel.EVENTS: [book_gap(gap_at, "sequence break")]})
     target.close()
     assert not book_at(store2, "binance", "BTC-USDT", resync_at * 2).attrs["synced"]
+
+
+def trade(trade_id: int, ts: int) -> Trade:
+    return Trade(
+        exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=ts, recv_ts=ts,
+        trade_id=trade_id, price=100.0, size=1.0, side=1, first_trade_id=trade_id,
+        last_trade_id=trade_id,
+    )  # fmt: skip
+
+
+def test_a_cassandra_store_gives_the_embedded_stores_book(
+    cassandra_keyspace: str, tmp_path: Path
+) -> None:
+    """Through the store contract: Cassandra keeps no day versions, so no checkpoints are kept
+    and each call replays the days it needs; the books are the embedded store's, across the
+    resync at midnight and a stored gap."""
+    from hundi.stores.base import open_store
+
+    rows = midnight_rows()
+    gap = book_gap(DAY2 - 150 * MS, "disconnect")
+    stamps = sorted({r.ts for r in rows} | {r.ts + 1 for r in rows})
+    trades = [trade(i, ts) for i, ts in enumerate(stamps)]
+    batch = {Channel.BOOK: rows, Channel.EVENTS: [gap], Channel.TRADES: trades}
+    store = tmp_path / "data"
+    target = EmbeddedStore(str(store), fsync=False)
+    target.write(batch)
+    target.close()
+    cassandra = open_store(cassandra_keyspace)
+    try:
+        cassandra.write(batch)
+        cassandra.flush()
+        assert cassandra.day_version("binance", Channel.BOOK, "BTC-USDT", DAY2_DATE) is None
+        stored = hundi.read(store, exchange="binance", symbol="BTC-USDT", channel="book")
+        for at in probe_times(stored, 15):
+            expected = book_at(store, "binance", "BTC-USDT", at, checkpoint_rows=3)
+            got = book_at(cassandra, "binance", "BTC-USDT", at, checkpoint_rows=3)
+            pd.testing.assert_frame_equal(got, expected)
+            assert got.attrs == expected.attrs, at
+        expected = trades_with_book(store, "binance", "BTC-USDT", source="book")
+        joined = trades_with_book(cassandra, "binance", "BTC-USDT", source="book")
+        assert joined["bid_price"].notna().any() and joined["bid_price"].isna().any()
+        pd.testing.assert_frame_equal(joined, expected)
+    finally:
+        cassandra.close()

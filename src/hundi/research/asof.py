@@ -13,7 +13,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from hundi.book.replay import BOOK_COLUMNS, Block, ReplayState, empty_rows, tops
+from hundi.book.replay import Block, ReplayState, empty_rows, tops
 from hundi.exchanges.registry import book_rule
 from hundi.records import Channel
 from hundi.research._source import (
@@ -23,13 +23,11 @@ from hundi.research._source import (
     day_of,
     day_start_ns,
     days_between,
-    embedded_root,
     index_ns,
     ns_to_timestamp,
-    read_partition_days,
     to_ns,
 )
-from hundi.research.book import CHECKPOINT_ROWS, book_gaps, cache_for
+from hundi.research.book import CHECKPOINT_ROWS, book_gaps, cache_for, day_rows
 from hundi.stores.base import reading
 
 QUOTE_COLUMNS = ["bid_price", "bid_size", "ask_price", "ask_size", "quote_ts"]
@@ -109,17 +107,12 @@ def book_tops(
     the rows, and a stored book ``gap`` event after the book's snapshot unsyncs it (NaN) from
     the gap on until the next snapshot."""
     with reading(store) as opened:
-        root = embedded_root(opened)
-        if root is None:
-            raise ResearchError(
-                f"the rebuilt book needs the embedded store; not {opened.describe()}"
-            )
-        cache = cache_for(root, None, checkpoint_rows)
+        cache = cache_for(opened, None, checkpoint_rows)
         rule = book_rule(exchange)
         # (block, start state, first time, last time, keep the row at the first time) per day
         replays: list[tuple[Block, ReplayState, int, int, bool]] = []
         for day in days_between(day_of(first_ns), day_of(last_ns)):
-            index = cache.index(exchange, symbol, day)
+            index = cache.index(opened, exchange, symbol, day)
             until = min(last_ns, day_start_ns(day + timedelta(days=1)) - 1)
             if index is None or index.day < day:
                 if index is not None:  # no rows this day: the last day's end state holds
@@ -129,10 +122,7 @@ def book_tops(
                 continue
             lo = max(first_ns, day_start_ns(day))
             position = index.locate(lo - 1)
-            rows = read_partition_days(
-                root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
-                index.as_of[position] + 1, last_ns, end_inclusive=True,
-            )  # fmt: skip
+            rows = day_rows(opened, exchange, symbol, day, index.as_of[position] + 1, last_ns)
             block = Block.from_table(rows, index.carry_in if position == 0 else None)
             replays.append((block, index.states[position], lo, until, True))
         if not replays:

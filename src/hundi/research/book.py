@@ -9,12 +9,18 @@ the book's stored ``gap`` events (:func:`hundi.book.replay.book_at`).
 Replaying that from the last snapshot can mean hours of changes, so checkpoints are built
 lazily, once per (exchange, symbol, UTC day): the full book every ``checkpoint_rows`` rows at
 cut points where every earlier row is older than every later one. ``book_at(T)`` loads the last
-checkpoint at or before T and applies only the rows stored after it. Checkpoints live in a
-sidecar directory next to the embedded store (``<store>/.hundi-cache/book-checkpoints``; if that
-is not writable, ``~/.cache/hundi``) and are keyed by the day's live file names and sizes
-chained with the previous day's key, so a new flush, a compaction or an earlier day's change
-rebuilds exactly what it invalidates. The collector is not involved (option (a) of the design:
-no extra stored channel, works on every store written so far, including replays).
+checkpoint at or before T and applies only the rows stored after it.
+
+Everything is read through the store contract (:class:`hundi.stores.base.Store`). Checkpoints
+are keyed by the day's version (:meth:`Store.day_version`; the embedded store's: its live file
+names and sizes) chained with the previous day's key, so a new flush, a compaction or an
+earlier day's change rebuilds exactly what it invalidates; a day that only gained rows is
+extended with them (:meth:`Store.read_day_since`). They live beside the store
+(:meth:`Store.cache_home`, ``<store>/.hundi-cache/book-checkpoints`` for the embedded one; if
+that is not writable, ``~/.cache/hundi``). A store without day versions (Cassandra) keeps no
+checkpoints: each call replays the stored days it needs. The collector is not involved (option
+(a) of the design: no extra stored channel, works on every store written so far, including
+replays).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date
@@ -56,18 +63,13 @@ from hundi.research._source import (
     TimeLike,
     day_of,
     day_start_ns,
-    days,
-    embedded_root,
     ns_to_timestamp,
-    read_files,
-    read_partition_days,
     to_ns,
 )
-from hundi.stores.base import Store, StoreError, reading
-from hundi.stores.embedded.layout import list_parts, parse_part, partition_dir, split_live
+from hundi.stores.base import NS_PER_DAY, DayRead, Store, reading
 
 CHECKPOINT_ROWS: Final = 50_000
-_FORMAT: Final = "2"  # bump when the saved index changes shape
+_FORMAT: Final = "3"  # bump when the saved index changes shape
 I64 = npt.NDArray[np.int64]
 
 
@@ -106,7 +108,7 @@ class DayIndex:
     states: list[ReplayState]
     carry_in: pa.Table
     carry_out: pa.Table
-    files: tuple[tuple[str, int, int], ...] = ()  # part files (name, size, rows) it was built from
+    manifest: str = ""  # what the store read it from (DayRead.manifest), to extend it
     prev_key: str = ""  # the previous day's key it was built on
 
     def locate(self, at_ns: int) -> int:
@@ -148,56 +150,25 @@ def _checkpoints(
 
 
 def extend_day(
-    stale: DayIndex, sources: list[SourceFile], key: str, every: int, rule: ContinuityRule
+    stale: DayIndex, since: DayRead, key: str, every: int, rule: ContinuityRule
 ) -> DayIndex | None:
-    """``stale`` brought up to date with only the rows it has not seen, or None when that
-    would not be exact (rows vanished, a new row is not newer than every row seen, or the
-    book ended waiting for a snapshot): then the day is rebuilt.
+    """``stale`` brought up to date with ``since`` (the rows stored after it was built,
+    :meth:`Store.read_day_since`), or None when that would not be exact (a new row is not newer
+    than every row seen, or the book ended waiting for a snapshot): then the day is rebuilt.
 
-    New rows come from new flushes, or inside compactions that merged seen files with new
-    ones: a compaction holds exactly the rows of its inputs, so the rows of one not newer
-    than the last row seen must be as many as its seen inputs held.
+    ``since`` may repeat rows already seen (a compaction that merged seen files with new ones);
+    those are not newer than the last row seen, so the rows of it not newer than that must be
+    exactly the ``repeated`` ones.
     """
-    old = {name: (size, rows) for name, size, rows in stale.files}
-    old_parts: dict[str, list[tuple[int, int, int]]] = {}  # run → (first, last, rows)
-    for name, (_, rows) in old.items():
-        part = parse_part(Path(name))
-        if part is None:
-            return None
-        old_parts.setdefault(part.run, []).append((part.first, part.last, rows))
-    present: dict[str, list[tuple[int, int]]] = {}
-    fresh: list[SourceFile] = []
-    seen_inside = 0  # rows of seen files merged into fresh compactions
-    for source in sources:
-        present.setdefault(source.run, []).append((source.first, source.last))
-        if source.name in old:
-            if old[source.name][0] != source.size:
-                return None  # rewritten in place: not something the store does
-            continue
-        inputs = [
-            rows
-            for first, last, rows in old_parts.get(source.run, ())
-            if source.first <= first and last <= source.last
-        ]
-        covered = {i for lo, hi, _ in old_parts.get(source.run, ()) for i in range(lo, hi + 1)}
-        if set(range(source.first, source.last + 1)) <= covered:
-            continue  # a compaction of seen files only: the same rows
-        fresh.append(source)
-        seen_inside += sum(inputs)
-    for run, parts in old_parts.items():
-        for first, last, _ in parts:
-            if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
-                return None  # rows the index was built from are gone
-    files = tuple((s.name, s.size, old[s.name][1] if s.name in old else s.rows) for s in sources)
-    if not fresh:
-        return replace(stale, key=key, files=files)
+    table = since.table
+    if table.num_rows == 0 and since.repeated == 0:
+        return replace(stale, key=key, manifest=since.manifest)
     if stale.carry_out.num_rows:
         return None
-    table = read_files(Channel.BOOK, [s.path for s in fresh], BOOK_COLUMNS, None, None)
     newer = pc.greater(
         table.column("ts"), pa.scalar(stale.as_of[-1], pa.int64()).cast(table.column("ts").type)
     )
-    if table.num_rows - pc.sum(newer).as_py() != seen_inside:
+    if table.num_rows - (pc.sum(newer).as_py() or 0) != since.repeated:
         return None  # a new row not newer than the last one seen (or rows went missing)
     block = Block.from_table(table.filter(newer))
     as_of, states, carry_out = _checkpoints(block, stale.states[-1], stale.as_of[-1], every, rule)
@@ -207,68 +178,56 @@ def extend_day(
         as_of=[*stale.as_of, *as_of],
         states=[*stale.states, *states],
         carry_out=carry_out,
-        files=files,
+        manifest=since.manifest,
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    """A live part file of a book partition, as an index records it."""
-
-    name: str
-    size: int
-    run: str
-    first: int
-    last: int
-    path: Path
-
-    @property
-    def rows(self) -> int:
-        """Rows in the file (its Parquet footer)."""
-        return int(pq.read_metadata(self.path).num_rows)
-
-
-def _sources(root: Path, exchange: str, symbol: str, day: date) -> list[SourceFile]:
-    """Raises FileNotFoundError if a file vanishes while listing (compaction): list again."""
-    directory = partition_dir(root, exchange, Channel.BOOK.value, symbol, day)
-    live, _ = split_live(list_parts(directory))
-    return [
-        SourceFile(p.path.name, p.path.stat().st_size, p.run, p.first, p.last, p.path) for p in live
-    ]
+def _chain(previous: str, day: date, version: str | None, nonce: str) -> str:
+    """A day's key: its version chained with the previous day's key (a day without a version
+    gets one never seen again: nothing built on it is reused)."""
+    part = version if version is not None else f"?{nonce}"
+    return hashlib.sha1(f"{previous}\n{day}\n{part}".encode()).hexdigest()
 
 
 class CheckpointCache:
-    """Day indexes of one embedded store, on disk (sidecar) and in memory (a few days)."""
+    """Day indexes kept on disk (``directory``; None: in memory only) and in memory (a few
+    days), for the days that have versions (:meth:`Store.day_version`). Days without (and the
+    days after them) are built by each :meth:`index` call and kept nowhere, but by a private
+    cache (made for one call), which keeps them in memory for its life."""
 
-    def __init__(self, root: Path, directory: Path | None, every: int) -> None:
-        self.root = root
+    def __init__(self, directory: Path | None, every: int, *, private: bool = False) -> None:
         self.every = every
-        self.directory = directory if directory is not None else _cache_dir(root)
+        self.directory = directory
         self.memory: OrderedDict[tuple[str, str, date], DayIndex] = OrderedDict()
+        self.private = private
+        self.nonce = secrets.token_hex(8)
 
-    def index(self, exchange: str, symbol: str, day: date) -> DayIndex | None:
+    def index(self, store: Store, exchange: str, symbol: str, day: date) -> DayIndex | None:
         """The index of ``day`` or of the last earlier day with book rows (None: no rows)."""
-        for _ in range(5):
-            try:
-                return self._index(exchange, symbol, day)
-            except FileNotFoundError:
-                continue  # compaction removed a file between listing and reading
-        raise StoreError(f"store {str(self.root)!r} changed too fast to read consistently")
-
-    def _index(self, exchange: str, symbol: str, day: date) -> DayIndex | None:
-        stored = [d for d in days(self.root, exchange, Channel.BOOK.value, symbol) if d <= day]
+        stored = [d for d in store.days(exchange, Channel.BOOK, symbol) if d <= day]
         if not stored:
             return None
-        sources = [_sources(self.root, exchange, symbol, d) for d in stored]
+        versions = [store.day_version(exchange, Channel.BOOK, symbol, d) for d in stored]
+        # days from the first one without a version on are neither loaded nor kept (but by a
+        # private cache, in memory)
+        volatile = next((i for i, v in enumerate(versions) if v is None), len(stored))
+        nonce = self.nonce if self.private else secrets.token_hex(8)
+        first_key = f"v{_FORMAT}:{self.every}"
         keys: list[str] = []
-        previous = f"v{_FORMAT}:{self.every}"
-        for d, files in zip(stored, sources, strict=True):
-            fp = "|".join(f"{f.name}:{f.size}" for f in files)
-            previous = hashlib.sha1(f"{previous}\n{d}\n{fp}".encode()).hexdigest()
-            keys.append(previous)
+        for d, version in zip(stored, versions, strict=True):
+            keys.append(_chain(keys[-1] if keys else first_key, d, version, nonce))
+
+        def settle(i: int, version: str | None) -> None:
+            """The rows of day ``i`` were read as ``version``: key it and later days so."""
+            if version == versions[i]:
+                return
+            versions[i] = version
+            for j in range(i, len(stored)):
+                keys[j] = _chain(keys[j - 1] if j else first_key, stored[j], versions[j], nonce)
+
         rule = book_rule(exchange)
         # find the newest day whose index is current, then bring later days up to date
-        position = len(stored) - 1
+        position = (len(stored) if self.private else min(len(stored), volatile)) - 1
         found: DayIndex | None = None
         while position >= 0:
             found = self._load(exchange, symbol, stored[position], keys[position])
@@ -276,22 +235,33 @@ class CheckpointCache:
                 break
             position -= 1
         for i in range(position + 1, len(stored)):
-            prev_key = keys[i - 1] if i else f"v{_FORMAT}:{self.every}"
-            stale = self._load_any(exchange, symbol, stored[i])
+            prev_key = keys[i - 1] if i else first_key
+            stale = self._load_any(exchange, symbol, stored[i]) if i < volatile else None
             built = None
-            if stale is not None and stale.prev_key == prev_key:
-                built = extend_day(stale, sources[i], keys[i], self.every, rule)
+            if stale is not None and stale.prev_key == prev_key and stale.manifest:
+                since = store.read_day_since(
+                    exchange, Channel.BOOK, symbol, stored[i], stale.manifest, columns=BOOK_COLUMNS
+                )
+                if since is not None:
+                    settle(i, since.version)
+                    built = extend_day(stale, since, keys[i], self.every, rule)
             if built is None:
                 start = found.states[-1] if found is not None else ReplayState(Levels.empty())
                 carry = found.carry_out if found is not None else empty_rows()
-                rows = read_files(
-                    Channel.BOOK, [f.path for f in sources[i]], BOOK_COLUMNS, None, None
+                read = store.read_day(
+                    exchange, Channel.BOOK, symbol, stored[i], columns=BOOK_COLUMNS
                 )
-                built = build_day(rows, stored[i], start, carry, keys[i], self.every, rule)
-                built.files = tuple((f.name, f.size, f.rows) for f in sources[i])
+                settle(i, read.version)
+                built = build_day(read.table, stored[i], start, carry, keys[i], self.every, rule)
+                built.manifest = read.manifest
                 built.prev_key = prev_key
             found = built
-            self._save(exchange, symbol, stored[i], found)
+            if i < volatile and versions[i] is not None:
+                self._save(exchange, symbol, stored[i], found)
+            else:
+                volatile = min(volatile, i)
+                if self.private:
+                    self._remember((exchange, symbol, stored[i]), found)
         return found
 
     # -- persistence ----------------------------------------------------------------------
@@ -362,10 +332,11 @@ class CheckpointCache:
             self.memory.popitem(last=False)
 
 
-def _cache_dir(root: Path) -> Path | None:
-    """``<store>/.hundi-cache/book-checkpoints`` if writable, else under ``~/.cache/hundi``."""
-    candidates = [root / ".hundi-cache" / "book-checkpoints"]
-    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+def _cache_dir(home: Path) -> Path | None:
+    """``<cache home>/book-checkpoints`` (:meth:`Store.cache_home`) if writable, else under
+    ``~/.cache/hundi``."""
+    candidates = [home / "book-checkpoints"]
+    digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:16]
     candidates.append(Path.home() / ".cache" / "hundi" / "book-checkpoints" / digest)
     for candidate in candidates:
         try:
@@ -386,7 +357,7 @@ def _write_index(index: DayIndex, levels_path: Path, in_path: Path, out_path: Pa
     meta = {
         "key": index.key,
         "prev_key": index.prev_key,
-        "files": index.files,
+        "manifest": index.manifest,
         "as_of": index.as_of,
         "lengths": [len(s.levels.key) for s in index.states],
         "states": [
@@ -439,9 +410,10 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
             )
         )
     as_of = [int(v) for v in meta["as_of"]]
-    files = tuple((str(name), int(size), int(rows)) for name, size, rows in meta["files"])
     carry_in, carry_out = pq.read_table(in_path), pq.read_table(out_path)
-    return DayIndex(day, key, as_of, states, carry_in, carry_out, files, str(meta["prev_key"]))
+    return DayIndex(
+        day, key, as_of, states, carry_in, carry_out, str(meta["manifest"]), str(meta["prev_key"])
+    )
 
 
 # --- public --------------------------------------------------------------------------------
@@ -449,12 +421,38 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
 _CACHES: dict[tuple[str, str, int], CheckpointCache] = {}
 
 
-def cache_for(root: Path, cache_dir: Path | None, every: int) -> CheckpointCache:
-    memo_key = (str(root.resolve()), str(cache_dir), every)
+def cache_for(store: Store, cache_dir: Path | None, every: int) -> CheckpointCache:
+    """The checkpoint cache of ``store`` (one per store location, cache directory and
+    ``every``): in ``cache_dir``, else beside the store (:meth:`Store.cache_home`). A store
+    with neither gets a private cache, in memory for one call (its days may have no version:
+    Cassandra)."""
+    home = store.cache_home()
+    if home is None and cache_dir is None:
+        return CheckpointCache(None, every, private=True)
+    where = str(home.resolve()) if home is not None else store.describe()
+    memo_key = (where, str(cache_dir), every)
     cache = _CACHES.get(memo_key)
     if cache is None:
-        cache = _CACHES[memo_key] = CheckpointCache(root, cache_dir, every)
+        if cache_dir is not None:
+            directory: Path | None = cache_dir
+        else:
+            assert home is not None
+            directory = _cache_dir(home)
+        cache = _CACHES[memo_key] = CheckpointCache(directory, every)
     return cache
+
+
+def day_rows(
+    store: Store, exchange: str, symbol: str, day: date, start_ns: int, at_ns: int
+) -> pa.Table:
+    """The book rows of ``day`` with ``start_ns <= ts <= at_ns``, unsorted."""
+    end_ns = min(at_ns + 1, day_start_ns(day) + NS_PER_DAY)
+    for _, table in store.read_days(
+        exchange=exchange, symbol=symbol, channel=Channel.BOOK, start_ns=start_ns, end_ns=end_ns,
+        columns=BOOK_COLUMNS, ordered=False,
+    ):  # fmt: skip
+        return table
+    return empty_rows()
 
 
 def state_at(
@@ -517,25 +515,16 @@ def _rows_state_at(
     cache_dir: str | os.PathLike[str] | None,
 ) -> ReplayState:
     """The book after every stored row with ``ts <= at_ns`` (checkpoints make it cheap)."""
-    root = embedded_root(opened)
-    if root is None:
-        raise ResearchError(
-            f"book_at reads the embedded store's files; {opened.describe()} is not one "
-            "(replicate the data to a file store, e.g. with `hundi replay`)"
-        )
-    cache = cache_for(root, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
+    cache = cache_for(opened, Path(cache_dir) if cache_dir is not None else None, checkpoint_rows)
     day = day_of(at_ns)
-    index = cache.index(exchange, symbol, day)
+    index = cache.index(opened, exchange, symbol, day)
     if index is None:
         return ReplayState(Levels.empty())
     position = index.locate(at_ns)
     if index.day < day or position == len(index.states) - 1:
         return index.states[-1]  # nothing stored after the day's last row
     start = index.states[position]
-    rows = read_partition_days(
-        root, exchange, Channel.BOOK, symbol, [day], BOOK_COLUMNS,
-        index.as_of[position] + 1, at_ns, end_inclusive=True,
-    )  # fmt: skip
+    rows = day_rows(opened, exchange, symbol, day, index.as_of[position] + 1, at_ns)
     block = Block.from_table(rows, index.carry_in if position == 0 else None)
     return replay(block, start, book_rule(exchange))
 

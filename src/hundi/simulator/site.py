@@ -3,8 +3,13 @@ listening socket (port 0: any free one, known as soon as it listens) and the URL
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import socket
-from typing import Generic, Protocol, Self, TypeVar
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from aiohttp import web
 
@@ -70,3 +75,26 @@ class SimulatorSite(Generic[C]):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def serve_until_stopped(
+    sim: SimulatorSite[Any],
+    duration: float | None,
+    farewell: Callable[[], str],
+    announce: Sequence[str] = (),
+) -> None:
+    """Serve until SIGINT/SIGTERM or ``duration``: the command every venue's ``hundi simulate``
+    runs. The URL lines on stdout are what ``SimulatorProcess`` waits for; ``farewell()``'s
+    line goes to stderr once the server is down."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with sim:
+        for line in (f"ws_url={sim.ws_url}", f"rest_url={sim.rest_url}", *announce):
+            print(line, flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+        line = farewell()
+    print(line, file=sys.stderr, flush=True)

@@ -7,9 +7,11 @@ A bare path (no scheme) means the embedded store (scheme ``file``).
 Reading is this contract, for notebooks, the research functions and the HTTP API alike:
 ``read`` (a range as one DataFrame), ``read_days`` (a range as Arrow tables of a few columns,
 one UTC day at a time), ``exchanges``/``channels``/``symbols``/``days`` (what is stored;
-:class:`Unsupported` where a store cannot tell without reading data), ``last_position``, and
-the optional :class:`AggregatingStore` capability (server-side aggregation). Each store
-implements them once; nothing above the stores knows how one lays out its data.
+:class:`Unsupported` where a store cannot tell without reading data), ``last_position``, for
+caches of what is derived from a day (the book's checkpoints) ``day_version``/``read_day``/
+``read_day_since``/``cache_home``, and the optional :class:`AggregatingStore` capability
+(server-side aggregation). Each store implements them once; nothing above the stores knows how
+one lays out its data.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import pandas as pd
 import pyarrow as pa
 
-from hundi.records import Channel, Record
+from hundi.records import SCHEMAS, Channel, Record
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -39,6 +42,23 @@ class StreamPosition:
 
     ts: int
     last_id: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class DayRead:
+    """One UTC day of one symbol's channel as :meth:`Store.read_day` (or
+    :meth:`Store.read_day_since`) read it, consistently: its rows, unsorted, and which version
+    of the day they are."""
+
+    #: :meth:`Store.day_version` of exactly the rows read (None: the store keeps no versions).
+    version: str | None
+    table: pa.Table
+    #: What :meth:`Store.read_day_since` needs to read only the rows stored after these
+    #: (opaque, store-specific; "" when the store cannot).
+    manifest: str = ""
+    #: :meth:`Store.read_day_since` only: how many rows of ``table`` were already read before
+    #: (a store may have merged them with new ones into what it cannot split).
+    repeated: int = 0
 
 
 class StoreError(Exception):
@@ -166,6 +186,62 @@ class Store(ABC):
             if table.num_rows:
                 yield day, table
 
+    # -- versioned days: for caches of what is derived from a day's rows ------------------------
+
+    def day_version(self, exchange: str, channel: Channel, symbol: str, day: date) -> str | None:
+        """A token that changes whenever the stored rows of ``symbol``'s ``channel`` on ``day``
+        change (equal tokens: the same rows), cheap to get (no row is read). None: this store
+        keeps no such token, so nothing derived from the day may be reused across reads."""
+        return None
+
+    def read_day(
+        self,
+        exchange: str,
+        channel: Channel,
+        symbol: str,
+        day: date,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> DayRead:
+        """Every stored row of the day (unsorted) and its version, read consistently: the rows
+        are exactly those of ``DayRead.version`` (a store whose data changed between listing
+        and reading reads again). This default reads through :meth:`read_days` (version None).
+        """
+        channel = Channel(channel)
+        first = day_start_ns(day)
+        tables = [
+            table
+            for _, table in self.read_days(
+                exchange=exchange, symbol=symbol, channel=channel, start_ns=first,
+                end_ns=first + NS_PER_DAY, columns=columns, ordered=False,
+            )
+        ]  # fmt: skip
+        if tables:
+            return DayRead(None, pa.concat_tables(tables))
+        return DayRead(None, empty_table(channel, columns))
+
+    def read_day_since(
+        self,
+        exchange: str,
+        channel: Channel,
+        symbol: str,
+        day: date,
+        manifest: str,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> DayRead | None:
+        """The rows of the day stored since the read whose ``DayRead.manifest`` is ``manifest``
+        (unsorted), with the day's new version and manifest: ``table`` holds every row added
+        since, and ``repeated`` rows that were already read then. None when that cannot be told
+        (rows read then are gone, or the store keeps no manifests): read the whole day again.
+        """
+        return None
+
+    def cache_home(self) -> Path | None:
+        """A directory beside the stored data where readers may keep what they derive from it
+        (None: none; such caches then go under the user's cache directory, or nowhere)."""
+        return None
+
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
     ) -> StreamPosition | None:
@@ -195,6 +271,17 @@ class AggregatingStore(Protocol):
         group_by: Sequence[str] | None = None,
         fields: Sequence[str] | None = None,
     ) -> pd.DataFrame: ...
+
+
+def empty_table(channel: Channel, columns: Sequence[str] | None = None) -> pa.Table:
+    """No rows of ``channel``: its ``columns`` (default all), names as plain strings."""
+    schema = SCHEMAS[Channel(channel)]
+    fields = [
+        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
+    ]
+    plain = pa.schema(fields)
+    wanted = list(columns) if columns is not None else plain.names
+    return plain.empty_table().select(wanted)
 
 
 def day_of_ns(ts_ns: int) -> date:

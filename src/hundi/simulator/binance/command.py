@@ -24,9 +24,6 @@ stream, first_id, last_id, detail}``; totals ``messages_generated``, ``messages_
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,23 +165,16 @@ def _private(
 
 
 async def _serve(sim: BinanceSimulator) -> None:
-    config = sim.config
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with sim:
-        print(f"ws_url={sim.ws_url}", flush=True)
-        print(f"rest_url={sim.rest_url}", flush=True)
-        print(f"market={config.market.value}", flush=True)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), config.duration)
+    from hundi.simulator.site import serve_until_stopped
+
+    def farewell() -> str:
         stats = sim.stats()
-    print(
-        f"stopped: {stats['messages_generated']} messages generated "
-        f"({stats['messages_per_s']:.0f}/s), {stats['frames_sent']} frames sent, "
-        f"{stats['faults_total']} faults",
-        file=sys.stderr,
-        flush=True,
+        return (
+            f"stopped: {stats['messages_generated']} messages generated "
+            f"({stats['messages_per_s']:.0f}/s), {stats['frames_sent']} frames sent, "
+            f"{stats['faults_total']} faults"
+        )
+
+    await serve_until_stopped(
+        sim, sim.config.duration, farewell, announce=[f"market={sim.config.market.value}"]
     )

@@ -9,9 +9,6 @@ Registered as the ``simulator`` of the ``bitfinex`` exchange (``hundi.exchanges.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -69,15 +66,6 @@ def bitfinex(
 
 
 async def _serve_bitfinex(sim: BitfinexSimulator, duration: float | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    async with sim:
-        print(f"ws_url={sim.ws_url}", flush=True)
-        print(f"rest_url={sim.rest_url}", flush=True)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
-        steps = sim.steps
-    print(f"stopped: {steps} order updates", file=sys.stderr, flush=True)
+    from hundi.simulator.site import serve_until_stopped
+
+    await serve_until_stopped(sim, duration, lambda: f"stopped: {sim.steps} order updates")

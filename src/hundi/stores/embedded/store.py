@@ -35,6 +35,7 @@ of the partition stays readable.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -55,6 +56,7 @@ import pyarrow.parquet as pq
 from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
 from hundi.stores.base import (
     NS_PER_DAY,
+    DayRead,
     Store,
     StoreError,
     StreamPosition,
@@ -66,6 +68,7 @@ from hundi.stores.embedded.layout import (
     TMP_PREFIX,
     PartFile,
     list_parts,
+    parse_part,
     part_name,
     partition_dir,
     partition_dirs,
@@ -450,6 +453,111 @@ class EmbeddedStore(Store):
 
         return self._consistently(attempt)
 
+    # -- versioned days ----------------------------------------------------------------------
+
+    def cache_home(self) -> Path:
+        """``<store>/.hundi-cache`` (other readers of the files skip it: no ``exchange=``)."""
+        return self.root / ".hundi-cache"
+
+    def day_version(self, exchange: str, channel: Channel, symbol: str, day: date) -> str:
+        """The names and sizes of the day's live part files: a flush adds a file, a compaction
+        replaces some (a file's name carries its run, sequence range and checksum)."""
+
+        def attempt(skipped: set[Path]) -> str:
+            return _version(self._day_parts(exchange, channel, symbol, day))
+
+        return self._consistently(attempt)
+
+    def read_day(
+        self,
+        exchange: str,
+        channel: Channel,
+        symbol: str,
+        day: date,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> DayRead:
+        """See :meth:`Store.read_day`: the live files listed once, their version and rows from
+        that listing (a file compacted away meanwhile makes it list again). The manifest holds
+        each file's name, size and row count."""
+        channel = Channel(channel)
+
+        def attempt(skipped: set[Path]) -> DayRead:
+            parts = self._day_parts(exchange, channel, symbol, day)
+            table = scan_files(channel, [p.path for p, _ in parts], columns, None, None)
+            manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
+            return DayRead(_version(parts), table, json.dumps(manifest))
+
+        return self._consistently(attempt)
+
+    def read_day_since(
+        self,
+        exchange: str,
+        channel: Channel,
+        symbol: str,
+        day: date,
+        manifest: str,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> DayRead | None:
+        """See :meth:`Store.read_day_since`: the rows of the files not in ``manifest``. New rows
+        come in new flushes, or inside compactions that merged files read then with new ones: a
+        compaction holds exactly the rows of its inputs, so ``repeated`` counts the rows of its
+        inputs read then. None if a file read then is gone without a compaction covering it, or
+        was rewritten in place (not something this store does)."""
+        channel = Channel(channel)
+        try:
+            old = {str(n): (int(size), int(rows)) for n, size, rows in json.loads(manifest)}
+        except (ValueError, TypeError):
+            return None
+        old_parts: dict[str, list[tuple[int, int, int]]] = {}  # run → (first, last, rows)
+        for name, (_, rows) in old.items():
+            part = parse_part(Path(name))
+            if part is None:
+                return None
+            old_parts.setdefault(part.run, []).append((part.first, part.last, rows))
+
+        def attempt(skipped: set[Path]) -> DayRead | None:
+            parts = self._day_parts(exchange, channel, symbol, day)
+            present: dict[str, list[tuple[int, int]]] = {}
+            fresh: list[Path] = []
+            repeated = 0
+            for part, size in parts:
+                present.setdefault(part.run, []).append((part.first, part.last))
+                if part.path.name in old:
+                    if old[part.path.name][0] != size:
+                        return None
+                    continue
+                seen = old_parts.get(part.run, ())
+                covered = {i for lo, hi, _ in seen for i in range(lo, hi + 1)}
+                if set(range(part.first, part.last + 1)) <= covered:
+                    continue  # a compaction of files read then only: the same rows
+                fresh.append(part.path)
+                repeated += sum(
+                    rows for first, last, rows in seen if part.first <= first and last <= part.last
+                )
+            for run, seen in old_parts.items():
+                for first, last, _ in seen:
+                    if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
+                        return None  # rows read then are gone
+            table = scan_files(channel, fresh, columns, None, None)
+            listed = [
+                (p.path.name, size, old[p.path.name][1] if p.path.name in old else _rows(p.path))
+                for p, size in parts
+            ]
+            return DayRead(_version(parts), table, json.dumps(listed), repeated)
+
+        return self._consistently(attempt)
+
+    def _day_parts(
+        self, exchange: str, channel: Channel, symbol: str, day: date
+    ) -> list[tuple[PartFile, int]]:
+        """The day's live (verified) part files and their sizes. FileNotFoundError if one
+        vanishes meanwhile (compaction): :meth:`_consistently` lists again."""
+        directory = partition_dir(self.root, exchange, Channel(channel).value, symbol, day)
+        live, _ = split_live(list_parts(directory))
+        return [(p, p.path.stat().st_size) for p in live]
+
     def _live_files(
         self,
         exchange: str,
@@ -471,6 +579,15 @@ class EmbeddedStore(Store):
                 live, _ = split_live(list_parts(directory), verify=False)
                 files.extend(live)
         return files
+
+
+def _version(parts: Sequence[tuple[PartFile, int]]) -> str:
+    return "|".join(f"{part.path.name}:{size}" for part, size in parts)
+
+
+def _rows(path: Path) -> int:
+    """Rows in a part file (its Parquet footer). FileNotFoundError propagates."""
+    return int(pq.read_metadata(path).num_rows)
 
 
 def scan_files(
