@@ -175,3 +175,19 @@ def _cassandra_clusters_are_shut_down(monkeypatch: pytest.MonkeyPatch) -> Iterat
         cluster.shutdown()
     if leaked:
         pytest.fail(f"{len(leaked)} Cassandra cluster(s) left open by this test: close its stores")
+
+
+# --- which tests are slow ------------------------------------------------------------------------
+
+_SERVER_FIXTURES = frozenset({"cassandra_url", "kairosdb_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a real Cassandra or KairosDB is slow, whether or not its module says so.
+
+    Tests that start processes or open sockets carry ``pytest.mark.slow`` in their module; this
+    catches the server tests by what they use, so ``make test-fast`` never waits for a server.
+    """
+    for item in items:
+        if _SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

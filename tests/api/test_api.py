@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from apiserver import HUNDI, SYMBOL, Api, free_port, replay, rows_frame, serve, write_series
 
 import hundi
 from children import spawn
 from hundi import series
 from hundi.records import Channel
+
+pytestmark = pytest.mark.slow
 
 EXCHANGE = "binance"
 

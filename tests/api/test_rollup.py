@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from apiserver import SYMBOL, Api, replay, rows_frame, serve, write_series
 
 import hundi
@@ -37,6 +38,7 @@ def _same_bars(got: pd.DataFrame, expected: pd.DataFrame, where: str) -> None:
         )
 
 
+@pytest.mark.slow
 def test_stored_series_answer_coarser_intervals_exactly(
     cassandra_keyspace: str, recordings_dir: Path, tmp_path: Path
 ) -> None:

@@ -188,6 +188,7 @@ async def test_server_pings_are_answered(
     assert latency >= 0
 
 
+@pytest.mark.slow
 async def test_pings_keep_a_silent_stream_alive(exchange: Exchange) -> None:
     exchange.running = False
     run = Running(SeqVenue(exchange.url), PicowsClient(), settings(stale_after_s=0.3))
@@ -201,6 +202,7 @@ async def test_pings_keep_a_silent_stream_alive(exchange: Exchange) -> None:
     assert exchange.connects == 1
 
 
+@pytest.mark.slow
 async def test_stale_stream_reconnects_with_growing_delays(exchange: Exchange) -> None:
     exchange.running = False  # a connected but silent exchange
     config = settings(stale_after_s=0.2, stale_backoff_initial_s=0.2, stale_backoff_cap_s=5.0)
@@ -225,6 +227,7 @@ async def test_stale_stream_reconnects_with_growing_delays(exchange: Exchange) -
     assert [e.kind for e in run.sink.events].count("stale") == 3
 
 
+@pytest.mark.slow
 async def test_lifetime_rollover_keeps_the_stream_continuous(exchange: Exchange) -> None:
     venue = SeqVenue(exchange.url)
     run = Running(venue, PicowsClient(), settings(lifetime_s=0.4))
@@ -302,6 +305,7 @@ async def test_stale_event_reports_the_silence_that_was_judged(exchange: Exchang
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.slow
 async def test_a_large_frame_still_arriving_is_not_stale(
     exchange: Exchange, client: Callable[[], WsClient]
 ) -> None:

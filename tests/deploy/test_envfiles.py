@@ -77,6 +77,7 @@ def test_missing_and_empty_keys_are_named(tmp_path: Path) -> None:
     assert "CASSANDRA_RACK is empty" in message
 
 
+@pytest.mark.slow
 def test_placeholder_secret_is_refused_and_never_echoed(tmp_path: Path) -> None:
     _real_files_from_templates(tmp_path)
     (tmp_path / ".secret.cassandra.env").write_text(
@@ -100,6 +101,7 @@ def test_placeholder_secret_is_refused_and_never_echoed(tmp_path: Path) -> None:
     assert "pa55-w0rd-xyz" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_cli_accepts_complete_files(tmp_path: Path) -> None:
     _real_files_from_templates(tmp_path)
     result = subprocess.run(

@@ -14,6 +14,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -39,6 +41,7 @@ def run(*cmd: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow
 def test_prod_profile_installs_a_working_non_editable_hundi(tmp_path: Path) -> None:
     build = context_copy(tmp_path)
     venv = tmp_path / "venv"
@@ -101,6 +104,7 @@ def test_install_script_errors_name_the_problem(tmp_path: Path) -> None:
     assert step.returncode == 2 and "unknown step 'wheel'" in step.stderr
 
 
+@pytest.mark.slow
 def test_dev_editable_install_follows_the_checkout_mounted_over_it(tmp_path: Path) -> None:
     """The dev image installs hundi editable from /src, then compose bind-mounts the developer's
     checkout over /src, hiding what the build copied. What points the venv at the source must

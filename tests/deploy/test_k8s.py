@@ -143,6 +143,7 @@ def container(objects: list[Object], kind: str, name: str, container_name: str) 
 # --- rendering and schemas ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_overlay_renders_from_the_committed_templates_and_validates(
     kustomize: Path,
 ) -> None:
@@ -155,6 +156,7 @@ def test_every_overlay_renders_from_the_committed_templates_and_validates(
         assert {"NetworkPolicy", "PodDisruptionBudget", "PersistentVolumeClaim"} <= kinds
 
 
+@pytest.mark.slow
 def test_real_env_files_render_and_validate(objects: list[Object]) -> None:
     validate(objects)
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {
@@ -716,6 +718,7 @@ def test_an_image_registry_prefixes_only_hundis_images(kustomize: Path, env_dir:
     }
 
 
+@pytest.mark.slow
 def test_command_line_validates_and_names_a_missing_file(kustomize: Path, tmp_path: Path) -> None:
     """`python -m hundi.deploy.kube` as `make k8s-validate` and `make cassandra` run it."""
     command = [sys.executable, "-m", "hundi.deploy.kube"]

@@ -171,6 +171,7 @@ def _post(port: int, path: str, body: object) -> bytes:
         return data
 
 
+@pytest.mark.slow
 def test_start_script_runs_kairosdb_against_the_real_cassandra(
     tmp_path: Path, kairosdb_url: str, cassandra_keyspace: str
 ) -> None:
@@ -215,6 +216,7 @@ def _status(port: int, path: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_without_cassandra_kairosdb_stays_up_alive_and_unready(tmp_path: Path) -> None:
     """What the Deployment's probes rely on: with Cassandra unreachable KairosDB keeps running
     (start_async), /health/status (startup, liveness) answers 200 and /health/check

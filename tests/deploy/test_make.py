@@ -103,6 +103,7 @@ def fake_compose(tmp_path: Path) -> Path:
     return script
 
 
+@pytest.mark.slow
 def test_hundi_up_names_the_missing_file_and_key(tmp_path: Path) -> None:
     env_dir = filled_env_dir(tmp_path / "env")
     (env_dir / ".secret.jupyter.env").unlink()
@@ -122,6 +123,7 @@ def test_hundi_up_names_the_missing_file_and_key(tmp_path: Path) -> None:
     assert "compose up" not in result.stdout  # nothing started
 
 
+@pytest.mark.slow
 def test_hundi_up_refuses_a_template_placeholder_secret(tmp_path: Path) -> None:
     env_dir = filled_env_dir(tmp_path / "env")
     (env_dir / ".secret.cassandra.env").write_text(
@@ -132,6 +134,7 @@ def test_hundi_up_refuses_a_template_placeholder_secret(tmp_path: Path) -> None:
     assert "CASSANDRA_PASSWORD is empty or still the template's placeholder" in result.stderr
 
 
+@pytest.mark.slow
 def test_hundi_up_with_complete_env_files_starts_compose_with_them(tmp_path: Path) -> None:
     env_dir = filled_env_dir(tmp_path / "env")
     result = make("hundi-up", f"ENV_DIR={env_dir}", f"COMPOSE={fake_compose(tmp_path)}")
@@ -185,6 +188,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_hundi_debug_local_runs_the_file_with_its_args_under_debugpy(tmp_path: Path) -> None:
     port = free_port()
     script = tmp_path / "debugged.py"

@@ -36,6 +36,7 @@ def test_the_three_notebooks_are_there() -> None:
 
 
 @pytest.mark.parametrize("name", [p.name for p in notebook_paths(NOTEBOOKS)])
+@pytest.mark.slow
 def test_notebook_runs_and_plots(name: str, store: Path, tmp_path: Path) -> None:
     run = run_notebook(NOTEBOOKS / name, store, timeout=240, output=tmp_path)
     assert run.images >= 1, f"{name} drew nothing"
@@ -50,6 +51,7 @@ def test_notebook_runs_and_plots(name: str, store: Path, tmp_path: Path) -> None
     assert not errors
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_with_the_cell_named(store: Path, tmp_path: Path) -> None:
     broken = nbformat.v4.new_notebook(
         cells=[

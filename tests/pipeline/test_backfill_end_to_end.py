@@ -23,6 +23,8 @@ from test_end_to_end import SYMBOLS, check_run, collect_args, normalized, sim_st
 import hundi
 from hundi.simulator.process import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 DURATION = 4.0
 
 

@@ -19,6 +19,8 @@ from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import open_store
 
+pytestmark = pytest.mark.slow
+
 HUNDI = str(Path(sys.executable).parent / "hundi")
 
 

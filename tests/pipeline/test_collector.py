@@ -71,6 +71,7 @@ async def test_records_reach_every_store_and_are_counted_once_stored(
     assert [s["lost"] for s in summary["stores"]] == [{}, {}]
 
 
+@pytest.mark.slow
 async def test_slow_store_applies_backpressure_and_loses_nothing(
     exchange: Exchange, tmp_path: Path
 ) -> None:
@@ -104,6 +105,7 @@ async def test_slow_store_applies_backpressure_and_loses_nothing(
     assert exchange.seq > ids[-1]
 
 
+@pytest.mark.slow
 async def test_failing_store_is_retried_and_keeps_the_data(
     exchange: Exchange, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -121,6 +123,7 @@ async def test_failing_store_is_retried_and_keeps_the_data(
     assert len(retries) == 3 and "disk on fire" in retries[0] and "data kept" in retries[0]
 
 
+@pytest.mark.slow
 async def test_store_failing_past_shutdown_reports_lost_records(
     exchange: Exchange, tmp_path: Path
 ) -> None:

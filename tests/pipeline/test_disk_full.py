@@ -29,6 +29,8 @@ import hundi
 from children import Child, spawn
 from hundi.simulator.process import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 HUNDI = str(Path(sys.executable).parent / "hundi")
 KIB = 1024
 

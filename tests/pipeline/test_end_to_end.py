@@ -25,6 +25,8 @@ from children import spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 CHANNELS = "trades,bbo,ticker,book,candles"
 HUNDI = [sys.executable, "-m", "hundi"]

@@ -37,6 +37,7 @@ def probe(
     )
 
 
+@pytest.mark.slow
 def test_fresh_ok_file_is_healthy(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
     write_health(path, Health("collector", True))
@@ -45,6 +46,7 @@ def test_fresh_ok_file_is_healthy(tmp_path: Path) -> None:
     assert result.stdout.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_stale_file_is_unhealthy_and_says_how_old(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
     write_health(path, Health("collector", True))
@@ -57,6 +59,7 @@ def test_stale_file_is_unhealthy_and_says_how_old(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_missing_and_garbled_files_are_unhealthy(tmp_path: Path) -> None:
     missing = probe("--file", str(tmp_path / "nope.json"))
     assert missing.returncode == 1
@@ -73,6 +76,7 @@ def test_failing_collector_reports_its_reason(tmp_path: Path) -> None:
     assert check_health(path, 30) == "collector unhealthy: store x lost 3 records (OSError: disk)"
 
 
+@pytest.mark.slow
 def test_running_collector_is_healthy_and_stopped_one_is_not(tmp_path: Path) -> None:
     """The default path (beside HUNDI_LOG_PATH) is shared by collector and probe via settings."""
     env = {

@@ -24,6 +24,8 @@ import hundi
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 HUNDI = [sys.executable, "-m", "hundi"]
 KEY, SECRET = "e2eKEY-7f3a9c21b4", "e2eSECRET-d81e55f0aa"
 

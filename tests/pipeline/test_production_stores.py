@@ -29,6 +29,8 @@ from children import Child, spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 COUNTED = [c for c in Channel if c is not Channel.EVENTS]
 
@@ -133,7 +135,6 @@ def check_all_stores(summary: dict[str, Any], stores: list[str], kairosdb_url: s
             time.sleep(0.5)
 
 
-@pytest.mark.slow
 def test_collect_into_embedded_cassandra_and_kairosdb_at_once(
     cassandra_keyspace: str, kairosdb_url: str, tmp_path: Path
 ) -> None:
@@ -149,7 +150,6 @@ def test_collect_into_embedded_cassandra_and_kairosdb_at_once(
     check_all_stores(summary, [str(tmp_path / "data"), cassandra_keyspace], kairosdb_url)
 
 
-@pytest.mark.slow
 def test_both_servers_down_for_20s_mid_collection_loses_nothing(
     cassandra_keyspace: str, kairosdb_url: str, tmp_path: Path
 ) -> None:

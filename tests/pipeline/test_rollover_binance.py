@@ -5,6 +5,8 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
+
 import hundi
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionSettings
@@ -14,6 +16,8 @@ from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.embedded import EmbeddedStore
+
+pytestmark = pytest.mark.slow
 
 
 async def test_lifetime_rollovers_lose_no_book_and_no_trade(tmp_path: Path) -> None:

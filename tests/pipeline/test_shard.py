@@ -121,6 +121,7 @@ def test_settings_read_shard_keys_and_name_a_bad_value() -> None:
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
+@pytest.mark.slow
 def test_collect_replicas_split_the_symbols_of_a_real_run(tmp_path: Path) -> None:
     """Two `hundi collect --shard auto` processes named like StatefulSet pods, one config."""
     with SimulatorProcess(["--rate", "300", "--symbols", ",".join(SYMBOLS)]) as sim:
@@ -165,6 +166,7 @@ def test_collect_replicas_split_the_symbols_of_a_real_run(tmp_path: Path) -> Non
     assert stored == [{"BTC-USDT", "SOL-USDT"}, {"ETH-USDT"}]
 
 
+@pytest.mark.slow
 def test_collect_bad_ordinal_exits_2_naming_the_keys(tmp_path: Path) -> None:
     result = subprocess.run(
         [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--shard", "auto", "--shards", "2"],

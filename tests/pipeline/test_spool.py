@@ -154,6 +154,7 @@ async def exchange() -> AsyncIterator[Exchange]:
     await ex.close()
 
 
+@pytest.mark.slow
 async def test_collector_keeps_collecting_through_a_store_outage(
     exchange: Exchange, tmp_path: Path
 ) -> None:

@@ -48,6 +48,7 @@ def assert_matches_reference(store: Path, symbol: str, every: int, cache: Path) 
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
+@pytest.mark.slow
 def test_equals_replay_from_last_snapshot_on_simulator_data(
     market: str, sim_stores: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -88,6 +89,7 @@ def replay_recording(files: list[Path], store: Path) -> list[object]:
 
 
 @pytest.mark.parametrize("name", ["BINANCE", "BINANCE_FUTURES"])
+@pytest.mark.slow
 def test_equals_replay_and_the_collectors_book_on_real_recordings(
     name: str, recordings_dir: Path, tmp_path: Path
 ) -> None:
@@ -156,6 +158,7 @@ def midnight_rows() -> list[BookChange]:
     return rows  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resync_across_midnight_uses_the_rows_buffered_the_day_before(tmp_path: Path) -> None:
     store = tmp_path / "data"
     target = EmbeddedStore(str(store), fsync=False)
@@ -203,6 +206,7 @@ def test_new_rows_invalidate_the_checkpoints_and_the_disk_cache_is_reused(tmp_pa
     assert len(list(cache.rglob("2024-05-02-*.levels.parquet"))) == 1
 
 
+@pytest.mark.slow
 def test_a_live_day_is_extended_with_new_flushes_not_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,6 +59,7 @@ def test_bad_arguments_are_clear(sim_stores: dict[str, Path]) -> None:
     assert list(iter_read(store, exchange="binance", symbol="NOPE-USDT")) == []
 
 
+@pytest.mark.slow
 def test_a_network_store_streams_day_by_day(cassandra_keyspace: str) -> None:
     trades = [trade(MIDNIGHT + (i - 5) * 100 * MS, i, 100.0 + i) for i in range(10)]
     target = open_store(cassandra_keyspace)

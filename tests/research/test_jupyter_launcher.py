@@ -70,6 +70,7 @@ def test_bad_settings_name_the_key_and_never_show_the_token(tmp_path: Path) -> N
     assert launch.lab and launch.token == "x"
 
 
+@pytest.mark.slow
 def test_autoreload_profile_loads_autoreload_in_a_real_kernel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,6 +106,7 @@ def status(port: int, token: str | None) -> int:
         return int(e.code)
 
 
+@pytest.mark.slow
 def test_server_answers_with_the_token_and_rejects_without(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / ".jupyter.env").write_text(f"JUPYTER_PORT={port}\nJUPYTER_AUTO_RELOAD=yes\n")

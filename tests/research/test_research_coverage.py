@@ -60,6 +60,7 @@ def test_simulator_streams_are_whole_and_counted(sim_stores: dict[str, Path]) ->
     assert set(ended["channel"]) <= {"book"} and set(ended["gap_detail"]) <= {"disconnect"}
 
 
+@pytest.mark.slow
 def test_a_real_gap_fault_shows_up_as_two_book_ranges(tmp_path: Path) -> None:
     store = tmp_path / "data"
     collect("spot", store, seconds=3, seed=9, fault="gap:1")
@@ -86,6 +87,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert coverage(store, "kraken").empty
 
 
+@pytest.mark.slow
 def test_a_network_store_lists_and_covers_like_the_embedded_one(
     cassandra_keyspace: str, tmp_path: Path
 ) -> None:

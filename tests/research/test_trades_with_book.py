@@ -32,6 +32,7 @@ def test_bbo_join_is_the_last_quote_at_or_before_each_trade(
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
+@pytest.mark.slow
 def test_book_join_equals_book_at_each_trade(market: str, sim_stores: dict[str, Path]) -> None:
     store = sim_stores[market]
     symbol = "ETH-USDT" if market == "spot" else "ETH-USDT-PERP"

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 import hundi
 from hundi.series import offline
 from hundi.simulator.process import SimulatorProcess
+
+pytestmark = pytest.mark.slow
 
 SERIES = (
     "bars:1s,ticks:20,volume:5,book:5@1s,book:3@250ms,flow:3s@1s,"

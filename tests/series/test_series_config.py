@@ -111,6 +111,7 @@ def collect(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ),
     ],
 )
+@pytest.mark.slow
 def test_cli_bad_series_exit_2_with_one_clear_line(
     args: list[str], message: str, tmp_path: Path
 ) -> None:
@@ -124,6 +125,7 @@ def test_cli_bad_series_exit_2_with_one_clear_line(
     assert not (tmp_path / "data").exists()  # refused before opening anything
 
 
+@pytest.mark.slow
 def test_cli_series_with_config_feeds_is_refused(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(
         "feeds:\n  - {exchange: binance, symbols: BTCUSDT, channels: trades}\n"

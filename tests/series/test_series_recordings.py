@@ -23,6 +23,8 @@ from hundi.series.engine import SeriesEngine
 from hundi.series.spec import parse_series
 from hundi.stores.embedded import EmbeddedStore
 
+pytestmark = pytest.mark.slow
+
 DRAIN_NS = 500_000_000  # the collector drains every flush_interval / 2
 S = 1_000_000_000
 

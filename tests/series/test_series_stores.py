@@ -18,8 +18,9 @@ from hundi.records import SERIES_CHANNELS
 from hundi.series import offline
 from hundi.simulator.process import SimulatorProcess
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.slow
+
 def test_series_in_every_store(cassandra_keyspace: str, kairosdb_url: str, tmp_path: Path) -> None:
     kairos = f"{kairosdb_url}?prefix=series{uuid.uuid4().hex[:8]}"
     embedded = str(tmp_path / "data")

@@ -8,6 +8,8 @@ import aiohttp
 import pytest
 from simharness import MakeSim, receive_json
 
+pytestmark = pytest.mark.slow
+
 Book = dict[str, dict[str, str]]
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
 from click.testing import CliRunner
 
 from hundi.simulator import SimulatorProcess
@@ -23,6 +24,7 @@ def test_subprocess_prints_urls_serves_and_stops_on_sigterm() -> None:
     assert sim.proc is not None and sim.proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_duration_ends_the_run_and_urls_come_first() -> None:
     out = subprocess.run(
         [

@@ -13,6 +13,8 @@ from simharness import MakeSim, receive_json, signature
 from hundi.capture.events import CaptureKind
 from hundi.capture.recordings import read_recording
 
+pytestmark = pytest.mark.slow
+
 RECORDED_KINDS = ("aggTrade", "depth@100ms", "bookTicker", "kline_1m")
 
 

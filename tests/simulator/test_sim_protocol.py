@@ -167,6 +167,7 @@ async def test_more_than_1024_streams_closes_the_connection(
     assert sim.stats()["connections"][0]["close_reason"] == "too many streams"
 
 
+@pytest.mark.slow
 async def test_server_pings_and_drops_a_client_that_does_not_pong(
     make_sim: MakeSim, session: aiohttp.ClientSession
 ) -> None:
@@ -262,6 +263,7 @@ async def test_rest_endpoints_and_errors(make_sim: MakeSim, session: aiohttp.Cli
         assert set(await r.json()) == {"lastUpdateId", "E", "T", "bids", "asks"}
 
 
+@pytest.mark.slow
 async def test_stats_report_exactly_the_ids_sent(
     make_sim: MakeSim, session: aiohttp.ClientSession
 ) -> None:

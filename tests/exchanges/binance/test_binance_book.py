@@ -209,6 +209,7 @@ def scenarios(draw: st.DrawFn) -> tuple[bool, Truth, list[int], list[int]]:
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
+@pytest.mark.slow
 def test_book_is_never_crossed_or_stale_without_a_gap(
     scenario: tuple[bool, Truth, list[int], list[int]],
 ) -> None:

@@ -227,6 +227,7 @@ def hostile_frames(draw: st.DrawFn) -> bytes:
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(hostile_frames(), min_size=1, max_size=5))
+@pytest.mark.slow
 def test_hostile_frames_only_ever_raise_rejected_frame(frames: list[bytes]) -> None:
     protocol = BinanceVenue(VenueConfig("spot", ("BNBBTC",), ALL))
     out = RecordSink()

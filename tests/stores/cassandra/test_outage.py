@@ -41,6 +41,7 @@ def trades(exchange: str, first: int, count: int) -> list[Record]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_outage_raises_store_error_and_recovery_rewrites_without_duplicates(
     relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +81,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 90.0) 
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_store_writer_spools_through_an_outage_and_stores_everything_once(
     relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ from hundi.records import SCHEMAS, Channel, Trade
 from hundi.stores.base import StoreError, open_store
 from hundi.stores.cassandra.schema import index_create_cql, index_insert_cql, table_spec
 
+pytestmark = pytest.mark.slow
+
 KEYSPACE = "hundi_test_migrate"
 T0 = 1_714_521_600_000_000_000
 DAY0 = T0 // 86_400_000_000_000  # the ts_day column

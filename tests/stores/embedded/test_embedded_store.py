@@ -367,6 +367,7 @@ def _start_writer(root: Path, fanout: int) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_leaves_a_clean_store_with_everything_flushed(tmp_path: Path) -> None:
     writer = _start_writer(tmp_path, 3)
     assert writer.stdout is not None
@@ -383,6 +384,7 @@ def test_kill_9_mid_run_leaves_a_clean_store_with_everything_flushed(tmp_path: P
     assert len(ids) >= flushed
 
 
+@pytest.mark.slow
 def test_concurrent_reader_never_errors_or_sees_duplicates(tmp_path: Path) -> None:
     writer = _start_writer(tmp_path, 3)
     assert writer.stdout is not None

@@ -187,6 +187,7 @@ def run_check(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_store_check_reports_and_repairs(tmp_path: Path) -> None:
     root = tmp_path / "data"
     store = EmbeddedStore(str(root), compact_fanout=2, grace_s=3600)

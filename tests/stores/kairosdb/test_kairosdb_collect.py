@@ -19,10 +19,11 @@ from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import StoreError
 from hundi.stores.kairosdb import KairosStore
 
+pytestmark = pytest.mark.slow
+
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-@pytest.mark.slow
 def test_collect_into_kairosdb_matches_the_lossless_store(
     kairosdb_url: str, prefix: str, tmp_path: Path
 ) -> None:

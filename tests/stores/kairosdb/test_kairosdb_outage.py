@@ -19,6 +19,8 @@ from hundi.records import Channel, Record
 from hundi.stores.kairosdb import KairosStore
 from tcprelay import TcpRelay
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def link(kairosdb_url: str) -> Iterator[TcpRelay]:

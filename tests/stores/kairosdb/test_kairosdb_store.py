@@ -17,6 +17,7 @@ from hundi.stores.base import StoreError, open_store
 from hundi.stores.kairosdb import KairosStore
 
 
+@pytest.mark.slow
 def test_every_record_type_round_trips_per_the_scheme(store: KairosStore) -> None:
     batches = one_of_each()
     trades = batches[Channel.TRADES]
@@ -67,6 +68,7 @@ def test_every_record_type_round_trips_per_the_scheme(store: KairosStore) -> Non
         store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.BOOK)
 
 
+@pytest.mark.slow
 def test_same_millisecond_trades_split_and_redelivered_aggregate_exactly(
     store: KairosStore,
 ) -> None:
@@ -150,6 +152,7 @@ def test_read_time_range_covers_the_ms_buckets_overlapping_start_end(store: Kair
     assert window["bid_price"].tolist() == [2.0, 3.0, 4.0]  # floor(start) .. end exclusive
 
 
+@pytest.mark.slow
 def test_verification_detects_a_point_kairosdb_does_not_have(
     kairosdb_url: str, prefix: str
 ) -> None:
@@ -242,6 +245,7 @@ def test_bounded_memory_write_sends_early_and_bodies_are_split(
     store.verify_records({Channel.BBO: everything})
 
 
+@pytest.mark.slow
 def test_discard_then_resend_from_the_spool_stores_each_trade_once(store: KairosStore) -> None:
     first = [trade(i, ms=i % 5, price=10.0 + i, size=1.0, side=1) for i in range(10)]
     again = [trade(i, ms=3 + i % 5, price=10.0 + i, size=2.0, side=-1) for i in range(10, 20)]
