@@ -193,10 +193,12 @@ def recordings_bench(seconds: float) -> list[dict[str, Any]]:
             continue
         by_kind: dict[str, list[bytes]] = {}
         symbols: dict[str, None] = {}
+        recv_ns: dict[bytes, int] = {}  # the recorded receive time: the venue checks event times
         for line in path.read_bytes().splitlines():
-            _, sep, body = line.partition(b": ")
+            stamp, sep, body = line.partition(b": ")
             if not sep or not body.startswith(b'{"stream"'):
                 continue
+            recv_ns[body] = int(float(stamp) * 1e9)
             stream = body[11 : body.index(b'"', 11)].decode()
             symbol, _, suffix = stream.partition("@")
             kind = {"aggTrade": "aggTrade", "bookTicker": "bookTicker", "kline_1m": "kline"}.get(
@@ -216,14 +218,14 @@ def recordings_bench(seconds: float) -> list[dict[str, Any]]:
             def make_deliver(
                 kind: str = kind, frames: list[bytes] = frames, sink: RecordSink = sink,
                 accounting: Accounting = accounting, kind_symbols: list[str] = kind_symbols,
-                market: BinanceVariant = market,
+                market: BinanceVariant = market, recv_ns: dict[bytes, int] = recv_ns,
             ) -> Callable[[bytes], None]:  # fmt: skip
                 venue = _venue(market, kind_symbols, [kind])
-                receive, count, time_ns = venue.receive, accounting.count, time.time_ns
+                receive, count = venue.receive, accounting.count
                 conn = {f: _conn_of(venue, f) for f in frames}
 
                 def deliver(data: bytes) -> None:
-                    count(receive(conn[data], data, time_ns(), sink))
+                    count(receive(conn[data], data, recv_ns[data], sink))
 
                 return deliver
 
