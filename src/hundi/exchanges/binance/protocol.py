@@ -104,6 +104,10 @@ class BinanceProtocol(VenueProtocol):
             self._by_conn = dict.fromkeys(
                 (s.key for s in self.userdata.connections()), self.userdata
             )
+        else:
+            # Market data only, the usual collector: frames go straight to that half, with no
+            # router call per frame (measured A/B in one process: ~7 % of a bookTicker frame).
+            self.receive = self.market_data.receive  # type: ignore[method-assign]
 
     def _half(self, conn_key: str) -> VenueProtocol:
         """The half a connection belongs to (unknown keys: the market data's to reject)."""
