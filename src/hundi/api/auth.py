@@ -5,7 +5,9 @@ The token comes only from ``HUNDI_API_TOKEN`` in the environment or in ``.secret
 on anything but loopback, and the server refuses to start on such an address without one.
 Grafana's Infinity datasource sends it as ``Authorization: Bearer <token>`` (its "Bearer Token"
 auth, or a custom header). ``/api/v1/health`` stays open: it answers only ok/unavailable and
-the store's scheme, and orchestrator probes cannot carry secrets.
+the store's scheme, and orchestrator probes cannot carry secrets. ``/status`` (the status page,
+:mod:`hundi.api.status`) stays open too: it is static HTML holding no data (a browser cannot send
+a header when it navigates), and every request it makes carries the token.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ SECRET_ENV_FILE = ".secret.hundi.env"
 TOKEN_ENV = "HUNDI_API_TOKEN"
 MIN_TOKEN_CHARS = 24
 PLACEHOLDERS = frozenset({"change-me", "changeme", "secret", "token"})
-OPEN_PATHS = frozenset({"/api/v1/health"})
+OPEN_PATHS = frozenset({"/api/v1/health", "/status", "/"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -192,6 +192,12 @@ def create_app(
     app.router.add_get("/api/v1/coverage", coverage)
     app.router.add_get("/api/v1/lag", lag)
     app.router.add_get("/api/v1/events", events)
+    from hundi.api import status  # it uses this module's helpers: imported once they exist
+
+    app.router.add_get("/", status.to_page)
+    app.router.add_get("/status", status.page)
+    app.router.add_get("/api/v1/status", status.status)
+    app.router.add_get("/api/v1/top", status.top)
     app.on_cleanup.append(_close_store)
     return app
 
