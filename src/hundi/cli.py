@@ -92,7 +92,8 @@ class LazyGroup(click.Group):
         rows = []
         for name in names:
             if name in self.lazy:
-                text = click.utils.make_default_short_help(self.lazy[name].summary, limit)
+                # a command object standing in for it shortens the summary exactly as click does
+                text = click.Command(name, help=self.lazy[name].summary).get_short_help_str(limit)
             else:
                 command = super().get_command(ctx, name)
                 if command is None or command.hidden:

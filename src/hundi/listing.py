@@ -106,7 +106,8 @@ def _day(
     if stats is not None:
         return stats, "metadata"
     first = day_start_ns(day)
-    rows, low, high, natives = 0, 0, 0, set()
+    rows, low, high = 0, 0, 0
+    natives: set[str] = set()
     for _, table in store.read_days(
         exchange=exchange, symbol=symbol, channel=channel, start_ns=first,
         end_ns=first + NS_PER_DAY, columns=["ts", "native_symbol"], ordered=False,

@@ -635,7 +635,9 @@ def _footer_stats(path: Path) -> DayStats | None:
     scale = _NS_PER_UNIT[ts_type.unit]
     ts_at = names.index("ts")
     native_at = names.index("native_symbol") if "native_symbol" in names else None
-    first, last, natives = None, None, set()
+    first: int | None = None
+    last: int | None = None
+    natives: set[str] = set()
     for i in range(metadata.num_row_groups):
         group = metadata.row_group(i)
         if not group.num_rows:
