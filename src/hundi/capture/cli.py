@@ -131,9 +131,7 @@ def replay(
 ) -> None:
     """Turn raw captures (--raw files or recordings) into stored records, as live collection."""
     if not stores and not dry_run:
-        click.echo(
-            "hundi replay: nothing would be stored: give --store URL (or --dry-run)", err=True
-        )
+        click.echo("hundi replay: nothing would be stored: give --store URL or --dry-run", err=True)
         sys.exit(2)
     if stores and dry_run:
         click.echo("hundi replay: --dry-run stores nothing: drop --store or --dry-run", err=True)
