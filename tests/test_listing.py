@@ -66,10 +66,7 @@ def sample_store(root: Path) -> None:
         root,
         {Channel.TRADES: btc[:30], Channel.EVENTS: [reconnect]},
         {Channel.TRADES: btc[30:90] + eth[:5]},
-        {
-            Channel.TRADES: btc[90:] + eth[5:],
-            Channel.EVENTS: [gap(btc[120].ts, "trades", 300, 320)],
-        },
+        {Channel.TRADES: btc[90:] + eth[5:], Channel.EVENTS: [lost]},
     )
 
 
