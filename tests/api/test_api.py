@@ -298,9 +298,20 @@ def test_a_public_bind_without_a_token_or_with_a_weak_one_refuses_to_start(
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    """Bound before anything starts: no "serving on" line first, no traceback."""
     with serve(str(tmp_path), tmp_path) as api:
         port = api.base.rsplit(":", 1)[1]
         second = spawn([str(HUNDI), "serve", "--store", str(tmp_path), "--port", port])
         assert second.wait(timeout=60) == 2
-        said = second.stderr_text()
-        assert f"cannot listen on 127.0.0.1:{port}" in said and "Traceback" not in said
+        assert second.stderr_text() == f"hundi serve: port {port} on 127.0.0.1 is in use\n"
+        assert second.stdout_text() == ""
+
+
+def test_a_missing_store_folder_is_refused_at_start(tmp_path: Path) -> None:
+    """It used to start and answer every request with 503."""
+    done = subprocess.run(
+        [str(HUNDI), "serve", "--store", "./nope", "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == "hundi serve: no store at 'nope' (not a directory)\n"

@@ -119,6 +119,33 @@ def test_replay_errors_are_one_line(tmp_path: Path) -> None:
     assert result.output.count("\n") == 1
 
 
+def test_replay_without_a_store_is_refused(tmp_path: Path) -> None:
+    """It used to replay, store nothing and exit 0."""
+    capture = tmp_path / "any.0"
+    capture.write_text("")
+    result = CliRunner().invoke(replay, [str(capture)])
+    assert result.exit_code == 2
+    assert result.stderr == "hundi replay: nothing would be stored: give --store URL or --dry-run\n"
+    result = CliRunner().invoke(replay, [str(capture), "--dry-run", "--store", "x"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "--dry-run stores nothing" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_dry_run_parses_everything_and_says_it_stored_nothing(
+    tmp_path: Path, recordings_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    files = sorted(str(p) for p in recordings_dir.glob("BINANCE_FUTURES.*"))
+    result = CliRunner().invoke(replay, [*files, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["stores"] == [] and summary["records"]["trades"] > 0
+    parsed = sum(summary["records"].values())
+    assert result.stderr == f"hundi replay: dry run: {parsed} records parsed, nothing stored\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("name", "wrong", "right"), [("BINANCE", "usdm", "spot"), ("BINANCE_FUTURES", "spot", "usdm")]
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 
 import click
@@ -10,7 +12,34 @@ from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
 from hundi.config import ConfigError, load_settings
 from hundi.research import ResearchError
 from hundi.research.bars import interval_ns
-from hundi.stores.base import StoreError, describe_url
+from hundi.stores.base import StoreError, describe_url, open_store, scheme_of
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bound sockets for every address ``host`` names (as aiohttp would bind them), made here so
+    a port in use is one line before anything starts. OSError when one cannot be bound."""
+    sockets: list[socket.socket] = []
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            port = port or sock.getsockname()[1]  # port 0: the others take the one given
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"hundi serve: port {port} on {host} is in use"
+    return f"hundi serve: cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def _duration(text: str) -> int:
@@ -79,9 +108,19 @@ def serve(
     limits = Limits(max_range_ns=_duration(max_range), max_points=max_points, max_rows=max_rows)
     try:
         app = create_app(store_url, limits, token=token, cache_ttl_s=cache_ttl)
+        if scheme_of(store_url) == "file":
+            # a folder is checked now (a typo would serve 503s forever); a server store is not:
+            # the API may start before its cluster, and answers 503 until it is up
+            open_store(store_url, read_only=True).close()
     except StoreError as exc:
         click.echo(f"hundi serve: {exc}", err=True)
         sys.exit(2)
+    try:
+        sockets = _listen(host, port)
+    except OSError as exc:
+        click.echo(_cannot_listen(host, port, exc), err=True)
+        sys.exit(2)
+    port = sockets[0].getsockname()[1]
     # The container's HEALTHCHECK (`hundi health`) reads this file; HTTP probes use /api/v1/health.
     app.cleanup_ctx.append(serve_health(settings))
     auth = "token required" if token is not None else "no token: loopback only"
@@ -89,8 +128,4 @@ def serve(
         f"hundi serve: {describe_url(store_url)} on http://{host}:{port}/api/v1/ ({auth})",
         err=True,
     )
-    try:
-        web.run_app(app, host=host, port=port, print=None, access_log=None)
-    except OSError as exc:  # the port is taken, the address is not ours...
-        click.echo(f"hundi serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(2)
+    web.run_app(app, sock=sockets, print=None, access_log=None)

@@ -99,6 +99,9 @@ def run_replay(
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--store", "stores", multiple=True, help="Store URL (repeatable), e.g. ./data")
+@click.option(
+    "--dry-run", is_flag=True, help="Parse and count without storing anything (instead of --store)."
+)
 @click.option("--summary-json", type=click.Path(path_type=Path), help="Write the summary here.")
 @click.option(
     "--exchange",
@@ -124,8 +127,15 @@ def replay(
     exchange: str | None,
     market: str | None,
     quarantine_path: Path,
+    dry_run: bool,
 ) -> None:
     """Turn raw captures (--raw files or recordings) into stored records, as live collection."""
+    if not stores and not dry_run:
+        click.echo("hundi replay: nothing would be stored: give --store URL or --dry-run", err=True)
+        sys.exit(2)
+    if stores and dry_run:
+        click.echo("hundi replay: --dry-run stores nothing: drop --store or --dry-run", err=True)
+        sys.exit(2)
     try:
         summary = run_replay(
             files, stores, exchange=exchange, market=market, quarantine_path=quarantine_path
@@ -144,6 +154,9 @@ def replay(
     click.echo(text)
     if summary_json is not None:
         summary_json.write_text(text + "\n")
+    if dry_run:
+        parsed = sum(summary["records"].values())
+        click.echo(f"hundi replay: dry run: {parsed} records parsed, nothing stored", err=True)
     problems = replay_problems(summary)
     if problems:
         click.echo(f"hundi replay: incomplete: {'; '.join(problems)}", err=True)

@@ -45,6 +45,17 @@ class StreamPosition:
 
 
 @dataclass(frozen=True, slots=True)
+class DayStats:
+    """What one UTC day of one symbol's channel holds, as :meth:`Store.day_stats` tells it from
+    metadata: its row count, first and last ``ts`` (ns) and the native symbols of its rows."""
+
+    rows: int
+    first_ns: int
+    last_ns: int
+    native_symbols: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DayRead:
     """One UTC day of one symbol's channel as :meth:`Store.read_day` (or
     :meth:`Store.read_day_since`) read it, consistently: its rows, unsorted, and which version
@@ -136,6 +147,12 @@ class Store(ABC):
     def days(self, exchange: str, channel: Channel, symbol: str | None = None) -> list[date]:
         """UTC days with rows of ``channel`` (of ``symbol``; None: of any symbol), sorted."""
         raise Unsupported(f"{self.describe()} cannot list its days")
+
+    def day_stats(self, exchange: str, channel: Channel, symbol: str, day: date) -> DayStats | None:
+        """Rows, first/last ``ts`` and native symbols of one stored day from the store's
+        metadata, without reading rows (``hundi ls`` on a big store). None: this store cannot
+        tell without reading the day (or holds nothing for it)."""
+        return None
 
     # -- streaming: a large range one UTC day at a time -------------------------------------
 

@@ -444,3 +444,23 @@ def test_failed_flush_publishes_nothing_keeps_everything_and_leaves_no_temp_file
     store.discard()  # given up on: a later flush must not store it after all
     store.flush()
     assert [r.trade_id for r in records_of(store, Channel.TRADES)] == [1, 3]
+
+
+def test_day_stats_from_footers_match_the_rows(tmp_path: Path) -> None:
+    """``day_stats`` (what ``hundi ls`` counts with) agrees with a read across flushes and
+    compactions, counting no superseded file, and is None for a day with nothing stored."""
+    store = EmbeddedStore(str(tmp_path), compact_fanout=2, grace_s=3600, fsync=False)
+    for i in range(7):
+        store.write({Channel.TRADES: [trade(i * 10 + j) for j in range(10)]})
+        store.flush()
+    store.close()
+    reader = EmbeddedStore(str(tmp_path), read_only=True)
+    (day,) = reader.days("binance", Channel.TRADES, "BTC-USDT")
+    stats = reader.day_stats("binance", Channel.TRADES, "BTC-USDT", day)
+    rows = reader.read(exchange="binance", symbol="BTC-USDT", channel=Channel.TRADES)
+    assert stats is not None
+    assert (stats.rows, stats.first_ns, stats.last_ns) == (
+        70, rows.index[0].value, rows.index[-1].value
+    )  # fmt: skip
+    assert stats.native_symbols == ("BTCUSDT",)
+    assert reader.day_stats("binance", Channel.TRADES, "ETH-USDT", day) is None

@@ -57,6 +57,7 @@ from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
 from hundi.stores.base import (
     NS_PER_DAY,
     DayRead,
+    DayStats,
     Store,
     StoreError,
     StreamPosition,
@@ -344,6 +345,29 @@ class EmbeddedStore(Store):
         base = self._channel_dir(exchange, channel)
         return sorted({day for name in names for day in _dated(base / f"symbol={name}")})
 
+    def day_stats(self, exchange: str, channel: Channel, symbol: str, day: date) -> DayStats | None:
+        """From the Parquet footers of the day's live parts (row counts, ``ts`` and
+        ``native_symbol`` statistics): no row is read and no part verified (``hundi store
+        check`` does that). None when a part has no such statistics."""
+        directory = partition_dir(self.root, exchange, Channel(channel).value, symbol, day)
+
+        def attempt(skipped: set[Path]) -> DayStats | None:
+            live, _ = split_live(list_parts(directory), verify=False)
+            parts = [_footer_stats(part.path) for part in live]
+            if not parts or any(part is None for part in parts):
+                return None
+            known = [part for part in parts if part is not None and part.rows]
+            if not known:
+                return None
+            return DayStats(
+                rows=sum(part.rows for part in known),
+                first_ns=min(part.first_ns for part in known),
+                last_ns=max(part.last_ns for part in known),
+                native_symbols=tuple(sorted({n for part in known for n in part.native_symbols})),
+            )
+
+        return self._consistently(attempt)
+
     def _channel_dir(self, exchange: str, channel: Channel) -> Path:
         return self.root / f"exchange={exchange}" / f"channel={Channel(channel).value}"
 
@@ -588,6 +612,48 @@ def _version(parts: Sequence[tuple[PartFile, int]]) -> str:
 def _rows(path: Path) -> int:
     """Rows in a part file (its Parquet footer). FileNotFoundError propagates."""
     return int(pq.read_metadata(path).num_rows)
+
+
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _footer_stats(path: Path) -> DayStats | None:
+    """One part's rows, ``ts`` range and native symbols from its footer (None: its row groups
+    lack the statistics). FileNotFoundError propagates; an unreadable footer is a StoreError."""
+    try:
+        metadata = pq.read_metadata(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as e:
+        raise StoreError(f"damaged part {str(path)!r} ({e}): run hundi store check") from None
+    names = metadata.schema.names
+    if "ts" not in names:
+        return None
+    ts_type = metadata.schema.to_arrow_schema().field("ts").type
+    if not pa.types.is_timestamp(ts_type):
+        return None
+    scale = _NS_PER_UNIT[ts_type.unit]
+    ts_at = names.index("ts")
+    native_at = names.index("native_symbol") if "native_symbol" in names else None
+    first: int | None = None
+    last: int | None = None
+    natives: set[str] = set()
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        if not group.num_rows:
+            continue
+        ts = group.column(ts_at).statistics
+        if ts is None or not ts.has_min_max:
+            return None
+        low, high = int(ts.min_raw) * scale, int(ts.max_raw) * scale
+        first = low if first is None else min(first, low)
+        last = high if last is None else max(last, high)
+        native = group.column(native_at).statistics if native_at is not None else None
+        if native is not None and native.has_min_max:
+            natives.update(str(value) for value in (native.min, native.max))
+    if first is None or last is None:
+        return DayStats(rows=0, first_ns=0, last_ns=0)
+    return DayStats(metadata.num_rows, first, last, tuple(sorted(natives)))
 
 
 def scan_files(
