@@ -145,17 +145,18 @@ class StatusReporter:
         for column in ("symbol", "last price", "lag ms", "records", "book", "best bid / ask"):
             symbols.add_column(column)
         books = {(ex, b.symbol): b for ex, b in self.books()}
-        for (exchange, symbol), view in sorted(collector.symbols.items()):
+        # A book that never got a frame has no symbol view yet; it shows, saying why.
+        for exchange, symbol in sorted({*collector.symbols, *books}):
+            view = collector.symbols.get((exchange, symbol))
             book = books.get((exchange, symbol))
+            last = view.last_price if view is not None else math.nan
             # The book's prices are the exchange's own; the last price may be a computed mid.
-            decimals = self.precision(
-                exchange, symbol, *((view.last_price,) if book is None else _best(book))
-            )
+            decimals = self.precision(exchange, symbol, *((last,) if book is None else _best(book)))
             symbols.add_row(
                 f"{exchange}:{symbol}",
-                format_price(view.last_price, max(decimals, decimals_of(view.last_price))),
-                f"{view.lag_ms:,.1f}",
-                f"{view.records:,}",
+                format_price(last, max(decimals, decimals_of(last))),
+                "-" if view is None else f"{view.lag_ms:,.1f}",
+                "0" if view is None else f"{view.records:,}",
                 _book_state(book),
                 "-" if book is None else " / ".join(format_price(p, decimals) for p in _best(book)),
             )
