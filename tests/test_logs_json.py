@@ -15,7 +15,7 @@ import pytest
 
 from children import spawn
 from hundi.config import ConfigError
-from hundi.logs import setup_logging
+from hundi.logs import JsonFormatter, SafeFileHandler, setup_logging
 from hundi.simulator.process import SimulatorProcess
 
 HUNDI = str(Path(sys.executable).parent / "hundi")
@@ -125,3 +125,22 @@ def test_collect_writes_only_json_lines_and_keeps_secrets_out(
     assert "records stored" in out  # the summary stays text on stdout
     for text in (err, out, logged):
         assert key not in text and secret not in text
+
+
+def test_a_log_file_failure_is_reported_as_a_json_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one stderr line saying the log file cannot be written is JSON too."""
+    handler = SafeFileHandler(tmp_path / "h.log", max_bytes=1 << 20, backups=1, json_lines=True)
+    handler.setFormatter(JsonFormatter())
+    handler.stream.close()
+    handler.stream = (tmp_path / "h.log").open("r", encoding="utf-8")  # every write fails
+    try:
+        record = logging.LogRecord("hundi.test", logging.INFO, "", 0, "lost", None, None)
+        handler.emit(record)
+        handler.emit(record)
+    finally:
+        handler.stream.close()
+    (line,) = json_lines(capsys.readouterr().err)  # reported once, not per line
+    assert line["level"] == "ERROR" and "cannot write the log file" in line["message"]
+    assert handler.failed == 2
