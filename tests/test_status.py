@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "connection"))
 
-from wsharness import Exchange, SeqVenue
+from wsharness import Exchange, SeqVenue, until
 
 from hundi.connection.client import PicowsClient
 from hundi.pipeline.collector import Collector, CollectorSettings
@@ -31,7 +32,11 @@ async def test_plain_line_and_live_screen_show_the_run() -> None:
             collector, interval=0.1, log_lines=["12:00:00 WARNING something odd"], out=out
         )
         assert reporter.live is False  # StringIO is not a terminal
-        await collector.run(duration=0.5)
+        running = asyncio.create_task(collector.run())
+        # until a record of the symbol is drained (a fixed 0.5 s run saw none on a loaded host)
+        await until(lambda: ("testex", "X-USD") in collector.symbols, within=60)
+        collector.stop("the symbol was seen")
+        await running
     finally:
         await exchange.close()
     reporter.sample()

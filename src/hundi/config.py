@@ -62,6 +62,13 @@ def _ws_client(text: str) -> str:
     return value
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError(text)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class _Key:
     env: str
@@ -79,6 +86,13 @@ KEYS: dict[str, _Key] = {
         "HUNDI_LOG_UPDATE_INTERVAL", positive_float, "a positive number of seconds", "1.0"
     ),
     "log_max_lines": _Key("HUNDI_LOG_MAX_LINES", positive_int, "a positive integer", "10"),
+    # 'json': one JSON object per log line (log collectors); the status screen stays text.
+    "log_format": _Key("HUNDI_LOG_FORMAT", _log_format, "'text' or 'json'", "text"),
+    # The plain status line when stdout is no terminal: slow, so a piped or container log
+    # does not fill with a line per refresh.
+    "status_line_interval": _Key(
+        "HUNDI_STATUS_LINE_INTERVAL", positive_float, "a positive number of seconds", "60"
+    ),
     "store": _Key("HUNDI_STORE", _store_list, "comma-separated store URLs", "./data"),
     "flush_interval": _Key(
         "HUNDI_FLUSH_INTERVAL", positive_float, "a positive number of seconds", "1.0"
@@ -119,6 +133,8 @@ class Settings:
     shard: str
     shards: int
     health_file: Path | None = None  # status JSON `hundi health` reads; None: beside the log
+    log_format: str = "text"  # or 'json' (hundi.logs)
+    status_line_interval: float = 60.0  # seconds between plain status lines (not a terminal)
     sources: dict[str, str] = field(default_factory=dict)
 
 

@@ -8,6 +8,12 @@ last ``HUNDI_LOG_MAX_LINES`` lines for the status screen.
 Logging never takes the collector down: a line the file cannot take (disk full) is dropped and
 counted like a queue overflow, the first such failure is reported with one line on stderr, and
 :meth:`LogRuntime.close` never raises.
+
+``HUNDI_LOG_FORMAT=json`` (``log_format="json"``) writes every line, to the file and to stderr,
+as one JSON object (``time`` ISO-8601 UTC, ``level``, ``logger``, ``message``, ``exception``
+when there is one) so a log collector (Kubernetes) needs no multi-line parsing. Messages are
+formatted from the same arguments as the text lines, so whatever the callers mask (store
+passwords, API and listen keys) stays masked.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import json
 import logging
 import logging.handlers
 import queue
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hundi.config import ConfigError
@@ -28,7 +36,37 @@ from hundi.config import ConfigError
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 SHORT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 _plain = logging.Formatter()
-LOGGERS = ("hundi", "picows", "aiohttp")
+# asyncio's own errors ("Task exception was never retrieved") would otherwise reach stderr
+# through logging's last-resort handler: unformatted, and over the live screen.
+LOGGERS = ("hundi", "picows", "aiohttp", "asyncio")
+LOG_FORMATS = ("text", "json")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (ISO-8601 UTC), ``level``, ``logger``, ``message``,
+    and ``exception`` (the traceback text) when the record carries one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, str] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        exception = record.exc_text or (
+            self.formatException(record.exc_info) if record.exc_info else ""
+        )
+        if exception:
+            line["exception"] = exception
+        return json.dumps(line, ensure_ascii=False)
+
+
+def json_line(level: str, logger: str, message: str) -> str:
+    """A line written outside the logging machinery, in the JSON log format."""
+    record = logging.LogRecord(logger, logging.getLevelName(level), "", 0, message, None, None)
+    return JsonFormatter().format(record)
 
 
 class DroppingQueueHandler(logging.handlers.QueueHandler):
@@ -62,9 +100,12 @@ class SafeFileHandler(logging.handlers.RotatingFileHandler):
     """The log file, whose write failures are counted in :attr:`failed` and reported once on
     stderr instead of printing ``--- Logging error ---`` and a traceback per line."""
 
-    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+    def __init__(
+        self, path: Path, *, max_bytes: int, backups: int, json_lines: bool = False
+    ) -> None:
         super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         self.failed = 0
+        self.json_lines = json_lines
 
     def handleError(self, record: logging.LogRecord) -> None:
         self._failure(sys.exc_info()[1])
@@ -73,11 +114,17 @@ class SafeFileHandler(logging.handlers.RotatingFileHandler):
         self.failed += 1
         if self.failed == 1:
             reason = getattr(exc, "strerror", None) or exc or "unknown error"
+            message = (
+                f"cannot write the log file {self.baseFilename}: {reason}; log lines it "
+                "cannot take are dropped and counted (log_dropped in the summary)"
+            )
+            line = (
+                json_line("ERROR", "hundi.logs", message)
+                if self.json_lines
+                else f"hundi: {message}"
+            )
             with contextlib.suppress(Exception):
-                sys.stderr.write(
-                    f"hundi: cannot write the log file {self.baseFilename}: {reason}; log lines "
-                    "it cannot take are dropped and counted (log_dropped in the summary)\n"
-                )
+                sys.stderr.write(line + "\n")
                 sys.stderr.flush()
 
     def flush(self) -> None:
@@ -123,6 +170,8 @@ class LogRuntime:
     recent: RecentLines
     installed: list[logging.Handler] = field(default_factory=list)
     file: SafeFileHandler | None = None
+    # each logger's (level, propagate) before setup, restored by close
+    saved: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
     @property
     def dropped(self) -> int:
@@ -137,6 +186,8 @@ class LogRuntime:
             logger = logging.getLogger(name)
             for handler in self.installed:
                 logger.removeHandler(handler)
+            if name in self.saved:
+                logger.level, logger.propagate = self.saved[name]
         for handler in [*self.installed, *self.listener.handlers]:
             with contextlib.suppress(Exception):
                 handler.close()
@@ -149,38 +200,47 @@ def setup_logging(
     max_lines: int,
     console: bool = False,
     level: int = logging.INFO,
+    log_format: str = "text",
 ) -> LogRuntime:
     """Route the ``hundi`` loggers through a bounded queue to ``path`` (created if needed).
 
     ``console`` also prints warnings and errors to stderr as one line each (used when no live
-    screen shows the recent lines).
+    screen shows the recent lines). ``log_format`` ``"json"``: file and stderr lines are JSON
+    objects; the recent lines (the live screen's log pane) stay text.
     """
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"HUNDI_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
+    as_json = log_format == "json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = SafeFileHandler(path, max_bytes=64 << 20, backups=3)
+        file_handler = SafeFileHandler(path, max_bytes=64 << 20, backups=3, json_lines=as_json)
     except OSError as exc:
         raise ConfigError(
             f"HUNDI_LOG_PATH {str(path)!r} is not writable: {exc.strerror or exc}"
         ) from None
-    file_handler.setFormatter(logging.Formatter(FORMAT))
+    file_handler.setFormatter(JsonFormatter() if as_json else logging.Formatter(FORMAT))
     recent = RecentLines(max_lines)
     targets: list[logging.Handler] = [file_handler, recent]
     if console:
         stderr = logging.StreamHandler(sys.stderr)
         stderr.setLevel(logging.WARNING)
-        stderr.setFormatter(_OneLine(SHORT_FORMAT, "%H:%M:%S"))
+        stderr.setFormatter(JsonFormatter() if as_json else _OneLine(SHORT_FORMAT, "%H:%M:%S"))
         targets.append(stderr)
     bounded: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=queue_max_size)
     handler = DroppingQueueHandler(bounded)
     listener = _Listener(bounded, *targets, respect_handler_level=True)
     listener.start()
+    saved: dict[str, tuple[int, bool]] = {}
     for name in LOGGERS:
         logger = logging.getLogger(name)
+        saved[name] = (logger.level, logger.propagate)
         logger.addHandler(handler)
         # Client libraries are quiet unless something fails; ours log at ``level``.
         logger.setLevel(level if name == "hundi" else logging.WARNING)
         logger.propagate = False
-    return LogRuntime(path, handler, listener, recent, installed=[handler], file=file_handler)
+    return LogRuntime(
+        path, handler, listener, recent, installed=[handler], file=file_handler, saved=saved
+    )
 
 
 class _OneLine(logging.Formatter):

@@ -29,6 +29,7 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
         **os.environ,
         "HUNDI_LOG_PATH": str(tmp_path / "logs" / "hundi.log"),
         "HUNDI_LOG_UPDATE_INTERVAL": "0.2",
+        "HUNDI_STATUS_LINE_INTERVAL": "0.2",  # piped: tests wait for a status line
         **extra,
     }
 

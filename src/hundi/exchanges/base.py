@@ -206,6 +206,8 @@ class BookStatus:
     best_bid: float
     best_ask: float
     last_update_id: int
+    # Why it is not synced (what it waits for, what broke it last); "" when synced.
+    waiting: str = ""
 
 
 class VenueProtocol(ABC):

@@ -395,6 +395,7 @@ def _start_logging(settings: Settings) -> LogRuntime:
             queue_max_size=settings.log_queue_max_size,
             max_lines=settings.log_max_lines,
             console=not sys.stdout.isatty(),
+            log_format=settings.log_format,
         )
     except ConfigError as exc:
         _fail(str(exc))
@@ -412,7 +413,12 @@ async def _run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop_all, signal.Signals(signum).name)
     reporters = [
-        StatusReporter(c, interval=settings.log_update_interval, log_lines=logs.recent.lines)
+        StatusReporter(
+            c,
+            interval=settings.log_update_interval,
+            line_interval=settings.status_line_interval,
+            log_lines=logs.recent.lines,
+        )
         for c in collectors
     ]
     status_tasks = [asyncio.create_task(r.run()) for r in reporters]

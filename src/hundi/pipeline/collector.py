@@ -412,6 +412,12 @@ class Collector:
         return [(venue.exchange, book) for venue in self.venues for book in venue.books()]
 
     @property
+    def books_at_stop(self) -> list[tuple[str, BookStatus]] | None:
+        """The books as they were when the stop began, before the closing sockets reset them
+        (what a final status screen shows); None while running."""
+        return self._last_books
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 

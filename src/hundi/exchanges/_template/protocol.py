@@ -104,6 +104,7 @@ class Book:
             best_bid=math.nan if bid is None else bid,
             best_ask=math.nan if ask is None else ask,
             last_update_id=self.seq,
+            waiting="" if self.synced else "waiting for a snapshot",
         )
 
 

@@ -97,6 +97,7 @@ class OrderBook:
         self.wants_snapshot = True
         self.snapshots_used = 0
         self.snapshots_refused = 0
+        self.last_break = ""  # what last unsynced the book (status screens say why)
 
     # ------------------------------------------------------------------ state for the caller
     @property
@@ -117,7 +118,18 @@ class OrderBook:
             best_bid=math.nan if best_bid is None else best_bid,
             best_ask=math.nan if best_ask is None else best_ask,
             last_update_id=self.last_update_id if self.synced else -1,
+            waiting="" if self.synced else self._waiting(),
         )
+
+    def _waiting(self) -> str:
+        """Why the book is not synced: what it waits for, and what broke it last."""
+        if self.pending is not None:
+            what = "snapshot ahead of the diffs, waiting for the diff that reaches it"
+        elif self.buffer:
+            what = "waiting for a depth snapshot"
+        else:
+            what = "waiting for the first diff"
+        return f"{what} (after {self.last_break})" if self.last_break else what
 
     # ------------------------------------------------------------------ inputs
     def on_diff(self, msg: DepthUpdateMsg, recv_ns: int, out: RecordSink) -> None:
@@ -138,6 +150,7 @@ class OrderBook:
             )
             self._emit(out, EventKind.RESYNC, ts, recv_ns, -1, -1, "buffer overflow")
             self.buffer.clear()
+            self.last_break = "diff buffer overflow"
             self.wants_snapshot = True
         self.buffer.append((msg, recv_ns))
         if self.pending is not None:
@@ -162,6 +175,7 @@ class OrderBook:
             self._emit(out, EventKind.GAP, now_ns, now_ns, self._expected(), -1, "disconnect")
             self._emit(out, EventKind.RESYNC, now_ns, now_ns, -1, -1, "disconnect")
         self._reset()
+        self.last_break = "disconnect"
 
     # ------------------------------------------------------------------ sync
     def _try_sync(self, out: RecordSink) -> None:
@@ -185,6 +199,7 @@ class OrderBook:
             self.pending = None
             self.wants_snapshot = True
             self.snapshots_refused += 1
+            self.last_break = "stale snapshot"
             self._emit(
                 out,
                 EventKind.RESYNC,
@@ -205,6 +220,7 @@ class OrderBook:
             self.asks.clear()
             self.wants_snapshot = True
             self.snapshots_refused += 1
+            self.last_break = "crossed snapshot"
             self._emit(out, EventKind.RESYNC, snap_ts, snap_recv_ns, -1, lid, "crossed snapshot")
             return
         self.synced = True
@@ -277,6 +293,7 @@ class OrderBook:
         """Sequence break: record it, drop the book, start buffering from ``msg``."""
         ts = msg.event_time * MS
         self._reset()
+        self.last_break = f"gap: {detail}"
         self._emit(out, EventKind.GAP, ts, recv_ns, expected, received, detail)
         self._emit(out, EventKind.RESYNC, ts, recv_ns, -1, -1, detail)
         self.buffer.append((msg, recv_ns))
