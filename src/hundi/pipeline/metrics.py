@@ -179,7 +179,13 @@ class CollectorMetrics(PrometheusCollector):
             yield CounterMetricFamily(name, doc, value=sum(getattr(a, value) for a in accounts))
         rejected = _summed(((reason,), n) for a in accounts for reason, n in a.rejected.items())
         yield _counter("hundi_frames_rejected", "Frames rejected, by reason.", ["reason"], rejected)
-        records = _summed(((ch,), n) for a in accounts for ch, n in a.records.items())
+        # As the run summary counts them (stored in *every* store of the collector), read from
+        # the writers now: the accounting's copy is only refreshed when a batch drains.
+        records: dict[Labels, float] = defaultdict(float)
+        for collector in self.collectors:
+            counts = [writer.stored for writer in collector.writers]
+            for channel in sorted({ch for c in counts for ch in c}):
+                records[(channel,)] += min(c[channel] for c in counts)
         yield _counter(
             "hundi_records_stored",
             "Records stored in every store of their collector, by channel.",
