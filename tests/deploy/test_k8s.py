@@ -760,3 +760,37 @@ def test_the_api_token_reaches_hundi_serve_and_grafanas_datasource(objects: list
     (hundi,) = datasources
     assert hundi["jsonData"]["httpHeaderName1"] == "Authorization"
     assert hundi["secureJsonData"]["httpHeaderValue1"] == "Bearer ${HUNDI_API_TOKEN}"
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+PROMETHEUS: Pod = ("monitoring", {"app.kubernetes.io/name": "prometheus"})
+
+
+def test_prometheus_scrapes_the_collectors_and_the_api_with_the_token(
+    objects: list[Object],
+) -> None:
+    """Annotated pods (prometheus.io/*) serve /metrics on a declared port that only Prometheus
+    (namespace monitoring) may reach; off loopback the process requires HUNDI_API_TOKEN, so
+    each gets it from the Secret."""
+    targets = {("StatefulSet", "collectors", "collector"), ("Deployment", "hundi-api", "hundi-api")}
+    for kind, name, container_name in targets:
+        obj = find(objects, kind, name, "backend")
+        annotations = obj["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/path"] == "/metrics"
+        port = int(annotations["prometheus.io/port"])
+        c = container(objects, kind, name, container_name)
+        assert port in {p["containerPort"] for p in c["ports"]}, name
+        ref = env_of(c)["HUNDI_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert "HUNDI_API_TOKEN" in decoded_secret_data(
+            find(objects, "Secret", ref["name"], "backend")
+        )
+        assert can_talk(objects, PROMETHEUS, pod(objects, name), port), name
+        assert not can_talk(objects, ("default", {"app": "anything"}), pod(objects, name), port)
+        assert not can_talk(objects, pod(objects, "jupyter"), pod(objects, name), port) or (
+            name == "hundi-api"  # Jupyter reads the API itself
+        )
+    args = container(objects, "StatefulSet", "collectors", "collector")["args"]
+    assert args[args.index("--health-port") + 1] == "9100"
+    assert args[args.index("--health-host") + 1] == "0.0.0.0"

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from hundi.api.auth import require_token
+from hundi.api.metrics import ApiMetrics
 from hundi.api.queries import (
     BadRequest,
     Limits,
@@ -44,6 +45,7 @@ from hundi.api.queries import (
     stored_symbols,
     window,
 )
+from hundi.pipeline.metrics import METRICS_PATH, metrics_handler
 from hundi.query import QueryError, parse_channel
 from hundi.records import Channel
 from hundi.research.bars import interval_ns
@@ -180,11 +182,16 @@ def create_app(
     """The API application for one lossless store URL (``./data``, ``cassandra://...``);
     with ``token``, every endpoint but the health check requires it."""
     check_lossless(store_url)
-    middlewares: list[Any] = [_errors] if token is None else [require_token(token), _errors]
+    reads = _Reads(CONCURRENCY, max_waiting, read_timeout_s, cache_ttl_s)
+    metrics = ApiMetrics(reads)
+    middlewares: list[Any] = [metrics.middleware, _errors]
+    if token is not None:  # /metrics too: Prometheus sends the token as a bearer token
+        middlewares.insert(1, require_token(token))
     app = web.Application(middlewares=middlewares)
     app[STORE] = _StoreHolder(store_url)
     app[LIMITS] = limits or Limits()
-    app[READS] = _Reads(CONCURRENCY, max_waiting, read_timeout_s, cache_ttl_s)
+    app[READS] = reads
+    app.router.add_get(METRICS_PATH, metrics_handler(metrics.registry))
     app.router.add_get("/api/v1/health", health)
     app.router.add_get("/api/v1/symbols", symbols)
     app.router.add_get("/api/v1/bars", bars)

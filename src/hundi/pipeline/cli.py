@@ -30,7 +30,14 @@ from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
 from hundi.pipeline.collector import Collector, CollectorSettings
-from hundi.pipeline.health import collector_health, health_path, run_health_loop
+from hundi.pipeline.health import (
+    collector_health,
+    collector_http_app,
+    health_path,
+    run_health_loop,
+    start_http,
+)
+from hundi.pipeline.metrics import MetricsSetupError, listener_token
 from hundi.pipeline.shard import resolve_shard, shard_feeds
 from hundi.pipeline.status import StatusReporter
 from hundi.records import Channel
@@ -116,6 +123,17 @@ def _symbols(text: str | None) -> tuple[str, ...]:
     type=click.IntRange(min=1),
     help="Number of shards, the collector replica count (HUNDI_SHARDS). [default: 1]",
 )
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    help="Serve /health and Prometheus /metrics on this port. [default: off]",
+)
+@click.option(
+    "--health-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of --health-port; not loopback: HUNDI_API_TOKEN is required.",
+)
 def collect(
     exchange: str | None,
     market: str | None,
@@ -136,6 +154,8 @@ def collect(
     series_text: str | None,
     shard: str | None,
     shards: int | None,
+    health_port: int | None,
+    health_host: str,
 ) -> None:
     """Collect market data from EXCHANGE (e.g. binance) into stores.
 
@@ -183,13 +203,23 @@ def collect(
             raise click.UsageError("give an EXCHANGE (e.g. binance) or a --config with feeds")
         selected = resolve_shard(settings.shard, settings.shards)
         feeds = shard_feeds(feeds, selected)
-    except ConfigError as exc:
+        http = None if health_port is None else HttpListener(health_host, health_port)
+    except (ConfigError, MetricsSetupError) as exc:
         _fail(str(exc))
     if selected is not None:
         mine = "; ".join(f"{f.exchange} {f.market} {','.join(f.symbols)}" for f in feeds)
         click.echo(f"{selected}: {mine}", err=True)
-    code = _collect(feeds, settings, raw_dir, quarantine_path, duration, summary_json)
+    code = _collect(feeds, settings, raw_dir, quarantine_path, duration, summary_json, http)
     sys.exit(code)
+
+
+class HttpListener:
+    """Where the health port listens and the token it requires (checked before collecting)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.token = listener_token(host)
 
 
 def _series_option(text: str | None) -> SeriesPlan | None:
@@ -300,6 +330,7 @@ def _collect(
     quarantine_path: str | None,
     duration: float | None,
     summary_json: str | None,
+    http: HttpListener | None = None,
 ) -> int:
     venues = _build_venues(feeds)
     # Feeds with their own ``stores`` go there; the others to the settings' stores. One
@@ -348,7 +379,7 @@ def _collect(
         for urls, group_venues in groups.items()
     ]
     try:
-        summaries = asyncio.run(_run(collectors, settings, logs, duration))
+        summaries = asyncio.run(_run(collectors, settings, logs, duration, http))
     finally:
         if capture is not None:
             try:
@@ -402,9 +433,22 @@ def _start_logging(settings: Settings) -> LogRuntime:
 
 
 async def _run(
-    collectors: Sequence[Collector], settings: Settings, logs: LogRuntime, duration: float | None
+    collectors: Sequence[Collector],
+    settings: Settings,
+    logs: LogRuntime,
+    duration: float | None,
+    http: HttpListener | None = None,
 ) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
+    runner = None
+    if http is not None:
+        app = collector_http_app(collectors, settings.stale_after, http.token)
+        try:
+            runner = await start_http(app, http.host, http.port)
+        except MetricsSetupError as exc:
+            _fail(str(exc))
+        auth = "token required" if http.token else "no token: loopback only"
+        click.echo(f"health port: http://{http.host}:{http.port}/metrics ({auth})", err=True)
 
     def stop_all(reason: str) -> None:
         for collector in collectors:
@@ -438,6 +482,8 @@ async def _run(
         for task in status_tasks:
             task.cancel()
         await asyncio.gather(*status_tasks, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
 
 
 def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:

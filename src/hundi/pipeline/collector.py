@@ -42,6 +42,7 @@ from hundi.connection.manager import (
     QuarantineHook,
 )
 from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol
+from hundi.pipeline.metrics import LagHistogram
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
@@ -137,6 +138,8 @@ class Collector:
         self._last_books: list[tuple[str, BookStatus]] | None = None
         # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
         self.invalid_symbols: dict[str, None] = {}
+        # Exchange→local lag per drained batch, for /metrics; None (no cost) without metrics.
+        self.lag: LagHistogram | None = None
 
     # --- control ------------------------------------------------------------------------------
 
@@ -380,6 +383,8 @@ class Collector:
             records = batch.get(channel)
             if records:
                 self._note_last(channel, records)
+        if self.lag is not None:
+            self.lag.observe(batch)
         self._update_records()
 
     def _note_last(self, channel: Channel, records: list[Record]) -> None:

@@ -1,4 +1,5 @@
-"""Health file: what ``hundi health`` (Docker HEALTHCHECK, Kubernetes probes) reads.
+"""Health file: what ``hundi health`` (Docker HEALTHCHECK, Kubernetes probes) reads; and the
+collector's optional health port (``hundi collect --health-port``: ``/health``, ``/metrics``).
 
 A long-running process (``hundi collect``, ``hundi serve``) rewrites a small JSON status file
 every status interval, atomically (temp file + rename), so a probe never reads half a file. The
@@ -23,9 +24,18 @@ from typing import Any
 
 import click
 from aiohttp import web
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from hundi.config import ConfigError, Settings, load_settings
 from hundi.pipeline.collector import Collector
+from hundi.pipeline.metrics import (
+    METRICS_PATH,
+    CollectorMetrics,
+    LagHistogram,
+    MetricsSetupError,
+    metrics_handler,
+    require_bearer,
+)
 
 log = logging.getLogger("hundi.health")
 
@@ -110,6 +120,50 @@ def collector_health(collectors: Sequence[Collector], stale_after_s: float) -> H
             "paused": any(c.paused for c in collectors),
         },
     )
+
+
+HEALTH_PATH = "/health"
+
+
+def collector_http_app(
+    collectors: Sequence[Collector], stale_after_s: float, token: str | None
+) -> web.Application:
+    """The collector's health port: ``/health`` (open, like ``/api/v1/health``: ok or the
+    reason, for HTTP probes) and ``/metrics`` (Prometheus; with ``token`` it requires
+    ``Authorization: Bearer <token>``). Turns on the lag histogram, which only /metrics shows."""
+    registry = CollectorRegistry()
+    registry.register(CollectorMetrics(collectors))
+    ProcessCollector(registry=registry)  # process CPU seconds, resident memory, open fds
+    PlatformCollector(registry=registry)  # python_info
+    for collector in collectors:
+        collector.lag = LagHistogram()
+
+    async def health(request: web.Request) -> web.Response:
+        state = collector_health(collectors, stale_after_s)
+        body = {"status": "ok" if state.ok else "unhealthy", "reason": state.reason}
+        return web.json_response(body | state.details, status=200 if state.ok else 503)
+
+    middlewares: list[Any] = (
+        [] if token is None else [require_bearer(token, frozenset({HEALTH_PATH}))]
+    )
+    app = web.Application(middlewares=middlewares)
+    app.router.add_get(HEALTH_PATH, health)
+    app.router.add_get(METRICS_PATH, metrics_handler(registry))
+    return app
+
+
+async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Listen on ``host:port``; a port that is taken is a :class:`MetricsSetupError`."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise MetricsSetupError(
+            f"--health-port: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+    return runner
 
 
 async def run_health_loop(path: Path, interval_s: float, probe: Callable[[], Health]) -> None:

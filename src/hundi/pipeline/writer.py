@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from hundi.connection.backoff import Backoff
+from hundi.pipeline.metrics import WRITE_BUCKETS_S, Buckets
 from hundi.pipeline.spool import Spool, SpoolError
 from hundi.records import Channel, Event, EventKind, Record
 from hundi.stores.base import Store
@@ -136,6 +137,8 @@ class StoreWriter:
         self._spooled: Counter[str] = Counter()  # records in the spool now
         self.spooled_total = 0  # records that went through the spool during this run
         self.outages = 0
+        # duration of each successful write and flush call, by operation (/metrics)
+        self.latency = Buckets(WRITE_BUCKETS_S)
         self._spooling = False
         self._next_probe = 0.0
         if self.spool is not None and len(self.spool):
@@ -235,6 +238,7 @@ class StoreWriter:
         assert callable(action)
         started = time.monotonic()
         while True:
+            began = time.perf_counter()
             try:
                 action()
             except Exception as exc:
@@ -283,6 +287,7 @@ class StoreWriter:
                 )
                 time.sleep(delay)
                 continue
+            self.latency.observe((what,), time.perf_counter() - began)
             self.failing_since = None
             self._retry.reset()
             return True
