@@ -427,7 +427,8 @@ def _print_table(shown: pd.DataFrame, total: int, console: Console | None = None
     if not console.is_terminal:
         needed = index_width + sum(widths.values()) + 3 * (len(columns) + 1) + 1
         console = Console(file=console.file, width=max(needed, len(title), 80))
-    for part, group in enumerate(_fitting(columns, widths, index_width, console.width)):
+    groups = _fitting(columns, widths, index_width, console.width)
+    for part, group in enumerate(groups):
         table = Table(
             title=title if part == 0 else None, title_justify="left", caption_justify="left"
         )
@@ -442,7 +443,7 @@ def _print_table(shown: pd.DataFrame, total: int, console: Console | None = None
             if cut and i == head_tail:
                 table.add_row("…", *(["…"] * len(group)))
             table.add_row(stamp, *(cells[column][i] for column in group))
-        if cut:
+        if cut and part == len(groups) - 1:
             table.caption = f"first and last {head_tail} of {len(shown)} rows"
         console.print(table)
 
