@@ -204,6 +204,8 @@ def _match(listing: _Listing, exchange: str, symbol: str, channels: list[Channel
     if symbol in by_symbol:
         return symbol
     asked = _glued(symbol)
+    if not asked:
+        return None
     # a native name glues to the start of the stored one (BTCUSDT: BTC-USDT, BTC-USDT-PERP)
     candidates = sorted(name for name in by_symbol if _glued(name).startswith(asked))
     matches = []
