@@ -28,12 +28,16 @@ def read(
     align: str | None = None,
     group_by: str | Sequence[str] | None = None,
     fields: str | Sequence[str] | None = None,
+    interval: str | None = None,
 ) -> pd.DataFrame:
     """Read stored records as a pandas DataFrame indexed by exchange time (UTC).
 
     ``store`` is a store URL or path (``./data``, ``file:./data``...) or an open :class:`Store`.
-    ``start``/``end`` accept ISO strings or datetimes; naive values are UTC. ``fields`` keeps
-    only those columns; ``aggregate``/``sampling``/``align``/``group_by`` aggregate on stores
+    ``symbol`` may be the exchange's own name (``BTCUSDT``); an exchange, channel or symbol the
+    store does not hold raises :class:`hundi.query.NotStored`, listing what it holds.
+    ``start``/``end`` accept ISO strings or datetimes; naive values are UTC. ``interval`` keeps
+    one series of a series channel (``"1m"``, ``"ticks:100"``). ``fields`` keeps only those
+    columns; ``aggregate``/``sampling``/``align``/``group_by`` aggregate on stores
     that can (KairosDB), e.g. ``aggregate=["avg", "max"], sampling="1s"``.
     """
     from hundi.query import read as _read
@@ -41,6 +45,7 @@ def read(
     return _read(
         store, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
         aggregate=aggregate, sampling=sampling, align=align, group_by=group_by, fields=fields,
+        interval=interval,
     )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from hundi.capture.reader import read_capture
 from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import venue_factory
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind, Trade
-from hundi.research import ResearchError, book_at, trades_with_book
+from hundi.research import NotStored, ResearchError, book_at, trades_with_book
 from hundi.research import book as book_module
 from hundi.stores.embedded import EmbeddedStore
 
@@ -268,7 +268,12 @@ def test_bad_arguments_are_clear_errors(sim_stores: dict[str, Path]) -> None:
         book_at(sim_stores["spot"], "binance", "BTC-USDT", None)
     with pytest.raises(ValueError, match="not an ISO date"):
         book_at(sim_stores["spot"], "binance", "BTC-USDT", "yesterday")
-    empty = book_at(sim_stores["spot"], "binance", "NOPE-USDT", "2030-01-01")
+    # a symbol without a stored book is an error naming the stored ones (it was an empty book)
+    with pytest.raises(NotStored, match="holds no book of binance 'NOPE-USDT'") as raised:
+        book_at(sim_stores["spot"], "binance", "NOPE-USDT", "2030-01-01")
+    assert sorted(raised.value.choices) == ["BTC-USDT", "ETH-USDT"]
+    # a stored book before its first row is empty, not an error
+    empty = book_at(sim_stores["spot"], "binance", "BTC-USDT", "2000-01-01")
     assert empty.empty and not empty.attrs["synced"]
 
 

@@ -12,7 +12,7 @@ from researchrows import MIDNIGHT, MS, trade, write
 
 import hundi
 from hundi.records import Channel
-from hundi.research import ResearchError, iter_batches, iter_read
+from hundi.research import NotStored, ResearchError, iter_batches, iter_read
 from hundi.research.streaming import iter_day_tables
 from hundi.stores.base import Store, open_store
 
@@ -56,7 +56,15 @@ def test_bad_arguments_are_clear(sim_stores: dict[str, Path]) -> None:
         next(iter_read(store, exchange="binance", columns=["pricee"]))
     with pytest.raises(ResearchError, match="end is before start"):
         next(iter_read(store, exchange="binance", start="2024-01-02", end="2024-01-01"))
-    assert list(iter_read(store, exchange="binance", symbol="NOPE-USDT")) == []
+    # a symbol or exchange the store does not hold is an error listing what it holds (it was
+    # an empty read); a stored one in a range without rows stays an empty read
+    with pytest.raises(NotStored, match="holds no trades of binance 'NOPE-USDT'"):
+        next(iter_read(store, exchange="binance", symbol="NOPE-USDT"))
+    with pytest.raises(NotStored, match="holds no exchange 'binanse'; it holds: binance"):
+        next(iter_read(store, exchange="binanse"))
+    assert list(iter_read(store, exchange="binance", symbol="BTC-USDT", end="2000-01-01")) == []
+    native = pd.concat(iter_read(store, exchange="binance", symbol="BTCUSDT"))
+    pd.testing.assert_frame_equal(native, hundi.read(store, exchange="binance", symbol="BTC-USDT"))
 
 
 @pytest.mark.slow

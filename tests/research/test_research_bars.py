@@ -12,7 +12,7 @@ from researchrows import MIDNIGHT, MS, trade, write
 
 import hundi
 from hundi.records import Channel
-from hundi.research import ResearchError, bars
+from hundi.research import NotStored, ResearchError, bars
 from hundi.series.offline import time_bars
 
 
@@ -67,6 +67,13 @@ def test_window_and_errors(sim_stores: dict[str, Path]) -> None:
     start = trades.index[len(trades) // 2]
     part = bars(store, "binance", "BTC-USDT", "1s", start=start)
     assert part["trade_count"].sum() == (trades.index >= start).sum()
-    assert bars(store, "binance", "NOPE-USDT", "1s").empty
+    # no trades stored for the symbol: an error naming the stored ones (it was an empty frame)
+    with pytest.raises(NotStored, match="holds no trades of binance 'NOPE-USDT'"):
+        bars(store, "binance", "NOPE-USDT", "1s")
+    assert bars(store, "binance", "BTC-USDT", "1s", end="2000-01-01").empty  # known, no rows
+    # the exchange's own name reads the stored symbol
+    pd.testing.assert_frame_equal(
+        bars(store, "binance", "BTCUSDT", "1s"), bars(store, "binance", "BTC-USDT", "1s")
+    )
     with pytest.raises(ResearchError, match="interval"):
         bars(store, "binance", "BTC-USDT", "soon")

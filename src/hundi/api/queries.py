@@ -1,7 +1,10 @@
 """What each API endpoint computes: stored data → flat rows (dicts) for Grafana.
 
 Everything goes through the store contract (``Store.read``, ``Store.read_days``,
-``Store.symbols``) and :func:`hundi.bars`, so the API shows what a notebook would.
+``Store.symbols``) and :func:`hundi.bars`, so the API shows what a notebook would. Exchange
+and symbol are checked by :func:`hundi.query.resolve`, as ``hundi.read`` checks them: a native
+symbol (``BTCUSDT``) is read as the stored one, a name the store does not hold raises
+:class:`hundi.query.NotStored` (HTTP 404, listing what it holds).
 Times in rows are epoch milliseconds (Infinity parses ``timestamp_epoch`` as ms); a bucket
 is labelled by its start. Work is bounded by :class:`Limits`: the range, the number of
 buckets and the raw rows read are checked before or while reading, never after the fact.
@@ -26,6 +29,7 @@ from hundi.api.rollup import (
     sample_book,
     time_intervals,
 )
+from hundi.query import resolve
 from hundi.records import Channel, EventKind
 from hundi.research import bars as research_bars
 from hundi.series.spec import duration_label
@@ -36,6 +40,18 @@ NS_PER_MS = 1_000_000
 
 #: channels the symbol list looks in (a symbol with any of them stored is listed)
 SYMBOL_CHANNELS = (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.BARS, Channel.BOOK_TOP)
+#: where bars and book rows come from (a symbol needs one of them stored)
+BAR_SOURCES = (Channel.BARS, Channel.TRADES)
+BOOK_SOURCES = (Channel.BOOK_TOP, Channel.BBO)
+
+
+def _stored(store: Store, exchange: str, symbol: str, channels: Sequence[Channel]) -> str:
+    """``symbol`` as the store holds it in one of ``channels`` (:func:`hundi.query.resolve`)."""
+    found = resolve(store, exchange, symbol, channels)
+    assert found is not None
+    return found
+
+
 EVENT_KINDS = tuple(kind.value for kind in EventKind)
 
 
@@ -172,8 +188,9 @@ def stored_symbols(store: Store, exchange: str) -> list[Row]:
 
     ``Store.symbols``: the embedded store lists its partition folders, Cassandra asks its
     partition index (one small query per channel). Other stores (KairosDB) cannot list without
-    reading data.
+    reading data. An exchange the store does not hold raises :class:`hundi.query.NotStored`.
     """
+    resolve(store, exchange, None)
     names: set[str] = set()
     try:
         for channel in SYMBOL_CHANNELS:
@@ -223,6 +240,7 @@ def bar_rows(store: Store, *, exchange: str, symbol: str, span: Window) -> tuple
     stored bar per interval instead of every trade); else computed from stored trades by
     :func:`hundi.bars` (the collector's own builder). Returns (source, rows).
     """
+    symbol = _stored(store, exchange, symbol, BAR_SOURCES)
     start, end = _aligned(span)
     stored = store.read(
         exchange=exchange, symbol=symbol, channel=Channel.BARS, start=start, end=end
@@ -276,6 +294,7 @@ def book_rows(
     collector outage: the events say which). Imbalance there is over the best level only,
     ``(bid_size - ask_size) / (bid_size + ask_size)``, and microprice uses the best level.
     """
+    symbol = _stored(store, exchange, symbol, BOOK_SOURCES)
     start, end = span.timestamps()
     stored = store.read(
         exchange=exchange, symbol=symbol, channel=Channel.BOOK_TOP, start=start, end=end
@@ -335,6 +354,7 @@ def coverage_rows(
 ) -> list[Row]:
     """Records stored per interval, one column per channel, every interval of the range
     (zero where nothing was stored: a hole shows as a drop to 0)."""
+    symbol = resolve(store, exchange, symbol)
     buckets = span.buckets()
     first = int(buckets[0])
     counts = {}
@@ -368,6 +388,7 @@ def lag_rows(
     """Receive lag ``recv_ts - ts`` in ms per interval: p50, p90, p99, max and the count,
     for intervals with records. Negative lags mean the exchange clock is ahead of ours (or,
     Binance spot BBO, ``ts`` is the receive time itself: lag 0)."""
+    symbol = resolve(store, exchange, symbol, channel)
     parts = [
         (_ns_column(t, "ts"), _ns_column(t, "recv_ts"))
         for t in _day_tables(
@@ -392,6 +413,7 @@ def event_rows(
     """Integrity events per interval, one column per kind (gap, resync, reconnect...),
     every interval of the range. With a symbol: its events plus the connection-wide ones
     (reconnects and stale connections name no symbol)."""
+    symbol = resolve(store, exchange, symbol)
     buckets = span.buckets()
     first = int(buckets[0])
     counts = {kind: np.zeros(len(buckets), np.int64) for kind in EVENT_KINDS}

@@ -7,7 +7,9 @@ wait for a slot is bounded (``MAX_WAITING`` requests, then 503 with ``Retry-Afte
 read (``READ_TIMEOUT_S``, under Grafana's 30 s); identical requests share one read while it runs
 (a dashboard opened by many users at once reads once), and with ``--cache-ttl`` reuse its answer
 for that long. Errors are one JSON object ``{"error": "..."}``: 400 for a bad
-parameter, 401 without the token (:mod:`hundi.api.auth`), 413 for a request beyond the limits,
+parameter, 401 without the token (:mod:`hundi.api.auth`), 404 for an exchange, channel or
+symbol the store does not hold (with ``"choices"``: what it holds, closest first; 400 and the
+candidates for a name of several), 413 for a request beyond the limits,
 503 when the store cannot be reached or the server is busy. Parameters are checked against
 strict patterns before they reach a store (names become file paths in the embedded store).
 Messages never carry credentials (store errors are written without them; the store is shown by
@@ -46,7 +48,7 @@ from hundi.api.queries import (
     window,
 )
 from hundi.pipeline.metrics import METRICS_PATH, metrics_handler
-from hundi.query import QueryError, parse_channel
+from hundi.query import NotStored, QueryError, StoredChoices, parse_channel
 from hundi.records import Channel
 from hundi.research.bars import interval_ns
 from hundi.stores.base import AggregatingStore, Store, StoreError, open_store, scheme_of
@@ -227,6 +229,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response(
             {"error": f"busy: {exc}"}, status=503, headers={"Retry-After": "1"}
         )
+    except StoredChoices as exc:
+        status = 404 if isinstance(exc, NotStored) else 400
+        return web.json_response({"error": str(exc), "choices": exc.choices}, status=status)
     except (BadRequest, QueryError) as exc:  # ResearchError is a QueryError
         return _error(400, str(exc))
     except StoreError as exc:

@@ -1,7 +1,7 @@
 """The research API for notebooks: bars, the book at any time, trades joined to the book,
 coverage and streaming reads, as pandas DataFrames with a UTC DatetimeIndex."""
 
-from hundi.research._source import ResearchError
+from hundi.research._source import NotStored, ResearchError
 from hundi.research.asof import trades_with_book
 from hundi.research.bars import bars
 from hundi.research.book import book_at
@@ -9,6 +9,7 @@ from hundi.research.coverage import coverage
 from hundi.research.streaming import iter_batches, iter_read
 
 __all__ = [
+    "NotStored",
     "ResearchError",
     "bars",
     "book_at",

@@ -3,7 +3,10 @@
 Rows come from the store contract (:class:`hundi.stores.base.Store`): ``read``, and for a
 lot of rows ``read_days`` (a day of a few Arrow columns at a time, pruned by the store), with
 ``symbols``/``days`` to list what is stored, and for the book's checkpoints ``day_version``,
-``read_day`` and ``read_day_since``. Nothing here knows a store's layout.
+``read_day`` and ``read_day_since``. Nothing here knows a store's layout. Every research call
+checks its exchange and symbol with :func:`hundi.query.resolve` (the same as ``hundi.read``
+and the API): a native symbol is read as the stored one, a name the store does not hold raises
+:class:`hundi.query.NotStored` listing what it holds.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from hundi.query import QueryError, parse_time
+from hundi.query import NotStored, QueryError, parse_time, resolve, stored_native
 from hundi.records import Channel
 from hundi.stores.base import (
     Store,
@@ -28,6 +31,7 @@ StoreLike = str | os.PathLike[str] | Store
 TimeLike = str | datetime | pd.Timestamp | int | None
 
 __all__ = [
+    "NotStored",
     "ResearchError",
     "StoreLike",
     "TimeLike",
@@ -37,6 +41,7 @@ __all__ = [
     "index_ns",
     "native_symbol",
     "ns_to_timestamp",
+    "stored_symbol",
     "to_ns",
 ]
 
@@ -76,9 +81,11 @@ def index_ns(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
 
 def native_symbol(store: Store, exchange: str, channel: Channel, symbol: str) -> str:
     """How the exchange spells ``symbol`` (from its first stored day); ``symbol`` if none."""
-    for _, table in store.read_days(
-        exchange=exchange, symbol=symbol, channel=channel, columns=["native_symbol"],
-        ordered=False,
-    ):  # fmt: skip
-        return str(table.column("native_symbol")[0])
-    return symbol
+    return stored_native(store, exchange, channel, symbol) or symbol
+
+
+def stored_symbol(store: Store, exchange: str, symbol: str, channel: Channel) -> str:
+    """``symbol`` as ``store`` holds it for ``channel`` (:func:`hundi.query.resolve`)."""
+    found = resolve(store, exchange, symbol, channel)
+    assert found is not None
+    return found

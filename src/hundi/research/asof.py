@@ -25,6 +25,7 @@ from hundi.research._source import (
     days_between,
     index_ns,
     ns_to_timestamp,
+    stored_symbol,
     to_ns,
 )
 from hundi.research.book import CHECKPOINT_ROWS, book_gaps, cache_for, day_rows
@@ -49,10 +50,13 @@ def trades_with_book(
     top of book took effect); NaN where none is known (before the first quote, or while the
     rebuilt book is unsynced). ``source="bbo"`` joins the stored bbo stream, looking back
     ``lookback`` before ``start`` for the first quote; ``source="book"`` uses the L2 book.
+    A symbol without stored trades or without that source raises :class:`hundi.query.NotStored`.
     """
     if source not in ("bbo", "book"):
         raise ResearchError(f"source must be 'bbo' or 'book', not {source!r}")
     with reading(store) as opened:
+        symbol = stored_symbol(opened, exchange, symbol, Channel.TRADES)
+        stored_symbol(opened, exchange, symbol, Channel.BBO if source == "bbo" else Channel.BOOK)
         trades = opened.read(
             exchange=exchange,
             symbol=symbol,

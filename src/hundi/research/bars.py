@@ -22,6 +22,7 @@ from hundi.research._source import (
     TimeLike,
     day_start_ns,
     native_symbol,
+    stored_symbol,
 )
 from hundi.research.streaming import iter_day_tables
 from hundi.series.core import Columns, TimeBarBuilder
@@ -62,13 +63,16 @@ def bars(
 
     Shaped like a store read of the collector's ``bars`` channel (``open high low close volume
     quote_volume vwap buy_volume sell_volume trade_count first_trade_id last_trade_id
-    close_time recv_ts``, plus the names); empty bars carry the previous close.
+    close_time recv_ts``, plus the names); empty bars carry the previous close. ``symbol`` may
+    be the exchange's own name (``BTCUSDT``); one without stored trades raises
+    :class:`hundi.query.NotStored`.
     ``grace`` (default the collector's, 500 ms) is how late a trade may arrive and still count
     in the bar of its exchange time.
     """
     step = interval_ns(interval)
     grace_ns = DEFAULT_GRACE_NS if grace is None else int(pd.Timedelta(grace).value)
     with reading(store) as opened:
+        symbol = stored_symbol(opened, exchange, symbol, Channel.TRADES)
         builder = TimeBarBuilder(step, grace_ns)
         out: list[Columns] = []
         held: Columns | None = None  # trades not yet turned into bars (the latest day's)

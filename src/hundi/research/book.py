@@ -64,6 +64,7 @@ from hundi.research._source import (
     day_of,
     day_start_ns,
     ns_to_timestamp,
+    stored_symbol,
     to_ns,
 )
 from hundi.stores.base import NS_PER_DAY, DayRead, Store, reading
@@ -473,6 +474,7 @@ def state_at(
     if at_ns is None:
         raise ResearchError("book_at needs a time")
     with reading(store) as opened:
+        symbol = stored_symbol(opened, exchange, symbol, Channel.BOOK)
         state = _rows_state_at(opened, exchange, symbol, at_ns, checkpoint_rows, cache_dir)
         if state.synced:
             gaps = book_gaps(opened, exchange, symbol, state.snapshot_ts, at_ns)
@@ -545,7 +547,9 @@ def book_at(
     bids best first then asks best first, indexed by the time each level got its size (UTC).
     ``depth`` keeps the best N levels per side. ``attrs``: ``as_of``, ``synced`` (False when
     the stream broke and no snapshot restarted it yet: the book shown is the last consistent
-    one), ``update_id`` (last applied exchange sequence id) and ``snapshot_ts``.
+    one), ``update_id`` (last applied exchange sequence id) and ``snapshot_ts``. ``symbol``
+    may be the exchange's own name (``BTCUSDT``); one without a stored book raises
+    :class:`hundi.query.NotStored` (a time before the first stored row is an empty book).
     """
     state, at_ns = state_at(
         store, exchange, symbol, ts, checkpoint_rows=checkpoint_rows, cache_dir=cache_dir

@@ -13,7 +13,7 @@ from datetime import date
 import pandas as pd
 import pyarrow as pa
 
-from hundi.query import parse_channel
+from hundi.query import parse_channel, resolve
 from hundi.records import SCHEMAS, Channel
 from hundi.research._source import ResearchError, StoreLike, TimeLike, to_ns
 from hundi.stores.base import AggregatingStore, Unsupported, reading
@@ -60,7 +60,8 @@ def iter_day_tables(
     """(day, Arrow table) per stored UTC day: the unit :func:`iter_batches` cuts into chunks.
 
     Days without rows are skipped. Read through the store's ``read_days``; a store that cannot
-    list its days needs ``start`` and ``end``.
+    list its days needs ``start`` and ``end``. Names are checked as by ``hundi.read``
+    (:func:`hundi.query.resolve`).
     """
     selected = parse_channel(channel)
     wanted = _columns(selected, columns)
@@ -74,6 +75,7 @@ def iter_day_tables(
                 "records from a lossless store (a folder or cassandra://), or use hundi.read with "
                 "aggregate= for server-side aggregates"
             )
+        symbol = resolve(opened, exchange, symbol, selected)
         try:
             yield from opened.read_days(
                 exchange=exchange, symbol=symbol, channel=selected, start_ns=first_ns,
