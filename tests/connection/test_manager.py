@@ -18,7 +18,7 @@ from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_i
 from hundi.accounting import Accounting
 from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
 from hundi.connection.manager import ConnectionManager, ConnectionSettings
-from hundi.exchanges.base import RecordSink
+from hundi.exchanges.base import RecordSink, RestRequest
 
 FAST = ConnectionSettings(
     backoff_initial_s=0.05,
@@ -320,3 +320,55 @@ async def test_a_large_frame_still_arriving_is_not_stale(
     await run.stop()
     assert run.manager.stats["main"].stale_reconnects == 0
     assert exchange.connects == 1
+
+
+class OwingVenue(SeqVenue):
+    """Owes one REST answer at the stop (a gap's trades being fetched back)."""
+
+    def __init__(self, url: str, rest_url: str) -> None:
+        super().__init__(url)
+        self.owed_url = rest_url
+        self.asked = False
+        self.abandoned: list[int] = []
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        if self.responses:
+            return None
+        if self.asked:
+            return []
+        self.asked = True
+        return [RestRequest(key="owed", url=self.owed_url)]
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self.abandoned.append(now_ns)
+
+
+async def test_a_stop_first_fetches_what_is_owed(exchange: Exchange) -> None:
+    async def trades(request: web.Request) -> web.Response:
+        return web.Response(body=b"[]", content_type="application/json")
+
+    async with http_route("GET", "/aggTrades", trades) as url:
+        venue = OwingVenue(exchange.url, url)
+        run = Running(venue, PicowsClient(), FAST)
+        await run.until(lambda: len(venue.opens) == 1)
+        assert not venue.asked  # owed only matters once stopping
+        await run.stop()
+    assert venue.asked and [r.status for r in venue.responses] == [200]
+    assert venue.abandoned == []
+
+
+async def test_what_is_still_owed_after_the_bound_is_handed_back(exchange: Exchange) -> None:
+    never = asyncio.Event()
+
+    async def hangs(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response(body=b"[]")
+
+    async with http_route("GET", "/aggTrades", hangs) as url:
+        venue = OwingVenue(exchange.url, url)
+        run = Running(venue, PicowsClient(), settings(finish_owed_s=0.3))
+        await run.until(lambda: len(venue.opens) == 1)
+        await run.stop()
+        never.set()
+    # no answer, not even the 599 a REST timeout (10 s) would give: finish_owed_s bounded it
+    assert venue.asked and venue.responses == [] and len(venue.abandoned) == 1

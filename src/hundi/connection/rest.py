@@ -65,10 +65,39 @@ class RestLoop:
                     # every 100 ms; sleep less when the venue says it is due sooner.
                     delay = 0.1 if wake is None else min(0.1, max(0.005, (wake - now) / 1e9))
                     await self._sleep(delay)
+                await self._finish_owed(session, limit, pending)
             finally:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _finish_owed(
+        self,
+        session: aiohttp.ClientSession,
+        limit: asyncio.Semaphore,
+        pending: set[asyncio.Task[None]],
+    ) -> None:
+        """A clean stop right after a gap: fetch back what the venue says is still owed, for
+        at most ``finish_owed_s``; then the venue records what stays missing."""
+        deadline = time.monotonic() + self.settings.finish_owed_s
+        while (left := deadline - time.monotonic()) > 0:
+            now = time.time_ns()
+            due = self.protocol.finishing_requests(now)
+            if due is None:
+                return
+            for request in due:
+                task = asyncio.create_task(self._fetch(session, limit, request))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            wake = self.protocol.next_wakeup_ns()
+            delay = 0.1 if wake is None else max(0.005, (wake - now) / 1e9)
+            if pending:  # an answer is what changes what is owed: wake on it
+                await asyncio.wait(
+                    set(pending), timeout=min(delay, left), return_when=asyncio.FIRST_COMPLETED
+                )
+            else:
+                await asyncio.sleep(min(delay, left))
+        self.protocol.abandon(time.time_ns(), self.sink)
 
     async def _fetch(
         self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest

@@ -71,6 +71,9 @@ class ConnectionSettings:
     lifetime_s: float | None = None  # overrides StreamSpec.max_lifetime_s (tests)
     rest_timeout_s: float = 10.0
     rest_concurrency: int = 4
+    # At a clean stop, how long the REST loop keeps fetching back data known missing (a gap's
+    # trades); what is still owed then is stored as not fetched.
+    finish_owed_s: float = 5.0
     check_every_frames: int = 1024  # call ``on_frames`` after this many messages
     tick_s: float = 0.25  # supervisor wake-up period (stale checks, venue reconnect requests)
 

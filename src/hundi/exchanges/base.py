@@ -260,6 +260,16 @@ class VenueProtocol(ABC):
         """Connection keys the venue asked to reconnect (e.g. a ``serverShutdown`` notice)."""
         return []
 
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        """At a clean stop: the REST calls still owed for data known missing (trades of a gap
+        being fetched back), due now; ``[]`` while waiting for answers or the rate limit,
+        None when nothing is owed. The I/O loop serves them for a bounded time, then calls
+        :meth:`abandon`, so a stop right after a gap does not leave it unfetched."""
+        return None
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:  # noqa: B027
+        """The run ends with :meth:`finishing_requests` still owed: record what stays missing."""
+
     def books(self) -> list[BookStatus]:
         return []
 

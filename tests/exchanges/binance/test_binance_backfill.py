@@ -199,3 +199,25 @@ def test_no_backfill_when_turned_off_or_on_the_plain_trade_stream(options: dict[
 def test_the_option_is_checked() -> None:
     with pytest.raises(ValueError, match="backfill_requests_per_gap"):
         venue(backfill_requests_per_gap="-1")
+
+
+def test_at_a_stop_what_a_gap_still_owes_is_asked_for_then_said_not_fetched() -> None:
+    protocol = venue()
+    assert protocol.finishing_requests(NOW) is None  # nothing owed: a stop need not wait
+    live(protocol, 100)
+    live(protocol, 105)  # ids 101..104 missing
+    (request,) = protocol.finishing_requests(NOW)  # type: ignore[misc]
+    assert request.purpose is RestPurpose.TRADE_BACKFILL and "fromId=101" in request.url
+    assert protocol.finishing_requests(NOW) == []  # asked: owed, waiting for the answer
+    out = answer(protocol, request, RestResponse(200, page(range(101, 103))))
+    assert [t.trade_id for t in out.trades] == [101, 102]
+    # a short page ends the venue's history: the rest is said, nothing stays owed
+    assert protocol.finishing_requests(NOW) is None
+
+    live(protocol, 110)  # ids 106..109 missing, and the run ends before the answer
+    assert protocol.finishing_requests(NOW)
+    out = RecordSink()
+    protocol.abandon(NOW + S, out)
+    assert kinds(out) == [(EventKind.UNRECOVERABLE.value, 106, 110)]
+    assert "the collector stopped first" in out.events[0].detail
+    assert protocol.finishing_requests(NOW) is None

@@ -180,6 +180,14 @@ class SymbolBackfill:
         else:  # rate limited: the request it spent does not count
             self.pending[0].requests_left += 1
 
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        while self.pending:
+            gap = self.pending.popleft()
+            self._event(
+                EventKind.UNRECOVERABLE, gap.lo, gap.hi, now_ns, out,
+                f"trade ids {gap.lo}..{gap.hi - 1} not fetched: the collector stopped first",
+            )  # fmt: skip
+
     def _give_up_if_spent(self, recv_ns: int, out: RecordSink) -> None:
         gap = self.pending[0]
         if gap.requests_left > 0:
@@ -265,6 +273,17 @@ class TradeBackfill:
             symbol.failed(recv_ns, out, counted=status not in (429, 418))
             return
         symbol.answer(lo, limit, trades, recv_ns, out)
+
+    @property
+    def owed(self) -> bool:
+        """Some gap still has ids to fetch (queued or asked for)."""
+        return any(symbol.pending for symbol in self.symbols.values())
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        """The run ends first: every range still queued is said not fetched."""
+        self._in_flight.clear()
+        for symbol in self.symbols.values():
+            symbol.abandon(now_ns, out)
 
     def next_wakeup_ns(self, now_ns: int) -> list[int]:
         return [

@@ -320,6 +320,13 @@ class MarketData(VenueProtocol):
             requests += self.backfill.due_requests(now_ns)
         return requests
 
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        backfill = self.backfill
+        return backfill.due_requests(now_ns) if backfill.owed else None
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self.backfill.abandon(now_ns, out)
+
     def receive_response(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:

@@ -174,6 +174,12 @@ class BinanceProtocol(VenueProtocol):
             return
         self.market_data.receive_response(request, response, recv_ns, out)
 
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        return self.market_data.finishing_requests(now_ns)
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self.market_data.abandon(now_ns, out)
+
     def next_wakeup_ns(self) -> int | None:
         times = [t for half in self._halves if (t := half.next_wakeup_ns()) is not None]
         return min(times) if times else None
