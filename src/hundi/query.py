@@ -128,8 +128,13 @@ class _Listing:
     def symbols(self, exchange: str, channel: Channel) -> list[str]:
         key = (exchange, channel)
         if key not in self._symbols:
-            self._symbols[key] = [s for s in self.store.symbols(exchange, channel) if s]
-        return self._symbols[key]
+            self._symbols[key] = self.store.symbols(exchange, channel)
+        return [s for s in self._symbols[key] if s]
+
+    def holds_exchange_wide(self, exchange: str, channel: Channel) -> bool:
+        """Rows of no one symbol (symbol ``""``: a reconnect event, say) are stored."""
+        self.symbols(exchange, channel)
+        return "" in self._symbols[(exchange, channel)]
 
 
 def resolve(
@@ -179,6 +184,8 @@ def _resolve(
         )
     if symbol is None:
         return None
+    if symbol == "" and any(listing.holds_exchange_wide(exchange, c) for c in present):
+        return symbol
     found = _match(listing, exchange, symbol, present)
     if found is not None:
         return found
