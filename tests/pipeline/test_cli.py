@@ -111,7 +111,11 @@ def test_sigterm_flushes_everything_to_the_store(
     assert all(Path(p).stat().st_size > 0 for p in summary["raw"]["files"])
 
 
-def test_unreachable_endpoint_retries_until_duration_then_writes_summary(tmp_path: Path) -> None:
+def test_unreachable_endpoint_retries_until_duration_then_says_nothing_collected(
+    tmp_path: Path,
+) -> None:
+    """Not "ok", exit 0 (as it was): exit 3, the outcome says why in words, and the retry
+    delays grow."""
     port = free_port()
     summary_path = tmp_path / "s.json"
     result = subprocess.run(
@@ -139,14 +143,25 @@ def test_unreachable_endpoint_retries_until_duration_then_writes_summary(tmp_pat
         env=env(tmp_path),
         timeout=30,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
-    retries = [line for line in result.stderr.splitlines() if "cannot connect" in line]
-    assert len(retries) >= 2 and "retry #" in retries[0]
+    where = f"cannot connect to 127.0.0.1:{port}: connection refused"
+    retries = [line for line in result.stderr.splitlines() if "retry #" in line]
+    assert len(retries) >= 2 and all(where in line for line in retries), retries
+    delays = [float(line.rsplit(" in ", 1)[1].rstrip("s")) for line in retries]
+    assert delays == sorted(delays), retries
+    rest = [line for line in result.stderr.splitlines() if "REST GET" in line]
+    assert rest and all(f"failed: {where}" in line for line in rest), rest
+    assert "ClientConnectorError" not in result.stderr and "ssl:default" not in result.stderr
     summary = read_summary(summary_path)
     stream = next(iter(summary["streams"].values()))
     assert stream["connect_failures"] == len(retries)
     assert summary["frames"]["received"] == 0 and summary["balanced"]
+    assert summary["outcome"]["result"] == "nothing_collected"
+    assert summary["outcome"]["exit_code"] == 3
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("outcome: NOTHING COLLECTED (exit 3): no frame received")
+    assert where in last
     log_text = (tmp_path / "logs" / "hundi.log").read_text()
     assert "cannot connect" in log_text
 

@@ -29,7 +29,7 @@ from hundi.exchanges.base import (
     RestResponse,
     VenueProtocol,
 )
-from hundi.records import Channel, EventKind, Record
+from hundi.records import STOP_DETAIL, Channel, EventKind, Record, as_stopped, stopped_event
 
 Batch = Mapping[Channel, Sequence[Record]]
 BATCH_RECORDS = 20_000
@@ -169,9 +169,23 @@ class _Replayer:
                 self.protocol.on_open(key, event.ts, self.out)
         elif kind is CaptureKind.CLOSE:
             stats.closes += 1
-            for key in self.connections.resolve(event.conn, event.url):
-                self.protocol.on_close(key, event.ts, self.out)
+            self.close(event)
         self.protocol.take_reconnects()  # a replay cannot reconnect; the capture shows what did
+
+    def close(self, event: CaptureEvent) -> None:
+        """A captured close; a clean stop's (its data says so) stores what the live collector
+        stored then: ``stopped`` events, not the venue's gap and resync."""
+        detail = event.data.decode("utf-8", "replace") if event.data else ""
+        stopped = detail.startswith(STOP_DETAIL)
+        events = self.out.events
+        for key in self.connections.resolve(event.conn, event.url):
+            if not stopped:
+                self.protocol.on_close(key, event.ts, self.out)
+                continue
+            events.append(stopped_event(self.protocol.exchange, key, event.ts, detail))
+            mark = len(events)
+            self.protocol.on_close(key, event.ts, self.out)
+            events[mark:] = as_stopped(events[mark:], detail)
 
     def receive(self, event: CaptureEvent) -> None:
         key = self.connections.resolve(event.conn, event.url)[0]
