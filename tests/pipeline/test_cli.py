@@ -203,3 +203,39 @@ def test_bad_values_exit_2_without_traceback(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_store_down_for_the_whole_run_is_not_ok_and_does_not_hold_the_stop(
+    simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    """Cassandra unreachable for the whole run: it was `store ...: 0 records, ok`, exit 0,
+    after 33 s for `--duration 3`. Now: exit 1, the records are said to be in the spool, and
+    the stop after the duration takes seconds, not the 30 s shutdown deadline."""
+    summary_path = tmp_path / "s.json"
+    started = time.monotonic()
+    result = subprocess.run(
+        [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--channels", "trades,bbo",
+         "--endpoint", simulator.ws_url, "--rest-endpoint", simulator.rest_url,
+         "--store", f"cassandra://127.0.0.1:{free_port()}/hundi_test", "--duration", "3",
+         "--summary-json", str(summary_path)],
+        capture_output=True, text=True, timeout=120,
+        env=env(tmp_path, HUNDI_SPOOL_DIR=str(tmp_path / "spool"), CASSANDRA_CONNECT_TIMEOUT="1"),
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    summary = read_summary(summary_path)
+    (store,) = summary["stores"]
+    spooled = sum(store["spooled"].values())
+    assert spooled > 0 and sum(store["records"].values()) == 0
+    assert summary["outcome"]["result"] == "incomplete" and summary["outcome"]["exit_code"] == 1
+    assert (
+        f"{spooled} records not stored, kept in the outage spool"
+        in summary["outcome"]["reasons"][0]
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("outcome: INCOMPLETE (exit 1): store cassandra://")
+    assert any("NOT STORED" in line and line.startswith("store cassandra://") for line in lines)
+    # the wall time: collecting ends at the duration and stopping is bounded (the grace)
+    assert 2.9 <= summary["duration_s"] < 4.0 and summary["stopping_s"] < 10.0, summary
+    assert took < 3 + 10 + 30  # the interpreter's start on a loaded machine included
