@@ -239,3 +239,28 @@ def test_a_store_down_for_the_whole_run_is_not_ok_and_does_not_hold_the_stop(
     # the wall time: collecting ends at the duration and stopping is bounded (the grace)
     assert 2.9 <= summary["duration_s"] < 4.0 and summary["stopping_s"] < 10.0, summary
     assert took < 3 + 10 + 30  # the interpreter's start on a loaded machine included
+
+
+def test_a_series_that_produced_nothing_is_reported_with_why(
+    simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    """`flow:1m@1s` in a short run produces nothing: the summary lists it with why, next to
+    the series that did produce (counted from what the collector stored)."""
+    summary_path = tmp_path / "s.json"
+    result = subprocess.run(
+        [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--channels", "trades",
+         "--endpoint", simulator.ws_url, "--rest-endpoint", simulator.rest_url,
+         "--store", str(tmp_path / "data"), "--duration", "3", "--flush-interval", "0.2",
+         "--series", "bars:1s,flow:1m@1s", "--summary-json", str(summary_path)],
+        capture_output=True, text=True, timeout=120, env=env(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    specs = {entry["series"]: entry for entry in read_summary(summary_path)["series"]["specs"]}
+    stored = open_store(str(tmp_path / "data")).read(
+        exchange="binance", symbol=None, channel=Channel.BARS
+    )
+    assert specs["bars:1s"]["records"] == len(stored) > 0 and "why_none" not in specs["bars:1s"]
+    flow = specs["flow:1m@1s"]
+    assert flow["records"] == 0
+    assert flow["why_none"].startswith("a value needs a full 1m window of 1s bars"), flow
+    assert f"series flow:1m@1s: nothing produced: {flow['why_none']}" in result.stdout
