@@ -174,6 +174,7 @@ class EventKind(enum.StrEnum):
     AUTH_FAILED = "auth_failed"  # the venue refused our credentials; retried with a capped backoff
     BACKFILLED = "backfilled"  # ids expected..received-1 of a gap were fetched again over REST
     UNRECOVERABLE = "unrecoverable"  # ids expected..received-1 of a gap cannot be fetched again
+    STOPPED = "stopped"  # the collector stopped cleanly (--duration, SIGTERM): the data ends here
 
 
 class Event(Record, frozen=True, gc=False, kw_only=True):
@@ -189,6 +190,41 @@ class Event(Record, frozen=True, gc=False, kw_only=True):
     expected: int  # expected sequence id (-1 if not applicable)
     received: int  # received sequence id (-1 if not applicable)
     detail: str
+
+
+# What a clean stop says: the raw capture's CLOSE data and the ``stopped`` events' detail start
+# with it, so a replay tells a clean stop from a dropped connection.
+STOP_DETAIL: Final = "collector stopping"
+
+
+def stopped_event(exchange: str, conn_key: str, ts: int, detail: str) -> Event:
+    """The connection-wide ``stopped`` event of a clean stop (live and replay make the same)."""
+    return Event(
+        exchange=exchange,
+        symbol="",
+        native_symbol="",
+        ts=ts,
+        recv_ts=ts,
+        kind=EventKind.STOPPED.value,
+        channel="",
+        expected=-1,
+        received=-1,
+        detail=f"{conn_key}: {detail}",
+    )
+
+
+def as_stopped(events: Sequence[Event], detail: str) -> list[Event]:
+    """The events a venue reports when its socket closes, for a clean stop: a ``gap`` becomes
+    ``stopped`` (the data ends by choice, nothing after it was missed; its ``expected`` still
+    says where the stream was), a ``resync`` is dropped (no book is rebuilt after a stop), any
+    other event is kept. Why here: the live collector and the replay must store the same."""
+    kept: list[Event] = []
+    for event in events:
+        if event.kind == EventKind.GAP:
+            kept.append(msgspec.structs.replace(event, kind=EventKind.STOPPED.value, detail=detail))
+        elif event.kind != EventKind.RESYNC:
+            kept.append(event)
+    return kept
 
 
 class Order(Record, frozen=True, gc=False, kw_only=True):

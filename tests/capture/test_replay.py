@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,7 +58,7 @@ def test_replay_recordings_spot_and_usdm(tmp_path: Path, recordings_dir: Path) -
         assert frames["received"] > 200
         # the four depth snapshots and the exchangeInfo of NAME.0, nothing left over
         assert summary["replay"]["rest"] == {"answered": 5, "unanswered": 0, "unused": 0}
-        assert all(book["synced"] for book in summary["books"].values())
+        assert all(book["synced"] for book in summary["books"])
         for channel in (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.CANDLES):
             assert summary["records"][channel.value] > 0
             frame = hundi.read(str(tmp_path / name), exchange="binance", channel=channel)
@@ -102,8 +106,9 @@ def test_unanswered_snapshot_leaves_book_unsynced_and_rejects_are_quarantined(
             writer.record(e.kind, e.ts, conn, e.url, e.data, e.status)
     quarantine = tmp_path / "rejected.jsonl"
     summary = run_replay([tmp_path / "raw"], [str(tmp_path / "s")], quarantine_path=quarantine)
-    assert summary["books"]["LRC-BTC"]["synced"] is False
-    assert summary["books"]["NKN-USDT"]["synced"] is True
+    books = {book["symbol"]: book for book in summary["books"]}
+    assert books["LRC-BTC"]["synced"] is False
+    assert books["NKN-USDT"]["synced"] is True
     assert summary["replay"]["rest"]["unanswered"] == 1
     assert summary["frames"]["rejected_reasons"] == {"malformed_json": 1}
     (line,) = quarantine.read_text().splitlines()
@@ -191,6 +196,88 @@ def test_unanswered_requests_make_the_replay_exit_non_zero(
         ],
     )
     assert result.exit_code == 1, result.output
-    assert "incomplete: 1 REST request(s) the capture holds no answer for" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("outcome: INCOMPLETE (exit 1): 1 REST request(s) the capture holds")
     assert "books not synced: LRC-BTC" in result.output
     assert json.loads(summary_path.read_text())["records"]["trades"] > 0  # stored all the same
+
+
+def test_a_capture_without_frames_replays_nothing_and_says_so(
+    tmp_path: Path, recordings_dir: Path
+) -> None:
+    """A capture without one frame (the socket opened, the REST answers came, nothing was
+    received) is not "ok": exit 3, as collect's run that received no frame."""
+    files = sorted(recordings_dir.glob("BINANCE.*"))
+    config = infer_config(files, "binance", None)
+    (spec,) = venue_factory("binance")(config).connections()
+    with RawCaptureWriter(tmp_path / "raw", venues=[venue_header("binance", config)]) as writer:
+        for e in read_capture(files):
+            if e.kind is not CaptureKind.RECV:
+                conn = spec.key if e.kind is not CaptureKind.REST else "rest"
+                writer.record(e.kind, e.ts, conn, e.url, e.data, e.status)
+    result = CliRunner().invoke(replay, [str(tmp_path / "raw"), "--store", str(tmp_path / "s")])
+    assert result.exit_code == 3, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("outcome: NOTHING COLLECTED (exit 3): no frame received"), last
+
+
+def test_replay_computes_series_and_says_why_one_produced_nothing(
+    tmp_path: Path, recordings_dir: Path
+) -> None:
+    """``--series`` as collect's, on the capture's clock; a series too long for the capture
+    (a 1 h flow window) is reported with why, in the summary and the printed lines."""
+    files = [str(p) for p in sorted(recordings_dir.glob("BINANCE.*"))]
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(
+        replay,
+        [*files, "--store", str(tmp_path / "s"), "--summary-json", str(summary_path),
+         "--quarantine", str(tmp_path / "q"), "--series", "bars:1s,flow:1h@1m"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(summary_path.read_text())
+    specs = {entry["series"]: entry for entry in summary["series"]["specs"]}
+    bars = hundi.read(str(tmp_path / "s"), exchange="binance", channel=Channel.BARS)
+    assert specs["bars:1s"]["records"] == len(bars) == summary["records"]["bars"] > 0
+    flow = specs["flow:1h@1m"]
+    assert flow["records"] == 0
+    assert flow["why_none"].startswith("a value needs a full 1h window of 1m bars")
+    assert f"series flow:1h@1m: nothing produced: {flow['why_none']}" in result.output
+    # a series whose input the capture does not hold is bad input: one line, exit 2
+    result = CliRunner().invoke(
+        replay, [*files, "--store", str(tmp_path / "t"), "--series", "bars:1s,bogus:1"]
+    )
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+
+
+@pytest.mark.slow
+def test_replay_shows_progress_on_a_terminal_only(tmp_path: Path, recordings_dir: Path) -> None:
+    """A long replay was silence then a dump: on a terminal (stderr a TTY) a progress line
+    shows; in a pipe (logs, scripts) nothing but the summary."""
+    files = [str(p) for p in sorted(recordings_dir.glob("BINANCE.*"))]
+    args = [sys.executable, "-m", "hundi", "replay", *files, "--quarantine", str(tmp_path / "q")]
+    piped = subprocess.run(
+        [*args, "--store", str(tmp_path / "a")], capture_output=True, text=True, timeout=120
+    )
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    main, sub = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [*args, "--store", str(tmp_path / "b")], stdout=subprocess.PIPE, stderr=sub
+        ) as child:
+            os.close(sub)
+            shown = b""
+            while True:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            assert child.wait(timeout=120) == 0
+            assert child.stdout is not None
+            out = child.stdout.read().decode()
+    finally:
+        os.close(main)
+    assert b"replaying: " in shown and b"events, capture at 20" in shown, shown[-500:]
+    assert out.strip().splitlines()[-1] == "outcome: ok (exit 0)"

@@ -62,3 +62,14 @@ def test_reset_starts_over() -> None:
 def test_bad_parameters_are_refused(initial: float, cap: float, factor: float) -> None:
     with pytest.raises(ValueError):
         Backoff(initial, cap, factor=factor)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_delays_never_shrink_between_resets(seed: int) -> None:
+    """The logged retry delays grow (``retry #1 in 0.3s`` then ``#2 in 0.1s`` was jitter
+    drawing less the second time) and stay within the cap; a reset starts small again."""
+    backoff = Backoff(0.5, 30.0, rng=random.Random(seed))
+    delays = [backoff.next() for _ in range(30)]
+    assert delays == sorted(delays) and delays[-1] <= 30.0
+    backoff.reset()
+    assert backoff.next() <= 0.5

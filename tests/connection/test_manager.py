@@ -16,7 +16,7 @@ from aiohttp import web
 from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
 from hundi.accounting import Accounting
-from hundi.connection.client import AiohttpClient, PicowsClient, WsClient
+from hundi.connection.client import AiohttpClient, PicowsClient, WsClient, WsConnectError
 from hundi.connection.manager import ConnectionManager, ConnectionSettings
 from hundi.exchanges.base import RecordSink, RestRequest
 
@@ -288,7 +288,40 @@ async def test_rest_requests_are_served_and_transport_errors_become_599(
     await run.until(lambda: len(down.responses) == 1)
     await run.stop()
     assert down.responses[0].status == 599
-    assert b"Connect" in down.responses[0].body
+    port = url.split(":")[2].split("/")[0]
+    # in words, never "ClientConnectorError ... ssl:default [Connect call failed ...]"
+    assert (
+        down.responses[0].body == f"cannot connect to 127.0.0.1:{port}: connection refused".encode()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_refused_connect_says_what_failed_in_words(client: Callable[[], WsClient]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(WsConnectError) as refused:
+        await client().connect(f"ws://127.0.0.1:{port}/stream", lambda _: None)
+    assert str(refused.value) == f"cannot connect to 127.0.0.1:{port}: connection refused"
+
+
+@pytest.mark.slow
+async def test_a_clean_stop_is_a_stopped_event_not_a_gap(exchange: Exchange) -> None:
+    """Stopping (--duration, SIGTERM) ends the stream by choice: one ``stopped`` event for the
+    connection, and the venue's closing gap becomes ``stopped`` too (its resync dropped), with
+    the stop's reason; a drop before it stays a gap."""
+    venue = SeqVenue(exchange.url)
+    run = Running(venue, PicowsClient(), FAST)
+    await run.until(lambda: len(run.sink.trades) > 3)
+    run.manager.stop("duration 3s reached")
+    await asyncio.wait_for(run.task, 10)
+    kinds = [(e.kind, e.symbol, e.detail) for e in run.sink.events]
+    assert kinds == [
+        ("stopped", "", "main: collector stopping: duration 3s reached"),
+        ("stopped", "X-USD", "collector stopping: duration 3s reached"),
+    ], kinds
+    assert venue.closes == ["main"]  # the venue still hears the close
 
 
 async def test_stale_event_reports_the_silence_that_was_judged(exchange: Exchange) -> None:

@@ -112,7 +112,11 @@ def test_sigterm_flushes_everything_to_the_store(
     assert all(Path(p).stat().st_size > 0 for p in summary["raw"]["files"])
 
 
-def test_unreachable_endpoint_retries_until_duration_then_writes_summary(tmp_path: Path) -> None:
+def test_unreachable_endpoint_retries_until_duration_then_says_nothing_collected(
+    tmp_path: Path,
+) -> None:
+    """Not "ok", exit 0 (as it was): exit 3, the outcome says why in words, and the retry
+    delays grow."""
     port = free_port()
     summary_path = tmp_path / "s.json"
     result = subprocess.run(
@@ -140,14 +144,25 @@ def test_unreachable_endpoint_retries_until_duration_then_writes_summary(tmp_pat
         env=env(tmp_path),
         timeout=30,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
-    retries = [line for line in result.stderr.splitlines() if "cannot connect" in line]
-    assert len(retries) >= 2 and "retry #" in retries[0]
+    where = f"cannot connect to 127.0.0.1:{port}: connection refused"
+    retries = [line for line in result.stderr.splitlines() if "retry #" in line]
+    assert len(retries) >= 2 and all(where in line for line in retries), retries
+    delays = [float(line.rsplit(" in ", 1)[1].rstrip("s")) for line in retries]
+    assert delays == sorted(delays), retries
+    rest = [line for line in result.stderr.splitlines() if "REST GET" in line]
+    assert rest and all(f"failed: {where}" in line for line in rest), rest
+    assert "ClientConnectorError" not in result.stderr and "ssl:default" not in result.stderr
     summary = read_summary(summary_path)
     stream = next(iter(summary["streams"].values()))
     assert stream["connect_failures"] == len(retries)
     assert summary["frames"]["received"] == 0 and summary["balanced"]
+    assert summary["outcome"]["result"] == "nothing_collected"
+    assert summary["outcome"]["exit_code"] == 3
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("outcome: NOTHING COLLECTED (exit 3): no frame received")
+    assert where in last
     log_text = (tmp_path / "logs" / "hundi.log").read_text()
     assert "cannot connect" in log_text
 
@@ -189,3 +204,64 @@ def test_bad_values_exit_2_without_traceback(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_store_down_for_the_whole_run_is_not_ok_and_does_not_hold_the_stop(
+    simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    """Cassandra unreachable for the whole run: it was `store ...: 0 records, ok`, exit 0,
+    after 33 s for `--duration 3`. Now: exit 1, the records are said to be in the spool, and
+    the stop after the duration takes seconds, not the 30 s shutdown deadline."""
+    summary_path = tmp_path / "s.json"
+    started = time.monotonic()
+    result = subprocess.run(
+        [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--channels", "trades,bbo",
+         "--endpoint", simulator.ws_url, "--rest-endpoint", simulator.rest_url,
+         "--store", f"cassandra://127.0.0.1:{free_port()}/hundi_test", "--duration", "3",
+         "--summary-json", str(summary_path)],
+        capture_output=True, text=True, timeout=120,
+        env=env(tmp_path, HUNDI_SPOOL_DIR=str(tmp_path / "spool"), CASSANDRA_CONNECT_TIMEOUT="1"),
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    summary = read_summary(summary_path)
+    (store,) = summary["stores"]
+    spooled = sum(store["spooled"].values())
+    assert spooled > 0 and sum(store["records"].values()) == 0
+    assert summary["outcome"]["result"] == "incomplete" and summary["outcome"]["exit_code"] == 1
+    assert (
+        f"{spooled} records not stored, kept in the outage spool"
+        in summary["outcome"]["reasons"][0]
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("outcome: INCOMPLETE (exit 1): store cassandra://")
+    assert any("NOT STORED" in line and line.startswith("store cassandra://") for line in lines)
+    # the wall time: collecting ends at the duration and stopping is bounded (the grace)
+    assert 2.9 <= summary["duration_s"] < 4.0 and summary["stopping_s"] < 10.0, summary
+    assert took < 3 + 10 + 30  # the interpreter's start on a loaded machine included
+
+
+def test_a_series_that_produced_nothing_is_reported_with_why(
+    simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    """`flow:1m@1s` in a short run produces nothing: the summary lists it with why, next to
+    the series that did produce (counted from what the collector stored)."""
+    summary_path = tmp_path / "s.json"
+    result = subprocess.run(
+        [HUNDI, "collect", "binance", "--symbols", "BTCUSDT", "--channels", "trades",
+         "--endpoint", simulator.ws_url, "--rest-endpoint", simulator.rest_url,
+         "--store", str(tmp_path / "data"), "--duration", "3", "--flush-interval", "0.2",
+         "--series", "bars:1s,flow:1m@1s", "--summary-json", str(summary_path)],
+        capture_output=True, text=True, timeout=120, env=env(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    specs = {entry["series"]: entry for entry in read_summary(summary_path)["series"]["specs"]}
+    stored = open_store(str(tmp_path / "data")).read(
+        exchange="binance", symbol=None, channel=Channel.BARS
+    )
+    assert specs["bars:1s"]["records"] == len(stored) > 0 and "why_none" not in specs["bars:1s"]
+    flow = specs["flow:1m@1s"]
+    assert flow["records"] == 0
+    assert flow["why_none"].startswith("a value needs a full 1m window of 1s bars"), flow
+    assert f"series flow:1m@1s: nothing produced: {flow['why_none']}" in result.stdout

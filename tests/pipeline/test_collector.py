@@ -63,9 +63,11 @@ async def test_records_reach_every_store_and_are_counted_once_stored(
     assert_continuous(ids)
     assert ids == stored_ids(second)
     assert summary["records"]["trades"] == len(ids) == summary["frames"]["processed"]
-    assert summary["records"]["events"] == 1  # the closing gap, stored...
-    assert stored_events(first) == stored_events(second) == ["gap"]
-    assert summary["gaps"] == 0  # ...but not counted as a gap of the run
+    # the clean stop: the connection's ``stopped`` event and the venue's closing gap turned
+    # ``stopped``; no gap, in the store or the summary
+    assert summary["records"]["events"] == 2
+    assert stored_events(first) == stored_events(second) == ["stopped", "stopped"]
+    assert summary["gaps"] == 0
     assert summary["balanced"] and summary["stop_reason"] == "duration 0.8s reached"
     assert all(name.startswith("store:") for name in first.threads)
     assert [s["lost"] for s in summary["stores"]] == [{}, {}]
@@ -154,7 +156,9 @@ async def test_gaps_and_resyncs_come_from_event_records(exchange: Exchange, tmp_
     summary = await task
     assert summary["gaps"] == 1
     assert summary["reconnects"] == 1
-    assert stored_events(store).count("gap") == 2  # the drop, then the closing one at stop
+    events = stored_events(store)
+    assert events.count("gap") == 1  # the drop; the stop is no gap...
+    assert events.count("stopped") == 2  # ...but the connection's and the venue's stopped
     assert summary["stop_reason"] == "stop requested"
 
 

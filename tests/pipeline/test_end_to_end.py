@@ -85,10 +85,12 @@ def check_run(summary: dict[str, Any], stats: dict[str, Any], market: str, store
             assert len(stored) > 0, channel
     assert_no_silent_loss(store, stats, market)
     events = hundi.read(store, exchange="binance", channel="events")
-    # a book left unsynced at the end is explained: its last book event is a gap or resync
+    # a book left unsynced at the end is explained: its last book event before the stop (a
+    # ``stopped`` one) is a gap or resync
+    running = events[events["kind"] != "stopped"]
     for book in summary["books"]:
         if not book["synced"]:
-            mine = events[(events["symbol"] == book["symbol"]) & (events["channel"] == "book")]
+            mine = running[(running["symbol"] == book["symbol"]) & (running["channel"] == "book")]
             assert len(mine) and mine["kind"].iloc[-1] in ("gap", "resync"), book
 
 
@@ -144,18 +146,38 @@ def test_collect_query_and_replay(market: str, tmp_path: Path) -> None:
     expected = len(hundi.read(store, exchange="binance", symbol=symbol, channel="trades"))
     assert len(lines) - 1 == expected > 0
 
-    # the raw capture replays into exactly the records that live collection stored
+    # the raw capture replays into exactly the records that live collection stored, events
+    # included: the clean stop is a ``stopped`` event in both, never a gap + resync
     replayed = tmp_path / "replayed"
     raw_files = sorted(str(p) for p in (tmp_path / "raw").glob("*.hcap.gz"))
     done = subprocess.run(
-        [*HUNDI, "replay", *raw_files, "--store", str(replayed)],
+        [*HUNDI, "replay", *raw_files, "--store", str(replayed),
+         "--summary-json", str(tmp_path / "replayed.json")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for channel in ("trades", "bbo", "ticker", "book", "candles"):
+    assert "replaying" not in done.stderr  # no progress line in a pipe
+    for channel in ("trades", "bbo", "ticker", "book", "candles", "events"):
         live = hundi.read(store, exchange="binance", channel=channel)
         again = hundi.read(replayed, exchange="binance", channel=channel)
         pd.testing.assert_frame_equal(live.reset_index(), again.reset_index(), check_like=True)
+    events = hundi.read(store, exchange="binance", channel="events")
+    kinds = set(events["kind"])
+    assert "stopped" in kinds and not kinds & {"gap", "resync"}, events
+    stops = events[events["kind"] == "stopped"]
+    assert all("collector stopping: duration 4s reached" in d for d in stops["detail"])
+    # the same summary shape, counts and outcome as collect's, printed by the same printer
+    again_summary = json.loads((tmp_path / "replayed.json").read_text())
+    assert again_summary.keys() >= summary.keys() - {"ws_client", "log_path", "log_dropped",
+                                                     "raw", "streams", "rest", "backpressure",
+                                                     "restart_gaps", "stop_reason",
+                                                     "stopping_s"}  # fmt: skip
+    for key in ("gaps", "resyncs", "frames", "records"):
+        assert again_summary[key] == summary[key], key
+    assert again_summary["outcome"] == summary["outcome"] == {
+        "result": "ok", "exit_code": 0, "reasons": []
+    }  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "outcome: ok (exit 0)"
 
 
 FAULTS = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -196,3 +197,27 @@ def _wait(condition: object, within: float = 10.0) -> None:
 def _wait_offer(writer: StoreWriter, batch: Batch) -> None:
     """Offer until the bounded queue takes the batch."""
     _wait(lambda: writer.offer(batch))
+
+
+def test_stopping_does_not_wait_for_a_store_that_is_down(tmp_path: Path) -> None:
+    """A store down at stop (Cassandra unreachable for the whole run) is tried once more and
+    not waited for: its records stay in the spool for the next start, and the stop takes a
+    moment, not the whole shutdown deadline (``--duration 3`` ran 33 s). Neither does a
+    store's long retry backoff or spill delay hold the stop."""
+    store = OutageStore(tmp_path / "store")
+    store.down.set()
+    writer = StoreWriter(
+        store,
+        flush_interval=0.05,
+        retry_initial_s=2.0,  # a retry sleep the stop must cut short
+        retry_cap_s=10.0,
+        spool=Spool(tmp_path / "spool"),
+        spill_after_s=60.0,  # the stop spills at once, not after this
+    )
+    _wait_offer(writer, a_batch(0, 10))
+    _wait(lambda: writer.errors >= 1)  # now sleeping in its retry backoff
+    started = time.monotonic()
+    writer.close(deadline_s=30)
+    took = time.monotonic() - started
+    assert took < 5.0, f"the stop waited {took:.1f}s for a store that is down"
+    assert writer.spooled["trades"] == 10 and writer.lost == {} and not writer.closed_ok

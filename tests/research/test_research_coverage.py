@@ -10,7 +10,7 @@ from researchrows import MIDNIGHT, MS, event, trade, write
 from researchsim import collect
 
 import hundi
-from hundi.records import Channel
+from hundi.records import ASK, BID, BookChange, Channel
 from hundi.research import ResearchError, coverage
 
 
@@ -45,6 +45,43 @@ def test_ranges_split_at_gaps_and_count_what_happened_inside(tmp_path: Path) -> 
     assert list(inside["rows"]) == [6]
 
 
+def test_a_clean_stop_ends_the_last_range_as_stopped_and_the_book_with_it(tmp_path: Path) -> None:
+    """A clean stop is a ``stopped`` event, not a gap: coverage says the last range ended by
+    the stop (not "gap", not ""), ranges before a real gap still end by it, and book_at knows
+    no book after the stop (its book event is ``stopped``)."""
+    t0 = MIDNIGHT - 10_000 * MS
+    first = [trade(t0 + i * MS, i, 100.0) for i in range(1, 6)]
+    second = [trade(t0 + 100 * MS + i * MS, i, 101.0) for i in range(9, 12)]
+    stop_at = second[-1].ts + 50 * MS
+    events = [
+        event(second[0].ts, "gap", "trades", expected=6, received=9, detail="ids 6..8 lost"),
+        event(stop_at, "stopped", "", symbol="", detail="spot-public-0: collector stopping"),
+    ]
+    store = write(tmp_path / "data", {Channel.TRADES: first + second, Channel.EVENTS: events})
+    ranges = coverage(store, "binance", channel="trades")
+    assert list(ranges["ended_by"]) == ["gap", "stopped"]
+    # data after the stop (the next run) is not ended by that stop
+    later = [trade(stop_at + 10 * MS + i * MS, i, 102.0) for i in range(12, 14)]
+    write(store, {Channel.TRADES: later})
+    assert list(coverage(store, "binance", channel="trades")["ended_by"]) == ["gap", ""]
+
+    book_store = tmp_path / "book"
+    snapshot = [
+        BookChange(
+            exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=t0, recv_ts=t0,
+            side=side, price=price, size=1.0, snapshot=True, first_update_id=-1, update_id=10,
+            prev_update_id=-1,
+        )
+        for side, price in ((BID, 99.0), (ASK, 101.0))
+    ]  # fmt: skip
+    stopped = event(t0 + 1000 * MS, "stopped", "book", expected=11, detail="collector stopping")
+    write(book_store, {Channel.BOOK: snapshot, Channel.EVENTS: [stopped]})
+    assert hundi.book_at(book_store, "binance", "BTC-USDT", t0 + 500 * MS).attrs["synced"]
+    assert not hundi.book_at(book_store, "binance", "BTC-USDT", t0 + 2000 * MS).attrs["synced"]
+    book_ranges = coverage(book_store, "binance", channel="book")
+    assert list(book_ranges["ended_by"]) == ["stopped"]
+
+
 def test_simulator_streams_are_whole_and_counted(sim_stores: dict[str, Path]) -> None:
     store = sim_stores["usdm"]
     streams = coverage(store, "binance", by="stream")
@@ -54,10 +91,9 @@ def test_simulator_streams_are_whole_and_counted(sim_stores: dict[str, Path]) ->
         assert row.rows == len(stored), row
         assert row.Index == stored.index[0] and row.last == stored.index[-1]
         assert row.ranges == 1
-    # the only gaps: books closed when the collector stopped (a disconnect ends the last range)
+    # no gap at all: the collector's clean stop (--duration) ends every stream's one range
     ranges = coverage(store, "binance")
-    ended = ranges[ranges["ended_by"] == "gap"]
-    assert set(ended["channel"]) <= {"book"} and set(ended["gap_detail"]) <= {"disconnect"}
+    assert set(ranges["ended_by"]) == {"stopped"}, ranges[["channel", "ended_by", "gap_detail"]]
 
 
 @pytest.mark.slow

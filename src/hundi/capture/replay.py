@@ -29,10 +29,14 @@ from hundi.exchanges.base import (
     RestResponse,
     VenueProtocol,
 )
-from hundi.records import Channel, EventKind, Record
+from hundi.records import STOP_DETAIL, Channel, EventKind, Record, as_stopped, stopped_event
 
 Batch = Mapping[Channel, Sequence[Record]]
 BATCH_RECORDS = 20_000
+PROGRESS_EVERY = 8192  # captured events between two progress calls
+
+# (events replayed so far, the capture's clock in ns): called every PROGRESS_EVERY events
+Progress = Callable[[int, int], None]
 
 
 @dataclass(slots=True)
@@ -49,9 +53,17 @@ class ReplayStats:
     last_ts: int | None = None
     skipped: int = 0  # events of connections this protocol does not own
 
+    @property
+    def span_s(self) -> float:
+        """Seconds of capture replayed (first to last event)."""
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return (self.last_ts - self.first_ts) / 1e9
+
     def as_dict(self) -> dict[str, object]:
         return {
             "events": self.events,
+            "span_s": round(self.span_s, 3),
             "opens": self.opens,
             "closes": self.closes,
             "rest": {
@@ -105,7 +117,9 @@ class _Replayer:
         accounting: Accounting,
         quarantine: Quarantine | None,
         only_known_connections: bool,
+        progress: Progress | None = None,
     ) -> None:
+        self.progress = progress
         self.only_known_connections = only_known_connections
         self.protocol = protocol
         self.sink = sink
@@ -118,6 +132,7 @@ class _Replayer:
         self.stats = ReplayStats()
 
     def run(self, events: Iterable[CaptureEvent]) -> ReplayStats:
+        progress = self.progress
         for event in events:
             if self.stats.first_ts is None:
                 self.ask(event.ts)  # what the protocol wants at start, before the capture's clock
@@ -126,8 +141,12 @@ class _Replayer:
             self.ask(event.ts)
             if len(self.out) >= BATCH_RECORDS:
                 self.emit()
+            if progress is not None and not self.stats.events % PROGRESS_EVERY:
+                progress(self.stats.events, event.ts)
         self.stats.rest_unanswered = len(self.pending)
         self.emit()
+        if progress is not None and self.stats.last_ts is not None:
+            progress(self.stats.events, self.stats.last_ts)
         return self.stats
 
     def advance_clock(self, now_ns: int) -> None:
@@ -169,9 +188,23 @@ class _Replayer:
                 self.protocol.on_open(key, event.ts, self.out)
         elif kind is CaptureKind.CLOSE:
             stats.closes += 1
-            for key in self.connections.resolve(event.conn, event.url):
-                self.protocol.on_close(key, event.ts, self.out)
+            self.close(event)
         self.protocol.take_reconnects()  # a replay cannot reconnect; the capture shows what did
+
+    def close(self, event: CaptureEvent) -> None:
+        """A captured close; a clean stop's (its data says so) stores what the live collector
+        stored then: ``stopped`` events, not the venue's gap and resync."""
+        detail = event.data.decode("utf-8", "replace") if event.data else ""
+        stopped = detail.startswith(STOP_DETAIL)
+        events = self.out.events
+        for key in self.connections.resolve(event.conn, event.url):
+            if not stopped:
+                self.protocol.on_close(key, event.ts, self.out)
+                continue
+            events.append(stopped_event(self.protocol.exchange, key, event.ts, detail))
+            mark = len(events)
+            self.protocol.on_close(key, event.ts, self.out)
+            events[mark:] = as_stopped(events[mark:], detail)
 
     def receive(self, event: CaptureEvent) -> None:
         key = self.connections.resolve(event.conn, event.url)[0]
@@ -219,11 +252,15 @@ def replay_events(
     quarantine: Quarantine | None = None,
     *,
     only_known_connections: bool = False,
+    progress: Progress | None = None,
 ) -> ReplayStats:
     """Drive ``protocol`` with captured ``events`` (in receive order); batches go to ``sink``.
 
     ``only_known_connections`` skips events of connections the protocol does not own (our
     captures of a multi-venue collector); otherwise unknown connections are matched by URL.
+    ``progress`` hears how far the replay is, now and then (a progress bar).
     """
-    replayer = _Replayer(protocol, sink, accounting, quarantine, only_known_connections)
+    replayer = _Replayer(
+        protocol, sink, accounting, quarantine, only_known_connections, progress=progress
+    )
     return replayer.run(events)

@@ -2,7 +2,9 @@
 
 Why full jitter: many collectors (or many streams of one collector) dropped by the same
 exchange incident must not reconnect in lock-step. Why a floor: a zero delay would allow an
-instant reconnect loop against an endpoint that refuses at once.
+instant reconnect loop against an endpoint that refuses at once. Why never shorter than the
+previous delay: jitter alone made the logged delays go up and down (``retry #1 in 0.3s``,
+``#2 in 0.1s``), which reads as a bug and retries sooner after more failures.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import random
 
 
 class Backoff:
-    """Delay ``n`` (0-based, since the last :meth:`reset`) is uniform in
+    """Delay ``n`` (0-based, since the last :meth:`reset`) is drawn uniformly from
     ``[max(floor, min_fraction * ceiling(n)), ceiling(n)]`` with
-    ``ceiling(n) = min(cap, initial * factor**n)``. ``min_fraction=0`` is full jitter;
-    ``0.5`` ("equal jitter") guarantees the delays really grow, for stale-stream reconnects.
+    ``ceiling(n) = min(cap, initial * factor**n)``, and raised to the previous delay if it
+    drew less: the delays never shrink and never pass ``cap``. ``min_fraction=0`` is full
+    jitter; ``0.5`` ("equal jitter") also makes each bound grow, for stale-stream reconnects.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class Backoff:
         self.floor = initial / 10 if floor is None else min(floor, initial)
         self.min_fraction = min_fraction
         self.attempt = 0
+        self._previous = 0.0
         self._rng = rng or random.Random()
 
     def ceiling(self, attempt: int) -> float:
@@ -48,7 +52,10 @@ class Backoff:
         """The next delay in seconds; each call counts one more failed attempt."""
         upper = self.ceiling(self.attempt)
         self.attempt += 1
-        return self._rng.uniform(max(self.floor, self.min_fraction * upper), upper)
+        drawn = self._rng.uniform(max(self.floor, self.min_fraction * upper), upper)
+        self._previous = max(drawn, self._previous)
+        return self._previous
 
     def reset(self) -> None:
         self.attempt = 0
+        self._previous = 0.0

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -29,6 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 OnMessage = Callable[[bytes], None]
 
@@ -254,7 +256,7 @@ class PicowsClient(WsClient):
         except TimeoutError as exc:
             raise WsConnectError(f"connect to {url} timed out after {connect_timeout:g}s") from exc
         except (OSError, WSError, ValueError) as exc:
-            raise WsConnectError(f"cannot connect to {url}: {_reason(exc)}") from exc
+            raise WsConnectError(connect_failure(url, exc)) from exc
         connection.transport = transport
         connection.last_activity = time.monotonic()
         return connection
@@ -373,13 +375,62 @@ class AiohttpClient(WsClient):
             raise WsConnectError(f"connect to {url} timed out after {connect_timeout:g}s") from exc
         except (OSError, aiohttp.ClientError, ValueError) as exc:
             await session.close()
-            raise WsConnectError(f"cannot connect to {url}: {_reason(exc)}") from exc
+            raise WsConnectError(connect_failure(url, exc)) from exc
         return _AiohttpConnection(session, ws, on_message)
 
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_DEFAULT_PORTS = {"ws": 80, "http": 80, "wss": 443, "https": 443}
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of ``url`` (the scheme's default port when none is given)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    except ValueError:  # a malformed port: show the URL as it is
+        return url
+    host = parts.hostname or ""
+    return f"{host}:{port}" if port else host or url
+
+
+def connect_failure(url: str, exc: BaseException) -> str:
+    """What failed, in words, for a log line: ``cannot connect to stream.binance.com:9443:
+    connection refused`` rather than ``ClientConnectorError ... ssl:default [Connect call
+    failed ...]``. A transport failure names ``host:port``; a refused WebSocket handshake (the
+    server answered, the path or headers are wrong) names the URL."""
+    transport = isinstance(exc, OSError) or isinstance(getattr(exc, "os_error", None), OSError)
+    where = host_port(url) if transport else url
+    return f"cannot connect to {where}: {describe_error(exc)}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A network error in words: "connection refused", "host name not found", "timed out",
+    "TLS certificate not accepted (...)"; the exception's own text otherwise."""
+    inner = getattr(exc, "os_error", None)  # aiohttp's ClientConnectorError wraps the OSError
+    if isinstance(inner, OSError) and inner is not exc:
+        cert = getattr(exc, "certificate_error", None)
+        if cert is not None:
+            return f"TLS certificate not accepted ({cert})"
+        return describe_error(inner)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found ({exc.strerror or exc})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted ({exc.verify_message or exc.reason})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    name = type(exc).__name__
+    if name == "ServerDisconnectedError":
+        return "the server closed the connection"
+    return _reason(exc)
 
 
 def default_client(wanted: str | None = None) -> WsClient:

@@ -71,8 +71,11 @@ class ConnectionManager(StreamSupervisor):
     def rest_failures(self) -> int:
         return self.rest.failures
 
-    def stop(self) -> None:
-        """Stop reading; :meth:`run` closes every socket and returns."""
+    def stop(self, reason: str = "") -> None:
+        """Stop reading; :meth:`run` closes every socket, each with a ``stopped`` event saying
+        ``reason``, and returns."""
+        if not self._stop.is_set():
+            self.stop_reason = reason
         self._stop.set()
 
     def pause_reading(self) -> None:

@@ -16,6 +16,7 @@ import time
 import aiohttp
 
 from hundi.capture.events import CaptureKind
+from hundi.connection.client import connect_failure, describe_error, host_port
 from hundi.connection.sockets import CaptureHook, ConnectionSettings
 from hundi.exchanges.base import RecordSink, RestRequest, RestResponse, VenueProtocol
 
@@ -110,11 +111,20 @@ class RestLoop:
                 ) as reply:
                     body = await reply.read()
                     response = RestResponse(reply.status, body, dict(reply.headers))
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                response = RestResponse(599, reason.encode())
+            except TimeoutError:
+                limit_s = self.settings.rest_timeout_s
+                failed = f"no answer from {host_port(request.url)} within {limit_s:g}s"
+            except (aiohttp.ClientError, OSError) as exc:
+                failed = _failure(request.url, exc)
+            else:
+                failed = ""
+            if failed:  # the venue protocol hears back as from a gateway: status 599
+                response = RestResponse(599, failed.encode())
             recv_ns = time.time_ns()
-            if response.status >= 400:
+            if failed:
+                self.failures += 1
+                log.warning("REST %s for %s failed: %s", request.method, request.key, failed)
+            elif response.status >= 400:
                 self.failures += 1
                 log.warning(
                     "REST %s %s for %s: status %d %s",
@@ -145,3 +155,10 @@ class RestLoop:
                         request.key,
                         exc_info=exc,
                     )
+
+
+def _failure(url: str, exc: BaseException) -> str:
+    """A REST transport failure in words (never the request's query: it may be signed)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return connect_failure(url, exc)
+    return f"{host_port(url)}: {describe_error(exc)}"

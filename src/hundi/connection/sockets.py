@@ -30,7 +30,7 @@ from hundi.accounting import Accounting
 from hundi.capture.events import CaptureKind
 from hundi.connection.client import CloseInfo, WsClient, WsConnectError, WsConnection
 from hundi.exchanges.base import Opening, RecordSink, RejectedFrame, StreamSpec, VenueProtocol
-from hundi.records import Event, EventKind
+from hundi.records import STOP_DETAIL, Event, EventKind, as_stopped, stopped_event
 
 log = logging.getLogger("hundi.connection")
 
@@ -195,6 +195,7 @@ class VenueSockets:
         self._live: set[WsConnection] = set()
         self._paused = False
         self._stop = asyncio.Event()
+        self.stop_reason = ""  # why the manager was stopped (the ``stopped`` events say it)
         # streams to roll over: asked by the venue (``take_reconnects``) and not yet answered
         self._reconnect_requests: set[str] = set()
         # authenticated streams: what they receive is redacted before captures and quarantine
@@ -348,3 +349,18 @@ class VenueSockets:
         self.stats[key].connected = False
         self._capture(CaptureKind.CLOSE, now, key, data=detail.encode())
         self.protocol.on_close(key, now, self.sink)
+
+    def _stopped(self, key: str, reason: str) -> None:
+        """The socket was closed by a clean stop: the stream ends here by choice, so it stores a
+        ``stopped`` event (and the venue's closing gaps become ``stopped``, see
+        :func:`~hundi.records.as_stopped`), not a gap and a resync. The capture's CLOSE carries
+        the same detail, so a replay stores the same events."""
+        now = time.time_ns()
+        detail = f"{STOP_DETAIL}: {reason}" if reason else STOP_DETAIL
+        self.stats[key].connected = False
+        self._capture(CaptureKind.CLOSE, now, key, data=detail.encode())
+        events = self.sink.events
+        events.append(stopped_event(self.protocol.exchange, key, now, detail))
+        mark = len(events)
+        self.protocol.on_close(key, now, self.sink)
+        events[mark:] = as_stopped(events[mark:], detail)

@@ -83,7 +83,7 @@ class StreamSupervisor(RollingSockets):
             outcome, live = await self._supervise(spec, live, lifetime)
             if outcome is Outcome.STOPPED:
                 info = await self._close(live, "collector stopping")
-                self._lost(key, "collector stopping")
+                self._stopped(key, self.stop_reason)
                 log.info("%s: closed (%s)", key, info.describe())
                 return
             if outcome is Outcome.STALE:

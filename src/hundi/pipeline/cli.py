@@ -29,6 +29,7 @@ from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
+from hundi.outcome import EXIT_SETUP, judge, print_summary
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.pipeline.health import (
     collector_health,
@@ -45,9 +46,6 @@ from hundi.series.engine import Scope, SeriesEngine
 from hundi.series.spec import EXAMPLE, BasisSpec, BookTopSpec, SeriesPlan, SeriesSpecError
 from hundi.series.spec import parse_series as _parse_series
 from hundi.stores.base import Store, StoreError, open_store, scheme_of
-
-EXIT_SETUP = 2  # bad configuration, unwritable store: nothing was collected
-EXIT_DATA = 1  # ran, but some records (or the raw capture) could not be stored
 
 
 def _fail(message: str) -> NoReturn:
@@ -405,12 +403,12 @@ def _collect(
             "events": capture.events_written,
             "error": capture.error,
         }
-    _print_summary(summary)
+    summary["outcome"] = judge(summary)
+    print_summary(summary, click.echo)
     if summary_json:
         Path(summary_json).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    lost = any(store["lost"] or store["gave_up"] for store in summary["stores"])
-    raw_failed = capture is not None and bool(capture.error)  # the capture asked for is partial
-    return EXIT_DATA if lost or raw_failed or not summary["balanced"] else 0
+    code: int = summary["outcome"]["exit_code"]
+    return code
 
 
 def _check_writable_file(path: Path) -> None:
@@ -508,6 +506,7 @@ def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         invalid_symbols=list(dict.fromkeys(n for s in summaries for n in s["invalid_symbols"])),
         balanced=all(s["balanced"] for s in summaries),
         duration_s=max(s["duration_s"] for s in summaries),
+        stopping_s=max(s["stopping_s"] for s in summaries),
         msgs_per_s=sum(s["msgs_per_s"] for s in summaries),
         streams={k: v for s in summaries for k, v in s["streams"].items()},
         stores=[store for s in summaries for store in s["stores"]],
@@ -529,54 +528,5 @@ def _merge_series(parts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 merged[key] = merged.get(key, 0) + value
     merged["last_error"] = next((p["last_error"] for p in parts if p["last_error"]), "")
+    merged["specs"] = [entry for part in parts for entry in part.get("specs", ())]
     return merged
-
-
-def _series_line(series: dict[str, Any]) -> str:
-    records = ", ".join(f"{k}={v}" for k, v in series["records"].items()) or "none yet"
-    line = f"series computed: {records}"
-    if series["behind"]:
-        line += (
-            f"; FELL BEHIND: {series['dropped_batches']} batches "
-            f"({series['dropped_records']} records) not computed, series restarted"
-        )
-    if series["late_records"]:
-        line += f"; {series['late_records']} records arrived after their interval was emitted"
-    if series["errors"]:
-        line += f"; {series['errors']} errors ({series['last_error']})"
-    return line
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    frames = summary["frames"]
-    reasons = ", ".join(f"{k}={v}" for k, v in frames["rejected_reasons"].items())
-    records = ", ".join(f"{k}={v}" for k, v in summary["records"].items() if v)
-    lines = [
-        f"collected for {summary['duration_s']:.1f}s "
-        f"({summary['msgs_per_s']:,.0f} msgs/s, client {summary['ws_client']})",
-        f"frames: received {frames['received']}, processed {frames['processed']}, "
-        f"filtered {frames['filtered']}, rejected {frames['rejected']}"
-        + (f" ({reasons})" if reasons else ""),
-        f"records stored: {records or 'none'}",
-        f"gaps {summary['gaps']}, resyncs {summary['resyncs']}, reconnects {summary['reconnects']}",
-    ]
-    if summary.get("series"):
-        lines.append(_series_line(summary["series"]))
-    if summary["invalid_symbols"]:
-        lines.append(
-            "not listed or not trading on the exchange (no data for them): "
-            + ", ".join(summary["invalid_symbols"])
-        )
-    for store in summary["stores"]:
-        lost = sum(store["lost"].values())
-        state = f"LOST {lost} records ({store['last_error']})" if lost else "ok"
-        if lost and store.get("loss_events"):
-            state += f", described by {store['loss_events']} stored gap events"
-        lines.append(f"store {store['store']}: {sum(store['records'].values())} records, {state}")
-    if summary.get("raw", {}).get("error"):
-        lines.append(f"raw capture STOPPED early: {summary['raw']['error']}")
-    if summary.get("log_dropped"):
-        lines.append(
-            f"log lines dropped (queue full or log file unwritable): {summary['log_dropped']}"
-        )
-    click.echo("\n".join(lines))

@@ -42,6 +42,7 @@ from hundi.connection.manager import (
     QuarantineHook,
 )
 from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol
+from hundi.outcome import SeriesTally, series_report
 from hundi.pipeline.metrics import LagHistogram
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
@@ -103,6 +104,7 @@ class Collector:
         # The hole since the previous run into these stores, as stored gap events.
         self.restart_gaps = RestartGaps(stores)
         self.series: SeriesRunner | None = None
+        self.series_tally = SeriesTally()  # records per configured series, for the summary
         self.accounting = Accounting()
         self.sink = RecordSink()
         self.venues = list(venues)
@@ -125,6 +127,7 @@ class Collector:
         ]
         self.symbols: dict[tuple[str, str], SymbolView] = {}
         self.started = 0.0
+        self.stopped_at = 0.0  # when the stop came (duration, signal): collecting ended there
         self.finished = 0.0
         self.backpressure_events = 0
         self.backpressure_s = 0.0
@@ -219,19 +222,18 @@ class Collector:
         try:
             await self._stop.wait()
         finally:
+            self.stopped_at = time.monotonic()
             if timer is not None:
                 timer.cancel()
-            # Integrity events up to now count; the gaps the closing sockets record next
-            # only mark where this run's data ends, so they are stored but not counted.
+            # The books as they were while running: closing a socket unsyncs its books.
             self._last_books = self.books()
-            # The periodic drainer stops first, so it cannot count the closing gaps.
             drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await drainer
             if not self._held:
                 self._drain()
             for manager in self.managers:
-                manager.stop()
+                manager.stop(self.stop_reason)  # each socket stores a ``stopped`` event
             # Sockets must close even while paused by backpressure.
             results = await asyncio.gather(*manager_tasks, return_exceptions=True)
             for result in results:
@@ -253,7 +255,7 @@ class Collector:
                 async with asyncio.timeout(interval if not self._held else 0.02):
                     await self._drain_now.wait()
             if self._stop.is_set():
-                return  # run() drains the rest; the closing gaps must not count as this run's
+                return  # run() drains the rest
             self._drain_now.clear()
             self._push_held()
             if not self._held:
@@ -272,6 +274,7 @@ class Collector:
             self.series.offer(batch, time.time_ns())
             derived = self.series.take()
             if derived:
+                self.series_tally.add(derived)
                 batch = {**batch, **derived}
         batch = self._with_restart_gaps(batch)
         if not batch:
@@ -336,13 +339,14 @@ class Collector:
             )
             derived = self.series.take()
             if derived:
+                self.series_tally.add(derived)
                 batch = {**batch, **derived}
         batch = self._with_restart_gaps(
             batch, wait_s=min(5.0, self.settings.shutdown_timeout_s / 4)
         )
         self.restart_gaps.close()
         if batch:
-            self._observe(batch, count_integrity=False)
+            self._observe(batch)
             self._held.extend((writer, batch) for writer in self.writers)
         while self._held and time.monotonic() < deadline:
             self._push_held()
@@ -360,7 +364,7 @@ class Collector:
 
     # --- observation --------------------------------------------------------------------------
 
-    def _observe(self, batch: Batch, *, count_integrity: bool = True) -> None:
+    def _observe(self, batch: Batch) -> None:
         """Per drained batch: integrity events into the accounting, last prices for status.
 
         An ``invalid_symbol`` event is logged as a warning (status screen, log file), because
@@ -372,9 +376,9 @@ class Collector:
                 kind = getattr(event, "kind", "")
                 # a raw capture that stopped is no gap in the market data (summary: raw.error)
                 raw = getattr(event, "channel", "") == RAW_CHANNEL
-                if kind == EventKind.GAP and count_integrity and not raw:
+                if kind == EventKind.GAP and not raw:
                     self.accounting.gaps += 1
-                elif kind == EventKind.RESYNC and count_integrity:
+                elif kind == EventKind.RESYNC:
                     self.accounting.resyncs += 1
                 elif kind == EventKind.INVALID_SYMBOL:
                     log.warning("%s: no data will come for it", getattr(event, "detail", ""))
@@ -431,8 +435,10 @@ class Collector:
         return self._paused_at is not None
 
     def summary(self) -> dict[str, Any]:
-        end = self.finished or time.monotonic()
+        now = time.monotonic()
+        end = self.stopped_at or now
         duration = max(end - self.started, 1e-9) if self.started else 0.0
+        stopping = (self.finished or now) - self.stopped_at if self.stopped_at else 0.0
         streams = {
             f"{venue.exchange}:{key}": stats.as_dict()
             for venue, manager in zip(self.venues, self.managers, strict=True)
@@ -454,7 +460,8 @@ class Collector:
             for writer in self.writers
         ]
         return self.accounting.summary(
-            duration_s=round(duration, 3),
+            duration_s=round(duration, 3),  # collecting: from the start to the stop
+            stopping_s=round(stopping, 3),  # closing sockets, the final flush and spool
             msgs_per_s=round(self.accounting.received / duration, 1) if duration else 0.0,
             stop_reason=self.stop_reason,
             # holes since the previous run into the same stores (stored as gap events)
@@ -470,7 +477,7 @@ class Collector:
                 "events": self.backpressure_events,
                 "paused_s": round(self.backpressure_s, 3),
             },
-            series=self.series.summary() if self.series is not None else None,
+            series=self._series_summary(duration),
             books=[
                 {
                     "exchange": exchange,
@@ -484,6 +491,15 @@ class Collector:
                 )
             ],
         )
+
+    def _series_summary(self, run_s: float) -> dict[str, Any] | None:
+        if self.series is None or self.series_engine is None:
+            return None
+        plans = [plan for _, plan in self.series_engine.plans]
+        return {
+            **self.series.summary(),
+            "specs": series_report(plans, self.series_tally, run_s),
+        }
 
 
 def _price_of(record: Record) -> float:

@@ -127,6 +127,9 @@ class StoreWriter:
         self.loss_events = 0  # gap events describing losses that the store took
         self.closed_ok = False
         self._deadline: float | None = None  # monotonic time after which retries give up
+        # Set by close(): retry sleeps end at once, and a failing store with a spool is not
+        # waited for (its records go to the spool; see _attempt).
+        self._closing = threading.Event()
         # Without a spool: stop retrying once the store failed this long without a success.
         self.give_up_after_s = give_up_after_s
         self.failing_since: float | None = None  # monotonic start of the current failures
@@ -204,6 +207,7 @@ class StoreWriter:
         ``deadline_s``. What could not be stored stays in the spool when there is one (sent on
         the next start), otherwise it is counted in :attr:`lost` and logged."""
         self._deadline = time.monotonic() + deadline_s
+        self._closing.set()
         while True:
             try:
                 self.queue.put(_STOP, timeout=0.1)
@@ -265,8 +269,11 @@ class StoreWriter:
                     delay = min(delay, max(0.0, limit - now))
                 if self._deadline is not None:
                     delay = min(delay, max(0.0, self._deadline - now))
+                # Stopping: a store with a spool is not waited for, the spool keeps the data
+                # for the next start (the stop stays within its grace, docs/collecting.md).
                 spill = self.spool is not None and (
-                    time.monotonic() + delay - started >= self.spill_after_s
+                    self._closing.is_set()
+                    or time.monotonic() + delay - started >= self.spill_after_s
                 )
                 if self._giving_up() or spill:
                     log.error(
@@ -285,7 +292,7 @@ class StoreWriter:
                     self._retry.attempt,
                     delay,
                 )
-                time.sleep(delay)
+                self._closing.wait(delay)
                 continue
             self.latency.observe((what,), time.perf_counter() - began)
             self.failing_since = None
@@ -414,11 +421,12 @@ class StoreWriter:
                 self._spooled.update(counts)
             self.spooled_total += sum(counts.values())
 
-    def _drain_spool(self, budget_s: float) -> None:
-        """Send the oldest spooled batches while the store takes them, within ``budget_s``."""
+    def _drain_spool(self, budget_s: float) -> bool:
+        """Send the oldest spooled batches while the store takes them, within ``budget_s``.
+        False when the store (or the spool) failed."""
         spool = self.spool
         if spool is None or time.monotonic() < self._next_probe:
-            return
+            return True
         deadline = time.monotonic() + budget_s
         while len(spool) and time.monotonic() < deadline:
             try:
@@ -427,7 +435,7 @@ class StoreWriter:
                 self._note_error(exc)
                 log.error("store %s: %s", self.label, exc)
                 self._next_probe = time.monotonic() + self._retry.next()
-                return
+                return False
             try:
                 for _, batch in items:
                     self.store.write(batch)
@@ -445,7 +453,7 @@ class StoreWriter:
                     sum(self._spooled.values()),
                     delay,
                 )
-                return
+                return False
             spool.remove([path for path, _ in items])
             sent: Counter[str] = Counter()
             for _, batch in items:
@@ -457,6 +465,7 @@ class StoreWriter:
         if not len(spool) and self._spooling:
             self._spooling = False
             log.warning("store %s is back: spool drained, writing directly again", self.label)
+        return True
 
     def _run(self) -> None:
         # Flush at half the interval: the collector drains its sink at the other half, so a
@@ -481,16 +490,16 @@ class StoreWriter:
         self._finish()
 
     def _finish(self) -> None:
-        """Shutdown: flush, then try the spool until the deadline; close the store."""
+        """Shutdown: flush, then send the spool while the store takes it (one try now, however
+        long its backoff: a store still down is not waited for, the spool keeps the records for
+        the next start), within the deadline; close the store."""
         flushed = self._flush()
         if not flushed:
             self._abandon()
+        self._next_probe = 0.0
         while self._spooling and not self._giving_up():
-            wait = self._next_probe - time.monotonic()
-            if wait > 0:
-                time.sleep(min(wait, 0.5))
-                continue
-            self._drain_spool(budget_s=1.0)
+            if not self._drain_spool(budget_s=1.0):
+                break
         if self._spooling and self.spool is not None:
             log.error(
                 "store %s: %d records remain spooled at %s; they are sent on the next start",

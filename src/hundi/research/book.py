@@ -483,8 +483,8 @@ def state_at(
 
 
 def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: int) -> I64:
-    """Times (sorted) of the book's stored ``gap`` events after ``since_ns`` and at or before
-    ``at_ns``."""
+    """Times (sorted) of the book's stored ``gap`` events (and ``stopped`` ones: after a clean
+    stop the book is not known either) after ``since_ns`` and at or before ``at_ns``."""
     # Stores take datetimes (microseconds): read a range that surely covers the nanosecond
     # bounds, then cut it exactly.
     events = store.read(
@@ -502,7 +502,7 @@ def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: in
     chosen = (
         (times > since_ns)
         & (times <= at_ns)
-        & (kinds == EventKind.GAP.value)
+        & np.isin(kinds, [EventKind.GAP.value, EventKind.STOPPED.value])
         & (channels == Channel.BOOK.value)
     )
     return np.sort(np.asarray(times[chosen], np.int64))

@@ -3,8 +3,9 @@
 A stream is (exchange, symbol, channel). Its rows are split into ranges at the stream's stored
 ``gap`` events (a hole the collector detected: skipped trade ids, a broken book sequence, a
 dropped connection); resyncs of the stream and exchange-wide reconnects/stale connections are
-counted in the range they fall in. So a hole is never silent: each range either ends the data or
-names the gap that ended it.
+counted in the range they fall in. So a hole is never silent: each range names the gap that
+ended it, or is the last one, ended by a clean stop of the collector (a ``stopped`` event after
+its last row) or by nothing stored yet (the data goes on, or the collector was killed).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def coverage(
     """Stored ranges per stream, indexed by each range's first ``ts`` (UTC).
 
     ``by="range"`` (default): one row per unbroken range with ``end`` (last ts), ``rows``,
-    ``ended_by`` ("gap" or "" for the last range), the gap's ``gap_detail`` and
+    ``ended_by`` ("gap"; for the last range "stopped" when the collector stopped cleanly
+    after it, else ""), the gap's ``gap_detail`` and
     ``missing_ids`` (trade ids skipped, -1 if not counted), of those ``recovered_ids`` (fetched
     back over REST: ``backfilled`` events) and ``unrecoverable_ids`` (the venue no longer had
     them), and the ``resyncs`` and ``reconnects`` that fell in the range. ``by="stream"``: one
@@ -120,10 +122,11 @@ def _exchange_ranges(
         & events["kind"].isin([EventKind.RECONNECT.value, EventKind.STALE.value])
     ]
     reconnect_ts = np.sort(index_ns(connection))
+    stops = events[(events["symbol"] == "") & (events["kind"] == EventKind.STOPPED.value)]
     for channel in _channels(store, exchange, wanted):
         for name, stamps in _stream_times(store, exchange, symbol, channel, window):
             mine = events[(events["symbol"] == name) & (events["channel"] == channel.value)]
-            yield _ranges(exchange, name, channel, stamps, mine, reconnect_ts)
+            yield _ranges(exchange, name, channel, stamps, mine, reconnect_ts, stops)
 
 
 def _channels(store: Store, exchange: str, wanted: Channel | None) -> list[Channel]:
@@ -187,8 +190,14 @@ def _ranges(
     stamps: npt.NDArray[np.int64],
     events: pd.DataFrame,
     reconnect_ts: npt.NDArray[np.int64],
+    exchange_stops: pd.DataFrame,
 ) -> pd.DataFrame:
     gaps = events[events["kind"] == EventKind.GAP.value]
+    stop_times = [
+        index_ns(events[events["kind"] == EventKind.STOPPED.value]),
+        index_ns(exchange_stops),
+    ]
+    last_stop = max((int(t.max()) for t in stop_times if len(t)), default=None)
     gap_ts = index_ns(gaps)
     backfilled = _id_ranges(events, EventKind.BACKFILLED)
     unrecoverable = _id_ranges(events, EventKind.UNRECOVERABLE)
@@ -215,7 +224,7 @@ def _ranges(
                 "channel": channel.value,
                 "end": ns_to_timestamp(last),
                 "rows": hi - lo,
-                "ended_by": "gap" if ended else "",
+                "ended_by": "gap" if ended else _end_of_data(last, last_stop),
                 "gap_detail": str(gaps["detail"].iloc[i]) if ended else "",
                 "missing_ids": received - expected if counted else -1,
                 "recovered_ids": _overlap(backfilled, expected, received) if counted else -1,
@@ -230,6 +239,12 @@ def _ranges(
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("start"), unit="ns", utc=True))
     frame.index.name = "start"
     return frame
+
+
+def _end_of_data(last_ns: int, last_stop_ns: int | None) -> str:
+    """Why the last range ends: "stopped" when the collector stopped cleanly at or after its
+    last row, else "" (the data goes on, or the collector died without saying so)."""
+    return "stopped" if last_stop_ns is not None and last_stop_ns >= last_ns else ""
 
 
 def _id_ranges(events: pd.DataFrame, kind: EventKind) -> list[tuple[int, int]]:
