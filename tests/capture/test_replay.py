@@ -146,13 +146,15 @@ def test_a_dry_run_parses_everything_and_says_it_stored_nothing(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     files = sorted(str(p) for p in recordings_dir.glob("BINANCE_FUTURES.*"))
-    result = CliRunner().invoke(replay, [*files, "--dry-run"])
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(replay, [*files, "--dry-run", "--summary-json", str(summary_path)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    summary = json.loads(summary_path.read_text())
     assert summary["stores"] == [] and summary["records"]["trades"] > 0
     parsed = sum(summary["records"].values())
     assert result.stderr == f"hundi replay: dry run: {parsed} records parsed, nothing stored\n"
-    assert list(tmp_path.iterdir()) == []
+    assert "outcome: ok (exit 0)" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no store written
 
 
 @pytest.mark.parametrize(
