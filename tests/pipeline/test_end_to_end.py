@@ -24,6 +24,7 @@ import hundi
 from children import spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
+from stored import read_channel
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,7 @@ def check_run(summary: dict[str, Any], stats: dict[str, Any], market: str, store
     assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]
     assert frames["rejected"] == sum(frames["rejected_reasons"].values())
     for channel in Channel:
-        stored = hundi.read(store, exchange="binance", channel=channel.value)
+        stored = read_channel(store, "binance", channel.value)
         assert len(stored) == summary["records"][channel.value], channel
         if channel in (Channel.TRADES, Channel.BBO, Channel.BOOK):
             assert len(stored) > 0, channel
