@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -248,3 +249,33 @@ def test_compaction_merges_the_rest_when_an_input_was_quarantined(
     assert not [r for r in caplog.records if "compacting" in r.getMessage()]
     assert sorted(p.level for p in list_parts(partition)) == [0, 1]
     assert trade_ids(root) == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_store_check_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    three_trade_parts(root)  # two partitions: trades and bbo
+    piped = run_check(str(root))
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr  # quiet in logs and pipes
+    main, sub = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [str(HUNDI), "store", "check", str(root)], stdout=subprocess.PIPE, stderr=sub
+        ) as child:
+            os.close(sub)
+            shown = b""
+            while True:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            assert child.wait(timeout=120) == 0
+            assert child.stdout is not None
+            out = child.stdout.read().decode()
+    finally:
+        os.close(main)
+    assert b"checking partitions" in shown and b"2/2" in shown, shown
+    assert out.startswith("clean: "), out  # the result itself stays on stdout

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -32,12 +33,19 @@ from hundi.stores.embedded.store import path_of_url
 EXIT_CLEAN, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def check_store(root: Path, *, repair: bool) -> tuple[list[str], int, int]:
+CheckProgress = Callable[[int, int], None]  # (partitions walked, partitions in all)
+
+
+def check_store(
+    root: Path, *, repair: bool, progress: CheckProgress | None = None
+) -> tuple[list[str], int, int]:
     """(one line per problem, partitions walked, parts checked)."""
     lines: list[str] = []
     parts_checked = 0
     directories = partition_dirs(root)
-    for directory in directories:
+    for walked, directory in enumerate(directories):
+        if progress is not None:
+            progress(walked, len(directories))
         files = list_parts(directory)
         live, superseded = split_live(files, verify=False)
         for part in live:
@@ -82,7 +90,36 @@ def check_store(root: Path, *, repair: bool) -> tuple[list[str], int, int]:
         for directory in directories:
             for part in split_live(list_parts(directory), verify=False)[0]:
                 is_sound(part.path, part.crc)
+    if progress is not None:
+        progress(len(directories), len(directories))
     return lines, len(directories), parts_checked
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[CheckProgress | None]:
+    """A progress bar on a terminal (every part of a big store is read and checksummed);
+    nothing in logs and pipes."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("checking partitions"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("check", total=None)
+
+    def update(walked: int, total: int) -> None:
+        bar.update(task, completed=walked, total=total)
+
+    with bar:
+        yield update
 
 
 @click.group("store")
@@ -108,7 +145,8 @@ def check(store_path: str, repair: bool) -> None:
         click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
         sys.exit(EXIT_BAD_INPUT)
     try:
-        lines, partitions, parts = check_store(root, repair=repair)
+        with _progress_bar() as progress:
+            lines, partitions, parts = check_store(root, repair=repair, progress=progress)
     except OSError as e:
         click.echo(f"cannot check {str(root)!r}: {e.strerror or e}", err=True)
         sys.exit(EXIT_BAD_INPUT)
