@@ -10,6 +10,7 @@ from researchrows import MIDNIGHT, MS, event, trade, write
 from researchsim import collect
 
 import hundi
+from hundi.query import NotStored
 from hundi.records import ASK, BID, BookChange, Channel
 from hundi.research import ResearchError, coverage
 
@@ -120,7 +121,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         coverage(store, by="day")
     with pytest.raises(ValueError, match="unknown channel"):
         coverage(store, channel="nope")
-    assert coverage(store, "kraken").empty
+    with pytest.raises(NotStored, match="holds no exchange 'kraken'"):  # was an empty table
+        coverage(store, "kraken")
 
 
 @pytest.mark.slow

@@ -75,3 +75,14 @@ def test_a_stored_stream_without_rows_in_the_range_is_empty(store: Path) -> None
     assert bars(store, "binance", "BTC-USDT", "1s", end=before).empty
     assert trades_with_book(store, "binance", "BTC-USDT", end=before, source="book").empty
     assert list(iter_read(store, exchange="binance", symbol="BTCUSDT", end=before)) == []
+
+
+def test_coverage_takes_the_native_symbol_and_refuses_what_is_not_stored(store: Path) -> None:
+    native = hundi.coverage(store, "binance", symbol="BTCUSDT", channel="trades")
+    stored = hundi.coverage(store, "binance", symbol="BTC-USDT", channel="trades")
+    pd.testing.assert_frame_equal(native, stored)
+    assert int(native["rows"].sum()) == 20
+    with pytest.raises(NotStored, match="ETH-USDT"):  # closest first
+        hundi.coverage(store, "binance", symbol="ETH-USD", channel="trades")
+    with pytest.raises(NotStored, match="holds no exchange 'bitfinex'"):
+        hundi.coverage(store, "bitfinex")

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from hundi.query import parse_channel
+from hundi.query import parse_channel, resolve
 from hundi.records import Channel, EventKind
 from hundi.research._source import (
     ResearchError,
@@ -98,6 +98,9 @@ def coverage(
                 message = f"{opened.describe()} cannot list its exchanges: name one"
                 raise ResearchError(message) from None
         else:
+            # a name the store does not hold is an error listing what it holds; a native
+            # symbol (BTCUSDT) reads as the stored one
+            symbol = resolve(opened, exchange, symbol, wanted if wanted is not None else ())
             names = [exchange]
         ranges = [
             frame
