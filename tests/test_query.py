@@ -303,3 +303,11 @@ def test_a_narrow_terminal_gets_the_columns_in_further_tables(bars_store: Path) 
     assert text.count("┃ ts ") >= 3  # several tables, each with the time
     for whole in ("59999.61", "60002.4301337", "first_trade_id", "last_trade_id"):
         assert whole in text, whole
+
+
+def test_an_empty_store_is_said_to_hold_nothing(tmp_path: Path) -> None:
+    # difflib refused n=0 choices: an empty store answered a traceback (API: 500)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(NotStored, match="holds no exchange 'binance'; it holds: nothing"):
+        hundi.read(empty, exchange="binance", channel="trades")

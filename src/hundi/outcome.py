@@ -259,7 +259,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         f"frames: received {frames['received']}, processed {frames['processed']}, "
         f"filtered {frames['filtered']}, rejected {frames['rejected']}"
         + (f" ({reasons})" if reasons else ""),
-        f"records stored: {records or 'none'}",
+        # with no store (a replay's --dry-run) the records were made, not stored
+        f"records {'stored' if summary['stores'] else 'parsed'}: {records or 'none'}",
         f"gaps {summary['gaps']}, resyncs {summary['resyncs']}, reconnects {summary['reconnects']}",
     ]
     if summary.get("series"):

@@ -76,6 +76,8 @@ def closest_first(asked: str, names: Iterable[str]) -> list[str]:
     """``names`` (unique, sorted), those close to ``asked`` (``difflib``, ignoring case and
     separators) first, closest first."""
     unique = sorted({name for name in names if name})
+    if not unique:
+        return []
     by_glued: dict[str, list[str]] = {}
     for name in unique:
         by_glued.setdefault(_glued(name), []).append(name)

@@ -33,8 +33,9 @@ def test_serve_metrics_count_requests_by_route_and_status(tmp_path: Path) -> Non
     data.mkdir()
     symbols = "/api/v1/symbols?exchange=binance"
     with serve(str(data), tmp_path, "--host", "0.0.0.0", env={"HUNDI_API_TOKEN": TOKEN}) as api:
-        for _ in range(3):
-            assert api.get(symbols, token=TOKEN).status == 200
+        for _ in range(3):  # the empty store holds no binance: 404 listing "nothing"
+            reply = api.get(symbols, token=TOKEN)
+            assert reply.status == 404 and "it holds: nothing" in str(reply.body), reply
         assert api.get(symbols).status == 401
         assert api.get("/api/v1/bars?exchange=binance", token=TOKEN).status == 400
         assert api.get("/api/v1/health").status == 200
@@ -57,7 +58,7 @@ def test_serve_metrics_count_requests_by_route_and_status(tmp_path: Path) -> Non
         if s.name == "hundi_api_requests_total"
     }
     assert counted == {
-        ("/api/v1/symbols", "GET", "200"): 3,
+        ("/api/v1/symbols", "GET", "404"): 3,
         ("/api/v1/symbols", "GET", "401"): 1,
         ("/api/v1/bars", "GET", "400"): 1,
         ("/api/v1/health", "GET", "200"): 1,

@@ -120,6 +120,12 @@ def test_status_counts_rates_lags_and_integrity(stored: tuple[str, int], tmp_pat
         }  # fmt: skip
         nothing = api.get("/api/v1/top?exchange=binance&symbol=OLD-USDT").body
         assert nothing == {"time": None, "source": None, "bids": [], "asks": []}
+        native = api.get("/api/v1/top?exchange=binance&symbol=BTCUSDT").body
+        assert native == top  # the exchange's own name reads the stored symbol
+        unknown = api.get("/api/v1/top?exchange=binance&symbol=BTC-USDX")
+        assert unknown.status == 404 and "BTC-USDT" in unknown.body["error"], unknown
+        unknown = api.get("/api/v1/status?exchange=binanse")
+        assert unknown.status == 404 and "binance" in unknown.body["error"], unknown
 
 
 def test_status_refuses_bad_parameters_in_one_line(stored: tuple[str, int], tmp_path: Path) -> None:
@@ -152,6 +158,9 @@ def test_page_is_open_and_its_data_needs_the_token(tmp_path: Path) -> None:
         assert "<script>" in html and "http://" not in html and "https://" not in html
         with urllib.request.urlopen(f"{api.base}/", timeout=60) as reply:
             assert reply.url.endswith("/status")  # the root leads to the page
-        for path in ("/api/v1/status", "/api/v1/top?exchange=binance&symbol=BTC-USDT"):
+        # the empty store: its status is empty, a top of anything is not stored (404)
+        for path, answer in (
+            ("/api/v1/status", 200), ("/api/v1/top?exchange=binance&symbol=BTC-USDT", 404)
+        ):  # fmt: skip
             assert api.get(path).status == 401
-            assert api.get(path, token=token).status == 200
+            assert api.get(path, token=token).status == answer

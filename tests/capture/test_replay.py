@@ -153,6 +153,7 @@ def test_a_dry_run_parses_everything_and_says_it_stored_nothing(
     parsed = sum(summary["records"].values())
     assert result.stderr == f"hundi replay: dry run: {parsed} records parsed, nothing stored\n"
     assert "outcome: ok (exit 0)" in result.stdout
+    assert "records parsed: " in result.stdout and "records stored" not in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no store written
 
 

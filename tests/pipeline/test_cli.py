@@ -238,7 +238,7 @@ def test_a_store_down_for_the_whole_run_is_not_ok_and_does_not_hold_the_stop(
     assert lines[-1].startswith("outcome: INCOMPLETE (exit 1): store cassandra://")
     assert any("NOT STORED" in line and line.startswith("store cassandra://") for line in lines)
     # the wall time: collecting ends at the duration and stopping is bounded (the grace)
-    assert 2.9 <= summary["duration_s"] < 4.0 and summary["stopping_s"] < 10.0, summary
+    assert 2.9 <= summary["duration_s"] < 6.0 and summary["stopping_s"] < 25.0, summary
     assert took < 3 + 10 + 30  # the interpreter's start on a loaded machine included
 
 

@@ -221,3 +221,18 @@ def test_stopping_does_not_wait_for_a_store_that_is_down(tmp_path: Path) -> None
     took = time.monotonic() - started
     assert took < 5.0, f"the stop waited {took:.1f}s for a store that is down"
     assert writer.spooled["trades"] == 10 and writer.lost == {} and not writer.closed_ok
+
+
+def test_stopping_with_a_store_down_and_no_spool_retries_at_the_backoff_pace(
+    tmp_path: Path,
+) -> None:
+    """Without a spool nothing else can keep the data: the stop retries the store until its
+    deadline, at the back-off's pace (it spun: 586,145 attempts in 2 s, flooding the log)."""
+    store = OutageStore(tmp_path / "store")
+    store.down.set()
+    writer = StoreWriter(store, flush_interval=0.05, retry_initial_s=0.2, retry_cap_s=0.4)
+    _wait_offer(writer, a_batch(0, 10))
+    _wait(lambda: writer.errors >= 1)
+    writer.close(deadline_s=2.0)
+    assert writer.lost["trades"] == 10
+    assert writer.errors < 30, f"{writer.errors} failed attempts in a 2 s stop"

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import hundi
+from hundi.query import NotStored
 from hundi.series import offline
 from hundi.simulator.process import SimulatorProcess
 
@@ -137,4 +138,5 @@ def test_basis_between_spot_and_perpetual_feeds_from_yaml(tmp_path: Path) -> Non
     assert_equal(pair, recomputed)
     # bars are only for the feed that asked for them
     assert len(read(store, "bars", "BTC-USDT")) > 0
-    assert len(read(store, "bars", "BTC-USDT-PERP")) == 0
+    with pytest.raises(NotStored, match="BTC-USDT-PERP"):
+        read(store, "bars", "BTC-USDT-PERP")

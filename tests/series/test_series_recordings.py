@@ -17,6 +17,7 @@ from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.replay import replay_events
 from hundi.exchanges import venue_factory
+from hundi.query import NotStored
 from hundi.records import Channel, Record
 from hundi.series import offline
 from hundi.series.engine import SeriesEngine
@@ -110,27 +111,34 @@ def test_recordings_online_equals_offline(
 
     compared = 0
     for symbol in symbols:
-        trades = read("trades", symbol)
-        bars = read("bars", symbol)
         book = read("book", symbol)
-        for interval in ("1s", "1m"):
-            mine = bars[bars["interval"] == interval]
-            if len(mine):
-                end = mine["close_time"].iloc[-1]
-                again = offline.time_bars(trades, interval, grace="250ms", end=end)
+        try:
+            trades = read("trades", symbol)
+        except NotStored:  # no trades of it in the recording (BLZ-ETH): no trade bars either
+            with pytest.raises(NotStored):
+                read("bars", symbol)
+            trades = None
+        if trades is not None:
+            bars = read("bars", symbol)
+            for interval in ("1s", "1m"):
+                mine = bars[bars["interval"] == interval]
+                if len(mine):
+                    end = mine["close_time"].iloc[-1]
+                    again = offline.time_bars(trades, interval, grace="250ms", end=end)
+                    pd.testing.assert_frame_equal(mine, again, check_exact=True)
+                    compared += len(mine)
+            for label, again in (
+                ("ticks:10", offline.tick_bars(trades, 10)),
+                ("volume:1", offline.volume_bars(trades, 1.0)),
+            ):
+                mine = bars[bars["interval"] == label]
                 pd.testing.assert_frame_equal(mine, again, check_exact=True)
-                compared += len(mine)
-        for label, again in (
-            ("ticks:10", offline.tick_bars(trades, 10)),
-            ("volume:1", offline.volume_bars(trades, 1.0)),
-        ):
-            pd.testing.assert_frame_equal(bars[bars["interval"] == label], again, check_exact=True)
-            compared += len(again)
-        seconds = bars[bars["interval"] == "1s"]
-        if len(seconds):
-            end = seconds["close_time"].iloc[-1]
-            again = offline.flow(trades, "5s", "1s", grace="250ms", end=end)
-            pd.testing.assert_frame_equal(read("flow", symbol), again, check_exact=True)
+                compared += len(again)
+            seconds = bars[bars["interval"] == "1s"]
+            if len(seconds):
+                end = seconds["close_time"].iloc[-1]
+                again = offline.flow(trades, "5s", "1s", grace="250ms", end=end)
+                pd.testing.assert_frame_equal(read("flow", symbol), again, check_exact=True)
         tops, levels = read("book_top", symbol), read("book_levels", symbol)
         for depth, interval in ((10, "1s"), (5, "100ms")):
             mine = tops[(tops["depth"] == depth) & (tops["interval"] == interval)]

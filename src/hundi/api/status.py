@@ -31,6 +31,7 @@ from aiohttp import web
 
 from hundi.api.queries import BadRequest, Limits, Row, TooMuchData
 from hundi.api.server import LIMITS, _name, _required_name, _run, _text
+from hundi.query import resolve
 from hundi.records import Channel, EventKind
 from hundi.stores.base import Store, Unsupported
 
@@ -90,6 +91,7 @@ def _ns(table: pa.Table, name: str) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 def _listed(store: Store, exchange: str | None) -> list[str]:
     if exchange is not None:
+        resolve(store, exchange, None)  # not stored: 404 listing what is
         return [exchange]
     try:
         return store.exchanges()
@@ -213,6 +215,10 @@ def top_levels(
     """The latest stored top of book: the deepest ``book_levels`` snapshot at the latest time
     in the window, else the latest best bid/ask quote (one level), else none."""
     start, end = now_ns - window_ns, now_ns + CLOCK_SLACK_NS
+    # a symbol the store does not hold at all: 404 listing what it holds; one with no quotes
+    # (trades only) has an empty top. BTCUSDT reads BTC-USDT.
+    found = resolve(store, exchange, symbol)
+    symbol = found if found is not None else symbol
     parts = list(
         _bounded(
             store, limits, exchange=exchange, channel=Channel.BOOK_LEVELS, symbol=symbol,

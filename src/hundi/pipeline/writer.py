@@ -292,7 +292,12 @@ class StoreWriter:
                     self._retry.attempt,
                     delay,
                 )
-                self._closing.wait(delay)
+                if self.spool is not None:
+                    self._closing.wait(delay)  # a stop cuts it short: the spool takes over
+                else:
+                    # nothing else can keep the data: retry at the back-off's pace until the
+                    # deadline (``_closing`` is set for the whole stop: waiting on it would spin)
+                    time.sleep(delay)
                 continue
             self.latency.observe((what,), time.perf_counter() - began)
             self.failing_since = None
