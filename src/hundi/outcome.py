@@ -177,6 +177,15 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
         result = Result.NOTHING_COLLECTED
     else:
         result = Result.OK
+        invalid = summary.get("invalid_symbols") or []
+        market_records = sum(v for k, v in summary["records"].items() if k != "events")
+        if invalid and market_records == 0:
+            # every symbol asked for is unknown to the exchange (a typo): frames came (acks,
+            # the listing), data did not
+            reasons.append(
+                "no market data: not listed or not trading on the exchange: " + ", ".join(invalid)
+            )
+            result = Result.NOTHING_COLLECTED
     for store in summary["stores"]:
         error = f" ({store['last_error']})" if store.get("last_error") else ""
         lost = sum(store["lost"].values())

@@ -154,7 +154,10 @@ def test_page_is_open_and_its_data_needs_the_token(tmp_path: Path) -> None:
             html = reply.read().decode()
             assert reply.status == 200
             assert reply.headers["Content-Type"].startswith("text/html")
-            assert "connect-src 'self'" in reply.headers["Content-Security-Policy"]
+            policy = reply.headers["Content-Security-Policy"]
+            assert "connect-src 'self'" in policy and "base-uri 'none'" in policy
+            # only the page's own script runs (by its hash), never an injected inline one
+            assert "script-src 'sha256-" in policy and "script-src 'unsafe-inline'" not in policy
         assert "<script>" in html and "http://" not in html and "https://" not in html
         with urllib.request.urlopen(f"{api.base}/", timeout=60) as reply:
             assert reply.url.endswith("/status")  # the root leads to the page
