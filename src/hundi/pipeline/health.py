@@ -33,6 +33,7 @@ from hundi.pipeline.metrics import (
     CollectorMetrics,
     LagHistogram,
     MetricsSetupError,
+    has_bearer,
     metrics_handler,
     require_bearer,
 )
@@ -140,8 +141,11 @@ def collector_http_app(
 
     async def health(request: web.Request) -> web.Response:
         state = collector_health(collectors, stale_after_s)
-        body = {"status": "ok" if state.ok else "unhealthy", "reason": state.reason}
-        return web.json_response(body | state.details, status=200 if state.ok else 503)
+        body: dict[str, Any] = {"status": "ok" if state.ok else "unhealthy"}
+        if token is None or has_bearer(request, token):
+            # the reason can quote a store's error (host names, URLs): not for anonymous eyes
+            body |= {"reason": state.reason} | state.details
+        return web.json_response(body, status=200 if state.ok else 503)
 
     middlewares: list[Any] = (
         [] if token is None else [require_bearer(token, frozenset({HEALTH_PATH}))]

@@ -441,24 +441,27 @@ def listener_token(host: str) -> str | None:
     return token
 
 
+def has_bearer(request: web.Request, token: str) -> bool:
+    """``Authorization: Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 def require_bearer(
     token: str, open_paths: frozenset[str] = frozenset()
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Middleware answering 401 without ``Authorization: Bearer <token>`` (constant-time)."""
-    expected = token.encode()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in open_paths:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), expected
-            ):
-                return web.json_response(
-                    {"error": "missing or wrong token (Authorization: Bearer ...)"},
-                    status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="hundi"'},
-                )
+        if request.path not in open_paths and not has_bearer(request, token):
+            return web.json_response(
+                {"error": "missing or wrong token (Authorization: Bearer ...)"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="hundi"'},
+            )
         return await handler(request)
 
     return check
