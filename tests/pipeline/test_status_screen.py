@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from children import Child, spawn
-from hundi.exchanges.base import VenueConfig
+from hundi.exchanges.base import RecordSink, VenueConfig
 from hundi.exchanges.binance import BinanceVenue
 from hundi.pipeline.collector import Collector
 from hundi.pipeline.status import StatusReporter, decimals_of, format_price
@@ -169,3 +169,19 @@ def test_terminal_screen_shows_the_spread_and_the_books_as_at_stop(
         assert "synced" in row and "not synced" not in row, row
         bid, ask = map(float, re.findall(r"(\d+\.\d{2}) / (\d+\.\d{2})", row)[0])
         assert bid < ask, row
+
+
+def test_the_status_line_shows_a_backfill_in_progress() -> None:
+    venue = BinanceVenue(VenueConfig("spot", ("BTCUSDT",), (Channel.TRADES,)))
+    reporter = StatusReporter(Collector([venue], []), interval=1.0, live=False)
+    assert "backfilling" not in reporter.line()
+    key = venue.connections()[0].key
+    now = time.time_ns()
+    for agg_id in (100, 105):  # ids 101..104 missed: fetched back over REST
+        frame = (
+            f'{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":{now // 1_000_000},'
+            f'"s":"BTCUSDT","a":{agg_id},"p":"100.5","q":"0.25","f":{agg_id},"l":{agg_id},'
+            f'"T":{now // 1_000_000},"m":true,"M":true}}}}'
+        ).encode()
+        venue.receive(key, frame, now, RecordSink())
+    assert reporter.line().endswith(" backfilling 4 trade ids"), reporter.line()

@@ -267,6 +267,11 @@ class VenueProtocol(ABC):
         :meth:`abandon`, so a stop right after a gap does not leave it unfetched."""
         return None
 
+    def owed_ids(self) -> int:
+        """Ids known missing and being fetched back (trades of gaps): the status shows the
+        backfill's progress with it. 0: nothing owed."""
+        return 0
+
     def abandon(self, now_ns: int, out: RecordSink) -> None:  # noqa: B027
         """The run ends with :meth:`finishing_requests` still owed: record what stays missing."""
 

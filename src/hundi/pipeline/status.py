@@ -118,10 +118,13 @@ class StatusReporter:
         synced = [b.synced for _, b in self.books()]
         books = f" books {sum(synced)}/{len(synced)} synced" if synced else ""
         paused = " PAUSED(store backpressure)" if self.collector.paused else ""
+        owed = sum(venue.owed_ids() for venue in self.collector.venues)
+        backfill = f" backfilling {owed} trade ids" if owed else ""
         return (
             f"{time.strftime('%H:%M:%S')} frames {acc.received} ({self.total_rate:,.0f}/s) "
             f"rejected {acc.rejected_total} stored {stored} backlog {backlog} "
             f"gaps {acc.gaps} resyncs {acc.resyncs} reconnects {acc.reconnects}{books}{paused}"
+            f"{backfill}"
         )
 
     def render(self) -> Group:

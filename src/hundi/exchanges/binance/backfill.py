@@ -274,6 +274,9 @@ class TradeBackfill:
             return
         symbol.answer(lo, limit, trades, recv_ns, out)
 
+    def owed_ids(self) -> int:
+        return sum(gap.hi - gap.lo for s in self.symbols.values() for gap in s.pending)
+
     @property
     def owed(self) -> bool:
         """Some gap still has ids to fetch (queued or asked for)."""

@@ -327,6 +327,9 @@ class MarketData(VenueProtocol):
     def abandon(self, now_ns: int, out: RecordSink) -> None:
         self.backfill.abandon(now_ns, out)
 
+    def owed_ids(self) -> int:
+        return self.backfill.owed_ids()
+
     def receive_response(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:

@@ -180,6 +180,9 @@ class BinanceProtocol(VenueProtocol):
     def abandon(self, now_ns: int, out: RecordSink) -> None:
         self.market_data.abandon(now_ns, out)
 
+    def owed_ids(self) -> int:
+        return self.market_data.owed_ids()
+
     def next_wakeup_ns(self) -> int | None:
         times = [t for half in self._halves if (t := half.next_wakeup_ns()) is not None]
         return min(times) if times else None
