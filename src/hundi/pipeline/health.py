@@ -26,6 +26,7 @@ import click
 from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from hundi.auth import has_bearer, require_bearer
 from hundi.config import ConfigError, Settings, load_settings
 from hundi.pipeline.collector import Collector
 from hundi.pipeline.metrics import (
@@ -33,9 +34,7 @@ from hundi.pipeline.metrics import (
     CollectorMetrics,
     LagHistogram,
     MetricsSetupError,
-    has_bearer,
     metrics_handler,
-    require_bearer,
 )
 
 log = logging.getLogger("hundi.health")

@@ -16,11 +16,9 @@ secret for every hundi HTTP endpoint, which Prometheus sends as ``Authorization:
 from __future__ import annotations
 
 import bisect
-import hmac
-import ipaddress
 import threading
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter, sub
 from typing import TYPE_CHECKING
 
@@ -37,18 +35,15 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector as PrometheusCollector
 
+from hundi.auth import SECRET_ENV_FILE, TOKEN_ENV, Handler, is_loopback, load_token
 from hundi.records import Channel, Record
-from hundi.settings import env_with_files
+from hundi.settings import ConfigError
 
 if TYPE_CHECKING:
     from hundi.pipeline.collector import Collector
 
 METRICS_PATH = "/metrics"
 # Same secret and rules as hundi serve (hundi.api.auth): the pipeline layer cannot import api.
-TOKEN_ENV = "HUNDI_API_TOKEN"
-SECRET_ENV_FILE = ".secret.hundi.env"
-MIN_TOKEN_CHARS = 24
-PLACEHOLDERS = frozenset({"change-me", "changeme", "secret", "token"})
 
 # receive time - exchange time: a healthy feed is 1-100 ms; seconds mean a stalled loop or clock.
 LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -390,8 +385,6 @@ def _gauge(
 
 # --- exposition and who may read it ----------------------------------------------------------
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def metrics_handler(registry: CollectorRegistry) -> Handler:
     """``GET /metrics``: the registry in Prometheus' text format."""
@@ -404,64 +397,16 @@ def metrics_handler(registry: CollectorRegistry) -> Handler:
     return handle
 
 
-def load_token() -> str | None:
-    """``HUNDI_API_TOKEN`` (environment or ``.secret.hundi.env``), or None; a placeholder or a
-    short token is refused, and the message never contains the value."""
-    token = env_with_files(SECRET_ENV_FILE).get(TOKEN_ENV, "").strip()
-    if not token:
-        return None
-    if token.lower() in PLACEHOLDERS:
-        raise MetricsSetupError(f"{TOKEN_ENV} is still a placeholder: set a random token")
-    if len(token) < MIN_TOKEN_CHARS:
-        raise MetricsSetupError(
-            f"{TOKEN_ENV} is {len(token)} characters; use at least {MIN_TOKEN_CHARS} random ones"
-        )
-    return token
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; anything else may be reached by others."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume it resolves to something reachable
-
-
 def listener_token(host: str) -> str | None:
     """The token a listener on ``host`` requires: the configured one, and a non-loopback address
     without one is refused (anyone on the network could read it)."""
-    token = load_token()
+    try:
+        token = load_token()
+    except ConfigError as exc:
+        raise MetricsSetupError(str(exc)) from None
     if token is None and not is_loopback(host):
         raise MetricsSetupError(
             f"--health-host {host} can be reached from other machines: set {TOKEN_ENV} "
             f"(environment or {SECRET_ENV_FILE}); Prometheus sends it as a bearer token"
         )
     return token
-
-
-def has_bearer(request: web.Request, token: str) -> bool:
-    """``Authorization: Bearer <token>`` (compared in constant time)."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    )
-
-
-def require_bearer(
-    token: str, open_paths: frozenset[str] = frozenset()
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Middleware answering 401 without ``Authorization: Bearer <token>`` (constant-time)."""
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in open_paths and not has_bearer(request, token):
-            return web.json_response(
-                {"error": "missing or wrong token (Authorization: Bearer ...)"},
-                status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="hundi"'},
-            )
-        return await handler(request)
-
-    return check
