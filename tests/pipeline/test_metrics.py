@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from children import spawn
-from hundi.pipeline.metrics import LAG_BUCKETS_S, LagHistogram
+from hundi.pipeline.histograms import LAG_BUCKETS_S, LagHistogram
 from hundi.records import Channel, Trade
 from hundi.simulator.process import SimulatorProcess
 

@@ -43,7 +43,7 @@ from hundi.connection.manager import (
 )
 from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol
 from hundi.outcome import SeriesTally, series_report
-from hundi.pipeline.metrics import LagHistogram
+from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter

@@ -29,10 +29,10 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from hundi.auth import has_bearer, require_bearer
 from hundi.config import ConfigError, Settings, load_settings
 from hundi.pipeline.collector import Collector
+from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.metrics import (
     METRICS_PATH,
     CollectorMetrics,
-    LagHistogram,
     MetricsSetupError,
     metrics_handler,
 )

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from hundi.connection.backoff import Backoff
-from hundi.pipeline.metrics import WRITE_BUCKETS_S, Buckets
+from hundi.pipeline.histograms import WRITE_BUCKETS_S, Buckets
 from hundi.pipeline.spool import Spool, SpoolError
 from hundi.records import Channel, Event, EventKind, Record
 from hundi.stores.base import Store
