@@ -221,8 +221,9 @@ def test_a_health_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.wait(timeout=60) == 2
     stderr = result.stderr_text()
-    assert "Traceback" not in stderr, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert f"Error: --health-port: cannot listen on 127.0.0.1:{port}" in stderr
+    assert not (tmp_path / "data").exists()  # refused before any store was opened
 
 
 def _trade(exchange: str, ts: int, recv_ts: int) -> Trade:

@@ -32,6 +32,7 @@ from hundi.logs import LogRuntime, setup_logging
 from hundi.outcome import EXIT_SETUP, judge, print_summary
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.pipeline.health import (
+    bind_listener,
     collector_health,
     collector_http_app,
     health_path,
@@ -216,8 +217,9 @@ class HttpListener:
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
-        self.port = port
         self.token = listener_token(host)
+        self.sock = bind_listener(host, port)  # before any store opens: a taken port stops here
+        self.port = int(self.sock.getsockname()[1])
 
 
 def _series_option(text: str | None) -> SeriesPlan | None:
@@ -441,10 +443,7 @@ async def _run(
     runner = None
     if http is not None:
         app = collector_http_app(collectors, settings.stale_after, http.token)
-        try:
-            runner = await start_http(app, http.host, http.port)
-        except MetricsSetupError as exc:
-            _fail(str(exc))
+        runner = await start_http(app, http.sock)
         auth = "token required" if http.token else "no token: loopback only"
         click.echo(f"health port: http://{http.host}:{http.port}/metrics ({auth})", err=True)
 

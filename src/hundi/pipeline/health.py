@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -155,17 +156,34 @@ def collector_http_app(
     return app
 
 
-async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Listen on ``host:port``; a port that is taken is a :class:`MetricsSetupError`."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The health port's socket, bound before anything else starts: a port that is taken is a
+    :class:`MetricsSetupError` before any store is opened (``0``: any free port)."""
     try:
-        await web.TCPSite(runner, host, port).start()
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
     except OSError as exc:
-        await runner.cleanup()
         raise MetricsSetupError(
             f"--health-port: cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
+    return sock
+
+
+async def start_http(app: web.Application, sock: socket.socket) -> web.AppRunner:
+    """Serve ``app`` on the already bound ``sock`` (:func:`bind_listener`)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
     return runner
 
 
