@@ -28,6 +28,7 @@ import hundi
 from children import Child, spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
+from stored import read_channel
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def services() -> ModuleType:
 
 
 def stored_counts(store: str, exchange: str = "binance") -> dict[str, int]:
-    return {c.value: len(hundi.read(store, exchange=exchange, channel=c.value)) for c in COUNTED}
+    return {c.value: len(read_channel(store, exchange, c.value)) for c in COUNTED}
 
 
 def assert_same_rows(expected: pd.DataFrame, actual: pd.DataFrame, channel: Channel) -> None:
@@ -116,6 +117,8 @@ def check_all_stores(summary: dict[str, Any], stores: list[str], kairosdb_url: s
     assert per_store[0] == per_store[1], per_store
     for channel in COUNTED:
         assert per_store[0][channel.value] == summary["records"][channel.value], channel
+        if not per_store[0][channel.value]:
+            continue  # neither store holds it (orders, fills: not collected here)
         assert_same_rows(
             hundi.read(embedded, exchange="binance", channel=channel.value),
             hundi.read(cassandra, exchange="binance", channel=channel.value),
