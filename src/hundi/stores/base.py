@@ -290,13 +290,20 @@ class AggregatingStore(Protocol):
     ) -> pd.DataFrame: ...
 
 
+def plain_schema(schema: pa.Schema) -> pa.Schema:
+    """A record schema with its dictionary-encoded names as plain strings, the types every
+    store's reads return."""
+    return pa.schema(
+        [
+            pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+            for f in schema
+        ]
+    )
+
+
 def empty_table(channel: Channel, columns: Sequence[str] | None = None) -> pa.Table:
     """No rows of ``channel``: its ``columns`` (default all), names as plain strings."""
-    schema = SCHEMAS[Channel(channel)]
-    fields = [
-        pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema
-    ]
-    plain = pa.schema(fields)
+    plain = plain_schema(SCHEMAS[Channel(channel)])
     wanted = list(columns) if columns is not None else plain.names
     return plain.empty_table().select(wanted)
 

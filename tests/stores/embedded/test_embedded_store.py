@@ -191,16 +191,12 @@ def test_listing_and_reading_by_day(tmp_path: Path) -> None:
     assert pa.concat_tables(days).to_pandas().set_index("ts").equals(whole)
 
 
-def test_a_file_compacted_away_mid_read_is_listed_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def scan_files_vanishing_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The store's file scan raises FileNotFoundError on its first call, as when a compaction
+    deletes a listed file before it is read; the calls made are counted in the list returned."""
     import hundi.stores.embedded.store as module
 
-    store = EmbeddedStore(str(tmp_path))
-    store.write({Channel.TRADES: [trade(1), trade(2)]})
-    store.flush()
-    real = module.scan_files
-    calls = []
+    real, calls = module.scan_files, []
 
     def vanishing(*args: Any) -> pa.Table:
         calls.append(1)
@@ -209,6 +205,18 @@ def test_a_file_compacted_away_mid_read_is_listed_again(
         return real(*args)
 
     monkeypatch.setattr(module, "scan_files", vanishing)
+    return calls
+
+
+def test_a_file_compacted_away_mid_read_is_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hundi.stores.embedded.store as module
+
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.TRADES: [trade(1), trade(2)]})
+    store.flush()
+    calls = scan_files_vanishing_once(monkeypatch)
     (_, table), *_ = store.read_days(exchange="binance", symbol=None, channel=Channel.TRADES)
     assert table.column("trade_id").to_pylist() == [1, 2] and len(calls) == 2
     monkeypatch.setattr(module, "scan_files", lambda *_: (_ for _ in ()).throw(FileNotFoundError()))
@@ -225,7 +233,6 @@ def test_a_day_read_with_its_version_and_only_what_was_stored_since(
     """``day_version`` changes with every flush and compaction; ``read_day`` gives the rows of
     exactly one version; ``read_day_since`` the rows added after a read, counting those a
     compaction merged in that were read before."""
-    import hundi.stores.embedded.store as module
 
     store = EmbeddedStore(str(tmp_path), compact_fanout=2, grace_s=0)
     day = datetime(2024, 5, 1, tzinfo=UTC).date()
@@ -254,15 +261,7 @@ def test_a_day_read_with_its_version_and_only_what_was_stored_since(
     assert store.read_day_since("binance", Channel.TRADES, "BTC-USDT", day, gone) is None
     assert store.read_day_since("binance", Channel.TRADES, "BTC-USDT", day, "junk") is None
     # a file compacted away between listing and reading: listed again, in the store
-    real, calls = module.scan_files, []
-
-    def vanishing(*args: Any) -> pa.Table:
-        calls.append(1)
-        if len(calls) == 1:
-            raise FileNotFoundError("compacted meanwhile")
-        return real(*args)
-
-    monkeypatch.setattr(module, "scan_files", vanishing)
+    calls = scan_files_vanishing_once(monkeypatch)
     assert store.read_day("binance", Channel.TRADES, "BTC-USDT", day).table.num_rows == 3
     assert len(calls) == 2
     store.close()

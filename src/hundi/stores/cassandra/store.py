@@ -65,7 +65,7 @@ from cassandra.query import (
 )
 
 from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record
-from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns
+from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns, plain_schema
 from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
 from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
@@ -469,7 +469,7 @@ class CassandraStore(Store):
         schema = SCHEMAS[channel]
         spec = self._specs.get(channel)
         if spec is None:  # read-only and the table was never created: nothing was stored
-            return _plain_schema(schema).empty_table()
+            return plain_schema(schema).empty_table()
         fields = tuple(
             f for f in self._readable[channel] if needed is None or f in needed or f == "ts"
         )
@@ -590,20 +590,10 @@ def _ns(moment: datetime) -> int:
     return int(pd.Timestamp(aware).value)
 
 
-def _plain_schema(schema: pa.Schema) -> pa.Schema:
-    """Dictionary-encoded names become plain strings, as the embedded store returns them."""
-    return pa.schema(
-        [
-            pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
-            for f in schema
-        ]
-    )
-
-
 def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pa.Table:
     """Row tuples of ``fields`` → a table with the record schema's columns and types (a field
     the table lacks is all null)."""
-    plain = _plain_schema(schema)
+    plain = plain_schema(schema)
     if not rows:
         return plain.empty_table()
     columns = dict(zip(fields, zip(*rows, strict=True), strict=True))

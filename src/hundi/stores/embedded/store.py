@@ -63,6 +63,7 @@ from hundi.stores.base import (
     StreamPosition,
     day_of_ns,
     days_within,
+    empty_table,
 )
 from hundi.stores.embedded.integrity import crc_of, problem_of_bytes, quarantine, remember_sound
 from hundi.stores.embedded.layout import (
@@ -540,6 +541,11 @@ class EmbeddedStore(Store):
             if part is None:
                 return None
             old_parts.setdefault(part.run, []).append((part.first, part.last, rows))
+        # per run, the flush sequence numbers whose rows were read then
+        covered_by_run = {
+            run: {i for lo, hi, _ in seen for i in range(lo, hi + 1)}
+            for run, seen in old_parts.items()
+        }
 
         def attempt(skipped: set[Path]) -> DayRead | None:
             parts = self._day_parts(exchange, channel, symbol, day)
@@ -553,8 +559,7 @@ class EmbeddedStore(Store):
                         return None
                     continue
                 seen = old_parts.get(part.run, ())
-                covered = {i for lo, hi, _ in seen for i in range(lo, hi + 1)}
-                if set(range(part.first, part.last + 1)) <= covered:
+                if set(range(part.first, part.last + 1)) <= covered_by_run.get(part.run, set()):
                     continue  # a compaction of files read then only: the same rows
                 fresh.append(part.path)
                 repeated += sum(
@@ -665,10 +670,10 @@ def scan_files(
 ) -> pa.Table:
     """``columns`` (default all) of the rows of part files with ``start_ns <= ts < end_ns``,
     unsorted, names as plain strings. A file deleted meanwhile raises FileNotFoundError."""
+    if not paths:
+        return empty_table(channel, columns)
     schema = SCHEMAS[channel]
     wanted = list(columns) if columns is not None else schema.names
-    if not paths:
-        return plain_strings(schema.empty_table().select(wanted))
     dataset = ds.dataset([os.fspath(p) for p in paths], schema=schema, format="parquet")
     ts = ds.field("ts")
     ts_type = schema.field("ts").type
