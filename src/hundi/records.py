@@ -25,6 +25,7 @@ class Channel(enum.StrEnum):
     BBO = "bbo"
     TICKER = "ticker"
     BOOK = "book"
+    BOOK_L3 = "book_l3"  # order-level book events (a venue's full order feed)
     CANDLES = "candles"
     EVENTS = "events"
     ORDERS = "orders"  # own order updates (authenticated streams)
@@ -140,6 +141,33 @@ class BookChange(Record, frozen=True, gc=False, kw_only=True):
     first_update_id: int
     update_id: int
     prev_update_id: int
+
+
+class OrderEvent(Record, frozen=True, gc=False, kw_only=True):
+    """One order-level (L3) book event, from a venue's full order feed (e.g. Coinbase ``full``).
+
+    The rows of one symbol, in ``sequence`` order, rebuild the order book at any time: the L2
+    book (sizes summed per price) and every order's queue position (arrival order per level).
+    ``kind``: ``snapshot`` (one row per resting order of a REST level-3 snapshot; all rows of
+    one snapshot share its ``sequence`` and restart the book), ``received``, ``open``,
+    ``match``, ``change``, ``done`` (the venue's message types). ``size`` is the resting size
+    for ``snapshot``/``open``, the new size for ``change``, the matched size for ``match``, the
+    remaining size for ``done`` and the order size for ``received`` (0 if the venue sends none).
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.BOOK_L3
+    # Each live message has its own sequence; a snapshot's rows share one and differ by order.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("sequence", "order_id", "kind")
+
+    order_id: str  # for ``match``: the resting (maker) order
+    side: int  # 1 bid (buy order), -1 ask (sell order)
+    price: float  # the order's limit price; 0 where the venue sends none (market orders)
+    size: float
+    kind: str
+    sequence: int  # the venue's per-symbol sequence number
+    other_order_id: str  # ``match``: the taker order; "" otherwise
+    trade_id: int  # ``match``: the trade id; -1 otherwise
+    reason: str  # ``done``: filled / canceled; "" otherwise
 
 
 class Candle(Record, frozen=True, gc=False, kw_only=True):
@@ -419,6 +447,7 @@ RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.BBO: Bbo,
     Channel.TICKER: Ticker,
     Channel.BOOK: BookChange,
+    Channel.BOOK_L3: OrderEvent,
     Channel.CANDLES: Candle,
     Channel.EVENTS: Event,
     Channel.ORDERS: Order,
