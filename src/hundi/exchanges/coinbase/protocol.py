@@ -1,0 +1,663 @@
+"""Coinbase Exchange public market data (ws-feed), sans-I/O.
+
+Connections (``wss://ws-feed.exchange.coinbase.com``, one ``subscribe`` message each):
+
+* ``matches``: the ``matches`` channel (→ trades), ``heartbeat`` (per product, once a second:
+  its ``last_trade_id``) and ``ticker`` (→ ticker and/or bbo). Trade ids increase by one per
+  product: a skipped id, a ``last_match`` (sent on every subscribe) ahead of the last id seen
+  or a ``heartbeat`` whose ``last_trade_id`` is ahead is a ``gap`` event, and the missing ids
+  are fetched back over REST ``/products/{id}/trades`` (:mod:`.backfill`).
+* ``level2``: the public ``level2_batch`` channel (→ book): a ``snapshot`` per product on
+  subscribe, then ``l2update`` changes every 50 ms. The channel carries no sequence numbers, so
+  the integrity rule is the book itself: a snapshot or update that leaves the book crossed
+  (best bid >= best ask) is a ``gap`` event, and the connection is re-subscribed (reconnected)
+  for fresh snapshots. Kept apart from ``matches`` so a book resync never interrupts trades.
+
+REST ``/products`` is asked once: a configured product Coinbase does not list, or lists as not
+``online`` or with trading disabled, gets an ``invalid_symbol`` event.
+
+Order-level feeds (the ``full`` channel, ``book_l3``) run as separate sans-I/O protocols on
+their own connections: :func:`sub_protocols` is the one place that adds them, and every
+:class:`VenueProtocol` call is forwarded to them by connection key or REST request key.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import msgspec
+
+from hundi.book.side import BookSide
+from hundi.exchanges.base import (
+    DECODE_ERRORS,
+    BookStatus,
+    FrameStatus,
+    Opening,
+    RecordSink,
+    RejectedFrame,
+    RestPurpose,
+    RestRequest,
+    RestResponse,
+    StreamSpec,
+    VenueConfig,
+    VenueProtocol,
+    decode_rejection,
+)
+from hundi.exchanges.coinbase.backfill import ProductBackfill, TradeIds, taker_side
+from hundi.exchanges.coinbase.messages import (
+    FEED_DECODER,
+    PRODUCTS_DECODER,
+    TYPE_DECODER,
+    TYPES,
+    ErrorMsg,
+    Heartbeat,
+    L2Update,
+    LastMatch,
+    Match,
+    Snapshot,
+    Subscriptions,
+    TickerMsg,
+)
+from hundi.exchanges.coinbase.symbols import normalize
+from hundi.exchanges.coinbase.timeparse import parse_time
+from hundi.exchanges.sequence import IdVerdict
+from hundi.exchanges.validity import (
+    check_amount,
+    check_bbo,
+    check_levels,
+    check_positive,
+    check_time,
+    check_trade,
+)
+from hundi.records import (
+    ASK,
+    BID,
+    Bbo,
+    BookChange,
+    Channel,
+    Event,
+    EventKind,
+    Ticker,
+    Trade,
+)
+
+EXCHANGE: Final = "coinbase"
+WS_URL: Final = "wss://ws-feed.exchange.coinbase.com"
+REST_URL: Final = "https://api.exchange.coinbase.com"
+MATCHES: Final = "matches"  # connection keys
+LEVEL2: Final = "level2"
+PRODUCTS_KEY: Final = "products"
+TRADES_KEY: Final = "trades:"  # + native: a backfill request
+SUPPORTED: Final = frozenset(
+    (Channel.TRADES, Channel.TICKER, Channel.BBO, Channel.BOOK, Channel.EVENTS)
+)
+# ``level2_batch`` is public; ``level2`` (unbatched) needs a signed subscribe since 2023. Replays
+# of captures made on ``level2`` (its frames are the same) parse it without subscribing.
+BOOK_CHANNELS: Final = ("level2_batch", "level2")
+OPTIONS: Final = frozenset(("backfill_requests_per_gap", "level2_channel", "rest_interval_ms"))
+DAY_NS: Final = 86_400 * 1_000_000_000
+MS: Final = 1_000_000
+
+
+def sub_protocols(config: VenueConfig) -> list[VenueProtocol]:
+    """Extra feeds on their own connections (the order-level ``full`` feed, ``book_l3``), each a
+    :class:`VenueProtocol` whose calls :class:`CoinbaseProtocol` forwards. None yet."""
+    return []
+
+
+class Book:
+    """One product's L2 book from ``level2_batch`` and whether it can be trusted."""
+
+    __slots__ = ("asks", "bids", "native", "symbol", "synced", "updates", "waiting")
+
+    def __init__(self, native: str, symbol: str) -> None:
+        self.native = native
+        self.symbol = symbol
+        self.bids = BookSide(-1)
+        self.asks = BookSide(1)
+        self.synced = False
+        self.updates = 0  # l2updates applied since the snapshot
+        self.waiting = "waiting for the level2 snapshot"
+
+    def crossed(self) -> tuple[float, float] | None:
+        bid, ask = self.bids.best(), self.asks.best()
+        if bid is not None and ask is not None and bid >= ask:
+            return bid, ask
+        return None
+
+    def status(self) -> BookStatus:
+        bid, ask = self.bids.best(), self.asks.best()
+        return BookStatus(
+            symbol=self.symbol,
+            synced=self.synced,
+            bids=len(self.bids.levels),
+            asks=len(self.asks.levels),
+            best_bid=math.nan if bid is None else bid,
+            best_ask=math.nan if ask is None else ask,
+            last_update_id=-1,
+            waiting="" if self.synced else self.waiting,
+        )
+
+
+def _int_option(config: VenueConfig, name: str, default: int) -> int:
+    raw = config.options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"coinbase option {name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise ValueError(f"coinbase option {name}={raw!r} must be >= 0")
+    return value
+
+
+class CoinbaseProtocol(VenueProtocol):
+    """Trades, ticker/bbo and the L2 book of Coinbase Exchange products."""
+
+    exchange = EXCHANGE
+
+    def __init__(self, config: VenueConfig) -> None:
+        if Channel.BOOK_L3 in config.channels:
+            raise ValueError(
+                "coinbase: channel book_l3 (the order-level full feed) is not served by this "
+                "collector yet; collect trades, bbo, ticker, book"
+            )
+        unsupported = set(config.channels) - SUPPORTED
+        if unsupported:
+            raise ValueError(
+                f"coinbase does not serve {', '.join(sorted(c.value for c in unsupported))} "
+                f"(it serves {', '.join(sorted(c.value for c in SUPPORTED))})"
+            )
+        if config.market not in ("spot", ""):
+            raise ValueError(f"coinbase has one market, spot, not {config.market!r}")
+        if not config.symbols:
+            raise ValueError("coinbase: no symbols (give product ids such as BTC-USD)")
+        unknown = sorted(set(config.options) - OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown coinbase option {unknown[0]!r} (known: {', '.join(sorted(OPTIONS))})"
+            )
+        self.level2_channel = config.options.get("level2_channel", "level2_batch")
+        if self.level2_channel not in BOOK_CHANNELS:
+            raise ValueError(
+                f"coinbase option level2_channel={self.level2_channel!r}: use level2_batch "
+                "(public) or level2 (replays only)"
+            )
+        if (
+            self.level2_channel == "level2"
+            and config.authenticate
+            and Channel.BOOK in config.channels
+        ):
+            raise ValueError(
+                "coinbase level2 (unbatched) needs an authenticated subscribe, which this "
+                "collector does not sign: use level2_channel=level2_batch (public)"
+            )
+        self.config = config
+        self.symbols = {native: normalize(native) for native in dict.fromkeys(config.symbols)}
+        self.ws_url = (config.endpoint or WS_URL).rstrip("/")
+        self.rest_url = (config.rest_endpoint or REST_URL).rstrip("/")
+        channels = set(config.channels)
+        self.trades_on = Channel.TRADES in channels
+        self.ticker_on = Channel.TICKER in channels
+        self.bbo_on = Channel.BBO in channels
+        self.book_on = Channel.BOOK in channels
+        self.book = {n: Book(n, s) for n, s in self.symbols.items()} if self.book_on else {}
+        self.ids = {n: TradeIds() for n in self.symbols}
+        per_gap = _int_option(config, "backfill_requests_per_gap", 10)
+        self.backfill = {
+            n: ProductBackfill(n, s, self.ids[n], per_gap) for n, s in self.symbols.items()
+        }
+        self.rest_interval_ns = _int_option(config, "rest_interval_ms", 150) * MS
+        self._rest_next_ns = 0  # no REST call before (pacing, 429 back-off)
+        self._rest_backoff_ns = 0
+        self._in_flight: dict[str, tuple[int, int]] = {}  # REST key -> (after, limit) asked
+        self._products_wanted = True  # the listing, asked once (replays answer it from files)
+        self.invalid_symbols: list[str] = []
+        self._reconnects: list[str] = []
+        self._now_ns = 0
+        # Sub-feeds on their own connections (see :func:`sub_protocols`).
+        self.subs = sub_protocols(config)
+        self._sub_of_conn = {s.key: sub for sub in self.subs for s in sub.connections()}
+        self._sub_of_request: dict[str, VenueProtocol] = {}
+
+    # ------------------------------------------------------------------ connections
+    def _subscribe(self, channels: list[str]) -> bytes:
+        return msgspec.json.encode(
+            {"type": "subscribe", "product_ids": list(self.symbols), "channels": channels}
+        )
+
+    def connections(self) -> list[StreamSpec]:
+        specs = []
+        feed = []
+        if self.trades_on:
+            feed += ["matches", "heartbeat"]
+        if self.ticker_on or self.bbo_on:
+            feed.append("ticker")
+        if feed:
+            specs.append(StreamSpec(MATCHES, self.ws_url, (self._subscribe(feed),)))
+        if self.book_on:  # heartbeats keep quiet products' connection from looking stale
+            channels = [self.level2_channel, "heartbeat"]
+            specs.append(StreamSpec(LEVEL2, self.ws_url, (self._subscribe(channels),)))
+        for sub in self.subs:
+            specs += sub.connections()
+        return specs
+
+    def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
+        sub = self._sub_of_conn.get(spec.key)
+        return sub.opening(spec, now_ns) if sub else Opening(spec.url, spec.subscribe)
+
+    def redact(self, conn_key: str, data: bytes) -> bytes:
+        sub = self._sub_of_conn.get(conn_key)
+        return sub.redact(conn_key, data) if sub else data
+
+    def normalize_symbol(self, native: str) -> str:
+        return self.symbols.get(native) or normalize(native)
+
+    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        sub = self._sub_of_conn.get(conn_key)
+        if sub is not None:
+            sub.on_open(conn_key, now_ns, out)
+        elif conn_key == LEVEL2:
+            for book in self.book.values():  # the subscribe brings fresh snapshots
+                book.synced = False
+                book.waiting = "waiting for the level2 snapshot"
+
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        sub = self._sub_of_conn.get(conn_key)
+        if sub is not None:
+            sub.on_close(conn_key, now_ns, out)
+            return
+        if conn_key != LEVEL2:
+            return  # trades: the next last_match shows what was missed
+        for book in self.book.values():
+            if book.synced:
+                book.synced = False
+                book.waiting = "connection closed; waiting for a new snapshot"
+                self._book_event(book, EventKind.GAP, now_ns, now_ns, f"{conn_key} closed", out)
+
+    def take_reconnects(self) -> list[str]:
+        taken, self._reconnects = self._reconnects, []
+        for sub in self.subs:
+            taken += sub.take_reconnects()
+        return taken
+
+    def books(self) -> list[BookStatus]:
+        found = [book.status() for book in self.book.values()]
+        for sub in self.subs:
+            found += sub.books()
+        return found
+
+    # ------------------------------------------------------------------ frames
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        sub = self._sub_of_conn.get(conn_key)
+        if sub is not None:
+            return sub.receive(conn_key, data, recv_ns, out)
+        try:
+            msg = FEED_DECODER.decode(data)
+        except DECODE_ERRORS as e:
+            raise self._rejection(data, e) from None
+        kind = type(msg)
+        if kind is L2Update:
+            return self._l2update(msg, recv_ns, out)  # type: ignore[arg-type]
+        if kind is Match or kind is LastMatch:
+            return self._match(msg, recv_ns, out)  # type: ignore[arg-type]
+        if kind is TickerMsg:
+            return self._ticker(msg, recv_ns, out)  # type: ignore[arg-type]
+        if kind is Heartbeat:
+            return self._heartbeat(msg, conn_key, recv_ns, out)  # type: ignore[arg-type]
+        if kind is Snapshot:
+            return self._snapshot(msg, recv_ns, out)  # type: ignore[arg-type]
+        if kind is Subscriptions:
+            return FrameStatus.FILTERED
+        error: ErrorMsg = msg  # type: ignore[assignment]
+        raise RejectedFrame("venue_error", f"{error.message}: {error.reason}".strip(": "))
+
+    @staticmethod
+    def _rejection(data: bytes, error: Exception) -> RejectedFrame:
+        """An unknown ``type`` is ``unknown_message``; anything else as the decoder says."""
+        if isinstance(error, msgspec.ValidationError):
+            try:
+                kind = TYPE_DECODER.decode(data).type
+            except DECODE_ERRORS:
+                return decode_rejection(data, error)
+            if kind not in TYPES:
+                return RejectedFrame("unknown_message", kind or "(no type)")
+        return decode_rejection(data, error)
+
+    def _known(self, product: str) -> str:
+        symbol = self.symbols.get(product)
+        if symbol is None:
+            raise RejectedFrame("unknown_symbol", product)
+        return symbol
+
+    def _match(self, msg: Match, recv_ns: int, out: RecordSink) -> FrameStatus:
+        native = msg.product_id
+        symbol = self._known(native)
+        if not self.trades_on:
+            raise RejectedFrame("unexpected_channel", "matches")
+        ts = parse_time(msg.time)
+        check_trade(msg.price, msg.size, ts, recv_ns)
+        side = taker_side(msg.side)
+        tid = msg.trade_id
+        ids = self.ids[native]
+        expected = ids.expected()
+        verdict = ids.check(tid, tid)
+        if verdict is IdVerdict.DUPLICATE or verdict is IdVerdict.EXPIRED:
+            return FrameStatus.FILTERED  # a resent match, or last_match of a resubscribe
+        out.trades.append(Trade(
+            exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+            trade_id=tid, price=msg.price, size=msg.size, side=side, first_trade_id=tid,
+            last_trade_id=tid,
+        ))  # fmt: skip
+        if verdict is IdVerdict.AHEAD:
+            self._trade_gap(native, symbol, expected, tid, ts, recv_ns, out, "match")
+        return FrameStatus.PROCESSED
+
+    def _trade_gap(
+        self,
+        native: str,
+        symbol: str,
+        lo: int,
+        hi: int,
+        ts: int,
+        recv_ns: int,
+        out: RecordSink,
+        seen_in: str,
+    ) -> None:
+        out.events.append(Event(
+            exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+            kind=EventKind.GAP.value, channel=Channel.TRADES.value, expected=lo, received=hi,
+            detail=f"trade ids {lo}..{hi - 1} missed (seen in {seen_in})",
+        ))  # fmt: skip
+        self.backfill[native].want(lo, hi, recv_ns, out)
+
+    def _heartbeat(
+        self, msg: Heartbeat, conn_key: str, recv_ns: int, out: RecordSink
+    ) -> FrameStatus:
+        native = msg.product_id
+        symbol = self._known(native)
+        if conn_key != MATCHES or not self.trades_on:
+            return FrameStatus.FILTERED  # keep-alive of the book connection
+        missed = self.ids[native].declare_through(msg.last_trade_id)
+        if missed is not None:
+            ts = parse_time(msg.time) if msg.time else recv_ns
+            self._trade_gap(native, symbol, *missed, ts, recv_ns, out, "heartbeat")
+            return FrameStatus.PROCESSED
+        return FrameStatus.FILTERED
+
+    def _ticker(self, msg: TickerMsg, recv_ns: int, out: RecordSink) -> FrameStatus:
+        native = msg.product_id
+        symbol = self._known(native)
+        ts = parse_time(msg.time) if msg.time else recv_ns
+        produced = False
+        if self.bbo_on and msg.best_bid_size is not None and msg.best_ask_size is not None:
+            check_bbo(msg.best_bid, msg.best_bid_size, msg.best_ask, msg.best_ask_size, ts, recv_ns)
+            out.bbo.append(Bbo(
+                exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+                update_id=msg.sequence, bid_price=msg.best_bid, bid_size=msg.best_bid_size,
+                ask_price=msg.best_ask, ask_size=msg.best_ask_size,
+            ))  # fmt: skip
+            produced = True
+        if self.ticker_on:
+            check_positive("last price", msg.price)
+            for field, value in (("last size", msg.last_size), ("open", msg.open_24h),
+                                 ("high", msg.high_24h), ("low", msg.low_24h),
+                                 ("volume", msg.volume_24h)):  # fmt: skip
+                check_amount(field, value)
+            check_time("event time", ts, recv_ns)
+            change = msg.price - msg.open_24h
+            out.ticker.append(Ticker(
+                exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
+                last_price=msg.price, last_size=msg.last_size, open_price=msg.open_24h,
+                high_price=msg.high_24h, low_price=msg.low_24h, volume=msg.volume_24h,
+                quote_volume=math.nan, vwap=math.nan, price_change=change,
+                price_change_pct=100.0 * change / msg.open_24h if msg.open_24h else 0.0,
+                trade_count=-1, open_time=ts - DAY_NS, close_time=ts, first_trade_id=-1,
+                last_trade_id=msg.trade_id,
+            ))  # fmt: skip
+            produced = True
+        if produced:
+            return FrameStatus.PROCESSED
+        if self.bbo_on:
+            raise RejectedFrame("invalid_message", "ticker without best_bid_size/best_ask_size")
+        raise RejectedFrame("unexpected_channel", "ticker")
+
+    # ------------------------------------------------------------------ book
+    def _snapshot(self, msg: Snapshot, recv_ns: int, out: RecordSink) -> FrameStatus:
+        native = msg.product_id
+        self._known(native)
+        book = self.book.get(native)
+        if book is None:
+            raise RejectedFrame("unexpected_channel", "level2 snapshot")
+        check_levels("bid", msg.bids)
+        check_levels("ask", msg.asks)
+        ts = parse_time(msg.time) if msg.time else recv_ns
+        book.bids.load(msg.bids)
+        book.asks.load(msg.asks)
+        book.updates = 0
+        crossed = book.crossed()
+        if crossed is not None:
+            self._break(
+                book, ts, recv_ns, out, f"snapshot crossed: bid {crossed[0]} >= ask {crossed[1]}"
+            )
+            return FrameStatus.PROCESSED
+        book.synced = True
+        book.waiting = ""
+        rows = out.book
+        for side, levels in ((BID, msg.bids), (ASK, msg.asks)):
+            for price, size in levels:
+                if size > 0.0:
+                    rows.append(self._row(book, ts, recv_ns, side, price, size, True))
+        self._book_event(book, EventKind.SYNCED, ts, recv_ns, "level2 snapshot", out)
+        return FrameStatus.PROCESSED
+
+    def _l2update(self, msg: L2Update, recv_ns: int, out: RecordSink) -> FrameStatus:
+        native = msg.product_id
+        self._known(native)
+        book = self.book.get(native)
+        if book is None:
+            raise RejectedFrame("unexpected_channel", "level2 update")
+        ts = parse_time(msg.time)
+        changes = []
+        for side_text, price, size in msg.changes:  # validate all first: rejected = unapplied
+            if side_text == "buy":
+                side = BID
+            elif side_text == "sell":
+                side = ASK
+            else:
+                raise RejectedFrame("invalid_field", f"side {side_text!r}")
+            if not (0.0 < price <= 1e18 and 0.0 <= size <= 1e18):
+                check_levels("bid" if side == BID else "ask", [(price, size)])
+            changes.append((side, price, size))
+        if not book.synced:
+            return FrameStatus.FILTERED  # after a break, until the re-subscribe's snapshot
+        bids, asks = book.bids, book.asks
+        for side, price, size in changes:
+            (bids if side == BID else asks).set(price, size)
+        crossed = book.crossed()
+        if crossed is not None:
+            self._break(
+                book,
+                ts,
+                recv_ns,
+                out,
+                f"l2update crossed the book: bid {crossed[0]} >= ask {crossed[1]}",
+            )
+            return FrameStatus.PROCESSED
+        book.updates += 1
+        out.book.extend(self._row(book, ts, recv_ns, s, p, q, False) for s, p, q in changes)
+        return FrameStatus.PROCESSED
+
+    def _break(self, book: Book, ts: int, recv_ns: int, out: RecordSink, why: str) -> None:
+        """The book cannot be trusted: a gap, then a re-subscribe for a fresh snapshot."""
+        book.synced = False
+        book.waiting = f"{why}; re-subscribing"
+        self._book_event(book, EventKind.GAP, ts, recv_ns, why, out)
+        self._book_event(
+            book, EventKind.RESYNC, ts, recv_ns, f"reconnecting {LEVEL2} for a snapshot", out
+        )
+        if LEVEL2 not in self._reconnects:
+            self._reconnects.append(LEVEL2)
+
+    @staticmethod
+    def _row(
+        book: Book, ts: int, recv_ns: int, side: int, price: float, size: float, snapshot: bool
+    ) -> BookChange:
+        """A stored row; ``level2_batch`` has no sequence ids (``update_id`` -1, no rule)."""
+        return BookChange(
+            exchange=EXCHANGE, symbol=book.symbol, native_symbol=book.native, ts=ts,
+            recv_ts=recv_ns, side=side, price=price, size=size, snapshot=snapshot,
+            first_update_id=-1, update_id=-1, prev_update_id=-1,
+        )  # fmt: skip
+
+    @staticmethod
+    def _book_event(
+        book: Book, kind: EventKind, ts: int, recv_ns: int, detail: str, out: RecordSink
+    ) -> None:
+        out.events.append(Event(
+            exchange=EXCHANGE, symbol=book.symbol, native_symbol=book.native, ts=ts,
+            recv_ts=recv_ns, kind=kind.value, channel=Channel.BOOK.value, expected=-1,
+            received=-1, detail=detail,
+        ))  # fmt: skip
+
+    # ------------------------------------------------------------------ REST
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        self._now_ns = max(self._now_ns, now_ns)
+        requests: list[RestRequest] = []
+        for sub in self.subs:
+            for request in sub.due_requests(now_ns):
+                self._sub_of_request[request.key] = sub
+                requests.append(request)
+        if now_ns < self._rest_next_ns:
+            return requests
+        if self._products_wanted and PRODUCTS_KEY not in self._in_flight:
+            self._products_wanted = False
+            self._in_flight[PRODUCTS_KEY] = (0, 0)
+            self._rest_next_ns = now_ns + self.rest_interval_ns
+            requests.append(RestRequest(
+                key=PRODUCTS_KEY, url=f"{self.rest_url}/products",
+                purpose=RestPurpose.SYMBOL_LISTING,
+            ))  # fmt: skip
+            return requests
+        page = self._backfill_request(now_ns)
+        if page is not None:
+            requests.append(page)
+        return requests
+
+    def _backfill_request(self, now_ns: int) -> RestRequest | None:
+        """The next page of the first product owing trades (one REST call per interval)."""
+        for native, backfill in self.backfill.items():
+            key = TRADES_KEY + native
+            if not backfill.pending or key in self._in_flight:
+                continue
+            page = backfill.next_page()
+            if page is None:
+                continue
+            after, limit = page
+            self._in_flight[key] = page
+            self._rest_next_ns = now_ns + self.rest_interval_ns
+            return RestRequest(
+                key=key,
+                url=f"{self.rest_url}/products/{native}/trades?after={after}&limit={limit}",
+                purpose=RestPurpose.TRADE_BACKFILL,
+            )
+        return None
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        self._now_ns = max(self._now_ns, recv_ns)
+        sub = self._sub_of_request.pop(request.key, None)
+        if sub is not None:
+            sub.receive_response(request, response, recv_ns, out)
+            return
+        asked = self._in_flight.pop(request.key, None)
+        if asked is None:
+            return
+        status = response.status
+        if status == 429:  # Coinbase's rate limit: back off, doubling up to 30 s
+            self._rest_backoff_ns = min(max(2 * self._rest_backoff_ns, 1_000 * MS), 30_000 * MS)
+            self._rest_next_ns = recv_ns + self._rest_backoff_ns
+        elif 200 <= status < 300:
+            self._rest_backoff_ns = 0
+        if request.purpose is RestPurpose.SYMBOL_LISTING:
+            if not (200 <= status < 300 and self._products(response.body, recv_ns, out)):
+                self._products_wanted = True
+            return
+        native = request.key.removeprefix(TRADES_KEY)
+        backfill = self.backfill.get(native)
+        if backfill is None:
+            return
+        after, limit = asked
+        if 200 <= status < 300 and backfill.answer(after, limit, response.body, recv_ns, out):
+            return
+        if status == 429 and backfill.pending:
+            backfill.pending[0].requests_left += 1  # a rate-limited request does not count
+        backfill.give_up_if_spent(recv_ns, out)
+
+    def _products(self, body: bytes, recv_ns: int, out: RecordSink) -> bool:
+        """Check every configured product against ``/products``; False: unusable answer."""
+        try:
+            listed = {p.id: p for p in PRODUCTS_DECODER.decode(body)}
+        except DECODE_ERRORS:
+            return False
+        for native, symbol in self.symbols.items():
+            product = listed.get(native)
+            if product is None:
+                problem = f"COINBASE does not list {native} (/products)"
+            elif product.status != "online" or product.trading_disabled:
+                problem = (
+                    f"COINBASE lists {native} with status {product.status!r}"
+                    + (", trading disabled" if product.trading_disabled else "")
+                    + " (/products)"
+                )
+            else:
+                continue
+            self.invalid_symbols.append(native)
+            out.events.append(Event(
+                exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=recv_ns,
+                recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="", expected=-1,
+                received=-1, detail=problem,
+            ))  # fmt: skip
+        return True
+
+    def next_wakeup_ns(self) -> int | None:
+        times = [t for sub in self.subs if (t := sub.next_wakeup_ns()) is not None]
+        owing = self._products_wanted or any(
+            b.pending and TRADES_KEY + n not in self._in_flight for n, b in self.backfill.items()
+        )
+        if owing:
+            times.append(max(self._rest_next_ns, self._now_ns))
+        return min(times) if times else None
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        requests: list[RestRequest] = []
+        owing = False
+        for sub in self.subs:
+            found = sub.finishing_requests(now_ns)
+            if found is not None:
+                owing = True
+                for request in found:
+                    self._sub_of_request[request.key] = sub
+                    requests.append(request)
+        if any(b.pending for b in self.backfill.values()):
+            owing = True
+            if now_ns >= self._rest_next_ns:
+                page = self._backfill_request(now_ns)
+                if page is not None:
+                    requests.append(page)
+        return requests if owing else None
+
+    def owed_ids(self) -> int:
+        return sum(b.owed_ids() for b in self.backfill.values()) + sum(
+            sub.owed_ids() for sub in self.subs
+        )
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self._in_flight.clear()
+        for backfill in self.backfill.values():
+            backfill.abandon(now_ns, out)
+        for sub in self.subs:
+            sub.abandon(now_ns, out)
