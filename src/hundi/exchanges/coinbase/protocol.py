@@ -322,8 +322,8 @@ class CoinbaseProtocol(VenueProtocol):
                 kind = TYPE_DECODER.decode(data).type
             except DECODE_ERRORS:
                 return decode_rejection(data, error)
-            if kind not in TYPES:
-                return RejectedFrame("unknown_message", kind or "(no type)")
+            if kind and kind not in TYPES:
+                return RejectedFrame("unknown_message", kind)
         return decode_rejection(data, error)
 
     def _known(self, product: str) -> str:

@@ -1,0 +1,592 @@
+"""The Coinbase protocol on hand-written ws-feed frames and REST answers."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from hundi.exchanges.base import (
+    FrameStatus,
+    RecordSink,
+    RejectedFrame,
+    RestPurpose,
+    RestRequest,
+    RestResponse,
+    StreamSpec,
+    VenueConfig,
+    VenueProtocol,
+)
+from hundi.exchanges.coinbase import CoinbaseVenue
+from hundi.exchanges.coinbase import protocol as coinbase_protocol
+from hundi.exchanges.coinbase.protocol import LEVEL2, MATCHES, CoinbaseProtocol
+from hundi.exchanges.coinbase.symbols import normalize
+from hundi.exchanges.coinbase.timeparse import parse_time
+from hundi.records import ASK, BID, BUY, SELL, Channel, EventKind
+
+T0 = "2026-12-03T06:00:00.123456Z"
+T0_NS = parse_time(T0)
+RECV = T0_NS + 5_000_000
+ALL = (Channel.TRADES, Channel.TICKER, Channel.BBO, Channel.BOOK, Channel.EVENTS)
+
+
+def venue(*symbols: str, channels: tuple[Channel, ...] = ALL, **options: str) -> CoinbaseProtocol:
+    return CoinbaseVenue(
+        VenueConfig(market="spot", symbols=symbols or ("BTC-USD",), channels=channels,
+                    options=dict(options))
+    )  # fmt: skip
+
+
+def frame(**fields: Any) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def match(tid: int, *, side: str = "sell", product: str = "BTC-USD", kind: str = "match") -> bytes:
+    return frame(type=kind, trade_id=tid, maker_order_id="m", taker_order_id="t", side=side,
+                 size="0.5", price="100.25", product_id=product, sequence=tid * 10, time=T0)  # fmt: skip
+
+
+def snapshot(bids: list[list[str]], asks: list[list[str]], product: str = "BTC-USD") -> bytes:
+    return frame(type="snapshot", product_id=product, bids=bids, asks=asks, time=T0)
+
+
+def l2update(*changes: list[str], product: str = "BTC-USD") -> bytes:
+    return frame(type="l2update", product_id=product, changes=list(changes), time=T0)
+
+
+def feed(p: CoinbaseProtocol, data: bytes, conn: str = MATCHES) -> tuple[FrameStatus, RecordSink]:
+    out = RecordSink()
+    return p.receive(conn, data, RECV, out), out
+
+
+def rejected(p: CoinbaseProtocol, data: bytes, conn: str = MATCHES) -> str:
+    with pytest.raises(RejectedFrame) as caught:
+        feed(p, data, conn)
+    return caught.value.reason
+
+
+def synced_book(p: CoinbaseProtocol) -> None:
+    status, out = feed(p, snapshot([["100", "1"], ["99", "2"]], [["101", "1.5"]]), LEVEL2)
+    assert status is FrameStatus.PROCESSED
+
+
+# -------------------------------------------------------------------- config and connections
+
+
+def test_connections_subscribe_matches_heartbeat_ticker_and_level2_batch_apart() -> None:
+    p = venue("BTC-USD", "ETH-EUR")
+    specs = p.connections()
+    assert [s.key for s in specs] == [MATCHES, LEVEL2]
+    assert all(s.url == "wss://ws-feed.exchange.coinbase.com" for s in specs)
+    first = json.loads(specs[0].subscribe[0])
+    assert first == {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-EUR"],
+                     "channels": ["matches", "heartbeat", "ticker"]}  # fmt: skip
+    second = json.loads(specs[1].subscribe[0])
+    assert second["channels"] == ["level2_batch", "heartbeat"]
+    assert p.rest_url == "https://api.exchange.coinbase.com"
+
+
+def test_only_the_connections_the_channels_need() -> None:
+    assert [s.key for s in venue(channels=(Channel.BOOK,)).connections()] == [LEVEL2]
+    specs = venue(channels=(Channel.BBO,)).connections()
+    assert [json.loads(s.subscribe[0])["channels"] for s in specs] == [["ticker"]]
+
+
+def test_endpoint_overrides() -> None:
+    p = CoinbaseVenue(VenueConfig(market="spot", symbols=("BTC-USD",), channels=ALL,
+                                  endpoint="ws://127.0.0.1:9/", rest_endpoint="http://h:1/"))  # fmt: skip
+    assert {s.url for s in p.connections()} == {"ws://127.0.0.1:9"}
+    assert p.due_requests(1)[0].url == "http://h:1/products"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"symbols": ("btc-usd",)}, "not a Coinbase product id: 'btc-usd'"),
+        ({"symbols": ("BTCUSD",)}, "expected BASE-QUOTE"),
+        ({"symbols": ()}, "no symbols"),
+        ({"channels": (Channel.CANDLES,)}, "coinbase does not serve candles"),
+        ({"channels": (Channel.BOOK_L3,)}, "book_l3"),
+        ({"market": "usdm"}, "one market, spot"),
+        ({"options": {"nope": "1"}}, "unknown coinbase option 'nope'"),
+        ({"options": {"backfill_requests_per_gap": "x"}}, "not an integer"),
+        ({"options": {"level2_channel": "level3"}}, "level2_channel='level3'"),
+        ({"options": {"level2_channel": "level2"}}, "needs an authenticated subscribe"),
+    ],
+)
+def test_bad_configuration_is_one_line_value_error(config: dict[str, Any], message: str) -> None:
+    values: dict[str, Any] = {"market": "spot", "symbols": ("BTC-USD",), "channels": ALL}
+    values.update(config)
+    with pytest.raises(ValueError, match="^[^\n]+$") as caught:
+        CoinbaseVenue(VenueConfig(**values))
+    assert message in str(caught.value)
+
+
+def test_level2_unbatched_is_accepted_for_replays() -> None:
+    config = VenueConfig(market="spot", symbols=("BTC-USD",), channels=ALL,
+                         options={"level2_channel": "level2"}, authenticate=False)  # fmt: skip
+    assert (
+        json.loads(CoinbaseVenue(config).connections()[1].subscribe[0])["channels"][0] == "level2"
+    )
+
+
+def test_symbols_native_is_normalized() -> None:
+    assert normalize("BTC-USD") == "BTC-USD"
+    assert venue().normalize_symbol("BTC-USD") == "BTC-USD"
+
+
+def test_time_parsing() -> None:
+    assert parse_time("1970-01-01T00:00:01Z") == 1_000_000_000
+    assert parse_time("1970-01-01T00:00:01.5Z") == 1_500_000_000
+    assert parse_time("1970-01-01T00:00:01.123456789Z") == 1_123_456_789
+    for bad in ("", "1970-01-01 00:00:01Z", "1970-01-01T00:00:01.Z", "1970-13-01T00:00:01Z",
+                "1970-01-01T00:00:01.12x", "x970-01-01T00:00:01Z"):  # fmt: skip
+        with pytest.raises(RejectedFrame):
+            parse_time(bad)
+
+
+# -------------------------------------------------------------------- frames
+
+
+def test_match_is_a_trade_with_the_taker_side() -> None:
+    p = venue()
+    status, out = feed(p, match(7, side="sell"))
+    assert status is FrameStatus.PROCESSED
+    (t,) = out.trades
+    assert (t.exchange, t.symbol, t.native_symbol) == ("coinbase", "BTC-USD", "BTC-USD")
+    assert (t.trade_id, t.price, t.size, t.ts, t.recv_ts) == (7, 100.25, 0.5, T0_NS, RECV)
+    assert t.side == BUY  # the maker sold: the taker bought
+    assert (t.first_trade_id, t.last_trade_id) == (7, 7)
+    _, out = feed(p, match(8, side="buy"))
+    assert out.trades[0].side == SELL
+
+
+def test_last_match_is_stored_once_and_a_duplicate_is_filtered() -> None:
+    p = venue()
+    assert feed(p, match(5, kind="last_match"))[0] is FrameStatus.PROCESSED
+    status, out = feed(p, match(5))
+    assert status is FrameStatus.FILTERED and not out.trades
+    status, out = feed(p, match(5, kind="last_match"))  # a resubscribe's last_match
+    assert status is FrameStatus.FILTERED and not out.trades
+
+
+def test_ticker_gives_ticker_and_bbo() -> None:
+    p = venue()
+    data = frame(type="ticker", sequence=99, product_id="BTC-USD", price="101", open_24h="100",
+                 volume_24h="12.5", low_24h="90", high_24h="110", volume_30d="300",
+                 best_bid="100.5", best_bid_size="2", best_ask="101.5", best_ask_size="3",
+                 side="buy", time=T0, trade_id=8, last_size="0.1")  # fmt: skip
+    status, out = feed(p, data)
+    assert status is FrameStatus.PROCESSED
+    (bbo,) = out.bbo
+    assert (bbo.bid_price, bbo.bid_size, bbo.ask_price, bbo.ask_size) == (100.5, 2, 101.5, 3)
+    assert bbo.update_id == 99
+    (tk,) = out.ticker
+    assert (tk.last_price, tk.last_size, tk.open_price, tk.high_price, tk.low_price) == (
+        101, 0.1, 100, 110, 90)  # fmt: skip
+    assert tk.volume == 12.5 and math.isnan(tk.quote_volume) and math.isnan(tk.vwap)
+    assert tk.price_change == 1 and tk.price_change_pct == pytest.approx(1.0)
+    assert tk.last_trade_id == 8 and tk.close_time == T0_NS
+
+
+def test_a_ticker_without_sizes_makes_no_bbo() -> None:
+    data = frame(type="ticker", sequence=1, product_id="BTC-USD", price="101", open_24h="100",
+                 best_bid="100", best_ask="102", time=T0, trade_id=1, last_size="1")  # fmt: skip
+    _, out = feed(venue(), data)
+    assert out.ticker and not out.bbo
+    p = venue(channels=(Channel.BBO,))
+    assert rejected(p, data) == "invalid_message"
+
+
+def test_a_crossed_ticker_bbo_is_rejected() -> None:
+    data = frame(type="ticker", sequence=1, product_id="BTC-USD", price="101", open_24h="100",
+                 best_bid="103", best_bid_size="1", best_ask="102", best_ask_size="1", time=T0,
+                 trade_id=1, last_size="1")  # fmt: skip
+    assert rejected(venue(), data) == "invalid_value"
+
+
+def test_acks_and_book_connection_heartbeats_are_filtered() -> None:
+    p = venue()
+    ack = frame(type="subscriptions", channels=[{"name": "matches", "product_ids": ["BTC-USD"]}])
+    assert feed(p, ack)[0] is FrameStatus.FILTERED
+    hb = frame(type="heartbeat", sequence=1, last_trade_id=10, product_id="BTC-USD", time=T0)
+    assert feed(p, hb, LEVEL2)[0] is FrameStatus.FILTERED
+    assert feed(p, hb, MATCHES)[0] is FrameStatus.FILTERED  # no trade seen yet: nothing owed
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe", "malformed_json"),
+        (frame(type="mystery", product_id="BTC-USD"), "unknown_message"),
+        (frame(product_id="BTC-USD"), "invalid_message"),
+        (frame(type="match", product_id="BTC-USD"), "invalid_message"),
+        (match(1, product="DOGE-USD"), "unknown_symbol"),
+        (match(1, side="up"), "invalid_field"),
+        (
+            frame(
+                type="match",
+                trade_id=1,
+                side="buy",
+                size="0",
+                price="1",
+                product_id="BTC-USD",
+                time=T0,
+            ),
+            "invalid_value",
+        ),  # fmt: skip
+        (
+            frame(
+                type="match",
+                trade_id=1,
+                side="buy",
+                size="1",
+                price="nan",
+                product_id="BTC-USD",
+                time=T0,
+            ),
+            "invalid_value",
+        ),  # fmt: skip
+        (
+            frame(
+                type="match",
+                trade_id=1,
+                side="buy",
+                size="1",
+                price="1",
+                product_id="BTC-USD",
+                time="yesterday",
+            ),
+            "invalid_field",
+        ),  # fmt: skip
+        (
+            frame(
+                type="match",
+                trade_id=1,
+                side="buy",
+                size="1",
+                price="1",
+                product_id="BTC-USD",
+                time="2001-01-01T00:00:00Z",
+            ),
+            "invalid_value",
+        ),  # fmt: skip
+        (
+            frame(
+                type="error", message="Failed to subscribe", reason="BAD-USD is not a valid product"
+            ),
+            "venue_error",
+        ),  # fmt: skip
+        (l2update(["up", "1", "1"]), "invalid_field"),
+        (l2update(["buy", "-1", "1"]), "invalid_value"),
+        (l2update(["buy", "1", "-1"]), "invalid_value"),
+        (snapshot([["0", "1"]], []), "invalid_value"),
+    ],
+)
+def test_bad_frames_are_rejected_with_their_reason(data: bytes, reason: str) -> None:
+    assert rejected(venue(), data) == reason
+
+
+def test_channels_not_configured_are_rejected() -> None:
+    p = venue(channels=(Channel.TRADES,))
+    assert rejected(p, snapshot([["1", "1"]], [["2", "1"]]), LEVEL2) == "unexpected_channel"
+    assert rejected(p, l2update(["buy", "1", "1"]), LEVEL2) == "unexpected_channel"
+    data = frame(type="ticker", sequence=1, product_id="BTC-USD", price="1", time=T0)
+    assert rejected(p, data) == "unexpected_channel"
+    assert rejected(venue(channels=(Channel.BOOK,)), match(1)) == "unexpected_channel"
+
+
+# -------------------------------------------------------------------- trade ids and backfill
+
+
+def trades_request(p: CoinbaseProtocol, now: int = RECV) -> RestRequest:
+    requests = [r for r in p.due_requests(now) if r.purpose is RestPurpose.TRADE_BACKFILL]
+    assert len(requests) == 1, requests
+    return requests[0]
+
+
+def answer(p: CoinbaseProtocol, request: RestRequest, rows: list[dict[str, Any]],
+           status: int = 200) -> RecordSink:  # fmt: skip
+    out = RecordSink()
+    p.receive_response(request, RestResponse(status, json.dumps(rows).encode()), RECV, out)
+    return out
+
+
+def rest_trade(tid: int) -> dict[str, Any]:
+    return {"time": T0, "trade_id": tid, "price": "100", "size": "0.01", "side": "buy"}
+
+
+def no_listing(p: CoinbaseProtocol) -> None:
+    """Answer the product listing, so the REST pacing only sees backfills."""
+    (request,) = p.due_requests(0)
+    assert request.purpose is RestPurpose.SYMBOL_LISTING
+    products = [{"id": n, "status": "online", "trading_disabled": False} for n in p.symbols]
+    p.receive_response(request, RestResponse(200, json.dumps(products).encode()), 0, RecordSink())
+
+
+def test_a_skipped_trade_id_is_a_gap_fetched_back_over_rest() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(10))
+    status, out = feed(p, match(14))
+    assert status is FrameStatus.PROCESSED and [t.trade_id for t in out.trades] == [14]
+    (gap,) = out.events
+    assert (gap.kind, gap.channel, gap.expected, gap.received) == ("gap", "trades", 11, 14)
+    request = trades_request(p)
+    assert (
+        request.url == "https://api.exchange.coinbase.com/products/BTC-USD/trades?after=14&limit=3"
+    )
+    assert p.owed_ids() == 3
+    out = answer(p, request, [rest_trade(13), rest_trade(12), rest_trade(11)])
+    assert [t.trade_id for t in out.trades] == [13, 12, 11]
+    assert all(t.side == SELL for t in out.trades)  # maker bought: the taker sold
+    (event,) = out.events
+    assert (event.kind, event.expected, event.received) == ("backfilled", 11, 14)
+    assert p.owed_ids() == 0 and p.finishing_requests(RECV) is None
+    _, out = feed(p, match(12))  # late live copy: not stored twice
+    assert not out.trades
+
+
+def test_a_long_gap_is_paged_from_its_top_down() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(1))
+    feed(p, match(2502))
+    first = trades_request(p, RECV)
+    assert first.url.endswith("after=2502&limit=1000")
+    answer(p, first, [rest_trade(i) for i in range(2501, 1501, -1)])
+    assert p.due_requests(RECV) == []  # paced: one REST call per interval
+    second = trades_request(p, RECV + 10**9)
+    assert second.url.endswith("after=1502&limit=1000")
+    out = answer(p, second, [rest_trade(i) for i in range(1501, 501, -1)])
+    third = trades_request(p, RECV + 2 * 10**9)
+    assert third.url.endswith("after=502&limit=500")
+    out = answer(p, third, [rest_trade(i) for i in range(501, 1, -1)])
+    assert len(out.trades) == 500 and p.owed_ids() == 0
+
+
+def test_ids_the_venue_does_not_return_are_unrecoverable() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(10))
+    feed(p, match(20))
+    out = answer(p, trades_request(p), [rest_trade(18), rest_trade(17)])  # short page
+    kinds = [(e.kind, e.expected, e.received) for e in out.events]
+    assert kinds == [("unrecoverable", 19, 20), ("backfilled", 17, 19), ("unrecoverable", 11, 17)]
+    out = answer_nothing = RecordSink()
+    feed(p, match(30))
+    p.receive_response(trades_request(p, RECV + 10**9), RestResponse(200, b"[]"), RECV, out)
+    assert [(e.kind, e.expected, e.received) for e in answer_nothing.events] == [
+        ("unrecoverable", 21, 30)]  # fmt: skip
+
+
+def test_failed_backfill_requests_are_retried_within_the_budget() -> None:
+    p = venue(backfill_requests_per_gap="2")
+    no_listing(p)
+    feed(p, match(1))
+    feed(p, match(5))
+    out = answer(p, trades_request(p), [], status=500)
+    assert not out.events
+    out = RecordSink()
+    p.receive_response(trades_request(p, RECV + 10**9), RestResponse(200, b"garbage"), RECV, out)
+    assert [(e.kind, e.expected, e.received) for e in out.events] == [("unrecoverable", 2, 5)]
+
+
+def test_rate_limited_backfill_backs_off_without_spending_the_budget() -> None:
+    p = venue(backfill_requests_per_gap="1")
+    no_listing(p)
+    feed(p, match(1))
+    feed(p, match(5))
+    answer(p, trades_request(p), [], status=429)
+    assert p.due_requests(RECV + 500_000_000) == []  # backing off a second
+    assert p.next_wakeup_ns() == RECV + 1_000_000_000
+    out = answer(p, trades_request(p, RECV + 10**9), [rest_trade(4), rest_trade(3), rest_trade(2)])
+    assert len(out.trades) == 3
+
+
+def test_a_heartbeat_ahead_of_the_last_match_is_a_gap() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(10))
+    hb = frame(type="heartbeat", sequence=5, last_trade_id=13, product_id="BTC-USD", time=T0)
+    status, out = feed(p, hb)
+    assert status is FrameStatus.PROCESSED
+    (gap,) = out.events
+    assert (gap.kind, gap.expected, gap.received) == ("gap", 11, 14)
+    assert "heartbeat" in gap.detail
+    _, out = feed(p, match(14))  # the next live id continues: no second gap
+    assert not out.events and [t.trade_id for t in out.trades] == [14]
+    _, out = feed(p, match(12))  # a late one fills the hole
+    assert [t.trade_id for t in out.trades] == [12]
+    out = answer(p, trades_request(p), [rest_trade(13), rest_trade(12), rest_trade(11)])
+    assert [t.trade_id for t in out.trades] == [13, 11]
+    assert feed(p, hb)[0] is FrameStatus.FILTERED  # nothing new owed
+
+
+def test_a_reconnect_whose_last_match_is_ahead_is_a_gap() -> None:
+    p = venue()
+    feed(p, match(10))
+    p.on_close(MATCHES, RECV, RecordSink())
+    p.on_open(MATCHES, RECV, RecordSink())
+    _, out = feed(p, match(15, kind="last_match"))
+    assert [(e.kind, e.expected, e.received) for e in out.events] == [("gap", 11, 15)]
+
+
+def test_stopping_with_trades_owed_says_them_unrecoverable() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(1))
+    feed(p, match(4))
+    finishing = p.finishing_requests(RECV)
+    assert finishing is not None and len(finishing) == 1
+    out = RecordSink()
+    p.abandon(RECV, out)
+    assert [(e.kind, e.expected, e.received) for e in out.events] == [("unrecoverable", 2, 4)]
+    assert "stopped first" in out.events[0].detail
+
+
+def test_backfill_off_says_a_gap_unrecoverable_at_once() -> None:
+    p = venue(backfill_requests_per_gap="0")
+    feed(p, match(1))
+    _, out = feed(p, match(4))
+    assert [e.kind for e in out.events] == ["gap", "unrecoverable"]
+
+
+# -------------------------------------------------------------------- product listing
+
+
+def test_products_not_listed_or_not_online_are_invalid_symbols() -> None:
+    p = venue("BTC-USD", "ETH-EUR", "OLD-USD")
+    (request,) = p.due_requests(0)
+    assert request.url.endswith("/products") and request.purpose is RestPurpose.SYMBOL_LISTING
+    assert p.due_requests(10**12) == []  # in flight
+    listing = [{"id": "BTC-USD", "status": "online", "trading_disabled": False},
+               {"id": "OLD-USD", "status": "delisted", "trading_disabled": True}]  # fmt: skip
+    out = RecordSink()
+    p.receive_response(request, RestResponse(200, json.dumps(listing).encode()), RECV, out)
+    assert [(e.kind, e.native_symbol) for e in out.events] == [
+        ("invalid_symbol", "ETH-EUR"), ("invalid_symbol", "OLD-USD")]  # fmt: skip
+    assert "does not list ETH-EUR" in out.events[0].detail
+    assert p.invalid_symbols == ["ETH-EUR", "OLD-USD"]
+
+
+def test_an_unusable_listing_is_asked_again() -> None:
+    p = venue()
+    (request,) = p.due_requests(0)
+    p.receive_response(request, RestResponse(503, b""), 0, RecordSink())
+    assert p.next_wakeup_ns() is not None
+    assert [r.purpose for r in p.due_requests(10**9)] == [RestPurpose.SYMBOL_LISTING]
+
+
+# -------------------------------------------------------------------- book
+
+
+def test_snapshot_syncs_the_book_and_updates_move_it() -> None:
+    p = venue()
+    status, out = feed(p, snapshot([["100", "1"], ["99", "2"]], [["101", "1.5"]]), LEVEL2)
+    assert status is FrameStatus.PROCESSED
+    assert [(r.side, r.price, r.size, r.snapshot) for r in out.book] == [
+        (BID, 100, 1, True), (BID, 99, 2, True), (ASK, 101, 1.5, True)]  # fmt: skip
+    assert all(r.update_id == -1 and r.ts == T0_NS for r in out.book)
+    assert [e.kind for e in out.events] == ["synced"]
+    (book,) = p.books()
+    assert (book.synced, book.best_bid, book.best_ask, book.bids, book.asks) == (
+        True, 100, 101, 2, 1)  # fmt: skip
+    status, out = feed(p, l2update(["buy", "100.5", "3"], ["sell", "101", "0"],
+                                   ["sell", "102", "1"]), LEVEL2)  # fmt: skip
+    assert status is FrameStatus.PROCESSED
+    assert [(r.side, r.price, r.size, r.snapshot) for r in out.book] == [
+        (BID, 100.5, 3, False), (ASK, 101, 0, False), (ASK, 102, 1, False)]  # fmt: skip
+    (book,) = p.books()
+    assert (book.best_bid, book.best_ask) == (100.5, 102)
+
+
+def test_updates_before_the_snapshot_are_filtered() -> None:
+    p = venue()
+    status, out = feed(p, l2update(["buy", "100", "1"]), LEVEL2)
+    assert status is FrameStatus.FILTERED and not out.book
+    assert p.books()[0].waiting == "waiting for the level2 snapshot"
+
+
+def test_an_update_crossing_the_book_is_a_gap_and_a_resubscribe() -> None:
+    p = venue()
+    synced_book(p)
+    status, out = feed(p, l2update(["buy", "101.5", "1"]), LEVEL2)
+    assert status is FrameStatus.PROCESSED and not out.book  # the crossing change is not stored
+    assert [(e.kind, e.channel) for e in out.events] == [("gap", "book"), ("resync", "book")]
+    assert "crossed" in out.events[0].detail
+    assert p.take_reconnects() == [LEVEL2] and p.take_reconnects() == []
+    assert not p.books()[0].synced
+    assert feed(p, l2update(["buy", "50", "1"]), LEVEL2)[0] is FrameStatus.FILTERED
+    p.on_close(LEVEL2, RECV, (closed := RecordSink()))
+    assert not closed.events  # already broken: no second gap
+    p.on_open(LEVEL2, RECV, RecordSink())
+    synced_book(p)
+    assert p.books()[0].synced
+
+
+def test_a_crossed_snapshot_is_not_trusted() -> None:
+    p = venue()
+    status, out = feed(p, snapshot([["102", "1"]], [["101", "1"]]), LEVEL2)
+    assert status is FrameStatus.PROCESSED and not out.book
+    assert [e.kind for e in out.events] == ["gap", "resync"]
+    assert p.take_reconnects() == [LEVEL2]
+
+
+def test_a_dropped_book_connection_is_a_gap_and_trades_are_untouched() -> None:
+    p = venue()
+    synced_book(p)
+    out = RecordSink()
+    p.on_close(MATCHES, RECV, out)
+    assert not out.events and p.books()[0].synced
+    p.on_close(LEVEL2, RECV, out)
+    assert [(e.kind, e.channel, e.detail) for e in out.events] == [("gap", "book", "level2 closed")]
+    assert p.books()[0].waiting.startswith("connection closed")
+
+
+# -------------------------------------------------------------------- sub-protocols
+
+
+class FakeFull(VenueProtocol):
+    """Stands in for the order-level feed the integrator attaches (``sub_protocols``)."""
+
+    exchange = "coinbase"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def connections(self) -> list[StreamSpec]:
+        return [StreamSpec("full", "wss://ws-feed.exchange.coinbase.com")]
+
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        self.calls.append(f"receive {conn_key}")
+        return FrameStatus.FILTERED
+
+    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        self.calls.append(f"open {conn_key}")
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        return [RestRequest("book3:BTC-USD", "https://x/products/BTC-USD/book?level=3")]
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        self.calls.append(f"answer {request.key}")
+
+
+def test_sub_protocols_get_their_connections_frames_and_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    full = FakeFull()
+    monkeypatch.setattr(coinbase_protocol, "sub_protocols", lambda config: [full])
+    p = venue()
+    assert [s.key for s in p.connections()] == [MATCHES, LEVEL2, "full"]
+    p.on_open("full", 1, RecordSink())
+    assert p.receive("full", b"anything", 1, RecordSink()) is FrameStatus.FILTERED
+    requests = p.due_requests(0)
+    mine = next(r for r in requests if r.key == "book3:BTC-USD")
+    p.receive_response(mine, RestResponse(200, b"{}"), 1, RecordSink())
+    assert full.calls == ["open full", "receive full", "answer book3:BTC-USD"]
