@@ -24,7 +24,7 @@ from hundi.exchanges.coinbase import protocol as coinbase_protocol
 from hundi.exchanges.coinbase.protocol import LEVEL2, MATCHES, CoinbaseProtocol
 from hundi.exchanges.coinbase.symbols import normalize
 from hundi.exchanges.coinbase.timeparse import parse_time
-from hundi.records import ASK, BID, BUY, SELL, Channel, EventKind
+from hundi.records import ASK, BID, BUY, SELL, Channel
 
 T0 = "2026-12-03T06:00:00.123456Z"
 T0_NS = parse_time(T0)
@@ -34,9 +34,10 @@ ALL = (Channel.TRADES, Channel.TICKER, Channel.BBO, Channel.BOOK, Channel.EVENTS
 
 def venue(*symbols: str, channels: tuple[Channel, ...] = ALL, **options: str) -> CoinbaseProtocol:
     return CoinbaseVenue(
-        VenueConfig(market="spot", symbols=symbols or ("BTC-USD",), channels=channels,
-                    options=dict(options))
-    )  # fmt: skip
+        VenueConfig(
+            market="spot", symbols=symbols or ("BTC-USD",), channels=channels, options=dict(options)
+        )
+    )
 
 
 def frame(**fields: Any) -> bytes:
@@ -44,8 +45,18 @@ def frame(**fields: Any) -> bytes:
 
 
 def match(tid: int, *, side: str = "sell", product: str = "BTC-USD", kind: str = "match") -> bytes:
-    return frame(type=kind, trade_id=tid, maker_order_id="m", taker_order_id="t", side=side,
-                 size="0.5", price="100.25", product_id=product, sequence=tid * 10, time=T0)  # fmt: skip
+    return frame(
+        type=kind,
+        trade_id=tid,
+        maker_order_id="m",
+        taker_order_id="t",
+        side=side,
+        size="0.5",
+        price="100.25",
+        product_id=product,
+        sequence=tid * 10,
+        time=T0,
+    )
 
 
 def snapshot(bids: list[list[str]], asks: list[list[str]], product: str = "BTC-USD") -> bytes:
@@ -68,7 +79,7 @@ def rejected(p: CoinbaseProtocol, data: bytes, conn: str = MATCHES) -> str:
 
 
 def synced_book(p: CoinbaseProtocol) -> None:
-    status, out = feed(p, snapshot([["100", "1"], ["99", "2"]], [["101", "1.5"]]), LEVEL2)
+    status, _ = feed(p, snapshot([["100", "1"], ["99", "2"]], [["101", "1.5"]]), LEVEL2)
     assert status is FrameStatus.PROCESSED
 
 
@@ -81,8 +92,11 @@ def test_connections_subscribe_matches_heartbeat_ticker_and_level2_batch_apart()
     assert [s.key for s in specs] == [MATCHES, LEVEL2]
     assert all(s.url == "wss://ws-feed.exchange.coinbase.com" for s in specs)
     first = json.loads(specs[0].subscribe[0])
-    assert first == {"type": "subscribe", "product_ids": ["BTC-USD", "ETH-EUR"],
-                     "channels": ["matches", "heartbeat", "ticker"]}  # fmt: skip
+    assert first == {
+        "type": "subscribe",
+        "product_ids": ["BTC-USD", "ETH-EUR"],
+        "channels": ["matches", "heartbeat", "ticker"],
+    }
     second = json.loads(specs[1].subscribe[0])
     assert second["channels"] == ["level2_batch", "heartbeat"]
     assert p.rest_url == "https://api.exchange.coinbase.com"
@@ -95,8 +109,15 @@ def test_only_the_connections_the_channels_need() -> None:
 
 
 def test_endpoint_overrides() -> None:
-    p = CoinbaseVenue(VenueConfig(market="spot", symbols=("BTC-USD",), channels=ALL,
-                                  endpoint="ws://127.0.0.1:9/", rest_endpoint="http://h:1/"))  # fmt: skip
+    p = CoinbaseVenue(
+        VenueConfig(
+            market="spot",
+            symbols=("BTC-USD",),
+            channels=ALL,
+            endpoint="ws://127.0.0.1:9/",
+            rest_endpoint="http://h:1/",
+        )
+    )
     assert {s.url for s in p.connections()} == {"ws://127.0.0.1:9"}
     assert p.due_requests(1)[0].url == "http://h:1/products"
 
@@ -119,14 +140,19 @@ def test_endpoint_overrides() -> None:
 def test_bad_configuration_is_one_line_value_error(config: dict[str, Any], message: str) -> None:
     values: dict[str, Any] = {"market": "spot", "symbols": ("BTC-USD",), "channels": ALL}
     values.update(config)
-    with pytest.raises(ValueError, match="^[^\n]+$") as caught:
+    with pytest.raises(ValueError, match=r"^[^\n]+$") as caught:
         CoinbaseVenue(VenueConfig(**values))
     assert message in str(caught.value)
 
 
 def test_level2_unbatched_is_accepted_for_replays() -> None:
-    config = VenueConfig(market="spot", symbols=("BTC-USD",), channels=ALL,
-                         options={"level2_channel": "level2"}, authenticate=False)  # fmt: skip
+    config = VenueConfig(
+        market="spot",
+        symbols=("BTC-USD",),
+        channels=ALL,
+        options={"level2_channel": "level2"},
+        authenticate=False,
+    )
     assert (
         json.loads(CoinbaseVenue(config).connections()[1].subscribe[0])["channels"][0] == "level2"
     )
@@ -141,8 +167,14 @@ def test_time_parsing() -> None:
     assert parse_time("1970-01-01T00:00:01Z") == 1_000_000_000
     assert parse_time("1970-01-01T00:00:01.5Z") == 1_500_000_000
     assert parse_time("1970-01-01T00:00:01.123456789Z") == 1_123_456_789
-    for bad in ("", "1970-01-01 00:00:01Z", "1970-01-01T00:00:01.Z", "1970-13-01T00:00:01Z",
-                "1970-01-01T00:00:01.12x", "x970-01-01T00:00:01Z"):  # fmt: skip
+    for bad in (
+        "",
+        "1970-01-01 00:00:01Z",
+        "1970-01-01T00:00:01.Z",
+        "1970-13-01T00:00:01Z",
+        "1970-01-01T00:00:01.12x",
+        "x970-01-01T00:00:01Z",
+    ):
         with pytest.raises(RejectedFrame):
             parse_time(bad)
 
@@ -174,10 +206,25 @@ def test_last_match_is_stored_once_and_a_duplicate_is_filtered() -> None:
 
 def test_ticker_gives_ticker_and_bbo() -> None:
     p = venue()
-    data = frame(type="ticker", sequence=99, product_id="BTC-USD", price="101", open_24h="100",
-                 volume_24h="12.5", low_24h="90", high_24h="110", volume_30d="300",
-                 best_bid="100.5", best_bid_size="2", best_ask="101.5", best_ask_size="3",
-                 side="buy", time=T0, trade_id=8, last_size="0.1")  # fmt: skip
+    data = frame(
+        type="ticker",
+        sequence=99,
+        product_id="BTC-USD",
+        price="101",
+        open_24h="100",
+        volume_24h="12.5",
+        low_24h="90",
+        high_24h="110",
+        volume_30d="300",
+        best_bid="100.5",
+        best_bid_size="2",
+        best_ask="101.5",
+        best_ask_size="3",
+        side="buy",
+        time=T0,
+        trade_id=8,
+        last_size="0.1",
+    )
     status, out = feed(p, data)
     assert status is FrameStatus.PROCESSED
     (bbo,) = out.bbo
@@ -185,15 +232,30 @@ def test_ticker_gives_ticker_and_bbo() -> None:
     assert bbo.update_id == 99
     (tk,) = out.ticker
     assert (tk.last_price, tk.last_size, tk.open_price, tk.high_price, tk.low_price) == (
-        101, 0.1, 100, 110, 90)  # fmt: skip
+        101,
+        0.1,
+        100,
+        110,
+        90,
+    )
     assert tk.volume == 12.5 and math.isnan(tk.quote_volume) and math.isnan(tk.vwap)
     assert tk.price_change == 1 and tk.price_change_pct == pytest.approx(1.0)
     assert tk.last_trade_id == 8 and tk.close_time == T0_NS
 
 
 def test_a_ticker_without_sizes_makes_no_bbo() -> None:
-    data = frame(type="ticker", sequence=1, product_id="BTC-USD", price="101", open_24h="100",
-                 best_bid="100", best_ask="102", time=T0, trade_id=1, last_size="1")  # fmt: skip
+    data = frame(
+        type="ticker",
+        sequence=1,
+        product_id="BTC-USD",
+        price="101",
+        open_24h="100",
+        best_bid="100",
+        best_ask="102",
+        time=T0,
+        trade_id=1,
+        last_size="1",
+    )
     _, out = feed(venue(), data)
     assert out.ticker and not out.bbo
     p = venue(channels=(Channel.BBO,))
@@ -201,9 +263,20 @@ def test_a_ticker_without_sizes_makes_no_bbo() -> None:
 
 
 def test_a_crossed_ticker_bbo_is_rejected() -> None:
-    data = frame(type="ticker", sequence=1, product_id="BTC-USD", price="101", open_24h="100",
-                 best_bid="103", best_bid_size="1", best_ask="102", best_ask_size="1", time=T0,
-                 trade_id=1, last_size="1")  # fmt: skip
+    data = frame(
+        type="ticker",
+        sequence=1,
+        product_id="BTC-USD",
+        price="101",
+        open_24h="100",
+        best_bid="103",
+        best_bid_size="1",
+        best_ask="102",
+        best_ask_size="1",
+        time=T0,
+        trade_id=1,
+        last_size="1",
+    )
     assert rejected(venue(), data) == "invalid_value"
 
 
@@ -237,7 +310,7 @@ def test_acks_and_book_connection_heartbeats_are_filtered() -> None:
                 time=T0,
             ),
             "invalid_value",
-        ),  # fmt: skip
+        ),
         (
             frame(
                 type="match",
@@ -249,7 +322,7 @@ def test_acks_and_book_connection_heartbeats_are_filtered() -> None:
                 time=T0,
             ),
             "invalid_value",
-        ),  # fmt: skip
+        ),
         (
             frame(
                 type="match",
@@ -261,7 +334,7 @@ def test_acks_and_book_connection_heartbeats_are_filtered() -> None:
                 time="yesterday",
             ),
             "invalid_field",
-        ),  # fmt: skip
+        ),
         (
             frame(
                 type="match",
@@ -273,13 +346,13 @@ def test_acks_and_book_connection_heartbeats_are_filtered() -> None:
                 time="2001-01-01T00:00:00Z",
             ),
             "invalid_value",
-        ),  # fmt: skip
+        ),
         (
             frame(
                 type="error", message="Failed to subscribe", reason="BAD-USD is not a valid product"
             ),
             "venue_error",
-        ),  # fmt: skip
+        ),
         (l2update(["up", "1", "1"]), "invalid_field"),
         (l2update(["buy", "-1", "1"]), "invalid_value"),
         (l2update(["buy", "1", "-1"]), "invalid_value"),
@@ -308,8 +381,9 @@ def trades_request(p: CoinbaseProtocol, now: int = RECV) -> RestRequest:
     return requests[0]
 
 
-def answer(p: CoinbaseProtocol, request: RestRequest, rows: list[dict[str, Any]],
-           status: int = 200) -> RecordSink:  # fmt: skip
+def answer(
+    p: CoinbaseProtocol, request: RestRequest, rows: list[dict[str, Any]], status: int = 200
+) -> RecordSink:
     out = RecordSink()
     p.receive_response(request, RestResponse(status, json.dumps(rows).encode()), RECV, out)
     return out
@@ -380,7 +454,8 @@ def test_ids_the_venue_does_not_return_are_unrecoverable() -> None:
     feed(p, match(30))
     p.receive_response(trades_request(p, RECV + 10**9), RestResponse(200, b"[]"), RECV, out)
     assert [(e.kind, e.expected, e.received) for e in answer_nothing.events] == [
-        ("unrecoverable", 21, 30)]  # fmt: skip
+        ("unrecoverable", 21, 30)
+    ]
 
 
 def test_failed_backfill_requests_are_retried_within_the_budget() -> None:
@@ -463,12 +538,16 @@ def test_products_not_listed_or_not_online_are_invalid_symbols() -> None:
     (request,) = p.due_requests(0)
     assert request.url.endswith("/products") and request.purpose is RestPurpose.SYMBOL_LISTING
     assert p.due_requests(10**12) == []  # in flight
-    listing = [{"id": "BTC-USD", "status": "online", "trading_disabled": False},
-               {"id": "OLD-USD", "status": "delisted", "trading_disabled": True}]  # fmt: skip
+    listing = [
+        {"id": "BTC-USD", "status": "online", "trading_disabled": False},
+        {"id": "OLD-USD", "status": "delisted", "trading_disabled": True},
+    ]
     out = RecordSink()
     p.receive_response(request, RestResponse(200, json.dumps(listing).encode()), RECV, out)
     assert [(e.kind, e.native_symbol) for e in out.events] == [
-        ("invalid_symbol", "ETH-EUR"), ("invalid_symbol", "OLD-USD")]  # fmt: skip
+        ("invalid_symbol", "ETH-EUR"),
+        ("invalid_symbol", "OLD-USD"),
+    ]
     assert "does not list ETH-EUR" in out.events[0].detail
     assert p.invalid_symbols == ["ETH-EUR", "OLD-USD"]
 
@@ -489,17 +568,29 @@ def test_snapshot_syncs_the_book_and_updates_move_it() -> None:
     status, out = feed(p, snapshot([["100", "1"], ["99", "2"]], [["101", "1.5"]]), LEVEL2)
     assert status is FrameStatus.PROCESSED
     assert [(r.side, r.price, r.size, r.snapshot) for r in out.book] == [
-        (BID, 100, 1, True), (BID, 99, 2, True), (ASK, 101, 1.5, True)]  # fmt: skip
+        (BID, 100, 1, True),
+        (BID, 99, 2, True),
+        (ASK, 101, 1.5, True),
+    ]
     assert all(r.update_id == -1 and r.ts == T0_NS for r in out.book)
     assert [e.kind for e in out.events] == ["synced"]
     (book,) = p.books()
     assert (book.synced, book.best_bid, book.best_ask, book.bids, book.asks) == (
-        True, 100, 101, 2, 1)  # fmt: skip
-    status, out = feed(p, l2update(["buy", "100.5", "3"], ["sell", "101", "0"],
-                                   ["sell", "102", "1"]), LEVEL2)  # fmt: skip
+        True,
+        100,
+        101,
+        2,
+        1,
+    )
+    status, out = feed(
+        p, l2update(["buy", "100.5", "3"], ["sell", "101", "0"], ["sell", "102", "1"]), LEVEL2
+    )
     assert status is FrameStatus.PROCESSED
     assert [(r.side, r.price, r.size, r.snapshot) for r in out.book] == [
-        (BID, 100.5, 3, False), (ASK, 101, 0, False), (ASK, 102, 1, False)]  # fmt: skip
+        (BID, 100.5, 3, False),
+        (ASK, 101, 0, False),
+        (ASK, 102, 1, False),
+    ]
     (book,) = p.books()
     assert (book.best_bid, book.best_ask) == (100.5, 102)
 

@@ -23,8 +23,18 @@ from hundi.exchanges.coinbase.capture import infer_capture
 from hundi.exchanges.coinbase.protocol import CoinbaseProtocol
 from hundi.records import Channel, EventKind
 
-PRODUCTS = ("SKL-USD", "SKL-BTC", "BAND-GBP", "NMR-EUR", "BAND-BTC", "YFI-BTC", "DASH-BTC",
-            "NU-GBP", "CRV-EUR", "SKL-GBP")  # fmt: skip
+PRODUCTS = (
+    "SKL-USD",
+    "SKL-BTC",
+    "BAND-GBP",
+    "NMR-EUR",
+    "BAND-BTC",
+    "YFI-BTC",
+    "DASH-BTC",
+    "NU-GBP",
+    "CRV-EUR",
+    "SKL-GBP",
+)
 
 
 def files(recordings_dir: Path) -> list[Path]:
@@ -115,7 +125,11 @@ def test_infer_refuses_what_it_cannot_replay(
 
 
 def test_a_live_config_never_asks_for_level2_without_signing() -> None:
-    config = VenueConfig(market="spot", symbols=("BTC-USD",), channels=(Channel.BOOK,),
-                         options={"level2_channel": "level2"})  # fmt: skip
+    config = VenueConfig(
+        market="spot",
+        symbols=("BTC-USD",),
+        channels=(Channel.BOOK,),
+        options={"level2_channel": "level2"},
+    )
     with pytest.raises(ValueError, match="authenticated subscribe"):
         CoinbaseVenue(config)
