@@ -457,7 +457,7 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
             pd, qd = spec.price_decimals, spec.qty_decimals
             message = {
                 "type": "snapshot", "product_id": product,
-                "bids": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(bids.items(), reverse=True) if q],
+                "bids": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(bids.items())[::-1] if q],
                 "asks": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(asks.items()) if q],
                 "time": iso(time.time_ns()),
             }  # fmt: skip
