@@ -611,12 +611,46 @@ def test_an_update_crossing_the_book_is_a_gap_and_a_resubscribe() -> None:
     assert "crossed" in out.events[0].detail
     assert p.take_reconnects() == [LEVEL2] and p.take_reconnects() == []
     assert not p.books()[0].synced
-    assert feed(p, l2update(["buy", "50", "1"]), LEVEL2)[0] is FrameStatus.FILTERED
+    assert "re-subscribing" in p.books()[0].waiting
+
+
+def test_the_resubscribe_snapshot_is_brought_forward_with_the_updates_since_the_break() -> None:
+    """Make-before-break: the old socket delivers on while the new one's snapshot is held, and
+    the new socket's copies of those updates are dropped; the snapshot must catch up."""
+    p = venue()
+    synced_book(p)
+    feed(p, l2update(["buy", "101.5", "1"]), LEVEL2)  # breaks the book
+    status, out = feed(p, l2update(["sell", "103", "4"], ["buy", "99", "0"]), LEVEL2)
+    assert status is FrameStatus.PROCESSED and not out.book  # kept, not stored yet
+    feed(p, l2update(["sell", "103", "5"]), LEVEL2)
+    status, out = feed(p, snapshot([["100", "1"], ["99", "2"]], [["101", "1.5"]]), LEVEL2)
+    assert status is FrameStatus.PROCESSED
+    assert sorted((r.side, r.price, r.size) for r in out.book) == [
+        (ASK, 101, 1.5),
+        (ASK, 103, 5),
+        (BID, 100, 1),
+    ]
+    assert all(r.snapshot for r in out.book)
+    (synced,) = out.events
+    assert synced.kind == "synced" and "brought forward with 2 updates" in synced.detail
+    assert p.books()[0].synced
+    # the rollover's copy for a book that stayed continuous changes nothing
+    status, out = feed(p, snapshot([["1", "1"]], [["2", "1"]]), LEVEL2)
+    assert status is FrameStatus.FILTERED and not out.book and p.books()[0].best_bid == 100
+
+
+def test_a_hard_reconnect_takes_its_snapshot_as_it_is() -> None:
+    p = venue()
+    synced_book(p)
+    feed(p, l2update(["buy", "101.5", "1"]), LEVEL2)
+    feed(p, l2update(["sell", "103", "4"]), LEVEL2)
     p.on_close(LEVEL2, RECV, (closed := RecordSink()))
     assert not closed.events  # already broken: no second gap
     p.on_open(LEVEL2, RECV, RecordSink())
-    synced_book(p)
-    assert p.books()[0].synced
+    assert feed(p, l2update(["buy", "50", "1"]), LEVEL2)[0] is FrameStatus.FILTERED
+    _, out = feed(p, snapshot([["100", "1"]], [["101", "1"]]), LEVEL2)
+    assert sorted((r.side, r.price) for r in out.book) == [(ASK, 101), (BID, 100)]
+    assert out.events[0].detail == "level2 snapshot"
 
 
 def test_a_crossed_snapshot_is_not_trusted() -> None:

@@ -97,6 +97,8 @@ SUPPORTED: Final = frozenset(
 BOOK_CHANNELS: Final = ("level2_batch", "level2")
 OPTIONS: Final = frozenset(("backfill_requests_per_gap", "level2_channel", "rest_interval_ms"))
 DAY_NS: Final = 86_400 * 1_000_000_000
+# l2updates kept per book between a break and the re-subscribe's snapshot (seconds of traffic)
+MAX_PENDING_UPDATES: Final = 100_000
 MS: Final = 1_000_000
 
 
@@ -107,9 +109,17 @@ def sub_protocols(config: VenueConfig) -> list[VenueProtocol]:
 
 
 class Book:
-    """One product's L2 book from ``level2_batch`` and whether it can be trusted."""
+    """One product's L2 book from ``level2_batch`` and whether it can be trusted.
 
-    __slots__ = ("asks", "bids", "native", "symbol", "synced", "updates", "waiting")
+    A resync re-subscribes make-before-break (the I/O layer's rollover): the old socket keeps
+    delivering while the new one's snapshot is held back, and the new one's updates that the old
+    one already delivered are dropped as duplicates. So after a break the updates arriving
+    meanwhile are kept (``pending``), and the new snapshot is brought forward with them: sizes are
+    absolute, so replaying every update since the break over a snapshot taken after the break
+    gives the book as of the last one.
+    """
+
+    __slots__ = ("asks", "bids", "fresh", "native", "pending", "symbol", "synced", "waiting")
 
     def __init__(self, native: str, symbol: str) -> None:
         self.native = native
@@ -117,7 +127,10 @@ class Book:
         self.bids = BookSide(-1)
         self.asks = BookSide(1)
         self.synced = False
-        self.updates = 0  # l2updates applied since the snapshot
+        # a new connection: its snapshot is the start of the stream, nothing to bring forward
+        self.fresh = True
+        # after a break on a live connection: the (ts, changes) received since, in order
+        self.pending: list[tuple[int, list[tuple[int, float, float]]]] | None = None
         self.waiting = "waiting for the level2 snapshot"
 
     def crossed(self) -> tuple[float, float] | None:
@@ -262,6 +275,8 @@ class CoinbaseProtocol(VenueProtocol):
         elif conn_key == LEVEL2:
             for book in self.book.values():  # the subscribe brings fresh snapshots
                 book.synced = False
+                book.fresh = True
+                book.pending = None
                 book.waiting = "waiting for the level2 snapshot"
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
@@ -433,24 +448,35 @@ class CoinbaseProtocol(VenueProtocol):
             raise RejectedFrame("unexpected_channel", "level2 snapshot")
         check_levels("bid", msg.bids)
         check_levels("ask", msg.asks)
+        if book.synced or (not book.fresh and book.pending is None):
+            # a re-subscribe's copy for a book its stream kept continuous, or a book that waits
+            # for a new connection (its pending updates overflowed)
+            return FrameStatus.FILTERED
         ts = parse_time(msg.time) if msg.time else recv_ns
         book.bids.load(msg.bids)
         book.asks.load(msg.asks)
-        book.updates = 0
+        pending = book.pending or []
+        for update_ts, changes in pending:
+            for side, price, size in changes:
+                (book.bids if side == BID else book.asks).set(price, size)
+            ts = max(ts, update_ts)
+        book.pending = None
         crossed = book.crossed()
         if crossed is not None:
-            self._break(
-                book, ts, recv_ns, out, f"snapshot crossed: bid {crossed[0]} >= ask {crossed[1]}"
-            )
+            why = f"snapshot crossed: bid {crossed[0]} >= ask {crossed[1]}"
+            self._break(book, ts, recv_ns, out, why)
             return FrameStatus.PROCESSED
         book.synced = True
+        book.fresh = False
         book.waiting = ""
         rows = out.book
-        for side, levels in ((BID, msg.bids), (ASK, msg.asks)):
-            for price, size in levels:
-                if size > 0.0:
-                    rows.append(self._row(book, ts, recv_ns, side, price, size, True))
-        self._book_event(book, EventKind.SYNCED, ts, recv_ns, "level2 snapshot", out)
+        for side, levels in ((BID, book.bids.levels), (ASK, book.asks.levels)):
+            for price, size in levels.items():
+                rows.append(self._row(book, ts, recv_ns, side, price, size, True))
+        detail = "level2 snapshot"
+        if pending:
+            detail += f" brought forward with {len(pending)} updates received since the break"
+        self._book_event(book, EventKind.SYNCED, ts, recv_ns, detail, out)
         return FrameStatus.PROCESSED
 
     def _l2update(self, msg: L2Update, recv_ns: int, out: RecordSink) -> FrameStatus:
@@ -472,27 +498,31 @@ class CoinbaseProtocol(VenueProtocol):
                 check_levels("bid" if side == BID else "ask", [(price, size)])
             changes.append((side, price, size))
         if not book.synced:
-            return FrameStatus.FILTERED  # after a break, until the re-subscribe's snapshot
+            pending = book.pending
+            if pending is None:
+                return FrameStatus.FILTERED  # before the first snapshot of a connection
+            if len(pending) >= MAX_PENDING_UPDATES:
+                book.pending = None
+                book.waiting = "too many updates before the snapshot; waiting for a new connection"
+                return FrameStatus.FILTERED
+            pending.append((ts, changes))
+            return FrameStatus.PROCESSED  # kept for the snapshot to come
         bids, asks = book.bids, book.asks
         for side, price, size in changes:
             (bids if side == BID else asks).set(price, size)
         crossed = book.crossed()
         if crossed is not None:
-            self._break(
-                book,
-                ts,
-                recv_ns,
-                out,
-                f"l2update crossed the book: bid {crossed[0]} >= ask {crossed[1]}",
-            )
+            why = f"l2update crossed the book: bid {crossed[0]} >= ask {crossed[1]}"
+            self._break(book, ts, recv_ns, out, why)
             return FrameStatus.PROCESSED
-        book.updates += 1
         out.book.extend(self._row(book, ts, recv_ns, s, p, q, False) for s, p, q in changes)
         return FrameStatus.PROCESSED
 
     def _break(self, book: Book, ts: int, recv_ns: int, out: RecordSink, why: str) -> None:
         """The book cannot be trusted: a gap, then a re-subscribe for a fresh snapshot."""
         book.synced = False
+        book.fresh = False
+        book.pending = []  # what the old socket delivers until the new snapshot
         book.waiting = f"{why}; re-subscribing"
         self._book_event(book, EventKind.GAP, ts, recv_ns, why, out)
         self._book_event(
