@@ -556,8 +556,12 @@ def test_an_unusable_listing_is_asked_again() -> None:
     p = venue()
     (request,) = p.due_requests(0)
     p.receive_response(request, RestResponse(503, b""), 0, RecordSink())
-    assert p.next_wakeup_ns() is not None
-    assert [r.purpose for r in p.due_requests(10**9)] == [RestPurpose.SYMBOL_LISTING]
+    assert p.next_wakeup_ns() == 10**9  # backing off a second, doubling on each failure
+    assert p.due_requests(10**9 - 1) == []
+    (again,) = p.due_requests(10**9)
+    assert again.purpose is RestPurpose.SYMBOL_LISTING
+    p.receive_response(again, RestResponse(599, b""), 10**9, RecordSink())
+    assert p.next_wakeup_ns() == 3 * 10**9
 
 
 # -------------------------------------------------------------------- book
@@ -715,3 +719,37 @@ def test_sub_protocols_get_their_connections_frames_and_answers(
     mine = next(r for r in requests if r.key == "book3:BTC-USD")
     p.receive_response(mine, RestResponse(200, b"{}"), 1, RecordSink())
     assert full.calls == ["open full", "receive full", "answer book3:BTC-USD"]
+
+
+def test_the_first_subscribe_waits_for_the_listing_and_leaves_unlisted_products_out() -> None:
+    """Coinbase refuses a whole subscribe that names one product it does not list."""
+    p = venue("BTC-USD", "OLD-USD")
+    matches, level2 = p.connections()
+    assert p.opening(matches, 1) is None  # the listing is not in yet
+    (request,) = p.due_requests(1)
+    listing = [{"id": "BTC-USD", "status": "online", "trading_disabled": False}]
+    p.receive_response(request, RestResponse(200, json.dumps(listing).encode()), 2, RecordSink())
+    for spec in (matches, level2):
+        opening = p.opening(spec, 3)
+        assert opening is not None and opening.url == spec.url
+        (message,) = opening.messages
+        sent = json.loads(message)
+        assert sent["product_ids"] == ["BTC-USD"]
+        assert sent["channels"] == json.loads(spec.subscribe[0])["channels"]
+
+
+def test_without_a_listing_the_subscribe_goes_out_as_configured_after_a_while() -> None:
+    p = venue("BTC-USD", "ETH-USD")
+    spec = p.connections()[0]
+    assert p.opening(spec, 1) is None
+    assert p.opening(spec, 1 + 9 * 10**9) is None
+    opening = p.opening(spec, 1 + 10 * 10**9)
+    assert opening is not None and opening.messages == spec.subscribe
+
+
+def test_nothing_listed_opens_without_subscribing() -> None:
+    p = venue("OLD-USD")
+    (request,) = p.due_requests(1)
+    p.receive_response(request, RestResponse(200, b"[]"), 2, RecordSink())
+    opening = p.opening(p.connections()[0], 3)
+    assert opening is not None and opening.messages == ()

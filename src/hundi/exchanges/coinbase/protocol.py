@@ -99,6 +99,7 @@ OPTIONS: Final = frozenset(("backfill_requests_per_gap", "level2_channel", "rest
 DAY_NS: Final = 86_400 * 1_000_000_000
 # l2updates kept per book between a break and the re-subscribe's snapshot (seconds of traffic)
 MAX_PENDING_UPDATES: Final = 100_000
+LISTING_WAIT_NS: Final = 10 * 1_000_000_000  # longest a first subscribe waits for /products
 MS: Final = 1_000_000
 
 
@@ -228,6 +229,8 @@ class CoinbaseProtocol(VenueProtocol):
         self._in_flight: dict[str, tuple[int, int]] = {}  # REST key -> (after, limit) asked
         self._products_wanted = True  # the listing, asked once (replays answer it from files)
         self.invalid_symbols: list[str] = []
+        self._listed = False  # the /products answer came
+        self._listing_since_ns = 0  # first open waiting for it
         self._reconnects: list[str] = []
         self._now_ns = 0
         # Sub-feeds on their own connections (see :func:`sub_protocols`).
@@ -236,9 +239,13 @@ class CoinbaseProtocol(VenueProtocol):
         self._sub_of_request: dict[str, VenueProtocol] = {}
 
     # ------------------------------------------------------------------ connections
-    def _subscribe(self, channels: list[str]) -> bytes:
+    def _subscribe(self, channels: list[str], products: list[str] | None = None) -> bytes:
         return msgspec.json.encode(
-            {"type": "subscribe", "product_ids": list(self.symbols), "channels": channels}
+            {
+                "type": "subscribe",
+                "product_ids": list(self.symbols) if products is None else products,
+                "channels": channels,
+            }
         )
 
     def connections(self) -> list[StreamSpec]:
@@ -258,8 +265,27 @@ class CoinbaseProtocol(VenueProtocol):
         return specs
 
     def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
+        """Subscribe only to listed products: Coinbase refuses a whole ``subscribe`` naming one
+        it does not list. Waits for the ``/products`` answer, at most ``LISTING_WAIT_NS``
+        (REST down: subscribe to all as configured)."""
         sub = self._sub_of_conn.get(spec.key)
-        return sub.opening(spec, now_ns) if sub else Opening(spec.url, spec.subscribe)
+        if sub is not None:
+            return sub.opening(spec, now_ns)
+        if not self._listed:
+            if not self._listing_since_ns:
+                self._listing_since_ns = now_ns
+            if now_ns - self._listing_since_ns < LISTING_WAIT_NS:
+                return None
+        if not self.invalid_symbols:
+            return Opening(spec.url, spec.subscribe)
+        products = [n for n in self.symbols if n not in self.invalid_symbols]
+        if not products:
+            return Opening(spec.url, ())  # nothing listed to ask for: the summary says why
+        messages = []
+        for message in spec.subscribe:
+            channels = msgspec.json.decode(message)["channels"]
+            messages.append(self._subscribe(channels, products))
+        return Opening(spec.url, tuple(messages))
 
     def redact(self, conn_key: str, data: bytes) -> bytes:
         sub = self._sub_of_conn.get(conn_key)
@@ -607,11 +633,11 @@ class CoinbaseProtocol(VenueProtocol):
         if asked is None:
             return
         status = response.status
-        if status == 429:  # Coinbase's rate limit: back off, doubling up to 30 s
-            self._rest_backoff_ns = min(max(2 * self._rest_backoff_ns, 1_000 * MS), 30_000 * MS)
-            self._rest_next_ns = recv_ns + self._rest_backoff_ns
-        elif 200 <= status < 300:
+        if 200 <= status < 300:
             self._rest_backoff_ns = 0
+        else:  # rate limited (429), down or unreachable (599): back off, doubling up to 30 s
+            self._rest_backoff_ns = min(max(2 * self._rest_backoff_ns, 1_000 * MS), 30_000 * MS)
+            self._rest_next_ns = max(self._rest_next_ns, recv_ns + self._rest_backoff_ns)
         if request.purpose is RestPurpose.SYMBOL_LISTING:
             if not (200 <= status < 300 and self._products(response.body, recv_ns, out)):
                 self._products_wanted = True
@@ -633,6 +659,7 @@ class CoinbaseProtocol(VenueProtocol):
             listed = {p.id: p for p in PRODUCTS_DECODER.decode(body)}
         except DECODE_ERRORS:
             return False
+        self._listed = True
         for native, symbol in self.symbols.items():
             product = listed.get(native)
             if product is None:

@@ -1,0 +1,51 @@
+"""``hundi collect coinbase`` as a user runs it, against ``hundi simulate coinbase``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hundi
+from hundi.simulator.process import SimulatorProcess
+
+pytestmark = pytest.mark.slow
+
+HUNDI = [sys.executable, "-m", "hundi"]
+
+
+def collect(sim: SimulatorProcess, tmp: Path, symbols: str) -> tuple[int, str, dict[str, object]]:
+    summary = tmp / "summary.json"
+    args = [
+        *HUNDI, "collect", "coinbase", "--symbols", symbols, "--endpoint", sim.ws_url,
+        "--rest-endpoint", sim.rest_url, "--store", str(tmp / "data"), "--duration", "3",
+        "--flush-interval", "0.2", "--summary-json", str(summary),
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=tmp)
+    assert "Traceback" not in done.stderr
+    return done.returncode, done.stdout + done.stderr, json.loads(summary.read_text())
+
+
+def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Path) -> None:
+    with SimulatorProcess(["--rate", "300", "--fault", "skip_match:0.8"], venue="coinbase") as sim:
+        code, output, summary = collect(sim, tmp_path, "BTC-USD,ETH-USD,DELISTED-USD")
+    assert code == 0, output[-3000:]
+    assert summary["invalid_symbols"] == ["DELISTED-USD"]
+    assert "not listed or not trading on the exchange" in output
+    for channel in ("trades", "book", "events"):
+        assert len(hundi.read(tmp_path / "data", exchange="coinbase", channel=channel)) > 0
+    trades = hundi.read(tmp_path / "data", exchange="coinbase", channel="trades")
+    assert set(trades["symbol"]) == {"BTC-USD", "ETH-USD"}
+    assert (trades["symbol"] == trades["native_symbol"]).all()
+
+
+def test_a_bad_product_id_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    args = [*HUNDI, "collect", "coinbase", "--symbols", "BTCUSD", "--store", str(tmp_path)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a Coinbase product id: 'BTCUSD'" in lines[0], lines
