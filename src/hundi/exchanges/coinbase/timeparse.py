@@ -12,19 +12,21 @@ import calendar
 
 from hundi.exchanges.base import RejectedFrame
 
-_last_key = ""
-_last_seconds = 0
+# (the whole-second text, its epoch seconds): one tuple, so a reader never pairs one call's
+# key with another's seconds
+_last: tuple[str, int] = ("", 0)
 
 
 def parse_time(text: str) -> int:
     """ns since the epoch; :class:`RejectedFrame` ``invalid_field`` for anything else."""
-    global _last_key, _last_seconds
+    global _last
     key = text[:19]
-    if key == _last_key:
-        seconds = _last_seconds
+    last = _last
+    if key == last[0]:
+        seconds = last[1]
     else:
         seconds = _seconds(text, key)
-        _last_key, _last_seconds = key, seconds
+        _last = (key, seconds)
     rest = text[19:]
     if rest == "Z":
         return seconds * 1_000_000_000
