@@ -24,7 +24,7 @@ from hundi.exchanges.coinbase import protocol as coinbase_protocol
 from hundi.exchanges.coinbase.protocol import LEVEL2, MATCHES, CoinbaseProtocol
 from hundi.exchanges.coinbase.symbols import normalize
 from hundi.exchanges.coinbase.timeparse import parse_time
-from hundi.records import ASK, BID, BUY, SELL, Channel
+from hundi.records import ASK, BID, BUY, SELL, Channel, Event
 
 T0 = "2026-12-03T06:00:00.123456Z"
 T0_NS = parse_time(T0)
@@ -753,3 +753,39 @@ def test_nothing_listed_opens_without_subscribing() -> None:
     p.receive_response(request, RestResponse(200, b"[]"), 2, RecordSink())
     opening = p.opening(p.connections()[0], 3)
     assert opening is not None and opening.messages == ()
+
+
+def test_a_gap_between_two_runs_is_fetched_back() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(100))  # this run starts at 100; the previous one stored up to 96
+    gap = Event(
+        exchange="coinbase",
+        symbol="BTC-USD",
+        native_symbol="BTC-USD",
+        ts=RECV,
+        recv_ts=RECV,
+        kind="gap",
+        channel="trades",
+        expected=97,
+        received=100,
+        detail="between runs",
+    )
+    assert p.recover(gap, RECV, RecordSink())
+    request = trades_request(p)
+    assert request.url.endswith("after=100&limit=3")
+    out = answer(p, request, [rest_trade(99), rest_trade(98), rest_trade(97)])
+    assert [t.trade_id for t in out.trades] == [99, 98, 97]
+    book_gap = Event(
+        exchange="coinbase",
+        symbol="BTC-USD",
+        native_symbol="BTC-USD",
+        ts=RECV,
+        recv_ts=RECV,
+        kind="gap",
+        channel="book",
+        expected=-1,
+        received=-1,
+        detail="",
+    )
+    assert not p.recover(book_gap, RECV, RecordSink())

@@ -707,6 +707,22 @@ class CoinbaseProtocol(VenueProtocol):
                     requests.append(page)
         return requests if owing else None
 
+    def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:
+        """A trades gap of one of our products found outside the stream (between two runs)
+        joins that product's REST backfill, like a gap the stream showed."""
+        if (
+            gap.exchange != EXCHANGE
+            or gap.kind != EventKind.GAP.value
+            or gap.channel != Channel.TRADES.value
+            or gap.expected < 0
+            or gap.received <= gap.expected
+            or gap.native_symbol not in self.backfill
+        ):
+            return False
+        self._now_ns = max(self._now_ns, now_ns)
+        self.backfill[gap.native_symbol].want(gap.expected, gap.received, now_ns, out)
+        return True
+
     def owed_ids(self) -> int:
         return sum(b.owed_ids() for b in self.backfill.values()) + sum(
             sub.owed_ids() for sub in self.subs
