@@ -20,17 +20,34 @@ HUNDI = [sys.executable, "-m", "hundi"]
 def collect(sim: SimulatorProcess, tmp: Path, symbols: str) -> tuple[int, str, dict[str, object]]:
     summary = tmp / "summary.json"
     args = [
-        *HUNDI, "collect", "coinbase", "--symbols", symbols, "--endpoint", sim.ws_url,
-        "--rest-endpoint", sim.rest_url, "--store", str(tmp / "data"), "--duration", "3",
-        "--flush-interval", "0.2", "--summary-json", str(summary),
-    ]  # fmt: skip
+        *HUNDI,
+        "collect",
+        "coinbase",
+        "--symbols",
+        symbols,
+        "--endpoint",
+        sim.ws_url,
+        "--rest-endpoint",
+        sim.rest_url,
+        "--store",
+        str(tmp / "data"),
+        "--duration",
+        "3",
+        "--flush-interval",
+        "0.2",
+        "--summary-json",
+        str(summary),
+        "--raw",
+        str(tmp / "raw"),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=tmp)
     assert "Traceback" not in done.stderr
     return done.returncode, done.stdout + done.stderr, json.loads(summary.read_text())
 
 
 def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Path) -> None:
-    with SimulatorProcess(["--rate", "300", "--fault", "skip_match:0.8"], venue="coinbase") as sim:
+    faults = ["--fault", "skip_match:0.8", "--fault", "cross_book:1"]
+    with SimulatorProcess(["--rate", "300", *faults], venue="coinbase") as sim:
         code, output, summary = collect(sim, tmp_path, "BTC-USD,ETH-USD,DELISTED-USD")
     assert code == 0, output[-3000:]
     assert summary["invalid_symbols"] == ["DELISTED-USD"]
@@ -40,6 +57,22 @@ def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Pa
     trades = hundi.read(tmp_path / "data", exchange="coinbase", channel="trades")
     assert set(trades["symbol"]) == {"BTC-USD", "ETH-USD"}
     assert (trades["symbol"] == trades["native_symbol"]).all()
+
+    # our raw capture replays to the same records, make-before-break resyncs included
+    done = subprocess.run(
+        [*HUNDI, "replay", str(tmp_path / "raw"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+    )
+    assert "Traceback" not in done.stderr
+    parsed = next(line for line in done.stdout.splitlines() if line.startswith("records parsed"))
+    counts = dict(item.split("=") for item in parsed.removeprefix("records parsed: ").split(", "))
+    records = summary["records"]
+    assert isinstance(records, dict)
+    for channel in ("trades", "bbo", "ticker", "book"):
+        assert int(counts.get(channel, 0)) == records[channel], (channel, parsed, records)
 
 
 def test_a_bad_product_id_is_one_line_and_a_failure(tmp_path: Path) -> None:

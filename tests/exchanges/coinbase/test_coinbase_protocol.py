@@ -789,3 +789,15 @@ def test_a_gap_between_two_runs_is_fetched_back() -> None:
         detail="",
     )
     assert not p.recover(book_gap, RECV, RecordSink())
+
+
+def test_an_open_without_a_close_is_a_switch_that_keeps_the_books() -> None:
+    """Replays of our captures show the OPEN of a make-before-break switch: no break."""
+    p = venue()
+    p.on_open(LEVEL2, RECV, RecordSink())
+    synced_book(p)
+    p.on_open(LEVEL2, RECV, RecordSink())
+    assert p.books()[0].synced
+    p.on_close(LEVEL2, RECV, RecordSink())
+    p.on_open(LEVEL2, RECV, RecordSink())
+    assert not p.books()[0].synced

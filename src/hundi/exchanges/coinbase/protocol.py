@@ -232,6 +232,7 @@ class CoinbaseProtocol(VenueProtocol):
         self._listed = False  # the /products answer came
         self._listing_since_ns = 0  # first open waiting for it
         self._reconnects: list[str] = []
+        self._open: set[str] = set()  # connections open (on_open without on_close since)
         self._now_ns = 0
         # Sub-feeds on their own connections (see :func:`sub_protocols`).
         self.subs = sub_protocols(config)
@@ -298,7 +299,13 @@ class CoinbaseProtocol(VenueProtocol):
         sub = self._sub_of_conn.get(conn_key)
         if sub is not None:
             sub.on_open(conn_key, now_ns, out)
-        elif conn_key == LEVEL2:
+            return
+        if conn_key in self._open:
+            # a make-before-break switch (replays of our captures show its OPEN): the stream
+            # goes on without a break, its snapshots are handled as the live run handled them
+            return
+        self._open.add(conn_key)
+        if conn_key == LEVEL2:
             for book in self.book.values():  # the subscribe brings fresh snapshots
                 book.synced = False
                 book.fresh = True
@@ -310,6 +317,7 @@ class CoinbaseProtocol(VenueProtocol):
         if sub is not None:
             sub.on_close(conn_key, now_ns, out)
             return
+        self._open.discard(conn_key)
         if conn_key != LEVEL2:
             return  # trades: the next last_match shows what was missed
         for book in self.book.values():
