@@ -10,6 +10,7 @@ no running total drifts with float rounding.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,17 +35,21 @@ class RestingOrder:
 class OrderBook:
     """Resting orders by id; per side, per price, the orders in arrival order."""
 
-    __slots__ = ("_levels", "orders")
+    __slots__ = ("_levels", "_sorted", "orders")
 
     def __init__(self) -> None:
         self.orders: dict[str, RestingOrder] = {}
         # side → price → {order_id: None}: a dict keeps insertion (arrival) order, and removes
         # from the middle of the queue in O(1).
         self._levels: dict[int, dict[float, dict[str, None]]] = {BID: {}, ASK: {}}
+        # side → its prices ascending, so the best price is O(1) (a crossed-book check per
+        # resting order stays cheap); a new or emptied level moves a C-level memmove.
+        self._sorted: dict[int, list[float]] = {BID: [], ASK: []}
 
     def clear(self) -> None:
         self.orders.clear()
         self._levels = {BID: {}, ASK: {}}
+        self._sorted = {BID: [], ASK: []}
 
     def __len__(self) -> int:
         return len(self.orders)
@@ -56,7 +61,11 @@ class OrderBook:
         if size <= DUST:
             return
         self.orders[order_id] = RestingOrder(order_id, side, price, size, ts)
-        self._levels[side].setdefault(price, {})[order_id] = None
+        level = self._levels[side].get(price)
+        if level is None:
+            level = self._levels[side][price] = {}
+            insort(self._sorted[side], price)
+        level[order_id] = None
 
     def remove(self, order_id: str) -> RestingOrder | None:
         """Take an order out of the book; None when it was not resting (a taker, say)."""
@@ -67,6 +76,8 @@ class OrderBook:
         del level[order_id]
         if not level:
             del self._levels[order.side][order.price]
+            prices = self._sorted[order.side]
+            del prices[bisect_left(prices, order.price)]
         return order
 
     def reduce(self, order_id: str, size: float) -> bool:
@@ -94,11 +105,27 @@ class OrderBook:
             order.size = size
         return True
 
+    def apply(
+        self, kind: str, order_id: str, side: int, price: float, size: float, ts: int
+    ) -> None:
+        """One order event (:class:`hundi.records.OrderEvent` kinds) applied to the book:
+        ``snapshot``/``open`` rest the order at the back of its level, ``match`` fills the
+        resting (maker) order, ``change`` sets a new size (or, with a new price, re-queues it),
+        ``done`` removes it; ``received`` changes nothing (the order is not resting yet)."""
+        if kind == "open" or kind == "snapshot":
+            self.add(order_id, side, price, size, ts)
+        elif kind == "match":
+            self.reduce(order_id, size)
+        elif kind == "change":
+            self.change(order_id, size, price if price > 0 else None, ts)
+        elif kind == "done":
+            self.remove(order_id)
+
     def best(self, side: int) -> float | None:
-        prices = self._levels[side]
+        prices = self._sorted[side]
         if not prices:
             return None
-        return max(prices) if side == BID else min(prices)
+        return prices[-1] if side == BID else prices[0]
 
     def crossed(self) -> bool:
         bid, ask = self.best(BID), self.best(ASK)
@@ -109,7 +136,8 @@ class OrderBook:
 
     def prices(self, side: int) -> list[float]:
         """The side's prices, best first."""
-        return sorted(self._levels[side], reverse=side == BID)
+        prices = self._sorted[side]
+        return prices[::-1] if side == BID else list(prices)
 
     def queue(self, side: int, price: float) -> list[RestingOrder]:
         """The orders resting at one price, front of the queue first."""

@@ -3,10 +3,8 @@
 "The L3 book at T" is the last stored snapshot at or before T (its ``snapshot`` rows: one per
 resting order, sharing one ``ts`` and ``sequence``) with every stored event of a later
 ``sequence`` and ``ts <= T`` applied in sequence order, in a :class:`hundi.book.orders.OrderBook`
-(the book the live protocols keep). An event's effect: ``open`` adds the order at the back of
-its price level; ``match`` fills the resting (maker) order; ``change`` sets a new size (keeps
-the queue position) or a new price (back of the new level); ``done`` removes it; ``received``
-changes nothing (the order is not resting yet) but takes a sequence number.
+(the book the live protocols keep; :meth:`~hundi.book.orders.OrderBook.apply` says what each
+event kind does). ``received`` changes nothing but takes a sequence number.
 
 The book is known (``synced``) only while the sequence numbers continue one another: a hole in
 ``sequence`` (a lost event) or a stored ``gap``/``stopped`` event of the channel after the
@@ -146,25 +144,11 @@ def replay_l3(store: Store, exchange: str, symbol: str, at_ns: int) -> L3State:
         if sequences[i] != last + 1:
             synced = False  # a lost event: unknown until the next snapshot
             break
-        apply_event(book, kinds[i], order_ids[i], sides[i], prices[i], sizes[i], ts[i])
+        book.apply(kinds[i], order_ids[i], sides[i], prices[i], sizes[i], ts[i])
         last = sequences[i]
     if synced and _gap_times(store, exchange, symbol, snapshot_ts, at_ns):
         synced = False
     return L3State(book, synced=synced, sequence=last, snapshot_ts=snapshot_ts)
-
-
-def apply_event(
-    book: OrderBook, kind: str, order_id: str, side: int, price: float, size: float, ts: int
-) -> None:
-    """One stored (or live) order event's effect on the book (see the module)."""
-    if kind == "open":
-        book.add(order_id, side, price, size, ts)
-    elif kind == "match":
-        book.reduce(order_id, size)
-    elif kind == "change":
-        book.change(order_id, size, price if price > 0 else None, ts)
-    elif kind == "done":
-        book.remove(order_id)
 
 
 def _state_at(store: StoreLike, exchange: str, symbol: str, at: TimeLike) -> tuple[L3State, int]:
