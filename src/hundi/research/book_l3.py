@@ -72,9 +72,10 @@ def _last_snapshot(store: Store, exchange: str, symbol: str, at_ns: int) -> tupl
             kinds = table.column("kind").cast(pa.string())
             snapshots = table.filter(pc.equal(kinds, "snapshot"))
             if snapshots.num_rows:
-                ts = snapshots.column("ts").cast(pa.int64()).to_numpy()
-                newest = int(np.argmax(ts))
-                return int(ts[newest]), int(snapshots.column("sequence")[newest].as_py())
+                ts = snapshots.column("ts").cast(pa.int64()).to_pylist()
+                sequences = snapshots.column("sequence").to_pylist()
+                # two snapshots of one time (the venue's clock): the later sequence is newer
+                return max(zip(ts, sequences, strict=True))
     return None
 
 

@@ -122,6 +122,7 @@ class ProductBook:
     retry_at_ns: int = 0
     retry_ns: int = NS
     last_break: str = ""
+    last_break_ts: int = 0  # a snapshot repairing a break is never stored before it
     snapshots_used: int = 0
     snapshots_stale: int = 0
 
@@ -220,6 +221,7 @@ class CoinbaseFullProtocol(VenueProtocol):
             state.subscribed = False
             state.buffer.clear()
             state.last_break = "disconnect"
+            state.last_break_ts = now_ns
 
     def take_reconnects(self) -> list[str]:
         if self._reconnect and self.retry.allowed(self._now_ns):
@@ -258,8 +260,9 @@ class CoinbaseFullProtocol(VenueProtocol):
             if state is None:
                 raise RejectedFrame("unknown_symbol", msg.product_id or "(no product_id)")
             record = self._record(msg, recv_ns)
-            self._on_record(state, record, out)
-            return FrameStatus.PROCESSED
+            if self._on_record(state, record, out):
+                return FrameStatus.PROCESSED
+            return FrameStatus.FILTERED  # a duplicate or late message: already applied
         if kind in FILTERED_TYPES:
             if kind == "subscriptions":
                 self.retry.succeeded()
@@ -349,8 +352,9 @@ class CoinbaseFullProtocol(VenueProtocol):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ book sync
-    def _on_record(self, state: ProductBook, record: OrderEvent, out: RecordSink) -> None:
-        """Apply a message to a synced book, or buffer it for the next snapshot."""
+    def _on_record(self, state: ProductBook, record: OrderEvent, out: RecordSink) -> bool:
+        """Apply a message to a synced book, or buffer it for the next snapshot; False for a
+        message the book already holds."""
         if not state.synced:
             if len(state.buffer) >= self.max_buffer:
                 detail = f"buffer full ({self.max_buffer}) while waiting for a snapshot"
@@ -367,14 +371,15 @@ class CoinbaseFullProtocol(VenueProtocol):
                 )
                 state.buffer.clear()
                 state.last_break = "buffer overflow"
+                state.last_break_ts = record.ts
             state.buffer.append(record)
-            return
+            return True
         if record.sequence <= state.sequence:
-            return  # a duplicate or late message: already in the book (the docs: ignore it)
+            return False  # a duplicate or late message: already in the book (the docs: ignore)
         if record.sequence != state.sequence + 1:
             detail = f"sequence {record.sequence} after {state.sequence}"
             self._break(out, state, record, state.sequence + 1, detail, "skipped sequence")
-            return
+            return True
         book = state.book
         book.apply(record.kind, record.order_id, record.side, record.price, record.size, record.ts)
         state.sequence = record.sequence
@@ -382,6 +387,7 @@ class CoinbaseFullProtocol(VenueProtocol):
         if record.kind == "open" and book.crossed():
             detail = f"open of {record.order_id} at {record.price:g} crosses the book"
             self._break(out, state, None, -1, detail, "crossed book")
+        return True
 
     def _break(
         self,
@@ -399,6 +405,7 @@ class CoinbaseFullProtocol(VenueProtocol):
         self._event(out, state, EventKind.RESYNC, ts, self._now_ns, -1, -1, "level-3 snapshot")
         state.synced = False
         state.last_break = why
+        state.last_break_ts = ts
         state.buffer = [] if pending is None else [pending]
         state.retry_at_ns = 0
 
@@ -440,7 +447,7 @@ class CoinbaseFullProtocol(VenueProtocol):
                 raise RejectedFrame("http_error", f"HTTP {response.status}")
             snapshot = SNAPSHOT_DECODER.decode(response.body)
             orders = self._snapshot_orders(snapshot)
-            ts = self._time(snapshot.time) if snapshot.time else recv_ns
+            ts = max(self._time(snapshot.time) if snapshot.time else recv_ns, state.last_break_ts)
         except (RejectedFrame, *DECODE_ERRORS) as e:
             self._retry_later(state, recv_ns)
             log.warning("%s level-3 snapshot refused (%s); refetching", request.key, e)
