@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import hundi
 from hundi.listing import ls
-from hundi.query import NotStored
+from hundi.query import NotStored, query
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind, OrderEvent, Record
 from hundi.research import book_at, book_l3_at
 from hundi.stores.embedded import EmbeddedStore
@@ -221,6 +221,14 @@ def test_read_query_and_ls_show_the_channel(tmp_path: Path) -> None:
         "done",
     }
     assert hundi.book_l3_at is book_l3_at
+    queried = CliRunner().invoke(
+        query,
+        ["--store", str(tmp_path), "--exchange", "coinbase", "--channel", "book_l3",
+         "--format", "csv"],
+    )  # fmt: skip
+    assert queried.exit_code == 0, queried.output
+    assert queried.stdout.count("\n") == 1 + len(BASE) + len(LIVE)
+    assert "order_id" in queried.stdout.splitlines()[0]
     listed = CliRunner().invoke(ls, [str(tmp_path)])
     assert listed.exit_code == 0, listed.output
     assert "book_l3" in listed.output
