@@ -54,7 +54,7 @@ def synced_protocol(snapshots: dict[str, bytes], start_ns: int) -> CoinbaseFullP
     sink = RecordSink()
     protocol.receive(FULL_CONN, b'{"type":"subscriptions","channels":[]}', start_ns, sink)
     for request in protocol.due_requests(start_ns):
-        response = RestResponse(200, snapshots[request.key])
+        response = RestResponse(200, snapshots[request.key.removeprefix("full:")])
         protocol.receive_response(request, response, start_ns, sink)
     assert all(b.synced for b in protocol.books())
     return protocol

@@ -91,7 +91,7 @@ class Session:
         due = [r for at, r in self.pending if at <= self.step_no]
         self.pending = [(at, r) for at, r in self.pending if at > self.step_no]
         for request in due:
-            product = request.key
+            product = request.key.removeprefix("full:")
             body = self.feed.snapshot_body(product, self.now)
             self.protocol.receive_response(request, RestResponse(200, body), self.now, self.out)
 

@@ -22,7 +22,7 @@ from hundi.exchanges.base import (
     RestResponse,
     VenueConfig,
 )
-from hundi.exchanges.coinbase.full import FULL_CONN, CoinbaseFullProtocol
+from hundi.exchanges.coinbase.full import FULL_CONN, CoinbaseFullProtocol, full_feed
 from hundi.exchanges.coinbase.full_auth import CoinbaseCredentials, load_full_credentials
 from hundi.exchanges.credentials import CredentialError, Secret
 from hundi.records import ASK, BID, Channel
@@ -156,7 +156,7 @@ def test_the_documented_sync_buffers_fetches_level3_and_applies_what_follows() -
     assert out.book_l3 == []  # buffered until the snapshot
     (request,) = p.due_requests(T0 + S)
     assert request.url == "http://sim/products/BTC-USD/book?level=3"
-    assert request.purpose is RestPurpose.BOOK_SNAPSHOT and request.key == "BTC-USD"
+    assert request.purpose is RestPurpose.BOOK_SNAPSHOT and request.key == "full:BTC-USD"
     assert request.headers["CB-ACCESS-KEY"] == "cbKEY-123"
     assert "cbKEY-123" not in repr(request)
     assert p.due_requests(T0 + S) == []  # one request at a time
@@ -606,3 +606,15 @@ def test_stored_rows_rebuild_the_protocols_book(tmp_path: Path) -> None:
     before_gap = book_l3_at(store, "coinbase", "BTC-USD", T0 + 2_500_000)
     assert before_gap.attrs["update_id"] == 102 and before_gap.attrs["synced"]
     assert dict(zip(before_gap["order_id"], before_gap["size"], strict=True))["a1"] == 1.0
+
+
+def test_a_venue_with_public_channels_mounts_the_full_feed_for_book_l3() -> None:
+    public = VenueConfig(market="spot", symbols=("BTC-USD",), channels=(Channel.TRADES,))
+    assert full_feed(public) is None
+    mixed = VenueConfig(
+        market="spot", symbols=("BTC-USD",), channels=(Channel.TRADES, Channel.BOOK_L3),
+        options={"level2_option_of_the_public_feed": "1"}, authenticate=False,
+    )  # fmt: skip
+    feed = full_feed(mixed)
+    assert feed is not None and feed.config.channels == (Channel.BOOK_L3,)
+    assert [spec.key for spec in feed.connections()] == [FULL_CONN]

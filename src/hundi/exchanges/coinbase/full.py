@@ -27,9 +27,9 @@ next connection resyncs from a new snapshot).
 authentication record ``auth_failed`` and reconnect with a capped back-off.
 
 Mounting: :class:`CoinbaseFullProtocol` is a complete :class:`VenueProtocol` for the
-``book_l3`` channel (connection key :data:`FULL_CONN`); a venue that also serves public
-channels delegates ``receive``/``on_open``/``on_close`` of that key, ``due_requests`` /
-``receive_response`` of its ``BOOK_SNAPSHOT`` requests and ``books`` to it.
+``book_l3`` channel (connection key :data:`FULL_CONN`, snapshot requests keyed
+``full:<product>``); a venue that also serves public channels builds it with :func:`full_feed`
+and forwards to it the calls of that connection and those requests, and ``books``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from hundi.book.orders import OrderBook
@@ -95,6 +95,21 @@ OPTION_HELP: Final = {
 }
 _PRODUCT = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 _SNAPSHOT_RETRY_CAP_NS: Final = 60 * NS
+
+
+def request_key(native: str) -> str:
+    """The key of a product's snapshot request (``full:BTC-USD``): apart from the keys of
+    a public feed's requests for the same product, for a venue forwarding answers by key."""
+    return f"{FULL_CONN}:{native}"
+
+
+def full_feed(config: VenueConfig) -> CoinbaseFullProtocol | None:
+    """The ``full`` feed of a Coinbase configuration that asks for ``book_l3`` (its own
+    connection; the rest of the configuration is another protocol's), else None: what a venue
+    serving public channels too mounts next to them."""
+    if Channel.BOOK_L3 not in config.channels:
+        return None
+    return CoinbaseFullProtocol(replace(config, channels=(Channel.BOOK_L3,)))
 
 
 def check_product(native: str) -> str:
@@ -422,7 +437,7 @@ class CoinbaseFullProtocol(VenueProtocol):
             )
             requests.append(
                 RestRequest(
-                    key=native, url=self.rest_url + path, headers=headers,
+                    key=request_key(native), url=self.rest_url + path, headers=headers,
                     purpose=RestPurpose.BOOK_SNAPSHOT,
                 )
             )  # fmt: skip
@@ -436,7 +451,7 @@ class CoinbaseFullProtocol(VenueProtocol):
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:
         self._now_ns = max(self._now_ns, recv_ns)
-        state = self.state.get(request.key)
+        state = self.state.get(request.key.removeprefix(f"{FULL_CONN}:"))
         if state is None or request.purpose is not RestPurpose.BOOK_SNAPSHOT:
             return
         state.in_flight = False
