@@ -618,3 +618,19 @@ def test_a_venue_with_public_channels_mounts_the_full_feed_for_book_l3() -> None
     feed = full_feed(mixed)
     assert feed is not None and feed.config.channels == (Channel.BOOK_L3,)
     assert [spec.key for spec in feed.connections()] == [FULL_CONN]
+
+
+def test_a_snapshot_asked_before_a_reconnect_is_not_used_after_it() -> None:
+    p = protocol()
+    out = RecordSink()
+    p.receive(FULL_CONN, SUBSCRIBED, T0, out)
+    (early,) = p.due_requests(T0)
+    p.on_close(FULL_CONN, T0 + S, out)
+    p.on_open(FULL_CONN, T0 + 2 * S, out)
+    p.receive(FULL_CONN, SUBSCRIBED, T0 + 2 * S, out)
+    p.receive(FULL_CONN, opened(500, "n1", "buy", "90", "1"), T0 + 2 * S, out)
+    assert p.due_requests(T0 + 2 * S) == []  # the early one is still out
+    p.receive_response(early, RestResponse(200, snapshot_body(100, BIDS, ASKS)), T0 + 3 * S, out)
+    assert out.book_l3 == [] and out.events == [] and not p.books()[0].synced
+    answer(p, out, snapshot_body(499, BIDS, ASKS), now=T0 + 4 * S)
+    assert kinds(out) == [("snapshot", 499)] * 5 + [("open", 500)]

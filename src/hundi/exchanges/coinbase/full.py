@@ -134,6 +134,7 @@ class ProductBook:
     buffer: list[OrderEvent] = field(default_factory=list)
     subscribed: bool = False  # the subscription is acknowledged: messages are on their way
     in_flight: bool = False  # a snapshot request is out
+    discard_answer: bool = False  # the connection dropped while it was out: it answers too early
     retry_at_ns: int = 0
     retry_ns: int = NS
     last_break: str = ""
@@ -235,6 +236,7 @@ class CoinbaseFullProtocol(VenueProtocol):
             state.synced = False
             state.subscribed = False
             state.buffer.clear()
+            state.discard_answer = state.in_flight
             state.last_break = "disconnect"
             state.last_break_ts = now_ns
 
@@ -455,6 +457,9 @@ class CoinbaseFullProtocol(VenueProtocol):
         if state is None or request.purpose is not RestPurpose.BOOK_SNAPSHOT:
             return
         state.in_flight = False
+        if state.discard_answer:
+            state.discard_answer = False  # taken before the reconnect: ask again after it
+            return
         if state.synced:
             return  # answered after the book synced another way: nothing to do
         try:
