@@ -634,3 +634,19 @@ def test_a_snapshot_asked_before_a_reconnect_is_not_used_after_it() -> None:
     assert out.book_l3 == [] and out.events == [] and not p.books()[0].synced
     answer(p, out, snapshot_body(499, BIDS, ASKS), now=T0 + 4 * S)
     assert kinds(out) == [("snapshot", 499)] * 5 + [("open", 500)]
+
+
+def test_coinbase_refusing_a_configured_product_is_an_invalid_symbol_event() -> None:
+    p = protocol("BTC-USD", "ABC-USD")
+    out = RecordSink()
+    refusal = msgspec.json.encode(
+        {
+            "type": "error",
+            "message": "Failed to subscribe",
+            "reason": "ABC-USD is not a valid product",
+        }
+    )
+    assert p.receive(FULL_CONN, refusal, T0, out) is FrameStatus.PROCESSED
+    (event,) = out.events
+    assert (event.kind, event.native_symbol) == ("invalid_symbol", "ABC-USD")
+    assert "not a valid product" in event.detail

@@ -24,7 +24,9 @@ next connection resyncs from a new snapshot).
 
 ``activate`` (a stop order triggered; it carries no sequence and rests nowhere until its
 ``received``), ``heartbeat`` and ``subscriptions`` are filtered; ``error`` frames about
-authentication record ``auth_failed`` and reconnect with a capped back-off.
+authentication record ``auth_failed`` and reconnect with a capped back-off; one refusing a
+configured product (``X is not a valid product``) records ``invalid_symbol``; others are rejected
+(``server_error``).
 
 Mounting: :class:`CoinbaseFullProtocol` is a complete :class:`VenueProtocol` for the
 ``book_l3`` channel (connection key :data:`FULL_CONN`, snapshot requests keyed
@@ -95,6 +97,7 @@ OPTION_HELP: Final = {
 }
 _PRODUCT = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}$")
 _SNAPSHOT_RETRY_CAP_NS: Final = 60 * NS
+_INVALID_PRODUCT = re.compile(r"^(\S+) is not a valid product")
 
 
 def request_key(native: str) -> str:
@@ -294,6 +297,17 @@ class CoinbaseFullProtocol(VenueProtocol):
 
     def _error(self, msg: FullMessage, recv_ns: int, out: RecordSink) -> FrameStatus:
         text = self._scrub(f"{msg.message} {msg.reason}".strip())
+        invalid = _INVALID_PRODUCT.match(msg.reason)
+        if invalid is not None and invalid.group(1) in self.state:
+            native = invalid.group(1)  # Coinbase refuses the whole subscribe for one bad id
+            out.events.append(
+                Event(
+                    exchange=EXCHANGE, symbol=native, native_symbol=native, ts=recv_ns,
+                    recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="",
+                    expected=-1, received=-1, detail=f"Coinbase: {text}",
+                )
+            )  # fmt: skip
+            return FrameStatus.PROCESSED
         if "auth" not in text.lower():
             raise RejectedFrame("server_error", text)
         delay = self.retry.failed(recv_ns)
