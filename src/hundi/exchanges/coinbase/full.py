@@ -152,11 +152,10 @@ class ProductBook:
     def waiting(self) -> str:
         if self.synced:
             return ""
-        what = (
-            "waiting for a level-3 snapshot"
-            if self.in_flight or self.buffer
-            else ("waiting for the subscription")
-        )
+        if self.in_flight or self.buffer:
+            what = "waiting for a level-3 snapshot"
+        else:
+            what = "waiting for the subscription"
         return f"{what} (after {self.last_break})" if self.last_break else what
 
 
@@ -175,7 +174,7 @@ class CoinbaseFullProtocol(VenueProtocol):
         if not config.symbols:
             raise ValueError("coinbase: no symbols")
         self.config = config
-        self.products = {check_product(native): native for native in config.symbols}
+        self.products = tuple(dict.fromkeys(check_product(native) for native in config.symbols))
         self.max_buffer = int_option(config.options, "full_max_buffer", 500_000, 1, 50_000_000)
         self.retry_initial_ns = (
             int_option(config.options, "full_snapshot_retry_ms", 1000, 1, 600_000) * 1_000_000
