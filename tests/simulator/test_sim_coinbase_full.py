@@ -171,6 +171,12 @@ def test_a_wrongly_signed_subscription_is_refused_with_coinbases_error() -> None
     assert event.kind == "auth_failed" and "Authentication Failed" in event.detail
 
 
+def test_a_market_the_feed_does_not_serve_gives_no_frames() -> None:
+    market = SyntheticMarket(("BTC-USD", "SOL-USD"), 3, T0 // MS, trade_history=10)
+    feed = CoinbaseFullFeed({"BTC-USD": market.symbols["BTC-USD"]}, 3)
+    assert feed.on_step(market.symbols["SOL-USD"], T0) == []
+
+
 def test_subscriptions_are_checked() -> None:
     feed = Session().feed
     now = T0

@@ -111,6 +111,7 @@ class CoinbaseFullFeed:
                     self._seed_level(state, is_bid, price, lots)
             state.initial = (state.sequence, _copy(state.bids), _copy(state.asks))
             self.products[product_id] = state
+        self._product_of = {id(s.market): p for p, s in self.products.items()}
 
     # ------------------------------------------------------------------ clients
     def subscribe(self, data: bytes, now_ns: int) -> tuple[list[bytes], list[str]]:
@@ -163,9 +164,12 @@ class CoinbaseFullFeed:
     # ------------------------------------------------------------------ the market moved
     def on_step(self, market: SymbolMarket, now_ns: int) -> list[tuple[str, bytes]]:
         """The (product id, frame) messages of the market action just taken by ``market``
-        (one of the feed's products; call after each step, before the market's events are
-        cleared or after: a cleared list is noticed)."""
-        product_id, state = next((p, s) for p, s in self.products.items() if s.market is market)
+        (none for a market that is not one of the feed's products). Call it after each step,
+        before or after the market's events are cleared: a cleared list is noticed."""
+        product_id = self._product_of.get(id(market))
+        if product_id is None:
+            return []  # a product of the market the feed does not serve
+        state = self.products[product_id]
         events = market.events
         start = state.seen_events
         if start > len(events) or (start and events[start - 1] is not state.last_event):
