@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import hundi
+from hundi.api.queries import Limits, stored_symbols
+from hundi.api.status import stream_rows
 from hundi.listing import ls
 from hundi.query import NotStored, query
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind, OrderEvent, Record
@@ -232,3 +234,11 @@ def test_read_query_and_ls_show_the_channel(tmp_path: Path) -> None:
     listed = CliRunner().invoke(ls, [str(tmp_path)])
     assert listed.exit_code == 0, listed.output
     assert "book_l3" in listed.output
+
+
+def test_the_api_lists_an_l3_only_symbol_and_its_stream(tmp_path: Path) -> None:
+    store = store_with(tmp_path, BASE, LIVE)
+    assert stored_symbols(store, "coinbase") == [{"exchange": "coinbase", "symbol": "BTC-USD"}]
+    rows = stream_rows(store, Limits(), exchange="coinbase", now_ns=T0 + 10 * S, window_ns=60 * S)
+    (row,) = [r for r in rows if r["channel"] == "book_l3"]
+    assert row["symbol"] == "BTC-USD" and row["count"] == len(BASE) + len(LIVE)
