@@ -71,10 +71,12 @@ async def test_collector_rebuilds_the_models_l3_book_through_faults(tmp_path: Pa
             return all(s.synced and s.snapshots_used >= used for s in state.values())
 
         await until(lambda: synced(1), "the first sync")
+        await until(lambda: sim.steps >= 1500, "market activity")
         sim.skip_sequence("BTC-USD")
         sim.stale_snapshot("BTC-USD")
         await until(lambda: state["BTC-USD"].snapshots_used >= 2 and synced(1), "the resync")
         assert state["BTC-USD"].snapshots_stale == 1
+        await until(lambda: sim.steps >= 3000, "more market activity")
         assert sim.drop_connections() == 1
         await until(lambda: synced(2) and state["ETH-EUR"].snapshots_used >= 2, "a reconnect")
         sim.pause()
