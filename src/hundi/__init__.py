@@ -50,9 +50,9 @@ def read(
 
 
 def __getattr__(name: str) -> object:
-    """The research API (``hundi.bars``, ``hundi.book_at``, ``hundi.trades_with_book``,
-    ``hundi.coverage``, ``hundi.iter_read``), imported on first use: the collector never
-    pays for it."""
+    """The research API (``hundi.bars``, ``hundi.book_at``, ``hundi.book_l3_at``,
+    ``hundi.trades_with_book``, ``hundi.coverage``, ``hundi.iter_read``), imported on first
+    use: the collector never pays for it."""
     if name in _RESEARCH:
         import hundi.research
 
@@ -61,13 +61,14 @@ def __getattr__(name: str) -> object:
 
 
 _RESEARCH = frozenset(
-    {"bars", "book_at", "trades_with_book", "coverage", "iter_read", "iter_batches"}
+    {"bars", "book_at", "book_l3_at", "trades_with_book", "coverage", "iter_read", "iter_batches"}
 )
 
 __all__ = [
     "__version__",
     "bars",
     "book_at",
+    "book_l3_at",
     "coverage",
     "iter_batches",
     "iter_read",

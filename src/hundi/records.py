@@ -440,7 +440,11 @@ SERIES_CHANNELS: Final = frozenset(
 
 # The field that numbers a channel's records contiguously (per stream) where the exchange sends
 # one: what proves continuity, and what a hole is measured in.
-SEQUENCE_FIELDS: dict[Channel, str] = {Channel.TRADES: "trade_id", Channel.BOOK: "update_id"}
+SEQUENCE_FIELDS: dict[Channel, str] = {
+    Channel.TRADES: "trade_id",
+    Channel.BOOK: "update_id",
+    Channel.BOOK_L3: "sequence",
+}
 
 RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.TRADES: Trade,

@@ -39,7 +39,14 @@ Row = dict[str, Any]
 NS_PER_MS = 1_000_000
 
 #: channels the symbol list looks in (a symbol with any of them stored is listed)
-SYMBOL_CHANNELS = (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.BARS, Channel.BOOK_TOP)
+SYMBOL_CHANNELS = (
+    Channel.TRADES,
+    Channel.BBO,
+    Channel.BOOK,
+    Channel.BOOK_L3,
+    Channel.BARS,
+    Channel.BOOK_TOP,
+)
 #: where bars and book rows come from (a symbol needs one of them stored)
 BAR_SOURCES = (Channel.BARS, Channel.TRADES)
 BOOK_SOURCES = (Channel.BOOK_TOP, Channel.BBO)

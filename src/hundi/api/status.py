@@ -43,7 +43,14 @@ NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 #: what a collector receives from the venue (the derived series and own orders are not streams
 #: whose rate or lag says anything about the collection)
-STREAM_CHANNELS = (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.TICKER, Channel.CANDLES)
+STREAM_CHANNELS = (
+    Channel.TRADES,
+    Channel.BBO,
+    Channel.BOOK,
+    Channel.BOOK_L3,
+    Channel.TICKER,
+    Channel.CANDLES,
+)
 DEFAULT_WINDOW_S = 60
 MAX_WINDOW_S = 600
 EVENTS_LOOKBACK_NS = 24 * 3600 * NS_PER_S

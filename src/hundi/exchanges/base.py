@@ -25,6 +25,7 @@ from hundi.records import (
     Event,
     Fill,
     Order,
+    OrderEvent,
     Record,
     Ticker,
     Trade,
@@ -90,6 +91,7 @@ class RecordSink:
     bbo: list[Bbo]
     ticker: list[Ticker]
     book: list[BookChange]
+    book_l3: list[OrderEvent]
     candles: list[Candle]
     events: list[Event]
     orders: list[Order]

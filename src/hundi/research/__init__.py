@@ -5,6 +5,7 @@ from hundi.research._source import NotStored, ResearchError
 from hundi.research.asof import trades_with_book
 from hundi.research.bars import bars
 from hundi.research.book import book_at
+from hundi.research.book_l3 import book_l3_at
 from hundi.research.coverage import coverage
 from hundi.research.streaming import iter_batches, iter_read
 
@@ -13,6 +14,7 @@ __all__ = [
     "ResearchError",
     "bars",
     "book_at",
+    "book_l3_at",
     "coverage",
     "iter_batches",
     "iter_read",

@@ -67,6 +67,7 @@ from hundi.research._source import (
     stored_symbol,
     to_ns,
 )
+from hundi.research.book_l3 import l2_book_from_l3, l3_only_symbol
 from hundi.stores.base import NS_PER_DAY, DayRead, Store, reading
 
 CHECKPOINT_ROWS: Final = 50_000
@@ -550,7 +551,17 @@ def book_at(
     one), ``update_id`` (last applied exchange sequence id) and ``snapshot_ts``. ``symbol``
     may be the exchange's own name (``BTCUSDT``); one without a stored book raises
     :class:`hundi.query.NotStored` (a time before the first stored row is an empty book).
+
+    A symbol stored only as order-level events (``book_l3``, a venue's full order feed) gets
+    its L3 book (:func:`hundi.research.book_l3_at`) aggregated to L2: sizes summed per price,
+    ``update_id`` its last applied sequence. A symbol stored both ways reads the L2 ``book``.
     """
+    at_ns = to_ns(ts, "ts")
+    if at_ns is not None:
+        with reading(store) as opened:
+            l3_symbol = l3_only_symbol(opened, exchange, symbol)
+            if l3_symbol is not None:
+                return l2_book_from_l3(opened, exchange, l3_symbol, at_ns, depth)
     state, at_ns = state_at(
         store, exchange, symbol, ts, checkpoint_rows=checkpoint_rows, cache_dir=cache_dir
     )

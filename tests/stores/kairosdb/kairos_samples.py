@@ -14,6 +14,7 @@ from hundi.records import (
     Candle,
     Channel,
     Event,
+    OrderEvent,
     Record,
     Ticker,
     Trade,
@@ -68,6 +69,14 @@ def one_of_each() -> dict[Channel, list[Record]]:
         Channel.BOOK: [
             BookChange(**HEAD, ts=T0, recv_ts=T0 + 1, side=1, price=10.0, size=1.0,
                        snapshot=True, first_update_id=-1, update_id=100, prev_update_id=-1),
+        ],
+        Channel.BOOK_L3: [
+            OrderEvent(**HEAD, ts=T0, recv_ts=T0 + 1, order_id="a", side=1, price=10.0,
+                       size=1.0, kind="snapshot", sequence=7, other_order_id="", trade_id=-1,
+                       reason=""),
+            OrderEvent(**HEAD, ts=T0, recv_ts=T0 + 1, order_id="a", side=1, price=10.0,
+                       size=0.5, kind="match", sequence=8, other_order_id="b", trade_id=3,
+                       reason=""),
         ],
         Channel.CANDLES: [
             Candle(**HEAD, ts=T0 + 2 * SECOND, recv_ts=T0 + 2 * SECOND, interval="1m",

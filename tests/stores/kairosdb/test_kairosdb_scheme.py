@@ -84,9 +84,11 @@ def test_late_trades_beyond_the_merge_horizon_are_not_sent_but_counted() -> None
 
 
 def test_lossless_only_channels_have_no_rule_and_are_counted_as_not_sent() -> None:
-    assert [rule_for(name) for name in ("book", "orders", "fills")] == [None, None, None]
+    lossless = ("book", "book_l3", "orders", "fills")
+    assert [rule_for(name) for name in lossless] == [None] * 4
     out: dict = {}
     assert Converter().add({Channel.BOOK: one_of_each()[Channel.BOOK]}, out) == 1
+    assert Converter().add({Channel.BOOK_L3: one_of_each()[Channel.BOOK_L3]}, out) == 2
     assert out == {}
 
 

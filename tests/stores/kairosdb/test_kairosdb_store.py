@@ -63,9 +63,11 @@ def test_every_record_type_round_trips_per_the_scheme(store: KairosStore) -> Non
     connection = store.read(exchange="binance", symbol="none", channel=Channel.EVENTS)
     assert connection[["kind", "channel", "count"]].values.tolist() == [["reconnect", "none", 1.0]]
 
-    assert store.not_sent == {"book": 1}
+    assert store.not_sent == {"book": 1, "book_l3": 2}
     with pytest.raises(StoreError, match="'book' is not stored in KairosDB"):
         store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.BOOK)
+    with pytest.raises(StoreError, match="'book_l3' is not stored in KairosDB"):
+        store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.BOOK_L3)
 
 
 @pytest.mark.slow

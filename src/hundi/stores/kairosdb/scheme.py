@@ -21,9 +21,10 @@ silently. The full scheme (also in docs/kairosdb-store.md):
 * candles: one point per candle at its ``open_time``; each update overwrites, so the series
   holds the latest state of each candle (the closed one once it closed).
 * events: ``events.count`` per ms, tagged by kind and affected channel.
-* book changes, own orders and fills: not sent (lossless stores only). Book levels would need
-  the price as a tag (unbounded cardinality) and collide by the thousand per ms; orders and
-  fills are account data.
+* book changes, order-level book events (``book_l3``), own orders and fills: not sent
+  (lossless stores only). Book levels would need the price as a tag (unbounded cardinality)
+  and collide by the thousand per ms; order events would need the order id as a tag and only
+  rebuild a book complete and in sequence order; orders and fills are account data.
 * derived series (bars, book_top, book_levels, flow, basis): last value per ms, with the
   variant fields of their ``IDENTITY`` as tags (``interval``, ``depth``, ``side``/``level``,
   ``window``), so e.g. the 20 levels of one book snapshot never overwrite each other.
@@ -342,6 +343,9 @@ class CountPerMs(PerMsAggregate):
 # Channels kept out of KairosDB, and why (shown by ``hundi`` when someone asks to read them).
 EXCLUDED: Final[dict[str, str]] = {
     "book": "book changes would need the price as a tag and collide by the thousand per ms",
+    "book_l3": "order-level events are identified by order id (unbounded cardinality as a tag) "
+    "and collide by the hundred per ms; only their sequence rebuilds a book, which a "
+    "last-value-per-ms series cannot keep",
     "orders": "own orders are account data, kept in the lossless stores only",
     "fills": "own fills are account data, kept in the lossless stores only",
 }
