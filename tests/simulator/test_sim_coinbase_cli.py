@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.slow
 HUNDI = [sys.executable, "-m", "hundi"]
 
 
-def collect(sim: SimulatorProcess, tmp: Path, symbols: str) -> tuple[int, str, dict[str, object]]:
+def collect(
+    sim: SimulatorProcess, tmp: Path, symbols: str, channels: str = "", duration: float = 3
+) -> tuple[int, str, dict[str, object]]:
     summary = tmp / "summary.json"
     args = [
         *HUNDI,
@@ -32,13 +35,14 @@ def collect(sim: SimulatorProcess, tmp: Path, symbols: str) -> tuple[int, str, d
         "--store",
         str(tmp / "data"),
         "--duration",
-        "3",
+        str(duration),
         "--flush-interval",
         "0.2",
         "--summary-json",
         str(summary),
         "--raw",
         str(tmp / "raw"),
+        *(["--channels", channels] if channels else []),
     ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=90, cwd=tmp)
     assert "Traceback" not in done.stderr
@@ -82,3 +86,42 @@ def test_a_bad_product_id_is_one_line_and_a_failure(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a Coinbase product id: 'BTCUSD'" in lines[0], lines
+
+
+def test_collect_the_order_level_book_beside_the_public_channels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--channels ...,book_l3`` runs the signed ``full`` feed of ``hundi simulate coinbase``
+    next to the public channels: lost messages and a stale snapshot are stored gaps repaired in
+    place, and the stored order-level book is synced and uncrossed at the end."""
+    monkeypatch.setenv("COINBASE_API_KEY", "test-key")
+    monkeypatch.setenv("COINBASE_API_SECRET", base64.b64encode(b"test secret").decode())
+    monkeypatch.setenv("COINBASE_API_PASSPHRASE", "test-pass")
+    # each product loses a message every 1.8 s and gets a stale snapshot every 6 s (a stale one
+    # is refetched after 1 s: both products must be synced again by the end)
+    faults = ["--fault", "skip_sequence:0.9", "--fault", "stale_snapshot:3"]
+    with SimulatorProcess(["--rate", "300", *faults], venue="coinbase") as sim:
+        code, output, summary = collect(
+            sim, tmp_path, "BTC-USD,ETH-USD", channels="trades,book,book_l3", duration=5
+        )
+    assert code == 0, output[-3000:]
+    assert "test-key" not in output and "test-pass" not in output
+    data = tmp_path / "data"
+    rows = hundi.read(data, exchange="coinbase", channel="book_l3")
+    assert set(rows["symbol"]) == {"BTC-USD", "ETH-USD"}
+    assert {"snapshot", "open", "done"} <= set(rows["kind"])
+    records = summary["records"]
+    assert isinstance(records, dict) and records["book_l3"] == len(rows)
+    events = hundi.read(data, exchange="coinbase", channel="events")
+    l3 = events[events["channel"] == "book_l3"]
+    assert (l3["kind"] == "gap").sum() >= 1, l3
+    assert (l3["kind"] == "resync").sum() >= (l3["kind"] == "gap").sum() - 2, l3
+    for product in ("BTC-USD", "ETH-USD"):
+        mine = rows[rows["symbol"] == product]
+        book = hundi.book_l3_at(data, "coinbase", product, mine.index.max())
+        assert book.attrs["synced"], (product, l3)
+        bids = book[book["side"] == 1]["price"]
+        asks = book[book["side"] == -1]["price"]
+        assert len(bids) and len(asks) and bids.max() < asks.min()
+        # the same book aggregated to L2 through book_at's order-level path
+        assert len(hundi.book_at(data, "coinbase", product, mine.index.max())) > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from typing import Any
@@ -21,6 +22,7 @@ from hundi.exchanges.base import (
 )
 from hundi.exchanges.coinbase import CoinbaseVenue
 from hundi.exchanges.coinbase import protocol as coinbase_protocol
+from hundi.exchanges.coinbase.full import FULL_CONN
 from hundi.exchanges.coinbase.protocol import LEVEL2, MATCHES, CoinbaseProtocol
 from hundi.exchanges.coinbase.symbols import normalize
 from hundi.exchanges.coinbase.timeparse import parse_time
@@ -129,7 +131,6 @@ def test_endpoint_overrides() -> None:
         ({"symbols": ("BTCUSD",)}, "expected BASE-QUOTE"),
         ({"symbols": ()}, "no symbols"),
         ({"channels": (Channel.CANDLES,)}, "coinbase does not serve candles"),
-        ({"channels": (Channel.BOOK_L3,)}, "book_l3"),
         ({"market": "usdm"}, "one market, spot"),
         ({"options": {"nope": "1"}}, "unknown coinbase option 'nope'"),
         ({"options": {"backfill_requests_per_gap": "x"}}, "not an integer"),
@@ -801,3 +802,26 @@ def test_an_open_without_a_close_is_a_switch_that_keeps_the_books() -> None:
     p.on_close(LEVEL2, RECV, RecordSink())
     p.on_open(LEVEL2, RECV, RecordSink())
     assert not p.books()[0].synced
+
+
+def test_book_l3_mounts_the_full_feed_on_its_own_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``book_l3`` needs the user's key (a one-line error naming it without one) and then
+    runs the ``full`` feed beside the public channels, with its options accepted."""
+    for name in ("COINBASE_API_KEY", "COINBASE_API_SECRET", "COINBASE_API_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir("/")
+    config = VenueConfig(
+        market="spot",
+        symbols=("BTC-USD",),
+        channels=(Channel.TRADES, Channel.BOOK_L3),
+        options={"full_max_buffer": "1000"},
+    )
+    with pytest.raises(ValueError, match="book_l3"):
+        CoinbaseVenue(config)
+    monkeypatch.setenv("COINBASE_API_KEY", "k")
+    monkeypatch.setenv("COINBASE_API_SECRET", base64.b64encode(b"s").decode())
+    monkeypatch.setenv("COINBASE_API_PASSPHRASE", "p")
+    keys = {spec.key for spec in CoinbaseVenue(config).connections()}
+    assert keys == {MATCHES, FULL_CONN}

@@ -45,6 +45,8 @@ from hundi.exchanges.base import (
     decode_rejection,
 )
 from hundi.exchanges.coinbase.backfill import ProductBackfill, TradeIds, taker_side
+from hundi.exchanges.coinbase.full import OPTION_HELP as FULL_OPTIONS
+from hundi.exchanges.coinbase.full import full_feed
 from hundi.exchanges.coinbase.messages import (
     FEED_DECODER,
     PRODUCTS_DECODER,
@@ -90,12 +92,14 @@ LEVEL2: Final = "level2"
 PRODUCTS_KEY: Final = "products"
 TRADES_KEY: Final = "trades:"  # + native: a backfill request
 SUPPORTED: Final = frozenset(
-    (Channel.TRADES, Channel.TICKER, Channel.BBO, Channel.BOOK, Channel.EVENTS)
+    (Channel.TRADES, Channel.TICKER, Channel.BBO, Channel.BOOK, Channel.BOOK_L3, Channel.EVENTS)
 )
 # ``level2_batch`` is public; ``level2`` (unbatched) needs a signed subscribe since 2023. Replays
 # of captures made on ``level2`` (its frames are the same) parse it without subscribing.
 BOOK_CHANNELS: Final = ("level2_batch", "level2")
-OPTIONS: Final = frozenset(("backfill_requests_per_gap", "level2_channel", "rest_interval_ms"))
+OPTIONS: Final = frozenset(
+    ("backfill_requests_per_gap", "level2_channel", "rest_interval_ms", *FULL_OPTIONS)
+)
 DAY_NS: Final = 86_400 * 1_000_000_000
 # l2updates kept per book between a break and the re-subscribe's snapshot (seconds of traffic)
 MAX_PENDING_UPDATES: Final = 100_000
@@ -105,8 +109,9 @@ MS: Final = 1_000_000
 
 def sub_protocols(config: VenueConfig) -> list[VenueProtocol]:
     """Extra feeds on their own connections (the order-level ``full`` feed, ``book_l3``), each a
-    :class:`VenueProtocol` whose calls :class:`CoinbaseProtocol` forwards. None yet."""
-    return []
+    :class:`VenueProtocol` whose calls :class:`CoinbaseProtocol` forwards."""
+    full = full_feed(config)
+    return [] if full is None else [full]
 
 
 class Book:
@@ -173,11 +178,6 @@ class CoinbaseProtocol(VenueProtocol):
     exchange = EXCHANGE
 
     def __init__(self, config: VenueConfig) -> None:
-        if Channel.BOOK_L3 in config.channels:
-            raise ValueError(
-                "coinbase: channel book_l3 (the order-level full feed) is not served by this "
-                "collector yet; collect trades, bbo, ticker, book"
-            )
         unsupported = set(config.channels) - SUPPORTED
         if unsupported:
             raise ValueError(

@@ -47,7 +47,8 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 @click.option("--trade-history", type=int, default=100_000, show_default=True,
               help="Trades per product REST /products/{id}/trades keeps.")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, metavar="KIND:SECONDS",
-              help="skip_match, disconnect or cross_book every SECONDS; repeatable.")  # fmt: skip
+              help="skip_match, disconnect, cross_book, skip_sequence or stale_snapshot "
+                   "every SECONDS; repeatable.")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def coinbase(
     host: str,
@@ -60,8 +61,8 @@ def coinbase(
     faults: tuple[str, ...],
     duration: float | None,
 ) -> None:
-    """Coinbase Exchange public market data: matches, ticker, level2_batch, heartbeat; REST
-    /products and /products/{id}/trades."""
+    """Coinbase Exchange market data: matches, ticker, level2_batch, heartbeat, full; REST
+    /products, /products/{id}/trades and /products/{id}/book?level=3."""
     from hundi.simulator.coinbase.server import CoinbaseSimConfig, CoinbaseSimulator
 
     products = tuple(s.strip() for s in symbols.split(",") if s.strip())

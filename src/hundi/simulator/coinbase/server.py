@@ -9,14 +9,16 @@ The WebSocket (any path; the real feed is ``wss://ws-feed.exchange.coinbase.com`
 * ``ticker``: after every taker action, last trade, 24 h statistics and the BBO with sizes;
 * ``level2_batch`` (and ``level2``, served alike): a ``snapshot`` per product on subscribe,
   then ``l2update`` changes every ``batch_ms``;
-* ``heartbeat``: each ``heartbeat_s`` per product, with ``last_trade_id``.
+* ``heartbeat``: each ``heartbeat_s`` per product, with ``last_trade_id``;
+* ``full``: every order's received/open/match/change/done, with the per-product ``sequence``
+  (:class:`~hundi.simulator.coinbase.full.CoinbaseFullFeed`; signed subscriptions when
+  ``full_credentials`` is set), and ``GET /products/{id}/book?level=3`` its snapshot.
 
 An unknown product or channel answers ``{"type":"error","message":"Failed to subscribe",...}``
 as Coinbase does. REST: ``GET /products`` (the configured products ``online`` plus one
 ``delisted``), ``GET /products/{id}/trades?after=&before=&limit=`` (cursor pagination, newest
-first, ``CB-BEFORE``/``CB-AFTER`` headers). More channels and routes (the order-level ``full``
-feed, ``/products/{id}/book?level=3``) plug in at :meth:`CoinbaseSimulator.channel_handlers`
-and :meth:`CoinbaseSimulator.rest_routes`.
+first, ``CB-BEFORE``/``CB-AFTER`` headers). Channels and routes are listed in one place each,
+:meth:`CoinbaseSimulator.channel_handlers` and :meth:`CoinbaseSimulator.rest_routes`.
 
 Faults (``faults``: kind → period in seconds): ``skip_match`` withholds one match of one
 product from every connection (the trade stays in the REST history), ``disconnect`` aborts
@@ -24,6 +26,8 @@ every socket, ``cross_book`` sends one product an ``l2update`` that crosses its 
 the best ask; the real book is unchanged). ``GET /sim/stats`` is the ground truth: match ids
 sent per connection and product, withheld ids, the fault log, and the book as published;
 ``POST /sim/pause`` stops the market (heartbeats go on) so a test can compare final books.
+``skip_sequence`` loses one ``full`` message of one product (its sequence is used) and
+``stale_snapshot`` answers that product's next level-3 snapshot with the book from the start.
 """
 
 from __future__ import annotations
@@ -40,12 +44,13 @@ from typing import Any
 import msgspec
 from aiohttp import WSMsgType, web
 
+from hundi.simulator.coinbase.full import CoinbaseFullFeed
 from hundi.simulator.ground_truth import ConnectionRecord, FaultLog
 from hundi.simulator.market import SymbolMarket, SyntheticMarket, fixed
 from hundi.simulator.site import SimulatorSite
 
-FAULTS = ("skip_match", "disconnect", "cross_book")
-CHANNELS = ("matches", "ticker", "level2_batch", "level2", "heartbeat")
+FAULTS = ("skip_match", "disconnect", "cross_book", "skip_sequence", "stale_snapshot")
+CHANNELS = ("matches", "ticker", "level2_batch", "level2", "heartbeat", "full")
 DELISTED = "DELISTED-USD"
 RANGE_CAP = 100_000
 PAGE = 1000
@@ -66,6 +71,9 @@ class CoinbaseSimConfig:
     heartbeat_s: float = 1.0
     trade_history: int = 100_000  # trades per product the REST history keeps
     faults: dict[str, float] = field(default_factory=dict)
+    # key, base64 secret, passphrase: ``full`` subscriptions must be signed with them (None:
+    # unsigned ones are accepted, the simulator's default)
+    full_credentials: tuple[str, str, str] | None = None
 
 
 def iso(ns: int) -> str:
@@ -99,6 +107,12 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
         now_ms = time.time_ns() // 1_000_000
         self.market = SyntheticMarket(config.symbols, config.seed, now_ms, trade_history=1)
         self.market.add_depth_speed(config.batch_ms)
+        # the order-level ``full`` feed: the orders behind the same market's levels
+        self.full = CoinbaseFullFeed(
+            {s: self.market.symbols[s] for s in config.symbols},
+            config.seed,
+            credentials=config.full_credentials,
+        )
         self.history: dict[str, deque[RestTrade]] = {
             s: deque(maxlen=config.trade_history) for s in config.symbols
         }
@@ -129,6 +143,7 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
             "level2_batch": self._subscribed_level2,
             "level2": self._subscribed_level2,
             "heartbeat": self._nothing,
+            "full": self._nothing,  # messages from the next market action on, no snapshot
         }
 
     def rest_routes(self) -> list[web.RouteDef]:
@@ -136,6 +151,7 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
         return [
             web.get("/products", self._products),
             web.get("/products/{product}/trades", self._trades),
+            web.get("/products/{product}/book", self._book),
             web.get("/sim/stats", self._stats),
             web.post("/sim/pause", self._pause),
         ]
@@ -224,6 +240,7 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
         self.steps += 1
         market = self.market.step()
         product = market.spec.symbol
+        await self._full(self.full.on_step(market, time.time_ns()))
         events = market.events
         if not events:
             return
@@ -350,6 +367,12 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
             product = self.config.symbols[turn % len(self.config.symbols)]
             if kind == "skip_match":
                 self._skip_next.add(product)
+            elif kind == "skip_sequence":
+                self.faults.record(kind, symbol=product, stream="full")
+                self.full.skip_sequence(product)
+            elif kind == "stale_snapshot":
+                self.faults.record(kind, symbol=product, stream="full")
+                self.full.stale_snapshot(product)
             elif kind == "disconnect":
                 self.faults.record("disconnect", detail=f"{len(self._conns)} connections")
                 for conn in list(self._conns.values()):
@@ -357,6 +380,24 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
                         conn.transport.abort()
             else:
                 await self._cross(product)
+
+    async def _full(self, frames: list[tuple[str, bytes]]) -> None:
+        """The ``full`` messages of one market action to the sockets subscribed to them."""
+        for product, frame in frames:
+            for conn in list(self._conns.values()):
+                if conn.wants("full", product):
+                    await self._send(conn, frame)
+
+    async def _book(self, request: web.Request) -> web.Response:
+        """``GET /products/{id}/book?level=3``: the order-level snapshot (levels 1 and 2 are
+        not served: the protocol takes its L2 book from ``level2_batch``)."""
+        product = request.match_info["product"]
+        if product not in self.full.products:
+            return web.json_response({"message": "NotFound"}, status=404)
+        if request.query.get("level") != "3":
+            return web.json_response({"message": "this simulator serves level=3"}, status=400)
+        body = self.full.snapshot_body(product, time.time_ns())
+        return web.Response(body=body, content_type="application/json")
 
     async def _cross(self, product: str) -> None:
         """An l2update that crosses ``product``'s book: a bid at the best ask (not applied)."""
@@ -409,6 +450,11 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
             await self._error(conn, "type must be subscribe or unsubscribe")
             return
         handlers = self.channel_handlers()
+        names = [c.get("name") if isinstance(c, dict) else c for c in req.get("channels") or []]
+        if "full" in names and not self.full.signed(req, time.time_ns()):
+            error = {"type": "error", "message": "Authentication Failed", "reason": "signature"}
+            await self._send(conn, msgspec.json.encode(error))
+            return
         default_products = [p for p in req.get("product_ids") or [] if isinstance(p, str)]
         wanted: list[tuple[str, list[str]]] = []
         for channel in req.get("channels") or []:
