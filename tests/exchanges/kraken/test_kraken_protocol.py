@@ -128,8 +128,8 @@ def test_levels_pushed_beyond_the_depth_are_dropped_and_stored_as_deletes() -> N
     new_bids = [(99.9, 0.5), (99.8, 0.00000001), (99.5, 1.0)] + [
         (99.0 - i / 10, 1.0) for i in range(7)
     ]
-    texts = [f"{p_:.1f}".replace(".", "") + ("100000000" if q == 1.0 else "50000000" if q == 0.5 else "1")
-             for p_, q in new_bids]  # fmt: skip
+    qty_texts = {1.0: "100000000", 0.5: "50000000", 0.00000001: "1"}
+    texts = [f"{p_:.1f}".replace(".", "") + qty_texts[q] for p_, q in new_bids]
     expected = crc("1000101000000", "1002200000000", *texts[:10])
     out = RecordSink()
     feed(p, book("update", inserted, [], expected), out)

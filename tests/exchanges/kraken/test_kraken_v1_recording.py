@@ -96,8 +96,8 @@ def test_v1_snapshot_update_and_republish() -> None:
     assert p.books()[0].synced and p.books()[0].symbol == "BTC-USD"
     assert [e.kind for e in out.events] == ["synced"]
     # ask 5541.3 deleted, 5541.5 republished ("r"); texts without "." and leading zeros
-    asks = "554150" + "100000000" + "554180" + "33000000"
-    bids = "554120" + "152900000" + "553990" + "30000000"
+    asks = "554150000" + "100000000" + "554180000" + "33000000"
+    bids = "554120000" + "152900000" + "553990000" + "30000000"
     update = frame(
         42,
         {"a": [["5541.30000", "0.00000000", "1534614335.345903"],
