@@ -172,14 +172,18 @@ def test_snapshot_before_the_precision_waits_and_resubscribes_once_it_is_known()
     ]
 
 
-def test_close_is_a_gap_and_open_resets() -> None:
+def test_close_is_a_gap_and_drops_owed_resubscribes() -> None:
     p, _ = synced()
+    feed(p, book("update", [(99.95, 1.0)], [], 1))  # a mismatch: a re-subscribe is owed
+    feed(p, book("snapshot", [(99.9, 0.5), (99.8, 0.00000001)], [(100.0, 1.01), (100.2, 2.0)],
+                 SNAP_CRC))  # fmt: skip
     out = RecordSink()
     p.on_close("public", NOW, out)
     assert [(e.kind, e.channel) for e in out.events] == [("gap", "book")]
     assert not p.books()[0].synced
     p.on_open("public", NOW, RecordSink())
-    assert p.books()[0].waiting == "waiting for a snapshot"
+    assert p.books()[0].waiting == "connection closed: waiting for a snapshot"
+    assert p.take_messages() == []
 
 
 def trade(trade_id: int, side: str = "buy") -> dict[str, object]:

@@ -238,17 +238,17 @@ class KrakenProtocol(VenueProtocol):
     def normalize_symbol(self, native: str) -> str:
         return self.symbols.get(native) or normalize(native)
 
-    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
-        self._messages = []  # the open's own subscribes supersede any re-subscribe still owed
-        self._resubscribe_on_precision.clear()
-        for book in self.book.values():
-            book.reset("waiting for a snapshot")
-
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        """Books are no longer continuous (a gap each); the next open's subscribes bring fresh
+        snapshots, so re-subscribes still owed are dropped. Nothing is reset at ``on_open``:
+        the I/O layer calls it after sending the subscribes, and the snapshots they bring may
+        already have been received by then."""
+        self._messages = []
+        self._resubscribe_on_precision.clear()
         for book in self.book.values():
             if book.synced:
                 book_event(out, book, EventKind.GAP, now_ns, now_ns, f"{conn_key} closed")
-            book.reset("connection closed")
+            book.reset("connection closed: waiting for a snapshot")
 
     def books(self) -> list[BookStatus]:
         return [book.status() for book in self.book.values()]

@@ -114,17 +114,15 @@ class KrakenV1Protocol(VenueProtocol):
     def normalize_symbol(self, native: str) -> str:
         return self.symbols.get(native) or normalize(native)
 
-    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        """A gap per synced book; nothing is reset at ``on_open``, which the I/O layer calls
+        after the subscribes (their snapshots may already be in)."""
         self._messages = []
         self.channel_ids.clear()
         for book in self.book.values():
-            book.reset("waiting for a snapshot")
-
-    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
-        for book in self.book.values():
             if book.synced:
                 book_event(out, book, EventKind.GAP, now_ns, now_ns, f"{conn_key} closed")
-            book.reset("connection closed")
+            book.reset("connection closed: waiting for a snapshot")
 
     def books(self) -> list[BookStatus]:
         return [book.status() for book in self.book.values()]
