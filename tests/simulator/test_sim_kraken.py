@@ -111,7 +111,7 @@ def stored(store: EmbeddedStore, channel: Channel) -> Any:
 
 def trade_ids(store: EmbeddedStore, pair: str) -> list[int]:
     trades = stored(store, Channel.TRADES)
-    return [int(i) for i, n in zip(trades["trade_id"], trades["native_symbol"]) if str(n) == pair]
+    return [int(i) for i in trades[trades["native_symbol"] == pair]["trade_id"]]
 
 
 async def test_collector_stores_every_trade_once_and_ends_with_the_venues_books(
@@ -152,8 +152,8 @@ async def test_corrupted_levels_and_disconnects_are_gaps_resynced_in_place(
     venue, store, summary = await collect(sim, tmp_path, ready)
     assert summary["balanced"]
     events = stored(store, Channel.EVENTS)
-    rows = list(zip(events["kind"].tolist(), events["channel"].tolist(),
-                    events["detail"].tolist(), events["native_symbol"].tolist()))  # fmt: skip
+    columns = ["kind", "channel", "detail", "native_symbol"]
+    rows = [tuple(row) for row in events[columns].itertuples(index=False)]
     mismatches = [r for r in rows if r[0] == "gap" and r[2].startswith("checksum mismatch")]
     assert len(mismatches) == venue.checksum_mismatches >= 3
     # each corrupted level hit a connection: one stored mismatch per fault delivered
@@ -172,16 +172,13 @@ async def test_corrupted_levels_and_disconnects_are_gaps_resynced_in_place(
     for pair in PAIRS:  # every trade stored once, or inside a stored trades gap
         ids = trade_ids(store, pair)
         assert len(ids) == len(set(ids))
+        gaps = events[
+            (events["kind"] == "gap")
+            & (events["channel"] == "trades")
+            & (events["native_symbol"] == pair)
+        ]
         holes = [
-            (int(e), int(g))
-            for k, c, n, e, g in zip(
-                events["kind"],
-                events["channel"],
-                events["native_symbol"],
-                events["expected"],
-                events["received"],
-            )  # fmt: skip
-            if str(k) == "gap" and str(c) == "trades" and str(n) == pair
+            (int(e), int(g)) for e, g in gaps[["expected", "received"]].itertuples(index=False)
         ]
         generated = sim.trade_ids[pair]
         have = set(ids)
