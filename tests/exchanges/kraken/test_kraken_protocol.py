@@ -209,6 +209,24 @@ def test_trades_deduplicated_by_id_and_a_jump_is_a_gap() -> None:
     ]
 
 
+def test_a_pair_the_instrument_snapshot_does_not_list_is_an_invalid_symbol() -> None:
+    p = KrakenVenue(VenueConfig("spot", ("BTC/USD", "FOO/USD"), (Channel.TRADES,)))
+    (spec,) = p.connections()
+    assert [msgspec.json.decode(m)["params"]["channel"] for m in spec.subscribe] == [
+        "instrument", "trade"
+    ]  # fmt: skip
+    pairs = [{"symbol": "BTC/USD", "price_precision": 1, "qty_precision": 8, "status": "online"}]
+    out = RecordSink()
+    msg = {"channel": "instrument", "type": "snapshot", "data": {"assets": [], "pairs": pairs}}
+    p.receive("public", msgspec.json.encode(msg), NOW, out)
+    assert [(e.kind, e.native_symbol, e.detail) for e in out.events] == [
+        ("invalid_symbol", "FOO/USD", "KRAKEN does not list FOO/USD (instrument channel)")
+    ]
+    out = RecordSink()
+    p.receive("public", msgspec.json.encode(msg), NOW, out)
+    assert out.events == []  # said once
+
+
 def test_ticker_is_bbo_and_ticker() -> None:
     p = make()
     out = RecordSink()

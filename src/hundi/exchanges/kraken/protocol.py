@@ -3,8 +3,10 @@
 One public connection. After it opens the client subscribes (``{"method":"subscribe",
 "params":{"channel":...,"symbol":[...]}}``) to:
 
-* ``instrument`` (when the book is collected): each pair's ``price_precision`` and
-  ``qty_precision``, which the book checksum's strings are formatted with. Subscribed first.
+* ``instrument`` (always, first): the listing. A configured pair it does not list (or lists
+  with a status that does not trade) is an ``invalid_symbol`` event, which the collector's
+  outcome reports as an error; each pair's ``price_precision`` and ``qty_precision`` format
+  the strings of the book checksum.
 * ``book`` (``depth`` option, 10/25/100/500/1000): a snapshot, then updates; both carry the
   CRC32 ``checksum`` of the top 10 levels (:mod:`hundi.exchanges.kraken.book`). A mismatch (or
   a crossed book) is a stored ``gap`` event, then a ``resync``: the book alone is unsubscribed
@@ -135,6 +137,7 @@ class PairInfo(msgspec.Struct, frozen=True):
     symbol: str
     price_precision: int
     qty_precision: int
+    status: str = "online"
 
 
 class InstrumentData(msgspec.Struct, frozen=True):
@@ -200,6 +203,7 @@ class KrakenProtocol(VenueProtocol):
         self.last_trade_id: dict[str, int] = {}
         self._messages: list[tuple[str, bytes]] = []
         self._resubscribe_on_precision: set[str] = set()
+        self.invalid_symbols: list[str] = []  # configured pairs Kraken does not list (online)
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -207,8 +211,8 @@ class KrakenProtocol(VenueProtocol):
         symbols = list(self.symbols)
         channels = self.channels
         messages: list[bytes] = []
+        messages.append(subscribe_message("instrument", snapshot=True))
         if Channel.BOOK in channels:
-            messages.append(subscribe_message("instrument", snapshot=True))
             messages.append(self._book_message("subscribe", symbols))
         if Channel.TRADES in channels:
             messages.append(subscribe_message("trade", symbol=symbols, snapshot=True))
@@ -278,7 +282,7 @@ class KrakenProtocol(VenueProtocol):
         if channel == "ohlc":
             return self._ohlc(msg, recv_ns, out)
         if channel == "instrument":
-            return self._instrument(msg, conn_key)
+            return self._instrument(msg, conn_key, recv_ns, out)
         if channel in FILTERED_CHANNELS:
             return FrameStatus.FILTERED
         if msg.method:
@@ -292,13 +296,26 @@ class KrakenProtocol(VenueProtocol):
             raise RejectedFrame("unknown_symbol", symbol)
         return symbol
 
-    def _instrument(self, msg: Message, conn_key: str) -> FrameStatus:
+    def _instrument(
+        self, msg: Message, conn_key: str, recv_ns: int, out: RecordSink
+    ) -> FrameStatus:
         data: InstrumentData = _decode(INSTRUMENT_DECODER, msg.data)
-        for pair in data.pairs:
+        listed = {pair.symbol: pair for pair in data.pairs}
+        for pair in listed.values():
             if pair.symbol in self.symbols:
                 if not (0 <= pair.price_precision <= 18 and 0 <= pair.qty_precision <= 18):
                     raise RejectedFrame("invalid_field", f"precision of {pair.symbol}")
                 self.precision[pair.symbol] = (pair.price_precision, pair.qty_precision)
+        if msg.type == "snapshot":  # the full listing: every configured pair must be in it
+            for native, symbol in self.symbols.items():
+                problem = _listing_problem(native, listed.get(native))
+                if problem and native not in self.invalid_symbols:
+                    self.invalid_symbols.append(native)
+                    out.events.append(Event(
+                        exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=recv_ns,
+                        recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="",
+                        expected=-1, received=-1, detail=problem,
+                    ))  # fmt: skip
         waiting = [s for s in self._resubscribe_on_precision if s in self.precision]
         if waiting:
             self._resubscribe_on_precision.difference_update(waiting)
@@ -569,6 +586,15 @@ class KrakenProtocol(VenueProtocol):
             )
         out.candles.extend(candles)
         return FrameStatus.PROCESSED
+
+
+def _listing_problem(native: str, pair: PairInfo | None) -> str | None:
+    """Why ``native`` cannot be collected, by the instrument snapshot; None if it can."""
+    if pair is None:
+        return f"KRAKEN does not list {native} (instrument channel)"
+    if pair.status not in ("online", "post_only", "limit_only", "cancel_only"):
+        return f"KRAKEN lists {native} with status {pair.status} (instrument channel)"
+    return None
 
 
 def _text(price_format: str, qty_format: str, price: float, qty: float) -> str:
