@@ -134,9 +134,12 @@ class OhlcData(msgspec.Struct, frozen=True):
 
 
 class PairInfo(msgspec.Struct, frozen=True):
+    """One listed pair; fields Kraken might leave out of a pair we do not collect default, so
+    one odd listing does not reject the whole snapshot."""
+
     symbol: str
-    price_precision: int
-    qty_precision: int
+    price_precision: int = -1
+    qty_precision: int = -1
     status: str = "online"
 
 
@@ -302,8 +305,8 @@ class KrakenProtocol(VenueProtocol):
         data: InstrumentData = _decode(INSTRUMENT_DECODER, msg.data)
         listed = {pair.symbol: pair for pair in data.pairs}
         for pair in listed.values():
-            if pair.symbol in self.symbols:
-                if not (0 <= pair.price_precision <= 18 and 0 <= pair.qty_precision <= 18):
+            if pair.symbol in self.symbols and pair.price_precision >= 0 <= pair.qty_precision:
+                if not (pair.price_precision <= 18 and pair.qty_precision <= 18):
                     raise RejectedFrame("invalid_field", f"precision of {pair.symbol}")
                 self.precision[pair.symbol] = (pair.price_precision, pair.qty_precision)
         if msg.type == "snapshot":  # the full listing: every configured pair must be in it
@@ -592,6 +595,8 @@ def _listing_problem(native: str, pair: PairInfo | None) -> str | None:
     """Why ``native`` cannot be collected, by the instrument snapshot; None if it can."""
     if pair is None:
         return f"KRAKEN does not list {native} (instrument channel)"
+    if pair.price_precision < 0 or pair.qty_precision < 0:
+        return f"KRAKEN lists {native} without its precisions (instrument channel)"
     if pair.status not in ("online", "post_only", "limit_only", "cancel_only"):
         return f"KRAKEN lists {native} with status {pair.status} (instrument channel)"
     return None
