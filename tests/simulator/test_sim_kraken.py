@@ -17,7 +17,7 @@ import pytest
 
 from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges.base import VenueConfig
-from hundi.exchanges.kraken import KrakenProtocol, KrakenVenue
+from hundi.exchanges.kraken import KrakenProtocol, KrakenV1Protocol, KrakenVenue
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.records import Channel
 from hundi.simulator.kraken.server import KrakenSimConfig, KrakenSimulator
@@ -65,9 +65,10 @@ async def start_sim() -> AsyncIterator[Callable[..., Any]]:
         await sim.stop()
 
 
-def books_equal(venue: KrakenProtocol, sim: KrakenSimulator) -> bool:
+def books_equal(venue: KrakenProtocol | KrakenV1Protocol, sim: KrakenSimulator) -> bool:
+    """The venue's books are the simulator's true top ``DEPTH`` levels (v1 spells BTC XBT)."""
     for pair in PAIRS:
-        book = venue.book[pair]
+        book = venue.book[pair if pair in venue.book else pair.replace("BTC", "XBT")]
         if not book.synced:
             return False
         spec = sim.market.symbols[pair].spec
@@ -184,3 +185,32 @@ async def test_corrupted_levels_and_disconnects_are_gaps_resynced_in_place(
         have = set(ids)
         for trade_id in generated[generated.index(min(ids)) :]:
             assert trade_id in have or any(lo <= trade_id < hi for lo, hi in holes), trade_id
+
+
+async def test_v1_books_with_republished_levels_and_a_corrupted_level(
+    start_sim: Callable[..., Any], tmp_path: Path
+) -> None:
+    """WebSocket v1 (the bare host): legacy pair names, republished ("r") levels applied like
+    updates, every checksum verified, a corrupted level resynced on the same connection."""
+    sim = await start_sim(rate=300, faults={"checksum": 0.5})
+    config = VenueConfig(
+        "spot", ("XBT/USD", "ETH/USD"), (Channel.BOOK, Channel.EVENTS), endpoint=sim.ws_url,
+        options={"depth": str(DEPTH), "api": "v1"},
+    )  # fmt: skip
+    venue = KrakenVenue(config)
+    assert isinstance(venue, KrakenV1Protocol)
+    collector = Collector([venue], [EmbeddedStore(str(tmp_path))], settings=settings())
+    task = asyncio.ensure_future(collector.run())
+    try:
+        await until(lambda: venue.checksum_mismatches >= 2 and sim.republished >= 5)
+        sim.paused = True
+        await until(lambda: books_equal(venue, sim))
+    finally:
+        collector.stop("test done")
+        summary = await asyncio.wait_for(task, 60)
+    assert summary["balanced"] and summary["frames"]["rejected"] == 0
+    assert venue.checksums_verified > 20
+    assert venue.checksum_mismatches <= len([f for f in sim.fault_log if f["kind"] == "checksum"])
+    resubscribed = [c["book_subscriptions"] for c in sim.stats()["connections"]]
+    assert any(len(pairs) > len(set(pairs)) for pairs in resubscribed)
+    assert {b.symbol for b in venue.books()} == {"BTC-USD", "ETH-USD"}

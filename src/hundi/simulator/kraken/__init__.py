@@ -1,1 +1,1 @@
-"""Kraken simulator: the spot WebSocket v2 public market data over real sockets, with faults."""
+"""Kraken simulator: spot WebSocket v2 market data and v1 books over real sockets, with faults."""

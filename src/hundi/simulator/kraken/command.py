@@ -41,7 +41,8 @@ def kraken(
     faults: tuple[str, ...],
     duration: float | None,
 ) -> None:
-    """Kraken spot WebSocket v2 public market data (instrument, book, trade, ticker, ohlc)."""
+    """Kraken spot WebSocket v2 public market data (instrument, book, trade, ticker, ohlc) at
+    <ws_url>/v2, and v1 books at <ws_url>."""
     from hundi.simulator.kraken.server import FAULTS, KrakenSimConfig, KrakenSimulator
 
     parsed: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""Kraken spot WebSocket v2 (``/v2``) over real sockets, for tests: the shared synthetic market
+"""Kraken spot WebSocket v2 (``/v2``) and v1 books (``/``) over real sockets, for tests: the shared synthetic market
 (:mod:`hundi.simulator.market`) spoken as Kraken's public channels, with Kraken's faults.
 
 Clients send ``{"method":"subscribe","params":{"channel":...,"symbol":[...]}}`` and get the
@@ -18,6 +18,13 @@ then:
 * ``ticker`` (``event_trigger`` ``bbo`` or ``trades``): best bid/offer and 24 h statistics;
 * ``ohlc`` (``interval`` minutes): the open candle on each trade;
 * ``{"channel":"heartbeat"}`` every ``heartbeat_s``, a ``status`` message on connect.
+
+WebSocket v1 is served on the bare host (``/``), books only: ``systemStatus`` on connect,
+``{"event":"subscribe","pair":["XBT/USD"],"subscription":{"name":"book","depth":10}}``
+answered by ``subscriptionStatus`` with a channel id, legacy pair names (``XBT``, ``XDG``),
+levels as decimal strings (volumes with 8 decimals) with their time, the checksum ``c`` in the
+last map of an update, and ``"r"`` on a level republished: one that re-enters the view from
+beyond the depth, unchanged. ``{"event":"heartbeat"}`` every ``heartbeat_s``.
 
 Faults (``--fault KIND:SECONDS``, each every so many seconds):
 
@@ -52,6 +59,8 @@ DEPTHS: Final = (10, 25, 100, 500, 1000)
 OHLC_MINUTES: Final = {1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: "1d"}
 TRADE_SNAPSHOT: Final = 50
 CHANNELS: Final = ("instrument", "book", "trade", "ticker", "ohlc")
+V1_ASSETS: Final = {"BTC": "XBT", "DOGE": "XDG"}
+V1_VOLUME_DECIMALS: Final = 8
 
 
 def _iso(ns: int) -> str:
@@ -92,12 +101,16 @@ class _View:
 
 class _Conn:
     __slots__ = (
-        "books", "closed_ns", "conn_id", "ohlc", "opened_ns", "seen", "ticker", "trades",
-        "transport", "ws",
+        "api", "books", "channel_ids", "closed_ns", "conn_id", "ohlc", "opened_ns", "seen",
+        "ticker", "trades", "transport", "ws",
     )  # fmt: skip
 
-    def __init__(self, conn_id: int, ws: web.WebSocketResponse, transport: Any) -> None:
+    def __init__(
+        self, conn_id: int, ws: web.WebSocketResponse, transport: Any, api: str = "v2"
+    ) -> None:
         self.conn_id = conn_id
+        self.api = api
+        self.channel_ids: dict[str, int] = {}  # v1: pair → channelID
         self.ws = ws
         self.transport = transport
         self.seen: list[str] = []  # book subscriptions, in order (re-subscribes repeat a pair)
@@ -129,6 +142,8 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         self.paused = False
         self.fault_log: list[dict[str, Any]] = []
         self._corrupt_next = False
+        self._previous: dict[str, tuple[set[int], set[int]]] = {}
+        self.republished = 0  # v1 levels sent with the "r" flag
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -138,6 +153,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/v2", self._ws)
+        app.router.add_get("/", self._ws_v1)
         app.router.add_get("/sim/stats", self._stats)
         await self._listen(app)
         loop = asyncio.get_running_loop()
@@ -175,6 +191,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             "exchange": "kraken",
             "steps": self.steps,
             "faults": list(self.fault_log),
+            "republished": self.republished,
             "trade_ids": {s: list(ids) for s, ids in self.trade_ids.items()},
             "connections": [
                 {
@@ -294,13 +311,18 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
 
     # -- books -----------------------------------------------------------------------------------
 
-    def _checksum(self, pair: str, bids: dict[int, int], asks: dict[int, int]) -> int:
+    def _checksum(
+        self, pair: str, bids: dict[int, int], asks: dict[int, int], api: str = "v2"
+    ) -> int:
+        """CRC32 of the top 10 levels, from the strings the API prints (v1 pads volumes to 8
+        decimals, v2 formats at the pair's precision)."""
         spec = self.market.symbols[pair].spec
         pd, qd = spec.price_decimals, spec.qty_decimals
+        pad = V1_VOLUME_DECIMALS if api == "v1" else 0
 
         def text(price: int, qty: int) -> str:
             return (fixed(price, pd).replace(".", "").lstrip("0")
-                    + fixed(qty, qd).replace(".", "").lstrip("0"))  # fmt: skip
+                    + fixed(qty, qd, pad).replace(".", "").lstrip("0"))  # fmt: skip
 
         top_asks = "".join(text(p, asks[p]) for p in sorted(asks)[:10])
         top_bids = "".join(text(p, bids[p]) for p in sorted(bids, reverse=True)[:10])
@@ -315,6 +337,13 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
 
     async def _book_snapshot(self, conn: _Conn, pair: str, view: _View) -> None:
         view.bids, view.asks = self.true_book(pair, view.depth)
+        if conn.api == "v1":
+            ts = _epoch(time.time_ns())
+            book = {"as": self._v1_levels(pair, view.asks, False, ts, set()),
+                    "bs": self._v1_levels(pair, view.bids, True, ts, set())}  # fmt: skip
+            frame = [conn.channel_ids[pair], book, f"book-{view.depth}", _v1_pair(pair)]
+            await self._send_bytes(conn, msgspec.json.encode(frame))
+            return
         entry = {
             "symbol": pair,
             "bids": self._levels(pair, view.bids, True),
@@ -327,20 +356,27 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         """Every ``book_interval_s``: each view's changed levels, with the checksum."""
         while True:
             await asyncio.sleep(self.config.book_interval_s)
-            now = _iso(time.time_ns())
+            now_ns = time.time_ns()
             for conn in list(self._conns.values()):
                 for pair, view in list(conn.books.items()):
-                    await self._book_update(conn, pair, view, now)
+                    await self._book_update(conn, pair, view, now_ns)
+            for pair, market in self.market.symbols.items():  # what "was in the book" next time
+                self._previous[pair] = (set(market.bids), set(market.asks))
 
-    async def _book_update(self, conn: _Conn, pair: str, view: _View, now: str) -> None:
+    async def _book_update(self, conn: _Conn, pair: str, view: _View, now_ns: int) -> None:
         bids, asks = self.true_book(pair, view.depth)
         full = self.market.symbols[pair]
         changed_bids = _changes(view.bids, bids, full.bids)
         changed_asks = _changes(view.asks, asks, full.asks)
         if not changed_bids and not changed_asks:
             return
+        # v1 flags a level that re-enters the view unchanged from beyond the depth ("r")
+        old_bids, old_asks = self._previous.get(pair, (set(), set()))
+        republished = {p for p in changed_bids if p not in view.bids and p in old_bids} | {
+            -p for p in changed_asks if p not in view.asks and p in old_asks
+        }
         view.bids, view.asks = bids, asks
-        checksum = self._checksum(pair, bids, asks)
+        checksum = self._checksum(pair, bids, asks, conn.api)
         if self._corrupt_next:  # a wrong quantity on the wire, the true book's checksum
             self._corrupt_next = False
             side = changed_bids or changed_asks
@@ -348,14 +384,53 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             side[price] = side[price] + 1 if side[price] else 1
             self.fault_log.append({"kind": "checksum", "conn": conn.conn_id, "symbol": pair,
                                    "ns": time.time_ns()})  # fmt: skip
+        if conn.api == "v1":
+            await self._v1_update(conn, pair, view, changed_bids, changed_asks, republished,
+                                  checksum, now_ns)  # fmt: skip
+            return
         entry = {
             "symbol": pair,
             "bids": self._levels(pair, changed_bids, True),
             "asks": self._levels(pair, changed_asks, False),
             "checksum": checksum,
-            "timestamp": now,
+            "timestamp": _iso(now_ns),
         }
         await self._send(conn, {"channel": "book", "type": "update", "data": [entry]})
+
+    def _v1_levels(
+        self, pair: str, levels: dict[int, int], is_bid: bool, ts: str, republished: set[int]
+    ) -> list[list[str]]:
+        spec = self.market.symbols[pair].spec
+        rows = []
+        for price in sorted(levels, reverse=is_bid):
+            row = [fixed(price, spec.price_decimals),
+                   fixed(levels[price], spec.qty_decimals, V1_VOLUME_DECIMALS), ts]  # fmt: skip
+            if (price if is_bid else -price) in republished:
+                row.append("r")
+                self.republished += 1
+            rows.append(row)
+        return rows
+
+    async def _v1_update(
+        self,
+        conn: _Conn,
+        pair: str,
+        view: _View,
+        bids: dict[int, int],
+        asks: dict[int, int],
+        republished: set[int],
+        checksum: int,
+        now_ns: int,
+    ) -> None:
+        ts = _epoch(now_ns)
+        maps: list[dict[str, Any]] = []
+        if asks:
+            maps.append({"a": self._v1_levels(pair, asks, False, ts, republished)})
+        if bids:
+            maps.append({"b": self._v1_levels(pair, bids, True, ts, republished)})
+        maps[-1]["c"] = str(checksum)
+        frame = [conn.channel_ids[pair], *maps, f"book-{view.depth}", _v1_pair(pair)]
+        await self._send_bytes(conn, msgspec.json.encode(frame))
 
     # -- faults and heartbeats -------------------------------------------------------------------
 
@@ -376,7 +451,9 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         while True:
             await asyncio.sleep(self.config.heartbeat_s)
             for conn in list(self._conns.values()):
-                if conn.books or conn.trades or conn.ticker or conn.ohlc:
+                if conn.api == "v1":
+                    await self._send(conn, {"event": "heartbeat"})
+                elif conn.books or conn.trades or conn.ticker or conn.ohlc:
                     await self._send(conn, {"channel": "heartbeat"})
 
     # -- connections -----------------------------------------------------------------------------
@@ -400,6 +477,68 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             self._conns.pop(conn.conn_id, None)
             self._closed.append(conn)
         return ws
+
+    async def _ws_v1(self, request: web.Request) -> web.WebSocketResponse:
+        """WebSocket v1 (the bare host): books only, legacy pair names, channel ids."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        conn = _Conn(self._next_conn, ws, request.transport, api="v1")
+        self._next_conn += 1
+        self._conns[conn.conn_id] = conn
+        await self._send(conn, {"connectionID": conn.conn_id, "event": "systemStatus",
+                                "status": "online", "version": "1.9.0"})  # fmt: skip
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._request_v1(conn, msg.data)
+        finally:
+            conn.closed_ns = time.time_ns()
+            self._conns.pop(conn.conn_id, None)
+            self._closed.append(conn)
+        return ws
+
+    async def _request_v1(self, conn: _Conn, text: str) -> None:
+        try:
+            request = msgspec.json.decode(text)
+            event = request["event"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            await self._send(conn, {"event": "error", "errorMessage": "Malformed request"})
+            return
+        if event == "ping":
+            await self._send(conn, {"event": "pong", "reqid": request.get("reqid")})
+            return
+        subscription = request.get("subscription") or {}
+        depth = subscription.get("depth", 10)
+        by_v1 = {_v1_pair(p): p for p in self.market.symbols}
+        for name in request.get("pair") or []:
+            status: dict[str, Any] = {
+                "channelName": f"book-{depth}", "event": "subscriptionStatus", "pair": name,
+                "subscription": {"depth": depth, "name": "book"},
+            }  # fmt: skip
+            pair = by_v1.get(name)
+            problem = (
+                "Event(s) not found" if event not in ("subscribe", "unsubscribe")
+                else "Subscription name invalid" if subscription.get("name") != "book"
+                else "Subscription depth not supported" if depth not in DEPTHS
+                else f"Currency pair not supported {name}" if pair is None
+                else "Already subscribed" if event == "subscribe" and pair in conn.books
+                else ""
+            )  # fmt: skip
+            if problem or pair is None:
+                await self._send(conn, {**status, "status": "error", "errorMessage": problem})
+                continue
+            if event == "subscribe":
+                channel_id = conn.channel_ids.setdefault(pair, 100 + 16 * len(conn.channel_ids))
+                await self._send(conn, {**status, "channelID": channel_id, "status": "subscribed"})
+                view = conn.books[pair] = _View(depth)
+                conn.seen.append(pair)
+                await self._book_snapshot(conn, pair, view)
+            else:
+                conn.books.pop(pair, None)
+                channel_id = conn.channel_ids.get(pair, -1)
+                await self._send(
+                    conn, {**status, "channelID": channel_id, "status": "unsubscribed"}
+                )
 
     async def _request(self, conn: _Conn, text: str) -> None:
         try:
@@ -515,6 +654,17 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         except (ConnectionResetError, RuntimeError):
             return False
         return True
+
+
+def _epoch(ns: int) -> str:
+    """v1 times: epoch seconds with microseconds, as a string."""
+    return f"{ns // 1_000_000_000}.{ns // 1000 % 1_000_000:06d}"
+
+
+def _v1_pair(pair: str) -> str:
+    """``BTC/USD`` → ``XBT/USD``: v1 keeps Kraken's legacy asset codes."""
+    base, _, quote = pair.partition("/")
+    return f"{V1_ASSETS.get(base, base)}/{V1_ASSETS.get(quote, quote)}"
 
 
 def _changes(old: dict[int, int], new: dict[int, int], full: dict[int, int]) -> dict[int, int]:
