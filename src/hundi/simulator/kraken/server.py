@@ -1,5 +1,6 @@
-"""Kraken spot WebSocket v2 (``/v2``) and v1 books (``/``) over real sockets, for tests: the shared synthetic market
-(:mod:`hundi.simulator.market`) spoken as Kraken's public channels, with Kraken's faults.
+"""Kraken spot WebSocket v2 (``/v2``) and v1 books (``/``) over real sockets, for tests: the
+shared synthetic market (:mod:`hundi.simulator.market`) spoken as Kraken's public channels,
+with Kraken's faults.
 
 Clients send ``{"method":"subscribe","params":{"channel":...,"symbol":[...]}}`` and get the
 acknowledgement Kraken sends (``{"method":"subscribe","result":{...},"success":true,...}``),
