@@ -195,7 +195,7 @@ async def test_v1_books_with_republished_levels_and_a_corrupted_level(
     sim = await start_sim(rate=300, faults={"checksum": 0.5})
     config = VenueConfig(
         "spot", ("XBT/USD", "ETH/USD"), (Channel.BOOK, Channel.EVENTS), endpoint=sim.ws_url,
-        options={"depth": str(DEPTH), "api": "v1"},
+        rest_endpoint=sim.rest_url, options={"depth": str(DEPTH), "api": "v1"},
     )  # fmt: skip
     venue = KrakenVenue(config)
     assert isinstance(venue, KrakenV1Protocol)
@@ -214,3 +214,4 @@ async def test_v1_books_with_republished_levels_and_a_corrupted_level(
     resubscribed = [c["book_subscriptions"] for c in sim.stats()["connections"]]
     assert any(len(pairs) > len(set(pairs)) for pairs in resubscribed)
     assert {b.symbol for b in venue.books()} == {"BTC-USD", "ETH-USD"}
+    assert venue.invalid_symbols == []  # both listed by the simulator's AssetPairs

@@ -12,7 +12,14 @@ from hundi.accounting import Accounting
 from hundi.capture.infer import infer_config, infer_exchange
 from hundi.capture.reader import read_capture
 from hundi.capture.replay import replay_events
-from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, VenueConfig
+from hundi.exchanges.base import (
+    FrameStatus,
+    RecordSink,
+    RejectedFrame,
+    RestPurpose,
+    RestResponse,
+    VenueConfig,
+)
 from hundi.exchanges.kraken import KrakenV1Protocol, KrakenVenue
 from hundi.exchanges.kraken.capture import infer_capture
 from hundi.records import ASK, Channel
@@ -33,6 +40,8 @@ def test_the_recording_replays_with_every_checksum_verified(recordings_dir: Path
     accounting = Accounting()
     stats = replay_events(read_capture(files), protocol, lambda batch: None, accounting)
     assert stats.skipped == 0
+    assert (stats.rest_answered, stats.rest_unused) == (1, 0)  # AssetPairs, asked and used
+    assert protocol.invalid_symbols == []
     assert accounting.received == 4321 == accounting.processed + accounting.filtered
     assert accounting.rejected_total == 0
     assert protocol.checksums_verified == RECORDED_CHECKSUMS
@@ -149,3 +158,21 @@ def test_v1_bad_frames_rejected_with_their_reason(data: bytes, reason: str) -> N
     with pytest.raises(RejectedFrame) as caught:
         v1().receive("public", data, V1_NOW, RecordSink())
     assert caught.value.reason == reason
+
+
+def test_v1_asks_asset_pairs_once_and_reports_unlisted_pairs() -> None:
+    p = v1()
+    (request,) = p.due_requests(V1_NOW)
+    assert request.url == "https://api.kraken.com/0/public/AssetPairs"
+    assert request.purpose is RestPurpose.SYMBOL_LISTING
+    assert p.due_requests(V1_NOW + 1) == []  # asked: waiting for the answer
+    out = RecordSink()
+    p.receive_response(request, RestResponse(503, b"busy"), V1_NOW, out)
+    assert out.events == [] and p.next_wakeup_ns() == V1_NOW + 10_000_000_000
+    (again,) = p.due_requests(V1_NOW + 10_000_000_000)
+    body = b'{"error":[],"result":{"ETHUSD":{"wsname":"ETH/USD","status":"online"}}}'
+    p.receive_response(again, RestResponse(200, body), V1_NOW, out)
+    assert [(e.kind, e.native_symbol, e.detail) for e in out.events] == [
+        ("invalid_symbol", "XBT/USD", "KRAKEN does not list XBT/USD (AssetPairs wsname)")
+    ]
+    assert p.due_requests(V1_NOW + 10**12) == [] and p.next_wakeup_ns() is None

@@ -3,7 +3,10 @@
 Kept for replaying v1 recordings (``../shared/recordings/KRAKEN.*``, picked by
 :func:`hundi.exchanges.kraken.capture.infer_capture` from the recording's URL) and usable live
 with ``--option api=v1``; v2 (:mod:`hundi.exchanges.kraken.protocol`) is the default. Only
-the ``book`` channel is implemented for v1.
+the ``book`` channel is implemented for v1. At start the REST ``AssetPairs`` listing is fetched
+(as the recording's client did): a configured pair no ``wsname`` names is an
+``invalid_symbol`` event. Its precisions are not needed: v1 levels are decimal strings that
+carry them, and the checksum is built from those strings.
 
 v1 frames are JSON arrays tagged by a channel id that the ``subscriptionStatus`` event maps to
 a pair; books are ``[id, {"as": [...], "bs": [...]}, "book-D", "XBT/USD"]`` (snapshot) and
@@ -28,6 +31,9 @@ from hundi.exchanges.base import (
     FrameStatus,
     RecordSink,
     RejectedFrame,
+    RestPurpose,
+    RestRequest,
+    RestResponse,
     StreamSpec,
     VenueConfig,
     VenueProtocol,
@@ -47,9 +53,12 @@ from hundi.exchanges.kraken.common import (
 )
 from hundi.exchanges.kraken.symbols import normalize
 from hundi.exchanges.validity import check_levels, check_time
-from hundi.records import ASK, BID, Channel, EventKind
+from hundi.records import ASK, BID, Channel, Event, EventKind
 
 WS_URL_V1: Final = "wss://ws.kraken.com"
+REST_URL: Final = "https://api.kraken.com"
+ASSET_PAIRS_PATH: Final = "/0/public/AssetPairs"
+LISTING_RETRY_NS: Final = 10 * 1_000_000_000
 SUPPORTED_V1: Final = frozenset((Channel.BOOK, Channel.EVENTS))
 
 
@@ -73,6 +82,17 @@ class EventMessage(msgspec.Struct, frozen=True):
     errorMessage: str = ""
 
 
+class AssetPair(msgspec.Struct, frozen=True):
+    wsname: str = ""  # the v1 WebSocket spelling, e.g. XBT/USD
+    status: str = "online"
+
+
+class AssetPairs(msgspec.Struct, frozen=True):
+    error: list[str] = []
+    result: dict[str, AssetPair] = {}
+
+
+ASSET_PAIRS_DECODER: Final = msgspec.json.Decoder(AssetPairs)
 ARRAY_DECODER: Final = msgspec.json.Decoder(list[int | str | BookMap])
 EVENT_DECODER: Final = msgspec.json.Decoder(EventMessage)
 FILTERED_EVENTS: Final = frozenset(("heartbeat", "systemStatus", "pong"))
@@ -91,6 +111,12 @@ class KrakenV1Protocol(VenueProtocol):
         self.book = {n: KrakenBook(s, n, self.depth) for n, s in self.symbols.items()}
         self.channel_ids: dict[int, str] = {}
         self._messages: list[tuple[str, bytes]] = []
+        self.invalid_symbols: list[str] = []  # configured pairs AssetPairs does not list
+        self._listing_due_ns: int | None = 0  # None: the listing was checked
+        base = (config.rest_endpoint or REST_URL).rstrip("/")
+        self._listing = RestRequest(
+            "AssetPairs", base + ASSET_PAIRS_PATH, purpose=RestPurpose.SYMBOL_LISTING
+        )
 
     def connections(self) -> list[StreamSpec]:
         return [
@@ -106,6 +132,47 @@ class KrakenV1Protocol(VenueProtocol):
         return msgspec.json.encode(
             {"event": event, "pair": pairs, "subscription": {"name": "book", "depth": self.depth}}
         )
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        """REST ``AssetPairs`` once (again after a failure): the listing the pairs are checked
+        against (its ``wsname`` is the v1 spelling)."""
+        due = self._listing_due_ns
+        if due is None or now_ns < due:
+            return []
+        self._listing_due_ns = now_ns + LISTING_RETRY_NS  # asked: wait for the answer
+        return [self._listing]
+
+    def next_wakeup_ns(self) -> int | None:
+        return self._listing_due_ns
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        listing: AssetPairs | None = None
+        if 200 <= response.status < 300:
+            try:
+                listing = ASSET_PAIRS_DECODER.decode(response.body)
+            except DECODE_ERRORS:
+                listing = None
+        if listing is None or listing.error:
+            self._listing_due_ns = recv_ns + LISTING_RETRY_NS  # unusable: ask again later
+            return
+        self._listing_due_ns = None
+        listed = {p.wsname: p for p in listing.result.values() if p.wsname}
+        for native, symbol in self.symbols.items():
+            pair = listed.get(native)
+            if pair is None:
+                problem = f"KRAKEN does not list {native} (AssetPairs wsname)"
+            elif pair.status != "online":
+                problem = f"KRAKEN lists {native} with status {pair.status} (AssetPairs)"
+            else:
+                continue
+            self.invalid_symbols.append(native)
+            out.events.append(Event(
+                exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=recv_ns,
+                recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="", expected=-1,
+                received=-1, detail=problem,
+            ))  # fmt: skip
 
     def take_messages(self) -> list[tuple[str, bytes]]:
         taken, self._messages = self._messages, []

@@ -34,7 +34,8 @@ Faults (``--fault KIND:SECONDS``, each every so many seconds):
   resync (re-subscribe); the book view stays true, so the fresh snapshot is right.
 * ``disconnect``: every socket is aborted.
 
-``GET /sim/stats`` is the ground truth: every trade id generated per pair, the faults injected
+``GET /0/public/AssetPairs`` lists the pairs with their v1 ``wsname``. ``GET /sim/stats`` is
+the ground truth: every trade id generated per pair, the faults injected
 with their connection and pair, subscriptions per connection, and each pair's true book.
 """
 
@@ -155,6 +156,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         app = web.Application()
         app.router.add_get("/v2", self._ws)
         app.router.add_get("/", self._ws_v1)
+        app.router.add_get("/0/public/AssetPairs", self._asset_pairs)
         app.router.add_get("/sim/stats", self._stats)
         await self._listen(app)
         loop = asyncio.get_running_loop()
@@ -478,6 +480,20 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             self._conns.pop(conn.conn_id, None)
             self._closed.append(conn)
         return ws
+
+    async def _asset_pairs(self, request: web.Request) -> web.Response:
+        """REST ``AssetPairs``: the listing a v1 client checks its pairs against."""
+        result = {}
+        for pair, market in self.market.symbols.items():
+            v1 = _v1_pair(pair)
+            base, _, quote = v1.partition("/")
+            result[v1.replace("/", "")] = {
+                "altname": v1.replace("/", ""), "wsname": v1, "base": base, "quote": quote,
+                "pair_decimals": market.spec.price_decimals,
+                "lot_decimals": V1_VOLUME_DECIMALS, "status": "online",
+            }  # fmt: skip
+        body = msgspec.json.encode({"error": [], "result": result})
+        return web.Response(body=body, content_type="application/json")
 
     async def _ws_v1(self, request: web.Request) -> web.WebSocketResponse:
         """WebSocket v1 (the bare host): books only, legacy pair names, channel ids."""
