@@ -116,6 +116,35 @@ def test_update_applies_deletes_and_verifies() -> None:
     assert p.checksums_verified == 2 and out.events == []
 
 
+def test_checksum_uses_the_wire_decimals_not_a_float() -> None:
+    """A float prints 1234567890.12345678 back as ...672: the text is kept instead."""
+    p = make()
+    pairs = [{"symbol": "BTC/USD", "price_precision": 2, "qty_precision": 8}]
+    msg = {"channel": "instrument", "type": "snapshot", "data": {"pairs": pairs}}
+    feed(p, msg)
+    expected = crc("10050", "123456789012345678", "10000", "1")
+    raw = (
+        b'{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD",'
+        b'"bids":[{"price":100.0,"qty":1e-8}],"asks":[{"price":100.5,"qty":1234567890.12345678}],'
+        b'"checksum":' + str(expected).encode() + b"}]}"
+    )
+    out = RecordSink()
+    assert p.receive("public", raw, NOW, out) is FrameStatus.PROCESSED
+    assert p.checksums_verified == 1 and p.checksum_mismatches == 0, out.events
+    assert [(r.side, r.size) for r in out.book] == [(BID, 1e-8), (ASK, 1234567890.12345678)]
+
+
+def test_a_snapshot_without_a_checksum_syncs_and_the_next_update_verifies() -> None:
+    p = make()
+    instrument(p)
+    out = RecordSink()
+    feed(p, book("snapshot", [(99.9, 0.5)], [(100.0, 1.01)], -1), out)
+    assert p.books()[0].synced and [e.kind for e in out.events] == ["synced"]
+    assert p.checksums_verified == 0
+    feed(p, book("update", [(99.8, 0.00000001)], [], crc("1000101000000", "99950000000", "9981")))
+    assert p.checksums_verified == 1 and p.checksum_mismatches == 0
+
+
 def test_levels_pushed_beyond_the_depth_are_dropped_and_stored_as_deletes() -> None:
     p, _ = synced()
     # fill the bids to the depth of 10, then insert a better one: the worst leaves the book
@@ -289,7 +318,7 @@ def test_control_frames_are_filtered(message: object) -> None:
         (b'{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy",'
          b'"price":1,"qty":1,"trade_id":1,"timestamp":"yesterday"}]}', "invalid_field"),
         (b'{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":'
-         b'[{"price":"x","qty":1}]}]}', "invalid_message"),
+         b'[{"price":"x","qty":1}]}]}', "invalid_field"),
         (b'{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":'
          b'[{"price":-1,"qty":1}]}]}', "invalid_value"),
         (b'{"channel":"book","type":"delta","data":[]}', "unknown_message"),

@@ -26,6 +26,7 @@ unknown pair) is rejected with reason ``subscription_failed``.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -41,7 +42,7 @@ from hundi.exchanges.base import (
     VenueProtocol,
     decode_rejection,
 )
-from hundi.exchanges.kraken.book import KrakenBook, checksum_text
+from hundi.exchanges.kraken.book import KrakenBook, LevelSide, checksum_text
 from hundi.exchanges.kraken.common import (
     CONN,
     EXCHANGE,
@@ -81,8 +82,11 @@ INTERVAL_NAMES: Final = {
 
 
 class Level(msgspec.Struct, frozen=True):
-    price: float
-    qty: float
+    """A book level, numbers kept as the wire's text: the checksum is built from the exact
+    decimals (a float of 1234567890.12345678 prints back as ...672), as Kraken advises."""
+
+    price: msgspec.Raw
+    qty: msgspec.Raw
 
 
 class BookData(msgspec.Struct, frozen=True):
@@ -339,10 +343,10 @@ class KrakenProtocol(VenueProtocol):
         prepared = []
         for entry in entries:  # validate the whole frame before touching any book
             native = self._native(entry.symbol)
-            bids = [(level.price, level.qty) for level in entry.bids]
-            asks = [(level.price, level.qty) for level in entry.asks]
-            check_levels("bid", bids)
-            check_levels("ask", asks)
+            bids = [_level(level) for level in entry.bids]
+            asks = [_level(level) for level in entry.asks]
+            check_levels("bid", [(p, q) for p, q, _, _ in bids])
+            check_levels("ask", [(p, q) for p, q, _, _ in asks])
             ts = rfc3339_ns(entry.timestamp) if entry.timestamp else recv_ns
             check_time("book time", ts, recv_ns)
             prepared.append((self.book[native], entry.checksum, bids, asks, ts))
@@ -356,40 +360,31 @@ class KrakenProtocol(VenueProtocol):
                 status = FrameStatus.PROCESSED
         return status
 
-    def _texts(self, native: str) -> tuple[str, str] | None:
-        precision = self.precision.get(native)
-        if precision is None:
-            return None
-        return f"{{:.{precision[0]}f}}", f"{{:.{precision[1]}f}}"
-
     def _snapshot(
         self,
         book: KrakenBook,
         conn_key: str,
         checksum: int,
-        bids: list[tuple[float, float]],
-        asks: list[tuple[float, float]],
+        bids: list[WireLevel],
+        asks: list[WireLevel],
         ts: int,
         recv_ns: int,
         out: RecordSink,
     ) -> None:
-        formats = self._texts(book.native)
-        if formats is None:  # the checksum cannot be verified: ask again once precision is known
+        precision = self.precision.get(book.native)
+        if precision is None:  # the checksum cannot be verified: ask again once it is known
             book.reset("waiting for the pair's precision (instrument channel)")
             self._resubscribe_on_precision.add(book.native)
             return
-        price_format, qty_format = formats
         book.reset("")
         for side, levels in ((book.bids, bids), (book.asks, asks)):
-            for price, qty in levels:
-                side.set(
-                    price, qty, checksum_text(price_format.format(price), qty_format.format(qty))
-                )
+            _apply(side, levels, precision)
             side.truncate(book.depth)
         rows = [(BID, p, s) for p, s in book.bids.levels()]
         rows += [(ASK, p, s) for p, s in book.asks.levels()]
         book_rows(out, book, rows, ts, recv_ns, True)
-        if self._verify(book, conn_key, checksum, ts, recv_ns, out):
+        # without a checksum (v2 documents one on snapshots) the first update verifies the book
+        if checksum < 0 or self._verify(book, conn_key, checksum, ts, recv_ns, out):
             book.synced = True
             book_event(out, book, EventKind.SYNCED, ts, recv_ns, "snapshot", received=checksum)
 
@@ -398,22 +393,17 @@ class KrakenProtocol(VenueProtocol):
         book: KrakenBook,
         conn_key: str,
         checksum: int,
-        bids: list[tuple[float, float]],
-        asks: list[tuple[float, float]],
+        bids: list[WireLevel],
+        asks: list[WireLevel],
         ts: int,
         recv_ns: int,
         out: RecordSink,
     ) -> None:
-        formats = self._texts(book.native)
-        assert formats is not None  # a synced book had its precision at the snapshot
-        price_format, qty_format = formats
+        precision = self.precision[book.native]  # a synced book had it at its snapshot
         rows: list[tuple[int, float, float]] = []
         for side, sign, levels in ((book.bids, BID, bids), (book.asks, ASK, asks)):
-            for price, qty in levels:
-                side.set(
-                    price, qty, checksum_text(price_format.format(price), qty_format.format(qty))
-                )
-                rows.append((sign, price, qty))
+            _apply(side, levels, precision)
+            rows += [(sign, price, qty) for price, qty, _, _ in levels]
             rows += [(sign, price, 0.0) for price in side.truncate(book.depth)]
         book_rows(out, book, rows, ts, recv_ns, False)
         self._verify(book, conn_key, checksum, ts, recv_ns, out)
@@ -602,9 +592,33 @@ def _listing_problem(native: str, pair: PairInfo | None) -> str | None:
     return None
 
 
-def _text(price_format: str, qty_format: str, price: float, qty: float) -> str:
-    """A v2 level's checksum text: the wire's numbers at the pair's documented precision."""
-    return checksum_text(price_format.format(price), qty_format.format(qty))
+WireLevel = tuple[float, float, str, str]  # price, qty and their wire text
+
+
+def _level(level: Level) -> WireLevel:
+    price_text = bytes(level.price).decode()
+    qty_text = bytes(level.qty).decode()
+    return number(price_text, "price"), number(qty_text, "qty"), price_text, qty_text
+
+
+def at_precision(text: str, decimals: int) -> str:
+    """A JSON number's text with ``decimals`` decimals, exactly: ``0.5657`` at 5 →
+    ``0.56570`` (v2 drops trailing zeros; the checksum counts them)."""
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    whole, _, fraction = text.partition(".")
+    if decimals <= 0:
+        return whole
+    return f"{whole}.{fraction.ljust(decimals, '0')}"
+
+
+def _apply(side: LevelSide, levels: list[WireLevel], precision: tuple[int, int]) -> None:
+    price_decimals, qty_decimals = precision
+    for price, qty, price_text, qty_text in levels:
+        text = checksum_text(
+            at_precision(price_text, price_decimals), at_precision(qty_text, qty_decimals)
+        )
+        side.set(price, qty, text)
 
 
 __all__ = ["WS_URL", "KrakenProtocol", "number"]
