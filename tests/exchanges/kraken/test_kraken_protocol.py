@@ -189,6 +189,31 @@ def test_checksum_mismatch_is_a_gap_then_an_in_place_resubscribe() -> None:
     assert [e.kind for e in out.events] == ["synced"] and p.books()[0].synced
 
 
+def test_a_book_failing_again_before_an_update_verified_is_resubscribed_with_a_back_off() -> None:
+    p, _ = synced()
+    snapshot = book("snapshot", [(99.9, 0.5), (99.8, 0.00000001)], [(100.0, 1.01), (100.2, 2.0)],
+                    SNAP_CRC)  # fmt: skip
+    feed(p, book("update", [(99.95, 1.0)], [], 1))
+    assert len(p.take_messages()) == 2  # the first resync: at once
+    feed(p, snapshot)
+    out = RecordSink()
+    feed(p, book("update", [(99.95, 1.0)], [], 1), out)  # fails again, nothing verified since
+    assert p.take_messages() == [] and out.events[-1].detail == "unsubscribe and subscribe in 1s"
+    assert "in 1s" in p.books()[0].waiting
+    p.receive("public", b'{"channel":"heartbeat"}', NOW + 999_000_000, RecordSink())
+    assert p.take_messages() == []
+    p.receive("public", b'{"channel":"heartbeat"}', NOW + 1_000_000_000, RecordSink())
+    assert [msgspec.json.decode(m)["method"] for _, m in p.take_messages()] == [
+        "unsubscribe", "subscribe"
+    ]  # fmt: skip
+    # an update that verifies restarts the back-off: the next failure resubscribes at once
+    feed(p, snapshot)
+    feed(p, book("update", [], [(100.0, 0.0)], crc("1002200000000", "99950000000", "9981")))
+    assert p.checksums_verified == 4  # three snapshots and this update
+    feed(p, book("update", [(99.95, 1.0)], [], 1))
+    assert len(p.take_messages()) == 2
+
+
 def test_snapshot_before_the_precision_waits_and_resubscribes_once_it_is_known() -> None:
     p = make()
     snap = book("snapshot", [(99.9, 0.5)], [(100.0, 1.0)], 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import math
+from collections.abc import Callable
 from typing import Final
 
 from hundi.exchanges.base import RecordSink, RejectedFrame, VenueConfig
@@ -136,3 +137,65 @@ def book_event(
             detail=detail,
         )
     )
+
+
+#: Seconds before re-subscribing a book that failed again before any update verified: at once
+#: the first time, then backing off, so a pair whose checksum keeps failing does not make the
+#: collector hammer Kraken with subscriptions.
+RESYNC_BACKOFF_S: Final = (0, 1, 2, 4, 8, 16, 32, 60)
+NS: Final = 1_000_000_000
+
+BookMessage = Callable[[str, list[str]], bytes]  # (method/event, pairs) → message
+
+
+class Resubscribes:
+    """The book re-subscribes owed (in place resyncs), with their back-off per pair."""
+
+    __slots__ = ("_delayed", "_failures", "_make", "_messages", "next_due_ns")
+
+    def __init__(self, make: BookMessage) -> None:
+        self._make = make
+        self._messages: list[tuple[str, bytes]] = []
+        self._delayed: dict[str, tuple[int, str]] = {}  # pair → (due ns, connection key)
+        self._failures: dict[str, int] = {}  # pair → resyncs since an update last verified
+        self.next_due_ns: int | None = None
+
+    def now(self, conn_key: str, natives: list[str]) -> None:
+        self._messages.append((conn_key, self._make("unsubscribe", natives)))
+        self._messages.append((conn_key, self._make("subscribe", natives)))
+
+    def owe(self, conn_key: str, native: str, now_ns: int) -> int:
+        """A resync of ``native``; returns the seconds it waits (0: at once)."""
+        failures = self._failures.get(native, 0)
+        self._failures[native] = failures + 1
+        delay = RESYNC_BACKOFF_S[min(failures, len(RESYNC_BACKOFF_S) - 1)]
+        if delay == 0:
+            self.now(conn_key, [native])
+        else:
+            due = now_ns + delay * NS
+            self._delayed[native] = (due, conn_key)
+            self.next_due_ns = due if self.next_due_ns is None else min(self.next_due_ns, due)
+        return delay
+
+    def verified(self, native: str) -> None:
+        """An update of ``native`` verified: its book is sound again, the back-off restarts."""
+        if native in self._failures:
+            del self._failures[native]
+
+    def release(self, now_ns: int) -> None:
+        """Move the delayed re-subscribes due by ``now_ns`` (a frame's time) to the owed ones."""
+        due = sorted((n, c) for n, (at, c) in self._delayed.items() if at <= now_ns)
+        for native, conn_key in due:
+            del self._delayed[native]
+            self.now(conn_key, [native])
+        self.next_due_ns = min((at for at, _ in self._delayed.values()), default=None)
+
+    def take(self) -> list[tuple[str, bytes]]:
+        taken, self._messages = self._messages, []
+        return taken
+
+    def clear(self) -> None:
+        """The connection closed: its next open subscribes everything afresh."""
+        self._messages = []
+        self._delayed.clear()
+        self.next_due_ns = None

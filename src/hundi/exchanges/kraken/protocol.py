@@ -48,6 +48,7 @@ from hundi.exchanges.kraken.common import (
     EXCHANGE,
     MAX_OUTGOING_PER_S,
     OHLC_INTERVALS,
+    Resubscribes,
     book_event,
     book_rows,
     check_config,
@@ -208,7 +209,7 @@ class KrakenProtocol(VenueProtocol):
         )
         self.precision: dict[str, tuple[int, int]] = {}  # native → (price, qty) decimals
         self.last_trade_id: dict[str, int] = {}
-        self._messages: list[tuple[str, bytes]] = []
+        self.resubscribes = Resubscribes(self._book_message)
         self._resubscribe_on_precision: set[str] = set()
         self.invalid_symbols: list[str] = []  # configured pairs Kraken does not list (online)
 
@@ -243,8 +244,7 @@ class KrakenProtocol(VenueProtocol):
         return subscribe_message("book", method, symbol=symbols, depth=self.depth, snapshot=True)
 
     def take_messages(self) -> list[tuple[str, bytes]]:
-        taken, self._messages = self._messages, []
-        return taken
+        return self.resubscribes.take()
 
     def normalize_symbol(self, native: str) -> str:
         return self.symbols.get(native) or normalize(native)
@@ -254,7 +254,7 @@ class KrakenProtocol(VenueProtocol):
         snapshots, so re-subscribes still owed are dropped. Nothing is reset at ``on_open``:
         the I/O layer calls it after sending the subscribes, and the snapshots they bring may
         already have been received by then."""
-        self._messages = []
+        self.resubscribes.clear()
         self._resubscribe_on_precision.clear()
         for book in self.book.values():
             if book.synced:
@@ -275,6 +275,9 @@ class KrakenProtocol(VenueProtocol):
     # -- frames --------------------------------------------------------------------------------
 
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        due = self.resubscribes.next_due_ns  # delayed resyncs fall due with the frames' clock
+        if due is not None and recv_ns >= due:
+            self.resubscribes.release(recv_ns)
         try:
             msg = DECODER.decode(data)
         except DECODE_ERRORS as e:
@@ -326,13 +329,8 @@ class KrakenProtocol(VenueProtocol):
         waiting = [s for s in self._resubscribe_on_precision if s in self.precision]
         if waiting:
             self._resubscribe_on_precision.difference_update(waiting)
-            self._resubscribe(conn_key, sorted(waiting))
+            self.resubscribes.now(conn_key, sorted(waiting))
         return FrameStatus.PROCESSED
-
-    def _resubscribe(self, conn_key: str, natives: list[str]) -> None:
-        """Resync books in place: unsubscribe and subscribe them again (a fresh snapshot)."""
-        self._messages.append((conn_key, self._book_message("unsubscribe", natives)))
-        self._messages.append((conn_key, self._book_message("subscribe", natives)))
 
     def _book(self, msg: Message, conn_key: str, recv_ns: int, out: RecordSink) -> FrameStatus:
         if msg.type not in ("snapshot", "update"):
@@ -406,7 +404,8 @@ class KrakenProtocol(VenueProtocol):
             rows += [(sign, price, qty) for price, qty, _, _ in levels]
             rows += [(sign, price, 0.0) for price in side.truncate(book.depth)]
         book_rows(out, book, rows, ts, recv_ns, False)
-        self._verify(book, conn_key, checksum, ts, recv_ns, out)
+        if self._verify(book, conn_key, checksum, ts, recv_ns, out):
+            self.resubscribes.verified(book.native)
 
     def _verify(
         self, book: KrakenBook, conn_key: str, checksum: int, ts: int, recv_ns: int, out: RecordSink
@@ -421,10 +420,11 @@ class KrakenProtocol(VenueProtocol):
             why = f"checksum mismatch: computed {local}, Kraken sent {checksum}"
         else:
             why = "crossed book"
-        book.reset(f"re-subscribed after a {why.partition(':')[0]}")
         book_event(out, book, EventKind.GAP, ts, recv_ns, why, local, checksum)
-        book_event(out, book, EventKind.RESYNC, ts, recv_ns, "unsubscribe and subscribe the book")
-        self._resubscribe(conn_key, [book.native])
+        delay = self.resubscribes.owe(conn_key, book.native, recv_ns)
+        later = f" in {delay}s" if delay else ""
+        book.reset(f"re-subscribing after a {why.partition(':')[0]}{later}")
+        book_event(out, book, EventKind.RESYNC, ts, recv_ns, f"unsubscribe and subscribe{later}")
         return False
 
     def _trades(self, msg: Message, recv_ns: int, out: RecordSink) -> FrameStatus:

@@ -44,6 +44,7 @@ from hundi.exchanges.kraken.common import (
     CONN,
     EXCHANGE,
     MAX_OUTGOING_PER_S,
+    Resubscribes,
     book_event,
     book_rows,
     check_config,
@@ -110,7 +111,7 @@ class KrakenV1Protocol(VenueProtocol):
         self.symbols = {native: normalize(native) for native in config.symbols}
         self.book = {n: KrakenBook(s, n, self.depth) for n, s in self.symbols.items()}
         self.channel_ids: dict[int, str] = {}
-        self._messages: list[tuple[str, bytes]] = []
+        self.resubscribes = Resubscribes(self._book_message)
         self.invalid_symbols: list[str] = []  # configured pairs AssetPairs does not list
         self._listing_due_ns: int | None = 0  # None: the listing was checked
         base = (config.rest_endpoint or REST_URL).rstrip("/")
@@ -175,8 +176,7 @@ class KrakenV1Protocol(VenueProtocol):
             ))  # fmt: skip
 
     def take_messages(self) -> list[tuple[str, bytes]]:
-        taken, self._messages = self._messages, []
-        return taken
+        return self.resubscribes.take()
 
     def normalize_symbol(self, native: str) -> str:
         return self.symbols.get(native) or normalize(native)
@@ -184,7 +184,7 @@ class KrakenV1Protocol(VenueProtocol):
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         """A gap per synced book; nothing is reset at ``on_open``, which the I/O layer calls
         after the subscribes (their snapshots may already be in)."""
-        self._messages = []
+        self.resubscribes.clear()
         self.channel_ids.clear()
         for book in self.book.values():
             if book.synced:
@@ -203,6 +203,9 @@ class KrakenV1Protocol(VenueProtocol):
         return sum(book.mismatches for book in self.book.values())
 
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        due = self.resubscribes.next_due_ns  # delayed resyncs fall due with the frames' clock
+        if due is not None and recv_ns >= due:
+            self.resubscribes.release(recv_ns)
         head = data.lstrip()[:1]
         if head == b"{":
             return self._event(data)
@@ -301,17 +304,18 @@ class KrakenV1Protocol(VenueProtocol):
         local = book.checksum()
         if local == expected and not book.crossed():
             book.checksums += 1
+            self.resubscribes.verified(book.native)
             return FrameStatus.PROCESSED
         if local != expected:
             book.mismatches += 1
             why = f"checksum mismatch: computed {local}, Kraken sent {expected}"
         else:
             why = "crossed book"
-        book.reset(f"re-subscribed after a {why.partition(':')[0]}")
         book_event(out, book, EventKind.GAP, ts, recv_ns, why, local, expected)
-        book_event(out, book, EventKind.RESYNC, ts, recv_ns, "unsubscribe and subscribe the book")
-        self._messages.append((conn_key, self._book_message("unsubscribe", [book.native])))
-        self._messages.append((conn_key, self._book_message("subscribe", [book.native])))
+        delay = self.resubscribes.owe(conn_key, book.native, recv_ns)
+        later = f" in {delay}s" if delay else ""
+        book.reset(f"re-subscribing after a {why.partition(':')[0]}{later}")
+        book_event(out, book, EventKind.RESYNC, ts, recv_ns, f"unsubscribe and subscribe{later}")
         return FrameStatus.PROCESSED
 
 
