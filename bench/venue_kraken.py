@@ -6,7 +6,8 @@ Two sources, each looped through a fresh protocol until ``--seconds`` of CPU tim
   update checksummed) through :class:`~hundi.exchanges.kraken.KrakenV1Protocol`;
 * v2 frames of the Kraken simulator (instrument, book depth 100 with checksums, trade, ticker,
   ohlc), captured once from a ``KrakenSimulator`` over a local socket and then fed in-process
-  to :class:`~hundi.exchanges.kraken.KrakenProtocol`.
+  to :class:`~hundi.exchanges.kraken.KrakenProtocol`: the whole mix, then its book frames
+  alone.
 
 CPU time is ``time.thread_time()`` (this thread only), so the figure is per core. The sink is
 drained every 1024 frames, as the collector drains its sink. Run:
@@ -35,6 +36,7 @@ from hundi.simulator.kraken.server import KrakenSimConfig, KrakenSimulator
 RECORDINGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "recordings"
 DRAIN_EVERY = 1024
 PAIRS = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/EUR")
+BOOK_ONLY = ("instrument", "book")
 V2_CHANNELS = (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.CANDLES, Channel.EVENTS)
 
 
@@ -121,6 +123,9 @@ def main() -> None:
         kind = head.get("channel") or head.get("method") or "?"
         kinds[kind] = kinds.get(kind, 0) + 1
     results.append({"source": "simulator v2", "mix": kinds, **run(make, frames, args.seconds)})
+    books = [(ts, data) for ts, data in frames if json.loads(data).get("channel") in BOOK_ONLY]
+    results.append({"source": "simulator v2, book frames only (depth 100)",
+                    **run(make, books, args.seconds)})  # fmt: skip
     for result in results:
         print(json.dumps(result))
     assert all(r["rejected"] == 0 and r["checksum_mismatches"] == 0 for r in results), results
