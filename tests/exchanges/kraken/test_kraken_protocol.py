@@ -245,6 +245,13 @@ def trade(trade_id: int, side: str = "buy") -> dict[str, object]:
             "trade_id": trade_id, "timestamp": TS}  # fmt: skip
 
 
+def test_a_snapshot_newest_first_is_stored_in_id_order() -> None:
+    p = make()
+    out = RecordSink()
+    feed(p, {"channel": "trade", "type": "snapshot", "data": [trade(9), trade(8), trade(7)]}, out)
+    assert [t.trade_id for t in out.trades] == [7, 8, 9] and out.events == []
+
+
 def test_trades_deduplicated_by_id_and_a_jump_is_a_gap() -> None:
     p = make()
     out = RecordSink()
@@ -254,7 +261,7 @@ def test_trades_deduplicated_by_id_and_a_jump_is_a_gap() -> None:
     ]  # fmt: skip
     assert out.trades[0].ts == 1_700_000_000_123_456_000
     out = RecordSink()
-    status = feed(p, {"channel": "trade", "type": "snapshot", "data": [trade(1), trade(2)]}, out)
+    status = feed(p, {"channel": "trade", "type": "snapshot", "data": [trade(2), trade(1)]}, out)
     assert status is FrameStatus.FILTERED and out.trades == []
     feed(p, {"channel": "trade", "type": "update", "data": [trade(5)]}, out)
     assert [t.trade_id for t in out.trades] == [5]
@@ -347,6 +354,8 @@ def test_control_frames_are_filtered(message: object) -> None:
         (b'{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":'
          b'[{"price":-1,"qty":1}]}]}', "invalid_value"),
         (b'{"channel":"book","type":"delta","data":[]}', "unknown_message"),
+        (b'{"channel":"instrument","type":"snapshot","data":{"pairs":[{"symbol":"BTC/USD",'
+         b'"price_precision":1,"qty_precision":40}]}}', "invalid_field"),
     ],
 )  # fmt: skip
 def test_bad_frames_rejected_with_their_reason(data: bytes, reason: str) -> None:

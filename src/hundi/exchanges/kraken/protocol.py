@@ -75,6 +75,7 @@ SUPPORTED: Final = frozenset(
     (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.BOOK, Channel.CANDLES, Channel.EVENTS)
 )
 NS: Final = 1_000_000_000
+MAX_PRECISION: Final = 18  # decimals: more is a corrupt listing (a float has ~17 digits)
 DAY_NS: Final = 86_400 * NS
 INTERVAL_NAMES: Final = {
     1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: "1d", 10080: "1w",
@@ -311,11 +312,16 @@ class KrakenProtocol(VenueProtocol):
     ) -> FrameStatus:
         data: InstrumentData = _decode(INSTRUMENT_DECODER, msg.data)
         listed = {pair.symbol: pair for pair in data.pairs}
-        for pair in listed.values():
-            if pair.symbol in self.symbols and pair.price_precision >= 0 <= pair.qty_precision:
-                if not (pair.price_precision <= 18 and pair.qty_precision <= 18):
-                    raise RejectedFrame("invalid_field", f"precision of {pair.symbol}")
-                self.precision[pair.symbol] = (pair.price_precision, pair.qty_precision)
+        found: dict[str, tuple[int, int]] = {}
+        for native in self.symbols.keys() & listed.keys():
+            pair = listed[native]
+            precision = (pair.price_precision, pair.qty_precision)
+            if min(precision) < 0:
+                continue  # not given: a listing problem below
+            if max(precision) > MAX_PRECISION:
+                raise RejectedFrame("invalid_field", f"precision of {native}: {precision}")
+            found[native] = precision
+        self.precision.update(found)
         if msg.type == "snapshot":  # the full listing: every configured pair must be in it
             for native, symbol in self.symbols.items():
                 problem = _listing_problem(native, listed.get(native))
@@ -432,6 +438,8 @@ class KrakenProtocol(VenueProtocol):
         trades: list[Trade] = []
         gaps: list[Event] = []
         last_ids = dict(self.last_trade_id)
+        if len(entries) > 1:  # a snapshot's order is not documented: ids ascending
+            entries.sort(key=_trade_id)
         for t in entries:  # validate the whole frame first: a rejected frame stores nothing
             native = self._native(t.symbol)
             if t.side not in ("buy", "sell"):
@@ -590,6 +598,10 @@ def _listing_problem(native: str, pair: PairInfo | None) -> str | None:
     if pair.status not in ("online", "post_only", "limit_only", "cancel_only"):
         return f"KRAKEN lists {native} with status {pair.status} (instrument channel)"
     return None
+
+
+def _trade_id(trade: TradeData) -> int:
+    return trade.trade_id
 
 
 WireLevel = tuple[float, float, str, str]  # price, qty and their wire text
