@@ -370,6 +370,8 @@ def test_bad_frames_rejected_with_their_reason(data: bytes, reason: str) -> None
         (VenueConfig("spot", ("BTC/USD",), (Channel.ORDERS,)), "does not serve orders"),
         (VenueConfig("spot", (), (Channel.TRADES,)), "no symbols"),
         (VenueConfig("spot", ("BTCUSD",), (Channel.TRADES,)), "not a Kraken pair"),
+        (VenueConfig("spot", ("XBT/USD",), (Channel.TRADES,)), "v2 spells it BTC/USD"),
+        (VenueConfig("spot", ("BTC/USD", "BTC/USD"), (Channel.TRADES,)), "listed twice"),
         (VenueConfig("usdm", ("BTC/USD",), (Channel.TRADES,)), "spot market only"),
         (VenueConfig("spot", ("BTC/USD",), (Channel.BOOK,), options={"depth": "50"}),
          "depth must be one of"),

@@ -56,7 +56,7 @@ from hundi.exchanges.kraken.common import (
     number,
     rfc3339_ns,
 )
-from hundi.exchanges.kraken.symbols import normalize
+from hundi.exchanges.kraken.symbols import LEGACY_ASSETS, native_v2, normalize, split
 from hundi.exchanges.options import int_option
 from hundi.exchanges.validity import (
     check_amount,
@@ -201,6 +201,12 @@ class KrakenProtocol(VenueProtocol):
                 f"option ohlc_interval must be one of {', '.join(map(str, OHLC_INTERVALS))} "
                 f"(minutes), got {self.ohlc_interval}"
             )
+        for native in config.symbols:
+            if set(split(native)) & LEGACY_ASSETS.keys():
+                raise ValueError(
+                    f"{native} is the WebSocket v1 spelling; v2 spells it "
+                    f"{native_v2(normalize(native))} (or pass --option api=v1)"
+                )
         self.channels = frozenset(config.channels)
         self.symbols = {native: normalize(native) for native in config.symbols}
         self.book = (
