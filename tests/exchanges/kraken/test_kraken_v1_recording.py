@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -176,3 +178,17 @@ def test_v1_asks_asset_pairs_once_and_reports_unlisted_pairs() -> None:
         ("invalid_symbol", "XBT/USD", "KRAKEN does not list XBT/USD (AssetPairs wsname)")
     ]
     assert p.due_requests(V1_NOW + 10**12) == [] and p.next_wakeup_ns() is None
+
+
+def test_hundi_replay_of_the_recording_exits_ok(recordings_dir: Path, tmp_path: Path) -> None:
+    """The command line: exchange and config from the files, the AssetPairs answer used."""
+    files = [str(p) for p in sorted(recordings_dir.glob("KRAKEN.*"))]
+    summary_path = tmp_path / "summary.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "hundi", "replay", *files, "--dry-run",
+         "--summary-json", str(summary_path), "--quarantine", str(tmp_path / "q.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "frames: received 4321, processed 4279, filtered 42, rejected 0" in done.stdout
+    assert "outcome: ok" in done.stdout
