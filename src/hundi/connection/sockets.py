@@ -198,6 +198,8 @@ class VenueSockets:
         self.stop_reason = ""  # why the manager was stopped (the ``stopped`` events say it)
         # streams to roll over: asked by the venue (``take_reconnects``) and not yet answered
         self._reconnect_requests: set[str] = set()
+        # messages the venue asked to send (``take_messages``), per stream, not yet sent
+        self._venue_messages: dict[str, list[bytes]] = {}
         # authenticated streams: what they receive is redacted before captures and quarantine
         self._private = frozenset(s.key for s in self.specs if s.private)
 
@@ -307,6 +309,16 @@ class VenueSockets:
                 data=REDACTED if spec.private else message,
             )
         return LiveSocket(conn, feed)
+
+    def _send_venue_messages(self, key: str, live: LiveSocket) -> None:
+        """Send what the venue asked to send on stream ``key`` (``take_messages``); messages
+        for the other streams wait for their own supervisor, those of closed streams go."""
+        pending = self._venue_messages
+        for asked_key, message in self.protocol.take_messages():
+            pending.setdefault(asked_key, []).append(message)
+        for message in pending.pop(key, ()):
+            live.conn.send(message)
+            self._capture(CaptureKind.SENT, time.time_ns(), key, data=message)
 
     def _opening(self, spec: StreamSpec) -> Opening:
         """This open's URL and messages, built now (fresh signatures, listen keys)."""

@@ -148,6 +148,7 @@ class StreamSupervisor(RollingSockets):
                 ):
                     live.silent_s = silent
                     return Outcome.STALE, live
+                self._send_venue_messages(key, live)
                 requested = key in self._reconnect_requests or key in self._venue_requests()
                 aged = now - live.opened_at >= lifetime
                 if (requested or aged) and now >= next_rollover_try:

@@ -262,6 +262,13 @@ class VenueProtocol(ABC):
         """Connection keys the venue asked to reconnect (e.g. a ``serverShutdown`` notice)."""
         return []
 
+    def take_messages(self) -> list[tuple[str, bytes]]:
+        """``(connection key, message)`` the venue asks to send now on an open connection, e.g.
+        a re-subscribe that resyncs one book in place after a checksum mismatch. The I/O
+        layer sends them on the stream's socket at its next supervisor tick (a stream that is
+        reconnecting gets them once open again, after its own subscribes)."""
+        return []
+
     def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
         """At a clean stop: the REST calls still owed for data known missing (trades of a gap
         being fetched back), due now; ``[]`` while waiting for answers or the rate limit,

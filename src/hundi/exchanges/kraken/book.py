@@ -1,0 +1,143 @@
+"""Kraken's live L2 book: levels truncated to the subscribed depth and the CRC32 checksum.
+
+Kraken numbers no book message, so there is no sequence to check and no continuity rule for the
+stored rows (:data:`BOOK_RULE` is None: only snapshots restart a stored book, ``update_id`` is
+-1). Integrity is the checksum instead: every update carries the CRC32 of the top 10 levels
+of each side after the update, built from the level strings (documented for v1 and v2):
+
+* asks best (lowest) first, then bids best (highest) first, 10 of each at most;
+* per level, price then quantity, each with ``.`` removed and leading zeros stripped;
+* everything concatenated, CRC32 as an unsigned 32-bit integer.
+
+Kraken keeps only ``depth`` levels a side and never sends a delete for a level pushed out of the
+subscribed depth by an insert, so :meth:`LevelSide.truncate` drops it locally after every
+message (the checksum would differ otherwise), and republishes (v1 ``"r"``) bring levels back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import zlib
+from typing import Final
+
+from hundi.exchanges.base import BookStatus
+
+#: No sequence ids on Kraken's book: stored rows restart only at snapshots.
+BOOK_RULE: Final = None
+CHECKSUM_LEVELS: Final = 10
+DEPTHS: Final = (10, 25, 100, 500, 1000)
+
+
+def checksum_text(price: str, qty: str) -> str:
+    """One level's part of the checksum string: ``"0.05000", "0.00000304"`` → ``"5000304"``."""
+    return price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")
+
+
+class LevelSide:
+    """One side, best level first: ``keys`` are ``sign * price`` sorted ascending (bids are
+    negated), with each level's size and checksum text."""
+
+    __slots__ = ("keys", "sign", "sizes", "texts")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.keys: list[float] = []
+        self.sizes: dict[float, float] = {}
+        self.texts: dict[float, str] = {}
+
+    def clear(self) -> None:
+        self.keys = []
+        self.sizes = {}
+        self.texts = {}
+
+    def set(self, price: float, size: float, text: str) -> None:
+        """Set a level (``size > 0``) or delete it (``size == 0``)."""
+        key = self.sign * price
+        sizes = self.sizes
+        if size > 0.0:
+            if key not in sizes:
+                bisect.insort(self.keys, key)
+            sizes[key] = size
+            self.texts[key] = text
+        elif key in sizes:
+            del sizes[key]
+            del self.texts[key]
+            keys = self.keys
+            del keys[bisect.bisect_left(keys, key)]
+
+    def truncate(self, depth: int) -> list[float]:
+        """Drop the levels beyond ``depth``; returns their prices (Kraken sends no delete)."""
+        keys = self.keys
+        if len(keys) <= depth:
+            return []
+        dropped = keys[depth:]
+        del keys[depth:]
+        for key in dropped:
+            del self.sizes[key]
+            del self.texts[key]
+        return [self.sign * key for key in dropped]
+
+    def best(self) -> float:
+        return self.sign * self.keys[0] if self.keys else math.nan
+
+    def levels(self) -> list[tuple[float, float]]:
+        """``(price, size)`` best first."""
+        return [(self.sign * key, self.sizes[key]) for key in self.keys]
+
+    def top_text(self) -> str:
+        texts = self.texts
+        return "".join(texts[key] for key in self.keys[:CHECKSUM_LEVELS])
+
+
+class KrakenBook:
+    """One pair's book and its sync state."""
+
+    __slots__ = (
+        "asks",
+        "bids",
+        "checksums",
+        "depth",
+        "mismatches",
+        "native",
+        "symbol",
+        "synced",
+        "waiting",
+    )
+
+    def __init__(self, symbol: str, native: str, depth: int) -> None:
+        self.symbol = symbol
+        self.native = native
+        self.depth = depth
+        self.bids = LevelSide(-1)
+        self.asks = LevelSide(1)
+        self.synced = False
+        self.waiting = "waiting for a snapshot"
+        self.checksums = 0  # verified equal
+        self.mismatches = 0
+
+    def reset(self, waiting: str) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.synced = False
+        self.waiting = waiting
+
+    def checksum(self) -> int:
+        """The CRC32 of the top levels, as Kraken computes it (module docstring)."""
+        return zlib.crc32((self.asks.top_text() + self.bids.top_text()).encode())
+
+    def crossed(self) -> bool:
+        bid, ask = self.bids.best(), self.asks.best()
+        return bid >= ask  # False when either side is empty (nan)
+
+    def status(self) -> BookStatus:
+        return BookStatus(
+            symbol=self.symbol,
+            synced=self.synced,
+            bids=len(self.bids.keys),
+            asks=len(self.asks.keys),
+            best_bid=self.bids.best(),
+            best_ask=self.asks.best(),
+            last_update_id=-1,
+            waiting="" if self.synced else self.waiting,
+        )
