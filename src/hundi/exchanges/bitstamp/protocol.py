@@ -135,7 +135,8 @@ class BitstampProtocol(VenueProtocol):
             raise ValueError(f"{EXCHANGE}: no symbols")
         self.config = config
         self.options = BitstampOptions.parse(config.options)
-        self.symbols = {native: normalize(native) for native in config.symbols}
+        # Bitstamp spells pairs in lower case; ``hundi collect`` upper-cases what users type
+        self.symbols = {native.lower(): normalize(native.lower()) for native in config.symbols}
         self.channels = frozenset(config.channels)
         self.ws_url = config.endpoint or WS_URL
         self.rest_url = (config.rest_endpoint or REST_URL).rstrip("/")
@@ -158,6 +159,7 @@ class BitstampProtocol(VenueProtocol):
             for native in self.symbols
         }
         self._reconnects: list[str] = []
+        self._connected = False
         self._pairs_wanted = True  # the listing: not yet answered, not in flight
         self._pairs_not_before_ns = 0
         self._pairs_failures = 0
@@ -182,17 +184,23 @@ class BitstampProtocol(VenueProtocol):
         ]
 
     def normalize_symbol(self, native: str) -> str:
-        return self.symbols.get(native) or normalize(native)
+        return self.symbols.get(native) or normalize(native.lower())
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        """A fresh connection: books start over. Frames of the new connection may already
+        have been received (the I/O layer reads while it subscribes), so the trades stored
+        from them are not a break; only an open without a close before it is one."""
         self._now_ns = max(self._now_ns, now_ns)
-        self._trades_disconnected(now_ns, out)
+        if self._connected:
+            self._trades_disconnected(now_ns, out)
+        self._connected = True
         for book in self._books.values():
             book.opened(now_ns, out)
         self._in_flight.clear()
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
+        self._connected = False
         self._trades_disconnected(now_ns, out)
         for book in self._books.values():
             book.disconnected(now_ns, out)
