@@ -78,7 +78,6 @@ class OrderBook:
         self.connected = False  # the connection carrying the diffs is open
         self.acked = False  # the diff subscription was acknowledged on this connection
         self.wants_snapshot = False  # a snapshot should be requested (none in flight)
-        self.generation = 0  # bumped at each (re)open: answers to older requests are dropped
         self.snapshots_used = 0
         self.snapshots_refused = 0
         self.last_break = ""
@@ -128,7 +127,6 @@ class OrderBook:
         self.connected = False
         self.acked = False
         self.wants_snapshot = False
-        self.generation += 1
 
     def subscribed(self) -> None:
         """Bitstamp acknowledged the diff subscription: diffs from now on reach us."""

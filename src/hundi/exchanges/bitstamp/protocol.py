@@ -165,7 +165,8 @@ class BitstampProtocol(VenueProtocol):
         self._pairs_failures = 0
         self.invalid_symbols: list[str] = []
         # snapshot pacing: one request in flight per book, spaced, backed off on failure
-        self._in_flight: dict[str, tuple[int, bool]] = {}  # native → (generation, after ack)
+        # native → (the request in flight, asked after the diff subscription was acknowledged)
+        self._in_flight: dict[str, tuple[RestRequest, bool]] = {}
         self._last_request_ns = -(10**18)
         self._not_before_ns: dict[str, int] = {}
         self._failures: dict[str, int] = {}
@@ -344,10 +345,11 @@ class BitstampProtocol(VenueProtocol):
                 break
             self._last_request_ns = now_ns
             book.wants_snapshot = False
-            self._in_flight[native] = (book.generation, book.acked)
-            requests.append(RestRequest(
-                key=native, url=self.snapshot_url(native), purpose=RestPurpose.BOOK_SNAPSHOT,
-            ))  # fmt: skip
+            request = RestRequest(
+                key=native, url=self.snapshot_url(native), purpose=RestPurpose.BOOK_SNAPSHOT
+            )
+            self._in_flight[native] = (request, book.acked)
+            requests.append(request)
         if self._pairs_wanted and now_ns >= self._pairs_not_before_ns:
             self._pairs_wanted = False
             requests.append(RestRequest(
@@ -373,21 +375,23 @@ class BitstampProtocol(VenueProtocol):
     ) -> None:
         self._now_ns = max(self._now_ns, recv_ns)
         if request.purpose is RestPurpose.BOOK_SNAPSHOT:
-            self._snapshot(request.key, response, recv_ns, out)
+            self._snapshot(request, response, recv_ns, out)
         elif request.purpose is RestPurpose.SYMBOL_LISTING:
             self._listing(response, recv_ns, out)
 
     def _backoff_ns(self, failures: int) -> int:
         return int(min(self.options.backoff_cap_s, 0.5 * 2 ** min(failures - 1, 16)) * NS)
 
-    def _snapshot(self, native: str, response: RestResponse, recv_ns: int, out: RecordSink) -> None:
+    def _snapshot(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        native = request.key
         book = self._books.get(native)
-        asked = self._in_flight.pop(native, None)
-        if book is None or asked is None:
-            return
-        generation, after_ack = asked
-        if generation != book.generation:
+        asked = self._in_flight.get(native)
+        if book is None or asked is None or asked[0] is not request:
             return  # asked on a connection that has closed since: its book started over
+        del self._in_flight[native]
+        after_ack = asked[1]
         snapshot: BookMsg | None = None
         if 200 <= response.status < 300:
             try:
