@@ -45,10 +45,12 @@ def frame(event: str, channel: str, data: Any) -> bytes:
     return msgspec.json.encode({"data": data, "channel": channel, "event": event})
 
 
-def diff(mt: int, bids: list[list[str]] = (), asks: list[list[str]] = (), pair: str = "btcusd"):  # type: ignore[assignment]
-    body = {"timestamp": str(mt // 1_000_000), "microtimestamp": str(mt), "bids": list(bids),
-            "asks": list(asks)}  # fmt: skip
-    return frame("data", f"diff_order_book_{pair}", body)
+def diff(
+    mt: int, bids: list[list[str]] | None = None, asks: list[list[str]] | None = None
+) -> bytes:
+    body = {"timestamp": str(mt // 1_000_000), "microtimestamp": str(mt), "bids": bids or [],
+            "asks": asks or []}  # fmt: skip
+    return frame("data", "diff_order_book_btcusd", body)
 
 
 def trade(trade_id: int, side: int = 0, price: str = "100.5", amount: str = "0.25") -> bytes:

@@ -16,6 +16,7 @@ Faults (``faults``: kind → number): ``stale-snapshot`` N answers the first N o
 requests with the book from before the warm-up, stamped before the first diff (a stale
 snapshot); ``reconnect`` S sends ``bts:request_reconnect`` every S seconds and closes the
 sockets still open ``reconnect_grace_s`` later; ``drop`` S aborts every socket every S seconds.
+With ``steps``, the timed faults strike only during the first half of the market's actions.
 ``GET /sim/stats`` is the ground truth: trade ids sent per connection and pair, faults.
 """
 
@@ -243,6 +244,8 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         every = self.config.faults[kind]
         while True:
             await asyncio.sleep(every)
+            if not self._faulting():
+                continue
             conns = list(self._conns.values())
             self.faults.record(kind, detail=f"{len(conns)} connection(s)")
             if kind == "drop":
@@ -260,6 +263,13 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
                     conn.record.close_reason = "request_reconnect grace over"
                     with contextlib.suppress(Exception):
                         await conn.ws.close(code=1001, message=b"reconnect requested")
+
+    def _faulting(self) -> bool:
+        """Timed faults strike while the first half of ``steps`` runs (always without
+        ``steps``): after the last one the market still moves, so a client can resync on it
+        before the market stops and the final books are compared."""
+        steps = self.config.steps
+        return steps is None or self.steps < steps // 2
 
     # ------------------------------------------------------------------ REST
     async def _order_book(self, request: web.Request) -> web.Response:
