@@ -130,6 +130,7 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         return {
             "exchange": "bitstamp",
             "steps": self.steps,
+            "start_us": self.start_us,  # stale snapshots are stamped before it
             "snapshots_served": self.snapshots_served,
             "faults": self.faults.to_json(),
             "connections": [r.to_json() for r in records],
