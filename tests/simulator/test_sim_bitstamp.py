@@ -18,6 +18,11 @@ import pandas as pd
 import pytest
 
 import hundi
+from hundi.accounting import Accounting
+from hundi.capture.infer import infer_config
+from hundi.capture.reader import read_capture
+from hundi.capture.replay import replay_events
+from hundi.exchanges.bitstamp import BitstampVenue
 from hundi.query import NotStored
 from hundi.simulator.bitstamp.server import BitstampSimConfig, BitstampSimulator
 from hundi.simulator.process import SimulatorProcess
@@ -155,7 +160,7 @@ def collect_until_books_match(
         *HUNDI, "collect", "bitstamp", "--symbols", ",".join(PAIRS), "--channels",
         "trades,book,bbo", "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url,
         "--store", str(store), "--flush-interval", "0.2", "--duration", str(within_s + 60),
-        "--summary-json", str(summary_path),
+        "--summary-json", str(summary_path), "--raw", str(tmp / "raw"),
     ]  # fmt: skip
     with (tmp / "collect.err").open("w") as err:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp)
@@ -266,3 +271,19 @@ def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None
         assert mine["kind"].iloc[-1] in ("synced", "stopped")
         assert (mine["kind"] == "synced").sum() > (mine["kind"] == "gap").sum() >= 1
     assert_trades_exact_or_explained(store, stats)
+    assert_raw_capture_replays_as_collected(tmp_path, summary)
+
+
+def assert_raw_capture_replays_as_collected(tmp: Path, summary: dict[str, Any]) -> None:
+    """``hundi replay`` of the run's raw capture accounts every frame and makes the trades and
+    BBOs the live run made. Book rows may differ: the replay hands each captured snapshot to
+    the protocol at its capture time, so a book may sync a snapshot earlier or later."""
+    files = sorted((tmp / "raw").iterdir())
+    protocol = BitstampVenue(infer_config(files, "bitstamp", None))
+    accounting = Accounting()
+    replay_events(read_capture(files), protocol, lambda batch: None, accounting)
+    assert accounting.received == summary["frames"]["received"]
+    assert accounting.rejected_total == 0
+    for channel in ("trades", "bbo"):
+        assert accounting.records[channel] == summary["records"][channel], channel
+    assert accounting.records["book"] > 0

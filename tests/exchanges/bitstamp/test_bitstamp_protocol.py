@@ -387,18 +387,26 @@ def test_disconnect_is_a_gap_and_a_reopen_asks_a_new_snapshot() -> None:
     assert snapshot_request(p, T0 + 2 * S)
 
 
-def test_an_answer_to_a_request_of_a_closed_connection_is_dropped() -> None:
+def test_an_answer_to_an_older_connections_request_is_judged_like_any() -> None:
     p = protocol()
     out = opened(p)
-    old = snapshot_request(p)
+    ack = b'{"event":"bts:subscription_succeeded","channel":"diff_order_book_btcusd","data":{}}'
+    p.receive(CONN, ack, T0, out)
+    old = snapshot_request(p)  # asked after the ack, but on a connection that then dropped
+    p.on_close(CONN, T0, out)
+    answer(p, old, snapshot_body(US0 + 1, BIDS, ASKS), out)  # closed: nothing to judge it by
+    assert not p.book("btcusd").synced and out.book == []
+    p.on_open(CONN, T0, out)
+    older = snapshot_request(p, T0 + S)
     p.on_close(CONN, T0, out)
     p.on_open(CONN, T0, out)
-    new = snapshot_request(p, T0 + S)
-    p.receive(CONN, diff(US0), T0, out)
-    answer(p, old, snapshot_body(US0 + 1, BIDS, ASKS), out)
-    assert not p.book("btcusd").synced
-    answer(p, new, snapshot_body(US0 + 1, BIDS, ASKS), out)
+    new = snapshot_request(p, T0 + 2 * S)
+    answer(p, older, snapshot_body(US0 + 1, BIDS, ASKS), out)
+    assert not p.book("btcusd").synced  # held: it does not vouch for the new subscription
+    p.receive(CONN, diff(US0), T0, out)  # the first diff of the new connection vouches
     assert p.book("btcusd").synced
+    answer(p, new, snapshot_body(US0 + 2, BIDS, ASKS), out)  # synced already: ignored
+    assert p.book("btcusd").last_mt == US0 + 1 and kinds(out) == ["synced"]
 
 
 def test_failed_snapshot_is_retried_after_a_backoff() -> None:

@@ -385,13 +385,19 @@ class BitstampProtocol(VenueProtocol):
     def _snapshot(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:
+        """A snapshot is judged by its microtimestamp against the diffs buffered now, whichever
+        request fetched it: an answer to a request of a connection closed since is as good
+        (live, and in replays, which hand captured answers to the oldest request waiting).
+        Only the current request vouches for having been asked after the subscription ack."""
         native = request.key
         book = self._books.get(native)
         asked = self._in_flight.get(native)
-        if book is None or asked is None or asked[0] is not request:
-            return  # asked on a connection that has closed since: its book started over
-        del self._in_flight[native]
-        after_ack = asked[1]
+        current = asked is not None and asked[0] is request
+        if current:
+            del self._in_flight[native]
+        if book is None or not book.connected or (book.synced and not current):
+            return
+        after_ack = current and asked is not None and asked[1]
         snapshot: BookMsg | None = None
         if 200 <= response.status < 300:
             try:
@@ -406,6 +412,8 @@ class BitstampProtocol(VenueProtocol):
                 log.warning("%s order_book snapshot refused (%s); refetching", native, e)
                 snapshot = None
         if snapshot is None:
+            if not current:
+                return  # the current request is still in flight
             failures = self._failures.get(native, 0) + 1
             self._failures[native] = failures
             self._not_before_ns[native] = recv_ns + self._backoff_ns(failures)
