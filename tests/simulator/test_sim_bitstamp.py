@@ -26,6 +26,7 @@ from hundi.exchanges.bitstamp import BitstampVenue
 from hundi.query import NotStored
 from hundi.simulator.bitstamp.server import BitstampSimConfig, BitstampSimulator
 from hundi.simulator.process import SimulatorProcess
+from hundi.stores.base import StoreError
 
 HUNDI = [sys.executable, "-m", "hundi"]
 PAIRS = ("btcusd", "etheur")
@@ -129,8 +130,8 @@ def sim_book(sim: SimulatorProcess, pair: str) -> dict[tuple[int, float], float]
 def stored_book(store: Path, pair: str) -> dict[tuple[int, float], float] | None:
     try:
         levels = hundi.book_at(store, "bitstamp", NORMALIZED[pair], pd.Timestamp.now(tz="UTC"))
-    except (NotStored, FileNotFoundError):
-        return None
+    except (NotStored, StoreError, FileNotFoundError):
+        return None  # nothing stored yet
     if not levels.attrs.get("synced", False):
         return None
     return {
@@ -239,9 +240,9 @@ def test_collect_stores_every_trade_and_ends_with_the_simulators_books(tmp_path:
 
 @pytest.mark.slow
 def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None:
-    steps = 2400
+    steps = 4000  # 16 s of market: timed faults strike in its first 8 s
     args = [
-        "--symbols", ",".join(PAIRS), "--rate", "200", "--steps", str(steps), "--seed", "11",
+        "--symbols", ",".join(PAIRS), "--rate", "250", "--steps", str(steps), "--seed", "11",
         "--fault", "stale-snapshot:2", "--fault", "reconnect:2", "--fault", "drop:3",
     ]  # fmt: skip
     with SimulatorProcess(args, venue="bitstamp") as sim:
@@ -249,6 +250,8 @@ def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None
     store = tmp_path / "data"
     faults = {f["kind"] for f in stats["faults"]}
     assert faults == {"stale-snapshot", "reconnect", "drop"}
+    delivered = [f for f in stats["faults"] if f["kind"] == "reconnect" and f["detail"][0] != "0"]
+    assert delivered, "no bts:request_reconnect reached a connection"
     events = hundi.read(store, exchange="bitstamp", channel="events")
     book_events = events[events["channel"] == "book"]
     stale = book_events[book_events["detail"].str.startswith("stale snapshot")]
@@ -260,6 +263,9 @@ def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None
     applied = book_events[book_events["kind"] == "synced"]["received"]
     assert len(applied) and (applied >= stats["start_us"]).all()
     assert (events["kind"] == "shutdown").any()  # bts:request_reconnect
+    # the collector reconnected when asked, before the venue's grace ran out
+    reasons = [c["close_reason"] for c in stats["connections"]]
+    assert "request_reconnect grace over" not in reasons, reasons
     disconnects = book_events[
         (book_events["kind"] == "gap") & (book_events["detail"] == "disconnect")
     ]

@@ -15,7 +15,8 @@ stops it after that many actions (the stream then stays quiet: tests compare fin
 Faults (``faults``: kind → number): ``stale-snapshot`` N answers the first N order_book
 requests with the book from before the warm-up, stamped before the first diff (a stale
 snapshot); ``reconnect`` S sends ``bts:request_reconnect`` every S seconds and closes the
-sockets still open ``reconnect_grace_s`` later; ``drop`` S aborts every socket every S seconds.
+sockets still open ``reconnect_grace_s`` (5 s) later; ``drop`` S aborts every socket every S
+seconds.
 With ``steps``, the timed faults strike only during the first half of the market's actions.
 ``GET /sim/stats`` is the ground truth: trade ids sent per connection and pair, faults.
 """
@@ -58,7 +59,7 @@ class BitstampSimConfig:
     tick_s: float = 0.02  # diffs are flushed every tick
     steps: int | None = None  # stop the market after this many actions
     top_interval_s: float = 0.1  # order_book (top 100) pushes
-    reconnect_grace_s: float = 1.0
+    reconnect_grace_s: float = 5.0
     faults: dict[str, float] = field(default_factory=dict)
 
 
@@ -258,12 +259,17 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
             notice = b'{"event": "bts:request_reconnect", "channel": "", "data": ""}'
             for conn in conns:
                 await self._send(conn, notice)
-            await asyncio.sleep(self.config.reconnect_grace_s)
-            for conn in conns:
-                if conn.record.conn_id in self._conns:
-                    conn.record.close_reason = "request_reconnect grace over"
-                    with contextlib.suppress(Exception):
-                        await conn.ws.close(code=1001, message=b"reconnect requested")
+            closing = asyncio.get_running_loop().create_task(self._close_after_grace(conns))
+            self._tasks.append(closing)
+
+    async def _close_after_grace(self, conns: list[_Conn]) -> None:
+        """Bitstamp closes the sockets still open a few seconds after asking to reconnect."""
+        await asyncio.sleep(self.config.reconnect_grace_s)
+        for conn in conns:
+            if conn.record.conn_id in self._conns:
+                conn.record.close_reason = "request_reconnect grace over"
+                with contextlib.suppress(Exception):
+                    await conn.ws.close(code=1001, message=b"reconnect requested")
 
     def _faulting(self) -> bool:
         """Timed faults strike while the first half of ``steps`` runs (always without
