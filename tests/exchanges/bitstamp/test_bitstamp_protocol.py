@@ -76,7 +76,11 @@ def opened(p: BitstampProtocol) -> RecordSink:
     return out
 
 
-def snapshot_request(p: BitstampProtocol, now_ns: int = T0) -> RestRequest:
+ACK_WAIT = S  # without the diff subscription's ack, a snapshot is asked 1 s after the open
+T1 = T0 + ACK_WAIT
+
+
+def snapshot_request(p: BitstampProtocol, now_ns: int = T1) -> RestRequest:
     (request,) = [r for r in p.due_requests(now_ns) if r.purpose is RestPurpose.BOOK_SNAPSHOT]
     return request
 
@@ -266,13 +270,24 @@ def test_a_disconnect_stores_a_trades_gap_after_the_last_id() -> None:
 # ---------------------------------------------------------------------- book sync
 
 
-def test_snapshot_requested_only_once_connected() -> None:
+def test_snapshot_requested_once_connected_and_acknowledged() -> None:
     p = protocol()
     assert [r.purpose for r in p.due_requests(T0)] == [RestPurpose.SYMBOL_LISTING]
-    opened(p)
-    request = snapshot_request(p)
+    out = opened(p)
+    assert p.due_requests(T0) == [] and p.next_wakeup_ns() == T1  # waits for the ack
+    ack = b'{"event":"bts:subscription_succeeded","channel":"diff_order_book_btcusd","data":{}}'
+    p.receive(CONN, ack, T0, out)
+    request = snapshot_request(p, T0)  # acknowledged: at once
     assert request.url == "http://sim/api/v2/order_book/btcusd" and request.key == "btcusd"
     assert p.due_requests(T0 + S) == []  # one in flight
+
+
+def test_without_an_ack_the_snapshot_is_asked_after_the_wait() -> None:
+    p = protocol(snapshot_ack_wait_ms="300")
+    opened(p)
+    p.due_requests(T0)  # the listing
+    assert p.due_requests(T0 + S // 4) == []
+    assert snapshot_request(p, T0 + 3 * S // 10)
 
 
 def test_documented_sync_drops_old_diffs_and_applies_the_rest() -> None:
@@ -310,7 +325,7 @@ def test_stale_snapshot_is_refetched_never_applied() -> None:
     (event,) = out.events
     assert event.kind == "resync" and event.detail.startswith("stale snapshot")
     assert (event.expected, event.received) == (US0 + 10, US0 + 5)
-    again = snapshot_request(p, T0 + S)
+    again = snapshot_request(p, T1 + S)
     answer(p, again, snapshot_body(US0 + 20, BIDS, ASKS), out)
     assert p.book("btcusd").synced and kinds(out) == ["resync", "synced"]
 
@@ -350,7 +365,7 @@ def test_time_going_back_is_a_gap_and_resyncs_in_place() -> None:
     gap = out.events[1]
     assert (gap.expected, gap.received) == (US0 + 10, US0 + 8) and gap.channel == "book"
     assert not p.book("btcusd").synced and p.take_reconnects() == []  # no reconnect needed
-    request = snapshot_request(p, T0 + S)  # a new snapshot, the diff kept in the buffer
+    request = snapshot_request(p, T1 + S)  # a new snapshot, the diff kept in the buffer
     answer(p, request, snapshot_body(US0 + 9, BIDS, ASKS), out)
     assert p.book("btcusd").synced and kinds(out)[-1] == "synced"
 
@@ -373,7 +388,7 @@ def test_a_crossed_snapshot_is_refetched() -> None:
     p.receive(CONN, diff(US0), T0, out)
     answer(p, snapshot_request(p), snapshot_body(US0 + 1, [["102.0", "1"]], ASKS), out)
     assert kinds(out) == ["resync"] and out.events[0].detail == "crossed snapshot"
-    assert snapshot_request(p, T0 + S)
+    assert snapshot_request(p, T1 + S)
 
 
 def test_disconnect_is_a_gap_and_a_reopen_asks_a_new_snapshot() -> None:
@@ -384,7 +399,7 @@ def test_disconnect_is_a_gap_and_a_reopen_asks_a_new_snapshot() -> None:
     assert kinds(out) == ["synced", "gap", "resync"] and out.events[1].detail == "disconnect"
     assert p.due_requests(T0 + S) == []  # nothing to sync while closed
     p.on_open(CONN, T0 + 2 * S, out)
-    assert snapshot_request(p, T0 + 2 * S)
+    assert snapshot_request(p, T1 + 2 * S)
 
 
 def test_an_answer_to_an_older_connections_request_is_judged_like_any() -> None:
@@ -397,10 +412,10 @@ def test_an_answer_to_an_older_connections_request_is_judged_like_any() -> None:
     answer(p, old, snapshot_body(US0 + 1, BIDS, ASKS), out)  # closed: nothing to judge it by
     assert not p.book("btcusd").synced and out.book == []
     p.on_open(CONN, T0, out)
-    older = snapshot_request(p, T0 + S)
+    older = snapshot_request(p, T1 + S)
     p.on_close(CONN, T0, out)
     p.on_open(CONN, T0, out)
-    new = snapshot_request(p, T0 + 2 * S)
+    new = snapshot_request(p, T1 + 2 * S)
     answer(p, older, snapshot_body(US0 + 1, BIDS, ASKS), out)
     assert not p.book("btcusd").synced  # held: it does not vouch for the new subscription
     p.receive(CONN, diff(US0), T0, out)  # the first diff of the new connection vouches
@@ -413,10 +428,10 @@ def test_failed_snapshot_is_retried_after_a_backoff() -> None:
     p = protocol()
     out = opened(p)
     request = snapshot_request(p)
-    p.receive_response(request, RestResponse(503, b""), T0, out)
-    assert p.due_requests(T0 + S // 10) == []
+    p.receive_response(request, RestResponse(503, b""), T1, out)
+    assert p.due_requests(T1 + S // 10) == []
     wake = p.next_wakeup_ns()
-    assert wake is not None and T0 < wake <= T0 + S
+    assert wake is not None and T1 < wake <= T1 + S
     retry = snapshot_request(p, wake)
     p.receive_response(retry, RestResponse(200, b"garbage"), wake, out)  # unreadable: retried
     assert not p.book("btcusd").synced and p.due_requests(wake) == []
@@ -426,10 +441,10 @@ def test_failed_snapshot_is_retried_after_a_backoff() -> None:
 def test_snapshots_are_spaced() -> None:
     p = protocol(("btcusd", "etheur"), rest_min_interval_ms="500")
     opened(p)
-    first = [r.key for r in p.due_requests(T0) if r.purpose is RestPurpose.BOOK_SNAPSHOT]
+    first = [r.key for r in p.due_requests(T1) if r.purpose is RestPurpose.BOOK_SNAPSHOT]
     assert first == ["btcusd"]
-    assert p.next_wakeup_ns() == T0 + S // 2
-    assert [r.key for r in p.due_requests(T0 + S // 2)] == ["etheur"]
+    assert p.next_wakeup_ns() == T1 + S // 2
+    assert [r.key for r in p.due_requests(T1 + S // 2)] == ["etheur"]
 
 
 def test_buffer_overflow_starts_the_buffer_over() -> None:

@@ -7,9 +7,10 @@ snapshot's and apply the rest. Without sequence ids, what can be checked is chec
 
 * **stale snapshot**: a snapshot older than the first diff buffered since the subscription
   (or since the last break) may miss changes made between the two, which no diff carries. It is
-  never applied: a ``resync`` event says so and a newer snapshot is fetched. A snapshot that
-  arrives before any diff waits for the first one to judge it; one requested after the
-  subscription was acknowledged, with no diff yet, needs no diff to vouch for it.
+  never applied: a ``resync`` event says so and a newer snapshot is fetched. The snapshot is
+  requested once the subscription is acknowledged, and then needs no diff to vouch for it;
+  one requested before (no ack in time) that arrives before any diff waits for the first one
+  to judge it.
 * **time going back**: a diff older than the last one applied (``microtimestamp`` decreasing)
   means the stream is not the one the book was built from: ``gap``. Diffs not newer than the
   snapshot are dropped, also after the sync (they may still be in flight when it arrives).
@@ -76,6 +77,7 @@ class OrderBook:
         self.first_buffered_mt = -1  # first diff since the subscription or the last break
         self.pending: tuple[BookMsg, int, bool] | None = None  # snapshot, recv, asked after ack
         self.connected = False  # the connection carrying the diffs is open
+        self.opened_ns = 0  # when it opened
         self.acked = False  # the diff subscription was acknowledged on this connection
         self.wants_snapshot = False  # a snapshot should be requested (none in flight)
         self.snapshots_used = 0
@@ -86,6 +88,13 @@ class OrderBook:
     @property
     def needs_request(self) -> bool:
         return self.connected and self.wants_snapshot and not self.synced
+
+    def request_from_ns(self, ack_wait_ns: int) -> int:
+        """When a snapshot may be requested: once the diff subscription is acknowledged (the
+        snapshot is then surely newer than the subscription, and needs no diff to vouch for
+        it), or ``ack_wait_ns`` after the open without an ack (a slow ack, or a recording
+        whose client asked before its ack arrived)."""
+        return self.opened_ns if self.acked else self.opened_ns + ack_wait_ns
 
     def state(self) -> BookStatus:
         best_bid, best_ask = self.bids.best(), self.asks.best()
@@ -116,6 +125,7 @@ class OrderBook:
         """A fresh connection: a fresh diff stream, so a fresh snapshot."""
         self.disconnected(now_ns, out)
         self.connected = True
+        self.opened_ns = now_ns
         self.wants_snapshot = True
 
     def disconnected(self, now_ns: int, out: RecordSink) -> None:

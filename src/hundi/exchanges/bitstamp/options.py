@@ -20,6 +20,12 @@ class BitstampOptions:
     rest_min_interval_ms: int = 100
     #: longest wait before retrying a failed REST request (doubling from 0.5 s)
     backoff_cap_s: float = 30.0
+    #: after a (re)open, how long a book's snapshot waits for the diff subscription's ack
+    snapshot_ack_wait_ms: int = 1_000
+
+    @property
+    def snapshot_ack_wait_ns(self) -> int:
+        return self.snapshot_ack_wait_ms * MS
 
     @property
     def rest_min_interval_ns(self) -> int:

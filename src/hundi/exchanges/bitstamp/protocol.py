@@ -341,6 +341,8 @@ class BitstampProtocol(VenueProtocol):
                 continue
             if now_ns < self._not_before_ns.get(native, 0):
                 continue
+            if now_ns < book.request_from_ns(self.options.snapshot_ack_wait_ns):
+                continue
             if now_ns < self._last_request_ns + interval:
                 break
             self._last_request_ns = now_ns
@@ -364,7 +366,11 @@ class BitstampProtocol(VenueProtocol):
         for native, book in self._books.items():
             if book.needs_request and native not in self._in_flight:
                 times.append(
-                    max(self._last_request_ns + interval, self._not_before_ns.get(native, 0))
+                    max(
+                        self._last_request_ns + interval,
+                        self._not_before_ns.get(native, 0),
+                        book.request_from_ns(self.options.snapshot_ack_wait_ns),
+                    )
                 )
         if self._pairs_wanted:
             times.append(self._pairs_not_before_ns)
