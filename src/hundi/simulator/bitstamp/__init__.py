@@ -1,0 +1,1 @@
+"""Bitstamp WebSocket v2 + REST simulator (``hundi simulate bitstamp``)."""
