@@ -26,7 +26,7 @@ wait ?= yes
 port ?= 5678
 
 .DEFAULT_GOAL := help
-.PHONY: help venv runtime-venv test test-fast deps-upgrade lint typecheck check demo bench bench-stores bench-series bench-research clean services-up services-down services-status services-logs
+.PHONY: help venv runtime-venv test test-fast deps-upgrade lint typecheck check demo bench bench-venues bench-stores bench-series bench-research clean services-up services-down services-status services-logs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ demo: runtime-venv ## Simulator + collector for DURATION s into ./data, then sum
 
 bench: venv ## Throughput benchmarks (simulator at full speed → collector → embedded store)
 	$(BIN)/python bench/run.py
+
+bench-venues: venv ## Each venue's protocol alone (frames/s per core): real recordings and simulator frames
+	@for script in bench/micro.py bench/venue_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 bench-stores: services-up ## Cassandra and KairosDB write/read throughput on the real servers
 	$(BIN)/python bench/cassandra_write.py
