@@ -19,7 +19,7 @@ DEPTH: Final = 25
 
 def js_number(value: float) -> str:
     """``value`` as JavaScript's ``String(value)`` (Python's ``repr`` differs in notation)."""
-    if value == int(value) and abs(value) < 1e21:
+    if value == int(value) and abs(value) < 2**53:  # exact integers: no ".0"
         return str(int(value))
     text = repr(value)
     mantissa, e, exponent = text.partition("e")
