@@ -93,6 +93,12 @@ def test_subscriptions_are_spread_25_a_connection() -> None:
     assert [s.key for s in specs] == ["public-0", "public-1"]
 
 
+def test_upper_cased_config_symbols_keep_bitfinex_spelling() -> None:
+    (spec,) = venue((Channel.TRADES,), ("TBTCUSD", "TTESTBTC:TESTUSD")).connections()
+    assert b'"symbol":"tBTCUSD"' in spec.subscribe[1]
+    assert b'"symbol":"tTESTBTC:TESTUSD"' in spec.subscribe[2]
+
+
 def test_options_and_endpoint() -> None:
     config = VenueConfig("spot", ("tETHUSD",), (Channel.BOOK,), endpoint="ws://127.0.0.1:9",
                          options={"book_precision": "P2", "book_length": "100",
@@ -206,8 +212,10 @@ def test_book_snapshot_then_updates() -> None:
     send(p, [1, [100.5, 1, 0.5], seq()], out)  # a new best bid
     send(p, [1, [101.0, 0, -1], seq()], out)  # the best ask deleted
     send(p, [1, [99.5, 0, 1], seq()], out)  # a bid deleted
+    e = (T0 // 1_000_000_000) << 31  # the greeting's second above the sequence number
     assert [(r.side, r.price, r.size, r.update_id, r.prev_update_id) for r in out.book] == [
-        (BID, 100.5, 0.5, 2, 1), (ASK, 101.0, 0.0, 3, 2), (BID, 99.5, 0.0, 4, 3),
+        (BID, 100.5, 0.5, e | 2, e | 1), (ASK, 101.0, 0.0, e | 3, e | 2),
+        (BID, 99.5, 0.0, e | 4, e | 3),
     ]  # fmt: skip
     (book,) = p.books()
     assert (book.synced, book.best_bid, book.best_ask, book.bids, book.asks) == (
@@ -278,6 +286,19 @@ def test_closed_connection_is_a_gap_and_the_reopened_one_resyncs() -> None:
     p.on_open(CONN, T0, out)
     with pytest.raises(RejectedFrame, match="unknown_channel"):
         send(p, [1, [100.5, 1, 0.5], 2])  # old channel ids mean nothing on a new socket
+
+
+def test_stored_ids_grow_across_sockets_though_sequence_numbers_restart() -> None:
+    p, seq = synced()
+    out = RecordSink()
+    send(p, [1, [100.5, 1, 0.5], seq()], out)
+    send(p, {"event": "info", "version": 2})  # a new socket greets within the same second
+    send(p, {"event": "conf", "status": "OK", "flags": 65536})
+    send(p, {"event": "subscribed", "channel": "book", "chanId": 5, "symbol": "tBTCUSD"})
+    send(p, [5, SNAPSHOT, 1], out)
+    first, second = out.book[0], out.book[-1]
+    assert second.snapshot and second.update_id > first.update_id
+    assert second.update_id & ((1 << 31) - 1) == 1
 
 
 def test_no_sequence_flag_stores_minus_one_ids() -> None:

@@ -1,11 +1,14 @@
 """The Bitfinex book rule: how stored book rows continue one another.
 
-With sequence numbers (``conf`` flag 65536) every stored row carries the connection's sequence
-number of its frame as ``update_id`` and that of the book's previous change as
-``prev_update_id`` (the snapshot's for the first diff). The numbers are per connection, shared by
-every channel on it, so one book's rows are not consecutive; the live protocol checks the
-connection's numbers, and a stored row continues the row before it when it names that row's
-``update_id``. Without sequence numbers rows store ``-1`` and only snapshots restart a book.
+With sequence numbers (``conf`` flag 65536) every frame ends with the connection's sequence
+number, shared by every channel on it and starting again on every new socket. Readers put a
+symbol's rows in ``update_id`` order, so a stored ``update_id`` must grow across sockets (and
+collector runs): it is ``greeting second << 31 | sequence number``, the second of the socket's
+``info`` greeting (kept increasing within a run) above the number. ``prev_update_id`` is the id
+of the book's previous change (the snapshot's for the first diff): one book's ids are not
+consecutive (other channels take numbers in between), so a stored row continues the row before
+it when it names that row's ``update_id``; the live protocol checks the connection's numbers
+themselves. Without sequence numbers rows store ``-1`` and only snapshots restart a book.
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ DAY_NS = 86_400 * 1_000_000_000
 PUBLIC_CHANNELS = frozenset((Channel.TRADES, Channel.BOOK, Channel.TICKER, Channel.CANDLES))
 SUBSCRIPTIONS_PER_CONNECTION = 25
 SEQ_FLAG = 65536
+EPOCH_SHIFT = 31  # stored update ids: greeting second << 31 | sequence number
 CHECKSUM_FLAG = 131072
 RECONNECT_INFO = 20051
 MAINTENANCE_START = 20060
@@ -183,6 +184,7 @@ class ConnState:
     by_chan: dict[int, Subscription] = field(default_factory=dict)
     seq: int | None = None  # last sequence number seen
     flags: int = 0  # as acknowledged by the ``conf`` answer
+    epoch: int = 0  # this socket's greeting time in s, shifted above its sequence numbers
 
 
 class MarketData:
@@ -199,7 +201,7 @@ class MarketData:
         self.interval = _choice(options, "candle_interval", "1m", tuple(CANDLE_INTERVALS))
         checksum, sequence = _flag(options, "checksum"), _flag(options, "sequence")
         self.flags = (SEQ_FLAG if sequence else 0) | (CHECKSUM_FLAG if checksum else 0)
-        self.symbols = {check_pair(native): normalize(native) for native in config.symbols}
+        self.symbols = {n: normalize(n) for n in map(check_pair, config.symbols)}
         self.base = (config.endpoint or PUBLIC_WS).rstrip("/") + "/ws/2"
         order = (Channel.BOOK, Channel.TRADES, Channel.TICKER, Channel.CANDLES)
         wanted = [(c, n) for c in order if c in channels for n in self.symbols]
@@ -214,6 +216,7 @@ class MarketData:
         self.checksums_verified = 0
         self.checksum_mismatches = 0
         self.sequence_checked = 0
+        self._last_epoch = 0
         self._reconnects: list[str] = []
 
     def _subscription(self, channel: Channel, native: str, conn: str) -> Subscription:
@@ -251,7 +254,8 @@ class MarketData:
         return conn in self.conns
 
     def on_open(self, conn: str, now_ns: int, out: RecordSink) -> None:
-        self._fresh_connection(self.conns[conn])
+        """Nothing to do: the I/O layer may report the open after the socket's first frames
+        (it paces the subscribe messages); the ``info`` greeting starts a connection afresh."""
 
     def on_close(self, conn: str, now_ns: int, out: RecordSink) -> None:
         state = self.conns[conn]
@@ -313,7 +317,10 @@ class MarketData:
             if state.flags & SEQ_FLAG:
                 # first: a skipped number breaks the books before this frame touches them
                 seq = INT_DECODER.decode(payload if kind == "hb" else seq_raw)
+                if not 0 <= seq < 1 << EPOCH_SHIFT:
+                    raise RejectedFrame("invalid_message", f"sequence number {seq}")
                 self._sequence(conn, state, seq, recv_ns, out)
+                seq |= state.epoch  # stored ids: see hundi.exchanges.bitfinex.book
             sub = state.by_chan.get(frame.chan_id)
             if kind == "hb":
                 return FrameStatus.FILTERED  # Bitfinex beats before ``subscribed`` too
@@ -386,6 +393,8 @@ class MarketData:
         if msg.event == "info":
             if msg.version is not None:  # the greeting of a new socket (also after a rollover)
                 self._fresh_connection(state)
+                self._last_epoch = max(recv_ns // 1_000_000_000, self._last_epoch + 1)
+                state.epoch = self._last_epoch << EPOCH_SHIFT
                 return FrameStatus.FILTERED
             if msg.code in (RECONNECT_INFO, MAINTENANCE_END):
                 self._reconnect(conn)

@@ -57,7 +57,10 @@ def normalize(native: str) -> str:
 
 
 def check_pair(native: str) -> str:
-    """A configured symbol: a ``t`` trading pair in Bitfinex's upper-case spelling."""
+    """A configured symbol as Bitfinex spells it: ``tBTCUSD``. hundi's config upper-cases
+    symbols (``TBTCUSD``), so the prefix is taken in either case."""
+    if native[:1] == "T":
+        native = "t" + native[1:]
     if not native.startswith("t") or native[1:] != native[1:].upper():
         raise ValueError(
             f"not a Bitfinex trading pair: {native!r} (expected tBTCUSD or tBASE:QUOTE)"

@@ -12,7 +12,8 @@ second, heartbeats per channel. Unknown symbols are refused with error 10300.
 Faults (each every N seconds, on every connection): ``checksum`` sends a wrong ``cs`` for one
 book, ``seq`` skips a sequence number, ``reconnect`` sends info 20051, ``drop`` aborts sockets
 (the server's own fault). The ground truth (``GET /sim/public``) lists every trade published and
-each book as it now stands.
+each book as it now stands; ``POST /sim/public/pause`` freezes the market (heartbeats and
+tickers go on) so a test can compare final books.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class PublicFeed:
         self.next_chan = 1000
         self.trades: list[dict[str, Any]] = []  # every trade published (ground truth)
         self.actions = 0
+        self.paused = False  # tests freeze the market to compare final books
         self.fault_counts: dict[str, int] = {}
 
     # -- requests -----------------------------------------------------------------------------
@@ -153,6 +155,8 @@ class PublicFeed:
     # -- the market ---------------------------------------------------------------------------
     async def tick(self, elapsed_s: float) -> None:
         """Run the market actions due in ``elapsed_s`` and publish them to every subscriber."""
+        if self.paused:
+            return
         due = max(1, round(self.rate * elapsed_s))
         frames: dict[tuple[str, str], list[list[Any]]] = {}
         now_ms = time.time_ns() // 1_000_000

@@ -134,6 +134,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         app.router.add_get("/sim/private", self._ground_truth)
         app.router.add_get("/sim/stats", self._ground_truth)
         app.router.add_get("/sim/public", self._public_truth)
+        app.router.add_post("/sim/public/pause", self._pause)
         await self._listen(app)
         now = time.monotonic()
         self._fault_next = {k: now + every for k, every in self.config.faults.items()}
@@ -180,8 +181,14 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         return web.Response(body=msgspec.json.encode(self.stats()), content_type="application/json")
 
     async def _public_truth(self, request: web.Request) -> web.Response:
-        body = msgspec.json.encode(self.public.ground_truth())
+        found = self.public.ground_truth()
+        found["faults"] |= self.fault_counts  # ``drop`` is the server's
+        body = msgspec.json.encode(found)
         return web.Response(body=body, content_type="application/json")
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        self.public.paused = True
+        return web.Response(body=b'{"paused":true}', content_type="application/json")
 
     # -- public market data -------------------------------------------------------------------
     async def _publish(self) -> None:
@@ -199,6 +206,8 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
             await self.public.tickers()
 
     async def _public_faults(self, now: float) -> None:
+        if self.public.paused:
+            return  # a frozen market stays consistent: the final books can be compared
         for kind in PUBLIC_FAULTS:
             due = self._fault_next.get(kind)
             if due is not None and now >= due:
