@@ -94,6 +94,7 @@ def run(tmp: Path, sim_args: list[str], min_faults: dict[str, int]) -> dict[str,
         args = [
             *HUNDI, "collect", "bitfinex", "--symbols", ",".join(SYMBOLS),
             "--channels", "trades,book,ticker,candles", "--endpoint", sim.ws_url,
+            "--rest-endpoint", sim.rest_url,
             "--store", str(store), "--flush-interval", "0.2", "--duration", "300",
             "--summary-json", str(tmp / "summary.json"),
         ]  # fmt: skip
@@ -161,7 +162,7 @@ def test_trades_exact_and_books_equal_without_faults(tmp_path: Path) -> None:
     check_trades_exact(tmp_path / "data", found)
     assert summary(tmp_path)["gaps"] == 0
     events = read(tmp_path / "data", "events")
-    assert set(events["kind"]) == {"synced", "stopped"}  # no gap, no resync
+    assert set(events["kind"]) == {"synced", "stopped"}  # no gap, no invalid symbol
     assert not read(tmp_path / "data", "ticker").empty
     assert not read(tmp_path / "data", "candles").empty
 

@@ -14,7 +14,14 @@ from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import exchanges
-from hundi.exchanges.base import FrameStatus, RecordSink, RejectedFrame, VenueConfig
+from hundi.exchanges.base import (
+    FrameStatus,
+    RecordSink,
+    RejectedFrame,
+    RestPurpose,
+    RestResponse,
+    VenueConfig,
+)
 from hundi.exchanges.bitfinex import BitfinexVenue
 from hundi.exchanges.bitfinex.checksum import book_checksum, js_number
 from hundi.exchanges.bitfinex.protocol import BitfinexProtocol
@@ -139,6 +146,55 @@ def test_symbols() -> None:
     assert normalize("tAVAX:UST") == "AVAX-USDT"
     assert normalize("tIOTETH") == "IOTA-ETH"
     assert native("BTC-USDT") == "tBTCUST" and native("TESTBTC-TESTUSD") == "tTESTBTC:TESTUSD"
+
+
+# -- symbol listing -------------------------------------------------------------------------
+
+
+def listing_answers(pairs: list[str], currencies: list[str]) -> dict[str, bytes]:
+    return {
+        "pub:list:pair:exchange": msgspec.json.encode([pairs]),
+        "pub:list:pair:future": b'[["BTCF0:USTF0"]]',
+        "pub:list:currency": msgspec.json.encode([currencies]),
+    }
+
+
+def test_symbols_are_checked_against_bitfinex_lists_once() -> None:
+    p = venue((Channel.TRADES,), ("tBTCUSD", "tNOPUSD", "tBTCF0:USTF0"))
+    requests = p.due_requests(T0)
+    assert [r.url for r in requests] == [
+        "https://api-pub.bitfinex.com/v2/conf/pub:list:pair:exchange",
+        "https://api-pub.bitfinex.com/v2/conf/pub:list:pair:future",
+        "https://api-pub.bitfinex.com/v2/conf/pub:list:currency",
+    ]
+    assert {r.purpose for r in requests} == {RestPurpose.SYMBOL_LISTING}
+    assert p.due_requests(T0) == []  # in flight
+    answers = listing_answers(["BTCUSD"], ["BTC", "USD", "BTCF0", "USTF0"])
+    out = RecordSink()
+    for request in requests:
+        p.receive_response(request, RestResponse(200, answers[request.key]), T0, out)
+    (event,) = out.events
+    assert (event.kind, event.native_symbol) == (EventKind.INVALID_SYMBOL, "tNOPUSD")
+    assert p.due_requests(T0 + 10**12) == [] and p.next_wakeup_ns() is None
+
+
+def test_failed_listing_is_retried_then_given_up_without_blocking_data() -> None:
+    p = venue((Channel.TRADES,))
+    now = T0
+    for _ in range(3):
+        requests = p.due_requests(now)
+        assert requests
+        for request in requests:
+            p.receive_response(request, RestResponse(599, b"timeout"), now, RecordSink())
+        wake = p.next_wakeup_ns()
+        now = wake if wake is not None else now + 10**12
+    assert p.due_requests(now + 10**12) == [] and p.next_wakeup_ns() is None
+
+
+def test_rest_endpoint_override() -> None:
+    config = VenueConfig("spot", ("tBTCUSD",), (Channel.TRADES,), rest_endpoint="http://sim:1/")
+    (first, *_) = BitfinexVenue(config).due_requests(T0)
+    assert first.url == "http://sim:1/v2/conf/pub:list:pair:exchange"
 
 
 # -- control events -------------------------------------------------------------------------
@@ -393,7 +449,10 @@ def test_recording_every_frame_accounted_every_sequence_number_checked(
     assert isinstance(protocol, BitfinexProtocol) and protocol.market is not None
     accounting = Accounting()
     batches: list[Batch] = []
-    replay_events(read_capture(files), protocol, batches.append, accounting)
+    stats = replay_events(read_capture(files), protocol, batches.append, accounting)
+    # the recording's NAME.0 answers the three conf lists the protocol asks for
+    assert (stats.rest_answered, stats.rest_unused, stats.rest_unanswered) == (3, 0, 0)
+    assert protocol.market.invalid_symbols == []
     assert (accounting.received, accounting.processed, accounting.filtered) == (1693, 1628, 65)
     assert accounting.rejected_total == 0
     market = protocol.market

@@ -46,6 +46,9 @@ from hundi.exchanges.base import (
     FrameStatus,
     RecordSink,
     RejectedFrame,
+    RestPurpose,
+    RestRequest,
+    RestResponse,
     StreamSpec,
     VenueConfig,
     decode_rejection,
@@ -68,7 +71,7 @@ from hundi.exchanges.bitfinex.messages import (
     PublicEvent,
     PublicTrade,
 )
-from hundi.exchanges.bitfinex.symbols import check_pair, normalize
+from hundi.exchanges.bitfinex.symbols import check_pair, normalize, split
 from hundi.exchanges.validity import (
     MAX_CLOCK_SKEW_NS,
     check_candle,
@@ -94,6 +97,13 @@ log = logging.getLogger("hundi.exchanges.bitfinex")
 
 EXCHANGE = "bitfinex"
 PUBLIC_WS = "wss://api-pub.bitfinex.com"
+PUBLIC_REST = "https://api-pub.bitfinex.com"
+# Bitfinex's lists of trading pairs (spot, derivatives) and currencies: configured symbols are
+# checked against them once at start (an unknown one is an ``invalid_symbol`` event)
+LISTINGS = ("pub:list:pair:exchange", "pub:list:pair:future", "pub:list:currency")
+LISTING_DECODER: Final = msgspec.json.Decoder(list[list[str]])
+LISTING_RETRY_NS = 5_000_000_000
+LISTING_ATTEMPTS = 3
 MS = 1_000_000
 DAY_NS = 86_400 * 1_000_000_000
 PUBLIC_CHANNELS = frozenset((Channel.TRADES, Channel.BOOK, Channel.TICKER, Channel.CANDLES))
@@ -203,6 +213,13 @@ class MarketData:
         self.flags = (SEQ_FLAG if sequence else 0) | (CHECKSUM_FLAG if checksum else 0)
         self.symbols = {n: normalize(n) for n in map(check_pair, config.symbols)}
         self.base = (config.endpoint or PUBLIC_WS).rstrip("/") + "/ws/2"
+        rest = (config.rest_endpoint or PUBLIC_REST).rstrip("/")
+        self._listing_urls = {name: f"{rest}/v2/conf/{name}" for name in LISTINGS}
+        self._listed: dict[str, frozenset[str]] = {}
+        self._listing_due_ns = 0  # 0: ask at the first chance; -1: done (or given up)
+        self._listing_attempts = 0
+        self._listing_in_flight = False
+        self.invalid_symbols: list[str] = []
         order = (Channel.BOOK, Channel.TRADES, Channel.TICKER, Channel.CANDLES)
         wanted = [(c, n) for c in order if c in channels for n in self.symbols]
         self.conns: dict[str, ConnState] = {}
@@ -268,6 +285,62 @@ class MarketData:
     def take_reconnects(self) -> list[str]:
         taken, self._reconnects = self._reconnects, []
         return taken
+
+    # -- symbol listing -------------------------------------------------------------------------
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        """The three conf lists, once at start (retried a few times on failure)."""
+        if self._listing_in_flight or self._listing_due_ns < 0 or now_ns < self._listing_due_ns:
+            return []
+        self._listing_in_flight = True
+        self._listing_attempts += 1
+        return [
+            RestRequest(name, url, purpose=RestPurpose.SYMBOL_LISTING)
+            for name, url in self._listing_urls.items()
+            if name not in self._listed
+        ]
+
+    def next_wakeup_ns(self) -> int | None:
+        return self._listing_due_ns if self._listing_due_ns > 0 else None
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        if request.purpose is not RestPurpose.SYMBOL_LISTING:
+            return
+        try:
+            if not 200 <= response.status < 300:
+                raise ValueError(f"status {response.status}")
+            lists = LISTING_DECODER.decode(response.body)  # [[NAME, ...]]
+            self._listed[request.key] = frozenset(lists[0] if lists else ())
+        except (ValueError, *DECODE_ERRORS) as e:
+            log.warning("Bitfinex %s: %s", request.key, e)
+        if any(name not in self._listed for name in self._listing_urls):
+            if request.key not in self._listed:  # this one failed: ask again later, or give up
+                self._listing_in_flight = False
+                if self._listing_attempts >= LISTING_ATTEMPTS:
+                    log.warning("Bitfinex symbol lists unavailable: symbols not checked")
+                    self._listing_due_ns = -1
+                else:
+                    self._listing_due_ns = recv_ns + LISTING_RETRY_NS
+            return
+        self._listing_in_flight = False
+        self._listing_due_ns = -1
+        self._check_listed(recv_ns, out)
+
+    def _check_listed(self, recv_ns: int, out: RecordSink) -> None:
+        pairs = self._listed["pub:list:pair:exchange"] | self._listed["pub:list:pair:future"]
+        currencies = self._listed["pub:list:currency"]
+        for native, symbol in self.symbols.items():
+            base, quote = split(native)
+            if native[1:] in pairs and {base, quote} <= currencies:
+                continue
+            self.invalid_symbols.append(native)
+            out.events.append(Event(
+                exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=recv_ns,
+                recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="",
+                expected=-1, received=-1,
+                detail=f"{native} is not a Bitfinex trading pair (conf pub:list:pair:*)",
+            ))  # fmt: skip
 
     def books(self) -> list[BookStatus]:
         statuses = []

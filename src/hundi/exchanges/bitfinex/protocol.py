@@ -37,6 +37,7 @@ from hundi.exchanges.base import (
     RecordSink,
     RejectedFrame,
     RestRequest,
+    RestResponse,
     StreamSpec,
     VenueConfig,
     VenueProtocol,
@@ -193,10 +194,20 @@ class BitfinexProtocol(VenueProtocol):
 
     def due_requests(self, now_ns: int) -> list[RestRequest]:
         self._now_ns = max(self._now_ns, now_ns)  # the I/O loop's clock, polled often
-        return []
+        return self.market.due_requests(now_ns) if self.market is not None else []
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        if self.market is not None:
+            self.market.receive_response(request, response, recv_ns, out)
 
     def next_wakeup_ns(self) -> int | None:
-        return self.session.next_wakeup_ns()
+        wakeups = [self.session.next_wakeup_ns()]
+        if self.market is not None:
+            wakeups.append(self.market.next_wakeup_ns())
+        found = [w for w in wakeups if w is not None]
+        return min(found) if found else None
 
     # -- frames -------------------------------------------------------------------------------
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:

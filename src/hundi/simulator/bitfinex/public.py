@@ -11,9 +11,10 @@ second, heartbeats per channel. Unknown symbols are refused with error 10300.
 
 Faults (each every N seconds, on every connection): ``checksum`` sends a wrong ``cs`` for one
 book, ``seq`` skips a sequence number, ``reconnect`` sends info 20051, ``drop`` aborts sockets
-(the server's own fault). The ground truth (``GET /sim/public``) lists every trade published and
-each book as it now stands; ``POST /sim/public/pause`` freezes the market (heartbeats and
-tickers go on) so a test can compare final books.
+(the server's own fault). REST ``/v2/conf/pub:list:pair:exchange`` (and ``pair:future``,
+``currency``) list the simulated symbols. The ground truth (``GET /sim/public``) lists every
+trade published and each book as it now stands; ``POST /sim/public/pause`` freezes the market
+(heartbeats and tickers go on) so a test can compare final books.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hundi.exchanges.bitfinex.checksum import book_checksum
+from hundi.exchanges.bitfinex.symbols import split
 from hundi.simulator.market import SymbolMarket, SyntheticMarket
 
 SEQ_FLAG = 65536
@@ -248,6 +250,18 @@ class PublicFeed:
                     chan_id, symbol = self.rng.choice(books)
                     wrong = book_checksum(*self._book(self.symbols[symbol])) ^ 0x5A5A
                     await conn.send(conn.stamp([chan_id, "cs", wrong]))
+
+    def listing(self, name: str) -> list[list[str]] | None:
+        """REST ``/v2/conf/{name}`` for the simulated symbols; None for an unknown list."""
+        pairs = [s[1:] for s in self.symbols]
+        if name == "pub:list:pair:exchange":
+            return [pairs]
+        if name == "pub:list:pair:future":
+            return [[]]
+        if name == "pub:list:currency":
+            codes = {c for s in self.symbols for c in split(s)}
+            return [sorted(codes)]
+        return None
 
     def ground_truth(self) -> dict[str, Any]:
         books = {}

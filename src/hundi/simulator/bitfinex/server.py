@@ -135,6 +135,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         app.router.add_get("/sim/stats", self._ground_truth)
         app.router.add_get("/sim/public", self._public_truth)
         app.router.add_post("/sim/public/pause", self._pause)
+        app.router.add_get("/v2/conf/{name}", self._conf)
         await self._listen(app)
         now = time.monotonic()
         self._fault_next = {k: now + every for k, every in self.config.faults.items()}
@@ -185,6 +186,12 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         found["faults"] |= self.fault_counts  # ``drop`` is the server's
         body = msgspec.json.encode(found)
         return web.Response(body=body, content_type="application/json")
+
+    async def _conf(self, request: web.Request) -> web.Response:
+        listing = self.public.listing(request.match_info["name"])
+        if listing is None:
+            return web.Response(status=404, body=b'["error",10020,"conf: invalid"]')
+        return web.Response(body=msgspec.json.encode(listing), content_type="application/json")
 
     async def _pause(self, request: web.Request) -> web.Response:
         self.public.paused = True
