@@ -321,7 +321,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
             await self._send(conn, {"event": "info", "version": 2, "serverId": "sim",
                                     "platform": {"status": 1}})  # fmt: skip
             async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):  # Bitfinex takes either
                     await self._request(conn, msg.data)
         finally:
             conn.closed_ns = time.time_ns()
@@ -330,7 +330,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
             self._closed.append(conn)
         return ws
 
-    async def _request(self, conn: _Conn, text: str) -> None:
+    async def _request(self, conn: _Conn, text: str | bytes) -> None:
         try:
             req = msgspec.json.decode(text)
         except msgspec.DecodeError:
