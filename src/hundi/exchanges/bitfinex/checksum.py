@@ -12,11 +12,13 @@ from __future__ import annotations
 import heapq
 import zlib
 from decimal import Decimal
+from functools import lru_cache
 from typing import Final
 
 DEPTH: Final = 25
 
 
+@lru_cache(maxsize=1 << 16)  # book prices and amounts recur from one checksum to the next
 def js_number(value: float) -> str:
     """``value`` as JavaScript's ``String(value)`` (Python's ``repr`` differs in notation)."""
     if value == int(value) and abs(value) < 2**53:  # exact integers: no ".0"
