@@ -93,7 +93,7 @@ def run(tmp: Path, sim_args: list[str], min_faults: dict[str, int]) -> dict[str,
     with SimulatorProcess(["--symbols", ",".join(SYMBOLS), *sim_args], venue="bitfinex") as sim:
         args = [
             *HUNDI, "collect", "bitfinex", "--symbols", ",".join(SYMBOLS),
-            "--channels", "trades,book,ticker,candles", "--endpoint", sim.ws_url,
+            "--channels", "trades,bbo,book,ticker,candles", "--endpoint", sim.ws_url,
             "--rest-endpoint", sim.rest_url,
             "--store", str(store), "--flush-interval", "0.2", "--duration", "300",
             "--summary-json", str(tmp / "summary.json"),
@@ -164,6 +164,8 @@ def test_trades_exact_and_books_equal_without_faults(tmp_path: Path) -> None:
     events = read(tmp_path / "data", "events")
     assert set(events["kind"]) == {"synced", "stopped"}  # no gap, no invalid symbol
     assert not read(tmp_path / "data", "ticker").empty
+    bbo = read(tmp_path / "data", "bbo")
+    assert not bbo.empty and (bbo["bid_price"] < bbo["ask_price"]).all()
     assert not read(tmp_path / "data", "candles").empty
 
 

@@ -279,6 +279,27 @@ def test_book_snapshot_then_updates() -> None:
     )  # fmt: skip
 
 
+def test_bbo_is_the_top_of_the_p0_book_stored_when_it_changes() -> None:
+    p = venue((Channel.BBO,))
+    (spec,) = p.connections()
+    assert b'"channel":"book"' in spec.subscribe[1], "no BBO channel: the book brings it"
+    out = RecordSink()
+    p.on_open(CONN, T0, out)
+    send(p, {"event": "info", "version": 2})
+    send(p, {"event": "conf", "status": "OK", "flags": 65536})
+    send(p, {"event": "subscribed", "channel": "book", "chanId": 1, "symbol": "tBTCUSD"})
+    send(p, [1, SNAPSHOT, 1], out)
+    send(p, [1, [99.0, 1, 3.0], 2], out)  # below the best bid: the top is unchanged
+    send(p, [1, [101.0, 1, -0.5], 3], out)  # the best ask's size
+    send(p, [1, [101.0, 0, -1], 4], out)  # the best ask gone
+    assert out.book == [], "bbo only: no book rows"
+    e = (T0 // 1_000_000_000) << 31
+    assert [(b.update_id, b.bid_price, b.bid_size, b.ask_price, b.ask_size) for b in out.bbo] == [
+        (e | 1, 100.0, 2.0, 101.0, 1.0), (e | 3, 100.0, 2.0, 101.0, 0.5),
+        (e | 4, 100.0, 2.0, 102.0, 0.25),
+    ]  # fmt: skip
+
+
 def test_checksum_is_crc32_of_top_25_interleaved_in_javascript_spelling() -> None:
     bids = {100.0: 2.0, 99.5: 1.5}
     asks = {101.0: 1.0, 102.0: 0.25}

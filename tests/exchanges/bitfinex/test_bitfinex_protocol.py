@@ -183,8 +183,8 @@ def test_control_and_account_frames_are_filtered(data: bytes) -> None:
 
 
 def test_unserved_channel_is_a_clear_error() -> None:
-    config = VenueConfig(market="spot", symbols=("tBTCUSD",), channels=(Channel.BBO,))
-    with pytest.raises(ValueError, match="Bitfinex does not serve bbo"):
+    config = VenueConfig(market="spot", symbols=("tBTCUSD",), channels=(Channel.BOOK_L3,))
+    with pytest.raises(ValueError, match="Bitfinex does not serve book_l3"):
         BitfinexVenue(config, credentials=CREDS)
 
 

@@ -84,6 +84,7 @@ from hundi.records import (
     BID,
     BUY,
     SELL,
+    Bbo,
     BookChange,
     Candle,
     Channel,
@@ -106,7 +107,9 @@ LISTING_RETRY_NS = 5_000_000_000
 LISTING_ATTEMPTS = 3
 MS = 1_000_000
 DAY_NS = 86_400 * 1_000_000_000
-PUBLIC_CHANNELS = frozenset((Channel.TRADES, Channel.BOOK, Channel.TICKER, Channel.CANDLES))
+PUBLIC_CHANNELS = frozenset(
+    (Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.TICKER, Channel.CANDLES)
+)
 SUBSCRIPTIONS_PER_CONNECTION = 25
 SEQ_FLAG = 65536
 EPOCH_SHIFT = 31  # stored update ids: greeting second << 31 | sequence number
@@ -166,6 +169,9 @@ class LiveBook:
     synced: bool = False
     seq: int = -1
     waiting: str = "waiting for the subscription's snapshot"
+    rows: bool = True  # store BookChange rows (the ``book`` channel asked)
+    bbo: bool = False  # store the top of book when it changes (the ``bbo`` channel asked)
+    top: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(slots=True)
@@ -220,6 +226,10 @@ class MarketData:
         self._listing_attempts = 0
         self._listing_in_flight = False
         self.invalid_symbols: list[str] = []
+        self.store_rows = Channel.BOOK in channels
+        self.store_bbo = Channel.BBO in channels
+        if self.store_bbo:  # Bitfinex has no BBO channel: the top of the P0 book is it
+            channels = channels | {Channel.BOOK}
         order = (Channel.BOOK, Channel.TRADES, Channel.TICKER, Channel.CANDLES)
         wanted = [(c, n) for c in order if c in channels for n in self.symbols]
         self.conns: dict[str, ConnState] = {}
@@ -250,7 +260,7 @@ class MarketData:
             request["symbol"] = native
         sub = Subscription(channel, native, symbol, conn, msgspec.json.encode(request), key=key)
         if channel is Channel.BOOK:
-            sub.book = LiveBook()
+            sub.book = LiveBook(rows=self.store_rows, bbo=self.store_bbo)
         return sub
 
     # -- connections --------------------------------------------------------------------------
@@ -517,13 +527,15 @@ class MarketData:
             book.asks.load(asks)
             book.synced, book.seq, book.waiting = True, seq, ""
             rows = [(BID, p, a) for p, a in bids] + [(ASK, p, a) for p, a in asks]
+            if book.bbo:
+                self._top(sub, book, seq, recv_ns, out)
             out.book.extend(
                 BookChange(
                     exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native,
                     ts=recv_ns, recv_ts=recv_ns, side=side, price=price, size=size,
                     snapshot=True, first_update_id=seq, update_id=seq, prev_update_id=-1,
                 )
-                for side, price, size in rows
+                for side, price, size in (rows if book.rows else ())
             )  # fmt: skip
             out.events.append(Event(
                 exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=recv_ns,
@@ -539,12 +551,32 @@ class MarketData:
         size = abs(entry.amount) if entry.count > 0 else 0.0
         (book.bids if side_sign == BID else book.asks).set(entry.price, size)
         prev, book.seq = book.seq, seq
-        out.book.append(BookChange(
-            exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=recv_ns,
-            recv_ts=recv_ns, side=side_sign, price=entry.price, size=size, snapshot=False,
-            first_update_id=seq, update_id=seq, prev_update_id=prev,
-        ))  # fmt: skip
+        if book.bbo:
+            self._top(sub, book, seq, recv_ns, out)
+        if book.rows:
+            out.book.append(BookChange(
+                exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=recv_ns,
+                recv_ts=recv_ns, side=side_sign, price=entry.price, size=size, snapshot=False,
+                first_update_id=seq, update_id=seq, prev_update_id=prev,
+            ))  # fmt: skip
         return FrameStatus.PROCESSED
+
+    @staticmethod
+    def _top(sub: Subscription, book: LiveBook, seq: int, recv_ns: int, out: RecordSink) -> None:
+        """A ``Bbo`` when the book's best levels changed (price or size; an empty side is 0)."""
+        bid, ask = book.bids.best(), book.asks.best()
+        top = (
+            bid or 0.0, book.bids.levels[bid] if bid is not None else 0.0,
+            ask or 0.0, book.asks.levels[ask] if ask is not None else 0.0,
+        )  # fmt: skip
+        if top == book.top:
+            return
+        book.top = top
+        out.bbo.append(Bbo(
+            exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=recv_ns,
+            recv_ts=recv_ns, update_id=seq if seq >= 0 else recv_ns, bid_price=top[0],
+            bid_size=top[1], ask_price=top[2], ask_size=top[3],
+        ))  # fmt: skip
 
     def _checksum(
         self, sub: Subscription, expected: int, recv_ns: int, out: RecordSink
