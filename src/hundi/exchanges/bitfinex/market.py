@@ -1,4 +1,5 @@
-"""Bitfinex v2 public market data, sans-I/O: trades, P0-P4 books, ticker and candles.
+"""Bitfinex v2 public market data, sans-I/O: trades, P0-P4 books (and their top as ``bbo``),
+ticker and candles.
 
 Public channels live on ``wss://api-pub.bitfinex.com/ws/2``, at most
 :data:`SUBSCRIPTIONS_PER_CONNECTION` subscriptions a connection (Bitfinex's limit), so the
