@@ -327,8 +327,9 @@ def test_matching_checksum_is_counted_a_mismatch_is_a_gap_and_a_resync() -> None
     assert p.market is not None and p.market.checksums_verified == 1
     out = RecordSink()
     assert send(p, [1, "cs", good + 1, seq()], out).name == "PROCESSED"
-    (gap,) = out.events
+    gap, resync = out.events
     assert (gap.kind, gap.channel, gap.detail) == (EventKind.GAP, "book", "checksum mismatch")
+    assert (resync.kind, resync.channel) == (EventKind.RESYNC, "book")
     assert p.market.checksum_mismatches == 1 and p.take_reconnects() == [CONN]
     assert not p.books()[0].synced
     assert send(p, [1, [100.5, 1, 0.5], seq()]).name == "FILTERED"  # broken: not applied
@@ -349,6 +350,7 @@ def test_skipped_sequence_is_a_gap_for_books_and_trades_and_a_resync() -> None:
     gaps = [e for e in out.events if e.kind == EventKind.GAP]
     assert sorted(e.channel for e in gaps) == ["book", "trades"]
     assert (gaps[0].expected, gaps[0].received) == (3, 4)
+    assert [e.channel for e in out.events if e.kind == EventKind.RESYNC] == ["book"]
     assert len(out.trades) == 1, "the frame revealing the gap still carries its trade"
     assert p.take_reconnects() == [CONN]
     assert not p.books()[0].synced

@@ -380,6 +380,18 @@ class MarketData:
                 sub.book.synced = False
                 sub.book.waiting = "waiting for the new connection's snapshot"
 
+    def _resync(self, conn: str, recv_ns: int, out: RecordSink) -> None:
+        """Resubscribe ``conn`` on a fresh socket: a ``resync`` event per broken book on it."""
+        for sub in self.conns[conn].subs:
+            if sub.book is not None and sub.subscribed and not sub.book.synced:
+                out.events.append(Event(
+                    exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native,
+                    ts=recv_ns, recv_ts=recv_ns, kind=EventKind.RESYNC.value,
+                    channel=Channel.BOOK.value, expected=-1, received=-1,
+                    detail=f"resubscribing {conn} on a new connection",
+                ))  # fmt: skip
+        self._reconnect(conn)
+
     def _reconnect(self, conn: str) -> None:
         if conn not in self._reconnects:
             self._reconnects.append(conn)
@@ -438,7 +450,7 @@ class MarketData:
         for sub in state.subs:
             if sub.subscribed and sub.channel in (Channel.BOOK, Channel.TRADES):
                 self._gap(out, sub, recv_ns, recv_ns, last + 1, seq, f"{conn} skipped sequence")
-        self._reconnect(conn)
+        self._resync(conn, recv_ns, out)
 
     def _gap(
         self,
@@ -595,7 +607,7 @@ class MarketData:
         log.warning("%s: book checksum %d, Bitfinex says %d; resubscribing", sub.native, ours,
                     expected)  # fmt: skip
         self._gap(out, sub, recv_ns, recv_ns, expected, ours, "checksum mismatch")
-        self._reconnect(sub.conn)
+        self._resync(sub.conn, recv_ns, out)
         return FrameStatus.PROCESSED
 
     # -- trades, ticker, candles --------------------------------------------------------------
