@@ -182,9 +182,9 @@ def test_control_and_account_frames_are_filtered(data: bytes) -> None:
     assert protocol().receive(AUTH_KEY, data, T0, RecordSink()).name == "FILTERED"
 
 
-def test_market_data_is_a_clear_not_yet() -> None:
-    config = VenueConfig(market="spot", symbols=("TBTCUSD",), channels=(Channel.TRADES,))
-    with pytest.raises(ValueError, match="not implemented yet"):
+def test_unserved_channel_is_a_clear_error() -> None:
+    config = VenueConfig(market="spot", symbols=("tBTCUSD",), channels=(Channel.BOOK_L3,))
+    with pytest.raises(ValueError, match="Bitfinex does not serve book_l3"):
         BitfinexVenue(config, credentials=CREDS)
 
 

@@ -1,13 +1,17 @@
-"""Bitfinex v2 (sans-I/O venue protocol): authenticated own orders and fills for now.
+"""Bitfinex v2 (sans-I/O venue protocol): public market data (trades, books with checksums and
+sequence numbers, ticker, candles) and authenticated own orders and fills.
 
 ``BitfinexVenue(config)`` is the ``hundi.exchanges`` entry point. Records carry
-``exchange="bitfinex"``; symbols are normalized ``tBTCUSD`` → ``BTC-USD``. Credentials come from
+``exchange="bitfinex"``; symbols are normalized ``tBTCUSD`` → ``BTC-USD``, ``tBTCUST`` →
+``BTC-USDT`` (:mod:`hundi.exchanges.bitfinex.symbols`). Credentials (private channels only) from
 ``BITFINEX_API_KEY``/``BITFINEX_API_SECRET`` (environment or ``.secret.bitfinex.env``).
 """
 
 from __future__ import annotations
 
 from hundi.exchanges.base import VenueConfig
+from hundi.exchanges.bitfinex.book import BOOK_RULE
+from hundi.exchanges.bitfinex.capture import infer_capture
 from hundi.exchanges.bitfinex.protocol import PRIVATE_CHANNELS, BitfinexProtocol
 from hundi.exchanges.credentials import Credentials, require_credentials
 from hundi.exchanges.registry import Exchange
@@ -24,6 +28,9 @@ def BitfinexVenue(config: VenueConfig, credentials: Credentials | None = None) -
 EXCHANGE = Exchange(
     name="bitfinex",
     venue=BitfinexVenue,
+    book_rule=BOOK_RULE,
+    infer_capture=infer_capture,
+    recordings=("BITFINEX",),
     simulator="hundi.simulator.bitfinex.command:bitfinex",
 )
 

@@ -100,3 +100,89 @@ ORDER_DECODER: Final = msgspec.json.Decoder(OrderArray)
 ORDERS_DECODER: Final = msgspec.json.Decoder(list[OrderArray])
 TRADE_DECODER: Final = msgspec.json.Decoder(TradeArray)
 NOTIFICATION_DECODER: Final = msgspec.json.Decoder(Notification)
+
+
+# -- public market data ---------------------------------------------------------------------
+
+
+class PublicEvent(Struct, gc=False):
+    """Control events of a public connection: ``info``, ``conf``, ``subscribed``, ``error``..."""
+
+    event: str
+    code: int | None = None
+    msg: str = ""
+    version: int | None = None
+    flags: int | None = None
+    status: str = ""
+    channel: str = ""
+    chan_id: int | None = field(name="chanId", default=None)
+    symbol: str = ""
+    key: str = ""
+    prec: str = ""
+
+
+class PublicFrame(Struct, array_like=True, gc=False):
+    """``[CHAN_ID, BODY, ...]``: BODY is a kind string (``hb``, ``te``, ``tu``, ``cs``) with its
+    payload and sequence after it, or the payload itself followed by the sequence."""
+
+    chan_id: int
+    body: Raw
+    second: Raw = EMPTY
+    third: Raw = EMPTY
+
+
+class BookEntry(Struct, array_like=True, gc=False):
+    """A P0-P4 book level: ``[PRICE, COUNT, AMOUNT]`` (count 0: delete; amount < 0: ask)."""
+
+    price: Num
+    count: int
+    amount: Num
+
+
+class PublicTrade(Struct, array_like=True, gc=False):
+    """``[ID, MTS, AMOUNT, PRICE]`` (amount < 0: the taker sold)."""
+
+    id: int
+    mts: Millis
+    amount: Num
+    price: Num
+
+
+class TickerArray(Struct, array_like=True, gc=False):
+    """``[BID, BID_SIZE, ASK, ASK_SIZE, DAILY_CHANGE, DAILY_CHANGE_RELATIVE, LAST_PRICE,
+    VOLUME, HIGH, LOW]``."""
+
+    bid: Num
+    bid_size: Num
+    ask: Num
+    ask_size: Num
+    daily_change: Num
+    daily_change_relative: Num
+    last_price: Num
+    volume: Num
+    high: Num
+    low: Num
+
+
+class CandleArray(Struct, array_like=True, gc=False):
+    """``[MTS, OPEN, CLOSE, HIGH, LOW, VOLUME]``."""
+
+    mts: Millis
+    open: Num
+    close: Num
+    high: Num
+    low: Num
+    volume: Num
+
+
+PUBLIC_EVENT_DECODER: Final = msgspec.json.Decoder(PublicEvent)
+PUBLIC_FRAME_DECODER: Final = msgspec.json.Decoder(PublicFrame)
+KIND_DECODER: Final = msgspec.json.Decoder(str)
+INT_DECODER: Final = msgspec.json.Decoder(int)
+BOOK_ENTRY_DECODER: Final = msgspec.json.Decoder(BookEntry)
+BOOK_SNAPSHOT_DECODER: Final = msgspec.json.Decoder(list[BookEntry])
+PUBLIC_TRADE_DECODER: Final = msgspec.json.Decoder(PublicTrade)
+PUBLIC_TRADES_DECODER: Final = msgspec.json.Decoder(list[PublicTrade])
+TICKER_DECODER: Final = msgspec.json.Decoder(TickerArray)
+CANDLE_DECODER: Final = msgspec.json.Decoder(CandleArray)
+CANDLES_DECODER: Final = msgspec.json.Decoder(list[CandleArray])

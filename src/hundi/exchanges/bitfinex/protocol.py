@@ -1,4 +1,8 @@
-"""The Bitfinex v2 venue protocol, sans-I/O: authenticated channel 0 (own orders and fills).
+"""The Bitfinex v2 venue protocol, sans-I/O: public market data and authenticated channel 0.
+
+Market data (trades, books, ticker, candles on ``api-pub``) is
+:class:`~hundi.exchanges.bitfinex.market.MarketData`'s, on its own connections; this module
+routes their frames there and runs the authenticated connection itself (own orders and fills).
 
 On every open of the authenticated connection (``wss://api.bitfinex.com/ws/2``) it sends the
 ``auth`` event (:mod:`hundi.exchanges.bitfinex.auth`, a fresh strictly increasing nonce each
@@ -15,8 +19,7 @@ change is skipped; fills and orders that closed meanwhile are not replayed, so a
 connection records a ``gap`` event on ``orders``.
 
 A refused key, signature or nonce records ``auth_failed`` and retries with a capped back-off
-(:class:`~hundi.exchanges.authretry.AuthRetry`). Public market data (``book``, ``trades``...
-on ``api-pub``) is not implemented yet; it would add its own connections next to ``auth``.
+(:class:`~hundi.exchanges.authretry.AuthRetry`).
 """
 
 from __future__ import annotations
@@ -28,17 +31,20 @@ import msgspec
 from hundi.exchanges.authretry import AUTH_RETRY_OPTIONS, AuthRetry, PrivateSession
 from hundi.exchanges.base import (
     DECODE_ERRORS,
+    BookStatus,
     FrameStatus,
     Opening,
     RecordSink,
     RejectedFrame,
     RestRequest,
+    RestResponse,
     StreamSpec,
     VenueConfig,
     VenueProtocol,
     decode_rejection,
 )
 from hundi.exchanges.bitfinex.auth import NonceClock, auth_message
+from hundi.exchanges.bitfinex.market import MARKET_OPTION_HELP, PUBLIC_CHANNELS, MarketData
 from hundi.exchanges.bitfinex.messages import (
     CHANNEL_DECODER,
     CONTROL_DECODER,
@@ -49,6 +55,7 @@ from hundi.exchanges.bitfinex.messages import (
     ControlMsg,
     OrderArray,
 )
+from hundi.exchanges.bitfinex.symbols import normalize
 from hundi.exchanges.credentials import Credentials
 from hundi.exchanges.validity import check_trade
 from hundi.records import BUY, SELL, Channel, EventKind, Fill, Order
@@ -71,6 +78,7 @@ RECONNECT_INFO = 20051  # "please reconnect": the server is going away
 OPTION_HELP = {
     "private_endpoint": "authenticated WS base, default: --endpoint if given, else Bitfinex's",
     **AUTH_RETRY_OPTIONS,
+    **MARKET_OPTION_HELP,
 }
 
 
@@ -91,17 +99,6 @@ def order_status(text: str) -> str:
     return current.lower() or "unknown"
 
 
-def normalize(native: str) -> str:
-    """``tBTCUSD`` → ``BTC-USD``; ``tBTCF0:USTF0`` → ``BTCF0-USTF0``."""
-    body = native[1:] if native[:1] in ("t", "f") else native
-    if ":" in body:
-        base, _, quote = body.partition(":")
-        return f"{base}-{quote}"
-    if len(body) == 6:
-        return f"{body[:3]}-{body[3:]}"
-    return body
-
-
 class BitfinexProtocol(VenueProtocol):
     """See the module docstring. Build it with :func:`hundi.exchanges.bitfinex.BitfinexVenue`."""
 
@@ -115,15 +112,18 @@ class BitfinexProtocol(VenueProtocol):
                 f"unknown Bitfinex option(s) {sorted(unknown)}; known: {sorted(OPTION_HELP)}"
             )
         channels = set(config.channels) - {Channel.EVENTS}
-        public = sorted(c.value for c in channels - PRIVATE_CHANNELS)
-        if public:
+        unsupported = sorted(c.value for c in channels - PRIVATE_CHANNELS - PUBLIC_CHANNELS)
+        if unsupported:
+            known = sorted(c.value for c in PUBLIC_CHANNELS | PRIVATE_CHANNELS)
             raise ValueError(
-                f"Bitfinex market data ({', '.join(public)}) is not implemented yet; "
-                "Bitfinex collects the authenticated channels orders and fills"
+                f"Bitfinex does not serve {', '.join(unsupported)} (it serves {', '.join(known)})"
             )
         if not channels:
             raise ValueError("no channels configured")
-        if credentials is None and config.authenticate:
+        public = frozenset(channels & PUBLIC_CHANNELS)
+        self.market = MarketData(config, public) if public else None
+        self.private = bool(channels & PRIVATE_CHANNELS)
+        if self.private and credentials is None and config.authenticate:
             raise ValueError("the orders and fills channels need API credentials")
         if credentials is not None and credentials.ed25519_pem is not None:
             raise ValueError("Bitfinex keys are HMAC keys: set BITFINEX_API_SECRET, not a key file")
@@ -146,7 +146,13 @@ class BitfinexProtocol(VenueProtocol):
 
     # -- connections --------------------------------------------------------------------------
     def connections(self) -> list[StreamSpec]:
-        return [self.auth_spec]
+        specs = [self.auth_spec] if self.private else []
+        if self.market is not None:
+            specs += self.market.connections()
+        return specs
+
+    def books(self) -> list[BookStatus]:
+        return self.market.books() if self.market is not None else []
 
     def normalize_symbol(self, native: str) -> str:
         return normalize(native)
@@ -164,9 +170,14 @@ class BitfinexProtocol(VenueProtocol):
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
+        if self.market is not None and self.market.owns(conn_key):
+            self.market.on_open(conn_key, now_ns, out)
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
+        if self.market is not None and self.market.owns(conn_key):
+            self.market.on_close(conn_key, now_ns, out)
+            return
         if conn_key == AUTH_KEY and self.authenticated:
             self.authenticated = False
             detail = (
@@ -176,18 +187,33 @@ class BitfinexProtocol(VenueProtocol):
             self.session.event(out, EventKind.GAP, now_ns, detail)
 
     def take_reconnects(self) -> list[str]:
-        return [AUTH_KEY] if self.session.take_reconnect(self._now_ns) else []
+        asked = self.market.take_reconnects() if self.market is not None else []
+        if self.session.take_reconnect(self._now_ns):
+            asked.append(AUTH_KEY)
+        return asked
 
     def due_requests(self, now_ns: int) -> list[RestRequest]:
         self._now_ns = max(self._now_ns, now_ns)  # the I/O loop's clock, polled often
-        return []
+        return self.market.due_requests(now_ns) if self.market is not None else []
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        if self.market is not None:
+            self.market.receive_response(request, response, recv_ns, out)
 
     def next_wakeup_ns(self) -> int | None:
-        return self.session.next_wakeup_ns()
+        wakeups = [self.session.next_wakeup_ns()]
+        if self.market is not None:
+            wakeups.append(self.market.next_wakeup_ns())
+        found = [w for w in wakeups if w is not None]
+        return min(found) if found else None
 
     # -- frames -------------------------------------------------------------------------------
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         self._now_ns = max(self._now_ns, recv_ns)
+        if conn_key != AUTH_KEY and self.market is not None and self.market.owns(conn_key):
+            return self.market.receive(conn_key, data, recv_ns, out)
         try:
             if data[:1] == b"{":
                 return self._control(CONTROL_DECODER.decode(data), recv_ns, out)

@@ -1,5 +1,6 @@
-"""``hundi simulate bitfinex``: the Bitfinex v2 authenticated WebSocket until Ctrl-C, SIGTERM or
-``--duration``.
+"""``hundi simulate bitfinex``: the Bitfinex v2 WebSocket (public channels on the shared
+synthetic market, and the authenticated channel 0 when BITFINEX_API_KEY/_SECRET are set) until
+Ctrl-C, SIGTERM or ``--duration``.
 
 Registered as the ``simulator`` of the ``bitfinex`` exchange (``hundi.exchanges.bitfinex``);
 :mod:`hundi.simulator.cli` loads it only when it is run or listed. The first stdout lines are
@@ -9,6 +10,7 @@ Registered as the ``simulator`` of the ``bitfinex`` exchange (``hundi.exchanges.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import click
@@ -27,6 +29,11 @@ if TYPE_CHECKING:
 @click.option("--heartbeat", type=float, default=15.0, show_default=True, help="Seconds.")
 @click.option("--private-fault", "private_faults", multiple=True, metavar="drop:N",
               help="drop:N aborts every socket each N s; repeatable.")  # fmt: skip
+@click.option("--fault", "faults", multiple=True, metavar="KIND:N",
+              help="Public-channel fault every N s: checksum, seq, reconnect or drop; "
+                   "repeatable.")  # fmt: skip
+@click.option("--rate", type=float, default=50.0, show_default=True,
+              help="Public market actions per second.")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def bitfinex(
     host: str,
@@ -36,28 +43,38 @@ def bitfinex(
     order_interval: float,
     heartbeat: float,
     private_faults: tuple[str, ...],
+    faults: tuple[str, ...],
+    rate: float,
     duration: float | None,
 ) -> None:
-    """Bitfinex v2 authenticated WebSocket for the account in BITFINEX_API_KEY/_SECRET."""
-    from hundi.exchanges.credentials import CredentialError, require_credentials
-    from hundi.simulator.bitfinex.server import BitfinexSimConfig, BitfinexSimulator
+    """Bitfinex v2 WebSocket: public channels; orders and fills of the account in
+    BITFINEX_API_KEY/_SECRET when set."""
+    from hundi.exchanges.credentials import CredentialError, Credentials, require_credentials
+    from hundi.simulator.bitfinex.server import FAULTS, BitfinexSimConfig, BitfinexSimulator
 
+    credentials: Credentials | None = None
     try:
-        credentials = require_credentials("bitfinex")
-        faults: dict[str, float] = {}
-        for text in private_faults:
+        if private_faults:
+            credentials = require_credentials("bitfinex")
+        else:
+            with contextlib.suppress(CredentialError):
+                credentials = require_credentials("bitfinex")
+        every: dict[str, float] = {}
+        for text, known in [(t, ("drop",)) for t in private_faults] + [(t, FAULTS) for t in faults]:
             kind, _, raw = text.partition(":")
-            if kind != "drop" or not raw.replace(".", "", 1).isdigit() or not float(raw) > 0:
-                raise ValueError(f"unknown private fault {text!r} (known: drop:N)")
-            faults[kind] = float(raw)
+            if kind not in known or not raw.replace(".", "", 1).isdigit() or not float(raw) > 0:
+                names = ", ".join(f"{k}:N" for k in known)
+                raise ValueError(f"unknown fault {text!r} (known: {names})")
+            every[kind] = float(raw)
     except (CredentialError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    if not order_interval > 0 or not heartbeat > 0:
-        raise click.UsageError("--order-interval and --heartbeat must be > 0")
+    if not order_interval > 0 or not heartbeat > 0 or not rate > 0:
+        raise click.UsageError("--order-interval, --heartbeat and --rate must be > 0")
     config = BitfinexSimConfig(
         credentials=credentials, host=host, port=port,
         symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()),
-        order_interval_s=order_interval, heartbeat_s=heartbeat, faults=faults, seed=seed,
+        order_interval_s=order_interval, heartbeat_s=heartbeat, faults=every, seed=seed,
+        rate=rate,
     )  # fmt: skip
     try:
         asyncio.run(_serve_bitfinex(BitfinexSimulator(config), duration))
@@ -68,4 +85,8 @@ def bitfinex(
 async def _serve_bitfinex(sim: BitfinexSimulator, duration: float | None) -> None:
     from hundi.simulator.site import serve_until_stopped
 
-    await serve_until_stopped(sim, duration, lambda: f"stopped: {sim.steps} order updates")
+    await serve_until_stopped(
+        sim,
+        duration,
+        lambda: f"stopped: {sim.steps} order updates, {sim.public.actions} market actions",
+    )

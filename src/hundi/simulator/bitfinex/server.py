@@ -8,6 +8,11 @@ must exceed the last one seen for the key (10114 ``nonce: small``), ``authPayloa
 account's order lifecycles as ``on``/``ou``/``oc``, ``te``+``tu`` per fill and ``n`` for a
 refused order, with heartbeats ``[0,"hb"]``. Fault ``drop:N`` aborts every socket each N s.
 ``GET /sim/private`` lists every order update delivered, per connection (ground truth).
+
+The same socket serves the public channels (``conf``, ``subscribe``: trades, books with
+checksums and sequence numbers, ticker, candles) from :mod:`hundi.simulator.bitfinex.public`,
+with faults ``checksum:N``, ``seq:N`` and ``reconnect:N``; ``GET /sim/public`` is their ground
+truth. Without credentials (``credentials=None``) every ``auth`` is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from hundi.exchanges.credentials import Credentials
+from hundi.simulator.bitfinex.public import PUBLIC_FAULTS, PublicFeed
 from hundi.simulator.lifecycle import Lifecycles, SimOrder, Step
 from hundi.simulator.site import SimulatorSite
 
@@ -33,7 +39,7 @@ GROUND_TRUTH_MAX = 200_000
 BAD_KEY = (10100, "apikey: invalid")
 BAD_SIGNATURE = (10100, "apikey: digest invalid")
 SMALL_NONCE = (10114, "nonce: small")
-FAULTS = ("drop",)
+FAULTS = ("drop", *PUBLIC_FAULTS)
 
 
 def _now_ms() -> int:
@@ -42,7 +48,7 @@ def _now_ms() -> int:
 
 @dataclass(slots=True)
 class BitfinexSimConfig:
-    credentials: Credentials
+    credentials: Credentials | None
     host: str = "127.0.0.1"
     port: int = 0
     symbols: tuple[str, ...] = ("tBTCUSD", "tETHUSD")
@@ -50,6 +56,8 @@ class BitfinexSimConfig:
     heartbeat_s: float = 15.0
     faults: dict[str, float] = field(default_factory=dict)
     seed: int = 1
+    rate: float = 50.0  # public market actions per second
+    tick_s: float = 0.05  # how often the public feed publishes
 
 
 class _Conn:
@@ -100,8 +108,10 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
 
     def __init__(self, config: BitfinexSimConfig) -> None:
         self.config = config
-        self._key = config.credentials.api_key.reveal()
-        self._secret = config.credentials.api_secret.reveal()
+        creds = config.credentials
+        self._key = creds.api_key.reveal() if creds is not None else ""
+        self._secret = creds.api_secret.reveal() if creds is not None else ""
+        self.public = PublicFeed(config.symbols, config.seed, config.rate)
         self.lifecycles = Lifecycles(random.Random(config.seed), config.symbols, fee_asset="USD")
         self._conns: dict[int, _Conn] = {}
         self._closed: deque[_Conn] = deque(maxlen=1000)
@@ -123,11 +133,19 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         app.router.add_get("/ws/2", self._ws)
         app.router.add_get("/sim/private", self._ground_truth)
         app.router.add_get("/sim/stats", self._ground_truth)
+        app.router.add_get("/sim/public", self._public_truth)
+        app.router.add_post("/sim/public/pause", self._pause)
+        app.router.add_get("/v2/conf/{name}", self._conf)
         await self._listen(app)
         now = time.monotonic()
         self._fault_next = {k: now + every for k, every in self.config.faults.items()}
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._run()), loop.create_task(self._heartbeats())]
+        self._tasks = [
+            loop.create_task(self._run()),
+            loop.create_task(self._heartbeats()),
+            loop.create_task(self._publish()),
+            loop.create_task(self._tickers()),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -163,6 +181,46 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
     async def _ground_truth(self, request: web.Request) -> web.Response:
         return web.Response(body=msgspec.json.encode(self.stats()), content_type="application/json")
 
+    async def _public_truth(self, request: web.Request) -> web.Response:
+        found = self.public.ground_truth()
+        found["faults"] |= self.fault_counts  # ``drop`` is the server's
+        body = msgspec.json.encode(found)
+        return web.Response(body=body, content_type="application/json")
+
+    async def _conf(self, request: web.Request) -> web.Response:
+        listing = self.public.listing(request.match_info["name"])
+        if listing is None:
+            return web.Response(status=404, body=b'["error",10020,"conf: invalid"]')
+        return web.Response(body=msgspec.json.encode(listing), content_type="application/json")
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        self.public.paused = True
+        return web.Response(body=b'{"paused":true}', content_type="application/json")
+
+    # -- public market data -------------------------------------------------------------------
+    async def _publish(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.tick_s)
+            now = time.monotonic()
+            await self._public_faults(now)
+            await self.public.tick(now - last)
+            last = now
+
+    async def _tickers(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self.public.tickers()
+
+    async def _public_faults(self, now: float) -> None:
+        if self.public.paused:
+            return  # a frozen market stays consistent: the final books can be compared
+        for kind in PUBLIC_FAULTS:
+            due = self._fault_next.get(kind)
+            if due is not None and now >= due:
+                self._fault_next[kind] = now + self.config.faults[kind]
+                await self.public.fault(kind)
+
     # -- account activity --------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
@@ -176,11 +234,12 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
             for conn in list(self._conns.values()):
                 if conn.authed:
                     await self._send(conn, [0, "hb"])
+            await self.public.heartbeats()
 
     def _faults(self) -> None:
         now = time.monotonic()
         for kind, due in list(self._fault_next.items()):
-            if now >= due:
+            if kind == "drop" and now >= due:
                 self._fault_next[kind] = now + self.config.faults[kind]
                 self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
                 for conn in list(self._conns.values()):
@@ -257,23 +316,28 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         conn = _Conn(self._next_conn, ws, request.transport)
         self._next_conn += 1
         self._conns[conn.conn_id] = conn
+        self.public.attach(conn.conn_id, lambda message: self._send(conn, message))
         try:
             await self._send(conn, {"event": "info", "version": 2, "serverId": "sim",
                                     "platform": {"status": 1}})  # fmt: skip
             async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):  # Bitfinex takes either
                     await self._request(conn, msg.data)
         finally:
             conn.closed_ns = time.time_ns()
+            self.public.detach(conn.conn_id)
             self._conns.pop(conn.conn_id, None)
             self._closed.append(conn)
         return ws
 
-    async def _request(self, conn: _Conn, text: str) -> None:
+    async def _request(self, conn: _Conn, text: str | bytes) -> None:
         try:
             req = msgspec.json.decode(text)
         except msgspec.DecodeError:
             await self._send(conn, {"event": "error", "code": 10001, "msg": "Invalid JSON"})
+            return
+        if isinstance(req, dict) and req.get("event") in ("conf", "subscribe", "ping"):
+            await self.public.request(conn.conn_id, req)
             return
         if not isinstance(req, dict) or req.get("event") != "auth":
             await self._send(conn, {"event": "error", "code": 10000, "msg": "Unknown event"})
@@ -302,7 +366,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
 
     def _check_auth(self, req: dict[str, Any]) -> tuple[int, str] | None:
         key = req.get("apiKey")
-        if not isinstance(key, str) or not hmac.compare_digest(key, self._key):
+        if not self._key or not isinstance(key, str) or not hmac.compare_digest(key, self._key):
             return BAD_KEY
         nonce = req.get("authNonce")
         if not isinstance(nonce, int) or nonce <= self._last_nonce:
