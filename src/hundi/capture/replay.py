@@ -189,7 +189,9 @@ class _Replayer:
         elif kind is CaptureKind.CLOSE:
             stats.closes += 1
             self.close(event)
-        self.protocol.take_reconnects()  # a replay cannot reconnect; the capture shows what did
+        # a replay cannot reconnect or send: the capture shows what the live run did
+        self.protocol.take_reconnects()
+        self.protocol.take_messages()
 
     def close(self, event: CaptureEvent) -> None:
         """A captured close; a clean stop's (its data says so) stores what the live collector

@@ -202,6 +202,8 @@ class VenueSockets:
         self._venue_messages: dict[str, list[bytes]] = {}
         # authenticated streams: what they receive is redacted before captures and quarantine
         self._private = frozenset(s.key for s in self.specs if s.private)
+        self._rates = {s.key: s.max_outgoing_per_s for s in self.specs}
+        self._venue_tokens: dict[str, tuple[float, float]] = {}  # key -> (tokens, at monotonic)
 
     # --- hot path -----------------------------------------------------------------------------
 
@@ -311,14 +313,43 @@ class VenueSockets:
         return LiveSocket(conn, feed)
 
     def _send_venue_messages(self, key: str, live: LiveSocket) -> None:
-        """Send what the venue asked to send on stream ``key`` (``take_messages``); messages
-        for the other streams wait for their own supervisor, those of closed streams go."""
+        """Send what the venue asked to send on stream ``key`` (``take_messages``), within the
+        venue's limit on client messages (``StreamSpec.max_outgoing_per_s``: the rest wait for
+        the next tick). Messages for the other streams wait for their own supervisor; those
+        of a stream that closed were dropped by :meth:`_lost` (its reopen subscribes afresh),
+        and those for a key that is no stream are dropped once, with a log line."""
         pending = self._venue_messages
         for asked_key, message in self.protocol.take_messages():
+            if asked_key not in self.stats:
+                log.error(
+                    "%s asked to send on unknown stream %r: dropped",
+                    self.protocol.exchange,
+                    asked_key,
+                )
+                continue
             pending.setdefault(asked_key, []).append(message)
-        for message in pending.pop(key, ()):
+        queue = pending.get(key)
+        if not queue:
+            return
+        now = time.monotonic()
+        rate = self._rates.get(key, 0.0)
+        if rate > 0:
+            # a token bucket of one second's worth: bursts stay within the venue's limit
+            tokens, last = self._venue_tokens.get(key, (rate, now))
+            tokens = min(rate, tokens + (now - last) * rate)
+            allowed = int(tokens)
+            self._venue_tokens[key] = (tokens - min(allowed, len(queue)), now)
+        else:
+            allowed = len(queue)
+        sending, pending[key] = queue[:allowed], queue[allowed:]
+        for message in sending:
             live.conn.send(message)
-            self._capture(CaptureKind.SENT, time.time_ns(), key, data=message)
+            self._capture(
+                CaptureKind.SENT,
+                time.time_ns(),
+                key,
+                data=REDACTED if key in self._private else message,
+            )
 
     def _opening(self, spec: StreamSpec) -> Opening:
         """This open's URL and messages, built now (fresh signatures, listen keys)."""
@@ -359,6 +390,7 @@ class VenueSockets:
         """The socket is gone: tell the protocol (gap) and the capture."""
         now = time.time_ns()
         self.stats[key].connected = False
+        self._venue_messages.pop(key, None)  # meant for the socket that is gone
         self._capture(CaptureKind.CLOSE, now, key, data=detail.encode())
         self.protocol.on_close(key, now, self.sink)
 

@@ -265,8 +265,9 @@ class VenueProtocol(ABC):
     def take_messages(self) -> list[tuple[str, bytes]]:
         """``(connection key, message)`` the venue asks to send now on an open connection, e.g.
         a re-subscribe that resyncs one book in place after a checksum mismatch. The I/O
-        layer sends them on the stream's socket at its next supervisor tick (a stream that is
-        reconnecting gets them once open again, after its own subscribes)."""
+        layer sends them on the stream's socket at its next supervisor tick, within
+        ``StreamSpec.max_outgoing_per_s``; messages for a stream whose socket is lost before
+        they are sent are dropped (``on_close`` runs, and the reopen subscribes afresh)."""
         return []
 
     def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:

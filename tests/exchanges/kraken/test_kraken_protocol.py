@@ -3,6 +3,7 @@ truncation to the depth, gap + in-place resync, trade dedup and gaps, bad input,
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import msgspec
@@ -114,6 +115,23 @@ def test_update_applies_deletes_and_verifies() -> None:
     assert [(r.side, r.price, r.size, r.snapshot) for r in out.book] == [(ASK, 100.0, 0.0, False)]
     assert out.book[0].ts == 1_700_000_000_123_456_000
     assert p.checksums_verified == 2 and out.events == []
+
+
+def test_a_rollovers_second_snapshot_does_not_reset_a_synced_book() -> None:
+    """Make-before-break: the new socket's snapshot comes after updates the old socket gave
+    (and the new socket's copies of those are dropped as duplicates), so it is not applied."""
+    p, _ = synced()
+    expected = crc("1002200000000", "99950000000", "9981")
+    assert feed(p, book("update", [], [(100.0, 0.0)], expected)) is FrameStatus.PROCESSED
+    out = RecordSink()
+    again = book("snapshot", [(99.9, 0.5), (99.8, 0.00000001)], [(100.0, 1.01), (100.2, 2.0)],
+                 SNAP_CRC)  # fmt: skip
+    assert feed(p, again, out) is FrameStatus.FILTERED
+    assert out.book == [] and out.events == []
+    (status,) = p.books()
+    assert status.synced and status.best_ask == 100.2
+    (spec,) = p.connections()
+    assert spec.max_lifetime_s == math.inf  # Kraken documents no lifetime: no routine rollover
 
 
 def test_checksum_uses_the_wire_decimals_not_a_float() -> None:

@@ -242,6 +242,7 @@ class KrakenProtocol(VenueProtocol):
                 self.config.endpoint or WS_URL,
                 subscribe=tuple(messages),
                 max_outgoing_per_s=MAX_OUTGOING_PER_S,
+                max_lifetime_s=math.inf,  # Kraken documents no connection lifetime
             )
         ]
 
@@ -362,6 +363,11 @@ class KrakenProtocol(VenueProtocol):
             prepared.append((self.book[native], entry.checksum, bids, asks, ts))
         status = FrameStatus.FILTERED
         for book, checksum, bids, asks, ts in prepared:
+            if msg.type == "snapshot" and book.synced:
+                # a second socket's snapshot while this book is synced (a make-before-break
+                # rollover): older than the updates the old socket already gave, and the new
+                # socket's copies of those are dropped as duplicates, so it must not reset it
+                continue
             if msg.type == "snapshot":
                 self._snapshot(book, conn_key, checksum, bids, asks, ts, recv_ns, out)
                 status = FrameStatus.PROCESSED

@@ -21,6 +21,7 @@ again on the connection (:meth:`KrakenV1Protocol.take_messages`).
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import msgspec
@@ -126,6 +127,7 @@ class KrakenV1Protocol(VenueProtocol):
                 self.config.endpoint or WS_URL_V1,
                 subscribe=(self._book_message("subscribe", list(self.symbols)),),
                 max_outgoing_per_s=MAX_OUTGOING_PER_S,
+                max_lifetime_s=math.inf,  # Kraken documents no connection lifetime
             )
         ]
 
@@ -231,6 +233,8 @@ class KrakenV1Protocol(VenueProtocol):
         book_maps: list[BookMap] = [m for m in maps if isinstance(m, BookMap)]
         first = book_maps[0]
         if first.snapshot_asks is not None or first.snapshot_bids is not None:
+            if book.synced:  # a rollover's second socket: see KrakenProtocol (v2)
+                return FrameStatus.FILTERED
             return self._snapshot(book, first, recv_ns, out)
         return self._update(book, book_maps, conn_key, recv_ns, out)
 
