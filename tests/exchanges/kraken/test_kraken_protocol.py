@@ -306,6 +306,21 @@ def test_a_pair_the_instrument_snapshot_does_not_list_is_an_invalid_symbol() -> 
     assert out.events == []  # said once
 
 
+@pytest.mark.parametrize(
+    ("status", "invalid"),
+    [("maintenance", False), ("reduce_only", False), ("work_in_progress", False),
+     ("delisted", True)],
+)  # fmt: skip
+def test_only_a_delisted_pair_is_an_invalid_symbol(status: str, invalid: bool) -> None:
+    """Maintenance and the like are temporary: the pair's data comes back with it."""
+    p = KrakenVenue(VenueConfig("spot", ("BTC/USD",), (Channel.TRADES,)))
+    pairs = [{"symbol": "BTC/USD", "price_precision": 1, "qty_precision": 8, "status": status}]
+    out = RecordSink()
+    msg = {"channel": "instrument", "type": "snapshot", "data": {"assets": [], "pairs": pairs}}
+    p.receive("public", msgspec.json.encode(msg), NOW, out)
+    assert [e.kind for e in out.events] == (["invalid_symbol"] if invalid else [])
+
+
 def test_ticker_is_bbo_and_ticker() -> None:
     p = make()
     out = RecordSink()
@@ -390,6 +405,7 @@ def test_bad_frames_rejected_with_their_reason(data: bytes, reason: str) -> None
         (VenueConfig("spot", ("BTCUSD",), (Channel.TRADES,)), "not a Kraken pair"),
         (VenueConfig("spot", ("XBT/USD",), (Channel.TRADES,)), "v2 spells it BTC/USD"),
         (VenueConfig("spot", ("BTC/USD", "BTC/USD"), (Channel.TRADES,)), "listed twice"),
+        (VenueConfig("spot", ("btc/usd",), (Channel.TRADES,)), "upper case.*'BTC/USD'"),
         (VenueConfig("usdm", ("BTC/USD",), (Channel.TRADES,)), "spot market only"),
         (VenueConfig("spot", ("BTC/USD",), (Channel.BOOK,), options={"depth": "50"}),
          "depth must be one of"),

@@ -32,6 +32,10 @@ def check_config(config: VenueConfig, supported: frozenset[Channel], api: str) -
         raise ValueError(f"{EXCHANGE}: no symbols")
     for native in config.symbols:
         normalize(native)  # ValueError, one line, for a spelling that is not a pair
+        if native != native.upper():  # Kraken would answer every frame for another spelling
+            raise ValueError(
+                f"{EXCHANGE} pairs are upper case: {native!r} (use {native.upper()!r})"
+            )
     if len(set(config.symbols)) != len(config.symbols):
         raise ValueError(f"{EXCHANGE}: a symbol is listed twice: {', '.join(config.symbols)}")
 

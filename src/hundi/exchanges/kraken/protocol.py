@@ -607,7 +607,9 @@ def _listing_problem(native: str, pair: PairInfo | None) -> str | None:
         return f"KRAKEN does not list {native} (instrument channel)"
     if pair.price_precision < 0 or pair.qty_precision < 0:
         return f"KRAKEN lists {native} without its precisions (instrument channel)"
-    if pair.status not in ("online", "post_only", "limit_only", "cancel_only"):
+    # maintenance, reduce_only, work_in_progress... pass: the pair exists and its data comes
+    # back with it; only a delisted pair has none to come
+    if pair.status == "delisted":
         return f"KRAKEN lists {native} with status {pair.status} (instrument channel)"
     return None
 
