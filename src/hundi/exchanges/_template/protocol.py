@@ -139,15 +139,13 @@ class TemplateProtocol(VenueProtocol):
     def normalize_symbol(self, native: str) -> str:
         return self.symbols.get(native) or normalize(native)
 
-    def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
-        for book in self.book.values():  # the venue re-sends snapshots after subscribing
-            book.synced = False
-
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        # Books are reset here, not in ``on_open``: that runs after the subscribe messages went
+        # out, when the snapshots they bring may already have been received.
         for book in self.book.values():
             if book.synced:
-                book.synced = False
                 self._event(out, book, EventKind.GAP, now_ns, now_ns, book.seq, -1, conn_key)
+            book.synced = False
 
     def take_reconnects(self) -> list[str]:
         taken, self._reconnects = self._reconnects, []
