@@ -87,8 +87,9 @@ async def collect(
 ) -> tuple[KrakenProtocol, EmbeddedStore, dict[str, Any]]:
     """Collect until ``ready``, then pause the market and stop once the books caught up."""
     config = VenueConfig(
-        "spot", PAIRS, CHANNELS, endpoint=f"{sim.ws_url}/v2", options={"depth": str(DEPTH)}
-    )
+        "spot", PAIRS, CHANNELS, endpoint=f"{sim.ws_url}/v2", rest_endpoint=sim.rest_url,
+        options={"depth": str(DEPTH), "rest_interval_ms": "100"},
+    )  # fmt: skip
     venue = KrakenVenue(config)
     assert isinstance(venue, KrakenProtocol)
     store = EmbeddedStore(str(tmp_path))
