@@ -497,8 +497,12 @@ class KrakenProtocol(VenueProtocol):
             symbol = self.symbols[native]
             ids = self.trade_ids[native]
             tid = t.trade_id
-            expected = ids.expected()
-            verdict = ids.check(tid, tid)
+            expected = ids.last + 1
+            if tid == expected and expected > 0:  # the usual case, as ``check`` would
+                ids.last = tid
+                verdict = IdVerdict.NEXT
+            else:
+                verdict = ids.check(tid, tid)
             if verdict is IdVerdict.DUPLICATE or verdict is IdVerdict.EXPIRED:
                 continue  # the snapshot of a re-subscribe repeats trades already stored
             if verdict is IdVerdict.AHEAD:
