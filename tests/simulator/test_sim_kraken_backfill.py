@@ -10,11 +10,16 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hundi.accounting import Accounting
+from hundi.capture.infer import infer_config
+from hundi.capture.reader import read_capture
+from hundi.capture.replay import replay_events
 from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges.base import VenueConfig
 from hundi.exchanges.kraken import KrakenProtocol, KrakenVenue
@@ -125,7 +130,8 @@ async def test_withheld_trades_are_fetched_back_and_the_store_equals_the_venue(
 
 
 def test_hundi_collect_fetches_withheld_trades_back(tmp_path: Path) -> None:
-    """The CLI end to end: ``--rest-endpoint`` points the backfill at the simulator."""
+    """The CLI end to end: ``--rest-endpoint`` points the backfill at the simulator; the raw
+    capture (REST answers included) replays into the same trades and backfilled events."""
     args = ["--rate", "100", "--seed", "5", "--fault", "skip_trade:0.5"]
     with SimulatorProcess(args, venue="kraken") as simulator:
         summary_path = tmp_path / "summary.json"
@@ -134,7 +140,8 @@ def test_hundi_collect_fetches_withheld_trades_back(tmp_path: Path) -> None:
              "--symbols", "BTC/USD,ETH/USD", "--channels", "trades",
              "--endpoint", f"{simulator.ws_url}/v2", "--rest-endpoint", simulator.rest_url,
              "--store", str(tmp_path / "data"), "--option", "rest_interval_ms=100",
-             "--flush-interval", "0.2", "--duration", "5", "--summary-json", str(summary_path)],
+             "--flush-interval", "0.2", "--duration", "5", "--summary-json", str(summary_path),
+             "--raw", str(tmp_path / "raw")],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -153,3 +160,24 @@ def test_hundi_collect_fetches_withheld_trades_back(tmp_path: Path) -> None:
         mine = settled[settled["native_symbol"] == pair]
         for trade_id in range(int(lo), int(hi)):
             assert ((mine["expected"] <= trade_id) & (trade_id < mine["received"])).any()
+    # the replay answers each backfill request with the captured page: the same records
+    files = sorted((tmp_path / "raw").iterdir())
+    protocol = KrakenVenue(infer_config(files, "kraken", None))
+    accounting = Accounting()
+    replayed: list[Any] = []
+
+    def keep(batch: Mapping[Channel, Sequence[Any]]) -> None:
+        replayed.extend(batch.get(Channel.EVENTS, ()))
+
+    replay_events(read_capture(files), protocol, keep, accounting)
+    assert accounting.received == summary["frames"]["received"]
+    assert accounting.rejected_total == 0
+    assert accounting.records["trades"] == summary["records"]["trades"]
+    assert sorted(
+        (e.kind, e.expected, e.received) for e in replayed if e.kind == "backfilled"
+    ) == sorted(
+        (str(k), int(lo), int(hi))
+        for k, lo, hi in events[events["kind"] == "backfilled"][
+            ["kind", "expected", "received"]
+        ].itertuples(index=False)
+    )
