@@ -184,6 +184,18 @@ def test_rate_limits_back_off_without_spending_the_gaps_budget() -> None:
     assert p.backfill._backoff_ns == 0  # an answer resets the back-off
 
 
+def test_a_retry_after_header_is_honoured_up_to_a_minute() -> None:
+    p, _ = with_gap()
+    out = RecordSink()
+    p.receive_response(one_request(p), RestResponse(429, b"", {"Retry-After": "7"}), NOW, out)
+    assert p.next_wakeup_ns() == NOW + 7 * S
+    p.receive_response(
+        one_request(p, NOW + 7 * S), RestResponse(429, b"", {"retry-after": "3600"}), NOW, out
+    )
+    assert p.next_wakeup_ns() == NOW + 60 * S
+    assert out.events == [] and p.owed_ids() == 3
+
+
 def test_failures_spend_the_budget_then_the_gap_is_unrecoverable() -> None:
     p, _ = with_gap(make(backfill_requests_per_gap="3"))
     out = RecordSink()

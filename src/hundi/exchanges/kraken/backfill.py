@@ -22,7 +22,8 @@ Kraken limits public REST calls per IP (and per pair for ``Trades``): about one 
 stays within them (support article "What are the API rate limits?"). One request is in flight
 at a time over all pairs, ``rest_interval_ms`` apart (default 1000); HTTP 429 and the
 ``EGeneral:Too many requests`` / ``EAPI:Rate limit exceeded`` errors back off (doubling, up to
-60 s) without counting against the gap's budget; other failures back off and count.
+60 s, or as long as a ``Retry-After`` header asks, up to 60 s) without counting against the
+gap's budget; other failures back off and count.
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ def decode_answer(body: bytes) -> tuple[list[RestTrade], int]:
     except (*DECODE_ERRORS, ValueError) as e:
         raise UnusableAnswer(f"unreadable answer: {e}") from None
     return trades, last
+
+
+def _retry_after_ns(response: RestResponse) -> int:
+    """``Retry-After`` in seconds (capped at the back-off's maximum); 0 if absent or a date."""
+    for name, value in response.headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return min(int(float(value) * NS), BACKOFF_MAX_NS)
+            except ValueError:
+                return 0
+    return 0
 
 
 class _Range:
@@ -369,14 +381,15 @@ class TradeBackfill:
             self._backoff_ns = 0
             backfill.answer(lo, since, trades, last, recv_ns, out)
             return
-        self._back_off(recv_ns)
+        self._back_off(recv_ns, _retry_after_ns(response))
         why = f"HTTP {status}: {response.body[:120].decode('utf-8', 'replace')}"
         backfill.failed(why, status != 429, recv_ns, out)
 
-    def _back_off(self, now_ns: int) -> None:
-        """Rate limited, down or unreachable: wait, doubling from 1 s up to 60 s."""
+    def _back_off(self, now_ns: int, at_least_ns: int = 0) -> None:
+        """Rate limited, down or unreachable: wait, doubling from 1 s up to 60 s (longer if
+        the answer's ``Retry-After`` says so)."""
         self._backoff_ns = min(max(2 * self._backoff_ns, BACKOFF_MIN_NS), BACKOFF_MAX_NS)
-        self._next_ns = max(self._next_ns, now_ns + self._backoff_ns)
+        self._next_ns = max(self._next_ns, now_ns + max(self._backoff_ns, at_least_ns))
 
     def next_wakeup_ns(self) -> int | None:
         if self._in_flight is not None or not any(b.pending for b in self.pairs.values()):
