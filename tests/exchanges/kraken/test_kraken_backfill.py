@@ -289,3 +289,21 @@ def test_the_production_endpoint_by_default() -> None:
     assert isinstance(p, KrakenProtocol)
     with_gap(p)
     assert one_request(p).url.startswith("https://api.kraken.com/0/public/Trades?pair=BTC%2FUSD&")
+
+
+def test_a_reconnect_whose_snapshot_does_not_reach_back_is_fetched_back() -> None:
+    p = make()
+    out = RecordSink()
+    feed(p, [ws_trade(1, 100), ws_trade(2, 200)], out, "snapshot")
+    p.on_close("public", NOW + S, out)
+    # the re-subscribe's snapshot of the last trades starts at id 60: 3..59 happened meanwhile
+    feed(p, [ws_trade(t, 300 + t) for t in range(60, 110)], out, "snapshot", NOW + 2 * S)
+    assert [(e.kind, e.expected, e.received) for e in out.events] == [("gap", 3, 60)]
+    assert p.owed_ids() == 57
+    request = one_request(p, NOW + 2 * S)
+    assert f"since={NOW + 200_000 - MS}&" in request.url  # before id 2, the last stored
+    out = RecordSink()
+    rows = [rest_row(t, 200 + t) for t in range(2, 112)]  # Kraken's page reaches past the gap
+    p.receive_response(request, answer(rows), NOW + 3 * S, out)
+    assert [t.trade_id for t in out.trades] == list(range(3, 60))
+    assert events(out) == [("backfilled", 3, 60)] and p.owed_ids() == 0
