@@ -12,7 +12,7 @@ import pytest
 from hundi.exchanges.base import RecordSink, RestPurpose, RestRequest, RestResponse, VenueConfig
 from hundi.exchanges.kraken import KrakenProtocol, KrakenVenue
 from hundi.exchanges.kraken.backfill import PAGE
-from hundi.records import BUY, SELL, Channel
+from hundi.records import BUY, SELL, Channel, Event
 
 NOW = 1_700_000_000_000_000_000
 S = 1_000_000_000
@@ -307,3 +307,51 @@ def test_a_reconnect_whose_snapshot_does_not_reach_back_is_fetched_back() -> Non
     p.receive_response(request, answer(rows), NOW + 3 * S, out)
     assert [t.trade_id for t in out.trades] == list(range(3, 60))
     assert events(out) == [("backfilled", 3, 60)] and p.owed_ids() == 0
+
+
+def restart_gap(channel: str = "trades", exchange: str = "kraken") -> Event:
+    return Event(
+        exchange=exchange, symbol="BTC-USD", native_symbol="BTC/USD", ts=NOW + 100_000,
+        recv_ts=NOW, kind="gap", channel=channel, expected=97, received=100,
+        detail="restart: ids 97..99 not received between runs",
+    )  # fmt: skip
+
+
+def test_a_gap_between_two_runs_is_searched_back_from_the_trade_after_it() -> None:
+    p = make()
+    out = RecordSink()
+    feed(p, [ws_trade(100, 100), ws_trade(101, 101)], out, "snapshot")  # this run's first
+    assert p.recover(restart_gap(), NOW, out) and p.owed_ids() == 3
+    first = one_request(p)
+    assert f"since={NOW + 100_000 - 60 * S}&" in first.url  # a minute before trade 100
+    out = RecordSink()
+    p.receive_response(first, answer([rest_row(t) for t in range(98, 102)]), NOW, out)
+    assert out.trades == [] and out.events == []  # starts above 97: not back far enough
+    second = one_request(p, NOW + S)
+    assert f"since={NOW + 100_000 - 120 * S}&" in second.url  # twice as far
+    p.receive_response(second, answer([rest_row(t) for t in range(90, 102)]), NOW + S, out)
+    assert [t.trade_id for t in out.trades] == [97, 98, 99]
+    assert events(out) == [("backfilled", 97, 100)] and p.owed_ids() == 0
+    later = RecordSink()
+    feed(p, [ws_trade(98, 98), ws_trade(102, 102)], later)  # ids now held are not stored again
+    assert [t.trade_id for t in later.trades] == [102]
+
+
+def test_only_trades_gaps_of_our_pairs_are_recovered() -> None:
+    p = make()
+    assert not p.recover(restart_gap("book"), NOW, RecordSink())
+    assert not p.recover(restart_gap(exchange="coinbase"), NOW, RecordSink())
+    assert p.owed_ids() == 0
+
+
+def test_a_search_back_spends_the_gaps_budget() -> None:
+    p = make(backfill_requests_per_gap="2")
+    out = RecordSink()
+    feed(p, [ws_trade(100, 100)], out, "snapshot")
+    assert p.recover(restart_gap(), NOW, out)
+    now = NOW
+    for _ in range(2):  # Kraken's pages never reach back to id 97
+        p.receive_response(one_request(p, now), answer([rest_row(99), rest_row(100)]), now, out)
+        now += S
+    assert events(out) == [("unrecoverable", 97, 100)]
+    assert "at most 2 Trades requests per gap" in out.events[0].detail

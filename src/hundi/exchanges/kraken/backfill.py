@@ -9,7 +9,10 @@ by id but by time (docs "Get Recent Trades"): ``since`` is a timestamp (nanoseco
 the last trade stored before it and is fetched from 1 ms before that time (whether ``since`` is
 inclusive is not documented; the margin makes it not matter, and trades below ``lo`` are
 ignored), page after page from the time of the highest trade returned, until the page reaches
-``hi``; at most ``requests_per_gap`` requests per gap.
+``hi``; at most ``requests_per_gap`` requests per gap. A gap between two runs (found from the
+store at start, :meth:`KrakenProtocol.recover`) knows only the time of the trade after it: it
+is searched back from that time (a minute, then twice as far each time) until a page starts at
+or below its first id, then paged forward the same way.
 
 Fetched trades go through the pair's :class:`~hundi.exchanges.sequence.IdSequence`, like live
 ones: an id the stream delivered meanwhile is not stored twice. Each answer that recovered ids
@@ -58,6 +61,9 @@ MS: Final = 1_000_000
 #: ``since`` is asked this long before the last trade stored before a gap: times of one
 #: matching-engine event repeat, and the stream's microseconds may round the REST time.
 SINCE_MARGIN_NS: Final = MS
+#: A gap between two runs knows only the time of the trade after it: it is searched back from
+#: that time, a minute first, doubling until a page starts at or below its first id.
+SEARCH_START_NS: Final = 60 * NS
 MAX_PENDING: Final = 1024  # gaps queued per pair; one more is said unrecoverable at once
 BACKOFF_MIN_NS: Final = NS
 BACKOFF_MAX_NS: Final = 60 * NS
@@ -130,15 +136,20 @@ def _retry_after_ns(response: RestResponse) -> int:
 
 
 class _Range:
-    """Ids ``lo..hi-1`` still to fetch for one gap, from ``since_ns``; requests it may use."""
+    """Ids ``lo..hi-1`` still to fetch for one gap, from ``since_ns``; requests it may use.
+    ``anchor_ns`` >= 0 while searching back from that time (the trade ``hi``'s) for ``lo``."""
 
-    __slots__ = ("hi", "lo", "requests_left", "since_ns")
+    __slots__ = ("anchor_ns", "hi", "lo", "requests_left", "since_ns", "window_ns")
 
-    def __init__(self, lo: int, hi: int, since_ns: int, requests_left: int) -> None:
+    def __init__(
+        self, lo: int, hi: int, since_ns: int, requests_left: int, anchor_ns: int = -1
+    ) -> None:
         self.lo = lo
         self.hi = hi
         self.since_ns = since_ns
         self.requests_left = requests_left
+        self.anchor_ns = anchor_ns
+        self.window_ns = SEARCH_START_NS
 
 
 class PairBackfill:
@@ -155,9 +166,13 @@ class PairBackfill:
         self.pending: deque[_Range] = deque()
         self.last_error = ""
 
-    def want(self, lo: int, hi: int, before_ns: int, recv_ns: int, out: RecordSink) -> None:
+    def want(
+        self, lo: int, hi: int, before_ns: int, recv_ns: int, out: RecordSink, *,
+        after_ns: int = -1,
+    ) -> None:  # fmt: skip
         """Ids ``[lo, hi)`` are missing; the last trade stored before them was at
-        ``before_ns``: queue them (or say at once they will not be fetched)."""
+        ``before_ns`` (or, ``before_ns`` < 0, unknown: the trade ``hi`` was at ``after_ns``):
+        queue them (or say at once they will not be fetched)."""
         if hi <= lo:
             return
         if self.requests_per_gap <= 0:
@@ -169,6 +184,10 @@ class PairBackfill:
                 EventKind.UNRECOVERABLE, lo, hi, recv_ns, out,
                 f"trade ids {lo}..{hi - 1} not fetched: {MAX_PENDING} gaps already queued",
             )  # fmt: skip
+            return
+        if before_ns < 0:  # search back from the trade after the gap
+            since = max(0, after_ns - SEARCH_START_NS)
+            self.pending.append(_Range(lo, hi, since, self.requests_per_gap, after_ns))
             return
         since = max(0, before_ns - SINCE_MARGIN_NS)
         self.pending.append(_Range(lo, hi, since, self.requests_per_gap))
@@ -191,6 +210,14 @@ class PairBackfill:
             return  # the gap was settled meanwhile (abandoned)
         self.last_error = ""
         gap = pending[0]
+        if gap.anchor_ns >= 0:
+            lowest = min((t.trade_id for t in trades), default=-1)
+            if lowest > lo and gap.since_ns > 0:  # not back far enough: twice as far
+                gap.window_ns *= 2
+                gap.since_ns = max(0, gap.anchor_ns - gap.window_ns)
+                self.give_up_if_spent(recv_ns, out)
+                return
+            gap.anchor_ns = -1  # this page reaches back to ``lo``: page forward from here
         hi = gap.hi
         ids = self.ids
         top_id = -1  # the highest id of the page, and its time: where the next page starts

@@ -306,6 +306,23 @@ class KrakenProtocol(VenueProtocol):
     def owed_ids(self) -> int:
         return self.backfill.owed_ids()
 
+    def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:
+        """A trades gap of one of our pairs found between two runs joins the pair's REST
+        backfill, searched back from the time of the trade after it (``gap.ts``)."""
+        if (
+            gap.exchange != EXCHANGE
+            or gap.kind != EventKind.GAP.value
+            or gap.channel != Channel.TRADES.value
+            or gap.expected < 0
+            or gap.received <= gap.expected
+            or gap.native_symbol not in self.backfill.pairs
+        ):
+            return False
+        self.backfill.pairs[gap.native_symbol].want(
+            gap.expected, gap.received, -1, now_ns, out, after_ns=gap.ts
+        )
+        return True
+
     def abandon(self, now_ns: int, out: RecordSink) -> None:
         self.backfill.abandon(now_ns, out)
 
