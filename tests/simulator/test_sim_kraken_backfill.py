@@ -181,3 +181,57 @@ def test_hundi_collect_fetches_withheld_trades_back(tmp_path: Path) -> None:
             ["kind", "expected", "received"]
         ].itertuples(index=False)
     )
+
+
+async def test_trades_missed_between_two_runs_are_fetched_back(tmp_path: Path) -> None:
+    """A second run on the same store: the trades made while no collector ran (more than the
+    subscribe snapshot's 50) are a restart gap, searched back and fetched over REST."""
+    simulator = KrakenSimulator(KrakenSimConfig(symbols=PAIRS, rate=300))
+    await simulator.start()
+    settings = CollectorSettings(
+        flush_interval=0.2, max_batch_records=20_000, queue_batches=16, shutdown_timeout_s=20.0,
+        connection=ConnectionSettings(backoff_initial_s=0.05, stale_after_s=10.0, tick_s=0.02),
+    )  # fmt: skip
+    config = VenueConfig(
+        "spot", PAIRS, (Channel.TRADES, Channel.EVENTS), endpoint=f"{simulator.ws_url}/v2",
+        rest_endpoint=simulator.rest_url, options={"rest_interval_ms": "100"},
+    )  # fmt: skip
+
+    async def run(until_done: Callable[[KrakenProtocol], bool]) -> KrakenProtocol:
+        venue = KrakenVenue(config)
+        assert isinstance(venue, KrakenProtocol)
+        collector = Collector([venue], [EmbeddedStore(str(tmp_path))], settings=settings)
+        task = asyncio.ensure_future(collector.run())
+        try:
+            await until(lambda: until_done(venue))
+        finally:
+            collector.stop("test done")
+            summary = await asyncio.wait_for(task, 60)
+        assert summary["balanced"]
+        return venue
+
+    try:
+        first = await run(lambda v: all(len(v.trade_ids[p].holes) == 0 and v.trade_ids[p].last
+                                        > 0 for p in PAIRS))  # fmt: skip
+        stored_up_to = {p: first.trade_ids[p].last for p in PAIRS}
+        await until(lambda: all(simulator.trade_ids[p][-1] > stored_up_to[p] + 80 for p in PAIRS))
+
+        def caught_up(v: KrakenProtocol) -> bool:
+            return v.owed_ids() == 0 and all(
+                v.trade_ids[p].first == stored_up_to[p] + 1 for p in PAIRS
+            )
+
+        await run(caught_up)
+    finally:
+        await simulator.stop()
+    store = EmbeddedStore(str(tmp_path))
+    trades = store.read(exchange="kraken", symbol=None, channel=Channel.TRADES)
+    events = store.read(exchange="kraken", symbol=None, channel=Channel.EVENTS)
+    details = [str(d) for d in events[events["kind"] == "gap"]["detail"]]
+    assert sum(d.startswith("restart:") for d in details) == len(PAIRS)
+    assert (events["kind"] == "backfilled").sum() >= len(PAIRS)
+    assert not (events["kind"] == "unrecoverable").any()
+    for pair in PAIRS:
+        ids = sorted(int(i) for i in trades[trades["native_symbol"] == pair]["trade_id"])
+        generated = simulator.trade_ids[pair]
+        assert ids == generated[generated.index(ids[0]) : generated.index(ids[-1]) + 1]
