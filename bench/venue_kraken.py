@@ -7,7 +7,9 @@ Two sources, each looped through a fresh protocol until ``--seconds`` of CPU tim
 * v2 frames of the Kraken simulator (instrument, book depth 100 with checksums, trade, ticker,
   ohlc), captured once from a ``KrakenSimulator`` over a local socket and then fed in-process
   to :class:`~hundi.exchanges.kraken.KrakenProtocol`: the whole mix, then its book frames
-  alone.
+  alone;
+* REST ``Trades`` pages of 1000 trades answering a 1000-id trade gap (the backfill: decode,
+  dedupe by id, records and events), in trades/s.
 
 CPU time is ``time.thread_time()`` (this thread only), so the figure is per core. The sink is
 drained every 1024 frames, as the collector drains its sink. Run:
@@ -24,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from hundi.capture.events import CaptureKind
 from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
-from hundi.exchanges.base import RecordSink, RejectedFrame, VenueConfig
+from hundi.exchanges.base import RecordSink, RejectedFrame, RestResponse, VenueConfig
 from hundi.exchanges.kraken import KrakenVenue
+from hundi.exchanges.kraken.backfill import PAGE
 from hundi.records import Channel
 from hundi.simulator.kraken.server import KrakenSimConfig, KrakenSimulator
 
@@ -70,6 +74,50 @@ def run(make: Any, frames: list[tuple[int, bytes]], seconds: float) -> dict[str,
         "rejected": rejected,
         "checksums_verified": verified,
         "checksum_mismatches": mismatches,
+    }
+
+
+def backfill_pages(seconds: float) -> dict[str, Any]:
+    """CPU time of ``receive_response`` on full ``Trades`` pages, each filling a fresh gap."""
+    t0 = 1_700_000_000_000_000_000
+    rows = [
+        [
+            f"{60000 + i % 50}.{i % 10}0000",
+            "0.01250000",
+            msgspec.Raw(f"1700000000.{i:06d}".encode()),
+            "bs"[i % 2],
+            "l",
+            "",
+            2 + i,
+        ]
+        for i in range(PAGE)
+    ]  # fmt: skip  (times as JSON numbers, as Kraken sends them)
+    body = msgspec.json.encode({"error": [], "result": {"XXBTZUSD": rows, "last": str(t0)}})
+    config = VenueConfig("spot", ("BTC/USD",), (Channel.TRADES, Channel.EVENTS))
+    snapshot = {"channel": "trade", "type": "snapshot", "data": [
+        {"symbol": "BTC/USD", "side": "buy", "price": 1.0, "qty": 1.0, "ord_type": "limit",
+         "trade_id": trade_id, "timestamp": "2023-11-14T22:13:20.000000Z"}
+        for trade_id in (1, 2 + PAGE)
+    ]}  # fmt: skip
+    frame = json.dumps(snapshot).encode()
+    pages = trades = 0
+    cpu = 0.0
+    while cpu < seconds:
+        protocol = KrakenVenue(config)
+        sink = RecordSink()
+        protocol.receive("public", frame, t0, sink)
+        (request,) = protocol.due_requests(t0)
+        start = time.thread_time()
+        protocol.receive_response(request, RestResponse(200, body), t0, sink)
+        cpu += time.thread_time() - start
+        assert len(sink.trades) == 2 + PAGE and protocol.owed_ids() == 0, "a page not stored"
+        pages += 1
+        trades += PAGE
+    return {
+        "pages": pages,
+        "cpu_s": round(cpu, 3),
+        "trades_per_s_per_core": round(trades / cpu),
+        "pages_per_s_per_core": round(pages / cpu, 1),
     }
 
 
@@ -126,8 +174,11 @@ def main() -> None:
     books = [(ts, data) for ts, data in frames if json.loads(data).get("channel") in BOOK_ONLY]
     results.append({"source": "simulator v2, book frames only (depth 100)",
                     **run(make, books, args.seconds)})  # fmt: skip
+    backfill = {"source": "REST Trades pages (1000 trades each, one gap)",
+                **backfill_pages(args.seconds)}  # fmt: skip
     for result in results:
         print(json.dumps(result))
+    print(json.dumps(backfill))
     assert all(r["rejected"] == 0 and r["checksum_mismatches"] == 0 for r in results), results
 
 

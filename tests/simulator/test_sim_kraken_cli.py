@@ -24,7 +24,8 @@ def test_hundi_collect_kraken_against_the_simulator(tmp_path: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "hundi", "collect", "kraken",
              "--symbols", "BTC/USD,ETH/USD", "--channels", "trades,bbo,book,candles",
-             "--endpoint", f"{sim.ws_url}/v2", "--store", str(tmp_path / "data"),
+             "--endpoint", f"{sim.ws_url}/v2", "--rest-endpoint", sim.rest_url,
+             "--store", str(tmp_path / "data"),
              "--option", "depth=25", "--flush-interval", "0.2", "--duration", "4",
              "--summary-json", str(summary_path)],
             capture_output=True, text=True, timeout=120,

@@ -14,7 +14,10 @@ One public connection. After it opens the client subscribes (``{"method":"subscr
   fresh snapshot is a ``synced`` event. Kraken numbers no book message: rows store
   ``update_id = -1``. Levels pushed beyond the depth are dropped locally and stored as deletes.
 * ``trade``: trades, with Kraken's sequential per-pair ``trade_id``; the snapshot of the last
-  trades sent on (re)subscribe is deduplicated by id, and a jump in ids is a ``trades`` gap.
+  trades sent on (re)subscribe is deduplicated by id, and a jump in ids is a ``trades`` gap
+  whose ids are fetched back over REST ``Trades`` (:mod:`hundi.exchanges.kraken.backfill`:
+  ``backfilled``/``unrecoverable`` events; options ``backfill_requests_per_gap``, default 10,
+  0 = off, and ``rest_interval_ms``, default 1000).
 * ``ticker``: best bid/offer (``bbo``, with ``event_trigger: bbo``: one update per top-of-book
   change) and/or the rolling 24 h statistics (``ticker``), from the same channel.
 * ``ohlc`` (``ohlc_interval`` option, minutes): candles; Kraken marks no candle final.
@@ -37,11 +40,14 @@ from hundi.exchanges.base import (
     FrameStatus,
     RecordSink,
     RejectedFrame,
+    RestRequest,
+    RestResponse,
     StreamSpec,
     VenueConfig,
     VenueProtocol,
     decode_rejection,
 )
+from hundi.exchanges.kraken.backfill import MS, REST_URL, PairBackfill, TradeBackfill
 from hundi.exchanges.kraken.book import KrakenBook, LevelSide, checksum_text
 from hundi.exchanges.kraken.common import (
     CONN,
@@ -58,6 +64,7 @@ from hundi.exchanges.kraken.common import (
 )
 from hundi.exchanges.kraken.symbols import LEGACY_ASSETS, native_v2, normalize, split
 from hundi.exchanges.options import int_option
+from hundi.exchanges.sequence import IdSequence, IdVerdict
 from hundi.exchanges.validity import (
     check_amount,
     check_bbo,
@@ -215,7 +222,16 @@ class KrakenProtocol(VenueProtocol):
             else {}
         )
         self.precision: dict[str, tuple[int, int]] = {}  # native → (price, qty) decimals
+        # trade ids seen per pair (live and fetched back), the highest one and its time
+        self.trade_ids = {native: IdSequence() for native in self.symbols}
         self.last_trade_id: dict[str, int] = {}
+        self.last_trade_ns: dict[str, int] = {}
+        per_gap = int_option(config.options, "backfill_requests_per_gap", 10, 0, 1000)
+        interval_ms = int_option(config.options, "rest_interval_ms", 1000, 100, 60_000)
+        self.backfill = TradeBackfill(config.rest_endpoint or REST_URL, interval_ms * MS)
+        for native, symbol in self.symbols.items():
+            ids = self.trade_ids[native]
+            self.backfill.add(PairBackfill(native, symbol, ids, per_gap))
         self.resubscribes = Resubscribes(self._book_message)
         self._resubscribe_on_precision: set[str] = set()
         self.invalid_symbols: list[str] = []  # configured pairs Kraken does not list (online)
@@ -271,6 +287,45 @@ class KrakenProtocol(VenueProtocol):
 
     def books(self) -> list[BookStatus]:
         return [book.status() for book in self.book.values()]
+
+    # -- trades fetched back over REST (:mod:`hundi.exchanges.kraken.backfill`) -----------------
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        return self.backfill.due_requests(now_ns)
+
+    def receive_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        self.backfill.receive_response(request, response, recv_ns, out)
+
+    def next_wakeup_ns(self) -> int | None:
+        return self.backfill.next_wakeup_ns()
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        return self.backfill.finishing_requests(now_ns)
+
+    def owed_ids(self) -> int:
+        return self.backfill.owed_ids()
+
+    def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:
+        """A trades gap of one of our pairs found between two runs joins the pair's REST
+        backfill, searched back from the time of the trade after it (``gap.ts``)."""
+        if (
+            gap.exchange != EXCHANGE
+            or gap.kind != EventKind.GAP.value
+            or gap.channel != Channel.TRADES.value
+            or gap.expected < 0
+            or gap.received <= gap.expected
+            or gap.native_symbol not in self.backfill.pairs
+        ):
+            return False
+        self.backfill.pairs[gap.native_symbol].want(
+            gap.expected, gap.received, -1, now_ns, out, after_ns=gap.ts
+        )
+        return True
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self.backfill.abandon(now_ns, out)
 
     @property
     def checksums_verified(self) -> int:
@@ -447,24 +502,38 @@ class KrakenProtocol(VenueProtocol):
 
     def _trades(self, msg: Message, recv_ns: int, out: RecordSink) -> FrameStatus:
         entries: list[TradeData] = _decode(TRADE_DECODER, msg.data)
-        trades: list[Trade] = []
-        gaps: list[Event] = []
-        last_ids = dict(self.last_trade_id)
         if len(entries) > 1:  # a snapshot's order is not documented: ids ascending
             entries.sort(key=_trade_id)
+        times: list[int] = []
         for t in entries:  # validate the whole frame first: a rejected frame stores nothing
-            native = self._native(t.symbol)
+            self._native(t.symbol)
             if t.side not in ("buy", "sell"):
                 raise RejectedFrame("invalid_field", f"side {t.side!r}")
             ts = rfc3339_ns(t.timestamp)
             check_trade(t.price, t.qty, ts, recv_ns)
-            last = last_ids.get(native)
-            if last is not None and t.trade_id <= last:
-                continue  # the snapshot of a re-subscribe repeats trades already stored
+            times.append(ts)
+        trades: list[Trade] = []
+        gaps: list[Event] = []
+        holes: list[tuple[str, int, int, int]] = []  # (pair, lo, hi, time of the id before)
+        for t, ts in zip(entries, times, strict=True):
+            native = t.symbol
             symbol = self.symbols[native]
-            if last is not None and t.trade_id != last + 1:
-                gaps.append(self._trade_gap(native, symbol, ts, recv_ns, last + 1, t.trade_id))
-            last_ids[native] = t.trade_id
+            ids = self.trade_ids[native]
+            tid = t.trade_id
+            expected = ids.last + 1
+            if tid == expected and expected > 0:  # the usual case, as ``check`` would
+                ids.last = tid
+                verdict = IdVerdict.NEXT
+            else:
+                verdict = ids.check(tid, tid)
+            if verdict is IdVerdict.DUPLICATE or verdict is IdVerdict.EXPIRED:
+                continue  # the snapshot of a re-subscribe repeats trades already stored
+            if verdict is IdVerdict.AHEAD:
+                gaps.append(self._trade_gap(native, symbol, ts, recv_ns, expected, tid))
+                holes.append((native, expected, tid, self.last_trade_ns[native]))
+            if tid == ids.last:
+                self.last_trade_id[native] = tid
+                self.last_trade_ns[native] = ts
             trades.append(
                 Trade(
                     exchange=EXCHANGE,
@@ -472,17 +541,18 @@ class KrakenProtocol(VenueProtocol):
                     native_symbol=native,
                     ts=ts,
                     recv_ts=recv_ns,
-                    trade_id=t.trade_id,
+                    trade_id=tid,
                     price=t.price,
                     size=t.qty,
                     side=BUY if t.side == "buy" else SELL,
-                    first_trade_id=t.trade_id,
-                    last_trade_id=t.trade_id,
+                    first_trade_id=tid,
+                    last_trade_id=tid,
                 )
             )
-        self.last_trade_id = last_ids
         out.events.extend(gaps)
         out.trades.extend(trades)
+        for native, lo, hi, before_ns in holes:  # fetched back over REST (after its gap event)
+            self.backfill.pairs[native].want(lo, hi, before_ns, recv_ns, out)
         return FrameStatus.PROCESSED if trades or gaps else FrameStatus.FILTERED
 
     @staticmethod

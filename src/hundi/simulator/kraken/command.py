@@ -28,7 +28,9 @@ if TYPE_CHECKING:
               help="Seconds between two book updates of a subscription.")  # fmt: skip
 @click.option("--heartbeat", type=float, default=1.0, show_default=True, help="Seconds.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND:SECONDS",
-              help="checksum:N (a corrupted level each N s), disconnect:N.")  # fmt: skip
+              help="checksum:N (a corrupted level each N s), disconnect:N, skip_trade:N (a "
+                   "trade withheld from the WebSocket, kept for REST), rate_limit:N (a REST "
+                   "Trades request refused as too many).")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def kraken(
     host: str,
@@ -42,7 +44,7 @@ def kraken(
     duration: float | None,
 ) -> None:
     """Kraken spot WebSocket v2 public market data (instrument, book, trade, ticker, ohlc) at
-    <ws_url>/v2, and v1 books at <ws_url>."""
+    <ws_url>/v2, v1 books at <ws_url>, and REST Trades (the trade history) at <rest_url>."""
     from hundi.simulator.kraken.server import FAULTS, KrakenSimConfig, KrakenSimulator
 
     parsed: dict[str, float] = {}
@@ -53,7 +55,8 @@ def kraken(
         except ValueError:
             every = 0.0
         if kind not in FAULTS or not every > 0:
-            raise click.UsageError(f"unknown fault {text!r} (known: checksum:N, disconnect:N)")
+            known = ", ".join(f"{k}:N" for k in FAULTS)
+            raise click.UsageError(f"unknown fault {text!r} (known: {known})")
         parsed[kind] = every
     pairs = tuple(s.strip() for s in symbols.split(",") if s.strip())
     if not pairs or any(s.count("/") != 1 for s in pairs):

@@ -33,7 +33,14 @@ Faults (``--fault KIND:SECONDS``, each every so many seconds):
   quantity while the checksum is the true book's: the client's checksum fails and it must
   resync (re-subscribe); the book view stays true, so the fresh snapshot is right.
 * ``disconnect``: every socket is aborted.
+* ``skip_trade``: the next trade is withheld from the WebSocket (every connection) but kept in
+  the REST history (and the subscribe snapshot): the client sees a trade-id jump and must fetch
+  the trade back over REST.
+* ``rate_limit``: the next REST ``Trades`` request is answered
+  ``{"error":["EGeneral:Too many requests"]}`` (HTTP 200, as Kraken does).
 
+``GET /0/public/Trades?pair=BTC/USD&since=NS&count=N`` serves the trade history
+(:mod:`hundi.simulator.kraken.trades`), with the WebSocket's ids and times.
 ``GET /0/public/AssetPairs`` lists the pairs with their v1 ``wsname``. ``GET /sim/stats`` is
 the ground truth: every trade id generated per pair, the faults injected
 with their connection and pair, subscriptions per connection, and each pair's true book.
@@ -53,10 +60,11 @@ from typing import Any, Final
 import msgspec
 from aiohttp import WSMsgType, web
 
+from hundi.simulator.kraken.trades import TradeHistory, trades_answer
 from hundi.simulator.market import SymbolMarket, SyntheticMarket, fixed
 from hundi.simulator.site import SimulatorSite
 
-FAULTS: Final = ("checksum", "disconnect")
+FAULTS: Final = ("checksum", "disconnect", "skip_trade", "rate_limit")
 DEPTHS: Final = (10, 25, 100, 500, 1000)
 OHLC_MINUTES: Final = {1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: "1d"}
 TRADE_SNAPSHOT: Final = 50
@@ -137,6 +145,11 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             s: deque(maxlen=TRADE_SNAPSHOT) for s in config.symbols
         }
         self.trade_ids: dict[str, list[int]] = {s: [] for s in config.symbols}
+        self.history = {s: TradeHistory() for s in config.symbols}  # REST ``Trades``
+        self.faults_on = True  # tests turn faults off to let the market settle
+        self._skip_next = False
+        self._limit_next = False
+        self.rest_trades_requests = 0
         self._conns: dict[int, _Conn] = {}
         self._closed: deque[_Conn] = deque(maxlen=1000)
         self._next_conn = 1
@@ -157,6 +170,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         app.router.add_get("/v2", self._ws)
         app.router.add_get("/", self._ws_v1)
         app.router.add_get("/0/public/AssetPairs", self._asset_pairs)
+        app.router.add_get("/0/public/Trades", self._rest_trades)
         app.router.add_get("/sim/stats", self._stats)
         await self._listen(app)
         loop = asyncio.get_running_loop()
@@ -195,6 +209,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             "steps": self.steps,
             "faults": list(self.fault_log),
             "republished": self.republished,
+            "rest_trades_requests": self.rest_trades_requests,
             "trade_ids": {s: list(ids) for s, ids in self.trade_ids.items()},
             "connections": [
                 {
@@ -237,17 +252,26 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
                 _, _, price, _, _, _, buyer_is_maker, fills = event
                 side = "sell" if buyer_is_maker else "buy"
                 rows = []
+                history = self.history[pair]
                 for trade_id, qty in fills:
+                    history.add(trade_id, now_ns, price, qty, spec.price_decimals,
+                                spec.qty_decimals, not buyer_is_maker)  # fmt: skip
                     row = {
                         "symbol": pair, "side": side,
                         "price": _number(price, spec.price_decimals),
                         "qty": _number(qty, spec.qty_decimals), "ord_type": "limit",
                         "trade_id": trade_id, "timestamp": _iso(now_ns),
                     }  # fmt: skip
-                    rows.append(row)
                     self.trades[pair].append(row)
                     self.trade_ids[pair].append(trade_id)
-                await self._fan(pair, "trade", rows)
+                    if self._skip_next:  # withheld from the WebSocket, kept for REST
+                        self._skip_next = False
+                        self.fault_log.append({"kind": "skip_trade", "conn": -1, "symbol": pair,
+                                               "trade_id": trade_id, "ns": now_ns})  # fmt: skip
+                        continue
+                    rows.append(row)
+                if rows:
+                    await self._fan(pair, "trade", rows)
                 await self._ticker(market, "trades", now_ns)
                 await self._ohlc(market, now_ns)
             else:
@@ -440,8 +464,14 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
     async def _fault(self, kind: str, every: float) -> None:
         while True:
             await asyncio.sleep(every)
+            if not self.faults_on:
+                continue
             if kind == "checksum":
                 self._corrupt_next = True
+            elif kind == "skip_trade":
+                self._skip_next = True
+            elif kind == "rate_limit":
+                self._limit_next = True
             else:
                 self.fault_log.append(
                     {"kind": kind, "conn": -1, "symbol": "", "ns": time.time_ns()}
@@ -494,6 +524,18 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             }  # fmt: skip
         body = msgspec.json.encode({"error": [], "result": result})
         return web.Response(body=body, content_type="application/json")
+
+    async def _rest_trades(self, request: web.Request) -> web.Response:
+        """REST ``Trades``: the history after ``since`` (see :mod:`.trades`)."""
+        self.rest_trades_requests += 1
+        if self._limit_next:
+            self._limit_next = False
+            self.fault_log.append({"kind": "rate_limit", "conn": -1, "symbol": "",
+                                   "ns": time.time_ns()})  # fmt: skip
+            answer: dict[str, Any] = {"error": ["EGeneral:Too many requests"]}
+        else:
+            answer = trades_answer(self.history, dict(request.query))
+        return web.Response(body=msgspec.json.encode(answer), content_type="application/json")
 
     async def _ws_v1(self, request: web.Request) -> web.WebSocketResponse:
         """WebSocket v1 (the bare host): books only, legacy pair names, channel ids."""
