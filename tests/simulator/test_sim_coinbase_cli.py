@@ -61,6 +61,12 @@ def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Pa
     trades = hundi.read(tmp_path / "data", exchange="coinbase", channel="trades")
     assert set(trades["symbol"]) == {"BTC-USD", "ETH-USD"}
     assert (trades["symbol"] == trades["native_symbol"]).all()
+    # each crossed book was a gap, a make-before-break re-subscribe and a brought-forward sync
+    events = hundi.read(tmp_path / "data", exchange="coinbase", channel="events")
+    book = events[events["channel"] == "book"]
+    assert (book["kind"] == "gap").any() and (book["kind"] == "resync").any(), book
+    resynced = book[(book["kind"] == "synced") & book["detail"].str.contains("brought forward")]
+    assert len(resynced) >= 1, book
 
     # our raw capture replays to the same records, make-before-break resyncs included
     done = subprocess.run(
