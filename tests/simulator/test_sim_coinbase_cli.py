@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
@@ -131,3 +132,15 @@ def test_collect_the_order_level_book_beside_the_public_channels(
         assert len(bids) and len(asks) and bids.max() < asks.min()
         # the same book aggregated to L2 through book_at's order-level path
         assert len(hundi.book_at(data, "coinbase", product, mine.index.max())) > 0
+
+
+def test_only_unlisted_products_open_no_socket_and_exit_nothing_collected(tmp_path: Path) -> None:
+    """No product to subscribe: no WebSocket at all (Coinbase closes a socket without a
+    subscribe after 5 s, so one would loop), the reason named, exit status 3."""
+    with SimulatorProcess(["--rate", "50"], venue="coinbase") as sim:
+        code, output, summary = collect(sim, tmp_path, "DELISTED-USD", duration=2)
+        stats = json.loads(urlopen(f"{sim.rest_url}/sim/stats", timeout=30).read())
+    assert code == 3, output[-3000:]
+    assert summary["invalid_symbols"] == ["DELISTED-USD"]
+    assert "not listed or not trading" in output or "no frame received" in output, output
+    assert stats["connections"] == []
