@@ -1017,3 +1017,21 @@ def test_a_refused_subscribe_is_stored_and_the_connection_reopened_with_back_off
     with pytest.raises(RejectedFrame):
         p.receive(MATCHES, error, RECV + 4 * 10**9, (out := RecordSink()))
     assert "reconnecting in 1 s" in out.events[0].detail  # an accepted subscribe resets it
+
+
+def test_the_first_last_match_is_stored_when_the_gap_between_runs_fetches_it() -> None:
+    """The previous run stored up to 96; this run starts with last_match 100 and no trade
+    since: the restart gap 97..100 is fetched, 100 included (this run never stored it)."""
+    p = venue()
+    no_listing(p)
+    assert feed(p, match(100, kind="last_match"))[0] is FrameStatus.FILTERED
+    gap = Event(
+        exchange="coinbase", symbol="BTC-USD", native_symbol="BTC-USD", ts=RECV, recv_ts=RECV,
+        kind="gap", channel="trades", expected=97, received=101, detail="between runs",
+    )  # fmt: skip
+    assert p.recover(gap, RECV, RecordSink())
+    out = answer(p, trades_request(p), [rest_trade(i) for i in (100, 99, 98, 97)])
+    assert [t.trade_id for t in out.trades] == [100, 99, 98, 97]
+    _, out = feed(p, match(101))
+    assert [t.trade_id for t in out.trades] == [101] and not out.events
+    assert feed(p, match(100))[0] is FrameStatus.FILTERED  # stored once

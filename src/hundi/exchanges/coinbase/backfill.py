@@ -47,6 +47,12 @@ class TradeIds(IdSequence):
 
     __slots__ = ()
 
+    def start_after(self, last: int) -> None:
+        """Start the window just past ``last`` (a run's first ``last_match``): the next id is
+        expected, and ``last`` itself, unseen by this run, is stored if fetched back."""
+        self.first = last + 1
+        self.last = last
+
     def declare_through(self, last: int) -> tuple[int, int] | None:
         """Ids up to ``last`` exist (a heartbeat said so): the unseen ones ``[lo, hi)`` become a
         hole, so they are stored when fetched or when they arrive late; None if none is new."""

@@ -472,7 +472,7 @@ class CoinbaseProtocol(VenueProtocol):
             check_positive("size", msg.size)
             taker_side(msg.side)
             parse_time(msg.time)
-            ids.check(tid, tid)
+            ids.start_after(tid)
             return FrameStatus.FILTERED
         ts = parse_time(msg.time)
         if ts < recv_ns - MAX_CLOCK_SKEW_NS:
