@@ -97,14 +97,14 @@ def generated_cases(seconds: float) -> list[dict[str, Any]]:
             ["sell", f"{50010 + (i % 200) * 0.5:.2f}", f"{(i % 5) * 0.5:.2f}"]]}).encode()
         for i in range(4096)
     ]  # fmt: skip
-    tickers = [
-        json.dumps({"type": "ticker", "sequence": i, "product_id": "BTC-USD", "price": "50000.5",
-            "open_24h": "49000", "volume_24h": "1234.5", "low_24h": "48000",
-            "high_24h": "51000", "volume_30d": "99999", "best_bid": "50000.00",
-            "best_bid_size": "0.5", "best_ask": "50000.50", "best_ask_size": "0.7",
-            "side": "buy", "time": stamp, "trade_id": i, "last_size": "0.01"}).encode()
-        for i in range(4096)
-    ]  # fmt: skip
+    # tickers carry increasing sequences (a repeated one is a resend, filtered)
+    ticker_template = (
+        b'{"type":"ticker","sequence":%d,"product_id":"BTC-USD","price":"50000.5",'
+        b'"open_24h":"49000","volume_24h":"1234.5","low_24h":"48000","high_24h":"51000",'
+        b'"volume_30d":"99999","best_bid":"50000.00","best_bid_size":"0.5",'
+        b'"best_ask":"50000.50","best_ask_size":"0.7","side":"buy","time":"%s","trade_id":%d,'
+        b'"last_size":"0.01"}'
+    )
     results = []
     book = venue(["BTC-USD"])
     sink = RecordSink()
@@ -131,12 +131,15 @@ def generated_cases(seconds: float) -> list[dict[str, Any]]:
         return 4096
 
     ticker = venue(["BTC-USD"])
+    next_sequence = [1]
 
     def run_tickers() -> int:
-        for body in tickers:
-            ticker.receive(MATCHES, body, now_ns, sink)
+        first = next_sequence[0]
+        for seq in range(first, first + 4096):
+            ticker.receive(MATCHES, ticker_template % (seq, stamp.encode(), seq), now_ns, sink)
+        next_sequence[0] = first + 4096
         sink.drain()
-        return len(tickers)
+        return 4096
 
     for case, run in (("l2update", run_updates), ("match", run_matches), ("ticker", run_tickers)):
         handled, used = timed(run, seconds)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
@@ -52,7 +53,8 @@ def collect(
 def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Path) -> None:
     faults = ["--fault", "skip_match:0.8", "--fault", "cross_book:1"]
     with SimulatorProcess(["--rate", "300", *faults], venue="coinbase") as sim:
-        code, output, summary = collect(sim, tmp_path, "BTC-USD,ETH-USD,DELISTED-USD")
+        # 6 s: a make-before-break resync delivers its snapshot 2 s (overlap) after the break
+        code, output, summary = collect(sim, tmp_path, "BTC-USD,ETH-USD,DELISTED-USD", duration=6)
     assert code == 0, output[-3000:]
     assert summary["invalid_symbols"] == ["DELISTED-USD"]
     assert "not listed or not trading on the exchange" in output
@@ -61,6 +63,12 @@ def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Pa
     trades = hundi.read(tmp_path / "data", exchange="coinbase", channel="trades")
     assert set(trades["symbol"]) == {"BTC-USD", "ETH-USD"}
     assert (trades["symbol"] == trades["native_symbol"]).all()
+    # each crossed book was a gap, a make-before-break re-subscribe and a brought-forward sync
+    events = hundi.read(tmp_path / "data", exchange="coinbase", channel="events")
+    book = events[events["channel"] == "book"]
+    assert (book["kind"] == "gap").any() and (book["kind"] == "resync").any(), book
+    resynced = book[(book["kind"] == "synced") & book["detail"].str.contains("brought forward")]
+    assert len(resynced) >= 1, book[["kind", "symbol", "detail"]].to_string()
 
     # our raw capture replays to the same records, make-before-break resyncs included
     done = subprocess.run(
@@ -125,3 +133,15 @@ def test_collect_the_order_level_book_beside_the_public_channels(
         assert len(bids) and len(asks) and bids.max() < asks.min()
         # the same book aggregated to L2 through book_at's order-level path
         assert len(hundi.book_at(data, "coinbase", product, mine.index.max())) > 0
+
+
+def test_only_unlisted_products_open_no_socket_and_exit_nothing_collected(tmp_path: Path) -> None:
+    """No product to subscribe: no WebSocket at all (Coinbase closes a socket without a
+    subscribe after 5 s, so one would loop), the reason named, exit status 3."""
+    with SimulatorProcess(["--rate", "50"], venue="coinbase") as sim:
+        code, output, summary = collect(sim, tmp_path, "DELISTED-USD", duration=2)
+        stats = json.loads(urlopen(f"{sim.rest_url}/sim/stats", timeout=30).read())
+    assert code == 3, output[-3000:]
+    assert summary["invalid_symbols"] == ["DELISTED-USD"]
+    assert "not listed or not trading" in output or "no frame received" in output, output
+    assert stats["connections"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from typing import Any
 
 import pytest
@@ -175,6 +176,10 @@ def test_time_parsing() -> None:
         "1970-13-01T00:00:01Z",
         "1970-01-01T00:00:01.12x",
         "x970-01-01T00:00:01Z",
+        "1970-01-01T00:00:0\u00b2Z",  # "²" passes str.isdigit, then int() raises
+        "1970-01-01T00:00:01.\u00b2Z",
+        "2026-02-31T00:00:00Z",  # timegm would roll it over to March 3
+        "2026-04-31T00:00:00.5Z",
     ):
         with pytest.raises(RejectedFrame):
             parse_time(bad)
@@ -198,7 +203,8 @@ def test_match_is_a_trade_with_the_taker_side() -> None:
 
 def test_last_match_is_stored_once_and_a_duplicate_is_filtered() -> None:
     p = venue()
-    assert feed(p, match(5, kind="last_match"))[0] is FrameStatus.PROCESSED
+    feed(p, match(4, kind="last_match"))  # the run's first: starts the id window only
+    assert feed(p, match(5))[0] is FrameStatus.PROCESSED
     status, out = feed(p, match(5))
     assert status is FrameStatus.FILTERED and not out.trades
     status, out = feed(p, match(5, kind="last_match"))  # a resubscribe's last_match
@@ -748,12 +754,14 @@ def test_without_a_listing_the_subscribe_goes_out_as_configured_after_a_while() 
     assert opening is not None and opening.messages == spec.subscribe
 
 
-def test_nothing_listed_opens_without_subscribing() -> None:
+def test_nothing_listed_opens_no_connection() -> None:
+    """Coinbase drops a socket that sends no subscribe within 5 s: none is opened (the
+    invalid_symbol events say why, and the run ends with nothing collected)."""
     p = venue("OLD-USD")
     (request,) = p.due_requests(1)
     p.receive_response(request, RestResponse(200, b"[]"), 2, RecordSink())
-    opening = p.opening(p.connections()[0], 3)
-    assert opening is not None and opening.messages == ()
+    assert all(p.opening(spec, 3) is None for spec in p.connections())
+    assert all(p.opening(spec, 3 + 60 * 10**9) is None for spec in p.connections())
 
 
 def test_a_gap_between_two_runs_is_fetched_back() -> None:
@@ -825,3 +833,205 @@ def test_book_l3_mounts_the_full_feed_on_its_own_connection(
     monkeypatch.setenv("COINBASE_API_PASSPHRASE", "p")
     keys = {spec.key for spec in CoinbaseVenue(config).connections()}
     assert keys == {MATCHES, FULL_CONN}
+
+
+# -------------------------------------------------------------------- review findings
+
+MS_NS = 1_000_000
+
+
+def at(ms: int) -> str:
+    """Coinbase time text ``ms`` milliseconds after T0."""
+    seconds, frac = divmod(T0_NS + ms * MS_NS, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+def l2at(ms: int, *changes: list[str]) -> bytes:
+    return frame(type="l2update", product_id="BTC-USD", changes=list(changes), time=at(ms))
+
+
+def snapshot_at(ms: int, bids: list[list[str]], asks: list[list[str]]) -> bytes:
+    return frame(type="snapshot", product_id="BTC-USD", bids=bids, asks=asks, time=at(ms))
+
+
+def test_a_snapshot_taken_before_the_break_is_not_used() -> None:
+    """A break during a rollover: the held snapshot predates it, and the updates the old
+    socket delivered between the two are in neither it nor ``pending``."""
+    p = venue()
+    assert (
+        feed(p, snapshot_at(0, [["100", "1"]], [["101", "1"]]), LEVEL2)[0] is FrameStatus.PROCESSED
+    )
+    feed(p, l2at(10, ["buy", "99.5", "2"]), LEVEL2)  # delivered by the old socket
+    feed(p, l2at(20, ["buy", "101.5", "1"]), LEVEL2)  # crosses: a break
+    assert p.take_reconnects() == [LEVEL2]
+    status, out = feed(p, snapshot_at(5, [["100", "1"]], [["101", "1"]]), LEVEL2)
+    assert status is FrameStatus.FILTERED and not out.book and not p.books()[0].synced
+    assert "predates the break" in p.books()[0].waiting
+    assert p.take_reconnects() == [LEVEL2]  # asks again for a newer one
+    status, out = feed(p, snapshot_at(30, [["100", "1"], ["99.5", "2"]], [["101", "1"]]), LEVEL2)
+    assert status is FrameStatus.PROCESSED and p.books()[0].synced
+    assert sorted((r.side, r.price) for r in out.book) == [(ASK, 101), (BID, 99.5), (BID, 100)]
+
+
+def test_an_older_batch_from_the_other_socket_is_dropped() -> None:
+    """``level2_batch`` is cut per connection: a rollover's new socket carries the same events
+    in other batches, which the byte dedup lets through; re-applied they would cross."""
+    p = venue()
+    feed(p, snapshot_at(0, [["100", "1"]], [["101", "1"]]), LEVEL2)
+    feed(p, l2at(10, ["sell", "101", "0"], ["sell", "101.3", "1"], ["buy", "101.2", "1"]), LEVEL2)
+    feed(p, l2at(20, ["buy", "101.2", "0"], ["sell", "101.1", "1"]), LEVEL2)
+    status, out = feed(p, l2at(15, ["buy", "101.2", "1"]), LEVEL2)  # the other socket's cut
+    assert status is FrameStatus.FILTERED and not out.book and not out.events
+    (book,) = p.books()
+    assert book.synced and (book.best_bid, book.best_ask) == (100, 101.1)
+    assert p.take_reconnects() == []
+    # several updates at one instant are normal on one socket (the recording has 1442): kept
+    status, out = feed(p, l2at(20, ["buy", "100.5", "1"]), LEVEL2)
+    assert status is FrameStatus.PROCESSED and len(out.book) == 1
+
+
+def test_an_update_older_than_the_brought_forward_snapshot_is_dropped() -> None:
+    p = venue()
+    feed(p, snapshot_at(0, [["100", "1"]], [["101", "1"]]), LEVEL2)
+    feed(p, l2at(10, ["buy", "101.5", "1"]), LEVEL2)  # break
+    feed(p, l2at(20, ["sell", "101.1", "1"]), LEVEL2)  # pending
+    feed(p, snapshot_at(15, [["100", "1"]], [["101", "0.5"]]), LEVEL2)
+    assert p.books()[0].synced
+    status, out = feed(p, l2at(18, ["buy", "101.2", "1"]), LEVEL2)  # new socket, older
+    assert status is FrameStatus.FILTERED and not out.events and p.books()[0].synced
+
+
+def test_overflowing_pending_updates_asks_for_a_new_snapshot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rollover never calls on_open: without a new request the book would wait forever."""
+    monkeypatch.setattr(coinbase_protocol, "MAX_PENDING_UPDATES", 2)
+    p = venue()
+    feed(p, snapshot_at(0, [["100", "1"]], [["101", "1"]]), LEVEL2)
+    feed(p, l2at(10, ["buy", "101.5", "1"]), LEVEL2)  # break
+    assert p.take_reconnects() == [LEVEL2]
+    feed(p, l2at(11, ["sell", "102", "1"]), LEVEL2)
+    feed(p, l2at(12, ["sell", "103", "1"]), LEVEL2)
+    status, _ = feed(p, l2at(13, ["sell", "104", "1"]), LEVEL2)  # one too many
+    assert status is FrameStatus.FILTERED
+    assert p.take_reconnects() == [LEVEL2]
+    assert feed(p, l2at(14, ["sell", "105", "1"]), LEVEL2)[0] is FrameStatus.PROCESSED  # kept
+    status, out = feed(p, snapshot_at(13, [["100", "1"]], [["101", "1"], ["104", "1"]]), LEVEL2)
+    assert status is FrameStatus.PROCESSED and p.books()[0].synced
+    assert sorted(r.price for r in out.book if r.side == ASK) == [101, 104, 105]
+
+
+def ticker(sequence: int, trade_id: int, when: str = T0) -> bytes:
+    return frame(
+        type="ticker", sequence=sequence, product_id="BTC-USD", price="101", open_24h="100",
+        volume_24h="1", low_24h="90", high_24h="110", best_bid="100", best_bid_size="1",
+        best_ask="102", best_ask_size="1", side="buy", time=when, trade_id=trade_id,
+        last_size="0.1",
+    )  # fmt: skip
+
+
+def test_the_ticker_resent_on_subscribe_is_stored_once() -> None:
+    p = venue()
+    status, out = feed(p, ticker(99, 8))
+    assert status is FrameStatus.PROCESSED and len(out.ticker) == len(out.bbo) == 1
+    status, out = feed(p, ticker(99, 8))  # a re-subscribe's copy
+    assert status is FrameStatus.FILTERED and not out.ticker and not out.bbo
+    assert feed(p, ticker(98, 7))[0] is FrameStatus.FILTERED
+    status, out = feed(p, ticker(100, 9))
+    assert status is FrameStatus.PROCESSED and len(out.ticker) == 1
+
+
+def test_the_first_last_match_of_a_run_only_starts_the_id_window() -> None:
+    """An earlier run may have stored it; if not, the restart gap fetches it back."""
+    p = venue()
+    status, out = feed(p, match(5, kind="last_match"))
+    assert status is FrameStatus.FILTERED and not out.trades and not out.events
+    status, out = feed(p, match(6))
+    assert [t.trade_id for t in out.trades] == [6] and not out.events
+    _, out = feed(p, match(9, kind="last_match"))  # a reconnect's: ahead, stored, gap 7..8
+    assert [t.trade_id for t in out.trades] == [9]
+    assert [(e.kind, e.expected, e.received) for e in out.events] == [("gap", 7, 9)]
+
+
+def test_old_subscribe_time_frames_of_a_quiet_product_are_filtered_not_rejected() -> None:
+    """An illiquid product's last_match and ticker can be days old at subscribe time."""
+    old = "2026-11-30T06:00:00.000000Z"  # three days before RECV
+    p = venue()
+    assert feed(p, ticker(50, 5, old))[0] is FrameStatus.FILTERED
+    assert feed(p, match_at(5, old, kind="last_match"))[0] is FrameStatus.FILTERED
+    p.on_close(MATCHES, RECV, RecordSink())
+    p.on_open(MATCHES, RECV, RecordSink())
+    assert feed(p, ticker(50, 5, old))[0] is FrameStatus.FILTERED
+    assert feed(p, match_at(5, old, kind="last_match"))[0] is FrameStatus.FILTERED
+    # one old last_match ahead of the window: the ids up to it (itself too) are a gap
+    status, out = feed(p, match_at(7, old, kind="last_match"))
+    assert status is FrameStatus.PROCESSED and not out.trades
+    assert [(e.kind, e.expected, e.received) for e in out.events] == [("gap", 6, 8)]
+
+
+def match_at(tid: int, when: str, kind: str = "match") -> bytes:
+    return frame(
+        type=kind, trade_id=tid, side="sell", size="0.5", price="100.25", product_id="BTC-USD",
+        sequence=tid * 10, time=when,
+    )  # fmt: skip
+
+
+def test_a_backfilled_trade_refused_or_skipped_is_reported_unrecoverable() -> None:
+    p = venue()
+    no_listing(p)
+    feed(p, match(10))
+    feed(p, match(16))
+    bad = {**rest_trade(14), "side": "sideways"}
+    out = answer(p, trades_request(p), [rest_trade(15), bad, rest_trade(12), rest_trade(11)])
+    assert [t.trade_id for t in out.trades] == [15, 12, 11]
+    kinds = sorted((e.kind, e.expected, e.received) for e in out.events)
+    assert kinds == [
+        ("backfilled", 11, 16),
+        ("unrecoverable", 13, 14),  # not returned, inside the page
+        ("unrecoverable", 14, 15),  # returned, refused
+    ]
+    refused = next(e for e in out.events if e.expected == 14)
+    assert "refused" in refused.detail and "side" in refused.detail
+
+
+def test_a_refused_subscribe_is_stored_and_the_connection_reopened_with_back_off() -> None:
+    p = venue()
+    no_listing(p)
+    error = frame(type="error", message="Failed to subscribe", reason="BTC-XXX is not valid")
+    out = RecordSink()
+    with pytest.raises(RejectedFrame) as caught:
+        p.receive(MATCHES, error, RECV, out)
+    assert caught.value.reason == "venue_error"
+    (event,) = out.events
+    assert event.kind == "reconnect" and "refused the subscribe" in event.detail
+    assert "BTC-XXX is not valid" in event.detail
+    assert p.take_reconnects() == []  # backing off a second
+    assert p.next_wakeup_ns() == RECV + 10**9
+    p.due_requests(RECV + 10**9)  # time passes
+    assert p.take_reconnects() == [MATCHES] and p.take_reconnects() == []
+    with pytest.raises(RejectedFrame):
+        p.receive(MATCHES, error, RECV + 10**9, (out := RecordSink()))
+    assert "reconnecting in 2 s" in out.events[0].detail  # doubling
+    ack = frame(type="subscriptions", channels=[])
+    p.receive(MATCHES, ack, RECV + 3 * 10**9, RecordSink())
+    with pytest.raises(RejectedFrame):
+        p.receive(MATCHES, error, RECV + 4 * 10**9, (out := RecordSink()))
+    assert "reconnecting in 1 s" in out.events[0].detail  # an accepted subscribe resets it
+
+
+def test_the_first_last_match_is_stored_when_the_gap_between_runs_fetches_it() -> None:
+    """The previous run stored up to 96; this run starts with last_match 100 and no trade
+    since: the restart gap 97..100 is fetched, 100 included (this run never stored it)."""
+    p = venue()
+    no_listing(p)
+    assert feed(p, match(100, kind="last_match"))[0] is FrameStatus.FILTERED
+    gap = Event(
+        exchange="coinbase", symbol="BTC-USD", native_symbol="BTC-USD", ts=RECV, recv_ts=RECV,
+        kind="gap", channel="trades", expected=97, received=101, detail="between runs",
+    )  # fmt: skip
+    assert p.recover(gap, RECV, RecordSink())
+    out = answer(p, trades_request(p), [rest_trade(i) for i in (100, 99, 98, 97)])
+    assert [t.trade_id for t in out.trades] == [100, 99, 98, 97]
+    _, out = feed(p, match(101))
+    assert [t.trade_id for t in out.trades] == [101] and not out.events
+    assert feed(p, match(100))[0] is FrameStatus.FILTERED  # stored once

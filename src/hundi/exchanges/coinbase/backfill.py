@@ -47,6 +47,12 @@ class TradeIds(IdSequence):
 
     __slots__ = ()
 
+    def start_after(self, last: int) -> None:
+        """Start the window just past ``last`` (a run's first ``last_match``): the next id is
+        expected, and ``last`` itself, unseen by this run, is stored if fetched back."""
+        self.first = last + 1
+        self.last = last
+
     def declare_through(self, last: int) -> tuple[int, int] | None:
         """Ids up to ``last`` exist (a heartbeat said so): the unseen ones ``[lo, hi)`` become a
         hole, so they are stored when fetched or when they arrive late; None if none is new."""
@@ -119,13 +125,15 @@ class ProductBackfill:
         lo, hi = gap.lo, gap.hi
         seen_lo = seen_hi = -1
         stored = 0
+        returned: set[int] = set()
         for t in trades:
             tid = t.trade_id
             if not lo <= tid < hi:
                 continue
             seen_lo = tid if seen_lo < 0 else min(seen_lo, tid)
             seen_hi = max(seen_hi, tid)
-            record = self._trade(t, recv_ns)
+            returned.add(tid)
+            record = self._trade(t, recv_ns, out)
             if record is None:
                 continue
             verdict = self.ids.check(tid, tid)
@@ -140,6 +148,8 @@ class ProductBackfill:
         if seen_hi < hi - 1:
             self._event(EventKind.UNRECOVERABLE, seen_hi + 1, hi, recv_ns, out,
                         f"trade ids {seen_hi + 1}..{hi - 1} not returned over REST")  # fmt: skip
+        if len(returned) < seen_hi - seen_lo + 1:  # holes inside the page
+            self._missing_inside(seen_lo, seen_hi, returned, recv_ns, out)
         self._event(
             EventKind.BACKFILLED, seen_lo, seen_hi + 1, recv_ns, out,
             f"trade ids {seen_lo}..{seen_hi}: {stored} trades fetched over REST",
@@ -155,7 +165,23 @@ class ProductBackfill:
             self.give_up_if_spent(recv_ns, out)
         return True
 
-    def _trade(self, t: RestTrade, recv_ns: int) -> Trade | None:
+    def _missing_inside(
+        self, lo: int, hi: int, returned: set[int], recv_ns: int, out: RecordSink
+    ) -> None:
+        """``unrecoverable`` for each run of ids in ``lo..hi`` the page skipped."""
+        start = -1
+        for tid in range(lo, hi + 2):
+            if tid <= hi and tid not in returned:
+                if start < 0:
+                    start = tid
+            elif start >= 0:
+                self._event(EventKind.UNRECOVERABLE, start, tid, recv_ns, out,
+                            f"trade ids {start}..{tid - 1} not returned over REST")  # fmt: skip
+                start = -1
+
+    def _trade(self, t: RestTrade, recv_ns: int, out: RecordSink) -> Trade | None:
+        """The record of a fetched trade; None (and an ``unrecoverable`` event for its id,
+        so the hole stays explained) when it fails validation."""
         try:
             check_positive("price", t.price)
             check_positive("size", t.size)
@@ -163,6 +189,10 @@ class ProductBackfill:
             ts = parse_time(t.time)
         except RejectedFrame as e:
             log.warning("%s backfilled trade %d refused (%s)", self.native, t.trade_id, e)
+            self._event(
+                EventKind.UNRECOVERABLE, t.trade_id, t.trade_id + 1, recv_ns, out,
+                f"trade id {t.trade_id} returned over REST but refused ({e})",
+            )  # fmt: skip
             return None
         return Trade(
             exchange="coinbase", symbol=self.symbol, native_symbol=self.native, ts=ts,

@@ -65,6 +65,7 @@ from hundi.exchanges.coinbase.symbols import normalize
 from hundi.exchanges.coinbase.timeparse import parse_time
 from hundi.exchanges.sequence import IdVerdict
 from hundi.exchanges.validity import (
+    MAX_CLOCK_SKEW_NS,
     check_amount,
     check_bbo,
     check_levels,
@@ -118,14 +119,28 @@ class Book:
     """One product's L2 book from ``level2_batch`` and whether it can be trusted.
 
     A resync re-subscribes make-before-break (the I/O layer's rollover): the old socket keeps
-    delivering while the new one's snapshot is held back, and the new one's updates that the old
-    one already delivered are dropped as duplicates. So after a break the updates arriving
+    delivering while the new one's snapshot is held back. So after a break the updates arriving
     meanwhile are kept (``pending``), and the new snapshot is brought forward with them: sizes are
-    absolute, so replaying every update since the break over a snapshot taken after the break
-    gives the book as of the last one.
+    absolute, so replaying every update since the break over a snapshot taken at or after the
+    break gives the book as of the last one. A snapshot taken before the break (a rollover that
+    was under way) misses what the old socket delivered in between: it is not used
+    (``break_ns``). ``level2_batch`` batches are cut per connection, so the new socket's frames
+    are not byte-identical to the old one's and the I/O layer's dedup lets them through: an
+    update older than the last one applied (``last_ns``) is dropped as a copy.
     """
 
-    __slots__ = ("asks", "bids", "fresh", "native", "pending", "symbol", "synced", "waiting")
+    __slots__ = (
+        "asks",
+        "bids",
+        "break_ns",
+        "fresh",
+        "last_ns",
+        "native",
+        "pending",
+        "symbol",
+        "synced",
+        "waiting",
+    )
 
     def __init__(self, native: str, symbol: str) -> None:
         self.native = native
@@ -138,6 +153,8 @@ class Book:
         # after a break on a live connection: the (ts, changes) received since, in order
         self.pending: list[tuple[int, list[tuple[int, float, float]]]] | None = None
         self.waiting = "waiting for the level2 snapshot"
+        self.break_ns = -1  # venue time of the last break: an older snapshot misses updates
+        self.last_ns = -1  # venue time of the last update applied or kept
 
     def crossed(self) -> tuple[float, float] | None:
         bid, ask = self.bids.best(), self.asks.best()
@@ -232,6 +249,9 @@ class CoinbaseProtocol(VenueProtocol):
         self._listed = False  # the /products answer came
         self._listing_since_ns = 0  # first open waiting for it
         self._reconnects: list[str] = []
+        self._refusals: dict[str, int] = {}  # connection -> subscribes refused in a row
+        self._reconnect_due: dict[str, int] = {}  # connection -> reconnect after a refusal at
+        self._ticker_seen: dict[str, tuple[int, int]] = {}  # product -> (sequence, trade_id)
         self._open: set[str] = set()  # connections open (on_open without on_close since)
         self._now_ns = 0
         # Sub-feeds on their own connections (see :func:`sub_protocols`).
@@ -281,7 +301,9 @@ class CoinbaseProtocol(VenueProtocol):
             return Opening(spec.url, spec.subscribe)
         products = [n for n in self.symbols if n not in self.invalid_symbols]
         if not products:
-            return Opening(spec.url, ())  # nothing listed to ask for: the summary says why
+            # nothing listed to ask for (the invalid_symbol events say why): Coinbase drops a
+            # socket that sends no subscribe within 5 s, so none is opened
+            return None
         messages = []
         for message in spec.subscribe:
             channels = msgspec.json.decode(message)["channels"]
@@ -311,6 +333,8 @@ class CoinbaseProtocol(VenueProtocol):
                 book.fresh = True
                 book.pending = None
                 book.waiting = "waiting for the level2 snapshot"
+                book.break_ns = -1
+                book.last_ns = -1
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         sub = self._sub_of_conn.get(conn_key)
@@ -327,6 +351,11 @@ class CoinbaseProtocol(VenueProtocol):
                 self._book_event(book, EventKind.GAP, now_ns, now_ns, f"{conn_key} closed", out)
 
     def take_reconnects(self) -> list[str]:
+        now = self._now_ns
+        for key, due in list(self._reconnect_due.items()):
+            if now >= due:
+                del self._reconnect_due[key]
+                self._ask_reconnect(key)
         taken, self._reconnects = self._reconnects, []
         for sub in self.subs:
             taken += sub.take_reconnects()
@@ -347,21 +376,44 @@ class CoinbaseProtocol(VenueProtocol):
             msg = FEED_DECODER.decode(data)
         except DECODE_ERRORS as e:
             raise self._rejection(data, e) from None
-        kind = type(msg)
-        if kind is L2Update:
-            return self._l2update(msg, recv_ns, out)  # type: ignore[arg-type]
-        if kind is Match or kind is LastMatch:
-            return self._match(msg, recv_ns, out)  # type: ignore[arg-type]
-        if kind is TickerMsg:
-            return self._ticker(msg, recv_ns, out)  # type: ignore[arg-type]
-        if kind is Heartbeat:
-            return self._heartbeat(msg, conn_key, recv_ns, out)  # type: ignore[arg-type]
-        if kind is Snapshot:
-            return self._snapshot(msg, recv_ns, out)  # type: ignore[arg-type]
-        if kind is Subscriptions:
-            return FrameStatus.FILTERED
-        error: ErrorMsg = msg  # type: ignore[assignment]
-        raise RejectedFrame("venue_error", f"{error.message}: {error.reason}".strip(": "))
+        self._now_ns = max(self._now_ns, recv_ns)
+        match msg:
+            case L2Update():
+                return self._l2update(msg, recv_ns, out)
+            case LastMatch():
+                return self._last_match(msg, recv_ns, out)
+            case Match():
+                return self._match(msg, recv_ns, out)
+            case TickerMsg():
+                return self._ticker(msg, recv_ns, out)
+            case Heartbeat():
+                return self._heartbeat(msg, conn_key, recv_ns, out)
+            case Snapshot():
+                return self._snapshot(msg, recv_ns, out)
+            case Subscriptions():
+                self._refusals.pop(conn_key, None)  # accepted: the next refusal waits 1 s
+                return FrameStatus.FILTERED
+            case ErrorMsg():
+                return self._venue_error(msg, conn_key, recv_ns, out)
+
+    def _venue_error(
+        self, error: ErrorMsg, conn_key: str, recv_ns: int, out: RecordSink
+    ) -> FrameStatus:
+        """Coinbase refused the subscribe (``Failed to subscribe``): the connection receives
+        nothing, so the refusal is stored and the connection reopened, backing off (doubling
+        from 1 s up to 60 s) so a lasting refusal does not spin."""
+        detail = f"{error.message}: {error.reason}".strip(": ")
+        tries = self._refusals.get(conn_key, 0) + 1
+        self._refusals[conn_key] = tries
+        delay_ns = min(1_000 * MS << min(tries - 1, 6), 60_000 * MS)
+        self._reconnect_due[conn_key] = recv_ns + delay_ns
+        out.events.append(Event(
+            exchange=EXCHANGE, symbol="", native_symbol="", ts=recv_ns, recv_ts=recv_ns,
+            kind=EventKind.RECONNECT.value, channel="", expected=-1, received=-1,
+            detail=f"{conn_key}: the venue refused the subscribe ({detail}); reconnecting in "
+            f"{delay_ns / 1e9:g} s",
+        ))  # fmt: skip
+        raise RejectedFrame("venue_error", detail)
 
     @staticmethod
     def _rejection(data: bytes, error: Exception) -> RejectedFrame:
@@ -394,7 +446,7 @@ class CoinbaseProtocol(VenueProtocol):
         expected = ids.expected()
         verdict = ids.check(tid, tid)
         if verdict is IdVerdict.DUPLICATE or verdict is IdVerdict.EXPIRED:
-            return FrameStatus.FILTERED  # a resent match, or last_match of a resubscribe
+            return FrameStatus.FILTERED  # a resent match
         out.trades.append(Trade(
             exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
             trade_id=tid, price=msg.price, size=msg.size, side=side, first_trade_id=tid,
@@ -403,6 +455,34 @@ class CoinbaseProtocol(VenueProtocol):
         if verdict is IdVerdict.AHEAD:
             self._trade_gap(native, symbol, expected, tid, ts, recv_ns, out, "match")
         return FrameStatus.PROCESSED
+
+    def _last_match(self, msg: LastMatch, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """The product's latest trade, resent on every subscribe. The first of a run only
+        starts the id window: an earlier run may have stored it, and if not, the restart's gap
+        (``recover``) fetches it. A later one shows what a reconnect missed. One older than the
+        validity window (an illiquid product) is not stored; the ids it names still count."""
+        native = msg.product_id
+        self._known(native)
+        if not self.trades_on:
+            raise RejectedFrame("unexpected_channel", "matches")
+        ids = self.ids[native]
+        tid = msg.trade_id
+        if ids.last < 0:
+            check_positive("price", msg.price)
+            check_positive("size", msg.size)
+            taker_side(msg.side)
+            parse_time(msg.time)
+            ids.start_after(tid)
+            return FrameStatus.FILTERED
+        ts = parse_time(msg.time)
+        if ts < recv_ns - MAX_CLOCK_SKEW_NS:
+            missed = ids.declare_through(tid)  # the trade itself is fetched with the gap
+            if missed is None:
+                return FrameStatus.FILTERED
+            self._trade_gap(native, self.symbols[native], *missed, recv_ns, recv_ns, out,
+                            "an old last_match")  # fmt: skip
+            return FrameStatus.PROCESSED
+        return self._match(msg, recv_ns, out)
 
     def _trade_gap(
         self,
@@ -437,9 +517,21 @@ class CoinbaseProtocol(VenueProtocol):
         return FrameStatus.FILTERED
 
     def _ticker(self, msg: TickerMsg, recv_ns: int, out: RecordSink) -> FrameStatus:
+        """Ticker and/or BBO rows. Coinbase resends the current ticker on every subscribe: one
+        not newer (``sequence``, else ``trade_id``) than the last seen is filtered, and so is
+        one older than the validity window (a quiet product's subscribe-time ticker)."""
         native = msg.product_id
         symbol = self._known(native)
         ts = parse_time(msg.time) if msg.time else recv_ns
+        key = (msg.sequence, msg.trade_id)
+        seen = self._ticker_seen.get(native)
+        if seen is not None and (
+            key[0] <= seen[0] if key[0] >= 0 and seen[0] >= 0 else key[1] <= seen[1]
+        ):
+            return FrameStatus.FILTERED
+        if ts < recv_ns - MAX_CLOCK_SKEW_NS and (self.ticker_on or self.bbo_on):
+            self._ticker_seen[native] = key
+            return FrameStatus.FILTERED
         produced = False
         if self.bbo_on and msg.best_bid_size is not None and msg.best_ask_size is not None:
             check_bbo(msg.best_bid, msg.best_bid_size, msg.best_ask, msg.best_ask_size, ts, recv_ns)
@@ -468,6 +560,7 @@ class CoinbaseProtocol(VenueProtocol):
             ))  # fmt: skip
             produced = True
         if produced:
+            self._ticker_seen[native] = key
             return FrameStatus.PROCESSED
         if self.bbo_on:
             raise RejectedFrame("invalid_message", "ticker without best_bid_size/best_ask_size")
@@ -483,10 +576,15 @@ class CoinbaseProtocol(VenueProtocol):
         check_levels("bid", msg.bids)
         check_levels("ask", msg.asks)
         if book.synced or (not book.fresh and book.pending is None):
-            # a re-subscribe's copy for a book its stream kept continuous, or a book that waits
-            # for a new connection (its pending updates overflowed)
+            # a re-subscribe's copy for a book its stream kept continuous
             return FrameStatus.FILTERED
         ts = parse_time(msg.time) if msg.time else recv_ns
+        if not book.fresh and msg.time and ts < book.break_ns:
+            # taken before the break (a rollover under way): the updates the old socket
+            # delivered between it and the break are in neither; wait for a newer one
+            book.waiting = "the re-subscribe's snapshot predates the break; re-subscribing again"
+            self._ask_reconnect(LEVEL2)
+            return FrameStatus.FILTERED
         book.bids.load(msg.bids)
         book.asks.load(msg.asks)
         pending = book.pending or []
@@ -503,6 +601,8 @@ class CoinbaseProtocol(VenueProtocol):
         book.synced = True
         book.fresh = False
         book.waiting = ""
+        if msg.time:  # a venue time (without one, ``ts`` is our clock: not comparable)
+            book.last_ns = max(book.last_ns, ts)
         rows = out.book
         for side, levels in ((BID, book.bids.levels), (ASK, book.asks.levels)):
             for price, size in levels.items():
@@ -520,6 +620,9 @@ class CoinbaseProtocol(VenueProtocol):
         if book is None:
             raise RejectedFrame("unexpected_channel", "level2 update")
         ts = parse_time(msg.time)
+        if ts < book.last_ns:
+            # an older batch: another socket's copy of what was applied (rollover overlap)
+            return FrameStatus.FILTERED
         changes = []
         for side_text, price, size in msg.changes:  # validate all first: rejected = unapplied
             if side_text == "buy":
@@ -535,12 +638,17 @@ class CoinbaseProtocol(VenueProtocol):
             pending = book.pending
             if pending is None:
                 return FrameStatus.FILTERED  # before the first snapshot of a connection
+            book.last_ns = ts
             if len(pending) >= MAX_PENDING_UPDATES:
-                book.pending = None
-                book.waiting = "too many updates before the snapshot; waiting for a new connection"
+                # the snapshot is late: start again from a snapshot taken after this update
+                pending.clear()
+                book.break_ns = ts
+                book.waiting = "too many updates before the snapshot; re-subscribing again"
+                self._ask_reconnect(LEVEL2)
                 return FrameStatus.FILTERED
             pending.append((ts, changes))
             return FrameStatus.PROCESSED  # kept for the snapshot to come
+        book.last_ns = ts
         bids, asks = book.bids, book.asks
         for side, price, size in changes:
             (bids if side == BID else asks).set(price, size)
@@ -557,13 +665,17 @@ class CoinbaseProtocol(VenueProtocol):
         book.synced = False
         book.fresh = False
         book.pending = []  # what the old socket delivers until the new snapshot
+        book.break_ns = ts
         book.waiting = f"{why}; re-subscribing"
         self._book_event(book, EventKind.GAP, ts, recv_ns, why, out)
         self._book_event(
             book, EventKind.RESYNC, ts, recv_ns, f"reconnecting {LEVEL2} for a snapshot", out
         )
-        if LEVEL2 not in self._reconnects:
-            self._reconnects.append(LEVEL2)
+        self._ask_reconnect(LEVEL2)
+
+    def _ask_reconnect(self, conn_key: str) -> None:
+        if conn_key not in self._reconnects:
+            self._reconnects.append(conn_key)
 
     @staticmethod
     def _row(
@@ -695,6 +807,7 @@ class CoinbaseProtocol(VenueProtocol):
         )
         if owing:
             times.append(max(self._rest_next_ns, self._now_ns))
+        times += self._reconnect_due.values()
         return min(times) if times else None
 
     def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:

@@ -33,7 +33,7 @@ def parse_time(text: str) -> int:
     if len(rest) < 3 or rest[0] != "." or rest[-1] != "Z":
         raise RejectedFrame("invalid_field", f"time {text!r}")
     digits = rest[1:-1]
-    if not digits.isdigit() or len(digits) > 9:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
         raise RejectedFrame("invalid_field", f"time {text!r}")
     return seconds * 1_000_000_000 + int(digits.ljust(9, "0"))
 
@@ -49,9 +49,11 @@ def _seconds(text: str, key: str) -> int:
     ):
         raise RejectedFrame("invalid_field", f"time {text!r}")
     parts = (key[0:4], key[5:7], key[8:10], key[11:13], key[14:16], key[17:19])
-    if not all(p.isdigit() for p in parts):
+    if not all(p.isascii() and p.isdigit() for p in parts):  # isdigit alone takes "²"
         raise RejectedFrame("invalid_field", f"time {text!r}")
     year, month, day, hour, minute, second = (int(p) for p in parts)
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+    if not (1 <= month <= 12 and hour < 24 and minute < 60 and second < 61):
+        raise RejectedFrame("invalid_field", f"time {text!r}")
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:  # timegm rolls Feb 31 over
         raise RejectedFrame("invalid_field", f"time {text!r}")
     return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))

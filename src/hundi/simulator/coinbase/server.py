@@ -8,7 +8,9 @@ The WebSocket (any path; the real feed is ``wss://ws-feed.exchange.coinbase.com`
   (``side`` = the maker's side, as Coinbase documents);
 * ``ticker``: after every taker action, last trade, 24 h statistics and the BBO with sizes;
 * ``level2_batch`` (and ``level2``, served alike): a ``snapshot`` per product on subscribe,
-  then ``l2update`` changes every ``batch_ms``;
+  then ``l2update`` changes every ``batch_ms``, batched per connection from its subscribe on
+  (folded every ``cut_ms``): two sockets carry the same changes in different frames, with
+  different times, as the real feed's per-connection batches do;
 * ``heartbeat``: each ``heartbeat_s`` per product, with ``last_trade_id``;
 * ``full``: every order's received/open/match/change/done, with the per-product ``sequence``
   (:class:`~hundi.simulator.coinbase.full.CoinbaseFullFeed`; signed subscriptions when
@@ -28,6 +30,8 @@ sent per connection and product, withheld ids, the fault log, and the book as pu
 ``POST /sim/pause`` stops the market (heartbeats go on) so a test can compare final books.
 ``skip_sequence`` loses one ``full`` message of one product (its sequence is used) and
 ``stale_snapshot`` answers that product's next level-3 snapshot with the book from the start.
+A socket that has not subscribed ``subscribe_timeout_s`` after opening is closed, as Coinbase
+closes one after 5 s.
 """
 
 from __future__ import annotations
@@ -67,7 +71,9 @@ class CoinbaseSimConfig:
     symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD")
     seed: int = 1
     rate: float = 200.0  # market actions per second, all products together
-    batch_ms: int = 50  # level2_batch interval
+    batch_ms: int = 50  # level2_batch interval, per connection
+    cut_ms: int = 10  # book changes are folded this often into every connection's batch
+    subscribe_timeout_s: float = 5.0  # a socket without a subscribe is closed after this
     heartbeat_s: float = 1.0
     trade_history: int = 100_000  # trades per product the REST history keeps
     faults: dict[str, float] = field(default_factory=dict)
@@ -83,13 +89,18 @@ def iso(ns: int) -> str:
 
 
 class _Conn:
-    __slots__ = ("channels", "record", "transport", "ws")
+    __slots__ = ("batch", "batch_due", "channels", "record", "subscribed", "transport", "ws")
 
     def __init__(self, ws: web.WebSocketResponse, transport: Any, record: ConnectionRecord) -> None:
         self.ws = ws
         self.transport = transport
         self.record = record
         self.channels: dict[str, set[str]] = {}  # channel -> products
+        self.subscribed = False
+        # level2 changes not yet sent: product -> (side, price text) -> size text, and when
+        # this connection's next batch goes out (monotonic; its own phase)
+        self.batch: dict[str, dict[tuple[str, str], str]] = {}
+        self.batch_due = 0.0
 
     def wants(self, channel: str, product: str) -> bool:
         products = self.channels.get(channel)
@@ -106,7 +117,7 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
         self.config = config
         now_ms = time.time_ns() // 1_000_000
         self.market = SyntheticMarket(config.symbols, config.seed, now_ms, trade_history=1)
-        self.market.add_depth_speed(config.batch_ms)
+        self.market.add_depth_speed(config.cut_ms)
         # the order-level ``full`` feed: the orders behind the same market's levels
         self.full = CoinbaseFullFeed(
             {s: self.market.symbols[s] for s in config.symbols},
@@ -318,27 +329,44 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
                 await self._send(conn, data)
 
     async def _batches(self) -> None:
-        interval = self.config.batch_ms / 1000
+        """Fold the book's changes into every subscribed connection's batch each ``cut_ms``;
+        send a connection its batch each ``batch_ms`` from its own subscribe (the cut differs
+        per socket). Batches still go out while paused, so final books can be compared."""
+        cut = self.config.cut_ms / 1000
+        every = self.config.batch_ms / 1000
         while True:
-            await asyncio.sleep(interval)
-            if self.paused:
-                continue
-            stamp = iso(time.time_ns())
-            for product, diff in list(self.market.take_depth(self.config.batch_ms)):
+            await asyncio.sleep(cut)
+            for product, diff in list(self.market.take_depth(self.config.cut_ms)):
                 self.market.publish_depth(product, diff)
                 spec = self.market.symbols[product].spec
                 _, _, _, bids, asks = diff
-                changes = [["buy", fixed(p, spec.price_decimals), fixed(q, spec.qty_decimals)]
+                changes = [("buy", fixed(p, spec.price_decimals), fixed(q, spec.qty_decimals))
                            for p, q in bids.items()]  # fmt: skip
-                changes += [["sell", fixed(p, spec.price_decimals), fixed(q, spec.qty_decimals)]
+                changes += [("sell", fixed(p, spec.price_decimals), fixed(q, spec.qty_decimals))
                             for p, q in asks.items()]  # fmt: skip
-                await self._l2update(product, changes, stamp)
+                for conn in list(self._conns.values()):
+                    if conn.wants("level2_batch", product) or conn.wants("level2", product):
+                        batch = conn.batch.setdefault(product, {})
+                        for side, price, size in changes:
+                            batch[(side, price)] = size
+            now = time.monotonic()
+            for conn in list(self._conns.values()):
+                if not conn.batch or now < conn.batch_due:
+                    continue
+                conn.batch_due = max(conn.batch_due + every, now)
+                stamp = iso(time.time_ns())
+                batches, conn.batch = conn.batch, {}
+                for product, levels in batches.items():
+                    changes_sent = [[side, price, size] for (side, price), size in levels.items()]
+                    await self._l2update(product, changes_sent, stamp, only=conn)
 
-    async def _l2update(self, product: str, changes: list[list[str]], stamp: str) -> None:
+    async def _l2update(
+        self, product: str, changes: list[list[str]], stamp: str, only: _Conn | None = None
+    ) -> None:
         data = msgspec.json.encode(
             {"type": "l2update", "product_id": product, "changes": changes, "time": stamp}
         )
-        for conn in list(self._conns.values()):
+        for conn in [only] if only is not None else list(self._conns.values()):
             if conn.wants("level2_batch", product) or conn.wants("level2", product):
                 await self._send(conn, data)
 
@@ -426,15 +454,25 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
         conn = _Conn(ws, request.transport, record)
         self._conns[record.conn_id] = conn
         self._next_conn += 1
+        timeout = asyncio.get_running_loop().call_later(
+            self.config.subscribe_timeout_s, self._no_subscribe, conn
+        )
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     await self._request(conn, msg.data)
         finally:
+            timeout.cancel()
             record.closed_ns = time.time_ns()
             self._conns.pop(record.conn_id, None)
             self._closed.append(record)
         return ws
+
+    def _no_subscribe(self, conn: _Conn) -> None:
+        """Coinbase closes a socket that sent no subscribe within 5 s."""
+        if not conn.subscribed and conn.transport is not None:
+            self.faults.record("no_subscribe", detail=f"connection {conn.record.conn_id}")
+            conn.transport.abort()
 
     async def _error(self, conn: _Conn, reason: str) -> None:
         error = {"type": "error", "message": "Failed to subscribe", "reason": reason}
@@ -471,6 +509,7 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
                 await self._error(conn, f"{unknown[0]} is not a valid product")
                 return
             wanted.append((str(name), products))
+        conn.subscribed = True
         for name, products in wanted:
             current = conn.channels.setdefault(name, set())
             if req["type"] == "subscribe":
@@ -497,6 +536,8 @@ class CoinbaseSimulator(SimulatorSite[CoinbaseSimConfig]):
                                   stamp, only=conn)  # fmt: skip
 
     async def _subscribed_level2(self, conn: _Conn, products: list[str]) -> None:
+        if not conn.batch_due:  # this connection's batches are cut from now on
+            conn.batch_due = time.monotonic() + self.config.batch_ms / 1000
         for product in products:
             spec = self.market.symbols[product].spec
             _, bids, asks = self.market.published[product]
