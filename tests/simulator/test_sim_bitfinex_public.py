@@ -194,8 +194,14 @@ async def wait_for_trades(sim: BitfinexSimulator, n: int) -> list[dict[str, Any]
 async def test_drop_trades_withholds_the_next_trades_from_the_websocket(
     sim: BitfinexSimulator,
 ) -> None:
-    await wait_for_trades(sim, 1)
-    sim.public.withhold_trades()
+    async with aiohttp.ClientSession() as session:
+        ws, p = await open_feed(session, sim)
+        await feed(
+            ws, p, RecordSink(), lambda: p.market is not None and p.market.sequence_checked > 5
+        )
+        sim.public.withhold_trades()
+        await ws.close()
+    assert sim.public.withholding == {"tBTCUSD", "tETHUSD"}
     before = len(sim.public.trades)
     deadline = time.monotonic() + 30
     while sim.public.withheld < 5:
@@ -204,3 +210,7 @@ async def test_drop_trades_withholds_the_next_trades_from_the_websocket(
     withheld = {t["id"] for t in sim.public.trades[before:]}
     recent = {t[0] for s in sim.public.symbols.values() for t in s.recent}
     assert withheld and not withheld & recent, "neither live nor in a snapshot"
+    async with aiohttp.ClientSession() as session:
+        ws, p = await open_feed(session, sim)  # subscribing again ends the withholding
+        await feed(ws, p, RecordSink(), lambda: not sim.public.withholding)
+        await ws.close()

@@ -222,3 +222,21 @@ def test_backfill_option_errors_are_one_line(options: dict[str, str], message: s
     with pytest.raises(ValueError, match=message) as error:
         Feed(**options)
     assert "\n" not in str(error.value)
+
+
+def test_on_a_quiet_market_the_first_heartbeat_after_the_snapshot_ends_the_window() -> None:
+    f = Feed()
+    out = RecordSink()
+    f.snapshot([trade(10, 5)], out)
+    f.p.on_close(CONN, (T0_MS + 20) * MS, out)
+    f.chan = 6
+    f.greet(out)
+    f.send([6, "hb", 1], out, at_ms=T0_MS + 25)  # a beat before the snapshot: not yet
+    f.seq = 1
+    assert f.p.owed_ids() == 0
+    f.snapshot([trade(10, 5)], out)
+    f.seq += 1
+    f.send([6, "hb", f.seq], out, at_ms=T0_MS + 15_000)
+    (request,) = f.p.due_requests((T0_MS + 15_001) * MS)
+    _, query = hist(request)
+    assert (query["start"], query["end"]) == (str(T0_MS + 5), str(T0_MS + 15_000))

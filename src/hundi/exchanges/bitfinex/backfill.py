@@ -2,14 +2,16 @@
 
 Bitfinex trade ids grow but are not contiguous per pair, so a hole cannot be named by ids: it is
 named by time. A break of a ``trades`` stream (its connection closed, a skipped sequence number)
-opens a *window* at the ``MTS`` of the last trade stored before it; the first live trade (``te``
-or ``tu``) after the break closes it at that trade's ``MTS`` (the snapshot of the last trades a
+opens a *window* at the ``MTS`` of the last trade stored before it; the first live trade (``te`` or
+``tu``) after the break closes it at that trade's ``MTS`` (the snapshot of the last trades a
 resubscribe brings does not close it: it may miss trades, and only live trades prove the stream
-continuous again). A closed window is fetched with ``start=`` and ``end=`` (milliseconds, both
-inclusive), ``sort=1`` (oldest first) and ``limit=`` up to 10000, paging on from the last
-``MTS`` of a full page; one request in flight, at most one every ``backfill_interval_ms``
-(Bitfinex documents 15 requests a minute for this endpoint, so 4 s by default), failures retried
-with a doubling back-off (60 s after a 429: Bitfinex blocks an IP for a minute).
+continuous again), or, on a quiet market, the channel's first heartbeat after its snapshot closes
+it at the heartbeat's receive time (Bitfinex beats every 15 s on a silent channel). A closed window
+is fetched with ``start=`` and ``end=`` (milliseconds, both inclusive), ``sort=1`` (oldest first)
+and ``limit=`` up to 10000, paging on from the last ``MTS`` of a full page; one request in flight,
+at most one every ``backfill_interval_ms`` (Bitfinex documents 15 requests a minute for this
+endpoint, so 4 s by default), failures retried with a doubling back-off (60 s after a 429: Bitfinex
+blocks an IP for a minute).
 
 Fetched trades are stored once: the stream's remembered ids (kept whole while a window is owed)
 say which were already stored. Each finished window stores a ``backfilled`` event (``expected``,

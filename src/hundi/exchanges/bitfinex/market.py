@@ -224,6 +224,7 @@ class Subscription:
     subscribed: bool = False  # between ``subscribed`` and a close: a dropped stream is a gap
     subscribed_ms: int = -1  # when it last was (our clock): a window's start if no trade yet
     resubscribing: bool = False  # unsubscribed after a checksum mismatch: subscribe again
+    snapshot_seen: bool = False  # this subscription's snapshot came (what follows is live)
     last_mts: int = -1  # MTS of the newest trade stored: where a break's window starts
     windows: WindowQueue | None = None  # trades: the break windows owed to the REST backfill
 
@@ -602,6 +603,8 @@ class MarketData:
                 seq |= state.epoch  # stored ids: see hundi.exchanges.bitfinex.book
             sub = state.by_chan.get(frame.chan_id)
             if kind == "hb":
+                if sub is not None and sub.windows is not None and sub.windows.open_ended:
+                    self._quiet_since_break(sub, recv_ns)
                 return FrameStatus.FILTERED  # Bitfinex beats before ``subscribed`` too
             if sub is None:
                 raise RejectedFrame("unknown_channel", str(frame.chan_id))
@@ -671,6 +674,7 @@ class MarketData:
             sub.chan_id = msg.chan_id
             sub.subscribed = True
             sub.subscribed_ms = recv_ns // MS
+            sub.snapshot_seen = False
             sub.resubscribing = False
             state.by_chan[msg.chan_id] = sub
             return FrameStatus.FILTERED
@@ -835,6 +839,7 @@ class MarketData:
         if kind in ("te", "tu"):
             trades = [PUBLIC_TRADE_DECODER.decode(payload)]
         elif not kind:
+            sub.snapshot_seen = True
             # the snapshot's history may reach back beyond the clock-skew bound: not news
             oldest = recv_ns - MAX_CLOCK_SKEW_NS
             listed = PUBLIC_TRADES_DECODER.decode(payload)
@@ -853,6 +858,13 @@ class MarketData:
         if kind and trades and windows is not None and windows.open_ended:
             windows.close(trades[0].mts, self.hist_requests)  # live again: the window ends
         return FrameStatus.PROCESSED if len(out.trades) > before else FrameStatus.FILTERED
+
+    def _quiet_since_break(self, sub: Subscription, recv_ns: int) -> None:
+        """A heartbeat of a trades channel whose snapshot came: no trade since it, and the
+        stream is live, so a quiet market's window ends now (our clock: its trades after now
+        come live)."""
+        if sub.snapshot_seen and sub.windows is not None:
+            sub.windows.close(recv_ns // MS, self.hist_requests)
 
     @staticmethod
     def _remember(sub: Subscription, trade_id: int) -> None:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
               help="drop:N aborts every socket each N s; repeatable.")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, metavar="KIND:N",
               help="Public-channel fault every N s: checksum, seq, reconnect, drop or "
-                   "drop_trades (a drop whose next 2 s of trades only REST serves); "
+                   "drop_trades (a drop whose trades until the resubscribe only REST serves); "
                    "repeatable.")  # fmt: skip
 @click.option("--rate", type=float, default=50.0, show_default=True,
               help="Public market actions per second.")  # fmt: skip

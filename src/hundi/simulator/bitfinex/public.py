@@ -14,9 +14,10 @@ second, heartbeats per channel. Unknown symbols are refused with error 10300.
 
 Faults (each every N seconds, on every connection): ``checksum`` sends a wrong ``cs`` for one
 book, ``seq`` skips a sequence number, ``reconnect`` sends info 20051, ``drop`` aborts sockets
-and ``drop_trades`` aborts them and withholds the trades of the next
-:data:`WITHHELD_S` seconds from the WebSocket (neither sent live nor in a snapshot: only REST
-has them) (both the server's own). REST ``/v2/conf/pub:list:pair:exchange`` (and
+and ``drop_trades`` aborts them and, for each symbol whose trades were subscribed, withholds
+from the WebSocket the trades published until its trades are subscribed again: they are in no
+snapshot (as if more trades had happened than a snapshot holds), only REST has them (both the
+server's own). REST ``/v2/conf/pub:list:pair:exchange`` (and
 ``pair:future``, ``currency``) list the simulated symbols; ``/v2/trades/{symbol}/hist``
 (``start``/``end`` ms inclusive, ``limit`` default 125 max 10000, ``sort`` 1 oldest first or
 -1 newest first, the default) serves every trade published. The ground truth
@@ -41,7 +42,6 @@ from hundi.simulator.market import SymbolMarket, SyntheticMarket
 SEQ_FLAG = 65536
 CHECKSUM_FLAG = 131072
 TRADES_IN_SNAPSHOT = 30
-WITHHELD_S = 2.0  # ``drop_trades``: the trades of this long after the drop skip the WebSocket
 HIST_DEFAULT_LIMIT = 125
 HIST_MAX_LIMIT = 10_000
 PUBLIC_FAULTS = ("checksum", "seq", "reconnect")
@@ -94,7 +94,7 @@ class PublicFeed:
         self.actions = 0
         self.paused = False  # tests freeze the market to compare final books
         self.fault_counts: dict[str, int] = {}
-        self.withhold_until_ms = 0
+        self.withholding: set[str] = set()  # ``drop_trades``: symbols whose trades skip the WS
         self.withheld = 0  # trades kept off the WebSocket by ``drop_trades``
 
     # -- requests -----------------------------------------------------------------------------
@@ -143,6 +143,8 @@ class PublicFeed:
         if channel == "book":
             ack |= {k: req[k] for k in ("prec", "freq", "len") if k in req}
         await conn.send(ack)
+        if channel == "trades":
+            self.withholding.discard(symbol)  # a client is back: what follows is live
         conn.subs[chan_id] = (channel, symbol)
         await conn.send(conn.stamp([chan_id, self._snapshot(channel, state)]))
 
@@ -233,7 +235,7 @@ class PublicFeed:
             trade = [trade_id, now_ms, amount, px]
             self.trades.append({"symbol": state.market.spec.symbol, "id": trade_id,
                                 "mts": now_ms, "amount": amount, "price": px})  # fmt: skip
-            if now_ms < self.withhold_until_ms:
+            if state.market.spec.symbol in self.withholding:
                 self.withheld += 1  # only REST trades/hist has it
             else:
                 state.recent.append(trade)
@@ -275,8 +277,14 @@ class PublicFeed:
                     await conn.send(conn.stamp([chan_id, "cs", wrong]))
 
     def withhold_trades(self) -> None:
-        """``drop_trades``: the trades of the next :data:`WITHHELD_S` s skip the WebSocket."""
-        self.withhold_until_ms = time.time_ns() // 1_000_000 + int(WITHHELD_S * 1000)
+        """``drop_trades`` (the sockets are being dropped): the trades of every subscribed
+        symbol skip the WebSocket until its trades are subscribed again."""
+        self.withholding = {
+            symbol
+            for conn in self.conns.values()
+            for channel, symbol in conn.subs.values()
+            if channel == "trades"
+        }
 
     def hist(
         self, symbol: str, start: int | None, end: int | None, limit: int, sort: int
