@@ -382,6 +382,21 @@ def test_a_new_socket_drops_resubscribes_owed_and_stray_answers_are_filtered() -
     assert send(p, dup, out).name == "FILTERED" and not out.events
 
 
+def test_a_refused_or_unanswered_resubscribe_falls_back_to_a_new_connection() -> None:
+    p, seq = two_books()
+    send(p, [1, "cs", 5, seq()])
+    refused = {"event": "error", "code": 10400, "msg": "unsubscribe: invalid", "chanId": 1}
+    assert send(p, refused).name == "FILTERED"
+    assert p.take_reconnects() == [CONN]
+    p, seq = two_books()
+    send(p, [1, "cs", 5, seq()])
+    send(p, {"event": "unsubscribed", "status": "OK", "chanId": 1})
+    p.receive(CONN, msgspec.json.encode([2, "hb", seq()]), T0 + 29_000_000_000, RecordSink())
+    assert p.take_reconnects() == [], "30 s to resync in place"
+    p.receive(CONN, msgspec.json.encode([2, "hb", seq()]), T0 + 31_000_000_000, RecordSink())
+    assert p.take_reconnects() == [CONN]
+
+
 def test_replay_without_taking_messages_gives_the_same_records() -> None:
     """A replay never sends: the protocol's state follows what was received."""
 

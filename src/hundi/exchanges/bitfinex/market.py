@@ -12,12 +12,19 @@ Integrity, per connection:
 * ``flags`` 65536 (sequence): every frame ends with the connection's public sequence number. A
   skipped number is a ``gap`` event for every book and trade stream of the connection, its
   books are unsynced, and the connection is reopened (make-before-break), which subscribes
-  everything again: the fresh book snapshots resync the books, the fresh trade snapshots (the
-  last trades) refill what they can.
+  everything again: the fresh book snapshots resync the books. Sequence numbers are per
+  connection, so the lost frame may be any channel's: the whole connection is resynced, on a
+  fresh socket opened before the old one closes.
 * ``flags`` 131072 (checksum): after each book change Bitfinex sends ``[CHAN_ID,"cs",CRC32]``
-  (:mod:`hundi.exchanges.bitfinex.checksum`). A mismatch is a ``gap`` event for that book and the
-  same resync. :attr:`MarketData.checksums_verified` / ``checksum_mismatches`` count them.
+  (:mod:`hundi.exchanges.bitfinex.checksum`). A mismatch is a ``gap`` event for that book and a
+  resync of that book alone, in place, as Bitfinex documents: ``unsubscribe`` its chanId
+  (:meth:`MarketData.take_messages`), ``subscribe`` again on ``unsubscribed``, and the new
+  chanId's snapshot syncs it. State changes follow what is received only, so a replay (which
+  sends nothing) stores the same. :attr:`MarketData.checksums_verified` /
+  ``checksum_mismatches`` count them.
 * A dropped connection is a ``gap`` for its books and trades; a reopened one a resync.
+* Trades missed in a break are fetched back over REST ``trades/{symbol}/hist`` by time window
+  (:mod:`hundi.exchanges.bitfinex.backfill`).
 * ``info`` 20051 (server restarting) and 20061 (maintenance over: resubscribe) reopen the
   connection; 20060 (maintenance started) is stored as a ``shutdown`` event.
 
@@ -132,6 +139,7 @@ DUPLICATE_SUBSCRIPTION = 10301
 UNSUBSCRIBE_ERRORS = frozenset((10400, 10401))  # unsubscribe failed / not subscribed
 TRADES_REMEMBERED = 4096  # ids per symbol kept to store each trade once
 TRADES_REMEMBERED_OWING = 1_000_000  # while a backfill window is owed (its dedupe needs them)
+RESUBSCRIBE_TIMEOUT_NS = 30_000_000_000  # no new snapshot this long after a mismatch: reopen
 OUTBOX_MAX = 1024  # messages not taken (a replay never takes them): the oldest go
 HIST_KEY = "trades:"  # + native: the REST key of a backfill request
 PRECISIONS = ("P0", "P1", "P2", "P3", "P4")
@@ -238,6 +246,7 @@ class ConnState:
     seq: int | None = None  # last sequence number seen
     flags: int = 0  # as acknowledged by the ``conf`` answer
     epoch: int = 0  # this socket's greeting time in s, shifted above its sequence numbers
+    resubscribe_due_ns: int = 0  # a book resubscribed in place must be synced by then (0: none)
 
 
 class MarketData:
@@ -555,6 +564,7 @@ class MarketData:
         state.by_chan.clear()
         state.seq = None
         state.flags = 0
+        state.resubscribe_due_ns = 0
         conns = {sub.conn for sub in state.subs}
         self._outbox = [(c, m) for c, m in self._outbox if c not in conns]
         for sub in state.subs:
@@ -563,6 +573,14 @@ class MarketData:
             if sub.book is not None and sub.book.synced:
                 sub.book.synced = False
                 sub.book.waiting = "waiting for the new connection's snapshot"
+
+    def _resubscribe_overdue(self, conn: str, state: ConnState) -> None:
+        """A book resubscribed in place got no snapshot in time (an answer lost): the whole
+        connection is reopened, whose subscribes resync it."""
+        state.resubscribe_due_ns = 0
+        if any(sub.resubscribing or (sub.book and not sub.book.synced) for sub in state.subs):
+            log.warning("%s: a book resubscribed in place is still not synced; reopening", conn)
+            self._reconnect(conn)
 
     def _resync(self, conn: str, recv_ns: int, out: RecordSink) -> None:
         """Resubscribe ``conn`` on a fresh socket: a ``resync`` event per broken book on it."""
@@ -583,6 +601,8 @@ class MarketData:
     # -- frames -------------------------------------------------------------------------------
     def receive(self, conn: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         state = self.conns[conn]
+        if state.resubscribe_due_ns and recv_ns > state.resubscribe_due_ns:
+            self._resubscribe_overdue(conn, state)
         try:
             if data[:1] == b"{":
                 return self._event(conn, state, PUBLIC_EVENT_DECODER.decode(data), recv_ns, out)
@@ -714,8 +734,10 @@ class MarketData:
             return FrameStatus.FILTERED
         if msg.event == "error":
             if msg.code in UNSUBSCRIBE_ERRORS:
-                # an unsubscribe that reached a newer socket than the one it was meant for
                 log.info("%s: unsubscribe refused (code %s %s)", conn, msg.code, msg.msg)
+                if any(sub.resubscribing for sub in state.subs):
+                    self._reconnect(conn)  # the book cannot resync in place: a new socket
+                # else: an unsubscribe that reached a newer socket than the one it was meant for
                 return FrameStatus.FILTERED
             if msg.code == DUPLICATE_SUBSCRIPTION:
                 sub = self.by_key.get((msg.channel, msg.key or msg.symbol))
@@ -747,6 +769,9 @@ class MarketData:
             book.bids.load(bids)
             book.asks.load(asks)
             book.synced, book.seq, book.waiting = True, seq, ""
+            state = self.conns[sub.conn]
+            if state.resubscribe_due_ns and not any(s.resubscribing for s in state.subs):
+                state.resubscribe_due_ns = 0
             rows = [(BID, p, a) for p, a in bids] + [(ASK, p, a) for p, a in asks]
             if book.bbo:
                 self._top(sub, book, seq, recv_ns, out)
@@ -824,6 +849,9 @@ class MarketData:
         if sub.chan_id is None:
             return
         sub.resubscribing = True
+        state = self.conns[sub.conn]
+        if not state.resubscribe_due_ns:
+            state.resubscribe_due_ns = recv_ns + RESUBSCRIBE_TIMEOUT_NS
         self._send(sub.conn, msgspec.json.encode({"event": "unsubscribe", "chanId": sub.chan_id}))
         out.events.append(Event(
             exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=recv_ns,
