@@ -213,12 +213,17 @@ def test_dropped_connections_are_gaps_and_resynced(tmp_path: Path) -> None:
         assert set(ids) <= published
 
 
-def test_trades_withheld_during_drops_are_fetched_back_over_rest(tmp_path: Path) -> None:
-    """``drop_trades`` aborts the sockets and keeps the next 2 s of trades off the WebSocket
-    (live and snapshots): only the REST backfill of each break's window can store them."""
+def test_trades_withheld_during_drops_are_fetched_back_and_the_capture_replays_the_same(
+    tmp_path: Path,
+) -> None:
+    """``drop_trades`` aborts the sockets and keeps the trades until the resubscribe off the
+    WebSocket (live and snapshots): only the REST backfill of each break's window can store
+    them. Checksum faults meanwhile resync single books in place. The raw capture (sent
+    unsubscribes and subscribes, REST answers included) replays to the same records."""
     found = run(
-        tmp_path, ["--fault", "drop_trades:4", "--heartbeat", "1"], {"drop_trades": 2},
-        ("--option", "backfill_interval_ms=200"),
+        tmp_path, ["--fault", "drop_trades:4", "--fault", "checksum:1.5", "--heartbeat", "1"],
+        {"drop_trades": 2, "checksum": 2},
+        ("--option", "backfill_interval_ms=200", "--raw", str(tmp_path / "raw")),
     )  # fmt: skip
     assert found["withheld"] > 0
     store = tmp_path / "data"
@@ -231,4 +236,15 @@ def test_trades_withheld_during_drops_are_fetched_back_over_rest(tmp_path: Path)
     assert recovered > 0, "the withheld trades came from REST"
     gaps = events[(events["kind"] == "gap") & (events["channel"] == "trades")]
     assert len(gaps) >= 2
-    summary(tmp_path)
+    resyncs = events[events["kind"] == "resync"]
+    assert any(d.startswith("unsubscribing chanId") for d in resyncs["detail"])
+    records = summary(tmp_path)["records"]
+    done = subprocess.run(
+        [*HUNDI, "replay", str(tmp_path / "raw"), "--dry-run"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    parsed = next(line for line in done.stdout.splitlines() if line.startswith("records parsed"))
+    counts = dict(item.split("=") for item in parsed.removeprefix("records parsed: ").split(", "))
+    for channel in ("trades", "book", "bbo", "ticker", "candles"):
+        assert int(counts.get(channel, 0)) == records[channel], (channel, parsed, records)
