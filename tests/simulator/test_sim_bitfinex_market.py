@@ -86,9 +86,12 @@ def stored_book(store: Path, symbol: str) -> dict[tuple[int, float], float] | No
     return {(int(s), float(p)): float(z) for s, p, z in frame[["side", "price", "size"]].values}
 
 
-def run(tmp: Path, sim_args: list[str], min_faults: dict[str, int]) -> dict[str, Any]:
+def run(
+    tmp: Path, sim_args: list[str], min_faults: dict[str, int], collect_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Collect until the faults happened, freeze the market, wait until the store holds every
-    published trade and the simulator's books, stop; returns the ground truth."""
+    published trade from the first one stored on (each once) and the simulator's books, stop;
+    returns the ground truth."""
     store = tmp / "data"
     with SimulatorProcess(["--symbols", ",".join(SYMBOLS), *sim_args], venue="bitfinex") as sim:
         args = [
@@ -96,7 +99,7 @@ def run(tmp: Path, sim_args: list[str], min_faults: dict[str, int]) -> dict[str,
             "--channels", "trades,bbo,book,ticker,candles", "--endpoint", sim.ws_url,
             "--rest-endpoint", sim.rest_url,
             "--store", str(store), "--flush-interval", "0.2", "--duration", "300",
-            "--summary-json", str(tmp / "summary.json"),
+            "--summary-json", str(tmp / "summary.json"), *collect_args,
         ]  # fmt: skip
         with subprocess.Popen(
             args, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -115,13 +118,16 @@ def run(tmp: Path, sim_args: list[str], min_faults: dict[str, int]) -> dict[str,
                 pause(sim)
                 found = truth(sim)
                 expected = {SYMBOLS[n]: None for n in SYMBOLS}
-                published: dict[str, int] = {}
+                published: dict[str, list[int]] = {}
                 for t in found["trades"]:
-                    published[SYMBOLS[t["symbol"]]] = t["id"]
+                    published.setdefault(SYMBOLS[t["symbol"]], []).append(t["id"])
 
                 def trades_in() -> bool:
                     ids = stored_trade_ids(store)
-                    return all(ids.get(s) and max(ids[s]) == published[s] for s in published)
+                    return all(
+                        ids.get(s) and set(ids[s]) == {i for i in p if i >= min(ids[s])}
+                        for s, p in published.items()
+                    )
 
                 wait_for("every published trade stored", trades_in, proc)
                 books = truth_books(found)
@@ -185,6 +191,8 @@ def test_checksum_sequence_and_reconnect_faults_are_gaps_resynced_in_place(
         book_gaps = gaps[(gaps["symbol"] == symbol) & (gaps["channel"] == "book")]
         if len(book_gaps):  # every broken book was synced again after its last gap
             assert synced[synced["symbol"] == symbol].index.max() > book_gaps.index.max()
+    resyncs = events[events["kind"] == "resync"]
+    assert any(d.startswith("unsubscribing chanId") for d in resyncs["detail"]), "in place"
     counted = summary(tmp_path)
     assert counted["gaps"] >= 3 and counted["resyncs"] >= 2  # checksum and sequence breaks
 
@@ -203,3 +211,40 @@ def test_dropped_connections_are_gaps_and_resynced(tmp_path: Path) -> None:
         assert len(ids) == len(set(ids)), f"{symbol}: a trade stored twice"
         published = {t["id"] for t in found["trades"] if t["symbol"] == native}
         assert set(ids) <= published
+
+
+def test_trades_withheld_during_drops_are_fetched_back_and_the_capture_replays_the_same(
+    tmp_path: Path,
+) -> None:
+    """``drop_trades`` aborts the sockets and keeps the trades until the resubscribe off the
+    WebSocket (live and snapshots): only the REST backfill of each break's window can store
+    them. Checksum faults meanwhile resync single books in place. The raw capture (sent
+    unsubscribes and subscribes, REST answers included) replays to the same records."""
+    found = run(
+        tmp_path, ["--fault", "drop_trades:4", "--fault", "checksum:1.5", "--heartbeat", "1"],
+        {"drop_trades": 2, "checksum": 2},
+        ("--option", "backfill_interval_ms=200", "--raw", str(tmp_path / "raw")),
+    )  # fmt: skip
+    assert found["withheld"] > 0
+    store = tmp_path / "data"
+    check_trades_exact(store, found)
+    events = read(store, "events")
+    assert not (events["kind"] == "unrecoverable").any()
+    backfilled = events[(events["kind"] == "backfilled") & (events["channel"] == "trades")]
+    assert len(backfilled) >= 2
+    recovered = sum(int(d.rsplit(", ", 1)[1].split()[0]) for d in backfilled["detail"])
+    assert recovered > 0, "the withheld trades came from REST"
+    gaps = events[(events["kind"] == "gap") & (events["channel"] == "trades")]
+    assert len(gaps) >= 2
+    resyncs = events[events["kind"] == "resync"]
+    assert any(d.startswith("unsubscribing chanId") for d in resyncs["detail"])
+    records = summary(tmp_path)["records"]
+    done = subprocess.run(
+        [*HUNDI, "replay", str(tmp_path / "raw"), "--dry-run"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    parsed = next(line for line in done.stdout.splitlines() if line.startswith("records parsed"))
+    counts = dict(item.split("=") for item in parsed.removeprefix("records parsed: ").split(", "))
+    for channel in ("trades", "book", "bbo", "ticker", "candles"):
+        assert int(counts.get(channel, 0)) == records[channel], (channel, parsed, records)

@@ -4,6 +4,7 @@ and its faults (wrong checksum, skipped number, 20051)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -93,12 +94,11 @@ async def test_subscribe_to_an_unknown_symbol_is_error_10300(sim: BitfinexSimula
 @pytest.mark.parametrize(
     ("kind", "seen"),
     [
-        ("checksum", lambda e: e.kind == EventKind.GAP and e.detail == "checksum mismatch"),
         ("seq", lambda e: e.kind == EventKind.GAP and "skipped sequence" in e.detail),
         ("reconnect", lambda e: e.kind == EventKind.RECONNECT),
     ],
 )
-async def test_faults_are_seen_by_the_protocol(
+async def test_connection_faults_are_seen_by_the_protocol(
     sim: BitfinexSimulator, kind: str, seen: Any
 ) -> None:
     async with aiohttp.ClientSession() as session:
@@ -116,3 +116,101 @@ async def test_faults_are_seen_by_the_protocol(
 def test_unknown_fault_is_a_usage_error() -> None:
     result = CliRunner().invoke(bitfinex, ["--fault", "bogus:1"])
     assert result.exit_code == 2 and "unknown fault 'bogus:1'" in result.output
+
+
+async def test_a_wrong_checksum_resyncs_that_book_in_place(sim: BitfinexSimulator) -> None:
+    """The protocol's unsubscribe/subscribe go over the same socket; the simulator answers
+    ``unsubscribed``, a new chanId and its snapshot: the book is synced again, no reconnect."""
+    async with aiohttp.ClientSession() as session:
+        ws, p = await open_feed(session, sim)
+        out = RecordSink()
+        market = p.market
+        assert market is not None
+        await feed(ws, p, out, lambda: market.checksums_verified >= 4)
+        await sim.public.fault("checksum")
+        await feed(ws, p, out, lambda: market.checksum_mismatches == 1)
+        (unsubscribe,) = p.take_messages()
+        await ws.send_bytes(unsubscribe[1])
+        await feed(ws, p, out, lambda: bool(market._outbox))
+        (subscribe,) = p.take_messages()
+        await ws.send_bytes(subscribe[1])
+        synced_before = sum(e.kind == EventKind.SYNCED for e in out.events)
+        await feed(
+            ws, p, out, lambda: sum(e.kind == EventKind.SYNCED for e in out.events) > synced_before
+        )
+        await feed(ws, p, out, lambda: market.checksums_verified >= 20)
+        await ws.close()
+    assert p.take_reconnects() == [] and market.checksum_mismatches == 1
+    assert all(book.synced for book in p.books())
+    assert [e.kind for e in out.events if e.kind in (EventKind.GAP, EventKind.RESYNC)] == [
+        EventKind.GAP, EventKind.RESYNC,
+    ]  # fmt: skip
+
+
+async def test_unsubscribing_an_unknown_channel_is_error_10400(sim: BitfinexSimulator) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_url + "/ws/2") as ws:
+        await ws.receive(timeout=10)  # info
+        await ws.send_str('{"event":"unsubscribe","chanId":77}')
+        answer = msgspec.json.decode((await ws.receive(timeout=10)).data)
+    assert answer["event"] == "error" and answer["code"] == 10400
+
+
+async def test_trades_hist_serves_published_trades_by_time(sim: BitfinexSimulator) -> None:
+    published = await wait_for_trades(sim, 10)
+    mts = sorted({t["mts"] for t in published})
+    url = f"{sim.rest_url}/v2/trades/tBTCUSD/hist"
+    async with aiohttp.ClientSession() as session:
+
+        async def get(query: str) -> tuple[int, Any]:
+            async with session.get(f"{url}?{query}") as answer:
+                return answer.status, msgspec.json.decode(await answer.read())
+
+        status, rows = await get(f"start={mts[0]}&end={mts[-1]}&limit=10000&sort=1")
+        inside = [t for t in published if mts[0] <= t["mts"] <= mts[-1]]
+        assert status == 200 and [r[0] for r in rows] == [t["id"] for t in inside]
+        assert rows[0] == [inside[0]["id"], inside[0]["mts"], inside[0]["amount"],
+                           inside[0]["price"]]  # fmt: skip
+        status, rows = await get("limit=3")  # newest first by default
+        assert len(rows) == 3 and rows[0][1] >= rows[-1][1]
+        status, _ = await get("limit=10001")
+        assert status == 500
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sim.rest_url}/v2/trades/tNOPUSD/hist") as answer,
+    ):
+        assert answer.status == 500
+
+
+async def wait_for_trades(sim: BitfinexSimulator, n: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    while True:
+        found = [t for t in sim.public.trades if t["symbol"] == "tBTCUSD"]
+        if len(found) >= n:
+            return found
+        assert time.monotonic() < deadline, "the simulator published no trades"
+        await asyncio.sleep(0.05)  # polling a condition, not a fixed wait
+
+
+async def test_drop_trades_withholds_the_next_trades_from_the_websocket(
+    sim: BitfinexSimulator,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws, p = await open_feed(session, sim)
+        await feed(
+            ws, p, RecordSink(), lambda: p.market is not None and p.market.sequence_checked > 5
+        )
+        sim.public.withhold_trades()
+        await ws.close()
+    assert sim.public.withholding == {"tBTCUSD", "tETHUSD"}
+    before = len(sim.public.trades)
+    deadline = time.monotonic() + 30
+    while sim.public.withheld < 5:
+        assert time.monotonic() < deadline, "nothing withheld"
+        await asyncio.sleep(0.05)  # polling a condition
+    withheld = {t["id"] for t in sim.public.trades[before:]}
+    recent = {t[0] for s in sim.public.symbols.values() for t in s.recent}
+    assert withheld and not withheld & recent, "neither live nor in a snapshot"
+    async with aiohttp.ClientSession() as session:
+        ws, p = await open_feed(session, sim)  # subscribing again ends the withholding
+        await feed(ws, p, RecordSink(), lambda: not sim.public.withholding)
+        await ws.close()

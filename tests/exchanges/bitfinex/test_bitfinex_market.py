@@ -320,8 +320,19 @@ def test_js_number(value: float, text: str) -> None:
     assert js_number(value) == text
 
 
-def test_matching_checksum_is_counted_a_mismatch_is_a_gap_and_a_resync() -> None:
-    p, seq = synced()
+def two_books(out: RecordSink | None = None) -> tuple[BitfinexProtocol, Seq]:
+    """tBTCUSD and tETHUSD books (chanIds 1, 2) synced on one connection."""
+    p, seq = venue((Channel.BOOK,), ("tBTCUSD", "tETHUSD")), Seq()
+    send(p, {"event": "info", "version": 2})
+    send(p, {"event": "conf", "status": "OK", "flags": 65536 + 131072})
+    for chan, symbol in ((1, "tBTCUSD"), (2, "tETHUSD")):
+        send(p, {"event": "subscribed", "channel": "book", "chanId": chan, "symbol": symbol})
+        send(p, [chan, SNAPSHOT, seq()], out)
+    return p, seq
+
+
+def test_matching_checksum_is_counted_a_mismatch_resubscribes_that_book_alone() -> None:
+    p, seq = two_books()
     good = book_checksum({100.0: 2.0, 99.5: 1.5}, {101.0: 1.0, 102.0: 0.25})
     assert send(p, [1, "cs", good, seq()]).name == "FILTERED"
     assert p.market is not None and p.market.checksums_verified == 1
@@ -329,17 +340,81 @@ def test_matching_checksum_is_counted_a_mismatch_is_a_gap_and_a_resync() -> None
     assert send(p, [1, "cs", good + 1, seq()], out).name == "PROCESSED"
     gap, resync = out.events
     assert (gap.kind, gap.channel, gap.detail) == (EventKind.GAP, "book", "checksum mismatch")
+    assert (gap.expected, gap.received, gap.symbol) == (good + 1, good, "BTC-USD")
     assert (resync.kind, resync.channel) == (EventKind.RESYNC, "book")
-    assert p.market.checksum_mismatches == 1 and p.take_reconnects() == [CONN]
-    assert not p.books()[0].synced
+    assert p.market.checksum_mismatches == 1
+    assert p.take_reconnects() == [], "the connection stays open"
+    assert p.take_messages() == [(CONN, b'{"event":"unsubscribe","chanId":1}')]
+    assert p.take_messages() == []
+    assert [b.synced for b in p.books()] == [False, True], "the other book is untouched"
     assert send(p, [1, [100.5, 1, 0.5], seq()]).name == "FILTERED"  # broken: not applied
-    # the reopened connection greets again and re-sends the snapshot: synced in place
+    assert send(p, [2, [100.5, 1, 0.5], seq()]).name == "PROCESSED"
+    assert send(p, [1, "cs", good + 7, seq()]).name == "FILTERED"  # no second gap meanwhile
+    assert send(p, {"event": "unsubscribed", "status": "OK", "chanId": 1}).name == "FILTERED"
+    (subscribe,) = p.take_messages()
+    assert subscribe[0] == CONN and msgspec.json.decode(subscribe[1]) == {
+        "event": "subscribe", "channel": "book", "symbol": "tBTCUSD", "prec": "P0",
+        "freq": "F0", "len": "25",
+    }  # fmt: skip
+    with pytest.raises(RejectedFrame, match="unknown_channel"):
+        send(p, [1, [100.5, 1, 0.5], seq()])  # the old chanId is gone
     out = RecordSink()
-    send(p, {"event": "info", "version": 2})
-    send(p, {"event": "conf", "status": "OK", "flags": 65536 + 131072})
-    send(p, {"event": "subscribed", "channel": "book", "chanId": 11, "symbol": "tBTCUSD"})
-    send(p, [11, SNAPSHOT, 1], out)
-    assert p.books()[0].synced and out.events[-1].kind == EventKind.SYNCED
+    send(p, {"event": "subscribed", "channel": "book", "chanId": 7, "symbol": "tBTCUSD"})
+    send(p, [7, SNAPSHOT, seq()], out)
+    assert [b.synced for b in p.books()] == [True, True]
+    assert out.events[-1].kind == EventKind.SYNCED and out.book[0].snapshot
+    assert send(p, [7, "cs", good, seq()]).name == "FILTERED"
+    assert p.market.checksums_verified == 2
+
+
+def test_a_new_socket_drops_resubscribes_owed_and_stray_answers_are_filtered() -> None:
+    p, seq = two_books()
+    send(p, [1, "cs", 5, seq()])  # mismatch: an unsubscribe is owed
+    send(p, {"event": "info", "version": 2})  # the connection was replaced meanwhile
+    assert p.take_messages() == []
+    # an unsubscribe / resubscribe that reached the new socket is answered with errors
+    stray = {"event": "error", "code": 10400, "msg": "unsubscribe: invalid", "chanId": 1}
+    assert send(p, stray).name == "FILTERED"
+    send(p, {"event": "subscribed", "channel": "book", "chanId": 3, "symbol": "tBTCUSD"})
+    dup = {"event": "error", "code": 10301, "msg": "subscribe: dup", "channel": "book",
+           "symbol": "tBTCUSD"}  # fmt: skip
+    out = RecordSink()
+    assert send(p, dup, out).name == "FILTERED" and not out.events
+
+
+def test_a_refused_or_unanswered_resubscribe_falls_back_to_a_new_connection() -> None:
+    p, seq = two_books()
+    send(p, [1, "cs", 5, seq()])
+    refused = {"event": "error", "code": 10400, "msg": "unsubscribe: invalid", "chanId": 1}
+    assert send(p, refused).name == "FILTERED"
+    assert p.take_reconnects() == [CONN]
+    p, seq = two_books()
+    send(p, [1, "cs", 5, seq()])
+    send(p, {"event": "unsubscribed", "status": "OK", "chanId": 1})
+    p.receive(CONN, msgspec.json.encode([2, "hb", seq()]), T0 + 29_000_000_000, RecordSink())
+    assert p.take_reconnects() == [], "30 s to resync in place"
+    p.receive(CONN, msgspec.json.encode([2, "hb", seq()]), T0 + 31_000_000_000, RecordSink())
+    assert p.take_reconnects() == [CONN]
+
+
+def test_replay_without_taking_messages_gives_the_same_records() -> None:
+    """A replay never sends: the protocol's state follows what was received."""
+
+    def run(take: bool) -> list[object]:
+        out = RecordSink()
+        p, seq = two_books(out)
+        send(p, [1, "cs", 5, seq()], out)
+        if take:
+            p.take_messages()
+        send(p, {"event": "unsubscribed", "status": "OK", "chanId": 1}, out)
+        if take:
+            p.take_messages()
+        send(p, {"event": "subscribed", "channel": "book", "chanId": 9, "symbol": "tBTCUSD"})
+        send(p, [9, SNAPSHOT, seq()], out)
+        send(p, [9, [100.5, 1, 0.5], seq()], out)
+        return [*out.book, *out.events]
+
+    assert run(take=True) == run(take=False)
 
 
 def test_skipped_sequence_is_a_gap_for_books_and_trades_and_a_resync() -> None:

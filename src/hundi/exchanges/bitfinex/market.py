@@ -12,12 +12,19 @@ Integrity, per connection:
 * ``flags`` 65536 (sequence): every frame ends with the connection's public sequence number. A
   skipped number is a ``gap`` event for every book and trade stream of the connection, its
   books are unsynced, and the connection is reopened (make-before-break), which subscribes
-  everything again: the fresh book snapshots resync the books, the fresh trade snapshots (the
-  last trades) refill what they can.
+  everything again: the fresh book snapshots resync the books. Sequence numbers are per
+  connection, so the lost frame may be any channel's: the whole connection is resynced, on a
+  fresh socket opened before the old one closes.
 * ``flags`` 131072 (checksum): after each book change Bitfinex sends ``[CHAN_ID,"cs",CRC32]``
-  (:mod:`hundi.exchanges.bitfinex.checksum`). A mismatch is a ``gap`` event for that book and the
-  same resync. :attr:`MarketData.checksums_verified` / ``checksum_mismatches`` count them.
+  (:mod:`hundi.exchanges.bitfinex.checksum`). A mismatch is a ``gap`` event for that book and a
+  resync of that book alone, in place, as Bitfinex documents: ``unsubscribe`` its chanId
+  (:meth:`MarketData.take_messages`), ``subscribe`` again on ``unsubscribed``, and the new
+  chanId's snapshot syncs it. State changes follow what is received only, so a replay (which
+  sends nothing) stores the same. :attr:`MarketData.checksums_verified` /
+  ``checksum_mismatches`` count them.
 * A dropped connection is a ``gap`` for its books and trades; a reopened one a resync.
+* Trades missed in a break are fetched back over REST ``trades/{symbol}/hist`` by time window
+  (:mod:`hundi.exchanges.bitfinex.backfill`).
 * ``info`` 20051 (server restarting) and 20061 (maintenance over: resubscribe) reopen the
   connection; 20060 (maintenance started) is stored as a ``shutdown`` event.
 
@@ -53,6 +60,15 @@ from hundi.exchanges.base import (
     StreamSpec,
     VenueConfig,
     decode_rejection,
+)
+from hundi.exchanges.bitfinex.backfill import (
+    DEFAULT_INTERVAL_MS,
+    MAX_BACKOFF_NS,
+    MAX_LIMIT,
+    RATE_LIMITED_BACKOFF_NS,
+    RETRIES,
+    TradeWindow,
+    WindowQueue,
 )
 from hundi.exchanges.bitfinex.checksum import book_checksum
 from hundi.exchanges.bitfinex.messages import (
@@ -119,7 +135,13 @@ RECONNECT_INFO = 20051
 MAINTENANCE_START = 20060
 MAINTENANCE_END = 20061
 INVALID_SYMBOL_ERRORS = frozenset((10300, 10301, 10302))  # subscribe failed/dup/bad channel
+DUPLICATE_SUBSCRIPTION = 10301
+UNSUBSCRIBE_ERRORS = frozenset((10400, 10401))  # unsubscribe failed / not subscribed
 TRADES_REMEMBERED = 4096  # ids per symbol kept to store each trade once
+TRADES_REMEMBERED_OWING = 1_000_000  # while a backfill window is owed (its dedupe needs them)
+RESUBSCRIBE_TIMEOUT_NS = 30_000_000_000  # no new snapshot this long after a mismatch: reopen
+OUTBOX_MAX = 1024  # messages not taken (a replay never takes them): the oldest go
+HIST_KEY = "trades:"  # + native: the REST key of a backfill request
 PRECISIONS = ("P0", "P1", "P2", "P3", "P4")
 LENGTHS = ("1", "25", "100", "250")
 FREQUENCIES = ("F0", "F1")
@@ -134,7 +156,24 @@ MARKET_OPTION_HELP = {
     "checksum": "true/false: ask for book checksums (conf flag 131072), default true",
     "sequence": "true/false: ask for sequence numbers (conf flag 65536), default true",
     "candle_interval": f"candles time frame {'/'.join(CANDLE_INTERVALS)}, default 1m",
+    "backfill": "true/false: fetch trades missed in a break over REST trades/hist, default true",
+    "backfill_interval_ms": f"ms between two trades/hist requests, default {DEFAULT_INTERVAL_MS}",
+    "backfill_limit": f"trades per trades/hist page (1..{MAX_LIMIT}), default {MAX_LIMIT}",
+    "backfill_requests_per_gap": "trades/hist pages per break window, default 10",
 }
+
+
+def _int_option(options: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValueError(f"Bitfinex option {name} must be an integer {low}..{high}, not {raw!r}")
+    return value
 
 
 def _flag(options: dict[str, str], name: str) -> bool:
@@ -191,6 +230,11 @@ class Subscription:
     order: deque[int] = field(default_factory=deque)
     candle: Candle | None = None  # the newest candle stored (closed when a newer one comes)
     subscribed: bool = False  # between ``subscribed`` and a close: a dropped stream is a gap
+    subscribed_ms: int = -1  # when it last was (our clock): a window's start if no trade yet
+    resubscribing: bool = False  # unsubscribed after a checksum mismatch: subscribe again
+    snapshot_seen: bool = False  # this subscription's snapshot came (what follows is live)
+    last_mts: int = -1  # MTS of the newest trade stored: where a break's window starts
+    windows: WindowQueue | None = None  # trades: the break windows owed to the REST backfill
 
 
 @dataclass(slots=True)
@@ -202,6 +246,7 @@ class ConnState:
     seq: int | None = None  # last sequence number seen
     flags: int = 0  # as acknowledged by the ``conf`` answer
     epoch: int = 0  # this socket's greeting time in s, shifted above its sequence numbers
+    resubscribe_due_ns: int = 0  # a book resubscribed in place must be synced by then (0: none)
 
 
 class MarketData:
@@ -246,6 +291,18 @@ class MarketData:
         self.sequence_checked = 0
         self._last_epoch = 0
         self._reconnects: list[str] = []
+        self._outbox: list[tuple[str, bytes]] = []  # ``take_messages``: resubscribes in place
+        self.backfill = _flag(options, "backfill")
+        self.hist_interval_ns = (
+            _int_option(options, "backfill_interval_ms", DEFAULT_INTERVAL_MS, 0, 3_600_000) * MS
+        )
+        self.hist_limit = _int_option(options, "backfill_limit", MAX_LIMIT, 1, MAX_LIMIT)
+        self.hist_requests = _int_option(options, "backfill_requests_per_gap", 10, 1, 10_000)
+        self._hist_url = f"{rest}/v2/trades"
+        self._hist_next_ns = 0
+        self._hist_backoff_ns = 0
+        self._hist_in_flight: tuple[Subscription, TradeWindow] | None = None
+        self._now_ns = 0
 
     def _subscription(self, channel: Channel, native: str, conn: str) -> Subscription:
         symbol = self.symbols[native]
@@ -262,6 +319,8 @@ class MarketData:
         sub = Subscription(channel, native, symbol, conn, msgspec.json.encode(request), key=key)
         if channel is Channel.BOOK:
             sub.book = LiveBook(rows=self.store_rows, bbo=self.store_bbo)
+        elif channel is Channel.TRADES:
+            sub.windows = WindowQueue(EXCHANGE, symbol, native)
         return sub
 
     # -- connections --------------------------------------------------------------------------
@@ -299,6 +358,15 @@ class MarketData:
 
     # -- symbol listing -------------------------------------------------------------------------
     def due_requests(self, now_ns: int) -> list[RestRequest]:
+        """The conf lists once at start, then the trades of break windows, paced."""
+        self._now_ns = max(self._now_ns, now_ns)
+        requests = self._listing_requests(now_ns)
+        page = self._hist_request(now_ns)
+        if page is not None:
+            requests.append(page)
+        return requests
+
+    def _listing_requests(self, now_ns: int) -> list[RestRequest]:
         """The three conf lists, once at start (retried a few times on failure)."""
         if self._listing_in_flight or self._listing_due_ns < 0 or now_ns < self._listing_due_ns:
             return []
@@ -311,11 +379,18 @@ class MarketData:
         ]
 
     def next_wakeup_ns(self) -> int | None:
-        return self._listing_due_ns if self._listing_due_ns > 0 else None
+        times = [self._listing_due_ns] if self._listing_due_ns > 0 else []
+        if self._hist_in_flight is None and self._owed_stream() is not None:
+            times.append(max(self._hist_next_ns, self._now_ns))
+        return min(times) if times else None
 
     def receive_response(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:
+        self._now_ns = max(self._now_ns, recv_ns)
+        if request.purpose is RestPurpose.TRADE_BACKFILL:
+            self._hist_answer(response, recv_ns, out)
+            return
         if request.purpose is not RestPurpose.SYMBOL_LISTING:
             return
         try:
@@ -353,6 +428,120 @@ class MarketData:
                 detail=f"{native} is not a Bitfinex trading pair (conf pub:list:pair:*)",
             ))  # fmt: skip
 
+    # -- trades fetched back (see hundi.exchanges.bitfinex.backfill) ---------------------------
+    def _owed_stream(self) -> Subscription | None:
+        for state in self.conns.values():
+            for sub in state.subs:
+                if sub.windows is not None and sub.windows.due() is not None:
+                    return sub
+        return None
+
+    def _hist_request(self, now_ns: int) -> RestRequest | None:
+        """The next page of the oldest owed window: one in flight, one per interval."""
+        if self._hist_in_flight is not None or now_ns < self._hist_next_ns:
+            return None
+        sub = self._owed_stream()
+        if sub is None or sub.windows is None:
+            return None
+        window = sub.windows.due()
+        assert window is not None
+        window.requests_left -= 1
+        self._hist_in_flight = (sub, window)
+        self._hist_next_ns = now_ns + self.hist_interval_ns
+        query = f"start={window.cursor_ms}&end={window.end_ms}&limit={self.hist_limit}&sort=1"
+        return RestRequest(
+            key=HIST_KEY + sub.native,
+            url=f"{self._hist_url}/{sub.native}/hist?{query}",
+            purpose=RestPurpose.TRADE_BACKFILL,
+        )
+
+    def _hist_answer(self, response: RestResponse, recv_ns: int, out: RecordSink) -> None:
+        asked, self._hist_in_flight = self._hist_in_flight, None
+        if asked is None:
+            return
+        sub, window = asked
+        windows = sub.windows
+        if windows is None or window not in windows.windows or window.end_ms is None:
+            return  # abandoned meanwhile
+        trades: list[PublicTrade] | None = None
+        if 200 <= response.status < 300:
+            try:
+                trades = PUBLIC_TRADES_DECODER.decode(response.body)
+            except DECODE_ERRORS:
+                trades = None
+        if trades is None:
+            window.failures += 1
+            window.requests_left += 1  # a failed answer spends a retry, not a page
+            if response.status == 429:
+                self._hist_backoff_ns = RATE_LIMITED_BACKOFF_NS
+            else:
+                self._hist_backoff_ns = min(
+                    max(2 * self._hist_backoff_ns, self.hist_interval_ns, 1_000 * MS),
+                    MAX_BACKOFF_NS,
+                )
+            self._hist_next_ns = max(self._hist_next_ns, recv_ns + self._hist_backoff_ns)
+            log.warning("%s trades/hist answered %d (failure %d of %d)", sub.native,
+                        response.status, window.failures, RETRIES)  # fmt: skip
+            if window.failures >= RETRIES:
+                why = f"REST failed {RETRIES} times (last status {response.status})"
+                windows.finish(window, recv_ns, out.events, why)
+            return
+        self._hist_backoff_ns = 0
+        start, end = window.cursor_ms, window.end_ms
+        page = sorted((t for t in trades if start <= t.mts <= end), key=lambda t: (t.mts, t.id))
+        window.returned.update(t.id for t in page)
+        for t in page:
+            try:
+                check_trade(t.price, abs(t.amount), t.mts * MS, t.mts * MS)
+            except RejectedFrame as e:
+                log.warning("%s backfilled trade %d refused (%s)", sub.native, t.id, e)
+                continue
+            if t.id in sub.seen:
+                continue
+            self._remember(sub, t.id)
+            window.note(t.id)
+            out.trades.append(_trade(sub, t, recv_ns))
+        if len(trades) < self.hist_limit:
+            windows.finish(window, recv_ns, out.events, "")
+            return
+        last = max(t.mts for t in trades)
+        if last >= end:
+            windows.finish(window, recv_ns, out.events, "")
+            return
+        # a full page: the next starts at its last ms (inclusive: the ids dedupe it); a page
+        # all within one ms cannot be paged by time, so the next starts one ms later
+        window.cursor_ms = last if last > start else last + 1
+        if window.requests_left <= 0:
+            windows.finish(window, recv_ns, out.events,
+                           f"at most {self.hist_requests} trades/hist pages per break")  # fmt: skip
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        if self._owed_stream() is None and self._hist_in_flight is None:
+            return None
+        page = self._hist_request(now_ns)
+        return [page] if page is not None else []
+
+    def owed_ids(self) -> int:
+        """Break windows owed (Bitfinex ids are not contiguous: a window's count is unknown)."""
+        return sum(sub.windows.owed() for s in self.conns.values() for sub in s.subs if sub.windows)
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self._hist_in_flight = None
+        for state in self.conns.values():
+            for sub in state.subs:
+                if sub.windows is not None:
+                    sub.windows.abandon(now_ns, out.events)
+
+    # -- per-book resubscribe -----------------------------------------------------------------
+    def take_messages(self) -> list[tuple[str, bytes]]:
+        taken, self._outbox = self._outbox, []
+        return taken
+
+    def _send(self, conn: str, message: bytes) -> None:
+        self._outbox.append((conn, message))
+        if len(self._outbox) > OUTBOX_MAX:
+            del self._outbox[0]
+
     def books(self) -> list[BookStatus]:
         statuses = []
         for state in self.conns.values():
@@ -370,15 +559,28 @@ class MarketData:
         return statuses
 
     def _fresh_connection(self, state: ConnState) -> None:
-        """A new socket: channel ids and sequence numbers start again."""
+        """A new socket: channel ids and sequence numbers start again; its own subscribes
+        replace any resubscribe still owed."""
         state.by_chan.clear()
         state.seq = None
         state.flags = 0
+        state.resubscribe_due_ns = 0
+        conns = {sub.conn for sub in state.subs}
+        self._outbox = [(c, m) for c, m in self._outbox if c not in conns]
         for sub in state.subs:
             sub.chan_id = None
+            sub.resubscribing = False
             if sub.book is not None and sub.book.synced:
                 sub.book.synced = False
                 sub.book.waiting = "waiting for the new connection's snapshot"
+
+    def _resubscribe_overdue(self, conn: str, state: ConnState) -> None:
+        """A book resubscribed in place got no snapshot in time (an answer lost): the whole
+        connection is reopened, whose subscribes resync it."""
+        state.resubscribe_due_ns = 0
+        if any(sub.resubscribing or (sub.book and not sub.book.synced) for sub in state.subs):
+            log.warning("%s: a book resubscribed in place is still not synced; reopening", conn)
+            self._reconnect(conn)
 
     def _resync(self, conn: str, recv_ns: int, out: RecordSink) -> None:
         """Resubscribe ``conn`` on a fresh socket: a ``resync`` event per broken book on it."""
@@ -399,6 +601,8 @@ class MarketData:
     # -- frames -------------------------------------------------------------------------------
     def receive(self, conn: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         state = self.conns[conn]
+        if state.resubscribe_due_ns and recv_ns > state.resubscribe_due_ns:
+            self._resubscribe_overdue(conn, state)
         try:
             if data[:1] == b"{":
                 return self._event(conn, state, PUBLIC_EVENT_DECODER.decode(data), recv_ns, out)
@@ -419,6 +623,8 @@ class MarketData:
                 seq |= state.epoch  # stored ids: see hundi.exchanges.bitfinex.book
             sub = state.by_chan.get(frame.chan_id)
             if kind == "hb":
+                if sub is not None and sub.windows is not None and sub.windows.open_ended:
+                    self._quiet_since_break(sub, recv_ns)
                 return FrameStatus.FILTERED  # Bitfinex beats before ``subscribed`` too
             if sub is None:
                 raise RejectedFrame("unknown_channel", str(frame.chan_id))
@@ -468,6 +674,9 @@ class MarketData:
                 return  # already broken: the resync is on its way
             book.synced = False
             book.waiting = f"waiting for a fresh snapshot (after {detail})"
+        if sub.windows is not None and self.backfill:
+            start = sub.last_mts if sub.last_mts >= 0 else sub.subscribed_ms
+            sub.windows.open(start, detail, recv_ns, out.events)
         out.events.append(Event(
             exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=ts,
             recv_ts=recv_ns, kind=EventKind.GAP.value, channel=sub.channel.value,
@@ -484,6 +693,9 @@ class MarketData:
                 raise RejectedFrame("unknown_subscription", f"{msg.channel} {key}")
             sub.chan_id = msg.chan_id
             sub.subscribed = True
+            sub.subscribed_ms = recv_ns // MS
+            sub.snapshot_seen = False
+            sub.resubscribing = False
             state.by_chan[msg.chan_id] = sub
             return FrameStatus.FILTERED
         if msg.event == "info":
@@ -510,9 +722,27 @@ class MarketData:
                 state.flags = msg.flags
                 return FrameStatus.FILTERED
             raise RejectedFrame("conf_refused", f"flags {msg.flags}: {msg.msg}")
-        if msg.event == "unsubscribed" or msg.event == "pong":
+        if msg.event == "unsubscribed":
+            gone = state.by_chan.pop(msg.chan_id, None) if msg.chan_id is not None else None
+            if gone is not None:
+                gone.subscribed = False
+                gone.chan_id = None
+                if gone.resubscribing:  # the book resyncs in place: subscribe it again
+                    self._send(conn, gone.message)
+            return FrameStatus.FILTERED
+        if msg.event == "pong":
             return FrameStatus.FILTERED
         if msg.event == "error":
+            if msg.code in UNSUBSCRIBE_ERRORS:
+                log.info("%s: unsubscribe refused (code %s %s)", conn, msg.code, msg.msg)
+                if any(sub.resubscribing for sub in state.subs):
+                    self._reconnect(conn)  # the book cannot resync in place: a new socket
+                # else: an unsubscribe that reached a newer socket than the one it was meant for
+                return FrameStatus.FILTERED
+            if msg.code == DUPLICATE_SUBSCRIPTION:
+                sub = self.by_key.get((msg.channel, msg.key or msg.symbol))
+                if sub is not None and sub.conn == conn and sub.subscribed:
+                    return FrameStatus.FILTERED  # a resubscribe that met a fresh subscribe
             if msg.code in INVALID_SYMBOL_ERRORS and msg.symbol:
                 out.events.append(Event(
                     exchange=EXCHANGE, symbol=normalize(msg.symbol), native_symbol=msg.symbol,
@@ -539,6 +769,9 @@ class MarketData:
             book.bids.load(bids)
             book.asks.load(asks)
             book.synced, book.seq, book.waiting = True, seq, ""
+            state = self.conns[sub.conn]
+            if state.resubscribe_due_ns and not any(s.resubscribing for s in state.subs):
+                state.resubscribe_due_ns = 0
             rows = [(BID, p, a) for p, a in bids] + [(ASK, p, a) for p, a in asks]
             if book.bbo:
                 self._top(sub, book, seq, recv_ns, out)
@@ -607,8 +840,25 @@ class MarketData:
         log.warning("%s: book checksum %d, Bitfinex says %d; resubscribing", sub.native, ours,
                     expected)  # fmt: skip
         self._gap(out, sub, recv_ns, recv_ns, expected, ours, "checksum mismatch")
-        self._resync(sub.conn, recv_ns, out)
+        self._resubscribe(sub, recv_ns, out)
         return FrameStatus.PROCESSED
+
+    def _resubscribe(self, sub: Subscription, recv_ns: int, out: RecordSink) -> None:
+        """Resync one book in place, as Bitfinex documents: unsubscribe its channel, subscribe
+        again when ``unsubscribed`` comes; the new chanId's snapshot syncs it."""
+        if sub.chan_id is None:
+            return
+        sub.resubscribing = True
+        state = self.conns[sub.conn]
+        if not state.resubscribe_due_ns:
+            state.resubscribe_due_ns = recv_ns + RESUBSCRIBE_TIMEOUT_NS
+        self._send(sub.conn, msgspec.json.encode({"event": "unsubscribe", "chanId": sub.chan_id}))
+        out.events.append(Event(
+            exchange=EXCHANGE, symbol=sub.symbol, native_symbol=sub.native, ts=recv_ns,
+            recv_ts=recv_ns, kind=EventKind.RESYNC.value, channel=Channel.BOOK.value,
+            expected=-1, received=-1,
+            detail=f"unsubscribing chanId {sub.chan_id} on {sub.conn} and subscribing again",
+        ))  # fmt: skip
 
     # -- trades, ticker, candles --------------------------------------------------------------
     def _trades(
@@ -617,6 +867,7 @@ class MarketData:
         if kind in ("te", "tu"):
             trades = [PUBLIC_TRADE_DECODER.decode(payload)]
         elif not kind:
+            sub.snapshot_seen = True
             # the snapshot's history may reach back beyond the clock-skew bound: not news
             oldest = recv_ns - MAX_CLOCK_SKEW_NS
             listed = PUBLIC_TRADES_DECODER.decode(payload)
@@ -630,13 +881,25 @@ class MarketData:
             if t.id not in sub.seen:
                 self._remember(sub, t.id)
                 out.trades.append(_trade(sub, t, recv_ns))
+                sub.last_mts = max(sub.last_mts, t.mts)
+        windows = sub.windows
+        if kind and trades and windows is not None and windows.open_ended:
+            windows.close(trades[0].mts, self.hist_requests)  # live again: the window ends
         return FrameStatus.PROCESSED if len(out.trades) > before else FrameStatus.FILTERED
+
+    def _quiet_since_break(self, sub: Subscription, recv_ns: int) -> None:
+        """A heartbeat of a trades channel whose snapshot came: no trade since it, and the
+        stream is live, so a quiet market's window ends now (our clock: its trades after now
+        come live)."""
+        if sub.snapshot_seen and sub.windows is not None:
+            sub.windows.close(recv_ns // MS, self.hist_requests)
 
     @staticmethod
     def _remember(sub: Subscription, trade_id: int) -> None:
         sub.seen.add(trade_id)
         sub.order.append(trade_id)
-        if len(sub.order) > TRADES_REMEMBERED:
+        owing = sub.windows is not None and bool(sub.windows.windows)
+        while len(sub.order) > (TRADES_REMEMBERED_OWING if owing else TRADES_REMEMBERED):
             sub.seen.discard(sub.order.popleft())
 
     def _ticker(

@@ -192,6 +192,19 @@ class BitfinexProtocol(VenueProtocol):
             asked.append(AUTH_KEY)
         return asked
 
+    def take_messages(self) -> list[tuple[str, bytes]]:
+        return self.market.take_messages() if self.market is not None else []
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        return self.market.finishing_requests(now_ns) if self.market is not None else None
+
+    def owed_ids(self) -> int:
+        return self.market.owed_ids() if self.market is not None else 0
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        if self.market is not None:
+            self.market.abandon(now_ns, out)
+
     def due_requests(self, now_ns: int) -> list[RestRequest]:
         self._now_ns = max(self._now_ns, now_ns)  # the I/O loop's clock, polled often
         return self.market.due_requests(now_ns) if self.market is not None else []

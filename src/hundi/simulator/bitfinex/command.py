@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 @click.option("--private-fault", "private_faults", multiple=True, metavar="drop:N",
               help="drop:N aborts every socket each N s; repeatable.")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, metavar="KIND:N",
-              help="Public-channel fault every N s: checksum, seq, reconnect or drop; "
+              help="Public-channel fault every N s: checksum, seq, reconnect, drop or "
+                   "drop_trades (a drop whose trades until the resubscribe only REST serves); "
                    "repeatable.")  # fmt: skip
 @click.option("--rate", type=float, default=50.0, show_default=True,
               help="Public market actions per second.")  # fmt: skip

@@ -9,11 +9,20 @@ the current candle. Then per market action: one ``[CHAN_ID,[PRICE,COUNT,AMOUNT],
 changed level (count 0 deletes), ``te`` then ``tu`` per trade, candle updates; tickers every
 second, heartbeats per channel. Unknown symbols are refused with error 10300.
 
+``unsubscribe`` (``{"event":"unsubscribe","chanId":N}``) is answered ``unsubscribed`` (error
+10400 for a chanId the socket does not have), so a client can resync one book in place.
+
 Faults (each every N seconds, on every connection): ``checksum`` sends a wrong ``cs`` for one
 book, ``seq`` skips a sequence number, ``reconnect`` sends info 20051, ``drop`` aborts sockets
-(the server's own fault). REST ``/v2/conf/pub:list:pair:exchange`` (and ``pair:future``,
-``currency``) list the simulated symbols. The ground truth (``GET /sim/public``) lists every
-trade published and each book as it now stands; ``POST /sim/public/pause`` freezes the market
+and ``drop_trades`` aborts them and, for each symbol whose trades were subscribed, withholds
+from the WebSocket the trades published until its trades are subscribed again: they are in no
+snapshot (as if more trades had happened than a snapshot holds), only REST has them (both the
+server's own). REST ``/v2/conf/pub:list:pair:exchange`` (and
+``pair:future``, ``currency``) list the simulated symbols; ``/v2/trades/{symbol}/hist``
+(``start``/``end`` ms inclusive, ``limit`` default 125 max 10000, ``sort`` 1 oldest first or
+-1 newest first, the default) serves every trade published. The ground truth
+(``GET /sim/public``) lists every trade published (and how many were withheld) and each book as
+it now stands; ``POST /sim/public/pause`` freezes the market
 (heartbeats and tickers go on) so a test can compare final books.
 """
 
@@ -33,6 +42,8 @@ from hundi.simulator.market import SymbolMarket, SyntheticMarket
 SEQ_FLAG = 65536
 CHECKSUM_FLAG = 131072
 TRADES_IN_SNAPSHOT = 30
+HIST_DEFAULT_LIMIT = 125
+HIST_MAX_LIMIT = 10_000
 PUBLIC_FAULTS = ("checksum", "seq", "reconnect")
 Send = Callable[[Any], Awaitable[bool]]
 
@@ -83,6 +94,8 @@ class PublicFeed:
         self.actions = 0
         self.paused = False  # tests freeze the market to compare final books
         self.fault_counts: dict[str, int] = {}
+        self.withholding: set[str] = set()  # ``drop_trades``: symbols whose trades skip the WS
+        self.withheld = 0  # trades kept off the WebSocket by ``drop_trades``
 
     # -- requests -----------------------------------------------------------------------------
     def attach(self, conn_id: int, send: Send) -> None:
@@ -100,6 +113,13 @@ class PublicFeed:
             await conn.send({"event": "conf", "status": "OK", "flags": conn.flags})
         elif event == "subscribe":
             await self._subscribe(conn, req)
+        elif event == "unsubscribe":
+            chan_id = req.get("chanId")
+            if isinstance(chan_id, int) and conn.subs.pop(chan_id, None) is not None:
+                await conn.send({"event": "unsubscribed", "status": "OK", "chanId": chan_id})
+            else:
+                await conn.send({"event": "error", "code": 10400, "chanId": chan_id,
+                                 "msg": "unsubscribe: invalid"})  # fmt: skip
         elif event == "ping":
             await conn.send({"event": "pong", "ts": time.time_ns() // 1_000_000,
                              "cid": req.get("cid")})  # fmt: skip
@@ -123,6 +143,8 @@ class PublicFeed:
         if channel == "book":
             ack |= {k: req[k] for k in ("prec", "freq", "len") if k in req}
         await conn.send(ack)
+        if channel == "trades":
+            self.withholding.discard(symbol)  # a client is back: what follows is live
         conn.subs[chan_id] = (channel, symbol)
         await conn.send(conn.stamp([chan_id, self._snapshot(channel, state)]))
 
@@ -211,10 +233,13 @@ class PublicFeed:
         for trade_id, qty in fills:
             amount = qty / state.scale_qty * (-1 if buyer_is_maker else 1)
             trade = [trade_id, now_ms, amount, px]
-            state.recent.append(trade)
             self.trades.append({"symbol": state.market.spec.symbol, "id": trade_id,
                                 "mts": now_ms, "amount": amount, "price": px})  # fmt: skip
-            trade_frames += [["te", trade], ["tu", trade]]
+            if state.market.spec.symbol in self.withholding:
+                self.withheld += 1  # only REST trades/hist has it
+            else:
+                state.recent.append(trade)
+                trade_frames += [["te", trade], ["tu", trade]]
             minute = now_ms - now_ms % 60_000
             c = state.candle
             if c is None or c[0] != minute:
@@ -251,6 +276,33 @@ class PublicFeed:
                     wrong = book_checksum(*self._book(self.symbols[symbol])) ^ 0x5A5A
                     await conn.send(conn.stamp([chan_id, "cs", wrong]))
 
+    def withhold_trades(self) -> None:
+        """``drop_trades`` (the sockets are being dropped): the trades of every subscribed
+        symbol skip the WebSocket until its trades are subscribed again."""
+        self.withholding = {
+            symbol
+            for conn in self.conns.values()
+            for channel, symbol in conn.subs.values()
+            if channel == "trades"
+        }
+
+    def hist(
+        self, symbol: str, start: int | None, end: int | None, limit: int, sort: int
+    ) -> list[list[Any]] | None:
+        """REST ``/v2/trades/{symbol}/hist``: ``[ID, MTS, AMOUNT, PRICE]`` of published trades
+        with ``start <= MTS <= end``; None for an unknown symbol."""
+        if symbol not in self.symbols:
+            return None
+        found = [
+            [t["id"], t["mts"], t["amount"], t["price"]]
+            for t in self.trades
+            if t["symbol"] == symbol
+            and (start is None or t["mts"] >= start)
+            and (end is None or t["mts"] <= end)
+        ]
+        found.sort(key=lambda t: (t[1], t[0]), reverse=sort != 1)
+        return found[:limit]
+
     def listing(self, name: str) -> list[list[str]] | None:
         """REST ``/v2/conf/{name}`` for the simulated symbols; None for an unknown list."""
         pairs = [s[1:] for s in self.symbols]
@@ -270,4 +322,4 @@ class PublicFeed:
             books[symbol] = {"bids": sorted(bids.items(), reverse=True),
                              "asks": sorted(asks.items())}  # fmt: skip
         return {"trades": self.trades, "books": books, "actions": self.actions,
-                "faults": dict(self.fault_counts)}  # fmt: skip
+                "faults": dict(self.fault_counts), "withheld": self.withheld}  # fmt: skip

@@ -31,7 +31,12 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from hundi.exchanges.credentials import Credentials
-from hundi.simulator.bitfinex.public import PUBLIC_FAULTS, PublicFeed
+from hundi.simulator.bitfinex.public import (
+    HIST_DEFAULT_LIMIT,
+    HIST_MAX_LIMIT,
+    PUBLIC_FAULTS,
+    PublicFeed,
+)
 from hundi.simulator.lifecycle import Lifecycles, SimOrder, Step
 from hundi.simulator.site import SimulatorSite
 
@@ -39,7 +44,8 @@ GROUND_TRUTH_MAX = 200_000
 BAD_KEY = (10100, "apikey: invalid")
 BAD_SIGNATURE = (10100, "apikey: digest invalid")
 SMALL_NONCE = (10114, "nonce: small")
-FAULTS = ("drop", *PUBLIC_FAULTS)
+FAULTS = ("drop", "drop_trades", *PUBLIC_FAULTS)
+PUBLIC_EVENTS = ("conf", "subscribe", "unsubscribe", "ping")
 
 
 def _now_ms() -> int:
@@ -136,6 +142,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         app.router.add_get("/sim/public", self._public_truth)
         app.router.add_post("/sim/public/pause", self._pause)
         app.router.add_get("/v2/conf/{name}", self._conf)
+        app.router.add_get("/v2/trades/{symbol}/hist", self._trades_hist)
         await self._listen(app)
         now = time.monotonic()
         self._fault_next = {k: now + every for k, every in self.config.faults.items()}
@@ -193,6 +200,22 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
             return web.Response(status=404, body=b'["error",10020,"conf: invalid"]')
         return web.Response(body=msgspec.json.encode(listing), content_type="application/json")
 
+    async def _trades_hist(self, request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            start = int(query["start"]) if "start" in query else None
+            end = int(query["end"]) if "end" in query else None
+            limit = int(query.get("limit", HIST_DEFAULT_LIMIT))
+            sort = int(query.get("sort", -1))
+        except ValueError:
+            return web.Response(status=500, body=b'["error",10020,"time_interval: invalid"]')
+        if not 1 <= limit <= HIST_MAX_LIMIT:
+            return web.Response(status=500, body=b'["error",10020,"limit: invalid"]')
+        found = self.public.hist(request.match_info["symbol"], start, end, limit, sort)
+        if found is None:
+            return web.Response(status=500, body=b'["error",10020,"symbol: invalid"]')
+        return web.Response(body=msgspec.json.encode(found), content_type="application/json")
+
     async def _pause(self, request: web.Request) -> web.Response:
         self.public.paused = True
         return web.Response(body=b'{"paused":true}', content_type="application/json")
@@ -239,9 +262,11 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
     def _faults(self) -> None:
         now = time.monotonic()
         for kind, due in list(self._fault_next.items()):
-            if kind == "drop" and now >= due:
+            if kind in ("drop", "drop_trades") and now >= due:
                 self._fault_next[kind] = now + self.config.faults[kind]
                 self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+                if kind == "drop_trades":
+                    self.public.withhold_trades()
                 for conn in list(self._conns.values()):
                     if conn.transport is not None:
                         conn.transport.abort()
@@ -336,7 +361,7 @@ class BitfinexSimulator(SimulatorSite[BitfinexSimConfig]):
         except msgspec.DecodeError:
             await self._send(conn, {"event": "error", "code": 10001, "msg": "Invalid JSON"})
             return
-        if isinstance(req, dict) and req.get("event") in ("conf", "subscribe", "ping"):
+        if isinstance(req, dict) and req.get("event") in PUBLIC_EVENTS:
             await self.public.request(conn.conn_id, req)
             return
         if not isinstance(req, dict) or req.get("event") != "auth":
