@@ -8,8 +8,9 @@ meet, stores a ``gap`` event:
 
 * sequenced channels (``SEQUENCE_FIELDS``: trade ids, book update ids, order-level book
   sequences): a gap when the first new id is past the last stored one (+1 for trades, whose
-  ids are contiguous; a book restarts from a snapshot whose id is past the last stored change); ``expected``/``received`` bound the
-  missing ids, which is what a REST backfill of trades needs;
+  ids are contiguous; a book restarts from a snapshot whose id is past the last stored change);
+  ``expected``/``received`` bound the missing ids, which is what a REST backfill of trades
+  needs;
 * other market-data channels (quotes, tickers, candles): a gap in time from the last stored
   record to the first new one (they carry no sequence to prove continuity).
 
