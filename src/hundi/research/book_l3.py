@@ -50,7 +50,7 @@ from hundi.stores.base import Store, Unsupported, reading
 
 SNAPSHOT_SLACK_NS: Final = 60 * 1_000_000_000
 SEARCH_WINDOW_NS: Final = 3_600 * 1_000_000_000  # the first look back for a snapshot
-REPLAY_WINDOW_NS: Final = 600 * 1_000_000_000  # events read and applied per step
+REPLAY_WINDOW_NS: Final = 3_600 * 1_000_000_000  # events read and applied per step
 _EVENT_COLUMNS: Final = ("ts", "order_id", "side", "price", "size", "kind", "sequence", "trade_id")
 
 
