@@ -231,6 +231,7 @@ def test_amendments_refused_orders_reordered_messages_and_periodic_checks(tmp_pa
         s.step(latency=5)
     feeds = s.feed.products.values()
     assert sum(p.amended for p in feeds) > 20 and sum(p.rejected for p in feeds) > 5
+    assert sum(p.limit_takers for p in feeds) > 5  # matched, then rested, then cancelled
     assert sum(p.reordered for p in feeds) >= 6  # (an action of one message sends it as is)
     assert {e.kind for e in s.out.events} == {"synced"}  # no gap, no resync
     checked = [s.protocol.state[p].snapshots_checked for p in PRODUCTS]

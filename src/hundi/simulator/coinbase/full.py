@@ -12,7 +12,10 @@ sends, each with the product's next ``sequence``:
   of the queue (only a smaller size keeps priority, per Coinbase's changelog);
 * a taker sweep: ``received`` (a market order), then per maker order it meets, front of the queue
   first, a ``match`` (maker/taker ids, own trade id) and, for a maker used up, its ``done``
-  (``filled``); then the taker's ``done``;
+  (``filled``); then the taker's ``done``. One sweep in :data:`LIMIT_TAKER_SHARE` that empties
+  its last level is a *limit* order larger than what it met: after its matches the rest
+  opens on its own side at that price (crossing nothing: the level it took is gone), then
+  is cancelled (``done``), so the model's levels stay the market's;
 * quantity removed without a trade: orders cancelled from the back of the queue (``done``,
   ``canceled``), the last one perhaps only reduced (``change``, old/new size).
 
@@ -55,6 +58,7 @@ _FEED_CHANNEL_MS = -3
 _AUTH_WINDOW_NS = 30 * 1_000_000_000  # Coinbase refuses a timestamp further off than this
 AMEND_SHARE = 0.15  # of additions at a level with 2+ orders: the front order grows instead
 REJECTED_SHARE = 0.05  # of market actions: a limit order received and done, never open
+LIMIT_TAKER_SHARE = 0.3  # of sweeps that empty their last level: a limit taker that then rests
 
 Levels = dict[int, dict[str, int]]  # price ticks → {order id: size lots}, in queue order
 
@@ -80,6 +84,7 @@ class _Product:
     sent: int = 0
     skipped: int = 0
     amended: int = 0
+    limit_takers: int = 0
     rejected: int = 0
     reordered: int = 0
 
@@ -373,11 +378,20 @@ class CoinbaseFullFeed:
         taker = self._order_id(state)
         taker_side, maker_side = ("buy", "sell") if taker_buys else ("sell", "buy")
         total = sum(t[3] for t in trades)
-        self._send(product_id, state, {
-            "type": "received", "time": time, "order_id": taker, "side": taker_side,
-            "order_type": "market", "size": fixed(total, spec.qty_decimals),
-        }, frames)  # fmt: skip
         levels = state.side(not taker_buys)
+        last = trades[-1][2]
+        empties_last = sum(t[3] for t in trades if t[2] == last) >= _total(levels.get(last))
+        limit = empties_last and state.rng.random() < LIMIT_TAKER_SHARE
+        rest = state.rng.randrange(1, 4) if limit else 0  # lots left to rest after the sweep
+        last_text = fixed(last, spec.price_decimals)
+        received: dict[str, Any] = {
+            "type": "received", "time": time, "order_id": taker, "side": taker_side,
+            "order_type": "limit" if limit else "market",
+            "size": fixed(total + rest, spec.qty_decimals),
+        }  # fmt: skip
+        if limit:
+            received["price"] = last_text
+        self._send(product_id, state, received, frames)
         for trade in trades:
             price, wanted = trade[2], trade[3]
             queue = levels[price]
@@ -403,6 +417,18 @@ class CoinbaseFullFeed:
                     queue[maker] -= size
             if not queue:
                 del levels[price]
+        if limit:  # the rest rests at its limit, then is cancelled
+            rest_text = fixed(rest, spec.qty_decimals)
+            self._send(product_id, state, {
+                "type": "open", "time": time, "order_id": taker, "side": taker_side,
+                "price": last_text, "remaining_size": rest_text,
+            }, frames)  # fmt: skip
+            self._send(product_id, state, {
+                "type": "done", "time": time, "order_id": taker, "side": taker_side,
+                "price": last_text, "remaining_size": rest_text, "reason": "canceled",
+            }, frames)  # fmt: skip
+            state.limit_takers += 1
+            return
         self._send(product_id, state, {
             "type": "done", "time": time, "order_id": taker, "side": taker_side,
             "reason": "filled",
