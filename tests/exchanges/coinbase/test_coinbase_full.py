@@ -752,8 +752,10 @@ def test_a_periodic_snapshot_that_matches_the_live_book_is_stored_as_a_checkpoin
     tmp_path: Path,
 ) -> None:
     p, out = checked()
+    assert p.next_wakeup_ns() == T0 + 61 * S  # the check is due a minute after the sync
     (request,) = p.due_requests(T0 + 61 * S)
     assert request.purpose is RestPurpose.BOOK_SNAPSHOT and p.books()[0].synced
+    assert p.next_wakeup_ns() is None  # out: nothing to wake up for (no busy loop)
     # messages while it is out are held, not applied yet
     p.receive(FULL_CONN, opened(101, "b4", "buy", "99.00", "0.7", 1), T0 + 61 * S, out)
     assert kinds(out) == []

@@ -615,7 +615,11 @@ class CoinbaseFullProtocol(VenueProtocol):
 
     def next_wakeup_ns(self) -> int | None:
         times = [s.retry_at_ns for s in self.state.values() if s.wants_snapshot and s.retry_at_ns]
-        times += [s.check_at_ns for s in self.state.values() if s.synced and s.check_at_ns]
+        times += [
+            s.check_at_ns
+            for s in self.state.values()
+            if s.synced and s.check_at_ns and not (s.in_flight or s.checking)
+        ]
         return min(times) if times else None
 
     def receive_response(
