@@ -719,15 +719,21 @@ def test_a_refused_product_is_dropped_and_the_others_subscribed_again() -> None:
             "reason": "ABC-USD is not a valid product",
         }
     )
-    assert p.take_messages() == []
+    assert p.take_reconnects() == []
     p.receive(FULL_CONN, refusal, T0, out)
-    ((key, message),) = p.take_messages()
-    sent = msgspec.json.decode(message)
-    assert key == FULL_CONN and sent["product_ids"] == ["BTC-USD"] and sent["key"] == "cbKEY-123"
-    assert p.take_messages() == []  # once
-    opening = p.opening(spec, T0 + S)  # and every later connection leaves it out
+    assert p.take_reconnects() == [FULL_CONN]  # Coinbase refused the whole subscribe: again
+    assert p.take_reconnects() == []  # once
+    assert [b.waiting for b in p.books()] == [
+        "waiting for the subscription",
+        "refused by Coinbase (not a valid product)",
+    ]
+    opening = p.opening(spec, T0 + S)  # the new connection (and every later one) leaves it out
     assert opening is not None
-    assert msgspec.json.decode(opening.messages[0])["product_ids"] == ["BTC-USD"]
+    sent = msgspec.json.decode(opening.messages[0])
+    assert sent["product_ids"] == ["BTC-USD"] and sent["key"] == "cbKEY-123"
+    only = protocol("ABC-USD")
+    only.receive(FULL_CONN, refusal, T0, out)
+    assert only.opening(only.connections()[0], T0) is None  # nothing left to subscribe
 
 
 def test_only_the_products_the_subscriptions_ack_lists_are_subscribed() -> None:

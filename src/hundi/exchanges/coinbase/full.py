@@ -37,7 +37,8 @@ Different: a ``gap`` event and the book restarts from that snapshot.
 ``received``), ``heartbeat`` and ``subscriptions`` are filtered; ``error`` frames about
 authentication record ``auth_failed`` and reconnect with a capped back-off; one refusing a
 configured product (``X is not a valid product``: Coinbase refuses the whole subscribe) records
-``invalid_symbol`` and subscribes again without it; others are rejected (``server_error``).
+``invalid_symbol`` and reconnects to subscribe the others without it; others are rejected
+(``server_error``).
 ``subscriptions`` marks subscribed only the products its ``full`` channel lists.
 
 Mounting: :class:`CoinbaseFullProtocol` is a complete :class:`VenueProtocol` for the
@@ -185,6 +186,8 @@ class ProductBook:
     def waiting(self) -> str:
         if self.synced:
             return ""
+        if self.refused:
+            return "refused by Coinbase (not a valid product)"
         if self.in_flight or self.buffer:
             what = "waiting for a level-3 snapshot"
         else:
@@ -226,7 +229,6 @@ class CoinbaseFullProtocol(VenueProtocol):
         self.state = {n: ProductBook(n, retry_ns=self.retry_initial_ns) for n in self.products}
         self._time = TimeParser()
         self._reconnect = False
-        self._resubscribe = False
         self._now_ns = 0
 
     # ------------------------------------------------------------------ connections
@@ -249,7 +251,6 @@ class CoinbaseFullProtocol(VenueProtocol):
     def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
         """The subscribe message, signed now (Coinbase refuses a timestamp 30 s off)."""
         self._now_ns = max(self._now_ns, now_ns)
-        self._resubscribe = False  # the new connection subscribes what is active
         active = self._active()
         if not active:
             return None  # every product refused: nothing to subscribe
@@ -259,16 +260,6 @@ class CoinbaseFullProtocol(VenueProtocol):
             return None
         signed = subscribe_message(["full"], active, self.credentials, now_ns)
         return Opening(spec.url, (signed,))
-
-    def take_messages(self) -> list[tuple[str, bytes]]:
-        """The subscribe again without a product Coinbase refused (it refused them all)."""
-        if not self._resubscribe:
-            return []
-        self._resubscribe = False
-        active = self._active()
-        if not active:
-            return []
-        return [(FULL_CONN, subscribe_message(["full"], active, self.credentials, self._now_ns))]
 
     def redact(self, conn_key: str, data: bytes) -> bytes:
         if self.credentials is None:
@@ -361,7 +352,9 @@ class CoinbaseFullProtocol(VenueProtocol):
         if invalid is not None and invalid.group(1) in self.state:
             native = invalid.group(1)  # Coinbase refuses the whole subscribe for one bad id
             self.state[native].refused = True
-            self._resubscribe = True  # the others again, without it
+            # the others again, without it: a new connection (a venue mounting this feed
+            # forwards reconnects, see the module docstring), whose subscribe leaves it out
+            self._reconnect = True
             log.error("Coinbase refused product %s: %s; subscribing the others", native, text)
             out.events.append(
                 Event(
