@@ -345,8 +345,9 @@ def test_a_dropped_connection_is_a_gap_and_the_next_one_resyncs() -> None:
     out.drain()
     p.on_close(FULL_CONN, T0 + 5 * S, out)
     assert events(out) == [("gap", 101, -1), ("resync", -1, -1)]
-    # stamped with the exchange time the book was known up to (the snapshot's), not local time
-    assert [e.ts for e in out.events] == [T0, T0]
+    # stamped just after the exchange time the book is known up to (the snapshot's), not with
+    # the local time
+    assert [e.ts for e in out.events] == [T0 + 1, T0 + 1]
     assert [e.recv_ts for e in out.events] == [T0 + 5 * S] * 2
     assert p.books()[0].waiting == "waiting for the subscription (after disconnect)"
     p.on_open(FULL_CONN, T0 + 6 * S, out)

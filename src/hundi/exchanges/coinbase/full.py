@@ -24,8 +24,9 @@ buffered message after it (stale: the events between are in neither) is not used
 event, and another snapshot is fetched after a short back-off. An ``open`` that would cross
 the book is a broken book too (gap + resync), found before it is stored; not while the
 snapshot says the product is in an auction (``auction_mode``: a crossed book is the auction).
-A dropped connection is a ``gap`` stamped with the exchange time of the last applied message
-(the next connection resyncs from a new snapshot).
+A dropped connection is a ``gap`` stamped just after (1 ns) the exchange time of the last
+applied message, so the book as of that message stays known (the next connection resyncs from
+a new snapshot).
 
 Every ``full_snapshot_interval_s`` (an hour by default) a synced book is checked against a fresh
 level-3 snapshot: the live messages are held while it is fetched; when the book reaches the
@@ -277,9 +278,9 @@ class CoinbaseFullProtocol(VenueProtocol):
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
         for state in self.state.values():
-            if state.synced:  # stamped with the exchange time the book is known up to
+            if state.synced:  # stamped just after the exchange time the book is known up to
                 detail = f"{conn_key}: connection closed after sequence {state.sequence}"
-                ts = state.last_ts
+                ts = state.last_ts + 1  # the book as of its last message is still known
                 self._event(out, state, EventKind.GAP, ts, now_ns, state.sequence + 1, -1, detail)
                 self._event(out, state, EventKind.RESYNC, ts, now_ns, -1, -1, "disconnect")
                 state.last_break_ts = ts
