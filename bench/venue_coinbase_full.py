@@ -35,8 +35,12 @@ SECRET = base64.b64encode(b"bench").decode()
 CREDS = CoinbaseCredentials(Secret("k"), Secret(SECRET), Secret("p"), "bench")
 
 
-def generate(steps: int, seed: int = 1) -> tuple[dict[str, bytes], list[tuple[bytes, int]]]:
-    """(level-3 snapshot body per product, frames with their receive times)."""
+Truth = dict[str, dict[int, list[tuple[float, str, float]]]]
+
+
+def generate(steps: int, seed: int = 1) -> tuple[dict[str, bytes], list[tuple[bytes, int]], Truth]:
+    """(level-3 snapshot body per product, frames with their receive times, the model's final
+    book per product)."""
     now = time.time_ns()
     market = SyntheticMarket(PRODUCTS, seed, now // 1_000_000, 10)
     feed = CoinbaseFullFeed({p: market.symbols[p] for p in PRODUCTS}, seed)
@@ -45,14 +49,15 @@ def generate(steps: int, seed: int = 1) -> tuple[dict[str, bytes], list[tuple[by
     for _ in range(steps):
         now += 200_000
         frames.extend((frame, now) for _, frame in feed.on_step(market.step(), now))
-    return snapshots, frames
+    return snapshots, frames, {p: feed.book(p) for p in PRODUCTS}
 
 
 def synced_protocol(snapshots: dict[str, bytes], start_ns: int) -> CoinbaseFullProtocol:
     config = VenueConfig(market="spot", symbols=PRODUCTS, channels=(Channel.BOOK_L3,))
     protocol = CoinbaseFullProtocol(config, credentials=CREDS)
     sink = RecordSink()
-    protocol.receive(FULL_CONN, b'{"type":"subscriptions","channels":[]}', start_ns, sink)
+    ack = {"type": "subscriptions", "channels": [{"name": "full", "product_ids": PRODUCTS}]}
+    protocol.receive(FULL_CONN, msgspec.json.encode(ack), start_ns, sink)
     for request in protocol.due_requests(start_ns):
         response = RestResponse(200, snapshots[request.key.removeprefix("full:")])
         protocol.receive_response(request, response, start_ns, sink)
@@ -61,31 +66,56 @@ def synced_protocol(snapshots: dict[str, bytes], start_ns: int) -> CoinbaseFullP
 
 
 def run(steps: int, repeat: int) -> dict[str, object]:
-    snapshots, frames = generate(steps)
+    snapshots, frames, truth = generate(steps)
     kinds = Counter(msgspec.json.decode(f)["type"] for f, _ in frames)
     best = 0.0
-    records = 0
+    records = events = 0
+    statuses: Counter[str] = Counter()
+    books_equal = False
     for _ in range(repeat):
         protocol = synced_protocol(snapshots, frames[0][1])
         sink = RecordSink()
         receive = protocol.receive
-        records = 0
+        records = events = 0
+        statuses = Counter()
         started = time.thread_time()
         for i, (frame, recv_ns) in enumerate(frames):
-            receive(FULL_CONN, frame, recv_ns, sink)
+            statuses[receive(FULL_CONN, frame, recv_ns, sink).name.lower()] += 1
             if i % DRAIN_EVERY == 0:
-                records += len(sink.drain().get(Channel.BOOK_L3, ()))
+                drained = sink.drain()
+                records += len(drained.get(Channel.BOOK_L3, ()))
+                events += len(drained.get(Channel.EVENTS, ()))
         elapsed = time.thread_time() - started
-        records += len(sink.drain().get(Channel.BOOK_L3, ()))
+        drained = sink.drain()
+        records += len(drained.get(Channel.BOOK_L3, ()))
+        events += len(drained.get(Channel.EVENTS, ()))
         best = max(best, len(frames) / elapsed)
         assert all(b.synced for b in protocol.books())
+        books_equal = all(_book(protocol, p) == _truth(truth[p]) for p in PRODUCTS)
     return {
         "source": "simulator order model (CoinbaseFullFeed)",
         "frames": len(frames),
         "records": records,
+        "events": events,  # gaps/resyncs while timed: none expected
+        "statuses": dict(statuses),
+        "books_equal_model": books_equal,
         "kinds": dict(kinds),
         "frames_per_s_per_core": round(best),
     }
+
+
+def _book(protocol: CoinbaseFullProtocol, product: str) -> list[tuple[int, float, str, float]]:
+    book = protocol.state[product].book
+    return [
+        (side, price, o.order_id, round(o.size, 9))
+        for side in (1, -1)
+        for price in book.prices(side)
+        for o in book.queue(side, price)
+    ]
+
+
+def _truth(sides: dict[int, list[tuple[float, str, float]]]) -> list[tuple[int, float, str, float]]:
+    return [(side, p, o, round(z, 9)) for side in (1, -1) for p, o, z in sides[side]]
 
 
 def main() -> None:

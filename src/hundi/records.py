@@ -166,7 +166,9 @@ class OrderEvent(Record, frozen=True, gc=False, kw_only=True):
     kind: str
     sequence: int  # the venue's per-symbol sequence number
     other_order_id: str  # ``match``: the taker order; "" otherwise
-    trade_id: int  # ``match``: the trade id; -1 otherwise
+    # ``match``: the trade id; ``snapshot``: the order's place in the snapshot (0, 1, ...: what
+    # restores each queue, since a store may return one snapshot's rows in any order); -1 else
+    trade_id: int
     reason: str  # ``done``: filled / canceled; "" otherwise
 
 

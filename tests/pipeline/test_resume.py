@@ -8,7 +8,7 @@ from typing import Any
 
 import hundi
 from hundi.pipeline.resume import RestartGaps
-from hundi.records import ASK, BID, Bbo, BookChange, Channel, Event, Trade
+from hundi.records import ASK, BID, Bbo, BookChange, Channel, Event, OrderEvent, Trade
 from hundi.stores.base import StreamPosition
 from hundi.stores.embedded import EmbeddedStore
 
@@ -113,3 +113,27 @@ def test_a_run_that_continues_exactly_records_nothing(tmp_path: Path) -> None:
     gaps = RestartGaps([EmbeddedStore(str(tmp_path), fsync=False)])
     assert check(gaps, {Channel.TRADES: [trade(101)], Channel.BOOK: [level(60, 449, True)]}) == []
     assert gaps.found == 0
+
+
+def order_event(i: int, sequence: int, kind: str) -> OrderEvent:
+    return OrderEvent(
+        exchange="coinbase", symbol="BTC-USD", native_symbol="BTC-USD", ts=T0 + i * MS,
+        recv_ts=T0 + i * MS, order_id=f"o{i}", side=BID, price=100.0, size=1.0, kind=kind,
+        sequence=sequence, other_order_id="", trade_id=0 if kind == "snapshot" else -1, reason="",
+    )  # fmt: skip
+
+
+def test_the_order_level_book_is_watched_too(tmp_path: Path) -> None:
+    """After kill -9 a book_l3 stream restarts from a snapshot past its last stored sequence:
+    the hole between the runs is a stored gap of the channel."""
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    store.write({Channel.BOOK_L3: [order_event(1, 500, "snapshot"), order_event(2, 501, "open")]})
+    store.close()
+    gaps = RestartGaps([EmbeddedStore(str(tmp_path), fsync=False)])
+    (gap,) = check(gaps, {Channel.BOOK_L3: [order_event(500, 800, "snapshot")]})
+    assert (gap.channel, gap.expected, gap.received) == ("book_l3", 502, 800)
+    assert "the book restarts from a snapshot" in gap.detail
+    gaps.close()
+    again = RestartGaps([EmbeddedStore(str(tmp_path), fsync=False)])
+    assert check(again, {Channel.BOOK_L3: [order_event(600, 501, "snapshot")]}) == []
+    again.close()

@@ -37,8 +37,10 @@ def event(at_s: float, kind: str, seq: int, order_id: str, side: int = BID, pric
 def snapshot(
     at_s: float, seq: int, orders: list[tuple[str, int, float, float]]
 ) -> list[OrderEvent]:
+    """One row per listed order, each carrying its place in the snapshot (``trade_id``)."""
     return [
-        event(at_s, "snapshot", seq, oid, side, price, size) for oid, side, price, size in orders
+        event(at_s, "snapshot", seq, oid, side, price, size, trade_id=place)
+        for place, (oid, side, price, size) in enumerate(orders)
     ]
 
 
@@ -123,7 +125,8 @@ def test_book_at_of_an_l3_only_symbol_is_the_l3_book_summed_per_price(tmp_path: 
         [ASK, 102.0, 2.5, 1],
     ]
     assert frame.attrs["synced"] is True and frame.attrs["update_id"] == 109
-    assert list(frame.index) == [at(1), at(0), at(0)]  # newest order of each level
+    # when each level last changed (matches and dones at 99, the change at 102), as L2 books
+    assert list(frame.index) == [at(2), at(0), at(3)]
     top = book_at(store, "coinbase", "BTC-USD", at(1.5), depth=1)
     assert top[["price", "size"]].values.tolist() == [[99.0, 3.7], [101.0, 1.5]]
 
@@ -242,3 +245,35 @@ def test_the_api_lists_an_l3_only_symbol_and_its_stream(tmp_path: Path) -> None:
     rows = stream_rows(store, Limits(), exchange="coinbase", now_ns=T0 + 10 * S, window_ns=60 * S)
     (row,) = [r for r in rows if r["channel"] == "book_l3"]
     assert row["symbol"] == "BTC-USD" and row["count"] == len(BASE) + len(LIVE)
+
+
+def test_snapshot_queues_follow_each_rows_place_whatever_order_the_store_returns(
+    tmp_path: Path,
+) -> None:
+    """Cassandra returns a snapshot's rows (one ts and sequence) sorted by order id: the queue
+    order comes from each row's place in the snapshot, not from the order id or storage."""
+    ids = ["f3c1-9a", "0b7e-44", "c0de-01", "7a2f-e9", "2d4b-73"]  # queue order != id order
+    rows = snapshot(0, 100, [(oid, BID, 99.0, 1.0 + i) for i, oid in enumerate(ids)])
+    by_id = sorted(rows, key=lambda r: r.order_id)  # the order Cassandra reads them back in
+    store = store_with(tmp_path, by_id)  # type: ignore[arg-type]
+    frame = book_l3_at(store, "coinbase", "BTC-USD", at(1))
+    assert frame["order_id"].tolist() == ids
+    assert frame["position"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_snapshot_hours_back_is_found_and_later_events_replayed_window_by_window(
+    tmp_path: Path,
+) -> None:
+    """The snapshot search looks back in growing windows and the events are applied a window
+    at a time: a book 30 hours after its snapshot, with events all along, is the full book."""
+    live = [
+        event(3600.0 * h + 1, "open", 101 + h, f"o{h}", BID, 90.0 + h % 5, 1.0) for h in range(30)
+    ]
+    store = store_with(tmp_path, BASE, live)
+    frame = book_l3_at(store, "coinbase", "BTC-USD", at(30 * 3600))
+    assert frame.attrs["synced"] is True and frame.attrs["update_id"] == 130
+    assert frame.attrs["snapshot_ts"] == at(0)
+    assert sorted(frame["order_id"].tolist()) == sorted(
+        ["b1", "b2", "b3", "a1", "a2", *(f"o{h}" for h in range(30))]
+    )
+    assert [r[4] for r in queues(frame) if r[1] == 90.0] == ["o0", "o5", "o10", "o15", "o20", "o25"]

@@ -49,14 +49,19 @@ def same(rebuilt: list[tuple[float, str, float]], truth: list[tuple[float, str, 
 class Session:
     """The feed and the protocol wired together in-process, with a snapshot latency."""
 
-    def __init__(self, seed: int = 7, credentials: CoinbaseCredentials = CREDS) -> None:
+    def __init__(
+        self,
+        seed: int = 7,
+        credentials: CoinbaseCredentials = CREDS,
+        options: dict[str, str] | None = None,
+    ) -> None:
         self.market = SyntheticMarket(PRODUCTS, seed, T0 // MS, trade_history=10)
         self.feed = CoinbaseFullFeed(
             {p: self.market.symbols[p] for p in PRODUCTS}, seed, credentials=KEYS
         )
         config = VenueConfig(
             market="spot", symbols=PRODUCTS, channels=(Channel.BOOK_L3,), endpoint="ws://sim",
-            rest_endpoint="http://sim",
+            rest_endpoint="http://sim", options=options or {},
         )  # fmt: skip
         self.protocol = CoinbaseFullProtocol(config, credentials=credentials)
         self.out = RecordSink()
@@ -211,3 +216,42 @@ def test_a_lost_message_alone_is_a_gap_and_a_resync_to_the_models_book() -> None
     s.assert_books_equal_the_model()
     with pytest.raises(RejectedFrame, match="unknown_symbol"):
         s.protocol.receive(FULL_CONN, b'{"type":"open","product_id":"SOL-USD"}', s.now, s.out)
+
+
+def test_amendments_refused_orders_reordered_messages_and_periodic_checks(tmp_path: Path) -> None:
+    """The model also amends orders to a larger size (to the back of the queue), refuses limit
+    orders that never open and swaps messages; none of it is a gap, the periodic snapshot
+    checks agree with the live book and are stored as checkpoints the research API replays
+    from."""
+    s = Session(seed=13, options={"full_snapshot_interval_s": "1"})  # a step is 1 ms
+    s.open()
+    for i in range(6000):
+        if i % 500 == 250:
+            s.feed.reorder("BTC-USD" if i % 1000 == 250 else "ETH-EUR")
+        s.step(latency=5)
+    feeds = s.feed.products.values()
+    assert sum(p.amended for p in feeds) > 20 and sum(p.rejected for p in feeds) > 5
+    assert sum(p.limit_takers for p in feeds) > 5  # matched, then rested, then cancelled
+    assert sum(p.reordered for p in feeds) >= 6  # (an action of one message sends it as is)
+    assert {e.kind for e in s.out.events} == {"synced"}  # no gap, no resync
+    checked = [s.protocol.state[p].snapshots_checked for p in PRODUCTS]
+    assert all(n >= 4 for n in checked), checked
+    s.assert_books_equal_the_model()
+    sent = sum(p.sent for p in feeds)
+    assert s.statuses[FrameStatus.PROCESSED] == sent
+    rows = s.out.drain()
+    changes = [r for r in rows[Channel.BOOK_L3] if getattr(r, "kind") == "change"]  # noqa: B009
+    assert any(getattr(r, "size") > 0 for r in changes)  # noqa: B009
+    store = EmbeddedStore(str(tmp_path))
+    store.write(rows)
+    store.flush()
+    for product in PRODUCTS:
+        stored = book_l3_at(store, "coinbase", product, s.now)
+        assert stored.attrs["synced"] and stored.attrs["update_id"] == s.feed.sequence(product)
+        assert stored.attrs["snapshot_ts"].value > T0 + 4_000 * MS  # a recent checkpoint
+        truth = s.feed.book(product)
+        for side in (BID, ASK):
+            mine = stored[stored["side"] == side]
+            assert same(
+                list(zip(mine["price"], mine["order_id"], mine["size"], strict=True)), truth[side]
+            )

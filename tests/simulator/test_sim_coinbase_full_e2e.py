@@ -1,7 +1,8 @@
 """The collector with :class:`CoinbaseFullProtocol` over real sockets against the simulator's
-``full`` feed: signed subscribe, level-3 REST snapshots, a lost message, a stale snapshot and a
-dropped connection, each stored as gap/resync events and repaired in place; at the end the live
-book, the stored rows (``book_l3_at``) and the model's book are the same, every frame counted."""
+``full`` feed: signed subscribe, level-3 REST snapshots and periodic checks, a lost message, a
+stale snapshot and a dropped connection, each stored as gap/resync events and repaired in
+place, and two swapped messages that are not a gap; at the end the live book, the stored rows
+(``book_l3_at``) and the model's book are the same, every frame counted."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ async def test_collector_rebuilds_the_models_l3_book_through_faults(tmp_path: Pa
     async with CoinbaseFullSimulator(FullSimConfig(PRODUCTS, seed=5, credentials=KEYS)) as sim:
         config = VenueConfig(
             market="spot", symbols=PRODUCTS, channels=(Channel.BOOK_L3,), endpoint=sim.ws_url,
-            rest_endpoint=sim.rest_url, options={"full_snapshot_retry_ms": "50"},
+            rest_endpoint=sim.rest_url,
+            options={"full_snapshot_retry_ms": "50", "full_snapshot_interval_s": "1"},
         )  # fmt: skip
         protocol = CoinbaseFullProtocol(config, credentials=CREDS)
         store = EmbeddedStore(str(tmp_path))
@@ -79,6 +81,12 @@ async def test_collector_rebuilds_the_models_l3_book_through_faults(tmp_path: Pa
         await until(lambda: sim.steps >= 3000, "more market activity")
         assert sim.drop_connections() == 1
         await until(lambda: synced(2) and state["ETH-EUR"].snapshots_used >= 2, "a reconnect")
+        sim.reorder("ETH-EUR")  # two messages swapped: within the reorder window, no gap
+        checked = {p: state[p].snapshots_checked for p in PRODUCTS}
+        await until(
+            lambda: all(state[p].snapshots_checked >= checked[p] + 2 for p in PRODUCTS),
+            "periodic snapshot checks",
+        )
         sim.pause()
         await until(
             lambda: all(state[p].sequence == sim.feed.sequence(p) for p in PRODUCTS) and synced(2),
@@ -101,6 +109,8 @@ async def test_collector_rebuilds_the_models_l3_book_through_faults(tmp_path: Pa
     btc = events[events["symbol"] == "BTC-USD"]
     kinds = btc["kind"].astype(str).tolist()
     assert kinds.count("gap") == 2  # the lost message and the dropped connection
+    eth = events[events["symbol"] == "ETH-EUR"]["kind"].astype(str).tolist()
+    assert eth.count("gap") == 1  # the dropped connection only: the swap and the checks agree
     details = btc[btc["kind"] == "resync"]["detail"].astype(str).tolist()
     assert any(d.startswith("stale snapshot") for d in details)
     at = max(s.last_break_ts for s in state.values()) + 10**12

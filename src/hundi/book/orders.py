@@ -35,7 +35,7 @@ class RestingOrder:
 class OrderBook:
     """Resting orders by id; per side, per price, the orders in arrival order."""
 
-    __slots__ = ("_levels", "_sorted", "orders")
+    __slots__ = ("_level_ts", "_levels", "_sorted", "orders")
 
     def __init__(self) -> None:
         self.orders: dict[str, RestingOrder] = {}
@@ -45,11 +45,15 @@ class OrderBook:
         # side → its prices ascending, so the best price is O(1) (a crossed-book check per
         # resting order stays cheap); a new or emptied level moves a C-level memmove.
         self._sorted: dict[int, list[float]] = {BID: [], ASK: []}
+        # side → price → when the level last changed (an order joined, filled, changed or
+        # left it): the level's time, as the L2 books of :func:`hundi.research.book_at` keep it.
+        self._level_ts: dict[int, dict[float, int]] = {BID: {}, ASK: {}}
 
     def clear(self) -> None:
         self.orders.clear()
         self._levels = {BID: {}, ASK: {}}
         self._sorted = {BID: [], ASK: []}
+        self._level_ts = {BID: {}, ASK: {}}
 
     def __len__(self) -> int:
         return len(self.orders)
@@ -66,9 +70,11 @@ class OrderBook:
             level = self._levels[side][price] = {}
             insort(self._sorted[side], price)
         level[order_id] = None
+        self._level_ts[side][price] = ts
 
-    def remove(self, order_id: str) -> RestingOrder | None:
-        """Take an order out of the book; None when it was not resting (a taker, say)."""
+    def remove(self, order_id: str, ts: int | None = None) -> RestingOrder | None:
+        """Take an order out of the book; None when it was not resting (a taker, say). ``ts``
+        (when known) is the time its level changed."""
         order = self.orders.pop(order_id, None)
         if order is None:
             return None
@@ -76,11 +82,14 @@ class OrderBook:
         del level[order_id]
         if not level:
             del self._levels[order.side][order.price]
+            del self._level_ts[order.side][order.price]
             prices = self._sorted[order.side]
             del prices[bisect_left(prices, order.price)]
+        elif ts is not None:
+            self._level_ts[order.side][order.price] = ts
         return order
 
-    def reduce(self, order_id: str, size: float) -> bool:
+    def reduce(self, order_id: str, size: float, ts: int | None = None) -> bool:
         """A fill of ``size`` against a resting order; used up, it leaves the book. False when
         the order is not in the book."""
         order = self.orders.get(order_id)
@@ -88,21 +97,25 @@ class OrderBook:
             return False
         order.size -= size
         if order.size <= DUST:
-            self.remove(order_id)
+            self.remove(order_id, ts)
+        elif ts is not None:
+            self._level_ts[order.side][order.price] = ts
         return True
 
     def change(self, order_id: str, size: float, price: float | None, ts: int) -> bool:
-        """A new size (keeps the queue position) or a new price (the order goes to the back of
-        the new level, as a venue re-queues a modified order). False when not resting."""
+        """A smaller size keeps the order's queue position; a larger size or a new price sends
+        it to the back of its (new) level with the change's time (Coinbase's changelog: only a
+        size-down amendment keeps priority). False when not resting."""
         order = self.orders.get(order_id)
         if order is None:
             return False
-        if price is not None and price != order.price:
-            self.add(order_id, order.side, price, size, ts)
+        if (price is not None and price != order.price) or size > order.size + DUST:
+            self.add(order_id, order.side, order.price if price is None else price, size, ts)
         elif size <= DUST:
-            self.remove(order_id)
+            self.remove(order_id, ts)
         else:
             order.size = size
+            self._level_ts[order.side][order.price] = ts
         return True
 
     def apply(
@@ -110,16 +123,16 @@ class OrderBook:
     ) -> None:
         """One order event (:class:`hundi.records.OrderEvent` kinds) applied to the book:
         ``snapshot``/``open`` rest the order at the back of its level, ``match`` fills the
-        resting (maker) order, ``change`` sets a new size (or, with a new price, re-queues it),
-        ``done`` removes it; ``received`` changes nothing (the order is not resting yet)."""
+        resting (maker) order, ``change`` sets a new size (a larger one or a new price
+        re-queues it), ``done`` removes it; ``received`` changes nothing (not resting yet)."""
         if kind == "open" or kind == "snapshot":
             self.add(order_id, side, price, size, ts)
         elif kind == "match":
-            self.reduce(order_id, size)
+            self.reduce(order_id, size, ts)
         elif kind == "change":
             self.change(order_id, size, price if price > 0 else None, ts)
         elif kind == "done":
-            self.remove(order_id)
+            self.remove(order_id, ts)
 
     def best(self, side: int) -> float | None:
         prices = self._sorted[side]
@@ -144,9 +157,9 @@ class OrderBook:
         return [self.orders[i] for i in self._levels[side].get(price, ())]
 
     def level(self, side: int, price: float) -> tuple[float, int]:
-        """(summed size, newest ``ts`` of its orders) of one price level."""
+        """(summed size, when the level last changed) of one price level; (0, -1) if empty."""
         queue = self.queue(side, price)
-        return sum(o.size for o in queue), max((o.ts for o in queue), default=-1)
+        return sum(o.size for o in queue), self._level_ts[side].get(price, -1)
 
     def l2(self, side: int) -> list[tuple[float, float]]:
         """(price, summed size) per level, best first."""

@@ -6,10 +6,11 @@ it starts from nothing. So the collector checks the first record of every stream
 run against the last position its stores hold (``Store.last_position``) and, where they do not
 meet, stores a ``gap`` event:
 
-* sequenced channels (``SEQUENCE_FIELDS``: trade ids, book update ids): a gap when the first new
-  id is past the last stored one (+1 for trades, whose ids are contiguous; a book restarts from a
-  snapshot whose id is past the last stored change); ``expected``/``received`` bound the
-  missing ids, which is what a REST backfill of trades needs;
+* sequenced channels (``SEQUENCE_FIELDS``: trade ids, book update ids, order-level book
+  sequences): a gap when the first new id is past the last stored one (+1 for trades, whose
+  ids are contiguous; a book restarts from a snapshot whose id is past the last stored change);
+  ``expected``/``received`` bound the missing ids, which is what a REST backfill of trades
+  needs;
 * other market-data channels (quotes, tickers, candles): a gap in time from the last stored
   record to the first new one (they carry no sequence to prove continuity).
 
@@ -32,7 +33,14 @@ from hundi.stores.base import Store, StreamPosition
 
 log = logging.getLogger("hundi.pipeline")
 
-WATCHED = (Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.TICKER, Channel.CANDLES)
+WATCHED = (
+    Channel.TRADES,
+    Channel.BOOK,
+    Channel.BOOK_L3,
+    Channel.BBO,
+    Channel.TICKER,
+    Channel.CANDLES,
+)
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
 
 

@@ -16,7 +16,10 @@ times a snapshot when its response arrived, after the events buffered while it w
 events are read from :data:`SNAPSHOT_SLACK_NS` before the snapshot and chosen by sequence.
 
 No checkpoints: each call replays from the last snapshot, which a collector takes at every
-(re)sync. :func:`l2_from_l3` gives the same book aggregated to L2, which is what
+(re)sync and every ``full_snapshot_interval_s`` (an hour by default), so a query replays at most
+about that much history, read in windows of :data:`REPLAY_WINDOW_NS`. A snapshot's rows carry
+their place in it (``trade_id``), which restores every level's queue whatever order the store
+returns them in. :func:`l2_from_l3` gives the same book aggregated to L2, which is what
 :func:`hundi.research.book_at` returns for a symbol stored only as ``book_l3``.
 """
 
@@ -43,10 +46,12 @@ from hundi.research._source import (
     stored_symbol,
     to_ns,
 )
-from hundi.stores.base import NS_PER_DAY, Store, Unsupported, reading
+from hundi.stores.base import Store, Unsupported, reading
 
 SNAPSHOT_SLACK_NS: Final = 60 * 1_000_000_000
-_EVENT_COLUMNS: Final = ("ts", "order_id", "side", "price", "size", "kind", "sequence")
+SEARCH_WINDOW_NS: Final = 3_600 * 1_000_000_000  # the first look back for a snapshot
+REPLAY_WINDOW_NS: Final = 3_600 * 1_000_000_000  # events read and applied per step
+_EVENT_COLUMNS: Final = ("ts", "order_id", "side", "price", "size", "kind", "sequence", "trade_id")
 
 
 @dataclass(slots=True)
@@ -60,11 +65,18 @@ class L3State:
 
 
 def _last_snapshot(store: Store, exchange: str, symbol: str, at_ns: int) -> tuple[int, int] | None:
-    """(ts, sequence) of the newest snapshot stored at or before ``at_ns``."""
+    """(ts, sequence) of the newest snapshot stored at or before ``at_ns``.
+
+    Read backwards in windows that double from :data:`SEARCH_WINDOW_NS` (three columns only),
+    so a collector snapshotting every hour costs about an hour of rows, not whole days."""
     days = [d for d in store.days(exchange, Channel.BOOK_L3, symbol) if d <= day_of(at_ns)]
-    for day in reversed(days):
-        start = day_start_ns(day)
-        end = min(at_ns + 1, start + NS_PER_DAY)
+    if not days:
+        return None
+    first_ns = day_start_ns(days[0])
+    end, width = at_ns + 1, SEARCH_WINDOW_NS
+    while end > first_ns:
+        start = max(end - width, first_ns)
+        found: tuple[int, int] | None = None
         for _, table in store.read_days(
             exchange=exchange, symbol=symbol, channel=Channel.BOOK_L3, start_ns=start,
             end_ns=end, columns=["ts", "kind", "sequence"], ordered=False,
@@ -75,21 +87,40 @@ def _last_snapshot(store: Store, exchange: str, symbol: str, at_ns: int) -> tupl
                 ts = snapshots.column("ts").cast(pa.int64()).to_pylist()
                 sequences = snapshots.column("sequence").to_pylist()
                 # two snapshots of one time (the venue's clock): the later sequence is newer
-                return max(zip(ts, sequences, strict=True))
+                newest = max(zip(ts, sequences, strict=True))
+                found = newest if found is None else max(found, newest)
+        if found is not None:
+            return found
+        end, width = start, width * 2
     return None
 
 
-def _rows(store: Store, exchange: str, symbol: str, start_ns: int, at_ns: int) -> pa.Table:
+def _window(store: Store, exchange: str, symbol: str, start_ns: int, end_ns: int) -> pa.Table:
+    """The rows of ``start_ns <= ts < end_ns`` (the replayed columns), in storage order."""
     tables = [
         table.select(list(_EVENT_COLUMNS))
         for _, table in store.read_days(
             exchange=exchange, symbol=symbol, channel=Channel.BOOK_L3, start_ns=start_ns,
-            end_ns=at_ns + 1, columns=list(_EVENT_COLUMNS), ordered=False,
+            end_ns=end_ns, columns=list(_EVENT_COLUMNS), ordered=False,
         )
     ]  # fmt: skip
     if not tables:
         return pa.table({name: pa.array([], pa.int64()) for name in _EVENT_COLUMNS})
     return pa.concat_tables([t.cast(tables[0].schema) for t in tables])
+
+
+def _columns(rows: pa.Table) -> tuple[list[int], list[str], list[int], list[float], list[float],
+                                      list[str], list[int], list[int]]:  # fmt: skip
+    return (
+        rows.column("ts").cast(pa.int64()).to_pylist(),
+        rows.column("order_id").cast(pa.string()).to_pylist(),
+        rows.column("side").to_pylist(),
+        rows.column("price").to_pylist(),
+        rows.column("size").to_pylist(),
+        rows.column("kind").cast(pa.string()).to_pylist(),
+        rows.column("sequence").to_pylist(),
+        rows.column("trade_id").to_pylist(),
+    )
 
 
 def _gap_times(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: int) -> list[int]:
@@ -115,38 +146,62 @@ def _gap_times(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: i
     return sorted(int(t) for t in times[chosen])
 
 
-def replay_l3(store: Store, exchange: str, symbol: str, at_ns: int) -> L3State:
-    """The L3 book of a stored symbol after every row with ``ts <= at_ns`` (see the module)."""
+def _load_snapshot(
+    store: Store, exchange: str, symbol: str, snapshot_ts: int, snapshot_seq: int
+) -> OrderBook:
+    """The book a stored snapshot lists, each level's orders in the snapshot's order: its rows
+    carry their place in the snapshot in ``trade_id`` (a store may return rows sharing a key
+    prefix in any order, Cassandra by order id); rows without a place keep storage order."""
+    rows = _window(store, exchange, symbol, snapshot_ts, snapshot_ts + 1)
+    ts, order_ids, sides, prices, sizes, kinds, sequences, places = _columns(rows)
+    chosen = [
+        i
+        for i in range(len(ts))
+        if kinds[i] == "snapshot" and ts[i] == snapshot_ts and sequences[i] == snapshot_seq
+    ]
+    chosen.sort(key=lambda i: places[i])  # stable: places of -1 (older rows) keep their order
     book = OrderBook()
+    for i in chosen:
+        book.add(order_ids[i], sides[i], prices[i], sizes[i], snapshot_ts)
+    return book
+
+
+def replay_l3(store: Store, exchange: str, symbol: str, at_ns: int) -> L3State:
+    """The L3 book of a stored symbol after every row with ``ts <= at_ns`` (see the module).
+
+    The events after the snapshot are read and applied one :data:`REPLAY_WINDOW_NS` of time at
+    a time (each window sorted by sequence), so memory stays bounded by a window's rows."""
     found = _last_snapshot(store, exchange, symbol, at_ns)
     if found is None:
-        return L3State(book, synced=False, sequence=-1, snapshot_ts=-1)
+        return L3State(OrderBook(), synced=False, sequence=-1, snapshot_ts=-1)
     snapshot_ts, snapshot_seq = found
-    rows = _rows(store, exchange, symbol, snapshot_ts - SNAPSHOT_SLACK_NS, at_ns)
-    ts = rows.column("ts").cast(pa.int64()).to_pylist()
-    order_ids = rows.column("order_id").cast(pa.string()).to_pylist()
-    sides = rows.column("side").to_pylist()
-    prices = rows.column("price").to_pylist()
-    sizes = rows.column("size").to_pylist()
-    kinds = rows.column("kind").cast(pa.string()).to_pylist()
-    sequences = rows.column("sequence").to_pylist()
-    for i in range(len(ts)):
-        if kinds[i] == "snapshot" and ts[i] == snapshot_ts and sequences[i] == snapshot_seq:
-            book.add(order_ids[i], sides[i], prices[i], sizes[i], snapshot_ts)
-    live = sorted(
-        (i for i in range(len(ts)) if sequences[i] > snapshot_seq and kinds[i] != "snapshot"),
-        key=lambda i: (sequences[i], ts[i]),
-    )
+    book = _load_snapshot(store, exchange, symbol, snapshot_ts, snapshot_seq)
     last = snapshot_seq
     synced = True
-    for i in live:
-        if sequences[i] == last:
-            continue  # one event stored twice under two times: applied once
-        if sequences[i] != last + 1:
-            synced = False  # a lost event: unknown until the next snapshot
-            break
-        book.apply(kinds[i], order_ids[i], sides[i], prices[i], sizes[i], ts[i])
-        last = sequences[i]
+    start = snapshot_ts - SNAPSHOT_SLACK_NS
+    while synced and start <= at_ns:
+        end = min(start + REPLAY_WINDOW_NS, at_ns + 1)
+        rows = _window(store, exchange, symbol, start, end)
+        start = end
+        if not rows.num_rows:
+            continue
+        kinds_column = rows.column("kind").cast(pa.string())
+        rows = rows.filter(
+            pc.and_(
+                pc.greater(rows.column("sequence"), last),
+                pc.not_equal(kinds_column, "snapshot"),
+            )
+        )
+        rows = rows.take(pc.sort_indices(rows, [("sequence", "ascending"), ("ts", "ascending")]))
+        ts, order_ids, sides, prices, sizes, kinds, sequences, _ = _columns(rows)
+        for i in range(len(ts)):
+            if sequences[i] == last:
+                continue  # one event stored twice under two times: applied once
+            if sequences[i] != last + 1:
+                synced = False  # a lost event: unknown until the next snapshot
+                break
+            book.apply(kinds[i], order_ids[i], sides[i], prices[i], sizes[i], ts[i])
+            last = sequences[i]
     if synced and _gap_times(store, exchange, symbol, snapshot_ts, at_ns):
         synced = False
     return L3State(book, synced=synced, sequence=last, snapshot_ts=snapshot_ts)

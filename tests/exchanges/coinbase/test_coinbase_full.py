@@ -85,8 +85,8 @@ def answer(
     return request
 
 
-def synced(seq: int = 100) -> tuple[CoinbaseFullProtocol, RecordSink]:
-    p = protocol()
+def synced(seq: int = 100, **options: str) -> tuple[CoinbaseFullProtocol, RecordSink]:
+    p = protocol(**options)
     out = RecordSink()
     p.on_open(FULL_CONN, T0, out)
     assert p.receive(FULL_CONN, SUBSCRIBED, T0, out) is FrameStatus.FILTERED
@@ -266,14 +266,17 @@ def test_a_skipped_sequence_is_a_gap_and_a_resync_in_place() -> None:
     out.drain()
     p.receive(FULL_CONN, opened(101, "b4", "buy", "99.00", "0.7"), T0, out)
     assert (
-        p.receive(FULL_CONN, opened(104, "b5", "buy", "98.00", "1"), T0, out)
+        p.receive(FULL_CONN, opened(104, "b5", "buy", "98.00", "1", 1), T0, out)
         is FrameStatus.PROCESSED
     )
+    assert events(out) == []  # maybe only out of order: 102 may still come (the reorder window)
+    # 300 ms later (past full_reorder_ms, 200) 102 has not come: a skipped sequence
+    p.receive(FULL_CONN, opened(105, "b6", "buy", "97.00", "1", 2), T0 + 300_000_000, out)
     assert events(out) == [("gap", 102, 104), ("resync", -1, -1)]
     assert out.events[0].channel == "book_l3" and out.events[0].detail == "sequence 104 after 101"
+    assert out.events[0].ts == T0 + 1_000_000  # the exchange time of the message after the hole
     (status,) = p.books()
     assert not status.synced and "skipped sequence" in status.waiting
-    p.receive(FULL_CONN, opened(105, "b6", "buy", "97.00", "1"), T0, out)  # buffered
     assert kinds(out) == [("open", 101)]
     out.drain()
     new_bids = [["99.00", "2.0", "b2"], ["98.00", "1", "b5"]]
@@ -332,6 +335,8 @@ def test_an_open_that_crosses_the_book_breaks_it() -> None:
     p.receive(FULL_CONN, opened(101, "bad", "buy", "105.00", "1"), T0, out)
     assert [e[0] for e in events(out)] == ["gap", "resync"]
     assert "crosses the book" in out.events[0].detail
+    assert out.book_l3 == []  # found before it is stored
+    assert p.state["BTC-USD"].book.best(BID) == 99.0  # nor applied
     assert not p.books()[0].synced and p.due_requests(T0 + S) != []
 
 
@@ -340,6 +345,10 @@ def test_a_dropped_connection_is_a_gap_and_the_next_one_resyncs() -> None:
     out.drain()
     p.on_close(FULL_CONN, T0 + 5 * S, out)
     assert events(out) == [("gap", 101, -1), ("resync", -1, -1)]
+    # stamped just after the exchange time the book is known up to (the snapshot's), not with
+    # the local time
+    assert [e.ts for e in out.events] == [T0 + 1, T0 + 1]
+    assert [e.recv_ts for e in out.events] == [T0 + 5 * S] * 2
     assert p.books()[0].waiting == "waiting for the subscription (after disconnect)"
     p.on_open(FULL_CONN, T0 + 6 * S, out)
     assert p.due_requests(T0 + 6 * S) == []
@@ -555,7 +564,7 @@ def test_credentials_come_from_the_environment_or_the_secret_file(
 
 def test_stored_rows_rebuild_the_protocols_book(tmp_path: Path) -> None:
     """What the protocol stores is what ``hundi.book_l3_at`` rebuilds, gap and resync included."""
-    p, out = synced()
+    p, out = synced(full_reorder_window="0")  # no reorder window: the hole is a gap at once
     p.receive(FULL_CONN, opened(101, "b4", "buy", "99.00", "0.7", 1), T0 + S, out)
     p.receive(
         FULL_CONN,
@@ -650,3 +659,162 @@ def test_coinbase_refusing_a_configured_product_is_an_invalid_symbol_event() -> 
     (event,) = out.events
     assert (event.kind, event.native_symbol) == ("invalid_symbol", "ABC-USD")
     assert "not a valid product" in event.detail
+
+
+def test_messages_out_of_order_within_the_reorder_window_are_applied_in_sequence() -> None:
+    p, out = synced()
+    out.drain()
+    p.receive(FULL_CONN, opened(101, "b4", "buy", "99.00", "0.7"), T0, out)
+    p.receive(FULL_CONN, opened(103, "b6", "buy", "99.00", "0.3", 2), T0 + 1_000_000, out)
+    assert kinds(out) == [("open", 101)] and events(out) == []  # 103 waits for 102
+    p.receive(FULL_CONN, opened(102, "b5", "buy", "99.00", "0.5", 1), T0 + 2_000_000, out)
+    assert kinds(out) == [("open", 101), ("open", 102), ("open", 103)] and events(out) == []
+    assert [o for o, _ in queue(p, BID, 99.0)] == ["b1", "b2", "b4", "b5", "b6"]
+    assert p.books()[0].synced and p.books()[0].last_update_id == 103
+    # a duplicate of a held message is filtered
+    p.receive(FULL_CONN, opened(105, "b8", "buy", "90", "1"), T0 + 3_000_000, out)
+    assert (
+        p.receive(FULL_CONN, opened(105, "b8", "buy", "90", "1"), T0 + 3_000_000, out)
+        is FrameStatus.FILTERED
+    )
+
+
+def test_the_reorder_window_also_ends_after_so_many_messages() -> None:
+    p, out = synced(full_reorder_window="2", full_reorder_ms="60000")
+    out.drain()
+    for seq in (102, 103):
+        p.receive(FULL_CONN, opened(seq, f"o{seq}", "buy", "90", "1"), T0, out)
+    assert events(out) == []
+    p.receive(FULL_CONN, opened(104, "o104", "buy", "90", "1"), T0, out)  # a third one waiting
+    assert events(out) == [("gap", 101, 102), ("resync", -1, -1)]
+    assert [r.sequence for r in p.state["BTC-USD"].buffer] == [102, 103, 104]  # for the snapshot
+
+
+def test_an_auction_snapshot_may_be_crossed_and_crossing_opens_do_not_break_it() -> None:
+    p = protocol()
+    out = RecordSink()
+    p.receive(FULL_CONN, SUBSCRIBED, T0, out)
+    crossed = msgspec.json.encode(
+        {
+            "sequence": 7,
+            "bids": [["102", "1", "b"]],
+            "asks": [["101", "1", "a"]],
+            "time": iso(0),
+            "auction_mode": True,
+        }
+    )
+    answer(p, out, crossed)
+    assert p.books()[0].synced and events(out) == [("synced", -1, 7)]
+    p.receive(FULL_CONN, opened(8, "b2", "buy", "103", "1"), T0, out)
+    assert p.books()[0].synced and kinds(out)[-1] == ("open", 8)
+
+
+def test_a_refused_product_is_dropped_and_the_others_subscribed_again() -> None:
+    p = protocol("BTC-USD", "ABC-USD")
+    out = RecordSink()
+    (spec,) = p.connections()
+    refusal = msgspec.json.encode(
+        {
+            "type": "error",
+            "message": "Failed to subscribe",
+            "reason": "ABC-USD is not a valid product",
+        }
+    )
+    assert p.take_reconnects() == []
+    p.receive(FULL_CONN, refusal, T0, out)
+    assert p.take_reconnects() == [FULL_CONN]  # Coinbase refused the whole subscribe: again
+    assert p.take_reconnects() == []  # once
+    assert [b.waiting for b in p.books()] == [
+        "waiting for the subscription",
+        "refused by Coinbase (not a valid product)",
+    ]
+    opening = p.opening(spec, T0 + S)  # the new connection (and every later one) leaves it out
+    assert opening is not None
+    sent = msgspec.json.decode(opening.messages[0])
+    assert sent["product_ids"] == ["BTC-USD"] and sent["key"] == "cbKEY-123"
+    only = protocol("ABC-USD")
+    only.receive(FULL_CONN, refusal, T0, out)
+    assert only.opening(only.connections()[0], T0) is None  # nothing left to subscribe
+
+
+def test_only_the_products_the_subscriptions_ack_lists_are_subscribed() -> None:
+    p = protocol("BTC-USD", "ETH-EUR")
+    out = RecordSink()
+    p.receive(FULL_CONN, SUBSCRIBED, T0, out)  # lists BTC-USD only
+    assert p.state["BTC-USD"].subscribed and not p.state["ETH-EUR"].subscribed
+    assert [r.key for r in p.due_requests(T0)] == ["full:BTC-USD"]
+    other = b'{"type":"subscriptions","channels":[{"name":"ticker","product_ids":["ETH-EUR"]}]}'
+    p.receive(FULL_CONN, other, T0, out)
+    assert not p.state["ETH-EUR"].subscribed  # another channel's product is not ours
+
+
+def checked(interval_s: str = "60") -> tuple[CoinbaseFullProtocol, RecordSink]:
+    p, out = synced(full_snapshot_interval_s=interval_s)
+    assert p.due_requests(T0 + S + 59 * S) == []  # not yet due
+    out.drain()
+    return p, out
+
+
+def test_a_periodic_snapshot_that_matches_the_live_book_is_stored_as_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    p, out = checked()
+    assert p.next_wakeup_ns() == T0 + 61 * S  # the check is due a minute after the sync
+    (request,) = p.due_requests(T0 + 61 * S)
+    assert request.purpose is RestPurpose.BOOK_SNAPSHOT and p.books()[0].synced
+    assert p.next_wakeup_ns() is None  # out: nothing to wake up for (no busy loop)
+    # messages while it is out are held, not applied yet
+    p.receive(FULL_CONN, opened(101, "b4", "buy", "99.00", "0.7", 1), T0 + 61 * S, out)
+    assert kinds(out) == []
+    body = snapshot_body(101, [*BIDS[:2], ["99.00", "0.7", "b4"], BIDS[2]], ASKS)
+    p.receive_response(request, RestResponse(200, body), T0 + 62 * S, out)
+    assert kinds(out) == [("open", 101)] + [("snapshot", 101)] * 6
+    snapshot_rows = [r for r in out.book_l3 if r.kind == "snapshot"]
+    assert [r.trade_id for r in snapshot_rows] == list(range(6))  # their places
+    assert {r.ts for r in snapshot_rows} == {T0 + 1_000_000}  # the book as of message 101
+    assert events(out) == [] and p.state["BTC-USD"].snapshots_checked == 1
+    p.receive(FULL_CONN, opened(102, "b5", "buy", "98.00", "1", 2), T0 + 63 * S, out)
+    assert kinds(out)[-1] == ("open", 102)  # applied at once again
+    store = EmbeddedStore(str(tmp_path))
+    store.write(out.drain())
+    store.flush()
+    rebuilt = book_l3_at(store, "coinbase", "BTC-USD", T0 + 10 * S)
+    assert rebuilt.attrs["snapshot_ts"].value == T0 + 1_000_000  # replayed from the checkpoint
+    assert rebuilt.attrs["update_id"] == 102
+    assert p.due_requests(T0 + 100 * S) == [] and p.due_requests(T0 + 123 * S) != []
+
+
+def test_a_periodic_snapshot_ahead_of_the_stream_waits_for_it() -> None:
+    p, out = checked()
+    (request,) = p.due_requests(T0 + 61 * S)
+    body = snapshot_body(102, [*BIDS, ["98.00", "1", "b5"]], [ASKS[1]])
+    p.receive_response(request, RestResponse(200, body), T0 + 62 * S, out)
+    assert kinds(out) == []  # the stream is at 100: held until it reaches 102
+    done = msg(
+        "done", 101, 1, order_id="a1", side="sell", price="101.00", remaining_size="1.5",
+        reason="canceled",
+    )  # fmt: skip
+    p.receive(FULL_CONN, done, T0 + 62 * S, out)
+    assert kinds(out) == []
+    p.receive(FULL_CONN, opened(102, "b5", "buy", "98.00", "1", 2), T0 + 62 * S, out)
+    assert kinds(out) == [("done", 101), ("open", 102)] + [("snapshot", 102)] * 5
+    assert events(out) == []
+
+
+def test_a_periodic_snapshot_that_differs_is_a_gap_and_the_book_restarts_from_it() -> None:
+    p, out = checked()
+    (request,) = p.due_requests(T0 + 61 * S)
+    reordered = [BIDS[1], BIDS[0], BIDS[2]]  # same orders, another queue order
+    p.receive_response(
+        request, RestResponse(200, snapshot_body(100, reordered, ASKS)), T0 + 62 * S, out
+    )
+    assert events(out) == [("gap", 100, 100), ("resync", -1, -1), ("synced", -1, 100)]
+    assert "differs from the live book: the queue at 99" in out.events[0].detail
+    assert out.events[0].ts == T0  # the exchange time of the book compared
+    assert queue(p, BID, 99.0) == [("b2", 2.0), ("b1", 1.0)]
+    assert p.books()[0].synced
+
+
+def test_periodic_snapshots_can_be_turned_off() -> None:
+    p, _ = synced(full_snapshot_interval_s="0")
+    assert p.due_requests(T0 + 10**6 * S) == [] and p.next_wakeup_ns() is None

@@ -17,8 +17,10 @@ strings Coinbase sends until the protocol reads the few it needs. Formats, as do
   ``price`` or ``new_price``/``old_price`` (a modified price), ``new_funds`` for market orders;
 * ``done``: ``reason`` ``filled``/``canceled``, ``remaining_size`` and ``price`` (both absent
   for market orders); its price may differ from the open price (a modified order);
+* ``subscriptions``: ``channels: [{"name": "full", "product_ids": [...]}]``, what the
+  server actually subscribed;
 * the snapshot: ``{"sequence": N, "bids": [[price, size, order_id], ...], "asks": [...],
-  "time": ...}``.
+  "time": ..., "auction_mode": false}``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ class FullMessage(msgspec.Struct, frozen=True, gc=False):
     old_price: str | None = None
     new_funds: str | None = None
     message: str = ""  # ``error``: what went wrong
+    channels: list[SubscribedChannel] = []  # ``subscriptions``: what the server subscribed
+
+
+class SubscribedChannel(msgspec.Struct, frozen=True, gc=False):
+    """One channel of a ``subscriptions`` acknowledgement and the products it covers."""
+
+    name: str = ""
+    product_ids: list[str] = []
 
 
 class Level3Snapshot(msgspec.Struct, frozen=True, gc=False):
@@ -64,6 +74,7 @@ class Level3Snapshot(msgspec.Struct, frozen=True, gc=False):
     bids: list[tuple[str, str, str]]
     asks: list[tuple[str, str, str]]
     time: str = ""
+    auction_mode: bool = False  # an opening auction: the book may cross until it ends
 
 
 FULL_DECODER = msgspec.json.Decoder(FullMessage)

@@ -7,20 +7,28 @@ of its orders' sizes) and turns each market action into the messages Coinbase's 
 sends, each with the product's next ``sequence``:
 
 * quantity added at a price: a new order, ``received`` (limit) then ``open`` at the back of the
-  level's queue;
+  level's queue; or (one time in :data:`AMEND_SHARE`, at a level of two orders or more) the
+  front order amended to a larger size, a ``change`` (old/new size) that sends it to the back
+  of the queue (only a smaller size keeps priority, per Coinbase's changelog);
 * a taker sweep: ``received`` (a market order), then per maker order it meets, front of the queue
   first, a ``match`` (maker/taker ids, own trade id) and, for a maker used up, its ``done``
-  (``filled``); then the taker's ``done``;
+  (``filled``); then the taker's ``done``. One sweep in :data:`LIMIT_TAKER_SHARE` that empties
+  its last level is a *limit* order larger than what it met: after its matches the rest
+  opens on its own side at that price (crossing nothing: the level it took is gone), then
+  is cancelled (``done``), so the model's levels stay the market's;
 * quantity removed without a trade: orders cancelled from the back of the queue (``done``,
   ``canceled``), the last one perhaps only reduced (``change``, old/new size).
 
 Removals come before additions within one action and a taker never rests, so no message leaves
-the book crossed. The level-3 REST snapshot (:meth:`CoinbaseFullFeed.snapshot_body`) lists every
+the book crossed. One action in :data:`REJECTED_SHARE` also carries a limit order that is
+``received`` and then ``done`` (canceled) without ever opening (a post-only order refused):
+it moves no book. The level-3 REST snapshot (:meth:`CoinbaseFullFeed.snapshot_body`) lists every
 resting order at the current sequence, best price first, queue order within a price.
 
 Faults (armed per product, consumed by the next message or snapshot): ``skip_sequence`` (the
 next message is lost: its sequence is used but it is never sent) and ``stale_snapshot`` (the
-next snapshot is the book as it was when the feed started, with that old sequence).
+next snapshot is the book as it was when the feed started, with that old sequence) and
+``reorder`` (the next two messages are sent in swapped order, as Coinbase warns may happen).
 
 Mounting in a venue simulator: :meth:`~CoinbaseFullFeed.subscribe` answers a client's
 ``subscribe`` (checking the signature when the feed has credentials), :meth:`~CoinbaseFullFeed.
@@ -48,6 +56,9 @@ from hundi.simulator.market.book import DepthChannel
 # no real speed, so no venue's diff stream ever takes it.
 _FEED_CHANNEL_MS = -3
 _AUTH_WINDOW_NS = 30 * 1_000_000_000  # Coinbase refuses a timestamp further off than this
+AMEND_SHARE = 0.15  # of additions at a level with 2+ orders: the front order grows instead
+REJECTED_SHARE = 0.05  # of market actions: a limit order received and done, never open
+LIMIT_TAKER_SHARE = 0.3  # of sweeps that empty their last level: a limit taker that then rests
 
 Levels = dict[int, dict[str, int]]  # price ticks → {order id: size lots}, in queue order
 
@@ -67,9 +78,15 @@ class _Product:
     trade_id: int = 0
     skip_next: bool = False
     stale_next: bool = False
+    reorder_next: bool = False
+    held: tuple[str, bytes] | None = None  # the first of two messages being swapped
     initial: tuple[int, Levels, Levels] = (0, {}, {})
     sent: int = 0
     skipped: int = 0
+    amended: int = 0
+    limit_takers: int = 0
+    rejected: int = 0
+    reordered: int = 0
 
     def side(self, is_bid: bool) -> Levels:
         return self.bids if is_bid else self.asks
@@ -163,6 +180,10 @@ class CoinbaseFullFeed:
         """The next snapshot of the product is the book from when the feed started."""
         self.products[product_id].stale_next = True
 
+    def reorder(self, product_id: str) -> None:
+        """The next two messages of the product are sent in swapped order."""
+        self.products[product_id].reorder_next = True
+
     # ------------------------------------------------------------------ the market moved
     def on_step(self, market: SymbolMarket, now_ns: int) -> list[tuple[str, bytes]]:
         """The (product id, frame) messages of the market action just taken by ``market``
@@ -197,6 +218,11 @@ class CoinbaseFullFeed:
                 held = _total(state.side(is_bid).get(price))
                 if lots > held:
                     self._open(product_id, state, is_bid, price, lots - held, time, frames)
+        if frames and state.rng.random() < REJECTED_SHARE:
+            self._rejected(product_id, state, time, frames)
+        if state.held is not None and not state.reorder_next:
+            frames.append(state.held)  # the action ended before a second message: unswapped
+            state.held = None
         return frames
 
     def _send(
@@ -213,8 +239,41 @@ class CoinbaseFullFeed:
             return
         body = {"type": message.pop("type"), "product_id": product_id, "sequence": state.sequence}
         body.update(message)
-        frames.append((product_id, msgspec.json.encode(body)))
+        frame = (product_id, msgspec.json.encode(body))
         state.sent += 1
+        if state.reorder_next:  # hold this one, send it after the next
+            state.reorder_next = False
+            state.held = frame
+            return
+        frames.append(frame)
+        if state.held is not None:
+            frames.append(state.held)
+            state.held = None
+            state.reordered += 1
+
+    def _rejected(
+        self, product_id: str, state: _Product, time: str, frames: list[tuple[str, bytes]]
+    ) -> None:
+        """A limit order received and canceled before it ever rested (a post-only refusal)."""
+        levels = state.bids if state.rng.random() < 0.5 else state.asks
+        if not levels:
+            return
+        is_bid = levels is state.bids
+        price = max(levels) if is_bid else min(levels)
+        spec = state.market.spec
+        order_id = self._order_id(state)
+        side = "buy" if is_bid else "sell"
+        price_text = fixed(price, spec.price_decimals)
+        self._send(product_id, state, {
+            "type": "received", "time": time, "order_id": order_id, "side": side,
+            "order_type": "limit", "price": price_text, "size": fixed(1, spec.qty_decimals),
+        }, frames)  # fmt: skip
+        self._send(product_id, state, {
+            "type": "done", "time": time, "order_id": order_id, "side": side,
+            "price": price_text, "remaining_size": fixed(1, spec.qty_decimals),
+            "reason": "canceled",
+        }, frames)  # fmt: skip
+        state.rejected += 1
 
     def _order_id(self, state: _Product) -> str:
         h = f"{state.rng.getrandbits(128):032x}"
@@ -240,9 +299,21 @@ class CoinbaseFullFeed:
         frames: list[tuple[str, bytes]],
     ) -> None:
         spec = state.market.spec
-        order_id = self._order_id(state)
         side = "buy" if is_bid else "sell"
         price_text = fixed(price, spec.price_decimals)
+        queue = state.side(is_bid).get(price)
+        if queue and len(queue) >= 2 and state.rng.random() < AMEND_SHARE:
+            front = next(iter(queue))  # amended to a larger size: to the back of the queue
+            old = queue.pop(front)
+            queue[front] = old + lots
+            self._send(product_id, state, {
+                "type": "change", "time": time, "order_id": front, "side": side,
+                "price": price_text, "old_size": fixed(old, spec.qty_decimals),
+                "new_size": fixed(old + lots, spec.qty_decimals), "reason": "modify_order",
+            }, frames)  # fmt: skip
+            state.amended += 1
+            return
+        order_id = self._order_id(state)
         size_text = fixed(lots, spec.qty_decimals)
         self._send(product_id, state, {
             "type": "received", "time": time, "order_id": order_id, "side": side,
@@ -307,11 +378,20 @@ class CoinbaseFullFeed:
         taker = self._order_id(state)
         taker_side, maker_side = ("buy", "sell") if taker_buys else ("sell", "buy")
         total = sum(t[3] for t in trades)
-        self._send(product_id, state, {
-            "type": "received", "time": time, "order_id": taker, "side": taker_side,
-            "order_type": "market", "size": fixed(total, spec.qty_decimals),
-        }, frames)  # fmt: skip
         levels = state.side(not taker_buys)
+        last = trades[-1][2]
+        empties_last = sum(t[3] for t in trades if t[2] == last) >= _total(levels.get(last))
+        limit = empties_last and state.rng.random() < LIMIT_TAKER_SHARE
+        rest = state.rng.randrange(1, 4) if limit else 0  # lots left to rest after the sweep
+        last_text = fixed(last, spec.price_decimals)
+        received: dict[str, Any] = {
+            "type": "received", "time": time, "order_id": taker, "side": taker_side,
+            "order_type": "limit" if limit else "market",
+            "size": fixed(total + rest, spec.qty_decimals),
+        }  # fmt: skip
+        if limit:
+            received["price"] = last_text
+        self._send(product_id, state, received, frames)
         for trade in trades:
             price, wanted = trade[2], trade[3]
             queue = levels[price]
@@ -337,6 +417,18 @@ class CoinbaseFullFeed:
                     queue[maker] -= size
             if not queue:
                 del levels[price]
+        if limit:  # the rest rests at its limit, then is cancelled
+            rest_text = fixed(rest, spec.qty_decimals)
+            self._send(product_id, state, {
+                "type": "open", "time": time, "order_id": taker, "side": taker_side,
+                "price": last_text, "remaining_size": rest_text,
+            }, frames)  # fmt: skip
+            self._send(product_id, state, {
+                "type": "done", "time": time, "order_id": taker, "side": taker_side,
+                "price": last_text, "remaining_size": rest_text, "reason": "canceled",
+            }, frames)  # fmt: skip
+            state.limit_takers += 1
+            return
         self._send(product_id, state, {
             "type": "done", "time": time, "order_id": taker, "side": taker_side,
             "reason": "filled",

@@ -5,7 +5,7 @@ end-to-end tests of :class:`~hundi.exchanges.coinbase.full.CoinbaseFullProtocol`
 collector (and an example of mounting the feed): the market steps ``steps_per_tick`` actions
 every ``tick_s``, each subscribed socket gets the ``full`` messages of its products as text
 frames, and ``GET /products/{id}/book?level=3`` answers the snapshot. Faults are methods the
-test calls: :meth:`skip_sequence` and :meth:`stale_snapshot` (the feed's) and
+test calls: :meth:`skip_sequence`, :meth:`stale_snapshot` and :meth:`reorder` (the feed's) and
 :meth:`drop_connections` (every socket aborted, no close frame). :meth:`pause` stops the market
 so the collector can catch up with :meth:`book`, the ground truth.
 """
@@ -87,6 +87,9 @@ class CoinbaseFullSimulator(SimulatorSite[FullSimConfig]):
     # ------------------------------------------------------------------ faults and truth
     def skip_sequence(self, product: str) -> None:
         self.feed.skip_sequence(product)
+
+    def reorder(self, product: str) -> None:
+        self.feed.reorder(product)
 
     def stale_snapshot(self, product: str) -> None:
         self.feed.stale_snapshot(product)

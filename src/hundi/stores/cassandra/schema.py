@@ -5,7 +5,11 @@ One table per channel, named after it, holding every record field::
     PRIMARY KEY ((exchange, symbol, ts_day), ts, *IDENTITY)
 
 * The partition is one symbol-day of one channel: bounded (a busy book is a few million rows a
-  day), and a time-range read touches only the days it covers.
+  day), and a time-range read touches only the days it covers. A channel of
+  :data:`HOURLY_CHANNELS` (order-level ``book_l3``: tens of millions of rows per busy symbol
+  and day) also splits the day by UTC hour: ``PRIMARY KEY ((exchange, symbol, ts_day,
+  ts_hour), ...)``; the partition index still lists (symbol, day) and a read asks for the
+  hours of the day its range covers.
 * Clustering by exchange time and then the record type's ``IDENTITY`` (exchange ids) makes a row
   key name one record, so writing it again (a retried batch, a second collector) overwrites the
   same row instead of duplicating it, and records sharing a millisecond, even a nanosecond, stay
@@ -40,9 +44,27 @@ from hundi.stores.base import StoreError
 log = logging.getLogger("hundi.stores.cassandra")
 
 DAY_COLUMN = "ts_day"  # days since the epoch of ``ts`` (UTC); part of the partition key
+HOUR_COLUMN = "ts_hour"  # UTC hour of ``ts`` within its day (0-23), for HOURLY_CHANNELS
 PARTITION_KEY = ("exchange", "symbol", DAY_COLUMN)
+HOURLY_PARTITION_KEY = (*PARTITION_KEY, HOUR_COLUMN)
+HOURLY_CHANNELS = frozenset((Channel.BOOK_L3,))  # too many rows per symbol-day for one partition
 INDEX_TABLE = "hundi_partitions"
 NS_PER_DAY = 86_400 * 1_000_000_000
+NS_PER_HOUR = 3_600 * 1_000_000_000
+
+
+def hour_of(ts_ns: int) -> int:
+    """The UTC hour (0-23) of a time within its day: an hourly table's last key column."""
+    return (ts_ns % NS_PER_DAY) // NS_PER_HOUR
+
+
+def hours_within(day: int, low: int, high: int) -> range:
+    """The hours of ``day`` (days since the epoch) that may hold rows with
+    ``low <= ts < high``, oldest first (empty when the range misses the day)."""
+    start = day * NS_PER_DAY
+    first = max(0, (max(low, start) - start) // NS_PER_HOUR)
+    last = min(23, (min(high, start + NS_PER_DAY) - 1 - start) // NS_PER_HOUR)
+    return range(first, last + 1) if high > start and low < start + NS_PER_DAY else range(0)
 
 
 def cql_type(arrow_type: pa.DataType) -> str:
@@ -76,17 +98,30 @@ def quote(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
-    """One channel's table: columns in record-field order, then the day column."""
+    """One channel's table: columns in record-field order, then the day (and hour) column."""
 
     channel: Channel
     name: str
     fields: tuple[str, ...]  # record fields, in struct order (the INSERT order)
-    columns: dict[str, str]  # every column → CQL type, including the day column
+    columns: dict[str, str]  # every column → CQL type, including the day (and hour) column
     clustering: tuple[str, ...]
+    hourly: bool = False  # the partition key ends with the hour of the day
+
+    @property
+    def partition_key(self) -> tuple[str, ...]:
+        return HOURLY_PARTITION_KEY if self.hourly else PARTITION_KEY
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """The key columns computed from ``ts`` (after the record fields in an INSERT)."""
+        return self.partition_key[2:]
+
+    def _where(self) -> str:
+        return " AND ".join(f"{quote(n)} = ?" for n in self.partition_key)
 
     def create_cql(self, keyspace: str, ttl_s: int) -> str:
         columns = ", ".join(f"{quote(n)} {t}" for n, t in self.columns.items())
-        partition = ", ".join(quote(n) for n in PARTITION_KEY)
+        partition = ", ".join(quote(n) for n in self.partition_key)
         clustering = ", ".join(quote(n) for n in self.clustering)
         order = ", ".join(f"{quote(n)} ASC" for n in self.clustering)
         return (
@@ -99,7 +134,7 @@ class TableSpec:
         )
 
     def insert_cql(self, keyspace: str) -> str:
-        names = (*self.fields, DAY_COLUMN)
+        names = (*self.fields, *self.buckets)
         return (
             f"INSERT INTO {quote(keyspace)}.{quote(self.name)} "
             f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})"
@@ -110,16 +145,14 @@ class TableSpec:
         return (
             f"SELECT {', '.join(quote(n) for n in fields)} "
             f"FROM {quote(keyspace)}.{quote(self.name)} "
-            f"WHERE {quote('exchange')} = ? AND {quote('symbol')} = ? AND {quote(DAY_COLUMN)} = ? "
-            f"AND {quote('ts')} < ? ORDER BY {quote('ts')} DESC LIMIT 1"
+            f"WHERE {self._where()} AND {quote('ts')} < ? ORDER BY {quote('ts')} DESC LIMIT 1"
         )
 
     def select_cql(self, keyspace: str, fields: tuple[str, ...]) -> str:
         return (
             f"SELECT {', '.join(quote(n) for n in fields)} "
             f"FROM {quote(keyspace)}.{quote(self.name)} "
-            f"WHERE {quote('exchange')} = ? AND {quote('symbol')} = ? AND {quote(DAY_COLUMN)} = ? "
-            f"AND {quote('ts')} >= ? AND {quote('ts')} < ?"
+            f"WHERE {self._where()} AND {quote('ts')} >= ? AND {quote('ts')} < ?"
         )
 
 
@@ -131,14 +164,16 @@ def table_spec(channel: Channel, schema: pa.Schema | None = None) -> TableSpec:
     if not identity:
         raise StoreError(f"record type {record_type.__name__} declares no IDENTITY")
     columns = {f.name: cql_type(f.type) for f in schema}
-    if DAY_COLUMN in columns:
-        raise StoreError(f"record field {DAY_COLUMN!r} clashes with the Cassandra day column")
-    columns[DAY_COLUMN] = "int"
+    hourly = channel in HOURLY_CHANNELS
+    for bucket in (DAY_COLUMN, HOUR_COLUMN) if hourly else (DAY_COLUMN,):
+        if bucket in columns:
+            raise StoreError(f"record field {bucket!r} clashes with the Cassandra {bucket} column")
+        columns[bucket] = "int"
     clustering = ("ts", *(name for name in identity if name not in PARTITION_KEY))
     missing = [name for name in (*PARTITION_KEY[:2], *clustering) if name not in columns]
     if missing:
         raise StoreError(f"channel {channel.value!r} has no field(s) {missing} for its key")
-    return TableSpec(channel, channel.value, tuple(schema.names), columns, clustering)
+    return TableSpec(channel, channel.value, tuple(schema.names), columns, clustering, hourly)
 
 
 def index_create_cql(keyspace: str) -> str:
@@ -249,10 +284,10 @@ def ensure_schema(
 
 def _migrate(session: Session, keyspace: str, spec: TableSpec, live: LiveTable, ttl_s: int) -> None:
     table = f"{keyspace}.{spec.name}"
-    if live.partition_key != PARTITION_KEY or live.clustering != spec.clustering:
+    if live.partition_key != spec.partition_key or live.clustering != spec.clustering:
         raise StoreError(
             f"Cassandra table {table} has key ({', '.join(live.partition_key)}), "
-            f"{', '.join(live.clustering)} but records need ({', '.join(PARTITION_KEY)}), "
+            f"{', '.join(live.clustering)} but records need ({', '.join(spec.partition_key)}), "
             f"{', '.join(spec.clustering)}; a key cannot be changed in place: migrate the data "
             "to a new keyspace"
         )

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -71,6 +71,8 @@ from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
     TableSpec,
     ensure_schema,
+    hour_of,
+    hours_within,
     index_insert_cql,
     index_keys_cql,
     index_select_cql,
@@ -99,6 +101,7 @@ _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
 
 _PartitionKey = tuple[str, str, int]  # exchange, symbol, day
+_Key = TypeVar("_Key")
 
 
 def _refused(exc: BaseException) -> bool:
@@ -331,20 +334,24 @@ class CassandraStore(Store):
         """
         insert = self._insert_for(channel)
         row_of, encode = insert.row_of, insert.encoder.encode
-        partitions: dict[_PartitionKey, list[list[bytes]]] = {}
+        # (exchange, symbol, day, hour): hour is 0 for a table without hourly partitions
+        partitions: dict[tuple[str, str, int, int], list[list[bytes]]] = {}
+        hourly = self._specs[channel].hourly
         for record in records:
             day = record.ts // NS_PER_DAY
+            hour = hour_of(record.ts) if hourly else 0
             try:
-                values = encode((*row_of(record), day))
+                values = encode((*row_of(record), day, hour) if hourly else (*row_of(record), day))
             except UnstorableRow as exc:
                 log.error("%s; record not stored: %r", exc, record)
                 continue
-            key = (record.exchange, record.symbol, day)
-            rows = partitions.get(key)
+            partition = (record.exchange, record.symbol, day, hour)
+            rows = partitions.get(partition)
             if rows is None:
-                rows = partitions[key] = []
+                rows = partitions[partition] = []
             rows.append(values)
-        for key in partitions:
+        indexed: dict[_PartitionKey, None] = {(e, s, d): None for e, s, d, _ in partitions}
+        for key in indexed:
             if (channel, key) not in self._indexed:
                 exchange, symbol, day = key
                 index_entry = self._index_insert.bind((exchange, channel.value, symbol, day))
@@ -499,11 +506,14 @@ class CassandraStore(Store):
                 return None
             select = self._session.prepare(spec.last_row_cql(self.settings.keyspace, fields))
             for day in days:
-                row = self._session.execute(select, (exchange, symbol, day, before_ns)).one()
-                if row is not None:
-                    return StreamPosition(
-                        ts=int(row[0]), last_id=int(row[1]) if id_field is not None else -1
-                    )
+                for key in reversed(
+                    _partition_keys(spec, exchange, symbol, day, _MIN_TS, before_ns)
+                ):
+                    row = self._session.execute(select, (*key, before_ns)).one()
+                    if row is not None:
+                        return StreamPosition(
+                            ts=int(row[0]), last_id=int(row[1]) if id_field is not None else -1
+                        )
         except _DRIVER_ERRORS as exc:
             self._fail(f"finding where {symbol} {channel.value} ended", exc)
         return None
@@ -543,15 +553,19 @@ class CassandraStore(Store):
             self._selects[spec.channel, fields] = select
         rows: list[tuple[Any, ...]] = []
         pending: list[ResponseFuture] = []
-        queue = iter(partitions)
-        for symbol, day in _take(queue, _READ_WINDOW):
-            pending.append(self._session.execute_async(select, (exchange, symbol, day, low, high)))
+        queue = iter(
+            [
+                key
+                for symbol, day in partitions
+                for key in _partition_keys(spec, exchange, symbol, day, low, high)
+            ]
+        )
+        for key in _take(queue, _READ_WINDOW):
+            pending.append(self._session.execute_async(select, (*key, low, high)))
         while pending:
             result = pending.pop(0).result()
-            for symbol, day in _take(queue, 1):
-                pending.append(
-                    self._session.execute_async(select, (exchange, symbol, day, low, high))
-                )
+            for key in _take(queue, 1):
+                pending.append(self._session.execute_async(select, (*key, low, high)))
             while True:
                 rows.extend(result.current_rows)
                 if not result.has_more_pages:
@@ -576,7 +590,17 @@ def _bound(prepared: PreparedStatement, values: list[bytes]) -> BoundStatement:
     return statement
 
 
-def _take(items: Iterable[tuple[str, int]], count: int) -> list[tuple[str, int]]:
+def _partition_keys(
+    spec: TableSpec, exchange: str, symbol: str, day: int, low: int, high: int
+) -> list[tuple[str | int, ...]]:
+    """The partition key values of one indexed (symbol, day) that may hold rows with
+    ``low <= ts < high``: the day itself, or its hours for an hourly table (oldest first)."""
+    if not spec.hourly:
+        return [(exchange, symbol, day)]
+    return [(exchange, symbol, day, hour) for hour in hours_within(day, low, high)]
+
+
+def _take(items: Iterable[_Key], count: int) -> list[_Key]:
     taken = []
     for item in items:
         taken.append(item)
