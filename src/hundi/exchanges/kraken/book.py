@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 import zlib
+from collections.abc import Callable
 from typing import Final
 
 from hundi.exchanges.base import BookStatus
@@ -34,24 +35,33 @@ def checksum_text(price: str, qty: str) -> str:
     return price.replace(".", "").lstrip("0") + qty.replace(".", "").lstrip("0")
 
 
+#: A level's wire texts (price, quantity) → its part of the checksum string.
+LevelText = Callable[[str, str], str]
+
+
 class LevelSide:
     """One side, best level first: ``keys`` are ``sign * price`` sorted ascending (bids are
-    negated), with each level's size and checksum text."""
+    negated), with each level's size and wire texts. A level's checksum text is built only
+    when the level is in the top 10 at a checksum, and cached until the level changes: at
+    depth 500/1000 most levels are never hashed."""
 
-    __slots__ = ("keys", "sign", "sizes", "texts")
+    __slots__ = ("keys", "sign", "sizes", "text_of", "texts", "wire")
 
-    def __init__(self, sign: int) -> None:
+    def __init__(self, sign: int, text_of: LevelText = checksum_text) -> None:
         self.sign = sign
+        self.text_of = text_of
         self.keys: list[float] = []
         self.sizes: dict[float, float] = {}
-        self.texts: dict[float, str] = {}
+        self.wire: dict[float, tuple[str, str]] = {}  # key → (price text, quantity text)
+        self.texts: dict[float, str] = {}  # key → checksum text, built lazily (top_text)
 
     def clear(self) -> None:
         self.keys = []
         self.sizes = {}
+        self.wire = {}
         self.texts = {}
 
-    def set(self, price: float, size: float, text: str) -> None:
+    def set(self, price: float, size: float, price_text: str, size_text: str) -> None:
         """Set a level (``size > 0``) or delete it (``size == 0``)."""
         key = self.sign * price
         sizes = self.sizes
@@ -59,10 +69,12 @@ class LevelSide:
             if key not in sizes:
                 bisect.insort(self.keys, key)
             sizes[key] = size
-            self.texts[key] = text
+            self.wire[key] = (price_text, size_text)
+            self.texts.pop(key, None)
         elif key in sizes:
             del sizes[key]
-            del self.texts[key]
+            del self.wire[key]
+            self.texts.pop(key, None)
             keys = self.keys
             del keys[bisect.bisect_left(keys, key)]
 
@@ -73,9 +85,11 @@ class LevelSide:
             return []
         dropped = keys[depth:]
         del keys[depth:]
+        texts = self.texts
         for key in dropped:
             del self.sizes[key]
-            del self.texts[key]
+            del self.wire[key]
+            texts.pop(key, None)
         return [self.sign * key for key in dropped]
 
     def best(self) -> float:
@@ -87,7 +101,13 @@ class LevelSide:
 
     def top_text(self) -> str:
         texts = self.texts
-        return "".join(texts[key] for key in self.keys[:CHECKSUM_LEVELS])
+        parts = []
+        for key in self.keys[:CHECKSUM_LEVELS]:
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = self.text_of(*self.wire[key])
+            parts.append(text)
+        return "".join(parts)
 
 
 class KrakenBook:
@@ -97,24 +117,36 @@ class KrakenBook:
         "asks",
         "bids",
         "checksums",
+        "crossed_verified",
         "depth",
         "mismatches",
         "native",
+        "precision",
         "symbol",
         "synced",
         "waiting",
     )
 
-    def __init__(self, symbol: str, native: str, depth: int) -> None:
+    def __init__(
+        self, symbol: str, native: str, depth: int, text_of: LevelText = checksum_text
+    ) -> None:
         self.symbol = symbol
         self.native = native
         self.depth = depth
-        self.bids = LevelSide(-1)
-        self.asks = LevelSide(1)
+        self.bids = LevelSide(-1, text_of)
+        self.asks = LevelSide(1, text_of)
         self.synced = False
         self.waiting = "waiting for a snapshot"
         self.checksums = 0  # verified equal
         self.mismatches = 0
+        self.crossed_verified = 0  # checksums that matched a crossed book (Kraken's own)
+        self.precision: tuple[int, int] | None = None  # v2: what ``text_of`` formats to
+
+    def format_levels(self, text_of: LevelText) -> None:
+        """How a level's wire texts become its checksum text (v2: the pair's precisions)."""
+        for side in (self.bids, self.asks):
+            side.text_of = text_of
+            side.texts = {}
 
     def reset(self, waiting: str) -> None:
         self.bids.clear()
