@@ -12,6 +12,10 @@ of each side after the update, built from the level strings (documented for v1 a
 Kraken keeps only ``depth`` levels a side and never sends a delete for a level pushed out of the
 subscribed depth by an insert, so :meth:`LevelSide.truncate` drops it locally after every
 message (the checksum would differ otherwise), and republishes (v1 ``"r"``) bring levels back.
+
+A matching checksum is the whole rule: a crossed book it matches is Kraken's own (counted in
+``crossed_verified``, not resynced). Levels keep their wire texts; a level's checksum text is
+built only once it is among the top 10 at a checksum, then cached until the level changes.
 """
 
 from __future__ import annotations
@@ -101,13 +105,16 @@ class LevelSide:
 
     def top_text(self) -> str:
         texts = self.texts
-        parts = []
-        for key in self.keys[:CHECKSUM_LEVELS]:
-            text = texts.get(key)
-            if text is None:
-                text = texts[key] = self.text_of(*self.wire[key])
-            parts.append(text)
-        return "".join(parts)
+        top = self.keys[:CHECKSUM_LEVELS]
+        try:  # usually every top level's text is cached: a level changed is one new text
+            return "".join([texts[key] for key in top])
+        except KeyError:
+            pass
+        wire, text_of = self.wire, self.text_of
+        for key in top:
+            if key not in texts:
+                texts[key] = text_of(*wire[key])
+        return "".join([texts[key] for key in top])
 
 
 class KrakenBook:

@@ -8,10 +8,12 @@ One public connection. After it opens the client subscribes (``{"method":"subscr
   outcome reports as an error; each pair's ``price_precision`` and ``qty_precision`` format
   the strings of the book checksum.
 * ``book`` (``depth`` option, 10/25/100/500/1000): a snapshot, then updates; both carry the
-  CRC32 ``checksum`` of the top 10 levels (:mod:`hundi.exchanges.kraken.book`). A mismatch (or
-  a crossed book) is a stored ``gap`` event, then a ``resync``: the book alone is unsubscribed
-  and subscribed again on the same connection (:meth:`KrakenProtocol.take_messages`), and the
-  fresh snapshot is a ``synced`` event. Kraken numbers no book message: rows store
+  CRC32 ``checksum`` of the top 10 levels (:mod:`hundi.exchanges.kraken.book`). A mismatch is
+  a stored ``gap`` event, then a ``resync``: the book alone is unsubscribed and subscribed
+  again on the same connection (:meth:`KrakenProtocol.take_messages`; a refusal of that
+  re-subscribe is a ``resync`` event and it is retried with the back-off), and the fresh
+  snapshot is a ``synced`` event. A crossed book whose checksum matches is Kraken's book as it
+  is: kept synced, counted (``crossed_books``). Kraken numbers no book message: rows store
   ``update_id = -1``. Levels pushed beyond the depth are dropped locally and stored as deletes.
 * ``trade``: trades, with Kraken's sequential per-pair ``trade_id``; the snapshot of the last
   trades sent on (re)subscribe is deduplicated by id, and a jump in ids is a ``trades`` gap
@@ -22,8 +24,9 @@ One public connection. After it opens the client subscribes (``{"method":"subscr
   change) and/or the rolling 24 h statistics (``ticker``), from the same channel.
 * ``ohlc`` (``ohlc_interval`` option, minutes): candles; Kraken marks no candle final.
 
-Heartbeats, ``status``, pongs and acknowledgements are filtered; a refused subscription (an
-unknown pair) is rejected with reason ``subscription_failed``.
+Heartbeats, ``status``, pongs and acknowledgements are filtered; a refused subscription other
+than a book re-subscribe of ours (an unknown pair) is rejected with reason
+``subscription_failed``.
 """
 
 from __future__ import annotations
@@ -752,8 +755,10 @@ WireLevel = tuple[float, float, str, str]  # price, qty and their wire text
 
 
 def _level(level: Level) -> WireLevel:
-    price_text = _unquoted(bytes(level.price).decode())
-    qty_text = _unquoted(bytes(level.qty).decode())
+    price_text = bytes(level.price).decode()
+    qty_text = bytes(level.qty).decode()
+    if price_text[0] == '"' or qty_text[0] == '"':  # a Raw is never empty
+        price_text, qty_text = _unquoted(price_text), _unquoted(qty_text)
     return number(price_text, "price"), number(qty_text, "qty"), price_text, qty_text
 
 
