@@ -207,10 +207,21 @@ def test_checksum_text_is_built_only_for_the_top_levels() -> None:
     assert feed(p, book("snapshot", bids, asks, top)) is FrameStatus.PROCESSED
     assert p.books()[0].synced
     side = p.book["BTC/USD"].bids
-    assert len(side.keys) == 50 and len(side.texts) == 10  # the other 40 never formatted
+    built = [key for key, text in side.texts.items() if text is not None]
+    assert len(side.keys) == 50 and len(built) == 10  # the other 40 never formatted
+    # the best bid deleted: the 11th rises into the top 10 and its text is built then
+    rest = [text(b) for b, _ in bids[1:11]]
+    assert (
+        feed(
+            p, book("update", [(bids[0][0], 0.0)], [], crc(*(text(a) for a, _ in asks[:10]), *rest))
+        )
+        is FrameStatus.PROCESSED
+    )
+    assert side.texts[-bids[10][0]] is not None and p.checksum_mismatches == 0
+    assert feed(p, book("update", [(bids[0][0], 1.0)], [], top)) is FrameStatus.PROCESSED
     # a level changed in the top 10 is formatted again: the cached text is not reused
     changed = crc(*(text(a) for a, _ in asks[:10]),
                   text(bids[0][0])[:-9] + "200000000",
                   *(text(b) for b, _ in bids[1:10]))  # fmt: skip
     assert feed(p, book("update", [(bids[0][0], 2.0)], [], changed)) is FrameStatus.PROCESSED
-    assert p.checksums_verified == 2 and p.checksum_mismatches == 0
+    assert p.checksums_verified == 4 and p.checksum_mismatches == 0

@@ -14,8 +14,8 @@ subscribed depth by an insert, so :meth:`LevelSide.truncate` drops it locally af
 message (the checksum would differ otherwise), and republishes (v1 ``"r"``) bring levels back.
 
 A matching checksum is the whole rule: a crossed book it matches is Kraken's own (counted in
-``crossed_verified``, not resynced). Levels keep their wire texts; a level's checksum text is
-built only once it is among the top 10 at a checksum, then cached until the level changes.
+``crossed_verified``, not resynced). A level's checksum text is built only when it is set
+within the top 10 or rises into it (:class:`LevelSide`).
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ LevelText = Callable[[str, str], str]
 
 class LevelSide:
     """One side, best level first: ``keys`` are ``sign * price`` sorted ascending (bids are
-    negated), with each level's size and wire texts. A level's checksum text is built only
-    when the level is in the top 10 at a checksum, and cached until the level changes: at
-    depth 500/1000 most levels are never hashed."""
+    negated), with each level's size and checksum text. The text of a level set within the top
+    10 is built at once (it is hashed next); a deeper level keeps its wire texts and gets its
+    text only if it rises into the top 10 (:meth:`top_text`): at depth 500/1000 most levels
+    are never hashed, and their text never built."""
 
     __slots__ = ("keys", "sign", "sizes", "text_of", "texts", "wire")
 
@@ -56,29 +57,33 @@ class LevelSide:
         self.text_of = text_of
         self.keys: list[float] = []
         self.sizes: dict[float, float] = {}
-        self.wire: dict[float, tuple[str, str]] = {}  # key → (price text, quantity text)
-        self.texts: dict[float, str] = {}  # key → checksum text, built lazily (top_text)
+        self.texts: dict[float, str | None] = {}  # key → checksum text, None: not built yet
+        self.wire: dict[float, tuple[str, str]] = {}  # key → wire texts, where text is None
 
     def clear(self) -> None:
         self.keys = []
         self.sizes = {}
-        self.wire = {}
         self.texts = {}
+        self.wire = {}
 
     def set(self, price: float, size: float, price_text: str, size_text: str) -> None:
         """Set a level (``size > 0``) or delete it (``size == 0``)."""
         key = self.sign * price
         sizes = self.sizes
         if size > 0.0:
+            keys = self.keys
             if key not in sizes:
-                bisect.insort(self.keys, key)
+                bisect.insort(keys, key)
             sizes[key] = size
-            self.wire[key] = (price_text, size_text)
-            self.texts.pop(key, None)
+            if len(keys) <= CHECKSUM_LEVELS or key <= keys[CHECKSUM_LEVELS - 1]:
+                self.texts[key] = self.text_of(price_text, size_text)
+            else:
+                self.texts[key] = None
+                self.wire[key] = (price_text, size_text)
         elif key in sizes:
             del sizes[key]
-            del self.wire[key]
-            self.texts.pop(key, None)
+            del self.texts[key]
+            self.wire.pop(key, None)
             keys = self.keys
             del keys[bisect.bisect_left(keys, key)]
 
@@ -89,11 +94,11 @@ class LevelSide:
             return []
         dropped = keys[depth:]
         del keys[depth:]
-        texts = self.texts
+        sizes, texts, wire = self.sizes, self.texts, self.wire
         for key in dropped:
-            del self.sizes[key]
-            del self.wire[key]
-            texts.pop(key, None)
+            del sizes[key]
+            del texts[key]
+            wire.pop(key, None)
         return [self.sign * key for key in dropped]
 
     def best(self) -> float:
@@ -106,15 +111,13 @@ class LevelSide:
     def top_text(self) -> str:
         texts = self.texts
         top = self.keys[:CHECKSUM_LEVELS]
-        try:  # usually every top level's text is cached: a level changed is one new text
-            return "".join([texts[key] for key in top])
-        except KeyError:
-            pass
-        wire, text_of = self.wire, self.text_of
-        for key in top:
-            if key not in texts:
-                texts[key] = text_of(*wire[key])
-        return "".join([texts[key] for key in top])
+        parts = [texts[key] for key in top]
+        if None in parts:  # a deeper level rose into the top 10: its text is built now
+            wire, text_of = self.wire, self.text_of
+            for i, key in enumerate(top):
+                if parts[i] is None:
+                    parts[i] = texts[key] = text_of(*wire.pop(key))
+        return "".join(parts)  # type: ignore[arg-type]  # every None was filled above
 
 
 class KrakenBook:
@@ -150,10 +153,10 @@ class KrakenBook:
         self.precision: tuple[int, int] | None = None  # v2: what ``text_of`` formats to
 
     def format_levels(self, text_of: LevelText) -> None:
-        """How a level's wire texts become its checksum text (v2: the pair's precisions)."""
+        """How a level's wire texts become its checksum text (v2: the pair's precisions); set
+        on an empty book (at a snapshot), so no text built the old way remains."""
         for side in (self.bids, self.asks):
             side.text_of = text_of
-            side.texts = {}
 
     def reset(self, waiting: str) -> None:
         self.bids.clear()

@@ -782,8 +782,8 @@ def at_precision(text: str, decimals: int) -> str:
 
 
 def _apply(side: LevelSide, levels: list[WireLevel]) -> None:
-    """Levels into a side, their wire texts kept: the checksum text of the few hashed is
-    built when a checksum is computed (:meth:`LevelSide.top_text`)."""
+    """Levels into a side: the checksum text is built only for levels in (or rising into) the
+    top 10 (:class:`LevelSide`)."""
     put = side.set
     for price, qty, price_text, qty_text in levels:
         put(price, qty, price_text, qty_text)

@@ -346,8 +346,8 @@ class KrakenV1Protocol(VenueProtocol):
 
 
 def _apply(side: LevelSide, levels: list[tuple[float, float, str, str]]) -> None:
-    """Levels into a side with their wire texts: the checksum text is built only for the
-    levels hashed (:meth:`LevelSide.top_text`, ``checksum_text`` as is: v1 pads the decimals)."""
+    """Levels into a side: the checksum text (``checksum_text`` as is: v1 pads the decimals)
+    is built only for levels in (or rising into) the top 10 (:class:`LevelSide`)."""
     put = side.set
     for price, size, price_text, size_text in levels:
         put(price, size, price_text, size_text)
