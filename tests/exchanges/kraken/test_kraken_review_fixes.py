@@ -225,3 +225,24 @@ def test_checksum_text_is_built_only_for_the_top_levels() -> None:
                   *(text(b) for b, _ in bids[1:10]))  # fmt: skip
     assert feed(p, book("update", [(bids[0][0], 2.0)], [], changed)) is FrameStatus.PROCESSED
     assert p.checksums_verified == 4 and p.checksum_mismatches == 0
+
+
+def test_a_snapshot_landing_cancels_a_retry_still_delayed() -> None:
+    """v1 cannot tell a refused unsubscribe from a refused subscribe: if the subscribe went
+    through after all, its snapshot cancels the retry, so a synced book is not re-subscribed."""
+    config = VenueConfig("spot", ("XBT/USD",), (Channel.BOOK,),
+                         options={"api": "v1", "depth": "10"})  # fmt: skip
+    p = KrakenVenue(config)
+    assert isinstance(p, KrakenV1Protocol)
+    p.receive("public", V1_SNAP, NOW, RecordSink())
+    bad = msgspec.json.encode([42, {"a": [["100.0", "2.0", V1_TIME]], "c": "1"}, "book-10",
+                               "XBT/USD"])  # fmt: skip
+    p.receive("public", bad, NOW, RecordSink())
+    assert len(p.take_messages()) == 2
+    refused = (b'{"event":"subscriptionStatus","status":"error","pair":"XBT/USD",'
+               b'"errorMessage":"Subscription Not Found"}')  # fmt: skip
+    assert p.receive("public", refused, NOW, RecordSink()) is FrameStatus.PROCESSED
+    p.receive("public", V1_SNAP, NOW, RecordSink())  # the subscribe itself went through
+    assert p.books()[0].synced
+    p.receive("public", b'{"event":"heartbeat"}', NOW + 100 * S, RecordSink())
+    assert p.take_messages() == []

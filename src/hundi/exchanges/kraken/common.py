@@ -173,8 +173,12 @@ class Resubscribes:
             self.in_flight[native] = conn_key
 
     def landed(self, native: str) -> None:
-        """The snapshot of ``native`` is in: its re-subscribe is done, none is retried."""
+        """The snapshot of ``native`` is in: its re-subscribe is done, and a retry still delayed
+        (after a refusal that concerned the unsubscribe, which v1 does not tell apart) is
+        dropped, so a synced book is not re-subscribed."""
         self.in_flight.pop(native, None)
+        if self._delayed.pop(native, None) is not None:
+            self.next_due_ns = min((at for at, _ in self._delayed.values()), default=None)
 
     def refused(self, native: str, now_ns: int) -> int | None:
         """Kraken refused the re-subscribe of ``native``: it is owed again, with the back-off;
