@@ -13,7 +13,9 @@ Two sources, each looped through a fresh protocol until ``--seconds`` of CPU tim
 
 CPU time is ``time.thread_time()`` (this thread only), so the figure is per core. The sink is
 drained every 1024 frames, as the collector drains its sink. Run:
-``.venv/bin/python bench/venue_kraken.py [--seconds 3]``.
+``.venv/bin/python bench/venue_kraken.py [--seconds 3] [--depth 100] [--frames FILE]``.
+``--frames`` keeps the simulator frames in FILE (captured once if it does not exist), so two
+versions of the protocol (``PYTHONPATH=<other checkout>/src``) are measured on the same frames.
 """
 
 from __future__ import annotations
@@ -129,10 +131,11 @@ def recording_source() -> tuple[Any, list[tuple[int, bytes]]]:
     return (lambda: KrakenVenue(config)), frames
 
 
-async def _capture_simulator(seconds: float) -> tuple[str, list[tuple[int, bytes]]]:
+async def _capture_simulator(seconds: float, depth: int) -> tuple[str, list[tuple[int, bytes]]]:
     """v2 frames of the simulator at a high rate, as a collector subscribed would get them."""
     config = KrakenSimConfig(symbols=PAIRS, rate=3000, book_interval_s=0.02, seed=7)
-    protocol = KrakenVenue(VenueConfig("spot", PAIRS, V2_CHANNELS, options={"depth": "100"}))
+    options = {"depth": str(depth)}
+    protocol = KrakenVenue(VenueConfig("spot", PAIRS, V2_CHANNELS, options=options))
     frames: list[tuple[int, bytes]] = []
     async with (
         KrakenSimulator(config) as sim,
@@ -148,15 +151,24 @@ async def _capture_simulator(seconds: float) -> tuple[str, list[tuple[int, bytes
     return "simulator v2", frames
 
 
-def simulator_source(seconds: float) -> tuple[Any, list[tuple[int, bytes]]]:
-    _, frames = asyncio.run(_capture_simulator(seconds))
-    config = VenueConfig("spot", PAIRS, V2_CHANNELS, options={"depth": "100"})
+def simulator_source(
+    seconds: float, depth: int, keep: Path | None
+) -> tuple[Any, list[tuple[int, bytes]]]:
+    if keep is not None and keep.exists():
+        frames = [(ts, data) for ts, data in msgspec.msgpack.decode(keep.read_bytes())]
+    else:
+        _, frames = asyncio.run(_capture_simulator(seconds, depth))
+        if keep is not None:
+            keep.write_bytes(msgspec.msgpack.encode(frames))
+    config = VenueConfig("spot", PAIRS, V2_CHANNELS, options={"depth": str(depth)})
     return (lambda: KrakenVenue(config)), frames
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="CPU seconds per source")
+    parser.add_argument("--depth", type=int, default=100, help="v2 book depth subscribed")
+    parser.add_argument("--frames", type=Path, help="simulator frames kept in (or read from)")
     args = parser.parse_args()
     results = []
     if RECORDINGS.is_dir():
@@ -164,7 +176,7 @@ def main() -> None:
         results.append(
             {"source": "recording KRAKEN.ws.50.0 (v1)", **run(make, frames, args.seconds)}
         )
-    make, frames = simulator_source(3.0)
+    make, frames = simulator_source(3.0, args.depth, args.frames)
     kinds: dict[str, int] = {}
     for _, data in frames:
         head = json.loads(data)
@@ -172,7 +184,7 @@ def main() -> None:
         kinds[kind] = kinds.get(kind, 0) + 1
     results.append({"source": "simulator v2", "mix": kinds, **run(make, frames, args.seconds)})
     books = [(ts, data) for ts, data in frames if json.loads(data).get("channel") in BOOK_ONLY]
-    results.append({"source": "simulator v2, book frames only (depth 100)",
+    results.append({"source": f"simulator v2, book frames only (depth {args.depth})",
                     **run(make, books, args.seconds)})  # fmt: skip
     backfill = {"source": "REST Trades pages (1000 trades each, one gap)",
                 **backfill_pages(args.seconds)}  # fmt: skip

@@ -212,3 +212,36 @@ async def test_v1_books_with_republished_levels_and_a_corrupted_level(
     assert any(len(pairs) > len(set(pairs)) for pairs in resubscribed)
     assert {b.symbol for b in venue.books()} == {"BTC-USD", "ETH-USD"}
     assert venue.invalid_symbols == []  # both listed by the simulator's AssetPairs
+
+
+@pytest.mark.slow
+async def test_a_refused_resubscribe_is_an_event_and_the_book_resyncs_anyway(
+    start_sim: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Kraken refusing an in-place re-subscribe (busy): a stored ``resync`` event saying so,
+    the re-subscribe sent again with the back-off, and the book synced and true at the end."""
+    sim = await start_sim(rate=300, faults={"checksum": 0.4, "refuse_resubscribe": 1.0})
+
+    def refusals() -> list[dict[str, Any]]:
+        return [f for f in sim.fault_log if f["kind"] == "refuse_resubscribe"]
+
+    def ready(venue: KrakenProtocol) -> bool:
+        if len(refusals()) >= 2 and venue.checksum_mismatches >= 3:
+            sim.faults_on = False  # no more refusals: the retries land
+            return True
+        return False
+
+    venue, store, summary = await collect(sim, tmp_path, ready)
+    assert summary["balanced"] and venue.checksum_mismatches >= 3
+    events = stored(store, Channel.EVENTS)
+    columns = ["kind", "detail", "native_symbol", "recv_ts"]
+    rows = [tuple(r) for r in events[columns].itertuples(index=False)]
+    refused = [r for r in rows if r[0] == "resync" and r[1].startswith("re-subscribe refused")]
+    # every refusal delivered was one of our re-subscribes: one event each, naming the pair
+    assert sorted((r[2], r[1].split(";")[0]) for r in refused) == sorted(
+        (f["symbol"], "re-subscribe refused: EService:Busy") for f in refusals()
+    )
+    assert len(refused) >= 2
+    for _, _, pair, at in refused:  # each refused book synced again (and ``collect`` waited
+        # for every book to equal the simulator's before stopping)
+        assert any(r[0] == "synced" and r[2] == pair and r[3] > at for r in rows)

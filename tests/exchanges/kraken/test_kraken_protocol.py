@@ -169,7 +169,7 @@ def test_levels_pushed_beyond_the_depth_are_dropped_and_stored_as_deletes() -> N
     bids = [(99.0 - i / 10, 1.0) for i in range(8)]  # 99.0 ... 98.3, 10 bids with the snapshot
     book_ = p.book["BTC/USD"]
     for price, qty in bids:
-        book_.bids.set(price, qty, f"{price:.1f}".replace(".", "") + "100000000")
+        book_.bids.set(price, qty, f"{price:.1f}", "1.0")  # wire texts: formatted when hashed
     assert len(book_.bids.keys) == 10
     inserted = [(99.5, 1.0)]
     new_bids = [(99.9, 0.5), (99.8, 0.00000001), (99.5, 1.0)] + [

@@ -155,18 +155,38 @@ BookMessage = Callable[[str, list[str]], bytes]  # (method/event, pairs) → mes
 class Resubscribes:
     """The book re-subscribes owed (in place resyncs), with their back-off per pair."""
 
-    __slots__ = ("_delayed", "_failures", "_make", "_messages", "next_due_ns")
+    __slots__ = ("_delayed", "_failures", "_make", "_messages", "in_flight", "next_due_ns")
 
     def __init__(self, make: BookMessage) -> None:
         self._make = make
         self._messages: list[tuple[str, bytes]] = []
         self._delayed: dict[str, tuple[int, str]] = {}  # pair → (due ns, connection key)
         self._failures: dict[str, int] = {}  # pair → resyncs since an update last verified
+        #: pair → connection key of a re-subscribe sent (or owed) whose snapshot is not in yet
+        self.in_flight: dict[str, str] = {}
         self.next_due_ns: int | None = None
 
     def now(self, conn_key: str, natives: list[str]) -> None:
         self._messages.append((conn_key, self._make("unsubscribe", natives)))
         self._messages.append((conn_key, self._make("subscribe", natives)))
+        for native in natives:
+            self.in_flight[native] = conn_key
+
+    def landed(self, native: str) -> None:
+        """The snapshot of ``native`` is in: its re-subscribe is done, and a retry still delayed
+        (after a refusal that concerned the unsubscribe, which v1 does not tell apart) is
+        dropped, so a synced book is not re-subscribed."""
+        self.in_flight.pop(native, None)
+        if self._delayed.pop(native, None) is not None:
+            self.next_due_ns = min((at for at, _ in self._delayed.values()), default=None)
+
+    def refused(self, native: str, now_ns: int) -> int | None:
+        """Kraken refused the re-subscribe of ``native``: it is owed again, with the back-off;
+        returns the seconds it waits, or None if no re-subscribe of ours was in flight."""
+        conn_key = self.in_flight.pop(native, None)
+        if conn_key is None:
+            return None
+        return self.owe(conn_key, native, now_ns)
 
     def owe(self, conn_key: str, native: str, now_ns: int) -> int:
         """A resync of ``native``; returns the seconds it waits (0: at once)."""
@@ -202,4 +222,5 @@ class Resubscribes:
         """The connection closed: its next open subscribes everything afresh."""
         self._messages = []
         self._delayed.clear()
+        self.in_flight.clear()
         self.next_due_ns = None

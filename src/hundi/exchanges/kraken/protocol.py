@@ -8,10 +8,12 @@ One public connection. After it opens the client subscribes (``{"method":"subscr
   outcome reports as an error; each pair's ``price_precision`` and ``qty_precision`` format
   the strings of the book checksum.
 * ``book`` (``depth`` option, 10/25/100/500/1000): a snapshot, then updates; both carry the
-  CRC32 ``checksum`` of the top 10 levels (:mod:`hundi.exchanges.kraken.book`). A mismatch (or
-  a crossed book) is a stored ``gap`` event, then a ``resync``: the book alone is unsubscribed
-  and subscribed again on the same connection (:meth:`KrakenProtocol.take_messages`), and the
-  fresh snapshot is a ``synced`` event. Kraken numbers no book message: rows store
+  CRC32 ``checksum`` of the top 10 levels (:mod:`hundi.exchanges.kraken.book`). A mismatch is
+  a stored ``gap`` event, then a ``resync``: the book alone is unsubscribed and subscribed
+  again on the same connection (:meth:`KrakenProtocol.take_messages`; a refusal of that
+  re-subscribe is a ``resync`` event and it is retried with the back-off), and the fresh
+  snapshot is a ``synced`` event. A crossed book whose checksum matches is Kraken's book as it
+  is: kept synced, counted (``crossed_books``). Kraken numbers no book message: rows store
   ``update_id = -1``. Levels pushed beyond the depth are dropped locally and stored as deletes.
 * ``trade``: trades, with Kraken's sequential per-pair ``trade_id``; the snapshot of the last
   trades sent on (re)subscribe is deduplicated by id, and a jump in ids is a ``trades`` gap
@@ -22,8 +24,9 @@ One public connection. After it opens the client subscribes (``{"method":"subscr
   change) and/or the rolling 24 h statistics (``ticker``), from the same channel.
 * ``ohlc`` (``ohlc_interval`` option, minutes): candles; Kraken marks no candle final.
 
-Heartbeats, ``status``, pongs and acknowledgements are filtered; a refused subscription (an
-unknown pair) is rejected with reason ``subscription_failed``.
+Heartbeats, ``status``, pongs and acknowledgements are filtered; a refused subscription other
+than a book re-subscribe of ours (an unknown pair) is rejected with reason
+``subscription_failed``.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from hundi.exchanges.base import (
     decode_rejection,
 )
 from hundi.exchanges.kraken.backfill import MS, REST_URL, PairBackfill, TradeBackfill
-from hundi.exchanges.kraken.book import KrakenBook, LevelSide, checksum_text
+from hundi.exchanges.kraken.book import KrakenBook, LevelSide, LevelText, checksum_text
 from hundi.exchanges.kraken.common import (
     CONN,
     EXCHANGE,
@@ -157,7 +160,16 @@ class PairInfo(msgspec.Struct, frozen=True):
 
 
 class InstrumentData(msgspec.Struct, frozen=True):
-    pairs: list[PairInfo] = []
+    """The listing, each pair decoded on its own (:meth:`KrakenProtocol._instrument`): one
+    odd pair among ~1,000 must not reject the whole snapshot."""
+
+    pairs: list[msgspec.Raw] = []
+
+
+class PairName(msgspec.Struct, frozen=True):
+    """Just a pair's name, to tell whether a pair that does not decode is one we collect."""
+
+    symbol: str = ""
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -179,6 +191,8 @@ TRADE_DECODER: Final = msgspec.json.Decoder(list[TradeData])
 TICKER_DECODER: Final = msgspec.json.Decoder(list[TickerData])
 OHLC_DECODER: Final = msgspec.json.Decoder(list[OhlcData])
 INSTRUMENT_DECODER: Final = msgspec.json.Decoder(InstrumentData)
+PAIR_DECODER: Final = msgspec.json.Decoder(PairInfo)
+PAIR_NAME_DECODER: Final = msgspec.json.Decoder(PairName)
 FILTERED_CHANNELS: Final = frozenset(("heartbeat", "status"))
 
 
@@ -335,6 +349,11 @@ class KrakenProtocol(VenueProtocol):
     def checksum_mismatches(self) -> int:
         return sum(book.mismatches for book in self.book.values())
 
+    @property
+    def crossed_books(self) -> int:
+        """Checksums that matched a crossed book: Kraken's own book was crossed then."""
+        return sum(book.crossed_verified for book in self.book.values())
+
     # -- frames --------------------------------------------------------------------------------
 
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
@@ -360,9 +379,27 @@ class KrakenProtocol(VenueProtocol):
             return FrameStatus.FILTERED
         if msg.method:
             if not msg.success:
+                if msg.method == "subscribe" and self._refused(msg, recv_ns, out):
+                    return FrameStatus.PROCESSED
                 raise RejectedFrame("subscription_failed", f"{msg.method}: {msg.error}")
             return FrameStatus.FILTERED  # subscribe/unsubscribe acknowledgements, pongs
         raise RejectedFrame("unknown_message", channel or "(no channel or method)")
+
+    def _refused(self, msg: Message, recv_ns: int, out: RecordSink) -> bool:
+        """A refused book re-subscribe of ours (Kraken busy, rate limited...): an event, and
+        the re-subscribe owed again with the back-off, so the book does not wait unsynced for
+        the next reconnect. False if no re-subscribe of ``msg.symbol`` was in flight."""
+        book = self.book.get(msg.symbol)
+        if book is None or book.synced:
+            return False
+        delay = self.resubscribes.refused(msg.symbol, recv_ns)
+        if delay is None:
+            return False
+        later = f" in {delay}s" if delay else ""
+        book.waiting = f"re-subscribe refused ({msg.error}): again{later or ' now'}"
+        detail = f"re-subscribe refused: {msg.error}; unsubscribe and subscribe{later}"
+        book_event(out, book, EventKind.RESYNC, recv_ns, recv_ns, detail)
+        return True
 
     def _native(self, symbol: str) -> str:
         if symbol not in self.symbols:
@@ -373,7 +410,7 @@ class KrakenProtocol(VenueProtocol):
         self, msg: Message, conn_key: str, recv_ns: int, out: RecordSink
     ) -> FrameStatus:
         data: InstrumentData = _decode(INSTRUMENT_DECODER, msg.data)
-        listed = {pair.symbol: pair for pair in data.pairs}
+        listed, undecodable = _pairs(data.pairs, self.symbols)
         found: dict[str, tuple[int, int]] = {}
         for native in self.symbols.keys() & listed.keys():
             pair = listed[native]
@@ -386,7 +423,7 @@ class KrakenProtocol(VenueProtocol):
         self.precision.update(found)
         if msg.type == "snapshot":  # the full listing: every configured pair must be in it
             for native, symbol in self.symbols.items():
-                problem = _listing_problem(native, listed.get(native))
+                problem = undecodable.get(native) or _listing_problem(native, listed.get(native))
                 if problem and native not in self.invalid_symbols:
                     self.invalid_symbols.append(native)
                     out.events.append(Event(
@@ -442,14 +479,18 @@ class KrakenProtocol(VenueProtocol):
         recv_ns: int,
         out: RecordSink,
     ) -> None:
+        self.resubscribes.landed(book.native)  # the subscribe was accepted
         precision = self.precision.get(book.native)
         if precision is None:  # the checksum cannot be verified: ask again once it is known
             book.reset("waiting for the pair's precision (instrument channel)")
             self._resubscribe_on_precision.add(book.native)
             return
         book.reset("")
+        if book.precision != precision:
+            book.precision = precision
+            book.format_levels(level_text(precision))
         for side, levels in ((book.bids, bids), (book.asks, asks)):
-            _apply(side, levels, precision)
+            _apply(side, levels)
             side.truncate(book.depth)
         rows = [(BID, p, s) for p, s in book.bids.levels()]
         rows += [(ASK, p, s) for p, s in book.asks.levels()]
@@ -470,10 +511,9 @@ class KrakenProtocol(VenueProtocol):
         recv_ns: int,
         out: RecordSink,
     ) -> None:
-        precision = self.precision[book.native]  # a synced book had it at its snapshot
         rows: list[tuple[int, float, float]] = []
         for side, sign, levels in ((book.bids, BID, bids), (book.asks, ASK, asks)):
-            _apply(side, levels, precision)
+            _apply(side, levels)
             rows += [(sign, price, qty) for price, qty, _, _ in levels]
             rows += [(sign, price, 0.0) for price in side.truncate(book.depth)]
         book_rows(out, book, rows, ts, recv_ns, False)
@@ -483,16 +523,17 @@ class KrakenProtocol(VenueProtocol):
     def _verify(
         self, book: KrakenBook, conn_key: str, checksum: int, ts: int, recv_ns: int, out: RecordSink
     ) -> bool:
-        """The checksum (and an uncrossed book) or a gap and an in-place resync."""
+        """The checksum, or a gap and an in-place resync. The checksum is the documented
+        integrity rule: a crossed book it matches is Kraken's book as it is (counted in
+        ``crossed_verified``), kept synced rather than resubscribed in a loop."""
         local = book.checksum()
-        if local == checksum and not book.crossed():
+        if local == checksum:
             book.checksums += 1
+            if book.crossed():
+                book.crossed_verified += 1
             return True
-        if local != checksum:
-            book.mismatches += 1
-            why = f"checksum mismatch: computed {local}, Kraken sent {checksum}"
-        else:
-            why = "crossed book"
+        book.mismatches += 1
+        why = f"checksum mismatch: computed {local}, Kraken sent {checksum}"
         book_event(out, book, EventKind.GAP, ts, recv_ns, why, local, checksum)
         delay = self.resubscribes.owe(conn_key, book.native, recv_ns)
         later = f" in {delay}s" if delay else ""
@@ -671,6 +712,28 @@ class KrakenProtocol(VenueProtocol):
         return FrameStatus.PROCESSED
 
 
+def _pairs(
+    raws: list[msgspec.Raw], collected: dict[str, str]
+) -> tuple[dict[str, PairInfo], dict[str, str]]:
+    """The listed pairs decoded one by one: those that decode, and why each collected pair
+    that does not cannot be (pairs not collected that do not decode are skipped)."""
+    listed: dict[str, PairInfo] = {}
+    undecodable: dict[str, str] = {}
+    for raw in raws:
+        try:
+            pair = PAIR_DECODER.decode(raw)
+        except DECODE_ERRORS as e:
+            try:
+                name = PAIR_NAME_DECODER.decode(raw).symbol
+            except DECODE_ERRORS:
+                continue  # not even a name: not a pair we could collect
+            if name in collected:
+                undecodable[name] = f"KRAKEN lists {name}, but it cannot be decoded: {e}"
+            continue
+        listed[pair.symbol] = pair
+    return listed, undecodable
+
+
 def _listing_problem(native: str, pair: PairInfo | None) -> str | None:
     """Why ``native`` cannot be collected, by the instrument snapshot; None if it can."""
     if pair is None:
@@ -694,7 +757,17 @@ WireLevel = tuple[float, float, str, str]  # price, qty and their wire text
 def _level(level: Level) -> WireLevel:
     price_text = bytes(level.price).decode()
     qty_text = bytes(level.qty).decode()
+    if price_text[0] == '"' or qty_text[0] == '"':  # a Raw is never empty
+        price_text, qty_text = _unquoted(price_text), _unquoted(qty_text)
     return number(price_text, "price"), number(qty_text, "qty"), price_text, qty_text
+
+
+def _unquoted(text: str) -> str:
+    """A number's text, quoted or not: the v2 reference documents numbers, its checksum guide
+    shows ``"price": "45283.5"``; the checksum is built from the digits either way."""
+    if text[:1] == '"' and text[-1:] == '"' and len(text) >= 2:
+        return text[1:-1]
+    return text
 
 
 def at_precision(text: str, decimals: int) -> str:
@@ -708,13 +781,24 @@ def at_precision(text: str, decimals: int) -> str:
     return f"{whole}.{fraction.ljust(decimals, '0')}"
 
 
-def _apply(side: LevelSide, levels: list[WireLevel], precision: tuple[int, int]) -> None:
-    price_decimals, qty_decimals = precision
+def _apply(side: LevelSide, levels: list[WireLevel]) -> None:
+    """Levels into a side: the checksum text is built only for levels in (or rising into) the
+    top 10 (:class:`LevelSide`)."""
+    put = side.set
     for price, qty, price_text, qty_text in levels:
-        text = checksum_text(
+        put(price, qty, price_text, qty_text)
+
+
+def level_text(precision: tuple[int, int]) -> LevelText:
+    """A level's checksum text at the pair's precisions (v2 drops trailing zeros)."""
+    price_decimals, qty_decimals = precision
+
+    def text_of(price_text: str, qty_text: str) -> str:
+        return checksum_text(
             at_precision(price_text, price_decimals), at_precision(qty_text, qty_decimals)
         )
-        side.set(price, qty, text)
+
+    return text_of
 
 
 __all__ = ["WS_URL", "KrakenProtocol", "number"]

@@ -40,7 +40,7 @@ from hundi.exchanges.base import (
     VenueProtocol,
     decode_rejection,
 )
-from hundi.exchanges.kraken.book import KrakenBook, LevelSide, checksum_text
+from hundi.exchanges.kraken.book import KrakenBook, LevelSide
 from hundi.exchanges.kraken.common import (
     CONN,
     EXCHANGE,
@@ -204,13 +204,18 @@ class KrakenV1Protocol(VenueProtocol):
     def checksum_mismatches(self) -> int:
         return sum(book.mismatches for book in self.book.values())
 
+    @property
+    def crossed_books(self) -> int:
+        """Checksums that matched a crossed book: Kraken's own book was crossed then."""
+        return sum(book.crossed_verified for book in self.book.values())
+
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         due = self.resubscribes.next_due_ns  # delayed resyncs fall due with the frames' clock
         if due is not None and recv_ns >= due:
             self.resubscribes.release(recv_ns)
         head = data.lstrip()[:1]
         if head == b"{":
-            return self._event(data)
+            return self._event(data, recv_ns, out)
         if head != b"[":
             raise decode_rejection(data, msgspec.DecodeError("not a JSON array or object"))
         try:
@@ -238,7 +243,7 @@ class KrakenV1Protocol(VenueProtocol):
             return self._snapshot(book, first, recv_ns, out)
         return self._update(book, book_maps, conn_key, recv_ns, out)
 
-    def _event(self, data: bytes) -> FrameStatus:
+    def _event(self, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         try:
             msg = EVENT_DECODER.decode(data)
         except DECODE_ERRORS as e:
@@ -247,11 +252,28 @@ class KrakenV1Protocol(VenueProtocol):
             return FrameStatus.FILTERED
         if msg.event == "subscriptionStatus":
             if msg.status == "error":
+                if self._refused(msg, recv_ns, out):
+                    return FrameStatus.PROCESSED
                 raise RejectedFrame("subscription_failed", f"{msg.pair}: {msg.errorMessage}")
             if msg.status == "subscribed" and msg.channelID >= 0:
                 self.channel_ids[msg.channelID] = msg.pair
             return FrameStatus.FILTERED
         raise RejectedFrame("unknown_message", f"event {msg.event!r}")
+
+    def _refused(self, msg: EventMessage, recv_ns: int, out: RecordSink) -> bool:
+        """A refused book re-subscribe of ours: an event and the re-subscribe owed again with
+        the back-off (v2's ``KrakenProtocol._refused``); False if none was in flight."""
+        book = self.book.get(msg.pair)
+        if book is None or book.synced:
+            return False
+        delay = self.resubscribes.refused(msg.pair, recv_ns)
+        if delay is None:
+            return False
+        later = f" in {delay}s" if delay else ""
+        book.waiting = f"re-subscribe refused ({msg.errorMessage}): again{later or ' now'}"
+        detail = f"re-subscribe refused: {msg.errorMessage}; unsubscribe and subscribe{later}"
+        book_event(out, book, EventKind.RESYNC, recv_ns, recv_ns, detail)
+        return True
 
     @staticmethod
     def _levels(rows: list[list[str]] | None, side: str) -> list[tuple[float, float, str, str]]:
@@ -269,6 +291,7 @@ class KrakenV1Protocol(VenueProtocol):
     def _snapshot(self, book: KrakenBook, m: BookMap, recv_ns: int, out: RecordSink) -> FrameStatus:
         bids = self._levels(m.snapshot_bids, "bid")
         asks = self._levels(m.snapshot_asks, "ask")
+        self.resubscribes.landed(book.native)
         book.reset("")
         _apply(book.bids, bids)
         _apply(book.asks, asks)
@@ -306,15 +329,14 @@ class KrakenV1Protocol(VenueProtocol):
         book_rows(out, book, rows, ts, recv_ns, False)
         expected = int(checksum_text_)
         local = book.checksum()
-        if local == expected and not book.crossed():
+        if local == expected:  # crossed or not: the checksum is the rule (v2's ``_verify``)
             book.checksums += 1
+            if book.crossed():
+                book.crossed_verified += 1
             self.resubscribes.verified(book.native)
             return FrameStatus.PROCESSED
-        if local != expected:
-            book.mismatches += 1
-            why = f"checksum mismatch: computed {local}, Kraken sent {expected}"
-        else:
-            why = "crossed book"
+        book.mismatches += 1
+        why = f"checksum mismatch: computed {local}, Kraken sent {expected}"
         book_event(out, book, EventKind.GAP, ts, recv_ns, why, local, expected)
         delay = self.resubscribes.owe(conn_key, book.native, recv_ns)
         later = f" in {delay}s" if delay else ""
@@ -324,5 +346,8 @@ class KrakenV1Protocol(VenueProtocol):
 
 
 def _apply(side: LevelSide, levels: list[tuple[float, float, str, str]]) -> None:
+    """Levels into a side: the checksum text (``checksum_text`` as is: v1 pads the decimals)
+    is built only for levels in (or rising into) the top 10 (:class:`LevelSide`)."""
+    put = side.set
     for price, size, price_text, size_text in levels:
-        side.set(price, size, checksum_text(price_text, size_text))
+        put(price, size, price_text, size_text)

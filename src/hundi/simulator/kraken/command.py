@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 @click.option("--fault", "faults", multiple=True, metavar="KIND:SECONDS",
               help="checksum:N (a corrupted level each N s), disconnect:N, skip_trade:N (a "
                    "trade withheld from the WebSocket, kept for REST), rate_limit:N (a REST "
-                   "Trades request refused as too many).")  # fmt: skip
+                   "Trades request refused as too many), refuse_resubscribe:N (a book "
+                   "re-subscribe refused as busy).")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def kraken(
     host: str,

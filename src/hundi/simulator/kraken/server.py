@@ -38,6 +38,9 @@ Faults (``--fault KIND:SECONDS``, each every so many seconds):
   the trade back over REST.
 * ``rate_limit``: the next REST ``Trades`` request is answered
   ``{"error":["EGeneral:Too many requests"]}`` (HTTP 200, as Kraken does).
+* ``refuse_resubscribe``: the next book subscribe of a pair the connection subscribed before
+  (a client's in-place resync) is refused (``EService:Busy``, naming the pair): the client must
+  subscribe again itself.
 
 ``GET /0/public/Trades?pair=BTC/USD&since=NS&count=N`` serves the trade history
 (:mod:`hundi.simulator.kraken.trades`), with the WebSocket's ids and times.
@@ -64,7 +67,8 @@ from hundi.simulator.kraken.trades import TradeHistory, trades_answer
 from hundi.simulator.market import SymbolMarket, SyntheticMarket, fixed
 from hundi.simulator.site import SimulatorSite
 
-FAULTS: Final = ("checksum", "disconnect", "skip_trade", "rate_limit")
+FAULTS: Final = ("checksum", "disconnect", "skip_trade", "rate_limit", "refuse_resubscribe")
+BUSY: Final = "EService:Busy"  # the refusal of ``refuse_resubscribe``
 DEPTHS: Final = (10, 25, 100, 500, 1000)
 OHLC_MINUTES: Final = {1: "1m", 5: "5m", 15: "15m", 30: "30m", 60: "1h", 240: "4h", 1440: "1d"}
 TRADE_SNAPSHOT: Final = 50
@@ -157,6 +161,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
         self.paused = False
         self.fault_log: list[dict[str, Any]] = []
         self._corrupt_next = False
+        self._refuse_next = False
         self._previous: dict[str, tuple[set[int], set[int]]] = {}
         self.republished = 0  # v1 levels sent with the "r" flag
         self._tasks: list[asyncio.Task[None]] = []
@@ -461,6 +466,16 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
 
     # -- faults and heartbeats -------------------------------------------------------------------
 
+    def _refused(self, conn: _Conn, pair: str) -> bool:
+        """Whether this book subscribe is refused: the ``refuse_resubscribe`` fault is armed
+        and ``pair`` was subscribed on ``conn`` before (a re-subscribe)."""
+        if not (self._refuse_next and self.faults_on and pair in conn.seen):
+            return False
+        self._refuse_next = False
+        self.fault_log.append({"kind": "refuse_resubscribe", "conn": conn.conn_id,
+                               "symbol": pair, "ns": time.time_ns()})  # fmt: skip
+        return True
+
     async def _fault(self, kind: str, every: float) -> None:
         while True:
             await asyncio.sleep(every)
@@ -472,6 +487,8 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
                 self._skip_next = True
             elif kind == "rate_limit":
                 self._limit_next = True
+            elif kind == "refuse_resubscribe":
+                self._refuse_next = True
             else:
                 self.fault_log.append(
                     {"kind": kind, "conn": -1, "symbol": "", "ns": time.time_ns()}
@@ -581,6 +598,7 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
                 else "Subscription depth not supported" if depth not in DEPTHS
                 else f"Currency pair not supported {name}" if pair is None
                 else "Already subscribed" if event == "subscribe" and pair in conn.books
+                else BUSY if event == "subscribe" and self._refused(conn, pair)
                 else ""
             )  # fmt: skip
             if problem or pair is None:
@@ -641,6 +659,10 @@ class KrakenSimulator(SimulatorSite[KrakenSimConfig]):
             if subscribe and pair in conn.books:
                 await self._send(conn, {"error": "Already subscribed", "method": method,
                                         "success": False, "symbol": pair})  # fmt: skip
+                return
+            if subscribe and self._refused(conn, pair):
+                await self._send(conn, {"error": BUSY, "method": method, "success": False,
+                                        "symbol": pair})  # fmt: skip
                 return
             await self._ack(conn, method, {"channel": "book", "symbol": pair, "depth": depth})
             if subscribe:
