@@ -93,6 +93,10 @@ def subscribe_message(channel: str) -> bytes:
     return b'{"event":"bts:subscribe","data":{"channel":"%s"}}' % channel.encode()
 
 
+def unsubscribe_message(channel: str) -> bytes:
+    return b'{"event":"bts:unsubscribe","data":{"channel":"%s"}}' % channel.encode()
+
+
 class TradeIds:
     """Ids of the trades stored lately for one pair, to store each trade once."""
 
@@ -143,7 +147,12 @@ class BitstampProtocol(VenueProtocol):
         self._books = (
             {
                 n: OrderBook(
-                    exchange=EXCHANGE, symbol=s, native=n, max_buffer=self.options.max_buffer
+                    exchange=EXCHANGE,
+                    symbol=s,
+                    native=n,
+                    max_buffer=self.options.max_buffer,
+                    quiet_confirm_ns=self.options.quiet_confirm_ns,
+                    backoff_cap_ns=int(self.options.backoff_cap_s * NS),
                 )
                 for n, s in self.symbols.items()
             }
@@ -159,14 +168,19 @@ class BitstampProtocol(VenueProtocol):
             for native in self.symbols
         }
         self._reconnects: list[str] = []
+        self._messages: list[tuple[str, bytes]] = []  # to send now (unsubscribes)
+        # pairs Bitstamp lists under another name: their data would carry a wrong symbol,
+        # so they are unsubscribed and whatever still arrives for them is filtered
+        self.dropped_pairs: set[str] = set()
         self._connected = False
         self._pairs_wanted = True  # the listing: not yet answered, not in flight
         self._pairs_not_before_ns = 0
         self._pairs_failures = 0
         self.invalid_symbols: list[str] = []
         # snapshot pacing: one request in flight per book, spaced, backed off on failure
-        # native → (the request in flight, asked after the diff subscription was acknowledged)
-        self._in_flight: dict[str, tuple[RestRequest, bool]] = {}
+        # native → (the request in flight, asked after the diff subscription was acknowledged,
+        # when it was asked)
+        self._in_flight: dict[str, tuple[RestRequest, bool, int]] = {}
         self._last_request_ns = -(10**18)
         self._not_before_ns: dict[str, int] = {}
         self._failures: dict[str, int] = {}
@@ -179,7 +193,11 @@ class BitstampProtocol(VenueProtocol):
             StreamSpec(
                 CONN,
                 self.ws_url,
-                subscribe=tuple(subscribe_message(channel) for channel in self._routes),
+                subscribe=tuple(
+                    subscribe_message(channel)
+                    for channel, (_, native) in self._routes.items()
+                    if native not in self.dropped_pairs
+                ),
                 max_outgoing_per_s=self.options.max_outgoing_per_s,
             )
         ]
@@ -224,6 +242,20 @@ class BitstampProtocol(VenueProtocol):
         taken, self._reconnects = self._reconnects, []
         return taken
 
+    def take_messages(self) -> list[tuple[str, bytes]]:
+        taken, self._messages = self._messages, []
+        return taken
+
+    def _drop_pair(self, native: str) -> None:
+        """Stop collecting ``native``: unsubscribe its channels, forget its book and trades."""
+        self.dropped_pairs.add(native)
+        for channel, (_, routed) in self._routes.items():
+            if routed == native:
+                self._messages.append((CONN, unsubscribe_message(channel)))
+        self._books.pop(native, None)
+        self._trade_ids.pop(native, None)
+        self._in_flight.pop(native, None)
+
     # ------------------------------------------------------------------ frames
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         try:
@@ -236,6 +268,8 @@ class BitstampProtocol(VenueProtocol):
             if route is None:
                 raise self._unknown_channel(envelope.channel)
             prefix, native = route
+            if native in self.dropped_pairs:
+                return FrameStatus.FILTERED
             try:
                 if prefix is DIFF_PREFIX and event == "data":
                     return self._diff(native, BOOK_DECODER.decode(envelope.data), recv_ns, out)
@@ -263,8 +297,9 @@ class BitstampProtocol(VenueProtocol):
         event = envelope.event
         if event == SUBSCRIBED:
             route = self._routes.get(envelope.channel)
-            if route is not None and route[0] is DIFF_PREFIX:
-                self._books[route[1]].subscribed()
+            book = self._books.get(route[1]) if route is not None else None
+            if book is not None and route is not None and route[0] is DIFF_PREFIX:
+                book.subscribed()
             return FrameStatus.FILTERED
         if event in (UNSUBSCRIBED, HEARTBEAT):
             return FrameStatus.FILTERED
@@ -311,10 +346,8 @@ class BitstampProtocol(VenueProtocol):
         check_levels("bid", msg.bids)
         check_levels("ask", msg.asks)
         check_time("microtimestamp", msg.microtimestamp * US, recv_ns)
-        book = self._books[native]
-        book.on_diff(msg, recv_ns, out)
         self._now_ns = max(self._now_ns, recv_ns)
-        return FrameStatus.PROCESSED
+        return self._books[native].on_diff(msg, recv_ns, out)
 
     def _top(self, native: str, msg: BookMsg, recv_ns: int, out: RecordSink) -> FrameStatus:
         ts = msg.microtimestamp * US
@@ -350,7 +383,7 @@ class BitstampProtocol(VenueProtocol):
             request = RestRequest(
                 key=native, url=self.snapshot_url(native), purpose=RestPurpose.BOOK_SNAPSHOT
             )
-            self._in_flight[native] = (request, book.acked)
+            self._in_flight[native] = (request, book.acked, now_ns)
             requests.append(request)
         if self._pairs_wanted and now_ns >= self._pairs_not_before_ns:
             self._pairs_wanted = False
@@ -404,13 +437,22 @@ class BitstampProtocol(VenueProtocol):
         if book is None or not book.connected or (book.synced and not current):
             return
         after_ack = current and asked is not None and asked[1]
+        asked_ns = asked[2] if current and asked is not None else None
         snapshot: BookMsg | None = None
         if 200 <= response.status < 300:
             try:
                 snapshot = BOOK_DECODER.decode(response.body)
                 check_levels("bid", snapshot.bids)
                 check_levels("ask", snapshot.asks)
-                check_time("snapshot microtimestamp", snapshot.microtimestamp * US, recv_ns)
+                # the time of the book's last change: a quiet pair's may be days old, so only
+                # a time in the future (or none at all) is implausible
+                if snapshot.microtimestamp <= 0:
+                    raise RejectedFrame("invalid_value", "snapshot microtimestamp missing")
+                check_time(
+                    "snapshot microtimestamp",
+                    max(snapshot.microtimestamp * US, recv_ns),
+                    recv_ns,
+                )
             except DECODE_ERRORS as e:
                 log.warning("%s order_book snapshot unreadable (%s); refetching", native, e)
                 snapshot = None
@@ -426,7 +468,7 @@ class BitstampProtocol(VenueProtocol):
             book.snapshot_failed()
             return
         self._failures.pop(native, None)
-        book.on_snapshot(snapshot, recv_ns, after_ack, out)
+        book.on_snapshot(snapshot, recv_ns, asked_ns, after_ack, out)
 
     def _listing(self, response: RestResponse, recv_ns: int, out: RecordSink) -> None:
         """Check every configured pair against ``trading-pairs-info``; retry unusable answers."""
@@ -447,6 +489,10 @@ class BitstampProtocol(VenueProtocol):
             if problem is None:
                 continue
             self.invalid_symbols.append(native)
+            pair = listed.get(native)
+            if pair is not None and pair.name != listed_name(native):
+                self._drop_pair(native)
+                problem += "; not collected (unsubscribed)"
             out.events.append(Event(
                 exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=recv_ns,
                 recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="", expected=-1,
