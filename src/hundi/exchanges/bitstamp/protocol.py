@@ -29,7 +29,6 @@ pair's; trades already stored (the same id again) are dropped, and a disconnect 
 from __future__ import annotations
 
 import logging
-from collections import deque
 
 from hundi.exchanges.base import (
     DECODE_ERRORS,
@@ -45,6 +44,7 @@ from hundi.exchanges.base import (
     VenueProtocol,
     decode_rejection,
 )
+from hundi.exchanges.bitstamp.backfill import TradeBackfill, TradeIds
 from hundi.exchanges.bitstamp.book import US, OrderBook
 from hundi.exchanges.bitstamp.messages import (
     BOOK_DECODER,
@@ -97,30 +97,6 @@ def unsubscribe_message(channel: str) -> bytes:
     return b'{"event":"bts:unsubscribe","data":{"channel":"%s"}}' % channel.encode()
 
 
-class TradeIds:
-    """Ids of the trades stored lately for one pair, to store each trade once."""
-
-    __slots__ = ("last", "order", "seen")
-
-    def __init__(self, keep: int) -> None:
-        self.seen: set[int] = set()
-        self.order: deque[int] = deque(maxlen=keep)
-        self.last = -1  # highest id stored
-
-    def add(self, trade_id: int) -> bool:
-        """False if ``trade_id`` was stored already."""
-        if trade_id in self.seen:
-            return False
-        order = self.order
-        if len(order) == order.maxlen:
-            self.seen.discard(order[0])
-        order.append(trade_id)
-        self.seen.add(trade_id)
-        if trade_id > self.last:
-            self.last = trade_id
-        return True
-
-
 class BitstampProtocol(VenueProtocol):
     """Bitstamp spot market data for the configured pairs."""
 
@@ -160,6 +136,15 @@ class BitstampProtocol(VenueProtocol):
             else {}
         )
         self._trade_ids = {n: TradeIds(self.options.trade_ids_kept) for n in self.symbols}
+        self._backfill = TradeBackfill(
+            exchange=EXCHANGE,
+            rest_url=self.rest_url,
+            symbols=self.symbols,
+            trade_ids=self._trade_ids,
+            delay_ns=self.options.backfill_delay_ns,
+            backoff_cap_ns=int(self.options.backoff_cap_s * NS),
+        )
+        self._opened_us = 0  # when the current (or last) connection opened
         # channel name → (kind prefix, native), for every subscribed channel
         self._routes: dict[str, tuple[str, str]] = {
             f"{_CHANNEL_PREFIX[c]}{native}": (_CHANNEL_PREFIX[c], native)
@@ -213,9 +198,11 @@ class BitstampProtocol(VenueProtocol):
         if self._connected:
             self._trades_disconnected(now_ns, out)
         self._connected = True
+        self._opened_us = now_ns // US
         for book in self._books.values():
             book.opened(now_ns, out)
         self._in_flight.clear()
+        self._backfill.reopened(now_ns)
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
@@ -226,17 +213,19 @@ class BitstampProtocol(VenueProtocol):
         self._in_flight.clear()
 
     def _trades_disconnected(self, now_ns: int, out: RecordSink) -> None:
-        """Trades sent while no connection was open are lost: say so once per break."""
+        """Trades sent while no connection was open are missing: a ``gap`` per pair and break,
+        and the hole is owed to the REST backfill (:mod:`hundi.exchanges.bitstamp.backfill`)."""
+        if Channel.TRADES not in self.channels or not self._opened_us:
+            return
         for native, ids in self._trade_ids.items():
-            if ids.last < 0 or Channel.TRADES not in self.channels:
-                continue
+            self._backfill.broke(native, self._opened_us)
             out.events.append(Event(
                 exchange=EXCHANGE, symbol=self.symbols[native], native_symbol=native,
                 ts=now_ns, recv_ts=now_ns, kind=EventKind.GAP.value,
-                channel=Channel.TRADES.value, expected=ids.last + 1, received=-1,
-                detail="disconnect: trades until the next received one may be missing",
+                channel=Channel.TRADES.value, expected=ids.last + 1 if ids.last >= 0 else -1,
+                received=-1,
+                detail="disconnect: the trades until the stream is back are fetched over REST",
             ))  # fmt: skip
-            ids.last = -1  # one gap per break; the next trade starts a new run
 
     def take_reconnects(self) -> list[str]:
         taken, self._reconnects = self._reconnects, []
@@ -254,6 +243,7 @@ class BitstampProtocol(VenueProtocol):
                 self._messages.append((CONN, unsubscribe_message(channel)))
         self._books.pop(native, None)
         self._trade_ids.pop(native, None)
+        self._backfill.owed.pop(native, None)
         self._in_flight.pop(native, None)
 
     # ------------------------------------------------------------------ frames
@@ -332,7 +322,7 @@ class BitstampProtocol(VenueProtocol):
             side = SELL
         else:
             raise RejectedFrame("invalid_field", f"trade type {t.type!r} (0 buy, 1 sell)")
-        if not self._trade_ids[native].add(t.id):
+        if not self._trade_ids[native].add(t.id, t.microtimestamp):
             self.trades_dropped += 1
             return FrameStatus.FILTERED  # stored already (the same trade sent again)
         out.trades.append(Trade(
@@ -385,6 +375,7 @@ class BitstampProtocol(VenueProtocol):
             )
             self._in_flight[native] = (request, book.acked, now_ns)
             requests.append(request)
+        requests.extend(self._backfill_requests(now_ns, finishing=False))
         if self._pairs_wanted and now_ns >= self._pairs_not_before_ns:
             self._pairs_wanted = False
             requests.append(RestRequest(
@@ -405,6 +396,9 @@ class BitstampProtocol(VenueProtocol):
                         book.request_from_ns(self.options.snapshot_ack_wait_ns),
                     )
                 )
+        backfill = self._backfill.next_ns()
+        if backfill is not None:
+            times.append(max(backfill, self._last_request_ns + interval))
         if self._pairs_wanted:
             times.append(self._pairs_not_before_ns)
         return max(min(times), self._now_ns) if times else None
@@ -417,6 +411,36 @@ class BitstampProtocol(VenueProtocol):
             self._snapshot(request, response, recv_ns, out)
         elif request.purpose is RestPurpose.SYMBOL_LISTING:
             self._listing(response, recv_ns, out)
+        elif request.purpose is RestPurpose.TRADE_BACKFILL:
+            self._backfill.answered(request, response, recv_ns, out)
+
+    def _backfill_requests(self, now_ns: int, *, finishing: bool) -> list[RestRequest]:
+        """Fetches of owed trades due now, spaced like the snapshots (which go first)."""
+        requests = []
+        interval = self.options.rest_min_interval_ns
+        for native in self._backfill.due(now_ns, finishing=finishing):
+            if now_ns < self._last_request_ns + interval:
+                break
+            self._last_request_ns = now_ns
+            requests.append(self._backfill.request(native, now_ns))
+        return requests
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        """At a clean stop: fetch the owed trades now, without waiting out the delay."""
+        if not self._backfill.owed:
+            return None
+        return self._backfill_requests(now_ns, finishing=True)
+
+    def owed_ids(self) -> int:
+        """Pairs whose outage trades are still to fetch (their ids are not known ahead)."""
+        return len(self._backfill.owed)
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self._backfill.abandon(now_ns, out)
+
+    @property
+    def trades_backfilled(self) -> int:
+        return self._backfill.recovered
 
     def _backoff_ns(self, failures: int) -> int:
         return int(min(self.options.backoff_cap_s, 0.5 * 2 ** min(failures - 1, 16)) * NS)
