@@ -225,7 +225,9 @@ def assert_trades_exact_or_explained(store: Path, stats: dict[str, Any]) -> int:
         stored = trades["trade_id"].tolist()
         assert len(stored) == len(set(stored)), f"{symbol}: a trade stored twice"
         sent = set(sent_trade_ids(stats, pair))
-        assert set(stored) <= sent, f"{symbol}: stored trades the simulator never sent"
+        # trades of an outage were never sent on a WebSocket: the REST backfill stored them
+        made = set(stats["trades"][pair])
+        assert set(stored) <= made, f"{symbol}: stored trades the market never made"
         missing = sent - set(stored)
         mine = events[(events["symbol"] == symbol) & (events["channel"] == "trades")]
         gaps = mine[mine["kind"] == "gap"]
@@ -252,7 +254,7 @@ def test_collect_stores_every_trade_and_ends_with_the_simulators_books(tmp_path:
     events = hundi.read(store, exchange="bitstamp", channel="events")
     resyncs = events[events["kind"] == "resync"]
     # none is valid here; the rest-lag test below makes them happen
-    assert set(resyncs["detail"].str.partition(":")[0]) <= {"stale snapshot"}
+    assert {d.partition(":")[0] for d in resyncs["detail"]} <= {"stale snapshot"}
     assert len(resyncs) == summary["resyncs"]
     assert assert_trades_exact_or_explained(store, stats) == 0  # exactly what was sent
     for pair in PAIRS:
@@ -265,10 +267,11 @@ def test_collect_stores_every_trade_and_ends_with_the_simulators_books(tmp_path:
 
 @pytest.mark.slow
 def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None:
-    steps = 4000  # 16 s of market: timed faults strike in its first 8 s
+    steps = 6000  # 24 s of market: timed faults strike in its first 12 s (the collector
+    # may take seconds to start on a loaded machine)
     args = [
         "--symbols", ",".join(PAIRS), "--rate", "250", "--steps", str(steps), "--seed", "11",
-        "--fault", "stale-snapshot:2", "--fault", "reconnect:2", "--fault", "drop:3",
+        "--fault", "stale-snapshot:2", "--fault", "reconnect:2", "--fault", "drop:4",
     ]  # fmt: skip
     with SimulatorProcess(args, venue="bitstamp") as sim:
         summary, stats = collect_until_books_match(sim, tmp_path, steps)
@@ -291,16 +294,19 @@ def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None
     # the collector reconnected when asked, before the venue's grace ran out
     reasons = [c["close_reason"] for c in stats["connections"]]
     assert "request_reconnect grace over" not in reasons, reasons
-    disconnects = book_events[
-        (book_events["kind"] == "gap") & (book_events["detail"] == "disconnect")
-    ]
-    assert len(disconnects) >= 2
+    # every drop is a stored trades gap; a book has one only if it was synced when the drop
+    # struck (on a loaded machine a drop may come while the stale-snapshot fault holds it)
+    trade_gaps = events[(events["channel"] == "trades") & (events["kind"] == "gap")]
+    assert len(trade_gaps) >= 2 * len(PAIRS)
+    assert trade_gaps["detail"].str.startswith("disconnect").all()
+    book_gaps = book_events[book_events["kind"] == "gap"]
+    assert (book_gaps["detail"] == "disconnect").all()
     assert summary["gaps"] > 0 and summary["resyncs"] > 0 and summary["reconnects"] > 0
     # every gap is followed by a resync and, later, a synced book
     for symbol in NORMALIZED.values():
         mine = book_events[book_events["symbol"] == symbol]
         assert mine["kind"].iloc[-1] in ("synced", "stopped")
-        assert (mine["kind"] == "synced").sum() > (mine["kind"] == "gap").sum() >= 1
+        assert (mine["kind"] == "synced").sum() > (mine["kind"] == "gap").sum()
     assert_trades_exact_or_explained(store, stats)
     assert_raw_capture_replays_as_collected(tmp_path, summary)
 

@@ -385,7 +385,7 @@ def test_a_lagging_snapshot_asked_after_the_ack_is_held_until_a_diff_judges_it()
 
 
 def test_a_stale_refetch_waits_for_the_streams_lead_and_backs_off() -> None:
-    p = protocol()
+    p = protocol(stale_wait_ms="5000")
     out = opened(p)
     p.receive(CONN, ACK, T0, out)
     request = snapshot_request(p, T0)
@@ -660,3 +660,14 @@ def test_a_snapshot_of_a_book_unchanged_for_days_is_plausible() -> None:
     future = US0 + 3 * 86_400_000_000
     answer(q, snapshot_request(q), snapshot_body(future, BIDS, ASKS), out)
     assert q.book("btcusd").pending is None  # refused, refetched after a back-off
+
+
+def test_a_stale_refetch_waits_at_most_stale_wait_first() -> None:
+    """A lead of minutes is a book that was quiet before the first diff, not a REST lag."""
+    p = protocol()
+    out = opened(p)
+    p.receive(CONN, ACK, T0, out)
+    request = snapshot_request(p, T0)
+    p.receive(CONN, diff(US0 + 600_000_000), T0, out)  # 10 minutes after the snapshot below
+    p.receive_response(request, RestResponse(200, snapshot_body(US0, BIDS, ASKS)), T0, out)
+    assert p.next_wakeup_ns() == T0 + S

@@ -85,6 +85,7 @@ class OrderBook:
         native: str,
         max_buffer: int,
         quiet_confirm_ns: int = 3_000_000_000,
+        stale_wait_ns: int = 1_000_000_000,
         backoff_cap_ns: int = 30_000_000_000,
     ) -> None:
         self.exchange = exchange
@@ -92,6 +93,7 @@ class OrderBook:
         self.native = native
         self.max_buffer = max_buffer
         self.quiet_confirm_ns = quiet_confirm_ns
+        self.stale_wait_ns = stale_wait_ns
         self.backoff_cap_ns = backoff_cap_ns
         self.bids = BookSide(-1)
         self.asks = BookSide(1)
@@ -248,9 +250,10 @@ class OrderBook:
             self.wants_snapshot = True
             self.snapshots_refused += 1
             self.stale_in_row += 1
-            # the stream leads the snapshot by first_mt - snap_mt: asking sooner gets the
-            # same lagging answer; doubled while answers stay stale
-            lead_ns = (first_mt - snap_mt) * US
+            # the stream leads the snapshot by first_mt - snap_mt: asking sooner gets the same
+            # lagging answer. A lead of minutes is a book that was quiet, not a lag that long,
+            # so the first wait is at most stale_wait; doubled while answers stay stale
+            lead_ns = min((first_mt - snap_mt) * US, self.stale_wait_ns)
             delay = min(self.backoff_cap_ns, lead_ns << min(self.stale_in_row - 1, 16))
             self.not_before_ns = snap_recv_ns + delay
             self.last_break = "stale snapshot"

@@ -24,6 +24,9 @@ class BitstampOptions:
     snapshot_ack_wait_ms: int = 1_000
     #: a quiet pair's held snapshot is confirmed by a second one asked this long after it
     quiet_confirm_ms: int = 3_000
+    #: longest first wait before refetching a stale snapshot (the stream's lead, if shorter;
+    #: doubled while the answers stay stale)
+    stale_wait_ms: int = 1_000
     #: after a reconnect, how long before the trades of the outage are fetched back (the new
     #: subscription is live by then, so the stream carries what comes after)
     backfill_delay_ms: int = 2_000
@@ -35,6 +38,10 @@ class BitstampOptions:
     @property
     def backfill_delay_ns(self) -> int:
         return self.backfill_delay_ms * MS
+
+    @property
+    def stale_wait_ns(self) -> int:
+        return self.stale_wait_ms * MS
 
     @property
     def quiet_confirm_ns(self) -> int:

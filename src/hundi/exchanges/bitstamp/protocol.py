@@ -128,6 +128,7 @@ class BitstampProtocol(VenueProtocol):
                     native=n,
                     max_buffer=self.options.max_buffer,
                     quiet_confirm_ns=self.options.quiet_confirm_ns,
+                    stale_wait_ns=self.options.stale_wait_ns,
                     backoff_cap_ns=int(self.options.backoff_cap_s * NS),
                 )
                 for n, s in self.symbols.items()

@@ -49,7 +49,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 @click.option("--fault", "faults", multiple=True, metavar="KIND:N",
               help="stale-snapshot:N (first N order_book answers stale), "
                    "reconnect:SECONDS (bts:request_reconnect), drop:SECONDS (abort sockets, "
-                   "refuse new ones for 1 s), rest-lag:SECONDS (order_book answers that old); "
+                   "refuse new ones for 0.5 s), rest-lag:SECONDS (order_book answers that old); "
                    "repeatable.")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def bitstamp(

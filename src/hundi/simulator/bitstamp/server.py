@@ -18,7 +18,7 @@ Faults (``faults``: kind → number): ``stale-snapshot`` N answers the first N o
 requests with the book from before the warm-up, stamped before the first diff (a stale
 snapshot); ``reconnect`` S sends ``bts:request_reconnect`` every S seconds and closes the
 sockets still open ``reconnect_grace_s`` (5 s) later; ``drop`` S aborts every socket every S
-seconds, and refuses new WebSocket connections for ``drop_outage_s`` (1 s) after, so the trades
+seconds, and refuses new WebSocket connections for ``drop_outage_s`` (0.5 s) after, so the trades
 of the outage are lost from the WebSocket (``transactions`` still has them); ``rest-lag`` S
 answers ``order_book`` with the book as it was S seconds earlier, stamped with that book's last
 change (Bitstamp's REST answers lag its stream by 1-2.5 s).
@@ -68,7 +68,7 @@ class BitstampSimConfig:
     steps: int | None = None  # stop the market after this many actions
     top_interval_s: float = 0.1  # order_book (top 100) pushes
     reconnect_grace_s: float = 5.0
-    drop_outage_s: float = 1.0  # after a drop fault, new connections are refused this long
+    drop_outage_s: float = 0.5  # after a drop fault, new connections are refused this long
     faults: dict[str, float] = field(default_factory=dict)
 
 
