@@ -23,8 +23,8 @@ of the outage are lost from the WebSocket (``transactions`` still has them); ``r
 answers ``order_book`` with the book as it was S seconds earlier, stamped with that book's last
 change (Bitstamp's REST answers lag its stream by 1-2.5 s).
 With ``steps``, the timed faults strike only during the first half of the market's actions.
-``GET /sim/stats`` is the ground truth: trade ids sent per connection and pair, every trade id
-the market made per pair (``trades``), faults.
+``GET /sim/stats`` is the ground truth: trade ids sent per connection and pair, every trade the
+market made per pair (``trades``: id and microtimestamp), faults.
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         self.trades: dict[str, deque[tuple[int, int, str, str, int]]] = {
             pair: deque(maxlen=TRADES_KEPT) for pair in config.symbols
         }
-        self.trade_ids_made: dict[str, list[int]] = {pair: [] for pair in config.symbols}
+        # per pair: [id, microtimestamp] of every trade the market made
+        self.trades_made: dict[str, list[tuple[int, int]]] = {pair: [] for pair in config.symbols}
         self.refuse_until = 0.0  # monotonic time until which new sockets are refused (drop)
         # rest-lag: per pair, (microtimestamp, book) as published, for answers that lag
         self.lag_us = int(config.faults.get("rest-lag", 0) * 1_000_000)
@@ -156,7 +157,7 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
             "start_us": self.start_us,  # stale snapshots are stamped before it
             "snapshots_served": self.snapshots_served,
             "faults": self.faults.to_json(),
-            "trades": self.trade_ids_made,
+            "trades": self.trades_made,
             "connections": [r.to_json() for r in records],
         }
 
@@ -197,7 +198,7 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
             amount_str = fixed(qty, spec.qty_decimals)
             side = 1 if buyer_is_maker else 0
             self.trades[pair].append((mt, trade_id, price_str, amount_str, side))
-            self.trade_ids_made[pair].append(trade_id)
+            self.trades_made[pair].append((trade_id, mt))
             frame = msgspec.json.encode({
                 "data": {
                     "id": trade_id, "timestamp": str(mt // 1_000_000),
