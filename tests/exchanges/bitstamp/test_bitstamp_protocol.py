@@ -8,6 +8,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from hundi.book.replay import broken
 from hundi.exchanges.base import (
     FrameStatus,
     RecordSink,
@@ -671,3 +672,21 @@ def test_a_stale_refetch_waits_at_most_stale_wait_first() -> None:
     p.receive(CONN, diff(US0 + 600_000_000), T0, out)  # 10 minutes after the snapshot below
     p.receive_response(request, RestResponse(200, snapshot_body(US0, BIDS, ASKS)), T0, out)
     assert p.next_wakeup_ns() == T0 + S
+
+
+def test_a_book_resynced_after_a_disconnect_is_not_broken_for_book_at() -> None:
+    """The disconnect gap is on the exchange clock: the snapshot that resynced the book (here
+    the same unchanged book, the same microtimestamp) repairs it; on the local clock (later than
+    the book's last change) ``book_at`` would call the resynced book broken."""
+    p = protocol()
+    out = opened(p)
+    synced(p, out)  # snapshot at US0 + 1
+    p.on_close(CONN, T0 + 10 * S, out)
+    p.on_open(CONN, T0 + 11 * S, out)
+    request = snapshot_request(p, T0 + 12 * S)
+    p.receive(CONN, diff(US0 + 1), T0 + 12 * S, out)  # vouches: nothing changed meanwhile
+    answer(p, request, snapshot_body(US0 + 1, BIDS, ASKS), out)
+    assert p.book("btcusd").synced
+    gaps = np.array(sorted(e.ts for e in out.events if e.kind == "gap" and e.channel == "book"))
+    snapshot_ts = max(r.ts for r in out.book if r.snapshot)
+    assert not broken(gaps, snapshot_ts, T0 + 20 * S)
