@@ -424,13 +424,15 @@ def test_a_second_snapshot_that_changed_is_held_again() -> None:
     assert snapshot_request(p, later + 3 * S)  # confirmed against the newer one, later
 
 
-def test_without_the_ack_a_second_unchanged_snapshot_does_not_confirm() -> None:
+def test_a_confirming_snapshot_is_asked_only_after_the_ack() -> None:
     p = protocol()
     out = opened(p)
     answer(p, snapshot_request(p), snapshot_body(US0, BIDS, ASKS), out)
-    confirm = snapshot_request(p, T1 + 3 * S)
+    assert p.due_requests(T1 + 10 * S) == []  # a confirmation needs the ack first
+    p.receive(CONN, ACK, T1 + 10 * S, out)
+    confirm = snapshot_request(p, T1 + 10 * S)
     answer(p, confirm, snapshot_body(US0, BIDS, ASKS), out)
-    assert not p.book("btcusd").synced  # the subscription may not be live yet
+    assert p.book("btcusd").synced
 
 
 def synced(p: BitstampProtocol, out: RecordSink) -> None:

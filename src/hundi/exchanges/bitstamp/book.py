@@ -49,6 +49,7 @@ from hundi.exchanges.bitstamp.messages import BookMsg
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
 
 US = 1_000  # Bitstamp's microtimestamps are µs; records are ns
+NEVER = 1 << 62
 
 
 class BitstampBookRule:
@@ -126,6 +127,8 @@ class OrderBook:
         ``ack_wait_ns`` after the open without an ack (a slow ack, or a recording whose client
         asked before its ack arrived); and not before a stale answer's pacing or a held
         snapshot's confirmation time."""
+        if self.pending is not None and not self.acked:
+            return NEVER  # only a snapshot asked after the ack can confirm the one held
         opened = self.opened_ns if self.acked else self.opened_ns + ack_wait_ns
         return max(opened, self.not_before_ns)
 
