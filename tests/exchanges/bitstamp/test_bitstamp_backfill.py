@@ -214,3 +214,15 @@ def test_without_the_trades_channel_nothing_is_owed() -> None:
     p.on_open(CONN, T0, out)
     outage(p, out, T0 + S, T0 + 2 * S)
     assert p.owed_ids() == 0 and p.finishing_requests(T0 + 5 * S) is None
+
+
+def test_an_open_without_a_close_is_a_rollover_not_a_break() -> None:
+    """Replays of our captures show a make-before-break switch's OPEN; the live run heard of
+    no break, so the replay stores none and owes nothing."""
+    p = protocol()
+    out = RecordSink()
+    p.on_open(CONN, T0, out)
+    p.receive(CONN, trade(41, US0), T0, out)
+    p.on_open(CONN, T0 + S, out)
+    assert out.events == [] and p.owed_ids() == 0
+    assert p.receive(CONN, trade(41, US0), T0 + S, out) is FrameStatus.FILTERED

@@ -192,12 +192,13 @@ class BitstampProtocol(VenueProtocol):
         return self.symbols.get(native) or normalize(native.lower())
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
-        """A fresh connection: books start over. Frames of the new connection may already
-        have been received (the I/O layer reads while it subscribes), so the trades stored
-        from them are not a break; only an open without a close before it is one."""
+        """A fresh connection after a close: books start over, owed trades are fetched once
+        its subscription is live. An open without a close before it is a make-before-break
+        switch (a ``bts:request_reconnect`` rollover) seen in a replay of our own capture: the
+        live run heard of no break there (the I/O layer calls neither), so neither does this."""
         self._now_ns = max(self._now_ns, now_ns)
         if self._connected:
-            self._trades_disconnected(now_ns, out)
+            return
         self._connected = True
         self._opened_us = now_ns // US
         for book in self._books.values():
