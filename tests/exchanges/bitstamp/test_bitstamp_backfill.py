@@ -56,9 +56,18 @@ def backfill_requests(p: BitstampProtocol, now_ns: int) -> list[RestRequest]:
     return [r for r in p.due_requests(now_ns) if r.purpose is RestPurpose.TRADE_BACKFILL]
 
 
+def acked(pair: str = "btcusd") -> bytes:
+    return b'{"event":"bts:subscription_succeeded","channel":"live_trades_%s","data":{}}' % (
+        pair.encode()
+    )
+
+
 def outage(p: BitstampProtocol, out: RecordSink, closed_ns: int, reopened_ns: int) -> None:
+    """A close, and a reopen whose trades subscriptions are acknowledged at once."""
     p.on_close(CONN, closed_ns, out)
     p.on_open(CONN, reopened_ns, out)
+    for pair in p.symbols:
+        p.receive(CONN, acked(pair), reopened_ns, out)
 
 
 def test_the_outage_trades_are_fetched_back_once_the_stream_is_back() -> None:
@@ -226,3 +235,27 @@ def test_an_open_without_a_close_is_a_rollover_not_a_break() -> None:
     p.on_open(CONN, T0 + S, out)
     assert out.events == [] and p.owed_ids() == 0
     assert p.receive(CONN, trade(41, US0), T0 + S, out) is FrameStatus.FILTERED
+
+
+def test_the_fetch_waits_for_the_trades_subscriptions_ack() -> None:
+    p = protocol()
+    out = RecordSink()
+    p.on_open(CONN, T0, out)
+    p.receive(CONN, trade(41, US0), T0, out)
+    p.on_close(CONN, T0 + S, out)
+    p.on_open(CONN, T0 + 2 * S, out)
+    assert backfill_requests(p, T0 + 2 * S + DELAY) == []  # not acknowledged yet
+    p.receive(CONN, acked(), T0 + 5 * S, out)
+    assert p.next_wakeup_ns() == T0 + 5 * S + DELAY
+    assert backfill_requests(p, T0 + 5 * S + DELAY)
+
+
+def test_without_an_ack_the_fetch_happens_later_anyway() -> None:
+    p = protocol()
+    out = RecordSink()
+    p.on_open(CONN, T0, out)
+    p.receive(CONN, trade(41, US0), T0, out)
+    p.on_close(CONN, T0 + S, out)
+    p.on_open(CONN, T0 + 2 * S, out)
+    assert backfill_requests(p, T0 + 2 * S + DELAY + 9 * S) == []
+    assert backfill_requests(p, T0 + 2 * S + DELAY + 10 * S)

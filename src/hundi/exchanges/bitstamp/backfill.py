@@ -3,8 +3,9 @@
 Bitstamp's trade ids are one counter across all pairs, so a pair's missing trades cannot be named
 by id: the hole of a break is bounded by time and id instead. It starts after the last trade
 stored for the pair (its id and microtimestamp; with none stored, at the open of the connection
-that broke) and is open-ended until the stream is back. ``backfill_delay`` after the reopen
-(the new subscription is live by then: later trades come on the stream) the pair's recent
+that broke) and is open-ended until the stream is back. ``backfill_delay`` after the new
+connection's ``live_trades`` subscription is acknowledged (later trades come on the stream; 10 s
+more after the reopen should no ack come) the pair's recent
 trades are fetched with ``GET /api/v2/transactions/<pair>/?time=minute|hour|day``, the smallest
 window covering the outage. Each trade newer than the hole's start and not stored already (the
 new stream may have delivered it) is stored once; a ``backfilled`` event names the recovered
@@ -44,6 +45,8 @@ WINDOWS: Final = (("minute", 60), ("hour", 3_600), ("day", 86_400))
 #: a window is picked with this much to spare (clock skew, the request's own latency)
 MARGIN_S: Final = 5
 NEVER: Final = 1 << 62
+#: without the trades subscription's ack, the fetch waits this much longer after the reopen
+ACK_FALLBACK_NS: Final = 10 * NS
 
 
 class TradeIds:
@@ -132,10 +135,19 @@ class TradeBackfill:
         self.owed[native] = Owed(after_id=ids.last, since_us=since_us)
 
     def reopened(self, now_ns: int) -> None:
-        """The stream is back: fetch each owed pair once its new subscription is live."""
+        """The stream is back: each owed pair is fetched ``delay`` after its trades
+        subscription is acknowledged (:meth:`subscribed`); should no ack come, a while later."""
         for owed in self.owed.values():
             if owed.in_flight is None:
-                owed.not_before_ns = now_ns + self.delay_ns
+                owed.not_before_ns = now_ns + self.delay_ns + ACK_FALLBACK_NS
+
+    def subscribed(self, native: str, now_ns: int) -> None:
+        """The pair's ``live_trades`` subscription is acknowledged: what comes next is on the
+        stream. (Timed on a received frame, a replay of our capture asks when the live run
+        did, so the captured answer finds its request.)"""
+        owed = self.owed.get(native)
+        if owed is not None and owed.in_flight is None:
+            owed.not_before_ns = now_ns + self.delay_ns
 
     # ------------------------------------------------------------------ requests
     def due(self, now_ns: int, *, finishing: bool = False) -> list[str]:

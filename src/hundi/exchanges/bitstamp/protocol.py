@@ -292,6 +292,8 @@ class BitstampProtocol(VenueProtocol):
             book = self._books.get(route[1]) if route is not None else None
             if book is not None and route is not None and route[0] is DIFF_PREFIX:
                 book.subscribed()
+            elif route is not None and route[0] is TRADES_PREFIX:
+                self._backfill.subscribed(route[1], recv_ns)
             return FrameStatus.FILTERED
         if event in (UNSUBSCRIBED, HEARTBEAT):
             return FrameStatus.FILTERED
