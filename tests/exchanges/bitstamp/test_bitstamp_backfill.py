@@ -259,3 +259,15 @@ def test_without_an_ack_the_fetch_happens_later_anyway() -> None:
     p.on_open(CONN, T0 + 2 * S, out)
     assert backfill_requests(p, T0 + 2 * S + DELAY + 9 * S) == []
     assert backfill_requests(p, T0 + 2 * S + DELAY + 10 * S)
+
+
+def test_an_ack_read_before_the_open_is_heard_counts() -> None:
+    """The I/O layer reads frames while it subscribes, before it calls ``on_open``."""
+    p = protocol()
+    out = RecordSink()
+    p.on_open(CONN, T0, out)
+    p.receive(CONN, trade(41, US0), T0, out)
+    p.on_close(CONN, T0 + S, out)
+    p.receive(CONN, acked(), T0 + 2 * S, out)
+    p.on_open(CONN, T0 + 3 * S, out)
+    assert backfill_requests(p, T0 + 2 * S + DELAY)

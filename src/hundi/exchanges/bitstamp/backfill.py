@@ -139,7 +139,9 @@ class TradeBackfill:
         subscription is acknowledged (:meth:`subscribed`); should no ack come, a while later."""
         for owed in self.owed.values():
             if owed.in_flight is None:
-                owed.not_before_ns = now_ns + self.delay_ns + ACK_FALLBACK_NS
+                # the I/O layer reads while it subscribes: the ack may have come already
+                fallback = now_ns + self.delay_ns + ACK_FALLBACK_NS
+                owed.not_before_ns = min(owed.not_before_ns, fallback)
 
     def subscribed(self, native: str, now_ns: int) -> None:
         """The pair's ``live_trades`` subscription is acknowledged: what comes next is on the
