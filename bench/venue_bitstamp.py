@@ -100,6 +100,13 @@ def simulator_bench(steps: int, repeat: int) -> dict[str, Any]:
         for pair in PAIRS:
             ack = b'{"event":"bts:subscription_succeeded","channel":"diff_order_book_%s","data":{}}'
             protocol.receive(CONN, ack % pair.encode(), now, sink)
+        for pair in PAIRS:  # a diff at the snapshot's time vouches for it (held until one does)
+            mt = msgspec.json.decode(snapshots[pair])["microtimestamp"]
+            vouch = msgspec.json.encode({
+                "data": {"microtimestamp": mt, "bids": [], "asks": []},
+                "channel": f"diff_order_book_{pair}", "event": "data",
+            })  # fmt: skip
+            protocol.receive(CONN, vouch, now, sink)
         for offset in range(len(PAIRS) + 1):  # snapshot requests are spaced 100 ms
             for request in protocol.due_requests(now + offset * 200_000_000):
                 body = snapshots.get(request.key, b"[]")

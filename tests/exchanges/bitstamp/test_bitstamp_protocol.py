@@ -8,6 +8,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from hundi.book.replay import broken
 from hundi.exchanges.base import (
     FrameStatus,
     RecordSink,
@@ -90,7 +91,8 @@ def answer(p: BitstampProtocol, request: RestRequest, body: bytes, out: RecordSi
 
 
 def kinds(out: RecordSink) -> list[str]:
-    return [e.kind for e in out.events]
+    """The book's events (a disconnect also stores one on trades)."""
+    return [e.kind for e in out.events if e.channel != "trades"]
 
 
 # ---------------------------------------------------------------------- symbols and config
@@ -295,12 +297,15 @@ def test_documented_sync_drops_old_diffs_and_applies_the_rest() -> None:
     out = opened(p)
     request = snapshot_request(p)
     p.receive(CONN, diff(US0 + 1, bids=[["100.0", "9.0"]]), T0, out)  # in the snapshot
-    p.receive(CONN, diff(US0 + 5, asks=[["101.0", "0"]]), T0, out)  # after it
     assert not p.book("btcusd").synced
     answer(p, request, snapshot_body(US0 + 3, BIDS, ASKS), out)
     book = p.book("btcusd")
-    assert book.synced and book.last_mt == US0 + 5
-    assert kinds(out) == ["synced"]
+    assert book.synced and book.last_mt == US0 + 3
+    # a late diff the snapshot holds is dropped while nothing newer was applied
+    p.receive(CONN, diff(US0 + 2, bids=[["100.5", "1"]]), T0, out)
+    assert book.synced and book.bids.best() == 100.0 and book.diffs_covered == 2
+    p.receive(CONN, diff(US0 + 5, asks=[["101.0", "0"]]), T0, out)  # after it
+    assert kinds(out) == ["synced"] and book.last_mt == US0 + 5
     snapshot_rows = [r for r in out.book if r.snapshot]
     diff_rows = [r for r in out.book if not r.snapshot]
     assert {r.update_id for r in snapshot_rows} == {US0 + 3} and len(snapshot_rows) == 4
@@ -308,11 +313,35 @@ def test_documented_sync_drops_old_diffs_and_applies_the_rest() -> None:
         (101.0, 0.0, US0 + 5, US0 + 3)
     ]
     assert book.bids.best() == 100.0 and book.asks.best() == 102.0
-    # a late diff the snapshot holds is dropped, also after the sync
-    p.receive(CONN, diff(US0 + 2, bids=[["100.5", "1"]]), T0, out)
-    assert book.synced and book.bids.best() == 100.0 and book.diffs_covered == 2
     status = p.books()[0]
     assert status.synced and status.best_bid == 100.0 and status.last_update_id == US0 + 5
+
+
+def test_an_old_diff_after_a_newer_one_is_time_going_back_not_covered() -> None:
+    p = protocol()
+    out = opened(p)
+    request = snapshot_request(p)
+    p.receive(CONN, diff(US0 + 1), T0, out)
+    answer(p, request, snapshot_body(US0 + 3, BIDS, ASKS), out)
+    p.receive(CONN, diff(US0 + 5, asks=[["101.0", "0"]]), T0, out)
+    p.receive(CONN, diff(US0 + 2, bids=[["100.5", "1"]]), T0, out)  # older than the snapshot
+    assert kinds(out) == ["synced", "gap", "resync"]
+    assert (out.events[1].expected, out.events[1].received) == (US0 + 5, US0 + 2)
+    assert not p.book("btcusd").synced
+
+
+def test_the_same_diff_twice_is_applied_once() -> None:
+    p = protocol()
+    out = opened(p)
+    synced(p, out)
+    again = diff(US0 + 7, bids=[["99.5", "1"]])
+    assert p.receive(CONN, again, T0, out) is FrameStatus.PROCESSED
+    rows = len(out.book)
+    assert p.receive(CONN, again, T0, out) is FrameStatus.FILTERED
+    assert len(out.book) == rows and p.book("btcusd").diffs_repeated == 1
+    # another diff in the same microsecond is a change of its own
+    assert p.receive(CONN, diff(US0 + 7, bids=[["99.5", "2"]]), T0, out) is (FrameStatus.PROCESSED)
+    assert len(out.book) == rows + 1 and kinds(out) == ["synced"]
 
 
 def test_stale_snapshot_is_refetched_never_applied() -> None:
@@ -334,17 +363,75 @@ def test_snapshot_before_any_diff_waits_for_one_to_judge_it() -> None:
     p = protocol()
     out = opened(p)
     answer(p, snapshot_request(p), snapshot_body(US0 + 5, BIDS, ASKS), out)
-    assert not p.book("btcusd").synced and "waiting for the first diff" in p.books()[0].waiting
+    assert not p.book("btcusd").synced and "snapshot held" in p.books()[0].waiting
     p.receive(CONN, diff(US0 + 4), T0, out)  # the subscription was live before the snapshot
     assert p.book("btcusd").synced
 
 
-def test_snapshot_asked_after_the_ack_needs_no_diff() -> None:
+ACK = b'{"event":"bts:subscription_succeeded","channel":"diff_order_book_btcusd","data":{}}'
+
+
+def test_a_lagging_snapshot_asked_after_the_ack_is_held_until_a_diff_judges_it() -> None:
+    """The REST answer lags the stream (the real recording: 1-2.5 s): a snapshot asked after
+    the ack may predate changes already streamed before the buffer began. Applying it at once
+    would lose them; a diff newer than it shows it stale."""
     p = protocol()
     out = opened(p)
-    ack = b'{"event":"bts:subscription_succeeded","channel":"diff_order_book_btcusd","data":{}}'
-    p.receive(CONN, ack, T0, out)
+    p.receive(CONN, ACK, T0, out)
+    answer(p, snapshot_request(p, T0), snapshot_body(US0, BIDS, ASKS), out)
+    assert not p.book("btcusd").synced and out.book == []
+    p.receive(CONN, diff(US0 + 2_000_000, bids=[["99.5", "1"]]), T0 + S, out)  # 2 s newer
+    assert not p.book("btcusd").synced and kinds(out) == ["resync"]
+    assert out.events[0].detail.startswith("stale snapshot")
+
+
+def test_a_stale_refetch_waits_for_the_streams_lead_and_backs_off() -> None:
+    p = protocol(stale_wait_ms="5000")
+    out = opened(p)
+    p.receive(CONN, ACK, T0, out)
+    request = snapshot_request(p, T0)
+    p.receive(CONN, diff(US0 + 2_000_000), T0, out)  # 2 s after the snapshot below
+    p.receive_response(request, RestResponse(200, snapshot_body(US0, BIDS, ASKS)), T0, out)
+    assert p.due_requests(T0 + S) == [] and p.next_wakeup_ns() == T0 + 2 * S
+    again = snapshot_request(p, T0 + 2 * S)
+    p.receive_response(again, RestResponse(200, snapshot_body(US0, BIDS, ASKS)), T0 + 2 * S, out)
+    assert kinds(out) == ["resync", "resync"]
+    assert p.next_wakeup_ns() == T0 + 6 * S  # doubled: 4 s after the second stale answer
+
+
+def test_a_quiet_pair_syncs_on_a_second_unchanged_snapshot() -> None:
+    p = protocol()
+    out = opened(p)
+    p.receive(CONN, ACK, T0, out)
+    answer(p, snapshot_request(p, T0), snapshot_body(US0, BIDS, ASKS), out)
+    assert not p.book("btcusd").synced
+    assert p.due_requests(T0 + 2 * S) == [] and p.next_wakeup_ns() == T0 + 3 * S
+    confirm = snapshot_request(p, T0 + 3 * S)
+    p.receive_response(confirm, RestResponse(200, snapshot_body(US0, BIDS, ASKS)), T0, out)
+    assert p.book("btcusd").synced and kinds(out) == ["synced"]
+    assert "quiet" in out.events[0].detail
+
+
+def test_a_second_snapshot_that_changed_is_held_again() -> None:
+    p = protocol()
+    out = opened(p)
+    p.receive(CONN, ACK, T0, out)
+    answer(p, snapshot_request(p, T0), snapshot_body(US0, BIDS, ASKS), out)
+    confirm = snapshot_request(p, T0 + 3 * S)
+    later = T0 + 3 * S
+    p.receive_response(confirm, RestResponse(200, snapshot_body(US0 + 9, BIDS, ASKS)), later, out)
+    assert not p.book("btcusd").synced and out.events == []
+    assert snapshot_request(p, later + 3 * S)  # confirmed against the newer one, later
+
+
+def test_a_confirming_snapshot_is_asked_only_after_the_ack() -> None:
+    p = protocol()
+    out = opened(p)
     answer(p, snapshot_request(p), snapshot_body(US0, BIDS, ASKS), out)
+    assert p.due_requests(T1 + 10 * S) == []  # a confirmation needs the ack first
+    p.receive(CONN, ACK, T1 + 10 * S, out)
+    confirm = snapshot_request(p, T1 + 10 * S)
+    answer(p, confirm, snapshot_body(US0, BIDS, ASKS), out)
     assert p.book("btcusd").synced
 
 
@@ -396,7 +483,10 @@ def test_disconnect_is_a_gap_and_a_reopen_asks_a_new_snapshot() -> None:
     out = opened(p)
     synced(p, out)
     p.on_close(CONN, T0 + S, out)
-    assert kinds(out) == ["synced", "gap", "resync"] and out.events[1].detail == "disconnect"
+    gap = [e for e in out.events if e.channel == "book"][1]
+    assert kinds(out) == ["synced", "gap", "resync"] and gap.detail == "disconnect"
+    # on the exchange clock of the last change, as the snapshot rows that repair it
+    assert gap.ts == (US0 + 1) * 1_000 and gap.recv_ts == T0 + S
     assert p.due_requests(T0 + S) == []  # nothing to sync while closed
     p.on_open(CONN, T0 + 2 * S, out)
     assert snapshot_request(p, T1 + 2 * S)
@@ -508,8 +598,97 @@ def test_listing_flags_unlisted_renamed_and_disabled_pairs() -> None:
 def test_book_rule_judges_rows_as_the_sync_does() -> None:
     first = np.array([5, 3, 7, 7], np.int64)
     prev_u = np.array([4, 4, 7, 8], np.int64)
-    none = np.full(4, -1, np.int64)
-    assert BOOK_RULE.after_snapshot(first, first, none, prev_u).tolist() == [
+    assert BOOK_RULE.after_snapshot(first, first, prev_u, prev_u).tolist() == [
         True, False, False, False
     ]  # fmt: skip
-    assert BOOK_RULE.after_diff(first, first, none, prev_u).tolist() == [True, False, True, False]
+    # a diff naming the row before it; a second diff in the same µs; the next level of the
+    # same diff (same ids, an older predecessor)
+    first = np.array([5, 7, 7, 9], np.int64)
+    prev_id = np.array([4, 7, 5, 8], np.int64)
+    prev_u = np.array([4, 7, 7, 8], np.int64)
+    assert BOOK_RULE.after_diff(first, first, prev_id, prev_u).tolist() == [True] * 4
+
+
+def test_book_rule_sees_a_missing_stored_diff() -> None:
+    """Stored diffs name the exact predecessor: a diff whose predecessor is not the row before
+    it (one in the middle is missing) breaks the chain, though its time moves forward."""
+    p = protocol()
+    out = opened(p)
+    synced(p, out)
+    for mt in (US0 + 2, US0 + 3, US0 + 4):
+        p.receive(CONN, diff(mt, bids=[["99.5", str(mt - US0)]]), T0, out)
+    rows = [r for r in out.book if not r.snapshot]
+    del rows[1]  # the middle diff was lost from the store
+    first = np.array([r.first_update_id for r in rows], np.int64)
+    prev_id = np.array([r.prev_update_id for r in rows], np.int64)
+    prev_u = np.array([US0 + 1] + [r.update_id for r in rows[:-1]], np.int64)
+    after_snapshot = BOOK_RULE.after_snapshot(first, first, prev_id, prev_u).tolist()
+    after_diff = BOOK_RULE.after_diff(first, first, prev_id, prev_u).tolist()
+    assert after_snapshot[0] and after_diff[1:] == [False]
+
+
+def test_a_pair_listed_under_another_name_is_unsubscribed_not_collected() -> None:
+    p = protocol(("btcusd", "xrpusd"))
+    out = opened(p)
+    (listing,) = [r for r in p.due_requests(T0) if r.purpose is RestPurpose.SYMBOL_LISTING]
+    body = msgspec.json.encode([
+        {"url_symbol": "btcusd", "name": "BTC/USD", "trading": "Enabled"},
+        {"url_symbol": "xrpusd", "name": "XRPX/USD", "trading": "Enabled"},
+    ])  # fmt: skip
+    p.receive_response(listing, RestResponse(200, body), T0, out)
+    assert p.take_messages() == [
+        (CONN, b'{"event":"bts:unsubscribe","data":{"channel":"%s_xrpusd"}}' % prefix)
+        for prefix in (b"diff_order_book", b"live_trades", b"order_book")
+    ]
+    (event,) = out.events
+    assert event.kind == "invalid_symbol" and "not collected" in event.detail
+    xrp_trade = trade(7).replace(b"live_trades_btcusd", b"live_trades_xrpusd")
+    assert p.receive(CONN, xrp_trade, T0, out) is FrameStatus.FILTERED
+    assert out.trades == [] and [b.symbol for b in p.books()] == ["BTC-USD"]
+    assert all(b"xrpusd" not in m for m in p.connections()[0].subscribe)
+    assert all(r.key != "xrpusd" for r in p.due_requests(T1))
+
+
+def test_a_snapshot_of_a_book_unchanged_for_days_is_plausible() -> None:
+    p = protocol()
+    out = opened(p)
+    p.receive(CONN, ACK, T0, out)
+    days_old = US0 - 3 * 86_400_000_000
+    answer(p, snapshot_request(p, T0), snapshot_body(days_old, BIDS, ASKS), out)
+    confirm = snapshot_request(p, T0 + 3 * S)  # a quiet pair: confirmed by a second one
+    answer(p, confirm, snapshot_body(days_old, BIDS, ASKS), out)
+    assert p.book("btcusd").synced
+    q = protocol()
+    out = opened(q)
+    future = US0 + 3 * 86_400_000_000
+    answer(q, snapshot_request(q), snapshot_body(future, BIDS, ASKS), out)
+    assert q.book("btcusd").pending is None  # refused, refetched after a back-off
+
+
+def test_a_stale_refetch_waits_at_most_stale_wait_first() -> None:
+    """A lead of minutes is a book that was quiet before the first diff, not a REST lag."""
+    p = protocol()
+    out = opened(p)
+    p.receive(CONN, ACK, T0, out)
+    request = snapshot_request(p, T0)
+    p.receive(CONN, diff(US0 + 600_000_000), T0, out)  # 10 minutes after the snapshot below
+    p.receive_response(request, RestResponse(200, snapshot_body(US0, BIDS, ASKS)), T0, out)
+    assert p.next_wakeup_ns() == T0 + S
+
+
+def test_a_book_resynced_after_a_disconnect_is_not_broken_for_book_at() -> None:
+    """The disconnect gap is on the exchange clock: the snapshot that resynced the book (here
+    the same unchanged book, the same microtimestamp) repairs it; on the local clock (later than
+    the book's last change) ``book_at`` would call the resynced book broken."""
+    p = protocol()
+    out = opened(p)
+    synced(p, out)  # snapshot at US0 + 1
+    p.on_close(CONN, T0 + 10 * S, out)
+    p.on_open(CONN, T0 + 11 * S, out)
+    request = snapshot_request(p, T0 + 12 * S)
+    p.receive(CONN, diff(US0 + 1), T0 + 12 * S, out)  # vouches: nothing changed meanwhile
+    answer(p, request, snapshot_body(US0 + 1, BIDS, ASKS), out)
+    assert p.book("btcusd").synced
+    gaps = np.array(sorted(e.ts for e in out.events if e.kind == "gap" and e.channel == "book"))
+    snapshot_ts = max(r.ts for r in out.book if r.snapshot)
+    assert not broken(gaps, snapshot_ts, T0 + 20 * S)

@@ -61,3 +61,17 @@ TRADE_DECODER = msgspec.json.Decoder(TradeMsg, strict=False)
 BOOK_DECODER = msgspec.json.Decoder(BookMsg, strict=False)
 ERROR_DECODER = msgspec.json.Decoder(ErrorMsg, strict=False)
 PAIRS_DECODER = msgspec.json.Decoder(list[PairInfo])
+
+
+class TransactionMsg(msgspec.Struct, frozen=True):
+    """One trade of REST ``/api/v2/transactions/<pair>/``: ``date`` in whole seconds, ``tid`` the
+    same id as the WebSocket's, ``type`` the taker's side (0 buy, 1 sell)."""
+
+    date: int
+    tid: int
+    price: float
+    amount: float
+    type: int
+
+
+TRANSACTIONS_DECODER = msgspec.json.Decoder(list[TransactionMsg], strict=False)

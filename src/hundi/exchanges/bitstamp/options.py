@@ -22,10 +22,30 @@ class BitstampOptions:
     backoff_cap_s: float = 30.0
     #: after a (re)open, how long a book's snapshot waits for the diff subscription's ack
     snapshot_ack_wait_ms: int = 1_000
+    #: a quiet pair's held snapshot is confirmed by a second one asked this long after it
+    quiet_confirm_ms: int = 3_000
+    #: longest first wait before refetching a stale snapshot (the stream's lead, if shorter;
+    #: doubled while the answers stay stale)
+    stale_wait_ms: int = 1_000
+    #: after a reconnect, how long before the trades of the outage are fetched back (the new
+    #: subscription is live by then, so the stream carries what comes after)
+    backfill_delay_ms: int = 2_000
 
     @property
     def snapshot_ack_wait_ns(self) -> int:
         return self.snapshot_ack_wait_ms * MS
+
+    @property
+    def backfill_delay_ns(self) -> int:
+        return self.backfill_delay_ms * MS
+
+    @property
+    def stale_wait_ns(self) -> int:
+        return self.stale_wait_ms * MS
+
+    @property
+    def quiet_confirm_ns(self) -> int:
+        return self.quiet_confirm_ms * MS
 
     @property
     def rest_min_interval_ns(self) -> int:

@@ -29,7 +29,6 @@ pair's; trades already stored (the same id again) are dropped, and a disconnect 
 from __future__ import annotations
 
 import logging
-from collections import deque
 
 from hundi.exchanges.base import (
     DECODE_ERRORS,
@@ -45,6 +44,7 @@ from hundi.exchanges.base import (
     VenueProtocol,
     decode_rejection,
 )
+from hundi.exchanges.bitstamp.backfill import TradeBackfill, TradeIds
 from hundi.exchanges.bitstamp.book import US, OrderBook
 from hundi.exchanges.bitstamp.messages import (
     BOOK_DECODER,
@@ -93,28 +93,8 @@ def subscribe_message(channel: str) -> bytes:
     return b'{"event":"bts:subscribe","data":{"channel":"%s"}}' % channel.encode()
 
 
-class TradeIds:
-    """Ids of the trades stored lately for one pair, to store each trade once."""
-
-    __slots__ = ("last", "order", "seen")
-
-    def __init__(self, keep: int) -> None:
-        self.seen: set[int] = set()
-        self.order: deque[int] = deque(maxlen=keep)
-        self.last = -1  # highest id stored
-
-    def add(self, trade_id: int) -> bool:
-        """False if ``trade_id`` was stored already."""
-        if trade_id in self.seen:
-            return False
-        order = self.order
-        if len(order) == order.maxlen:
-            self.seen.discard(order[0])
-        order.append(trade_id)
-        self.seen.add(trade_id)
-        if trade_id > self.last:
-            self.last = trade_id
-        return True
+def unsubscribe_message(channel: str) -> bytes:
+    return b'{"event":"bts:unsubscribe","data":{"channel":"%s"}}' % channel.encode()
 
 
 class BitstampProtocol(VenueProtocol):
@@ -143,7 +123,13 @@ class BitstampProtocol(VenueProtocol):
         self._books = (
             {
                 n: OrderBook(
-                    exchange=EXCHANGE, symbol=s, native=n, max_buffer=self.options.max_buffer
+                    exchange=EXCHANGE,
+                    symbol=s,
+                    native=n,
+                    max_buffer=self.options.max_buffer,
+                    quiet_confirm_ns=self.options.quiet_confirm_ns,
+                    stale_wait_ns=self.options.stale_wait_ns,
+                    backoff_cap_ns=int(self.options.backoff_cap_s * NS),
                 )
                 for n, s in self.symbols.items()
             }
@@ -151,6 +137,15 @@ class BitstampProtocol(VenueProtocol):
             else {}
         )
         self._trade_ids = {n: TradeIds(self.options.trade_ids_kept) for n in self.symbols}
+        self._backfill = TradeBackfill(
+            exchange=EXCHANGE,
+            rest_url=self.rest_url,
+            symbols=self.symbols,
+            trade_ids=self._trade_ids,
+            delay_ns=self.options.backfill_delay_ns,
+            backoff_cap_ns=int(self.options.backoff_cap_s * NS),
+        )
+        self._opened_us = 0  # when the current (or last) connection opened
         # channel name → (kind prefix, native), for every subscribed channel
         self._routes: dict[str, tuple[str, str]] = {
             f"{_CHANNEL_PREFIX[c]}{native}": (_CHANNEL_PREFIX[c], native)
@@ -159,14 +154,19 @@ class BitstampProtocol(VenueProtocol):
             for native in self.symbols
         }
         self._reconnects: list[str] = []
+        self._messages: list[tuple[str, bytes]] = []  # to send now (unsubscribes)
+        # pairs Bitstamp lists under another name: their data would carry a wrong symbol,
+        # so they are unsubscribed and whatever still arrives for them is filtered
+        self.dropped_pairs: set[str] = set()
         self._connected = False
         self._pairs_wanted = True  # the listing: not yet answered, not in flight
         self._pairs_not_before_ns = 0
         self._pairs_failures = 0
         self.invalid_symbols: list[str] = []
         # snapshot pacing: one request in flight per book, spaced, backed off on failure
-        # native → (the request in flight, asked after the diff subscription was acknowledged)
-        self._in_flight: dict[str, tuple[RestRequest, bool]] = {}
+        # native → (the request in flight, asked after the diff subscription was acknowledged,
+        # when it was asked)
+        self._in_flight: dict[str, tuple[RestRequest, bool, int]] = {}
         self._last_request_ns = -(10**18)
         self._not_before_ns: dict[str, int] = {}
         self._failures: dict[str, int] = {}
@@ -179,7 +179,11 @@ class BitstampProtocol(VenueProtocol):
             StreamSpec(
                 CONN,
                 self.ws_url,
-                subscribe=tuple(subscribe_message(channel) for channel in self._routes),
+                subscribe=tuple(
+                    subscribe_message(channel)
+                    for channel, (_, native) in self._routes.items()
+                    if native not in self.dropped_pairs
+                ),
                 max_outgoing_per_s=self.options.max_outgoing_per_s,
             )
         ]
@@ -188,16 +192,19 @@ class BitstampProtocol(VenueProtocol):
         return self.symbols.get(native) or normalize(native.lower())
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
-        """A fresh connection: books start over. Frames of the new connection may already
-        have been received (the I/O layer reads while it subscribes), so the trades stored
-        from them are not a break; only an open without a close before it is one."""
+        """A fresh connection after a close: books start over, owed trades are fetched once
+        its subscription is live. An open without a close before it is a make-before-break
+        switch (a ``bts:request_reconnect`` rollover) seen in a replay of our own capture: the
+        live run heard of no break there (the I/O layer calls neither), so neither does this."""
         self._now_ns = max(self._now_ns, now_ns)
         if self._connected:
-            self._trades_disconnected(now_ns, out)
+            return
         self._connected = True
+        self._opened_us = now_ns // US
         for book in self._books.values():
             book.opened(now_ns, out)
         self._in_flight.clear()
+        self._backfill.reopened(now_ns)
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._now_ns = max(self._now_ns, now_ns)
@@ -208,21 +215,38 @@ class BitstampProtocol(VenueProtocol):
         self._in_flight.clear()
 
     def _trades_disconnected(self, now_ns: int, out: RecordSink) -> None:
-        """Trades sent while no connection was open are lost: say so once per break."""
+        """Trades sent while no connection was open are missing: a ``gap`` per pair and break,
+        and the hole is owed to the REST backfill (:mod:`hundi.exchanges.bitstamp.backfill`)."""
+        if Channel.TRADES not in self.channels or not self._opened_us:
+            return
         for native, ids in self._trade_ids.items():
-            if ids.last < 0 or Channel.TRADES not in self.channels:
-                continue
+            self._backfill.broke(native, self._opened_us)
             out.events.append(Event(
                 exchange=EXCHANGE, symbol=self.symbols[native], native_symbol=native,
                 ts=now_ns, recv_ts=now_ns, kind=EventKind.GAP.value,
-                channel=Channel.TRADES.value, expected=ids.last + 1, received=-1,
-                detail="disconnect: trades until the next received one may be missing",
+                channel=Channel.TRADES.value, expected=ids.last + 1 if ids.last >= 0 else -1,
+                received=-1,
+                detail="disconnect: the trades until the stream is back are fetched over REST",
             ))  # fmt: skip
-            ids.last = -1  # one gap per break; the next trade starts a new run
 
     def take_reconnects(self) -> list[str]:
         taken, self._reconnects = self._reconnects, []
         return taken
+
+    def take_messages(self) -> list[tuple[str, bytes]]:
+        taken, self._messages = self._messages, []
+        return taken
+
+    def _drop_pair(self, native: str) -> None:
+        """Stop collecting ``native``: unsubscribe its channels, forget its book and trades."""
+        self.dropped_pairs.add(native)
+        for channel, (_, routed) in self._routes.items():
+            if routed == native:
+                self._messages.append((CONN, unsubscribe_message(channel)))
+        self._books.pop(native, None)
+        self._trade_ids.pop(native, None)
+        self._backfill.owed.pop(native, None)
+        self._in_flight.pop(native, None)
 
     # ------------------------------------------------------------------ frames
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
@@ -236,6 +260,8 @@ class BitstampProtocol(VenueProtocol):
             if route is None:
                 raise self._unknown_channel(envelope.channel)
             prefix, native = route
+            if native in self.dropped_pairs:
+                return FrameStatus.FILTERED
             try:
                 if prefix is DIFF_PREFIX and event == "data":
                     return self._diff(native, BOOK_DECODER.decode(envelope.data), recv_ns, out)
@@ -263,8 +289,11 @@ class BitstampProtocol(VenueProtocol):
         event = envelope.event
         if event == SUBSCRIBED:
             route = self._routes.get(envelope.channel)
-            if route is not None and route[0] is DIFF_PREFIX:
-                self._books[route[1]].subscribed()
+            book = self._books.get(route[1]) if route is not None else None
+            if book is not None and route is not None and route[0] is DIFF_PREFIX:
+                book.subscribed()
+            elif route is not None and route[0] is TRADES_PREFIX:
+                self._backfill.subscribed(route[1], recv_ns)
             return FrameStatus.FILTERED
         if event in (UNSUBSCRIBED, HEARTBEAT):
             return FrameStatus.FILTERED
@@ -297,7 +326,7 @@ class BitstampProtocol(VenueProtocol):
             side = SELL
         else:
             raise RejectedFrame("invalid_field", f"trade type {t.type!r} (0 buy, 1 sell)")
-        if not self._trade_ids[native].add(t.id):
+        if not self._trade_ids[native].add(t.id, t.microtimestamp):
             self.trades_dropped += 1
             return FrameStatus.FILTERED  # stored already (the same trade sent again)
         out.trades.append(Trade(
@@ -311,10 +340,8 @@ class BitstampProtocol(VenueProtocol):
         check_levels("bid", msg.bids)
         check_levels("ask", msg.asks)
         check_time("microtimestamp", msg.microtimestamp * US, recv_ns)
-        book = self._books[native]
-        book.on_diff(msg, recv_ns, out)
         self._now_ns = max(self._now_ns, recv_ns)
-        return FrameStatus.PROCESSED
+        return self._books[native].on_diff(msg, recv_ns, out)
 
     def _top(self, native: str, msg: BookMsg, recv_ns: int, out: RecordSink) -> FrameStatus:
         ts = msg.microtimestamp * US
@@ -350,8 +377,9 @@ class BitstampProtocol(VenueProtocol):
             request = RestRequest(
                 key=native, url=self.snapshot_url(native), purpose=RestPurpose.BOOK_SNAPSHOT
             )
-            self._in_flight[native] = (request, book.acked)
+            self._in_flight[native] = (request, book.acked, now_ns)
             requests.append(request)
+        requests.extend(self._backfill_requests(now_ns, finishing=False))
         if self._pairs_wanted and now_ns >= self._pairs_not_before_ns:
             self._pairs_wanted = False
             requests.append(RestRequest(
@@ -372,6 +400,9 @@ class BitstampProtocol(VenueProtocol):
                         book.request_from_ns(self.options.snapshot_ack_wait_ns),
                     )
                 )
+        backfill = self._backfill.next_ns()
+        if backfill is not None:
+            times.append(max(backfill, self._last_request_ns + interval))
         if self._pairs_wanted:
             times.append(self._pairs_not_before_ns)
         return max(min(times), self._now_ns) if times else None
@@ -384,6 +415,36 @@ class BitstampProtocol(VenueProtocol):
             self._snapshot(request, response, recv_ns, out)
         elif request.purpose is RestPurpose.SYMBOL_LISTING:
             self._listing(response, recv_ns, out)
+        elif request.purpose is RestPurpose.TRADE_BACKFILL:
+            self._backfill.answered(request, response, recv_ns, out)
+
+    def _backfill_requests(self, now_ns: int, *, finishing: bool) -> list[RestRequest]:
+        """Fetches of owed trades due now, spaced like the snapshots (which go first)."""
+        requests = []
+        interval = self.options.rest_min_interval_ns
+        for native in self._backfill.due(now_ns, finishing=finishing):
+            if now_ns < self._last_request_ns + interval:
+                break
+            self._last_request_ns = now_ns
+            requests.append(self._backfill.request(native, now_ns))
+        return requests
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        """At a clean stop: fetch the owed trades now, without waiting out the delay."""
+        if not self._backfill.owed:
+            return None
+        return self._backfill_requests(now_ns, finishing=True)
+
+    def owed_ids(self) -> int:
+        """Pairs whose outage trades are still to fetch (their ids are not known ahead)."""
+        return len(self._backfill.owed)
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self._backfill.abandon(now_ns, out)
+
+    @property
+    def trades_backfilled(self) -> int:
+        return self._backfill.recovered
 
     def _backoff_ns(self, failures: int) -> int:
         return int(min(self.options.backoff_cap_s, 0.5 * 2 ** min(failures - 1, 16)) * NS)
@@ -404,13 +465,22 @@ class BitstampProtocol(VenueProtocol):
         if book is None or not book.connected or (book.synced and not current):
             return
         after_ack = current and asked is not None and asked[1]
+        asked_ns = asked[2] if current and asked is not None else None
         snapshot: BookMsg | None = None
         if 200 <= response.status < 300:
             try:
                 snapshot = BOOK_DECODER.decode(response.body)
                 check_levels("bid", snapshot.bids)
                 check_levels("ask", snapshot.asks)
-                check_time("snapshot microtimestamp", snapshot.microtimestamp * US, recv_ns)
+                # the time of the book's last change: a quiet pair's may be days old, so only
+                # a time in the future (or none at all) is implausible
+                if snapshot.microtimestamp <= 0:
+                    raise RejectedFrame("invalid_value", "snapshot microtimestamp missing")
+                check_time(
+                    "snapshot microtimestamp",
+                    max(snapshot.microtimestamp * US, recv_ns),
+                    recv_ns,
+                )
             except DECODE_ERRORS as e:
                 log.warning("%s order_book snapshot unreadable (%s); refetching", native, e)
                 snapshot = None
@@ -426,7 +496,7 @@ class BitstampProtocol(VenueProtocol):
             book.snapshot_failed()
             return
         self._failures.pop(native, None)
-        book.on_snapshot(snapshot, recv_ns, after_ack, out)
+        book.on_snapshot(snapshot, recv_ns, asked_ns, after_ack, out)
 
     def _listing(self, response: RestResponse, recv_ns: int, out: RecordSink) -> None:
         """Check every configured pair against ``trading-pairs-info``; retry unusable answers."""
@@ -447,6 +517,10 @@ class BitstampProtocol(VenueProtocol):
             if problem is None:
                 continue
             self.invalid_symbols.append(native)
+            pair = listed.get(native)
+            if pair is not None and pair.name != listed_name(native):
+                self._drop_pair(native)
+                problem += "; not collected (unsubscribed)"
             out.events.append(Event(
                 exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=recv_ns,
                 recv_ts=recv_ns, kind=EventKind.INVALID_SYMBOL.value, channel="", expected=-1,

@@ -30,7 +30,8 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
             value = 0.0
         if kind not in FAULTS or not value > 0:
             raise ValueError(
-                f"unknown fault {text!r} (known: stale-snapshot:N, reconnect:SECONDS, drop:SECONDS)"
+                f"unknown fault {text!r} (known: stale-snapshot:N, reconnect:SECONDS, "
+                "drop:SECONDS, rest-lag:SECONDS)"
             )
         faults[kind] = value
     return faults
@@ -47,7 +48,8 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
               help="Stop the market after this many actions (the streams go quiet).")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, metavar="KIND:N",
               help="stale-snapshot:N (first N order_book answers stale), "
-                   "reconnect:SECONDS (bts:request_reconnect), drop:SECONDS (abort sockets); "
+                   "reconnect:SECONDS (bts:request_reconnect), drop:SECONDS (abort sockets, "
+                   "refuse new ones for 0.5 s), rest-lag:SECONDS (order_book answers that old); "
                    "repeatable.")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def bitstamp(

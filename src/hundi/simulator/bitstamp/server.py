@@ -7,7 +7,9 @@ The wire is Bitstamp's: one WebSocket at ``/`` taking ``bts:subscribe`` /
 event per fill), ``diff_order_book_<pair>`` (the levels changed since the previous diff, amount
 ``0`` deletes) and ``order_book_<pair>`` (top 100 levels per side, every ``top_interval_s``).
 REST: ``/api/v2/order_book/<pair>`` (the book as the diffs have published it, with the
-microtimestamp of the last published diff) and ``/api/v2/trading-pairs-info/``.
+microtimestamp of the last published diff), ``/api/v2/transactions/<pair>/?time=minute|hour|day``
+(the pair's trades of that last window from the trade history, newest first, ``date`` in whole
+seconds) and ``/api/v2/trading-pairs-info/``.
 
 The market is the shared synthetic one (:mod:`hundi.simulator.market`), seeded; ``steps``
 stops it after that many actions (the stream then stays quiet: tests compare final books).
@@ -16,9 +18,13 @@ Faults (``faults``: kind → number): ``stale-snapshot`` N answers the first N o
 requests with the book from before the warm-up, stamped before the first diff (a stale
 snapshot); ``reconnect`` S sends ``bts:request_reconnect`` every S seconds and closes the
 sockets still open ``reconnect_grace_s`` (5 s) later; ``drop`` S aborts every socket every S
-seconds.
+seconds, and refuses new WebSocket connections for ``drop_outage_s`` (0.5 s) after, so the trades
+of the outage are lost from the WebSocket (``transactions`` still has them); ``rest-lag`` S
+answers ``order_book`` with the book as it was S seconds earlier, stamped with that book's last
+change (Bitstamp's REST answers lag its stream by 1-2.5 s).
 With ``steps``, the timed faults strike only during the first half of the market's actions.
-``GET /sim/stats`` is the ground truth: trade ids sent per connection and pair, faults.
+``GET /sim/stats`` is the ground truth: trade ids sent per connection and pair, every trade the
+market made per pair (``trades``: id and microtimestamp), faults.
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from hundi.simulator.ground_truth import ConnectionRecord, FaultLog
 from hundi.simulator.market import SymbolSpec, SyntheticMarket, fixed
 from hundi.simulator.site import SimulatorSite
 
-FAULTS = ("stale-snapshot", "reconnect", "drop")
+FAULTS = ("stale-snapshot", "reconnect", "drop", "rest-lag")
+TRADES_KEPT = 500_000  # trades kept per pair for ``transactions`` (a day of a busy simulator)
+WINDOWS = {"minute": 60, "hour": 3_600, "day": 86_400}
 DEPTH_KEY = 0  # the one diff stream of the market (Bitstamp pushes every change as it comes)
 TOP_LEVELS = 100
 RANGE_CAP = 100_000
@@ -60,6 +68,7 @@ class BitstampSimConfig:
     steps: int | None = None  # stop the market after this many actions
     top_interval_s: float = 0.1  # order_book (top 100) pushes
     reconnect_grace_s: float = 5.0
+    drop_outage_s: float = 0.5  # after a drop fault, new connections are refused this long
     faults: dict[str, float] = field(default_factory=dict)
 
 
@@ -93,6 +102,18 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         self.stale_left = int(config.faults.get("stale-snapshot", 0))
         self.snapshots_served = 0
         self.faults = FaultLog()
+        # per pair: (microtimestamp, id, price, amount, type) of every trade, oldest first
+        self.trades: dict[str, deque[tuple[int, int, str, str, int]]] = {
+            pair: deque(maxlen=TRADES_KEPT) for pair in config.symbols
+        }
+        # per pair: [id, microtimestamp] of every trade the market made
+        self.trades_made: dict[str, list[tuple[int, int]]] = {pair: [] for pair in config.symbols}
+        self.refuse_until = 0.0  # monotonic time until which new sockets are refused (drop)
+        # rest-lag: per pair, (microtimestamp, book) as published, for answers that lag
+        self.lag_us = int(config.faults.get("rest-lag", 0) * 1_000_000)
+        self.history: dict[str, deque[tuple[int, tuple[int, dict[int, int], dict[int, int]]]]] = {
+            pair: deque() for pair in config.symbols
+        }
         self._conns: dict[int, _Conn] = {}
         self._closed: deque[ConnectionRecord] = deque(maxlen=1000)
         self._next_conn = 1
@@ -107,6 +128,8 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         app.router.add_get("/api/v2/order_book/{pair}", self._order_book)
         app.router.add_get("/api/v2/order_book/{pair}/", self._order_book)
         app.router.add_get("/api/v2/trading-pairs-info/", self._pairs)
+        app.router.add_get("/api/v2/transactions/{pair}/", self._transactions)
+        app.router.add_get("/api/v2/transactions/{pair}", self._transactions)
         app.router.add_get("/sim/stats", self._stats)
         await self._listen(app)
         loop = asyncio.get_running_loop()
@@ -134,6 +157,7 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
             "start_us": self.start_us,  # stale snapshots are stamped before it
             "snapshots_served": self.snapshots_served,
             "faults": self.faults.to_json(),
+            "trades": self.trades_made,
             "connections": [r.to_json() for r in records],
         }
 
@@ -172,12 +196,15 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         for trade_id, qty in fills:
             mt = self._mt()
             amount_str = fixed(qty, spec.qty_decimals)
+            side = 1 if buyer_is_maker else 0
+            self.trades[pair].append((mt, trade_id, price_str, amount_str, side))
+            self.trades_made[pair].append((trade_id, mt))
             frame = msgspec.json.encode({
                 "data": {
                     "id": trade_id, "timestamp": str(mt // 1_000_000),
                     "amount": float(amount_str), "amount_str": amount_str,
                     "price": float(price_str), "price_str": price_str,
-                    "type": 1 if buyer_is_maker else 0, "microtimestamp": str(mt),
+                    "type": side, "microtimestamp": str(mt),
                     "buy_order_id": trade_id * 2, "sell_order_id": trade_id * 2 + 1,
                 },
                 "channel": channel, "event": "trade",
@@ -190,6 +217,12 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
         self.market.publish_depth(pair, diff)
         mt = self._mt()
         self.published_us[pair] = mt
+        if self.lag_us:
+            _, pub_bids, pub_asks = self.market.published[pair]
+            history = self.history[pair]
+            history.append((mt, (0, dict(pub_bids), dict(pub_asks))))
+            while len(history) > 1 and history[1][0] <= mt - self.lag_us:
+                history.popleft()  # keep the newest one at least lag old
         pd, qd = spec.price_decimals, spec.qty_decimals
         channel = f"diff_order_book_{pair}"
         bid_rows = sorted(bids.items(), reverse=True)
@@ -251,6 +284,7 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
             conns = list(self._conns.values())
             self.faults.record(kind, detail=f"{len(conns)} connection(s)")
             if kind == "drop":
+                self.refuse_until = time.monotonic() + self.config.drop_outage_s
                 for conn in conns:
                     conn.record.close_reason = "drop fault"
                     if conn.transport is not None:
@@ -290,11 +324,31 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
             body = self._book_body(
                 pair, self.market.pre_warmup[pair], self.start_us - 1_000_000, 10**9
             )
+        elif self.lag_us and self.history[pair]:
+            cutoff = _now_us() - self.lag_us
+            lagging = [entry for entry in self.history[pair] if entry[0] <= cutoff]
+            mt, book = lagging[-1] if lagging else self.history[pair][0]
+            body = self._book_body(pair, book, mt, 10**9)
         else:
             body = self._book_body(
                 pair, self.market.published[pair], self.published_us[pair], 10**9
             )
         return web.Response(body=msgspec.json.encode(body), content_type="application/json")
+
+    async def _transactions(self, request: web.Request) -> web.Response:
+        """The pair's trades of the last ``time`` window (default hour), newest first."""
+        pair = request.match_info["pair"]
+        window = WINDOWS.get(request.query.get("time", "hour"))
+        if pair not in self.specs or window is None:
+            return web.json_response({"error": "Invalid currency pair or time"}, status=404)
+        since = _now_us() - window * 1_000_000
+        rows = [
+            {"date": str(mt // 1_000_000), "tid": str(tid), "price": price, "amount": amount,
+             "type": str(side)}
+            for mt, tid, price, amount, side in reversed(self.trades[pair])
+            if mt >= since
+        ]  # fmt: skip
+        return web.Response(body=msgspec.json.encode(rows), content_type="application/json")
 
     async def _pairs(self, request: web.Request) -> web.Response:
         rows = [
@@ -312,6 +366,8 @@ class BitstampSimulator(SimulatorSite[BitstampSimConfig]):
 
     # ------------------------------------------------------------------ WebSocket
     async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if time.monotonic() < self.refuse_until:
+            return web.Response(status=503, text="down for the drop fault's outage")
         ws = web.WebSocketResponse(max_msg_size=1 << 16)
         await ws.prepare(request)
         record = ConnectionRecord(self._next_conn, "/", request.remote or "", RANGE_CAP)
