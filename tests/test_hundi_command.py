@@ -89,3 +89,16 @@ def test_the_help_section_matches_click_s_own_rendering() -> None:
     lazy_text = main.get_help(click.Context(main, info_name="main"))
     eager_text = eager.get_help(click.Context(eager, info_name="main"))
     assert lazy_text.split("Commands:")[1] == eager_text.split("Commands:")[1]
+
+
+@pytest.mark.slow
+def test_health_probe_imports_nothing_heavy(tmp_path: Path) -> None:
+    """Probes run ``hundi health`` several times a minute: it reads a JSON file, so it must not
+    pay for the record model, pandas or aiohttp (it used to import all of them: ~1.4 s)."""
+    health = tmp_path / "health.json"
+    health.write_text('{"written_at": 9e99, "ok": true, "component": "collector"}')
+    done, modules = imported_by("health", "--file", str(health))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
+    assert not (HEAVY - {"yaml"}) & modules, sorted(HEAVY & modules)
+    assert "hundi.config" not in IMPORTED.findall(done.stderr)

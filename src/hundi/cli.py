@@ -58,7 +58,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "Serve stored data over HTTP for Grafana (Infinity datasource): /api/v1/...",
     ),
     "health": LazyCommand(
-        "hundi.pipeline.health:health",
+        "hundi.healthcheck:health",
         "Exit 0 when the running collector (or API) is healthy, else 1 with one line saying why.",
     ),
     "store": LazyCommand(

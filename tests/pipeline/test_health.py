@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from children import spawn
-from hundi.pipeline.health import Health, check_health, write_health
+from hundi.healthcheck import check_health
+from hundi.pipeline.health import Health, write_health
 from hundi.simulator.process import SimulatorProcess
 
 HUNDI = str(Path(sys.executable).parent / "hundi")

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,12 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from hundi.auth import has_bearer, require_bearer
-from hundi.config import ConfigError, Settings, load_settings
+from hundi.config import Settings
 from hundi.pipeline.collector import Collector
 from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.metrics import (
@@ -39,9 +37,6 @@ from hundi.pipeline.metrics import (
 )
 
 log = logging.getLogger("hundi.health")
-
-DEFAULT_MAX_AGE_S = 30.0
-EXIT_UNHEALTHY = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,28 +63,6 @@ def write_health(path: Path, health: Health) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def check_health(path: Path, max_age_s: float, now: float | None = None) -> str | None:
-    """``None`` when ``path`` is fresh and ok, else one line saying why not."""
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        return f"no health file at {path} (is hundi collect/serve running with it?)"
-    except (OSError, ValueError) as exc:
-        return f"unreadable health file {path}: {type(exc).__name__}"
-    if not isinstance(record, dict):
-        return f"unreadable health file {path}: not a JSON object"
-    written_at = record.get("written_at")
-    if not isinstance(written_at, int | float):
-        return f"unreadable health file {path}: no written_at"
-    age = (time.time() if now is None else now) - written_at
-    component = record.get("component", "process")
-    if age > max_age_s:
-        return f"{component} health file {path} is stale: {age:.0f}s old (max {max_age_s:g}s)"
-    if record.get("ok") is not True:
-        return f"{component} unhealthy: {record.get('reason') or 'no reason given'}"
-    return None
 
 
 def collector_health(collectors: Sequence[Collector], stale_after_s: float) -> Health:
@@ -234,39 +207,6 @@ def serve_health(
             await task
 
     return context
-
-
-@click.command()
-@click.option(
-    "--max-age",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_MAX_AGE_S,
-    show_default=True,
-    help="Seconds after which the health file counts as stale.",
-)
-@click.option(
-    "--file",
-    "path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Health file. [default: HUNDI_HEALTH_FILE, else health.json beside HUNDI_LOG_PATH]",
-)
-def health(max_age: float, path: Path | None) -> None:
-    """Exit 0 when the running collector (or API) is healthy, else 1 with one line saying why.
-
-    For Docker HEALTHCHECK and Kubernetes probes: reads the status file the process rewrites
-    every HUNDI_LOG_UPDATE_INTERVAL seconds.
-    """
-    if path is None:
-        try:
-            path = health_path(load_settings())
-        except ConfigError as exc:
-            click.echo(f"unhealthy: {exc}", err=True)
-            sys.exit(EXIT_UNHEALTHY)
-    problem = check_health(path, max_age)
-    if problem is not None:
-        click.echo(f"unhealthy: {problem}", err=True)
-        sys.exit(EXIT_UNHEALTHY)
-    click.echo("ok")
 
 
 def health_path(settings: Settings) -> Path:
