@@ -27,6 +27,9 @@ class Channel(enum.StrEnum):
     BOOK = "book"
     BOOK_L3 = "book_l3"  # order-level book events (a venue's full order feed)
     CANDLES = "candles"
+    DERIVATIVE_TICKER = "derivative_ticker"  # mark/index price, funding, open interest
+    LIQUIDATIONS = "liquidations"  # forced orders (complete feeds or samples: see the record)
+    INSTRUMENTS = "instruments"  # contract metadata: type, size, settlement, expiry
     EVENTS = "events"
     ORDERS = "orders"  # own order updates (authenticated streams)
     FILLS = "fills"  # own trades (authenticated streams)
@@ -192,6 +195,92 @@ class Candle(Record, frozen=True, gc=False, kw_only=True):
     trade_count: int
     closed: bool
 
+
+
+# Units of an amount (``size_unit``): what one unit of ``size``/``open_interest`` is.
+BASE: Final = "base"  # the base asset (BTC of BTC-USDT)
+CONTRACTS: Final = "contracts"  # contracts of ``Instrument.contract_size`` each
+QUOTE: Final = "quote"  # the quote currency (USD of an inverse BTC-USD contract on Bybit)
+SIZE_UNITS: Final = (BASE, CONTRACTS, QUOTE)
+
+# ``Liquidation.completeness``
+COMPLETE: Final = "complete"  # the venue sends every liquidation
+SAMPLED: Final = "sampled"  # the venue sends a sample (Binance: at most one per symbol a second)
+
+
+class DerivativeTicker(Record, frozen=True, gc=False, kw_only=True):
+    """Mark and index price, funding and open interest of a derivative, as one full record.
+
+    Venues publish these fields in pieces (Bybit ``tickers`` deltas, OKX one channel per field,
+    Binance ``markPrice`` plus REST open interest); the venue's protocol merges them, so every
+    record holds the latest value of every field: a field a message does not carry is the
+    previous value, not zero. A field not known yet (nothing received since the start, or one the
+    venue does not publish for this contract) is NaN; ``next_funding_time`` is 0 where there is
+    none (dated futures). ``source`` names the message that brought this update.
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.DERIVATIVE_TICKER
+    # Two messages of one venue (mark price, funding) may share a millisecond: the source tells
+    # them apart, and two collectors name the same message alike.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("source",)
+
+    source: str  # e.g. markPrice, open_interest (REST), tickers, mark-price, funding-rate
+    mark_price: float
+    index_price: float
+    funding_rate: float  # of the current funding period, settled at next_funding_time
+    predicted_funding_rate: float  # the venue's estimate for the period after; NaN if none
+    next_funding_time: int  # ns; 0 = no funding (dated futures)
+    open_interest: float  # in size_unit
+    open_interest_value: float  # in the contract's quote/settlement currency; NaN if unknown
+    size_unit: str  # a SIZE_UNITS value
+
+
+class Liquidation(Record, frozen=True, gc=False, kw_only=True):
+    """One forced (liquidation) order, as the venue reports it.
+
+    ``side`` is the liquidation order's side: -1 sell (a long position was closed), 1 buy (a
+    short was). ``completeness`` says whether the feed is every liquidation (``complete``) or a
+    sample (``sampled``: Binance ``forceOrder`` pushes at most one per symbol per second, the
+    latest, so counting rows undercounts liquidations).
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.LIQUIDATIONS
+    # No venue sends a liquidation id; side, price and size tell apart two at one instant.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("side", "price", "size")
+
+    side: int
+    price: float  # the order's price (bankruptcy price where the venue sends that)
+    size: float  # in size_unit
+    size_unit: str
+    completeness: str  # COMPLETE or SAMPLED
+    detail: str  # what else the venue said (order status, filled size...), compact
+
+
+class Instrument(Record, frozen=True, gc=False, kw_only=True):
+    """What one contract is, so amounts can be converted: stored when a collector starts and
+    whenever the venue's instrument list changes. ``ts`` is when hundi read it.
+
+    ``contract_type``: ``spot``, ``perpetual`` or ``future`` (dated). ``size_unit`` is the unit
+    of ``size`` in this instrument's trades, books, liquidations and open interest. A contract is
+    worth ``contract_size`` of the base asset (linear) or of the quote currency (``inverse``:
+    Binance COIN-M BTCUSD is 100 USD a contract), so in base units: linear ``size *
+    contract_size``, inverse ``size * contract_size / price``.
+    """
+
+    CHANNEL: ClassVar[Channel] = Channel.INSTRUMENTS
+    IDENTITY: ClassVar[tuple[str, ...]] = ("contract_type",)
+
+    contract_type: str  # spot | perpetual | future
+    inverse: bool  # margined and settled in the base asset, sized in the quote currency
+    base_asset: str
+    quote_asset: str
+    settle_asset: str
+    contract_size: float  # 1 for spot and for venues that size in base units
+    size_unit: str  # a SIZE_UNITS value
+    tick_size: float  # NaN if the venue does not say
+    lot_size: float  # NaN if the venue does not say
+    expiry: int  # ns; 0 for spot and perpetuals
+    status: str  # the venue's own listing status (TRADING, live, Trading...)
 
 class EventKind(enum.StrEnum):
     GAP = "gap"  # sequence break detected; data between expected and received is missing
@@ -455,6 +544,9 @@ RECORD_TYPES: Final[dict[Channel, type[Record]]] = {
     Channel.BOOK: BookChange,
     Channel.BOOK_L3: OrderEvent,
     Channel.CANDLES: Candle,
+    Channel.DERIVATIVE_TICKER: DerivativeTicker,
+    Channel.LIQUIDATIONS: Liquidation,
+    Channel.INSTRUMENTS: Instrument,
     Channel.EVENTS: Event,
     Channel.ORDERS: Order,
     Channel.FILLS: Fill,
@@ -478,7 +570,7 @@ def _schema_for(record_type: type[Record]) -> pa.Schema:
     fields = []
     for f in hints:
         arrow_type = _ARROW_TYPES[f.type]
-        if f.name in ("ts", "recv_ts", "open_time", "close_time"):
+        if f.name in ("ts", "recv_ts", "open_time", "close_time", "next_funding_time", "expiry"):
             arrow_type = pa.timestamp("ns", tz="UTC")
         elif f.name == "side":
             arrow_type = pa.int8()

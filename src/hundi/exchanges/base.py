@@ -22,8 +22,11 @@ from hundi.records import (
     BookChange,
     Candle,
     Channel,
+    DerivativeTicker,
     Event,
     Fill,
+    Instrument,
+    Liquidation,
     Order,
     OrderEvent,
     Record,
@@ -93,6 +96,9 @@ class RecordSink:
     book: list[BookChange]
     book_l3: list[OrderEvent]
     candles: list[Candle]
+    derivative_ticker: list[DerivativeTicker]
+    liquidations: list[Liquidation]
+    instruments: list[Instrument]
     events: list[Event]
     orders: list[Order]
     fills: list[Fill]
