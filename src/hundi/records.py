@@ -196,7 +196,6 @@ class Candle(Record, frozen=True, gc=False, kw_only=True):
     closed: bool
 
 
-
 # Units of an amount (``size_unit``): what one unit of ``size``/``open_interest`` is.
 BASE: Final = "base"  # the base asset (BTC of BTC-USDT)
 CONTRACTS: Final = "contracts"  # contracts of ``Instrument.contract_size`` each
@@ -281,6 +280,7 @@ class Instrument(Record, frozen=True, gc=False, kw_only=True):
     lot_size: float  # NaN if the venue does not say
     expiry: int  # ns; 0 for spot and perpetuals
     status: str  # the venue's own listing status (TRADING, live, Trading...)
+
 
 class EventKind(enum.StrEnum):
     GAP = "gap"  # sequence break detected; data between expected and received is missing
