@@ -25,6 +25,18 @@ silently. The full scheme (also in docs/kairosdb-store.md):
   (lossless stores only). Book levels would need the price as a tag (unbounded cardinality)
   and collide by the thousand per ms; order events would need the order id as a tag and only
   rebuild a book complete and in sequence order; orders and fills are account data.
+* derivative_ticker → ``derivative_ticker``: last record per ms of mark/index price, funding
+  and predicted funding rate, open interest and its value. The venue protocols emit full
+  merged records (every field its latest value), so the last of a ms loses nothing even when
+  two messages (``source``) share it; ``source`` is therefore not a tag. A NaN field (not
+  known yet, or not published for the contract) is no point, silently: expected, not a fault.
+  ``next_funding_time`` (a time) is not sent; the lossless stores have it.
+* liquidations → ``liquidations_ms``: one aggregate per ms and order side (tag ``side``:
+  ``buy``/``sell``; ``sell`` = a long was liquidated): count, summed size, size-weighted
+  average price and high/low price, merged across batches like trades (several liquidations
+  often share a ms on a cascade); a re-delivered liquidation (same ``ts`` and ``IDENTITY``) is
+  counted once. Sizes are in the symbol's ``size_unit`` (its instrument says which).
+* instruments: not sent (contract metadata, not a time series; see :data:`EXCLUDED`).
 * derived series (bars, book_top, book_levels, flow, basis): last value per ms, with the
   variant fields of their ``IDENTITY`` as tags (``interval``, ``depth``, ``side``/``level``,
   ``window``), so e.g. the 20 levels of one book snapshot never overwrite each other.
@@ -92,7 +104,13 @@ class ChannelRule(ABC):
 
 
 class LastPerMs(ChannelRule):
-    """The last record of each ms wins; re-sending it later is the same overwrite."""
+    """The last record of each ms wins; re-sending it later is the same overwrite.
+
+    ``full_state``: each record holds the latest value of every field (a venue protocol merged
+    the pieces), so records of one ms differing in an ``IDENTITY`` variant need no tag of their
+    own: the last one is the state at the end of the ms. ``nan_expected``: fields whose NaN
+    means "not known" by design (skipped without a warning).
+    """
 
     def __init__(
         self,
@@ -100,8 +118,13 @@ class LastPerMs(ChannelRule):
         fields: Sequence[str],
         extra_tags: Sequence[str] = (),
         time_field: str = "ts",
+        *,
+        full_state: bool = False,
+        nan_expected: Sequence[str] = (),
     ) -> None:
         super().__init__(series, fields, extra_tags)
+        self.full_state = full_state
+        self.nan_expected = frozenset(nan_expected)
         self.time_field = time_field
         self._values = _tuple_getter(self.fields)
         self._time = attrgetter(time_field)
@@ -340,6 +363,66 @@ class CountPerMs(PerMsAggregate):
         return (bucket.count,)
 
 
+class _LiquidationBucket(_Bucket):
+    __slots__ = ("count", "high", "low", "notional", "size")
+
+    def __init__(self, price: float) -> None:
+        super().__init__()
+        self.count = 0
+        self.size = 0.0
+        self.notional = 0.0
+        self.high = price
+        self.low = price
+
+
+LIQUIDATION_FIELDS: Final = ("count", "size", "avg_price", "high_price", "low_price")
+
+
+def _liquidation_tags(record: Any) -> TagValues:
+    return (record.exchange, record.symbol, "buy" if record.side > 0 else "sell")
+
+
+class LiquidationsPerMs(PerMsAggregate):
+    """Liquidations of one ms and order side → count, summed size, size-weighted average price
+    (``avg_price``; omitted for a zero size) and high/low price.
+
+    Several liquidations share a ms in a cascade (and a venue may send them in one message), so
+    last-per-ms would lose all but one; the aggregate counts each once, also when a batch is
+    delivered again (identity: ``ts`` and the record type's ``IDENTITY``).
+    """
+
+    def __init__(self, *, horizon_ms: int) -> None:
+        super().__init__(
+            "liquidations_ms", LIQUIDATION_FIELDS, extra_tags=("side",), horizon_ms=horizon_ms,
+            identity=("ts", "side", "price", "size"),
+        )  # fmt: skip
+        self._tags = _liquidation_tags
+
+    def new_bucket(self, record: Any) -> _LiquidationBucket:
+        return _LiquidationBucket(record.price)
+
+    def merge(self, bucket: _LiquidationBucket, record: Any) -> None:
+        price, size = record.price, record.size
+        bucket.count += 1
+        bucket.size += size
+        bucket.notional += price * size
+        if price > bucket.high:
+            bucket.high = price
+        if price < bucket.low:
+            bucket.low = price
+
+    def values(self, bucket: _LiquidationBucket) -> tuple[float, ...]:
+        size = bucket.size
+        average = bucket.notional / size if size > 0 else math.nan
+        return (bucket.count, size, average, bucket.high, bucket.low)
+
+
+DERIVATIVE_TICKER_FIELDS: Final = (
+    "mark_price", "index_price", "funding_rate", "predicted_funding_rate", "open_interest",
+    "open_interest_value",
+)  # fmt: skip
+
+
 # Channels kept out of KairosDB, and why (shown by ``hundi`` when someone asks to read them).
 EXCLUDED: Final[dict[str, str]] = {
     "book": "book changes would need the price as a tag and collide by the thousand per ms",
@@ -348,6 +431,9 @@ EXCLUDED: Final[dict[str, str]] = {
     "last-value-per-ms series cannot keep",
     "orders": "own orders are account data, kept in the lossless stores only",
     "fills": "own fills are account data, kept in the lossless stores only",
+    "instruments": "contract metadata (type, assets, contract size, expiry), not a time series: "
+    "its strings would be tags and its numbers change only when a listing changes; read it "
+    "from a lossless store",
 }
 
 RuleFactory = Callable[[int], ChannelRule]  # merge horizon (ms) → a fresh rule
@@ -375,6 +461,11 @@ OVERRIDES: Final[dict[str, RuleFactory]] = {
         "events", ("count",), extra_tags=("kind", "channel"), horizon_ms=horizon,
         identity=("kind", "channel", "expected", "received", "detail"),
     ),
+    "derivative_ticker": lambda _: LastPerMs(
+        "derivative_ticker", DERIVATIVE_TICKER_FIELDS, full_state=True,
+        nan_expected=DERIVATIVE_TICKER_FIELDS,
+    ),
+    "liquidations": lambda horizon: LiquidationsPerMs(horizon_ms=horizon),
     # Derived series (hundi.series): the variant fields of their IDENTITY are tags, so bars of
     # different intervals or book levels of one snapshot never overwrite each other.
     "bars": lambda _: LastPerMs(

@@ -48,6 +48,7 @@ from hundi.stores.kairosdb.scheme import (
     EXCLUDED,
     ChannelRule,
     Converter,
+    LastPerMs,
     Pending,
     rule_for,
 )
@@ -213,8 +214,13 @@ class KairosStore(Store):
         return entries
 
     def _count_non_finite(self, metric: str, count: int, rule: ChannelRule, field: str) -> None:
-        # A zero-volume ms has no vwap: expected, not worth a warning.
+        # A zero-volume ms has no vwap, a zero-size ms no average liquidation price, and a
+        # derivative ticker field not known yet is NaN: expected, not worth a warning.
         if rule.series == "trades_ms" and field == "vwap":
+            return
+        if rule.series == "liquidations_ms" and field == "avg_price":
+            return
+        if isinstance(rule, LastPerMs) and field in rule.nan_expected:
             return
         if not self.non_finite[metric]:
             log.warning("kairosdb: skipping NaN/Infinity values of %s (counted)", metric)
