@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 import pytest
-from derivative_samples import MS, SECOND, T0, derivative_batches, liquidation, ticker
 
+from derivative_samples import MS, SECOND, T0, derivative_batches, liquidation, ticker
 from hundi.records import Channel
 from hundi.stores.base import StoreError
 from hundi.stores.kairosdb import KairosStore
