@@ -79,8 +79,10 @@ def test_hundi_read_by_channel_name_and_native_symbol(tmp_path: Path) -> None:
                        channel="derivative_ticker", start="2024-05-01T00:00:00.5Z")  # fmt: skip
     assert frame["mark_price"].tolist() == [60_010.0]
     assert frame["symbol"].tolist() == ["BTC-USDT-PERP"]
-    funding = hundi.read(str(root), exchange="binance", symbol="BTC-USDT-PERP",
-                         channel="derivative_ticker", fields=["funding_rate", "open_interest"])  # fmt: skip
+    funding = hundi.read(
+        str(root), exchange="binance", symbol="BTC-USDT-PERP", channel="derivative_ticker",
+        fields=["funding_rate", "open_interest"],
+    )  # fmt: skip
     assert list(funding.columns)[-2:] == ["funding_rate", "open_interest"]
     liquidations = hundi.read(str(root), exchange="binance", channel="liquidations")
     assert liquidations["side"].tolist() == [-1, -1, 1, 1]
