@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hundi.api.rollup import (
     finest_source,
@@ -38,7 +39,9 @@ from hundi.stores.base import Store, Unsupported
 Row = dict[str, Any]
 NS_PER_MS = 1_000_000
 
-#: channels the symbol list looks in (a symbol with any of them stored is listed)
+#: channels the symbol list looks in (a symbol with any of them stored is listed): market data
+#: a panel plots. Derivative tickers and liquidations count (funding and open interest panels
+#: work for a symbol whose trades are not collected); instruments do not (metadata only).
 SYMBOL_CHANNELS = (
     Channel.TRADES,
     Channel.BBO,
@@ -46,6 +49,8 @@ SYMBOL_CHANNELS = (
     Channel.BOOK_L3,
     Channel.BARS,
     Channel.BOOK_TOP,
+    Channel.DERIVATIVE_TICKER,
+    Channel.LIQUIDATIONS,
 )
 #: where bars and book rows come from (a symbol needs one of them stored)
 BAR_SOURCES = (Channel.BARS, Channel.TRADES)
@@ -345,6 +350,90 @@ def book_rows(
         index=pd.to_datetime(last.index.to_numpy(), unit="ns", utc=True),
     )
     return "bbo", _rows(frame, BOOK_COLUMNS)
+
+
+# --- derivatives -----------------------------------------------------------------------------
+
+DERIVATIVE_FIELDS = (
+    "mark_price",
+    "index_price",
+    "funding_rate",
+    "predicted_funding_rate",
+    "open_interest",
+    "open_interest_value",
+)
+DERIVATIVE_COLUMNS = (*DERIVATIVE_FIELDS, "next_funding_time")
+
+
+def derivative_rows(
+    store: Store, limits: Limits, *, exchange: str, symbol: str, span: Window
+) -> list[Row]:
+    """Mark and index price, funding rates and open interest per interval: the interval's last
+    stored derivative ticker (labelled by the interval's start), i.e. the state at its end as of
+    its last update. Each stored record is a full merged state (a field a message lacked holds
+    its previous value), so the last row alone is right for every field. A field not known is
+    null (NaN in the store); ``next_funding_time`` is epoch ms, 0 without funding (dated
+    futures). An interval without records has no row. Columnar: numpy picks the last rows."""
+    symbol = _stored(store, exchange, symbol, (Channel.DERIVATIVE_TICKER,))
+    parts = list(
+        _day_tables(
+            store, limits, exchange=exchange, symbol=symbol, channel=Channel.DERIVATIVE_TICKER,
+            span=span, columns=("ts", "next_funding_time", *DERIVATIVE_FIELDS), ordered=True,
+        )
+    )  # fmt: skip
+    if not parts:
+        return []
+    table = pa.concat_tables(parts)  # days in order, each by (ts, recv_ts): last = latest
+    labels = _ns_column(table, "ts") // span.step
+    last = np.flatnonzero(np.append(labels[1:] != labels[:-1], True))
+    frame = pd.DataFrame(
+        {name: table.column(name).to_numpy()[last] for name in DERIVATIVE_FIELDS},
+        index=pd.to_datetime(labels[last] * span.step, unit="ns", utc=True),
+    )
+    frame["next_funding_time"] = _ns_column(table, "next_funding_time")[last] // NS_PER_MS
+    return _rows(frame, DERIVATIVE_COLUMNS)
+
+
+LIQUIDATION_COLUMNS = ("sell_count", "sell_size", "buy_count", "buy_size")
+
+
+def liquidation_rows(
+    store: Store, limits: Limits, *, exchange: str, symbol: str, span: Window
+) -> tuple[str, list[Row]]:
+    """Liquidations per interval, by the liquidation order's side (``sell``: longs liquidated,
+    ``buy``: shorts), count and summed size in the symbol's size unit, every interval of the
+    range (0 without any). Source ``liquidations:sampled`` when any stored row is from a feed
+    that sends samples (the counts are then lower bounds), ``liquidations:complete`` otherwise.
+    Returns (source, rows)."""
+    symbol = _stored(store, exchange, symbol, (Channel.LIQUIDATIONS,))
+    buckets = span.buckets()
+    first, count = int(buckets[0]), len(buckets)
+    totals = {name: np.zeros(count, np.float64) for name in LIQUIDATION_COLUMNS}
+    kinds: set[str] = set()
+    for table in _day_tables(
+        store, limits, exchange=exchange, symbol=symbol, channel=Channel.LIQUIDATIONS,
+        span=span, columns=("ts", "side", "size", "completeness"),
+    ):  # fmt: skip
+        index = _ns_column(table, "ts") // span.step - first
+        side = np.asarray(table.column("side").to_numpy())
+        size = np.asarray(table.column("size").to_numpy(), np.float64)
+        kinds.update(str(k) for k in pc.unique(table.column("completeness")).to_pylist())
+        for sign, name in ((-1, "sell"), (1, "buy")):
+            mine = side == sign
+            totals[f"{name}_count"] += np.bincount(index[mine], minlength=count)[:count]
+            totals[f"{name}_size"] += np.bincount(index[mine], weights=size[mine], minlength=count)[
+                :count
+            ]
+    source = "liquidations:sampled" if "sampled" in kinds else "liquidations:complete"
+    columns: dict[str, list[Any]] = {
+        name: (totals[name].astype(np.int64) if name.endswith("_count") else totals[name]).tolist()
+        for name in LIQUIDATION_COLUMNS
+    }
+    rows = [
+        {"time": _ms(b * span.step), **{name: values[i] for name, values in columns.items()}}
+        for i, b in enumerate(buckets.tolist())
+    ]
+    return source, rows
 
 
 # --- collector health ------------------------------------------------------------------------

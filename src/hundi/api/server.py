@@ -41,8 +41,10 @@ from hundi.api.queries import (
     bar_rows,
     book_rows,
     coverage_rows,
+    derivative_rows,
     event_rows,
     lag_rows,
+    liquidation_rows,
     ns_to_timestamp,
     stored_symbols,
     window,
@@ -198,6 +200,8 @@ def create_app(
     app.router.add_get("/api/v1/symbols", symbols)
     app.router.add_get("/api/v1/bars", bars)
     app.router.add_get("/api/v1/book", book)
+    app.router.add_get("/api/v1/derivatives", derivatives)
+    app.router.add_get("/api/v1/liquidations", liquidations)
     app.router.add_get("/api/v1/coverage", coverage)
     app.router.add_get("/api/v1/lag", lag)
     app.router.add_get("/api/v1/events", events)
@@ -381,6 +385,28 @@ async def book(request: web.Request) -> web.Response:
         lambda store: book_rows(
             store, limits, exchange=exchange, symbol=symbol, span=span, depth=depth
         ),
+    )
+    return _rows(rows, source)
+
+
+async def derivatives(request: web.Request) -> web.Response:
+    """Funding rate, mark/index price and open interest over time (last value per interval)."""
+    exchange, symbol = _required_name(request, "exchange"), _required_name(request, "symbol")
+    span, limits = _window(request), request.app[LIMITS]
+    rows = await _run(
+        request,
+        lambda store: derivative_rows(store, limits, exchange=exchange, symbol=symbol, span=span),
+    )
+    return _rows(rows, "derivative_ticker")
+
+
+async def liquidations(request: web.Request) -> web.Response:
+    """Liquidation counts and sizes per interval and side (sampled feeds say so)."""
+    exchange, symbol = _required_name(request, "exchange"), _required_name(request, "symbol")
+    span, limits = _window(request), request.app[LIMITS]
+    source, rows = await _run(
+        request,
+        lambda store: liquidation_rows(store, limits, exchange=exchange, symbol=symbol, span=span),
     )
     return _rows(rows, source)
 

@@ -42,7 +42,9 @@ from hundi.stores.base import Store, Unsupported
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 #: what a collector receives from the venue (the derived series and own orders are not streams
-#: whose rate or lag says anything about the collection)
+#: whose rate or lag says anything about the collection; nor are liquidations, silent for
+#: minutes in a calm market, which the page would flag as a dead stream, or instruments, stored
+#: at start and on listing changes only)
 STREAM_CHANNELS = (
     Channel.TRADES,
     Channel.BBO,
@@ -50,6 +52,7 @@ STREAM_CHANNELS = (
     Channel.BOOK_L3,
     Channel.TICKER,
     Channel.CANDLES,
+    Channel.DERIVATIVE_TICKER,
 )
 DEFAULT_WINDOW_S = 60
 MAX_WINDOW_S = 600

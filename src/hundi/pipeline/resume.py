@@ -33,6 +33,10 @@ from hundi.stores.base import Store, StreamPosition
 
 log = logging.getLogger("hundi.pipeline")
 
+# Streams that flow steadily, so "nothing stored between the last row and this run's first"
+# is a hole. Not liquidations (sparse: the last one may be hours before the collector stopped,
+# so the gap would claim a quiet market as missed data) nor instruments (stored at start and on
+# listing changes only).
 WATCHED = (
     Channel.TRADES,
     Channel.BOOK,
@@ -40,6 +44,7 @@ WATCHED = (
     Channel.BBO,
     Channel.TICKER,
     Channel.CANDLES,
+    Channel.DERIVATIVE_TICKER,
 )
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
 
