@@ -36,7 +36,7 @@ from hundi.api.queries import (
 )
 from hundi.api.server import create_app
 from hundi.query import NotStored
-from hundi.records import CONTRACTS, Channel, Record
+from hundi.records import CONTRACTS, Channel, Record, Trade
 from hundi.stores.embedded import EmbeddedStore
 
 MINUTE = 60 * SECOND
@@ -140,6 +140,21 @@ def test_liquidation_rows_sum_each_interval_and_side(store_dir: Path) -> None:
     )  # fmt: skip
     assert complete == "liquidations:complete"
     assert row["buy_count"] == 1 and row["buy_size"] == 30.0
+
+
+def test_a_spot_symbol_has_no_derivative_rows_not_an_error(tmp_path: Path) -> None:
+    store = EmbeddedStore(str(tmp_path))
+    spot = Trade(exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0,
+                 recv_ts=T0, trade_id=1, price=1.0, size=1.0, side=1, first_trade_id=1,
+                 last_trade_id=1)  # fmt: skip
+    store.write({Channel.TRADES: [spot]})
+    store.flush()
+    span = window(START_MS, END_MS, MINUTE, Limits())
+    assert derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT", span=span) == []
+    source, rows = liquidation_rows(store, Limits(), exchange="binance", symbol="BTC-USDT",
+                                    span=span)  # fmt: skip
+    assert source == "liquidations:complete" and len(rows) == 10
+    assert {r["buy_count"] + r["sell_count"] for r in rows} == {0}
 
 
 def test_symbols_with_only_derivative_data_are_listed(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ holding replayed Binance futures recordings, the reply parsed by the target's co
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import hundi
 from hundi import series
 from hundi.config import load_config_file
 from hundi.dashboards.infinity import DATASOURCE_UID
-from hundi.records import Channel
+from hundi.records import BASE, SAMPLED, Channel, DerivativeTicker, Liquidation
 from hundi.series.spec import BookTopSpec, TimeBars
+from hundi.stores.base import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -131,6 +133,33 @@ def _collector_series() -> tuple[list[str], list[tuple[int, str]]]:
     return bars, books
 
 
+def write_derivatives(store_url: str, start_ns: int, end_ns: int) -> None:
+    """A derivative ticker a second and a liquidation a minute for the recorded symbol (the
+    recording predates these channels), so the funding, open interest and liquidation panels
+    have rows to check."""
+    head = {"exchange": EXCHANGE, "symbol": SYMBOL, "native_symbol": SYMBOL.replace("-", "")}
+    head["native_symbol"] = head["native_symbol"].removesuffix("PERP")
+    second, minute = 1_000_000_000, 60_000_000_000
+    tickers = [
+        DerivativeTicker(**head, ts=t, recv_ts=t + 1, source="markPrice", mark_price=10.0,
+                         index_price=10.01, funding_rate=1e-4, predicted_funding_rate=math.nan,
+                         next_funding_time=end_ns, open_interest=5e6, open_interest_value=5e7,
+                         size_unit=BASE)
+        for t in range(start_ns, end_ns, second)
+    ]  # fmt: skip
+    liquidations = [
+        Liquidation(**head, ts=t, recv_ts=t + 1, side=-1 if t // minute % 2 else 1, price=10.0,
+                    size=3.0, size_unit=BASE, completeness=SAMPLED, detail="")
+        for t in range(start_ns, end_ns, minute)
+    ]  # fmt: skip
+    store = open_store(store_url)
+    try:
+        store.write({Channel.DERIVATIVE_TICKER: tickers, Channel.LIQUIDATIONS: liquidations})
+        store.flush()
+    finally:
+        store.close()
+
+
 def test_every_panel_query_returns_rows(
     cassandra_keyspace: str, recordings_dir: Path, tmp_path: Path
 ) -> None:
@@ -143,12 +172,14 @@ def test_every_panel_query_returns_rows(
     first = min(f.index.min() for f in frames.values()).floor("1min")
     last = max(f.index.max() for f in frames.values()).ceil("1min")
     span = (first.value // 1_000_000, last.value // 1_000_000)
+    # the recording has no derivative ticker or liquidation: as a venue would emit them
+    write_derivatives(url, first.value, last.value)
     # --cache-ttl 0: the same panel queries are asked again right after the series are written
     with serve(url, tmp_path, "--cache-ttl", "0") as api:
         # raw data only: the market panels are computed from trades and BBO quotes
         raw = _every_panel(api, span)
         assert len(raw) >= 6 and all(a.rows > 0 for a in raw), [a for a in raw if not a.rows]
-        assert {"trades", "bbo"} <= {a.source for a in raw}
+        assert {"trades", "bbo", "derivative_ticker"} <= {a.source for a in raw}
         # with what the deployed collectors store, every step the market dashboard offers is
         # answered from the series (as stored or derived), none from trades or quotes, with
         # the rows hundi.bars and the offline book snapshots give at that step
@@ -175,5 +206,11 @@ def test_every_panel_query_returns_rows(
                 assert answer.step is not None and str(answer.source).startswith("book_top:")
                 depth = min(d for d, _ in books)
                 assert answer.rows == len(series.book_snapshots(mine, depth, answer.step)), answer
+            elif answer.endpoint in ("derivatives", "liquidations"):
+                sources = {
+                    "derivatives": "derivative_ticker",
+                    "liquidations": "liquidations:sampled",
+                }
+                assert answer.source == sources[answer.endpoint] and answer.rows > 0, answer
             else:
                 assert answer.rows > 0, answer

@@ -373,8 +373,10 @@ def derivative_rows(
     its last update. Each stored record is a full merged state (a field a message lacked holds
     its previous value), so the last row alone is right for every field. A field not known is
     null (NaN in the store); ``next_funding_time`` is epoch ms, 0 without funding (dated
-    futures). An interval without records has no row. Columnar: numpy picks the last rows."""
-    symbol = _stored(store, exchange, symbol, (Channel.DERIVATIVE_TICKER,))
+    futures). An interval without records has no row, and a symbol stored without derivative
+    tickers (spot) has none at all (a dashboard row of a spot symbol shows an empty panel, not
+    an error). Columnar: numpy picks the last rows."""
+    symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     parts = list(
         _day_tables(
             store, limits, exchange=exchange, symbol=symbol, channel=Channel.DERIVATIVE_TICKER,
@@ -404,8 +406,8 @@ def liquidation_rows(
     ``buy``: shorts), count and summed size in the symbol's size unit, every interval of the
     range (0 without any). Source ``liquidations:sampled`` when any stored row is from a feed
     that sends samples (the counts are then lower bounds), ``liquidations:complete`` otherwise.
-    Returns (source, rows)."""
-    symbol = _stored(store, exchange, symbol, (Channel.LIQUIDATIONS,))
+    A symbol stored without liquidations (spot) has zeros. Returns (source, rows)."""
+    symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     buckets = span.buckets()
     first, count = int(buckets[0]), len(buckets)
     totals = {name: np.zeros(count, np.float64) for name in LIQUIDATION_COLUMNS}

@@ -1,15 +1,18 @@
 """The market dashboard: per symbol, candles with VWAP and volume, mid and spread, book
-imbalance. One row per selected symbol (the row repeats over the ``symbol`` variable)."""
+imbalance and, for derivatives, funding rate, open interest and liquidations. One row per
+selected symbol (the row repeats over the ``symbol`` variable); a spot symbol's derivative
+panels are empty (the API answers no rows, not an error)."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import candlestick
+from grafana_foundation_sdk.builders import candlestick, timeseries
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import candlestick as candlestick_models
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from hundi.dashboards.common import (
     api,
+    as_bars,
     choice_variable,
     dashboard,
     legend,
@@ -20,7 +23,10 @@ from hundi.dashboards.common import (
 from hundi.dashboards.infinity import DATASOURCE, Query
 
 TITLE = "hundi: market"
-DESCRIPTION = "Candles, VWAP, volume, spread, mid and book imbalance per symbol."
+DESCRIPTION = (
+    "Candles, VWAP, volume, spread, mid, book imbalance, funding, open interest and "
+    "liquidations per symbol."
+)
 UID = "hundi-market"
 #: bar/sample intervals offered: each is answered from the series the collectors store
 #: (deploy/k8s collectors.yaml: bars:10s, bars:1m, book:10@10s) as stored (10s, 1m) or rolled
@@ -45,6 +51,49 @@ def _book(*fields: str) -> Query:
     for name in fields:
         query = query.number(name)
     return query
+
+
+def _endpoint(path: str, *fields: str) -> Query:
+    query = Query(api(path, exchange=EXCHANGE, symbol=SYMBOL, interval="${step}"))
+    query = query.time("time")
+    for name in fields:
+        query = query.number(name)
+    return query
+
+
+def _derivative_panels() -> list[timeseries.Panel]:
+    """Funding and open interest over time (last value per $step) and liquidations per $step."""
+    funding = series_panel(
+        "$symbol: funding rate",
+        _endpoint("derivatives", "funding_rate", "predicted_funding_rate"),
+        unit="percentunit",
+    ).description(
+        "Funding rate of the current period (settled at the next funding time) and the venue's "
+        "predicted rate, as of the last update in each $step (hundi /api/v1/derivatives). "
+        "Empty for spot and dated futures."
+    )
+    interest = on_right(
+        series_panel(
+            "$symbol: open interest",
+            _endpoint("derivatives", "open_interest", "open_interest_value"),
+        ).description(
+            "Open interest in the symbol's size unit (base or contracts: its instrument says; "
+            "left) and its value in the quote/settlement currency (right), last per $step."
+        ),
+        "open_interest_value",
+    )
+    liquidations = as_bars(
+        series_panel(
+            "$symbol: liquidations",
+            _endpoint("liquidations", "sell_size", "buy_size"),
+            width=24,
+        ).description(
+            "Size of liquidation orders per $step, in the symbol's size unit: sell = longs "
+            "liquidated, buy = shorts. Sampled feeds (Binance forceOrder: at most one a second "
+            "per symbol) undercount; the response header X-Hundi-Source says which."
+        )
+    )
+    return [funding, interest, liquidations]
 
 
 def _candles() -> candlestick.Panel:
@@ -96,7 +145,7 @@ def build() -> Dashboard:
         dashboard(
             "hundi: market",
             UID,
-            "Candles, VWAP, volume, spread, mid and book imbalance per symbol.",
+            DESCRIPTION,
         )
         .with_variable(symbol_variable(multi=True))
         .with_variable(step)
@@ -105,4 +154,6 @@ def build() -> Dashboard:
         .with_panel(spread)
         .with_panel(imbalance)
     )
+    for panel in _derivative_panels():
+        builder = builder.with_panel(panel)
     return builder.build()
