@@ -22,8 +22,15 @@ LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 # One store write or flush: the embedded store's flush writes Parquet files; Cassandra waits.
 WRITE_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Channels whose ``ts`` is an exchange event time. Candles carry their open time, events and
-# derived series no exchange time at all.
-LAG_CHANNELS = (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.TICKER)
+# derived series no exchange time at all, instruments the time hundi read the listing.
+LAG_CHANNELS = (
+    Channel.TRADES,
+    Channel.BBO,
+    Channel.BOOK,
+    Channel.TICKER,
+    Channel.DERIVATIVE_TICKER,
+    Channel.LIQUIDATIONS,
+)
 _RECV_TS = attrgetter("recv_ts")
 _TS = attrgetter("ts")
 _EXCHANGE = attrgetter("exchange")
