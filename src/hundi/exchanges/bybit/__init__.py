@@ -26,6 +26,7 @@ EXCHANGE = Exchange(
     name=NAME,
     venue=BybitVenue,
     book_rule=BOOK_RULE,
+    simulator="hundi.simulator.bybit.command:bybit",
 )
 
 __all__ = ["EXCHANGE", "BybitProtocol", "BybitVenue"]
