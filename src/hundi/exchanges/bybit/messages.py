@@ -96,6 +96,21 @@ class InstrumentsResponse(msgspec.Struct, frozen=True):
     result: InstrumentsResult = InstrumentsResult()
 
 
+class BookSnapshot(msgspec.Struct, frozen=True):
+    s: str
+    b: list[tuple[str, str]]
+    a: list[tuple[str, str]]
+    u: int
+    ts: int = 0
+    seq: int = -1
+
+
+class SnapshotResponse(msgspec.Struct, frozen=True):
+    retCode: int
+    retMsg: str = ""
+    result: BookSnapshot | None = None
+
+
 ENVELOPE: Final = msgspec.json.Decoder(Envelope)
 TRADES: Final = msgspec.json.Decoder(list[TradeMsg])
 BOOK: Final = msgspec.json.Decoder(BookMsg)
@@ -103,3 +118,4 @@ KLINES: Final = msgspec.json.Decoder(list[KlineMsg])
 LIQUIDATIONS: Final = msgspec.json.Decoder(list[LiquidationMsg])
 TICKER: Final = msgspec.json.Decoder(dict[str, Any])
 INSTRUMENTS: Final = msgspec.json.Decoder(InstrumentsResponse)
+SNAPSHOT: Final = msgspec.json.Decoder(SnapshotResponse)

@@ -116,7 +116,10 @@ SUPPORTED: Final = frozenset(
     )
 )
 DERIVATIVE_ONLY: Final = frozenset((Channel.DERIVATIVE_TICKER, Channel.LIQUIDATIONS))
-OPTIONS: Final = ("depth", "kline_interval", "instruments_interval_s")
+OPTIONS: Final = ("depth", "book", "kline_interval", "instruments_interval_s")
+FULL_BOOK_PATH: Final = "/v5/market/full_orderbook"
+FULL_BUFFER: Final = 20_000  # orderbook.full deltas kept while the REST snapshot is fetched
+SNAPSHOT_RETRY_NS: Final = S_NS
 TICKER_FIELDS: Final = frozenset(
     ("lastPrice", "highPrice24h", "lowPrice24h", "prevPrice24h", "volume24h", "turnover24h")
 )
@@ -171,6 +174,14 @@ class Book:
     seq: int = -1
     waiting: str = "waiting for a snapshot"
     resync_since_ns: int = -1  # a resubscribe went out then; -1: none pending
+    # orderbook.full (delta only): deltas buffered until the REST snapshot answers
+    buffer: list[tuple[int, int, list[tuple[float, float]], list[tuple[float, float]]]] = field(
+        default_factory=list
+    )
+    snapshot_due_ns: int = -1  # -1: no REST snapshot wanted
+    snapshot_in_flight: bool = False
+    fresh: bool = False  # synced from a REST snapshot and no delta applied since
+    stale_snapshots: int = 0  # REST snapshots older than the first buffered delta
 
     def status(self) -> BookStatus:
         bid, ask = self.bids.best(), self.asks.best()
@@ -210,6 +221,14 @@ class BybitProtocol(VenueProtocol):
         for native in config.symbols:
             if not NATIVE.match(native):
                 raise ValueError(f"{native!r} is not a Bybit symbol (e.g. BTCUSDT, BTCUSDH26)")
+        self.full = config.options.get("book", "depth") == "full"
+        if config.options.get("book", "depth") not in ("depth", "full"):
+            raise ValueError(f"option book must be depth or full, got {config.options['book']!r}")
+        if self.full and config.market != "spot":
+            raise ValueError(
+                "option book=full: Bybit serves orderbook.full on spot only (futures release "
+                "not determined in the 2026 docs)"
+            )
         self.depth = int_option(config.options, "depth", 50, 1, 1000)
         if self.depth not in DEPTHS:
             raise ValueError(f"option depth must be one of 1, 50, 200, 1000, got {self.depth}")
@@ -263,7 +282,9 @@ class BybitProtocol(VenueProtocol):
         if Channel.TRADES in channels:
             wanted.append(f"publicTrade.{native}")
         if Channel.BOOK in channels:
-            wanted.append(f"orderbook.{self.depth}.{native}")
+            wanted.append(
+                f"orderbook.full.{native}" if self.full else f"orderbook.{self.depth}.{native}"
+            )
         if Channel.BBO in channels and f"orderbook.1.{native}" not in wanted:
             wanted.append(f"orderbook.1.{native}")
         if channels & {Channel.TICKER, Channel.DERIVATIVE_TICKER}:
@@ -316,6 +337,8 @@ class BybitProtocol(VenueProtocol):
             book.synced = False
             book.waiting = "waiting for a snapshot (reconnecting)"
             book.resync_since_ns = -1
+            book.buffer = []
+            book.snapshot_due_ns = -1  # the first delta after the reopen asks for it
         self.tickers.clear()  # a new subscription starts with a snapshot
 
     def take_messages(self) -> list[tuple[str, bytes]]:
@@ -356,13 +379,14 @@ class BybitProtocol(VenueProtocol):
         if self._next_page is not None:  # the next page of a paged instrument list
             cursor, self._next_page = self._next_page, None
             return [self._listing_request(cursor)]
+        snapshots = self._snapshot_requests(now_ns)
         if self._listing_in_flight or self._poll_in_flight:
-            return []
+            return snapshots
         if self._listing_due_ns >= 0 and now_ns >= self._listing_due_ns:
             self._listing_in_flight = True
             self._listing_attempts += 1
             self._listing_pages = []
-            return [self._listing_request()]
+            return [*snapshots, self._listing_request()]
         if (
             Channel.INSTRUMENTS in self.channels
             and self._next_poll_ns >= 0
@@ -370,8 +394,19 @@ class BybitProtocol(VenueProtocol):
         ):
             self._poll_in_flight = True
             self._listing_pages = []
-            return [self._listing_request()]
-        return []
+            return [*snapshots, self._listing_request()]
+        return snapshots
+
+    def _snapshot_requests(self, now_ns: int) -> list[RestRequest]:
+        """REST snapshots of the ``orderbook.full`` books waiting for one."""
+        requests = []
+        for book in self.books_by_topic.values():
+            if 0 <= book.snapshot_due_ns <= now_ns and not book.snapshot_in_flight:
+                book.snapshot_due_ns = -1
+                book.snapshot_in_flight = True
+                url = f"{self.rest}{FULL_BOOK_PATH}?category={self.market}&symbol={book.native}"
+                requests.append(RestRequest(book.native, url, purpose=RestPurpose.BOOK_SNAPSHOT))
+        return requests
 
     def next_wakeup_ns(self) -> int | None:
         times = [self._now_ns] if self._next_page is not None else []
@@ -381,12 +416,16 @@ class BybitProtocol(VenueProtocol):
             times.append(self._next_poll_ns)
         if self._open:
             times.append(self._last_ping_ns + PING_INTERVAL_NS)
+        times += [b.snapshot_due_ns for b in self.books_by_topic.values() if b.snapshot_due_ns >= 0]
         return min(times) if times else None
 
     def receive_response(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:
         self._now_ns = max(self._now_ns, recv_ns)
+        if request.purpose is RestPurpose.BOOK_SNAPSHOT:
+            self._full_snapshot(request.key, response, recv_ns, out)
+            return
         if request.purpose is not RestPurpose.SYMBOL_LISTING:
             return
         try:
@@ -489,6 +528,8 @@ class BybitProtocol(VenueProtocol):
         try:
             if kind == "publicTrade":
                 return self._trades(native, msg, recv_ns, out)
+            if kind == "orderbook.full":
+                return self._full_delta(topic, native, msg, recv_ns, out)
             if kind.startswith("orderbook."):
                 return self._book(topic, native, msg, recv_ns, out)
             if kind == "tickers":
@@ -537,7 +578,7 @@ class BybitProtocol(VenueProtocol):
         self, topic: str, native: str, msg: wire.Envelope, recv_ns: int, out: RecordSink
     ) -> FrameStatus:
         depth = topic.split(".")[1]
-        book_wanted = Channel.BOOK in self.channels and depth == str(self.depth)
+        book_wanted = Channel.BOOK in self.channels and not self.full and depth == str(self.depth)
         bbo_wanted = Channel.BBO in self.channels and depth == "1"
         if not (book_wanted or bbo_wanted):
             raise RejectedFrame("unknown_topic", topic)
@@ -660,6 +701,129 @@ class BybitProtocol(VenueProtocol):
             recv_ts=recv_ns, update_id=book.u, bid_price=bid_price, bid_size=bid_size,
             ask_price=ask_price, ask_size=ask_size,
         ))  # fmt: skip
+
+    # -- orderbook.full: delta only, synced from the REST snapshot ----------------------------
+    def _full_book(self, topic: str, native: str) -> Book:
+        book = self.books_by_topic.get(topic)
+        if book is None:
+            book = Book(topic, self.contracts[native].symbol, native, Channel.BOOK)
+            book.waiting = "waiting for the REST snapshot"
+            self.books_by_topic[topic] = book
+        return book
+
+    def _full_delta(
+        self, topic: str, native: str, msg: wire.Envelope, recv_ns: int, out: RecordSink
+    ) -> FrameStatus:
+        """Deltas apply when ``u`` is the previous ``u`` + 1; before the REST snapshot they are
+        buffered; a break (or ``u = 1``: the service restarted) refetches the snapshot."""
+        if not (Channel.BOOK in self.channels and self.full):
+            raise RejectedFrame("unknown_topic", topic)
+        if msg.type != "delta":
+            raise RejectedFrame("unknown_message", f"orderbook.full type {msg.type!r}")
+        body = wire.BOOK.decode(msg.data)
+        bids, asks = _levels(body.b, "bid"), _levels(body.a, "ask")
+        ts = msg.ts * MS
+        check_time("event time", ts, recv_ns)
+        book = self._full_book(topic, native)
+        u = body.u
+        if book.synced:
+            if book.fresh and 1 < u <= book.u:
+                return FrameStatus.FILTERED  # already in the REST snapshot
+            if u != book.u + 1:
+                why = "u=1: Bybit's book service restarted" if u == 1 else f"u {u} after {book.u}"
+                self._refetch(book, ts, recv_ns, out, u, why)
+                book.buffer.append((ts, u, bids, asks))
+                return FrameStatus.PROCESSED
+            self._apply_full(book, ts, recv_ns, out, u, bids, asks)
+            return FrameStatus.PROCESSED
+        if u == 1:
+            book.buffer = []  # a restart while buffering: what came before is another sequence
+        book.buffer.append((ts, u, bids, asks))
+        del book.buffer[:-FULL_BUFFER]
+        if not book.snapshot_in_flight and book.snapshot_due_ns < 0:
+            book.snapshot_due_ns = recv_ns
+        return FrameStatus.PROCESSED
+
+    def _apply_full(
+        self,
+        book: Book,
+        ts: int,
+        recv_ns: int,
+        out: RecordSink,
+        u: int,
+        bids: list[tuple[float, float]],
+        asks: list[tuple[float, float]],
+    ) -> None:
+        for price, size in bids:
+            book.bids.set(price, size)
+        for price, size in asks:
+            book.asks.set(price, size)
+        if self._crossed(book):
+            self._refetch(book, ts, recv_ns, out, u, "crossed after the delta")
+            return
+        book.u, book.fresh = u, False
+        self._rows(out, book, bids, asks, ts, recv_ns, False, u, u - 1)
+
+    def _refetch(
+        self, book: Book, ts: int, recv_ns: int, out: RecordSink, received: int, why: str
+    ) -> None:
+        """A gap event; the book waits for a new REST snapshot (the stream goes on)."""
+        expected = book.u + 1
+        book.synced = False
+        book.bids.clear()
+        book.asks.clear()
+        book.buffer = []
+        book.waiting = f"refetching the REST snapshot ({why})"
+        if not book.snapshot_in_flight:
+            book.snapshot_due_ns = recv_ns
+        self._event(out, book.native, Channel.BOOK, EventKind.GAP, ts, recv_ns, expected,
+                    received, f"{book.topic}: {why}")  # fmt: skip
+        self._event(out, book.native, Channel.BOOK, EventKind.RESYNC, ts, recv_ns, expected,
+                    received, f"{book.topic}: refetching the REST snapshot")  # fmt: skip
+
+    def _full_snapshot(
+        self, native: str, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        """The REST snapshot: buffered deltas up to its ``u`` are dropped; the first one left
+        must be ``u + 1``, else the snapshot is older than the stream (stale): fetch again."""
+        book = self.books_by_topic.get(f"orderbook.full.{native}")
+        if book is None:
+            return
+        book.snapshot_in_flight = False
+        if book.synced or not self._open:
+            return  # a reopen asks afresh with its first delta
+        try:
+            if not 200 <= response.status < 300:
+                raise ValueError(f"HTTP {response.status}")
+            answer = wire.SNAPSHOT.decode(response.body)
+            if answer.retCode != 0 or answer.result is None:
+                raise ValueError(f"retCode {answer.retCode}: {answer.retMsg}")
+            snap = answer.result
+            bids, asks = _levels(snap.b, "bid"), _levels(snap.a, "ask")
+        except (ValueError, RejectedFrame, *DECODE_ERRORS) as e:
+            log.warning("bybit full_orderbook %s: %s", native, e)
+            book.snapshot_due_ns = recv_ns + SNAPSHOT_RETRY_NS
+            book.waiting = f"REST snapshot failed ({e}); retrying"
+            return
+        pending = [entry for entry in book.buffer if entry[1] > snap.u]
+        if pending and pending[0][1] != snap.u + 1:
+            book.stale_snapshots += 1
+            book.snapshot_due_ns = recv_ns
+            book.waiting = f"REST snapshot u={snap.u} older than buffered u={pending[0][1]}"
+            return
+        book.buffer = []
+        book.bids.load(bids)
+        book.asks.load(asks)
+        book.u, book.seq, book.synced, book.fresh, book.waiting = snap.u, snap.seq, True, True, ""
+        ts = (snap.ts or recv_ns // MS) * MS
+        self._rows(out, book, bids, asks, ts, recv_ns, True, snap.u, -1)
+        self._event(out, native, Channel.BOOK, EventKind.SYNCED, ts, recv_ns, -1, snap.u,
+                    f"{book.topic}: REST snapshot")  # fmt: skip
+        for d_ts, u, d_bids, d_asks in pending:
+            if not book.synced:
+                book.buffer.append((d_ts, u, d_bids, d_asks))
+                continue
+            self._apply_full(book, d_ts, recv_ns, out, u, d_bids, d_asks)
 
     # -- tickers ------------------------------------------------------------------------------
     def _ticker(

@@ -17,7 +17,7 @@ import click
 if TYPE_CHECKING:
     from hundi.simulator.bybit.server import BybitSimulator
 
-FAULT_KINDS = ("drop", "restart", "skip")
+FAULT_KINDS = ("drop", "restart", "skip", "stale-snapshot")
 SYMBOL = re.compile(r"^[A-Z0-9]+(USDT|USDC|USD)$")
 
 
@@ -32,7 +32,8 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
             value = 0.0
         if kind not in FAULT_KINDS or not value > 0:
             raise ValueError(
-                f"unknown fault {text!r} (known: drop:SECONDS, restart:SECONDS, skip:SECONDS)"
+                f"unknown fault {text!r} (known: drop:SECONDS, restart:SECONDS, skip:SECONDS, "
+                "stale-snapshot:N)"
             )
         faults[kind] = value
     return faults
@@ -51,7 +52,8 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
               help="Stop the market after this many actions (the streams go quiet).")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, metavar="KIND:SECONDS",
               help="drop:S (abort every socket), restart:S (book service restart: u=1 "
-                   "snapshots), skip:S (a book delta lost: u skips one); repeatable.")  # fmt: skip
+                   "snapshots), skip:S (a book delta lost: u skips one), stale-snapshot:N "
+                   "(the first N full_orderbook answers stale); repeatable.")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def bybit(
     host: str,

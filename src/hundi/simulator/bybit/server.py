@@ -8,16 +8,19 @@ args in one spot request, gets ``"success":false`` with Bybit's ``ret_msg``) and
 Topics per symbol: ``publicTrade`` (derivatives' trade ids are UUIDs, spot's decimal),
 ``orderbook.{1,50,200,1000}`` (a snapshot of the top N levels on subscribe, then one delta per
 change of that top-N view with ``u`` + 1; a level leaving the view is sent with size 0;
-derivatives' ``orderbook.1`` re-sends a snapshot after 3 s without a change, same ``u``),
+``orderbook.1`` is snapshots only, re-sent after 3 s without a change with the same ``u``),
 ``tickers`` (spot: snapshots; derivatives: a snapshot on subscribe, then deltas of the changed
 fields) and ``allLiquidation`` (synthetic liquidations, ``S`` the liquidated position's side).
 REST: ``/v5/market/instruments-info?category=...`` (symbols ending in ``USD`` are inverse
 perpetuals, the others spot pairs and linear perpetuals; ``limit``/``cursor`` paging) and
-``/v5/market/orderbook?category=&symbol=&limit=``.
+``/v5/market/orderbook?category=&symbol=&limit=``; spot also serves ``orderbook.full`` (delta
+only, every level, ``u`` + 1 per change) and its snapshot ``/v5/market/full_orderbook``.
 
 Faults (``faults``: kind → seconds): ``drop`` aborts every socket; ``restart`` is Bybit's
 book service restart: every book stream's ``u`` restarts at 1 with a fresh snapshot;
-``skip`` skips one ``u`` of every book stream (a delta lost). With ``steps``, faults strike
+``skip`` skips one ``u`` of every book stream (a delta lost); ``stale-snapshot`` N answers the
+first N ``full_orderbook`` requests with the book some changes back (older than the deltas a
+client has buffered). With ``steps``, faults strike
 during the first half of the market's actions only. ``GET /sim/stats`` is the ground truth:
 trade ids sent per symbol, the final top-N views with their ``u``, the latest ticker fields,
 the liquidations sent and the fault log.
@@ -41,7 +44,9 @@ from hundi.simulator.ground_truth import ConnectionRecord, FaultLog
 from hundi.simulator.market import SymbolSpec, SyntheticMarket, fixed
 from hundi.simulator.site import SimulatorSite
 
-FAULTS = ("drop", "restart", "skip")
+FAULTS = ("drop", "restart", "skip", "stale-snapshot")
+FULL = 10_000  # orderbook.full: up to 10,000 levels a side (documented), delta only
+STALE_BACK = 10  # a stale full_orderbook answer is the book this many changes back
 CATEGORIES = ("spot", "linear", "inverse")
 DEPTHS = (1, 50, 200, 1000)
 DEPTH_KEY = 0
@@ -82,7 +87,8 @@ class BybitSimConfig:
 
 
 class _Stream:
-    """One (category, depth, symbol) book stream: its ``u`` and the top-N view published."""
+    """One (category, depth, symbol) book stream: its ``u`` and the top-N view published
+    (``depth`` :data:`FULL`: ``orderbook.full``, every level)."""
 
     __slots__ = ("asks", "bids", "category", "changed_ms", "depth", "symbol", "u")
 
@@ -97,7 +103,8 @@ class _Stream:
 
     @property
     def topic(self) -> str:
-        return f"orderbook.{self.depth}.{self.symbol}"
+        depth = "full" if self.depth == FULL else str(self.depth)
+        return f"orderbook.{depth}.{self.symbol}"
 
 
 class _Conn:
@@ -135,6 +142,9 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         }
         self.last_price: dict[str, int] = {s: m.best_ask for s, m in self.market.symbols.items()}
         self._skip_next = False
+        self.full_history: dict[str, list[tuple[int, dict[int, int], dict[int, int]]]] = {}
+        self.stale_left = int(config.faults.get("stale-snapshot", 0))
+        self.snapshots_served = 0
         self.paused = False  # tests: no market actions, ticker changes or faults while set
         self._conns: dict[int, _Conn] = {}
         self._closed: list[ConnectionRecord] = []
@@ -152,11 +162,12 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             app.router.add_get(f"/v5/public/{category}", self._ws)
         app.router.add_get("/v5/market/instruments-info", self._instruments)
         app.router.add_get("/v5/market/orderbook", self._orderbook)
+        app.router.add_get("/v5/market/full_orderbook", self._full_orderbook)
         app.router.add_get("/sim/stats", self._stats)
         await self._listen(app)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._ticker_loop())]
-        for kind in self.config.faults:
+        for kind in set(self.config.faults) & {"drop", "restart", "skip"}:
             self._tasks.append(loop.create_task(self._fault_loop(kind)))
 
     async def stop(self) -> None:
@@ -272,21 +283,27 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             bids, asks = self._view(stream.symbol, stream.depth)
             bid_rows = _changes(stream.bids, bids)
             ask_rows = _changes(stream.asks, asks)
+            if stream.depth == 1:  # documented: level 1 is snapshots only
+                if bid_rows or ask_rows:
+                    stream.bids, stream.asks, stream.changed_ms = bids, asks, now
+                    stream.u += 1
+                elif now - stream.changed_ms < RESNAPSHOT_MS:
+                    continue
+                stream.changed_ms = now  # unchanged for 3 s: the same snapshot, same u
+                frame = self._book_frame(stream, "snapshot", now)
+                await self._broadcast(stream.category, stream.topic, frame)
+                continue
             if not bid_rows and not ask_rows:
-                if (
-                    stream.depth == 1
-                    and stream.category != "spot"
-                    and now - stream.changed_ms >= RESNAPSHOT_MS
-                ):
-                    stream.changed_ms = now
-                    await self._broadcast(stream.category, stream.topic,
-                                          self._book_frame(stream, "snapshot", now))  # fmt: skip
                 continue
             stream.bids, stream.asks, stream.changed_ms = bids, asks, now
             stream.u += 2 if skip else 1
             if skip:
                 self.faults.record("skip", symbol=stream.symbol, stream=stream.topic,
                                    first_id=stream.u - 1, last_id=stream.u - 1)  # fmt: skip
+            if stream.depth == FULL:
+                history = self.full_history.setdefault(stream.symbol, [])
+                history.append((stream.u, dict(bids), dict(asks)))
+                del history[:-STALE_BACK]
             spec = self.specs[stream.symbol]
             pd, qd = spec.price_decimals, spec.qty_decimals
             data = {
@@ -403,8 +420,15 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
                 now = _now_ms()
                 for stream in self.streams.values():
                     stream.u = 1
-                    stream.bids, stream.asks = self._view(stream.symbol, stream.depth)
                     self.faults.record("restart", symbol=stream.symbol, stream=stream.topic)
+                    if stream.depth == FULL:  # delta only: a u=1 delta (the client refetches)
+                        self.full_history.pop(stream.symbol, None)
+                        data = {"s": stream.symbol, "b": [], "a": [], "u": 1, "seq": self.steps}
+                        push = {"topic": stream.topic, "type": "delta", "ts": now, "data": data}
+                        frame = msgspec.json.encode(push)
+                        await self._broadcast(stream.category, stream.topic, frame)
+                        continue
+                    stream.bids, stream.asks = self._view(stream.symbol, stream.depth)
                     await self._broadcast(stream.category, stream.topic,
                                           self._book_frame(stream, "snapshot", now))  # fmt: skip
 
@@ -455,6 +479,29 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         bids, asks = self._view(symbol, limit)
         result = {
             "s": symbol, "ts": _now_ms(), "u": self.steps, "seq": self.steps,
+            "b": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(bids.items(), reverse=True)],
+            "a": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(asks.items())],
+        }  # fmt: skip
+        return _json({"retCode": 0, "retMsg": "OK", "result": result, "time": _now_ms()})
+
+    async def _full_orderbook(self, request: web.Request) -> web.Response:
+        """The full book as the ``orderbook.full`` stream has published it, with its ``u``
+        (``stale-snapshot`` N: the first N answers are the book some changes back)."""
+        symbol = request.query.get("symbol", "")
+        stream = self.streams.get((request.query.get("category", ""), FULL, symbol))
+        if stream is None:
+            return _json({"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}})
+        self.snapshots_served += 1
+        u, bids, asks = stream.u, stream.bids, stream.asks
+        history = self.full_history.get(symbol, [])
+        if self.stale_left > 0 and len(history) > 1:
+            self.stale_left -= 1
+            u, bids, asks = history[0]
+            self.faults.record("stale-snapshot", symbol=symbol, first_id=u, last_id=stream.u)
+        spec = self.specs[symbol]
+        pd, qd = spec.price_decimals, spec.qty_decimals
+        result = {
+            "s": symbol, "ts": _now_ms(), "u": u, "seq": self.steps, "cts": _now_ms(),
             "b": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(bids.items(), reverse=True)],
             "a": [[fixed(p, pd), fixed(q, qd)] for p, q in sorted(asks.items())],
         }  # fmt: skip
@@ -526,6 +573,8 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         kind, _, symbol = topic.rpartition(".")
         if symbol not in self.specs or category not in category_of(symbol):
             return False
+        if kind == "orderbook.full":
+            return category == "spot"  # futures: release "not determined" (docs, 2026)
         if kind.startswith("orderbook."):
             return kind.split(".")[1] in {str(d) for d in DEPTHS}
         if kind == "allLiquidation":
@@ -536,6 +585,15 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         """A book's snapshot, a derivative ticker's snapshot, on subscribe."""
         kind, _, symbol = topic.rpartition(".")
         now = _now_ms()
+        if kind == "orderbook.full":
+            key = (conn.category, FULL, symbol)
+            if key not in self.streams:
+                full = _Stream(conn.category, FULL, symbol, self.rng.randrange(10**6, 10**8))
+                full.bids, full.asks = self._view(symbol, FULL)
+                full.changed_ms = now
+                self.streams[key] = full
+                self.full_history[symbol] = [(full.u, dict(full.bids), dict(full.asks))]
+            return  # delta only: no snapshot on subscribe
         if kind.startswith("orderbook."):
             depth = int(kind.split(".")[1])
             key = (conn.category, depth, symbol)
