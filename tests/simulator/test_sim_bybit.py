@@ -21,7 +21,7 @@ from hundi.exchanges.bybit import BybitProtocol, BybitVenue
 from hundi.exchanges.bybit.protocol import trade_id
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.records import BASE, Channel
-from hundi.simulator.bybit.server import BybitSimConfig, BybitSimulator
+from hundi.simulator.bybit.server import FULL, BybitSimConfig, BybitSimulator
 from hundi.stores.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.slow
@@ -69,13 +69,14 @@ async def start_sim() -> AsyncIterator[Callable[..., Any]]:
         await sim.stop()
 
 
-def books_equal(venue: BybitProtocol, sim: BybitSimulator) -> bool:
-    """Every book (depth 50 and the bbo's depth 1) is the simulator's top-N view."""
+def books_equal(venue: BybitProtocol, sim: BybitSimulator, category: str = "linear") -> bool:
+    """Every book (depth 50 or full, and the bbo's depth 1) is the simulator's view."""
     for symbol in SYMBOLS:
         spec = sim.specs[symbol]
-        for depth in (DEPTH, 1):
-            book = venue.books_by_topic.get(f"orderbook.{depth}.{symbol}")
-            stream = sim.streams.get(("linear", depth, symbol))
+        for depth in (FULL if venue.full else DEPTH, 1):
+            name = "full" if depth == FULL else str(depth)
+            book = venue.books_by_topic.get(f"orderbook.{name}.{symbol}")
+            stream = sim.streams.get((category, depth, symbol))
             if book is None or stream is None or not book.synced or book.u != stream.u:
                 return False
             pd, qd = 10**spec.price_decimals, 10**spec.qty_decimals
@@ -101,11 +102,15 @@ class Counting:
 
 
 async def collect(
-    sim: BybitSimulator, tmp_path: Path, ready: Callable[[BybitProtocol], bool], exact: bool
+    sim: BybitSimulator,
+    tmp_path: Path,
+    ready: Callable[[BybitProtocol], bool],
+    exact: bool,
+    config: VenueConfig | None = None,
 ) -> tuple[BybitProtocol, EmbeddedStore, dict[str, Any]]:
     """Collect until ``ready``, then pause the market and stop once the books caught up (and,
     with ``exact``, once every frame the simulator sent arrived)."""
-    config = VenueConfig(
+    config = config or VenueConfig(
         "linear", SYMBOLS, CHANNELS, endpoint=f"{sim.ws_url}/v5/public/linear",
         rest_endpoint=sim.rest_url, options={"depth": str(DEPTH)},
     )  # fmt: skip
@@ -117,10 +122,11 @@ async def collect(
     try:
         await until(lambda: ready(venue))
         sim.paused = True
-        await until(lambda: books_equal(venue, sim))
+        category = config.market
+        await until(lambda: books_equal(venue, sim, category))
         if exact:
             sent = lambda: sum(c.record.frames_sent for c in sim._conns.values())  # noqa: E731
-            await until(lambda: counter.frames == sent() and books_equal(venue, sim))
+            await until(lambda: counter.frames == sent() and books_equal(venue, sim, category))
     finally:
         collector.stop("test done")
         summary = await asyncio.wait_for(task, 60)
@@ -131,10 +137,9 @@ def stored(store: EmbeddedStore, channel: Channel) -> Any:
     return store.read(exchange="bybit", symbol=None, channel=channel)
 
 
-def sent_trade_ids(sim: BybitSimulator, symbol: str) -> list[int]:
-    return [
-        trade_id(t.split(":", 1)[1]) for t in sim.trades_sent[symbol] if t.startswith("linear:")
-    ]
+def sent_trade_ids(sim: BybitSimulator, symbol: str, category: str = "linear") -> list[int]:
+    sent = sim.trades_sent[symbol]
+    return [trade_id(t.split(":", 1)[1]) for t in sent if t.startswith(f"{category}:")]
 
 
 async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
@@ -212,3 +217,43 @@ async def test_drops_restarts_and_skipped_u_are_events_and_resyncs_in_place(
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert len(ids) == len(set(ids)), "a trade stored twice"
         assert set(ids) <= set(sent_trade_ids(sim, symbol))
+
+
+async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and_restarts(
+    start_sim: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``orderbook.full`` (delta only): every sync a REST snapshot; stale answers fetched
+    again, skipped ``u`` and ``u = 1`` restarts refetch it; the final book is the simulator's."""
+    sim = await start_sim(rate=300, faults={"stale-snapshot": 2, "skip": 0.9, "restart": 1.3})
+    config = VenueConfig(
+        "spot", SYMBOLS, (Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.TICKER,
+                          Channel.EVENTS),
+        endpoint=f"{sim.ws_url}/v5/public/spot", rest_endpoint=sim.rest_url,
+        options={"book": "full"},
+    )  # fmt: skip
+
+    def kinds(kind: str) -> int:
+        return sum(1 for f in sim.faults.to_json() if f["kind"] == kind)
+
+    def ready(venue: BybitProtocol) -> bool:
+        return (
+            kinds("stale-snapshot") >= 2 and kinds("skip") >= 2 and kinds("restart") >= 2
+            and books_equal(venue, sim, "spot")
+        )  # fmt: skip
+
+    venue, store, summary = await collect(sim, tmp_path, ready, exact=True, config=config)
+    assert summary["balanced"]
+    assert sum(b.stale_snapshots for b in venue.books_by_topic.values()) >= 1
+    events = stored(store, Channel.EVENTS)
+    rows = [tuple(r) for r in events[["kind", "detail"]].itertuples(index=False)]
+    assert any(r[0] == "gap" and ": u " in r[1] for r in rows)
+    assert any(r[0] == "gap" and "restarted" in r[1] for r in rows)
+    refetches = [r for r in rows if r[0] == "resync" and "REST snapshot" in r[1]]
+    syncs = [r for r in rows if r[0] == "synced" and "REST snapshot" in r[1]]
+    assert len(syncs) == len(refetches) + len(SYMBOLS)  # each refetch synced again
+    book = stored(store, Channel.BOOK)
+    assert {str(s) for s in book["symbol"]} == {"BTC-USDT", "ETH-USDT"}
+    trades = stored(store, Channel.TRADES)
+    for symbol in SYMBOLS:
+        ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
+        assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol, "spot"))

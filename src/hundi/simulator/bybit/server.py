@@ -494,7 +494,7 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         self.snapshots_served += 1
         u, bids, asks = stream.u, stream.bids, stream.asks
         history = self.full_history.get(symbol, [])
-        if self.stale_left > 0 and len(history) > 1:
+        if self.stale_left > 0 and len(history) >= STALE_BACK:  # older than any buffer
             self.stale_left -= 1
             u, bids, asks = history[0]
             self.faults.record("stale-snapshot", symbol=symbol, first_id=u, last_id=stream.u)
