@@ -10,7 +10,8 @@ Topics per symbol: ``publicTrade`` (derivatives' trade ids are UUIDs, spot's dec
 change of that top-N view with ``u`` + 1; a level leaving the view is sent with size 0;
 ``orderbook.1`` is snapshots only, re-sent after 3 s without a change with the same ``u``),
 ``tickers`` (spot: snapshots; derivatives: a snapshot on subscribe, then deltas of the changed
-fields) and ``allLiquidation`` (synthetic liquidations, ``S`` the liquidated position's side).
+fields), ``kline.{interval}`` (the open kline every 100 ms, a closed one with ``confirm``
+true) and ``allLiquidation`` (synthetic liquidations, ``S`` the liquidated position's side).
 REST: ``/v5/market/instruments-info?category=...`` (symbols ending in ``USD`` are inverse
 perpetuals, the others spot pairs and linear perpetuals; ``limit``/``cursor`` paging) and
 ``/v5/market/orderbook?category=&symbol=&limit=``; spot also serves ``orderbook.full`` (delta
@@ -53,6 +54,11 @@ DEPTH_KEY = 0
 SPOT_ARGS_LIMIT = 10
 RESNAPSHOT_MS = 3_000  # derivatives' orderbook.1: a snapshot after 3 s without a change
 RANGE_CAP = 100_000
+# Bybit kline intervals → the shared market's names (``M`` is not simulated)
+KLINES = {
+    "1": "1m", "3": "3m", "5": "5m", "15": "15m", "30": "30m", "60": "1h", "120": "2h",
+    "240": "4h", "360": "6h", "720": "12h", "D": "1d", "W": "1w",
+}  # fmt: skip
 FUNDING_PERIOD_MS = 8 * 3_600_000
 
 
@@ -145,6 +151,8 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         self.full_history: dict[str, list[tuple[int, dict[int, int], dict[int, int]]]] = {}
         self.stale_left = int(config.faults.get("stale-snapshot", 0))
         self.snapshots_served = 0
+        self.kline_topics: set[tuple[str, str]] = set()  # (symbol, Bybit interval) subscribed
+        self.kline_pushes = 0  # rounds of kline pushes (tests: one after a pause is final)
         self.paused = False  # tests: no market actions, ticker changes or faults while set
         self._conns: dict[int, _Conn] = {}
         self._closed: list[ConnectionRecord] = []
@@ -359,6 +367,7 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
     async def _ticker_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.ticker_s)
+            await self._klines()
             if self.paused:
                 continue
             now = _now_ms()
@@ -380,6 +389,33 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
                         frame = msgspec.json.encode({"topic": topic, "type": "delta", "ts": now,
                                                      "cs": self.steps, "data": delta})  # fmt: skip
                     await self._broadcast(category, topic, frame)
+
+    async def _klines(self) -> None:
+        """The open kline of every subscribed interval (closed ones first, ``confirm`` true)."""
+        now = _now_ms()
+        self.kline_pushes += 1
+        for symbol, interval in sorted(self.kline_topics):
+            market = self.market.symbols[symbol]
+            name = KLINES[interval]
+            closed = [k for k in market.roll_klines(now) if k.interval == name]
+            rows = [self._kline_row(symbol, k, True, now) for k in closed]
+            rows.append(self._kline_row(symbol, market.kline(name), False, now))
+            topic = f"kline.{interval}.{symbol}"
+            frame = msgspec.json.encode({"topic": topic, "type": "snapshot", "ts": now,
+                                         "data": rows})  # fmt: skip
+            for category in category_of(symbol):
+                await self._broadcast(category, topic, frame)
+
+    def _kline_row(self, symbol: str, k: Any, confirm: bool, now: int) -> dict[str, Any]:
+        spec = self.specs[symbol]
+        pd, qd = spec.price_decimals, spec.qty_decimals
+        interval = next(i for i, name in KLINES.items() if name == k.interval)
+        return {
+            "start": k.open_ms, "end": k.close_ms, "interval": interval,
+            "open": fixed(k.open, pd), "close": fixed(k.close, pd), "high": fixed(k.high, pd),
+            "low": fixed(k.low, pd), "volume": fixed(k.volume, qd),
+            "turnover": f"{k.quote / 10 ** (pd + qd):.4f}", "confirm": confirm, "timestamp": now,
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ sending
     async def _broadcast(self, category: str, topic: str, frame: bytes) -> bool:
@@ -579,6 +615,8 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             return kind.split(".")[1] in {str(d) for d in DEPTHS}
         if kind == "allLiquidation":
             return category != "spot"
+        if kind.startswith("kline."):
+            return kind.split(".", 1)[1] in KLINES
         return kind in ("publicTrade", "tickers")
 
     async def _first_push(self, conn: _Conn, topic: str) -> None:
@@ -604,6 +642,10 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
                 stream.changed_ms = now
                 self.streams[key] = stream
             await self._send(conn, self._book_frame(stream, "snapshot", now))
+        elif kind.startswith("kline."):
+            interval = kind.split(".", 1)[1]
+            self.market.symbols[symbol].kline(KLINES[interval])
+            self.kline_topics.add((symbol, interval))
         elif kind == "tickers" and conn.category != "spot":
             fields = self.tickers[symbol] if symbol in self.tickers else self._ticker_fields(symbol)
             self.tickers[symbol] = fields
