@@ -432,6 +432,25 @@ def test_a_ticker_delta_before_its_snapshot_is_filtered_and_unknown_fields_are_n
     assert d.mark_price == 2 and math.isnan(d.index_price) and d.next_funding_time == 0
 
 
+def test_a_rejected_ticker_delta_leaves_the_merged_state() -> None:
+    p, _ = ready()
+    out = RecordSink()
+    p.receive(CONN, push("tickers.BTCUSDT", LINEAR_TICKER), T0, out)
+    bad = push("tickers.BTCUSDT", {"symbol": "BTCUSDT", "markPrice": "x", "indexPrice": "1"},
+               "delta")  # fmt: skip
+    with pytest.raises(RejectedFrame):
+        p.receive(CONN, bad, T0, out)
+    p.receive(CONN, push("tickers.BTCUSDT", {"symbol": "BTCUSDT", "fundingRate": "0.0002"},
+                         "delta"), T0, out)  # fmt: skip
+    last = out.derivative_ticker[-1]
+    assert (last.mark_price, last.index_price, last.funding_rate) == (60001, 60002, 0.0002)
+
+
+def test_19_digit_spot_trade_ids_are_kept_as_numbers() -> None:
+    assert trade_id("2290000000061666327") == 2290000000061666327
+    assert trade_id("9999999999999999999") != 9999999999999999999  # above 2**63 - 1: hashed
+
+
 def test_inverse_tickers_swap_volumes_and_count_open_interest_in_usd() -> None:
     p, _ = ready("inverse", ("BTCUSD",))
     out = RecordSink()

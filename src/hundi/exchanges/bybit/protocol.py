@@ -134,8 +134,10 @@ def trade_id(text: str) -> int:
     """``Trade.trade_id`` of Bybit's ``i``: the number itself where it is a decimal below 2**63
     (spot), else the first 63 bits of its BLAKE2b hash (derivatives send UUIDs): stable across
     collectors, unique in practice (a collision needs ~3e9 trades of one symbol at one ms)."""
-    if text.isdigit() and len(text) < 19:
-        return int(text)
+    if text.isdigit() and len(text) <= 19:
+        value = int(text)
+        if value <= _ID_MASK:
+            return value
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & _ID_MASK
 
@@ -839,8 +841,8 @@ class BybitProtocol(VenueProtocol):
         elif msg.type == "delta":
             if native not in self.tickers:
                 return FrameStatus.FILTERED  # a delta before the snapshot: nothing to merge into
-            state = self.tickers[native]
-            state.update((k, v) for k, v in fields.items() if v is not None)
+            # a copy: a rejected delta leaves the merged state as it was
+            state = {**self.tickers[native], **{k: v for k, v in fields.items() if v is not None}}
         else:
             raise RejectedFrame("unknown_message", f"tickers type {msg.type!r}")
         values = {k: _float(state.get(k)) for k in TICKER_FIELDS | DERIVATIVE_FIELDS}
