@@ -607,7 +607,7 @@ class BybitProtocol(VenueProtocol):
             if restart:
                 why = "u=1 snapshot: Bybit's book service restarted; book overwritten"
                 self._event(out, native, book.channel, EventKind.RESYNC, ts, recv_ns, -1, 1, why)
-            elif not was_synced:
+            if not was_synced:
                 self._event(out, native, book.channel, EventKind.SYNCED, ts, recv_ns, -1,
                             body.u, f"{topic} snapshot")  # fmt: skip
             if bbo_wanted:
