@@ -1,0 +1,1 @@
+"""A Bybit v5 public market-data simulator (``hundi simulate bybit``)."""

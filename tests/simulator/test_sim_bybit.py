@@ -1,0 +1,268 @@
+"""The collector against the Bybit simulator over real WebSockets, checked against the
+simulator's ground truth: trades stored once and exactly as sent, final books equal to the
+simulator's top-N views, derivative tickers merged to the simulator's latest fields,
+liquidations as sent (order side opposite the position); under faults (dropped sockets, ``u=1``
+service restarts, skipped ``u``) every break a stored event followed by a resync in place, and
+the frame accounting balanced."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hundi.connection.manager import ConnectionSettings
+from hundi.exchanges.base import FrameStatus, RecordSink, VenueConfig
+from hundi.exchanges.bybit import BybitProtocol, BybitVenue
+from hundi.exchanges.bybit.protocol import trade_id
+from hundi.pipeline.collector import Collector, CollectorSettings
+from hundi.records import BASE, Channel
+from hundi.simulator.bybit.server import FULL, BybitSimConfig, BybitSimulator
+from hundi.stores.embedded import EmbeddedStore
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DEPTH = 50
+CHANNELS = (
+    Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.TICKER, Channel.DERIVATIVE_TICKER,
+    Channel.LIQUIDATIONS, Channel.INSTRUMENTS, Channel.CANDLES, Channel.EVENTS,
+)  # fmt: skip
+
+
+async def until(condition: Callable[[], bool], within: float = 60.0) -> None:
+    """Wait for ``condition`` with a deadline generous for a loaded machine."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def settings() -> CollectorSettings:
+    return CollectorSettings(
+        flush_interval=0.2,
+        max_batch_records=20_000,
+        queue_batches=16,
+        shutdown_timeout_s=20.0,
+        connection=ConnectionSettings(
+            backoff_initial_s=0.05, stale_after_s=10.0, check_every_frames=8, tick_s=0.02
+        ),
+    )
+
+
+@pytest.fixture
+async def start_sim() -> AsyncIterator[Callable[..., Any]]:
+    started: list[BybitSimulator] = []
+
+    async def factory(**options: Any) -> BybitSimulator:
+        sim = BybitSimulator(BybitSimConfig(symbols=SYMBOLS, **options))
+        await sim.start()
+        started.append(sim)
+        return sim
+
+    yield factory
+    for sim in started:
+        await sim.stop()
+
+
+def books_equal(venue: BybitProtocol, sim: BybitSimulator, category: str = "linear") -> bool:
+    """Every book (depth 50 or full, and the bbo's depth 1) is the simulator's view."""
+    for symbol in SYMBOLS:
+        spec = sim.specs[symbol]
+        for depth in (FULL if venue.full else DEPTH, 1):
+            name = "full" if depth == FULL else str(depth)
+            book = venue.books_by_topic.get(f"orderbook.{name}.{symbol}")
+            stream = sim.streams.get((category, depth, symbol))
+            if book is None or stream is None or not book.synced or book.u != stream.u:
+                return False
+            pd, qd = 10**spec.price_decimals, 10**spec.qty_decimals
+            if book.bids.levels != {p / pd: q / qd for p, q in stream.bids.items()}:
+                return False
+            if book.asks.levels != {p / pd: q / qd for p, q in stream.asks.items()}:
+                return False
+    return True
+
+
+class Counting:
+    """Counts the frames the venue was given (to know every sent frame arrived)."""
+
+    def __init__(self, venue: BybitProtocol) -> None:
+        self.frames = 0
+        inner = venue.receive
+
+        def receive(conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+            self.frames += 1
+            return inner(conn_key, data, recv_ns, out)
+
+        venue.receive = receive  # type: ignore[method-assign]
+
+
+async def collect(
+    sim: BybitSimulator,
+    tmp_path: Path,
+    ready: Callable[[BybitProtocol], bool],
+    exact: bool,
+    config: VenueConfig | None = None,
+) -> tuple[BybitProtocol, EmbeddedStore, dict[str, Any]]:
+    """Collect until ``ready``, then pause the market and stop once the books caught up (and,
+    with ``exact``, once every frame the simulator sent arrived)."""
+    config = config or VenueConfig(
+        "linear", SYMBOLS, CHANNELS, endpoint=f"{sim.ws_url}/v5/public/linear",
+        rest_endpoint=sim.rest_url, options={"depth": str(DEPTH)},
+    )  # fmt: skip
+    venue = BybitVenue(config)
+    counter = Counting(venue)
+    store = EmbeddedStore(str(tmp_path))
+    collector = Collector([venue], [store], settings=settings())
+    task = asyncio.ensure_future(collector.run())
+    try:
+        await until(lambda: ready(venue))
+        sim.paused = True
+        category = config.market
+        await until(lambda: books_equal(venue, sim, category))
+        if exact:  # a kline round after the pause holds the final klines
+            pushes = sim.kline_pushes
+            await until(lambda: sim.kline_pushes >= pushes + 2)
+            sent = lambda: sum(c.record.frames_sent for c in sim._conns.values())  # noqa: E731
+            await until(lambda: counter.frames == sent() and books_equal(venue, sim, category))
+    finally:
+        collector.stop("test done")
+        summary = await asyncio.wait_for(task, 60)
+    return venue, store, summary
+
+
+def stored(store: EmbeddedStore, channel: Channel) -> Any:
+    return store.read(exchange="bybit", symbol=None, channel=channel)
+
+
+def sent_trade_ids(sim: BybitSimulator, symbol: str, category: str = "linear") -> list[int]:
+    sent = sim.trades_sent[symbol]
+    return [trade_id(t.split(":", 1)[1]) for t in sent if t.startswith(f"{category}:")]
+
+
+async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
+    start_sim: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = await start_sim(rate=300, liquidation_rate=0.1)
+
+    def ready(venue: BybitProtocol) -> bool:
+        liquidations = sum(len(v) for v in sim.liquidations.values())
+        return sim.steps >= 600 and liquidations >= 3 and books_equal(venue, sim)
+
+    _, store, summary = await collect(sim, tmp_path, ready, exact=True)
+    assert summary["balanced"]
+    trades = stored(store, Channel.TRADES)
+    for symbol in SYMBOLS:
+        ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
+        assert len(ids) == len(set(ids)), "a trade stored twice"
+        assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol))
+    events = stored(store, Channel.EVENTS)
+    assert "gap" not in [str(k) for k in events["kind"]]
+    book = stored(store, Channel.BOOK)
+    assert {str(s) for s in book["symbol"]} == {"BTC-USDT-PERP", "ETH-USDT-PERP"}
+    liquidations = stored(store, Channel.LIQUIDATIONS)
+    for symbol in SYMBOLS:
+        rows = liquidations[liquidations["native_symbol"] == symbol]
+        columns = (rows["side"].tolist(), rows["price"].tolist(), rows["size"].tolist())
+        got = sorted(zip(*columns, strict=True))
+        want = sorted(
+            (-1 if s == "Buy" else 1, float(p), float(v)) for _, s, v, p in sim.liquidations[symbol]
+        )
+        assert got == want
+    assert sum(len(v) for v in sim.liquidations.values()) >= 3
+    dt = stored(store, Channel.DERIVATIVE_TICKER)
+    for symbol in SYMBOLS:
+        rows = dt[dt["native_symbol"] == symbol].sort_values("recv_ts")
+        last = rows.iloc[-1]
+        truth = sim.tickers[symbol]
+        assert last["mark_price"] == float(truth["markPrice"])
+        assert last["index_price"] == float(truth["indexPrice"])
+        assert last["funding_rate"] == float(truth["fundingRate"])
+        assert last["open_interest"] == float(truth["openInterest"])
+        assert last["size_unit"] == BASE
+    candles = stored(store, Channel.CANDLES)
+    for symbol in SYMBOLS:
+        rows = candles[candles["native_symbol"] == symbol].sort_values("recv_ts")
+        kline = sim.market.symbols[symbol].klines["1m"]
+        pd = 10 ** sim.specs[symbol].price_decimals
+        assert rows.iloc[-1]["close"] == kline.close / pd and rows.iloc[-1]["interval"] == "1m"
+    instruments = stored(store, Channel.INSTRUMENTS)
+    assert sorted(str(s) for s in instruments["symbol"]) == ["BTC-USDT-PERP", "ETH-USDT-PERP"]
+    assert len(stored(store, Channel.BBO)) > 0 and len(stored(store, Channel.TICKER)) > 0
+
+
+async def test_drops_restarts_and_skipped_u_are_events_and_resyncs_in_place(
+    start_sim: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = await start_sim(rate=300, faults={"drop": 2.5, "restart": 1.1, "skip": 0.7})
+
+    def kinds(kind: str) -> int:
+        return sum(1 for f in sim.faults.to_json() if f["kind"] == kind)
+
+    def ready(venue: BybitProtocol) -> bool:
+        return kinds("drop") >= 1 and kinds("restart") >= 2 and kinds("skip") >= 2
+
+    _, store, summary = await collect(sim, tmp_path, ready, exact=False)
+    assert summary["balanced"]
+    events = stored(store, Channel.EVENTS)
+    rows = [tuple(r) for r in events[["kind", "detail"]].itertuples(index=False)]
+    skipped = [r for r in rows if r[0] == "gap" and ": u " in r[1]]
+    assert skipped, "a skipped u is a gap"
+    resubscribes = [r for r in rows if r[0] == "resync" and "resubscribing" in r[1]]
+    assert len(resubscribes) >= len(skipped)
+    assert any(r[0] == "resync" and "restarted" in r[1] for r in rows)
+    assert any(r[0] == "gap" and "connection lost" in r[1] for r in rows)
+    # in place: one connection subscribed a book topic twice
+    assert any(
+        len(c.subscriptions) > len(set(c.subscriptions))
+        for c in [*sim._closed, *(conn.record for conn in sim._conns.values())]
+    )
+    trades = stored(store, Channel.TRADES)
+    for symbol in SYMBOLS:
+        ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
+        assert len(ids) == len(set(ids)), "a trade stored twice"
+        assert set(ids) <= set(sent_trade_ids(sim, symbol))
+
+
+async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and_restarts(
+    start_sim: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``orderbook.full`` (delta only): every sync a REST snapshot; stale answers fetched
+    again, skipped ``u`` and ``u = 1`` restarts refetch it; the final book is the simulator's."""
+    sim = await start_sim(rate=300, faults={"stale-snapshot": 2, "skip": 0.9, "restart": 1.3})
+    config = VenueConfig(
+        "spot", SYMBOLS, (Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.TICKER,
+                          Channel.EVENTS),
+        endpoint=f"{sim.ws_url}/v5/public/spot", rest_endpoint=sim.rest_url,
+        options={"book": "full"},
+    )  # fmt: skip
+
+    def kinds(kind: str) -> int:
+        return sum(1 for f in sim.faults.to_json() if f["kind"] == kind)
+
+    def ready(venue: BybitProtocol) -> bool:
+        return (
+            kinds("stale-snapshot") >= 2 and kinds("skip") >= 2 and kinds("restart") >= 2
+            and books_equal(venue, sim, "spot")
+        )  # fmt: skip
+
+    venue, store, summary = await collect(sim, tmp_path, ready, exact=True, config=config)
+    assert summary["balanced"]
+    assert sum(b.stale_snapshots for b in venue.books_by_topic.values()) >= 1
+    events = stored(store, Channel.EVENTS)
+    rows = [tuple(r) for r in events[["kind", "detail"]].itertuples(index=False)]
+    assert any(r[0] == "gap" and ": u " in r[1] for r in rows)
+    assert any(r[0] == "gap" and "restarted" in r[1] for r in rows)
+    refetches = [r for r in rows if r[0] == "resync" and "REST snapshot" in r[1]]
+    syncs = [r for r in rows if r[0] == "synced" and "REST snapshot" in r[1]]
+    assert len(syncs) == len(refetches) + len(SYMBOLS)  # each refetch synced again
+    book = stored(store, Channel.BOOK)
+    assert {str(s) for s in book["symbol"]} == {"BTC-USDT", "ETH-USDT"}
+    trades = stored(store, Channel.TRADES)
+    for symbol in SYMBOLS:
+        ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
+        assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol, "spot"))
