@@ -54,7 +54,7 @@ def liquidation(
 ) -> Liquidation:  # fmt: skip
     return Liquidation(
         exchange=exchange, **names, ts=at_ns, recv_ts=at_ns + 2 * MS, side=side, price=price,
-        size=size, size_unit=unit, completeness=completeness, detail="status=FILLED",
+        size=size, size_unit=unit, completeness=completeness, detail="status=FILLED", position=0,
     )  # fmt: skip
 
 

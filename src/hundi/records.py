@@ -230,7 +230,7 @@ class DerivativeTicker(Record, frozen=True, gc=False, kw_only=True):
     predicted_funding_rate: float  # the venue's estimate for the period after; NaN if none
     next_funding_time: int  # ns; 0 = no funding (dated futures)
     open_interest: float  # in size_unit
-    open_interest_value: float  # in the contract's quote/settlement currency; NaN if unknown
+    open_interest_value: float  # in the quote currency (USD for inverse contracts); NaN if unknown
     size_unit: str  # a SIZE_UNITS value
 
 
@@ -244,8 +244,9 @@ class Liquidation(Record, frozen=True, gc=False, kw_only=True):
     """
 
     CHANNEL: ClassVar[Channel] = Channel.LIQUIDATIONS
-    # No venue sends a liquidation id; side, price and size tell apart two at one instant.
-    IDENTITY: ClassVar[tuple[str, ...]] = ("side", "price", "size")
+    # No venue sends a liquidation id; side, price and size tell apart two at one instant, and
+    # ``position`` two identical ones of one message (a cascade), which two collectors number alike.
+    IDENTITY: ClassVar[tuple[str, ...]] = ("side", "price", "size", "position")
 
     side: int
     price: float  # the order's price (bankruptcy price where the venue sends that)
@@ -253,6 +254,7 @@ class Liquidation(Record, frozen=True, gc=False, kw_only=True):
     size_unit: str
     completeness: str  # COMPLETE or SAMPLED
     detail: str  # what else the venue said (order status, filled size...), compact
+    position: int  # its place among the liquidations of one venue message: 0, 1, ...
 
 
 class Instrument(Record, frozen=True, gc=False, kw_only=True):

@@ -149,7 +149,7 @@ def write_derivatives(store_url: str, start_ns: int, end_ns: int) -> None:
     ]  # fmt: skip
     liquidations = [
         Liquidation(**head, ts=t, recv_ts=t + 1, side=-1 if t // minute % 2 else 1, price=10.0,
-                    size=3.0, size_unit=BASE, completeness=SAMPLED, detail="")
+                    size=3.0, size_unit=BASE, completeness=SAMPLED, detail="", position=0)
         for t in range(start_ns, end_ns, minute)
     ]  # fmt: skip
     store = open_store(store_url)

@@ -458,6 +458,11 @@ def test_inverse_tickers_swap_volumes_and_count_open_interest_in_usd() -> None:
     p.receive(CONN, push("tickers.BTCUSD", data), T0, out)
     assert out.ticker[0].volume == 100 and out.ticker[0].quote_volume == 6000000
     assert out.derivative_ticker[0].size_unit == QUOTE
+    # the value is in the quote currency: the USD open interest, not Bybit's value in the coin
+    oi = float(LINEAR_TICKER["openInterest"])
+    assert out.derivative_ticker[0].open_interest == oi
+    assert out.derivative_ticker[0].open_interest_value == oi
+    assert oi != float(LINEAR_TICKER["openInterestValue"])
     assert out.ticker[0].symbol == "BTC-USD-PERP"
 
 
@@ -500,6 +505,21 @@ def test_liquidations_take_the_order_side_opposite_the_position() -> None:
     assert (long_liq.side, long_liq.price, long_liq.size) == (-1, 59000, 0.5)
     assert short_liq.side == 1 and long_liq.completeness == COMPLETE
     assert long_liq.size_unit == BASE
+    assert (long_liq.position, short_liq.position) == (0, 1)
+
+
+def test_identical_liquidations_of_one_message_stay_two_records() -> None:
+    p, _ = ready()
+    out = RecordSink()
+    same = {"T": T0_MS, "s": "BTCUSDT", "S": "Buy", "v": "0.5", "p": "59000"}
+    p.receive(CONN, push("allLiquidation.BTCUSDT", [same, dict(same)]), T0, out)
+    keys = {tuple(getattr(r, f) for f in ("ts", *r.IDENTITY)) for r in out.liquidations}
+    assert len(out.liquidations) == len(keys) == 2
+
+
+def test_liquidation_order_side_must_be_buy_or_sell() -> None:
+    p, _ = ready()
+    data = [{"T": T0_MS, "s": "BTCUSDT", "S": "Buy", "v": "0.5", "p": "59000"}]
     data[0]["S"] = "Long"
     with pytest.raises(RejectedFrame):
         p.receive(CONN, push("allLiquidation.BTCUSDT", data), T0, RecordSink())

@@ -866,7 +866,12 @@ class BybitProtocol(VenueProtocol):
                 predicted_funding_rate=math.nan,
                 next_funding_time=0 if math.isnan(nft) else int(nft) * MS,
                 open_interest=values["openInterest"],
-                open_interest_value=values["openInterestValue"], size_unit=contract.size_unit,
+                # the record's value is in the quote currency; Bybit's inverse
+                # ``openInterestValue`` is in the coin, and its ``openInterest`` is already USD
+                open_interest_value=(
+                    values["openInterest"] if contract.inverse else values["openInterestValue"]
+                ),
+                size_unit=contract.size_unit,
             ))  # fmt: skip
         return FrameStatus.PROCESSED
 
@@ -922,7 +927,7 @@ class BybitProtocol(VenueProtocol):
     ) -> FrameStatus:
         contract = self.contracts[native]
         records = []
-        for item in wire.LIQUIDATIONS.decode(msg.data):
+        for position, item in enumerate(wire.LIQUIDATIONS.decode(msg.data)):
             if item.S not in ("Buy", "Sell"):
                 raise RejectedFrame("invalid_field", f"position side {item.S!r}")
             price, size, ts = _float(item.p), _float(item.v), item.T * MS
@@ -931,7 +936,7 @@ class BybitProtocol(VenueProtocol):
                 exchange=EXCHANGE, symbol=contract.symbol, native_symbol=native, ts=ts,
                 recv_ts=recv_ns, side=SELL if item.S == "Buy" else BUY, price=price, size=size,
                 size_unit=contract.size_unit, completeness=COMPLETE,
-                detail=f"position {item.S}; bankruptcy price",
+                detail=f"position {item.S}; bankruptcy price", position=position,
             ))  # fmt: skip
         out.liquidations.extend(records)
         return FrameStatus.PROCESSED
