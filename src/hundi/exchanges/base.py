@@ -134,7 +134,6 @@ class StreamSpec:
     subscribe: tuple[bytes, ...] = ()  # messages to send after the socket opens, in order
     max_outgoing_per_s: float = 5.0  # venue limit on client messages
     max_lifetime_s: float = 23.5 * 3600  # reconnect proactively before the venue drops us
-    ping_interval_s: float | None = None  # client pings; None = only answer server pings
     # Authenticated: the URL/messages come from ``VenueProtocol.opening`` at each (re)open and
     # carry credentials or a listen key, so logs and raw captures show ``url`` and redact them.
     private: bool = False

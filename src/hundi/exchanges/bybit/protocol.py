@@ -312,7 +312,6 @@ class BybitProtocol(VenueProtocol):
                 self.url,
                 subscribe=self.subscribe_messages(),
                 max_outgoing_per_s=5.0,
-                ping_interval_s=PING_INTERVAL_NS / S_NS,
             )
         ]
 
