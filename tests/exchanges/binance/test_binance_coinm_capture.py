@@ -113,7 +113,8 @@ def write_capture(folder: Path) -> list[Path]:
         encoding="utf-8",
     )
     lines = [f"{WS} <-> {T0:.6f}"]
-    lines += [f"{T0 + at:.6f}: {json.dumps(frame, separators=(',', ':'))}" for at, frame in frames()]
+    compact = (",", ":")
+    lines += [f"{T0 + at:.6f}: {json.dumps(frame, separators=compact)}" for at, frame in frames()]
     ws = folder / "BINANCE_DELIVERY.ws.1.0"
     ws.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [setup, http, ws]
@@ -169,9 +170,7 @@ def test_the_capture_replays_accounted_synced_and_uncrossed(tmp_path: Path) -> N
     assert math.isnan(interest.mark_price)  # not known yet: NaN, not 0
     assert (ticker.source, ticker.open_interest) == ("markPrice", 52000.0)  # kept, merged
     assert ticker.open_interest_value == 52000 * 10  # contracts of 10 USD (exchangeInfo)
-    assert (ticker.mark_price, ticker.index_price, ticker.next_funding_time) == (
-        25.155, 25.14, 0
-    )
+    assert (ticker.mark_price, ticker.index_price, ticker.next_funding_time) == (25.155, 25.14, 0)
     assert math.isnan(ticker.funding_rate)  # a delivery: no funding ("r": "")
     assert ticker.size_unit == CONTRACTS
     (liquidation,) = records[Channel.LIQUIDATIONS]
