@@ -48,6 +48,7 @@ def subscribed(protocol: BinanceProtocol) -> dict[str, list[str]]:
         ("BTCUSD_PERP", Market.COINM, "BTC-USD-PERP"),
         ("LINKUSD_211231", Market.COINM, "LINK-USD-20211231"),
         ("ethusd_260925", Market.COINM, "ETH-USD-20260925"),
+        ("DOTUSD_PERP", Market.COINM, "DOT-USD-PERP"),  # not DO-TUSD: COIN-M quotes are USD
     ],
 )
 def test_symbol_normalization(native: str, market: Market, normalized: str) -> None:

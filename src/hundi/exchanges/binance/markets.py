@@ -75,7 +75,7 @@ class BinanceMarket:
     # settled in the base asset; otherwise sizes are in the base asset.
     inverse: bool = False
     max_streams: int = 1024  # streams one connection may carry
-    quote_assets: tuple[str, ...] = ()  # quote assets only this market has (COIN-M: USD)
+    quote_assets: tuple[str, ...] = ()  # if set, this market's only quote assets (COIN-M: USD)
     open_interest_weight: int = 1  # GET openInterest (futures)
 
     @property

@@ -70,7 +70,8 @@ def normalize(
         base, quote = split_native(native, quote_assets)
         return SymbolInfo(native, f"{base}-{quote}", native.lower())
     pair, _, delivery = native.partition("_")  # BTCUSDT_260626; COIN-M: BTCUSD_PERP
-    base, quote = split_native(pair, (*quote_assets, *MARKETS[market].quote_assets))
+    # COIN-M pairs all end in USD: its own list alone, or DOTUSD would split as DO/TUSD
+    base, quote = split_native(pair, MARKETS[market].quote_assets or quote_assets)
     return SymbolInfo(native, f"{base}-{quote}-{contract_suffix(native, delivery)}", native.lower())
 
 
