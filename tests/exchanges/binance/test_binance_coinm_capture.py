@@ -193,3 +193,28 @@ def test_hundi_replay_command_replays_it(tmp_path: Path) -> None:
     report = json.loads(summary.read_text())
     assert [(b["symbol"], b["synced"]) for b in report["books"]] == [("LINK-USD-20211231", True)]
     assert not (tmp_path / "q.jsonl").exists()  # nothing rejected
+
+
+def test_configuration_line_alone_names_coinm_contracts(tmp_path: Path) -> None:
+    """Without stream URLs, the ``configuration:`` line and a dapi REST line still say it."""
+    setup = tmp_path / "BINANCE_DELIVERY.0"
+    config = {"trades": ["BTC-USD-PERP", "LINK-USD-20211231"], "l2_book": ["BTC-USD-PERP"]}
+    setup.write_text(
+        f"https://dapi.binance.com/dapi/v1/exchangeInfo -> {T0:.6f}: {json.dumps(EXCHANGE_INFO)}\n"
+        f"configuration: {json.dumps(config)}\n",
+        encoding="utf-8",
+    )
+    inferred = infer_config([setup], "binance", None)
+    assert inferred.market == "coinm"
+    assert inferred.symbols == ("BTCUSD_PERP", "LINKUSD_211231")
+
+
+def test_another_market_than_the_urls_say_is_a_one_line_error(tmp_path: Path) -> None:
+    files = write_capture(tmp_path)
+    try:
+        infer_config(files, "binance", "usdm")
+    except ValueError as e:
+        assert "Binance coinm" in str(e) and "--market coinm" in str(e)
+        assert "\n" not in str(e)
+    else:
+        raise AssertionError("a COIN-M capture replayed as USD-M")

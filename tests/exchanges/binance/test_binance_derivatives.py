@@ -329,3 +329,18 @@ def test_mark_price_stream_option_picks_the_3s_stream() -> None:
     assert json.loads(protocol.connections()[0].subscribe[0])["params"] == ["btcusd_perp@markPrice"]
     off = venue("coinm", ("BTCUSD_PERP",), Channel.DERIVATIVE_TICKER, open_interest_interval_s="0")
     assert all(r.key == EXCHANGE_INFO_KEY for r in off.due_requests(NOW))
+
+
+def test_open_interest_polls_stay_within_the_weight_budget() -> None:
+    """Weight 1 each, counted by the shared scheduler: a budget of 20 a minute lets 20 of 30
+    symbols poll now and the rest a minute later, never more."""
+    symbols = tuple(f"C{n:02d}USDT" for n in range(30))
+    protocol = venue(
+        "usdm", symbols, Channel.DERIVATIVE_TICKER, rest_weight_per_minute="21",
+        depth_limit="1000",
+    )  # fmt: skip
+    first = [k for k in requests(protocol, NOW) if k.endswith("@openInterest")]
+    assert len(first) == 20  # 21 - 1 for the exchangeInfo sent with them
+    assert not [k for k in requests(protocol, NOW + 30 * S) if k.endswith("@openInterest")]
+    later = [k for k in requests(protocol, NOW + 61 * S) if k.endswith("@openInterest")]
+    assert len(later) == 10
