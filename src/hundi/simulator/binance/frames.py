@@ -1,4 +1,4 @@
-"""Binance JSON payloads, byte-exact in field order, names and types (spot and USD-M differ).
+"""Binance JSON payloads, byte-exact in field order, names and types (spot and futures differ).
 
 Shapes follow Binance's stream documentation and the real frames in ``../shared/recordings``
 (``tests/simulator/test_frames.py`` compares them key by key). Built with f-strings: one
