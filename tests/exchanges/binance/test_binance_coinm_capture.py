@@ -130,7 +130,26 @@ def test_the_capture_names_binance_coinm_and_its_streams(tmp_path: Path) -> None
         Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.DERIVATIVE_TICKER,
         Channel.LIQUIDATIONS, Channel.EVENTS,
     }  # fmt: skip
-    assert config.options == {"mark_price_stream": "markPrice"}
+    # one recorded openInterest answer: polled at the default minute
+    assert config.options == {"mark_price_stream": "markPrice", "open_interest_interval_s": "60"}
+
+
+def test_open_interest_polls_as_often_as_the_recording_did(tmp_path: Path) -> None:
+    files = write_capture(tmp_path)
+    url = "https://dapi.binance.com/dapi/v1/openInterest?symbol=LINKUSD_211231"
+    body = {"symbol": "LINKUSD_211231", "openInterest": "1", "time": _ms(5)}
+    extra = tmp_path / "BINANCE_DELIVERY.http.0.1"
+    extra.write_text(
+        f"{url} -> {T0 + 5.5:.6f}: {json.dumps(body)}\n{url} -> {T0 + 10.7:.6f}: "
+        f"{json.dumps(body)}\n",
+        encoding="utf-8",
+    )
+    options = infer_config([*files, extra], "binance", None).options
+    assert options["open_interest_interval_s"] == "5"  # 5.2 s apart at the shortest
+    (tmp_path / "BINANCE_DELIVERY.http.0.0").write_text("", encoding="utf-8")
+    extra.unlink()
+    options = infer_config(files, "binance", None).options
+    assert options["open_interest_interval_s"] == "0"  # nothing recorded: no poll
 
 
 def test_the_capture_replays_accounted_synced_and_uncrossed(tmp_path: Path) -> None:

@@ -74,8 +74,9 @@ def infer_capture(files: Sequence[Path], market: str | None) -> VenueConfig:
         return _from_configuration_line(files, market)
     rest_urls = _rest_urls(files)
     found_market = _market_of(urls + rest_urls)
-    if Channel.DERIVATIVE_TICKER in channels and not any("/openInterest" in u for u in rest_urls):
-        options["open_interest_interval_s"] = "0"  # the capture holds no answer to poll with
+    if Channel.DERIVATIVE_TICKER in channels:
+        # poll as the recording did, so that its answers are the ones asked for; none: no poll
+        options["open_interest_interval_s"] = str(_open_interest_interval(files))
     if market is not None and market != found_market:
         # Replaying spot frames as USD-M (or the reverse) stores wrong symbols and no book:
         # the URLs say which market the capture is, so a different --market is an error.
@@ -141,6 +142,31 @@ def _subscribed(data: str) -> list[str]:
         if isinstance(params, list):
             return [p for p in params if isinstance(p, str)]
     return []
+
+
+_REST_TIMED = re.compile(rf"^(https?://\S+) -> ({_TS}): ")
+
+
+def _open_interest_interval(files: Sequence[Path]) -> int:
+    """Whole seconds between two recorded ``openInterest`` answers of one symbol (the
+    shortest, at least 1), or 0 when the recording holds none."""
+    last: dict[str, float] = {}
+    gaps: list[float] = []
+    for path in files:
+        if ".ws." in path.name:
+            continue
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if "/openInterest" not in line[:300] or not (m := _REST_TIMED.match(line)):
+                    continue
+                symbol = parse_qs(urlsplit(m[1]).query).get("symbol", [""])[0]
+                ts = float(m[2])
+                if symbol in last and ts > last[symbol]:
+                    gaps.append(ts - last[symbol])
+                last[symbol] = ts
+    if not last:
+        return 0
+    return max(1, int(min(gaps))) if gaps else 60
 
 
 def _market_of(urls: list[str]) -> str:
