@@ -129,6 +129,24 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         await self._fanout.closed()
         await self._unlisten()
 
+    def pause(self) -> None:
+        """Stop the synthetic market (the clocked streams go on): once the last diffs are out,
+        a collector's books must equal :meth:`true_book`."""
+        if self._feed is not None:
+            self._feed.paused = True
+
+    def true_book(self, symbol: str) -> tuple[int, dict[float, float], dict[float, float]]:
+        """The last published book of ``symbol`` as prices and sizes on the wire: (last update
+        id, {price: size} bids, asks); COIN-M sizes are whole contracts."""
+        assert self._market is not None and self._feed is not None
+        update_id, bids, asks = self._market.published[symbol]
+        enc = self._feed.encoders[symbol]
+        return (
+            update_id,
+            {float(enc.price(p)): float(enc.qty(q)) for p, q in bids.items()},
+            {float(enc.price(p)): float(enc.qty(q)) for p, q in asks.items()},
+        )
+
     # -- ground truth -----------------------------------------------------------------------
     async def _rest_stats(self, request: web.Request) -> web.Response:
         return web.Response(body=msgspec.json.encode(self.stats()), content_type="application/json")
