@@ -155,7 +155,11 @@ def test_derivatives_stored_as_sent(market: str, tmp_path: Path) -> None:
             assert instrument["contract_type"] == kind
 
 
-@pytest.mark.parametrize("fault", ["disconnect:1.5", "gap:1", "malformed:1", "stale-snapshot"])
+@pytest.mark.parametrize(
+    "fault",
+    ["disconnect:1.5", "gap:1", "malformed:1", "stale-snapshot", "duplicate:0.5", "reorder:0.5",
+     "rest-429:2", "shutdown:1"],
+)  # fmt: skip
 def test_coinm_accounting_holds_under_faults(fault: str, tmp_path: Path) -> None:
     symbols = ",".join(MARKETS["coinm"])
     args = ["--market", "coinm", "--symbols", symbols, "--rate", "300", "--seed", "6"]
@@ -176,8 +180,17 @@ def test_coinm_accounting_holds_under_faults(fault: str, tmp_path: Path) -> None
         assert summary["gaps"] >= 1 and summary["resyncs"] >= 1
     elif kind == "malformed":
         assert summary["frames"]["rejected_reasons"].get("malformed_json", 0) >= 1
-    else:
+    elif kind == "stale-snapshot":
         assert summary["resyncs"] >= 1 and all(b["synced"] for b in summary["books"])
+    elif kind == "duplicate":
+        assert summary["frames"]["rejected_reasons"].get("duplicate_trade", 0) >= 1
+        assert summary["gaps"] == 0
+    elif kind == "reorder":
+        assert summary["gaps"] >= 1 and summary["resyncs"] >= 1
+    elif kind == "rest-429":
+        assert summary["rest"]["failures"] == 2 and all(b["synced"] for b in summary["books"])
+    else:  # serverShutdown: make-before-break, nothing lost
+        assert summary["reconnects"] >= 1 and summary["gaps"] == 0
     events = hundi.read(store, exchange="binance", channel="events")
     for native, symbol in MARKETS["coinm"].items():
         stored = read(store, "trades", symbol)["trade_id"].tolist()
