@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import urllib.request
 
 import aiohttp
 from simharness import MakeSim, receive_json
@@ -120,3 +121,16 @@ async def test_coinm_closes_a_connection_over_200_streams(
                 pass
     await asyncio.sleep(0.1)
     assert sim.stats()["connections"][0]["close_reason"] == "too many streams"
+
+
+def test_hundi_simulate_binance_coinm_defaults_to_coinm_symbols() -> None:
+    from hundi.simulator.process import SimulatorProcess
+
+    with SimulatorProcess(["--market", "coinm", "--rate", "50"]) as sim:
+        with urllib.request.urlopen(f"{sim.rest_url}/sim/stats", timeout=10) as answer:
+            stats = json.load(answer)
+        with urllib.request.urlopen(f"{sim.rest_url}/dapi/v1/exchangeInfo", timeout=10) as a:
+            info = json.load(a)
+    assert stats["market"] == "coinm"
+    assert sorted(stats["symbols"]) == ["BTCUSD_PERP", "ETHUSD_PERP"]
+    assert [s["contractSize"] for s in info["symbols"]] == [100, 10]
