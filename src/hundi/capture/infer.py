@@ -47,7 +47,12 @@ def infer_exchange(paths: Iterable[Path]) -> str:
     found = {v.exchange for h in headers(files) for v in h.venues}
     names = sorted({recording_name(p) for p in files if not is_ours(p)})
     if names:
-        claimed = {n: e.name for e in exchanges().values() for n in names if n in e.recordings}
+        claimed = {
+            n: e.name
+            for e in exchanges().values()
+            for n in names
+            if n in e.recordings or n in e.other_recordings
+        }
         unclaimed = [n for n in names if n not in claimed]
         if unclaimed:
             raise InferenceError(

@@ -42,6 +42,9 @@ class Exchange:
     simulator: str = ""
     # File-name prefixes in ``../shared/recordings`` that are this venue's traffic.
     recordings: tuple[str, ...] = ()
+    # Other recording names this venue's traffic is published under that ``../shared/recordings``
+    # does not hold (so no test replays them): ``hundi replay`` still recognises them by name.
+    other_recordings: tuple[str, ...] = ()
 
 
 def exchange(name: str) -> Exchange:

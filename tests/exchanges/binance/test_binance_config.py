@@ -44,7 +44,11 @@ def subscribed(protocol: BinanceProtocol) -> dict[str, list[str]]:
         ("RUNEEUR", Market.SPOT, "RUNE-EUR"),
         ("BTCUSDT", Market.USDM, "BTC-USDT-PERP"),
         ("ETHUSDC", Market.USDM, "ETH-USDC-PERP"),
-        ("BTCUSDT_260626", Market.USDM, "BTC-USDT-260626"),
+        ("BTCUSDT_260626", Market.USDM, "BTC-USDT-20260626"),
+        ("BTCUSD_PERP", Market.COINM, "BTC-USD-PERP"),
+        ("LINKUSD_211231", Market.COINM, "LINK-USD-20211231"),
+        ("ethusd_260925", Market.COINM, "ETH-USD-20260925"),
+        ("DOTUSD_PERP", Market.COINM, "DOT-USD-PERP"),  # not DO-TUSD: COIN-M quotes are USD
     ],
 )
 def test_symbol_normalization(native: str, market: Market, normalized: str) -> None:
@@ -77,8 +81,9 @@ def test_bad_options_fail_at_config_time(options: dict[str, str], message: str) 
 
 def test_bad_market_and_empty_config() -> None:
     with pytest.raises(ValueError, match="unknown Binance market"):
-        parse_market("coinm")
+        parse_market("options")
     assert parse_market("futures") is Market.USDM
+    assert parse_market("coinm") is parse_market("COIN-M") is Market.COINM
     with pytest.raises(ValueError, match="no symbols"):
         venue("spot", ())
     with pytest.raises(ValueError, match="no market-data channels"):

@@ -1,8 +1,9 @@
-"""Binance spot and USD-M futures market data (sans-I/O venue protocol).
+"""Binance spot, USD-M and COIN-M futures market data (sans-I/O venue protocol).
 
-``BinanceVenue(config)`` is the ``hundi.exchanges`` entry point; ``config.market`` is ``spot``
-or ``usdm`` (aliases: ``futures``, ``usd-m``, ``um``). Records carry ``exchange="binance"``;
-USD-M perpetuals are named ``BASE-QUOTE-PERP``.
+``BinanceVenue(config)`` is the ``hundi.exchanges`` entry point; ``config.market`` is ``spot``,
+``usdm`` (aliases: ``futures``, ``usd-m``, ``um``) or ``coinm`` (``coin-m``, ``cm``,
+``delivery``). Records carry ``exchange="binance"``; perpetuals are named ``BASE-QUOTE-PERP``
+(COIN-M: ``BTC-USD-PERP``, inverse), deliveries ``BASE-QUOTE-YYYYMMDD``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EXCHANGE = Exchange(
     infer_capture=infer_capture,
     simulator="hundi.simulator.binance.command:binance",
     recordings=("BINANCE", "BINANCE_FUTURES"),
+    other_recordings=("BINANCE_DELIVERY",),  # COIN-M, as cryptofeed names it
 )
 
 __all__ = ["EXCHANGE", "BinanceProtocol", "BinanceVenue", "Market"]

@@ -1,4 +1,4 @@
-"""Binance capture inference: which spot/USD-M config a foreign recording was made with.
+"""Binance capture inference: which spot/USD-M/COIN-M config a foreign recording was made with.
 
 The registered ``infer_capture`` of Binance (:class:`~hundi.exchanges.registry.Exchange`), used
 by ``hundi replay`` for files that are not our own captures (ours carry a header, read
@@ -9,6 +9,10 @@ generically by :mod:`hundi.capture.infer`). The recordings say it with their con
 The files are read here, line by line, rather than through :mod:`hundi.capture` (which imports
 the exchanges: the layering forbids the way back). Only the connection setup is needed: the
 ``URL <-> TS`` (opened) and ``URL <- TS: MESSAGE`` (sent) lines before the first received one.
+
+The market is the URLs' host: ``fstream``/``/fapi/`` USD-M, ``dstream``/``/dapi/`` COIN-M,
+anything else spot; REST lines (``URL -> TS: BODY``) count too, so a capture whose streams are
+all in SUBSCRIBE messages still says its market through its snapshots.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ _CHANNEL_OF_KIND = {
     "trade": Channel.TRADES,
     "bookTicker": Channel.BBO,
     "ticker": Channel.TICKER,
+    "markPrice": Channel.DERIVATIVE_TICKER,
+    "markPrice@1s": Channel.DERIVATIVE_TICKER,
+    "forceOrder": Channel.LIQUIDATIONS,
 }
 
 
@@ -57,13 +64,19 @@ def infer_capture(files: Sequence[Path], market: str | None) -> VenueConfig:
             channel = _CHANNEL_OF_KIND[kind]
             if kind == "trade":
                 options["trade_stream"] = "trade"
+            elif kind.startswith("markPrice"):
+                options["mark_price_stream"] = kind
         else:
             continue
         symbols[stream_symbol.upper()] = None
         channels[channel] = None
     if not symbols:
         return _from_configuration_line(files, market)
-    found_market = _market_of(urls)
+    rest_urls = _rest_urls(files)
+    found_market = _market_of(urls + rest_urls)
+    if Channel.DERIVATIVE_TICKER in channels:
+        # poll as the recording did, so that its answers are the ones asked for; none: no poll
+        options["open_interest_interval_s"] = str(_open_interest_interval(files))
     if market is not None and market != found_market:
         # Replaying spot frames as USD-M (or the reverse) stores wrong symbols and no book:
         # the URLs say which market the capture is, so a different --market is an error.
@@ -84,6 +97,23 @@ def infer_capture(files: Sequence[Path], market: str | None) -> VenueConfig:
 _TS = r"\d+(?:\.\d+)?"
 _OPEN = re.compile(rf"^(\S+) <-> {_TS}\s*$")
 _SENT = re.compile(rf"^(\S+) <- {_TS}: (.*)$")
+_REST = re.compile(rf"^(https?://\S+) -> {_TS}: ")
+
+
+def _rest_urls(files: Sequence[Path]) -> list[str]:
+    """The REST URLs of the recordings' ``NAME.0``/``NAME.http.*`` files (their first lines:
+    setup fetches and snapshots come first)."""
+    urls = []
+    for path in files:
+        if ".ws." in path.name:
+            continue
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f):
+                if m := _REST.match(line):
+                    urls.append(m[1])
+                if n >= 200:
+                    break
+    return urls
 
 
 def _setup(path: Path) -> Iterator[tuple[str, str | None]]:
@@ -114,9 +144,38 @@ def _subscribed(data: str) -> list[str]:
     return []
 
 
+_REST_TIMED = re.compile(rf"^(https?://\S+) -> ({_TS}): ")
+
+
+def _open_interest_interval(files: Sequence[Path]) -> int:
+    """Whole seconds between two recorded ``openInterest`` answers of one symbol (the
+    shortest, at least 1), or 0 when the recording holds none."""
+    last: dict[str, float] = {}
+    gaps: list[float] = []
+    for path in files:
+        if ".ws." in path.name:
+            continue
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if "/openInterest" not in line[:300] or not (m := _REST_TIMED.match(line)):
+                    continue
+                symbol = parse_qs(urlsplit(m[1]).query).get("symbol", [""])[0]
+                ts = float(m[2])
+                if symbol in last and ts > last[symbol]:
+                    gaps.append(ts - last[symbol])
+                last[symbol] = ts
+    if not last:
+        return 0
+    return max(1, int(min(gaps))) if gaps else 60
+
+
 def _market_of(urls: list[str]) -> str:
-    usdm = any("fstream" in urlsplit(u).netloc or "/fapi/" in u for u in urls)
-    return "usdm" if usdm else "spot"
+    """``coinm`` for dstream/dapi URLs, ``usdm`` for fstream/fapi ones, else ``spot``."""
+    if any("dstream" in urlsplit(u).netloc or "/dapi/" in u for u in urls):
+        return "coinm"
+    if any("fstream" in urlsplit(u).netloc or "/fapi/" in u for u in urls):
+        return "usdm"
+    return "spot"
 
 
 _CONFIGURATION_CHANNELS = {
@@ -125,6 +184,16 @@ _CONFIGURATION_CHANNELS = {
     "ticker": Channel.BBO,  # cryptofeed's Binance ticker is the bookTicker stream
     "candles": Channel.CANDLES,
 }
+
+
+def _native_of(symbol: str, coinm: bool) -> str:
+    """``BTC-USDT`` → ``BTCUSDT``; ``BTC-USDT-PERP`` → ``BTCUSDT`` (USD-M) or, COIN-M,
+    ``BTC-USD-PERP`` → ``BTCUSD_PERP`` and ``LINK-USD-20211231`` → ``LINKUSD_211231``."""
+    base, quote, *rest = [*symbol.split("-"), ""]
+    suffix = rest[0]
+    if not coinm:
+        return f"{base}{quote}" if suffix in ("", "PERP") else f"{base}{quote}_{suffix[-6:]}"
+    return f"{base}{quote}_{suffix[-6:] if suffix.isdigit() else 'PERP'}"
 
 
 def _from_configuration_line(files: Sequence[Path], market: str | None) -> VenueConfig:
@@ -139,13 +208,14 @@ def _from_configuration_line(files: Sequence[Path], market: str | None) -> Venue
                     break
                 symbols: dict[str, None] = {}
                 channels: dict[Channel, None] = {}
+                coinm = _market_of(_rest_urls(files)) == "coinm"
                 for name, listed in configured.items():
                     if name in _CONFIGURATION_CHANNELS:
                         channels[_CONFIGURATION_CHANNELS[name]] = None
                         for symbol in listed:
-                            symbols[symbol.removesuffix("-PERP").replace("-", "")] = None
+                            symbols[_native_of(symbol, coinm)] = None
                 perp = any(s.endswith("-PERP") for v in configured.values() for s in v)
-                found = "usdm" if perp else "spot"
+                found = "coinm" if coinm else "usdm" if perp else "spot"
                 if market is not None and market != found:
                     raise ValueError(
                         f"the capture's configuration line lists Binance {found} symbols, not "

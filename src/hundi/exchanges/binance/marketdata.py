@@ -43,6 +43,14 @@ from hundi.exchanges.base import (
 from hundi.exchanges.binance import streams
 from hundi.exchanges.binance.backfill import TradeBackfill
 from hundi.exchanges.binance.book import MS, OrderBook
+from hundi.exchanges.binance.derivatives import (
+    DerivativeState,
+    ForceOrderRoute,
+    InstrumentWatch,
+    MarkPriceRoute,
+    OpenInterestPoll,
+    size_unit,
+)
 from hundi.exchanges.binance.markets import BinanceMarket
 from hundi.exchanges.binance.messages import (
     EXCHANGE_INFO_DECODER,
@@ -57,7 +65,7 @@ from hundi.exchanges.binance.messages import (
     ShutdownMsg,
 )
 from hundi.exchanges.binance.options import BinanceOptions
-from hundi.exchanges.binance.ratelimit import RestScheduler
+from hundi.exchanges.binance.ratelimit import NS, RestScheduler
 from hundi.exchanges.binance.routes import ROUTE_TYPES, AggTradeRoute, DepthRoute, Route
 from hundi.exchanges.binance.symbols import SymbolInfo
 from hundi.exchanges.validity import check_levels, check_time
@@ -125,6 +133,7 @@ class MarketData(VenueProtocol):
             trade_stream=opts.trade_stream,
             kline_interval=opts.kline_interval,
             split=opts.usdm_split,
+            mark_price_stream=opts.mark_price_stream,
         )
         self._specs, owner = streams.build_connections(
             market,
@@ -137,10 +146,19 @@ class MarketData(VenueProtocol):
         self._books: dict[str, OrderBook] = {}
         self._book_conn: dict[str, str] = {}
         self._routes: dict[str, Route] = {}
+        # futures: the latest derivative-ticker fields per symbol (mark price + open interest)
+        self._derivatives = {
+            native: DerivativeState(market.inverse) for native in symbols if market.futures
+        }
         for plan in plans:
             info = plan.symbol
             route: Route
-            if plan.kind == "depth":
+            if plan.kind == "markPrice":
+                state = self._derivatives[info.native]
+                route = MarkPriceRoute(EXCHANGE, info.normalized, info.native, state)
+            elif plan.kind == "forceOrder":
+                route = ForceOrderRoute(EXCHANGE, info.normalized, info.native, size_unit(market))
+            elif plan.kind == "depth":
                 book = OrderBook(
                     exchange=EXCHANGE,
                     symbol=info.normalized,
@@ -168,6 +186,27 @@ class MarketData(VenueProtocol):
             for route in self._routes.values():
                 if type(route) is AggTradeRoute:
                     route.backfill = self.backfill.add(route)
+        # derivative_ticker: open interest polled over REST (option open_interest_interval_s)
+        self.open_interest: OpenInterestPoll | None = None
+        if (
+            market.futures
+            and Channel.DERIVATIVE_TICKER in channels
+            and opts.open_interest_interval_s > 0
+        ):
+            self.open_interest = OpenInterestPoll(
+                EXCHANGE, market, rest_base, self._scheduler, opts.open_interest_interval_s * NS
+            )
+            for native, info in symbols.items():
+                self.open_interest.add(info, self._derivatives[native])
+        # instruments: exchangeInfo rows at start and, re-polled, when they change
+        self.instruments = InstrumentWatch(
+            EXCHANGE, market, symbols, self._derivatives, Channel.INSTRUMENTS in channels
+        )
+        self._info_interval_ns = (
+            opts.instruments_interval_s * NS if Channel.INSTRUMENTS in channels else 0
+        )
+        self._info_due_ns = -1  # the next exchangeInfo re-poll; -1: none planned
+        self._info_checked = False  # symbols checked against the first listing
         self._wanting: dict[str, None] = {}  # natives whose book wants a snapshot, in order
         self._info_url = market.rest_url("exchangeInfo", rest_base)
         self.info_weight = market.exchange_info_weight
@@ -307,6 +346,9 @@ class MarketData(VenueProtocol):
             ))  # fmt: skip
         # A side request after the books: it never makes a book wait (see the scheduler).
         info_weight = self.info_weight
+        if 0 <= self._info_due_ns <= now_ns:
+            self._info_due_ns = -1
+            self._info_wanted = True  # the slow instruments re-poll
         if self._info_wanted and scheduler.may_send(
             EXCHANGE_INFO_KEY, info_weight, now_ns, side=True
         ):
@@ -316,6 +358,8 @@ class MarketData(VenueProtocol):
                 key=EXCHANGE_INFO_KEY, url=self._info_url, weight=info_weight,
                 purpose=RestPurpose.SYMBOL_LISTING,
             ))  # fmt: skip
+        if self.open_interest is not None:
+            requests += self.open_interest.due_requests(now_ns)
         if self.backfill.symbols:
             requests += self.backfill.due_requests(now_ns)
         return requests
@@ -341,6 +385,8 @@ class MarketData(VenueProtocol):
             self._exchange_info(response, recv_ns, out)
         elif purpose is RestPurpose.TRADE_BACKFILL:
             self.backfill.receive_response(request, response, recv_ns, out)
+        elif self.open_interest is not None and self.open_interest.owns(request):
+            self.open_interest.receive_response(request, response, recv_ns, out)
 
     def _snapshot(self, native: str, response: RestResponse, recv_ns: int, out: RecordSink) -> None:
         book = self._books.get(native)
@@ -373,11 +419,20 @@ class MarketData(VenueProtocol):
                 info = EXCHANGE_INFO_DECODER.decode(response.body)
             except DECODE_ERRORS:
                 status = 599  # unusable body: retry like a transport failure
+            else:
+                if any(not s.listing_status for s in info.symbols):
+                    info, status = None, 599  # a symbol without a status: cannot tell
         self._scheduler.completed(EXCHANGE_INFO_KEY, status, response.headers, recv_ns, side=True)
         if info is None:
             self._info_wanted = True
             return
         listed = {s.symbol: s for s in info.symbols}
+        self.instruments.on_listing(listed, recv_ns, out)
+        if self._info_interval_ns:
+            self._info_due_ns = recv_ns + self._info_interval_ns
+        if self._info_checked:
+            return  # a re-poll: the symbols were checked against the first listing
+        self._info_checked = True
         for native, symbol in self._symbols.items():
             problem = self._listing_problem(symbol, listed.get(native))
             if problem is None:
@@ -396,8 +451,9 @@ class MarketData(VenueProtocol):
         if listed is None:
             return f"{venue} does not list {native} (exchangeInfo)"
         pair = f"{native} ({listed.base}/{listed.quote})"
-        if listed.status != TRADING:
-            return f"{venue} lists {pair} with status {listed.status}, not {TRADING} (exchangeInfo)"
+        status = listed.listing_status
+        if status != TRADING:
+            return f"{venue} lists {pair} with status {status}, not {TRADING} (exchangeInfo)"
         if (
             self.market.futures
             and symbol.normalized.endswith("-PERP")
@@ -420,6 +476,10 @@ class MarketData(VenueProtocol):
             times.append(
                 scheduler.earliest_ns(EXCHANGE_INFO_KEY, self.info_weight, self._now_ns, side=True)
             )
+        elif self._info_due_ns >= 0:
+            times.append(self._info_due_ns)
+        if self.open_interest is not None:
+            times += self.open_interest.next_wakeup_ns(self._now_ns)
         if self.backfill.symbols:
             times += self.backfill.next_wakeup_ns(self._now_ns)
         return min(times) if times else None

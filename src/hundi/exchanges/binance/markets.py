@@ -3,8 +3,9 @@
 Every market-dependent choice of the venue protocol reads the market's :class:`BinanceMarket`
 row, never tests which market it is, so a market is added by declaring one more row in
 :data:`MARKETS` (and its names in :class:`Market` / ``_ALIASES``). The rows are Binance's own
-documentation (2026); COIN-M (``dapi``, inverse contracts such as ``BTCUSD_PERP``) would be a
-futures row like USD-M, with its own hosts, REST prefix and weights.
+documentation (2026); COIN-M (``dapi``, inverse contracts such as ``BTCUSD_PERP``, sized in
+contracts of ``contractSize`` USD) is a futures row like USD-M, with its own hosts, REST prefix,
+weights, stream limit and size unit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hundi.exchanges.binance.userdata import FuturesUserData, SpotUserData, User
 class Market(enum.StrEnum):
     SPOT = "spot"
     USDM = "usdm"  # USDⓈ-M futures (fstream / fapi)
+    COINM = "coinm"  # COIN-M futures (dstream / dapi): inverse perpetuals and deliveries
 
 
 _ALIASES = {
@@ -28,6 +30,11 @@ _ALIASES = {
     "um": Market.USDM,
     "futures": Market.USDM,
     "usdm-futures": Market.USDM,
+    "coinm": Market.COINM,
+    "coin-m": Market.COINM,
+    "cm": Market.COINM,
+    "delivery": Market.COINM,
+    "coinm-futures": Market.COINM,
 }
 
 
@@ -64,6 +71,12 @@ class BinanceMarket:
     # is the largest limit the market accepts
     depth_weights: tuple[tuple[int, int], ...]
     depth_limits: tuple[int, ...] | None  # the only limits accepted; None: any up to the largest
+    # Inverse contracts (COIN-M): sized in contracts of ``contractSize`` USD each, margined and
+    # settled in the base asset; otherwise sizes are in the base asset.
+    inverse: bool = False
+    max_streams: int = 1024  # streams one connection may carry
+    quote_assets: tuple[str, ...] = ()  # if set, this market's only quote assets (COIN-M: USD)
+    open_interest_weight: int = 1  # GET openInterest (futures)
 
     @property
     def max_depth_limit(self) -> int:
@@ -129,4 +142,29 @@ USDM = BinanceMarket(
     depth_limits=(5, 10, 20, 50, 100, 500, 1000),
 )
 
-MARKETS: dict[Market, BinanceMarket] = {m.market: m for m in (SPOT, USDM)}
+# COIN-M (dapi), Binance's 2026 documentation: the same families of streams, REST endpoints and
+# book rule (``pu`` chaining) as USD-M; 2400 weight a minute; depth weights 2/5/10/20 by limit;
+# "a single connection can listen to a maximum of 200 streams", 10 incoming messages a second.
+# The 2026 /public + /market split of fstream concerns USD-M only: dstream keeps ``/stream``.
+COINM = BinanceMarket(
+    market=Market.COINM,
+    title="COIN-M",
+    ws_base="wss://dstream.binance.com",
+    rest_base="https://dapi.binance.com",
+    rest_path="/dapi/v1",
+    private_ws_base="wss://dstream.binance.com",
+    user_data=FuturesUserData,
+    futures=True,
+    split_paths=False,
+    max_outgoing_per_s=10.0,
+    weight_budget=2400,
+    exchange_info_weight=1,
+    agg_trades_weight=20,
+    depth_weights=((50, 2), (100, 5), (500, 10), (1000, 20)),
+    depth_limits=(5, 10, 20, 50, 100, 500, 1000),
+    inverse=True,
+    max_streams=200,
+    quote_assets=("USD",),
+)
+
+MARKETS: dict[Market, BinanceMarket] = {m.market: m for m in (SPOT, USDM, COINM)}

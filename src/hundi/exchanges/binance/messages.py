@@ -153,18 +153,78 @@ class DepthSnapshotMsg(Struct, gc=False):
     event_time: Millis = field(name="E", default=-1)
 
 
-class ListedSymbol(Struct, gc=False):
-    """One ``exchangeInfo`` symbol: just what tells whether we can collect it as configured."""
+class MarkPriceMsg(Struct, gc=False):
+    """``<symbol>@markPrice[@1s]`` (futures). ``r`` is ``""`` for COIN-M deliveries (no
+    funding) and ``T`` is 0 there; ``P`` is the estimated settle price."""
+
+    event_time: Millis = field(name="E")
+    mark: Num = field(name="p")
+    index: Num = field(name="i")
+    settle_estimate: Num = field(name="P", default=0.0)
+    funding_rate: str = field(name="r", default="")
+    next_funding_time: Millis = field(name="T", default=0)
+
+
+class ForceOrder(Struct, gc=False):
+    symbol: str = field(name="s")
+    side: str = field(name="S")
+    order_type: str = field(name="o")
+    time_in_force: str = field(name="f")
+    qty: Num = field(name="q")
+    price: Num = field(name="p")
+    avg_price: Num = field(name="ap")
+    status: str = field(name="X")
+    last_filled: Num = field(name="l")
+    filled: Num = field(name="z")
+    trade_time: Millis = field(name="T")
+
+
+class ForceOrderMsg(Struct, gc=False):
+    """``<symbol>@forceOrder``: the latest liquidation order of the symbol in the last 1000 ms."""
+
+    event_time: Millis = field(name="E")
+    o: ForceOrder
+
+
+class OpenInterestMsg(Struct, gc=False):
+    """REST ``GET openInterest`` (``/fapi/v1``: base units; ``/dapi/v1``: contracts)."""
 
     symbol: str
-    status: str
+    open_interest: Num = field(name="openInterest")
+    time: Millis
+
+
+class SymbolFilter(Struct, gc=False):
+    """An ``exchangeInfo`` filter; only PRICE_FILTER's ``tickSize`` and LOT_SIZE's ``stepSize``
+    are read."""
+
+    filter_type: str = field(name="filterType")
+    tick_size: str | None = field(name="tickSize", default=None)
+    step_size: str | None = field(name="stepSize", default=None)
+
+
+class ListedSymbol(Struct, gc=False):
+    """One ``exchangeInfo`` symbol: whether we can collect it as configured, and what it is
+    (the ``instruments`` channel)."""
+
+    symbol: str
     base: str = field(name="baseAsset")
     quote: str = field(name="quoteAsset")
-    contract_type: str | None = field(name="contractType", default=None)  # USD-M only
+    status: str = ""  # COIN-M says ``contractStatus`` instead
+    contract_type: str | None = field(name="contractType", default=None)  # futures only
+    contract_status: str | None = field(name="contractStatus", default=None)  # COIN-M
+    delivery_date: int = field(name="deliveryDate", default=0)  # ms; perpetuals: year 2100
+    contract_size: float | None = field(name="contractSize", default=None)  # COIN-M, in USD
+    margin_asset: str | None = field(name="marginAsset", default=None)
+    filters: list[SymbolFilter] = []
+
+    @property
+    def listing_status(self) -> str:
+        return self.status or self.contract_status or ""
 
 
 class ExchangeInfoMsg(Struct, gc=False):
-    """``GET /api/v3/exchangeInfo`` or ``/fapi/v1/exchangeInfo``; filters etc. are skipped."""
+    """``GET /api/v3/exchangeInfo``, ``/fapi/v1/exchangeInfo`` or ``/dapi/v1/exchangeInfo``."""
 
     symbols: list[ListedSymbol]
 
@@ -180,3 +240,6 @@ KLINE_DECODER: Final = msgspec.json.Decoder(KlineMsg, strict=False)
 DEPTH_DECODER: Final = msgspec.json.Decoder(DepthUpdateMsg, strict=False)
 SNAPSHOT_DECODER: Final = msgspec.json.Decoder(DepthSnapshotMsg, strict=False)
 EXCHANGE_INFO_DECODER: Final = msgspec.json.Decoder(ExchangeInfoMsg)
+MARK_PRICE_DECODER: Final = msgspec.json.Decoder(MarkPriceMsg, strict=False)
+FORCE_ORDER_DECODER: Final = msgspec.json.Decoder(ForceOrderMsg, strict=False)
+OPEN_INTEREST_DECODER: Final = msgspec.json.Decoder(OpenInterestMsg, strict=False)

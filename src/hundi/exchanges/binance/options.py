@@ -21,10 +21,14 @@ MAX_DEPTH_LIMIT = max(m.max_depth_limit for m in MARKETS.values())
 OPTION_HELP = {
     "trade_stream": "aggTrade (default) or trade",
     "kline_interval": "kline interval, default 1m",
+    "mark_price_stream": "derivative_ticker stream: markPrice@1s (default) or markPrice (3 s)",
     "usdm_split": "true (default): USD-M /public + /market paths; false: legacy /stream",
     "depth_limit": "REST snapshot depth, default 1000",
     "book_buffer": "max diffs buffered per unsynced book, default 2000",
-    "max_streams_per_connection": "default 1024 (Binance's limit)",
+    "max_streams_per_connection": "default: the market's limit (1024 spot/USD-M, 200 COIN-M)",
+    "open_interest_interval_s": "derivative_ticker: seconds between REST openInterest polls of a "
+    "symbol (weight 1 each), default 60; 0: no polling (mark price and funding only)",
+    "instruments_interval_s": "instruments: seconds between exchangeInfo polls, default 3600",
     "subscribe_batch": "streams per SUBSCRIBE message, default 200",
     "rest_weight_per_minute": "REST weight budget, default half of Binance's (3000 / 1200)",
     "rest_min_interval_ms": "minimal gap between REST requests, default 100",
@@ -58,10 +62,13 @@ def _bool(options: Mapping[str, str], name: str, default: bool) -> bool:
 class BinanceOptions:
     trade_stream: str
     kline_interval: str
+    mark_price_stream: str
     usdm_split: bool
     depth_limit: int
     book_buffer: int
     max_streams_per_connection: int
+    open_interest_interval_s: int
+    instruments_interval_s: int
     subscribe_batch: int
     rest_weight_per_minute: int
     rest_min_interval_ms: int
@@ -87,6 +94,12 @@ class BinanceOptions:
         kline_interval = options.get("kline_interval", "1m")
         if kline_interval not in streams.KLINE_INTERVALS:
             raise ValueError(f"unknown kline_interval {kline_interval!r}")
+        mark_price_stream = options.get("mark_price_stream", "markPrice@1s")
+        if mark_price_stream not in streams.MARK_PRICE_STREAMS:
+            raise ValueError(
+                f"option mark_price_stream must be markPrice@1s or markPrice, got "
+                f"{mark_price_stream!r}"
+            )
         depth_limit = market.validate_depth_limit(
             _int(options, "depth_limit", 1000, 1, MAX_DEPTH_LIMIT)
         )
@@ -94,16 +107,15 @@ class BinanceOptions:
         return cls(
             trade_stream=trade_stream,
             kline_interval=kline_interval,
+            mark_price_stream=mark_price_stream,
             usdm_split=_bool(options, "usdm_split", True),
             depth_limit=depth_limit,
             book_buffer=_int(options, "book_buffer", 2000, 1, 1_000_000),
             max_streams_per_connection=_int(
-                options,
-                "max_streams_per_connection",
-                streams.MAX_STREAMS_PER_CONNECTION,
-                1,
-                streams.MAX_STREAMS_PER_CONNECTION,
+                options, "max_streams_per_connection", market.max_streams, 1, market.max_streams
             ),
+            open_interest_interval_s=_int(options, "open_interest_interval_s", 60, 0, 86_400),
+            instruments_interval_s=_int(options, "instruments_interval_s", 3600, 10, 7 * 86_400),
             subscribe_batch=_int(
                 options, "subscribe_batch", streams.DEFAULT_SUBSCRIBE_BATCH, 1, 1024
             ),

@@ -1,10 +1,13 @@
-"""The Binance venue protocol (spot and USD-M futures), sans-I/O: two halves and a market row.
+"""The Binance venue protocol (spot, USD-M and COIN-M futures), sans-I/O: two halves and a
+market row.
 
 * The market's row, :class:`~hundi.exchanges.binance.markets.BinanceMarket` (table
   :data:`~hundi.exchanges.binance.markets.MARKETS`), holds everything that differs between
   markets: hosts, REST paths and weights, limits, naming and book rules, the user-data kind.
 * The market-data half, :class:`~hundi.exchanges.binance.marketdata.MarketData`: public
-  streams, order books, ``exchangeInfo`` checks and trade backfills.
+  streams, order books, ``exchangeInfo`` checks and trade backfills, and on futures the
+  derivatives data (:mod:`hundi.exchanges.binance.derivatives`: mark price + open interest,
+  liquidations, instruments).
 * The user-data half (channels ``orders`` and ``fills``), a
   :class:`~hundi.exchanges.binance.userdata.UserDataStream` of the market's kind: one
   authenticated connection (key ``userdata``) covering every symbol of the account, not just

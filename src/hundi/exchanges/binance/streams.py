@@ -29,6 +29,9 @@ KLINE_INTERVALS = frozenset(
      "1M")
 )  # fmt: skip
 TRADE_STREAMS = frozenset(("aggTrade", "trade"))
+MARK_PRICE_STREAMS = frozenset(("markPrice@1s", "markPrice"))  # 1 s or 3 s updates
+FUTURES_ONLY = frozenset((Channel.DERIVATIVE_TICKER, Channel.LIQUIDATIONS))
+LOCAL_CHANNELS = frozenset((Channel.EVENTS, Channel.INSTRUMENTS))  # no stream (REST or ours)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,12 @@ class StreamPlan:
     group: str  # connection group: public, market (split paths) or stream (one path)
 
 
-def stream_kind_name(channel: Channel, trade_stream: str, kline_interval: str) -> tuple[str, str]:
+def stream_kind_name(
+    channel: Channel,
+    trade_stream: str,
+    kline_interval: str,
+    mark_price_stream: str = "markPrice@1s",
+) -> tuple[str, str]:
     """Channel → (kind, stream-name suffix)."""
     if channel is Channel.TRADES:
         return trade_stream, trade_stream
@@ -53,6 +61,10 @@ def stream_kind_name(channel: Channel, trade_stream: str, kline_interval: str) -
         return "depth", "depth@100ms"
     if channel is Channel.CANDLES:
         return "kline", f"kline_{kline_interval}"
+    if channel is Channel.DERIVATIVE_TICKER:
+        return "markPrice", mark_price_stream
+    if channel is Channel.LIQUIDATIONS:
+        return "forceOrder", "forceOrder"
     raise ValueError(f"Binance has no stream for channel {channel.value!r}")
 
 
@@ -80,14 +92,24 @@ def plan_streams(
     trade_stream: str,
     kline_interval: str,
     split: bool,
+    mark_price_stream: str = "markPrice@1s",
 ) -> list[StreamPlan]:
     """Every stream, grouped per symbol so a symbol's streams share a connection."""
+    if not market.futures:
+        for channel in channels:
+            if channel in FUTURES_ONLY:
+                raise ValueError(
+                    f"Binance {market.title} has no {channel.value!r} channel (futures only: "
+                    "--market usdm or coinm)"
+                )
     plans = []
     for symbol in symbols:
         for channel in channels:
-            if channel is Channel.EVENTS:
-                continue  # produced locally, no stream
-            kind, suffix = stream_kind_name(channel, trade_stream, kline_interval)
+            if channel in LOCAL_CHANNELS:
+                continue  # produced locally or over REST, no stream
+            kind, suffix = stream_kind_name(
+                channel, trade_stream, kline_interval, mark_price_stream
+            )
             plans.append(
                 StreamPlan(
                     f"{symbol.stream}@{suffix}",

@@ -37,7 +37,7 @@ KNOWN_QUOTE_ASSETS: tuple[str, ...] = (
 @dataclass(frozen=True, slots=True)
 class SymbolInfo:
     native: str  # BTCUSDT, as Binance spells it in REST and in the ``s`` field
-    normalized: str  # BTC-USDT, BTC-USDT-PERP, BTC-USDT-260626
+    normalized: str  # BTC-USDT, BTC-USDT-PERP, BTC-USDT-20260626, BTC-USD-PERP (COIN-M)
     stream: str  # lower-case native, as used in stream names
 
 
@@ -58,7 +58,9 @@ def normalize(
     quote_assets: Iterable[str] = KNOWN_QUOTE_ASSETS,
     overrides: Mapping[str, str] | None = None,
 ) -> SymbolInfo:
-    """One native symbol → its names. Perpetual futures get ``-PERP``, deliveries their date."""
+    """One native symbol → its names. Perpetual futures get ``-PERP``, deliveries their date
+    as ``YYYYMMDD`` (Binance's ``_211231`` suffix is ``YYMMDD``): ``LINKUSD_211231`` →
+    ``LINK-USD-20211231``, the issue-14 rule shared by every venue."""
     native = native.strip().upper()
     if not native or not native.replace("_", "").isalnum():
         raise ValueError(f"invalid Binance symbol {native!r}")
@@ -68,9 +70,21 @@ def normalize(
         base, quote = split_native(native, quote_assets)
         return SymbolInfo(native, f"{base}-{quote}", native.lower())
     pair, _, delivery = native.partition("_")  # BTCUSDT_260626; COIN-M: BTCUSD_PERP
-    base, quote = split_native(pair, quote_assets)
-    suffix = delivery if delivery else "PERP"
-    return SymbolInfo(native, f"{base}-{quote}-{suffix}", native.lower())
+    # COIN-M pairs all end in USD: its own list alone, or DOTUSD would split as DO/TUSD
+    base, quote = split_native(pair, MARKETS[market].quote_assets or quote_assets)
+    return SymbolInfo(native, f"{base}-{quote}-{contract_suffix(native, delivery)}", native.lower())
+
+
+def contract_suffix(native: str, delivery: str) -> str:
+    """``""``/``PERP`` → ``PERP``; ``YYMMDD`` → ``20YYMMDD``; anything else is an error."""
+    if delivery in ("", "PERP"):
+        return "PERP"
+    if len(delivery) == 6 and delivery.isdigit():
+        return f"20{delivery}"
+    raise ValueError(
+        f"Binance futures symbol {native!r}: expected PAIR, PAIR_PERP or PAIR_YYMMDD; spell it "
+        "out with options['symbol_map'] (NATIVE=BASE-QUOTE-SUFFIX)"
+    )
 
 
 def parse_symbol_map(text: str) -> dict[str, str]:

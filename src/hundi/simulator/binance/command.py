@@ -37,11 +37,22 @@ if TYPE_CHECKING:
     from hundi.simulator.binance.server import BinanceSimulator
 
 
+DEFAULT_SYMBOLS = {
+    BinanceVariant.SPOT: "BTCUSDT,ETHUSDT",
+    BinanceVariant.USDM: "BTCUSDT,ETHUSDT",
+    BinanceVariant.COINM: "BTCUSD_PERP,ETHUSD_PERP",
+}
+
+
 @click.command(name="binance")
 @click.option("--market", type=click.Choice([m.value for m in BinanceVariant]), default="spot")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
-@click.option("--symbols", default="BTCUSDT,ETHUSDT", show_default=True)
+@click.option(
+    "--symbols",
+    default=None,
+    help="Native symbols. Default: BTCUSDT,ETHUSDT (coinm: BTCUSD_PERP,ETHUSD_PERP).",
+)
 @click.option(
     "--rate",
     type=float,
@@ -82,7 +93,7 @@ def binance(
     market: str,
     host: str,
     port: int,
-    symbols: str,
+    symbols: str | None,
     rate: float,
     seed: int,
     faults: tuple[str, ...],
@@ -99,13 +110,13 @@ def binance(
     listen_key_ttl: float,
     private_faults: tuple[str, ...],
 ) -> None:
-    """Binance spot or USD-M: combined/raw streams, live SUBSCRIBE, REST depth snapshots."""
+    """Binance spot, USD-M or COIN-M: combined/raw streams, live SUBSCRIBE, REST snapshots."""
     try:
         config = SimulatorConfig(
             market=BinanceVariant(market),
             host=host,
             port=port,
-            symbols=tuple(symbols.split(",")),
+            symbols=tuple((symbols or DEFAULT_SYMBOLS[BinanceVariant(market)]).split(",")),
             rate=rate,
             seed=seed,
             faults=tuple(FaultSpec.parse(f) for f in faults),

@@ -49,6 +49,7 @@ class BinanceFeed:
         self.flat_out = config.rate == 0 or injector.flood
         self.generated = 0  # stream messages produced (sent or not)
         self.steps = 0  # market actions
+        self.paused = False  # True: no market action (tests compare final books)
         self.ensure_depth_speed(config.depth_interval_ms)
 
     def ensure_depth_speed(self, speed_ms: int) -> None:
@@ -91,6 +92,8 @@ class BinanceFeed:
             budget = MAX_BATCH_STEPS
             if not self.flat_out:
                 budget = min(MAX_BATCH_STEPS, int((now - start) * rate) - self.generated)
+            if self.paused:
+                budget = 0  # the market stands still; diffs already folded still go out
             steps_left = 4 * MAX_BATCH_STEPS  # actions that change no stream still take time
             while budget > 0 and steps_left > 0:
                 steps_left -= 1

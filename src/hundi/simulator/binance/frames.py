@@ -1,4 +1,4 @@
-"""Binance JSON payloads, byte-exact in field order, names and types (spot and USD-M differ).
+"""Binance JSON payloads, byte-exact in field order, names and types (spot and futures differ).
 
 Shapes follow Binance's stream documentation and the real frames in ``../shared/recordings``
 (``tests/simulator/test_frames.py`` compares them key by key). Built with f-strings: one
@@ -7,7 +7,7 @@ allocation per frame, no intermediate dicts.
 
 from __future__ import annotations
 
-from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.binance.rules import FUTURES, BinanceVariant
 from hundi.simulator.market import Kline, Rolling24h, SymbolSpec, TradeRow, fixed
 
 SPOT_DECIMALS = 8  # spot prints every price and quantity with 8 decimals
@@ -31,9 +31,10 @@ class FrameEncoder:
 
     def __init__(self, spec: SymbolSpec, variant: BinanceVariant) -> None:
         self.symbol = spec.symbol
-        self.futures = variant is BinanceVariant.USDM
+        self.futures = variant in FUTURES
         self.pd = spec.price_decimals
-        self.qd = spec.qty_decimals
+        # COIN-M sizes are whole contracts: the market's lots are printed as contract counts
+        self.qd = 0 if variant is BinanceVariant.COINM else spec.qty_decimals
         self.pad = 0 if self.futures else SPOT_DECIMALS
         # price * qty carries pd + qd decimals; spot shows 8 of them, futures all
         self.quote_decimals = spec.price_decimals + spec.qty_decimals

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -22,6 +23,7 @@ from hundi.simulator.binance.replay import ReplayData
 from hundi.simulator.binance.rules import (
     AGG_TRADES_WEIGHT,
     EXCHANGE_INFO_WEIGHT,
+    FUTURES,
     USDM_DEPTH_LIMITS,
     BinanceVariant,
     depth_weight,
@@ -102,6 +104,10 @@ class BinanceRest:
         data = body if isinstance(body, bytes) else _encode(body)
         return web.Response(body=data, status=status, headers=all_headers)
 
+    def answer(self, body: bytes | dict[str, Any], weight: int, status: int = 200) -> web.Response:
+        """An answer counted against the weight budget (endpoints served by other modules)."""
+        return self._answer(body, weight, status)
+
     async def _ping(self, request: web.Request) -> web.Response:
         return self._answer(b"{}", 1)
 
@@ -112,7 +118,7 @@ class BinanceRest:
         symbol = request.query.get("symbol", "")
         if not symbol:
             return self._answer({"code": -1102, "msg": MISSING_SYMBOL}, 1, 400)
-        futures = self.variant is BinanceVariant.USDM
+        futures = self.variant in FUTURES
         raw_limit = request.query.get("limit", "500" if futures else "100")
         if not raw_limit.isdigit():
             return self._answer({"code": -1100, "msg": BAD_LIMIT_CHARS}, 1, 400)
@@ -176,7 +182,7 @@ class BinanceRest:
         return self._answer(self.exchange_info(), weight)
 
     def exchange_info(self) -> dict[str, Any]:
-        futures = self.variant is BinanceVariant.USDM
+        futures = self.variant in FUTURES
         limit = self.config.effective_rest_weight
         symbols = []
         names = list(self.encoders) or (self.replay.symbols() if self.replay else [])
@@ -199,12 +205,15 @@ class BinanceRest:
                     "stepSize": _unit(qd),
                 },
             ]
-            if futures:
+            if self.variant is BinanceVariant.COINM:
+                symbols.append(coinm_listing(name, pd, filters))
+            elif futures:
                 symbols.append(
                     {
                         "symbol": name,
                         "pair": name,
                         "contractType": "PERPETUAL",
+                        "deliveryDate": PERPETUAL_DELIVERY_MS,
                         "status": "TRADING",
                         "baseAsset": base,
                         "quoteAsset": quote,
@@ -243,6 +252,38 @@ class BinanceRest:
             "exchangeFilters": [],
             "symbols": symbols,
         }
+
+
+PERPETUAL_DELIVERY_MS = 4133404800000  # 2100-01-01: how Binance dates perpetuals
+
+
+def coinm_listing(name: str, pd: int, filters: list[dict[str, str]]) -> dict[str, Any]:
+    """A COIN-M ``exchangeInfo`` symbol: ``contractStatus``, ``contractSize`` (100 USD for
+    BTC, 10 for the others), margined in the base asset; ``BTCUSD_260626`` is a quarterly
+    delivering on that date at 08:00 UTC."""
+    pair, _, suffix = name.partition("_")
+    base = pair.removesuffix("USD")
+    if suffix and suffix != "PERP":
+        y, m, d = 2000 + int(suffix[:2]), int(suffix[2:4]), int(suffix[4:6])
+        delivery = int(datetime(y, m, d, 8, tzinfo=UTC).timestamp() * 1000)
+        contract = "CURRENT_QUARTER"
+    else:
+        delivery, contract = PERPETUAL_DELIVERY_MS, "PERPETUAL"
+    return {
+        "symbol": name,
+        "pair": pair,
+        "contractType": contract,
+        "deliveryDate": delivery,
+        "onboardDate": 1597042800000,
+        "contractStatus": "TRADING",
+        "contractSize": 100 if base == "BTC" else 10,
+        "marginAsset": base,
+        "baseAsset": base,
+        "quoteAsset": "USD",
+        "pricePrecision": pd,
+        "quantityPrecision": 0,
+        "filters": filters,
+    }
 
 
 def _unit(decimals: int) -> str:

@@ -1,4 +1,4 @@
-"""The Binance simulator: spot or USD-M WebSocket streams and REST on one aiohttp port.
+"""The Binance simulator: spot, USD-M or COIN-M WebSocket streams and REST on one aiohttp port.
 
 Binance's wire format and rules on top of the shared synthetic market
 (:mod:`hundi.simulator.market`), or a capture played back. The parts:
@@ -7,6 +7,7 @@ Binance's wire format and rules on top of the shared synthetic market
 - :mod:`.fanout`: connections, subscriptions, batched writes and what was written;
 - :mod:`.websocket`: the endpoints, live requests and Binance's connection rules;
 - :mod:`.rest`: the REST endpoints and request weights;
+- :mod:`.derivatives`: futures mark prices, liquidations and open interest;
 - :mod:`.faults`: fault injection; :mod:`.replay`: capture playback;
 - :mod:`hundi.simulator.ground_truth`: the records behind ``stats()`` / ``GET /sim/stats``.
 """
@@ -22,19 +23,18 @@ import msgspec
 from aiohttp import web
 
 from hundi.simulator.binance.config import SimulatorConfig
+from hundi.simulator.binance.derivatives import DerivativesFeed
 from hundi.simulator.binance.fanout import FanOut
 from hundi.simulator.binance.faults import FaultInjector
 from hundi.simulator.binance.feed import BinanceFeed
 from hundi.simulator.binance.private import BinancePrivate
 from hundi.simulator.binance.replay import ReplayData, ReplayPlayer
 from hundi.simulator.binance.rest import BinanceRest
-from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.binance.rules import FUTURES, REST_ROOTS, BinanceVariant
 from hundi.simulator.binance.websocket import BinanceWebSocket
 from hundi.simulator.ground_truth import FaultLog
 from hundi.simulator.market import SyntheticMarket
 from hundi.simulator.site import SimulatorSite
-
-REST_ROOTS = {BinanceVariant.SPOT: "/api/v3", BinanceVariant.USDM: "/fapi/v1"}
 
 
 def _now_ms() -> int:
@@ -59,6 +59,7 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         self._started_mono = 0.0
         self.port = 0
         self._rest: BinanceRest | None = None
+        self._derivatives: DerivativesFeed | None = None  # futures, synthetic market
         # private endpoints (user-data streams), set before start() when simulated
         self.private: BinancePrivate | None = None
 
@@ -97,6 +98,11 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
             roots = [REST_ROOTS[self.variant]]
         for root in roots:
             self._rest.install(app, root)
+        if feed is not None and self._market is not None and self.variant in FUTURES:
+            self._derivatives = DerivativesFeed(
+                self.variant, config.seed, self._market, self._fanout, feed.encoders
+            )
+            self._derivatives.install(app, REST_ROOTS[self.variant], self._rest)
         websocket.install(app, split=usdm or replay is not None)
         if self.private is not None:
             self.private.install(app)
@@ -105,6 +111,8 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         self._tasks.append(loop.create_task(websocket.housekeeping()))
         if feed is not None:
             self._tasks.append(loop.create_task(feed.run()))
+        if self._derivatives is not None:
+            self._tasks.append(loop.create_task(self._derivatives.run()))
         if self.private is not None:
             self._tasks.append(loop.create_task(self.private.run()))
 
@@ -120,6 +128,24 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         self._tasks.clear()
         await self._fanout.closed()
         await self._unlisten()
+
+    def pause(self) -> None:
+        """Stop the synthetic market (the clocked streams go on): once the last diffs are out,
+        a collector's books must equal :meth:`true_book`."""
+        if self._feed is not None:
+            self._feed.paused = True
+
+    def true_book(self, symbol: str) -> tuple[int, dict[float, float], dict[float, float]]:
+        """The last published book of ``symbol`` as prices and sizes on the wire: (last update
+        id, {price: size} bids, asks); COIN-M sizes are whole contracts."""
+        assert self._market is not None and self._feed is not None
+        update_id, bids, asks = self._market.published[symbol]
+        enc = self._feed.encoders[symbol]
+        return (
+            update_id,
+            {float(enc.price(p)): float(enc.qty(q)) for p, q in bids.items()},
+            {float(enc.price(p)): float(enc.qty(q)) for p, q in asks.items()},
+        )
 
     # -- ground truth -----------------------------------------------------------------------
     async def _rest_stats(self, request: web.Request) -> web.Response:
@@ -164,4 +190,5 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
             "faults": self.faults.to_json(),
             "faults_total": self.faults.total,
             "replay": self._replay.summary() if self._replay is not None else None,
+            "derivatives": self._derivatives.truth if self._derivatives is not None else {},
         }

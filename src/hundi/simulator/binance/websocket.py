@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from hundi.simulator.binance.config import SimulatorConfig
 from hundi.simulator.binance.fanout import ClientConnection, FanOut
 from hundi.simulator.binance.faults import FaultInjector
-from hundi.simulator.binance.rules import MAX_STREAMS_PER_CONNECTION, BinanceVariant
+from hundi.simulator.binance.rules import MAX_STREAMS, BinanceVariant
 from hundi.simulator.binance.streams import StreamName, allowed_on, parse_stream
 from hundi.simulator.ground_truth import ConnectionRecord
 from hundi.simulator.wire import OP_PING, OP_PONG, ws_frame
@@ -101,7 +101,7 @@ class BinanceWebSocket:
             name = stream.name if stream is not None else text
             if name in conn.streams:
                 continue
-            if len(conn.streams) >= MAX_STREAMS_PER_CONNECTION:
+            if len(conn.streams) >= MAX_STREAMS[self.variant]:
                 self.fanout.close(conn, "too many streams", code=1008)
                 return False
             routable = stream is not None and allowed_on(conn.prefix, stream)
@@ -136,7 +136,7 @@ class BinanceWebSocket:
             names = [s for s in request.query.get("streams", "").split("/") if s]
         elif rest_of_path.startswith("/ws/"):
             names = [s for s in rest_of_path[4:].split("/") if s]
-        if len(names) > MAX_STREAMS_PER_CONNECTION:
+        if len(names) > MAX_STREAMS[self.variant]:
             return web.json_response({"code": -1121, "msg": "Too many streams."}, status=400)
         ws = web.WebSocketResponse(
             autoping=False, compress=False, timeout=2.0, max_msg_size=1 << 16
