@@ -183,6 +183,7 @@ class ForceOrderRoute(Route):
             completeness=SAMPLED,
             detail=f"status={o.status} filled={o.filled:g} avg_price={o.avg_price:g} "
             f"type={o.order_type}/{o.time_in_force}",
+            position=0,  # one liquidation a message
         ))  # fmt: skip
 
 
