@@ -235,6 +235,7 @@ class OrderBook:
         """Apply the buffered pushes after a (re)load: older ones dropped, then the chain."""
         buffered = list(self.buffer)
         self.buffer.clear()
+        first = True
         for parsed, recv_ns in buffered:
             msg = parsed[0]
             if not self.synced:
@@ -242,7 +243,10 @@ class OrderBook:
             elif msg.seqId >= 0 and msg.seqId <= self.seq and msg.prevSeqId < self.seq:
                 continue
             else:
-                self._live(parsed, recv_ns, out)
+                # the first push straddles the snapshot: prevSeqId <= snapshot seqId < seqId
+                straddles = first and msg.prevSeqId <= self.seq < msg.seqId
+                self._live(parsed, recv_ns, out, straddles)
+                first = False
 
     def _load(self, parsed: Parsed, recv_ns: int, out: RecordSink, what: str) -> None:
         msg, bids, asks = parsed
@@ -281,9 +285,9 @@ class OrderBook:
                 ))  # fmt: skip
         self._emit(out, EventKind.SYNCED, ts, recv_ns, -1, msg.seqId, f"{what} applied")
 
-    def _live(self, parsed: Parsed, recv_ns: int, out: RecordSink) -> None:
+    def _live(self, parsed: Parsed, recv_ns: int, out: RecordSink, straddles: bool = False) -> None:
         msg, bids, asks = parsed
-        if self.sequenced and msg.prevSeqId != self.seq:
+        if self.sequenced and msg.prevSeqId != self.seq and not straddles:
             if msg.seqId >= 0 and msg.seqId <= self.seq and msg.prevSeqId < self.seq:
                 return  # a push the book already holds (duplicate)
             self._gap(parsed, recv_ns, out, self.seq, msg.prevSeqId, "prevSeqId != previous seqId")
