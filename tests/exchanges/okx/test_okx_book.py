@@ -243,3 +243,21 @@ def test_book_rule() -> None:
     # after a diff at 15: continues (prev 15, reset to 3 included), breaks (prev 17)
     cont = BOOK_RULE.after_diff(a([16, 3, 20]), a([16, 3, 20]), a([15, 15, 17]), a([15, 15, 15]))
     assert cont.tolist() == [True, True, False]
+
+
+def test_sequence_reset_while_buffering() -> None:
+    """A reset push drops the old numbering from the buffer; a snapshot of either numbering
+    then leads to a synced book (an old one after one refetch)."""
+    p, out = proto(), RecordSink()
+    p.receive("public", push(100, 90, bids=[("99", "1")]), NS, out)
+    p.receive("public", push(4, 100, bids=[("98", "1")]), NS, out)  # reset
+    p.receive("public", push(6, 4, asks=[("101", "2")]), NS, out)
+    (request,) = p.due_requests(NS)
+    p.receive_response(request, rest(95, bids=[("99", "1")], asks=[("101", "1")]), NS, out)
+    assert not p.books()[0].synced  # a snapshot of the old numbering: ahead of every push
+    p.receive("public", push(8, 6, asks=[("101", "3")]), NS, out)  # ...and never continued
+    assert "stale snapshot" in out.events[-1].detail
+    (again,) = p.due_requests(NS + 10**9)
+    p.receive_response(again, rest(6, bids=[("98", "1")], asks=[("101", "2")]), NS, out)
+    assert p.books()[0].synced and p.books()[0].last_update_id == 8
+    assert p.books()[0].asks == 1

@@ -178,6 +178,10 @@ class OrderBook:
             self._emit(out, EventKind.GAP, _ts(msg, recv_ns), recv_ns, -1, msg.prevSeqId, detail)
             self.buffer.clear()
             self.last_break = "push buffer overflow"
+        if 0 <= msg.seqId < msg.prevSeqId:
+            # OKX's sequence reset: what was buffered before is of the old numbering, which no
+            # snapshot taken from now on continues
+            self.buffer.clear()
         self.buffer.append((parsed, recv_ns))
         if not self.in_flight and self.pending is None:
             self.wants_snapshot = True
@@ -212,7 +216,7 @@ class OrderBook:
         parsed, snap_recv = self.pending
         sid = parsed[0].seqId
         buffer = self.buffer
-        while buffer and buffer[0][0][0].seqId <= sid and buffer[0][0][0].prevSeqId < sid:
+        while buffer and buffer[0][0][0].seqId <= sid:
             buffer.popleft()  # already contained in the snapshot
         if not buffer:
             return  # the snapshot is ahead of every push so far: wait for the straddling one
