@@ -180,8 +180,11 @@ class OrderBook:
             self.last_break = "push buffer overflow"
         if 0 <= msg.seqId < msg.prevSeqId:
             # OKX's sequence reset: what was buffered before is of the old numbering, which no
-            # snapshot taken from now on continues
+            # snapshot taken from now on continues (nor one taken before: refetched)
             self.buffer.clear()
+            if self.pending is not None:
+                self.pending = None
+                self.wants_snapshot = True
         self.buffer.append((parsed, recv_ns))
         if not self.in_flight and self.pending is None:
             self.wants_snapshot = True
@@ -216,12 +219,17 @@ class OrderBook:
         parsed, snap_recv = self.pending
         sid = parsed[0].seqId
         buffer = self.buffer
+        before_reset = False
         while buffer and buffer[0][0][0].seqId <= sid:
+            dropped = buffer[0][0][0]
+            if dropped.seqId < dropped.prevSeqId and dropped.prevSeqId > sid:
+                before_reset = True  # a reset renumbered after the snapshot was taken
+                break
             buffer.popleft()  # already contained in the snapshot
         if not buffer:
             return  # the snapshot is ahead of every push so far: wait for the straddling one
         first = buffer[0][0][0]
-        if not (first.prevSeqId <= sid < first.seqId or first.prevSeqId == sid):
+        if before_reset or not (first.prevSeqId <= sid < first.seqId or first.prevSeqId == sid):
             self.pending = None
             self.wants_snapshot = True
             self.snapshots_refused += 1
