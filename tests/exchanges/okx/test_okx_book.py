@@ -246,13 +246,13 @@ def test_book_rule() -> None:
 
 
 def test_sequence_reset_while_buffering() -> None:
-    """A reset push drops the old numbering from the buffer; a snapshot of either numbering
-    then leads to a synced book (an old one after one refetch)."""
+    """A reset push drops the old numbering from the buffer; a snapshot asked for before the
+    reset is refetched, one asked for after it syncs."""
     p, out = proto(), RecordSink()
     p.receive("public", push(100, 90, bids=[("99", "1")]), NS, out)
+    (request,) = p.due_requests(NS)
     p.receive("public", push(4, 100, bids=[("98", "1")]), NS, out)  # reset
     p.receive("public", push(6, 4, asks=[("101", "2")]), NS, out)
-    (request,) = p.due_requests(NS)
     p.receive_response(request, rest(95, bids=[("99", "1")], asks=[("101", "1")]), NS, out)
     assert not p.books()[0].synced  # a snapshot taken before the reset: refetched
     assert "stale snapshot" in out.events[-1].detail

@@ -132,6 +132,8 @@ class OrderBook:
         self.in_flight = False
         self.wants_resubscribe = False  # no seqIds: only a fresh WS snapshot resyncs
         self.sequenced = False  # this stream carries seqIds
+        self.epoch = 0  # sequence resets seen: a snapshot asked for before one is of no use
+        self.request_epoch = 0
         self.checksums_verified = 0
         self.checksum_mismatches = 0
         self.snapshots_used = 0
@@ -182,6 +184,7 @@ class OrderBook:
             # OKX's sequence reset: what was buffered before is of the old numbering, which no
             # snapshot taken from now on continues (nor one taken before: refetched)
             self.buffer.clear()
+            self.epoch += 1
             if self.pending is not None:
                 self.pending = None
                 self.wants_snapshot = True
@@ -191,10 +194,22 @@ class OrderBook:
         if self.pending is not None:
             self._try_rest(out)
 
+    def requested(self) -> None:
+        """A REST snapshot was asked for now."""
+        self.wants_snapshot = False
+        self.in_flight = True
+        self.request_epoch = self.epoch
+
     def on_rest_snapshot(self, parsed: Parsed, recv_ns: int, out: RecordSink) -> None:
         self.in_flight = False
         self.wants_snapshot = False
         if self.synced:
+            return
+        if self.request_epoch != self.epoch:
+            self.wants_snapshot = True
+            self.snapshots_refused += 1
+            detail = "stale snapshot: asked for before a sequence reset; refetching"
+            self._emit(out, EventKind.RESYNC, recv_ns, recv_ns, -1, parsed[0].seqId, detail)
             return
         self.pending = (parsed, recv_ns)
         self._try_rest(out)
@@ -219,17 +234,12 @@ class OrderBook:
         parsed, snap_recv = self.pending
         sid = parsed[0].seqId
         buffer = self.buffer
-        before_reset = False
         while buffer and buffer[0][0][0].seqId <= sid:
-            dropped = buffer[0][0][0]
-            if dropped.seqId < dropped.prevSeqId and dropped.prevSeqId > sid:
-                before_reset = True  # a reset renumbered after the snapshot was taken
-                break
             buffer.popleft()  # already contained in the snapshot
         if not buffer:
             return  # the snapshot is ahead of every push so far: wait for the straddling one
         first = buffer[0][0][0]
-        if before_reset or not (first.prevSeqId <= sid < first.seqId or first.prevSeqId == sid):
+        if not (first.prevSeqId <= sid < first.seqId or first.prevSeqId == sid):
             self.pending = None
             self.wants_snapshot = True
             self.snapshots_refused += 1

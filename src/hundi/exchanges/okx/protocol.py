@@ -276,8 +276,7 @@ class OkxProtocol(VenueProtocol):
                     )]  # fmt: skip
         for native, book in self.book_of.items():
             if book.wants_snapshot and not book.in_flight:
-                book.wants_snapshot = False
-                book.in_flight = True
+                book.requested()
                 self._rest_next_ns = now_ns + REST_GAP_NS
                 url = f"{self.rest_url}/api/v5/market/books?instId={quote(native)}&sz={BOOK_DEPTH}"
                 return [RestRequest(native, url, purpose=RestPurpose.BOOK_SNAPSHOT)]
