@@ -29,6 +29,7 @@ EXCHANGE = Exchange(
     venue=OkxVenue,
     book_rule=BOOK_RULE,
     infer_capture=infer_capture,
+    simulator="hundi.simulator.okx.command:okx",
     recordings=("OKX",),
 )
 
