@@ -368,7 +368,7 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
             self.stale_left -= 1
             self.faults.record("stale-snapshot", symbol=inst)
             uid, bids, asks = self.market.pre_warmup[inst]
-            seq = uid - self.offset[inst]
+            seq = max(1, uid - self.offset[inst])  # older than every push sent since
         else:
             _, bids, asks = self.market.published[inst]
             seq = self.last_seq[inst]
