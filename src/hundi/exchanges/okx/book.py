@@ -310,8 +310,7 @@ class OrderBook:
     def _live(self, parsed: Parsed, recv_ns: int, out: RecordSink, straddles: bool = False) -> None:
         msg, bids, asks = parsed
         if self.sequenced and msg.prevSeqId != self.seq and not straddles:
-            if msg.seqId >= 0 and msg.seqId <= self.seq and msg.prevSeqId < self.seq:
-                return  # a push the book already holds (duplicate)
+            # no "duplicate" exception: after a sequence reset a lower seqId is new data
             self._gap(parsed, recv_ns, out, self.seq, msg.prevSeqId, "prevSeqId != previous seqId")
             return
         ts = _ts(msg, recv_ns)
