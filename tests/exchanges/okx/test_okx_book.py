@@ -264,3 +264,30 @@ def test_sequence_reset_while_buffering() -> None:
     p.receive_response(again, rest(6, bids=[("98", "1")], asks=[("101", "2")]), NS, out)
     assert p.books()[0].synced and p.books()[0].last_update_id == 8
     assert p.books()[0].asks == 1
+
+
+def test_stored_ids_keep_increasing_across_a_sequence_reset() -> None:
+    """Readers put stored rows in id order: after OKX renumbers lower, the stored ids go on
+    above the old ones and still chain (``prev_update_id`` = the previous row's id)."""
+    p, out = proto(), RecordSink()
+    sync(p, out)  # stored ids are OKX's: snapshot 12, diff 15
+    p.receive("public", push(3, 15, bids=[("98", "7")]), NS, out)  # reset
+    p.receive("public", push(5, 3, asks=[("101", "4")]), NS, out)
+    rows = [(r.update_id, r.prev_update_id) for r in out.book if not r.snapshot]
+    assert rows == [(15, 12), (19, 15), (21, 19)]  # base 16 after the reset
+    ids = [u for u, _ in rows]
+    assert ids == sorted(ids)
+    a = np.array
+    assert BOOK_RULE.after_diff(a(ids[1:]), a(ids[1:]), a([15, 19]), a(ids[:-1])).all()
+
+
+def test_missed_reset_push_resyncs_with_increasing_stored_ids() -> None:
+    p, out = proto(), RecordSink()
+    sync(p, out)
+    p.receive("public", push(5, 3, asks=[("101", "4")]), NS, out)  # the reset push was lost
+    assert kinds(out)[-2:] == [EventKind.GAP, EventKind.RESYNC]
+    (request,) = p.due_requests(NS + 10**9)
+    p.receive_response(request, rest(4, bids=[("98", "1")], asks=[("101", "1")]), NS, out)
+    assert p.books()[0].synced
+    snap = [r.update_id for r in out.book if r.snapshot]
+    assert snap[-1] == 4 + 16 > 15  # above every id stored before the reset

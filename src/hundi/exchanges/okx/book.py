@@ -134,6 +134,12 @@ class OrderBook:
         self.sequenced = False  # this stream carries seqIds
         self.epoch = 0  # sequence resets seen: a snapshot asked for before one is of no use
         self.request_epoch = 0
+        # Stored ids keep increasing across OKX's sequence resets (the readers of stored rows
+        # put them in id order): stored id = seqId + base; a reset raises base past the old
+        # numbering. Without a reset in the run, the stored ids are OKX's seqIds.
+        self.base = 0
+        self.prev_base = 0
+        self.max_seen = -1
         self.checksums_verified = 0
         self.checksum_mismatches = 0
         self.snapshots_used = 0
@@ -166,6 +172,9 @@ class OrderBook:
         msg = parsed[0]
         if msg.seqId >= 0:
             self.sequenced = True
+            if 0 <= msg.seqId < self.max_seen:
+                self._renumbered()
+            self.max_seen = max(self.max_seen, msg.seqId)
         if snapshot:
             self._load(parsed, recv_ns, out, "ws snapshot")
             self._drain(out)
@@ -180,19 +189,25 @@ class OrderBook:
             self._emit(out, EventKind.GAP, _ts(msg, recv_ns), recv_ns, -1, msg.prevSeqId, detail)
             self.buffer.clear()
             self.last_break = "push buffer overflow"
-        if 0 <= msg.seqId < msg.prevSeqId:
-            # OKX's sequence reset: what was buffered before is of the old numbering, which no
-            # snapshot taken from now on continues (nor one taken before: refetched)
-            self.buffer.clear()
-            self.epoch += 1
-            if self.pending is not None:
-                self.pending = None
-                self.wants_snapshot = True
         self.buffer.append((parsed, recv_ns))
         if not self.in_flight and self.pending is None:
             self.wants_snapshot = True
         if self.pending is not None:
             self._try_rest(out)
+
+    def _renumbered(self) -> None:
+        """OKX's sequence reset (seen, or its push missed): seqIds start again lower. What was
+        buffered is of the old numbering, which no snapshot taken from now on continues (nor
+        one asked for before: refetched)."""
+        self.prev_base = self.base
+        self.base += self.max_seen + 1
+        self.max_seen = -1
+        self.epoch += 1
+        if not self.synced:
+            self.buffer.clear()
+            if self.pending is not None:
+                self.pending = None
+                self.wants_snapshot = True
 
     def requested(self) -> None:
         """A REST snapshot was asked for now."""
@@ -294,6 +309,7 @@ class OrderBook:
         self.wants_resubscribe = False
         self.seq = msg.seqId
         self.snapshots_used += 1
+        stored = msg.seqId + self.base if msg.seqId >= 0 else -1
         rows = out.book
         levels = ((BID, self.bids.levels), (ASK, self.asks.levels))
         if not self.bids.levels and not self.asks.levels:
@@ -303,7 +319,7 @@ class OrderBook:
                 rows.append(BookChange(
                     exchange=self.exchange, symbol=self.symbol, native_symbol=self.native,
                     ts=ts, recv_ts=recv_ns, side=side, price=price, size=size, snapshot=True,
-                    first_update_id=-1, update_id=msg.seqId, prev_update_id=-1,
+                    first_update_id=-1, update_id=stored, prev_update_id=-1,
                 ))  # fmt: skip
         self._emit(out, EventKind.SYNCED, ts, recv_ns, -1, msg.seqId, f"{what} applied")
 
@@ -316,7 +332,12 @@ class OrderBook:
         ts = _ts(msg, recv_ns)
         rows = []
         exchange, symbol, native = self.exchange, self.symbol, self.native
-        seq, prev = msg.seqId, msg.prevSeqId if msg.prevSeqId >= -1 else -1
+        seq = msg.seqId
+        u = seq + self.base if seq >= 0 else -1
+        if msg.prevSeqId < 0:
+            pu = -1
+        else:  # the reset push's prevSeqId is of the old numbering
+            pu = msg.prevSeqId + (self.prev_base if seq < msg.prevSeqId else self.base)
         for side, book, levels in ((BID, self.bids, bids), (ASK, self.asks, asks)):
             text = book.text
             for price, size, pt, st in levels:
@@ -328,7 +349,7 @@ class OrderBook:
                 rows.append(BookChange(
                     exchange=exchange, symbol=symbol, native_symbol=native, ts=ts,
                     recv_ts=recv_ns, side=side, price=price, size=size, snapshot=False,
-                    first_update_id=seq, update_id=seq, prev_update_id=prev,
+                    first_update_id=u, update_id=u, prev_update_id=pu,
                 ))  # fmt: skip
         bid, ask = self.bids.best(), self.asks.best()
         if bid is not None and ask is not None and bid >= ask:
