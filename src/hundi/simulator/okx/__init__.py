@@ -1,0 +1,1 @@
+"""The OKX v5 simulator (``hundi simulate okx``)."""
