@@ -656,7 +656,7 @@ class OkxProtocol(VenueProtocol):
         for row in rows:
             if row.instId not in self.derivative:
                 continue  # instType-wide channel: other contracts are not ours
-            for d in row.details:
+            for position, d in enumerate(row.details):
                 if d.side not in ("buy", "sell"):
                     raise RejectedFrame("invalid_field", f"side {d.side!r}")
                 price, size = _num(d.bkPx, "bkPx"), _num(d.sz, "sz")
@@ -667,6 +667,7 @@ class OkxProtocol(VenueProtocol):
                     ts=ts, recv_ts=recv_ns, side=BUY if d.side == "buy" else SELL, price=price,
                     size=size, size_unit=CONTRACTS, completeness=SAMPLED,
                     detail=f"posSide={d.posSide} bkLoss={d.bkLoss} ccy={d.ccy}",
+                    position=position,
                 ))  # fmt: skip
         if not records:
             return FrameStatus.FILTERED
