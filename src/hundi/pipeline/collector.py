@@ -55,7 +55,7 @@ log = logging.getLogger("hundi.pipeline")
 # The ``channel`` of the event a failed raw capture stores: no market-data channel, not counted
 # as a market-data gap.
 RAW_CHANNEL = "raw"
-_SYMBOL = attrgetter("symbol")
+_STREAM = attrgetter("exchange", "symbol")
 
 
 @dataclass(slots=True)
@@ -394,20 +394,21 @@ class Collector:
     def _note_last(self, channel: Channel, records: list[Record]) -> None:
         # Runs on the event loop for every record of a batch: C-level map/zip/Counter, no
         # per-record Python frame.
-        symbols = list(map(_SYMBOL, records))
-        latest = dict(zip(symbols, records, strict=True))
-        for symbol, record in latest.items():
-            key = (record.exchange, symbol)
+        # One collector may run feeds of several venues whose records share a batch, so a
+        # stream is (exchange, symbol), never the symbol alone.
+        streams = list(map(_STREAM, records))
+        latest = dict(zip(streams, records, strict=True))
+        for key, record in latest.items():
             view = self.symbols.get(key)
             if view is None:
-                view = self.symbols[key] = SymbolView(record.exchange, symbol)
+                view = self.symbols[key] = SymbolView(*key)
             price = _price_of(record)
             if price:
                 view.last_price = price
             if record.ts != record.recv_ts:  # records without an exchange time tell no lag
                 view.lag_ms = (record.recv_ts - record.ts) / 1e6
-        for symbol, n in Counter(symbols).items():
-            self.symbols[(records[0].exchange, symbol)].records += n
+        for key, n in Counter(streams).items():
+            self.symbols[key].records += n
 
     def _update_records(self) -> None:
         """``records`` = stored in *every* store (the minimum across stores, per channel)."""
