@@ -264,7 +264,7 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             assert context.get("capabilities", {}).get("drop") == ["ALL"], name
             assert "add" not in context.get("capabilities", {}), name
             checked += 1
-    assert checked == 8  # 6 main containers + 2 init containers
+    assert checked == 9  # 6 main containers + 2 init containers + the bootstrap Job
 
 
 def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
@@ -281,6 +281,8 @@ def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
 
 def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Object]) -> None:
     for obj, spec in workloads(objects):
+        if obj["kind"] == "Job":  # runs to completion: nothing to route to or restart
+            continue
         for c in spec["containers"]:
             assert "readinessProbe" in c and "livenessProbe" in c, (obj["metadata"]["name"], c)
 
@@ -319,9 +321,14 @@ def test_namespaces_enforce_the_restricted_pod_security_level(objects: list[Obje
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_secrets_live_only_in_secrets(objects: list[Object], secret_env: dict[str, str]) -> None:
+def test_secrets_live_only_in_secrets(
+    objects: list[Object], secret_env: dict[str, str], env_dir: Path
+) -> None:
     """No secret key or value in a ConfigMap or an env literal; every one is in a Secret."""
-    values = [v for v in secret_env.values() if v]
+    names = [name for name, spec in ENV_FILES.items() if spec.secret]
+    files = load_env_files(env_dir, names)
+    # every file's values: several files share key names (one Cassandra login per role)
+    values = [v for values in files.values() for v in values.values() if v]
     assert values, "the secret env files must give the check something to find"
     in_secrets: set[str] = set()
     for obj in objects:
@@ -345,6 +352,9 @@ def test_secrets_live_only_in_secrets(objects: list[Object], secret_env: dict[st
     # Every secret the pods need is generated (values from the secret env files).
     needed = {"CASSANDRA_USER", "CASSANDRA_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD", "JUPYTER_TOKEN"}
     assert {secret_env[key] for key in needed} <= in_secrets
+    for name in names:
+        if name.startswith(".secret.cassandra"):
+            assert set(files[name].values()) <= in_secrets, name
 
 
 def test_rendering_never_leaves_the_secrets_in_the_repository(rendered: object) -> None:
@@ -595,7 +605,10 @@ def test_kairosdb_uses_cassandra_probes_health_and_queues_on_a_volume(
     for probe in ("startupProbe", "livenessProbe"):
         assert c[probe]["httpGet"]["path"] == "/api/v1/health/status"
     env = env_of(c)
-    assert env["KAIROSDB_CASSANDRA_HOSTS"]["value"] == "cassandra.backend.svc.cluster.local:9042"
+    assert (
+        env["KAIROSDB_CASSANDRA_HOSTS"]["value"]
+        == "cassandra-client.backend.svc.cluster.local:9042"
+    )
     queue = env["KAIROSDB_QUEUE_PATH"]["value"]
     volumes = {v["name"]: v for v in spec_of(objects, "kairosdb")["volumes"]}
     mount = next(m for m in c["volumeMounts"] if queue.startswith(m["mountPath"] + "/"))
@@ -614,7 +627,7 @@ def test_collectors_shard_by_ordinal_over_the_configured_symbols(
     args = c["args"]
     assert args[:1] == ["collect"] and args[args.index("--shard") + 1] == "auto"
     stores = env_of(c)["HUNDI_STORE"]["value"]
-    assert stores.startswith("cassandra://cassandra.backend.svc.cluster.local:9042/")
+    assert stores.startswith("cassandra://cassandra-client.backend.svc.cluster.local:9042/")
     assert "kairosdb+http://kairosdb.backend.svc.cluster.local:8080" in stores
     # The mounted feed list is a valid hundi config and every symbol lands in one pod.
     config_path = Path(args[args.index("--config") + 1])
@@ -696,11 +709,11 @@ def test_generated_configs_are_the_env_files(
         generated(objects, "ConfigMap", "hundi-config", "frontend")["data"]
         == (loaded[".hundi.env"])
     )
-    secret = generated(objects, "Secret", "cassandra-credentials", "frontend")
-    assert decoded_secret_data(secret) == loaded[".secret.cassandra.env"]
+    secret = generated(objects, "Secret", "cassandra-reader", "frontend")
+    assert decoded_secret_data(secret) == loaded[".secret.cassandra-reader.env"]
     assert (
         base64.b64decode(secret["data"]["CASSANDRA_PASSWORD"]).decode()
-        == (secret_env["CASSANDRA_PASSWORD"])
+        == loaded[".secret.cassandra-reader.env"]["CASSANDRA_PASSWORD"]
     )
 
 
@@ -794,3 +807,81 @@ def test_prometheus_scrapes_the_collectors_and_the_api_with_the_token(
     args = container(objects, "StatefulSet", "collectors", "collector")["args"]
     assert args[args.index("--health-port") + 1] == "9100"
     assert args[args.index("--health-host") + 1] == "0.0.0.0"
+
+
+# --- Cassandra roles (docs/deployment.md, "Cassandra roles") -----------------------------------
+
+# workload -> the one Cassandra login Secret it may use
+CASSANDRA_LOGINS = {
+    ("StatefulSet", "cassandra", "backend"): "cassandra-admin",
+    ("Job", "cassandra-bootstrap", "backend"): None,  # admin + every role's (creates them)
+    ("StatefulSet", "collectors", "backend"): "cassandra-writer",
+    ("Deployment", "hundi-api", "backend"): "cassandra-reader",
+    ("Deployment", "jupyter", "frontend"): "cassandra-reader",
+    ("Deployment", "kairosdb", "backend"): "cassandra-kairosdb",
+}
+ROLE_SECRETS = ("cassandra-admin", "cassandra-writer", "cassandra-reader", "cassandra-kairosdb")
+
+
+def _secret_base(name: str) -> str:
+    return name.rsplit("-", 1)[0]
+
+
+def test_each_workload_logs_in_with_its_own_cassandra_role(objects: list[Object]) -> None:
+    for obj, spec in workloads(objects):
+        key = (obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        used = {
+            _secret_base(name)
+            for kind, name in references(spec)
+            if kind == "Secret" and _secret_base(name) in ROLE_SECRETS
+        }
+        if key not in CASSANDRA_LOGINS:
+            assert not used, key  # grafana: no Cassandra login at all
+        elif CASSANDRA_LOGINS[key] is None:
+            assert used == set(ROLE_SECRETS), key
+        else:
+            assert used == {CASSANDRA_LOGINS[key]}, key
+            env = env_of(next(iter(spec["containers"])))
+            for var in ("CASSANDRA_USER", "CASSANDRA_PASSWORD"):
+                ref = env[var]["valueFrom"]["secretKeyRef"]
+                assert _secret_base(ref["name"]) == CASSANDRA_LOGINS[key], (key, var)
+                assert ref["key"] == var
+
+
+def test_no_admin_login_in_the_frontend_and_the_example_is_not_the_builtin_role(
+    objects: list[Object],
+) -> None:
+    frontend = {
+        _secret_base(o["metadata"]["name"])
+        for o in objects
+        if o["kind"] == "Secret" and o["metadata"]["namespace"] == "frontend"
+    }
+    assert "cassandra-reader" in frontend
+    assert not frontend & {"cassandra-admin", "cassandra-writer", "cassandra-kairosdb"}
+    assert not [n for n in frontend if "credentials" in n]
+    for name in ENV_FILES:
+        if name.startswith(".secret.cassandra"):
+            text = (REPO / ENV_FILES[name].example).read_text()
+            assert "CASSANDRA_USER=cassandra\n" not in text, name
+
+
+def test_bootstrap_job_sets_up_schema_and_roles_as_admin(objects: list[Object]) -> None:
+    job = find(objects, "Job", "cassandra-bootstrap", "backend")
+    spec = pod_spec(job)
+    assert spec is not None
+    (main,) = spec["containers"]
+    assert main["args"][:2] == ["store", "roles"]
+    assert main["args"][2].startswith("cassandra://cassandra-client.backend.svc.cluster.local")
+    env = env_of(main)
+    for var, secret in {
+        "CASSANDRA_USER": "cassandra-admin",
+        "CASSANDRA_WRITER_PASSWORD": "cassandra-writer",
+        "CASSANDRA_READER_PASSWORD": "cassandra-reader",
+        "CASSANDRA_KAIROSDB_PASSWORD": "cassandra-kairosdb",
+    }.items():
+        assert _secret_base(env[var]["valueFrom"]["secretKeyRef"]["name"]) == secret, var
+    assert spec["restartPolicy"] == "OnFailure"  # retries until Cassandra answers
+    assert can_talk(objects, pod(objects, "cassandra-bootstrap"), pod(objects, "cassandra"), 9042)
+    assert not can_talk(
+        objects, pod(objects, "cassandra-bootstrap"), pod(objects, "kairosdb"), 8080
+    )

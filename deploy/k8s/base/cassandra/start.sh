@@ -131,8 +131,8 @@ cql_as() {
 }
 
 bootstrap_auth() {
-	local user=${CASSANDRA_USER:?CASSANDRA_USER is not set (Secret cassandra-credentials)}
-	local password=${CASSANDRA_PASSWORD:?CASSANDRA_PASSWORD is not set (Secret cassandra-credentials)}
+	local user=${CASSANDRA_USER:?CASSANDRA_USER is not set (Secret cassandra-admin)}
+	local password=${CASSANDRA_PASSWORD:?CASSANDRA_PASSWORD is not set (Secret cassandra-admin)}
 	local rf=${CASSANDRA_AUTH_RF:-1} dc=${CASSANDRA_DC:-datacenter1}
 	local probe="SELECT release_version FROM system.local" admin_user admin_password tries=0
 	log "auth: waiting for CQL"
