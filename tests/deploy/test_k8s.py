@@ -885,3 +885,57 @@ def test_bootstrap_job_sets_up_schema_and_roles_as_admin(objects: list[Object]) 
     assert not can_talk(
         objects, pod(objects, "cassandra-bootstrap"), pod(objects, "kairosdb"), 8080
     )
+
+
+# --- heap rule and QoS ----------------------------------------------------------------------
+
+GUARANTEED = {("StatefulSet", "cassandra"), ("Deployment", "kairosdb")}
+
+
+def _qos(spec: Object) -> str:
+    """The QoS class Kubernetes gives a pod spec (every container, init ones included)."""
+    bounds = [c.get("resources") or {} for c in containers(spec)]
+    if all(
+        set(r.get("limits", {})) >= {"cpu", "memory"}
+        and {k: r.get("requests", r["limits"]).get(k, r["limits"][k]) for k in ("cpu", "memory")}
+        == {k: r["limits"][k] for k in ("cpu", "memory")}
+        for r in bounds
+    ):
+        return "Guaranteed"
+    return "Burstable" if any(r for r in bounds) else "BestEffort"
+
+
+def test_cassandra_and_kairosdb_get_guaranteed_qos(objects: list[Object]) -> None:
+    for obj, spec in workloads(objects):
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key in GUARANTEED:
+            assert _qos(spec) == "Guaranteed", key
+        else:  # collectors, API, Jupyter, Grafana, the Job: Burstable by choice (docs)
+            assert _qos(spec) == "Burstable", key
+
+
+def test_the_cluster_heap_is_half_the_memory_limit(objects: list[Object], tmp_path: Path) -> None:
+    """The rule docs/deployment.md states, computed by start.sh from the rendered pod: half the
+    limit (at most 16G), and the env file's MAX_HEAP_SIZE (4G for compose) does not cap it."""
+    cassandra = container(objects, "StatefulSet", "cassandra", "cassandra")
+    env = env_of(cassandra)
+    assert env["MAX_HEAP_SIZE"]["value"] == "" and env["HEAP_NEWSIZE"]["value"] == ""
+    limit = cassandra["resources"]["limits"]["memory"]
+    units = {"Gi": 1024**3, "Mi": 1024**2}
+    limit_bytes = int(limit[:-2]) * units[limit[-2:]]
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "k8s" / "base" / "cassandra" / "start.sh"), "heap"],
+        env={
+            "PATH": os.environ["PATH"],
+            "CGROUP_ROOT": str(tmp_path),
+            "MEMORY_LIMIT": str(limit_bytes),
+            "MAX_HEAP_SIZE": env["MAX_HEAP_SIZE"]["value"],
+            "HEAP_NEWSIZE": env["HEAP_NEWSIZE"]["value"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    heap_mib = min(limit_bytes // 1024**2 // 2, 16 * 1024)
+    assert result.stdout.split() == [f"MAX_HEAP_SIZE={heap_mib}M", f"HEAP_NEWSIZE={heap_mib // 4}M"]
