@@ -516,7 +516,7 @@ def test_cassandra_statefulset_shape(objects: list[Object], overlay: str) -> Non
     first = f"{sts['metadata']['name']}-0.{service['metadata']['name']}.backend.svc.cluster.local"
     assert first == "cassandra-0.cassandra.backend.svc.cluster.local"
     env = env_of(container(objects, "StatefulSet", "cassandra", "cassandra"))
-    assert env["CASSANDRA_SEEDS"]["value"] == first
+    assert env["CASSANDRA_SEEDS"]["value"].split(",")[0] == first
     assert env["CASSANDRA_REPLICAS"]["value"] == str(sts["spec"]["replicas"])
     assert env["MEMORY_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"] == "limits.memory"
     cluster = generated(objects, "ConfigMap", "cluster", "backend")
@@ -939,3 +939,78 @@ def test_the_cluster_heap_is_half_the_memory_limit(objects: list[Object], tmp_pa
     assert result.returncode == 0, result.stderr
     heap_mib = min(limit_bytes // 1024**2 // 2, 16 * 1024)
     assert result.stdout.split() == [f"MAX_HEAP_SIZE={heap_mib}M", f"HEAP_NEWSIZE={heap_mib // 4}M"]
+
+
+# --- seeds and topology ---------------------------------------------------------------------
+
+STORAGE_CLASS = {"dev": "standard", "prod": "hundi-ssd"}
+
+
+def test_at_least_two_seeds_that_exist_when_there_are_two_nodes(
+    objects: list[Object], overlay: str
+) -> None:
+    sts = find(objects, "StatefulSet", "cassandra", "backend")
+    replicas = sts["spec"]["replicas"]
+    seeds = env_of(container(objects, "StatefulSet", "cassandra", "cassandra"))["CASSANDRA_SEEDS"]
+    names = seeds["value"].split(",")
+    assert len(names) == min(replicas, 2), overlay
+    for ordinal, name in enumerate(names):
+        assert name == f"cassandra-{ordinal}.cassandra.backend.svc.cluster.local"
+        assert ordinal < replicas
+
+
+def test_clients_use_the_ready_only_service_and_only_peers_see_unready_nodes(
+    objects: list[Object],
+) -> None:
+    peer = find(objects, "Service", "cassandra", "backend")["spec"]
+    client = find(objects, "Service", "cassandra-client", "backend")["spec"]
+    assert peer["publishNotReadyAddresses"] is True
+    assert client.get("publishNotReadyAddresses", False) is False
+    assert client["selector"] == peer["selector"]
+    assert [p["port"] for p in client["ports"]] == [9042]
+    services = [o for o in objects if o["kind"] == "Service"]
+    assert [
+        o["metadata"]["name"] for o in services if o["spec"].get("publishNotReadyAddresses")
+    ] == ["cassandra"]
+    clients = 0
+    for obj, spec in workloads(objects):
+        for c in containers(spec):
+            texts = [v.get("value", "") for v in c.get("env") or []] + c.get("args", [])
+            for text in texts:
+                if obj["metadata"]["name"] == "cassandra":
+                    continue  # the nodes themselves: seeds on the peer service
+                assert "cassandra.backend.svc" not in text, (obj["metadata"]["name"], text)
+                clients += "cassandra-client.backend.svc.cluster.local:9042" in text
+    assert clients == 5  # collectors, hundi-api, jupyter, kairosdb, bootstrap Job
+
+
+def test_racks_follow_the_nodes_zones(objects: list[Object], overlay: str) -> None:
+    main = container(objects, "StatefulSet", "cassandra", "cassandra")
+    env = env_of(main)
+    assert env["CASSANDRA_ENDPOINT_SNITCH"]["value"] == "GossipingPropertyFileSnitch"
+    assert env["NODE_ZONE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['topology.kubernetes.io/zone']"
+    )
+    spec = pod_spec(find(objects, "StatefulSet", "cassandra", "backend"))
+    assert spec is not None
+    spread = spec.get("topologySpreadConstraints", [])
+    if overlay == "prod":
+        (zone,) = spread
+        assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+        assert zone["maxSkew"] == 1 and zone["whenUnsatisfiable"] == "DoNotSchedule"
+        assert zone["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "cassandra"}
+    # the replace ConfigMap (empty unless a node is being replaced) is mounted, optionally
+    volume = next(v for v in spec["volumes"] if v["name"] == "replace")
+    assert volume["configMap"] == {"name": "cassandra-replace", "optional": True}
+    assert {"name": "replace", "mountPath": "/etc/cassandra-replace", "readOnly": True} in main[
+        "volumeMounts"
+    ]
+    assert find(objects, "ConfigMap", "cassandra-replace", "backend").get("data") in (None, {})
+
+
+def test_every_volume_names_its_storage_class(objects: list[Object], overlay: str) -> None:
+    claims = [o["spec"] for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    for obj, _ in workloads(objects):
+        claims += [t["spec"] for t in obj["spec"].get("volumeClaimTemplates", [])]
+    assert len(claims) == 4  # Cassandra data, collector spool, KairosDB queue, notebooks
+    assert {c.get("storageClassName") for c in claims} == {STORAGE_CLASS[overlay]}
