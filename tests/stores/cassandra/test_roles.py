@@ -252,3 +252,52 @@ def test_roles_print_shows_the_grants_and_no_password(monkeypatch: pytest.Monkey
     bad = CliRunner().invoke(store_group, ["roles", "cassandra://h/hundi", "--reader", "x;DROP"])
     assert bad.exit_code == 2
     assert bad.output.count("\n") == 1 and "Traceback" not in bad.output
+
+
+def test_init_creates_the_schema_once_and_refuses_a_non_cassandra_url(
+    cassandra_keyspace: str,
+) -> None:
+    first = CliRunner().invoke(store_group, ["init", cassandra_keyspace])
+    assert first.exit_code == 0, first.output
+    keyspace = cassandra_keyspace.rsplit("/", 1)[1]
+    assert first.output.startswith(f"ok: keyspace {keyspace} is current (")
+    assert "; 0 change(s)" not in first.output  # the keyspace and tables were made
+    again = CliRunner().invoke(store_group, ["init", cassandra_keyspace])
+    assert again.exit_code == 0 and "; 0 change(s) made)" in again.output, again.output
+    bad = CliRunner().invoke(store_group, ["init", "./data"])
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1, bad.output
+    assert "not a Cassandra store URL" in bad.output
+
+
+def test_a_writer_on_a_keyspace_missing_a_table_is_told_to_run_init(
+    setup: Setup, cassandra_keyspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The missing table is named with the CREATE permission and the bootstrap command."""
+    assert CliRunner().invoke(store_group, ["init", cassandra_keyspace]).exit_code == 0
+    keyspace = cassandra_keyspace.rsplit("/", 1)[1]
+    writer = setup.roles["writer"][0]
+    admin = Cluster(
+        [setup.host],
+        port=setup.port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: PROFILE},
+        auth_provider=PlainTextAuthProvider(
+            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
+        ),
+    )
+    try:
+        session = admin.connect()
+        session.execute(f'GRANT SELECT ON KEYSPACE {keyspace} TO "{writer}"')
+        session.execute(f'GRANT MODIFY ON KEYSPACE {keyspace} TO "{writer}"')
+        session.execute(f"DROP TABLE {keyspace}.hundi_partitions", timeout=60)
+    finally:
+        admin.shutdown()
+    url = f"cassandra://{writer}@{setup.host}:{setup.port}/{keyspace}"
+    # undone before cassandra_keyspace drops the keyspace as the superuser
+    with monkeypatch.context() as env, pytest.raises(StoreError) as raised:
+        env.setenv("CASSANDRA_PASSWORD", setup.roles["writer"][1])
+        CassandraStore(url)
+    message = str(raised.value)
+    assert f"create table {keyspace}.hundi_partitions" in message
+    assert "no CREATE permission" in message
+    assert f"run `hundi store init cassandra://{setup.host}:{setup.port}/{keyspace}`" in message
