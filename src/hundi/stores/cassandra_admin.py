@@ -223,6 +223,14 @@ def roles(
             for statement in role_cql(all_roles, settings.keyspace, kks, replication, None):
                 click.echo(statement + ";")
             return
+        names = [r.name for r in all_roles]
+        if len(set(names)) != len(names):
+            raise StoreError(f"the writer, reader and KairosDB roles must differ: {names}")
+        if settings.user in names:
+            raise StoreError(
+                f"role {settings.user!r} is the admin login (CASSANDRA_USER): give the "
+                "least-privilege roles other names"
+            )
         chosen = [r for r in all_roles if env.get(r.password_env)]
         if not chosen:
             raise StoreError(

@@ -252,6 +252,18 @@ def test_roles_print_shows_the_grants_and_no_password(monkeypatch: pytest.Monkey
     bad = CliRunner().invoke(store_group, ["roles", "cassandra://h/hundi", "--reader", "x;DROP"])
     assert bad.exit_code == 2
     assert bad.output.count("\n") == 1 and "Traceback" not in bad.output
+    # never re-password the admin as if it were a least-privilege role, nor mix two roles
+    for args, says in (
+        (["--writer", "hundi_admin"], "is the admin login"),
+        (["--writer", "same", "--reader", "same"], "must differ"),
+    ):
+        refused = CliRunner().invoke(
+            store_group,
+            ["roles", "cassandra://h/hundi", *args],
+            env={"CASSANDRA_USER": "hundi_admin", "CASSANDRA_WRITER_PASSWORD": "x"},
+        )
+        assert refused.exit_code == 2 and says in refused.output, refused.output
+        assert refused.output.count("\n") == 1
 
 
 def test_init_creates_the_schema_once_and_refuses_a_non_cassandra_url(
