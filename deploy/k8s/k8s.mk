@@ -35,7 +35,7 @@ backend-namespace: $(K8S_DEPS) ## Namespace backend with its default-deny Networ
 frontend-namespace: $(K8S_DEPS) ## Namespace frontend with its default-deny NetworkPolicies (kubectl apply)
 	$(KUBE) apply frontend-namespace --overlay $(OVERLAY) $(K8S_ENV)
 
-cassandra: $(K8S_DEPS) ## Cassandra StatefulSet (3 nodes in prod, 1 in dev), credentials from .secret.cassandra.env
+cassandra: $(K8S_DEPS) ## Cassandra StatefulSet (3 nodes in prod, 1 in dev) and its bootstrap Job (schema, roles); logins from .secret.cassandra*.env
 	$(KUBE) apply cassandra --overlay $(OVERLAY) $(K8S_ENV)
 
 kairosdb: $(K8S_DEPS) ## KairosDB Deployment on the Cassandra datastore (image wunder/kairosdb)

@@ -264,7 +264,7 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             assert context.get("capabilities", {}).get("drop") == ["ALL"], name
             assert "add" not in context.get("capabilities", {}), name
             checked += 1
-    assert checked == 8  # 6 main containers + 2 init containers
+    assert checked == 9  # 6 main containers + 2 init containers + the bootstrap Job
 
 
 def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
@@ -281,6 +281,8 @@ def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
 
 def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Object]) -> None:
     for obj, spec in workloads(objects):
+        if obj["kind"] == "Job":  # runs to completion: nothing to route to or restart
+            continue
         for c in spec["containers"]:
             assert "readinessProbe" in c and "livenessProbe" in c, (obj["metadata"]["name"], c)
 
@@ -319,9 +321,14 @@ def test_namespaces_enforce_the_restricted_pod_security_level(objects: list[Obje
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_secrets_live_only_in_secrets(objects: list[Object], secret_env: dict[str, str]) -> None:
+def test_secrets_live_only_in_secrets(
+    objects: list[Object], secret_env: dict[str, str], env_dir: Path
+) -> None:
     """No secret key or value in a ConfigMap or an env literal; every one is in a Secret."""
-    values = [v for v in secret_env.values() if v]
+    names = [name for name, spec in ENV_FILES.items() if spec.secret]
+    files = load_env_files(env_dir, names)
+    # every file's values: several files share key names (one Cassandra login per role)
+    values = [v for values in files.values() for v in values.values() if v]
     assert values, "the secret env files must give the check something to find"
     in_secrets: set[str] = set()
     for obj in objects:
@@ -345,6 +352,9 @@ def test_secrets_live_only_in_secrets(objects: list[Object], secret_env: dict[st
     # Every secret the pods need is generated (values from the secret env files).
     needed = {"CASSANDRA_USER", "CASSANDRA_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD", "JUPYTER_TOKEN"}
     assert {secret_env[key] for key in needed} <= in_secrets
+    for name in names:
+        if name.startswith(".secret.cassandra"):
+            assert set(files[name].values()) <= in_secrets, name
 
 
 def test_rendering_never_leaves_the_secrets_in_the_repository(rendered: object) -> None:
@@ -506,7 +516,7 @@ def test_cassandra_statefulset_shape(objects: list[Object], overlay: str) -> Non
     first = f"{sts['metadata']['name']}-0.{service['metadata']['name']}.backend.svc.cluster.local"
     assert first == "cassandra-0.cassandra.backend.svc.cluster.local"
     env = env_of(container(objects, "StatefulSet", "cassandra", "cassandra"))
-    assert env["CASSANDRA_SEEDS"]["value"] == first
+    assert env["CASSANDRA_SEEDS"]["value"].split(",")[0] == first
     assert env["CASSANDRA_REPLICAS"]["value"] == str(sts["spec"]["replicas"])
     assert env["MEMORY_LIMIT"]["valueFrom"]["resourceFieldRef"]["resource"] == "limits.memory"
     cluster = generated(objects, "ConfigMap", "cluster", "backend")
@@ -595,7 +605,10 @@ def test_kairosdb_uses_cassandra_probes_health_and_queues_on_a_volume(
     for probe in ("startupProbe", "livenessProbe"):
         assert c[probe]["httpGet"]["path"] == "/api/v1/health/status"
     env = env_of(c)
-    assert env["KAIROSDB_CASSANDRA_HOSTS"]["value"] == "cassandra.backend.svc.cluster.local:9042"
+    assert (
+        env["KAIROSDB_CASSANDRA_HOSTS"]["value"]
+        == "cassandra-client.backend.svc.cluster.local:9042"
+    )
     queue = env["KAIROSDB_QUEUE_PATH"]["value"]
     volumes = {v["name"]: v for v in spec_of(objects, "kairosdb")["volumes"]}
     mount = next(m for m in c["volumeMounts"] if queue.startswith(m["mountPath"] + "/"))
@@ -614,7 +627,7 @@ def test_collectors_shard_by_ordinal_over_the_configured_symbols(
     args = c["args"]
     assert args[:1] == ["collect"] and args[args.index("--shard") + 1] == "auto"
     stores = env_of(c)["HUNDI_STORE"]["value"]
-    assert stores.startswith("cassandra://cassandra.backend.svc.cluster.local:9042/")
+    assert stores.startswith("cassandra://cassandra-client.backend.svc.cluster.local:9042/")
     assert "kairosdb+http://kairosdb.backend.svc.cluster.local:8080" in stores
     # The mounted feed list is a valid hundi config and every symbol lands in one pod.
     config_path = Path(args[args.index("--config") + 1])
@@ -696,11 +709,11 @@ def test_generated_configs_are_the_env_files(
         generated(objects, "ConfigMap", "hundi-config", "frontend")["data"]
         == (loaded[".hundi.env"])
     )
-    secret = generated(objects, "Secret", "cassandra-credentials", "frontend")
-    assert decoded_secret_data(secret) == loaded[".secret.cassandra.env"]
+    secret = generated(objects, "Secret", "cassandra-reader", "frontend")
+    assert decoded_secret_data(secret) == loaded[".secret.cassandra-reader.env"]
     assert (
         base64.b64decode(secret["data"]["CASSANDRA_PASSWORD"]).decode()
-        == (secret_env["CASSANDRA_PASSWORD"])
+        == loaded[".secret.cassandra-reader.env"]["CASSANDRA_PASSWORD"]
     )
 
 
@@ -794,3 +807,210 @@ def test_prometheus_scrapes_the_collectors_and_the_api_with_the_token(
     args = container(objects, "StatefulSet", "collectors", "collector")["args"]
     assert args[args.index("--health-port") + 1] == "9100"
     assert args[args.index("--health-host") + 1] == "0.0.0.0"
+
+
+# --- Cassandra roles (docs/deployment.md, "Cassandra roles") -----------------------------------
+
+# workload -> the one Cassandra login Secret it may use
+CASSANDRA_LOGINS = {
+    ("StatefulSet", "cassandra", "backend"): "cassandra-admin",
+    ("Job", "cassandra-bootstrap", "backend"): None,  # admin + every role's (creates them)
+    ("StatefulSet", "collectors", "backend"): "cassandra-writer",
+    ("Deployment", "hundi-api", "backend"): "cassandra-reader",
+    ("Deployment", "jupyter", "frontend"): "cassandra-reader",
+    ("Deployment", "kairosdb", "backend"): "cassandra-kairosdb",
+}
+ROLE_SECRETS = ("cassandra-admin", "cassandra-writer", "cassandra-reader", "cassandra-kairosdb")
+
+
+def _secret_base(name: str) -> str:
+    return name.rsplit("-", 1)[0]
+
+
+def test_each_workload_logs_in_with_its_own_cassandra_role(objects: list[Object]) -> None:
+    for obj, spec in workloads(objects):
+        key = (obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        used = {
+            _secret_base(name)
+            for kind, name in references(spec)
+            if kind == "Secret" and _secret_base(name) in ROLE_SECRETS
+        }
+        if key not in CASSANDRA_LOGINS:
+            assert not used, key  # grafana: no Cassandra login at all
+        elif CASSANDRA_LOGINS[key] is None:
+            assert used == set(ROLE_SECRETS), key
+        else:
+            assert used == {CASSANDRA_LOGINS[key]}, key
+            env = env_of(next(iter(spec["containers"])))
+            for var in ("CASSANDRA_USER", "CASSANDRA_PASSWORD"):
+                ref = env[var]["valueFrom"]["secretKeyRef"]
+                assert _secret_base(ref["name"]) == CASSANDRA_LOGINS[key], (key, var)
+                assert ref["key"] == var
+
+
+def test_no_admin_login_in_the_frontend_and_the_example_is_not_the_builtin_role(
+    objects: list[Object],
+) -> None:
+    frontend = {
+        _secret_base(o["metadata"]["name"])
+        for o in objects
+        if o["kind"] == "Secret" and o["metadata"]["namespace"] == "frontend"
+    }
+    assert "cassandra-reader" in frontend
+    assert not frontend & {"cassandra-admin", "cassandra-writer", "cassandra-kairosdb"}
+    assert not [n for n in frontend if "credentials" in n]
+    for name in ENV_FILES:
+        if name.startswith(".secret.cassandra"):
+            text = (REPO / ENV_FILES[name].example).read_text()
+            assert "CASSANDRA_USER=cassandra\n" not in text, name
+
+
+def test_bootstrap_job_sets_up_schema_and_roles_as_admin(objects: list[Object]) -> None:
+    job = find(objects, "Job", "cassandra-bootstrap", "backend")
+    spec = pod_spec(job)
+    assert spec is not None
+    (main,) = spec["containers"]
+    assert main["args"][:2] == ["store", "roles"]
+    assert main["args"][2].startswith("cassandra://cassandra-client.backend.svc.cluster.local")
+    env = env_of(main)
+    for var, secret in {
+        "CASSANDRA_USER": "cassandra-admin",
+        "CASSANDRA_WRITER_PASSWORD": "cassandra-writer",
+        "CASSANDRA_READER_PASSWORD": "cassandra-reader",
+        "CASSANDRA_KAIROSDB_PASSWORD": "cassandra-kairosdb",
+    }.items():
+        assert _secret_base(env[var]["valueFrom"]["secretKeyRef"]["name"]) == secret, var
+    assert spec["restartPolicy"] == "OnFailure"  # retries until Cassandra answers
+    assert can_talk(objects, pod(objects, "cassandra-bootstrap"), pod(objects, "cassandra"), 9042)
+    assert not can_talk(
+        objects, pod(objects, "cassandra-bootstrap"), pod(objects, "kairosdb"), 8080
+    )
+
+
+# --- heap rule and QoS ----------------------------------------------------------------------
+
+GUARANTEED = {("StatefulSet", "cassandra"), ("Deployment", "kairosdb")}
+
+
+def _qos(spec: Object) -> str:
+    """The QoS class Kubernetes gives a pod spec (every container, init ones included)."""
+    bounds = [c.get("resources") or {} for c in containers(spec)]
+    if all(
+        set(r.get("limits", {})) >= {"cpu", "memory"}
+        and {k: r.get("requests", r["limits"]).get(k, r["limits"][k]) for k in ("cpu", "memory")}
+        == {k: r["limits"][k] for k in ("cpu", "memory")}
+        for r in bounds
+    ):
+        return "Guaranteed"
+    return "Burstable" if any(r for r in bounds) else "BestEffort"
+
+
+def test_cassandra_and_kairosdb_get_guaranteed_qos(objects: list[Object]) -> None:
+    for obj, spec in workloads(objects):
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key in GUARANTEED:
+            assert _qos(spec) == "Guaranteed", key
+        else:  # collectors, API, Jupyter, Grafana, the Job: Burstable by choice (docs)
+            assert _qos(spec) == "Burstable", key
+
+
+def test_the_cluster_heap_is_half_the_memory_limit(objects: list[Object], tmp_path: Path) -> None:
+    """The rule docs/deployment.md states, computed by start.sh from the rendered pod: half the
+    limit (at most 16G), and the env file's MAX_HEAP_SIZE (4G for compose) does not cap it."""
+    cassandra = container(objects, "StatefulSet", "cassandra", "cassandra")
+    env = env_of(cassandra)
+    assert env["MAX_HEAP_SIZE"]["value"] == "" and env["HEAP_NEWSIZE"]["value"] == ""
+    limit = cassandra["resources"]["limits"]["memory"]
+    units = {"Gi": 1024**3, "Mi": 1024**2}
+    limit_bytes = int(limit[:-2]) * units[limit[-2:]]
+    result = subprocess.run(
+        ["bash", str(DEPLOY / "k8s" / "base" / "cassandra" / "start.sh"), "heap"],
+        env={
+            "PATH": os.environ["PATH"],
+            "CGROUP_ROOT": str(tmp_path),
+            "MEMORY_LIMIT": str(limit_bytes),
+            "MAX_HEAP_SIZE": env["MAX_HEAP_SIZE"]["value"],
+            "HEAP_NEWSIZE": env["HEAP_NEWSIZE"]["value"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    heap_mib = min(limit_bytes // 1024**2 // 2, 16 * 1024)
+    assert result.stdout.split() == [f"MAX_HEAP_SIZE={heap_mib}M", f"HEAP_NEWSIZE={heap_mib // 4}M"]
+
+
+# --- seeds and topology ---------------------------------------------------------------------
+
+STORAGE_CLASS = {"dev": "standard", "prod": "hundi-ssd"}
+
+
+def test_at_least_two_seeds_that_exist_when_there_are_two_nodes(
+    objects: list[Object], overlay: str
+) -> None:
+    sts = find(objects, "StatefulSet", "cassandra", "backend")
+    replicas = sts["spec"]["replicas"]
+    seeds = env_of(container(objects, "StatefulSet", "cassandra", "cassandra"))["CASSANDRA_SEEDS"]
+    names = seeds["value"].split(",")
+    assert len(names) == min(replicas, 2), overlay
+    for ordinal, name in enumerate(names):
+        assert name == f"cassandra-{ordinal}.cassandra.backend.svc.cluster.local"
+        assert ordinal < replicas
+
+
+def test_clients_use_the_ready_only_service_and_only_peers_see_unready_nodes(
+    objects: list[Object],
+) -> None:
+    peer = find(objects, "Service", "cassandra", "backend")["spec"]
+    client = find(objects, "Service", "cassandra-client", "backend")["spec"]
+    assert peer["publishNotReadyAddresses"] is True
+    assert client.get("publishNotReadyAddresses", False) is False
+    assert client["selector"] == peer["selector"]
+    assert [p["port"] for p in client["ports"]] == [9042]
+    services = [o for o in objects if o["kind"] == "Service"]
+    assert [
+        o["metadata"]["name"] for o in services if o["spec"].get("publishNotReadyAddresses")
+    ] == ["cassandra"]
+    clients = 0
+    for obj, spec in workloads(objects):
+        for c in containers(spec):
+            texts = [v.get("value", "") for v in c.get("env") or []] + c.get("args", [])
+            for text in texts:
+                if obj["metadata"]["name"] == "cassandra":
+                    continue  # the nodes themselves: seeds on the peer service
+                assert "cassandra.backend.svc" not in text, (obj["metadata"]["name"], text)
+                clients += "cassandra-client.backend.svc.cluster.local:9042" in text
+    assert clients == 5  # collectors, hundi-api, jupyter, kairosdb, bootstrap Job
+
+
+def test_racks_follow_the_nodes_zones(objects: list[Object], overlay: str) -> None:
+    main = container(objects, "StatefulSet", "cassandra", "cassandra")
+    env = env_of(main)
+    assert env["CASSANDRA_ENDPOINT_SNITCH"]["value"] == "GossipingPropertyFileSnitch"
+    assert env["NODE_ZONE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['topology.kubernetes.io/zone']"
+    )
+    spec = pod_spec(find(objects, "StatefulSet", "cassandra", "backend"))
+    assert spec is not None
+    spread = spec.get("topologySpreadConstraints", [])
+    if overlay == "prod":
+        (zone,) = spread
+        assert zone["topologyKey"] == "topology.kubernetes.io/zone"
+        assert zone["maxSkew"] == 1 and zone["whenUnsatisfiable"] == "DoNotSchedule"
+        assert zone["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "cassandra"}
+    # the replace ConfigMap (empty unless a node is being replaced) is mounted, optionally
+    volume = next(v for v in spec["volumes"] if v["name"] == "replace")
+    assert volume["configMap"] == {"name": "cassandra-replace", "optional": True}
+    assert {"name": "replace", "mountPath": "/etc/cassandra-replace", "readOnly": True} in main[
+        "volumeMounts"
+    ]
+    assert find(objects, "ConfigMap", "cassandra-replace", "backend").get("data") in (None, {})
+
+
+def test_every_volume_names_its_storage_class(objects: list[Object], overlay: str) -> None:
+    claims = [o["spec"] for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    for obj, _ in workloads(objects):
+        claims += [t["spec"] for t in obj["spec"].get("volumeClaimTemplates", [])]
+    assert len(claims) == 4  # Cassandra data, collector spool, KairosDB queue, notebooks
+    assert {c.get("storageClassName") for c in claims} == {STORAGE_CLASS[overlay]}

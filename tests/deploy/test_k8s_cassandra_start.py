@@ -146,3 +146,60 @@ def test_configure_needs_a_writable_config(tmp_path: Path) -> None:
     result = run("configure", cgroup=tmp_path, CASSANDRA_CONF=str(tmp_path / "missing"))
     assert result.returncode == 1
     assert "cassandra.yaml is not writable" in result.stderr
+
+
+SEEDS = ",".join(f"cassandra-{n}.cassandra.backend.svc.cluster.local" for n in (0, 1))
+
+
+def topology(tmp_path: Path, **env: str) -> dict[str, str]:
+    result = run("topology", cgroup=tmp_path, REPLACE_DIR=str(tmp_path / "replace"), **env)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    keys = ("CASSANDRA_RACK=", " CASSANDRA_SEEDS=", " JVM_EXTRA_OPTS=")
+    values: dict[str, str] = {}
+    for key, following in zip(keys, (*keys[1:], None), strict=True):
+        start = line.index(key) + len(key)
+        end = line.index(following) if following else len(line)
+        values[key.strip(" =")] = line[start:end].strip()
+    return values
+
+
+def test_the_rack_is_the_nodes_zone_else_the_env_file(tmp_path: Path) -> None:
+    common = {"HOSTNAME": "cassandra-2", "CASSANDRA_SEEDS": SEEDS, "CASSANDRA_RACK": "rack1"}
+    assert topology(tmp_path, NODE_ZONE="eu-west-1b", **common) == {
+        "CASSANDRA_RACK": "eu-west-1b",
+        "CASSANDRA_SEEDS": SEEDS,
+        "JVM_EXTRA_OPTS": "",
+    }
+    assert topology(tmp_path, NODE_ZONE="", **common)["CASSANDRA_RACK"] == "rack1"
+
+
+def test_a_replacing_seed_drops_itself_from_the_seeds_and_replaces_the_dead_address(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "replace").mkdir()
+    (tmp_path / "replace" / "cassandra-0").write_text("10.244.1.9\n")
+    got = topology(tmp_path, HOSTNAME="cassandra-0", CASSANDRA_SEEDS=SEEDS)
+    assert got["CASSANDRA_SEEDS"] == "cassandra-1.cassandra.backend.svc.cluster.local"
+    assert got["JVM_EXTRA_OPTS"] == "-Dcassandra.replace_address_first_boot=10.244.1.9"
+    # another pod is not affected by cassandra-0's entry
+    other = topology(tmp_path, HOSTNAME="cassandra-2", CASSANDRA_SEEDS=SEEDS)
+    assert other["CASSANDRA_SEEDS"] == SEEDS and other["JVM_EXTRA_OPTS"] == ""
+
+
+def test_a_bad_replace_address_or_no_other_seed_stops_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "replace").mkdir()
+    (tmp_path / "replace" / "cassandra-0").write_text("not-an-ip\n")
+    result = run(
+        "topology", cgroup=tmp_path, REPLACE_DIR=str(tmp_path / "replace"),
+        HOSTNAME="cassandra-0", CASSANDRA_SEEDS=SEEDS,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "not-an-ip is not an IP address" in result.stderr and result.stdout == ""
+    (tmp_path / "replace" / "cassandra-0").write_text("10.0.0.1\n")
+    alone = run(
+        "topology", cgroup=tmp_path, REPLACE_DIR=str(tmp_path / "replace"),
+        HOSTNAME="cassandra-0", CASSANDRA_SEEDS="cassandra-0.cassandra.backend.svc.cluster.local",
+    )  # fmt: skip
+    assert alone.returncode != 0
+    assert "needs another seed" in alone.stderr and alone.stdout == ""

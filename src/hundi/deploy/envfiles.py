@@ -55,7 +55,22 @@ ENV_FILES: dict[str, EnvFile] = {
         EnvFile(
             ".secret.cassandra.env",
             ("CASSANDRA_USER", "CASSANDRA_PASSWORD"),
-            "Cassandra credentials",
+            "Cassandra admin (superuser) credentials: Cassandra's first start and bootstrap",
+        ),
+        EnvFile(
+            ".secret.cassandra-writer.env",
+            ("CASSANDRA_USER", "CASSANDRA_PASSWORD"),
+            "Cassandra writer role (collectors)",
+        ),
+        EnvFile(
+            ".secret.cassandra-reader.env",
+            ("CASSANDRA_USER", "CASSANDRA_PASSWORD"),
+            "Cassandra read-only role (hundi-api, Jupyter)",
+        ),
+        EnvFile(
+            ".secret.cassandra-kairosdb.env",
+            ("CASSANDRA_USER", "CASSANDRA_PASSWORD"),
+            "Cassandra role of KairosDB",
         ),
         EnvFile(".secret.grafana.env", ("GF_SECURITY_ADMIN_PASSWORD",), "Grafana admin password"),
         EnvFile(".secret.jupyter.env", ("JUPYTER_TOKEN",), "JupyterLab token"),

@@ -4,6 +4,7 @@
 #   start.sh          size the heap, configure auth, start Cassandra (PID 1 stays this script)
 #   start.sh heap     print the computed MAX_HEAP_SIZE / HEAP_NEWSIZE and exit (tests, debugging)
 #   start.sh configure  only switch $CASSANDRA_CONF/cassandra.yaml to password auth
+#   start.sh topology   print the rack, seeds and replace option this pod would start with
 #
 # Heap: cassandra-env.sh sizes the heap from the *host's* RAM (/proc/meminfo), which in a pod is
 # the node's memory, not the container's limit, so the JVM would be OOM-killed. Here the limit
@@ -19,6 +20,15 @@
 # cassandra/cassandra. The last ordinal (all nodes are up by then: OrderedReady) replaces it with
 # CASSANDRA_USER/CASSANDRA_PASSWORD from the Secret, raises system_auth to CASSANDRA_AUTH_RF
 # replicas and repairs it, then disables the default login (see bootstrap_auth).
+#
+# Topology: the rack is the zone of the pod's node (NODE_ZONE, downward API of the pod label
+# topology.kubernetes.io/zone, which the PodTopologyLabels admission copies from the node), else
+# CASSANDRA_RACK of .cassandra.env. The docker entrypoint writes it with CASSANDRA_DC into
+# cassandra-rackdc.properties for GossipingPropertyFileSnitch.
+# Replacing a node whose volume was lost: a line "<pod name>=<IP of the dead node>" (key = pod
+# name) in the ConfigMap cassandra-replace, mounted at $REPLACE_DIR, makes this pod start with
+# -Dcassandra.replace_address_first_boot=<IP>, and drops this pod from its own seed list (a
+# seed never bootstraps, so it could not stream the dead node's data).
 set -euo pipefail
 
 CGROUP_ROOT=${CGROUP_ROOT:-/sys/fs/cgroup}
@@ -115,6 +125,37 @@ set_yaml() {
 	rm -f "$tmp"
 }
 
+REPLACE_DIR=${REPLACE_DIR:-/etc/cassandra-replace}
+
+# Sets CASSANDRA_RACK, CASSANDRA_SEEDS and JVM_EXTRA_OPTS for this pod (see the header).
+topology() {
+	if [[ -n ${NODE_ZONE:-} ]]; then
+		export CASSANDRA_RACK=$NODE_ZONE
+	fi
+	local me=${HOSTNAME:-} address=""
+	if [[ -n $me && -r $REPLACE_DIR/$me ]]; then
+		address=$(tr -d ' \n' <"$REPLACE_DIR/$me")
+	fi
+	if [[ -n $address ]]; then
+		[[ $address =~ ^[0-9A-Fa-f:.]+$ ]] || die "$REPLACE_DIR/$me=$address is not an IP address"
+		local seed kept=()
+		IFS=, read -ra seeds <<<"${CASSANDRA_SEEDS:-}"
+		for seed in "${seeds[@]}"; do
+			seed=${seed// /}
+			[[ -z $seed || $seed == "$me" || $seed == "$me".* ]] || kept+=("$seed")
+		done
+		((${#kept[@]} > 0)) || die "replacing $me needs another seed to join through"
+		CASSANDRA_SEEDS=$(
+			IFS=,
+			echo "${kept[*]}"
+		)
+		export CASSANDRA_SEEDS
+		export JVM_EXTRA_OPTS="${JVM_EXTRA_OPTS:-} -Dcassandra.replace_address_first_boot=$address"
+		log "replacing the dead node $address (seeds for this start: $CASSANDRA_SEEDS)"
+	fi
+	log "rack ${CASSANDRA_RACK:-?} in ${CASSANDRA_DC:-?}"
+}
+
 cql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 
 # cqlsh with credentials in a private file, never on the command line (ps shows argv), over
@@ -131,8 +172,8 @@ cql_as() {
 }
 
 bootstrap_auth() {
-	local user=${CASSANDRA_USER:?CASSANDRA_USER is not set (Secret cassandra-credentials)}
-	local password=${CASSANDRA_PASSWORD:?CASSANDRA_PASSWORD is not set (Secret cassandra-credentials)}
+	local user=${CASSANDRA_USER:?CASSANDRA_USER is not set (Secret cassandra-admin)}
+	local password=${CASSANDRA_PASSWORD:?CASSANDRA_PASSWORD is not set (Secret cassandra-admin)}
 	local rf=${CASSANDRA_AUTH_RF:-1} dc=${CASSANDRA_DC:-datacenter1}
 	local probe="SELECT release_version FROM system.local" admin_user admin_password tries=0
 	log "auth: waiting for CQL"
@@ -190,8 +231,13 @@ main() {
 		echo "MAX_HEAP_SIZE=$MAX_HEAP_SIZE HEAP_NEWSIZE=$HEAP_NEWSIZE"
 		;;
 	configure) configure ;;
+	topology)
+		topology
+		echo "CASSANDRA_RACK=${CASSANDRA_RACK:-} CASSANDRA_SEEDS=${CASSANDRA_SEEDS:-} JVM_EXTRA_OPTS=${JVM_EXTRA_OPTS:-}"
+		;;
 	start)
 		size_heap
+		topology
 		configure
 		docker-entrypoint.sh cassandra -f &
 		local pid=$!

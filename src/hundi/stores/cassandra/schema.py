@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
-from cassandra import InvalidRequest
+from cassandra import InvalidRequest, Unauthorized
 from cassandra.cluster import Session
 
 from hundi.records import RECORD_TYPES, SCHEMAS, Channel
@@ -255,34 +255,102 @@ def keyspace_exists(session: Session, keyspace: str) -> bool:
     return rows.one() is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One DDL statement the schema needs, with what it does for messages."""
+
+    what: str  # "create table ks.t", "add column ks.t.x", ...
+    permission: str  # the Cassandra permission it needs: CREATE or ALTER
+    cql: str
+
+
+def schema_changes(
+    session: Session,
+    keyspace: str,
+    replication_cql: str,
+    ttl_s: int,
+    specs: Mapping[Channel, TableSpec],
+) -> list[Change]:
+    """The DDL that would bring the keyspace to the record schema; empty when it is current.
+
+    Reads only ``system_schema`` (any role may), so a writer or reader role finds out without
+    needing CREATE or ALTER. Raises :class:`StoreError` for changes Cassandra cannot make.
+    """
+    if not keyspace_exists(session, keyspace):
+        create_keyspace = (
+            f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication = {replication_cql}"
+        )
+        changes = [Change(f"create keyspace {keyspace}", "CREATE", create_keyspace)]
+        changes.append(
+            Change(f"create table {keyspace}.{INDEX_TABLE}", "CREATE", index_create_cql(keyspace))
+        )
+        changes += [
+            Change(
+                f"create table {keyspace}.{spec.name}", "CREATE", spec.create_cql(keyspace, ttl_s)
+            )
+            for spec in specs.values()
+        ]
+        return changes
+    existing = live_tables(session, keyspace)
+    changes = []
+    if INDEX_TABLE not in existing:
+        changes.append(
+            Change(f"create table {keyspace}.{INDEX_TABLE}", "CREATE", index_create_cql(keyspace))
+        )
+    for spec in specs.values():
+        live = existing.get(spec.name)
+        if live is None:
+            changes.append(
+                Change(
+                    f"create table {keyspace}.{spec.name}",
+                    "CREATE",
+                    spec.create_cql(keyspace, ttl_s),
+                )
+            )
+        else:
+            changes += _migrations(keyspace, spec, live, ttl_s)
+    return changes
+
+
 def ensure_schema(
     session: Session,
     keyspace: str,
     replication_cql: str,
     ttl_s: int,
     specs: Mapping[Channel, TableSpec],
-) -> None:
+    *,
+    user: str | None = None,
+    init_hint: str = "hundi store init",
+) -> list[Change]:
     """Create the keyspace and every table if missing; add columns records gained; set the TTL.
 
     Idempotent, and safe against another process doing the same at the same time (``IF NOT
-    EXISTS``; a column someone else added first is fine).
+    EXISTS``; a column someone else added first is fine). Issues no DDL at all when the schema
+    is current, so a least-privilege role (SELECT + MODIFY) opens a current keyspace; when it
+    is not and the role may not change it, one :class:`StoreError` names the missing permission,
+    what is missing and the bootstrap command (``init_hint``). Returns the changes made.
     """
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {quote(keyspace)} WITH replication = {replication_cql}"
-    )
-    existing = live_tables(session, keyspace)
-    if INDEX_TABLE not in existing:
-        session.execute(index_create_cql(keyspace))
-    for spec in specs.values():
-        live = existing.get(spec.name)
-        if live is None:
-            session.execute(spec.create_cql(keyspace, ttl_s))
-            log.info("created Cassandra table %s.%s", keyspace, spec.name)
-            continue
-        _migrate(session, keyspace, spec, live, ttl_s)
+    changes = schema_changes(session, keyspace, replication_cql, ttl_s, specs)
+    for number, change in enumerate(changes):
+        try:
+            session.execute(change.cql)
+        except Unauthorized:
+            missing = ", ".join(c.what for c in changes[number:][:4])
+            more = len(changes) - number - 4
+            raise StoreError(
+                f"the schema of Cassandra keyspace {keyspace!r} is not current "
+                f"({missing}{f' and {more} more' if more > 0 else ''}) and role "
+                f"{user or '(anonymous)'!r} has no {change.permission} permission to change it: "
+                f"run `{init_hint}` with the admin role (bootstrap), then start again"
+            ) from None
+        except InvalidRequest as exc:
+            if "already exist" not in str(exc):  # another process made it first: fine
+                raise
+        log.info("%s", change.what)
+    return changes
 
 
-def _migrate(session: Session, keyspace: str, spec: TableSpec, live: LiveTable, ttl_s: int) -> None:
+def _migrations(keyspace: str, spec: TableSpec, live: LiveTable, ttl_s: int) -> list[Change]:
     table = f"{keyspace}.{spec.name}"
     if live.partition_key != spec.partition_key or live.clustering != spec.clustering:
         raise StoreError(
@@ -291,25 +359,29 @@ def _migrate(session: Session, keyspace: str, spec: TableSpec, live: LiveTable, 
             f"{', '.join(spec.clustering)}; a key cannot be changed in place: migrate the data "
             "to a new keyspace"
         )
+    changes = []
     for name, cql in spec.columns.items():
         have = live.columns.get(name)
         if have is None:
-            try:
-                session.execute(
-                    f"ALTER TABLE {quote(keyspace)}.{quote(spec.name)} ADD {quote(name)} {cql}"
+            changes.append(
+                Change(
+                    f"add column {name} {cql} to Cassandra table {table}",
+                    "ALTER",
+                    f"ALTER TABLE {quote(keyspace)}.{quote(spec.name)} ADD {quote(name)} {cql}",
                 )
-            except InvalidRequest as exc:
-                if "already exist" not in str(exc):  # another process added it first: fine
-                    raise
-            log.info("added column %s %s to Cassandra table %s", name, cql, table)
+            )
         elif have != cql:
             raise StoreError(
                 f"Cassandra column {table}.{name} is {have} but records need {cql}; "
                 "Cassandra cannot change a column type: migrate the data to a new keyspace"
             )
     if live.ttl_s != ttl_s:
-        session.execute(
-            f"ALTER TABLE {quote(keyspace)}.{quote(spec.name)} "
-            f"WITH default_time_to_live = {int(ttl_s)}"
+        changes.append(
+            Change(
+                f"set default_time_to_live of {table} to {ttl_s} s",
+                "ALTER",
+                f"ALTER TABLE {quote(keyspace)}.{quote(spec.name)} "
+                f"WITH default_time_to_live = {int(ttl_s)}",
+            )
         )
-        log.info("set default_time_to_live of %s to %d s", table, ttl_s)
+    return changes

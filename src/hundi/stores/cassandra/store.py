@@ -69,6 +69,7 @@ from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns, plai
 from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
 from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
+    Change,
     TableSpec,
     ensure_schema,
     hour_of,
@@ -144,6 +145,7 @@ class CassandraStore(Store):
         self._indexed: set[tuple[Channel, _PartitionKey]] = set()
         self._unreachable = False  # the last connect failed for want of a node (not a login)
         self._opened = False
+        self.schema_changes: list[Change] = []  # the DDL the last open made (hundi store init)
         try:
             self._open()
         except StoreError as exc:
@@ -249,8 +251,14 @@ class CassandraStore(Store):
                     for c, t in self._specs.items()
                 }
             else:
-                ensure_schema(
-                    self._session, s.keyspace, replication_cql(s.replication), s.ttl_s, self._specs
+                self.schema_changes = ensure_schema(
+                    self._session,
+                    s.keyspace,
+                    replication_cql(s.replication),
+                    s.ttl_s,
+                    self._specs,
+                    user=s.user,
+                    init_hint=f"hundi store init {self.describe()}",
                 )
                 self._index_insert = self._session.prepare(index_insert_cql(s.keyspace))
             self._index_by_symbol = self._session.prepare(

@@ -124,7 +124,7 @@ def _progress_bar() -> Iterator[CheckProgress | None]:
 
 @click.group("store")
 def store() -> None:
-    """Maintain an embedded (Parquet folder) store."""
+    """Maintain a store: check an embedded one; set up a Cassandra one's schema and roles."""
 
 
 @store.command("check")
@@ -161,3 +161,14 @@ def check(store_path: str, repair: bool) -> None:
     done = "repaired" if repair else "found (run with --repair to fix)"
     click.echo(f"{len(lines)} problem(s) {done}: {checked}")
     sys.exit(EXIT_PROBLEMS)
+
+
+def _add_cassandra_commands() -> None:
+    # click-only module: the Cassandra driver is imported when one of them runs
+    from hundi.stores.cassandra_admin import init, roles
+
+    store.add_command(init)
+    store.add_command(roles)
+
+
+_add_cassandra_commands()

@@ -1,0 +1,261 @@
+"""Least-privilege Cassandra roles for hundi, and the commands that set them up.
+
+``hundi store init cassandra://host/keyspace`` creates or migrates the keyspace's tables (the
+channel tables, the ``hundi_partitions`` index, TWCS and TTL options) and is the only step that
+needs CREATE/ALTER: run it with the admin role. ``hundi store roles cassandra://host/keyspace``
+does the same, then creates (or re-passwords) the login roles below and grants them exactly
+what hundi needs; ``--print`` shows the CQL without connecting (passwords as placeholders).
+
+========  =============================  ============================================
+role      used by                        may
+========  =============================  ============================================
+admin     the bootstrap Job only         everything (superuser; CASSANDRA_USER)
+writer    collectors                     SELECT + MODIFY on hundi's keyspace
+reader    hundi-api, Jupyter             SELECT on hundi's keyspace
+kairosdb  KairosDB                       CREATE/ALTER/DROP/SELECT/MODIFY on its own
+                                         keyspace, and CREATE on ALL KEYSPACES (see below)
+========  =============================  ============================================
+
+MODIFY is Cassandra's INSERT/UPDATE/DELETE *and* TRUNCATE permission: the writer can empty a
+table but cannot DROP or ALTER one. KairosDB 1.3 runs ``CREATE KEYSPACE IF NOT EXISTS`` at every
+start and Cassandra checks CREATE on <all keyspaces> even when the keyspace exists, so its role
+needs that one keyspace-level permission; it gets no access to keyspaces it did not create.
+
+Role names come from ``--writer/--reader/--kairosdb`` (default ``CASSANDRA_WRITER_USER``...,
+then hundi_writer, hundi_reader, kairosdb) and passwords only from the environment
+(``CASSANDRA_WRITER_PASSWORD``, ``CASSANDRA_READER_PASSWORD``, ``CASSANDRA_KAIROSDB_PASSWORD``):
+never from the command line, never printed. A role whose password is not set is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import click
+
+from hundi.stores.base import StoreError
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    kind: str  # writer, reader, kairosdb
+    name: str
+    password_env: str  # the environment variable holding its password
+
+
+def role_grants(role: Role, keyspace: str, kairosdb_keyspace: str) -> list[str]:
+    """The GRANT statements of one role (idempotent: granting twice is a no-op)."""
+    name = _quote_role(role.name)
+    perms: tuple[str, ...]
+    if role.kind == "writer":
+        perms, ks = ("SELECT", "MODIFY"), keyspace
+    elif role.kind == "reader":
+        perms, ks = ("SELECT",), keyspace
+    elif role.kind == "kairosdb":
+        perms, ks = ("CREATE", "ALTER", "DROP", "SELECT", "MODIFY"), kairosdb_keyspace
+    else:
+        raise StoreError(f"unknown role kind {role.kind!r}")
+    grants = [f'GRANT {perm} ON KEYSPACE "{ks}" TO {name}' for perm in perms]
+    if role.kind == "kairosdb":
+        grants.append(f"GRANT CREATE ON ALL KEYSPACES TO {name}")
+    return grants
+
+
+def role_cql(
+    roles: list[Role],
+    keyspace: str,
+    kairosdb_keyspace: str,
+    replication_cql: str,
+    passwords: Mapping[str, str] | None,
+) -> list[str]:
+    """Every statement that sets up ``roles``: the KairosDB keyspace (a grant needs it to
+    exist), each role (created, or its password changed) and its grants. With ``passwords``
+    None the password literals are placeholders naming their variable (for printing)."""
+    statements: list[str] = []
+    if any(r.kind == "kairosdb" for r in roles):
+        statements.append(
+            f'CREATE KEYSPACE IF NOT EXISTS "{kairosdb_keyspace}" '
+            f"WITH replication = {replication_cql}"
+        )
+    for role in roles:
+        name = _quote_role(role.name)
+        if passwords is None:
+            secret = f"'<{role.password_env}>'"
+        else:
+            secret = "'" + passwords[role.password_env].replace("'", "''") + "'"
+        statements.append(
+            f"CREATE ROLE IF NOT EXISTS {name} WITH LOGIN = true AND SUPERUSER = false "
+            f"AND PASSWORD = {secret}"
+        )
+        # An existing role gets the (new) password: this is how a password is rotated.
+        statements.append(f"ALTER ROLE {name} WITH PASSWORD = {secret} AND LOGIN = true")
+        statements.extend(role_grants(role, keyspace, kairosdb_keyspace))
+    return statements
+
+
+def _quote_role(name: str) -> str:
+    if not _ROLE.fullmatch(name):
+        raise StoreError(
+            f"role name {name!r} must be a lowercase letter then up to 47 lowercase letters, "
+            "digits or _"
+        )
+    return f'"{name}"'
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _open_admin(url: str) -> object:
+    from hundi.stores.base import scheme_of
+    from hundi.stores.cassandra.store import CassandraStore
+
+    if scheme_of(url) != "cassandra":
+        raise StoreError(f"{url!r} is not a Cassandra store URL (cassandra://host/keyspace)")
+    return CassandraStore(url)
+
+
+@click.command("init")
+@click.argument("url", metavar="URL")
+def init(url: str) -> None:
+    """Create or migrate the tables of the Cassandra store URL (cassandra://host/keyspace).
+
+    The only step that needs CREATE/ALTER: run it with the admin role (CASSANDRA_USER and
+    CASSANDRA_PASSWORD) before collectors (writer role) and readers start."""
+    from hundi.stores.cassandra.store import CassandraStore
+
+    try:
+        store = _open_admin(url)
+    except StoreError as exc:
+        _fail(str(exc))
+        return
+    assert isinstance(store, CassandraStore)
+    try:
+        if store._unreachable:
+            _fail(f"Cassandra {store.settings.where} is not reachable")
+        made = len(store.schema_changes)
+        tables = len(store._specs) + 1
+        click.echo(
+            f"ok: keyspace {store.settings.keyspace} is current ({tables} tables; "
+            f"{made} change(s) made)"
+        )
+    finally:
+        store.close()
+
+
+@click.command("roles")
+@click.argument("url", metavar="URL")
+@click.option(
+    "--writer",
+    default=None,
+    help="Writer role (collectors) [CASSANDRA_WRITER_USER or hundi_writer].",
+)
+@click.option(
+    "--reader",
+    default=None,
+    help="Read-only role (API, Jupyter) [CASSANDRA_READER_USER or hundi_reader].",
+)
+@click.option(
+    "--kairosdb",
+    "kairosdb",
+    default=None,
+    help="KairosDB role [CASSANDRA_KAIROSDB_USER or kairosdb].",
+)
+@click.option(
+    "--kairosdb-keyspace", default=None, help="KairosDB's keyspace [KAIROSDB_KEYSPACE or kairosdb]."
+)
+@click.option(
+    "--print",
+    "print_only",
+    is_flag=True,
+    help="Print the CQL (passwords as placeholders); connect to nothing.",
+)
+def roles(
+    url: str,
+    writer: str | None,
+    reader: str | None,
+    kairosdb: str | None,
+    kairosdb_keyspace: str | None,
+    print_only: bool,
+) -> None:
+    """Create the schema (as `init`), then the least-privilege login roles and their grants.
+
+    Run with the admin role. Passwords come only from CASSANDRA_WRITER_PASSWORD,
+    CASSANDRA_READER_PASSWORD and CASSANDRA_KAIROSDB_PASSWORD; a role whose password is unset
+    is skipped. Running it again re-applies the grants and sets each role's password from the
+    environment (how a password is rotated)."""
+    from hundi.stores.cassandra.settings import load_settings, replication_cql
+    from hundi.stores.cassandra.store import CassandraStore
+
+    env = os.environ
+    all_roles = [
+        Role(
+            "writer",
+            writer or env.get("CASSANDRA_WRITER_USER") or "hundi_writer",
+            "CASSANDRA_WRITER_PASSWORD",
+        ),
+        Role(
+            "reader",
+            reader or env.get("CASSANDRA_READER_USER") or "hundi_reader",
+            "CASSANDRA_READER_PASSWORD",
+        ),
+        Role(
+            "kairosdb",
+            kairosdb or env.get("CASSANDRA_KAIROSDB_USER") or "kairosdb",
+            "CASSANDRA_KAIROSDB_PASSWORD",
+        ),
+    ]
+    kks = kairosdb_keyspace or env.get("KAIROSDB_KEYSPACE") or "kairosdb"
+    try:
+        settings = load_settings(url)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", kks):
+            raise StoreError(f"KairosDB keyspace {kks!r} is not a keyspace name")
+        replication = replication_cql(settings.replication)
+        if print_only:
+            for statement in role_cql(all_roles, settings.keyspace, kks, replication, None):
+                click.echo(statement + ";")
+            return
+        names = [r.name for r in all_roles]
+        if len(set(names)) != len(names):
+            raise StoreError(f"the writer, reader and KairosDB roles must differ: {names}")
+        if settings.user in names:
+            raise StoreError(
+                f"role {settings.user!r} is the admin login (CASSANDRA_USER): give the "
+                "least-privilege roles other names"
+            )
+        chosen = [r for r in all_roles if env.get(r.password_env)]
+        if not chosen:
+            raise StoreError(
+                "no role to set up: set CASSANDRA_WRITER_PASSWORD, CASSANDRA_READER_PASSWORD "
+                "and/or CASSANDRA_KAIROSDB_PASSWORD"
+            )
+        statements = role_cql(chosen, settings.keyspace, kks, replication, env)
+        store = _open_admin(url)
+    except StoreError as exc:
+        _fail(str(exc))
+        return
+    assert isinstance(store, CassandraStore)
+    try:
+        if store._unreachable:
+            _fail(f"Cassandra {store.settings.where} is not reachable")
+        secrets = [env[r.password_env] for r in chosen]
+        for statement in statements:
+            try:
+                store._session.execute(statement)
+            except Exception as exc:  # the driver's errors: one line, passwords scrubbed
+                text = f"{type(exc).__name__}: {exc}"
+                for secret in secrets:
+                    text = text.replace(secret, "***")
+                _fail(f"Cassandra {store.settings.where}: setting up roles failed: {text}")
+        done = ", ".join(f"{r.kind} {r.name}" for r in chosen)
+        click.echo(f"ok: keyspace {settings.keyspace} current; roles set up: {done}")
+    finally:
+        store.close()
