@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -59,6 +60,20 @@ def test_liquidations_of_one_ms_are_aggregated_per_side_and_redelivery_counts_on
     assert out[("liquidations_ms", (*PERP, "buy"))][ms] == (1, 0.25, 60_020.0, 60_020.0, 60_020.0)
     dated = out[("liquidations_ms", (*DATED, "buy"))][(T0 + 2 * SECOND) // MS]
     assert dated == (1, 30.0, 61_100.0, 61_100.0, 61_100.0)
+
+
+def test_identical_liquidations_of_one_message_count_apart_by_position() -> None:
+    """A cascade message may list two liquidations alike in side, price and size: ``position``
+    (their place in the message) is what tells them apart, as in the lossless stores."""
+    first = liquidation(T0, -1, 59_990.0, 0.5)
+    twin = msgspec.structs.replace(first, position=1)
+    converter = Converter(horizon_ms=100)
+    out: dict = {}
+    converter.add({Channel.LIQUIDATIONS: [first, twin]}, out)
+    converter.add({Channel.LIQUIDATIONS: [first, twin]}, out)  # re-delivered: still two
+    assert out[("liquidations_ms", (*PERP, "sell"))][T0 // MS] == (
+        2, 1.0, 59_990.0, 59_990.0, 59_990.0,
+    )  # fmt: skip
 
 
 def test_a_late_liquidation_beyond_the_horizon_is_counted_not_sent() -> None:

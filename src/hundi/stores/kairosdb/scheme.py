@@ -58,7 +58,7 @@ from typing import Any, Final
 import msgspec
 import pyarrow as pa
 
-from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Record
+from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Liquidation, Record
 
 log = logging.getLogger("hundi.stores.kairosdb")
 
@@ -388,13 +388,14 @@ class LiquidationsPerMs(PerMsAggregate):
 
     Several liquidations share a ms in a cascade (and a venue may send them in one message), so
     last-per-ms would lose all but one; the aggregate counts each once, also when a batch is
-    delivered again (identity: ``ts`` and the record type's ``IDENTITY``).
+    delivered again (identity: ``ts`` and the record type's ``IDENTITY``, so two identical
+    liquidations of one venue message, told apart by ``position`` only, count twice).
     """
 
     def __init__(self, *, horizon_ms: int) -> None:
         super().__init__(
             "liquidations_ms", LIQUIDATION_FIELDS, extra_tags=("side",), horizon_ms=horizon_ms,
-            identity=("ts", "side", "price", "size"),
+            identity=("ts", *Liquidation.IDENTITY),
         )  # fmt: skip
         self._tags = _liquidation_tags
 
