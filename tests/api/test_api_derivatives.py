@@ -105,6 +105,27 @@ def test_derivative_rows_are_the_last_record_of_each_interval(store_dir: Path) -
     assert [r["time"] for r in again] == [r["time"] for r in rows]
 
 
+def test_the_newest_merged_state_wins_even_when_its_piece_has_an_earlier_ts(
+    tmp_path: Path,
+) -> None:
+    """A venue stamps each piece (mark price, open interest...) with its own time: the open
+    interest merged after a mark price may carry an earlier ``ts``. The interval's state is the
+    record received last, which holds both, not the one with the latest ``ts``."""
+    mark = ticker(T0 + 100 * MS, "mark-price", mark_price=100.0, open_interest=1.0)
+    interest = msgspec.structs.replace(
+        ticker(T0 + 50 * MS, "open-interest", mark_price=100.0, open_interest=2.0),
+        recv_ts=mark.recv_ts + 10 * MS,
+    )
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.DERIVATIVE_TICKER: [mark, interest]})
+    store.flush()
+    span = window(START_MS, END_MS, MINUTE, Limits())
+    (row,) = derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT-PERP",
+                             span=span)  # fmt: skip
+    assert row["time"] == START_MS
+    assert (row["mark_price"], row["open_interest"]) == (100.0, 2.0)
+
+
 def test_a_dated_future_has_no_funding_time_and_an_unstored_symbol_is_404(
     store_dir: Path,
 ) -> None:

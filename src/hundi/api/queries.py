@@ -368,29 +368,37 @@ DERIVATIVE_COLUMNS = (*DERIVATIVE_FIELDS, "next_funding_time")
 def derivative_rows(
     store: Store, limits: Limits, *, exchange: str, symbol: str, span: Window
 ) -> list[Row]:
-    """Mark and index price, funding rates and open interest per interval: the interval's last
-    stored derivative ticker (labelled by the interval's start), i.e. the state at its end as of
-    its last update. Each stored record is a full merged state (a field a message lacked holds
-    its previous value), so the last row alone is right for every field. A field not known is
-    null (NaN in the store); ``next_funding_time`` is epoch ms, 0 without funding (dated
-    futures). An interval without records has no row, and a symbol stored without derivative
-    tickers (spot) has none at all (a dashboard row of a spot symbol shows an empty panel, not
-    an error). Columnar: numpy picks the last rows."""
+    """Mark and index price, funding rates and open interest per interval: the newest state
+    among the interval's stored derivative tickers (labelled by the interval's start). Each
+    stored record is a full merged state (a field a message lacked holds its previous value),
+    merged in the order the collector received the messages, so the newest state is the row
+    received last (``recv_ts``), not the one with the latest ``ts``: a venue stamps each of its
+    pieces (mark price, index, open interest...) with its own time, so a piece merged later may
+    carry an earlier ``ts`` than the state before it. A field not known is null (NaN in the
+    store); ``next_funding_time`` is epoch ms, 0 without funding (dated futures). An interval
+    without records has no row, and a symbol stored without derivative tickers (spot) has none
+    at all (a dashboard row of a spot symbol shows an empty panel, not an error). Columnar:
+    numpy picks the rows."""
     symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     parts = list(
         _day_tables(
             store, limits, exchange=exchange, symbol=symbol, channel=Channel.DERIVATIVE_TICKER,
-            span=span, columns=("ts", "next_funding_time", *DERIVATIVE_FIELDS), ordered=True,
+            span=span, columns=("ts", "recv_ts", "next_funding_time", *DERIVATIVE_FIELDS),
+            ordered=True,
         )
     )  # fmt: skip
     if not parts:
         return []
-    table = pa.concat_tables(parts)  # days in order, each by (ts, recv_ts): last = latest
+    table = pa.concat_tables(parts)  # days in order, each by (ts, recv_ts)
     labels = _ns_column(table, "ts") // span.step
-    last = np.flatnonzero(np.append(labels[1:] != labels[:-1], True))
+    # by interval, then receive time (stable: equal receive times keep the (ts) order)
+    order = np.lexsort((_ns_column(table, "recv_ts"), labels))
+    labels = labels[order]
+    ends = np.flatnonzero(np.append(labels[1:] != labels[:-1], True))
+    last = order[ends]
     frame = pd.DataFrame(
         {name: table.column(name).to_numpy()[last] for name in DERIVATIVE_FIELDS},
-        index=pd.to_datetime(labels[last] * span.step, unit="ns", utc=True),
+        index=pd.to_datetime(labels[ends] * span.step, unit="ns", utc=True),
     )
     frame["next_funding_time"] = _ns_column(table, "next_funding_time")[last] // NS_PER_MS
     return _rows(frame, DERIVATIVE_COLUMNS)
