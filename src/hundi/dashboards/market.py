@@ -89,8 +89,9 @@ def _derivative_panels() -> list[timeseries.Panel]:
             width=24,
         ).description(
             "Size of liquidation orders per $step, in the symbol's size unit: sell = longs "
-            "liquidated, buy = shorts. Sampled feeds (Binance forceOrder: at most one a second "
-            "per symbol) undercount; the response header X-Hundi-Source says which."
+            "liquidated, buy = shorts. A venue feed that sends samples (at most one a second per "
+            "symbol, the latest) undercounts: the venue pages (docs/venue-*.md) say which feed is "
+            "complete; hundi /api/v1/liquidations says so in its X-Hundi-Source header."
         )
     )
     return [funding, interest, liquidations]
