@@ -163,6 +163,25 @@ def test_liquidation_rows_sum_each_interval_and_side(store_dir: Path) -> None:
     assert row["buy_count"] == 1 and row["buy_size"] == 30.0
 
 
+def test_liquidation_intervals_at_the_range_edges_are_whole(tmp_path: Path) -> None:
+    """A range starting and ending inside an interval (Grafana's "last 6 hours" does) still
+    sums the whole first and last interval, as their labels promise (bars do the same)."""
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.LIQUIDATIONS: [
+        liquidation(T0 + 10 * SECOND, -1, 100.0, 1.0),  # before ``from``, same interval
+        liquidation(T0 + 50 * SECOND, -1, 100.0, 2.0),
+        liquidation(T0 + MINUTE + 20 * SECOND, 1, 100.0, 4.0),
+        liquidation(T0 + MINUTE + 40 * SECOND, 1, 100.0, 8.0),  # after ``to``, same interval
+    ]})  # fmt: skip
+    store.flush()
+    span = window((T0 + 30 * SECOND) // MS, (T0 + MINUTE + 30 * SECOND) // MS, MINUTE, Limits())
+    _, rows = liquidation_rows(store, Limits(), exchange="binance", symbol="BTC-USDT-PERP",
+                               span=span)  # fmt: skip
+    assert [r["time"] for r in rows] == [START_MS, START_MS + 60_000]
+    assert [(r["sell_count"], r["sell_size"]) for r in rows] == [(2, 3.0), (0, 0.0)]
+    assert [(r["buy_count"], r["buy_size"]) for r in rows] == [(0, 0.0), (2, 12.0)]
+
+
 def test_a_spot_symbol_has_no_derivative_rows_not_an_error(tmp_path: Path) -> None:
     store = EmbeddedStore(str(tmp_path))
     spot = Trade(exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0,

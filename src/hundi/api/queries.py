@@ -412,17 +412,19 @@ def liquidation_rows(
 ) -> tuple[str, list[Row]]:
     """Liquidations per interval, by the liquidation order's side (``sell``: longs liquidated,
     ``buy``: shorts), count and summed size in the symbol's size unit, every interval of the
-    range (0 without any). Source ``liquidations:sampled`` when any stored row is from a feed
+    range (0 without any), each whole (also where the range starts or ends inside it). Source ``liquidations:sampled`` when any stored row is from a feed
     that sends samples (the counts are then lower bounds), ``liquidations:complete`` otherwise.
     A symbol stored without liquidations (spot) has zeros. Returns (source, rows)."""
     symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     buckets = span.buckets()
     first, count = int(buckets[0]), len(buckets)
+    # whole intervals, as bars: a range starting or ending inside one would sum part of it
+    whole = Window(first * span.step, (first + count) * span.step, span.step)
     totals = {name: np.zeros(count, np.float64) for name in LIQUIDATION_COLUMNS}
     kinds: set[str] = set()
     for table in _day_tables(
         store, limits, exchange=exchange, symbol=symbol, channel=Channel.LIQUIDATIONS,
-        span=span, columns=("ts", "side", "size", "completeness"),
+        span=whole, columns=("ts", "side", "size", "completeness"),
     ):  # fmt: skip
         index = _ns_column(table, "ts") // span.step - first
         side = np.asarray(table.column("side").to_numpy())
