@@ -182,6 +182,21 @@ def test_liquidation_intervals_at_the_range_edges_are_whole(tmp_path: Path) -> N
     assert [(r["buy_count"], r["buy_size"]) for r in rows] == [(0, 0.0), (2, 12.0)]
 
 
+async def test_a_nan_liquidation_size_answers_valid_json(tmp_path: Path) -> None:
+    """NaN is no JSON token: a strict parser (and Grafana) refuses ``NaN`` in a body."""
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.LIQUIDATIONS: [liquidation(T0, -1, 100.0, math.nan)]})
+    store.close()
+    async with TestClient(TestServer(create_app(str(tmp_path)))) as opened:
+        reply = await opened.get(
+            f"/api/v1/liquidations?exchange=binance&symbol=BTC-USDT-PERP&from={START_MS}"
+            f"&to={START_MS + 60_000}&interval=1m"
+        )
+        assert reply.status == 200
+        (row,) = msgspec.json.decode(await reply.read())  # strict: NaN would not parse
+    assert row["sell_count"] == 1 and row["sell_size"] is None
+
+
 def test_a_spot_symbol_has_no_derivative_rows_not_an_error(tmp_path: Path) -> None:
     store = EmbeddedStore(str(tmp_path))
     spot = Trade(exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0,
@@ -193,7 +208,8 @@ def test_a_spot_symbol_has_no_derivative_rows_not_an_error(tmp_path: Path) -> No
     assert derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT", span=span) == []
     source, rows = liquidation_rows(store, Limits(), exchange="binance", symbol="BTC-USDT",
                                     span=span)  # fmt: skip
-    assert source == "liquidations:complete" and len(rows) == 10
+    # no liquidation stored: zeros, and a source that claims no complete feed
+    assert source == "liquidations:none" and len(rows) == 10
     assert {r["buy_count"] + r["sell_count"] for r in rows} == {0}
 
 

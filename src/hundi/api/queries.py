@@ -412,9 +412,12 @@ def liquidation_rows(
 ) -> tuple[str, list[Row]]:
     """Liquidations per interval, by the liquidation order's side (``sell``: longs liquidated,
     ``buy``: shorts), count and summed size in the symbol's size unit, every interval of the
-    range (0 without any), each whole (also where the range starts or ends inside it). Source ``liquidations:sampled`` when any stored row is from a feed
-    that sends samples (the counts are then lower bounds), ``liquidations:complete`` otherwise.
-    A symbol stored without liquidations (spot) has zeros. Returns (source, rows)."""
+    range (0 without any), each whole (also where the range starts or ends inside it). Source
+    ``liquidations:sampled`` when any stored row is from a feed that sends samples (the counts
+    are then lower bounds), ``liquidations:complete`` when all are from complete feeds, and
+    ``liquidations:none`` when the range holds none (the zeros then cannot tell a quiet market
+    from a feed not collected). A symbol stored without liquidations (spot) has zeros. Returns
+    (source, rows)."""
     symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     buckets = span.buckets()
     first, count = int(buckets[0]), len(buckets)
@@ -436,13 +439,22 @@ def liquidation_rows(
             totals[f"{name}_size"] += np.bincount(index[mine], weights=size[mine], minlength=count)[
                 :count
             ]
-    source = "liquidations:sampled" if "sampled" in kinds else "liquidations:complete"
+    # nothing stored in the range: the zeros say nothing about a feed (maybe not collected)
+    source = (
+        "liquidations:sampled" if "sampled" in kinds
+        else "liquidations:complete" if kinds
+        else "liquidations:none"
+    )  # fmt: skip
     columns: dict[str, list[Any]] = {
         name: (totals[name].astype(np.int64) if name.endswith("_count") else totals[name]).tolist()
         for name in LIQUIDATION_COLUMNS
     }
     rows = [
-        {"time": _ms(b * span.step), **{name: values[i] for name, values in columns.items()}}
+        {
+            "time": _ms(b * span.step),
+            # JSON-safe: a NaN size (never a valid one) is null, not the invalid token NaN
+            **{name: _number(values[i]) for name, values in columns.items()},
+        }
         for i, b in enumerate(buckets.tolist())
     ]
     return source, rows
