@@ -116,14 +116,24 @@ def test_the_newest_merged_state_wins_even_when_its_piece_has_an_earlier_ts(
         ticker(T0 + 50 * MS, "open-interest", mark_price=100.0, open_interest=2.0),
         recv_ts=mark.recv_ts + 10 * MS,
     )
+    # across an interval edge: the later piece's ts is in the interval before the state's
+    edge = ticker(T0 + MINUTE + 10 * MS, "mark-price", mark_price=101.0, open_interest=2.0)
+    stale = msgspec.structs.replace(
+        ticker(T0 + MINUTE - 10 * MS, "open-interest", mark_price=101.0, open_interest=3.0),
+        recv_ts=edge.recv_ts + 10 * MS,
+    )
     store = EmbeddedStore(str(tmp_path))
-    store.write({Channel.DERIVATIVE_TICKER: [mark, interest]})
+    store.write({Channel.DERIVATIVE_TICKER: [mark, interest, edge, stale]})
     store.flush()
     span = window(START_MS, END_MS, MINUTE, Limits())
-    (row,) = derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT-PERP",
-                             span=span)  # fmt: skip
-    assert row["time"] == START_MS
-    assert (row["mark_price"], row["open_interest"]) == (100.0, 2.0)
+    first, second = derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT-PERP",
+                                    span=span)  # fmt: skip
+    assert first["time"] == START_MS
+    assert (first["mark_price"], first["open_interest"]) == (100.0, 2.0)
+    # the open interest 3 was merged into a state already holding the mark price of the next
+    # interval: it is that interval's state, and the first interval's stays as it ended
+    assert second["time"] == START_MS + 60_000
+    assert (second["mark_price"], second["open_interest"]) == (101.0, 3.0)
 
 
 def test_a_dated_future_has_no_funding_time_and_an_unstored_symbol_is_404(

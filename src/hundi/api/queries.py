@@ -368,17 +368,19 @@ DERIVATIVE_COLUMNS = (*DERIVATIVE_FIELDS, "next_funding_time")
 def derivative_rows(
     store: Store, limits: Limits, *, exchange: str, symbol: str, span: Window
 ) -> list[Row]:
-    """Mark and index price, funding rates and open interest per interval: the newest state
-    among the interval's stored derivative tickers (labelled by the interval's start). Each
-    stored record is a full merged state (a field a message lacked holds its previous value),
-    merged in the order the collector received the messages, so the newest state is the row
-    received last (``recv_ts``), not the one with the latest ``ts``: a venue stamps each of its
-    pieces (mark price, index, open interest...) with its own time, so a piece merged later may
-    carry an earlier ``ts`` than the state before it. A field not known is null (NaN in the
-    store); ``next_funding_time`` is epoch ms, 0 without funding (dated futures). An interval
-    without records has no row, and a symbol stored without derivative tickers (spot) has none
-    at all (a dashboard row of a spot symbol shows an empty panel, not an error). Columnar:
-    numpy picks the rows."""
+    """Mark and index price, funding rates and open interest per interval: the state at the
+    interval's end as of its stored derivative tickers (labelled by the interval's start).
+
+    Each stored record is a full merged state (a field a message lacked holds its previous
+    value), merged in the order the collector received the messages (``recv_ts``). A venue
+    stamps each piece (mark price, index, open interest...) with its own time, so a piece merged
+    later may carry an earlier ``ts`` than the state before it; the merged state then holds
+    values as new as the newest ``ts`` merged so far. So the rows are taken in receive order,
+    each at the newest ``ts`` up to it, and the last one of each interval is its state. A field
+    not known is null (NaN in the store); ``next_funding_time`` is epoch ms, 0 without funding
+    (dated futures). An interval without records has no row, and a symbol stored without
+    derivative tickers (spot) has none at all (a dashboard row of a spot symbol shows an empty
+    panel, not an error). Columnar: numpy picks the rows."""
     symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     parts = list(
         _day_tables(
@@ -390,10 +392,9 @@ def derivative_rows(
     if not parts:
         return []
     table = pa.concat_tables(parts)  # days in order, each by (ts, recv_ts)
-    labels = _ns_column(table, "ts") // span.step
-    # by interval, then receive time (stable: equal receive times keep the (ts) order)
-    order = np.lexsort((_ns_column(table, "recv_ts"), labels))
-    labels = labels[order]
+    # receive order (stable: equal receive times keep the ts order), each at the newest ts so far
+    order = np.argsort(_ns_column(table, "recv_ts"), kind="stable")
+    labels = np.maximum.accumulate(_ns_column(table, "ts")[order]) // span.step
     ends = np.flatnonzero(np.append(labels[1:] != labels[:-1], True))
     last = order[ends]
     frame = pd.DataFrame(
