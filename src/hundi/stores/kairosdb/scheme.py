@@ -433,8 +433,7 @@ EXCLUDED: Final[dict[str, str]] = {
     "orders": "own orders are account data, kept in the lossless stores only",
     "fills": "own fills are account data, kept in the lossless stores only",
     "instruments": "contract metadata (type, assets, contract size, expiry), not a time series: "
-    "its strings would be tags and its numbers change only when a listing changes; read it "
-    "from a lossless store",
+    "its strings would be tags and its numbers change only when a listing changes",
 }
 
 RuleFactory = Callable[[int], ChannelRule]  # merge horizon (ms) → a fresh rule
