@@ -77,9 +77,9 @@ def _derivative_panels() -> list[timeseries.Panel]:
             "$symbol: open interest",
             _endpoint("derivatives", "open_interest", "open_interest_value"),
         ).description(
-            "Open interest in the symbol's size unit (base, contracts or quote: its instrument says; "
-            "left) and its value in the quote currency (USD for inverse contracts; right), as of "
-            "the end of each $step."
+            "Open interest in the symbol's size unit (base, contracts or quote: its instrument "
+            "says; left) and its value in the quote currency (USD for inverse contracts; right), "
+            "as of the end of each $step."
         ),
         "open_interest_value",
     )
