@@ -107,10 +107,12 @@ class ChannelRule(ABC):
 
     def commit(self) -> None:
         """What was added so far is confirmed stored (rules with state keep an undo log)."""
+        return None  # a stateless rule has nothing to confirm
 
     def rollback(self) -> None:
         """Back to the state of the last :meth:`commit`: the records added since will be
         delivered again (the writer re-sends them from its outage spool)."""
+        return None  # a stateless rule has nothing to undo
 
 
 class LastPerMs(ChannelRule):
