@@ -105,6 +105,37 @@ def test_derivative_rows_are_the_last_record_of_each_interval(store_dir: Path) -
     assert [r["time"] for r in again] == [r["time"] for r in rows]
 
 
+def test_the_newest_merged_state_wins_even_when_its_piece_has_an_earlier_ts(
+    tmp_path: Path,
+) -> None:
+    """A venue stamps each piece (mark price, open interest...) with its own time: the open
+    interest merged after a mark price may carry an earlier ``ts``. The interval's state is the
+    record received last, which holds both, not the one with the latest ``ts``."""
+    mark = ticker(T0 + 100 * MS, "mark-price", mark_price=100.0, open_interest=1.0)
+    interest = msgspec.structs.replace(
+        ticker(T0 + 50 * MS, "open-interest", mark_price=100.0, open_interest=2.0),
+        recv_ts=mark.recv_ts + 10 * MS,
+    )
+    # across an interval edge: the later piece's ts is in the interval before the state's
+    edge = ticker(T0 + MINUTE + 10 * MS, "mark-price", mark_price=101.0, open_interest=2.0)
+    stale = msgspec.structs.replace(
+        ticker(T0 + MINUTE - 10 * MS, "open-interest", mark_price=101.0, open_interest=3.0),
+        recv_ts=edge.recv_ts + 10 * MS,
+    )
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.DERIVATIVE_TICKER: [mark, interest, edge, stale]})
+    store.flush()
+    span = window(START_MS, END_MS, MINUTE, Limits())
+    first, second = derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT-PERP",
+                                    span=span)  # fmt: skip
+    assert first["time"] == START_MS
+    assert (first["mark_price"], first["open_interest"]) == (100.0, 2.0)
+    # the open interest 3 was merged into a state already holding the mark price of the next
+    # interval: it is that interval's state, and the first interval's stays as it ended
+    assert second["time"] == START_MS + 60_000
+    assert (second["mark_price"], second["open_interest"]) == (101.0, 3.0)
+
+
 def test_a_dated_future_has_no_funding_time_and_an_unstored_symbol_is_404(
     store_dir: Path,
 ) -> None:
@@ -142,6 +173,40 @@ def test_liquidation_rows_sum_each_interval_and_side(store_dir: Path) -> None:
     assert row["buy_count"] == 1 and row["buy_size"] == 30.0
 
 
+def test_liquidation_intervals_at_the_range_edges_are_whole(tmp_path: Path) -> None:
+    """A range starting and ending inside an interval (Grafana's "last 6 hours" does) still
+    sums the whole first and last interval, as their labels promise (bars do the same)."""
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.LIQUIDATIONS: [
+        liquidation(T0 + 10 * SECOND, -1, 100.0, 1.0),  # before ``from``, same interval
+        liquidation(T0 + 50 * SECOND, -1, 100.0, 2.0),
+        liquidation(T0 + MINUTE + 20 * SECOND, 1, 100.0, 4.0),
+        liquidation(T0 + MINUTE + 40 * SECOND, 1, 100.0, 8.0),  # after ``to``, same interval
+    ]})  # fmt: skip
+    store.flush()
+    span = window((T0 + 30 * SECOND) // MS, (T0 + MINUTE + 30 * SECOND) // MS, MINUTE, Limits())
+    _, rows = liquidation_rows(store, Limits(), exchange="binance", symbol="BTC-USDT-PERP",
+                               span=span)  # fmt: skip
+    assert [r["time"] for r in rows] == [START_MS, START_MS + 60_000]
+    assert [(r["sell_count"], r["sell_size"]) for r in rows] == [(2, 3.0), (0, 0.0)]
+    assert [(r["buy_count"], r["buy_size"]) for r in rows] == [(0, 0.0), (2, 12.0)]
+
+
+async def test_a_nan_liquidation_size_answers_valid_json(tmp_path: Path) -> None:
+    """NaN is no JSON token: a strict parser (and Grafana) refuses ``NaN`` in a body."""
+    store = EmbeddedStore(str(tmp_path))
+    store.write({Channel.LIQUIDATIONS: [liquidation(T0, -1, 100.0, math.nan)]})
+    store.close()
+    async with TestClient(TestServer(create_app(str(tmp_path)))) as opened:
+        reply = await opened.get(
+            f"/api/v1/liquidations?exchange=binance&symbol=BTC-USDT-PERP&from={START_MS}"
+            f"&to={START_MS + 60_000}&interval=1m"
+        )
+        assert reply.status == 200
+        (row,) = msgspec.json.decode(await reply.read())  # strict: NaN would not parse
+    assert row["sell_count"] == 1 and row["sell_size"] is None
+
+
 def test_a_spot_symbol_has_no_derivative_rows_not_an_error(tmp_path: Path) -> None:
     store = EmbeddedStore(str(tmp_path))
     spot = Trade(exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0,
@@ -153,7 +218,8 @@ def test_a_spot_symbol_has_no_derivative_rows_not_an_error(tmp_path: Path) -> No
     assert derivative_rows(store, Limits(), exchange="binance", symbol="BTC-USDT", span=span) == []
     source, rows = liquidation_rows(store, Limits(), exchange="binance", symbol="BTC-USDT",
                                     span=span)  # fmt: skip
-    assert source == "liquidations:complete" and len(rows) == 10
+    # no liquidation stored: zeros, and a source that claims no complete feed
+    assert source == "liquidations:none" and len(rows) == 10
     assert {r["buy_count"] + r["sell_count"] for r in rows} == {0}
 
 

@@ -1,39 +1,94 @@
 """Which new channels a restart checks for a hole: the steady derivative ticker stream is
-watched; liquidations (sparse) and instruments (on listing changes only) are not."""
+watched; liquidations (sparse) cannot show the hole by their own rows, so where they were
+stored for the symbol they get the gap a steady stream of the symbol shows; instruments (on
+listing changes only) get none."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from derivative_samples import PERP, SECOND, T0, instrument, liquidation, ticker
-from hundi.pipeline.resume import WATCHED, RestartGaps
-from hundi.records import Channel, Event
+from hundi.pipeline.resume import SPARSE, WATCHED, RestartGaps
+from hundi.records import Channel, Event, Record, Trade
 from hundi.stores.embedded import EmbeddedStore
 
+LATER = T0 + 600 * SECOND
 
-def test_a_restart_gap_of_the_derivative_ticker_but_not_of_sparse_channels(
-    tmp_path: Path,
-) -> None:
+
+def restart_gaps(tmp_path: Path, before: dict[Channel, list[Record]]) -> list[Event]:
     store = EmbeddedStore(str(tmp_path), fsync=False)
-    store.write(
-        {
-            Channel.DERIVATIVE_TICKER: [ticker(T0 + i * SECOND, "markPrice") for i in range(5)],
-            Channel.LIQUIDATIONS: [liquidation(T0, 1, 100.0, 1.0)],
-            Channel.INSTRUMENTS: [instrument(T0, PERP)],
-        }
-    )
+    store.write(before)
     store.close()
     gaps = RestartGaps([EmbeddedStore(str(tmp_path), fsync=False)])
-    later = T0 + 600 * SECOND
     gaps.note(
         {
-            Channel.DERIVATIVE_TICKER: [ticker(later, "markPrice")],
-            Channel.LIQUIDATIONS: [liquidation(later, -1, 90.0, 2.0)],
-            Channel.INSTRUMENTS: [instrument(later, PERP)],
+            Channel.DERIVATIVE_TICKER: [ticker(LATER, "markPrice")],
+            Channel.LIQUIDATIONS: [liquidation(LATER + SECOND, -1, 90.0, 2.0)],
+            Channel.INSTRUMENTS: [instrument(LATER, PERP)],
         }
     )
     found = [e for e in gaps.take(wait_s=30) if isinstance(e, Event)]
     gaps.close()
-    assert [(e.channel, e.expected, e.received) for e in found] == [("derivative_ticker", -1, -1)]
+    return found
+
+
+def test_a_restart_gap_of_the_derivative_ticker_covers_the_liquidations_stored_before(
+    tmp_path: Path,
+) -> None:
+    found = restart_gaps(
+        tmp_path,
+        {
+            Channel.DERIVATIVE_TICKER: [ticker(T0 + i * SECOND, "markPrice") for i in range(5)],
+            Channel.LIQUIDATIONS: [liquidation(T0, 1, 100.0, 1.0)],
+            Channel.INSTRUMENTS: [instrument(T0, PERP)],
+        },
+    )
+    assert [(e.channel, e.expected, e.received) for e in found] == [
+        ("derivative_ticker", -1, -1),
+        ("liquidations", -1, -1),
+    ]
     assert "nothing received between" in found[0].detail
+    # the span is the steady stream's (last ticker at T0+4 s), not the last liquidation's (T0)
+    sparse = found[1]
+    assert "00:00:04.000" in sparse.detail and "00:10:00.000" in sparse.detail
+    assert "liquidations of that span were not received" in sparse.detail
+    assert (sparse.ts, sparse.symbol) == (LATER, "BTC-USDT-PERP")
     assert Channel.LIQUIDATIONS not in WATCHED and Channel.INSTRUMENTS not in WATCHED
+    assert Channel.LIQUIDATIONS in SPARSE and Channel.INSTRUMENTS not in SPARSE
+
+
+def test_no_liquidation_gap_where_none_were_stored(tmp_path: Path) -> None:
+    found = restart_gaps(
+        tmp_path,
+        {Channel.DERIVATIVE_TICKER: [ticker(T0 + i * SECOND, "markPrice") for i in range(5)]},
+    )
+    assert [e.channel for e in found] == ["derivative_ticker"]
+
+
+def trade(at_ns: int, trade_id: int) -> Trade:
+    return Trade(exchange="binance", **PERP, ts=at_ns, recv_ts=at_ns, trade_id=trade_id,
+                 price=1.0, size=1.0, side=1, first_trade_id=trade_id,
+                 last_trade_id=trade_id)  # fmt: skip
+
+
+def test_a_sparse_gap_is_stored_once_per_symbol_and_run(tmp_path: Path) -> None:
+    """Trades and the derivative ticker of a symbol both show the hole: one liquidation gap."""
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    store.write(
+        {
+            Channel.TRADES: [trade(T0, 1)],
+            Channel.DERIVATIVE_TICKER: [ticker(T0, "markPrice")],
+            Channel.LIQUIDATIONS: [liquidation(T0, 1, 100.0, 1.0)],
+        }
+    )
+    store.close()
+    gaps = RestartGaps([EmbeddedStore(str(tmp_path), fsync=False)])
+    gaps.note(
+        {
+            Channel.TRADES: [trade(LATER, 50)],
+            Channel.DERIVATIVE_TICKER: [ticker(LATER, "markPrice")],
+        }
+    )
+    found = gaps.take(wait_s=30)
+    gaps.close()
+    assert sorted(e.channel for e in found) == ["derivative_ticker", "liquidations", "trades"]

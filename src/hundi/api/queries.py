@@ -368,29 +368,38 @@ DERIVATIVE_COLUMNS = (*DERIVATIVE_FIELDS, "next_funding_time")
 def derivative_rows(
     store: Store, limits: Limits, *, exchange: str, symbol: str, span: Window
 ) -> list[Row]:
-    """Mark and index price, funding rates and open interest per interval: the interval's last
-    stored derivative ticker (labelled by the interval's start), i.e. the state at its end as of
-    its last update. Each stored record is a full merged state (a field a message lacked holds
-    its previous value), so the last row alone is right for every field. A field not known is
-    null (NaN in the store); ``next_funding_time`` is epoch ms, 0 without funding (dated
-    futures). An interval without records has no row, and a symbol stored without derivative
-    tickers (spot) has none at all (a dashboard row of a spot symbol shows an empty panel, not
-    an error). Columnar: numpy picks the last rows."""
+    """Mark and index price, funding rates and open interest per interval: the state at the
+    interval's end as of its stored derivative tickers (labelled by the interval's start).
+
+    Each stored record is a full merged state (a field a message lacked holds its previous
+    value), merged in the order the collector received the messages (``recv_ts``). A venue
+    stamps each piece (mark price, index, open interest...) with its own time, so a piece merged
+    later may carry an earlier ``ts`` than the state before it; the merged state then holds
+    values as new as the newest ``ts`` merged so far. So the rows are taken in receive order,
+    each at the newest ``ts`` up to it, and the last one of each interval is its state. A field
+    not known is null (NaN in the store); ``next_funding_time`` is epoch ms, 0 without funding
+    (dated futures). An interval without records has no row, and a symbol stored without
+    derivative tickers (spot) has none at all (a dashboard row of a spot symbol shows an empty
+    panel, not an error). Columnar: numpy picks the rows."""
     symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     parts = list(
         _day_tables(
             store, limits, exchange=exchange, symbol=symbol, channel=Channel.DERIVATIVE_TICKER,
-            span=span, columns=("ts", "next_funding_time", *DERIVATIVE_FIELDS), ordered=True,
+            span=span, columns=("ts", "recv_ts", "next_funding_time", *DERIVATIVE_FIELDS),
+            ordered=True,
         )
     )  # fmt: skip
     if not parts:
         return []
-    table = pa.concat_tables(parts)  # days in order, each by (ts, recv_ts): last = latest
-    labels = _ns_column(table, "ts") // span.step
-    last = np.flatnonzero(np.append(labels[1:] != labels[:-1], True))
+    table = pa.concat_tables(parts)  # days in order, each by (ts, recv_ts)
+    # receive order (stable: equal receive times keep the ts order), each at the newest ts so far
+    order = np.argsort(_ns_column(table, "recv_ts"), kind="stable")
+    labels = np.maximum.accumulate(_ns_column(table, "ts")[order]) // span.step
+    ends = np.flatnonzero(np.append(labels[1:] != labels[:-1], True))
+    last = order[ends]
     frame = pd.DataFrame(
         {name: table.column(name).to_numpy()[last] for name in DERIVATIVE_FIELDS},
-        index=pd.to_datetime(labels[last] * span.step, unit="ns", utc=True),
+        index=pd.to_datetime(labels[ends] * span.step, unit="ns", utc=True),
     )
     frame["next_funding_time"] = _ns_column(table, "next_funding_time")[last] // NS_PER_MS
     return _rows(frame, DERIVATIVE_COLUMNS)
@@ -404,17 +413,22 @@ def liquidation_rows(
 ) -> tuple[str, list[Row]]:
     """Liquidations per interval, by the liquidation order's side (``sell``: longs liquidated,
     ``buy``: shorts), count and summed size in the symbol's size unit, every interval of the
-    range (0 without any). Source ``liquidations:sampled`` when any stored row is from a feed
-    that sends samples (the counts are then lower bounds), ``liquidations:complete`` otherwise.
-    A symbol stored without liquidations (spot) has zeros. Returns (source, rows)."""
+    range (0 without any), each whole (also where the range starts or ends inside it). Source
+    ``liquidations:sampled`` when any stored row is from a feed that sends samples (the counts
+    are then lower bounds), ``liquidations:complete`` when all are from complete feeds, and
+    ``liquidations:none`` when the range holds none (the zeros then cannot tell a quiet market
+    from a feed not collected). A symbol stored without liquidations (spot) has zeros. Returns
+    (source, rows)."""
     symbol = _stored(store, exchange, symbol, SYMBOL_CHANNELS)
     buckets = span.buckets()
     first, count = int(buckets[0]), len(buckets)
+    # whole intervals, as bars: a range starting or ending inside one would sum part of it
+    whole = Window(first * span.step, (first + count) * span.step, span.step)
     totals = {name: np.zeros(count, np.float64) for name in LIQUIDATION_COLUMNS}
     kinds: set[str] = set()
     for table in _day_tables(
         store, limits, exchange=exchange, symbol=symbol, channel=Channel.LIQUIDATIONS,
-        span=span, columns=("ts", "side", "size", "completeness"),
+        span=whole, columns=("ts", "side", "size", "completeness"),
     ):  # fmt: skip
         index = _ns_column(table, "ts") // span.step - first
         side = np.asarray(table.column("side").to_numpy())
@@ -426,13 +440,22 @@ def liquidation_rows(
             totals[f"{name}_size"] += np.bincount(index[mine], weights=size[mine], minlength=count)[
                 :count
             ]
-    source = "liquidations:sampled" if "sampled" in kinds else "liquidations:complete"
+    # nothing stored in the range: the zeros say nothing about a feed (maybe not collected)
+    source = (
+        "liquidations:sampled" if "sampled" in kinds
+        else "liquidations:complete" if kinds
+        else "liquidations:none"
+    )  # fmt: skip
     columns: dict[str, list[Any]] = {
         name: (totals[name].astype(np.int64) if name.endswith("_count") else totals[name]).tolist()
         for name in LIQUIDATION_COLUMNS
     }
     rows = [
-        {"time": _ms(b * span.step), **{name: values[i] for name, values in columns.items()}}
+        {
+            "time": _ms(b * span.step),
+            # JSON-safe: a NaN size (never a valid one) is null, not the invalid token NaN
+            **{name: _number(values[i]) for name, values in columns.items()},
+        }
         for i, b in enumerate(buckets.tolist())
     ]
     return source, rows

@@ -77,8 +77,9 @@ def _derivative_panels() -> list[timeseries.Panel]:
             "$symbol: open interest",
             _endpoint("derivatives", "open_interest", "open_interest_value"),
         ).description(
-            "Open interest in the symbol's size unit (base or contracts: its instrument says; "
-            "left) and its value in the quote/settlement currency (right), last per $step."
+            "Open interest in the symbol's size unit (base, contracts or quote: its instrument "
+            "says; left) and its value in the quote currency (USD for inverse contracts; right), "
+            "as of the end of each $step."
         ),
         "open_interest_value",
     )
@@ -89,8 +90,9 @@ def _derivative_panels() -> list[timeseries.Panel]:
             width=24,
         ).description(
             "Size of liquidation orders per $step, in the symbol's size unit: sell = longs "
-            "liquidated, buy = shorts. Sampled feeds (Binance forceOrder: at most one a second "
-            "per symbol) undercount; the response header X-Hundi-Source says which."
+            "liquidated, buy = shorts. A venue feed that sends samples (at most one a second per "
+            "symbol, the latest) undercounts: the venue pages (docs/venue-*.md) say which feed is "
+            "complete; hundi /api/v1/liquidations says so in its X-Hundi-Source header."
         )
     )
     return [funding, interest, liquidations]

@@ -12,7 +12,11 @@ meet, stores a ``gap`` event:
   ``expected``/``received`` bound the missing ids, which is what a REST backfill of trades
   needs;
 * other market-data channels (quotes, tickers, candles): a gap in time from the last stored
-  record to the first new one (they carry no sequence to prove continuity).
+  record to the first new one (they carry no sequence to prove continuity);
+* sparse channels (``SPARSE``: liquidations) cannot show the hole themselves (their last row
+  may be hours before the stop in a calm market): where a steady stream of the same symbol
+  shows it and the sparse channel was stored for the symbol before this run, the sparse
+  channel gets a gap over that same span, once per symbol and run.
 
 The event is stamped with the first new record's times, like a gap found live; coverage then
 splits the stream there. The position comes from the first store that can tell (the embedded
@@ -35,8 +39,8 @@ log = logging.getLogger("hundi.pipeline")
 
 # Streams that flow steadily, so "nothing stored between the last row and this run's first"
 # is a hole. Not liquidations (sparse: the last one may be hours before the collector stopped,
-# so the gap would claim a quiet market as missed data) nor instruments (stored at start and on
-# listing changes only).
+# so their own gap would claim a quiet market as missed data: see SPARSE) nor instruments
+# (stored at start and on listing changes only).
 WATCHED = (
     Channel.TRADES,
     Channel.BOOK,
@@ -46,6 +50,9 @@ WATCHED = (
     Channel.CANDLES,
     Channel.DERIVATIVE_TICKER,
 )
+# Streams too sparse to show a restart's hole by their own rows: a steady stream of the same
+# symbol (WATCHED) bounds it for them.
+SPARSE = (Channel.LIQUIDATIONS,)
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
 
 
@@ -66,7 +73,8 @@ class RestartGaps:
     def __init__(self, stores: Sequence[Store]) -> None:
         self.stores = list(stores)
         self._seen: dict[Channel, set[tuple[str, str]]] = {c: set() for c in WATCHED}
-        self._pending: list[tuple[Channel, Record, Future[StreamPosition | None]]] = []
+        self._pending: list[Future[list[Event]]] = []
+        self._sparse_checked: set[tuple[str, str]] = set()  # the look-up thread's only
         self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resume")
         self.found = 0  # gap events made (for the summary)
 
@@ -81,30 +89,49 @@ class RestartGaps:
                 continue  # every stream here was checked already: the steady state
             for first in _firsts(records, seen):
                 seen.add(_STREAM(first))
-                lookup = self._lookups.submit(self._position, channel, first)
-                self._pending.append((channel, first, lookup))
+                self._pending.append(self._lookups.submit(self._gaps, channel, first))
 
     def take(self, wait_s: float = 0.0) -> list[Event]:
         """Gap events of the look-ups done (waiting up to ``wait_s`` for the others)."""
         if not self._pending:
             return []
         if wait_s > 0:
-            wait([lookup for _, _, lookup in self._pending], timeout=wait_s)
+            wait(self._pending, timeout=wait_s)
         events: list[Event] = []
         still = []
-        for channel, first, lookup in self._pending:
+        for lookup in self._pending:
             if not lookup.done():
-                still.append((channel, first, lookup))
+                still.append(lookup)
                 continue
-            gap = gap_event(channel, first, lookup.result())
-            if gap is not None:
-                events.append(gap)
+            events.extend(lookup.result())
         self._pending = still
         self.found += len(events)
         return events
 
     def close(self) -> None:
         self._lookups.shutdown(wait=False, cancel_futures=True)
+
+    def _gaps(self, channel: Channel, first: Record) -> list[Event]:
+        """The stream's restart gap and, with it, those of its sparse channels (look-up thread)."""
+        last = self._position(channel, first)
+        gap = gap_event(channel, first, last)
+        if gap is None or last is None:
+            return []
+        stream = _STREAM(first)
+        if stream in self._sparse_checked:
+            return [gap]
+        self._sparse_checked.add(stream)
+        found = [gap]
+        for sparse in SPARSE:
+            if self._position(sparse, first) is None:
+                continue  # not collected for this symbol before: no stream to break
+            detail = (
+                f"restart: the collector was not running between {_iso(last.ts)} and "
+                f"{_iso(first.ts)} ({channel.value} of the same symbol shows it); {sparse.value} "
+                "of that span were not received"
+            )
+            found.append(_event(first, sparse, -1, -1, detail))
+        return found
 
     def _position(self, channel: Channel, first: Record) -> StreamPosition | None:
         for store in self.stores:

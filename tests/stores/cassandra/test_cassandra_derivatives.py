@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from cassandra.cluster import Session
 
-from derivative_samples import EXPIRY, T0, derivative_batches, same_records
+from derivative_samples import EXPIRY, T0, derivative_batches, liquidation, same_records
 from hundi.query import read as hundi_read
 from hundi.records import Channel, Record, from_arrow
 from hundi.stores.base import Store, open_store
@@ -92,6 +93,19 @@ def test_re_delivery_and_a_second_collector_add_no_rows(
         frame = store.read(exchange=exchange, symbol=None, channel=channel)
         assert len(frame) == len(batches[channel]), channel
         assert same_records(records_of(frame, channel), batches[channel]), channel
+
+
+def test_identical_liquidations_of_one_message_stay_two_rows(store: Store, exchange: str) -> None:
+    """``position`` is in the key: a cascade message listing two liquidations alike in side,
+    price and size keeps both; re-delivering the message still adds none."""
+    first = liquidation(T0, -1, 59_990.0, 0.5, exchange=exchange)
+    pair: list[Record] = [first, msgspec.structs.replace(first, position=1)]
+    store.write({Channel.LIQUIDATIONS: pair})
+    store.write({Channel.LIQUIDATIONS: pair})
+    store.flush()
+    frame = store.read(exchange=exchange, symbol=None, channel=Channel.LIQUIDATIONS)
+    assert sorted(frame["position"].tolist()) == [0, 1]
+    assert same_records(records_of(frame, Channel.LIQUIDATIONS), pair)
 
 
 def test_hundi_read_returns_them_from_cassandra(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -44,6 +45,37 @@ def test_derivative_ticker_is_the_last_full_record_of_each_ms_without_a_source_t
     assert ("derivative_ticker", DATED) in pending
 
 
+def test_a_state_merged_after_a_newer_piece_is_never_written_back_in_time() -> None:
+    """Open interest stamped 50 ms by the venue, merged after the mark price of 100 ms: the
+    merged record (both values) is the state at 100 ms; written at 50 ms it would put the new
+    open interest before the old one and leave the stale state as the last point."""
+    mark = ticker(T0 + 100 * MS, "mark-price", mark_price=100.0, open_interest=1.0)
+    interest = ticker(T0 + 50 * MS, "open-interest", mark_price=100.0, open_interest=2.0)
+    rows = Converter().convert({Channel.DERIVATIVE_TICKER: [mark, interest]})[
+        ("derivative_ticker", PERP)
+    ]
+    assert list(rows) == [(T0 + 100 * MS) // MS]
+    assert rows[(T0 + 100 * MS) // MS][4] == 2.0
+
+
+def test_the_newest_ms_is_rolled_back_with_an_unsent_batch() -> None:
+    """A batch KairosDB did not take is discarded and delivered again: its records must land
+    where they would have, not after the newest ms of the discarded attempt."""
+    converter = Converter()
+    first = ticker(T0 + 10 * MS, "mark-price", mark_price=1.0)
+    converter.convert({Channel.DERIVATIVE_TICKER: [first]})
+    converter.commit()
+    converter.convert({Channel.DERIVATIVE_TICKER: [ticker(T0 + 90 * MS, "mark-price")]})
+    converter.rollback()  # not stored: the spool re-sends it later, after this one
+    again = converter.convert({Channel.DERIVATIVE_TICKER: [ticker(T0 + 50 * MS, "mark-price")]})
+    assert list(again[("derivative_ticker", PERP)]) == [(T0 + 50 * MS) // MS]
+    # committed state stays: a piece older than the committed newest ms is that state
+    converter.commit()
+    converter.rollback()
+    late = converter.convert({Channel.DERIVATIVE_TICKER: [ticker(T0 + 20 * MS, "funding-rate")]})
+    assert list(late[("derivative_ticker", PERP)]) == [(T0 + 50 * MS) // MS]
+
+
 def test_liquidations_of_one_ms_are_aggregated_per_side_and_redelivery_counts_once() -> None:
     rule = rule_for(Channel.LIQUIDATIONS)
     assert isinstance(rule, LiquidationsPerMs)
@@ -59,6 +91,20 @@ def test_liquidations_of_one_ms_are_aggregated_per_side_and_redelivery_counts_on
     assert out[("liquidations_ms", (*PERP, "buy"))][ms] == (1, 0.25, 60_020.0, 60_020.0, 60_020.0)
     dated = out[("liquidations_ms", (*DATED, "buy"))][(T0 + 2 * SECOND) // MS]
     assert dated == (1, 30.0, 61_100.0, 61_100.0, 61_100.0)
+
+
+def test_identical_liquidations_of_one_message_count_apart_by_position() -> None:
+    """A cascade message may list two liquidations alike in side, price and size: ``position``
+    (their place in the message) is what tells them apart, as in the lossless stores."""
+    first = liquidation(T0, -1, 59_990.0, 0.5)
+    twin = msgspec.structs.replace(first, position=1)
+    converter = Converter(horizon_ms=100)
+    out: dict = {}
+    converter.add({Channel.LIQUIDATIONS: [first, twin]}, out)
+    converter.add({Channel.LIQUIDATIONS: [first, twin]}, out)  # re-delivered: still two
+    assert out[("liquidations_ms", (*PERP, "sell"))][T0 // MS] == (
+        2, 1.0, 59_990.0, 59_990.0, 59_990.0,
+    )  # fmt: skip
 
 
 def test_a_late_liquidation_beyond_the_horizon_is_counted_not_sent() -> None:

@@ -28,7 +28,10 @@ silently. The full scheme (also in docs/kairosdb-store.md):
 * derivative_ticker → ``derivative_ticker``: last record per ms of mark/index price, funding
   and predicted funding rate, open interest and its value. The venue protocols emit full
   merged records (every field its latest value), so the last of a ms loses nothing even when
-  two messages (``source``) share it; ``source`` is therefore not a tag. A NaN field (not
+  two messages (``source``) share it; ``source`` is therefore not a tag. A record merged after
+  a newer one but stamped earlier by the venue (each piece has its own time) is written at the
+  newest ms so far: it is the state then, and written back in time it would put newer values
+  before older ones. A NaN field (not
   known yet, or not published for the contract) is no point, silently: expected, not a fault.
   ``next_funding_time`` (a time) is not sent; the lossless stores have it.
 * liquidations → ``liquidations_ms``: one aggregate per ms and order side (tag ``side``:
@@ -58,7 +61,7 @@ from typing import Any, Final
 import msgspec
 import pyarrow as pa
 
-from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Record
+from hundi.records import RECORD_TYPES, SCHEMAS, Channel, Liquidation, Record
 
 log = logging.getLogger("hundi.stores.kairosdb")
 
@@ -102,14 +105,27 @@ class ChannelRule(ABC):
     def add(self, records: Sequence[Record], out: Pending) -> None:
         """Add the rows these records produce to ``out`` (later rows overwrite earlier ones)."""
 
+    def commit(self) -> None:
+        """What was added so far is confirmed stored (rules with state keep an undo log)."""
+        return None  # a stateless rule has nothing to confirm
+
+    def rollback(self) -> None:
+        """Back to the state of the last :meth:`commit`: the records added since will be
+        delivered again (the writer re-sends them from its outage spool)."""
+        return None  # a stateless rule has nothing to undo
+
 
 class LastPerMs(ChannelRule):
     """The last record of each ms wins; re-sending it later is the same overwrite.
 
     ``full_state``: each record holds the latest value of every field (a venue protocol merged
     the pieces), so records of one ms differing in an ``IDENTITY`` variant need no tag of their
-    own: the last one is the state at the end of the ms. ``nan_expected``: fields whose NaN
-    means "not known" by design (skipped without a warning).
+    own: the last one is the state at the end of the ms. A venue stamps each piece with its own
+    time, so a piece merged after a newer one may carry an earlier ``ts``; its record is the
+    state at the newest time merged so far (it holds values that new), so it is written at
+    that ms, never back in time where it would put newer values before older ones (state kept
+    per series, undone by :meth:`rollback` for a re-delivery). ``nan_expected``: fields whose
+    NaN means "not known" by design (skipped without a warning).
     """
 
     def __init__(
@@ -128,8 +144,25 @@ class LastPerMs(ChannelRule):
         self.time_field = time_field
         self._values = _tuple_getter(self.fields)
         self._time = attrgetter(time_field)
+        # full_state: the newest ms written per series, and its value at the last commit
+        self._newest: dict[TagValues, int] = {}
+        self._undo_newest: dict[TagValues, int | None] = {}
+
+    def commit(self) -> None:
+        self._undo_newest.clear()
+
+    def rollback(self) -> None:
+        for key, mark in self._undo_newest.items():
+            if mark is None:
+                self._newest.pop(key, None)
+            else:
+                self._newest[key] = mark
+        self._undo_newest.clear()
 
     def add(self, records: Sequence[Record], out: Pending) -> None:
+        if self.full_state:
+            self._add_states(records, out)
+            return
         tags, values, time = self._tags, self._values, self._time
         series = self.series
         current_key: TagValues | None = None
@@ -140,6 +173,21 @@ class LastPerMs(ChannelRule):
                 rows = out.setdefault((series, key), {})
                 current_key = key
             rows[time(record) // NS_PER_MS] = values(record)
+
+    def _add_states(self, records: Sequence[Record], out: Pending) -> None:
+        tags, values, time = self._tags, self._values, self._time
+        newest, undo = self._newest, self._undo_newest
+        for record in records:
+            key = tags(record)
+            ms = time(record) // NS_PER_MS
+            before = newest.get(key)
+            if before is not None and before >= ms:
+                ms = before  # merged after a newer piece: the state at that newer time
+            else:
+                if key not in undo:
+                    undo[key] = before
+                newest[key] = ms
+            out.setdefault((self.series, key), {})[ms] = values(record)
 
 
 class _Bucket:
@@ -388,13 +436,14 @@ class LiquidationsPerMs(PerMsAggregate):
 
     Several liquidations share a ms in a cascade (and a venue may send them in one message), so
     last-per-ms would lose all but one; the aggregate counts each once, also when a batch is
-    delivered again (identity: ``ts`` and the record type's ``IDENTITY``).
+    delivered again (identity: ``ts`` and the record type's ``IDENTITY``, so two identical
+    liquidations of one venue message, told apart by ``position`` only, count twice).
     """
 
     def __init__(self, *, horizon_ms: int) -> None:
         super().__init__(
             "liquidations_ms", LIQUIDATION_FIELDS, extra_tags=("side",), horizon_ms=horizon_ms,
-            identity=("ts", "side", "price", "size"),
+            identity=("ts", *Liquidation.IDENTITY),
         )  # fmt: skip
         self._tags = _liquidation_tags
 
@@ -432,8 +481,7 @@ EXCLUDED: Final[dict[str, str]] = {
     "orders": "own orders are account data, kept in the lossless stores only",
     "fills": "own fills are account data, kept in the lossless stores only",
     "instruments": "contract metadata (type, assets, contract size, expiry), not a time series: "
-    "its strings would be tags and its numbers change only when a listing changes; read it "
-    "from a lossless store",
+    "its strings would be tags and its numbers change only when a listing changes",
 }
 
 RuleFactory = Callable[[int], ChannelRule]  # merge horizon (ms) → a fresh rule
@@ -581,13 +629,11 @@ class Converter:
 
     def commit(self) -> None:
         for rule in self.rules():
-            if isinstance(rule, PerMsAggregate):
-                rule.commit()
+            rule.commit()
 
     def rollback(self) -> None:
         for rule in self.rules():
-            if isinstance(rule, PerMsAggregate):
-                rule.rollback()
+            rule.rollback()
 
     def convert(self, batches: Mapping[Channel, Sequence[Record]]) -> Pending:
         out: Pending = {}
