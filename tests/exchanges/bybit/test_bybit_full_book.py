@@ -42,7 +42,7 @@ def ready() -> BybitProtocol:
 
 
 def delta(u: int, bids: Any = (), asks: Any = ()) -> bytes:
-    data = {"s": "BTCUSDT", "b": list(bids), "a": list(asks), "u": u, "seq": 1}
+    data = {"s": "BTCUSDT", "b": list(bids), "a": list(asks), "u": u, "seq": 1000 + u}
     return msgspec.json.encode({"topic": TOPIC, "type": "delta", "ts": T0_MS, "data": data})
 
 
@@ -50,7 +50,10 @@ def snapshot(p: BybitProtocol, u: int, bids: Any, asks: Any, out: RecordSink) ->
     (request,) = p.due_requests(T0)
     assert request.purpose is RestPurpose.BOOK_SNAPSHOT
     assert request.url.endswith("/v5/market/full_orderbook?category=spot&symbol=BTCUSDT")
-    body = {"retCode": 0, "result": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "ts": T0_MS}}
+    body = {
+        "retCode": 0,
+        "result": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "seq": 1000 + u, "ts": T0_MS},
+    }
     p.receive_response(request, RestResponse(200, msgspec.json.encode(body)), T0, out)
     return request
 
@@ -65,8 +68,10 @@ def test_buffered_deltas_after_the_snapshot_apply() -> None:
     assert [e.kind for e in out.events] == [EventKind.SYNCED]
     (status,) = p.books()
     assert status.synced and status.last_update_id == 12
-    assert [(r.snapshot, r.update_id) for r in out.book] == [
-        (True, 10), (True, 10), (True, 10), (False, 11), (False, 12),
+    # update_id: the cross sequence seq; first_update_id: u; prev_update_id: the seq before
+    assert [(r.snapshot, r.first_update_id, r.update_id, r.prev_update_id) for r in out.book] == [
+        (True, 10, 1010, -1), (True, 10, 1010, -1), (True, 10, 1010, -1),
+        (False, 11, 1011, 1010), (False, 12, 1012, 1011),
     ]  # fmt: skip
     assert p.books()[0].best_bid == 100.0
 

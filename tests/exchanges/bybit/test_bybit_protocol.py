@@ -292,13 +292,17 @@ def test_book_snapshot_deltas_and_rows() -> None:
     p, _ = ready(channels=(Channel.BOOK, Channel.EVENTS))
     out = RecordSink()
     topic = "orderbook.50.BTCUSDT"
-    p.receive(CONN, push(topic, book(100, [["10", "1"], ["9", "2"]], [["11", "1"]])), T0, out)
+    snap = book(100, [["10", "1"], ["9", "2"]], [["11", "1"]], seq=900)
+    p.receive(CONN, push(topic, snap), T0, out)
     assert [e.kind for e in out.events] == [EventKind.SYNCED]
-    assert len(out.book) == 3 and all(r.snapshot and r.update_id == 100 for r in out.book)
+    assert len(out.book) == 3
+    assert all(r.snapshot and (r.first_update_id, r.update_id) == (100, 900) for r in out.book)
     out = RecordSink()
-    p.receive(CONN, push(topic, book(101, [["10", "0"]], [["10.5", "3"]]), "delta"), T0, out)
-    assert [(r.side, r.price, r.size, r.prev_update_id) for r in out.book] == [
-        (1, 10.0, 0.0, 100), (-1, 10.5, 3.0, 100),
+    diff = book(101, [["10", "0"]], [["10.5", "3"]], seq=905)
+    p.receive(CONN, push(topic, diff, "delta"), T0, out)
+    assert [(r.side, r.price, r.size, r.first_update_id, r.update_id, r.prev_update_id)
+            for r in out.book] == [
+        (1, 10.0, 0.0, 101, 905, 900), (-1, 10.5, 3.0, 101, 905, 900),
     ]  # fmt: skip
     (status,) = p.books()
     assert status.synced and (status.best_bid, status.best_ask, status.last_update_id) == (
@@ -346,7 +350,7 @@ def test_u_1_snapshot_is_a_service_restart_that_overwrites_the_book() -> None:
     p.receive(CONN, push(topic, book(1, [["8", "1"]], [["12", "1"]])), T0, out)
     (event,) = out.events
     assert event.kind == EventKind.RESYNC and "restarted" in event.detail
-    assert all(r.snapshot and r.update_id == 1 for r in out.book)
+    assert all(r.snapshot and r.first_update_id == 1 for r in out.book)
     (status,) = p.books()
     assert (status.bids, status.best_bid, status.best_ask) == (1, 8.0, 12.0)
     p.receive(CONN, push(topic, book(2, [["8.5", "1"]]), "delta"), T0, out)
@@ -385,11 +389,13 @@ def test_a_dropped_connection_is_a_gap_for_synced_books() -> None:
     assert gap.kind == EventKind.GAP and gap.expected == 4 and not p.books()[0].synced
 
 
-def test_the_book_rule_wants_u_plus_one() -> None:
-    prev = np.array([100, 100], np.int64)
-    first = np.array([101, 102], np.int64)
-    assert BOOK_RULE.after_diff(first, first, first - 1, prev).tolist() == [True, False]
-    assert BOOK_RULE.after_snapshot(first, first, first - 1, prev).tolist() == [True, False]
+def test_the_book_rule_wants_the_previous_rows_seq() -> None:
+    prev = np.array([100, 100], np.int64)  # update_id (seq) of the row before
+    u = np.array([7, 8], np.int64)
+    seq = np.array([104, 109], np.int64)
+    prev_seq = np.array([100, 103], np.int64)
+    assert BOOK_RULE.after_diff(u, seq, prev_seq, prev).tolist() == [True, False]
+    assert BOOK_RULE.after_snapshot(u, seq, prev_seq, prev).tolist() == [True, False]
 
 
 # -- tickers ----------------------------------------------------------------------------------
@@ -523,3 +529,38 @@ def test_liquidation_order_side_must_be_buy_or_sell() -> None:
     data[0]["S"] = "Long"
     with pytest.raises(RejectedFrame):
         p.receive(CONN, push("allLiquidation.BTCUSDT", data), T0, RecordSink())
+
+
+def test_stored_book_after_a_u_1_restart_reads_back_as_the_live_book(tmp_path: Any) -> None:
+    """Readers order a symbol's stored rows by ``update_id``: after a ``u = 1`` service restart
+    the rows must still sort after the book they replaced (``update_id`` is the cross sequence
+    ``seq``, not ``u``), so the stored book at a time is the live one."""
+    from hundi.research.book import book_at
+    from hundi.stores.embedded import EmbeddedStore
+
+    p, _ = ready(channels=(Channel.BOOK, Channel.EVENTS))
+    topic = "orderbook.50.BTCUSDT"
+    out = RecordSink()
+    frames = [
+        (book(500, [["10", "1"], ["9", "1"]], [["11", "1"]], seq=9000), "snapshot"),
+        (book(501, [["9.5", "2"]], seq=9004), "delta"),
+        (book(1, [["8", "1"]], [["12", "1"]], seq=9010), "snapshot"),  # service restart
+        (book(2, [["8.5", "1"]], seq=9011), "delta"),
+    ]
+    for i, (data, kind) in enumerate(frames):
+        at = T0_MS + 10 * i
+        assert p.receive(CONN, push(topic, data, kind, ts=at), at * MS, out) is (
+            FrameStatus.PROCESSED
+        )
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    store.write({Channel.BOOK: out.book, Channel.EVENTS: out.events})
+    store.close()
+    reader = EmbeddedStore(str(tmp_path))
+    before = book_at(reader, "bybit", "BTC-USDT-PERP", (T0_MS + 15) * MS)
+    after = book_at(reader, "bybit", "BTC-USDT-PERP", (T0_MS + 35) * MS)
+    levels = lambda b: sorted(zip(b["side"], b["price"], b["size"], strict=True))  # noqa: E731
+    assert levels(before) == [(-1, 11.0, 1.0), (1, 9.0, 1.0), (1, 9.5, 2.0), (1, 10.0, 1.0)]
+    assert levels(after) == [(-1, 12.0, 1.0), (1, 8.0, 1.0), (1, 8.5, 1.0)]
+    assert after.attrs["synced"]
+    (status,) = p.books()
+    assert (status.best_bid, status.best_ask) == (8.5, 12.0)

@@ -174,12 +174,13 @@ class Book:
     synced: bool = False
     u: int = -1
     seq: int = -1
+    row_id: int = -1  # ``update_id`` of the last stored row (its ``seq``, see ``_rows``)
     waiting: str = "waiting for a snapshot"
     resync_since_ns: int = -1  # a resubscribe went out then; -1: none pending
     # orderbook.full (delta only): deltas buffered until the REST snapshot answers
-    buffer: list[tuple[int, int, list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=list
-    )
+    buffer: list[tuple[int, int, int, list[tuple[float, float]], list[tuple[float, float]]]] = (
+        field(default_factory=list)
+    )  # (ts, u, seq, bids, asks)
     snapshot_due_ns: int = -1  # -1: no REST snapshot wanted
     snapshot_in_flight: bool = False
     fresh: bool = False  # synced from a REST snapshot and no delta applied since
@@ -602,7 +603,7 @@ class BybitProtocol(VenueProtocol):
             book.u, book.seq, book.synced, book.resync_since_ns = body.u, body.seq, True, -1
             book.waiting = ""
             if book_wanted:
-                self._rows(out, book, bids, asks, ts, recv_ns, True, body.u, -1)
+                self._rows(out, book, bids, asks, ts, recv_ns, True, body.u, body.seq)
             if restart:
                 why = "u=1 snapshot: Bybit's book service restarted; book overwritten"
                 self._event(out, native, book.channel, EventKind.RESYNC, ts, recv_ns, -1, 1, why)
@@ -626,7 +627,7 @@ class BybitProtocol(VenueProtocol):
             return self._broken(book, ts, recv_ns, out, body.u, "crossed after the delta")
         book.u, book.seq = body.u, body.seq
         if book_wanted:
-            self._rows(out, book, bids, asks, ts, recv_ns, False, body.u, body.u - 1)
+            self._rows(out, book, bids, asks, ts, recv_ns, False, body.u, body.seq)
         if bbo_wanted:
             self._bbo(out, book, ts, recv_ns)
         return FrameStatus.PROCESSED
@@ -665,11 +666,17 @@ class BybitProtocol(VenueProtocol):
         recv_ns: int,
         snapshot: bool,
         u: int,
-        prev: int,
+        seq: int,
     ) -> None:
-        """Stored rows: ``first_update_id = update_id = u``, ``prev_update_id = u - 1`` on
-        deltas (what :mod:`hundi.exchanges.bybit.book` checks)."""
+        """Stored rows: ``first_update_id = u``, ``update_id = seq`` (Bybit's cross sequence:
+        "for the smaller seq, the data is generated earlier"; ``u`` where a message has none)
+        and, on deltas, ``prev_update_id`` = the previous stored message's ``update_id`` (what
+        :mod:`hundi.exchanges.bybit.book` checks). Readers order rows by ``update_id``: ``u``
+        restarts at 1 after a service restart, so it cannot order them."""
         symbol, native = book.symbol, book.native
+        row_id = seq if seq >= 0 else u
+        prev = -1 if snapshot else book.row_id
+        book.row_id = row_id
         for side, levels in ((BID, bids), (ASK, asks)):
             out.book.extend(
                 BookChange(
@@ -683,7 +690,7 @@ class BybitProtocol(VenueProtocol):
                     size=size,
                     snapshot=snapshot,
                     first_update_id=u,
-                    update_id=u,
+                    update_id=row_id,
                     prev_update_id=prev,
                 )
                 for price, size in levels
@@ -733,13 +740,13 @@ class BybitProtocol(VenueProtocol):
             if u != book.u + 1:
                 why = "u=1: Bybit's book service restarted" if u == 1 else f"u {u} after {book.u}"
                 self._refetch(book, ts, recv_ns, out, u, why)
-                book.buffer.append((ts, u, bids, asks))
+                book.buffer.append((ts, u, body.seq, bids, asks))
                 return FrameStatus.PROCESSED
-            self._apply_full(book, ts, recv_ns, out, u, bids, asks)
+            self._apply_full(book, ts, recv_ns, out, u, body.seq, bids, asks)
             return FrameStatus.PROCESSED
         if u == 1:
             book.buffer = []  # a restart while buffering: what came before is another sequence
-        book.buffer.append((ts, u, bids, asks))
+        book.buffer.append((ts, u, body.seq, bids, asks))
         del book.buffer[:-FULL_BUFFER]
         if not book.snapshot_in_flight and book.snapshot_due_ns < 0:
             book.snapshot_due_ns = recv_ns
@@ -752,6 +759,7 @@ class BybitProtocol(VenueProtocol):
         recv_ns: int,
         out: RecordSink,
         u: int,
+        seq: int,
         bids: list[tuple[float, float]],
         asks: list[tuple[float, float]],
     ) -> None:
@@ -762,8 +770,8 @@ class BybitProtocol(VenueProtocol):
         if self._crossed(book):
             self._refetch(book, ts, recv_ns, out, u, "crossed after the delta")
             return
-        book.u, book.fresh = u, False
-        self._rows(out, book, bids, asks, ts, recv_ns, False, u, u - 1)
+        book.u, book.seq, book.fresh = u, seq, False
+        self._rows(out, book, bids, asks, ts, recv_ns, False, u, seq)
 
     def _refetch(
         self, book: Book, ts: int, recv_ns: int, out: RecordSink, received: int, why: str
@@ -817,14 +825,14 @@ class BybitProtocol(VenueProtocol):
         book.asks.load(asks)
         book.u, book.seq, book.synced, book.fresh, book.waiting = snap.u, snap.seq, True, True, ""
         ts = (snap.ts or recv_ns // MS) * MS
-        self._rows(out, book, bids, asks, ts, recv_ns, True, snap.u, -1)
+        self._rows(out, book, bids, asks, ts, recv_ns, True, snap.u, snap.seq)
         self._event(out, native, Channel.BOOK, EventKind.SYNCED, ts, recv_ns, -1, snap.u,
                     f"{book.topic}: REST snapshot")  # fmt: skip
-        for d_ts, u, d_bids, d_asks in pending:
+        for d_ts, u, d_seq, d_bids, d_asks in pending:
             if not book.synced:
-                book.buffer.append((d_ts, u, d_bids, d_asks))
+                book.buffer.append((d_ts, u, d_seq, d_bids, d_asks))
                 continue
-            self._apply_full(book, d_ts, recv_ns, out, u, d_bids, d_asks)
+            self._apply_full(book, d_ts, recv_ns, out, u, d_seq, d_bids, d_asks)
 
     # -- tickers ------------------------------------------------------------------------------
     def _ticker(
