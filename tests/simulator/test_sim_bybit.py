@@ -21,6 +21,7 @@ from hundi.exchanges.bybit import BybitProtocol, BybitVenue
 from hundi.exchanges.bybit.protocol import trade_id
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.records import BASE, Channel
+from hundi.research.book import book_at
 from hundi.simulator.bybit.server import FULL, BybitSimConfig, BybitSimulator
 from hundi.stores.embedded import EmbeddedStore
 
@@ -226,6 +227,29 @@ async def test_drops_restarts_and_skipped_u_are_events_and_resyncs_in_place(
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert len(ids) == len(set(ids)), "a trade stored twice"
         assert set(ids) <= set(sent_trade_ids(sim, symbol))
+    stored_books_equal(tmp_path, sim)
+
+
+def stored_books_equal(tmp_path: Path, sim: BybitSimulator, category: str = "linear") -> None:
+    """The book read back from the store at its last row (``book_at``, which orders rows by
+    their stored ``update_id``) is the simulator's final view: stored rows, not only the live
+    book."""
+    reader = EmbeddedStore(str(tmp_path))
+    for symbol in SYMBOLS:
+        spec = sim.specs[symbol]
+        depth = FULL if category == "spot" else DEPTH
+        stream = sim.streams[(category, depth, symbol)]
+        pd, qd = 10**spec.price_decimals, 10**spec.qty_decimals
+        name = symbol.replace("USDT", "-USDT") + ("" if category == "spot" else "-PERP")
+        rows = reader.read(exchange="bybit", symbol=name, channel=Channel.BOOK)
+        last = rows.index.max()  # before the stop (no book is known after it)
+        got = book_at(reader, "bybit", name, last)
+        assert got.attrs["synced"], symbol
+        want = sorted(
+            [(1, p / pd, q / qd) for p, q in stream.bids.items()]
+            + [(-1, p / pd, q / qd) for p, q in stream.asks.items()]
+        )
+        assert sorted(zip(got["side"], got["price"], got["size"], strict=True)) == want, symbol
 
 
 async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and_restarts(
@@ -262,6 +286,7 @@ async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and
     assert len(syncs) == len(refetches) + len(SYMBOLS)  # each refetch synced again
     book = stored(store, Channel.BOOK)
     assert {str(s) for s in book["symbol"]} == {"BTC-USDT", "ETH-USDT"}
+    stored_books_equal(tmp_path, sim, "spot")
     trades = stored(store, Channel.TRADES)
     for symbol in SYMBOLS:
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]

@@ -396,6 +396,10 @@ def test_the_book_rule_wants_the_previous_rows_seq() -> None:
     prev_seq = np.array([100, 103], np.int64)
     assert BOOK_RULE.after_diff(u, seq, prev_seq, prev).tolist() == [True, False]
     assert BOOK_RULE.after_snapshot(u, seq, prev_seq, prev).tolist() == [True, False]
+    # a delta stored just before a snapshot of the same seq sorts after it: its own state
+    same = np.array([100], np.int64)
+    assert BOOK_RULE.after_snapshot(u[:1], same, np.array([94], np.int64), same).tolist() == [True]
+    assert BOOK_RULE.after_diff(u[:1], same, np.array([94], np.int64), same).tolist() == [False]
 
 
 # -- tickers ----------------------------------------------------------------------------------
