@@ -828,9 +828,14 @@ class BybitProtocol(VenueProtocol):
         self._rows(out, book, bids, asks, ts, recv_ns, True, snap.u, snap.seq)
         self._event(out, native, Channel.BOOK, EventKind.SYNCED, ts, recv_ns, -1, snap.u,
                     f"{book.topic}: REST snapshot")  # fmt: skip
-        for d_ts, u, d_seq, d_bids, d_asks in pending:
+        for entry in pending:
+            d_ts, u, d_seq, d_bids, d_asks = entry
             if not book.synced:
-                book.buffer.append((d_ts, u, d_seq, d_bids, d_asks))
+                book.buffer.append(entry)
+                continue
+            if u != book.u + 1:  # a delta lost while buffering: a hole, not applied over
+                self._refetch(book, d_ts, recv_ns, out, u, f"u {u} after {book.u} (buffered)")
+                book.buffer.append(entry)
                 continue
             self._apply_full(book, d_ts, recv_ns, out, u, d_seq, d_bids, d_asks)
 
