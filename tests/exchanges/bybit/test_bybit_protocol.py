@@ -118,7 +118,7 @@ def test_inverse_dated_futures_need_the_instrument_list() -> None:
     opening = p.opening(spec, T0)
     assert opening is not None
     assert msgspec.json.decode(opening.messages[0]) == {
-        "op": "subscribe", "args": ["publicTrade.BTCUSDH26"],
+        "op": "subscribe", "args": ["publicTrade.BTCUSDH26"], "req_id": "s0",
     }  # fmt: skip
 
 
@@ -321,7 +321,10 @@ def test_a_skipped_u_is_a_gap_and_a_resubscribe_in_place() -> None:
     assert (gap.kind, gap.expected, gap.received) == (EventKind.GAP, 101, 102)
     assert resync.kind == EventKind.RESYNC and not out.book
     sent = [msgspec.json.decode(m) for _, m in p.take_messages()]
-    assert sent == [{"op": "unsubscribe", "args": [topic]}, {"op": "subscribe", "args": [topic]}]
+    assert sent == [
+        {"op": "unsubscribe", "args": [topic]},
+        {"op": "subscribe", "args": [topic], "req_id": "r1"},
+    ]
     # deltas before the fresh snapshot are not applied
     stale = push(topic, book(103, [["10", "5"]]), "delta")
     assert p.receive(CONN, stale, T0, RecordSink()) is FrameStatus.FILTERED
@@ -568,3 +571,29 @@ def test_stored_book_after_a_u_1_restart_reads_back_as_the_live_book(tmp_path: A
     assert after.attrs["synced"]
     (status,) = p.books()
     assert (status.best_bid, status.best_ask) == (8.5, 12.0)
+
+
+def test_a_refused_subscription_names_its_topics_and_symbols() -> None:
+    """Bybit echoes a request's ``req_id`` in its answer: a refusal is an event per refused
+    topic, naming its symbol (a symbol-less event says nothing about which data is missing)."""
+    listing_entries = [
+        info("BTCUSDT", "BTC", "USDT", "LinearPerpetual"),
+        info("ETHUSDT", "ETH", "USDT", "LinearPerpetual"),
+    ]
+    p = make("linear", ("BTCUSDT", "ETHUSDT"), (Channel.TRADES, Channel.EVENTS))
+    listing(p, listing_entries, RecordSink())
+    (spec,) = p.connections()
+    opening = p.opening(spec, T0)
+    assert opening is not None
+    (request,) = [msgspec.json.decode(m) for m in opening.messages]
+    assert request["args"] == ["publicTrade.BTCUSDT", "publicTrade.ETHUSDT"] and request["req_id"]
+    p.on_open(CONN, T0, RecordSink())
+    refusal = {"success": False, "ret_msg": "error:handler not found", "conn_id": "c",
+               "req_id": request["req_id"], "op": "subscribe"}  # fmt: skip
+    out = RecordSink()
+    assert p.receive(CONN, msgspec.json.encode(refusal), T0, out) is FrameStatus.PROCESSED
+    assert [(e.kind, e.native_symbol, e.symbol) for e in out.events] == [
+        (EventKind.INVALID_SYMBOL, "BTCUSDT", "BTC-USDT-PERP"),
+        (EventKind.INVALID_SYMBOL, "ETHUSDT", "ETH-USDT-PERP"),
+    ]
+    assert all("publicTrade." in e.detail and "handler not found" in e.detail for e in out.events)

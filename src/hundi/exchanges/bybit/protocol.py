@@ -272,6 +272,9 @@ class BybitProtocol(VenueProtocol):
         self._last_ping_ns = 0
         self._outbox: list[tuple[str, bytes]] = []
         self._reconnects: list[str] = []
+        # req_id → the topics of that subscribe request (Bybit echoes req_id in its answer)
+        self._requests: dict[str, list[str]] = {}
+        self._resubscribes = 0
 
     # -- symbols and topics -------------------------------------------------------------------
     def normalize_symbol(self, native: str) -> str:
@@ -299,11 +302,18 @@ class BybitProtocol(VenueProtocol):
         return wanted
 
     def subscribe_messages(self) -> tuple[bytes, ...]:
+        """The subscribe requests, each with a ``req_id`` naming its topics (a refusal is then
+        an event per refused topic and symbol)."""
         topics = [topic for native in self.active for topic in self.topics(native)]
-        return tuple(
-            msgspec.json.encode({"op": "subscribe", "args": topics[i : i + ARGS_PER_REQUEST]})
-            for i in range(0, len(topics), ARGS_PER_REQUEST)
-        )
+        messages = []
+        for n, i in enumerate(range(0, len(topics), ARGS_PER_REQUEST)):
+            args = topics[i : i + ARGS_PER_REQUEST]
+            req_id = f"s{n}"
+            self._requests[req_id] = args
+            messages.append(
+                msgspec.json.encode({"op": "subscribe", "args": args, "req_id": req_id})
+            )
+        return tuple(messages)
 
     # -- connections --------------------------------------------------------------------------
     def connections(self) -> list[StreamSpec]:
@@ -550,8 +560,15 @@ class BybitProtocol(VenueProtocol):
             return FrameStatus.FILTERED  # heartbeat answers (derivatives: pong; spot: ping)
         if op in ("subscribe", "unsubscribe"):
             if msg.success is False:
-                self._event(out, "", Channel.EVENTS, EventKind.INVALID_SYMBOL, recv_ns, recv_ns,
-                            -1, -1, f"Bybit refused {op}: {msg.ret_msg}")  # fmt: skip
+                topics = self._requests.get(msg.req_id) if op == "subscribe" else None
+                if not topics:
+                    self._event(out, "", Channel.EVENTS, EventKind.INVALID_SYMBOL, recv_ns,
+                                recv_ns, -1, -1, f"Bybit refused {op}: {msg.ret_msg}")  # fmt: skip
+                for topic in topics or ():
+                    native = topic.rpartition(".")[2]
+                    self._event(out, native, Channel.EVENTS, EventKind.INVALID_SYMBOL, recv_ns,
+                                recv_ns, -1, -1, f"Bybit refused subscribe {topic}: "
+                                f"{msg.ret_msg}")  # fmt: skip
                 return FrameStatus.PROCESSED
             return FrameStatus.FILTERED
         raise RejectedFrame("unknown_message", op or "(no topic and no op)")
@@ -652,8 +669,13 @@ class BybitProtocol(VenueProtocol):
         self._event(out, book.native, book.channel, EventKind.RESYNC, ts, recv_ns, expected,
                     received, f"{book.topic}: resubscribing for a fresh snapshot")  # fmt: skip
         args = [book.topic]
-        self._outbox.append((CONN, msgspec.json.encode({"op": "unsubscribe", "args": args})))
-        self._outbox.append((CONN, msgspec.json.encode({"op": "subscribe", "args": args})))
+        self._resubscribes += 1
+        req_id = f"r{self._resubscribes}"
+        self._requests[req_id] = args
+        unsubscribe = {"op": "unsubscribe", "args": args}
+        self._outbox.append((CONN, msgspec.json.encode(unsubscribe)))
+        subscribe = {"op": "subscribe", "args": args, "req_id": req_id}
+        self._outbox.append((CONN, msgspec.json.encode(subscribe)))
         return FrameStatus.PROCESSED
 
     @staticmethod

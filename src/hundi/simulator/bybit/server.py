@@ -580,17 +580,19 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             await self._send(conn, msgspec.json.encode(pong))
             return
         args = req.get("args") if isinstance(req, dict) else None
+        req_id = req.get("req_id", "") if isinstance(req, dict) else ""  # echoed, as Bybit does
+        req_id = req_id if isinstance(req_id, str) else ""
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list):
-            await self._refuse(conn, str(op or ""), "error:request not supported")
+            await self._refuse(conn, str(op or ""), "error:request not supported", req_id)
             return
         if conn.category == "spot" and len(args) > SPOT_ARGS_LIMIT:
-            await self._refuse(conn, op, f"args size >{SPOT_ARGS_LIMIT}")
+            await self._refuse(conn, op, f"args size >{SPOT_ARGS_LIMIT}", req_id)
             return
         bad = [a for a in args if not isinstance(a, str) or not self._known(conn.category, a)]
         if bad:
-            await self._refuse(conn, op, f"Invalid symbol :[{bad[0]}]")
+            await self._refuse(conn, op, f"Invalid symbol :[{bad[0]}]", req_id)
             return
-        ack = {"success": True, "ret_msg": "", "conn_id": conn_id, "op": op}
+        ack = {"success": True, "ret_msg": "", "conn_id": conn_id, "req_id": req_id, "op": op}
         await self._send(conn, msgspec.json.encode(ack))
         for topic in args:
             if op == "unsubscribe":
@@ -600,9 +602,9 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             conn.record.subscriptions.append(topic)
             await self._first_push(conn, topic)
 
-    async def _refuse(self, conn: _Conn, op: str, why: str) -> None:
+    async def _refuse(self, conn: _Conn, op: str, why: str, req_id: str = "") -> None:
         refusal = {"success": False, "ret_msg": why, "conn_id": f"sim-{conn.record.conn_id}",
-                   "op": op}  # fmt: skip
+                   "req_id": req_id, "op": op}  # fmt: skip
         await self._send(conn, msgspec.json.encode(refusal))
 
     def _known(self, category: str, topic: str) -> bool:
