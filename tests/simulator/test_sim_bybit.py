@@ -128,7 +128,10 @@ async def collect(
         if exact:  # a kline round after the pause holds the final klines
             pushes = sim.kline_pushes
             await until(lambda: sim.kline_pushes >= pushes + 2)
-            sent = lambda: sum(c.record.frames_sent for c in sim._conns.values())  # noqa: E731
+
+            def sent() -> int:
+                return sum(c.record.frames_sent for c in sim._conns.values())
+
             await until(lambda: counter.frames == sent() and books_equal(venue, sim, category))
     finally:
         collector.stop("test done")

@@ -565,7 +565,10 @@ def test_stored_book_after_a_u_1_restart_reads_back_as_the_live_book(tmp_path: A
     reader = EmbeddedStore(str(tmp_path))
     before = book_at(reader, "bybit", "BTC-USDT-PERP", (T0_MS + 15) * MS)
     after = book_at(reader, "bybit", "BTC-USDT-PERP", (T0_MS + 35) * MS)
-    levels = lambda b: sorted(zip(b["side"], b["price"], b["size"], strict=True))  # noqa: E731
+
+    def levels(frame: Any) -> list[tuple[int, float, float]]:
+        return sorted(zip(frame["side"], frame["price"], frame["size"], strict=True))
+
     assert levels(before) == [(-1, 11.0, 1.0), (1, 9.0, 1.0), (1, 9.5, 2.0), (1, 10.0, 1.0)]
     assert levels(after) == [(-1, 12.0, 1.0), (1, 8.0, 1.0), (1, 8.5, 1.0)]
     assert after.attrs["synced"]
