@@ -294,3 +294,38 @@ async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and
     for symbol in SYMBOLS:
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol, "spot"))
+
+
+async def test_pings_go_out_on_an_idle_connection(
+    start_sim: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No frame arrives (liquidations only, none happen): the heartbeat still goes out, because
+    the connection layer asks ``take_messages`` on its own ticks (the interval shortened here
+    from Bybit's 20 s)."""
+    import hundi.exchanges.bybit.protocol as bybit_protocol
+
+    monkeypatch.setattr(bybit_protocol, "PING_INTERVAL_NS", 300_000_000)
+    sim = await start_sim(rate=50, liquidation_rate=0.0)
+    pings: list[str] = []
+    request = sim._request
+
+    async def counting(conn: Any, text: str | bytes) -> None:
+        if b'"ping"' in (text if isinstance(text, bytes) else text.encode()):
+            pings.append(conn.category)
+        await request(conn, text)
+
+    sim._request = counting
+    config = VenueConfig(
+        "linear", SYMBOLS, (Channel.LIQUIDATIONS, Channel.EVENTS),
+        endpoint=f"{sim.ws_url}/v5/public/linear", rest_endpoint=sim.rest_url,
+    )  # fmt: skip
+    venue = BybitVenue(config)
+    collector = Collector([venue], [EmbeddedStore(str(tmp_path))], settings=settings())
+    task = asyncio.ensure_future(collector.run())
+    try:
+        await until(lambda: len(pings) >= 3)
+    finally:
+        collector.stop("test done")
+        await asyncio.wait_for(task, 60)
+    assert set(pings) == {"linear"}
+    assert not any(sim.liquidations.values())  # nothing but pongs came: the socket was idle
