@@ -12,8 +12,10 @@ Wire rules (https://bybit-exchange.github.io/docs/v5/ws/connect and the topic pa
   message. A delta that does not continue (``u != previous u + 1``) is a ``gap`` event and the
   topic is unsubscribed and subscribed again on the same socket (a fresh snapshot, resync in
   place). A snapshot always overwrites the book; ``u == 1`` means Bybit's book service
-  restarted (documented), stored as a snapshot with a ``resync`` event saying so. Linear and
-  inverse ``orderbook.1`` re-send a snapshot every 3 s without a change, with the same ``u``.
+  restarted (documented), stored as a snapshot with a ``resync`` event saying so.
+  ``orderbook.1`` (snapshots only) is re-sent every 3 s without a change, with the same ``u``.
+  Stored rows are ordered by the cross sequence ``seq`` (``update_id``), ``u`` kept as
+  ``first_update_id``: see :mod:`hundi.exchanges.bybit.book`.
 * ``tickers.{symbol}``: spot sends snapshots; derivatives a snapshot then deltas carrying only
   the fields that changed, merged here into full records (a missing field is the previous
   value): :class:`~hundi.records.Ticker` and :class:`~hundi.records.DerivativeTicker`.
