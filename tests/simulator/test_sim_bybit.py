@@ -145,7 +145,12 @@ def stored(store: EmbeddedStore, channel: Channel) -> Any:
 
 def sent_trade_ids(sim: BybitSimulator, symbol: str, category: str = "linear") -> list[int]:
     sent = sim.trades_sent[symbol]
-    return [trade_id(t.split(":", 1)[1]) for t in sent if t.startswith(f"{category}:")]
+    ids = []
+    for entry in sent:
+        sent_category, i, seq, fill = entry.split(":")
+        if sent_category == category:
+            ids.append(trade_id(i, int(seq), int(fill)))
+    return ids
 
 
 async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
@@ -164,6 +169,8 @@ async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert len(ids) == len(set(ids)), "a trade stored twice"
         assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol))
+        sent = sent_trade_ids(sim, symbol)
+        assert sent == sorted(sent)  # ids in the order Bybit sent the trades (readers sort by id)
     events = stored(store, Channel.EVENTS)
     assert "gap" not in [str(k) for k in events["kind"]]
     book = stored(store, Channel.BOOK)

@@ -600,3 +600,40 @@ def test_a_refused_subscription_names_its_topics_and_symbols() -> None:
         (EventKind.INVALID_SYMBOL, "ETHUSDT", "ETH-USDT-PERP"),
     ]
     assert all("publicTrade." in e.detail and "handler not found" in e.detail for e in out.events)
+
+
+def test_uuid_trades_get_ids_in_exchange_order_so_bars_open_and_close_right() -> None:
+    """Readers (the bar series) order a symbol's trades by ``trade_id``. Derivatives' ``i`` is a
+    UUID, so a hash of it orders trades at random: the ids follow Bybit's cross sequence
+    ``seq`` (then the trade's place among the fills of that ``seq``), which grows with time."""
+    import numpy as np
+
+    from hundi.series.core import TimeBarBuilder
+
+    p, _ = ready()
+    out = RecordSink()
+    uuids = [f"{n:08x}-1b4a-5b5b-8c6e-6e4f1c3d2b1a" for n in (0xF0, 0x10, 0xA0, 0x05, 0x77)]
+    fills = [  # (price, seq): one sweep of three fills (one seq), then two later trades
+        ("100", 5000),
+        ("101", 5000),
+        ("102", 5000),
+        ("99", 5003),
+        ("103", 5009),
+    ]
+    for (price, seq), uuid in zip(fills, uuids, strict=True):
+        row = {"T": T0_MS, "s": "BTCUSDT", "S": "Buy", "v": "1", "p": price, "i": uuid, "seq": seq}
+        p.receive(CONN, push("publicTrade.BTCUSDT", [row]), T0, out)
+    ids = [t.trade_id for t in out.trades]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    builder = TimeBarBuilder(60 * S, 0)
+    builder.add({
+        "ts": np.array([t.ts for t in out.trades], np.int64),
+        "recv_ts": np.array([t.recv_ts for t in out.trades], np.int64),
+        "price": np.array([t.price for t in out.trades]),
+        "size": np.array([t.size for t in out.trades]),
+        "side": np.array([t.side for t in out.trades], np.int8),
+        "trade_id": np.array(ids, np.int64),
+    })  # fmt: skip
+    bars = builder.close(T0 + 120 * S)
+    assert bars is not None
+    assert (bars["open"][0], bars["close"][0]) == (100.0, 103.0)

@@ -130,16 +130,22 @@ DERIVATIVE_FIELDS: Final = frozenset(
      "openInterestValue")
 )  # fmt: skip
 _ID_MASK: Final = (1 << 63) - 1
+FILL_BITS: Final = 12  # trade ids from seq: the low bits number the fills of one seq
 
 
-def trade_id(text: str) -> int:
+def trade_id(text: str, seq: int = -1, fill: int = 0) -> int:
     """``Trade.trade_id`` of Bybit's ``i``: the number itself where it is a decimal below 2**63
-    (spot), else the first 63 bits of its BLAKE2b hash (derivatives send UUIDs): stable across
-    collectors, unique in practice (a collision needs ~3e9 trades of one symbol at one ms)."""
-    if text.isdigit() and len(text) <= 19:
+    (spot). Derivatives send UUIDs, which order nothing, and readers (the bar series) order a
+    symbol's trades by id: so ``seq << 12 | fill`` where the trade has Bybit's cross sequence
+    ``seq`` (it grows with time; ``fill`` numbers the trades of one ``seq``, a sweep's fills, in
+    the order Bybit sends them), stable across collectors. Without ``seq``: the first 63 bits of
+    the BLAKE2b hash of ``i`` (unique in practice; orders nothing)."""
+    if text.isascii() and text.isdigit() and len(text) <= 19:
         value = int(text)
         if value <= _ID_MASK:
             return value
+    if 0 <= seq < 1 << (63 - FILL_BITS) and 0 <= fill < 1 << FILL_BITS:
+        return seq << FILL_BITS | fill
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & _ID_MASK
 
@@ -277,6 +283,7 @@ class BybitProtocol(VenueProtocol):
         # req_id → the topics of that subscribe request (Bybit echoes req_id in its answer)
         self._requests: dict[str, list[str]] = {}
         self._resubscribes = 0
+        self._last_fill: dict[str, tuple[int, int]] = {}  # native → (seq, fill) of its last trade
 
     # -- symbols and topics -------------------------------------------------------------------
     def normalize_symbol(self, native: str) -> str:
@@ -580,18 +587,23 @@ class BybitProtocol(VenueProtocol):
     ) -> FrameStatus:
         symbol = self.contracts[native].symbol
         trades = []
+        last_seq, fill = self._last_fill.get(native, (-1, -1))
         for t in wire.TRADES.decode(msg.data):
             if t.S not in ("Buy", "Sell"):
                 raise RejectedFrame("invalid_field", f"side {t.S!r}")
             price, size, ts = _float(t.p), _float(t.v), t.T * MS
             check_trade(price, size, ts, recv_ns)
-            tid = trade_id(t.i)
+            # the fills of one seq (a sweep) numbered in order, across messages too
+            fill = fill + 1 if t.seq == last_seq else 0
+            last_seq = t.seq
+            tid = trade_id(t.i, t.seq, fill)
             trades.append(Trade(
                 exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
                 trade_id=tid, price=price, size=size, side=BUY if t.S == "Buy" else SELL,
                 first_trade_id=tid, last_trade_id=tid,
             ))  # fmt: skip
         out.trades.extend(trades)
+        self._last_fill[native] = (last_seq, fill)
         return FrameStatus.PROCESSED
 
     # -- books --------------------------------------------------------------------------------

@@ -140,7 +140,9 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         self.steps = 0
         self.faults = FaultLog()
         self.streams: dict[tuple[str, int, str], _Stream] = {}
+        # "category:i:seq:fill" of every trade sent (the client's id: trade_id(i, seq, fill))
         self.trades_sent: dict[str, list[str]] = {s: [] for s in config.symbols}
+        self.trade_seq = 10**9  # the cross sequence of trades: one per match (a taker's fills)
         self.liquidations: dict[str, list[list[Any]]] = {s: [] for s in config.symbols}
         self.tickers: dict[str, dict[str, str]] = {}
         self.open_interest: dict[str, float] = {
@@ -249,18 +251,22 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         now = _now_ms()
         side = "Sell" if buyer_is_maker else "Buy"
         price_text = fixed(price, spec.price_decimals)
+        self.trade_seq += 1
+        seq = self.trade_seq
         for category in category_of(symbol):
             rows = [
                 {"T": now, "s": symbol, "S": side, "v": fixed(qty, spec.qty_decimals),
                  "p": price_text, "L": "PlusTick", "i": self._trade_id(category, tid),
-                 "BT": False}
+                 "BT": False, "seq": seq}
                 for tid, qty in fills
             ]  # fmt: skip
             topic = f"publicTrade.{symbol}"
             frame = msgspec.json.encode({"topic": topic, "type": "snapshot", "ts": now,
                                          "data": rows})  # fmt: skip
             if await self._broadcast(category, topic, frame):
-                self.trades_sent[symbol].extend(f"{category}:{r['i']}" for r in rows)
+                self.trades_sent[symbol].extend(
+                    f"{category}:{r['i']}:{seq}:{fill}" for fill, r in enumerate(rows)
+                )
         for tid, qty in fills:
             if self.rng.random() < self.config.liquidation_rate:
                 await self._liquidation(symbol, price, qty, tid)
