@@ -21,6 +21,7 @@ from hundi.exchanges.bybit import BybitProtocol, BybitVenue
 from hundi.exchanges.bybit.protocol import trade_id
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.records import BASE, Channel
+from hundi.research.book import book_at
 from hundi.simulator.bybit.server import FULL, BybitSimConfig, BybitSimulator
 from hundi.stores.embedded import EmbeddedStore
 
@@ -127,7 +128,10 @@ async def collect(
         if exact:  # a kline round after the pause holds the final klines
             pushes = sim.kline_pushes
             await until(lambda: sim.kline_pushes >= pushes + 2)
-            sent = lambda: sum(c.record.frames_sent for c in sim._conns.values())  # noqa: E731
+
+            def sent() -> int:
+                return sum(c.record.frames_sent for c in sim._conns.values())
+
             await until(lambda: counter.frames == sent() and books_equal(venue, sim, category))
     finally:
         collector.stop("test done")
@@ -141,7 +145,12 @@ def stored(store: EmbeddedStore, channel: Channel) -> Any:
 
 def sent_trade_ids(sim: BybitSimulator, symbol: str, category: str = "linear") -> list[int]:
     sent = sim.trades_sent[symbol]
-    return [trade_id(t.split(":", 1)[1]) for t in sent if t.startswith(f"{category}:")]
+    ids = []
+    for entry in sent:
+        sent_category, i, seq, fill = entry.split(":")
+        if sent_category == category:
+            ids.append(trade_id(i, int(seq), int(fill)))
+    return ids
 
 
 async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
@@ -160,6 +169,8 @@ async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert len(ids) == len(set(ids)), "a trade stored twice"
         assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol))
+        sent = sent_trade_ids(sim, symbol)
+        assert sent == sorted(sent)  # ids in the order Bybit sent the trades (readers sort by id)
     events = stored(store, Channel.EVENTS)
     assert "gap" not in [str(k) for k in events["kind"]]
     book = stored(store, Channel.BOOK)
@@ -226,6 +237,29 @@ async def test_drops_restarts_and_skipped_u_are_events_and_resyncs_in_place(
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert len(ids) == len(set(ids)), "a trade stored twice"
         assert set(ids) <= set(sent_trade_ids(sim, symbol))
+    stored_books_equal(tmp_path, sim)
+
+
+def stored_books_equal(tmp_path: Path, sim: BybitSimulator, category: str = "linear") -> None:
+    """The book read back from the store at its last row (``book_at``, which orders rows by
+    their stored ``update_id``) is the simulator's final view: stored rows, not only the live
+    book."""
+    reader = EmbeddedStore(str(tmp_path))
+    for symbol in SYMBOLS:
+        spec = sim.specs[symbol]
+        depth = FULL if category == "spot" else DEPTH
+        stream = sim.streams[(category, depth, symbol)]
+        pd, qd = 10**spec.price_decimals, 10**spec.qty_decimals
+        name = symbol.replace("USDT", "-USDT") + ("" if category == "spot" else "-PERP")
+        rows = reader.read(exchange="bybit", symbol=name, channel=Channel.BOOK)
+        last = rows.index.max()  # before the stop (no book is known after it)
+        got = book_at(reader, "bybit", name, last)
+        assert got.attrs["synced"], symbol
+        want = sorted(
+            [(1, p / pd, q / qd) for p, q in stream.bids.items()]
+            + [(-1, p / pd, q / qd) for p, q in stream.asks.items()]
+        )
+        assert sorted(zip(got["side"], got["price"], got["size"], strict=True)) == want, symbol
 
 
 async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and_restarts(
@@ -262,7 +296,43 @@ async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and
     assert len(syncs) == len(refetches) + len(SYMBOLS)  # each refetch synced again
     book = stored(store, Channel.BOOK)
     assert {str(s) for s in book["symbol"]} == {"BTC-USDT", "ETH-USDT"}
+    stored_books_equal(tmp_path, sim, "spot")
     trades = stored(store, Channel.TRADES)
     for symbol in SYMBOLS:
         ids = [int(i) for i in trades[trades["native_symbol"] == symbol]["trade_id"]]
         assert ids and sorted(ids) == sorted(sent_trade_ids(sim, symbol, "spot"))
+
+
+async def test_pings_go_out_on_an_idle_connection(
+    start_sim: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No frame arrives (liquidations only, none happen): the heartbeat still goes out, because
+    the connection layer asks ``take_messages`` on its own ticks (the interval shortened here
+    from Bybit's 20 s)."""
+    import hundi.exchanges.bybit.protocol as bybit_protocol
+
+    monkeypatch.setattr(bybit_protocol, "PING_INTERVAL_NS", 300_000_000)
+    sim = await start_sim(rate=50, liquidation_rate=0.0)
+    pings: list[str] = []
+    request = sim._request
+
+    async def counting(conn: Any, text: str | bytes) -> None:
+        if b'"ping"' in (text if isinstance(text, bytes) else text.encode()):
+            pings.append(conn.category)
+        await request(conn, text)
+
+    sim._request = counting
+    config = VenueConfig(
+        "linear", SYMBOLS, (Channel.LIQUIDATIONS, Channel.EVENTS),
+        endpoint=f"{sim.ws_url}/v5/public/linear", rest_endpoint=sim.rest_url,
+    )  # fmt: skip
+    venue = BybitVenue(config)
+    collector = Collector([venue], [EmbeddedStore(str(tmp_path))], settings=settings())
+    task = asyncio.ensure_future(collector.run())
+    try:
+        await until(lambda: len(pings) >= 3)
+    finally:
+        collector.stop("test done")
+        await asyncio.wait_for(task, 60)
+    assert set(pings) == {"linear"}
+    assert not any(sim.liquidations.values())  # nothing but pongs came: the socket was idle

@@ -32,8 +32,10 @@ async def test_control_messages_and_refusals() -> None:
             eleven = ["publicTrade.BTCUSDT"] * 11
             refused = await ask(ws, {"op": "subscribe", "args": eleven})
             assert refused["success"] is False and "args size" in refused["ret_msg"]
-            refused = await ask(ws, {"op": "subscribe", "args": ["allLiquidation.BTCUSDT"]})
+            asked = {"op": "subscribe", "args": ["allLiquidation.BTCUSDT"], "req_id": "s3"}
+            refused = await ask(ws, asked)
             assert refused["success"] is False and "Invalid symbol" in refused["ret_msg"]
+            assert refused["req_id"] == "s3"  # echoed: the client knows which topics failed
             ack = await ask(ws, {"op": "subscribe", "args": ["orderbook.full.BTCUSDT"]})
             assert ack["success"] is True and ack["op"] == "subscribe"
         async with session.ws_connect(f"{sim.ws_url}/v5/public/inverse") as ws:

@@ -42,7 +42,7 @@ def ready() -> BybitProtocol:
 
 
 def delta(u: int, bids: Any = (), asks: Any = ()) -> bytes:
-    data = {"s": "BTCUSDT", "b": list(bids), "a": list(asks), "u": u, "seq": 1}
+    data = {"s": "BTCUSDT", "b": list(bids), "a": list(asks), "u": u, "seq": 1000 + u}
     return msgspec.json.encode({"topic": TOPIC, "type": "delta", "ts": T0_MS, "data": data})
 
 
@@ -50,7 +50,10 @@ def snapshot(p: BybitProtocol, u: int, bids: Any, asks: Any, out: RecordSink) ->
     (request,) = p.due_requests(T0)
     assert request.purpose is RestPurpose.BOOK_SNAPSHOT
     assert request.url.endswith("/v5/market/full_orderbook?category=spot&symbol=BTCUSDT")
-    body = {"retCode": 0, "result": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "ts": T0_MS}}
+    body = {
+        "retCode": 0,
+        "result": {"s": "BTCUSDT", "b": bids, "a": asks, "u": u, "seq": 1000 + u, "ts": T0_MS},
+    }
     p.receive_response(request, RestResponse(200, msgspec.json.encode(body)), T0, out)
     return request
 
@@ -65,8 +68,10 @@ def test_buffered_deltas_after_the_snapshot_apply() -> None:
     assert [e.kind for e in out.events] == [EventKind.SYNCED]
     (status,) = p.books()
     assert status.synced and status.last_update_id == 12
-    assert [(r.snapshot, r.update_id) for r in out.book] == [
-        (True, 10), (True, 10), (True, 10), (False, 11), (False, 12),
+    # update_id: the cross sequence seq; first_update_id: u; prev_update_id: the seq before
+    assert [(r.snapshot, r.first_update_id, r.update_id, r.prev_update_id) for r in out.book] == [
+        (True, 10, 1010, -1), (True, 10, 1010, -1), (True, 10, 1010, -1),
+        (False, 11, 1011, 1010), (False, 12, 1012, 1011),
     ]  # fmt: skip
     assert p.books()[0].best_bid == 100.0
 
@@ -125,3 +130,26 @@ def test_full_is_for_spot_only() -> None:
         BybitVenue(VenueConfig("linear", ("BTCUSDT",), (Channel.BOOK,), options={"book": "full"}))
     with pytest.raises(ValueError, match="option book must be depth or full"):
         BybitVenue(VenueConfig("spot", ("BTCUSDT",), (Channel.BOOK,), options={"book": "l3"}))
+
+
+def test_a_break_inside_the_buffered_deltas_is_a_gap_not_applied() -> None:
+    """Deltas buffered while the REST snapshot is fetched must chain too: a ``u`` missing
+    among them (here 12) is a gap and a refetch, never applied over the hole."""
+    p = ready()
+    out = RecordSink()
+    for u in (10, 11, 13):
+        p.receive(CONN, delta(u, [["100", str(u)]]), T0, out)
+    snapshot(p, 10, [["100", "1"], ["99", "1"]], [["101", "1"]], out)
+    assert [e.kind for e in out.events] == [EventKind.SYNCED, EventKind.GAP, EventKind.RESYNC]
+    gap = out.events[1]
+    assert (gap.expected, gap.received) == (12, 13)
+    assert [r.first_update_id for r in out.book if not r.snapshot] == [11]  # 13 not stored
+    assert not p.books()[0].synced
+    (request,) = p.due_requests(T0)  # the snapshot is fetched again
+    assert request.purpose is RestPurpose.BOOK_SNAPSHOT
+    snapshot_again = {
+        "retCode": 0,
+        "result": {"s": "BTCUSDT", "b": [["98", "1"]], "a": [["101", "1"]], "u": 13, "seq": 1013},
+    }
+    p.receive_response(request, RestResponse(200, msgspec.json.encode(snapshot_again)), T0, out)
+    assert p.books()[0].synced and p.books()[0].best_bid == 98.0

@@ -118,7 +118,7 @@ def test_inverse_dated_futures_need_the_instrument_list() -> None:
     opening = p.opening(spec, T0)
     assert opening is not None
     assert msgspec.json.decode(opening.messages[0]) == {
-        "op": "subscribe", "args": ["publicTrade.BTCUSDH26"],
+        "op": "subscribe", "args": ["publicTrade.BTCUSDH26"], "req_id": "s0",
     }  # fmt: skip
 
 
@@ -292,13 +292,17 @@ def test_book_snapshot_deltas_and_rows() -> None:
     p, _ = ready(channels=(Channel.BOOK, Channel.EVENTS))
     out = RecordSink()
     topic = "orderbook.50.BTCUSDT"
-    p.receive(CONN, push(topic, book(100, [["10", "1"], ["9", "2"]], [["11", "1"]])), T0, out)
+    snap = book(100, [["10", "1"], ["9", "2"]], [["11", "1"]], seq=900)
+    p.receive(CONN, push(topic, snap), T0, out)
     assert [e.kind for e in out.events] == [EventKind.SYNCED]
-    assert len(out.book) == 3 and all(r.snapshot and r.update_id == 100 for r in out.book)
+    assert len(out.book) == 3
+    assert all(r.snapshot and (r.first_update_id, r.update_id) == (100, 900) for r in out.book)
     out = RecordSink()
-    p.receive(CONN, push(topic, book(101, [["10", "0"]], [["10.5", "3"]]), "delta"), T0, out)
-    assert [(r.side, r.price, r.size, r.prev_update_id) for r in out.book] == [
-        (1, 10.0, 0.0, 100), (-1, 10.5, 3.0, 100),
+    diff = book(101, [["10", "0"]], [["10.5", "3"]], seq=905)
+    p.receive(CONN, push(topic, diff, "delta"), T0, out)
+    assert [(r.side, r.price, r.size, r.first_update_id, r.update_id, r.prev_update_id)
+            for r in out.book] == [
+        (1, 10.0, 0.0, 101, 905, 900), (-1, 10.5, 3.0, 101, 905, 900),
     ]  # fmt: skip
     (status,) = p.books()
     assert status.synced and (status.best_bid, status.best_ask, status.last_update_id) == (
@@ -317,7 +321,10 @@ def test_a_skipped_u_is_a_gap_and_a_resubscribe_in_place() -> None:
     assert (gap.kind, gap.expected, gap.received) == (EventKind.GAP, 101, 102)
     assert resync.kind == EventKind.RESYNC and not out.book
     sent = [msgspec.json.decode(m) for _, m in p.take_messages()]
-    assert sent == [{"op": "unsubscribe", "args": [topic]}, {"op": "subscribe", "args": [topic]}]
+    assert sent == [
+        {"op": "unsubscribe", "args": [topic]},
+        {"op": "subscribe", "args": [topic], "req_id": "r1"},
+    ]
     # deltas before the fresh snapshot are not applied
     stale = push(topic, book(103, [["10", "5"]]), "delta")
     assert p.receive(CONN, stale, T0, RecordSink()) is FrameStatus.FILTERED
@@ -346,7 +353,7 @@ def test_u_1_snapshot_is_a_service_restart_that_overwrites_the_book() -> None:
     p.receive(CONN, push(topic, book(1, [["8", "1"]], [["12", "1"]])), T0, out)
     (event,) = out.events
     assert event.kind == EventKind.RESYNC and "restarted" in event.detail
-    assert all(r.snapshot and r.update_id == 1 for r in out.book)
+    assert all(r.snapshot and r.first_update_id == 1 for r in out.book)
     (status,) = p.books()
     assert (status.bids, status.best_bid, status.best_ask) == (1, 8.0, 12.0)
     p.receive(CONN, push(topic, book(2, [["8.5", "1"]]), "delta"), T0, out)
@@ -385,11 +392,17 @@ def test_a_dropped_connection_is_a_gap_for_synced_books() -> None:
     assert gap.kind == EventKind.GAP and gap.expected == 4 and not p.books()[0].synced
 
 
-def test_the_book_rule_wants_u_plus_one() -> None:
-    prev = np.array([100, 100], np.int64)
-    first = np.array([101, 102], np.int64)
-    assert BOOK_RULE.after_diff(first, first, first - 1, prev).tolist() == [True, False]
-    assert BOOK_RULE.after_snapshot(first, first, first - 1, prev).tolist() == [True, False]
+def test_the_book_rule_wants_the_previous_rows_seq() -> None:
+    prev = np.array([100, 100], np.int64)  # update_id (seq) of the row before
+    u = np.array([7, 8], np.int64)
+    seq = np.array([104, 109], np.int64)
+    prev_seq = np.array([100, 103], np.int64)
+    assert BOOK_RULE.after_diff(u, seq, prev_seq, prev).tolist() == [True, False]
+    assert BOOK_RULE.after_snapshot(u, seq, prev_seq, prev).tolist() == [True, False]
+    # a delta stored just before a snapshot of the same seq sorts after it: its own state
+    same = np.array([100], np.int64)
+    assert BOOK_RULE.after_snapshot(u[:1], same, np.array([94], np.int64), same).tolist() == [True]
+    assert BOOK_RULE.after_diff(u[:1], same, np.array([94], np.int64), same).tolist() == [False]
 
 
 # -- tickers ----------------------------------------------------------------------------------
@@ -523,3 +536,104 @@ def test_liquidation_order_side_must_be_buy_or_sell() -> None:
     data[0]["S"] = "Long"
     with pytest.raises(RejectedFrame):
         p.receive(CONN, push("allLiquidation.BTCUSDT", data), T0, RecordSink())
+
+
+def test_stored_book_after_a_u_1_restart_reads_back_as_the_live_book(tmp_path: Any) -> None:
+    """Readers order a symbol's stored rows by ``update_id``: after a ``u = 1`` service restart
+    the rows must still sort after the book they replaced (``update_id`` is the cross sequence
+    ``seq``, not ``u``), so the stored book at a time is the live one."""
+    from hundi.research.book import book_at
+    from hundi.stores.embedded import EmbeddedStore
+
+    p, _ = ready(channels=(Channel.BOOK, Channel.EVENTS))
+    topic = "orderbook.50.BTCUSDT"
+    out = RecordSink()
+    frames = [
+        (book(500, [["10", "1"], ["9", "1"]], [["11", "1"]], seq=9000), "snapshot"),
+        (book(501, [["9.5", "2"]], seq=9004), "delta"),
+        (book(1, [["8", "1"]], [["12", "1"]], seq=9010), "snapshot"),  # service restart
+        (book(2, [["8.5", "1"]], seq=9011), "delta"),
+    ]
+    for i, (data, kind) in enumerate(frames):
+        at = T0_MS + 10 * i
+        assert p.receive(CONN, push(topic, data, kind, ts=at), at * MS, out) is (
+            FrameStatus.PROCESSED
+        )
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    store.write({Channel.BOOK: out.book, Channel.EVENTS: out.events})
+    store.close()
+    reader = EmbeddedStore(str(tmp_path))
+    before = book_at(reader, "bybit", "BTC-USDT-PERP", (T0_MS + 15) * MS)
+    after = book_at(reader, "bybit", "BTC-USDT-PERP", (T0_MS + 35) * MS)
+
+    def levels(frame: Any) -> list[tuple[int, float, float]]:
+        return sorted(zip(frame["side"], frame["price"], frame["size"], strict=True))
+
+    assert levels(before) == [(-1, 11.0, 1.0), (1, 9.0, 1.0), (1, 9.5, 2.0), (1, 10.0, 1.0)]
+    assert levels(after) == [(-1, 12.0, 1.0), (1, 8.0, 1.0), (1, 8.5, 1.0)]
+    assert after.attrs["synced"]
+    (status,) = p.books()
+    assert (status.best_bid, status.best_ask) == (8.5, 12.0)
+
+
+def test_a_refused_subscription_names_its_topics_and_symbols() -> None:
+    """Bybit echoes a request's ``req_id`` in its answer: a refusal is an event per refused
+    topic, naming its symbol (a symbol-less event says nothing about which data is missing)."""
+    listing_entries = [
+        info("BTCUSDT", "BTC", "USDT", "LinearPerpetual"),
+        info("ETHUSDT", "ETH", "USDT", "LinearPerpetual"),
+    ]
+    p = make("linear", ("BTCUSDT", "ETHUSDT"), (Channel.TRADES, Channel.EVENTS))
+    listing(p, listing_entries, RecordSink())
+    (spec,) = p.connections()
+    opening = p.opening(spec, T0)
+    assert opening is not None
+    (request,) = [msgspec.json.decode(m) for m in opening.messages]
+    assert request["args"] == ["publicTrade.BTCUSDT", "publicTrade.ETHUSDT"] and request["req_id"]
+    p.on_open(CONN, T0, RecordSink())
+    refusal = {"success": False, "ret_msg": "error:handler not found", "conn_id": "c",
+               "req_id": request["req_id"], "op": "subscribe"}  # fmt: skip
+    out = RecordSink()
+    assert p.receive(CONN, msgspec.json.encode(refusal), T0, out) is FrameStatus.PROCESSED
+    assert [(e.kind, e.native_symbol, e.symbol) for e in out.events] == [
+        (EventKind.INVALID_SYMBOL, "BTCUSDT", "BTC-USDT-PERP"),
+        (EventKind.INVALID_SYMBOL, "ETHUSDT", "ETH-USDT-PERP"),
+    ]
+    assert all("publicTrade." in e.detail and "handler not found" in e.detail for e in out.events)
+
+
+def test_uuid_trades_get_ids_in_exchange_order_so_bars_open_and_close_right() -> None:
+    """Readers (the bar series) order a symbol's trades by ``trade_id``. Derivatives' ``i`` is a
+    UUID, so a hash of it orders trades at random: the ids follow Bybit's cross sequence
+    ``seq`` (then the trade's place among the fills of that ``seq``), which grows with time."""
+    import numpy as np
+
+    from hundi.series.core import TimeBarBuilder
+
+    p, _ = ready()
+    out = RecordSink()
+    uuids = [f"{n:08x}-1b4a-5b5b-8c6e-6e4f1c3d2b1a" for n in (0xF0, 0x10, 0xA0, 0x05, 0x77)]
+    fills = [  # (price, seq): one sweep of three fills (one seq), then two later trades
+        ("100", 5000),
+        ("101", 5000),
+        ("102", 5000),
+        ("99", 5003),
+        ("103", 5009),
+    ]
+    for (price, seq), uuid in zip(fills, uuids, strict=True):
+        row = {"T": T0_MS, "s": "BTCUSDT", "S": "Buy", "v": "1", "p": price, "i": uuid, "seq": seq}
+        p.receive(CONN, push("publicTrade.BTCUSDT", [row]), T0, out)
+    ids = [t.trade_id for t in out.trades]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    builder = TimeBarBuilder(60 * S, 0)
+    builder.add({
+        "ts": np.array([t.ts for t in out.trades], np.int64),
+        "recv_ts": np.array([t.recv_ts for t in out.trades], np.int64),
+        "price": np.array([t.price for t in out.trades]),
+        "size": np.array([t.size for t in out.trades]),
+        "side": np.array([t.side for t in out.trades], np.int8),
+        "trade_id": np.array(ids, np.int64),
+    })  # fmt: skip
+    bars = builder.close(T0 + 120 * S)
+    assert bars is not None
+    assert (bars["open"][0], bars["close"][0]) == (100.0, 103.0)

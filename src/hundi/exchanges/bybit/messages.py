@@ -21,6 +21,7 @@ class Envelope(msgspec.Struct, frozen=True):
     op: str = ""
     success: bool | None = None
     ret_msg: str = ""
+    req_id: str = ""
 
 
 class TradeMsg(msgspec.Struct, frozen=True):

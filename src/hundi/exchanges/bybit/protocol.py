@@ -12,8 +12,10 @@ Wire rules (https://bybit-exchange.github.io/docs/v5/ws/connect and the topic pa
   message. A delta that does not continue (``u != previous u + 1``) is a ``gap`` event and the
   topic is unsubscribed and subscribed again on the same socket (a fresh snapshot, resync in
   place). A snapshot always overwrites the book; ``u == 1`` means Bybit's book service
-  restarted (documented), stored as a snapshot with a ``resync`` event saying so. Linear and
-  inverse ``orderbook.1`` re-send a snapshot every 3 s without a change, with the same ``u``.
+  restarted (documented), stored as a snapshot with a ``resync`` event saying so.
+  ``orderbook.1`` (snapshots only) is re-sent every 3 s without a change, with the same ``u``.
+  Stored rows are ordered by the cross sequence ``seq`` (``update_id``), ``u`` kept as
+  ``first_update_id``: see :mod:`hundi.exchanges.bybit.book`.
 * ``tickers.{symbol}``: spot sends snapshots; derivatives a snapshot then deltas carrying only
   the fields that changed, merged here into full records (a missing field is the previous
   value): :class:`~hundi.records.Ticker` and :class:`~hundi.records.DerivativeTicker`.
@@ -128,16 +130,22 @@ DERIVATIVE_FIELDS: Final = frozenset(
      "openInterestValue")
 )  # fmt: skip
 _ID_MASK: Final = (1 << 63) - 1
+FILL_BITS: Final = 12  # trade ids from seq: the low bits number the fills of one seq
 
 
-def trade_id(text: str) -> int:
+def trade_id(text: str, seq: int = -1, fill: int = 0) -> int:
     """``Trade.trade_id`` of Bybit's ``i``: the number itself where it is a decimal below 2**63
-    (spot), else the first 63 bits of its BLAKE2b hash (derivatives send UUIDs): stable across
-    collectors, unique in practice (a collision needs ~3e9 trades of one symbol at one ms)."""
-    if text.isdigit() and len(text) <= 19:
+    (spot). Derivatives send UUIDs, which order nothing, and readers (the bar series) order a
+    symbol's trades by id: so ``seq << 12 | fill`` where the trade has Bybit's cross sequence
+    ``seq`` (it grows with time; ``fill`` numbers the trades of one ``seq``, a sweep's fills, in
+    the order Bybit sends them), stable across collectors. Without ``seq``: the first 63 bits of
+    the BLAKE2b hash of ``i`` (unique in practice; orders nothing)."""
+    if text.isascii() and text.isdigit() and len(text) <= 19:
         value = int(text)
         if value <= _ID_MASK:
             return value
+    if 0 <= seq < 1 << (63 - FILL_BITS) and 0 <= fill < 1 << FILL_BITS:
+        return seq << FILL_BITS | fill
     digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & _ID_MASK
 
@@ -174,12 +182,13 @@ class Book:
     synced: bool = False
     u: int = -1
     seq: int = -1
+    row_id: int = -1  # ``update_id`` of the last stored row (its ``seq``, see ``_rows``)
     waiting: str = "waiting for a snapshot"
     resync_since_ns: int = -1  # a resubscribe went out then; -1: none pending
     # orderbook.full (delta only): deltas buffered until the REST snapshot answers
-    buffer: list[tuple[int, int, list[tuple[float, float]], list[tuple[float, float]]]] = field(
-        default_factory=list
-    )
+    buffer: list[tuple[int, int, int, list[tuple[float, float]], list[tuple[float, float]]]] = (
+        field(default_factory=list)
+    )  # (ts, u, seq, bids, asks)
     snapshot_due_ns: int = -1  # -1: no REST snapshot wanted
     snapshot_in_flight: bool = False
     fresh: bool = False  # synced from a REST snapshot and no delta applied since
@@ -271,6 +280,10 @@ class BybitProtocol(VenueProtocol):
         self._last_ping_ns = 0
         self._outbox: list[tuple[str, bytes]] = []
         self._reconnects: list[str] = []
+        # req_id → the topics of that subscribe request (Bybit echoes req_id in its answer)
+        self._requests: dict[str, list[str]] = {}
+        self._resubscribes = 0
+        self._last_fill: dict[str, tuple[int, int]] = {}  # native → (seq, fill) of its last trade
 
     # -- symbols and topics -------------------------------------------------------------------
     def normalize_symbol(self, native: str) -> str:
@@ -298,11 +311,18 @@ class BybitProtocol(VenueProtocol):
         return wanted
 
     def subscribe_messages(self) -> tuple[bytes, ...]:
+        """The subscribe requests, each with a ``req_id`` naming its topics (a refusal is then
+        an event per refused topic and symbol)."""
         topics = [topic for native in self.active for topic in self.topics(native)]
-        return tuple(
-            msgspec.json.encode({"op": "subscribe", "args": topics[i : i + ARGS_PER_REQUEST]})
-            for i in range(0, len(topics), ARGS_PER_REQUEST)
-        )
+        messages = []
+        for n, i in enumerate(range(0, len(topics), ARGS_PER_REQUEST)):
+            args = topics[i : i + ARGS_PER_REQUEST]
+            req_id = f"s{n}"
+            self._requests[req_id] = args
+            messages.append(
+                msgspec.json.encode({"op": "subscribe", "args": args, "req_id": req_id})
+            )
+        return tuple(messages)
 
     # -- connections --------------------------------------------------------------------------
     def connections(self) -> list[StreamSpec]:
@@ -549,8 +569,15 @@ class BybitProtocol(VenueProtocol):
             return FrameStatus.FILTERED  # heartbeat answers (derivatives: pong; spot: ping)
         if op in ("subscribe", "unsubscribe"):
             if msg.success is False:
-                self._event(out, "", Channel.EVENTS, EventKind.INVALID_SYMBOL, recv_ns, recv_ns,
-                            -1, -1, f"Bybit refused {op}: {msg.ret_msg}")  # fmt: skip
+                topics = self._requests.get(msg.req_id) if op == "subscribe" else None
+                if not topics:
+                    self._event(out, "", Channel.EVENTS, EventKind.INVALID_SYMBOL, recv_ns,
+                                recv_ns, -1, -1, f"Bybit refused {op}: {msg.ret_msg}")  # fmt: skip
+                for topic in topics or ():
+                    native = topic.rpartition(".")[2]
+                    self._event(out, native, Channel.EVENTS, EventKind.INVALID_SYMBOL, recv_ns,
+                                recv_ns, -1, -1, f"Bybit refused subscribe {topic}: "
+                                f"{msg.ret_msg}")  # fmt: skip
                 return FrameStatus.PROCESSED
             return FrameStatus.FILTERED
         raise RejectedFrame("unknown_message", op or "(no topic and no op)")
@@ -560,18 +587,23 @@ class BybitProtocol(VenueProtocol):
     ) -> FrameStatus:
         symbol = self.contracts[native].symbol
         trades = []
+        last_seq, fill = self._last_fill.get(native, (-1, -1))
         for t in wire.TRADES.decode(msg.data):
             if t.S not in ("Buy", "Sell"):
                 raise RejectedFrame("invalid_field", f"side {t.S!r}")
             price, size, ts = _float(t.p), _float(t.v), t.T * MS
             check_trade(price, size, ts, recv_ns)
-            tid = trade_id(t.i)
+            # the fills of one seq (a sweep) numbered in order, across messages too
+            fill = fill + 1 if t.seq == last_seq else 0
+            last_seq = t.seq
+            tid = trade_id(t.i, t.seq, fill)
             trades.append(Trade(
                 exchange=EXCHANGE, symbol=symbol, native_symbol=native, ts=ts, recv_ts=recv_ns,
                 trade_id=tid, price=price, size=size, side=BUY if t.S == "Buy" else SELL,
                 first_trade_id=tid, last_trade_id=tid,
             ))  # fmt: skip
         out.trades.extend(trades)
+        self._last_fill[native] = (last_seq, fill)
         return FrameStatus.PROCESSED
 
     # -- books --------------------------------------------------------------------------------
@@ -602,7 +634,7 @@ class BybitProtocol(VenueProtocol):
             book.u, book.seq, book.synced, book.resync_since_ns = body.u, body.seq, True, -1
             book.waiting = ""
             if book_wanted:
-                self._rows(out, book, bids, asks, ts, recv_ns, True, body.u, -1)
+                self._rows(out, book, bids, asks, ts, recv_ns, True, body.u, body.seq)
             if restart:
                 why = "u=1 snapshot: Bybit's book service restarted; book overwritten"
                 self._event(out, native, book.channel, EventKind.RESYNC, ts, recv_ns, -1, 1, why)
@@ -626,7 +658,7 @@ class BybitProtocol(VenueProtocol):
             return self._broken(book, ts, recv_ns, out, body.u, "crossed after the delta")
         book.u, book.seq = body.u, body.seq
         if book_wanted:
-            self._rows(out, book, bids, asks, ts, recv_ns, False, body.u, body.u - 1)
+            self._rows(out, book, bids, asks, ts, recv_ns, False, body.u, body.seq)
         if bbo_wanted:
             self._bbo(out, book, ts, recv_ns)
         return FrameStatus.PROCESSED
@@ -651,8 +683,13 @@ class BybitProtocol(VenueProtocol):
         self._event(out, book.native, book.channel, EventKind.RESYNC, ts, recv_ns, expected,
                     received, f"{book.topic}: resubscribing for a fresh snapshot")  # fmt: skip
         args = [book.topic]
-        self._outbox.append((CONN, msgspec.json.encode({"op": "unsubscribe", "args": args})))
-        self._outbox.append((CONN, msgspec.json.encode({"op": "subscribe", "args": args})))
+        self._resubscribes += 1
+        req_id = f"r{self._resubscribes}"
+        self._requests[req_id] = args
+        unsubscribe = {"op": "unsubscribe", "args": args}
+        self._outbox.append((CONN, msgspec.json.encode(unsubscribe)))
+        subscribe = {"op": "subscribe", "args": args, "req_id": req_id}
+        self._outbox.append((CONN, msgspec.json.encode(subscribe)))
         return FrameStatus.PROCESSED
 
     @staticmethod
@@ -665,11 +702,17 @@ class BybitProtocol(VenueProtocol):
         recv_ns: int,
         snapshot: bool,
         u: int,
-        prev: int,
+        seq: int,
     ) -> None:
-        """Stored rows: ``first_update_id = update_id = u``, ``prev_update_id = u - 1`` on
-        deltas (what :mod:`hundi.exchanges.bybit.book` checks)."""
+        """Stored rows: ``first_update_id = u``, ``update_id = seq`` (Bybit's cross sequence:
+        "for the smaller seq, the data is generated earlier"; ``u`` where a message has none)
+        and, on deltas, ``prev_update_id`` = the previous stored message's ``update_id`` (what
+        :mod:`hundi.exchanges.bybit.book` checks). Readers order rows by ``update_id``: ``u``
+        restarts at 1 after a service restart, so it cannot order them."""
         symbol, native = book.symbol, book.native
+        row_id = seq if seq >= 0 else u
+        prev = -1 if snapshot else book.row_id
+        book.row_id = row_id
         for side, levels in ((BID, bids), (ASK, asks)):
             out.book.extend(
                 BookChange(
@@ -683,7 +726,7 @@ class BybitProtocol(VenueProtocol):
                     size=size,
                     snapshot=snapshot,
                     first_update_id=u,
-                    update_id=u,
+                    update_id=row_id,
                     prev_update_id=prev,
                 )
                 for price, size in levels
@@ -733,13 +776,13 @@ class BybitProtocol(VenueProtocol):
             if u != book.u + 1:
                 why = "u=1: Bybit's book service restarted" if u == 1 else f"u {u} after {book.u}"
                 self._refetch(book, ts, recv_ns, out, u, why)
-                book.buffer.append((ts, u, bids, asks))
+                book.buffer.append((ts, u, body.seq, bids, asks))
                 return FrameStatus.PROCESSED
-            self._apply_full(book, ts, recv_ns, out, u, bids, asks)
+            self._apply_full(book, ts, recv_ns, out, u, body.seq, bids, asks)
             return FrameStatus.PROCESSED
         if u == 1:
             book.buffer = []  # a restart while buffering: what came before is another sequence
-        book.buffer.append((ts, u, bids, asks))
+        book.buffer.append((ts, u, body.seq, bids, asks))
         del book.buffer[:-FULL_BUFFER]
         if not book.snapshot_in_flight and book.snapshot_due_ns < 0:
             book.snapshot_due_ns = recv_ns
@@ -752,6 +795,7 @@ class BybitProtocol(VenueProtocol):
         recv_ns: int,
         out: RecordSink,
         u: int,
+        seq: int,
         bids: list[tuple[float, float]],
         asks: list[tuple[float, float]],
     ) -> None:
@@ -762,8 +806,8 @@ class BybitProtocol(VenueProtocol):
         if self._crossed(book):
             self._refetch(book, ts, recv_ns, out, u, "crossed after the delta")
             return
-        book.u, book.fresh = u, False
-        self._rows(out, book, bids, asks, ts, recv_ns, False, u, u - 1)
+        book.u, book.seq, book.fresh = u, seq, False
+        self._rows(out, book, bids, asks, ts, recv_ns, False, u, seq)
 
     def _refetch(
         self, book: Book, ts: int, recv_ns: int, out: RecordSink, received: int, why: str
@@ -817,14 +861,19 @@ class BybitProtocol(VenueProtocol):
         book.asks.load(asks)
         book.u, book.seq, book.synced, book.fresh, book.waiting = snap.u, snap.seq, True, True, ""
         ts = (snap.ts or recv_ns // MS) * MS
-        self._rows(out, book, bids, asks, ts, recv_ns, True, snap.u, -1)
+        self._rows(out, book, bids, asks, ts, recv_ns, True, snap.u, snap.seq)
         self._event(out, native, Channel.BOOK, EventKind.SYNCED, ts, recv_ns, -1, snap.u,
                     f"{book.topic}: REST snapshot")  # fmt: skip
-        for d_ts, u, d_bids, d_asks in pending:
+        for entry in pending:
+            d_ts, u, d_seq, d_bids, d_asks = entry
             if not book.synced:
-                book.buffer.append((d_ts, u, d_bids, d_asks))
+                book.buffer.append(entry)
                 continue
-            self._apply_full(book, d_ts, recv_ns, out, u, d_bids, d_asks)
+            if u != book.u + 1:  # a delta lost while buffering: a hole, not applied over
+                self._refetch(book, d_ts, recv_ns, out, u, f"u {u} after {book.u} (buffered)")
+                book.buffer.append(entry)
+                continue
+            self._apply_full(book, d_ts, recv_ns, out, u, d_seq, d_bids, d_asks)
 
     # -- tickers ------------------------------------------------------------------------------
     def _ticker(

@@ -140,7 +140,9 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         self.steps = 0
         self.faults = FaultLog()
         self.streams: dict[tuple[str, int, str], _Stream] = {}
+        # "category:i:seq:fill" of every trade sent (the client's id: trade_id(i, seq, fill))
         self.trades_sent: dict[str, list[str]] = {s: [] for s in config.symbols}
+        self.trade_seq = 10**9  # the cross sequence of trades: one per match (a taker's fills)
         self.liquidations: dict[str, list[list[Any]]] = {s: [] for s in config.symbols}
         self.tickers: dict[str, dict[str, str]] = {}
         self.open_interest: dict[str, float] = {
@@ -249,18 +251,22 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
         now = _now_ms()
         side = "Sell" if buyer_is_maker else "Buy"
         price_text = fixed(price, spec.price_decimals)
+        self.trade_seq += 1
+        seq = self.trade_seq
         for category in category_of(symbol):
             rows = [
                 {"T": now, "s": symbol, "S": side, "v": fixed(qty, spec.qty_decimals),
                  "p": price_text, "L": "PlusTick", "i": self._trade_id(category, tid),
-                 "BT": False}
+                 "BT": False, "seq": seq}
                 for tid, qty in fills
             ]  # fmt: skip
             topic = f"publicTrade.{symbol}"
             frame = msgspec.json.encode({"topic": topic, "type": "snapshot", "ts": now,
                                          "data": rows})  # fmt: skip
             if await self._broadcast(category, topic, frame):
-                self.trades_sent[symbol].extend(f"{category}:{r['i']}" for r in rows)
+                self.trades_sent[symbol].extend(
+                    f"{category}:{r['i']}:{seq}:{fill}" for fill, r in enumerate(rows)
+                )
         for tid, qty in fills:
             if self.rng.random() < self.config.liquidation_rate:
                 await self._liquidation(symbol, price, qty, tid)
@@ -580,17 +586,19 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             await self._send(conn, msgspec.json.encode(pong))
             return
         args = req.get("args") if isinstance(req, dict) else None
+        req_id = req.get("req_id", "") if isinstance(req, dict) else ""  # echoed, as Bybit does
+        req_id = req_id if isinstance(req_id, str) else ""
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list):
-            await self._refuse(conn, str(op or ""), "error:request not supported")
+            await self._refuse(conn, str(op or ""), "error:request not supported", req_id)
             return
         if conn.category == "spot" and len(args) > SPOT_ARGS_LIMIT:
-            await self._refuse(conn, op, f"args size >{SPOT_ARGS_LIMIT}")
+            await self._refuse(conn, op, f"args size >{SPOT_ARGS_LIMIT}", req_id)
             return
         bad = [a for a in args if not isinstance(a, str) or not self._known(conn.category, a)]
         if bad:
-            await self._refuse(conn, op, f"Invalid symbol :[{bad[0]}]")
+            await self._refuse(conn, op, f"Invalid symbol :[{bad[0]}]", req_id)
             return
-        ack = {"success": True, "ret_msg": "", "conn_id": conn_id, "op": op}
+        ack = {"success": True, "ret_msg": "", "conn_id": conn_id, "req_id": req_id, "op": op}
         await self._send(conn, msgspec.json.encode(ack))
         for topic in args:
             if op == "unsubscribe":
@@ -600,9 +608,9 @@ class BybitSimulator(SimulatorSite[BybitSimConfig]):
             conn.record.subscriptions.append(topic)
             await self._first_push(conn, topic)
 
-    async def _refuse(self, conn: _Conn, op: str, why: str) -> None:
+    async def _refuse(self, conn: _Conn, op: str, why: str, req_id: str = "") -> None:
         refusal = {"success": False, "ret_msg": why, "conn_id": f"sim-{conn.record.conn_id}",
-                   "op": op}  # fmt: skip
+                   "req_id": req_id, "op": op}  # fmt: skip
         await self._send(conn, msgspec.json.encode(refusal))
 
     def _known(self, category: str, topic: str) -> bool:
