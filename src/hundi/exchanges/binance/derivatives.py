@@ -291,8 +291,8 @@ def instrument_of(
         delivery = listed.delivery_date
         expiry = delivery * MS if 0 < delivery < NO_DELIVERY_MS else 0
     contract_size = 1.0
-    if market.inverse and listed.contract_size is not None:
-        contract_size = float(listed.contract_size)
+    if market.inverse:  # USD per contract: only the listing says it (NaN: it did not)
+        contract_size = NAN if listed.contract_size is None else float(listed.contract_size)
     settle = listed.margin_asset or (listed.base if market.inverse else listed.quote)
     return Instrument(
         exchange=exchange, symbol=info.normalized, native_symbol=info.native, ts=recv_ns,

@@ -420,8 +420,11 @@ class MarketData(VenueProtocol):
             except DECODE_ERRORS:
                 status = 599  # unusable body: retry like a transport failure
             else:
-                if any(not s.listing_status for s in info.symbols):
-                    info, status = None, 599  # a symbol without a status: cannot tell
+                # a configured symbol without a status: cannot tell (others do not matter: one
+                # odd entry among hundreds must not block the listing forever)
+                mine = self._symbols
+                if any(not s.listing_status for s in info.symbols if s.symbol in mine):
+                    info, status = None, 599
         self._scheduler.completed(EXCHANGE_INFO_KEY, status, response.headers, recv_ns, side=True)
         if info is None:
             self._info_wanted = True
