@@ -389,3 +389,25 @@ def test_an_inverse_contract_without_contract_size_is_unknown_not_one_usd() -> N
     protocol.receive_response(oi, RestResponse(200, oi_body("BTCUSD_PERP", "7", T0)), NOW, out)
     [ticker] = out.derivative_ticker
     assert ticker.open_interest == 7 and math.isnan(ticker.open_interest_value)
+
+
+def test_open_interest_interval_must_fit_half_the_weight_budget() -> None:
+    """200 COIN-M symbols at the default minute: 200 weight of the 1200 (fits). A given interval
+    the budget cannot honour is a one-line error, not polls silently falling behind; the
+    default stretches (the book snapshots keep the other half)."""
+    symbols = tuple(f"C{n:03d}USD_PERP" for n in range(200))
+    fits = venue("coinm", symbols, Channel.DERIVATIVE_TICKER)
+    assert fits.market_data.open_interest is not None
+    assert fits.market_data.open_interest.interval_ns == 60 * S
+    with pytest.raises(ValueError, match="give at least 20 ") as raised:
+        venue("coinm", symbols, Channel.DERIVATIVE_TICKER, open_interest_interval_s="10")
+    assert "\n" not in str(raised.value) and "1200 REST weight a minute" in str(raised.value)
+    small = venue("coinm", symbols, Channel.DERIVATIVE_TICKER, rest_weight_per_minute="100")
+    assert small.market_data.open_interest is not None
+    assert small.market_data.open_interest.interval_ns == 240 * S  # 200 a minute would be 2x
+    assert (
+        venue(
+            "coinm", symbols, Channel.DERIVATIVE_TICKER, open_interest_interval_s="0"
+        ).market_data.open_interest
+        is None
+    )

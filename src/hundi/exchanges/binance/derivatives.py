@@ -4,11 +4,11 @@
   rate ``r``, next funding time ``T``; option ``mark_price_stream=markPrice`` for the 3 s stream)
   merged with REST ``openInterest``, polled per symbol every ``open_interest_interval_s``
   (weight 1 each, a *side* request of the shared :class:`RestScheduler`, so it counts against
-  the weight budget and never delays a book snapshot). Each message or answer emits one full
-  record: the other fields keep their latest value (NaN until first known). Open interest is in
-  the market's size unit (USD-M: the base asset; COIN-M: contracts); its value is, USD-M, open
-  interest times the latest mark price (quote asset), COIN-M open interest times
-  ``contractSize`` (USD).
+  the weight budget, at most half of it: ``marketdata._open_interest_interval_s``). Each
+  message or answer emits one full record: the other fields keep their latest value (NaN
+  until first known). Open interest is in the market's size unit (USD-M: the base asset;
+  COIN-M: contracts); its value is, USD-M, open interest times the latest mark price (quote
+  asset), COIN-M open interest times ``contractSize`` (USD).
 * ``liquidations``: ``<symbol>@forceOrder``. Binance documents it as a snapshot: "only the
   latest one liquidation order within 1000ms will be pushed", so records are ``sampled``.
 * ``instruments``: ``exchangeInfo`` (spot, USD-M, COIN-M) turned into
