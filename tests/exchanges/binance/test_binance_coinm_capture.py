@@ -269,3 +269,16 @@ def test_a_capture_mixing_markets_is_a_one_line_error_not_a_guess(tmp_path: Path
     assert result.exit_code == 2, result.output
     assert "mixes Binance markets: spot (" in result.output
     assert "Traceback" not in result.output and "-PERP" not in result.output
+
+
+def test_configuration_line_of_a_delivery_recording_without_rest_lines_is_coinm(
+    tmp_path: Path,
+) -> None:
+    """No URL at all: the ``BINANCE_DELIVERY`` name still says COIN-M (it was read as USD-M,
+    ``BTCUSD`` perpetual, a symbol COIN-M does not have)."""
+    setup = tmp_path / "BINANCE_DELIVERY.0"
+    config = {"trades": ["BTC-USD-PERP", "LINK-USD-20211231"]}
+    setup.write_text(f"configuration: {json.dumps(config)}\n", encoding="utf-8")
+    inferred = infer_config([setup], "binance", None)
+    assert inferred.market == "coinm"
+    assert inferred.symbols == ("BTCUSD_PERP", "LINKUSD_211231")

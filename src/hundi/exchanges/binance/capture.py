@@ -232,7 +232,10 @@ def _from_configuration_line(files: Sequence[Path], market: str | None) -> Venue
                     break
                 symbols: dict[str, None] = {}
                 channels: dict[Channel, None] = {}
-                coinm = _market_of(_rest_urls(files)) == "coinm"
+                # a dapi REST line says COIN-M; so does cryptofeed's COIN-M file name
+                coinm = _market_of(_rest_urls(files)) == "coinm" or any(
+                    p.name.startswith("BINANCE_DELIVERY.") for p in files
+                )
                 for name, listed in configured.items():
                     if name in _CONFIGURATION_CHANNELS:
                         channels[_CONFIGURATION_CHANNELS[name]] = None
