@@ -34,3 +34,26 @@ def test_every_symbol_unknown_to_the_exchange_is_nothing_collected() -> None:
 def test_one_unknown_symbol_beside_collected_ones_stays_ok() -> None:
     # said in the summary and as an invalid_symbol event; the rest was collected and stored
     assert judge(summary(invalid_symbols=["XYZUSDT"]))["exit_code"] == 0
+
+
+def test_rest_only_channels_stored_without_any_stream_is_ok() -> None:
+    # --channels instruments: no stream is planned, so no frame can come; the rows were stored
+    nothing = {"received": 0, "processed": 0, "filtered": 0, "rejected": 0}
+    outcome = judge(summary(frames=nothing, records={"instruments": 2}, streams={}))
+    assert outcome == {"result": "ok", "exit_code": 0, "reasons": []}
+
+
+def test_rest_records_but_silent_streams_is_incomplete_not_nothing() -> None:
+    # open interest came over REST, the mark-price stream never said a word
+    nothing = {"received": 0, "processed": 0, "filtered": 0, "rejected": 0}
+    streams = {"binance:stream-0": {"last_error": "refused"}}
+    outcome = judge(summary(frames=nothing, records={"derivative_ticker": 3}, streams=streams))
+    assert (outcome["result"], outcome["exit_code"]) == ("incomplete", 1)
+    assert outcome["reasons"] == ["no frame received (binance:stream-0: refused)"]
+
+
+def test_nothing_at_all_is_still_nothing_collected() -> None:
+    nothing = {"received": 0, "processed": 0, "filtered": 0, "rejected": 0}
+    for streams in ({}, {"binance:stream-0": {}}):
+        outcome = judge(summary(frames=nothing, records={"events": 1}, streams=streams))
+        assert (outcome["result"], outcome["exit_code"]) == ("nothing_collected", 3)

@@ -311,3 +311,23 @@ def test_an_empty_store_is_said_to_hold_nothing(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(NotStored, match="holds no exchange 'binance'; it holds: nothing"):
         hundi.read(empty, exchange="binance", channel="trades")
+
+
+def test_a_native_name_of_a_dated_future_reads_the_stored_one(tmp_path: Path) -> None:
+    """Deliveries are stored as ``BASE-QUOTE-YYYYMMDD`` while the venue's name carries
+    ``YYMMDD`` (``LINKUSD_211231`` → ``LINK-USD-20211231``): the native name still finds it."""
+    root = tmp_path / "data"
+    writer = EmbeddedStore(str(root))
+    names = {"LINK-USD-20211231": "LINKUSD_211231", "LINK-USD-PERP": "LINKUSD_PERP",
+             "BTC-USDT-20260626": "BTCUSDT_260626"}  # fmt: skip
+    writer.write({Channel.TRADES: [
+        Trade(exchange="binance", symbol=symbol, native_symbol=native, ts=T0, recv_ts=T0 + 1,
+              trade_id=1, price=100.0, size=1.0, side=1, first_trade_id=1, last_trade_id=1)
+        for symbol, native in names.items()
+    ]})  # fmt: skip
+    writer.close()
+    for symbol, native in names.items():
+        frame = hundi.read(str(root), exchange="binance", symbol=native)
+        assert list(frame["symbol"]) == [symbol]
+    with pytest.raises(NotStored):
+        hundi.read(str(root), exchange="binance", symbol="LINKUSD_220325")

@@ -167,18 +167,21 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
     ``problems`` are the caller's own reasons the run is incomplete (a replay's unanswered
     REST requests)."""
     reasons: list[str] = []
-    if summary["frames"]["received"] == 0:
+    market_records = sum(v for k, v in summary["records"].items() if k != "events")
+    streams = summary.get("streams", {})
+    if summary["frames"]["received"] == 0 and (streams or market_records == 0):
         failures = [
             f"{key}: {stream['last_error']}"
-            for key, stream in summary.get("streams", {}).items()
+            for key, stream in streams.items()
             if stream.get("last_error")
         ]
         reasons.append("no frame received" + (f" ({'; '.join(failures)})" if failures else ""))
-        result = Result.NOTHING_COLLECTED
+        # records that came over REST alone (instruments, open interest) were still stored
+        result = Result.NOTHING_COLLECTED if market_records == 0 else Result.INCOMPLETE
     else:
+        # frames came, or none were asked for (REST-only channels such as instruments)
         result = Result.OK
         invalid = summary.get("invalid_symbols") or []
-        market_records = sum(v for k, v in summary["records"].items() if k != "events")
         if invalid and market_records == 0:
             # every symbol asked for is unknown to the exchange (a typo): frames came (acks,
             # the listing), data did not

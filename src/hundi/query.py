@@ -72,6 +72,11 @@ def _glued(name: str) -> str:
     return "".join(ch for ch in name.upper() if ch.isalnum())
 
 
+def _letters(name: str) -> str:
+    """Letters only, upper case (``LINKUSD_211231`` → ``LINKUSD``)."""
+    return "".join(ch for ch in name.upper() if ch.isalpha())
+
+
 def closest_first(asked: str, names: Iterable[str]) -> list[str]:
     """``names`` (unique, sorted), those close to ``asked`` (``difflib``, ignoring case and
     separators) first, closest first."""
@@ -215,8 +220,16 @@ def _match(listing: _Listing, exchange: str, symbol: str, channels: list[Channel
     asked = _glued(symbol)
     if not asked:
         return None
-    # a native name glues to the start of the stored one (BTCUSDT: BTC-USDT, BTC-USDT-PERP)
-    candidates = sorted(name for name in by_symbol if _glued(name).startswith(asked))
+    # a native name glues to the start of the stored one (BTCUSDT: BTC-USDT, BTC-USDT-PERP),
+    # but for digits: a delivery's native date may be shorter (LINKUSD_211231 is stored as
+    # LINK-USD-20211231), so the letters decide who is a candidate and the stored native
+    # name whether it is the one
+    letters = _letters(asked)
+    candidates = sorted(
+        name
+        for name in by_symbol
+        if (_letters(name).startswith(letters) if letters else _glued(name).startswith(asked))
+    )
     matches = []
     for name in candidates:
         native = stored_native(listing.store, exchange, by_symbol[name], name)

@@ -237,3 +237,48 @@ def test_another_market_than_the_urls_say_is_a_one_line_error(tmp_path: Path) ->
         assert "\n" not in str(e)
     else:
         raise AssertionError("a COIN-M capture replayed as USD-M")
+
+
+RECORDINGS = Path(__file__).resolve().parents[4] / "shared" / "recordings"
+
+
+def test_a_capture_mixing_markets_is_a_one_line_error_not_a_guess(tmp_path: Path) -> None:
+    """A COIN-M recording beside USD-M files (or spot beside USD-M) is two markets: replayed as
+    one, USD-M ``BTCUSDT`` streams would be named by COIN-M rules, spot ``BLZETH`` became
+    ``BLZ-ETH-PERP``. One replay is one market: a clear error, exit 2, no traceback."""
+    files = write_capture(tmp_path)
+    usdm = tmp_path / "BINANCE_FUTURES.ws.1.0"
+    usdm.write_text(f"wss://fstream.binance.com/stream?streams=btcusdt@aggTrade <-> {T0:.6f}\n")
+    try:
+        infer_config([*files, usdm], "binance", None)
+    except ValueError as e:
+        message = str(e)
+        assert "mixes Binance markets" in message and "\n" not in message
+        assert "coinm (" in message and "usdm (wss://fstream.binance.com/stream)" in message
+    else:
+        raise AssertionError("a COIN-M + USD-M capture replayed as one market")
+    if not (RECORDINGS / "BINANCE.0").exists():
+        return
+    spot_and_usdm = sorted(RECORDINGS.glob("BINANCE.*")) + sorted(
+        RECORDINGS.glob("BINANCE_FUTURES.*")
+    )
+    result = CliRunner().invoke(
+        replay_command, [*map(str, spot_and_usdm), "--dry-run", "--quarantine",
+                         str(tmp_path / "q.jsonl")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "mixes Binance markets: spot (" in result.output
+    assert "Traceback" not in result.output and "-PERP" not in result.output
+
+
+def test_configuration_line_of_a_delivery_recording_without_rest_lines_is_coinm(
+    tmp_path: Path,
+) -> None:
+    """No URL at all: the ``BINANCE_DELIVERY`` name still says COIN-M (it was read as USD-M,
+    ``BTCUSD`` perpetual, a symbol COIN-M does not have)."""
+    setup = tmp_path / "BINANCE_DELIVERY.0"
+    config = {"trades": ["BTC-USD-PERP", "LINK-USD-20211231"]}
+    setup.write_text(f"configuration: {json.dumps(config)}\n", encoding="utf-8")
+    inferred = infer_config([setup], "binance", None)
+    assert inferred.market == "coinm"
+    assert inferred.symbols == ("BTCUSD_PERP", "LINKUSD_211231")

@@ -344,3 +344,70 @@ def test_open_interest_polls_stay_within_the_weight_budget() -> None:
     assert not [k for k in requests(protocol, NOW + 30 * S) if k.endswith("@openInterest")]
     later = [k for k in requests(protocol, NOW + 61 * S) if k.endswith("@openInterest")]
     assert len(later) == 10
+
+
+def test_an_odd_unconfigured_listing_entry_does_not_block_the_listing() -> None:
+    """One symbol of hundreds without ``status``/``contractStatus`` (not ours) refused the whole
+    exchangeInfo, retried forever: no instruments, no symbol check."""
+    protocol = venue("usdm", ("BTCUSDT",), Channel.INSTRUMENTS)
+    listing = json.loads(usdm_listing("0.10"))
+    listing["symbols"].append({"symbol": "ODDUSDT", "baseAsset": "ODD", "quoteAsset": "USDT"})
+    out = RecordSink()
+    protocol.receive_response(
+        requests(protocol, NOW)[EXCHANGE_INFO_KEY],
+        RestResponse(200, json.dumps(listing).encode()), NOW, out,
+    )  # fmt: skip
+    assert [row.symbol for row in out.instruments] == ["BTC-USDT-PERP"]
+    # ours without a status is still refused and asked again
+    listing["symbols"][0].pop("status")
+    refused = venue("usdm", ("BTCUSDT",), Channel.INSTRUMENTS)
+    out = RecordSink()
+    refused.receive_response(
+        requests(refused, NOW)[EXCHANGE_INFO_KEY],
+        RestResponse(200, json.dumps(listing).encode()), NOW, out,
+    )  # fmt: skip
+    assert not out.instruments
+    assert EXCHANGE_INFO_KEY in requests(refused, NOW + 60 * S)
+
+
+def test_an_inverse_contract_without_contract_size_is_unknown_not_one_usd() -> None:
+    """COIN-M sizes are contracts of ``contractSize`` USD; a listing that does not say it must
+    not become 1 USD (open interest value 100x off for BTC), but NaN."""
+    protocol = venue("coinm", ("BTCUSD_PERP",), Channel.INSTRUMENTS, Channel.DERIVATIVE_TICKER)
+    entry = {"symbol": "BTCUSD_PERP", "pair": "BTCUSD", "contractType": "PERPETUAL",
+             "contractStatus": "TRADING", "baseAsset": "BTC", "quoteAsset": "USD",
+             "marginAsset": "BTC", "filters": []}  # fmt: skip
+    due = requests(protocol, NOW)
+    out = RecordSink()
+    protocol.receive_response(
+        due[EXCHANGE_INFO_KEY], RestResponse(200, json.dumps({"symbols": [entry]}).encode()),
+        NOW, out,
+    )  # fmt: skip
+    [row] = out.instruments
+    assert row.inverse and math.isnan(row.contract_size)
+    oi = due["BTCUSD_PERP@openInterest"]
+    protocol.receive_response(oi, RestResponse(200, oi_body("BTCUSD_PERP", "7", T0)), NOW, out)
+    [ticker] = out.derivative_ticker
+    assert ticker.open_interest == 7 and math.isnan(ticker.open_interest_value)
+
+
+def test_open_interest_interval_must_fit_half_the_weight_budget() -> None:
+    """200 COIN-M symbols at the default minute: 200 weight of the 1200 (fits). A given interval
+    the budget cannot honour is a one-line error, not polls silently falling behind; the
+    default stretches (the book snapshots keep the other half)."""
+    symbols = tuple(f"C{n:03d}USD_PERP" for n in range(200))
+    fits = venue("coinm", symbols, Channel.DERIVATIVE_TICKER)
+    assert fits.market_data.open_interest is not None
+    assert fits.market_data.open_interest.interval_ns == 60 * S
+    with pytest.raises(ValueError, match="give at least 20 ") as raised:
+        venue("coinm", symbols, Channel.DERIVATIVE_TICKER, open_interest_interval_s="10")
+    assert "\n" not in str(raised.value) and "1200 REST weight a minute" in str(raised.value)
+    small = venue("coinm", symbols, Channel.DERIVATIVE_TICKER, rest_weight_per_minute="100")
+    assert small.market_data.open_interest is not None
+    assert small.market_data.open_interest.interval_ns == 240 * S  # 200 a minute would be 2x
+    assert (
+        venue(
+            "coinm", symbols, Channel.DERIVATIVE_TICKER, open_interest_interval_s="0"
+        ).market_data.open_interest
+        is None
+    )

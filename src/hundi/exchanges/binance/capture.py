@@ -169,13 +169,37 @@ def _open_interest_interval(files: Sequence[Path]) -> int:
     return max(1, int(min(gaps))) if gaps else 60
 
 
-def _market_of(urls: list[str]) -> str:
-    """``coinm`` for dstream/dapi URLs, ``usdm`` for fstream/fapi ones, else ``spot``."""
-    if any("dstream" in urlsplit(u).netloc or "/dapi/" in u for u in urls):
+def _url_market(url: str) -> str | None:
+    """The market one URL belongs to: dstream/dapi ``coinm``, fstream/fapi ``usdm``, Binance's
+    spot hosts or ``/api/v3/`` ``spot``; None for a URL that does not say (a local simulator's
+    WebSocket)."""
+    host = urlsplit(url).netloc
+    if "dstream" in host or "/dapi/" in url:
         return "coinm"
-    if any("fstream" in urlsplit(u).netloc or "/fapi/" in u for u in urls):
+    if "fstream" in host or "/fapi/" in url:
         return "usdm"
-    return "spot"
+    if "/api/v3/" in url or host.startswith(("stream.binance", "api.binance", "data-")):
+        return "spot"
+    return None
+
+
+def _market_of(urls: list[str]) -> str:
+    """``coinm`` for dstream/dapi URLs, ``usdm`` for fstream/fapi ones, else ``spot``.
+
+    One replay is one market: files of several (a ``BINANCE.*`` beside a ``BINANCE_FUTURES.*``)
+    would name one market's symbols by the other's rules (spot ``BLZETH`` as ``BLZ-ETH-PERP``),
+    so they are a ValueError, not a guess."""
+    by_market: dict[str, str] = {}
+    for url in urls:
+        found = _url_market(url)
+        if found is not None:
+            by_market.setdefault(found, urlsplit(url)._replace(query="").geturl())
+    if len(by_market) > 1:
+        seen = ", ".join(f"{m} ({u})" for m, u in sorted(by_market.items()))
+        raise ValueError(
+            f"the capture mixes Binance markets: {seen}; replay each market's files separately"
+        )
+    return next(iter(by_market), "spot")
 
 
 _CONFIGURATION_CHANNELS = {
@@ -208,7 +232,10 @@ def _from_configuration_line(files: Sequence[Path], market: str | None) -> Venue
                     break
                 symbols: dict[str, None] = {}
                 channels: dict[Channel, None] = {}
-                coinm = _market_of(_rest_urls(files)) == "coinm"
+                # a dapi REST line says COIN-M; so does cryptofeed's COIN-M file name
+                coinm = _market_of(_rest_urls(files)) == "coinm" or any(
+                    p.name.startswith("BINANCE_DELIVERY.") for p in files
+                )
                 for name, listed in configured.items():
                     if name in _CONFIGURATION_CHANNELS:
                         channels[_CONFIGURATION_CHANNELS[name]] = None

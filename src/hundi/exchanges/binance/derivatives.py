@@ -4,11 +4,11 @@
   rate ``r``, next funding time ``T``; option ``mark_price_stream=markPrice`` for the 3 s stream)
   merged with REST ``openInterest``, polled per symbol every ``open_interest_interval_s``
   (weight 1 each, a *side* request of the shared :class:`RestScheduler`, so it counts against
-  the weight budget and never delays a book snapshot). Each message or answer emits one full
-  record: the other fields keep their latest value (NaN until first known). Open interest is in
-  the market's size unit (USD-M: the base asset; COIN-M: contracts); its value is, USD-M, open
-  interest times the latest mark price (quote asset), COIN-M open interest times
-  ``contractSize`` (USD).
+  the weight budget, at most half of it: ``marketdata._open_interest_interval_s``). Each
+  message or answer emits one full record: the other fields keep their latest value (NaN
+  until first known). Open interest is in the market's size unit (USD-M: the base asset;
+  COIN-M: contracts); its value is, USD-M, open interest times the latest mark price (quote
+  asset), COIN-M open interest times ``contractSize`` (USD).
 * ``liquidations``: ``<symbol>@forceOrder``. Binance documents it as a snapshot: "only the
   latest one liquidation order within 1000ms will be pushed", so records are ``sampled``.
 * ``instruments``: ``exchangeInfo`` (spot, USD-M, COIN-M) turned into
@@ -291,8 +291,8 @@ def instrument_of(
         delivery = listed.delivery_date
         expiry = delivery * MS if 0 < delivery < NO_DELIVERY_MS else 0
     contract_size = 1.0
-    if market.inverse and listed.contract_size is not None:
-        contract_size = float(listed.contract_size)
+    if market.inverse:  # USD per contract: only the listing says it (NaN: it did not)
+        contract_size = NAN if listed.contract_size is None else float(listed.contract_size)
     settle = listed.margin_asset or (listed.base if market.inverse else listed.quote)
     return Instrument(
         exchange=exchange, symbol=info.normalized, native_symbol=info.native, ts=recv_ns,

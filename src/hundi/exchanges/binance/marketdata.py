@@ -22,6 +22,7 @@ Everything that differs between markets comes from the market's row
 from __future__ import annotations
 
 import logging
+import math
 import random
 
 from msgspec import Raw
@@ -99,6 +100,31 @@ def _shutdown_msg(payload: Raw) -> ShutdownMsg | None:
     except DECODE_ERRORS:
         return None
     return msg if msg.e == SHUTDOWN else None
+
+
+def _open_interest_interval_s(market: BinanceMarket, opts: BinanceOptions, symbols: int) -> int:
+    """Seconds between two open-interest polls of a symbol, within the weight budget: the polls
+    of all ``symbols`` may take at most half of ``rest_weight_per_minute`` (the rest is the book
+    snapshots'). The default interval stretches to fit (logged); a given one that does not fit
+    is a ValueError, not a poll that silently falls behind."""
+    interval_s = opts.open_interest_interval_s
+    share = max(1, opts.rest_weight_per_minute // 2)
+    least_s = math.ceil(symbols * market.open_interest_weight * 60 / share)
+    if interval_s >= least_s:
+        return interval_s
+    if opts.open_interest_interval_given:
+        raise ValueError(
+            f"option open_interest_interval_s={interval_s}: polling the open interest of "
+            f"{symbols} symbols that often takes "
+            f"{math.ceil(symbols * market.open_interest_weight * 60 / interval_s)} REST weight a "
+            f"minute, more than half of rest_weight_per_minute={opts.rest_weight_per_minute}; "
+            f"give at least {least_s} (or 0: no polling)"
+        )
+    log.info(
+        "open interest of %d symbols polled every %ds (not %ds) to stay within half of the REST "
+        "weight budget (%d a minute)", symbols, least_s, interval_s, opts.rest_weight_per_minute,
+    )  # fmt: skip
+    return least_s
 
 
 class MarketData(VenueProtocol):
@@ -193,8 +219,9 @@ class MarketData(VenueProtocol):
             and Channel.DERIVATIVE_TICKER in channels
             and opts.open_interest_interval_s > 0
         ):
+            interval_s = _open_interest_interval_s(market, opts, len(symbols))
             self.open_interest = OpenInterestPoll(
-                EXCHANGE, market, rest_base, self._scheduler, opts.open_interest_interval_s * NS
+                EXCHANGE, market, rest_base, self._scheduler, interval_s * NS
             )
             for native, info in symbols.items():
                 self.open_interest.add(info, self._derivatives[native])
@@ -420,8 +447,11 @@ class MarketData(VenueProtocol):
             except DECODE_ERRORS:
                 status = 599  # unusable body: retry like a transport failure
             else:
-                if any(not s.listing_status for s in info.symbols):
-                    info, status = None, 599  # a symbol without a status: cannot tell
+                # a configured symbol without a status: cannot tell (others do not matter: one
+                # odd entry among hundreds must not block the listing forever)
+                mine = self._symbols
+                if any(not s.listing_status for s in info.symbols if s.symbol in mine):
+                    info, status = None, 599
         self._scheduler.completed(EXCHANGE_INFO_KEY, status, response.headers, recv_ns, side=True)
         if info is None:
             self._info_wanted = True

@@ -27,7 +27,8 @@ OPTION_HELP = {
     "book_buffer": "max diffs buffered per unsynced book, default 2000",
     "max_streams_per_connection": "default: the market's limit (1024 spot/USD-M, 200 COIN-M)",
     "open_interest_interval_s": "derivative_ticker: seconds between REST openInterest polls of a "
-    "symbol (weight 1 each), default 60; 0: no polling (mark price and funding only)",
+    "symbol (weight 1 each; all symbols' polls within half the REST budget), default 60, "
+    "stretched to fit; 0: no polling (mark price and funding only)",
     "instruments_interval_s": "instruments: seconds between exchangeInfo polls, default 3600",
     "subscribe_batch": "streams per SUBSCRIBE message, default 200",
     "rest_weight_per_minute": "REST weight budget, default half of Binance's (3000 / 1200)",
@@ -68,6 +69,7 @@ class BinanceOptions:
     book_buffer: int
     max_streams_per_connection: int
     open_interest_interval_s: int
+    open_interest_interval_given: bool  # set by the user (else the default, stretched to fit)
     instruments_interval_s: int
     subscribe_batch: int
     rest_weight_per_minute: int
@@ -115,6 +117,7 @@ class BinanceOptions:
                 options, "max_streams_per_connection", market.max_streams, 1, market.max_streams
             ),
             open_interest_interval_s=_int(options, "open_interest_interval_s", 60, 0, 86_400),
+            open_interest_interval_given="open_interest_interval_s" in options,
             instruments_interval_s=_int(options, "instruments_interval_s", 3600, 10, 7 * 86_400),
             subscribe_batch=_int(
                 options, "subscribe_batch", streams.DEFAULT_SUBSCRIBE_BATCH, 1, 1024
