@@ -21,6 +21,7 @@ from ``GET /api/v5/public/instruments`` at start and every ``instruments_interva
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ from hundi.records import (
     Ticker,
     Trade,
 )
+
+log = logging.getLogger("hundi.exchanges.okx")
 
 EXCHANGE: Final = "okx"
 WS_URL: Final = "wss://ws.okx.com:8443/ws/v5/public"
@@ -358,11 +361,9 @@ class OkxProtocol(VenueProtocol):
         book = self.book_of.get(request.key)
         if book is None:
             return
-        if response.status != 200:
-            book.snapshot_failed()
-            self._rest_next_ns = max(self._rest_next_ns, recv_ns + RETRY_NS)
-            return
         try:
+            if response.status != 200:
+                raise RejectedFrame("http", f"HTTP {response.status}")
             answer = m.REST_BOOKS.decode(response.body)
             if answer.code != "0" or not answer.data:
                 raise RejectedFrame("venue_error", f"{answer.code} {answer.msg}")
@@ -370,8 +371,12 @@ class OkxProtocol(VenueProtocol):
             if snap.seqId < 0:
                 raise RejectedFrame("invalid_message", "snapshot without seqId")
             parsed = _parse_book(snap)
-        except (*DECODE_ERRORS, RejectedFrame):
-            book.snapshot_failed()
+        except (*DECODE_ERRORS, RejectedFrame) as e:
+            # the book waits for the next one: say why (status, and a log line per new reason)
+            reason = str(e) if isinstance(e, RejectedFrame) else f"undecodable answer ({e})"
+            if reason != book.snapshot_error:
+                log.warning("%s REST book snapshot refused: %s; retrying", book.native, reason)
+            book.snapshot_failed(reason)
             self._rest_next_ns = max(self._rest_next_ns, recv_ns + RETRY_NS)
             return
         book.on_rest_snapshot(parsed, recv_ns, out)
