@@ -5,6 +5,7 @@ stale REST snapshot)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import signal
@@ -77,6 +78,42 @@ async def test_wire_subscribe_errors_ping_books_and_rest() -> None:
             (future,) = (await answer.json())["data"]
         assert (future["instId"], future["ctType"], future["ctVal"]) == (
             "BTC-USD-261225", "inverse", "100")  # fmt: skip
+
+
+async def test_history_trades_pages_every_fill_by_trade_id_and_rate_limits() -> None:
+    config = OkxSimConfig(symbols=("BTC-USDT",), rate=1000)
+    async with OkxSimulator(config) as sim, aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + 20
+        while len(sim.fills["BTC-USDT"]) < 150:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)  # polling the market until it made enough trades
+        made = {
+            tid for first, last in sim.trades_made["BTC-USDT"] for tid in range(first, last + 1)
+        }
+        url = f"{sim.rest_url}/api/v5/market/history-trades?instId=BTC-USDT"
+        top = max(made)
+        async with session.get(f"{url}&type=1&after={top - 10}&limit=100") as answer:
+            assert answer.status == 200
+            body = await answer.json()
+        ids = [int(r["tradeId"]) for r in body["data"]]
+        assert body["code"] == "0" and len(ids) == 100
+        assert ids == list(range(top - 11, top - 111, -1))  # every fill, newest first
+        assert set(ids) <= made and {"px", "sz", "side", "ts"} <= set(body["data"][0])
+        async with session.get(f"{url}&after={top - 10}&before={top - 14}") as answer:
+            body = await answer.json()
+        assert [int(r["tradeId"]) for r in body["data"]] == [top - 11, top - 12, top - 13]
+        for bad, code in (("&limit=101", "51000"), ("&type=3", "51000"), ("&after=x", "51000")):
+            async with session.get(url + bad) as answer:
+                assert (await answer.json())["code"] == code
+        async with session.get(url.replace("BTC-USDT", "ETH-USDT")) as answer:
+            assert (await answer.json())["code"] == "51001"
+        # OKX's limit: 20 requests per 2 s per IP; the 21st within the window is refused
+        sim.history_calls.extend([time.monotonic()] * (20 - len(sim.history_calls)))
+        async with session.get(url + "&limit=1") as answer:
+            assert answer.status == 429 and (await answer.json())["code"] == "50011"
+        sim.history_calls.clear()  # the window passed
+        async with session.get(url + "&limit=1") as answer:
+            assert answer.status == 200
 
 
 def test_bad_fault_is_a_usage_error() -> None:
@@ -177,25 +214,35 @@ def sent_trade_ids(stats: dict[str, Any], inst: str) -> list[int]:
     return ids
 
 
+def spans_of(events: pd.DataFrame, symbol: str, kind: str) -> list[tuple[int, int]]:
+    mine = events[(events["symbol"] == symbol) & (events["channel"] == "trades")
+                  & (events["kind"] == kind)]  # fmt: skip
+    return list(zip(mine["expected"], mine["received"], strict=True))
+
+
 def assert_trades_exact_or_explained(store: Path, stats: dict[str, Any]) -> int:
-    """Every trade push sent is stored once, or lies in a stored trades gap."""
+    """Every trade push sent is stored once; every id of a stored trades gap is stored
+    (fetched back over REST history-trades) or lies in a stored ``unrecoverable`` range.
+    Returns the number of ids fetched back."""
     events = hundi.read(store, exchange="okx", channel="events")
-    explained = 0
+    fetched = 0
     for inst in INSTS:
         symbol = NORMALIZED[inst]
         trades = hundi.read(store, exchange="okx", symbol=symbol, channel="trades")
-        stored = trades["trade_id"].tolist()
-        assert len(stored) == len(set(stored)), f"{symbol}: a trade stored twice"
-        made = {last for _, last in stats["trades"][inst]}
-        assert set(stored) <= made, f"{symbol}: stored trades the market never made"
-        missing = set(sent_trade_ids(stats, inst)) - set(stored)
-        gaps = events[(events["symbol"] == symbol) & (events["channel"] == "trades")
-                      & (events["kind"] == "gap")]  # fmt: skip
-        spans = list(zip(gaps["expected"], gaps["received"], strict=True))
-        unexplained = {i for i in missing if not any(lo <= i < hi for lo, hi in spans)}
+        stored = set(trades["trade_id"].tolist())
+        assert len(trades) == len(stored), f"{symbol}: a trade stored twice"
+        made = {i for first, last in stats["trades"][inst] for i in range(first, last + 1)}
+        assert stored <= made, f"{symbol}: stored trades the market never made"
+        gaps = spans_of(events, symbol, "gap")
+        lost = spans_of(events, symbol, "unrecoverable")
+        missing = set(sent_trade_ids(stats, inst)) - stored
+        unexplained = {i for i in missing if not any(lo <= i < hi for lo, hi in lost)}
         assert not unexplained, f"{symbol}: {sorted(unexplained)[:10]} lost silently"
-        explained += len(missing)
-    return explained
+        for lo, hi in gaps:
+            holes = [i for i in range(lo, hi) if i not in stored]
+            assert all(any(a <= i < b for a, b in lost) for i in holes), (symbol, lo, hi)
+            fetched += hi - lo - len(holes)
+    return fetched
 
 
 def assert_derivatives_as_sent(store: Path, stats: dict[str, Any]) -> None:
@@ -278,3 +325,32 @@ def test_faults_are_stored_as_gaps_and_resynced_in_place(tmp_path: Path) -> None
         assert mine["kind"].iloc[-1] in ("synced", "stopped")
         assert (mine["kind"] == "synced").sum() > (mine["kind"] == "gap").sum()
     assert assert_trades_exact_or_explained(store, stats) >= 0
+
+
+@pytest.mark.slow
+def test_trade_gaps_are_fetched_back_over_history_trades(tmp_path: Path) -> None:
+    steps = 7000  # 28 s of market: trade pushes withheld in its first 14 s
+    args = ["--symbols", ",".join(INSTS), "--rate", "250", "--steps", str(steps), "--seed", "5",
+            "--fault", "trade-skip:1"]  # fmt: skip
+    with SimulatorProcess(args, venue="okx") as sim:
+        _, stats = collect_until_books_match(sim, tmp_path, steps)
+    store = tmp_path / "data"
+    skipped = [f for f in stats["faults"] if f["kind"] == "trade-skip"]
+    events = hundi.read(store, exchange="okx", channel="events")
+    seen = 0
+    for inst in INSTS:
+        symbol = NORMALIZED[inst]
+        trades = hundi.read(store, exchange="okx", symbol=symbol, channel="trades")
+        stored = set(trades["trade_id"].tolist())
+        first_live = int(trades["first_trade_id"][trades["first_trade_id"] > 0].min())
+        # pushes withheld once the collector was reading (earlier ones it never knew of)
+        for fault in (f for f in skipped if f["symbol"] == inst and f["first_id"] > first_live):
+            seen += 1
+            withheld = set(range(fault["first_id"], fault["last_id"] + 1))
+            assert withheld <= stored, f"{symbol}: withheld fills {withheld - stored} missing"
+            assert any(lo <= fault["first_id"] < hi
+                       for lo, hi in spans_of(events, symbol, "backfilled"))  # fmt: skip
+        assert spans_of(events, symbol, "unrecoverable") == []
+    assert seen >= 2 and stats["history_served"] >= 1
+    fetched = assert_trades_exact_or_explained(store, stats)
+    assert fetched >= seen

@@ -291,3 +291,35 @@ def test_missed_reset_push_resyncs_with_increasing_stored_ids() -> None:
     assert p.books()[0].synced
     snap = [r.update_id for r in out.book if r.snapshot]
     assert snap[-1] == 4 + 16 > 15  # above every id stored before the reset
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        (
+            RestResponse(
+                200,
+                msgspec.json.encode(
+                    {"code": "0", "data": [{"asks": [], "bids": [], "ts": str(T0)}]}
+                ),
+            ),
+            "snapshot without seqId",
+        ),
+        (
+            RestResponse(200, b'{"code":"51001","msg":"Instrument ID does not exist","data":[]}'),
+            "51001 Instrument ID does not exist",
+        ),
+        (RestResponse(429, b'{"code":"50011"}'), "HTTP 429"),
+    ],
+)
+def test_a_refused_snapshot_says_why_and_is_retried(response: RestResponse, reason: str) -> None:
+    p, out = proto(), RecordSink()
+    p.receive("public", push(12, 10, bids=[("99", "1")]), NS, out)
+    (request,) = p.due_requests(NS)
+    p.receive_response(request, response, NS, out)
+    status = p.books()[0]
+    assert not status.synced and reason in status.waiting
+    (again,) = p.due_requests(NS + 2 * 10**9)  # retried
+    p.receive_response(again, rest(12, bids=[("99", "1")], asks=[("101", "1")]), NS, out)
+    p.receive("public", push(15, 12, asks=[("102", "1")]), NS, out)
+    assert p.books()[0].synced and p.books()[0].waiting == ""

@@ -6,7 +6,9 @@ instruments are passed as OKX spells them (``BTC-USDT``, ``BTC-USDT-SWAP``, ``BT
 ``BTC-USD-20261225``. ``--market`` is ``spot``, ``swap`` or ``futures`` (a comma list serves
 several on one connection). Options: ``candle_interval`` (OKX bar, default ``1m``),
 ``instruments_interval_s`` (default 3600), ``business_endpoint`` (candles' WebSocket),
-``max_buffer`` (book pushes buffered while waiting for a snapshot). See ``docs/venue-okx.md``.
+``max_buffer`` (book pushes buffered while waiting for a snapshot),
+``backfill_requests_per_gap`` (REST history-trades pages per trade gap, default 10; 0: off).
+See ``docs/venue-okx.md``.
 """
 
 from __future__ import annotations

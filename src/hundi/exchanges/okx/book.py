@@ -145,6 +145,7 @@ class OrderBook:
         self.snapshots_used = 0
         self.snapshots_refused = 0
         self.last_break = ""
+        self.snapshot_error = ""  # why the last REST snapshot was unusable ("": it was not)
 
     def status(self) -> BookStatus:
         bid, ask = self.bids.best(), self.asks.best()
@@ -156,6 +157,8 @@ class OrderBook:
             waiting = "waiting for a snapshot"
         if waiting and self.last_break:
             waiting += f" (after {self.last_break})"
+        if waiting and self.snapshot_error:
+            waiting += f"; last snapshot refused: {self.snapshot_error}"
         return BookStatus(
             symbol=self.symbol,
             synced=self.synced,
@@ -217,6 +220,7 @@ class OrderBook:
 
     def on_rest_snapshot(self, parsed: Parsed, recv_ns: int, out: RecordSink) -> None:
         self.in_flight = False
+        self.snapshot_error = ""
         self.wants_snapshot = False
         if self.synced:
             return
@@ -229,8 +233,9 @@ class OrderBook:
         self.pending = (parsed, recv_ns)
         self._try_rest(out)
 
-    def snapshot_failed(self) -> None:
+    def snapshot_failed(self, reason: str = "") -> None:
         self.in_flight = False
+        self.snapshot_error = reason
         if not self.synced:
             self.wants_snapshot = True
 

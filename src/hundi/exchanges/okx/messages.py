@@ -55,6 +55,23 @@ class RestBooks(msgspec.Struct, frozen=True):
     data: list[BookMsg] = msgspec.field(default_factory=list)
 
 
+class RestTrade(msgspec.Struct, frozen=True):
+    """One row of ``GET /api/v5/market/history-trades``: a single fill (no ``count``)."""
+
+    tradeId: str
+    px: str
+    sz: str
+    side: str  # the taker's
+    ts: str
+    instId: str = ""
+
+
+class RestTrades(msgspec.Struct, frozen=True):
+    code: str
+    msg: str = ""
+    data: list[RestTrade] = msgspec.field(default_factory=list)
+
+
 class TickerMsg(msgspec.Struct, frozen=True):
     instId: str
     last: str
@@ -156,3 +173,4 @@ OPEN_INTEREST = msgspec.json.Decoder(list[OpenInterestMsg])
 LIQUIDATIONS = msgspec.json.Decoder(list[LiquidationMsg])
 REST_BOOKS = msgspec.json.Decoder(RestBooks)
 REST_INSTRUMENTS = msgspec.json.Decoder(RestInstruments)
+REST_TRADES = msgspec.json.Decoder(RestTrades)

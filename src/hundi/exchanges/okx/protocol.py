@@ -11,7 +11,8 @@ without a frame and OKX answers ``pong``.
 Books: :mod:`hundi.exchanges.okx.book` (REST snapshot + seqId chain, CRC32 checksums where
 non-zero). Trades: OKX's ``tradeId`` counts up by one per instrument and a push aggregating
 ``count`` fills carries the last of them, so a skipped id is a stored ``gap`` event and a resent
-id is dropped (:class:`hundi.exchanges.sequence.IdSequence`). Derivatives: the four channels
+id is dropped (:class:`hundi.exchanges.sequence.IdSequence`); the skipped ids are fetched back
+over REST ``/api/v5/market/history-trades`` (:mod:`.backfill`). Derivatives: the four channels
 of one contract are merged into one full :class:`~hundi.records.DerivativeTicker` per update.
 ``liquidation-orders`` is subscribed per ``instType`` and filtered to the configured symbols;
 OKX documents it as at most one order per contract per second: ``sampled``. Instruments come
@@ -20,6 +21,7 @@ from ``GET /api/v5/public/instruments`` at start and every ``instruments_interva
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ from hundi.exchanges.base import (
     decode_rejection,
 )
 from hundi.exchanges.okx import messages as m
+from hundi.exchanges.okx.backfill import InstrumentBackfill
 from hundi.exchanges.okx.book import OrderBook, Parsed, parse_levels
 from hundi.exchanges.okx.symbols import (
     FUTURES,
@@ -82,6 +85,8 @@ from hundi.records import (
     Trade,
 )
 
+log = logging.getLogger("hundi.exchanges.okx")
+
 EXCHANGE: Final = "okx"
 WS_URL: Final = "wss://ws.okx.com:8443/ws/v5/public"
 BUSINESS_URL: Final = "wss://ws.okx.com:8443/ws/v5/business"
@@ -94,6 +99,8 @@ ARGS_PER_REQUEST: Final = 100
 PING_AFTER_NS: Final = 20 * S  # OKX drops a connection silent for 30 s
 BOOK_DEPTH: Final = 400  # the ``books`` channel's depth; the REST snapshot asks as many
 REST_GAP_NS: Final = 60 * MS  # /market/books: 40 requests / 2 s per IP; stay well under
+TRADES_GAP_NS: Final = 150 * MS  # /market/history-trades: 20 requests / 2 s per IP
+TRADES_KEY: Final = "trades:"  # + instId: a history-trades (backfill) request
 RETRY_NS: Final = 1 * S
 DAY_NS: Final = 86_400 * S
 
@@ -109,7 +116,10 @@ BARS: Final = {
     "2H": ("2h", 7200 * S), "4H": ("4h", 14400 * S), "6H": ("6h", 21600 * S),
     "12H": ("12h", 43200 * S), "1D": ("1d", DAY_NS), "1W": ("1w", 7 * DAY_NS),
 }  # fmt: skip
-OPTIONS: Final = ("candle_interval", "instruments_interval_s", "business_endpoint", "max_buffer")
+OPTIONS: Final = (
+    "candle_interval", "instruments_interval_s", "business_endpoint", "max_buffer",
+    "backfill_requests_per_gap",
+)  # fmt: skip
 _MISSING = re.compile(r"instId:\s*([A-Za-z0-9-]+)")
 
 
@@ -176,6 +186,14 @@ class OkxProtocol(VenueProtocol):
         )
         self.book_of = {n: OrderBook(EXCHANGE, s, n, max_buffer) for n, s in self.symbols.items()}
         self.trade_ids = {n: IdSequence() for n in self.symbols}
+        per_gap = _count(config.options, "backfill_requests_per_gap", 10, minimum=0)
+        self.backfill = {
+            n: InstrumentBackfill(n, s, self.trade_ids[n], per_gap) for n, s in self.symbols.items()
+        }
+        self._trades_in_flight: dict[str, tuple[int, int]] = {}  # key → (after, limit)
+        self._trades_next_ns = 0
+        self._trades_backoff_ns = 0
+        self._now_ns = 0
         self.derivative = {n: Derivative() for n in derivatives}
         self.by_index: dict[str, list[str]] = {}
         for native in derivatives:
@@ -258,11 +276,15 @@ class OkxProtocol(VenueProtocol):
 
     # ------------------------------------------------------------------ REST
     def due_requests(self, now_ns: int) -> list[RestRequest]:
+        self._now_ns = max(self._now_ns, now_ns)
         for key, last in self._open.items():
             if now_ns - last >= PING_AFTER_NS:
                 self._messages.append((key, b"ping"))
                 self._open[key] = now_ns
         requests: list[RestRequest] = []
+        page = self._backfill_request(now_ns)  # its own rate limit, beside /market/books
+        if page is not None:
+            requests.append(page)
         if now_ns < self._rest_next_ns:
             return requests
         if Channel.INSTRUMENTS in self.channels:
@@ -271,7 +293,7 @@ class OkxProtocol(VenueProtocol):
                     self._instruments_in_flight.add(inst_type)
                     self._rest_next_ns = now_ns + REST_GAP_NS
                     url = f"{self.rest_url}/api/v5/public/instruments?instType={inst_type}"
-                    return [RestRequest(
+                    return [*requests, RestRequest(
                         f"instruments:{inst_type}", url, purpose=RestPurpose.SYMBOL_LISTING,
                     )]  # fmt: skip
         for native, book in self.book_of.items():
@@ -279,8 +301,38 @@ class OkxProtocol(VenueProtocol):
                 book.requested()
                 self._rest_next_ns = now_ns + REST_GAP_NS
                 url = f"{self.rest_url}/api/v5/market/books?instId={quote(native)}&sz={BOOK_DEPTH}"
-                return [RestRequest(native, url, purpose=RestPurpose.BOOK_SNAPSHOT)]
+                requests.append(RestRequest(native, url, purpose=RestPurpose.BOOK_SNAPSHOT))
+                return requests
         return requests
+
+    def _backfill_request(self, now_ns: int) -> RestRequest | None:
+        """The next history-trades page of the first instrument owing trades (one request per
+        :data:`TRADES_GAP_NS`, one in flight per instrument)."""
+        if now_ns < self._trades_next_ns:
+            return None
+        for native, backfill in self.backfill.items():
+            key = TRADES_KEY + native
+            if not backfill.pending or key in self._trades_in_flight:
+                continue
+            page = backfill.next_page()
+            if page is None:
+                continue
+            after, limit = page
+            self._trades_in_flight[key] = page
+            self._trades_next_ns = now_ns + TRADES_GAP_NS
+            return RestRequest(
+                key=key,
+                url=f"{self.rest_url}/api/v5/market/history-trades?instId={quote(native)}"
+                f"&type=1&after={after}&limit={limit}",
+                purpose=RestPurpose.TRADE_BACKFILL,
+            )
+        return None
+
+    def _backfill_owing(self) -> bool:
+        return any(
+            b.pending and TRADES_KEY + n not in self._trades_in_flight
+            for n, b in self.backfill.items()
+        )
 
     def next_wakeup_ns(self) -> int | None:
         wake = [last + PING_AFTER_NS for last in self._open.values()]
@@ -290,22 +342,28 @@ class OkxProtocol(VenueProtocol):
             ]
         if any(b.wants_snapshot for b in self.book_of.values()):
             wake.append(self._rest_next_ns)
-        return max(min(wake), self._rest_next_ns) if wake else None
+        rest = max(min(wake), self._rest_next_ns) if wake else None
+        if self._backfill_owing():
+            trades = max(self._trades_next_ns, self._now_ns)
+            rest = trades if rest is None else min(rest, trades)
+        return rest
 
     def receive_response(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
     ) -> None:
+        self._now_ns = max(self._now_ns, recv_ns)
         if request.purpose is RestPurpose.SYMBOL_LISTING:
             self._instruments_response(request, response, recv_ns, out)
+            return
+        if request.purpose is RestPurpose.TRADE_BACKFILL:
+            self._backfill_response(request, response, recv_ns, out)
             return
         book = self.book_of.get(request.key)
         if book is None:
             return
-        if response.status != 200:
-            book.snapshot_failed()
-            self._rest_next_ns = max(self._rest_next_ns, recv_ns + RETRY_NS)
-            return
         try:
+            if response.status != 200:
+                raise RejectedFrame("http", f"HTTP {response.status}")
             answer = m.REST_BOOKS.decode(response.body)
             if answer.code != "0" or not answer.data:
                 raise RejectedFrame("venue_error", f"{answer.code} {answer.msg}")
@@ -313,11 +371,67 @@ class OkxProtocol(VenueProtocol):
             if snap.seqId < 0:
                 raise RejectedFrame("invalid_message", "snapshot without seqId")
             parsed = _parse_book(snap)
-        except (*DECODE_ERRORS, RejectedFrame):
-            book.snapshot_failed()
+        except (*DECODE_ERRORS, RejectedFrame) as e:
+            # the book waits for the next one: say why (status, and a log line per new reason)
+            reason = str(e) if isinstance(e, RejectedFrame) else f"undecodable answer ({e})"
+            if reason != book.snapshot_error:
+                log.warning("%s REST book snapshot refused: %s; retrying", book.native, reason)
+            book.snapshot_failed(reason)
             self._rest_next_ns = max(self._rest_next_ns, recv_ns + RETRY_NS)
             return
         book.on_rest_snapshot(parsed, recv_ns, out)
+
+    def _backfill_response(
+        self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
+    ) -> None:
+        asked = self._trades_in_flight.pop(request.key, None)
+        backfill = self.backfill.get(request.key.removeprefix(TRADES_KEY))
+        if asked is None or backfill is None:
+            return
+        status = response.status
+        limited = status == 429  # OKX 50011 "Rate limit reached" comes with HTTP 429
+        if status == 200:
+            self._trades_backoff_ns = 0
+            after, limit = asked
+            if backfill.answer(after, limit, response.body, recv_ns, out):
+                return
+        else:  # rate limited, down or unreachable (599): back off, doubling up to 30 s
+            self._trades_backoff_ns = min(max(2 * self._trades_backoff_ns, RETRY_NS), 30 * S)
+            self._trades_next_ns = max(self._trades_next_ns, recv_ns + self._trades_backoff_ns)
+        if limited and backfill.pending:
+            backfill.pending[0].requests_left += 1  # a rate-limited request does not count
+        backfill.give_up_if_spent(recv_ns, out)
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        self._now_ns = max(self._now_ns, now_ns)
+        if not any(b.pending for b in self.backfill.values()):
+            return None
+        page = self._backfill_request(now_ns)
+        return [page] if page is not None else []
+
+    def owed_ids(self) -> int:
+        return sum(b.owed_ids() for b in self.backfill.values())
+
+    def abandon(self, now_ns: int, out: RecordSink) -> None:
+        self._trades_in_flight.clear()
+        for backfill in self.backfill.values():
+            backfill.abandon(now_ns, out)
+
+    def recover(self, gap: Event, now_ns: int, out: RecordSink) -> bool:
+        """A trades gap of one of our instruments found outside the stream (between two runs)
+        joins that instrument's REST backfill, like a gap the stream showed."""
+        if (
+            gap.exchange != EXCHANGE
+            or gap.kind != EventKind.GAP.value
+            or gap.channel != Channel.TRADES.value
+            or gap.expected < 0
+            or gap.received <= gap.expected
+            or gap.native_symbol not in self.backfill
+        ):
+            return False
+        self._now_ns = max(self._now_ns, now_ns)
+        self.backfill[gap.native_symbol].want(gap.expected, gap.received, now_ns, out)
+        return True
 
     def _instruments_response(
         self, request: RestRequest, response: RestResponse, recv_ns: int, out: RecordSink
@@ -505,6 +619,7 @@ class OkxProtocol(VenueProtocol):
                     expected=expected, received=record.first_trade_id,
                     detail=f"trade ids {expected}..{record.first_trade_id - 1} missing",
                 ))  # fmt: skip
+                self.backfill[native].want(expected, record.first_trade_id, recv_ns, out)
             out.trades.append(record)
         return FrameStatus.PROCESSED
 
@@ -744,10 +859,11 @@ def _positive(options: dict[str, str], name: str, default: float) -> int:
     return int(value * S)
 
 
-def _count(options: dict[str, str], name: str, default: int) -> int:
+def _count(options: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     text = options.get(name)
     if text is None:
         return default
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"okx option {name} must be a positive integer, got {text!r}")
+    if not text.isdigit() or int(text) < minimum:
+        what = "a positive integer" if minimum >= 1 else "an integer >= 0"
+        raise ValueError(f"okx option {name} must be {what}, got {text!r}")
     return int(text)

@@ -47,7 +47,8 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
               help="Stop the market after this many actions (the streams go quiet).")  # fmt: skip
 @click.option("--fault", "faults", multiple=True, metavar="KIND:N",
               help="disconnect:SECONDS (abort sockets), seq-reset:SECONDS (books renumbered "
-                   "lower), skip:SECONDS (a book push withheld), stale-snapshot:N (first N "
+                   "lower), skip:SECONDS (a book push withheld), trade-skip:SECONDS (a trades "
+                   "push withheld: a tradeId gap), stale-snapshot:N (first N "
                    "REST books from before the warm-up); repeatable.")  # fmt: skip
 @click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
 def okx(

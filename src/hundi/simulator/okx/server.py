@@ -9,13 +9,17 @@ malformed request ``60012``; the text ``ping`` is answered ``pong``. Public chan
 ``bbo-tbt``, ``books`` (no initial snapshot, ``checksum`` 0, ``seqId``/``prevSeqId`` chained),
 ``tickers``, ``mark-price``, ``index-tickers``, ``funding-rate``, ``open-interest``,
 ``liquidation-orders`` (per instType); business: ``candle1m``. REST: ``/api/v5/market/books``
-(the book as the pushes published it, with its ``seqId``) and ``/api/v5/public/instruments``.
+(the book as the pushes published it, with its ``seqId``), ``/api/v5/public/instruments`` and
+``/api/v5/market/history-trades`` (every fill, ``type=1`` paged by tradeId with ``after`` /
+``before`` / ``limit`` <= 100, newest first; 20 requests per 2 s, then HTTP 429 ``50011``).
 
 The market is the shared synthetic one (:mod:`hundi.simulator.market`), seeded; ``steps``
 stops it after that many actions. Faults (kind → number): ``disconnect`` S aborts every socket
 every S seconds; ``seq-reset`` S renumbers every book's seqIds lower every S seconds (OKX's
 sequence reset: ``seqId < prevSeqId`` on the push that does it); ``skip`` S withholds one book
-push every S seconds (a seqId chain break); ``stale-snapshot`` N answers the first N book
+push every S seconds (a seqId chain break); ``trade-skip`` S withholds one ``trades`` push every
+S seconds (a tradeId gap, its fills still served by history-trades); ``stale-snapshot`` N
+answers the first N book
 snapshots with the book from before the warm-up (older than every buffered push). Timed faults
 strike during the first half of ``steps``. ``GET /sim/stats`` is the ground truth: trades per
 instrument, derivative pushes and liquidations as sent, faults, connections.
@@ -40,7 +44,10 @@ from hundi.simulator.ground_truth import ConnectionRecord, FaultLog
 from hundi.simulator.market import SymbolSpec, SyntheticMarket, fixed
 from hundi.simulator.site import SimulatorSite
 
-FAULTS = ("disconnect", "seq-reset", "skip", "stale-snapshot")
+FAULTS = ("disconnect", "seq-reset", "skip", "trade-skip", "stale-snapshot")
+HISTORY_KEPT = 200_000  # fills per instrument history-trades can return
+HISTORY_LIMIT = 20  # history-trades requests per HISTORY_WINDOW_S per IP (OKX's limit)
+HISTORY_WINDOW_S = 2.0
 DEPTH_KEY = 0
 RANGE_CAP = 100_000
 PUBLIC_CHANNELS = frozenset((
@@ -98,6 +105,13 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
         self.faults = FaultLog()
         self.stale_left = int(config.faults.get("stale-snapshot", 0))
         self.skip_due = False
+        self.trade_skip_due = False
+        # every fill, for history-trades: (tradeId, px, sz, side, ts ms)
+        self.fills: dict[str, deque[tuple[int, str, str, str, int]]] = {
+            s: deque(maxlen=HISTORY_KEPT) for s in config.symbols
+        }
+        self.history_calls: deque[float] = deque()
+        self.history_served = 0
         self.offset = dict.fromkeys(config.symbols, 0)  # seqId = market update id - offset
         self.last_seq = {s: self.market.published[s][0] for s in config.symbols}
         self.snapshots_served = 0
@@ -119,11 +133,12 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
         app.router.add_get("/ws/v5/business", self._ws_business)
         app.router.add_get("/api/v5/market/books", self._books)
         app.router.add_get("/api/v5/public/instruments", self._instruments)
+        app.router.add_get("/api/v5/market/history-trades", self._history_trades)
         app.router.add_get("/sim/stats", self._stats)
         await self._listen(app)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._slow())]
-        for kind in ("disconnect", "seq-reset", "skip"):
+        for kind in ("disconnect", "seq-reset", "skip", "trade-skip"):
             if kind in self.config.faults:
                 self._tasks.append(loop.create_task(self._fault_loop(kind)))
 
@@ -144,6 +159,7 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
             "exchange": "okx",
             "steps": self.steps,
             "snapshots_served": self.snapshots_served,
+            "history_served": self.history_served,
             "faults": self.faults.to_json(),
             "trades": self.trades_made,
             "derivatives": self.derivatives_sent,
@@ -180,9 +196,17 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
         spec = self.specs[inst]
         now = _ms()
         self.trades_made[inst].append([first, last])
+        px, side = fixed(price, spec.price_decimals), "sell" if buyer_is_maker else "buy"
+        self.fills[inst].extend(
+            (tid, px, fixed(size, spec.qty_decimals), side, now) for tid, size in fills
+        )
+        if self.trade_skip_due:
+            self.trade_skip_due = False
+            self.faults.record("trade-skip", symbol=inst, first_id=first, last_id=last)
+            return  # withheld: the next push's first fill is past an id never sent
         data = [{
-            "instId": inst, "tradeId": str(last), "px": fixed(price, spec.price_decimals),
-            "sz": fixed(qty, spec.qty_decimals), "side": "sell" if buyer_is_maker else "buy",
+            "instId": inst, "tradeId": str(last), "px": px,
+            "sz": fixed(qty, spec.qty_decimals), "side": side,
             "ts": str(now), "count": str(len(fills)), "source": "0",
         }]  # fmt: skip
         await self._push("trades", inst, data, first, last)
@@ -343,6 +367,8 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
                         conn.transport.abort()
             elif kind == "skip":
                 self.skip_due = True
+            elif kind == "trade-skip":
+                self.trade_skip_due = True
             else:  # seq-reset: the next pushes count from a much lower seqId
                 for inst in self.offset:
                     uid = self.market.symbols[inst].update_id
@@ -382,6 +408,47 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
             "ts": str(_ms()), "seqId": seq,
         }]  # fmt: skip
         body: dict[str, Any] = {"code": "0", "msg": "", "data": data}
+        return web.Response(body=msgspec.json.encode(body), content_type="application/json")
+
+    async def _history_trades(self, request: web.Request) -> web.Response:
+        """OKX ``GET /api/v5/market/history-trades``: ``type=1`` pages by tradeId (``after``:
+        older than it, ``before``: newer than it), newest first, ``limit`` 1..100."""
+        now = time.monotonic()
+        calls = self.history_calls
+        while calls and calls[0] <= now - HISTORY_WINDOW_S:
+            calls.popleft()
+        if len(calls) >= HISTORY_LIMIT:
+            limited = {"code": "50011", "msg": "Too Many Requests", "data": []}
+            return web.Response(
+                status=429, body=msgspec.json.encode(limited), content_type="application/json"
+            )
+        calls.append(now)
+        query = request.query
+        inst = query.get("instId", "")
+        if inst not in self.fills:
+            return _okx_error("51001", "Instrument ID does not exist")
+        if query.get("type", "1") != "1":
+            return _okx_error("51000", "Parameter type error")  # the simulator pages by id only
+        try:
+            after = int(query["after"]) if "after" in query else None
+            before = int(query["before"]) if "before" in query else None
+            limit = int(query.get("limit", "100"))
+        except ValueError:
+            return _okx_error("51000", "Parameter after, before or limit error")
+        if not 1 <= limit <= 100:
+            return _okx_error("51000", "Parameter limit error")
+        rows = []
+        for tid, px, sz, side, ts in reversed(self.fills[inst]):  # newest first
+            if after is not None and tid >= after:
+                continue
+            if before is not None and tid <= before:
+                break
+            rows.append({"instId": inst, "side": side, "sz": sz, "px": px, "source": "0",
+                         "tradeId": str(tid), "ts": str(ts)})  # fmt: skip
+            if len(rows) >= limit:
+                break
+        self.history_served += 1
+        body = {"code": "0", "msg": "", "data": rows}
         return web.Response(body=msgspec.json.encode(body), content_type="application/json")
 
     async def _instruments(self, request: web.Request) -> web.Response:
@@ -486,6 +553,15 @@ class OkxSimulator(SimulatorSite[OkxSimConfig]):
         if channel in DERIVATIVE_CHANNELS and market_of(key) == SPOT:
             return False
         return not (channel == "funding-rate" and market_of(key) == FUTURES)
+
+
+def _okx_error(code: str, msg: str) -> web.Response:
+    """OKX's error answer: HTTP 400 for a parameter error (51000), 200 otherwise (51001)."""
+    body = {"code": code, "msg": msg, "data": []}
+    status = 400 if code == "51000" else 200
+    return web.Response(
+        status=status, body=msgspec.json.encode(body), content_type="application/json"
+    )
 
 
 def _expiry_ms(inst: str) -> int:
