@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,14 +20,13 @@ from pathlib import Path
 
 import pytest
 from cassandra.cluster import Session
+from test_cassandra_store import every_channel, records_of, sort_key
 
 from hundi.query import NotStored
 from hundi.query import read as hundi_read
 from hundi.records import Channel, Record
 from hundi.stores.base import open_store
 from hundi.stores.cassandra import CassandraStore
-
-from test_cassandra_store import every_channel, records_of, sort_key
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "deploy" / "k8s" / "base" / "cassandra" / "backup.sh"
@@ -112,9 +112,7 @@ def test_snapshot_shipped_off_the_node_restores_every_record_after_the_keyspace_
     assert made.returncode == 0, made.stderr
     assert f"ok: {keyspace} -> {shipped}" in made.stderr
     assert not shipped.with_name(shipped.name + ".partial").exists()
-    description = dict(
-        line.split("=", 1) for line in (shipped / "BACKUP").read_text().splitlines()
-    )
+    description = dict(line.split("=", 1) for line in (shipped / "BACKUP").read_text().splitlines())
     assert description["keyspace"] == keyspace
     assert description["tag"] == tag
     tables = description["tables"].split(",")
@@ -157,8 +155,17 @@ def test_bad_input_is_one_clear_line_and_a_failing_exit(
 
     url = url_of(cassandra_url, keyspace)
     write(url, every_channel(f"x{secrets.token_hex(4)}", count=2))
-    shipped = tmp_path / "b"
-    assert backup_sh("backup", keyspace, shipped).returncode == 0
+    # what the CronJob runs: <root>/<host>/<keyspace>/<UTC time>, older backups pruned
+    root = tmp_path / "root"
+    older = root / socket.gethostname() / keyspace / "20200101T000000Z"
+    older.mkdir(parents=True)
+    (older / "BACKUP").write_text(f"keyspace={keyspace}\n")
+    fails(backup_sh("ship", keyspace, root, "0"), 2, "is not a positive number")
+    done = backup_sh("ship", keyspace, root, "1")
+    assert done.returncode == 0, done.stderr
+    assert f"pruned {older}" in done.stderr
+    (shipped,) = (root / socket.gethostname() / keyspace).iterdir()
+    assert (shipped / "BACKUP").is_file() and shipped.name > older.name
     fails(backup_sh("backup", keyspace, shipped), 1, "already exists")
 
     other = f"{keyspace}_x"  # a keyspace without hundi's tables

@@ -17,6 +17,9 @@
 #       keys, same write timestamps). Needs free space for one copy of the backup.
 #   backup.sh prune <directory> <keep>
 #       delete all but the <keep> newest complete backups directly under <directory>.
+#   backup.sh ship <keyspace> <root> <keep>
+#       what the CronJobs run: backup to <root>/<this host>/<keyspace>/<UTC time>, then prune
+#       <root>/<this host>/<keyspace> to the <keep> newest.
 #
 # NODETOOL (default: nodetool) is the command, word-split, that talks to the node; BACKUP_TAG
 # (default: hundi-<UTC time>) names the snapshot. Exit codes: 0 done, 1 failed, 2 bad usage.
@@ -32,7 +35,7 @@ die() {
 	exit 1
 }
 usage() {
-	log "usage: backup.sh backup <keyspace> <destination> | restore <source> <keyspace> | prune <directory> <keep>"
+	log "usage: backup.sh backup <keyspace> <destination> | restore <source> <keyspace> | prune <directory> <keep> | ship <keyspace> <root> <keep>"
 	exit 2
 }
 
@@ -166,6 +169,20 @@ prune() {
 	find "$directory" -mindepth 1 -maxdepth 1 -name '*.partial' -mtime +0 -exec rm -rf -- {} + || true
 }
 
+ship() {
+	local keyspace=$1 root=$2 keep=$3 directory
+	check_name "$keyspace"
+	[[ $keep =~ ^[1-9][0-9]*$ ]] || {
+		log "error: keep='$keep' is not a positive number"
+		exit 2
+	}
+	[[ -d $root ]] || die "$root is not a directory (is the backup volume mounted?)"
+	directory="$root/$(hostname)/$keyspace"
+	mkdir -p -- "$directory" || die "cannot create $directory"
+	backup "$keyspace" "$directory/$(date -u +%Y%m%dT%H%M%SZ)"
+	prune "$directory" "$keep"
+}
+
 case ${1:-} in
 backup)
 	(($# == 3)) || usage
@@ -178,6 +195,10 @@ restore)
 prune)
 	(($# == 3)) || usage
 	prune "$2" "$3"
+	;;
+ship)
+	(($# == 4)) || usage
+	ship "$2" "$3" "$4"
 	;;
 *) usage ;;
 esac
