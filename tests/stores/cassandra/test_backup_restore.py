@@ -1,11 +1,11 @@
 """Backup and restore of a hundi keyspace against the real Cassandra test node.
 
 deploy/k8s/base/cassandra/backup.sh is the procedure the backup CronJobs run in the cassandra
-containers and the runbook in docs/cassandra-operations.md follows; here it runs against the test
-node with nodetool from the node's own jars (``services/manage.py nodetool``, JMX on loopback).
-Known records go in through the hundi Cassandra store, the snapshot is shipped to a backup
-directory, the keyspace is dropped, and what ``hundi.read`` returns after the restore must be
-exactly what was written.
+containers and the runbook in docs/deployment.md (#cassandra-backups-and-restore) follows; here
+it runs against the test node with nodetool from the node's own jars (``services/manage.py
+nodetool``, JMX on loopback). Known records go in through the hundi Cassandra store, the
+snapshot is shipped to a backup directory, the keyspace is dropped, and what ``hundi.read``
+returns after the restore must be exactly what was written.
 """
 
 from __future__ import annotations

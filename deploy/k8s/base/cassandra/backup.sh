@@ -100,7 +100,7 @@ backup() {
 	{
 		echo "keyspace=$keyspace"
 		echo "tag=$tag"
-		echo "host=$(hostname)"
+		echo "host=$HOSTNAME"
 		echo "created=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		echo "tables=$(cd "$partial" && find . -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort | paste -sd, -)"
 	} >"$partial/BACKUP"
@@ -177,7 +177,7 @@ ship() {
 		exit 2
 	}
 	[[ -d $root ]] || die "$root is not a directory (is the backup volume mounted?)"
-	directory="$root/$(hostname)/$keyspace"
+	directory="$root/$HOSTNAME/$keyspace"
 	mkdir -p -- "$directory" || die "cannot create $directory"
 	backup "$keyspace" "$directory/$(date -u +%Y%m%dT%H%M%SZ)"
 	prune "$directory" "$keep"
