@@ -562,7 +562,9 @@ def test_cassandra_backup_and_repair_cronjobs_cover_every_node_one_at_a_time(
     mounts = {m["name"]: m["mountPath"] for m in cassandra["volumeMounts"]}
     volumes = {v["name"]: v for v in pod_spec(sts)["volumes"]}  # type: ignore[index]
     claim = find(objects, "PersistentVolumeClaim", "cassandra-backups", "backend")
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # off the node, shared by all
+    # off the node, shared by all nodes (one dev node: the default StorageClass, RWO)
+    modes = ["ReadWriteMany"] if len(nodes) > 1 else ["ReadWriteOnce"]
+    assert claim["spec"]["accessModes"] == modes
     assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "cassandra-backups"
     for task in ("backup", "repair"):
         jobs = [
