@@ -423,6 +423,8 @@ def nodetool(arguments: list[str]) -> int:
     command = [
         "java",
         "-Xmx256m",
+        "-XX:TieredStopAtLevel=1",  # a short-lived client: start fast, no JIT warm-up
+        "-XX:+UseSerialGC",
         *_jvm_options(SERVICES / "cassandra" / "jvm17.options"),
         f"-Duser.home={home}",
         f"-Dlogback.configurationFile={SERVICES / 'cassandra' / 'logback-tools.xml'}",

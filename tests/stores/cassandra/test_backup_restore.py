@@ -96,6 +96,9 @@ def read_all(url: str, exchange: str, channels: list[Channel]) -> dict[Channel, 
     }
 
 
+# ~45 nodetool runs (a JVM each: 1-3 s on a loaded 2-core machine): more than the default 300 s
+# can be needed under load.
+@pytest.mark.timeout(600)
 def test_snapshot_shipped_off_the_node_restores_every_record_after_the_keyspace_is_dropped(
     cql: Session, cassandra_url: str, keyspace: str, tmp_path: Path
 ) -> None:
