@@ -12,6 +12,7 @@ handshake succeeds; KairosDB: ``/api/v1/health/check`` answers 204). Logs go to
     python services/manage.py down [...]
     python services/manage.py status
     python services/manage.py logs cassandra
+    python services/manage.py nodetool <nodetool arguments>   (JMX on 127.0.0.1 only)
 
 Ports: ``HUNDI_CASSANDRA_PORT`` (9042), ``HUNDI_CASSANDRA_STORAGE_PORT`` (7000),
 ``HUNDI_CASSANDRA_JMX_PORT`` (7199), ``HUNDI_KAIROSDB_PORT`` (8080). Heap sizes:
@@ -408,7 +409,46 @@ def _names(given: list[str]) -> list[str]:
     return [name for name in ORDER if name in given] if given else list(ORDER)
 
 
+def nodetool(arguments: list[str]) -> int:
+    """Run Cassandra's nodetool from the node's own jars against its loopback-only JMX port.
+
+    The JVM replaces this process, so nodetool's output and exit code are the command's.
+    """
+    lib = RUNTIME / "cassandra" / "lib"
+    if not (lib / ".complete").exists():
+        raise ServiceError(f"no Cassandra jars in {lib}; run `python services/manage.py up` once")
+    ports = Ports.from_env()
+    home = Path(os.environ.get("TMPDIR", "/tmp")) / f"hundi-nodetool-{os.getuid()}"
+    home.mkdir(mode=0o700, exist_ok=True)  # nodetool writes its history under user.home
+    command = [
+        "java",
+        "-Xmx256m",
+        "-XX:TieredStopAtLevel=1",  # a short-lived client: start fast, no JIT warm-up
+        "-XX:+UseSerialGC",
+        *_jvm_options(SERVICES / "cassandra" / "jvm17.options"),
+        f"-Duser.home={home}",
+        f"-Dlogback.configurationFile={SERVICES / 'cassandra' / 'logback-tools.xml'}",
+        "-cp",
+        f"{lib}/*",
+        "org.apache.cassandra.tools.NodeTool",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(ports.jmx),
+        *arguments,
+    ]
+    sys.stdout.flush()
+    os.execvp(command[0], command)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["nodetool"]:
+        try:
+            return nodetool(argv[1:])
+        except ServiceError as exc:
+            print(f"[services] error: {exc}", file=sys.stderr)
+            return 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down", "status", "logs"])
     parser.add_argument("names", nargs="*", help="cassandra, kairosdb (default: both)")

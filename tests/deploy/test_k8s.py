@@ -252,7 +252,11 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
         pod = spec.get("securityContext") or {}
         assert pod.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
         assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), where
-        assert spec.get("automountServiceAccountToken") is False, where
+        # only the Cassandra backup/repair CronJobs talk to the API (their own, narrow account)
+        if obj["kind"] == "CronJob" and obj["metadata"]["name"].startswith("cassandra-"):
+            assert spec["serviceAccountName"] == "cassandra-ops", where
+        else:
+            assert spec.get("automountServiceAccountToken") is False, where
         for c in containers(spec):
             context = {**pod, **(c.get("securityContext") or {})}
             name = f"{where}/{c['name']}"
@@ -264,7 +268,10 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             assert context.get("capabilities", {}).get("drop") == ["ALL"], name
             assert "add" not in context.get("capabilities", {}), name
             checked += 1
-    assert checked == 9  # 6 main containers + 2 init containers + the bootstrap Job
+    cronjobs = sum(1 for o in objects if o["kind"] == "CronJob")
+    assert cronjobs in (2, 6)  # a backup and a repair CronJob per Cassandra node
+    # 6 main containers + 2 init containers + the bootstrap Job + the CronJobs'
+    assert checked == 9 + cronjobs
 
 
 def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
@@ -281,8 +288,8 @@ def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
 
 def test_every_main_container_has_readiness_and_liveness_probes(objects: list[Object]) -> None:
     for obj, spec in workloads(objects):
-        if obj["kind"] == "Job":  # runs to completion: nothing to route to or restart
-            continue
+        if obj["kind"] in ("CronJob", "Job"):
+            continue  # a run to completion, watched by its Job's status
         for c in spec["containers"]:
             assert "readinessProbe" in c and "livenessProbe" in c, (obj["metadata"]["name"], c)
 
@@ -423,7 +430,8 @@ def can_talk(objects: list[Object], source: Pod, target: Pod, port: int) -> bool
 def pod(objects: list[Object], name: str) -> Pod:
     for obj, _ in workloads(objects):
         if obj["metadata"]["name"] == name:
-            return obj["metadata"]["namespace"], obj["spec"]["template"]["metadata"]["labels"]
+            spec = obj["spec"].get("jobTemplate", {}).get("spec", obj["spec"])  # CronJob
+            return obj["metadata"]["namespace"], spec["template"]["metadata"]["labels"]
     raise AssertionError(name)
 
 
@@ -550,6 +558,69 @@ def test_cassandra_runs_the_start_script_from_its_configmap(objects: list[Object
     for key in ("CASSANDRA_USER", "CASSANDRA_PASSWORD"):
         ref = env[key]["valueFrom"]["secretKeyRef"]
         assert key in decoded_secret_data(find(objects, "Secret", ref["name"], "backend"))
+
+
+def test_cassandra_backup_and_repair_cronjobs_cover_every_node_one_at_a_time(
+    objects: list[Object],
+) -> None:
+    sts = find(objects, "StatefulSet", "cassandra", "backend")
+    nodes = [f"cassandra-{n}" for n in range(sts["spec"]["replicas"])]
+    script = generated(objects, "ConfigMap", "cassandra-start", "backend")
+    assert script["data"]["backup.sh"] == (DEPLOY / "k8s/base/cassandra/backup.sh").read_text()
+    cassandra = container(objects, "StatefulSet", "cassandra", "cassandra")
+    mounts = {m["name"]: m["mountPath"] for m in cassandra["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(sts)["volumes"]}  # type: ignore[index]
+    claim = find(objects, "PersistentVolumeClaim", "cassandra-backups", "backend")
+    # off the node, shared by all nodes (one dev node: the default StorageClass, RWO)
+    modes = ["ReadWriteMany"] if len(nodes) > 1 else ["ReadWriteOnce"]
+    assert claim["spec"]["accessModes"] == modes
+    assert volumes["backups"]["persistentVolumeClaim"]["claimName"] == "cassandra-backups"
+    for task in ("backup", "repair"):
+        jobs = [
+            o for o in objects if o["kind"] == "CronJob" and f"-{task}-" in o["metadata"]["name"]
+        ]
+        assert sorted(j["metadata"]["name"] for j in jobs) == [
+            f"cassandra-{task}-{n}" for n in range(len(nodes))
+        ]
+        hours: set[tuple[str, str, str]] = set()
+        for job in jobs:
+            assert job["metadata"]["namespace"] == "backend"
+            assert job["spec"]["concurrencyPolicy"] == "Forbid"
+            minute, hour, _, _, weekday = job["spec"]["schedule"].split()
+            hours.add((minute, hour, weekday))
+            (kubectl,) = pod_spec(job)["containers"]  # type: ignore[index]
+            node = job["metadata"]["name"].replace(f"-{task}", "")
+            args = kubectl["args"]
+            assert args[:5] == ["exec", node, "--namespace=backend", "--container=cassandra", "--"]
+            if task == "backup":
+                assert args[5:8] == ["bash", f"{mounts['start']}/backup.sh", "ship"]
+                assert args[8] == "hundi" and args[9] == mounts["backups"]
+            else:
+                assert args[5:] == ["nodetool", "repair", "-pr", "-full"]
+        assert len(hours) == len(jobs)  # staggered: no two nodes start together
+    # least privilege: its own account, a namespaced Role, get/exec on the Cassandra pods only
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    binding = find(objects, "RoleBinding", "cassandra-ops", "backend")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "cassandra-ops",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cassandra-ops", "namespace": "backend"}
+    ]
+    assert find(objects, "ServiceAccount", "cassandra-ops", "backend")
+    rules = find(objects, "Role", "cassandra-ops", "backend")["rules"]
+    granted = {(r, v) for rule in rules for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == {("pods", "get"), ("pods/exec", "create"), ("pods/exec", "get")}
+    for rule in rules:
+        assert rule["apiGroups"] == [""] and set(nodes) <= set(rule["resourceNames"])
+        assert all(name.startswith("cassandra-") for name in rule["resourceNames"])
+    # the CronJob pods reach neither Cassandra's ports nor the internet
+    ops = pod(objects, "cassandra-backup-0")
+    for port in (9042, 7000):
+        assert not can_talk(objects, ops, pod(objects, "cassandra"), port)
+    assert not _allows(objects, "egress", ops, None, 443)
 
 
 def _gib(quantity: str) -> float:
@@ -726,6 +797,7 @@ def test_an_image_registry_prefixes_only_hundis_images(kustomize: Path, env_dir:
         "reg.example:5000/wunder/hundi:0.1.0",
         "reg.example:5000/wunder/hundi-jupyter:0.1.0",
         "reg.example:5000/wunder/kairosdb:0.1.0",
+        "registry.k8s.io/kubectl:v1.33.0",  # the Cassandra backup/repair CronJobs
         "cassandra:5.0.6",
         "grafana/grafana:11.6.0",
     }
