@@ -1084,5 +1084,11 @@ def test_every_volume_names_its_storage_class(objects: list[Object], overlay: st
     claims = [o["spec"] for o in objects if o["kind"] == "PersistentVolumeClaim"]
     for obj, _ in workloads(objects):
         claims += [t["spec"] for t in obj["spec"].get("volumeClaimTemplates", [])]
-    assert len(claims) == 4  # Cassandra data, collector spool, KairosDB queue, notebooks
-    assert {c.get("storageClassName") for c in claims} == {STORAGE_CLASS[overlay]}
+    # Cassandra data, collector spool, KairosDB queue, notebooks, Cassandra backups
+    assert len(claims) == 5
+    backups = [c for c in claims if c["accessModes"] == ["ReadWriteMany"]]
+    assert len(backups) == (1 if overlay == "prod" else 0)
+    for claim in backups:  # a shared volume needs a class that can be mounted by every node
+        assert claim.get("storageClassName") == "hundi-backups"
+    others = [c for c in claims if c not in backups]
+    assert {c.get("storageClassName") for c in others} == {STORAGE_CLASS[overlay]}
