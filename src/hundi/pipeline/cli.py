@@ -65,7 +65,12 @@ def _symbols(text: str | None) -> tuple[str, ...]:
 
 @click.command()
 @click.argument("exchange", required=False)
-@click.option("--market", default=None, help="the venue's market: spot, or a derivatives market its docs page names (usdm, coinm, swap, futures, linear, inverse...). [default: spot]")
+@click.option(
+    "--market",
+    default=None,
+    help="the venue's market: spot, or a derivatives market its docs page names (usdm, coinm, "
+    "swap, futures, linear, inverse...). [default: spot]",
+)
 @click.option("--symbols", help="Native symbols, comma separated, e.g. BTCUSDT,ETHUSDT.")
 @click.option(
     "--channels",
