@@ -146,11 +146,12 @@ hundi-debug: ## Run file=<file> args=<args> under debugpy on 0.0.0.0:5678 (dev c
 	@$(COMPOSE_ENV) COMPOSE="$(COMPOSE)" BIN=$(BIN) \
 		scripts/debug.sh "$(where)" "$(wait)" "$(port)" "$(file)" $(args)
 
-images: ## docker build wunder/hundi (prod), wunder/hundi-dev, wunder/hundi-jupyter, wunder/kairosdb
+images: ## docker build wunder/hundi (prod), wunder/hundi-dev, wunder/hundi-jupyter, wunder/kairosdb, wunder/grafana
 	docker build --target prod --tag $(IMAGE_PREFIX)wunder/hundi:$(IMAGE_TAG) .
 	docker build --target dev --tag $(IMAGE_PREFIX)wunder/hundi-dev:$(IMAGE_TAG) .
 	docker build --target jupyter --tag $(IMAGE_PREFIX)wunder/hundi-jupyter:$(IMAGE_TAG) .
 	docker build --file deploy/kairosdb/Dockerfile --tag $(IMAGE_PREFIX)wunder/kairosdb:$(IMAGE_TAG) .
+	docker build --file deploy/grafana/Dockerfile --tag $(IMAGE_PREFIX)wunder/grafana:$(IMAGE_TAG) .
 
 # Kubernetes (deploy/k8s) and Grafana (deploy/grafana) targets live beside their files.
 -include deploy/k8s/k8s.mk

@@ -193,10 +193,11 @@ def test_compose_services_images_and_targets() -> None:
         "jupyter",
     } <= set(services)
     assert services["cassandra"]["image"] == "cassandra:5.0.6"
-    assert services["grafana"]["image"] == "grafana/grafana:11.6.0"
-    assert (
-        "yesoreyeram-infinity-datasource"
-        in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    # Grafana with the Infinity plugin baked in (deploy/grafana/Dockerfile), not fetched at start
+    assert services["grafana"]["image"] == "wunder/grafana:latest"
+    assert services["grafana"]["build"]["dockerfile"] == "deploy/grafana/Dockerfile"
+    assert not {"GF_INSTALL_PLUGINS", "GF_PLUGINS_PREINSTALL"} & set(
+        services["grafana"]["environment"]
     )
     dockerfile_stages = set(stages())
     for name, service in services.items():
@@ -251,3 +252,40 @@ def test_compose_mounts_exist_in_the_repository() -> None:
                 assert (REPO / source).exists(), f"{name}: {source} does not exist"
     grafana = compose()["services"]["grafana"]["volumes"]
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+
+
+# --- the Grafana image (deploy/grafana/Dockerfile) -----------------------------------------------
+
+GRAFANA_DOCKERFILE = REPO / "deploy" / "grafana" / "Dockerfile"
+INFINITY = "yesoreyeram-infinity-datasource"
+
+
+def test_grafana_image_bakes_the_infinity_plugin_at_a_pinned_version() -> None:
+    """The plugin is installed once, at build time, at one exact version, into a directory no
+    volume hides (Kubernetes and compose mount one over /var/lib/grafana); the image ends as
+    Grafana's non-root user."""
+    parsed = DockerfileParser(str(GRAFANA_DOCKERFILE))
+    structure = [i for i in parsed.structure if i["instruction"] != "COMMENT"]
+    args = dict(
+        i["value"].split("=", 1)
+        for i in structure
+        if i["instruction"] == "ARG" and "=" in i["value"]
+    )
+    assert args["GRAFANA_IMAGE"] == "grafana/grafana:11.6.0"  # what docs/deployment.md names
+    assert re.fullmatch(r"\d+\.\d+\.\d+", args["INFINITY_VERSION"]), args["INFINITY_VERSION"]
+    assert [i["value"] for i in structure if i["instruction"] == "FROM"] == ["${GRAFANA_IMAGE}"]
+    env = " ".join(i["value"] for i in structure if i["instruction"] == "ENV")
+    plugins = re.search(r"GF_PATHS_PLUGINS=(\S+)", env)
+    assert plugins and not plugins.group(1).startswith("/var/lib/grafana")
+    (run,) = [i["value"] for i in structure if i["instruction"] == "RUN"]
+    assert f"grafana cli --pluginsDir {plugins.group(1)}" in " ".join(run.split())
+    assert f'plugins install {INFINITY} "${{INFINITY_VERSION}}"' in " ".join(run.split())
+    users = [i["value"] for i in structure if i["instruction"] == "USER"]
+    assert users[-1] == "472:0"  # the official image's grafana user
+    assert not [i for i in structure if i["instruction"] in ("COPY", "ADD")]
+    # the version the docs state is the one baked in
+    docs = (REPO / "docs" / "deployment.md").read_text()
+    assert f"{INFINITY} {args['INFINITY_VERSION']}" in docs
+    # nothing fetches a plugin at start any more
+    for path in ("compose.yaml", "deploy/k8s/base/grafana/deployment.yaml"):
+        assert "GF_INSTALL_PLUGINS" not in (REPO / path).read_text(), path

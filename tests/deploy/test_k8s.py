@@ -461,7 +461,6 @@ ALLOWED = [
     ("kairosdb", "cassandra", 9042),
     ("hundi-api", "cassandra", 9042),
     ("grafana", "hundi-api", 8000),
-    ("grafana", "kairosdb", 8080),  # legacy KairosDB datasource
     ("jupyter", "cassandra", 9042),
     ("jupyter", "kairosdb", 8080),
     ("jupyter", "hundi-api", 8000),
@@ -469,6 +468,7 @@ ALLOWED = [
 ]
 DENIED = [
     ("grafana", "cassandra", 9042),
+    ("grafana", "kairosdb", 8080),  # its Angular datasource cannot load on Grafana 11
     ("collectors", "hundi-api", 8000),
     ("hundi-api", "kairosdb", 8080),
     ("kairosdb", "cassandra", 7000),
@@ -489,23 +489,64 @@ def test_only_what_must_talk_can_talk(objects: list[Object]) -> None:
         )
 
 
-def test_grafana_and_jupyter_are_reachable_in_cluster_only(objects: list[Object]) -> None:
+INGRESS_CONTROLLER: Pod = ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+
+
+def test_grafana_and_jupyter_are_reachable_from_the_ingress_controller_only(
+    objects: list[Object],
+) -> None:
+    """Only pods of the ingress controller's namespace (INGRESS_NAMESPACE of the frontend
+    `cluster` ConfigMap) open Grafana and Jupyter; `kubectl port-forward` is not pod traffic."""
+    cluster = generated(objects, "ConfigMap", "cluster", "frontend")
+    assert cluster["data"]["INGRESS_NAMESPACE"] == INGRESS_CONTROLLER[0]
     stranger: Pod = ("default", {"app": "anything"})
-    assert can_talk(objects, stranger, pod(objects, "grafana"), 3000)
-    assert can_talk(objects, stranger, pod(objects, "jupyter"), 8888)
-    for name, port in (("cassandra", 9042), ("kairosdb", 8080), ("hundi-api", 8000)):
+    for name, port in (("grafana", 3000), ("jupyter", 8888)):
+        assert can_talk(objects, INGRESS_CONTROLLER, pod(objects, name), port), name
         assert not can_talk(objects, stranger, pod(objects, name), port), name
-    for name in ("grafana", "jupyter"):
+        for other in ("collectors", "hundi-api", "kairosdb", "cassandra"):
+            assert not can_talk(objects, pod(objects, other), pod(objects, name), port), other
+        assert not can_talk(
+            objects,
+            pod(objects, "jupyter" if name == "grafana" else "grafana"),
+            pod(objects, name),
+            port,
+        )
         ingress = find(objects, "NetworkPolicy", name, "frontend")["spec"]["ingress"]
         assert all("ipBlock" not in peer for rule in ingress for peer in rule["from"])
+        assert all("namespaceSelector" in peer for rule in ingress for peer in rule["from"])
+    for name, port in (("cassandra", 9042), ("kairosdb", 8080), ("hundi-api", 8000)):
+        assert not can_talk(objects, stranger, pod(objects, name), port), name
+        assert not can_talk(objects, INGRESS_CONTROLLER, pod(objects, name), port), name
 
 
-def test_only_collectors_and_grafana_reach_the_internet(objects: list[Object]) -> None:
-    for name in ("collectors", "grafana"):  # exchanges; grafana.com for the plugin
-        assert _allows(objects, "egress", pod(objects, name), None, 443), name
+def test_the_ingress_namespace_is_one_setting(
+    kustomize: Path, env_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changing INGRESS_NAMESPACE in the base kustomization moves both policies with it."""
+    tree = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, tree, ignore=shutil.ignore_patterns("env"))
+    base = tree / "k8s" / "base" / "kustomization.yaml"
+    text = base.read_text()
+    assert text.count("INGRESS_NAMESPACE=ingress-nginx") == 1
+    base.write_text(text.replace("INGRESS_NAMESPACE=ingress-nginx", "INGRESS_NAMESPACE=traefik"))
+    monkeypatch.setattr("hundi.deploy.kube.DEPLOY", tree)
+    traefik: Pod = ("traefik", {"app.kubernetes.io/name": "traefik"})
+    for overlay_name in OVERLAYS:
+        objects = render(overlay_name, env_dir=env_dir, kustomize=kustomize)
+        for name, port in (("grafana", 3000), ("jupyter", 8888)):
+            assert can_talk(objects, traefik, pod(objects, name), port), (overlay_name, name)
+            assert not can_talk(objects, INGRESS_CONTROLLER, pod(objects, name), port)
+
+
+def test_only_collectors_reach_the_internet(objects: list[Object]) -> None:
+    """The exchanges. Grafana's plugin is in its image: it has no internet egress at all."""
+    assert _allows(objects, "egress", pod(objects, "collectors"), None, 443)
     assert _allows(objects, "egress", pod(objects, "collectors"), None, 9443)
-    for name in ("cassandra", "kairosdb", "hundi-api", "jupyter"):
-        assert not _allows(objects, "egress", pod(objects, name), None, 443), name
+    for name in ("cassandra", "kairosdb", "hundi-api", "jupyter", "grafana"):
+        for port in (443, 80):
+            assert not _allows(objects, "egress", pod(objects, name), None, port), name
+    grafana = find(objects, "NetworkPolicy", "grafana", "frontend")["spec"]
+    assert all("ipBlock" not in peer for rule in grafana["egress"] for peer in rule["to"])
     dns: Pod = ("kube-system", {"k8s-app": "kube-dns"})
     for obj, _ in workloads(objects):
         assert _allows(objects, "egress", pod(objects, obj["metadata"]["name"]), dns, 53)
@@ -723,7 +764,10 @@ def test_grafana_admin_password_and_provisioning_from_files(objects: list[Object
     assert "GF_SECURITY_ADMIN_PASSWORD" in decoded_secret_data(
         find(objects, "Secret", ref["name"], "frontend")
     )
-    assert env["GF_INSTALL_PLUGINS"]["value"] == "yesoreyeram-infinity-datasource"
+    # the Infinity plugin is baked into the image at a pinned version, never fetched at start
+    assert c["image"].startswith("wunder/grafana:")
+    assert not {"GF_INSTALL_PLUGINS", "GF_PLUGINS_PREINSTALL"} & set(env)
+    assert env["GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES"]["value"] == "false"
     api = env["HUNDI_API_URL"]["value"]
     assert api == "http://hundi-api.backend.svc.cluster.local:8000"
     assert find(objects, "Service", "hundi-api", "backend")["spec"]["ports"][0]["port"] == 8000
@@ -797,9 +841,9 @@ def test_an_image_registry_prefixes_only_hundis_images(kustomize: Path, env_dir:
         "reg.example:5000/wunder/hundi:0.1.0",
         "reg.example:5000/wunder/hundi-jupyter:0.1.0",
         "reg.example:5000/wunder/kairosdb:0.1.0",
+        "reg.example:5000/wunder/grafana:0.1.0",  # grafana/grafana:11.6.0 + Infinity
         "registry.k8s.io/kubectl:v1.33.0",  # the Cassandra backup/repair CronJobs
         "cassandra:5.0.6",
-        "grafana/grafana:11.6.0",
     }
 
 

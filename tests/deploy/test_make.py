@@ -234,4 +234,6 @@ def test_images_builds_each_target_under_the_shared_names() -> None:
         "docker build --target jupyter --tag registry.example:5000/wunder/hundi-jupyter:1.2 .",
         "docker build --file deploy/kairosdb/Dockerfile "
         "--tag registry.example:5000/wunder/kairosdb:1.2 .",
+        "docker build --file deploy/grafana/Dockerfile "
+        "--tag registry.example:5000/wunder/grafana:1.2 .",
     ]
