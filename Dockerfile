@@ -45,8 +45,11 @@ FROM base AS prod
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 RUN mkdir -p /app/data /app/logs /app/spool && chown -R 10001:10001 /app
+# HUNDI_LOG_STREAM=stdout: every log line from INFO up on stdout, for the container's log
+# pipeline (the file under /app/logs is still written).
 ENV HUNDI_STORE=/app/data \
     HUNDI_LOG_PATH=/app/logs/hundi.log \
+    HUNDI_LOG_STREAM=stdout \
     HUNDI_SPOOL_DIR=/app/spool
 USER 10001:10001
 # `hundi collect` (and `hundi serve`) rewrite HUNDI_HEALTH_FILE (default: health.json beside

@@ -62,6 +62,13 @@ def _ws_client(text: str) -> str:
     return value
 
 
+def _log_stream(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("stderr", "stdout"):
+        raise ValueError(text)
+    return value
+
+
 def _log_format(text: str) -> str:
     value = text.strip().lower()
     if value not in ("text", "json"):
@@ -88,6 +95,9 @@ KEYS: dict[str, _Key] = {
     "log_max_lines": _Key("HUNDI_LOG_MAX_LINES", positive_int, "a positive integer", "10"),
     # 'json': one JSON object per log line (log collectors); the status screen stays text.
     "log_format": _Key("HUNDI_LOG_FORMAT", _log_format, "'text' or 'json'", "text"),
+    # Where log lines go besides the file when stdout is no terminal: 'stderr' (warnings and
+    # errors only) or 'stdout' (every line at INFO and up: a container's log pipeline).
+    "log_stream": _Key("HUNDI_LOG_STREAM", _log_stream, "'stderr' or 'stdout'", "stderr"),
     # The plain status line when stdout is no terminal: slow, so a piped or container log
     # does not fill with a line per refresh.
     "status_line_interval": _Key(
@@ -134,6 +144,7 @@ class Settings:
     shards: int
     health_file: Path | None = None  # status JSON `hundi health` reads; None: beside the log
     log_format: str = "text"  # or 'json' (hundi.logs)
+    log_stream: str = "stderr"  # or 'stdout': every INFO+ line there (hundi.logs)
     status_line_interval: float = 60.0  # seconds between plain status lines (not a terminal)
     sources: dict[str, str] = field(default_factory=dict)
 

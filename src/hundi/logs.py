@@ -9,6 +9,9 @@ Logging never takes the collector down: a line the file cannot take (disk full) 
 counted like a queue overflow, the first such failure is reported with one line on stderr, and
 :meth:`LogRuntime.close` never raises.
 
+``HUNDI_LOG_STREAM=stdout`` (``stream="stdout"``) sends every line at the log level (INFO) to
+stdout instead of only warnings and errors to stderr, for a container's log pipeline.
+
 ``HUNDI_LOG_FORMAT=json`` (``log_format="json"``) writes every line, to the file and to stderr,
 as one JSON object (``time`` ISO-8601 UTC, ``level``, ``logger``, ``message``, ``exception``
 when there is one) so a log collector (Kubernetes) needs no multi-line parsing. Messages are
@@ -40,6 +43,7 @@ _plain = logging.Formatter()
 # through logging's last-resort handler: unformatted, and over the live screen.
 LOGGERS = ("hundi", "picows", "aiohttp", "asyncio")
 LOG_FORMATS = ("text", "json")
+LOG_STREAMS = ("stderr", "stdout")
 
 
 class JsonFormatter(logging.Formatter):
@@ -201,15 +205,19 @@ def setup_logging(
     console: bool = False,
     level: int = logging.INFO,
     log_format: str = "text",
+    stream: str = "stderr",
 ) -> LogRuntime:
     """Route the ``hundi`` loggers through a bounded queue to ``path`` (created if needed).
 
     ``console`` also prints warnings and errors to stderr as one line each (used when no live
-    screen shows the recent lines). ``log_format`` ``"json"``: file and stderr lines are JSON
-    objects; the recent lines (the live screen's log pane) stay text.
+    screen shows the recent lines); with ``stream="stdout"`` every line at ``level`` goes to
+    stdout instead (one stream, each line once). ``log_format`` ``"json"``: file and console
+    lines are JSON objects; the recent lines (the live screen's log pane) stay text.
     """
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"HUNDI_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
+    if stream not in LOG_STREAMS:
+        raise ConfigError(f"HUNDI_LOG_STREAM must be 'stderr' or 'stdout', got {stream!r}")
     as_json = log_format == "json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,10 +230,13 @@ def setup_logging(
     recent = RecentLines(max_lines)
     targets: list[logging.Handler] = [file_handler, recent]
     if console:
-        stderr = logging.StreamHandler(sys.stderr)
-        stderr.setLevel(logging.WARNING)
-        stderr.setFormatter(JsonFormatter() if as_json else _OneLine(SHORT_FORMAT, "%H:%M:%S"))
-        targets.append(stderr)
+        to_stdout = stream == "stdout"
+        console_handler = logging.StreamHandler(sys.stdout if to_stdout else sys.stderr)
+        console_handler.setLevel(level if to_stdout else logging.WARNING)
+        console_handler.setFormatter(
+            JsonFormatter() if as_json else _OneLine(SHORT_FORMAT, "%H:%M:%S")
+        )
+        targets.append(console_handler)
     bounded: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=queue_max_size)
     handler = DroppingQueueHandler(bounded)
     listener = _Listener(bounded, *targets, respect_handler_level=True)

@@ -112,6 +112,8 @@ def test_prod_is_slim_non_root_with_a_healthcheck() -> None:
         assert "apt-get" not in run and "gcc" not in run
     copies = values(prod, "COPY")
     assert copies == ["--from=build /opt/venv /opt/venv"]
+    # a container's logs are its stdout: every line from INFO up goes there (docs/deployment.md)
+    assert any("HUNDI_LOG_STREAM=stdout" in env.split() for env in values(prod, "ENV"))
     base_user = values(stages()["base"], "RUN")[0]
     assert "--uid 10001" in base_user and "--gid 10001" in base_user
 

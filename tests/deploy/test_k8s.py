@@ -738,6 +738,9 @@ def test_collectors_shard_by_ordinal_over_the_configured_symbols(
     assert env_of(c)["HUNDI_SHARDS"]["value"] == str(replicas)
     args = c["args"]
     assert args[:1] == ["collect"] and args[args.index("--shard") + 1] == "auto"
+    # the cluster's log pipeline reads stdout: every line from INFO up, one JSON object each
+    assert env_of(c)["HUNDI_LOG_STREAM"]["value"] == "stdout"
+    assert env_of(c)["HUNDI_LOG_FORMAT"]["value"] == "json"
     stores = env_of(c)["HUNDI_STORE"]["value"]
     assert stores.startswith("cassandra://cassandra-client.backend.svc.cluster.local:9042/")
     assert "kairosdb+http://kairosdb.backend.svc.cluster.local:8080" in stores

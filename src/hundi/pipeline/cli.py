@@ -432,6 +432,7 @@ def _start_logging(settings: Settings) -> LogRuntime:
             max_lines=settings.log_max_lines,
             console=not sys.stdout.isatty(),
             log_format=settings.log_format,
+            stream=settings.log_stream,
         )
     except ConfigError as exc:
         _fail(str(exc))
