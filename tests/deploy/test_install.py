@@ -76,6 +76,20 @@ def test_prod_profile_installs_a_working_non_editable_hundi(tmp_path: Path) -> N
     )
     assert versions.stdout.split() == [pins["msgspec"], pins["pyarrow"]], versions.stderr
     assert run(venv / "bin" / "python", "-c", "import pip").returncode != 0
+    # exactly hundi and its locked runtime dependencies: no pip, setuptools or wheel (uv creates
+    # the venv without them and none is a runtime dependency), nor their commands
+    installed = run(
+        venv / "bin" / "python",
+        "-c",
+        "import importlib.metadata as m; print(*(d.metadata['Name'] for d in m.distributions()))",
+    )
+    names = {n.lower().replace("_", "-") for n in installed.stdout.split()}
+    assert names == runtime_closure() | {"hundi"}, installed.stderr
+    for tool in ("pip", "setuptools", "wheel", "pkg_resources"):
+        assert run(venv / "bin" / "python", "-c", f"import {tool}").returncode != 0, tool
+    assert not [p.name for p in (venv / "bin").iterdir() if p.name.startswith(("pip", "wheel"))]
+    config = (venv / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = false" in config  # the image's pip stays outside
     # idempotent: a second run only confirms what is there
     again = run(script, venv, "prod", "deps", timeout=600)
     assert again.returncode == 0, again.stderr
@@ -88,6 +102,55 @@ def test_prod_profile_installs_a_working_non_editable_hundi(tmp_path: Path) -> N
     said = " ".join(drifted.stderr.split())
     assert "`uv.lock` needs to be updated, but `--locked` was provided" in said, said
     assert "uv.lock no longer matches pyproject.toml, run 'make deps-upgrade'" in said
+
+
+def runtime_closure() -> set[str]:
+    """hundi's runtime dependencies in uv.lock, transitively (no extras)."""
+    packages = {p["name"]: p for p in tomllib.loads((REPO / "uv.lock").read_text())["package"]}
+    found: set[str] = set()
+    todo = [d["name"] for d in packages["hundi"].get("dependencies", [])]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [d["name"] for d in packages[name].get("dependencies", [])]
+    return found
+
+
+def test_every_locked_runtime_artifact_has_a_hash() -> None:
+    packages = {p["name"]: p for p in tomllib.loads((REPO / "uv.lock").read_text())["package"]}
+    closure = runtime_closure()
+    assert closure and not closure & {"pip", "setuptools", "wheel"}
+    for name in closure:
+        artifacts = [*packages[name].get("wheels", []), packages[name].get("sdist", {})]
+        artifacts = [a for a in artifacts if a]
+        assert artifacts and all(a["hash"].startswith("sha256:") for a in artifacts), name
+
+
+@pytest.mark.slow
+def test_prod_install_refuses_a_package_whose_hash_differs_from_the_lock(tmp_path: Path) -> None:
+    """The hashes in uv.lock are checked at install: one wrong hash and nothing is installed."""
+    build = context_copy(tmp_path)
+    lock = build / "uv.lock"
+    packages = {p["name"]: p for p in tomllib.loads(lock.read_text())["package"]}
+    dotenv = packages["python-dotenv"]  # a runtime dependency (hundi.config reads .env files)
+    text = lock.read_text()
+    for artifact in [*dotenv["wheels"], dotenv["sdist"]]:
+        assert text.count(artifact["hash"]) == 1
+        text = text.replace(artifact["hash"], "sha256:" + "0" * 64)
+    lock.write_text(text)
+    venv = tmp_path / "venv"
+    result = subprocess.run(
+        [str(build / "scripts" / "install.sh"), str(venv), "prod", "bootstrap", "deps"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHON": sys.executable},
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"Hash mismatch for `python-dotenv=={dotenv['version']}`" in result.stderr
+    assert run(venv / "bin" / "python", "-c", "import dotenv").returncode != 0
 
 
 def test_install_script_errors_name_the_problem(tmp_path: Path) -> None:
