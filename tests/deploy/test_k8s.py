@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -771,6 +772,12 @@ def test_grafana_admin_password_and_provisioning_from_files(objects: list[Object
     assert c["image"].startswith("wunder/grafana:")
     assert not {"GF_INSTALL_PLUGINS", "GF_PLUGINS_PREINSTALL"} & set(env)
     assert env["GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES"]["value"] == "false"
+    # no volume hides the image's plugin directory (GF_PATHS_PLUGINS, deploy/grafana/Dockerfile)
+    plugins = re.search(r"GF_PATHS_PLUGINS=(\S+)", (DEPLOY / "grafana" / "Dockerfile").read_text())
+    assert plugins
+    for mount in c["volumeMounts"]:
+        assert not plugins.group(1).startswith(mount["mountPath"].rstrip("/") + "/"), mount
+        assert not mount["mountPath"].startswith(plugins.group(1)), mount
     api = env["HUNDI_API_URL"]["value"]
     assert api == "http://hundi-api.backend.svc.cluster.local:8000"
     assert find(objects, "Service", "hundi-api", "backend")["spec"]["ports"][0]["port"] == 8000
