@@ -26,7 +26,7 @@ wait ?= yes
 port ?= 5678
 
 .DEFAULT_GOAL := help
-.PHONY: help venv runtime-venv test test-fast deps-upgrade lint typecheck check demo bench bench-venues bench-stores bench-series bench-research clean services-up services-down services-status services-logs
+.PHONY: help venv runtime-venv test test-fast deps-upgrade lint typecheck check demo bench bench-venv bench-venues bench-stores bench-series bench-research clean services-up services-down services-status services-logs
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}'
@@ -75,7 +75,19 @@ check: lint typecheck services-up test ## Everything CI checks (starts the real 
 demo: runtime-venv ## Simulator + collector for DURATION s into ./data, then summary and a sample query
 	@bash scripts/demo.sh "$(DURATION)" "$(MARKET)" "$(SYMBOLS)" "$(DEMO_STORE)"
 
-bench: venv ## Throughput benchmarks (simulator at full speed → collector → embedded store)
+# cryptofeed for `make bench`'s comparison: its own venv, exact versions and hashes from
+# bench/requirements-cryptofeed.txt, never in uv.lock (hundi does not depend on it).
+BENCH_VENV := .bench-venv
+$(BENCH_VENV)/.installed: bench/requirements-cryptofeed.txt $(DEV_STAMP)
+	.tools/uv/bin/uv venv --allow-existing --python $(BIN)/python $(BENCH_VENV)
+	.tools/uv/bin/uv pip sync --python $(BENCH_VENV)/bin/python --require-hashes bench/requirements-cryptofeed.txt
+	@touch $@
+
+bench-venv: $(BENCH_VENV)/.installed ## .bench-venv: cryptofeed pinned with hashes, for make bench (not in uv.lock)
+
+bench: venv ## hundi vs cryptofeed vs a bare loop at 1k/5k/10k/max frames/s, then collector throughput
+	@$(MAKE) --no-print-directory bench-venv || echo "[bench] no cryptofeed venv: the comparison runs without cryptofeed"
+	$(BIN)/python bench/vs_cryptofeed.py
 	$(BIN)/python bench/run.py
 
 bench-venues: venv ## Each venue's protocol alone (frames/s per core): real recordings and simulator frames
