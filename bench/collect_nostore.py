@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 import hundi.pipeline.cli as collect_cli
 from hundi.cli import main
 from hundi.records import Channel, Record
 from hundi.stores.base import Store
+
+if TYPE_CHECKING:  # pandas only when read: importing it would add to the collector's CPU
+    import pandas as pd
 
 
 class NullStore(Store):
@@ -43,6 +44,8 @@ class NullStore(Store):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame()
 
 
@@ -53,6 +56,11 @@ def _open_with_null(url: str, **options: Any) -> Store:
     return NullStore(url) if url.startswith("null:") else _open_store(url, **options)
 
 
-if __name__ == "__main__":
+def install() -> None:
+    """Make ``--store null:`` open a :class:`NullStore` in this process's ``hundi collect``."""
     collect_cli.open_store = _open_with_null  # type: ignore[assignment]
+
+
+if __name__ == "__main__":
+    install()
     main()

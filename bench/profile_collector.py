@@ -7,8 +7,9 @@ Usage (arguments are those of ``hundi collect``; point it at a running simulator
 
     .venv/bin/python bench/profile_collector.py --out DIR [--top N] -- binance --symbols ...
 
-Writes ``DIR/main.prof`` and ``DIR/writer-N.prof`` (open with ``python -m pstats`` or
-snakeviz) and prints the top functions by own time of each.
+``--store null:`` profiles the collector with a store that keeps nothing
+(``bench/collect_nostore.py``). Writes ``DIR/main.prof`` and ``DIR/writer-N.prof`` (open with
+``python -m pstats`` or snakeviz) and prints the top functions by own time of each.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def main() -> None:
     args = parser.parse_args()
     collect_args = [a for a in args.collect_args if a != "--"]
     args.out.mkdir(parents=True, exist_ok=True)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import collect_nostore
+
+    collect_nostore.install()  # ``--store null:``: the collector without a store's cost
 
     from hundi.pipeline import writer
 

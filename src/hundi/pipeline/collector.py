@@ -74,6 +74,9 @@ class CollectorSettings:
     flush_interval: float = 1.0
     max_batch_records: int = 50_000
     queue_batches: int = 32
+    # Each store writer's queue also holds at most this many bytes (estimated, see
+    # hundi.pipeline.writer.batch_bytes): memory stays bounded whatever the batch sizes.
+    queue_bytes: int = 64 * 2**20
     shutdown_timeout_s: float = 30.0
     # Outage spool for idempotent stores (None: no spool, a down store means backpressure).
     spool_dir: Path | None = None
@@ -202,6 +205,7 @@ class Collector:
             StoreWriter(
                 store,
                 max_batches=settings.queue_batches,
+                max_bytes=settings.queue_bytes,
                 flush_interval=settings.flush_interval,
                 spool=self._spool_for(store),
                 spill_after_s=settings.spill_after_s,
@@ -319,9 +323,7 @@ class Collector:
                 for manager in self.managers:
                     manager.pause_reading()
         # Resume only with room for more than one batch, so we do not flap.
-        elif self._paused_at is not None and all(
-            w.backlog <= w.queue.maxsize // 2 for w in self.writers
-        ):
+        elif self._paused_at is not None and all(w.has_room for w in self.writers):
             paused = time.monotonic() - self._paused_at
             self.backpressure_s += paused
             self._paused_at = None

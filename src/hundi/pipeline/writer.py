@@ -2,7 +2,10 @@
 
 Why a thread: stores do blocking I/O (files, HTTP) and must never stall the event loop.
 Why bounded: a slow or failing store fills its queue, and the collector then stops reading
-sockets (backpressure) instead of growing memory without limit or dropping data. A store that
+sockets (backpressure) instead of growing memory without limit or dropping data. The bound is
+in bytes (``max_bytes``, estimated per record type: :func:`batch_bytes`), not only in batches:
+a batch drained early under a flood holds up to ``max_batch_records`` records, one at a calm
+rate a few hundred, so a count of batches bounds nothing. A store that
 raises is retried with backoff, the failed batch kept; records count as *stored* only once a
 ``flush`` after their ``write`` succeeded.
 
@@ -29,6 +32,7 @@ import errno
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -49,6 +53,34 @@ _STOP: Final = None
 
 def batch_counts(batch: Batch) -> Counter[str]:
     return Counter({channel.value: len(records) for channel, records in batch.items()})
+
+
+_RECORD_BYTES: dict[type, int] = {}  # estimated memory of one record, per record type
+
+
+def _record_bytes(record: Record) -> int:
+    """The record object, its list slot and its own numbers, measured once per type (a struct's
+    numbers are mostly its own objects; exchange and symbol strings are shared by all records)."""
+    size = sys.getsizeof(record) + 8
+    for name in record.__struct_fields__:
+        value = getattr(record, name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            size += sys.getsizeof(value)
+    return size
+
+
+def batch_bytes(batch: Batch) -> int:
+    """Estimated memory a queued batch holds: per channel, its record count times the size of
+    one record of its type (so the estimate costs one dict lookup per channel, not per record)."""
+    total = 0
+    for records in batch.values():
+        if records:
+            first = records[0]
+            per = _RECORD_BYTES.get(type(first))
+            if per is None:
+                per = _RECORD_BYTES[type(first)] = _record_bytes(first)
+            total += per * len(records)
+    return total
 
 
 @dataclass(slots=True)
@@ -104,6 +136,7 @@ class StoreWriter:
         store: Store,
         *,
         max_batches: int = 32,
+        max_bytes: int = 64 * 2**20,
         flush_interval: float = 1.0,
         retry_initial_s: float = 0.2,
         retry_cap_s: float = 10.0,
@@ -114,7 +147,9 @@ class StoreWriter:
         self.store = store
         self.label = store.describe()
         self.flush_interval = flush_interval
-        self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=max_batches)
+        self.queue: queue.Queue[tuple[Batch, int] | None] = queue.Queue(maxsize=max_batches)
+        self.max_bytes = max_bytes
+        self._queued_bytes = 0  # estimated bytes of the batches in ``queue`` (see batch_bytes)
         self._retry = Backoff(retry_initial_s, retry_cap_s)
         self._lock = threading.Lock()
         self._stored: Counter[str] = Counter()
@@ -159,16 +194,35 @@ class StoreWriter:
     # --- event-loop side ----------------------------------------------------------------------
 
     def offer(self, batch: Batch) -> bool:
-        """Queue a batch without blocking; False when the queue is full (apply backpressure)."""
-        try:
-            self.queue.put_nowait(batch)
-        except queue.Full:
-            return False
+        """Queue a batch without blocking; False when the queue is full, in batches or in bytes
+        (apply backpressure). An empty queue takes any batch, so a big one cannot wait forever."""
+        size = batch_bytes(batch)
+        with self._lock:
+            if self._queued_bytes and self._queued_bytes + size > self.max_bytes:
+                return False
+            try:
+                self.queue.put_nowait((batch, size))
+            except queue.Full:
+                return False
+            self._queued_bytes += size
         return True
 
     @property
     def backlog(self) -> int:
         return self.queue.qsize()
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Estimated bytes of the queued batches."""
+        return self._queued_bytes
+
+    @property
+    def has_room(self) -> bool:
+        """At most half full in batches and in bytes: backpressure may end without flapping."""
+        return (
+            self.queue.qsize() <= self.queue.maxsize // 2
+            and self._queued_bytes <= self.max_bytes // 2
+        )
 
     @property
     def stored(self) -> Counter[str]:
@@ -479,11 +533,15 @@ class StoreWriter:
         last_flush = time.monotonic()
         while True:
             try:
-                batch = self.queue.get(timeout=every)
+                item = self.queue.get(timeout=every)
             except queue.Empty:
-                batch = {}
-            if batch is _STOP:
+                item = ({}, 0)
+            if item is _STOP:
                 break
+            batch, size = item
+            if size:
+                with self._lock:
+                    self._queued_bytes -= size
             if batch:
                 self._write(batch)
             if self._spooling:
