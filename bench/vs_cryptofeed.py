@@ -66,6 +66,7 @@ STREAMS = [
     f"{s.lower()}@{suffix}" for s in SYMBOLS for suffix in ("aggTrade", "bookTicker", "depth@100ms")
 ]
 CONTENDERS = ("hundi+store", "hundi nostore", "cryptofeed", "bare")
+BASELINE = "hundi nostore@base"  # --baseline REV: the collector of another commit, same run
 BENCH_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 # Targets of issue 16 (hundi with its embedded store)
 MAX_RSS_MB = 250.0
@@ -122,7 +123,9 @@ def connections_since(sim: SimulatorProcess, since_ns: int) -> list[dict[str, An
 
 
 def command(contender: str, sim: SimulatorProcess, tmp: Path, name: str) -> list[str]:
-    """The client process of one contender; each stops itself (duration) or is stopped."""
+    """The client process of one contender; each stops itself (duration) or is stopped.
+    ``hundi nostore@base`` is ``hundi nostore`` with ``PYTHONPATH`` on another commit's ``src``
+    (see :func:`run_one`)."""
     long = "3600"  # the harness ends every run; this only bounds a forgotten process
     if contender.startswith("hundi"):
         store = str(tmp / f"store-{name}") if contender == "hundi+store" else "null:"
@@ -165,6 +168,8 @@ def run_one(
     out_path = tmp / f"{name}.out"
     err_path = tmp / f"{name}.err"
     env = dict(os.environ, HUNDI_LOG_PATH=str(tmp / f"{name}.log"))
+    if contender == BASELINE:
+        env["PYTHONPATH"] = str(tmp / "baseline" / "src")  # ahead of the editable install
     with out_path.open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen(command(contender, sim, tmp, name), stdout=out, stderr=err, env=env)
     sampler = Sampler(proc.pid)
@@ -325,6 +330,7 @@ def print_tables(
     t.add_column("store/cryptofeed", justify="right")
     t.add_column("store/bare", justify="right")
     t.add_column("nostore/bare", justify="right")
+    t.add_column("nostore/base", justify="right")
     for rate, row in table.items():
         cells = []
         for contender in contenders:
@@ -342,7 +348,7 @@ def print_tables(
             return "-"
 
         t.add_row(rate, *cells, ratio("hundi+store", "cryptofeed"), ratio("hundi+store", "bare"),
-                  ratio("hundi nostore", "bare"))  # fmt: skip
+                  ratio("hundi nostore", "bare"), ratio("hundi nostore", BASELINE))  # fmt: skip
     console.print(t)
     for check in checks:
         mark = "[green]PASS" if check["pass"] else "[red]FAIL"
@@ -362,13 +368,20 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=6.0, help="paced: measured seconds")
     parser.add_argument("--replay-frames", type=int, default=600_000)
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help=f"add '{BASELINE}': hundi without a store at git revision REV (before/after)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round, short windows, 200k replay")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "vs_cryptofeed.json")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.warmup, args.window, args.replay_frames = 1, 1.5, 4.0, 200_000
     contenders = [c for c in args.contenders.split(",") if c]
-    unknown = sorted(set(contenders) - set(CONTENDERS))
+    if args.baseline:
+        contenders.append(BASELINE)
+    unknown = sorted(set(contenders) - {*CONTENDERS, BASELINE})
     if unknown:
         parser.error(f"unknown contenders {unknown}; known: {', '.join(CONTENDERS)}")
     notes = []
@@ -381,6 +394,8 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hundi-vs-") as tmp_name:
         tmp = Path(tmp_name)
+        if args.baseline:
+            _export(args.baseline, tmp / "baseline")
         replay: list[Path] = []
         if "max" in rates:
             console.log(f"replay: generating {args.replay_frames:,} spot frames")
@@ -399,6 +414,7 @@ def main() -> None:
     results = {
         "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg()},
         "git": _git_rev(),
+        "baseline": args.baseline,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "bench_seconds": round(time.monotonic() - started, 1),
         "notes": notes,
@@ -412,6 +428,17 @@ def main() -> None:
     if unbalanced:
         console.print(f"[red]hundi's accounting does not balance: {', '.join(unbalanced)}")
         sys.exit(1)
+
+
+def _export(rev: str, into: Path) -> None:
+    """``src/`` of git revision ``rev`` into ``into`` (the baseline contender's code)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", rev, "src"], cwd=ROOT, capture_output=True, check=False
+    )
+    if archive.returncode:
+        sys.exit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
 
 
 def _git_rev() -> str:
