@@ -22,7 +22,12 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.log_update_interval == 1.0
     assert settings.log_max_lines == 10
     assert settings.store == ("./data",)
+    assert settings.queue_mb == 64
     assert set(settings.sources.values()) == {"default"}
+
+
+def test_queue_mb_from_the_environment(tmp_path: Path) -> None:
+    assert load_settings(environ={"HUNDI_QUEUE_MB": "8"}, cwd=tmp_path).queue_mb == 8
 
 
 def test_precedence_cli_over_env_over_dotenv_over_yaml(tmp_path: Path) -> None:
@@ -61,6 +66,7 @@ def test_precedence_cli_over_env_over_dotenv_over_yaml(tmp_path: Path) -> None:
         ("HUNDI_FLUSH_INTERVAL", "soon", "must be a positive number of seconds"),
         ("HUNDI_STORE", ",", "must be comma-separated store URLs"),
         ("HUNDI_WS_CLIENT", "curl", "must be 'picows' or 'aiohttp'"),
+        ("HUNDI_QUEUE_MB", "0", "must be a positive integer (MiB)"),
     ],
 )
 def test_bad_values_name_key_form_and_origin(

@@ -109,6 +109,7 @@ KEYS: dict[str, _Key] = {
     ),
     "stale_after": _Key("HUNDI_STALE_AFTER", positive_float, "a positive number of seconds", "60"),
     "queue_batches": _Key("HUNDI_QUEUE_BATCHES", positive_int, "a positive integer", "32"),
+    "queue_mb": _Key("HUNDI_QUEUE_MB", positive_int, "a positive integer (MiB)", "64"),
     "ws_client": _Key("HUNDI_WS_CLIENT", _ws_client, "'picows' or 'aiohttp'", "picows"),
     "spool_dir": _Key("HUNDI_SPOOL_DIR", _nonempty, "a folder path", "./spool"),
     "spill_after": _Key("HUNDI_SPILL_AFTER", positive_float, "a positive number of seconds", "5"),
@@ -136,6 +137,7 @@ class Settings:
     flush_interval: float
     stale_after: float
     queue_batches: int
+    queue_mb: int
     ws_client: str
     spool_dir: Path
     spill_after: float

@@ -365,6 +365,7 @@ def _collect(
     collector_settings = CollectorSettings(
         flush_interval=settings.flush_interval,
         queue_batches=settings.queue_batches,
+        queue_bytes=settings.queue_mb * 2**20,
         connection=ConnectionSettings(stale_after_s=settings.stale_after),
         spool_dir=settings.spool_dir,
         spill_after_s=settings.spill_after,
