@@ -453,7 +453,8 @@ def test_failed_parting_publishes_nothing_keeps_everything_and_leaves_no_temp_fi
     assert [r.trade_id for r in records_of(store, Channel.TRADES)] == [1, 3]
     assert [r.trade_id for r in records_of(store, Channel.TRADES, "ETH-USDT")] == [2]
     assert not list((tmp_path / ".wal").iterdir())  # all parted, the log retired
-    parts = [p for d in tmp_path.glob("exchange=*/channel=*/symbol=*/date=*") for p in list_parts(d)]
+    folders = tmp_path.glob("exchange=*/channel=*/symbol=*/date=*")
+    parts = [part for folder in folders for part in list_parts(folder)]
     assert len(parts) == 3  # BTC flush 1, ETH flush 1, BTC flush 2: each row once
 
     store.write({Channel.TRADES: [trade(4)]})
