@@ -385,3 +385,25 @@ def test_records_of_a_recovered_log_round_trip_exactly(tmp_path: Path) -> None:
         frame = reader.read(exchange="binance", symbol="BTC-USDT", channel=channel)
         table = pa.Table.from_pandas(frame.reset_index(), preserve_index=False)
         assert from_arrow(channel, table) == records, channel
+
+
+@pytest.mark.slow
+def test_store_check_reports_a_dead_runs_log_and_repair_parts_it(tmp_path: Path) -> None:
+    store = three_flushes(tmp_path)
+    (segment,) = segments_of(tmp_path)
+    entries, _ = wal.scan(segment)
+    os.truncate(segment, entries[-1].offset + 3)  # a torn last entry
+    check = [str(Path(sys.executable).with_name("hundi")), "store", "check", str(tmp_path)]
+    live = subprocess.run(check, capture_output=True, text=True, timeout=120)
+    assert live.returncode == 0, live.stdout + live.stderr  # a live writer's log is no problem
+    die(store)
+    found = subprocess.run(check, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "unparted log" in found.stdout and "3 entries (30 rows)" not in found.stdout
+    assert "2 entries (20 rows)" in found.stdout and "torn tail" in found.stdout
+    repaired = subprocess.run([*check, "--repair"], capture_output=True, text=True, timeout=120)
+    assert repaired.returncode == 1 and "-> parted" in repaired.stdout, repaired.stderr
+    assert segments_of(tmp_path) == [] and ids(tmp_path) == list(range(20))
+    again = subprocess.run(check, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 file(s) in" in again.stdout  # the torn bytes, kept in quarantine
