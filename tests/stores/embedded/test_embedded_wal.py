@@ -407,3 +407,31 @@ def test_store_check_reports_a_dead_runs_log_and_repair_parts_it(tmp_path: Path)
     again = subprocess.run(check, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "1 file(s) in" in again.stdout  # the torn bytes, kept in quarantine
+
+
+def test_writes_are_refused_while_failed_flushes_hold_more_than_max_pending_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = EmbeddedStore(str(tmp_path), max_pending_bytes=20_000, part_bytes=BIG)
+    real = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if fd == store._segment_fd:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    written = 0
+    with pytest.raises(StoreError, match="max_pending_bytes"):
+        for _ in range(100):
+            store.write({Channel.TRADES: [trade(written + i) for i in range(100)]})
+            written += 100
+            with pytest.raises(StoreError, match="No space left"):
+                store.flush()
+    assert 0 < written < 10_000  # refused once the bound was passed, not at the end
+    monkeypatch.undo()
+    store.flush()  # space is back: everything kept is stored, and writes are taken again
+    assert ids(tmp_path) == list(range(written))
+    store.write({Channel.TRADES: [trade(written)]})
+    store.close()
+    assert ids(tmp_path) == list(range(written + 1))

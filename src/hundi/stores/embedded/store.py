@@ -117,8 +117,10 @@ class EmbeddedStore(Store):
     Options: ``part_bytes`` (log bytes that make a flush write Parquet parts, default 32 MiB;
     0 writes parts at every flush), ``part_age_s`` (age of the oldest un-parted log entry that
     does, default 300), ``compact_fanout`` (parts per level before merging, default 16),
-    ``grace_s`` (seconds before superseded files are deleted, default 30), ``fsync`` (default
-    true), ``read_only`` (default false: the store must exist; nothing is created or written).
+    ``grace_s`` (seconds before superseded files are deleted, default 30), ``max_pending_bytes``
+    (Arrow bytes a failing flush may keep in memory before ``write`` refuses more, so the
+    writer spools instead; default 64 MiB), ``fsync`` (default true), ``read_only`` (default
+    false: the store must exist; nothing is created or written).
     """
 
     scheme = "file"
@@ -130,6 +132,7 @@ class EmbeddedStore(Store):
         self.part_age_s = float(options.get("part_age_s", 300.0))
         self.compact_fanout = max(2, int(options.get("compact_fanout", 16)))
         self.grace_s = float(options.get("grace_s", 30.0))
+        self.max_pending_bytes = int(options.get("max_pending_bytes", 64 * 1024 * 1024))
         self.fsync = _as_bool(options.get("fsync", True))
         self.run_id = _new_run_id()
         self._sequence = 0
@@ -171,8 +174,17 @@ class EmbeddedStore(Store):
             raise StoreError(f"store path {str(self.root)!r} is not writable: {reason}") from None
 
     def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        """Buffer records for the next flush. Refused (StoreError) while failed flushes keep
+        more than ``max_pending_bytes`` in memory: the writer then spools to disk, so this
+        store's memory stays bounded by bytes during an outage."""
         if self.read_only:
             raise StoreError(f"store {str(self.root)!r} was opened read-only")
+        pending = sum(table.nbytes for table in self._pending.values())
+        if pending > self.max_pending_bytes:
+            raise StoreError(
+                f"store {str(self.root)!r}: {pending} bytes wait for a flush that keeps failing "
+                f"(max_pending_bytes {self.max_pending_bytes})"
+            )
         for channel, records in batches.items():
             if records:
                 self._buffers.setdefault(Channel(channel), []).extend(records)
