@@ -1,19 +1,25 @@
 """The embedded store: Parquet part files under a directory, no server, readable by any tool.
 
-Layout and file naming: :mod:`hundi.stores.embedded.layout`. Guarantees:
+Layout and file naming: :mod:`hundi.stores.embedded.layout`; the log:
+:mod:`hundi.stores.embedded.wal`. Guarantees:
 
-* ``flush`` writes each buffered partition as a new file atomically (temp file in the same
-  directory, fsync, ``os.replace``, fsync of the directory), so a reader in another process
-  never sees a half-written file and a ``kill -9`` loses only what was not flushed.
-* A ``flush`` that fails (disk full...) publishes nothing and keeps everything: every partition
-  is written to a temp file first and renamed only once all of them are on disk; a failure
-  removes the temp files (and undoes the renames already done) and leaves the data pending, so
-  the next ``flush`` writes it again. ``discard`` drops it (the writer gave up on it).
-* Flushing every second makes many small files; once a partition has ``compact_fanout`` files of
-  one level from this run, ``flush`` merges them into one file of the next level (a log-structured
-  merge: each row is rewritten about log_fanout(flushes per day) times). The merged file
-  supersedes its inputs by name, and the inputs are deleted only after ``grace_s`` seconds, so a
-  concurrent reader whose directory listing raced the rename still finds every row exactly once.
+* ``flush`` appends each buffered partition's rows to the run's write-ahead log, one entry
+  each, and fsyncs it once (group commit), so a ``kill -9`` loses only what was not flushed.
+* A ``flush`` that fails (disk full...) publishes nothing and keeps everything: the log is cut
+  back to its size before the append and the data stays pending, so the next ``flush`` writes
+  it again. ``discard`` drops it (the writer gave up on it). ``write`` refuses more while
+  ``max_pending_bytes`` are pending (memory bounded by bytes).
+* Parquet parts are written from the log per partition when it holds ``part_bytes`` or its
+  oldest entry is ``part_age_s`` old, and at ``close``; each part atomically (temp file in the
+  same directory, fsync, ``os.replace``, fsync of the directory), named by the run and the
+  range of flushes it holds; then the log segment is retired. Readers skip log entries a part
+  of their run covers, and recovery of a dead run's log (:meth:`EmbeddedStore.recover`, at
+  every open for writing) parts only the others: exactly once across a crash anywhere.
+* Once a partition has ``compact_fanout`` parts of one level from this run, they are merged
+  into one part of the next level (a log-structured merge, now over big parts: it follows the
+  data). The merged file supersedes its inputs by name, and the inputs are deleted only after
+  ``grace_s`` seconds, so a concurrent reader whose directory listing raced the rename still
+  finds every row exactly once.
 * Restarts append: each store instance writes under a fresh run id.
 
 Reading tools other than :meth:`EmbeddedStore.read`: the files hold every record column, so read
