@@ -435,3 +435,13 @@ def test_writes_are_refused_while_failed_flushes_hold_more_than_max_pending_byte
     store.write({Channel.TRADES: [trade(written)]})
     store.close()
     assert ids(tmp_path) == list(range(written + 1))
+
+
+def test_options_come_from_a_file_urls_query(tmp_path: Path) -> None:
+    store = EmbeddedStore(f"file:{tmp_path}?part_bytes=0&part_age_s=7")
+    assert store.root == tmp_path and store.part_bytes == 0 and store.part_age_s == 7
+    store.write({Channel.TRADES: [trade(1)]})
+    store.flush()
+    assert len(parts_of(tmp_path)) == 1 and segments_of(tmp_path) == []  # parted at once
+    store.close()
+    assert EmbeddedStore(str(tmp_path)).part_age_s == 300  # the defaults

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -95,12 +95,21 @@ log = logging.getLogger("hundi.stores")
 
 
 def path_of_url(url: str) -> Path:
-    """``./data``, ``file:./data``, ``file:///abs/data`` → a path."""
+    """``./data``, ``file:./data``, ``file:///abs/data`` → a path (a ``file:`` URL's
+    ``?query`` holds options, see :func:`options_of_url`)."""
     if url.startswith("file://"):
         return Path(unquote(urlsplit(url).path))
     if url.startswith("file:"):
-        return Path(url[len("file:") :])
+        return Path(url[len("file:") :].split("?", 1)[0])
     return Path(url)
+
+
+def options_of_url(url: str) -> dict[str, str]:
+    """Store options from a ``file:`` URL's query (``file:./data?part_age_s=60``); a plain
+    path has none (a ``?`` there is part of the folder name)."""
+    if not url.startswith("file:") or "?" not in url:
+        return {}
+    return dict(parse_qsl(url.split("?", 1)[1]))
 
 
 def _new_run_id() -> str:
@@ -134,6 +143,7 @@ class EmbeddedStore(Store):
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url)
         self.root = path_of_url(url)
+        options = {**options_of_url(url), **options}
         self.part_bytes = max(0, int(options.get("part_bytes", 32 * 1024 * 1024)))
         self.part_age_s = float(options.get("part_age_s", 300.0))
         self.compact_fanout = max(2, int(options.get("compact_fanout", 16)))
