@@ -15,9 +15,10 @@ random, so restarts and parallel writers never collide and names sort by start t
 parts from the write-ahead log (:mod:`hundi.stores.embedded.wal`) makes a level-0 file per
 partition covering the flushes of its log entries; compaction writes one file covering the
 union of the files it merged. A log entry whose flush a part of its run covers is in that part
-(readers and recovery skip it). A file is *superseded* when another file of the same run covers a strictly
-larger range that contains it; readers skip superseded files, so between the atomic rename of a
-compacted file and the deletion of its inputs (or after a crash there) nobody sees a row twice.
+(readers and recovery skip it). A file is *superseded* when another file of the same run
+covers a strictly larger range that contains it; readers skip superseded files, so between the
+atomic rename of a compacted file and the deletion of its inputs (or after a crash there)
+nobody sees a row twice.
 
 Every file holds exactly the record schema of its channel (:data:`hundi.records.SCHEMAS`), so
 each file is self-contained; the directory names are hive style for pruning by other tools.

@@ -617,8 +617,7 @@ class EmbeddedStore(Store):
         found: list[tuple[wal.Entry, pa.Table | None]] = []
         for path in wal.segments(self.root):
             try:
-                entries, _ = wal.scan(path, verify=False)
-                wanted = [e for e in entries if e.key in keys]
+                wanted = [e for e in wal.entries_of(path) if e.key in keys]
                 if not decode:
                     found += [(e, None) for e in wanted]
                     continue

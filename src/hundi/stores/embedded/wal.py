@@ -139,6 +139,40 @@ def _entry_at(data: mmap.mmap | bytes, at: int, size: int, run: str) -> Entry | 
     return Entry(run, key, int(seq), int(rows), meta_end, int(length), crc)
 
 
+_SCANNED_MAX = 64
+# readers' scans: path → (inode, sound end offset, entries up to it); a segment only grows
+_scanned: dict[Path, tuple[int, int, list[Entry]]] = {}
+
+
+def entries_of(path: Path) -> list[Entry]:
+    """The sound entries of a segment for readers, without payload checks (done when a payload
+    is decoded). Scans only the bytes appended since this process last looked, so a reader of
+    many days pays for each entry's header once. FileNotFoundError propagates."""
+    with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+        cached = _scanned.get(path)
+        if cached is None or cached[0] != st.st_ino or cached[1] > st.st_size:
+            cached = (st.st_ino, 0, [])
+        inode, start, known = cached
+        if start == st.st_size:
+            return known
+        data = os.pread(f.fileno(), st.st_size - start, start)
+    run = run_of(path) or ""
+    found = list(known)
+    at = 0
+    while at < len(data):
+        entry = _entry_at(data, at, len(data), run)
+        if not isinstance(entry, Entry):
+            break  # being appended (or damaged: recovery reports it); the sound prefix counts
+        found.append(Entry(run, entry.key, entry.seq, entry.rows, start + entry.offset,
+                           entry.length, entry.crc))  # fmt: skip
+        at = entry.offset + entry.length
+    if len(_scanned) >= _SCANNED_MAX:
+        _scanned.clear()
+    _scanned[path] = (inode, start + at, found)
+    return found
+
+
 def scan(path: Path, *, verify: bool = True) -> tuple[list[Entry], list[Damage]]:
     """The sound entries of a segment and its damaged byte ranges. ``verify`` checks every
     payload's CRC (recovery); readers check only the payloads they decode (:func:`payload`).
