@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from test_embedded_store import one_of_each, records_of, trade
 
@@ -67,7 +68,12 @@ def test_the_log_round_trips_every_record_type_with_one_fsync_per_flush(
     written = one_of_each()
     syncs: list[int] = []
     real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+
+    def counted(fd: int) -> None:
+        syncs.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counted)
     store.write(written)
     store.flush()
     assert len(syncs) == 1  # seven partitions, one group commit
@@ -323,7 +329,7 @@ def test_read_while_write_across_processes_through_parting_and_compaction(tmp_pa
         flushed = int(writer.stdout.readline())
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(30)
-        assert writer.returncode == -signal.SIGKILL, writer.stderr.read()
+        assert writer.returncode == -signal.SIGKILL, writer.stderr and writer.stderr.read()
         assert len(ids(tmp_path)) >= flushed
     finally:
         if writer.poll() is None:
@@ -445,3 +451,36 @@ def test_options_come_from_a_file_urls_query(tmp_path: Path) -> None:
     assert len(parts_of(tmp_path)) == 1 and segments_of(tmp_path) == []  # parted at once
     store.close()
     assert EmbeddedStore(str(tmp_path)).part_age_s == 300  # the defaults
+
+
+@pytest.mark.slow
+def test_hundi_store_flush_parts_dead_logs_and_leaves_live_ones(tmp_path: Path) -> None:
+    hundi_cli = str(Path(sys.executable).with_name("hundi"))
+    dead = three_flushes(tmp_path)
+    die(dead)
+    live = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    # the live store's open already parted the dead log; log one more dead run to part
+    another = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    another.write({Channel.TRADES: [trade(30)]})
+    another.flush()
+    die(another)
+    live.write({Channel.TRADES: [trade(31)]})
+    live.flush()
+    assert len(segments_of(tmp_path)) == 2
+    done = subprocess.run(
+        [hundi_cli, "store", "flush", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 log segment(s) of running collectors" in done.stdout
+    assert len(segments_of(tmp_path)) == 1  # the live one
+    assert sorted(int(i) for i in pa.concat_tables(
+        [pq.read_table(p) for p in parts_of(tmp_path)]  # what DuckDB would see
+    ).column("trade_id").to_pylist()) == list(range(31))  # fmt: skip
+    live.close()
+    missing = subprocess.run(
+        [hundi_cli, "store", "flush", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

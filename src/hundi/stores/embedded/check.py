@@ -201,6 +201,31 @@ def check(store_path: str, repair: bool) -> None:
     sys.exit(EXIT_PROBLEMS)
 
 
+@store.command("flush")
+@click.argument("store_path", metavar="STORE")
+def flush(store_path: str) -> None:
+    """Write the logs of stopped or crashed runs of the embedded store STORE as Parquet parts.
+
+    Afterwards DuckDB, Polars or pyarrow reading the folder see every row those runs stored. A
+    running collector's own log is left to it: it parts it at its size or age threshold
+    (``part_bytes``, ``part_age_s``) and when it stops. Exit 0 when done, 2 on bad input.
+    """
+    root = path_of_url(store_path)
+    if not root.is_dir():
+        click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        opened = EmbeddedStore(store_path)
+        done = opened.recover()  # the open recovered them already; this finds any left
+        opened.close()
+    except StoreError as e:
+        click.echo(f"cannot flush {str(root)!r}: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    left = [p for p in wal.segments(root) if p not in done]
+    live = f"; {len(left)} log segment(s) of running collectors left to them" if left else ""
+    click.echo(f"parted: every stopped run's log in {root} is in Parquet parts{live}")
+
+
 def _add_cassandra_commands() -> None:
     # click-only module: the Cassandra driver is imported when one of them runs
     from hundi.stores.cassandra_admin import init, roles
