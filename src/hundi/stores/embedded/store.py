@@ -252,8 +252,12 @@ class EmbeddedStore(Store):
             if directory not in self._made:
                 directory.mkdir(parents=True, exist_ok=True)  # listed by days() at once
                 self._made.add(directory)
+        fd = self._open_segment()
+        # where this append lands (O_APPEND): the file's size, not our count, so the index is
+        # right even after a failed append could not be cut back
+        start = os.fstat(fd).st_size
         entries: list[wal.Entry] = []
-        at = self._segment_size
+        at = start
         for key, table in parts:
             blob, offset, length, crc = wal.encode(key, seq, table)
             entries.append(
@@ -261,8 +265,6 @@ class EmbeddedStore(Store):
             )
             at += len(blob)
             blobs.append(blob)
-        fd = self._open_segment()
-        start = self._segment_size
         data = memoryview(b"".join(blobs))
         try:
             while data:
