@@ -484,3 +484,77 @@ def test_hundi_store_flush_parts_dead_logs_and_leaves_live_ones(tmp_path: Path) 
         timeout=120,
     )
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_another_writers_recovery_cannot_take_a_segment_before_its_writer_locks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new segment appears (after parting rotated the last one) while another process opens
+    the store: its recovery must not see the new file unlocked, delete it as an empty dead log,
+    and leave the live writer appending to an unlinked file (every later flush lost)."""
+    import fcntl
+
+    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    real = fcntl.flock
+    raced: list[bool] = []
+
+    def other_writer_opens_first(fd: int, operation: int) -> None:
+        if not raced and operation & fcntl.LOCK_EX:
+            raced.append(True)
+            EmbeddedStore(str(tmp_path)).close()  # runs recovery between create and lock
+        real(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", other_writer_opens_first)
+    store.write({Channel.TRADES: [trade(i) for i in range(10)]})
+    store.flush()
+    monkeypatch.setattr(fcntl, "flock", real)
+    assert raced
+    assert ids(tmp_path) == list(range(10))  # readable while live
+    store.close()
+    EmbeddedStore(str(tmp_path)).close()
+    assert ids(tmp_path) == list(range(10))
+
+
+def test_a_compaction_never_merges_more_than_max_merge_bytes(tmp_path: Path) -> None:
+    """Big parts (from big logs) are final: merging 16 of them would hold 16 x part_bytes of
+    Arrow in memory at once, far over the store's memory bound, for little gain."""
+    store = EmbeddedStore(
+        str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=0, max_merge_bytes=1000
+    )
+    for flush in range(4):
+        store.write({Channel.TRADES: [trade(flush * 100 + i) for i in range(100)]})
+        store.flush()
+    store.close()
+    levels = [p.level for d in partition_dirs(tmp_path) for p in list_parts(d)]
+    assert levels == [0, 0, 0, 0]
+    assert ids(tmp_path) == [f * 100 + i for f in range(4) for i in range(100)]
+    small = tmp_path / "small"
+    store = EmbeddedStore(str(small), part_bytes=0, compact_fanout=2, grace_s=0)
+    for flush in range(4):
+        store.write({Channel.TRADES: [trade(flush * 100 + i) for i in range(100)]})
+        store.flush()
+    store.close()
+    assert max(p.level for d in partition_dirs(small) for p in list_parts(d)) >= 1
+    assert ids(small) == [f * 100 + i for f in range(4) for i in range(100)]
+
+
+def test_an_idle_collectors_log_is_parted_by_age_without_new_data(tmp_path: Path) -> None:
+    """External readers see only Parquet: their lag stays bounded by part_age_s even when no
+    data arrives after the last flush (the writer's idle tick parts the log)."""
+    from hundi.pipeline.writer import StoreWriter
+
+    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=0.3)
+    writer = StoreWriter(store, flush_interval=0.05)
+    try:
+        assert writer.offer({Channel.TRADES: [trade(0), trade(1)]})
+        deadline = time.monotonic() + 60
+        while writer.stored["trades"] < 2:
+            assert time.monotonic() < deadline, "never flushed"
+            time.sleep(0.01)
+        while not parts_of(tmp_path):  # nothing more is offered
+            assert time.monotonic() < deadline, "an idle log is never parted"
+            time.sleep(0.01)
+        assert segments_of(tmp_path) == []
+        assert [int(i) for i in pq.read_table(parts_of(tmp_path)[0])["trade_id"]] == [0, 1]
+    finally:
+        writer.close(deadline_s=30)

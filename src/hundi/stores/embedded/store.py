@@ -132,6 +132,8 @@ class EmbeddedStore(Store):
     Options: ``part_bytes`` (log bytes that make a flush write Parquet parts, default 32 MiB;
     0 writes parts at every flush), ``part_age_s`` (age of the oldest un-parted log entry that
     does, default 300), ``compact_fanout`` (parts per level before merging, default 16),
+    ``max_merge_bytes`` (decoded bytes a compaction may hold: parts bigger together are final,
+    default 32 MiB),
     ``grace_s`` (seconds before superseded files are deleted, default 30), ``max_pending_bytes``
     (Arrow bytes a failing flush may keep in memory before ``write`` refuses more, so the
     writer spools instead; default 64 MiB), ``fsync`` (default true), ``read_only`` (default
@@ -148,6 +150,7 @@ class EmbeddedStore(Store):
         self.part_age_s = float(options.get("part_age_s", 300.0))
         self.compact_fanout = max(2, int(options.get("compact_fanout", 16)))
         self.grace_s = float(options.get("grace_s", 30.0))
+        self.max_merge_bytes = int(options.get("max_merge_bytes", 32 * 1024 * 1024))
         self.max_pending_bytes = int(options.get("max_pending_bytes", 64 * 1024 * 1024))
         self.fsync = _as_bool(options.get("fsync", True))
         self.run_id = _new_run_id()
@@ -224,6 +227,15 @@ class EmbeddedStore(Store):
             except OSError as e:
                 raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
             self._pending = {}
+        self._part_when_due()
+
+    def idle(self) -> None:
+        """Part the log once it is old enough even while no data arrives, so external readers
+        (Parquet only) lag by at most ``part_age_s`` plus a flush interval."""
+        if not self.read_only:
+            self._part_when_due()
+
+    def _part_when_due(self) -> None:
         if self._unparted and (
             self._segment_size >= self.part_bytes
             or time.monotonic() - self._segment_since >= self.part_age_s
@@ -285,18 +297,29 @@ class EmbeddedStore(Store):
         if self._segment_fd is not None:
             return self._segment_fd
         directory = self.root / wal.WAL_DIR
-        directory.mkdir(exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(exist_ok=True)
+            if self.fsync:  # the new folder's entry in the root, or a power loss loses the log
+                _fsync_dir(self.root)
         self._segment_number += 1
         path = directory / wal.segment_name(self.run_id, self._segment_number)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # Created and locked under a name recovery ignores, then renamed: a segment is never
+        # visible unlocked, so another writer's recovery cannot take (and delete) it between
+        # its creation and our lock, leaving us appending to an unlinked file.
+        fresh = directory / f"{path.name}{wal.NEW_SUFFIX}"
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(fresh, path)
             if self.fsync:
                 _fsync_dir(directory)
         except BaseException:
+            inode = os.fstat(fd).st_ino
             os.close(fd)
-            with contextlib.suppress(OSError):
-                path.unlink()
+            for leftover in (fresh, path):
+                with contextlib.suppress(OSError):
+                    if os.stat(leftover).st_ino == inode:
+                        leftover.unlink()
             raise
         self._segment_fd, self._segment_path, self._segment_size = fd, path, 0
         return fd
@@ -354,9 +377,10 @@ class EmbeddedStore(Store):
                 self._own[directory].setdefault(0, []).append(part)
                 touched.append(directory)
             del self._unparted[key]
-        os.close(self._segment_fd)  # releases the lock
-        self._segment_fd, self._segment_path, self._segment_size = None, None, 0
+        # retired while still locked: no other writer's recovery takes it in between
         wal.remove(path, self.fsync)
+        os.close(self._segment_fd)
+        self._segment_fd, self._segment_path, self._segment_size = None, None, 0
         for directory in touched:
             try:
                 self._maybe_compact(directory)
@@ -379,6 +403,7 @@ class EmbeddedStore(Store):
         damaged entries and torn tails are quarantined with a warning. A segment a live
         writer holds is left alone. The segments recovered."""
         done: list[Path] = []
+        wal.remove_stale_new(self.root)
         for path in wal.segments(self.root):
             if path == self._segment_path:
                 continue
@@ -477,6 +502,11 @@ class EmbeddedStore(Store):
         level = 0
         while len(levels.get(level, ())) >= self.compact_fanout:
             inputs = levels.pop(level)
+            if _decoded_bytes(inputs) > self.max_merge_bytes:
+                # Merging them would hold all their rows in memory at once (16 parts of a
+                # 32 MiB log: 512 MiB) for little gain: parts this big are final.
+                level += 1
+                continue
             try:
                 tables = []
                 for part in list(inputs):
@@ -947,6 +977,19 @@ def _version(parts: Sequence[tuple[PartFile, int]], entries: Sequence[wal.Entry]
     pieces = [f"{part.path.name}:{size}" for part, size in parts]
     pieces += [f"{_entry_name(e)}:{e.rows}" for e in entries]
     return "|".join(pieces)
+
+
+def _decoded_bytes(parts: Sequence[PartFile]) -> int:
+    """The uncompressed size of parts' rows, from their footers (a part gone or unreadable
+    counts nothing: the merge skips it)."""
+    total = 0
+    for part in parts:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            metadata = pq.read_metadata(part.path)
+            total += sum(
+                metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
+            )
+    return total
 
 
 def _rows(path: Path) -> int:

@@ -45,6 +45,8 @@ from hundi.records import Channel
 
 WAL_DIR = ".wal"
 WAL_SUFFIX = ".wal"
+NEW_SUFFIX = ".new"  # a segment being created: locked, then renamed to its name
+_STALE_NEW_S = 60.0  # a creation left this long ago was cut short by a crash
 MAGIC = b"HWL1"
 _HEAD = struct.Struct("<4sHII")  # magic, meta length, payload length, payload crc
 _HEAD_CRC = struct.Struct("<I")
@@ -94,6 +96,28 @@ def segments(root: Path) -> list[Path]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     return [root / WAL_DIR / n for n in names if _NAME.match(n)]
+
+
+def remove_stale_new(root: Path) -> None:
+    """Delete segments whose creation a crash cut short (empty, never renamed). Only old ones:
+    a young one may be a live writer's, between creating and locking it."""
+    try:
+        names = os.listdir(root / WAL_DIR)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    now = time.time()
+    for name in names:
+        path = root / WAL_DIR / name
+        if not name.endswith(WAL_SUFFIX + NEW_SUFFIX):
+            continue
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime >= _STALE_NEW_S:
+                fd = try_lock(path)
+                if fd is not None:
+                    try:
+                        path.unlink()
+                    finally:
+                        os.close(fd)
 
 
 def encode(key: PartitionKey, seq: int, table: pa.Table) -> tuple[bytes, int, int, int]:
