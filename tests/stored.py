@@ -19,3 +19,14 @@ def read_channel(store: Path | str, exchange: str, channel: str) -> pd.DataFrame
         return hundi.read(store, exchange=exchange, channel=channel)
     except NotStored:
         return pd.DataFrame()
+
+
+def anything_stored(store: Path) -> bool:
+    """True once an embedded store holds a row: a Parquet part, or an entry in the log that
+    flushes write first (parts come later, at a size or age threshold)."""
+    if any(store.rglob("*.parquet")):
+        return True
+    try:
+        return any(p.stat().st_size for p in (store / ".wal").glob("*.wal"))
+    except FileNotFoundError:
+        return False

@@ -22,6 +22,7 @@ from apiserver import HUNDI, serve
 
 from children import Child, spawn
 from hundi.simulator.process import SimulatorProcess
+from stored import anything_stored
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def collecting(tmp_path: Path) -> Iterator[tuple[Path, Child]]:
             cwd=tmp_path,
         )  # fmt: skip
         try:
-            _wait_for("stored trades", lambda: any(store.glob("**/channel=trades/**/*.parquet")))
+            _wait_for("stored trades", lambda: anything_stored(store))
             yield store, collector
         finally:
             collector.terminate()

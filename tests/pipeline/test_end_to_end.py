@@ -24,7 +24,7 @@ import hundi
 from children import spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
-from stored import read_channel
+from stored import anything_stored, read_channel
 
 pytestmark = pytest.mark.slow
 
@@ -233,7 +233,7 @@ def test_kill_9_then_restart_continues_the_same_store(tmp_path: Path) -> None:
     with SimulatorProcess(["--rate", "400", "--seed", "11"]) as sim:
         proc = spawn(collect_args(sim, "spot", store), cwd=tmp_path)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not list(store.rglob("*.parquet")):
+        while time.monotonic() < deadline and not anything_stored(store):
             time.sleep(0.2)
         time.sleep(1.0)
         os.kill(proc.pid, signal.SIGKILL)
@@ -266,7 +266,7 @@ def test_sigterm_then_restart_loses_nothing_received_and_explains_the_rest(
     with SimulatorProcess(["--rate", "400", "--seed", "13"]) as sim:
         proc = spawn(collect_args(sim, "spot", store), cwd=tmp_path)
         deadline = time.monotonic() + 60
-        while not list(store.rglob("*.parquet")):
+        while not anything_stored(store):
             assert proc.poll() is None, "the collector exited"
             assert time.monotonic() < deadline, "nothing stored within 60 s"
             time.sleep(0.2)

@@ -28,7 +28,7 @@ import hundi
 from children import Child, spawn
 from hundi.records import Channel
 from hundi.simulator.process import SimulatorProcess
-from stored import read_channel
+from stored import anything_stored, read_channel
 
 pytestmark = pytest.mark.slow
 
@@ -83,8 +83,7 @@ def kairos_trade_count(kairosdb_url: str, symbol: str, start: datetime) -> int:
 
 def trades_stored(store: Path) -> bool:
     return (
-        any(store.rglob("*.parquet"))
-        and not hundi.read(store, exchange="binance", channel="trades").empty
+        anything_stored(store) and not hundi.read(store, exchange="binance", channel="trades").empty
     )
 
 

@@ -372,6 +372,11 @@ class StoreWriter:
 
     def _flush(self) -> bool:
         if not self._unflushed:
+            if not self._spooling:
+                try:
+                    self.store.idle()  # e.g. the embedded store parts an old log while idle
+                except Exception as e:
+                    log.warning("store %s: idle housekeeping failed: %s", self.label, e)
             return True
         if self._attempt("flush", self.store.flush):
             with self._lock:

@@ -107,6 +107,11 @@ class Store(ABC):
     def close(self) -> None:
         self.flush()
 
+    def idle(self) -> None:
+        """Housekeeping the writer calls at every flush tick with nothing to flush (no data
+        arrives): work a store otherwise does only at a ``flush``. Default: nothing."""
+        return None
+
     def discard(self) -> None:
         """Forget what was written since the last successful ``flush``.
 

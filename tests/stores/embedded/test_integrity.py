@@ -44,7 +44,7 @@ def bbo(i: int) -> Bbo:
 
 def three_trade_parts(root: Path) -> list[Path]:
     """A store with three flushes of trades (100 rows each): the three part files."""
-    store = EmbeddedStore(str(root))
+    store = EmbeddedStore(str(root), part_bytes=0)
     for flush in range(3):
         store.write({Channel.TRADES: [trade(flush * 100 + i) for i in range(100)]})
         store.flush()
@@ -162,7 +162,7 @@ def test_parts_written_before_checksums_are_still_read(tmp_path: Path) -> None:
 
 def test_superseded_files_do_not_outlive_the_grace_period_across_restarts(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    store = EmbeddedStore(str(root), compact_fanout=2, grace_s=3600)
+    store = EmbeddedStore(str(root), part_bytes=0, compact_fanout=2, grace_s=3600)
     for i in range(4):
         store.write({Channel.TRADES: [trade(i)]})
         store.flush()
@@ -191,7 +191,7 @@ def run_check(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_store_check_reports_and_repairs(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    store = EmbeddedStore(str(root), compact_fanout=2, grace_s=3600)
+    store = EmbeddedStore(str(root), part_bytes=0, compact_fanout=2, grace_s=3600)
     for i in range(3):
         store.write({Channel.TRADES: [trade(i)]})
         store.flush()
@@ -233,7 +233,7 @@ def test_compaction_merges_the_rest_when_an_input_was_quarantined(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "data"
-    store = EmbeddedStore(str(root), compact_fanout=3, grace_s=0)
+    store = EmbeddedStore(str(root), part_bytes=0, compact_fanout=3, grace_s=0)
     for i in range(2):
         store.write({Channel.TRADES: [trade(i)]})
         store.flush()

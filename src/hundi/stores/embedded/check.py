@@ -1,9 +1,13 @@
-"""``hundi store check STORE [--repair]``: damaged parts, superseded files, stale temp files.
+"""``hundi store check STORE [--repair]``: dead runs' logs, damaged parts, superseded files,
+stale temp files.
 
 Walks every partition folder of an embedded store and prints one line per problem and a
 summary line. Exit 0 only when the store is clean, 1 when something was found (also when
 ``--repair`` fixed it: run again to see it clean), 2 for bad input (no such store).
 
+A log segment no live writer holds (its run died before parting it) is reported with its
+entries and any damaged bytes (a torn tail, an entry failing its checksum); ``--repair`` turns
+it into parts exactly once (as the next writer's open would) and quarantines the damaged bytes.
 ``--repair`` moves damaged parts and stray files to ``STORE/.quarantine/`` (same relative
 path), deletes superseded files (the compacted file that covers them holds their rows; hundi's
 own readers list again when a file vanishes) and stale temp files (untouched for a minute: their
@@ -13,12 +17,15 @@ writer died). After it, any Parquet reader sees every row of the folder exactly 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
+from hundi.stores.base import StoreError
+from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import QUARANTINE, is_sound, problem, quarantine
 from hundi.stores.embedded.layout import (
     TMP_PREFIX,
@@ -28,7 +35,7 @@ from hundi.stores.embedded.layout import (
     split_live,
     stale_temps,
 )
-from hundi.stores.embedded.store import path_of_url
+from hundi.stores.embedded.store import EmbeddedStore, path_of_url
 
 EXIT_CLEAN, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -40,7 +47,7 @@ def check_store(
     root: Path, *, repair: bool, progress: CheckProgress | None = None
 ) -> tuple[list[str], int, int]:
     """(one line per problem, partitions walked, parts checked)."""
-    lines: list[str] = []
+    lines = _check_logs(root, repair=repair)
     parts_checked = 0
     directories = partition_dirs(root)
     for walked, directory in enumerate(directories):
@@ -95,6 +102,32 @@ def check_store(
     return lines, len(directories), parts_checked
 
 
+def _check_logs(root: Path, *, repair: bool) -> list[str]:
+    """One line per log segment of a dead run and per damaged byte range in it; with
+    ``repair`` they are parted (and the damage quarantined) by opening the store for writing."""
+    lines: list[str] = []
+    for path in wal.segments(root):
+        fd = wal.try_lock(path)
+        if fd is None:
+            continue  # a live writer's (or retired meanwhile)
+        try:
+            entries, damage = wal.scan(path)
+        finally:
+            os.close(fd)
+        action = " -> parted" if repair else ""
+        rows = sum(entry.rows for entry in entries)
+        lines.append(
+            f"unparted log: {path}: {len(entries)} entries ({rows} rows) of a run that died{action}"
+        )
+        for bad in damage:
+            kind = "torn tail" if bad.tail else "damaged entry"
+            action = " -> quarantined" if repair else ""
+            lines.append(f"{kind}: {path} bytes {bad.start}-{bad.end}: {bad.why}{action}")
+    if repair and lines:
+        EmbeddedStore(str(root)).close()  # recovery on open
+    return lines
+
+
 @contextlib.contextmanager
 def _progress_bar() -> Iterator[CheckProgress | None]:
     """A progress bar on a terminal (every part of a big store is read and checksummed);
@@ -132,12 +165,14 @@ def store() -> None:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Quarantine damaged parts, delete superseded and stale temp files.",
+    help="Part dead runs' logs, quarantine damaged parts and log bytes, delete superseded and "
+    "stale temp files.",
 )
 def check(store_path: str, repair: bool) -> None:
-    """Verify every part file of the embedded store STORE (a folder or file: URL).
+    """Verify every part file and log of the embedded store STORE (a folder or file: URL).
 
-    One line per problem (damaged part, superseded file, stale temp file, stray file), then a
+    One line per problem (dead run's log, damaged part, superseded file, stale temp file, stray
+    file), then a
     summary. Exit 0 when clean, 1 when problems were found (even if repaired), 2 on bad input.
     """
     root = path_of_url(store_path)
@@ -150,6 +185,9 @@ def check(store_path: str, repair: bool) -> None:
     except OSError as e:
         click.echo(f"cannot check {str(root)!r}: {e.strerror or e}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    except StoreError as e:  # --repair of a store that cannot be written
+        click.echo(f"cannot repair {str(root)!r}: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     for line in lines:
         click.echo(line)
     quarantined = sum(1 for p in (root / QUARANTINE).rglob("*") if p.is_file())
@@ -161,6 +199,31 @@ def check(store_path: str, repair: bool) -> None:
     done = "repaired" if repair else "found (run with --repair to fix)"
     click.echo(f"{len(lines)} problem(s) {done}: {checked}")
     sys.exit(EXIT_PROBLEMS)
+
+
+@store.command("flush")
+@click.argument("store_path", metavar="STORE")
+def flush(store_path: str) -> None:
+    """Write the logs of stopped or crashed runs of the embedded store STORE as Parquet parts.
+
+    Afterwards DuckDB, Polars or pyarrow reading the folder see every row those runs stored. A
+    running collector's own log is left to it: it parts it at its size or age threshold
+    (``part_bytes``, ``part_age_s``) and when it stops. Exit 0 when done, 2 on bad input.
+    """
+    root = path_of_url(store_path)
+    if not root.is_dir():
+        click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        opened = EmbeddedStore(store_path)
+        done = opened.recover()  # the open recovered them already; this finds any left
+        opened.close()
+    except StoreError as e:
+        click.echo(f"cannot flush {str(root)!r}: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    left = [p for p in wal.segments(root) if p not in done]
+    live = f"; {len(left)} log segment(s) of running collectors left to them" if left else ""
+    click.echo(f"parted: every stopped run's log in {root} is in Parquet parts{live}")
 
 
 def _add_cassandra_commands() -> None:

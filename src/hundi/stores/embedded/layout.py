@@ -3,7 +3,7 @@
 ::
 
     ROOT/exchange=binance/channel=trades/symbol=BTC-USDT/date=2024-05-01/
-        20240501T101500-3f9a1c-0000000007-0000000007-L0-5e1c09a2.parquet  # one flush
+        20240501T101500-3f9a1c-0000000007-0000000090-L0-5e1c09a2.parquet  # flushes 7..90
         20240501T101500-3f9a1c-0000000001-0000000006-L1-0b9d44f1.parquet  # compacted parts 1..6
         .tmp-20240501T101500-3f9a1c-0000000008-...parquet.tmp             # being written
 
@@ -11,11 +11,14 @@ A file name is ``RUN-FIRST-LAST-LLEVEL-CRC.parquet`` (``-CRC`` is absent in file
 checksums existed, which are still read): ``CRC`` is the CRC-32 of the file's bytes
 (:mod:`hundi.stores.embedded.integrity`), ``RUN`` is the writer's run id (start time plus
 random, so restarts and parallel writers never collide and names sort by start time), and
-``[FIRST, LAST]`` is the range of that run's flush sequence numbers the file covers. A flush
-writes a level-0 file with ``FIRST == LAST``; compaction writes one file covering the union of
-the files it merged. A file is *superseded* when another file of the same run covers a strictly
-larger range that contains it; readers skip superseded files, so between the atomic rename of a
-compacted file and the deletion of its inputs (or after a crash there) nobody sees a row twice.
+``[FIRST, LAST]`` is the range of that run's flush sequence numbers the file covers. Writing
+parts from the write-ahead log (:mod:`hundi.stores.embedded.wal`) makes a level-0 file per
+partition covering the flushes of its log entries; compaction writes one file covering the
+union of the files it merged. A log entry whose flush a part of its run covers is in that part
+(readers and recovery skip it). A file is *superseded* when another file of the same run
+covers a strictly larger range that contains it; readers skip superseded files, so between the
+atomic rename of a compacted file and the deletion of its inputs (or after a crash there)
+nobody sees a row twice.
 
 Every file holds exactly the record schema of its channel (:data:`hundi.records.SCHEMAS`), so
 each file is self-contained; the directory names are hive style for pruning by other tools.

@@ -1,19 +1,25 @@
 """The embedded store: Parquet part files under a directory, no server, readable by any tool.
 
-Layout and file naming: :mod:`hundi.stores.embedded.layout`. Guarantees:
+Layout and file naming: :mod:`hundi.stores.embedded.layout`; the log:
+:mod:`hundi.stores.embedded.wal`. Guarantees:
 
-* ``flush`` writes each buffered partition as a new file atomically (temp file in the same
-  directory, fsync, ``os.replace``, fsync of the directory), so a reader in another process
-  never sees a half-written file and a ``kill -9`` loses only what was not flushed.
-* A ``flush`` that fails (disk full...) publishes nothing and keeps everything: every partition
-  is written to a temp file first and renamed only once all of them are on disk; a failure
-  removes the temp files (and undoes the renames already done) and leaves the data pending, so
-  the next ``flush`` writes it again. ``discard`` drops it (the writer gave up on it).
-* Flushing every second makes many small files; once a partition has ``compact_fanout`` files of
-  one level from this run, ``flush`` merges them into one file of the next level (a log-structured
-  merge: each row is rewritten about log_fanout(flushes per day) times). The merged file
-  supersedes its inputs by name, and the inputs are deleted only after ``grace_s`` seconds, so a
-  concurrent reader whose directory listing raced the rename still finds every row exactly once.
+* ``flush`` appends each buffered partition's rows to the run's write-ahead log, one entry
+  each, and fsyncs it once (group commit), so a ``kill -9`` loses only what was not flushed.
+* A ``flush`` that fails (disk full...) publishes nothing and keeps everything: the log is cut
+  back to its size before the append and the data stays pending, so the next ``flush`` writes
+  it again. ``discard`` drops it (the writer gave up on it). ``write`` refuses more while
+  ``max_pending_bytes`` are pending (memory bounded by bytes).
+* Parquet parts are written from the log per partition when it holds ``part_bytes`` or its
+  oldest entry is ``part_age_s`` old, and at ``close``; each part atomically (temp file in the
+  same directory, fsync, ``os.replace``, fsync of the directory), named by the run and the
+  range of flushes it holds; then the log segment is retired. Readers skip log entries a part
+  of their run covers, and recovery of a dead run's log (:meth:`EmbeddedStore.recover`, at
+  every open for writing) parts only the others: exactly once across a crash anywhere.
+* Once a partition has ``compact_fanout`` parts of one level from this run, they are merged
+  into one part of the next level (a log-structured merge, now over big parts: it follows the
+  data). The merged file supersedes its inputs by name, and the inputs are deleted only after
+  ``grace_s`` seconds, so a concurrent reader whose directory listing raced the rename still
+  finds every row exactly once.
 * Restarts append: each store instance writes under a fresh run id.
 
 Reading tools other than :meth:`EmbeddedStore.read`: the files hold every record column, so read
@@ -35,6 +41,7 @@ of the partition stays readable.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -44,7 +51,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -65,6 +72,7 @@ from hundi.stores.base import (
     days_within,
     empty_table,
 )
+from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import crc_of, problem_of_bytes, quarantine, remember_sound
 from hundi.stores.embedded.layout import (
     TMP_PREFIX,
@@ -79,31 +87,36 @@ from hundi.stores.embedded.layout import (
     superseded_due,
 )
 
-_PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
+_PartitionKey = wal.PartitionKey  # exchange, channel, symbol, day
 _READ_RETRIES = 5
+_warned_entries: set[tuple[Path, int]] = set()  # damaged log entries warned about
 _T = TypeVar("_T")
 log = logging.getLogger("hundi.stores")
 
 
 def path_of_url(url: str) -> Path:
-    """``./data``, ``file:./data``, ``file:///abs/data`` → a path."""
+    """``./data``, ``file:./data``, ``file:///abs/data`` → a path (a ``file:`` URL's
+    ``?query`` holds options, see :func:`options_of_url`)."""
     if url.startswith("file://"):
         return Path(unquote(urlsplit(url).path))
     if url.startswith("file:"):
-        return Path(url[len("file:") :])
+        return Path(url[len("file:") :].split("?", 1)[0])
     return Path(url)
+
+
+def options_of_url(url: str) -> dict[str, str]:
+    """Store options from a ``file:`` URL's query (``file:./data?part_age_s=60``); a plain
+    path has none (a ``?`` there is part of the folder name)."""
+    if not url.startswith("file:") or "?" not in url:
+        return {}
+    return dict(parse_qsl(url.split("?", 1)[1]))
 
 
 def _new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = wal.fsync_dir
 
 
 def _as_bool(value: Any) -> bool:
@@ -113,11 +126,18 @@ def _as_bool(value: Any) -> bool:
 
 
 class EmbeddedStore(Store):
-    """Parquet files partitioned by exchange/channel/symbol/date. See the module docstring.
+    """Parquet files partitioned by exchange/channel/symbol/date, fed through a write-ahead
+    log. See the module docstring.
 
-    Options: ``compact_fanout`` (files per level before merging, default 16), ``grace_s``
-    (seconds before superseded files are deleted, default 30), ``fsync`` (default true),
-    ``read_only`` (default false: the store must exist; nothing is created or written).
+    Options: ``part_bytes`` (log bytes that make a flush write Parquet parts, default 32 MiB;
+    0 writes parts at every flush), ``part_age_s`` (age of the oldest un-parted log entry that
+    does, default 300), ``compact_fanout`` (parts per level before merging, default 16),
+    ``max_merge_bytes`` (decoded bytes a compaction may hold: parts bigger together are final,
+    default 32 MiB),
+    ``grace_s`` (seconds before superseded files are deleted, default 30), ``max_pending_bytes``
+    (Arrow bytes a failing flush may keep in memory before ``write`` refuses more, so the
+    writer spools instead; default 64 MiB), ``fsync`` (default true), ``read_only`` (default
+    false: the store must exist; nothing is created or written).
     """
 
     scheme = "file"
@@ -125,17 +145,32 @@ class EmbeddedStore(Store):
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url)
         self.root = path_of_url(url)
+        options = {**options_of_url(url), **options}
+        self.part_bytes = max(0, int(options.get("part_bytes", 32 * 1024 * 1024)))
+        self.part_age_s = float(options.get("part_age_s", 300.0))
         self.compact_fanout = max(2, int(options.get("compact_fanout", 16)))
         self.grace_s = float(options.get("grace_s", 30.0))
+        self.max_merge_bytes = int(options.get("max_merge_bytes", 32 * 1024 * 1024))
+        self.max_pending_bytes = int(options.get("max_pending_bytes", 64 * 1024 * 1024))
         self.fsync = _as_bool(options.get("fsync", True))
         self.run_id = _new_run_id()
         self._sequence = 0
         self._buffers: dict[Channel, list[Record]] = {}
-        # Written but not yet on disk: what failed flushes kept, per partition, in write order.
+        # Written but not yet in the log: what failed flushes kept, per partition, in order.
         self._pending: dict[_PartitionKey, pa.Table] = {}
         # This run's live files per partition directory, by level (what compaction merges).
         self._own: dict[Path, dict[int, list[PartFile]]] = {}
         self._pending_deletes: list[tuple[float, list[Path]]] = []
+        self._made: set[Path] = set()  # partition directories known to exist
+        # The open log segment: its fd (holding the lock), path, size, when its first entry
+        # was appended, and its entries not yet in parts, by partition.
+        self._segment_number = 0
+        self._segment_fd: int | None = None
+        self._segment_path: Path | None = None
+        self._segment_size = 0
+        self._segment_since = 0.0
+        self._unparted: dict[_PartitionKey, list[wal.Entry]] = {}
+        self._part_failing = False
         self.read_only = _as_bool(options.get("read_only", False))
         if self.read_only:
             if not self.root.is_dir():
@@ -143,6 +178,7 @@ class EmbeddedStore(Store):
         else:
             self._check_writable()
             self._sweep()
+            self.recover()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -157,14 +193,24 @@ class EmbeddedStore(Store):
             raise StoreError(f"store path {str(self.root)!r} is not writable: {reason}") from None
 
     def write(self, batches: Mapping[Channel, Sequence[Record]]) -> None:
+        """Buffer records for the next flush. Refused (StoreError) while failed flushes keep
+        more than ``max_pending_bytes`` in memory: the writer then spools to disk, so this
+        store's memory stays bounded by bytes during an outage."""
         if self.read_only:
             raise StoreError(f"store {str(self.root)!r} was opened read-only")
+        pending = sum(table.nbytes for table in self._pending.values())
+        if pending > self.max_pending_bytes:
+            raise StoreError(
+                f"store {str(self.root)!r}: {pending} bytes wait for a flush that keeps failing "
+                f"(max_pending_bytes {self.max_pending_bytes})"
+            )
         for channel, records in batches.items():
             if records:
                 self._buffers.setdefault(Channel(channel), []).extend(records)
 
     def flush(self) -> None:
-        """Publish everything written so far, all or nothing (see the module docstring)."""
+        """Append everything written so far to the log with one fsync, all or nothing; write
+        Parquet parts from the log when it is big or old enough (see the module docstring)."""
         if self._buffers:
             fresh = [
                 part
@@ -177,18 +223,24 @@ class EmbeddedStore(Store):
             self._buffers = {}
         if self._pending:
             try:
-                written = self._publish(list(self._pending.items()))
+                self._append(list(self._pending.items()))
             except OSError as e:
                 raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
             self._pending = {}
-            for directory, part in written:
-                self._own[directory].setdefault(0, []).append(part)
-            for directory in dict.fromkeys(directory for directory, _ in written):
-                try:
-                    self._maybe_compact(directory)
-                except StoreError as e:
-                    # The data is durable in the uncompacted files; merging is retried later.
-                    log.warning("%s; retried at a later flush", e)
+        self._part_when_due()
+
+    def idle(self) -> None:
+        """Part the log once it is old enough even while no data arrives, so external readers
+        (Parquet only) lag by at most ``part_age_s`` plus a flush interval."""
+        if not self.read_only:
+            self._part_when_due()
+
+    def _part_when_due(self) -> None:
+        if self._unparted and (
+            self._segment_size >= self.part_bytes
+            or time.monotonic() - self._segment_since >= self.part_age_s
+        ):
+            self._part_quietly()
         self._delete_due()
 
     def discard(self) -> None:
@@ -201,38 +253,205 @@ class EmbeddedStore(Store):
         self._sequence += 1
         return self._sequence
 
-    def _publish(self, parts: list[tuple[_PartitionKey, pa.Table]]) -> list[tuple[Path, PartFile]]:
-        """Every part as a new level-0 file, or none: temp files first, renames once all are
-        written. On failure no temp file is left and no renamed file stays visible."""
-        staged: list[tuple[Path, Path, PartFile]] = []  # directory, temp file, final part
-        renamed: list[Path] = []
+    def _append(self, parts: list[tuple[_PartitionKey, pa.Table]]) -> None:
+        """Every partition's rows as one log entry each, written at once and fsync'd once
+        (group commit). On failure the segment is cut back to where it was: nothing of this
+        flush stays in the log, and it is all still pending."""
+        seq = self._next_sequence()
+        blobs: list[bytes] = []
+        for key, _ in parts:
+            directory = partition_dir(self.root, key[0], key[1].value, key[2], key[3])
+            if directory not in self._made:
+                directory.mkdir(parents=True, exist_ok=True)  # listed by days() at once
+                self._made.add(directory)
+        fd = self._open_segment()
+        # where this append lands (O_APPEND): the file's size, not our count, so the index is
+        # right even after a failed append could not be cut back
+        start = os.fstat(fd).st_size
+        entries: list[wal.Entry] = []
+        at = start
+        for key, table in parts:
+            blob, offset, length, crc = wal.encode(key, seq, table)
+            entries.append(
+                wal.Entry(self.run_id, key, seq, table.num_rows, at + offset, length, crc)
+            )
+            at += len(blob)
+            blobs.append(blob)
+        data = memoryview(b"".join(blobs))
         try:
-            for (exchange, channel, symbol, day), table in parts:
-                directory = partition_dir(self.root, exchange, channel.value, symbol, day)
-                if directory not in self._own:
-                    directory.mkdir(parents=True, exist_ok=True)
-                    self._own[directory] = {}
-                    self._clean_leftovers(directory)
-                seq = self._next_sequence()
-                tmp, part = self._write_temp(directory, table, seq, seq, 0)
-                staged.append((directory, tmp, part))
-            for _, tmp, part in staged:
-                os.replace(tmp, part.path)
-                renamed.append(part.path)
+            while data:
+                data = data[os.write(fd, data) :]
             if self.fsync:
-                for directory in dict.fromkeys(directory for directory, _, _ in staged):
-                    _fsync_dir(directory)
+                os.fdatasync(fd)
         except BaseException:
-            for _, tmp, part in staged:
-                with contextlib.suppress(OSError):
-                    (part.path if part.path in renamed else tmp).unlink()
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
             raise
-        return [(directory, part) for directory, _, part in staged]
+        if not self._unparted:
+            self._segment_since = time.monotonic()
+        self._segment_size = at
+        for entry in entries:
+            self._unparted.setdefault(entry.key, []).append(entry)
+
+    def _open_segment(self) -> int:
+        if self._segment_fd is not None:
+            return self._segment_fd
+        directory = self.root / wal.WAL_DIR
+        if not directory.is_dir():
+            directory.mkdir(exist_ok=True)
+            if self.fsync:  # the new folder's entry in the root, or a power loss loses the log
+                _fsync_dir(self.root)
+        self._segment_number += 1
+        path = directory / wal.segment_name(self.run_id, self._segment_number)
+        # Created and locked under a name recovery ignores, then renamed: a segment is never
+        # visible unlocked, so another writer's recovery cannot take (and delete) it between
+        # its creation and our lock, leaving us appending to an unlinked file.
+        fresh = directory / f"{path.name}{wal.NEW_SUFFIX}"
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(fresh, path)
+            if self.fsync:
+                _fsync_dir(directory)
+        except BaseException:
+            inode = os.fstat(fd).st_ino
+            os.close(fd)
+            for leftover in (fresh, path):
+                with contextlib.suppress(OSError):
+                    if os.stat(leftover).st_ino == inode:
+                        leftover.unlink()
+            raise
+        self._segment_fd, self._segment_path, self._segment_size = fd, path, 0
+        return fd
+
+    def _part_quietly(self) -> None:
+        """:meth:`part` with a failure logged, not raised: the rows are durable in the log
+        (readers see them there) and parting is retried at the next flush."""
+        try:
+            self.part()
+        except (OSError, StoreError) as e:
+            if not self._part_failing:
+                log.warning(
+                    "store %s: writing parts from the log failed (%s); the rows stay in the "
+                    "log and parting is retried at every flush",
+                    self.root,
+                    e,
+                )
+            self._part_failing = True
+        else:
+            self._part_failing = False
+
+    def part(self) -> None:
+        """Write the open log segment's rows as one Parquet part per partition, then retire
+        the segment. A part is named by this run and the range of flushes it holds, so a crash
+        between publishing parts and retiring the log never duplicates a row (readers and
+        recovery skip log entries a part of their run covers). OSError propagates; what was
+        parted stays parted and the rest is retried."""
+        path = self._segment_path
+        if path is None or self._segment_fd is None:
+            return
+        touched: list[Path] = []
+        for key in list(self._unparted):
+            entries = self._unparted[key]
+            tables = []
+            for entry, table in wal.read_payloads(path, entries):
+                if table is None:  # the disk changed the bytes we wrote: report, keep the rest
+                    damage = wal.Damage(
+                        entry.offset,
+                        entry.offset + entry.length,
+                        "payload checksum mismatch",
+                        False,
+                    )
+                    wal.quarantine_bytes(self.root, path, damage)
+                else:
+                    tables.append(table)
+            directory = self._partition(key)
+            if tables:
+                part = self._write_file(
+                    directory,
+                    pa.concat_tables(tables, promote_options="permissive"),
+                    entries[0].seq,
+                    entries[-1].seq,
+                    0,
+                )
+                self._own[directory].setdefault(0, []).append(part)
+                touched.append(directory)
+            del self._unparted[key]
+        # retired while still locked: no other writer's recovery takes it in between
+        wal.remove(path, self.fsync)
+        os.close(self._segment_fd)
+        self._segment_fd, self._segment_path, self._segment_size = None, None, 0
+        for directory in touched:
+            try:
+                self._maybe_compact(directory)
+            except StoreError as e:
+                # The data is durable in the uncompacted files; merging is retried later.
+                log.warning("%s; retried at a later flush", e)
+
+    def _partition(self, key: _PartitionKey) -> Path:
+        """The partition's directory, created, and its leftovers cleaned the first time."""
+        exchange, channel, symbol, day = key
+        directory = partition_dir(self.root, exchange, channel.value, symbol, day)
+        if directory not in self._own:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._own[directory] = {}
+            self._clean_leftovers(directory)
+        return directory
+
+    def recover(self) -> list[Path]:
+        """Turn the log segments of dead runs into parts, exactly once (see :meth:`part`);
+        damaged entries and torn tails are quarantined with a warning. A segment a live
+        writer holds is left alone. The segments recovered."""
+        done: list[Path] = []
+        wal.remove_stale_new(self.root)
+        for path in wal.segments(self.root):
+            if path == self._segment_path:
+                continue
+            fd = wal.try_lock(path)
+            if fd is None:
+                continue
+            try:
+                self._recover_segment(path)
+                done.append(path)
+            except OSError as e:
+                log.warning("recovering log %s failed: %s; retried at the next open", path, e)
+            finally:
+                os.close(fd)
+        return done
+
+    def _recover_segment(self, path: Path) -> None:
+        run = wal.run_of(path) or ""
+        entries, damage = wal.scan(path)
+        by_key: dict[_PartitionKey, list[wal.Entry]] = {}
+        for entry in entries:
+            by_key.setdefault(entry.key, []).append(entry)
+        for key, found in by_key.items():
+            exchange, channel, symbol, day = key
+            directory = partition_dir(self.root, exchange, channel.value, symbol, day)
+            directory.mkdir(parents=True, exist_ok=True)
+            parted = [p for p in list_parts(directory) if p.run == run]
+            fresh = [e for e in found if not any(p.first <= e.seq <= p.last for p in parted)]
+            if not fresh:
+                continue  # parted before the crash
+            tables = [t for _, t in wal.read_payloads(path, fresh) if t is not None]
+            table = pa.concat_tables(tables, promote_options="permissive")
+            self._write_file(directory, table, fresh[0].seq, fresh[-1].seq, 0, run=run)
+        for bad in damage:
+            wal.quarantine_bytes(self.root, path, bad)
+        wal.remove(path, self.fsync)
+        log.info("recovered log %s: %d entries into parts", path, len(entries))
 
     def _write_file(
-        self, directory: Path, table: pa.Table, first: int, last: int, level: int
+        self,
+        directory: Path,
+        table: pa.Table,
+        first: int,
+        last: int,
+        level: int,
+        *,
+        run: str | None = None,
     ) -> PartFile:
-        tmp, part = self._write_temp(directory, table, first, last, level)
+        tmp, part = self._write_temp(directory, table, first, last, level, run=run)
         try:
             os.replace(tmp, part.path)
         except BaseException:
@@ -244,18 +463,26 @@ class EmbeddedStore(Store):
         return part
 
     def _write_temp(
-        self, directory: Path, table: pa.Table, first: int, last: int, level: int
+        self,
+        directory: Path,
+        table: pa.Table,
+        first: int,
+        last: int,
+        level: int,
+        *,
+        run: str | None = None,
     ) -> tuple[Path, PartFile]:
         """The part written (and fsync'd) under its temp name; a failed write leaves no file."""
         # Serialized in memory first so the checksum in the name hashes bytes already at hand
         # (no re-read of the file; see hundi.stores.embedded.integrity).
+        run = self.run_id if run is None else run
         sink = pa.BufferOutputStream()
         pq.write_table(
             table, sink, compression="zstd", write_statistics=True, **_encodings(table.schema)
         )
         data = sink.getvalue()
         crc = crc_of(data)
-        final = directory / part_name(self.run_id, first, last, level, crc)
+        final = directory / part_name(run, first, last, level, crc)
         tmp = directory / f"{TMP_PREFIX}{final.name}.tmp"
         try:
             with tmp.open("wb") as f:
@@ -267,7 +494,7 @@ class EmbeddedStore(Store):
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        return tmp, PartFile(self.run_id, first, last, level, final, crc)
+        return tmp, PartFile(run, first, last, level, final, crc)
 
     def _maybe_compact(self, directory: Path) -> None:
         """Merge a full level into one file of the next level, cascading upwards."""
@@ -275,6 +502,11 @@ class EmbeddedStore(Store):
         level = 0
         while len(levels.get(level, ())) >= self.compact_fanout:
             inputs = levels.pop(level)
+            if _decoded_bytes(inputs) > self.max_merge_bytes:
+                # Merging them would hold all their rows in memory at once (16 parts of a
+                # 32 MiB log: 512 MiB) for little gain: parts this big are final.
+                level += 1
+                continue
             try:
                 tables = []
                 for part in list(inputs):
@@ -323,8 +555,19 @@ class EmbeddedStore(Store):
                 self._clean_leftovers(directory)
 
     def close(self) -> None:
+        """Flush, then write every logged row as parts and retire the log, so external readers
+        see everything. If that fails the log stays (durable) and the next open parts it."""
         super().close()
         if not self.read_only:
+            try:
+                self.part()
+            except OSError as e:
+                log.warning(
+                    "store %s: parts not written at close (%s); the next open does", self.root, e
+                )
+            if self._segment_fd is not None:
+                os.close(self._segment_fd)  # the lock goes: the next open recovers the log
+                self._segment_fd = None
             self._delete_due()
             self._sweep(list(self._own))
 
@@ -348,13 +591,15 @@ class EmbeddedStore(Store):
 
     def day_stats(self, exchange: str, channel: Channel, symbol: str, day: date) -> DayStats | None:
         """From the Parquet footers of the day's live parts (row counts, ``ts`` and
-        ``native_symbol`` statistics): no row is read and no part verified (``hundi store
-        check`` does that). None when a part has no such statistics."""
-        directory = partition_dir(self.root, exchange, Channel(channel).value, symbol, day)
+        ``native_symbol`` statistics) and the rows of its un-parted log entries: no part row is
+        read and no part verified (``hundi store check`` does that). None when a part has no
+        such statistics."""
+        channel = Channel(channel)
 
         def attempt(skipped: set[Path]) -> DayStats | None:
-            live, _ = split_live(list_parts(directory), verify=False)
+            logged, live = self._gather(exchange, channel, [symbol], day, verify=False)
             parts = [_footer_stats(part.path) for part in live]
+            parts += [_table_stats(table) for _, table in logged if table is not None]
             if not parts or any(part is None for part in parts):
                 return None
             known = [part for part in parts if part is not None and part.rows]
@@ -394,6 +639,69 @@ class EmbeddedStore(Store):
                         f"store {str(self.root)!r} changed too fast to read consistently"
                     ) from None
 
+    def _logged(
+        self, exchange: str, channel: Channel, names: Sequence[str], day: date, *, decode: bool
+    ) -> list[tuple[wal.Entry, pa.Table | None]]:
+        """The log entries (of live and dead runs) of some symbols' day, with their rows when
+        ``decode``. A segment retired meanwhile is skipped: its parts were published before,
+        and :meth:`_gather` lists the parts after reading the log."""
+        keys = {(exchange, channel, name, day) for name in names}
+        found: list[tuple[wal.Entry, pa.Table | None]] = []
+        for path in wal.segments(self.root):
+            try:
+                wanted = [e for e in wal.entries_of(path) if e.key in keys]
+                if not decode:
+                    found += [(e, None) for e in wanted]
+                    continue
+                for entry, table in wal.read_payloads(path, wanted):
+                    if table is None:
+                        if (path, entry.offset) not in _warned_entries:
+                            _warned_entries.add((path, entry.offset))
+                            log.warning(
+                                "log %s: entry at byte %d fails its checksum; skipped (the "
+                                "next open of the store for writing quarantines it)",
+                                path,
+                                entry.offset,
+                            )
+                        continue
+                    found.append((entry, table))
+            except FileNotFoundError:
+                continue
+        return found
+
+    def _gather(
+        self,
+        exchange: str,
+        channel: Channel,
+        names: Sequence[str],
+        day: date,
+        *,
+        verify: bool = True,
+        decode: bool = True,
+    ) -> tuple[list[tuple[wal.Entry, pa.Table | None]], list[PartFile]]:
+        """(the un-parted log entries, the live parts) of some symbols' day: what every reader
+        combines. The log is read BEFORE the parts are listed, and an entry is dropped when a
+        part of its run covers its flush: so a segment parted and retired meanwhile is found
+        in its parts, and none of its rows is seen twice. ``verify`` checks the parts first
+        (damaged ones quarantined and left out)."""
+        logged = self._logged(exchange, channel, names, day, decode=decode)
+        live: list[PartFile] = []
+        kept: list[tuple[wal.Entry, pa.Table | None]] = []
+        for name in names:
+            directory = partition_dir(self.root, exchange, channel.value, name, day)
+            alive, superseded = split_live(list_parts(directory), verify=verify)
+            live += alive
+            ranges: dict[str, list[tuple[int, int]]] = {}
+            for part in (*alive, *superseded):
+                ranges.setdefault(part.run, []).append((part.first, part.last))
+            for entry, table in logged:
+                if entry.key[2] != name:
+                    continue
+                if any(lo <= entry.seq <= hi for lo, hi in ranges.get(entry.run, ())):
+                    continue  # in a part already: read from there
+                kept.append((entry, table))
+        return kept, live
+
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
     ) -> StreamPosition | None:
@@ -421,12 +729,20 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
-
-        def attempt(skipped: set[Path]) -> pa.Table:
-            files = self._live_files(exchange, channel, symbol, start, end)
-            return _read_tables(channel, [f for f in files if f.path not in skipped], start, end)
-
-        return _to_frame(self._consistently(attempt))
+        start_ns = None if start is None else int(pd.Timestamp(_utc(start)).value)
+        end_ns = None if end is None else int(pd.Timestamp(_utc(end)).value)
+        names = [symbol] if symbol is not None else self.symbols(exchange, channel)
+        columns = SCHEMAS[channel].names
+        tables = [
+            self._day_table(exchange, channel, [name], day, columns, start_ns, end_ns)
+            for name in names
+            for day in days_within(self.days(exchange, channel, name), start_ns, end_ns)
+        ]
+        if not tables:
+            return _to_frame(empty_table(channel))
+        table = pa.concat_tables(tables, promote_options="permissive")
+        order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
+        return _to_frame(table.take(order))
 
     def read_days(
         self,
@@ -440,7 +756,7 @@ class EmbeddedStore(Store):
         ordered: bool = True,
     ) -> Iterator[tuple[date, pa.Table]]:
         """See :meth:`Store.read_days`. Only the wanted columns of the day's live files are
-        read, pruned by file and row-group statistics on ``ts``."""
+        read, pruned by file and row-group statistics on ``ts``, plus its un-parted log rows."""
         channel = Channel(channel)
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
         wanted = list(columns) if columns is not None else SCHEMAS[channel].names
@@ -466,15 +782,10 @@ class EmbeddedStore(Store):
         """Some symbols' rows of one day with ``start_ns <= ts < end_ns``, unsorted."""
 
         def attempt(skipped: set[Path]) -> pa.Table:
-            paths = [
-                part.path
-                for name in names
-                # verified before they are read (damaged ones quarantined and left out)
-                for part in split_live(
-                    list_parts(partition_dir(self.root, exchange, channel.value, name, day))
-                )[0]
-            ]
-            return scan_files(channel, paths, columns, start_ns, end_ns)
+            logged, live = self._gather(exchange, channel, names, day)
+            tables = [scan_files(channel, [part.path for part in live], columns, start_ns, end_ns)]
+            tables += [_log_rows(t, columns, start_ns, end_ns) for _, t in logged if t is not None]
+            return combine_day(channel, tables)
 
         return self._consistently(attempt)
 
@@ -485,11 +796,14 @@ class EmbeddedStore(Store):
         return self.root / ".hundi-cache"
 
     def day_version(self, exchange: str, channel: Channel, symbol: str, day: date) -> str:
-        """The names and sizes of the day's live part files: a flush adds a file, a compaction
-        replaces some (a file's name carries its run, sequence range and checksum)."""
+        """The names and sizes of the day's live part files and its un-parted log entries: a
+        flush adds an entry, parting and compaction replace some (a file's name carries its
+        run, flush range and checksum)."""
+        channel = Channel(channel)
 
         def attempt(skipped: set[Path]) -> str:
-            return _version(self._day_parts(exchange, channel, symbol, day))
+            logged, live = self._gather(exchange, channel, [symbol], day, decode=False)
+            return _version(_sized(live), [entry for entry, _ in logged])
 
         return self._consistently(attempt)
 
@@ -502,16 +816,23 @@ class EmbeddedStore(Store):
         *,
         columns: Sequence[str] | None = None,
     ) -> DayRead:
-        """See :meth:`Store.read_day`: the live files listed once, their version and rows from
-        that listing (a file compacted away meanwhile makes it list again). The manifest holds
-        each file's name, size and row count."""
+        """See :meth:`Store.read_day`: the live files and log entries listed once, their
+        version and rows from that listing (a file compacted away meanwhile makes it list
+        again). The manifest holds each piece's name, size and row count."""
         channel = Channel(channel)
+        wanted = list(columns) if columns is not None else SCHEMAS[channel].names
 
         def attempt(skipped: set[Path]) -> DayRead:
-            parts = self._day_parts(exchange, channel, symbol, day)
-            table = scan_files(channel, [p.path for p, _ in parts], columns, None, None)
+            logged, live = self._gather(exchange, channel, [symbol], day)
+            parts = _sized(live)
+            tables = [scan_files(channel, [p.path for p, _ in parts], wanted, None, None)]
+            tables += [_log_rows(t, wanted, None, None) for _, t in logged if t is not None]
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
-            return DayRead(_version(parts), table, json.dumps(manifest))
+            manifest += [(_entry_name(e), 0, e.rows) for e, _ in logged]
+            entries = [entry for entry, _ in logged]
+            return DayRead(
+                _version(parts, entries), combine_day(channel, tables), json.dumps(manifest)
+            )
 
         return self._consistently(attempt)
 
@@ -525,22 +846,23 @@ class EmbeddedStore(Store):
         *,
         columns: Sequence[str] | None = None,
     ) -> DayRead | None:
-        """See :meth:`Store.read_day_since`: the rows of the files not in ``manifest``. New rows
-        come in new flushes, or inside compactions that merged files read then with new ones: a
-        compaction holds exactly the rows of its inputs, so ``repeated`` counts the rows of its
-        inputs read then. None if a file read then is gone without a compaction covering it, or
-        was rewritten in place (not something this store does)."""
+        """See :meth:`Store.read_day_since`: the rows of the pieces (parts, log entries) not in
+        ``manifest``. New rows come in new flushes, or inside parts and compactions that hold
+        pieces read then with new ones: such a part holds exactly the rows of its inputs, so
+        ``repeated`` counts the rows of its inputs read then. None if a piece read then is gone
+        without a part covering it, or was rewritten in place (not something this store does)."""
         channel = Channel(channel)
+        wanted = list(columns) if columns is not None else SCHEMAS[channel].names
         try:
             old = {str(n): (int(size), int(rows)) for n, size, rows in json.loads(manifest)}
         except (ValueError, TypeError):
             return None
         old_parts: dict[str, list[tuple[int, int, int]]] = {}  # run → (first, last, rows)
-        for name, (_, rows) in old.items():
-            part = parse_part(Path(name))
-            if part is None:
+        for name in old:
+            piece = _piece(name)
+            if piece is None:
                 return None
-            old_parts.setdefault(part.run, []).append((part.first, part.last, rows))
+            old_parts.setdefault(piece[0], []).append((piece[1], piece[2], old[name][1]))
         # per run, the flush sequence numbers whose rows were read then
         covered_by_run = {
             run: {i for lo, hi, _ in seen for i in range(lo, hi + 1)}
@@ -548,7 +870,8 @@ class EmbeddedStore(Store):
         }
 
         def attempt(skipped: set[Path]) -> DayRead | None:
-            parts = self._day_parts(exchange, channel, symbol, day)
+            logged, live = self._gather(exchange, channel, [symbol], day)
+            parts = _sized(live)
             present: dict[str, list[tuple[int, int]]] = {}
             fresh: list[Path] = []
             repeated = 0
@@ -565,53 +888,108 @@ class EmbeddedStore(Store):
                 repeated += sum(
                     rows for first, last, rows in seen if part.first <= first and last <= part.last
                 )
+            tables = [scan_files(channel, fresh, wanted, None, None)]
+            for entry, table in logged:
+                present.setdefault(entry.run, []).append((entry.seq, entry.seq))
+                if _entry_name(entry) not in old and table is not None:
+                    tables.append(_log_rows(table, wanted, None, None))
             for run, seen in old_parts.items():
                 for first, last, _ in seen:
                     if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
                         return None  # rows read then are gone
-            table = scan_files(channel, fresh, columns, None, None)
             listed = [
                 (p.path.name, size, old[p.path.name][1] if p.path.name in old else _rows(p.path))
                 for p, size in parts
             ]
-            return DayRead(_version(parts), table, json.dumps(listed), repeated)
+            listed += [(_entry_name(e), 0, e.rows) for e, _ in logged]
+            entries = [entry for entry, _ in logged]
+            table = combine_day(channel, tables)
+            return DayRead(_version(parts, entries), table, json.dumps(listed), repeated)
 
         return self._consistently(attempt)
 
-    def _day_parts(
-        self, exchange: str, channel: Channel, symbol: str, day: date
-    ) -> list[tuple[PartFile, int]]:
-        """The day's live (verified) part files and their sizes. FileNotFoundError if one
-        vanishes meanwhile (compaction): :meth:`_consistently` lists again."""
-        directory = partition_dir(self.root, exchange, Channel(channel).value, symbol, day)
-        live, _ = split_live(list_parts(directory))
-        return [(p, p.path.stat().st_size) for p in live]
 
-    def _live_files(
-        self,
-        exchange: str,
-        channel: Channel,
-        symbol: str | None,
-        start: datetime | None,
-        end: datetime | None,
-    ) -> list[PartFile]:
-        names = [symbol] if symbol is not None else self.symbols(exchange, channel)
-        first_day = _utc(start).date() if start else None
-        last_day = _utc(end).date() if end else None
-        files: list[PartFile] = []
-        for name in names:
-            for day in self.days(exchange, channel, name):
-                if (first_day and day < first_day) or (last_day and day > last_day):
-                    continue
-                # verified while read, from the bytes read (_read_part): no second pass here
-                directory = partition_dir(self.root, exchange, channel.value, name, day)
-                live, _ = split_live(list_parts(directory), verify=False)
-                files.extend(live)
-        return files
+def combine_day(channel: Channel, tables: Sequence[pa.Table]) -> pa.Table:
+    """The one place where a day's tables (Parquet parts, log entries) are combined before a
+    read returns them: what de-duplication of redundant collectors hooks into."""
+    nonempty = [t for t in tables if t.num_rows]
+    if not nonempty:
+        return tables[0]
+    if len(nonempty) == 1:
+        return nonempty[0]
+    return pa.concat_tables(nonempty, promote_options="permissive")
 
 
-def _version(parts: Sequence[tuple[PartFile, int]]) -> str:
-    return "|".join(f"{part.path.name}:{size}" for part, size in parts)
+def _log_rows(
+    table: pa.Table, columns: Sequence[str], start_ns: int | None, end_ns: int | None
+) -> pa.Table:
+    """A log entry's rows as :func:`scan_files` returns a part's: ``columns``, range, names
+    as plain strings."""
+    table = table.select([c for c in columns if c in table.column_names])
+    if start_ns is not None or end_ns is not None:
+        ts = table.column("ts").cast(pa.int64()) if "ts" in table.column_names else None
+        if ts is None:
+            full = table  # pragma: no cover - every schema has ts; columns may omit it
+            return full
+        mask = None
+        if start_ns is not None:
+            mask = pc.greater_equal(ts, start_ns)
+        if end_ns is not None:
+            below = pc.less(ts, end_ns)
+            mask = below if mask is None else pc.and_(mask, below)
+        table = table.filter(mask)
+    return plain_strings(table)
+
+
+def _table_stats(table: pa.Table) -> DayStats:
+    if not table.num_rows:
+        return DayStats(rows=0, first_ns=0, last_ns=0)
+    ts = table.column("ts").cast(pa.int64())
+    natives: tuple[str, ...] = ()
+    if "native_symbol" in table.column_names:
+        column = table.column("native_symbol").cast(pa.string())
+        natives = tuple(sorted(str(v) for v in pc.unique(column).to_pylist() if v is not None))
+    return DayStats(table.num_rows, int(pc.min(ts).as_py()), int(pc.max(ts).as_py()), natives)
+
+
+def _entry_name(entry: wal.Entry) -> str:
+    return f"wal:{entry.run}:{entry.seq}"
+
+
+def _piece(name: str) -> tuple[str, int, int] | None:
+    """(run, first, last flush) of a manifest name: a part file or a log entry."""
+    if name.startswith("wal:"):
+        try:
+            _, run, seq = name.split(":")
+            return run, int(seq), int(seq)
+        except ValueError:
+            return None
+    part = parse_part(Path(name))
+    return None if part is None else (part.run, part.first, part.last)
+
+
+def _sized(parts: Sequence[PartFile]) -> list[tuple[PartFile, int]]:
+    """Parts and their sizes; FileNotFoundError (compacted away) makes the caller list again."""
+    return [(p, p.path.stat().st_size) for p in parts]
+
+
+def _version(parts: Sequence[tuple[PartFile, int]], entries: Sequence[wal.Entry] = ()) -> str:
+    pieces = [f"{part.path.name}:{size}" for part, size in parts]
+    pieces += [f"{_entry_name(e)}:{e.rows}" for e in entries]
+    return "|".join(pieces)
+
+
+def _decoded_bytes(parts: Sequence[PartFile]) -> int:
+    """The uncompressed size of parts' rows, from their footers (a part gone or unreadable
+    counts nothing: the merge skips it)."""
+    total = 0
+    for part in parts:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            metadata = pq.read_metadata(part.path)
+            total += sum(
+                metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
+            )
+    return total
 
 
 def _rows(path: Path) -> int:
@@ -730,25 +1108,21 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
 def _partitions(
     channel: Channel, records: Sequence[Record]
 ) -> list[tuple[_PartitionKey, pa.Table]]:
-    """Split one channel's records by (exchange, symbol, UTC day), keeping their order."""
+    """Split one channel's records by (exchange, symbol, UTC day), keeping their order.
+
+    The keys come from the records themselves (one tuple per record, about 0.2 µs): an Arrow
+    group-by cost ~6 ms per call whatever the batch size, most of a live flush's CPU."""
     table = to_arrow(channel, records)
-    first = records[0]
-    day_numbers = pc.divide(table.column("ts").cast(pa.int64()), NS_PER_DAY)
-    exchange_col = table.column("exchange").cast(pa.string())
-    symbol_col = table.column("symbol").cast(pa.string())
-    keys = pa.table({"e": exchange_col, "s": symbol_col, "d": day_numbers})
-    unique = keys.group_by(["e", "s", "d"]).aggregate([]).to_pylist()
-    if len(unique) == 1:
-        return [((first.exchange, channel, first.symbol, day_of_ns(first.ts)), table)]
-    parts = []
-    for key in unique:
-        mask = pc.and_(
-            pc.and_(pc.equal(exchange_col, key["e"]), pc.equal(symbol_col, key["s"])),
-            pc.equal(day_numbers, key["d"]),
-        )
-        day = day_of_ns(int(key["d"]) * NS_PER_DAY)
-        parts.append(((str(key["e"]), channel, str(key["s"]), day), table.filter(mask)))
-    return parts
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault((record.exchange, record.symbol, record.ts // NS_PER_DAY), []).append(i)
+    if len(groups) == 1:
+        ((exchange, symbol, day_number),) = groups
+        return [((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table)]
+    return [
+        ((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table.take(rows))
+        for (exchange, symbol, day_number), rows in groups.items()
+    ]
 
 
 def _names(directory: Path, prefix: str) -> list[str]:
@@ -775,27 +1149,6 @@ def _dated(symbol_dir: Path) -> list[date]:
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _read_tables(
-    channel: Channel, files: list[PartFile], start: datetime | None, end: datetime | None
-) -> pa.Table:
-    schema = SCHEMAS[channel]
-    if not files:
-        return schema.empty_table()
-    tables = [_read_part(f, schema) for f in files]
-    table = pa.concat_tables(tables, promote_options="permissive")
-    ts = table.column("ts")
-    if start is not None or end is not None:
-        conditions = []
-        if start is not None:
-            conditions.append(pc.greater_equal(ts, pa.scalar(_utc(start), ts.type)))
-        if end is not None:
-            conditions.append(pc.less(ts, pa.scalar(_utc(end), ts.type)))
-        mask = conditions[0] if len(conditions) == 1 else pc.and_(*conditions)
-        table = table.filter(mask)
-    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
-    return table.take(order)
 
 
 class _Damaged(Exception):

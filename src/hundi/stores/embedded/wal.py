@@ -1,0 +1,329 @@
+"""The embedded store's write-ahead log: one append-only, checksummed file per writer run.
+
+Why: writing a Parquet part per partition at every flush (about once a second) and compacting
+them later was most of a collector's CPU. Instead every flush appends each partition's new rows
+to ONE log file as an Arrow IPC stream and fsyncs it once (group commit: one fsync per flush
+for all streams). Parquet parts are written from the log only when it reaches a size or an age
+threshold (:class:`hundi.stores.embedded.store.EmbeddedStore`), then the log is retired.
+
+File: ``ROOT/.wal/RUN-SEGMENT.wal`` (``.wal`` starts with a dot, so globs from ``exchange=``
+never see it). A segment is a sequence of entries::
+
+    magic "HWL1" | meta length u16 | payload length u32 | payload CRC-32 u32 | header CRC-32 u32
+    meta (JSON: exchange, channel, symbol, day, flush sequence, rows) | payload (Arrow IPC stream)
+
+The header CRC covers the 14 bytes before it and the meta, so a damaged length is detected and
+the scan resynchronizes at the next entry whose header verifies; the payload CRC covers the
+payload. Hand-rolled framing (a few lines of ``struct``) because Arrow IPC files have no
+per-batch checksum and cannot be appended to in place after a crash.
+
+Liveness: the writer holds an exclusive ``flock`` on its open segment. A segment nobody holds
+belongs to a run that died (or stopped without parting it); the next writer that opens the
+store, or ``hundi store check --repair``, turns it into parts (:func:`recover_segment`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import mmap
+import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from hundi.records import Channel
+
+WAL_DIR = ".wal"
+WAL_SUFFIX = ".wal"
+NEW_SUFFIX = ".new"  # a segment being created: locked, then renamed to its name
+_STALE_NEW_S = 60.0  # a creation left this long ago was cut short by a crash
+MAGIC = b"HWL1"
+_HEAD = struct.Struct("<4sHII")  # magic, meta length, payload length, payload crc
+_HEAD_CRC = struct.Struct("<I")
+HEADER_SIZE = _HEAD.size + _HEAD_CRC.size
+_NAME = re.compile(r"^(?P<run>[0-9T]+-[0-9a-f]+)-(?P<segment>\d{6})\.wal$")
+log = logging.getLogger("hundi.stores")
+
+PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One partition's rows of one flush, located in its segment."""
+
+    run: str
+    key: PartitionKey
+    seq: int
+    rows: int
+    offset: int  # of the payload
+    length: int
+    crc: int
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Bytes ``[start, end)`` of a segment that are not a sound entry."""
+
+    start: int
+    end: int
+    why: str
+    tail: bool  # nothing sound follows: a torn or corrupt tail
+
+
+def segment_name(run: str, segment: int) -> str:
+    return f"{run}-{segment:06d}{WAL_SUFFIX}"
+
+
+def run_of(path: Path) -> str | None:
+    m = _NAME.match(path.name)
+    return None if m is None else m["run"]
+
+
+def segments(root: Path) -> list[Path]:
+    """Every log segment of the store, oldest run first."""
+    try:
+        names = sorted(os.listdir(root / WAL_DIR))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [root / WAL_DIR / n for n in names if _NAME.match(n)]
+
+
+def remove_stale_new(root: Path) -> None:
+    """Delete segments whose creation a crash cut short (empty, never renamed). Only old ones:
+    a young one may be a live writer's, between creating and locking it."""
+    try:
+        names = os.listdir(root / WAL_DIR)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    now = time.time()
+    for name in names:
+        path = root / WAL_DIR / name
+        if not name.endswith(WAL_SUFFIX + NEW_SUFFIX):
+            continue
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime >= _STALE_NEW_S:
+                fd = try_lock(path)
+                if fd is not None:
+                    try:
+                        path.unlink()
+                    finally:
+                        os.close(fd)
+
+
+def encode(key: PartitionKey, seq: int, table: pa.Table) -> tuple[bytes, int, int, int]:
+    """One entry's bytes, and its payload's offset in them, length and CRC (uncompressed IPC:
+    the log is short-lived, CPU is what counts)."""
+    exchange, channel, symbol, day = key
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    payload = sink.getvalue()
+    meta = json.dumps(
+        [exchange, channel.value, symbol, day.isoformat(), seq, table.num_rows],
+        separators=(",", ":"),
+    ).encode()
+    crc = zlib.crc32(payload) & 0xFFFFFFFF
+    head = _HEAD.pack(MAGIC, len(meta), payload.size, crc)
+    head_crc = _HEAD_CRC.pack(zlib.crc32(meta, zlib.crc32(head)) & 0xFFFFFFFF)
+    blob = b"".join((head, head_crc, meta, memoryview(payload)))
+    return blob, HEADER_SIZE + len(meta), payload.size, crc
+
+
+def _entry_at(data: mmap.mmap | bytes, at: int, size: int, run: str) -> Entry | str:
+    """The entry starting at ``at``, or why there is none (a string)."""
+    if at + HEADER_SIZE > size:
+        return "torn header"
+    magic, meta_len, length, crc = _HEAD.unpack_from(data, at)
+    if magic != MAGIC:
+        return "bad magic"
+    meta_end = at + HEADER_SIZE + meta_len
+    if meta_end > size:
+        return "torn header"
+    (head_crc,) = _HEAD_CRC.unpack_from(data, at + _HEAD.size)
+    meta = bytes(data[at + HEADER_SIZE : meta_end])
+    if zlib.crc32(meta, zlib.crc32(data[at : at + _HEAD.size])) & 0xFFFFFFFF != head_crc:
+        return "header checksum mismatch"
+    if meta_end + length > size:
+        return "torn entry"
+    try:
+        exchange, channel, symbol, day, seq, rows = json.loads(meta)
+        key = (str(exchange), Channel(channel), str(symbol), date.fromisoformat(day))
+    except (ValueError, TypeError):
+        return "unreadable entry header"
+    return Entry(run, key, int(seq), int(rows), meta_end, int(length), crc)
+
+
+_SCANNED_MAX = 64
+# readers' scans: path → (inode, sound end offset, entries up to it); a segment only grows
+_scanned: dict[Path, tuple[int, int, list[Entry]]] = {}
+
+
+def entries_of(path: Path) -> list[Entry]:
+    """The sound entries of a segment for readers, without payload checks (done when a payload
+    is decoded). Scans only the bytes appended since this process last looked, so a reader of
+    many days pays for each entry's header once. FileNotFoundError propagates."""
+    with path.open("rb") as f:
+        st = os.fstat(f.fileno())
+        cached = _scanned.get(path)
+        if cached is None or cached[0] != st.st_ino or cached[1] > st.st_size:
+            cached = (st.st_ino, 0, [])
+        inode, start, known = cached
+        if start == st.st_size:
+            return known
+        data = os.pread(f.fileno(), st.st_size - start, start)
+    run = run_of(path) or ""
+    found = list(known)
+    at = 0
+    while at < len(data):
+        entry = _entry_at(data, at, len(data), run)
+        if not isinstance(entry, Entry):
+            break  # being appended (or damaged: recovery reports it); the sound prefix counts
+        found.append(Entry(run, entry.key, entry.seq, entry.rows, start + entry.offset,
+                           entry.length, entry.crc))  # fmt: skip
+        at = entry.offset + entry.length
+    if len(_scanned) >= _SCANNED_MAX:
+        _scanned.clear()
+    _scanned[path] = (inode, start + at, found)
+    return found
+
+
+def scan(path: Path, *, verify: bool = True) -> tuple[list[Entry], list[Damage]]:
+    """The sound entries of a segment and its damaged byte ranges. ``verify`` checks every
+    payload's CRC (recovery); readers check only the payloads they decode (:func:`payload`).
+    FileNotFoundError propagates (the segment was retired meanwhile)."""
+    run = run_of(path) or ""
+    entries: list[Entry] = []
+    damage: list[Damage] = []
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return entries, damage
+        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as data:
+            at = 0
+            while at < size:
+                found = _entry_at(data, at, size, run)
+                if isinstance(found, Entry) and verify:
+                    view = data[found.offset : found.offset + found.length]
+                    if zlib.crc32(view) & 0xFFFFFFFF != found.crc:
+                        damage.append(
+                            Damage(
+                                at, found.offset + found.length, "payload checksum mismatch", False
+                            )
+                        )
+                        at = found.offset + found.length
+                        continue
+                if isinstance(found, Entry):
+                    entries.append(found)
+                    at = found.offset + found.length
+                    continue
+                resume = _resync(data, at + 1, size, run)
+                damage.append(
+                    Damage(at, resume if resume is not None else size, found, resume is None)
+                )
+                if resume is None:
+                    break
+                at = resume
+    if damage and not damage[-1].tail and damage[-1].end == size:
+        damage[-1] = Damage(damage[-1].start, size, damage[-1].why, True)
+    return entries, damage
+
+
+def _resync(data: mmap.mmap, start: int, size: int, run: str) -> int | None:
+    """The offset of the next entry whose header verifies, or None."""
+    at = start
+    while True:
+        at = data.find(MAGIC, at, size)
+        if at < 0:
+            return None
+        if isinstance(_entry_at(data, at, size, run), Entry):
+            return at
+        at += 1
+
+
+def payload(path: Path, entry: Entry) -> pa.Table | None:
+    """The entry's rows, or None if its payload no longer matches its CRC."""
+    with path.open("rb") as f:
+        data = os.pread(f.fileno(), entry.length, entry.offset)
+    if len(data) != entry.length or zlib.crc32(data) & 0xFFFFFFFF != entry.crc:
+        return None
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def read_payloads(path: Path, entries: list[Entry]) -> Iterator[tuple[Entry, pa.Table | None]]:
+    """:func:`payload` of several entries through one open file."""
+    with path.open("rb") as f:
+        for entry in entries:
+            data = os.pread(f.fileno(), entry.length, entry.offset)
+            if len(data) != entry.length or zlib.crc32(data) & 0xFFFFFFFF != entry.crc:
+                yield entry, None
+            else:
+                yield entry, pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def try_lock(path: Path) -> int | None:
+    """An fd holding the exclusive lock of a segment nobody holds (its run is dead), or None
+    (a live writer holds it, or it was retired meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the path may have been retired (and recovered) between open and lock
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            raise FileNotFoundError(path)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path | None:
+    """Copy a damaged byte range of a segment to ``ROOT/.quarantine/.wal/`` with one warning
+    (the integrity report of ``hundi store check`` counts it); where it went."""
+    what = "torn or corrupt tail" if damage.tail else "corrupt entry"
+    target = root / ".quarantine" / WAL_DIR / f"{path.name}.{damage.start}-{damage.end}.bad"
+    try:
+        with path.open("rb") as f:
+            data = os.pread(f.fileno(), damage.end - damage.start, damage.start)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target = target.with_name(f"{target.name}.{time.time_ns()}")
+        target.write_bytes(data)
+    except OSError as e:
+        log.warning(
+            "log %s: %s at bytes %d-%d (%s) dropped; could not copy it to quarantine: %s",
+            path, what, damage.start, damage.end, damage.why, e.strerror or e,
+        )  # fmt: skip
+        return None
+    log.warning(
+        "log %s: %s at bytes %d-%d (%s) truncated; its bytes are in %s",
+        path, what, damage.start, damage.end, damage.why, target,
+    )  # fmt: skip
+    return target
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove(path: Path, fsync: bool) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if fsync:
+        with contextlib.suppress(OSError):
+            fsync_dir(path.parent)
