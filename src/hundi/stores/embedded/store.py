@@ -78,6 +78,7 @@ from hundi.stores.embedded.layout import (
     stale_temps,
     superseded_due,
 )
+from hundi.stores.merge import deduplicate, needed_columns
 
 _PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
 _READ_RETRIES = 5
@@ -444,12 +445,14 @@ class EmbeddedStore(Store):
         channel = Channel(channel)
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
         wanted = list(columns) if columns is not None else SCHEMAS[channel].names
-        order = ["ts", "recv_ts"] if ordered else []
-        read = [*wanted, *(name for name in order if name not in wanted)]
+        # the merge of several collectors' rows needs their key columns (hundi.stores.merge)
+        read = list(dict.fromkeys([*wanted, *needed_columns(channel)]))
         for day in days_within(self.days(exchange, channel, symbol), start_ns, end_ns):
             table = self._day_table(exchange, channel, names, day, read, start_ns, end_ns)
+            table = deduplicate(table, channel)
             if ordered:
-                table = sort_by_time(table).select(wanted)
+                table = sort_by_time(table)
+            table = table.select(wanted)
             if table.num_rows:
                 yield day, table
 
@@ -509,7 +512,15 @@ class EmbeddedStore(Store):
 
         def attempt(skipped: set[Path]) -> DayRead:
             parts = self._day_parts(exchange, channel, symbol, day)
-            table = scan_files(channel, [p.path for p, _ in parts], columns, None, None)
+            read = (
+                None
+                if columns is None
+                else list(dict.fromkeys([*columns, *needed_columns(channel)]))
+            )
+            table = scan_files(channel, [p.path for p, _ in parts], read, None, None)
+            table = deduplicate(table, channel)
+            if columns is not None:
+                table = table.select(list(columns))
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
             return DayRead(_version(parts), table, json.dumps(manifest))
 
@@ -784,7 +795,8 @@ def _read_tables(
     if not files:
         return schema.empty_table()
     tables = [_read_part(f, schema) for f in files]
-    table = pa.concat_tables(tables, promote_options="permissive")
+    # several collectors' (and runs') rows of one record become one (hundi.stores.merge)
+    table = deduplicate(pa.concat_tables(tables, promote_options="permissive"), channel)
     ts = table.column("ts")
     if start is not None or end is not None:
         conditions = []
