@@ -261,3 +261,19 @@ def test_dedup_is_vectorised_over_many_rows() -> None:
     merged = deduplicate(twice, Channel.BBO)
     assert merged.num_rows == 50_000
     assert np.array_equal(merged.column("update_id").to_numpy(), np.arange(50_000))
+
+
+def test_an_empty_window_shorter_than_the_streams_usual_spacing_is_covered() -> None:
+    """Nothing was sent in a 6 ms window of a stream updating every 10 ms: the other collector
+    missed nothing there. A 3 s window without rows is a hole."""
+    detail = "restart: nothing received between 2024-05-02T00:00:{} and 2024-05-02T00:00:{}"
+    steady = [bbo(u, T0 + u * 10 * MS) for u in range(200)]  # 0 .. 1.99 s
+    events = to_arrow(
+        Channel.EVENTS,
+        [
+            gap(Channel.BBO, T0 + 1_006 * MS, detail=detail.format("01.000+00:00", "01.006+00:00")),
+            gap(Channel.BBO, T0 + 5_000 * MS, detail=detail.format("02.000+00:00", "05.000+00:00")),
+        ],
+    )
+    covered = covered_gaps(events, Channel.BBO, to_arrow(Channel.BBO, steady))
+    assert covered.tolist() == [True, False]
