@@ -580,6 +580,11 @@ class EmbeddedStore(Store):
                 for first, last, _ in seen:
                     if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
                         return None  # rows read then are gone
+            runs = {part.run for part, _ in parts if part.path in fresh} | set(old_parts)
+            if fresh and len(runs) > 1:
+                # two runs (collectors) may hold the same records: only a whole-day read
+                # merges them (hundi.stores.merge), so the caller reads the day again
+                return None
             table = scan_files(channel, fresh, columns, None, None)
             listed = [
                 (p.path.name, size, old[p.path.name][1] if p.path.name in old else _rows(p.path))
