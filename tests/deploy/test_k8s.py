@@ -272,8 +272,9 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             checked += 1
     cronjobs = sum(1 for o in objects if o["kind"] == "CronJob")
     assert cronjobs in (2, 6)  # a backup and a repair CronJob per Cassandra node
-    # 6 main containers + 2 init containers + the bootstrap Job + the CronJobs'
-    assert checked == 9 + cronjobs
+    # 7 main containers (collectors twice: the A/B pair) + 2 init containers + the bootstrap
+    # Job + the CronJobs'
+    assert checked == 10 + cronjobs
 
 
 def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
@@ -943,6 +944,7 @@ CASSANDRA_LOGINS = {
     ("StatefulSet", "cassandra", "backend"): "cassandra-admin",
     ("Job", "cassandra-bootstrap", "backend"): None,  # admin + every role's (creates them)
     ("StatefulSet", "collectors", "backend"): "cassandra-writer",
+    ("StatefulSet", "collectors-b", "backend"): "cassandra-writer",  # the pair's member b
     ("Deployment", "hundi-api", "backend"): "cassandra-reader",
     ("Deployment", "jupyter", "frontend"): "cassandra-reader",
     ("Deployment", "kairosdb", "backend"): "cassandra-kairosdb",
@@ -1108,7 +1110,7 @@ def test_clients_use_the_ready_only_service_and_only_peers_see_unready_nodes(
                     continue  # the nodes themselves: seeds on the peer service
                 assert "cassandra.backend.svc" not in text, (obj["metadata"]["name"], text)
                 clients += "cassandra-client.backend.svc.cluster.local:9042" in text
-    assert clients == 5  # collectors, hundi-api, jupyter, kairosdb, bootstrap Job
+    assert clients == 6  # collectors (a and b), hundi-api, jupyter, kairosdb, bootstrap Job
 
 
 def test_racks_follow_the_nodes_zones(objects: list[Object], overlay: str) -> None:
@@ -1139,8 +1141,8 @@ def test_every_volume_names_its_storage_class(objects: list[Object], overlay: st
     claims = [o["spec"] for o in objects if o["kind"] == "PersistentVolumeClaim"]
     for obj, _ in workloads(objects):
         claims += [t["spec"] for t in obj["spec"].get("volumeClaimTemplates", [])]
-    # Cassandra data, collector spool, KairosDB queue, notebooks, Cassandra backups
-    assert len(claims) == 5
+    # Cassandra data, collector spool (a and b), KairosDB queue, notebooks, Cassandra backups
+    assert len(claims) == 6
     backups = [c for c in claims if c["accessModes"] == ["ReadWriteMany"]]
     assert len(backups) == (1 if overlay == "prod" else 0)
     for claim in backups:  # a shared volume needs a class that can be mounted by every node
