@@ -69,7 +69,7 @@ from hundi.research._source import (
 )
 from hundi.research.book_l3 import l2_book_from_l3, l3_only_symbol
 from hundi.stores.base import NS_PER_DAY, DayRead, Store, reading
-from hundi.stores.merge import covered_gaps, rule_of
+from hundi.stores.merge import covered_gaps
 
 CHECKPOINT_ROWS: Final = 50_000
 _FORMAT: Final = "3"  # bump when the saved index changes shape
@@ -540,7 +540,7 @@ def _covered_by_another(
             "detail": gaps["detail"].astype(str).tolist(),
         }
     )
-    return covered_gaps(events, Channel.BOOK, pa.concat_tables(parts), rule=rule_of(exchange))
+    return covered_gaps(events, Channel.BOOK, pa.concat_tables(parts))  # as the store's merge
 
 
 def _rows_state_at(

@@ -35,7 +35,7 @@ from hundi.research._source import (
     to_ns,
 )
 from hundi.stores.base import Store, Unsupported, reading
-from hundi.stores.merge import covered_gaps, rule_of
+from hundi.stores.merge import covered_gaps
 
 RANGE_COLUMNS = [
     "exchange",
@@ -288,8 +288,7 @@ def _covered(
             "detail": gaps["detail"].astype(str).tolist(),
         }
     )
-    rule = rule_of(exchange) if channel is Channel.BOOK else None
-    covered = covered_gaps(table, channel, data, rule=rule)
+    covered = covered_gaps(table, channel, data)  # the merge's own (store-side) judgement
     if channel is Channel.TRADES:
         backfilled = _id_ranges(events, EventKind.BACKFILLED)
         fetched = [

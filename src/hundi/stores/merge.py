@@ -15,7 +15,7 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
   ``ts``; the rows keep their order.
 * Books: two collectors' REST snapshots would restart the book in the middle of the other's
   changes. A snapshot whose id lies inside a stretch of changes the merged stream already holds
-  continuously (by the venue's :class:`~hundi.book.rule.ContinuityRule`) after an earlier
+  continuously (by the rows' own sequence ids: :class:`SequenceIds`) after an earlier
   snapshot that joins the same stretch is redundant and dropped, and a change whose
   ``update_id`` equals a surviving snapshot's is already in it and dropped; so the replay is
   one snapshot followed by one unbroken chain wherever either collector had the data.
@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hundi.book.rule import UNCHECKED, ContinuityRule
+from hundi.book.rule import ContinuityRule
 from hundi.records import RECORD_TYPES, Channel, EventKind
 
 I64 = npt.NDArray[np.int64]
@@ -141,11 +141,33 @@ def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
 
 
-def rule_of(exchange: str) -> ContinuityRule:
-    """The venue's book continuity rule (unchecked for a name no venue registers)."""
-    from hundi.exchanges.registry import book_rule  # the registry imports every venue: late
+class SequenceIds:
+    """The continuity rule read from the rows' own sequence ids, for any venue.
 
-    return book_rule(exchange)
+    Stores must not import the venues (``hundi.exchanges``), so they cannot ask a venue for its
+    rule; this one judges by the ids every sequenced book row carries, as Binance defines them:
+    a change continues the one before when its ``prev_update_id`` (where sent, >= 0) equals the
+    previous ``update_id``, else when its ``first_update_id`` is the previous one plus one; the
+    first change after a snapshot straddles its id. It is conservative: a venue whose ids mean
+    something else shows breaks, and a break only keeps a snapshot that could have been
+    dropped (never drops one that is needed).
+    """
+
+    def after_snapshot(self, first_id: I64, update_id: I64, prev_id: I64, prev_u: I64) -> Bools:
+        ok: Bools = (first_id >= 0) & np.where(
+            prev_id >= 0,
+            (first_id <= prev_u) & (prev_u <= update_id),
+            (first_id <= prev_u + 1) & (prev_u + 1 <= update_id),
+        )
+        return ok
+
+    def after_diff(self, first_id: I64, update_id: I64, prev_id: I64, prev_u: I64) -> Bools:
+        follows = (first_id >= 0) & (first_id == prev_u + 1)
+        ok: Bools = np.where(prev_id >= 0, prev_id == prev_u, follows)
+        return ok
+
+
+SEQUENCE_IDS: Final[ContinuityRule] = SequenceIds()
 
 
 class Chain:
@@ -220,15 +242,12 @@ def _without_redundant_snapshots(table: pa.Table) -> pa.Table:
     codes = np.asarray(
         pc.dictionary_encode(stream).combine_chunks().indices.to_numpy(zero_copy_only=False)
     )
-    exchanges = _plain(table.column("exchange")).to_numpy(zero_copy_only=False)
     keep = np.ones(table.num_rows, np.bool_)
     for code in np.unique(codes).tolist():  # per symbol, not per row
         rows = np.flatnonzero(codes == code)
         diff = rows[~snapshot[rows]]
         snap = rows[snapshot[rows]]
-        chain = Chain(
-            rule_of(str(exchanges[rows[0]])), first[diff], update[diff], prev[diff], ts[diff]
-        )
+        chain = Chain(SEQUENCE_IDS, first[diff], update[diff], prev[diff], ts[diff])
         if len(chain) == 0 or len(snap) == 0:
             continue
         ids = np.unique(update[snap])
@@ -283,7 +302,7 @@ def covered_gaps(
         snapshot = np.asarray(data.column("snapshot").to_numpy(zero_copy_only=False), np.bool_)
         diff = ~snapshot
         chain = Chain(
-            rule if rule is not None else UNCHECKED,
+            rule if rule is not None else SEQUENCE_IDS,
             _ints(data, "first_update_id")[diff],
             _ints(data, "update_id")[diff],
             _ints(data, "prev_update_id")[diff],
@@ -333,4 +352,4 @@ def _window(detail: str) -> tuple[int, int] | None:
 
 GAP_KINDS: Final = (EventKind.GAP.value, EventKind.STOPPED.value)
 
-__all__ = ["GAP_KINDS", "Chain", "covered_gaps", "deduplicate", "needed_columns", "rule_of"]
+__all__ = ["GAP_KINDS", "SEQUENCE_IDS", "Chain", "covered_gaps", "deduplicate", "needed_columns"]
