@@ -13,6 +13,13 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
   of the key: the sequence id alone names the record.
 * Of the copies of one record the one received first (smallest ``recv_ts``) wins, with its
   ``ts``; the rows keep their order.
+* Copies are only ever another writer's: where a reader tells each row's writer (the embedded
+  store's run, column :data:`SOURCE`), the key's rows of the writer that received it first
+  all stay and only other writers' rows of that key go. One collector's rows are never merged
+  with each other, so a key that is not unique on its own (Coinbase and Kraken book rows carry
+  no sequence id: a level set and deleted within one exchange timestamp; OKX candle updates
+  all stamped with the candle's start) loses nothing. Without :data:`SOURCE` (Cassandra, which
+  already keeps one row per key) the key alone decides.
 * Books: two collectors' REST snapshots would restart the book in the middle of the other's
   changes. A snapshot whose id lies inside a stretch of changes the merged stream already holds
   continuously (by the rows' own sequence ids: :class:`SequenceIds`) after an earlier
@@ -49,6 +56,11 @@ _BOOK_SEQUENCE: Final = ("snapshot", "first_update_id", "update_id", "prev_updat
 _MS: Final = 1_000_000
 _SPACING_ROWS: Final = 100
 _RANK: Final = "__merge_rank"
+_ROW: Final = "__merge_row"
+_SOURCE_WON: Final = "__merge_source_won"
+# Optional int column a reader adds: which writer (collector run) stored the row. Dropped from
+# what :func:`deduplicate` returns.
+SOURCE: Final = "__merge_source"
 _KEY_TS: Final = "__merge_ts"
 # A restart gap's detail names the silent window (hundi.pipeline.resume).
 _WINDOW = re.compile(r"between (\S+) and (\S+?)[;)]?(?:\s|$)")
@@ -68,12 +80,18 @@ def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
     readers add :func:`needed_columns` first.
     """
     channel = Channel(channel)
+    source: I64 | None = None
+    if SOURCE in table.column_names:
+        source = _ints(table, SOURCE)
+        table = table.drop_columns([SOURCE])
+        if len(source) and bool((source == source[0]).all()):
+            return table  # one writer: its rows are each a record of their own
     if table.num_rows < 2 or channel not in RECORD_TYPES:
         return table
     names = set(table.column_names)
     if not set(needed_columns(channel)) <= names:
         return table
-    table = _first_copies(table, channel)
+    table = _first_copies(table, channel, source)
     if channel is Channel.BOOK:
         table = _without_redundant_snapshots(table)
     return table
@@ -86,7 +104,7 @@ def _ints(table: pa.Table, name: str) -> I64:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _first_copies(table: pa.Table, channel: Channel) -> pa.Table:
+def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.Table:
     identity = list(RECORD_TYPES[channel].IDENTITY)
     if _surely_unique(table, identity[0]):
         return table
@@ -113,8 +131,17 @@ def _first_copies(table: pa.Table, channel: Channel) -> pa.Table:
     firsts = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate([(_RANK, "min")])
     if firsts.num_rows == table.num_rows:
         return table
-    kept = np.sort(order[np.asarray(firsts.column(f"{_RANK}_min").to_numpy(), np.int64)])
-    return table.take(pa.array(kept))
+    winners = order[np.asarray(firsts.column(f"{_RANK}_min").to_numpy(), np.int64)]
+    if source is None:
+        return table.take(pa.array(np.sort(winners)))
+    # every row of the key from the writer whose copy came first: a writer's own rows that
+    # share a key are distinct records (pyarrow hash join, no per-row Python)
+    won = firsts.select([*keys, _KEY_TS]).append_column(_SOURCE_WON, pa.array(source[winners]))
+    rows = keyed.select([*keys, _KEY_TS]).append_column(_ROW, pa.array(np.arange(len(source))))
+    joined = rows.join(won, [*keys, _KEY_TS], use_threads=False)
+    row = np.asarray(joined.column(_ROW).to_numpy(), np.int64)
+    mine = np.asarray(joined.column(_SOURCE_WON).to_numpy(), np.int64) == source[row]
+    return table.take(pa.array(np.sort(row[mine])))
 
 
 def _surely_unique(table: pa.Table, first_identity: str) -> bool:
@@ -352,4 +379,12 @@ def _window(detail: str) -> tuple[int, int] | None:
 
 GAP_KINDS: Final = (EventKind.GAP.value, EventKind.STOPPED.value)
 
-__all__ = ["GAP_KINDS", "SEQUENCE_IDS", "Chain", "covered_gaps", "deduplicate", "needed_columns"]
+__all__ = [
+    "GAP_KINDS",
+    "SEQUENCE_IDS",
+    "SOURCE",
+    "Chain",
+    "covered_gaps",
+    "deduplicate",
+    "needed_columns",
+]

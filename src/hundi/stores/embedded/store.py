@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -78,7 +79,7 @@ from hundi.stores.embedded.layout import (
     stale_temps,
     superseded_due,
 )
-from hundi.stores.merge import deduplicate, needed_columns
+from hundi.stores.merge import SOURCE, deduplicate, needed_columns
 
 _PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
 _READ_RETRIES = 5
@@ -477,7 +478,7 @@ class EmbeddedStore(Store):
                     list_parts(partition_dir(self.root, exchange, channel.value, name, day))
                 )[0]
             ]
-            return scan_files(channel, paths, columns, start_ns, end_ns)
+            return scan_files(channel, paths, columns, start_ns, end_ns, sources=True)
 
         return self._consistently(attempt)
 
@@ -517,8 +518,8 @@ class EmbeddedStore(Store):
                 if columns is None
                 else list(dict.fromkeys([*columns, *needed_columns(channel)]))
             )
-            table = scan_files(channel, [p.path for p, _ in parts], read, None, None)
-            table = deduplicate(table, channel)
+            paths = [p.path for p, _ in parts]
+            table = deduplicate(scan_files(channel, paths, read, None, None, sources=True), channel)
             if columns is not None:
                 table = table.select(list(columns))
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
@@ -683,11 +684,16 @@ def scan_files(
     columns: Sequence[str] | None,
     start_ns: int | None,
     end_ns: int | None,
+    *,
+    sources: bool = False,
 ) -> pa.Table:
     """``columns`` (default all) of the rows of part files with ``start_ns <= ts < end_ns``,
-    unsorted, names as plain strings. A file deleted meanwhile raises FileNotFoundError."""
+    unsorted, names as plain strings. A file deleted meanwhile raises FileNotFoundError.
+    ``sources``: with the merge's :data:`~hundi.stores.merge.SOURCE` column, each row's run (a
+    collector's rows are never merged with each other, only with another run's)."""
     if not paths:
-        return empty_table(channel, columns)
+        table = empty_table(channel, columns)
+        return _with_source(table, np.zeros(0, np.int32)) if sources else table
     schema = SCHEMAS[channel]
     wanted = list(columns) if columns is not None else schema.names
     dataset = ds.dataset([os.fspath(p) for p in paths], schema=schema, format="parquet")
@@ -699,7 +705,29 @@ def scan_files(
     if end_ns is not None:
         bound = ts < pa.scalar(end_ns, pa.int64()).cast(ts_type)
         condition = bound if condition is None else condition & bound
-    return plain_strings(dataset.to_table(columns=wanted, filter=condition))
+    if not sources:
+        return plain_strings(dataset.to_table(columns=wanted, filter=condition))
+    table = dataset.to_table(columns=[*wanted, "__filename"], filter=condition)
+    files = pc.dictionary_encode(table.column("__filename")).combine_chunks()
+    runs = [_run_of(name) for name in files.dictionary.to_pylist()]  # per file, not per row
+    codes = np.asarray(_run_codes(runs), np.int32)[files.indices.to_numpy(zero_copy_only=False)]
+    return _with_source(plain_strings(table.drop_columns(["__filename"])), codes)
+
+
+def _run_of(path: str) -> str:
+    """A part file's run (its writer), from its name."""
+    part = parse_part(Path(path))
+    return path if part is None else part.run
+
+
+def _run_codes(names: Sequence[str]) -> list[int]:
+    """A small int per distinct name, in first-seen order."""
+    seen: dict[str, int] = {}
+    return [seen.setdefault(name, len(seen)) for name in names]
+
+
+def _with_source(table: pa.Table, codes: npt.NDArray[np.int32]) -> pa.Table:
+    return table.append_column(SOURCE, pa.array(codes, pa.int32()))
 
 
 def plain_strings(table: pa.Table) -> pa.Table:
@@ -800,8 +828,11 @@ def _read_tables(
     if not files:
         return schema.empty_table()
     tables = [_read_part(f, schema) for f in files]
-    # several collectors' (and runs') rows of one record become one (hundi.stores.merge)
-    table = deduplicate(pa.concat_tables(tables, promote_options="permissive"), channel)
+    runs = _run_codes([f.run for f in files])
+    source = np.repeat(np.asarray(runs, np.int32), [t.num_rows for t in tables])
+    # several collectors' (runs') rows of one record become one (hundi.stores.merge)
+    combined = pa.concat_tables(tables, promote_options="permissive")
+    table = deduplicate(_with_source(combined, source), channel)
     ts = table.column("ts")
     if start is not None or end is not None:
         conditions = []
