@@ -54,7 +54,6 @@ Bools = npt.NDArray[np.bool_]
 _SEQUENCED_LOCAL_TS: Final = frozenset({Channel.BBO, Channel.BOOK})
 _BOOK_SEQUENCE: Final = ("snapshot", "first_update_id", "update_id", "prev_update_id")
 _MS: Final = 1_000_000
-_SPACING_ROWS: Final = 100
 _RANK: Final = "__merge_rank"
 _ROW: Final = "__merge_row"
 _SOURCE_WON: Final = "__merge_source_won"
@@ -306,10 +305,10 @@ def covered_gaps(
     Trades: every id in ``[expected, received)`` is stored. Books: one unbroken chain of diffs
     holds the message before ``expected`` and the one reaching ``received`` (without ids: the
     messages just before and after the event's time). Other channels (no sequence ids): a
-    restart gap's silent window (its detail, "between A and B") holds a stored row, or is no
-    longer than the stream's usual spacing (99th percentile of the intervals between its merged
-    rows, 100 rows at least: the other collector received nothing there because nothing was
-    sent); an event without a window is never covered.
+    restart gap's silent window (its detail, "between A and B") holds a stored row: only a row
+    proves that another collector received data there. An empty window is never covered, however
+    short next to the stream's spacing (a lone collector restarted within it still missed what
+    was sent meanwhile), nor is an event without a window.
     """
     n = events.num_rows
     covered = np.zeros(n, np.bool_)
@@ -344,7 +343,6 @@ def covered_gaps(
         after_ts = np.searchsorted(running, at, "right")
         return np.where(by_id, chain.across(before_id, after_id), chain.across(before_ts, after_ts))
     stamps = np.sort(_ints(data, "ts"))
-    usual = _usual_spacing(stamps)
     details = events.column("detail").to_pylist()
     for i, detail in enumerate(details):  # per event (a few), not per row
         window = _window(str(detail))
@@ -352,16 +350,8 @@ def covered_gaps(
             continue
         lo, hi = window  # milliseconds, rounded down: the row stored at A is not inside
         inside = np.searchsorted(stamps, hi, "left") - np.searchsorted(stamps, lo + _MS, "left")
-        covered[i] = inside > 0 or hi - lo <= usual
+        covered[i] = inside > 0
     return covered
-
-
-def _usual_spacing(stamps: I64) -> int:
-    """The 99th percentile of the intervals between a stream's rows (-1 under 100 rows): a
-    silent window no longer than that missed nothing the stream's own rate would show."""
-    if len(stamps) < _SPACING_ROWS:
-        return -1
-    return int(np.quantile(np.diff(stamps), 0.99))
 
 
 def _window(detail: str) -> tuple[int, int] | None:

@@ -478,7 +478,7 @@ class EmbeddedStore(Store):
                     list_parts(partition_dir(self.root, exchange, channel.value, name, day))
                 )[0]
             ]
-            return scan_files(channel, paths, columns, start_ns, end_ns, sources=True)
+            return scan_files(channel, paths, columns, start_ns, end_ns, True)
 
         return self._consistently(attempt)
 
@@ -519,7 +519,7 @@ class EmbeddedStore(Store):
                 else list(dict.fromkeys([*columns, *needed_columns(channel)]))
             )
             paths = [p.path for p, _ in parts]
-            table = deduplicate(scan_files(channel, paths, read, None, None, sources=True), channel)
+            table = deduplicate(scan_files(channel, paths, read, None, None, True), channel)
             if columns is not None:
                 table = table.select(list(columns))
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
@@ -684,7 +684,6 @@ def scan_files(
     columns: Sequence[str] | None,
     start_ns: int | None,
     end_ns: int | None,
-    *,
     sources: bool = False,
 ) -> pa.Table:
     """``columns`` (default all) of the rows of part files with ``start_ns <= ts < end_ns``,
