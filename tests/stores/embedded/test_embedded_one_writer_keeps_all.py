@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hundi.accounting import Accounting
 from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
-from hundi.capture.replay import replay_events
+from hundi.capture.replay import Batch, replay_events
 from hundi.exchanges import exchanges
-from hundi.records import BookChange, Channel, Record, to_arrow
+from hundi.records import BookChange, Channel, to_arrow
 from hundi.stores.embedded import EmbeddedStore
 
 
@@ -27,8 +28,8 @@ def coinbase_book(recordings_dir: Path) -> list[BookChange]:
     config = infer_config(files, "coinbase", None)
     config.authenticate = False
     protocol = exchanges()["coinbase"].venue(config)
-    batches: list[dict[Channel, list[Record]]] = []
-    replay_events(read_capture(files), protocol, lambda b: batches.append(dict(b)), Accounting())  # type: ignore[arg-type]
+    batches: list[Batch] = []
+    replay_events(read_capture(files), protocol, batches.append, Accounting())
     return [r for b in batches for r in b.get(Channel.BOOK, []) if isinstance(r, BookChange)]
 
 
@@ -43,8 +44,6 @@ def final_levels(table: pa.Table) -> dict[tuple[str, int, float], float]:
 
 def write(root: Path, records: list[BookChange], shift_ns: int) -> None:
     """One collector run: the same exchange records, received ``shift_ns`` later."""
-    import msgspec
-
     store = EmbeddedStore(str(root), fsync=False)
     store.write(
         {Channel.BOOK: [msgspec.structs.replace(r, recv_ts=r.recv_ts + shift_ns) for r in records]}

@@ -704,8 +704,10 @@ def scan_files(
     if end_ns is not None:
         bound = ts < pa.scalar(end_ns, pa.int64()).cast(ts_type)
         condition = bound if condition is None else condition & bound
-    if not sources:
-        return plain_strings(dataset.to_table(columns=wanted, filter=condition))
+    writers = {_run_of(os.fspath(p)) for p in paths} if sources else set()
+    if len(writers) < 2:  # no writer column needed: one writer's rows are never merged
+        table = plain_strings(dataset.to_table(columns=wanted, filter=condition))
+        return _with_source(table, np.zeros(table.num_rows, np.int32)) if sources else table
     table = dataset.to_table(columns=[*wanted, "__filename"], filter=condition)
     files = pc.dictionary_encode(table.column("__filename")).combine_chunks()
     runs = [_run_of(name) for name in files.dictionary.to_pylist()]  # per file, not per row
