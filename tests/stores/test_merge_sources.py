@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from hundi.records import Candle, Channel, to_arrow
+from hundi.records import BID, BookChange, Candle, Channel, to_arrow
 from hundi.stores.merge import SOURCE, deduplicate
 
 MS = 1_000_000
@@ -64,3 +64,23 @@ def test_without_sources_the_key_alone_decides() -> None:
     """Cassandra (one row per key already) passes no SOURCE: as before."""
     merged = deduplicate(to_arrow(Channel.CANDLES, updates(0)), Channel.CANDLES)
     assert merged.num_rows == 1
+
+
+def bitfinex_level(update_id: int, recv: int, price: float, size: float) -> BookChange:
+    """Bitfinex book rows: ``ts`` is the receive time, ``update_id`` the connection's number."""
+    return BookChange(
+        exchange="bitfinex", symbol="BTC-USD", native_symbol="tBTCUSD", ts=recv, recv_ts=recv,
+        side=BID, price=price, size=size, snapshot=False, first_update_id=update_id,
+        update_id=update_id, prev_update_id=update_id - 1,
+    )  # fmt: skip
+
+
+def test_connection_numbered_ids_do_not_merge_two_collectors_different_messages() -> None:
+    """Two collectors greeted in one second number their connections' messages alike: A's
+    message 5 and B's message 5 are different changes of one level, both stay."""
+    epoch = 1_714_608_000 << 31
+    a = bitfinex_level(epoch | 5, T0 + 10, 100.0, 1.5)
+    b = bitfinex_level(epoch | 5, T0 + 20_000_000, 100.0, 0.0)
+    table = with_source(to_arrow(Channel.BOOK, [a, b]), [0, 1])
+    merged = deduplicate(table, Channel.BOOK)
+    assert merged.column("size").to_pylist() == [1.5, 0.0]

@@ -52,6 +52,11 @@ Bools = npt.NDArray[np.bool_]
 # Channels whose ``update_id`` is an exchange sequence id that names a record alone even where
 # ``ts`` is the local receive time.
 _SEQUENCED_LOCAL_TS: Final = frozenset({Channel.BBO, Channel.BOOK})
+# Venues whose stored ``update_id`` is numbered per connection, not by the exchange: Bitfinex
+# (``greeting second << 31 | the connection's sequence number``; two collectors greeted in
+# one second number different messages alike). There a local ``ts`` stays in the key: the id
+# alone does not name a record. Names, not imports: stores do not know the venues.
+_CONNECTION_NUMBERED: Final = frozenset({"bitfinex"})
 _BOOK_SEQUENCE: Final = ("snapshot", "first_update_id", "update_id", "prev_update_id")
 _MS: Final = 1_000_000
 _RANK: Final = "__merge_rank"
@@ -112,6 +117,13 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     key_ts = ts
     if channel in _SEQUENCED_LOCAL_TS:
         local = (ts == recv) & (_ints(table, "update_id") >= 0)
+        exchange = _plain(table.column("exchange"))
+        local &= ~np.asarray(
+            pc.is_in(exchange, pa.array(sorted(_CONNECTION_NUMBERED))).to_numpy(
+                zero_copy_only=False
+            ),
+            np.bool_,
+        )
         key_ts = np.where(local, np.int64(-1), ts)
     # rank = place in receive order; the smallest rank per key is the first copy received
     order = np.argsort(recv, kind="stable")
