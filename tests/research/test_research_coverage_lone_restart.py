@@ -69,3 +69,13 @@ def test_another_collectors_row_inside_the_window_covers_it() -> None:
     events = to_arrow(Channel.EVENTS, [event])
     assert covered_gaps(events, Channel.BBO, data).tolist() == [True]
     assert isinstance(data, pa.Table)
+
+
+def test_a_lone_restart_shorter_than_the_spacing_but_not_instant_is_a_hole() -> None:
+    """2 s down on a stream whose 99th percentile spacing is 30 s: still a hole."""
+    before, _ = quiet_stream()
+    first = bbo(before[-1].ts + 2 * S, 999)
+    event = gap_event(Channel.BBO, first, StreamPosition(before[-1].ts))
+    assert event is not None
+    data = to_arrow(Channel.BBO, [*before, first])
+    assert covered_gaps(to_arrow(Channel.EVENTS, [event]), Channel.BBO, data).tolist() == [False]
