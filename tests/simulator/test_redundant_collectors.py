@@ -220,7 +220,8 @@ def test_a_killed_and_restarted_while_b_runs_reads_back_one_clean_stream(
     restart = events[(events["kind"] == "gap") & events["detail"].str.startswith("restart:")]
     assert len(restart), events
     ranges = hundi.coverage(shared_store, "binance", symbol=SYMBOL)
-    assert (ranges["ended_by"] != "gap").all(), ranges[["channel", "ended_by", "gap_detail", "covered"]].to_string()
+    shown = ranges[["channel", "ended_by", "gap_detail", "covered"]].to_string()
+    assert (ranges["ended_by"] != "gap").all(), shown
     assert ranges.groupby("channel").size().to_dict() == {"bbo": 1, "book": 1, "trades": 1}
     assert int(ranges["covered"].sum()) == len(restart), (ranges, restart)
 
