@@ -15,7 +15,7 @@ KUBE = $(BIN)/python -m hundi.deploy.kube
 K8S_ENV = --env-dir $(or $(ENV_DIR),.) $(if $(IMAGE_REGISTRY),--image-registry $(IMAGE_REGISTRY))
 K8S_DEPS = venv $(if $(KUSTOMIZE),,$(TOOLS_BIN)/kustomize)
 
-.PHONY: k8s-tools k8s-render k8s-validate backend-namespace frontend-namespace cassandra kairosdb hundi-api-deploy collectors grafana jupyter-deploy
+.PHONY: k8s-tools k8s-render k8s-validate k8s-pins backend-namespace frontend-namespace cassandra kairosdb hundi-api-deploy collectors grafana jupyter-deploy
 
 $(TOOLS_BIN)/kustomize:
 	@command -v go >/dev/null || { echo "go is needed to install kustomize (or set KUSTOMIZE=/path/to/kustomize)" >&2; exit 1; }
@@ -28,6 +28,9 @@ k8s-render: $(K8S_DEPS) ## Print the manifests of OVERLAY=dev|prod from the env 
 
 k8s-validate: $(K8S_DEPS) ## Render every overlay from the *.example env files and validate each object offline
 	$(KUBE) validate --examples
+
+k8s-pins: $(K8S_DEPS) ## Fail while an image of the prod overlay is not pinned by digest (scripts/pin-images.sh pins them)
+	$(KUBE) pins --overlay prod --examples
 
 backend-namespace: $(K8S_DEPS) ## Namespace backend with its default-deny NetworkPolicies (kubectl apply)
 	$(KUBE) apply backend-namespace --overlay $(OVERLAY) $(K8S_ENV)

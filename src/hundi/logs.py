@@ -254,6 +254,30 @@ def setup_logging(
     )
 
 
+def console_logging(*, stream: str, log_format: str, level: int = logging.INFO) -> logging.Handler:
+    """The logs of a process without a log file or live screen (``hundi serve``): with
+    ``stream="stdout"`` every line at ``level`` goes to stdout (a container's log pipeline), as
+    ``hundi collect`` does; else warnings and errors go to stderr. One line each, JSON with
+    ``log_format="json"``. Written directly, not through a queue: such a process logs a few
+    lines (start, failures), not a line per message. Returns the handler installed."""
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"HUNDI_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
+    if stream not in LOG_STREAMS:
+        raise ConfigError(f"HUNDI_LOG_STREAM must be 'stderr' or 'stdout', got {stream!r}")
+    to_stdout = stream == "stdout"
+    handler = logging.StreamHandler(sys.stdout if to_stdout else sys.stderr)
+    handler.setLevel(level if to_stdout else logging.WARNING)
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else _OneLine(SHORT_FORMAT, "%H:%M:%S")
+    )
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level if name == "hundi" else logging.WARNING)
+        logger.propagate = False
+    return handler
+
+
 class _OneLine(logging.Formatter):
     """Console lines without tracebacks (those go to the log file)."""
 

@@ -160,7 +160,8 @@ def test_every_overlay_renders_from_the_committed_templates_and_validates(
 @pytest.mark.slow
 def test_real_env_files_render_and_validate(objects: list[Object]) -> None:
     validate(objects)
-    assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {
+    cluster_scoped = {"Namespace", "PriorityClass"}
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in cluster_scoped} == {
         "backend",
         "frontend",
     }
@@ -271,8 +272,9 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             checked += 1
     cronjobs = sum(1 for o in objects if o["kind"] == "CronJob")
     assert cronjobs in (2, 6)  # a backup and a repair CronJob per Cassandra node
-    # 6 main containers + 2 init containers + the bootstrap Job + the CronJobs'
-    assert checked == 9 + cronjobs
+    # 7 main containers (collectors twice: the A/B pair) + 2 init containers + the bootstrap
+    # Job + the CronJobs'
+    assert checked == 10 + cronjobs
 
 
 def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:
@@ -942,6 +944,7 @@ CASSANDRA_LOGINS = {
     ("StatefulSet", "cassandra", "backend"): "cassandra-admin",
     ("Job", "cassandra-bootstrap", "backend"): None,  # admin + every role's (creates them)
     ("StatefulSet", "collectors", "backend"): "cassandra-writer",
+    ("StatefulSet", "collectors-b", "backend"): "cassandra-writer",  # the pair's member b
     ("Deployment", "hundi-api", "backend"): "cassandra-reader",
     ("Deployment", "jupyter", "frontend"): "cassandra-reader",
     ("Deployment", "kairosdb", "backend"): "cassandra-kairosdb",
@@ -1107,7 +1110,7 @@ def test_clients_use_the_ready_only_service_and_only_peers_see_unready_nodes(
                     continue  # the nodes themselves: seeds on the peer service
                 assert "cassandra.backend.svc" not in text, (obj["metadata"]["name"], text)
                 clients += "cassandra-client.backend.svc.cluster.local:9042" in text
-    assert clients == 5  # collectors, hundi-api, jupyter, kairosdb, bootstrap Job
+    assert clients == 6  # collectors (a and b), hundi-api, jupyter, kairosdb, bootstrap Job
 
 
 def test_racks_follow_the_nodes_zones(objects: list[Object], overlay: str) -> None:
@@ -1138,11 +1141,67 @@ def test_every_volume_names_its_storage_class(objects: list[Object], overlay: st
     claims = [o["spec"] for o in objects if o["kind"] == "PersistentVolumeClaim"]
     for obj, _ in workloads(objects):
         claims += [t["spec"] for t in obj["spec"].get("volumeClaimTemplates", [])]
-    # Cassandra data, collector spool, KairosDB queue, notebooks, Cassandra backups
-    assert len(claims) == 5
+    # Cassandra data, collector spool (a and b), KairosDB queue, notebooks, Cassandra backups
+    assert len(claims) == 6
     backups = [c for c in claims if c["accessModes"] == ["ReadWriteMany"]]
     assert len(backups) == (1 if overlay == "prod" else 0)
     for claim in backups:  # a shared volume needs a class that can be mounted by every node
         assert claim.get("storageClassName") == "hundi-backups"
     others = [c for c in claims if c not in backups]
     assert {c.get("storageClassName") for c in others} == {STORAGE_CLASS[overlay]}
+
+
+def test_every_collector_shard_runs_as_an_a_b_pair(objects: list[Object], overlay: str) -> None:
+    """Two StatefulSets (collectors, collectors-b) with the same pods, replica count and
+    HUNDI_SHARDS, selecting only their own pods; pod N of each records shard N into the same
+    stores; the pair kept apart by node and zone (required in prod), one pod down at a time
+    (PodDisruptionBudget), and scheduled first (PriorityClass)."""
+    a = find(objects, "StatefulSet", "collectors", "backend")
+    b = find(objects, "StatefulSet", "collectors-b", "backend")
+    count = REPLICAS[overlay]["collectors"]
+    assert a["spec"]["replicas"] == b["spec"]["replicas"] == count
+    pair = "hundi.wunder.dev/pair"
+    assert a["spec"]["selector"]["matchLabels"][pair] == "a"
+    assert b["spec"]["selector"]["matchLabels"][pair] == "b"
+    for sts in (a, b):
+        labels = sts["spec"]["template"]["metadata"]["labels"]
+        assert labels[pair] == sts["spec"]["selector"]["matchLabels"][pair]
+    env = [
+        {
+            e["name"]: e.get("value")
+            for e in container(objects, "StatefulSet", name, "collector")["env"]
+        }
+        for name in ("collectors", "collectors-b")
+    ]
+    assert env[0]["HUNDI_SHARDS"] == env[1]["HUNDI_SHARDS"] == str(count)
+    assert env[0]["HUNDI_STORE"] == env[1]["HUNDI_STORE"]
+    args = [
+        container(objects, "StatefulSet", n, "collector")["args"]
+        for n in ("collectors", "collectors-b")
+    ]
+    assert args[0] == args[1] and "auto" in args[0]
+    for sts in (a, b):
+        spec = sts["spec"]["template"]["spec"]
+        assert spec["priorityClassName"] == "hundi-collectors"
+        anti = spec["affinity"]["podAntiAffinity"]
+        terms = (
+            anti["requiredDuringSchedulingIgnoredDuringExecution"]
+            if overlay == "prod"
+            else [
+                t["podAffinityTerm"]
+                for t in anti["preferredDuringSchedulingIgnoredDuringExecution"]
+            ]
+        )
+        assert {t["topologyKey"] for t in terms} == {
+            "kubernetes.io/hostname",
+            "topology.kubernetes.io/zone",
+        }
+        for term in terms:  # the same shard's pods: same pod index, either member
+            assert term["matchLabelKeys"] == ["apps.kubernetes.io/pod-index"]
+            assert term["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "collectors"}
+    budget = find(objects, "PodDisruptionBudget", "collectors", "backend")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "collectors"}
+    priority = next(o for o in objects if o["kind"] == "PriorityClass")
+    assert priority["metadata"]["name"] == "hundi-collectors" and priority["value"] > 0
+    assert not priority.get("globalDefault", False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import sys
 
@@ -10,6 +11,7 @@ import click
 
 from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
 from hundi.config import ConfigError, load_settings
+from hundi.logs import console_logging
 from hundi.research import ResearchError
 from hundi.research.bars import interval_ns
 from hundi.stores.base import StoreError, describe_url, open_store, scheme_of
@@ -93,6 +95,7 @@ def serve(
     try:
         settings = load_settings()
         token = load_token()
+        console_logging(stream=settings.log_stream, log_format=settings.log_format)
     except ConfigError as exc:
         click.echo(f"hundi serve: {exc}", err=True)
         sys.exit(2)
@@ -124,8 +127,8 @@ def serve(
     # The container's HEALTHCHECK (`hundi health`) reads this file; HTTP probes use /api/v1/health.
     app.cleanup_ctx.append(serve_health(settings))
     auth = "token required" if token is not None else "no token: loopback only"
-    click.echo(
-        f"hundi serve: {describe_url(store_url)} on http://{host}:{port}/api/v1/ ({auth})",
-        err=True,
-    )
+    serving = f"hundi serve: {describe_url(store_url)} on http://{host}:{port}/api/v1/ ({auth})"
+    click.echo(serving, err=True)
+    # with HUNDI_LOG_STREAM=stdout this INFO line (and every later one) reaches stdout
+    logging.getLogger("hundi.api").info("%s", serving)
     web.run_app(app, sock=sockets, print=None, access_log=None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -258,6 +259,22 @@ def validate(objects: Iterable[Object], version: str = KUBERNETES_VERSION) -> No
         raise DeployError("invalid manifests:\n" + "\n".join(problems))
 
 
+# An image reference pinned to its content: a tag can be moved to other bytes, a digest cannot.
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def unpinned_images(objects: Iterable[Object]) -> list[str]:
+    """The container images of ``objects`` not pinned by digest, sorted, each once."""
+    found = {
+        container["image"]
+        for obj in objects
+        if (spec := pod_spec(obj)) is not None
+        for container in containers(spec)
+        if not _DIGEST.search(container["image"])
+    }
+    return sorted(found)
+
+
 def to_yaml(objects: Iterable[Object]) -> str:
     return yaml.safe_dump_all(list(objects), sort_keys=False)
 
@@ -395,6 +412,29 @@ def validate_command(overlay: str | None, env_dir: Path, examples: bool) -> None
                 f"ok: overlay {name}: {len(objects)} objects valid "
                 f"for Kubernetes {KUBERNETES_VERSION}"
             )
+
+    _run(check)
+
+
+@main.command("pins")
+@click.option("--overlay", type=click.Choice(OVERLAYS), default="prod", show_default=True)
+@_env_dir
+@_examples
+def pins_command(overlay: str, env_dir: Path, examples: bool) -> None:
+    """Fail (one line, exit 1) while an image of the overlay is not pinned by digest
+    (scripts/pin-images.sh pins them where a registry is reachable)."""
+
+    def check() -> None:
+        missing = unpinned_images(render(overlay, env_dir=env_dir, examples=examples))
+        if missing:
+            click.echo(
+                f"error: overlay {overlay}: {len(missing)} image(s) not pinned by digest "
+                f"({', '.join(missing)}): run scripts/pin-images.sh where the registry is "
+                "reachable",
+                err=True,
+            )
+            sys.exit(1)
+        click.echo(f"ok: overlay {overlay}: every image pinned by digest")
 
     _run(check)
 

@@ -69,6 +69,7 @@ from hundi.research._source import (
 )
 from hundi.research.book_l3 import l2_book_from_l3, l3_only_symbol
 from hundi.stores.base import NS_PER_DAY, DayRead, Store, reading
+from hundi.stores.merge import covered_gaps
 
 CHECKPOINT_ROWS: Final = 50_000
 _FORMAT: Final = "3"  # bump when the saved index changes shape
@@ -506,7 +507,40 @@ def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: in
         & np.isin(kinds, [EventKind.GAP.value, EventKind.STOPPED.value])
         & (channels == Channel.BOOK.value)
     )
+    if chosen.any():
+        chosen[chosen] = ~_covered_by_another(store, exchange, symbol, events[chosen], since_ns)
     return np.sort(np.asarray(times[chosen], np.int64))
+
+
+# How far past a gap the other collector's chain is looked for (its next message comes soon).
+_COVER_LOOKAHEAD_NS = 60 * 1_000_000_000
+
+
+def _covered_by_another(
+    store: Store, exchange: str, symbol: str, gaps: pd.DataFrame, since_ns: int
+) -> npt.NDArray[np.bool_]:
+    """Which book gaps another collector's stored chain runs on across (then the book stays
+    synced: docs/guarantees.md, "Two collectors on one stream")."""
+    stamps = pd.DatetimeIndex(gaps.index).as_unit("ns").asi8
+    columns = ["ts", "snapshot", "first_update_id", "update_id", "prev_update_id"]
+    parts = [
+        table
+        for _, table in store.read_days(
+            exchange=exchange, symbol=symbol, channel=Channel.BOOK, start_ns=since_ns,
+            end_ns=int(stamps.max()) + _COVER_LOOKAHEAD_NS, columns=columns, ordered=False,
+        )
+    ]  # fmt: skip
+    if not parts:
+        return np.zeros(len(gaps), np.bool_)
+    events = pa.table(
+        {
+            "ts": stamps,
+            "expected": gaps["expected"].to_numpy(np.int64),
+            "received": gaps["received"].to_numpy(np.int64),
+            "detail": gaps["detail"].astype(str).tolist(),
+        }
+    )
+    return covered_gaps(events, Channel.BOOK, pa.concat_tables(parts))  # as the store's merge
 
 
 def _rows_state_at(

@@ -6,6 +6,12 @@ dropped connection); resyncs of the stream and exchange-wide reconnects/stale co
 counted in the range they fall in. So a hole is never silent: each range names the gap that
 ended it, or is the last one, ended by a clean stop of the collector (a ``stopped`` event after
 its last row) or by nothing stored yet (the data goes on, or the collector was killed).
+
+With two collectors on one stream (docs/guarantees.md, "Two collectors on one stream"), a gap
+one of them stored is *covered* where the merged data runs on across it
+(:func:`hundi.stores.merge.covered_gaps`): it does not end a range, and the range counts it in
+``covered`` and names it in ``covered_detail``. A trade gap fetched back over REST stays a gap
+(with its ``recovered_ids``), as with one collector.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from hundi.query import parse_channel, resolve
 from hundi.records import Channel, EventKind
@@ -28,6 +35,7 @@ from hundi.research._source import (
     to_ns,
 )
 from hundi.stores.base import Store, Unsupported, reading
+from hundi.stores.merge import covered_gaps
 
 RANGE_COLUMNS = [
     "exchange",
@@ -42,6 +50,8 @@ RANGE_COLUMNS = [
     "unrecoverable_ids",
     "resyncs",
     "reconnects",
+    "covered",
+    "covered_detail",
 ]
 STREAM_COLUMNS = [
     "exchange",
@@ -55,6 +65,7 @@ STREAM_COLUMNS = [
     "recovered_ids",
     "resyncs",
     "reconnects",
+    "covered",
 ]
 
 
@@ -81,9 +92,11 @@ def coverage(
     after it, else ""), the gap's ``gap_detail`` and
     ``missing_ids`` (trade ids skipped, -1 if not counted), of those ``recovered_ids`` (fetched
     back over REST: ``backfilled`` events) and ``unrecoverable_ids`` (the venue no longer had
-    them), and the ``resyncs`` and ``reconnects`` that fell in the range. ``by="stream"``: one
-    row per stream indexed by its first ts, with ``last``, ``rows``, ``ranges``, ``gaps``,
-    ``missing_ids``, ``recovered_ids``, ``resyncs``, ``reconnects``.
+    them), the ``resyncs`` and ``reconnects`` that fell in the range, and ``covered``: how
+    many gaps stored inside it another collector's data covers (``covered_detail`` their
+    details). ``by="stream"``: one row per stream indexed by its first ts, with ``last``,
+    ``rows``, ``ranges``, ``gaps``, ``missing_ids``, ``recovered_ids``, ``resyncs``,
+    ``reconnects``, ``covered``.
     ``exchange=None`` lists every exchange (embedded store only).
     """
     if by not in ("range", "stream"):
@@ -127,9 +140,9 @@ def _exchange_ranges(
     reconnect_ts = np.sort(index_ns(connection))
     stops = events[(events["symbol"] == "") & (events["kind"] == EventKind.STOPPED.value)]
     for channel in _channels(store, exchange, wanted):
-        for name, stamps in _stream_times(store, exchange, symbol, channel, window):
+        for name, data in _stream_data(store, exchange, symbol, channel, window):
             mine = events[(events["symbol"] == name) & (events["channel"] == channel.value)]
-            yield _ranges(exchange, name, channel, stamps, mine, reconnect_ts, stops)
+            yield _ranges(exchange, name, channel, data, mine, reconnect_ts, stops)
 
 
 def _channels(store: Store, exchange: str, wanted: Channel | None) -> list[Channel]:
@@ -142,10 +155,19 @@ def _channels(store: Store, exchange: str, wanted: Channel | None) -> list[Chann
     return [c for c in stored if c is not Channel.EVENTS]
 
 
-def _stream_times(
+def _covering_columns(channel: Channel) -> list[str]:
+    """The columns that tell whether a gap is covered (:func:`covered_gaps`)."""
+    if channel is Channel.TRADES:
+        return ["ts", "trade_id"]
+    if channel is Channel.BOOK:
+        return ["ts", "snapshot", "first_update_id", "update_id", "prev_update_id"]
+    return ["ts"]
+
+
+def _stream_data(
     store: Store, exchange: str, symbol: str | None, channel: Channel, window: _Window
-) -> Iterable[tuple[str, npt.NDArray[np.int64]]]:
-    """(symbol, sorted ts in ns) per stored symbol of one channel."""
+) -> Iterable[tuple[str, pa.Table]]:
+    """(symbol, its merged rows' ts and sequence columns) per stored symbol of one channel."""
     if symbol is not None:
         names = [symbol]
     else:
@@ -158,16 +180,16 @@ def _stream_times(
     for name in names:
         try:
             parts = [
-                table.column("ts").cast("int64").to_numpy()
+                table
                 for _, table in store.read_days(
                     exchange=exchange, symbol=name, channel=channel, start_ns=window.start_ns,
-                    end_ns=window.end_ns, columns=["ts"], ordered=False,
+                    end_ns=window.end_ns, columns=_covering_columns(channel), ordered=False,
                 )
             ]  # fmt: skip
         except Unsupported as exc:
             raise ResearchError(f"coverage: {exc}") from None
         if parts:
-            yield name, np.sort(np.concatenate(parts))
+            yield name, pa.concat_tables(parts)
 
 
 def _ts_and(
@@ -190,12 +212,17 @@ def _ranges(
     exchange: str,
     symbol: str,
     channel: Channel,
-    stamps: npt.NDArray[np.int64],
+    data: pa.Table,
     events: pd.DataFrame,
     reconnect_ts: npt.NDArray[np.int64],
     exchange_stops: pd.DataFrame,
 ) -> pd.DataFrame:
-    gaps = events[events["kind"] == EventKind.GAP.value]
+    stamps = np.sort(data.column("ts").cast(pa.int64()).to_numpy())
+    all_gaps = events[events["kind"] == EventKind.GAP.value]
+    covered = _covered(exchange, channel, all_gaps, data, events)
+    gaps = all_gaps[~covered]
+    covered_ts = index_ns(all_gaps[covered])
+    covered_details = all_gaps["detail"][covered].astype(str).tolist()
     stop_times = [
         index_ns(events[events["kind"] == EventKind.STOPPED.value]),
         index_ns(exchange_stops),
@@ -209,7 +236,7 @@ def _ranges(
     starts = np.concatenate([[0], bounds])
     stops = np.concatenate([bounds, [len(stamps)]])
     resync_ts = np.sort(index_ns(events[events["kind"] == EventKind.RESYNC.value]))
-    records = []
+    records: list[dict[str, object]] = []
     for i, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
         if hi <= lo:
             continue  # two gaps with nothing stored between them: counted in the next range
@@ -238,10 +265,54 @@ def _ranges(
                 "reconnects": _count_in(reconnect_ts, first, span_end),
             }
         )
+    if records:
+        _place_covered(records, covered_ts, covered_details)
     frame = pd.DataFrame.from_records(records, columns=["start", *RANGE_COLUMNS])
     frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("start"), unit="ns", utc=True))
     frame.index.name = "start"
     return frame
+
+
+def _covered(
+    exchange: str, channel: Channel, gaps: pd.DataFrame, data: pa.Table, events: pd.DataFrame
+) -> npt.NDArray[np.bool_]:
+    """Which of the stream's gaps another collector's rows cover; a trade gap fetched back
+    over REST (``backfilled`` ids in it) stays a gap, as with one collector."""
+    if gaps.empty:
+        return np.zeros(0, np.bool_)
+    table = pa.table(
+        {
+            "ts": index_ns(gaps),
+            "expected": gaps["expected"].to_numpy(np.int64),
+            "received": gaps["received"].to_numpy(np.int64),
+            "detail": gaps["detail"].astype(str).tolist(),
+        }
+    )
+    covered = covered_gaps(table, channel, data)  # the merge's own (store-side) judgement
+    if channel is Channel.TRADES:
+        backfilled = _id_ranges(events, EventKind.BACKFILLED)
+        fetched = [
+            _overlap(backfilled, int(lo), int(hi)) > 0
+            for lo, hi in zip(
+                table["expected"].to_pylist(), table["received"].to_pylist(), strict=True
+            )
+        ]
+        covered &= ~np.asarray(fetched, np.bool_)
+    return covered
+
+
+def _place_covered(
+    records: list[dict[str, object]], covered_ts: npt.NDArray[np.int64], details: list[str]
+) -> None:
+    """Each covered gap counted in the range it falls in (the first one if before all)."""
+    starts = np.array([int(str(r["start"])) for r in records], np.int64)
+    owner = np.clip(np.searchsorted(starts, covered_ts, "right") - 1, 0, None).tolist()
+    for record in records:
+        record["covered"], record["covered_detail"] = 0, ""
+    for at, detail in zip(owner, details, strict=True):  # per covered gap, not per row
+        record = records[at]
+        record["covered"] = int(str(record["covered"])) + 1
+        record["covered_detail"] = "; ".join(filter(None, [str(record["covered_detail"]), detail]))
 
 
 def _end_of_data(last_ns: int, last_stop_ns: int | None) -> str:
@@ -287,6 +358,7 @@ def _by_stream(ranges: pd.DataFrame) -> pd.DataFrame:
         recovered_ids=("recovered_ids", lambda s: int(s[s >= 0].sum())),
         resyncs=("resyncs", "sum"),
         reconnects=("reconnects", "sum"),
+        covered=("covered", "sum"),
     ).reset_index()
     return frame.set_index("first")[STREAM_COLUMNS].sort_values(["exchange", "symbol", "channel"])
 

@@ -86,6 +86,7 @@ from hundi.stores.cassandra.settings import (
     options_override,
     replication_cql,
 )
+from hundi.stores.merge import deduplicate, needed_columns
 
 log = logging.getLogger("hundi.stores.cassandra")
 
@@ -485,10 +486,16 @@ class CassandraStore(Store):
         spec = self._specs.get(channel)
         if spec is None:  # read-only and the table was never created: nothing was stored
             return plain_schema(schema).empty_table()
+        # the merge of several collectors' rows needs their key columns (hundi.stores.merge):
+        # rows whose key holds a local ts (spot bbo, snapshots) do not replace each other here
+        merge_keys = set(needed_columns(channel))
         fields = tuple(
-            f for f in self._readable[channel] if needed is None or f in needed or f == "ts"
+            f
+            for f in self._readable[channel]
+            if needed is None or f in needed or f in merge_keys or f == "ts"
         )
-        return _table(schema, fields, self._fetch(spec, fields, exchange, partitions, low, high))
+        rows = self._fetch(spec, fields, exchange, partitions, low, high)
+        return deduplicate(_table(schema, fields, rows), channel)
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int

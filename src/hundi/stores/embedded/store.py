@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -86,6 +87,7 @@ from hundi.stores.embedded.layout import (
     stale_temps,
     superseded_due,
 )
+from hundi.stores.merge import SOURCE, deduplicate, needed_columns
 
 _PartitionKey = wal.PartitionKey  # exchange, channel, symbol, day
 _READ_RETRIES = 5
@@ -760,12 +762,14 @@ class EmbeddedStore(Store):
         channel = Channel(channel)
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
         wanted = list(columns) if columns is not None else SCHEMAS[channel].names
-        order = ["ts", "recv_ts"] if ordered else []
-        read = [*wanted, *(name for name in order if name not in wanted)]
+        # the merge of several collectors' rows needs their key columns (hundi.stores.merge)
+        read = list(dict.fromkeys([*wanted, *needed_columns(channel)]))
         for day in days_within(self.days(exchange, channel, symbol), start_ns, end_ns):
+            # several runs' rows are merged in there (combine_day)
             table = self._day_table(exchange, channel, names, day, read, start_ns, end_ns)
             if ordered:
-                table = sort_by_time(table).select(wanted)
+                table = sort_by_time(table)
+            table = table.select(wanted)
             if table.num_rows:
                 yield day, table
 
@@ -783,9 +787,11 @@ class EmbeddedStore(Store):
 
         def attempt(skipped: set[Path]) -> pa.Table:
             logged, live = self._gather(exchange, channel, names, day)
-            tables = [scan_files(channel, [part.path for part in live], columns, start_ns, end_ns)]
-            tables += [_log_rows(t, columns, start_ns, end_ns) for _, t in logged if t is not None]
-            return combine_day(channel, tables)
+            pieces = _scan_by_run(channel, live, columns, start_ns, end_ns)
+            pieces += [
+                (e.run, _log_rows(t, columns, start_ns, end_ns)) for e, t in logged if t is not None
+            ]
+            return combine_day(channel, pieces)
 
         return self._consistently(attempt)
 
@@ -825,14 +831,15 @@ class EmbeddedStore(Store):
         def attempt(skipped: set[Path]) -> DayRead:
             logged, live = self._gather(exchange, channel, [symbol], day)
             parts = _sized(live)
-            tables = [scan_files(channel, [p.path for p, _ in parts], wanted, None, None)]
-            tables += [_log_rows(t, wanted, None, None) for _, t in logged if t is not None]
+            # the merge of several collectors' rows needs their key columns (hundi.stores.merge)
+            read = list(dict.fromkeys([*wanted, *needed_columns(channel)]))
+            pieces = _scan_by_run(channel, live, read, None, None)
+            pieces += [(e.run, _log_rows(t, read, None, None)) for e, t in logged if t is not None]
+            table = combine_day(channel, pieces).select(wanted)
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
             manifest += [(_entry_name(e), 0, e.rows) for e, _ in logged]
             entries = [entry for entry, _ in logged]
-            return DayRead(
-                _version(parts, entries), combine_day(channel, tables), json.dumps(manifest)
-            )
+            return DayRead(_version(parts, entries), table, json.dumps(manifest))
 
         return self._consistently(attempt)
 
@@ -873,7 +880,7 @@ class EmbeddedStore(Store):
             logged, live = self._gather(exchange, channel, [symbol], day)
             parts = _sized(live)
             present: dict[str, list[tuple[int, int]]] = {}
-            fresh: list[Path] = []
+            fresh: list[PartFile] = []
             repeated = 0
             for part, size in parts:
                 present.setdefault(part.run, []).append((part.first, part.last))
@@ -884,40 +891,70 @@ class EmbeddedStore(Store):
                 seen = old_parts.get(part.run, ())
                 if set(range(part.first, part.last + 1)) <= covered_by_run.get(part.run, set()):
                     continue  # a compaction of files read then only: the same rows
-                fresh.append(part.path)
+                fresh.append(part)
                 repeated += sum(
                     rows for first, last, rows in seen if part.first <= first and last <= part.last
                 )
-            tables = [scan_files(channel, fresh, wanted, None, None)]
+            pieces = _scan_by_run(channel, fresh, wanted, None, None)
             for entry, table in logged:
                 present.setdefault(entry.run, []).append((entry.seq, entry.seq))
                 if _entry_name(entry) not in old and table is not None:
-                    tables.append(_log_rows(table, wanted, None, None))
+                    pieces.append((entry.run, _log_rows(table, wanted, None, None)))
             for run, seen in old_parts.items():
                 for first, last, _ in seen:
                     if not any(lo <= first and last <= hi for lo, hi in present.get(run, ())):
                         return None  # rows read then are gone
+            runs = {run for run, piece in pieces if piece.num_rows} | set(old_parts)
+            if any(piece.num_rows for _, piece in pieces) and len(runs) > 1:
+                # two runs (collectors) may hold the same records: only a whole-day read
+                # merges them (hundi.stores.merge), so the caller reads the day again
+                return None
             listed = [
                 (p.path.name, size, old[p.path.name][1] if p.path.name in old else _rows(p.path))
                 for p, size in parts
             ]
             listed += [(_entry_name(e), 0, e.rows) for e, _ in logged]
             entries = [entry for entry, _ in logged]
-            table = combine_day(channel, tables)
+            table = combine_day(channel, pieces)
             return DayRead(_version(parts, entries), table, json.dumps(listed), repeated)
 
         return self._consistently(attempt)
 
 
-def combine_day(channel: Channel, tables: Sequence[pa.Table]) -> pa.Table:
-    """The one place where a day's tables (Parquet parts, log entries) are combined before a
-    read returns them: what de-duplication of redundant collectors hooks into."""
-    nonempty = [t for t in tables if t.num_rows]
+def combine_day(channel: Channel, pieces: Sequence[tuple[str, pa.Table]]) -> pa.Table:
+    """The one place where a day's tables (Parquet parts, log entries), each with the run that
+    wrote it, are combined before a read returns them. Rows of several runs (collectors, or one
+    collector's restarts) are merged into one stream by :func:`hundi.stores.merge.deduplicate`
+    (which needs the key columns: :func:`~hundi.stores.merge.needed_columns`); one run's rows
+    are never merged with each other, so a single writer skips the merge."""
+    nonempty = [(run, table) for run, table in pieces if table.num_rows]
     if not nonempty:
-        return tables[0]
-    if len(nonempty) == 1:
-        return nonempty[0]
-    return pa.concat_tables(nonempty, promote_options="permissive")
+        return pieces[0][1]
+    table = pa.concat_tables([t for _, t in nonempty], promote_options="permissive")
+    codes = _run_codes([run for run, _ in nonempty])
+    if max(codes) == 0:
+        return table
+    source = np.repeat(np.asarray(codes, np.int32), [t.num_rows for _, t in nonempty])
+    return deduplicate(_with_source(table, source), channel)
+
+
+def _scan_by_run(
+    channel: Channel,
+    parts: Sequence[PartFile],
+    columns: Sequence[str],
+    start_ns: int | None,
+    end_ns: int | None,
+) -> list[tuple[str, pa.Table]]:
+    """The parts' rows, one table per run (writer), for :func:`combine_day`; at least one."""
+    by_run: dict[str, list[Path]] = {}
+    for part in parts:
+        by_run.setdefault(part.run, []).append(part.path)
+    if not by_run:
+        return [("", empty_table(channel, columns))]
+    return [
+        (run, scan_files(channel, paths, columns, start_ns, end_ns))
+        for run, paths in by_run.items()
+    ]
 
 
 def _log_rows(
@@ -1062,6 +1099,16 @@ def scan_files(
         bound = ts < pa.scalar(end_ns, pa.int64()).cast(ts_type)
         condition = bound if condition is None else condition & bound
     return plain_strings(dataset.to_table(columns=wanted, filter=condition))
+
+
+def _run_codes(names: Sequence[str]) -> list[int]:
+    """A small int per distinct name, in first-seen order."""
+    seen: dict[str, int] = {}
+    return [seen.setdefault(name, len(seen)) for name in names]
+
+
+def _with_source(table: pa.Table, codes: npt.NDArray[np.int32]) -> pa.Table:
+    return table.append_column(SOURCE, pa.array(codes, pa.int32()))
 
 
 def plain_strings(table: pa.Table) -> pa.Table:

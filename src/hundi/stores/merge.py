@@ -1,0 +1,397 @@
+"""Two collectors on one stream: how their stored records merge into one clean stream.
+
+Several collectors (an A/B pair of one shard, or a restarted one next to a running one) may
+write the same exchange stream into one store. Their rows of one exchange record are not
+byte-identical: ``recv_ts`` always differs, and where ``ts`` is local (Binance spot
+``bookTicker`` and REST book snapshots carry no exchange time, so ``ts == recv_ts``) so does
+``ts``. Readers call :func:`deduplicate` on a day's combined rows, so every read returns each
+exchange record once (docs/guarantees.md, "Two collectors on one stream"):
+
+* One record is ``(exchange, symbol, *IDENTITY)`` plus ``ts`` (exchange-sent fields, see
+  :class:`hundi.records.Record`). Where ``ts`` is local (``ts == recv_ts``) and the identity
+  holds an exchange sequence id (bbo and book rows with ``update_id >= 0``), ``ts`` is left out
+  of the key: the sequence id alone names the record.
+* Of the copies of one record the one received first (smallest ``recv_ts``) wins, with its
+  ``ts``; the rows keep their order.
+* Copies are only ever another writer's: where a reader tells each row's writer (the embedded
+  store's run, column :data:`SOURCE`), the key's rows of the writer that received it first
+  all stay and only other writers' rows of that key go. One collector's rows are never merged
+  with each other, so a key that is not unique on its own (Coinbase and Kraken book rows carry
+  no sequence id: a level set and deleted within one exchange timestamp; OKX candle updates
+  all stamped with the candle's start) loses nothing. Without :data:`SOURCE` (Cassandra, which
+  already keeps one row per key) the key alone decides.
+* Books: two collectors' REST snapshots would restart the book in the middle of the other's
+  changes. A snapshot whose id lies inside a stretch of changes the merged stream already holds
+  continuously (by the rows' own sequence ids: :class:`SequenceIds`) after an earlier
+  snapshot that joins the same stretch is redundant and dropped, and a change whose
+  ``update_id`` equals a surviving snapshot's is already in it and dropped; so the replay is
+  one snapshot followed by one unbroken chain wherever either collector had the data.
+* Gaps (:func:`covered_gaps`): a ``gap`` (or ``stopped``) event of one collector is covered
+  where the merged data of its stream runs on across it; a hole both have stays a hole.
+
+Everything is vectorised (Arrow group-by, numpy searches); Python loops only run per symbol
+and per gap event, never per row.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hundi.book.rule import ContinuityRule
+from hundi.records import RECORD_TYPES, Channel, EventKind
+
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+# Channels whose ``update_id`` is an exchange sequence id that names a record alone even where
+# ``ts`` is the local receive time.
+_SEQUENCED_LOCAL_TS: Final = frozenset({Channel.BBO, Channel.BOOK})
+# Venues whose stored ``update_id`` is numbered per connection, not by the exchange: Bitfinex
+# (``greeting second << 31 | the connection's sequence number``; two collectors greeted in
+# one second number different messages alike). There a local ``ts`` stays in the key: the id
+# alone does not name a record. Names, not imports: stores do not know the venues.
+_CONNECTION_NUMBERED: Final = frozenset({"bitfinex"})
+_BOOK_SEQUENCE: Final = ("snapshot", "first_update_id", "update_id", "prev_update_id")
+_MS: Final = 1_000_000
+_RANK: Final = "__merge_rank"
+_ROW: Final = "__merge_row"
+_SOURCE_WON: Final = "__merge_source_won"
+# Optional int column a reader adds: which writer (collector run) stored the row. Dropped from
+# what :func:`deduplicate` returns.
+SOURCE: Final = "__merge_source"
+_KEY_TS: Final = "__merge_ts"
+# Shorter than any restart of a collector (its import alone takes ~1.4 s; it then connects and
+# subscribes): a restart window this short did not come from a lone collector's downtime.
+RESTART_FLOOR_NS: Final = 250 * _MS
+# A restart gap's detail names the silent window (hundi.pipeline.resume).
+_WINDOW = re.compile(r"between (\S+) and (\S+?)[;)]?(?:\s|$)")
+
+
+def needed_columns(channel: Channel) -> list[str]:
+    """Columns :func:`deduplicate` reads besides the ones asked for (readers add them)."""
+    identity = RECORD_TYPES[Channel(channel)].IDENTITY
+    extra = _BOOK_SEQUENCE if Channel(channel) is Channel.BOOK else ()
+    return list(dict.fromkeys(["exchange", "symbol", "ts", "recv_ts", *identity, *extra]))
+
+
+def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
+    """``table`` with each exchange record once (the copy received first), rows in their order.
+
+    A table lacking a key column (a reader asked for a few columns only) is returned as it is:
+    readers add :func:`needed_columns` first.
+    """
+    channel = Channel(channel)
+    source: I64 | None = None
+    if SOURCE in table.column_names:
+        source = _ints(table, SOURCE)
+        table = table.drop_columns([SOURCE])
+        if len(source) and bool((source == source[0]).all()):
+            return table  # one writer: its rows are each a record of their own
+    if table.num_rows < 2 or channel not in RECORD_TYPES:
+        return table
+    names = set(table.column_names)
+    if not set(needed_columns(channel)) <= names:
+        return table
+    table = _first_copies(table, channel, source)
+    if channel is Channel.BOOK:
+        table = _without_redundant_snapshots(table)
+    return table
+
+
+def _ints(table: pa.Table, name: str) -> I64:
+    column = table.column(name)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.Table:
+    identity = list(RECORD_TYPES[channel].IDENTITY)
+    if _surely_unique(table, identity[0]):
+        return table
+    ts = _ints(table, "ts")
+    recv = _ints(table, "recv_ts")
+    key_ts = ts
+    if channel in _SEQUENCED_LOCAL_TS:
+        local = (ts == recv) & (_ints(table, "update_id") >= 0)
+        exchange = _plain(table.column("exchange"))
+        local &= ~np.asarray(
+            pc.is_in(exchange, pa.array(sorted(_CONNECTION_NUMBERED))).to_numpy(
+                zero_copy_only=False
+            ),
+            np.bool_,
+        )
+        key_ts = np.where(local, np.int64(-1), ts)
+    # rank = place in receive order; the smallest rank per key is the first copy received
+    order = np.argsort(recv, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    # one exchange and symbol (a symbol's read): not worth hashing with every row
+    keys = [name for name in ("exchange", "symbol") if _distinct(table, name) > 1]
+    keys += identity
+    keyed = pa.table(
+        {
+            **{name: _plain(table.column(name)) for name in keys},
+            _KEY_TS: key_ts,
+            _RANK: rank,
+        }
+    )
+    firsts = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate([(_RANK, "min")])
+    if firsts.num_rows == table.num_rows:
+        return table
+    winners = order[np.asarray(firsts.column(f"{_RANK}_min").to_numpy(), np.int64)]
+    if source is None:
+        return table.take(pa.array(np.sort(winners)))
+    # every row of the key from the writer whose copy came first: a writer's own rows that
+    # share a key are distinct records (pyarrow hash join, no per-row Python)
+    won = firsts.select([*keys, _KEY_TS]).append_column(_SOURCE_WON, pa.array(source[winners]))
+    rows = keyed.select([*keys, _KEY_TS]).append_column(_ROW, pa.array(np.arange(len(source))))
+    joined = rows.join(won, [*keys, _KEY_TS], use_threads=False)
+    row = np.asarray(joined.column(_ROW).to_numpy(), np.int64)
+    mine = np.asarray(joined.column(_SOURCE_WON).to_numpy(), np.int64) == source[row]
+    return table.take(pa.array(np.sort(row[mine])))
+
+
+def _surely_unique(table: pa.Table, first_identity: str) -> bool:
+    """One exchange and symbol, and an integer first identity field (trade or update id) that
+    strictly grows row by row: no two rows share a key. One collector's rows read in file
+    order usually are, so they skip the hash (a few ns a row instead of ~0.4 us)."""
+    column = table.column(first_identity)
+    if not pa.types.is_integer(column.type) or column.null_count:
+        return False
+    ids = np.asarray(column.to_numpy(), np.int64)
+    if not bool((ids[1:] > ids[:-1]).all()):
+        return False
+    return _distinct(table, "exchange") == 1 and _distinct(table, "symbol") == 1
+
+
+def _distinct(table: pa.Table, name: str) -> int:
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.string())
+    return int(pc.count_distinct(column).as_py())
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
+
+
+class SequenceIds:
+    """The continuity rule read from the rows' own sequence ids, for any venue.
+
+    Stores must not import the venues (``hundi.exchanges``), so they cannot ask a venue for its
+    rule; this one judges by the ids every sequenced book row carries, as Binance defines them:
+    a change continues the one before when its ``prev_update_id`` (where sent, >= 0) equals the
+    previous ``update_id``, else when its ``first_update_id`` is the previous one plus one; the
+    first change after a snapshot straddles its id. It is conservative: a venue whose ids mean
+    something else shows breaks, and a break only keeps a snapshot that could have been
+    dropped (never drops one that is needed).
+    """
+
+    def after_snapshot(self, first_id: I64, update_id: I64, prev_id: I64, prev_u: I64) -> Bools:
+        ok: Bools = (first_id >= 0) & np.where(
+            prev_id >= 0,
+            (first_id <= prev_u) & (prev_u <= update_id),
+            (first_id <= prev_u + 1) & (prev_u + 1 <= update_id),
+        )
+        return ok
+
+    def after_diff(self, first_id: I64, update_id: I64, prev_id: I64, prev_u: I64) -> Bools:
+        follows = (first_id >= 0) & (first_id == prev_u + 1)
+        ok: Bools = np.where(prev_id >= 0, prev_id == prev_u, follows)
+        return ok
+
+
+SEQUENCE_IDS: Final[ContinuityRule] = SequenceIds()
+
+
+class Chain:
+    """A symbol's diff messages in sequence order and the unbroken stretches they form."""
+
+    def __init__(self, rule: ContinuityRule, first: I64, update: I64, prev: I64, ts: I64):
+        order = np.argsort(update, kind="stable")
+        update, first, prev, ts = update[order], first[order], prev[order], ts[order]
+        starts = np.ones(len(update), np.bool_)
+        starts[1:] = update[1:] != update[:-1]
+        self.update, self.first, self.prev = update[starts], first[starts], prev[starts]
+        self.ts = ts[starts]
+        n = len(self.update)
+        breaks = np.zeros(n, np.int64)
+        if n > 1:
+            ok = rule.after_diff(self.first[1:], self.update[1:], self.prev[1:], self.update[:-1])
+            breaks[1:] = ~ok
+        self.stretch = np.cumsum(breaks)
+        self.rule = rule
+
+    def __len__(self) -> int:
+        return len(self.update)
+
+    def joins(self, snapshot_ids: I64) -> tuple[I64, Bools]:
+        """For each snapshot id: the message that continues it (the first with ``u >= id``, as
+        USD-M's ``U <= id <= u``, else the first with ``u > id``, as spot's ``U <= id+1 <= u``)
+        and whether there is one."""
+        n = len(self.update)
+        if n == 0:
+            return np.zeros(len(snapshot_ids), np.int64), np.zeros(len(snapshot_ids), np.bool_)
+        at_or_after = np.searchsorted(self.update, snapshot_ids, side="left")
+        after = np.searchsorted(self.update, snapshot_ids, side="right")
+        joined_at = self._continues(snapshot_ids, at_or_after)
+        joined_after = self._continues(snapshot_ids, after)
+        at = np.where(joined_at, at_or_after, np.minimum(after, n - 1))
+        joined: Bools = joined_at | joined_after
+        return at, joined
+
+    def _continues(self, snapshot_ids: I64, position: I64) -> Bools:
+        valid = position < len(self.update)
+        at = np.minimum(position, len(self.update) - 1)
+        ok: Bools = valid & self.rule.after_snapshot(
+            self.first[at], self.update[at], self.prev[at], snapshot_ids
+        )
+        return ok
+
+    def across(self, last_before: I64, first_after: I64) -> Bools:
+        """Per pair of message positions: both exist and one unbroken stretch holds them."""
+        n = len(self.update)
+        valid = (last_before >= 0) & (first_after < n) & (last_before <= first_after)
+        lo = np.clip(last_before, 0, max(n - 1, 0))
+        hi = np.clip(first_after, 0, max(n - 1, 0))
+        if n == 0:
+            return np.zeros(len(last_before), np.bool_)
+        same: Bools = valid & (self.stretch[lo] == self.stretch[hi])
+        return same
+
+
+def _without_redundant_snapshots(table: pa.Table) -> pa.Table:
+    update = _ints(table, "update_id")
+    if (update < 0).any():
+        return table  # no exchange sequence: snapshots are the only restarts, keep them all
+    snapshot = np.asarray(table.column("snapshot").to_numpy(zero_copy_only=False), np.bool_)
+    if not snapshot.any():
+        return table
+    first = _ints(table, "first_update_id")
+    prev = _ints(table, "prev_update_id")
+    ts = _ints(table, "ts")
+    stream = pc.binary_join_element_wise(
+        _plain(table.column("exchange")), _plain(table.column("symbol")), "\x00"
+    )
+    codes = np.asarray(
+        pc.dictionary_encode(stream).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    )
+    keep = np.ones(table.num_rows, np.bool_)
+    for code in np.unique(codes).tolist():  # per symbol, not per row
+        rows = np.flatnonzero(codes == code)
+        diff = rows[~snapshot[rows]]
+        snap = rows[snapshot[rows]]
+        chain = Chain(SEQUENCE_IDS, first[diff], update[diff], prev[diff], ts[diff])
+        if len(chain) == 0 or len(snap) == 0:
+            continue
+        ids = np.unique(update[snap])
+        at, joined = chain.joins(ids)
+        stretch = chain.stretch[at]
+        # the first joined snapshot of each stretch restarts it; later ones in it are redundant
+        leads, first_at = np.unique(stretch[joined], return_index=True)
+        leader = np.full(len(ids), -1, np.int64)
+        if len(leads):
+            place = np.clip(np.searchsorted(leads, stretch), 0, len(leads) - 1)
+            found = leads[place] == stretch
+            leader[found] = ids[joined][first_at][place[found]]
+        redundant = joined & (leader >= 0) & (ids > leader)
+        dropped = ids[redundant]
+        keep[snap[np.isin(update[snap], dropped)]] = False
+        # a change with a surviving snapshot's id that does not continue it is already in it
+        kept = ~redundant & ~(joined & (chain.update[at] == ids))
+        keep[diff[np.isin(update[diff], ids[kept])]] = False
+    return table if keep.all() else table.filter(pa.array(keep))
+
+
+def covered_gaps(
+    events: pa.Table, channel: Channel, data: pa.Table, *, rule: ContinuityRule | None = None
+) -> Bools:
+    """Per row of ``events`` (one stream's ``gap``/``stopped`` events of ``channel``): whether
+    the merged ``data`` of that stream runs on across it, so the hole is another collector's
+    covered one.
+
+    Trades: every id in ``[expected, received)`` is stored. Books: one unbroken chain of diffs
+    holds the message before ``expected`` and the one reaching ``received`` (without ids: the
+    messages just before and after the event's time). Other channels (no sequence ids): a
+    restart gap's silent window (its detail, "between A and B") holds a stored row, or is
+    shorter than :data:`RESTART_FLOOR_NS`: no collector restarts that fast, so the row stored at
+    its start came from another collector, running then (a pair's window when the restarted
+    one's look-up found the other's latest row). The stream's own spacing is no evidence: a
+    lone collector restarted within it still missed what was sent meanwhile. An event without
+    a window is never covered.
+    """
+    n = events.num_rows
+    covered = np.zeros(n, np.bool_)
+    if n == 0 or data.num_rows == 0:
+        return covered
+    channel = Channel(channel)
+    expected = _ints(events, "expected")
+    received = _ints(events, "received")
+    at = _ints(events, "ts")
+    if channel is Channel.TRADES:
+        ids = np.unique(_ints(data, "trade_id"))
+        counted = (expected >= 0) & (received > expected)
+        present = np.searchsorted(ids, received, "left") - np.searchsorted(ids, expected, "left")
+        whole: Bools = counted & (present == received - expected)
+        return whole
+    if channel is Channel.BOOK:
+        snapshot = np.asarray(data.column("snapshot").to_numpy(zero_copy_only=False), np.bool_)
+        diff = ~snapshot
+        chain = Chain(
+            rule if rule is not None else SEQUENCE_IDS,
+            _ints(data, "first_update_id")[diff],
+            _ints(data, "update_id")[diff],
+            _ints(data, "prev_update_id")[diff],
+            _ints(data, "ts")[diff],
+        )
+        by_id = (expected >= 0) & (received >= 0)
+        before_id = np.searchsorted(chain.update, expected, "left") - 1
+        after_id = np.searchsorted(chain.update, received, "left")
+        # by time: the messages (in time order of the chain, which is sequence order) around it
+        running = np.maximum.accumulate(chain.ts) if len(chain) else chain.ts
+        before_ts = np.searchsorted(running, at, "right") - 1
+        after_ts = np.searchsorted(running, at, "right")
+        return np.where(by_id, chain.across(before_id, after_id), chain.across(before_ts, after_ts))
+    stamps = np.sort(_ints(data, "ts"))
+    details = events.column("detail").to_pylist()
+    for i, detail in enumerate(details):  # per event (a few), not per row
+        window = _window(str(detail))
+        if window is None:
+            continue
+        lo, hi = window  # milliseconds, rounded down: the row stored at A is not inside
+        inside = np.searchsorted(stamps, hi, "left") - np.searchsorted(stamps, lo + _MS, "left")
+        covered[i] = inside > 0 or hi - lo < RESTART_FLOOR_NS
+    return covered
+
+
+def _window(detail: str) -> tuple[int, int] | None:
+    """The (start, end) ns of a restart gap's silent window, from its detail."""
+    found = _WINDOW.search(detail)
+    if found is None:
+        return None
+    try:
+        start = np.datetime64(found.group(1).rstrip("Z").replace("+00:00", ""), "ns")
+        end = np.datetime64(found.group(2).rstrip("Z").replace("+00:00", ""), "ns")
+    except ValueError:
+        return None
+    return int(start.astype(np.int64)), int(end.astype(np.int64))
+
+
+GAP_KINDS: Final = (EventKind.GAP.value, EventKind.STOPPED.value)
+
+__all__ = [
+    "GAP_KINDS",
+    "SEQUENCE_IDS",
+    "SOURCE",
+    "Chain",
+    "covered_gaps",
+    "deduplicate",
+    "needed_columns",
+]

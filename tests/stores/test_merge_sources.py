@@ -1,0 +1,86 @@
+"""The merge only ever drops another writer's copy (hundi.stores.merge.SOURCE)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from hundi.records import BID, BookChange, Candle, Channel, to_arrow
+from hundi.stores.merge import SOURCE, deduplicate
+
+MS = 1_000_000
+T0 = 1_714_608_000_000_000_000  # 2024-05-02
+START = T0 - T0 % (60_000 * MS)
+
+
+def okx_candle(recv: int, close: float, closed: bool) -> Candle:
+    """OKX stamps every update of a candle with the candle's start: one key for all of them."""
+    return Candle(
+        exchange="okx", symbol="BTC-USDT", native_symbol="BTC-USDT", ts=START, recv_ts=recv,
+        interval="1m", open_time=START, close_time=START + 60_000 * MS - MS, open=100.0,
+        high=max(100.0, close), low=min(100.0, close), close=close, volume=1.0,
+        quote_volume=100.0, taker_buy_volume=0.0, trade_count=-1, closed=closed,
+    )  # fmt: skip
+
+
+def with_source(table: pa.Table, sources: list[int]) -> pa.Table:
+    return table.append_column(SOURCE, pa.array(np.asarray(sources, np.int32)))
+
+
+def updates(shift: int) -> list[Candle]:
+    closes = [100.0, 101.0, 99.0, 102.5]
+    return [okx_candle(START + (i + 1) * MS + shift, c, i == 3) for i, c in enumerate(closes)]
+
+
+def test_one_writers_updates_sharing_a_key_all_stay() -> None:
+    table = with_source(to_arrow(Channel.CANDLES, updates(0)), [0, 0, 0, 0])
+    merged = deduplicate(table, Channel.CANDLES)
+    assert SOURCE not in merged.column_names
+    assert merged.column("close").to_pylist() == [100.0, 101.0, 99.0, 102.5]
+    assert merged.column("closed").to_pylist()[-1] is True
+
+
+def test_two_writers_keep_the_first_receivers_rows_of_a_key_all_of_them() -> None:
+    a, b = updates(7), updates(3)  # B receives each update first
+    table = with_source(to_arrow(Channel.CANDLES, a + b), [0] * 4 + [1] * 4)
+    merged = deduplicate(table, Channel.CANDLES)
+    assert merged.column("close").to_pylist() == [100.0, 101.0, 99.0, 102.5]
+    recv = merged.column("recv_ts").cast(pa.int64()).to_pylist()
+    assert recv == [c.recv_ts for c in b]
+
+
+def test_a_restarted_writer_and_the_other_still_merge_by_key() -> None:
+    # runs 0 (A before its kill), 1 (B throughout), 2 (A again): distinct records once each
+    a1, b, a2 = updates(9)[:2], updates(4), updates(1)[2:]
+    table = with_source(to_arrow(Channel.CANDLES, a1 + b + a2), [0, 0, 1, 1, 1, 1, 2, 2])
+    merged = deduplicate(table, Channel.CANDLES)
+    # one key (the candle): the writer whose copy came first (A's restarted run at +1 ns is
+    # not first: A's first run at +9 ns received update 0 later than B at +4 ns)
+    assert merged.num_rows == 4
+    assert set(merged.column("recv_ts").cast(pa.int64()).to_pylist()) == {c.recv_ts for c in b}
+
+
+def test_without_sources_the_key_alone_decides() -> None:
+    """Cassandra (one row per key already) passes no SOURCE: as before."""
+    merged = deduplicate(to_arrow(Channel.CANDLES, updates(0)), Channel.CANDLES)
+    assert merged.num_rows == 1
+
+
+def bitfinex_level(update_id: int, recv: int, price: float, size: float) -> BookChange:
+    """Bitfinex book rows: ``ts`` is the receive time, ``update_id`` the connection's number."""
+    return BookChange(
+        exchange="bitfinex", symbol="BTC-USD", native_symbol="tBTCUSD", ts=recv, recv_ts=recv,
+        side=BID, price=price, size=size, snapshot=False, first_update_id=update_id,
+        update_id=update_id, prev_update_id=update_id - 1,
+    )  # fmt: skip
+
+
+def test_connection_numbered_ids_do_not_merge_two_collectors_different_messages() -> None:
+    """Two collectors greeted in one second number their connections' messages alike: A's
+    message 5 and B's message 5 are different changes of one level, both stay."""
+    epoch = 1_714_608_000 << 31
+    a = bitfinex_level(epoch | 5, T0 + 10, 100.0, 1.5)
+    b = bitfinex_level(epoch | 5, T0 + 20_000_000, 100.0, 0.0)
+    table = with_source(to_arrow(Channel.BOOK, [a, b]), [0, 1])
+    merged = deduplicate(table, Channel.BOOK)
+    assert merged.column("size").to_pylist() == [1.5, 0.0]
