@@ -228,7 +228,7 @@ def test_a_file_compacted_away_mid_read_is_listed_again(
 ) -> None:
     import hundi.stores.embedded.store as module
 
-    store = EmbeddedStore(str(tmp_path))
+    store = EmbeddedStore(str(tmp_path), part_bytes=0)  # a part at every flush: a file to scan
     store.write({Channel.TRADES: [trade(1), trade(2)]})
     store.flush()
     calls = scan_files_vanishing_once(monkeypatch)
