@@ -19,21 +19,31 @@ def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
     (key, recv_ts) order."""
     if table.num_rows < 2:
         return table
-    keys = ["exchange", "symbol", "ts", *RECORD_TYPES[Channel(channel)].IDENTITY]
-    # A column with one value cannot tell rows apart: sorting by it is wasted work.
-    varying = [k for k in keys if _varies(table.column(k))]
-    order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in (*varying, "recv_ts")])
-    ordered = table.take(order)
+    names = ["exchange", "symbol", "ts", *RECORD_TYPES[Channel(channel)].IDENTITY]
+    # Compared as plain values (a dictionary-encoded name compares by its string); a column
+    # with one value cannot tell rows apart, so sorting by it would be wasted work.
+    columns = {name: _plain(table.column(name)) for name in (*names, "recv_ts")}
+    varying = [name for name in names if _varies(columns[name])]
+    keyed = pa.table({name: columns[name] for name in (*varying, "recv_ts")})
+    order = pc.sort_indices(keyed, sort_keys=[(k, "ascending") for k in (*varying, "recv_ts")])
     if not varying:
-        return ordered.slice(0, 1)
-    first = None
-    for key in varying:
-        column = ordered.column(key)
-        changed = pc.not_equal(column.slice(1), column.slice(0, len(column) - 1))
-        changed = pc.fill_null(changed, True)
+        return table.take(order.slice(0, 1))
+    keyed = keyed.take(order)
+    first: pa.ChunkedArray | pa.Array | None = None
+    for name in varying:
+        column = keyed.column(name)
+        changed = pc.fill_null(
+            pc.not_equal(column.slice(1), column.slice(0, len(column) - 1)), True
+        )
         first = changed if first is None else pc.or_(first, changed)
     keep = pa.concat_arrays([pa.array([True]), *pa.chunked_array(first).chunks])
-    return ordered.filter(keep)
+    return table.take(order.filter(keep))
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        return column.cast(column.type.value_type)
+    return column
 
 
 def _varies(column: pa.ChunkedArray) -> bool:

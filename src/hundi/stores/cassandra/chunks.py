@@ -281,8 +281,8 @@ __all__ = [
     "Chunk",
     "ChunkTableSpec",
     "DamagedChunk",
-    "chunk_table_spec",
     "assemble",
+    "chunk_table_spec",
     "encode_chunks",
     "read_chunk",
 ]
