@@ -8,6 +8,7 @@ in Arrow (one multi-key sort and a comparison of neighbours), no Python per row.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,7 +29,8 @@ def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
     order = pc.sort_indices(keyed, sort_keys=[(k, "ascending") for k in (*varying, "recv_ts")])
     if not varying:
         return table.take(order.slice(0, 1))
-    keyed = keyed.take(order)
+    if not _in_place(order):
+        keyed = keyed.take(order)
     first: pa.ChunkedArray | pa.Array | None = None
     for name in varying:
         column = keyed.column(name)
@@ -37,7 +39,16 @@ def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
         )
         first = changed if first is None else pc.or_(first, changed)
     keep = pa.concat_arrays([pa.array([True]), *pa.chunked_array(first).chunks])
-    return table.take(order.filter(keep))
+    selection = order.filter(keep)
+    if len(selection) == table.num_rows and _in_place(selection):
+        return table  # no copies and already in key order: nothing to move
+    return table.take(selection)
+
+
+def _in_place(indices: pa.Array) -> bool:
+    """``indices`` is 0, 1, 2, ...: taking it would copy the table for nothing."""
+    positions = pa.array(np.arange(len(indices), dtype=np.uint64))
+    return bool(pc.all(pc.equal(indices, positions)).as_py())
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
