@@ -28,7 +28,7 @@ read needs without decoding it::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,14 +269,21 @@ def read_chunk(
     chunk_id: bytes,
     records: int,
     data: bytes,
+    fields: Collection[str] | None = None,
 ) -> pa.Table:
-    """A stored chunk's columns as written (:func:`chunk_schema` of its time), after checking
-    its checksum and record count: a mismatch is a :class:`DamagedChunk` naming it."""
+    """A stored chunk's columns as written (:func:`chunk_schema` of its time; only ``fields``
+    of them when given: the others are not even decompressed), after checking its checksum
+    and record count: a mismatch is a :class:`DamagedChunk` naming it."""
     where = f"{Channel(channel).value} chunk of {exchange} {symbol} starting at ts={first_ts}"
     if digest(data) != chunk_id:
         raise DamagedChunk(f"damaged {where}: its checksum does not match its data")
     try:
-        stored = pa.ipc.open_stream(data).read_all()
+        included = None
+        if fields is not None:  # indices in this chunk's own schema (older chunks lack fields)
+            names = pa.ipc.open_stream(data).schema.names
+            included = [i for i, name in enumerate(names) if name in fields]
+        options = pa.ipc.IpcReadOptions(use_threads=False, included_fields=included)
+        stored = pa.ipc.open_stream(data, options=options).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DamagedChunk(f"damaged {where}: {exc}") from None
     if stored.num_rows != records:

@@ -566,7 +566,8 @@ class CassandraStore(Store):
         parts: list[pa.Table] = []
         chunk_spec = self._chunk_reads.get(channel)
         if chunk_spec is not None:
-            parts = self._fetch_chunks(chunk_spec, exchange, partitions, low, high)
+            wanted = None if needed is None else {*needed, *_merge_fields(channel)}
+            parts = self._fetch_chunks(chunk_spec, exchange, partitions, low, high, wanted)
         merging = bool(parts)
         spec = self._specs.get(channel)
         if spec is not None:  # None: read-only and the table was never created
@@ -596,10 +597,12 @@ class CassandraStore(Store):
         partitions: list[tuple[str, int]],
         low: int,
         high: int,
+        fields: set[str] | None = None,
     ) -> list[pa.Table]:
-        """The records of ``low <= ts < high`` in the chunks of the partitions, one table per
-        symbol. One query per partition hour (chunks never cross an hour), a bounded number in
-        flight; each chunk is checked and decoded whole, the columns built once per symbol."""
+        """The records of ``low <= ts < high`` in the chunks of the partitions (``fields`` of
+        them, the others null; None: all), one table per symbol. One query per partition hour
+        (chunks never cross an hour), a bounded number in flight; each chunk is checked whole
+        and decoded at once, the columns built once per symbol."""
         select = self._chunk_select(spec, data=True)
         queries: list[tuple[str, tuple[object, ...]]] = []
         floor = max(low, 0) // NS_PER_HOUR * NS_PER_HOUR  # a chunk starting before low ends in
@@ -616,7 +619,7 @@ class CassandraStore(Store):
                 by_symbol.setdefault(symbol, []).append(
                     read_chunk(
                         spec.channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
-                        records=records, data=data,
+                        records=records, data=data, fields=fields,
                     )
                 )  # fmt: skip
                 inside[symbol] = inside.get(symbol, True) and low <= first_ts and last_ts < high
