@@ -276,3 +276,31 @@ def test_an_unstorable_record_is_logged_and_the_chunk_keeps_the_others(
     frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
     assert list(frame["trade_id"]) == [0, 1, 2]
     assert "trades: field trade_id=18446744073709551616 cannot be stored" in caplog.text
+
+
+def test_a_reader_opened_before_the_chunk_table_existed_reads_it(
+    cassandra_keyspace: str, exchange: str
+) -> None:
+    """``hundi serve`` keeps one read-only store open: a collector upgraded to chunks after it
+    started creates the chunk table then, and its records must not be missing from answers."""
+    rows = open_store(cassandra_keyspace, chunked_channels=frozenset())
+    try:
+        rows.write({Channel.TRADES: trades(exchange, range(0, 10))})
+    finally:
+        rows.close()
+    reader = open_store(cassandra_keyspace, read_only=True)
+    try:
+        first = reader.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+        assert list(first["trade_id"]) == list(range(10))
+        chunks = open_store(cassandra_keyspace)  # the default: creates trades_chunks now
+        try:
+            chunks.write({Channel.TRADES: trades(exchange, range(10, 30))})
+        finally:
+            chunks.close()
+        frame = reader.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+        assert list(frame["trade_id"]) == list(range(30))
+        assert reader.last_position(exchange, "BTC-USDT", Channel.TRADES, T0 + DAY) == (
+            StreamPosition(T0 + 29 * 1_000_000, 29)
+        )
+    finally:
+        reader.close()

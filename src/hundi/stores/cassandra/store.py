@@ -153,6 +153,7 @@ class CassandraStore(Store):
         self._chunk_reads: dict[Channel, ChunkTableSpec] = {}
         self._chunk_inserts: dict[Channel, PreparedStatement] = {}
         self._chunk_selects: dict[tuple[Channel, bool], PreparedStatement] = {}
+        self._table_exists: PreparedStatement | None = None
         self._inserts: dict[Channel, _Insert] = {}
         self._selects: dict[tuple[Channel, tuple[str, ...]], PreparedStatement] = {}
         # Fields each table has; a read-only store does not migrate, so older tables may lack
@@ -564,7 +565,7 @@ class CassandraStore(Store):
         sorted stably by (ts, recv_ts)."""
         schema = SCHEMAS[channel]
         parts: list[pa.Table] = []
-        chunk_spec = self._chunk_reads.get(channel)
+        chunk_spec = self._chunk_table(channel)
         if chunk_spec is not None:
             wanted = None if needed is None else {*needed, *_merge_fields(channel)}
             parts = self._fetch_chunks(chunk_spec, exchange, partitions, low, high, wanted)
@@ -589,6 +590,26 @@ class CassandraStore(Store):
             return table
         order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
         return table.take(order)
+
+    def _chunk_table(self, channel: Channel) -> ChunkTableSpec | None:
+        """The channel's chunk table, if it exists now. A table created after this store
+        opened (a collector upgraded, or configured to chunk another channel, while
+        ``hundi serve`` keeps its read-only store open) must be read too, or its records would
+        be missing from every answer: until it exists, each read asks ``system_schema`` for it
+        (one single-partition read)."""
+        found = self._chunk_reads.get(channel)
+        if found is not None:
+            return found
+        spec = chunk_table_spec(channel)
+        if self._table_exists is None:
+            self._table_exists = self._session.prepare(
+                "SELECT table_name FROM system_schema.tables "
+                "WHERE keyspace_name = ? AND table_name = ?"
+            )
+        if self._session.execute(self._table_exists, (self.settings.keyspace, spec.name)).one():
+            self._chunk_reads[channel] = spec
+            return spec
+        return None
 
     def _fetch_chunks(
         self,
@@ -675,7 +696,10 @@ class CassandraStore(Store):
             self._open()
         channel = Channel(channel)
         from_rows = self._last_row_position(exchange, symbol, channel, before_ns)
-        chunk_spec = self._chunk_reads.get(channel)
+        try:
+            chunk_spec = self._chunk_table(channel)
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"finding where {symbol} {channel.value} ended", exc)
         if chunk_spec is None:
             return from_rows
         try:
