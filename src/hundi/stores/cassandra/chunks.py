@@ -55,6 +55,13 @@ CHUNK_COLUMNS = {
     "data": "blob",
 }
 CODECS = ("zstd", "lz4")  # Arrow IPC buffer compressions (lz4 = LZ4 frame)
+# Below this many records a chunk's buffers are left uncompressed. A live collector flushes
+# every ~0.5 s, so a busy stream writes chunks of ~20 records; zstd saves ~7 % of such a chunk
+# (its schema and framing dominate) but costs ~10 µs per record to read back (a decompression
+# context per buffer), 5x the uncompressed read (measured in bench/cassandra_small_chunks.py).
+# Cassandra compresses its SSTables anyway.
+SMALL_CHUNK_ROWS = 64
+_UNCOMPRESSED = pa.ipc.IpcWriteOptions(compression=None, use_threads=False)
 _KEY_NAMES = ("exchange", "symbol")  # in the partition key, not in ``data``
 
 
@@ -237,6 +244,8 @@ def _chunk(
     id_field: str | None,
     options: pa.ipc.IpcWriteOptions,
 ) -> Chunk:
+    if part.num_rows < SMALL_CHUNK_ROWS:  # a live flush's chunk: see SMALL_CHUNK_ROWS
+        options = _UNCOMPRESSED
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, part.schema, options=options) as writer:
         writer.write_table(part, max_chunksize=part.num_rows)
@@ -324,6 +333,7 @@ def _repeated(text: str, count: int) -> pa.Array:
 __all__ = [
     "CHUNK_SUFFIX",
     "CODECS",
+    "SMALL_CHUNK_ROWS",
     "Chunk",
     "ChunkTableSpec",
     "DamagedChunk",
