@@ -1,7 +1,8 @@
 """Least-privilege Cassandra roles for hundi, and the commands that set them up.
 
 ``hundi store init cassandra://host/keyspace`` creates or migrates the keyspace's tables (the
-channel tables, the ``hundi_partitions`` index, TWCS and TTL options) and is the only step that
+channel tables, the chunk tables of ``CASSANDRA_CHUNKED_CHANNELS``, the ``hundi_partitions``
+index, TWCS and TTL options) and is the only step that
 needs CREATE/ALTER: run it with the admin role. ``hundi store roles cassandra://host/keyspace``
 does the same, then creates (or re-passwords) the login roles below and grants them exactly
 what hundi needs; ``--print`` shows the CQL without connecting (passwords as placeholders).
@@ -142,7 +143,7 @@ def init(url: str) -> None:
         if store._unreachable:
             _fail(f"Cassandra {store.settings.where} is not reachable")
         made = len(store.schema_changes)
-        tables = len(store._specs) + 1
+        tables = len(store._specs) + len(store._chunk_writes) + 1
         click.echo(
             f"ok: keyspace {store.settings.keyspace} is current ({tables} tables; "
             f"{made} change(s) made)"

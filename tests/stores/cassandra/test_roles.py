@@ -7,8 +7,10 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 from cassandra import Unauthorized
 from cassandra.auth import PlainTextAuthProvider
@@ -17,7 +19,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy
 from click.testing import CliRunner
 
 from hundi.query import read as hundi_read
-from hundi.records import Channel, Trade
+from hundi.records import Channel, Record, Ticker, Trade
 from hundi.stores.base import StoreError
 from hundi.stores.cassandra import CassandraStore
 from hundi.stores.embedded.check import store as store_group
@@ -73,6 +75,15 @@ def trades(exchange: str) -> list[Trade]:
         )
         for i in range(5)
     ]
+
+
+def ticker(exchange: str) -> Record:
+    """A ticker: a channel written one row per record by default."""
+    values: dict[str, Any] = {"exchange": exchange, "symbol": "BTC-USDT", "native_symbol": "X"}
+    for field in msgspec.structs.fields(Ticker):
+        if field.name not in values:
+            values[field.name] = {int: T0, float: 1.5, str: "x", bool: True}[field.type]
+    return Ticker(**values)
 
 
 @pytest.fixture(scope="module")
@@ -152,11 +163,22 @@ def test_writer_writes_and_reads_its_records_but_cannot_drop_or_alter(
         frame = store.read(exchange="xwriter", channel=Channel.TRADES, symbol="BTC-USDT")
         assert list(frame["trade_id"]) == [t.trade_id for t in written]
         assert list(frame["price"]) == [t.price for t in written]
+        # and a row-per-record channel, beside the chunked trades
+        store.write({Channel.TICKER: [ticker("xwriter")]})
+        assert len(store.read(exchange="xwriter", channel=Channel.TICKER, symbol=None)) == 1
     finally:
         store.close()
     for session in setup.session("writer"):
+        # the trades went to the chunk table `hundi store roles` made (init's schema)
+        stored = session.execute(
+            f"SELECT sum(records) FROM {setup.keyspace}.trades_chunks "
+            "WHERE exchange = 'xwriter' ALLOW FILTERING"
+        ).one()
+        assert stored[0] == len(written)
         for cql in (
             f"DROP TABLE {setup.keyspace}.trades",
+            f"DROP TABLE {setup.keyspace}.trades_chunks",
+            f"ALTER TABLE {setup.keyspace}.trades_chunks WITH default_time_to_live = 1",
             f"DROP KEYSPACE {setup.keyspace}",
             f"ALTER TABLE {setup.keyspace}.trades WITH default_time_to_live = 1",
             f"CREATE TABLE {setup.keyspace}.evil (a int PRIMARY KEY)",
@@ -190,13 +212,17 @@ def test_reader_reads_and_cannot_write_drop_truncate_or_alter(
             f"INSERT INTO {setup.keyspace}.hundi_partitions (exchange, channel, symbol, ts_day) "
             "VALUES ('x', 'trades', 'y', 1)",
             f"TRUNCATE {setup.keyspace}.trades",
+            f"TRUNCATE {setup.keyspace}.trades_chunks",
             f"DROP TABLE {setup.keyspace}.trades",
+            f"DROP TABLE {setup.keyspace}.trades_chunks",
             f"ALTER TABLE {setup.keyspace}.trades WITH default_time_to_live = 1",
+            f"INSERT INTO {setup.keyspace}.trades_chunks (exchange, symbol, ts_day, first_ts, "
+            "chunk_id, data) VALUES ('x', 'y', 1, 1, 0x00, 0x00)",
         ):
             with pytest.raises(Unauthorized):
                 session.execute(cql)
-        # and what it could read is still all there
-        rows = session.execute(f"SELECT count(*) FROM {setup.keyspace}.trades").one()
+        # and what it could read is still all there: the trades are chunks (the default)
+        rows = session.execute(f"SELECT sum(records) FROM {setup.keyspace}.trades_chunks").one()
         assert rows[0] >= 5
 
 

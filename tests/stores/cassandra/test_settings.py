@@ -86,3 +86,36 @@ def test_bad_values_name_their_key(tmp_path: Path, key: str, value: str) -> None
 def test_bad_urls(tmp_path: Path, url: str) -> None:
     with pytest.raises(StoreError):
         load_settings(url, environ={}, cwd=tmp_path)
+
+
+def test_chunked_channels_codec_and_chunk_size(tmp_path: Path) -> None:
+    from hundi.records import Channel
+
+    default = load_settings("cassandra://h/ks", environ={}, cwd=tmp_path)
+    assert default.chunked_channels == {
+        Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.BOOK_L3
+    }  # fmt: skip
+    assert (default.chunk_codec, default.chunk_rows) == ("zstd", 100_000)
+    chosen = load_settings(
+        "cassandra://h/ks",
+        environ={
+            "CASSANDRA_CHUNKED_CHANNELS": " trades , TICKER",
+            "CASSANDRA_CHUNK_CODEC": "LZ4",
+            "CASSANDRA_CHUNK_ROWS": "5000",
+        },
+        cwd=tmp_path,
+    )
+    assert chosen.chunked_channels == {Channel.TRADES, Channel.TICKER}
+    assert (chosen.chunk_codec, chosen.chunk_rows) == ("lz4", 5000)
+    for text, expected in (("none", frozenset()), ("all", frozenset(Channel))):
+        env = {"CASSANDRA_CHUNKED_CHANNELS": text}
+        assert load_settings("cassandra://h/ks", environ=env, cwd=tmp_path).chunked_channels == (
+            expected
+        )
+    for key, bad, message in (
+        ("CASSANDRA_CHUNKED_CHANNELS", "trades,nope", "channel names separated by commas"),
+        ("CASSANDRA_CHUNK_CODEC", "gzip", "zstd or lz4"),
+        ("CASSANDRA_CHUNK_ROWS", "0", "a positive integer"),
+    ):
+        with pytest.raises(StoreError, match=f"{key} must be {message}"):
+            load_settings("cassandra://h/ks", environ={key: bad}, cwd=tmp_path)

@@ -23,6 +23,9 @@ The ``hundi_partitions`` index table lists which (symbol, day) partitions exist 
 channel), so reads without a symbol or a time range find their partitions without a scan. It has
 no TTL: a stale entry costs one empty query; a missing one would hide data.
 
+Channels written in the chunked layout also get a ``<channel>_chunks`` table
+(:mod:`hundi.stores.cassandra.chunks`), with the same TWCS and TTL.
+
 Migration compares ``system_schema.columns`` with the record schema: a field the record type
 gained is added with ``ALTER TABLE ... ADD`` (old rows read it as null); a changed type or key is
 an error, since Cassandra cannot change either in place.
@@ -31,8 +34,9 @@ an error, since Cassandra cannot change either in place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
 from cassandra import InvalidRequest, Unauthorized
@@ -94,6 +98,20 @@ def cql_type(arrow_type: pa.DataType) -> str:
 def quote(name: str) -> str:
     """Quoted identifier: field names like ``open``/``interval`` stay legal, case is kept."""
     return '"' + name.replace('"', '""') + '"'
+
+
+class TableLike(Protocol):
+    """What creating and migrating a table needs: a channel's row table or chunk table."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def columns(self) -> dict[str, str]: ...
+    @property
+    def partition_key(self) -> tuple[str, ...]: ...
+    @property
+    def clustering(self) -> tuple[str, ...]: ...
+    def create_cql(self, keyspace: str, ttl_s: int) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +288,7 @@ def schema_changes(
     replication_cql: str,
     ttl_s: int,
     specs: Mapping[Channel, TableSpec],
+    chunk_specs: Sequence[TableLike] = (),
 ) -> list[Change]:
     """The DDL that would bring the keyspace to the record schema; empty when it is current.
 
@@ -288,7 +307,7 @@ def schema_changes(
             Change(
                 f"create table {keyspace}.{spec.name}", "CREATE", spec.create_cql(keyspace, ttl_s)
             )
-            for spec in specs.values()
+            for spec in (*specs.values(), *chunk_specs)
         ]
         return changes
     existing = live_tables(session, keyspace)
@@ -297,7 +316,8 @@ def schema_changes(
         changes.append(
             Change(f"create table {keyspace}.{INDEX_TABLE}", "CREATE", index_create_cql(keyspace))
         )
-    for spec in specs.values():
+    tables: list[TableLike] = [*specs.values(), *chunk_specs]
+    for spec in tables:
         live = existing.get(spec.name)
         if live is None:
             changes.append(
@@ -318,6 +338,7 @@ def ensure_schema(
     replication_cql: str,
     ttl_s: int,
     specs: Mapping[Channel, TableSpec],
+    chunk_specs: Sequence[TableLike] = (),
     *,
     user: str | None = None,
     init_hint: str = "hundi store init",
@@ -330,7 +351,7 @@ def ensure_schema(
     is not and the role may not change it, one :class:`StoreError` names the missing permission,
     what is missing and the bootstrap command (``init_hint``). Returns the changes made.
     """
-    changes = schema_changes(session, keyspace, replication_cql, ttl_s, specs)
+    changes = schema_changes(session, keyspace, replication_cql, ttl_s, specs, chunk_specs)
     for number, change in enumerate(changes):
         try:
             session.execute(change.cql)
@@ -350,7 +371,7 @@ def ensure_schema(
     return changes
 
 
-def _migrations(keyspace: str, spec: TableSpec, live: LiveTable, ttl_s: int) -> list[Change]:
+def _migrations(keyspace: str, spec: TableLike, live: LiveTable, ttl_s: int) -> list[Change]:
     table = f"{keyspace}.{spec.name}"
     if live.partition_key != spec.partition_key or live.clustering != spec.clustering:
         raise StoreError(

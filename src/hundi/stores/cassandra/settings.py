@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from cassandra import ConsistencyLevel
 
+from hundi.records import Channel
 from hundi.settings import ConfigError, env_with_files, positive_float
 from hundi.stores.base import StoreError
 
@@ -29,6 +30,11 @@ SECRET_ENV_FILE = ".secret.cassandra.env"
 DEFAULT_PORT = 9042
 DEFAULT_KEYSPACE = "hundi"
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+# High-rate lossless channels: a row per record costs Cassandra ~30 µs of CPU each, a chunk per
+# flush a few µs per record. The rest arrive a few per second per stream, where a chunk per
+# flush would hold a handful of records and save nothing (see docs/cassandra-store.md).
+DEFAULT_CHUNKED_CHANNELS = "trades,bbo,book,book_l3"
+CHUNK_CODECS = ("zstd", "lz4")
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")  # Cassandra's keyspace-name rule
 
 # ``host``, ``host:port``, ``[v6addr]`` or ``[v6addr]:port``
@@ -55,12 +61,36 @@ class CassandraSettings:
     protocol_version: int
     connect_timeout_s: float
     request_timeout_s: float
+    # Channels written in the chunked layout (:mod:`hundi.stores.cassandra.chunks`); the others
+    # one row per record. Reads always read both layouts.
+    chunked_channels: frozenset[Channel]
+    chunk_codec: str  # Arrow IPC buffer compression of a chunk: zstd or lz4
+    chunk_rows: int  # most records per chunk (one INSERT stays well under Cassandra's 16 MB)
 
     @property
     def where(self) -> str:
         """``host:port,.../keyspace`` for messages: no user, no password."""
         hosts = ",".join(f"{h}:{self.port}" for h in self.hosts)
         return f"{hosts}/{self.keyspace}"
+
+
+def _parse_channels(text: str) -> frozenset[Channel]:
+    """``trades,book``, ``all`` or ``none``."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    if words == ["none"]:
+        return frozenset()
+    if words == ["all"]:
+        return frozenset(Channel)
+    known = {c.value: c for c in Channel}
+    if not words or any(w not in known for w in words):
+        raise ValueError(text)
+    return frozenset(known[w] for w in words)
+
+
+def _parse_codec(text: str) -> str:
+    if text.lower() not in CHUNK_CODECS:
+        raise ValueError(text)
+    return text.lower()
 
 
 def replication_cql(replication: Mapping[str, str]) -> str:
@@ -203,6 +233,14 @@ def load_settings(
         request_timeout_s=get(
             "CASSANDRA_REQUEST_TIMEOUT", positive_float, "positive seconds", "10"
         ),
+        chunked_channels=get(
+            "CASSANDRA_CHUNKED_CHANNELS",
+            _parse_channels,
+            "channel names separated by commas, 'all' or 'none'",
+            DEFAULT_CHUNKED_CHANNELS,
+        ),
+        chunk_codec=get("CASSANDRA_CHUNK_CODEC", _parse_codec, "zstd or lz4", "zstd"),
+        chunk_rows=get("CASSANDRA_CHUNK_ROWS", _int_at_least(1), "a positive integer", "100000"),
     )
 
 

@@ -64,11 +64,19 @@ from cassandra.query import (
     tuple_factory,
 )
 
-from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record
+from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
 from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns, plain_schema
+from hundi.stores.cassandra.chunks import (
+    ChunkTableSpec,
+    assemble,
+    chunk_table_spec,
+    encode_chunks,
+    read_chunk,
+)
 from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
 from hundi.stores.cassandra.schema import (
     NS_PER_DAY,
+    NS_PER_HOUR,
     Change,
     TableSpec,
     ensure_schema,
@@ -99,6 +107,7 @@ _DRIVER_ERRORS = (
 )
 _READ_WINDOW = 16  # partition reads in flight
 _FETCH_SIZE = 20_000  # rows per page
+_CHUNK_FETCH_SIZE = 32  # chunks per page: up to ~2 MB each
 _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
 
@@ -138,6 +147,13 @@ class CassandraStore(Store):
         self.settings = dataclasses.replace(settings, **overrides) if overrides else settings
         self.read_only = _as_bool(options.get("read_only", False))
         self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
+        # Chunk tables this store writes (the configured channels) and reads (every one that
+        # exists: a channel may have been chunked before its configuration changed).
+        self._chunk_writes = {c: chunk_table_spec(c) for c in self.settings.chunked_channels}
+        self._chunk_reads: dict[Channel, ChunkTableSpec] = {}
+        self._chunk_inserts: dict[Channel, PreparedStatement] = {}
+        self._chunk_selects: dict[tuple[Channel, bool], PreparedStatement] = {}
+        self._table_exists: PreparedStatement | None = None
         self._inserts: dict[Channel, _Insert] = {}
         self._selects: dict[tuple[Channel, tuple[str, ...]], PreparedStatement] = {}
         # Fields each table has; a read-only store does not migrate, so older tables may lack
@@ -258,10 +274,17 @@ class CassandraStore(Store):
                     replication_cql(s.replication),
                     s.ttl_s,
                     self._specs,
+                    list(self._chunk_writes.values()),
                     user=s.user,
                     init_hint=f"hundi store init {self.describe()}",
                 )
                 self._index_insert = self._session.prepare(index_insert_cql(s.keyspace))
+                present = live_tables(self._session, s.keyspace)
+            self._chunk_reads = {
+                channel: spec
+                for channel in RECORD_TYPES
+                if (spec := chunk_table_spec(channel)).name in present
+            }
             self._index_by_symbol = self._session.prepare(
                 index_select_cql(s.keyspace, with_symbol=True)
             )
@@ -305,7 +328,11 @@ class CassandraStore(Store):
         new_index: list[tuple[Channel, _PartitionKey]] = []
         try:
             for channel, records in batches.items():
-                if records:
+                if not records:
+                    continue
+                if Channel(channel) in self._chunk_writes:
+                    self._chunk_statements(Channel(channel), records, statements, new_index)
+                else:
                     self._statements(Channel(channel), records, statements, new_index)
         except _DRIVER_ERRORS as exc:
             self._fail("preparing statements", exc)
@@ -377,6 +404,59 @@ class CassandraStore(Store):
                 for values in chunk:
                     batch.add(_bound(prepared, values))
                 out.append((batch, None))
+
+    def _chunk_statements(
+        self,
+        channel: Channel,
+        records: Sequence[Record],
+        out: list[tuple[Statement, None]],
+        new_index: list[tuple[Channel, _PartitionKey]],
+    ) -> None:
+        """Append the requests for one chunked channel's records: index entries, then one
+        INSERT per chunk (:func:`encode_chunks`: one per stream and UTC hour)."""
+        insert = self._chunk_inserts.get(channel)
+        if insert is None:
+            spec = self._chunk_writes[channel]
+            insert = self._session.prepare(spec.insert_cql(self.settings.keyspace))
+            self._chunk_inserts[channel] = insert
+        table = self._columns(channel, records)
+        chunks = encode_chunks(
+            channel, table, codec=self.settings.chunk_codec, max_rows=self.settings.chunk_rows
+        )
+        for chunk in chunks:
+            key = (chunk.exchange, chunk.symbol, chunk.day)
+            if (channel, key) not in self._indexed and (channel, key) not in new_index:
+                entry = self._index_insert.bind((chunk.exchange, channel.value, *key[1:]))
+                out.append((entry, None))
+                new_index.append((channel, key))
+            out.append((insert.bind(chunk.values()), None))
+
+    def _columns(self, channel: Channel, records: Sequence[Record]) -> pa.Table:
+        """The records as Arrow columns. A record with a value its column cannot hold (a bug
+        upstream) is logged and left out, as in the row layout, so it cannot block the others;
+        finding it costs a conversion per record, on that error path only."""
+        try:
+            return to_arrow(channel, records)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            pass
+        spec = self._specs[channel]
+        encoder = RowEncoder(f"{self.settings.keyspace}.{spec.name}", list(spec.columns.items()))
+        row_of = attrgetter(*spec.fields)
+        good: list[Record] = []
+        for record in records:
+            try:
+                to_arrow(channel, [record])
+            except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+                buckets = (0,) * len(spec.buckets)
+                try:
+                    encoder.encode((*row_of(record), *buckets))
+                    reason = f"{self.settings.keyspace}.{spec.name}: {exc}"
+                except UnstorableRow as unstorable:
+                    reason = str(unstorable)
+                log.error("%s; record not stored: %r", reason, record)
+                continue
+            good.append(record)
+        return to_arrow(channel, good)
 
     def flush(self) -> None:
         """Nothing to do: ``write`` returns only once Cassandra acknowledged every record."""
@@ -480,22 +560,130 @@ class CassandraStore(Store):
         high: int,
         needed: set[str] | None,
     ) -> pa.Table:
-        """The rows of the partitions with ``low <= ts < high`` as a table of the record
-        schema (fields not ``needed`` all null), sorted stably by (ts, recv_ts)."""
+        """The records of the partitions with ``low <= ts < high`` from both layouts as a
+        table of the record schema (fields not ``needed`` may be null), each record once,
+        sorted stably by (ts, recv_ts)."""
         schema = SCHEMAS[channel]
+        parts: list[pa.Table] = []
+        chunk_spec = self._chunk_table(channel)
+        # the merge compares the record keys and recv_ts (hundi.stores.merge): chunks may
+        # overlap (re-sent, two collectors), rows may repeat them, and rows whose key holds a
+        # local ts (spot bbo, snapshots) of two collectors do not replace each other
+        if needed is not None:
+            needed = {*needed, *needed_columns(channel)}
+        if chunk_spec is not None:
+            parts = self._fetch_chunks(chunk_spec, exchange, partitions, low, high, needed)
         spec = self._specs.get(channel)
-        if spec is None:  # read-only and the table was never created: nothing was stored
+        if spec is not None:  # None: read-only and the table was never created
+            fields = tuple(
+                f for f in self._readable[channel] if needed is None or f in needed or f == "ts"
+            )
+            rows = self._fetch(spec, fields, exchange, partitions, low, high)
+            if rows:
+                parts.append(_table(schema, fields, rows))
+        if not parts:
             return plain_schema(schema).empty_table()
-        # the merge of several collectors' rows needs their key columns (hundi.stores.merge):
-        # rows whose key holds a local ts (spot bbo, snapshots) do not replace each other here
-        merge_keys = set(needed_columns(channel))
-        fields = tuple(
-            f
-            for f in self._readable[channel]
-            if needed is None or f in needed or f in merge_keys or f == "ts"
-        )
-        rows = self._fetch(spec, fields, exchange, partitions, low, high)
-        return deduplicate(_table(schema, fields, rows), channel)
+        # One buffer per column: Arrow's take over hundreds of chunks is several times slower.
+        table = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).combine_chunks()
+        table = deduplicate(table, channel)
+        if _in_time_order(table):
+            return table
+        order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
+        return table.take(order)
+
+    def _chunk_table(self, channel: Channel) -> ChunkTableSpec | None:
+        """The channel's chunk table, if it exists now. A table created after this store
+        opened (a collector upgraded, or configured to chunk another channel, while
+        ``hundi serve`` keeps its read-only store open) must be read too, or its records would
+        be missing from every answer: until it exists, each read asks ``system_schema`` for it
+        (one single-partition read)."""
+        found = self._chunk_reads.get(channel)
+        if found is not None:
+            return found
+        spec = chunk_table_spec(channel)
+        if self._table_exists is None:
+            self._table_exists = self._session.prepare(
+                "SELECT table_name FROM system_schema.tables "
+                "WHERE keyspace_name = ? AND table_name = ?"
+            )
+        if self._session.execute(self._table_exists, (self.settings.keyspace, spec.name)).one():
+            self._chunk_reads[channel] = spec
+            return spec
+        return None
+
+    def _fetch_chunks(
+        self,
+        spec: ChunkTableSpec,
+        exchange: str,
+        partitions: list[tuple[str, int]],
+        low: int,
+        high: int,
+        fields: set[str] | None = None,
+    ) -> list[pa.Table]:
+        """The records of ``low <= ts < high`` in the chunks of the partitions (``fields`` of
+        them, the others null; None: all), one table per symbol. One query per partition hour
+        (chunks never cross an hour), a bounded number in flight; each chunk is checked whole
+        and decoded at once, the columns built once per symbol."""
+        select = self._chunk_select(spec, data=True)
+        queries: list[tuple[str, tuple[object, ...]]] = []
+        floor = max(low, 0) // NS_PER_HOUR * NS_PER_HOUR  # a chunk starting before low ends in
+        for symbol, day in partitions:  # low's hour at the latest
+            for hour in hours_within(day, floor, high):
+                start = day * NS_PER_DAY + hour * NS_PER_HOUR
+                values = (exchange, symbol, day, start, min(start + NS_PER_HOUR, high), low)
+                queries.append((symbol, values))
+        by_symbol: dict[str, list[pa.Table]] = {}
+        inside: dict[str, bool] = {}  # every chunk lies within [low, high): no filter needed
+        for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
+                                     strict=True):  # fmt: skip
+            for first_ts, chunk_id, last_ts, _, records, data in rows:
+                by_symbol.setdefault(symbol, []).append(
+                    read_chunk(
+                        spec.channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
+                        records=records, data=data, fields=fields,
+                    )
+                )  # fmt: skip
+                inside[symbol] = inside.get(symbol, True) and low <= first_ts and last_ts < high
+        tables = []
+        for symbol, stored in by_symbol.items():
+            table = assemble(spec.channel, exchange, symbol, stored)
+            if not inside[symbol]:
+                ts = table.column("ts").cast(pa.int64())
+                table = table.filter(pc.and_(pc.greater_equal(ts, low), pc.less(ts, high)))
+            tables.append(table)
+        return tables
+
+    def _chunk_select(self, spec: ChunkTableSpec, *, data: bool) -> PreparedStatement:
+        select = self._chunk_selects.get((spec.channel, data))
+        if select is None:
+            select = self._session.prepare(spec.select_cql(self.settings.keyspace, data=data))
+            self._chunk_selects[spec.channel, data] = select
+        return select
+
+    def _paged(
+        self, prepared: PreparedStatement, values: list[tuple[object, ...]]
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Every row of each query, in query order, ``_READ_WINDOW`` queries in flight."""
+        pending: list[ResponseFuture] = []
+        queue = iter(values)
+
+        def start(items: list[tuple[object, ...]]) -> None:
+            for item in items:
+                statement = prepared.bind(item)
+                statement.fetch_size = _CHUNK_FETCH_SIZE
+                pending.append(self._session.execute_async(statement))
+
+        start(_take(queue, _READ_WINDOW))
+        while pending:
+            result = pending.pop(0).result()
+            start(_take(queue, 1))
+            rows: list[tuple[Any, ...]] = []
+            while True:
+                rows.extend(result.current_rows)
+                if not result.has_more_pages:
+                    break
+                result.fetch_next_page()
+            yield rows
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
@@ -507,6 +695,60 @@ class CassandraStore(Store):
         if not self._opened:
             self._open()
         channel = Channel(channel)
+        from_rows = self._last_row_position(exchange, symbol, channel, before_ns)
+        try:
+            chunk_spec = self._chunk_table(channel)
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"finding where {symbol} {channel.value} ended", exc)
+        if chunk_spec is None:
+            return from_rows
+        try:
+            from_chunks = self._last_chunk_position(chunk_spec, exchange, symbol, before_ns)
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"finding where {symbol} {channel.value} ended", exc)
+        found = [p for p in (from_rows, from_chunks) if p is not None]
+        return max(found, key=lambda p: (p.ts, p.last_id)) if found else None
+
+    def _last_chunk_position(
+        self, spec: ChunkTableSpec, exchange: str, symbol: str, before_ns: int
+    ) -> StreamPosition | None:
+        """The newest record before ``before_ns`` in the chunks: the newest hour with a chunk
+        starting before it holds it (chunks never cross an hour), so hours are asked newest
+        first and only chunks reaching past ``before_ns`` are decoded."""
+        days = sorted(
+            (d for _, d in self._partitions(exchange, spec.channel, symbol, _MIN_TS, before_ns)),
+            reverse=True,
+        )
+        select = self._chunk_select(spec, data=True)
+        id_field = SEQUENCE_FIELDS.get(spec.channel)
+        for day in days:
+            for hour in reversed(hours_within(day, _MIN_TS, before_ns)):
+                start = day * NS_PER_DAY + hour * NS_PER_HOUR
+                values = (exchange, symbol, day, start, min(start + NS_PER_HOUR, before_ns), 0)
+                rows = next(self._paged(select, [values]))
+                if not rows:
+                    continue
+                best = StreamPosition(ts=_MIN_TS)
+                for first_ts, chunk_id, last_ts, last_id, records, data in rows:
+                    if last_ts < before_ns:
+                        seen = StreamPosition(last_ts, -1 if last_id is None else int(last_id))
+                    else:
+                        table = read_chunk(
+                            spec.channel, exchange, symbol, first_ts=first_ts,
+                            chunk_id=chunk_id, records=records, data=data,
+                        )  # fmt: skip
+                        ts = table.column("ts").cast(pa.int64())
+                        table = table.filter(pc.less(ts, before_ns))
+                        newest = pc.max(table.column("ts").cast(pa.int64())).as_py()
+                        ids = pc.max(table.column(id_field)).as_py() if id_field else None
+                        seen = StreamPosition(newest, -1 if ids is None else int(ids))
+                    best = StreamPosition(max(best.ts, seen.ts), max(best.last_id, seen.last_id))
+                return best
+        return None
+
+    def _last_row_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
         spec = self._specs.get(channel)
         if spec is None:
             return None
@@ -631,7 +873,7 @@ def _ns(moment: datetime) -> int:
 
 def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pa.Table:
     """Row tuples of ``fields`` → a table with the record schema's columns and types (a field
-    the table lacks is all null)."""
+    the table lacks is all null), in the order read."""
     plain = plain_schema(schema)
     if not rows:
         return plain.empty_table()
@@ -640,9 +882,20 @@ def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...
         pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(len(rows), f.type)
         for f in plain
     ]
-    table = pa.Table.from_arrays(arrays, schema=plain)
-    order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
-    return table.take(order)
+    return pa.Table.from_arrays(arrays, schema=plain)
+
+
+def _in_time_order(table: pa.Table) -> bool:
+    """Sorted by (ts, recv_ts) already (chunks of one stream usually are): checked with two
+    vectorised comparisons of neighbours, much cheaper than sorting."""
+    if table.num_rows < 2:
+        return True
+    ts, recv = table.column("ts"), table.column("recv_ts")
+    head, tail = slice(0, table.num_rows - 1), slice(1, None)
+    ts_before, ts_after = ts[head], ts[tail]
+    rising = pc.less(ts_before, ts_after)
+    tied_in_order = pc.and_(pc.equal(ts_before, ts_after), pc.less_equal(recv[head], recv[tail]))
+    return bool(pc.all(pc.or_(rising, tied_in_order)).as_py())
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

@@ -1,0 +1,306 @@
+"""The chunked layout against the real test node: exact round trips of every channel, re-sent
+chunks and two collectors with other chunk boundaries read back once, damaged chunks are
+errors, reads prune by chunk bounds, both layouts are read together, the TTL is set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute
+import pytest
+from cassandra.cluster import Session
+
+from hundi.records import RECORD_TYPES, Channel, Record, Trade, from_arrow
+from hundi.stores.base import StoreError, StreamPosition, open_store
+from hundi.stores.cassandra import CassandraStore
+from hundi.stores.cassandra.chunks import DamagedChunk
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
+HOUR = 3_600 * 1_000_000_000
+DAY = 24 * HOUR
+ALL = frozenset(Channel)
+
+
+def trades(
+    exchange: str, ids: range, *, recv_delay: int = 5, step: int = 1_000_000
+) -> list[Record]:
+    return [
+        Trade(
+            exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0 + i * step,
+            recv_ts=T0 + i * step + recv_delay, trade_id=i, price=100.0 + i, size=float("nan")
+            if i % 7 == 0 else 0.5, side=1 if i % 2 else -1, first_trade_id=i, last_trade_id=i,
+        )
+        for i in ids
+    ]  # fmt: skip
+
+
+def sample(record_type: type[Record], i: int, *, exchange: str, symbol: str, ts: int) -> Record:
+    """A record of any type whose every field differs with ``i``; floats include NaN."""
+    values: dict[str, Any] = {
+        "exchange": exchange, "symbol": symbol, "native_symbol": symbol.replace("-", ""),
+        "ts": ts, "recv_ts": ts + 1_234 + i,
+    }  # fmt: skip
+    for field in msgspec.structs.fields(record_type):
+        if field.name in values:
+            continue
+        if field.name == "side":
+            values[field.name] = 1 if i % 2 else -1
+        elif field.type is int:
+            values[field.name] = i * 1_000_003 - 1
+        elif field.type is float:
+            values[field.name] = float("nan") if i == 3 else i + 1 / 3
+        elif field.type is bool:
+            values[field.name] = i % 2 == 0
+        else:
+            values[field.name] = f"{field.name}-{i}-ü"
+    return record_type(**values)
+
+
+def records_of(frame: pd.DataFrame, channel: Channel) -> list[Record]:
+    return from_arrow(channel, pa.Table.from_pandas(frame.reset_index(), preserve_index=False))
+
+
+def same(records: list[Record]) -> list[bytes]:
+    """Comparable forms (NaN != NaN as floats; as JSON ``null`` twice, equal), in order."""
+    return sorted(msgspec.json.encode(r) for r in records)
+
+
+def chunk_rows(cql: Session, keyspace: str, table: str, exchange: str) -> list[Any]:
+    return list(
+        cql.execute(
+            f"SELECT ts_day, first_ts, chunk_id, last_ts, first_id, last_id, records, "
+            f"TTL(data) FROM {keyspace}.{table} WHERE exchange = %s ALLOW FILTERING",
+            (exchange,),
+        )
+    )
+
+
+def keyspace_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def chunked(cassandra_keyspace: str) -> Iterator[CassandraStore]:
+    """A fresh keyspace whose store writes every channel in chunks."""
+    store = open_store(cassandra_keyspace, chunked_channels=ALL)
+    assert isinstance(store, CassandraStore)
+    yield store
+    store.close()
+
+
+def test_every_channel_round_trips_exactly_in_chunks_with_nan(
+    chunked: CassandraStore, cql: Session, exchange: str
+) -> None:
+    batches: dict[Channel, list[Record]] = {
+        channel: [
+            sample(record_type, i, exchange=exchange, symbol="ETH-USDT", ts=T0 + i * 1_000)
+            for i in range(5)
+        ]
+        for channel, record_type in RECORD_TYPES.items()
+    }
+    batches[Channel.TRADES] += trades(exchange, range(100, 110))  # NaN sizes among them
+    chunked.write(batches)
+    keyspace = chunked.settings.keyspace
+    for channel, records in batches.items():
+        frame = chunked.read(exchange=exchange, symbol=None, channel=channel)
+        assert same(records_of(frame, channel)) == same(records), channel
+        assert frame.index.is_monotonic_increasing, channel
+        stored = chunk_rows(cql, keyspace, f"{channel.value}_chunks", exchange)
+        assert sum(row[6] for row in stored) == len(records), channel
+        rows = cql.execute(
+            f"SELECT count(*) FROM {keyspace}.{channel.value} WHERE exchange = %s ALLOW FILTERING",
+            (exchange,),
+        ).one()
+        assert rows[0] == 0, channel  # nothing went to the row table
+    nan_sizes = [
+        size
+        for size in chunked.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)[
+            "size"
+        ]
+        if size != size
+    ]
+    assert len(nan_sizes) == 1  # trade 105
+    ((_, table),) = chunked.read_days(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    sizes = table.column("size")
+    assert sizes.null_count == 0 and pa.compute.sum(pa.compute.is_nan(sizes)).as_py() == 1
+
+
+def test_a_re_sent_chunk_replaces_itself(
+    chunked: CassandraStore, cql: Session, exchange: str
+) -> None:
+    batch = {Channel.TRADES: trades(exchange, range(50))}
+    chunked.write(batch)
+    before = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)
+    chunked.write(batch)  # the writer retrying after a timeout, the spool draining
+    after = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)
+    assert len(before) == len(after) == 1
+    frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+    assert list(frame["trade_id"]) == list(range(50))
+
+
+def test_two_collectors_with_other_chunk_boundaries_read_back_once(
+    chunked: CassandraStore, cassandra_keyspace: str, cql: Session, exchange: str
+) -> None:
+    first = trades(exchange, range(0, 100), recv_delay=7)
+    second = trades(exchange, range(0, 100), recv_delay=3)  # the other collector got them first
+    for start in range(0, 100, 30):
+        chunked.write({Channel.TRADES: first[start : start + 30]})
+    other = open_store(cassandra_keyspace, chunked_channels=ALL)
+    try:
+        for start in range(0, 100, 45):
+            other.write({Channel.TRADES: second[start : start + 45]})
+    finally:
+        other.close()
+    stored = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)
+    assert len(stored) == 4 + 3
+    frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+    assert list(frame["trade_id"]) == list(range(100))
+    assert (frame["recv_ts"] - frame.index).dt.components.nanoseconds.eq(3).all()  # earliest
+    days = list(chunked.read_days(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES))
+    assert [table.num_rows for _, table in days] == [100]
+
+
+def test_a_damaged_chunk_is_an_error_naming_it(
+    chunked: CassandraStore, cql: Session, exchange: str
+) -> None:
+    chunked.write({Channel.TRADES: trades(exchange, range(20))})
+    day, first_ts, chunk_id = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)[
+        0
+    ][:3]
+    cql.execute(
+        f"UPDATE {chunked.settings.keyspace}.trades_chunks SET data = %s WHERE exchange = %s "
+        "AND symbol = 'BTC-USDT' AND ts_day = %s AND first_ts = %s AND chunk_id = %s",
+        (b"not an arrow stream", exchange, day, first_ts, chunk_id),
+    )
+    with pytest.raises(DamagedChunk, match=f"damaged trades chunk of {exchange} BTC-USDT") as err:
+        chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+    assert "checksum does not match" in str(err.value)
+    assert isinstance(err.value, StoreError)  # the CLI and API report it as a store error
+
+
+def test_range_reads_prune_by_chunk_bounds(
+    chunked: CassandraStore, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One trade every 10 minutes over two days: chunks per hour, a day boundary in between.
+    records = trades(exchange, range(0, 288), step=10 * 60 * 1_000_000_000)
+    chunked.write({Channel.TRADES: records})
+    decoded: list[int] = []
+    from hundi.stores.cassandra import store as store_module
+
+    real = store_module.read_chunk
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(kwargs["first_ts"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "read_chunk", counting)
+    start = datetime.fromtimestamp((T0 + 25 * HOUR + 15 * 60 * 10**9) / 1e9, tz=UTC)
+    end = datetime.fromtimestamp((T0 + 27 * HOUR) / 1e9, tz=UTC)
+    frame = chunked.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES,
+                         start=start, end=end)  # fmt: skip
+    assert list(frame["trade_id"]) == list(range(152, 162))  # 25:20 .. 26:50
+    assert sorted(decoded) == [T0 + 25 * HOUR, T0 + 26 * HOUR]  # two hour-chunks, no more
+
+
+def test_rows_and_chunks_are_read_together_without_duplicates(
+    cassandra_keyspace: str, exchange: str
+) -> None:
+    """An older keyspace written one row per record keeps reading after the switch to chunks:
+    records in both layouts (a collector upgraded mid-day, another one not yet) come back once."""
+    rows = open_store(cassandra_keyspace, chunked_channels=frozenset())
+    try:
+        rows.write({Channel.TRADES: trades(exchange, range(0, 60))})
+    finally:
+        rows.close()
+    chunks = open_store(cassandra_keyspace)  # the default: trades in chunks
+    try:
+        chunks.write({Channel.TRADES: trades(exchange, range(40, 100), recv_delay=9)})
+        frame = chunks.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+        assert list(frame["trade_id"]) == list(range(100))
+        days = list(
+            chunks.read_days(exchange=exchange, symbol=None, channel=Channel.TRADES,
+                             columns=["trade_id"])
+        )  # fmt: skip
+        assert days[0][1].column("trade_id").to_pylist() == list(range(100))
+        assert chunks.last_position(exchange, "BTC-USDT", Channel.TRADES, T0 + DAY) == (
+            StreamPosition(T0 + 99 * 1_000_000, 99)
+        )
+        assert chunks.last_position(exchange, "BTC-USDT", Channel.TRADES, T0 + 50 * 1_000_000) == (
+            StreamPosition(T0 + 49 * 1_000_000, 49)
+        )
+    finally:
+        chunks.close()
+    reader = open_store(cassandra_keyspace, read_only=True)
+    try:
+        frame = reader.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+        assert list(frame["trade_id"]) == list(range(100))
+    finally:
+        reader.close()
+
+
+def test_chunk_tables_get_the_ttl_and_twcs(
+    cassandra_keyspace: str, cql: Session, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASSANDRA_TTL", "7200")
+    store = open_store(cassandra_keyspace)
+    try:
+        store.write({Channel.BOOK: [sample(RECORD_TYPES[Channel.BOOK], 1, exchange=exchange,
+                                           symbol="BTC-USDT", ts=T0)]})  # fmt: skip
+    finally:
+        store.close()
+    keyspace = keyspace_of(cassandra_keyspace)
+    options = cql.execute(
+        "SELECT default_time_to_live, compaction FROM system_schema.tables "
+        "WHERE keyspace_name = %s AND table_name = 'book_chunks'",
+        (keyspace,),
+    ).one()
+    assert options[0] == 7200
+    assert options[1]["class"].endswith("TimeWindowCompactionStrategy")
+    ttl = chunk_rows(cql, keyspace, "book_chunks", exchange)[0][7]
+    assert 7000 < ttl <= 7200
+
+
+def test_an_unstorable_record_is_logged_and_the_chunk_keeps_the_others(
+    chunked: CassandraStore, exchange: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = trades(exchange, range(3))
+    bad = msgspec.structs.replace(good[0], trade_id=2**64)
+    chunked.write({Channel.TRADES: [good[0], bad, *good[1:]]})
+    frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+    assert list(frame["trade_id"]) == [0, 1, 2]
+    assert "trades: field trade_id=18446744073709551616 cannot be stored" in caplog.text
+
+
+def test_a_reader_opened_before_the_chunk_table_existed_reads_it(
+    cassandra_keyspace: str, exchange: str
+) -> None:
+    """``hundi serve`` keeps one read-only store open: a collector upgraded to chunks after it
+    started creates the chunk table then, and its records must not be missing from answers."""
+    rows = open_store(cassandra_keyspace, chunked_channels=frozenset())
+    try:
+        rows.write({Channel.TRADES: trades(exchange, range(0, 10))})
+    finally:
+        rows.close()
+    reader = open_store(cassandra_keyspace, read_only=True)
+    try:
+        first = reader.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+        assert list(first["trade_id"]) == list(range(10))
+        chunks = open_store(cassandra_keyspace)  # the default: creates trades_chunks now
+        try:
+            chunks.write({Channel.TRADES: trades(exchange, range(10, 30))})
+        finally:
+            chunks.close()
+        frame = reader.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
+        assert list(frame["trade_id"]) == list(range(30))
+        assert reader.last_position(exchange, "BTC-USDT", Channel.TRADES, T0 + DAY) == (
+            StreamPosition(T0 + 29 * 1_000_000, 29)
+        )
+    finally:
+        reader.close()
