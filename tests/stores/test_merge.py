@@ -23,9 +23,10 @@ def test_copies_collapse_to_the_earliest_received() -> None:
     second = [trade(1, T0, T0 + 3, price=11.0), trade(2, T0, T0 + 9), trade(3, T0 + 1, T0 + 9)]
     table = pa.concat_tables([to_arrow(Channel.TRADES, first), to_arrow(Channel.TRADES, second)])
     merged = deduplicate(table, Channel.TRADES)
-    assert merged.column("trade_id").to_pylist() == [1, 2, 3]
-    assert merged.column("price").to_pylist() == [11.0, 1.0, 1.0]  # trade 1 from recv_ts + 3
-    assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [T0 + 3, T0 + 6, T0 + 9]
+    # the first copies, in the order of the rows they came from
+    assert merged.column("trade_id").to_pylist() == [2, 1, 3]
+    assert merged.column("price").to_pylist() == [1.0, 11.0, 1.0]  # trade 1 from recv_ts + 3
+    assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [T0 + 6, T0 + 3, T0 + 9]
 
 
 def test_records_differing_in_any_key_field_are_all_kept() -> None:

@@ -586,10 +586,17 @@ class CassandraStore(Store):
         # One buffer per column: Arrow's take over hundreds of chunks is several times slower.
         table = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).combine_chunks()
         table = deduplicate(table, channel)
-        if _in_time_order(table):
+        # rows tied on (ts, recv_ts) in exchange-id order, as the row layout's clustering gives
+        tie_ids = [
+            name
+            for name in RECORD_TYPES[channel].IDENTITY
+            if name in table.column_names and pa.types.is_integer(table.schema.field(name).type)
+        ]
+        if _in_time_order(table, tie_ids):
             return table
-        order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
-        return table.take(order)
+        keys = [("ts", "ascending"), ("recv_ts", "ascending")]
+        keys += [(name, "ascending") for name in tie_ids]
+        return table.take(pc.sort_indices(table, sort_keys=keys))
 
     def _chunk_table(self, channel: Channel) -> ChunkTableSpec | None:
         """The channel's chunk table, if it exists now. A table created after this store
@@ -885,17 +892,21 @@ def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...
     return pa.Table.from_arrays(arrays, schema=plain)
 
 
-def _in_time_order(table: pa.Table) -> bool:
-    """Sorted by (ts, recv_ts) already (chunks of one stream usually are): checked with two
-    vectorised comparisons of neighbours, much cheaper than sorting."""
+def _in_time_order(table: pa.Table, tie_ids: Sequence[str]) -> bool:
+    """Sorted by (ts, recv_ts, ``tie_ids[0]``) already (chunks of one stream usually are):
+    checked with vectorised comparisons of neighbours, much cheaper than sorting."""
     if table.num_rows < 2:
         return True
     ts, recv = table.column("ts"), table.column("recv_ts")
     head, tail = slice(0, table.num_rows - 1), slice(1, None)
     ts_before, ts_after = ts[head], ts[tail]
-    rising = pc.less(ts_before, ts_after)
-    tied_in_order = pc.and_(pc.equal(ts_before, ts_after), pc.less_equal(recv[head], recv[tail]))
-    return bool(pc.all(pc.or_(rising, tied_in_order)).as_py())
+    tied = pc.equal(ts_before, ts_after)
+    recv_tied = pc.equal(recv[head], recv[tail])
+    later = pc.or_(pc.less(ts_before, ts_after), pc.and_(tied, pc.less(recv[head], recv[tail])))
+    if tie_ids:
+        ids = table.column(tie_ids[0])
+        later = pc.or_(later, pc.and_(pc.and_(tied, recv_tied), pc.less(ids[head], ids[tail])))
+    return bool(pc.all(later).as_py())
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
