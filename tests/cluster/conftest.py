@@ -1,0 +1,78 @@
+"""The local multi-node cluster of ``make cluster-up``: only under ``-m cluster``, never skipped.
+
+The default run (``make test``, ``make test-fast``, CI) deselects these tests: three nodes do not
+fit CI's time on 2 cores. ``make test-cluster`` selects them with ``-m cluster``, and there a
+cluster that is not up is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS / "pipeline"))  # the simulator → collector helpers live there
+
+from test_production_stores import services  # noqa: E402
+
+CLUSTER_NODES = 3
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect ``cluster`` tests unless the ``-m`` expression names the marker."""
+    if "cluster" in (config.option.markexpr or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("cluster")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("cluster")]
+
+
+@pytest.fixture(scope="session")
+def manage() -> ModuleType:
+    """``services/manage.py``, checked to have every node of the cluster up (UN)."""
+    module = services()
+    size = module.cluster_size()
+    if size != CLUSTER_NODES:
+        pytest.fail(
+            f"the local cluster has {size or 'no'} nodes, these tests need {CLUSTER_NODES}: "
+            f"`make cluster-up N={CLUSTER_NODES}`"
+        )
+    try:
+        module.wait_cluster_up(size, via=1, timeout=60)
+    except module.ServiceError as exc:
+        pytest.fail(f"the local cluster is not up: {exc}; `make cluster-up N={size}`")
+    return module
+
+
+@pytest.fixture
+def cluster_url(manage: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh keyspace at RF=3 on all three nodes, written and read at LOCAL_QUORUM (this
+    process and the collectors it starts inherit the settings); dropped afterwards."""
+    replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {CLUSTER_NODES}}}"
+    monkeypatch.setenv("CASSANDRA_REPLICATION", replication)
+    monkeypatch.setenv("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM")
+    port = manage.ClusterPorts.from_env().cql
+    hosts = ",".join(f"{manage.node_address(i)}:{port}" for i in range(1, CLUSTER_NODES + 1))
+    keyspace = f"hundi_c{uuid.uuid4().hex[:12]}"
+    yield f"cassandra://{hosts}/{keyspace}"
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster(
+        [manage.node_address(i) for i in range(1, CLUSTER_NODES + 1)],
+        port=port,
+        auth_provider=PlainTextAuthProvider(
+            os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
+        ),
+    )
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
