@@ -627,8 +627,14 @@ def node_states(via: int, ports: ClusterPorts | None = None) -> dict[str, str]:
     )
     if result.returncode != 0:
         raise ServiceError(f"nodetool status via node {via} failed: {result.stderr.strip()}")
+    return parse_ring_states(result.stdout)
+
+
+def parse_ring_states(status_output: str) -> dict[str, str]:
+    """``{address: state}`` from ``nodetool status`` output: the rows whose first field is a
+    status+state pair such as ``UN`` (up, normal) or ``DN`` (down, normal)."""
     states: dict[str, str] = {}
-    for line in result.stdout.splitlines():
+    for line in status_output.splitlines():
         fields = line.split()
         if len(fields) >= 2 and len(fields[0]) == 2 and fields[0][0] in "UD":
             states[fields[1]] = fields[0]

@@ -25,6 +25,7 @@ from test_production_stores import wait_for as wait_while_alive
 import hundi
 from children import Child, spawn
 from hundi.simulator.process import SimulatorProcess
+from hundi.stores.base import StoreError
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -91,8 +92,17 @@ def check_exact(summary: dict[str, Any], embedded: Path, url: str, stats: dict[s
         assert sorted(ids) == sorted(i for i in set(sent) if i <= max(ids)), symbol
 
 
-def trade_count(url: str) -> int:
-    return len(hundi.read(url, exchange="binance", channel="trades"))
+def trade_count(url: str, timeout_s: float = 120) -> int:
+    """Trades stored so far, read at LOCAL_QUORUM. Until the coordinators' failure detector
+    marks a killed node down (seconds), requests sent to it time out: retry until a deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return len(hundi.read(url, exchange="binance", channel="trades"))
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def collector_env(tmp: Path) -> dict[str, str]:
@@ -119,9 +129,9 @@ def test_kill_9_one_node_mid_collection_loses_and_duplicates_nothing(
                 180,
                 "first trades in both stores",
             )
+            down_from = trade_count(cluster_url)
             manage.kill_node(victim)
             killed = True
-            down_from = trade_count(cluster_url)
             keep_collecting(collector, 20)
             during = trade_count(cluster_url)  # read at LOCAL_QUORUM from the two left
             manage.restart_nodes([victim])
