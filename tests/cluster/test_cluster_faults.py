@@ -105,6 +105,17 @@ def trade_count(url: str, timeout_s: float = 120) -> int:
             time.sleep(1)
 
 
+def report(scenario: str, summary: dict[str, Any], **extra: int) -> None:
+    """The figures docs/cassandra-store.md quotes (shown with ``-s``)."""
+    stores = {
+        e["store"]: (e["records"], e["outages"], e["spooled_total"]) for e in summary["stores"]
+    }
+    print(
+        f"\n[cluster] {scenario}: records {summary['records']}, "
+        f"stores (records, outages, spooled) {stores}, {extra}"
+    )
+
+
 def collector_env(tmp: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -146,6 +157,7 @@ def test_kill_9_one_node_mid_collection_loses_and_duplicates_nothing(
                 manage.restart_nodes([victim])
     # QUORUM held with one node down: the collector went on writing into Cassandra
     assert during > down_from + 100, (down_from, during)
+    report("one node killed", summary, trades_during_outage=during - down_from)
     check_exact(summary, tmp_path / "data", cluster_url, stats)
 
 
@@ -184,4 +196,5 @@ def test_two_nodes_down_spools_and_drains_exactly_after_recovery(
                 manage.restart_nodes(killed)
     entry = next(e for e in summary["stores"] if e["store"].startswith("cassandra"))
     assert entry["outages"] >= 1 and entry["spooled_total"] > 0, entry
+    report("two nodes killed", summary)
     check_exact(summary, tmp_path / "data", cluster_url, stats)
