@@ -27,7 +27,8 @@ from children import Child, spawn
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import StoreError
 
-pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+# Node restarts and a spool drain on a loaded 2-core box take minutes: beyond the default 300 s.
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(900)]
 
 RATE = "300"  # frames/s per stream: real work for three nodes on 2 cores, not a flood
 
