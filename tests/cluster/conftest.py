@@ -63,14 +63,19 @@ def cluster_url(manage: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator
     keyspace = f"hundi_c{uuid.uuid4().hex[:12]}"
     yield f"cassandra://{hosts}/{keyspace}"
     from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import DCAwareRoundRobinPolicy
 
     cluster = Cluster(
         [manage.node_address(i) for i in range(1, CLUSTER_NODES + 1)],
         port=port,
+        protocol_version=5,
         auth_provider=PlainTextAuthProvider(
             os.environ["CASSANDRA_USER"], os.environ["CASSANDRA_PASSWORD"]
         ),
+        execution_profiles={
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy())
+        },
     )
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
