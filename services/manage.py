@@ -13,6 +13,13 @@ handshake succeeds; KairosDB: ``/api/v1/health/check`` answers 204). Logs go to
     python services/manage.py status
     python services/manage.py logs cassandra
     python services/manage.py nodetool <nodetool arguments>   (JMX on 127.0.0.1 only)
+    python services/manage.py cluster up|down|status|wipe [--nodes N]
+    python services/manage.py cluster kill|start <node>       (kill -9 / restart one node)
+
+``cluster`` runs N nodes of the same Cassandra on 127.0.0.1..N beside the single node (CQL
+``HUNDI_CLUSTER_CQL_PORT`` 9142, storage ``HUNDI_CLUSTER_STORAGE_PORT`` 7100, JMX
+``HUNDI_CLUSTER_JMX_PORT`` + node, heap ``HUNDI_CLUSTER_HEAP`` 768M; data in
+``.services/cluster``): docs/cassandra-store.md, "A local multi-node cluster".
 
 Ports: ``HUNDI_CASSANDRA_PORT`` (9042), ``HUNDI_CASSANDRA_STORAGE_PORT`` (7000),
 ``HUNDI_CASSANDRA_JMX_PORT`` (7199), ``HUNDI_KAIROSDB_PORT`` (8080). Heap sizes:

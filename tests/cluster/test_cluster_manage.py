@@ -4,6 +4,7 @@ input) and that the default run leaves the cluster tests out."""
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,16 @@ def test_the_default_run_deselects_the_cluster_tests_and_minus_m_cluster_selects
     selected = collected("-m", "cluster")
     assert "test_kill_9_one_node" in selected and "test_two_nodes_down" in selected
     assert "deselected" not in selected
+
+
+@pytest.mark.slow
+def test_under_minus_m_cluster_a_missing_cluster_fails_and_never_skips(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cluster",
+         "-k", "kill_9", "tests/cluster/test_cluster_faults.py"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "HUNDI_SERVICES_DIR": str(tmp_path)},  # no cluster was created here
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "1 error" in done.stdout and "skipped" not in done.stdout, done.stdout[-3000:]
+    assert "the local cluster has no nodes" in done.stdout and "make cluster-up N=3" in done.stdout
