@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -34,6 +34,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("cluster")]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Each phase's report on the item, so a fixture's teardown knows whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed_in_call(node: pytest.Item) -> bool:
+    report = getattr(node, "report_call", None)
+    return report is None or report.failed
+
+
 @pytest.fixture(scope="session")
 def manage() -> ModuleType:
     """``services/manage.py``, checked to have every node of the cluster up (UN)."""
@@ -52,9 +67,12 @@ def manage() -> ModuleType:
 
 
 @pytest.fixture
-def cluster_url(manage: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def cluster_url(
+    manage: ModuleType, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A fresh keyspace at RF=3 on all three nodes, written and read at LOCAL_QUORUM (this
-    process and the collectors it starts inherit the settings); dropped afterwards."""
+    process and the collectors it starts inherit the settings); dropped after a passing test,
+    kept after a failing one (the evidence: which rows Cassandra holds)."""
     replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {CLUSTER_NODES}}}"
     monkeypatch.setenv("CASSANDRA_REPLICATION", replication)
     monkeypatch.setenv("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM")
@@ -62,6 +80,9 @@ def cluster_url(manage: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Iterator
     hosts = ",".join(f"{manage.node_address(i)}:{port}" for i in range(1, CLUSTER_NODES + 1))
     keyspace = f"hundi_c{uuid.uuid4().hex[:12]}"
     yield f"cassandra://{hosts}/{keyspace}"
+    if failed_in_call(request.node):
+        print(f"\n[cluster] test failed: keyspace {keyspace} kept on the cluster")
+        return
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy

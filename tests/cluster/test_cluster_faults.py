@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pandas as pd
 import pytest
 from test_end_to_end import SYMBOLS, collect_args, normalized, sent_trade_ids, sim_stats
-from test_production_stores import COUNTED, assert_same_rows, stored_counts, trades_stored
+from test_production_stores import COUNTED, assert_same_rows, trades_stored
 from test_production_stores import wait_for as wait_while_alive
 
 import hundi
 from children import Child, spawn
+from hundi.records import RECORD_TYPES, Channel
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import StoreError
 
@@ -64,17 +67,72 @@ def stop_collector(collector: Child, tmp: Path) -> dict[str, Any]:
     return summary
 
 
-def check_exact(summary: dict[str, Any], embedded: Path, url: str, stats: dict[str, Any]) -> None:
+def cassandra_key(channel: Channel) -> list[str]:
+    """The columns of a row's Cassandra primary key (schema.py): partition (exchange, symbol,
+    day of ``ts``) and clustering (``ts``, then the record type's IDENTITY)."""
+    identity = [name for name in RECORD_TYPES[channel].IDENTITY if name not in ("exchange", "ts")]
+    return ["exchange", "symbol", "ts", *identity]
+
+
+def differing_rows(embedded: pd.DataFrame, cassandra: pd.DataFrame, channel: Channel) -> str:
+    """What tells a lost write from a key collision: embedded rows that share a Cassandra key
+    (Cassandra keeps one of them), and rows on one side only."""
+    key = cassandra_key(channel)
+    left, right = embedded.reset_index(), cassandra.reset_index()
+    for frame in (left, right):
+        for name in frame.columns:
+            if isinstance(frame[name].dtype, pd.CategoricalDtype):
+                frame[name] = frame[name].astype(str)
+    shared = left[left.duplicated(key, keep=False)]
+    merged = left.merge(right[key], on=key, how="outer", indicator=True)
+    only = merged[merged["_merge"] != "both"]
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        return (
+            f"{channel.value}: {len(left)} embedded rows, {len(right)} in Cassandra; "
+            f"{len(shared)} embedded rows share a Cassandra key:\n{shared.head(40)}\n"
+            f"{len(only)} rows on one side only (left_only: embedded only):\n{only.head(40)}"
+        )
+
+
+def keep_evidence(tmp: Path, url: str, report_text: str) -> Path:
+    """A failed run's embedded store, summary, spool and collector log, kept outside pytest's
+    rotating temporary folders (the keyspace is kept by the ``cluster_url`` fixture)."""
+    keyspace = url.rsplit("/", 1)[-1]
+    kept = Path(os.environ.get("HUNDI_CLUSTER_EVIDENCE", str(Path.cwd() / ".cluster-failures")))
+    kept = kept / keyspace
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in ("data", "spool", "summary.json"):
+        source = tmp / name
+        if source.is_dir():
+            shutil.copytree(source, kept / name, dirs_exist_ok=True)
+        elif source.exists():
+            shutil.copy2(source, kept / name)
+    (kept / "differences.txt").write_text(report_text)
+    return kept
+
+
+def check_exact(summary: dict[str, Any], tmp: Path, url: str, stats: dict[str, Any]) -> None:
     """Nothing lost, nothing duplicated: the accounting balances, Cassandra holds exactly the
-    embedded store's rows in every channel, and the trades are exactly the simulator's."""
+    embedded store's rows in every channel, and the trades are exactly the simulator's. On a
+    difference the rows that differ are printed and the evidence kept (``keep_evidence``)."""
+    embedded = tmp / "data"
     assert summary["balanced"] and summary["frames"]["received"] > 0
     for entry in summary["stores"]:
         assert entry["lost"] == {} and entry["spooled"] == {}, entry
-    counts = [stored_counts(str(embedded)), stored_counts(url)]
-    assert counts[0] == counts[1], counts
+    differences = []
     for channel in COUNTED:
-        assert counts[1][channel.value] == summary["records"][channel.value], channel
-        if counts[0][channel.value]:
+        mine = hundi.read(embedded, exchange="binance", channel=channel.value)
+        theirs = hundi.read(url, exchange="binance", channel=channel.value)
+        key = cassandra_key(channel)
+        collisions = mine.reset_index().duplicated(key).any()
+        if len(mine) != len(theirs) or len(mine) != summary["records"][channel.value] or collisions:
+            differences.append(differing_rows(mine, theirs, channel))
+    if differences:
+        text = f"summary records {summary['records']}\n" + "\n\n".join(differences)
+        kept = keep_evidence(tmp, url, text)
+        pytest.fail(f"Cassandra differs from the embedded store (evidence in {kept}):\n{text}")
+    for channel in COUNTED:
+        if summary["records"][channel.value]:
             assert_same_rows(
                 hundi.read(embedded, exchange="binance", channel=channel.value),
                 hundi.read(url, exchange="binance", channel=channel.value),
@@ -159,7 +217,7 @@ def test_kill_9_one_node_mid_collection_loses_and_duplicates_nothing(
     # QUORUM held with one node down: the collector went on writing into Cassandra
     assert during > down_from + 100, (down_from, during)
     report("one node killed", summary, trades_during_outage=during - down_from)
-    check_exact(summary, tmp_path / "data", cluster_url, stats)
+    check_exact(summary, tmp_path, cluster_url, stats)
 
 
 def test_two_nodes_down_spools_and_drains_exactly_after_recovery(
@@ -198,4 +256,4 @@ def test_two_nodes_down_spools_and_drains_exactly_after_recovery(
     entry = next(e for e in summary["stores"] if e["store"].startswith("cassandra"))
     assert entry["outages"] >= 1 and entry["spooled_total"] > 0, entry
     report("two nodes killed", summary)
-    check_exact(summary, tmp_path / "data", cluster_url, stats)
+    check_exact(summary, tmp_path, cluster_url, stats)
