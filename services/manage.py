@@ -159,15 +159,31 @@ def _pid_file(name: str) -> Path:
 
 
 def running_pid(name: str) -> int | None:
-    """The pid of our server if it is alive (a stale pid file is removed)."""
+    """The pid of our server if it is alive (a stale pid file is removed).
+
+    A pid file outliving its server (a reboot, a crash) may name a pid the system has since
+    given to another process: ``stop`` and ``cluster down`` would signal that process's whole
+    group. So the pid counts only while its command line names this server's runtime folder
+    (every server here is started with a path in it); where /proc is missing, the pid is
+    trusted as before."""
     path = _pid_file(name)
     try:
         pid = int(path.read_text().strip())
         os.kill(pid, 0)
+        if not _runs_from(pid, RUNTIME / name):
+            raise ProcessLookupError(pid)
     except (OSError, ValueError):
         path.unlink(missing_ok=True)
         return None
     return pid
+
+
+def _runs_from(pid: int, home: Path) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no procfs: cannot tell, trust the pid file
+    return f"{home}/".encode() in command
 
 
 def _spawn(name: str, command: list[str], cwd: Path) -> subprocess.Popen[bytes]:

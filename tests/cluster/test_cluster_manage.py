@@ -137,3 +137,26 @@ def test_a_cassandra_difference_names_the_colliding_and_the_missing_rows() -> No
     assert "3 embedded rows, 1 in Cassandra" in text
     assert "2 embedded rows share a Cassandra key" in text
     assert "1 rows on one side only" in text and "left_only" in text
+
+
+def test_a_pid_file_naming_another_live_process_is_stale_and_never_signalled(
+    tmp_path: Path,
+) -> None:
+    """After a reboot or crash a pid file may name a pid since reused by an unrelated process:
+    it must not count as our node (``cluster up`` would skip starting it, ``cluster down``
+    would SIGTERM that process's group)."""
+    manage = services()
+    manage.RUNTIME = tmp_path
+    name = manage.node_name(2)
+    (tmp_path / name).mkdir(parents=True)
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (tmp_path / name / "pid").write_text(f"{stranger.pid}\n")
+        assert manage.running_pid(name) is None
+        assert not (tmp_path / name / "pid").exists(), "the stale pid file is removed"
+        (tmp_path / name / "pid").write_text(f"{stranger.pid}\n")
+        manage.stop(name, timeout=1)
+        assert stranger.poll() is None, "an unrelated process was signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
