@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -149,6 +150,9 @@ def _render(template: Path, target: Path, values: dict[str, str]) -> None:
     text = template.read_text()
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
+    left = sorted(set(re.findall(r"@([A-Z_]+)@", template.read_text())) - set(values))
+    if left:  # the server would fail later with a YAML/HOCON parse error in its own log
+        raise ServiceError(f"{template}: no value for @{'@, @'.join(left)}@")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     target.chmod(0o600)

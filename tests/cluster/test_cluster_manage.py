@@ -160,3 +160,14 @@ def test_a_pid_file_naming_another_live_process_is_stale_and_never_signalled(
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_template_placeholder_without_a_value_fails_before_the_server_starts(
+    tmp_path: Path,
+) -> None:
+    manage = services()
+    template = tmp_path / "node.yaml"
+    template.write_text("listen_address: @ADDRESS@\n@COMMITLOG_SYNC@\n")
+    with pytest.raises(manage.ServiceError, match="no value for @COMMITLOG_SYNC@"):
+        manage._render(template, tmp_path / "out.yaml", {"ADDRESS": "127.0.0.2"})
+    assert not (tmp_path / "out.yaml").exists()
