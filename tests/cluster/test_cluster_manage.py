@@ -171,3 +171,20 @@ def test_a_template_placeholder_without_a_value_fails_before_the_server_starts(
     with pytest.raises(manage.ServiceError, match="no value for @COMMITLOG_SYNC@"):
         manage._render(template, tmp_path / "out.yaml", {"ADDRESS": "127.0.0.2"})
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_a_failed_runs_evidence_is_kept_outside_pytests_rotating_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_cluster_faults import keep_evidence
+
+    run = tmp_path / "run"
+    (run / "data" / "binance").mkdir(parents=True)
+    (run / "data" / "binance" / "part.parquet").write_bytes(b"rows")
+    (run / "summary.json").write_text("{}")
+    monkeypatch.setenv("HUNDI_CLUSTER_EVIDENCE", str(tmp_path / "kept"))
+    kept = keep_evidence(run, "cassandra://127.0.0.1:9142/hundi_cabc", "book: 4 rows differ")
+    assert kept == tmp_path / "kept" / "hundi_cabc"
+    assert (kept / "data" / "binance" / "part.parquet").read_bytes() == b"rows"
+    assert (kept / "summary.json").exists()
+    assert (kept / "differences.txt").read_text() == "book: 4 rows differ"
