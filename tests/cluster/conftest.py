@@ -68,7 +68,10 @@ def manage() -> ModuleType:
 
 @pytest.fixture
 def cluster_url(
-    manage: ModuleType, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    manage: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> Iterator[str]:
     """A fresh keyspace at RF=3 on all three nodes, written and read at LOCAL_QUORUM (this
     process and the collectors it starts inherit the settings); dropped after a passing test,
@@ -81,7 +84,11 @@ def cluster_url(
     keyspace = f"hundi_c{uuid.uuid4().hex[:12]}"
     yield f"cassandra://{hosts}/{keyspace}"
     if failed_in_call(request.node):
-        print(f"\n[cluster] test failed: keyspace {keyspace} kept on the cluster")
+        # whatever failed, the run's embedded store and summary outlive pytest's rotation
+        from test_cluster_faults import keep_evidence
+
+        kept = keep_evidence(tmp_path, f"cassandra://{hosts}/{keyspace}")
+        print(f"\n[cluster] test failed: keyspace {keyspace} kept on the cluster, files in {kept}")
         return
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile

@@ -95,7 +95,7 @@ def differing_rows(embedded: pd.DataFrame, cassandra: pd.DataFrame, channel: Cha
         )
 
 
-def keep_evidence(tmp: Path, url: str, report_text: str) -> Path:
+def keep_evidence(tmp: Path, url: str, report_text: str | None = None) -> Path:
     """A failed run's embedded store, summary, spool and collector log, kept outside pytest's
     rotating temporary folders (the keyspace is kept by the ``cluster_url`` fixture)."""
     keyspace = url.rsplit("/", 1)[-1]
@@ -108,7 +108,8 @@ def keep_evidence(tmp: Path, url: str, report_text: str) -> Path:
             shutil.copytree(source, kept / name, dirs_exist_ok=True)
         elif source.exists():
             shutil.copy2(source, kept / name)
-    (kept / "differences.txt").write_text(report_text)
+    if report_text is not None:
+        (kept / "differences.txt").write_text(report_text)
     return kept
 
 
