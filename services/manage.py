@@ -148,11 +148,11 @@ def _fetch_jars(name: str) -> Path:
 
 def _render(template: Path, target: Path, values: dict[str, str]) -> None:
     text = template.read_text()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    left = sorted(set(re.findall(r"@([A-Z_]+)@", template.read_text())) - set(values))
+    left = sorted(set(re.findall(r"@([A-Z_]+)@", text)) - set(values))
     if left:  # the server would fail later with a YAML/HOCON parse error in its own log
         raise ServiceError(f"{template}: no value for @{'@, @'.join(left)}@")
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     target.chmod(0o600)
@@ -519,8 +519,8 @@ MURMUR3_MIN = -(2**63)
 # A node acknowledges a write only once its commit log is fsynced (group commit, 15 ms window).
 # With Cassandra's default periodic sync (10 s) a node's commit log is replayed after a crash
 # only up to its last sync marker: a QUORUM write that two of three nodes acknowledged, and
-# that the third had not applied yet, is lost when those two are killed -9 together. The
-# two-nodes-down test lost 4 acknowledged book rows that way in one run of four.
+# that the third had not applied yet, is lost when those two are killed -9 together: the most
+# likely cause of the 4 acknowledged book rows one run of the two-nodes-down test lost.
 CLUSTER_COMMITLOG = "commitlog_sync: group\ncommitlog_sync_group_window: 15ms"
 
 
