@@ -116,6 +116,22 @@ services-status: ## Show whether Cassandra and KairosDB are up
 services-logs: ## Tail the servers' logs
 	$(BIN)/python services/manage.py logs
 
+# A local multi-node cluster beside the single node: 127.0.0.1..N, CQL 9142, storage 7100,
+# JMX 7301.. (services/manage.py; docs/cassandra-store.md "A local multi-node cluster").
+N ?= 3
+.PHONY: cluster-up cluster-down cluster-status test-cluster
+cluster-up: venv ## Start N (3) real Cassandra 5 nodes on 127.0.0.1..N, wait until all UN, RF=N
+	$(BIN)/python services/manage.py cluster up --nodes $(N)
+
+cluster-down: ## Stop the cluster's nodes (data kept; `services/manage.py cluster wipe` drops it)
+	$(BIN)/python services/manage.py cluster down
+
+cluster-status: ## Each cluster node's process, CQL port and nodetool ring state
+	$(BIN)/python services/manage.py cluster status
+
+test-cluster: venv ## Fault tests on the running cluster (kill -9 a node, two down): tests/cluster
+	$(BIN)/python -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
+
 clean: ## Remove the venv, caches and demo data
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis data logs build *.egg-info src/*.egg-info
 
