@@ -558,3 +558,22 @@ def test_an_idle_collectors_log_is_parted_by_age_without_new_data(tmp_path: Path
         assert [int(i) for i in pq.read_table(parts_of(tmp_path)[0])["trade_id"]] == [0, 1]
     finally:
         writer.close(deadline_s=30)
+
+
+def test_readers_resynchronize_past_a_damaged_header_of_a_dead_log_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before any writer recovers it, a dead run's log with a damaged entry header mid-log: the
+    sound entries after it are read (not silently dropped until a writer opens the store)."""
+    store = three_flushes(tmp_path)
+    (segment,) = segments_of(tmp_path)
+    entries, _ = wal.scan(segment)
+    data = bytearray(segment.read_bytes())
+    data[entries[1].offset - 20] ^= 0xFF  # inside the second entry's header
+    segment.write_bytes(bytes(data))
+    die(store)
+    with caplog.at_level(logging.WARNING, logger="hundi.stores"):
+        assert ids(tmp_path) == [*range(10), *range(20, 30)]
+        assert ids(tmp_path) == [*range(10), *range(20, 30)]
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 1, caplog.text
