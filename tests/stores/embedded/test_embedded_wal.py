@@ -21,7 +21,7 @@ from test_embedded_store import one_of_each, records_of, trade
 
 import hundi
 from children import spawn
-from hundi.records import Channel, from_arrow
+from hundi.records import Channel, from_arrow, to_arrow
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import StoreError
 from hundi.stores.embedded import EmbeddedStore, wal
@@ -517,9 +517,11 @@ def test_another_writers_recovery_cannot_take_a_segment_before_its_writer_locks_
 
 def test_a_compaction_never_merges_more_than_max_merge_bytes(tmp_path: Path) -> None:
     """Big parts (from big logs) are final: merging 16 of them would hold 16 x part_bytes of
-    Arrow in memory at once, far over the store's memory bound, for little gain."""
+    Arrow in memory at once, far over the store's memory bound, for little gain. The bound is
+    in Arrow bytes (what a merge holds), not the Parquet sizes (3x smaller here)."""
+    arrow = to_arrow(Channel.TRADES, [trade(i) for i in range(100)]).nbytes
     store = EmbeddedStore(
-        str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=0, max_merge_bytes=1000
+        str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=0, max_merge_bytes=arrow * 3 // 2
     )
     for flush in range(4):
         store.write({Channel.TRADES: [trade(flush * 100 + i) for i in range(100)]})
