@@ -21,7 +21,7 @@ from test_embedded_store import one_of_each, records_of, trade
 
 import hundi
 from children import spawn
-from hundi.records import Channel, from_arrow
+from hundi.records import Channel, from_arrow, to_arrow
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.base import StoreError
 from hundi.stores.embedded import EmbeddedStore, wal
@@ -517,9 +517,11 @@ def test_another_writers_recovery_cannot_take_a_segment_before_its_writer_locks_
 
 def test_a_compaction_never_merges_more_than_max_merge_bytes(tmp_path: Path) -> None:
     """Big parts (from big logs) are final: merging 16 of them would hold 16 x part_bytes of
-    Arrow in memory at once, far over the store's memory bound, for little gain."""
+    Arrow in memory at once, far over the store's memory bound, for little gain. The bound is
+    in Arrow bytes (what a merge holds), not the Parquet sizes (3x smaller here)."""
+    arrow = to_arrow(Channel.TRADES, [trade(i) for i in range(100)]).nbytes
     store = EmbeddedStore(
-        str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=0, max_merge_bytes=1000
+        str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=0, max_merge_bytes=arrow * 3 // 2
     )
     for flush in range(4):
         store.write({Channel.TRADES: [trade(flush * 100 + i) for i in range(100)]})
@@ -558,3 +560,89 @@ def test_an_idle_collectors_log_is_parted_by_age_without_new_data(tmp_path: Path
         assert [int(i) for i in pq.read_table(parts_of(tmp_path)[0])["trade_id"]] == [0, 1]
     finally:
         writer.close(deadline_s=30)
+
+
+def test_readers_resynchronize_past_a_damaged_header_of_a_dead_log_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before any writer recovers it, a dead run's log with a damaged entry header mid-log: the
+    sound entries after it are read (not silently dropped until a writer opens the store)."""
+    store = three_flushes(tmp_path)
+    (segment,) = segments_of(tmp_path)
+    entries, _ = wal.scan(segment)
+    data = bytearray(segment.read_bytes())
+    data[entries[1].offset - 20] ^= 0xFF  # inside the second entry's header
+    segment.write_bytes(bytes(data))
+    die(store)
+    with caplog.at_level(logging.WARNING, logger="hundi.stores"):
+        assert ids(tmp_path) == [*range(10), *range(20, 30)]
+        assert ids(tmp_path) == [*range(10), *range(20, 30)]
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 1, caplog.text
+
+
+def test_a_full_disk_while_parting_keeps_the_rows_in_the_log_once_and_parts_them_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ENOSPC on the second partition's part: the first stays parted, the rest stays in the
+    (still locked) log; readers see every row once; parting resumes when space returns, and a
+    kill -9 in between recovers without a duplicate."""
+    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    store.write({Channel.TRADES: [trade(0), trade(1, symbol="ETH-USDT")]})
+    store.flush()
+    real = EmbeddedStore._write_temp
+    calls: list[int] = []
+
+    def full_on_second(self: EmbeddedStore, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmbeddedStore, "_write_temp", full_on_second)
+    store.part_bytes = 0
+    store.write({Channel.TRADES: [trade(2), trade(3, symbol="ETH-USDT")]})
+    with caplog.at_level(logging.WARNING, logger="hundi.stores"):
+        store.flush()  # the flush itself succeeded (in the log): no error
+        store.flush()
+    assert sum("writing parts from the log failed" in r.getMessage() for r in caplog.records) == 1
+    assert len(parts_of(tmp_path)) == 1 and len(segments_of(tmp_path)) == 1
+    assert ids(tmp_path) == [0, 2] and ids(tmp_path, "ETH-USDT") == [1, 3]
+    assert wal.try_lock(segments_of(tmp_path)[0]) is None  # still the live writer's
+    die(store)  # kill -9 while the disk is still full
+    monkeypatch.undo()
+    EmbeddedStore(str(tmp_path)).close()
+    assert segments_of(tmp_path) == [] and len(parts_of(tmp_path)) == 2
+    assert ids(tmp_path) == [0, 2] and ids(tmp_path, "ETH-USDT") == [1, 3]
+
+
+class _Killed(BaseException):
+    """kill -9 in the middle of something (nothing after it runs but the OS closing files)."""
+
+
+def test_a_crash_during_recovery_itself_then_recovery_again_duplicates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    for flush in range(3):
+        store.write({Channel.TRADES: [trade(flush * 2), trade(flush * 2 + 1, symbol="ETH-USDT")]})
+        store.flush()
+    die(store)
+    real = EmbeddedStore._write_file
+    published: list[int] = []
+
+    def killed_after_first(self: EmbeddedStore, *args: Any, **kwargs: Any) -> Any:
+        if published:
+            raise _Killed
+        published.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmbeddedStore, "_write_file", killed_after_first)
+    with pytest.raises(_Killed):
+        EmbeddedStore(str(tmp_path))  # recovery publishes one partition's part, then dies
+    monkeypatch.undo()
+    assert len(parts_of(tmp_path)) == 1 and len(segments_of(tmp_path)) == 1
+    assert ids(tmp_path) == [0, 2, 4] and ids(tmp_path, "ETH-USDT") == [1, 3, 5]
+    EmbeddedStore(str(tmp_path)).close()
+    assert len(parts_of(tmp_path)) == 2 and segments_of(tmp_path) == []
+    assert ids(tmp_path) == [0, 2, 4] and ids(tmp_path, "ETH-USDT") == [1, 3, 5]

@@ -134,8 +134,8 @@ class EmbeddedStore(Store):
     Options: ``part_bytes`` (log bytes that make a flush write Parquet parts, default 32 MiB;
     0 writes parts at every flush), ``part_age_s`` (age of the oldest un-parted log entry that
     does, default 300), ``compact_fanout`` (parts per level before merging, default 16),
-    ``max_merge_bytes`` (decoded bytes a compaction may hold: parts bigger together are final,
-    default 32 MiB),
+    ``max_merge_bytes`` (Arrow bytes of rows a compaction may hold: parts bigger together are
+    final, default 32 MiB),
     ``grace_s`` (seconds before superseded files are deleted, default 30), ``max_pending_bytes``
     (Arrow bytes a failing flush may keep in memory before ``write`` refuses more, so the
     writer spools instead; default 64 MiB), ``fsync`` (default true), ``read_only`` (default
@@ -163,6 +163,8 @@ class EmbeddedStore(Store):
         # This run's live files per partition directory, by level (what compaction merges).
         self._own: dict[Path, dict[int, list[PartFile]]] = {}
         self._pending_deletes: list[tuple[float, list[Path]]] = []
+        # Arrow bytes of the rows of each part this instance wrote: what merging them holds
+        self._decoded: dict[Path, int] = {}
         self._made: set[Path] = set()  # partition directories known to exist
         # The open log segment: its fd (holding the lock), path, size, when its first entry
         # was appended, and its entries not yet in parts, by partition.
@@ -462,6 +464,7 @@ class EmbeddedStore(Store):
             raise
         if self.fsync:
             _fsync_dir(directory)
+        self._decoded[part.path] = table.nbytes
         return part
 
     def _write_temp(
@@ -504,9 +507,11 @@ class EmbeddedStore(Store):
         level = 0
         while len(levels.get(level, ())) >= self.compact_fanout:
             inputs = levels.pop(level)
-            if _decoded_bytes(inputs) > self.max_merge_bytes:
+            if sum(self._decoded.get(part.path, 0) for part in inputs) > self.max_merge_bytes:
                 # Merging them would hold all their rows in memory at once (16 parts of a
                 # 32 MiB log: 512 MiB) for little gain: parts this big are final.
+                for part in inputs:
+                    self._decoded.pop(part.path, None)
                 level += 1
                 continue
             try:
@@ -526,6 +531,8 @@ class EmbeddedStore(Store):
                 levels[level] = inputs  # the inputs are still live; retry at the next flush
                 raise StoreError(f"compacting {str(directory)!r} failed: {e}") from None
             levels.setdefault(level + 1, []).append(merged)
+            for part in inputs:
+                self._decoded.pop(part.path, None)
             self._pending_deletes.append(
                 (time.monotonic() + self.grace_s, [p.path for p in inputs])
             )
@@ -1014,19 +1021,6 @@ def _version(parts: Sequence[tuple[PartFile, int]], entries: Sequence[wal.Entry]
     pieces = [f"{part.path.name}:{size}" for part, size in parts]
     pieces += [f"{_entry_name(e)}:{e.rows}" for e in entries]
     return "|".join(pieces)
-
-
-def _decoded_bytes(parts: Sequence[PartFile]) -> int:
-    """The uncompressed size of parts' rows, from their footers (a part gone or unreadable
-    counts nothing: the merge skips it)."""
-    total = 0
-    for part in parts:
-        with contextlib.suppress(OSError, pa.ArrowException):
-            metadata = pq.read_metadata(part.path)
-            total += sum(
-                metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
-            )
-    return total
 
 
 def _rows(path: Path) -> int:

@@ -166,6 +166,7 @@ def _entry_at(data: mmap.mmap | bytes, at: int, size: int, run: str) -> Entry | 
 _SCANNED_MAX = 64
 # readers' scans: path → (inode, sound end offset, entries up to it); a segment only grows
 _scanned: dict[Path, tuple[int, int, list[Entry]]] = {}
+_warned: set[tuple[Path, int]] = set()  # damaged ranges readers warned about
 
 
 def entries_of(path: Path) -> list[Entry]:
@@ -187,7 +188,20 @@ def entries_of(path: Path) -> list[Entry]:
     while at < len(data):
         entry = _entry_at(data, at, len(data), run)
         if not isinstance(entry, Entry):
-            break  # being appended (or damaged: recovery reports it); the sound prefix counts
+            resume = _resync(data, at + 1, len(data), run)
+            if resume is None:
+                break  # being appended, or a torn tail: the sound prefix counts
+            # damaged mid-log (a sound entry follows): skip it, as recovery will, not silently
+            # everything after it
+            if (path, start + at) not in _warned:
+                _warned.add((path, start + at))
+                log.warning(
+                    "log %s: damaged bytes %d-%d (%s) skipped; the next open of the store for "
+                    "writing quarantines them",
+                    path, start + at, start + resume, entry,
+                )  # fmt: skip
+            at = resume
+            continue
         found.append(Entry(run, entry.key, entry.seq, entry.rows, start + entry.offset,
                            entry.length, entry.crc))  # fmt: skip
         at = entry.offset + entry.length
@@ -238,7 +252,7 @@ def scan(path: Path, *, verify: bool = True) -> tuple[list[Entry], list[Damage]]
     return entries, damage
 
 
-def _resync(data: mmap.mmap, start: int, size: int, run: str) -> int | None:
+def _resync(data: mmap.mmap | bytes, start: int, size: int, run: str) -> int | None:
     """The offset of the next entry whose header verifies, or None."""
     at = start
     while True:
