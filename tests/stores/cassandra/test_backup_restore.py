@@ -176,7 +176,8 @@ def test_bad_input_is_one_clear_line_and_a_failing_exit(
     fails(backup_sh("restore", shipped, other), 1, "create the schema first")
 
     damaged = next(shipped.glob("*/*-Data.db"))
-    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
+    data = damaged.read_bytes()  # flip the last byte: writing a 0 over a 0 damaged nothing
+    damaged.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     fails(backup_sh("restore", shipped, keyspace), 1, "is damaged")
     # no snapshot is left behind by the backups
     assert keyspace not in nodetool("listsnapshots")
