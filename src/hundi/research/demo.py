@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
-from hundi.query import read
+from hundi.query import NotStored, read
 from hundi.research._source import ResearchError
 from hundi.simulator.process import SimulatorProcess
 
@@ -87,9 +87,12 @@ def collect_simulated(
 
 def _overlap_s(store: Path, markets: tuple[str, ...]) -> float:
     """Seconds during which every market has stored trades (0 until each has some)."""
-    if not any(store.rglob("*.parquet")):
+    if not store.exists():
         return 0.0
-    trades = read(store, exchange="binance", channel="trades", fields=["symbol"])
+    try:  # flushed rows are in the store's log before any Parquet part is written
+        trades = read(store, exchange="binance", channel="trades", fields=["symbol"])
+    except NotStored:
+        return 0.0
     if trades.empty:
         return 0.0
     perpetual = trades["symbol"].astype(str).str.endswith("-PERP")
