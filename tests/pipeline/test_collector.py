@@ -13,6 +13,7 @@ from wsharness import Exchange, SeqVenue, assert_continuous, until
 
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionSettings
+from hundi.exchanges.base import BookStatus, RecordSink, RestRequest
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.records import Channel
 from hundi.stores.base import Store
@@ -183,3 +184,39 @@ async def test_stops_when_an_early_drain_is_due_at_the_same_moment(tmp_path: Pat
         await asyncio.gather(task, return_exceptions=True)
     assert done, "the collector did not stop"
     assert task.result()["stop_reason"] == "duration reached"
+
+
+class BookSyncingAtStop(SeqVenue):
+    """A venue whose one book syncs while the stop runs, as when the snapshot a gap asked for
+    is answered after the stop began; closing its socket resets the book."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.synced = False
+
+    def books(self) -> list[BookStatus]:
+        levels = 5 if self.synced else 0
+        return [BookStatus("X-USD", self.synced, levels, levels, 1.0, 2.0, 7)]
+
+    def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
+        self.synced = True  # the REST loop's last look, before the sockets finish closing
+        return None
+
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        super().on_close(conn_key, now_ns, out)
+        self.synced = False
+
+
+async def test_the_summary_gives_each_book_as_its_socket_left_it(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    """Not as the stop began: the store then holds a book that synced after that moment, and a
+    summary saying "unsynced" would contradict it. Nor as the closed socket reset it."""
+    venue = BookSyncingAtStop(exchange.url)
+    collector = Collector(
+        [venue], [EmbeddedStore(str(tmp_path))], settings=fast_settings(), client=PicowsClient()
+    )
+    summary = await collector.run(duration=0.5)
+    assert venue.closes == ["main"] and not venue.synced  # the close did reset it
+    [book] = summary["books"]
+    assert book["synced"] and book["bids"] == book["asks"] == 5, book

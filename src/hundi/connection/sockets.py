@@ -30,6 +30,7 @@ from hundi.accounting import Accounting
 from hundi.capture.events import CaptureKind
 from hundi.connection.client import CloseInfo, WsClient, WsConnectError, WsConnection
 from hundi.exchanges.base import (
+    BookStatus,
     FrameStatus,
     Opening,
     RecordSink,
@@ -197,6 +198,9 @@ class VenueSockets:
         self.on_capture_error = on_capture_error
         self.specs = protocol.connections()
         self.stats: dict[str, StreamStats] = {s.key: StreamStats(s.key, s.url) for s in self.specs}
+        # The books as the clean stop left them, each taken before its socket's close reset it
+        # (a snapshot may still land while the stop runs); None until a socket stops.
+        self.books_at_stop: dict[str, BookStatus] | None = None
         self._receive = protocol.receive
         self._since_check = 0
         self._check_every = self.settings.check_every_frames
@@ -408,6 +412,18 @@ class VenueSockets:
         self._capture(CaptureKind.CLOSE, now, key, data=detail.encode())
         self.protocol.on_close(key, now, self.sink)
 
+    def _keep_books_at_stop(self) -> None:
+        """Remember each book's last state before a closing socket resets it: the first stop
+        takes them all; a later one only keeps a book that synced meanwhile (the books of
+        sockets already closed read as reset by then, which was not their state)."""
+        kept = self.books_at_stop
+        if kept is None:
+            self.books_at_stop = {book.symbol: book for book in self.protocol.books()}
+            return
+        for book in self.protocol.books():
+            if book.symbol not in kept or book.synced:
+                kept[book.symbol] = book
+
     def _stopped(self, key: str, reason: str) -> None:
         """The socket was closed by a clean stop: the stream ends here by choice, so it stores a
         ``stopped`` event (and the venue's closing gaps become ``stopped``, see
@@ -419,6 +435,7 @@ class VenueSockets:
         self._capture(CaptureKind.CLOSE, now, key, data=detail.encode())
         events = self.sink.events
         events.append(stopped_event(self.protocol.exchange, key, now, detail))
+        self._keep_books_at_stop()
         mark = len(events)
         self.protocol.on_close(key, now, self.sink)
         events[mark:] = as_stopped(events[mark:], detail)

@@ -142,6 +142,7 @@ class Collector:
         self.failed = ""  # why the collector stopped itself (a store it gave up on)
         self.capture_error = ""  # why the raw capture stopped ("" while it works)
         self._last_books: list[tuple[str, BookStatus]] | None = None
+        self._books_at_begin: list[list[BookStatus]] | None = None
         # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
         self.invalid_symbols: dict[str, None] = {}
         # Exchange→local lag per drained batch, for /metrics; None (no cost) without metrics.
@@ -230,7 +231,12 @@ class Collector:
             if timer is not None:
                 timer.cancel()
             # The books as they were while running: closing a socket unsyncs its books.
-            self._last_books = self.books()
+            self._books_at_begin = [list(m.protocol.books()) for m in self.managers]
+            self._last_books = [
+                (m.protocol.exchange, b)
+                for m, books in zip(self.managers, self._books_at_begin, strict=True)
+                for b in books
+            ]
             drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await drainer
@@ -427,7 +433,7 @@ class Collector:
     def books_at_stop(self) -> list[tuple[str, BookStatus]] | None:
         """The books as they were when the stop began, before the closing sockets reset them
         (what a final status screen shows); None while running."""
-        return self._last_books
+        return None if self._books_at_begin is None else self._final_books()
 
     @property
     def stopping(self) -> bool:
@@ -489,11 +495,25 @@ class Collector:
                     "bids": book.bids,
                     "asks": book.asks,
                 }
-                for exchange, book in (
-                    self._last_books if self._last_books is not None else self.books()
-                )
+                for exchange, book in self._final_books()
             ],
         )
+
+    def _final_books(self) -> list[tuple[str, BookStatus]]:
+        """The books as the run ended: for each venue, as its sockets left them when they
+        closed (a snapshot can still be applied while the stop runs, and its ``synced`` event
+        is stored), else as they were when the stop began, else live."""
+        if self._books_at_begin is None:
+            return self.books()
+        books: list[tuple[str, BookStatus]] = []
+        for manager, began in zip(self.managers, self._books_at_begin, strict=True):
+            exchange = manager.protocol.exchange
+            at_close = manager.books_at_stop
+            if at_close is None:
+                books.extend((exchange, book) for book in began)
+            else:
+                books.extend((exchange, at_close.get(b.symbol, b)) for b in began)
+        return books
 
     def _series_summary(self, run_s: float) -> dict[str, Any] | None:
         if self.series is None or self.series_engine is None:
