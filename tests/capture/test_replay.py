@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 import hundi
-from hundi.capture.cli import replay, run_replay
-from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.capture.cli import replay, replay_problems, run_replay
+from hundi.capture.events import NO_ANSWER_AT_STOP, NO_ANSWER_DETAIL, CaptureEvent, CaptureKind
 from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
 from hundi.capture.writer import RawCaptureWriter, venue_header
@@ -56,7 +56,9 @@ def test_replay_recordings_spot_and_usdm(tmp_path: Path, recordings_dir: Path) -
         assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]
         assert frames["received"] > 200
         # the four depth snapshots and the exchangeInfo of NAME.0, nothing left over
-        assert summary["replay"]["rest"] == {"answered": 5, "unanswered": 0, "unused": 0}
+        assert summary["replay"]["rest"] == {
+            "answered": 5, "unanswered": 0, "unused": 0, "stopped": 0
+        }  # fmt: skip
         assert all(book["synced"] for book in summary["books"])
         for channel in (Channel.TRADES, Channel.BBO, Channel.BOOK, Channel.CANDLES):
             assert summary["records"][channel.value] > 0
@@ -113,6 +115,31 @@ def test_unanswered_snapshot_leaves_book_unsynced_and_rejects_are_quarantined(
     (line,) = quarantine.read_text().splitlines()
     assert json.loads(line)["data"] == "{nope"
     assert summary["balanced"] is True
+
+
+def test_a_request_the_live_run_stopped_before_its_answer_stays_unanswered_as_live(
+    tmp_path: Path, recordings_dir: Path
+) -> None:
+    """The live collector cancels a REST request still in flight when it stops and records
+    that it got no answer: the replay leaves it unanswered too, and that is no infidelity
+    (it used to say INCOMPLETE, exit 1, for a faithful capture)."""
+    files = sorted(recordings_dir.glob("BINANCE.*"))
+    config = infer_config(files, "binance", None)
+    (spec,) = venue_factory("binance")(config).connections()
+    with RawCaptureWriter(tmp_path / "raw", venues=[venue_header("binance", config)]) as writer:
+        for e in read_capture(files):
+            conn = spec.key if e.kind is not CaptureKind.REST else "rest"
+            if e.kind is CaptureKind.REST and "symbol=LRCBTC" in e.url:
+                e = CaptureEvent(e.kind, e.ts, e.conn, e.url, NO_ANSWER_DETAIL, NO_ANSWER_AT_STOP)
+            writer.record(e.kind, e.ts, conn, e.url, e.data, e.status)
+    summary = run_replay([tmp_path / "raw"], [str(tmp_path / "s")])
+    books = {book["symbol"]: book for book in summary["books"]}
+    assert books["LRC-BTC"]["synced"] is False  # the marker is no snapshot
+    assert books["NKN-USDT"]["synced"] is True
+    assert summary["replay"]["rest"] == {
+        "answered": 4, "unanswered": 0, "unused": 0, "stopped": 1
+    }  # fmt: skip
+    assert replay_problems(summary) == []
 
 
 def test_replay_errors_are_one_line(tmp_path: Path) -> None:

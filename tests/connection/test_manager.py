@@ -16,6 +16,7 @@ from aiohttp import web
 from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
 from hundi.accounting import Accounting
+from hundi.capture.events import NO_ANSWER_AT_STOP, NO_ANSWER_DETAIL, CaptureKind
 from hundi.connection.client import AiohttpClient, PicowsClient, WsClient, WsConnectError
 from hundi.connection.manager import ConnectionManager, ConnectionSettings
 from hundi.exchanges.base import RecordSink, RestRequest
@@ -55,15 +56,28 @@ class Running:
         self.sink = RecordSink()
         self.accounting = Accounting()
         self.quarantined: list[tuple[str, str, bytes]] = []
+        self.captured: list[tuple[CaptureKind, str, str, bytes | str, int]] = []
         self.manager = ConnectionManager(
             venue,
             self.sink,
             self.accounting,
             client,
             settings=config,
+            capture=self._capture,
             quarantine=lambda ts, conn, reason, data: self.quarantined.append((conn, reason, data)),
         )
         self.task = asyncio.create_task(self.manager.run())
+
+    def _capture(
+        self,
+        kind: CaptureKind,
+        ts_ns: int,
+        conn: str,
+        url: str = "",
+        data: bytes | str = b"",
+        status: int = 0,
+    ) -> None:
+        self.captured.append((kind, conn, url, data, status))
 
     async def until(self, condition: Callable[[], bool], within: float = 5.0) -> None:
         """``until``, failing at once if the manager ended instead."""
@@ -405,3 +419,6 @@ async def test_what_is_still_owed_after_the_bound_is_handed_back(exchange: Excha
         never.set()
     # no answer, not even the 599 a REST timeout (10 s) would give: finish_owed_s bounded it
     assert venue.asked and venue.responses == [] and len(venue.abandoned) == 1
+    # the capture says the stop came before the answer, so a replay knows it was not lost
+    rest = [c for c in run.captured if c[0] is CaptureKind.REST]
+    assert rest == [(CaptureKind.REST, "owed", url, NO_ANSWER_DETAIL, NO_ANSWER_AT_STOP)]

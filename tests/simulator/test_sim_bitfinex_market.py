@@ -243,7 +243,8 @@ def test_trades_withheld_during_drops_are_fetched_back_and_the_capture_replays_t
         [*HUNDI, "replay", str(tmp_path / "raw"), "--dry-run"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    said = done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == 0 and "Traceback" not in done.stderr, said
     parsed = next(line for line in done.stdout.splitlines() if line.startswith("records parsed"))
     counts = dict(item.split("=") for item in parsed.removeprefix("records parsed: ").split(", "))
     for channel in ("trades", "book", "bbo", "ticker", "candles"):

@@ -19,6 +19,14 @@ class CaptureKind(enum.StrEnum):
     CLOSE = "close"  # the connection closed (``data`` = reason)
 
 
+# The ``status`` of a REST event that records no answer: the collector asked, then stopped
+# before the answer came (the request was cancelled). A replay leaves that request unanswered,
+# as it was live, instead of calling the capture incomplete. Real answers have an HTTP status
+# (or 599 for a transport failure), never 0.
+NO_ANSWER_AT_STOP = 0
+NO_ANSWER_DETAIL = b"no answer: the collector stopped before it came"
+
+
 class CaptureEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     kind: CaptureKind
     ts: int  # local receive (or send) time, ns UTC

@@ -5,7 +5,9 @@ The replay plays the collector's I/O role with recorded I/O: OPEN → ``on_open`
 capture's clock, first at the time of the first event, as a collector asks when it starts:
 e.g. a venue's instrument list) is answered with the first captured REST response for the
 same URL path and ``symbol`` received at or after the request. A request nobody answered in
-the capture stays unanswered, exactly as it was live (the book stays unsynced).
+the capture stays unanswered, exactly as it was live (the book stays unsynced); one the live
+run stopped before its answer came is recorded as such (``NO_ANSWER_AT_STOP``) and stays
+unanswered without making the replay incomplete.
 
 Connections are matched by key (our captures) or, for foreign recordings whose single socket
 may carry streams the protocol spreads over several connections, by URL: a captured connection
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from hundi.accounting import Accounting
-from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.capture.events import NO_ANSWER_AT_STOP, CaptureEvent, CaptureKind
 from hundi.capture.quarantine import Quarantine
 from hundi.exchanges.base import (
     FrameStatus,
@@ -49,6 +51,7 @@ class ReplayStats:
     rest_answered: int = 0
     rest_unanswered: int = 0  # requests the capture holds no response for
     rest_unused: int = 0  # captured responses nobody asked for
+    rest_stopped: int = 0  # requests the live run stopped before any answer came (as live)
     first_ts: int | None = None
     last_ts: int | None = None
     skipped: int = 0  # events of connections this protocol does not own
@@ -70,6 +73,7 @@ class ReplayStats:
                 "answered": self.rest_answered,
                 "unanswered": self.rest_unanswered,
                 "unused": self.rest_unused,
+                "stopped": self.rest_stopped,
             },
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
@@ -224,11 +228,15 @@ class _Replayer:
         for index, (asked_ns, request, wanted) in enumerate(self.pending):
             if wanted == key and asked_ns <= event.ts:
                 del self.pending[index]
+                if event.status == NO_ANSWER_AT_STOP:  # live got none either: it stays so
+                    self.stats.rest_stopped += 1
+                    return
                 response = RestResponse(status=event.status or 200, body=event.data)
                 self.protocol.receive_response(request, response, event.ts, self.out)
                 self.stats.rest_answered += 1
                 return
-        self.stats.rest_unused += 1
+        if event.status != NO_ANSWER_AT_STOP:
+            self.stats.rest_unused += 1
 
     def emit(self) -> None:
         batch = self.out.drain()

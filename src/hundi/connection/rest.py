@@ -15,7 +15,7 @@ import time
 
 import aiohttp
 
-from hundi.capture.events import CaptureKind
+from hundi.capture.events import NO_ANSWER_AT_STOP, NO_ANSWER_DETAIL, CaptureKind
 from hundi.connection.client import connect_failure, describe_error, host_port
 from hundi.connection.sockets import CaptureHook, ConnectionSettings
 from hundi.exchanges.base import RecordSink, RestRequest, RestResponse, VenueProtocol
@@ -104,6 +104,23 @@ class RestLoop:
         self.protocol.abandon(time.time_ns(), self.sink)
 
     async def _fetch(
+        self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest
+    ) -> None:
+        try:
+            await self._fetch_and_deliver(session, limit, request)
+        except asyncio.CancelledError:  # the stop came first: the capture says so (replay)
+            if not request.private:
+                self.capture(
+                    CaptureKind.REST,
+                    time.time_ns(),
+                    request.key,
+                    url=request.url,
+                    data=NO_ANSWER_DETAIL,
+                    status=NO_ANSWER_AT_STOP,
+                )
+            raise
+
+    async def _fetch_and_deliver(
         self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest
     ) -> None:
         async with limit:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from hundi.capture.events import CaptureEvent, CaptureKind
+from hundi.capture.events import NO_ANSWER_AT_STOP, CaptureEvent, CaptureKind
 from hundi.capture.reader import read_capture
 from hundi.simulator.binance.fanout import ClientConnection, FanOut
 from hundi.simulator.wire import ws_frame
@@ -92,7 +92,7 @@ class ReplayData:
         for event in read_capture([Path(p) for p in paths]):
             if event.kind is CaptureKind.RECV:
                 data.frames.append(to_frame(event))
-            elif event.kind is CaptureKind.REST:
+            elif event.kind is CaptureKind.REST and event.status != NO_ANSWER_AT_STOP:
                 data.rest.setdefault(_rest_key(event.url), []).append(
                     (event.status or 200, event.data)
                 )
