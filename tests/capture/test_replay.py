@@ -14,13 +14,16 @@ import pytest
 from click.testing import CliRunner
 
 import hundi
+from hundi.accounting import Accounting
 from hundi.capture.cli import replay, replay_problems, run_replay
 from hundi.capture.events import NO_ANSWER_AT_STOP, NO_ANSWER_DETAIL, CaptureEvent, CaptureKind
 from hundi.capture.infer import infer_config
 from hundi.capture.reader import read_capture
+from hundi.capture.replay import replay_events
 from hundi.capture.writer import RawCaptureWriter, venue_header
 from hundi.exchanges import venue_factory
-from hundi.records import Channel, EventKind, from_arrow
+from hundi.exchanges.base import FrameStatus, RecordSink, RestRequest, StreamSpec, VenueProtocol
+from hundi.records import STOP_DETAIL, Channel, EventKind, from_arrow
 from stored import read_channel
 
 SUMMARY_KEYS = {"frames", "records", "gaps", "resyncs", "reconnects"}
@@ -140,6 +143,47 @@ def test_a_request_the_live_run_stopped_before_its_answer_stays_unanswered_as_li
         "answered": 4, "unanswered": 0, "unused": 0, "stopped": 1
     }  # fmt: skip
     assert replay_problems(summary) == []
+
+
+class AsksAfterEachClose(VenueProtocol):
+    """Wants one REST call after every close of its socket (a venue fetching back what a
+    drop may have hidden)."""
+
+    exchange = "testex"
+
+    def __init__(self) -> None:
+        self.owed = 0
+
+    def connections(self) -> list[StreamSpec]:
+        return [StreamSpec(key="main", url="ws://venue/ws")]
+
+    def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        return FrameStatus.FILTERED
+
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        self.owed += 1
+
+    def due_requests(self, now_ns: int) -> list[RestRequest]:
+        owed, self.owed = self.owed, 0
+        return [RestRequest(key="X", url="http://venue/trades?symbol=X")] * owed
+
+
+def test_the_replay_asks_nothing_new_after_a_captured_clean_stop() -> None:
+    """Live, the REST loop asks the venue for new calls only until the stop begins; a replay
+    that kept asking after the captured clean stop found "unanswered" requests the live run
+    never made, and called a faithful capture incomplete. A drop before the stop is asked."""
+    url = "ws://venue/ws"
+    events = [
+        CaptureEvent(CaptureKind.OPEN, 1, "main", url),
+        CaptureEvent(CaptureKind.RECV, 2, "main", data=b"{}"),
+        CaptureEvent(CaptureKind.CLOSE, 3, "main", data=b"connection lost"),
+        CaptureEvent(CaptureKind.REST, 4, "rest", "http://venue/trades?symbol=X", b"[]", 200),
+        CaptureEvent(CaptureKind.OPEN, 5, "main", url),
+        CaptureEvent(CaptureKind.CLOSE, 6, "main", data=f"{STOP_DETAIL}: done".encode()),
+    ]
+    venue = AsksAfterEachClose()
+    stats = replay_events(events, venue, lambda batch: None, Accounting())
+    assert (stats.rest_answered, stats.rest_unanswered, stats.rest_unused) == (1, 0, 0)
 
 
 def test_replay_errors_are_one_line(tmp_path: Path) -> None:

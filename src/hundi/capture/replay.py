@@ -134,6 +134,9 @@ class _Replayer:
         self.pending: list[tuple[int, RestRequest, tuple[str, str]]] = []
         self.opened: set[str] = set()
         self.stats = ReplayStats()
+        # A clean stop was captured: live, nothing asks the venue for new REST calls after it
+        # (only what is owed is finished), so neither does the replay.
+        self.stopping = False
 
     def run(self, events: Iterable[CaptureEvent]) -> ReplayStats:
         progress = self.progress
@@ -160,6 +163,8 @@ class _Replayer:
                 break
 
     def ask(self, now_ns: int) -> bool:
+        if self.stopping:
+            return False
         requests = self.protocol.due_requests(now_ns)
         for request in requests:
             self.pending.append((now_ns, request, request_key(request.url)))
@@ -202,6 +207,7 @@ class _Replayer:
         stored then: ``stopped`` events, not the venue's gap and resync."""
         detail = event.data.decode("utf-8", "replace") if event.data else ""
         stopped = detail.startswith(STOP_DETAIL)
+        self.stopping |= stopped
         events = self.out.events
         for key in self.connections.resolve(event.conn, event.url):
             if not stopped:
