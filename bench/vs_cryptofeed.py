@@ -24,6 +24,11 @@ Measured per run, on the client process only (psutil: user + system CPU of all i
   it received (the whole replay);
 - ``frames/s`` over the same window; peak RSS over the whole process life.
 
+What hundi+store's window does not hold: its embedded store writes Parquet parts from its log
+every 32 MiB or 5 minutes and at the stop, outside a paced window and after the max window's last
+frame. The figure is the collector's running cost; the store's full cost per frame, parting
+included, is ``bench/store_cpu.py``'s.
+
 Medians over the rounds, ratios hundi+store / cryptofeed (every rate) and hundi+store / bare
 (max), and PASS/FAIL for the targets of issue 16. This is a measurement, not a test: it exits
 0 whatever the targets say, non-zero only when a contender could not be run or hundi's own
