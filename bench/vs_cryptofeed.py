@@ -24,6 +24,13 @@ Measured per run, on the client process only (psutil: user + system CPU of all i
   it received (the whole replay);
 - ``frames/s`` over the same window; peak RSS over the whole process life.
 
+What hundi+store's window does not hold: its embedded store writes Parquet parts from its log
+every 32 MiB or 5 minutes and at the stop, outside a paced window and after the max window's last
+frame. The figure is the collector's running cost; the CPU each hundi client spends stopping is
+recorded per run (``stop_cpu_s``: for hundi+store it includes parting the whole run's log, so
+hundi+store less hundi nostore bounds that deferred cost), and the store's full cost per frame,
+parting included, is ``bench/store_cpu.py``'s.
+
 Medians over the rounds, ratios hundi+store / cryptofeed (every rate) and hundi+store / bare
 (max), and PASS/FAIL for the targets of issue 16. This is a measurement, not a test: it exits
 0 whatever the targets say, non-zero only when a contender could not be run or hundi's own
@@ -189,8 +196,11 @@ def run_one(
             time.sleep(window_s)
             t1, sent1 = time.time_ns(), _sent(sim, launched_ns)
             frames = sent1 - sent0
-            proc.send_signal(signal.SIGTERM if contender.startswith("hundi") else signal.SIGKILL)
-            proc.wait(timeout=120)
+            if contender.startswith("hundi"):
+                result["stop_cpu_s"] = _stop_cpu(proc, sampler)
+            else:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=120)
         else:
             # the whole replay: the client's own count and last frame time
             opened = min(c["opened_ns"] for c in connections_since(sim, launched_ns))
@@ -198,8 +208,7 @@ def run_one(
                 _wait(lambda: _sent(sim, launched_ns) >= replay_frames, 300, "replay not sent")
                 summary_path = tmp / f"summary-{name}.json"
                 _wait(lambda: _hundi_idle(sampler), 600, "collector never went idle")
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=120)
+                result["stop_cpu_s"] = _stop_cpu(proc, sampler)
                 summary = json.loads(summary_path.read_text())
                 frames = summary["frames"]["received"]
                 t1 = max(s["last_frame_ns"] for s in summary["streams"].values())
@@ -231,6 +240,24 @@ def run_one(
         rest_requests=sim_stats(sim)["rest_requests"] - rest_before,
     )
     return result
+
+
+def _stop_cpu(proc: subprocess.Popen[bytes], sampler: Sampler) -> float:
+    """SIGTERM a hundi client and return the CPU it spent stopping (closing its sockets, the
+    final flush, and, for the embedded store, writing Parquet parts from its log for the whole
+    run): its total CPU at exit (``wait4``'s rusage) less the CPU last sampled before the
+    signal. Outside every measured window; hundi+store less hundi nostore is the store's share."""
+    before = sampler.cpu()
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return round(usage.ru_utime + usage.ru_stime - before, 3)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the client did not stop within 120 s of SIGTERM")
+        time.sleep(0.05)
 
 
 def _hundi_idle(sampler: Sampler) -> bool:
@@ -362,6 +389,20 @@ def print_tables(
         console.print(f"{mark}[/] {check['target']}: {check['value']}")
 
 
+def print_stop_costs(runs: list[dict[str, Any]], rates: list[str]) -> None:
+    """The hundi clients' CPU spent stopping, per frame of the whole run (median over rounds):
+    hundi+store's includes writing Parquet parts from its log, which no window holds."""
+    for rate in rates:
+        cells = []
+        for contender in ("hundi+store", "hundi nostore"):
+            mine = [r for r in runs if r["rate"] == rate and r["contender"] == contender]
+            per_frame = [1e6 * r["stop_cpu_s"] / r["received"] for r in mine if r.get("received")]
+            if per_frame:
+                cells.append(f"{contender} {statistics.median(per_frame):.1f} µs")
+        if cells:
+            console.print(f"stop CPU per frame of the run, {rate}: " + ", ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -404,6 +445,7 @@ def main() -> None:
         if args.baseline:
             _export(args.baseline, tmp / "baseline")
         replay: list[Path] = []
+        args.replay_sent = 0  # paced rates only: no replay (``--rates`` without max)
         if "max" in rates:
             console.log(f"replay: generating {args.replay_frames:,} spot frames")
             gen = generate(BinanceVariant.SPOT, SYMBOLS, args.replay_frames)
@@ -416,6 +458,7 @@ def main() -> None:
     table = medians(runs, rates, contenders)
     checks = verdicts(table)
     print_tables(table, checks, contenders)
+    print_stop_costs(runs, rates)
     unbalanced = [f"round {r['round'] + 1} {r['rate']} {r['contender']}" for r in runs
                   if r["contender"].startswith("hundi") and not r["balanced"]]  # fmt: skip
     results = {

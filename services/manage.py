@@ -167,9 +167,9 @@ def running_pid(name: str) -> int | None:
 
     A pid file outliving its server (a reboot, a crash) may name a pid the system has since
     given to another process: ``stop`` and ``cluster down`` would signal that process's whole
-    group. So the pid counts only while its command line names this server's runtime folder
-    (every server here is started with a path in it); where /proc is missing, the pid is
-    trusted as before."""
+    group. So the pid counts only while the process runs in this server's runtime folder (every
+    server here is started there) and its command line names that folder; where /proc is
+    missing, the pid is trusted as before."""
     path = _pid_file(name)
     try:
         pid = int(path.read_text().strip())
@@ -183,11 +183,17 @@ def running_pid(name: str) -> int | None:
 
 
 def _runs_from(pid: int, home: Path) -> bool:
+    """Whether ``pid`` is a server started in ``home``: its working directory is in ``home``,
+    not only its command line naming it (every cluster node's class path names the single
+    node's jars, ``.services/cassandra/lib``)."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
     except FileNotFoundError:
         return not Path("/proc/self").exists()  # no procfs: cannot tell, trust the pid file
-    return f"{home}/".encode() in command
+    except OSError:  # not ours to inspect (another user's process): not our server
+        return False
+    return f"{home}/".encode() in command and cwd.is_relative_to(home.resolve())
 
 
 def _spawn(name: str, command: list[str], cwd: Path) -> subprocess.Popen[bytes]:

@@ -214,10 +214,7 @@ def setup_logging(
     stdout instead (one stream, each line once). ``log_format`` ``"json"``: file and console
     lines are JSON objects; the recent lines (the live screen's log pane) stay text.
     """
-    if log_format not in LOG_FORMATS:
-        raise ConfigError(f"HUNDI_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
-    if stream not in LOG_STREAMS:
-        raise ConfigError(f"HUNDI_LOG_STREAM must be 'stderr' or 'stdout', got {stream!r}")
+    _check_log_settings(stream, log_format)
     as_json = log_format == "json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,13 +227,7 @@ def setup_logging(
     recent = RecentLines(max_lines)
     targets: list[logging.Handler] = [file_handler, recent]
     if console:
-        to_stdout = stream == "stdout"
-        console_handler = logging.StreamHandler(sys.stdout if to_stdout else sys.stderr)
-        console_handler.setLevel(level if to_stdout else logging.WARNING)
-        console_handler.setFormatter(
-            JsonFormatter() if as_json else _OneLine(SHORT_FORMAT, "%H:%M:%S")
-        )
-        targets.append(console_handler)
+        targets.append(_console_handler(stream, log_format, level))
     bounded: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=queue_max_size)
     handler = DroppingQueueHandler(bounded)
     listener = _Listener(bounded, *targets, respect_handler_level=True)
@@ -260,21 +251,32 @@ def console_logging(*, stream: str, log_format: str, level: int = logging.INFO) 
     ``hundi collect`` does; else warnings and errors go to stderr. One line each, JSON with
     ``log_format="json"``. Written directly, not through a queue: such a process logs a few
     lines (start, failures), not a line per message. Returns the handler installed."""
+    _check_log_settings(stream, log_format)
+    handler = _console_handler(stream, log_format, level)
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level if name == "hundi" else logging.WARNING)
+        logger.propagate = False
+    return handler
+
+
+def _check_log_settings(stream: str, log_format: str) -> None:
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"HUNDI_LOG_FORMAT must be 'text' or 'json', got {log_format!r}")
     if stream not in LOG_STREAMS:
         raise ConfigError(f"HUNDI_LOG_STREAM must be 'stderr' or 'stdout', got {stream!r}")
+
+
+def _console_handler(stream: str, log_format: str, level: int) -> logging.Handler:
+    """One line per record: every line at ``level`` to stdout, or warnings and errors to
+    stderr; JSON with ``log_format="json"``."""
     to_stdout = stream == "stdout"
     handler = logging.StreamHandler(sys.stdout if to_stdout else sys.stderr)
     handler.setLevel(level if to_stdout else logging.WARNING)
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else _OneLine(SHORT_FORMAT, "%H:%M:%S")
     )
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(level if name == "hundi" else logging.WARNING)
-        logger.propagate = False
     return handler
 
 

@@ -44,7 +44,7 @@ def test_json_lines_on_stdout(tmp_path: Path) -> None:
     assert first["message"].startswith("hundi serve:")
 
 
-def test_stdout_stays_empty_by_default(tmp_path: Path) -> None:
+def test_stdout_stays_empty_with_the_stderr_stream_the_default(tmp_path: Path) -> None:
     with serve(str(tmp_path), tmp_path, env={"HUNDI_LOG_STREAM": "stderr"}) as api:
         assert "hundi serve:" in text_when(api.process.stderr_text, "hundi serve:")
         assert api.process.stdout_text() == ""

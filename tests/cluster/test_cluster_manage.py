@@ -7,6 +7,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,33 @@ def test_a_failed_runs_evidence_is_kept_outside_pytests_rotating_folders(
     assert (kept / "data" / "binance" / "part.parquet").read_bytes() == b"rows"
     assert (kept / "summary.json").exists()
     assert (kept / "differences.txt").read_text() == "book: 4 rows differ"
+
+
+def test_a_cluster_node_is_never_taken_for_the_single_node(tmp_path: Path) -> None:
+    """A cluster node's command line names the single node's jars (``cassandra/lib``): a stale
+    single-node pid file whose pid a cluster node now holds must not count as the single node
+    (``down`` would SIGTERM that node's group)."""
+    manage = services()
+    manage.RUNTIME = tmp_path
+    single = tmp_path / "cassandra"
+    node = tmp_path / manage.node_name(1)
+    for folder in (single / "lib", node):
+        folder.mkdir(parents=True)
+    sleep = "import time; time.sleep(60)"
+    jars = f"{node / 'conf'}:{single / 'lib'}/*"  # as _cassandra_command builds the class path
+    cluster_node = subprocess.Popen([sys.executable, "-c", sleep, jars], cwd=node)
+    ours = subprocess.Popen([sys.executable, "-c", sleep, f"{single / 'conf'}:{jars}"], cwd=single)
+    try:
+        for child in (cluster_node, ours):  # /proc shows an empty command line during exec
+            deadline = time.monotonic() + 30
+            while not Path(f"/proc/{child.pid}/cmdline").read_bytes():
+                assert time.monotonic() < deadline, "the child never showed its command line"
+                time.sleep(0.01)
+        (single / "pid").write_text(f"{cluster_node.pid}\n")
+        assert manage.running_pid("cassandra") is None
+        (single / "pid").write_text(f"{ours.pid}\n")
+        assert manage.running_pid("cassandra") == ours.pid  # the real single node still counts
+    finally:
+        for child in (cluster_node, ours):
+            child.kill()
+            child.wait()

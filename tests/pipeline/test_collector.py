@@ -220,3 +220,37 @@ async def test_the_summary_gives_each_book_as_its_socket_left_it(
     assert venue.closes == ["main"] and not venue.synced  # the close did reset it
     [book] = summary["books"]
     assert book["synced"] and book["bids"] == book["asks"] == 5, book
+
+
+class TwoBooksOfOneSymbol(SeqVenue):
+    """A venue keeping two books of one symbol (a level-2 and a level-3 book of one product),
+    each in its own state; closing the socket resets both."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.open = True
+
+    def books(self) -> list[BookStatus]:
+        deep, shallow = (5, 3) if self.open else (0, 0)
+        return [
+            BookStatus("X-USD", self.open, deep, deep, 1.0, 2.0, 7),
+            BookStatus("X-USD", self.open, shallow, shallow, 1.0, 2.0, 9),
+        ]
+
+    def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
+        super().on_close(conn_key, now_ns, out)
+        self.open = False
+
+
+async def test_the_summary_keeps_two_books_of_one_symbol_apart(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    """Each book as its own socket left it: the symbol alone does not tell them apart."""
+    venue = TwoBooksOfOneSymbol(exchange.url)
+    collector = Collector(
+        [venue], [EmbeddedStore(str(tmp_path))], settings=fast_settings(), client=PicowsClient()
+    )
+    summary = await collector.run(duration=0.5)
+    assert not venue.open  # the close did reset them
+    got = [(b["symbol"], b["synced"], b["bids"], b["asks"]) for b in summary["books"]]
+    assert got == [("X-USD", True, 5, 5), ("X-USD", True, 3, 3)], got

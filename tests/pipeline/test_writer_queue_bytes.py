@@ -12,7 +12,7 @@ from datetime import datetime
 import pandas as pd
 
 from hundi.pipeline.writer import Batch, StoreWriter, batch_bytes
-from hundi.records import BUY, Channel, Record, Trade
+from hundi.records import BID, BUY, BookChange, Channel, Record, Trade
 from hundi.stores.base import Store
 
 
@@ -72,11 +72,27 @@ def _wait(condition: object, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def book_changes(n: int) -> Batch:
+    return {
+        Channel.BOOK: [
+            BookChange(
+                exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=i + 1,
+                recv_ts=i + 2, side=BID, price=100.0 + i, size=0.5, snapshot=False,
+                first_update_id=1000 + i, update_id=1000 + i, prev_update_id=999 + i,
+            )
+            for i in range(n)
+        ]
+    }  # fmt: skip
+
+
 def test_batch_bytes_grow_with_the_records_and_count_each_record_type() -> None:
     small, big = batch_bytes(trades(10)), batch_bytes(trades(1000))
     assert small > 10 * 50  # a Trade struct with its float fields is well over 50 bytes
     assert big == 100 * small
     assert batch_bytes({}) == 0
+    book = batch_bytes(book_changes(10))
+    assert book > 10 * 50 and book != small  # its own size per record, not a Trade's
+    assert batch_bytes({**trades(10), **book_changes(10)}) == small + book
 
 
 def test_queue_refuses_a_batch_past_its_bytes_though_far_from_its_batch_count() -> None:
@@ -86,15 +102,16 @@ def test_queue_refuses_a_batch_past_its_bytes_though_far_from_its_batch_count() 
     try:
         # the first batch is taken by the writer thread (blocked in write): the queue is empty
         assert writer.offer(trades(1000, 0))
-        _wait(lambda: writer.backlog == 0)
+        # the bytes, not the batch count: the thread counts them off just after taking a batch
+        _wait(lambda: writer.backlog_bytes == 0)
         assert writer.offer(trades(1000, 1000))
         assert writer.offer(trades(1000, 2000))
         assert writer.backlog_bytes == 2 * one
         assert not writer.offer(trades(1000, 3000))  # 3 batches > 2.5: refused (backpressure)
         assert writer.backlog == 2 and not writer.has_room
         store.gate.set()
-        _wait(lambda: writer.backlog == 0)
-        assert writer.backlog_bytes == 0 and writer.has_room
+        _wait(lambda: writer.backlog_bytes == 0)
+        assert writer.backlog == 0 and writer.has_room
         assert writer.offer(trades(1000, 3000))
     finally:
         store.gate.set()

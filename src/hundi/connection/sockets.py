@@ -37,6 +37,7 @@ from hundi.exchanges.base import (
     RejectedFrame,
     StreamSpec,
     VenueProtocol,
+    book_keys,
 )
 from hundi.records import STOP_DETAIL, Event, EventKind, as_stopped, stopped_event
 
@@ -199,8 +200,9 @@ class VenueSockets:
         self.specs = protocol.connections()
         self.stats: dict[str, StreamStats] = {s.key: StreamStats(s.key, s.url) for s in self.specs}
         # The books as the clean stop left them, each taken before its socket's close reset it
-        # (a snapshot may still land while the stop runs); None until a socket stops.
-        self.books_at_stop: dict[str, BookStatus] | None = None
+        # (a snapshot may still land while the stop runs), by :func:`book_keys`; None until a
+        # socket stops.
+        self.books_at_stop: dict[tuple[str, int], BookStatus] | None = None
         self._receive = protocol.receive
         self._since_check = 0
         self._check_every = self.settings.check_every_frames
@@ -416,13 +418,14 @@ class VenueSockets:
         """Remember each book's last state before a closing socket resets it: the first stop
         takes them all; a later one only keeps a book that synced meanwhile (the books of
         sockets already closed read as reset by then, which was not their state)."""
+        books = self.protocol.books()
         kept = self.books_at_stop
         if kept is None:
-            self.books_at_stop = {book.symbol: book for book in self.protocol.books()}
+            self.books_at_stop = dict(zip(book_keys(books), books, strict=True))
             return
-        for book in self.protocol.books():
-            if book.symbol not in kept or book.synced:
-                kept[book.symbol] = book
+        for key, book in zip(book_keys(books), books, strict=True):
+            if key not in kept or book.synced:
+                kept[key] = book
 
     def _stopped(self, key: str, reason: str) -> None:
         """The socket was closed by a clean stop: the stream ends here by choice, so it stores a

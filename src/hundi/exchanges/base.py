@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -215,6 +215,19 @@ class BookStatus:
     last_update_id: int
     # Why it is not synced (what it waits for, what broke it last); "" when synced.
     waiting: str = ""
+
+
+def book_keys(books: Iterable[BookStatus]) -> list[tuple[str, int]]:
+    """Each book's key among a venue's books: its symbol and how many books of that symbol come
+    before it. The symbol alone is not unique: a venue may keep a level-2 and a level-3 book of
+    one product, both named by its symbol."""
+    seen: dict[str, int] = {}
+    keys: list[tuple[str, int]] = []
+    for book in books:
+        rank = seen.get(book.symbol, 0)
+        seen[book.symbol] = rank + 1
+        keys.append((book.symbol, rank))
+    return keys
 
 
 class VenueProtocol(ABC):

@@ -41,7 +41,7 @@ from hundi.connection.manager import (
     ConnectionSettings,
     QuarantineHook,
 )
-from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol
+from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol, book_keys
 from hundi.outcome import SeriesTally, series_report
 from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.resume import RestartGaps
@@ -141,7 +141,6 @@ class Collector:
         self.stop_reason = ""
         self.failed = ""  # why the collector stopped itself (a store it gave up on)
         self.capture_error = ""  # why the raw capture stopped ("" while it works)
-        self._last_books: list[tuple[str, BookStatus]] | None = None
         self._books_at_begin: list[list[BookStatus]] | None = None
         # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
         self.invalid_symbols: dict[str, None] = {}
@@ -232,11 +231,6 @@ class Collector:
                 timer.cancel()
             # The books as they were while running: closing a socket unsyncs its books.
             self._books_at_begin = [list(m.protocol.books()) for m in self.managers]
-            self._last_books = [
-                (m.protocol.exchange, b)
-                for m, books in zip(self.managers, self._books_at_begin, strict=True)
-                for b in books
-            ]
             drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await drainer
@@ -431,8 +425,8 @@ class Collector:
 
     @property
     def books_at_stop(self) -> list[tuple[str, BookStatus]] | None:
-        """The books as they were when the stop began, before the closing sockets reset them
-        (what a final status screen shows); None while running."""
+        """The books as the run ended, before the closing sockets reset them (what a final
+        status screen shows, see :meth:`_final_books`); None while running."""
         return None if self._books_at_begin is None else self._final_books()
 
     @property
@@ -512,7 +506,10 @@ class Collector:
             if at_close is None:
                 books.extend((exchange, book) for book in began)
             else:
-                books.extend((exchange, at_close.get(b.symbol, b)) for b in began)
+                books.extend(
+                    (exchange, at_close.get(key, book))
+                    for key, book in zip(book_keys(began), began, strict=True)
+                )
         return books
 
     def _series_summary(self, run_s: float) -> dict[str, Any] | None:

@@ -97,8 +97,9 @@ class StatusReporter:
         self._last_at = now
 
     def books(self) -> list[tuple[str, BookStatus]]:
-        """The books to show: live while running; once stopping, as they were when the stop
-        began (closing a socket clears its books, which is no state worth showing)."""
+        """The books to show: live while running; once stopping, as the stop left them before
+        their sockets' close cleared them (no state worth showing; see
+        :attr:`Collector.books_at_stop`)."""
         if self.collector.stopping and self.collector.books_at_stop is not None:
             return self.collector.books_at_stop
         return self.collector.books()
