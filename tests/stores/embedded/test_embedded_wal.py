@@ -646,3 +646,33 @@ def test_a_crash_during_recovery_itself_then_recovery_again_duplicates_nothing(
     EmbeddedStore(str(tmp_path)).close()
     assert len(parts_of(tmp_path)) == 2 and segments_of(tmp_path) == []
     assert ids(tmp_path) == [0, 2, 4] and ids(tmp_path, "ETH-USDT") == [1, 3, 5]
+
+
+def test_store_flush_and_repair_say_so_when_a_dead_log_cannot_be_parted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recovery failing (a full disk) leaves the dead run's log: ``hundi store flush`` must not
+    exit 0 claiming every stopped run's log is in Parquet parts, nor ``check --repair`` print
+    ``-> parted`` and "repaired"."""
+    from click.testing import CliRunner
+
+    from hundi.stores.embedded import check
+
+    die(three_flushes(tmp_path))
+
+    def full(self: EmbeddedStore, path: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(EmbeddedStore, "_recover_segment", full)
+    flushed = CliRunner().invoke(check.store, ["flush", str(tmp_path)])
+    assert flushed.exit_code == 1, flushed.output
+    assert "not parted:" in flushed.output and "is in Parquet parts" not in flushed.output
+    repaired = CliRunner().invoke(check.store, ["check", str(tmp_path), "--repair"])
+    assert repaired.exit_code == 1, repaired.output
+    assert "-> parted" not in repaired.output and "could not be parted" in repaired.output
+    assert "1 could not be repaired" in repaired.output
+    assert len(segments_of(tmp_path)) == 1 and ids(tmp_path) == list(range(30))
+    monkeypatch.undo()
+    flushed = CliRunner().invoke(check.store, ["flush", str(tmp_path)])
+    assert flushed.exit_code == 0 and "is in Parquet parts" in flushed.output, flushed.output
+    assert segments_of(tmp_path) == [] and ids(tmp_path) == list(range(30))
