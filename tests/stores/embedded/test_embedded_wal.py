@@ -676,3 +676,31 @@ def test_store_flush_and_repair_say_so_when_a_dead_log_cannot_be_parted(
     flushed = CliRunner().invoke(check.store, ["flush", str(tmp_path)])
     assert flushed.exit_code == 0 and "is in Parquet parts" in flushed.output, flushed.output
     assert segments_of(tmp_path) == [] and ids(tmp_path) == list(range(30))
+
+
+def test_a_reader_that_saw_a_failed_append_still_reads_its_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader scans the log while a flush's bytes are written but not yet synced; the sync
+    fails, the log is cut back and the next flush writes the rows again (more of them) at the
+    same offset. The reader's scan of the segment must not stay on the stale entry (failing its
+    checksum) and skip the retried one."""
+    store = three_flushes(tmp_path)
+    assert ids(tmp_path) == list(range(30))
+    seen: list[list[int]] = []
+
+    def reader_looks_then_sync_fails(fd: int) -> None:
+        seen.append(ids(tmp_path))  # between the write and its failed fdatasync
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdatasync", reader_looks_then_sync_fails)
+    store.write({Channel.TRADES: [trade(30)]})
+    with pytest.raises(StoreError):
+        store.flush()
+    monkeypatch.undo()
+    assert seen == [list(range(31))]  # what a reader can see in that window
+    store.write({Channel.TRADES: [trade(i) for i in range(31, 60)]})
+    store.flush()  # the retry: trade 30 again, with 29 more, from where the log was cut back
+    assert ids(tmp_path) == list(range(60))
+    store.close()
+    assert ids(tmp_path) == list(range(60))
