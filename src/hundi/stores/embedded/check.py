@@ -11,7 +11,8 @@ it into parts exactly once (as the next writer's open would) and quarantines the
 ``--repair`` moves damaged parts and stray files to ``STORE/.quarantine/`` (same relative
 path), deletes superseded files (the compacted file that covers them holds their rows; hundi's
 own readers list again when a file vanishes) and stale temp files (untouched for a minute: their
-writer died). After it, any Parquet reader sees every row of the folder exactly once.
+writer died). After it, any Parquet reader sees every parted row of the folder once per run
+that stored it (two collectors of one stream each stored their copy: only hundi merges them).
 """
 
 from __future__ import annotations
