@@ -704,3 +704,27 @@ def test_a_reader_that_saw_a_failed_append_still_reads_its_retry(
     assert ids(tmp_path) == list(range(60))
     store.close()
     assert ids(tmp_path) == list(range(60))
+
+
+def test_a_close_whose_flush_fails_still_parts_the_log_and_releases_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills before the last flush: close raises, but what the log holds is parted
+    and the segment's lock goes, so it is not held for the rest of the process's life (no other
+    writer in it could recover a segment left behind)."""
+    store = three_flushes(tmp_path)
+    (segment,) = segments_of(tmp_path)
+    real = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if fd == store._segment_fd:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    store.write({Channel.TRADES: [trade(30)]})
+    with pytest.raises(StoreError, match="No space left"):
+        store.close()
+    monkeypatch.undo()
+    assert store._segment_fd is None and not segment.exists()
+    assert len(parts_of(tmp_path)) == 1 and ids(tmp_path) == list(range(30))

@@ -573,20 +573,26 @@ class EmbeddedStore(Store):
 
     def close(self) -> None:
         """Flush, then write every logged row as parts and retire the log, so external readers
-        see everything. If that fails the log stays (durable) and the next open parts it."""
-        super().close()
-        if not self.read_only:
-            try:
-                self.part()
-            except OSError as e:
-                log.warning(
-                    "store %s: parts not written at close (%s); the next open does", self.root, e
-                )
-            if self._segment_fd is not None:
-                os.close(self._segment_fd)  # the lock goes: the next open recovers the log
-                self._segment_fd = None
-            self._delete_due()
-            self._sweep(list(self._own))
+        see everything. If that fails the log stays (durable) and the next open parts it. A
+        failing flush still raises, after the log's rows were parted and its lock released."""
+        try:
+            super().close()
+        finally:
+            if not self.read_only:
+                self._close_log()
+
+    def _close_log(self) -> None:
+        try:
+            self.part()
+        except OSError as e:
+            log.warning(
+                "store %s: parts not written at close (%s); the next open does", self.root, e
+            )
+        if self._segment_fd is not None:
+            os.close(self._segment_fd)  # the lock goes: the next open recovers the log
+            self._segment_fd = None
+        self._delete_due()
+        self._sweep(list(self._own))
 
     # -- listing ---------------------------------------------------------------------------
 
