@@ -52,6 +52,18 @@ Bools = npt.NDArray[np.bool_]
 # Channels whose ``update_id`` is an exchange sequence id that names a record alone even where
 # ``ts`` is the local receive time.
 _SEQUENCED_LOCAL_TS: Final = frozenset({Channel.BBO, Channel.BOOK})
+# A read of a time range of these channels with several writers' rows merges the rows within
+# this margin around the range, then cuts the range: two copies of one record whose local
+# ``ts`` lie on either side of a bound merge (the earlier one wins, in or out of the range), so
+# adjacent ranges never both return the record. Copies received further apart stay apart.
+LOCAL_TS_MARGIN_NS: Final = 60 * 1_000_000_000
+
+
+def local_ts_merges(channel: Channel) -> bool:
+    """Whether two writers' copies of one record of ``channel`` may differ in ``ts``."""
+    return Channel(channel) in _SEQUENCED_LOCAL_TS
+
+
 # Venues whose stored ``update_id`` is numbered per connection, not by the exchange: Bitfinex
 # (``greeting second << 31 | the connection's sequence number``; two collectors greeted in
 # one second number different messages alike). There a local ``ts`` stays in the key: the id
@@ -388,10 +400,12 @@ GAP_KINDS: Final = (EventKind.GAP.value, EventKind.STOPPED.value)
 
 __all__ = [
     "GAP_KINDS",
+    "LOCAL_TS_MARGIN_NS",
     "SEQUENCE_IDS",
     "SOURCE",
     "Chain",
     "covered_gaps",
     "deduplicate",
+    "local_ts_merges",
     "needed_columns",
 ]

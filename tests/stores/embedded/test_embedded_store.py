@@ -283,12 +283,17 @@ def test_a_day_read_with_its_version_and_only_what_was_stored_since(
 
 
 def test_equal_timestamps_keep_write_order(tmp_path: Path) -> None:
-    store = EmbeddedStore(str(tmp_path), compact_fanout=2)
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=2)
     written = [trade(i, ts=T0) for i in range(10)]
     for record in written:
         store.write({Channel.TRADES: [record]})
         store.flush()
-    assert records_of(store, Channel.TRADES) == written
+    assert max(p.level for d in tmp_path.glob("exchange=*/*/*/date=*") for p in list_parts(d)) > 0
+    assert records_of(store, Channel.TRADES) == written  # through compactions
+    store.write({Channel.TRADES: [trade(10, ts=T0)]})
+    store.part_bytes = 1 << 40
+    store.flush()  # in the log: after the parts
+    assert records_of(store, Channel.TRADES) == [*written, trade(10, ts=T0)]
 
 
 def test_compaction_merges_without_duplicates_and_deletes_after_grace(tmp_path: Path) -> None:
@@ -355,7 +360,8 @@ _WRITER = textwrap.dedent(
     from hundi.stores.embedded import EmbeddedStore
 
     root, fanout = sys.argv[1], int(sys.argv[2])
-    store = EmbeddedStore(root, compact_fanout=fanout, grace_s=0.2)
+    # a part at every flush: readers and kill -9 race parting and compaction all the time
+    store = EmbeddedStore(root, part_bytes=0, compact_fanout=fanout, grace_s=0.2)
     T0 = 1_714_521_600_000_000_000
     i = 0
     while True:
@@ -466,13 +472,15 @@ def test_failed_parting_publishes_nothing_keeps_everything_and_leaves_no_temp_fi
 def test_day_stats_from_footers_match_the_rows(tmp_path: Path) -> None:
     """``day_stats`` (what ``hundi ls`` counts with) agrees with a read across flushes and
     compactions, counting no superseded file, and is None for a day with nothing stored."""
-    store = EmbeddedStore(str(tmp_path), compact_fanout=2, grace_s=3600, fsync=False)
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=3600, fsync=False)
     for i in range(7):
         store.write({Channel.TRADES: [trade(i * 10 + j) for j in range(10)]})
         store.flush()
     store.close()
     reader = EmbeddedStore(str(tmp_path), read_only=True)
     (day,) = reader.days("binance", Channel.TRADES, "BTC-USDT")
+    (partition,) = tmp_path.glob("exchange=binance/channel=trades/symbol=BTC-USDT/date=*")
+    assert split_live(list_parts(partition))[1], "no superseded file: nothing was compacted"
     stats = reader.day_stats("binance", Channel.TRADES, "BTC-USDT", day)
     rows = reader.read(exchange="binance", symbol="BTC-USDT", channel=Channel.TRADES)
     assert stats is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from hundi.records import Bbo, Channel
@@ -52,3 +52,48 @@ def test_an_incremental_read_across_two_runs_asks_for_the_whole_day(tmp_path: Pa
     first = store.read_day("binance", Channel.BBO, "BTC-USDT", DAY)
     write(tmp_path, [bbo(u, T0 + u * 1000 + 3) for u in range(5, 15)])
     assert store.read_day_since("binance", Channel.BBO, "BTC-USDT", DAY, first.manifest) is None
+
+
+def test_a_time_range_read_returns_the_winning_copy_once(tmp_path: Path) -> None:
+    """A's copy of update 1 (received first) lies just before a range's start, B's just after:
+    the range from there must not return B's copy, the range before it returns A's, and the
+    two adjacent ranges together are the whole read (each update once)."""
+    bound = T0 + 10_000_000_000
+    write(tmp_path, [bbo(0, bound - 5_000), bbo(1, bound - 1_000), bbo(2, bound + 9_000)])  # A
+    write(tmp_path, [bbo(1, bound + 1_000), bbo(2, bound + 8_000), bbo(3, bound + 20_000)])  # B
+    store = EmbeddedStore(str(tmp_path), read_only=True)
+
+    def updates(start: int | None, end: int | None) -> list[int]:
+        days = store.read_days(
+            exchange="binance", symbol="BTC-USDT", channel=Channel.BBO,
+            start_ns=start, end_ns=end, columns=["update_id"],
+        )  # fmt: skip
+        return [u for _, table in days for u in table.column("update_id").to_pylist()]
+
+    assert updates(None, None) == [0, 1, 2, 3]
+    assert updates(None, bound) == [0, 1]
+    assert updates(bound, None) == [2, 3]  # not B's copy of 1
+    frame = store.read(
+        exchange="binance", symbol="BTC-USDT", channel=Channel.BBO,
+        start=datetime.fromtimestamp(bound / 1e9, UTC),
+    )  # fmt: skip
+    assert frame["update_id"].tolist() == [2, 3]
+    recv = frame.set_index("update_id")["recv_ts"].astype("int64")
+    assert recv.loc[2] == bound + 8_000  # B's copy of 2 came first
+
+
+def test_hundi_ls_counts_two_collectors_copies_once(tmp_path: Path) -> None:
+    """Footers count every run's rows; where two runs overlap in time the day's rows are read
+    (merged) instead. Runs one after the other (a restart) keep the footer count."""
+    from hundi.listing import list_streams
+
+    write(tmp_path, [bbo(u, T0 + u * 1000 + 7) for u in range(10)])  # collector A
+    write(tmp_path, [bbo(u, T0 + u * 1000 + 3) for u in range(5, 15)])  # collector B
+    store = EmbeddedStore(str(tmp_path), read_only=True)
+    (stream,) = list_streams(store)
+    assert stream.rows == 15 and stream.counted_from == "rows"
+    later = tmp_path / "restarts"
+    write(later, [bbo(u, T0 + u * 1000) for u in range(10)])
+    write(later, [bbo(u, T0 + u * 1000) for u in range(10, 20)])
+    (stream,) = list_streams(EmbeddedStore(str(later), read_only=True))
+    assert stream.rows == 20 and stream.counted_from == "metadata"

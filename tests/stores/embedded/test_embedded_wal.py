@@ -646,3 +646,85 @@ def test_a_crash_during_recovery_itself_then_recovery_again_duplicates_nothing(
     EmbeddedStore(str(tmp_path)).close()
     assert len(parts_of(tmp_path)) == 2 and segments_of(tmp_path) == []
     assert ids(tmp_path) == [0, 2, 4] and ids(tmp_path, "ETH-USDT") == [1, 3, 5]
+
+
+def test_store_flush_and_repair_say_so_when_a_dead_log_cannot_be_parted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recovery failing (a full disk) leaves the dead run's log: ``hundi store flush`` must not
+    exit 0 claiming every stopped run's log is in Parquet parts, nor ``check --repair`` print
+    ``-> parted`` and "repaired"."""
+    from click.testing import CliRunner
+
+    from hundi.stores.embedded import check
+
+    die(three_flushes(tmp_path))
+
+    def full(self: EmbeddedStore, path: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(EmbeddedStore, "_recover_segment", full)
+    flushed = CliRunner().invoke(check.store, ["flush", str(tmp_path)])
+    assert flushed.exit_code == 1, flushed.output
+    assert "not parted:" in flushed.output and "is in Parquet parts" not in flushed.output
+    repaired = CliRunner().invoke(check.store, ["check", str(tmp_path), "--repair"])
+    assert repaired.exit_code == 1, repaired.output
+    assert "-> parted" not in repaired.output and "could not be parted" in repaired.output
+    assert "1 could not be repaired" in repaired.output
+    assert len(segments_of(tmp_path)) == 1 and ids(tmp_path) == list(range(30))
+    monkeypatch.undo()
+    flushed = CliRunner().invoke(check.store, ["flush", str(tmp_path)])
+    assert flushed.exit_code == 0 and "is in Parquet parts" in flushed.output, flushed.output
+    assert segments_of(tmp_path) == [] and ids(tmp_path) == list(range(30))
+
+
+def test_a_reader_that_saw_a_failed_append_still_reads_its_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader scans the log while a flush's bytes are written but not yet synced; the sync
+    fails, the log is cut back and the next flush writes the rows again (more of them) at the
+    same offset. The reader's scan of the segment must not stay on the stale entry (failing its
+    checksum) and skip the retried one."""
+    store = three_flushes(tmp_path)
+    assert ids(tmp_path) == list(range(30))
+    seen: list[list[int]] = []
+
+    def reader_looks_then_sync_fails(fd: int) -> None:
+        seen.append(ids(tmp_path))  # between the write and its failed fdatasync
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fdatasync", reader_looks_then_sync_fails)
+    store.write({Channel.TRADES: [trade(30)]})
+    with pytest.raises(StoreError):
+        store.flush()
+    monkeypatch.undo()
+    assert seen == [list(range(31))]  # what a reader can see in that window
+    store.write({Channel.TRADES: [trade(i) for i in range(31, 60)]})
+    store.flush()  # the retry: trade 30 again, with 29 more, from where the log was cut back
+    assert ids(tmp_path) == list(range(60))
+    store.close()
+    assert ids(tmp_path) == list(range(60))
+
+
+def test_a_close_whose_flush_fails_still_parts_the_log_and_releases_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills before the last flush: close raises, but what the log holds is parted
+    and the segment's lock goes, so it is not held for the rest of the process's life (no other
+    writer in it could recover a segment left behind)."""
+    store = three_flushes(tmp_path)
+    (segment,) = segments_of(tmp_path)
+    real = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if fd == store._segment_fd:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    store.write({Channel.TRADES: [trade(30)]})
+    with pytest.raises(StoreError, match="No space left"):
+        store.close()
+    monkeypatch.undo()
+    assert store._segment_fd is None and not segment.exists()
+    assert len(parts_of(tmp_path)) == 1 and ids(tmp_path) == list(range(30))

@@ -11,7 +11,8 @@ it into parts exactly once (as the next writer's open would) and quarantines the
 ``--repair`` moves damaged parts and stray files to ``STORE/.quarantine/`` (same relative
 path), deletes superseded files (the compacted file that covers them holds their rows; hundi's
 own readers list again when a file vanishes) and stale temp files (untouched for a minute: their
-writer died). After it, any Parquet reader sees every row of the folder exactly once.
+writer died). After it, any Parquet reader sees every parted row of the folder once per run
+that stored it (two collectors of one stream each stored their copy: only hundi merges them).
 """
 
 from __future__ import annotations
@@ -104,28 +105,49 @@ def check_store(
 
 def _check_logs(root: Path, *, repair: bool) -> list[str]:
     """One line per log segment of a dead run and per damaged byte range in it; with
-    ``repair`` they are parted (and the damage quarantined) by opening the store for writing."""
-    lines: list[str] = []
-    for path in wal.segments(root):
-        fd = wal.try_lock(path)
-        if fd is None:
-            continue  # a live writer's (or retired meanwhile)
+    ``repair`` they are parted (and the damage quarantined) by opening the store for writing,
+    and a segment still there afterwards (its recovery failed: the warning says why) is
+    reported as not parted."""
+    found: list[tuple[Path, list[wal.Entry], list[wal.Damage]]] = []
+    for path in dead_segments(root):
         try:
             entries, damage = wal.scan(path)
-        finally:
-            os.close(fd)
-        action = " -> parted" if repair else ""
+        except FileNotFoundError:
+            continue  # parted meanwhile (a writer's open)
+        found.append((path, entries, damage))
+    left: set[Path] = set()
+    if repair and found:
+        EmbeddedStore(str(root)).close()  # recovery on open
+        left = set(dead_segments(root))
+    lines: list[str] = []
+    for path, entries, damage in found:
+        action = ""
+        if repair:
+            action = _NOT_PARTED if path in left else " -> parted"
         rows = sum(entry.rows for entry in entries)
         lines.append(
             f"unparted log: {path}: {len(entries)} entries ({rows} rows) of a run that died{action}"
         )
         for bad in damage:
             kind = "torn tail" if bad.tail else "damaged entry"
-            action = " -> quarantined" if repair else ""
+            if repair:
+                action = _NOT_PARTED if path in left else " -> quarantined"
             lines.append(f"{kind}: {path} bytes {bad.start}-{bad.end}: {bad.why}{action}")
-    if repair and lines:
-        EmbeddedStore(str(root)).close()  # recovery on open
     return lines
+
+
+_NOT_PARTED = " -> could not be parted (see the warning above)"
+
+
+def dead_segments(root: Path) -> list[Path]:
+    """The log segments no live writer holds: their run died or stopped without parting."""
+    dead = []
+    for path in wal.segments(root):
+        fd = wal.try_lock(path)
+        if fd is not None:
+            os.close(fd)
+            dead.append(path)
+    return dead
 
 
 @contextlib.contextmanager
@@ -196,7 +218,13 @@ def check(store_path: str, repair: bool) -> None:
     if not lines:
         click.echo(f"clean: {checked}")
         sys.exit(EXIT_CLEAN)
-    done = "repaired" if repair else "found (run with --repair to fix)"
+    failed = sum(" -> could not" in line for line in lines)
+    if not repair:
+        done = "found (run with --repair to fix)"
+    elif failed:
+        done = f"found, {failed} could not be repaired"
+    else:
+        done = "repaired"
     click.echo(f"{len(lines)} problem(s) {done}: {checked}")
     sys.exit(EXIT_PROBLEMS)
 
@@ -208,20 +236,29 @@ def flush(store_path: str) -> None:
 
     Afterwards DuckDB, Polars or pyarrow reading the folder see every row those runs stored. A
     running collector's own log is left to it: it parts it at its size or age threshold
-    (``part_bytes``, ``part_age_s``) and when it stops. Exit 0 when done, 2 on bad input.
+    (``part_bytes``, ``part_age_s``) and when it stops. Exit 0 when done, 1 when a stopped
+    run's log could not be parted (the warning says why), 2 on bad input.
     """
     root = path_of_url(store_path)
     if not root.is_dir():
         click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
         sys.exit(EXIT_BAD_INPUT)
     try:
-        opened = EmbeddedStore(store_path)
-        done = opened.recover()  # the open recovered them already; this finds any left
-        opened.close()
+        EmbeddedStore(store_path).close()  # opening for writing parts dead runs' logs
     except StoreError as e:
         click.echo(f"cannot flush {str(root)!r}: {e}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    left = [p for p in wal.segments(root) if p not in done]
+    stuck = dead_segments(root)
+    if stuck:
+        for path in stuck:
+            click.echo(f"not parted: {path} (see the warning above)", err=True)
+        click.echo(
+            f"{len(stuck)} log segment(s) of stopped runs in {root} could not be written as "
+            "Parquet parts; their rows stay readable by hundi.read",
+            err=True,
+        )
+        sys.exit(EXIT_PROBLEMS)
+    left = wal.segments(root)
     live = f"; {len(left)} log segment(s) of running collectors left to them" if left else ""
     click.echo(f"parted: every stopped run's log in {root} is in Parquet parts{live}")
 

@@ -27,15 +27,17 @@ them without hive partitioning, e.g.
 ``duckdb.sql("select * from read_parquet('data/exchange=binance/channel=trades/**/*.parquet')")``
 or ``pandas.read_parquet(path_of_one_partition_dir)``. (With ``hive_partitioning=true`` DuckDB
 replaces the ``channel`` column of the events table by the directory value.) Such readers may
-see the rows of a compaction twice for up to ``grace_s`` seconds; :meth:`EmbeddedStore.read`
-never does. Opening a store for writing and closing it delete superseded files whose grace
-period is over, so none outlives it across restarts; docs/embedded-store.md shows how to read
-only the live files.
+see the rows of a compaction twice for up to ``grace_s`` seconds, and each copy of a record
+two collectors stored (runs of their own, merged by this store's readers only:
+:func:`combine_day`); :meth:`EmbeddedStore.read` never does. Opening a store for writing and
+closing it delete superseded files whose grace period is over, so none outlives it across
+restarts; docs/embedded-store.md shows how to read only the live files.
 
 Integrity (:mod:`hundi.stores.embedded.integrity`): every part carries a CRC-32 of its bytes in
-its name; :meth:`EmbeddedStore.read` verifies the bytes it reads (and the footer, schema and
-decoding), and a damaged part is moved to ``ROOT/.quarantine/`` with one warning while the rest
-of the partition stays readable.
+its name; every reader lists parts through :func:`~hundi.stores.embedded.layout.split_live`,
+which verifies each live part (checksum, footer, schema) once per process and file version, and
+compaction verifies the bytes it merges; a damaged part is moved to ``ROOT/.quarantine/`` with
+one warning while the rest of the partition stays readable.
 """
 
 from __future__ import annotations
@@ -87,7 +89,13 @@ from hundi.stores.embedded.layout import (
     stale_temps,
     superseded_due,
 )
-from hundi.stores.merge import SOURCE, deduplicate, needed_columns
+from hundi.stores.merge import (
+    LOCAL_TS_MARGIN_NS,
+    SOURCE,
+    deduplicate,
+    local_ts_merges,
+    needed_columns,
+)
 
 _PartitionKey = wal.PartitionKey  # exchange, channel, symbol, day
 _READ_RETRIES = 5
@@ -565,20 +573,26 @@ class EmbeddedStore(Store):
 
     def close(self) -> None:
         """Flush, then write every logged row as parts and retire the log, so external readers
-        see everything. If that fails the log stays (durable) and the next open parts it."""
-        super().close()
-        if not self.read_only:
-            try:
-                self.part()
-            except OSError as e:
-                log.warning(
-                    "store %s: parts not written at close (%s); the next open does", self.root, e
-                )
-            if self._segment_fd is not None:
-                os.close(self._segment_fd)  # the lock goes: the next open recovers the log
-                self._segment_fd = None
-            self._delete_due()
-            self._sweep(list(self._own))
+        see everything. If that fails the log stays (durable) and the next open parts it. A
+        failing flush still raises, after the log's rows were parted and its lock released."""
+        try:
+            super().close()
+        finally:
+            if not self.read_only:
+                self._close_log()
+
+    def _close_log(self) -> None:
+        try:
+            self.part()
+        except OSError as e:
+            log.warning(
+                "store %s: parts not written at close (%s); the next open does", self.root, e
+            )
+        if self._segment_fd is not None:
+            os.close(self._segment_fd)  # the lock goes: the next open recovers the log
+            self._segment_fd = None
+        self._delete_due()
+        self._sweep(list(self._own))
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -602,18 +616,22 @@ class EmbeddedStore(Store):
         """From the Parquet footers of the day's live parts (row counts, ``ts`` and
         ``native_symbol`` statistics) and the rows of its un-parted log entries: no part row is
         read and no part verified (``hundi store check`` does that). None when a part has no
-        such statistics."""
+        such statistics, or when two runs' rows overlap in time (two collectors: only a read
+        merges their copies of one record, so their footers would count it twice)."""
         channel = Channel(channel)
 
         def attempt(skipped: set[Path]) -> DayStats | None:
             logged, live = self._gather(exchange, channel, [symbol], day, verify=False)
-            parts = [_footer_stats(part.path) for part in live]
-            parts += [_table_stats(table) for _, table in logged if table is not None]
+            runs = [(part.run, _footer_stats(part.path)) for part in live]
+            runs += [(e.run, _table_stats(table)) for e, table in logged if table is not None]
+            parts = [stats for _, stats in runs]
             if not parts or any(part is None for part in parts):
                 return None
             known = [part for part in parts if part is not None and part.rows]
             if not known:
                 return None
+            if _runs_overlap([(run, s) for run, s in runs if s is not None and s.rows]):
+                return None  # two writers' copies of one record count once: read the rows
             return DayStats(
                 rows=sum(part.rows for part in known),
                 first_ns=min(part.first_ns for part in known),
@@ -794,11 +812,24 @@ class EmbeddedStore(Store):
 
         def attempt(skipped: set[Path]) -> pa.Table:
             logged, live = self._gather(exchange, channel, names, day)
-            pieces = _scan_by_run(channel, live, columns, start_ns, end_ns)
+            low, high = start_ns, end_ns
+            # several writers' copies of a record with a local ts: merge around the range's
+            # bounds, then cut it (hundi.stores.merge.LOCAL_TS_MARGIN_NS)
+            widen = (
+                (start_ns is not None or end_ns is not None)
+                and local_ts_merges(channel)
+                and "ts" in columns
+                and len({p.run for p in live} | {e.run for e, t in logged if t is not None}) > 1
+            )
+            if widen:
+                low = None if start_ns is None else start_ns - LOCAL_TS_MARGIN_NS
+                high = None if end_ns is None else end_ns + LOCAL_TS_MARGIN_NS
+            pieces = _scan_by_run(channel, live, columns, low, high)
             pieces += [
-                (e.run, _log_rows(t, columns, start_ns, end_ns)) for e, t in logged if t is not None
+                (e.run, _log_rows(t, columns, low, high)) for e, t in logged if t is not None
             ]
-            return combine_day(channel, pieces)
+            table = combine_day(channel, pieces)
+            return _within(table, start_ns, end_ns) if widen else table
 
         return self._consistently(attempt)
 
@@ -970,19 +1001,21 @@ def _log_rows(
     """A log entry's rows as :func:`scan_files` returns a part's: ``columns``, range, names
     as plain strings."""
     table = table.select([c for c in columns if c in table.column_names])
-    if start_ns is not None or end_ns is not None:
-        ts = table.column("ts").cast(pa.int64()) if "ts" in table.column_names else None
-        if ts is None:
-            full = table  # pragma: no cover - every schema has ts; columns may omit it
-            return full
-        mask = None
-        if start_ns is not None:
-            mask = pc.greater_equal(ts, start_ns)
-        if end_ns is not None:
-            below = pc.less(ts, end_ns)
-            mask = below if mask is None else pc.and_(mask, below)
-        table = table.filter(mask)
-    return plain_strings(table)
+    return plain_strings(_within(table, start_ns, end_ns))
+
+
+def _within(table: pa.Table, start_ns: int | None, end_ns: int | None) -> pa.Table:
+    """The rows with ``start_ns <= ts < end_ns`` (all of them without a ``ts`` column)."""
+    if (start_ns is None and end_ns is None) or "ts" not in table.column_names:
+        return table
+    ts = table.column("ts").cast(pa.int64())
+    mask = None
+    if start_ns is not None:
+        mask = pc.greater_equal(ts, start_ns)
+    if end_ns is not None:
+        below = pc.less(ts, end_ns)
+        mask = below if mask is None else pc.and_(mask, below)
+    return table.filter(mask)
 
 
 def _table_stats(table: pa.Table) -> DayStats:
@@ -994,6 +1027,21 @@ def _table_stats(table: pa.Table) -> DayStats:
         column = table.column("native_symbol").cast(pa.string())
         natives = tuple(sorted(str(v) for v in pc.unique(column).to_pylist() if v is not None))
     return DayStats(table.num_rows, int(pc.min(ts).as_py()), int(pc.max(ts).as_py()), natives)
+
+
+def _runs_overlap(stats: Sequence[tuple[str, DayStats]]) -> bool:
+    """Whether two runs' (writers') ``ts`` spans overlap: they may then hold copies of one
+    record, which only a read merges (runs one after the other, restarts, do not)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for run, part in stats:
+        low, high = spans.get(run, (part.first_ns, part.last_ns))
+        spans[run] = (min(low, part.first_ns), max(high, part.last_ns))
+    reach: int | None = None
+    for low, high in sorted(spans.values()):
+        if reach is not None and low <= reach:
+            return True
+        reach = high if reach is None else max(reach, high)
+    return False
 
 
 def _entry_name(entry: wal.Entry) -> str:

@@ -164,21 +164,31 @@ def _entry_at(data: mmap.mmap | bytes, at: int, size: int, run: str) -> Entry | 
 
 
 _SCANNED_MAX = 64
-# readers' scans: path → (inode, sound end offset, entries up to it); a segment only grows
-_scanned: dict[Path, tuple[int, int, list[Entry]]] = {}
+# readers' scans: path → (inode, sound end offset, entries up to it, and where the last entry's
+# header starts and its bytes). A segment only grows, except that a failed append is cut back
+# and the retry rewrites those bytes: a changed last header means the scan is stale.
+_scanned: dict[Path, tuple[int, int, list[Entry], int, bytes]] = {}
 _warned: set[tuple[Path, int]] = set()  # damaged ranges readers warned about
 
 
 def entries_of(path: Path) -> list[Entry]:
     """The sound entries of a segment for readers, without payload checks (done when a payload
     is decoded). Scans only the bytes appended since this process last looked, so a reader of
-    many days pays for each entry's header once. FileNotFoundError propagates."""
+    many days pays for each entry's header once; if the last entry seen then was since
+    rewritten (a failed append cut back, then retried), the whole segment is scanned again.
+    FileNotFoundError propagates."""
     with path.open("rb") as f:
         st = os.fstat(f.fileno())
         cached = _scanned.get(path)
-        if cached is None or cached[0] != st.st_ino or cached[1] > st.st_size:
-            cached = (st.st_ino, 0, [])
-        inode, start, known = cached
+        if cached is not None and (
+            cached[0] != st.st_ino
+            or cached[1] > st.st_size
+            or (cached[4] and os.pread(f.fileno(), len(cached[4]), cached[3]) != cached[4])
+        ):
+            cached = None
+        if cached is None:
+            cached = (st.st_ino, 0, [], 0, b"")
+        inode, start, known, mark_at, mark = cached
         if start == st.st_size:
             return known
         data = os.pread(f.fileno(), st.st_size - start, start)
@@ -204,10 +214,11 @@ def entries_of(path: Path) -> list[Entry]:
             continue
         found.append(Entry(run, entry.key, entry.seq, entry.rows, start + entry.offset,
                            entry.length, entry.crc))  # fmt: skip
+        mark_at, mark = start + at, bytes(data[at : entry.offset])  # its header and meta
         at = entry.offset + entry.length
     if len(_scanned) >= _SCANNED_MAX:
         _scanned.clear()
-    _scanned[path] = (inode, start + at, found)
+    _scanned[path] = (inode, start + at, found, mark_at, mark)
     return found
 
 
