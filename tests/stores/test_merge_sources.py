@@ -84,3 +84,18 @@ def test_connection_numbered_ids_do_not_merge_two_collectors_different_messages(
     table = with_source(to_arrow(Channel.BOOK, [a, b]), [0, 1])
     merged = deduplicate(table, Channel.BOOK)
     assert merged.column("size").to_pylist() == [1.5, 0.0]
+
+
+def test_rows_with_a_null_key_field_are_merged_not_dropped() -> None:
+    """A part written before a record type's IDENTITY gained a field (``Liquidation.position``)
+    reads that field as null. Two runs' copies of such a row are one record; a distinct row
+    with a null key field must not vanish from the merge."""
+    a = updates(7)
+    b = updates(3)
+    table = to_arrow(Channel.CANDLES, [a[0], a[1], b[0]])
+    interval = table.schema.get_field_index("interval")
+    table = table.set_column(interval, "interval", pa.array([None, "1m", None], pa.string()))
+    merged = deduplicate(with_source(table, [0, 0, 1]), Channel.CANDLES)
+    # a[0] and b[0]: one key (null interval), B received it first; a[1]: another key
+    recv = sorted(merged.column("recv_ts").cast(pa.int64()).to_pylist())
+    assert recv == sorted([b[0].recv_ts, a[1].recv_ts])

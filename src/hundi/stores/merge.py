@@ -61,7 +61,6 @@ _BOOK_SEQUENCE: Final = ("snapshot", "first_update_id", "update_id", "prev_updat
 _MS: Final = 1_000_000
 _RANK: Final = "__merge_rank"
 _ROW: Final = "__merge_row"
-_SOURCE_WON: Final = "__merge_source_won"
 # Optional int column a reader adds: which writer (collector run) stored the row. Dropped from
 # what :func:`deduplicate` returns.
 SOURCE: Final = "__merge_source"
@@ -149,13 +148,19 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     if source is None:
         return table.take(pa.array(np.sort(winners)))
     # every row of the key from the writer whose copy came first: a writer's own rows that
-    # share a key are distinct records (pyarrow hash join, no per-row Python)
-    won = firsts.select([*keys, _KEY_TS]).append_column(_SOURCE_WON, pa.array(source[winners]))
-    rows = keyed.select([*keys, _KEY_TS]).append_column(_ROW, pa.array(np.arange(len(source))))
-    joined = rows.join(won, [*keys, _KEY_TS], use_threads=False)
-    row = np.asarray(joined.column(_ROW).to_numpy(), np.int64)
-    mine = np.asarray(joined.column(_SOURCE_WON).to_numpy(), np.int64) == source[row]
-    return table.take(pa.array(np.sort(row[mine])))
+    # share a key are distinct records. Each key's rows come from the same group-by, so a
+    # null key field (a column older files lack) groups like any value: a hash join would
+    # match no null key and drop those rows silently.
+    keyed = keyed.append_column(_ROW, pa.array(np.arange(len(source), dtype=np.int64)))
+    per_key = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate(
+        [(_RANK, "min"), (_ROW, "list")]
+    )
+    first_rank = np.asarray(per_key.column(f"{_RANK}_min").to_numpy(), np.int64)
+    members = per_key.column(f"{_ROW}_list").combine_chunks()
+    rows = np.asarray(members.flatten().to_numpy(), np.int64)
+    counts = np.asarray(pc.list_value_length(members).to_numpy(), np.int64)
+    won = np.repeat(source[order[first_rank]], counts)  # per row: its key's first writer
+    return table.take(pa.array(np.sort(rows[source[rows] == won])))
 
 
 def _surely_unique(table: pa.Table, first_identity: str) -> bool:
