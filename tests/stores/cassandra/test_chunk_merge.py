@@ -56,9 +56,10 @@ class Bound:
 class FakeSession:
     """Chunk rows of one table (dicts of its columns) and the CQL the read path sends."""
 
-    def __init__(self, table: str, rows: list[dict[str, Any]]) -> None:
-        self.table, self.rows = table, rows
+    def __init__(self, table: str, rows: list[dict[str, Any]], ttl_s: int = 0) -> None:
+        self.table, self.rows, self.ttl_s = table, rows, ttl_s
         self.default_fetch_size = 0
+        self.ddl: list[str] = []  # CREATE/ALTER statements run
 
     def prepare(self, cql: str) -> Prepared:
         return Prepared(cql)
@@ -79,7 +80,10 @@ class FakeSession:
                 ]
             )
         if "system_schema.tables" in cql:
-            return Result([(self.table, 0)])
+            return Result([(self.table, self.ttl_s)])
+        if cql.startswith(("CREATE", "ALTER")):
+            self.ddl.append(cql)
+            return Result([])
         if "hundi_partitions" in cql:  # the partition index: (symbol, day)
             exchange, _, *symbol = params
             found = {
@@ -218,3 +222,18 @@ def test_two_writers_with_other_chunk_boundaries_and_a_re_sent_chunk_read_back_o
     assert table.column("trade_id").to_pylist() == list(range(100))
     recv = table.column("recv_ts").cast(pa.int64()).to_pylist()
     assert recv == [t.recv_ts for t in second]
+
+
+def test_a_chunk_table_no_longer_written_still_gets_the_ttl(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Retention: a channel switched back to rows keeps its chunk table (reads still read
+    it); a changed CASSANDRA_TTL applies to it as to every other table."""
+    session = FakeSession("trades_chunks", [], ttl_s=0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASSANDRA_TTL", "3600")
+    monkeypatch.setattr(CassandraStore, "_connect", lambda self: (FakeCluster(), session))
+    store = CassandraStore(f"cassandra://127.0.0.1/{KEYSPACE}", chunked_channels=frozenset())
+    store.close()
+    altered = [cql for cql in session.ddl if '"trades_chunks"' in cql]
+    assert altered == [f'ALTER TABLE "{KEYSPACE}"."trades_chunks" WITH default_time_to_live = 3600']

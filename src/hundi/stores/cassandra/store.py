@@ -278,13 +278,22 @@ class CassandraStore(Store):
                     for c, t in self._specs.items()
                 }
             else:
+                # the chunk tables written now, and those written before (a channel switched
+                # back to rows is still read): all keep CASSANDRA_TTL and the columns reads need
+                existing = live_tables(self._session, s.keyspace)
+                chunk_specs = [
+                    spec
+                    for channel in RECORD_TYPES
+                    if (spec := chunk_table_spec(channel)).name in existing
+                    or channel in self._chunk_writes
+                ]
                 self.schema_changes = ensure_schema(
                     self._session,
                     s.keyspace,
                     replication_cql(s.replication),
                     s.ttl_s,
                     self._specs,
-                    list(self._chunk_writes.values()),
+                    chunk_specs,
                     user=s.user,
                     init_hint=f"hundi store init {self.describe()}",
                 )
