@@ -321,14 +321,24 @@ def assemble(channel: Channel, exchange: str, symbol: str, stored: list[pa.Table
     return pa.Table.from_arrays(arrays, schema=plain)
 
 
-def _repeated(text: str, count: int) -> pa.Array:
-    """``count`` copies of ``text`` as a string array, built from its two buffers with numpy
-    (a dictionary cast, or ``pa.array``, does this per value: 5x the time for a 2M-row day)."""
+# A string array's offsets are int32: one array holds at most this many bytes of text.
+_MAX_STRING_BYTES = 2**31 - 1
+
+
+def _repeated(text: str, count: int) -> pa.ChunkedArray:
+    """``count`` copies of ``text`` as a string column, built from its two buffers with numpy
+    (a dictionary cast, or ``pa.array``, does this per value: 5x the time for a 2M-row day);
+    in pieces of at most :data:`_MAX_STRING_BYTES`, whose int32 offsets cannot overflow."""
     encoded = text.encode()
-    offsets = np.arange(count + 1, dtype=np.int32) * len(encoded)
     data = np.frombuffer(encoded, dtype=np.uint8)
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, count))]
-    return pa.Array.from_buffers(pa.string(), count, buffers)
+    per_piece = max(1, _MAX_STRING_BYTES // max(len(encoded), 1))
+    pieces = []
+    for first in range(0, count, per_piece):
+        size = min(per_piece, count - first)
+        offsets = np.arange(size + 1, dtype=np.int32) * np.int32(len(encoded))
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, size))]
+        pieces.append(pa.Array.from_buffers(pa.string(), size, buffers))
+    return pa.chunked_array(pieces, pa.string())
 
 
 __all__ = [
