@@ -209,6 +209,32 @@ def test_range_reads_prune_by_chunk_bounds(
     assert sorted(decoded) == [T0 + 25 * HOUR, T0 + 26 * HOUR]  # two hour-chunks, no more
 
 
+def test_a_chunk_of_the_first_hour_that_ends_before_the_range_is_not_read(
+    chunked: CassandraStore, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pruning inside an hour (``last_ts >= low``): three flushes of one hour, one trade a
+    minute; a read from 00:25 decodes the chunks reaching it, not the one ending at 00:19."""
+    records = trades(exchange, range(60), step=60 * 1_000_000_000)
+    for first in (0, 20, 40):
+        chunked.write({Channel.TRADES: records[first : first + 20]})
+    decoded: list[int] = []
+    from hundi.stores.cassandra import store as store_module
+
+    real = store_module.read_chunk
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(kwargs["first_ts"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "read_chunk", counting)
+    start = datetime.fromtimestamp((T0 + 25 * 60 * 10**9) / 1e9, tz=UTC)
+    end = datetime.fromtimestamp((T0 + 40 * 60 * 10**9) / 1e9, tz=UTC)  # a chunk's first_ts
+    frame = chunked.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES,
+                         start=start, end=end)  # fmt: skip
+    assert list(frame["trade_id"]) == list(range(25, 40))
+    assert decoded == [T0 + 20 * 60 * 10**9]  # not 00:00-00:19, not the one starting at end
+
+
 def test_rows_and_chunks_are_read_together_without_duplicates(
     cassandra_keyspace: str, exchange: str
 ) -> None:
