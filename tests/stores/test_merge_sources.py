@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -99,3 +100,17 @@ def test_rows_with_a_null_key_field_are_merged_not_dropped() -> None:
     # a[0] and b[0]: one key (null interval), B received it first; a[1]: another key
     recv = sorted(merged.column("recv_ts").cast(pa.int64()).to_pylist())
     assert recv == sorted([b[0].recv_ts, a[1].recv_ts])
+
+
+def test_any_venues_per_connection_ids_keep_both_collectors_different_messages() -> None:
+    """No venue is named: a venue (here not Bitfinex) whose local-time rows carry ids numbered
+    per connection keeps two collectors' different messages that share an id, and still
+    merges two copies of one message (equal in every exchange-sent field)."""
+    epoch = 1_714_608_000 << 31
+    a = msgspec.structs.replace(bitfinex_level(epoch | 5, T0 + 10, 100.0, 1.5), exchange="v")
+    b = msgspec.structs.replace(bitfinex_level(epoch | 5, T0 + 20, 100.0, 0.0), exchange="v")
+    copy = msgspec.structs.replace(a, ts=T0 + 30, recv_ts=T0 + 30)
+    table = with_source(to_arrow(Channel.BOOK, [a, b, copy]), [0, 1, 2])
+    merged = deduplicate(table, Channel.BOOK)
+    assert merged.column("size").to_pylist() == [1.5, 0.0]
+    assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [T0 + 10, T0 + 20]
