@@ -59,7 +59,7 @@ def write_small(store: CassandraStore, total: int, per_chunk: int) -> int:
     for first in range(per_chunk, total, block):
         table = to_arrow(Channel.TRADES, trades(first, min(block, total - first), total))
         statements = [
-            (insert, chunk.values())
+            (insert, chunk.values(0))  # one writer
             for start in range(0, table.num_rows, per_chunk)
             for chunk in encode_chunks(Channel.TRADES, table.slice(start, per_chunk))
         ]

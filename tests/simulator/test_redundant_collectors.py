@@ -239,9 +239,21 @@ def test_a_window_both_miss_stays_a_hole(shared_store: str, tmp_path: Path) -> N
         probe = collector(sim, tmp_path, str(tmp_path / "probe"))
         wait_for("the market moves on", lambda: count(str(tmp_path / "probe"), "trades") > 5, probe)
         stop(probe)
-        a = collector(sim, tmp_path, shared_store)
-        b = collector(sim, tmp_path, shared_store)
-        wait_for("both store again", lambda: newest_ns(shared_store, "book") > killed_at, a, b)
+        # each also into a private store: SIGTERM before a collector is up kills it (-15),
+        # so both must be seen storing, not just one of them in the shared store
+        a_again, b_again = str(tmp_path / "a-again"), str(tmp_path / "b-again")
+        a = collector(sim, tmp_path, shared_store, a_again)
+        b = collector(sim, tmp_path, shared_store, b_again)
+        wait_for(
+            "both store again",
+            lambda: (
+                count(a_again, "book") > 0
+                and count(b_again, "book") > 0
+                and newest_ns(shared_store, "book") > killed_at
+            ),
+            a,
+            b,
+        )
         restarted = time.time_ns()
         wait_for("bbo again", lambda: newest_ns(shared_store, "bbo") > restarted, a, b)
         synced_at = newest_ns(shared_store, "book")

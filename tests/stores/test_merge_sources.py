@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -84,3 +85,32 @@ def test_connection_numbered_ids_do_not_merge_two_collectors_different_messages(
     table = with_source(to_arrow(Channel.BOOK, [a, b]), [0, 1])
     merged = deduplicate(table, Channel.BOOK)
     assert merged.column("size").to_pylist() == [1.5, 0.0]
+
+
+def test_rows_with_a_null_key_field_are_merged_not_dropped() -> None:
+    """A part written before a record type's IDENTITY gained a field (``Liquidation.position``)
+    reads that field as null. Two runs' copies of such a row are one record; a distinct row
+    with a null key field must not vanish from the merge."""
+    a = updates(7)
+    b = updates(3)
+    table = to_arrow(Channel.CANDLES, [a[0], a[1], b[0]])
+    interval = table.schema.get_field_index("interval")
+    table = table.set_column(interval, "interval", pa.array([None, "1m", None], pa.string()))
+    merged = deduplicate(with_source(table, [0, 0, 1]), Channel.CANDLES)
+    # a[0] and b[0]: one key (null interval), B received it first; a[1]: another key
+    recv = sorted(merged.column("recv_ts").cast(pa.int64()).to_pylist())
+    assert recv == sorted([b[0].recv_ts, a[1].recv_ts])
+
+
+def test_any_venues_per_connection_ids_keep_both_collectors_different_messages() -> None:
+    """No venue is named: a venue (here not Bitfinex) whose local-time rows carry ids numbered
+    per connection keeps two collectors' different messages that share an id, and still
+    merges two copies of one message (equal in every exchange-sent field)."""
+    epoch = 1_714_608_000 << 31
+    a = msgspec.structs.replace(bitfinex_level(epoch | 5, T0 + 10, 100.0, 1.5), exchange="v")
+    b = msgspec.structs.replace(bitfinex_level(epoch | 5, T0 + 20, 100.0, 0.0), exchange="v")
+    copy = msgspec.structs.replace(a, ts=T0 + 30, recv_ts=T0 + 30)
+    table = with_source(to_arrow(Channel.BOOK, [a, b, copy]), [0, 1, 2])
+    merged = deduplicate(table, Channel.BOOK)
+    assert merged.column("size").to_pylist() == [1.5, 0.0]
+    assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [T0 + 10, T0 + 20]

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -512,26 +513,24 @@ def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: in
     return np.sort(np.asarray(times[chosen], np.int64))
 
 
-# How far past a gap the other collector's chain is looked for (its next message comes soon).
+# How far past a gap the other collector's chain is looked for (its next message comes soon),
+# and how far before it (or before a restart gap's last stored row) the message it continues.
 _COVER_LOOKAHEAD_NS = 60 * 1_000_000_000
+_COVER_LOOKBACK_NS = 3_600 * 1_000_000_000
+# A restart gap's detail names the last stored row's time (hundi.pipeline.resume).
+_LAST_STORED = re.compile(r"last stored at (\S+?)\)")
 
 
 def _covered_by_another(
     store: Store, exchange: str, symbol: str, gaps: pd.DataFrame, since_ns: int
 ) -> npt.NDArray[np.bool_]:
     """Which book gaps another collector's stored chain runs on across (then the book stays
-    synced: docs/guarantees.md, "Two collectors on one stream")."""
+    synced: docs/guarantees.md, "Two collectors on one stream"). Each gap is judged on the
+    book rows around it (from an hour before it, or before a restart gap's last stored row,
+    to a minute after), not on every row since the book's snapshot, which an A/B pair's
+    unbroken chain may have taken weeks ago: book_at stays as cheap as its checkpoints."""
     stamps = pd.DatetimeIndex(gaps.index).as_unit("ns").asi8
     columns = ["ts", "snapshot", "first_update_id", "update_id", "prev_update_id"]
-    parts = [
-        table
-        for _, table in store.read_days(
-            exchange=exchange, symbol=symbol, channel=Channel.BOOK, start_ns=since_ns,
-            end_ns=int(stamps.max()) + _COVER_LOOKAHEAD_NS, columns=columns, ordered=False,
-        )
-    ]  # fmt: skip
-    if not parts:
-        return np.zeros(len(gaps), np.bool_)
     events = pa.table(
         {
             "ts": stamps,
@@ -540,7 +539,32 @@ def _covered_by_another(
             "detail": gaps["detail"].astype(str).tolist(),
         }
     )
-    return covered_gaps(events, Channel.BOOK, pa.concat_tables(parts))  # as the store's merge
+    covered = np.zeros(len(gaps), np.bool_)
+    details = events["detail"].to_pylist()
+    for i, (at, detail) in enumerate(zip(stamps.tolist(), details, strict=True)):
+        anchor = min(at, _last_stored_ns(str(detail), at))  # per gap event (a few)
+        parts = [
+            table
+            for _, table in store.read_days(
+                exchange=exchange, symbol=symbol, channel=Channel.BOOK,
+                start_ns=max(since_ns, anchor - _COVER_LOOKBACK_NS),
+                end_ns=at + _COVER_LOOKAHEAD_NS, columns=columns, ordered=False,
+            )
+        ]  # fmt: skip
+        if parts:  # as the store's merge
+            covered[i] = covered_gaps(events.slice(i, 1), Channel.BOOK, pa.concat_tables(parts))[0]
+    return covered
+
+
+def _last_stored_ns(detail: str, default: int) -> int:
+    """The time of the last stored row a restart gap's detail names, else ``default``."""
+    found = _LAST_STORED.search(detail)
+    if found is None:
+        return default
+    try:
+        return int(pd.Timestamp(found.group(1)).value)
+    except ValueError:
+        return default
 
 
 def _rows_state_at(

@@ -143,7 +143,7 @@ def init(url: str) -> None:
         if store._unreachable:
             _fail(f"Cassandra {store.settings.where} is not reachable")
         made = len(store.schema_changes)
-        tables = len(store._specs) + len(store._chunk_writes) + 1
+        tables = len(store._specs) + len(store._chunk_reads) + 1
         click.echo(
             f"ok: keyspace {store.settings.keyspace} is current ({tables} tables; "
             f"{made} change(s) made)"

@@ -9,8 +9,12 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
 
 * One record is ``(exchange, symbol, *IDENTITY)`` plus ``ts`` (exchange-sent fields, see
   :class:`hundi.records.Record`). Where ``ts`` is local (``ts == recv_ts``) and the identity
-  holds an exchange sequence id (bbo and book rows with ``update_id >= 0``), ``ts`` is left out
-  of the key: the sequence id alone names the record.
+  holds a sequence id (bbo and book rows with ``update_id >= 0``), ``ts`` is left out of the
+  key and the row's other exchange-sent fields (:func:`content_fields`: prices, sizes, the
+  other ids) take its place: two collectors' copies of one message are equal in all of them,
+  while two messages that merely share an id (a venue numbering messages per connection, as
+  Bitfinex does: two collectors greeted in one second number different messages alike) are
+  not, and both stay. No venue is named: the rows tell.
 * Of the copies of one record the one received first (smallest ``recv_ts``) wins, with its
   ``ts``; the rows keep their order.
 * Copies are only ever another writer's: where a reader tells each row's writer (the embedded
@@ -18,8 +22,9 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
   all stay and only other writers' rows of that key go. One collector's rows are never merged
   with each other, so a key that is not unique on its own (Coinbase and Kraken book rows carry
   no sequence id: a level set and deleted within one exchange timestamp; OKX candle updates
-  all stamped with the candle's start) loses nothing. Without :data:`SOURCE` (Cassandra, which
-  already keeps one row per key) the key alone decides.
+  all stamped with the candle's start) loses nothing. Cassandra's chunk tables store each
+  chunk's writer, so their reads pass it too; its row tables keep one row per key already, so
+  a row is a source of its own there. Without :data:`SOURCE` the key alone decides.
 * Books: two collectors' REST snapshots would restart the book in the middle of the other's
   changes. A snapshot whose id lies inside a stretch of changes the merged stream already holds
   continuously (by the rows' own sequence ids: :class:`SequenceIds`) after an earlier
@@ -44,12 +49,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hundi.book.rule import ContinuityRule
-from hundi.records import RECORD_TYPES, Channel, EventKind
+from hundi.records import RECORD_TYPES, SCHEMAS, Channel, EventKind
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
-# Channels whose ``update_id`` is an exchange sequence id that names a record alone even where
+# Channels whose ``update_id`` with the row's exchange-sent values names a record even where
 # ``ts`` is the local receive time.
 _SEQUENCED_LOCAL_TS: Final = frozenset({Channel.BBO, Channel.BOOK})
 # A read of a time range of these channels with several writers' rows merges the rows within
@@ -64,16 +69,12 @@ def local_ts_merges(channel: Channel) -> bool:
     return Channel(channel) in _SEQUENCED_LOCAL_TS
 
 
-# Venues whose stored ``update_id`` is numbered per connection, not by the exchange: Bitfinex
-# (``greeting second << 31 | the connection's sequence number``; two collectors greeted in
-# one second number different messages alike). There a local ``ts`` stays in the key: the id
-# alone does not name a record. Names, not imports: stores do not know the venues.
-_CONNECTION_NUMBERED: Final = frozenset({"bitfinex"})
+# Fields a record's copies share that are neither its identity nor its names and times.
+_NOT_CONTENT: Final = frozenset({"exchange", "symbol", "native_symbol", "ts", "recv_ts"})
 _BOOK_SEQUENCE: Final = ("snapshot", "first_update_id", "update_id", "prev_update_id")
 _MS: Final = 1_000_000
 _RANK: Final = "__merge_rank"
 _ROW: Final = "__merge_row"
-_SOURCE_WON: Final = "__merge_source_won"
 # Optional int column a reader adds: which writer (collector run) stored the row. Dropped from
 # what :func:`deduplicate` returns.
 SOURCE: Final = "__merge_source"
@@ -89,7 +90,18 @@ def needed_columns(channel: Channel) -> list[str]:
     """Columns :func:`deduplicate` reads besides the ones asked for (readers add them)."""
     identity = RECORD_TYPES[Channel(channel)].IDENTITY
     extra = _BOOK_SEQUENCE if Channel(channel) is Channel.BOOK else ()
-    return list(dict.fromkeys(["exchange", "symbol", "ts", "recv_ts", *identity, *extra]))
+    fields = ["exchange", "symbol", "ts", "recv_ts", *identity, *extra, *content_fields(channel)]
+    return list(dict.fromkeys(fields))
+
+
+def content_fields(channel: Channel) -> list[str]:
+    """The exchange-sent fields that, with the identity, name a row whose ``ts`` is local
+    (bbo and book only; none for other channels)."""
+    channel = Channel(channel)
+    if channel not in _SEQUENCED_LOCAL_TS:
+        return []
+    identity = set(RECORD_TYPES[channel].IDENTITY)
+    return [n for n in SCHEMAS[channel].names if n not in _NOT_CONTENT and n not in identity]
 
 
 def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
@@ -130,16 +142,17 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     ts = _ints(table, "ts")
     recv = _ints(table, "recv_ts")
     key_ts = ts
+    content: dict[str, pa.Array | pa.ChunkedArray] = {}
     if channel in _SEQUENCED_LOCAL_TS:
         local = (ts == recv) & (_ints(table, "update_id") >= 0)
-        exchange = _plain(table.column("exchange"))
-        local &= ~np.asarray(
-            pc.is_in(exchange, pa.array(sorted(_CONNECTION_NUMBERED))).to_numpy(
-                zero_copy_only=False
-            ),
-            np.bool_,
-        )
-        key_ts = np.where(local, np.int64(-1), ts)
+        if local.any():
+            key_ts = np.where(local, np.int64(-1), ts)
+            # in place of the local ts: the row's exchange-sent values (null where ts is the
+            # exchange's, so those keys are as before)
+            mask = pa.array(local)
+            for name in content_fields(channel):
+                column = table.column(name)
+                content[name] = pc.if_else(mask, column, pa.nulls(len(local), column.type))
     # rank = place in receive order; the smallest rank per key is the first copy received
     order = np.argsort(recv, kind="stable")
     rank = np.empty(len(order), np.int64)
@@ -147,9 +160,11 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     # one exchange and symbol (a symbol's read): not worth hashing with every row
     keys = [name for name in ("exchange", "symbol") if _distinct(table, name) > 1]
     keys += identity
+    keys += [f"__merge_{name}" for name in content]
     keyed = pa.table(
         {
-            **{name: _plain(table.column(name)) for name in keys},
+            **{name: _plain(table.column(name)) for name in keys if name in table.column_names},
+            **{f"__merge_{name}": values for name, values in content.items()},
             _KEY_TS: key_ts,
             _RANK: rank,
         }
@@ -161,13 +176,19 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     if source is None:
         return table.take(pa.array(np.sort(winners)))
     # every row of the key from the writer whose copy came first: a writer's own rows that
-    # share a key are distinct records (pyarrow hash join, no per-row Python)
-    won = firsts.select([*keys, _KEY_TS]).append_column(_SOURCE_WON, pa.array(source[winners]))
-    rows = keyed.select([*keys, _KEY_TS]).append_column(_ROW, pa.array(np.arange(len(source))))
-    joined = rows.join(won, [*keys, _KEY_TS], use_threads=False)
-    row = np.asarray(joined.column(_ROW).to_numpy(), np.int64)
-    mine = np.asarray(joined.column(_SOURCE_WON).to_numpy(), np.int64) == source[row]
-    return table.take(pa.array(np.sort(row[mine])))
+    # share a key are distinct records. Each key's rows come from the same group-by, so a
+    # null key field (a column older files lack) groups like any value: a hash join would
+    # match no null key and drop those rows silently.
+    keyed = keyed.append_column(_ROW, pa.array(np.arange(len(source), dtype=np.int64)))
+    per_key = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate(
+        [(_RANK, "min"), (_ROW, "list")]
+    )
+    first_rank = np.asarray(per_key.column(f"{_RANK}_min").to_numpy(), np.int64)
+    members = per_key.column(f"{_ROW}_list").combine_chunks()
+    rows = np.asarray(members.flatten().to_numpy(), np.int64)
+    counts = np.asarray(pc.list_value_length(members).to_numpy(), np.int64)
+    won = np.repeat(source[order[first_rank]], counts)  # per row: its key's first writer
+    return table.take(pa.array(np.sort(rows[source[rows] == won])))
 
 
 def _surely_unique(table: pa.Table, first_identity: str) -> bool:

@@ -15,7 +15,7 @@ import pyarrow.compute
 import pytest
 from cassandra.cluster import Session
 
-from hundi.records import RECORD_TYPES, Channel, Record, Trade, from_arrow
+from hundi.records import RECORD_TYPES, Candle, Channel, Record, Trade, from_arrow
 from hundi.stores.base import StoreError, StreamPosition, open_store
 from hundi.stores.cassandra import CassandraStore
 from hundi.stores.cassandra.chunks import DamagedChunk
@@ -209,6 +209,32 @@ def test_range_reads_prune_by_chunk_bounds(
     assert sorted(decoded) == [T0 + 25 * HOUR, T0 + 26 * HOUR]  # two hour-chunks, no more
 
 
+def test_a_chunk_of_the_first_hour_that_ends_before_the_range_is_not_read(
+    chunked: CassandraStore, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pruning inside an hour (``last_ts >= low``): three flushes of one hour, one trade a
+    minute; a read from 00:25 decodes the chunks reaching it, not the one ending at 00:19."""
+    records = trades(exchange, range(60), step=60 * 1_000_000_000)
+    for first in (0, 20, 40):
+        chunked.write({Channel.TRADES: records[first : first + 20]})
+    decoded: list[int] = []
+    from hundi.stores.cassandra import store as store_module
+
+    real = store_module.read_chunk
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(kwargs["first_ts"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "read_chunk", counting)
+    start = datetime.fromtimestamp((T0 + 25 * 60 * 10**9) / 1e9, tz=UTC)
+    end = datetime.fromtimestamp((T0 + 40 * 60 * 10**9) / 1e9, tz=UTC)  # a chunk's first_ts
+    frame = chunked.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES,
+                         start=start, end=end)  # fmt: skip
+    assert list(frame["trade_id"]) == list(range(25, 40))
+    assert decoded == [T0 + 20 * 60 * 10**9]  # not 00:00-00:19, not the one starting at end
+
+
 def test_rows_and_chunks_are_read_together_without_duplicates(
     cassandra_keyspace: str, exchange: str
 ) -> None:
@@ -304,3 +330,41 @@ def test_a_reader_opened_before_the_chunk_table_existed_reads_it(
         )
     finally:
         reader.close()
+
+
+def okx_candle(exchange: str, recv: int, close: float, closed: bool) -> Candle:
+    """OKX stamps every update of a candle with the candle's start: one key for all of them."""
+    return Candle(
+        exchange=exchange, symbol="BTC-USDT", native_symbol="BTC-USDT", ts=T0, recv_ts=recv,
+        interval="1m", open_time=T0, close_time=T0 + 59_999_000_000, open=100.0,
+        high=max(100.0, close), low=min(100.0, close), close=close, volume=1.0,
+        quote_volume=100.0, taker_buy_volume=0.0, trade_count=-1, closed=closed,
+    )  # fmt: skip
+
+
+def test_one_writers_records_sharing_a_key_all_stay_another_writers_copies_go(
+    chunked: CassandraStore, cassandra_keyspace: str, cql: Session, exchange: str
+) -> None:
+    """As the embedded store: the rows of the writer that received a key first all stay."""
+    closes = [100.0, 101.0, 99.0, 102.5]
+    mine = [okx_candle(exchange, T0 + (i + 1) * 1_000_000, c, i == 3) for i, c in enumerate(closes)]
+    theirs = [msgspec.structs.replace(c, recv_ts=c.recv_ts + 5) for c in mine]
+    chunked.write({Channel.CANDLES: mine[:2]})  # two flushes of one collector: two chunks
+    chunked.write({Channel.CANDLES: mine[2:]})
+    other = open_store(cassandra_keyspace, chunked_channels=ALL)
+    try:
+        other.write({Channel.CANDLES: theirs})  # received each later
+    finally:
+        other.close()
+    writers = {
+        row[0]
+        for row in cql.execute(
+            f"SELECT writer FROM {chunked.settings.keyspace}.candles_chunks "
+            "WHERE exchange = %s ALLOW FILTERING",
+            (exchange,),
+        )
+    }
+    assert len(writers) == 2 and None not in writers
+    frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.CANDLES)
+    assert list(frame["close"]) == closes
+    assert list(frame["recv_ts"].astype("int64")) == [c.recv_ts for c in mine]

@@ -5,11 +5,14 @@ bytes when encoded again (a re-sent chunk replaces itself)."""
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
 from hundi.records import Channel, Record, Trade, to_arrow
+from hundi.stores.cassandra import chunks as chunks_module
 from hundi.stores.cassandra.chunks import (
     SMALL_CHUNK_ROWS,
     Chunk,
+    assemble,
     chunk_schema,
     encode_chunks,
     read_chunk,
@@ -61,3 +64,20 @@ def test_a_large_write_split_by_chunk_rows_compresses_its_small_tail_only() -> N
     assert chunks[0].data == ipc(table.slice(0, 100).select(names), "zstd")
     assert chunks[2].data == ipc(table.slice(200, 10).select(names), None)
     assert pa.concat_tables([decoded(c) for c in chunks]).equals(table.select(names))
+
+
+def test_names_longer_than_one_string_array_holds_are_split_not_overflowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read's repeated exchange and symbol names: past 2 GiB of text (int32 offsets) the
+    column is cut into pieces instead of wrapping its offsets (the limit made small here)."""
+    monkeypatch.setattr(chunks_module, "_MAX_STRING_BYTES", 20)  # two "BTC-USDT" per piece
+    stored = [
+        decoded(chunk)
+        for chunk in encode_chunks(Channel.TRADES, to_arrow(Channel.TRADES, trades(5)))
+    ]
+    table = assemble(Channel.TRADES, "x", "BTC-USDT", stored)
+    symbols = table.column("symbol")
+    assert symbols.to_pylist() == ["BTC-USDT"] * 5
+    assert [len(piece) for piece in symbols.chunks] == [2, 2, 1]
+    table.validate(full=True)

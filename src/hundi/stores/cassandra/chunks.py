@@ -8,7 +8,7 @@ Arrow IPC stream with zstd-compressed buffers (measured against LZ4 in
 read needs without decoding it::
 
     PRIMARY KEY ((exchange, symbol, ts_day), first_ts, chunk_id)
-    last_ts, first_id, last_id, records, data
+    last_ts, first_id, last_id, records, data, writer
 
 * ``chunk_id`` is the BLAKE2b-128 digest of ``data``: the chunk's checksum (verified on every
   read: a damaged chunk is a :class:`DamagedChunk` error naming it, never skipped) and its
@@ -17,6 +17,12 @@ read needs without decoding it::
   one, so nothing is lost when two collectors, or one collector before and after a restart,
   cut the same stream at different boundaries. Their overlapping records are merged on read
   by :func:`hundi.stores.merge.deduplicate`.
+* ``writer`` names the store instance (one collector run) that wrote the chunk, a random
+  63-bit number, as the embedded store's run id does: a read passes it to the merge as each
+  row's :data:`~hundi.stores.merge.SOURCE`, so one writer's records that share a key (OKX
+  candle updates, Kraken and Coinbase book levels changed twice within one exchange
+  timestamp) all stay, and only another writer's copies go. A chunk without it (a table
+  written before the column existed) is a writer of its own.
 * A chunk never crosses a UTC hour, so a read of ``low <= ts < high`` asks for
   ``first_ts >= hour(low) AND first_ts < high AND last_ts >= low``: pruning by chunk bounds on
   the clustering key, at most one hour of chunks scanned (and filtered by the server) before
@@ -53,6 +59,7 @@ CHUNK_COLUMNS = {
     "last_id": "bigint",
     "records": "int",
     "data": "blob",
+    "writer": "bigint",  # not in Chunk: the store adds its own (see the module docstring)
 }
 CODECS = ("zstd", "lz4")  # Arrow IPC buffer compressions (lz4 = LZ4 frame)
 # Below this many records a chunk's buffers are left uncompressed. A live collector flushes
@@ -106,23 +113,17 @@ class ChunkTableSpec:
         marks = ", ".join("?" * len(CHUNK_COLUMNS))
         return f"INSERT INTO {quote(keyspace)}.{quote(self.name)} ({names}) VALUES ({marks})"
 
-    def select_cql(self, keyspace: str, *, data: bool = True) -> str:
+    def select_cql(self, keyspace: str, *, writer: bool = True) -> str:
         """Chunks of one partition with ``first_ts`` in [?, ?) and ``last_ts >= ?``: the
         partition is one key, so the server filters ``last_ts`` within it (ALLOW FILTERING
-        scans that one partition's slice, not the table)."""
-        what = "first_ts, chunk_id, last_ts, last_id, records" + (", data" if data else "")
+        scans that one partition's slice, not the table). ``writer``: the table has that
+        column (a table created before it was added may not)."""
+        what = "first_ts, chunk_id, last_ts, last_id, records, data"
+        what += ", writer" if writer else ""
         return (
             f"SELECT {what} FROM {quote(keyspace)}.{quote(self.name)} "
             "WHERE exchange = ? AND symbol = ? AND ts_day = ? "
             "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ALLOW FILTERING"
-        )
-
-    def chunk_cql(self, keyspace: str) -> str:
-        """One chunk's data by its key."""
-        return (
-            f"SELECT first_ts, chunk_id, last_ts, last_id, records, data "
-            f"FROM {quote(keyspace)}.{quote(self.name)} WHERE exchange = ? AND symbol = ? "
-            "AND ts_day = ? AND first_ts = ? AND chunk_id = ?"
         )
 
 
@@ -145,11 +146,11 @@ class Chunk:
     records: int
     data: bytes
 
-    def values(self) -> tuple[object, ...]:
-        """In :data:`CHUNK_COLUMNS` order."""
+    def values(self, writer: int) -> tuple[object, ...]:
+        """In :data:`CHUNK_COLUMNS` order, ``writer`` last."""
         return (
             self.exchange, self.symbol, self.day, self.first_ts, self.chunk_id, self.last_ts,
-            self.first_id, self.last_id, self.records, self.data,
+            self.first_id, self.last_id, self.records, self.data, writer,
         )  # fmt: skip
 
 
@@ -320,14 +321,24 @@ def assemble(channel: Channel, exchange: str, symbol: str, stored: list[pa.Table
     return pa.Table.from_arrays(arrays, schema=plain)
 
 
-def _repeated(text: str, count: int) -> pa.Array:
-    """``count`` copies of ``text`` as a string array, built from its two buffers with numpy
-    (a dictionary cast, or ``pa.array``, does this per value: 5x the time for a 2M-row day)."""
+# A string array's offsets are int32: one array holds at most this many bytes of text.
+_MAX_STRING_BYTES = 2**31 - 1
+
+
+def _repeated(text: str, count: int) -> pa.ChunkedArray:
+    """``count`` copies of ``text`` as a string column, built from its two buffers with numpy
+    (a dictionary cast, or ``pa.array``, does this per value: 5x the time for a 2M-row day);
+    in pieces of at most :data:`_MAX_STRING_BYTES`, whose int32 offsets cannot overflow."""
     encoded = text.encode()
-    offsets = np.arange(count + 1, dtype=np.int32) * len(encoded)
     data = np.frombuffer(encoded, dtype=np.uint8)
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, count))]
-    return pa.Array.from_buffers(pa.string(), count, buffers)
+    per_piece = max(1, _MAX_STRING_BYTES // max(len(encoded), 1))
+    pieces = []
+    for first in range(0, count, per_piece):
+        size = min(per_piece, count - first)
+        offsets = np.arange(size + 1, dtype=np.int32) * np.int32(len(encoded))
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, size))]
+        pieces.append(pa.Array.from_buffers(pa.string(), size, buffers))
+    return pa.chunked_array(pieces, pa.string())
 
 
 __all__ = [

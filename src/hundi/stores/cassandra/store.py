@@ -16,6 +16,9 @@ Reading: the partition index gives the (symbol, day) partitions of the request; 
 its clustering range ``start <= ts < end`` and the rows become Arrow columns with the record
 schema's types, then the same DataFrame the embedded store returns (index ``ts`` as UTC
 nanosecond timestamps, names as strings, ``side`` int8), so notebooks can switch stores.
+Chunk tables (:mod:`hundi.stores.cassandra.chunks`) are read beside the row tables, and the
+records of both merged by :mod:`hundi.stores.merge` with each chunk's ``writer`` as its rows'
+source (each row of a row table a source of its own).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, NoReturn, TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,7 +99,7 @@ from hundi.stores.cassandra.settings import (
     options_override,
     replication_cql,
 )
-from hundi.stores.merge import deduplicate, needed_columns
+from hundi.stores.merge import SOURCE, deduplicate, needed_columns
 
 log = logging.getLogger("hundi.stores.cassandra")
 
@@ -151,8 +156,13 @@ class CassandraStore(Store):
         # exists: a channel may have been chunked before its configuration changed).
         self._chunk_writes = {c: chunk_table_spec(c) for c in self.settings.chunked_channels}
         self._chunk_reads: dict[Channel, ChunkTableSpec] = {}
+        # Which of those have the ``writer`` column (tables created before it may not).
+        self._chunk_writer_column: dict[Channel, bool] = {}
         self._chunk_inserts: dict[Channel, PreparedStatement] = {}
-        self._chunk_selects: dict[tuple[Channel, bool], PreparedStatement] = {}
+        self._chunk_selects: dict[Channel, PreparedStatement] = {}
+        # This store's chunks are this writer's (hundi.stores.merge.SOURCE on reads): one run's
+        # records sharing a key are distinct records, another run's are copies.
+        self._writer = secrets.randbits(63)
         self._table_exists: PreparedStatement | None = None
         self._inserts: dict[Channel, _Insert] = {}
         self._selects: dict[tuple[Channel, tuple[str, ...]], PreparedStatement] = {}
@@ -268,13 +278,22 @@ class CassandraStore(Store):
                     for c, t in self._specs.items()
                 }
             else:
+                # the chunk tables written now, and those written before (a channel switched
+                # back to rows is still read): all keep CASSANDRA_TTL and the columns reads need
+                existing = live_tables(self._session, s.keyspace)
+                chunk_specs = [
+                    spec
+                    for channel in RECORD_TYPES
+                    if (spec := chunk_table_spec(channel)).name in existing
+                    or channel in self._chunk_writes
+                ]
                 self.schema_changes = ensure_schema(
                     self._session,
                     s.keyspace,
                     replication_cql(s.replication),
                     s.ttl_s,
                     self._specs,
-                    list(self._chunk_writes.values()),
+                    chunk_specs,
                     user=s.user,
                     init_hint=f"hundi store init {self.describe()}",
                 )
@@ -284,6 +303,10 @@ class CassandraStore(Store):
                 channel: spec
                 for channel in RECORD_TYPES
                 if (spec := chunk_table_spec(channel)).name in present
+            }
+            self._chunk_writer_column = {
+                channel: "writer" in present[spec.name].columns
+                for channel, spec in self._chunk_reads.items()
             }
             self._index_by_symbol = self._session.prepare(
                 index_select_cql(s.keyspace, with_symbol=True)
@@ -429,7 +452,7 @@ class CassandraStore(Store):
                 entry = self._index_insert.bind((chunk.exchange, channel.value, *key[1:]))
                 out.append((entry, None))
                 new_index.append((channel, key))
-            out.append((insert.bind(chunk.values()), None))
+            out.append((insert.bind(chunk.values(self._writer)), None))
 
     def _columns(self, channel: Channel, records: Sequence[Record]) -> pa.Table:
         """The records as Arrow columns. A record with a value its column cannot hold (a bug
@@ -580,7 +603,11 @@ class CassandraStore(Store):
             )
             rows = self._fetch(spec, fields, exchange, partitions, low, high)
             if rows:
-                parts.append(_table(schema, fields, rows))
+                table = _table(schema, fields, rows)
+                if parts:  # beside chunks: a row is a record of its own (one per key already)
+                    unique = -1 - np.arange(table.num_rows, dtype=np.int64)
+                    table = table.append_column(SOURCE, pa.array(unique))
+                parts.append(table)
         if not parts:
             return plain_schema(schema).empty_table()
         # One buffer per column: Arrow's take over hundreds of chunks is several times slower.
@@ -610,10 +637,17 @@ class CassandraStore(Store):
         spec = chunk_table_spec(channel)
         if self._table_exists is None:
             self._table_exists = self._session.prepare(
-                "SELECT table_name FROM system_schema.tables "
+                "SELECT column_name FROM system_schema.columns "
                 "WHERE keyspace_name = ? AND table_name = ?"
             )
-        if self._session.execute(self._table_exists, (self.settings.keyspace, spec.name)).one():
+        found_columns = {
+            str(name)
+            for (name,) in self._session.execute(
+                self._table_exists, (self.settings.keyspace, spec.name)
+            )
+        }
+        if found_columns:
+            self._chunk_writer_column[channel] = "writer" in found_columns
             self._chunk_reads[channel] = spec
             return spec
         return None
@@ -631,7 +665,7 @@ class CassandraStore(Store):
         them, the others null; None: all), one table per symbol. One query per partition hour
         (chunks never cross an hour), a bounded number in flight; each chunk is checked whole
         and decoded at once, the columns built once per symbol."""
-        select = self._chunk_select(spec, data=True)
+        select = self._chunk_select(spec)
         queries: list[tuple[str, tuple[object, ...]]] = []
         floor = max(low, 0) // NS_PER_HOUR * NS_PER_HOUR  # a chunk starting before low ends in
         for symbol, day in partitions:  # low's hour at the latest
@@ -641,30 +675,44 @@ class CassandraStore(Store):
                 queries.append((symbol, values))
         by_symbol: dict[str, list[pa.Table]] = {}
         inside: dict[str, bool] = {}  # every chunk lies within [low, high): no filter needed
+        # each row's writer as a small code (hundi.stores.merge.SOURCE); a chunk without one
+        # (written before the column existed) is a writer of its own
+        codes: dict[object, int] = {}
+        sources: dict[str, list[tuple[int, int]]] = {}
         for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
                                      strict=True):  # fmt: skip
-            for first_ts, chunk_id, last_ts, _, records, data in rows:
+            for row in rows:
+                first_ts, chunk_id, last_ts, _, records, data = row[:6]
+                writer = row[6] if len(row) > 6 and row[6] is not None else (symbol, chunk_id)
                 by_symbol.setdefault(symbol, []).append(
                     read_chunk(
                         spec.channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
                         records=records, data=data, fields=fields,
                     )
                 )  # fmt: skip
+                sources.setdefault(symbol, []).append(
+                    (codes.setdefault(writer, len(codes)), records)
+                )
                 inside[symbol] = inside.get(symbol, True) and low <= first_ts and last_ts < high
         tables = []
         for symbol, stored in by_symbol.items():
             table = assemble(spec.channel, exchange, symbol, stored)
+            code, count = zip(*sources[symbol], strict=True)
+            table = table.append_column(
+                SOURCE, pa.array(np.repeat(np.asarray(code, np.int64), np.asarray(count)))
+            )
             if not inside[symbol]:
                 ts = table.column("ts").cast(pa.int64())
                 table = table.filter(pc.and_(pc.greater_equal(ts, low), pc.less(ts, high)))
             tables.append(table)
         return tables
 
-    def _chunk_select(self, spec: ChunkTableSpec, *, data: bool) -> PreparedStatement:
-        select = self._chunk_selects.get((spec.channel, data))
+    def _chunk_select(self, spec: ChunkTableSpec) -> PreparedStatement:
+        select = self._chunk_selects.get(spec.channel)
         if select is None:
-            select = self._session.prepare(spec.select_cql(self.settings.keyspace, data=data))
-            self._chunk_selects[spec.channel, data] = select
+            writer = self._chunk_writer_column.get(spec.channel, True)
+            select = self._session.prepare(spec.select_cql(self.settings.keyspace, writer=writer))
+            self._chunk_selects[spec.channel] = select
         return select
 
     def _paged(
@@ -726,7 +774,7 @@ class CassandraStore(Store):
             (d for _, d in self._partitions(exchange, spec.channel, symbol, _MIN_TS, before_ns)),
             reverse=True,
         )
-        select = self._chunk_select(spec, data=True)
+        select = self._chunk_select(spec)
         id_field = SEQUENCE_FIELDS.get(spec.channel)
         for day in days:
             for hour in reversed(hours_within(day, _MIN_TS, before_ns)):
@@ -736,7 +784,8 @@ class CassandraStore(Store):
                 if not rows:
                     continue
                 best = StreamPosition(ts=_MIN_TS)
-                for first_ts, chunk_id, last_ts, last_id, records, data in rows:
+                for row in rows:
+                    first_ts, chunk_id, last_ts, last_id, records, data = row[:6]
                     if last_ts < before_ns:
                         seen = StreamPosition(last_ts, -1 if last_id is None else int(last_id))
                     else:
