@@ -15,7 +15,7 @@ import pyarrow.compute
 import pytest
 from cassandra.cluster import Session
 
-from hundi.records import RECORD_TYPES, Candle, Channel, Record, Trade, from_arrow
+from hundi.records import RECORD_TYPES, Bbo, Candle, Channel, Record, Trade, from_arrow
 from hundi.stores.base import StoreError, StreamPosition, open_store
 from hundi.stores.cassandra import CassandraStore
 from hundi.stores.cassandra.chunks import DamagedChunk
@@ -368,3 +368,48 @@ def test_one_writers_records_sharing_a_key_all_stay_another_writers_copies_go(
     frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.CANDLES)
     assert list(frame["close"]) == closes
     assert list(frame["recv_ts"].astype("int64")) == [c.recv_ts for c in mine]
+
+
+def test_a_time_range_read_returns_the_winning_copy_once(
+    chunked: CassandraStore, cassandra_keyspace: str, exchange: str
+) -> None:
+    """Two collectors' spot bookTickers (ts = local receive time): A's copy of update 1 came
+    first and lies just before a range's start, B's just after. The range from there must not
+    return B's copy; the range before it returns A's; together they are the whole read."""
+    bound = T0 + 10_000_000_000
+
+    def bbo(update_id: int, recv: int) -> Bbo:
+        return Bbo(
+            exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=recv,
+            recv_ts=recv, update_id=update_id, bid_price=100.0, bid_size=1.0, ask_price=101.0,
+            ask_size=1.0,
+        )  # fmt: skip
+
+    chunked.write(
+        {Channel.BBO: [bbo(0, bound - 5_000), bbo(1, bound - 1_000), bbo(2, bound + 9_000)]}
+    )
+    other = open_store(cassandra_keyspace, chunked_channels=ALL)
+    try:
+        other.write(
+            {Channel.BBO: [bbo(1, bound + 1_000), bbo(2, bound + 8_000), bbo(3, bound + 20_000)]}
+        )
+    finally:
+        other.close()
+
+    def updates(start: int | None, end: int | None) -> list[int]:
+        days = chunked.read_days(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO,
+            start_ns=start, end_ns=end, columns=["update_id"],
+        )  # fmt: skip
+        return [u for _, table in days for u in table.column("update_id").to_pylist()]
+
+    assert updates(None, None) == [0, 1, 2, 3]
+    assert updates(None, bound) == [0, 1]
+    assert updates(bound, None) == [2, 3]  # not B's copy of 1
+    frame = chunked.read(
+        exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO,
+        start=datetime.fromtimestamp(bound / 1e9, UTC),
+    )  # fmt: skip
+    assert frame["update_id"].tolist() == [2, 3]
+    recv = frame.set_index("update_id")["recv_ts"].astype("int64")
+    assert recv.loc[2] == bound + 8_000  # B's copy of 2 came first

@@ -99,7 +99,13 @@ from hundi.stores.cassandra.settings import (
     options_override,
     replication_cql,
 )
-from hundi.stores.merge import SOURCE, deduplicate, needed_columns
+from hundi.stores.merge import (
+    LOCAL_TS_MARGIN_NS,
+    SOURCE,
+    deduplicate,
+    local_ts_merges,
+    needed_columns,
+)
 
 log = logging.getLogger("hundi.stores.cassandra")
 
@@ -585,7 +591,30 @@ class CassandraStore(Store):
     ) -> pa.Table:
         """The records of the partitions with ``low <= ts < high`` from both layouts as a
         table of the record schema (fields not ``needed`` may be null), each record once,
-        sorted stably by (ts, recv_ts)."""
+        sorted stably by (ts, recv_ts). Where two writers' copies of a record differ in ``ts``
+        (a local receive time), the rows within ``LOCAL_TS_MARGIN_NS`` around the range are
+        merged first and the range cut after: a range then never returns the copy that lost,
+        and two adjacent ranges never both return the record (as the embedded store)."""
+        cut: tuple[int, int] | None = None
+        if local_ts_merges(channel) and (low > _MIN_TS or high < _MAX_TS):
+            cut = (low, high)
+            low = max(_MIN_TS, low - LOCAL_TS_MARGIN_NS) if low > _MIN_TS else low
+            high = min(_MAX_TS, high + LOCAL_TS_MARGIN_NS) if high < _MAX_TS else high
+        table = self._merged_rows(exchange, channel, partitions, low, high, needed)
+        if cut is None or not table.num_rows:
+            return table
+        ts = table.column("ts").cast(pa.int64())
+        return table.filter(pc.and_(pc.greater_equal(ts, cut[0]), pc.less(ts, cut[1])))
+
+    def _merged_rows(
+        self,
+        exchange: str,
+        channel: Channel,
+        partitions: list[tuple[str, int]],
+        low: int,
+        high: int,
+        needed: set[str] | None,
+    ) -> pa.Table:
         schema = SCHEMAS[channel]
         parts: list[pa.Table] = []
         chunk_spec = self._chunk_table(channel)
