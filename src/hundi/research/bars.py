@@ -3,8 +3,10 @@
 The bar rule is the collector's (:class:`hundi.series.core.TimeBarBuilder`: a trade counts in
 the bar of its effective time ``max(ts, recv_ts - grace)``, empty bars carry the previous
 close), so bars computed here equal the ``--series bars:...`` the collector stores live. Only
-the six columns the builder needs are read, as Arrow, one UTC day at a time: a trade of a later
-day can never land in an earlier day's bar, so each day's bars are final once the day is fed.
+the six columns the builder needs and ``native_symbol`` (the bars' name, taken from the same
+read instead of reading a day again) are read, as Arrow, one UTC day at a time: a trade of a
+later day can never land in an earlier day's bar, so each day's bars are final once the day is
+fed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hundi.records import SCHEMAS, Channel
 from hundi.research._source import (
@@ -76,10 +79,12 @@ def bars(
         builder = TimeBarBuilder(step, grace_ns)
         out: list[Columns] = []
         held: Columns | None = None  # trades not yet turned into bars (the latest day's)
+        native: str | None = None  # the exchange's name, from the trades read (not a 2nd read)
         for day, table in iter_day_tables(
             opened, exchange=exchange, symbol=symbol, channel="trades", start=start, end=end,
-            columns=NEEDED, ordered=False,
+            columns=(*NEEDED, "native_symbol"), ordered=False,
         ):  # fmt: skip
+            native = native or _first_name(table.column("native_symbol"))
             trades = _columns(table, builder)
             if held is not None:
                 # no trade of this day or later can be in a bar before this day: those are final
@@ -97,7 +102,9 @@ def bars(
         names = {
             "exchange": exchange,
             "symbol": symbol,
-            "native_symbol": native_symbol(opened, exchange, Channel.TRADES, symbol),
+            # the trades' own name; without trades there is no bar to name
+            "native_symbol": native
+            or (native_symbol(opened, exchange, Channel.TRADES, symbol) if out else symbol),
             "interval": duration_label(step),
         }
         return _frame(out, names)
@@ -116,6 +123,17 @@ def _columns(table: pa.Table, builder: TimeBarBuilder) -> Columns:
     np.floor_divide(bucket, builder.interval, out=bucket)
     found["bucket"] = bucket
     return found
+
+
+def _first_name(column: pa.ChunkedArray) -> str | None:
+    """The first non-empty name in ``column``, without a Python string per row."""
+    for chunk in column.chunks:
+        if len(chunk) and chunk[0].as_py():  # the usual case: every row holds it
+            return str(chunk[0].as_py())
+        named = chunk.filter(pc.not_equal(chunk, ""))
+        if len(named):
+            return str(named[0].as_py())
+    return None
 
 
 def _close(builder: TimeBarBuilder, trades: Columns, limit: int, out: list[Columns]) -> None:

@@ -23,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -65,7 +67,14 @@ from cassandra.query import (
 )
 
 from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
-from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns, plain_schema
+from hundi.stores.base import (
+    Store,
+    StoreError,
+    StreamPosition,
+    day_of_ns,
+    plain_schema,
+    to_frame,
+)
 from hundi.stores.cassandra.chunks import (
     ChunkTableSpec,
     assemble,
@@ -108,6 +117,7 @@ _DRIVER_ERRORS = (
 _READ_WINDOW = 16  # partition reads in flight
 _FETCH_SIZE = 20_000  # rows per page
 _CHUNK_FETCH_SIZE = 32  # chunks per page: up to ~2 MB each
+_DECODE_THREADS = 4  # at most, and no more than the cores
 _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
 
@@ -160,6 +170,7 @@ class CassandraStore(Store):
         # fields records gained since: those read as nulls.
         self._readable = {channel: spec.fields for channel, spec in self._specs.items()}
         self._indexed: set[tuple[Channel, _PartitionKey]] = set()
+        self._decoding: ThreadPoolExecutor | None = None  # chunk decoders (_decoder)
         self._unreachable = False  # the last connect failed for want of a node (not a login)
         self._opened = False
         self.schema_changes: list[Change] = []  # the DDL the last open made (hundi store init)
@@ -301,6 +312,9 @@ class CassandraStore(Store):
 
     def close(self) -> None:
         """Nothing is buffered (``write`` waits for acknowledgements): just disconnect."""
+        if self._decoding is not None:
+            self._decoding.shutdown(cancel_futures=True)
+            self._decoding = None
         if self._opened:
             self._cluster.shutdown()
 
@@ -484,7 +498,7 @@ class CassandraStore(Store):
             table = self._rows(exchange, channel, partitions, low, high, None)
         except _DRIVER_ERRORS as exc:
             self._fail(f"reading {channel.value}", exc)
-        return _frame(table)
+        return to_frame(table)
 
     def read_days(
         self,
@@ -583,8 +597,9 @@ class CassandraStore(Store):
                 parts.append(_table(schema, fields, rows))
         if not parts:
             return plain_schema(schema).empty_table()
-        # One buffer per column: Arrow's take over hundreds of chunks is several times slower.
-        table = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).combine_chunks()
+        # Columns stay in the chunks' buffers: the DataFrame copies them once; a merge or sort
+        # that has to take rows combines them first (take over hundreds of chunks is slow).
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         table = deduplicate(table, channel)
         # rows tied on (ts, recv_ts) in exchange-id order, as the row layout's clustering gives
         tie_ids = [
@@ -596,6 +611,7 @@ class CassandraStore(Store):
             return table
         keys = [("ts", "ascending"), ("recv_ts", "ascending")]
         keys += [(name, "ascending") for name in tie_ids]
+        table = table.combine_chunks()
         return table.take(pc.sort_indices(table, sort_keys=keys))
 
     def _chunk_table(self, channel: Channel) -> ChunkTableSpec | None:
@@ -639,26 +655,46 @@ class CassandraStore(Store):
                 start = day * NS_PER_DAY + hour * NS_PER_HOUR
                 values = (exchange, symbol, day, start, min(start + NS_PER_HOUR, high), low)
                 queries.append((symbol, values))
-        by_symbol: dict[str, list[pa.Table]] = {}
+        by_symbol: dict[str, list[Future[pa.Table]]] = {}
         inside: dict[str, bool] = {}  # every chunk lies within [low, high): no filter needed
-        for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
-                                     strict=True):  # fmt: skip
-            for first_ts, chunk_id, last_ts, _, records, data in rows:
-                by_symbol.setdefault(symbol, []).append(
-                    read_chunk(
-                        spec.channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
-                        records=records, data=data, fields=fields,
-                    )
-                )  # fmt: skip
-                inside[symbol] = inside.get(symbol, True) and low <= first_ts and last_ts < high
+        decoder = self._decoder()
+        try:
+            for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
+                                         strict=True):  # fmt: skip
+                for first_ts, chunk_id, last_ts, _, records, data in rows:
+                    # checked and decoded by the pool (hashlib and Arrow release the GIL) while
+                    # the driver receives the next pages
+                    by_symbol.setdefault(symbol, []).append(
+                        decoder.submit(
+                            read_chunk, spec.channel, exchange, symbol, first_ts=first_ts,
+                            chunk_id=chunk_id, records=records, data=data, fields=fields,
+                        )
+                    )  # fmt: skip
+                    within = low <= first_ts and last_ts < high
+                    inside[symbol] = inside.get(symbol, True) and within
+            decoded = {
+                symbol: [f.result() for f in futures] for symbol, futures in by_symbol.items()
+            }
+        finally:  # an error (a damaged chunk, the cluster gone) leaves no decoding behind
+            for futures in by_symbol.values():
+                for future in futures:
+                    future.cancel()
         tables = []
-        for symbol, stored in by_symbol.items():
+        for symbol, stored in decoded.items():
             table = assemble(spec.channel, exchange, symbol, stored)
             if not inside[symbol]:
                 ts = table.column("ts").cast(pa.int64())
                 table = table.filter(pc.and_(pc.greater_equal(ts, low), pc.less(ts, high)))
             tables.append(table)
         return tables
+
+    def _decoder(self) -> ThreadPoolExecutor:
+        """Threads that check and decode chunks (hashlib and Arrow release the GIL), one per
+        core; started at the first chunk read, stopped by :meth:`close`."""
+        if self._decoding is None:
+            workers = max(1, min(_DECODE_THREADS, os.cpu_count() or 1))
+            self._decoding = ThreadPoolExecutor(workers, thread_name_prefix="hundi-chunks")
+        return self._decoding
 
     def _chunk_select(self, spec: ChunkTableSpec, *, data: bool) -> PreparedStatement:
         select = self._chunk_selects.get((spec.channel, data))
@@ -907,11 +943,6 @@ def _in_time_order(table: pa.Table, tie_ids: Sequence[str]) -> bool:
         ids = table.column(tie_ids[0])
         later = pc.or_(later, pc.and_(pc.and_(tied, recv_tied), pc.less(ids[head], ids[tail])))
     return bool(pc.all(later).as_py())
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    frame: pd.DataFrame = table.to_pandas().set_index("ts")
-    return frame
 
 
 __all__ = ["CassandraStore"]
