@@ -344,8 +344,29 @@ def single_string(column: pa.ChunkedArray) -> str | None:
         column = column.cast(column.type.value_type)
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return None
-    low, high = pc.min_max(column).values()
-    return str(low.as_py()) if low == high else None
+    seen: dict[tuple[int, ...], None] = {}  # chunks that are the same slice of the same buffers
+    values = set()
+    for chunk in column.chunks:
+        key = (chunk.offset, len(chunk), *(b.address for b in chunk.buffers() if b is not None))
+        if key in seen or not len(chunk):
+            continue
+        seen[key] = None
+        low, high = pc.min_max(chunk).values()
+        if low != high:
+            return None
+        values.add(low.as_py())
+        if len(values) > 1:
+            return None
+    return str(values.pop()) if values else None
+
+
+def constant_nulls(count: int, kind: pa.DataType) -> pa.ChunkedArray:
+    """``count`` nulls of ``kind`` (a field a read did not ask for) as one block every chunk
+    references again, not ``count`` fresh zeros."""
+    block = min(count, 1 << 16)
+    one = pa.nulls(block, kind)
+    whole, rest = divmod(count, block) if block else (0, 0)
+    return pa.chunked_array([one] * whole + ([one.slice(0, rest)] if rest else []), kind)
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:

@@ -167,9 +167,14 @@ def _surely_unique(table: pa.Table, first_identity: str) -> bool:
     column = table.column(first_identity)
     if not pa.types.is_integer(column.type) or column.null_count:
         return False
-    ids = np.asarray(column.to_numpy(), np.int64)
-    if not bool((ids[1:] > ids[:-1]).all()):
-        return False
+    last: int | None = None  # chunk by chunk (a day of chunks): no concatenated copy
+    for chunk in column.chunks:
+        if not len(chunk):
+            continue
+        ids = np.asarray(chunk.to_numpy(), np.int64)
+        if (last is not None and ids[0] <= last) or not bool((ids[1:] > ids[:-1]).all()):
+            return False
+        last = int(ids[-1])
     return _one_value(table, "exchange") and _one_value(table, "symbol")
 
 

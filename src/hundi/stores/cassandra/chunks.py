@@ -35,7 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel
-from hundi.stores.base import StoreError, constant_strings, plain_schema, single_string
+from hundi.stores.base import (
+    StoreError,
+    constant_nulls,
+    constant_strings,
+    plain_schema,
+    single_string,
+)
 from hundi.stores.cassandra.schema import DAY_COLUMN, NS_PER_DAY, NS_PER_HOUR, quote
 
 CHUNK_SUFFIX = "_chunks"
@@ -322,7 +328,7 @@ def assemble(channel: Channel, exchange: str, symbol: str, stored: list[pa.Table
             else:
                 arrays.append(column if column.type == field.type else column.cast(field.type))
         else:
-            arrays.append(pa.nulls(count, field.type))
+            arrays.append(constant_nulls(count, field.type))
     return pa.Table.from_arrays(arrays, schema=plain)
 
 
