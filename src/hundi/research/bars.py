@@ -111,16 +111,22 @@ def bars(
 
 
 def _columns(table: pa.Table, builder: TimeBarBuilder) -> Columns:
+    """What the builder reads: ids, prices, sizes, sides and each trade's bucket. ``ts`` and
+    ``recv_ts`` become the bucket batch by batch and are never copied out whole (a day of a
+    store's chunks would be concatenated twice more: ~1/3 of this step's fresh memory)."""
     found: Columns = {}
-    for name in NEEDED:
-        column = table.column(name)
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        found[name] = column.to_numpy()
+    for name in ("trade_id", "price", "size", "side"):
+        found[name] = table.column(name).to_numpy()
     # effective_time(ts, recv_ts, grace) // interval, in one buffer (10M rows: 80 MB, not 240)
-    bucket = np.subtract(found["recv_ts"], builder.grace)
-    np.maximum(found["ts"], bucket, out=bucket)
-    np.floor_divide(bucket, builder.interval, out=bucket)
+    bucket = np.empty(table.num_rows, np.int64)
+    at = 0
+    for batch in table.select(["ts", "recv_ts"]).to_batches():  # zero-copy, aligned slices
+        ts, recv = (np.asarray(c.cast(pa.int64()).to_numpy(), np.int64) for c in batch.columns)
+        out = bucket[at : at + batch.num_rows]
+        np.subtract(recv, builder.grace, out=out)
+        np.maximum(ts, out, out=out)
+        np.floor_divide(out, builder.interval, out=out)
+        at += batch.num_rows
     found["bucket"] = bucket
     return found
 
