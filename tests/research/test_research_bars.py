@@ -4,6 +4,7 @@ pandas resampling where the rules coincide, including across midnight."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import hundi
 from hundi.records import Channel
 from hundi.research import NotStored, ResearchError, bars
 from hundi.series.offline import time_bars
+from hundi.stores.embedded import EmbeddedStore
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
@@ -77,3 +79,30 @@ def test_window_and_errors(sim_stores: dict[str, Path]) -> None:
     )
     with pytest.raises(ResearchError, match="interval"):
         bars(store, "binance", "BTC-USDT", "soon")
+
+
+def test_the_trades_are_read_once_and_name_the_bars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bars' ``native_symbol`` comes from the trades read for them: a day is not read a
+    second time to find it (over Cassandra that doubled a bars request)."""
+    trades = [trade(MIDNIGHT + i * 250 * MS, i, 100.0 + i) for i in range(40)]
+    store = write(tmp_path / "data", {Channel.TRADES: trades})
+    reads: list[object] = []
+    original = EmbeddedStore.read_days
+
+    def counted(self: EmbeddedStore, **kwargs: Any) -> Any:
+        reads.append(kwargs.get("columns"))
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(EmbeddedStore, "read_days", counted)
+    frame = bars(store, "binance", "BTC-USDT", "1s")
+    assert len(reads) == 1
+    assert len(frame) == 10
+    assert set(frame["native_symbol"]) == {"BTCUSDT"}
+    # no trade in the range: no bar, and no second read to name none
+    reads.clear()
+    assert bars(
+        store, "binance", "BTC-USDT", "1s", start=MIDNIGHT - 10_000 * MS, end=MIDNIGHT
+    ).empty
+    assert len(reads) == 1

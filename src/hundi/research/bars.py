@@ -3,8 +3,10 @@
 The bar rule is the collector's (:class:`hundi.series.core.TimeBarBuilder`: a trade counts in
 the bar of its effective time ``max(ts, recv_ts - grace)``, empty bars carry the previous
 close), so bars computed here equal the ``--series bars:...`` the collector stores live. Only
-the six columns the builder needs are read, as Arrow, one UTC day at a time: a trade of a later
-day can never land in an earlier day's bar, so each day's bars are final once the day is fed.
+the six columns the builder needs and ``native_symbol`` (the bars' name, taken from the same
+read instead of reading a day again) are read, as Arrow, one UTC day at a time: a trade of a
+later day can never land in an earlier day's bar, so each day's bars are final once the day is
+fed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hundi.records import SCHEMAS, Channel
 from hundi.research._source import (
@@ -76,10 +79,12 @@ def bars(
         builder = TimeBarBuilder(step, grace_ns)
         out: list[Columns] = []
         held: Columns | None = None  # trades not yet turned into bars (the latest day's)
+        native: str | None = None  # the exchange's name, from the trades read (not a 2nd read)
         for day, table in iter_day_tables(
             opened, exchange=exchange, symbol=symbol, channel="trades", start=start, end=end,
-            columns=NEEDED, ordered=False,
+            columns=(*NEEDED, "native_symbol"), ordered=False,
         ):  # fmt: skip
+            native = native or _first_name(table.column("native_symbol"))
             trades = _columns(table, builder)
             if held is not None:
                 # no trade of this day or later can be in a bar before this day: those are final
@@ -97,25 +102,44 @@ def bars(
         names = {
             "exchange": exchange,
             "symbol": symbol,
-            "native_symbol": native_symbol(opened, exchange, Channel.TRADES, symbol),
+            # the trades' own name; without trades there is no bar to name
+            "native_symbol": native
+            or (native_symbol(opened, exchange, Channel.TRADES, symbol) if out else symbol),
             "interval": duration_label(step),
         }
         return _frame(out, names)
 
 
 def _columns(table: pa.Table, builder: TimeBarBuilder) -> Columns:
+    """What the builder reads: ids, prices, sizes, sides and each trade's bucket. ``ts`` and
+    ``recv_ts`` become the bucket batch by batch and are never copied out whole (a day of a
+    store's chunks would be concatenated twice more: ~1/3 of this step's fresh memory)."""
     found: Columns = {}
-    for name in NEEDED:
-        column = table.column(name)
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        found[name] = column.to_numpy()
+    for name in ("trade_id", "price", "size", "side"):
+        found[name] = table.column(name).to_numpy()
     # effective_time(ts, recv_ts, grace) // interval, in one buffer (10M rows: 80 MB, not 240)
-    bucket = np.subtract(found["recv_ts"], builder.grace)
-    np.maximum(found["ts"], bucket, out=bucket)
-    np.floor_divide(bucket, builder.interval, out=bucket)
+    bucket = np.empty(table.num_rows, np.int64)
+    at = 0
+    for batch in table.select(["ts", "recv_ts"]).to_batches():  # zero-copy, aligned slices
+        ts, recv = (np.asarray(c.cast(pa.int64()).to_numpy(), np.int64) for c in batch.columns)
+        out = bucket[at : at + batch.num_rows]
+        np.subtract(recv, builder.grace, out=out)
+        np.maximum(ts, out, out=out)
+        np.floor_divide(out, builder.interval, out=out)
+        at += batch.num_rows
     found["bucket"] = bucket
     return found
+
+
+def _first_name(column: pa.ChunkedArray) -> str | None:
+    """The first non-empty name in ``column``, without a Python string per row."""
+    for chunk in column.chunks:
+        if len(chunk) and chunk[0].as_py():  # the usual case: every row holds it
+            return str(chunk[0].as_py())
+        named = chunk.filter(pc.not_equal(chunk, ""))
+        if len(named):
+            return str(named[0].as_py())
+    return None
 
 
 def _close(builder: TimeBarBuilder, trades: Columns, limit: int, out: list[Columns]) -> None:

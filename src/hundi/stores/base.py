@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hundi.records import SCHEMAS, Channel, Record
 
@@ -304,6 +306,86 @@ def plain_schema(schema: pa.Schema) -> pa.Schema:
             for f in schema
         ]
     )
+
+
+_CONSTANT_BLOCK_BYTES = 1 << 20
+
+
+def constant_strings(text: str, count: int, *, large: bool = False) -> pa.ChunkedArray:
+    """``count`` copies of ``text`` (a name column: one exchange, one symbol) as one block of
+    at most ~1 MB that every chunk references again. Filling fresh memory is what reading a
+    day cost most (a 2M-row day's name columns: ~45 MB, each copy of it paid again), so a
+    name is not written out per row."""
+    encoded = text.encode()
+    block = min(count, max(1, _CONSTANT_BLOCK_BYTES // max(1, len(encoded))))
+    offsets = np.arange(block + 1, dtype=np.int64 if large else np.int32) * len(encoded)
+    kind = pa.large_string() if large else pa.string()
+    one = pa.Array.from_buffers(
+        kind, block, [None, pa.py_buffer(offsets), pa.py_buffer(encoded * block)]
+    )
+    whole, rest = divmod(count, block) if block else (0, 0)
+    return pa.chunked_array([one] * whole + ([one.slice(0, rest)] if rest else []), kind)
+
+
+def single_string(column: pa.ChunkedArray) -> str | None:
+    """The one value of a string or dictionary-of-strings column without nulls, else None:
+    a dictionary's values, or a min/max pass (no hashing, no copy)."""
+    if len(column) == 0 or column.null_count:
+        return None
+    if pa.types.is_dictionary(column.type):
+        names = {
+            value
+            for chunk in column.chunks
+            if len(chunk)
+            for value in chunk.dictionary.unique().to_pylist()
+        }
+        if len(names) == 1:  # every chunk's dictionary holds that one name
+            return str(names.pop())
+        column = column.cast(column.type.value_type)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    seen: dict[tuple[int, ...], None] = {}  # chunks that are the same slice of the same buffers
+    values = set()
+    for chunk in column.chunks:
+        key = (chunk.offset, len(chunk), *(b.address for b in chunk.buffers() if b is not None))
+        if key in seen or not len(chunk):
+            continue
+        seen[key] = None
+        low, high = pc.min_max(chunk).values()
+        if low != high:
+            return None
+        values.add(low.as_py())
+        if len(values) > 1:
+            return None
+    return str(values.pop()) if values else None
+
+
+def constant_nulls(count: int, kind: pa.DataType) -> pa.ChunkedArray:
+    """``count`` nulls of ``kind`` (a field a read did not ask for) as one block every chunk
+    references again, not ``count`` fresh zeros."""
+    block = min(count, 1 << 16)
+    one = pa.nulls(block, kind)
+    whole, rest = divmod(count, block) if block else (0, 0)
+    return pa.chunked_array([one] * whole + ([one.slice(0, rest)] if rest else []), kind)
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A read's table → its DataFrame indexed by ``ts``: what ``table.to_pandas()`` gives
+    (names as pandas strings), but a name column holding one value is not copied per row
+    (:func:`constant_strings`; pandas would otherwise cast it to ``large_string``)."""
+    columns = []
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_dictionary(kind) or pa.types.is_string(kind):
+            text = single_string(column)
+            if text is not None:
+                column = constant_strings(text, len(column), large=True)
+            elif pa.types.is_dictionary(kind):
+                column = column.cast(kind.value_type)
+        columns.append(column)
+    plain = pa.Table.from_arrays(columns, names=table.column_names)
+    frame: pd.DataFrame = plain.to_pandas().set_index("ts")
+    return frame
 
 
 def empty_table(channel: Channel, columns: Sequence[str] | None = None) -> pa.Table:

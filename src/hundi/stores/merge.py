@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 
 from hundi.book.rule import ContinuityRule
 from hundi.records import RECORD_TYPES, SCHEMAS, Channel, EventKind
+from hundi.stores.base import single_string
 
 I64 = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -158,7 +159,7 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     # one exchange and symbol (a symbol's read): not worth hashing with every row
-    keys = [name for name in ("exchange", "symbol") if _distinct(table, name) > 1]
+    keys = [name for name in ("exchange", "symbol") if not _one_value(table, name)]
     keys += identity
     keys += [f"__merge_{name}" for name in content]
     keyed = pa.table(
@@ -172,6 +173,7 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     firsts = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate([(_RANK, "min")])
     if firsts.num_rows == table.num_rows:
         return table
+    table = table.combine_chunks()  # take over hundreds of chunks (a day of chunks) is slow
     winners = order[np.asarray(firsts.column(f"{_RANK}_min").to_numpy(), np.int64)]
     if source is None:
         return table.take(pa.array(np.sort(winners)))
@@ -198,17 +200,20 @@ def _surely_unique(table: pa.Table, first_identity: str) -> bool:
     column = table.column(first_identity)
     if not pa.types.is_integer(column.type) or column.null_count:
         return False
-    ids = np.asarray(column.to_numpy(), np.int64)
-    if not bool((ids[1:] > ids[:-1]).all()):
-        return False
-    return _distinct(table, "exchange") == 1 and _distinct(table, "symbol") == 1
+    last: int | None = None  # chunk by chunk (a day of chunks): no concatenated copy
+    for chunk in column.chunks:
+        if not len(chunk):
+            continue
+        ids = np.asarray(chunk.to_numpy(), np.int64)
+        if (last is not None and ids[0] <= last) or not bool((ids[1:] > ids[:-1]).all()):
+            return False
+        last = int(ids[-1])
+    return _one_value(table, "exchange") and _one_value(table, "symbol")
 
 
-def _distinct(table: pa.Table, name: str) -> int:
-    column = table.column(name)
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(pa.string())
-    return int(pc.count_distinct(column).as_py())
+def _one_value(table: pa.Table, name: str) -> bool:
+    """Every row holds the same name (a symbol's read): a min/max pass, not a hash per row."""
+    return single_string(table.column(name)) is not None
 
 
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:

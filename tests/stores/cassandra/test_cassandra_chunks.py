@@ -4,8 +4,10 @@ errors, reads prune by chunk bounds, both layouts are read together, the TTL is 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -19,6 +21,7 @@ from hundi.records import RECORD_TYPES, Bbo, Candle, Channel, Record, Trade, fro
 from hundi.stores.base import StoreError, StreamPosition, open_store
 from hundi.stores.cassandra import CassandraStore
 from hundi.stores.cassandra.chunks import DamagedChunk
+from hundi.stores.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.slow
 
@@ -413,3 +416,27 @@ def test_a_time_range_read_returns_the_winning_copy_once(
     assert frame["update_id"].tolist() == [2, 3]
     recv = frame.set_index("update_id")["recv_ts"].astype("int64")
     assert recv.loc[2] == bound + 8_000  # B's copy of 2 came first
+
+
+def test_a_read_of_many_chunks_equals_the_embedded_frame_and_stops_its_decoders(
+    cassandra_keyspace: str, exchange: str, tmp_path: Path
+) -> None:
+    """Chunks decoded by the store's threads come back in order, as the embedded store's
+    frame (same dtypes, writable), and ``close`` stops those threads."""
+    records = trades(exchange, range(3_000), step=HOUR // 1_000)  # 3 hours, many chunks
+    store = open_store(cassandra_keyspace, chunked_channels=ALL)
+    embedded = EmbeddedStore(str(tmp_path / "data"), fsync=False)
+    try:
+        for first in range(0, len(records), 100):
+            store.write({Channel.TRADES: records[first : first + 100]})
+        embedded.write({Channel.TRADES: records})
+        embedded.flush()
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+        expected = embedded.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+        pd.testing.assert_frame_equal(frame, expected)
+        frame.iloc[0, frame.columns.get_loc("price")] = -1.0
+        assert any(t.name.startswith("hundi-chunks") for t in threading.enumerate())
+    finally:
+        store.close()
+        embedded.close()
+    assert not any(t.name.startswith("hundi-chunks") for t in threading.enumerate())

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from hundi.records import Channel, Record, Trade, to_arrow
-from hundi.stores.cassandra import chunks as chunks_module
+from hundi.stores import base as base_module
 from hundi.stores.cassandra.chunks import (
     SMALL_CHUNK_ROWS,
     Chunk,
@@ -69,9 +69,10 @@ def test_a_large_write_split_by_chunk_rows_compresses_its_small_tail_only() -> N
 def test_names_longer_than_one_string_array_holds_are_split_not_overflowed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A read's repeated exchange and symbol names: past 2 GiB of text (int32 offsets) the
-    column is cut into pieces instead of wrapping its offsets (the limit made small here)."""
-    monkeypatch.setattr(chunks_module, "_MAX_STRING_BYTES", 20)  # two "BTC-USDT" per piece
+    """A read's repeated exchange and symbol names: one small block referenced again per
+    piece, so no string array's int32 offsets can overflow however many rows a read has (the
+    block made small here)."""
+    monkeypatch.setattr(base_module, "_CONSTANT_BLOCK_BYTES", 20)  # two "BTC-USDT" per block
     stored = [
         decoded(chunk)
         for chunk in encode_chunks(Channel.TRADES, to_arrow(Channel.TRADES, trades(5)))

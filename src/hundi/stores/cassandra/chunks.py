@@ -37,12 +37,17 @@ import hashlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel
-from hundi.stores.base import StoreError, plain_schema
+from hundi.stores.base import (
+    StoreError,
+    constant_nulls,
+    constant_strings,
+    plain_schema,
+    single_string,
+)
 from hundi.stores.cassandra.schema import DAY_COLUMN, NS_PER_DAY, NS_PER_HOUR, quote
 
 CHUNK_SUFFIX = "_chunks"
@@ -303,7 +308,9 @@ def read_chunk(
 
 def assemble(channel: Channel, exchange: str, symbol: str, stored: list[pa.Table]) -> pa.Table:
     """One stream's chunks (as :func:`read_chunk` gave them) → one table of the channel's plain
-    schema (names as strings): columns concatenated once, not per chunk; a field older chunks
+    schema (names as strings), without copying: each column keeps the chunks' buffers (a
+    DataFrame or a sort copies them once, later), and a name holding one value (``exchange``,
+    ``symbol``, usually ``native_symbol``) is :func:`constant_strings`. A field older chunks
     lack is null for their rows."""
     plain = plain_schema(SCHEMAS[Channel(channel)])
     if not stored:
@@ -313,32 +320,17 @@ def assemble(channel: Channel, exchange: str, symbol: str, stored: list[pa.Table
     arrays: list[pa.Array | pa.ChunkedArray] = []
     for field in plain:
         if field.name in _KEY_NAMES:
-            arrays.append(_repeated(exchange if field.name == "exchange" else symbol, count))
+            arrays.append(constant_strings(exchange if field.name == "exchange" else symbol, count))
         elif field.name in table.column_names:
-            arrays.append(table.column(field.name).cast(field.type))
+            column = table.column(field.name)
+            text = single_string(column) if pa.types.is_dictionary(column.type) else None
+            if text is not None:
+                arrays.append(constant_strings(text, count))
+            else:
+                arrays.append(column if column.type == field.type else column.cast(field.type))
         else:
-            arrays.append(pa.nulls(count, field.type))
+            arrays.append(constant_nulls(count, field.type))
     return pa.Table.from_arrays(arrays, schema=plain)
-
-
-# A string array's offsets are int32: one array holds at most this many bytes of text.
-_MAX_STRING_BYTES = 2**31 - 1
-
-
-def _repeated(text: str, count: int) -> pa.ChunkedArray:
-    """``count`` copies of ``text`` as a string column, built from its two buffers with numpy
-    (a dictionary cast, or ``pa.array``, does this per value: 5x the time for a 2M-row day);
-    in pieces of at most :data:`_MAX_STRING_BYTES`, whose int32 offsets cannot overflow."""
-    encoded = text.encode()
-    data = np.frombuffer(encoded, dtype=np.uint8)
-    per_piece = max(1, _MAX_STRING_BYTES // max(len(encoded), 1))
-    pieces = []
-    for first in range(0, count, per_piece):
-        size = min(per_piece, count - first)
-        offsets = np.arange(size + 1, dtype=np.int32) * np.int32(len(encoded))
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.tile(data, size))]
-        pieces.append(pa.Array.from_buffers(pa.string(), size, buffers))
-    return pa.chunked_array(pieces, pa.string())
 
 
 __all__ = [

@@ -26,8 +26,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -70,7 +72,14 @@ from cassandra.query import (
 )
 
 from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
-from hundi.stores.base import Store, StoreError, StreamPosition, day_of_ns, plain_schema
+from hundi.stores.base import (
+    Store,
+    StoreError,
+    StreamPosition,
+    day_of_ns,
+    plain_schema,
+    to_frame,
+)
 from hundi.stores.cassandra.chunks import (
     ChunkTableSpec,
     assemble,
@@ -119,6 +128,7 @@ _DRIVER_ERRORS = (
 _READ_WINDOW = 16  # partition reads in flight
 _FETCH_SIZE = 20_000  # rows per page
 _CHUNK_FETCH_SIZE = 32  # chunks per page: up to ~2 MB each
+_DECODE_THREADS = 4  # at most, and no more than the cores
 _MIN_TS = -(2**63)
 _MAX_TS = 2**63 - 1
 
@@ -176,6 +186,7 @@ class CassandraStore(Store):
         # fields records gained since: those read as nulls.
         self._readable = {channel: spec.fields for channel, spec in self._specs.items()}
         self._indexed: set[tuple[Channel, _PartitionKey]] = set()
+        self._decoding: ThreadPoolExecutor | None = None  # chunk decoders (_decoder)
         self._unreachable = False  # the last connect failed for want of a node (not a login)
         self._opened = False
         self.schema_changes: list[Change] = []  # the DDL the last open made (hundi store init)
@@ -330,6 +341,9 @@ class CassandraStore(Store):
 
     def close(self) -> None:
         """Nothing is buffered (``write`` waits for acknowledgements): just disconnect."""
+        if self._decoding is not None:
+            self._decoding.shutdown(cancel_futures=True)
+            self._decoding = None
         if self._opened:
             self._cluster.shutdown()
 
@@ -513,7 +527,7 @@ class CassandraStore(Store):
             table = self._rows(exchange, channel, partitions, low, high, None)
         except _DRIVER_ERRORS as exc:
             self._fail(f"reading {channel.value}", exc)
-        return _frame(table)
+        return to_frame(table)
 
     def read_days(
         self,
@@ -639,8 +653,9 @@ class CassandraStore(Store):
                 parts.append(table)
         if not parts:
             return plain_schema(schema).empty_table()
-        # One buffer per column: Arrow's take over hundreds of chunks is several times slower.
-        table = (pa.concat_tables(parts) if len(parts) > 1 else parts[0]).combine_chunks()
+        # Columns stay in the chunks' buffers: the DataFrame copies them once; a merge or sort
+        # that has to take rows combines them first (take over hundreds of chunks is slow).
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         table = deduplicate(table, channel)
         # rows tied on (ts, recv_ts) in exchange-id order, as the row layout's clustering gives
         tie_ids = [
@@ -652,6 +667,7 @@ class CassandraStore(Store):
             return table
         keys = [("ts", "ascending"), ("recv_ts", "ascending")]
         keys += [(name, "ascending") for name in tie_ids]
+        table = table.combine_chunks()
         return table.take(pc.sort_indices(table, sort_keys=keys))
 
     def _chunk_table(self, channel: Channel) -> ChunkTableSpec | None:
@@ -702,29 +718,41 @@ class CassandraStore(Store):
                 start = day * NS_PER_DAY + hour * NS_PER_HOUR
                 values = (exchange, symbol, day, start, min(start + NS_PER_HOUR, high), low)
                 queries.append((symbol, values))
-        by_symbol: dict[str, list[pa.Table]] = {}
+        by_symbol: dict[str, list[Future[pa.Table]]] = {}
         inside: dict[str, bool] = {}  # every chunk lies within [low, high): no filter needed
         # each row's writer as a small code (hundi.stores.merge.SOURCE); a chunk without one
         # (written before the column existed) is a writer of its own
         codes: dict[object, int] = {}
         sources: dict[str, list[tuple[int, int]]] = {}
-        for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
-                                     strict=True):  # fmt: skip
-            for row in rows:
-                first_ts, chunk_id, last_ts, _, records, data = row[:6]
-                writer = row[6] if len(row) > 6 and row[6] is not None else (symbol, chunk_id)
-                by_symbol.setdefault(symbol, []).append(
-                    read_chunk(
-                        spec.channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
-                        records=records, data=data, fields=fields,
+        decoder = self._decoder()
+        try:
+            for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
+                                         strict=True):  # fmt: skip
+                for row in rows:
+                    first_ts, chunk_id, last_ts, _, records, data = row[:6]
+                    writer = row[6] if len(row) > 6 and row[6] is not None else (symbol, chunk_id)
+                    # checked and decoded by the pool (hashlib and Arrow release the GIL) while
+                    # the driver receives the next pages
+                    by_symbol.setdefault(symbol, []).append(
+                        decoder.submit(
+                            read_chunk, spec.channel, exchange, symbol, first_ts=first_ts,
+                            chunk_id=chunk_id, records=records, data=data, fields=fields,
+                        )
+                    )  # fmt: skip
+                    sources.setdefault(symbol, []).append(
+                        (codes.setdefault(writer, len(codes)), records)
                     )
-                )  # fmt: skip
-                sources.setdefault(symbol, []).append(
-                    (codes.setdefault(writer, len(codes)), records)
-                )
-                inside[symbol] = inside.get(symbol, True) and low <= first_ts and last_ts < high
+                    within = low <= first_ts and last_ts < high
+                    inside[symbol] = inside.get(symbol, True) and within
+            decoded = {
+                symbol: [f.result() for f in futures] for symbol, futures in by_symbol.items()
+            }
+        finally:  # an error (a damaged chunk, the cluster gone) leaves no decoding behind
+            for futures in by_symbol.values():
+                for future in futures:
+                    future.cancel()
         tables = []
-        for symbol, stored in by_symbol.items():
+        for symbol, stored in decoded.items():
             table = assemble(spec.channel, exchange, symbol, stored)
             code, count = zip(*sources[symbol], strict=True)
             table = table.append_column(
@@ -735,6 +763,14 @@ class CassandraStore(Store):
                 table = table.filter(pc.and_(pc.greater_equal(ts, low), pc.less(ts, high)))
             tables.append(table)
         return tables
+
+    def _decoder(self) -> ThreadPoolExecutor:
+        """Threads that check and decode chunks (hashlib and Arrow release the GIL), one per
+        core; started at the first chunk read, stopped by :meth:`close`."""
+        if self._decoding is None:
+            workers = max(1, min(_DECODE_THREADS, os.cpu_count() or 1))
+            self._decoding = ThreadPoolExecutor(workers, thread_name_prefix="hundi-chunks")
+        return self._decoding
 
     def _chunk_select(self, spec: ChunkTableSpec) -> PreparedStatement:
         select = self._chunk_selects.get(spec.channel)
@@ -985,11 +1021,6 @@ def _in_time_order(table: pa.Table, tie_ids: Sequence[str]) -> bool:
         ids = table.column(tie_ids[0])
         later = pc.or_(later, pc.and_(pc.and_(tied, recv_tied), pc.less(ids[head], ids[tail])))
     return bool(pc.all(later).as_py())
-
-
-def _frame(table: pa.Table) -> pd.DataFrame:
-    frame: pd.DataFrame = table.to_pandas().set_index("ts")
-    return frame
 
 
 __all__ = ["CassandraStore"]

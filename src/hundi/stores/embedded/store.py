@@ -74,6 +74,7 @@ from hundi.stores.base import (
     day_of_ns,
     days_within,
     empty_table,
+    to_frame,
 )
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import crc_of, problem_of_bytes, quarantine, remember_sound
@@ -766,10 +767,10 @@ class EmbeddedStore(Store):
             for day in days_within(self.days(exchange, channel, name), start_ns, end_ns)
         ]
         if not tables:
-            return _to_frame(empty_table(channel))
+            return to_frame(empty_table(channel))
         table = pa.concat_tables(tables, promote_options="permissive")
         order = pc.sort_indices(table, sort_keys=[("ts", "ascending"), ("recv_ts", "ascending")])
-        return _to_frame(table.take(order))
+        return to_frame(table.take(order))
 
     def read_days(
         self,
@@ -1263,11 +1264,6 @@ def _read_part(part: PartFile, schema: pa.Schema | None = None) -> pa.Table:
             return table
     quarantine(part.path, reason)
     raise _Damaged(part.path)
-
-
-def _to_frame(table: pa.Table) -> pd.DataFrame:
-    frame: pd.DataFrame = plain_strings(table).to_pandas().set_index("ts")
-    return frame
 
 
 __all__ = ["EmbeddedStore", "path_of_url", "plain_strings", "scan_files", "sort_by_time"]
