@@ -12,7 +12,9 @@ stored):
   snapshot.
 * A stored ``gap`` event of the book after the snapshot the book was restarted from also leaves
   it unsynced: after a gap the collector stores no change until a new snapshot, so the rows
-  alone would show the frozen pre-gap book as synced (:func:`broken`).
+  alone would show the frozen pre-gap book as synced (:func:`broken`). A gap whose hole lies
+  inside the ids the replay applied since its snapshot breaks nothing: another collector's rows
+  filled it (:func:`holes_applied`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class ReplayState:
     last_snapshot: bool = False  # the last row seen was a snapshot row
     snapshot_ts: int = -1  # ts of the snapshot the book was restarted from
     update_id: int = -1  # update_id of the last applied row
+    snapshot_id: int = -1  # update_id of the snapshot the book was restarted from
 
 
 @dataclass(slots=True)
@@ -258,10 +261,12 @@ def advance(block: Block, start: ReplayState, verdict: Walk, stops: I64) -> list
         if stop > position:
             resets = verdict.resets[(verdict.resets >= position) & (verdict.resets < stop)]
             levels, snapshot_ts = state.levels, state.snapshot_ts
+            snapshot_id = state.snapshot_id
             begin = position
             if len(resets):
                 begin = int(resets[-1])
                 levels, snapshot_ts = Levels.empty(), int(block.ts[begin])
+                snapshot_id = int(block.update_id[begin])
             chosen = np.flatnonzero(verdict.applied[begin:stop]) + begin
             levels = levels.merge(key_all[chosen], block.size[chosen], block.ts[chosen])
             last = stop - 1
@@ -275,6 +280,7 @@ def advance(block: Block, start: ReplayState, verdict: Walk, stops: I64) -> list
                 update_id=(
                     int(block.update_id[applied_last]) if applied_last >= 0 else state.update_id
                 ),
+                snapshot_id=snapshot_id,
             )
             position = stop
         states.append(state)
@@ -308,8 +314,25 @@ def book_at(state: ReplayState, gaps: I64, at_ns: int) -> ReplayState:
             state.last_snapshot,
             state.snapshot_ts,
             state.update_id,
+            state.snapshot_id,
         )
     return state
+
+
+def holes_applied(state: ReplayState, expected: I64, received: I64) -> Bools:
+    """Per book gap (its hole: ids ``expected`` up to ``received``): whether the synced replay
+    ``state`` already applied every id of it, so it breaks nothing. Another collector's rows
+    filled it (an A/B pair, or one restarted next to a running one): the replay is one unbroken
+    chain from its snapshot to ``state.update_id``, so a hole after the snapshot's id that ends
+    at or before that id is inside it. ``received`` itself must be applied (USD-M names the
+    last missed message's ``u`` there); a gap without such ids (a disconnect, a checksum
+    mismatch: ids far below the snapshot's) is never judged so."""
+    if not state.synced or state.snapshot_id < 0 or state.update_id < 0:
+        return np.zeros(len(expected), np.bool_)
+    inside: Bools = (
+        (expected >= state.snapshot_id) & (received > expected) & (received <= state.update_id)
+    )
+    return inside
 
 
 Top = tuple[float, float, float, float]  # bid price, bid size, ask price, ask size

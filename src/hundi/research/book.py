@@ -51,6 +51,7 @@ from hundi.book.replay import (
     ReplayState,
     advance,
     empty_rows,
+    holes_applied,
     replay,
     walk,
 )
@@ -73,7 +74,7 @@ from hundi.stores.base import NS_PER_DAY, DayRead, Store, reading
 from hundi.stores.merge import covered_gaps
 
 CHECKPOINT_ROWS: Final = 50_000
-_FORMAT: Final = "3"  # bump when the saved index changes shape
+_FORMAT: Final = "4"  # bump when the saved index changes shape
 I64 = npt.NDArray[np.int64]
 
 
@@ -365,7 +366,8 @@ def _write_index(index: DayIndex, levels_path: Path, in_path: Path, out_path: Pa
         "as_of": index.as_of,
         "lengths": [len(s.levels.key) for s in index.states],
         "states": [
-            [s.synced, s.last_u, s.last_snapshot, s.snapshot_ts, s.update_id] for s in index.states
+            [s.synced, s.last_u, s.last_snapshot, s.snapshot_ts, s.update_id, s.snapshot_id]
+            for s in index.states
         ],
     }
     levels = pa.table(
@@ -402,7 +404,7 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
     for length, fields in zip(meta["lengths"], meta["states"], strict=True):
         part = slice(offset, offset + length)
         offset += length
-        synced, last_u, last_snapshot, snapshot_ts, update_id = fields
+        synced, last_u, last_snapshot, snapshot_ts, update_id, snapshot_id = fields
         states.append(
             ReplayState(
                 Levels(keys[part], sizes[part], stamps[part]),
@@ -411,6 +413,7 @@ def _read_index(day: date, key: str, levels_path: Path, in_path: Path, out_path:
                 bool(last_snapshot),
                 int(snapshot_ts),
                 int(update_id),
+                int(snapshot_id),
             )
         )
     as_of = [int(v) for v in meta["as_of"]]
@@ -480,14 +483,26 @@ def state_at(
         symbol = stored_symbol(opened, exchange, symbol, Channel.BOOK)
         state = _rows_state_at(opened, exchange, symbol, at_ns, checkpoint_rows, cache_dir)
         if state.synced:
-            gaps = book_gaps(opened, exchange, symbol, state.snapshot_ts, at_ns)
+            gaps = book_gaps(opened, exchange, symbol, state.snapshot_ts, at_ns, replayed=state)
             state = judge_gaps(state, gaps, at_ns)
         return state, at_ns
 
 
-def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: int) -> I64:
+def book_gaps(
+    store: Store,
+    exchange: str,
+    symbol: str,
+    since_ns: int,
+    at_ns: int,
+    *,
+    replayed: ReplayState | None = None,
+) -> I64:
     """Times (sorted) of the book's stored ``gap`` events (and ``stopped`` ones: after a clean
-    stop the book is not known either) after ``since_ns`` and at or before ``at_ns``."""
+    stop the book is not known either) after ``since_ns`` and at or before ``at_ns``.
+
+    With ``replayed`` (the synced replay at ``at_ns``), a gap whose hole lies inside the ids it
+    applied is left out (:func:`hundi.book.replay.holes_applied`): another collector's rows
+    filled it, wherever they were stamped."""
     # Stores take datetimes (microseconds): read a range that surely covers the nanosecond
     # bounds, then cut it exactly.
     events = store.read(
@@ -508,6 +523,12 @@ def book_gaps(store: Store, exchange: str, symbol: str, since_ns: int, at_ns: in
         & np.isin(kinds, [EventKind.GAP.value, EventKind.STOPPED.value])
         & (channels == Channel.BOOK.value)
     )
+    if chosen.any() and replayed is not None:
+        chosen &= ~holes_applied(
+            replayed,
+            events["expected"].to_numpy(np.int64, na_value=-1),
+            events["received"].to_numpy(np.int64, na_value=-1),
+        )
     if chosen.any():
         chosen[chosen] = ~_covered_by_another(store, exchange, symbol, events[chosen], since_ns)
     return np.sort(np.asarray(times[chosen], np.int64))
