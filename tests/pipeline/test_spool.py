@@ -14,7 +14,7 @@ from wsharness import Exchange, SeqVenue, assert_continuous, until
 
 from hundi.connection.client import PicowsClient
 from hundi.pipeline.collector import Collector
-from hundi.pipeline.spool import Spool, SpoolError, SpoolFull, spool_folder
+from hundi.pipeline.spool import Spool, SpoolError, SpoolFull, SpoolInUse, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
 from hundi.records import Channel, Event, Trade
 
@@ -61,6 +61,7 @@ def test_spool_is_fifo_and_survives_reopening(tmp_path: Path) -> None:
         spool.append(batch)
     assert len(spool) == 5 and spool.pending() == {"trades": 50, "events": 5}
     (tmp_path / "s" / "0000000000000099.tmp").write_bytes(b"half a write")  # a crash mid-append
+    spool.close()  # the next run opens it (one spool per folder at a time)
 
     reopened = Spool(tmp_path / "s")
     assert len(reopened) == 5 and reopened.pending()["trades"] == 50
@@ -84,6 +85,7 @@ def test_spool_refuses_past_its_size_and_reports_corrupt_files(tmp_path: Path) -
     assert spool.size_bytes <= 4000
     oldest, _ = spool.peek(1)[0]
     oldest.write_bytes(b"\x00garbage")
+    spool.close()
     with pytest.raises(SpoolError, match="cannot be read"):
         Spool(tmp_path, max_bytes=4000).peek(1)
 
@@ -236,3 +238,21 @@ def test_stopping_with_a_store_down_and_no_spool_retries_at_the_backoff_pace(
     writer.close(deadline_s=2.0)
     assert writer.lost["trades"] == 10
     assert writer.errors < 30, f"{writer.errors} failed attempts in a 2 s stop"
+
+
+def test_a_spool_folder_is_open_in_one_spool_at_a_time(tmp_path: Path) -> None:
+    """The lock is per open file, so a second opener in the same process is refused too; it
+    names the folder and tells how to fix it, and closing the first lets the next one in."""
+    folder = tmp_path / "spool" / "cassandra_127.0.0.1_9042_ks"
+    first = Spool(folder)
+    first.append(a_batch(0, 3))
+    with pytest.raises(SpoolInUse, match="in use by another collector") as refused:
+        Spool(folder)
+    assert str(folder) in str(refused.value) and "its own spool" in str(refused.value)
+    assert (folder.parent / f"{folder.name}.lock").exists()
+    assert len(first) == 1  # the refused opener touched nothing
+    first.close()
+    first.close()  # twice is harmless
+    second = Spool(folder)
+    assert len(second) == 1
+    second.close()

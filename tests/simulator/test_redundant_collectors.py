@@ -56,7 +56,9 @@ def wait_for(what: str, ready: Callable[[], bool], *children: Child) -> None:
         time.sleep(0.2)
 
 
-def collector(sim: SimulatorProcess, cwd: Path, *stores: str) -> Child:
+def collector(sim: SimulatorProcess, cwd: Path, name: str, *stores: str) -> Child:
+    """Collector ``name`` (its own outage spool: one collector per spool folder at a time;
+    a restarted one reuses its spool)."""
     args = [
         *HUNDI, "collect", "binance", "--market", "spot", "--symbols", NATIVE,
         "--channels", "trades,bbo,book", "--endpoint", sim.ws_url, "--rest-endpoint",
@@ -66,7 +68,7 @@ def collector(sim: SimulatorProcess, cwd: Path, *stores: str) -> Child:
     ]  # fmt: skip
     for store in stores:
         args += ["--store", store]
-    return spawn(args, cwd=cwd)
+    return spawn(args, cwd=cwd, env={**os.environ, "HUNDI_SPOOL_DIR": str(cwd / f"spool-{name}")})
 
 
 def stop(child: Child) -> None:
@@ -144,15 +146,15 @@ def test_a_killed_and_restarted_while_b_runs_reads_back_one_clean_stream(
 ) -> None:
     b_only, a_only = str(tmp_path / "b-only"), str(tmp_path / "a-only")
     with SimulatorProcess(["--rate", "150", "--seed", "21", "--symbols", NATIVE]) as sim:
-        b = collector(sim, tmp_path, shared_store, b_only)
+        b = collector(sim, tmp_path, "b", shared_store, b_only)
         wait_for("B stores a book", lambda: count(b_only, "book") > 0, b)
-        a = collector(sim, tmp_path, shared_store, a_only)
+        a = collector(sim, tmp_path, "a", shared_store, a_only)
         wait_for("A stores trades and bbo", lambda: count(a_only, "bbo") > 20, a, b)
         kill(a)
         killed_at = time.time_ns()
         # B goes on alone for a while: what A misses now, only B has
         wait_for("B stores past the kill", lambda: newest_ns(b_only, "bbo") > killed_at + 2e9, b)
-        a = collector(sim, tmp_path, shared_store, a_only)
+        a = collector(sim, tmp_path, "a", shared_store, a_only)
         restarted_at = time.time_ns()
         wait_for(
             "A stores again",
@@ -228,22 +230,22 @@ def test_a_killed_and_restarted_while_b_runs_reads_back_one_clean_stream(
 
 def test_a_window_both_miss_stays_a_hole(shared_store: str, tmp_path: Path) -> None:
     with SimulatorProcess(["--rate", "150", "--seed", "22", "--symbols", NATIVE]) as sim:
-        a = collector(sim, tmp_path, shared_store)
-        b = collector(sim, tmp_path, shared_store)
+        a = collector(sim, tmp_path, "a", shared_store)
+        b = collector(sim, tmp_path, "b", shared_store)
         wait_for("both store", lambda: count(shared_store, "bbo") > 40, a, b)
         kill(a)
         kill(b)
         killed_at = time.time_ns()
         # the simulator goes on: wait until it sent trades nobody received
         before = max(sent_trade_ids(sim))
-        probe = collector(sim, tmp_path, str(tmp_path / "probe"))
+        probe = collector(sim, tmp_path, "probe", str(tmp_path / "probe"))
         wait_for("the market moves on", lambda: count(str(tmp_path / "probe"), "trades") > 5, probe)
         stop(probe)
         # each also into a private store: SIGTERM before a collector is up kills it (-15),
         # so both must be seen storing, not just one of them in the shared store
         a_again, b_again = str(tmp_path / "a-again"), str(tmp_path / "b-again")
-        a = collector(sim, tmp_path, shared_store, a_again)
-        b = collector(sim, tmp_path, shared_store, b_again)
+        a = collector(sim, tmp_path, "a", shared_store, a_again)
+        b = collector(sim, tmp_path, "b", shared_store, b_again)
         wait_for(
             "both store again",
             lambda: (

@@ -41,6 +41,7 @@ from hundi.pipeline.health import (
 )
 from hundi.pipeline.metrics import MetricsSetupError, listener_token
 from hundi.pipeline.shard import resolve_shard, shard_feeds
+from hundi.pipeline.spool import SpoolError
 from hundi.pipeline.status import StatusReporter
 from hundi.records import Channel
 from hundi.series.engine import Scope, SeriesEngine
@@ -372,18 +373,29 @@ def _collect(
         store_give_up_after_s=settings.store_give_up_after,
     )
     client = default_client(settings.ws_client)
-    collectors = [
-        Collector(
-            group_venues,
-            [stores[url] for url in urls],
-            settings=collector_settings,
-            client=client,
-            capture=capture.record if capture else None,
-            quarantine=quarantine.add,
-            series=engines[urls],
-        )
-        for urls, group_venues in groups.items()
-    ]
+    collectors: list[Collector] = []
+    try:
+        for urls, group_venues in groups.items():
+            collectors.append(
+                Collector(
+                    group_venues,
+                    [stores[url] for url in urls],
+                    settings=collector_settings,
+                    client=client,
+                    capture=capture.record if capture else None,
+                    quarantine=quarantine.add,
+                    series=engines[urls],
+                )
+            )
+    except SpoolError as exc:  # another collector's spool folder: stop before collecting
+        for collector in collectors:
+            collector.close_spools()
+        if capture is not None:
+            with contextlib.suppress(CaptureError):
+                capture.close()
+        quarantine.close()
+        logs.close()
+        _fail(str(exc))
     try:
         summaries = asyncio.run(_run(collectors, settings, logs, duration, http))
     finally:

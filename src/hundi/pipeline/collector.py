@@ -114,6 +114,9 @@ class Collector:
         self.stores = list(stores)
         self.client = client or default_client()
         self.writers: list[StoreWriter] = []
+        # Opened (and locked: one collector per spool folder) before anything runs, so a
+        # second collector on the same spool stops at once (SpoolInUse).
+        self.spools = self._open_spools()
         self.managers = [
             ConnectionManager(
                 venue,
@@ -154,6 +157,25 @@ class Collector:
             self.stop_reason = reason
             log.info("stopping: %s", reason)
         self._stop.set()
+
+    def _open_spools(self) -> list[Spool | None]:
+        """One spool per idempotent store (None for the others), all or none open."""
+        spools: list[Spool | None] = []
+        try:
+            for store in self.stores:
+                spools.append(self._spool_for(store))
+        except BaseException:
+            for spool in spools:
+                if spool is not None:
+                    spool.close()
+            raise
+        return spools
+
+    def close_spools(self) -> None:
+        """Release the spool folders (the writers closed them already after a run)."""
+        for spool in self.spools:
+            if spool is not None:
+                spool.close()
 
     def _spool_for(self, store: Store) -> Spool | None:
         if self.settings.spool_dir is None or not store.idempotent:
@@ -207,11 +229,11 @@ class Collector:
                 max_batches=settings.queue_batches,
                 max_bytes=settings.queue_bytes,
                 flush_interval=settings.flush_interval,
-                spool=self._spool_for(store),
+                spool=spool,
                 spill_after_s=settings.spill_after_s,
                 give_up_after_s=settings.store_give_up_after_s,
             )
-            for store in self.stores
+            for store, spool in zip(self.stores, self.spools, strict=True)
         ]
         if self.series_engine is not None:
             self.series = SeriesRunner(self.series_engine)

@@ -8,14 +8,22 @@ a previous run (the store was still down at exit) is drained on the next start.
 
 Files are msgpack (msgspec): ``{channel: [record, ...]}``, decoded back into typed records by
 the channel's record type, so any channel a venue or the series engine adds just works.
+
+One collector at a time: two collectors given the same spool root and store would interleave
+their files, and one's drain could delete or re-send the other's. The spool holds an exclusive
+``flock`` on ``<folder>.lock`` beside its folder while open (the kernel drops it when the
+process dies, even by kill -9, so a crash never leaves a stale lock); a second opener gets
+:class:`SpoolInUse`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -31,6 +39,10 @@ _decoders = {channel: msgspec.msgpack.Decoder(list[t]) for channel, t in RECORD_
 
 class SpoolError(Exception):
     """The spool cannot take or give back a batch (disk full, a corrupt file...)."""
+
+
+class SpoolInUse(SpoolError):
+    """Another process (a second collector) has the spool folder open."""
 
 
 class SpoolFull(SpoolError):
@@ -61,6 +73,7 @@ class Spool:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpoolError(f"cannot create spool folder {directory}: {exc}") from None
+        self._lock: BinaryIO | None = _lock(directory)
         for stale in directory.glob("*.tmp"):  # an append interrupted by a crash: never renamed
             stale.unlink(missing_ok=True)
         self._files: list[Path] = sorted(directory.glob(f"*{_SUFFIX}"))
@@ -70,6 +83,12 @@ class Spool:
 
     def __len__(self) -> int:
         return len(self._files)
+
+    def close(self) -> None:
+        """Let another collector use the folder (closing the lock file drops the lock)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
 
     @property
     def size_bytes(self) -> int:
@@ -135,6 +154,27 @@ class Spool:
             raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
         self._file_counts[path] = _count(batch)
         return batch
+
+
+def _lock(directory: Path) -> BinaryIO:
+    """The open lock file of ``directory``, exclusively locked by this process."""
+    path = directory.with_name(directory.name + ".lock")
+    try:
+        handle = path.open("ab")
+    except OSError as exc:
+        raise SpoolError(f"cannot open spool lock {path}: {exc}") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SpoolInUse(
+            f"spool folder {directory} is in use by another collector; give each collector "
+            "its own spool (HUNDI_SPOOL_DIR / spool_dir setting)"
+        ) from None
+    except OSError as exc:
+        handle.close()
+        raise SpoolError(f"cannot lock spool {path}: {exc}") from None
+    return handle
 
 
 def _count(batch: Batch) -> Counter[str]:

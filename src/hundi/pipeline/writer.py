@@ -270,6 +270,8 @@ class StoreWriter:
                 if not self._thread.is_alive():
                     break
         self._thread.join()
+        if self.spool is not None:
+            self.spool.close()  # another collector may use the folder now
 
     # --- writer thread ------------------------------------------------------------------------
 
