@@ -20,16 +20,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bookreplay import as_dict, replay_book
-from researchrows import MIDNIGHT, event, write
+from researchrows import MIDNIGHT, event, trade, write
 
 from hundi.records import ASK, BID, BookChange, Channel
-from hundi.research import book_at
+from hundi.research import book_at, trades_with_book
 from hundi.stores.embedded import EmbeddedStore
 
 S = 1_000_000_000
 T0 = MIDNIGHT + 10 * 3600 * S
 SNAPSHOT_AT = T0 + 10 * S + 50_000_000  # A's snapshot: after the diffs up to 110
 LAST_DIFF = 130
+TRADED = (116, 122, LAST_DIFF)  # trades at these diffs' times, after B's gap
 
 
 def at(u: int) -> int:
@@ -64,7 +65,7 @@ def snapshot(ts: int, u: int) -> list[BookChange]:
 def pair_store(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
     store = tmp_path / "store"
     a_rows = [*snapshot(SNAPSHOT_AT, 100), *diffs(101, LAST_DIFF, 1_000_000)]
-    write(store, {Channel.BOOK: a_rows})
+    write(store, {Channel.BOOK: a_rows, Channel.TRADES: [trade(at(u), u, 110.0) for u in TRADED]})
     b_snapshot_at = at(108) + 2 * S
     b_gap = event(
         b_snapshot_at, "gap", "book", expected=101, received=108,
@@ -95,6 +96,19 @@ def test_book_stays_synced_across_a_covered_restart_gap(
     assert book.attrs["synced"], book.attrs
     assert as_dict(book) == expected
     assert book.attrs["update_id"] >= 108
+
+
+def test_trades_with_book_agrees(pair_store: tuple[Path, pd.DataFrame]) -> None:
+    """``trades_with_book(source="book")`` judges the gap as ``book_at`` does: each trade gets
+    the top of the synced book, not NaN."""
+    store, _ = pair_store
+    joined = trades_with_book(store, "binance", "BTC-USDT", source="book")
+    assert len(joined) == len(TRADED)
+    for ts, quote in joined.iterrows():
+        book = book_at(store, "binance", "BTC-USDT", ts)
+        assert book.attrs["synced"]
+        best = book[book["level"] == 0].set_index("side")["price"]
+        assert (quote["bid_price"], quote["ask_price"]) == (best[1], best[-1]), (ts, quote)
 
 
 def test_a_hole_past_the_applied_ids_still_breaks(tmp_path: Path) -> None:

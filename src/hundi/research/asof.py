@@ -13,7 +13,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from hundi.book.replay import Block, ReplayState, empty_rows, tops
+from hundi.book.replay import Block, ReplayState, empty_rows, replay, tops
 from hundi.exchanges.registry import book_rule
 from hundi.records import Channel
 from hundi.research._source import (
@@ -109,7 +109,8 @@ def book_tops(
 
     The book is :func:`hundi.research.book.book_at`'s: the exchange's continuity rule judges
     the rows, and a stored book ``gap`` event after the book's snapshot unsyncs it (NaN) from
-    the gap on until the next snapshot."""
+    the gap on until the next snapshot (unless the replay to the last trade applied every id
+    of its hole)."""
     with reading(store) as opened:
         cache = cache_for(opened, None, checkpoint_rows)
         rule = book_rule(exchange)
@@ -136,7 +137,12 @@ def book_tops(
             for _, start, lo, _, _ in replays
         )
         since = min([since, *(int(block.ts.min()) - 1 for block, *_ in replays if len(block))])
-        gaps = book_gaps(opened, exchange, symbol, since, last_ns)
+        # a gap whose hole the replay to ``last_ns`` applied (another collector's rows filled
+        # it) breaks nothing, as in book_at
+        block, start, *_ = replays[-1]
+        gaps = book_gaps(
+            opened, exchange, symbol, since, last_ns, replayed=replay(block, start, rule)
+        )
         parts: list[pd.DataFrame] = []
         for block, start, lo, until, keep_first in replays:
             stamps, rows_ = tops(block, start, rule, gaps, lo, until)
