@@ -13,6 +13,7 @@ from test_collector import fast_settings, stored_ids
 from wsharness import Exchange, SeqVenue, assert_continuous, until
 
 from hundi.connection.client import PicowsClient
+from hundi.pipeline.cli import spool_labels
 from hundi.pipeline.collector import Collector
 from hundi.pipeline.spool import Spool, SpoolError, SpoolFull, SpoolInUse, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
@@ -256,3 +257,25 @@ def test_a_spool_folder_is_open_in_one_spool_at_a_time(tmp_path: Path) -> None:
     second = Spool(folder)
     assert len(second) == 1
     second.close()
+
+
+def test_collectors_of_one_process_sharing_a_store_get_a_spool_folder_each(
+    tmp_path: Path,
+) -> None:
+    """``hundi collect --config`` runs one collector per distinct store set: a network store in
+    two sets gets a folder per collector (the same names on every run), not SpoolInUse."""
+    store = OutageStore(tmp_path / "store")
+    other = OutageStore(tmp_path / "other")
+    stores = {"net": store, "other": other}
+    labels = spool_labels([("net",), ("net", "other")], stores)
+    assert labels == [[store.describe()], [f"{store.describe()} #2", other.describe()]]
+    settings = fast_settings(spool_dir=tmp_path / "spool")
+    first = Collector([], [store], settings=settings, spool_labels=labels[0])
+    second = Collector([], [store, other], settings=settings, spool_labels=labels[1])
+    folders = [s.directory for c in (first, second) for s in c.spools if s is not None]
+    assert len(set(folders)) == 3
+    with pytest.raises(SpoolInUse):  # what two collectors on one folder would get
+        Collector([], [store], settings=settings)
+    first.close_spools()
+    second.close_spools()
+    Collector([], [store], settings=settings).close_spools()  # free again once closed

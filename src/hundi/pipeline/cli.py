@@ -218,6 +218,23 @@ def collect(
     sys.exit(code)
 
 
+def spool_labels(groups: Sequence[tuple[str, ...]], stores: dict[str, Store]) -> list[list[str]]:
+    """Per collector group, per store URL: the label its spool folder is named from. A store
+    in several groups (feeds with their own ``stores``) gets one folder per group, since a
+    folder serves one collector at a time: the store's label in the first group, ``<label>
+    #<n>`` in the n-th (the same on every run of the same configuration)."""
+    seen: dict[str, int] = {}
+    labels: list[list[str]] = []
+    for urls in groups:
+        mine = []
+        for url in urls:
+            seen[url] = seen.get(url, 0) + 1
+            label = stores[url].describe()
+            mine.append(label if seen[url] == 1 else f"{label} #{seen[url]}")
+        labels.append(mine)
+    return labels
+
+
 class HttpListener:
     """Where the health port listens and the token it requires (checked before collecting)."""
 
@@ -374,8 +391,9 @@ def _collect(
     )
     client = default_client(settings.ws_client)
     collectors: list[Collector] = []
+    labels = spool_labels(list(groups), stores)
     try:
-        for urls, group_venues in groups.items():
+        for (urls, group_venues), group_labels in zip(groups.items(), labels, strict=True):
             collectors.append(
                 Collector(
                     group_venues,
@@ -385,6 +403,7 @@ def _collect(
                     capture=capture.record if capture else None,
                     quarantine=quarantine.add,
                     series=engines[urls],
+                    spool_labels=group_labels,
                 )
             )
     except SpoolError as exc:  # another collector's spool folder: stop before collecting

@@ -99,8 +99,13 @@ class Collector:
         capture: CaptureHook | None = None,
         quarantine: QuarantineHook | None = None,
         series: SeriesEngine | None = None,
+        spool_labels: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings or CollectorSettings()
+        # Per store, the label its spool folder is named from (default: the store's own).
+        self.spool_labels = (
+            list(spool_labels) if spool_labels is not None else [s.describe() for s in stores]
+        )
         # Derived series (bars, book snapshots...) computed on their own thread from each
         # drained batch; their records join the next batch to the stores.
         self.series_engine = series if series else None
@@ -162,8 +167,8 @@ class Collector:
         """One spool per idempotent store (None for the others), all or none open."""
         spools: list[Spool | None] = []
         try:
-            for store in self.stores:
-                spools.append(self._spool_for(store))
+            for store, label in zip(self.stores, self.spool_labels, strict=True):
+                spools.append(self._spool_for(store, label))
         except BaseException:
             for spool in spools:
                 if spool is not None:
@@ -177,10 +182,10 @@ class Collector:
             if spool is not None:
                 spool.close()
 
-    def _spool_for(self, store: Store) -> Spool | None:
+    def _spool_for(self, store: Store, label: str) -> Spool | None:
         if self.settings.spool_dir is None or not store.idempotent:
             return None
-        return Spool(spool_folder(self.settings.spool_dir, store.describe()))
+        return Spool(spool_folder(self.settings.spool_dir, label))
 
     def _capture_failed(self, exc: Exception) -> None:
         """The raw capture failed (see the module docstring): capture no more, say so once,
