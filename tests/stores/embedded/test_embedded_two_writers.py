@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from hundi.records import Bbo, Channel
+from hundi.records import Bbo, Candle, Channel
 from hundi.stores.embedded import EmbeddedStore
 
 T0 = 1_714_608_000_000_000_000  # 2024-05-02
@@ -97,3 +97,38 @@ def test_hundi_ls_counts_two_collectors_copies_once(tmp_path: Path) -> None:
     write(later, [bbo(u, T0 + u * 1000) for u in range(10, 20)])
     (stream,) = list_streams(EmbeddedStore(str(later), read_only=True))
     assert stream.rows == 20 and stream.counted_from == "metadata"
+
+
+def okx_candle(recv: int, close: float, closed: bool) -> Candle:
+    """OKX stamps every update of a candle with the candle's start: one identity for all."""
+    return Candle(
+        exchange="okx", symbol="BTC-USDT", native_symbol="BTC-USDT", ts=T0, recv_ts=recv,
+        interval="1m", open_time=T0, close_time=T0 + 59_999_000_000, open=100.0,
+        high=max(100.0, close), low=min(100.0, close), close=close, volume=1.0,
+        quote_volume=100.0, taker_buy_volume=0.0, trade_count=-1, closed=closed,
+    )  # fmt: skip
+
+
+def candle_updates(shift: int) -> list[Candle]:
+    closes = [100.0, 101.0, 99.0, 102.5]
+    return [okx_candle(T0 + (i + 1) * 10**9 + shift, c, i == 3) for i, c in enumerate(closes)]
+
+
+def test_a_restart_mid_candle_reads_each_update_and_the_final_state_once(tmp_path: Path) -> None:
+    """A received the candle first, was killed after two updates and restarted (a new run)
+    while B ran throughout: the read holds each update once, the closed one last. Old code:
+    A's first run won the candle (one key) and the closed update was lost."""
+    a, b, again = candle_updates(1), candle_updates(4), candle_updates(9)
+    for records in (a[:2], b, again[1:]):  # A's first run, B, A's restarted run
+        store = EmbeddedStore(str(tmp_path), fsync=False)
+        store.write({Channel.CANDLES: records})
+        store.flush()
+        store.close()
+    read = EmbeddedStore(str(tmp_path), read_only=True)
+    frame = read.read(exchange="okx", symbol="BTC-USDT", channel=Channel.CANDLES)
+    assert frame["close"].tolist() == [100.0, 101.0, 99.0, 102.5]
+    assert frame["closed"].tolist() == [False, False, False, True]
+    winners = [a[0], a[1], b[2], b[3]]  # each update from the writer that received it first
+    assert frame["recv_ts"].astype("int64").tolist() == [c.recv_ts for c in winners]
+    day = read.read_day("okx", Channel.CANDLES, "BTC-USDT", DAY)
+    assert day.table.column("closed").to_pylist().count(True) == 1
