@@ -132,3 +132,43 @@ def test_a_restart_mid_candle_reads_each_update_and_the_final_state_once(tmp_pat
     assert frame["recv_ts"].astype("int64").tolist() == [c.recv_ts for c in winners]
     day = read.read_day("okx", Channel.CANDLES, "BTC-USDT", DAY)
     assert day.table.column("closed").to_pylist().count(True) == 1
+
+
+def test_copies_on_either_side_of_midnight_read_back_once(tmp_path: Path) -> None:
+    """A's copy of update 1 was received at 23:59:59.999, B's at 00:00:00.001 (a spot
+    bookTicker's ts is the receive time): two UTC-day partitions. Every read returns update 1
+    once, A's copy (received first), whether it spans midnight, reads the whole store or only
+    the second day. Old code: the merge ran per day, so both copies came back."""
+    midnight = T0 + 86_400 * 10**9  # 2024-05-03T00:00:00Z
+    ms = 1_000_000
+    write(tmp_path, [bbo(0, midnight - 5 * ms), bbo(1, midnight - ms), bbo(2, midnight + 9 * ms)])
+    write(tmp_path, [bbo(1, midnight + ms), bbo(2, midnight + 8 * ms), bbo(3, midnight + 20 * ms)])
+    store = EmbeddedStore(str(tmp_path), read_only=True)
+    whole = store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.BBO)
+    assert whole["update_id"].tolist() == [0, 1, 2, 3]
+    assert whole.set_index("update_id")["recv_ts"].astype("int64").loc[1] == midnight - ms
+
+    def utc(ns: int) -> datetime:
+        return datetime.fromtimestamp(ns / 1e9, UTC)
+
+    spanning = store.read(
+        exchange="binance", symbol="BTC-USDT", channel=Channel.BBO,
+        start=utc(midnight - 10**9), end=utc(midnight + 10**9),
+    )  # fmt: skip
+    assert spanning["update_id"].tolist() == [0, 1, 2, 3]
+
+    def updates(start: int | None, end: int | None) -> list[int]:
+        days = store.read_days(
+            exchange="binance", symbol="BTC-USDT", channel=Channel.BBO,
+            start_ns=start, end_ns=end, columns=["update_id"],
+        )  # fmt: skip
+        return [u for _, table in days for u in table.column("update_id").to_pylist()]
+
+    assert updates(None, None) == [0, 1, 2, 3]
+    assert updates(midnight - 10**9, midnight + 10**9) == [0, 1, 2, 3]
+    assert updates(midnight, None) == [2, 3]  # the second day alone: not B's losing copy
+    assert updates(None, midnight) == [0, 1]
+    second = store.read_day("binance", Channel.BBO, "BTC-USDT", date(2024, 5, 3))
+    assert second.table.column("update_id").to_pylist() == [2, 3]
+    first = store.read_day("binance", Channel.BBO, "BTC-USDT", date(2024, 5, 2))
+    assert first.table.column("update_id").to_pylist() == [0, 1]
