@@ -3,10 +3,12 @@ OKX candle (both layouts), and copies of one update on either side of midnight U
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import msgspec
 import pytest
 
-from hundi.records import Candle, Channel, Record
+from hundi.records import Bbo, Candle, Channel, Record
 from hundi.stores.base import open_store
 
 pytestmark = pytest.mark.slow
@@ -79,3 +81,58 @@ def test_copies_received_with_other_values_stay_apart(
     finally:
         store.close()
     assert frame["close"].tolist() == [100.0, 100.5]
+
+
+@pytest.mark.parametrize("chunked", [ALL, frozenset()], ids=["chunks", "rows"])
+def test_copies_on_either_side_of_midnight_read_back_once(
+    cassandra_keyspace: str, exchange: str, chunked: frozenset[Channel]
+) -> None:
+    """A's copy of spot bookTicker 1 was received at 23:59:59.999, B's at 00:00:00.001: two
+    day partitions. Every read returns it once, A's copy: the whole stream, a range spanning
+    midnight, the second day alone. Old code: a day's read merged only its own partition."""
+    midnight = T0 + 86_400 * S
+    ms = 1_000_000
+
+    def bbo(update_id: int, recv: int) -> Bbo:
+        return Bbo(
+            exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=recv,
+            recv_ts=recv, update_id=update_id, bid_price=100.0, bid_size=1.0, ask_price=101.0,
+            ask_size=1.0,
+        )  # fmt: skip
+
+    a = [bbo(0, midnight - 5 * ms), bbo(1, midnight - ms), bbo(2, midnight + 9 * ms)]
+    b = [bbo(1, midnight + ms), bbo(2, midnight + 8 * ms), bbo(3, midnight + 20 * ms)]
+    write_as_writers(cassandra_keyspace, chunked, a, b)
+    store = open_store(cassandra_keyspace, chunked_channels=chunked)
+
+    def utc(ns: int) -> datetime:
+        return datetime.fromtimestamp(ns / 1e9, UTC)
+
+    def updates(start: int | None, end: int | None) -> list[int]:
+        days = store.read_days(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO,
+            start_ns=start, end_ns=end, columns=["update_id"],
+        )  # fmt: skip
+        return [u for _, table in days for u in table.column("update_id").to_pylist()]
+
+    try:
+        whole = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO)
+        assert whole["update_id"].tolist() == [0, 1, 2, 3]
+        assert whole.set_index("update_id")["recv_ts"].astype("int64").loc[1] == midnight - ms
+        spanning = store.read(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO,
+            start=utc(midnight - S), end=utc(midnight + S),
+        )  # fmt: skip
+        assert spanning["update_id"].tolist() == [0, 1, 2, 3]
+        second = store.read(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO, start=utc(midnight)
+        )
+        assert second["update_id"].tolist() == [2, 3]  # not B's losing copy of 1
+        assert updates(None, None) == [0, 1, 2, 3]
+        assert updates(midnight - S, midnight + S) == [0, 1, 2, 3]
+        assert updates(midnight, None) == [2, 3]
+        assert updates(None, midnight) == [0, 1]
+        day = store.read_day(exchange, Channel.BBO, "BTC-USDT", date(2024, 5, 2))
+        assert day.table.column("update_id").to_pylist() == [2, 3]
+    finally:
+        store.close()
