@@ -270,3 +270,77 @@ def test_a_window_both_miss_stays_a_hole(shared_store: str, tmp_path: Path) -> N
         assert (mine["ended_by"] == "gap").sum() >= 1, (channel, ranges)
     end = hundi.book_at(shared_store, "binance", SYMBOL, pd.Timestamp(synced_at, tz="UTC"))
     assert end.attrs["synced"]  # restarted from a snapshot after the hole
+
+
+OKX_INST, OKX_SYMBOL = "BTC-USDT-SWAP", "BTC-USDT-PERP"
+
+
+def okx_collector(sim: SimulatorProcess, cwd: Path, *stores: str) -> Child:
+    args = [
+        *HUNDI, "collect", "okx", "--market", "swap", "--symbols", OKX_INST, "--channels", "book",
+        "--endpoint", sim.ws_url + "/ws/v5/public", "--rest-endpoint", sim.rest_url,
+        "--flush-interval", "0.2",
+    ]  # fmt: skip
+    for store in stores:
+        args += ["--store", store]
+    return spawn(args, cwd=cwd)
+
+
+def okx_book(store: str) -> pd.DataFrame:
+    try:
+        found: pd.DataFrame = hundi.read(store, exchange="okx", symbol=OKX_SYMBOL, channel="book")
+    except (NotStored, StoreError):  # nothing stored yet
+        return pd.DataFrame()
+    return found
+
+
+def resets_at(sim: SimulatorProcess) -> list[int]:
+    """When the simulator renumbered its seqIds (ns, its clock: this machine's)."""
+    faults = get_json(f"{sim.rest_url}/sim/stats")["faults"]
+    return [int(f["at_ns"]) for f in faults if f["kind"] == "seq-reset"]
+
+
+def newest_book_ns(store: str) -> int:
+    book = okx_book(store)
+    return int(pd.DatetimeIndex(book.index).as_unit("ns").asi8.max()) if len(book) else 0
+
+
+def diff_keys(store: str) -> list[tuple[int, int, float]]:
+    book = okx_book(store)
+    diffs = book[~book["snapshot"]]
+    return list(zip(diffs["update_id"], diffs["side"], diffs["price"], strict=True))
+
+
+def test_okx_collectors_that_saw_a_sequence_reset_store_one_id_per_update(
+    tmp_path: Path,
+) -> None:
+    """Two ``hundi collect okx`` on one OKX simulator renumbering its seqIds every 4 s: A saw
+    a reset before B started. After the next reset both store each update under one id (the
+    reset push's exchange time << 20 plus its seqId), so the shared store holds it once. Old
+    code: A's ids held its own count of the earlier numbering, B's not: no id in common."""
+    shared, a_only, b_only = (str(tmp_path / name) for name in ("shared", "a-only", "b-only"))
+    args = ["--symbols", OKX_INST, "--rate", "400", "--seed", "4", "--fault", "seq-reset:4"]
+    with SimulatorProcess(args, venue="okx") as sim:
+        a = okx_collector(sim, tmp_path, shared, a_only)
+        wait_for("A stores a book", lambda: len(okx_book(a_only)) > 0, a)
+        started = time.time_ns()
+
+        def stored_past_a_reset(*stores: str) -> Callable[[], bool]:
+            def ready() -> bool:
+                after = [t for t in resets_at(sim) if t > started]
+                return bool(after) and all(newest_book_ns(s) > after[0] + 1e9 for s in stores)
+
+            return ready
+
+        wait_for("A stores past a reset", stored_past_a_reset(a_only), a)
+        b = okx_collector(sim, tmp_path, shared, b_only)
+        wait_for("B stores a book", lambda: len(okx_book(b_only)) > 0, a, b)
+        started = time.time_ns()  # the next reset: both see it
+        wait_for("A and B store past a reset", stored_past_a_reset(a_only, b_only), a, b)
+        stop(a)
+        stop(b)
+    keys_a, keys_b = set(diff_keys(a_only)), set(diff_keys(b_only))
+    merged = diff_keys(shared)
+    assert len(merged) == len(set(merged))  # each update once
+    assert set(merged) == keys_a | keys_b
+    assert len(keys_a & keys_b) > 20

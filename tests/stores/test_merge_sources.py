@@ -50,21 +50,25 @@ def test_two_writers_keep_the_first_receivers_rows_of_a_key_all_of_them() -> Non
     assert recv == [c.recv_ts for c in b]
 
 
-def test_a_restarted_writer_and_the_other_still_merge_by_key() -> None:
+def test_a_restarted_writer_and_the_other_still_merge_by_value() -> None:
     # runs 0 (A before its kill), 1 (B throughout), 2 (A again): distinct records once each
     a1, b, a2 = updates(9)[:2], updates(4), updates(1)[2:]
     table = with_source(to_arrow(Channel.CANDLES, a1 + b + a2), [0, 0, 1, 1, 1, 1, 2, 2])
     merged = deduplicate(table, Channel.CANDLES)
-    # one key (the candle): the writer whose copy came first (A's restarted run at +1 ns is
-    # not first: A's first run at +9 ns received update 0 later than B at +4 ns)
+    # each update (one candle, its values) from the writer that received it first: B's
+    # updates 0 and 1 (+4 ns before A's first run at +9), A's restarted run's 2 and 3 (+1 ns)
     assert merged.num_rows == 4
-    assert set(merged.column("recv_ts").cast(pa.int64()).to_pylist()) == {c.recv_ts for c in b}
+    recv = set(merged.column("recv_ts").cast(pa.int64()).to_pylist())
+    assert recv == {b[0].recv_ts, b[1].recv_ts, a2[0].recv_ts, a2[1].recv_ts}
 
 
-def test_without_sources_the_key_alone_decides() -> None:
-    """Cassandra (one row per key already) passes no SOURCE: as before."""
+def test_without_sources_copies_merge_by_value() -> None:
+    """Cassandra's row tables pass no SOURCE (one row per key already): a candle's updates
+    that differ in value stay, equal copies merge."""
     merged = deduplicate(to_arrow(Channel.CANDLES, updates(0)), Channel.CANDLES)
-    assert merged.num_rows == 1
+    assert merged.num_rows == 4
+    merged = deduplicate(to_arrow(Channel.CANDLES, updates(0) + updates(5)), Channel.CANDLES)
+    assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [c.recv_ts for c in updates(0)]
 
 
 def bitfinex_level(update_id: int, recv: int, price: float, size: float) -> BookChange:
@@ -114,3 +118,31 @@ def test_any_venues_per_connection_ids_keep_both_collectors_different_messages()
     merged = deduplicate(table, Channel.BOOK)
     assert merged.column("size").to_pylist() == [1.5, 0.0]
     assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [T0 + 10, T0 + 20]
+
+
+def test_a_restart_mid_candle_keeps_every_update_and_the_final_state_once() -> None:
+    """A received the candle's first update first, then was killed mid-candle and restarted;
+    B ran throughout. The merge is by value (every exchange-sent field), not by who received
+    the candle first: the final (closed) update is kept once, each update once. Old code:
+    A's first run won the candle's one key and every later update (the closed one) was lost."""
+    a1, b, a2 = updates(1)[:2], updates(4), updates(9)[1:]  # A2 re-sends update 1 too
+    table = with_source(to_arrow(Channel.CANDLES, a1 + b + a2), [0, 0, 1, 1, 1, 1, 2, 2, 2])
+    merged = deduplicate(table, Channel.CANDLES)
+    assert sorted(merged.column("close").to_pylist()) == sorted([100.0, 101.0, 99.0, 102.5])
+    assert merged.column("closed").to_pylist().count(True) == 1
+    winners = sorted(merged.column("recv_ts").cast(pa.int64()).to_pylist())
+    # updates 0 and 1: A's first run (received first); 2 and 3: B (at +4 ns, before A2)
+    assert winners == sorted([a1[0].recv_ts, a1[1].recv_ts, b[2].recv_ts, b[3].recv_ts])
+
+
+def test_one_writers_repeated_candle_values_all_stay() -> None:
+    """A writer's two pushes with equal values are both kept (never merged with each other);
+    another writer's copies of that value go."""
+    same = updates(0)[:1]
+    repeat = [msgspec.structs.replace(same[0], recv_ts=same[0].recv_ts + 500 * MS)]
+    other = [msgspec.structs.replace(same[0], recv_ts=same[0].recv_ts + 3)]
+    table = with_source(to_arrow(Channel.CANDLES, same + repeat + other), [0, 0, 1])
+    merged = deduplicate(table, Channel.CANDLES)
+    assert merged.column("recv_ts").cast(pa.int64()).to_pylist() == [
+        same[0].recv_ts, repeat[0].recv_ts
+    ]  # fmt: skip

@@ -65,6 +65,12 @@ _SEQUENCED_LOCAL_TS: Final = frozenset({Channel.BBO, Channel.BOOK})
 LOCAL_TS_MARGIN_NS: Final = 60 * 1_000_000_000
 
 
+# Channels whose identity names a stream of updates rather than one message (OKX stamps every
+# update of a candle with the candle's start): their rows are named by all their exchange-sent
+# values too, so two writers' copies of one update merge and their different updates stay.
+_BY_VALUE: Final = frozenset({Channel.CANDLES})
+
+
 def local_ts_merges(channel: Channel) -> bool:
     """Whether two writers' copies of one record of ``channel`` may differ in ``ts``."""
     return Channel(channel) in _SEQUENCED_LOCAL_TS
@@ -97,9 +103,10 @@ def needed_columns(channel: Channel) -> list[str]:
 
 def content_fields(channel: Channel) -> list[str]:
     """The exchange-sent fields that, with the identity, name a row whose ``ts`` is local
-    (bbo and book only; none for other channels)."""
+    (bbo and book), or every row (candles: one identity for all of a candle's updates); none
+    for other channels."""
     channel = Channel(channel)
-    if channel not in _SEQUENCED_LOCAL_TS:
+    if channel not in _SEQUENCED_LOCAL_TS and channel not in _BY_VALUE:
         return []
     identity = set(RECORD_TYPES[channel].IDENTITY)
     return [n for n in SCHEMAS[channel].names if n not in _NOT_CONTENT and n not in identity]
@@ -144,7 +151,9 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     recv = _ints(table, "recv_ts")
     key_ts = ts
     content: dict[str, pa.Array | pa.ChunkedArray] = {}
-    if channel in _SEQUENCED_LOCAL_TS:
+    if channel in _BY_VALUE:
+        content = {name: _plain(table.column(name)) for name in content_fields(channel)}
+    elif channel in _SEQUENCED_LOCAL_TS:
         local = (ts == recv) & (_ints(table, "update_id") >= 0)
         if local.any():
             key_ts = np.where(local, np.int64(-1), ts)

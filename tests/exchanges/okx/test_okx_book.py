@@ -274,11 +274,12 @@ def test_stored_ids_keep_increasing_across_a_sequence_reset() -> None:
     p.receive("public", push(3, 15, bids=[("98", "7")]), NS, out)  # reset
     p.receive("public", push(5, 3, asks=[("101", "4")]), NS, out)
     rows = [(r.update_id, r.prev_update_id) for r in out.book if not r.snapshot]
-    assert rows == [(15, 12), (19, 15), (21, 19)]  # base 16 after the reset
+    base = T0 << 20  # the reset push's exchange time (ms) << 20
+    assert rows == [(15, 12), (3 + base, 15), (5 + base, 3 + base)]
     ids = [u for u, _ in rows]
     assert ids == sorted(ids)
     a = np.array
-    assert BOOK_RULE.after_diff(a(ids[1:]), a(ids[1:]), a([15, 19]), a(ids[:-1])).all()
+    assert BOOK_RULE.after_diff(a(ids[1:]), a(ids[1:]), a([15, 3 + base]), a(ids[:-1])).all()
 
 
 def test_missed_reset_push_resyncs_with_increasing_stored_ids() -> None:
@@ -290,7 +291,8 @@ def test_missed_reset_push_resyncs_with_increasing_stored_ids() -> None:
     p.receive_response(request, rest(4, bids=[("98", "1")], asks=[("101", "1")]), NS, out)
     assert p.books()[0].synced
     snap = [r.update_id for r in out.book if r.snapshot]
-    assert snap[-1] == 4 + 16 > 15  # above every id stored before the reset
+    # dated by the push that showed the reset (not the lost one): above every id stored before
+    assert snap[-1] == 4 + (T0 << 20) > 15
 
 
 @pytest.mark.parametrize(
@@ -323,3 +325,94 @@ def test_a_refused_snapshot_says_why_and_is_retried(response: RestResponse, reas
     p.receive_response(again, rest(12, bids=[("99", "1")], asks=[("101", "1")]), NS, out)
     p.receive("public", push(15, 12, asks=[("102", "1")]), NS, out)
     assert p.books()[0].synced and p.books()[0].waiting == ""
+
+
+def push_at(seq: int, prev: int, ms: int, bids=(), asks=()) -> bytes:  # type: ignore[no-untyped-def]
+    """A push stamped ``ms`` (OKX's exchange time of the message)."""
+    frame = msgspec.json.decode(push(seq, prev, bids=bids, asks=asks))
+    frame["data"][0]["ts"] = str(ms)
+    return msgspec.json.encode(frame)
+
+
+def test_two_collectors_that_saw_a_reset_store_the_same_ids() -> None:
+    """The stored ids after a sequence reset come from the reset push itself (its exchange
+    time), not from what this process saw before: A ran through an earlier reset, B started
+    after it; after the next reset both store one id per update, so the merge (by update id)
+    keeps one copy. On the old code A's base held the earlier numbering too: A and B differ."""
+    a, b = proto(), RecordSink()
+    out_a = b
+    sync(a, out_a)
+    a.receive("public", push_at(3, 15, T0 + 1_000, bids=[("98", "7")]), NS, out_a)  # reset 1
+    a.receive("public", push_at(5, 3, T0 + 1_001, asks=[("101", "4")]), NS, out_a)
+    # B starts after reset 1: synced on the new numbering (stored ids = OKX's, it saw no reset)
+    b_proto, out_b = proto(), RecordSink()
+    b_proto.receive("public", push_at(5, 3, T0 + 1_001, asks=[("101", "4")]), NS, out_b)
+    b_proto.receive("public", push_at(7, 5, T0 + 1_002, bids=[("98", "6")]), NS, out_b)
+    a.receive("public", push_at(7, 5, T0 + 1_002, bids=[("98", "6")]), NS, out_a)
+    (request,) = b_proto.due_requests(NS)
+    b_proto.receive_response(
+        request, rest(5, bids=[("99", "1"), ("98", "7")], asks=[("101", "4")]), NS, out_b
+    )
+    assert b_proto.books()[0].synced
+    reset_ms = T0 + 2_000
+    after = [
+        push_at(2, 7, reset_ms, bids=[("98", "5")]),  # reset 2: both see it
+        push_at(4, 2, reset_ms + 1, asks=[("101", "3")]),
+    ]
+    count_a, count_b = len(out_a.book), len(out_b.book)
+    for frame in after:
+        a.receive("public", frame, NS + 5, out_a)
+        b_proto.receive("public", frame, NS + 9, out_b)
+    ids_a = [(r.update_id, r.prev_update_id) for r in out_a.book[count_a:]]
+    ids_b = [(r.update_id, r.prev_update_id) for r in out_b.book[count_b:]]
+    # the update ids (the merge's identity) agree; the reset push's prev_update_id is each
+    # collector's own old numbering (not in the identity)
+    assert [u for u, _ in ids_a] == [u for u, _ in ids_b]
+    base = reset_ms << 20
+    assert [u for u, _ in ids_a] == [2 + base, 4 + base]
+    assert ids_a[1] == ids_b[1] == (4 + base, 2 + base)  # still a chain
+    stored_before = [r.update_id for r in out_a.book[:count_a]]
+    assert max(stored_before) < ids_a[0][0]  # ids keep increasing across the resets
+
+
+def test_two_collectors_rows_across_a_reset_read_back_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Store level: A (through an earlier reset) and B (started after it) both receive the
+    next reset and two pushes after it; the embedded store, written by both, reads each
+    update after the reset once (old code: twice, under two ids)."""
+    from hundi.stores.embedded import EmbeddedStore
+
+    frames_a = [
+        push_at(3, 15, T0 + 1_000, bids=[("98", "7")]),  # reset 1: only A
+        push_at(5, 3, T0 + 1_001, asks=[("101", "4")]),
+    ]
+    reset = [
+        push_at(2, 7, T0 + 2_000, bids=[("98", "5")]),  # reset 2: both
+        push_at(4, 2, T0 + 2_001, asks=[("101", "3")]),
+    ]
+    a, out_a = proto(), RecordSink()
+    sync(a, out_a)
+    for frame in frames_a:
+        a.receive("public", frame, NS, out_a)
+    b, out_b = proto(), RecordSink()
+    b.receive("public", push_at(7, 5, T0 + 1_002, bids=[("98", "6")]), NS + 1, out_b)
+    a.receive("public", push_at(7, 5, T0 + 1_002, bids=[("98", "6")]), NS, out_a)
+    (request,) = b.due_requests(NS)
+    b.receive_response(request, rest(5, bids=[("99", "1"), ("98", "7")], asks=[("101", "4")]),
+                       NS + 1, out_b)  # fmt: skip
+    for frame in reset:
+        a.receive("public", frame, NS + 5, out_a)
+        b.receive("public", frame, NS + 9, out_b)
+    for out in (out_a, out_b):  # each collector its own run (writer)
+        store = EmbeddedStore(str(tmp_path), fsync=False)
+        store.write({Channel.BOOK: out.book})
+        store.flush()
+        store.close()
+    read = EmbeddedStore(str(tmp_path), read_only=True)
+    frame = read.read(exchange="okx", symbol="BTC-USDT-PERP", channel=Channel.BOOK)
+    diffs = frame[~frame["snapshot"]]
+    # each update after the reset once (old code: A's copy and B's, under different ids)
+    assert ((diffs["price"] == 98) & (diffs["size"] == 5)).sum() == 1
+    assert ((diffs["price"] == 101) & (diffs["size"] == 3)).sum() == 1
+    after = diffs[diffs["update_id"] >= (T0 + 2_000) << 20]
+    assert after["update_id"].tolist() == [2 + ((T0 + 2_000) << 20), 4 + ((T0 + 2_000) << 20)]
+    assert (after["recv_ts"].astype("int64") == NS + 5).all()  # A's copies: received first

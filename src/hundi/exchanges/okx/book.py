@@ -33,6 +33,9 @@ from hundi.exchanges.validity import MAX_VALUE, invalid
 from hundi.records import ASK, BID, BookChange, Channel, Event, EventKind
 
 MS: Final = 1_000_000
+# A sequence reset's base is its push's exchange time in ms shifted by this: ~10^6 seqIds a ms
+# between two resets before the numberings could overlap, and ms << 20 fits int64 until 2248.
+RESET_SHIFT: Final = 20
 CHECKSUM_LEVELS: Final = 25
 
 
@@ -135,8 +138,10 @@ class OrderBook:
         self.epoch = 0  # sequence resets seen: a snapshot asked for before one is of no use
         self.request_epoch = 0
         # Stored ids keep increasing across OKX's sequence resets (the readers of stored rows
-        # put them in id order): stored id = seqId + base; a reset raises base past the old
-        # numbering. Without a reset in the run, the stored ids are OKX's seqIds.
+        # put them in id order): stored id = seqId + base. A reset sets base from the reset
+        # push's own exchange time (ms << RESET_SHIFT), which every collector that received
+        # that push sees alike, so two collectors (or a restarted one) store one id per
+        # update and their copies merge. Without a reset in the run, the ids are OKX's seqIds.
         self.base = 0
         self.prev_base = 0
         self.max_seen = -1
@@ -176,7 +181,7 @@ class OrderBook:
         if msg.seqId >= 0:
             self.sequenced = True
             if 0 <= msg.seqId < self.max_seen:
-                self._renumbered()
+                self._renumbered(_ts(msg, recv_ns) // MS)
             self.max_seen = max(self.max_seen, msg.seqId)
         if snapshot:
             self._load(parsed, recv_ns, out, "ws snapshot")
@@ -198,12 +203,18 @@ class OrderBook:
         if self.pending is not None:
             self._try_rest(out)
 
-    def _renumbered(self) -> None:
+    def _renumbered(self, at_ms: int) -> None:
         """OKX's sequence reset (seen, or its push missed): seqIds start again lower. What was
         buffered is of the old numbering, which no snapshot taken from now on continues (nor
-        one asked for before: refetched)."""
+        one asked for before: refetched).
+
+        The new base is the exchange time (ms) of the push that showed the reset, shifted
+        past any seqId run between two resets: exchange data, so every collector that got
+        the reset push stores the same ids after it (one that missed the push dates the new
+        numbering by a later push and stores other ids: its copies stay apart). It never
+        falls below the old numbering, so the stored ids keep increasing."""
         self.prev_base = self.base
-        self.base += self.max_seen + 1
+        self.base = max(at_ms << RESET_SHIFT, self.base + self.max_seen + 1)
         self.max_seen = -1
         self.epoch += 1
         if not self.synced:

@@ -553,8 +553,11 @@ class CassandraStore(Store):
             self._fail(f"reading {channel.value}", exc)
         by_day = sorted(partitions, key=lambda partition: partition[1])
         for day, group in itertools.groupby(by_day, key=lambda partition: partition[1]):
+            first, last = low, high
+            if local_ts_merges(channel):  # the day's own range: merged with the day before
+                first, last = max(low, day * NS_PER_DAY), min(high, (day + 1) * NS_PER_DAY)
             try:
-                table = self._rows(exchange, channel, list(group), low, high, needed)
+                table = self._rows(exchange, channel, list(group), first, last, needed)
             except _DRIVER_ERRORS as exc:
                 self._fail(f"reading {channel.value}", exc)
             if table.num_rows:
@@ -614,11 +617,28 @@ class CassandraStore(Store):
             cut = (low, high)
             low = max(_MIN_TS, low - LOCAL_TS_MARGIN_NS) if low > _MIN_TS else low
             high = min(_MAX_TS, high + LOCAL_TS_MARGIN_NS) if high < _MAX_TS else high
+            partitions = self._with_previous_days(exchange, channel, partitions, low)
         table = self._merged_rows(exchange, channel, partitions, low, high, needed)
         if cut is None or not table.num_rows:
             return table
         ts = table.column("ts").cast(pa.int64())
         return table.filter(pc.and_(pc.greater_equal(ts, cut[0]), pc.less(ts, cut[1])))
+
+    def _with_previous_days(
+        self, exchange: str, channel: Channel, partitions: list[tuple[str, int]], low: int
+    ) -> list[tuple[str, int]]:
+        """``partitions`` plus each symbol's day before its first one where ``low`` (a range
+        widened by the merge margin) reaches into it: another writer's copy received just
+        before midnight lies in that day's partition and, received first, wins the merge."""
+        firsts: dict[str, int] = {}
+        for symbol, day in partitions:
+            firsts[symbol] = min(day, firsts.get(symbol, day))
+        wanted = {(s, d - 1) for s, d in firsts.items() if low < d * NS_PER_DAY}
+        if not wanted:
+            return partitions
+        only = next(iter(firsts)) if len(firsts) == 1 else None
+        stored = set(self._index(exchange, channel, only))
+        return sorted({*partitions, *(wanted & stored)})
 
     def _merged_rows(
         self,

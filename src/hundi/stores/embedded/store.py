@@ -72,6 +72,7 @@ from hundi.stores.base import (
     StoreError,
     StreamPosition,
     day_of_ns,
+    day_start_ns,
     days_within,
     empty_table,
     to_frame,
@@ -829,10 +830,60 @@ class EmbeddedStore(Store):
             pieces += [
                 (e.run, _log_rows(t, columns, low, high)) for e, t in logged if t is not None
             ]
+            tail = self._previous_tail(exchange, channel, names, day, columns, pieces, low)
+            if tail:
+                widen = True
+                low = None if start_ns is None else start_ns - LOCAL_TS_MARGIN_NS
+                pieces += [(run, _within(t, low, None)) for run, t in tail]
             table = combine_day(channel, pieces)
-            return _within(table, start_ns, end_ns) if widen else table
+            if not widen:
+                return table
+            day_start = day_start_ns(day)
+            return _within(
+                table, day_start if start_ns is None else max(start_ns, day_start), end_ns
+            )
 
         return self._consistently(attempt)
+
+    def _previous_tail(
+        self,
+        exchange: str,
+        channel: Channel,
+        names: Sequence[str],
+        day: date,
+        columns: Sequence[str],
+        pieces: Sequence[tuple[str, pa.Table]],
+        low: int | None,
+    ) -> list[tuple[str, pa.Table]]:
+        """The previous day's last ``LOCAL_TS_MARGIN_NS`` of rows (per run), where this day's
+        rows of a local-ts channel start within that margin after midnight: another writer's
+        copy of such a row received just before midnight sits in the previous day's partition,
+        and (received first, as its ``ts`` is its receive time) it wins the merge. Only the
+        previous day matters: a later copy never beats an earlier one. Empty where no merge
+        is possible (not a local-ts channel, key columns not read)."""
+        if not local_ts_merges(channel) or not set(needed_columns(channel)) <= set(columns):
+            return []
+        day_start = day_start_ns(day)
+        soon = day_start + LOCAL_TS_MARGIN_NS
+        if low is not None and low >= soon:
+            return []
+        early = False
+        for _, table in pieces:
+            if table.num_rows:
+                first = pc.min(table.column("ts").cast(pa.int64())).as_py()
+                early = early or (first is not None and first < soon)
+        if not early:
+            return []
+        previous = day_of_ns(day_start - 1)
+        logged, live = self._gather(exchange, channel, names, previous)
+        if not live and not any(t is not None for _, t in logged):
+            return []
+        since = day_start - LOCAL_TS_MARGIN_NS
+        tail = _scan_by_run(channel, live, columns, since, day_start)
+        tail += [
+            (e.run, _log_rows(t, columns, since, day_start)) for e, t in logged if t is not None
+        ]
+        return [(run, t) for run, t in tail if t.num_rows]
 
     # -- versioned days ----------------------------------------------------------------------
 
@@ -874,7 +925,11 @@ class EmbeddedStore(Store):
             read = list(dict.fromkeys([*wanted, *needed_columns(channel)]))
             pieces = _scan_by_run(channel, live, read, None, None)
             pieces += [(e.run, _log_rows(t, read, None, None)) for e, t in logged if t is not None]
-            table = combine_day(channel, pieces).select(wanted)
+            tail = self._previous_tail(exchange, channel, [symbol], day, read, pieces, None)
+            table = combine_day(channel, [*pieces, *tail])
+            if tail:  # merged with the previous day's last rows (their copies win): cut them
+                table = _within(table, day_start_ns(day), None)
+            table = table.select(wanted)
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
             manifest += [(_entry_name(e), 0, e.rows) for e, _ in logged]
             entries = [entry for entry, _ in logged]

@@ -1,0 +1,138 @@
+"""Two collectors' rows of one stream on the real test node: a restart in the middle of an
+OKX candle (both layouts), and copies of one update on either side of midnight UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import msgspec
+import pytest
+
+from hundi.records import Bbo, Candle, Channel, Record
+from hundi.stores.base import open_store
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
+S = 1_000_000_000
+ALL = frozenset(Channel)
+
+
+def okx_candle(exchange: str, recv: int, close: float, closed: bool) -> Candle:
+    """OKX stamps every update of a candle with the candle's start: one identity for all."""
+    return Candle(
+        exchange=exchange, symbol="BTC-USDT", native_symbol="BTC-USDT", ts=T0, recv_ts=recv,
+        interval="1m", open_time=T0, close_time=T0 + 60 * S - 1_000_000, open=100.0,
+        high=max(100.0, close), low=min(100.0, close), close=close, volume=1.0,
+        quote_volume=100.0, taker_buy_volume=0.0, trade_count=-1, closed=closed,
+    )  # fmt: skip
+
+
+def candle_updates(exchange: str, shift: int) -> list[Candle]:
+    closes = [100.0, 101.0, 99.0, 102.5]
+    return [okx_candle(exchange, T0 + (i + 1) * S + shift, c, i == 3) for i, c in enumerate(closes)]
+
+
+def write_as_writers(url: str, chunked: frozenset[Channel], *writes: list[Record]) -> None:
+    """Each list written by its own store instance: its own writer (collector run)."""
+    for records in writes:
+        store = open_store(url, chunked_channels=chunked)
+        try:
+            store.write({records[0].CHANNEL: records})
+        finally:
+            store.close()
+
+
+@pytest.mark.parametrize("chunked", [ALL, frozenset()], ids=["chunks", "rows"])
+def test_a_restart_mid_candle_reads_the_final_state_once(
+    cassandra_keyspace: str, exchange: str, chunked: frozenset[Channel]
+) -> None:
+    """A received the candle first and was killed after two updates, then restarted (a new
+    writer); B ran throughout. Chunks: each update once, from the writer that received it
+    first, the closed one last (old code: A's first run won the candle and the closed update
+    was lost). Row tables keep one row per key (the last write): the closed candle, once."""
+    a, b, again = (candle_updates(exchange, shift) for shift in (1, 4, 9))
+    write_as_writers(cassandra_keyspace, chunked, a[:2], b, again[1:])
+    store = open_store(cassandra_keyspace, chunked_channels=chunked)
+    try:
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.CANDLES)
+    finally:
+        store.close()
+    assert frame["closed"].tolist().count(True) == 1
+    assert bool(frame["closed"].iloc[-1]) and frame["close"].iloc[-1] == 102.5
+    if chunked:
+        assert frame["close"].tolist() == [100.0, 101.0, 99.0, 102.5]
+        winners = [a[0], a[1], b[2], b[3]]
+        assert frame["recv_ts"].astype("int64").tolist() == [c.recv_ts for c in winners]
+    else:
+        assert len(frame) == 1
+
+
+def test_copies_received_with_other_values_stay_apart(
+    cassandra_keyspace: str, exchange: str
+) -> None:
+    """Merge by value: a copy whose exchange-sent values differ (another update) is kept."""
+    a = candle_updates(exchange, 1)[:1]
+    b = [msgspec.structs.replace(a[0], recv_ts=a[0].recv_ts + 3, close=100.5, high=100.5)]
+    write_as_writers(cassandra_keyspace, ALL, a, b)
+    store = open_store(cassandra_keyspace, chunked_channels=ALL)
+    try:
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.CANDLES)
+    finally:
+        store.close()
+    assert frame["close"].tolist() == [100.0, 100.5]
+
+
+@pytest.mark.parametrize("chunked", [ALL, frozenset()], ids=["chunks", "rows"])
+def test_copies_on_either_side_of_midnight_read_back_once(
+    cassandra_keyspace: str, exchange: str, chunked: frozenset[Channel]
+) -> None:
+    """A's copy of spot bookTicker 1 was received at 23:59:59.999, B's at 00:00:00.001: two
+    day partitions. Every read returns it once, A's copy: the whole stream, a range spanning
+    midnight, the second day alone. Old code: a day's read merged only its own partition."""
+    midnight = T0 + 86_400 * S
+    ms = 1_000_000
+
+    def bbo(update_id: int, recv: int) -> Bbo:
+        return Bbo(
+            exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=recv,
+            recv_ts=recv, update_id=update_id, bid_price=100.0, bid_size=1.0, ask_price=101.0,
+            ask_size=1.0,
+        )  # fmt: skip
+
+    a = [bbo(0, midnight - 5 * ms), bbo(1, midnight - ms), bbo(2, midnight + 9 * ms)]
+    b = [bbo(1, midnight + ms), bbo(2, midnight + 8 * ms), bbo(3, midnight + 20 * ms)]
+    write_as_writers(cassandra_keyspace, chunked, a, b)
+    store = open_store(cassandra_keyspace, chunked_channels=chunked)
+
+    def utc(ns: int) -> datetime:
+        return datetime.fromtimestamp(ns / 1e9, UTC)
+
+    def updates(start: int | None, end: int | None) -> list[int]:
+        days = store.read_days(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO,
+            start_ns=start, end_ns=end, columns=["update_id"],
+        )  # fmt: skip
+        return [u for _, table in days for u in table.column("update_id").to_pylist()]
+
+    try:
+        whole = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO)
+        assert whole["update_id"].tolist() == [0, 1, 2, 3]
+        assert whole.set_index("update_id")["recv_ts"].astype("int64").loc[1] == midnight - ms
+        spanning = store.read(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO,
+            start=utc(midnight - S), end=utc(midnight + S),
+        )  # fmt: skip
+        assert spanning["update_id"].tolist() == [0, 1, 2, 3]
+        second = store.read(
+            exchange=exchange, symbol="BTC-USDT", channel=Channel.BBO, start=utc(midnight)
+        )
+        assert second["update_id"].tolist() == [2, 3]  # not B's losing copy of 1
+        assert updates(None, None) == [0, 1, 2, 3]
+        assert updates(midnight - S, midnight + S) == [0, 1, 2, 3]
+        assert updates(midnight, None) == [2, 3]
+        assert updates(None, midnight) == [0, 1]
+        day = store.read_day(exchange, Channel.BBO, "BTC-USDT", date(2024, 5, 2))
+        assert day.table.column("update_id").to_pylist() == [2, 3]
+    finally:
+        store.close()
