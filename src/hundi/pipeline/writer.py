@@ -94,6 +94,7 @@ class _Loss:
     cause: str
     count: int = 0
     first_ts: int = 0
+    last_ts: int = 0
     first_id: int = -1
     last_id: int = -1
 
@@ -101,6 +102,8 @@ class _Loss:
         self.count += 1
         if self.count == 1 or record.ts < self.first_ts:
             self.first_ts = record.ts
+        if self.count == 1 or record.ts > self.last_ts:
+            self.last_ts = record.ts
         trade_id = getattr(record, "trade_id", None)
         if isinstance(trade_id, int):
             self.first_id = trade_id if self.first_id < 0 else min(self.first_id, trade_id)
@@ -108,6 +111,9 @@ class _Loss:
 
     def event(self) -> Event:
         ids = f", trade ids {self.first_id}..{self.last_id}" if self.first_id >= 0 else ""
+        ids += f", ts {self.first_ts}..{self.last_ts}"
+        # ids a store cannot hold (what may have made it refuse them) only in the detail
+        fits = self.first_id >= 0 and self.last_id < 2**63 - 1
         return Event(
             exchange=self.exchange,
             symbol=self.symbol,
@@ -117,8 +123,8 @@ class _Loss:
             kind=EventKind.GAP.value,
             channel=self.channel,
             # for trades the missing ids are within [expected, received), as for a feed gap
-            expected=self.first_id,
-            received=self.last_id + 1 if self.first_id >= 0 else -1,
+            expected=self.first_id if fits else -1,
+            received=self.last_id + 1 if fits else -1,
             detail=f"{self.count} records received but not stored{ids}: {self.cause}",
         )
 
@@ -160,6 +166,8 @@ class StoreWriter:
         self.lost: Counter[str] = Counter()
         self._losses: dict[tuple[str, str, str], _Loss] = {}  # what ``lost`` counts, for events
         self.loss_events = 0  # gap events describing losses that the store took
+        # gap events for records the store refused for good (Store.take_refused), to write
+        self._refusal_events: list[Record] = []
         self.closed_ok = False
         self._deadline: float | None = None  # monotonic time after which retries give up
         # Set by close(): retry sleeps end at once, and a failing store with a spool is not
@@ -301,6 +309,7 @@ class StoreWriter:
                 action()
             except Exception as exc:
                 self._note_error(exc)
+                self.store.take_refused()  # the same records are tried again: refused again
                 now = time.monotonic()
                 if self.failing_since is None:
                     self.failing_since = now
@@ -363,6 +372,12 @@ class StoreWriter:
             self._spill([batch])
             return
         if self._attempt("write", lambda: self.store.write(batch)):
+            refused = self._take_refused()
+            if refused:
+                batch = {
+                    channel: [r for r in records if id(r) not in refused]
+                    for channel, records in batch.items()
+                }
             self._unflushed.update(batch_counts(batch))
             self._since_flush.append(batch)
         elif self.spool is not None:
@@ -379,8 +394,11 @@ class StoreWriter:
                     log.warning("store %s: idle housekeeping failed: %s", self.label, e)
             return True
         if self._attempt("flush", self.store.flush):
+            refused = self._take_refused()
+            if refused:  # counted lost, not stored
+                self._unflushed.subtract(Counter(r.CHANNEL.value for r in refused.values()))
             with self._lock:
-                self._stored.update(self._unflushed)
+                self._stored.update(+self._unflushed)
             self._unflushed = Counter()
             self._since_flush = []
             return True
@@ -388,6 +406,46 @@ class StoreWriter:
             self._start_outage(self._since_flush)
             return True
         return False
+
+    def _take_refused(self) -> dict[int, Record]:
+        """After a successful write or flush: the records the store left out for good (a value
+        its types cannot hold), counted as lost, each stream's described by a gap event that
+        is written next (its range, count and reason). By ``id`` of the record."""
+        refusals = self.store.take_refused()
+        if not refusals:
+            return {}
+        losses: dict[tuple[str, str, str], _Loss] = {}
+        counts: Counter[str] = Counter()
+        for refusal in refusals:
+            record, channel = refusal.record, refusal.channel.value
+            counts[channel] += 1
+            key = (record.exchange, record.symbol, channel)
+            loss = losses.get(key)
+            if loss is None:
+                loss = losses[key] = _Loss(
+                    record.exchange, record.symbol, record.native_symbol, channel,
+                    f"unstorable ({refusal.reason})",
+                )  # fmt: skip
+            loss.add(record)
+        with self._lock:
+            self.lost.update(counts)
+        log.error(
+            "store %s refused %d records it cannot hold, counted as lost (%s); first: %s",
+            self.label,
+            len(refusals),
+            dict(counts),
+            refusals[0].reason,
+        )
+        # events describing refused events could be refused in turn: not described again
+        self._refusal_events.extend(
+            loss.event() for loss in losses.values() if loss.channel != Channel.EVENTS.value
+        )
+        return {id(refusal.record): refusal.record for refusal in refusals}
+
+    def _write_refusal_events(self) -> None:
+        if self._refusal_events:
+            events, self._refusal_events = self._refusal_events, []
+            self._write({Channel.EVENTS: events})
 
     def _abandon(self) -> None:
         """Give up on what the store has not confirmed: drop it from the store (a later flush or
@@ -506,6 +564,7 @@ class StoreWriter:
                 self.store.flush()
             except Exception as exc:
                 self._note_error(exc)
+                self.store.take_refused()  # sent again: refused again
                 with contextlib.suppress(Exception):
                     self.store.discard()
                 delay = self._retry.next()
@@ -522,8 +581,9 @@ class StoreWriter:
             sent: Counter[str] = Counter()
             for _, batch in items:
                 sent.update(batch_counts(batch))
+            refused = Counter(r.CHANNEL.value for r in self._take_refused().values())
             with self._lock:
-                self._stored.update(sent)
+                self._stored.update(+(sent - refused))
                 self._spooled.subtract(sent)
             self._retry.reset()
         if not len(spool) and self._spooling:
@@ -549,6 +609,7 @@ class StoreWriter:
                     self._queued_bytes -= size
             if batch:
                 self._write(batch)
+            self._write_refusal_events()
             if self._spooling:
                 self._drain_spool(budget_s=every)
             elif time.monotonic() - last_flush >= every:
@@ -561,7 +622,11 @@ class StoreWriter:
         """Shutdown: flush, then send the spool while the store takes it (one try now, however
         long its backoff: a store still down is not waited for, the spool keeps the records for
         the next start), within the deadline; close the store."""
+        self._write_refusal_events()
         flushed = self._flush()
+        if flushed and self._refusal_events:  # the flush refused records: describe them too
+            self._write_refusal_events()
+            flushed = self._flush()
         if not flushed:
             self._abandon()
         self._next_probe = 0.0
