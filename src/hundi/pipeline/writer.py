@@ -225,6 +225,11 @@ class StoreWriter:
         return self._queued_bytes
 
     @property
+    def spool_bytes(self) -> int:
+        """Bytes of the batches in the outage spool, on disk (0 without a spool)."""
+        return self.spool.size_bytes if self.spool is not None else 0
+
+    @property
     def has_room(self) -> bool:
         """At most half full in batches and in bytes: backpressure may end without flapping."""
         return (
