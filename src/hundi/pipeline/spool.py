@@ -7,7 +7,10 @@ sent to the store oldest first after it recovers, so per-series order is kept. A
 a previous run (the store was still down at exit) is drained on the next start.
 
 Files are msgpack (msgspec): ``{channel: [record, ...]}``, decoded back into typed records by
-the channel's record type, so any channel a venue or the series engine adds just works.
+the channel's record type, so any channel a venue or the series engine adds just works, plus
+the id of the store writer that received them (``~writer``, :meth:`Store.writer_id`): a batch
+drained by a later process is written as that writer's rows, since the read-side merge keeps
+every row of one writer that shares a key but only one writer's copy of it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from hundi.records import RECORD_TYPES, Channel, Record
 Batch = dict[Channel, list[Record]]
 
 _SUFFIX = ".batch"
+_WRITER = "~writer"  # not a channel name
+_writer_decoder = msgspec.msgpack.Decoder(str)
 _encoder = msgspec.msgpack.Encoder()
 _envelope = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
 _decoders = {channel: msgspec.msgpack.Decoder(list[t]) for channel, t in RECORD_TYPES.items()}  # type: ignore[valid-type]
@@ -67,6 +72,7 @@ class Spool:
         self._bytes = sum(path.stat().st_size for path in self._files)
         self._next = int(self._files[-1].stem) + 1 if self._files else 0
         self._file_counts: dict[Path, Counter[str]] = {}  # filled on append and on load
+        self._writers: dict[Path, str | None] = {}  # likewise: who received each batch
 
     def __len__(self) -> int:
         return len(self._files)
@@ -84,9 +90,13 @@ class Spool:
             total.update(self._file_counts[path])
         return total
 
-    def append(self, batch: Batch) -> None:
-        """Write one batch durably; raises :class:`SpoolFull` at the size limit."""
-        body = _encoder.encode({channel.value: records for channel, records in batch.items()})
+    def append(self, batch: Batch, writer: str | None = None) -> None:
+        """Write one batch durably, received by ``writer`` (None: not told); raises
+        :class:`SpoolFull` at the size limit."""
+        content: dict[str, object] = {channel.value: records for channel, records in batch.items()}
+        if writer is not None:
+            content[_WRITER] = writer
+        body = _encoder.encode(content)
         if self._bytes + len(body) > self.max_bytes:
             raise SpoolFull(
                 f"spool {self.directory} is full ({self._bytes} of {self.max_bytes} bytes)"
@@ -107,6 +117,14 @@ class Spool:
         self._files.append(path)
         self._bytes += len(body)
         self._file_counts[path] = _count(batch)
+        self._writers[path] = writer
+
+    def writer_of(self, path: Path) -> str | None:
+        """The writer that received the batch of ``path`` (after :meth:`peek`; None: untold,
+        a file of an older version)."""
+        if path not in self._writers:
+            self._load(path)
+        return self._writers.get(path)
 
     def peek(self, limit: int) -> list[tuple[Path, Batch]]:
         """Up to ``limit`` oldest batches, without removing them."""
@@ -121,6 +139,7 @@ class Spool:
             path.unlink()
             self._files.pop(0)
             self._file_counts.pop(path, None)
+            self._writers.pop(path, None)
             self._bytes -= size
         if paths:
             _fsync_dir(self.directory)
@@ -128,9 +147,11 @@ class Spool:
     def _load(self, path: Path) -> Batch:
         try:
             raw = _envelope.decode(path.read_bytes())
+            writer = raw.pop(_WRITER, None)
             batch = {
                 Channel(name): _decoders[Channel(name)].decode(body) for name, body in raw.items()
             }
+            self._writers[path] = None if writer is None else _writer_decoder.decode(writer)
         except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
             raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
         self._file_counts[path] = _count(batch)

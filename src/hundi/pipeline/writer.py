@@ -529,7 +529,7 @@ class StoreWriter:
             warned = False
             while True:
                 try:
-                    self.spool.append(batch)
+                    self.spool.append(batch, self.store.writer_id())
                     break
                 except SpoolError as exc:
                     if not warned:
@@ -564,8 +564,10 @@ class StoreWriter:
                 self._next_probe = time.monotonic() + self._retry.next()
                 return False
             try:
-                for _, batch in items:
-                    self.store.write(batch)
+                for path, batch in items:
+                    # as the writer (maybe an earlier run) that received it: see Spool
+                    with self.store.writing_as(spool.writer_of(path)):
+                        self.store.write(batch)
                 self.store.flush()
             except Exception as exc:
                 self._note_error(exc)

@@ -127,6 +127,19 @@ class Store(ABC):
         refused: list[Refusal] = self.__dict__.setdefault("_refused", [])
         refused.append(Refusal(Channel(channel), record, reason))
 
+    def writer_id(self) -> str | None:
+        """Who this instance writes as, where the store records it per row or chunk (the
+        merge's ``SOURCE``: one writer's rows sharing a key all stay); None: not recorded. The
+        outage spool keeps it with each batch, see :meth:`writing_as`."""
+        return None
+
+    @contextmanager
+    def writing_as(self, writer: str | None) -> Iterator[None]:
+        """``write`` as ``writer`` (a :meth:`writer_id`, maybe of an earlier process) within the
+        block: a batch spooled by one run and drained by the next stays the rows of the run
+        that received it. Default: nothing to change."""
+        yield
+
     def take_refused(self) -> list[Refusal]:
         """The records left out since the last call (the writer asks after each successful
         ``write`` and ``flush``, and forgets them after a failed one)."""

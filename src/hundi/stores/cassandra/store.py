@@ -30,6 +30,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -500,6 +501,22 @@ class CassandraStore(Store):
                 continue
             good.append(record)
         return to_arrow(channel, good)
+
+    def writer_id(self) -> str:
+        """The chunk tables' ``writer`` of this instance's chunks."""
+        return str(self._writer)
+
+    @contextmanager
+    def writing_as(self, writer: str | None) -> Iterator[None]:
+        """Chunks written within the block carry ``writer`` (a spooled batch's, maybe of an
+        earlier run: :meth:`Store.writing_as`)."""
+        own = self._writer
+        if writer is not None and writer.isdigit():
+            self._writer = int(writer)
+        try:
+            yield
+        finally:
+            self._writer = own
 
     def flush(self) -> None:
         """Nothing to do: ``write`` returns only once Cassandra acknowledged every record."""
