@@ -38,6 +38,31 @@ class SpoolError(Exception):
     """The spool cannot take or give back a batch (disk full, a corrupt file...)."""
 
 
+class SpoolDamaged(SpoolError):
+    """One spooled file cannot be read back: :meth:`Spool.set_aside` moves it out of the way
+    (it must not block every batch after it) and :meth:`Spool.damaged_contents` tells what it
+    still says of its records, to count and describe them as lost."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class Stub(msgspec.Struct, kw_only=True):
+    """What a damaged batch may still tell of one record: its stream, time and trade id."""
+
+    exchange: str
+    symbol: str
+    native_symbol: str = ""
+    ts: int
+    trade_id: int | None = None
+
+
+_stubs = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_stub = msgspec.msgpack.Decoder(Stub)
+DAMAGED = "damaged"  # the subfolder damaged files are moved to
+
+
 class SpoolFull(SpoolError):
     """The spool reached its size limit; the writer falls back to backpressure."""
 
@@ -82,13 +107,61 @@ class Spool:
         return self._bytes
 
     def pending(self) -> Counter[str]:
-        """Records waiting, per channel."""
+        """Records waiting, per channel (of a damaged file: those it still tells of)."""
         total: Counter[str] = Counter()
         for path in self._files:
             if path not in self._file_counts:
-                self._load(path)
+                try:
+                    self._load(path)
+                except SpoolDamaged:
+                    stubs, _ = self.damaged_contents(path)
+                    self._file_counts[path] = Counter({c: len(s) for c, s in stubs.items()})
             total.update(self._file_counts[path])
         return total
+
+    def counts_of(self, path: Path) -> Counter[str]:
+        """Records of one spooled file, per channel, as :meth:`pending` counted them."""
+        return Counter(self._file_counts.get(path, {}))
+
+    def damaged_contents(self, path: Path) -> tuple[dict[str, list[Stub]], int]:
+        """What a damaged file still tells: per channel name, its records' streams and times,
+        and how many records tell nothing (-1: the file is unreadable as a whole)."""
+        try:
+            raw = _envelope.decode(path.read_bytes())
+        except (OSError, ValueError, msgspec.DecodeError):
+            return {}, -1
+        stubs: dict[str, list[Stub]] = {}
+        unknown = 0
+        for name, body in raw.items():
+            if name == _WRITER:
+                continue
+            try:
+                items = _stubs.decode(body)
+            except (ValueError, msgspec.DecodeError):
+                return stubs, -1
+            for item in items:
+                try:
+                    stubs.setdefault(name, []).append(_stub.decode(item))
+                except (ValueError, msgspec.DecodeError):
+                    unknown += 1
+        return stubs, unknown
+
+    def set_aside(self, path: Path) -> Path:
+        """Move a damaged file to the ``damaged`` subfolder (kept for inspection, never sent)
+        so the batches after it drain; returns where it went."""
+        target = self.directory / DAMAGED / path.name
+        try:
+            target.parent.mkdir(exist_ok=True)
+            size = path.stat().st_size
+            path.rename(target)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise SpoolError(f"cannot move damaged spool file {path}: {exc}") from None
+        self._files.remove(path)
+        self._file_counts.pop(path, None)
+        self._writers.pop(path, None)
+        self._bytes -= size
+        return target
 
     def append(self, batch: Batch, writer: str | None = None) -> None:
         """Write one batch durably, received by ``writer`` (None: not told); raises
@@ -146,14 +219,18 @@ class Spool:
 
     def _load(self, path: Path) -> Batch:
         try:
-            raw = _envelope.decode(path.read_bytes())
+            data = path.read_bytes()
+        except OSError as exc:  # the disk, not the file: may work again
+            raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
+        try:
+            raw = _envelope.decode(data)
             writer = raw.pop(_WRITER, None)
             batch = {
                 Channel(name): _decoders[Channel(name)].decode(body) for name, body in raw.items()
             }
             self._writers[path] = None if writer is None else _writer_decoder.decode(writer)
-        except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
-            raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
+        except (ValueError, KeyError, msgspec.DecodeError) as exc:
+            raise SpoolDamaged(f"spool file {path} cannot be read: {exc}", path) from None
         self._file_counts[path] = _count(batch)
         return batch
 

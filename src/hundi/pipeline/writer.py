@@ -41,7 +41,7 @@ from typing import Final
 
 from hundi.connection.backoff import Backoff
 from hundi.pipeline.histograms import WRITE_BUCKETS_S, Buckets
-from hundi.pipeline.spool import Spool, SpoolError
+from hundi.pipeline.spool import Spool, SpoolDamaged, SpoolError
 from hundi.records import Channel, Event, EventKind, Record
 from hundi.stores.base import Store
 
@@ -447,6 +447,47 @@ class StoreWriter:
         )
         return {id(refusal.record): refusal.record for refusal in refusals}
 
+    def _lose_damaged(self, spool: Spool, damage: SpoolDamaged) -> None:
+        """A spooled file that cannot be read back: set aside (so the batches after it drain),
+        what it still tells of its records counted as lost and described by gap events."""
+        stubs, unknown = spool.damaged_contents(damage.path)
+        counts = spool.counts_of(damage.path)
+        try:
+            moved = spool.set_aside(damage.path)
+        except SpoolError as exc:
+            log.error("store %s: %s; the spool waits (%s)", self.label, exc, damage)
+            self._next_probe = time.monotonic() + self._retry.next()
+            return
+        cause = f"spool file damaged ({damage}), moved to {moved}"
+        losses: dict[tuple[str, str, str], _Loss] = {}
+        for channel, records in stubs.items():
+            for stub in records:
+                key = (stub.exchange, stub.symbol, channel)
+                loss = losses.get(key)
+                if loss is None:
+                    loss = losses[key] = _Loss(
+                        stub.exchange, stub.symbol, stub.native_symbol, channel, cause
+                    )
+                loss.add(stub)  # type: ignore[arg-type]  # ts and trade_id are all it reads
+        with self._lock:
+            self.lost.update({c: len(r) for c, r in stubs.items()})
+            if unknown > 0:
+                self.lost["unknown"] += unknown
+            self._spooled.subtract(counts)
+        self.last_error = f"spool file damaged: {damage}"
+        log.error(
+            "store %s: %s; moved to %s, counted as lost: %s%s",
+            self.label,
+            damage,
+            moved,
+            {c: len(r) for c, r in stubs.items()},
+            ""
+            if unknown == 0
+            else f" and {'an unknown number of' if unknown < 0 else unknown}"
+            " records that tell nothing of their stream",
+        )
+        self._refusal_events.extend(loss.event() for loss in losses.values())
+
     def _write_refusal_events(self) -> None:
         if self._refusal_events:
             events, self._refusal_events = self._refusal_events, []
@@ -558,6 +599,10 @@ class StoreWriter:
         while len(spool) and time.monotonic() < deadline:
             try:
                 items = spool.peek(8)
+            except SpoolDamaged as exc:
+                self._note_error(exc)
+                self._lose_damaged(spool, exc)
+                continue
             except SpoolError as exc:
                 self._note_error(exc)
                 log.error("store %s: %s", self.label, exc)
