@@ -434,6 +434,7 @@ class StoreWriter:
             loss.add(record)
         with self._lock:
             self.lost.update(counts)
+        self.last_error = f"unstorable records: {refusals[0].reason}"  # the health reason
         log.error(
             "store %s refused %d records it cannot hold, counted as lost (%s); first: %s",
             self.label,
