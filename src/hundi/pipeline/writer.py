@@ -377,7 +377,7 @@ class StoreWriter:
             self._spill([batch])
             return
         if self._attempt("write", lambda: self.store.write(batch)):
-            refused = self._take_refused()
+            refused, _ = self._take_refused()
             if refused:
                 batch = {
                     channel: [r for r in records if id(r) not in refused]
@@ -399,9 +399,8 @@ class StoreWriter:
                     log.warning("store %s: idle housekeeping failed: %s", self.label, e)
             return True
         if self._attempt("flush", self.store.flush):
-            refused = self._take_refused()
-            if refused:  # counted lost, not stored
-                self._unflushed.subtract(Counter(r.CHANNEL.value for r in refused.values()))
+            _, refused_counts = self._take_refused()
+            self._unflushed.subtract(refused_counts)  # counted lost, not stored
             with self._lock:
                 self._stored.update(+self._unflushed)
             self._unflushed = Counter()
@@ -412,13 +411,13 @@ class StoreWriter:
             return True
         return False
 
-    def _take_refused(self) -> dict[int, Record]:
+    def _take_refused(self) -> tuple[set[int], Counter[str]]:
         """After a successful write or flush: the records the store left out for good (a value
         its types cannot hold), counted as lost, each stream's described by a gap event that
-        is written next (its range, count and reason). By ``id`` of the record."""
+        is written next (its range, count and reason). Their ``id``s and counts per channel."""
         refusals = self.store.take_refused()
         if not refusals:
-            return {}
+            return set(), Counter()
         losses: dict[tuple[str, str, str], _Loss] = {}
         counts: Counter[str] = Counter()
         for refusal in refusals:
@@ -446,7 +445,7 @@ class StoreWriter:
         self._refusal_events.extend(
             loss.event() for loss in losses.values() if loss.channel != Channel.EVENTS.value
         )
-        return {id(refusal.record): refusal.record for refusal in refusals}
+        return {id(refusal.record) for refusal in refusals}, counts
 
     def _lose_damaged(self, spool: Spool, damage: SpoolDamaged) -> None:
         """A spooled file that cannot be read back: set aside (so the batches after it drain),
@@ -634,7 +633,7 @@ class StoreWriter:
             sent: Counter[str] = Counter()
             for _, batch in items:
                 sent.update(batch_counts(batch))
-            refused = Counter(r.CHANNEL.value for r in self._take_refused().values())
+            _, refused = self._take_refused()
             with self._lock:
                 self._stored.update(+(sent - refused))
                 self._spooled.subtract(sent)
@@ -686,6 +685,10 @@ class StoreWriter:
         while self._spooling and not self._giving_up():
             if not self._drain_spool(budget_s=1.0):
                 break
+        if self._refusal_events:  # the drain met refused records or a damaged file
+            self._write_refusal_events()  # spooled if the store went down meanwhile
+            if not self._spooling and not self._flush():
+                self._abandon()
         if self._spooling and self.spool is not None:
             log.error(
                 "store %s: %d records remain spooled at %s; they are sent on the next start",
