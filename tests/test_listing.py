@@ -187,3 +187,19 @@ def test_a_store_that_cannot_be_listed_is_one_line(
     assert done.returncode == code, done.stderr
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
     assert done.stdout == ""
+
+
+def test_a_gap_another_collector_covered_is_not_listed_as_a_hole(tmp_path: Path) -> None:
+    """Two collectors (two store instances: two run ids) on one stream: the first misses ids
+    10..19 and stores a gap for them, the second stored them. ``hundi.coverage`` counts the gap
+    as covered, and so does ``hundi ls`` (its ``gaps`` are the holes, ``covered`` the others);
+    a gap neither holds (ids 40..49) stays a hole in both."""
+    root = tmp_path / "data"
+    first = [trade(MAY_1 + i * MS, i) for i in [*range(10), *range(20, 40), *range(50, 60)]]
+    holes = [gap(MAY_1 + 20 * MS, "trades", 10, 20), gap(MAY_1 + 50 * MS, "trades", 40, 50)]
+    write(root, {Channel.TRADES: first, Channel.EVENTS: holes})
+    write(root, {Channel.TRADES: [trade(MAY_1 + i * MS, i) for i in range(10, 20)]})
+    by_coverage = hundi.coverage(root, by="stream").set_index("channel").loc["trades"]
+    assert (by_coverage["gaps"], by_coverage["covered"]) == (1, 1)
+    btc = {s["channel"]: s for s in listed(root)}["trades"]
+    assert (btc["gaps"], btc["covered_gaps"]) == (1, 1)

@@ -1,14 +1,16 @@
 """``hundi ls STORE``: what a store holds, the first thing to run on one.
 
 One row per stream (exchange, channel, symbol): its native symbols, first and last ``ts``, row
-count, UTC days stored, days missing between its first and last day, and the gaps stored for it
-(``gap`` events naming the stream: the breaks :func:`hundi.coverage` splits its ranges at; run
-``hundi.coverage(store, by="range")`` for each range and what ended it).
+count, UTC days stored, days missing between its first and last day, and its gaps (``gap``
+events naming the stream) as :func:`hundi.coverage` judges them, by the same call: the holes
+(the breaks it splits the stream's ranges at) and those another collector's data covers
+(``covered_gaps``); run ``hundi.coverage(store, by="range")`` for each range and what ended it.
 
 Cheap on a big store: rows and times come from the store's metadata where it keeps them
 (:meth:`Store.day_stats`: the embedded store's Parquet footers), read on a few threads; a store
 without them has its ``ts`` column read, one day at a time. Gaps come from the events channel,
-which holds a handful of rows per day.
+which holds a handful of rows per day; only a stream with gap events stored is read (its ts and
+sequence columns) to tell the holes from the covered ones.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Stream:
     rows: int = 0
     days: int = 0
     missing_days: list[date] = field(default_factory=list)
-    gaps: int = 0
+    gaps: int = 0  # holes: gap events no other collector's data covers
+    covered_gaps: int = 0  # gap events another collector's data covers (not holes)
     #: "metadata" (the store's counts, no row read) or "rows" (the ts column was read)
     counted_from: str = "metadata"
 
@@ -76,6 +79,7 @@ class Stream:
             "days": self.days,
             "missing_days": [day.isoformat() for day in self.missing_days],
             "gaps": self.gaps,
+            "covered_gaps": self.covered_gaps,
             "counted_from": self.counted_from,
         }
 
@@ -94,6 +98,10 @@ def list_streams(store: Store) -> list[Stream]:
                     stream = _stream(exchange, channel, symbol, zip(days, stats, strict=True))
                     if stream is not None:
                         stream.gaps = gaps[(symbol, channel.value)]
+                        if stream.gaps and channel is not Channel.EVENTS:
+                            stream.gaps, stream.covered_gaps = _judged_gaps(
+                                store, exchange, channel, symbol, stream.gaps
+                            )
                         streams.append(stream)
     return streams
 
@@ -166,6 +174,24 @@ def _gap_counts(store: Store, exchange: str) -> Counter[tuple[str, str]]:
     return counts
 
 
+def _judged_gaps(
+    store: Store, exchange: str, channel: Channel, symbol: str, stored: int
+) -> tuple[int, int]:
+    """(holes, covered gaps) of one stream with ``stored`` gap events, by
+    :func:`hundi.coverage` itself: one judgement of what a hole is, so ``hundi ls`` and
+    ``coverage`` never disagree (where coverage cannot tell, every gap event is a hole)."""
+    from hundi.research import ResearchError
+    from hundi.research.coverage import coverage  # pandas-heavy: only for streams with gaps
+
+    try:
+        judged = coverage(store, exchange, symbol=symbol, channel=channel, by="stream")
+    except ResearchError:
+        return stored, 0
+    if judged.empty:
+        return 0, 0
+    return int(judged["gaps"].sum()), int(judged["covered"].sum())
+
+
 def _iso(ns: int) -> str:
     """ISO 8601 UTC with nanoseconds: what the stored ``ts`` holds, exactly."""
     seconds, rest = divmod(ns, 1_000_000_000)
@@ -197,8 +223,13 @@ def _table_rows(streams: list[Stream]) -> Iterator[list[str]]:
             f"{s.rows:,}",
             str(s.days),
             _missing(s.missing_days),
-            str(s.gaps) if s.channel is not Channel.EVENTS else "",
+            _gap_text(s) if s.channel is not Channel.EVENTS else "",
         ]
+
+
+def _gap_text(stream: Stream) -> str:
+    covered = f" (+{stream.covered_gaps} covered)" if stream.covered_gaps else ""
+    return f"{stream.gaps}{covered}"
 
 
 def _print_table(label: str, streams: list[Stream]) -> None:
@@ -229,11 +260,12 @@ def _print_table(label: str, streams: list[Stream]) -> None:
 def ls(store_url: str, as_json: bool) -> None:
     """List what a store holds: streams, time ranges, row counts and gaps.
 
-    STORE is a folder or a store URL (file:..., cassandra://...). One row per stream: exchange,
-    channel, symbol (normalized, and as the exchange spells it), first and last time, rows, UTC
-    days stored and missing in between, and the gap events stored for it. Exit 0 when listed,
-    1 when the store cannot list what it holds (KairosDB) or fails meanwhile, 2 when STORE
-    cannot be opened.
+        STORE is a folder or a store URL (file:..., cassandra://...). One row per stream: exchange,
+        channel, symbol (normalized, and as the exchange spells it), first and last time, rows, UTC
+        days stored and missing in between, and its gaps: the holes, and those another collector's
+    data covers, as hundi.coverage counts them. Exit 0 when listed,
+        1 when the store cannot list what it holds (KairosDB) or fails meanwhile, 2 when STORE
+        cannot be opened.
     """
     label = describe_url(store_url)
     try:

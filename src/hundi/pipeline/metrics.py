@@ -144,6 +144,7 @@ class CollectorMetrics(PrometheusCollector):
                     spooled[(writer.label, channel)] += n
                 state = per_store[writer.label]
                 state["backlog"] += writer.backlog
+                state["backlog_bytes"] += writer.backlog_bytes + writer.spool_bytes
                 state["spooled_total"] += writer.spooled_total
                 state["outages"] += writer.outages
                 state["errors"] += writer.errors
@@ -171,6 +172,12 @@ class CollectorMetrics(PrometheusCollector):
             "hundi_store_backlog_batches", "Batches queued for the store.", ["store"],
             per("backlog"),
         )  # fmt: skip
+        yield _gauge(
+            "hundi_store_backlog_bytes",
+            "Bytes waiting for the store: its queue (estimated in memory) plus its outage spool.",
+            ["store"],
+            per("backlog_bytes"),
+        )
         yield _counter(
             "hundi_store_spooled_records",
             "Records that went through the outage spool.",

@@ -7,7 +7,10 @@ sent to the store oldest first after it recovers, so per-series order is kept. A
 a previous run (the store was still down at exit) is drained on the next start.
 
 Files are msgpack (msgspec): ``{channel: [record, ...]}``, decoded back into typed records by
-the channel's record type, so any channel a venue or the series engine adds just works.
+the channel's record type, so any channel a venue or the series engine adds just works, plus
+the id of the store writer that received them (``~writer``, :meth:`Store.writer_id`): a batch
+drained by a later process is written as that writer's rows, since the read-side merge keeps
+every row of one writer that shares a key but only one writer's copy of it.
 
 One collector at a time: two collectors given the same spool root and store would interleave
 their files, and one's drain could delete or re-send the other's. The spool holds an exclusive
@@ -32,6 +35,8 @@ from hundi.records import RECORD_TYPES, Channel, Record
 Batch = dict[Channel, list[Record]]
 
 _SUFFIX = ".batch"
+_WRITER = "~writer"  # not a channel name
+_writer_decoder = msgspec.msgpack.Decoder(str)
 _encoder = msgspec.msgpack.Encoder()
 _envelope = msgspec.msgpack.Decoder(dict[str, msgspec.Raw])
 _decoders = {channel: msgspec.msgpack.Decoder(list[t]) for channel, t in RECORD_TYPES.items()}  # type: ignore[valid-type]
@@ -43,6 +48,31 @@ class SpoolError(Exception):
 
 class SpoolInUse(SpoolError):
     """Another process (a second collector) has the spool folder open."""
+
+
+class SpoolDamaged(SpoolError):
+    """One spooled file cannot be read back: :meth:`Spool.set_aside` moves it out of the way
+    (it must not block every batch after it) and :meth:`Spool.damaged_contents` tells what it
+    still says of its records, to count and describe them as lost."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class Stub(msgspec.Struct, kw_only=True):
+    """What a damaged batch may still tell of one record: its stream, time and trade id."""
+
+    exchange: str
+    symbol: str
+    native_symbol: str = ""
+    ts: int
+    trade_id: int | None = None
+
+
+_stubs = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_stub = msgspec.msgpack.Decoder(Stub)
+DAMAGED = "damaged"  # the subfolder damaged files are moved to
 
 
 class SpoolFull(SpoolError):
@@ -80,6 +110,7 @@ class Spool:
         self._bytes = sum(path.stat().st_size for path in self._files)
         self._next = int(self._files[-1].stem) + 1 if self._files else 0
         self._file_counts: dict[Path, Counter[str]] = {}  # filled on append and on load
+        self._writers: dict[Path, str | None] = {}  # likewise: who received each batch
 
     def __len__(self) -> int:
         return len(self._files)
@@ -95,17 +126,69 @@ class Spool:
         return self._bytes
 
     def pending(self) -> Counter[str]:
-        """Records waiting, per channel."""
+        """Records waiting, per channel (of a damaged file: those it still tells of)."""
         total: Counter[str] = Counter()
         for path in self._files:
             if path not in self._file_counts:
-                self._load(path)
+                try:
+                    self._load(path)
+                except SpoolDamaged:
+                    stubs, _ = self.damaged_contents(path)
+                    self._file_counts[path] = Counter({c: len(s) for c, s in stubs.items()})
             total.update(self._file_counts[path])
         return total
 
-    def append(self, batch: Batch) -> None:
-        """Write one batch durably; raises :class:`SpoolFull` at the size limit."""
-        body = _encoder.encode({channel.value: records for channel, records in batch.items()})
+    def counts_of(self, path: Path) -> Counter[str]:
+        """Records of one spooled file, per channel, as :meth:`pending` counted them."""
+        return Counter(self._file_counts.get(path, {}))
+
+    def damaged_contents(self, path: Path) -> tuple[dict[str, list[Stub]], int]:
+        """What a damaged file still tells: per channel name, its records' streams and times,
+        and how many records tell nothing (-1: the file is unreadable as a whole)."""
+        try:
+            raw = _envelope.decode(path.read_bytes())
+        except (OSError, ValueError, msgspec.DecodeError):
+            return {}, -1
+        stubs: dict[str, list[Stub]] = {}
+        unknown = 0
+        for name, body in raw.items():
+            if name == _WRITER:
+                continue
+            try:
+                items = _stubs.decode(body)
+            except (ValueError, msgspec.DecodeError):
+                return stubs, -1
+            for item in items:
+                try:
+                    stubs.setdefault(name, []).append(_stub.decode(item))
+                except (ValueError, msgspec.DecodeError):
+                    unknown += 1
+        return stubs, unknown
+
+    def set_aside(self, path: Path) -> Path:
+        """Move a damaged file to the ``damaged`` subfolder (kept for inspection, never sent)
+        so the batches after it drain; returns where it went."""
+        target = self.directory / DAMAGED / path.name
+        try:
+            target.parent.mkdir(exist_ok=True)
+            size = path.stat().st_size
+            path.rename(target)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            raise SpoolError(f"cannot move damaged spool file {path}: {exc}") from None
+        self._files.remove(path)
+        self._file_counts.pop(path, None)
+        self._writers.pop(path, None)
+        self._bytes -= size
+        return target
+
+    def append(self, batch: Batch, writer: str | None = None) -> None:
+        """Write one batch durably, received by ``writer`` (None: not told); raises
+        :class:`SpoolFull` at the size limit."""
+        content: dict[str, object] = {channel.value: records for channel, records in batch.items()}
+        if writer is not None:
+            content[_WRITER] = writer
+        body = _encoder.encode(content)
         if self._bytes + len(body) > self.max_bytes:
             raise SpoolFull(
                 f"spool {self.directory} is full ({self._bytes} of {self.max_bytes} bytes)"
@@ -126,6 +209,14 @@ class Spool:
         self._files.append(path)
         self._bytes += len(body)
         self._file_counts[path] = _count(batch)
+        self._writers[path] = writer
+
+    def writer_of(self, path: Path) -> str | None:
+        """The writer that received the batch of ``path`` (after :meth:`peek`; None: untold,
+        a file of an older version)."""
+        if path not in self._writers:
+            self._load(path)
+        return self._writers.get(path)
 
     def peek(self, limit: int) -> list[tuple[Path, Batch]]:
         """Up to ``limit`` oldest batches, without removing them."""
@@ -140,18 +231,25 @@ class Spool:
             path.unlink()
             self._files.pop(0)
             self._file_counts.pop(path, None)
+            self._writers.pop(path, None)
             self._bytes -= size
         if paths:
             _fsync_dir(self.directory)
 
     def _load(self, path: Path) -> Batch:
         try:
-            raw = _envelope.decode(path.read_bytes())
+            data = path.read_bytes()
+        except OSError as exc:  # the disk, not the file: may work again
+            raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
+        try:
+            raw = _envelope.decode(data)
+            writer = raw.pop(_WRITER, None)
             batch = {
                 Channel(name): _decoders[Channel(name)].decode(body) for name, body in raw.items()
             }
-        except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
-            raise SpoolError(f"spool file {path} cannot be read: {exc}") from None
+            self._writers[path] = None if writer is None else _writer_decoder.decode(writer)
+        except (ValueError, KeyError, msgspec.DecodeError) as exc:
+            raise SpoolDamaged(f"spool file {path} cannot be read: {exc}", path) from None
         self._file_counts[path] = _count(batch)
         return batch
 

@@ -41,7 +41,7 @@ from typing import Final
 
 from hundi.connection.backoff import Backoff
 from hundi.pipeline.histograms import WRITE_BUCKETS_S, Buckets
-from hundi.pipeline.spool import Spool, SpoolError
+from hundi.pipeline.spool import Spool, SpoolDamaged, SpoolError
 from hundi.records import Channel, Event, EventKind, Record
 from hundi.stores.base import Store
 
@@ -94,6 +94,7 @@ class _Loss:
     cause: str
     count: int = 0
     first_ts: int = 0
+    last_ts: int = 0
     first_id: int = -1
     last_id: int = -1
 
@@ -101,6 +102,8 @@ class _Loss:
         self.count += 1
         if self.count == 1 or record.ts < self.first_ts:
             self.first_ts = record.ts
+        if self.count == 1 or record.ts > self.last_ts:
+            self.last_ts = record.ts
         trade_id = getattr(record, "trade_id", None)
         if isinstance(trade_id, int):
             self.first_id = trade_id if self.first_id < 0 else min(self.first_id, trade_id)
@@ -108,6 +111,9 @@ class _Loss:
 
     def event(self) -> Event:
         ids = f", trade ids {self.first_id}..{self.last_id}" if self.first_id >= 0 else ""
+        ids += f", ts {self.first_ts}..{self.last_ts}"
+        # ids a store cannot hold (what may have made it refuse them) only in the detail
+        fits = self.first_id >= 0 and self.last_id < 2**63 - 1
         return Event(
             exchange=self.exchange,
             symbol=self.symbol,
@@ -117,8 +123,8 @@ class _Loss:
             kind=EventKind.GAP.value,
             channel=self.channel,
             # for trades the missing ids are within [expected, received), as for a feed gap
-            expected=self.first_id,
-            received=self.last_id + 1 if self.first_id >= 0 else -1,
+            expected=self.first_id if fits else -1,
+            received=self.last_id + 1 if fits else -1,
             detail=f"{self.count} records received but not stored{ids}: {self.cause}",
         )
 
@@ -160,6 +166,8 @@ class StoreWriter:
         self.lost: Counter[str] = Counter()
         self._losses: dict[tuple[str, str, str], _Loss] = {}  # what ``lost`` counts, for events
         self.loss_events = 0  # gap events describing losses that the store took
+        # gap events for records the store refused for good (Store.take_refused), to write
+        self._refusal_events: list[Record] = []
         self.closed_ok = False
         self._deadline: float | None = None  # monotonic time after which retries give up
         # Set by close(): retry sleeps end at once, and a failing store with a spool is not
@@ -215,6 +223,11 @@ class StoreWriter:
     def backlog_bytes(self) -> int:
         """Estimated bytes of the queued batches."""
         return self._queued_bytes
+
+    @property
+    def spool_bytes(self) -> int:
+        """Bytes of the batches in the outage spool, on disk (0 without a spool)."""
+        return self.spool.size_bytes if self.spool is not None else 0
 
     @property
     def has_room(self) -> bool:
@@ -303,6 +316,7 @@ class StoreWriter:
                 action()
             except Exception as exc:
                 self._note_error(exc)
+                self.store.take_refused()  # the same records are tried again: refused again
                 now = time.monotonic()
                 if self.failing_since is None:
                     self.failing_since = now
@@ -365,6 +379,12 @@ class StoreWriter:
             self._spill([batch])
             return
         if self._attempt("write", lambda: self.store.write(batch)):
+            refused, _ = self._take_refused()
+            if refused:
+                batch = {
+                    channel: [r for r in records if id(r) not in refused]
+                    for channel, records in batch.items()
+                }
             self._unflushed.update(batch_counts(batch))
             self._since_flush.append(batch)
         elif self.spool is not None:
@@ -381,8 +401,10 @@ class StoreWriter:
                     log.warning("store %s: idle housekeeping failed: %s", self.label, e)
             return True
         if self._attempt("flush", self.store.flush):
+            _, refused_counts = self._take_refused()
+            self._unflushed.subtract(refused_counts)  # counted lost, not stored
             with self._lock:
-                self._stored.update(self._unflushed)
+                self._stored.update(+self._unflushed)
             self._unflushed = Counter()
             self._since_flush = []
             return True
@@ -390,6 +412,88 @@ class StoreWriter:
             self._start_outage(self._since_flush)
             return True
         return False
+
+    def _take_refused(self) -> tuple[set[int], Counter[str]]:
+        """After a successful write or flush: the records the store left out for good (a value
+        its types cannot hold), counted as lost, each stream's described by a gap event that
+        is written next (its range, count and reason). Their ``id``s and counts per channel."""
+        refusals = self.store.take_refused()
+        if not refusals:
+            return set(), Counter()
+        losses: dict[tuple[str, str, str], _Loss] = {}
+        counts: Counter[str] = Counter()
+        for refusal in refusals:
+            record, channel = refusal.record, refusal.channel.value
+            counts[channel] += 1
+            key = (record.exchange, record.symbol, channel)
+            loss = losses.get(key)
+            if loss is None:
+                loss = losses[key] = _Loss(
+                    record.exchange, record.symbol, record.native_symbol, channel,
+                    f"unstorable ({refusal.reason})",
+                )  # fmt: skip
+            loss.add(record)
+        with self._lock:
+            self.lost.update(counts)
+        self.last_error = f"unstorable records: {refusals[0].reason}"  # the health reason
+        log.error(
+            "store %s refused %d records it cannot hold, counted as lost (%s); first: %s",
+            self.label,
+            len(refusals),
+            dict(counts),
+            refusals[0].reason,
+        )
+        # events describing refused events could be refused in turn: not described again
+        self._refusal_events.extend(
+            loss.event() for loss in losses.values() if loss.channel != Channel.EVENTS.value
+        )
+        return {id(refusal.record) for refusal in refusals}, counts
+
+    def _lose_damaged(self, spool: Spool, damage: SpoolDamaged) -> None:
+        """A spooled file that cannot be read back: set aside (so the batches after it drain),
+        what it still tells of its records counted as lost and described by gap events."""
+        stubs, unknown = spool.damaged_contents(damage.path)
+        counts = spool.counts_of(damage.path)
+        try:
+            moved = spool.set_aside(damage.path)
+        except SpoolError as exc:
+            log.error("store %s: %s; the spool waits (%s)", self.label, exc, damage)
+            self._next_probe = time.monotonic() + self._retry.next()
+            return
+        cause = f"spool file damaged ({damage}), moved to {moved}"
+        losses: dict[tuple[str, str, str], _Loss] = {}
+        for channel, records in stubs.items():
+            for stub in records:
+                key = (stub.exchange, stub.symbol, channel)
+                loss = losses.get(key)
+                if loss is None:
+                    loss = losses[key] = _Loss(
+                        stub.exchange, stub.symbol, stub.native_symbol, channel, cause
+                    )
+                loss.add(stub)  # type: ignore[arg-type]  # ts and trade_id are all it reads
+        with self._lock:
+            self.lost.update({c: len(r) for c, r in stubs.items()})
+            if unknown > 0:
+                self.lost["unknown"] += unknown
+            self._spooled.subtract(counts)
+        self.last_error = f"spool file damaged: {damage}"
+        log.error(
+            "store %s: %s; moved to %s, counted as lost: %s%s",
+            self.label,
+            damage,
+            moved,
+            {c: len(r) for c, r in stubs.items()},
+            ""
+            if unknown == 0
+            else f" and {'an unknown number of' if unknown < 0 else unknown}"
+            " records that tell nothing of their stream",
+        )
+        self._refusal_events.extend(loss.event() for loss in losses.values())
+
+    def _write_refusal_events(self) -> None:
+        if self._refusal_events:
+            events, self._refusal_events = self._refusal_events, []
+            self._write({Channel.EVENTS: events})
 
     def _abandon(self) -> None:
         """Give up on what the store has not confirmed: drop it from the store (a later flush or
@@ -468,7 +572,7 @@ class StoreWriter:
             warned = False
             while True:
                 try:
-                    self.spool.append(batch)
+                    self.spool.append(batch, self.store.writer_id())
                     break
                 except SpoolError as exc:
                     if not warned:
@@ -497,17 +601,24 @@ class StoreWriter:
         while len(spool) and time.monotonic() < deadline:
             try:
                 items = spool.peek(8)
+            except SpoolDamaged as exc:
+                self._note_error(exc)
+                self._lose_damaged(spool, exc)
+                continue
             except SpoolError as exc:
                 self._note_error(exc)
                 log.error("store %s: %s", self.label, exc)
                 self._next_probe = time.monotonic() + self._retry.next()
                 return False
             try:
-                for _, batch in items:
-                    self.store.write(batch)
+                for path, batch in items:
+                    # as the writer (maybe an earlier run) that received it: see Spool
+                    with self.store.writing_as(spool.writer_of(path)):
+                        self.store.write(batch)
                 self.store.flush()
             except Exception as exc:
                 self._note_error(exc)
+                self.store.take_refused()  # sent again: refused again
                 with contextlib.suppress(Exception):
                     self.store.discard()
                 delay = self._retry.next()
@@ -524,8 +635,9 @@ class StoreWriter:
             sent: Counter[str] = Counter()
             for _, batch in items:
                 sent.update(batch_counts(batch))
+            _, refused = self._take_refused()
             with self._lock:
-                self._stored.update(sent)
+                self._stored.update(+(sent - refused))
                 self._spooled.subtract(sent)
             self._retry.reset()
         if not len(spool) and self._spooling:
@@ -551,6 +663,7 @@ class StoreWriter:
                     self._queued_bytes -= size
             if batch:
                 self._write(batch)
+            self._write_refusal_events()
             if self._spooling:
                 self._drain_spool(budget_s=every)
             elif time.monotonic() - last_flush >= every:
@@ -563,13 +676,21 @@ class StoreWriter:
         """Shutdown: flush, then send the spool while the store takes it (one try now, however
         long its backoff: a store still down is not waited for, the spool keeps the records for
         the next start), within the deadline; close the store."""
+        self._write_refusal_events()
         flushed = self._flush()
+        if flushed and self._refusal_events:  # the flush refused records: describe them too
+            self._write_refusal_events()
+            flushed = self._flush()
         if not flushed:
             self._abandon()
         self._next_probe = 0.0
         while self._spooling and not self._giving_up():
             if not self._drain_spool(budget_s=1.0):
                 break
+        if self._refusal_events:  # the drain met refused records or a damaged file
+            self._write_refusal_events()  # spooled if the store went down meanwhile
+            if not self._spooling and not self._flush():
+                self._abandon()
         if self._spooling and self.spool is not None:
             log.error(
                 "store %s: %d records remain spooled at %s; they are sent on the next start",

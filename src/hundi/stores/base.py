@@ -32,9 +32,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hundi.records import SCHEMAS, Channel, Record
+from hundi.records import SCHEMAS, Channel, Record, to_arrow
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record a store can never hold (a value its column types cannot take: a bug upstream),
+    left out so it cannot block every record after it; the writer counts it as lost and stores
+    a ``gap`` event for it (:meth:`Store.take_refused`)."""
+
+    channel: Channel
+    record: Record
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,32 @@ class Store(ABC):
 
     def close(self) -> None:
         self.flush()
+
+    def refuse(self, channel: Channel, record: Record, reason: str) -> None:
+        """Leave ``record`` out for good (see :class:`Refusal`): only once the ``write`` (row
+        stores) or ``flush`` (buffering stores) that left it out succeeded, since a failed call
+        is repeated with the same records."""
+        refused: list[Refusal] = self.__dict__.setdefault("_refused", [])
+        refused.append(Refusal(Channel(channel), record, reason))
+
+    def writer_id(self) -> str | None:
+        """Who this instance writes as, where the store records it per row or chunk (the
+        merge's ``SOURCE``: one writer's rows sharing a key all stay); None: not recorded. The
+        outage spool keeps it with each batch, see :meth:`writing_as`."""
+        return None
+
+    @contextmanager
+    def writing_as(self, writer: str | None) -> Iterator[None]:
+        """``write`` as ``writer`` (a :meth:`writer_id`, maybe of an earlier process) within the
+        block: a batch spooled by one run and drained by the next stays the rows of the run
+        that received it. Default: nothing to change."""
+        yield
+
+    def take_refused(self) -> list[Refusal]:
+        """The records left out since the last call (the writer asks after each successful
+        ``write`` and ``flush``, and forgets them after a failed one)."""
+        refused: list[Refusal] = self.__dict__.pop("_refused", [])
+        return refused
 
     def idle(self) -> None:
         """Housekeeping the writer calls at every flush tick with nothing to flush (no data
@@ -295,6 +332,35 @@ class AggregatingStore(Protocol):
         group_by: Sequence[str] | None = None,
         fields: Sequence[str] | None = None,
     ) -> pd.DataFrame: ...
+
+
+def arrow_storable(
+    channel: Channel, records: Sequence[Record]
+) -> tuple[list[Record], list[tuple[Record, str]]]:
+    """``records`` split into those the channel's Arrow schema can hold and the others with
+    why (the field and value that do not fit); a conversion per record: error path only."""
+    channel = Channel(channel)
+    good: list[Record] = []
+    bad: list[tuple[Record, str]] = []
+    for record in records:
+        try:
+            to_arrow(channel, [record])
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            bad.append((record, _unfit_field(channel, record, exc)))
+            continue
+        good.append(record)
+    return good, bad
+
+
+def _unfit_field(channel: Channel, record: Record, error: Exception) -> str:
+    for field in SCHEMAS[channel]:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        value = getattr(record, field.name, None)
+        try:
+            pa.array([value], type=kind)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            return f"field {field.name}={value!r} cannot be stored: {exc}"
+    return f"cannot be stored: {error}"
 
 
 def plain_schema(schema: pa.Schema) -> pa.Schema:

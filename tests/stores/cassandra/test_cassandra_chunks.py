@@ -296,15 +296,20 @@ def test_chunk_tables_get_the_ttl_and_twcs(
     assert 7000 < ttl <= 7200
 
 
-def test_an_unstorable_record_is_logged_and_the_chunk_keeps_the_others(
-    chunked: CassandraStore, exchange: str, caplog: pytest.LogCaptureFixture
+def test_an_unstorable_record_is_refused_and_the_chunk_keeps_the_others(
+    chunked: CassandraStore, exchange: str
 ) -> None:
+    """The refusal goes to the writer (counted lost, a gap event: tests/pipeline/
+    test_unstorable.py), naming the field."""
     good = trades(exchange, range(3))
     bad = msgspec.structs.replace(good[0], trade_id=2**64)
     chunked.write({Channel.TRADES: [good[0], bad, *good[1:]]})
     frame = chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
     assert list(frame["trade_id"]) == [0, 1, 2]
-    assert "trades: field trade_id=18446744073709551616 cannot be stored" in caplog.text
+    (refused,) = chunked.take_refused()
+    assert refused.record == bad and refused.channel is Channel.TRADES
+    assert "trades: field trade_id=18446744073709551616 cannot be stored" in refused.reason
+    assert chunked.take_refused() == []
 
 
 def test_a_reader_opened_before_the_chunk_table_existed_reads_it(

@@ -260,15 +260,19 @@ def test_read_only_on_a_missing_keyspace_is_a_clear_error(cassandra_url: str) ->
         open_store(url, read_only=True)
 
 
-def test_a_record_that_cannot_be_stored_is_logged_and_does_not_block_the_others(
-    store: Store, exchange: str, caplog: pytest.LogCaptureFixture
+def test_a_record_that_cannot_be_stored_is_refused_and_does_not_block_the_others(
+    store: Store, exchange: str
 ) -> None:
+    """The refusal goes to the writer (counted lost, a gap event: tests/pipeline/
+    test_unstorable.py), naming the field."""
     good = [sample(Trade, i, exchange=exchange, symbol="BTC-USDT", ts=T0 + i) for i in (1, 2)]
     bad = msgspec.structs.replace(good[0], trade_id=2**64, ts=T0 + 5)
     store.write({Channel.TRADES: [good[0], bad, good[1]]})
     frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
     assert records_of(frame, Channel.TRADES) == good
-    assert "trades: field trade_id=18446744073709551616 cannot be stored" in caplog.text
+    (refused,) = store.take_refused()
+    assert refused.record == bad
+    assert "trades: field trade_id=18446744073709551616 cannot be stored" in refused.reason
 
 
 def test_last_position_is_the_newest_row_before_a_time(cassandra_url: str, exchange: str) -> None:

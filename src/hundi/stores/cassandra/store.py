@@ -30,6 +30,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -408,8 +409,8 @@ class CassandraStore(Store):
     ) -> None:
         """Append the requests for one channel's records: index entries, then data.
 
-        A record with a value its column cannot hold (a bug upstream) is logged and left out,
-        so it cannot block every record after it.
+        A record with a value its column cannot hold (a bug upstream) is left out, so it cannot
+        block every record after it, and refused (:meth:`Store.refuse`: counted as lost).
         """
         insert = self._insert_for(channel)
         row_of, encode = insert.row_of, insert.encoder.encode
@@ -422,7 +423,7 @@ class CassandraStore(Store):
             try:
                 values = encode((*row_of(record), day, hour) if hourly else (*row_of(record), day))
             except UnstorableRow as exc:
-                log.error("%s; record not stored: %r", exc, record)
+                self.refuse(channel, record, str(exc))  # counted lost, a gap event stored
                 continue
             partition = (record.exchange, record.symbol, day, hour)
             rows = partitions.get(partition)
@@ -476,7 +477,7 @@ class CassandraStore(Store):
 
     def _columns(self, channel: Channel, records: Sequence[Record]) -> pa.Table:
         """The records as Arrow columns. A record with a value its column cannot hold (a bug
-        upstream) is logged and left out, as in the row layout, so it cannot block the others;
+        upstream) is refused and left out, as in the row layout, so it cannot block the others;
         finding it costs a conversion per record, on that error path only."""
         try:
             return to_arrow(channel, records)
@@ -496,10 +497,26 @@ class CassandraStore(Store):
                     reason = f"{self.settings.keyspace}.{spec.name}: {exc}"
                 except UnstorableRow as unstorable:
                     reason = str(unstorable)
-                log.error("%s; record not stored: %r", reason, record)
+                self.refuse(channel, record, reason)  # counted lost, a gap event stored
                 continue
             good.append(record)
         return to_arrow(channel, good)
+
+    def writer_id(self) -> str:
+        """The chunk tables' ``writer`` of this instance's chunks."""
+        return str(self._writer)
+
+    @contextmanager
+    def writing_as(self, writer: str | None) -> Iterator[None]:
+        """Chunks written within the block carry ``writer`` (a spooled batch's, maybe of an
+        earlier run: :meth:`Store.writing_as`)."""
+        own = self._writer
+        if writer is not None and writer.isdigit():
+            self._writer = int(writer)
+        try:
+            yield
+        finally:
+            self._writer = own
 
     def flush(self) -> None:
         """Nothing to do: ``write`` returns only once Cassandra acknowledged every record."""

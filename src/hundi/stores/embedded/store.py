@@ -71,6 +71,7 @@ from hundi.stores.base import (
     Store,
     StoreError,
     StreamPosition,
+    arrow_storable,
     day_of_ns,
     day_start_ns,
     days_within,
@@ -170,6 +171,9 @@ class EmbeddedStore(Store):
         self._buffers: dict[Channel, list[Record]] = {}
         # Written but not yet in the log: what failed flushes kept, per partition, in order.
         self._pending: dict[_PartitionKey, pa.Table] = {}
+        # Records no column can hold, left out of the pending rows: refused at the next
+        # successful flush (:meth:`Store.refuse`), forgotten by ``discard``.
+        self._unfit: list[tuple[Channel, Record, str]] = []
         # This run's live files per partition directory, by level (what compaction merges).
         self._own: dict[Path, dict[int, list[PartFile]]] = {}
         self._pending_deletes: list[tuple[float, list[Path]]] = []
@@ -226,11 +230,15 @@ class EmbeddedStore(Store):
         """Append everything written so far to the log with one fsync, all or nothing; write
         Parquet parts from the log when it is big or old enough (see the module docstring)."""
         if self._buffers:
-            fresh = [
-                part
-                for channel, records in self._buffers.items()
-                for part in _partitions(channel, records)
-            ]
+            fresh: list[tuple[_PartitionKey, pa.Table]] = []
+            for channel, records in self._buffers.items():
+                try:
+                    fresh.extend(_partitions(channel, records))
+                except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                    # a record no column can hold must not block the others (retried forever)
+                    good, bad = arrow_storable(channel, records)
+                    self._unfit.extend((channel, record, why) for record, why in bad)
+                    fresh.extend(_partitions(channel, good) if good else [])
             for key, table in fresh:
                 kept = self._pending.get(key)
                 self._pending[key] = table if kept is None else pa.concat_tables([kept, table])
@@ -241,6 +249,9 @@ class EmbeddedStore(Store):
             except OSError as e:
                 raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
             self._pending = {}
+        for channel, record, why in self._unfit:  # left out for good, now that the rest is in
+            self.refuse(channel, record, f"{channel.value}: {why}")
+        self._unfit = []
         self._part_when_due()
 
     def idle(self) -> None:
@@ -262,6 +273,7 @@ class EmbeddedStore(Store):
         and counts it as lost, so no later ``flush`` or ``close`` may store it after all)."""
         self._buffers = {}
         self._pending = {}
+        self._unfit = []
 
     def _next_sequence(self) -> int:
         self._sequence += 1
