@@ -45,6 +45,7 @@ def test_a_damaged_spool_file_is_lost_with_a_gap_and_the_rest_drains(
     spool = Spool(tmp_path / "spool")  # left by an earlier run: three batches
     for first in (0, 10, 20):
         spool.append({Channel.TRADES: trades(exchange, first, 10)})
+    spool.close()  # that run ended: its lock is released
     damaged = sorted((tmp_path / "spool").glob("*.batch"))[1]
     content = msgspec.msgpack.decode(damaged.read_bytes())
     content["trades"][3]["price"] = "not a number"  # one field of one record garbled
