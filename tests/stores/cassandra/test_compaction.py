@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 
+import msgspec
 import pandas as pd
 import pytest
 from cassandra.cluster import Session
@@ -175,6 +177,24 @@ def test_open_hours_are_left_alone(
     assert report.hours == 1
     assert chunk_count(cql, keyspace, Channel.TRADES, exchange, 1) == counts[1]
     assert chunk_count(cql, keyspace, Channel.TRADES, exchange, 0) < counts[0]
+    # the hour being written now, by the real clock and the default margin
+    now_ns = time.time_ns()
+    live = [trade(exchange, i, 5 * MS) for i in range(100)]
+    live = [
+        msgspec.structs.replace(r, ts=now_ns - 1_000 + i, recv_ts=now_ns + i)
+        for i, r in enumerate(live)
+    ]
+    write_in_pieces(a, Channel.TRADES, live, 20)
+    today = now_ns // (86_400 * 10**9)
+    current = compact_partition(a, Channel.TRADES, exchange, SYMBOL, today)
+    assert current.hours == 0 and current.records == 0
+    frame = a.read(
+        exchange=exchange,
+        symbol=SYMBOL,
+        channel=Channel.TRADES,
+        start=pd.Timestamp(now_ns - 10**9, tz="UTC"),
+    )
+    assert len(frame) == 100
 
 
 def test_a_crash_between_writing_and_deleting_reads_each_record_once(
@@ -261,9 +281,14 @@ def test_the_command_compacts_and_prints_each_partition(
         ("--day", "yesterday"),
         ("--since", "2024-05-02", "--until", "2024-05-01"),
         ("--channel", "nope"),
+        (),  # CASSANDRA_COMPACT_CLOCK_MARGIN=soon
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(cassandra_url: str, args: tuple[str, ...]) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    cassandra_url: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not args:
+        monkeypatch.setenv("CASSANDRA_COMPACT_CLOCK_MARGIN", "soon")
     done = hundi("--store", cassandra_url, *args)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -46,11 +46,12 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, SimpleStatement
 
 from hundi.records import RECORD_TYPES, SCHEMAS, Channel
 from hundi.stores.base import StoreError
@@ -71,6 +72,7 @@ DEFAULT_CLOCK_MARGIN_S = 60.0
 # The writer of compacted chunks that were written before the ``writer`` column existed.
 LEGACY_COMPACTED = -1
 _ORIGIN = "__compact_origin"
+_FETCH = 32  # chunk rows per page, as the store reads them
 _DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one mutation)
 
 
@@ -174,19 +176,28 @@ class PartitionReport:
         return bool(self.damaged)
 
 
-def _select_cql(store: CassandraStore, channel: Channel) -> str:
+def _select_cql(store: CassandraStore, channel: Channel, *, data: bool) -> str:
     spec = chunk_table_spec(channel)
+    what = "first_ts, chunk_id, last_ts, records, writer, WRITETIME(records), TTL(records)"
     return (
-        "SELECT first_ts, chunk_id, last_ts, records, data, writer, WRITETIME(data), TTL(data) "
+        f"SELECT {what}{', data' if data else ''} "
         f"FROM {quote(store.settings.keyspace)}.{quote(spec.name)} "
         "WHERE exchange = %s AND symbol = %s AND ts_day = %s AND first_ts >= %s AND first_ts < %s"
     )
 
 
+def _hour_rows(
+    store: CassandraStore, channel: Channel, key: tuple[str, str, int], start: int, *, data: bool
+) -> list[tuple[Any, ...]]:
+    """The hour's chunk rows, a few per page (a chunk's data may be megabytes)."""
+    statement = SimpleStatement(_select_cql(store, channel, data=data), fetch_size=_FETCH)
+    return list(store._session.execute(statement, (*key, start, start + NS_PER_HOUR)))
+
+
 def _keys_cql(store: CassandraStore, channel: Channel) -> str:
     spec = chunk_table_spec(channel)
     return (
-        "SELECT first_ts, chunk_id, WRITETIME(records) "
+        "SELECT first_ts, chunk_id, WRITETIME(records), writer "
         f"FROM {quote(store.settings.keyspace)}.{quote(spec.name)} "
         "WHERE exchange = %s AND symbol = %s AND ts_day = %s AND first_ts >= %s AND first_ts < %s"
     )
@@ -200,26 +211,24 @@ def plan_hour(
     Raises :class:`DamagedChunk` for a chunk that fails its checksum (nothing is planned)."""
     channel = Channel(channel)
     start = day * NS_PER_DAY + hour * NS_PER_HOUR
-    rows = list(
-        store._session.execute(
-            _select_cql(store, channel), (exchange, symbol, day, start, start + NS_PER_HOUR)
-        )
-    )
+    key = (exchange, symbol, day)
     regroup = regroups_only(channel)
-    spared = set()
-    if regroup:  # a legacy chunk is a writer of its own: merging it with others would change it
-        spared = {(r[0], r[1]) for r in rows if r[5] is None}
-        rows = [r for r in rows if r[5] is not None]
-    old = [OldChunk(r[0], r[1], r[5], r[3], int(r[6] or 0)) for r in rows]
-    plan = HourPlan(channel, exchange, symbol, day, hour, old, spared=spared)
-    if len(old) < 2 or _already_compact(old, store.settings.chunk_rows):
+    plan = _planned(channel, key, hour, _hour_rows(store, channel, key, start, data=False))
+    if len(plan.old) < 2 or _already_compact(plan.old, store.settings.chunk_rows):
+        plan.settled = True  # nothing decoded: a second run over a compacted day costs little
+        return plan
+    rows = _hour_rows(store, channel, key, start, data=True)
+    plan = _planned(channel, key, hour, rows)
+    if len(plan.old) < 2:  # gone meanwhile (another compactor)
         plan.settled = True
         return plan
+    rows = [r for r in rows if (r[0], r[1]) not in plan.spared]
+    old = plan.old
     stored: list[pa.Table] = []
     codes: dict[object, int] = {}
     sources: list[int] = []
     writers: dict[int, int] = {}  # source code -> writer of its compacted chunks
-    for first_ts, chunk_id, _, records, data, writer, _, _ in rows:
+    for first_ts, chunk_id, _, records, writer, _, _, data in rows:
         stored.append(
             read_chunk(
                 channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
@@ -250,11 +259,26 @@ def plan_hour(
             channel, part, codec=settings.chunk_codec, max_rows=settings.chunk_rows
         ):
             plan.new.append((chunk, writer))
-    plan.ttl_s = max((int(r[7] or 0) for r in rows), default=0)
-    if any(int(r[7] or 0) == 0 for r in rows):
+    plan.ttl_s = max((int(r[6] or 0) for r in rows), default=0)
+    if any(int(r[6] or 0) == 0 for r in rows):
         plan.ttl_s = 0  # a chunk without expiry: its records must not get one
     plan.newest_us = max(c.written_us for c in old)
     return plan
+
+
+def _planned(
+    channel: Channel, key: tuple[str, str, int], hour: int, rows: list[tuple[Any, ...]]
+) -> HourPlan:
+    """The plan's old chunks from the hour's rows; for :func:`regroups_only` channels, the
+    chunks without a writer are spared (a writer of their own each: merging them with others
+    would change what a read merges)."""
+    spared = set()
+    if regroups_only(channel):
+        spared = {(r[0], r[1]) for r in rows if r[4] is None}
+    old = [
+        OldChunk(r[0], r[1], r[4], r[3], int(r[5] or 0)) for r in rows if (r[0], r[1]) not in spared
+    ]
+    return HourPlan(channel, *key, hour, old, spared=spared)
 
 
 def _already_compact(old: list[OldChunk], chunk_rows: int) -> bool:
