@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 from cassandra.cluster import Session
 
-from hundi.records import Candle, Channel, Record, Trade
+from hundi.records import Candle, Channel, Record, Trade, to_arrow
 from hundi.stores.base import open_store
 from hundi.stores.cassandra import CassandraStore
+from hundi.stores.cassandra.chunks import chunk_table_spec, encode_chunks
 from hundi.stores.cassandra.compaction import (
     closed_hours,
     compact_partition,
@@ -294,3 +295,31 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_a_chunk_arriving_meanwhile_stamped_before_the_tombstone_survives(
+    stores: tuple[CassandraStore, CassandraStore], cql: Session, exchange: str
+) -> None:
+    """The clock assumption broken on purpose: a writer whose clock lags stores a chunk into
+    the hour between the read and the delete, stamped before the newest chunk read. The
+    compactor sees it and deletes the old chunks by their keys instead of the range."""
+    a, b = stores
+    fill(a, b, Channel.TRADES, exchange, count=2_000)
+    keyspace = a.settings.keyspace
+    stored = len(read(a, exchange, Channel.TRADES))
+    plan = plan_hour(a, Channel.TRADES, exchange, SYMBOL, DAY0, 0)
+    write_compacted(a, plan)
+    late = [trade(exchange, i, 5 * MS) for i in range(50_000, 50_020)]
+    late = [msgspec.structs.replace(r, ts=T0 + 10 * MS + i, recv_ts=T0 + 20 * MS + i)
+            for i, r in enumerate(late)]  # fmt: skip
+    (chunk,) = encode_chunks(Channel.TRADES, to_arrow(Channel.TRADES, late))
+    spec = chunk_table_spec(Channel.TRADES)
+    cql.execute(
+        spec.insert_cql(keyspace).replace("?", "%s") + " USING TIMESTAMP %s",
+        (*chunk.values(777), plan.newest_us - 1_000_000),
+    )
+    expected = read(a, exchange, Channel.TRADES)
+    assert len(expected) == stored + 20
+    delete_replaced(a, plan)
+    assert chunk_count(cql, keyspace, Channel.TRADES, exchange, 0) == len(plan.new) + 1
+    pd.testing.assert_frame_equal(read(a, exchange, Channel.TRADES), expected)
