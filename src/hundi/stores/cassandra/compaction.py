@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from cassandra.query import BatchStatement, BatchType, SimpleStatement
@@ -255,15 +256,36 @@ def plan_hour(
     settings = store.settings
     for writer, members in sorted(by_writer.items()):
         part = table.filter(pa.array(np.isin(origins, members)))
-        for chunk in encode_chunks(
-            channel, part, codec=settings.chunk_codec, max_rows=settings.chunk_rows
-        ):
-            plan.new.append((chunk, writer))
+        ts = np.asarray(part.column("ts").cast(pa.int64()).to_numpy(), np.int64)
+        for first, stop in cuts(ts, settings.chunk_rows):
+            for chunk in encode_chunks(
+                channel, part.slice(first, stop - first), codec=settings.chunk_codec,
+                max_rows=stop - first,
+            ):  # fmt: skip
+                plan.new.append((chunk, writer))
     plan.ttl_s = max((int(r[6] or 0) for r in rows), default=0)
     if any(int(r[6] or 0) == 0 for r in rows):
         plan.ttl_s = 0  # a chunk without expiry: its records must not get one
     plan.newest_us = max(c.written_us for c in old)
     return plan
+
+
+def cuts(ts: npt.NDArray[np.int64], max_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) slices of rows sorted by ``ts``, each at most ``max_rows`` long and never
+    cutting a run of equal ``ts`` (unless the run alone is longer): a record key holds ``ts``,
+    so no key's rows are split over two chunks, and a compactor that stops after writing some
+    of an hour's chunks has written each key's rows whole or not at all (a key's rows of one
+    writer are all kept on read, so a partial set winning over the old chunks would lose some).
+    """
+    slices, first, count = [], 0, len(ts)
+    while first < count:
+        stop = min(first + max_rows, count)
+        if stop < count and ts[stop] == ts[stop - 1]:
+            back = int(np.searchsorted(ts, ts[stop], "left"))
+            stop = back if back > first else int(np.searchsorted(ts, ts[stop], "right"))
+        slices.append((first, stop))
+        first = stop
+    return slices
 
 
 def _planned(
@@ -459,6 +481,7 @@ __all__ = [
     "compact_hour",
     "compact_partition",
     "compacted_writer",
+    "cuts",
     "delete_replaced",
     "plan_hour",
     "write_compacted",
