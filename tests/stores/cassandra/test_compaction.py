@@ -7,7 +7,6 @@ as a real subprocess."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import time
 from collections.abc import Iterator, Sequence
 
 import msgspec
-import numpy as np
 import pandas as pd
 import pytest
 from cassandra.cluster import Session
@@ -28,7 +26,6 @@ from hundi.stores.cassandra.compaction import (
     closed_hours,
     compact_partition,
     compacted_writer,
-    cuts,
     delete_replaced,
     plan_hour,
     write_compacted,
@@ -351,13 +348,3 @@ def test_a_crash_in_the_middle_of_writing_loses_no_row_of_a_key(
     finally:
         small.close()
     pd.testing.assert_frame_equal(read(a, exchange, Channel.CANDLES), before)
-
-
-def test_cuts_never_split_a_run_of_equal_ts() -> None:
-    ts = np.repeat(np.arange(10, dtype=np.int64), [3, 1, 4, 4, 2, 9, 1, 1, 1, 1])
-    slices = cuts(ts, 5)
-    assert slices[0][0] == 0 and slices[-1][1] == len(ts)
-    assert all(stop == first for (_, stop), (first, _) in itertools.pairwise(slices))
-    for first, stop in slices:
-        assert stop - first <= 5 or len(set(ts[first:stop].tolist())) == 1
-        assert stop == len(ts) or ts[stop] != ts[stop - 1]

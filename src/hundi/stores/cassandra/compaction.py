@@ -8,8 +8,9 @@ symbol, day) partition: an hour whose end is older than now minus a clock margin
 
 For one hour it (1) reads every chunk, checks it (a :class:`DamagedChunk` leaves the hour as it
 is and is reported), (2) merges the records as a read does, (3) writes them as chunks of at
-most ``CASSANDRA_CHUNK_ROWS`` records, one set per surviving writer, and only then (4) deletes
-the old chunks with one range tombstone over the hour.
+most ``CASSANDRA_CHUNK_ROWS`` records, one set per surviving writer (never cutting a run of
+equal ``ts``: :func:`cuts`), and only then (4) deletes the old chunks with one range tombstone
+over the hour.
 
 Writers. A compacted chunk's ``writer`` is :func:`compacted_writer` of its rows' writer: a
 negative number derived from it (a collector's writer id is never negative), and the same
@@ -30,7 +31,7 @@ hour's chunks are only regrouped per writer (nothing dropped; the read merges as
 chunks written before the ``writer`` column existed are left as they are.
 
 Deleting. The tombstone is ``DELETE ... USING TIMESTAMP T WHERE <partition> AND first_ts >=
-hour AND first_ts < hour + 1 h`` with T the newest write time (``WRITETIME(data)``) of the
+hour AND first_ts < hour + 1 h`` with T the newest write time (``WRITETIME``) of the
 chunks read, and the compacted chunks are written at a later timestamp, so they survive it by
 Cassandra's last-write-wins. Clock assumption: a chunk that arrives for the hour between the
 read and the delete was stamped by its writer's clock later than T (the newest chunk already
