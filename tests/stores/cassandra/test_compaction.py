@@ -246,6 +246,13 @@ def test_an_hour_with_a_damaged_chunk_is_left_and_reported(
     assert "hour 00" in report.damaged[0] and "checksum" in report.damaged[0]
     assert chunk_count(cql, keyspace, Channel.TRADES, exchange, 0) == counts[0]
     assert chunk_count(cql, keyspace, Channel.TRADES, exchange, 1) < counts[1]
+    # the command says so and exits 1; the hour stays as it is
+    done = hundi("--store", a.url, "--exchange", exchange, "--channel", "trades")
+    assert done.returncode == 1, done.stderr
+    assert f"trades {exchange} {SYMBOL} 2024-05-01: hour 00 left as it is: damaged" in done.stderr
+    assert done.stdout.splitlines()[-1] == "1 partition(s), 1 failed"
+    assert "Traceback" not in done.stderr
+    assert chunk_count(cql, keyspace, Channel.TRADES, exchange, 0) == counts[0]
 
 
 def hundi(*args: str) -> subprocess.CompletedProcess[str]:
