@@ -317,12 +317,12 @@ def _already_compact(old: list[OldChunk], chunk_rows: int) -> bool:
 
 
 def _in_read_order(table: pa.Table, channel: Channel) -> pa.Table:
-    """Sorted stably by (ts, recv_ts, the first integer identity field), as reads return."""
+    """Sorted stably by (ts, recv_ts, the integer identity fields), as reads sort."""
     tie = [
         name
         for name in RECORD_TYPES[channel].IDENTITY
         if name in table.column_names and pa.types.is_integer(table.schema.field(name).type)
-    ][:1]
+    ]
     keys = [(name, "ascending") for name in ("ts", "recv_ts", *tie)]
     table = table.combine_chunks()
     return table.take(pc.sort_indices(table, sort_keys=keys))
