@@ -96,6 +96,7 @@ bench-venues: venv ## Each venue's protocol alone (frames/s per core): real reco
 bench-stores: services-up ## Cassandra and KairosDB write/read throughput on the real servers
 	$(BIN)/python bench/cassandra_write.py
 	$(BIN)/python bench/cassandra_chunks.py
+	$(BIN)/python bench/cassandra_compaction.py
 	$(BIN)/python bench/kairosdb_write.py
 
 bench-series: venv ## Streaming series engine and offline bars (10M trades) vs pandas

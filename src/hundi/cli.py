@@ -63,7 +63,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "store": LazyCommand(
         "hundi.stores.embedded.check:store",
-        "Maintain a store: check an embedded one; set up a Cassandra one's schema and roles.",
+        "Maintain a store: check an embedded one; set up or compact a Cassandra one.",
     ),
 }
 

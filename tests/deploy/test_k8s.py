@@ -271,7 +271,8 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             assert "add" not in context.get("capabilities", {}), name
             checked += 1
     cronjobs = sum(1 for o in objects if o["kind"] == "CronJob")
-    assert cronjobs in (2, 6)  # a backup and a repair CronJob per Cassandra node
+    # a backup and a repair CronJob per Cassandra node, and the daily `hundi store compact`
+    assert cronjobs in (3, 7)
     # 7 main containers (collectors twice: the A/B pair) + 2 init containers + the bootstrap
     # Job + the CronJobs'
     assert checked == 10 + cronjobs
@@ -948,6 +949,7 @@ CASSANDRA_LOGINS = {
     ("Deployment", "hundi-api", "backend"): "cassandra-reader",
     ("Deployment", "jupyter", "frontend"): "cassandra-reader",
     ("Deployment", "kairosdb", "backend"): "cassandra-kairosdb",
+    ("CronJob", "hundi-compact", "backend"): "cassandra-writer",  # rewrites and deletes chunks
 }
 ROLE_SECRETS = ("cassandra-admin", "cassandra-writer", "cassandra-reader", "cassandra-kairosdb")
 
@@ -1110,7 +1112,8 @@ def test_clients_use_the_ready_only_service_and_only_peers_see_unready_nodes(
                     continue  # the nodes themselves: seeds on the peer service
                 assert "cassandra.backend.svc" not in text, (obj["metadata"]["name"], text)
                 clients += "cassandra-client.backend.svc.cluster.local:9042" in text
-    assert clients == 6  # collectors (a and b), hundi-api, jupyter, kairosdb, bootstrap Job
+    # collectors (a and b), hundi-api, jupyter, kairosdb, bootstrap Job, compaction CronJob
+    assert clients == 7
 
 
 def test_racks_follow_the_nodes_zones(objects: list[Object], overlay: str) -> None:

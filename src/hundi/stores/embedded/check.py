@@ -179,7 +179,7 @@ def _progress_bar() -> Iterator[CheckProgress | None]:
 
 @click.group("store")
 def store() -> None:
-    """Maintain a store: check an embedded one; set up a Cassandra one's schema and roles."""
+    """Maintain a store: check an embedded one; set up or compact a Cassandra one."""
 
 
 @store.command("check")
@@ -265,8 +265,9 @@ def flush(store_path: str) -> None:
 
 def _add_cassandra_commands() -> None:
     # click-only module: the Cassandra driver is imported when one of them runs
-    from hundi.stores.cassandra_admin import init, roles
+    from hundi.stores.cassandra_admin import compact, init, roles
 
+    store.add_command(compact)
     store.add_command(init)
     store.add_command(roles)
 

@@ -1,0 +1,489 @@
+"""Compaction of chunk tables: one closed stream-hour's many small chunks → a few big ones.
+
+At live rates a collector flushes every ~0.5 s, so a stream-hour holds thousands of chunks of
+~20 records, and a read decodes as many Arrow streams (~25x slower per record than a few big
+chunks). :func:`compact_partition` rewrites each *closed* hour of one (channel, exchange,
+symbol, day) partition: an hour whose end is older than now minus a clock margin
+(``CASSANDRA_COMPACT_CLOCK_MARGIN``, default 60 s), so a live writer never races it.
+
+For one hour it (1) reads every chunk, checks it (a :class:`DamagedChunk` leaves the hour as it
+is and is reported), (2) merges the records as a read does, (3) writes them as chunks of at
+most ``CASSANDRA_CHUNK_ROWS`` records, one set per surviving writer (never cutting a run of
+equal ``ts``: :func:`cuts`), and only then (4) deletes the old chunks with one range tombstone
+over the hour.
+
+Writers. A compacted chunk's ``writer`` is :func:`compacted_writer` of its rows' writer: a
+negative number derived from it (a collector's writer id is never negative), and the same
+again for a compacted one. A different source than the original on purpose: after a crash
+between (3) and (4) the old chunks and their compacted copies are both stored, and the read's
+merge (:func:`hundi.stores.merge.deduplicate`) keeps one writer's rows per key, so each record
+is read once; a chunk the writer re-sends after its hour was compacted (the spool draining
+late) is likewise a copy, not a second record. What a writer adds to an hour *after* it was
+compacted, with a key it already stored there, is another writer's copy too: the margin is
+there so that never happens for a live writer.
+
+What is merged. For channels whose record key holds the exchange's ``ts`` every key lies in one
+hour, so merging an hour alone gives what a read of any range gives: of each key's rows only
+the first receiving writer's stay (all of them: one writer's rows sharing a key are distinct
+records). ``bbo`` and ``book`` keys may hold a local receive time, whose two copies can lie on
+either side of an hour, and a book snapshot is judged against the whole chain: for those the
+hour's chunks are only regrouped per writer (nothing dropped; the read merges as before), and
+chunks written before the ``writer`` column existed are left as they are.
+
+Deleting. The tombstone is ``DELETE ... USING TIMESTAMP T WHERE <partition> AND first_ts >=
+hour AND first_ts < hour + 1 h`` with T the newest write time (``WRITETIME``) of the
+chunks read, and the compacted chunks are written at a later timestamp, so they survive it by
+Cassandra's last-write-wins. Clock assumption: a chunk that arrives for the hour between the
+read and the delete was stamped by its writer's clock later than T (the newest chunk already
+there). Right before deleting, the hour is read again; any chunk not read before and stamped
+at or before T makes the compactor delete the old chunks by their exact keys instead.
+The compacted chunks keep the longest remaining TTL of the chunks they replace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from cassandra.query import BatchStatement, BatchType, SimpleStatement
+
+from hundi.records import RECORD_TYPES, SCHEMAS, Channel
+from hundi.stores.base import StoreError
+from hundi.stores.cassandra.chunks import (
+    Chunk,
+    DamagedChunk,
+    assemble,
+    chunk_table_spec,
+    encode_chunks,
+    read_chunk,
+)
+from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, quote
+from hundi.stores.cassandra.store import CassandraStore
+from hundi.stores.merge import SOURCE, deduplicate, local_ts_merges
+
+CLOCK_MARGIN_ENV = "CASSANDRA_COMPACT_CLOCK_MARGIN"
+DEFAULT_CLOCK_MARGIN_S = 60.0
+# The writer of compacted chunks that were written before the ``writer`` column existed.
+LEGACY_COMPACTED = -1
+_ORIGIN = "__compact_origin"
+_FETCH = 32  # chunk rows per page, as the store reads them
+_DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one mutation)
+
+
+def clock_margin_s() -> float:
+    """``CASSANDRA_COMPACT_CLOCK_MARGIN`` (seconds, >= 0), else 60."""
+    text = os.environ.get(CLOCK_MARGIN_ENV, "").strip()
+    if not text:
+        return DEFAULT_CLOCK_MARGIN_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise StoreError(f"{CLOCK_MARGIN_ENV}={text!r}: expected seconds >= 0")
+    return value
+
+
+def compacted_writer(writer: int | None) -> int:
+    """The writer of a compacted chunk holding ``writer``'s rows: negative, so no collector
+    has it, derived deterministically (compacting twice gives the same chunks), and itself
+    for an already compacted writer."""
+    if writer is None:
+        return LEGACY_COMPACTED
+    if writer < 0:
+        return writer
+    digest = hashlib.blake2b(writer.to_bytes(8, "big"), digest_size=8).digest()
+    return -2 - int.from_bytes(digest, "big") % (2**62)
+
+
+def regroups_only(channel: Channel) -> bool:
+    """Whether the channel's merge is not hour-local (see the module docstring)."""
+    return local_ts_merges(channel) or Channel(channel) is Channel.BOOK
+
+
+def closed_hours(day: int, now_ns: int, margin_s: float) -> list[int]:
+    """The hours (0-23) of ``day`` that ended before ``now - margin``."""
+    start = day * NS_PER_DAY
+    limit = now_ns - int(margin_s * 1e9)
+    return [h for h in range(24) if start + (h + 1) * NS_PER_HOUR <= limit]
+
+
+@dataclass(frozen=True, slots=True)
+class OldChunk:
+    first_ts: int
+    chunk_id: bytes
+    writer: int | None
+    records: int
+    written_us: int  # WRITETIME(data)
+
+
+@dataclass(slots=True)
+class HourPlan:
+    """What compacting one hour does: the chunks it replaces and the ones it writes."""
+
+    channel: Channel
+    exchange: str
+    symbol: str
+    day: int
+    hour: int
+    old: list[OldChunk]
+    new: list[tuple[Chunk, int]] = field(default_factory=list)  # chunk, writer
+    ttl_s: int = 0
+    newest_us: int = 0  # the tombstone's timestamp: the newest old chunk's write time
+    spared: set[tuple[int, bytes]] = field(default_factory=set)  # chunks left as they are
+    settled: bool = False  # nothing to merge (one chunk, or as a compaction left it)
+
+    @property
+    def start(self) -> int:
+        return self.day * NS_PER_DAY + self.hour * NS_PER_HOUR
+
+    @property
+    def noop(self) -> bool:
+        """Writing would store exactly what is there."""
+        if self.settled:
+            return True
+        have = {(c.first_ts, c.chunk_id, c.writer) for c in self.old}
+        return have == {(c.first_ts, c.chunk_id, w) for c, w in self.new}
+
+    @property
+    def records(self) -> int:
+        return sum(c.records for c, _ in self.new)
+
+
+@dataclass(slots=True)
+class PartitionReport:
+    """One partition's outcome, for the command's line."""
+
+    channel: Channel
+    exchange: str
+    symbol: str
+    day: int
+    chunks_before: int = 0
+    chunks_after: int = 0
+    records: int = 0
+    hours: int = 0  # hours rewritten
+    seconds: float = 0.0
+    damaged: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.damaged)
+
+
+def _select_cql(store: CassandraStore, channel: Channel, *, data: bool) -> str:
+    spec = chunk_table_spec(channel)
+    what = "first_ts, chunk_id, last_ts, records, writer, WRITETIME(records), TTL(records)"
+    return (
+        f"SELECT {what}{', data' if data else ''} "
+        f"FROM {quote(store.settings.keyspace)}.{quote(spec.name)} "
+        "WHERE exchange = %s AND symbol = %s AND ts_day = %s AND first_ts >= %s AND first_ts < %s"
+    )
+
+
+def _hour_rows(
+    store: CassandraStore, channel: Channel, key: tuple[str, str, int], start: int, *, data: bool
+) -> list[tuple[Any, ...]]:
+    """The hour's chunk rows, a few per page (a chunk's data may be megabytes)."""
+    statement = SimpleStatement(_select_cql(store, channel, data=data), fetch_size=_FETCH)
+    return list(store._session.execute(statement, (*key, start, start + NS_PER_HOUR)))
+
+
+def _keys_cql(store: CassandraStore, channel: Channel) -> str:
+    spec = chunk_table_spec(channel)
+    return (
+        "SELECT first_ts, chunk_id, WRITETIME(records), writer "
+        f"FROM {quote(store.settings.keyspace)}.{quote(spec.name)} "
+        "WHERE exchange = %s AND symbol = %s AND ts_day = %s AND first_ts >= %s AND first_ts < %s"
+    )
+
+
+def plan_hour(
+    store: CassandraStore, channel: Channel, exchange: str, symbol: str, day: int, hour: int
+) -> HourPlan:
+    """Read and check the hour's chunks and merge them into the chunks that replace them.
+
+    Raises :class:`DamagedChunk` for a chunk that fails its checksum (nothing is planned)."""
+    channel = Channel(channel)
+    start = day * NS_PER_DAY + hour * NS_PER_HOUR
+    key = (exchange, symbol, day)
+    regroup = regroups_only(channel)
+    plan = _planned(channel, key, hour, _hour_rows(store, channel, key, start, data=False))
+    if len(plan.old) < 2 or _already_compact(plan.old, store.settings.chunk_rows):
+        plan.settled = True  # nothing decoded: a second run over a compacted day costs little
+        return plan
+    rows = _hour_rows(store, channel, key, start, data=True)
+    plan = _planned(channel, key, hour, rows)
+    if len(plan.old) < 2:  # gone meanwhile (another compactor)
+        plan.settled = True
+        return plan
+    rows = [r for r in rows if (r[0], r[1]) not in plan.spared]
+    old = plan.old
+    stored: list[pa.Table] = []
+    codes: dict[object, int] = {}
+    sources: list[int] = []
+    writers: dict[int, int] = {}  # source code -> writer of its compacted chunks
+    for first_ts, chunk_id, _, records, writer, _, _, data in rows:
+        stored.append(
+            read_chunk(
+                channel, exchange, symbol, first_ts=first_ts, chunk_id=chunk_id,
+                records=records, data=data,
+            )
+        )  # fmt: skip
+        source = writer if writer is not None else (symbol, chunk_id)
+        code = codes.setdefault(source, len(codes))
+        writers[code] = compacted_writer(writer)
+        sources.extend([code] * records)
+    table = assemble(channel, exchange, symbol, stored)
+    origin = pa.array(np.asarray(sources, np.int64))
+    if not regroup:
+        table = table.append_column(SOURCE, origin).append_column(_ORIGIN, origin)
+        table = deduplicate(table, channel)
+    else:
+        table = table.append_column(_ORIGIN, origin)
+    table = _in_read_order(table, channel)
+    origins = np.asarray(table.column(_ORIGIN).to_numpy(), np.int64)
+    table = table.drop_columns([_ORIGIN]).cast(SCHEMAS[channel])
+    by_writer: dict[int, list[int]] = {}
+    for code, writer in writers.items():
+        by_writer.setdefault(writer, []).append(code)
+    settings = store.settings
+    for writer, members in sorted(by_writer.items()):
+        part = table.filter(pa.array(np.isin(origins, members)))
+        ts = np.asarray(part.column("ts").cast(pa.int64()).to_numpy(), np.int64)
+        for first, stop in cuts(ts, settings.chunk_rows):
+            for chunk in encode_chunks(
+                channel, part.slice(first, stop - first), codec=settings.chunk_codec,
+                max_rows=stop - first,
+            ):  # fmt: skip
+                plan.new.append((chunk, writer))
+    plan.ttl_s = max((int(r[6] or 0) for r in rows), default=0)
+    if any(int(r[6] or 0) == 0 for r in rows):
+        plan.ttl_s = 0  # a chunk without expiry: its records must not get one
+    plan.newest_us = max(c.written_us for c in old)
+    return plan
+
+
+def cuts(ts: npt.NDArray[np.int64], max_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) slices of rows sorted by ``ts``, each at most ``max_rows`` long and never
+    cutting a run of equal ``ts`` (unless the run alone is longer): a record key holds ``ts``,
+    so no key's rows are split over two chunks, and a compactor that stops after writing some
+    of an hour's chunks has written each key's rows whole or not at all (a key's rows of one
+    writer are all kept on read, so a partial set winning over the old chunks would lose some).
+    """
+    slices, first, count = [], 0, len(ts)
+    while first < count:
+        stop = min(first + max_rows, count)
+        if stop < count and ts[stop] == ts[stop - 1]:
+            back = int(np.searchsorted(ts, ts[stop], "left"))
+            stop = back if back > first else int(np.searchsorted(ts, ts[stop], "right"))
+        slices.append((first, stop))
+        first = stop
+    return slices
+
+
+def _planned(
+    channel: Channel, key: tuple[str, str, int], hour: int, rows: list[tuple[Any, ...]]
+) -> HourPlan:
+    """The plan's old chunks from the hour's rows; for :func:`regroups_only` channels, the
+    chunks without a writer are spared (a writer of their own each: merging them with others
+    would change what a read merges)."""
+    spared = set()
+    if regroups_only(channel):
+        spared = {(r[0], r[1]) for r in rows if r[4] is None}
+    old = [
+        OldChunk(r[0], r[1], r[4], r[3], int(r[5] or 0)) for r in rows if (r[0], r[1]) not in spared
+    ]
+    return HourPlan(channel, *key, hour, old, spared=spared)
+
+
+def _already_compact(old: list[OldChunk], chunk_rows: int) -> bool:
+    """Every chunk is a compacted writer's and at most one per writer is not full: what a
+    compaction leaves (and no writer added since), so nothing needs decoding."""
+    partial: dict[int, int] = {}
+    for chunk in old:
+        if chunk.writer is None or chunk.writer >= 0:
+            return False
+        if chunk.records < chunk_rows:
+            partial[chunk.writer] = partial.get(chunk.writer, 0) + 1
+    return all(count <= 1 for count in partial.values())
+
+
+def _in_read_order(table: pa.Table, channel: Channel) -> pa.Table:
+    """Sorted stably by (ts, recv_ts, the integer identity fields), as reads sort."""
+    tie = [
+        name
+        for name in RECORD_TYPES[channel].IDENTITY
+        if name in table.column_names and pa.types.is_integer(table.schema.field(name).type)
+    ]
+    keys = [(name, "ascending") for name in ("ts", "recv_ts", *tie)]
+    table = table.combine_chunks()
+    return table.take(pc.sort_indices(table, sort_keys=keys))
+
+
+def write_compacted(store: CassandraStore, plan: HourPlan) -> int:
+    """Step (3): the new chunks, stamped after every chunk they replace. Returns that stamp."""
+    spec = chunk_table_spec(plan.channel)
+    names = ", ".join(quote(n) for n in ("exchange", "symbol", "ts_day", "first_ts", "chunk_id",
+                                         "last_ts", "first_id", "last_id", "records", "data",
+                                         "writer"))  # fmt: skip
+    insert = store._session.prepare(
+        f"INSERT INTO {quote(store.settings.keyspace)}.{quote(spec.name)} ({names}) "
+        f"VALUES ({', '.join('?' * 11)}) USING TTL ? AND TIMESTAMP ?"
+    )
+    stamp = max(plan.newest_us + 1, time.time_ns() // 1_000)
+    for chunk, writer in plan.new:
+        store._session.execute(insert, (*chunk.values(writer), plan.ttl_s, stamp))
+    return stamp
+
+
+def delete_replaced(store: CassandraStore, plan: HourPlan) -> None:
+    """Step (4): the old chunks go (see the module docstring: one range tombstone stamped at
+    the newest of them, or exact keys when a chunk arrived meanwhile stamped no later)."""
+    spec = chunk_table_spec(plan.channel)
+    table = f"{quote(store.settings.keyspace)}.{quote(spec.name)}"
+    key = (plan.exchange, plan.symbol, plan.day)
+    known = {(c.first_ts, c.chunk_id) for c in plan.old}
+    known |= {(c.first_ts, c.chunk_id) for c, _ in plan.new}
+    now = store._session.execute(
+        _keys_cql(store, plan.channel), (*key, plan.start, plan.start + NS_PER_HOUR)
+    )
+    late = [r for r in now if (r[0], r[1]) not in known and int(r[2] or 0) <= plan.newest_us]
+    if plan.spared or late:
+        _delete_exact(store, table, plan)
+        return
+    store._session.execute(
+        f"DELETE FROM {table} USING TIMESTAMP %s WHERE exchange = %s AND symbol = %s "
+        "AND ts_day = %s AND first_ts >= %s AND first_ts < %s",
+        (plan.newest_us, *key, plan.start, plan.start + NS_PER_HOUR),
+    )
+
+
+def _delete_exact(store: CassandraStore, table: str, plan: HourPlan) -> None:
+    keep = {(c.first_ts, c.chunk_id) for c, _ in plan.new}
+    gone = [c for c in plan.old if (c.first_ts, c.chunk_id) not in keep]
+    delete = store._session.prepare(
+        f"DELETE FROM {table} USING TIMESTAMP ? WHERE exchange = ? AND symbol = ? "
+        "AND ts_day = ? AND first_ts = ? AND chunk_id = ?"
+    )
+    for first in range(0, len(gone), _DELETE_BATCH):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for chunk in gone[first : first + _DELETE_BATCH]:
+            batch.add(
+                delete,
+                (plan.newest_us, plan.exchange, plan.symbol, plan.day, chunk.first_ts,
+                 chunk.chunk_id),
+            )  # fmt: skip
+        store._session.execute(batch)
+
+
+def compact_hour(store: CassandraStore, plan: HourPlan) -> bool:
+    """Steps (3) and (4) of a planned hour; False when there was nothing to do."""
+    if plan.noop:
+        return False
+    write_compacted(store, plan)
+    delete_replaced(store, plan)
+    return True
+
+
+def compact_partition(
+    store: CassandraStore,
+    channel: Channel,
+    exchange: str,
+    symbol: str,
+    day: int,
+    *,
+    now_ns: int | None = None,
+    margin_s: float | None = None,
+) -> PartitionReport:
+    """Compact every closed hour of one partition (see the module docstring). An hour with a
+    damaged chunk is left as it is and named in the report's ``damaged``."""
+    began = time.perf_counter()
+    channel = Channel(channel)
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    margin_s = clock_margin_s() if margin_s is None else margin_s
+    report = PartitionReport(channel, exchange, symbol, day)
+    for hour in closed_hours(day, now_ns, margin_s):
+        try:
+            plan = plan_hour(store, channel, exchange, symbol, day, hour)
+        except DamagedChunk as exc:
+            report.damaged.append(f"hour {hour:02d} left as it is: {exc}")
+            before = _count(store, channel, exchange, symbol, day, hour)
+            report.chunks_before += before
+            report.chunks_after += before
+            continue
+        kept = len(plan.spared)
+        report.chunks_before += len(plan.old) + kept
+        if plan.noop:
+            report.chunks_after += len(plan.old) + kept
+            report.records += sum(c.records for c in plan.old)
+            continue
+        compact_hour(store, plan)
+        report.hours += 1
+        report.chunks_after += len(plan.new) + kept
+        report.records += plan.records
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _count(
+    store: CassandraStore, channel: Channel, exchange: str, symbol: str, day: int, hour: int
+) -> int:
+    start = day * NS_PER_DAY + hour * NS_PER_HOUR
+    rows = store._session.execute(
+        _keys_cql(store, channel), (exchange, symbol, day, start, start + NS_PER_HOUR)
+    )
+    return sum(1 for _ in rows)
+
+
+def chunked_partitions(
+    store: CassandraStore,
+    *,
+    exchange: str | None = None,
+    channel: Channel | None = None,
+    symbol: str | None = None,
+    first_day: int | None = None,
+    last_day: int | None = None,
+) -> Iterable[tuple[Channel, str, str, int]]:
+    """The (channel, exchange, symbol, day) partitions of chunk tables the partition index
+    lists, matching the filters (days inclusive), in order."""
+    found = []
+    for found_exchange, name in store._index_keys():
+        if exchange is not None and found_exchange != exchange:
+            continue
+        try:
+            found_channel = Channel(name)
+        except ValueError:
+            continue
+        if channel is not None and found_channel is not Channel(channel):
+            continue
+        if store._chunk_table(found_channel) is None:
+            continue
+        for found_symbol, day in store._index(found_exchange, found_channel, symbol):
+            if (first_day is None or day >= first_day) and (last_day is None or day <= last_day):
+                found.append((found_channel, found_exchange, found_symbol, day))
+    return sorted(found, key=lambda p: (p[0].value, p[1], p[2], p[3]))
+
+
+__all__ = [
+    "CLOCK_MARGIN_ENV",
+    "HourPlan",
+    "PartitionReport",
+    "chunked_partitions",
+    "clock_margin_s",
+    "closed_hours",
+    "compact_hour",
+    "compact_partition",
+    "compacted_writer",
+    "cuts",
+    "delete_replaced",
+    "plan_hour",
+    "write_compacted",
+]
