@@ -137,3 +137,42 @@ def test_the_order_level_book_is_watched_too(tmp_path: Path) -> None:
     again = RestartGaps([EmbeddedStore(str(tmp_path), fsync=False)])
     assert check(again, {Channel.BOOK_L3: [order_event(600, 501, "snapshot")]}) == []
     again.close()
+
+
+def change(ts_ms: int, u: int, snapshot: bool = False) -> BookChange:
+    return BookChange(
+        exchange="binance", symbol="BTC-USDT", native_symbol="BTCUSDT", ts=T0 + ts_ms * MS,
+        recv_ts=T0 + ts_ms * MS, side=BID, price=100.0, size=1.0, snapshot=snapshot,
+        first_update_id=-1 if snapshot else u, update_id=u, prev_update_id=-1,
+    )  # fmt: skip
+
+
+def test_an_ab_pair_restarted_together_does_not_hide_the_hole_both_missed(tmp_path: Path) -> None:
+    """Both collectors of a pair killed, both restarted (a rollout): A's snapshot (id 900) is
+    stamped when received, at 1200 ms; B's (id 910), slow under load, at 1400 ms; each stored
+    the changes after its snapshot, stamped with the exchange's time from 1105 ms on. Bounded
+    by its first record only, each look-up found the other's new changes (ids past its own
+    snapshot) and neither stored the hole 450..899 that both missed."""
+    first_run(tmp_path)  # the pair's stored book ends at update 449
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    store.write(
+        {
+            Channel.BOOK: [
+                change(1200, 900, snapshot=True),
+                change(1400, 910, snapshot=True),
+                *(change(1100 + (u - 900) * 5, u) for u in range(901, 961)),
+            ]
+        }
+    )
+    store.close()
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    for started_ms, snapshot in ((1000, change(1200, 900, True)), (1010, change(1400, 910, True))):
+        gaps = RestartGaps([store], started_ns=T0 + started_ms * MS)
+        (gap,) = check(gaps, {Channel.BOOK: [snapshot]})
+        assert (gap.expected, gap.received) == (450, snapshot.update_id)
+        gaps.close()
+    # the first record alone as the bound (the old look-up) finds the other's changes
+    assert store.last_position("binance", "BTC-USDT", Channel.BOOK, T0 + 1200 * MS) == (
+        StreamPosition(T0 + 1195 * MS, 919)
+    )
+    store.close()

@@ -27,6 +27,7 @@ Per drained batch the check costs a set of its streams per watched channel.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -67,11 +68,16 @@ class RestartGaps:
     stream starts a look-up of the stores' last position on a worker thread (:meth:`note`),
     and the gap events of finished look-ups join the next drained batch (:meth:`take`). The
     look-up only considers rows older than the stream's first new record, so this run's own
-    writes (flushed meanwhile) can never hide the hole.
+    writes (flushed meanwhile) can never hide the hole, and older than this run's start
+    (``started_ns``): when both collectors of an A/B pair restart together, the other one's
+    new rows may be stamped before this one's first record (a REST snapshot is stamped when
+    received, after the changes the other already stored), and bounding by the first record
+    alone let each hide the other's hole, so neither stored the gap both had.
     """
 
-    def __init__(self, stores: Sequence[Store]) -> None:
+    def __init__(self, stores: Sequence[Store], started_ns: int | None = None) -> None:
         self.stores = list(stores)
+        self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._seen: dict[Channel, set[tuple[str, str]]] = {c: set() for c in WATCHED}
         self._pending: list[Future[list[Event]]] = []
         self._sparse_checked: set[tuple[str, str]] = set()  # the look-up thread's only
@@ -113,7 +119,8 @@ class RestartGaps:
 
     def _gaps(self, channel: Channel, first: Record) -> list[Event]:
         """The stream's restart gap and, with it, those of its sparse channels (look-up thread)."""
-        last = self._position(channel, first)
+        before = min(first.ts, self.started_ns)
+        last = self._position(channel, first, before)
         gap = gap_event(channel, first, last)
         if gap is None or last is None:
             return []
@@ -123,7 +130,7 @@ class RestartGaps:
         self._sparse_checked.add(stream)
         found = [gap]
         for sparse in SPARSE:
-            if self._position(sparse, first) is None:
+            if self._position(sparse, first, before) is None:
                 continue  # not collected for this symbol before: no stream to break
             detail = (
                 f"restart: the collector was not running between {_iso(last.ts)} and "
@@ -133,10 +140,10 @@ class RestartGaps:
             found.append(_event(first, sparse, -1, -1, detail))
         return found
 
-    def _position(self, channel: Channel, first: Record) -> StreamPosition | None:
+    def _position(self, channel: Channel, first: Record, before: int) -> StreamPosition | None:
         for store in self.stores:
             try:
-                found = store.last_position(first.exchange, first.symbol, channel, first.ts)
+                found = store.last_position(first.exchange, first.symbol, channel, before)
             except Exception as exc:  # the hole stays unexplained, but collection goes on
                 log.warning(
                     "store %s: cannot read where %s %s %s ended before this run (%s)",
