@@ -123,3 +123,42 @@ def test_a_hole_past_the_applied_ids_still_breaks(tmp_path: Path) -> None:
     )  # fmt: skip
     book = book_at(store, "binance", "BTC-USDT", pd.Timestamp(at(LAST_DIFF) + 2 * S, unit="ns"))
     assert not book.attrs["synced"]
+
+
+def test_a_pair_restarted_together_resyncs_after_the_hole_both_missed(tmp_path: Path) -> None:
+    """Both collectors stopped after id 60 and restarted together: A's snapshot (100) restarts
+    the book; B's restart gap names ids 61..108, a hole that starts before A's snapshot (which
+    nobody has: the book before 100 is gone) and ends inside the chain applied from it. The
+    book after A's snapshot is synced; before the fix B's gap, stamped after A's snapshot,
+    unsynced it up to the next snapshot."""
+    store = tmp_path / "store"
+    b_snapshot_at = at(108) + 2 * S
+    restart = "restart: updates after 60 up to {} not received between runs"
+    a_rows = [*snapshot(SNAPSHOT_AT, 100), *diffs(101, LAST_DIFF, 1_000_000)]
+    write(
+        store,
+        {Channel.BOOK: [*snapshot(at(50), 50), *diffs(51, 60, 1_000_000), *a_rows],
+         Channel.EVENTS: [event(SNAPSHOT_AT, "gap", "book", expected=61, received=100,
+                                detail=restart.format(100))]},
+    )  # fmt: skip
+    write(  # B: another writer
+        store,
+        {Channel.BOOK: [*snapshot(b_snapshot_at, 108), *diffs(109, LAST_DIFF, 3_000_000)],
+         Channel.EVENTS: [event(b_snapshot_at, "gap", "book", expected=61, received=108,
+                                detail=restart.format(108))]},
+    )  # fmt: skip
+    reference = EmbeddedStore(str(tmp_path / "a-only"), fsync=False)
+    reference.write({Channel.BOOK: a_rows})
+    reference.close()
+    a_alone = EmbeddedStore(str(tmp_path / "a-only"))
+    a_frame = a_alone.read(exchange="binance", symbol="BTC-USDT", channel=Channel.BOOK)
+    a_alone.close()
+    for when_u in (115, LAST_DIFF):
+        when = pd.Timestamp(max(at(when_u), b_snapshot_at + 1), unit="ns", tz="UTC")
+        book = book_at(store, "binance", "BTC-USDT", when)
+        expected, synced = replay_book(a_frame, when)
+        assert synced
+        assert book.attrs["synced"], (when_u, book.attrs)
+        assert as_dict(book) == expected
+    during = book_at(store, "binance", "BTC-USDT", pd.Timestamp(at(80), unit="ns", tz="UTC"))
+    assert during.attrs["update_id"] == 60  # the stored pre-stop book, until the hole

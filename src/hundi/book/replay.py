@@ -323,14 +323,20 @@ def holes_applied(state: ReplayState, expected: I64, received: I64) -> Bools:
     """Per book gap (its hole: ids ``expected`` up to ``received``): whether the synced replay
     ``state`` already applied every id of it, so it breaks nothing. Another collector's rows
     filled it (an A/B pair, or one restarted next to a running one): the replay is one unbroken
-    chain from its snapshot to ``state.update_id``, so a hole after the snapshot's id that ends
-    at or before that id is inside it. ``received`` itself must be applied (USD-M names the
-    last missed message's ``u`` there); a gap without such ids (a disconnect, a checksum
-    mismatch: ids far below the snapshot's) is never judged so."""
+    chain from its snapshot to ``state.update_id``, so a hole that ends between the snapshot's
+    id and that id is inside it, or, where it starts before the snapshot (both collectors of a
+    pair restarted together: the other's restart gap starts where the old chain ended), is
+    before the book the replay restarted and inside it after. ``received`` itself must be
+    applied (USD-M names the last missed message's ``u`` there); a gap without such ids (a
+    disconnect: -1; a checksum mismatch: checksums, not ids) is not judged so, unless such a
+    value falls inside the applied ids by chance."""
     if not state.synced or state.snapshot_id < 0 or state.update_id < 0:
         return np.zeros(len(expected), np.bool_)
     inside: Bools = (
-        (expected >= state.snapshot_id) & (received > expected) & (received <= state.update_id)
+        (expected >= 0)
+        & (received > expected)
+        & (received >= state.snapshot_id)
+        & (received <= state.update_id)
     )
     return inside
 
