@@ -88,6 +88,19 @@ def books_equal(venue: BybitProtocol, sim: BybitSimulator, category: str = "line
     return True
 
 
+def books_synced(venue: BybitProtocol) -> bool:
+    """Every book is synced: while the market runs, the collector's books trail the
+    simulator's by the frames in flight, so equality is only waited for once it is paused
+    (under load a running market may never be caught at an equal instant)."""
+    for symbol in SYMBOLS:
+        for depth in (FULL if venue.full else DEPTH, 1):
+            name = "full" if depth == FULL else str(depth)
+            book = venue.books_by_topic.get(f"orderbook.{name}.{symbol}")
+            if book is None or not book.synced:
+                return False
+    return True
+
+
 class Counting:
     """Counts the frames the venue was given (to know every sent frame arrived)."""
 
@@ -160,7 +173,7 @@ async def test_trades_books_tickers_and_liquidations_equal_the_simulators(
 
     def ready(venue: BybitProtocol) -> bool:
         liquidations = sum(len(v) for v in sim.liquidations.values())
-        return sim.steps >= 600 and liquidations >= 3 and books_equal(venue, sim)
+        return sim.steps >= 600 and liquidations >= 3 and books_synced(venue)
 
     _, store, summary = await collect(sim, tmp_path, ready, exact=True)
     assert summary["balanced"]
@@ -281,7 +294,7 @@ async def test_spot_full_book_from_rest_snapshots_through_stale_answers_gaps_and
     def ready(venue: BybitProtocol) -> bool:
         return (
             kinds("stale-snapshot") >= 2 and kinds("skip") >= 2 and kinds("restart") >= 2
-            and books_equal(venue, sim, "spot")
+            and books_synced(venue)
         )  # fmt: skip
 
     venue, store, summary = await collect(sim, tmp_path, ready, exact=True, config=config)
