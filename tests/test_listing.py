@@ -203,3 +203,18 @@ def test_a_gap_another_collector_covered_is_not_listed_as_a_hole(tmp_path: Path)
     assert (by_coverage["gaps"], by_coverage["covered"]) == (1, 1)
     btc = {s["channel"]: s for s in listed(root)}["trades"]
     assert (btc["gaps"], btc["covered_gaps"]) == (1, 1)
+
+
+def test_a_gap_after_the_last_row_is_still_listed_as_a_hole(tmp_path: Path) -> None:
+    """A loss found at shutdown is stored after the stream's last row: it ends no coverage
+    range, yet it is a hole; so are two gaps with no row between them (two holes)."""
+    root = tmp_path / "data"
+    rows = [trade(MAY_1 + i * MS, i) for i in [*range(10), *range(30, 40)]]
+    holes = [
+        gap(MAY_1 + 30 * MS, "trades", 10, 20),
+        gap(MAY_1 + 30 * MS + 1, "trades", 20, 30),
+        gap(MAY_1 + 60 * MS, "trades", 40, 50),  # after the last row
+    ]
+    write(root, {Channel.TRADES: rows, Channel.EVENTS: holes})
+    btc = {s["channel"]: s for s in listed(root)}["trades"]
+    assert (btc["gaps"], btc["covered_gaps"]) == (3, 0)

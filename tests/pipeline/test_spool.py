@@ -279,3 +279,31 @@ def test_collectors_of_one_process_sharing_a_store_get_a_spool_folder_each(
     first.close_spools()
     second.close_spools()
     Collector([], [store], settings=settings).close_spools()  # free again once closed
+
+
+def test_a_long_store_label_keeps_its_group_number(tmp_path: Path) -> None:
+    """Cut to 120 characters, two groups of one long label (many contact points) still get two
+    folders; a label without a number is named as before."""
+    label = "cassandra " + ",".join(f"10.0.0.{i}:9042" for i in range(20)) + "/ks"
+    first, second = spool_folder(tmp_path, label), spool_folder(tmp_path, f"{label} #2")
+    assert first != second and len(second.name) <= 120 and second.name.endswith("_2")
+    assert (
+        first.name
+        == label.replace(" ", "_").replace(",", "_").replace(":", "_").replace("/", "_")[:120]
+    )
+    assert spool_folder(tmp_path, "a b #2").name == "a_b_2"
+
+
+def test_a_stray_file_in_the_spool_folder_is_not_a_batch(tmp_path: Path) -> None:
+    """A file named like a batch but not numbered (copied in by hand) is left alone instead of
+    stopping the spool with a traceback (and its lock held)."""
+    folder = tmp_path / "spool"
+    spool = Spool(folder)
+    spool.append(a_batch(0, 3))
+    spool.close()
+    (folder / "notes.batch").write_bytes(b"not a batch")
+    again = Spool(folder)
+    assert len(again) == 1 and again.peek(1)[0][1][Channel.TRADES][0].trade_id == 0
+    again.append(a_batch(3, 2))
+    assert len(again) == 2
+    again.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
@@ -80,9 +81,15 @@ class SpoolFull(SpoolError):
 
 
 def spool_folder(root: Path, store_label: str) -> Path:
-    """One folder per store, named from its (credential-free) label."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", store_label).strip("_") or "store"
-    return root / slug[:120]
+    """One folder per store, named from its (credential-free) label; a collector group's
+    ``#<n>`` suffix (:func:`hundi.pipeline.cli.spool_labels`) survives the length cut, or two
+    groups of a long label would share a folder."""
+    label, suffix = store_label, ""
+    numbered = re.fullmatch(r"(.*) #(\d+)", store_label)
+    if numbered:
+        label, suffix = numbered.group(1), f"_{numbered.group(2)}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "store"
+    return root / (slug[: 120 - len(suffix)] + suffix)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -104,10 +111,16 @@ class Spool:
         except OSError as exc:
             raise SpoolError(f"cannot create spool folder {directory}: {exc}") from None
         self._lock: BinaryIO | None = _lock(directory)
-        for stale in directory.glob("*.tmp"):  # an append interrupted by a crash: never renamed
-            stale.unlink(missing_ok=True)
-        self._files: list[Path] = sorted(directory.glob(f"*{_SUFFIX}"))
-        self._bytes = sum(path.stat().st_size for path in self._files)
+        try:
+            for stale in directory.glob("*.tmp"):  # an append interrupted by a crash
+                stale.unlink(missing_ok=True)
+            self._files: list[Path] = sorted(
+                path for path in directory.glob(f"*{_SUFFIX}") if path.stem.isdigit()
+            )
+            self._bytes = sum(path.stat().st_size for path in self._files)
+        except OSError as exc:
+            self.close()  # nobody else holds this object: release the folder
+            raise SpoolError(f"cannot read spool folder {directory}: {exc}") from None
         self._next = int(self._files[-1].stem) + 1 if self._files else 0
         self._file_counts: dict[Path, Counter[str]] = {}  # filled on append and on load
         self._writers: dict[Path, str | None] = {}  # likewise: who received each batch
@@ -168,7 +181,8 @@ class Spool:
     def set_aside(self, path: Path) -> Path:
         """Move a damaged file to the ``damaged`` subfolder (kept for inspection, never sent)
         so the batches after it drain; returns where it went."""
-        target = self.directory / DAMAGED / path.name
+        # named by when it was set aside too: the numbering restarts with an empty spool
+        target = self.directory / DAMAGED / f"{path.stem}-{time.time_ns()}{path.suffix}"
         try:
             target.parent.mkdir(exist_ok=True)
             size = path.stat().st_size

@@ -449,9 +449,10 @@ class StoreWriter:
         )
         return {id(refusal.record) for refusal in refusals}, counts
 
-    def _lose_damaged(self, spool: Spool, damage: SpoolDamaged) -> None:
+    def _lose_damaged(self, spool: Spool, damage: SpoolDamaged) -> bool:
         """A spooled file that cannot be read back: set aside (so the batches after it drain),
-        what it still tells of its records counted as lost and described by gap events."""
+        what it still tells of its records counted as lost and described by gap events. False
+        when it cannot be moved (the spool then waits, as for a failing store)."""
         stubs, unknown = spool.damaged_contents(damage.path)
         counts = spool.counts_of(damage.path)
         try:
@@ -459,7 +460,7 @@ class StoreWriter:
         except SpoolError as exc:
             log.error("store %s: %s; the spool waits (%s)", self.label, exc, damage)
             self._next_probe = time.monotonic() + self._retry.next()
-            return
+            return False
         cause = f"spool file damaged ({damage}), moved to {moved}"
         losses: dict[tuple[str, str, str], _Loss] = {}
         for channel, records in stubs.items():
@@ -489,6 +490,7 @@ class StoreWriter:
             " records that tell nothing of their stream",
         )
         self._refusal_events.extend(loss.event() for loss in losses.values())
+        return True
 
     def _write_refusal_events(self) -> None:
         if self._refusal_events:
@@ -603,7 +605,8 @@ class StoreWriter:
                 items = spool.peek(8)
             except SpoolDamaged as exc:
                 self._note_error(exc)
-                self._lose_damaged(spool, exc)
+                if not self._lose_damaged(spool, exc):
+                    return False
                 continue
             except SpoolError as exc:
                 self._note_error(exc)

@@ -524,10 +524,15 @@ def book_gaps(
         & (channels == Channel.BOOK.value)
     )
     if chosen.any() and replayed is not None:
-        chosen &= ~holes_applied(
-            replayed,
-            events["expected"].to_numpy(np.int64, na_value=-1),
-            events["received"].to_numpy(np.int64, na_value=-1),
+        # only gaps after the replay's snapshot: an earlier one is judged by the chain of its
+        # own time (``book_tops`` passes the replay at its last trade for the whole range)
+        chosen &= ~(
+            holes_applied(
+                replayed,
+                events["expected"].to_numpy(np.int64, na_value=-1),
+                events["received"].to_numpy(np.int64, na_value=-1),
+            )
+            & (times > replayed.snapshot_ts)
         )
     if chosen.any():
         chosen[chosen] = ~_covered_by_another(store, exchange, symbol, events[chosen], since_ns)

@@ -17,6 +17,7 @@ one lays out its data.
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -124,8 +125,16 @@ class Store(ABC):
         """Leave ``record`` out for good (see :class:`Refusal`): only once the ``write`` (row
         stores) or ``flush`` (buffering stores) that left it out succeeded, since a failed call
         is repeated with the same records."""
-        refused: list[Refusal] = self.__dict__.setdefault("_refused", [])
-        refused.append(Refusal(Channel(channel), record, reason))
+        self._refusals().append(Refusal(Channel(channel), record, reason))
+
+    def _refusals(self) -> list[Refusal]:
+        """This thread's refusals: one store object may serve several writer threads (a
+        store in two feeds' store sets of one ``--config``), each accounting for its own."""
+        local: threading.local = self.__dict__.setdefault("_refused", threading.local())
+        if not hasattr(local, "items"):
+            local.items = []
+        items: list[Refusal] = local.items
+        return items
 
     def writer_id(self) -> str | None:
         """Who this instance writes as, where the store records it per row or chunk (the
@@ -143,8 +152,10 @@ class Store(ABC):
     def take_refused(self) -> list[Refusal]:
         """The records left out since the last call (the writer asks after each successful
         ``write`` and ``flush``, and forgets them after a failed one)."""
-        refused: list[Refusal] = self.__dict__.pop("_refused", [])
-        return refused
+        refused = self._refusals()
+        taken = list(refused)
+        refused.clear()
+        return taken
 
     def idle(self) -> None:
         """Housekeeping the writer calls at every flush tick with nothing to flush (no data

@@ -294,8 +294,8 @@ def compact(
 
     An hour is closed once it ended CASSANDRA_COMPACT_CLOCK_MARGIN seconds ago (default 60).
     One line per partition: chunks before -> after, records, seconds. An hour holding a
-    damaged chunk is left as it is and reported. Exit 0 when done, 1 when a partition had a
-    damaged chunk or failed, 2 on bad input."""
+    damaged chunk is left as it is and reported. Exit 0 when done, 1 when Cassandra cannot
+    be reached or a partition had a damaged chunk or failed, 2 on bad input."""
     from hundi.records import Channel
     from hundi.stores.cassandra.compaction import (
         chunked_partitions,
@@ -328,8 +328,11 @@ def compact(
     assert isinstance(store, CassandraStore)
     failed = 0
     try:
+        # from here on a failure is the store's, not the input's: exit 1 (a CronJob or
+        # script tells an outage from a typo)
         if store._unreachable:
-            _fail(f"Cassandra {store.settings.where} is not reachable")
+            click.echo(f"Cassandra {store.settings.where} is not reachable", err=True)
+            sys.exit(1)
         try:
             partitions = list(
                 chunked_partitions(
@@ -338,7 +341,8 @@ def compact(
                 )
             )  # fmt: skip
         except StoreError as exc:
-            _fail(str(exc))
+            click.echo(str(exc), err=True)
+            sys.exit(1)
         for found_channel, found_exchange, found_symbol, found_day in partitions:
             name = f"{found_channel.value} {found_exchange} {found_symbol} {_iso(found_day)}"
             try:

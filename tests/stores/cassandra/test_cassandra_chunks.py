@@ -445,3 +445,42 @@ def test_a_read_of_many_chunks_equals_the_embedded_frame_and_stops_its_decoders(
         store.close()
         embedded.close()
     assert not any(t.name.startswith("hundi-chunks") for t in threading.enumerate())
+
+
+def test_writer_threads_sharing_one_store_keep_their_own_writer_and_refusals(
+    chunked: CassandraStore, exchange: str, cql: Session
+) -> None:
+    """One store object in two feeds' store sets serves two writer threads: one draining an
+    earlier run's spool (``writing_as``) must not stamp the other's live chunks with that run's
+    writer, and a refusal belongs to the thread whose ``write`` made it."""
+    draining, inside, done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def drain() -> None:
+        with chunked.writing_as("4242"):
+            inside.set()
+            draining.wait(30)
+            chunked.write({Channel.TRADES: trades(exchange, range(0, 3))})
+        seen["drain_refused"] = chunked.take_refused()
+        done.set()
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    assert inside.wait(30)
+    live = trades(exchange, range(10, 13))
+    chunked.write({Channel.TRADES: [*live, msgspec.structs.replace(live[0], trade_id=2**64)]})
+    draining.set()
+    assert done.wait(30)
+    thread.join(30)
+    writers = {
+        row[0]: row[1]
+        for row in cql.execute(
+            f"SELECT first_id, writer FROM {chunked.settings.keyspace}.trades_chunks "
+            "WHERE exchange = %s AND symbol = %s AND ts_day = %s",
+            (exchange, "BTC-USDT", T0 // 86_400_000_000_000),
+        )
+    }
+    assert writers == {0: 4242, 10: int(chunked.writer_id())}
+    assert seen["drain_refused"] == []
+    (refused,) = chunked.take_refused()
+    assert refused.record.trade_id == 2**64

@@ -305,6 +305,15 @@ def test_bad_input_is_one_line_and_exit_2(
     assert done.stdout == ""
 
 
+def test_an_unreachable_cassandra_is_exit_1_not_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CronJob or script tells an outage (1) from a typo (2)."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    done = hundi("--store", "cassandra://127.0.0.1:1/ks", "--day", "2024-05-01")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "Cassandra 127.0.0.1:1/ks is not reachable"
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
 def test_a_chunk_arriving_meanwhile_stamped_before_the_tombstone_survives(
     stores: tuple[CassandraStore, CassandraStore], cql: Session, exchange: str
 ) -> None:

@@ -28,6 +28,7 @@ import itertools
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -180,6 +181,7 @@ class CassandraStore(Store):
         # This store's chunks are this writer's (hundi.stores.merge.SOURCE on reads): one run's
         # records sharing a key are distinct records, another run's are copies.
         self._writer = secrets.randbits(63)
+        self._writing_as = threading.local()
         self._table_exists: PreparedStatement | None = None
         self._inserts: dict[Channel, _Insert] = {}
         self._selects: dict[tuple[Channel, tuple[str, ...]], PreparedStatement] = {}
@@ -473,7 +475,7 @@ class CassandraStore(Store):
                 entry = self._index_insert.bind((chunk.exchange, channel.value, *key[1:]))
                 out.append((entry, None))
                 new_index.append((channel, key))
-            out.append((insert.bind(chunk.values(self._writer)), None))
+            out.append((insert.bind(chunk.values(self._current_writer())), None))
 
     def _columns(self, channel: Channel, records: Sequence[Record]) -> pa.Table:
         """The records as Arrow columns. A record with a value its column cannot hold (a bug
@@ -510,13 +512,20 @@ class CassandraStore(Store):
     def writing_as(self, writer: str | None) -> Iterator[None]:
         """Chunks written within the block carry ``writer`` (a spooled batch's, maybe of an
         earlier run: :meth:`Store.writing_as`)."""
-        own = self._writer
+        # per thread: another writer thread may write through this object meanwhile
+        local = self._writing_as
+        before = getattr(local, "writer", None)
         if writer is not None and writer.isdigit():
-            self._writer = int(writer)
+            local.writer = int(writer)
         try:
             yield
         finally:
-            self._writer = own
+            local.writer = before
+
+    def _current_writer(self) -> int:
+        """This thread's writer: its :meth:`writing_as` block's, else this instance's."""
+        writer: int | None = getattr(self._writing_as, "writer", None)
+        return self._writer if writer is None else writer
 
     def flush(self) -> None:
         """Nothing to do: ``write`` returns only once Cassandra acknowledged every record."""
