@@ -162,3 +162,26 @@ def test_a_pair_restarted_together_resyncs_after_the_hole_both_missed(tmp_path: 
         assert as_dict(book) == expected
     during = book_at(store, "binance", "BTC-USDT", pd.Timestamp(at(80), unit="ns", tz="UTC"))
     assert during.attrs["update_id"] == 60  # the stored pre-stop book, until the hole
+
+
+def test_a_live_gap_before_the_next_snapshot_still_unsyncs_trades_with_book(
+    tmp_path: Path,
+) -> None:
+    """One collector: a gap at 10.05 s (ids 111..115 missed), the book frozen until a new
+    snapshot whose id is the gap's ``received`` (115) at 11.5 s. The replay at the last trade
+    applied 115, but the gap came before that replay's snapshot: a trade in between has no
+    book (NaN), not the frozen pre-gap one; the trade after the snapshot has it."""
+    store = tmp_path / "store"
+    gap_at, resync_at = at(110) + S // 20, at(110) + 3 * S // 2
+    write(
+        store,
+        {Channel.BOOK: [*snapshot(SNAPSHOT_AT - S, 100), *diffs(101, 110, 1_000_000),
+                        *snapshot(resync_at, 115), *diffs(116, LAST_DIFF, 1_000_000)],
+         Channel.EVENTS: [event(gap_at, "gap", "book", expected=111, received=115,
+                                detail="U skips ahead")],
+         Channel.TRADES: [trade(gap_at + S // 2, 1, 110.0), trade(at(LAST_DIFF) + S, 2, 110.0)]},
+    )  # fmt: skip
+    joined = trades_with_book(store, "binance", "BTC-USDT", source="book")
+    assert len(joined) == 2
+    assert pd.isna(joined["bid_price"].iloc[0]), joined
+    assert not pd.isna(joined["bid_price"].iloc[1]), joined
