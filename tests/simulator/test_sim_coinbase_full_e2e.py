@@ -74,10 +74,17 @@ async def test_collector_rebuilds_the_models_l3_book_through_faults(tmp_path: Pa
 
         await until(lambda: synced(1), "the first sync")
         await until(lambda: sim.steps >= 1500, "market activity")
+        # The stale snapshot is meant for the resync: a periodic check asked for meanwhile
+        # would take it instead (and rightly only ask again), so checks wait for the resync.
+        interval_ns, protocol.check_interval_ns = protocol.check_interval_ns, 0
+        btc = state["BTC-USD"]
+        await until(lambda: not (btc.in_flight or btc.checking), "the open check")
+        btc.check_at_ns = 0
         sim.skip_sequence("BTC-USD")
         sim.stale_snapshot("BTC-USD")
-        await until(lambda: state["BTC-USD"].snapshots_used >= 2 and synced(1), "the resync")
-        assert state["BTC-USD"].snapshots_stale == 1
+        await until(lambda: btc.snapshots_used >= 2 and synced(1), "the resync")
+        assert btc.snapshots_stale == 1
+        protocol.check_interval_ns = interval_ns  # the reconnect's syncs schedule checks again
         await until(lambda: sim.steps >= 3000, "more market activity")
         assert sim.drop_connections() == 1
         await until(lambda: synced(2) and state["ETH-EUR"].snapshots_used >= 2, "a reconnect")

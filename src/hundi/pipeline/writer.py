@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -127,6 +128,23 @@ class _Loss:
             received=self.last_id + 1 if fits else -1,
             detail=f"{self.count} records received but not stored{ids}: {self.cause}",
         )
+
+
+def _add_losses(
+    losses: dict[tuple[str, str, str], _Loss],
+    channel: str,
+    records: Iterable[Record],
+    cause: str,
+) -> None:
+    """Count ``records`` of ``channel`` into their stream's :class:`_Loss` (made on first use)."""
+    for record in records:
+        key = (record.exchange, record.symbol, channel)
+        loss = losses.get(key)
+        if loss is None:
+            loss = losses[key] = _Loss(
+                record.exchange, record.symbol, record.native_symbol, channel, cause
+            )
+        loss.add(record)
 
 
 def _cause(error: str) -> str:
@@ -259,15 +277,7 @@ class StoreWriter:
         with self._lock:
             self.lost.update(batch_counts(batch))
             for channel, records in batch.items():
-                for record in records:
-                    key = (record.exchange, record.symbol, channel.value)
-                    loss = self._losses.get(key)
-                    if loss is None:
-                        loss = self._losses[key] = _Loss(
-                            record.exchange, record.symbol, record.native_symbol, channel.value,
-                            cause,
-                        )  # fmt: skip
-                    loss.add(record)
+                _add_losses(self._losses, channel.value, records, cause)
 
     def close(self, deadline_s: float) -> None:
         """Finish: write everything queued, flush, close; give up retrying after
@@ -423,16 +433,9 @@ class StoreWriter:
         losses: dict[tuple[str, str, str], _Loss] = {}
         counts: Counter[str] = Counter()
         for refusal in refusals:
-            record, channel = refusal.record, refusal.channel.value
+            channel = refusal.channel.value
             counts[channel] += 1
-            key = (record.exchange, record.symbol, channel)
-            loss = losses.get(key)
-            if loss is None:
-                loss = losses[key] = _Loss(
-                    record.exchange, record.symbol, record.native_symbol, channel,
-                    f"unstorable ({refusal.reason})",
-                )  # fmt: skip
-            loss.add(record)
+            _add_losses(losses, channel, (refusal.record,), f"unstorable ({refusal.reason})")
         with self._lock:
             self.lost.update(counts)
         self.last_error = f"unstorable records: {refusals[0].reason}"  # the health reason
@@ -464,14 +467,7 @@ class StoreWriter:
         cause = f"spool file damaged ({damage}), moved to {moved}"
         losses: dict[tuple[str, str, str], _Loss] = {}
         for channel, records in stubs.items():
-            for stub in records:
-                key = (stub.exchange, stub.symbol, channel)
-                loss = losses.get(key)
-                if loss is None:
-                    loss = losses[key] = _Loss(
-                        stub.exchange, stub.symbol, stub.native_symbol, channel, cause
-                    )
-                loss.add(stub)  # type: ignore[arg-type]  # ts and trade_id are all it reads
+            _add_losses(losses, channel, records, cause)  # type: ignore[arg-type]  # stubs: ts, ids
         with self._lock:
             self.lost.update({c: len(r) for c, r in stubs.items()})
             if unknown > 0:

@@ -78,6 +78,7 @@ from hundi.stores.base import (
     Store,
     StoreError,
     StreamPosition,
+    arrow_storable,
     day_of_ns,
     plain_schema,
     to_frame,
@@ -488,20 +489,15 @@ class CassandraStore(Store):
         spec = self._specs[channel]
         encoder = RowEncoder(f"{self.settings.keyspace}.{spec.name}", list(spec.columns.items()))
         row_of = attrgetter(*spec.fields)
-        good: list[Record] = []
-        for record in records:
+        good, bad = arrow_storable(channel, records)
+        for record, why in bad:
+            buckets = (0,) * len(spec.buckets)
             try:
-                to_arrow(channel, [record])
-            except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-                buckets = (0,) * len(spec.buckets)
-                try:
-                    encoder.encode((*row_of(record), *buckets))
-                    reason = f"{self.settings.keyspace}.{spec.name}: {exc}"
-                except UnstorableRow as unstorable:
-                    reason = str(unstorable)
-                self.refuse(channel, record, reason)  # counted lost, a gap event stored
-                continue
-            good.append(record)
+                encoder.encode((*row_of(record), *buckets))
+                reason = f"{self.settings.keyspace}.{spec.name}: {why}"
+            except UnstorableRow as unstorable:
+                reason = str(unstorable)
+            self.refuse(channel, record, reason)  # counted lost, a gap event stored
         return to_arrow(channel, good)
 
     def writer_id(self) -> str:
