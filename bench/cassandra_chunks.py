@@ -5,8 +5,9 @@ calls into two scratch keyspaces, one per layout, the calls interleaved so both 
 load; then, per layout: client CPU per record (this process, every thread: the driver's I/O
 threads included), bytes per trade on disk after ``nodetool flush``, reading the symbol-day into
 a DataFrame (``hundi.read``'s path), and a 1-minute-bars ``hundi serve`` request over the 24 h
-(no stored series: bars computed from the trades). Before that, the chunk codecs are compared
-offline on the same trades. The keyspaces are dropped at the end.
+(no stored series: bars computed from the trades); then ``hundi store migrate`` moves the row
+layout's day into chunks (its rate) and that day is read again. Before that, the chunk codecs
+are compared offline on the same trades. The keyspaces are dropped at the end.
 
 Run: ``make bench-stores`` (``HUNDI_SERVICES_DIR`` names the services folder whose nodetool to
 use; default ``.services``).
@@ -29,7 +30,9 @@ import pyarrow as pa
 
 from hundi.records import Channel, Record, Trade, to_arrow
 from hundi.stores.base import Store, open_store
+from hundi.stores.cassandra import CassandraStore
 from hundi.stores.cassandra.chunks import encode_chunks, read_chunk
+from hundi.stores.cassandra.migration import migrate_partition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cassandra_write import drop_keyspace
@@ -211,6 +214,37 @@ def main() -> None:
     for name, url in urls.items():
         took, outcome = bars_request(url)
         print(f"  bars  {name:6} {took:8.2f} s: {outcome} over 24 h (API, no stored series)")
+
+    # hundi store migrate: the row layout's day moved into chunks, then read again
+    migrating = open_store(urls["rows"], chunked_channels=frozenset({Channel.TRADES}))
+    assert isinstance(migrating, CassandraStore)
+    try:
+        cpu_s, took, report = cpu_and_wall(
+            lambda: migrate_partition(
+                migrating, Channel.TRADES, EXCHANGE, SYMBOL, T0 // DAY_NS, margin_s=60
+            )
+        )
+    finally:
+        migrating.close()
+    if report.rows != n or report.failed:
+        raise SystemExit(f"migrate: {report}")
+    print(
+        f"  migrate rows -> chunks: {n / took:,.0f} rec/s ({took:.1f} s, {report.chunks} chunks, "
+        f"client CPU {cpu_s / n * 1e6:.2f} µs/rec)"
+    )
+    reader = open_store(urls["rows"], read_only=True)
+    try:
+        _, took_after, frame = cpu_and_wall(
+            lambda: reader.read(exchange=EXCHANGE, symbol=SYMBOL, channel=Channel.TRADES)
+        )
+    finally:
+        reader.close()
+    if len(frame) != n:
+        raise SystemExit(f"migrated: read {len(frame)} trades, wrote {n}")
+    print(
+        f"  read  migrated {n / took_after:>10,.0f} rec/s into a DataFrame (one read; the same "
+        f"day in rows: {n / best['rows']:,.0f})"
+    )
     for url in urls.values():
         drop_keyspace(url)
     pa.default_memory_pool().release_unused()

@@ -63,7 +63,7 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "store": LazyCommand(
         "hundi.stores.embedded.check:store",
-        "Maintain a store: check an embedded one; set up or compact a Cassandra one.",
+        "Maintain a store: check an embedded one; set up, compact or migrate a Cassandra one.",
     ),
 }
 

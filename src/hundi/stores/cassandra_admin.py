@@ -35,10 +35,14 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
 from hundi.stores.base import StoreError
+
+if TYPE_CHECKING:
+    from hundi.records import Channel
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -272,6 +276,31 @@ def _day_number(text: str, option: str) -> int:
         raise StoreError(f"{option} {text!r}: expected a date YYYY-MM-DD") from None
 
 
+def _selection(
+    channel: str | None, day: str | None, since: str | None, until: str | None
+) -> tuple[int | None, int | None, Channel | None]:
+    """``--channel``, ``--day`` or ``--since``/``--until`` → (first day, last day, channel),
+    or one clear StoreError."""
+    from hundi.records import Channel
+
+    if day is not None and (since is not None or until is not None):
+        raise StoreError("--day cannot be combined with --since/--until")
+    low, high = (day, day) if day is not None else (since, until)
+    option = ("--day", "--day") if day is not None else ("--since", "--until")
+    first = _day_number(low, option[0]) if low is not None else None
+    last = _day_number(high, option[1]) if high is not None else None
+    if first is not None and last is not None and last < first:
+        raise StoreError(f"--until {until} is before --since {since}")
+    chosen = None
+    if channel is not None:
+        try:
+            chosen = Channel(channel.strip().lower())
+        except ValueError:
+            names = ", ".join(c.value for c in Channel)
+            raise StoreError(f"--channel {channel!r}: expected one of {names}") from None
+    return first, last, chosen
+
+
 @click.command("compact")
 @click.option("--store", "url", required=True, metavar="URL", help="cassandra://host/keyspace")
 @click.option("--exchange", default=None, help="Only this exchange.")
@@ -296,7 +325,6 @@ def compact(
     One line per partition: chunks before -> after, records, seconds. An hour holding a
     damaged chunk is left as it is and reported. Exit 0 when done, 1 when Cassandra cannot
     be reached or a partition had a damaged chunk or failed, 2 on bad input."""
-    from hundi.records import Channel
     from hundi.stores.cassandra.compaction import (
         chunked_partitions,
         clock_margin_s,
@@ -305,21 +333,7 @@ def compact(
     from hundi.stores.cassandra.store import CassandraStore
 
     try:
-        if day is not None and (since is not None or until is not None):
-            raise StoreError("--day cannot be combined with --since/--until")
-        low, high = (day, day) if day is not None else (since, until)
-        option = ("--day", "--day") if day is not None else ("--since", "--until")
-        first = _day_number(low, option[0]) if low is not None else None
-        last = _day_number(high, option[1]) if high is not None else None
-        if first is not None and last is not None and last < first:
-            raise StoreError(f"--until {until} is before --since {since}")
-        chosen = None
-        if channel is not None:
-            try:
-                chosen = Channel(channel.strip().lower())
-            except ValueError:
-                names = ", ".join(c.value for c in Channel)
-                raise StoreError(f"--channel {channel!r}: expected one of {names}") from None
+        first, last, chosen = _selection(channel, day, since, until)
         margin = clock_margin_s()
         store = _open_admin(url)
     except StoreError as exc:
@@ -363,6 +377,88 @@ def compact(
                 click.echo(f"{name}: {problem}", err=True)
             failed += report.failed
         click.echo(f"{len(partitions)} partition(s), {failed} failed")
+    finally:
+        store.close()
+    if failed:
+        sys.exit(1)
+
+
+@click.command("migrate")
+@click.option("--store", "url", required=True, metavar="URL", help="cassandra://host/keyspace")
+@click.option("--exchange", default=None, help="Only this exchange.")
+@click.option("--channel", default=None, help="Only this channel (e.g. trades).")
+@click.option("--symbol", default=None, help="Only this symbol (e.g. BTC-USDT).")
+@click.option("--day", default=None, metavar="YYYY-MM-DD", help="Only this UTC day.")
+@click.option("--since", default=None, metavar="YYYY-MM-DD", help="From this UTC day on.")
+@click.option("--until", default=None, metavar="YYYY-MM-DD", help="Up to this UTC day (incl.).")
+def migrate(
+    url: str,
+    exchange: str | None,
+    channel: str | None,
+    symbol: str | None,
+    day: str | None,
+    since: str | None,
+    until: str | None,
+) -> None:
+    """Move the closed UTC days still stored row per record into the chunk tables of the
+    Cassandra store (CASSANDRA_CHUNKED_CHANNELS; bbo and book stay in rows), then delete
+    the rows. Reads return the same records before, during and after, faster after.
+
+    A day is closed once it ended CASSANDRA_COMPACT_CLOCK_MARGIN seconds ago (default 60).
+    One line per stream-day: rows -> chunks, seconds. Running it again moves only what is
+    left. Exit 0 when done, 1 when Cassandra cannot be reached or a day was left in rows
+    (it changed meanwhile, or failed), 2 on bad input."""
+    from hundi.stores.cassandra.compaction import clock_margin_s
+    from hundi.stores.cassandra.migration import migratable, migrate_partition, row_partitions
+    from hundi.stores.cassandra.store import CassandraStore
+
+    try:
+        first, last, chosen = _selection(channel, day, since, until)
+        margin = clock_margin_s()
+        store = _open_admin(url)
+    except StoreError as exc:
+        _fail(str(exc))
+        return
+    assert isinstance(store, CassandraStore)
+    failed = 0
+    try:
+        if store._unreachable:
+            click.echo(f"Cassandra {store.settings.where} is not reachable", err=True)
+            sys.exit(1)
+        if chosen is not None and (why := migratable(store, chosen)):
+            _fail(f"--channel {chosen.value}: {why}")  # exits 2; the store closes below
+        try:
+            partitions = row_partitions(
+                store, exchange=exchange, channel=chosen, symbol=symbol,
+                first_day=first, last_day=last,
+            )  # fmt: skip
+        except Exception as exc:  # the driver's errors, a store error: one line
+            click.echo(f"listing the stored days failed: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(1)
+        moved = 0
+        for found_channel, found_exchange, found_symbol, found_day in partitions:
+            name = f"{found_channel.value} {found_exchange} {found_symbol} {_iso(found_day)}"
+            try:
+                report = migrate_partition(
+                    store, found_channel, found_exchange, found_symbol, found_day,
+                    margin_s=margin,
+                )  # fmt: skip
+            except Exception as exc:  # the driver's errors, a store error: one line each
+                failed += 1
+                click.echo(f"{name}: failed: {type(exc).__name__}: {exc}", err=True)
+                continue
+            if report.left.startswith("the day has not ended"):
+                click.echo(f"{name}: not yet: {report.left}")
+                continue
+            if report.failed:
+                failed += 1
+                click.echo(f"{name}: left in rows: {report.left}", err=True)
+                continue
+            moved += 1
+            click.echo(
+                f"{name}: {report.rows} rows -> {report.chunks} chunks, {report.seconds:.2f} s"
+            )
+        click.echo(f"{moved} day(s) moved into chunks, {failed} left in rows")
     finally:
         store.close()
     if failed:

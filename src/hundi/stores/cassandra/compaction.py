@@ -330,7 +330,20 @@ def _in_read_order(table: pa.Table, channel: Channel) -> pa.Table:
 
 def write_compacted(store: CassandraStore, plan: HourPlan) -> int:
     """Step (3): the new chunks, stamped after every chunk they replace. Returns that stamp."""
-    spec = chunk_table_spec(plan.channel)
+    stamp = max(plan.newest_us + 1, time.time_ns() // 1_000)
+    insert_chunks(store, plan.channel, plan.new, plan.ttl_s, stamp)
+    return stamp
+
+
+def insert_chunks(
+    store: CassandraStore,
+    channel: Channel,
+    chunks: list[tuple[Chunk, int]],
+    ttl_s: int,
+    stamp_us: int,
+) -> None:
+    """Write (chunk, writer) pairs with one TTL (0: none) and write time (µs)."""
+    spec = chunk_table_spec(channel)
     names = ", ".join(quote(n) for n in ("exchange", "symbol", "ts_day", "first_ts", "chunk_id",
                                          "last_ts", "first_id", "last_id", "records", "data",
                                          "writer"))  # fmt: skip
@@ -338,10 +351,8 @@ def write_compacted(store: CassandraStore, plan: HourPlan) -> int:
         f"INSERT INTO {quote(store.settings.keyspace)}.{quote(spec.name)} ({names}) "
         f"VALUES ({', '.join('?' * 11)}) USING TTL ? AND TIMESTAMP ?"
     )
-    stamp = max(plan.newest_us + 1, time.time_ns() // 1_000)
-    for chunk, writer in plan.new:
-        store._session.execute(insert, (*chunk.values(writer), plan.ttl_s, stamp))
-    return stamp
+    for chunk, writer in chunks:
+        store._session.execute(insert, (*chunk.values(writer), ttl_s, stamp_us))
 
 
 def delete_replaced(store: CassandraStore, plan: HourPlan) -> None:
@@ -484,6 +495,7 @@ __all__ = [
     "compacted_writer",
     "cuts",
     "delete_replaced",
+    "insert_chunks",
     "plan_hour",
     "write_compacted",
 ]

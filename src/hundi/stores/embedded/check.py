@@ -179,7 +179,7 @@ def _progress_bar() -> Iterator[CheckProgress | None]:
 
 @click.group("store")
 def store() -> None:
-    """Maintain a store: check an embedded one; set up or compact a Cassandra one."""
+    """Maintain a store: check an embedded one; set up, compact or migrate a Cassandra one."""
 
 
 @store.command("check")
@@ -265,10 +265,11 @@ def flush(store_path: str) -> None:
 
 def _add_cassandra_commands() -> None:
     # click-only module: the Cassandra driver is imported when one of them runs
-    from hundi.stores.cassandra_admin import compact, init, roles
+    from hundi.stores.cassandra_admin import compact, init, migrate, roles
 
     store.add_command(compact)
     store.add_command(init)
+    store.add_command(migrate)
     store.add_command(roles)
 
 

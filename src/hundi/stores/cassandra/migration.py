@@ -1,0 +1,348 @@
+"""Moving closed days of row-per-record tables into the chunked layout (``hundi store migrate``).
+
+Reads merge both layouts, so a store whose collectors switched to chunks keeps every old day
+readable in rows; migrating moves them into chunks (~3x smaller on disk, read an order of
+magnitude faster) and deletes the rows. For one closed (channel, exchange, symbol, day):
+
+1. Hour by hour: the rows are read (with the write time and TTL of one regular column) and
+   written as chunks of this run's writer (:func:`migration_writer`: one per run), at most
+   ``CASSANDRA_CHUNK_ROWS`` records each and never cutting a run of equal ``ts``
+   (:func:`~.compaction.cuts`), with the hour's longest remaining TTL (none when any row has
+   none).
+2. Every chunk written is read back by its key, and their record counts must add up.
+3. The day's rows are counted again: a different count (a late writer, rows expiring) leaves
+   them for a later run, reported.
+4. The rows go: one partition tombstone per partition key, stamped with the newest row write
+   time read, so a row written after the read (stamped later) survives it. Then the chunks of
+   earlier runs on the day that stopped before this step go: this run read every row they did.
+
+Exactly once across a crash anywhere: until step 4 the rows and the chunks hold the same
+records, and a read's merge keeps one copy per record key (:func:`hundi.stores.merge.
+deduplicate`: a row beside chunks is a writer of its own, and each run is a writer of its own,
+so a run that read more rows than an earlier one is not read twice). A chunk's id is the
+digest of its data, so a run over unchanged rows rewrites an earlier run's chunks in place.
+Only days that ended more than ``CASSANDRA_COMPACT_CLOCK_MARGIN`` seconds ago (default 60) are
+moved: a live writer never races the tombstone.
+
+Which channels: those written as chunks (``CASSANDRA_CHUNKED_CHANNELS``) whose record keys
+hold the exchange's time (trades, book_l3...). ``bbo`` and ``book`` stay in rows: their
+copies from two writers may differ in a local receive time and are merged within a margin
+that crosses hours and days, where every row counts as a writer of its own; one writer's
+chunks would keep copies the merge drops today (see :func:`~.compaction.regroups_only`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from cassandra.query import BatchStatement, BatchType
+
+from hundi.records import SCHEMAS, Channel
+from hundi.stores.base import StoreError
+from hundi.stores.cassandra.chunks import Chunk, chunk_table_spec, encode_chunks
+from hundi.stores.cassandra.compaction import (
+    _in_read_order,
+    cuts,
+    insert_chunks,
+    regroups_only,
+)
+from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, TableSpec, quote
+from hundi.stores.cassandra.store import CassandraStore, _table
+
+#: Writers of migrated chunks: ``MIGRATED - run`` for a random 61-bit run number. Negative
+#: like a compacted writer (no collector has one) and below
+#: :func:`~.compaction.compacted_writer`'s range, so compacting them keeps them.
+MIGRATED = -(2**62) - 2
+_RUNS = 2**61
+_FETCH = 20_000  # rows per page
+_DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one mutation)
+
+
+def migration_writer(run: int) -> int:
+    """The writer of one migration run's chunks."""
+    return MIGRATED - run % _RUNS
+
+
+def is_migrated(writer: int | None) -> bool:
+    """Whether a chunk's writer is a migration run's."""
+    return writer is not None and MIGRATED - _RUNS < writer <= MIGRATED
+
+
+@dataclass(slots=True)
+class MigrationReport:
+    """One stream-day's outcome, for the command's line."""
+
+    channel: Channel
+    exchange: str
+    symbol: str
+    day: int
+    rows: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    left: str = ""  # why the rows were left in place ("" when moved)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.left) or bool(self.problems)
+
+
+def migratable(store: CassandraStore, channel: Channel) -> str:
+    """Why ``channel`` cannot be migrated in this store ("" when it can)."""
+    channel = Channel(channel)
+    if channel not in store.settings.chunked_channels:
+        return (
+            f"{channel.value} is written row per record here (CASSANDRA_CHUNKED_CHANNELS): "
+            "collectors would keep adding rows"
+        )
+    if regroups_only(channel):
+        return (
+            f"{channel.value} stays in rows: copies from two writers differ in a local receive "
+            "time and are merged across hours and days, which one writer's chunks would change"
+        )
+    return ""
+
+
+def row_partitions(
+    store: CassandraStore,
+    *,
+    exchange: str | None = None,
+    channel: Channel | None = None,
+    symbol: str | None = None,
+    first_day: int | None = None,
+    last_day: int | None = None,
+) -> list[tuple[Channel, str, str, int]]:
+    """The (channel, exchange, symbol, day) partitions the index lists for migratable
+    channels (matching the filters, days inclusive) that still hold rows, in order."""
+    found = []
+    for found_exchange, name in store._index_keys():
+        if exchange is not None and found_exchange != exchange:
+            continue
+        try:
+            found_channel = Channel(name)
+        except ValueError:
+            continue
+        if channel is not None and found_channel is not Channel(channel):
+            continue
+        spec = store._specs.get(found_channel)
+        if spec is None or migratable(store, found_channel):
+            continue
+        for found_symbol, day in store._index(found_exchange, found_channel, symbol):
+            within = (first_day is None or day >= first_day) and (
+                last_day is None or day <= last_day
+            )
+            if within and _has_rows(store, spec, found_exchange, found_symbol, day):
+                found.append((found_channel, found_exchange, found_symbol, day))
+    return sorted(found, key=lambda p: (p[0].value, p[1], p[2], p[3]))
+
+
+def migrate_partition(
+    store: CassandraStore,
+    channel: Channel,
+    exchange: str,
+    symbol: str,
+    day: int,
+    *,
+    now_ns: int | None = None,
+    margin_s: float,
+) -> MigrationReport:
+    """Move one closed stream-day's rows into chunks (see the module docstring)."""
+    began = time.perf_counter()
+    channel = Channel(channel)
+    report = MigrationReport(channel, exchange, symbol, day)
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    why = migratable(store, channel)
+    if why:
+        raise StoreError(why)
+    if (day + 1) * NS_PER_DAY > now_ns - int(margin_s * 1e9):
+        report.left = "the day has not ended (or ended less than the clock margin ago)"
+        return report
+    spec = store._specs[channel]
+    writer = migration_writer(secrets.randbits(61))
+    stamp = now_us()
+    newest_us = 0
+    written: list[Chunk] = []
+    for hour in range(24):
+        start = day * NS_PER_DAY + hour * NS_PER_HOUR
+        table, written_us, ttl_s = _hour_rows(store, spec, exchange, symbol, day, start)
+        if table.num_rows == 0:
+            continue
+        report.rows += table.num_rows
+        newest_us = max(newest_us, written_us)
+        chunks = _chunks(store, channel, table)
+        insert_chunks(store, channel, [(c, writer) for c in chunks], ttl_s, stamp)
+        written.extend(chunks)
+    report.chunks = len(written)
+    if report.rows == 0:
+        report.seconds = time.perf_counter() - began
+        return report
+    stored = _stored_records(store, channel, written)
+    if stored != report.rows:
+        report.left = f"{report.rows} rows read but {stored} records found in their chunks"
+    elif (now := _row_count(store, spec, exchange, symbol, day)) != report.rows:
+        report.left = f"the day's rows changed while migrating ({report.rows} read, {now} now)"
+    else:
+        _delete_rows(store, spec, exchange, symbol, day, newest_us)
+        _delete_earlier_runs(store, channel, exchange, symbol, day, writer, stamp)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def now_us() -> int:
+    return time.time_ns() // 1_000
+
+
+def _partition_keys(spec: TableSpec, exchange: str, symbol: str, day: int) -> list[tuple[Any, ...]]:
+    if spec.hourly:
+        return [(exchange, symbol, day, hour) for hour in range(24)]
+    return [(exchange, symbol, day)]
+
+
+def _where(spec: TableSpec) -> str:
+    return " AND ".join(f"{quote(n)} = %s" for n in spec.partition_key)
+
+
+def _table_name(store: CassandraStore, spec: TableSpec) -> str:
+    return f"{quote(store.settings.keyspace)}.{quote(spec.name)}"
+
+
+def _has_rows(store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int) -> bool:
+    select = f"SELECT {quote('ts')} FROM {_table_name(store, spec)} WHERE {_where(spec)} LIMIT 1"
+    return any(
+        store._session.execute(select, key).one() is not None
+        for key in _partition_keys(spec, exchange, symbol, day)
+    )
+
+
+def _regular_column(spec: TableSpec) -> str:
+    """A column outside the primary key: its cell carries the row's write time and TTL."""
+    keys = {*spec.partition_key, *spec.clustering}
+    for name in spec.fields:
+        if name not in keys:
+            return name
+    raise StoreError(f"table {spec.name} has no regular column to read write times from")
+
+
+def _hour_rows(
+    store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int, start: int
+) -> tuple[pa.Table, int, int]:
+    """One hour's rows as a table of the record schema, the newest write time (µs) among
+    them and the TTL their chunks keep (0: none)."""
+    fields = store._readable[spec.channel]
+    cell = quote(_regular_column(spec))
+    key: tuple[Any, ...] = (exchange, symbol, day)
+    if spec.hourly:
+        key = (*key, (start - day * NS_PER_DAY) // NS_PER_HOUR)
+    select = store._session.prepare(
+        f"SELECT {', '.join(quote(f) for f in fields)}, WRITETIME({cell}), TTL({cell}) "
+        f"FROM {_table_name(store, spec)} WHERE "
+        + " AND ".join(f"{quote(n)} = ?" for n in spec.partition_key)
+        + f" AND {quote('ts')} >= ? AND {quote('ts')} < ?"
+    )
+    statement = select.bind((*key, start, start + NS_PER_HOUR))
+    statement.fetch_size = _FETCH
+    rows = list(store._session.execute(statement))
+    if not rows:
+        return SCHEMAS[spec.channel].empty_table(), 0, 0
+    count = len(fields)
+    written = np.fromiter((r[count] or 0 for r in rows), np.int64, len(rows))
+    ttls = np.fromiter((r[count + 1] or 0 for r in rows), np.int64, len(rows))
+    table = _table(SCHEMAS[spec.channel], fields, [r[:count] for r in rows])
+    ttl_s = 0 if (ttls == 0).any() else int(ttls.max())
+    return table, int(written.max()), ttl_s
+
+
+def _chunks(store: CassandraStore, channel: Channel, table: pa.Table) -> list[Chunk]:
+    """The hour's records in read order as chunks (one run of equal ``ts`` never split)."""
+    table = _in_read_order(table, channel).cast(SCHEMAS[channel])
+    ts = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(), np.int64)
+    settings = store.settings
+    chunks: list[Chunk] = []
+    for first, stop in cuts(ts, settings.chunk_rows):
+        chunks.extend(
+            encode_chunks(
+                channel, table.slice(first, stop - first), codec=settings.chunk_codec,
+                max_rows=stop - first,
+            )
+        )  # fmt: skip
+    return chunks
+
+
+def _stored_records(store: CassandraStore, channel: Channel, chunks: Iterable[Chunk]) -> int:
+    """The records of ``chunks`` as stored now (each read back by its key)."""
+    spec = chunk_table_spec(channel)
+    select = store._session.prepare(
+        f"SELECT records FROM {quote(store.settings.keyspace)}.{quote(spec.name)} WHERE "
+        "exchange = ? AND symbol = ? AND ts_day = ? AND first_ts = ? AND chunk_id = ?"
+    )
+    total = 0
+    for chunk in chunks:
+        found = store._session.execute(
+            select, (chunk.exchange, chunk.symbol, chunk.day, chunk.first_ts, chunk.chunk_id)
+        ).one()
+        total += 0 if found is None else int(found[0])
+    return total
+
+
+def _row_count(store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int) -> int:
+    select = f"SELECT count(*) FROM {_table_name(store, spec)} WHERE {_where(spec)}"
+    return sum(
+        int(store._session.execute(select, key, timeout=120).one()[0])
+        for key in _partition_keys(spec, exchange, symbol, day)
+    )
+
+
+def _delete_rows(
+    store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int, stamp_us: int
+) -> None:
+    delete = f"DELETE FROM {_table_name(store, spec)} USING TIMESTAMP %s WHERE {_where(spec)}"
+    for key in _partition_keys(spec, exchange, symbol, day):
+        store._session.execute(delete, (stamp_us, *key))
+
+
+def _delete_earlier_runs(
+    store: CassandraStore,
+    channel: Channel,
+    exchange: str,
+    symbol: str,
+    day: int,
+    writer: int,
+    stamp_us: int,
+) -> None:
+    """Chunks of earlier runs on this day that did not finish (their records are all in this
+    run's chunks: it read every row they read) go, by exact key, stamped just before this
+    run's chunks: a chunk written later (another migrator running at once) survives."""
+    spec = chunk_table_spec(channel)
+    table = f"{quote(store.settings.keyspace)}.{quote(spec.name)}"
+    keys = store._session.execute(
+        f"SELECT first_ts, chunk_id, writer FROM {table} "
+        "WHERE exchange = %s AND symbol = %s AND ts_day = %s",
+        (exchange, symbol, day),
+    )
+    gone = [(r[0], r[1]) for r in keys if is_migrated(r[2]) and r[2] != writer]
+    delete = store._session.prepare(
+        f"DELETE FROM {table} USING TIMESTAMP ? WHERE exchange = ? AND symbol = ? "
+        "AND ts_day = ? AND first_ts = ? AND chunk_id = ?"
+    )
+    for first in range(0, len(gone), _DELETE_BATCH):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for first_ts, chunk_id in gone[first : first + _DELETE_BATCH]:
+            batch.add(delete, (stamp_us - 1, exchange, symbol, day, first_ts, chunk_id))
+        store._session.execute(batch)
+
+
+__all__ = [
+    "MIGRATED",
+    "MigrationReport",
+    "is_migrated",
+    "migratable",
+    "migrate_partition",
+    "migration_writer",
+    "row_partitions",
+]
