@@ -106,28 +106,34 @@ def bytes_on_disk(keyspace: str, table: str) -> int:
     return int(found.group(1))
 
 
-def bars_request(url: str) -> tuple[float, str]:
-    """Wall seconds and the outcome (bars, or the API's refusal: it answers 503 when a read
-    takes longer than its limit) of one ``/api/v1/bars`` request over the day, 1-minute bars."""
+def bars_request(url: str, repeats: int = 3) -> tuple[float, float, str]:
+    """Wall seconds of the first ``/api/v1/bars`` request over the day (1-minute bars) to a
+    fresh server (it connects to Cassandra on its first request) and the best of ``repeats``
+    more (a running server), and the outcome (bars, or the API's refusal: it answers 503 when
+    a read takes longer than its limit)."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from hundi.api.server import create_app
 
-    async def ask() -> tuple[float, str]:
+    async def ask() -> tuple[float, float, str]:
         async with TestClient(TestServer(create_app(url))) as client:
-            started = time.perf_counter()
-            reply = await client.get(
-                "/api/v1/bars",
-                params={
-                    "exchange": EXCHANGE, "symbol": SYMBOL, "interval": "1m",
-                    "from": str(T0 // 1_000_000), "to": str((T0 + DAY_NS) // 1_000_000),
-                },
-            )  # fmt: skip
-            rows = await reply.json()
-            took = time.perf_counter() - started
-            if reply.status != 200:
-                return took, f"HTTP {reply.status} {rows}"
-            return took, f"{len(rows)} one-minute bars"
+            took: list[float] = []
+            outcome = ""
+            for _ in range(1 + repeats):
+                started = time.perf_counter()
+                reply = await client.get(
+                    "/api/v1/bars",
+                    params={
+                        "exchange": EXCHANGE, "symbol": SYMBOL, "interval": "1m",
+                        "from": str(T0 // 1_000_000), "to": str((T0 + DAY_NS) // 1_000_000),
+                    },
+                )  # fmt: skip
+                rows = await reply.json()
+                took.append(time.perf_counter() - started)
+                if reply.status != 200:
+                    return took[0], min(took), f"HTTP {reply.status} {rows}"
+                outcome = f"{len(rows)} one-minute bars"
+            return took[0], min(took[1:]), outcome
 
     return asyncio.run(ask())
 
@@ -212,8 +218,11 @@ def main() -> None:
     print(f"  read ratio chunks/rows: {best['rows'] / best['chunks']:.1f}x")
 
     for name, url in urls.items():
-        took, outcome = bars_request(url)
-        print(f"  bars  {name:6} {took:8.2f} s: {outcome} over 24 h (API, no stored series)")
+        first, warm, outcome = bars_request(url)
+        print(
+            f"  bars  {name:6} {warm:8.2f} s: {outcome} over 24 h (API, no stored series; "
+            f"best of 3 on a running server, its first request {first:.2f} s)"
+        )
 
     # hundi store migrate: the row layout's day moved into chunks, then read again
     migrating = open_store(urls["rows"], chunked_channels=frozenset({Channel.TRADES}))

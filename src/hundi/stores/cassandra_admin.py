@@ -447,17 +447,19 @@ def migrate(
                 failed += 1
                 click.echo(f"{name}: failed: {type(exc).__name__}: {exc}", err=True)
                 continue
-            if report.left.startswith("the day has not ended"):
+            if report.left and not report.failed:
                 click.echo(f"{name}: not yet: {report.left}")
                 continue
+            if report.moved:
+                moved += 1
+                click.echo(
+                    f"{name}: {report.rows} rows -> {report.chunks} chunks, {report.seconds:.2f} s"
+                )
+            elif not report.failed:  # another migrator moved them since the listing
+                click.echo(f"{name}: nothing to move")
             if report.failed:
                 failed += 1
                 click.echo(f"{name}: left in rows: {report.left}", err=True)
-                continue
-            moved += 1
-            click.echo(
-                f"{name}: {report.rows} rows -> {report.chunks} chunks, {report.seconds:.2f} s"
-            )
         click.echo(f"{moved} day(s) moved into chunks, {failed} left in rows")
     finally:
         store.close()

@@ -20,6 +20,7 @@ from cassandra.cluster import Session
 from hundi.records import Channel, OrderEvent, Record, Trade
 from hundi.stores.base import open_store
 from hundi.stores.cassandra import CassandraStore, migration
+from hundi.stores.cassandra.compaction import compact_partition
 from hundi.stores.cassandra.migration import (
     is_migrated,
     migratable,
@@ -124,8 +125,8 @@ def test_closed_days_move_into_chunks_and_every_read_stays_the_same(
     ]
     reports = [migrate_partition(store, *p, margin_s=60) for p in found]
 
-    assert [(r.rows, r.left, r.problems) for r in reports] == [
-        (5_000, "", []), (6_000, "", []), (2_000, "", [])
+    assert [(r.rows, r.moved, r.left) for r in reports] == [
+        (5_000, True, ""), (6_000, True, ""), (2_000, True, "")
     ]  # fmt: skip
     assert all(r.chunks >= 1 for r in reports)
     assert row_count(cql, keyspace, "trades", exchange) == 0
@@ -140,7 +141,7 @@ def test_closed_days_move_into_chunks_and_every_read_stays_the_same(
 
     assert row_partitions(store, exchange=exchange) == []
     again = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
-    assert (again.rows, again.chunks, again.failed) == (0, 0, False)
+    assert (again.rows, again.chunks, again.moved, again.failed) == (0, 0, False, False)
 
 
 def test_a_crash_before_the_rows_go_reads_each_record_once_and_the_next_run_finishes(
@@ -165,43 +166,110 @@ def test_a_crash_before_the_rows_go_reads_each_record_once_and_the_next_run_fini
     pd.testing.assert_frame_equal(read(store, exchange, Channel.TRADES), before)
 
     report = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
-    assert (report.rows, report.failed) == (3_000, False)
+    assert (report.rows, report.moved, report.failed) == (3_000, True, False)
     assert row_count(cql, keyspace, "trades", exchange) == 0
     pd.testing.assert_frame_equal(read(store, exchange, Channel.TRADES), before)
 
 
-def test_rows_that_change_meanwhile_stay_for_the_next_run(
-    rows_store: CassandraStore,
-    store: CassandraStore,
-    cql: Session,
-    exchange: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    rows_store.write({Channel.TRADES: [trade(exchange, i) for i in range(2_000)]})
-    late = trade(exchange, 2_500)  # a spool draining late into the closed day
+def migrate_with_a_late_row(
+    store: CassandraStore, rows_store: CassandraStore, late: Record, stamp_us: int | None = None
+) -> migration.MigrationReport:
+    """Migrate day 0 while ``late`` (a spool draining into the closed day) is written between
+    the chunks' check and the rows' recount; ``stamp_us``: its writer's clock (slow)."""
     checked = migration._stored_records
+    cluster = rows_store._session.cluster
 
     def late_writer(*args: Any) -> int:
-        rows_store.write({Channel.TRADES: [late]})
+        if stamp_us is None:
+            rows_store.write({Channel.TRADES: [late]})
+        else:
+            real = cluster.timestamp_generator
+            cluster.timestamp_generator = lambda: stamp_us
+            try:
+                rows_store.write({Channel.TRADES: [late]})
+            finally:
+                cluster.timestamp_generator = real
         return int(checked(*args))
 
-    with monkeypatch.context() as patched:
+    with pytest.MonkeyPatch.context() as patched:
         patched.setattr(migration, "_stored_records", late_writer)
-        report = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
-    assert report.failed and "changed while migrating (2000 read, 2001 now)" in report.left
+        return migrate_partition(
+            store, Channel.TRADES, exchange_of(late), SYMBOL, DAY0, margin_s=60
+        )
+
+
+def exchange_of(record: Record) -> str:
+    return str(record.exchange)
+
+
+def test_a_row_written_meanwhile_stays_for_the_next_run(
+    rows_store: CassandraStore, store: CassandraStore, cql: Session, exchange: str
+) -> None:
+    rows_store.write({Channel.TRADES: [trade(exchange, i) for i in range(2_000)]})
+    report = migrate_with_a_late_row(store, rows_store, trade(exchange, 2_500))
+    # the rows read went; the late one, stamped later, was spared by the tombstone
+    assert report.moved and report.failed, report
+    assert report.left == "1 row(s) written meanwhile stay in rows for the next run"
+    keyspace = store.settings.keyspace
+    assert row_count(cql, keyspace, "trades", exchange) == 1
+    frame = read(store, exchange, Channel.TRADES)
+    assert len(frame) == 2_001 and frame["trade_id"].is_unique
+
+    report = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
+    assert (report.rows, report.moved, report.failed) == (1, True, False)
+    assert row_count(cql, keyspace, "trades", exchange) == 0
+    pd.testing.assert_frame_equal(read(store, exchange, Channel.TRADES), frame)
+
+
+def test_a_row_from_a_slow_clock_keeps_the_rows_until_the_next_run(
+    rows_store: CassandraStore, store: CassandraStore, cql: Session, exchange: str
+) -> None:
+    """A row written meanwhile but stamped before the rows read would fall to the tombstone
+    unread: the rows stay, and the next run (which reads it) moves them all."""
+    rows_store.write({Channel.TRADES: [trade(exchange, i) for i in range(2_000)]})
+    report = migrate_with_a_late_row(store, rows_store, trade(exchange, 2_500), stamp_us=1_000)
+    assert not report.moved and report.failed
+    assert report.left.startswith("1 row(s) written meanwhile stamped no later than")
     keyspace = store.settings.keyspace
     assert row_count(cql, keyspace, "trades", exchange) == 2_001
     assert len(read(store, exchange, Channel.TRADES)) == 2_001
 
-    assert len(chunk_writers(cql, keyspace, exchange)) == 1  # the first run's chunks
-
     report = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
-    assert (report.rows, report.failed) == (2_001, False)
+    assert (report.rows, report.moved, report.failed) == (2_001, True, False)
+    assert row_count(cql, keyspace, "trades", exchange) == 0
     frame = read(store, exchange, Channel.TRADES)
     assert len(frame) == 2_001 and frame["trade_id"].is_unique
-    assert row_count(cql, keyspace, "trades", exchange) == 0
-    # the first run's chunks (2,000 records, other ids: a writer of their own) went too
-    assert len(chunk_writers(cql, keyspace, exchange)) == 1
+    # two runs' chunks (the first one's 2,000 records are copies): read once, and compaction
+    # keeps one copy of each
+    assert sum(map(is_migrated, chunk_writers(cql, keyspace, exchange))) == 2
+    compact_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
+    assert stored_chunk_records(cql, keyspace, exchange) == 2_001
+    pd.testing.assert_frame_equal(read(store, exchange, Channel.TRADES), frame)
+
+
+def test_a_late_row_after_a_finished_run_is_moved_by_the_next_one(
+    rows_store: CassandraStore, store: CassandraStore, cql: Session, exchange: str
+) -> None:
+    rows_store.write({Channel.TRADES: [trade(exchange, i) for i in range(2_000)]})
+    first = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
+    assert (first.rows, first.moved, first.failed) == (2_000, True, False)
+    rows_store.write({Channel.TRADES: [trade(exchange, 2_500)]})  # a spool drains late
+    assert row_partitions(store, exchange=exchange) == [(Channel.TRADES, exchange, SYMBOL, DAY0)]
+    second = migrate_partition(store, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
+    assert (second.rows, second.moved, second.failed) == (1, True, False)
+    frame = read(store, exchange, Channel.TRADES)
+    assert len(frame) == 2_001 and frame["trade_id"].is_unique
+    assert stored_chunk_records(cql, store.settings.keyspace, exchange) == 2_001
+
+
+def stored_chunk_records(cql: Session, keyspace: str, exchange: str) -> int:
+    return sum(
+        r
+        for (r,) in cql.execute(
+            f"SELECT records FROM {keyspace}.trades_chunks WHERE exchange = %s ALLOW FILTERING",
+            (exchange,),
+        )
+    )
 
 
 def test_open_days_stay_in_rows(
@@ -214,6 +282,7 @@ def test_open_days_stay_in_rows(
         store, Channel.TRADES, exchange, SYMBOL, DAY0, now_ns=now, margin_s=60
     )
     assert report.rows == 0 and report.left.startswith("the day has not ended")
+    assert not report.failed and not report.moved
     assert row_count(cql, store.settings.keyspace, "trades", exchange) == 100
 
 
@@ -226,7 +295,7 @@ def test_the_rows_ttl_is_kept(cassandra_keyspace: str, cql: Session, exchange: s
     assert isinstance(chunked, CassandraStore)
     try:
         report = migrate_partition(chunked, Channel.TRADES, exchange, SYMBOL, DAY0, margin_s=60)
-        assert (report.rows, report.failed) == (500, False)
+        assert (report.rows, report.moved, report.failed) == (500, True, False)
         ttls = [
             t
             for (t,) in cql.execute(

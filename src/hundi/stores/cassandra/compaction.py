@@ -104,6 +104,23 @@ def compacted_writer(writer: int | None) -> int:
     return -2 - int.from_bytes(digest, "big") % (2**62)
 
 
+#: Writers of ``hundi store migrate``'s chunks: ``MIGRATED - run`` for a random 61-bit run
+#: number. Negative like a compacted writer (no collector has one) and below
+#: :func:`compacted_writer`'s range, so compacting them keeps them.
+MIGRATED = -(2**62) - 2
+_MIGRATION_RUNS = 2**61
+
+
+def migration_writer(run: int) -> int:
+    """The writer of one migration run's chunks."""
+    return MIGRATED - run % _MIGRATION_RUNS
+
+
+def is_migrated(writer: int | None) -> bool:
+    """Whether a chunk's writer is a migration run's."""
+    return writer is not None and MIGRATED - _MIGRATION_RUNS < writer <= MIGRATED
+
+
 def regroups_only(channel: Channel) -> bool:
     """Whether the channel's merge is not hour-local (see the module docstring)."""
     return local_ts_merges(channel) or Channel(channel) is Channel.BOOK
@@ -306,7 +323,11 @@ def _planned(
 
 def _already_compact(old: list[OldChunk], chunk_rows: int) -> bool:
     """Every chunk is a compacted writer's and at most one per writer is not full: what a
-    compaction leaves (and no writer added since), so nothing needs decoding."""
+    compaction leaves (and no writer added since), so nothing needs decoding. Two migration
+    runs' chunks are not: a run stopped before deleting the rows and the next one both hold
+    those records (read once; merging keeps one copy)."""
+    if len({c.writer for c in old if is_migrated(c.writer)}) > 1:
+        return False
     partial: dict[int, int] = {}
     for chunk in old:
         if chunk.writer is None or chunk.writer >= 0:
@@ -485,6 +506,7 @@ def chunked_partitions(
 
 __all__ = [
     "CLOCK_MARGIN_ENV",
+    "MIGRATED",
     "HourPlan",
     "PartitionReport",
     "chunked_partitions",
@@ -496,6 +518,8 @@ __all__ = [
     "cuts",
     "delete_replaced",
     "insert_chunks",
+    "is_migrated",
+    "migration_writer",
     "plan_hour",
     "write_compacted",
 ]

@@ -10,17 +10,20 @@ magnitude faster) and deletes the rows. For one closed (channel, exchange, symbo
    (:func:`~.compaction.cuts`), with the hour's longest remaining TTL (none when any row has
    none).
 2. Every chunk written is read back by its key, and their record counts must add up.
-3. The day's rows are counted again: a different count (a late writer, rows expiring) leaves
-   them for a later run, reported.
+3. The day's row keys are read again with their write times: a row the first read did not see
+   that is stamped no later than the newest row read (a writer with a slow clock) would be
+   deleted unread, so the rows stay for a later run, reported.
 4. The rows go: one partition tombstone per partition key, stamped with the newest row write
-   time read, so a row written after the read (stamped later) survives it. Then the chunks of
-   earlier runs on the day that stopped before this step go: this run read every row they did.
+   time read, so a row written after the read and stamped later survives it (reported: the
+   next run moves it). The one window left is a row arriving between step 3 and the
+   tombstone stamped no later than it: compaction makes the same clock assumption.
 
 Exactly once across a crash anywhere: until step 4 the rows and the chunks hold the same
 records, and a read's merge keeps one copy per record key (:func:`hundi.stores.merge.
 deduplicate`: a row beside chunks is a writer of its own, and each run is a writer of its own,
-so a run that read more rows than an earlier one is not read twice). A chunk's id is the
-digest of its data, so a run over unchanged rows rewrites an earlier run's chunks in place.
+so the chunks of a run that stopped early and of the one after it are read once; ``hundi
+store compact`` then keeps one copy). A chunk's id is the digest of its data, so a run over
+unchanged rows rewrites an earlier run's chunks in place.
 Only days that ended more than ``CASSANDRA_COMPACT_CLOCK_MARGIN`` seconds ago (default 60) are
 moved: a live writer never races the tombstone.
 
@@ -36,42 +39,30 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
-from cassandra.query import BatchStatement, BatchType
 
 from hundi.records import SCHEMAS, Channel
 from hundi.stores.base import StoreError
 from hundi.stores.cassandra.chunks import Chunk, chunk_table_spec, encode_chunks
 from hundi.stores.cassandra.compaction import (
+    MIGRATED,
     _in_read_order,
     cuts,
     insert_chunks,
+    is_migrated,
+    migration_writer,
     regroups_only,
 )
 from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, TableSpec, quote
 from hundi.stores.cassandra.store import CassandraStore, _table
 
-#: Writers of migrated chunks: ``MIGRATED - run`` for a random 61-bit run number. Negative
-#: like a compacted writer (no collector has one) and below
-#: :func:`~.compaction.compacted_writer`'s range, so compacting them keeps them.
-MIGRATED = -(2**62) - 2
-_RUNS = 2**61
+OPEN_DAY = "the day has not ended"
 _FETCH = 20_000  # rows per page
-_DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one mutation)
-
-
-def migration_writer(run: int) -> int:
-    """The writer of one migration run's chunks."""
-    return MIGRATED - run % _RUNS
-
-
-def is_migrated(writer: int | None) -> bool:
-    """Whether a chunk's writer is a migration run's."""
-    return writer is not None and MIGRATED - _RUNS < writer <= MIGRATED
 
 
 @dataclass(slots=True)
@@ -85,12 +76,13 @@ class MigrationReport:
     rows: int = 0
     chunks: int = 0
     seconds: float = 0.0
-    left: str = ""  # why the rows were left in place ("" when moved)
-    problems: list[str] = field(default_factory=list)
+    moved: bool = False  # the rows read were deleted (their records are in the chunks)
+    left: str = ""  # why rows stay in the row table ("" when none do)
 
     @property
     def failed(self) -> bool:
-        return bool(self.left) or bool(self.problems)
+        """Rows stay that a run should have moved (an open day is not a failure)."""
+        return bool(self.left) and not self.left.startswith(OPEN_DAY)
 
 
 def migratable(store: CassandraStore, channel: Channel) -> str:
@@ -161,20 +153,22 @@ def migrate_partition(
     if why:
         raise StoreError(why)
     if (day + 1) * NS_PER_DAY > now_ns - int(margin_s * 1e9):
-        report.left = "the day has not ended (or ended less than the clock margin ago)"
+        report.left = f"{OPEN_DAY} (or ended less than the clock margin ago)"
         return report
     spec = store._specs[channel]
     writer = migration_writer(secrets.randbits(61))
     stamp = now_us()
     newest_us = 0
     written: list[Chunk] = []
+    read_keys: list[npt.NDArray[np.int64]] = []
     for hour in range(24):
         start = day * NS_PER_DAY + hour * NS_PER_HOUR
-        table, written_us, ttl_s = _hour_rows(store, spec, exchange, symbol, day, start)
+        table, written_us, ttl_s, keys = _hour_rows(store, spec, exchange, symbol, day, start)
         if table.num_rows == 0:
             continue
         report.rows += table.num_rows
         newest_us = max(newest_us, written_us)
+        read_keys.append(keys)
         chunks = _chunks(store, channel, table)
         insert_chunks(store, channel, [(c, writer) for c in chunks], ttl_s, stamp)
         written.extend(chunks)
@@ -185,11 +179,20 @@ def migrate_partition(
     stored = _stored_records(store, channel, written)
     if stored != report.rows:
         report.left = f"{report.rows} rows read but {stored} records found in their chunks"
-    elif (now := _row_count(store, spec, exchange, symbol, day)) != report.rows:
-        report.left = f"the day's rows changed while migrating ({report.rows} read, {now} now)"
+        report.seconds = time.perf_counter() - began
+        return report
+    read = np.sort(np.concatenate(read_keys))
+    unread, newer = _rows_not_read(store, spec, exchange, symbol, day, read, newest_us)
+    if unread:
+        report.left = (
+            f"{unread} row(s) written meanwhile stamped no later than the rows read (a writer "
+            "with a slow clock): the rows stay for the next run"
+        )
     else:
         _delete_rows(store, spec, exchange, symbol, day, newest_us)
-        _delete_earlier_runs(store, channel, exchange, symbol, day, writer, stamp)
+        report.moved = True
+        if newer:  # stamped later: the tombstone spared them
+            report.left = f"{newer} row(s) written meanwhile stay in rows for the next run"
     report.seconds = time.perf_counter() - began
     return report
 
@@ -204,8 +207,8 @@ def _partition_keys(spec: TableSpec, exchange: str, symbol: str, day: int) -> li
     return [(exchange, symbol, day)]
 
 
-def _where(spec: TableSpec) -> str:
-    return " AND ".join(f"{quote(n)} = %s" for n in spec.partition_key)
+def _where(spec: TableSpec, marker: str = "%s") -> str:
+    return " AND ".join(f"{quote(n)} = {marker}" for n in spec.partition_key)
 
 
 def _table_name(store: CassandraStore, spec: TableSpec) -> str:
@@ -231,31 +234,76 @@ def _regular_column(spec: TableSpec) -> str:
 
 def _hour_rows(
     store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int, start: int
-) -> tuple[pa.Table, int, int]:
+) -> tuple[pa.Table, int, int, npt.NDArray[np.int64]]:
     """One hour's rows as a table of the record schema, the newest write time (µs) among
-    them and the TTL their chunks keep (0: none)."""
+    them, the TTL their chunks keep (0: none) and a hash of each row's key (its clustering
+    columns, see :func:`_key_hash`)."""
     fields = store._readable[spec.channel]
     cell = quote(_regular_column(spec))
-    key: tuple[Any, ...] = (exchange, symbol, day)
-    if spec.hourly:
-        key = (*key, (start - day * NS_PER_DAY) // NS_PER_HOUR)
+    key = _hour_key(spec, exchange, symbol, day, start)
     select = store._session.prepare(
         f"SELECT {', '.join(quote(f) for f in fields)}, WRITETIME({cell}), TTL({cell}) "
-        f"FROM {_table_name(store, spec)} WHERE "
-        + " AND ".join(f"{quote(n)} = ?" for n in spec.partition_key)
-        + f" AND {quote('ts')} >= ? AND {quote('ts')} < ?"
+        f"FROM {_table_name(store, spec)} WHERE {_where(spec, '?')} "
+        f"AND {quote('ts')} >= ? AND {quote('ts')} < ?"
     )
     statement = select.bind((*key, start, start + NS_PER_HOUR))
     statement.fetch_size = _FETCH
     rows = list(store._session.execute(statement))
     if not rows:
-        return SCHEMAS[spec.channel].empty_table(), 0, 0
+        return SCHEMAS[spec.channel].empty_table(), 0, 0, np.empty(0, np.int64)
     count = len(fields)
     written = np.fromiter((r[count] or 0 for r in rows), np.int64, len(rows))
     ttls = np.fromiter((r[count + 1] or 0 for r in rows), np.int64, len(rows))
+    at = [fields.index(name) for name in spec.clustering]
+    keys = _key_hash(rows, at)
     table = _table(SCHEMAS[spec.channel], fields, [r[:count] for r in rows])
     ttl_s = 0 if (ttls == 0).any() else int(ttls.max())
-    return table, int(written.max()), ttl_s
+    return table, int(written.max()), ttl_s, keys
+
+
+def _hour_key(spec: TableSpec, exchange: str, symbol: str, day: int, start: int) -> tuple[Any, ...]:
+    key: tuple[Any, ...] = (exchange, symbol, day)
+    return (*key, (start - day * NS_PER_DAY) // NS_PER_HOUR) if spec.hourly else key
+
+
+def _key_hash(rows: list[Any], at: list[int]) -> npt.NDArray[np.int64]:
+    """A 64-bit hash of each row's clustering values (at positions ``at``): the row's key
+    within its partition (one process: Python's hash of the same values is the same)."""
+    return np.fromiter((hash(tuple(r[i] for i in at)) for r in rows), np.int64, len(rows))
+
+
+def _rows_not_read(
+    store: CassandraStore,
+    spec: TableSpec,
+    exchange: str,
+    symbol: str,
+    day: int,
+    read: npt.NDArray[np.int64],
+    newest_us: int,
+) -> tuple[int, int]:
+    """The day's rows now that were not read: (those stamped at or before ``newest_us``, which
+    the tombstone would delete unread; those stamped later, which it spares). ``read``: the
+    sorted key hashes of the rows read. Rows read that expired meanwhile are in the chunks."""
+    cell = quote(_regular_column(spec))
+    select = store._session.prepare(
+        f"SELECT {', '.join(quote(c) for c in spec.clustering)}, WRITETIME({cell}) "
+        f"FROM {_table_name(store, spec)} WHERE {_where(spec, '?')}"
+    )
+    at = list(range(len(spec.clustering)))
+    unread = newer = 0
+    for key in _partition_keys(spec, exchange, symbol, day):
+        statement = select.bind(key)
+        statement.fetch_size = _FETCH
+        rows = list(store._session.execute(statement))
+        if not rows:
+            continue
+        hashes = _key_hash(rows, at)
+        written = np.fromiter((r[-1] or 0 for r in rows), np.int64, len(rows))
+        found = np.searchsorted(read, hashes)
+        known = (found < len(read)) & (read[np.minimum(found, len(read) - 1)] == hashes)
+        unread += int(((~known) & (written <= newest_us)).sum())
+        newer += int(((~known) & (written > newest_us)).sum())
+    return unread, newer
 
 
 def _chunks(store: CassandraStore, channel: Channel, table: pa.Table) -> list[Chunk]:
@@ -290,51 +338,12 @@ def _stored_records(store: CassandraStore, channel: Channel, chunks: Iterable[Ch
     return total
 
 
-def _row_count(store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int) -> int:
-    select = f"SELECT count(*) FROM {_table_name(store, spec)} WHERE {_where(spec)}"
-    return sum(
-        int(store._session.execute(select, key, timeout=120).one()[0])
-        for key in _partition_keys(spec, exchange, symbol, day)
-    )
-
-
 def _delete_rows(
     store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int, stamp_us: int
 ) -> None:
     delete = f"DELETE FROM {_table_name(store, spec)} USING TIMESTAMP %s WHERE {_where(spec)}"
     for key in _partition_keys(spec, exchange, symbol, day):
         store._session.execute(delete, (stamp_us, *key))
-
-
-def _delete_earlier_runs(
-    store: CassandraStore,
-    channel: Channel,
-    exchange: str,
-    symbol: str,
-    day: int,
-    writer: int,
-    stamp_us: int,
-) -> None:
-    """Chunks of earlier runs on this day that did not finish (their records are all in this
-    run's chunks: it read every row they read) go, by exact key, stamped just before this
-    run's chunks: a chunk written later (another migrator running at once) survives."""
-    spec = chunk_table_spec(channel)
-    table = f"{quote(store.settings.keyspace)}.{quote(spec.name)}"
-    keys = store._session.execute(
-        f"SELECT first_ts, chunk_id, writer FROM {table} "
-        "WHERE exchange = %s AND symbol = %s AND ts_day = %s",
-        (exchange, symbol, day),
-    )
-    gone = [(r[0], r[1]) for r in keys if is_migrated(r[2]) and r[2] != writer]
-    delete = store._session.prepare(
-        f"DELETE FROM {table} USING TIMESTAMP ? WHERE exchange = ? AND symbol = ? "
-        "AND ts_day = ? AND first_ts = ? AND chunk_id = ?"
-    )
-    for first in range(0, len(gone), _DELETE_BATCH):
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for first_ts, chunk_id in gone[first : first + _DELETE_BATCH]:
-            batch.add(delete, (stamp_us - 1, exchange, symbol, day, first_ts, chunk_id))
-        store._session.execute(batch)
 
 
 __all__ = [
