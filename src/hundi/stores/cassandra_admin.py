@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -301,14 +301,28 @@ def _selection(
     return first, last, chosen
 
 
+def _partition_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The store and the partition filters ``compact`` and ``migrate`` share."""
+    for option in reversed(
+        [
+            click.option("--store", "url", required=True, metavar="URL",
+                         help="cassandra://host/keyspace"),
+            click.option("--exchange", default=None, help="Only this exchange."),
+            click.option("--channel", default=None, help="Only this channel (e.g. trades)."),
+            click.option("--symbol", default=None, help="Only this symbol (e.g. BTC-USDT)."),
+            click.option("--day", default=None, metavar="YYYY-MM-DD", help="Only this UTC day."),
+            click.option("--since", default=None, metavar="YYYY-MM-DD",
+                         help="From this UTC day on."),
+            click.option("--until", default=None, metavar="YYYY-MM-DD",
+                         help="Up to this UTC day (incl.)."),
+        ]
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
 @click.command("compact")
-@click.option("--store", "url", required=True, metavar="URL", help="cassandra://host/keyspace")
-@click.option("--exchange", default=None, help="Only this exchange.")
-@click.option("--channel", default=None, help="Only this channel (e.g. trades).")
-@click.option("--symbol", default=None, help="Only this symbol (e.g. BTC-USDT).")
-@click.option("--day", default=None, metavar="YYYY-MM-DD", help="Only this UTC day.")
-@click.option("--since", default=None, metavar="YYYY-MM-DD", help="From this UTC day on.")
-@click.option("--until", default=None, metavar="YYYY-MM-DD", help="Up to this UTC day (incl.).")
+@_partition_options
 def compact(
     url: str,
     exchange: str | None,
@@ -384,13 +398,7 @@ def compact(
 
 
 @click.command("migrate")
-@click.option("--store", "url", required=True, metavar="URL", help="cassandra://host/keyspace")
-@click.option("--exchange", default=None, help="Only this exchange.")
-@click.option("--channel", default=None, help="Only this channel (e.g. trades).")
-@click.option("--symbol", default=None, help="Only this symbol (e.g. BTC-USDT).")
-@click.option("--day", default=None, metavar="YYYY-MM-DD", help="Only this UTC day.")
-@click.option("--since", default=None, metavar="YYYY-MM-DD", help="From this UTC day on.")
-@click.option("--until", default=None, metavar="YYYY-MM-DD", help="Up to this UTC day (incl.).")
+@_partition_options
 def migrate(
     url: str,
     exchange: str | None,
@@ -447,8 +455,8 @@ def migrate(
                 failed += 1
                 click.echo(f"{name}: failed: {type(exc).__name__}: {exc}", err=True)
                 continue
-            if report.left and not report.failed:
-                click.echo(f"{name}: not yet: {report.left}")
+            if report.open_day:
+                click.echo(f"{name}: not yet: the day has not ended (clock margin {margin:g} s)")
                 continue
             if report.moved:
                 moved += 1

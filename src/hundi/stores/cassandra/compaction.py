@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -475,17 +475,18 @@ def _count(
     return sum(1 for _ in rows)
 
 
-def chunked_partitions(
+def indexed_partitions(
     store: CassandraStore,
+    wanted: Callable[[Channel], bool],
     *,
     exchange: str | None = None,
     channel: Channel | None = None,
     symbol: str | None = None,
     first_day: int | None = None,
     last_day: int | None = None,
-) -> Iterable[tuple[Channel, str, str, int]]:
-    """The (channel, exchange, symbol, day) partitions of chunk tables the partition index
-    lists, matching the filters (days inclusive), in order."""
+) -> list[tuple[Channel, str, str, int]]:
+    """The (channel, exchange, symbol, day) partitions the partition index lists for the
+    channels ``wanted`` accepts, matching the filters (days inclusive), in order."""
     found = []
     for found_exchange, name in store._index_keys():
         if exchange is not None and found_exchange != exchange:
@@ -496,12 +497,29 @@ def chunked_partitions(
             continue
         if channel is not None and found_channel is not Channel(channel):
             continue
-        if store._chunk_table(found_channel) is None:
+        if not wanted(found_channel):
             continue
         for found_symbol, day in store._index(found_exchange, found_channel, symbol):
             if (first_day is None or day >= first_day) and (last_day is None or day <= last_day):
                 found.append((found_channel, found_exchange, found_symbol, day))
     return sorted(found, key=lambda p: (p[0].value, p[1], p[2], p[3]))
+
+
+def chunked_partitions(
+    store: CassandraStore,
+    *,
+    exchange: str | None = None,
+    channel: Channel | None = None,
+    symbol: str | None = None,
+    first_day: int | None = None,
+    last_day: int | None = None,
+) -> Iterable[tuple[Channel, str, str, int]]:
+    """The partitions of chunk tables the partition index lists (see
+    :func:`indexed_partitions`)."""
+    return indexed_partitions(
+        store, lambda c: store._chunk_table(c) is not None, exchange=exchange, channel=channel,
+        symbol=symbol, first_day=first_day, last_day=last_day,
+    )  # fmt: skip
 
 
 __all__ = [
@@ -517,6 +535,7 @@ __all__ = [
     "compacted_writer",
     "cuts",
     "delete_replaced",
+    "indexed_partitions",
     "insert_chunks",
     "is_migrated",
     "migration_writer",

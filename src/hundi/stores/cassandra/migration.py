@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from cassandra.query import PreparedStatement
 
 from hundi.records import SCHEMAS, Channel
 from hundi.stores.base import StoreError
@@ -53,15 +54,15 @@ from hundi.stores.cassandra.compaction import (
     MIGRATED,
     _in_read_order,
     cuts,
+    indexed_partitions,
     insert_chunks,
     is_migrated,
     migration_writer,
     regroups_only,
 )
 from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, TableSpec, quote
-from hundi.stores.cassandra.store import CassandraStore, _table
+from hundi.stores.cassandra.store import CassandraStore, _partition_keys, _table
 
-OPEN_DAY = "the day has not ended"
 _FETCH = 20_000  # rows per page
 
 
@@ -77,12 +78,12 @@ class MigrationReport:
     chunks: int = 0
     seconds: float = 0.0
     moved: bool = False  # the rows read were deleted (their records are in the chunks)
-    left: str = ""  # why rows stay in the row table ("" when none do)
+    open_day: bool = False  # not ended (or within the clock margin): not tried, not a failure
+    left: str = ""  # why rows a run should have moved stay in the row table
 
     @property
     def failed(self) -> bool:
-        """Rows stay that a run should have moved (an open day is not a failure)."""
-        return bool(self.left) and not self.left.startswith(OPEN_DAY)
+        return bool(self.left)
 
 
 def migratable(store: CassandraStore, channel: Channel) -> str:
@@ -112,26 +113,15 @@ def row_partitions(
 ) -> list[tuple[Channel, str, str, int]]:
     """The (channel, exchange, symbol, day) partitions the index lists for migratable
     channels (matching the filters, days inclusive) that still hold rows, in order."""
-    found = []
-    for found_exchange, name in store._index_keys():
-        if exchange is not None and found_exchange != exchange:
-            continue
-        try:
-            found_channel = Channel(name)
-        except ValueError:
-            continue
-        if channel is not None and found_channel is not Channel(channel):
-            continue
-        spec = store._specs.get(found_channel)
-        if spec is None or migratable(store, found_channel):
-            continue
-        for found_symbol, day in store._index(found_exchange, found_channel, symbol):
-            within = (first_day is None or day >= first_day) and (
-                last_day is None or day <= last_day
-            )
-            if within and _has_rows(store, spec, found_exchange, found_symbol, day):
-                found.append((found_channel, found_exchange, found_symbol, day))
-    return sorted(found, key=lambda p: (p[0].value, p[1], p[2], p[3]))
+
+    def wanted(found: Channel) -> bool:
+        return found in store._specs and not migratable(store, found)
+
+    listed = indexed_partitions(
+        store, wanted, exchange=exchange, channel=channel, symbol=symbol,
+        first_day=first_day, last_day=last_day,
+    )  # fmt: skip
+    return [p for p in listed if _has_rows(store, store._specs[p[0]], *p[1:])]
 
 
 def migrate_partition(
@@ -153,9 +143,10 @@ def migrate_partition(
     if why:
         raise StoreError(why)
     if (day + 1) * NS_PER_DAY > now_ns - int(margin_s * 1e9):
-        report.left = f"{OPEN_DAY} (or ended less than the clock margin ago)"
+        report.open_day = True
         return report
     spec = store._specs[channel]
+    select = _rows_select(store, spec)
     writer = migration_writer(secrets.randbits(61))
     stamp = now_us()
     newest_us = 0
@@ -163,7 +154,9 @@ def migrate_partition(
     read_keys: list[npt.NDArray[np.int64]] = []
     for hour in range(24):
         start = day * NS_PER_DAY + hour * NS_PER_HOUR
-        table, written_us, ttl_s, keys = _hour_rows(store, spec, exchange, symbol, day, start)
+        table, written_us, ttl_s, keys = _hour_rows(
+            store, spec, select, exchange, symbol, day, start
+        )
         if table.num_rows == 0:
             continue
         report.rows += table.num_rows
@@ -201,10 +194,9 @@ def now_us() -> int:
     return time.time_ns() // 1_000
 
 
-def _partition_keys(spec: TableSpec, exchange: str, symbol: str, day: int) -> list[tuple[Any, ...]]:
-    if spec.hourly:
-        return [(exchange, symbol, day, hour) for hour in range(24)]
-    return [(exchange, symbol, day)]
+def _day_keys(spec: TableSpec, exchange: str, symbol: str, day: int) -> list[tuple[Any, ...]]:
+    """The partition keys of one stream-day (the day, or its 24 hours for an hourly table)."""
+    return _partition_keys(spec, exchange, symbol, day, day * NS_PER_DAY, (day + 1) * NS_PER_DAY)
 
 
 def _where(spec: TableSpec, marker: str = "%s") -> str:
@@ -219,7 +211,7 @@ def _has_rows(store: CassandraStore, spec: TableSpec, exchange: str, symbol: str
     select = f"SELECT {quote('ts')} FROM {_table_name(store, spec)} WHERE {_where(spec)} LIMIT 1"
     return any(
         store._session.execute(select, key).one() is not None
-        for key in _partition_keys(spec, exchange, symbol, day)
+        for key in _day_keys(spec, exchange, symbol, day)
     )
 
 
@@ -232,20 +224,31 @@ def _regular_column(spec: TableSpec) -> str:
     raise StoreError(f"table {spec.name} has no regular column to read write times from")
 
 
-def _hour_rows(
-    store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int, start: int
-) -> tuple[pa.Table, int, int, npt.NDArray[np.int64]]:
-    """One hour's rows as a table of the record schema, the newest write time (µs) among
-    them, the TTL their chunks keep (0: none) and a hash of each row's key (its clustering
-    columns, see :func:`_key_hash`)."""
+def _rows_select(store: CassandraStore, spec: TableSpec) -> PreparedStatement:
+    """A partition's rows of ``ts`` in [?, ?) with the write time and TTL of one cell."""
     fields = store._readable[spec.channel]
     cell = quote(_regular_column(spec))
-    key = _hour_key(spec, exchange, symbol, day, start)
-    select = store._session.prepare(
+    return store._session.prepare(
         f"SELECT {', '.join(quote(f) for f in fields)}, WRITETIME({cell}), TTL({cell}) "
         f"FROM {_table_name(store, spec)} WHERE {_where(spec, '?')} "
         f"AND {quote('ts')} >= ? AND {quote('ts')} < ?"
     )
+
+
+def _hour_rows(
+    store: CassandraStore,
+    spec: TableSpec,
+    select: PreparedStatement,
+    exchange: str,
+    symbol: str,
+    day: int,
+    start: int,
+) -> tuple[pa.Table, int, int, npt.NDArray[np.int64]]:
+    """One hour's rows (``select``: :func:`_rows_select`) as a table of the record schema, the
+    newest write time (µs) among them, the TTL their chunks keep (0: none) and a hash of each
+    row's key (its clustering columns, see :func:`_key_hash`)."""
+    fields = store._readable[spec.channel]
+    (key,) = _partition_keys(spec, exchange, symbol, day, start, start + NS_PER_HOUR)
     statement = select.bind((*key, start, start + NS_PER_HOUR))
     statement.fetch_size = _FETCH
     rows = list(store._session.execute(statement))
@@ -259,11 +262,6 @@ def _hour_rows(
     table = _table(SCHEMAS[spec.channel], fields, [r[:count] for r in rows])
     ttl_s = 0 if (ttls == 0).any() else int(ttls.max())
     return table, int(written.max()), ttl_s, keys
-
-
-def _hour_key(spec: TableSpec, exchange: str, symbol: str, day: int, start: int) -> tuple[Any, ...]:
-    key: tuple[Any, ...] = (exchange, symbol, day)
-    return (*key, (start - day * NS_PER_DAY) // NS_PER_HOUR) if spec.hourly else key
 
 
 def _key_hash(rows: list[Any], at: list[int]) -> npt.NDArray[np.int64]:
@@ -291,7 +289,7 @@ def _rows_not_read(
     )
     at = list(range(len(spec.clustering)))
     unread = newer = 0
-    for key in _partition_keys(spec, exchange, symbol, day):
+    for key in _day_keys(spec, exchange, symbol, day):
         statement = select.bind(key)
         statement.fetch_size = _FETCH
         rows = list(store._session.execute(statement))
@@ -342,7 +340,7 @@ def _delete_rows(
     store: CassandraStore, spec: TableSpec, exchange: str, symbol: str, day: int, stamp_us: int
 ) -> None:
     delete = f"DELETE FROM {_table_name(store, spec)} USING TIMESTAMP %s WHERE {_where(spec)}"
-    for key in _partition_keys(spec, exchange, symbol, day):
+    for key in _day_keys(spec, exchange, symbol, day):
         store._session.execute(delete, (stamp_us, *key))
 
 
