@@ -15,7 +15,7 @@ from hundi.connection.client import PicowsClient
 from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges.base import BookStatus, RecordSink, RestRequest
 from hundi.pipeline.collector import Collector, CollectorSettings
-from hundi.records import Channel
+from hundi.records import BUY, Channel, Trade
 from hundi.stores.base import Store
 from hundi.stores.embedded import EmbeddedStore
 
@@ -254,3 +254,29 @@ async def test_the_summary_keeps_two_books_of_one_symbol_apart(
     assert not venue.open  # the close did reset them
     got = [(b["symbol"], b["synced"], b["bids"], b["asks"]) for b in summary["books"]]
     assert got == [("X-USD", True, 5, 5), ("X-USD", True, 3, 3)], got
+
+
+async def test_a_full_sink_is_drained_from_the_socket_callback_itself(tmp_path: Path) -> None:
+    """A flooded socket hands over tens of thousands of frames per read; the sink is drained
+    at the check inside that callback, not when the loop next runs the drain task (the sink
+    grew to 140k records that way)."""
+    settings = fast_settings(max_batch_records=10, flush_interval=3600.0)
+    collector = Collector([], [EmbeddedStore(str(tmp_path))], settings=settings)
+    task = asyncio.create_task(collector.run())
+    await until(lambda: bool(collector.writers))
+    collector.sink.trades.extend(
+        Trade(
+            exchange="sim", symbol="X-USD", native_symbol="XUSD", ts=i + 1, recv_ts=i + 1,
+            trade_id=i, price=100.0, size=1.0, side=BUY, first_trade_id=i, last_trade_id=i,
+        )
+        for i in range(25)
+    )  # fmt: skip
+    collector._check_sink()
+    assert len(collector.sink) == 0  # drained at once, before the loop ran anything else
+    collector.stop("test over")
+    summary = await asyncio.wait_for(task, 30)
+    assert summary["stop_reason"] == "test over"
+    trades = EmbeddedStore(str(tmp_path)).read(
+        exchange="sim", symbol="X-USD", channel=Channel.TRADES
+    )
+    assert list(trades["trade_id"]) == list(range(25))

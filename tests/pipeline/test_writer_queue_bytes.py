@@ -129,3 +129,29 @@ def test_an_empty_queue_takes_a_batch_bigger_than_its_bytes() -> None:
     finally:
         writer.close(30)
     assert writer.stored[Channel.TRADES.value] == 500
+
+
+class CountingStore(GatedStore):
+    """Counts its flushes (writes are not gated)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.set()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_flood_is_flushed_by_record_count_long_before_the_interval() -> None:
+    """What a flush confirms stays bounded under a flood: the writer flushes once
+    ``flush_records`` wait, whatever its interval (records count as stored only then)."""
+    store = CountingStore()
+    writer = StoreWriter(store, flush_interval=3600.0, flush_records=1000)
+    try:
+        for start in range(0, 3000, 500):
+            assert writer.offer(trades(500, start))
+        _wait(lambda: writer.stored[Channel.TRADES.value] == 3000)
+        assert 3 <= store.flushes <= 6
+    finally:
+        writer.close(30)

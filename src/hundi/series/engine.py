@@ -25,7 +25,6 @@ from operator import attrgetter
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from hundi.book.rule import UNCHECKED, ContinuityRule
 from hundi.exchanges.registry import book_rule
@@ -102,6 +101,8 @@ def group_by_symbol(records: Sequence[Record]) -> Iterator[tuple[str, str, str, 
     """(exchange, symbol, native_symbol, indices) per symbol present, first-seen order."""
     if not records:
         return
+    import pandas as pd  # here, not at import: a collector without series never loads pandas
+
     symbols = list(map(attrgetter("symbol"), records))
     exchanges = list(map(attrgetter("exchange"), records))
     sym_codes, sym_names = pd.factorize(np.array(symbols, dtype=object))

@@ -25,15 +25,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hundi.records import SCHEMAS, Channel, Record, to_arrow
+
+if TYPE_CHECKING:  # pandas is imported where a read makes a frame: the collector never does
+    import pandas as pd
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -241,6 +243,8 @@ class Store(ABC):
                     f"{self.describe()} cannot list its days: reading it by day needs start and end"
                 ) from None
             stored = days_between(day_of_ns(start_ns), day_of_ns(end_ns - 1))
+        import pandas as pd
+
         for day in days_within(stored, start_ns, end_ns):
             first = day_start_ns(day)
             lo = first if start_ns is None else max(start_ns, first)

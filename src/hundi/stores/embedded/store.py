@@ -52,18 +52,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
+from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, numpy_array, to_arrow
 from hundi.stores.base import (
     NS_PER_DAY,
     DayRead,
@@ -99,6 +97,10 @@ from hundi.stores.merge import (
     local_ts_merges,
     needed_columns,
 )
+
+if TYPE_CHECKING:  # pandas is imported where a read makes a frame: the collector never does
+    import pandas as pd
+    import pyarrow.dataset as ds
 
 _PartitionKey = wal.PartitionKey  # exchange, channel, symbol, day
 _READ_RETRIES = 5
@@ -770,6 +772,8 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
+        import pandas as pd  # reads only: the collector's process never loads pandas
+
         start_ns = None if start is None else int(pd.Timestamp(_utc(start)).value)
         end_ns = None if end is None else int(pd.Timestamp(_utc(end)).value)
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
@@ -1197,6 +1201,8 @@ def scan_files(
     unsorted, names as plain strings. A file deleted meanwhile raises FileNotFoundError."""
     if not paths:
         return empty_table(channel, columns)
+    import pyarrow.dataset as ds  # loads pandas: reads only, never the collector
+
     schema = SCHEMAS[channel]
     wanted = list(columns) if columns is not None else schema.names
     dataset = ds.dataset([os.fspath(p) for p in paths], schema=schema, format="parquet")
@@ -1218,7 +1224,7 @@ def _run_codes(names: Sequence[str]) -> list[int]:
 
 
 def _with_source(table: pa.Table, codes: npt.NDArray[np.int32]) -> pa.Table:
-    return table.append_column(SOURCE, pa.array(codes, pa.int32()))
+    return table.append_column(SOURCE, numpy_array(codes.astype(np.int32), pa.int32()))
 
 
 def plain_strings(table: pa.Table) -> pa.Table:
@@ -1277,7 +1283,10 @@ def _partitions(
         ((exchange, symbol, day_number),) = groups
         return [((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table)]
     return [
-        ((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table.take(rows))
+        (
+            (exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)),
+            table.take(numpy_array(np.array(rows, np.int64), pa.int64())),
+        )
         for (exchange, symbol, day_number), rows in groups.items()
     ]
 
@@ -1316,14 +1325,15 @@ class _Damaged(Exception):
         self.path = path
 
 
-def _read_part(part: PartFile, schema: pa.Schema | None = None) -> pa.Table:
+def _read_part(part: PartFile) -> pa.Table:
     """The part's rows, verified from the bytes read (checksum, footer, schema, decoding); a
     damaged part is quarantined and :class:`_Damaged` raised. FileNotFoundError propagates."""
     data = pa.py_buffer(part.path.read_bytes())
     reason = problem_of_bytes(part.path, part.crc, data)
     if reason is None:
         try:
-            table = pq.read_table(pa.BufferReader(data), schema=schema)
+            # ParquetFile, not read_table: that goes through pyarrow.dataset, which loads pandas
+            table = pq.ParquetFile(pa.BufferReader(data)).read()
         except (pa.ArrowException, OSError, ValueError) as e:
             reason = f"unreadable: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         else:
