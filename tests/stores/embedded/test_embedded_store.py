@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 from hundi.records import (
+    BUY,
     Bbo,
     BookChange,
     Candle,
@@ -32,6 +33,7 @@ from hundi.records import (
 from hundi.stores.base import StoreError, open_store
 from hundi.stores.embedded import EmbeddedStore
 from hundi.stores.embedded.layout import list_parts, part_name, split_live
+from hundi.stores.embedded.store import _partitions
 
 T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
 SECOND = 1_000_000_000
@@ -489,3 +491,27 @@ def test_day_stats_from_footers_match_the_rows(tmp_path: Path) -> None:
     )  # fmt: skip
     assert stats.native_symbols == ("BTCUSDT",)
     assert reader.day_stats("binance", Channel.TRADES, "ETH-USDT", day) is None
+
+
+def test_a_flush_splits_by_exchange_symbol_and_day_keeping_arrival_order() -> None:
+    """Interleaved records of 2 exchanges x 2 symbols over a midnight: one table per
+    (exchange, symbol, UTC day), each holding exactly its records in arrival order."""
+    midnight = 1_700_006_400 * 10**9  # 2023-11-15 00:00 UTC
+    records = [
+        Trade(
+            exchange=("binance", "okx")[i % 2], symbol=("BTC-USDT", "ETH-USDT")[i // 2 % 2],
+            native_symbol="x", ts=midnight + (i - 50) * 10**9, recv_ts=i, trade_id=i,
+            price=1.0, size=1.0, side=BUY, first_trade_id=i, last_trade_id=i,
+        )
+        for i in range(100)
+    ]  # fmt: skip
+    found = {
+        (key[0], key[2], str(key[3])): table.column("trade_id").to_pylist()
+        for key, table in _partitions(Channel.TRADES, records)
+    }
+    expected: dict[tuple[str, str, str], list[int]] = {}
+    for r in records:
+        day = "2023-11-14" if r.ts < midnight else "2023-11-15"
+        expected.setdefault((r.exchange, r.symbol, day), []).append(r.trade_id)
+    assert found == expected
+    assert len(found) == 8

@@ -1273,22 +1273,45 @@ def _partitions(
 ) -> list[tuple[_PartitionKey, pa.Table]]:
     """Split one channel's records by (exchange, symbol, UTC day), keeping their order.
 
-    The keys come from the records themselves (one tuple per record, about 0.2 µs): an Arrow
-    group-by cost ~6 ms per call whatever the batch size, most of a live flush's CPU."""
+    From the converted columns, not the records: the names' dictionary codes and the days of
+    ``ts`` give one int64 key per row, and a stable argsort groups them (a dict of Python
+    tuples cost ~0.25 µs a record; an Arrow group-by ~6 ms per call whatever its size)."""
+    if not records:
+        return []
     table = to_arrow(channel, records)
-    groups: dict[tuple[str, str, int], list[int]] = {}
-    for i, record in enumerate(records):
-        groups.setdefault((record.exchange, record.symbol, record.ts // NS_PER_DAY), []).append(i)
-    if len(groups) == 1:
-        ((exchange, symbol, day_number),) = groups
-        return [((exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)), table)]
-    return [
-        (
-            (exchange, channel, symbol, day_of_ns(day_number * NS_PER_DAY)),
-            table.take(numpy_array(np.array(rows, np.int64), pa.int64())),
-        )
-        for (exchange, symbol, day_number), rows in groups.items()
-    ]
+    exchanges = _names_of(table.column("exchange"))
+    symbols = _names_of(table.column("symbol"))
+    days = table.column("ts").chunk(0).view(pa.int64()).to_numpy() // NS_PER_DAY
+    first_day, last_day = int(days.min()), int(days.max())
+    if len(exchanges[1]) == 1 and len(symbols[1]) == 1 and first_day == last_day:
+        return [
+            ((exchanges[1][0], channel, symbols[1][0], day_of_ns(first_day * NS_PER_DAY)), table)
+        ]
+    span = last_day - first_day + 1
+    keys = (exchanges[0].astype(np.int64) * len(symbols[1]) + symbols[0]) * span + (
+        days - first_day
+    )
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    found = []
+    for rows in np.split(order, starts[1:]):
+        key = int(keys[rows[0]])
+        exchange, rest = divmod(key, len(symbols[1]) * span)
+        symbol, day = divmod(rest, span)
+        found.append((
+            (exchanges[1][exchange], channel, symbols[1][symbol],
+             day_of_ns((first_day + day) * NS_PER_DAY)),
+            table.take(numpy_array(rows.astype(np.int64), pa.int64())),
+        ))  # fmt: skip
+    return found
+
+
+def _names_of(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], list[str]]:
+    """A dictionary-encoded name column of one chunk (as ``to_arrow`` makes it): its codes
+    and its names."""
+    names = column.chunk(0)
+    return names.indices.to_numpy(), names.dictionary.to_pylist()
 
 
 def _names(directory: Path, prefix: str) -> list[str]:
