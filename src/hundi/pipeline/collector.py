@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -47,7 +47,7 @@ from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
-from hundi.records import Channel, Event, EventKind, Record
+from hundi.records import Channel, Event, EventKind, Record, one_exchange
 from hundi.series.engine import SeriesEngine, SeriesRunner
 from hundi.stores.base import Store
 
@@ -56,6 +56,7 @@ log = logging.getLogger("hundi.pipeline")
 # as a market-data gap.
 RAW_CHANNEL = "raw"
 _STREAM = attrgetter("exchange", "symbol")
+_SYMBOL = attrgetter("symbol")
 
 
 @dataclass(slots=True)
@@ -433,8 +434,16 @@ class Collector:
         # per-record Python frame.
         # One collector may run feeds of several venues whose records share a batch, so a
         # stream is (exchange, symbol), never the symbol alone.
-        streams = list(map(_STREAM, records))
-        latest = dict(zip(streams, records, strict=True))
+        exchange = one_exchange(records)
+        counts: Mapping[tuple[str, str], int]
+        if exchange is not None:  # the usual batch: keyed by symbol, no tuple per record
+            symbols = list(map(_SYMBOL, records))
+            latest = {(exchange, s): r for s, r in dict(zip(symbols, records, strict=True)).items()}
+            counts = {(exchange, s): n for s, n in Counter(symbols).items()}
+        else:
+            streams = list(map(_STREAM, records))
+            latest = dict(zip(streams, records, strict=True))
+            counts = Counter(streams)
         for key, record in latest.items():
             view = self.symbols.get(key)
             if view is None:
@@ -444,7 +453,7 @@ class Collector:
                 view.last_price = price
             if record.ts != record.recv_ts:  # records without an exchange time tell no lag
                 view.lag_ms = (record.recv_ts - record.ts) / 1e6
-        for key, n in Counter(streams).items():
+        for key, n in counts.items():
             self.symbols[key].records += n
 
     def _update_records(self) -> None:

@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from operator import attrgetter
 
-from hundi.records import SEQUENCE_FIELDS, Channel, Event, EventKind, Record
+from hundi.records import SEQUENCE_FIELDS, Channel, Event, EventKind, Record, one_exchange
 from hundi.stores.base import Store, StreamPosition
 
 log = logging.getLogger("hundi.pipeline")
@@ -55,6 +55,7 @@ WATCHED = (
 # symbol (WATCHED) bounds it for them.
 SPARSE = (Channel.LIQUIDATIONS,)
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
+_SYMBOL: Callable[[Record], str] = attrgetter("symbol")
 
 
 def _iso(ns: int) -> str:
@@ -91,8 +92,12 @@ class RestartGaps:
             if not records:
                 continue
             seen = self._seen[channel]
-            if set(map(_STREAM, records)) <= seen:
-                continue  # every stream here was checked already: the steady state
+            exchange = one_exchange(records)
+            if exchange is not None:
+                if all((exchange, symbol) in seen for symbol in set(map(_SYMBOL, records))):
+                    continue  # every stream here was checked already: the steady state
+            elif set(map(_STREAM, records)) <= seen:
+                continue
             for first in _firsts(records, seen):
                 seen.add(_STREAM(first))
                 self._pending.append(self._lookups.submit(self._gaps, channel, first))
