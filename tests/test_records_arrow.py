@@ -9,7 +9,16 @@ import msgspec
 import pyarrow as pa
 import pytest
 
-from hundi.records import _GETTERS, RECORD_TYPES, SCHEMAS, Channel, Record, Trade, to_arrow
+from hundi.records import (
+    _GETTERS,
+    RECORD_TYPES,
+    SCHEMAS,
+    Channel,
+    Record,
+    Trade,
+    numpy_view,
+    to_arrow,
+)
 
 NAMES = ["BTC-USDT", "ETH-USD", "ü€-ß", "", "BTC-USDT"]  # repeats, non-ASCII, empty
 
@@ -79,3 +88,13 @@ def test_a_value_the_column_cannot_hold_raises_as_a_conversion_does(
 ) -> None:
     with pytest.raises(error):
         to_arrow(Channel.TRADES, [trade(), trade(**changes)])
+
+
+def test_numpy_view_reads_chunks_and_slices_as_to_numpy_does() -> None:
+    one = pa.array(range(10), pa.int64())
+    chunked = pa.chunked_array([one.slice(3, 4), pa.array([], pa.int64()), one.slice(0, 2)])
+    assert numpy_view(one.slice(3, 4), "int64").tolist() == [3, 4, 5, 6]
+    assert numpy_view(chunked, "int64").tolist() == [3, 4, 5, 6, 0, 1]
+    stamps = pa.array([5, 7], pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+    assert numpy_view(stamps, "int64").tolist() == [5, 7]
+    assert numpy_view(pa.chunked_array([], pa.int32()), "int32").tolist() == []

@@ -625,6 +625,21 @@ def numpy_array(data: npt.NDArray[Any], arrow_type: pa.DataType) -> pa.Array:
     return pa.Array.from_buffers(arrow_type, len(data), [None, pa.py_buffer(data)])
 
 
+def numpy_view(column: pa.Array | pa.ChunkedArray, dtype: Any) -> npt.NDArray[Any]:
+    """A fixed-width column without nulls as numpy ``dtype`` values (a view of its data buffer
+    for one chunk). Not ``to_numpy``: that loads pandas too."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    width = np.dtype(dtype).itemsize
+    views = [
+        np.frombuffer(chunk.buffers()[1], dtype, count=len(chunk), offset=chunk.offset * width)
+        for chunk in chunks
+        if len(chunk)
+    ]
+    if len(views) == 1:
+        return views[0]
+    return np.concatenate(views) if views else np.empty(0, dtype)
+
+
 def strings_array(values: Sequence[str]) -> pa.Array:
     """Python strings as an Arrow ``string`` array (UTF-8 data and int32 offsets)."""
     try:

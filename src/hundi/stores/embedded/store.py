@@ -61,7 +61,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, Record, numpy_array, to_arrow
+from hundi.records import (
+    SCHEMAS,
+    SEQUENCE_FIELDS,
+    Channel,
+    Record,
+    numpy_array,
+    numpy_view,
+    to_arrow,
+)
 from hundi.stores.base import (
     NS_PER_DAY,
     DayRead,
@@ -1238,8 +1246,8 @@ def plain_strings(table: pa.Table) -> pa.Table:
 def sort_by_time(table: pa.Table) -> pa.Table:
     """Stable (ts, recv_ts) order, the order ``read`` returns (no copy if already so)."""
     if table.num_rows > 1 and "recv_ts" in table.column_names:
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
-        recv = table.column("recv_ts").cast(pa.int64()).to_numpy()
+        ts = numpy_view(table.column("ts"), np.int64)
+        recv = numpy_view(table.column("recv_ts"), np.int64)
         step = np.diff(ts)
         if (step >= 0).all() and (np.diff(recv)[step == 0] >= 0).all():
             return table
@@ -1281,7 +1289,7 @@ def _partitions(
     table = to_arrow(channel, records)
     exchanges = _names_of(table.column("exchange"))
     symbols = _names_of(table.column("symbol"))
-    days = table.column("ts").chunk(0).view(pa.int64()).to_numpy() // NS_PER_DAY
+    days = numpy_view(table.column("ts"), np.int64) // NS_PER_DAY
     first_day, last_day = int(days.min()), int(days.max())
     if len(exchanges[1]) == 1 and len(symbols[1]) == 1 and first_day == last_day:
         return [
@@ -1311,7 +1319,7 @@ def _names_of(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], list[str]
     """A dictionary-encoded name column of one chunk (as ``to_arrow`` makes it): its codes
     and its names."""
     names = column.chunk(0)
-    return names.indices.to_numpy(), names.dictionary.to_pylist()
+    return numpy_view(names.indices, np.int32), names.dictionary.to_pylist()
 
 
 def _names(directory: Path, prefix: str) -> list[str]:
