@@ -74,7 +74,7 @@ class SymbolView:
 class CollectorSettings:
     flush_interval: float = 1.0
     # A flood's batches stay small, so records (~300 B each as Python objects) are not held by
-    # the hundred thousand (measured: 50k held ~80 MB more at peak than 20k, at equal CPU).
+    # the hundred thousand (measured at max speed: 50k held ~80 MB more at peak than 20k).
     max_batch_records: int = 20_000
     queue_batches: int = 32
     # Each store writer's queue also holds at most this many bytes (estimated, see
