@@ -606,13 +606,24 @@ _NUMPY_TYPES: Final[dict[pa.DataType, Any]] = {
 }
 
 
+_BOOL_TYPES: Final = frozenset({bool, np.bool_})
+
+
 def numbers_array(values: Iterable[Any], n: int, arrow_type: pa.DataType) -> pa.Array:
     """``n`` numbers (or bools) as an Arrow array of ``arrow_type``, without nulls. A value the
     type cannot hold raises OverflowError, TypeError or ValueError, as ``pa.array`` would:
     numpy alone would truncate a float into an int column and parse a str into a float one,
-    so each value passes ``operator.index`` (ints) or unary ``+`` (floats) first (~10 ns)."""
+    so each value passes ``operator.index`` (ints) or unary ``+`` (floats) first (~10 ns), and
+    a bool column takes bools only. Stricter than ``pa.array`` where that coerced: an int-valued
+    float (``7.0``) in an int column and ``None`` anywhere are refused (the record types say
+    neither can be there), so such a record is counted lost with a gap event, never stored
+    altered."""
     if pa.types.is_boolean(arrow_type):
-        bits = np.packbits(np.fromiter(values, np.bool_, count=n), bitorder="little")
+        flags = list(values)
+        if not set(map(type, flags)) <= _BOOL_TYPES:  # numpy would take 2, "no" or None
+            wrong = next(v for v in flags if type(v) not in _BOOL_TYPES)
+            raise TypeError(f"expected bool, got {type(wrong).__name__} {wrong!r}")
+        bits = np.packbits(np.fromiter(flags, np.bool_, count=n), bitorder="little")
         return pa.Array.from_buffers(arrow_type, n, [None, pa.py_buffer(bits)])
     dtype = _NUMPY_TYPES[arrow_type]
     strict = map(operator.pos if dtype is np.float64 else operator.index, values)
@@ -622,6 +633,8 @@ def numbers_array(values: Iterable[Any], n: int, arrow_type: pa.DataType) -> pa.
 def numpy_array(data: npt.NDArray[Any], arrow_type: pa.DataType) -> pa.Array:
     """A 1-d numpy array of ``arrow_type``'s width as that Arrow array (zero copy)."""
     data = np.ascontiguousarray(data)
+    if data.dtype.itemsize * 8 != arrow_type.bit_width:
+        raise TypeError(f"{data.dtype} values cannot be {arrow_type} ({arrow_type.bit_width} bits)")
     return pa.Array.from_buffers(arrow_type, len(data), [None, pa.py_buffer(data)])
 
 
@@ -681,17 +694,24 @@ def to_arrow(channel: Channel, records: Sequence[Record]) -> pa.Table:
     """
     schema = SCHEMAS[channel]
     if not records:
-        return schema.empty_table()
+        return empty_table_of(schema)
     n = len(records)
-    arrays = []
-    for getter, arrow_type in _GETTERS[channel]:
-        if pa.types.is_dictionary(arrow_type):
-            arrays.append(_dictionary_column(list(map(getter, records)), arrow_type))
-        elif pa.types.is_string(arrow_type):
-            arrays.append(strings_array(list(map(getter, records))))
-        else:
-            arrays.append(numbers_array(map(getter, records), n, arrow_type))
+    arrays = [column_array(map(get, records), n, kind) for get, kind in _GETTERS[channel]]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def column_array(values: Iterable[Any], n: int, arrow_type: pa.DataType) -> pa.Array:
+    """``n`` values of one column as an array of one of the record schemas' types."""
+    if pa.types.is_dictionary(arrow_type):
+        return _dictionary_column(list(values), arrow_type)
+    if pa.types.is_string(arrow_type):
+        return strings_array(list(values))
+    return numbers_array(values, n, arrow_type)  # numbers straight from the iterator
+
+
+def empty_table_of(schema: pa.Schema) -> pa.Table:
+    """No rows of ``schema``. Not ``schema.empty_table()``: that loads pandas."""
+    return pa.Table.from_batches([], schema=schema)
 
 
 _EXCHANGE: Final = attrgetter("exchange")

@@ -280,3 +280,33 @@ async def test_a_full_sink_is_drained_from_the_socket_callback_itself(tmp_path: 
         exchange="sim", symbol="X-USD", channel=Channel.TRADES
     )
     assert list(trades["trade_id"]) == list(range(25))
+
+
+async def test_a_drain_failing_in_the_socket_callback_stops_the_collector_loudly(
+    tmp_path: Path,
+) -> None:
+    """Not into the socket's callback: the collector stops, stores what it still holds, and
+    run() raises the error (an internal error is never an ``ok``)."""
+    settings = fast_settings(max_batch_records=1, flush_interval=3600.0)
+    collector = Collector([], [EmbeddedStore(str(tmp_path))], settings=settings)
+    task = asyncio.create_task(collector.run())
+    await until(lambda: bool(collector.writers))
+    real, calls = collector._drain, []
+
+    def failing_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("drain broke")
+        real()
+
+    collector._drain = failing_once  # type: ignore[method-assign]
+    collector.sink.trades.append(
+        Trade(
+            exchange="sim", symbol="X-USD", native_symbol="XUSD", ts=1, recv_ts=1, trade_id=1,
+            price=100.0, size=1.0, side=BUY, first_trade_id=1, last_trade_id=1,
+        )
+    )  # fmt: skip
+    collector._check_sink()  # as the socket callback calls it: must not raise
+    assert collector.stopping and "drain broke" in collector.stop_reason
+    with pytest.raises(RuntimeError, match="drain broke"):
+        await asyncio.wait_for(task, 30)

@@ -149,6 +149,7 @@ class Collector:
         self._paused_at: float | None = None
         self._stop = asyncio.Event()
         self._drain_now = asyncio.Event()
+        self._drain_error: Exception | None = None  # a drain in a socket callback failed
         self.stop_reason = ""
         self.failed = ""  # why the collector stopped itself (a store it gave up on)
         self.capture_error = ""  # why the raw capture stopped ("" while it works)
@@ -226,9 +227,15 @@ class Collector:
         from the socket's callback: one read of a flooded socket holds tens of thousands of
         frames, and waiting for the drain task let the sink grow to 140k records (~40 MB)."""
         if len(self.sink) >= self.settings.max_batch_records:
-            if not self._held and not self._stop.is_set():
-                self._drain()
-                self._update_backpressure()
+            if not self._held and not self._stop.is_set() and self._drain_error is None:
+                try:
+                    self._drain()
+                    self._update_backpressure()
+                except Exception as exc:  # never into the socket's callback:
+                    self._drain_error = exc  # run() stores the rest, then raises it
+                    log.error("draining the sink failed: %r; stopping", exc)
+                    self.stop(f"internal error while draining: {exc!r}")
+                return
             self._drain_now.set()
 
     # --- running ------------------------------------------------------------------------------
@@ -281,6 +288,8 @@ class Collector:
                     log.error("connection manager failed: %r", result, exc_info=result)
             await self._final_drain()
         self.finished = time.monotonic()
+        if self._drain_error is not None:  # after the rest was stored: fail loudly
+            raise self._drain_error
         return self.summary()
 
     async def _drain_loop(self) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hundi.records import SCHEMAS, Channel, Record, to_arrow
+from hundi.records import SCHEMAS, Channel, Record, column_array, empty_table_of, to_arrow
 
 if TYPE_CHECKING:  # pandas is imported where a read makes a frame: the collector never does
     import pandas as pd
@@ -369,10 +369,9 @@ def arrow_storable(
 
 def _unfit_field(channel: Channel, record: Record, error: Exception) -> str:
     for field in SCHEMAS[channel]:
-        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
         value = getattr(record, field.name, None)
         try:
-            pa.array([value], type=kind)
+            column_array([value], 1, field.type)  # the very conversion ``to_arrow`` does
         except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
             return f"field {field.name}={value!r} cannot be stored: {exc}"
     return f"cannot be stored: {error}"
@@ -473,7 +472,7 @@ def empty_table(channel: Channel, columns: Sequence[str] | None = None) -> pa.Ta
     """No rows of ``channel``: its ``columns`` (default all), names as plain strings."""
     plain = plain_schema(SCHEMAS[Channel(channel)])
     wanted = list(columns) if columns is not None else plain.names
-    return plain.empty_table().select(wanted)
+    return empty_table_of(plain).select(wanted)
 
 
 def day_of_ns(ts_ns: int) -> date:

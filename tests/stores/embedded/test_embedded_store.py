@@ -241,7 +241,48 @@ def test_a_file_compacted_away_mid_read_is_listed_again(
         list(store.read_days(exchange="binance", symbol=None, channel=Channel.TRADES))
     position = store.last_position
     with pytest.raises(StoreError, match="changed too fast"):
-        position("binance", "BTC-USDT", Channel.TRADES, T0 + SECOND)
+        position("binance", "BTC-USDT", Channel.TRADES, T0 + 1_500)  # inside the part: read
+    monkeypatch.setattr(
+        module, "_footer_maxima", lambda *_: (_ for _ in ()).throw(FileNotFoundError())
+    )
+    with pytest.raises(StoreError, match="changed too fast"):
+        position("binance", "BTC-USDT", Channel.TRADES, T0 + 10**6 * SECOND)  # footers only
+
+
+def test_last_position_from_footers_equals_the_one_from_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart's look-up answers from the parts' footers (and the log's rows) when every part
+    ends before the asked time, and gives what reading the rows gives; otherwise it reads."""
+    import hundi.stores.embedded.store as module
+
+    store = EmbeddedStore(str(tmp_path), part_bytes=0)
+    store.write({Channel.TRADES: [trade(5), trade(3), trade(9)]})
+    store.flush()  # a part
+    store.part_bytes = 1 << 30
+    store.write({Channel.TRADES: [trade(4)]})
+    store.flush()  # in the log only
+    reads: list[int] = []
+    real = module.scan_files
+
+    def counted(*args: Any) -> pa.Table:
+        reads.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(module, "scan_files", counted)
+    footer_maxima = module._footer_maxima
+    late = T0 + 10**6 * SECOND
+    from_footers = store.last_position("binance", "BTC-USDT", Channel.TRADES, late)
+    assert not reads  # no part read
+    monkeypatch.setattr(module, "_footer_maxima", lambda *_: None)  # footers that cannot tell
+    from_rows = store.last_position("binance", "BTC-USDT", Channel.TRADES, late)
+    assert reads and from_footers == from_rows
+    assert from_rows is not None and from_rows.last_id == 9
+    # asked inside the part's span: the rows are read, and only those before count
+    monkeypatch.setattr(module, "_footer_maxima", footer_maxima)
+    reads.clear()
+    inside = store.last_position("binance", "BTC-USDT", Channel.TRADES, T0 + 5_000)
+    assert reads and inside is not None and (inside.ts, inside.last_id) == (T0 + 4_000, 4)
 
 
 def test_a_day_read_with_its_version_and_only_what_was_stored_since(

@@ -762,12 +762,55 @@ class EmbeddedStore(Store):
         id_field = SEQUENCE_FIELDS.get(channel)
         columns = ["ts"] if id_field is None else ["ts", id_field]
         for day in reversed(days_within(self.days(exchange, channel, symbol), None, before_ns)):
+            told = self._position_from_footers(exchange, channel, symbol, day, before_ns)
+            if isinstance(told, StreamPosition):
+                return told
+            if told is None:
+                continue  # no rows that day before ``before_ns``
             table = self._day_table(exchange, channel, [symbol], day, columns, None, before_ns)
             if table.num_rows:
                 last_ts = int(pc.max(table.column("ts").cast(pa.int64())).as_py())
                 last_id = -1 if id_field is None else int(pc.max(table.column(id_field)).as_py())
                 return StreamPosition(ts=last_ts, last_id=last_id)
         return None
+
+    def _position_from_footers(
+        self, exchange: str, channel: Channel, symbol: str, day: date, before_ns: int
+    ) -> StreamPosition | bool | None:
+        """``last_position`` of one day from its parts' footer statistics and its log rows, when
+        every part ends before ``before_ns`` (a restart: the stored data is all older), so a
+        collector's start reads no part (reading them loaded pandas into the collector). None:
+        no rows before ``before_ns``; False: the footers cannot tell, read the rows."""
+        id_field = SEQUENCE_FIELDS.get(channel)
+
+        def attempt(skipped: set[Path]) -> StreamPosition | bool | None:
+            logged, live = self._gather(exchange, channel, [symbol], day, verify=False)
+            last_ts, last_id = -1, -1
+            for part in live:
+                try:
+                    told = _footer_maxima(part.path, id_field)
+                except StoreError:
+                    return False  # a damaged footer: the read path quarantines the part
+                if told is None or told[1] >= before_ns:
+                    return False
+                rows, ts, ident = told
+                if rows:
+                    last_ts, last_id = max(last_ts, ts), max(last_id, ident)
+            for _, table in logged:
+                if table is None or not table.num_rows:
+                    continue
+                ts_values = numpy_view(table.column("ts"), np.int64)
+                before = ts_values < before_ns
+                if before.any():
+                    last_ts = max(last_ts, int(ts_values[before].max()))
+                    if id_field is not None:
+                        ids = numpy_view(table.column(id_field), np.int64)[before]
+                        last_id = max(last_id, int(ids.max()))
+            if last_ts < 0:
+                return None
+            return StreamPosition(ts=last_ts, last_id=last_id)
+
+        return self._consistently(attempt)
 
     def read(
         self,
@@ -1198,6 +1241,41 @@ def _footer_stats(path: Path) -> DayStats | None:
     return DayStats(metadata.num_rows, first, last, tuple(sorted(natives)))
 
 
+def _footer_maxima(path: Path, id_field: str | None) -> tuple[int, int, int] | None:
+    """A part's rows and largest ``ts`` (ns) and ``id_field`` from its footer statistics
+    (-1 without such a field); None when a row group lacks them. StoreError: unreadable."""
+    try:
+        metadata = pq.read_metadata(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as e:
+        raise StoreError(f"damaged part {str(path)!r} ({e}): run hundi store check") from None
+    names = metadata.schema.names
+    ts_type = metadata.schema.to_arrow_schema().field("ts").type if "ts" in names else None
+    if ts_type is None or not pa.types.is_timestamp(ts_type):
+        return None
+    if id_field is not None and id_field not in names:
+        return None
+    scale = _NS_PER_UNIT[ts_type.unit]
+    ts_at = names.index("ts")
+    id_at = names.index(id_field) if id_field is not None else None
+    last_ts = last_id = -1
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        if not group.num_rows:
+            continue
+        ts = group.column(ts_at).statistics
+        if ts is None or not ts.has_min_max:
+            return None
+        last_ts = max(last_ts, int(ts.max_raw) * scale)
+        if id_at is not None:
+            ident = group.column(id_at).statistics
+            if ident is None or not ident.has_min_max:
+                return None
+            last_id = max(last_id, int(ident.max))
+    return metadata.num_rows, last_ts, last_id
+
+
 def scan_files(
     channel: Channel,
     paths: Sequence[Path],
@@ -1318,6 +1396,7 @@ def _partitions(
 def _names_of(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], list[str]]:
     """A dictionary-encoded name column of one chunk (as ``to_arrow`` makes it): its codes
     and its names."""
+    assert column.num_chunks == 1, "to_arrow makes one chunk"
     names = column.chunk(0)
     return numpy_view(names.indices, np.int32), names.dictionary.to_pylist()
 
