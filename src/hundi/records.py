@@ -670,7 +670,7 @@ def strings_array(values: Sequence[str]) -> pa.Array:
     )
 
 
-def _dictionary_column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+def _dictionary_column(values: list[Any]) -> pa.Array:
     """Names (exchange, symbol...) are usually one value per batch: build that without hashing."""
     first = values[0]
     if values.count(first) == len(values):  # identity compare first: one C loop, no allocation
@@ -703,7 +703,7 @@ def to_arrow(channel: Channel, records: Sequence[Record]) -> pa.Table:
 def column_array(values: Iterable[Any], n: int, arrow_type: pa.DataType) -> pa.Array:
     """``n`` values of one column as an array of one of the record schemas' types."""
     if pa.types.is_dictionary(arrow_type):
-        return _dictionary_column(list(values), arrow_type)
+        return _dictionary_column(list(values))
     if pa.types.is_string(arrow_type):
         return strings_array(list(values))
     return numbers_array(values, n, arrow_type)  # numbers straight from the iterator

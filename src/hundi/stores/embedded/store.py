@@ -1202,9 +1202,9 @@ def _rows(path: Path) -> int:
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
-def _footer_stats(path: Path) -> DayStats | None:
-    """One part's rows, ``ts`` range and native symbols from its footer (None: its row groups
-    lack the statistics). FileNotFoundError propagates; an unreadable footer is a StoreError."""
+def _footer(path: Path) -> tuple[Any, int, int] | None:
+    """A part's Parquet footer, the index of its ``ts`` column and that column's ns per unit
+    (None: no timestamp ``ts``). FileNotFoundError propagates; unreadable: StoreError."""
     try:
         metadata = pq.read_metadata(path)
     except FileNotFoundError:
@@ -1217,8 +1217,17 @@ def _footer_stats(path: Path) -> DayStats | None:
     ts_type = metadata.schema.to_arrow_schema().field("ts").type
     if not pa.types.is_timestamp(ts_type):
         return None
-    scale = _NS_PER_UNIT[ts_type.unit]
-    ts_at = names.index("ts")
+    return metadata, names.index("ts"), _NS_PER_UNIT[ts_type.unit]
+
+
+def _footer_stats(path: Path) -> DayStats | None:
+    """One part's rows, ``ts`` range and native symbols from its footer (None: its row groups
+    lack the statistics). FileNotFoundError propagates; an unreadable footer is a StoreError."""
+    footer = _footer(path)
+    if footer is None:
+        return None
+    metadata, ts_at, scale = footer
+    names = metadata.schema.names
     native_at = names.index("native_symbol") if "native_symbol" in names else None
     first: int | None = None
     last: int | None = None
@@ -1244,20 +1253,13 @@ def _footer_stats(path: Path) -> DayStats | None:
 def _footer_maxima(path: Path, id_field: str | None) -> tuple[int, int, int] | None:
     """A part's rows and largest ``ts`` (ns) and ``id_field`` from its footer statistics
     (-1 without such a field); None when a row group lacks them. StoreError: unreadable."""
-    try:
-        metadata = pq.read_metadata(path)
-    except FileNotFoundError:
-        raise
-    except (OSError, pa.ArrowException) as e:
-        raise StoreError(f"damaged part {str(path)!r} ({e}): run hundi store check") from None
-    names = metadata.schema.names
-    ts_type = metadata.schema.to_arrow_schema().field("ts").type if "ts" in names else None
-    if ts_type is None or not pa.types.is_timestamp(ts_type):
+    footer = _footer(path)
+    if footer is None:
         return None
+    metadata, ts_at, scale = footer
+    names = metadata.schema.names
     if id_field is not None and id_field not in names:
         return None
-    scale = _NS_PER_UNIT[ts_type.unit]
-    ts_at = names.index("ts")
     id_at = names.index(id_field) if id_field is not None else None
     last_ts = last_id = -1
     for i in range(metadata.num_row_groups):
@@ -1310,7 +1312,7 @@ def _run_codes(names: Sequence[str]) -> list[int]:
 
 
 def _with_source(table: pa.Table, codes: npt.NDArray[np.int32]) -> pa.Table:
-    return table.append_column(SOURCE, numpy_array(codes.astype(np.int32), pa.int32()))
+    return table.append_column(SOURCE, numpy_array(codes, pa.int32()))
 
 
 def plain_strings(table: pa.Table) -> pa.Table:
@@ -1388,7 +1390,7 @@ def _partitions(
         found.append((
             (exchanges[1][exchange], channel, symbols[1][symbol],
              day_of_ns((first_day + day) * NS_PER_DAY)),
-            table.take(numpy_array(rows.astype(np.int64), pa.int64())),
+            table.take(numpy_array(rows, pa.int64())),  # argsort's intp: int64
         ))  # fmt: skip
     return found
 
