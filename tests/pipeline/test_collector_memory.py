@@ -1,16 +1,21 @@
 """What a collecting process holds: pandas is never loaded by ``hundi collect`` (~45 MB of its
-memory, for nothing it does), though every part of the embedded store's write path runs:
-the log, Parquet parts at every flush, compaction of parts and the parting at the stop."""
+memory, for nothing it does), though every part of a store's write path runs: for the
+embedded store the log, Parquet parts at every flush, compaction of parts and the parting at
+the stop; for Cassandra the chunk encoding (several streams per flush) and the restart
+look-up; for KairosDB its points; for both the outage spool."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+import hundi
 from hundi.simulator.process import SimulatorProcess
 from hundi.stores.embedded.layout import parse_part
 from stored import read_channel
@@ -30,24 +35,39 @@ print(json.dumps({"exit": code, "pandas": "pandas" in sys.modules,
 """
 
 
-def test_collect_never_loads_pandas(tmp_path: Path) -> None:
-    """Twice into one store: the second run's restart look-up (the newest stored position of
-    every stream, to describe the hole between the runs) is the read a collector does."""
-    store = tmp_path / "data"
-    # parts at every flush and a merge every 2 parts: compaction runs within seconds
-    url = f"file://{store}?part_bytes=0&compact_fanout=2"
+def collect_twice(store_url: str, cwd: Path, duration: str = "4") -> None:
+    """``hundi collect`` twice into one store (the second run's restart look-up, the newest
+    stored position of every stream, is the read a collector does); neither loads pandas or
+    pyarrow.dataset."""
     with SimulatorProcess(["--market", "spot", "--rate", "2000", "--seed", "5"]) as sim:
         args = [
             sys.executable, "-c", CHILD, "collect", "binance", "--market", "spot",
             "--symbols", "BTCUSDT,ETHUSDT", "--channels", "trades,bbo,book",
-            "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url, "--store", url,
-            "--flush-interval", "0.2", "--duration", "4",
+            "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url, "--store", store_url,
+            "--flush-interval", "0.2", "--duration", duration,
         ]  # fmt: skip
         for run in ("first", "restart"):
-            done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+            done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=cwd)
             assert done.returncode == 0, done.stderr[-3000:]
             loaded = json.loads(done.stdout.strip().splitlines()[-1])
             assert loaded == {"exit": 0, "pandas": False, "dataset": False}, (run, done.stderr)
+
+
+def _collect_once(store_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``hundi collect`` of one symbol for 3 s."""
+    with SimulatorProcess(["--market", "spot", "--rate", "2000", "--seed", "5"]) as sim:
+        return subprocess.run([
+            sys.executable, "-c", CHILD, "collect", "binance", "--market", "spot",
+            "--symbols", "BTCUSDT", "--channels", "trades,bbo", "--endpoint", sim.ws_url,
+            "--rest-endpoint", sim.rest_url, "--store", store_url, "--flush-interval", "0.2",
+            "--duration", "3",
+        ], capture_output=True, text=True, timeout=120, cwd=cwd)  # fmt: skip
+
+
+def test_collect_never_loads_pandas(tmp_path: Path) -> None:
+    store = tmp_path / "data"
+    # parts at every flush and a merge every 2 parts: compaction runs within seconds
+    collect_twice(f"file://{store}?part_bytes=0&compact_fanout=2", tmp_path)
     trades = read_channel(store, "binance", "trades")
     assert len(trades) > 0  # it did collect (read here, in the test's process, with pandas)
     events = read_channel(store, "binance", "events")
@@ -56,3 +76,30 @@ def test_collect_never_loads_pandas(tmp_path: Path) -> None:
     parts = [part for path in store.rglob("*.parquet") if (part := parse_part(path))]
     merged = [part for part in parts if part.level > 0]
     assert merged, "no compaction ran: the test did not cover the merge path"
+
+
+def test_collect_into_cassandra_never_loads_pandas(tmp_path: Path, cassandra_keyspace: str) -> None:
+    """Two streams a flush: the chunk split by stream and hour is the columnar one, not Arrow's
+    group-by (it loads pyarrow.dataset and pandas)."""
+    collect_twice(cassandra_keyspace, tmp_path)
+    trades = hundi.read(cassandra_keyspace, exchange="binance", channel="trades")
+    assert set(trades["symbol"]) == {"BTC-USDT", "ETH-USDT"}
+
+
+def test_collect_into_cassandra_spools_without_pandas(tmp_path: Path) -> None:
+    """The store down all along: every flush goes to the outage spool."""
+    with socket.socket() as bound:  # bound, never listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        url = f"cassandra://127.0.0.1:{bound.getsockname()[1]}/hundi_down"
+        done = _collect_once(url, tmp_path)
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded == {"exit": 1, "pandas": False, "dataset": False}, done.stderr[-3000:]
+    assert "records spooled" in done.stderr or "spooling to" in done.stderr, done.stderr[-3000:]
+    assert any((tmp_path / "spool").rglob("*")), "nothing was spooled"
+
+
+def test_collect_into_kairosdb_never_loads_pandas(tmp_path: Path, kairosdb_url: str) -> None:
+    prefix = f"mem{uuid.uuid4().hex[:12]}"
+    collect_twice(f"{kairosdb_url}?prefix={prefix}", tmp_path)
+    trades = hundi.read(f"{kairosdb_url}?prefix={prefix}", exchange="binance", channel="trades")
+    assert len(trades) > 0

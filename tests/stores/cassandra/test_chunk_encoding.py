@@ -82,3 +82,29 @@ def test_names_longer_than_one_string_array_holds_are_split_not_overflowed(
     assert symbols.to_pylist() == ["BTC-USDT"] * 5
     assert [len(piece) for piece in symbols.chunks] == [2, 2, 1]
     table.validate(full=True)
+
+
+def test_a_flush_of_several_streams_and_hours_is_one_chunk_each_keeping_arrival_order() -> None:
+    """Two exchanges, two symbols, an hour boundary, interleaved: one chunk per stream-hour,
+    each holding its rows in arrival order, and together every row once."""
+    hour = 3_600_000_000_000
+    records = [
+        Trade(
+            exchange=("x", "y")[i % 2], symbol=("BTC-USDT", "ETH-USDT")[i // 2 % 2],
+            native_symbol="N", ts=T0 + hour - 50 + i * 7 * (-1 if i % 5 == 0 else 1),
+            recv_ts=T0 + hour + i, trade_id=i, price=100.0 + i, size=0.5, side=1,
+            first_trade_id=i, last_trade_id=i,
+        )
+        for i in range(40)
+    ]  # fmt: skip
+    chunks = list(encode_chunks(Channel.TRADES, to_arrow(Channel.TRADES, records)))
+    seen = []
+    for chunk in chunks:
+        ids = decoded(chunk).column("trade_id").to_pylist()
+        key = (chunk.exchange, chunk.symbol, chunk.first_ts // hour)
+        expected = [r.trade_id for r in records if (r.exchange, r.symbol, r.ts // hour) == key]
+        assert ids == expected  # arrival order within the stream-hour
+        seen += ids
+    assert sorted(seen) == list(range(40))
+    hours = {(r.exchange, r.symbol, r.ts // hour) for r in records}
+    assert len(chunks) == len(hours) == 8

@@ -40,13 +40,14 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel
+from hundi.records import SCHEMAS, SEQUENCE_FIELDS, Channel, numpy_array
 from hundi.stores.base import (
     StoreError,
     constant_nulls,
     constant_strings,
     plain_schema,
     single_string,
+    stream_groups,
 )
 from hundi.stores.cassandra.schema import DAY_COLUMN, NS_PER_DAY, NS_PER_HOUR, quote
 
@@ -180,66 +181,16 @@ def encode_chunks(
     if table.num_rows == 0:
         return
     channel = Channel(channel)
-    ts = table.column("ts").cast(pa.int64())
-    hours = pc.divide(ts, NS_PER_HOUR)  # ns since the epoch are >= 0 for market data
     options = pa.ipc.IpcWriteOptions(compression=codec, use_threads=False)
     stored = chunk_schema(channel)
     id_field = SEQUENCE_FIELDS.get(channel)
     body = table.select(stored.names)
-    single = _single_value(table.column("exchange"), table.column("symbol"), hours)
-    if single is not None:  # one stream-hour (a flush of one busy stream): no grouping, no copy
-        exchange, symbol, hour = single
-        for first in range(0, table.num_rows, max_rows):
+    for exchange, symbol, hour, rows in stream_groups(table, NS_PER_HOUR):
+        # one stream-hour (a flush of one busy stream) is the whole table: no copy
+        part = body if rows is None else body.take(numpy_array(rows, pa.int64()))
+        for first in range(0, part.num_rows, max_rows):
             yield _chunk(exchange, symbol, hour * NS_PER_HOUR // NS_PER_DAY,
-                         body.slice(first, max_rows), id_field, options)  # fmt: skip
-        return
-    keyed = pa.table(
-        {
-            "exchange": table.column("exchange").cast(pa.string()),
-            "symbol": table.column("symbol").cast(pa.string()),
-            "hour": hours,
-            "row": pa.array(range(table.num_rows), pa.int64()),
-        }
-    )
-    groups = keyed.group_by(["exchange", "symbol", "hour"], use_threads=False).aggregate(
-        [("row", "list")]
-    )
-    for exchange, symbol, hour, rows in zip(
-        groups.column("exchange").to_pylist(),
-        groups.column("symbol").to_pylist(),
-        groups.column("hour").to_pylist(),
-        groups.column("row_list").chunks[0] if groups.num_rows else [],
-        strict=True,
-    ):
-        indices = rows.values
-        for first in range(0, len(indices), max_rows):
-            part = body.take(indices.slice(first, max_rows))
-            yield _chunk(exchange, symbol, hour * NS_PER_HOUR // NS_PER_DAY, part, id_field,
-                         options)  # fmt: skip
-
-
-def _single_value(*columns: pa.ChunkedArray) -> tuple[str, str, int] | None:
-    """The one value of each column when every column has a single value, else None."""
-    values = []
-    for column in columns:
-        low, high = pc.min_max(_plain(column)).values()
-        if low != high or column.null_count:
-            return None
-        values.append(low.as_py())
-    exchange, symbol, hour = values
-    return str(exchange), str(symbol), int(hour)
-
-
-def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """A dictionary column's dictionary when it is one value (the common case), else its
-    values; min/max have no dictionary kernel."""
-    if not pa.types.is_dictionary(column.type):
-        return column
-    if all(len(chunk.dictionary) == 1 for chunk in column.chunks):
-        return pa.chunked_array(
-            [chunk.dictionary for chunk in column.chunks], column.type.value_type
-        )
-    return column.cast(column.type.value_type)
+                         part.slice(first, max_rows), id_field, options)  # fmt: skip
 
 
 def _chunk(

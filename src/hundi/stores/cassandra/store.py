@@ -34,12 +34,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from operator import attrgetter
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from cassandra import (
@@ -119,6 +118,9 @@ from hundi.stores.merge import (
     local_ts_merges,
     needed_columns,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd  # read paths only: a collector never loads it
 
 log = logging.getLogger("hundi.stores.cassandra")
 
@@ -1033,9 +1035,16 @@ def _take(items: Iterable[_Key], count: int) -> list[_Key]:
     return taken
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _ns(moment: datetime) -> int:
+    """A datetime (naive: UTC) as ns since the epoch, exactly (a pandas Timestamp keeps its
+    nanoseconds). Not ``pd.Timestamp(...).value`` here: a collector never loads pandas."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return int(pd.Timestamp(aware).value)
+    extra = getattr(moment, "nanosecond", 0)
+    return (aware - _EPOCH) // _MICROSECOND * 1000 + extra
 
 
 def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pa.Table:

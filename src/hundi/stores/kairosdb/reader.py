@@ -19,16 +19,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import numpy as np
-import pandas as pd
 
 from hundi.stores.base import StoreError
 from hundi.stores.kairosdb.client import KairosClient
 
 NS_PER_MS: Final = 1_000_000
+if TYPE_CHECKING:
+    import pandas as pd  # loaded by the read functions only: a collector never needs it
+
 LAST_MS: Final = 9_223_372_036_854  # pandas' largest timestamp, in ms
 _ENTRIES_PER_QUERY: Final = 200
 
@@ -114,6 +116,8 @@ def parse_sampling(text: str) -> tuple[int, str]:
 
 
 def ns_of(moment: datetime | pd.Timestamp) -> int:
+    import pandas as pd
+
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
@@ -218,6 +222,8 @@ def assemble(
     column_names: Sequence[str],
 ) -> pd.DataFrame:
     """Sub-query results → one frame: index ``ts`` (UTC), tag columns, value columns."""
+    import pandas as pd
+
     by_group: dict[tuple[tuple[str, str], ...], dict[str, pd.Series]] = {}
     for column, (ms, values) in zip(columns, data, strict=True):
         if len(ms):

@@ -26,12 +26,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import pandas as pd
 
 from hundi.records import Channel, Record
 from hundi.stores.base import Store, StoreError
@@ -53,6 +52,9 @@ from hundi.stores.kairosdb.scheme import (
     rule_for,
 )
 from hundi.stores.kairosdb.settings import KairosSettings, load_settings
+
+if TYPE_CHECKING:
+    import pandas as pd  # read paths only: a collector never loads it
 
 log = logging.getLogger("hundi.stores.kairosdb")
 
@@ -300,7 +302,10 @@ class KairosStore(Store):
                 missing = [m for m, _ in entry.points if m not in stored]
                 differ = [m for m, v in entry.points if m in stored and stored[m] != v]
                 if missing or differ:
-                    at = pd.Timestamp(min(missing + differ), unit="ms", tz="UTC").isoformat()
+                    earliest = min(missing + differ)
+                    at = (
+                        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=earliest)
+                    ).isoformat()
                     problems.append(
                         (entry, f"{len(missing)} of {len(entry.points)} points missing, "
                                 f"{len(differ)} different (first at {at})")
