@@ -34,10 +34,6 @@ KAIROSDB_TEST_URL = os.environ.get("HUNDI_TEST_KAIROSDB_URL", "kairosdb+http://1
 # credentials come from .secret.cassandra.env.
 os.environ.setdefault("CASSANDRA_USER", "cassandra")
 os.environ.setdefault("CASSANDRA_PASSWORD", "cassandra")
-# Writing stores compact the closed hours they wrote (CASSANDRA_COMPACT=hourly, the default):
-# most tests write hours long closed and count chunks, so it is off unless a test turns it on
-# (tests/stores/cassandra/test_autocompact.py).
-os.environ.setdefault("CASSANDRA_COMPACT", "off")
 
 
 def _unavailable(what: str) -> None:

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 import pandas as pd
@@ -100,11 +100,16 @@ def read(store: CassandraStore, exchange: str, channel: Channel) -> pd.DataFrame
 
 
 @pytest.fixture
-def stores(
-    writer_pair: Callable[..., tuple[CassandraStore, CassandraStore]],
-) -> tuple[CassandraStore, CassandraStore]:
+def stores(cassandra_keyspace: str) -> Iterator[tuple[CassandraStore, CassandraStore]]:
     """Two collectors (writers) on one keyspace, every channel in chunks."""
-    return writer_pair(chunked_channels=frozenset(Channel))
+    opened = []
+    for _ in range(2):
+        store = open_store(cassandra_keyspace, chunked_channels=frozenset(Channel))
+        assert isinstance(store, CassandraStore)
+        opened.append(store)
+    yield opened[0], opened[1]
+    for store in opened:
+        store.close()
 
 
 def fill(

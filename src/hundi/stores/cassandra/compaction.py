@@ -66,7 +66,6 @@ from hundi.stores.cassandra.chunks import (
     read_chunk,
 )
 from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, quote
-from hundi.stores.cassandra.settings import seconds_at_least_zero
 from hundi.stores.cassandra.store import CassandraStore
 from hundi.stores.merge import SOURCE, deduplicate, local_ts_merges
 
@@ -80,15 +79,17 @@ _DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one 
 
 
 def clock_margin_s() -> float:
-    """``CASSANDRA_COMPACT_CLOCK_MARGIN`` (seconds, >= 0), else 60 (the commands read the
-    environment; a writing store reads it with its settings)."""
+    """``CASSANDRA_COMPACT_CLOCK_MARGIN`` (seconds, >= 0), else 60."""
     text = os.environ.get(CLOCK_MARGIN_ENV, "").strip()
     if not text:
         return DEFAULT_CLOCK_MARGIN_S
     try:
-        return seconds_at_least_zero(text)
+        value = float(text)
     except ValueError:
-        raise StoreError(f"{CLOCK_MARGIN_ENV}={text!r}: expected seconds >= 0") from None
+        value = -1.0
+    if not value >= 0:
+        raise StoreError(f"{CLOCK_MARGIN_ENV}={text!r}: expected seconds >= 0")
+    return value
 
 
 def compacted_writer(writer: int | None) -> int:

@@ -66,11 +66,6 @@ class CassandraSettings:
     chunked_channels: frozenset[Channel]
     chunk_codec: str  # Arrow IPC buffer compression of a chunk: zstd or lz4
     chunk_rows: int  # most records per chunk (one INSERT stays well under Cassandra's 16 MB)
-    # A writing store compacts each hour it wrote chunks into once the hour ended more than
-    # compact_margin_s ago (:mod:`hundi.stores.cassandra.autocompact`); False leaves it to
-    # ``hundi store compact``.
-    compact_hourly: bool = True
-    compact_margin_s: float = 60.0
 
     @property
     def where(self) -> str:
@@ -90,21 +85,6 @@ def _parse_channels(text: str) -> frozenset[Channel]:
     if not words or any(w not in known for w in words):
         raise ValueError(text)
     return frozenset(known[w] for w in words)
-
-
-def _parse_compact(text: str) -> bool:
-    """``hourly`` or ``off``."""
-    word = text.lower()
-    if word not in ("hourly", "off"):
-        raise ValueError(text)
-    return word == "hourly"
-
-
-def seconds_at_least_zero(text: str) -> float:
-    value = float(text)
-    if not value >= 0:  # NaN too
-        raise ValueError(text)
-    return value
 
 
 def _parse_codec(text: str) -> str:
@@ -261,10 +241,6 @@ def load_settings(
         ),
         chunk_codec=get("CASSANDRA_CHUNK_CODEC", _parse_codec, "zstd or lz4", "zstd"),
         chunk_rows=get("CASSANDRA_CHUNK_ROWS", _int_at_least(1), "a positive integer", "100000"),
-        compact_hourly=get("CASSANDRA_COMPACT", _parse_compact, "hourly or off", "hourly"),
-        compact_margin_s=get(
-            "CASSANDRA_COMPACT_CLOCK_MARGIN", seconds_at_least_zero, "seconds >= 0", "60"
-        ),
     )
 
 

@@ -122,8 +122,6 @@ from hundi.stores.merge import (
 if TYPE_CHECKING:
     import pandas as pd  # read paths only: a collector never loads it
 
-    from hundi.stores.cassandra.autocompact import HourCompactor
-
 log = logging.getLogger("hundi.stores.cassandra")
 
 _DRIVER_ERRORS = (
@@ -199,12 +197,6 @@ class CassandraStore(Store):
         self._unreachable = False  # the last connect failed for want of a node (not a login)
         self._opened = False
         self.schema_changes: list[Change] = []  # the DDL the last open made (hundi store init)
-        # Compacts the hours this store writes chunks into once they closed (autocompact).
-        self.compactor: HourCompactor | None = None
-        if not self.read_only and self.settings.compact_hourly and self._chunk_writes:
-            from hundi.stores.cassandra.autocompact import HourCompactor  # it imports this
-
-            self.compactor = HourCompactor(self, self.settings.compact_margin_s)
         try:
             self._open()
         except StoreError as exc:
@@ -358,10 +350,7 @@ class CassandraStore(Store):
             self._fail("preparing the schema", exc)
 
     def close(self) -> None:
-        """Nothing is buffered (``write`` waits for acknowledgements): stop compacting, then
-        disconnect."""
-        if self.compactor is not None:
-            self.compactor.close()
+        """Nothing is buffered (``write`` waits for acknowledgements): just disconnect."""
         if self._decoding is not None:
             self._decoding.shutdown(cancel_futures=True)
             self._decoding = None
@@ -494,8 +483,6 @@ class CassandraStore(Store):
                 out.append((entry, None))
                 new_index.append((channel, key))
             out.append((insert.bind(chunk.values(self._current_writer())), None))
-            if self.compactor is not None:
-                self.compactor.note(channel, chunk.exchange, chunk.symbol, chunk.first_ts)
 
     def _columns(self, channel: Channel, records: Sequence[Record]) -> pa.Table:
         """The records as Arrow columns. A record with a value its column cannot hold (a bug
