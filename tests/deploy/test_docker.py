@@ -216,6 +216,9 @@ def test_compose_services_images_and_targets() -> None:
     assert api[:2] == ["hundi", "serve"] and "--host=0.0.0.0" in api and "--port=8000" in api
     assert services["collector"]["command"][:2] == ["hundi", "collect"]
     assert services["simulator"]["command"][:3] == ["hundi", "simulate", "binance"]
+    compactor = services["compactor"]["command"]  # hourly, as the Kubernetes CronJob
+    assert compactor[:2] == ["sh", "-c"] and "hundi store compact" in compactor[2]
+    assert "sleep 3600" in compactor[2] and "--since" in compactor[2]
     assert services["jupyter"]["build"]["target"] == "jupyter"
 
 

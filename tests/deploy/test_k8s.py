@@ -271,11 +271,26 @@ def test_every_container_runs_non_root_without_privileges(objects: list[Object])
             assert "add" not in context.get("capabilities", {}), name
             checked += 1
     cronjobs = sum(1 for o in objects if o["kind"] == "CronJob")
-    # a backup and a repair CronJob per Cassandra node, and the daily `hundi store compact`
+    # a backup and a repair CronJob per Cassandra node, and the hourly `hundi store compact`
     assert cronjobs in (3, 7)
     # 7 main containers (collectors twice: the A/B pair) + 2 init containers + the bootstrap
     # Job + the CronJobs'
     assert checked == 10 + cronjobs
+
+
+def test_compaction_runs_hourly_over_yesterday_and_today(objects: list[Object]) -> None:
+    """A live collector writes ~7,200 small chunks an hour per busy stream; compacted hourly,
+    only the current hour is read in small chunks (docs/cassandra-store.md "Compaction")."""
+    job = find(objects, "CronJob", "hundi-compact", "backend")
+    minute, hour, *_ = job["spec"]["schedule"].split()
+    assert minute.isdigit() and int(minute) >= 2 and hour == "*"  # after the 60 s margin
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert job["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] < 3600
+    (compact,) = pod_spec(job)["containers"]  # type: ignore[index]
+    script = " ".join(compact["args"])
+    assert (
+        "exec hundi store compact" in script and '--since "$(date -u -d yesterday +%F)"' in script
+    )
 
 
 def test_every_container_has_requests_and_limits(objects: list[Object]) -> None:

@@ -44,3 +44,20 @@ def test_plain_strings_in_several_chunks_group_by_value_in_arrival_order() -> No
     }
     for _, _, _, rows in stream_groups(table, BUCKET):
         assert rows is not None and rows.dtype == np.int64
+
+
+def test_dictionaries_of_other_index_widths_or_repeated_names_are_encoded_again() -> None:
+    """Not the one-chunk int32 dictionary of distinct names ``to_arrow`` makes: an int64 or
+    int8 index, a name twice in the dictionary; grouped by name all the same."""
+    ts = pa.array([1_000, 1_100, 1_200, 1_300], pa.int64())
+    for exchange in (
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 1], pa.int64()), ["x", "y"]),
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 0, 1], pa.int8()), ["x", "y"]),
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 1], pa.int32()), ["x", "y", "x"]),
+    ):
+        table = pa.table({"exchange": exchange, "symbol": ["A"] * 4, "ts": ts})
+        groups = {
+            (e, s, b): None if rows is None else rows.tolist()
+            for e, s, b, rows in stream_groups(table, BUCKET)
+        }
+        assert groups == {("x", "A", 1): [0, 2], ("y", "A", 1): [1, 3]}, exchange.type

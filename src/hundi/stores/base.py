@@ -485,13 +485,14 @@ def stream_groups(
 def _codes(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], list[str]]:
     """A name column as int32 codes and the distinct names they index (``to_arrow`` makes
     one dictionary chunk of distinct names; anything else is encoded here)."""
-    if column.num_chunks == 1 and pa.types.is_dictionary(column.type):
+    kind = column.type
+    if column.num_chunks == 1 and pa.types.is_dictionary(kind) and kind.index_type == pa.int32():
         names = column.chunk(0)
-    else:
-        plain = (
-            column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
-        )
-        names = plain.combine_chunks().dictionary_encode()
+        distinct = names.dictionary.to_pylist()
+        if len(set(distinct)) == len(distinct):
+            return numpy_view(names.indices, np.int32), distinct
+    plain = column.cast(kind.value_type) if pa.types.is_dictionary(kind) else column
+    names = plain.combine_chunks().dictionary_encode()  # int32 codes of distinct names
     return numpy_view(names.indices, np.int32), names.dictionary.to_pylist()
 
 

@@ -221,6 +221,32 @@ def test_a_crash_between_writing_and_deleting_reads_each_record_once(
         pd.testing.assert_frame_equal(read(a, exchange, channel), before)
 
 
+@pytest.mark.parametrize("channel", CHANNELS, ids=lambda c: c.value)
+def test_compacting_an_hour_again_after_a_crash_or_a_late_copy_reads_each_record_once(
+    stores: tuple[CassandraStore, CassandraStore], cql: Session, exchange: str, channel: Channel
+) -> None:
+    """A second pass over an hour holding a writer's chunks *and* their compacted copies (a
+    compactor that died before deleting; the writer re-sending a stretch after the hour was
+    compacted) merges them: bbo and book, only regrouped per writer, once doubled them."""
+    a, b = stores
+    keyspace = a.settings.keyspace
+    fill(a, b, channel, exchange, count=2_000)
+    before = read(a, exchange, channel)
+    write_compacted(a, plan_hour(a, channel, exchange, SYMBOL, DAY0, 0))  # ... and dies
+    report = compact_partition(a, channel, exchange, SYMBOL, DAY0, margin_s=60)
+    assert report.hours == 1  # 2,000 records: hour 0 only
+    pd.testing.assert_frame_equal(read(a, exchange, channel), before)
+    assert chunk_count(cql, keyspace, channel, exchange, 0) <= 2
+    make = MAKERS[channel]
+    resent = [make(exchange, i, 5 * MS) for i in range(100, 125)]  # A's records again
+    write_in_pieces(a, channel, resent, 25)
+    pd.testing.assert_frame_equal(read(a, exchange, channel), before)
+    report = compact_partition(a, channel, exchange, SYMBOL, DAY0, margin_s=60)
+    assert report.hours == 1
+    pd.testing.assert_frame_equal(read(a, exchange, channel), before)
+    assert chunk_count(cql, keyspace, channel, exchange, 0) <= 2
+
+
 def test_an_hour_with_a_damaged_chunk_is_left_and_reported(
     stores: tuple[CassandraStore, CassandraStore], cql: Session, exchange: str
 ) -> None:

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,7 +265,7 @@ def plan_hour(
         table = table.append_column(SOURCE, origin).append_column(_ORIGIN, origin)
         table = deduplicate(table, channel)
     else:
-        table = table.append_column(_ORIGIN, origin)
+        table = _without_copies(table.append_column(_ORIGIN, origin), writers)
     table = _in_read_order(table, channel)
     origins = np.asarray(table.column(_ORIGIN).to_numpy(), np.int64)
     table = table.drop_columns([_ORIGIN]).cast(SCHEMAS[channel])
@@ -286,6 +287,51 @@ def plan_hour(
         plan.ttl_s = 0  # a chunk without expiry: its records must not get one
     plan.newest_us = max(c.written_us for c in old)
     return plan
+
+
+def _without_copies(table: pa.Table, writers: dict[int, int]) -> pa.Table:
+    """Regrouped channels: the rows of sources that go to one compacted writer, each distinct
+    row kept as often as the source holding it most often.
+
+    A writer's rows and their compacted copies (a compactor that died between writing and
+    deleting; a chunk the writer re-sent after the hour was compacted) land in one compacted
+    writer, whose rows a read keeps all of: a second pass once doubled them. A copy is the
+    same row in every column (recv_ts too), so equal rows of two such sources are one record;
+    equal rows within one source stay (one writer's distinct records, e.g. ``update_id`` -1)."""
+    groups: dict[int, list[int]] = {}
+    for code, writer in writers.items():
+        groups.setdefault(writer, []).append(code)
+    shared = {code for codes in groups.values() if len(codes) > 1 for code in codes}
+    if not shared:
+        return table
+    origins = np.asarray(table.column(_ORIGIN).to_numpy(), np.int64)
+    values = [_comparable(table.column(name)) for name in table.column_names if name != _ORIGIN]
+    keep = np.ones(table.num_rows, np.bool_)
+    seen: Counter[tuple[int, tuple[object, ...]]] = Counter()  # (source, row): so far
+    kept: Counter[tuple[int, tuple[object, ...]]] = Counter()  # (compacted writer, row)
+    for i, (code, row) in enumerate(zip(origins.tolist(), zip(*values, strict=True), strict=True)):
+        if code not in shared:
+            continue
+        seen[code, row] += 1
+        target = writers[code]
+        if seen[code, row] > kept[target, row]:
+            kept[target, row] += 1
+        else:
+            keep[i] = False
+    return table if keep.all() else table.filter(pa.array(keep))
+
+
+def _comparable(column: pa.ChunkedArray) -> list[object]:
+    """A column's values as Python values equal exactly when the stored values are (NaN
+    equals NaN; timestamps as ns)."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.int64())
+    values: list[object] = column.to_pylist()
+    if pa.types.is_floating(column.type):
+        return [("nan" if v != v else v) for v in values]
+    return values
 
 
 def cuts(ts: npt.NDArray[np.int64], max_rows: int) -> list[tuple[int, int]]:

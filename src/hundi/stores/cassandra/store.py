@@ -1041,10 +1041,11 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def _ns(moment: datetime) -> int:
     """A datetime (naive: UTC) as ns since the epoch, exactly (a pandas Timestamp keeps its
-    nanoseconds). Not ``pd.Timestamp(...).value`` here: a collector never loads pandas."""
+    nanoseconds); beyond the int64 range (``datetime.min``/``max``) the range's end, an open
+    bound. Not ``pd.Timestamp(...).value`` here: a collector never loads pandas."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     extra = getattr(moment, "nanosecond", 0)
-    return (aware - _EPOCH) // _MICROSECOND * 1000 + extra
+    return min(max((aware - _EPOCH) // _MICROSECOND * 1000 + extra, _MIN_TS), _MAX_TS)
 
 
 def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pa.Table:
