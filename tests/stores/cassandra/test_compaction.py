@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from cassandra.cluster import Session
 
-from hundi.records import Candle, Channel, Record, Trade, to_arrow
+from hundi.records import BookChange, Candle, Channel, Record, Trade, to_arrow
 from hundi.stores.base import open_store
 from hundi.stores.cassandra import CassandraStore
 from hundi.stores.cassandra.chunks import chunk_table_spec, encode_chunks
@@ -27,6 +27,7 @@ from hundi.stores.cassandra.compaction import (
     compact_partition,
     compacted_writer,
     delete_replaced,
+    insert_chunks,
     plan_hour,
     write_compacted,
 )
@@ -245,6 +246,72 @@ def test_compacting_an_hour_again_after_a_crash_or_a_late_copy_reads_each_record
     assert report.hours == 1
     pd.testing.assert_frame_equal(read(a, exchange, channel), before)
     assert chunk_count(cql, keyspace, channel, exchange, 0) <= 2
+
+
+def test_a_re_sent_chunk_of_a_key_a_writer_repeats_keeps_every_update(
+    stores: tuple[CassandraStore, CassandraStore], exchange: str
+) -> None:
+    """OKX-like: an unchanged candle pushed 40 times (one key, the same values, 40 receive
+    times), stored in chunks of 10. After the hour was compacted the writer re-sends its
+    first chunk (its spool): the second pass keeps all 40, not the 10 re-sent. As two sources
+    tied on the first recv_ts, chunk order used to pick the winner, a coin flip: six
+    partitions, so the old merge lost rows in ~98 % of runs."""
+    a, _ = stores
+    for n in range(6):
+        name = f"{exchange}{n}"
+        pushes = [
+            Candle(
+                exchange=name, symbol=SYMBOL, native_symbol="BTC-USDT", ts=T0,
+                recv_ts=T0 + i * 500 * MS + n, interval="1m", open_time=T0,
+                close_time=T0 + 60_000 * MS - 1, open=1.0, high=1.0, low=1.0, close=1.0,
+                volume=1.0, quote_volume=1.0, taker_buy_volume=0.0, trade_count=1, closed=False,
+            )
+            for i in range(40)
+        ]  # fmt: skip
+        write_in_pieces(a, Channel.CANDLES, pushes, 10)
+        compact_partition(a, Channel.CANDLES, name, SYMBOL, DAY0, margin_s=60)
+        before = read(a, name, Channel.CANDLES)
+        assert len(before) == 40
+        write_in_pieces(a, Channel.CANDLES, pushes[:10], 10)
+        report = compact_partition(a, Channel.CANDLES, name, SYMBOL, DAY0, margin_s=60)
+        assert report.hours == 1
+        pd.testing.assert_frame_equal(read(a, name, Channel.CANDLES), before)
+
+
+def test_book_rows_one_writer_holds_twice_survive_crashes_and_re_sends(
+    stores: tuple[CassandraStore, CassandraStore], exchange: str
+) -> None:
+    """Kraken-like book rows (``update_id`` -1: one message's equal rows are distinct
+    records), a second writer with rows equal in every column: regrouped, a crash between
+    writing and deleting, re-sent stretches, a compactor stopped halfway through writing;
+    every read equal to the first."""
+    a, b = stores
+    rows: list[Record] = []
+    for i in range(2_000):
+        ts = T0 + i * 700 * MS
+        row = BookChange(
+            exchange=exchange, symbol=SYMBOL, native_symbol="XBT/USD", ts=ts,
+            recv_ts=ts + 5 * MS, side=1, price=100.0 + i % 7, size=1.0 + i % 3,
+            snapshot=False, first_update_id=-1, update_id=-1, prev_update_id=-1,
+        )  # fmt: skip
+        rows += [row, row]
+    write_in_pieces(a, Channel.BOOK, rows, 21)  # odd: a message's pair split over chunks
+    write_in_pieces(b, Channel.BOOK, rows[1_000:1_600], 33)
+    before = read(a, exchange, Channel.BOOK)
+    write_compacted(a, plan_hour(a, Channel.BOOK, exchange, SYMBOL, DAY0, 0))  # ... dies
+    pd.testing.assert_frame_equal(read(a, exchange, Channel.BOOK), before)
+    assert compact_partition(a, Channel.BOOK, exchange, SYMBOL, DAY0, margin_s=60).hours == 1
+    pd.testing.assert_frame_equal(read(a, exchange, Channel.BOOK), before)
+    write_in_pieces(a, Channel.BOOK, rows[:210], 21)
+    write_in_pieces(b, Channel.BOOK, rows[1_000:1_099], 33)
+    compact_partition(a, Channel.BOOK, exchange, SYMBOL, DAY0, margin_s=60)
+    pd.testing.assert_frame_equal(read(a, exchange, Channel.BOOK), before)
+    write_in_pieces(a, Channel.BOOK, rows[:420], 21)
+    plan = plan_hour(a, Channel.BOOK, exchange, SYMBOL, DAY0, 0)
+    insert_chunks(a, Channel.BOOK, plan.new[: len(plan.new) // 2], 0, plan.newest_us + 1)
+    pd.testing.assert_frame_equal(read(a, exchange, Channel.BOOK), before)
+    compact_partition(a, Channel.BOOK, exchange, SYMBOL, DAY0, margin_s=60)
+    pd.testing.assert_frame_equal(read(a, exchange, Channel.BOOK), before)
 
 
 def test_an_hour_with_a_damaged_chunk_is_left_and_reported(

@@ -27,8 +27,9 @@ hour, so merging an hour alone gives what a read of any range gives: of each key
 the first receiving writer's stay (all of them: one writer's rows sharing a key are distinct
 records). ``bbo`` and ``book`` keys may hold a local receive time, whose two copies can lie on
 either side of an hour, and a book snapshot is judged against the whole chain: for those the
-hour's chunks are only regrouped per writer (nothing dropped; the read merges as before), and
-chunks written before the ``writer`` column existed are left as they are.
+hour's chunks are only regrouped per writer (no record dropped: only a writer's exact copies
+of its own rows, see :func:`_without_copies`; the read merges as before), and chunks written
+before the ``writer`` column existed are left as they are.
 
 Deleting. The tombstone is ``DELETE ... USING TIMESTAMP T WHERE <partition> AND first_ts >=
 hour AND first_ts < hour + 1 h`` with T the newest write time (``WRITETIME``) of the
@@ -262,8 +263,19 @@ def plan_hour(
     table = assemble(channel, exchange, symbol, stored)
     origin = pa.array(np.asarray(sources, np.int64))
     if not regroup:
-        table = table.append_column(SOURCE, origin).append_column(_ORIGIN, origin)
-        table = deduplicate(table, channel)
+        # A writer's rows and their compacted copies are one writer's (exact copies dropped
+        # first): as two sources, the merge's "first receiving writer" would break their tie on
+        # recv_ts by chunk order, and for a key one writer repeats (candle updates) a partial
+        # re-send could win over the whole set. Legacy chunks stay a source each.
+        table = _without_copies(table.append_column(_ORIGIN, origin), _with_writer(writers))
+        kept = np.asarray(table.column(_ORIGIN).to_numpy(), np.int64)
+        merged: dict[object, int] = {}
+        as_one = {
+            code: merged.setdefault((code,) if writer == LEGACY_COMPACTED else writer, len(merged))
+            for code, writer in writers.items()
+        }
+        source = np.fromiter(map(as_one.__getitem__, kept.tolist()), np.int64, count=len(kept))
+        table = deduplicate(table.append_column(SOURCE, pa.array(source)), channel)
     else:
         table = _without_copies(table.append_column(_ORIGIN, origin), writers)
     table = _in_read_order(table, channel)
@@ -290,28 +302,31 @@ def plan_hour(
 
 
 def _without_copies(table: pa.Table, writers: dict[int, int]) -> pa.Table:
-    """Regrouped channels: the rows of sources that go to one compacted writer, each distinct
-    row kept as often as the source holding it most often.
+    """The rows of sources that go to one compacted writer (``writers``: source code ->
+    compacted writer), each distinct row kept as often as the source holding it most often.
 
     A writer's rows and their compacted copies (a compactor that died between writing and
     deleting; a chunk the writer re-sent after the hour was compacted) land in one compacted
-    writer, whose rows a read keeps all of: a second pass once doubled them. A copy is the
-    same row in every column (recv_ts too), so equal rows of two such sources are one record;
-    equal rows within one source stay (one writer's distinct records, e.g. ``update_id`` -1)."""
+    writer, whose rows a read keeps all of: for bbo and book a second pass once doubled them.
+    A copy is the same row in every column (recv_ts too), so equal rows of two such sources
+    are one record; equal rows within one source stay (one writer's distinct records, e.g.
+    ``update_id`` -1). Only the rows of such sources are compared (Python values per row)."""
     groups: dict[int, list[int]] = {}
     for code, writer in writers.items():
         groups.setdefault(writer, []).append(code)
-    shared = {code for codes in groups.values() if len(codes) > 1 for code in codes}
+    shared = [code for codes in groups.values() if len(codes) > 1 for code in codes]
     if not shared:
         return table
     origins = np.asarray(table.column(_ORIGIN).to_numpy(), np.int64)
-    values = [_comparable(table.column(name)) for name in table.column_names if name != _ORIGIN]
+    rows = np.flatnonzero(np.isin(origins, shared))
+    compared = table.take(pa.array(rows))
+    values = [_comparable(compared.column(n)) for n in compared.column_names if n != _ORIGIN]
     keep = np.ones(table.num_rows, np.bool_)
     seen: Counter[tuple[int, tuple[object, ...]]] = Counter()  # (source, row): so far
     kept: Counter[tuple[int, tuple[object, ...]]] = Counter()  # (compacted writer, row)
-    for i, (code, row) in enumerate(zip(origins.tolist(), zip(*values, strict=True), strict=True)):
-        if code not in shared:
-            continue
+    for i, code, row in zip(
+        rows.tolist(), origins[rows].tolist(), zip(*values, strict=True), strict=True
+    ):
         seen[code, row] += 1
         target = writers[code]
         if seen[code, row] > kept[target, row]:
@@ -319,6 +334,11 @@ def _without_copies(table: pa.Table, writers: dict[int, int]) -> pa.Table:
         else:
             keep[i] = False
     return table if keep.all() else table.filter(pa.array(keep))
+
+
+def _with_writer(writers: dict[int, int]) -> dict[int, int]:
+    """The sources that have a writer (legacy chunks are a source each, never merged)."""
+    return {code: writer for code, writer in writers.items() if writer != LEGACY_COMPACTED}
 
 
 def _comparable(column: pa.ChunkedArray) -> list[object]:
