@@ -4,6 +4,7 @@ chunk carries, which hours are closed, the clock margin setting."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,9 +53,14 @@ def test_closed_hours_end_before_now_minus_the_margin() -> None:
     assert closed_hours(DAY, START + 10**9, 0) == []
 
 
-def test_the_clock_margin_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_clock_margin_comes_from_the_environment_or_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(CLOCK_MARGIN_ENV, raising=False)
     assert clock_margin_s() == 60
+    (tmp_path / ".cassandra.env").write_text(f"{CLOCK_MARGIN_ENV}=7\n")  # as the store reads
+    assert clock_margin_s() == 7
     monkeypatch.setenv(CLOCK_MARGIN_ENV, "5.5")
     assert clock_margin_s() == 5.5
     for bad in ("soon", "-1", "nan"):

@@ -44,7 +44,6 @@ The compacted chunks keep the longest remaining TTL of the chunks they replace.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -58,6 +57,7 @@ import pyarrow.compute as pc
 from cassandra.query import BatchStatement, BatchType, SimpleStatement
 
 from hundi.records import RECORD_TYPES, SCHEMAS, Channel
+from hundi.settings import ConfigError, env_with_files
 from hundi.stores.base import StoreError
 from hundi.stores.cassandra.chunks import (
     Chunk,
@@ -68,6 +68,7 @@ from hundi.stores.cassandra.chunks import (
     read_chunk,
 )
 from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, quote
+from hundi.stores.cassandra.settings import ENV_FILE
 from hundi.stores.cassandra.store import CassandraStore
 from hundi.stores.merge import SOURCE, deduplicate, local_ts_merges
 
@@ -81,8 +82,13 @@ _DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one 
 
 
 def clock_margin_s() -> float:
-    """``CASSANDRA_COMPACT_CLOCK_MARGIN`` (seconds, >= 0), else 60."""
-    text = os.environ.get(CLOCK_MARGIN_ENV, "").strip()
+    """``CASSANDRA_COMPACT_CLOCK_MARGIN`` (seconds, >= 0) from the environment or
+    ``.cassandra.env``, as the store's settings are read; else 60."""
+    try:
+        env = env_with_files(ENV_FILE)
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
+    text = env.get(CLOCK_MARGIN_ENV, "").strip()
     if not text:
         return DEFAULT_CLOCK_MARGIN_S
     try:
