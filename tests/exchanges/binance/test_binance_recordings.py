@@ -12,8 +12,7 @@ from binance_replay import ReplayResult, RowBook, query_symbol, replay
 from hundi.capture.events import CaptureEvent, CaptureKind
 from hundi.capture.reader import read_capture
 from hundi.exchanges.base import RecordSink, RestResponse, VenueConfig
-from hundi.exchanges.binance import BinanceVenue, marketdata
-from hundi.exchanges.binance.messages import FRAME_DECODER
+from hundi.exchanges.binance import BinanceVenue
 from hundi.exchanges.binance.protocol import EXCHANGE_INFO_KEY, BinanceProtocol
 from hundi.records import ASK, BID, Channel, EventKind
 
@@ -262,46 +261,3 @@ def test_usdm_legacy_single_path_decodes_the_same(recordings_dir: Path) -> None:
     result = replay(protocol, events(recordings_dir, "BINANCE_FUTURES"))
     assert not result.accounting.rejected
     assert all(state.synced for state in protocol.books())
-
-
-class _CountingDecoder:
-    """The envelope decoder of the general path, counting its frames."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-
-    def decode(self, data: bytes) -> object:
-        self.frames += 1
-        return FRAME_DECODER.decode(data)
-
-
-@pytest.mark.parametrize(
-    ("name", "market", "symbols"),
-    [("BINANCE", "spot", SPOT_SYMBOLS), ("BINANCE_FUTURES", "usdm", USDM_SYMBOLS)],
-)
-def test_the_one_pass_frame_decode_gives_what_the_general_path_gives(
-    recordings_dir: Path,
-    name: str,
-    market: str,
-    symbols: tuple[str, ...],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Every frame of the real recordings: the records, events and accounting of the typed
-    decode of whole frames equal those of the envelope-then-payload path (forced here by
-    giving the venue no framed routes), and the one-pass decode took every stream frame."""
-    results = []
-    for framed in (True, False):
-        general = _CountingDecoder()
-        monkeypatch.setattr(marketdata, "FRAME_DECODER", general)
-        protocol = venue(market, symbols)
-        assert isinstance(protocol, BinanceProtocol)
-        if not framed:
-            protocol.market_data._framed = {}
-        results.append((replay(protocol, events(recordings_dir, name)), general.frames))
-    (fast, fast_general), (slow, slow_general) = results
-    for channel in CHANNELS:
-        assert getattr(fast.sink, channel.value) == getattr(slow.sink, channel.value), channel
-    assert fast.sink.events == slow.sink.events
-    assert vars(fast.accounting) == vars(slow.accounting)
-    # the recordings hold stream frames only: every one took the one-pass decode
-    assert (fast_general, slow_general) == (0, recv_count(recordings_dir, name))

@@ -77,8 +77,6 @@ log = logging.getLogger("hundi.exchanges.binance")
 EXCHANGE = "binance"
 
 SHUTDOWN = "serverShutdown"
-_STREAM_KEY = b'{"stream":"'  # how Binance starts every combined-stream frame
-_NAME_AT = len(_STREAM_KEY)
 # REST key (name in logs, captures and the scheduler) of the exchangeInfo request.
 EXCHANGE_INFO_KEY = "exchangeInfo"
 TRADING = "TRADING"
@@ -200,12 +198,6 @@ class MarketData(VenueProtocol):
             else:
                 route = ROUTE_TYPES[plan.kind](EXCHANGE, info.normalized, info.native)
             self._routes[plan.name] = route
-        # by the stream name's bytes, for the one-pass decode of a whole frame (receive)
-        self._framed = {
-            name.encode(): route
-            for name, route in self._routes.items()
-            if route.decode_framed is not None
-        }
 
         self._scheduler = RestScheduler(
             weight_per_minute=opts.rest_weight_per_minute,
@@ -274,24 +266,6 @@ class MarketData(VenueProtocol):
 
     # ------------------------------------------------------------------ frames
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
-        # Nearly every frame is ``{"stream":"<name>","data":{...}}``: the name, read from the
-        # bytes, picks the route, which decodes the whole frame in one typed pass (the
-        # envelope first and then its payload scanned the payload twice: ~0.15 µs a frame).
-        # Anything else, or a frame that does not fit, takes the general path below, which
-        # says precisely what is wrong.
-        if data.startswith(_STREAM_KEY):
-            route = self._framed.get(data[_NAME_AT : data.find(b'"', _NAME_AT)])
-            if route is not None:
-                try:
-                    payload = route.decode_framed(data).data
-                except DECODE_ERRORS:
-                    pass
-                else:
-                    route.apply(payload, recv_ns, out)
-                    if type(route) is DepthRoute and route.book.needs_request:
-                        self._wanting[route.native] = None
-                        self._now_ns = max(self._now_ns, recv_ns)
-                    return FrameStatus.PROCESSED
         try:
             frame = FRAME_DECODER.decode(data)
         except DECODE_ERRORS as e:
@@ -313,9 +287,11 @@ class MarketData(VenueProtocol):
                 route.handle(payload, recv_ns, out)
             except DECODE_ERRORS as e:  # includes ValidationError
                 return self._misfit(conn_key, route, payload, recv_ns, out, e)
-            if type(route) is DepthRoute and route.book.needs_request:
-                self._wanting[route.native] = None
-                self._now_ns = max(self._now_ns, recv_ns)
+            if type(route) is DepthRoute:
+                book = route.book
+                if book.needs_request:
+                    self._wanting[route.native] = None
+                    self._now_ns = max(self._now_ns, recv_ns)
             return FrameStatus.PROCESSED
         return self._control(conn_key, frame, data, recv_ns, out)
 

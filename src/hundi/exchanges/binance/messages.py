@@ -8,7 +8,7 @@ exchange's one-letter keys (case matters: ``E`` event time vs ``e`` event type).
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Final, Generic, TypeVar
+from typing import Annotated, Final
 
 import msgspec
 from msgspec import Meta, Raw, Struct, field
@@ -41,17 +41,6 @@ class Frame(Struct, gc=False):
     error: Raw = EMPTY
     e: str | None = None
     event: Raw = EMPTY
-
-
-P = TypeVar("P")
-
-
-class Framed(Struct, Generic[P], gc=False):
-    """A combined-stream frame whose payload type its stream name already told: decoded in one
-    pass (the shallow :class:`Frame` and then ``data`` cost a scan of the payload more)."""
-
-    stream: str
-    data: P
 
 
 class StreamEventType(Struct, gc=False):
@@ -249,12 +238,6 @@ BOOK_TICKER_DECODER: Final = msgspec.json.Decoder(BookTickerMsg, strict=False)
 TICKER_DECODER: Final = msgspec.json.Decoder(TickerMsg, strict=False)
 KLINE_DECODER: Final = msgspec.json.Decoder(KlineMsg, strict=False)
 DEPTH_DECODER: Final = msgspec.json.Decoder(DepthUpdateMsg, strict=False)
-FRAMED_AGG_TRADE_DECODER: Final = msgspec.json.Decoder(Framed[AggTradeMsg], strict=False)
-FRAMED_TRADE_DECODER: Final = msgspec.json.Decoder(Framed[TradeMsg], strict=False)
-FRAMED_BOOK_TICKER_DECODER: Final = msgspec.json.Decoder(Framed[BookTickerMsg], strict=False)
-FRAMED_TICKER_DECODER: Final = msgspec.json.Decoder(Framed[TickerMsg], strict=False)
-FRAMED_KLINE_DECODER: Final = msgspec.json.Decoder(Framed[KlineMsg], strict=False)
-FRAMED_DEPTH_DECODER: Final = msgspec.json.Decoder(Framed[DepthUpdateMsg], strict=False)
 SNAPSHOT_DECODER: Final = msgspec.json.Decoder(DepthSnapshotMsg, strict=False)
 EXCHANGE_INFO_DECODER: Final = msgspec.json.Decoder(ExchangeInfoMsg)
 MARK_PRICE_DECODER: Final = msgspec.json.Decoder(MarkPriceMsg, strict=False)

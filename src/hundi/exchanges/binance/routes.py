@@ -1,16 +1,14 @@
 """Per-stream handlers: one typed decode, one record per payload (or book rows).
 
 A route is built once per subscribed stream, holding the decoder and the symbol names it needs,
-so the hot path is: dict lookup by the stream name read from the frame's first bytes → one
-typed decode of the whole frame (``decode_framed``) → plausibility checks
-(:mod:`hundi.exchanges.validity`: an impossible value rejects the frame as ``invalid_value``)
-→ record (``apply``). Anything else (another layout, a payload that does not fit) takes the
-general path: the envelope, then ``handle`` of the raw payload, which explains a misfit.
+so the hot path is: decode envelope → dict lookup by stream name → typed decode → plausibility
+checks (:mod:`hundi.exchanges.validity`: an impossible value rejects the frame as
+``invalid_value``) → record.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from msgspec import Raw
 
@@ -21,12 +19,6 @@ from hundi.exchanges.binance.messages import (
     AGG_TRADE_DECODER,
     BOOK_TICKER_DECODER,
     DEPTH_DECODER,
-    FRAMED_AGG_TRADE_DECODER,
-    FRAMED_BOOK_TICKER_DECODER,
-    FRAMED_DEPTH_DECODER,
-    FRAMED_KLINE_DECODER,
-    FRAMED_TICKER_DECODER,
-    FRAMED_TRADE_DECODER,
     KLINE_DECODER,
     TICKER_DECODER,
     TRADE_DECODER,
@@ -55,10 +47,6 @@ class Route:
     __slots__ = ("exchange", "native", "symbol")
 
     EVENT_TYPE: ClassVar[str | None] = None  # the ``e`` this stream's payloads carry
-    # The whole frame in one typed pass (bytes -> Framed[payload type]) for routes whose
-    # payload ``apply`` takes; None: the route only has ``handle``. A decoder's bound method:
-    # no descriptor binding, so ``route.decode_framed(data)`` calls it as is.
-    decode_framed: ClassVar[Any] = None
 
     def __init__(self, exchange: str, symbol: str, native: str) -> None:
         self.exchange = exchange
@@ -66,11 +54,6 @@ class Route:
         self.native = native
 
     def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
-        """The stream's raw payload: decode, then :meth:`apply`."""
-        self.apply(self.decode(raw), recv_ns, out)  # type: ignore[attr-defined]
-
-    def apply(self, m: Any, recv_ns: int, out: RecordSink) -> None:
-        """The stream's decoded payload → records."""
         raise NotImplementedError
 
 
@@ -118,9 +101,9 @@ class AggTradeRoute(TradeIdRoute):
     __slots__ = ()
     EVENT_TYPE = "aggTrade"
     decode = AGG_TRADE_DECODER.decode
-    decode_framed = FRAMED_AGG_TRADE_DECODER.decode
 
-    def apply(self, m: AggTradeMsg, recv_ns: int, out: RecordSink) -> None:
+    def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
+        m: AggTradeMsg = self.decode(raw)
         ts = m.trade_time * MS
         check_trade(m.price, m.qty, ts, recv_ns)  # before ``_admit``: a refused id stays a hole
         self._admit(m.agg_id, ts, recv_ns, out)
@@ -138,9 +121,9 @@ class TradeRoute(TradeIdRoute):
     __slots__ = ()
     EVENT_TYPE = "trade"
     decode = TRADE_DECODER.decode
-    decode_framed = FRAMED_TRADE_DECODER.decode
 
-    def apply(self, m: TradeMsg, recv_ns: int, out: RecordSink) -> None:
+    def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
+        m: TradeMsg = self.decode(raw)
         ts = m.trade_time * MS
         check_trade(m.price, m.qty, ts, recv_ns)
         self._admit(m.trade_id, ts, recv_ns, out)
@@ -158,9 +141,9 @@ class BookTickerRoute(Route):
     __slots__ = ()
     EVENT_TYPE = "bookTicker"
     decode = BOOK_TICKER_DECODER.decode
-    decode_framed = FRAMED_BOOK_TICKER_DECODER.decode
 
-    def apply(self, m: BookTickerMsg, recv_ns: int, out: RecordSink) -> None:
+    def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
+        m: BookTickerMsg = self.decode(raw)
         ts = m.event_time * MS if m.event_time >= 0 else recv_ns
         check_bbo(m.bid, m.bid_qty, m.ask, m.ask_qty, ts, recv_ns)
         out.bbo.append(Bbo(
@@ -175,9 +158,9 @@ class TickerRoute(Route):
     __slots__ = ()
     EVENT_TYPE = "24hrTicker"
     decode = TICKER_DECODER.decode
-    decode_framed = FRAMED_TICKER_DECODER.decode
 
-    def apply(self, m: TickerMsg, recv_ns: int, out: RecordSink) -> None:
+    def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
+        m: TickerMsg = self.decode(raw)
         ts = m.event_time * MS
         check_ticker(
             m.last, m.last_qty, m.open, m.high, m.low, m.vwap, m.volume, m.quote_volume,
@@ -198,9 +181,9 @@ class KlineRoute(Route):
     __slots__ = ()
     EVENT_TYPE = "kline"
     decode = KLINE_DECODER.decode
-    decode_framed = FRAMED_KLINE_DECODER.decode
 
-    def apply(self, m: KlineMsg, recv_ns: int, out: RecordSink) -> None:
+    def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
+        m: KlineMsg = self.decode(raw)
         k = m.k
         ts = m.event_time * MS
         check_candle(
@@ -222,13 +205,13 @@ class DepthRoute(Route):
     __slots__ = ("book",)
     EVENT_TYPE = "depthUpdate"
     decode = DEPTH_DECODER.decode
-    decode_framed = FRAMED_DEPTH_DECODER.decode
 
     def __init__(self, exchange: str, symbol: str, native: str, book: OrderBook) -> None:
         super().__init__(exchange, symbol, native)
         self.book = book
 
-    def apply(self, m: DepthUpdateMsg, recv_ns: int, out: RecordSink) -> None:
+    def handle(self, raw: Raw, recv_ns: int, out: RecordSink) -> None:
+        m: DepthUpdateMsg = self.decode(raw)
         check_levels("bid", m.bids)
         check_levels("ask", m.asks)
         check_time("event time", m.event_time * MS, recv_ns)
