@@ -35,33 +35,28 @@ print(json.dumps({"exit": code, "pandas": "pandas" in sys.modules,
 """
 
 
-def collect_twice(store_url: str, cwd: Path, duration: str = "4") -> None:
+def _collect(
+    sim: SimulatorProcess, store_url: str, symbols: str, channels: str, duration: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """One ``hundi collect`` in a child that reports the heavy modules it loaded."""
+    return subprocess.run([
+        sys.executable, "-c", CHILD, "collect", "binance", "--market", "spot",
+        "--symbols", symbols, "--channels", channels, "--endpoint", sim.ws_url,
+        "--rest-endpoint", sim.rest_url, "--store", store_url, "--flush-interval", "0.2",
+        "--duration", duration,
+    ], capture_output=True, text=True, timeout=120, cwd=cwd)  # fmt: skip
+
+
+def collect_twice(store_url: str, cwd: Path) -> None:
     """``hundi collect`` twice into one store (the second run's restart look-up, the newest
     stored position of every stream, is the read a collector does); neither loads pandas or
     pyarrow.dataset."""
     with SimulatorProcess(["--market", "spot", "--rate", "2000", "--seed", "5"]) as sim:
-        args = [
-            sys.executable, "-c", CHILD, "collect", "binance", "--market", "spot",
-            "--symbols", "BTCUSDT,ETHUSDT", "--channels", "trades,bbo,book",
-            "--endpoint", sim.ws_url, "--rest-endpoint", sim.rest_url, "--store", store_url,
-            "--flush-interval", "0.2", "--duration", duration,
-        ]  # fmt: skip
         for run in ("first", "restart"):
-            done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=cwd)
+            done = _collect(sim, store_url, "BTCUSDT,ETHUSDT", "trades,bbo,book", "4", cwd)
             assert done.returncode == 0, done.stderr[-3000:]
             loaded = json.loads(done.stdout.strip().splitlines()[-1])
             assert loaded == {"exit": 0, "pandas": False, "dataset": False}, (run, done.stderr)
-
-
-def _collect_once(store_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``hundi collect`` of one symbol for 3 s."""
-    with SimulatorProcess(["--market", "spot", "--rate", "2000", "--seed", "5"]) as sim:
-        return subprocess.run([
-            sys.executable, "-c", CHILD, "collect", "binance", "--market", "spot",
-            "--symbols", "BTCUSDT", "--channels", "trades,bbo", "--endpoint", sim.ws_url,
-            "--rest-endpoint", sim.rest_url, "--store", store_url, "--flush-interval", "0.2",
-            "--duration", "3",
-        ], capture_output=True, text=True, timeout=120, cwd=cwd)  # fmt: skip
 
 
 def test_collect_never_loads_pandas(tmp_path: Path) -> None:
@@ -91,7 +86,8 @@ def test_collect_into_cassandra_spools_without_pandas(tmp_path: Path) -> None:
     with socket.socket() as bound:  # bound, never listening: connections are refused
         bound.bind(("127.0.0.1", 0))
         url = f"cassandra://127.0.0.1:{bound.getsockname()[1]}/hundi_down"
-        done = _collect_once(url, tmp_path)
+        with SimulatorProcess(["--market", "spot", "--rate", "2000", "--seed", "5"]) as sim:
+            done = _collect(sim, url, "BTCUSDT", "trades,bbo", "3", tmp_path)
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert loaded == {"exit": 1, "pandas": False, "dataset": False}, done.stderr[-3000:]
     assert "records spooled" in done.stderr or "spooling to" in done.stderr, done.stderr[-3000:]

@@ -27,10 +27,10 @@ import numpy as np
 from hundi.stores.base import StoreError
 from hundi.stores.kairosdb.client import KairosClient
 
-NS_PER_MS: Final = 1_000_000
 if TYPE_CHECKING:
     import pandas as pd  # loaded by the read functions only: a collector never needs it
 
+NS_PER_MS: Final = 1_000_000
 LAST_MS: Final = 9_223_372_036_854  # pandas' largest timestamp, in ms
 _ENTRIES_PER_QUERY: Final = 200
 
