@@ -27,53 +27,12 @@ import pytest
 
 import hundi
 from children import Child, spawn
+from disks import KIB, fill
 from hundi.simulator.process import SimulatorProcess
 
 pytestmark = pytest.mark.slow
 
 HUNDI = str(Path(sys.executable).parent / "hundi")
-KIB = 1024
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
-    """``tmpfs(name, size)``: a fresh tmpfs of ``size`` (``30m``) at ``tmp_path/name``."""
-    mounted: list[Path] = []
-
-    def mount(name: str, size: str) -> Path:
-        path = tmp_path / name
-        path.mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        if done.returncode != 0:
-            message = (
-                f"cannot mount a {size} tmpfs at {path} (needs root): "
-                f"{done.stderr.strip() or done.returncode}"
-            )
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        if subprocess.run(["umount", str(path)], capture_output=True, timeout=30).returncode:
-            subprocess.run(["umount", "-l", str(path)], check=True, timeout=30)
-
-
-def fill(disk: Path, leave_bytes: int = 0) -> Path:
-    """A ballast file taking all but ``leave_bytes`` of ``disk``; delete it to free space."""
-    stat = os.statvfs(disk)
-    free = stat.f_bavail * stat.f_frsize
-    ballast = disk / "ballast"
-    with ballast.open("wb") as f:
-        os.posix_fallocate(f.fileno(), 0, max(free - leave_bytes, 4 * KIB))
-    return ballast
 
 
 def env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -730,3 +730,60 @@ def test_a_close_whose_flush_fails_still_parts_the_log_and_releases_its_lock(
     monkeypatch.undo()
     assert store._segment_fd is None and not segment.exists()
     assert len(parts_of(tmp_path)) == 1 and ids(tmp_path) == list(range(30))
+
+
+def test_a_run_s_millionth_log_segment_is_read_recovered_and_kept_in_order(
+    tmp_path: Path,
+) -> None:
+    """Segment numbers outgrow six digits (``part_bytes=0`` opens one per flush: ~6 days at
+    the default flush interval): such a segment was invisible to readers and recovery."""
+    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    store._segment_number = 999_998  # as after 999,998 partings of this run
+    store.write({Channel.TRADES: [trade(i) for i in range(10)]})
+    store.flush()
+    store.part()  # segment 999,999 retired into a part
+    store.write({Channel.TRADES: [trade(10 + i) for i in range(10)]})
+    store.flush()  # into segment 1,000,000
+    assert store._segment_path is not None and store._segment_path.name.endswith("1000000.wal")
+    assert segments_of(tmp_path) == [store._segment_path]
+    die(store)
+    assert ids(tmp_path) == list(range(20))  # read from the log
+    other = tmp_path / "names"
+    (other / wal.WAL_DIR).mkdir(parents=True)
+    names = [wal.segment_name("20261204T000000-ab", n) for n in (99_999, 999_999, 1_000_000)]
+    for name in names:
+        (other / wal.WAL_DIR / name).touch()
+    assert [p.name for p in wal.segments(other)] == names  # in the order written
+    EmbeddedStore(str(tmp_path)).close()  # the next start recovers the dead run's log
+    assert segments_of(tmp_path) == []
+    assert ids(tmp_path) == list(range(20))
+
+
+def test_new_partition_folders_are_synced_into_their_parents_before_the_log_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parting retires the log: every folder created for the new parts must be durable in its
+    parent first, or a power loss keeps the log's deletion and forgets the part."""
+    root = tmp_path / "data"
+    store = EmbeddedStore(str(root), part_bytes=BIG, part_age_s=BIG)
+    synced: list[str] = []
+    synced_when_retired: list[list[str]] = []
+    real_fsync, real_remove = os.fsync, wal.remove
+
+    def traced_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def traced_remove(path: Path, fsync: bool) -> None:
+        synced_when_retired.append(list(synced))
+        real_remove(path, fsync)
+
+    monkeypatch.setattr(os, "fsync", traced_fsync)
+    monkeypatch.setattr(wal, "remove", traced_remove)
+    store.write({Channel.TRADES: [trade(i) for i in range(10)]})
+    store.flush()
+    store.close()  # parts the log, then retires it
+    (partition,) = partition_dirs(root)
+    (before_retiring,) = synced_when_retired
+    created = [partition, *list(partition.parents)[:3]]  # date=, symbol=, channel=, exchange=
+    assert [str(d.parent) for d in created if str(d.parent) not in before_retiring] == []

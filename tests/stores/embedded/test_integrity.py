@@ -13,15 +13,18 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from test_embedded_store import T0, trade
 
+from disks import KIB, fill
 from hundi.records import Bbo, Channel
-from hundi.stores.embedded import EmbeddedStore
-from hundi.stores.embedded.layout import list_parts, parse_part, split_live
+from hundi.stores.embedded import EmbeddedStore, wal
+from hundi.stores.embedded.check import check_store
+from hundi.stores.embedded.layout import list_parts, parse_part, partition_dirs, split_live
 
 HUNDI = Path(sys.executable).with_name("hundi")
 
@@ -279,3 +282,69 @@ def test_store_check_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
         os.close(main)
     assert b"checking partitions" in shown and b"2/2" in shown, shown
     assert out.startswith("clean: "), out  # the result itself stays on stdout
+
+
+def test_check_repair_keeps_the_inputs_of_a_damaged_compaction(tmp_path: Path) -> None:
+    """A damaged compacted file does not supersede its inputs: ``--repair`` quarantines it and
+    keeps them (it once deleted them as superseded in the same pass: every row gone)."""
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=3600)
+    for flush in range(2):
+        store.write({Channel.TRADES: [trade(flush * 10 + i) for i in range(10)]})
+        store.flush()  # one level-0 part per flush; the second flush compacts them
+    store.close()  # within the grace period: the two inputs stay on disk
+    (partition,) = partition_dirs(tmp_path)
+    live, superseded = split_live(list_parts(partition), verify=False)
+    assert [p.level for p in live] == [1] and len(superseded) == 2
+    damage_middle(live[0].path)
+
+    lines, _, checked = check_store(tmp_path, repair=True)
+    assert sum(line.startswith("damaged:") for line in lines) == 1, lines
+    assert not any(line.startswith("superseded:") for line in lines), lines
+    assert checked == 3  # the compacted file, then its two inputs, live again
+    assert all(p.path.exists() for p in superseded)
+    assert trade_ids(tmp_path) == list(range(20))
+
+
+@pytest.mark.slow
+def test_check_repair_says_quarantined_only_when_the_damaged_log_bytes_were_kept(
+    tmpfs: Callable[[str, str], Path],
+) -> None:
+    """A damaged log entry on a disk too full to copy it: the segment stays, check says it
+    could not be parted and exits 1 (it once said "quarantined" and deleted the log); once
+    space returns, the next repair keeps the whole entry."""
+    root = tmpfs("disk", "20m") / "data"
+    store = EmbeddedStore(str(root), part_bytes=1 << 40, part_age_s=1 << 40)
+    store.write({Channel.TRADES: [trade(i) for i in range(10)]})
+    store.flush()
+    store.write({Channel.TRADES: [trade(10 + i) for i in range(40_000)]})
+    store.flush()  # acknowledged: durable in the log
+    store.write({Channel.TRADES: [trade(50_000 + i) for i in range(10)]})
+    store.flush()
+    (segment,) = wal.segments(root)
+    assert store._segment_fd is not None
+    os.close(store._segment_fd)  # kill -9: the lock goes, the log stays
+    store._segment_fd = None
+    entries, _ = wal.scan(segment)
+    middle = entries[1]
+    with segment.open("r+b") as f:  # one rotten byte in the big entry's payload
+        f.seek(middle.offset + middle.length // 2)
+        byte = f.read(1)
+        f.seek(middle.offset + middle.length // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    ballast = fill(root.parent, leave_bytes=512 * KIB)  # room for small parts, not the entry
+
+    full = run_check(str(root), "--repair")
+    assert full.returncode == 1, full.stdout + full.stderr
+    damaged = [line for line in full.stdout.splitlines() if line.startswith("damaged entry:")]
+    assert damaged and damaged[0].endswith("could not be parted (see the warning above)"), damaged
+    assert wal.segments(root) == [segment]
+    assert not [p for p in (root / ".quarantine").rglob("*") if p.is_file()]  # no torn copy
+
+    ballast.unlink()
+    repaired = run_check(str(root), "--repair")
+    assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # it did find damage
+    assert "-> quarantined" in repaired.stdout
+    assert wal.segments(root) == []
+    (kept,) = (root / ".quarantine" / ".wal").glob("*.bad")
+    assert kept.stat().st_size >= middle.length
+    assert trade_ids(root) == [*range(10), *range(50_000, 50_010)]

@@ -55,22 +55,37 @@ def check_store(
         if progress is not None:
             progress(walked, len(directories))
         files = list_parts(directory)
-        live, superseded = split_live(files, verify=False)
-        for part in live:
-            parts_checked += 1
-            try:
-                reason = problem(part.path, part.crc)
-            except FileNotFoundError:
-                continue  # deleted by a running writer's compaction meanwhile
-            except OSError as e:
-                reason = f"unreadable: {e.strerror or e}"
-            if reason is None:
-                continue
-            action = ""
-            if repair:
-                target = quarantine(part.path, reason)
-                action = f" -> quarantined to {target}" if target else " -> could not be moved"
-            lines.append(f"damaged: {part.path}: {reason}{action}")
+        # A damaged compacted file does not supersede its inputs: they are live again (and
+        # checked in turn), never deleted as superseded; so the split is redone without the
+        # damaged files until no new damage turns up.
+        damaged: set[Path] = set()
+        checked: set[Path] = set()
+        while True:
+            sound = [f for f in files if f.path not in damaged]
+            live, superseded = split_live(sound, verify=False)
+            found = False
+            for part in live:
+                if part.path in checked:
+                    continue
+                checked.add(part.path)
+                parts_checked += 1
+                try:
+                    reason = problem(part.path, part.crc)
+                except FileNotFoundError:
+                    continue  # deleted by a running writer's compaction meanwhile
+                except OSError as e:
+                    reason = f"unreadable: {e.strerror or e}"
+                if reason is None:
+                    continue
+                damaged.add(part.path)
+                found = True
+                action = ""
+                if repair:
+                    target = quarantine(part.path, reason)
+                    action = f" -> quarantined to {target}" if target else " -> could not be moved"
+                lines.append(f"damaged: {part.path}: {reason}{action}")
+            if not found:
+                break
         for part in superseded:
             action = ""
             if repair:

@@ -299,7 +299,7 @@ class EmbeddedStore(Store):
         for key, _ in parts:
             directory = partition_dir(self.root, key[0], key[1].value, key[2], key[3])
             if directory not in self._made:
-                directory.mkdir(parents=True, exist_ok=True)  # listed by days() at once
+                self._make_dirs(directory)  # listed by days() at once
                 self._made.add(directory)
         fd = self._open_segment()
         # where this append lands (O_APPEND): the file's size, not our count, so the index is
@@ -425,12 +425,24 @@ class EmbeddedStore(Store):
                 # The data is durable in the uncompacted files; merging is retried later.
                 log.warning("%s; retried at a later flush", e)
 
+    def _make_dirs(self, directory: Path) -> None:
+        """``mkdir -p`` whose new folders are each synced into their parent: a part published
+        in a folder a power loss forgets would be lost with the log retired after it."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for new in reversed(missing):
+            new.mkdir(exist_ok=True)
+            if self.fsync:
+                _fsync_dir(new.parent)
+
     def _partition(self, key: _PartitionKey) -> Path:
         """The partition's directory, created, and its leftovers cleaned the first time."""
         exchange, channel, symbol, day = key
         directory = partition_dir(self.root, exchange, channel.value, symbol, day)
         if directory not in self._own:
-            directory.mkdir(parents=True, exist_ok=True)
+            self._make_dirs(directory)
             self._own[directory] = {}
             self._clean_leftovers(directory)
         return directory
@@ -465,7 +477,7 @@ class EmbeddedStore(Store):
         for key, found in by_key.items():
             exchange, channel, symbol, day = key
             directory = partition_dir(self.root, exchange, channel.value, symbol, day)
-            directory.mkdir(parents=True, exist_ok=True)
+            self._make_dirs(directory)
             parted = [p for p in list_parts(directory) if p.run == run]
             fresh = [e for e in found if not any(p.first <= e.seq <= p.last for p in parted)]
             if not fresh:

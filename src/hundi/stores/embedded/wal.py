@@ -51,7 +51,8 @@ MAGIC = b"HWL1"
 _HEAD = struct.Struct("<4sHII")  # magic, meta length, payload length, payload crc
 _HEAD_CRC = struct.Struct("<I")
 HEADER_SIZE = _HEAD.size + _HEAD_CRC.size
-_NAME = re.compile(r"^(?P<run>[0-9T]+-[0-9a-f]+)-(?P<segment>\d{6})\.wal$")
+# six digits at least: a long run's millionth segment has seven (and still sorts after)
+_NAME = re.compile(r"^(?P<run>[0-9T]+-[0-9a-f]+)-(?P<segment>\d{6,})\.wal$")
 log = logging.getLogger("hundi.stores")
 
 PartitionKey = tuple[str, Channel, str, date]  # exchange, channel, symbol, day
@@ -90,12 +91,13 @@ def run_of(path: Path) -> str | None:
 
 
 def segments(root: Path) -> list[Path]:
-    """Every log segment of the store, oldest run first."""
+    """Every log segment of the store, oldest run first, a run's in the order written."""
     try:
-        names = sorted(os.listdir(root / WAL_DIR))
+        names = os.listdir(root / WAL_DIR)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [root / WAL_DIR / n for n in names if _NAME.match(n)]
+    found = [(m["run"], int(m["segment"]), n) for n in names if (m := _NAME.match(n))]
+    return [root / WAL_DIR / n for _, _, n in sorted(found)]
 
 
 def remove_stale_new(root: Path) -> None:
@@ -313,24 +315,36 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
-def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path | None:
+def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
     """Copy a damaged byte range of a segment to ``ROOT/.quarantine/.wal/`` with one warning
-    (the integrity report of ``hundi store check`` counts it); where it went."""
+    (the integrity report of ``hundi store check`` counts it); where it went. The copy is
+    written under a temporary name, synced and renamed, so a ``.bad`` file is always whole;
+    OSError when it could not be (a full disk): the caller then keeps the segment, retried
+    later, instead of dropping bytes it said were kept."""
     what = "torn or corrupt tail" if damage.tail else "corrupt entry"
     target = root / ".quarantine" / WAL_DIR / f"{path.name}.{damage.start}-{damage.end}.bad"
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with path.open("rb") as f:
             data = os.pread(f.fileno(), damage.end - damage.start, damage.start)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             target = target.with_name(f"{target.name}.{time.time_ns()}")
-        target.write_bytes(data)
+        with temporary.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.rename(temporary, target)
+        fsync_dir(target.parent)
     except OSError as e:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
         log.warning(
-            "log %s: %s at bytes %d-%d (%s) dropped; could not copy it to quarantine: %s",
+            "log %s: %s at bytes %d-%d (%s) kept in the log; could not copy it to quarantine: "
+            "%s",
             path, what, damage.start, damage.end, damage.why, e.strerror or e,
         )  # fmt: skip
-        return None
+        raise
     log.warning(
         "log %s: %s at bytes %d-%d (%s) truncated; its bytes are in %s",
         path, what, damage.start, damage.end, damage.why, target,
