@@ -18,8 +18,10 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
 * Of the copies of one record the one received first (smallest ``recv_ts``) wins, with its
   ``ts``; the rows keep their order.
 * Copies are only ever another writer's: where a reader tells each row's writer (the embedded
-  store's run, column :data:`SOURCE`), the key's rows of the writer that received it first
-  all stay and only other writers' rows of that key go. One collector's rows are never merged
+  store's run, column :data:`SOURCE`), the key's rows of one writer all stay and only other
+  writers' rows of that key go: the writer holding most of the key's rows, the one that
+  received it first among equals (a writer that lost its connection between two rows of a
+  key holds fewer of them). One collector's rows are never merged
   with each other, so a key that is not unique on its own (Coinbase and Kraken book rows carry
   no sequence id: a level set and deleted within one exchange timestamp; OKX candle updates
   all stamped with the candle's start) loses nothing. Cassandra's chunk tables store each
@@ -112,11 +114,16 @@ def content_fields(channel: Channel) -> list[str]:
     return [n for n in SCHEMAS[channel].names if n not in _NOT_CONTENT and n not in identity]
 
 
-def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
+Range = tuple[int | None, int | None]
+
+
+def deduplicate(table: pa.Table, channel: Channel, *, returned: Range | None = None) -> pa.Table:
     """``table`` with each exchange record once (the copy received first), rows in their order.
 
     A table lacking a key column (a reader asked for a few columns only) is returned as it is:
-    readers add :func:`needed_columns` first.
+    readers add :func:`needed_columns` first. ``returned``: the ``ts`` range ``[low, high)``
+    the caller cuts from the result (it merged rows around it): a book change is only dropped
+    as already in a snapshot that is returned, never for one the cut then removes.
     """
     channel = Channel(channel)
     source: I64 | None = None
@@ -132,7 +139,7 @@ def deduplicate(table: pa.Table, channel: Channel) -> pa.Table:
         return table
     table = _first_copies(table, channel, source)
     if channel is Channel.BOOK:
-        table = _without_redundant_snapshots(table)
+        table = _without_redundant_snapshots(table, returned)
     return table
 
 
@@ -191,15 +198,28 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     # null key field (a column older files lack) groups like any value: a hash join would
     # match no null key and drop those rows silently.
     keyed = keyed.append_column(_ROW, pa.array(np.arange(len(source), dtype=np.int64)))
-    per_key = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate(
-        [(_RANK, "min"), (_ROW, "list")]
-    )
-    first_rank = np.asarray(per_key.column(f"{_RANK}_min").to_numpy(), np.int64)
+    per_key = keyed.group_by([*keys, _KEY_TS], use_threads=False).aggregate([(_ROW, "list")])
     members = per_key.column(f"{_ROW}_list").combine_chunks()
     rows = np.asarray(members.flatten().to_numpy(), np.int64)
     counts = np.asarray(pc.list_value_length(members).to_numpy(), np.int64)
-    won = np.repeat(source[order[first_rank]], counts)  # per row: its key's first writer
-    return table.take(pa.array(np.sort(rows[source[rows] == won])))
+    key_of = np.repeat(np.arange(len(counts), dtype=np.int64), counts)  # per listed row
+    # Per key, the writer holding most of its rows wins, the first to receive it among equals:
+    # where a key repeats within a writer (book levels without ids set and deleted in one
+    # exchange timestamp), a writer that lost its connection between two of them holds fewer
+    # and must not win over the one that holds them all.
+    _, writer = np.unique(source[rows], return_inverse=True)
+    writers = int(writer.max()) + 1
+    pairs, pair_of, held = np.unique(
+        key_of * writers + writer.reshape(-1), return_inverse=True, return_counts=True
+    )
+    first = np.full(len(pairs), len(order), np.int64)
+    np.minimum.at(first, pair_of.reshape(-1), rank[rows])
+    pair_key = pairs // writers
+    best = np.lexsort((first, -held, pair_key))
+    leads = np.r_[True, pair_key[best][1:] != pair_key[best][:-1]]
+    won = pairs[best[leads]]  # per key (numbered 0, 1, ... in order): its writer's pair
+    mine = pairs[pair_of.reshape(-1)] == won[key_of]
+    return table.take(pa.array(np.sort(rows[mine])))
 
 
 def _surely_unique(table: pa.Table, first_identity: str) -> bool:
@@ -314,7 +334,7 @@ class Chain:
         return same
 
 
-def _without_redundant_snapshots(table: pa.Table) -> pa.Table:
+def _without_redundant_snapshots(table: pa.Table, returned: Range | None = None) -> pa.Table:
     update = _ints(table, "update_id")
     if (update < 0).any():
         return table  # no exchange sequence: snapshots are the only restarts, keep them all
@@ -352,7 +372,16 @@ def _without_redundant_snapshots(table: pa.Table) -> pa.Table:
         dropped = ids[redundant]
         keep[snap[np.isin(update[snap], dropped)]] = False
         # a change with a surviving snapshot's id that does not continue it is already in it
+        # (when that snapshot is returned: cut away, the change is all the range has of it)
         kept = ~redundant & ~(joined & (chain.update[at] == ids))
+        if returned is not None:
+            low, high = returned
+            inside = np.ones(len(snap), np.bool_)
+            if low is not None:
+                inside &= ts[snap] >= low
+            if high is not None:
+                inside &= ts[snap] < high
+            kept &= np.isin(ids, update[snap[inside]])
         keep[diff[np.isin(update[diff], ids[kept])]] = False
     return table if keep.all() else table.filter(pa.array(keep))
 

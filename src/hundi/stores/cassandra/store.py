@@ -550,6 +550,17 @@ class CassandraStore(Store):
         channel = Channel(channel)
         low = _ns(start) if start is not None else _MIN_TS
         high = _ns(end) if end is not None else _MAX_TS
+        if local_ts_merges(channel):
+            # merged day by day, as read_days and the embedded store do: several writers'
+            # book snapshots are judged within one day's rows, so both reads give one answer
+            days = self.read_days(
+                exchange=exchange, symbol=symbol, channel=channel,
+                start_ns=None if start is None else low, end_ns=None if end is None else high,
+            )  # fmt: skip
+            tables = [table for _, table in days]
+            if not tables:
+                return to_frame(plain_schema(SCHEMAS[channel]).empty_table())
+            return to_frame(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
         try:
             partitions = self._partitions(exchange, channel, symbol, low, high)
             table = self._rows(exchange, channel, partitions, low, high, None)
@@ -646,7 +657,7 @@ class CassandraStore(Store):
             low = max(_MIN_TS, low - LOCAL_TS_MARGIN_NS) if low > _MIN_TS else low
             high = min(_MAX_TS, high + LOCAL_TS_MARGIN_NS) if high < _MAX_TS else high
             partitions = self._with_previous_days(exchange, channel, partitions, low)
-        table = self._merged_rows(exchange, channel, partitions, low, high, needed)
+        table = self._merged_rows(exchange, channel, partitions, low, high, needed, cut)
         if cut is None or not table.num_rows:
             return table
         ts = table.column("ts").cast(pa.int64())
@@ -676,7 +687,9 @@ class CassandraStore(Store):
         low: int,
         high: int,
         needed: set[str] | None,
+        returned: tuple[int, int] | None = None,
     ) -> pa.Table:
+        """The merged rows; ``returned``: the range the caller cuts (see ``deduplicate``)."""
         schema = SCHEMAS[channel]
         parts: list[pa.Table] = []
         chunk_spec = self._chunk_table(channel)
@@ -704,7 +717,7 @@ class CassandraStore(Store):
         # Columns stay in the chunks' buffers: the DataFrame copies them once; a merge or sort
         # that has to take rows combines them first (take over hundreds of chunks is slow).
         table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        table = deduplicate(table, channel)
+        table = deduplicate(table, channel, returned=returned)
         # rows tied on (ts, recv_ts) in exchange-id order, as the row layout's clustering gives
         tie_ids = [
             name

@@ -102,6 +102,7 @@ from hundi.stores.embedded.layout import (
 from hundi.stores.merge import (
     LOCAL_TS_MARGIN_NS,
     SOURCE,
+    Range,
     deduplicate,
     local_ts_merges,
     needed_columns,
@@ -915,13 +916,11 @@ class EmbeddedStore(Store):
                 widen = True
                 low = None if start_ns is None else start_ns - LOCAL_TS_MARGIN_NS
                 pieces += [(run, _within(t, low, None)) for run, t in tail]
-            table = combine_day(channel, pieces)
             if not widen:
-                return table
+                return combine_day(channel, pieces)
             day_start = day_start_ns(day)
-            return _within(
-                table, day_start if start_ns is None else max(start_ns, day_start), end_ns
-            )
+            returned = (day_start if start_ns is None else max(start_ns, day_start), end_ns)
+            return _within(combine_day(channel, pieces, returned=returned), *returned)
 
         return self._consistently(attempt)
 
@@ -1006,9 +1005,12 @@ class EmbeddedStore(Store):
             pieces = _scan_by_run(channel, live, read, None, None)
             pieces += [(e.run, _log_rows(t, read, None, None)) for e, t in logged if t is not None]
             tail = self._previous_tail(exchange, channel, [symbol], day, read, pieces, None)
-            table = combine_day(channel, [*pieces, *tail])
             if tail:  # merged with the previous day's last rows (their copies win): cut them
-                table = _within(table, day_start_ns(day), None)
+                returned = (day_start_ns(day), None)
+                table = combine_day(channel, [*pieces, *tail], returned=returned)
+                table = _within(table, *returned)
+            else:
+                table = combine_day(channel, pieces)
             table = table.select(wanted)
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
             manifest += [(_entry_name(e), 0, e.rows) for e, _ in logged]
@@ -1095,7 +1097,9 @@ class EmbeddedStore(Store):
         return self._consistently(attempt)
 
 
-def combine_day(channel: Channel, pieces: Sequence[tuple[str, pa.Table]]) -> pa.Table:
+def combine_day(
+    channel: Channel, pieces: Sequence[tuple[str, pa.Table]], *, returned: Range | None = None
+) -> pa.Table:
     """The one place where a day's tables (Parquet parts, log entries), each with the run that
     wrote it, are combined before a read returns them. Rows of several runs (collectors, or one
     collector's restarts) are merged into one stream by :func:`hundi.stores.merge.deduplicate`
@@ -1109,7 +1113,7 @@ def combine_day(channel: Channel, pieces: Sequence[tuple[str, pa.Table]]) -> pa.
     if max(codes) == 0:
         return table
     source = np.repeat(np.asarray(codes, np.int32), [t.num_rows for _, t in nonempty])
-    return deduplicate(_with_source(table, source), channel)
+    return deduplicate(_with_source(table, source), channel, returned=returned)
 
 
 def _scan_by_run(
