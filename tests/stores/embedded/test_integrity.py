@@ -226,10 +226,17 @@ def test_store_check_reports_and_repairs(tmp_path: Path) -> None:
     assert not stale.exists()
     assert all(not p.path.exists() for p in superseded)
 
+    # the quarantined part's rows are not read: a problem until someone looks at it
+    held = run_check(str(root))
+    assert held.returncode == 1, held.stdout + held.stderr
+    (line, summary) = held.stdout.strip().splitlines()
+    assert line.startswith(f"quarantined: {root / '.quarantine'}") and live[-1].path.name in line
+    assert summary.startswith("1 problem(s) found; 1 quarantined file(s) to review")
+    assert trade_ids(root) == [0, 1]
+    shutil.rmtree(root / ".quarantine")  # looked at, accounted for
     again = run_check(str(root))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert len(again.stdout.strip().splitlines()) == 1
-    assert trade_ids(root) == [0, 1]
+    assert again.stdout.startswith("clean: ")
 
 
 def test_compaction_merges_the_rest_when_an_input_was_quarantined(
@@ -348,3 +355,27 @@ def test_check_repair_says_quarantined_only_when_the_damaged_log_bytes_were_kept
     (kept,) = (root / ".quarantine" / ".wal").glob("*.bad")
     assert kept.stat().st_size >= middle.length
     assert trade_ids(root) == [*range(10), *range(50_000, 50_010)]
+
+
+@pytest.mark.slow
+def test_a_part_a_reader_may_not_read_is_an_error_not_damage(tmp_path: Path) -> None:
+    """A user without read permission on a part gets one error line and exit 2; the part stays
+    where it is (it was once moved to quarantine as damaged: every later read lost its rows
+    and ``store check`` said clean)."""
+    part = three_trade_parts(tmp_path)[0]
+    part.chmod(0)
+    try:
+        query = subprocess.run(
+            [
+                "setpriv", "--bounding-set=-dac_override,-dac_read_search", "--",
+                str(HUNDI), "query", "--store", str(tmp_path), "--exchange", "binance",
+                "--symbol", "BTC-USDT", "--format", "csv",
+            ],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        part.chmod(0o644)
+    assert query.returncode == 2, query.stdout + query.stderr
+    assert query.stderr.count("\n") == 1 and "Permission denied" in query.stderr, query.stderr
+    assert part.exists() and not (tmp_path / ".quarantine").exists()
+    assert trade_ids(tmp_path) == list(range(300))

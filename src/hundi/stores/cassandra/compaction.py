@@ -25,11 +25,12 @@ there so that never happens for a live writer.
 What is merged. For channels whose record key holds the exchange's ``ts`` every key lies in one
 hour, so merging an hour alone gives what a read of any range gives: of each key's rows only
 one writer's stay (all of them: one writer's rows sharing a key are distinct records; the
-writer holding most of them, the first receiver among equals). ``bbo`` and ``book`` keys may hold a local receive time, whose two copies can lie on
-either side of an hour, and a book snapshot is judged against the whole chain: for those the
-hour's chunks are only regrouped per writer (no record dropped: only a writer's exact copies
-of its own rows, see :func:`_without_copies`; the read merges as before), and chunks written
-before the ``writer`` column existed are left as they are.
+writer holding most of them, the first receiver among equals). ``bbo`` and ``book`` keys may
+hold a local receive time, whose two copies can lie on either side of an hour, and a book
+snapshot is judged against the whole chain: for those the hour's chunks are only regrouped per
+writer (no record dropped: only a writer's exact copies of its own rows, see
+:func:`_without_copies`; the read merges as before), and chunks written before the ``writer``
+column existed are left as they are.
 
 Deleting. The tombstone is ``DELETE ... USING TIMESTAMP T WHERE <partition> AND first_ts >=
 hour AND first_ts < hour + 1 h`` with T the newest write time (``WRITETIME``) of the

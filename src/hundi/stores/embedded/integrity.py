@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hundi.records import SCHEMAS, Channel
+from hundi.stores.base import StoreError
 
 QUARANTINE = ".quarantine"
 log = logging.getLogger("hundi.stores")
@@ -109,8 +110,11 @@ def problem_of_bytes(path: Path, crc: str | None, data: pa.Buffer) -> str | None
 
 
 def problem(path: Path, crc: str | None) -> str | None:
-    """Why the part at ``path`` is damaged, or ``None``. FileNotFoundError propagates."""
+    """Why the part at ``path`` is damaged, or ``None``. OSError opening it (not there, no
+    permission, too many open files) propagates: that is not damage."""
     if crc is None:
+        with path.open("rb"):
+            pass
         return _structure_problem(path, path)
     return problem_of_bytes(path, crc, pa.py_buffer(path.read_bytes()))
 
@@ -133,7 +137,8 @@ def _remember(path: Path, key: tuple[int, int, int]) -> None:
 
 
 def is_sound(path: Path, crc: str | None) -> bool:
-    """Verify a part before it is read; a damaged one is quarantined and ``False`` returned.
+    """Verify a part before it is read; a damaged one is quarantined and ``False`` returned,
+    and one that cannot be read (permissions, I/O) raises :class:`StoreError`.
 
     A file that vanished (compaction deleted it) counts as sound: the reader that opens it gets
     FileNotFoundError, its cue to list the partition again.
@@ -146,7 +151,9 @@ def is_sound(path: Path, crc: str | None) -> bool:
     except FileNotFoundError:
         return True
     except OSError as e:
-        reason = f"unreadable: {e.strerror or e}"
+        # no permission, too many open files, an I/O error: the reader cannot read it, which
+        # says nothing about the file (moving a sound part away would hide its rows)
+        raise StoreError(f"cannot read part {path}: {e.strerror or e}") from None
     if reason is None:
         _remember(path, key)
         return True

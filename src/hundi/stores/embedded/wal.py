@@ -315,6 +315,15 @@ def try_lock(path: Path) -> int | None:
     return fd
 
 
+TORN_SUFFIX = ".torn"
+
+
+def torn(damage: Damage) -> bool:
+    """The log ends inside an entry: a flush a crash cut short, never acknowledged (its
+    records were not stored, and the restart's gap event says so), not damaged data."""
+    return damage.tail and damage.why.startswith("torn")
+
+
 def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
     """Copy a damaged byte range of a segment to ``ROOT/.quarantine/.wal/`` with one warning
     (the integrity report of ``hundi store check`` counts it); where it went. The copy is
@@ -322,7 +331,8 @@ def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
     OSError when it could not be (a full disk): the caller then keeps the segment, retried
     later, instead of dropping bytes it said were kept."""
     what = "torn or corrupt tail" if damage.tail else "corrupt entry"
-    target = root / ".quarantine" / WAL_DIR / f"{path.name}.{damage.start}-{damage.end}.bad"
+    suffix = TORN_SUFFIX if torn(damage) else ".bad"
+    target = root / ".quarantine" / WAL_DIR / f"{path.name}.{damage.start}-{damage.end}{suffix}"
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with path.open("rb") as f:
