@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -556,3 +557,44 @@ def test_a_flush_splits_by_exchange_symbol_and_day_keeping_arrival_order() -> No
         expected.setdefault((r.exchange, r.symbol, day), []).append(r.trade_id)
     assert found == expected
     assert len(found) == 8
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("file://mystore", "'mystore' is a host in a file:// URL; a folder is file:mystore"),
+        ("", "no folder given"),
+        ("file:", "no folder given"),
+        ("file:{root}?part_age_s=abc", "option part_age_s: could not convert"),
+        ("file:{root}?part_age_s=nan", "option part_age_s: 'nan' is not a finite number"),
+        ("file:{root}?part_bytes=1e6", "option part_bytes: invalid literal"),
+        ("file:{root}?compact_fanout=1", "option compact_fanout: '1' is below 2"),
+        ("file:{root}?fsync=maybe", "option fsync: 'maybe' is not one of"),
+        ("file:{root}?part_age=60", "unknown option(s) part_age; known: part_bytes, part_age_s"),
+    ],
+)
+def test_a_bad_store_url_is_one_error_not_another_folder_or_a_traceback(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    """``file://mystore`` once wrote into the current directory, a bad option value was a
+    traceback and an unknown one was ignored."""
+    from click.testing import CliRunner
+
+    from hundi.cli import main
+    from hundi.stores.embedded import check
+
+    url = url.format(root=tmp_path)
+    with pytest.raises(StoreError, match=re.escape(says)):
+        EmbeddedStore(url)
+    listed = CliRunner().invoke(main, ["ls", url])
+    assert listed.exit_code == 2 and says in listed.output, listed.output
+    checked = CliRunner().invoke(check.store, ["check", url])
+    assert checked.exit_code == 2 and says in checked.output, checked.output
+    assert list(tmp_path.iterdir()) == []  # nothing created anywhere
+
+
+def test_good_store_options_still_parse(tmp_path: Path) -> None:
+    store = EmbeddedStore(f"file://{tmp_path}?part_bytes=0&part_age_s=7&fsync=off", grace_s=1)
+    assert (store.part_bytes, store.part_age_s, store.fsync, store.grace_s) == (0, 7.0, False, 1.0)
+    store.close()
+    assert EmbeddedStore(f"file://localhost{tmp_path}", read_only=True).root == tmp_path

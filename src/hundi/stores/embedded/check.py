@@ -36,7 +36,7 @@ from hundi.stores.embedded.layout import (
     split_live,
     stale_temps,
 )
-from hundi.stores.embedded.store import EmbeddedStore, path_of_url
+from hundi.stores.embedded.store import EmbeddedStore, parse_options, path_of_url
 
 EXIT_CLEAN, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -211,6 +211,19 @@ def _progress_bar() -> Iterator[CheckProgress | None]:
         yield update
 
 
+def _root(store_path: str) -> Path:
+    """The store's folder, or one error line and exit 2."""
+    try:
+        root = path_of_url(store_path)
+        parse_options(store_path, {})  # a typo in an option is bad input here too
+        if not root.is_dir():
+            raise StoreError(f"no store at {str(root)!r} (not a directory)")
+    except StoreError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    return root
+
+
 @click.group("store")
 def store() -> None:
     """Maintain a store: check an embedded one; set up, compact or migrate a Cassandra one."""
@@ -232,10 +245,7 @@ def check(store_path: str, repair: bool) -> None:
     found (even if repaired; quarantined files stay a problem until someone moves them back or
     deletes them), 2 on bad input.
     """
-    root = path_of_url(store_path)
-    if not root.is_dir():
-        click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    root = _root(store_path)
     try:
         with _progress_bar() as progress:
             lines, partitions, parts = check_store(root, repair=repair, progress=progress)
@@ -279,10 +289,7 @@ def flush(store_path: str) -> None:
     (``part_bytes``, ``part_age_s``) and when it stops. Exit 0 when done, 1 when a stopped
     run's log could not be parted (the warning says why), 2 on bad input.
     """
-    root = path_of_url(store_path)
-    if not root.is_dir():
-        click.echo(f"no store at {str(root)!r} (not a directory)", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    root = _root(store_path)
     try:
         EmbeddedStore(store_path).close()  # opening for writing parts dead runs' logs
     except StoreError as e:

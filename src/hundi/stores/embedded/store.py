@@ -46,13 +46,14 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
@@ -121,12 +122,24 @@ log = logging.getLogger("hundi.stores")
 
 def path_of_url(url: str) -> Path:
     """``./data``, ``file:./data``, ``file:///abs/data`` → a path (a ``file:`` URL's
-    ``?query`` holds options, see :func:`options_of_url`)."""
+    ``?query`` holds options, see :func:`options_of_url`). StoreError for a ``file://NAME``
+    URL (NAME is a host there, not a folder: it once stored into the current directory) and
+    for an empty path."""
     if url.startswith("file://"):
-        return Path(unquote(urlsplit(url).path))
-    if url.startswith("file:"):
-        return Path(url[len("file:") :].split("?", 1)[0])
-    return Path(url)
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise StoreError(
+                f"store {url!r}: {parts.netloc!r} is a host in a file:// URL; a folder is "
+                f"file:{parts.netloc}{parts.path} (relative) or file:///absolute/path"
+            )
+        path = unquote(parts.path)
+    elif url.startswith("file:"):
+        path = url[len("file:") :].split("?", 1)[0]
+    else:
+        path = url
+    if not path:
+        raise StoreError(f"store {url!r}: no folder given")
+    return Path(path)
 
 
 def options_of_url(url: str) -> dict[str, str]:
@@ -144,10 +157,64 @@ def _new_run_id() -> str:
 _fsync_dir = wal.fsync_dir
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
+        word = value.strip().lower()
+        if word not in _TRUE + _FALSE:
+            raise ValueError(f"{value!r} is not one of {', '.join(_TRUE + _FALSE)}")
+        return word in _TRUE
     return bool(value)
+
+
+def _count(least: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = int(value)
+        if number < least:
+            raise ValueError(f"{value!r} is below {least}")
+        return number
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} is not a finite number of seconds >= 0")
+    return number
+
+
+# Every option the store takes, with its parser and default: a typo or a bad value is one
+# error naming it (``?part_age=60`` was once ignored and ``?part_age_s=abc`` a traceback).
+_OPTIONS: Final[dict[str, tuple[Callable[[Any], Any], Any]]] = {
+    "part_bytes": (_count(0), 32 * 1024 * 1024),
+    "part_age_s": (_seconds, 300.0),
+    "compact_fanout": (_count(2), 16),
+    "grace_s": (_seconds, 30.0),
+    "max_merge_bytes": (_count(1), 32 * 1024 * 1024),
+    "max_pending_bytes": (_count(1), 64 * 1024 * 1024),
+    "fsync": (_as_bool, True),
+    "read_only": (_as_bool, False),
+}
+
+
+def parse_options(url: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The store's options from the URL's query and ``given`` (which win), parsed."""
+    raw = {**options_of_url(url), **given}
+    unknown = sorted(set(raw) - set(_OPTIONS))
+    if unknown:
+        raise StoreError(
+            f"store {url!r}: unknown option(s) {', '.join(unknown)}; known: {', '.join(_OPTIONS)}"
+        )
+    parsed = {}
+    for name, (parse, default) in _OPTIONS.items():
+        try:
+            parsed[name] = parse(raw[name]) if name in raw else default
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"store {url!r}: option {name}: {e}") from None
+    return parsed
 
 
 class EmbeddedStore(Store):
@@ -170,14 +237,14 @@ class EmbeddedStore(Store):
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url)
         self.root = path_of_url(url)
-        options = {**options_of_url(url), **options}
-        self.part_bytes = max(0, int(options.get("part_bytes", 32 * 1024 * 1024)))
-        self.part_age_s = float(options.get("part_age_s", 300.0))
-        self.compact_fanout = max(2, int(options.get("compact_fanout", 16)))
-        self.grace_s = float(options.get("grace_s", 30.0))
-        self.max_merge_bytes = int(options.get("max_merge_bytes", 32 * 1024 * 1024))
-        self.max_pending_bytes = int(options.get("max_pending_bytes", 64 * 1024 * 1024))
-        self.fsync = _as_bool(options.get("fsync", True))
+        options = parse_options(url, options)
+        self.part_bytes: int = options["part_bytes"]
+        self.part_age_s: float = options["part_age_s"]
+        self.compact_fanout: int = options["compact_fanout"]
+        self.grace_s: float = options["grace_s"]
+        self.max_merge_bytes: int = options["max_merge_bytes"]
+        self.max_pending_bytes: int = options["max_pending_bytes"]
+        self.fsync: bool = options["fsync"]
         self.run_id = _new_run_id()
         self._sequence = 0
         self._buffers: dict[Channel, list[Record]] = {}
@@ -201,7 +268,7 @@ class EmbeddedStore(Store):
         self._segment_since = 0.0
         self._unparted: dict[_PartitionKey, list[wal.Entry]] = {}
         self._part_failing = False
-        self.read_only = _as_bool(options.get("read_only", False))
+        self.read_only = options["read_only"]
         if self.read_only:
             if not self.root.is_dir():
                 raise StoreError(f"no store at {str(self.root)!r} (not a directory)")
@@ -1441,4 +1508,11 @@ def _read_part(part: PartFile) -> pa.Table:
     raise _Damaged(part.path)
 
 
-__all__ = ["EmbeddedStore", "path_of_url", "plain_strings", "scan_files", "sort_by_time"]
+__all__ = [
+    "EmbeddedStore",
+    "parse_options",
+    "path_of_url",
+    "plain_strings",
+    "scan_files",
+    "sort_by_time",
+]
