@@ -331,3 +331,30 @@ def test_a_native_name_of_a_dated_future_reads_the_stored_one(tmp_path: Path) ->
         assert list(frame["symbol"]) == [symbol]
     with pytest.raises(NotStored):
         hundi.read(str(root), exchange="binance", symbol="LINKUSD_220325")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "rows"),
+    [
+        ("9999-12-31", None, 0),
+        ("2262-04-12", None, 0),
+        (None, "9999-12-31", 30),
+        ("1000-01-01", None, 30),
+        ("1000-01-01", "1677-01-01", 0),
+    ],
+)
+def test_times_beyond_what_ns_can_hold_are_open_bounds_not_an_overflow(
+    store: Path, start: str | None, end: str | None, rows: int
+) -> None:
+    """Nothing is stored beyond the int64 ns range (1677-2262): such a bound reads what there
+    is (it was an OverflowError traceback from the embedded store and the research API)."""
+    bounds = {"start": start, "end": end}
+    frame = hundi.read(str(store), exchange="binance", symbol="BTC-USDT", **bounds)
+    assert len(frame) == rows
+    args = [f"--{name}={value}" for name, value in bounds.items() if value is not None]
+    code, out, err = run("--store", str(store), "--exchange", "binance", "--symbol", "BTC-USDT",
+                         "--format", "csv", *args)  # fmt: skip
+    assert code == 0 and "Traceback" not in err, err
+    assert len(out.strip().splitlines()) == rows + 1
+    bars = hundi.bars(str(store), "binance", "BTC-USDT", "1min", **bounds)
+    assert int(bars["trade_count"].sum()) == rows

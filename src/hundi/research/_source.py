@@ -25,6 +25,7 @@ from hundi.stores.base import (
     day_of_ns,
     day_start_ns,
     days_between,
+    ns_of,
 )
 
 StoreLike = str | os.PathLike[str] | Store
@@ -57,13 +58,11 @@ def to_ns(value: TimeLike, name: str) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, pd.Timestamp):
-        stamp = value
-    else:
-        parsed = parse_time(value, name)
-        assert parsed is not None
-        stamp = pd.Timestamp(parsed)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return int(stamp.value)
+        stamp = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+        return int(stamp.value)
+    parsed = parse_time(value, name)
+    assert parsed is not None
+    return ns_of(parsed)  # beyond pandas' range (year 9999): the open bound, not an overflow
 
 
 def ns_to_timestamp(ns: int) -> pd.Timestamp:

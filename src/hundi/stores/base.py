@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -529,6 +529,22 @@ def empty_table(channel: Channel, columns: Sequence[str] | None = None) -> pa.Ta
     plain = plain_schema(SCHEMAS[Channel(channel)])
     wanted = list(columns) if columns is not None else plain.names
     return empty_table_of(plain).select(wanted)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+MIN_NS: Final = -(2**63)
+MAX_NS: Final = 2**63 - 1
+
+
+def ns_of(moment: datetime) -> int:
+    """A datetime (naive: UTC) as ns since the epoch, exactly (a pandas Timestamp keeps its
+    nanoseconds); beyond the int64 range (year 9999, ``datetime.min``) the range's end, an
+    open bound: nothing is stored there, so a read asks for what there is, without an
+    overflow. Not ``pd.Timestamp(...).value``: a collector never loads pandas."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    extra = getattr(moment, "nanosecond", 0)
+    return min(max((aware - _EPOCH) // _MICROSECOND * 1000 + extra, MIN_NS), MAX_NS)
 
 
 def day_of_ns(ts_ns: int) -> date:

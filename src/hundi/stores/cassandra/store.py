@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -75,11 +75,14 @@ from cassandra.query import (
 
 from hundi.records import RECORD_TYPES, SCHEMAS, SEQUENCE_FIELDS, Channel, Record, to_arrow
 from hundi.stores.base import (
+    MAX_NS,
+    MIN_NS,
     Store,
     StoreError,
     StreamPosition,
     arrow_storable,
     day_of_ns,
+    ns_of,
     plain_schema,
     to_frame,
 )
@@ -135,8 +138,8 @@ _READ_WINDOW = 16  # partition reads in flight
 _FETCH_SIZE = 20_000  # rows per page
 _CHUNK_FETCH_SIZE = 32  # chunks per page: up to ~2 MB each
 _DECODE_THREADS = 4  # at most, and no more than the cores
-_MIN_TS = -(2**63)
-_MAX_TS = 2**63 - 1
+_MIN_TS = MIN_NS
+_MAX_TS = MAX_NS
 
 _PartitionKey = tuple[str, str, int]  # exchange, symbol, day
 _Key = TypeVar("_Key")
@@ -548,8 +551,8 @@ class CassandraStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
-        low = _ns(start) if start is not None else _MIN_TS
-        high = _ns(end) if end is not None else _MAX_TS
+        low = ns_of(start) if start is not None else _MIN_TS
+        high = ns_of(end) if end is not None else _MAX_TS
         if local_ts_merges(channel):
             # merged day by day, as read_days and the embedded store do: several writers'
             # book snapshots are judged within one day's rows, so both reads give one answer
@@ -1046,19 +1049,6 @@ def _take(items: Iterable[_Key], count: int) -> list[_Key]:
         if len(taken) == count:
             break
     return taken
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _ns(moment: datetime) -> int:
-    """A datetime (naive: UTC) as ns since the epoch, exactly (a pandas Timestamp keeps its
-    nanoseconds); beyond the int64 range (``datetime.min``/``max``) the range's end, an open
-    bound. Not ``pd.Timestamp(...).value`` here: a collector never loads pandas."""
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    extra = getattr(moment, "nanosecond", 0)
-    return min(max((aware - _EPOCH) // _MICROSECOND * 1000 + extra, _MIN_TS), _MAX_TS)
 
 
 def _table(schema: pa.Schema, fields: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pa.Table:

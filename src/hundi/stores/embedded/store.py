@@ -83,6 +83,7 @@ from hundi.stores.base import (
     day_start_ns,
     days_within,
     empty_table,
+    ns_of,
     stream_groups,
     to_frame,
 )
@@ -904,10 +905,9 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
-        import pandas as pd  # reads only: the collector's process never loads pandas
 
-        start_ns = None if start is None else int(pd.Timestamp(_utc(start)).value)
-        end_ns = None if end is None else int(pd.Timestamp(_utc(end)).value)
+        start_ns = None if start is None else ns_of(start)
+        end_ns = None if end is None else ns_of(end)
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
         columns = SCHEMAS[channel].names
         tables = [
@@ -1476,10 +1476,6 @@ def _dated(symbol_dir: Path) -> list[date]:
             if day.isoformat() == name:  # the folder partition_dir names
                 found.append(day)
     return found
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class _Damaged(Exception):
