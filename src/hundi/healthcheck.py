@@ -12,6 +12,7 @@ probe. The file's location follows the same precedence as the settings (flag > e
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from hundi.options import FiniteFloat
 from hundi.settings import ConfigError, env_with_files
 
 DEFAULT_MAX_AGE_S = 30.0
@@ -51,10 +53,19 @@ def check_health(path: Path, max_age_s: float, now: float | None = None) -> str 
     if not isinstance(record, dict):
         return f"unreadable health file {path}: not a JSON object"
     written_at = record.get("written_at")
-    if not isinstance(written_at, int | float):
+    if (
+        not isinstance(written_at, int | float)
+        or isinstance(written_at, bool)
+        or not math.isfinite(written_at)
+    ):
         return f"unreadable health file {path}: no written_at"
     age = (time.time() if now is None else now) - written_at
     component = record.get("component", "process")
+    if age < -max_age_s:  # a time this far ahead says nothing about now
+        return (
+            f"{component} health file {path} is dated {-age:.0f}s in the future "
+            f"(max {max_age_s:g}s): a clock jumped, or it was not written by hundi"
+        )
     if age > max_age_s:
         return f"{component} health file {path} is stale: {age:.0f}s old (max {max_age_s:g}s)"
     if record.get("ok") is not True:
@@ -65,7 +76,7 @@ def check_health(path: Path, max_age_s: float, now: float | None = None) -> str 
 @click.command()
 @click.option(
     "--max-age",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=DEFAULT_MAX_AGE_S,
     show_default=True,
     help="Seconds after which the health file counts as stale.",

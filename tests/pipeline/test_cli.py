@@ -186,6 +186,9 @@ def test_unwritable_store_is_one_clear_error_and_exit_2(tmp_path: Path) -> None:
     ("args", "extra_env", "message"),
     [
         (["--duration", "-1"], {}, "Invalid value for '--duration'"),
+        (["--duration", "nan"], {}, "'nan' is not a finite number"),
+        (["--flush-interval", "nan"], {}, "'nan' is not a finite number"),
+        (["--stale-after", "inf"], {}, "'inf' is not a finite number"),
         (["--channels", "trades,depth"], {}, "unknown channel 'depth'"),
         (["--market", "options"], {}, "market"),
         ([], {"HUNDI_LOG_QUEUE_MAX_SIZE": "abc"}, "HUNDI_LOG_QUEUE_MAX_SIZE must be a positive"),

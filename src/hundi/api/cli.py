@@ -12,6 +12,7 @@ import click
 from hundi.api.queries import DEFAULT_MAX_POINTS, DEFAULT_MAX_ROWS, Limits
 from hundi.config import ConfigError, load_settings
 from hundi.logs import console_logging
+from hundi.options import FiniteFloat
 from hundi.research import ResearchError
 from hundi.research.bars import interval_ns
 from hundi.stores.base import StoreError, describe_url, open_store, scheme_of
@@ -72,7 +73,7 @@ def _duration(text: str) -> int:
     help="Most raw rows (trades, quotes, events) one request may read.",
 )  # fmt: skip
 @click.option(
-    "--cache-ttl", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    "--cache-ttl", type=FiniteFloat(min=0), default=0.0, show_default=True,
     help="Seconds an answer is reused for the same request after it is computed (identical "
     "requests arriving while it is computed always share it); answers may then be that old.",
 )  # fmt: skip

@@ -29,6 +29,7 @@ from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
+from hundi.options import FiniteFloat
 from hundi.outcome import EXIT_SETUP, judge, print_summary
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.pipeline.health import (
@@ -88,7 +89,7 @@ def _symbols(text: str | None) -> tuple[str, ...]:
 @click.option("--quarantine", "quarantine_path", type=click.Path(dir_okay=False))
 @click.option(
     "--duration",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Stop cleanly after SECONDS (default: until SIGINT/SIGTERM).",
 )
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Write the summary here.")
@@ -101,12 +102,12 @@ def _symbols(text: str | None) -> tuple[str, ...]:
 @click.option("--depth-limit", type=click.IntRange(min=1), help="REST book snapshot depth.")
 @click.option(
     "--flush-interval",
-    type=click.FloatRange(min=0, min_open=True, max=60),
+    type=FiniteFloat(min=0, min_open=True, max=60),
     help="Seconds between store flushes. [default: 1]",
 )
 @click.option(
     "--stale-after",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     help="Reconnect a stream silent this long. [default: 60]",
 )
 @click.option(
