@@ -218,3 +218,23 @@ def test_a_gap_after_the_last_row_is_still_listed_as_a_hole(tmp_path: Path) -> N
     write(root, {Channel.TRADES: rows, Channel.EVENTS: holes})
     btc = {s["channel"]: s for s in listed(root)}["trades"]
     assert (btc["gaps"], btc["covered_gaps"]) == (3, 0)
+
+
+@pytest.mark.slow
+def test_a_folder_the_user_may_not_list_is_one_error_line(tmp_path: Path) -> None:
+    """``hundi ls`` of a store with a folder its user cannot read was a traceback."""
+    root = tmp_path / "data"
+    write(root, {Channel.TRADES: [trade(MAY_1, 1)]})
+    folder = root / "exchange=binance" / "channel=trades"
+    folder.chmod(0)
+    try:
+        listed = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--",
+             str(HUNDI), "ls", str(root)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        folder.chmod(0o755)
+    assert listed.returncode == 1, listed.stdout + listed.stderr
+    assert "Traceback" not in listed.stderr and "Permission denied" in listed.stderr
+    assert listed.stderr.strip().count("\n") == 0, listed.stderr

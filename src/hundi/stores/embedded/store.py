@@ -1462,6 +1462,8 @@ def _names(directory: Path, prefix: str) -> list[str]:
         entries = list(os.scandir(directory))
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as e:  # no permission: what the store holds cannot be told
+        raise StoreError(f"cannot list {str(directory)!r}: {e.strerror or e}") from None
     return sorted(
         e.name.removeprefix(prefix) for e in entries if e.name.startswith(prefix) and e.is_dir()
     )
