@@ -31,9 +31,13 @@ def test_every_symbol_unknown_to_the_exchange_is_nothing_collected() -> None:
     ]
 
 
-def test_one_unknown_symbol_beside_collected_ones_stays_ok() -> None:
-    # said in the summary and as an invalid_symbol event; the rest was collected and stored
-    assert judge(summary(invalid_symbols=["XYZUSDT"]))["exit_code"] == 0
+def test_one_unknown_symbol_beside_collected_ones_is_incomplete() -> None:
+    # the rest was collected and stored, but a symbol asked for was not: not "ok" (it was)
+    outcome = judge(summary(invalid_symbols=["XYZUSDT"]))
+    assert (outcome["result"], outcome["exit_code"]) == ("incomplete", 1)
+    assert outcome["reasons"] == [
+        "no market data for XYZUSDT: not listed or not trading on the exchange"
+    ]
 
 
 def test_rest_only_channels_stored_without_any_stream_is_ok() -> None:

@@ -189,6 +189,11 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
                 "no market data: not listed or not trading on the exchange: " + ", ".join(invalid)
             )
             result = Result.NOTHING_COLLECTED
+        elif invalid:  # asked for and not collected: not "ok", though the rest was stored
+            reasons.append(
+                "no market data for " + ", ".join(invalid) + ": not listed or not trading on "
+                "the exchange"
+            )
     for store in summary["stores"]:
         error = f" ({store['last_error']})" if store.get("last_error") else ""
         lost = sum(store["lost"].values())

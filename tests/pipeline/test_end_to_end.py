@@ -331,9 +331,12 @@ def test_symbol_the_exchange_does_not_list_is_reported_not_silent(tmp_path: Path
             capture_output=True, text=True, timeout=60, cwd=tmp_path,
             env={**os.environ, "HUNDI_LOG_PATH": str(log_path)},
         )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]  # a symbol asked for was not collected
     summary = json.loads(summary_path.read_text())
     assert summary["invalid_symbols"] == ["XYZUSDT"]
+    assert summary["outcome"]["reasons"] == [
+        "no market data for XYZUSDT: not listed or not trading on the exchange"
+    ]
     assert "(no data for them): XYZUSDT" in done.stdout
     frames = summary["frames"]
     assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]

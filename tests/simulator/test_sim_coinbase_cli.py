@@ -55,9 +55,11 @@ def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Pa
     with SimulatorProcess(["--rate", "300", *faults], venue="coinbase") as sim:
         # 6 s: a make-before-break resync delivers its snapshot 2 s (overlap) after the break
         code, output, summary = collect(sim, tmp_path, "BTC-USD,ETH-USD,DELISTED-USD", duration=6)
-    assert code == 0, output[-3000:]
+    assert code == 1, output[-3000:]  # DELISTED-USD was asked for and not collected
     assert summary["invalid_symbols"] == ["DELISTED-USD"]
-    assert "not listed or not trading on the exchange" in output
+    assert summary["outcome"]["reasons"] == [
+        "no market data for DELISTED-USD: not listed or not trading on the exchange"
+    ]
     for channel in ("trades", "book", "events"):
         assert len(hundi.read(tmp_path / "data", exchange="coinbase", channel=channel)) > 0
     trades = hundi.read(tmp_path / "data", exchange="coinbase", channel="trades")
