@@ -1,4 +1,4 @@
-"""Command-line number options that refuse NaN and infinity.
+"""Command-line number options: floats that refuse NaN and infinity, ports.
 
 ``click.FloatRange`` lets ``nan`` through (every comparison with it is false), so
 ``--duration nan`` ran and said ok, and ``hundi health --max-age nan`` called a stale file
@@ -25,4 +25,7 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
-__all__ = ["FiniteFloat"]
+#: A TCP port to listen on (0: any free one); a bigger number was a traceback from bind().
+PORT = click.IntRange(0, 65535)
+
+__all__ = ["PORT", "FiniteFloat"]

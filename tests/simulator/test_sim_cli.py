@@ -58,3 +58,11 @@ def test_bad_options_are_clean_errors() -> None:
     result = runner.invoke(simulate, ["binance", "--rate", "-5"])
     assert result.exit_code == 2 and "rate" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "venue", ["binance", "bitfinex", "bitstamp", "bybit", "coinbase", "kraken", "okx"]
+)
+def test_a_port_beyond_65535_is_bad_input_for_every_venue(venue: str) -> None:
+    result = CliRunner().invoke(simulate, [venue, "--port", "99999"])  # was bind()'s traceback
+    assert result.exit_code == 2 and "99999 is not in the range 0<=x<=65535" in result.output

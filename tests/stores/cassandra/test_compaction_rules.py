@@ -65,7 +65,7 @@ def test_the_clock_margin_comes_from_the_environment_or_the_env_file(
     assert clock_margin_s() == 7
     monkeypatch.setenv(CLOCK_MARGIN_ENV, "5.5")
     assert clock_margin_s() == 5.5
-    for bad in ("soon", "-1", "nan"):
+    for bad in ("soon", "-1", "nan", "inf"):
         monkeypatch.setenv(CLOCK_MARGIN_ENV, bad)
         with pytest.raises(StoreError, match=CLOCK_MARGIN_ENV):
             clock_margin_s()

@@ -81,7 +81,13 @@ def test_bad_values_name_their_key(tmp_path: Path, key: str, value: str) -> None
 
 @pytest.mark.parametrize(
     "url",
-    ["cassandra:///ks", "cassandra://h1:9042,h2:9043/ks", "cassandra://localhost/bad-name"],
+    [
+        "cassandra:///ks",
+        "cassandra://h1:9042,h2:9043/ks",
+        "cassandra://localhost/bad-name",
+        "cassandra://127.0.0.1:74578/ks",  # once connected to 9042 (the port wrapped)
+        "cassandra://h1:0/ks",
+    ],
 )
 def test_bad_urls(tmp_path: Path, url: str) -> None:
     with pytest.raises(StoreError):

@@ -571,6 +571,7 @@ def test_a_flush_splits_by_exchange_symbol_and_day_keeping_arrival_order() -> No
         ("file:{root}?compact_fanout=1", "option compact_fanout: '1' is below 2"),
         ("file:{root}?fsync=maybe", "option fsync: 'maybe' is not one of"),
         ("file:{root}?part_age=60", "unknown option(s) part_age; known: part_bytes, part_age_s"),
+        ("{root}/exchange=binance/channel=trades", "is a folder inside the store at '{root}'"),
     ],
 )
 def test_a_bad_store_url_is_one_error_not_another_folder_or_a_traceback(
@@ -583,7 +584,7 @@ def test_a_bad_store_url_is_one_error_not_another_folder_or_a_traceback(
     from hundi.cli import main
     from hundi.stores.embedded import check
 
-    url = url.format(root=tmp_path)
+    url, says = url.format(root=tmp_path), says.format(root=tmp_path)
     with pytest.raises(StoreError, match=re.escape(says)):
         EmbeddedStore(url)
     listed = CliRunner().invoke(main, ["ls", url])

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hundi.options import PORT
 from hundi.simulator.binance.config import FaultSpec, FaultSpecError, SimulatorConfig
 from hundi.simulator.binance.rules import BinanceVariant
 
@@ -47,7 +48,7 @@ DEFAULT_SYMBOLS = {
 @click.command(name="binance")
 @click.option("--market", type=click.Choice([m.value for m in BinanceVariant]), default="spot")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option(
     "--symbols",
     default=None,

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hundi.options import PORT
+
 if TYPE_CHECKING:
     from hundi.simulator.bitfinex.server import BitfinexSimulator
 
 
 @click.command(name="bitfinex")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="tBTCUSD,tETHUSD", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--order-interval", type=float, default=0.05, show_default=True,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hundi.options import PORT
+
 if TYPE_CHECKING:
     from hundi.simulator.bybit.server import BybitSimulator
 
@@ -41,7 +43,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 
 @click.command(name="bybit")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTCUSDT,ETHUSDT,BTCUSD", show_default=True,
               help="Bybit symbols; names ending in USD are inverse perpetuals, the others spot "
                    "pairs and linear perpetuals.")  # fmt: skip

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hundi.options import PORT
+
 if TYPE_CHECKING:
     from hundi.simulator.coinbase.server import CoinbaseSimulator
 
@@ -38,7 +40,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 
 @click.command(name="coinbase")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTC-USD,ETH-USD", show_default=True, help="Product ids.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--rate", type=float, default=200.0, show_default=True,

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hundi.options import PORT
+
 if TYPE_CHECKING:
     from hundi.simulator.kraken.server import KrakenSimulator
 
 
 @click.command(name="kraken")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port.")
+@click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTC/USD,ETH/USD", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--rate", type=float, default=200.0, show_default=True,

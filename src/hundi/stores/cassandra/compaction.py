@@ -45,6 +45,7 @@ The compacted chunks keep the longest remaining TTL of the chunks they replace.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ def clock_margin_s() -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
+    if not 0 <= value < math.inf:
         raise StoreError(f"{CLOCK_MARGIN_ENV}={text!r}: expected seconds >= 0")
     return value
 

@@ -166,6 +166,8 @@ def _split_hosts(text: str, where: str) -> list[tuple[str, int | None]]:
         if match is None:
             raise StoreError(f"bad host {part!r} in {where}")
         port_text = match["p6"] or match["p"]
+        if port_text and not 0 < int(port_text) < 65536:
+            raise StoreError(f"bad port {port_text} in {where}: a port is 1-65535")
         hosts.append((match["v6"] or match["h"], int(port_text) if port_text else None))
     return hosts
 

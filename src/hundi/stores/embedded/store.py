@@ -140,7 +140,14 @@ def path_of_url(url: str) -> Path:
         path = url
     if not path:
         raise StoreError(f"store {url!r}: no folder given")
-    return Path(path)
+    found = Path(path)
+    inside = [i for i, part in enumerate(found.parts) if part.startswith("exchange=")]
+    if inside:  # ls or check there once said "nothing stored" / "clean", exit 0
+        store = Path(*found.parts[: inside[0]]) if inside[0] else Path(".")
+        raise StoreError(
+            f"store {url!r} is a folder inside the store at {str(store)!r}: give that folder"
+        )
+    return found
 
 
 def options_of_url(url: str) -> dict[str, str]:
