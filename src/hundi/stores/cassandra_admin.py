@@ -30,6 +30,7 @@ never from the command line, never printed. A role whose password is not set is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -43,6 +44,7 @@ from hundi.stores.base import StoreError
 
 if TYPE_CHECKING:
     from hundi.records import Channel
+    from hundi.stores.base import Store
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -339,6 +341,7 @@ def compact(
     One line per partition: chunks before -> after, records, seconds. An hour holding a
     damaged chunk is left as it is and reported. Exit 0 when done, 1 when Cassandra cannot
     be reached or a partition had a damaged chunk or failed, 2 on bad input."""
+    from hundi.query import QueryError
     from hundi.stores.cassandra.compaction import (
         chunked_partitions,
         clock_margin_s,
@@ -361,6 +364,10 @@ def compact(
         if store._unreachable:
             click.echo(f"Cassandra {store.settings.where} is not reachable", err=True)
             sys.exit(1)
+        try:
+            symbol = _stored_symbol(store, exchange, symbol, chosen)
+        except QueryError as exc:
+            _fail(str(exc))  # exits 2; the store closes below
         try:
             partitions = list(
                 chunked_partitions(
@@ -416,6 +423,7 @@ def migrate(
     One line per stream-day: rows -> chunks, seconds. Running it again moves only what is
     left. Exit 0 when done, 1 when Cassandra cannot be reached or a day was left in rows
     (it changed meanwhile, or failed), 2 on bad input."""
+    from hundi.query import QueryError
     from hundi.stores.cassandra.compaction import clock_margin_s
     from hundi.stores.cassandra.migration import migratable, migrate_partition, row_partitions
     from hundi.stores.cassandra.store import CassandraStore
@@ -435,6 +443,10 @@ def migrate(
             sys.exit(1)
         if chosen is not None and (why := migratable(store, chosen)):
             _fail(f"--channel {chosen.value}: {why}")  # exits 2; the store closes below
+        try:
+            symbol = _stored_symbol(store, exchange, symbol, chosen)
+        except QueryError as exc:
+            _fail(str(exc))
         try:
             partitions = row_partitions(
                 store, exchange=exchange, channel=chosen, symbol=symbol,
@@ -473,6 +485,36 @@ def migrate(
         store.close()
     if failed:
         sys.exit(1)
+
+
+def _stored_symbol(
+    store: Store, exchange: str | None, symbol: str | None, channel: Channel | None
+) -> str | None:
+    """``--exchange``/``--symbol`` checked against what the store holds, as ``hundi query``
+    checks them (native names such as ``BTCUSDT`` resolve to the stored ``BTC-USDT``): a name
+    it does not hold is bad input, not "0 partition(s)", exit 0. The symbol as stored."""
+    from hundi.query import NotStored, resolve
+
+    wanted = [channel] if channel is not None else []
+    if exchange is not None:
+        return resolve(store, exchange, symbol, wanted)
+    if symbol is None:
+        return None
+    found: dict[str, str] = {}
+    for name in store.exchanges():
+        with contextlib.suppress(NotStored):
+            stored = resolve(store, name, symbol, wanted)
+            if stored is not None:
+                found[name] = stored
+    if not found:
+        raise NotStored(f"{store.describe()} holds no symbol {symbol!r} of any exchange", [])
+    if len(set(found.values())) > 1:
+        raise NotStored(
+            f"{symbol!r} names several stored symbols ({', '.join(sorted(set(found.values())))})"
+            ": give --exchange",
+            [],
+        )
+    return next(iter(found.values()))
 
 
 def _iso(day: int) -> str:

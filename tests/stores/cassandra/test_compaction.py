@@ -374,6 +374,21 @@ def test_the_command_compacts_and_prints_each_partition(
     again = hundi("--store", url, "--exchange", exchange, "--channel", "trades")
     assert again.returncode == 0, again.stderr
     assert "0 hour(s) rewritten" in again.stdout
+    # the exchange's own name of the symbol resolves to the stored one, as in hundi query
+    native = hundi("--store", url, "--exchange", exchange, "--symbol", "BTCUSDT")
+    assert native.returncode == 0, native.stderr
+    assert native.stdout.splitlines()[-1] == "2 partition(s), 0 failed"
+    # names the store does not hold are bad input (they were "0 partition(s)", exit 0)
+    for args in (("--exchange", "nope"), ("--exchange", exchange, "--symbol", "FOO-BAR"),
+                 ("--symbol", "FOO-BAR")):  # fmt: skip
+        for command in ("compact", "migrate"):
+            refused = subprocess.run(
+                [sys.executable, "-m", "hundi", "store", command, "--store", url, *args],
+                capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert refused.returncode == 2, (command, args, refused.stdout, refused.stderr)
+            assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+            assert "holds no" in refused.stderr and refused.stdout == ""
 
 
 @pytest.mark.parametrize(
