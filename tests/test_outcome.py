@@ -61,3 +61,25 @@ def test_nothing_at_all_is_still_nothing_collected() -> None:
     for streams in ({}, {"binance:stream-0": {}}):
         outcome = judge(summary(frames=nothing, records={"events": 1}, streams=streams))
         assert (outcome["result"], outcome["exit_code"]) == ("nothing_collected", 3)
+
+
+def test_with_two_stores_the_records_line_says_they_are_what_every_store_holds() -> None:
+    """One store down, one up: "records stored: none" beside "store b: 15 records, ok" read as
+    a contradiction; the count is what every store stored."""
+    from hundi.outcome import summary_lines
+
+    def store(name: str, stored: int, spooled: int) -> dict[str, Any]:
+        return {"store": name, "records": {"trades": stored}, "lost": {},
+                "spooled": {"trades": spooled}, "last_error": "down" if spooled else None}  # fmt: skip
+
+    run = summary(
+        records={"trades": 0}, stores=[store("a", 0, 15), store("b", 15, 0)], duration_s=1.0,
+        frames={"received": 1, "processed": 1, "filtered": 0, "rejected": 0, "rejected_reasons": {}},
+        msgs_per_s=1.0, ws_client="picows", gaps=0, resyncs=0, reconnects=0,
+    )  # fmt: skip
+    run["outcome"] = judge(run)
+    lines = summary_lines(run)
+    assert "records stored in every store: none" in lines
+    assert "store b: 15 records, ok" in lines
+    single = summary_lines({**run, "stores": run["stores"][1:]})
+    assert "records stored: none" in single

@@ -221,6 +221,12 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
 # --- the printed summary -------------------------------------------------------------------------
 
 
+def _stored_where(stores: Sequence[Any]) -> str:
+    if not stores:
+        return "parsed"
+    return "stored" if len(stores) == 1 else "stored in every store"
+
+
 def _series_line(series: Mapping[str, Any]) -> str:
     records = ", ".join(f"{k}={v}" for k, v in series["records"].items()) or "none"
     line = f"series computed: {records}"
@@ -276,8 +282,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         f"frames: received {frames['received']}, processed {frames['processed']}, "
         f"filtered {frames['filtered']}, rejected {frames['rejected']}"
         + (f" ({reasons})" if reasons else ""),
-        # with no store (a replay's --dry-run) the records were made, not stored
-        f"records {'stored' if summary['stores'] else 'parsed'}: {records or 'none'}",
+        # with no store (a replay's --dry-run) the records were made, not stored; with
+        # several, the count is what every one of them stored (each store's line follows)
+        f"records {_stored_where(summary['stores'])}: {records or 'none'}",
         f"gaps {summary['gaps']}, resyncs {summary['resyncs']}, reconnects {summary['reconnects']}",
     ]
     if summary.get("series"):

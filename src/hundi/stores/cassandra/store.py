@@ -208,7 +208,7 @@ class CassandraStore(Store):
             # on a later write. Bad credentials and bad names still stop it here, clearly.
             if self.read_only or not self._unreachable:
                 raise
-            log.warning("%s; collecting on, the data is spooled until it answers", exc)
+            log.warning("%s; writes wait until it answers (a collector spools them)", exc)
 
     def _open(self) -> None:
         """Connect and create/migrate the schema (again on each write until it succeeds)."""
