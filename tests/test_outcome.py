@@ -69,12 +69,14 @@ def test_with_two_stores_the_records_line_says_they_are_what_every_store_holds()
     from hundi.outcome import summary_lines
 
     def store(name: str, stored: int, spooled: int) -> dict[str, Any]:
+        error = "down" if spooled else None
         return {"store": name, "records": {"trades": stored}, "lost": {},
-                "spooled": {"trades": spooled}, "last_error": "down" if spooled else None}  # fmt: skip
+                "spooled": {"trades": spooled}, "last_error": error}  # fmt: skip
 
     run = summary(
         records={"trades": 0}, stores=[store("a", 0, 15), store("b", 15, 0)], duration_s=1.0,
-        frames={"received": 1, "processed": 1, "filtered": 0, "rejected": 0, "rejected_reasons": {}},
+        frames={"received": 1, "processed": 1, "filtered": 0, "rejected": 0,
+                "rejected_reasons": {}},
         msgs_per_s=1.0, ws_client="picows", gaps=0, resyncs=0, reconnects=0,
     )  # fmt: skip
     run["outcome"] = judge(run)
