@@ -81,6 +81,34 @@ def test_window_and_errors(sim_stores: dict[str, Path]) -> None:
         bars(store, "binance", "BTC-USDT", "soon")
 
 
+def test_more_bars_than_memory_holds_is_an_error_saying_so(tmp_path: Path) -> None:
+    """Two trades a year apart in 1 ms bars: 31.5 billion bars, empty ones included (numpy's
+    MemoryError before, after asking for tens of GiB)."""
+    year = 365 * 86_400_000 * MS
+    store = write(tmp_path / "data", {Channel.TRADES: [trade(MIDNIGHT, 0, 1.0),
+                                                      trade(MIDNIGHT + year, 1, 2.0)]})  # fmt: skip
+    with pytest.raises(ResearchError, match="'1ns': bars are a whole number of milliseconds"):
+        bars(store, "binance", "BTC-USDT", "1ns")
+    with pytest.raises(ResearchError, match="1ms bars over these trades would be more than"):
+        bars(store, "binance", "BTC-USDT", "1ms")
+    assert bars(store, "binance", "BTC-USDT", "1d")["trade_count"].sum() == 2
+
+
+def test_bad_counts_and_windows_are_research_errors(sim_stores: dict[str, Path]) -> None:
+    """Raw numpy/pyarrow errors (depth -1, chunk_rows 0) and a silent empty coverage for an
+    end before its start, found by review."""
+    store = sim_stores["spot"]
+    at = hundi.read(store, exchange="binance", symbol="BTC-USDT").index[-1]
+    for depth in (-1, 0, 1.5):
+        with pytest.raises(ResearchError, match="depth must be a whole number >= 1"):
+            hundi.book_at(store, "binance", "BTC-USDT", at, depth=depth)  # type: ignore[arg-type]
+    assert len(hundi.book_at(store, "binance", "BTC-USDT", at, depth=1)) == 2
+    with pytest.raises(ResearchError, match="chunk_rows must be a whole number >= 1"):
+        next(hundi.iter_read(store, exchange="binance", chunk_rows=0))
+    with pytest.raises(ResearchError, match="end is before start"):
+        hundi.coverage(store, "binance", start="2026-12-05", end="2026-12-04")
+
+
 def test_the_trades_are_read_once_and_name_the_bars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

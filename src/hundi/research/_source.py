@@ -65,6 +65,20 @@ def to_ns(value: TimeLike, name: str) -> int | None:
     return ns_of(parsed)  # beyond pandas' range (year 9999): the open bound, not an overflow
 
 
+def time_window(start: TimeLike, end: TimeLike) -> tuple[int | None, int | None]:
+    """``start`` and ``end`` in ns; ResearchError when end is before start."""
+    first, last = to_ns(start, "start"), to_ns(end, "end")
+    if first is not None and last is not None and last < first:
+        raise ResearchError("end is before start")
+    return first, last
+
+
+def positive(value: int | None, name: str) -> None:
+    """A count the caller gives (levels, rows): ResearchError unless a whole number >= 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ResearchError(f"{name} must be a whole number >= 1, not {value!r}")
+
+
 def ns_to_timestamp(ns: int) -> pd.Timestamp:
     return pd.Timestamp(ns, unit="ns", tz="UTC")
 

@@ -12,6 +12,7 @@ fed.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,8 @@ def interval_ns(interval: str | timedelta | pd.Timedelta) -> int:
         ns = int(pd.Timedelta(interval).value)
     if ns <= 0:
         raise ResearchError(f"interval {interval!r} must be positive")
+    if ns % 1_000_000:  # the bar builder's unit, as the collector's series
+        raise ResearchError(f"interval {interval!r}: bars are a whole number of milliseconds")
     return ns
 
 
@@ -142,8 +145,22 @@ def _first_name(column: pa.ChunkedArray) -> str | None:
     return None
 
 
+# Bars one call may build (empty ones between trades included): ~13 columns of 8 bytes, so
+# ~1.3 GB. A 1 ns interval over a year asked numpy for 41.8 GiB and raised MemoryError.
+MAX_BARS: Final = 12_500_000
+
+
 def _close(builder: TimeBarBuilder, trades: Columns, limit: int, out: list[Columns]) -> None:
     """Every bar before ``limit`` (a bucket number) from trades that all lie before it."""
+    first = builder.next_bucket
+    if first is None and len(trades["bucket"]):
+        first = int(trades["bucket"].min())
+    built = sum(len(part["ts"]) for part in out)
+    if first is not None and built + limit - first > MAX_BARS:
+        raise ResearchError(
+            f"{duration_label(builder.interval)} bars over these trades would be more than "
+            f"{MAX_BARS:,} bars (empty ones included): use a longer interval or a shorter range"
+        )
     bars = builder.emit(trades, limit)
     if bars is not None:
         out.append(bars)

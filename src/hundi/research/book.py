@@ -66,6 +66,7 @@ from hundi.research._source import (
     day_of,
     day_start_ns,
     ns_to_timestamp,
+    positive,
     stored_symbol,
     to_ns,
 )
@@ -640,6 +641,7 @@ def book_at(
     its L3 book (:func:`hundi.research.book_l3_at`) aggregated to L2: sizes summed per price,
     ``update_id`` its last applied sequence. A symbol stored both ways reads the L2 ``book``.
     """
+    positive(depth, "depth")
     at_ns = to_ns(ts, "ts")
     if at_ns is not None:
         with reading(store) as opened:

@@ -32,7 +32,7 @@ from hundi.research._source import (
     TimeLike,
     index_ns,
     ns_to_timestamp,
-    to_ns,
+    time_window,
 )
 from hundi.stores.base import Store, Unsupported, reading
 from hundi.stores.merge import covered_gaps
@@ -101,7 +101,7 @@ def coverage(
     """
     if by not in ("range", "stream"):
         raise ResearchError(f"by must be 'range' or 'stream', not {by!r}")
-    window = _Window(to_ns(start, "start"), to_ns(end, "end"))
+    window = _Window(*time_window(start, end))
     with reading(store) as opened:
         wanted = parse_channel(channel) if channel is not None else None
         if exchange is None:

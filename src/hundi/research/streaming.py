@@ -15,7 +15,13 @@ import pyarrow as pa
 
 from hundi.query import parse_channel, resolve
 from hundi.records import SCHEMAS, Channel
-from hundi.research._source import ResearchError, StoreLike, TimeLike, to_ns
+from hundi.research._source import (
+    ResearchError,
+    StoreLike,
+    TimeLike,
+    positive,
+    time_window,
+)
 from hundi.stores.base import AggregatingStore, Unsupported, reading
 
 DEFAULT_CHUNK_ROWS = 1_000_000
@@ -39,6 +45,7 @@ def iter_batches(
     ``ordered=False`` skips sorting each day by (ts, recv_ts): rows come in storage order,
     still day by day (for order-insensitive aggregations over many rows).
     """
+    positive(chunk_rows, "chunk_rows")
     for _, table in iter_day_tables(
         store, exchange=exchange, symbol=symbol, channel=channel, start=start, end=end,
         columns=columns, ordered=ordered,
@@ -65,9 +72,7 @@ def iter_day_tables(
     """
     selected = parse_channel(channel)
     wanted = _columns(selected, columns)
-    first_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
-    if first_ns is not None and end_ns is not None and end_ns < first_ns:
-        raise ResearchError("end is before start")
+    first_ns, end_ns = time_window(start, end)
     with reading(store) as opened:
         if isinstance(opened, AggregatingStore):
             raise ResearchError(
