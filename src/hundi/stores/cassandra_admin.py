@@ -30,7 +30,6 @@ never from the command line, never printed. A role whose password is not set is 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
@@ -341,7 +340,6 @@ def compact(
     One line per partition: chunks before -> after, records, seconds. An hour holding a
     damaged chunk is left as it is and reported. Exit 0 when done, 1 when Cassandra cannot
     be reached or a partition had a damaged chunk or failed, 2 on bad input."""
-    from hundi.query import QueryError
     from hundi.stores.cassandra.compaction import (
         chunked_partitions,
         clock_margin_s,
@@ -366,7 +364,7 @@ def compact(
             sys.exit(1)
         try:
             symbol = _stored_symbol(store, exchange, symbol, chosen)
-        except QueryError as exc:
+        except StoreError as exc:
             _fail(str(exc))  # exits 2; the store closes below
         try:
             partitions = list(
@@ -423,7 +421,6 @@ def migrate(
     One line per stream-day: rows -> chunks, seconds. Running it again moves only what is
     left. Exit 0 when done, 1 when Cassandra cannot be reached or a day was left in rows
     (it changed meanwhile, or failed), 2 on bad input."""
-    from hundi.query import QueryError
     from hundi.stores.cassandra.compaction import clock_margin_s
     from hundi.stores.cassandra.migration import migratable, migrate_partition, row_partitions
     from hundi.stores.cassandra.store import CassandraStore
@@ -445,7 +442,7 @@ def migrate(
             _fail(f"--channel {chosen.value}: {why}")  # exits 2; the store closes below
         try:
             symbol = _stored_symbol(store, exchange, symbol, chosen)
-        except QueryError as exc:
+        except StoreError as exc:
             _fail(str(exc))
         try:
             partitions = row_partitions(
@@ -490,31 +487,34 @@ def migrate(
 def _stored_symbol(
     store: Store, exchange: str | None, symbol: str | None, channel: Channel | None
 ) -> str | None:
-    """``--exchange``/``--symbol`` checked against what the store holds, as ``hundi query``
-    checks them (native names such as ``BTCUSDT`` resolve to the stored ``BTC-USDT``): a name
-    it does not hold is bad input, not "0 partition(s)", exit 0. The symbol as stored."""
-    from hundi.query import NotStored, resolve
-
-    wanted = [channel] if channel is not None else []
-    if exchange is not None:
-        return resolve(store, exchange, symbol, wanted)
+    """``--exchange``/``--symbol`` checked against what the store's index holds: a name it
+    does not hold is bad input (StoreError naming what it holds), not "0 partition(s)",
+    exit 0. A symbol spelled another way with the same letters and digits (``BTCUSDT``,
+    ``btc-usdt``) is the stored one it names, if just one. The symbol as stored."""
+    exchanges = store.exchanges()
+    if exchange is not None and exchange not in exchanges:
+        raise StoreError(f"{store.describe()} holds no exchange {exchange!r}; it holds: "
+                         f"{', '.join(exchanges) or 'nothing'}")  # fmt: skip
     if symbol is None:
         return None
-    found: dict[str, str] = {}
-    for name in store.exchanges():
-        with contextlib.suppress(NotStored):
-            stored = resolve(store, name, symbol, wanted)
-            if stored is not None:
-                found[name] = stored
-    if not found:
-        raise NotStored(f"{store.describe()} holds no symbol {symbol!r} of any exchange", [])
-    if len(set(found.values())) > 1:
-        raise NotStored(
-            f"{symbol!r} names several stored symbols ({', '.join(sorted(set(found.values())))})"
-            ": give --exchange",
-            [],
-        )
-    return next(iter(found.values()))
+    stored: set[str] = set()
+    for name in [exchange] if exchange is not None else exchanges:
+        held = store.channels(name)
+        for found in [channel] if channel is not None else held:
+            if found in held:
+                stored.update(store.symbols(name, found))
+    if symbol in stored:
+        return symbol
+    same = sorted(s for s in stored if _glued(s) == _glued(symbol))
+    if len(same) == 1:
+        return same[0]
+    where = f"{exchange} " if exchange is not None else ""
+    named = ", ".join(same or sorted(stored)) or "nothing"
+    raise StoreError(f"{store.describe()} holds no {where}symbol {symbol!r}; it holds: {named}")
+
+
+def _glued(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def _iso(day: int) -> str:
