@@ -174,7 +174,7 @@ def test_an_empty_store_says_so(tmp_path: Path) -> None:
         (
             "kairosdb+http://127.0.0.1:9",
             1,
-            "hundi ls: kairosdb http://127.0.0.1:9 (prefix hundi) cannot list its exchanges",
+            "hundi ls: KairosDB at http://127.0.0.1:9 is unreachable: Connection refused",
         ),
     ],
 )

@@ -161,8 +161,9 @@ def resolve(
     (a native name of several stored symbols: spot and perpetual).
 
     Cheap: the store's listings only, each asked once per call, plus, for a name not listed,
-    one column of one day of the few stored symbols it could be. A store that cannot list
-    (:class:`Unsupported`, e.g. KairosDB) is not checked: the names are used as given.
+    one column of one day of the few stored symbols it could be (a store that cannot read
+    by day, KairosDB, matches by spelling only). A store that cannot list
+    (:class:`Unsupported`) is not checked: the names are used as given.
     """
     wanted = [channels] if isinstance(channels, Channel) else list(channels)
     listing = _Listing(store)
@@ -232,8 +233,14 @@ def _match(listing: _Listing, exchange: str, symbol: str, channels: list[Channel
     )
     matches = []
     for name in candidates:
-        native = stored_native(listing.store, exchange, by_symbol[name], name)
-        if _glued(name) == asked or (native is not None and native.upper() == symbol.upper()):
+        if _glued(name) == asked:
+            matches.append(name)
+            continue
+        try:
+            native = stored_native(listing.store, exchange, by_symbol[name], name)
+        except Unsupported:  # lists names but cannot read rows by day (KairosDB)
+            native = None
+        if native is not None and native.upper() == symbol.upper():
             matches.append(name)
     if len(matches) > 1:
         raise Ambiguous(

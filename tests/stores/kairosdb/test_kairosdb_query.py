@@ -85,3 +85,35 @@ def test_other_stores_keep_their_behaviour_and_say_why_they_cannot_aggregate(
         hundi.read(str(root), exchange="binance", channel="bbo", sampling="1s")
     with pytest.raises(QueryError, match="no field 'bid' in bbo"):
         hundi.read(str(root), exchange="binance", channel="bbo", fields=["bid"])
+
+
+def test_names_are_checked_against_kairosdb_s_tag_index(written: str) -> None:
+    """An unknown exchange, channel or symbol was an empty table, exit 0 (KairosDB could not
+    list): its tag index tells what it holds."""
+    from hundi.query import NotStored
+
+    store = KairosStore(written)
+    try:
+        assert store.exchanges() == ["binance"]
+        assert store.channels("binance") == [Channel.TRADES]
+        assert store.symbols("binance", Channel.TRADES) == ["BTC-USDT", "ETH-USDT"]
+        assert store.channels("nope") == []
+    finally:
+        store.close()
+    for args, says in [
+        (["--exchange", "nope"], "holds no exchange 'nope'; it holds: binance"),
+        (["--exchange", "binance", "--symbol", "FOO-BAR"], "holds no trades of binance 'FOO-BAR'"),
+        (
+            ["--exchange", "binance", "--channel", "bbo"],
+            "holds no bbo of binance; it holds: trades",
+        ),
+    ]:
+        result = CliRunner().invoke(
+            query, ["--store", written, "--start", "2024-05-01", "--format", "csv", *args]
+        )
+        assert result.exit_code == 2 and says in result.output, result.output
+    with pytest.raises(NotStored, match="FOO-BAR"):
+        hundi.read(written, exchange="binance", symbol="FOO-BAR", fields=["count"])
+    # the exchange's spelling names the stored symbol
+    spelled = hundi.read(written, exchange="binance", symbol="BTCUSDT", fields=["count"])
+    assert spelled["count"].sum() == 300.0

@@ -153,18 +153,36 @@ class KairosReader:
         self, metrics: Sequence[str], filters: Mapping[str, str], first_ms: int, last_ms: int
     ) -> dict[str, list[str]]:
         """Every tag's values among the series of ``metrics`` matching ``filters``."""
+        found: dict[str, set[str]] = {}
+        for tags in self.tag_values_each(metrics, filters, first_ms, last_ms):
+            for key, values in tags.items():
+                found.setdefault(key, set()).update(values)
+        return {key: sorted(values) for key, values in found.items()}
+
+    def tag_values_each(
+        self, metrics: Sequence[str], filters: Mapping[str, str], first_ms: int, last_ms: int
+    ) -> list[dict[str, list[str]]]:
+        """Per metric (in order), its tags' values among its series matching ``filters``
+        (none: no such series). One request."""
         body = {
             "start_absolute": first_ms,
             "end_absolute": last_ms,
             "metrics": [{"name": m, "tags": {k: [v] for k, v in filters.items()}} for m in metrics],
         }
         reply = _reply_decoder.decode(self.client.post_json(self.tags_path, body))
-        found: dict[str, set[str]] = {}
+        if len(reply.queries) != len(metrics):
+            raise StoreError(
+                f"KairosDB at {self.client.base_url} answered {len(reply.queries)} of "
+                f"{len(metrics)} tag queries"
+            )
+        each = []
         for query in reply.queries:
+            found: dict[str, set[str]] = {}
             for result in query.results:
                 for key, values in result.tags.items():
                     found.setdefault(key, set()).update(values)
-        return {key: sorted(values) for key, values in found.items()}
+            each.append({key: sorted(values) for key, values in found.items() if values})
+        return each
 
     def groups(
         self,

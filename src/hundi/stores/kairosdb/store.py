@@ -36,6 +36,7 @@ from hundi.records import Channel, Record
 from hundi.stores.base import Store, StoreError
 from hundi.stores.kairosdb.client import KairosClient
 from hundi.stores.kairosdb.reader import (
+    LAST_MS,
     Aggregation,
     Column,
     KairosReader,
@@ -389,6 +390,43 @@ class KairosStore(Store):
         data = self.reader.run(columns, first_ms, last_ms)
         tag_columns = [t for t in rule.tag_names if t in filters or t in group]
         return assemble(columns, data, tag_columns, names)
+
+    # -- listing: what ``hundi query`` and ``hundi.read`` check names against ------------
+
+    def exchanges(self) -> list[str]:
+        """From the series' ``exchange`` tags (KairosDB's tag index, no data points read)."""
+        return sorted({e for tags in self._stored_tags({}).values() for e in tags["exchange"]})
+
+    def channels(self, exchange: str) -> list[Channel]:
+        return sorted(self._stored_tags({"exchange": exchange}), key=lambda c: c.value)
+
+    def symbols(self, exchange: str, channel: Channel) -> list[str]:
+        tags = self._stored_tags({"exchange": exchange}, [Channel(channel)])
+        symbols = tags.get(Channel(channel), {}).get("symbol", [])
+        return sorted("" if s == EMPTY_TAG else s for s in symbols)  # "": exchange-wide rows
+
+    def _stored_tags(
+        self, filters: Mapping[str, str], channels: Sequence[Channel] | None = None
+    ) -> dict[Channel, dict[str, list[str]]]:
+        """Per channel with a series matching ``filters``, its tags' values: one tag query of
+        every field's metric over all time (a field may hold no point, e.g. NaN only)."""
+        prefix = self.settings.metric_prefix
+        wanted = [
+            (channel, rule, rule.metric(prefix, field))
+            for channel in (list(Channel) if channels is None else channels)
+            if (rule := rule_for(channel)) is not None
+            for field in rule.fields
+        ]
+        if not wanted:
+            return {}
+        each = self.reader.tag_values_each([m for _, _, m in wanted], filters, 0, LAST_MS)
+        found: dict[Channel, dict[str, set[str]]] = {}
+        for (channel, _, _), tags in zip(wanted, each, strict=True):
+            if tags.get("exchange"):
+                merged = found.setdefault(channel, {})
+                for key, values in tags.items():
+                    merged.setdefault(key, set()).update(values)
+        return {c: {k: sorted(v) for k, v in tags.items()} for c, tags in found.items()}
 
     def _rule_for_reading(self, channel: Channel | str) -> ChannelRule:
         name = channel.value if isinstance(channel, Channel) else str(channel)
