@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from test_embedded_store import T0, trade
 
+import hundi
 from disks import KIB, fill
 from hundi.records import Bbo, Channel
 from hundi.stores.embedded import EmbeddedStore, wal
@@ -379,3 +381,34 @@ def test_a_part_a_reader_may_not_read_is_an_error_not_damage(tmp_path: Path) -> 
     assert query.stderr.count("\n") == 1 and "Permission denied" in query.stderr, query.stderr
     assert part.exists() and not (tmp_path / ".quarantine").exists()
     assert trade_ids(tmp_path) == list(range(300))
+
+
+def test_a_quarantined_part_leaves_a_stored_gap_event(tmp_path: Path) -> None:
+    """Every hole in the stored data is a stored event: a part a reader quarantined (its rows
+    no longer read) is described by a gap event the next writer stores, once, with its rows,
+    time range and trade ids from the footer; coverage shows the hole (found by review: the
+    rows vanished with a warning only and check said clean)."""
+    parts = three_trade_parts(tmp_path)
+    data = bytearray(parts[1].read_bytes())  # trades 100..199: a rotten byte in a data page,
+    data[64] ^= 0xFF  # the footer still readable
+    parts[1].write_bytes(data)
+    damage_middle(parts[2])  # trades 200..299, the footer gone too
+    assert trade_ids(tmp_path) == list(range(100))  # the reader quarantined both
+    EmbeddedStore(str(tmp_path)).close()  # a collector's start (or stop) reports them
+    EmbeddedStore(str(tmp_path)).close()  # once
+    events = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    second, first = events.itertuples()  # in time order: the day's start, then trade 100
+    assert (first.kind, first.channel, first.expected, first.received) == (
+        "gap", "trades", 100, 200,
+    )  # fmt: skip
+    assert first.detail.startswith(f"100 rows of part {parts[1].name} held in quarantine")
+    assert first.Index == pd.Timestamp(T0 + 100 * 1_000, tz="UTC")  # its first trade
+    # no footer: the day it held, no ids (never counted as covered)
+    assert (second.kind, second.expected, second.received) == ("gap", -1, -1)
+    assert second.detail.startswith(f"its rows of part {parts[2].name} held in quarantine")
+    assert second.Index == pd.Timestamp(T0 - T0 % 86_400_000_000_000, tz="UTC")
+    ranges = hundi.coverage(tmp_path, "binance", symbol="BTC-USDT", channel="trades")
+    assert "gap" in ranges["ended_by"].tolist()
+    held = run_check(str(tmp_path))
+    assert held.returncode == 1
+    assert "a gap event in the store describes it" in held.stdout, held.stdout

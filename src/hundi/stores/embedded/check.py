@@ -27,7 +27,14 @@ import click
 
 from hundi.stores.base import StoreError
 from hundi.stores.embedded import wal
-from hundi.stores.embedded.integrity import QUARANTINE, is_sound, problem, quarantine
+from hundi.stores.embedded.integrity import (
+    QUARANTINE,
+    REPORTED_SUFFIX,
+    is_sound,
+    problem,
+    quarantine,
+    reported,
+)
 from hundi.stores.embedded.layout import (
     TMP_PREFIX,
     list_parts,
@@ -113,10 +120,12 @@ def check_store(
         for directory in directories:
             for part in split_live(list_parts(directory), verify=False)[0]:
                 is_sound(part.path, part.crc)
+        EmbeddedStore(str(root)).close()  # a gap event for each part quarantined meanwhile
     named = " ".join(lines)
     for path in quarantined_files(root):
         if str(path) not in named:  # moved there before this check (by a reader or a repair)
-            lines.append(f"{QUARANTINED}: {path}: {_HELD}")
+            told = "; a gap event in the store describes it" if reported(path) else ""
+            lines.append(f"{QUARANTINED}: {path}: {_HELD}{told}")
     if progress is not None:
         progress(len(directories), len(directories))
     return lines, len(directories), parts_checked
@@ -133,7 +142,11 @@ def quarantined_files(root: Path, *, torn: bool = False) -> list[Path]:
     """Files in the store's quarantine: data no read returns until someone looks at it; with
     ``torn``, also the log tails of flushes a crash cut short (never stored, nothing to
     review)."""
-    files = sorted(p for p in (root / QUARANTINE).rglob("*") if p.is_file())
+    files = sorted(
+        p
+        for p in (root / QUARANTINE).rglob("*")
+        if p.is_file() and not p.name.endswith(REPORTED_SUFFIX)
+    )
     return files if torn else [p for p in files if wal.TORN_SUFFIX not in p.name]
 
 

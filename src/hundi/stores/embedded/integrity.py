@@ -169,6 +169,21 @@ def quarantine_path(path: Path) -> Path | None:
     return root / QUARANTINE / path.relative_to(root)
 
 
+#: Beside a quarantined part once a gap event in the store describes its rows.
+REPORTED_SUFFIX = ".reported"
+
+
+def quarantined_parts(root: Path) -> list[Path]:
+    """Parquet parts held in ``root``'s quarantine (in their partition's folders there), with
+    or without a gap event describing them yet."""
+    found = (root / QUARANTINE).glob("exchange=*/channel=*/symbol=*/date=*/*")
+    return sorted(p for p in found if ".parquet" in p.name and not p.name.endswith(REPORTED_SUFFIX))
+
+
+def reported(path: Path) -> bool:
+    return path.with_name(path.name + REPORTED_SUFFIX).exists()
+
+
 def quarantine(path: Path, reason: str) -> Path | None:
     """Move a damaged part out of the store's folders, with one warning; where it went."""
     _sound.pop(path, None)

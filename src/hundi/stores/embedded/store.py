@@ -66,6 +66,8 @@ from hundi.records import (
     SCHEMAS,
     SEQUENCE_FIELDS,
     Channel,
+    Event,
+    EventKind,
     Record,
     numpy_array,
     numpy_view,
@@ -88,7 +90,15 @@ from hundi.stores.base import (
     to_frame,
 )
 from hundi.stores.embedded import wal
-from hundi.stores.embedded.integrity import crc_of, problem_of_bytes, quarantine, remember_sound
+from hundi.stores.embedded.integrity import (
+    REPORTED_SUFFIX,
+    crc_of,
+    problem_of_bytes,
+    quarantine,
+    quarantined_parts,
+    remember_sound,
+    reported,
+)
 from hundi.stores.embedded.layout import (
     TMP_PREFIX,
     PartFile,
@@ -284,6 +294,7 @@ class EmbeddedStore(Store):
             self._check_writable()
             self._sweep()
             self.recover()
+            self._report_quarantined()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -695,6 +706,7 @@ class EmbeddedStore(Store):
                 self._close_log()
 
     def _close_log(self) -> None:
+        self._report_quarantined()  # parts this run's compaction (or a reader) moved away
         try:
             self.part()
         except OSError as e:
@@ -706,6 +718,21 @@ class EmbeddedStore(Store):
             self._segment_fd = None
         self._delete_due()
         self._sweep(list(self._own))
+
+    def _report_quarantined(self) -> None:
+        """Store a gap event for each quarantined part no event describes yet: its rows are
+        no longer read, and every hole in the stored data is a stored event. Then mark it
+        reported. A failure is retried at the next open or close."""
+        pending = [path for path in quarantined_parts(self.root) if not reported(path)]
+        if not pending:
+            return
+        try:
+            self.write({Channel.EVENTS: [_quarantine_event(path) for path in pending]})
+            self.flush()
+            for path in pending:
+                path.with_name(path.name + REPORTED_SUFFIX).touch()
+        except (StoreError, OSError) as e:
+            log.warning("store %s: quarantined parts not yet reported as gaps: %s", self.root, e)
 
     # -- listing ---------------------------------------------------------------------------
 
@@ -1461,6 +1488,46 @@ def _partitions(
         )
         for exchange, symbol, day, rows in stream_groups(table, NS_PER_DAY)
     ]
+
+
+def _quarantine_event(path: Path) -> Event:
+    """The gap a quarantined part leaves: its partition from its folders; its rows, times and
+    trade ids from its footer's statistics where the damage left them readable."""
+    exchange, channel, symbol, day = (p.name.split("=", 1)[1] for p in reversed(path.parents[:4]))
+    start = day_start_ns(date.fromisoformat(day))
+    rows, first_ts, last_ts, first_id, last_id = -1, start, start, -1, -1
+    with contextlib.suppress(Exception):  # damaged: the footer may be unreadable too
+        meta = pq.ParquetFile(path).metadata
+        rows = meta.num_rows
+        names = meta.schema.to_arrow_schema().names
+        for group in range(meta.num_row_groups):
+            stats = {n: meta.row_group(group).column(names.index(n)).statistics
+                     for n in ("ts", "trade_id") if n in names}  # fmt: skip
+            ts, ids = stats.get("ts"), stats.get("trade_id")
+            if ts is not None and ts.has_min_max:
+                low, high = _ns_value(ts.min), _ns_value(ts.max)
+                first_ts = low if group == 0 else min(first_ts, low)
+                last_ts = high if group == 0 else max(last_ts, high)
+            if channel == Channel.TRADES.value and ids is not None and ids.has_min_max:
+                first_id = int(ids.min) if first_id < 0 else min(first_id, int(ids.min))
+                last_id = max(last_id, int(ids.max))
+    counted = f"{rows} rows" if rows >= 0 else "its rows"
+    ids = f", trade ids {first_id}..{last_id}" if first_id >= 0 else ""
+    return Event(
+        exchange=exchange, symbol=symbol, native_symbol="", ts=first_ts, recv_ts=time.time_ns(),
+        kind=EventKind.GAP.value, channel=channel,
+        # trades: the ids within [expected, received), as for a feed gap (coverage checks them)
+        expected=first_id, received=last_id + 1 if first_id >= 0 else -1,
+        detail=f"{counted} of part {path.name} held in quarantine (damaged), not read: "
+        f"ts {first_ts}..{last_ts}{ids}",
+    )  # fmt: skip
+
+
+def _ns_value(value: Any) -> int:
+    """A timestamp statistic (datetime, pandas Timestamp or int) as ns."""
+    if isinstance(value, int):
+        return value
+    return ns_of(value)
 
 
 def _names(directory: Path, prefix: str) -> list[str]:
