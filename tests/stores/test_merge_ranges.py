@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 
 from book_rows import SEC, at, diff, snapshot
@@ -97,3 +98,15 @@ def test_a_change_only_the_later_writer_holds_is_not_dropped(tmp_path: Path) -> 
     frame = store.read(exchange="coinbase", symbol="BTC-USD", channel=Channel.BOOK)
     assert frame["size"].tolist()[-1] == 0.0  # the level's last change: deleted
     assert sorted(frame["size"].tolist()) == [0.0, 1.0]
+
+
+def test_snapshot_copies_either_side_of_midnight_stay_one_writer_s(tmp_path: Path) -> None:
+    """A key standing for a local ts keeps "earliest receive wins": A's snapshot 10 s before
+    midnight, B's two copies after it (an idle book). With "most rows wins" the second day took
+    B's and the first kept A's: the record read three times (found by review)."""
+    write(tmp_path, snapshot(100, T0 - 10 * SEC))
+    write(tmp_path, snapshot(100, T0 + 5 * SEC) + snapshot(100, T0 + 30 * SEC))
+    store = EmbeddedStore(str(tmp_path), read_only=True)
+    frame = store.read(exchange="binance", symbol="BTC-USDT", channel=Channel.BOOK)
+    assert len(frame) == 2  # A's snapshot (two levels), the copy received first
+    assert frame.index.max() == pd.Timestamp(T0 - 10 * SEC, tz="UTC")

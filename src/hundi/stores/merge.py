@@ -206,19 +206,26 @@ def _first_copies(table: pa.Table, channel: Channel, source: I64 | None) -> pa.T
     # Per key, the writer holding most of its rows wins, the first to receive it among equals:
     # where a key repeats within a writer (book levels without ids set and deleted in one
     # exchange timestamp), a writer that lost its connection between two of them holds fewer
-    # and must not win over the one that holds them all.
+    # and must not win over the one that holds them all. Not for a key that stands for a local
+    # ts: its copies may lie on either side of a day or range bound, and a read of one side
+    # relies on the earlier copy winning (the earliest receiver alone decides there).
     _, writer = np.unique(source[rows], return_inverse=True)
+    writer = writer.reshape(-1)
     writers = int(writer.max()) + 1
     pairs, pair_of, held = np.unique(
-        key_of * writers + writer.reshape(-1), return_inverse=True, return_counts=True
+        key_of * writers + writer, return_inverse=True, return_counts=True
     )
+    pair_of = pair_of.reshape(-1)
     first = np.full(len(pairs), len(order), np.int64)
-    np.minimum.at(first, pair_of.reshape(-1), rank[rows])
+    np.minimum.at(first, pair_of, rank[rows])
+    local_key = np.zeros(len(pairs), np.bool_)
+    local_key[pair_of] = key_ts[rows] == -1
+    held = np.where(local_key, 0, held)
     pair_key = pairs // writers
     best = np.lexsort((first, -held, pair_key))
     leads = np.r_[True, pair_key[best][1:] != pair_key[best][:-1]]
     won = pairs[best[leads]]  # per key (numbered 0, 1, ... in order): its writer's pair
-    mine = pairs[pair_of.reshape(-1)] == won[key_of]
+    mine = pairs[pair_of] == won[key_of]
     return table.take(pa.array(np.sort(rows[mine])))
 
 

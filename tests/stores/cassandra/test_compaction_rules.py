@@ -135,3 +135,17 @@ def test_copies_agree_with_the_rule_row_by_row_for_every_column_type(seed: int) 
     assert copies(table, origins, writers).tolist() == expected
     if seed == 0:
         assert expected  # the random tables do hold copies
+
+
+def test_copies_take_null_fields_of_every_type() -> None:
+    """A field older chunks lack is null (chunks.assemble): equal rows with a null bool or
+    string are still copies (found by review: a null bool raised ArrowInvalid)."""
+    table = pa.table(
+        {
+            "price": pa.array([1.0, 1.0, 2.0, None, None]),
+            "closed": pa.array([None, None, True, None, None], pa.bool_()),
+            "detail": pa.array(["a", "a", None, None, None], pa.string()),
+        }
+    )
+    origins = np.array([0, 1, 1, 0, 1], np.int64)  # a writer's rows and their compacted copies
+    assert copies(table, origins, {0: 7, 1: 7}).tolist() == [1, 4]

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -381,6 +382,19 @@ def test_a_part_a_reader_may_not_read_is_an_error_not_damage(tmp_path: Path) -> 
     assert query.stderr.count("\n") == 1 and "Permission denied" in query.stderr, query.stderr
     assert part.exists() and not (tmp_path / ".quarantine").exists()
     assert trade_ids(tmp_path) == list(range(300))
+    part.chmod(0)
+    try:  # nor does check --repair take it for damage (found by a second review)
+        check = subprocess.run(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--",
+             str(HUNDI), "store", "check", "--repair", str(tmp_path)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        part.chmod(0o644)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert f"unreadable: {part}: Permission denied -> could not be checked" in check.stdout
+    assert part.exists() and not (tmp_path / ".quarantine").exists()
+    assert trade_ids(tmp_path) == list(range(300))
 
 
 def test_a_quarantined_part_leaves_a_stored_gap_event(tmp_path: Path) -> None:
@@ -412,3 +426,55 @@ def test_a_quarantined_part_leaves_a_stored_gap_event(tmp_path: Path) -> None:
     held = run_check(str(tmp_path))
     assert held.returncode == 1
     assert "a gap event in the store describes it" in held.stdout, held.stdout
+
+
+def test_no_gap_is_stored_for_a_quarantined_file_whose_rows_are_still_read(
+    tmp_path: Path,
+) -> None:
+    """A damaged compacted file whose inputs are live again lost nothing: no gap event, no
+    hole in coverage (found by a second review: one was stored)."""
+    EmbeddedStore(str(tmp_path)).close()
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=3600)
+    for flush in range(2):  # two flushes compacted into one level-1 file
+        store.write({Channel.TRADES: [trade(flush * 10 + i) for i in range(10)]})
+        store.flush()
+    store.close()  # within the grace period: both inputs stay on disk
+    (partition,) = partition_dirs(tmp_path)
+    (compacted,) = [p for p in list_parts(partition) if p.level == 1]
+    data = bytearray(compacted.path.read_bytes())
+    data[64] ^= 0xFF
+    compacted.path.write_bytes(data)
+    assert trade_ids(tmp_path) == list(range(20))  # quarantined; its inputs read
+    EmbeddedStore(str(tmp_path)).close()  # the next collector start
+    assert trade_ids(tmp_path) == list(range(20))
+    with pytest.raises(hundi.query.NotStored):  # no events at all
+        hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    held = run_check(str(tmp_path))
+    assert held.returncode == 1 and "gap event" not in held.stdout  # still for review
+
+
+def test_a_quarantined_part_s_gap_is_stored_once_when_its_first_flush_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's flush fails at a collector's start (a full disk): its event stays pending,
+    the next flush stores it and marks the part; close does not write it again (it did)."""
+    parts = three_trade_parts(tmp_path)
+    damage_middle(parts[1])
+    assert trade_ids(tmp_path) == [*range(100), *range(200, 300)]
+    real = EmbeddedStore._append
+    calls = []
+
+    def failing_once(self: EmbeddedStore, pending: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real(self, pending)
+
+    monkeypatch.setattr(EmbeddedStore, "_append", failing_once)
+    store = EmbeddedStore(str(tmp_path))  # the start: the report's flush fails
+    store.write({Channel.TRADES: [trade(300 + i) for i in range(10)]})
+    store.flush()  # space again
+    store.close()
+    EmbeddedStore(str(tmp_path)).close()
+    events = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    assert events["detail"].str.contains(parts[1].name).sum() == 1

@@ -427,7 +427,7 @@ def _exact_values(column: pa.ChunkedArray) -> list[npt.NDArray[np.int64]]:
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         indices = pc.dictionary_encode(array).indices.fill_null(-1)
         return [*flags, np.asarray(indices.to_numpy(zero_copy_only=False), np.int64)]
-    if pa.types.is_timestamp(array.type):
+    if pa.types.is_timestamp(array.type) or pa.types.is_boolean(array.type):
         array = array.cast(pa.int64())
     if pa.types.is_floating(array.type):
         floats = np.asarray(array.fill_null(0.0).to_numpy(zero_copy_only=False), np.float64)

@@ -80,8 +80,10 @@ def check_store(
                     reason = problem(part.path, part.crc)
                 except FileNotFoundError:
                     continue  # deleted by a running writer's compaction meanwhile
-                except OSError as e:
-                    reason = f"unreadable: {e.strerror or e}"
+                except OSError as e:  # no permission, an I/O error: not damage, never moved
+                    why = e.strerror or e
+                    lines.append(f"unreadable: {part.path}: {why} -> could not be checked")
+                    continue
                 if reason is None:
                     continue
                 damaged.add(part.path)
@@ -119,7 +121,8 @@ def check_store(
         # what is left must now verify (a damaged compaction's inputs may be live again)
         for directory in directories:
             for part in split_live(list_parts(directory), verify=False)[0]:
-                is_sound(part.path, part.crc)
+                with contextlib.suppress(StoreError):  # unreadable: said above, left alone
+                    is_sound(part.path, part.crc)
         EmbeddedStore(str(root)).close()  # a gap event for each part quarantined meanwhile
     named = " ".join(lines)
     for path in quarantined_files(root):

@@ -48,6 +48,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -91,6 +92,7 @@ from hundi.stores.base import (
 )
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import (
+    QUARANTINE,
     REPORTED_SUFFIX,
     crc_of,
     problem_of_bytes,
@@ -286,6 +288,8 @@ class EmbeddedStore(Store):
         self._segment_since = 0.0
         self._unparted: dict[_PartitionKey, list[wal.Entry]] = {}
         self._part_failing = False
+        # quarantined parts whose gap events are written but not yet flushed
+        self._reporting: dict[Path, None] = {}
         self.read_only = options["read_only"]
         if self.read_only:
             if not self.root.is_dir():
@@ -347,6 +351,8 @@ class EmbeddedStore(Store):
             except OSError as e:
                 raise StoreError(f"writing to store {str(self.root)!r} failed: {e}") from None
             self._pending = {}
+            if self._reporting:
+                self._mark_reported()
         for channel, record, why in self._unfit:  # left out for good, now that the rest is in
             self.refuse(channel, record, f"{channel.value}: {why}")
         self._unfit = []
@@ -372,6 +378,7 @@ class EmbeddedStore(Store):
         self._buffers = {}
         self._pending = {}
         self._unfit = []
+        self._reporting = {}  # their gap events went too: reported again later
 
     def _next_sequence(self) -> int:
         self._sequence += 1
@@ -720,19 +727,48 @@ class EmbeddedStore(Store):
         self._sweep(list(self._own))
 
     def _report_quarantined(self) -> None:
-        """Store a gap event for each quarantined part no event describes yet: its rows are
-        no longer read, and every hole in the stored data is a stored event. Then mark it
-        reported. A failure is retried at the next open or close."""
-        pending = [path for path in quarantined_parts(self.root) if not reported(path)]
+        """Store a gap event for each quarantined part no event describes yet whose rows are
+        read from nowhere else: every hole in the stored data is a stored event. It is marked
+        reported once a flush stored its event (this one, or a later one if this fails: the
+        event stays pending, written once)."""
+        pending = [
+            path
+            for path in quarantined_parts(self.root)
+            if path not in self._reporting and not reported(path) and self._lost_rows(path)
+        ]
         if not pending:
             return
+        self._reporting.update(dict.fromkeys(pending))
+        self.write({Channel.EVENTS: [_quarantine_event(path) for path in pending]})
         try:
-            self.write({Channel.EVENTS: [_quarantine_event(path) for path in pending]})
             self.flush()
-            for path in pending:
-                path.with_name(path.name + REPORTED_SUFFIX).touch()
-        except (StoreError, OSError) as e:
+        except StoreError as e:
             log.warning("store %s: quarantined parts not yet reported as gaps: %s", self.root, e)
+
+    def _lost_rows(self, path: Path) -> bool:
+        """Whether a quarantined file held store rows that no live part holds: a part (not a
+        stray file) whose flushes no live part of its run in its partition covers (a damaged
+        compacted file's inputs are live again)."""
+        name = re.sub(r"(\.parquet)\.\d+$", r"\1", path.name)  # a second copy's suffix
+        damaged = parse_part(path.with_name(name))
+        if damaged is None:
+            return False
+        partition = self.root / path.parent.relative_to(self.root / QUARANTINE)
+        live, _ = split_live(list_parts(partition), verify=False)
+        spans = sorted((p.first, p.last) for p in live if p.run == damaged.run)
+        reach = damaged.first - 1
+        for first, last in spans:
+            if first > reach + 1:
+                break
+            reach = max(reach, last)
+        return reach < damaged.last
+
+    def _mark_reported(self) -> None:
+        """After a flush stored them: the quarantined parts whose gap events it held."""
+        for path in self._reporting:
+            with contextlib.suppress(OSError):  # retried: the event is then written twice
+                path.with_name(path.name + REPORTED_SUFFIX).touch()
+        self._reporting = {}
 
     # -- listing ---------------------------------------------------------------------------
 
