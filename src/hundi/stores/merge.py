@@ -20,13 +20,14 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
 * Copies are only ever another writer's: where a reader tells each row's writer (the embedded
   store's run, column :data:`SOURCE`), the key's rows of one writer all stay and only other
   writers' rows of that key go: the writer holding most of the key's rows, the one that
-  received it first among equals (a writer that lost its connection between two rows of a
-  key holds fewer of them). One collector's rows are never merged
-  with each other, so a key that is not unique on its own (Coinbase and Kraken book rows carry
-  no sequence id: a level set and deleted within one exchange timestamp; OKX candle updates
-  all stamped with the candle's start) loses nothing. Cassandra's chunk tables store each
-  chunk's writer, so their reads pass it too; its row tables keep one row per key already, so
-  a row is a source of its own there. Without :data:`SOURCE` the key alone decides.
+  received it first among equals (a writer that lost its connection between two rows of a key
+  holds fewer of them); for a key standing for a local ts, the first receiver always. One
+  collector's rows are never merged with each other, so a key that is not unique on its own
+  (Coinbase and Kraken book rows carry no sequence id: a level set and deleted within one
+  exchange timestamp; OKX candle updates all stamped with the candle's start) loses nothing.
+  Cassandra's chunk tables store each chunk's writer, so their reads pass it too; its row
+  tables keep one row per key already, so a row is a source of its own there. Without
+  :data:`SOURCE` the key alone decides.
 * Books: two collectors' REST snapshots would restart the book in the middle of the other's
   changes. A snapshot whose id lies inside a stretch of changes the merged stream already holds
   continuously (by the rows' own sequence ids: :class:`SequenceIds`) after an earlier
