@@ -787,3 +787,43 @@ def test_new_partition_folders_are_synced_into_their_parents_before_the_log_goes
     (before_retiring,) = synced_when_retired
     created = [partition, *list(partition.parents)[:3]]  # date=, symbol=, channel=, exchange=
     assert [str(d.parent) for d in created if str(d.parent) not in before_retiring] == []
+
+
+def test_a_damaged_log_entry_is_a_stored_gap_event(tmp_path: Path) -> None:
+    """A flushed entry whose payload rotted before it was parted: its bytes go to quarantine
+    and, its header telling partition and rows, a gap event is stored, once."""
+    die(three_flushes(tmp_path))  # trades 0..29, ten per flush
+    (segment,) = segments_of(tmp_path)
+    entries, _ = wal.scan(segment)
+    middle = entries[1]
+    with segment.open("r+b") as f:
+        f.seek(middle.offset + middle.length // 2)
+        byte = f.read(1)
+        f.seek(middle.offset + middle.length // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    EmbeddedStore(str(tmp_path)).close()  # recovery quarantines it
+    EmbeddedStore(str(tmp_path)).close()
+    assert ids(tmp_path) == [*range(10), *range(20, 30)]
+    events = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    (gap,) = events.itertuples()
+    assert (gap.kind, gap.channel, gap.expected, gap.received) == ("gap", "trades", -1, -1)
+    assert gap.detail.startswith(f"10 rows of log entry {segment.name} bytes ")
+    assert gap.detail.endswith("held in quarantine (damaged), not read")
+
+
+def test_an_entry_that_rots_before_its_own_writer_parts_it_is_a_stored_gap(
+    tmp_path: Path,
+) -> None:
+    store = three_flushes(tmp_path)
+    assert store._segment_path is not None
+    entries, _ = wal.scan(store._segment_path)
+    with store._segment_path.open("r+b") as f:  # the disk changes a byte under the writer
+        f.seek(entries[2].offset + 3)
+        byte = f.read(1)
+        f.seek(entries[2].offset + 3)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    store.close()  # parts the log: the entry goes to quarantine, its gap is stored
+    assert ids(tmp_path) == list(range(20))
+    events = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    assert events["detail"].str.startswith("10 rows of log entry ").tolist() == [True]
+    assert segments_of(tmp_path) == []  # the events' own flush was parted too
