@@ -36,7 +36,8 @@ def test_one_unknown_symbol_beside_collected_ones_is_incomplete() -> None:
     outcome = judge(summary(invalid_symbols=["XYZUSDT"]))
     assert (outcome["result"], outcome["exit_code"]) == ("incomplete", 1)
     assert outcome["reasons"] == [
-        "no market data for XYZUSDT: not listed or not trading on the exchange"
+        "invalid symbols (the exchange does not list, trade or name them as asked; "
+        "see their invalid_symbol events): XYZUSDT"
     ]
 
 

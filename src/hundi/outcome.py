@@ -189,10 +189,10 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
                 "no market data: not listed or not trading on the exchange: " + ", ".join(invalid)
             )
             result = Result.NOTHING_COLLECTED
-        elif invalid:  # asked for and not collected: not "ok", though the rest was stored
+        elif invalid:  # asked for and not collected as asked: not "ok", though the rest was
             reasons.append(
-                "no market data for " + ", ".join(invalid) + ": not listed or not trading on "
-                "the exchange"
+                "invalid symbols (the exchange does not list, trade or name them as asked; see "
+                "their invalid_symbol events): " + ", ".join(invalid)
             )
     for store in summary["stores"]:
         error = f" ({store['last_error']})" if store.get("last_error") else ""

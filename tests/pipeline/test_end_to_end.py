@@ -335,7 +335,8 @@ def test_symbol_the_exchange_does_not_list_is_reported_not_silent(tmp_path: Path
     summary = json.loads(summary_path.read_text())
     assert summary["invalid_symbols"] == ["XYZUSDT"]
     assert summary["outcome"]["reasons"] == [
-        "no market data for XYZUSDT: not listed or not trading on the exchange"
+        "invalid symbols (the exchange does not list, trade or name them as asked; "
+        "see their invalid_symbol events): XYZUSDT"
     ]
     assert "(no data for them): XYZUSDT" in done.stdout
     frames = summary["frames"]

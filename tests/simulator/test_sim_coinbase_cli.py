@@ -58,7 +58,8 @@ def test_collect_stores_every_channel_and_names_an_unlisted_product(tmp_path: Pa
     assert code == 1, output[-3000:]  # DELISTED-USD was asked for and not collected
     assert summary["invalid_symbols"] == ["DELISTED-USD"]
     assert summary["outcome"]["reasons"] == [
-        "no market data for DELISTED-USD: not listed or not trading on the exchange"
+        "invalid symbols (the exchange does not list, trade or name them as asked; "
+        "see their invalid_symbol events): DELISTED-USD"
     ]
     for channel in ("trades", "book", "events"):
         assert len(hundi.read(tmp_path / "data", exchange="coinbase", channel=channel)) > 0
