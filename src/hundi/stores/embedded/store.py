@@ -299,11 +299,6 @@ class EmbeddedStore(Store):
             self._sweep()
             self.recover()
             self._report_quarantined()
-            if self._buffers:  # gap events of damaged log entries recovery quarantined
-                try:
-                    self.flush()
-                except StoreError as e:
-                    log.warning("store %s: gap events not yet stored: %s", self.root, e)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -492,11 +487,13 @@ class EmbeddedStore(Store):
             tables = []
             for entry, table in wal.read_payloads(path, entries):
                 if table is None:  # the disk changed the bytes we wrote: report, keep the rest
-                    end = entry.offset + entry.length
                     damage = wal.Damage(
-                        entry.offset, end, "payload checksum mismatch", False, entry
+                        entry.offset,
+                        entry.offset + entry.length,
+                        "payload checksum mismatch",
+                        False,
                     )
-                    self._quarantine_log_bytes(path, damage)
+                    wal.quarantine_bytes(self.root, path, damage)
                 else:
                     tables.append(table)
             directory = self._partition(key)
@@ -568,16 +565,6 @@ class EmbeddedStore(Store):
     def _recover_segment(self, path: Path) -> None:
         run = wal.run_of(path) or ""
         entries, damage = wal.scan(path)
-        # a damaged entry a part of its run held before the crash lost nothing (asked before
-        # this recovery's own parts, whose flush range spans it, are written)
-        parted_before = [
-            bad.entry is not None
-            and any(
-                p.run == run and p.first <= bad.entry.seq <= p.last
-                for p in list_parts(self._key_dir(bad.entry.key))
-            )
-            for bad in damage
-        ]
         by_key: dict[_PartitionKey, list[wal.Entry]] = {}
         for entry in entries:
             by_key.setdefault(entry.key, []).append(entry)
@@ -592,8 +579,8 @@ class EmbeddedStore(Store):
             tables = [t for _, t in wal.read_payloads(path, fresh) if t is not None]
             table = pa.concat_tables(tables, promote_options="permissive")
             self._write_file(directory, table, fresh[0].seq, fresh[-1].seq, 0, run=run)
-        for bad, covered in zip(damage, parted_before, strict=True):
-            self._quarantine_log_bytes(path, bad, lost=not covered)
+        for bad in damage:
+            wal.quarantine_bytes(self.root, path, bad)
         wal.remove(path, self.fsync)
         log.info("recovered log %s: %d entries into parts", path, len(entries))
 
@@ -729,10 +716,7 @@ class EmbeddedStore(Store):
         self._report_quarantined()  # parts this run's compaction (or a reader) moved away
         try:
             self.part()
-            if self._buffers:  # gap events of damaged log entries part() quarantined
-                self.flush()
-                self.part()
-        except (OSError, StoreError) as e:
+        except OSError as e:
             log.warning(
                 "store %s: parts not written at close (%s); the next open does", self.root, e
             )
@@ -741,27 +725,6 @@ class EmbeddedStore(Store):
             self._segment_fd = None
         self._delete_due()
         self._sweep(list(self._own))
-
-    def _key_dir(self, key: _PartitionKey) -> Path:
-        exchange, channel, symbol, day = key
-        return partition_dir(self.root, exchange, channel.value, symbol, day)
-
-    def _quarantine_log_bytes(self, segment: Path, damage: wal.Damage, lost: bool = True) -> None:
-        """Copy damaged log bytes to quarantine (OSError: the segment stays) and, where the
-        entry's header told its partition and rows, store a gap event for them."""
-        wal.quarantine_bytes(self.root, segment, damage)
-        entry = damage.entry
-        if entry is None or not lost:
-            return
-        exchange, channel, symbol, day = entry.key
-        event = Event(
-            exchange=exchange, symbol=symbol, native_symbol="", ts=day_start_ns(day),
-            recv_ts=time.time_ns(), kind=EventKind.GAP.value, channel=channel.value,
-            expected=-1, received=-1,
-            detail=f"{entry.rows} rows of log entry {segment.name} bytes "
-            f"{damage.start}-{damage.end} held in quarantine (damaged), not read",
-        )  # fmt: skip
-        self.write({Channel.EVENTS: [event]})
 
     def _report_quarantined(self) -> None:
         """Store a gap event for each quarantined part no event describes yet whose rows are

@@ -79,7 +79,6 @@ class Damage:
     end: int
     why: str
     tail: bool  # nothing sound follows: a torn or corrupt tail
-    entry: Entry | None = None  # its sound header, when only the payload is damaged
 
 
 def segment_name(run: str, segment: int) -> str:
@@ -243,8 +242,11 @@ def scan(path: Path, *, verify: bool = True) -> tuple[list[Entry], list[Damage]]
                 if isinstance(found, Entry) and verify:
                     view = data[found.offset : found.offset + found.length]
                     if zlib.crc32(view) & 0xFFFFFFFF != found.crc:
-                        end = found.offset + found.length
-                        damage.append(Damage(at, end, "payload checksum mismatch", False, found))
+                        damage.append(
+                            Damage(
+                                at, found.offset + found.length, "payload checksum mismatch", False
+                            )
+                        )
                         at = found.offset + found.length
                         continue
                 if isinstance(found, Entry):
