@@ -27,7 +27,8 @@ def test_every_symbol_unknown_to_the_exchange_is_nothing_collected() -> None:
     outcome = judge(summary(records={"events": 1}, invalid_symbols=["BTCUSDX"]))
     assert (outcome["result"], outcome["exit_code"]) == ("nothing_collected", 3)
     assert outcome["reasons"] == [
-        "no market data: not listed or not trading on the exchange: BTCUSDX"
+        "no market data: every symbol is invalid (the exchange does not list, trade or name "
+        "them as asked; see their invalid_symbol events): BTCUSDX"
     ]
 
 
@@ -86,3 +87,11 @@ def test_with_two_stores_the_records_line_says_they_are_what_every_store_holds()
     assert "store b: 15 records, ok" in lines
     single = summary_lines({**run, "stores": run["stores"][1:]})
     assert "records stored: none" in single
+
+
+def test_an_only_symbol_listed_as_another_kind_is_not_called_unlisted() -> None:
+    # a TRADIFI_PERPETUAL asked for as a perpetual is listed and trading: say what it is
+    outcome = judge(summary(records={"events": 1}, invalid_symbols=["XAUUSDT"]))
+    assert outcome["result"] == "nothing_collected"
+    assert "not listed or not trading" not in outcome["reasons"][0]
+    assert "see their invalid_symbol events" in outcome["reasons"][0]

@@ -186,7 +186,8 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
             # every symbol asked for is unknown to the exchange (a typo): frames came (acks,
             # the listing), data did not
             reasons.append(
-                "no market data: not listed or not trading on the exchange: " + ", ".join(invalid)
+                "no market data: every symbol is invalid (the exchange does not list, trade or "
+                "name them as asked; see their invalid_symbol events): " + ", ".join(invalid)
             )
             result = Result.NOTHING_COLLECTED
         elif invalid:  # asked for and not collected as asked: not "ok", though the rest was

@@ -37,6 +37,7 @@ from hundi.stores.embedded.integrity import (
 )
 from hundi.stores.embedded.layout import (
     TMP_PREFIX,
+    PartFile,
     list_parts,
     parse_part,
     partition_dirs,
@@ -67,6 +68,7 @@ def check_store(
         # damaged files until no new damage turns up.
         damaged: set[Path] = set()
         checked: set[Path] = set()
+        unverified: list[PartFile] = []  # could not be read: not known to hold its inputs' rows
         while True:
             sound = [f for f in files if f.path not in damaged]
             live, superseded = split_live(sound, verify=False)
@@ -83,6 +85,7 @@ def check_store(
                 except OSError as e:  # no permission, an I/O error: not damage, never moved
                     why = e.strerror or e
                     lines.append(f"unreadable: {part.path}: {why} -> could not be checked")
+                    unverified.append(part)
                     continue
                 if reason is None:
                     continue
@@ -96,6 +99,12 @@ def check_store(
             if not found:
                 break
         for part in superseded:
+            if any(holder.covers(part) for holder in unverified):
+                lines.append(
+                    f"superseded: {part.path}: kept: the compacted file holding its rows could "
+                    "not be checked -> could not be repaired"
+                )
+                continue
             action = ""
             if repair:
                 with contextlib.suppress(FileNotFoundError):

@@ -738,11 +738,11 @@ class EmbeddedStore(Store):
         ]
         if not pending:
             return
-        self._reporting.update(dict.fromkeys(pending))
-        self.write({Channel.EVENTS: [_quarantine_event(path) for path in pending]})
         try:
+            self.write({Channel.EVENTS: [_quarantine_event(path) for path in pending]})
+            self._reporting.update(dict.fromkeys(pending))  # marked by the flush storing them
             self.flush()
-        except StoreError as e:
+        except StoreError as e:  # a full disk: never in the way of a close or a start
             log.warning("store %s: quarantined parts not yet reported as gaps: %s", self.root, e)
 
     def _lost_rows(self, path: Path) -> bool:
@@ -755,7 +755,11 @@ class EmbeddedStore(Store):
             return False
         partition = self.root / path.parent.relative_to(self.root / QUARANTINE)
         live, _ = split_live(list_parts(partition), verify=False)
-        spans = sorted((p.first, p.last) for p in live if p.run == damaged.run)
+        # only its inputs (a lower level) hold its rows: a file of its level or above whose
+        # flush range spans it was merged later, without it (it was already quarantined)
+        spans = sorted(
+            (p.first, p.last) for p in live if p.run == damaged.run and p.level < damaged.level
+        )
         reach = damaged.first - 1
         for first, last in spans:
             if first > reach + 1:
