@@ -274,10 +274,13 @@ def test_bitfinex_orders_and_fills_survive_drops_and_replay_open_orders(
     sent = {ident(d["order_id"], d["client_id"], d["execution"], d["filled"]): d for d in updates}
     assert set(stored) <= set(sent)
     assert {"on", "oc", "n"} <= set(orders["execution"])
-    assert "os" in set(orders["execution"])  # open orders that changed while away came back
     newest_ms = orders.index.max().value // 1_000_000
     gaps_ms = [t.value // 1_000_000 for t in events[events["kind"] == "gap"].index]
     seen = {(k[0], k[2]) for k in stored}
+    # Open orders re-sent after re-auth ("os") are stored where they changed while away: the
+    # loop below holds every such one to be stored (or inside a stored gap). Whether any
+    # changed is the drop's timing under load (an "os" row always asserted here failed a CI
+    # run on a busy box with nothing changed).
     for key, d in sent.items():
         if key in set(stored) or d["time_ms"] > newest_ms:
             continue
