@@ -58,6 +58,19 @@ def trade(i: int, *, ts: int | None = None, symbol: str = "BTC-USDT") -> Trade:
     )
 
 
+def log_disk_full(monkeypatch: pytest.MonkeyPatch, store: EmbeddedStore) -> None:
+    """Writes to ``store``'s open log segment fail with ENOSPC from now on (``monkeypatch.undo``
+    frees the space): a full disk aimed at one file, which a real tmpfs cannot do."""
+    real = os.write
+
+    def full(fd: int, data: Any) -> int:
+        if fd == store._segment_fd:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+
+
 def one_of_each() -> dict[Channel, list[Record]]:
     return {
         Channel.TRADES: [trade(1), trade(2)],

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_embedded_store import one_of_each, records_of, trade
+from test_embedded_store import log_disk_full, one_of_each, records_of, trade
 
 import hundi
 from children import spawn
@@ -419,14 +419,7 @@ def test_writes_are_refused_while_failed_flushes_hold_more_than_max_pending_byte
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = EmbeddedStore(str(tmp_path), max_pending_bytes=20_000, part_bytes=BIG)
-    real = os.write
-
-    def full(fd: int, data: Any) -> int:
-        if fd == store._segment_fd:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
-
-    monkeypatch.setattr(os, "write", full)
+    log_disk_full(monkeypatch, store)
     written = 0
     with pytest.raises(StoreError, match="max_pending_bytes"):
         for _ in range(100):
@@ -716,14 +709,7 @@ def test_a_close_whose_flush_fails_still_parts_the_log_and_releases_its_lock(
     writer in it could recover a segment left behind)."""
     store = three_flushes(tmp_path)
     (segment,) = segments_of(tmp_path)
-    real = os.write
-
-    def full(fd: int, data: Any) -> int:
-        if fd == store._segment_fd:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
-
-    monkeypatch.setattr(os, "write", full)
+    log_disk_full(monkeypatch, store)
     store.write({Channel.TRADES: [trade(30)]})
     with pytest.raises(StoreError, match="No space left"):
         store.close()

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from test_embedded_store import T0, trade
+from test_embedded_store import T0, log_disk_full, trade
 
 import hundi
 from disks import KIB, fill
@@ -528,14 +528,7 @@ def test_close_on_a_full_disk_with_a_quarantined_part_to_report_still_lets_go_of
     store.write({Channel.TRADES: [trade(20)]})
     store.flush()
     segment = store._segment_path
-    real = os.write
-
-    def full(fd: int, data: Any) -> int:
-        if fd == store._segment_fd:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
-
-    monkeypatch.setattr(os, "write", full)
+    log_disk_full(monkeypatch, store)
     store.write({Channel.TRADES: [trade(21)]})
     with pytest.raises(StoreError):
         store.flush()
