@@ -17,7 +17,14 @@ import pandas as pd
 
 from hundi.records import SCHEMAS, Channel
 from hundi.series.spec import SeriesSpecError, parse_duration
-from hundi.stores.base import AggregatingStore, Store, StoreError, Unsupported, reading
+from hundi.stores.base import (
+    AggregatingStore,
+    Store,
+    StoreError,
+    Unsupported,
+    glued_name,
+    reading,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -67,11 +74,6 @@ class Ambiguous(StoredChoices):
 SHOWN_CHOICES = 12
 
 
-def _glued(name: str) -> str:
-    """Letters and digits only, upper case: ``btc-usdt`` and ``BTCUSDT`` glue to the same."""
-    return "".join(ch for ch in name.upper() if ch.isalnum())
-
-
 def _letters(name: str) -> str:
     """Letters only, upper case (``LINKUSD_211231`` → ``LINKUSD``)."""
     return "".join(ch for ch in name.upper() if ch.isalpha())
@@ -85,8 +87,10 @@ def closest_first(asked: str, names: Iterable[str]) -> list[str]:
         return []
     by_glued: dict[str, list[str]] = {}
     for name in unique:
-        by_glued.setdefault(_glued(name), []).append(name)
-    close = difflib.get_close_matches(_glued(asked), list(by_glued), n=len(by_glued), cutoff=0.6)
+        by_glued.setdefault(glued_name(name), []).append(name)
+    close = difflib.get_close_matches(
+        glued_name(asked), list(by_glued), n=len(by_glued), cutoff=0.6
+    )
     first = [name for key in close for name in by_glued[key]]
     return first + [name for name in unique if name not in first]
 
@@ -218,7 +222,7 @@ def _match(listing: _Listing, exchange: str, symbol: str, channels: list[Channel
             by_symbol.setdefault(name, channel)
     if symbol in by_symbol:
         return symbol
-    asked = _glued(symbol)
+    asked = glued_name(symbol)
     if not asked:
         return None
     # a native name glues to the start of the stored one (BTCUSDT: BTC-USDT, BTC-USDT-PERP),
@@ -229,11 +233,11 @@ def _match(listing: _Listing, exchange: str, symbol: str, channels: list[Channel
     candidates = sorted(
         name
         for name in by_symbol
-        if (_letters(name).startswith(letters) if letters else _glued(name).startswith(asked))
+        if (_letters(name).startswith(letters) if letters else glued_name(name).startswith(asked))
     )
     matches = []
     for name in candidates:
-        if _glued(name) == asked:
+        if glued_name(name) == asked:
             matches.append(name)
             continue
         try:

@@ -547,6 +547,12 @@ def ns_of(moment: datetime) -> int:
     return min(max((aware - _EPOCH) // _MICROSECOND * 1000 + extra, MIN_NS), MAX_NS)
 
 
+def glued_name(name: str) -> str:
+    """Letters and digits only, upper case: ``btc-usdt`` and ``BTCUSDT`` glue to the same
+    (how a symbol asked for in another spelling finds the stored one)."""
+    return "".join(ch for ch in name.upper() if ch.isalnum())
+
+
 def day_of_ns(ts_ns: int) -> date:
     """The UTC day of a time in ns (the partition unit of every store)."""
     return datetime.fromtimestamp(ts_ns // NS_PER_DAY * 86_400, tz=UTC).date()

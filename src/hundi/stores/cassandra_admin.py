@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hundi.stores.base import StoreError
+from hundi.stores.base import StoreError, glued_name
 
 if TYPE_CHECKING:
     from hundi.records import Channel
@@ -505,16 +505,12 @@ def _stored_symbol(
                 stored.update(store.symbols(name, found))
     if symbol in stored:
         return symbol
-    same = sorted(s for s in stored if _glued(s) == _glued(symbol))
+    same = sorted(s for s in stored if glued_name(s) == glued_name(symbol))
     if len(same) == 1:
         return same[0]
     where = f"{exchange} " if exchange is not None else ""
     named = ", ".join(same or sorted(stored)) or "nothing"
     raise StoreError(f"{store.describe()} holds no {where}symbol {symbol!r}; it holds: {named}")
-
-
-def _glued(name: str) -> str:
-    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def _iso(day: int) -> str:
