@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 import zlib
 from pathlib import Path
@@ -182,6 +183,12 @@ def quarantined_parts(root: Path) -> list[Path]:
 
 def reported(path: Path) -> bool:
     return path.with_name(path.name + REPORTED_SUFFIX).exists()
+
+
+def quarantined_as(path: Path) -> str:
+    """The name a quarantined file had in the store: :func:`quarantine` suffixes a second
+    copy of one name with ``.<ns>``."""
+    return re.sub(r"(\.parquet)\.\d+$", r"\1", path.name)
 
 
 def quarantine(path: Path, reason: str) -> Path | None:

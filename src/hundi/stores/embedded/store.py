@@ -48,7 +48,6 @@ import json
 import logging
 import math
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -97,6 +96,7 @@ from hundi.stores.embedded.integrity import (
     crc_of,
     problem_of_bytes,
     quarantine,
+    quarantined_as,
     quarantined_parts,
     remember_sound,
     reported,
@@ -749,8 +749,7 @@ class EmbeddedStore(Store):
         """Whether a quarantined file held store rows that no live part holds: a part (not a
         stray file) whose flushes no live part of its run in its partition covers (a damaged
         compacted file's inputs are live again)."""
-        name = re.sub(r"(\.parquet)\.\d+$", r"\1", path.name)  # a second copy's suffix
-        damaged = parse_part(path.with_name(name))
+        damaged = parse_part(path.with_name(quarantined_as(path)))
         if damaged is None:
             return False
         partition = self.root / path.parent.relative_to(self.root / QUARANTINE)
@@ -979,7 +978,6 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         """Rows with ``start <= ts < end``, sorted stably by (ts, recv_ts), indexed by ``ts``."""
         channel = Channel(channel)
-
         start_ns = None if start is None else ns_of(start)
         end_ns = None if end is None else ns_of(end)
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
@@ -1535,31 +1533,31 @@ def _quarantine_event(path: Path) -> Event:
     trade ids from its footer's statistics where the damage left them readable."""
     exchange, channel, symbol, day = (p.name.split("=", 1)[1] for p in reversed(path.parents[:4]))
     start = day_start_ns(date.fromisoformat(day))
-    rows, first_ts, last_ts, first_id, last_id = -1, start, start, -1, -1
+    rows = -1
+    times: list[int] = []  # every row group's min and max, where its statistics say
+    ids: list[int] = []
     with contextlib.suppress(Exception):  # damaged: the footer may be unreadable too
         meta = pq.ParquetFile(path).metadata
         rows = meta.num_rows
         names = meta.schema.to_arrow_schema().names
         for group in range(meta.num_row_groups):
-            stats = {n: meta.row_group(group).column(names.index(n)).statistics
-                     for n in ("ts", "trade_id") if n in names}  # fmt: skip
-            ts, ids = stats.get("ts"), stats.get("trade_id")
-            if ts is not None and ts.has_min_max:
-                low, high = _ns_value(ts.min), _ns_value(ts.max)
-                first_ts = low if group == 0 else min(first_ts, low)
-                last_ts = high if group == 0 else max(last_ts, high)
-            if channel == Channel.TRADES.value and ids is not None and ids.has_min_max:
-                first_id = int(ids.min) if first_id < 0 else min(first_id, int(ids.min))
-                last_id = max(last_id, int(ids.max))
+            for name, into in (("ts", times), ("trade_id", ids)):
+                if name not in names or (name == "trade_id" and channel != Channel.TRADES.value):
+                    continue
+                stats = meta.row_group(group).column(names.index(name)).statistics
+                if stats is not None and stats.has_min_max:
+                    into += [_ns_value(stats.min), _ns_value(stats.max)]
+    first_ts, last_ts = (min(times), max(times)) if times else (start, start)
+    first_id, last_id = (min(ids), max(ids)) if ids else (-1, -1)
     counted = f"{rows} rows" if rows >= 0 else "its rows"
-    ids = f", trade ids {first_id}..{last_id}" if first_id >= 0 else ""
+    named = f", trade ids {first_id}..{last_id}" if first_id >= 0 else ""
     return Event(
         exchange=exchange, symbol=symbol, native_symbol="", ts=first_ts, recv_ts=time.time_ns(),
         kind=EventKind.GAP.value, channel=channel,
         # trades: the ids within [expected, received), as for a feed gap (coverage checks them)
         expected=first_id, received=last_id + 1 if first_id >= 0 else -1,
         detail=f"{counted} of part {path.name} held in quarantine (damaged), not read: "
-        f"ts {first_ts}..{last_ts}{ids}",
+        f"ts {first_ts}..{last_ts}{named}",
     )  # fmt: skip
 
 
