@@ -117,3 +117,19 @@ def test_rollback_forgets_everything_since_the_commit_so_redelivery_counts_once(
     assert got == want
     rule = converter.rule(Channel.TRADES)
     assert isinstance(rule, TradesPerMs) and not rule.late
+
+
+def test_a_read_s_ms_range_takes_any_datetime_without_overflow() -> None:
+    """Bounds beyond pandas' ns range (year 9999 or 1000) are the open ends; a Timestamp's
+    nanoseconds still round the end up to the bucket holding them."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from hundi.stores.kairosdb.reader import LAST_MS, ms_range
+
+    assert ms_range(datetime(1000, 1, 1), datetime(9999, 12, 31)) == (0, LAST_MS)
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    first = int(start.timestamp() * 1000)
+    assert ms_range(start, pd.Timestamp(start) + pd.Timedelta(1, "ns")) == (first, first)
+    assert ms_range(start.replace(tzinfo=None), None) == (first, LAST_MS)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 import numpy as np
 
-from hundi.stores.base import StoreError
+from hundi.stores.base import StoreError, ns_of
 from hundi.stores.kairosdb.client import KairosClient
 
 if TYPE_CHECKING:
@@ -115,19 +115,11 @@ def parse_sampling(text: str) -> tuple[int, str]:
     return int(match.group(1)), _UNITS[match.group(2)]
 
 
-def ns_of(moment: datetime | pd.Timestamp) -> int:
-    import pandas as pd
-
-    stamp = pd.Timestamp(moment)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value)
-
-
 def ms_range(start: datetime | None, end: datetime | None) -> tuple[int, int]:
     """Inclusive ms range of the buckets overlapping ``[start, end)`` (see module docstring)."""
-    first = 0 if start is None else ns_of(start) // NS_PER_MS
-    last = LAST_MS if end is None else -(-ns_of(end) // NS_PER_MS) - 1
+    # ns_of: beyond the int64 range (year 9999) the range's end, not an overflow
+    first = 0 if start is None else max(0, ns_of(start) // NS_PER_MS)
+    last = LAST_MS if end is None else min(LAST_MS, -(-ns_of(end) // NS_PER_MS) - 1)
     return first, last
 
 
