@@ -1,5 +1,6 @@
-"""``to_arrow`` builds its columns from numpy buffers (pyarrow's own conversion loads pandas):
-for every channel it must give exactly what ``pa.array`` gives, and refuse what it refuses."""
+"""``to_arrow`` builds its columns from buffers (pyarrow's own conversion loads pandas): for every
+channel it must give exactly what ``pa.array`` gives, and refuse what it refuses, whether the C
+extraction (``hundi._columns``) or the Python path (``python_columns``) converts the batch."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hundi import _columns
 from hundi.records import (
+    _EXTRACT,
     _GETTERS,
     RECORD_TYPES,
     SCHEMAS,
@@ -17,6 +22,7 @@ from hundi.records import (
     Record,
     Trade,
     numpy_view,
+    python_columns,
     to_arrow,
 )
 
@@ -47,11 +53,20 @@ def records_of(channel: Channel, n: int, varied: bool) -> list[Record]:
     return [kind(**{f.name: value(f.name, f.type, i, varied) for f in fields}) for i in range(n)]
 
 
+CONVERTERS = {"to_arrow": to_arrow, "python": python_columns}
+
+
+def extracted_in_c(channel: Channel, records: list[Record]) -> bool:
+    record_type, fields, _ = _EXTRACT[channel]
+    return _columns.extract(records, record_type, fields) is not None
+
+
+@pytest.mark.parametrize("path", list(CONVERTERS))
 @pytest.mark.parametrize("varied", [False, True], ids=["one-name", "varied"])
 @pytest.mark.parametrize("channel", list(RECORD_TYPES), ids=lambda c: c.value)
-def test_to_arrow_equals_pyarrows_own_conversion(channel: Channel, varied: bool) -> None:
+def test_to_arrow_equals_pyarrows_own_conversion(channel: Channel, varied: bool, path: str) -> None:
     records = records_of(channel, 257, varied)
-    table, expected = to_arrow(channel, records), reference(channel, records)
+    table, expected = CONVERTERS[path](channel, records), reference(channel, records)
     table.validate(full=True)
     assert table.schema == expected.schema
     for name in table.column_names:
@@ -59,6 +74,73 @@ def test_to_arrow_equals_pyarrows_own_conversion(channel: Channel, varied: bool)
         if pa.types.is_dictionary(got.type):  # same values; the dictionary in first-seen order
             assert got.chunk(0).dictionary.to_pylist() == want.chunk(0).dictionary.to_pylist()
         assert got.to_pylist() == want.to_pylist(), name  # (the values hold no NaN)
+
+
+@pytest.mark.parametrize("channel", list(RECORD_TYPES), ids=lambda c: c.value)
+def test_records_as_venues_build_them_take_the_c_path(channel: Channel) -> None:
+    """Exact types (what every venue builds) are extracted in C; a float column holding an int
+    (``varied`` has a ``3``) or a tuple of records is left to Python, which converts it."""
+    assert extracted_in_c(channel, records_of(channel, 300, varied=False))
+    floats = any(f.type is float for f in msgspec.structs.fields(RECORD_TYPES[channel]))
+    assert extracted_in_c(channel, records_of(channel, 300, varied=True)) is not floats
+
+
+def test_a_record_of_another_type_leaves_the_batch_to_python() -> None:
+    trades = records_of(Channel.TRADES, 3, varied=False)
+    other = records_of(Channel.BBO, 1, varied=False)
+    record_type, fields, _ = _EXTRACT[Channel.TRADES]
+    assert _columns.extract([*trades, *other], record_type, fields) is None
+    with pytest.raises(AttributeError):  # the Python path: a Bbo has no trade_id
+        to_arrow(Channel.TRADES, [*trades, *other])
+
+
+def test_extract_refuses_a_field_of_another_type() -> None:
+    record_type, _, _ = _EXTRACT[Channel.TRADES]
+    bbo_field = _EXTRACT[Channel.BBO][1][-1]
+    with pytest.raises(TypeError, match="field"):
+        _columns.extract(records_of(Channel.TRADES, 1, False), record_type, (bbo_field,))
+
+
+ODD_VALUES = {
+    int: st.one_of(
+        st.integers(-(2**63), 2**63 - 1), st.integers(), st.booleans(), st.floats(), st.none()
+    ),
+    float: st.one_of(st.floats(), st.integers(-(2**70), 2**70), st.booleans(), st.text(max_size=3)),
+    bool: st.one_of(st.booleans(), st.integers(-1, 2), st.none()),
+    str: st.one_of(st.sampled_from(NAMES), st.text(max_size=4), st.integers()),
+}
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[Channel, list[Record]]:
+    """A channel and records that are mostly plain, some with values of the wrong type or range."""
+    channel = draw(st.sampled_from([Channel.TRADES, Channel.BOOK, Channel.BBO, Channel.EVENTS]))
+    plain = records_of(channel, draw(st.integers(1, 6)), varied=draw(st.booleans()))
+    fields = msgspec.structs.fields(RECORD_TYPES[channel])
+    records = []
+    for record in plain:
+        if draw(st.booleans()):
+            f = draw(st.sampled_from(fields))
+            strategy = st.sampled_from([1, -1]) if f.name == "side" else ODD_VALUES[f.type]
+            record = msgspec.structs.replace(record, **{f.name: draw(strategy)})
+        records.append(record)
+    return channel, records
+
+
+def outcome(convert: Any, channel: Channel, records: list[Record]) -> Any:
+    try:
+        rows = convert(channel, records).to_pylist()
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        return type(exc)
+    return [{k: "nan" if v != v else v for k, v in row.items()} for row in rows]  # NaN == NaN
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches())
+def test_c_and_python_paths_agree_on_any_values(batch: tuple[Channel, list[Record]]) -> None:
+    """Whatever a batch holds, to_arrow gives the Python path's table, or its error."""
+    channel, records = batch
+    assert outcome(to_arrow, channel, records) == outcome(python_columns, channel, records)
 
 
 def test_no_records_give_the_channels_empty_table() -> None:
