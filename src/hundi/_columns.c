@@ -44,17 +44,23 @@ static inline PyObject *slot(PyObject *record, Py_ssize_t offset) {
  * previous row's value is tried first, by identity, then the few distinct ones seen so far
  * (identity, then equality), so a batch of a handful of symbols never hashes. Returns 1 when
  * a value is not an exact str (the caller's path decides), 0 done, -1 error. */
-static int dict_column(PyObject *const *records, Py_ssize_t n, Py_ssize_t offset, int32_t *codes,
-                       PyObject *distinct) {
+static int dict_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *type,
+                       Py_ssize_t offset, int32_t *codes, PyObject *distinct) {
     PyObject *last = NULL;
     int32_t last_code = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (Py_TYPE(records[i]) != type) {
+            return 1;
+        }
         PyObject *value = slot(records[i], offset);
+        if (value == NULL) {
+            return 1;
+        }
         if (value == last) {
             codes[i] = last_code;
             continue;
         }
-        if (value == NULL || !PyUnicode_CheckExact(value)) {
+        if (!PyUnicode_CheckExact(value)) {
             return 1;
         }
         Py_ssize_t count = PyList_GET_SIZE(distinct);
@@ -89,9 +95,12 @@ static int dict_column(PyObject *const *records, Py_ssize_t n, Py_ssize_t offset
 
 /* One numeric column into ``out``. Returns 1 on a value that is not of the exact type or does
  * not fit (the caller's path decides), 0 done, -1 error. */
-static int number_column(PyObject *const *records, Py_ssize_t n, Py_ssize_t offset, int kind,
-                         char *out) {
+static int number_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *type,
+                         Py_ssize_t offset, int kind, char *out) {
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (Py_TYPE(records[i]) != type) {
+            return 1;
+        }
         PyObject *value = slot(records[i], offset);
         if (value == NULL) {
             return 1;
@@ -164,12 +173,6 @@ static PyObject *extract(PyObject *module, PyObject *args) {
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(records);
-    PyObject *const *items = (PyObject *const *)((PyListObject *)records)->ob_item;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (Py_TYPE(items[i]) != record_type) {
-            Py_RETURN_NONE;
-        }
-    }
     Py_ssize_t nfields = PyTuple_GET_SIZE(fields);
     PyObject *result = PyList_New(nfields);
     if (result == NULL) {
@@ -189,29 +192,32 @@ static PyObject *extract(PyObject *module, PyObject *args) {
         }
         /* bytes are filled here before anyone else sees them, then never changed */
         PyObject *data = PyBytes_FromStringAndSize(NULL, n * width_of(kind));
-        if (data == NULL) {
+        PyObject *distinct = kind == K_DICT ? PyList_New(0) : NULL;
+        if (data == NULL || (kind == K_DICT && distinct == NULL)) {
+            Py_XDECREF(data);
+            Py_XDECREF(distinct);
             goto error;
         }
-        char *out = PyBytes_AS_STRING(data);
-        int status;
-        PyObject *column;
-        if (kind == K_DICT) {
-            PyObject *distinct = PyList_New(0);
-            if (distinct == NULL) {
-                Py_DECREF(data);
-                goto error;
-            }
-            status = dict_column(items, n, offset, (int32_t *)out, distinct);
-            column = status == 0 ? PyTuple_Pack(2, data, distinct) : NULL;
-            Py_DECREF(data);
-            Py_DECREF(distinct);
+        /* An allocation may run a collection, and a finalizer any Python code: the list is
+         * read after this column's allocations, its size checked again, and each record's
+         * type checked on its row (where its slot is read anyway). Nothing below allocates
+         * a tracked object until the column is done. */
+        PyObject *const *items = (PyObject *const *)((PyListObject *)records)->ob_item;
+        int status = 1;
+        PyObject *column = NULL;
+        if (PyList_GET_SIZE(records) != n) {
+            status = 1;
+        } else if (kind == K_DICT) {
+            status = dict_column(items, n, record_type, offset, (int32_t *)PyBytes_AS_STRING(data),
+                                 distinct);
         } else {
-            status = number_column(items, n, offset, kind, out);
-            column = status == 0 ? data : NULL;
-            if (status != 0) {
-                Py_DECREF(data);
-            }
+            status = number_column(items, n, record_type, offset, kind, PyBytes_AS_STRING(data));
         }
+        if (status == 0) {
+            column = kind == K_DICT ? PyTuple_Pack(2, data, distinct) : Py_NewRef(data);
+        }
+        Py_DECREF(data);
+        Py_XDECREF(distinct);
         if (status < 0) {
             goto error;
         }
