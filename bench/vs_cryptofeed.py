@@ -46,6 +46,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -74,6 +75,7 @@ STREAMS = [
 ]
 CONTENDERS = ("hundi+store", "hundi nostore", "cryptofeed", "bare")
 BASELINE = "hundi nostore@base"  # --baseline REV: the collector of another commit, same run
+STORE_BASELINE = "hundi+store@base"  # and with its embedded store
 BENCH_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
 # Targets of issue 16 (hundi with its embedded store)
 MAX_RSS_MB = 250.0
@@ -131,11 +133,11 @@ def connections_since(sim: SimulatorProcess, since_ns: int) -> list[dict[str, An
 
 def command(contender: str, sim: SimulatorProcess, tmp: Path, name: str) -> list[str]:
     """The client process of one contender; each stops itself (duration) or is stopped.
-    ``hundi nostore@base`` is ``hundi nostore`` with ``PYTHONPATH`` on another commit's ``src``
-    (see :func:`run_one`)."""
+    ``hundi nostore@base`` and ``hundi+store@base`` are ``hundi nostore`` and ``hundi+store``
+    with ``PYTHONPATH`` on another commit's ``src`` (see :func:`run_one`)."""
     long = "3600"  # the harness ends every run; this only bounds a forgotten process
     if contender.startswith("hundi"):
-        store = str(tmp / f"store-{name}") if contender == "hundi+store" else "null:"
+        store = str(tmp / f"store-{name}") if contender.startswith("hundi+store") else "null:"
         return [
             sys.executable, str(BENCH / "collect_nostore.py"), "collect", "binance",
             "--market", "spot", "--symbols", ",".join(SYMBOLS), "--channels", CHANNELS,
@@ -180,7 +182,7 @@ def run_one(
     out_path = tmp / f"{name}.out"
     err_path = tmp / f"{name}.err"
     env = dict(os.environ, HUNDI_LOG_PATH=str(tmp / f"{name}.log"))
-    if contender == BASELINE:
+    if contender in (BASELINE, STORE_BASELINE):
         env["PYTHONPATH"] = str(tmp / "baseline" / "src")  # ahead of the editable install
     with out_path.open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen(command(contender, sim, tmp, name), stdout=out, stderr=err, env=env)
@@ -365,6 +367,7 @@ def print_tables(
     t.add_column("store/bare", justify="right")
     t.add_column("nostore/bare", justify="right")
     t.add_column("nostore/base", justify="right")
+    t.add_column("store/base", justify="right")
     for rate, row in table.items():
         cells = []
         for contender in contenders:
@@ -382,7 +385,8 @@ def print_tables(
             return "-"
 
         t.add_row(rate, *cells, ratio("hundi+store", "cryptofeed"), ratio("hundi+store", "bare"),
-                  ratio("hundi nostore", "bare"), ratio("hundi nostore", BASELINE))  # fmt: skip
+                  ratio("hundi nostore", "bare"), ratio("hundi nostore", BASELINE),
+                  ratio("hundi+store", STORE_BASELINE))  # fmt: skip
     console.print(t)
     for check in checks:
         mark = "[green]PASS" if check["pass"] else "[red]FAIL"
@@ -419,7 +423,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help=f"add '{BASELINE}': hundi without a store at git revision REV (before/after)",
+        help=f"add '{BASELINE}' and '{STORE_BASELINE}': hundi without and with its store at "
+        "git revision REV (before/after)",
     )
     parser.add_argument("--quick", action="store_true", help="1 round, short windows, 200k replay")
     parser.add_argument("--output", type=Path, default=BENCH / "results" / "vs_cryptofeed.json")
@@ -428,8 +433,8 @@ def main() -> None:
         args.rounds, args.warmup, args.window, args.replay_frames = 1, 1.5, 4.0, 200_000
     contenders = [c for c in args.contenders.split(",") if c]
     if args.baseline:
-        contenders.append(BASELINE)
-    unknown = sorted(set(contenders) - {*CONTENDERS, BASELINE})
+        contenders += [BASELINE, STORE_BASELINE]
+    unknown = sorted(set(contenders) - {*CONTENDERS, BASELINE, STORE_BASELINE})
     if unknown:
         parser.error(f"unknown contenders {unknown}; known: {', '.join(CONTENDERS)}")
     notes = []
@@ -489,6 +494,14 @@ def _export(rev: str, into: Path) -> None:
     if archive.returncode:
         sys.exit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    source = into / "src" / "hundi" / "_columns.c"
+    if source.exists():  # its C extension, built beside it as an install would
+        built = source.with_name("_columns" + sysconfig.get_config_var("EXT_SUFFIX"))
+        include = sysconfig.get_paths()["include"]
+        subprocess.run(
+            ["cc", "-shared", "-fPIC", "-O2", f"-I{include}", str(source), "-o", str(built)],
+            check=True,
+        )
 
 
 def _git_rev() -> str:
