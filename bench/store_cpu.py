@@ -118,6 +118,10 @@ def main() -> None:
     scenarios = [tuple(map(float, s.split(":"))) for s in wanted]
     contenders = {"after": SRC}
     if args.before:
+        sys.path.insert(0, str(HERE))
+        from trees import build_extensions
+
+        build_extensions(args.before)
         contenders = {"before": args.before, **contenders}
     results: dict[str, list[dict[str, Any]]] = {}
     for rate, minutes in scenarios:

@@ -46,7 +46,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -64,6 +63,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from frames import generate, write_recording  # noqa: E402
+from trees import build_extensions  # noqa: E402
 
 from hundi.simulator import SimulatorProcess  # noqa: E402
 from hundi.simulator.binance.rules import BinanceVariant  # noqa: E402
@@ -494,14 +494,7 @@ def _export(rev: str, into: Path) -> None:
     if archive.returncode:
         sys.exit(f"--baseline {rev}: {archive.stderr.decode().strip()}")
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    source = into / "src" / "hundi" / "_columns.c"
-    if source.exists():  # its C extension, built beside it as an install would
-        built = source.with_name("_columns" + sysconfig.get_config_var("EXT_SUFFIX"))
-        include = sysconfig.get_paths()["include"]
-        subprocess.run(
-            ["cc", "-shared", "-fPIC", "-O2", f"-I{include}", str(source), "-o", str(built)],
-            check=True,
-        )
+    build_extensions(into / "src")
 
 
 def _git_rev() -> str:

@@ -101,13 +101,37 @@ def test_extract_refuses_a_field_of_another_type() -> None:
         _columns.extract(records_of(Channel.TRADES, 1, False), record_type, (bbo_field,))
 
 
+def test_many_names_in_one_batch_take_the_c_path_and_keep_first_seen_order() -> None:
+    """Past a handful of distinct names the C path hashes them (an instruments batch has one
+    symbol per record): still first-seen order, equal names one code even when they are
+    different str objects, as the Python path."""
+    records = records_of(Channel.TRADES, 3000, varied=False)
+    names = [f"SYM{i % 700}" for i in range(3000)]  # 700 distinct, fresh objects each time
+    records = [
+        msgspec.structs.replace(r, symbol="".join(["S", name[1:]]), native_symbol=name)
+        for r, name in zip(records, names, strict=True)
+    ]
+    assert extracted_in_c(Channel.TRADES, records)
+    table = to_arrow(Channel.TRADES, records)
+    symbols = table.column("symbol").chunk(0)
+    assert symbols.dictionary.to_pylist() == list(dict.fromkeys(names))
+    assert symbols.to_pylist() == names
+    assert table.equals(python_columns(Channel.TRADES, records))
+
+
+class Name(str):
+    """A str subclass: the C path leaves it to Python."""
+
+
 ODD_VALUES = {
     int: st.one_of(
         st.integers(-(2**63), 2**63 - 1), st.integers(), st.booleans(), st.floats(), st.none()
     ),
     float: st.one_of(st.floats(), st.integers(-(2**70), 2**70), st.booleans(), st.text(max_size=3)),
     bool: st.one_of(st.booleans(), st.integers(-1, 2), st.none()),
-    str: st.one_of(st.sampled_from(NAMES), st.text(max_size=4), st.integers()),
+    str: st.one_of(
+        st.sampled_from(NAMES), st.text(max_size=4), st.integers(), st.builds(Name, st.text())
+    ),
 }
 
 
@@ -121,7 +145,7 @@ def batches(draw: st.DrawFn) -> tuple[Channel, list[Record]]:
     for record in plain:
         if draw(st.booleans()):
             f = draw(st.sampled_from(fields))
-            strategy = st.sampled_from([1, -1]) if f.name == "side" else ODD_VALUES[f.type]
+            strategy = st.integers(-200, 200) if f.name == "side" else ODD_VALUES[f.type]
             record = msgspec.structs.replace(record, **{f.name: draw(strategy)})
         records.append(record)
     return channel, records

@@ -40,12 +40,66 @@ static inline PyObject *slot(PyObject *record, Py_ssize_t offset) {
     return *(PyObject **)((char *)record + offset);
 }
 
+/* Up to this many distinct names in a column, a scan of them beats hashing; past it a dict
+ * from name to code keeps the column linear in its rows (an instruments batch has one
+ * symbol per record). */
+#define SCAN_MAX 16
+
+/* ``value``'s code in ``distinct`` (first-seen order), adding it if new; -1 on error. Past
+ * SCAN_MAX names ``index`` (empty until then) maps each name to its code. Exact str only: no
+ * comparison or hash runs Python code, and codes are untracked ints (no collection). */
+static Py_ssize_t code_of(PyObject *value, PyObject *distinct, PyObject *index) {
+    Py_ssize_t count = PyList_GET_SIZE(distinct);
+    if (count <= SCAN_MAX) {
+        for (Py_ssize_t j = 0; j < count; j++) {
+            if (PyList_GET_ITEM(distinct, j) == value) {
+                return j;
+            }
+        }
+        for (Py_ssize_t j = 0; j < count; j++) {
+            int equal = PyUnicode_Compare(PyList_GET_ITEM(distinct, j), value) == 0;
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            if (equal) {
+                return j;
+            }
+        }
+    } else {
+        if (PyDict_GET_SIZE(index) == 0) { /* the names so far, once */
+            for (Py_ssize_t j = 0; j < count; j++) {
+                PyObject *code = PyLong_FromSsize_t(j);
+                int failed = code == NULL ||
+                             PyDict_SetItem(index, PyList_GET_ITEM(distinct, j), code) < 0;
+                Py_XDECREF(code);
+                if (failed) {
+                    return -1;
+                }
+            }
+        }
+        PyObject *code = PyDict_GetItemWithError(index, value); /* borrowed */
+        if (code != NULL) {
+            return PyLong_AsSsize_t(code);
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        PyObject *new_code = PyLong_FromSsize_t(count);
+        int failed = new_code == NULL || PyDict_SetItem(index, value, new_code) < 0;
+        Py_XDECREF(new_code);
+        if (failed) {
+            return -1;
+        }
+    }
+    return PyList_Append(distinct, value) < 0 ? -1 : count;
+}
+
 /* Dictionary codes (int32, first-seen order) and the distinct strings. Names repeat: the
- * previous row's value is tried first, by identity, then the few distinct ones seen so far
- * (identity, then equality), so a batch of a handful of symbols never hashes. Returns 1 when
- * a value is not an exact str (the caller's path decides), 0 done, -1 error. */
+ * previous row's value is tried first, by identity, then :c:func:`code_of`. Returns 1 when a
+ * record is not of ``type`` or a value not an exact str (the caller's path decides), 0 done,
+ * -1 error. */
 static int dict_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *type,
-                       Py_ssize_t offset, int32_t *codes, PyObject *distinct) {
+                       Py_ssize_t offset, int32_t *codes, PyObject *distinct, PyObject *index) {
     PyObject *last = NULL;
     int32_t last_code = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -63,31 +117,15 @@ static int dict_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *typ
         if (!PyUnicode_CheckExact(value)) {
             return 1;
         }
-        Py_ssize_t count = PyList_GET_SIZE(distinct);
-        Py_ssize_t found = -1;
-        for (Py_ssize_t j = 0; j < count; j++) {
-            if (PyList_GET_ITEM(distinct, j) == value) {
-                found = j;
-                break;
-            }
+        if (PyList_GET_SIZE(distinct) >= INT32_MAX) {
+            return 1;
         }
-        for (Py_ssize_t j = 0; found < 0 && j < count; j++) {
-            int equal = PyUnicode_Compare(PyList_GET_ITEM(distinct, j), value) == 0;
-            if (PyErr_Occurred()) {
-                return -1;
-            }
-            if (equal) {
-                found = j;
-            }
-        }
-        if (found < 0) {
-            if (count >= INT32_MAX || PyList_Append(distinct, value) < 0) {
-                return count >= INT32_MAX ? 1 : -1;
-            }
-            found = count;
+        Py_ssize_t code = code_of(value, distinct, index);
+        if (code < 0) {
+            return -1;
         }
         last = value;
-        last_code = (int32_t)found;
+        last_code = (int32_t)code;
         codes[i] = last_code;
     }
     return 0;
@@ -193,9 +231,11 @@ static PyObject *extract(PyObject *module, PyObject *args) {
         /* bytes are filled here before anyone else sees them, then never changed */
         PyObject *data = PyBytes_FromStringAndSize(NULL, n * width_of(kind));
         PyObject *distinct = kind == K_DICT ? PyList_New(0) : NULL;
-        if (data == NULL || (kind == K_DICT && distinct == NULL)) {
+        PyObject *index = kind == K_DICT ? PyDict_New() : NULL;
+        if (data == NULL || (kind == K_DICT && (distinct == NULL || index == NULL))) {
             Py_XDECREF(data);
             Py_XDECREF(distinct);
+            Py_XDECREF(index);
             goto error;
         }
         /* An allocation may run a collection, and a finalizer any Python code: the list is
@@ -209,7 +249,7 @@ static PyObject *extract(PyObject *module, PyObject *args) {
             status = 1;
         } else if (kind == K_DICT) {
             status = dict_column(items, n, record_type, offset, (int32_t *)PyBytes_AS_STRING(data),
-                                 distinct);
+                                 distinct, index);
         } else {
             status = number_column(items, n, record_type, offset, kind, PyBytes_AS_STRING(data));
         }
@@ -218,6 +258,7 @@ static PyObject *extract(PyObject *module, PyObject *args) {
         }
         Py_DECREF(data);
         Py_XDECREF(distinct);
+        Py_XDECREF(index);
         if (status < 0) {
             goto error;
         }
