@@ -36,8 +36,14 @@ static int slot_offset(PyObject *descr, PyTypeObject *owner, Py_ssize_t *offset)
     return 0;
 }
 
-static inline PyObject *slot(PyObject *record, Py_ssize_t offset) {
-    return *(PyObject **)((char *)record + offset);
+/* Row ``i``'s value of the field at ``offset`` (borrowed), or NULL when the record is not
+ * exactly ``type`` or the field is unset: the caller's Python path decides then. */
+static inline PyObject *value_at(PyObject *const *records, Py_ssize_t i, PyTypeObject *type,
+                                 Py_ssize_t offset) {
+    if (Py_TYPE(records[i]) != type) {
+        return NULL;
+    }
+    return *(PyObject **)((char *)records[i] + offset);
 }
 
 /* Up to this many distinct names in a column, a scan of them beats hashing; past it a dict
@@ -103,10 +109,7 @@ static int dict_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *typ
     PyObject *last = NULL;
     int32_t last_code = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (Py_TYPE(records[i]) != type) {
-            return 1;
-        }
-        PyObject *value = slot(records[i], offset);
+        PyObject *value = value_at(records, i, type, offset);
         if (value == NULL) {
             return 1;
         }
@@ -136,10 +139,7 @@ static int dict_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *typ
 static int number_column(PyObject *const *records, Py_ssize_t n, PyTypeObject *type,
                          Py_ssize_t offset, int kind, char *out) {
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (Py_TYPE(records[i]) != type) {
-            return 1;
-        }
-        PyObject *value = slot(records[i], offset);
+        PyObject *value = value_at(records, i, type, offset);
         if (value == NULL) {
             return 1;
         }
