@@ -14,7 +14,7 @@ from test_manager import FAST, Running, settings
 from wsharness import Exchange, SeqVenue, assert_continuous, http_route, trade_ids, until
 
 from hundi.accounting import Accounting
-from hundi.capture.events import CaptureKind
+from hundi.capture.events import STOPPED_ASKING, CaptureKind
 from hundi.connection.client import PicowsClient
 from hundi.connection.manager import REDACTED, ConnectionManager
 from hundi.exchanges.base import (
@@ -115,7 +115,9 @@ async def test_private_rest_request_sends_method_and_headers_but_logs_and_captur
             await run.stop()
     assert seen == [("POST", API_KEY)]
     assert venue.responses[0].status == 400 and TOKEN.encode() in venue.responses[0].body
-    assert not [c for c in captured if c[0][0] is CaptureKind.REST]
+    rest = [c for c in captured if c[0][0] is CaptureKind.REST]
+    assert [k["status"] for _, k in rest] == [STOPPED_ASKING]  # only the stop's mark
+    assert TOKEN not in repr(captured) and API_KEY not in repr(captured)
     assert "status 400" in caplog.text
     assert TOKEN not in caplog.text and API_KEY not in caplog.text
     assert API_KEY not in repr(RestRequest("k", "u", 1, "POST", {"X-API-KEY": API_KEY}))

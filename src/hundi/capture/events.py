@@ -26,6 +26,25 @@ class CaptureKind(enum.StrEnum):
 NO_ANSWER_AT_STOP = 0
 NO_ANSWER_DETAIL = b"no answer: the collector stopped before it came"
 
+# Two marks a clean stop leaves in the capture (REST events on one of the venue's connection
+# keys, never an answer), so a replay asks the venue for exactly what the live REST loop asked,
+# not for what fell due between the loop's last look and the stop (that made faithful captures
+# incomplete):
+# ``STOPPED_ASKING``: the stop took one last look at what was due (asked) and asks nothing new
+# after it, only what is still owed (``finishing_requests``);
+# ``ABANDONED_OWED``: the stop's time for what was owed ran out; what was due then was not sent
+# (each gets a ``NO_ANSWER_AT_STOP``) and the venue recorded what stays missing (``abandon``).
+STOPPED_ASKING = -1
+STOPPED_ASKING_DETAIL = b"the collector is stopping: no new REST requests after this"
+ABANDONED_OWED = -2
+ABANDONED_OWED_DETAIL = b"the collector stopped fetching back what was still owed"
+
+
+def is_answer(status: int) -> bool:
+    """A REST event's ``status`` is an answer (HTTP, or 599 for a transport failure), not a
+    mark of a stop."""
+    return status > NO_ANSWER_AT_STOP
+
 
 class CaptureEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     kind: CaptureKind

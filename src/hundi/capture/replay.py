@@ -7,7 +7,9 @@ e.g. a venue's instrument list) is answered with the first captured REST respons
 same URL path and ``symbol`` received at or after the request. A request nobody answered in
 the capture stays unanswered, exactly as it was live (the book stays unsynced); one the live
 run stopped before its answer came is recorded as such (``NO_ANSWER_AT_STOP``) and stays
-unanswered without making the replay incomplete.
+unanswered without making the replay incomplete. A clean stop's marks (``STOPPED_ASKING``,
+``ABANDONED_OWED``) make the replay stop asking, ask only what is owed
+(``finishing_requests``) and ``abandon`` at the same points as the live REST loop did.
 
 Connections are matched by key (our captures) or, for foreign recordings whose single socket
 may carry streams the protocol spreads over several connections, by URL: a captured connection
@@ -21,7 +23,13 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from hundi.accounting import Accounting
-from hundi.capture.events import NO_ANSWER_AT_STOP, CaptureEvent, CaptureKind
+from hundi.capture.events import (
+    ABANDONED_OWED,
+    NO_ANSWER_AT_STOP,
+    STOPPED_ASKING,
+    CaptureEvent,
+    CaptureKind,
+)
 from hundi.capture.quarantine import Quarantine
 from hundi.exchanges.base import (
     FrameStatus,
@@ -137,6 +145,9 @@ class _Replayer:
         # A clean stop was captured: live, nothing asks the venue for new REST calls after it
         # (only what is owed is finished), so neither does the replay.
         self.stopping = False
+        # Between the capture's STOPPED_ASKING mark and the end of what was owed (nothing left,
+        # or the ABANDONED_OWED mark), the replay asks what is owed, as the live stop did.
+        self.finishing = False
 
     def run(self, events: Iterable[CaptureEvent]) -> ReplayStats:
         progress = self.progress
@@ -163,6 +174,8 @@ class _Replayer:
                 break
 
     def ask(self, now_ns: int) -> bool:
+        if self.finishing:
+            return self.finish(now_ns)
         if self.stopping:
             return False
         requests = self.protocol.due_requests(now_ns)
@@ -229,7 +242,38 @@ class _Replayer:
             return
         self.accounting.count(FrameStatus(status))
 
+    def finish(self, now_ns: int) -> bool:
+        """Ask what is owed, as the live stop does until nothing is (``None``)."""
+        requests = self.protocol.finishing_requests(now_ns)
+        if requests is None:
+            self.finishing = False
+            return False
+        for request in requests:
+            self.pending.append((now_ns, request, request_key(request.url)))
+        return bool(requests)
+
+    def mark(self, event: CaptureEvent) -> None:
+        """A clean stop's mark: ask at its time, as live did one last time, then change mode.
+        Our captures of several venues hold each one's marks: only this venue's count."""
+        if self.only_known_connections and not self.connections.owns(event.conn):
+            return
+        if event.status == STOPPED_ASKING:
+            if self.stopping:  # a second mark (one per manager and venue): nothing new
+                return
+            self.advance_clock(event.ts)
+            self.ask(event.ts)
+            self.stopping = self.finishing = True
+            self.finish(event.ts)
+        elif self.finishing:  # ABANDONED_OWED
+            self.advance_clock(event.ts)
+            self.finish(event.ts)
+            self.finishing = False
+            self.protocol.abandon(event.ts, self.out)
+
     def answer(self, event: CaptureEvent) -> None:
+        if event.status in (STOPPED_ASKING, ABANDONED_OWED):
+            self.mark(event)
+            return
         key = request_key(event.url)
         for index, (asked_ns, request, wanted) in enumerate(self.pending):
             if wanted == key and asked_ns <= event.ts:

@@ -76,6 +76,7 @@ class ConnectionManager(StreamSupervisor):
         ``reason``, and returns."""
         if not self._stop.is_set():
             self.stop_reason = reason
+            self.rest.stop_asking()  # before any socket's stop: see RestLoop.stop_asking
         self._stop.set()
 
     def pause_reading(self) -> None:

@@ -12,10 +12,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 
-from hundi.capture.events import NO_ANSWER_AT_STOP, NO_ANSWER_DETAIL, CaptureKind
+from hundi.capture.events import (
+    ABANDONED_OWED,
+    ABANDONED_OWED_DETAIL,
+    NO_ANSWER_AT_STOP,
+    NO_ANSWER_DETAIL,
+    STOPPED_ASKING,
+    STOPPED_ASKING_DETAIL,
+    CaptureKind,
+)
 from hundi.connection.client import connect_failure, describe_error, host_port
 from hundi.connection.sockets import CaptureHook, ConnectionSettings
 from hundi.exchanges.base import RecordSink, RestRequest, RestResponse, VenueProtocol
@@ -42,6 +51,44 @@ class RestLoop:
         self.requests = 0
         self.failures = 0
         self._errors_logged: set[str] = set()
+        self._running = False
+        self._last_due: list[RestRequest] | None = None  # taken by stop_asking, not yet sent
+
+    def stop_asking(self) -> None:
+        """The stop's first step, before any socket closes: one last look at what is due
+        (still asked: it may be what fetches a gap back), then no new requests, only what is
+        owed. The capture marks the moment, so a replay asks exactly what the live run asked;
+        the loop alone would miss what fell due since its last look, up to 100 ms back."""
+        if self._last_due is not None:
+            return
+        now = time.time_ns()
+        self._last_due = self.protocol.due_requests(now)
+        self._mark(now, STOPPED_ASKING, STOPPED_ASKING_DETAIL)
+        if not self._running:  # nothing will send them: the capture says they got no answer
+            self._not_sent(self._last_due)
+            self._last_due = []
+
+    def _mark(self, now_ns: int, status: int, detail: bytes) -> None:
+        """A stop's mark in the capture, on one of this venue's connection keys: a capture of
+        several venues holds each one's marks, and a replay of one heeds only its own."""
+        conn = min((spec.key for spec in self.protocol.connections()), default="")
+        self.capture(CaptureKind.REST, now_ns, conn, data=detail, status=status)
+
+    def _not_sent(self, requests: list[RestRequest]) -> None:
+        now = time.time_ns()
+        for request in requests:
+            self._no_answer(request, now)
+
+    def _no_answer(self, request: RestRequest, now_ns: int) -> None:
+        if not request.private:
+            self.capture(
+                CaptureKind.REST,
+                now_ns,
+                request.key,
+                url=request.url,
+                data=NO_ANSWER_DETAIL,
+                status=NO_ANSWER_AT_STOP,
+            )
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when stopping. ``asyncio.timeout`` rather than ``wait_for``:
@@ -55,44 +102,60 @@ class RestLoop:
         settings = self.settings
         timeout = aiohttp.ClientTimeout(total=settings.rest_timeout_s)
         limit = asyncio.Semaphore(settings.rest_concurrency)
-        pending: set[asyncio.Task[None]] = set()
+        pending: dict[asyncio.Task[None], RestRequest] = {}
+
+        def send(requests: list[RestRequest]) -> None:
+            for request in requests:
+                task = asyncio.create_task(self._fetch_and_deliver(session, limit, request))
+                pending[task] = request
+                task.add_done_callback(lambda done: pending.pop(done, None))
+
         async with aiohttp.ClientSession(timeout=timeout) as session:
+            self._running = True
             try:
                 while not self._stop.is_set():
                     now = time.time_ns()
-                    for request in self.protocol.due_requests(now):
-                        task = asyncio.create_task(self._fetch(session, limit, request))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
+                    send(self.protocol.due_requests(now))
                     wake = self.protocol.next_wakeup_ns()
                     # Frames change what is due (a book needing a snapshot), so poll at least
                     # every 100 ms; sleep less when the venue says it is due sooner.
                     delay = 0.1 if wake is None else min(0.1, max(0.005, (wake - now) / 1e9))
                     await self._sleep(delay)
-                await self._finish_owed(session, limit, pending)
+                self.stop_asking()  # the stop came from elsewhere than the manager's stop()
+                send(self._last_due or [])
+                self._last_due = []
+                await self._finish_owed(send, pending)
             finally:
-                for task in pending:
+                self._running = False
+                if self._last_due:  # the loop ended before sending them
+                    self._not_sent(self._last_due)
+                    self._last_due = []
+                # The stop came before their answers: the capture says so, for a replay. Also
+                # for a task cancelled before it ever ran (its coroutine's handlers never do).
+                left = dict(pending)
+                for task in left:
                     task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                await asyncio.gather(*left, return_exceptions=True)
+                now = time.time_ns()
+                for task, request in left.items():
+                    if task.cancelled():
+                        self._no_answer(request, now)
 
     async def _finish_owed(
         self,
-        session: aiohttp.ClientSession,
-        limit: asyncio.Semaphore,
-        pending: set[asyncio.Task[None]],
+        send: Callable[[list[RestRequest]], None],
+        pending: dict[asyncio.Task[None], RestRequest],
     ) -> None:
         """A clean stop right after a gap: fetch back what the venue says is still owed, for
-        at most ``finish_owed_s``; then the venue records what stays missing."""
+        at most ``finish_owed_s``; then the venue records what stays missing (and the capture
+        marks when, with what was due then and not sent, so a replay does the same)."""
         deadline = time.monotonic() + self.settings.finish_owed_s
         while (left := deadline - time.monotonic()) > 0:
             now = time.time_ns()
             due = self.protocol.finishing_requests(now)
             if due is None:
                 return
-            for request in due:
-                task = asyncio.create_task(self._fetch(session, limit, request))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+            send(due)
             wake = self.protocol.next_wakeup_ns()
             delay = 0.1 if wake is None else max(0.005, (wake - now) / 1e9)
             if pending:  # an answer is what changes what is owed: wake on it
@@ -101,24 +164,11 @@ class RestLoop:
                 )
             else:
                 await asyncio.sleep(min(delay, left))
-        self.protocol.abandon(time.time_ns(), self.sink)
-
-    async def _fetch(
-        self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest
-    ) -> None:
-        try:
-            await self._fetch_and_deliver(session, limit, request)
-        except asyncio.CancelledError:  # the stop came first: the capture says so (replay)
-            if not request.private:
-                self.capture(
-                    CaptureKind.REST,
-                    time.time_ns(),
-                    request.key,
-                    url=request.url,
-                    data=NO_ANSWER_DETAIL,
-                    status=NO_ANSWER_AT_STOP,
-                )
-            raise
+        now = time.time_ns()
+        unsent = self.protocol.finishing_requests(now) or []
+        self._mark(now, ABANDONED_OWED, ABANDONED_OWED_DETAIL)
+        self._not_sent(unsent)
+        self.protocol.abandon(now, self.sink)
 
     async def _fetch_and_deliver(
         self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, request: RestRequest

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from hundi.capture.events import NO_ANSWER_AT_STOP, CaptureEvent, CaptureKind
+from hundi.capture.events import CaptureEvent, CaptureKind, is_answer
 from hundi.capture.reader import read_capture
 from hundi.simulator.binance.fanout import ClientConnection, FanOut
 from hundi.simulator.wire import ws_frame
@@ -92,10 +92,8 @@ class ReplayData:
         for event in read_capture([Path(p) for p in paths]):
             if event.kind is CaptureKind.RECV:
                 data.frames.append(to_frame(event))
-            elif event.kind is CaptureKind.REST and event.status != NO_ANSWER_AT_STOP:
-                data.rest.setdefault(_rest_key(event.url), []).append(
-                    (event.status or 200, event.data)
-                )
+            elif event.kind is CaptureKind.REST and is_answer(event.status):
+                data.rest.setdefault(_rest_key(event.url), []).append((event.status, event.data))
         return data
 
     def rest_answer(self, path: str, symbol: str) -> tuple[int, bytes] | None:
