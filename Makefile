@@ -35,7 +35,8 @@ help: ## List the targets
 # Everything comes from uv.lock (exact versions, hashes); the stamp is newer than the lock once
 # the venv matches it.
 DEV_STAMP := $(VENV)/.hundi-dev-installed
-$(DEV_STAMP): pyproject.toml uv.lock scripts/install.sh scripts/uv-requirements.txt src/hundi/_columns.c
+$(DEV_STAMP): pyproject.toml uv.lock scripts/install.sh scripts/uv-requirements.txt \
+		$(wildcard src/hundi/*.c src/hundi/*/*.c src/hundi/*/*/*.c)
 	PYTHON=$(PYTHON) scripts/install.sh $(VENV) dev
 	@touch $@
 

@@ -8,14 +8,12 @@ from pathlib import Path
 
 
 def build_extensions(src: Path) -> None:
-    """Build the C extension of a source tree in place, as an install would (a tree exported
-    with ``git archive`` has only its source; older trees have none)."""
-    source = src / "hundi" / "_columns.c"
-    if not source.exists():
-        return
-    built = source.with_name("_columns" + sysconfig.get_config_var("EXT_SUFFIX"))
+    """Build the C extensions of a source tree in place, as an install would (a tree exported
+    with ``git archive`` has only their source; older trees have fewer or none)."""
     include = sysconfig.get_paths()["include"]
-    subprocess.run(
-        ["cc", "-shared", "-fPIC", "-O2", f"-I{include}", str(source), "-o", str(built)],
-        check=True,
-    )
+    for source in sorted(src.glob("hundi/**/_*.c")):
+        built = source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
+        subprocess.run(
+            ["cc", "-shared", "-fPIC", "-O2", f"-I{include}", str(source), "-o", str(built)],
+            check=True,
+        )

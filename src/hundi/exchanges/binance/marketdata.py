@@ -52,6 +52,7 @@ from hundi.exchanges.binance.derivatives import (
     OpenInterestPoll,
     size_unit,
 )
+from hundi.exchanges.binance.fastpath import receive as FAST_RECEIVE
 from hundi.exchanges.binance.markets import BinanceMarket
 from hundi.exchanges.binance.messages import (
     EXCHANGE_INFO_DECODER,
@@ -266,6 +267,10 @@ class MarketData(VenueProtocol):
 
     # ------------------------------------------------------------------ frames
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
+        if FAST_RECEIVE is not None:  # most frames: one C call (see fastpath), else None
+            status = FAST_RECEIVE(data, recv_ns, self._routes, out)
+            if status is not None:
+                return status
         try:
             frame = FRAME_DECODER.decode(data)
         except DECODE_ERRORS as e:
