@@ -26,23 +26,28 @@ class CaptureKind(enum.StrEnum):
 NO_ANSWER_AT_STOP = 0
 NO_ANSWER_DETAIL = b"no answer: the collector stopped before it came"
 
-# Two marks a clean stop leaves in the capture (REST events on one of the venue's connection
-# keys, never an answer), so a replay asks the venue for exactly what the live REST loop asked,
-# not for what fell due between the loop's last look and the stop (that made faithful captures
-# incomplete):
+# The marks a clean stop leaves in the capture (REST events on one of the venue's connection
+# keys, never an answer, negative statuses), so a replay asks the venue for what the live REST
+# loop asked, not for what fell due between the loop's last look and the stop (that made
+# faithful captures incomplete):
 # ``STOPPED_ASKING``: the stop took one last look at what was due (asked) and asks nothing new
 # after it, only what is still owed (``finishing_requests``);
-# ``ABANDONED_OWED``: the stop's time for what was owed ran out; what was due then was not sent
-# (each gets a ``NO_ANSWER_AT_STOP``) and the venue recorded what stays missing (``abandon``).
+# ``FINISHED_OWED``: nothing was owed any more (``finishing_requests`` said None);
+# ``ABANDONED_OWED``: the stop's time for what was owed ran out, and the venue recorded what
+# stays missing (``abandon``).
+# What a replay asks after STOPPED_ASKING and the capture does not answer, the live stop never
+# got to ask (its looks are not the replay's): counted as stopped, not as missing.
 STOPPED_ASKING = -1
 STOPPED_ASKING_DETAIL = b"the collector is stopping: no new REST requests after this"
 ABANDONED_OWED = -2
 ABANDONED_OWED_DETAIL = b"the collector stopped fetching back what was still owed"
+FINISHED_OWED = -3
+FINISHED_OWED_DETAIL = b"the collector fetched back everything owed at the stop"
 
 
 def is_answer(status: int) -> bool:
     """A REST event's ``status`` is an answer (HTTP, or 599 for a transport failure), not a
-    mark of a stop."""
+    mark of a stop (or of a request the stop came before)."""
     return status > NO_ANSWER_AT_STOP
 
 

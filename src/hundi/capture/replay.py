@@ -8,8 +8,10 @@ same URL path and ``symbol`` received at or after the request. A request nobody 
 the capture stays unanswered, exactly as it was live (the book stays unsynced); one the live
 run stopped before its answer came is recorded as such (``NO_ANSWER_AT_STOP``) and stays
 unanswered without making the replay incomplete. A clean stop's marks (``STOPPED_ASKING``,
-``ABANDONED_OWED``) make the replay stop asking, ask only what is owed
-(``finishing_requests``) and ``abandon`` at the same points as the live REST loop did.
+then ``FINISHED_OWED`` or ``ABANDONED_OWED``) make the replay stop asking, ask only what is
+owed (``finishing_requests``) and end that or ``abandon`` where the live REST loop did; what
+it asks after the stop began and the capture does not answer counts as stopped (see
+:mod:`hundi.capture.events`).
 
 Connections are matched by key (our captures) or, for foreign recordings whose single socket
 may carry streams the protocol spreads over several connections, by URL: a captured connection
@@ -25,10 +27,12 @@ from urllib.parse import parse_qs, urlsplit
 from hundi.accounting import Accounting
 from hundi.capture.events import (
     ABANDONED_OWED,
+    FINISHED_OWED,
     NO_ANSWER_AT_STOP,
     STOPPED_ASKING,
     CaptureEvent,
     CaptureKind,
+    is_answer,
 )
 from hundi.capture.quarantine import Quarantine
 from hundi.exchanges.base import (
@@ -139,14 +143,15 @@ class _Replayer:
         self.quarantine = quarantine
         self.out = RecordSink()
         self.connections = _ConnectionMap(protocol)
-        self.pending: list[tuple[int, RestRequest, tuple[str, str]]] = []
+        # (asked at, request, its key, asked after the stop began)
+        self.pending: list[tuple[int, RestRequest, tuple[str, str], bool]] = []
         self.opened: set[str] = set()
         self.stats = ReplayStats()
         # A clean stop was captured: live, nothing asks the venue for new REST calls after it
         # (only what is owed is finished), so neither does the replay.
         self.stopping = False
-        # Between the capture's STOPPED_ASKING mark and the end of what was owed (nothing left,
-        # or the ABANDONED_OWED mark), the replay asks what is owed, as the live stop did.
+        # Between the capture's STOPPED_ASKING mark and its FINISHED_OWED or ABANDONED_OWED
+        # mark, the replay asks what is owed, as the live stop did.
         self.finishing = False
 
     def run(self, events: Iterable[CaptureEvent]) -> ReplayStats:
@@ -161,7 +166,9 @@ class _Replayer:
                 self.emit()
             if progress is not None and not self.stats.events % PROGRESS_EVERY:
                 progress(self.stats.events, event.ts)
-        self.stats.rest_unanswered = len(self.pending)
+        late = sum(after_stop for *_, after_stop in self.pending)
+        self.stats.rest_stopped += late  # asked after the stop began: live may never have
+        self.stats.rest_unanswered = len(self.pending) - late
         self.emit()
         if progress is not None and self.stats.last_ts is not None:
             progress(self.stats.events, self.stats.last_ts)
@@ -180,7 +187,7 @@ class _Replayer:
             return False
         requests = self.protocol.due_requests(now_ns)
         for request in requests:
-            self.pending.append((now_ns, request, request_key(request.url)))
+            self.pending.append((now_ns, request, request_key(request.url), False))
         return bool(requests)
 
     def handle(self, event: CaptureEvent) -> None:
@@ -243,13 +250,12 @@ class _Replayer:
         self.accounting.count(FrameStatus(status))
 
     def finish(self, now_ns: int) -> bool:
-        """Ask what is owed, as the live stop does until nothing is (``None``)."""
-        requests = self.protocol.finishing_requests(now_ns)
-        if requests is None:
-            self.finishing = False
-            return False
+        """Ask what is owed, as the live stop does. Nothing owed (``None``) does not end it
+        here: a frame read after the stop began may still make something owed, and the
+        capture's mark says when the live stop saw nothing left."""
+        requests = self.protocol.finishing_requests(now_ns) or []
         for request in requests:
-            self.pending.append((now_ns, request, request_key(request.url)))
+            self.pending.append((now_ns, request, request_key(request.url), True))
         return bool(requests)
 
     def mark(self, event: CaptureEvent) -> None:
@@ -261,27 +267,28 @@ class _Replayer:
             if self.stopping:  # a second mark (one per manager and venue): nothing new
                 return
             self.advance_clock(event.ts)
-            self.ask(event.ts)
+            self.ask(event.ts)  # the stop's last look
             self.stopping = self.finishing = True
             self.finish(event.ts)
-        elif self.finishing:  # ABANDONED_OWED
-            self.advance_clock(event.ts)
-            self.finish(event.ts)
+        elif event.status == FINISHED_OWED:
+            self.finishing = False
+        elif event.status == ABANDONED_OWED and self.finishing:
             self.finishing = False
             self.protocol.abandon(event.ts, self.out)
+        # another negative status: a mark of a later version, not an answer
 
     def answer(self, event: CaptureEvent) -> None:
-        if event.status in (STOPPED_ASKING, ABANDONED_OWED):
+        if not is_answer(event.status) and event.status != NO_ANSWER_AT_STOP:
             self.mark(event)
             return
         key = request_key(event.url)
-        for index, (asked_ns, request, wanted) in enumerate(self.pending):
+        for index, (asked_ns, request, wanted, _) in enumerate(self.pending):
             if wanted == key and asked_ns <= event.ts:
                 del self.pending[index]
                 if event.status == NO_ANSWER_AT_STOP:  # live got none either: it stays so
                     self.stats.rest_stopped += 1
                     return
-                response = RestResponse(status=event.status or 200, body=event.data)
+                response = RestResponse(status=event.status, body=event.data)
                 self.protocol.receive_response(request, response, event.ts, self.out)
                 self.stats.rest_answered += 1
                 return

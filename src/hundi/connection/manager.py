@@ -17,6 +17,7 @@ This module adds the controls the collector uses: :meth:`~ConnectionManager.run`
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -32,6 +33,8 @@ from hundi.connection.sockets import (
 )
 from hundi.connection.streams import Outcome, StreamSupervisor
 from hundi.exchanges.base import RecordSink, VenueProtocol
+
+log = logging.getLogger("hundi.connection")
 
 
 class ConnectionManager(StreamSupervisor):
@@ -74,10 +77,15 @@ class ConnectionManager(StreamSupervisor):
     def stop(self, reason: str = "") -> None:
         """Stop reading; :meth:`run` closes every socket, each with a ``stopped`` event saying
         ``reason``, and returns."""
-        if not self._stop.is_set():
-            self.stop_reason = reason
+        if self._stop.is_set():
+            return
+        self.stop_reason = reason
+        try:
             self.rest.stop_asking()  # before any socket's stop: see RestLoop.stop_asking
-        self._stop.set()
+        except Exception:  # the venue's code: it must not keep the manager running
+            log.exception("venue protocol raised at the stop's last look at REST requests")
+        finally:
+            self._stop.set()
 
     def pause_reading(self) -> None:
         """Backpressure: stop reading every socket until :meth:`resume_reading`."""

@@ -19,6 +19,8 @@ import aiohttp
 from hundi.capture.events import (
     ABANDONED_OWED,
     ABANDONED_OWED_DETAIL,
+    FINISHED_OWED,
+    FINISHED_OWED_DETAIL,
     NO_ANSWER_AT_STOP,
     NO_ANSWER_DETAIL,
     STOPPED_ASKING,
@@ -61,9 +63,12 @@ class RestLoop:
         the loop alone would miss what fell due since its last look, up to 100 ms back."""
         if self._last_due is not None:
             return
+        self._last_due = []  # once, even if the venue raises (the caller logs it)
         now = time.time_ns()
-        self._last_due = self.protocol.due_requests(now)
-        self._mark(now, STOPPED_ASKING, STOPPED_ASKING_DETAIL)
+        try:
+            self._last_due = self.protocol.due_requests(now)
+        finally:
+            self._mark(now, STOPPED_ASKING, STOPPED_ASKING_DETAIL)
         if not self._running:  # nothing will send them: the capture says they got no answer
             self._not_sent(self._last_due)
             self._last_due = []
@@ -147,13 +152,15 @@ class RestLoop:
         pending: dict[asyncio.Task[None], RestRequest],
     ) -> None:
         """A clean stop right after a gap: fetch back what the venue says is still owed, for
-        at most ``finish_owed_s``; then the venue records what stays missing (and the capture
-        marks when, with what was due then and not sent, so a replay does the same)."""
+        at most ``finish_owed_s``; then the venue records what stays missing. The capture
+        marks which way it ended and when, so a replay ends it there too (a frame read after
+        the stop began may still make something owed: only this loop can say it was not)."""
         deadline = time.monotonic() + self.settings.finish_owed_s
         while (left := deadline - time.monotonic()) > 0:
             now = time.time_ns()
             due = self.protocol.finishing_requests(now)
             if due is None:
+                self._mark(now, FINISHED_OWED, FINISHED_OWED_DETAIL)
                 return
             send(due)
             wake = self.protocol.next_wakeup_ns()
@@ -165,9 +172,7 @@ class RestLoop:
             else:
                 await asyncio.sleep(min(delay, left))
         now = time.time_ns()
-        unsent = self.protocol.finishing_requests(now) or []
         self._mark(now, ABANDONED_OWED, ABANDONED_OWED_DETAIL)
-        self._not_sent(unsent)
         self.protocol.abandon(now, self.sink)
 
     async def _fetch_and_deliver(
