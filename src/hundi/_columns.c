@@ -277,8 +277,145 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(tally_doc,
+             "tally(records, record_type, exchange_field, symbol_field) -> tuple | None\n\n"
+             "A batch's streams in one pass, for the collector's per-batch bookkeeping (four "
+             "Python passes cost ~140 ns a record): (exchange, symbols in first-seen order, "
+             "records per symbol, each symbol's last record). None when the batch is empty, a "
+             "record not exactly ``record_type``, a name not an exact str, or the records of "
+             "more than one exchange: the caller's Python path decides then.");
+
+static PyObject *tally(PyObject *module, PyObject *args) {
+    PyObject *records, *exchange_descr, *symbol_descr;
+    PyTypeObject *record_type;
+    Py_ssize_t exchange_at, symbol_at;
+    if (!PyArg_ParseTuple(args, "O!O!OO", &PyList_Type, &records, &PyType_Type, &record_type,
+                          &exchange_descr, &symbol_descr) ||
+        slot_offset(exchange_descr, record_type, &exchange_at) < 0 ||
+        slot_offset(symbol_descr, record_type, &symbol_at) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(records);
+    if (n == 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *distinct = PyList_New(0);
+    PyObject *index = PyDict_New();
+    Py_ssize_t capacity = 16;
+    Py_ssize_t *counts = PyMem_Calloc((size_t)capacity, sizeof(Py_ssize_t));
+    Py_ssize_t *lasts = PyMem_Calloc((size_t)capacity, sizeof(Py_ssize_t));
+    PyObject **kept = NULL;
+    PyObject *result = NULL;
+    int status = 0; /* 0 done, 1 not for this path, -1 error */
+    if (distinct == NULL || index == NULL || counts == NULL || lasts == NULL) {
+        if (counts == NULL || lasts == NULL) PyErr_NoMemory();
+        status = -1;
+        goto done;
+    }
+    /* As in extract: nothing in this loop allocates a tracked object (code_of appends to a
+     * list and a dict, PyMem grows the arrays), so no collection runs a finalizer that could
+     * change the list while its items are read. */
+    PyObject *const *items = (PyObject *const *)((PyListObject *)records)->ob_item;
+    PyObject *exchange = value_at(items, 0, record_type, exchange_at);
+    if (exchange == NULL || !PyUnicode_CheckExact(exchange)) {
+        status = 1;
+        goto done;
+    }
+    PyObject *previous = NULL;
+    Py_ssize_t code = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ex = value_at(items, i, record_type, exchange_at);
+        PyObject *symbol = value_at(items, i, record_type, symbol_at);
+        if (ex == NULL || symbol == NULL) {
+            status = 1;
+            goto done;
+        }
+        if (ex != exchange) {
+            if (!PyUnicode_CheckExact(ex) || PyUnicode_Compare(ex, exchange) != 0) {
+                status = PyErr_Occurred() ? -1 : 1;
+                goto done;
+            }
+        }
+        if (symbol != previous) {
+            if (!PyUnicode_CheckExact(symbol)) {
+                status = 1;
+                goto done;
+            }
+            code = code_of(symbol, distinct, index);
+            if (code < 0) {
+                status = -1;
+                goto done;
+            }
+            previous = symbol;
+            if (code >= capacity) {
+                Py_ssize_t grown = capacity * 2;
+                Py_ssize_t *more_counts = PyMem_Realloc(counts, (size_t)grown * sizeof(Py_ssize_t));
+                if (more_counts != NULL) counts = more_counts;
+                Py_ssize_t *more_lasts = PyMem_Realloc(lasts, (size_t)grown * sizeof(Py_ssize_t));
+                if (more_lasts != NULL) lasts = more_lasts;
+                if (more_counts == NULL || more_lasts == NULL) {
+                    PyErr_NoMemory();
+                    status = -1;
+                    goto done;
+                }
+                memset(counts + capacity, 0, (size_t)(grown - capacity) * sizeof(Py_ssize_t));
+                capacity = grown;
+            }
+        }
+        counts[code] += 1;
+        lasts[code] = i;
+    }
+    /* The last records, referenced before any tracked object is made. */
+    Py_ssize_t k = PyList_GET_SIZE(distinct);
+    kept = PyMem_Calloc((size_t)k + 1, sizeof(PyObject *));
+    if (kept == NULL) {
+        PyErr_NoMemory();
+        status = -1;
+        goto done;
+    }
+    kept[k] = Py_NewRef(exchange);
+    for (Py_ssize_t j = 0; j < k; j++) kept[j] = Py_NewRef(items[lasts[j]]);
+    PyObject *count_list = PyList_New(k);
+    PyObject *last_list = count_list ? PyList_New(k) : NULL;
+    if (last_list == NULL) {
+        Py_XDECREF(count_list);
+        status = -1;
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyList_SET_ITEM(last_list, j, kept[j]);
+        kept[j] = NULL;
+        PyObject *c = PyLong_FromSsize_t(counts[j]);
+        if (c == NULL) {
+            Py_DECREF(count_list);
+            Py_DECREF(last_list);
+            status = -1;
+            goto done;
+        }
+        PyList_SET_ITEM(count_list, j, c);
+    }
+    result = Py_BuildValue("(OONN)", kept[k], distinct, count_list, last_list);
+    if (result == NULL) status = -1;
+done:
+    if (kept != NULL) {
+        for (Py_ssize_t j = 0; j <= PyList_GET_SIZE(distinct); j++) Py_XDECREF(kept[j]);
+        PyMem_Free(kept);
+    }
+    PyMem_Free(counts);
+    PyMem_Free(lasts);
+    Py_XDECREF(distinct);
+    Py_XDECREF(index);
+    if (status < 0) {
+        Py_XDECREF(result);
+        return NULL;
+    }
+    if (status > 0) Py_RETURN_NONE;
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"extract", extract, METH_VARARGS, extract_doc},
+    {"tally", tally, METH_VARARGS, tally_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -804,6 +804,28 @@ def empty_table_of(schema: pa.Schema) -> pa.Table:
 _EXCHANGE: Final = attrgetter("exchange")
 
 
+_TALLIED: Final = {
+    t: (inspect.getattr_static(t, "exchange"), inspect.getattr_static(t, "symbol"))
+    for t in RECORD_TYPES.values()
+}
+
+# (the one exchange, its symbols in first-seen order, records per symbol, last record of each)
+Tally = tuple[str, list[str], list[int], list[Record]]
+
+
+def stream_tally(records: Sequence[Record]) -> Tally | None:
+    """A batch's streams in one C pass (``hundi._columns.tally``), for the collector's
+    bookkeeping of every batch; None when it cannot (not one exchange, odd records, no
+    extension): the caller then takes its Python path."""
+    if _columns is None or type(records) is not list or not records:
+        return None
+    record_type = type(records[0])
+    fields = _TALLIED.get(record_type)
+    if fields is None:
+        return None
+    return _columns.tally(records, record_type, *fields)
+
+
 def one_exchange(records: Sequence[Record]) -> str | None:
     """The exchange of all ``records`` when they share one (nearly every batch), else None.
     Per-stream bookkeeping then keys by symbol alone: one attribute per record instead of an

@@ -47,7 +47,7 @@ from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
 from hundi.pipeline.writer import Batch, StoreWriter
-from hundi.records import Channel, Event, EventKind, Record, one_exchange
+from hundi.records import Channel, Event, EventKind, Record, one_exchange, stream_tally
 from hundi.series.engine import SeriesEngine, SeriesRunner
 from hundi.stores.base import Store
 
@@ -439,13 +439,17 @@ class Collector:
         self._update_records()
 
     def _note_last(self, channel: Channel, records: list[Record]) -> None:
-        # Runs on the event loop for every record of a batch: C-level map/zip/Counter, no
-        # per-record Python frame.
+        # Runs on the event loop for every record of a batch: one C pass (stream_tally), else
+        # C-level map/zip/Counter, no per-record Python frame.
         # One collector may run feeds of several venues whose records share a batch, so a
         # stream is (exchange, symbol), never the symbol alone.
-        exchange = one_exchange(records)
         counts: Mapping[tuple[str, str], int]
-        if exchange is not None:  # the usual batch: keyed by symbol, no tuple per record
+        tallied = stream_tally(records)
+        if tallied is not None:  # the usual batch
+            one, names, numbers, lasts = tallied
+            latest = {(one, s): r for s, r in zip(names, lasts, strict=True)}
+            counts = {(one, s): n for s, n in zip(names, numbers, strict=True)}
+        elif (exchange := one_exchange(records)) is not None:  # by symbol: no tuple per record
             symbols = list(map(_SYMBOL, records))
             latest = {(exchange, s): r for s, r in dict(zip(symbols, records, strict=True)).items()}
             counts = {(exchange, s): n for s, n in Counter(symbols).items()}

@@ -33,7 +33,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from operator import attrgetter
 
-from hundi.records import SEQUENCE_FIELDS, Channel, Event, EventKind, Record, one_exchange
+from hundi.records import (
+    SEQUENCE_FIELDS,
+    Channel,
+    Event,
+    EventKind,
+    Record,
+    one_exchange,
+    stream_tally,
+)
 from hundi.stores.base import Store, StreamPosition
 
 log = logging.getLogger("hundi.pipeline")
@@ -92,8 +100,11 @@ class RestartGaps:
             if not records:
                 continue
             seen = self._seen[channel]
-            exchange = one_exchange(records)
-            if exchange is not None:
+            tallied = stream_tally(records)
+            if tallied is not None:  # one C pass (the collector's steady state)
+                if all((tallied[0], symbol) in seen for symbol in tallied[1]):
+                    continue
+            elif (exchange := one_exchange(records)) is not None:
                 if all((exchange, symbol) in seen for symbol in set(map(_SYMBOL, records))):
                     continue  # every stream here was checked already: the steady state
             elif set(map(_STREAM, records)) <= seen:

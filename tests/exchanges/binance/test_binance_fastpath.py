@@ -330,10 +330,43 @@ def test_without_the_built_extension_every_frame_takes_the_python_path(
     assert "C fast path is not built" in caplog.text
 
 
-def test_a_sink_without_lists_is_an_error_not_a_crash() -> None:
-    class Odd:
-        bbo = "not a list"
+def test_a_sink_whose_lists_are_not_lists_takes_the_python_path() -> None:
+    """The C path appends only to exact lists, checked before any side effect; another kind
+    of sink (found by review: a deque) is the Python path's to fill."""
+    import collections
 
-    frame = b'{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"1","B":"1","a":"2","A":"1"}}'
-    with pytest.raises(TypeError):
-        C_RECEIVE(frame, RECV_NS, FAST_VENUE.market_data._routes, Odd())
+    class Deques:
+        trades: collections.deque[Any] = collections.deque()
+        bbo: collections.deque[Any] = collections.deque()
+
+    routes = FAST_VENUE.market_data._routes
+    route = routes["btcusdt@aggTrade"]
+    assert isinstance(route, TradeIdRoute)
+    route.ids.first = route.ids.last = 99
+    trade = (
+        b'{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1796400000000,"a":100,'
+        b'"p":"1.5","q":"2","f":1,"l":1,"T":1796400000000,"m":false}}'
+    )
+    bbo = b'{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"1","B":"1","a":"2","A":"1"}}'
+    assert C_RECEIVE(trade, RECV_NS, routes, Deques()) is None
+    assert C_RECEIVE(bbo, RECV_NS, routes, Deques()) is None
+    assert route.ids.last == 99  # untouched
+    sink = RecordSink()
+    assert C_RECEIVE(trade, RECV_NS, routes, sink) is FrameStatus.PROCESSED
+    assert route.ids.last == 100 and sink.trades[0].price == 1.5
+
+
+def test_a_fast_path_built_from_another_version_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hundi.exchanges.binance as package
+
+    class Stale:
+        @staticmethod
+        def configure(*args: Any) -> None:
+            raise TypeError("function takes exactly 8 arguments (9 given)")
+
+    monkeypatch.setattr(package, "_fastpath", Stale, raising=False)
+    with caplog.at_level("WARNING"):
+        assert fastpath._load() is None
+    assert "takes exactly 8 arguments" in caplog.text

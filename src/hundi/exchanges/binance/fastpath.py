@@ -25,15 +25,16 @@ FastReceive = Callable[[bytes, int, dict[str, Route], RecordSink], "FrameStatus 
 def _load() -> FastReceive | None:
     try:
         from hundi.exchanges.binance import _fastpath
-    except ImportError as exc:
+
+        _fastpath.configure(
+            AggTradeRoute, BookTickerRoute, Trade, Bbo, BUY, SELL, FrameStatus.PROCESSED,
+            MAX_VALUE, MAX_CLOCK_SKEW_NS,
+        )  # fmt: skip
+    except (ImportError, TypeError) as exc:  # not built, or built from another version
         logging.getLogger("hundi.exchanges.binance").warning(
             "the C fast path is not built (%s): every Binance frame takes the Python path", exc
         )
         return None
-    _fastpath.configure(
-        AggTradeRoute, BookTickerRoute, Trade, Bbo, BUY, SELL, FrameStatus.PROCESSED,
-        MAX_VALUE, MAX_CLOCK_SKEW_NS,
-    )  # fmt: skip
     return _fastpath.receive
 
 
