@@ -496,16 +496,14 @@ async def test_a_request_due_as_the_stop_comes_is_asked_so_the_capture_replays_w
     assert rest == (1, 0, 0)
 
 
-class OwesAfterAGap(SeqVenue):
-    """Owes one REST call once a ``{"gap": 1}`` frame came (a trade-id jump); ``told`` runs at
-    a ``{"want": 1}`` frame."""
+class OwesAfterAGap(OwingVenue):
+    """Owes, as OwingVenue, only once a ``{"gap": 1}`` frame came (a trade-id jump); ``told``
+    runs at a ``{"want": 1}`` frame."""
 
     def __init__(self, url: str, rest_url: str, told: Callable[[], None] = lambda: None) -> None:
-        super().__init__(url)
-        self.owed_url = rest_url
-        self.owed = self.asked = False
+        super().__init__(url, rest_url)
+        self.owed = False
         self.told = told
-        self.abandoned: list[int] = []
 
     def receive(self, conn_key: str, data: bytes, recv_ns: int, out: RecordSink) -> FrameStatus:
         if b'"want"' in data:
@@ -517,15 +515,7 @@ class OwesAfterAGap(SeqVenue):
         return super().receive(conn_key, data, recv_ns, out)
 
     def finishing_requests(self, now_ns: int) -> list[RestRequest] | None:
-        if not self.owed or self.responses:
-            return None
-        if self.asked:
-            return []
-        self.asked = True
-        return [RestRequest(key="owed", url=self.owed_url)]
-
-    def abandon(self, now_ns: int, out: RecordSink) -> None:
-        self.abandoned.append(now_ns)
+        return super().finishing_requests(now_ns) if self.owed else None
 
 
 @pytest.mark.parametrize("client", CLIENTS)

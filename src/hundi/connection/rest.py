@@ -85,14 +85,13 @@ class RestLoop:
             self._no_answer(request, now)
 
     def _no_answer(self, request: RestRequest, now_ns: int) -> None:
+        self._captured(request, now_ns, NO_ANSWER_DETAIL, NO_ANSWER_AT_STOP)
+
+    def _captured(self, request: RestRequest, now_ns: int, data: bytes, status: int) -> None:
+        """A request's answer (or that none came) into the capture; private ones never."""
         if not request.private:
             self.capture(
-                CaptureKind.REST,
-                now_ns,
-                request.key,
-                url=request.url,
-                data=NO_ANSWER_DETAIL,
-                status=NO_ANSWER_AT_STOP,
+                CaptureKind.REST, now_ns, request.key, url=request.url, data=data, status=status
             )
 
     async def _sleep(self, seconds: float) -> None:
@@ -209,15 +208,7 @@ class RestLoop:
                     response.status,
                     "" if request.private else response.body[:200].decode("utf-8", "replace"),
                 )
-            if not request.private:
-                self.capture(
-                    CaptureKind.REST,
-                    recv_ns,
-                    request.key,
-                    url=request.url,
-                    data=response.body,
-                    status=response.status,
-                )
+            self._captured(request, recv_ns, response.body, response.status)
             try:
                 self.protocol.receive_response(request, response, recv_ns, self.sink)
             except Exception as exc:

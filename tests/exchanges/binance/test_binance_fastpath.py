@@ -226,6 +226,17 @@ def outcome(protocol: BinanceProtocol, frame: bytes, last: int, recv_ns: int) ->
     return result, records, (route.ids.first, route.ids.last, list(route.ids.holes))
 
 
+def assert_same_either_way(frame: bytes, last: int, recv_ns: int) -> None:
+    fast = outcome(FAST_VENUE, frame, last, recv_ns)
+    original = marketdata.FAST_RECEIVE
+    marketdata.FAST_RECEIVE = None
+    try:
+        slow = outcome(SLOW_VENUE, frame, last, recv_ns)
+    finally:
+        marketdata.FAST_RECEIVE = original
+    assert fast == slow, frame
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames(), st.sampled_from([RECV_NS, 0, 2**62]))
 def test_random_frames_come_out_the_same_either_way(
@@ -235,14 +246,7 @@ def test_random_frames_come_out_the_same_either_way(
     must convert exactly, odd JSON, repeats, holes, times out of bounds): each gives the same
     status or refusal, records and id state with and without it."""
     _, frame, last = drawn
-    fast = outcome(FAST_VENUE, frame, last, recv_ns)
-    original = marketdata.FAST_RECEIVE
-    marketdata.FAST_RECEIVE = None
-    try:
-        slow = outcome(SLOW_VENUE, frame, last, recv_ns)
-    finally:
-        marketdata.FAST_RECEIVE = original
-    assert fast == slow, frame
+    assert_same_either_way(frame, last, recv_ns)
 
 
 @st.composite
@@ -280,14 +284,7 @@ def common_frames(draw: st.DrawFn) -> tuple[str, bytes, int]:
 @given(common_frames())
 def test_common_frames_come_out_the_same_either_way(drawn: tuple[str, bytes, int]) -> None:
     _, frame, last = drawn
-    fast = outcome(FAST_VENUE, frame, last, RECV_NS)
-    original = marketdata.FAST_RECEIVE
-    marketdata.FAST_RECEIVE = None
-    try:
-        slow = outcome(SLOW_VENUE, frame, last, RECV_NS)
-    finally:
-        marketdata.FAST_RECEIVE = original
-    assert fast == slow, frame
+    assert_same_either_way(frame, last, RECV_NS)
 
 
 FAST_VENUE = venue("spot", ("BTCUSDT",))

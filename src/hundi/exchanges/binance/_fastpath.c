@@ -223,10 +223,10 @@ static int skip_value(const char **pp, const char *end) {
     return 1;
 }
 
-/* The payload object: each known one-letter key once, with its kind; others skipped. */
-static int parse_payload(const char **pp, const char *end, const Key *keys, int n, Value *values,
+/* The payload object, all of [p, end): each known one-letter key once, with its kind; others
+ * skipped. */
+static int parse_payload(const char *p, const char *end, const Key *keys, int n, Value *values,
                          int *seen) {
-    const char *p = *pp;
     memset(seen, 0, sizeof(int) * (size_t)n);
     if (p >= end || *p != '{') return 0;
     p++;
@@ -278,8 +278,7 @@ static int parse_payload(const char **pp, const char *end, const Key *keys, int 
     for (int i = 0; i < n; i++) {
         if (keys[i].required && !seen[i]) return 0;
     }
-    *pp = p;
-    return 1;
+    return p == end; /* the payload is all that is left of the frame */
 }
 
 static inline int in_range(double v) { return v > 0.0 && v <= max_value; }
@@ -309,82 +308,73 @@ static PyObject *sink_list(PyObject *sink, PyObject *list_name) {
     return list;
 }
 
+/* TradeIdRoute._admit's common case only: ``id`` is the next of a started sequence. 1 yes,
+ * 0 no (the Python path decides), -1 error. */
+static int is_next(PyObject *ids, long long id) {
+    PyObject *last_obj = PyObject_GetAttr(ids, s_last);
+    if (last_obj == NULL) return -1;
+    int overflow = 0;
+    long long last = PyLong_Check(last_obj) ? PyLong_AsLongLongAndOverflow(last_obj, &overflow) : -1;
+    Py_DECREF(last_obj);
+    if (last == -1 && PyErr_Occurred()) return -1;
+    return !overflow && last >= 0 && id == last + 1;
+}
+
+/* The record made of ``args`` (their references released), or NULL with the error. */
+static PyObject *record_of(PyObject *type, PyObject *kwnames, PyObject **args, int n) {
+    PyObject *record = NULL;
+    int built = 1;
+    for (int i = 0; i < n; i++) built &= args[i] != NULL;
+    if (built) record = PyObject_Vectorcall(type, args, 0, kwnames);
+    for (int i = 0; i < n; i++) Py_XDECREF(args[i]);
+    return record;
+}
+
+/* A handler's result: the status, the error (NULL), or None for the Python path. */
+static PyObject *outcome(PyObject *result) {
+    if (result == NULL && !PyErr_Occurred()) return Py_NewRef(Py_None);
+    return result;
+}
+
 static PyObject *agg_trade(PyObject *route, const char *p, const char *end, PyObject *recv_obj,
                            long long recv_ns, PyObject *sink) {
     Value v[A_N];
     int seen[A_N];
-    if (!parse_payload(&p, end, AGG_KEYS, A_N, v, seen)) Py_RETURN_NONE;
-    if (p >= end || *p != '}' || p + 1 != end) Py_RETURN_NONE;
+    if (!parse_payload(p, end, AGG_KEYS, A_N, v, seen)) Py_RETURN_NONE;
     if (v[A_TIME].i > MAX_MILLIS || v[A_EVENT].i > MAX_MILLIS) Py_RETURN_NONE;
     long long ts = v[A_TIME].i * MS;
     if (!in_range(v[A_PRICE].d) || !in_range(v[A_QTY].d) || !near(ts, recv_ns)) Py_RETURN_NONE;
-    /* TradeIdRoute._admit's common case only: the next id of a started sequence */
+    PyObject *result = NULL, *ids = NULL, *trade_id = NULL, *record = NULL, *args[11];
     PyObject *list = sink_list(sink, s_trades);
-    if (list == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NONE;
-    }
-    PyObject *ids = PyObject_GetAttr(route, s_ids);
-    if (ids == NULL) {
-        Py_DECREF(list);
-        return NULL;
-    }
-    PyObject *last_obj = PyObject_GetAttr(ids, s_last);
-    if (last_obj == NULL) {
-        Py_DECREF(ids);
-        Py_DECREF(list);
-        return NULL;
-    }
-    int overflow = 0;
-    long long last = PyLong_Check(last_obj) ? PyLong_AsLongLongAndOverflow(last_obj, &overflow) : -1;
-    Py_DECREF(last_obj);
-    if (last == -1 && PyErr_Occurred()) {
-        Py_DECREF(ids);
-        Py_DECREF(list);
-        return NULL;
-    }
-    if (overflow || last < 0 || v[A_ID].i != last + 1) {
-        Py_DECREF(ids);
-        Py_DECREF(list);
-        Py_RETURN_NONE;
-    }
-    PyObject *args[11] = {NULL};
-    if (!names(route, args)) {
-        Py_DECREF(ids);
-        Py_DECREF(list);
-        return NULL;
-    }
+    if (list == NULL) goto done;
+    ids = PyObject_GetAttr(route, s_ids);
+    if (ids == NULL || is_next(ids, v[A_ID].i) <= 0 || !names(route, args)) goto done;
+    trade_id = PyLong_FromLongLong(v[A_ID].i);
     args[3] = PyLong_FromLongLong(ts);
     args[4] = Py_NewRef(recv_obj);
-    args[5] = PyLong_FromLongLong(v[A_ID].i);
+    args[5] = Py_XNewRef(trade_id);
     args[6] = PyFloat_FromDouble(v[A_PRICE].d);
     args[7] = PyFloat_FromDouble(v[A_QTY].d);
     args[8] = Py_NewRef(v[A_MAKER].b ? sell : buy);
     args[9] = PyLong_FromLongLong(v[A_FIRST].i);
     args[10] = PyLong_FromLongLong(v[A_LAST].i);
-    PyObject *result = NULL;
-    int built = 1;
-    for (int i = 0; i < 11; i++) built &= args[i] != NULL;
-    if (built) {
-        PyObject *record = PyObject_Vectorcall(trade_type, args, 0, trade_kwnames);
-        if (record != NULL) {
-            if (PyObject_SetAttr(ids, s_last, args[5]) == 0 && PyList_Append(list, record) == 0)
-                result = Py_NewRef(processed);
-            Py_DECREF(record);
-        }
-    }
-    for (int i = 0; i < 11; i++) Py_XDECREF(args[i]);
-    Py_DECREF(ids);
-    Py_DECREF(list);
-    return result;
+    record = record_of(trade_type, trade_kwnames, args, 11);
+    if (record != NULL && PyObject_SetAttr(ids, s_last, trade_id) == 0 &&
+        PyList_Append(list, record) == 0)
+        result = Py_NewRef(processed);
+done:
+    Py_XDECREF(record);
+    Py_XDECREF(trade_id);
+    Py_XDECREF(ids);
+    Py_XDECREF(list);
+    return outcome(result);
 }
 
 static PyObject *book_ticker(PyObject *route, const char *p, const char *end, PyObject *recv_obj,
                              long long recv_ns, PyObject *sink) {
     Value v[B_N];
     int seen[B_N];
-    if (!parse_payload(&p, end, BBO_KEYS, B_N, v, seen)) Py_RETURN_NONE;
-    if (p >= end || *p != '}' || p + 1 != end) Py_RETURN_NONE;
+    if (!parse_payload(p, end, BBO_KEYS, B_N, v, seen)) Py_RETURN_NONE;
     long long ts = recv_ns; /* spot sends no event time */
     if (seen[B_EVENT]) {
         if (v[B_EVENT].i > MAX_MILLIS) Py_RETURN_NONE;
@@ -395,16 +385,9 @@ static PyObject *book_ticker(PyObject *route, const char *p, const char *end, Py
     if (!in_range(bid) || !in_range(v[B_BID_QTY].d) || !in_range(ask) ||
         !in_range(v[B_ASK_QTY].d) || bid > ask || !near(ts, recv_ns))
         Py_RETURN_NONE;
+    PyObject *result = NULL, *record = NULL, *args[10];
     PyObject *list = sink_list(sink, s_bbo);
-    if (list == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NONE;
-    }
-    PyObject *args[10] = {NULL};
-    if (!names(route, args)) {
-        Py_DECREF(list);
-        return NULL;
-    }
+    if (list == NULL || !names(route, args)) goto done;
     args[3] = seen[B_EVENT] ? PyLong_FromLongLong(ts) : Py_NewRef(recv_obj);
     args[4] = Py_NewRef(recv_obj);
     args[5] = PyLong_FromLongLong(v[B_UPDATE].i);
@@ -412,19 +395,12 @@ static PyObject *book_ticker(PyObject *route, const char *p, const char *end, Py
     args[7] = PyFloat_FromDouble(v[B_BID_QTY].d);
     args[8] = PyFloat_FromDouble(ask);
     args[9] = PyFloat_FromDouble(v[B_ASK_QTY].d);
-    PyObject *result = NULL;
-    int built = 1;
-    for (int i = 0; i < 10; i++) built &= args[i] != NULL;
-    if (built) {
-        PyObject *record = PyObject_Vectorcall(bbo_type, args, 0, bbo_kwnames);
-        if (record != NULL) {
-            if (PyList_Append(list, record) == 0) result = Py_NewRef(processed);
-            Py_DECREF(record);
-        }
-    }
-    for (int i = 0; i < 10; i++) Py_XDECREF(args[i]);
-    Py_DECREF(list);
-    return result;
+    record = record_of(bbo_type, bbo_kwnames, args, 10);
+    if (record != NULL && PyList_Append(list, record) == 0) result = Py_NewRef(processed);
+done:
+    Py_XDECREF(record);
+    Py_XDECREF(list);
+    return outcome(result);
 }
 
 #define STREAM_HEAD "{\"stream\":\""
@@ -459,6 +435,8 @@ static PyObject *receive(PyObject *module, PyObject *const *args, Py_ssize_t nar
     size_t data_head = sizeof(DATA_HEAD) - 1;
     if ((size_t)(end - p) < data_head || memcmp(p, DATA_HEAD, data_head) != 0) Py_RETURN_NONE;
     p += data_head;
+    if (end[-1] != '}') Py_RETURN_NONE; /* the envelope's own end (DATA_HEAD is before it) */
+    end--;
     PyObject *stream = PyUnicode_DecodeASCII(name + 1, name_len, NULL);
     if (stream == NULL) return NULL;
     PyObject *route = PyDict_GetItemWithError(routes, stream); /* borrowed */
