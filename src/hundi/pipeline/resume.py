@@ -43,6 +43,7 @@ from hundi.records import (
     stream_tally,
 )
 from hundi.stores.base import Store, StreamPosition
+from hundi.stores.merge import RESTART_DETAIL
 
 log = logging.getLogger("hundi.pipeline")
 
@@ -149,7 +150,7 @@ class RestartGaps:
             if self._position(sparse, first, before) is None:
                 continue  # not collected for this symbol before: no stream to break
             detail = (
-                f"restart: the collector was not running between {_iso(last.ts)} and "
+                f"{RESTART_DETAIL} the collector was not running between {_iso(last.ts)} and "
                 f"{_iso(first.ts)} ({channel.value} of the same symbol shows it); {sparse.value} "
                 "of that span were not received"
             )
@@ -197,7 +198,7 @@ def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> E
         return _event(first, channel, expected, first_id, detail)
     if first.ts <= last.ts:
         return None
-    detail = f"restart: nothing received between {_iso(last.ts)} and {_iso(first.ts)}"
+    detail = f"{RESTART_DETAIL} nothing received between {_iso(last.ts)} and {_iso(first.ts)}"
     return _event(first, channel, -1, -1, detail)
 
 

@@ -92,6 +92,7 @@ _KEY_TS: Final = "__merge_ts"
 # Shorter than any restart of a collector (its import alone takes ~1.4 s; it then connects and
 # subscribes): a restart window this short did not come from a lone collector's downtime.
 RESTART_FLOOR_NS: Final = 250 * _MS
+RESTART_DETAIL: Final = "restart:"  # how a restart gap's detail starts (hundi.pipeline.resume)
 # A restart gap's detail names the silent window (hundi.pipeline.resume).
 _WINDOW = re.compile(r"between (\S+) and (\S+?)[;)]?(?:\s|$)")
 
@@ -403,13 +404,13 @@ def covered_gaps(
 
     Trades: every id in ``[expected, received)`` is stored. Books: one unbroken chain of diffs
     holds the message before ``expected`` and the one reaching ``received`` (without ids: the
-    messages just before and after the event's time). Other channels (no sequence ids): a
-    restart gap's silent window (its detail, "between A and B") holds a stored row, or is
-    shorter than :data:`RESTART_FLOOR_NS`: no collector restarts that fast, so the row stored at
-    its start came from another collector, running then (a pair's window when the restarted
-    one's look-up found the other's latest row). The stream's own spacing is no evidence: a
-    lone collector restarted within it still missed what was sent meanwhile. An event without
-    a window is never covered.
+    messages just before and after the event's time). Other channels (no sequence ids): the
+    gap's silent window (its detail, "between A and B": a restart's, or a damaged log entry's)
+    holds a stored row, or, for a restart, is shorter than :data:`RESTART_FLOOR_NS`: no
+    collector restarts that fast, so the row stored at its start came from another collector,
+    running then (a pair's window when the restarted one's look-up found the other's latest
+    row). The stream's own spacing is no evidence: a lone collector restarted within it still
+    missed what was sent meanwhile. An event without a window is never covered.
     """
     n = events.num_rows
     covered = np.zeros(n, np.bool_)
@@ -451,7 +452,8 @@ def covered_gaps(
             continue
         lo, hi = window  # milliseconds, rounded down: the row stored at A is not inside
         inside = np.searchsorted(stamps, hi, "left") - np.searchsorted(stamps, lo + _MS, "left")
-        covered[i] = inside > 0 or hi - lo < RESTART_FLOOR_NS
+        restart = str(detail).startswith(RESTART_DETAIL)
+        covered[i] = inside > 0 or (restart and hi - lo < RESTART_FLOOR_NS)
     return covered
 
 

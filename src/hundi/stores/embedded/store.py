@@ -113,6 +113,7 @@ from hundi.stores.embedded.layout import (
     stale_temps,
     superseded_due,
 )
+from hundi.stores.embedded.log_gaps import gap_events
 from hundi.stores.merge import (
     LOCAL_TS_MARGIN_NS,
     SOURCE,
@@ -482,18 +483,16 @@ class EmbeddedStore(Store):
         if path is None or self._segment_fd is None:
             return
         touched: list[Path] = []
-        for key in list(self._unparted):
-            entries = self._unparted[key]
+        while self._unparted:
+            key = next(iter(self._unparted))
+            entries = list(self._unparted[key])
             tables = []
             for entry, table in wal.read_payloads(path, entries):
                 if table is None:  # the disk changed the bytes we wrote: report, keep the rest
-                    damage = wal.Damage(
-                        entry.offset,
-                        entry.offset + entry.length,
-                        "payload checksum mismatch",
-                        False,
-                    )
-                    wal.quarantine_bytes(self.root, path, damage)
+                    end = entry.offset + entry.length
+                    why = "payload checksum mismatch"
+                    damage = wal.Damage(entry.offset, end, why, False, entry)
+                    self._cut_out(path, damage, self._unparted_in_order())
                 else:
                     tables.append(table)
             directory = self._partition(key)
@@ -507,7 +506,12 @@ class EmbeddedStore(Store):
                 )
                 self._own[directory].setdefault(0, []).append(part)
                 touched.append(directory)
-            del self._unparted[key]
+            # a gap event appended meanwhile to this very partition is parted next
+            rest = self._unparted[key][len(entries) :]
+            if rest:
+                self._unparted[key] = rest
+            else:
+                del self._unparted[key]
         # retired while still locked: no other writer's recovery takes it in between
         wal.remove(path, self.fsync)
         os.close(self._segment_fd)
@@ -580,9 +584,26 @@ class EmbeddedStore(Store):
             table = pa.concat_tables(tables, promote_options="permissive")
             self._write_file(directory, table, fresh[0].seq, fresh[-1].seq, 0, run=run)
         for bad in damage:
-            wal.quarantine_bytes(self.root, path, bad)
+            self._cut_out(path, bad, entries)
         wal.remove(path, self.fsync)
         log.info("recovered log %s: %d entries into parts", path, len(entries))
+
+    def _unparted_in_order(self) -> list[wal.Entry]:
+        return sorted((e for found in self._unparted.values() for e in found), key=_offset)
+
+    def _cut_out(self, segment: Path, damage: wal.Damage, entries: Sequence[wal.Entry]) -> None:
+        """Quarantine damaged log bytes, after appending (fsync'd) the gap events of the rows
+        they held to this writer's log: the hole is a stored event before the bytes go (a
+        retry after a crash stores the same events again, which reads merge). ``entries``:
+        the segment's sound entries in file order, whose rows give the hole's edges. A torn
+        tail is a flush a crash cut short, never acknowledged: the restart's gap tells it."""
+        events = [] if wal.torn(damage) else gap_events(self.root, segment, damage, entries)
+        if events:
+            self._append(_partitions(Channel.EVENTS, events))
+        target = wal.quarantine_bytes(self.root, segment, damage)
+        if events:
+            with contextlib.suppress(OSError):  # only what ``hundi store check`` says
+                target.with_name(target.name + REPORTED_SUFFIX).touch()
 
     def _write_file(
         self,
@@ -1510,6 +1531,10 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
         if pa.types.is_int64(f.type) or pa.types.is_timestamp(f.type)
     }
     return {"use_dictionary": dictionary, "column_encoding": delta}
+
+
+def _offset(entry: wal.Entry) -> int:
+    return entry.offset
 
 
 def _partitions(

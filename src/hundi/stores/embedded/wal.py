@@ -79,6 +79,7 @@ class Damage:
     end: int
     why: str
     tail: bool  # nothing sound follows: a torn or corrupt tail
+    entry: Entry | None = None  # its header verified (only the payload fails its checksum)
 
 
 def segment_name(run: str, segment: int) -> str:
@@ -242,11 +243,8 @@ def scan(path: Path, *, verify: bool = True) -> tuple[list[Entry], list[Damage]]
                 if isinstance(found, Entry) and verify:
                     view = data[found.offset : found.offset + found.length]
                     if zlib.crc32(view) & 0xFFFFFFFF != found.crc:
-                        damage.append(
-                            Damage(
-                                at, found.offset + found.length, "payload checksum mismatch", False
-                            )
-                        )
+                        end = found.offset + found.length
+                        damage.append(Damage(at, end, "payload checksum mismatch", False, found))
                         at = found.offset + found.length
                         continue
                 if isinstance(found, Entry):
@@ -261,7 +259,8 @@ def scan(path: Path, *, verify: bool = True) -> tuple[list[Entry], list[Damage]]
                     break
                 at = resume
     if damage and not damage[-1].tail and damage[-1].end == size:
-        damage[-1] = Damage(damage[-1].start, size, damage[-1].why, True)
+        last = damage[-1]
+        damage[-1] = Damage(last.start, size, last.why, True, last.entry)
     return entries, damage
 
 
@@ -295,6 +294,28 @@ def read_payloads(path: Path, entries: list[Entry]) -> Iterator[tuple[Entry, pa.
                 yield entry, None
             else:
                 yield entry, pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def keys_named_in(data: bytes) -> list[PartitionKey]:
+    """The partitions that entry headers inside damaged bytes name, read without their
+    checksums: a best guess at whose rows the bytes held (callers keep only partitions the
+    store has), never a verified fact."""
+    found: dict[PartitionKey, None] = {}
+    at = data.find(MAGIC)
+    while 0 <= at <= len(data) - HEADER_SIZE:
+        meta_len = _HEAD.unpack_from(data, at)[1]
+        meta = data[at + HEADER_SIZE : at + HEADER_SIZE + meta_len]
+        with contextlib.suppress(ValueError, TypeError):
+            exchange, channel, symbol, day, _, _ = json.loads(meta)
+            if isinstance(exchange, str) and isinstance(symbol, str):
+                found[(exchange, Channel(channel), symbol, date.fromisoformat(day))] = None
+        at = data.find(MAGIC, at + 1)
+    return list(found)
+
+
+def damaged_bytes(path: Path, damage: Damage) -> bytes:
+    with path.open("rb") as f:
+        return os.pread(f.fileno(), damage.end - damage.start, damage.start)
 
 
 def try_lock(path: Path) -> int | None:
@@ -335,8 +356,7 @@ def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
     target = root / ".quarantine" / WAL_DIR / f"{path.name}.{damage.start}-{damage.end}{suffix}"
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with path.open("rb") as f:
-            data = os.pread(f.fileno(), damage.end - damage.start, damage.start)
+        data = damaged_bytes(path, damage)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             target = target.with_name(f"{target.name}.{time.time_ns()}")

@@ -1,0 +1,228 @@
+"""Damaged log bytes leave stored gap events: every hole in the stored data is a stored event.
+
+Real stores in tmp dirs; their logs damaged on disk the way disks do (a flipped byte in a
+payload or a header, a zero-filled tail), then recovered by the next writer, or found damaged
+by the live writer itself when it parts its log.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from test_embedded_store import T0, trade
+from test_integrity import bbo, run_check
+
+import hundi
+from hundi.records import BookChange, Channel, Record
+from hundi.stores.embedded import EmbeddedStore, wal
+
+BIG = 1 << 40  # a threshold never reached
+
+
+def die(store: EmbeddedStore) -> None:
+    """What ``kill -9`` does to a writer: its files close (the log's lock goes), nothing else."""
+    assert store._segment_fd is not None
+    os.close(store._segment_fd)
+    store._segment_fd = None
+
+
+def flip(segment: Path, at: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[at] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+
+def written(root: Path, flushes: list[dict[Channel, list[Record]]]) -> EmbeddedStore:
+    """A writer that flushed each of ``flushes`` into its (un-parted) log."""
+    store = EmbeddedStore(str(root), part_bytes=BIG, part_age_s=BIG)
+    for batch in flushes:
+        store.write(batch)
+        store.flush()
+    return store
+
+
+def entry(segment: Path, channel: Channel, seq: int, symbol: str = "BTC-USDT") -> wal.Entry:
+    (found,) = [
+        e
+        for e in wal.scan(segment)[0]
+        if e.key[1] is channel and e.key[2] == symbol and e.seq == seq
+    ]
+    return found
+
+
+def damage(segment: Path, found: wal.Entry, where: str) -> None:
+    """A byte flipped in the entry's payload (its header still verifies) or its header."""
+    flip(segment, found.offset + found.length // 2 if where == "payload" else found.offset - 20)
+
+
+def gaps(root: Path, symbol: str = "BTC-USDT") -> pd.DataFrame:
+    events = hundi.read(root, exchange="binance", symbol=symbol, channel="events")
+    return events[events["kind"] == "gap"]
+
+
+def trade_flushes(symbol: str = "BTC-USDT") -> list[dict[Channel, list[Record]]]:
+    return [
+        {Channel.TRADES: [trade(f * 10 + i, symbol=symbol) for i in range(10)]} for f in range(3)
+    ]
+
+
+def iso(ns: int) -> str:
+    return pd.Timestamp(ns, tz="UTC").isoformat(timespec="milliseconds")
+
+
+@pytest.mark.parametrize("where", ["payload", "header"])
+def test_a_damaged_entry_of_a_dead_log_is_a_stored_gap_with_its_ids_and_window(
+    tmp_path: Path, where: str
+) -> None:
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.TRADES, 2), where)
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()  # the next collector's start recovers the log
+    EmbeddedStore(str(tmp_path)).close()  # and again: reported once
+    (gap,) = gaps(tmp_path).itertuples()
+    assert (gap.channel, gap.expected, gap.received) == ("trades", 10, 20)
+    held = "10 rows of flush 2" if where == "payload" else "rows this stream may have had"
+    assert gap.detail.startswith(f"log damage: {held} in log {segment.name} bytes "), gap.detail
+    window = f"nothing stored between {iso(T0 + 9_000)} and {iso(T0 + 20_000)}; ids 10..19"
+    assert gap.detail.endswith(window), gap.detail
+    assert gap.Index == pd.Timestamp(T0 + 9_000 + 1, tz="UTC")  # right after the last row before
+    ranges = hundi.coverage(tmp_path, "binance", symbol="BTC-USDT", channel="trades")
+    assert ranges["ended_by"].tolist() == ["gap", ""]
+    assert ranges["missing_ids"].tolist()[0] == 10
+    assert ranges["rows"].tolist() == [10, 10]
+    checked = run_check(str(tmp_path))
+    assert checked.returncode == 1  # the quarantined bytes stay for review
+    assert "a gap event in the store describes it" in checked.stdout, checked.stdout
+
+
+def test_another_collector_s_rows_cover_the_hole(tmp_path: Path) -> None:
+    other = written(tmp_path, [{Channel.TRADES: [trade(i) for i in range(30)]}])
+    other.close()
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.TRADES, 2), "payload")
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()
+    assert len(gaps(tmp_path)) == 1
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="trades")
+    assert frame["trade_id"].tolist() == list(range(30))  # once each
+    ranges = hundi.coverage(tmp_path, "binance", symbol="BTC-USDT", channel="trades")
+    assert ranges["ended_by"].tolist() == [""]
+    assert ranges["covered"].tolist() == [1]
+    assert ranges["covered_detail"].tolist()[0].startswith("log damage: 10 rows of flush 2")
+
+
+def mixed_flushes() -> list[dict[Channel, list[Record]]]:
+    """Three flushes of BTC trades and quotes; ETH trades in the first and last only (their ids
+    run on: 0..9, then 10..19)."""
+    flushes: list[dict[Channel, list[Record]]] = []
+    for f in range(3):
+        batch: dict[Channel, list[Record]] = {
+            Channel.TRADES: [trade(f * 10 + i) for i in range(10)],
+            Channel.BBO: [bbo(f * 10 + i) for i in range(10)],
+        }
+        if f != 1:
+            eth = [trade(f // 2 * 10 + i, ts=T0 + (f * 10 + i) * 1_000, symbol="ETH-USDT")
+                   for i in range(10)]  # fmt: skip
+            batch[Channel.TRADES] = [*batch[Channel.TRADES], *eth]
+        flushes.append(batch)
+    return flushes
+
+
+def test_a_damaged_header_is_charged_only_to_streams_that_may_have_lost_rows(
+    tmp_path: Path,
+) -> None:
+    """The damaged quotes' header names nothing verifiable: BTC trades have their own entry in
+    that flush (nothing lost), ETH trades have none but their ids run on (nothing lost), the
+    quotes have none: a gap over their silent window, which coverage judges by time."""
+    store = written(tmp_path, mixed_flushes())
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.BBO, 2), "header")
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()
+    (gap,) = gaps(tmp_path).itertuples()
+    assert (gap.channel, gap.expected, gap.received) == ("bbo", -1, -1)
+    assert gap.detail.endswith(f"between {iso(T0 + 9_000)} and {iso(T0 + 20_000)}"), gap.detail
+    with pytest.raises(hundi.query.NotStored):
+        hundi.read(tmp_path, exchange="binance", symbol="ETH-USDT", channel="events")
+    eth = hundi.read(tmp_path, exchange="binance", symbol="ETH-USDT", channel="trades")
+    assert eth["trade_id"].tolist() == list(range(20))
+    ranges = hundi.coverage(tmp_path, "binance", symbol="BTC-USDT", channel="bbo")
+    assert ranges["ended_by"].tolist() == ["gap", ""]
+    assert ranges["covered"].tolist() == [0, 0]
+
+
+def book_diff(update: int) -> BookChange:
+    stamp = T0 + update * 1_000
+    head: dict[str, Any] = {"exchange": "binance", "symbol": "BTC-USDT", "native_symbol": "BTCUSDT"}
+    return BookChange(**head, ts=stamp, recv_ts=stamp + 1, side=1, price=10.0 + update,
+                      size=1.0, snapshot=False, first_update_id=update, update_id=update,
+                      prev_update_id=update - 1)  # fmt: skip
+
+
+def test_a_book_hole_names_the_updates_on_either_side(tmp_path: Path) -> None:
+    store = written(
+        tmp_path, [{Channel.BOOK: [book_diff(f * 10 + i) for i in range(10)]} for f in range(3)]
+    )
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.BOOK, 2), "payload")
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()
+    (gap,) = gaps(tmp_path).itertuples()
+    assert (gap.channel, gap.expected, gap.received) == ("book", 10, 20)
+    assert gap.detail.endswith("; updates after 9 up to 20"), gap.detail
+
+
+def test_the_live_writer_reports_its_own_log_damaged_when_it_parts_it(tmp_path: Path) -> None:
+    """The disk changed bytes the writer appended: parting finds them, stores the gap event in
+    the log before retiring it, and parts the rest."""
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.TRADES, 2), "payload")
+    store.part()
+    assert not segment.exists()
+    (gap,) = gaps(tmp_path).itertuples()  # parted with the rest, before the close
+    assert (gap.expected, gap.received) == (10, 20)
+    assert gap.detail.startswith("log damage: 10 rows of flush 2"), gap.detail
+    store.close()
+    assert len(gaps(tmp_path)) == 1
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="trades")
+    assert frame["trade_id"].tolist() == [*range(10), *range(20, 30)]
+    (bad,) = (tmp_path / ".quarantine" / ".wal").glob("*.bad")
+    assert bad.with_name(bad.name + ".reported").exists()
+
+
+def test_a_zero_filled_tail_names_no_stream_and_stores_no_gap(tmp_path: Path) -> None:
+    """What a crash can leave after the last acknowledged flush (the file grown, its bytes
+    never written): kept for review, but no stream is charged with a hole."""
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    with segment.open("ab") as f:
+        f.write(bytes(4096))
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()
+    with pytest.raises(hundi.query.NotStored):
+        hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="trades")
+    assert frame["trade_id"].tolist() == list(range(30))
+    assert len(list((tmp_path / ".quarantine" / ".wal").glob("*.bad"))) == 1
+
+
+def test_a_damaged_tail_whose_header_still_names_its_stream_is_a_gap(tmp_path: Path) -> None:
+    """The last entry's header damaged (nothing sound after it): read without its checksum,
+    the header still names the stream, which gets a gap after its last stored row."""
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    last = entry(segment, Channel.TRADES, 3)
+    header = segment.read_bytes().rfind(wal.MAGIC, 0, last.offset)
+    flip(segment, header + wal.HEADER_SIZE - 1)  # its header's checksum; the meta reads
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()
+    (gap,) = gaps(tmp_path).itertuples()
+    assert (gap.expected, gap.received) == (-1, -1)
+    assert gap.detail.endswith(f"nothing stored after {iso(T0 + 19_000)} in that log"), gap.detail
