@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from hundi.accounting import Accounting
+from hundi.capture.events import venue_id
 from hundi.capture.infer import InferenceError, infer_config, infer_exchange
 from hundi.capture.quarantine import Quarantine
 from hundi.capture.reader import CaptureFormatError, expand, is_ours, read_capture
@@ -126,6 +127,7 @@ def run_replay(
             quarantine,
             only_known_connections=all(is_ours(p) for p in paths),
             progress=progress,
+            venue=venue_id(exchange, config.market),
         )
         sink.finish()
     finally:

@@ -7,6 +7,8 @@ into these events, so replay, the simulator's ``--replay`` and tests share one m
 from __future__ import annotations
 
 import enum
+import re
+from typing import Final
 
 import msgspec
 
@@ -51,10 +53,37 @@ def is_answer(status: int) -> bool:
     return status > NO_ANSWER_AT_STOP
 
 
+# A capture of several venues (one ``hundi collect`` of a multi-feed config) names each event's
+# connection ``EXCHANGE/MARKET|KEY``: venues share connection keys ("public" is Bybit's,
+# Kraken's, Bitstamp's and both OKX markets'), and a replay of one venue must take its own
+# events only. A one-venue capture keeps the bare key (as captures before this did).
+VENUE_MARK: Final = "|"
+_VENUE_ID: Final = re.compile(r"^[a-z0-9_-]+/[a-z0-9_-]+$")
+
+
+def venue_id(exchange: str, market: str) -> str:
+    return f"{exchange}/{market}"
+
+
+def qualified(venue: str, conn: str) -> str:
+    """``conn`` as a capture of several venues names it."""
+    return f"{venue}{VENUE_MARK}{conn}"
+
+
+def split_venue(conn: str) -> tuple[str | None, str]:
+    """(venue id or None, connection key) of a captured ``conn``: a bare key (a one-venue
+    capture, or a key that merely holds the mark) has no venue."""
+    venue, mark, key = conn.partition(VENUE_MARK)
+    if mark and _VENUE_ID.match(venue):
+        return venue, key
+    return None, conn
+
+
 class CaptureEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     kind: CaptureKind
     ts: int  # local receive (or send) time, ns UTC
-    conn: str  # connection key (a StreamSpec.key, or the recording file's connection)
+    conn: str  # connection key (a StreamSpec.key, or the recording file's connection; see
+    # VENUE_MARK for a capture of several venues)
     url: str = ""
     data: bytes = b""
     status: int = 0  # REST status code

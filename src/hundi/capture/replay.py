@@ -24,15 +24,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
+
 from hundi.accounting import Accounting
 from hundi.capture.events import (
     ABANDONED_OWED,
     FINISHED_OWED,
     NO_ANSWER_AT_STOP,
     STOPPED_ASKING,
+    VENUE_MARK,
     CaptureEvent,
     CaptureKind,
     is_answer,
+    split_venue,
 )
 from hundi.capture.quarantine import Quarantine
 from hundi.exchanges.base import (
@@ -134,9 +138,11 @@ class _Replayer:
         quarantine: Quarantine | None,
         only_known_connections: bool,
         progress: Progress | None = None,
+        venue: str | None = None,
     ) -> None:
         self.progress = progress
         self.only_known_connections = only_known_connections
+        self.venue = venue
         self.protocol = protocol
         self.sink = sink
         self.accounting = accounting
@@ -196,6 +202,13 @@ class _Replayer:
         if stats.first_ts is None:
             stats.first_ts = event.ts
         stats.last_ts = event.ts
+        if VENUE_MARK in event.conn:  # a capture of several venues: this one's events only
+            venue, key = split_venue(event.conn)
+            if venue is not None:
+                if not self.ours(venue):
+                    stats.skipped += 1
+                    return
+                event = msgspec.structs.replace(event, conn=key)
         kind = event.kind
         if (
             self.only_known_connections
@@ -221,6 +234,13 @@ class _Replayer:
         # a replay cannot reconnect or send: the capture shows what the live run did
         self.protocol.take_reconnects()
         self.protocol.take_messages()
+
+    def ours(self, venue: str) -> bool:
+        """Whether a captured venue id is the replayed venue's (without one given: any market
+        of the protocol's exchange)."""
+        if self.venue is not None:
+            return venue == self.venue
+        return venue.partition("/")[0] == self.protocol.exchange
 
     def close(self, event: CaptureEvent) -> None:
         """A captured close; a clean stop's (its data says so) stores what the live collector
@@ -320,14 +340,24 @@ def replay_events(
     *,
     only_known_connections: bool = False,
     progress: Progress | None = None,
+    venue: str | None = None,
 ) -> ReplayStats:
     """Drive ``protocol`` with captured ``events`` (in receive order); batches go to ``sink``.
 
     ``only_known_connections`` skips events of connections the protocol does not own (our
     captures of a multi-venue collector); otherwise unknown connections are matched by URL.
+    ``venue`` (``EXCHANGE/MARKET``, :func:`~hundi.capture.events.venue_id`) picks this venue's
+    events from a capture of several venues, which names the venue in each event; without
+    it, those of any market of the protocol's exchange are taken.
     ``progress`` hears how far the replay is, now and then (a progress bar).
     """
     replayer = _Replayer(
-        protocol, sink, accounting, quarantine, only_known_connections, progress=progress
+        protocol,
+        sink,
+        accounting,
+        quarantine,
+        only_known_connections,
+        progress=progress,
+        venue=venue,
     )
     return replayer.run(events)

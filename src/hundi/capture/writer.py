@@ -21,12 +21,12 @@ import secrets
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from hundi.capture.events import CaptureKind
+from hundi.capture.events import CaptureKind, qualified, venue_id
 from hundi.capture.format import SUFFIX, CaptureHeader, VenueHeader, encode_block, encoder
 from hundi.exchanges.base import VenueConfig
 
@@ -95,6 +95,31 @@ class RawCaptureWriter:
         self._flush_interval_s = flush_interval_s
         self._thread = threading.Thread(target=self._run, name="raw-capture", daemon=True)
         self._thread.start()
+
+    def for_venue(self, exchange: str, market: str) -> Callable[..., None]:
+        """The hook of one venue's connections: :meth:`record` itself when the capture holds
+        one venue, else one that names the venue in each event's connection (venues share
+        connection keys: see :data:`~hundi.capture.events.VENUE_MARK`)."""
+        if len({venue_id(v.exchange, v.market) for v in self.venues}) <= 1:
+            return self.record
+        venue = venue_id(exchange, market)
+        record = self.record
+        names: dict[str, str] = {}  # per frame: a lookup, not a new string
+
+        def venue_record(
+            kind: CaptureKind | str,
+            ts_ns: int,
+            conn: str,
+            url: str = "",
+            data: bytes | str = b"",
+            status: int = 0,
+        ) -> None:
+            name = names.get(conn)
+            if name is None:
+                name = names[conn] = qualified(venue, conn)
+            record(kind, ts_ns, name, url=url, data=data, status=status)
+
+        return venue_record
 
     # -- hot path --------------------------------------------------------------------------
 

@@ -380,6 +380,12 @@ def _collect(
         except CaptureError as exc:
             logs.close()
             _fail(str(exc))
+    # each venue's own hook: a capture of several venues names the venue in every event
+    capture_hooks = {
+        venue: capture.for_venue(feed.exchange, venue_config(feed).market)
+        for feed, venue in venues
+        if capture is not None
+    }
     quarantine = Quarantine(_quarantine_path(quarantine_path, raw_dir, all_urls))
     collector_settings = CollectorSettings(
         flush_interval=settings.flush_interval,
@@ -401,7 +407,7 @@ def _collect(
                     [stores[url] for url in urls],
                     settings=collector_settings,
                     client=client,
-                    capture=capture.record if capture else None,
+                    capture_of=capture_hooks.get,
                     quarantine=quarantine.add,
                     series=engines[urls],
                     spool_labels=group_labels,

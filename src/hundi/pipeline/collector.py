@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -100,6 +100,7 @@ class Collector:
         settings: CollectorSettings | None = None,
         client: WsClient | None = None,
         capture: CaptureHook | None = None,
+        capture_of: Callable[[VenueProtocol], CaptureHook | None] | None = None,
         quarantine: QuarantineHook | None = None,
         series: SeriesEngine | None = None,
         spool_labels: Sequence[str] | None = None,
@@ -132,7 +133,7 @@ class Collector:
                 self.accounting,
                 self.client,
                 settings=self.settings.connection,
-                capture=capture,
+                capture=capture_of(venue) if capture_of is not None else capture,
                 quarantine=quarantine,
                 on_frames=self._check_sink,
                 on_capture_error=self._capture_failed,
