@@ -106,18 +106,11 @@ class RawCaptureWriter:
         record = self.record
         names: dict[str, str] = {}  # per frame: a lookup, not a new string
 
-        def venue_record(
-            kind: CaptureKind | str,
-            ts_ns: int,
-            conn: str,
-            url: str = "",
-            data: bytes | str = b"",
-            status: int = 0,
-        ) -> None:
+        def venue_record(kind: CaptureKind | str, ts_ns: int, conn: str, **fields: Any) -> None:
             name = names.get(conn)
             if name is None:
                 name = names[conn] = qualified(venue, conn)
-            record(kind, ts_ns, name, url=url, data=data, status=status)
+            record(kind, ts_ns, name, **fields)
 
         return venue_record
 
