@@ -4,87 +4,110 @@ Log bytes that fail their checksum are cut out of the store (copied to quarantin
 so the rows they held are a hole, like those of a quarantined part. Why the event is made here,
 when the damage is found, and not later from the quarantined copy: the hole's edges (the
 partition's last row before it and first row after it) are known only from the log's sound
-entries around it. Once parted, a part's flush range spans the hole and those edges are gone.
+entries around it and the run's parts on either side. Once this log is parted, a part's flush
+range spans the hole and those edges are gone.
 
-What the damage held:
+Which streams the damage charged:
 
 * When the entry's header verified and only its payload failed its checksum: exactly one
   partition, one flush, a known number of rows.
-* Otherwise, a partition may have lost rows when it has no sound entry of its own in one of
-  the flushes the damaged bytes fall between. A damaged tail (nothing sound after it) may be a
-  crash's unfinished write, zero-filled, so there only partitions named by a header inside the
-  damaged bytes count (read without its checksum; kept only if the store has that partition).
-  A trade partition whose ids run on without a hole across the damage lost nothing.
+* Otherwise, a stream named by a header inside the damaged bytes (read without its checksum;
+  kept only if the store has that partition), and, in the middle of a log, a stream with sound
+  entries on both sides of the damage but none of its own in a flush the damage falls between,
+  when that is evidence: trades whose ids do not run on across it, or another stream that has
+  an entry in every other flush of the log. A stream that starts or ends at the damage (a new
+  day, a sparse stream) is not charged on a guess.
 
 The event carries the hole's window ("between A and B", as a restart gap's) and, for trades
 and books, the ids on either side, so ``hundi.coverage`` shows it and counts it covered where
-another collector stored those rows.
+another collector stored those rows. Its detail names the log and the flush (not byte offsets:
+the live writer and a later recovery see the same entry at different offsets), so the events a
+retry after a crash stores again are the same rows, which reads merge.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from hundi.records import Channel, Event, EventKind
-from hundi.stores.base import day_start_ns
+from hundi.stores.base import NS_PER_DAY, day_start_ns
 from hundi.stores.embedded import wal
-from hundi.stores.embedded.layout import partition_dir
+from hundi.stores.embedded.layout import list_parts, partition_dir, split_live
 
 # the column whose values on either side of a hole say which ids it held
 _IDS = {Channel.TRADES: "trade_id", Channel.BOOK: "update_id"}
+
+# (ts, id) of the partition's row next to the hole: its last before, or its first after
+_Edge = tuple[int, int | None]
+_Flushes = Callable[[int, int], bool]  # which parts (by flush range) are on the hole's side
 
 
 def gap_events(
     root: Path, segment: Path, damage: wal.Damage, entries: Sequence[wal.Entry]
 ) -> list[Event]:
     """The gap events of ``damage`` in ``segment``, whose sound entries (of every partition,
-    in file order) are ``entries``."""
+    in file order) are ``entries``. Call it before this segment's rows are parted: the run's
+    parts then hold only rows of other segments."""
     before = [e for e in entries if e.offset < damage.start]
     after = [e for e in entries if e.offset >= damage.end]
     if damage.entry is not None:
+        low = high = damage.entry.seq
         keys = [damage.entry.key]
     else:
+        low = before[-1].seq if before else 0
+        high = after[0].seq if after else 1 << 62
         named = [
             key
             for key in wal.keys_named_in(wal.damaged_bytes(segment, damage))
             if partition_dir(root, key[0], key[1].value, key[2], key[3]).is_dir()
         ]
-        unseen = [] if damage.tail else _unseen(entries, before, after)
-        keys = list(dict.fromkeys([*named, *unseen]))
+        keys = list(dict.fromkeys([*named, *_missing(entries, before, after)]))
+    run = wal.run_of(segment) or ""
     events = []
     for key in keys:
         prev = _edge(segment, [e for e in reversed(before) if e.key == key], last=True)
         nxt = _edge(segment, [e for e in after if e.key == key], last=False)
-        event = _event(segment, damage, key, prev, nxt)
+        directory = partition_dir(root, key[0], key[1].value, key[2], key[3])
+        if prev is None:
+            prev = _part_edge(directory, run, key[1], lambda first, last: last < low, last=True)
+        if nxt is None:
+            nxt = _part_edge(directory, run, key[1], lambda first, last: first > high, last=False)
+        event = _event(segment, damage, key, prev, nxt, named=damage.entry is not None)
         if event is not None:
             events.append(event)
     return events
 
 
-def _unseen(
+def _missing(
     entries: Sequence[wal.Entry], before: Sequence[wal.Entry], after: Sequence[wal.Entry]
 ) -> list[wal.PartitionKey]:
-    """The partitions of the segment without a sound entry of their own in some flush the
-    damaged bytes fall between (each flush writes a partition at most once)."""
-    low = before[-1].seq if before else None
-    high = after[0].seq if after else None
-    found: dict[wal.PartitionKey, set[int]] = {}
+    """Streams with sound entries on both sides of the damage but none of their own in one of
+    the flushes it falls between (a flush writes a partition at most once, and a log's flushes
+    are numbered without holes). Trades are judged by their ids later; another stream only if
+    it has an entry in every other flush of the log (a sparse one's absence says nothing)."""
+    if not before or not after:
+        return []
+    low, high = before[-1].seq, after[0].seq
+    sides = {e.key for e in before} & {e.key for e in after}
+    seqs: dict[wal.PartitionKey, set[int]] = {}
     for entry in entries:
-        found.setdefault(entry.key, set()).add(entry.seq)
-    if low is None or high is None:
-        return list(found)
-    flushes = high - low + 1
-    return [key for key, seqs in found.items() if sum(low <= s <= high for s in seqs) < flushes]
-
-
-# (ts, id) of the partition's row next to the hole: its last before, or its first after
-_Edge = tuple[int, int | None]
+        if entry.key in sides:
+            seqs.setdefault(entry.key, set()).add(entry.seq)
+    found = []
+    for key, flushes in seqs.items():
+        if all(s in flushes for s in range(low, high + 1)):
+            continue
+        dense = all(s in flushes or low <= s <= high for s in range(min(flushes), max(flushes)))
+        if key[1] is Channel.TRADES or dense:
+            found.append(key)
+    return found
 
 
 def _edge(segment: Path, nearest: Sequence[wal.Entry], *, last: bool) -> _Edge | None:
@@ -92,14 +115,39 @@ def _edge(segment: Path, nearest: Sequence[wal.Entry], *, last: bool) -> _Edge |
     is passed over: the window then spans both holes)."""
     for entry in nearest:
         table = wal.payload(segment, entry)
-        if table is None or table.num_rows == 0:
-            continue
-        pick = pc.max if last else pc.min
-        ts = pick(table.column("ts").cast(pa.int64())).as_py()
-        name = _IDS.get(entry.key[1])
-        ident = pick(table.column(name)).as_py() if name in table.column_names else None
-        return int(ts), None if ident is None else int(ident)
+        if table is not None and table.num_rows:
+            return _edge_of(table, entry.key[1], last=last)
     return None
+
+
+def _part_edge(
+    directory: Path, run: str, channel: Channel, wanted: _Flushes, *, last: bool
+) -> _Edge | None:
+    """The row next to the hole from the run's nearest live part on that side (the hole is
+    the first or last entry of its stream in this log: its edge was parted before, or, after a
+    crash in the middle of parting, after)."""
+    try:
+        live, _ = split_live(list_parts(directory), verify=False)
+    except OSError:
+        return None
+    side = [p for p in live if p.run == run and wanted(p.first, p.last)]
+    if not side:
+        return None
+    nearest = max(side, key=lambda p: p.last) if last else min(side, key=lambda p: p.first)
+    columns = ["ts", *([_IDS[channel]] if channel in _IDS else [])]
+    try:
+        table = pq.read_table(nearest.path, columns=columns)
+    except (OSError, pa.ArrowException):
+        return None  # damaged: its own quarantine tells of it
+    return _edge_of(table, channel, last=last) if table.num_rows else None
+
+
+def _edge_of(table: pa.Table, channel: Channel, *, last: bool) -> _Edge:
+    pick = pc.max if last else pc.min
+    ts = pick(table.column("ts").cast(pa.int64())).as_py()
+    name = _IDS.get(channel)
+    ident = pick(table.column(name)).as_py() if name in table.column_names else None
+    return int(ts), None if ident is None else int(ident)
 
 
 def _event(
@@ -108,6 +156,8 @@ def _event(
     key: wal.PartitionKey,
     prev: _Edge | None,
     nxt: _Edge | None,
+    *,
+    named: bool,
 ) -> Event | None:
     exchange, channel, symbol, day = key
     expected = received = -1
@@ -116,13 +166,14 @@ def _event(
     if channel in _IDS and before_id is not None and after_id is not None:
         expected, received = before_id + 1, after_id
     counted = expected >= 0
-    if damage.entry is None and channel is Channel.TRADES and counted and expected == received:
+    if not named and channel is Channel.TRADES and counted and expected >= received:
         return None  # its trade ids run on: it held none of this stream's rows
-    where = f"log {segment.name} bytes {damage.start}-{damage.end} ({damage.why})"
     if damage.entry is not None:
-        held = f"{damage.entry.rows} rows of flush {damage.entry.seq} in {where}"
+        held = f"{damage.entry.rows} rows of flush {damage.entry.seq} in log {segment.name}"
     else:
-        held = f"rows this stream may have had in {where}"
+        held = (
+            f"rows this stream may have had in log {segment.name} bytes {damage.start}-{damage.end}"
+        )
     if prev is not None and nxt is not None:
         window = f"nothing stored between {_iso(prev[0])} and {_iso(nxt[0])}"
     elif prev is not None:
@@ -131,17 +182,20 @@ def _event(
         window = f"nothing stored before {_iso(nxt[0])} in that log"
     else:
         window = "its time is unknown"
-    named = ""
+    ids = ""
     if counted and channel is Channel.TRADES:
-        named = f"; ids {expected}..{received - 1}"
+        ids = f"; ids {expected}..{received - 1}"
     elif counted:
-        named = f"; updates after {expected - 1} up to {received}"
-    # at the hole: rows up to its start are before it, the rest after (coverage's ranges)
-    ts = prev[0] + 1 if prev else nxt[0] - 1 if nxt else day_start_ns(day)
+        ids = f"; updates after {expected - 1} up to {received}"
+    # at the hole (rows up to its start are before it, the rest after: coverage's ranges),
+    # within the partition's day
+    start = day_start_ns(day)
+    ts = prev[0] + 1 if prev else nxt[0] - 1 if nxt else start
+    ts = min(max(ts, start), start + NS_PER_DAY - 1)
     return Event(
         exchange=exchange, symbol=symbol, native_symbol="", ts=ts, recv_ts=time.time_ns(),
         kind=EventKind.GAP.value, channel=channel.value, expected=expected, received=received,
-        detail=f"log damage: {held} held in quarantine, not read; {window}{named}",
+        detail=f"log damage ({damage.why}): {held} held in quarantine, not read; {window}{ids}",
     )  # fmt: skip
 
 

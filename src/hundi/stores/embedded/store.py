@@ -291,6 +291,10 @@ class EmbeddedStore(Store):
         self._part_failing = False
         # quarantined parts whose gap events are written but not yet flushed
         self._reporting: dict[Path, None] = {}
+        # damaged log bytes (segment, flush or offset) whose gap events this writer stored
+        # (True if there were any) and which it copied to quarantine: each done once
+        self._holes_stored: dict[_Cut, bool] = {}
+        self._holes_copied: set[_Cut] = set()
         self.read_only = options["read_only"]
         if self.read_only:
             if not self.root.is_dir():
@@ -492,7 +496,8 @@ class EmbeddedStore(Store):
                     end = entry.offset + entry.length
                     why = "payload checksum mismatch"
                     damage = wal.Damage(entry.offset, end, why, False, entry)
-                    self._cut_out(path, damage, self._unparted_in_order())
+                    events = self._gaps_of(path, damage, self._unparted_in_order())
+                    self._cut_out(path, damage, events)
                 else:
                     tables.append(table)
             directory = self._partition(key)
@@ -569,6 +574,8 @@ class EmbeddedStore(Store):
     def _recover_segment(self, path: Path) -> None:
         run = wal.run_of(path) or ""
         entries, damage = wal.scan(path)
+        # the holes' edges before this segment's rows go into parts (see gap_events)
+        holes = [(bad, self._gaps_of(path, bad, entries)) for bad in damage]
         by_key: dict[_PartitionKey, list[wal.Entry]] = {}
         for entry in entries:
             by_key.setdefault(entry.key, []).append(entry)
@@ -583,25 +590,41 @@ class EmbeddedStore(Store):
             tables = [t for _, t in wal.read_payloads(path, fresh) if t is not None]
             table = pa.concat_tables(tables, promote_options="permissive")
             self._write_file(directory, table, fresh[0].seq, fresh[-1].seq, 0, run=run)
-        for bad in damage:
-            self._cut_out(path, bad, entries)
+        for bad, events in holes:
+            self._cut_out(path, bad, events)
         wal.remove(path, self.fsync)
         log.info("recovered log %s: %d entries into parts", path, len(entries))
+
+    def _gaps_of(
+        self, segment: Path, damage: wal.Damage, entries: Sequence[wal.Entry]
+    ) -> list[Event]:
+        """The gap events of damaged log bytes (none for a torn tail: a flush a crash cut
+        short, never acknowledged, which the restart's gap tells)."""
+        return [] if wal.torn(damage) else gap_events(self.root, segment, damage, entries)
 
     def _unparted_in_order(self) -> list[wal.Entry]:
         return sorted((e for found in self._unparted.values() for e in found), key=_offset)
 
-    def _cut_out(self, segment: Path, damage: wal.Damage, entries: Sequence[wal.Entry]) -> None:
+    def _cut_out(self, segment: Path, damage: wal.Damage, events: list[Event]) -> None:
         """Quarantine damaged log bytes, after appending (fsync'd) the gap events of the rows
-        they held to this writer's log: the hole is a stored event before the bytes go (a
-        retry after a crash stores the same events again, which reads merge). ``entries``:
-        the segment's sound entries in file order, whose rows give the hole's edges. A torn
-        tail is a flush a crash cut short, never acknowledged: the restart's gap tells it."""
-        events = [] if wal.torn(damage) else gap_events(self.root, segment, damage, entries)
-        if events:
-            self._append(_partitions(Channel.EVENTS, events))
+        they held to this writer's log: the hole is a stored event before the bytes go. Once
+        per writer (a retry after a failure here or in parting does neither again); a retry
+        by the next writer after a crash stores the same events again, which reads merge."""
+        entry = damage.entry  # the live writer and recovery see its bytes from different starts
+        cut = (
+            (segment.name, damage.start, None)
+            if entry is None
+            else (segment.name, entry.seq, entry.key)
+        )
+        if cut not in self._holes_stored:
+            if events:
+                self._append(_partitions(Channel.EVENTS, events))
+            self._holes_stored[cut] = bool(events)
+        if cut in self._holes_copied:
+            return
         target = wal.quarantine_bytes(self.root, segment, damage)
-        if events:
+        self._holes_copied.add(cut)
+        if self._holes_stored[cut]:
             with contextlib.suppress(OSError):  # only what ``hundi store check`` says
                 target.with_name(target.name + REPORTED_SUFFIX).touch()
 
@@ -1531,6 +1554,10 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
         if pa.types.is_int64(f.type) or pa.types.is_timestamp(f.type)
     }
     return {"use_dictionary": dictionary, "column_encoding": delta}
+
+
+# damaged log bytes: (segment, start, None), or (segment, flush, partition) of a damaged entry
+_Cut = tuple[str, int, _PartitionKey | None]
 
 
 def _offset(entry: wal.Entry) -> int:

@@ -41,7 +41,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from hundi.records import Channel
+from hundi.records import SCHEMAS, Channel
+from hundi.stores.base import day_of_ns
 
 WAL_DIR = ".wal"
 WAL_SUFFIX = ".wal"
@@ -51,6 +52,9 @@ MAGIC = b"HWL1"
 _HEAD = struct.Struct("<4sHII")  # magic, meta length, payload length, payload crc
 _HEAD_CRC = struct.Struct("<I")
 HEADER_SIZE = _HEAD.size + _HEAD_CRC.size
+# An entry's meta (exchange, channel, symbol, day, flush, rows as JSON) is well under this;
+# a longer one is a damaged length field, not a torn write.
+MAX_META = 4096
 # six digits at least: a long run's millionth segment has seven (and still sorts after)
 _NAME = re.compile(r"^(?P<run>[0-9T]+-[0-9a-f]+)-(?P<segment>\d{6,})\.wal$")
 log = logging.getLogger("hundi.stores")
@@ -149,6 +153,8 @@ def _entry_at(data: mmap.mmap | bytes, at: int, size: int, run: str) -> Entry | 
     magic, meta_len, length, crc = _HEAD.unpack_from(data, at)
     if magic != MAGIC:
         return "bad magic"
+    if meta_len > MAX_META:  # a damaged length, not a write cut short
+        return "bad header length"
     meta_end = at + HEADER_SIZE + meta_len
     if meta_end > size:
         return "torn header"
@@ -297,20 +303,54 @@ def read_payloads(path: Path, entries: list[Entry]) -> Iterator[tuple[Entry, pa.
 
 
 def keys_named_in(data: bytes) -> list[PartitionKey]:
-    """The partitions that entry headers inside damaged bytes name, read without their
-    checksums: a best guess at whose rows the bytes held (callers keep only partitions the
-    store has), never a verified fact."""
+    """The partitions that entries inside damaged bytes name, read without their checksums,
+    lengths or magic (any of them may be what is damaged): from the meta's JSON, else from the
+    rows of a payload that still decodes (exchange, symbol and day of its first row, the
+    channel its columns are). A best guess at whose rows the bytes held (callers keep only
+    partitions the store has), never a verified fact. Looked for where the damage starts (a
+    cut starts at a header) and at every magic."""
     found: dict[PartitionKey, None] = {}
-    at = data.find(MAGIC)
-    while 0 <= at <= len(data) - HEADER_SIZE:
-        meta_len = _HEAD.unpack_from(data, at)[1]
-        meta = data[at + HEADER_SIZE : at + HEADER_SIZE + meta_len]
-        with contextlib.suppress(ValueError, TypeError):
-            exchange, channel, symbol, day, _, _ = json.loads(meta)
-            if isinstance(exchange, str) and isinstance(symbol, str):
-                found[(exchange, Channel(channel), symbol, date.fromisoformat(day))] = None
+    starts = [0]
+    at = data.find(MAGIC, 1)
+    while at >= 0:
+        starts.append(at)
         at = data.find(MAGIC, at + 1)
+    for start in starts:
+        key = _key_of_meta(data, start)
+        if key is None:
+            key = _key_of_payload(data, start)
+        if key is not None:
+            found[key] = None
     return list(found)
+
+
+def _key_of_meta(data: bytes, start: int) -> PartitionKey | None:
+    text = data[start + HEADER_SIZE : start + HEADER_SIZE + MAX_META].decode("latin-1")
+    try:
+        exchange, channel, symbol, day, _, _ = _META.raw_decode(text)[0]
+        if isinstance(exchange, str) and isinstance(symbol, str):
+            return exchange, Channel(channel), symbol, date.fromisoformat(day)
+    except (ValueError, TypeError):
+        pass
+    return None
+
+
+def _key_of_payload(data: bytes, start: int) -> PartitionKey | None:
+    if start + _HEAD.size > len(data):
+        return None
+    meta_len = _HEAD.unpack_from(data, start)[1]
+    try:  # an IPC stream ends at its end-of-stream marker: what follows is not read
+        table = pa.ipc.open_stream(pa.py_buffer(data[start + HEADER_SIZE + meta_len :])).read_all()
+        table.validate(full=True)
+        channel = next(c for c, schema in SCHEMAS.items() if schema.names == table.schema.names)
+        exchange, symbol = (table.column(n)[0].as_py() for n in ("exchange", "symbol"))
+        stamp = table.column("ts").cast(pa.int64())[0].as_py()
+        return str(exchange), channel, str(symbol), day_of_ns(stamp)
+    except (pa.ArrowException, StopIteration, IndexError, KeyError, ValueError, TypeError):
+        return None
+
+
+_META = json.JSONDecoder()
 
 
 def damaged_bytes(path: Path, damage: Damage) -> bytes:
