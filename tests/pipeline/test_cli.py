@@ -268,3 +268,21 @@ def test_a_series_that_produced_nothing_is_reported_with_why(
     assert flow["records"] == 0
     assert flow["why_none"].startswith("a value needs a full 1m window of 1s bars"), flow
     assert f"series flow:1m@1s: nothing produced: {flow['why_none']}" in result.stdout
+
+
+def test_two_feeds_of_one_venue_cannot_share_a_raw_capture(tmp_path: Path) -> None:
+    """A capture tells venues apart by exchange and market: two Binance spot feeds (into two
+    stores) would replay as one with the second's symbols (found by review). One line, exit 2,
+    before anything connects."""
+    (tmp_path / "feeds.yaml").write_text(
+        "feeds:\n"
+        "  - {exchange: binance, market: spot, symbols: BTCUSDT, channels: [trades], stores: [a]}\n"
+        "  - {exchange: binance, market: spot, symbols: ETHUSDT, channels: [trades], stores: [b]}\n"
+    )
+    result = subprocess.run(
+        [HUNDI, "collect", "--config", str(tmp_path / "feeds.yaml"), "--raw", "raw"],
+        capture_output=True, text=True, env=env(tmp_path), timeout=30, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "--raw: binance/spot has several feeds" in result.stderr

@@ -10,8 +10,11 @@ import aiohttp
 import pytest
 from simharness import MakeSim
 
-from hundi.capture.events import CaptureKind
+from hundi.capture.events import CaptureKind, venue_id
+from hundi.capture.format import VenueHeader
 from hundi.capture.recordings import read_recording
+from hundi.capture.writer import RawCaptureWriter
+from hundi.simulator.binance.replay import ReplayData
 
 
 def recorded(path: Path) -> tuple[str, list[bytes]]:
@@ -90,3 +93,23 @@ async def test_original_speed_keeps_the_recorded_spacing(
         elapsed = time.monotonic() - start
     assert first + rest == frames[:count]
     assert elapsed >= span * 0.9  # not faster than the capture
+
+
+def test_a_capture_of_several_venues_plays_back_only_this_venue_s_events(tmp_path: Path) -> None:
+    """Venues share stream names and REST paths: of a capture holding Binance spot and USD-M
+    (found by review: both were played to every client), only the market asked for."""
+    venues = [
+        VenueHeader(exchange="binance", market=m, symbols=["BTCUSDT"], channels=[])
+        for m in ("spot", "usdm")
+    ]
+    writer = RawCaptureWriter(tmp_path, venues=venues)
+    for market in ("spot", "usdm"):
+        hook = writer.for_venue("binance", market)
+        frame = b'{"stream":"btcusdt@aggTrade","data":{"m":"%s"}}' % market.encode()
+        hook(CaptureKind.RECV, 1, "spot-public-0", data=frame)
+        hook(CaptureKind.REST, 2, "depth", url="https://x/api/v3/depth?symbol=BTCUSDT",
+             data=market.encode(), status=200)  # fmt: skip
+    writer.close()
+    data = ReplayData.load(sorted(tmp_path.glob("*.hcap.gz")), venue_id("binance", "usdm"))
+    assert [f.payload for f in data.frames] == [b'{"m":"usdm"}']
+    assert data.rest_answer("/api/v3/depth", "BTCUSDT") == (200, b"usdm")

@@ -8,12 +8,14 @@ import json
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from hundi.capture.events import venue_id
 from hundi.capture.quarantine import Quarantine
 from hundi.capture.writer import CaptureError, RawCaptureWriter, venue_header
 from hundi.config import (
@@ -335,6 +337,18 @@ def _open_stores(urls: Sequence[str]) -> dict[str, Store]:
     return opened
 
 
+def _one_feed_per_venue(feeds: Sequence[FeedConfig]) -> None:
+    """A raw capture tells venues apart by exchange and market (their connection keys are the
+    venue's own): two feeds of one venue in one capture could not be replayed apart."""
+    seen = Counter(venue_id(feed.exchange, venue_config(feed).market) for feed in feeds)
+    twice = sorted(venue for venue, count in seen.items() if count > 1)
+    if twice:
+        _fail(
+            f"--raw: {', '.join(twice)} has several feeds in this config, which one capture "
+            "cannot tell apart; merge them into one feed, or capture them in separate runs"
+        )
+
+
 def _quarantine_path(explicit: str | None, raw_dir: str | None, stores: Sequence[str]) -> Path:
     """``--quarantine``, else next to the raw capture, else inside the first file store."""
     if explicit:
@@ -372,6 +386,7 @@ def _collect(
     logs = _start_logging(settings)
     capture = None
     if raw_dir:
+        _one_feed_per_venue(feeds)
         try:
             capture = RawCaptureWriter(
                 raw_dir,

@@ -351,12 +351,13 @@ def test_an_acknowledged_last_entry_damaged_is_a_gap_not_a_torn_write(
     assert frame["trade_id"].tolist() == list(range(20))
 
 
+@pytest.mark.parametrize("where", ["payload", "header"])
 def test_a_hole_at_the_start_of_a_later_log_takes_its_edge_from_the_run_s_parts(
-    tmp_path: Path,
+    tmp_path: Path, where: str
 ) -> None:
     """The stream's last row before the hole was parted with the previous log: its ids come
     from that part, so another collector's rows cover the hole (found by review: no ids, so
-    never covered)."""
+    never covered; a damaged header had no flush to bound the parts by)."""
     written(tmp_path, [{Channel.TRADES: [trade(i) for i in range(30)]}]).close()
     flushes = trade_flushes()
     store = written(tmp_path, flushes[:1])
@@ -365,10 +366,26 @@ def test_a_hole_at_the_start_of_a_later_log_takes_its_edge_from_the_run_s_parts(
         store.write(batch)
         store.flush()
     (segment,) = wal.segments(tmp_path)
-    damage(segment, entry(segment, Channel.TRADES, 2), "payload")
+    damage(segment, entry(segment, Channel.TRADES, 2), where)
     die(store)
     EmbeddedStore(str(tmp_path)).close()
     (gap,) = gaps(tmp_path).itertuples()
     assert (gap.expected, gap.received) == (10, 20)
     ranges = hundi.coverage(tmp_path, "binance", symbol="BTC-USDT", channel="trades")
     assert ranges["ended_by"].tolist() == [""] and ranges["covered"].tolist() == [1]
+
+
+def test_a_flipped_letter_of_the_symbol_in_a_header_is_read_off_the_payload(
+    tmp_path: Path,
+) -> None:
+    """The meta still parses but names a stream the store does not have: the payload's rows
+    name the real one (found by review: rows lost without an event)."""
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    last = entry(segment, Channel.TRADES, 3)
+    data = segment.read_bytes()
+    flip(segment, data.rfind(b"BTC-USDT", 0, last.offset))
+    die(store)
+    EmbeddedStore(str(tmp_path)).close()
+    (gap,) = gaps(tmp_path).itertuples()
+    assert gap.detail.endswith(f"nothing stored after {iso(T0 + 19_000)} in that log")

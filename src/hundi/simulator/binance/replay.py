@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from hundi.capture.events import CaptureEvent, CaptureKind, is_answer
+from hundi.capture.events import VENUE_MARK, CaptureEvent, CaptureKind, is_answer, split_venue
 from hundi.capture.reader import read_capture
 from hundi.simulator.binance.fanout import ClientConnection, FanOut
 from hundi.simulator.wire import ws_frame
@@ -87,9 +87,13 @@ class ReplayData:
     served: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, paths: Iterable[Path]) -> ReplayData:
+    def load(cls, paths: Iterable[Path], venue: str | None = None) -> ReplayData:
+        """The frames and REST answers of a capture; of one capturing several venues, only
+        ``venue``'s (``binance/MARKET``): venues share stream names and REST paths."""
         data = cls()
         for event in read_capture([Path(p) for p in paths]):
+            if VENUE_MARK in event.conn and split_venue(event.conn)[0] not in (None, venue):
+                continue
             if event.kind is CaptureKind.RECV:
                 data.frames.append(to_frame(event))
             elif event.kind is CaptureKind.REST and is_answer(event.status):

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from hundi.capture.events import venue_id
 from hundi.simulator.binance.config import SimulatorConfig
 from hundi.simulator.binance.derivatives import DerivativesFeed
 from hundi.simulator.binance.fanout import FanOut
@@ -50,7 +51,8 @@ class BinanceSimulator(SimulatorSite[SimulatorConfig]):
         self.faults = FaultLog()
         self._fanout = FanOut(config, self.faults)
         self._injector = FaultInjector(config, self.faults, self._fanout)
-        self._replay = ReplayData.load(config.replay) if config.replay else None
+        venue = venue_id("binance", config.market)  # its events of a capture of several
+        self._replay = ReplayData.load(config.replay, venue) if config.replay else None
         self._market: SyntheticMarket | None = None  # built at start
         self._feed: BinanceFeed | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -27,6 +27,7 @@ retry after a crash stores again are the same rows, which reads merge.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -55,34 +56,53 @@ def gap_events(
     """The gap events of ``damage`` in ``segment``, whose sound entries (of every partition,
     in file order) are ``entries``. Call it before this segment's rows are parted: the run's
     parts then hold only rows of other segments."""
-    before = [e for e in entries if e.offset < damage.start]
-    after = [e for e in entries if e.offset >= damage.end]
+    split = bisect.bisect_left([e.offset for e in entries], damage.start)
+    before, after = entries[:split], [e for e in entries[split:] if e.offset >= damage.end]
     if damage.entry is not None:
         low = high = damage.entry.seq
         keys = [damage.entry.key]
     else:
-        low = before[-1].seq if before else 0
-        high = after[0].seq if after else 1 << 62
-        named = [
-            key
-            for key in wal.keys_named_in(wal.damaged_bytes(segment, damage))
-            if partition_dir(root, key[0], key[1].value, key[2], key[3]).is_dir()
-        ]
+        # the flushes the damage may hold: between the sound entries around it, else bounded
+        # by the run's parts (a log's flushes follow the parted ones)
+        low = before[-1].seq if before else -1
+        high = after[0].seq if after else -1
+
+        def known(key: wal.PartitionKey) -> bool:
+            return _directory(root, key).is_dir()
+
+        named = wal.keys_named_in(wal.damaged_bytes(segment, damage), known)
         keys = list(dict.fromkeys([*named, *_missing(entries, before, after)]))
+    # the partition's parts on the hole's side hold only flushes before (after) these
+    parted_before = low if low >= 0 else high
+    parted_after = high if high >= 0 else low
+    by_key: dict[wal.PartitionKey, tuple[list[wal.Entry], list[wal.Entry]]] = {}
+    for key in keys:
+        by_key[key] = ([], [])
+    for entry in before:
+        if entry.key in by_key:
+            by_key[entry.key][0].append(entry)
+    for entry in after:
+        if entry.key in by_key:
+            by_key[entry.key][1].append(entry)
     run = wal.run_of(segment) or ""
     events = []
-    for key in keys:
-        prev = _edge(segment, [e for e in reversed(before) if e.key == key], last=True)
-        nxt = _edge(segment, [e for e in after if e.key == key], last=False)
-        directory = partition_dir(root, key[0], key[1].value, key[2], key[3])
-        if prev is None:
-            prev = _part_edge(directory, run, key[1], lambda first, last: last < low, last=True)
-        if nxt is None:
-            nxt = _part_edge(directory, run, key[1], lambda first, last: first > high, last=False)
+    for key, (ahead, behind) in by_key.items():
+        prev = _edge(segment, ahead[::-1], last=True)
+        nxt = _edge(segment, behind, last=False)
+        if prev is None and parted_before >= 0:
+            prev = _part_edge(_directory(root, key), run, key[1], last=True,
+                              wanted=lambda first, last: last < parted_before)  # fmt: skip
+        if nxt is None and parted_after >= 0:
+            nxt = _part_edge(_directory(root, key), run, key[1], last=False,
+                             wanted=lambda first, last: first > parted_after)  # fmt: skip
         event = _event(segment, damage, key, prev, nxt, named=damage.entry is not None)
         if event is not None:
             events.append(event)
     return events
+
+
+def _directory(root: Path, key: wal.PartitionKey) -> Path:
+    return partition_dir(root, key[0], key[1].value, key[2], key[3])
 
 
 def _missing(

@@ -34,7 +34,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -302,12 +302,13 @@ def read_payloads(path: Path, entries: list[Entry]) -> Iterator[tuple[Entry, pa.
                 yield entry, pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
-def keys_named_in(data: bytes) -> list[PartitionKey]:
+def keys_named_in(data: bytes, known: Callable[[PartitionKey], bool]) -> list[PartitionKey]:
     """The partitions that entries inside damaged bytes name, read without their checksums,
-    lengths or magic (any of them may be what is damaged): from the meta's JSON, else from the
+    lengths or magic (any of them may be what is damaged): from the meta's JSON, else (it does
+    not parse, or names a partition ``known`` rejects: a flipped letter of a symbol) from the
     rows of a payload that still decodes (exchange, symbol and day of its first row, the
-    channel its columns are). A best guess at whose rows the bytes held (callers keep only
-    partitions the store has), never a verified fact. Looked for where the damage starts (a
+    channel its columns are). A best guess at whose rows the bytes held, never a verified
+    fact; ``known`` says which partitions the store has. Looked for where the damage starts (a
     cut starts at a header) and at every magic."""
     found: dict[PartitionKey, None] = {}
     starts = [0]
@@ -316,11 +317,11 @@ def keys_named_in(data: bytes) -> list[PartitionKey]:
         starts.append(at)
         at = data.find(MAGIC, at + 1)
     for start in starts:
-        key = _key_of_meta(data, start)
-        if key is None:
-            key = _key_of_payload(data, start)
-        if key is not None:
-            found[key] = None
+        for read in (_key_of_meta, _key_of_payload):
+            key = read(data, start)
+            if key is not None and known(key):
+                found[key] = None
+                break
     return list(found)
 
 
