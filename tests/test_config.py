@@ -22,7 +22,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.log_update_interval == 1.0
     assert settings.log_max_lines == 10
     assert settings.store == ("./data",)
-    assert settings.queue_mb == 64
+    assert settings.queue_mb == 32
     assert set(settings.sources.values()) == {"default"}
 
 

@@ -109,7 +109,7 @@ KEYS: dict[str, _Key] = {
     ),
     "stale_after": _Key("HUNDI_STALE_AFTER", positive_float, "a positive number of seconds", "60"),
     "queue_batches": _Key("HUNDI_QUEUE_BATCHES", positive_int, "a positive integer", "32"),
-    "queue_mb": _Key("HUNDI_QUEUE_MB", positive_int, "a positive integer (MiB)", "64"),
+    "queue_mb": _Key("HUNDI_QUEUE_MB", positive_int, "a positive integer (MiB)", "32"),
     "ws_client": _Key("HUNDI_WS_CLIENT", _ws_client, "'picows' or 'aiohttp'", "picows"),
     "spool_dir": _Key("HUNDI_SPOOL_DIR", _nonempty, "a folder path", "./spool"),
     "spill_after": _Key("HUNDI_SPILL_AFTER", positive_float, "a positive number of seconds", "5"),

@@ -78,8 +78,11 @@ class CollectorSettings:
     max_batch_records: int = 20_000
     queue_batches: int = 32
     # Each store writer's queue also holds at most this many bytes (estimated, see
-    # hundi.pipeline.writer.batch_bytes): memory stays bounded whatever the batch sizes.
-    queue_bytes: int = 64 * 2**20
+    # hundi.pipeline.writer.batch_bytes): memory stays bounded whatever the batch sizes. At
+    # full speed the queue is full most of the time and its records (~370 B each as Python
+    # objects) are most of the peak RSS: 64 MiB measured 240-275 MB, 32 MiB 192-220 MB, the
+    # same CPU per frame (bench/vs_cryptofeed.py, 4 rounds each, 2026-12-05).
+    queue_bytes: int = 32 * 2**20
     shutdown_timeout_s: float = 30.0
     # Outage spool for idempotent stores (None: no spool, a down store means backpressure).
     spool_dir: Path | None = None

@@ -33,7 +33,7 @@ from hundi.records import (
 )
 from hundi.stores.base import StoreError, open_store
 from hundi.stores.embedded import EmbeddedStore
-from hundi.stores.embedded.layout import list_parts, part_name, split_live
+from hundi.stores.embedded.layout import TMP_PREFIX, list_parts, part_name, split_live
 from hundi.stores.embedded.store import _partitions
 
 T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
@@ -491,22 +491,37 @@ def test_failed_parting_publishes_nothing_keeps_everything_and_leaves_no_temp_fi
     """A disk that fills while parts are written from the log (ENOSPC injected at the second
     file): the flush still succeeds (its rows are durable in the log and read from there), no
     temp file stays, one warning says so, and the next flush writes the parts."""
-    import pyarrow.parquet as pq
-
     store = EmbeddedStore(str(tmp_path), part_bytes=0)
     store.write({Channel.TRADES: [trade(1), trade(2, symbol="ETH-USDT")]})
-    write_table = pq.write_table
+    real_open = Path.open
     calls = 0
 
-    def second_file_hits_a_full_disk(table: pa.Table, where: Any, **options: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            where.write(b"PAR1 half a file")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        write_table(table, where, **options)
+    class FullDisk:
+        """The part's temp file on a disk that fills halfway through writing it."""
 
-    monkeypatch.setattr(pq, "write_table", second_file_hits_a_full_disk)
+        def __init__(self, file: Any) -> None:
+            self.file = file
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, data: Any) -> int:
+            self.file.write(bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def second_part_hits_a_full_disk(path: Path, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        nonlocal calls
+        file = real_open(path, mode, *args, **kw)
+        if path.name.startswith(TMP_PREFIX) and "w" in mode:
+            calls += 1
+            if calls == 2:
+                return FullDisk(file)
+        return file
+
+    monkeypatch.setattr(Path, "open", second_part_hits_a_full_disk)
     with caplog.at_level("WARNING", logger="hundi.stores"):
         store.flush()
         store.write({Channel.TRADES: [trade(3)]})

@@ -270,7 +270,7 @@ def test_a_parting_retried_after_a_full_disk_stores_the_event_and_the_copy_once(
     (segment,) = wal.segments(tmp_path)
     damage(segment, entry(segment, Channel.TRADES, 2), "payload")
     target: Any = wal if failing == "the copy" else store
-    name = "quarantine_bytes" if failing == "the copy" else "_write_file"
+    name = "quarantine_bytes" if failing == "the copy" else "_publish"
     real = getattr(target, name)
     calls: list[int] = []
 

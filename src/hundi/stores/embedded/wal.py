@@ -34,7 +34,7 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -291,7 +291,7 @@ def payload(path: Path, entry: Entry) -> pa.Table | None:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
-def read_payloads(path: Path, entries: list[Entry]) -> Iterator[tuple[Entry, pa.Table | None]]:
+def read_payloads(path: Path, entries: Sequence[Entry]) -> Iterator[tuple[Entry, pa.Table | None]]:
     """:func:`payload` of several entries through one open file."""
     with path.open("rb") as f:
         for entry in entries:
