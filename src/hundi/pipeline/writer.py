@@ -160,7 +160,7 @@ class StoreWriter:
         store: Store,
         *,
         max_batches: int = 32,
-        max_bytes: int = 64 * 2**20,
+        max_bytes: int = 32 * 2**20,
         flush_interval: float = 1.0,
         flush_records: int = 20_000,
         retry_initial_s: float = 0.2,

@@ -807,3 +807,32 @@ def test_entries_of_an_older_schema_in_one_log_are_parted_together(tmp_path: Pat
     assert frame["trade_id"].tolist() == list(range(20))
     assert set(frame["native_symbol"]) == {"BTCUSDT"}
     store.close()
+
+
+@pytest.mark.parametrize("found_by", ["the live writer", "recovery"])
+def test_an_entry_no_cast_fits_is_cut_out_as_damage_and_the_rest_parted(
+    tmp_path: Path, found_by: str
+) -> None:
+    """No retry would store it, so it must not hold the log (found by review: a refusal blocked
+    every other partition and the log's retirement, and escaped close): its bytes go to
+    quarantine with a gap event, every other row is parted, the log retired."""
+    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+    store.write({Channel.TRADES: [trade(i) for i in range(10)]})
+    store.flush()
+    ((key, table),) = store_module._partitions(Channel.TRADES, [trade(i) for i in range(10, 20)])
+    odd = table.set_column(5, "trade_id", pa.array([f"t{i}" for i in range(10, 20)]))
+    store._append([(key, odd)])
+    store.write({Channel.TRADES: [trade(i) for i in range(20, 30)] + [trade(0, symbol="ETH-USDT")]})
+    store.flush()
+    if found_by == "the live writer":
+        store.close()
+    else:
+        die(store)
+        EmbeddedStore(str(tmp_path)).close()
+    assert segments_of(tmp_path) == []
+    assert ids(tmp_path) == [*range(10), *range(20, 30)] and ids(tmp_path, "ETH-USDT") == [0]
+    events = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="events")
+    (gap,) = events.itertuples()
+    assert (gap.expected, gap.received) == (10, 20)
+    assert "columns not of the trades schema: trade_id string" in gap.detail, gap.detail
+    assert len(list((tmp_path / ".quarantine" / ".wal").glob("*.bad"))) == 1

@@ -491,9 +491,8 @@ class EmbeddedStore(Store):
             key = next(iter(self._unparted))
             entries = list(self._unparted[key])
 
-            def damaged(entry: wal.Entry) -> None:  # the disk changed the bytes we wrote
-                end = entry.offset + entry.length
-                damage = wal.Damage(entry.offset, end, "payload checksum mismatch", False, entry)
+            def damaged(entry: wal.Entry, why: str) -> None:  # the disk changed our bytes
+                damage = wal.Damage(entry.offset, entry.offset + entry.length, why, False, entry)
                 self._cut_out(path, damage, self._gaps_of(path, damage, self._unparted_in_order()))
 
             directory = self._partition(key)
@@ -570,6 +569,7 @@ class EmbeddedStore(Store):
         by_key: dict[_PartitionKey, list[wal.Entry]] = {}
         for entry in entries:
             by_key.setdefault(entry.key, []).append(entry)
+        odd: list[tuple[wal.Entry, str]] = []
         for key, found in by_key.items():
             exchange, channel, symbol, day = key
             directory = partition_dir(self.root, exchange, channel.value, symbol, day)
@@ -578,11 +578,14 @@ class EmbeddedStore(Store):
             fresh = [e for e in found if not any(p.first <= e.seq <= p.last for p in parted)]
             if not fresh:
                 continue  # parted before the crash
-            written = _serialize_entries(path, fresh, lambda entry: None)  # cut out below
+            written = _serialize_entries(path, fresh, lambda entry, why: odd.append((entry, why)))
             if written is not None:
                 self._publish(directory, written, fresh[0].seq, fresh[-1].seq, 0, run=run)
         for bad, events in holes:
             self._cut_out(path, bad, events)
+        for entry, why in odd:  # sound but of a schema no cast fits: cut out as damage
+            cut = wal.Damage(entry.offset, entry.offset + entry.length, why, False, entry)
+            self._cut_out(path, cut, self._gaps_of(path, cut, entries))
         wal.remove(path, self.fsync)
         log.info("recovered log %s: %d entries into parts", path, len(entries))
 
@@ -742,7 +745,7 @@ class EmbeddedStore(Store):
         self._report_quarantined()  # parts this run's compaction (or a reader) moved away
         try:
             self.part()
-        except OSError as e:
+        except (OSError, StoreError) as e:
             log.warning(
                 "store %s: parts not written at close (%s); the next open does", self.root, e
             )
@@ -1519,10 +1522,22 @@ def sort_by_time(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table, sort_keys=keys))
 
 
+_CHECKSUM: Final = "payload checksum mismatch"
+
+
+def _unlike(table: pa.Table, schema: pa.Schema | None) -> str:
+    """The columns of ``table`` that ``schema`` does not have as they are (a short reason)."""
+    wanted = {f.name: f.type for f in schema} if schema is not None else {}
+    odd = [f"{f.name} {f.type}" for f in table.schema if wanted.get(f.name) != f.type]
+    missing = [name for name in wanted if name not in table.schema.names]
+    return ", ".join(odd + [f"no {name}" for name in missing]) or "their order"
+
+
 # A part in memory: its Parquet bytes and the Arrow bytes of its rows (what merging it holds).
 _Serialized = tuple[pa.Buffer, int]
 
-# Arrow bytes of log rows a part's row group holds at most. Parting and recovery stream a log's
+# Arrow bytes of log rows after which a part's row group is written (it holds that plus the
+# last entry). Parting and recovery stream a log's
 # entries into the part one row group at a time, so they hold that, not the whole log's rows:
 # a 26 MiB log parted as one table took +72 MB of peak RSS (measured), the largest transient
 # of a collector at full speed.
@@ -1538,18 +1553,18 @@ def _serialize(table: pa.Table) -> _Serialized:
 
 
 def _serialize_entries(
-    segment: Path, entries: Sequence[wal.Entry], damaged: Callable[[wal.Entry], None]
+    segment: Path, entries: Sequence[wal.Entry], left_out: Callable[[wal.Entry, str], None]
 ) -> _Serialized | None:
-    """The sound entries of one partition as one part, streamed: read and written a row group
-    (:data:`ROW_GROUP_BYTES`) at a time. ``damaged`` hears of each entry failing its checksum
-    (left out). None when no entry is sound. An entry of another schema (a log of an older
-    version) is cast to the first one's; one that cannot be is a StoreError (the log stays,
-    read as it is, and parting is retried)."""
+    """The entries of one partition as one part, streamed: read and written a row group (about
+    :data:`ROW_GROUP_BYTES`) at a time. An entry of another schema than its channel's (a log of
+    an older version) is cast to it; ``left_out`` hears (with why) of each entry that failed its
+    checksum or cannot be cast: no retry would store it, so the caller cuts it out as damage.
+    None when no entry is left."""
     sink = pa.BufferOutputStream()
     writer: pq.ParquetWriter | None = None
     held: list[pa.Table] = []
     held_bytes = nbytes = 0
-    schema: pa.Schema | None = None
+    schema = SCHEMAS[entries[0].key[1]] if entries else None
 
     def write_held() -> None:
         nonlocal writer, held, held_bytes
@@ -1564,18 +1579,16 @@ def _serialize_entries(
 
     for entry, table in wal.read_payloads(segment, entries):
         if table is None:
-            damaged(entry)
+            left_out(entry, _CHECKSUM)
             continue
-        if schema is None:
-            schema = table.schema
-        elif table.schema != schema:
+        if table.schema != schema:
             with contextlib.suppress(pa.ArrowException, ValueError):
                 table = table.cast(schema)  # a log of an older version: a castable column
         if table.schema != schema:
-            raise StoreError(
-                f"log {str(segment)!r}: an entry of {entry.key[1].value} has columns of other "
-                f"types than the one before it ({table.schema} vs {schema}); not parted"
+            left_out(
+                entry, f"columns not of the {entry.key[1].value} schema: {_unlike(table, schema)}"
             )
+            continue
         held.append(table)
         held_bytes += table.nbytes
         nbytes += table.nbytes
