@@ -159,3 +159,18 @@ def test_quarantine_lines_and_rotation(tmp_path: Path) -> None:
     assert last["ts"] == T0 + 19
     assert last["data"] == "\\xff{not json 19"
     assert last["time"].startswith("2024-05-01T00:00:00")
+    assert "venue" not in last  # only a collector's hooks name it
+
+
+def test_a_venue_s_quarantine_hook_names_the_venue_in_each_line(tmp_path: Path) -> None:
+    """Venues share connection keys ("public" is OKX's, Bybit's, Kraken's...): a collector's
+    rejected frames say whose they were."""
+    path = tmp_path / "rejected.jsonl"
+    with Quarantine(path) as quarantine:
+        quarantine.for_venue("okx", "swap")(T0, "public", "unknown_symbol", b"{}")
+        quarantine.for_venue("okx", "spot")(T0 + 1, "public", "unknown_symbol", b"{}")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(x["venue"], x["conn"]) for x in lines] == [
+        ("okx/swap", "public"),
+        ("okx/spot", "public"),
+    ]

@@ -2,8 +2,9 @@
 
 JSON lines: ``{"ts": NS, "time": ISO, "conn": KEY, "reason": KEY, "data": TEXT}`` (``data`` is
 the frame decoded as UTF-8 with invalid bytes backslash-escaped, cut at ``max_frame_bytes`` with
-``"truncated": true``). The file rotates at ``max_bytes`` into ``PATH.1`` … ``PATH.N`` so a
-misbehaving feed cannot fill the disk.
+``"truncated": true``), plus ``"venue": "EXCHANGE/MARKET"`` from a collector (venues share
+connection keys such as ``public``). The file rotates at ``max_bytes`` into ``PATH.1`` …
+``PATH.N`` so a misbehaving feed cannot fill the disk.
 
 A file that cannot be written (disk full) never raises into the caller, which is the socket's
 frame callback: the first failure is logged once and kept in :attr:`Quarantine.error`, the
@@ -14,13 +15,17 @@ frames are still counted as rejected by the collector, and later ones are counte
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import msgspec
+
+from hundi.capture.events import venue_id
 
 log = logging.getLogger("hundi.capture")
 
@@ -32,6 +37,7 @@ class _Line(msgspec.Struct, omit_defaults=True):
     reason: str
     data: str
     truncated: bool = False
+    venue: str = ""
 
 
 _encoder = msgspec.json.Encoder()
@@ -59,12 +65,16 @@ class Quarantine:
         self._file: IO[bytes] | None = None
         self._size = 0
 
-    def add(self, ts_ns: int, conn: str, reason: str, data: bytes | str) -> None:
+    def for_venue(self, exchange: str, market: str) -> Callable[[int, str, str, bytes | str], None]:
+        """The hook of one venue's connections: :meth:`add` with the venue in each line."""
+        return functools.partial(self.add, venue=venue_id(exchange, market))
+
+    def add(self, ts_ns: int, conn: str, reason: str, data: bytes | str, venue: str = "") -> None:
         raw = data.encode() if isinstance(data, str) else data
         truncated = len(raw) > self.max_frame_bytes
         text = raw[: self.max_frame_bytes].decode("utf-8", "backslashreplace")
         moment = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat()
-        line = _encoder.encode(_Line(ts_ns, moment, conn, reason, text, truncated)) + b"\n"
+        line = _encoder.encode(_Line(ts_ns, moment, conn, reason, text, truncated, venue)) + b"\n"
         with self._lock:
             if self.error:
                 self.unwritten += 1

@@ -402,6 +402,10 @@ def _collect(
         if capture is not None
     }
     quarantine = Quarantine(_quarantine_path(quarantine_path, raw_dir, all_urls))
+    quarantine_hooks = {
+        venue: quarantine.for_venue(feed.exchange, venue_config(feed).market)
+        for feed, venue in venues
+    }
     collector_settings = CollectorSettings(
         flush_interval=settings.flush_interval,
         queue_batches=settings.queue_batches,
@@ -423,7 +427,7 @@ def _collect(
                     settings=collector_settings,
                     client=client,
                     capture_of=capture_hooks.get,
-                    quarantine=quarantine.add,
+                    quarantine_of=quarantine_hooks.get,
                     series=engines[urls],
                     spool_labels=group_labels,
                 )

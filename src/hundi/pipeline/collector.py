@@ -105,6 +105,7 @@ class Collector:
         capture: CaptureHook | None = None,
         capture_of: Callable[[VenueProtocol], CaptureHook | None] | None = None,
         quarantine: QuarantineHook | None = None,
+        quarantine_of: Callable[[VenueProtocol], QuarantineHook | None] | None = None,
         series: SeriesEngine | None = None,
         spool_labels: Sequence[str] | None = None,
     ) -> None:
@@ -137,7 +138,7 @@ class Collector:
                 self.client,
                 settings=self.settings.connection,
                 capture=capture_of(venue) if capture_of is not None else capture,
-                quarantine=quarantine,
+                quarantine=quarantine_of(venue) if quarantine_of is not None else quarantine,
                 on_frames=self._check_sink,
                 on_capture_error=self._capture_failed,
             )
