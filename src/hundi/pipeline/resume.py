@@ -30,7 +30,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
 from operator import attrgetter
 
 from hundi.records import (
@@ -43,7 +42,7 @@ from hundi.records import (
     stream_tally,
 )
 from hundi.stores.base import Store, StreamPosition
-from hundi.stores.merge import RESTART_DETAIL
+from hundi.stores.merge import RESTART_DETAIL, window_time
 
 log = logging.getLogger("hundi.pipeline")
 
@@ -65,10 +64,6 @@ WATCHED = (
 SPARSE = (Channel.LIQUIDATIONS,)
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
 _SYMBOL: Callable[[Record], str] = attrgetter("symbol")
-
-
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
 class RestartGaps:
@@ -150,9 +145,9 @@ class RestartGaps:
             if self._position(sparse, first, before) is None:
                 continue  # not collected for this symbol before: no stream to break
             detail = (
-                f"{RESTART_DETAIL} the collector was not running between {_iso(last.ts)} and "
-                f"{_iso(first.ts)} ({channel.value} of the same symbol shows it); {sparse.value} "
-                "of that span were not received"
+                f"{RESTART_DETAIL} the collector was not running between "
+                f"{window_time(last.ts)} and {window_time(first.ts)} ({channel.value} of the "
+                f"same symbol shows it); {sparse.value} of that span were not received"
             )
             found.append(_event(first, sparse, -1, -1, detail))
         return found
@@ -190,15 +185,16 @@ def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> E
             return None
         detail = (
             f"restart: ids {expected}..{first_id - 1} not received between runs "
-            f"(last stored at {_iso(last.ts)})"
+            f"(last stored at {window_time(last.ts)})"
             if channel is Channel.TRADES
-            else f"restart: updates after {last.last_id} up to {first_id} not received "
-            f"between runs (last stored at {_iso(last.ts)}); the book restarts from a snapshot"
+            else f"restart: updates after {last.last_id} up to {first_id} not received between "
+            f"runs (last stored at {window_time(last.ts)}); the book restarts from a snapshot"
         )
         return _event(first, channel, expected, first_id, detail)
     if first.ts <= last.ts:
         return None
-    detail = f"{RESTART_DETAIL} nothing received between {_iso(last.ts)} and {_iso(first.ts)}"
+    silent = f"between {window_time(last.ts)} and {window_time(first.ts)}"
+    detail = f"{RESTART_DETAIL} nothing received {silent}"
     return _event(first, channel, -1, -1, detail)
 
 

@@ -44,6 +44,7 @@ and per gap event, never per row.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Final
 
 import numpy as np
@@ -455,6 +456,11 @@ def covered_gaps(
         restart = str(detail).startswith(RESTART_DETAIL)
         covered[i] = inside > 0 or (restart and hi - lo < RESTART_FLOOR_NS)
     return covered
+
+
+def window_time(ns: int) -> str:
+    """A gap detail's time, as :func:`_window` parses it back (UTC, milliseconds)."""
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
 
 
 def _window(detail: str) -> tuple[int, int] | None:

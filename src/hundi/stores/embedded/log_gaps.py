@@ -30,7 +30,6 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,6 +40,7 @@ from hundi.records import Channel, Event, EventKind
 from hundi.stores.base import NS_PER_DAY, day_start_ns
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.layout import list_parts, partition_dir, split_live
+from hundi.stores.merge import window_time
 
 # the column whose values on either side of a hole say which ids it held
 _IDS = {Channel.TRADES: "trade_id", Channel.BOOK: "update_id"}
@@ -195,11 +195,11 @@ def _event(
             f"rows this stream may have had in log {segment.name} bytes {damage.start}-{damage.end}"
         )
     if prev is not None and nxt is not None:
-        window = f"nothing stored between {_iso(prev[0])} and {_iso(nxt[0])}"
+        window = f"nothing stored between {window_time(prev[0])} and {window_time(nxt[0])}"
     elif prev is not None:
-        window = f"nothing stored after {_iso(prev[0])} in that log"
+        window = f"nothing stored after {window_time(prev[0])} in that log"
     elif nxt is not None:
-        window = f"nothing stored before {_iso(nxt[0])} in that log"
+        window = f"nothing stored before {window_time(nxt[0])} in that log"
     else:
         window = "its time is unknown"
     ids = ""
@@ -217,7 +217,3 @@ def _event(
         kind=EventKind.GAP.value, channel=channel.value, expected=expected, received=received,
         detail=f"log damage ({damage.why}): {held} held in quarantine, not read; {window}{ids}",
     )  # fmt: skip
-
-
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")

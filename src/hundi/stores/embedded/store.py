@@ -1546,9 +1546,7 @@ ROW_GROUP_BYTES = 8 << 20
 
 def _serialize(table: pa.Table) -> _Serialized:
     sink = pa.BufferOutputStream()
-    pq.write_table(
-        table, sink, compression="zstd", write_statistics=True, **_encodings(table.schema)
-    )
+    pq.write_table(table, sink, **_parquet_options(table.schema))
     return sink.getvalue(), table.nbytes
 
 
@@ -1570,10 +1568,7 @@ def _serialize_entries(
         nonlocal writer, held, held_bytes
         table = pa.concat_tables(held)
         if writer is None:
-            writer = pq.ParquetWriter(
-                sink, table.schema, compression="zstd", write_statistics=True,
-                **_encodings(table.schema),
-            )  # fmt: skip
+            writer = pq.ParquetWriter(sink, table.schema, **_parquet_options(table.schema))
         writer.write_table(table, row_group_size=max(table.num_rows, 1))
         held, held_bytes = [], 0
 
@@ -1602,8 +1597,9 @@ def _serialize_entries(
     return sink.getvalue(), nbytes
 
 
-def _encodings(schema: pa.Schema) -> dict[str, Any]:
-    """Parquet encodings per column kind, chosen by measurement (``bench/run.py``).
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """How every part is written: zstd, statistics (readers prune row groups by them), and
+    encodings per column kind, chosen by measurement (``bench/run.py``).
 
     Dictionary pages only where values repeat (names, prices, sizes); ids and timestamps, which
     mostly grow by small steps, get ``DELTA_BINARY_PACKED``. Against dictionary-everything this
@@ -1618,7 +1614,12 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
         for f in schema
         if pa.types.is_int64(f.type) or pa.types.is_timestamp(f.type)
     }
-    return {"use_dictionary": dictionary, "column_encoding": delta}
+    return {
+        "compression": "zstd",
+        "write_statistics": True,
+        "use_dictionary": dictionary,
+        "column_encoding": delta,
+    }
 
 
 # damaged log bytes: (segment, start, None), or (segment, flush, partition) of a damaged entry
