@@ -260,6 +260,37 @@ def test_a_live_writer_killed_while_cutting_out_leaves_one_event(
     assert frame["trade_id"].tolist() == [*range(10), *range(20, 30)]
 
 
+def test_recovery_killed_after_publishing_the_part_still_stores_the_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after recovery published the partition's part, before it cut the damaged entry
+    out: the next recovery's scan of the log finds the damage again and stores its event,
+    though the entry's flush is inside the part's range (taken as parted)."""
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.TRADES, 2), "payload")
+    die(store)
+    recovering: list[EmbeddedStore] = []
+    publish = EmbeddedStore._publish
+
+    def publish_then_die(self: EmbeddedStore, *args: Any, **kwargs: Any) -> Any:
+        publish(self, *args, **kwargs)
+        recovering.append(self)
+        raise Crash
+
+    monkeypatch.setattr(EmbeddedStore, "_publish", publish_then_die)
+    with pytest.raises(Crash):
+        EmbeddedStore(str(tmp_path))
+    monkeypatch.undo()
+    if recovering[0]._segment_fd is not None:  # it had stored events in its own log
+        die(recovering[0])
+    EmbeddedStore(str(tmp_path)).close()
+    (gap,) = gaps(tmp_path).itertuples()
+    assert (gap.expected, gap.received) == (10, 20), gap.detail
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="trades")
+    assert frame["trade_id"].tolist() == [*range(10), *range(20, 30)]
+
+
 @pytest.mark.parametrize("failing", ["the copy", "the part"])
 def test_a_parting_retried_after_a_full_disk_stores_the_event_and_the_copy_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str

@@ -569,7 +569,13 @@ class EmbeddedStore(Store):
         by_key: dict[_PartitionKey, list[wal.Entry]] = {}
         for entry in entries:
             by_key.setdefault(entry.key, []).append(entry)
-        odd: list[tuple[wal.Entry, str]] = []
+
+        def odd(entry: wal.Entry, why: str) -> None:
+            # sound but of a schema no cast fits: cut out as damage before its partition's
+            # part is published, which puts it in a range of flushes taken as parted
+            cut = wal.Damage(entry.offset, entry.offset + entry.length, why, False, entry)
+            self._cut_out(path, cut, self._gaps_of(path, cut, entries))
+
         for key, found in by_key.items():
             exchange, channel, symbol, day = key
             directory = partition_dir(self.root, exchange, channel.value, symbol, day)
@@ -578,14 +584,11 @@ class EmbeddedStore(Store):
             fresh = [e for e in found if not any(p.first <= e.seq <= p.last for p in parted)]
             if not fresh:
                 continue  # parted before the crash
-            written = _serialize_entries(path, fresh, lambda entry, why: odd.append((entry, why)))
+            written = _serialize_entries(path, fresh, odd)
             if written is not None:
                 self._publish(directory, written, fresh[0].seq, fresh[-1].seq, 0, run=run)
         for bad, events in holes:
             self._cut_out(path, bad, events)
-        for entry, why in odd:  # sound but of a schema no cast fits: cut out as damage
-            cut = wal.Damage(entry.offset, entry.offset + entry.length, why, False, entry)
-            self._cut_out(path, cut, self._gaps_of(path, cut, entries))
         wal.remove(path, self.fsync)
         log.info("recovered log %s: %d entries into parts", path, len(entries))
 
