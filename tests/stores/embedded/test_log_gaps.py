@@ -245,7 +245,8 @@ def test_a_live_writer_killed_while_cutting_out_leaves_one_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str
 ) -> None:
     """The live writer and the next writer's recovery describe the same damaged entry with
-    the same event (found by review: byte offsets in the detail made two)."""
+    the same event (found by review: byte offsets in the detail made two) and copy it to the
+    same quarantine file."""
     store = written(tmp_path, trade_flushes())
     (segment,) = wal.segments(tmp_path)
     damage(segment, entry(segment, Channel.TRADES, 2), "payload")
@@ -256,6 +257,8 @@ def test_a_live_writer_killed_while_cutting_out_leaves_one_event(
     die(store)
     EmbeddedStore(str(tmp_path)).close()  # recovers the segment the crash left
     assert len(gaps(tmp_path)) == 1
+    # and one copy of its bytes (they were copied twice, named by different byte ranges)
+    assert len(list((tmp_path / ".quarantine" / ".wal").glob("*.bad"))) == 1
     frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT", channel="trades")
     assert frame["trade_id"].tolist() == [*range(10), *range(20, 30)]
 

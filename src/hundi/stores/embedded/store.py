@@ -409,7 +409,7 @@ class EmbeddedStore(Store):
         for key, table in parts:
             blob, offset, length, crc = wal.encode(key, seq, table)
             entries.append(
-                wal.Entry(self.run_id, key, seq, table.num_rows, at + offset, length, crc)
+                wal.Entry(self.run_id, key, seq, table.num_rows, at + offset, length, crc, at)
             )
             at += len(blob)
             blobs.append(blob)
@@ -492,7 +492,7 @@ class EmbeddedStore(Store):
             entries = list(self._unparted[key])
 
             def damaged(entry: wal.Entry, why: str) -> None:  # the disk changed our bytes
-                damage = wal.Damage(entry.offset, entry.offset + entry.length, why, False, entry)
+                damage = wal.Damage.of(entry, why)
                 self._cut_out(path, damage, self._gaps_of(path, damage, self._unparted_in_order()))
 
             directory = self._partition(key)
@@ -573,7 +573,7 @@ class EmbeddedStore(Store):
         def odd(entry: wal.Entry, why: str) -> None:
             # sound but of a schema no cast fits: cut out as damage before its partition's
             # part is published, which puts it in a range of flushes taken as parted
-            cut = wal.Damage(entry.offset, entry.offset + entry.length, why, False, entry)
+            cut = wal.Damage.of(entry, why)
             self._cut_out(path, cut, self._gaps_of(path, cut, entries))
 
         for key, found in by_key.items():

@@ -73,6 +73,7 @@ class Entry:
     offset: int  # of the payload
     length: int
     crc: int
+    start: int  # of its header: where the entry's bytes begin
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,12 @@ class Damage:
     why: str
     tail: bool  # nothing sound follows: a torn or corrupt tail
     entry: Entry | None = None  # its header verified (only the payload fails its checksum)
+
+    @classmethod
+    def of(cls, entry: Entry, why: str) -> Damage:
+        """A whole entry found unusable after its scan: the same bytes (so the same quarantine
+        file) whether the live writer or a later recovery finds it."""
+        return cls(entry.start, entry.offset + entry.length, why, False, entry)
 
 
 def segment_name(run: str, segment: int) -> str:
@@ -169,7 +176,7 @@ def _entry_at(data: mmap.mmap | bytes, at: int, size: int, run: str) -> Entry | 
         key = (str(exchange), Channel(channel), str(symbol), date.fromisoformat(day))
     except (ValueError, TypeError):
         return "unreadable entry header"
-    return Entry(run, key, int(seq), int(rows), meta_end, int(length), crc)
+    return Entry(run, key, int(seq), int(rows), meta_end, int(length), crc, at)
 
 
 _SCANNED_MAX = 64
@@ -222,7 +229,7 @@ def entries_of(path: Path) -> list[Entry]:
             at = resume
             continue
         found.append(Entry(run, entry.key, entry.seq, entry.rows, start + entry.offset,
-                           entry.length, entry.crc))  # fmt: skip
+                           entry.length, entry.crc, start + at))  # fmt: skip
         mark_at, mark = start + at, bytes(data[at : entry.offset])  # its header and meta
         at = entry.offset + entry.length
     if len(_scanned) >= _SCANNED_MAX:
@@ -400,6 +407,8 @@ def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
         data = damaged_bytes(path, damage)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
+            if target.read_bytes() == data:  # copied before a crash kept the log: once
+                return target
             target = target.with_name(f"{target.name}.{time.time_ns()}")
         with temporary.open("wb") as out:
             out.write(data)
