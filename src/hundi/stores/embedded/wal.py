@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import mmap
@@ -43,6 +44,7 @@ import pyarrow as pa
 
 from hundi.records import SCHEMAS, Channel
 from hundi.stores.base import day_of_ns
+from hundi.stores.embedded.integrity import REPORTED_SUFFIX
 
 WAL_DIR = ".wal"
 WAL_SUFFIX = ".wal"
@@ -406,9 +408,10 @@ def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
     try:
         data = damaged_bytes(path, damage)
         target.parent.mkdir(parents=True, exist_ok=True)
+        made = _copy_made(target, data)
+        if made is not None:  # copied before a crash kept the log: once
+            return made
         if target.exists():
-            if target.read_bytes() == data:  # copied before a crash kept the log: once
-                return target
             target = target.with_name(f"{target.name}.{time.time_ns()}")
         with temporary.open("wb") as out:
             out.write(data)
@@ -430,6 +433,24 @@ def quarantine_bytes(root: Path, path: Path, damage: Damage) -> Path:
         path, what, damage.start, damage.end, damage.why, target,
     )  # fmt: skip
     return target
+
+
+def _copy_made(target: Path, data: bytes) -> Path | None:
+    """A quarantine copy of these very bytes already made (``target`` or, if the bytes had
+    changed since, one of its timestamped siblings), synced again, since its writer may have
+    died before syncing it into its folder; None if there is none."""
+    for made in sorted(target.parent.glob(f"{glob.escape(target.name)}*")):
+        if made.name.endswith(REPORTED_SUFFIX) or made.stat().st_size != len(data):
+            continue
+        if made.read_bytes() == data:
+            fd = os.open(made, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(made.parent)
+            return made
+    return None
 
 
 def fsync_dir(directory: Path) -> None:
