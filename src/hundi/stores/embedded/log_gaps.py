@@ -28,7 +28,6 @@ retry after a crash stores again are the same rows, which reads merge.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from hundi.records import SCHEMAS, Channel, Event, EventKind
+from hundi.records import Channel, Event, EventKind
 from hundi.stores.base import NS_PER_DAY, day_start_ns
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.layout import list_parts, partition_dir, split_live
@@ -136,15 +135,10 @@ def _edge(segment: Path, nearest: Sequence[wal.Entry], *, last: bool) -> _Edge |
     is passed over: the window then spans both holes)."""
     for entry in nearest:
         table = wal.payload(segment, entry)
-        if table is None or not table.num_rows:
-            continue
-        schema = SCHEMAS[entry.key[1]]
-        if table.schema != schema:
-            with contextlib.suppress(pa.ArrowException, ValueError):
-                table = table.cast(schema)  # as parting does
-            if table.schema != schema:
-                continue  # no cast fits: cut out too, passed over like a damaged one
-        return _edge_of(table, entry.key[1], last=last)
+        if table is not None:  # no cast fits: cut out too, passed over like a damaged one
+            table = wal.conformed(table, entry.key[1])
+        if table is not None and table.num_rows:
+            return _edge_of(table, entry.key[1], last=last)
     return None
 
 

@@ -892,17 +892,20 @@ class EmbeddedStore(Store):
                     found += [(e, None) for e in wanted]
                     continue
                 for entry, table in wal.read_payloads(path, wanted):
-                    if table is None:
+                    fitted = None if table is None else wal.conformed(table, channel)
+                    if fitted is None:
                         if (path, entry.offset) not in _warned_entries:
                             _warned_entries.add((path, entry.offset))
+                            why = "fails its checksum" if table is None else "is of another schema"
                             log.warning(
-                                "log %s: entry at byte %d fails its checksum; skipped (the "
-                                "next open of the store for writing quarantines it)",
+                                "log %s: entry at byte %d %s; skipped (the next open of the "
+                                "store for writing quarantines it)",
                                 path,
                                 entry.offset,
+                                why,
                             )
                         continue
-                    found.append((entry, table))
+                    found.append((entry, fitted))
             except FileNotFoundError:
                 continue
         return found
@@ -1579,17 +1582,15 @@ def _serialize_entries(
         if table is None:
             left_out(entry, _CHECKSUM)
             continue
-        if table.schema != schema:
-            with contextlib.suppress(pa.ArrowException, ValueError):
-                table = table.cast(schema)  # a log of an older version: a castable column
-        if table.schema != schema:
+        fitted = wal.conformed(table, entry.key[1])
+        if fitted is None:
             left_out(
                 entry, f"columns not of the {entry.key[1].value} schema: {_unlike(table, schema)}"
             )
             continue
-        held.append(table)
-        held_bytes += table.nbytes
-        nbytes += table.nbytes
+        held.append(fitted)
+        held_bytes += fitted.nbytes
+        nbytes += fitted.nbytes
         if held_bytes >= ROW_GROUP_BYTES:
             write_held()
     if held:

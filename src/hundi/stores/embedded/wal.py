@@ -291,6 +291,17 @@ def _resync(data: mmap.mmap | bytes, start: int, size: int, run: str) -> int | N
         at += 1
 
 
+def conformed(table: pa.Table, channel: Channel) -> pa.Table | None:
+    """An entry's rows in its channel's schema: as written, or cast (a log of an older
+    version, e.g. a plain string where a dictionary is now); None if no cast fits, an entry
+    every reader skips and the next writer cuts out as damage."""
+    schema = SCHEMAS[channel]
+    if table.schema != schema:
+        with contextlib.suppress(pa.ArrowException, ValueError):
+            table = table.cast(schema)
+    return table if table.schema == schema else None
+
+
 def payload(path: Path, entry: Entry) -> pa.Table | None:
     """The entry's rows, or None if its payload no longer matches its CRC."""
     with path.open("rb") as f:
