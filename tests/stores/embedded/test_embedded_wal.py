@@ -838,19 +838,26 @@ def test_an_entry_no_cast_fits_is_cut_out_as_damage_and_the_rest_parted(
     assert len(list((tmp_path / ".quarantine" / ".wal").glob("*.bad"))) == 1
 
 
-def test_a_reader_skips_a_dead_log_s_entry_no_cast_fits_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Before the next writer cuts it out, readers met it too: its rows did not concatenate
-    with the others' and ``hundi query`` died with a traceback (found by review). Now they read
-    every other row and say what they skipped, as for a payload failing its checksum."""
-    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
+def with_an_entry_no_cast_fits(root: Path) -> EmbeddedStore:
+    """A writer whose log holds trades 0-9, then 10-19 with string ids (as a log of an older
+    version might: no cast fits today's schema), then 20-29, none of it parted."""
+    store = EmbeddedStore(str(root), part_bytes=BIG, part_age_s=BIG)
     store.write({Channel.TRADES: [trade(i) for i in range(10)]})
     store.flush()
     ((key, table),) = store_module._partitions(Channel.TRADES, [trade(i) for i in range(10, 20)])
     store._append([(key, table.set_column(5, "trade_id", pa.array([f"t{i}" for i in range(10)])))])
     store.write({Channel.TRADES: [trade(i) for i in range(20, 30)]})
     store.flush()
+    return store
+
+
+def test_a_reader_skips_a_dead_log_s_entry_no_cast_fits_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before the next writer cuts it out, readers met it too: its rows did not concatenate
+    with the others' and ``hundi query`` died with a traceback (found by review). Now they read
+    every other row and say what they skipped, as for a payload failing its checksum."""
+    store = with_an_entry_no_cast_fits(tmp_path)
     die(store)
     with caplog.at_level(logging.WARNING):
         assert ids(tmp_path) == [*range(10), *range(20, 30)]
@@ -867,13 +874,7 @@ def test_recovery_killed_after_parting_still_reports_an_entry_no_cast_fits(
     """Found by review: recovery published the partition's part before cutting such an entry
     out, so a crash in between left it inside the part's range of flushes, taken as parted by
     the next recovery and never reported. Its gap event is stored before the part now."""
-    store = EmbeddedStore(str(tmp_path), part_bytes=BIG, part_age_s=BIG)
-    store.write({Channel.TRADES: [trade(i) for i in range(10)]})
-    store.flush()
-    ((key, table),) = store_module._partitions(Channel.TRADES, [trade(i) for i in range(10, 20)])
-    store._append([(key, table.set_column(5, "trade_id", pa.array([f"t{i}" for i in range(10)])))])
-    store.write({Channel.TRADES: [trade(i) for i in range(20, 30)]})
-    store.flush()
+    store = with_an_entry_no_cast_fits(tmp_path)
     die(store)
     recovering: list[EmbeddedStore] = []
     publish = EmbeddedStore._publish
