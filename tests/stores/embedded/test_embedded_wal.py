@@ -862,6 +862,13 @@ def test_a_reader_skips_a_dead_log_s_entry_no_cast_fits_with_a_warning(
     with caplog.at_level(logging.WARNING):
         assert ids(tmp_path) == [*range(10), *range(20, 30)]
     assert "is of another schema; skipped" in caplog.text
+    # the version of what read_day read names the same log as day_version (found by review:
+    # the book checkpoint cache, keyed by it, read the day again at every call)
+    reader = EmbeddedStore(str(tmp_path), read_only=True)
+    day = reader.days("binance", Channel.TRADES, "BTC-USDT")[0]
+    read = reader.read_day("binance", Channel.TRADES, "BTC-USDT", day)
+    assert read.version == reader.day_version("binance", Channel.TRADES, "BTC-USDT", day)
+    assert read.table.num_rows == 20
 
 
 class Crash(BaseException):

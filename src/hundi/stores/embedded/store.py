@@ -881,8 +881,9 @@ class EmbeddedStore(Store):
         self, exchange: str, channel: Channel, names: Sequence[str], day: date, *, decode: bool
     ) -> list[tuple[wal.Entry, pa.Table | None]]:
         """The log entries (of live and dead runs) of some symbols' day, with their rows when
-        ``decode``. A segment retired meanwhile is skipped: its parts were published before,
-        and :meth:`_gather` lists the parts after reading the log."""
+        ``decode`` (None for one skipped: damaged, or of a schema no cast fits). A segment
+        retired meanwhile is skipped: its parts were published before, and :meth:`_gather`
+        lists the parts after reading the log."""
         keys = {(exchange, channel, name, day) for name in names}
         found: list[tuple[wal.Entry, pa.Table | None]] = []
         for path in wal.segments(self.root):
@@ -893,18 +894,17 @@ class EmbeddedStore(Store):
                     continue
                 for entry, table in wal.read_payloads(path, wanted):
                     fitted = None if table is None else wal.conformed(table, channel)
-                    if fitted is None:
-                        if (path, entry.offset) not in _warned_entries:
-                            _warned_entries.add((path, entry.offset))
-                            why = "fails its checksum" if table is None else "is of another schema"
-                            log.warning(
-                                "log %s: entry at byte %d %s; skipped (the next open of the "
-                                "store for writing quarantines it)",
-                                path,
-                                entry.offset,
-                                why,
-                            )
-                        continue
+                    if fitted is None and (path, entry.offset) not in _warned_entries:
+                        _warned_entries.add((path, entry.offset))
+                        why = "fails its checksum" if table is None else "is of another schema"
+                        log.warning(
+                            "log %s: entry at byte %d %s; skipped (the next open of the "
+                            "store for writing quarantines it)",
+                            path,
+                            entry.offset,
+                            why,
+                        )
+                    # listed all the same (no rows): a version names what the log holds
                     found.append((entry, fitted))
             except FileNotFoundError:
                 continue
@@ -1187,7 +1187,7 @@ class EmbeddedStore(Store):
                 table = combine_day(channel, pieces)
             table = table.select(wanted)
             manifest = [(p.path.name, size, _rows(p.path)) for p, size in parts]
-            manifest += [(_entry_name(e), 0, e.rows) for e, _ in logged]
+            manifest += [(_entry_name(e), 0, e.rows) for e, t in logged if t is not None]
             entries = [entry for entry, _ in logged]
             return DayRead(_version(parts, entries), table, json.dumps(manifest))
 
@@ -1247,8 +1247,10 @@ class EmbeddedStore(Store):
                 )
             pieces = _scan_by_run(channel, fresh, wanted, None, None)
             for entry, table in logged:
+                if table is None:
+                    continue  # skipped: neither read now nor then
                 present.setdefault(entry.run, []).append((entry.seq, entry.seq))
-                if _entry_name(entry) not in old and table is not None:
+                if _entry_name(entry) not in old:
                     pieces.append((entry.run, _log_rows(table, wanted, None, None)))
             for run, seen in old_parts.items():
                 for first, last, _ in seen:
@@ -1263,7 +1265,7 @@ class EmbeddedStore(Store):
                 (p.path.name, size, old[p.path.name][1] if p.path.name in old else _rows(p.path))
                 for p, size in parts
             ]
-            listed += [(_entry_name(e), 0, e.rows) for e, _ in logged]
+            listed += [(_entry_name(e), 0, e.rows) for e, t in logged if t is not None]
             entries = [entry for entry, _ in logged]
             table = combine_day(channel, pieces)
             return DayRead(_version(parts, entries), table, json.dumps(listed), repeated)

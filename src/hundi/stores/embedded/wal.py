@@ -451,16 +451,20 @@ def _copy_made(target: Path, data: bytes) -> Path | None:
     changed since, one of its timestamped siblings), synced again, since its writer may have
     died before syncing it into its folder; None if there is none."""
     for made in sorted(target.parent.glob(f"{glob.escape(target.name)}*")):
-        if made.name.endswith(REPORTED_SUFFIX) or made.stat().st_size != len(data):
+        if made.name.endswith(REPORTED_SUFFIX):
             continue
-        if made.read_bytes() == data:
+        try:  # a person may delete a reviewed copy meanwhile
+            if made.stat().st_size != len(data) or made.read_bytes() != data:
+                continue
             fd = os.open(made, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(made.parent)
-            return made
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(made.parent)
+        return made
     return None
 
 
