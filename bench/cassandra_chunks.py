@@ -35,7 +35,7 @@ from hundi.stores.cassandra.chunks import encode_chunks, read_chunk
 from hundi.stores.cassandra.migration import migrate_partition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cassandra_write import drop_keyspace
+from cassandra_write import drop_keyspace, one_line_errors
 
 T0 = 1_714_521_600_000_000_000  # 2024-05-01T00:00:00Z
 DAY_NS = 86_400 * 1_000_000_000
@@ -260,4 +260,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

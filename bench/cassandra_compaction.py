@@ -27,7 +27,7 @@ from hundi.stores.cassandra.compaction import compact_partition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cassandra_small_chunks import EXCHANGE, SYMBOL, T0, write_small
-from cassandra_write import drop_keyspace
+from cassandra_write import drop_keyspace, one_line_errors
 
 DAY = T0 // (86_400 * 1_000_000_000)
 
@@ -84,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

@@ -10,15 +10,18 @@ dropped at the end. Run: ``.venv/bin/python bench/cassandra_write.py``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from cassandra import DriverException
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.policies import DCAwareRoundRobinPolicy
 
 from hundi.records import BookChange, Channel, Record, Trade
-from hundi.stores.base import open_store
+from hundi.stores.base import StoreError, open_store
 from hundi.stores.cassandra.settings import load_settings
 
 T0 = 1_714_521_600_000_000_000
@@ -104,5 +107,14 @@ def drop_keyspace(url: str) -> None:
         cluster.shutdown()
 
 
+def one_line_errors(main: Callable[[], None]) -> None:
+    """Run ``main``; a server that cannot be reached or refuses the login ends it with one line
+    and exit 1, not a traceback."""
+    try:
+        main()
+    except (StoreError, DriverException, NoHostAvailable) as e:
+        sys.exit(f"{Path(sys.argv[0]).name}: {e}")
+
+
 if __name__ == "__main__":
-    main()
+    one_line_errors(main)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import time
 import uuid
 
 from hundi.records import Bbo, Channel, Record, Trade
+from hundi.stores.base import StoreError
 from hundi.stores.kairosdb import KairosStore
 from hundi.stores.kairosdb.scheme import Converter
 
@@ -100,4 +102,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except StoreError as e:  # unreachable, a bad URL: one line, not a traceback
+        sys.exit(f"kairosdb_write.py: {e}")
