@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_embedded_store import log_disk_full, one_of_each, records_of, trade
+from test_log_gaps import recovery_killed_after_publishing
 
 import hundi
 from children import spawn
@@ -871,10 +872,6 @@ def test_a_reader_skips_a_dead_log_s_entry_no_cast_fits_with_a_warning(
     assert read.table.num_rows == 20
 
 
-class Crash(BaseException):
-    """The process dying at that point (nothing after it runs)."""
-
-
 def test_recovery_killed_after_parting_still_reports_an_entry_no_cast_fits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -883,19 +880,7 @@ def test_recovery_killed_after_parting_still_reports_an_entry_no_cast_fits(
     the next recovery and never reported. Its gap event is stored before the part now."""
     store = with_an_entry_no_cast_fits(tmp_path)
     die(store)
-    recovering: list[EmbeddedStore] = []
-    publish = EmbeddedStore._publish
-
-    def publish_then_die(self: EmbeddedStore, *args: Any, **kwargs: Any) -> Any:
-        publish(self, *args, **kwargs)
-        recovering.append(self)
-        raise Crash
-
-    monkeypatch.setattr(EmbeddedStore, "_publish", publish_then_die)
-    with pytest.raises(Crash):
-        EmbeddedStore(str(tmp_path))
-    monkeypatch.undo()
-    die(recovering[0])
+    recovery_killed_after_publishing(tmp_path, monkeypatch)
     EmbeddedStore(str(tmp_path)).close()
     assert segments_of(tmp_path) == []
     assert ids(tmp_path) == [*range(10), *range(20, 30)]

@@ -266,6 +266,25 @@ def test_a_live_writer_killed_while_cutting_out_leaves_one_event(
     assert frame["trade_id"].tolist() == [*range(10), *range(20, 30)]
 
 
+def recovery_killed_after_publishing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next writer's recovery of ``root``'s dead log, killed right after it published its
+    first part (its files closed, as by ``kill -9``)."""
+    recovering: list[EmbeddedStore] = []
+    publish = EmbeddedStore._publish
+
+    def publish_then_die(self: EmbeddedStore, *args: Any, **kwargs: Any) -> Any:
+        publish(self, *args, **kwargs)
+        recovering.append(self)
+        raise Crash
+
+    with monkeypatch.context() as patched:
+        patched.setattr(EmbeddedStore, "_publish", publish_then_die)
+        with pytest.raises(Crash):
+            EmbeddedStore(str(root))
+    if recovering[0]._segment_fd is not None:  # it had stored events in its own log
+        die(recovering[0])
+
+
 def test_recovery_killed_after_publishing_the_part_still_stores_the_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,20 +295,7 @@ def test_recovery_killed_after_publishing_the_part_still_stores_the_event(
     (segment,) = wal.segments(tmp_path)
     damage(segment, entry(segment, Channel.TRADES, 2), "payload")
     die(store)
-    recovering: list[EmbeddedStore] = []
-    publish = EmbeddedStore._publish
-
-    def publish_then_die(self: EmbeddedStore, *args: Any, **kwargs: Any) -> Any:
-        publish(self, *args, **kwargs)
-        recovering.append(self)
-        raise Crash
-
-    monkeypatch.setattr(EmbeddedStore, "_publish", publish_then_die)
-    with pytest.raises(Crash):
-        EmbeddedStore(str(tmp_path))
-    monkeypatch.undo()
-    if recovering[0]._segment_fd is not None:  # it had stored events in its own log
-        die(recovering[0])
+    recovery_killed_after_publishing(tmp_path, monkeypatch)
     EmbeddedStore(str(tmp_path)).close()
     (gap,) = gaps(tmp_path).itertuples()
     assert (gap.expected, gap.received) == (10, 20), gap.detail
