@@ -534,3 +534,33 @@ def test_bytes_that_rotted_further_are_copied_once_more_not_at_every_recovery(
     assert wal.segments(tmp_path) == []
     copies = [p for p in (tmp_path / ".quarantine" / ".wal").iterdir() if ".bad" in p.name]
     assert len([p for p in copies if not p.name.endswith(".reported")]) == 2, copies
+
+
+def test_a_copy_deleted_while_recovery_compares_it_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person deletes a reviewed quarantine copy just as recovery compares it with the bytes
+    it is about to copy: recovery copies them again instead of failing the cut-out (which kept
+    the log, and the store from opening, until the next try)."""
+    store = written(tmp_path, trade_flushes())
+    (segment,) = wal.segments(tmp_path)
+    damage(segment, entry(segment, Channel.TRADES, 2), "payload")
+    monkeypatch.setattr(wal, "remove", crash)
+    with pytest.raises(Crash):
+        store.part()  # copies NAME.bad, dies before retiring the log
+    die(store)
+    monkeypatch.undo()
+    quarantine = tmp_path / ".quarantine" / ".wal"
+    (made,) = quarantine.glob("*.bad")
+    real = Path.read_bytes
+
+    def deleted_meanwhile(path: Path) -> bytes:
+        if path == made and path.exists():
+            path.unlink()  # the person's rm, between the listing and the read
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", deleted_meanwhile)
+    EmbeddedStore(str(tmp_path)).close()
+    assert wal.segments(tmp_path) == []
+    assert [p.name for p in quarantine.glob("*.bad")] == [made.name]
+    assert len(gaps(tmp_path)) == 1  # the hole, stored once
