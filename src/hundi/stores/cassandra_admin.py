@@ -120,13 +120,17 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
-def _open_admin(url: str) -> object:
-    from hundi.stores.base import scheme_of
+def _open_admin(url: str, *, existing_only: bool = False) -> object:
+    """The store of ``url``, its schema brought up to date; ``existing_only``: a keyspace
+    that does not exist is an error (a maintenance command given a typo must not create it)."""
+    from hundi.stores.base import scheme_of, shown_url
     from hundi.stores.cassandra.store import CassandraStore
 
     if scheme_of(url) != "cassandra":
-        raise StoreError(f"{url!r} is not a Cassandra store URL (cassandra://host/keyspace)")
-    return CassandraStore(url)
+        raise StoreError(
+            f"{shown_url(url)!r} is not a Cassandra store URL (cassandra://host/keyspace)"
+        )
+    return CassandraStore(url, existing_only=existing_only)
 
 
 @click.command("init")
@@ -350,7 +354,7 @@ def compact(
     try:
         first, last, chosen = _selection(channel, day, since, until)
         margin = clock_margin_s()
-        store = _open_admin(url)
+        store = _open_admin(url, existing_only=True)
     except StoreError as exc:
         _fail(str(exc))
         return
@@ -390,7 +394,12 @@ def compact(
             click.echo(
                 f"{name}: chunks {report.chunks_before} -> {report.chunks_after}, "
                 f"{report.records} records, {report.hours} hour(s) rewritten, "
-                f"{report.seconds:.2f} s"
+                + (
+                    f"{report.changed} changed while read (left for the next run), "
+                    if report.changed
+                    else ""
+                )
+                + f"{report.seconds:.2f} s"
             )
             for problem in report.damaged:
                 click.echo(f"{name}: {problem}", err=True)
@@ -428,7 +437,7 @@ def migrate(
     try:
         first, last, chosen = _selection(channel, day, since, until)
         margin = clock_margin_s()
-        store = _open_admin(url)
+        store = _open_admin(url, existing_only=True)
     except StoreError as exc:
         _fail(str(exc))
         return

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from cassandra.auth import PlainTextAuthProvider
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResultSet, Session
 from cassandra.policies import DCAwareRoundRobinPolicy
 from cassandra.query import tuple_factory
 
@@ -39,3 +39,27 @@ def cql(cassandra_url: str) -> Iterator[Session]:
 def exchange() -> str:
     """A fresh exchange name per test: tests share the keyspace but never each other's rows."""
     return f"x{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def between_pages(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[object]]:
+    """``between_pages(action, reading="")`` runs ``action`` once, the first time a read whose
+    CQL holds ``reading`` asks the driver for its next page: the interleaving of a job (a
+    compaction, a migration) that runs while a reader is between two pages. Returns a list
+    that gets the action's result."""
+
+    def arm(action: Callable[[], object], reading: str = "") -> list[object]:
+        real = ResultSet.fetch_next_page
+        done: list[object] = []
+
+        def fetch_next_page(self: ResultSet) -> None:
+            query = getattr(self.response_future.query, "query_string", "")
+            if not done and reading in query:
+                done.append(None)
+                done[0] = action()
+            real(self)
+
+        monkeypatch.setattr(ResultSet, "fetch_next_page", fetch_next_page)
+        return done
+
+    return arm

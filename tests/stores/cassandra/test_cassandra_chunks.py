@@ -170,8 +170,17 @@ def test_two_collectors_with_other_chunk_boundaries_read_back_once(
     assert [table.num_rows for _, table in days] == [100]
 
 
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"not an arrow stream", "checksum does not match"),
+        # found by review: a null cell (nulled outside hundi) was a TypeError traceback
+        (None, "its data or record count is missing"),
+    ],
+    ids=["garbled", "null"],
+)
 def test_a_damaged_chunk_is_an_error_naming_it(
-    chunked: CassandraStore, cql: Session, exchange: str
+    chunked: CassandraStore, cql: Session, exchange: str, data: bytes | None, why: str
 ) -> None:
     chunked.write({Channel.TRADES: trades(exchange, range(20))})
     day, first_ts, chunk_id = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)[
@@ -180,11 +189,11 @@ def test_a_damaged_chunk_is_an_error_naming_it(
     cql.execute(
         f"UPDATE {chunked.settings.keyspace}.trades_chunks SET data = %s WHERE exchange = %s "
         "AND symbol = 'BTC-USDT' AND ts_day = %s AND first_ts = %s AND chunk_id = %s",
-        (b"not an arrow stream", exchange, day, first_ts, chunk_id),
+        (data, exchange, day, first_ts, chunk_id),
     )
     with pytest.raises(DamagedChunk, match=f"damaged trades chunk of {exchange} BTC-USDT") as err:
         chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
-    assert "checksum does not match" in str(err.value)
+    assert why in str(err.value)
     assert isinstance(err.value, StoreError)  # the CLI and API report it as a store error
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 import pandas as pd
@@ -472,3 +473,82 @@ def test_a_crash_in_the_middle_of_writing_loses_no_row_of_a_key(
     finally:
         small.close()
     pd.testing.assert_frame_equal(read(a, exchange, Channel.CANDLES), before)
+
+
+@pytest.mark.parametrize("channel", CHANNELS, ids=lambda c: c.value)
+def test_a_read_paging_through_an_hour_while_it_is_compacted_returns_every_record(
+    stores: tuple[CassandraStore, CassandraStore],
+    exchange: str,
+    channel: Channel,
+    between_pages: Callable[..., list[object]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: paging resumes after the last key read, so the compacted chunk, written
+    at the hour's first ts, was passed over and the chunks it replaced were gone: the read
+    returned 160 of 1,000 records without a word."""
+    a, b = stores
+    make = MAKERS[channel]
+    write_in_pieces(a, channel, [make(exchange, i, 5 * MS) for i in range(1_000)], 5)
+    before = read(b, exchange, channel)
+    assert len(before) == 1_000 if channel is not Channel.CANDLES else len(before) > 0
+    ran = between_pages(lambda: compact_partition(a, channel, exchange, SYMBOL, DAY0, margin_s=60))
+    during = read(b, exchange, channel)
+    assert ran and ran[0].hours == 1  # type: ignore[attr-defined]
+    pd.testing.assert_frame_equal(during, before)
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(read(b, exchange, channel), before)
+
+
+def test_a_compactor_that_sees_the_hour_change_while_it_reads_leaves_it(
+    stores: tuple[CassandraStore, CassandraStore],
+    cql: Session,
+    exchange: str,
+    between_pages: Callable[..., list[object]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: compactor B planned the hour from the part it read before compactor A
+    rewrote it, and stored that part again under the same compacted writer: 160 trades read
+    twice, for good (the next pass kept them as one writer's distinct rows)."""
+    a, b = stores
+    channel = Channel.TRADES
+    write_in_pieces(a, channel, [trade(exchange, i, 5 * MS) for i in range(1_000)], 5)
+    before = read(a, exchange, channel)
+    ran = between_pages(
+        lambda: compact_partition(a, channel, exchange, SYMBOL, DAY0, margin_s=60),
+        reading=", data FROM",  # B's read of the chunks' data, after it listed them
+    )
+    report = compact_partition(b, channel, exchange, SYMBOL, DAY0, margin_s=60)
+    monkeypatch.undo()
+    assert ran and ran[0].hours == 1  # type: ignore[attr-defined]
+    assert (report.hours, report.changed) == (0, 1)
+    pd.testing.assert_frame_equal(read(a, exchange, channel), before)
+    again = compact_partition(b, channel, exchange, SYMBOL, DAY0, margin_s=60)
+    assert again.changed == 0
+    after = read(a, exchange, channel)
+    pd.testing.assert_frame_equal(after, before)
+    keyspace = a.settings.keyspace
+    stored = cql.execute(
+        f"SELECT records FROM {keyspace}.trades_chunks WHERE exchange = %s AND symbol = %s "
+        "AND ts_day = %s",
+        (exchange, SYMBOL, DAY0),
+    )
+    assert sum(r[0] for r in stored) == 1_000  # no copy left in the table either
+
+
+def test_a_keyspace_compact_or_migrate_does_not_know_is_an_error_not_created(
+    cassandra_url: str, cql: Session
+) -> None:
+    """Found by review: a mistyped keyspace was created, with every table, and the command
+    said 0 partitions and exit 0."""
+    typo = f"typo_{secrets.token_hex(4)}"
+    url = cassandra_url.rsplit("/", 1)[0] + f"/{typo}"
+    for command in ("compact", "migrate"):
+        done = subprocess.run(
+            [sys.executable, "-m", "hundi", "store", command, "--store", url],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        (line,) = done.stderr.strip().splitlines()
+        assert line.endswith(f"/{typo}: no keyspace {typo!r}") and done.stdout == "", line
+    names = cql.execute("SELECT keyspace_name FROM system_schema.keyspaces")
+    assert typo not in {r[0] for r in names}

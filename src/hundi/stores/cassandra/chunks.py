@@ -132,6 +132,23 @@ class ChunkTableSpec:
             "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ALLOW FILTERING"
         )
 
+    def keys_cql(self, keyspace: str) -> str:
+        """The keys of the chunks :meth:`select_cql` selects, same restrictions and values."""
+        return (
+            f"SELECT first_ts, chunk_id FROM {quote(keyspace)}.{quote(self.name)} "
+            "WHERE exchange = ? AND symbol = ? AND ts_day = ? "
+            "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ALLOW FILTERING"
+        )
+
+    def exact_cql(self, keyspace: str, *, writer: bool = True) -> str:
+        """One chunk by its key, the columns of :meth:`select_cql`."""
+        what = "first_ts, chunk_id, last_ts, last_id, records, data"
+        what += ", writer" if writer else ""
+        return (
+            f"SELECT {what} FROM {quote(keyspace)}.{quote(self.name)} "
+            "WHERE exchange = ? AND symbol = ? AND ts_day = ? AND first_ts = ? AND chunk_id = ?"
+        )
+
 
 def chunk_table_spec(channel: Channel) -> ChunkTableSpec:
     return ChunkTableSpec(Channel(channel), f"{Channel(channel).value}{CHUNK_SUFFIX}")
@@ -241,6 +258,8 @@ def read_chunk(
     of them when given: the others are not even decompressed), after checking its checksum
     and record count: a mismatch is a :class:`DamagedChunk` naming it."""
     where = f"{Channel(channel).value} chunk of {exchange} {symbol} starting at ts={first_ts}"
+    if not isinstance(data, bytes) or not isinstance(records, int):  # a cell nulled outside
+        raise DamagedChunk(f"damaged {where}: its data or record count is missing")
     if digest(data) != chunk_id:
         raise DamagedChunk(f"damaged {where}: its checksum does not match its data")
     try:

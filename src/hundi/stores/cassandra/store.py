@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -120,6 +120,7 @@ from hundi.stores.merge import (
     deduplicate,
     local_ts_merges,
     needed_columns,
+    window_time,
 )
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ _DRIVER_ERRORS = (
 _READ_WINDOW = 16  # partition reads in flight
 _FETCH_SIZE = 20_000  # rows per page
 _CHUNK_FETCH_SIZE = 32  # chunks per page: up to ~2 MB each
+_KEYS_FETCH_SIZE = 1_000_000  # chunk keys per page: an hour's in one (~7,200 at live rates)
+_SETTLE_TRIES = 8  # listings of an hour read in pages before giving up (see _read_meanwhile)
 _DECODE_THREADS = 4  # at most, and no more than the cores
 _MIN_TS = MIN_NS
 _MAX_TS = MAX_NS
@@ -162,7 +165,8 @@ def _as_bool(value: Any) -> bool:
 class CassandraStore(Store):
     """Records in Cassandra tables, one per channel; see the module docstring.
 
-    Options: ``read_only`` (nothing is created or written; the keyspace must exist), and any
+    Options: ``read_only`` (nothing is created or written; the keyspace must exist),
+    ``existing_only`` (the keyspace must exist; its tables are brought up to date), and any
     :class:`CassandraSettings` field (``batch_rows``, ``concurrency``, ...) to override the
     environment, e.g. for benchmarks. Unknown options are ignored.
     """
@@ -176,6 +180,9 @@ class CassandraStore(Store):
         overrides = options_override(settings, options)
         self.settings = dataclasses.replace(settings, **overrides) if overrides else settings
         self.read_only = _as_bool(options.get("read_only", False))
+        # the keyspace must exist (tables are still brought up to date): maintenance commands,
+        # where a mistyped keyspace must be an error, not a new empty one
+        self.existing_only = _as_bool(options.get("existing_only", False))
         self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
         # Chunk tables this store writes (the configured channels) and reads (every one that
         # exists: a channel may have been chunked before its configuration changed).
@@ -184,7 +191,7 @@ class CassandraStore(Store):
         # Which of those have the ``writer`` column (tables created before it may not).
         self._chunk_writer_column: dict[Channel, bool] = {}
         self._chunk_inserts: dict[Channel, PreparedStatement] = {}
-        self._chunk_selects: dict[Channel, PreparedStatement] = {}
+        self._chunk_queries: dict[Channel, _ChunkStatements] = {}
         # This store's chunks are this writer's (hundi.stores.merge.SOURCE on reads): one run's
         # records sharing a key are distinct records, another run's are copies.
         self._writer = secrets.randbits(63)
@@ -308,6 +315,8 @@ class CassandraStore(Store):
                     for c, t in self._specs.items()
                 }
             else:
+                if self.existing_only and not keyspace_exists(self._session, s.keyspace):
+                    raise StoreError(f"Cassandra {s.where}: no keyspace {s.keyspace!r}")
                 # the chunk tables written now, and those written before (a channel switched
                 # back to rows is still read): all keep CASSANDRA_TTL and the columns reads need
                 existing = live_tables(self._session, s.keyspace)
@@ -701,20 +710,26 @@ class CassandraStore(Store):
         # local ts (spot bbo, snapshots) of two collectors do not replace each other
         if needed is not None:
             needed = {*needed, *needed_columns(channel)}
-        if chunk_spec is not None:
-            parts = self._fetch_chunks(chunk_spec, exchange, partitions, low, high, needed)
+        # Rows before chunks: ``hundi store migrate`` writes a day's chunks before it deletes
+        # its rows, so whatever it deletes while the rows are read is in the chunks read next
+        # (read the other way round, a migration between the two lost the day's rows: found
+        # by review).
+        rows: list[tuple[Any, ...]] = []
         spec = self._specs.get(channel)
+        fields: tuple[str, ...] = ()
         if spec is not None:  # None: read-only and the table was never created
             fields = tuple(
                 f for f in self._readable[channel] if needed is None or f in needed or f == "ts"
             )
             rows = self._fetch(spec, fields, exchange, partitions, low, high)
-            if rows:
-                table = _table(schema, fields, rows)
-                if parts:  # beside chunks: a row is a record of its own (one per key already)
-                    unique = -1 - np.arange(table.num_rows, dtype=np.int64)
-                    table = table.append_column(SOURCE, pa.array(unique))
-                parts.append(table)
+        if chunk_spec is not None:
+            parts = self._fetch_chunks(chunk_spec, exchange, partitions, low, high, needed)
+        if rows:
+            table = _table(schema, fields, rows)
+            if parts:  # beside chunks: a row is a record of its own (one per key already)
+                unique = -1 - np.arange(table.num_rows, dtype=np.int64)
+                table = table.append_column(SOURCE, pa.array(unique))
+            parts.append(table)
         if not parts:
             return plain_schema(schema).empty_table()
         # Columns stay in the chunks' buffers: the DataFrame copies them once; a merge or sort
@@ -774,7 +789,6 @@ class CassandraStore(Store):
         them, the others null; None: all), one table per symbol. One query per partition hour
         (chunks never cross an hour), a bounded number in flight; each chunk is checked whole
         and decoded at once, the columns built once per symbol."""
-        select = self._chunk_select(spec)
         queries: list[tuple[str, tuple[object, ...]]] = []
         floor = max(low, 0) // NS_PER_HOUR * NS_PER_HOUR  # a chunk starting before low ends in
         for symbol, day in partitions:  # low's hour at the latest
@@ -790,7 +804,7 @@ class CassandraStore(Store):
         sources: dict[str, list[tuple[int, int]]] = {}
         decoder = self._decoder()
         try:
-            for (symbol, _), rows in zip(queries, self._paged(select, [v for _, v in queries]),
+            for (symbol, _), rows in zip(queries, self._paged(spec, [v for _, v in queries]),
                                          strict=True):  # fmt: skip
                 for row in rows:
                     first_ts, chunk_id, last_ts, _, records, data = row[:6]
@@ -836,38 +850,84 @@ class CassandraStore(Store):
             self._decoding = ThreadPoolExecutor(workers, thread_name_prefix="hundi-chunks")
         return self._decoding
 
-    def _chunk_select(self, spec: ChunkTableSpec) -> PreparedStatement:
-        select = self._chunk_selects.get(spec.channel)
-        if select is None:
+    def _prepared_chunk_reads(self, spec: ChunkTableSpec) -> _ChunkStatements:
+        found = self._chunk_queries.get(spec.channel)
+        if found is None:
             writer = self._chunk_writer_column.get(spec.channel, True)
-            select = self._session.prepare(spec.select_cql(self.settings.keyspace, writer=writer))
-            self._chunk_selects[spec.channel] = select
-        return select
+            keyspace = self.settings.keyspace
+            found = _ChunkStatements(
+                self._session.prepare(spec.select_cql(keyspace, writer=writer)),
+                self._session.prepare(spec.keys_cql(keyspace)),
+                self._session.prepare(spec.exact_cql(keyspace, writer=writer)),
+            )
+            self._chunk_queries[spec.channel] = found
+        return found
 
     def _paged(
-        self, prepared: PreparedStatement, values: list[tuple[object, ...]]
+        self, spec: ChunkTableSpec, values: list[tuple[object, ...]]
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """Every row of each query, in query order, ``_READ_WINDOW`` queries in flight."""
-        pending: list[ResponseFuture] = []
+        """Every chunk row of each query (``select_cql``'s values), in query order,
+        ``_READ_WINDOW`` queries in flight; a query read in several pages is settled
+        (:meth:`_read_meanwhile`)."""
+        statements = self._prepared_chunk_reads(spec)
+        pending: list[tuple[tuple[object, ...], ResponseFuture]] = []
         queue = iter(values)
 
         def start(items: list[tuple[object, ...]]) -> None:
             for item in items:
-                statement = prepared.bind(item)
+                statement = statements.select.bind(item)
                 statement.fetch_size = _CHUNK_FETCH_SIZE
-                pending.append(self._session.execute_async(statement))
+                pending.append((item, self._session.execute_async(statement)))
 
         start(_take(queue, _READ_WINDOW))
         while pending:
-            result = pending.pop(0).result()
+            item, future = pending.pop(0)
+            result = future.result()
             start(_take(queue, 1))
             rows: list[tuple[Any, ...]] = []
+            pages = 1
             while True:
                 rows.extend(result.current_rows)
                 if not result.has_more_pages:
                     break
                 result.fetch_next_page()
+                pages += 1
+            if pages > 1:
+                rows += self._read_meanwhile(statements, item, rows)
             yield rows
+
+    def _read_meanwhile(
+        self, statements: _ChunkStatements, values: tuple[object, ...], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """The chunks of the query written while its pages were read, which paging may have
+        passed. Paging is no snapshot: it resumes after the last key returned, so a compaction
+        (or another pass of it) that writes its chunk at the hour's first ``ts`` and then
+        deletes the chunks it replaces, while a read is between two pages, took most of the
+        hour from that read without a word (found by review). A chunk is always written before
+        those it replaces are deleted, so the hour's keys are listed again (one page) and each
+        chunk not yet read is fetched by its key, until a listing holds nothing new; what is
+        then read twice (old chunks and their compacted copy) the merge reads once."""
+        read = {(row[0], row[1]) for row in rows}
+        found: list[tuple[Any, ...]] = []
+        exchange, symbol, day = values[:3]
+        for _ in range(_SETTLE_TRIES):
+            listing = statements.keys.bind(values)
+            listing.fetch_size = _KEYS_FETCH_SIZE
+            missing = [
+                (first_ts, chunk_id)
+                for first_ts, chunk_id in self._session.execute(listing)
+                if (first_ts, chunk_id) not in read
+            ]
+            if not missing:
+                return found
+            for first_ts, chunk_id in missing:
+                read.add((first_ts, chunk_id))  # gone meanwhile: its replacement is listed next
+                found += self._session.execute(
+                    statements.exact, (exchange, symbol, day, first_ts, chunk_id)
+                )
+        hour = values[3]
+        since = window_time(hour) if isinstance(hour, int) else hour
+        raise StoreError(f"{symbol}: the chunks from {since} kept changing while read; read again")
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
@@ -903,13 +963,12 @@ class CassandraStore(Store):
             (d for _, d in self._partitions(exchange, spec.channel, symbol, _MIN_TS, before_ns)),
             reverse=True,
         )
-        select = self._chunk_select(spec)
         id_field = SEQUENCE_FIELDS.get(spec.channel)
         for day in days:
             for hour in reversed(hours_within(day, _MIN_TS, before_ns)):
                 start = day * NS_PER_DAY + hour * NS_PER_HOUR
                 values = (exchange, symbol, day, start, min(start + NS_PER_HOUR, before_ns), 0)
-                rows = next(self._paged(select, [values]))
+                rows = next(self._paged(spec, [values]))
                 if not rows:
                     continue
                 best = StreamPosition(ts=_MIN_TS)
@@ -1014,6 +1073,14 @@ class CassandraStore(Store):
                     break
                 result.fetch_next_page()
         return rows
+
+
+class _ChunkStatements(NamedTuple):
+    """A chunk table's prepared reads: by time range, the keys of the same, one by its key."""
+
+    select: PreparedStatement
+    keys: PreparedStatement
+    exact: PreparedStatement
 
 
 @dataclass(frozen=True, slots=True)
