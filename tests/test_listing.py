@@ -171,6 +171,12 @@ def test_an_empty_store_says_so(tmp_path: Path) -> None:
     [
         ("nope", 2, "hundi ls: no store at 'nope' (not a directory)"),
         ("nope://x", 2, "hundi ls: unknown store scheme 'nope'"),
+        # found by review: the password of a mistyped scheme was echoed
+        (
+            "kairosdb://u:SECRETPW@h",
+            2,
+            "hundi ls: unknown store scheme 'kairosdb' in 'kairosdb://u:***@h'",
+        ),
         (
             "kairosdb+http://127.0.0.1:9",
             1,
@@ -186,7 +192,7 @@ def test_a_store_that_cannot_be_listed_is_one_line(
     )
     assert done.returncode == code, done.stderr
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
-    assert done.stdout == ""
+    assert done.stdout == "" and "SECRETPW" not in done.stderr
 
 
 def test_a_gap_another_collector_covered_is_not_listed_as_a_hole(tmp_path: Path) -> None:

@@ -163,6 +163,21 @@ def path_of_url(url: str) -> Path:
     return found
 
 
+CACHE_DIR = ".hundi-cache"
+# what a store makes at its root besides exchange= folders and temporary files
+_ROOT_ENTRIES = frozenset({wal.WAL_DIR, QUARANTINE, CACHE_DIR})
+
+
+def _foreign_folder(root: Path) -> bool:
+    """A folder that holds entries, none a store's: a mistyped path (the store's parent), which
+    ``hundi ls`` called "nothing stored" and ``hundi store check`` "clean" (found by review).
+    An empty folder is an empty store."""
+    names = os.listdir(root)
+    return bool(names) and not any(
+        name.startswith(("exchange=", TMP_PREFIX)) or name in _ROOT_ENTRIES for name in names
+    )
+
+
 def options_of_url(url: str) -> dict[str, str]:
     """Store options from a ``file:`` URL's query (``file:./data?part_age_s=60``); a plain
     path has none (a ``?`` there is part of the folder name)."""
@@ -299,6 +314,11 @@ class EmbeddedStore(Store):
         if self.read_only:
             if not self.root.is_dir():
                 raise StoreError(f"no store at {str(self.root)!r} (not a directory)")
+            if _foreign_folder(self.root):
+                raise StoreError(
+                    f"no store at {str(self.root)!r} (it holds files, but no exchange=... "
+                    "folder or log)"
+                )
         else:
             self._check_writable()
             self._sweep()
@@ -1142,7 +1162,7 @@ class EmbeddedStore(Store):
 
     def cache_home(self) -> Path:
         """``<store>/.hundi-cache`` (other readers of the files skip it: no ``exchange=``)."""
-        return self.root / ".hundi-cache"
+        return self.root / CACHE_DIR
 
     def day_version(self, exchange: str, channel: Channel, symbol: str, day: date) -> str:
         """The names and sizes of the day's live part files and its un-parted log entries: a
