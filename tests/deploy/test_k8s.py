@@ -508,6 +508,44 @@ def test_only_what_must_talk_can_talk(objects: list[Object]) -> None:
         )
 
 
+def test_an_image_loaded_into_the_cluster_is_never_pulled(
+    objects: list[Object], overlay: str
+) -> None:
+    """Found by review: in dev (images loaded with `kind load`, tag `latest`) the b members,
+    the bootstrap Job, the compaction CronJob and Grafana had no pull policy, so Kubernetes
+    pulled `:latest` Always (ErrImagePull, or someone else's image); and the b members had the
+    base sizes, not dev's."""
+    for obj, spec in workloads(objects):
+        for each in spec.get("initContainers", []) + spec["containers"]:
+            if each["image"].endswith(":latest"):
+                assert each.get("imagePullPolicy") == "IfNotPresent", (
+                    obj["metadata"]["name"],
+                    each["name"],
+                )
+    a, b = (
+        container(objects, "StatefulSet", n, "collector") for n in ("collectors", "collectors-b")
+    )
+    assert a["resources"] == b["resources"]
+    claims = [
+        find(objects, "StatefulSet", n)["spec"]["volumeClaimTemplates"]
+        for n in ("collectors", "collectors-b")
+    ]
+    assert claims[0] == claims[1]
+    assert overlay != "dev" or a["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_no_policy_opens_kairosdb_to_grafana(objects: list[Object]) -> None:
+    """Found by review: the KairosDB policy still let Grafana in (only Grafana's egress rule
+    blocked it), though no datasource of Grafana 11 speaks KairosDB."""
+    kairos = find(objects, "NetworkPolicy", "kairosdb", "backend")
+    peers = [peer for rule in kairos["spec"]["ingress"] for peer in rule["from"]]
+    names = {
+        (p.get("podSelector") or {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+        for p in peers
+    }
+    assert "grafana" not in names and names, names
+
+
 INGRESS_CONTROLLER: Pod = ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
 
 
@@ -1220,6 +1258,12 @@ def test_every_collector_shard_runs_as_an_a_b_pair(objects: list[Object], overla
     budget = find(objects, "PodDisruptionBudget", "collectors", "backend")
     assert budget["spec"]["maxUnavailable"] == 1
     assert budget["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "collectors"}
-    priority = next(o for o in objects if o["kind"] == "PriorityClass")
-    assert priority["metadata"]["name"] == "hundi-collectors" and priority["value"] > 0
-    assert not priority.get("globalDefault", False)
+    classes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PriorityClass"}
+    priority = classes["hundi-collectors"]
+    assert priority["value"] > 0 and not priority.get("globalDefault", False)
+    # found by review: a pending collector preempted lower-priority pods, Cassandra's among them
+    stores = classes["hundi-datastores"]
+    assert stores["value"] > priority["value"] and not stores.get("globalDefault", False)
+    for kind, name in (("StatefulSet", "cassandra"), ("Deployment", "kairosdb")):
+        spec = find(objects, kind, name, "backend")["spec"]["template"]["spec"]
+        assert spec["priorityClassName"] == "hundi-datastores", name
