@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import io
+import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ from hundi.stores.base import (
     glued_name,
     reading,
 )
+
+log = logging.getLogger("hundi.query")
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -365,6 +368,11 @@ def read(
         frame = opened.read(
             exchange=exchange, symbol=symbol, channel=selected, start=first, end=last
         )
+        withheld = _withheld(opened, exchange, symbol, selected, first, last)
+        if withheld:
+            frame.attrs[WITHHELD] = withheld
+            for line in withheld:
+                log.warning("%s", line)
         if has_series(selected) and "interval" in frame.columns:
             frame = _one_series(opened, frame, exchange, symbol, selected, label, one_series)
         if columns is not None:
@@ -374,6 +382,23 @@ def read(
                 raise QueryError(f"no field {', '.join(map(repr, unknown))} in {selected}; {known}")
             frame = frame[columns]
         return frame
+
+
+WITHHELD = "withheld"  # frame.attrs: what the store holds of the range but did not return
+
+
+def _withheld(
+    store: Store,
+    exchange: str,
+    symbol: str | None,
+    channel: Channel,
+    first: datetime | None,
+    last: datetime | None,
+) -> list[str]:
+    """:meth:`Store.withheld` over the read's days."""
+    low = first.date() if first is not None else date.min
+    high = last.date() if last is not None else date.max
+    return store.withheld(exchange, channel, symbol, low, high)
 
 
 def _one_series(
@@ -590,6 +615,7 @@ def query(
             group_by=group_by, fields=list(fields) or None, interval=interval, one_series=True,
         )  # fmt: skip
         total = len(frame)
+        withheld = frame.attrs.get(WITHHELD, [])
         if limit is not None:
             frame = frame.iloc[:limit]
         if output_format == "table":
@@ -608,3 +634,5 @@ def query(
     except (QueryError, StoreError, OSError) as e:
         click.echo(f"hundi query: {e}", err=True)
         sys.exit(2)
+    if withheld:  # the answer is incomplete: the lines were logged (stderr) by read
+        sys.exit(1)

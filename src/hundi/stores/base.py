@@ -196,6 +196,14 @@ class Store(ABC):
         """Human label for logs: the URL without credentials."""
         return describe_url(self.url)
 
+    def withheld(
+        self, exchange: str, channel: Channel, symbol: str | None, first: date, last: date
+    ) -> list[str]:
+        """What the store holds of the stream on the UTC days ``first``..``last`` but no read
+        returns (a damaged file set aside for a person to look at), one line each; a read of
+        that range is then incomplete, and ``hundi query`` says so. Empty by default."""
+        return []
+
     # -- listing: what is stored (Unsupported where a store cannot tell without reading data) --
 
     def exchanges(self) -> list[str]:

@@ -584,3 +584,30 @@ def test_a_folder_that_is_no_store_is_an_error_for_check_and_ls(tmp_path: Path) 
     (tmp_path / "empty").mkdir()
     assert run_check(str(tmp_path / "empty")).returncode == 0
     assert run_check(str(tmp_path / "data")).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_query_of_a_stream_with_a_part_in_quarantine_says_it_is_incomplete(
+    tmp_path: Path,
+) -> None:
+    """Found by review: once a damaged part was moved to quarantine, ``hundi query`` printed
+    what was left (nothing, for a one-part stream) with exit 0, as for a quiet stream; the
+    warning came once, at the move. Every query of that range now names the part, exit 1."""
+    parts = three_trade_parts(tmp_path)
+    with parts[1].open("r+b") as damaged:
+        damaged.truncate(100)
+    args = ["query", "--store", str(tmp_path), "--exchange", "binance", "--symbol", "BTC-USDT"]
+    for _ in range(2):  # the read that moves it, and every one after
+        done = subprocess.run(
+            [str(HUNDI), *args, "--format", "csv"], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 1, done.stderr
+        assert "a damaged part in quarantine; its rows are not read" in done.stderr
+        assert len(done.stdout.splitlines()) == 1 + 200  # the other two parts' rows
+    other_day = subprocess.run(
+        [str(HUNDI), *args, "--start", "2024-05-02", "--format", "csv"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert other_day.returncode == 0, other_day.stderr  # the quarantined day is not in range
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
+    assert len(frame) == 200 and len(frame.attrs["withheld"]) == 1

@@ -843,6 +843,23 @@ class EmbeddedStore(Store):
         base = self._channel_dir(exchange, channel)
         return sorted({day for name in names for day in _dated(base / f"symbol={name}")})
 
+    def withheld(
+        self, exchange: str, channel: Channel, symbol: str | None, first: date, last: date
+    ) -> list[str]:
+        """The stream's parts of those days in quarantine (a read once moved them there as
+        damaged; ``hundi store check`` lists them): found by review, ``hundi query`` of such
+        a stream printed an empty table and exit 0, as for a quiet day."""
+        base = self.root / QUARANTINE / f"exchange={exchange}" / f"channel={Channel(channel).value}"
+        found = []
+        for path in sorted(base.glob(f"symbol={symbol if symbol is not None else '*'}/date=*/*")):
+            try:
+                day = date.fromisoformat(path.parent.name.removeprefix("date="))
+            except ValueError:
+                continue
+            if first <= day <= last and path.suffix == ".parquet":
+                found.append(f"{path}: a damaged part in quarantine; its rows are not read")
+        return found
+
     def day_stats(self, exchange: str, channel: Channel, symbol: str, day: date) -> DayStats | None:
         """From the Parquet footers of the day's live parts (row counts, ``ts`` and
         ``native_symbol`` statistics) and the rows of its un-parted log entries: no part row is
