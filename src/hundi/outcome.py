@@ -195,6 +195,8 @@ def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str,
                 "invalid symbols (the exchange does not list, trade or name them as asked; see "
                 "their invalid_symbol events): " + ", ".join(invalid)
             )
+    for refused in summary.get("auth_refused") or []:  # authenticated channels missed data
+        reasons.append(f"{refused}: its authenticated channels were not collected meanwhile")
     for store in summary["stores"]:
         error = f" ({store['last_error']})" if store.get("last_error") else ""
         lost = sum(store["lost"].values())

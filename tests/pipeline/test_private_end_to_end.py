@@ -51,6 +51,7 @@ def collect(
     duration: float,
     *options: str,
     env: dict[str, str] | None = None,
+    exit_code: int = 0,
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
     args = [
         *HUNDI, "collect", "binance", "--market", market, "--symbols", "BTCUSDT",
@@ -64,7 +65,7 @@ def collect(
     done = subprocess.run(
         args, capture_output=True, text=True, timeout=duration + 60, cwd=tmp, env=env
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == exit_code, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     summary: dict[str, Any] = json.loads((tmp / "summary.json").read_text())
     return summary, done
@@ -218,12 +219,17 @@ def test_wrong_secret_is_one_clear_error_per_capped_attempt_and_market_data_flow
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_API_")}
     with SimulatorProcess(["--market", "spot", "--rate", "100", "--private"]) as sim:
-        _summary, done = collect(
+        summary, done = collect(
             sim, tmp_path, "spot", 5, "auth_retry_initial_ms=300", "auth_max_attempts=3",
-            env=env,
+            env=env, exit_code=1,
         )  # fmt: skip
         found = truth(sim)
     assert found["auth_failed"] == {"-1022": 3} and found["auth_ok"] == 0  # capped: 3, no storm
+    # found by review: this run said "outcome: ok (exit 0)" without its orders and fills
+    assert summary["outcome"]["result"] == "incomplete"
+    (reason,) = [r for r in summary["outcome"]["reasons"] if "refused the API" in r]
+    assert "authenticated channels were not collected" in reason and "-1022" in reason
+    assert "outcome: INCOMPLETE (exit 1)" in done.stdout
     events = hundi.read(tmp_path / "data", exchange="binance", channel="events")
     refused = events[events["kind"] == "auth_failed"]
     assert len(refused) == 3 and "-1022" in refused["detail"].iloc[0]

@@ -567,6 +567,7 @@ def _merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         resyncs=sum(s["resyncs"] for s in summaries),
         reconnects=sum(s["reconnects"] for s in summaries),
         invalid_symbols=list(dict.fromkeys(n for s in summaries for n in s["invalid_symbols"])),
+        auth_refused=list(dict.fromkeys(a for s in summaries for a in s.get("auth_refused", []))),
         balanced=all(s["balanced"] for s in summaries),
         duration_s=max(s["duration_s"] for s in summaries),
         stopping_s=max(s["stopping_s"] for s in summaries),

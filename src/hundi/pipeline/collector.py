@@ -161,6 +161,9 @@ class Collector:
         self._books_at_begin: list[list[BookStatus]] | None = None
         # Natives a venue said it does not list or trade (its invalid_symbol events), in order.
         self.invalid_symbols: dict[str, None] = {}
+        # the venue refused our API credentials (auth_failed events, secrets already scrubbed):
+        # authenticated channels missed data, so the run is not "ok" (found by review)
+        self.auth_refused: dict[str, None] = {}
         # Exchange→local lag per drained batch, for /metrics; None (no cost) without metrics.
         self.lag: LagHistogram | None = None
 
@@ -435,6 +438,9 @@ class Collector:
                 elif kind == EventKind.INVALID_SYMBOL:
                     log.warning("%s: no data will come for it", getattr(event, "detail", ""))
                     self.invalid_symbols[getattr(event, "native_symbol", "")] = None
+                elif kind == EventKind.AUTH_FAILED:
+                    detail = getattr(event, "detail", "")
+                    self.auth_refused[detail.split("; ", 1)[0]] = None  # not per attempt
         for channel in (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.CANDLES):
             records = batch.get(channel)
             if records:
@@ -532,6 +538,7 @@ class Collector:
             # holes since the previous run into the same stores (stored as gap events)
             restart_gaps=self.restart_gaps.found,
             invalid_symbols=list(self.invalid_symbols),
+            auth_refused=list(self.auth_refused),
             streams=streams,
             stores=stores,
             rest={
