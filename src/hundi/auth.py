@@ -9,7 +9,6 @@ leak it. The API and the collector share this module, so the rules cannot drift 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -39,16 +38,6 @@ def load_token() -> str | None:
             "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
         )
     return token
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``; anything else may be reached by others."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume it resolves to something reachable
 
 
 def has_bearer(request: web.Request, token: str) -> bool:

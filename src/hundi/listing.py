@@ -274,6 +274,10 @@ def ls(store_url: str, as_json: bool) -> None:
         click.echo(f"hundi ls: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     try:
+        problem = store.not_a_store()
+        if problem is not None:
+            click.echo(f"hundi ls: {problem}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         streams = list_streams(store)
     except Unsupported as exc:
         click.echo(f"hundi ls: {exc}: hundi ls needs a store that lists its data", err=True)

@@ -198,6 +198,22 @@ def test_replay_errors_are_one_line(tmp_path: Path) -> None:
     assert result.output.count("\n") == 1
 
 
+@pytest.mark.parametrize("where", ["a directory", "a missing directory"])
+def test_a_summary_json_that_cannot_be_written_is_refused_before_storing(
+    tmp_path: Path, recordings_dir: Path, where: str
+) -> None:
+    """Found by review: a traceback after every record was stored."""
+    target = tmp_path if where == "a directory" else tmp_path / "missing" / "summary.json"
+    files = sorted(str(p) for p in recordings_dir.glob("BINANCE_FUTURES.*"))
+    store = tmp_path / "s"
+    result = CliRunner().invoke(
+        replay, [*files, "--store", str(store), "--summary-json", str(target)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "--summary-json" in result.stderr, result.stderr
+    assert "Traceback" not in result.output and not store.exists()
+
+
 def test_replay_without_a_store_is_refused(tmp_path: Path) -> None:
     """It used to replay, store nothing and exit 0."""
     capture = tmp_path / "any.0"

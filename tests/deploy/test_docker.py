@@ -215,7 +215,12 @@ def test_compose_services_images_and_targets() -> None:
     api = services["hundi-api"]["command"]
     assert api[:2] == ["hundi", "serve"] and "--host=0.0.0.0" in api and "--port=8000" in api
     assert services["collector"]["command"][:2] == ["hundi", "collect"]
-    assert services["simulator"]["command"][:3] == ["hundi", "simulate", "binance"]
+    simulator = services["simulator"]
+    assert simulator["command"][:3] == ["hundi", "simulate", "binance"]
+    # it listens on the compose network: explicitly allowed, with the common environment kept
+    assert "--host=0.0.0.0" in simulator["command"]
+    assert simulator["environment"]["HUNDI_SIMULATOR_OPEN"] == "1"
+    assert simulator["environment"]["HUNDI_STORE"] == dev["environment"]["HUNDI_STORE"]
     compactor = services["compactor"]["command"]  # hourly, as the Kubernetes CronJob
     assert compactor[:2] == ["sh", "-c"] and "hundi store compact" in compactor[2]
     assert "sleep 3600" in compactor[2] and "--since" in compactor[2]

@@ -14,6 +14,7 @@ from hundi.exchanges import exchanges
 from hundi.exchanges.registry import Exchange
 from hundi.simulator import cli
 from hundi.simulator.cli import load_command, simulate
+from hundi.simulator.options import OPEN_ENV
 
 WITH_SIMULATOR = sorted(name for name, e in exchanges().items() if e.simulator)
 
@@ -93,3 +94,27 @@ def test_unknown_or_simulator_less_venues_are_clean_errors(
 def test_a_simulator_that_is_not_a_click_command_is_named() -> None:
     with pytest.raises(TypeError, match="is not a click command"):
         load_command(f"{__name__}:WITH_SIMULATOR")
+
+
+@pytest.mark.parametrize("venue", WITH_SIMULATOR)
+def test_no_simulator_listens_beyond_loopback_unless_told_or_runs_for_no_time(
+    venue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: ``--host 0.0.0.0`` listened on every interface (a simulator has no
+    authentication) and ``--duration -1`` ran nothing and exited 0. Both are refused before
+    anything starts; HUNDI_SIMULATOR_OPEN=1 allows the address (the compose stack)."""
+    monkeypatch.delenv(OPEN_ENV, raising=False)
+    runner = CliRunner()
+    for args, option in (
+        (["--host", "0.0.0.0"], "--host"),
+        (["--duration", "-1"], "--duration"),
+        (["--duration", "0"], "--duration"),
+    ):
+        result = runner.invoke(simulate, [venue, *args])
+        assert result.exit_code == 2, (venue, args, result.output)
+        assert f"Invalid value for '{option}'" in result.output
+    monkeypatch.setenv(OPEN_ENV, "1")
+    command = load_command(exchanges()[venue].simulator)
+    assert isinstance(command, click.Command)
+    context = command.make_context(venue, ["--host", "0.0.0.0"])
+    assert context.params["host"] == "0.0.0.0"

@@ -18,10 +18,10 @@ from hundi.auth import (
     SECRET_ENV_FILE,
     TOKEN_ENV,
     Middleware,
-    is_loopback,
     load_token,
     require_bearer,
 )
+from hundi.options import is_loopback
 
 OPEN_PATHS = frozenset({"/api/v1/health", "/status", "/"})
 

@@ -23,6 +23,7 @@ from hundi.capture.recordings import RecordingFormatError
 from hundi.capture.replay import Batch, Progress, replay_events
 from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig
+from hundi.options import unwritable_file
 from hundi.outcome import EXIT_SETUP, SeriesTally, judge, print_summary, series_report, spec_text
 from hundi.records import Channel, EventKind
 from hundi.series.engine import SeriesEngine
@@ -302,6 +303,10 @@ def replay(
         sys.exit(2)
     if stores and dry_run:
         click.echo("hundi replay: --dry-run stores nothing: drop --store or --dry-run", err=True)
+        sys.exit(2)
+    problem = unwritable_file("--summary-json", summary_json) if summary_json else None
+    if problem is not None:  # before anything is stored (it was a traceback at the end)
+        click.echo(f"hundi replay: {problem}", err=True)
         sys.exit(2)
     try:
         series = parse_series(series_text, "--series") if series_text is not None else None

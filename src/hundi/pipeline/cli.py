@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from collections import Counter
@@ -31,7 +30,7 @@ from hundi.connection.manager import ConnectionSettings
 from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig, VenueProtocol
 from hundi.logs import LogRuntime, setup_logging
-from hundi.options import FiniteFloat
+from hundi.options import FiniteFloat, unwritable_file
 from hundi.outcome import EXIT_SETUP, judge, print_summary
 from hundi.pipeline.collector import Collector, CollectorSettings
 from hundi.pipeline.health import (
@@ -477,9 +476,9 @@ def _collect(
 
 
 def _check_writable_file(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        _fail(f"--summary-json {str(path)!r}: directory {str(parent)!r} is not writable")
+    problem = unwritable_file("--summary-json", path)
+    if problem is not None:
+        _fail(problem)
 
 
 def _start_logging(settings: Settings) -> LogRuntime:

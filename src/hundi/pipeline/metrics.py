@@ -30,7 +30,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector as PrometheusCollector
 
-from hundi.auth import SECRET_ENV_FILE, TOKEN_ENV, Handler, is_loopback, load_token
+from hundi.auth import SECRET_ENV_FILE, TOKEN_ENV, Handler, load_token
+from hundi.options import is_loopback
 from hundi.pipeline.histograms import (
     Buckets,
     Labels,

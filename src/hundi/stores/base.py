@@ -196,6 +196,12 @@ class Store(ABC):
         """Human label for logs: the URL without credentials."""
         return describe_url(self.url)
 
+    def not_a_store(self) -> str | None:
+        """Why the location holds something other than a store (a mistyped path), so that a
+        listing or check says so instead of "nothing stored"; None for a store, an empty one
+        included. None by default."""
+        return None
+
     def withheld(
         self, exchange: str, channel: Channel, symbol: str | None, first: date, last: date
     ) -> list[str]:

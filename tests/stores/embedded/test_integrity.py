@@ -571,7 +571,7 @@ def test_repair_keeps_the_inputs_of_a_compacted_file_it_could_not_read(
 @pytest.mark.slow
 def test_a_folder_that_is_no_store_is_an_error_for_check_and_ls(tmp_path: Path) -> None:
     """Found by review: the parent of a store (a mistyped path) checked "clean" and listed as
-    "nothing stored", exit 0. An empty folder is still an empty store."""
+    "nothing stored", exit 0. An empty folder (or a fresh volume's) is still an empty store."""
     three_trade_parts(tmp_path / "data")
     (tmp_path / "notes.txt").write_text("not a store")
     for command in (["store", "check"], ["ls"]):
@@ -581,7 +581,7 @@ def test_a_folder_that_is_no_store_is_an_error_for_check_and_ls(tmp_path: Path) 
         assert done.returncode == 2, done.stdout + done.stderr
         assert done.stderr.count("\n") == 1 and "no store at" in done.stderr, done.stderr
         assert done.stdout == ""
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "lost+found").mkdir(parents=True)  # a fresh volume: a store yet
     assert run_check(str(tmp_path / "empty")).returncode == 0
     assert run_check(str(tmp_path / "data")).returncode == 0
 

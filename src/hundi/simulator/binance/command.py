@@ -32,6 +32,7 @@ import click
 from hundi.options import PORT
 from hundi.simulator.binance.config import FaultSpec, FaultSpecError, SimulatorConfig
 from hundi.simulator.binance.rules import BinanceVariant
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.binance.private import BinancePrivate
@@ -47,7 +48,7 @@ DEFAULT_SYMBOLS = {
 
 @click.command(name="binance")
 @click.option("--market", type=click.Choice([m.value for m in BinanceVariant]), default="spot")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option(
     "--symbols",
@@ -75,7 +76,7 @@ DEFAULT_SYMBOLS = {
 @click.option("--pong-timeout", type=float, default=None, help="Seconds (Binance: 60 / 600).")
 @click.option("--max-connection-age", type=float, default=24 * 3600.0, show_default=True)
 @click.option("--max-send-buffer", type=int, default=8 * 1024 * 1024, show_default=True)
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 @click.option("--trade-history", type=click.IntRange(min=0), default=100_000, show_default=True,
               help="Newest aggTrades per symbol REST answers; older ids: [].")  # fmt: skip
 @click.option(

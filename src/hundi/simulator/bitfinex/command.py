@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 import click
 
 from hundi.options import PORT
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.bitfinex.server import BitfinexSimulator
 
 
 @click.command(name="bitfinex")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="tBTCUSD,tETHUSD", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
                    "repeatable.")  # fmt: skip
 @click.option("--rate", type=float, default=50.0, show_default=True,
               help="Public market actions per second.")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 def bitfinex(
     host: str,
     port: int,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hundi.options import PORT
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.bitstamp.server import BitstampSimulator
@@ -40,7 +41,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 
 
 @click.command(name="bitstamp")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="btcusd,etheur", show_default=True, help="Bitstamp pairs.")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -53,7 +54,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
                    "reconnect:SECONDS (bts:request_reconnect), drop:SECONDS (abort sockets, "
                    "refuse new ones for 0.5 s), rest-lag:SECONDS (order_book answers that old); "
                    "repeatable.")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 def bitstamp(
     host: str,
     port: int,

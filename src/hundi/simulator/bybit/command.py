@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hundi.options import PORT
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.bybit.server import BybitSimulator
@@ -42,7 +43,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 
 
 @click.command(name="bybit")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTCUSDT,ETHUSDT,BTCUSD", show_default=True,
               help="Bybit symbols; names ending in USD are inverse perpetuals, the others spot "
@@ -56,7 +57,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
               help="drop:S (abort every socket), restart:S (book service restart: u=1 "
                    "snapshots), skip:S (a book delta lost: u skips one), stale-snapshot:N "
                    "(the first N full_orderbook answers stale); repeatable.")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 def bybit(
     host: str,
     port: int,

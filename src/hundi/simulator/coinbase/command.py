@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hundi.options import PORT
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.coinbase.server import CoinbaseSimulator
@@ -39,7 +40,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 
 
 @click.command(name="coinbase")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTC-USD,ETH-USD", show_default=True, help="Product ids.")
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -51,7 +52,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 @click.option("--fault", "faults", multiple=True, metavar="KIND:SECONDS",
               help="skip_match, disconnect, cross_book, skip_sequence or stale_snapshot "
                    "every SECONDS; repeatable.")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 def coinbase(
     host: str,
     port: int,

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import click
 
 from hundi.options import PORT
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.kraken.server import KrakenSimulator
 
 
 @click.command(name="kraken")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTC/USD,ETH/USD", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
                    "trade withheld from the WebSocket, kept for REST), rate_limit:N (a REST "
                    "Trades request refused as too many), refuse_resubscribe:N (a book "
                    "re-subscribe refused as busy).")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 def kraken(
     host: str,
     port: int,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hundi.options import PORT
+from hundi.simulator.options import duration_option, host_option
 
 if TYPE_CHECKING:
     from hundi.simulator.okx.server import OkxSimulator
@@ -38,7 +39,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
 
 
 @click.command(name="okx")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@host_option
 @click.option("--port", type=PORT, default=0, show_default=True, help="0 = a free port.")
 @click.option("--symbols", default="BTC-USDT,BTC-USDT-SWAP,BTC-USD-261225", show_default=True,
               help="OKX instrument ids (spot, swaps, dated futures).")  # fmt: skip
@@ -52,7 +53,7 @@ def parse_faults(texts: tuple[str, ...]) -> dict[str, float]:
                    "lower), skip:SECONDS (a book push withheld), trade-skip:SECONDS (a trades "
                    "push withheld: a tradeId gap), stale-snapshot:N (first N "
                    "REST books from before the warm-up); repeatable.")  # fmt: skip
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@duration_option
 def okx(
     host: str,
     port: int,

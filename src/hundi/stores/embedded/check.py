@@ -243,7 +243,11 @@ def _root(store_path: str) -> Path:
         parse_options(store_path, {})  # a typo in an option is bad input here too
         if not root.is_dir():
             raise StoreError(f"no store at {str(root)!r} (not a directory)")
-        EmbeddedStore(str(root), read_only=True).close()  # a folder that is no store: refused
+        opened = EmbeddedStore(str(root), read_only=True)
+        problem = opened.not_a_store()
+        opened.close()
+        if problem is not None:
+            raise StoreError(problem)
     except StoreError as e:
         click.echo(str(e), err=True)
         sys.exit(EXIT_BAD_INPUT)

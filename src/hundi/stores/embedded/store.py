@@ -168,13 +168,15 @@ CACHE_DIR = ".hundi-cache"
 _ROOT_ENTRIES = frozenset({wal.WAL_DIR, QUARANTINE, CACHE_DIR})
 
 
-def _foreign_folder(root: Path) -> bool:
+def foreign_folder(root: Path) -> bool:
     """A folder that holds entries, none a store's: a mistyped path (the store's parent), which
     ``hundi ls`` called "nothing stored" and ``hundi store check`` "clean" (found by review).
-    An empty folder is an empty store."""
-    names = os.listdir(root)
+    An empty folder is an empty store, and so is one holding only hidden files or a fresh
+    volume's ``lost+found``."""
+    names = [n for n in os.listdir(root) if not n.startswith(".") and n != "lost+found"]
     return bool(names) and not any(
-        name.startswith(("exchange=", TMP_PREFIX)) or name in _ROOT_ENTRIES for name in names
+        name.startswith(("exchange=", TMP_PREFIX)) or name in _ROOT_ENTRIES
+        for name in os.listdir(root)
     )
 
 
@@ -314,11 +316,6 @@ class EmbeddedStore(Store):
         if self.read_only:
             if not self.root.is_dir():
                 raise StoreError(f"no store at {str(self.root)!r} (not a directory)")
-            if _foreign_folder(self.root):
-                raise StoreError(
-                    f"no store at {str(self.root)!r} (it holds files, but no exchange=... "
-                    "folder or log)"
-                )
         else:
             self._check_writable()
             self._sweep()
@@ -842,6 +839,11 @@ class EmbeddedStore(Store):
         names = [symbol] if symbol is not None else self.symbols(exchange, channel)
         base = self._channel_dir(exchange, channel)
         return sorted({day for name in names for day in _dated(base / f"symbol={name}")})
+
+    def not_a_store(self) -> str | None:
+        if self.root.is_dir() and foreign_folder(self.root):
+            return f"no store at {str(self.root)!r} (it holds files, but no exchange=... folder)"
+        return None
 
     def withheld(
         self, exchange: str, channel: Channel, symbol: str | None, first: date, last: date
