@@ -166,12 +166,36 @@ def topology(tmp_path: Path, **env: str) -> dict[str, str]:
 
 def test_the_rack_is_the_nodes_zone_else_the_env_file(tmp_path: Path) -> None:
     common = {"HOSTNAME": "cassandra-2", "CASSANDRA_SEEDS": SEEDS, "CASSANDRA_RACK": "rack1"}
-    assert topology(tmp_path, NODE_ZONE="eu-west-1b", **common) == {
+    for volume in ("a", "b"):
+        (tmp_path / volume).mkdir()
+    assert topology(
+        tmp_path, NODE_ZONE="eu-west-1b", RACK_FILE=str(tmp_path / "a" / "rack"), **common
+    ) == {
         "CASSANDRA_RACK": "eu-west-1b",
         "CASSANDRA_SEEDS": SEEDS,
         "JVM_EXTRA_OPTS": "",
     }
-    assert topology(tmp_path, NODE_ZONE="", **common)["CASSANDRA_RACK"] == "rack1"
+    first = topology(tmp_path, NODE_ZONE="", RACK_FILE=str(tmp_path / "b" / "rack"), **common)
+    assert first["CASSANDRA_RACK"] == "rack1"
+
+
+def test_a_node_keeps_the_rack_of_its_first_boot(tmp_path: Path) -> None:
+    """Found by review: a node that first started without NODE_ZONE (the pod label appears
+    once the cluster enables PodTopologyLabels) would restart in its zone's rack, and
+    Cassandra refuses to start in another rack than the one it stored."""
+    common = {"HOSTNAME": "cassandra-2", "CASSANDRA_SEEDS": SEEDS, "CASSANDRA_RACK": "rack1"}
+    rack_file = tmp_path / "data" / "hundi-rack"
+    rack_file.parent.mkdir()
+    env = {**common, "RACK_FILE": str(rack_file)}
+    assert topology(tmp_path, NODE_ZONE="", **env)["CASSANDRA_RACK"] == "rack1"
+    assert rack_file.read_text().strip() == "rack1"
+    later = run("topology", cgroup=tmp_path, REPLACE_DIR=str(tmp_path / "r"),
+                NODE_ZONE="eu-west-1b", **env)  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    assert "CASSANDRA_RACK=rack1 " in later.stdout
+    assert later.stderr.count("keeping it, not eu-west-1b") == 1
+    rack_file.unlink()  # a new volume (a replaced node) takes the zone
+    assert topology(tmp_path, NODE_ZONE="eu-west-1b", **env)["CASSANDRA_RACK"] == "eu-west-1b"
 
 
 def test_a_replacing_seed_drops_itself_from_the_seeds_and_replaces_the_dead_address(

@@ -23,7 +23,8 @@
 #
 # Topology: the rack is the zone of the pod's node (NODE_ZONE, downward API of the pod label
 # topology.kubernetes.io/zone, which the PodTopologyLabels admission copies from the node), else
-# CASSANDRA_RACK of .cassandra.env. The docker entrypoint writes it with CASSANDRA_DC into
+# CASSANDRA_RACK of .cassandra.env, as at the node's first boot ($RACK_FILE on its volume: a
+# node never changes rack). The docker entrypoint writes it with CASSANDRA_DC into
 # cassandra-rackdc.properties for GossipingPropertyFileSnitch.
 # Replacing a node whose volume was lost: a line "<pod name>=<IP of the dead node>" (key = pod
 # name) in the ConfigMap cassandra-replace, mounted at $REPLACE_DIR, makes this pod start with
@@ -126,12 +127,26 @@ set_yaml() {
 }
 
 REPLACE_DIR=${REPLACE_DIR:-/etc/cassandra-replace}
+# The rack chosen at first boot, kept on the data volume: NODE_ZONE appears only where the
+# PodTopologyLabels admission copies the zone to the pod (on by default from Kubernetes 1.35),
+# and Cassandra refuses to start in another rack than the one it stored (found by review).
+RACK_FILE=${RACK_FILE:-/var/lib/cassandra/hundi-rack}
 
 # Sets CASSANDRA_RACK, CASSANDRA_SEEDS and JVM_EXTRA_OPTS for this pod (see the header).
 topology() {
-	if [[ -n ${NODE_ZONE:-} ]]; then
-		export CASSANDRA_RACK=$NODE_ZONE
+	local rack=${NODE_ZONE:-}
+	[[ -n $rack ]] || rack=${CASSANDRA_RACK:-}
+	if [[ -s $RACK_FILE ]]; then
+		local first
+		first=$(tr -d ' \n' <"$RACK_FILE")
+		if [[ -n $rack && $first != "$rack" ]]; then
+			log "warning: this node's rack is $first since its first boot; keeping it, not $rack (a node never changes rack: replace it to move it)"
+		fi
+		rack=$first
+	elif [[ -n $rack && -d ${RACK_FILE%/*} && -w ${RACK_FILE%/*} ]]; then
+		echo "$rack" >"$RACK_FILE"
 	fi
+	[[ -z $rack ]] || export CASSANDRA_RACK=$rack
 	local me=${HOSTNAME:-} address=""
 	if [[ -n $me && -r $REPLACE_DIR/$me ]]; then
 		address=$(tr -d ' \n' <"$REPLACE_DIR/$me")
