@@ -83,7 +83,9 @@ def test_memory_bound_writes_inline(tmp_path: Path) -> None:
     assert list(read_capture([tmp_path])) == events
 
 
-def test_truncated_tail_is_ignored_but_middle_corruption_is_an_error(tmp_path: Path) -> None:
+def test_truncated_tail_is_ignored_but_middle_corruption_is_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     events = sample_events(50)
     with RawCaptureWriter(tmp_path) as writer:
         write_all(writer, events[:20])
@@ -93,6 +95,13 @@ def test_truncated_tail_is_ignored_but_middle_corruption_is_an_error(tmp_path: P
     whole = path.read_bytes()
     path.write_bytes(whole[:-7])  # the last member torn by a crash
     assert list(read_capture_file(path)) == events[:20]
+    # found by review: said nowhere, so a replay of it was "ok" without a word
+    (torn,) = [r.getMessage() for r in caplog.records if "not replayed" in r.getMessage()]
+    assert str(path) in torn and "a crash cut its last write" in torn
+    caplog.clear()
+    path.write_bytes(whole)
+    assert list(read_capture_file(path)) == events
+    assert not [r for r in caplog.records if "not replayed" in r.getMessage()]
     broken = tmp_path / "broken.hcap.gz"
     broken.write_bytes(whole[:40] + b"\x00" * 64 + whole[104:])
     with pytest.raises(CaptureFormatError, match="broken"):

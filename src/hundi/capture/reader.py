@@ -7,6 +7,7 @@ Files are merged in receive-time order.
 from __future__ import annotations
 
 import heapq
+import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from hundi.capture.format import FORMAT, GZIP_MAGIC, CaptureBlock, CaptureHeader
 from hundi.capture.recordings import is_recording, read_recording
 
 _CHUNK = 1 << 20
+
+log = logging.getLogger("hundi.capture")
 
 
 class CaptureFormatError(ValueError):
@@ -49,26 +52,40 @@ def is_ours(path: Path) -> bool:
 
 
 def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
-    """Decompressed gzip members; a truncated last member (crash mid-write) ends the stream."""
+    """Decompressed gzip members; a truncated last member (crash mid-write) ends the stream,
+    with one warning: what it held is not replayed (a replay of such a file said "ok" without
+    a word, found by review)."""
     inflater = zlib.decompressobj(31)
     pieces: list[bytes] = []
     pending = b""
+    fed = 0  # compressed bytes given to the member being read
     while True:
         chunk = pending or f.read(_CHUNK)
         pending = b""
         if not chunk:
-            return  # an unfinished member here is the truncated tail of a crash: stop
+            if fed:  # an unfinished member: the truncated tail of a crash
+                _torn(path, fed, "ends inside a block")
+            return
+        fed += len(chunk)
         try:
             pieces.append(inflater.decompress(chunk))
         except zlib.error as e:
             if not f.read(1):
-                return  # garbage only in the tail: a torn final write
+                _torn(path, fed, "ends in unreadable bytes")  # a torn final write
+                return
             raise CaptureFormatError(f"{path}: corrupt compressed data ({e})") from None
         if inflater.eof:
             yield b"".join(pieces)
             pieces = []
             pending = inflater.unused_data
+            fed = 0
             inflater = zlib.decompressobj(31)
+
+
+def _torn(path: Path, size: int, how: str) -> None:
+    log.warning(
+        "%s %s (a crash cut its last write): the last %d bytes are not replayed", path, how, size
+    )
 
 
 def read_members(path: Path) -> Iterator[CaptureHeader | CaptureBlock]:
