@@ -120,17 +120,24 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
-def _open_admin(url: str, *, existing_only: bool = False) -> object:
-    """The store of ``url``, its schema brought up to date; ``existing_only``: a keyspace
-    that does not exist is an error (a maintenance command given a typo must not create it)."""
+def _cassandra_url(url: str) -> None:
+    """StoreError unless ``url`` is a Cassandra store URL (``./data`` once said "names no
+    host")."""
     from hundi.stores.base import scheme_of, shown_url
-    from hundi.stores.cassandra.store import CassandraStore
 
     if scheme_of(url) != "cassandra":
         raise StoreError(
             f"{shown_url(url)!r} is not a Cassandra store URL (cassandra://host/keyspace)"
         )
-    return CassandraStore(url, existing_only=existing_only)
+
+
+def _open_admin(url: str, *, existing_only: bool = False) -> object:
+    """The store of ``url``, its schema brought up to date; ``existing_only``: a keyspace
+    that does not exist is an error (a maintenance command given a typo must not create it)."""
+    from hundi.stores.cassandra.store import CassandraStore
+
+    _cassandra_url(url)
+    return CassandraStore(url, existing_only=existing_only, maintenance=True)
 
 
 @click.command("init")
@@ -225,6 +232,7 @@ def roles(
     ]
     kks = kairosdb_keyspace or env.get("KAIROSDB_KEYSPACE") or "kairosdb"
     try:
+        _cassandra_url(url)
         settings = load_settings(url)
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,47}", kks):
             raise StoreError(f"KairosDB keyspace {kks!r} is not a keyspace name")

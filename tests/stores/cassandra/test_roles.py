@@ -302,9 +302,15 @@ def test_init_creates_the_schema_once_and_refuses_a_non_cassandra_url(
     assert "; 0 change(s)" not in first.output  # the keyspace and tables were made
     again = CliRunner().invoke(store_group, ["init", cassandra_keyspace])
     assert again.exit_code == 0 and "; 0 change(s) made)" in again.output, again.output
-    bad = CliRunner().invoke(store_group, ["init", "./data"])
-    assert bad.exit_code == 2 and bad.output.count("\n") == 1, bad.output
-    assert "not a Cassandra store URL" in bad.output
+    for command in ("init", "roles"):  # roles once said "names no host" (review)
+        bad = CliRunner().invoke(store_group, [command, "./data"])
+        assert bad.exit_code == 2 and bad.output.count("\n") == 1, bad.output
+        assert "'./data' is not a Cassandra store URL" in bad.output
+    check = CliRunner().invoke(store_group, ["check", "cassandra://127.0.0.1/x"])
+    assert check.exit_code == 2 and check.output.count("\n") == 1, check.output
+    assert (
+        "checks an embedded store" in check.output and "'cassandra://127.0.0.1/x'" in check.output
+    )
 
 
 def test_a_writer_on_a_keyspace_missing_a_table_is_told_to_run_init(

@@ -166,7 +166,9 @@ class CassandraStore(Store):
     """Records in Cassandra tables, one per channel; see the module docstring.
 
     Options: ``read_only`` (nothing is created or written; the keyspace must exist),
-    ``existing_only`` (the keyspace must exist; its tables are brought up to date), and any
+    ``existing_only`` (the keyspace must exist; its tables are brought up to date),
+    ``maintenance`` (a ``hundi store`` command: an unreachable cluster is not logged as writes
+    waiting for it), and any
     :class:`CassandraSettings` field (``batch_rows``, ``concurrency``, ...) to override the
     environment, e.g. for benchmarks. Unknown options are ignored.
     """
@@ -183,6 +185,8 @@ class CassandraStore(Store):
         # the keyspace must exist (tables are still brought up to date): maintenance commands,
         # where a mistyped keyspace must be an error, not a new empty one
         self.existing_only = _as_bool(options.get("existing_only", False))
+        # opened by a hundi store command, not a collector: no spooling, so no such warning
+        self.maintenance = _as_bool(options.get("maintenance", False))
         self._specs = {channel: table_spec(channel) for channel in RECORD_TYPES}
         # Chunk tables this store writes (the configured channels) and reads (every one that
         # exists: a channel may have been chunked before its configuration changed).
@@ -215,7 +219,8 @@ class CassandraStore(Store):
             # on a later write. Bad credentials and bad names still stop it here, clearly.
             if self.read_only or not self._unreachable:
                 raise
-            log.warning("%s; writes wait until it answers (a collector spools them)", exc)
+            if not self.maintenance:  # a maintenance command says "not reachable" itself
+                log.warning("%s; writes wait until it answers (a collector spools them)", exc)
 
     def _open(self) -> None:
         """Connect and create/migrate the schema (again on each write until it succeeds)."""

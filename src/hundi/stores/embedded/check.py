@@ -25,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from hundi.stores.base import StoreError
+from hundi.stores.base import StoreError, scheme_of, shown_url
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import (
     QUARANTINE,
@@ -239,6 +239,11 @@ def _progress_bar() -> Iterator[CheckProgress | None]:
 def _root(store_path: str) -> Path:
     """The store's folder, or one error line and exit 2."""
     try:
+        if scheme_of(store_path) != "file":  # not a folder: path_of_url would mangle it
+            raise StoreError(
+                f"hundi store check checks an embedded store (a folder or file: URL), not "
+                f"{shown_url(store_path)!r}"
+            )
         root = path_of_url(store_path)
         parse_options(store_path, {})  # a typo in an option is bad input here too
         if not root.is_dir():
