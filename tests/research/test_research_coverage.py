@@ -46,6 +46,27 @@ def test_ranges_split_at_gaps_and_count_what_happened_inside(tmp_path: Path) -> 
     assert list(inside["rows"]) == [6]
 
 
+def test_a_pair_s_gaps_over_one_hole_are_one_range_end_counting_the_ids_none_stored(
+    tmp_path: Path,
+) -> None:
+    """Found by review: both collectors lost ids 11..14; the slower one's gap ran to 20 over
+    ids the other stored. Coverage ended two ranges (one of 2 rows) and counted 4 + 10
+    missing ids; there is one hole of 4."""
+    t0 = MIDNIGHT - 10_000 * MS
+    rows = [trade(t0 + i * MS, i, 100.0) for i in [*range(1, 11), *range(15, 31)]]
+    at = rows[10].ts  # id 15
+    events = [
+        event(at, "gap", "trades", expected=11, received=15, detail="A: ids 11..14 lost"),
+        event(at + 5 * MS, "gap", "trades", expected=9, received=21, detail="B: ids 9..20"),
+    ]
+    store = write(tmp_path / "data", {Channel.TRADES: rows, Channel.EVENTS: events})
+    ranges = coverage(store, "binance", channel="trades")
+    assert list(ranges["rows"]) == [10, 16]
+    assert list(ranges["ended_by"]) == ["gap", ""]
+    assert list(ranges["missing_ids"]) == [4, -1]
+    assert list(ranges["covered"]) == [0, 1]  # B's, as the same hole
+
+
 def test_a_clean_stop_ends_the_last_range_as_stopped_and_the_book_with_it(tmp_path: Path) -> None:
     """A clean stop is a ``stopped`` event, not a gap: coverage says the last range ended by
     the stop (not "gap", not ""), ranges before a real gap still end by it, and book_at knows

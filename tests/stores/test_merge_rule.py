@@ -10,7 +10,7 @@ import pyarrow as pa
 from hundi.book.replay import Block, Levels, ReplayState, replay
 from hundi.exchanges.registry import book_rule
 from hundi.records import ASK, BID, Bbo, BookChange, Channel, Event, Trade, to_arrow
-from hundi.stores.merge import covered_gaps, deduplicate, needed_columns
+from hundi.stores.merge import absent_ids, covered_gaps, deduplicate, needed_columns
 
 MS = 1_000_000
 T0 = 1_714_608_000_000_000_000  # 2024-05-02
@@ -229,6 +229,41 @@ def test_trade_gap_covered_only_when_every_id_is_stored() -> None:
     )
     data = to_arrow(Channel.TRADES, [trade(i, T0) for i in [*range(1, 13), 14]])
     assert covered_gaps(events, Channel.TRADES, data).tolist() == [True, False]
+
+
+def test_two_collectors_gaps_over_the_same_absent_ids_are_one_hole() -> None:
+    """Found by review: both lost ids 20..29, the slower one reconnected later and its gap ran
+    to 40 over ids the other stored: two holes, one of them reaching ids that are there."""
+    stored = [*range(0, 20), *range(30, 60)]
+    data = to_arrow(Channel.TRADES, [trade(i, T0) for i in stored])
+    events = to_arrow(
+        Channel.EVENTS,
+        [
+            gap(Channel.TRADES, T0, 20, 30),  # A
+            gap(Channel.TRADES, T0, 18, 41),  # B: the same absent ids, wider
+            gap(Channel.TRADES, T0, 18, 29),  # a part of them only: another hole
+            gap(Channel.TRADES, T0, 35, 45),  # all stored: covered
+        ],
+    )
+    assert covered_gaps(events, Channel.TRADES, data).tolist() == [False, True, False, True]
+
+
+def test_absent_ids_agree_with_listing_them() -> None:
+    rng = random.Random(3)
+    for _ in range(2_000):
+        stored = sorted({rng.randrange(0, 60) for _ in range(rng.randrange(0, 50))})
+        bounds = [(rng.randrange(-1, 60), rng.randrange(-1, 65)) for _ in range(5)]
+        count, first, last = absent_ids(
+            np.asarray(stored, np.int64),
+            np.asarray([e for e, _ in bounds], np.int64),
+            np.asarray([r for _, r in bounds], np.int64),
+        )
+        for i, (expected, received) in enumerate(bounds):
+            absent = [x for x in range(max(expected, 0), received) if x not in set(stored)]
+            if expected < 0:
+                absent = []
+            want = (len(absent), absent[0], absent[-1]) if absent else (0, -1, -1)
+            assert (count[i], first[i], last[i]) == want, (stored, expected, received)
 
 
 def test_bbo_restart_gap_covered_when_its_window_holds_a_row() -> None:

@@ -35,7 +35,7 @@ from hundi.research._source import (
     time_window,
 )
 from hundi.stores.base import Store, Unsupported, reading
-from hundi.stores.merge import covered_gaps
+from hundi.stores.merge import absent_ids, covered_gaps
 
 RANGE_COLUMNS = [
     "exchange",
@@ -236,6 +236,12 @@ def _ranges(
     starts = np.concatenate([[0], bounds])
     stops = np.concatenate([bounds, [len(stamps)]])
     resync_ts = np.sort(index_ns(events[events["kind"] == EventKind.RESYNC.value]))
+    absent = np.full(len(gaps), -1, np.int64)  # of each trade gap's ids, those none stored
+    if channel is Channel.TRADES and len(gaps):
+        ids = np.unique(data.column("trade_id").cast(pa.int64()).to_numpy())
+        absent = absent_ids(
+            ids, gaps["expected"].to_numpy(np.int64), gaps["received"].to_numpy(np.int64)
+        )[0]
     records: list[dict[str, object]] = []
     for i, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
         if hi <= lo:
@@ -246,6 +252,7 @@ def _ranges(
         expected = int(gaps["expected"].iloc[i]) if ended else -1
         received = int(gaps["received"].iloc[i]) if ended else -1
         counted = ended and channel is Channel.TRADES and expected >= 0 and received >= 0
+        recovered = _overlap(backfilled, expected, received) if counted else -1
         records.append(
             {
                 "start": first,
@@ -256,8 +263,10 @@ def _ranges(
                 "rows": hi - lo,
                 "ended_by": "gap" if ended else _end_of_data(last, last_stop),
                 "gap_detail": str(gaps["detail"].iloc[i]) if ended else "",
-                "missing_ids": received - expected if counted else -1,
-                "recovered_ids": _overlap(backfilled, expected, received) if counted else -1,
+                # the ids no collector stored, and those fetched back since; not the ids
+                # another collector stored (found by review: a pair over-counted them)
+                "missing_ids": int(absent[i]) + recovered if counted else -1,
+                "recovered_ids": recovered,
                 "unrecoverable_ids": (
                     _overlap(unrecoverable, expected, received) if counted else -1
                 ),

@@ -422,10 +422,17 @@ def covered_gaps(
     received = _ints(events, "received")
     at = _ints(events, "ts")
     if channel is Channel.TRADES:
-        ids = np.unique(_ints(data, "trade_id"))
+        count, first, last = absent_ids(np.unique(_ints(data, "trade_id")), expected, received)
         counted = (expected >= 0) & (received > expected)
-        present = np.searchsorted(ids, received, "left") - np.searchsorted(ids, expected, "left")
-        whole: Bools = counted & (present == received - expected)
+        whole: Bools = counted & (count == 0)
+        # Two collectors that lost the same ids report gaps of different bounds (the slower
+        # one's reaches ids the other stored): one hole, not two (found by review). The same
+        # absent ids are the same (count, first, last), as both gaps' ranges hold them all.
+        seen: set[tuple[int, int, int]] = set()
+        for i in np.flatnonzero(counted & (count > 0)).tolist():
+            key = (int(count[i]), int(first[i]), int(last[i]))
+            whole[i] = key in seen
+            seen.add(key)
         return whole
     if channel is Channel.BOOK:
         snapshot = np.asarray(data.column("snapshot").to_numpy(zero_copy_only=False), np.bool_)
@@ -458,6 +465,41 @@ def covered_gaps(
     return covered
 
 
+def absent_ids(ids: I64, expected: I64, received: I64) -> tuple[I64, I64, I64]:
+    """Per ``[expected, received)`` id range: how many ids of it ``ids`` (sorted, unique) lacks,
+    and the first and last of them (-1 when none), without listing them (a gap may span
+    millions of ids): runs of consecutive stored ids give the first absent id after a stored
+    one and the last before one."""
+    n = len(expected)
+    count = np.zeros(n, np.int64)
+    first = np.full(n, -1, np.int64)
+    last = np.full(n, -1, np.int64)
+    valid = (expected >= 0) & (received > expected)
+    if not valid.any():
+        return count, first, last
+    lo, hi = np.searchsorted(ids, expected, "left"), np.searchsorted(ids, received, "left")
+    count = np.where(valid, (received - expected) - (hi - lo), 0)
+    if len(ids):
+        breaks = np.flatnonzero(np.diff(ids) != 1)  # a run ends at each break and at the end
+        run_of = np.zeros(len(ids), np.int64)
+        run_of[breaks + 1] = 1
+        run_of = np.cumsum(run_of)
+        run_start = ids[np.r_[0, breaks + 1]][run_of]
+        run_end = ids[np.r_[breaks, len(ids) - 1]][run_of]
+        at_lo = np.minimum(lo, len(ids) - 1)
+        starts_stored = (lo < len(ids)) & (ids[at_lo] == expected)
+        after = np.where(starts_stored, run_end[at_lo] + 1, expected)
+        at_hi = np.maximum(hi - 1, 0)
+        ends_stored = (hi > 0) & (ids[at_hi] == received - 1)
+        before = np.where(ends_stored, run_start[at_hi] - 1, received - 1)
+    else:
+        after, before = expected, received - 1
+    missing = valid & (count > 0)
+    first = np.where(missing, after, -1)
+    last = np.where(missing, before, -1)
+    return count, first, last
+
+
 def window_time(ns: int) -> str:
     """A gap detail's time, as :func:`_window` parses it back (UTC, milliseconds)."""
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="milliseconds")
@@ -484,6 +526,7 @@ __all__ = [
     "SEQUENCE_IDS",
     "SOURCE",
     "Chain",
+    "absent_ids",
     "covered_gaps",
     "deduplicate",
     "local_ts_merges",
