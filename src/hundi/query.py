@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -395,9 +395,10 @@ def _withheld(
     first: datetime | None,
     last: datetime | None,
 ) -> list[str]:
-    """:meth:`Store.withheld` over the read's days."""
+    """:meth:`Store.withheld` over the read's days (``last`` is exclusive: an end at midnight
+    does not reach into that day)."""
     low = first.date() if first is not None else date.min
-    high = last.date() if last is not None else date.max
+    high = (last - timedelta(microseconds=1)).date() if last is not None else date.max
     return store.withheld(exchange, channel, symbol, low, high)
 
 

@@ -604,10 +604,37 @@ def test_a_query_of_a_stream_with_a_part_in_quarantine_says_it_is_incomplete(
         assert done.returncode == 1, done.stderr
         assert "a damaged part in quarantine; its rows are not read" in done.stderr
         assert len(done.stdout.splitlines()) == 1 + 200  # the other two parts' rows
-    other_day = subprocess.run(
-        [str(HUNDI), *args, "--start", "2024-05-02", "--format", "csv"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert other_day.returncode == 0, other_day.stderr  # the quarantined day is not in range
+    for bounds in (["--start", "2024-05-02"], ["--end", "2024-05-01"]):  # the end is exclusive
+        other_day = subprocess.run(
+            [str(HUNDI), *args, *bounds, "--format", "csv"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert other_day.returncode == 0, other_day.stderr  # the quarantined day: not in range
     frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
     assert len(frame) == 200 and len(frame.attrs["withheld"]) == 1
+    # a second quarantined copy of one name (NAME.parquet.<ns>) is named too (review)
+    (held,) = (tmp_path / ".quarantine").rglob("*.parquet")
+    held.rename(held.with_name(f"{held.name}.{time.time_ns()}"))
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
+    assert len(frame.attrs["withheld"]) == 1
+
+
+def test_a_damaged_compacted_part_whose_inputs_are_live_withholds_nothing(
+    tmp_path: Path,
+) -> None:
+    """Found by review: its rows are still read (its inputs are live again), yet every query
+    of the day said they were not and exited 1."""
+    EmbeddedStore(str(tmp_path)).close()
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=2, grace_s=3600)
+    for flush in range(2):
+        store.write({Channel.TRADES: [trade(flush * 10 + i) for i in range(10)]})
+        store.flush()
+    store.close()
+    (partition,) = partition_dirs(tmp_path)
+    (compacted,) = [p for p in list_parts(partition) if p.level == 1]
+    data = bytearray(compacted.path.read_bytes())
+    data[64] ^= 0xFF
+    compacted.path.write_bytes(bytes(data))
+    frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
+    assert len(frame) == 20 and "withheld" not in frame.attrs
+    assert list((tmp_path / ".quarantine").rglob("*.parquet"))  # it was moved, all the same

@@ -848,17 +848,24 @@ class EmbeddedStore(Store):
     def withheld(
         self, exchange: str, channel: Channel, symbol: str | None, first: date, last: date
     ) -> list[str]:
-        """The stream's parts of those days in quarantine (a read once moved them there as
-        damaged; ``hundi store check`` lists them): found by review, ``hundi query`` of such
-        a stream printed an empty table and exit 0, as for a quiet day."""
-        base = self.root / QUARANTINE / f"exchange={exchange}" / f"channel={Channel(channel).value}"
+        """The stream's parts of those days in quarantine whose rows no live part holds (a
+        read once moved them there as damaged; a compacted file's inputs, live again, hold
+        its rows): found by review, ``hundi query`` of such a stream printed an empty table
+        and exit 0, as for a quiet stream."""
         found = []
-        for path in sorted(base.glob(f"symbol={symbol if symbol is not None else '*'}/date=*/*")):
+        for path in quarantined_parts(self.root):
+            names = dict(p.name.split("=", 1) for p in path.parents[:4])
             try:
-                day = date.fromisoformat(path.parent.name.removeprefix("date="))
-            except ValueError:
+                day = date.fromisoformat(names["date"])
+            except (KeyError, ValueError):
                 continue
-            if first <= day <= last and path.suffix == ".parquet":
+            if (
+                names.get("exchange") == exchange
+                and names.get("channel") == Channel(channel).value
+                and (symbol is None or names.get("symbol") == symbol)
+                and first <= day <= last
+                and self._lost_rows(path)
+            ):
                 found.append(f"{path}: a damaged part in quarantine; its rows are not read")
         return found
 
