@@ -67,6 +67,33 @@ def test_a_pair_s_gaps_over_one_hole_are_one_range_end_counting_the_ids_none_sto
     assert list(ranges["covered"]) == [0, 1]  # B's, as the same hole
 
 
+@pytest.mark.parametrize("fetched_by", [("A",), ("A", "B")])
+def test_a_pair_s_hole_fetched_back_is_still_one_hole(
+    tmp_path: Path, fetched_by: tuple[str, ...]
+) -> None:
+    """Found by a second review: both members of a Binance pair fetch their own gaps back, and
+    the fetched ids made B's wider gap a second hole (missing 4 + 12)."""
+    t0 = MIDNIGHT - 10_000 * MS
+    rows = [trade(t0 + i * MS, i, 100.0) for i in range(1, 31)]  # 11..14 fetched back
+    at = rows[14].ts
+    ranges_of = {"A": (11, 15), "B": (9, 21)}
+    events = [
+        event(at, "gap", "trades", expected=11, received=15, detail="A: ids 11..14 lost"),
+        event(at + 5 * MS, "gap", "trades", expected=9, received=21, detail="B: ids 9..20"),
+    ]
+    for member in fetched_by:
+        low, high = ranges_of[member]
+        events.append(
+            event(at + 6 * MS, "backfilled", "trades", expected=low, received=high, detail=member)
+        )
+    store = write(tmp_path / "data", {Channel.TRADES: rows, Channel.EVENTS: events})
+    ranges = coverage(store, "binance", channel="trades")
+    assert list(ranges["ended_by"]) == ["gap", ""]
+    assert list(ranges["missing_ids"]) == [4, -1]
+    assert list(ranges["recovered_ids"]) == [4, -1]
+    assert list(ranges["covered"]) == [0, 1]
+
+
 def test_a_clean_stop_ends_the_last_range_as_stopped_and_the_book_with_it(tmp_path: Path) -> None:
     """A clean stop is a ``stopped`` event, not a gap: coverage says the last range ended by
     the stop (not "gap", not ""), ranges before a real gap still end by it, and book_at knows

@@ -297,17 +297,19 @@ def _covered(
             "detail": gaps["detail"].astype(str).tolist(),
         }
     )
-    covered = covered_gaps(table, channel, data)  # the merge's own (store-side) judgement
+    fetched = None
     if channel is Channel.TRADES:
         backfilled = _id_ranges(events, EventKind.BACKFILLED)
-        fetched = [
-            _overlap(backfilled, int(lo), int(hi)) > 0
-            for lo, hi in zip(
-                table["expected"].to_pylist(), table["received"].to_pylist(), strict=True
-            )
-        ]
-        covered &= ~np.asarray(fetched, np.bool_)
-    return covered
+        fetched = np.asarray(
+            [
+                _overlap(backfilled, int(lo), int(hi)) > 0
+                for lo, hi in zip(
+                    table["expected"].to_pylist(), table["received"].to_pylist(), strict=True
+                )
+            ],
+            np.bool_,
+        )
+    return covered_gaps(table, channel, data, fetched=fetched)  # the merge's own judgement
 
 
 def _place_covered(

@@ -397,7 +397,12 @@ def _without_redundant_snapshots(table: pa.Table, returned: Range | None = None)
 
 
 def covered_gaps(
-    events: pa.Table, channel: Channel, data: pa.Table, *, rule: ContinuityRule | None = None
+    events: pa.Table,
+    channel: Channel,
+    data: pa.Table,
+    *,
+    rule: ContinuityRule | None = None,
+    fetched: Bools | None = None,
 ) -> Bools:
     """Per row of ``events`` (one stream's ``gap``/``stopped`` events of ``channel``): whether
     the merged ``data`` of that stream runs on across it, so the hole is another collector's
@@ -412,6 +417,9 @@ def covered_gaps(
     running then (a pair's window when the restarted one's look-up found the other's latest
     row). The stream's own spacing is no evidence: a lone collector restarted within it still
     missed what was sent meanwhile. An event without a window is never covered.
+
+    ``fetched`` (trades): the gaps whose ids were fetched back over REST, which stay gaps (as
+    with one collector) though every id is stored now, unless an earlier gap is the same hole.
     """
     n = events.num_rows
     covered = np.zeros(n, np.bool_)
@@ -422,17 +430,30 @@ def covered_gaps(
     received = _ints(events, "received")
     at = _ints(events, "ts")
     if channel is Channel.TRADES:
-        count, first, last = absent_ids(np.unique(_ints(data, "trade_id")), expected, received)
+        ids = np.unique(_ints(data, "trade_id"))
+        count = absent_ids(ids, expected, received)[0]
         counted = (expected >= 0) & (received > expected)
         whole: Bools = counted & (count == 0)
+        if fetched is not None:
+            whole &= ~fetched
         # Two collectors that lost the same ids report gaps of different bounds (the slower
-        # one's reaches ids the other stored): one hole, not two (found by review). The same
-        # absent ids are the same (count, first, last), as both gaps' ranges hold them all.
-        seen: set[tuple[int, int, int]] = set()
-        for i in np.flatnonzero(counted & (count > 0)).tolist():
-            key = (int(count[i]), int(first[i]), int(last[i]))
-            whole[i] = key in seen
-            seen.add(key)
+        # one's reaches ids the other stored): one hole, not two (found by review). A gap
+        # overlapping an earlier reported one whose ids outside it are all stored loses
+        # nothing that one does not (ids fetched back are stored too: backfill does not split
+        # the hole either).
+        reported: list[tuple[int, int]] = []
+        for i in np.flatnonzero(counted & ~whole).tolist():
+            low, high = int(expected[i]), int(received[i])
+            for start, end in reported:
+                if start < high and low < end:
+                    outside = absent_ids(
+                        ids, np.array([low, end], np.int64), np.array([start, high], np.int64)
+                    )[0]
+                    if not outside.any():
+                        whole[i] = True
+                        break
+            if not whole[i]:
+                reported.append((low, high))
         return whole
     if channel is Channel.BOOK:
         snapshot = np.asarray(data.column("snapshot").to_numpy(zero_copy_only=False), np.bool_)
