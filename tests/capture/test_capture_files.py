@@ -108,6 +108,26 @@ def test_truncated_tail_is_ignored_but_middle_corruption_is_an_error(
         list(read_capture_file(broken))
 
 
+def test_damage_before_whole_blocks_is_an_error_not_a_torn_tail(tmp_path: Path) -> None:
+    """Found by review: damage anywhere in a file's last MiB (a small file: anywhere) was taken
+    for a crash's torn last write; the whole blocks after it were dropped with a warning."""
+    events = sample_events(60)
+    with RawCaptureWriter(tmp_path) as writer:
+        for first in range(0, 60, 10):  # six blocks
+            write_all(writer, events[first : first + 10])
+            writer.flush()
+    path = writer.paths[0]
+    whole = path.read_bytes()
+    starts = [i for i in range(len(whole)) if whole.startswith(b"\x1f\x8b\x08", i)]
+    middle = starts[3] + 30  # inside the third block of events
+    damaged = bytearray(whole)
+    for i in range(middle, middle + 8):
+        damaged[i] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CaptureFormatError, match="corrupt compressed data"):
+        list(read_capture_file(path))
+
+
 _WRITER = textwrap.dedent(
     """
     import sys, time

@@ -6,6 +6,7 @@ Files are merged in receive-time order.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import zlib
@@ -70,9 +71,12 @@ def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
         try:
             pieces.append(inflater.decompress(chunk))
         except zlib.error as e:
-            if not f.read(1):
-                _torn(path, fed, "ends in unreadable bytes")  # a torn final write
+            rest = f.read()
+            if not _intact_member_in(chunk[1:] + rest):  # a torn final write
+                _torn(path, fed + len(rest), "ends in unreadable bytes")
                 return
+            # whole blocks follow the damage: not a crash's tail (found by review: damage in
+            # a file's last MiB was taken for one, and the blocks after it were dropped)
             raise CaptureFormatError(f"{path}: corrupt compressed data ({e})") from None
         if inflater.eof:
             yield b"".join(pieces)
@@ -80,6 +84,21 @@ def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
             pending = inflater.unused_data
             fed = 0
             inflater = zlib.decompressobj(31)
+
+
+def _intact_member_in(data: bytes, tries: int = 64) -> bool:
+    """Whether a whole gzip member (one that decompresses to its end, CRC checked) starts
+    somewhere in ``data``: only the first ``tries`` places that look like a member's header."""
+    at = data.find(GZIP_MAGIC)
+    while at >= 0 and tries > 0:
+        inflater = zlib.decompressobj(31)
+        with contextlib.suppress(zlib.error):
+            inflater.decompress(data[at:])
+            if inflater.eof:
+                return True
+        at = data.find(GZIP_MAGIC, at + 1)
+        tries -= 1
+    return False
 
 
 def _torn(path: Path, size: int, how: str) -> None:
