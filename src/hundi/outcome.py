@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from hundi.records import Channel, Record
+from hundi.records import Channel, EventKind, Record
 from hundi.series.spec import (
     BasisSpec,
     BookTopSpec,
@@ -160,6 +160,14 @@ def _why_none(spec: Spec, grace_ns: int, run_s: float) -> str:
 
 
 # --- the outcome ---------------------------------------------------------------------------------
+
+
+def auth_refusal(event: object) -> str | None:
+    """An ``auth_failed`` event's refusal, once per cause (not per attempt: the detail before
+    its "; attempt n" part), for the summary's ``auth_refused``; None for other events."""
+    if getattr(event, "kind", "") != EventKind.AUTH_FAILED:
+        return None
+    return str(getattr(event, "detail", "")).split("; ", 1)[0]
 
 
 def judge(summary: Mapping[str, Any], problems: Sequence[str] = ()) -> dict[str, Any]:

@@ -240,6 +240,19 @@ def test_wrong_secret_is_one_clear_error_per_capped_attempt_and_market_data_flow
     assert_no_secret_anywhere(tmp_path, done.stdout, done.stderr)
     everything = done.stdout + done.stderr + log
     assert wrong not in everything
+    # the capture replays to the same refusals and outcome (found by review: the replay read
+    # the refusals as unknown server errors, stored none and said ok)
+    raw_files = sorted(str(p) for p in (tmp_path / "raw").glob("*.hcap.gz"))
+    replayed = subprocess.run(
+        [*HUNDI, "replay", *raw_files, "--store", str(tmp_path / "replayed")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+    assert "outcome: INCOMPLETE (exit 1)" in replayed.stdout and "-1022" in replayed.stdout
+    again = hundi.read(tmp_path / "replayed", exchange="binance", channel="events")
+    replayed_refusals = again[again["kind"] == "auth_failed"]["detail"].tolist()
+    assert len(replayed_refusals) == 3 and all("-1022" in d for d in replayed_refusals)
+    assert "giving up" in replayed_refusals[-1]  # (no credentials: "from nowhere")
 
 
 def test_bitfinex_orders_and_fills_survive_drops_and_replay_open_orders(

@@ -24,7 +24,15 @@ from hundi.capture.replay import Batch, Progress, replay_events
 from hundi.exchanges import venue_factory
 from hundi.exchanges.base import VenueConfig
 from hundi.options import unwritable_file
-from hundi.outcome import EXIT_SETUP, SeriesTally, judge, print_summary, series_report, spec_text
+from hundi.outcome import (
+    EXIT_SETUP,
+    SeriesTally,
+    auth_refusal,
+    judge,
+    print_summary,
+    series_report,
+    spec_text,
+)
 from hundi.records import Channel, EventKind
 from hundi.series.engine import SeriesEngine
 from hundi.series.spec import EXAMPLE, BasisSpec, BookTopSpec, SeriesPlan, parse_series
@@ -47,6 +55,7 @@ class _StoreSink:
         self.unflushed: Counter[str] = Counter()
         self.stored: Counter[str] = Counter()  # confirmed by a flush in every store
         self.invalid_symbols: dict[str, None] = {}
+        self.auth_refused: dict[str, None] = {}  # as collect's summary (see auth_refusal)
         self.now_ns = 0
 
     def __call__(self, batch: Batch) -> None:
@@ -55,6 +64,8 @@ class _StoreSink:
         for event in batch.get(Channel.EVENTS, ()):
             if getattr(event, "kind", "") == EventKind.INVALID_SYMBOL:
                 self.invalid_symbols[event.native_symbol] = None
+            elif (refused := auth_refusal(event)) is not None:
+                self.auth_refused[refused] = None
         if self.series is not None:
             derived = self.series.process(batch, self.now_ns)
             if derived:
@@ -146,6 +157,7 @@ def run_replay(
         duration_s=round(duration, 3),
         msgs_per_s=round(accounting.received / duration, 1),
         invalid_symbols=list(sink.invalid_symbols),
+        auth_refused=list(sink.auth_refused),
         stores=[_store_entry(store, sink.stored) for store in stores],
         series=_series_summary(engine, sink.tally, series, stats.span_s),
         replay=stats.as_dict(),

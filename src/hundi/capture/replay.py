@@ -231,6 +231,9 @@ class _Replayer:
         elif kind is CaptureKind.CLOSE:
             stats.closes += 1
             self.close(event)
+        elif kind is CaptureKind.SENT:
+            for key in self.connections.resolve(event.conn, event.url):
+                self.protocol.replayed_sent(key, event.data, event.ts)
         # a replay cannot reconnect or send: the capture shows what the live run did
         self.protocol.take_reconnects()
         self.protocol.take_messages()

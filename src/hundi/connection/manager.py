@@ -25,14 +25,13 @@ from hundi.accounting import Accounting
 from hundi.connection.client import WsClient
 from hundi.connection.rest import RestLoop
 from hundi.connection.sockets import (
-    REDACTED,
     CaptureHook,
     ConnectionSettings,
     QuarantineHook,
     StreamStats,
 )
 from hundi.connection.streams import Outcome, StreamSupervisor
-from hundi.exchanges.base import RecordSink, VenueProtocol
+from hundi.exchanges.base import REDACTED, RecordSink, VenueProtocol
 
 log = logging.getLogger("hundi.connection")
 

@@ -43,8 +43,6 @@ from hundi.records import STOP_DETAIL, Event, EventKind, as_stopped, stopped_eve
 
 log = logging.getLogger("hundi.connection")
 
-REDACTED = b"<redacted: authenticated message>"
-
 
 class CaptureHook(Protocol):
     """Raw capture (``RawCaptureWriter.record``): called on the hot path, must not block long."""
@@ -330,7 +328,7 @@ class VenueSockets:
                 CaptureKind.SENT,
                 time.time_ns(),
                 spec.key,
-                data=REDACTED if spec.private else message,
+                data=self.protocol.redact_sent(spec.key, message) if spec.private else message,
             )
         return LiveSocket(conn, feed)
 
@@ -370,7 +368,7 @@ class VenueSockets:
                 CaptureKind.SENT,
                 time.time_ns(),
                 key,
-                data=REDACTED if key in self._private else message,
+                data=self.protocol.redact_sent(key, message) if key in self._private else message,
             )
 
     def _opening(self, spec: StreamSpec) -> Opening:

@@ -14,6 +14,7 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 import msgspec
 
@@ -33,6 +34,9 @@ from hundi.records import (
     Ticker,
     Trade,
 )
+
+#: What a capture shows of a message sent on an authenticated stream (``redact_sent``).
+REDACTED: Final = b"<redacted: authenticated message>"
 
 
 class FrameStatus(enum.IntEnum):
@@ -259,6 +263,17 @@ class VenueProtocol(ABC):
 
     def on_open(self, conn_key: str, now_ns: int, out: RecordSink) -> None:  # noqa: B027
         """A connection (re)opened; books on it will need a fresh snapshot."""
+
+    def redact_sent(self, conn_key: str, message: bytes) -> bytes:
+        """A message sent on an authenticated stream as captures may show it: by default
+        nothing of it (signatures, keys); a venue keeps what holds no secret and a replay
+        needs (a request's id and method, see :meth:`replayed_sent`)."""
+        return REDACTED
+
+    def replayed_sent(self, conn_key: str, data: bytes, now_ns: int) -> None:  # noqa: B027
+        """A message the live run sent on the connection, from a capture (redacted). A replay
+        sends nothing itself, so a protocol that matches replies to its requests (by id)
+        learns them here, to read the replies as the live run did."""
 
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:  # noqa: B027
         """A connection dropped; books on it are no longer continuous (record a gap)."""

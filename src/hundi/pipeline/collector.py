@@ -42,7 +42,7 @@ from hundi.connection.manager import (
     QuarantineHook,
 )
 from hundi.exchanges.base import BookStatus, RecordSink, VenueProtocol, book_keys
-from hundi.outcome import SeriesTally, series_report
+from hundi.outcome import SeriesTally, auth_refusal, series_report
 from hundi.pipeline.histograms import LagHistogram
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool, spool_folder
@@ -438,9 +438,8 @@ class Collector:
                 elif kind == EventKind.INVALID_SYMBOL:
                     log.warning("%s: no data will come for it", getattr(event, "detail", ""))
                     self.invalid_symbols[getattr(event, "native_symbol", "")] = None
-                elif kind == EventKind.AUTH_FAILED:
-                    detail = getattr(event, "detail", "")
-                    self.auth_refused[detail.split("; ", 1)[0]] = None  # not per attempt
+                elif (refused := auth_refusal(event)) is not None:
+                    self.auth_refused[refused] = None
         for channel in (Channel.TRADES, Channel.BBO, Channel.TICKER, Channel.CANDLES):
             records = batch.get(channel)
             if records:

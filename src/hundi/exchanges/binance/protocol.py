@@ -158,6 +158,12 @@ class BinanceProtocol(VenueProtocol):
     def on_close(self, conn_key: str, now_ns: int, out: RecordSink) -> None:
         self._half(conn_key).on_close(conn_key, now_ns, out)
 
+    def redact_sent(self, conn_key: str, message: bytes) -> bytes:
+        return self._half(conn_key).redact_sent(conn_key, message)
+
+    def replayed_sent(self, conn_key: str, data: bytes, now_ns: int) -> None:
+        self._half(conn_key).replayed_sent(conn_key, data, now_ns)
+
     def take_reconnects(self) -> list[str]:
         return [key for half in self._halves for key in half.take_reconnects()]
 

@@ -35,6 +35,7 @@ import msgspec
 from hundi.exchanges.authretry import AuthRetry, PrivateSession
 from hundi.exchanges.base import (
     DECODE_ERRORS,
+    REDACTED,
     FrameStatus,
     Opening,
     RecordSink,
@@ -58,6 +59,7 @@ from hundi.exchanges.binance.userdata_messages import (
     EXECUTION_REPORT_DECODER,
     LISTEN_KEY_DECODER,
     ORDER_TRADE_UPDATE_DECODER,
+    SENT_REQUEST_DECODER,
     TRADE_LITE_DECODER,
     ApiError,
 )
@@ -338,6 +340,31 @@ class SpotUserData(UserDataStream):
         while len(self._pending) > MAX_PENDING:  # replies lost with their connections
             del self._pending[next(iter(self._pending))]
         return self._next_id
+
+    def redact_sent(self, conn_key: str, message: bytes) -> bytes:
+        """A WebSocket-API request's id and method (no secret): what a replay needs to read
+        its reply; the params (API key, signature) never reach a capture."""
+        try:
+            request = SENT_REQUEST_DECODER.decode(message)
+        except DECODE_ERRORS:
+            return REDACTED
+        shown = {"id": request.id, "method": request.method, "params": "<redacted>"}
+        return msgspec.json.encode(shown)
+
+    def replayed_sent(self, conn_key: str, data: bytes, now_ns: int) -> None:
+        """The live run's logon/subscribe requests (their ids): a replay reads a refusal as the
+        live run did (an auth_failed event), not as an unknown server error (found by
+        review: a replay of a refused run said ok)."""
+        try:
+            request = SENT_REQUEST_DECODER.decode(data)
+        except DECODE_ERRORS:
+            return
+        kind = "logon" if request.method == "session.logon" else ""
+        if request.method.startswith("userDataStream.subscribe"):
+            kind = "subscribe"
+        if kind and isinstance(request.id, int):
+            self._pending[request.id] = kind
+            self._next_id = max(self._next_id, request.id)
 
     def opening(self, spec: StreamSpec, now_ns: int) -> Opening | None:
         self.now_ns = max(self.now_ns, now_ns)

@@ -28,6 +28,14 @@ class ApiReply(Struct, gc=False):
     event: Raw = EMPTY
 
 
+class SentRequest(Struct, gc=False):
+    """A WebSocket-API request as the collector sent it (a capture's ``sent`` event): its id
+    and method are what a replay needs to read the reply."""
+
+    id: int | str | None = None
+    method: str = ""
+
+
 class ApiError(Struct, gc=False):
     code: int = 0
     msg: str = ""
@@ -228,6 +236,7 @@ class ListenKeyReply(Struct, gc=False):
 
 
 API_REPLY_DECODER: Final = msgspec.json.Decoder(ApiReply)
+SENT_REQUEST_DECODER: Final = msgspec.json.Decoder(SentRequest)
 API_ERROR_DECODER: Final = msgspec.json.Decoder(ApiError, strict=False)
 ACCOUNT_EVENT_TYPE_DECODER: Final = msgspec.json.Decoder(AccountEventType)
 EXECUTION_REPORT_DECODER: Final = msgspec.json.Decoder(ExecutionReport, strict=False)
