@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from researchrows import MIDNIGHT, MS, event, trade, write
@@ -198,3 +199,60 @@ def test_a_network_store_lists_and_covers_like_the_embedded_one(
         got = coverage(cassandra_keyspace, by=by)
         assert len(expected) == (3 if by == "range" else 2)
         pd.testing.assert_frame_equal(got, expected)
+
+
+def _pair_store(
+    tmp: Path,
+    lost: set[int],
+    gaps: list[tuple[str, int, int]],
+    backfills: tuple[tuple[str, int, int], ...] = (),
+) -> Path:
+    """Trades 1..399 but ``lost``, the members' gaps (at their ``received`` id) and fetches."""
+    t0 = MIDNIGHT - 10_000 * MS
+    rows = [trade(t0 + i * MS, i, 100.0) for i in range(1, 400) if i not in lost]
+    events = [
+        event(t0 + hi * MS, "gap", "trades", expected=lo, received=hi, detail=who)
+        for who, lo, hi in gaps
+    ]
+    events += [
+        event(t0 + 390 * MS, "backfilled", "trades", expected=lo, received=hi, detail=who)
+        for who, lo, hi in backfills
+    ]
+    return write(tmp / "data", {Channel.TRADES: rows, Channel.EVENTS: events})
+
+
+def test_one_long_outage_over_two_short_ones_is_two_holes(tmp_path: Path) -> None:
+    """Found by a third review: A lost 100..199 and 250..259, B (one outage) 150..299; no one
+    stored 150..199 and 250..259: two holes of 60 ids, not three of 120."""
+    store = _pair_store(
+        tmp_path, {*range(150, 200), *range(250, 260)}, [("A1", 100, 200), ("A2", 250, 260),
+                                                         ("B", 150, 300)],
+    )  # fmt: skip
+    row = coverage(store, "binance", channel="trades", by="stream").iloc[0]
+    assert (row["gaps"], row["missing_ids"], row["covered"]) == (2, 60, 1)
+
+
+def test_a_backfill_does_not_count_ids_the_other_member_stored(tmp_path: Path) -> None:
+    """Found by a third review: A lost 100..199, B 150..259; both lost 150..199. Once A fetched
+    its gap back, 100..149 (which B stored live) counted as missing too."""
+    plain = _pair_store(tmp_path / "plain", set(range(150, 200)), [("A", 100, 200),
+                                                                  ("B", 150, 260)])  # fmt: skip
+    fetched = _pair_store(
+        tmp_path / "fetched", set(), [("A", 100, 200), ("B", 150, 260)], (("A", 100, 200),)
+    )
+    a = coverage(plain, "binance", channel="trades", by="stream").iloc[0]
+    b = coverage(fetched, "binance", channel="trades", by="stream").iloc[0]
+    assert (a["gaps"], a["missing_ids"]) == (1, 50)
+    assert (b["gaps"], b["missing_ids"], b["recovered_ids"]) == (1, 50, 50)
+
+
+def test_a_lone_collector_s_many_gaps_stay_holes_and_are_judged_fast(tmp_path: Path) -> None:
+    """20,000 gaps of one collector never overlap: each its own hole (the pair rule once
+    rebuilt its id runs per overlap check and compared every gap with every hole)."""
+    from hundi.stores.merge import trade_holes
+
+    ids = np.arange(0, 3_000_000, dtype=np.int64)
+    ids = ids[ids % 150 != 7]  # one id of every 150 lost
+    expected = np.arange(7, 3_000_000, 150, dtype=np.int64)[:20_000]
+    covered, low, high = trade_holes(ids, expected, expected + 1)
+    assert not covered.any() and (low == expected).all() and (high == expected + 1).all()

@@ -244,18 +244,20 @@ def test_two_collectors_gaps_over_the_same_absent_ids_are_one_hole() -> None:
             gap(Channel.TRADES, T0, 18, 29),  # a part of them: nothing A's does not report
             gap(Channel.TRADES, T0, 35, 45),  # all stored: covered
             gap(Channel.TRADES, T0, 60, 62),  # after the last stored id: a hole of its own
-            gap(Channel.TRADES, T0, 25, 61),  # A's hole and that one: a new hole (60)
+            gap(Channel.TRADES, T0, 25, 61),  # over A's hole and that one: both reported
+            gap(Channel.TRADES, T0, 10, 21),  # A's first id and 10..19 (stored): A's hole
+            gap(Channel.TRADES, T0, 61, 65),  # 61..64, three of them new: a hole
         ],
     )
     assert covered_gaps(events, Channel.TRADES, data).tolist() == [
-        False, True, True, True, False, False,
+        False, True, True, True, False, True, True, False,
     ]  # fmt: skip
     # gaps whose ids were fetched back stay gaps (as with one collector), but the second
     # collector's over the same hole is still that hole
-    fetched = np.array([True, True, False, False, False, False])
+    fetched = np.array([True, True, False, False, False, False, False, False])
     filled = to_arrow(Channel.TRADES, [trade(i, T0) for i in range(0, 60)])
     assert covered_gaps(events, Channel.TRADES, filled, fetched=fetched).tolist() == [
-        False, True, True, True, False, True,
+        False, True, True, True, False, True, True, False,
     ]  # fmt: skip
 
 

@@ -35,7 +35,7 @@ from hundi.research._source import (
     time_window,
 )
 from hundi.stores.base import Store, Unsupported, reading
-from hundi.stores.merge import absent_ids, covered_gaps
+from hundi.stores.merge import absent_ids, covered_gaps, trade_holes
 
 RANGE_COLUMNS = [
     "exchange",
@@ -219,8 +219,9 @@ def _ranges(
 ) -> pd.DataFrame:
     stamps = np.sort(data.column("ts").cast(pa.int64()).to_numpy())
     all_gaps = events[events["kind"] == EventKind.GAP.value]
-    covered = _covered(exchange, channel, all_gaps, data, events)
+    covered, hole_low, hole_high = _covered(channel, all_gaps, data, events)
     gaps = all_gaps[~covered]
+    hole_low, hole_high = hole_low[~covered], hole_high[~covered]  # the ids each hole lost
     covered_ts = index_ns(all_gaps[covered])
     covered_details = all_gaps["detail"][covered].astype(str).tolist()
     stop_times = [
@@ -236,7 +237,7 @@ def _ranges(
     starts = np.concatenate([[0], bounds])
     stops = np.concatenate([bounds, [len(stamps)]])
     resync_ts = np.sort(index_ns(events[events["kind"] == EventKind.RESYNC.value]))
-    absent = np.full(len(gaps), -1, np.int64)  # of each trade gap's ids, those none stored
+    absent = np.full(len(gaps), -1, np.int64)  # of each gap's ids, those none stored
     if channel is Channel.TRADES and len(gaps):
         ids = np.unique(data.column("trade_id").cast(pa.int64()).to_numpy())
         absent = absent_ids(
@@ -249,8 +250,8 @@ def _ranges(
         ended = i < len(gap_ts)
         first, last = int(stamps[lo]), int(stamps[hi - 1])
         span_end = int(gap_ts[i]) if ended else last
-        expected = int(gaps["expected"].iloc[i]) if ended else -1
-        received = int(gaps["received"].iloc[i]) if ended else -1
+        expected = int(hole_low[i]) if ended else -1
+        received = int(hole_high[i]) if ended else -1
         counted = ended and channel is Channel.TRADES and expected >= 0 and received >= 0
         recovered = _overlap(backfilled, expected, received) if counted else -1
         records.append(
@@ -264,7 +265,8 @@ def _ranges(
                 "ended_by": "gap" if ended else _end_of_data(last, last_stop),
                 "gap_detail": str(gaps["detail"].iloc[i]) if ended else "",
                 # the ids no collector stored, and those fetched back since; not the ids
-                # another collector stored (found by review: a pair over-counted them)
+                # another collector stored (found by review: a pair over-counted them): the
+                # fetched ones counted over the hole as trade_holes narrowed it
                 "missing_ids": int(absent[i]) + recovered if counted else -1,
                 "recovered_ids": recovered,
                 "unrecoverable_ids": (
@@ -283,33 +285,35 @@ def _ranges(
 
 
 def _covered(
-    exchange: str, channel: Channel, gaps: pd.DataFrame, data: pa.Table, events: pd.DataFrame
-) -> npt.NDArray[np.bool_]:
-    """Which of the stream's gaps another collector's rows cover; a trade gap fetched back
-    over REST (``backfilled`` ids in it) stays a gap, as with one collector."""
+    channel: Channel, gaps: pd.DataFrame, data: pa.Table, events: pd.DataFrame
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Which of the stream's gaps another collector's rows cover (a trade gap fetched back
+    over REST stays a gap, as with one collector), and the id range of each gap's hole (a
+    trade hole narrowed to what every collector lost: :func:`trade_holes`)."""
+    expected = gaps["expected"].to_numpy(np.int64)
+    received = gaps["received"].to_numpy(np.int64)
     if gaps.empty:
-        return np.zeros(0, np.bool_)
-    table = pa.table(
-        {
-            "ts": index_ns(gaps),
-            "expected": gaps["expected"].to_numpy(np.int64),
-            "received": gaps["received"].to_numpy(np.int64),
-            "detail": gaps["detail"].astype(str).tolist(),
-        }
-    )
-    fetched = None
+        return np.zeros(0, np.bool_), expected, received
     if channel is Channel.TRADES:
         backfilled = _id_ranges(events, EventKind.BACKFILLED)
         fetched = np.asarray(
             [
                 _overlap(backfilled, int(lo), int(hi)) > 0
-                for lo, hi in zip(
-                    table["expected"].to_pylist(), table["received"].to_pylist(), strict=True
-                )
+                for lo, hi in zip(expected.tolist(), received.tolist(), strict=True)
             ],
             np.bool_,
         )
-    return covered_gaps(table, channel, data, fetched=fetched)  # the merge's own judgement
+        ids = np.unique(data.column("trade_id").cast(pa.int64()).to_numpy())
+        return trade_holes(ids, expected, received, fetched)
+    table = pa.table(
+        {
+            "ts": index_ns(gaps),
+            "expected": expected,
+            "received": received,
+            "detail": gaps["detail"].astype(str).tolist(),
+        }
+    )
+    return covered_gaps(table, channel, data), expected, received  # the merge's own judgement
 
 
 def _place_covered(

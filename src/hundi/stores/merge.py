@@ -43,6 +43,7 @@ and per gap event, never per row.
 
 from __future__ import annotations
 
+import bisect
 import re
 from datetime import UTC, datetime
 from typing import Final
@@ -431,30 +432,7 @@ def covered_gaps(
     at = _ints(events, "ts")
     if channel is Channel.TRADES:
         ids = np.unique(_ints(data, "trade_id"))
-        count = absent_ids(ids, expected, received)[0]
-        counted = (expected >= 0) & (received > expected)
-        whole: Bools = counted & (count == 0)
-        if fetched is not None:
-            whole &= ~fetched
-        # Two collectors that lost the same ids report gaps of different bounds (the slower
-        # one's reaches ids the other stored): one hole, not two (found by review). A gap
-        # overlapping an earlier reported one whose ids outside it are all stored loses
-        # nothing that one does not (ids fetched back are stored too: backfill does not split
-        # the hole either).
-        reported: list[tuple[int, int]] = []
-        for i in np.flatnonzero(counted & ~whole).tolist():
-            low, high = int(expected[i]), int(received[i])
-            for start, end in reported:
-                if start < high and low < end:
-                    outside = absent_ids(
-                        ids, np.array([low, end], np.int64), np.array([start, high], np.int64)
-                    )[0]
-                    if not outside.any():
-                        whole[i] = True
-                        break
-            if not whole[i]:
-                reported.append((low, high))
-        return whole
+        return trade_holes(ids, expected, received, fetched)[0]
     if channel is Channel.BOOK:
         snapshot = np.asarray(data.column("snapshot").to_numpy(zero_copy_only=False), np.bool_)
         diff = ~snapshot
@@ -484,6 +462,64 @@ def covered_gaps(
         restart = str(detail).startswith(RESTART_DETAIL)
         covered[i] = inside > 0 or (restart and hi - lo < RESTART_FLOOR_NS)
     return covered
+
+
+def trade_holes(
+    ids: I64, expected: I64, received: I64, fetched: Bools | None = None
+) -> tuple[Bools, I64, I64]:
+    """Per trade gap (``[expected, received)``, in event order): whether it is covered, and
+    the id range of the hole it reports (its own range, narrowed below).
+
+    Covered: every id is stored (unless ``fetched``: fetched back over REST, which stays a
+    gap, as with one collector), or it is the same hole as gaps reported before it: two
+    collectors that lost the same ids report gaps of different bounds (the slower one's
+    reaches ids the other stored), which were two holes and counted ids the other stored
+    (found by review). A gap is that same hole when every id of it that no one stored lies
+    in the union of the holes reported before; one collector's own gaps never overlap (its
+    ids only advance), so overlapping gaps are two collectors', and the ids lost by both are
+    their intersection: a reported hole is narrowed to it by each such gap, for counting the
+    ids fetched back (so a backfill of one member does not count ids the other stored live;
+    ids no one stored are counted over the gap's own range). Counting uses binary searches on
+    ``ids`` (sorted, unique) and the reported holes' union kept as sorted disjoint ranges."""
+    counted = (expected >= 0) & (received > expected)
+    stored_in = np.searchsorted(ids, received) - np.searchsorted(ids, expected)
+    count = np.where(counted, (received - expected) - stored_in, 0)
+    covered: Bools = counted & (count == 0)
+    if fetched is not None:
+        covered &= ~fetched
+    low, high = expected.copy(), received.copy()
+
+    def absent(a: int, b: int) -> int:
+        if b <= a:
+            return 0
+        return (b - a) - int(np.searchsorted(ids, b) - np.searchsorted(ids, a))
+
+    starts: list[int] = []  # the union of reported holes: disjoint ranges, sorted
+    ends: list[int] = []
+    holes: list[list[int]] = []  # the events whose holes each range holds
+    for i in np.flatnonzero(counted).tolist():
+        lo, hi = int(expected[i]), int(received[i])
+        j = k = bisect.bisect_right(ends, lo)
+        while k < len(starts) and starts[k] < hi:
+            k += 1
+        if covered[i] or j == k:
+            folded = bool(covered[i] and j < k)
+        else:
+            inside = sum(absent(max(lo, starts[x]), min(hi, ends[x])) for x in range(j, k))
+            folded = inside == int(count[i])
+            covered[i] = folded
+        if folded:  # narrow the holes it overlaps to what both lost
+            for x in range(j, k):
+                for h in holes[x]:
+                    if low[h] < hi and lo < high[h]:
+                        low[h], high[h] = max(low[h], lo), min(high[h], hi)
+            continue
+        if covered[i]:
+            continue
+        merged = [h for x in range(j, k) for h in holes[x]] + [i]
+        span = (min([lo, *starts[j:k]]), max([hi, *ends[j:k]]))
+        starts[j:k], ends[j:k], holes[j:k] = [span[0]], [span[1]], [merged]
+    return covered, low, high
 
 
 def absent_ids(ids: I64, expected: I64, received: I64) -> tuple[I64, I64, I64]:
@@ -552,4 +588,5 @@ __all__ = [
     "deduplicate",
     "local_ts_merges",
     "needed_columns",
+    "trade_holes",
 ]
