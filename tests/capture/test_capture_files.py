@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -203,3 +204,34 @@ def test_a_venue_s_quarantine_hook_names_the_venue_in_each_line(tmp_path: Path) 
         ("okx/swap", "public"),
         ("okx/spot", "public"),
     ]
+
+
+def test_damage_before_whole_blocks_full_of_header_like_bytes_is_an_error(tmp_path: Path) -> None:
+    """Found by a third review: only the first 64 places that looked like a block's start
+    were tried, and a big block holds many (incompressible bytes are stored verbatim), so
+    damage early in one was taken for a torn tail and the whole blocks after it dropped."""
+    noise = random.Random(5)
+    header_like = b"\x1f\x8b\x08"
+    frames = [
+        CaptureEvent(
+            CaptureKind.RECV,
+            T0 + i,
+            "c",
+            data=header_like.join(noise.randbytes(500) for _ in range(40)),
+        )
+        for i in range(8)
+    ]
+    with RawCaptureWriter(tmp_path) as writer:
+        for first in range(0, 8, 2):  # four blocks, ~80 header-like places each
+            write_all(writer, frames[first : first + 2])
+            writer.flush()
+    path = writer.paths[0]
+    whole = path.read_bytes()
+    assert whole.count(b"\x1f\x8b\x08") > 200
+    starts = [i for i in range(len(whole)) if whole.startswith(b"\x1f\x8b\x08", i)]
+    damaged = bytearray(whole)
+    first_block = next(at for at in starts if at > 0)  # after the header member
+    damaged[first_block + 40 : first_block + 48] = b"\xff" * 8
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CaptureFormatError, match="before whole blocks"):
+        list(read_capture_file(path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
+import mmap
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -55,12 +56,13 @@ def is_ours(path: Path) -> bool:
 def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
     """Decompressed gzip members; a truncated last member (crash mid-write) ends the stream,
     with one warning: what it held is not replayed (a replay of such a file said "ok" without
-    a word, found by review)."""
+    a word, found by review). Damage followed by a whole block is no crash's tail: an error."""
     inflater = zlib.decompressobj(31)
     pieces: list[bytes] = []
     pending = b""
     fed = 0  # compressed bytes given to the member being read
     while True:
+        at = f.tell() - len(pending)  # file offset of the bytes decompressed next
         chunk = pending or f.read(_CHUNK)
         pending = b""
         if not chunk:
@@ -71,13 +73,15 @@ def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
         try:
             pieces.append(inflater.decompress(chunk))
         except zlib.error as e:
-            rest = f.read()
-            if not _intact_member_in(chunk[1:] + rest):  # a torn final write
-                _torn(path, fed + len(rest), "ends in unreadable bytes")
+            if not _whole_block_after(f, at + 1):  # a torn final write
+                size = f.seek(0, 2)
+                _torn(path, size - at + fed - len(chunk), "ends in unreadable bytes")
                 return
-            # whole blocks follow the damage: not a crash's tail (found by review: damage in
-            # a file's last MiB was taken for one, and the blocks after it were dropped)
-            raise CaptureFormatError(f"{path}: corrupt compressed data ({e})") from None
+            # found by review: damage in a file's last MiB was taken for a torn tail, and the
+            # whole blocks after it were dropped
+            raise CaptureFormatError(
+                f"{path}: corrupt compressed data ({e}) before whole blocks"
+            ) from None
         if inflater.eof:
             yield b"".join(pieces)
             pieces = []
@@ -86,18 +90,35 @@ def _members(f: BinaryIO, path: Path) -> Iterator[bytes]:
             inflater = zlib.decompressobj(31)
 
 
-def _intact_member_in(data: bytes, tries: int = 64) -> bool:
-    """Whether a whole gzip member (one that decompresses to its end, CRC checked) starts
-    somewhere in ``data``: only the first ``tries`` places that look like a member's header."""
-    at = data.find(GZIP_MAGIC)
-    while at >= 0 and tries > 0:
-        inflater = zlib.decompressobj(31)
-        with contextlib.suppress(zlib.error):
-            inflater.decompress(data[at:])
+_HEADER = GZIP_MAGIC + b"\x08"  # a gzip member's first bytes (deflate)
+_PIECE = 1 << 16
+
+
+def _whole_block_after(f: BinaryIO, start: int) -> bool:
+    """Whether a whole capture block (a gzip member that decompresses to its end, CRC
+    checked, and decodes as a block) starts at or after ``start`` in the file. Every place
+    that looks like a member's header is tried, each fed in 64 KiB pieces, so a false one
+    costs little (compressed bytes hold such a pattern every ~16 MiB); the file is mapped,
+    not read."""
+    try:
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (ValueError, OSError):  # empty, or not a regular file
+        return False
+    with data:
+        at = data.find(_HEADER, start)
+        while at >= 0:
+            inflater = zlib.decompressobj(31)
+            out: list[bytes] = []
+            position = at
+            with contextlib.suppress(zlib.error):
+                while not inflater.eof and position < len(data):
+                    out.append(inflater.decompress(data[position : position + _PIECE]))
+                    position += _PIECE
             if inflater.eof:
-                return True
-        at = data.find(GZIP_MAGIC, at + 1)
-        tries -= 1
+                with contextlib.suppress(msgspec.DecodeError):
+                    if isinstance(decoder.decode(b"".join(out)), CaptureBlock | CaptureHeader):
+                        return True
+            at = data.find(_HEADER, at + 1)
     return False
 
 
