@@ -638,3 +638,48 @@ def test_a_damaged_compacted_part_whose_inputs_are_live_withholds_nothing(
     frame = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
     assert len(frame) == 20 and "withheld" not in frame.attrs
     assert list((tmp_path / ".quarantine").rglob("*.parquet"))  # it was moved, all the same
+
+
+def test_a_compaction_over_a_quarantined_middle_part_holds_its_live_inputs(
+    tmp_path: Path,
+) -> None:
+    """Found by a third review: a reader quarantined a damaged level-1 part in the middle of a
+    level; the writer's next merge of that level left it out but still spanned its flushes, so
+    its inputs (live again on disk) fell under the new file unread (30 of 90 rows gone)."""
+    EmbeddedStore(str(tmp_path)).close()
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=3, grace_s=3600)
+    for flush in range(6):  # two level-1 parts of three flushes each
+        store.write({Channel.TRADES: [trade(flush * 10 + i) for i in range(10)]})
+        store.flush()
+    (partition,) = partition_dirs(tmp_path)
+    middle = sorted((p for p in list_parts(partition) if p.level == 1), key=lambda p: p.first)[1]
+    data = bytearray(middle.path.read_bytes())
+    data[64] ^= 0xFF
+    middle.path.write_bytes(bytes(data))
+    assert len(hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")) == 60  # moved
+    for flush in range(6, 9):  # a third level-1 part: the level is merged
+        store.write({Channel.TRADES: [trade(flush * 10 + i) for i in range(10)]})
+        store.flush()
+    store._pending_deletes = [(0.0, paths, held) for _, paths, held in store._pending_deletes]
+    store.close()  # every superseded file due: deleted now
+    after = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
+    assert sorted(after["trade_id"]) == list(range(90)) and "withheld" not in after.attrs
+    assert [p.level for p in list_parts(partition) if p.level == 2]  # it was merged
+
+
+def test_the_inputs_of_a_part_quarantined_later_are_not_deleted(tmp_path: Path) -> None:
+    """Found by a third review: a merged part quarantined by a reader during its inputs' grace
+    period; the writer deleted the inputs when due all the same, and their rows with them."""
+    EmbeddedStore(str(tmp_path)).close()
+    store = EmbeddedStore(str(tmp_path), part_bytes=0, compact_fanout=3, grace_s=3600)
+    for flush in range(3):
+        store.write({Channel.TRADES: [trade(flush * 10 + i) for i in range(10)]})
+        store.flush()
+    (partition,) = partition_dirs(tmp_path)
+    (merged,) = [p for p in list_parts(partition) if p.level == 1]
+    merged.path.write_bytes(merged.path.read_bytes()[:100])
+    assert len(hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")) == 30  # moved
+    store._pending_deletes = [(0.0, paths, held) for _, paths, held in store._pending_deletes]
+    store.close()
+    after = hundi.read(tmp_path, exchange="binance", symbol="BTC-USDT")
+    assert sorted(after["trade_id"]) == list(range(30)) and "withheld" not in after.attrs

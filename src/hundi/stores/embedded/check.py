@@ -28,6 +28,7 @@ import click
 from hundi.stores.base import StoreError, scheme_of, shown_url
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import (
+    KEPT_SUFFIX,
     QUARANTINE,
     REPORTED_SUFFIX,
     is_sound,
@@ -157,7 +158,7 @@ def quarantined_files(root: Path, *, torn: bool = False) -> list[Path]:
     files = sorted(
         p
         for p in (root / QUARANTINE).rglob("*")
-        if p.is_file() and not p.name.endswith(REPORTED_SUFFIX)
+        if p.is_file() and not p.name.endswith((REPORTED_SUFFIX, KEPT_SUFFIX))
     )
     return files if torn else [p for p in files if wal.TORN_SUFFIX not in p.name]
 

@@ -172,17 +172,37 @@ def quarantine_path(path: Path) -> Path | None:
 
 #: Beside a quarantined part once a gap event in the store describes its rows.
 REPORTED_SUFFIX = ".reported"
+#: Beside a quarantined part whose rows a later merge took from its inputs (live again on
+#: disk then): none of its rows is lost, whatever file covers its flushes now.
+KEPT_SUFFIX = ".kept"
+_MARKERS = (REPORTED_SUFFIX, KEPT_SUFFIX)
 
 
 def quarantined_parts(root: Path) -> list[Path]:
     """Parquet parts held in ``root``'s quarantine (in their partition's folders there), with
     or without a gap event describing them yet."""
     found = (root / QUARANTINE).glob("exchange=*/channel=*/symbol=*/date=*/*")
-    return sorted(p for p in found if ".parquet" in p.name and not p.name.endswith(REPORTED_SUFFIX))
+    return sorted(p for p in found if ".parquet" in p.name and not p.name.endswith(_MARKERS))
 
 
 def reported(path: Path) -> bool:
     return path.with_name(path.name + REPORTED_SUFFIX).exists()
+
+
+def kept(path: Path) -> bool:
+    return path.with_name(path.name + KEPT_SUFFIX).exists()
+
+
+def quarantined_copies(path: Path) -> list[Path]:
+    """The quarantined copies of a part that was at ``path`` (a second one of one name is
+    ``NAME.<ns>``: :func:`quarantine`)."""
+    target = quarantine_path(path)
+    if target is None:
+        return []
+    return sorted(
+        p for p in target.parent.glob(f"{target.name}*")
+        if not p.name.endswith(_MARKERS) and quarantined_as(p) == path.name
+    )  # fmt: skip
 
 
 def quarantined_as(path: Path) -> str:

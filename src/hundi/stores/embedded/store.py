@@ -91,12 +91,15 @@ from hundi.stores.base import (
 )
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import (
+    KEPT_SUFFIX,
     QUARANTINE,
     REPORTED_SUFFIX,
     crc_of,
+    kept,
     problem_of_bytes,
     quarantine,
     quarantined_as,
+    quarantined_copies,
     quarantined_parts,
     remember_sound,
     reported,
@@ -293,7 +296,9 @@ class EmbeddedStore(Store):
         self._unfit: list[tuple[Channel, Record, str]] = []
         # This run's live files per partition directory, by level (what compaction merges).
         self._own: dict[Path, dict[int, list[PartFile]]] = {}
-        self._pending_deletes: list[tuple[float, list[Path]]] = []
+        # (when, superseded files, the file holding their rows): deleted when due, unless that
+        # file is gone (quarantined: they are the live copies again)
+        self._pending_deletes: list[tuple[float, list[Path], Path]] = []
         # Arrow bytes of the rows of each part this instance wrote: what merging them holds
         self._decoded: dict[Path, int] = {}
         self._made: set[Path] = set()  # partition directories known to exist
@@ -703,39 +708,69 @@ class EmbeddedStore(Store):
                 level += 1
                 continue
             try:
-                tables = []
+                read: list[tuple[PartFile, pa.Table]] = []
+                held: list[Path] = []  # quarantined inputs whose rows their inputs still hold
                 for part in list(inputs):
                     try:
-                        tables.append(_read_part(part))
+                        read.append((part, _read_part(part)))
                     except (_Damaged, FileNotFoundError):
                         inputs.remove(part)  # quarantined (by us or a reader): merge the rest
+                        held += [q for q in quarantined_copies(part.path) if not self._lost_rows(q)]
                 if not inputs:
                     continue
-                table = pa.concat_tables(tables)
+                # The merged file supersedes every part of this run inside its flush range,
+                # so it must hold them all: the inputs of a quarantined input (live again on
+                # disk) once fell under it unread and were deleted (found by review).
+                for part in self._live_inside(directory, inputs, level + 1):
+                    read.append((part, _read_part(part)))
+                    for same in levels.values():
+                        if part in same:
+                            same.remove(part)
+                read.sort(key=lambda pair: (pair[0].first, pair[0].level))
+                parts = [part for part, _ in read]
+                table = pa.concat_tables([table for _, table in read])
                 merged = self._write_file(
-                    directory, table, inputs[0].first, inputs[-1].last, level + 1
+                    directory, table, parts[0].first, parts[-1].last, level + 1
                 )
             except OSError as e:
                 levels[level] = inputs  # the inputs are still live; retry at the next flush
                 raise StoreError(f"compacting {str(directory)!r} failed: {e}") from None
+            except _Damaged:
+                levels[level] = inputs  # a part it must hold is damaged: merged another time
+                break
             levels.setdefault(level + 1, []).append(merged)
-            for part in inputs:
+            for copy in held:  # merged from its inputs: no row of it is lost (see kept)
+                with contextlib.suppress(OSError):
+                    copy.with_name(copy.name + KEPT_SUFFIX).touch()
+            for part in parts:
                 self._decoded.pop(part.path, None)
             self._pending_deletes.append(
-                (time.monotonic() + self.grace_s, [p.path for p in inputs])
+                (time.monotonic() + self.grace_s, [p.path for p in parts], merged.path)
             )
             level += 1
 
+    def _live_inside(self, directory: Path, inputs: list[PartFile], level: int) -> list[PartFile]:
+        """This run's live parts below ``level`` within the inputs' flush range that are not
+        inputs: what a file of ``level`` over that range would supersede unread."""
+        low, high = inputs[0].first, inputs[-1].last
+        chosen = {p.path for p in inputs}
+        candidates = [
+            p for p in list_parts(directory)
+            if p.run == self.run_id and p.level < level and low <= p.first and p.last <= high
+        ]  # fmt: skip
+        live, _ = split_live(candidates, verify=False)
+        return [p for p in live if p.path not in chosen]
+
     def _delete_due(self) -> None:
         now = time.monotonic()
-        keep: list[tuple[float, list[Path]]] = []
-        for deadline, paths in self._pending_deletes:
-            if deadline <= now:
+        keep: list[tuple[float, list[Path], Path]] = []
+        for deadline, paths, holder in self._pending_deletes:
+            if deadline > now:
+                keep.append((deadline, paths, holder))
+            elif holder.exists():  # else quarantined since: its inputs hold the rows (review)
                 for path in paths:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
-            else:
-                keep.append((deadline, paths))
         self._pending_deletes = keep
 
     def _clean_leftovers(self, directory: Path) -> None:
@@ -799,7 +834,7 @@ class EmbeddedStore(Store):
         stray file) whose flushes no live part of its run in its partition covers (a damaged
         compacted file's inputs are live again)."""
         damaged = parse_part(path.with_name(quarantined_as(path)))
-        if damaged is None:
+        if damaged is None or kept(path):
             return False
         partition = self.root / path.parent.relative_to(self.root / QUARANTINE)
         live, _ = split_live(list_parts(partition), verify=False)
