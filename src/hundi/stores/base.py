@@ -596,16 +596,6 @@ def describe_url(url: str) -> str:
     return url
 
 
-def shown_url(url: str) -> str:
-    """``url`` fit for a message: a password in it replaced by ``***`` (a store URL of a scheme
-    that refuses passwords may still hold one; found by review, echoed)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
-
-
 def scheme_of(url: str) -> str:
     parts = urlsplit(url)
     # Windows drive letters and bare paths have no real scheme.
@@ -621,7 +611,7 @@ def open_store(url: str, **options: Any) -> Store:
     if not found:
         known = sorted(ep.name for ep in entry_points(group="hundi.stores"))
         raise StoreError(
-            f"unknown store scheme {scheme!r} in {shown_url(url)!r}; known: {', '.join(known)}"
+            f"unknown store scheme {scheme!r} in {describe_url(url)!r}; known: {', '.join(known)}"
         )
     store_class = next(iter(found)).load()
     store: Store = store_class(url, **options)

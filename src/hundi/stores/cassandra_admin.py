@@ -123,11 +123,11 @@ def _fail(message: str) -> None:
 def _cassandra_url(url: str) -> None:
     """StoreError unless ``url`` is a Cassandra store URL (``./data`` once said "names no
     host")."""
-    from hundi.stores.base import scheme_of, shown_url
+    from hundi.stores.base import describe_url, scheme_of
 
     if scheme_of(url) != "cassandra":
         raise StoreError(
-            f"{shown_url(url)!r} is not a Cassandra store URL (cassandra://host/keyspace)"
+            f"{describe_url(url)!r} is not a Cassandra store URL (cassandra://host/keyspace)"
         )
 
 

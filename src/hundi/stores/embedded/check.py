@@ -25,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from hundi.stores.base import StoreError, scheme_of, shown_url
+from hundi.stores.base import StoreError, describe_url, scheme_of
 from hundi.stores.embedded import wal
 from hundi.stores.embedded.integrity import (
     KEPT_SUFFIX,
@@ -243,7 +243,7 @@ def _root(store_path: str) -> Path:
         if scheme_of(store_path) != "file":  # not a folder: path_of_url would mangle it
             raise StoreError(
                 f"hundi store check checks an embedded store (a folder or file: URL), not "
-                f"{shown_url(store_path)!r}"
+                f"{describe_url(store_path)!r}"
             )
         root = path_of_url(store_path)
         parse_options(store_path, {})  # a typo in an option is bad input here too
