@@ -254,5 +254,6 @@ def test_a_lone_collector_s_many_gaps_stay_holes_and_are_judged_fast(tmp_path: P
     ids = np.arange(0, 3_000_000, dtype=np.int64)
     ids = ids[ids % 150 != 7]  # one id of every 150 lost
     expected = np.arange(7, 3_000_000, 150, dtype=np.int64)[:20_000]
-    covered, low, high = trade_holes(ids, expected, expected + 1)
+    covered, low, high, absent = trade_holes(ids, expected, expected + 1)
     assert not covered.any() and (low == expected).all() and (high == expected + 1).all()
+    assert (absent == 1).all()

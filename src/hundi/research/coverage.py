@@ -35,7 +35,7 @@ from hundi.research._source import (
     time_window,
 )
 from hundi.stores.base import Store, Unsupported, reading
-from hundi.stores.merge import absent_ids, covered_gaps, trade_holes
+from hundi.stores.merge import covered_gaps, trade_holes
 
 RANGE_COLUMNS = [
     "exchange",
@@ -219,9 +219,10 @@ def _ranges(
 ) -> pd.DataFrame:
     stamps = np.sort(data.column("ts").cast(pa.int64()).to_numpy())
     all_gaps = events[events["kind"] == EventKind.GAP.value]
-    covered, hole_low, hole_high = _covered(channel, all_gaps, data, events)
+    covered, hole_low, hole_high, absent = _covered(channel, all_gaps, data, events)
     gaps = all_gaps[~covered]
-    hole_low, hole_high = hole_low[~covered], hole_high[~covered]  # the ids each hole lost
+    # the ids each hole lost, and of its gap's ids those none stored
+    hole_low, hole_high, absent = hole_low[~covered], hole_high[~covered], absent[~covered]
     covered_ts = index_ns(all_gaps[covered])
     covered_details = all_gaps["detail"][covered].astype(str).tolist()
     stop_times = [
@@ -237,12 +238,6 @@ def _ranges(
     starts = np.concatenate([[0], bounds])
     stops = np.concatenate([bounds, [len(stamps)]])
     resync_ts = np.sort(index_ns(events[events["kind"] == EventKind.RESYNC.value]))
-    absent = np.full(len(gaps), -1, np.int64)  # of each gap's ids, those none stored
-    if channel is Channel.TRADES and len(gaps):
-        ids = np.unique(data.column("trade_id").cast(pa.int64()).to_numpy())
-        absent = absent_ids(
-            ids, gaps["expected"].to_numpy(np.int64), gaps["received"].to_numpy(np.int64)
-        )[0]
     records: list[dict[str, object]] = []
     for i, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
         if hi <= lo:
@@ -286,14 +281,18 @@ def _ranges(
 
 def _covered(
     channel: Channel, gaps: pd.DataFrame, data: pa.Table, events: pd.DataFrame
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+) -> tuple[
+    npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
     """Which of the stream's gaps another collector's rows cover (a trade gap fetched back
-    over REST stays a gap, as with one collector), and the id range of each gap's hole (a
-    trade hole narrowed to what every collector lost: :func:`trade_holes`)."""
+    over REST stays a gap, as with one collector), the id range of each gap's hole (a trade
+    hole narrowed to what every collector lost) and how many of a trade gap's ids no one
+    stored (-1 for other channels): :func:`trade_holes`."""
     expected = gaps["expected"].to_numpy(np.int64)
     received = gaps["received"].to_numpy(np.int64)
+    uncounted = np.full(len(gaps), -1, np.int64)
     if gaps.empty:
-        return np.zeros(0, np.bool_), expected, received
+        return np.zeros(0, np.bool_), expected, received, uncounted
     if channel is Channel.TRADES:
         backfilled = _id_ranges(events, EventKind.BACKFILLED)
         fetched = np.asarray(
@@ -313,7 +312,8 @@ def _covered(
             "detail": gaps["detail"].astype(str).tolist(),
         }
     )
-    return covered_gaps(table, channel, data), expected, received  # the merge's own judgement
+    covered = covered_gaps(table, channel, data)  # the merge's own judgement
+    return covered, expected, received, uncounted
 
 
 def _place_covered(

@@ -466,9 +466,10 @@ def covered_gaps(
 
 def trade_holes(
     ids: I64, expected: I64, received: I64, fetched: Bools | None = None
-) -> tuple[Bools, I64, I64]:
-    """Per trade gap (``[expected, received)``, in event order): whether it is covered, and
-    the id range of the hole it reports (its own range, narrowed below).
+) -> tuple[Bools, I64, I64, I64]:
+    """Per trade gap (``[expected, received)``, in event order): whether it is covered, the
+    id range of the hole it reports (its own range, narrowed below), and how many of its ids
+    no one stored.
 
     Covered: every id is stored (unless ``fetched``: fetched back over REST, which stays a
     gap, as with one collector), or it is the same hole as gaps reported before it: two
@@ -519,42 +520,7 @@ def trade_holes(
         merged = [h for x in range(j, k) for h in holes[x]] + [i]
         span = (min([lo, *starts[j:k]]), max([hi, *ends[j:k]]))
         starts[j:k], ends[j:k], holes[j:k] = [span[0]], [span[1]], [merged]
-    return covered, low, high
-
-
-def absent_ids(ids: I64, expected: I64, received: I64) -> tuple[I64, I64, I64]:
-    """Per ``[expected, received)`` id range: how many ids of it ``ids`` (sorted, unique) lacks,
-    and the first and last of them (-1 when none), without listing them (a gap may span
-    millions of ids): runs of consecutive stored ids give the first absent id after a stored
-    one and the last before one."""
-    n = len(expected)
-    count = np.zeros(n, np.int64)
-    first = np.full(n, -1, np.int64)
-    last = np.full(n, -1, np.int64)
-    valid = (expected >= 0) & (received > expected)
-    if not valid.any():
-        return count, first, last
-    lo, hi = np.searchsorted(ids, expected, "left"), np.searchsorted(ids, received, "left")
-    count = np.where(valid, (received - expected) - (hi - lo), 0)
-    if len(ids):
-        breaks = np.flatnonzero(np.diff(ids) != 1)  # a run ends at each break and at the end
-        run_of = np.zeros(len(ids), np.int64)
-        run_of[breaks + 1] = 1
-        run_of = np.cumsum(run_of)
-        run_start = ids[np.r_[0, breaks + 1]][run_of]
-        run_end = ids[np.r_[breaks, len(ids) - 1]][run_of]
-        at_lo = np.minimum(lo, len(ids) - 1)
-        starts_stored = (lo < len(ids)) & (ids[at_lo] == expected)
-        after = np.where(starts_stored, run_end[at_lo] + 1, expected)
-        at_hi = np.maximum(hi - 1, 0)
-        ends_stored = (hi > 0) & (ids[at_hi] == received - 1)
-        before = np.where(ends_stored, run_start[at_hi] - 1, received - 1)
-    else:
-        after, before = expected, received - 1
-    missing = valid & (count > 0)
-    first = np.where(missing, after, -1)
-    last = np.where(missing, before, -1)
-    return count, first, last
+    return covered, low, high, count
 
 
 def window_time(ns: int) -> str:
@@ -583,7 +549,6 @@ __all__ = [
     "SEQUENCE_IDS",
     "SOURCE",
     "Chain",
-    "absent_ids",
     "covered_gaps",
     "deduplicate",
     "local_ts_merges",
