@@ -176,11 +176,10 @@ def foreign_folder(root: Path) -> bool:
     ``hundi ls`` called "nothing stored" and ``hundi store check`` "clean" (found by review).
     An empty folder is an empty store, and so is one holding only hidden files or a fresh
     volume's ``lost+found``."""
-    names = [n for n in os.listdir(root) if not n.startswith(".") and n != "lost+found"]
-    return bool(names) and not any(
-        name.startswith(("exchange=", TMP_PREFIX)) or name in _ROOT_ENTRIES
-        for name in os.listdir(root)
-    )
+    names = os.listdir(root)
+    if any(name.startswith(("exchange=", TMP_PREFIX)) or name in _ROOT_ENTRIES for name in names):
+        return False
+    return any(not name.startswith(".") and name != "lost+found" for name in names)
 
 
 def options_of_url(url: str) -> dict[str, str]:
