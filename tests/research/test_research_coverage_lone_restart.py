@@ -50,10 +50,12 @@ def test_the_spacing_does_not_cover_a_lone_collectors_restart(tmp_path: Path) ->
     data = to_arrow(Channel.BBO, before + after)
     assert covered_gaps(events, Channel.BBO, data).tolist() == [False]
 
+    # the restart is a new process: another run (writer) of the store
     store = EmbeddedStore(str(tmp_path / "data"), fsync=False)
-    store.write({Channel.BBO: before, Channel.EVENTS: [event]})
-    store.flush()
-    store.write({Channel.BBO: after})
+    store.write({Channel.BBO: before})
+    store.close()
+    store = EmbeddedStore(str(tmp_path / "data"), fsync=False)
+    store.write({Channel.BBO: after, Channel.EVENTS: [event]})
     store.close()
     ranges = coverage(str(tmp_path / "data"), "binance", channel="bbo")
     assert list(ranges["ended_by"]) == ["gap", ""], ranges

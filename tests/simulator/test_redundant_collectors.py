@@ -2,7 +2,8 @@
 
 A is killed with ``kill -9`` mid-run and restarted while B runs throughout: the shared store
 reads back one clean stream (every trade and bbo update once, the book equal to the
-simulator's, no gap) and ``hundi.coverage`` shows A's restart holes as covered. When both are
+simulator's, no gap) and ``hundi.coverage`` shows A's restart holes as covered (the ticker's
+too, pushed once a second: B's run holds its rows on both sides of A's window). When both are
 killed in the same window the hole stays a hole. Run for the embedded store and Cassandra.
 
 Ground truth: trade ids from the simulator's ``/sim/stats``; the book from its REST depth
@@ -41,6 +42,9 @@ pytestmark = pytest.mark.slow
 SYMBOL, NATIVE = "BTC-USDT", "BTCUSDT"
 HUNDI = [sys.executable, "-m", "hundi"]
 DEADLINE_S = 120.0
+# ticker: a stream pushed once a second, sparser than the 250 ms restart floor, so only the
+# rows' writers tell that B ran through A's restart
+CHANNELS = "trades,bbo,book,ticker"
 
 
 def wait_for(what: str, ready: Callable[[], bool], *children: Child) -> None:
@@ -61,14 +65,17 @@ def collector(sim: SimulatorProcess, cwd: Path, name: str, *stores: str) -> Chil
     a restarted one reuses its spool)."""
     args = [
         *HUNDI, "collect", "binance", "--market", "spot", "--symbols", NATIVE,
-        "--channels", "trades,bbo,book", "--endpoint", sim.ws_url, "--rest-endpoint",
+        "--channels", CHANNELS, "--endpoint", sim.ws_url, "--rest-endpoint",
         sim.rest_url, "--flush-interval", "0.2",
         # no REST backfill: the other collector, not the venue, must fill the holes
         "--option", "backfill_requests_per_gap=0",
     ]  # fmt: skip
     for store in stores:
         args += ["--store", store]
-    return spawn(args, cwd=cwd, env={**os.environ, "HUNDI_SPOOL_DIR": str(cwd / f"spool-{name}")})
+    env = {**os.environ, "HUNDI_SPOOL_DIR": str(cwd / f"spool-{name}")}
+    # Cassandra tells a ticker row's writer in chunks only (its default keeps a row per record)
+    env["CASSANDRA_CHUNKED_CHANNELS"] = "trades,bbo,book,ticker"
+    return spawn(args, cwd=cwd, env=env)
 
 
 def stop(child: Child) -> None:
@@ -224,7 +231,12 @@ def test_a_killed_and_restarted_while_b_runs_reads_back_one_clean_stream(
     ranges = hundi.coverage(shared_store, "binance", symbol=SYMBOL)
     shown = ranges[["channel", "ended_by", "gap_detail", "covered"]].to_string()
     assert (ranges["ended_by"] != "gap").all(), shown
-    assert ranges.groupby("channel").size().to_dict() == {"bbo": 1, "book": 1, "trades": 1}
+    assert ranges.groupby("channel").size().to_dict() == {
+        "bbo": 1, "book": 1, "ticker": 1, "trades": 1
+    }  # fmt: skip
+    # A's restart beside B stored one for the ticker too (its join may: B's first push may
+    # come after A's start), covered by B's run
+    assert (restart["channel"] == "ticker").any(), restart
     assert int(ranges["covered"].sum()) == len(restart), (ranges, restart)
 
 
@@ -265,7 +277,7 @@ def test_a_window_both_miss_stays_a_hole(shared_store: str, tmp_path: Path) -> N
     assert trades["trade_id"].is_unique
     assert before < max(trades["trade_id"])
     ranges = hundi.coverage(shared_store, "binance", symbol=SYMBOL)
-    for channel in ("trades", "bbo", "book"):
+    for channel in ("trades", "bbo", "book", "ticker"):
         mine = ranges[ranges["channel"] == channel]
         assert (mine["ended_by"] == "gap").sum() >= 1, (channel, ranges)
     end = hundi.book_at(shared_store, "binance", SYMBOL, pd.Timestamp(synced_at, tz="UTC"))

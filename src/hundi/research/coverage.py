@@ -35,7 +35,13 @@ from hundi.research._source import (
     time_window,
 )
 from hundi.stores.base import Store, Unsupported, reading
-from hundi.stores.merge import covered_gaps, trade_holes
+from hundi.stores.merge import (
+    RUN_THROUGH_HORIZON_NS,
+    covered_gaps,
+    own_restart_window,
+    ran_through,
+    trade_holes,
+)
 
 RANGE_COLUMNS = [
     "exchange",
@@ -142,7 +148,7 @@ def _exchange_ranges(
     for channel in _channels(store, exchange, wanted):
         for name, data in _stream_data(store, exchange, symbol, channel, window):
             mine = events[(events["symbol"] == name) & (events["channel"] == channel.value)]
-            yield _ranges(exchange, name, channel, data, mine, reconnect_ts, stops)
+            yield _ranges(store, exchange, name, channel, data, mine, reconnect_ts, stops)
 
 
 def _channels(store: Store, exchange: str, wanted: Channel | None) -> list[Channel]:
@@ -209,6 +215,7 @@ def _stamp(ns: int | None) -> pd.Timestamp | None:
 
 
 def _ranges(
+    store: Store,
     exchange: str,
     symbol: str,
     channel: Channel,
@@ -220,6 +227,8 @@ def _ranges(
     stamps = np.sort(data.column("ts").cast(pa.int64()).to_numpy())
     all_gaps = events[events["kind"] == EventKind.GAP.value]
     covered, hole_low, hole_high, absent = _covered(channel, all_gaps, data, events)
+    if channel not in (Channel.TRADES, Channel.BOOK):
+        covered |= _run_through(store, exchange, symbol, channel, all_gaps, covered, reconnect_ts)
     gaps = all_gaps[~covered]
     # the ids each hole lost, and of its gap's ids those none stored
     hole_low, hole_high, absent = hole_low[~covered], hole_high[~covered], absent[~covered]
@@ -314,6 +323,38 @@ def _covered(
     )
     covered = covered_gaps(table, channel, data)  # the merge's own judgement
     return covered, expected, received, uncounted
+
+
+def _run_through(
+    store: Store,
+    exchange: str,
+    symbol: str,
+    channel: Channel,
+    gaps: pd.DataFrame,
+    covered: npt.NDArray[np.bool_],
+    interruptions: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
+    """Which restart gaps, not covered by a row inside their window, another collector ran
+    through (:func:`ran_through`: one writer's rows on both sides of the window), where the
+    store tells each row's writer. Per such gap one small read of copies around its window
+    (a few per restart), never of the whole stream."""
+    through = np.zeros(len(gaps), np.bool_)
+    for i, detail in enumerate(gaps["detail"].astype(str).tolist()):
+        window = own_restart_window(detail)
+        if covered[i] or window is None:
+            continue
+        low, high = window
+        copies = store.copies(
+            exchange=exchange,
+            symbol=symbol,
+            channel=channel,
+            start_ns=low - RUN_THROUGH_HORIZON_NS,
+            end_ns=high + RUN_THROUGH_HORIZON_NS,
+        )
+        if copies is None:
+            return through  # the store does not record writers
+        through[i] = ran_through(copies, low, high, interruptions)
+    return through
 
 
 def _place_covered(

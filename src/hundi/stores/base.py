@@ -285,6 +285,16 @@ class Store(ABC):
             if table.num_rows:
                 yield day, table
 
+    def copies(
+        self, *, exchange: str, symbol: str, channel: Channel, start_ns: int, end_ns: int
+    ) -> pa.Table | None:
+        """Every stored copy's ``ts`` with ``start_ns <= ts < end_ns``, unmerged, with its
+        ``writer`` (int64; one code per collector run within this answer, the same whether or
+        not the store compacted the rows since; rows no single run is known to have written
+        are left out). None: this store does not record writers. Coverage asks it whether a
+        collector ran through another one's restart (:func:`hundi.stores.merge.ran_through`)."""
+        return None
+
     # -- versioned days: for caches of what is derived from a day's rows ------------------------
 
     def day_version(self, exchange: str, channel: Channel, symbol: str, day: date) -> str | None:

@@ -97,6 +97,13 @@ RESTART_FLOOR_NS: Final = 250 * _MS
 RESTART_DETAIL: Final = "restart:"  # how a restart gap's detail starts (hundi.pipeline.resume)
 # A restart gap's detail names the silent window (hundi.pipeline.resume).
 _WINDOW = re.compile(r"between (\S+) and (\S+?)[;)]?(?:\s|$)")
+# How a restart gap starts whose window is the stream's own: its last stored row before the
+# restart and the restarted collector's first row (hundi.pipeline.resume.gap_event).
+OWN_WINDOW_DETAIL: Final = f"{RESTART_DETAIL} nothing received between "
+# How far from a restart's window :func:`ran_through` looks for another collector's rows: a
+# compacted hour keeps only the rows each writer won, so a running collector's copies at the
+# window's two ends may have gone to the restarted one.
+RUN_THROUGH_HORIZON_NS: Final = 10 * 60 * 1_000_000_000
 
 
 def needed_columns(channel: Channel) -> list[str]:
@@ -464,6 +471,44 @@ def covered_gaps(
     return covered
 
 
+def own_restart_window(detail: str) -> tuple[int, int] | None:
+    """The (start, end) ns of a restart gap's window between the stream's own rows (its last
+    stored row and the restarted collector's first, milliseconds rounded down); None for any
+    other gap (a companion's window from another channel, a live gap)."""
+    return _window(detail) if detail.startswith(OWN_WINDOW_DETAIL) else None
+
+
+def ran_through(copies: pa.Table, low: int, high: int, interruptions: I64) -> bool:
+    """Whether another collector ran through a restart's silent window ``[low, high]`` (from
+    :func:`own_restart_window`, with nothing stored inside): one writer (collector run) holds
+    rows of the stream on both sides of it, at or before ``low``'s millisecond and at or after
+    ``high``, and no connection of the exchange dropped or went stale (``interruptions``,
+    sorted event times) between those two rows.
+
+    ``copies`` (``ts``, ``writer``: :meth:`hundi.stores.base.Store.copies`) are unmerged, so
+    a copy the merge dropped for the restarted collector's still counts. The restarted
+    collector cannot pass: its earlier run and this one are two writers, and this run's rows
+    start at ``high``. A writer that ran on but lost messages meanwhile stored its own gap
+    event for them, or its reconnect is among ``interruptions``; a window shorter than the
+    stream's spacing beside a running collector, which the 250 ms floor cannot tell, is
+    then covered (docs/guarantees.md)."""
+    if not copies.num_rows:
+        return False
+    ts = _ints(copies, "ts")
+    writer = _ints(copies, "writer")
+    before = ts < low + _MS
+    after = ts >= high
+    for run in np.intersect1d(writer[before], writer[after]).tolist():  # per writer: a few
+        last = int(ts[before & (writer == run)].max())
+        first = int(ts[after & (writer == run)].min())
+        cut = np.searchsorted(interruptions, first, "right") - np.searchsorted(
+            interruptions, last, "left"
+        )
+        if cut == 0:
+            return True
+    return False
+
+
 def trade_holes(
     ids: I64, expected: I64, received: I64, fetched: Bools | None = None
 ) -> tuple[Bools, I64, I64, I64]:
@@ -546,6 +591,7 @@ GAP_KINDS: Final = (EventKind.GAP.value, EventKind.STOPPED.value)
 __all__ = [
     "GAP_KINDS",
     "LOCAL_TS_MARGIN_NS",
+    "RUN_THROUGH_HORIZON_NS",
     "SEQUENCE_IDS",
     "SOURCE",
     "Chain",
@@ -553,5 +599,7 @@ __all__ = [
     "deduplicate",
     "local_ts_merges",
     "needed_columns",
+    "own_restart_window",
+    "ran_through",
     "trade_holes",
 ]

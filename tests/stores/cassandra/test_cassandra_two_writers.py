@@ -1,5 +1,6 @@
 """Two collectors' rows of one stream on the real test node: a restart in the middle of an
-OKX candle (both layouts), and copies of one update on either side of midnight UTC."""
+OKX candle (both layouts), copies of one update on either side of midnight UTC, and a
+restart of a sparse stream beside a running collector, covered before and after compaction."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from datetime import UTC, date, datetime
 import msgspec
 import pytest
 
-from hundi.records import Bbo, Candle, Channel, Record
-from hundi.stores.base import open_store
+import hundi
+from hundi.pipeline.resume import gap_event
+from hundi.records import Bbo, Candle, Channel, Record, Ticker
+from hundi.research import coverage
+from hundi.stores.base import StreamPosition, open_store
+from hundi.stores.cassandra import CassandraStore
+from hundi.stores.cassandra.compaction import compact_partition
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +142,59 @@ def test_copies_on_either_side_of_midnight_read_back_once(
         assert day.table.column("update_id").to_pylist() == [2, 3]
     finally:
         store.close()
+
+
+def ticker(exchange: str, second: int, recv_delay: int) -> Ticker:
+    ts = T0 + second * S
+    return Ticker(
+        exchange=exchange, symbol="BTC-USDT", native_symbol="BTCUSDT", ts=ts,
+        recv_ts=ts + recv_delay, last_price=100.0 + second, last_size=1.0, open_price=100.0,
+        high_price=200.0, low_price=90.0, volume=10.0, quote_volume=1000.0, vwap=100.0,
+        price_change=1.0, price_change_pct=1.0, trade_count=10, open_time=ts - 86_400 * S,
+        close_time=ts, first_trade_id=1, last_trade_id=second,
+    )  # fmt: skip
+
+
+def pushes(exchange: str, first: int, last: int, recv_delay: int) -> list[Record]:
+    return [ticker(exchange, second, recv_delay) for second in range(first, last + 1)]
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["beside-a-running-one", "lone"])
+def test_a_restart_of_a_sparse_stream_is_covered_by_the_run_on_both_sides(
+    cassandra_keyspace: str, exchange: str, running: bool
+) -> None:
+    """Ticker pushes once a second: X restarted (first push at 50 s, its look-up found the
+    push at 49 s) beside W, which ran throughout, or alone. Covered only beside W, also after
+    the hour was compacted (W's copies at the window's ends may have gone to X's runs, which
+    received them first: W's nearest rows still lie on both sides)."""
+    w = pushes(exchange, 0, 120, recv_delay=2_000_000)
+    x_first = pushes(exchange, 0, 49 if not running else 40, recv_delay=1_000_000)
+    x_again = pushes(exchange, 50, 120, recv_delay=1_000_000)
+    gap = gap_event(Channel.TICKER, x_again[0], StreamPosition(T0 + 49 * S))
+    assert gap is not None
+    runs = [w, x_first, x_again, [gap]] if running else [x_first, x_again, [gap]]
+    write_as_writers(cassandra_keyspace, ALL, *runs)
+    expected = ([""], 1) if running else (["gap", ""], 0)
+
+    def judged() -> tuple[list[str], int]:
+        ranges = coverage(cassandra_keyspace, exchange, channel="ticker")
+        return list(ranges["ended_by"]), int(ranges["covered"].sum())
+
+    def read() -> list[tuple[int, int]]:
+        frame = hundi.read(cassandra_keyspace, exchange=exchange, symbol="BTC-USDT",
+                           channel="ticker")  # fmt: skip
+        return list(zip(frame["last_trade_id"], frame["recv_ts"].astype("int64"), strict=True))
+
+    assert judged() == expected
+    merged = read()
+    assert [i for i, _ in merged] == list(range(121))  # each push once
+    store = open_store(cassandra_keyspace, chunked_channels=ALL)
+    try:
+        assert isinstance(store, CassandraStore)
+        day = T0 // (86_400 * S)
+        report = compact_partition(store, Channel.TICKER, exchange, "BTC-USDT", day, margin_s=60)
+        assert report.hours == 1
+    finally:
+        store.close()
+    assert judged() == expected
+    assert read() == merged  # the rows kept for presence are copies every read merges away

@@ -303,15 +303,66 @@ def assemble(channel: Channel, exchange: str, symbol: str, stored: list[pa.Table
     return pa.Table.from_arrays(arrays, schema=plain)
 
 
+# Who wrote a chunk (its ``writer`` column). A collector run's writer is a random non-negative
+# 63-bit number (the store instance's); the others are negative, so no collector has them.
+
+#: The writer of compacted chunks that were written before the ``writer`` column existed.
+LEGACY_COMPACTED = -1
+
+
+def compacted_writer(writer: int | None) -> int:
+    """The writer of a compacted chunk holding ``writer``'s rows: negative, so no collector
+    has it, derived deterministically (compacting twice gives the same chunks), and itself
+    for an already compacted writer."""
+    if writer is None:
+        return LEGACY_COMPACTED
+    if writer < 0:
+        return writer
+    digest = hashlib.blake2b(writer.to_bytes(8, "big"), digest_size=8).digest()
+    return -2 - int.from_bytes(digest, "big") % (2**62)
+
+
+#: Writers of ``hundi store migrate``'s chunks: ``MIGRATED - run`` for a random 61-bit run
+#: number. Negative like a compacted writer (no collector has one) and below
+#: :func:`compacted_writer`'s range, so compacting them keeps them.
+MIGRATED = -(2**62) - 2
+_MIGRATION_RUNS = 2**61
+
+
+def migration_writer(run: int) -> int:
+    """The writer of one migration run's chunks."""
+    return MIGRATED - run % _MIGRATION_RUNS
+
+
+def is_migrated(writer: int | None) -> bool:
+    """Whether a chunk's writer is a migration run's."""
+    return writer is not None and MIGRATED - _MIGRATION_RUNS < writer <= MIGRATED
+
+
+def process_writer(writer: int | None) -> int | None:
+    """The one collector run that wrote a chunk's rows, the same number whether or not their
+    hour was compacted since (:func:`compacted_writer` of it); None where no single run did:
+    chunks written before the ``writer`` column, a migration's, or compacted from those."""
+    if writer is None or writer == LEGACY_COMPACTED or is_migrated(writer):
+        return None
+    return compacted_writer(writer)
+
+
 __all__ = [
     "CHUNK_SUFFIX",
     "CODECS",
+    "LEGACY_COMPACTED",
+    "MIGRATED",
     "SMALL_CHUNK_ROWS",
     "Chunk",
     "ChunkTableSpec",
     "DamagedChunk",
     "assemble",
     "chunk_table_spec",
+    "compacted_writer",
     "encode_chunks",
+    "is_migrated",
+    "migration_writer",
+    "process_writer",
     "read_chunk",
 ]

@@ -44,7 +44,6 @@ The compacted chunks keep the longest remaining TTL of the chunks they replace.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -61,11 +60,16 @@ from hundi.records import RECORD_TYPES, SCHEMAS, Channel
 from hundi.settings import ConfigError, env_with_files
 from hundi.stores.base import StoreError
 from hundi.stores.cassandra.chunks import (
+    LEGACY_COMPACTED,
+    MIGRATED,
     Chunk,
     DamagedChunk,
     assemble,
     chunk_table_spec,
+    compacted_writer,
     encode_chunks,
+    is_migrated,
+    migration_writer,
     read_chunk,
 )
 from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, quote
@@ -75,9 +79,9 @@ from hundi.stores.merge import SOURCE, deduplicate, local_ts_merges
 
 CLOCK_MARGIN_ENV = "CASSANDRA_COMPACT_CLOCK_MARGIN"
 DEFAULT_CLOCK_MARGIN_S = 60.0
-# The writer of compacted chunks that were written before the ``writer`` column existed.
-LEGACY_COMPACTED = -1
 _ORIGIN = "__compact_origin"
+_ROW = "__compact_row"
+_MINUTE_NS = 60 * 1_000_000_000
 _FETCH = 32  # chunk rows per page, as the store reads them
 _KEYS_FETCH = 1_000_000  # chunk keys per page: an hour's in one
 _DELETE_BATCH = 200  # exact-key deletes per UNLOGGED batch (one partition: one mutation)
@@ -100,35 +104,6 @@ def clock_margin_s() -> float:
     if not 0 <= value < math.inf:
         raise StoreError(f"{CLOCK_MARGIN_ENV}={text!r}: expected seconds >= 0")
     return value
-
-
-def compacted_writer(writer: int | None) -> int:
-    """The writer of a compacted chunk holding ``writer``'s rows: negative, so no collector
-    has it, derived deterministically (compacting twice gives the same chunks), and itself
-    for an already compacted writer."""
-    if writer is None:
-        return LEGACY_COMPACTED
-    if writer < 0:
-        return writer
-    digest = hashlib.blake2b(writer.to_bytes(8, "big"), digest_size=8).digest()
-    return -2 - int.from_bytes(digest, "big") % (2**62)
-
-
-#: Writers of ``hundi store migrate``'s chunks: ``MIGRATED - run`` for a random 61-bit run
-#: number. Negative like a compacted writer (no collector has one) and below
-#: :func:`compacted_writer`'s range, so compacting them keeps them.
-MIGRATED = -(2**62) - 2
-_MIGRATION_RUNS = 2**61
-
-
-def migration_writer(run: int) -> int:
-    """The writer of one migration run's chunks."""
-    return MIGRATED - run % _MIGRATION_RUNS
-
-
-def is_migrated(writer: int | None) -> bool:
-    """Whether a chunk's writer is a migration run's."""
-    return writer is not None and MIGRATED - _MIGRATION_RUNS < writer <= MIGRATED
 
 
 def regroups_only(channel: Channel) -> bool:
@@ -302,7 +277,7 @@ def plan_hour(
             for code, writer in writers.items()
         }
         source = np.fromiter(map(as_one.__getitem__, kept.tolist()), np.int64, count=len(kept))
-        table = deduplicate(table.append_column(SOURCE, pa.array(source)), channel)
+        table = _merged_keeping_presence(table, source, channel)
     else:
         table = _without_copies(table.append_column(_ORIGIN, origin), writers)
     table = _in_read_order(table, channel)
@@ -326,6 +301,33 @@ def plan_hour(
         plan.ttl_s = 0  # a chunk without expiry: its records must not get one
     plan.newest_us = max(c.written_us for c in old)
     return plan
+
+
+def _merged_keeping_presence(
+    table: pa.Table, source: npt.NDArray[np.int64], channel: Channel
+) -> pa.Table:
+    """The hour merged (each record once, as a read merges it), plus each writer's first row
+    of every minute it held rows in, where another writer's copy won: a compacted hour still
+    tells which collector runs were receiving around a moment, which coverage asks to judge
+    a restart beside a running collector (:func:`hundi.stores.merge.ran_through`). Those few
+    rows (at most 60 a writer and hour, and only where two writers overlap) are copies that
+    every read merges away, as it did before compaction. Compacting again keeps the same
+    rows: a writer's first row of a minute is among its rows kept."""
+    rows = np.arange(table.num_rows, dtype=np.int64)
+    merged = deduplicate(
+        table.append_column(_ROW, pa.array(rows)).append_column(SOURCE, pa.array(source)),
+        channel,
+    )
+    won = np.asarray(merged.column(_ROW).to_numpy(), np.int64)
+    if len(won) == table.num_rows:
+        return table
+    minute = np.asarray(table.column("ts").cast(pa.int64()).to_numpy(), np.int64) // _MINUTE_NS
+    order = np.lexsort((rows, minute, source))  # per writer and minute, in row order
+    firsts = order[np.r_[True, (np.diff(source[order]) != 0) | (np.diff(minute[order]) != 0)]]
+    keep = np.zeros(table.num_rows, np.bool_)
+    keep[won] = True
+    keep[firsts] = True
+    return table.filter(pa.array(keep))
 
 
 def _without_copies(table: pa.Table, writers: dict[int, int]) -> pa.Table:

@@ -91,6 +91,7 @@ from hundi.stores.cassandra.chunks import (
     assemble,
     chunk_table_spec,
     encode_chunks,
+    process_writer,
     read_chunk,
 )
 from hundi.stores.cassandra.encode import RowEncoder, UnstorableRow
@@ -781,6 +782,31 @@ class CassandraStore(Store):
             return spec
         return None
 
+    def copies(
+        self, *, exchange: str, symbol: str, channel: Channel, start_ns: int, end_ns: int
+    ) -> pa.Table | None:
+        """See :meth:`Store.copies`: the chunk tables' rows by their writer's run
+        (:func:`process_writer`: a compacted hour's rows keep their run); rows of the
+        row-per-record tables, and chunks no single run wrote, have none and are left out."""
+        channel = Channel(channel)
+        try:
+            spec = self._chunk_table(channel)
+            if spec is None:
+                return None
+            partitions = self._partitions(exchange, channel, symbol, start_ns, end_ns)
+            found = self._fetch_chunks(
+                spec, exchange, partitions, start_ns, end_ns, {"ts"}, by_run=True
+            )
+        except _DRIVER_ERRORS as exc:
+            self._fail(f"reading {channel.value}", exc)
+        if not found:
+            return pa.table({"ts": pa.array([], pa.int64()), "writer": pa.array([], pa.int64())})
+        table = pa.concat_tables(found)
+        stamps = table.column("ts").cast(pa.int64())
+        writer = table.column(SOURCE).cast(pa.int64())
+        known = pc.greater_equal(writer, 0)
+        return pa.table({"ts": stamps, "writer": writer}).filter(known)
+
     def _fetch_chunks(
         self,
         spec: ChunkTableSpec,
@@ -789,11 +815,14 @@ class CassandraStore(Store):
         low: int,
         high: int,
         fields: set[str] | None = None,
+        *,
+        by_run: bool = False,
     ) -> list[pa.Table]:
         """The records of ``low <= ts < high`` in the chunks of the partitions (``fields`` of
         them, the others null; None: all), one table per symbol. One query per partition hour
         (chunks never cross an hour), a bounded number in flight; each chunk is checked whole
-        and decoded at once, the columns built once per symbol."""
+        and decoded at once, the columns built once per symbol. ``by_run``: each row's
+        ``SOURCE`` is its :func:`process_writer` (-1 for none) instead of the chunk's writer."""
         queries: list[tuple[str, tuple[object, ...]]] = []
         floor = max(low, 0) // NS_PER_HOUR * NS_PER_HOUR  # a chunk starting before low ends in
         for symbol, day in partitions:  # low's hour at the latest
@@ -813,7 +842,11 @@ class CassandraStore(Store):
                                          strict=True):  # fmt: skip
                 for row in rows:
                     first_ts, chunk_id, last_ts, _, records, data = row[:6]
-                    writer = row[6] if len(row) > 6 and row[6] is not None else (symbol, chunk_id)
+                    writer = row[6] if len(row) > 6 else None
+                    key: object = writer if writer is not None else (symbol, chunk_id)
+                    if by_run:
+                        run = process_writer(writer)
+                        key = run if run is not None else -1
                     # checked and decoded by the pool (hashlib and Arrow release the GIL) while
                     # the driver receives the next pages
                     by_symbol.setdefault(symbol, []).append(
@@ -822,9 +855,8 @@ class CassandraStore(Store):
                             chunk_id=chunk_id, records=records, data=data, fields=fields,
                         )
                     )  # fmt: skip
-                    sources.setdefault(symbol, []).append(
-                        (codes.setdefault(writer, len(codes)), records)
-                    )
+                    code = -1 if key == -1 else codes.setdefault(key, len(codes))
+                    sources.setdefault(symbol, []).append((code, records))
                     within = low <= first_ts and last_ts < high
                     inside[symbol] = inside.get(symbol, True) and within
             decoded = {
@@ -837,9 +869,9 @@ class CassandraStore(Store):
         tables = []
         for symbol, stored in decoded.items():
             table = assemble(spec.channel, exchange, symbol, stored)
-            code, count = zip(*sources[symbol], strict=True)
+            chunk_codes, counts = zip(*sources[symbol], strict=True)
             table = table.append_column(
-                SOURCE, pa.array(np.repeat(np.asarray(code, np.int64), np.asarray(count)))
+                SOURCE, pa.array(np.repeat(np.asarray(chunk_codes, np.int64), np.asarray(counts)))
             )
             if not inside[symbol]:
                 ts = table.column("ts").cast(pa.int64())

@@ -1135,6 +1135,38 @@ class EmbeddedStore(Store):
             if table.num_rows:
                 yield day, table
 
+    def copies(
+        self, *, exchange: str, symbol: str, channel: Channel, start_ns: int, end_ns: int
+    ) -> pa.Table | None:
+        """See :meth:`Store.copies`: a run is one writer (compaction merges a run's own parts
+        only), read from the day's live parts and un-parted log entries, not merged."""
+        channel = Channel(channel)
+        runs: dict[str, int] = {}
+        stamps: list[pa.Array] = []
+        writers: list[npt.NDArray[np.int64]] = []
+        for day in days_within(self.days(exchange, channel, symbol), start_ns, end_ns):
+
+            def attempt(skipped: set[Path], day: date = day) -> list[tuple[str, pa.Table]]:
+                logged, live = self._gather(exchange, channel, [symbol], day)
+                pieces = _scan_by_run(channel, live, ["ts"], start_ns, end_ns)
+                pieces += [
+                    (e.run, _log_rows(t, ["ts"], start_ns, end_ns))
+                    for e, t in logged
+                    if t is not None
+                ]
+                return pieces
+
+            for run, table in self._consistently(attempt):
+                if table.num_rows:
+                    stamps.extend(table.column("ts").cast(pa.int64()).chunks)
+                    code = runs.setdefault(run, len(runs))
+                    writers.append(np.full(table.num_rows, code, np.int64))
+        if not stamps:
+            return pa.table({"ts": pa.array([], pa.int64()), "writer": pa.array([], pa.int64())})
+        return pa.table(
+            {"ts": pa.chunked_array(stamps, pa.int64()), "writer": np.concatenate(writers)}
+        )
+
     def _day_table(
         self,
         exchange: str,

@@ -1,0 +1,155 @@
+"""A restart beside a running collector on a stream sparser than the 250 ms floor is covered.
+
+A ticker pushes once a second. A collector (X) restarted beside its running pair member (W)
+stores a restart gap from the stream's last stored row to its own first row: nothing is stored
+inside (W's next row is X's first), and the window is far longer than any collector's restart
+floor, so the rows alone cannot tell it from a lone collector's hole. The writers can: W's run
+holds the rows on both sides (docs/guarantees.md, "Two collectors on one stream"). Each writer
+here is its own store instance, as each collector run is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hundi.pipeline.resume import gap_event
+from hundi.records import Channel, Event, EventKind, Record, Ticker
+from hundi.research import coverage
+from hundi.stores.base import StreamPosition, open_store
+from hundi.stores.merge import ran_through
+
+S = 1_000_000_000
+T0 = 1_714_608_000 * S  # 2024-05-02T00:00:00Z
+SYMBOL = "BTC-USDT"
+
+
+def ticker(second: int, recv_delay: int) -> Ticker:
+    ts = T0 + second * S
+    return Ticker(
+        exchange="binance", symbol=SYMBOL, native_symbol="BTCUSDT", ts=ts,
+        recv_ts=ts + recv_delay, last_price=100.0 + second, last_size=1.0, open_price=100.0,
+        high_price=200.0, low_price=90.0, volume=10.0, quote_volume=1000.0, vwap=100.0,
+        price_change=1.0, price_change_pct=1.0, trade_count=10, open_time=ts - 86_400 * S,
+        close_time=ts, first_trade_id=1, last_trade_id=second,
+    )  # fmt: skip
+
+
+def pushes(first: int, last: int, recv_delay: int) -> list[Ticker]:
+    return [ticker(second, recv_delay) for second in range(first, last + 1)]
+
+
+def restart_gap(first: Ticker, last_stored: Ticker) -> Event:
+    event = gap_event(Channel.TICKER, first, StreamPosition(last_stored.ts))
+    assert event is not None and event.detail.startswith("restart: nothing received between")
+    return event
+
+
+def reconnect(second: float) -> Event:
+    at = T0 + int(second * S)
+    return Event(
+        exchange="binance", symbol="", native_symbol="", ts=at, recv_ts=at,
+        kind=EventKind.RECONNECT.value, channel="", expected=-1, received=-1,
+        detail="connection public closed",
+    )  # fmt: skip
+
+
+def write_runs(url: str, *runs: Sequence[Record]) -> None:
+    """Each run through its own store instance: its own writer, as each collector process."""
+    for records in runs:
+        store = open_store(url, fsync="no")
+        try:
+            by_channel: dict[Channel, list[Record]] = {}
+            for record in records:
+                by_channel.setdefault(record.CHANNEL, []).append(record)
+            store.write(by_channel)
+        finally:
+            store.close()
+
+
+def judged(url: str) -> tuple[list[str], int]:
+    ranges = coverage(url, "binance", channel="ticker")
+    return list(ranges["ended_by"]), int(ranges["covered"].sum())
+
+
+def test_a_restart_beside_a_running_collector_is_covered(tmp_path: Path) -> None:
+    """W pushes 0..120 s; X ran 0..40 s, and its restarted run's first push is at 50 s. Its
+    look-up found W's push at 49 s: a 1 s window (no collector restarts within 250 ms) with
+    nothing inside, which W's run has on both sides. Before: a hole."""
+    url = str(tmp_path / "data")
+    running = pushes(0, 120, recv_delay=2_000_000)
+    first_run = pushes(0, 40, recv_delay=1_000_000)
+    again = pushes(50, 120, recv_delay=1_000_000)
+    write_runs(url, running, first_run, [restart_gap(again[0], running[49]), *again])
+    assert judged(url) == ([""], 1)
+
+
+def test_a_lone_collector_s_restart_stays_a_hole(tmp_path: Path) -> None:
+    """Every push of the stream on both sides, but from two runs of one collector."""
+    url = str(tmp_path / "data")
+    first_run = pushes(0, 49, recv_delay=1_000_000)
+    again = pushes(50, 120, recv_delay=1_000_000)
+    write_runs(url, first_run, [restart_gap(again[0], first_run[-1]), *again])
+    assert judged(url) == (["gap", ""], 0)
+
+
+def test_both_restarted_over_the_window_is_a_hole(tmp_path: Path) -> None:
+    """W restarted too (a new run, first push at 48 s): W's window (42..48 s) is a hole both
+    had; X's (its look-up found W's new run's push at 49 s) is covered by that run."""
+    url = str(tmp_path / "data")
+    w_first, w_again = pushes(0, 42, 2_000_000), pushes(48, 120, 2_000_000)
+    x_first, x_again = pushes(0, 40, 1_000_000), pushes(50, 120, 1_000_000)
+    w_gap = restart_gap(w_again[0], w_first[-1])
+    x_gap = restart_gap(x_again[0], w_again[1])
+    write_runs(url, w_first, x_first, [w_gap, *w_again], [x_gap, *x_again])
+    ranges = coverage(url, "binance", channel="ticker")
+    assert list(ranges["ended_by"]) == ["gap", ""]
+    assert "00:00:42.000" in ranges["gap_detail"].iloc[0]
+    assert "00:00:49.000" in ranges["covered_detail"].iloc[1]
+
+
+def test_a_reconnect_of_the_running_collector_within_the_window_leaves_the_hole(
+    tmp_path: Path,
+) -> None:
+    """W's connection dropped within X's window: W ran, but did not surely receive
+    throughout, so the window stays a hole."""
+    url = str(tmp_path / "data")
+    running = [*pushes(0, 49, 2_000_000), reconnect(49.5), *pushes(50, 120, 2_000_000)]
+    first_run = pushes(0, 40, 1_000_000)
+    again = pushes(50, 120, 1_000_000)
+    write_runs(url, running, first_run, [restart_gap(again[0], running[49]), *again])
+    assert judged(url) == (["gap", ""], 0)
+
+
+def table(ts: list[float], writer: list[int]) -> pa.Table:
+    return pa.table({"ts": [int(t * S) for t in ts], "writer": pa.array(writer, pa.int64())})
+
+
+NONE = np.zeros(0, np.int64)
+
+
+@pytest.mark.parametrize(
+    ("ts", "writer", "through"),
+    [
+        ([40, 50], [0, 0], True),  # one writer at both ends
+        ([40, 50], [0, 1], False),  # a run ended at 40 s, another began at 50 s
+        ([39, 40, 50, 51], [0, 1, 2, 0], True),  # a compacted hour: W's nearest rows
+        ([40.0005, 50], [0, 0], True),  # within the window start's millisecond
+        ([40.002, 50], [0, 0], False),  # not at or before the window's start
+        ([40, 49.999], [0, 0], False),  # not at or after its end
+        ([], [], False),
+    ],
+)
+def test_ran_through(ts: list[float], writer: list[int], through: bool) -> None:
+    assert ran_through(table(ts, writer), 40 * S, 50 * S, NONE) is through
+
+
+def test_ran_through_not_across_an_interruption() -> None:
+    copies = table([39, 51], [0, 0])
+    assert ran_through(copies, 40 * S, 50 * S, np.array([45 * S], np.int64)) is False
+    assert ran_through(copies, 40 * S, 50 * S, np.array([38 * S, 52 * S], np.int64)) is True
+    assert ran_through(copies, 40 * S, 50 * S, np.array([51 * S], np.int64)) is False
