@@ -35,7 +35,9 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
   ``update_id`` equals a surviving snapshot's is already in it and dropped; so the replay is
   one snapshot followed by one unbroken chain wherever either collector had the data.
 * Gaps (:func:`covered_gaps`): a ``gap`` (or ``stopped``) event of one collector is covered
-  where the merged data of its stream runs on across it; a hole both have stays a hole.
+  where the merged data of its stream runs on across it; a hole both have stays a hole. A
+  restart window with nothing inside is covered where one writer's unmerged rows lie on both
+  sides of it (:func:`ran_through`).
 
 Everything is vectorised (Arrow group-by, numpy searches); Python loops only run per symbol
 and per gap event, never per row.

@@ -10,7 +10,8 @@ For one hour it (1) reads every chunk, checks it (a :class:`DamagedChunk` leaves
 is and is reported), (2) merges the records as a read does, (3) writes them as chunks of at
 most ``CASSANDRA_CHUNK_ROWS`` records, one set per surviving writer (never cutting a run of
 equal ``ts``: :func:`cuts`), and only then (4) deletes the old chunks with one range tombstone
-over the hour.
+over the hour. A writer whose copies lost keeps its first row of every minute
+(:func:`_merged_keeping_presence`), so coverage still tells which runs were receiving.
 
 Writers. A compacted chunk's ``writer`` is :func:`compacted_writer` of its rows' writer: a
 negative number derived from it (a collector's writer id is never negative), and the same
