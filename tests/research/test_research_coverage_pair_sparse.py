@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from hundi.pipeline.resume import gap_event
-from hundi.records import Channel, Event, EventKind, Record, Ticker
+from hundi.records import Candle, Channel, Event, EventKind, Record, Ticker
 from hundi.research import coverage
 from hundi.stores.base import StreamPosition, open_store
+from hundi.stores.embedded import EmbeddedStore
 from hundi.stores.merge import ran_through
 
 S = 1_000_000_000
@@ -135,12 +137,13 @@ NONE = np.zeros(0, np.int64)
 @pytest.mark.parametrize(
     ("ts", "writer", "through"),
     [
-        ([40, 50], [0, 0], True),  # one writer at both ends
-        ([40, 50], [0, 1], False),  # a run ended at 40 s, another began at 50 s
+        ([40, 51], [0, 0], True),  # one writer on both sides
+        ([40, 51], [0, 1], False),  # a run ended at 40 s, another began after 50 s
         ([39, 40, 50, 51], [0, 1, 2, 0], True),  # a compacted hour: W's nearest rows
-        ([40.0005, 50], [0, 0], True),  # within the window start's millisecond
-        ([40.002, 50], [0, 0], False),  # not at or before the window's start
-        ([40, 49.999], [0, 0], False),  # not at or after its end
+        ([40.0005, 51], [0, 0], True),  # within the window start's millisecond
+        ([40.002, 51], [0, 0], False),  # not at or before the window's start
+        ([40, 50.0005], [0, 0], False),  # not after the end's millisecond: a dead run's
+        ([40, 50], [0, 0], False),  # candle stamped with the candle's start (review)
         ([], [], False),
     ],
 )
@@ -153,3 +156,79 @@ def test_ran_through_not_across_an_interruption() -> None:
     assert ran_through(copies, 40 * S, 50 * S, np.array([45 * S], np.int64)) is False
     assert ran_through(copies, 40 * S, 50 * S, np.array([38 * S, 52 * S], np.int64)) is True
     assert ran_through(copies, 40 * S, 50 * S, np.array([51 * S], np.int64)) is False
+
+
+def candle(minute: int, second: int) -> Candle:
+    """OKX stamps every update of a candle with the candle's start."""
+    start = T0 + minute * 60 * S
+    return Candle(
+        exchange="okx", symbol=SYMBOL, native_symbol="BTC-USDT", ts=start,
+        recv_ts=start + second * S, interval="1m", open_time=start,
+        close_time=start + 60 * S - 1, open=100.0, high=100.0 + second, low=99.0,
+        close=100.0 + second, volume=float(second), quote_volume=100.0 * second,
+        taker_buy_volume=0.0, trade_count=second, closed=second >= 58,
+    )  # fmt: skip
+
+
+def test_a_lone_restart_within_a_candle_stamped_with_its_start_stays_a_hole(
+    tmp_path: Path,
+) -> None:
+    """X pushes candles every 2 s and is killed at 5:30; its restart's first update of the
+    same candle comes at 5:41 (found by review: X's own rows stamped 5:00, the window's end,
+    passed as another collector's after the window). Updates 5:32..5:40 nobody stored."""
+    url = str(tmp_path / "data")
+    x = [candle(m, sec) for m in range(5) for sec in range(0, 60, 2)]
+    x += [candle(5, sec) for sec in range(0, 31, 2)]
+    again = [candle(5, sec) for sec in range(41, 60, 2)]
+    again += [candle(m, sec) for m in range(6, 9) for sec in range(0, 60, 2)]
+    write_runs(url, x)
+    store = open_store(url, fsync="no")
+    try:
+        began = T0 + 5 * 60 * S + 40 * S
+        last = store.last_position("okx", SYMBOL, Channel.CANDLES, min(again[0].ts, began))
+        gap = gap_event(Channel.CANDLES, again[0], last)
+        assert gap is not None
+        store.write({Channel.CANDLES: again, Channel.EVENTS: [gap]})
+    finally:
+        store.close()
+    ranges = coverage(url, "okx", channel="candles")
+    assert list(ranges["ended_by"]) == ["gap", ""]
+    assert int(ranges["covered"].sum()) == 0
+
+
+def test_a_reconnect_before_the_report_s_start_still_interrupts(tmp_path: Path) -> None:
+    """W's connection dropped just before midnight and X's restart window crosses it: a report
+    of the day after (found by review) judges it as the report of both days does, a hole."""
+    url = str(tmp_path / "data")
+    running = [*pushes(-60, -5, 2_000_000), reconnect(-0.2), *pushes(2, 120, 2_000_000)]
+    first_run = pushes(-60, -20, 1_000_000)
+    again = pushes(1, 120, 1_000_000)
+    write_runs(url, running, first_run, [restart_gap(again[0], running[55]), *again])
+    assert judged(url) == (["gap", ""], 0)
+    # the day's report starts at the gap (no range before it to end), and covers nothing
+    day = coverage(url, "binance", channel="ticker", start="2024-05-02", end="2024-05-03")
+    assert list(day["ended_by"]) == [""] and int(day["covered"].sum()) == 0
+
+
+def test_a_restart_loop_reads_the_copies_once_per_stretch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """X restarts every 2 minutes beside W for an hour: 29 windows judged with one read of
+    copies (per gap, a collector in a restart loop made coverage quadratic: review)."""
+    url = str(tmp_path / "data")
+    running = pushes(0, 3600, recv_delay=2_000_000)
+    runs: list[Sequence[Record]] = [running]
+    for start in range(0, 3480, 120):
+        run = pushes(start + 10, start + 120, recv_delay=1_000_000)
+        runs.append([restart_gap(run[0], running[start + 9]), *run] if start else run)
+    write_runs(url, *runs)
+    calls: list[tuple[int, int]] = []
+    copies = EmbeddedStore.copies
+
+    def counted(self: EmbeddedStore, **kwargs: Any) -> pa.Table | None:
+        calls.append((kwargs["start_ns"], kwargs["end_ns"]))
+        return copies(self, **kwargs)
+
+    monkeypatch.setattr(EmbeddedStore, "copies", counted)
+    assert judged(url) == ([""], 28)
+    assert len(calls) == 1

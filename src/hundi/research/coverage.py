@@ -139,11 +139,7 @@ def _exchange_ranges(
     store: Store, exchange: str, symbol: str | None, wanted: Channel | None, window: _Window
 ) -> Iterable[pd.DataFrame]:
     events = _ts_and(store, exchange, symbol=None, channel=Channel.EVENTS, window=window)
-    connection = events[
-        (events["symbol"] == "")
-        & events["kind"].isin([EventKind.RECONNECT.value, EventKind.STALE.value])
-    ]
-    reconnect_ts = np.sort(index_ns(connection))
+    reconnect_ts = np.sort(index_ns(_connection_events(events)))
     stops = events[(events["symbol"] == "") & (events["kind"] == EventKind.STOPPED.value)]
     for channel in _channels(store, exchange, wanted):
         for name, data in _stream_data(store, exchange, symbol, channel, window):
@@ -228,7 +224,7 @@ def _ranges(
     all_gaps = events[events["kind"] == EventKind.GAP.value]
     covered, hole_low, hole_high, absent = _covered(channel, all_gaps, data, events)
     if channel not in (Channel.TRADES, Channel.BOOK):
-        covered |= _run_through(store, exchange, symbol, channel, all_gaps, covered, reconnect_ts)
+        covered |= _run_through(store, exchange, symbol, channel, all_gaps, covered)
     gaps = all_gaps[~covered]
     # the ids each hole lost, and of its gap's ids those none stored
     hole_low, hole_high, absent = hole_low[~covered], hole_high[~covered], absent[~covered]
@@ -332,29 +328,59 @@ def _run_through(
     channel: Channel,
     gaps: pd.DataFrame,
     covered: npt.NDArray[np.bool_],
-    interruptions: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
     """Which restart gaps, not covered by a row inside their window, another collector ran
-    through (:func:`ran_through`: one writer's rows on both sides of the window), where the
-    store tells each row's writer. Per such gap one small read of copies around its window
-    (a few per restart), never of the whole stream."""
+    through (:func:`ran_through`: one writer's rows on both sides of the window, within
+    :data:`RUN_THROUGH_HORIZON_NS`), where the store tells each row's writer. The copies and
+    the exchange's connection events are read once per stretch of overlapping horizons,
+    whatever range the report covers (a reconnect before the report's start still
+    interrupts a window just after it: found by review), not once per gap (a collector in a
+    restart loop made that quadratic)."""
     through = np.zeros(len(gaps), np.bool_)
+    windows: list[tuple[int, int, int]] = []  # (gap row, low, high)
     for i, detail in enumerate(gaps["detail"].astype(str).tolist()):
         window = own_restart_window(detail)
-        if covered[i] or window is None:
-            continue
-        low, high = window
+        if not covered[i] and window is not None:
+            windows.append((i, *window))
+    spans: list[tuple[int, int, list[tuple[int, int, int]]]] = []
+    for gap in sorted(windows, key=lambda w: w[1]):
+        low, high = gap[1] - RUN_THROUGH_HORIZON_NS, gap[2] + RUN_THROUGH_HORIZON_NS
+        if spans and low <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], high), [*spans[-1][2], gap])
+        else:
+            spans.append((low, high, [gap]))
+    for start_ns, end_ns, members in spans:  # per stretch of restarts, not per row
         copies = store.copies(
-            exchange=exchange,
-            symbol=symbol,
-            channel=channel,
-            start_ns=low - RUN_THROUGH_HORIZON_NS,
-            end_ns=high + RUN_THROUGH_HORIZON_NS,
+            exchange=exchange, symbol=symbol, channel=channel, start_ns=start_ns, end_ns=end_ns
         )
         if copies is None:
             return through  # the store does not record writers
-        through[i] = ran_through(copies, low, high, interruptions)
+        copies = copies.sort_by("ts")
+        stamps = np.asarray(copies.column("ts").to_numpy(), np.int64)
+        interruptions = _interruptions(store, exchange, start_ns, end_ns)
+        for i, low, high in members:
+            first = int(np.searchsorted(stamps, low - RUN_THROUGH_HORIZON_NS, "left"))
+            last = int(np.searchsorted(stamps, high + RUN_THROUGH_HORIZON_NS, "left"))
+            near = copies.slice(first, last - first)
+            through[i] = ran_through(near, low, high, interruptions)
     return through
+
+
+def _interruptions(
+    store: Store, exchange: str, start_ns: int, end_ns: int
+) -> npt.NDArray[np.int64]:
+    """The sorted times of the exchange's dropped or stale connections in ``[start, end)``."""
+    events = _ts_and(
+        store, exchange, symbol=None, channel=Channel.EVENTS, window=_Window(start_ns, end_ns)
+    )
+    return np.sort(index_ns(_connection_events(events)))
+
+
+def _connection_events(events: pd.DataFrame) -> pd.DataFrame:
+    return events[
+        (events["symbol"] == "")
+        & events["kind"].isin([EventKind.RECONNECT.value, EventKind.STALE.value])
+    ]
 
 
 def _place_covered(

@@ -483,23 +483,24 @@ def own_restart_window(detail: str) -> tuple[int, int] | None:
 def ran_through(copies: pa.Table, low: int, high: int, interruptions: I64) -> bool:
     """Whether another collector ran through a restart's silent window ``[low, high]`` (from
     :func:`own_restart_window`, with nothing stored inside): one writer (collector run) holds
-    rows of the stream on both sides of it, at or before ``low``'s millisecond and at or after
-    ``high``, and no connection of the exchange dropped or went stale (``interruptions``,
+    rows of the stream on both sides of it, at or before ``low``'s millisecond and after
+    ``high``'s, and no connection of the exchange dropped or went stale (``interruptions``,
     sorted event times) between those two rows.
 
     ``copies`` (``ts``, ``writer``: :meth:`hundi.stores.base.Store.copies`) are unmerged, so
     a copy the merge dropped for the restarted collector's still counts. The restarted
-    collector cannot pass: its earlier run and this one are two writers, and this run's rows
-    start at ``high``. A writer that ran on but lost messages meanwhile stored its own gap
-    event for them, or its reconnect is among ``interruptions``; a window shorter than the
-    stream's spacing beside a running collector, which the 250 ms floor cannot tell, is
-    then covered (docs/guarantees.md)."""
+    collector cannot pass: its earlier run and this one are two writers, this run's rows
+    start at ``high``, and the earlier run's end there at the latest (OKX stamps every update
+    of a candle with its start: a run killed in the middle of the candle the restarted one
+    begins with holds rows stamped ``high``, never after it; found by review). A writer that
+    ran on but lost messages meanwhile stored its own gap event for them, or its reconnect is
+    among ``interruptions``."""
     if not copies.num_rows:
         return False
     ts = _ints(copies, "ts")
     writer = _ints(copies, "writer")
     before = ts < low + _MS
-    after = ts >= high
+    after = ts >= high + _MS
     for run in np.intersect1d(writer[before], writer[after]).tolist():  # per writer: a few
         last = int(ts[before & (writer == run)].max())
         first = int(ts[after & (writer == run)].min())

@@ -71,6 +71,7 @@ from hundi.stores.cassandra.chunks import (
     encode_chunks,
     is_migrated,
     migration_writer,
+    process_writer,
     read_chunk,
 )
 from hundi.stores.cassandra.schema import NS_PER_DAY, NS_PER_HOUR, quote
@@ -252,6 +253,7 @@ def plan_hour(
     codes: dict[object, int] = {}
     sources: list[int] = []
     writers: dict[int, int] = {}  # source code -> writer of its compacted chunks
+    raw: dict[int, int | None] = {}  # source code -> its chunks' writer
     for first_ts, chunk_id, _, records, writer, _, _, data in rows:
         stored.append(
             read_chunk(
@@ -262,6 +264,7 @@ def plan_hour(
         source = writer if writer is not None else (symbol, chunk_id)
         code = codes.setdefault(source, len(codes))
         writers[code] = compacted_writer(writer)
+        raw[code] = writer
         sources.extend([code] * records)
     table = assemble(channel, exchange, symbol, stored)
     origin = pa.array(np.asarray(sources, np.int64))
@@ -278,7 +281,10 @@ def plan_hour(
             for code, writer in writers.items()
         }
         source = np.fromiter(map(as_one.__getitem__, kept.tolist()), np.int64, count=len(kept))
-        table = _merged_keeping_presence(table, source, channel)
+        # presence only of collector runs: a legacy or migrated chunk's rows tell no run, and
+        # legacy chunks all compact into one writer, which a read never merges within
+        runs = [code for code, writer in raw.items() if process_writer(writer) is not None]
+        table = _merged_keeping_presence(table, source, channel, np.isin(kept, runs))
     else:
         table = _without_copies(table.append_column(_ORIGIN, origin), writers)
     table = _in_read_order(table, channel)
@@ -305,14 +311,18 @@ def plan_hour(
 
 
 def _merged_keeping_presence(
-    table: pa.Table, source: npt.NDArray[np.int64], channel: Channel
+    table: pa.Table,
+    source: npt.NDArray[np.int64],
+    channel: Channel,
+    eligible: npt.NDArray[np.bool_],
 ) -> pa.Table:
     """The hour merged (each record once, as a read merges it), plus each writer's first row
     of every minute it held rows in, where another writer's copy won: a compacted hour still
     tells which collector runs were receiving around a moment, which coverage asks to judge
     a restart beside a running collector (:func:`hundi.stores.merge.ran_through`). Those few
     rows (at most 60 a writer and hour, and only where two writers overlap) are copies that
-    every read merges away, as it did before compaction. Compacting again keeps the same
+    every read merges away, as it did before compaction. Only ``eligible`` rows (of a
+    collector run's chunks) are kept so. Compacting again keeps the same
     rows: a writer's first row of a minute is among its rows kept."""
     rows = np.arange(table.num_rows, dtype=np.int64)
     merged = deduplicate(
@@ -327,7 +337,7 @@ def _merged_keeping_presence(
     firsts = order[np.r_[True, (np.diff(source[order]) != 0) | (np.diff(minute[order]) != 0)]]
     keep = np.zeros(table.num_rows, np.bool_)
     keep[won] = True
-    keep[firsts] = True
+    keep[firsts[eligible[firsts]]] = True
     return table.filter(pa.array(keep))
 
 
