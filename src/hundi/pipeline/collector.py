@@ -341,10 +341,11 @@ class Collector:
             if not writer.offer(batch):
                 self._held.append((writer, batch))
 
-    def _with_restart_gaps(self, batch: Batch, wait_s: float = 0.0) -> Batch:
-        """``batch`` plus the gap events of the holes since the previous run found so far."""
+    def _with_restart_gaps(self, batch: Batch, wait_s: float = 0.0, *, last: bool = False) -> Batch:
+        """``batch`` plus the gap events of the holes since the previous run found so far
+        (``last``: all of them, at the stop, see :meth:`RestartGaps.finish`)."""
         self.restart_gaps.note(batch)
-        found = self.restart_gaps.take(wait_s)
+        found = self.restart_gaps.finish(wait_s) if last else self.restart_gaps.take(wait_s)
         if not found:
             return batch
         if not self.stopping:
@@ -397,9 +398,8 @@ class Collector:
                 self.series_tally.add(derived)
                 batch = {**batch, **derived}
         batch = self._with_restart_gaps(
-            batch, wait_s=min(5.0, self.settings.shutdown_timeout_s / 4)
+            batch, wait_s=min(5.0, self.settings.shutdown_timeout_s / 4), last=True
         )
-        self.restart_gaps.close()
         if batch:
             self._observe(batch)
             self._held.extend((writer, batch) for writer in self.writers)

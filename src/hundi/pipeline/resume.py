@@ -27,6 +27,7 @@ Per drained batch the check costs a set of its streams per watched channel.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -45,6 +46,13 @@ from hundi.stores.base import Store, StreamPosition
 from hundi.stores.merge import RESTART_DETAIL, window_time
 
 log = logging.getLogger("hundi.pipeline")
+
+# Back-off of a look-up whose store cannot be read (a cluster down): first wait, cap.
+_RETRY_FIRST_S = 1.0
+_RETRY_MAX_S = 30.0
+# How long the stop waits for look-ups told to give up (they return at once unless a store
+# call is under way).
+_GIVE_UP_WAIT_S = 2.0
 
 # Streams that flow steadily, so "nothing stored between the last row and this run's first"
 # is a hole. Not liquidations (sparse: the last one may be hours before the collector stopped,
@@ -87,6 +95,8 @@ class RestartGaps:
         self._pending: list[Future[list[Event]]] = []
         self._sparse_checked: set[tuple[str, str]] = set()  # the look-up thread's only
         self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resume")
+        self._asked: dict[Future[list[Event]], tuple[Channel, Record]] = {}
+        self._giving_up = threading.Event()  # set by finish(): stop asking unreachable stores
         self.found = 0  # gap events made (for the summary)
 
     def note(self, batch: Mapping[Channel, Sequence[Record]]) -> None:
@@ -107,7 +117,9 @@ class RestartGaps:
                 continue
             for first in _firsts(records, seen):
                 seen.add(_STREAM(first))
-                self._pending.append(self._lookups.submit(self._gaps, channel, first))
+                lookup = self._lookups.submit(self._gaps, channel, first)
+                self._asked[lookup] = (channel, first)
+                self._pending.append(lookup)
 
     def take(self, wait_s: float = 0.0) -> list[Event]:
         """Gap events of the look-ups done (waiting up to ``wait_s`` for the others)."""
@@ -122,17 +134,58 @@ class RestartGaps:
                 still.append(lookup)
                 continue
             events.extend(lookup.result())
+            self._asked.pop(lookup, None)
         self._pending = still
         self.found += len(events)
         return events
 
+    def finish(self, wait_s: float) -> list[Event]:
+        """At the collector's stop: the gap events of every look-up, waiting up to ``wait_s``
+        for those still asking; a stream whose stores never answered gets a gap of unknown
+        start (:func:`unknown_start_gap`) instead of none, so its hole is still a stored
+        event. Then :meth:`close`."""
+        events = self.take(wait_s)
+        if self._pending:
+            self._giving_up.set()  # those waiting to ask again return their unknown gap now
+            events += self.take(min(wait_s, _GIVE_UP_WAIT_S))
+        for lookup in self._pending:  # still inside a store call: not waited for
+            channel, first = self._asked[lookup]
+            events.append(unknown_start_gap(channel, first, "no answer before the stop"))
+            self.found += 1
+        self._pending = []
+        self.close()
+        return events
+
     def close(self) -> None:
+        self._giving_up.set()
         self._lookups.shutdown(wait=False, cancel_futures=True)
 
     def _gaps(self, channel: Channel, first: Record) -> list[Event]:
-        """The stream's restart gap and, with it, those of its sparse channels (look-up thread)."""
+        """The stream's restart gap and, with it, those of its sparse channels (look-up thread).
+
+        A store that cannot be read now (a Cassandra cluster down at the restart) is asked
+        again, with a capped back-off, until it answers: where the stream ended is what the
+        gap needs, and giving up stored no gap at all (the hole went silent). At the stop
+        (:meth:`finish`) a stream still unanswered gets a gap of unknown start."""
         before = min(first.ts, self.started_ns)
-        last = self._position(channel, first, before)
+        delay = _RETRY_FIRST_S
+        warned = False
+        while True:
+            last, failure = self._position(channel, first, before)
+            if last is not None or failure is None:
+                break
+            if not warned:
+                log.warning(
+                    "cannot read where %s %s %s ended before this run (%s); asking again "
+                    "until the store answers",
+                    first.exchange, first.symbol, channel.value, failure,
+                )  # fmt: skip
+                warned = True
+            if self._giving_up.wait(delay):
+                return [unknown_start_gap(channel, first, failure)]
+            delay = min(delay * 2, _RETRY_MAX_S)
+        if warned:
+            log.info("read where %s %s %s ended", first.exchange, first.symbol, channel.value)
         gap = gap_event(channel, first, last)
         if gap is None or last is None:
             return []
@@ -142,8 +195,8 @@ class RestartGaps:
         self._sparse_checked.add(stream)
         found = [gap]
         for sparse in SPARSE:
-            if self._position(sparse, first, before) is None:
-                continue  # not collected for this symbol before: no stream to break
+            if self._position(sparse, first, before)[0] is None:
+                continue  # not collected for this symbol before (or not told): no stream
             detail = (
                 f"{RESTART_DETAIL} the collector was not running between "
                 f"{window_time(last.ts)} and {window_time(first.ts)} ({channel.value} of the "
@@ -152,23 +205,21 @@ class RestartGaps:
             found.append(_event(first, sparse, -1, -1, detail))
         return found
 
-    def _position(self, channel: Channel, first: Record, before: int) -> StreamPosition | None:
+    def _position(
+        self, channel: Channel, first: Record, before: int
+    ) -> tuple[StreamPosition | None, str | None]:
+        """(where the first store that can tell says the stream ended, None), else (None,
+        why a store that may hold it could not be read; None if every store answered)."""
+        failure: str | None = None
         for store in self.stores:
             try:
                 found = store.last_position(first.exchange, first.symbol, channel, before)
-            except Exception as exc:  # the hole stays unexplained, but collection goes on
-                log.warning(
-                    "store %s: cannot read where %s %s %s ended before this run (%s)",
-                    store.describe(),
-                    first.exchange,
-                    first.symbol,
-                    channel.value,
-                    exc,
-                )
+            except Exception as exc:  # asked again (see _gaps); collection goes on meanwhile
+                failure = f"store {store.describe()}: {exc}"
                 continue
             if found is not None:
-                return found
-        return None
+                return found, None
+        return None, failure
 
 
 def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> Event | None:
@@ -195,6 +246,17 @@ def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> E
         return None
     silent = f"between {window_time(last.ts)} and {window_time(first.ts)}"
     detail = f"{RESTART_DETAIL} nothing received {silent}"
+    return _event(first, channel, -1, -1, detail)
+
+
+def unknown_start_gap(channel: Channel, first: Record, why: str) -> Event:
+    """The gap of a stream whose stores could not say where it ended before this run: its
+    start is unknown, so it covers nothing to fetch back and is never judged covered; what
+    was sent before ``first`` may be missing."""
+    detail = (
+        f"{RESTART_DETAIL} where the stream ended before this run is unknown (its stores were "
+        f"not read: {why}); what was sent before this run's first record may be missing"
+    )
     return _event(first, channel, -1, -1, detail)
 
 

@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool
 from hundi.pipeline.writer import StoreWriter
-from hundi.records import Channel, Record, Trade
+from hundi.records import Channel, Record, Trade, to_arrow
 from hundi.stores.base import StoreError, open_store
+from hundi.stores.merge import covered_gaps
 from tcprelay import TcpRelay
 
 T0 = 1_714_521_600_000_000_000
@@ -167,3 +169,54 @@ def test_cluster_lost_while_preparing_the_schema_opens_anyway(
     finally:
         store.close()
     assert list(frame["trade_id"]) == list(range(10))
+
+
+def test_a_restart_while_the_cluster_is_down_stores_its_gap_once_it_answers(
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous run stored trades 0..49 and died; this run starts while the cluster is
+    down. Its look-up of where the stream ended failed and it stored no gap at all: the hole
+    went silent. Now it asks again until the cluster answers, and the gap names ids 50..99."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
+    url = f"cassandra://127.0.0.1:{relay.port}/hundi_test"
+    previous = open_store(url)
+    try:
+        previous.write({Channel.TRADES: trades(exchange, 0, 50)})
+    finally:
+        previous.close()
+    relay.cut()
+    store = open_store(url)
+    gaps = RestartGaps([store], started_ns=T0 + 100)
+    try:
+        gaps.note({Channel.TRADES: trades(exchange, 100, 10)})
+        assert gaps.take(wait_s=3.0) == []  # still asking
+        relay.restore()
+        found = gaps.take(wait_s=60.0)
+    finally:
+        gaps.close()
+        store.close()
+    assert [(e.expected, e.received) for e in found] == [(50, 100)], found
+
+
+def test_a_restart_whose_stores_never_answer_stores_a_gap_of_unknown_start(
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster stays down for the whole run: at the stop the stream's gap is stored with
+    an unknown start (the spool keeps it for the cluster), never judged covered."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
+    relay.cut()
+    store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")
+    gaps = RestartGaps([store], started_ns=T0 + 100)
+    try:
+        gaps.note({Channel.TRADES: trades(exchange, 100, 10)})
+        found = gaps.finish(wait_s=3.0)
+    finally:
+        store.close()
+    assert len(found) == 1 and found[0].kind == "gap", found
+    assert (found[0].expected, found[0].received) == (-1, -1)
+    assert "unknown" in found[0].detail and found[0].ts == T0 + 100
+    events = to_arrow(Channel.EVENTS, found)
+    data = to_arrow(Channel.TRADES, trades(exchange, 0, 200))
+    assert covered_gaps(events, Channel.TRADES, data).tolist() == [False]
