@@ -140,22 +140,35 @@ NONE = np.zeros(0, np.int64)
         ([40, 51], [0, 0], True),  # one writer on both sides
         ([40, 51], [0, 1], False),  # a run ended at 40 s, another began after 50 s
         ([39, 40, 50, 51], [0, 1, 2, 0], True),  # a compacted hour: W's nearest rows
-        ([40.0005, 51], [0, 0], True),  # within the window start's millisecond
-        ([40.002, 51], [0, 0], False),  # not at or before the window's start
+        ([45, 51], [0, 0], True),  # a row inside, of a writer that runs on past the end
+        ([40, 45, 51], [0, 0, 1], False),  # rows inside of a run that ended there
         ([40, 50.0005], [0, 0], False),  # not after the end's millisecond: a dead run's
         ([40, 50], [0, 0], False),  # candle stamped with the candle's start (review)
         ([], [], False),
     ],
 )
 def test_ran_through(ts: list[float], writer: list[int], through: bool) -> None:
-    assert ran_through(table(ts, writer), 40 * S, 50 * S, NONE) is through
+    assert ran_through(table(ts, writer), 50 * S, NONE) is through
 
 
 def test_ran_through_not_across_an_interruption() -> None:
     copies = table([39, 51], [0, 0])
-    assert ran_through(copies, 40 * S, 50 * S, np.array([45 * S], np.int64)) is False
-    assert ran_through(copies, 40 * S, 50 * S, np.array([38 * S, 52 * S], np.int64)) is True
-    assert ran_through(copies, 40 * S, 50 * S, np.array([51 * S], np.int64)) is False
+    assert ran_through(copies, 50 * S, np.array([45 * S], np.int64)) is False
+    assert ran_through(copies, 50 * S, np.array([38 * S, 52 * S], np.int64)) is True
+    assert ran_through(copies, 50 * S, np.array([51 * S], np.int64)) is False
+
+
+def test_a_dead_run_s_rows_stored_after_the_restart_looked_cover_nothing(
+    tmp_path: Path,
+) -> None:
+    """The restarted collector's look-up found the push at 30 s: the pushes 31..40 s its dead
+    run received were still in its outage spool (drained by the new run afterwards). They lie
+    inside the window, but nobody received 41..49 s: a hole (it read covered before)."""
+    url = str(tmp_path / "data")
+    first_run = pushes(0, 40, recv_delay=1_000_000)
+    again = pushes(50, 120, recv_delay=1_000_000)
+    write_runs(url, first_run, [restart_gap(again[0], first_run[30]), *again])
+    assert judged(url) == (["gap", ""], 0)
 
 
 def candle(minute: int, second: int) -> Candle:

@@ -36,6 +36,7 @@ from hundi.research._source import (
 )
 from hundi.stores.base import Store, Unsupported, reading
 from hundi.stores.merge import (
+    RESTART_FLOOR_NS,
     RUN_THROUGH_HORIZON_NS,
     covered_gaps,
     own_restart_window,
@@ -224,7 +225,8 @@ def _ranges(
     all_gaps = events[events["kind"] == EventKind.GAP.value]
     covered, hole_low, hole_high, absent = _covered(channel, all_gaps, data, events)
     if channel not in (Channel.TRADES, Channel.BOOK):
-        covered |= _run_through(store, exchange, symbol, channel, all_gaps, covered)
+        judged, by_writers = _by_writers(store, exchange, symbol, channel, all_gaps)
+        covered = np.where(judged, by_writers, covered)
     gaps = all_gaps[~covered]
     # the ids each hole lost, and of its gap's ids those none stored
     hole_low, hole_high, absent = hole_low[~covered], hole_high[~covered], absent[~covered]
@@ -321,26 +323,24 @@ def _covered(
     return covered, expected, received, uncounted
 
 
-def _run_through(
-    store: Store,
-    exchange: str,
-    symbol: str,
-    channel: Channel,
-    gaps: pd.DataFrame,
-    covered: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.bool_]:
-    """Which restart gaps, not covered by a row inside their window, another collector ran
-    through (:func:`ran_through`: one writer's rows on both sides of the window, within
-    :data:`RUN_THROUGH_HORIZON_NS`), where the store tells each row's writer. The copies and
-    the exchange's connection events are read once per stretch of overlapping horizons,
-    whatever range the report covers (a reconnect before the report's start still
-    interrupts a window just after it: found by review), not once per gap (a collector in a
-    restart loop made that quadratic)."""
-    through = np.zeros(len(gaps), np.bool_)
+def _by_writers(
+    store: Store, exchange: str, symbol: str, channel: Channel, gaps: pd.DataFrame
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """(judged, covered) per gap: the restart gaps whose window lies between the stream's own
+    rows, where the store tells each row's writer, are covered when shorter than the restart
+    floor or when another collector ran through them (:func:`ran_through`, within
+    :data:`RUN_THROUGH_HORIZON_NS`), and not for a row inside alone (a dead run's rows
+    stored late are no evidence). Other gaps, and every gap of a store that does not record
+    writers, are not judged here. The copies and the exchange's connection events are read
+    once per stretch of overlapping horizons, whatever range the report covers (a reconnect
+    before the report's start still interrupts a window just after it: found by review), not
+    once per gap (a collector in a restart loop made that quadratic)."""
+    judged = np.zeros(len(gaps), np.bool_)
+    covered = np.zeros(len(gaps), np.bool_)
     windows: list[tuple[int, int, int]] = []  # (gap row, low, high)
     for i, detail in enumerate(gaps["detail"].astype(str).tolist()):
         window = own_restart_window(detail)
-        if not covered[i] and window is not None:
+        if window is not None:
             windows.append((i, *window))
     spans: list[tuple[int, int, list[tuple[int, int, int]]]] = []
     for gap in sorted(windows, key=lambda w: w[1]):
@@ -354,7 +354,7 @@ def _run_through(
             exchange=exchange, symbol=symbol, channel=channel, start_ns=start_ns, end_ns=end_ns
         )
         if copies is None:
-            return through  # the store does not record writers
+            return judged, covered  # the store does not record writers
         copies = copies.sort_by("ts")
         stamps = np.asarray(copies.column("ts").to_numpy(), np.int64)
         interruptions = _interruptions(store, exchange, start_ns, end_ns)
@@ -362,8 +362,9 @@ def _run_through(
             first = int(np.searchsorted(stamps, low - RUN_THROUGH_HORIZON_NS, "left"))
             last = int(np.searchsorted(stamps, high + RUN_THROUGH_HORIZON_NS, "left"))
             near = copies.slice(first, last - first)
-            through[i] = ran_through(near, low, high, interruptions)
-    return through
+            judged[i] = True
+            covered[i] = high - low < RESTART_FLOOR_NS or ran_through(near, high, interruptions)
+    return judged, covered
 
 
 def _interruptions(

@@ -36,8 +36,8 @@ exchange record once (docs/guarantees.md, "Two collectors on one stream"):
   one snapshot followed by one unbroken chain wherever either collector had the data.
 * Gaps (:func:`covered_gaps`): a ``gap`` (or ``stopped``) event of one collector is covered
   where the merged data of its stream runs on across it; a hole both have stays a hole. A
-  restart window with nothing inside is covered where one writer's unmerged rows lie on both
-  sides of it (:func:`ran_through`).
+  restart window is covered where one writer's unmerged rows lie on both sides of its end
+  (:func:`ran_through`), where the store records writers.
 
 Everything is vectorised (Arrow group-by, numpy searches); Python loops only run per symbol
 and per gap event, never per row.
@@ -480,26 +480,29 @@ def own_restart_window(detail: str) -> tuple[int, int] | None:
     return _window(detail) if detail.startswith(OWN_WINDOW_DETAIL) else None
 
 
-def ran_through(copies: pa.Table, low: int, high: int, interruptions: I64) -> bool:
-    """Whether another collector ran through a restart's silent window ``[low, high]`` (from
-    :func:`own_restart_window`, with nothing stored inside): one writer (collector run) holds
-    rows of the stream on both sides of it, at or before ``low``'s millisecond and after
-    ``high``'s, and no connection of the exchange dropped or went stale (``interruptions``,
-    sorted event times) between those two rows.
+def ran_through(copies: pa.Table, high: int, interruptions: I64) -> bool:
+    """Whether another collector ran through a restart's silent window ending at ``high``
+    (from :func:`own_restart_window`): one writer (collector run) holds rows of the stream
+    before ``high`` and after ``high``'s millisecond, and no connection of the exchange
+    dropped or went stale (``interruptions``, sorted event times) between those two rows.
 
     ``copies`` (``ts``, ``writer``: :meth:`hundi.stores.base.Store.copies`) are unmerged, so
     a copy the merge dropped for the restarted collector's still counts. The restarted
     collector cannot pass: its earlier run and this one are two writers, this run's rows
     start at ``high``, and the earlier run's end there at the latest (OKX stamps every update
     of a candle with its start: a run killed in the middle of the candle the restarted one
-    begins with holds rows stamped ``high``, never after it; found by review). A writer that
-    ran on but lost messages meanwhile stored its own gap event for them, or its reconnect is
-    among ``interruptions``."""
+    begins with holds rows stamped ``high``, never after it; found by review). Rows inside the
+    window count only as such a writer's: the dead run's own rows stored after the restart
+    looked (its outage spool drained late) and a collector that died inside the window are
+    no evidence that anyone received what was sent after them. A writer that ran on but lost
+    messages meanwhile stored its own gap event for them, or its reconnect is among
+    ``interruptions``; one that joined inside the window stored its own restart gap for the
+    time before it."""
     if not copies.num_rows:
         return False
     ts = _ints(copies, "ts")
     writer = _ints(copies, "writer")
-    before = ts < low + _MS
+    before = ts < high
     after = ts >= high + _MS
     for run in np.intersect1d(writer[before], writer[after]).tolist():  # per writer: a few
         last = int(ts[before & (writer == run)].max())
