@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hundi
 from derivative_samples import PERP, SECOND, T0, instrument, liquidation, ticker
 from hundi.pipeline.resume import SPARSE, WATCHED, RestartGaps
 from hundi.records import Channel, Event, Record, Trade
@@ -92,3 +93,32 @@ def test_a_sparse_gap_is_stored_once_per_symbol_and_run(tmp_path: Path) -> None:
     found = gaps.take(wait_s=30)
     gaps.close()
     assert sorted(e.channel for e in found) == ["derivative_ticker", "liquidations", "trades"]
+
+
+def test_the_liquidation_gap_ends_at_the_run_s_start(tmp_path: Path) -> None:
+    """This run started 5 s before its first markPrice: a liquidation it received meanwhile
+    lies after the window, which read as covering the restart's hole (the window ended at the
+    first steady record)."""
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    store.write(
+        {
+            Channel.DERIVATIVE_TICKER: [ticker(T0 + i * SECOND, "markPrice") for i in range(5)],
+            Channel.LIQUIDATIONS: [liquidation(T0, 1, 100.0, 1.0)],
+        }
+    )
+    store.close()
+    started = LATER - 5 * SECOND
+    own = liquidation(started + 2 * SECOND, 2, 95.0, 1.0)
+    store = EmbeddedStore(str(tmp_path), fsync=False)
+    gaps = RestartGaps([store], started_ns=started)
+    try:
+        gaps.note({Channel.DERIVATIVE_TICKER: [ticker(LATER, "markPrice")]})
+        found = {e.channel: e for e in gaps.take(wait_s=30) if isinstance(e, Event)}
+        gaps.close()
+        assert "00:09:55.000" in found["liquidations"].detail
+        store.write({Channel.LIQUIDATIONS: [own], Channel.EVENTS: list(found.values())})
+    finally:
+        store.close()
+    ranges = hundi.coverage(str(tmp_path), "binance", channel="liquidations")
+    assert list(ranges["ended_by"]) == ["gap"], ranges  # the gap is stamped at LATER
+    assert int(ranges["covered"].sum()) == 0

@@ -197,9 +197,11 @@ class RestartGaps:
         for sparse in SPARSE:
             if self._position(sparse, first, before)[0] is None:
                 continue  # not collected for this symbol before (or not told): no stream
+            # up to this run's start, not its first steady record: this run's own sparse
+            # rows received before that record would lie inside and read as covering it
             detail = (
                 f"{RESTART_DETAIL} the collector was not running between "
-                f"{window_time(last.ts)} and {window_time(first.ts)} ({channel.value} of the "
+                f"{window_time(last.ts)} and {window_time(before)} ({channel.value} of the "
                 f"same symbol shows it); {sparse.value} of that span were not received"
             )
             found.append(_event(first, sparse, -1, -1, detail))
