@@ -348,7 +348,7 @@ class Collector:
         found = self.restart_gaps.finish(wait_s) if last else self.restart_gaps.take(wait_s)
         if not found:
             return batch
-        if not self.stopping:
+        if not self.stopping and not last:
             # what a venue can fetch back (trades by id) it fetches, as for a gap seen live
             now_ns = time.time_ns()
             for gap in found:
@@ -397,8 +397,12 @@ class Collector:
             if derived:
                 self.series_tally.add(derived)
                 batch = {**batch, **derived}
-        batch = self._with_restart_gaps(
-            batch, wait_s=min(5.0, self.settings.shutdown_timeout_s / 4), last=True
+        # off the event loop: other feeds of this process stop meanwhile (their deadlines)
+        batch = await asyncio.to_thread(
+            self._with_restart_gaps,
+            batch,
+            min(5.0, self.settings.shutdown_timeout_s / 4),
+            last=True,
         )
         if batch:
             self._observe(batch)

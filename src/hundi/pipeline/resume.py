@@ -27,10 +27,10 @@ Per drained batch the check costs a set of its streams per watched channel.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from operator import attrgetter
 
 from hundi.records import (
@@ -42,7 +42,7 @@ from hundi.records import (
     one_exchange,
     stream_tally,
 )
-from hundi.stores.base import Store, StreamPosition
+from hundi.stores.base import Store, StoreError, StreamPosition
 from hundi.stores.merge import RESTART_DETAIL, window_time
 
 log = logging.getLogger("hundi.pipeline")
@@ -50,9 +50,22 @@ log = logging.getLogger("hundi.pipeline")
 # Back-off of a look-up whose store cannot be read (a cluster down): first wait, cap.
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 30.0
-# How long the stop waits for look-ups told to give up (they return at once unless a store
-# call is under way).
-_GIVE_UP_WAIT_S = 2.0
+
+
+@dataclass(slots=True)
+class _Unanswered:
+    """A look-up a store could not answer for now (an outage): asked again later."""
+
+    failure: str
+
+
+@dataclass(slots=True)
+class _Retry:
+    channel: Channel
+    first: Record
+    delay_s: float
+    due: float  # time.monotonic()
+
 
 # Streams that flow steadily, so "nothing stored between the last row and this run's first"
 # is a hole. Not liquidations (sparse: the last one may be hours before the collector stopped,
@@ -92,11 +105,13 @@ class RestartGaps:
         self.stores = list(stores)
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._seen: dict[Channel, set[tuple[str, str]]] = {c: set() for c in WATCHED}
-        self._pending: list[Future[list[Event]]] = []
+        self._pending: list[Future[list[Event] | _Unanswered]] = []
         self._sparse_checked: set[tuple[str, str]] = set()  # the look-up thread's only
         self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resume")
-        self._asked: dict[Future[list[Event]], tuple[Channel, Record]] = {}
-        self._giving_up = threading.Event()  # set by finish(): stop asking unreachable stores
+        self._asked: dict[Future[list[Event] | _Unanswered], _Retry] = {}
+        self._retrying: list[_Retry] = []  # unanswered look-ups waiting for their next try
+        self._last_tries = False  # set by finish(): an unanswered look-up is not retried
+        self._warned: set[tuple[Channel, str, str]] = set()
         self.found = 0  # gap events made (for the summary)
 
     def note(self, batch: Mapping[Channel, Sequence[Record]]) -> None:
@@ -117,12 +132,24 @@ class RestartGaps:
                 continue
             for first in _firsts(records, seen):
                 seen.add(_STREAM(first))
-                lookup = self._lookups.submit(self._gaps, channel, first)
-                self._asked[lookup] = (channel, first)
-                self._pending.append(lookup)
+                self._ask(_Retry(channel, first, _RETRY_FIRST_S, 0.0))
+
+    def _ask(self, asking: _Retry) -> None:
+        lookup = self._lookups.submit(self._gaps, asking.channel, asking.first)
+        self._asked[lookup] = asking
+        self._pending.append(lookup)
 
     def take(self, wait_s: float = 0.0) -> list[Event]:
-        """Gap events of the look-ups done (waiting up to ``wait_s`` for the others)."""
+        """Gap events of the look-ups done (waiting up to ``wait_s`` for the others). A look-up
+        a store could not answer (an outage) is asked again when its back-off is due, from
+        here (called per drained batch): the worker never waits on one stream, so the others'
+        look-ups go on meanwhile."""
+        now = time.monotonic()
+        due = [r for r in self._retrying if r.due <= now]
+        if due:
+            self._retrying = [r for r in self._retrying if r.due > now]
+            for asking in due:
+                self._ask(asking)
         if not self._pending:
             return []
         if wait_s > 0:
@@ -133,59 +160,75 @@ class RestartGaps:
             if not lookup.done():
                 still.append(lookup)
                 continue
-            events.extend(lookup.result())
-            self._asked.pop(lookup, None)
+            asking = self._asked.pop(lookup)
+            result = lookup.result()
+            if isinstance(result, _Unanswered):
+                events.extend(self._unanswered(asking, result.failure))
+                continue
+            stream = (asking.channel, asking.first.exchange, asking.first.symbol)
+            if stream in self._warned:
+                log.info("read where %s %s %s ended", stream[1], stream[2], stream[0].value)
+            events.extend(result)
         self._pending = still
         self.found += len(events)
         return events
 
+    def _unanswered(self, asking: _Retry, failure: str) -> list[Event]:
+        """Ask again after the back-off; at the stop, a gap of unknown start instead."""
+        first = asking.first
+        if self._last_tries:
+            return [unknown_start_gap(asking.channel, first, failure)]
+        stream = (asking.channel, first.exchange, first.symbol)
+        if stream not in self._warned:
+            self._warned.add(stream)
+            log.warning(
+                "cannot read where %s %s %s ended before this run (%s); asking again until "
+                "the store answers",
+                first.exchange, first.symbol, asking.channel.value, failure,
+            )  # fmt: skip
+        delay = min(asking.delay_s * 2, _RETRY_MAX_S)
+        self._retrying.append(
+            _Retry(asking.channel, first, delay, time.monotonic() + asking.delay_s)
+        )
+        return []
+
     def finish(self, wait_s: float) -> list[Event]:
         """At the collector's stop: the gap events of every look-up, waiting up to ``wait_s``
-        for those still asking; a stream whose stores never answered gets a gap of unknown
-        start (:func:`unknown_start_gap`) instead of none, so its hole is still a stored
-        event. Then :meth:`close`."""
+        for them; look-ups waiting to be asked again get one last try now. A stream whose
+        stores did not answer gets a gap of unknown start (:func:`unknown_start_gap`) instead
+        of none, so its hole is still a stored event. Then :meth:`close`."""
+        self._last_tries = True
+        for asking in self._retrying:
+            self._ask(asking)
+        self._retrying = []
         events = self.take(wait_s)
-        if self._pending:
-            self._giving_up.set()  # those waiting to ask again return their unknown gap now
-            events += self.take(min(wait_s, _GIVE_UP_WAIT_S))
-        for lookup in self._pending:  # still inside a store call: not waited for
-            channel, first = self._asked[lookup]
-            events.append(unknown_start_gap(channel, first, "no answer before the stop"))
+        for lookup in self._pending:  # not answered within wait_s: not waited for
+            asking = self._asked.pop(lookup)
+            events.append(
+                unknown_start_gap(asking.channel, asking.first, "no answer before the stop")
+            )
             self.found += 1
         self._pending = []
         self.close()
         return events
 
     def close(self) -> None:
-        self._giving_up.set()
         self._lookups.shutdown(wait=False, cancel_futures=True)
 
-    def _gaps(self, channel: Channel, first: Record) -> list[Event]:
+    def _gaps(self, channel: Channel, first: Record) -> list[Event] | _Unanswered:
         """The stream's restart gap and, with it, those of its sparse channels (look-up thread).
 
-        A store that cannot be read now (a Cassandra cluster down at the restart) is asked
-        again, with a capped back-off, until it answers: where the stream ended is what the
-        gap needs, and giving up stored no gap at all (the hole went silent). At the stop
-        (:meth:`finish`) a stream still unanswered gets a gap of unknown start."""
+        A store that cannot be read now (a Cassandra cluster down at the restart: its
+        :class:`StoreError`) makes it :class:`_Unanswered`, asked again later (see
+        :meth:`take`): giving up stored no gap at all, so the hole went silent. Any other
+        failure (a damaged chunk, a bug) will not pass by asking again: a gap of unknown
+        start at once."""
         before = min(first.ts, self.started_ns)
-        delay = _RETRY_FIRST_S
-        warned = False
-        while True:
-            last, failure = self._position(channel, first, before)
-            if last is not None or failure is None:
-                break
-            if not warned:
-                log.warning(
-                    "cannot read where %s %s %s ended before this run (%s); asking again "
-                    "until the store answers",
-                    first.exchange, first.symbol, channel.value, failure,
-                )  # fmt: skip
-                warned = True
-            if self._giving_up.wait(delay):
-                return [unknown_start_gap(channel, first, failure)]
-            delay = min(delay * 2, _RETRY_MAX_S)
-        if warned:
-            log.info("read where %s %s %s ended", first.exchange, first.symbol, channel.value)
+        last, failure, outage = self._position(channel, first, before)
+        if last is None and failure is not None:
+            if outage:
+                return _Unanswered(failure)
+            return [unknown_start_gap(channel, first, failure)]
         gap = gap_event(channel, first, last)
         if gap is None or last is None:
             return []
@@ -209,19 +252,24 @@ class RestartGaps:
 
     def _position(
         self, channel: Channel, first: Record, before: int
-    ) -> tuple[StreamPosition | None, str | None]:
-        """(where the first store that can tell says the stream ended, None), else (None,
-        why a store that may hold it could not be read; None if every store answered)."""
+    ) -> tuple[StreamPosition | None, str | None, bool]:
+        """(where the first store that can tell says the stream ended, None, False), else
+        (None, why a store that may hold it could not be read or None if every store
+        answered, whether every such failure was an outage that asking again may pass)."""
         failure: str | None = None
+        outage = True
         for store in self.stores:
             try:
                 found = store.last_position(first.exchange, first.symbol, channel, before)
-            except Exception as exc:  # asked again (see _gaps); collection goes on meanwhile
+            except Exception as exc:  # collection goes on meanwhile
                 failure = f"store {store.describe()}: {exc}"
+                # a store's outage is a plain StoreError; its subclasses (a damaged chunk,
+                # unsupported) and other errors are no outage
+                outage = outage and type(exc) is StoreError
                 continue
             if found is not None:
-                return found, None
-        return None, failure
+                return found, None, False
+        return None, failure, outage
 
 
 def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> Event | None:

@@ -17,6 +17,7 @@ import pyarrow.compute
 import pytest
 from cassandra.cluster import Session
 
+from hundi.pipeline.resume import RestartGaps
 from hundi.records import RECORD_TYPES, Bbo, Candle, Channel, Record, Trade, from_arrow
 from hundi.stores.base import StoreError, StreamPosition, open_store
 from hundi.stores.cassandra import CassandraStore
@@ -195,6 +196,32 @@ def test_a_damaged_chunk_is_an_error_naming_it(
         chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
     assert why in str(err.value)
     assert isinstance(err.value, StoreError)  # the CLI and API report it as a store error
+
+
+def test_a_restart_over_a_damaged_chunk_stores_a_gap_of_unknown_start(
+    chunked: CassandraStore, cql: Session, exchange: str
+) -> None:
+    """Where the stream ended cannot be read (its newest chunk is damaged): asking again will
+    not mend it, so the restart's gap has an unknown start at once (it was no gap at all)."""
+    chunked.write({Channel.TRADES: trades(exchange, range(20))})
+    day, first_ts, chunk_id = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)[
+        0
+    ][:3]
+    cql.execute(
+        f"UPDATE {chunked.settings.keyspace}.trades_chunks SET data = %s WHERE exchange = %s "
+        "AND symbol = 'BTC-USDT' AND ts_day = %s AND first_ts = %s AND chunk_id = %s",
+        (b"not an arrow stream", exchange, day, first_ts, chunk_id),
+    )
+    later = trades(exchange, range(100, 101))
+    # started while the damaged chunk's records were being stamped: it must be decoded
+    gaps = RestartGaps([chunked], started_ns=T0 + 10 * 1_000_000)
+    try:
+        gaps.note({Channel.TRADES: later})
+        found = gaps.take(wait_s=30)
+    finally:
+        gaps.close()
+    assert [(e.expected, e.received) for e in found] == [(-1, -1)], found
+    assert "unknown" in found[0].detail and "damaged trades chunk" in found[0].detail
 
 
 def test_range_reads_prune_by_chunk_bounds(

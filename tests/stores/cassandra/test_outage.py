@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 
 from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool
 from hundi.pipeline.writer import StoreWriter
-from hundi.records import Channel, Record, Trade, to_arrow
+from hundi.records import Channel, Event, Record, Trade, to_arrow
 from hundi.stores.base import StoreError, open_store
 from hundi.stores.merge import covered_gaps
 from tcprelay import TcpRelay
@@ -188,15 +189,59 @@ def test_a_restart_while_the_cluster_is_down_stores_its_gap_once_it_answers(
     relay.cut()
     store = open_store(url)
     gaps = RestartGaps([store], started_ns=T0 + 100)
+    found: list[Event] = []
     try:
         gaps.note({Channel.TRADES: trades(exchange, 100, 10)})
         assert gaps.take(wait_s=3.0) == []  # still asking
         relay.restore()
-        found = gaps.take(wait_s=60.0)
+        # the collector takes them per drained batch; an unanswered look-up is asked again
+        wait_for(lambda: bool(found.extend(gaps.take(wait_s=0.2)) or found), "the gap")
     finally:
         gaps.close()
         store.close()
     assert [(e.expected, e.received) for e in found] == [(50, 100)], found
+
+
+def test_a_stream_the_stores_cannot_answer_does_not_hold_up_the_others(
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An embedded store knows where BTC and ETH ended; the Cassandra store, down, might know
+    NEW (the embedded store never had it). NEW is asked again and again, while BTC's and ETH's
+    gaps come at once (they waited behind NEW's look-up until the stop: found by review)."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
+    local = open_store(str(tmp_path / "local"))
+    try:
+        local.write({Channel.TRADES: [*named(trades(exchange, 0, 50), "BTC-USDT"),
+                                      *named(trades(exchange, 0, 50), "ETH-USDT")]})  # fmt: skip
+    finally:
+        local.close()
+    relay.cut()
+    stores = [
+        open_store(str(tmp_path / "local")),
+        open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test"),
+    ]
+    gaps = RestartGaps(stores, started_ns=T0 + 100)
+    found: list[Event] = []
+    try:
+        later = trades(exchange, 100, 1)
+        gaps.note({Channel.TRADES: [*named(later, "NEW-USDT"), *named(later, "BTC-USDT"),
+                                    *named(later, "ETH-USDT")]})  # fmt: skip
+        wait_for(lambda: bool(found.extend(gaps.take(wait_s=0.2)) or len(found) >= 2), "BTC, ETH")
+        assert sorted((e.symbol, e.expected, e.received) for e in found) == [
+            ("BTC-USDT", 50, 100), ("ETH-USDT", 50, 100)
+        ]  # fmt: skip
+        last = gaps.finish(wait_s=3.0)  # the stop: NEW's start is still unknown
+    finally:
+        for store in stores:
+            store.close()
+    assert [(e.symbol, e.expected) for e in last] == [("NEW-USDT", -1)]
+    assert "unknown" in last[0].detail
+
+
+def named(records: list[Record], symbol: str) -> list[Record]:
+    return [msgspec.structs.replace(r, symbol=symbol, native_symbol=symbol.replace("-", ""))
+            for r in records]  # fmt: skip
 
 
 def test_a_restart_whose_stores_never_answer_stores_a_gap_of_unknown_start(
