@@ -171,6 +171,21 @@ def test_two_collectors_with_other_chunk_boundaries_read_back_once(
     assert [table.num_rows for _, table in days] == [100]
 
 
+def stored_then_damaged(
+    chunked: CassandraStore, cql: Session, exchange: str, data: bytes | None
+) -> None:
+    """Trades 0..19 stored in one chunk, whose ``data`` cell is then replaced."""
+    chunked.write({Channel.TRADES: trades(exchange, range(20))})
+    day, first_ts, chunk_id = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)[
+        0
+    ][:3]
+    cql.execute(
+        f"UPDATE {chunked.settings.keyspace}.trades_chunks SET data = %s WHERE exchange = %s "
+        "AND symbol = 'BTC-USDT' AND ts_day = %s AND first_ts = %s AND chunk_id = %s",
+        (data, exchange, day, first_ts, chunk_id),
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "why"),
     [
@@ -183,15 +198,7 @@ def test_two_collectors_with_other_chunk_boundaries_read_back_once(
 def test_a_damaged_chunk_is_an_error_naming_it(
     chunked: CassandraStore, cql: Session, exchange: str, data: bytes | None, why: str
 ) -> None:
-    chunked.write({Channel.TRADES: trades(exchange, range(20))})
-    day, first_ts, chunk_id = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)[
-        0
-    ][:3]
-    cql.execute(
-        f"UPDATE {chunked.settings.keyspace}.trades_chunks SET data = %s WHERE exchange = %s "
-        "AND symbol = 'BTC-USDT' AND ts_day = %s AND first_ts = %s AND chunk_id = %s",
-        (data, exchange, day, first_ts, chunk_id),
-    )
+    stored_then_damaged(chunked, cql, exchange, data)
     with pytest.raises(DamagedChunk, match=f"damaged trades chunk of {exchange} BTC-USDT") as err:
         chunked.read(exchange=exchange, symbol=None, channel=Channel.TRADES)
     assert why in str(err.value)
@@ -203,15 +210,7 @@ def test_a_restart_over_a_damaged_chunk_stores_a_gap_of_unknown_start(
 ) -> None:
     """Where the stream ended cannot be read (its newest chunk is damaged): asking again will
     not mend it, so the restart's gap has an unknown start at once (it was no gap at all)."""
-    chunked.write({Channel.TRADES: trades(exchange, range(20))})
-    day, first_ts, chunk_id = chunk_rows(cql, chunked.settings.keyspace, "trades_chunks", exchange)[
-        0
-    ][:3]
-    cql.execute(
-        f"UPDATE {chunked.settings.keyspace}.trades_chunks SET data = %s WHERE exchange = %s "
-        "AND symbol = 'BTC-USDT' AND ts_day = %s AND first_ts = %s AND chunk_id = %s",
-        (b"not an arrow stream", exchange, day, first_ts, chunk_id),
-    )
+    stored_then_damaged(chunked, cql, exchange, b"not an arrow stream")
     later = trades(exchange, range(100, 101))
     # started while the damaged chunk's records were being stamped: it must be decoded
     gaps = RestartGaps([chunked], started_ns=T0 + 10 * 1_000_000)
