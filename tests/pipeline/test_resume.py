@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import hundi
 from hundi.pipeline.resume import RestartGaps
 from hundi.records import ASK, BID, Bbo, BookChange, Channel, Event, OrderEvent, Trade
@@ -176,3 +178,36 @@ def test_an_ab_pair_restarted_together_does_not_hide_the_hole_both_missed(tmp_pa
         StreamPosition(T0 + 1195 * MS, 919)
     )
     store.close()
+
+
+class _Failing(EmbeddedStore):
+    """An embedded store whose look-up fails with an error that is no outage (a bug)."""
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        raise ValueError("not a position")
+
+
+class _Malformed(EmbeddedStore):
+    """An embedded store whose look-up answers what the gap cannot use (a bug past it)."""
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        return StreamPosition(None, 50)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("store", "why"), [(_Failing, "not a position"), (_Malformed, "Error")])
+def test_a_look_up_that_fails_otherwise_is_a_gap_of_unknown_start(
+    tmp_path: Path, store: type[EmbeddedStore], why: str
+) -> None:
+    """No outage (asking again will not mend it): a gap of unknown start at once, and the
+    look-ups after it go on (an error past the stores left every later take() raising a
+    KeyError: found by review)."""
+    gaps = RestartGaps([store(str(tmp_path), fsync=False)])
+    found = check(gaps, {Channel.TRADES: [trade(200)]})
+    assert [(e.channel, e.expected, e.received) for e in found] == [("trades", -1, -1)]
+    assert "unknown" in found[0].detail and why in found[0].detail
+    assert check(gaps, {Channel.TRADES: [trade(201, "ETH-USDT")]})[0].symbol == "ETH-USDT"
+    assert gaps.finish(wait_s=1.0) == []

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 
 from hundi.records import (
@@ -42,7 +42,7 @@ from hundi.records import (
     one_exchange,
     stream_tally,
 )
-from hundi.stores.base import Store, StoreError, StreamPosition
+from hundi.stores.base import Store, StoreUnavailable, StreamPosition
 from hundi.stores.merge import RESTART_DETAIL, window_time
 
 log = logging.getLogger("hundi.pipeline")
@@ -54,9 +54,13 @@ _RETRY_MAX_S = 30.0
 
 @dataclass(slots=True)
 class _Unanswered:
-    """A look-up a store could not answer for now (an outage): asked again later."""
+    """A look-up a store could not answer for now (an outage): asked again later.
+    ``found``: the gaps told already; ``sparse_from``: set where only the sparse channels'
+    check is left (the steady stream's end, which bounds their gap)."""
 
     failure: str
+    found: list[Event] = field(default_factory=list)
+    sparse_from: StreamPosition | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +69,7 @@ class _Retry:
     first: Record
     delay_s: float
     due: float  # time.monotonic()
+    sparse_from: StreamPosition | None = None  # ask for the sparse channels only
 
 
 # Streams that flow steadily, so "nothing stored between the last row and this run's first"
@@ -135,7 +140,7 @@ class RestartGaps:
                 self._ask(_Retry(channel, first, _RETRY_FIRST_S, 0.0))
 
     def _ask(self, asking: _Retry) -> None:
-        lookup = self._lookups.submit(self._gaps, asking.channel, asking.first)
+        lookup = self._lookups.submit(self._gaps, asking.channel, asking.first, asking.sparse_from)
         self._asked[lookup] = asking
         self._pending.append(lookup)
 
@@ -161,35 +166,45 @@ class RestartGaps:
                 still.append(lookup)
                 continue
             asking = self._asked.pop(lookup)
-            result = lookup.result()
+            try:
+                result = lookup.result()
+            except Exception as exc:  # a bug past the stores: the hole is still stored
+                log.error("restart look-up of %s %s failed: %r", asking.first.symbol,
+                          asking.channel.value, exc)  # fmt: skip
+                result = [unknown_start_gap(asking.channel, asking.first, repr(exc))]
             if isinstance(result, _Unanswered):
-                events.extend(self._unanswered(asking, result.failure))
+                events.extend(result.found)
+                events.extend(self._unanswered(asking, result))
                 continue
             stream = (asking.channel, asking.first.exchange, asking.first.symbol)
-            if stream in self._warned:
+            if stream in self._warned and not any(_unknown_start(e) for e in result):
                 log.info("read where %s %s %s ended", stream[1], stream[2], stream[0].value)
             events.extend(result)
         self._pending = still
         self.found += len(events)
         return events
 
-    def _unanswered(self, asking: _Retry, failure: str) -> list[Event]:
-        """Ask again after the back-off; at the stop, a gap of unknown start instead."""
+    def _unanswered(self, asking: _Retry, result: _Unanswered) -> list[Event]:
+        """Ask again after the back-off; at the stop, a gap of unknown start instead (for the
+        sparse channels, their gap over the steady stream's span: whether they were stored
+        before could not be told, and the collector was not running then either way)."""
         first = asking.first
         if self._last_tries:
-            return [unknown_start_gap(asking.channel, first, failure)]
+            if result.sparse_from is not None:
+                before = min(first.ts, self.started_ns)
+                return _sparse_events(asking.channel, first, result.sparse_from, SPARSE, before)
+            return [unknown_start_gap(asking.channel, first, result.failure)]
         stream = (asking.channel, first.exchange, first.symbol)
         if stream not in self._warned:
             self._warned.add(stream)
             log.warning(
                 "cannot read where %s %s %s ended before this run (%s); asking again until "
                 "the store answers",
-                first.exchange, first.symbol, asking.channel.value, failure,
+                first.exchange, first.symbol, asking.channel.value, result.failure,
             )  # fmt: skip
         delay = min(asking.delay_s * 2, _RETRY_MAX_S)
-        self._retrying.append(
-            _Retry(asking.channel, first, delay, time.monotonic() + asking.delay_s)
-        )
+        due = time.monotonic() + asking.delay_s
+        self._retrying.append(_Retry(asking.channel, first, delay, due, result.sparse_from))
         return []
 
     def finish(self, wait_s: float) -> list[Event]:
@@ -215,14 +230,22 @@ class RestartGaps:
     def close(self) -> None:
         self._lookups.shutdown(wait=False, cancel_futures=True)
 
-    def _gaps(self, channel: Channel, first: Record) -> list[Event] | _Unanswered:
-        """The stream's restart gap and, with it, those of its sparse channels (look-up thread).
+    def _gaps(
+        self, channel: Channel, first: Record, sparse_from: StreamPosition | None = None
+    ) -> list[Event] | _Unanswered:
+        """The stream's restart gap and, with it, those of its sparse channels (look-up thread;
+        ``sparse_from``: only the sparse channels' gaps, the steady stream's end known).
 
-        A store that cannot be read now (a Cassandra cluster down at the restart: its
-        :class:`StoreError`) makes it :class:`_Unanswered`, asked again later (see
-        :meth:`take`): giving up stored no gap at all, so the hole went silent. Any other
-        failure (a damaged chunk, a bug) will not pass by asking again: a gap of unknown
-        start at once."""
+        A store that cannot be reached now (a Cassandra cluster down at the restart:
+        :class:`StoreUnavailable`) makes it :class:`_Unanswered`, asked again later (see
+        :meth:`take`): giving up stored no gap at all, so the hole went silent. Other failures
+        (a damaged chunk, a refused login) will not pass by asking again: with no store
+        unreachable, a gap of unknown start at once."""
+        if sparse_from is not None:
+            sparse = self._sparse_gaps(channel, first, sparse_from)
+            if isinstance(sparse, _Unanswered):
+                return _Unanswered(sparse.failure, [], sparse_from)
+            return sparse
         before = min(first.ts, self.started_ns)
         last, failure, outage = self._position(channel, first, before)
         if last is None and failure is not None:
@@ -235,41 +258,45 @@ class RestartGaps:
         stream = _STREAM(first)
         if stream in self._sparse_checked:
             return [gap]
-        self._sparse_checked.add(stream)
-        found = [gap]
+        self._sparse_checked.add(stream)  # this look-up (or its retry) tells them
+        sparse = self._sparse_gaps(channel, first, last)
+        if isinstance(sparse, _Unanswered):
+            return _Unanswered(sparse.failure, [gap], last)
+        return [gap, *sparse]
+
+    def _sparse_gaps(
+        self, channel: Channel, first: Record, last: StreamPosition
+    ) -> list[Event] | _Unanswered:
+        """The gaps of the sparse channels stored for the symbol before (where a store that
+        might hold them cannot be read, not being sure, the gap is given all the same)."""
+        before = min(first.ts, self.started_ns)
+        broken = []
         for sparse in SPARSE:
-            if self._position(sparse, first, before)[0] is None:
-                continue  # not collected for this symbol before (or not told): no stream
-            # up to this run's start, not its first steady record: this run's own sparse
-            # rows received before that record would lie inside and read as covering it
-            detail = (
-                f"{RESTART_DETAIL} the collector was not running between "
-                f"{window_time(last.ts)} and {window_time(before)} ({channel.value} of the "
-                f"same symbol shows it); {sparse.value} of that span were not received"
-            )
-            found.append(_event(first, sparse, -1, -1, detail))
-        return found
+            stored, failure, outage = self._position(sparse, first, before)
+            if stored is None and failure is not None and outage:
+                return _Unanswered(failure)
+            if stored is not None or failure is not None:
+                broken.append(sparse)  # else not collected for this symbol: no stream to break
+        return _sparse_events(channel, first, last, broken, before)
 
     def _position(
         self, channel: Channel, first: Record, before: int
     ) -> tuple[StreamPosition | None, str | None, bool]:
         """(where the first store that can tell says the stream ended, None, False), else
-        (None, why a store that may hold it could not be read or None if every store
-        answered, whether every such failure was an outage that asking again may pass)."""
-        failure: str | None = None
-        outage = True
+        (None, why the stores that may hold it could not be read or None if every store
+        answered, whether one of them is only unreachable now: asking again may tell)."""
+        failures: list[str] = []
+        outage = False
         for store in self.stores:
             try:
                 found = store.last_position(first.exchange, first.symbol, channel, before)
             except Exception as exc:  # collection goes on meanwhile
-                failure = f"store {store.describe()}: {exc}"
-                # a store's outage is a plain StoreError; its subclasses (a damaged chunk,
-                # unsupported) and other errors are no outage
-                outage = outage and type(exc) is StoreError
+                failures.append(f"store {store.describe()}: {exc}")
+                outage = outage or isinstance(exc, StoreUnavailable)
                 continue
             if found is not None:
                 return found, None, False
-        return None, failure, outage
+        return None, "; ".join(failures) or None, outage
 
 
 def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> Event | None:
@@ -299,15 +326,42 @@ def gap_event(channel: Channel, first: Record, last: StreamPosition | None) -> E
     return _event(first, channel, -1, -1, detail)
 
 
+def _sparse_events(
+    channel: Channel,
+    first: Record,
+    last: StreamPosition,
+    broken: Sequence[Channel],
+    before: int,
+) -> list[Event]:
+    """The gaps of the sparse channels ``broken`` over the span the steady ``channel`` shows,
+    from its last stored row up to this run's start (``before``), not its first record: this
+    run's own sparse rows received before that record would lie inside and read as covering
+    the hole."""
+    span = f"between {window_time(last.ts)} and {window_time(before)}"
+    shown = f"{channel.value} of the same symbol shows it"
+    head = f"{RESTART_DETAIL} the collector was not running {span} ({shown});"
+    return [
+        _event(first, sparse, -1, -1, f"{head} {sparse.value} of that span were not received")
+        for sparse in broken
+    ]
+
+
 def unknown_start_gap(channel: Channel, first: Record, why: str) -> Event:
     """The gap of a stream whose stores could not say where it ended before this run: its
     start is unknown, so it covers nothing to fetch back and is never judged covered; what
     was sent before ``first`` may be missing."""
     detail = (
-        f"{RESTART_DETAIL} where the stream ended before this run is unknown (its stores were "
-        f"not read: {why}); what was sent before this run's first record may be missing"
+        f"{RESTART_DETAIL} {_UNKNOWN_START} (its stores were not read: {why}); what was sent "
+        "before this run's first record may be missing"
     )
     return _event(first, channel, -1, -1, detail)
+
+
+_UNKNOWN_START = "where the stream ended before this run is unknown"
+
+
+def _unknown_start(event: Event) -> bool:
+    return _UNKNOWN_START in event.detail
 
 
 def _event(first: Record, channel: Channel, expected: int, received: int, detail: str) -> Event:

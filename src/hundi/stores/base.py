@@ -101,6 +101,11 @@ class StoreError(Exception):
     """A store failure with a message fit for the user (never containing secrets)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached now (no node answers, a request timed out): unlike a
+    refusal (bad login, bad request) or damage, asking again later may succeed."""
+
+
 class Unsupported(StoreError):
     """This store cannot do what was asked (list its days, its symbols...); the message says
     what, naming the store."""

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from hundi.records import Channel, Trade
-from hundi.stores.base import StoreError, open_store
+from hundi.stores.base import StoreError, StoreUnavailable, open_store
 
 SECRET = "s3cr3t-Pa55-never-shown"
 
@@ -46,6 +46,7 @@ def test_wrong_password_is_one_clear_error_without_the_password(
     message = str(raised.value)
     assert "authentication failed for user 'cassandra'" in message
     assert "127.0.0.1:9042/hundi_test" in message
+    assert not isinstance(raised.value, StoreUnavailable)  # asking again will not help
     assert_secret_nowhere(raised.value, caplog)
 
 
@@ -69,6 +70,7 @@ def test_unreachable_host_is_one_clear_error_without_the_password(
     message = str(raised.value)
     assert f"127.0.0.1:{port}/hundi_test" in message
     assert "no host available" in message
+    assert isinstance(raised.value, StoreUnavailable)  # a later try may succeed
     assert_secret_nowhere(raised.value, caplog)
 
 

@@ -79,6 +79,7 @@ from hundi.stores.base import (
     MIN_NS,
     Store,
     StoreError,
+    StoreUnavailable,
     StreamPosition,
     arrow_storable,
     day_of_ns,
@@ -239,9 +240,12 @@ class CassandraStore(Store):
         return f"cassandra://{self.settings.where}"
 
     def _fail(self, doing: str, exc: BaseException) -> NoReturn:
-        """Raise one clear StoreError: where, what, why; the password scrubbed from the cause."""
+        """Raise one clear StoreError: where, what, why; the password scrubbed from the cause.
+        :class:`StoreUnavailable` unless the server refused the request (asking again may
+        then succeed: a restart's look-up does, see hundi.pipeline.resume)."""
         cause = self._cause(exc)
-        raise StoreError(f"Cassandra {self.settings.where}: {doing} failed: {cause}") from None
+        error = StoreError if _refused(exc) else StoreUnavailable
+        raise error(f"Cassandra {self.settings.where}: {doing} failed: {cause}") from None
 
     def _cause(self, exc: BaseException) -> str:
         if isinstance(exc, NoHostAvailable):
