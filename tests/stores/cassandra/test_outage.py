@@ -19,7 +19,7 @@ from hundi.pipeline.resume import RestartGaps
 from hundi.pipeline.spool import Spool
 from hundi.pipeline.writer import StoreWriter
 from hundi.records import Channel, Event, Record, Trade, to_arrow
-from hundi.stores.base import StoreError, open_store
+from hundi.stores.base import Store, StoreError, open_store
 from hundi.stores.merge import covered_gaps
 from tcprelay import TcpRelay
 
@@ -209,19 +209,11 @@ def test_a_stream_the_stores_cannot_answer_does_not_hold_up_the_others(
     """An embedded store knows where BTC and ETH ended; the Cassandra store, down, might know
     NEW (the embedded store never had it). NEW is asked again and again, while BTC's and ETH's
     gaps come at once (they waited behind NEW's look-up until the stop: found by review)."""
-    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
-    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
-    local = open_store(str(tmp_path / "local"))
-    try:
-        local.write({Channel.TRADES: [*named(trades(exchange, 0, 50), "BTC-USDT"),
-                                      *named(trades(exchange, 0, 50), "ETH-USDT")]})  # fmt: skip
-    finally:
-        local.close()
-    relay.cut()
-    stores = [
-        open_store(str(tmp_path / "local")),
-        open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test"),
+    before = [
+        *named(trades(exchange, 0, 50), "BTC-USDT"),
+        *named(trades(exchange, 0, 50), "ETH-USDT"),
     ]
+    stores = local_then_cluster_down(relay, monkeypatch, tmp_path, before)
     gaps = RestartGaps(stores, started_ns=T0 + 100)
     found: list[Event] = []
     try:
@@ -239,6 +231,25 @@ def test_a_stream_the_stores_cannot_answer_does_not_hold_up_the_others(
     trades_gaps = [e for e in last if e.channel == "trades"]
     assert [(e.symbol, e.expected) for e in trades_gaps] == [("NEW-USDT", -1)]
     assert "unknown" in trades_gaps[0].detail
+
+
+def local_then_cluster_down(
+    relay: TcpRelay, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stored: list[Record]
+) -> list[Store]:
+    """A collector's two stores: an embedded one holding ``stored`` (trades), and the test
+    node, down (short timeouts)."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
+    local = open_store(str(tmp_path / "local"))
+    try:
+        local.write({Channel.TRADES: stored})
+    finally:
+        local.close()
+    relay.cut()
+    return [
+        open_store(str(tmp_path / "local")),
+        open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test"),
+    ]
 
 
 def named(records: list[Record], symbol: str) -> list[Record]:
@@ -276,18 +287,7 @@ def test_a_restart_stores_the_liquidation_gap_where_the_stores_cannot_tell_if_th
     down, might hold some. The trades gap is stored at once; whether liquidations were stored
     before is asked again, and at the stop, still not told, their gap over the same span is
     stored all the same (it was dropped for good, without a word: found by review)."""
-    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
-    monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
-    local = open_store(str(tmp_path / "local"))
-    try:
-        local.write({Channel.TRADES: trades(exchange, 0, 50)})
-    finally:
-        local.close()
-    relay.cut()
-    stores = [
-        open_store(str(tmp_path / "local")),
-        open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test"),
-    ]
+    stores = local_then_cluster_down(relay, monkeypatch, tmp_path, trades(exchange, 0, 50))
     gaps = RestartGaps(stores, started_ns=T0 + 100)
     try:
         gaps.note({Channel.TRADES: trades(exchange, 100, 1)})
