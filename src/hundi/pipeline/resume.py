@@ -171,14 +171,15 @@ class RestartGaps:
             except Exception as exc:  # a bug past the stores: the hole is still stored
                 log.error("restart look-up of %s %s failed: %r", asking.first.symbol,
                           asking.channel.value, exc)  # fmt: skip
-                result = [unknown_start_gap(asking.channel, asking.first, repr(exc))]
+                result = self._given_up(asking, repr(exc))
             if isinstance(result, _Unanswered):
                 events.extend(result.found)
                 events.extend(self._unanswered(asking, result))
                 continue
             stream = (asking.channel, asking.first.exchange, asking.first.symbol)
             if stream in self._warned and not any(_unknown_start(e) for e in result):
-                log.info("read where %s %s %s ended", stream[1], stream[2], stream[0].value)
+                log.info("the restart look-up of %s %s %s was answered", *stream[1:],
+                         stream[0].value)  # fmt: skip
             events.extend(result)
         self._pending = still
         self.found += len(events)
@@ -190,22 +191,41 @@ class RestartGaps:
         before could not be told, and the collector was not running then either way)."""
         first = asking.first
         if self._last_tries:
-            if result.sparse_from is not None:
-                before = min(first.ts, self.started_ns)
-                return _sparse_events(asking.channel, first, result.sparse_from, SPARSE, before)
-            return [unknown_start_gap(asking.channel, first, result.failure)]
+            return self._given_up(asking, result.failure, result.sparse_from)
         stream = (asking.channel, first.exchange, first.symbol)
         if stream not in self._warned:
             self._warned.add(stream)
+            asked = (
+                f"where {first.exchange} {first.symbol} {asking.channel.value} ended"
+                if result.sparse_from is None
+                else f"whether {first.exchange} {first.symbol} {'/'.join(SPARSE)} were stored"
+            )
             log.warning(
-                "cannot read where %s %s %s ended before this run (%s); asking again until "
-                "the store answers",
-                first.exchange, first.symbol, asking.channel.value, result.failure,
+                "cannot read %s before this run (%s); asking again until the store answers",
+                asked, result.failure,
             )  # fmt: skip
         delay = min(asking.delay_s * 2, _RETRY_MAX_S)
         due = time.monotonic() + asking.delay_s
         self._retrying.append(_Retry(asking.channel, first, delay, due, result.sparse_from))
         return []
+
+    def _given_up(
+        self, asking: _Retry, why: str, sparse_from: StreamPosition | None = None
+    ) -> list[Event]:
+        """The gaps of a look-up given up on: a gap of unknown start for its stream; for a
+        look-up of the sparse channels only (its steady stream's gap given already), their
+        gaps over that stream's span: whether they were stored before could not be told, and
+        the collector was not running then either way."""
+        first = asking.first
+        sparse_from = sparse_from if sparse_from is not None else asking.sparse_from
+        if sparse_from is not None:
+            before = min(first.ts, self.started_ns)
+            return _sparse_events(asking.channel, first, sparse_from, SPARSE, before)
+        log.warning(
+            "where %s %s %s ended before this run is unknown (%s): its gap starts unknown",
+            first.exchange, first.symbol, asking.channel.value, why,
+        )  # fmt: skip
+        return [unknown_start_gap(asking.channel, first, why)]
 
     def finish(self, wait_s: float) -> list[Event]:
         """At the collector's stop: the gap events of every look-up, waiting up to ``wait_s``
@@ -218,11 +238,9 @@ class RestartGaps:
         self._retrying = []
         events = self.take(wait_s)
         for lookup in self._pending:  # not answered within wait_s: not waited for
-            asking = self._asked.pop(lookup)
-            events.append(
-                unknown_start_gap(asking.channel, asking.first, "no answer before the stop")
-            )
-            self.found += 1
+            given = self._given_up(self._asked.pop(lookup), "no answer before the stop")
+            events += given
+            self.found += len(given)
         self._pending = []
         self.close()
         return events
@@ -251,6 +269,10 @@ class RestartGaps:
         if last is None and failure is not None:
             if outage:
                 return _Unanswered(failure)
+            log.warning(
+                "where %s %s %s ended before this run cannot be read (%s): its gap starts "
+                "unknown", first.exchange, first.symbol, channel.value, failure,
+            )  # fmt: skip
             return [unknown_start_gap(channel, first, failure)]
         gap = gap_event(channel, first, last)
         if gap is None or last is None:

@@ -6,9 +6,18 @@ import logging
 import socket
 
 import pytest
+from cassandra import (
+    AuthenticationFailed,
+    InvalidRequest,
+    OperationTimedOut,
+    ReadFailure,
+    Unavailable,
+)
+from cassandra.cluster import NoHostAvailable
 
 from hundi.records import Channel, Trade
 from hundi.stores.base import StoreError, StoreUnavailable, open_store
+from hundi.stores.cassandra.store import _transient
 
 SECRET = "s3cr3t-Pa55-never-shown"
 
@@ -92,3 +101,28 @@ def test_a_password_in_the_url_is_refused_and_not_echoed() -> None:
 def test_an_unresolvable_host_name_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot resolve the host name"):
         open_store("cassandra://no-such-host.invalid/hundi_test")
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (NoHostAvailable("down", {"127.0.0.1": ConnectionRefusedError("refused")}), True),
+        (NoHostAvailable("login", {"127.0.0.1": AuthenticationFailed("bad credentials")}), False),
+        # a login read at QUORUM while replicas are down: the server's refusal says it passes
+        (
+            NoHostAvailable(
+                "login", {"h": AuthenticationFailed("Cannot achieve consistency level QUORUM")}
+            ),
+            True,
+        ),
+        (OperationTimedOut("timed out"), True),
+        (Unavailable("2 replicas needed"), True),
+        (InvalidRequest("no such table"), False),
+        (ReadFailure("too many tombstones"), False),  # the same read fails again
+    ],
+)
+def test_only_what_asking_again_may_pass_is_store_unavailable(
+    error: Exception, transient: bool
+) -> None:
+    """A restart's look-up asks again after StoreUnavailable only (hundi.pipeline.resume)."""
+    assert _transient(error) is transient

@@ -43,9 +43,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cassandra import (
     AuthenticationFailed,
+    CoordinationFailure,
     DriverException,
+    FunctionFailure,
     RequestExecutionException,
     RequestValidationException,
+    UnsupportedOperation,
 )
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
@@ -58,7 +61,7 @@ from cassandra.cluster import (
     UnresolvableContactPoints,
 )
 from cassandra.concurrent import execute_concurrent
-from cassandra.connection import ConnectionException
+from cassandra.connection import ConnectionException, ProtocolVersionUnsupported
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -158,6 +161,22 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, RequestValidationException | AuthenticationFailed)
 
 
+def _transient(exc: BaseException) -> bool:
+    """Whether asking again later may succeed: no node answered or a request timed out, also
+    where the server said so in a refusal's words (a login read at QUORUM while replicas are
+    down: "Cannot achieve consistency level"); not for a refusal, nor for a failure that the
+    same request meets again (a read over too many tombstones, a failing function, a request
+    or protocol the server does not support)."""
+    if isinstance(exc, NoHostAvailable):
+        return all(_transient(e) for e in exc.errors.values())
+    text = str(exc)
+    if "Cannot achieve consistency level" in text or "Operation timed out" in text:
+        return True
+    deterministic = (CoordinationFailure, FunctionFailure, UnsupportedOperation,
+                     ProtocolVersionUnsupported)  # fmt: skip
+    return not isinstance(exc, deterministic) and not _refused(exc)
+
+
 def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("0", "false", "no", "off", "")
@@ -244,7 +263,7 @@ class CassandraStore(Store):
         :class:`StoreUnavailable` unless the server refused the request (asking again may
         then succeed: a restart's look-up does, see hundi.pipeline.resume)."""
         cause = self._cause(exc)
-        error = StoreError if _refused(exc) else StoreUnavailable
+        error = StoreUnavailable if _transient(exc) else StoreError
         raise error(f"Cassandra {self.settings.where}: {doing} failed: {cause}") from None
 
     def _cause(self, exc: BaseException) -> str:
@@ -968,7 +987,9 @@ class CassandraStore(Store):
                 )
         hour = values[3]
         since = window_time(hour) if isinstance(hour, int) else hour
-        raise StoreError(f"{symbol}: the chunks from {since} kept changing while read; read again")
+        raise StoreUnavailable(
+            f"{symbol}: the chunks from {since} kept changing while read; read again"
+        )
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
