@@ -160,12 +160,23 @@ def test_a_killed_and_restarted_while_b_runs_reads_back_one_clean_stream(
         kill(a)
         killed_at = time.time_ns()
         # B goes on alone for a while: what A misses now, only B has
-        wait_for("B stores past the kill", lambda: newest_ns(b_only, "bbo") > killed_at + 2e9, b)
+        wait_for(
+            "B stores past the kill",
+            lambda: (
+                newest_ns(b_only, "bbo") > killed_at + 2e9
+                and newest_ns(b_only, "ticker") > killed_at
+            ),
+            b,
+        )
         a = collector(sim, tmp_path, "a", shared_store, a_only)
         restarted_at = time.time_ns()
         wait_for(
             "A stores again",
-            lambda: newest_ns(a_only, "book") > restarted_at and newest_ns(a_only, "bbo") > 0,
+            lambda: (
+                newest_ns(a_only, "book") > restarted_at
+                and newest_ns(a_only, "bbo") > 0
+                and newest_ns(a_only, "ticker") > restarted_at
+            ),  # its restart gap is told then
             a,
             b,
         )
@@ -244,7 +255,13 @@ def test_a_window_both_miss_stays_a_hole(shared_store: str, tmp_path: Path) -> N
     with SimulatorProcess(["--rate", "150", "--seed", "22", "--symbols", NATIVE]) as sim:
         a = collector(sim, tmp_path, "a", shared_store)
         b = collector(sim, tmp_path, "b", shared_store)
-        wait_for("both store", lambda: count(shared_store, "bbo") > 40, a, b)
+        # a ticker push (once a second) stored too: else the restart begins its stream
+        wait_for(
+            "both store",
+            lambda: count(shared_store, "bbo") > 40 and count(shared_store, "ticker") > 0,
+            a,
+            b,
+        )
         kill(a)
         kill(b)
         killed_at = time.time_ns()
@@ -269,7 +286,15 @@ def test_a_window_both_miss_stays_a_hole(shared_store: str, tmp_path: Path) -> N
             b,
         )
         restarted = time.time_ns()
-        wait_for("bbo again", lambda: newest_ns(shared_store, "bbo") > restarted, a, b)
+        wait_for(
+            "bbo and the ticker again",
+            lambda: (
+                newest_ns(shared_store, "bbo") > restarted
+                and newest_ns(shared_store, "ticker") > killed_at
+            ),
+            a,
+            b,
+        )
         synced_at = newest_ns(shared_store, "book")
         stop(a)
         stop(b)
