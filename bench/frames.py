@@ -67,14 +67,16 @@ def generate(
     depth_every: int = 200,
     slow_every: int = 2_000,
     seed: int = 1,
+    start_ms: int | None = None,
 ) -> Generated:
     """About ``n_frames`` frames of ``kinds`` for ``symbols``, interleaved as a feed would be.
 
     Per symbol a depth diff is cut every ``depth_every`` market steps (at full speed the
     simulator folds a few hundred steps into each 100 ms diff), and kline/ticker updates come
-    every ``slow_every`` steps. Event times advance 1 ms per step so they stay plausible.
+    every ``slow_every`` steps. Event times advance 1 ms per step from ``start_ms`` (default
+    now) so they stay plausible; a test that receives them at a fixed time passes its own.
     """
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
     out = Generated(market=market, symbols=symbols, start_ms=now_ms)
     rng = random.Random(seed)
     markets: list[tuple[SymbolMarket, FrameEncoder, str, int]] = []
