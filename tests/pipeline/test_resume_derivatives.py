@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import hundi
 from derivative_samples import PERP, SECOND, T0, instrument, liquidation, ticker
 from hundi.pipeline.resume import SPARSE, WATCHED, RestartGaps
 from hundi.records import Channel, Event, Record, Trade
+from hundi.stores.base import StoreError, StoreUnavailable, StreamPosition
 from hundi.stores.embedded import EmbeddedStore
 
 LATER = T0 + 600 * SECOND
@@ -122,3 +125,56 @@ def test_the_liquidation_gap_ends_at_the_run_s_start(tmp_path: Path) -> None:
     ranges = hundi.coverage(str(tmp_path), "binance", channel="liquidations")
     assert list(ranges["ended_by"]) == ["gap"], ranges  # the gap is stamped at LATER
     assert int(ranges["covered"].sum()) == 0
+
+
+class _Unreadable(EmbeddedStore):
+    """An embedded store that cannot read where ``unreadable`` ended, raising ``error``."""
+
+    unreadable: frozenset[Channel] = frozenset(WATCHED)
+    error: type[StoreError] = StoreError
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        if channel in self.unreadable:
+            raise self.error("chunk damaged" if self.error is StoreError else "cluster down")
+        return super().last_position(exchange, symbol, channel, before_ns)
+
+
+class _Down(_Unreadable):
+    unreadable = frozenset(Channel)
+    error = StoreUnavailable
+
+
+@pytest.mark.parametrize(
+    ("store", "liquidations_before", "expected"),
+    [
+        # the ticker's end unreadable (damaged), liquidations stored: both starts unknown
+        (_Unreadable, True, ["derivative_ticker", "liquidations"]),
+        # ...none stored: the ticker's alone
+        (_Unreadable, False, ["derivative_ticker"]),
+        # a store down for the whole run cannot tell: both, at the stop
+        (_Down, False, ["derivative_ticker", "liquidations"]),
+    ],
+)
+def test_a_steady_stream_s_unknown_start_gives_the_liquidations_theirs(
+    tmp_path: Path, store: type[EmbeddedStore], liquidations_before: bool, expected: list[str]
+) -> None:
+    """The liquidations' check followed the steady stream's end only: with that end unknown
+    their hole was silent (found by review)."""
+    before: dict[Channel, list[Record]] = {Channel.DERIVATIVE_TICKER: [ticker(T0, "markPrice")]}
+    if liquidations_before:
+        before[Channel.LIQUIDATIONS] = [liquidation(T0, 1, 100.0, 1.0)]
+    written = EmbeddedStore(str(tmp_path), fsync=False)
+    written.write(before)
+    written.close()
+    gaps = RestartGaps([store(str(tmp_path), fsync=False)], started_ns=LATER)
+    gaps.note(
+        {
+            Channel.TRADES: [trade(LATER, 50)],  # a second steady stream: one liquidation gap
+            Channel.DERIVATIVE_TICKER: [ticker(LATER, "markPrice")],
+        }
+    )
+    found = gaps.take(wait_s=30) + gaps.finish(wait_s=30)
+    assert sorted(e.channel for e in found) == sorted(["trades", *expected]), found
+    assert all("where the stream ended before this run is unknown" in e.detail for e in found)

@@ -27,11 +27,14 @@ Per drained batch the check costs a set of its streams per watched channel.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Any, TypeVar
 
 from hundi.records import (
     SEQUENCE_FIELDS,
@@ -89,7 +92,48 @@ WATCHED = (
 # symbol (WATCHED) bounds it for them.
 SPARSE = (Channel.LIQUIDATIONS,)
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
+_T = TypeVar("_T")
 _SYMBOL: Callable[[Record], str] = attrgetter("symbol")
+
+
+_Call = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+
+
+class _Worker:
+    """Runs the look-ups in order on one daemon thread. Not a ThreadPoolExecutor: the
+    interpreter joins its threads at exit, so a look-up still connecting to a store that is
+    down (the connect timeout, per host) held the collector's exit well past its stop, with
+    everything already stored."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def submit(self, call: Callable[..., _T], *args: Any) -> Future[_T]:
+        future: Future[_T] = Future()
+        self._calls.put((future, call, args))
+        return future
+
+    def shutdown(self) -> None:
+        """Cancel the calls not started; the one running is not waited for."""
+        while True:
+            try:
+                waiting = self._calls.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is not None:
+                waiting[0].cancel()
+        self._calls.put(None)
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, function, args = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except BaseException as exc:  # handed to whoever takes the result
+                future.set_exception(exc)
 
 
 class RestartGaps:
@@ -111,12 +155,15 @@ class RestartGaps:
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._seen: dict[Channel, set[tuple[str, str]]] = {c: set() for c in WATCHED}
         self._pending: list[Future[list[Event] | _Unanswered]] = []
-        self._sparse_checked: set[tuple[str, str]] = set()  # the look-up thread's only
-        self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resume")
+        # symbols whose sparse channels were told (once per run); a look-up given up on tells
+        # them too, from the thread that gives it up
+        self._sparse_checked: set[tuple[str, str]] = set()
+        self._sparse_lock = threading.Lock()
+        self._lookups = _Worker("resume")
         self._asked: dict[Future[list[Event] | _Unanswered], _Retry] = {}
         self._retrying: list[_Retry] = []  # unanswered look-ups waiting for their next try
         self._last_tries = False  # set by finish(): an unanswered look-up is not retried
-        self._warned: set[tuple[Channel, str, str]] = set()
+        self._warned: set[tuple[Channel, str, str, bool]] = set()
         self.found = 0  # gap events made (for the summary)
 
     def note(self, batch: Mapping[Channel, Sequence[Record]]) -> None:
@@ -177,7 +224,8 @@ class RestartGaps:
                 events.extend(self._unanswered(asking, result))
                 continue
             stream = (asking.channel, asking.first.exchange, asking.first.symbol)
-            if stream in self._warned and not any(_unknown_start(e) for e in result):
+            warned = (*stream, asking.sparse_from is not None) in self._warned
+            if warned and not any(_unknown_start(e) for e in result):
                 log.info("the restart look-up of %s %s %s was answered", *stream[1:],
                          stream[0].value)  # fmt: skip
             events.extend(result)
@@ -192,7 +240,7 @@ class RestartGaps:
         first = asking.first
         if self._last_tries:
             return self._given_up(asking, result.failure, result.sparse_from)
-        stream = (asking.channel, first.exchange, first.symbol)
+        stream = (asking.channel, first.exchange, first.symbol, result.sparse_from is not None)
         if stream not in self._warned:
             self._warned.add(stream)
             asked = (
@@ -212,10 +260,11 @@ class RestartGaps:
     def _given_up(
         self, asking: _Retry, why: str, sparse_from: StreamPosition | None = None
     ) -> list[Event]:
-        """The gaps of a look-up given up on: a gap of unknown start for its stream; for a
-        look-up of the sparse channels only (its steady stream's gap given already), their
-        gaps over that stream's span: whether they were stored before could not be told, and
-        the collector was not running then either way."""
+        """The gaps of a look-up given up on: a gap of unknown start for its stream and, if
+        not told yet, for its symbol's sparse channels; for a look-up of the sparse channels
+        only (its steady stream's gap given already), their gaps over that stream's span.
+        Either way whether the sparse channels were stored before could not be told, and the
+        collector was not running then: their hole is given all the same."""
         first = asking.first
         sparse_from = sparse_from if sparse_from is not None else asking.sparse_from
         if sparse_from is not None:
@@ -225,7 +274,18 @@ class RestartGaps:
             "where %s %s %s ended before this run is unknown (%s): its gap starts unknown",
             first.exchange, first.symbol, asking.channel.value, why,
         )  # fmt: skip
-        return [unknown_start_gap(asking.channel, first, why)]
+        sparse = SPARSE if self._first_sparse_check(first) else ()
+        return [unknown_start_gap(channel, first, why) for channel in (asking.channel, *sparse)]
+
+    def _first_sparse_check(self, first: Record) -> bool:
+        """Whether the sparse channels of ``first``'s symbol are still to be told (and now
+        taken: the look-up thread and the one giving a look-up up both tell them)."""
+        stream = _STREAM(first)
+        with self._sparse_lock:
+            if stream in self._sparse_checked:
+                return False
+            self._sparse_checked.add(stream)
+            return True
 
     def finish(self, wait_s: float) -> list[Event]:
         """At the collector's stop: the gap events of every look-up, waiting up to ``wait_s``
@@ -246,7 +306,7 @@ class RestartGaps:
         return events
 
     def close(self) -> None:
-        self._lookups.shutdown(wait=False, cancel_futures=True)
+        self._lookups.shutdown()
 
     def _gaps(
         self, channel: Channel, first: Record, sparse_from: StreamPosition | None = None
@@ -273,15 +333,14 @@ class RestartGaps:
                 "where %s %s %s ended before this run cannot be read (%s): its gap starts "
                 "unknown", first.exchange, first.symbol, channel.value, failure,
             )  # fmt: skip
-            return [unknown_start_gap(channel, first, failure)]
+            gaps = [unknown_start_gap(channel, first, failure)]
+            return gaps + self._sparse_unknown(first, failure)
         gap = gap_event(channel, first, last)
         if gap is None or last is None:
             return []
-        stream = _STREAM(first)
-        if stream in self._sparse_checked:
+        if not self._first_sparse_check(first):
             return [gap]
-        self._sparse_checked.add(stream)  # this look-up (or its retry) tells them
-        sparse = self._sparse_gaps(channel, first, last)
+        sparse = self._sparse_gaps(channel, first, last)  # this look-up (or its retry) tells
         if isinstance(sparse, _Unanswered):
             return _Unanswered(sparse.failure, [gap], last)
         return [gap, *sparse]
@@ -300,6 +359,20 @@ class RestartGaps:
             if stored is not None or failure is not None:
                 broken.append(sparse)  # else not collected for this symbol: no stream to break
         return _sparse_events(channel, first, last, broken, before)
+
+    def _sparse_unknown(self, first: Record, why: str) -> list[Event]:
+        """With the steady stream's end unreadable (``why``), the sparse channels stored for
+        the symbol before (or where a store cannot tell) get a gap of unknown start too: no
+        steady stream's span bounds their hole, which went silent."""
+        if not self._first_sparse_check(first):
+            return []
+        before = min(first.ts, self.started_ns)
+        gaps = []
+        for sparse in SPARSE:
+            stored, failure, _ = self._position(sparse, first, before)
+            if stored is not None or failure is not None:
+                gaps.append(unknown_start_gap(sparse, first, why))
+        return gaps
 
     def _position(
         self, channel: Channel, first: Record, before: int

@@ -14,6 +14,18 @@ from cassandra import (
     Unavailable,
 )
 from cassandra.cluster import NoHostAvailable
+from cql_node import (
+    AUTH_RESPONSE,
+    AUTHENTICATE,
+    BAD_CREDENTIALS,
+    OPTIONS,
+    PROTOCOL_ERROR,
+    STARTUP,
+    cql_node,
+    error,
+    string,
+    supported,
+)
 
 from hundi.records import Channel, Trade
 from hundi.stores.base import StoreError, StoreUnavailable, open_store
@@ -126,3 +138,44 @@ def test_only_what_asking_again_may_pass_is_store_unavailable(
 ) -> None:
     """A restart's look-up asks again after StoreUnavailable only (hundi.pipeline.resume)."""
     assert _transient(error) is transient
+
+
+def test_a_node_refusing_the_protocol_version_stops_a_collector_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The driver re-raises a set version's refusal as a plain DriverException: it counted as
+    an outage, so a collector started against an old node spooled for good instead of saying
+    why, and its restart look-ups were asked again all run."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "5")
+    refusal = "Invalid or unsupported protocol version (5); supported versions are (3/v3, 4/v4)"
+    answer = lambda _opcode, _body: error(PROTOCOL_ERROR, refusal)  # noqa: E731
+    with cql_node(answer) as port, pytest.raises(StoreError) as raised:
+        open_store(f"cassandra://127.0.0.1:{port}/hundi_test")  # a collector's store
+    assert not isinstance(raised.value, StoreUnavailable)
+    assert "protocol_version 5" in str(raised.value)
+
+
+def test_a_login_its_replicas_cannot_check_is_an_outage_from_the_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A login read at QUORUM while system_auth replicas are down (a rolling restart): the
+    collector starts and spools, as for a node down, and says why (not "check the password");
+    it stopped with exit 2 at start while every later read counted it as an outage."""
+    monkeypatch.setenv("CASSANDRA_PROTOCOL_VERSION", "4")
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "5")
+    monkeypatch.setenv("CASSANDRA_USER", "writer")
+    monkeypatch.setenv("CASSANDRA_PASSWORD", SECRET)
+    message = "Unable to perform authentication: Cannot achieve consistency level QUORUM"
+    answers = {
+        OPTIONS: supported(),
+        STARTUP: (AUTHENTICATE, string("org.apache.cassandra.auth.PasswordAuthenticator")),
+        AUTH_RESPONSE: error(BAD_CREDENTIALS, message),
+    }
+    with cql_node(lambda opcode, _body: answers.get(opcode)) as port:
+        store = open_store(f"cassandra://127.0.0.1:{port}/hundi_test")  # started, unopened
+        with pytest.raises(StoreUnavailable) as raised:
+            store.last_position("x", "BTC-USDT", Channel.TRADES, 10**18)
+        store.close()
+    assert "Cannot achieve consistency level QUORUM" in str(raised.value)
+    assert "check CASSANDRA_USER" not in str(raised.value)
+    assert_secret_nowhere(raised.value, caplog)

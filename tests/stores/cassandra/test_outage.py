@@ -6,6 +6,7 @@ restores."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,6 +132,50 @@ def test_cluster_down_at_start_opens_anyway_and_connects_on_a_later_write(
         frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
     finally:
         store.close()
+    assert list(frame["trade_id"]) == list(range(10))
+
+
+def test_the_writer_and_a_look_up_opening_a_store_at_once_connect_once(
+    relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store the outage left unopened is opened by whichever thread asks first once the
+    cluster is back: the writer's retry and a restart look-up's retry both did, so one
+    cluster was never shut down (or a failed open shut down the one kept)."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "3")
+    relay.cut()
+    store = open_store(f"cassandra://127.0.0.1:{relay.port}/hundi_test")  # unopened
+    relay.restore()
+    connects: list[str] = []
+    connect = store._connect  # type: ignore[attr-defined]
+
+    def counted() -> object:
+        connects.append(threading.current_thread().name)
+        return connect()
+
+    monkeypatch.setattr(store, "_connect", counted)
+    together = threading.Barrier(2)
+    done: dict[str, object] = {}
+
+    def write() -> None:
+        together.wait(10)
+        store.write({Channel.TRADES: trades(exchange, 0, 10)})
+        done["write"] = True
+
+    def look_up() -> None:
+        together.wait(10)
+        done["look-up"] = store.last_position(exchange, "BTC-USDT", Channel.TRADES, T0 + 10**9)
+
+    threads = [threading.Thread(target=write), threading.Thread(target=look_up)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        frame = store.read(exchange=exchange, symbol="BTC-USDT", channel=Channel.TRADES)
+    finally:
+        store.close()
+    assert sorted(done) == ["look-up", "write"], done  # both answered, on one connection
+    assert len(connects) == 1, connects
     assert list(frame["trade_id"]) == list(range(10))
 
 
@@ -261,7 +306,8 @@ def test_a_restart_whose_stores_never_answer_stores_a_gap_of_unknown_start(
     relay: TcpRelay, exchange: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cluster stays down for the whole run: at the stop the stream's gap is stored with
-    an unknown start (the spool keeps it for the cluster), never judged covered."""
+    an unknown start (the spool keeps it for the cluster), never judged covered; so is the
+    symbol's liquidations' (whether any were stored before cannot be told)."""
     monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
     monkeypatch.setenv("CASSANDRA_REQUEST_TIMEOUT", "2")
     relay.cut()
@@ -272,12 +318,13 @@ def test_a_restart_whose_stores_never_answer_stores_a_gap_of_unknown_start(
         found = gaps.finish(wait_s=3.0)
     finally:
         store.close()
-    assert len(found) == 1 and found[0].kind == "gap", found
+    assert [(e.channel, e.kind) for e in found] == [("trades", "gap"), ("liquidations", "gap")]
+    assert "unknown" in found[1].detail
     assert (found[0].expected, found[0].received) == (-1, -1)
     assert "unknown" in found[0].detail and found[0].ts == T0 + 100
     events = to_arrow(Channel.EVENTS, found)
     data = to_arrow(Channel.TRADES, trades(exchange, 0, 200))
-    assert covered_gaps(events, Channel.TRADES, data).tolist() == [False]
+    assert covered_gaps(events, Channel.TRADES, data).tolist() == [False]  # the trades gap
 
 
 @pytest.mark.parametrize("wait_s", [0.0, 5.0], ids=["no-wait", "last-try"])

@@ -161,6 +161,11 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, RequestValidationException | AuthenticationFailed)
 
 
+# What the driver raises (a plain DriverException) when a node does not speak the protocol
+# version set explicitly (CASSANDRA_PROTOCOL_VERSION): a refusal, however often asked.
+_EXPLICIT_VERSION_REFUSED = "while using explicitly set client protocol_version"
+
+
 def _transient(exc: BaseException) -> bool:
     """Whether asking again later may succeed: no node answered or a request timed out, also
     where the server said so in a refusal's words (a login read at QUORUM while replicas are
@@ -170,6 +175,8 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, NoHostAvailable):
         return all(_transient(e) for e in exc.errors.values())
     text = str(exc)
+    if _EXPLICIT_VERSION_REFUSED in text:
+        return False  # ProtocolVersionUnsupported as the driver re-raises it (plain)
     if "Cannot achieve consistency level" in text or "Operation timed out" in text:
         return True
     deterministic = (CoordinationFailure, FunctionFailure, UnsupportedOperation,
@@ -231,6 +238,10 @@ class CassandraStore(Store):
         self._decoding: ThreadPoolExecutor | None = None  # chunk decoders (_decoder)
         self._unreachable = False  # the last connect failed for want of a node (not a login)
         self._opened = False
+        # The writer thread and a restart look-up's thread may both open a store that the
+        # cluster's outage left unopened: one connects, the other then finds it open (two at
+        # once leaked a cluster, or shut down the one kept).
+        self._opening = threading.Lock()
         self.schema_changes: list[Change] = []  # the DDL the last open made (hundi store init)
         try:
             self._open()
@@ -245,13 +256,16 @@ class CassandraStore(Store):
 
     def _open(self) -> None:
         """Connect and create/migrate the schema (again on each write until it succeeds)."""
-        self._cluster, self._session = self._connect()
-        try:
-            self._prepare_schema()
-        except BaseException:
-            self._cluster.shutdown()
-            raise
-        self._opened = True
+        with self._opening:
+            if self._opened:
+                return
+            self._cluster, self._session = self._connect()
+            try:
+                self._prepare_schema()
+            except BaseException:
+                self._cluster.shutdown()
+                raise
+            self._opened = True
 
     # -- connection ------------------------------------------------------------------------
 
@@ -269,7 +283,8 @@ class CassandraStore(Store):
     def _cause(self, exc: BaseException) -> str:
         if isinstance(exc, NoHostAvailable):
             errors = list(exc.errors.values())
-            if errors and all(isinstance(e, AuthenticationFailed) for e in errors):
+            refused_logins = all(isinstance(e, AuthenticationFailed) for e in errors)
+            if errors and refused_logins and not _transient(exc):
                 if self.settings.user is None:
                     text = "the server requires a login: set CASSANDRA_USER and CASSANDRA_PASSWORD"
                 else:
@@ -326,7 +341,8 @@ class CassandraStore(Store):
             session = cluster.connect()
         except Exception as exc:  # the driver raises NoHostAvailable, but also plain errors
             cluster.shutdown()
-            self._unreachable = isinstance(exc, NoHostAvailable) and not _refused(exc)
+            # for want of a node, also a login its replicas could not check (a rolling restart)
+            self._unreachable = isinstance(exc, NoHostAvailable) and _transient(exc)
             self._fail("connecting", exc)
         session.default_fetch_size = _FETCH_SIZE
         return cluster, session
@@ -387,7 +403,7 @@ class CassandraStore(Store):
             # is an outage like any other; only an answer that refuses the request (invalid,
             # unauthorized) is a setup error. A collector started just as the cluster stopped
             # exited with code 2 here instead of spooling.
-            self._unreachable = not _refused(exc)
+            self._unreachable = _transient(exc)
             self._fail("preparing the schema", exc)
 
     def close(self) -> None:
