@@ -92,7 +92,9 @@ class Running:
         raw = data.encode() if isinstance(data, str) else data
         self.events.append(CaptureEvent(kind, ts_ns, conn, url, raw, status))
 
-    async def until(self, condition: Callable[[], bool], within: float = 5.0) -> None:
+    async def until(
+        self, condition: Callable[[], bool], within: float = 5.0, what: str = "condition"
+    ) -> None:
         """``until``, failing at once if the manager ended instead."""
 
         def reached() -> bool:
@@ -101,7 +103,7 @@ class Running:
             assert not self.task.done(), self.task
             return False
 
-        await until(reached, within)
+        await until(reached, within, what)
 
     async def stop(self) -> None:
         self.manager.stop()
@@ -186,7 +188,7 @@ async def test_unreachable_endpoint_is_retried_with_backoff_until_it_answers(
     started = time.monotonic()
     run = Running(venue, PicowsClient(), settings(backoff_initial_s=0.1, backoff_cap_s=0.2))
     await run.until(lambda: run.manager.stats["main"].connect_failures >= 3)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # time passing on purpose: more retries, at the backoff's pace
     failures = run.manager.stats["main"].connect_failures
     # Never an instant loop: delays are at least 0.01 s and average ~0.1 s here.
     assert failures <= 40 * (time.monotonic() - started)
@@ -221,7 +223,7 @@ async def test_pings_keep_a_silent_stream_alive(exchange: Exchange) -> None:
     run = Running(SeqVenue(exchange.url), PicowsClient(), settings(stale_after_s=0.3))
     await run.until(lambda: len(exchange.clients) == 1)
     server_side = next(iter(exchange.clients))
-    for _ in range(10):
+    for _ in range(10):  # 1 s of pings and no data: over three stale windows on purpose
         await server_side.ping()
         await asyncio.sleep(0.1)
     await run.stop()
@@ -285,8 +287,7 @@ async def test_pause_reading_stops_delivery_until_resumed(exchange: Exchange) ->
     run = Running(SeqVenue(exchange.url), PicowsClient(), settings(stale_after_s=0.3))
     await run.until(lambda: len(run.sink.trades) > 5)
     run.manager.pause_reading()
-    await asyncio.sleep(0.05)
-    paused_at = len(run.sink.trades)
+    paused_at = len(run.sink.trades)  # delivery is synchronous: nothing more once paused
     await asyncio.sleep(0.5)  # longer than the stale window: pausing must not look stale
     assert len(run.sink.trades) == paused_at
     run.manager.resume_reading()

@@ -76,7 +76,7 @@ async def test_private_stream_waits_then_opens_with_fresh_signed_messages(
     )  # fmt: skip
     with caplog.at_level(logging.DEBUG):
         task = asyncio.create_task(manager.run())
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # time passing on purpose: a while of not being ready
         assert exchange.connects == 0  # not ready: no network attempt at all
         assert manager.stats["main"].connect_failures == 0
         venue.ready = True
@@ -136,7 +136,12 @@ async def test_private_rollover_whose_new_socket_dies_delivers_its_messages_and_
     await run.until(lambda: len(run.sink.trades) > 5 and len(exchange.clients) == 1)
     (old,) = exchange.clients
     exchange.silent.add(old)  # the old subscription ended
-    await asyncio.sleep(0.05)
+    sent_to_old = exchange.seq  # the last event broadcast to it
+    await run.until(
+        lambda: max(trade_ids(run.sink)) >= sent_to_old,
+        within=60,
+        what=f"the old socket's last event {sent_to_old} delivered",
+    )
     last_old = max(trade_ids(run.sink))
     venue.reconnects.append("main")
     await until(lambda: len(exchange.clients) == 2)

@@ -235,9 +235,12 @@ def assert_continuous(ids: list[int]) -> None:
     assert ids == list(range(ids[0], ids[0] + len(ids))), "lost or doubled events"
 
 
-async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll ``condition`` on the running loop; fail the test after ``within`` seconds."""
+async def until(
+    condition: Callable[[], bool], within: float = 5.0, what: str = "condition"
+) -> None:
+    """Poll ``condition`` on the running loop; fail the test, naming ``what``, after ``within``
+    seconds."""
     deadline = time.monotonic() + within
     while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"not reached within {within:g} s: {what}"
         await asyncio.sleep(0.01)

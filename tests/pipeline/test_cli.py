@@ -82,12 +82,17 @@ def test_sigterm_flushes_everything_to_the_store(
         env=env(tmp_path),
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    # stop once the run holds data of every kind: frames in, and both books synced (their
+    # snapshot is in, so diffs and trades have been arriving for a while)
+    deadline = time.monotonic() + 60
+    line = ""
+    while not (" frames " in line and " frames 0 " not in line and " books 2/2 synced" in line):
+        assert time.monotonic() < deadline, (
+            f"no status line with frames and both books synced within 60 s; last: {line!r}\n"
+            + proc.stderr_text()[-3000:]
+        )
         line = proc.stdout.readline()
-        if "frames" in line and "frames 0 " not in line:
-            break
-    time.sleep(0.5)
+        assert line, f"the collector closed its stdout\n{proc.stderr_text()[-3000:]}"
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     err = proc.stderr_text()

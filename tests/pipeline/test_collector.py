@@ -89,7 +89,7 @@ async def test_slow_store_applies_backpressure_and_loses_nothing(
     async def watch() -> None:
         nonlocal peak_backlog, peak_sink
         while True:
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # sampling the peaks, not waiting for anything
             if collector.writers:
                 peak_backlog = max(peak_backlog, collector.writers[0].backlog)
             peak_sink = max(peak_sink, len(collector.sink))

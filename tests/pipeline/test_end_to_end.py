@@ -232,10 +232,17 @@ def test_kill_9_then_restart_continues_the_same_store(tmp_path: Path) -> None:
     store = tmp_path / "data"
     with SimulatorProcess(["--rate", "400", "--seed", "11"]) as sim:
         proc = spawn(collect_args(sim, "spot", store), cwd=tmp_path)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not anything_stored(store):
+        # killed once every symbol's trades are stored: each stream's restart gap is then
+        # judged against what the killed run stored
+        wanted = {normalized(native, "spot") for native in SYMBOLS}
+        deadline = time.monotonic() + 60
+        while not trade_symbols(store) >= wanted:
+            assert proc.poll() is None, f"the collector exited\n{proc.stderr_text()[-3000:]}"
+            assert time.monotonic() < deadline, (
+                f"not every symbol's trades stored within 60 s (stored: {trade_symbols(store)})\n"
+                + proc.stderr_text()[-3000:]
+            )
             time.sleep(0.2)
-        time.sleep(1.0)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         after_crash = hundi.read(store, exchange="binance", channel="trades")
@@ -301,6 +308,13 @@ def test_sigterm_then_restart_loses_nothing_received_and_explains_the_rest(
         symbol = normalized(native, "spot")
         ids = hundi.read(store, exchange="binance", symbol=symbol, channel="trades")["trade_id"]
         assert sorted(ids) == list(range(ids.min(), ids.max() + 1)), f"{symbol}: ids missing"
+
+
+def trade_symbols(store: Path) -> set[str]:
+    """The symbols with trades in the store so far."""
+    if not anything_stored(store):
+        return set()
+    return set(read_channel(store, "binance", "trades").get("symbol", []))
 
 
 def backfilled_after_restart(store: Path) -> bool:

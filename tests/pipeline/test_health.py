@@ -156,10 +156,19 @@ async def test_unwritable_health_file_is_logged_not_fatal(
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
-    task = asyncio.create_task(
-        run_health_loop(blocker / "health.json", 0.01, lambda: Health("collector", True))
-    )
-    await asyncio.sleep(0.1)
+    probes = 0
+
+    def probe() -> Health:
+        nonlocal probes
+        probes += 1
+        return Health("collector", True)
+
+    task = asyncio.create_task(run_health_loop(blocker / "health.json", 0.01, probe))
+    deadline = time.monotonic() + 30
+    while probes < 10:  # ten intervals, ten failed writes
+        assert not task.done(), task
+        assert time.monotonic() < deadline, f"the health loop probed {probes} times in 30 s"
+        await asyncio.sleep(0.01)
     assert not task.done()  # still running: the process goes on
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

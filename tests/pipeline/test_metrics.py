@@ -145,7 +145,9 @@ def test_collector_metrics_over_http_match_the_run_summary(tmp_path: Path) -> No
         shown = json.loads(body)
         assert status == 200 and shown["reason"] == "" and shown["frames"] > 0, body
 
-        # No more frames: wait until the counters hold still, then compare with the summary.
+        # No more frames: wait until every stream is down, nothing is queued for the store and
+        # the counters hold still over more than a flush interval (1 s), then compare them
+        # with the summary.
         sim.stop()
         deadline = time.monotonic() + 60
         previous: Samples = {}
@@ -153,14 +155,21 @@ def test_collector_metrics_over_http_match_the_run_summary(tmp_path: Path) -> No
             _, samples = scrape(f"{base}/metrics")
             keys = [
                 ("hundi_frames_received_total", ()),
-                ("hundi_records_stored_total", (("channel", "trades"),)),
-                ("hundi_records_stored_total", (("channel", "book"),)),
+                *(
+                    ("hundi_records_stored_total", (("channel", c),))
+                    for c in ("trades", "bbo", "book")
+                ),
             ]
-            if previous and all(samples.get(k) == previous.get(k) for k in keys):
+            if (
+                previous
+                and all(samples.get(k) == previous.get(k) for k in keys)
+                and total(samples, "hundi_stream_connected") == 0
+                and total(samples, "hundi_store_backlog_batches") == 0
+            ):
                 break
-            assert time.monotonic() < deadline, "counters never settled"
+            assert time.monotonic() < deadline, f"counters never settled: {samples}"
             previous = samples
-            time.sleep(1.5)
+            time.sleep(1.5)  # the stillness window of the condition above
     finally:
         sim.stop()
         collector.send_signal(signal.SIGTERM)

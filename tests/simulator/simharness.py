@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +30,24 @@ async def receive_until(
         frame = await receive_json(ws, within)
         if predicate(frame):
             return frame
+
+
+async def closed_stats(sim: BinanceSimulator, count: int = 1, within: float = 60.0) -> Any:
+    """``sim.stats()`` once ``count`` connections have ended on the simulator's side: their
+    records (close reason, ids sent) are final then. A client seeing the close does not mean
+    the server has finished with the connection; fails after ``within`` seconds (generous: the
+    machine is shared)."""
+    deadline = time.monotonic() + within
+    while True:
+        stats = sim.stats()
+        if sum(c["closed_ns"] is not None for c in stats["connections"]) >= count:
+            return stats
+        seen = [(c["id"], c["close_reason"], c["closed_ns"]) for c in stats["connections"]]
+        assert time.monotonic() < deadline, (
+            f"{count} connection(s) not ended by the simulator within {within:g} s "
+            f"(id, close reason, closed_ns): {seen}"
+        )
+        await asyncio.sleep(0.02)
 
 
 def signature(value: Any, path: str = "") -> set[tuple[str, str]]:

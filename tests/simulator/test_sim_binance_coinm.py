@@ -9,7 +9,7 @@ import json
 import urllib.request
 
 import aiohttp
-from simharness import MakeSim, receive_json
+from simharness import MakeSim, closed_stats, receive_json
 
 from hundi.simulator.binance.derivatives import is_perpetual
 
@@ -119,8 +119,8 @@ async def test_coinm_closes_a_connection_over_200_streams(
                 aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR
             ):  # fmt: skip
                 pass
-    await asyncio.sleep(0.1)
-    assert sim.stats()["connections"][0]["close_reason"] == "too many streams"
+    stats = await closed_stats(sim)
+    assert stats["connections"][0]["close_reason"] == "too many streams"
 
 
 def test_hundi_simulate_binance_coinm_defaults_to_coinm_symbols() -> None:

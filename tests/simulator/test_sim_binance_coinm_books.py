@@ -30,11 +30,13 @@ CHANNELS = (
 )  # fmt: skip
 
 
-async def until(condition: Callable[[], bool], within: float = 60.0) -> None:
+async def until(
+    condition: Callable[[], bool], within: float = 60.0, what: str = "condition"
+) -> None:
     """Wait for ``condition`` with a deadline generous for a loaded machine."""
     deadline = time.monotonic() + within
     while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"not within {within:g} s: {what}"
         await asyncio.sleep(0.02)
 
 
@@ -78,15 +80,24 @@ async def test_coinm_books_equal_the_venues_and_trades_stored_once(
     collector = Collector([venue], [store], settings=settings())
     task = asyncio.ensure_future(collector.run())
     try:
-        await until(lambda: all(venue.book(n).synced for n in SYMBOLS))
-        await asyncio.sleep(0.5)  # some diffs on the synced books
+        await until(lambda: all(venue.book(n).synced for n in SYMBOLS), what="both books synced")
+        synced_at = {n: venue.book(n).last_update_id for n in SYMBOLS}
+        # some diffs on the synced books: each one's update id moves past where it synced
+        await until(
+            lambda: all(
+                venue.book(n).synced and venue.book(n).last_update_id > synced_at[n]
+                for n in SYMBOLS
+            ),
+            what=f"diffs applied on both synced books (synced at update ids {synced_at})",
+        )
         sim.pause()
-        await until(lambda: books_equal(venue, sim))
+        await until(lambda: books_equal(venue, sim), what="the books equal the simulator's")
         await until(
             lambda: (
                 last_trade_ids(venue)
                 == {n: sim.stats()["symbols"][n]["last_agg_id"] for n in SYMBOLS}
-            )
+            ),
+            what="the simulator's last trades received",
         )
     finally:
         collector.stop("test done")

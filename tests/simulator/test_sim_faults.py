@@ -8,7 +8,7 @@ import socket
 from typing import Any
 
 import aiohttp
-from simharness import MakeSim, receive_json, receive_until
+from simharness import MakeSim, closed_stats, receive_json, receive_until
 
 
 def faults(stats: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -86,8 +86,7 @@ async def test_duplicate_resends_a_frame(make_sim: MakeSim, session: aiohttp.Cli
             if agg_id in seen:
                 break
             seen.add(agg_id)
-    await asyncio.sleep(0.05)
-    stats = sim.stats()
+    stats = await closed_stats(sim)  # the connection's ranges are final once it ended
     logged = [f for f in faults(stats, "duplicate") if f["stream"] == "btcusdt@aggTrade"]
     assert logged[0]["first_id"] == agg_id
     ranges = stats["connections"][0]["streams"]["btcusdt@aggTrade"]["ranges"]

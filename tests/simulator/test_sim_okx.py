@@ -181,8 +181,20 @@ def collect_until_books_match(
                     break
                 assert time.monotonic() < deadline, "stored books never matched the simulator's"
                 time.sleep(0.25)  # polling interval of the condition above
-            time.sleep(1.0)  # let the last slow pushes (derivatives) of the market be flushed
-            stats = sim_get(sim, "/sim/stats")
+            # the market is over: wait until the last of its pushes are stored (the slow ones,
+            # derivatives and liquidations, come apart from the book)
+            deadline = time.monotonic() + 60
+            while True:
+                stats = sim_get(sim, "/sim/stats")
+                missing = unstored_last_pushes(store, stats)
+                if not missing:
+                    break
+                assert proc.poll() is None, (tmp / "collect.err").read_text()[-3000:]
+                assert time.monotonic() < deadline, (
+                    f"the market's last pushes never stored: {missing}\n"
+                    + (tmp / "collect.err").read_text()[-3000:]
+                )
+                time.sleep(0.25)  # polling interval of the condition above
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, (tmp / "collect.err").read_text()[-3000:]
         finally:
@@ -196,6 +208,52 @@ def collect_until_books_match(
     assert frames["received"] == frames["processed"] + frames["filtered"] + frames["rejected"]
     assert frames["rejected"] == 0, frames["rejected_reasons"]
     return summary, stats
+
+
+def stored_or_empty(store: Path, channel: str) -> pd.DataFrame:
+    try:
+        return hundi.read(store, exchange="okx", channel=channel)
+    except (NotStored, StoreError, FileNotFoundError):
+        return pd.DataFrame()
+
+
+def unstored_last_pushes(store: Path, stats: dict[str, Any]) -> list[str]:
+    """The simulator's last pushes not stored yet: per instrument its last trade and its last
+    mark price, open interest and funding rate, and its last liquidation. Once the market has
+    ended (``--steps``) none of these are sent any more, and a connection delivers in order:
+    with its last push stored, the collector has received every earlier one."""
+    missing = []
+    trades = stored_or_empty(store, "trades")
+    for inst in INSTS:
+        sent = sent_trade_ids(stats, inst)
+        mine = trades[trades["native_symbol"] == inst] if not trades.empty else trades
+        if sent and (mine.empty or max(sent) not in set(mine["trade_id"])):
+            missing.append(f"{inst} trade {max(sent)}")
+    derivatives = stored_or_empty(store, "derivative_ticker")
+    last = {(r["inst"], r["channel"]): r for r in stats["derivatives"]}
+    for (inst, channel), row in last.items():
+        if channel not in ("mark-price", "open-interest", "funding-rate"):
+            continue
+        ts = pd.Timestamp(int(row["ts"]), unit="ms", tz="UTC")
+        if (
+            derivatives.empty
+            or not (
+                (derivatives.index == ts)
+                & (derivatives["native_symbol"] == inst)
+                & (derivatives["source"] == channel)
+            ).any()
+        ):
+            missing.append(f"{inst} {channel} of {ts}")
+    if stats["liquidations"]:
+        row = stats["liquidations"][-1]
+        sent_liq = (row["inst"], float(row["bkPx"]), float(row["sz"]))
+        liquidations = stored_or_empty(store, "liquidations")
+        if liquidations.empty or sent_liq not in set(
+            zip(liquidations["native_symbol"], liquidations["price"], liquidations["size"],
+                strict=True)
+        ):  # fmt: skip
+            missing.append(f"liquidation {sent_liq}")
+    return missing
 
 
 def sent_trade_ids(stats: dict[str, Any], inst: str) -> list[int]:
