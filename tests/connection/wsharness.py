@@ -236,7 +236,7 @@ def assert_continuous(ids: list[int]) -> None:
 
 
 async def until(
-    condition: Callable[[], bool], within: float = 5.0, what: str = "condition"
+    condition: Callable[[], bool], within: float = 60.0, what: str = "condition"
 ) -> None:
     """Poll ``condition`` on the running loop; fail the test, naming ``what``, after ``within``
     seconds."""
