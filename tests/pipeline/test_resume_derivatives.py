@@ -5,6 +5,7 @@ listing changes only) get none."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,41 @@ def test_a_steady_stream_s_unknown_start_gives_the_liquidations_theirs(
     found = gaps.take(wait_s=30) + gaps.finish(wait_s=30)
     assert sorted(e.channel for e in found) == sorted(["trades", *expected]), found
     assert all("where the stream ended before this run is unknown" in e.detail for e in found)
+
+
+class _StuckOnLiquidations(EmbeddedStore):
+    """Answers where the ticker ended, then hangs on the liquidations (a long walk back)."""
+
+    asked = threading.Event()
+    release = threading.Event()
+
+    def last_position(
+        self, exchange: str, symbol: str, channel: Channel, before_ns: int
+    ) -> StreamPosition | None:
+        if channel is Channel.LIQUIDATIONS:
+            self.asked.set()
+            self.release.wait(60)
+        return super().last_position(exchange, symbol, channel, before_ns)
+
+
+def test_a_look_up_given_up_while_telling_the_liquidations_still_gives_their_gap(
+    tmp_path: Path,
+) -> None:
+    """The look-up had taken on the symbol's liquidations when the stop gave it up: its
+    answer is discarded, so the stop gives their gap (none was given: found by review)."""
+    written = EmbeddedStore(str(tmp_path), fsync=False)
+    written.write(
+        {
+            Channel.DERIVATIVE_TICKER: [ticker(T0, "markPrice")],
+            Channel.LIQUIDATIONS: [liquidation(T0, 1, 100.0, 1.0)],
+        }
+    )
+    written.close()
+    gaps = RestartGaps([_StuckOnLiquidations(str(tmp_path), fsync=False)], started_ns=LATER)
+    try:
+        gaps.note({Channel.DERIVATIVE_TICKER: [ticker(LATER, "markPrice")]})
+        assert _StuckOnLiquidations.asked.wait(60), "the liquidations were never asked about"
+        found = gaps.finish(wait_s=0.1)
+    finally:
+        _StuckOnLiquidations.release.set()
+    assert sorted(e.channel for e in found) == ["derivative_ticker", "liquidations"], found

@@ -155,9 +155,9 @@ class RestartGaps:
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self._seen: dict[Channel, set[tuple[str, str]]] = {c: set() for c in WATCHED}
         self._pending: list[Future[list[Event] | _Unanswered]] = []
-        # symbols whose sparse channels were told (once per run); a look-up given up on tells
-        # them too, from the thread that gives it up
-        self._sparse_checked: set[tuple[str, str]] = set()
+        # per symbol, the look-up that tells its sparse channels (once per run); one given up
+        # on (its answer discarded) tells them from the thread giving it up
+        self._sparse_owner: dict[tuple[str, str], _Retry] = {}
         self._sparse_lock = threading.Lock()
         self._lookups = _Worker("resume")
         self._asked: dict[Future[list[Event] | _Unanswered], _Retry] = {}
@@ -187,7 +187,7 @@ class RestartGaps:
                 self._ask(_Retry(channel, first, _RETRY_FIRST_S, 0.0))
 
     def _ask(self, asking: _Retry) -> None:
-        lookup = self._lookups.submit(self._gaps, asking.channel, asking.first, asking.sparse_from)
+        lookup = self._lookups.submit(self._gaps, asking)
         self._asked[lookup] = asking
         self._pending.append(lookup)
 
@@ -274,18 +274,17 @@ class RestartGaps:
             "where %s %s %s ended before this run is unknown (%s): its gap starts unknown",
             first.exchange, first.symbol, asking.channel.value, why,
         )  # fmt: skip
-        sparse = SPARSE if self._first_sparse_check(first) else ()
+        sparse = SPARSE if self._tells_sparse(asking) else ()
         return [unknown_start_gap(channel, first, why) for channel in (asking.channel, *sparse)]
 
-    def _first_sparse_check(self, first: Record) -> bool:
-        """Whether the sparse channels of ``first``'s symbol are still to be told (and now
-        taken: the look-up thread and the one giving a look-up up both tell them)."""
-        stream = _STREAM(first)
+    def _tells_sparse(self, asking: _Retry) -> bool:
+        """Whether ``asking`` is to tell its symbol's sparse channels: the first look-up to
+        get there (on the look-up thread, or giving one up at the stop) takes it on; a look-up
+        given up after taking it on still tells them (its answer is discarded)."""
+        stream = _STREAM(asking.first)
         with self._sparse_lock:
-            if stream in self._sparse_checked:
-                return False
-            self._sparse_checked.add(stream)
-            return True
+            owner = self._sparse_owner.setdefault(stream, asking)
+        return owner is asking
 
     def finish(self, wait_s: float) -> list[Event]:
         """At the collector's stop: the gap events of every look-up, waiting up to ``wait_s``
@@ -297,6 +296,7 @@ class RestartGaps:
             self._ask(asking)
         self._retrying = []
         events = self.take(wait_s)
+        self._lookups.shutdown()  # the look-ups not begun are not begun now
         for lookup in self._pending:  # not answered within wait_s: not waited for
             given = self._given_up(self._asked.pop(lookup), "no answer before the stop")
             events += given
@@ -308,9 +308,7 @@ class RestartGaps:
     def close(self) -> None:
         self._lookups.shutdown()
 
-    def _gaps(
-        self, channel: Channel, first: Record, sparse_from: StreamPosition | None = None
-    ) -> list[Event] | _Unanswered:
+    def _gaps(self, asking: _Retry) -> list[Event] | _Unanswered:
         """The stream's restart gap and, with it, those of its sparse channels (look-up thread;
         ``sparse_from``: only the sparse channels' gaps, the steady stream's end known).
 
@@ -319,6 +317,7 @@ class RestartGaps:
         :meth:`take`): giving up stored no gap at all, so the hole went silent. Other failures
         (a damaged chunk, a refused login) will not pass by asking again: with no store
         unreachable, a gap of unknown start at once."""
+        channel, first, sparse_from = asking.channel, asking.first, asking.sparse_from
         if sparse_from is not None:
             sparse = self._sparse_gaps(channel, first, sparse_from)
             if isinstance(sparse, _Unanswered):
@@ -334,11 +333,11 @@ class RestartGaps:
                 "unknown", first.exchange, first.symbol, channel.value, failure,
             )  # fmt: skip
             gaps = [unknown_start_gap(channel, first, failure)]
-            return gaps + self._sparse_unknown(first, failure)
+            return gaps + self._sparse_unknown(asking, failure)
         gap = gap_event(channel, first, last)
         if gap is None or last is None:
             return []
-        if not self._first_sparse_check(first):
+        if not self._tells_sparse(asking):
             return [gap]
         sparse = self._sparse_gaps(channel, first, last)  # this look-up (or its retry) tells
         if isinstance(sparse, _Unanswered):
@@ -360,12 +359,13 @@ class RestartGaps:
                 broken.append(sparse)  # else not collected for this symbol: no stream to break
         return _sparse_events(channel, first, last, broken, before)
 
-    def _sparse_unknown(self, first: Record, why: str) -> list[Event]:
+    def _sparse_unknown(self, asking: _Retry, why: str) -> list[Event]:
         """With the steady stream's end unreadable (``why``), the sparse channels stored for
         the symbol before (or where a store cannot tell) get a gap of unknown start too: no
         steady stream's span bounds their hole, which went silent."""
-        if not self._first_sparse_check(first):
+        if not self._tells_sparse(asking):
             return []
+        first = asking.first
         before = min(first.ts, self.started_ns)
         gaps = []
         for sparse in SPARSE:

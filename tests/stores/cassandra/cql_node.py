@@ -53,8 +53,10 @@ def _serve_connection(conn: socket.socket, answer: Answer, version: int) -> None
             while (head := _read_exactly(conn, 9)) is not None:
                 _, _, stream, opcode, length = struct.unpack(">BBhBi", head)
                 body = _read_exactly(conn, length) if length else b""
-                reply = answer(opcode, body or b"")
-                if body is None or reply is None:
+                if body is None:
+                    return
+                reply = answer(opcode, body)
+                if reply is None:
                     return
                 out_opcode, out = reply
                 conn.sendall(struct.pack(">BBhBi", 0x80 | version, 0, stream, out_opcode,

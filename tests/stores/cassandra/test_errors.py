@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 
 import pytest
 from cassandra import (
@@ -140,19 +141,26 @@ def test_only_what_asking_again_may_pass_is_store_unavailable(
     assert _transient(error) is transient
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "Invalid or unsupported protocol version (5); supported versions are (3/v3, 4/v4)",
+        "Beta version of the protocol used (5/v5-beta), but USE_BETA flag is unset",  # 3.x
+    ],
+)
 def test_a_node_refusing_the_protocol_version_stops_a_collector_at_start(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, refusal: str
 ) -> None:
-    """The driver re-raises a set version's refusal as a plain DriverException: it counted as
-    an outage, so a collector started against an old node spooled for good instead of saying
-    why, and its restart look-ups were asked again all run."""
+    """The driver re-raises a set version's refusal as a plain DriverException or, in a 3.x
+    node's words, a ProtocolException: both counted as an outage, so a collector started
+    against an old node spooled for good instead of saying why, and its restart look-ups were
+    asked again all run."""
     monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "5")
-    refusal = "Invalid or unsupported protocol version (5); supported versions are (3/v3, 4/v4)"
     answer = lambda _opcode, _body: error(PROTOCOL_ERROR, refusal)  # noqa: E731
     with cql_node(answer) as port, pytest.raises(StoreError) as raised:
         open_store(f"cassandra://127.0.0.1:{port}/hundi_test")  # a collector's store
     assert not isinstance(raised.value, StoreUnavailable)
-    assert "protocol_version 5" in str(raised.value)
+    assert "protocol" in str(raised.value)
 
 
 def test_a_login_its_replicas_cannot_check_is_an_outage_from_the_start(
@@ -179,3 +187,43 @@ def test_a_login_its_replicas_cannot_check_is_an_outage_from_the_start(
     assert "Cannot achieve consistency level QUORUM" in str(raised.value)
     assert "check CASSANDRA_USER" not in str(raised.value)
     assert_secret_nowhere(raised.value, caplog)
+
+
+def test_a_thread_waiting_to_open_gets_the_failure_it_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer waits while a restart look-up tries to open the store against a node that
+    never answers; that try failing is the writer's answer too (it connected again after it:
+    twice the connect timeout per write)."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts (the kernel's backlog), never answers
+        store = open_store(f"cassandra://127.0.0.1:{silent.getsockname()[1]}/hundi_test")
+        connecting = threading.Event()
+        connects: list[str] = []
+        connect = store._connect  # type: ignore[attr-defined]
+
+        def counted() -> object:
+            connects.append(threading.current_thread().name)
+            connecting.set()
+            return connect()
+
+        monkeypatch.setattr(store, "_connect", counted)
+        failures: list[BaseException] = []
+
+        def look_up() -> None:
+            try:
+                store.last_position("x", "BTC-USDT", Channel.TRADES, 10**18)
+            except StoreError as exc:
+                failures.append(exc)
+
+        looking = threading.Thread(target=look_up, name="look-up")
+        looking.start()
+        assert connecting.wait(60), "the look-up never tried to open the store"
+        with pytest.raises(StoreUnavailable, match="no host available"):
+            store.write({Channel.TRADES: [trade()]})
+        looking.join(60)
+        store.close()
+    assert connects == ["look-up"]
+    assert [type(e) for e in failures] == [StoreUnavailable]

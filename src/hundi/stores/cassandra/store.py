@@ -67,6 +67,7 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
+from cassandra.protocol import ProtocolException
 from cassandra.query import (
     BatchStatement,
     BatchType,
@@ -179,8 +180,10 @@ def _transient(exc: BaseException) -> bool:
         return False  # ProtocolVersionUnsupported as the driver re-raises it (plain)
     if "Cannot achieve consistency level" in text or "Operation timed out" in text:
         return True
+    # ProtocolException: what a node refusing the version in other words raises (3.x: "Beta
+    # version of the protocol used (5/v5-beta), but USE_BETA flag is unset")
     deterministic = (CoordinationFailure, FunctionFailure, UnsupportedOperation,
-                     ProtocolVersionUnsupported)  # fmt: skip
+                     ProtocolVersionUnsupported, ProtocolException)  # fmt: skip
     return not isinstance(exc, deterministic) and not _refused(exc)
 
 
@@ -242,6 +245,10 @@ class CassandraStore(Store):
         # cluster's outage left unopened: one connects, the other then finds it open (two at
         # once leaked a cluster, or shut down the one kept).
         self._opening = threading.Lock()
+        self._open_failures = 0  # attempts to open that failed
+        self._open_failure: StoreError | None = None  # the last one's error
+        self._closing = threading.Lock()  # closed vs opened: one of the two sees the other
+        self._closed = False
         self.schema_changes: list[Change] = []  # the DDL the last open made (hundi store init)
         try:
             self._open()
@@ -255,17 +262,40 @@ class CassandraStore(Store):
                 log.warning("%s; writes wait until it answers (a collector spools them)", exc)
 
     def _open(self) -> None:
-        """Connect and create/migrate the schema (again on each write until it succeeds)."""
+        """Connect and create/migrate the schema (again on each write until it succeeds).
+
+        A thread that waited while another one tried gets that try's error instead of a
+        second connect (against a silent node each costs the connect timeout); a store
+        closed meanwhile is not left connected."""
+        failures = self._open_failures
         with self._opening:
             if self._opened:
                 return
-            self._cluster, self._session = self._connect()
+            failed = self._open_failure
+            if self._open_failures != failures and failed is not None:
+                raise type(failed)(str(failed)) from None  # failed while this one waited
+            try:
+                cluster, self._session = self._connect()
+            except StoreError as exc:
+                self._failed_to_open(exc)
+                raise
+            self._cluster = cluster
             try:
                 self._prepare_schema()
-            except BaseException:
-                self._cluster.shutdown()
+            except BaseException as exc:
+                cluster.shutdown()
+                self._failed_to_open(exc)
                 raise
-            self._opened = True
+            with self._closing:
+                if not self._closed:
+                    self._opened = True
+            if not self._opened:
+                cluster.shutdown()
+                raise StoreError(f"Cassandra {self.settings.where}: the store was closed")
+
+    def _failed_to_open(self, exc: BaseException) -> None:
+        self._open_failure = exc if isinstance(exc, StoreError) else None
+        self._open_failures += 1
 
     # -- connection ------------------------------------------------------------------------
 
@@ -411,7 +441,10 @@ class CassandraStore(Store):
         if self._decoding is not None:
             self._decoding.shutdown(cancel_futures=True)
             self._decoding = None
-        if self._opened:
+        with self._closing:
+            self._closed = True
+            opened = self._opened
+        if opened:
             self._cluster.shutdown()
 
     # -- writing ---------------------------------------------------------------------------
