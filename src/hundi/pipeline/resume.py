@@ -163,6 +163,7 @@ class RestartGaps:
         self._asked: dict[Future[list[Event] | _Unanswered], _Retry] = {}
         self._retrying: list[_Retry] = []  # unanswered look-ups waiting for their next try
         self._last_tries = False  # set by finish(): an unanswered look-up is not retried
+        self._closed = False
         self._warned: set[tuple[Channel, str, str, bool]] = set()
         self.found = 0  # gap events made (for the summary)
 
@@ -306,6 +307,7 @@ class RestartGaps:
         return events
 
     def close(self) -> None:
+        self._closed = True
         self._lookups.shutdown()
 
     def _gaps(self, asking: _Retry) -> list[Event] | _Unanswered:
@@ -328,10 +330,11 @@ class RestartGaps:
         if last is None and failure is not None:
             if outage:
                 return _Unanswered(failure)
-            log.warning(
-                "where %s %s %s ended before this run cannot be read (%s): its gap starts "
-                "unknown", first.exchange, first.symbol, channel.value, failure,
-            )  # fmt: skip
+            if not self._closed:  # else given up at the stop: this answer is discarded
+                log.warning(
+                    "where %s %s %s ended before this run cannot be read (%s): its gap "
+                    "starts unknown", first.exchange, first.symbol, channel.value, failure,
+                )  # fmt: skip
             gaps = [unknown_start_gap(channel, first, failure)]
             return gaps + self._sparse_unknown(asking, failure)
         gap = gap_event(channel, first, last)

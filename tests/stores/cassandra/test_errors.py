@@ -227,3 +227,16 @@ def test_a_thread_waiting_to_open_gets_the_failure_it_waited_for(
         store.close()
     assert connects == ["look-up"]
     assert [type(e) for e in failures] == [StoreUnavailable]
+
+
+def test_a_closed_store_is_not_opened_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look-up the stop gave up on may still ask the store after the writer closed it: it
+    connected and prepared the schema again, once per question."""
+    monkeypatch.setenv("CASSANDRA_CONNECT_TIMEOUT", "2")
+    store = open_store(f"cassandra://127.0.0.1:{closed_port()}/hundi_test")  # unopened
+    store.close()
+    connects: list[str] = []
+    monkeypatch.setattr(store, "_connect", lambda: connects.append("connect"))
+    with pytest.raises(StoreError, match="the store was closed") as raised:
+        store.last_position("x", "BTC-USDT", Channel.TRADES, 10**18)
+    assert not isinstance(raised.value, StoreUnavailable) and connects == []

@@ -271,6 +271,8 @@ class CassandraStore(Store):
         with self._opening:
             if self._opened:
                 return
+            if self._closed:  # a look-up the stop gave up on, still running
+                raise StoreError(f"Cassandra {self.settings.where}: the store was closed")
             failed = self._open_failure
             if self._open_failures != failures and failed is not None:
                 raise type(failed)(str(failed)) from None  # failed while this one waited
