@@ -184,8 +184,10 @@ def test_a_steady_stream_s_unknown_start_gives_the_liquidations_theirs(
 class _StuckOnLiquidations(EmbeddedStore):
     """Answers where the ticker ended, then hangs on the liquidations (a long walk back)."""
 
-    asked = threading.Event()
-    release = threading.Event()
+    def __init__(self, root: str) -> None:
+        super().__init__(root, fsync=False)
+        self.asked = threading.Event()
+        self.release = threading.Event()
 
     def last_position(
         self, exchange: str, symbol: str, channel: Channel, before_ns: int
@@ -209,11 +211,12 @@ def test_a_look_up_given_up_while_telling_the_liquidations_still_gives_their_gap
         }
     )
     written.close()
-    gaps = RestartGaps([_StuckOnLiquidations(str(tmp_path), fsync=False)], started_ns=LATER)
+    stuck = _StuckOnLiquidations(str(tmp_path))
+    gaps = RestartGaps([stuck], started_ns=LATER)
     try:
         gaps.note({Channel.DERIVATIVE_TICKER: [ticker(LATER, "markPrice")]})
-        assert _StuckOnLiquidations.asked.wait(60), "the liquidations were never asked about"
+        assert stuck.asked.wait(60), "the liquidations were never asked about"
         found = gaps.finish(wait_s=0.1)
     finally:
-        _StuckOnLiquidations.release.set()
+        stuck.release.set()
     assert sorted(e.channel for e in found) == ["derivative_ticker", "liquidations"], found

@@ -92,8 +92,8 @@ WATCHED = (
 # symbol (WATCHED) bounds it for them.
 SPARSE = (Channel.LIQUIDATIONS,)
 _STREAM: Callable[[Record], tuple[str, str]] = attrgetter("exchange", "symbol")
-_T = TypeVar("_T")
 _SYMBOL: Callable[[Record], str] = attrgetter("symbol")
+_T = TypeVar("_T")
 
 
 _Call = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -269,14 +269,18 @@ class RestartGaps:
         first = asking.first
         sparse_from = sparse_from if sparse_from is not None else asking.sparse_from
         if sparse_from is not None:
-            before = min(first.ts, self.started_ns)
-            return _sparse_events(asking.channel, first, sparse_from, SPARSE, before)
+            return _sparse_events(asking.channel, first, sparse_from, SPARSE, self._before(first))
         log.warning(
             "where %s %s %s ended before this run is unknown (%s): its gap starts unknown",
             first.exchange, first.symbol, asking.channel.value, why,
         )  # fmt: skip
         sparse = SPARSE if self._tells_sparse(asking) else ()
         return [unknown_start_gap(channel, first, why) for channel in (asking.channel, *sparse)]
+
+    def _before(self, first: Record) -> int:
+        """What a look-up considers: rows older than the stream's first new record and than
+        this run's start (see the class docstring)."""
+        return min(first.ts, self.started_ns)
 
     def _tells_sparse(self, asking: _Retry) -> bool:
         """Whether ``asking`` is to tell its symbol's sparse channels: the first look-up to
@@ -325,7 +329,7 @@ class RestartGaps:
             if isinstance(sparse, _Unanswered):
                 return _Unanswered(sparse.failure, [], sparse_from)
             return sparse
-        before = min(first.ts, self.started_ns)
+        before = self._before(first)
         last, failure, outage = self._position(channel, first, before)
         if last is None and failure is not None:
             if outage:
@@ -352,7 +356,7 @@ class RestartGaps:
     ) -> list[Event] | _Unanswered:
         """The gaps of the sparse channels stored for the symbol before (where a store that
         might hold them cannot be read, not being sure, the gap is given all the same)."""
-        before = min(first.ts, self.started_ns)
+        before = self._before(first)
         broken = []
         for sparse in SPARSE:
             stored, failure, outage = self._position(sparse, first, before)
@@ -369,7 +373,7 @@ class RestartGaps:
         if not self._tells_sparse(asking):
             return []
         first = asking.first
-        before = min(first.ts, self.started_ns)
+        before = self._before(first)
         gaps = []
         for sparse in SPARSE:
             stored, failure, _ = self._position(sparse, first, before)

@@ -272,7 +272,7 @@ class CassandraStore(Store):
             if self._opened:
                 return
             if self._closed:  # a look-up the stop gave up on, still running
-                raise StoreError(f"Cassandra {self.settings.where}: the store was closed")
+                raise self._closed_error()
             failed = self._open_failure
             if self._open_failures != failures and failed is not None:
                 raise type(failed)(str(failed)) from None  # failed while this one waited
@@ -293,7 +293,10 @@ class CassandraStore(Store):
                     self._opened = True
             if not self._opened:
                 cluster.shutdown()
-                raise StoreError(f"Cassandra {self.settings.where}: the store was closed")
+                raise self._closed_error()
+
+    def _closed_error(self) -> StoreError:
+        return StoreError(f"Cassandra {self.settings.where}: the store was closed")
 
     def _failed_to_open(self, exc: BaseException) -> None:
         self._open_failure = exc if isinstance(exc, StoreError) else None
